@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* vssd's configuration: a JSON object. Unknown keys and out-of-range values are errors, so a typo
+ * never silently leaves a default in place. Example:
+ *   { "backup_group": "vss-backup",
+ *     "timeouts": { "identify_ms": 10000, "freeze_window_ms": 60000, ... } } */
+
+#include <json-c/json.h>
+
+#include "daemon/vssd.h"
+
+static const struct {
+        const char *key;
+        size_t offset;
+} timeout_keys[] = {
+#define T(k) { #k, offsetof(Timeouts, k) }
+        T(identify_ms), T(prepare_backup_ms), T(prepare_snapshot_ms), T(freeze_window_ms), T(post_snapshot_ms),
+        T(backup_complete_ms), T(backup_shutdown_ms), T(restore_ms), T(status_ms), T(max_freeze_window_ms),
+#undef T
+};
+
+static int fail(char **ret_error, const char *fmt, const char *arg) {
+        if (asprintf(ret_error, fmt, arg) < 0)
+                *ret_error = NULL;
+        return -EINVAL;
+}
+
+static int parse_timeouts(Timeouts *t, json_object *o, char **ret_error) {
+        if (!json_object_is_type(o, json_type_object))
+                return fail(ret_error, "%s: must be an object", "timeouts");
+        json_object_object_foreach(o, key, val) {
+                size_t i;
+                for (i = 0; i < ELEMENTSOF(timeout_keys); i++)
+                        if (streq(timeout_keys[i].key, key))
+                                break;
+                if (i == ELEMENTSOF(timeout_keys))
+                        return fail(ret_error, "unknown key timeouts.%s", key);
+                int64_t v = json_object_get_int64(val);
+                if (!json_object_is_type(val, json_type_int) || v < 1 || v > 24 * 3600 * 1000)
+                        return fail(ret_error, "timeouts.%s: must be an integer from 1 to 86400000 (ms)", key);
+                *(uint32_t *) ((char *) t + timeout_keys[i].offset) = (uint32_t) v;
+        }
+        return 0;
+}
+
+int config_load(Config *c, const char *path, char **ret_error) {
+        *c = (Config) { .timeouts = timeouts_default };
+        *ret_error = NULL;
+        if (path) {
+                json_object *o = json_object_from_file(path);
+                if (!o)
+                        return fail(ret_error, "cannot read or parse %s", path);
+                int r = 0;
+                if (!json_object_is_type(o, json_type_object))
+                        r = fail(ret_error, "%s: must be a JSON object", path);
+                else {
+                        json_object_object_foreach(o, key, val) {
+                                if (streq(key, "timeouts"))
+                                        r = parse_timeouts(&c->timeouts, val, ret_error);
+                                else if (streq(key, "backup_group")) {
+                                        const char *g = json_object_get_string(val);
+                                        if (!json_object_is_type(val, json_type_string) || !string_ok(g, VSS_MAX_NAME) || !*g)
+                                                r = fail(ret_error, "%s: must be a group name", key);
+                                        else if (!(c->backup_group = strdup(g)))
+                                                r = -ENOMEM;
+                                } else
+                                        r = fail(ret_error, "unknown key %s", key);
+                                if (r < 0)
+                                        break;
+                        }
+                }
+                json_object_put(o);
+                if (r < 0) {
+                        config_done(c);
+                        return r;
+                }
+        }
+        if (c->timeouts.freeze_window_ms > c->timeouts.max_freeze_window_ms)
+                c->timeouts.freeze_window_ms = c->timeouts.max_freeze_window_ms;
+        if (!c->backup_group && !(c->backup_group = strdup("vss-backup")))
+                return -ENOMEM;
+        return 0;
+}
+
+void config_done(Config *c) {
+        free(c->backup_group);
+        c->backup_group = NULL;
+}

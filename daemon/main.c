@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* vssd: the OpenVSS coordinator. Boring on purpose: parse arguments, build the manager, listen,
+ * run the loop. */
+
+#include <getopt.h>
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "daemon/vssd.h"
+
+static void help(void) {
+        printf("Usage: vssd [--socket PATH] [--state-dir DIR] [--config FILE]\n"
+               "\n"
+               "The OpenVSS coordinator. Drives writers (applications) through the shadow copy\n"
+               "sequence for requesters (backup programs), keeps every writer's status per session,\n"
+               "and records shadow copies. Runs in the foreground and logs to standard error; tells\n"
+               "systemd when it is ready (sd_notify).\n"
+               "\n"
+               "Options:\n"
+               "  -s, --socket PATH     listen on PATH (default $VSS_SOCKET, else %s)\n"
+               "  -d, --state-dir DIR   keep the shadow registry and file shadows in DIR\n"
+               "                        (default /var/lib/openvss)\n"
+               "  -c, --config FILE     read configuration (JSON) from FILE:\n"
+               "                          {\"backup_group\": \"vss-backup\",\n"
+               "                           \"timeouts\": {\"identify_ms\": 10000, \"prepare_backup_ms\": 60000,\n"
+               "                             \"prepare_snapshot_ms\": 120000, \"freeze_window_ms\": 60000,\n"
+               "                             \"post_snapshot_ms\": 60000, \"backup_complete_ms\": 60000,\n"
+               "                             \"backup_shutdown_ms\": 30000, \"restore_ms\": 600000,\n"
+               "                             \"status_ms\": 5000, \"max_freeze_window_ms\": 600000}}\n"
+               "  -h, --help            show this help\n"
+               "      --version         show the version\n"
+               "\n"
+               "Requesters must be root or members of the backup group; writers may be any user.\n"
+               "On SIGTERM or SIGINT vssd aborts sessions in flight (writers get Abort) and exits.\n"
+               "\n"
+               "Exit status: 0 after a clean stop, 1 on a startup failure, 2 on a usage error.\n",
+               VSS_DEFAULT_SOCKET);
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+int main(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "socket", required_argument, NULL, 's' },  { "state-dir", required_argument, NULL, 'd' },
+                { "config", required_argument, NULL, 'c' },  { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },       {},
+        };
+        const char *socket_path = getenv("VSS_SOCKET"), *state_dir = "/var/lib/openvss", *config_path = NULL;
+        Manager *m = NULL;
+        Config config;
+        char *error = NULL;
+        int c, r;
+
+        if (isempty(socket_path))
+                socket_path = VSS_DEFAULT_SOCKET;
+        while ((c = getopt_long(argc, argv, "s:d:c:h", options, NULL)) >= 0) {
+                switch (c) {
+                case 's': socket_path = optarg; break;
+                case 'd': state_dir = optarg; break;
+                case 'c': config_path = optarg; break;
+                case 'h': help(); return 0;
+                case 'V': puts("vssd " OPENVSS_VERSION); return 0;
+                default:
+                        fprintf(stderr, "Try 'vssd --help'.\n");
+                        return 2;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "vssd: unexpected argument '%s'\nTry 'vssd --help'.\n", argv[optind]);
+                return 2;
+        }
+        r = config_load(&config, config_path, &error);
+        if (r < 0) {
+                fprintf(stderr, "vssd: bad configuration: %s\n", error ? error : strerror(-r));
+                free(error);
+                return 2;
+        }
+
+        /* Many writers mean many connections. */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                (void) setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        /* A writer that vanishes mid-write must not kill us. */
+        signal(SIGPIPE, SIG_IGN);
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+
+        r = manager_new(socket_path, state_dir, &config, &m);
+        if (r < 0) {
+                fprintf(stderr, "vssd: %s\n", strerror(-r));
+                config_done(&config);
+                return 1;
+        }
+        r = manager_start(m);
+        if (r < 0) {
+                fprintf(stderr, "vssd: cannot start on %s (state %s): %s\n", socket_path, state_dir, strerror(-r));
+                manager_free(m);
+                return 1;
+        }
+        (void) sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, NULL);
+        (void) sd_event_add_signal(m->event, NULL, SIGINT, on_signal, NULL);
+        log_info("listening on %s, state in %s", socket_path, state_dir);
+        (void) sd_notify(0, "READY=1\nSTATUS=Listening");
+        r = sd_event_loop(m->event);
+        (void) sd_notify(0, "STOPPING=1");
+        manager_free(m);
+        return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,717 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <systemd/sd-id128.h>
+#include <unistd.h>
+
+#include "lib/common.h"
+#include "registry.h"
+
+#define REGISTRY_FILE "registry.db"
+#define REGISTRY_BUSY_TIMEOUT_MS 5000
+
+_Static_assert(sizeof(vss_id) == sizeof(sd_id128_t), "vss_id and sd_id128_t must share a layout");
+
+struct Registry {
+        sqlite3 *db;
+};
+
+/* Schema migrations: migrations[i] takes user_version i to i + 1. Never edit a released step,
+ * append a new one. */
+static const char *const migrations[] = {
+        "CREATE TABLE snapshot_sets ("
+        "        set_id TEXT PRIMARY KEY NOT NULL,"
+        "        context INTEGER NOT NULL,"
+        "        created_usec INTEGER NOT NULL,"
+        "        state TEXT NOT NULL CHECK (state IN ('creating', 'committed'))"
+        ");"
+        "CREATE TABLE shadows ("
+        "        shadow_id TEXT PRIMARY KEY NOT NULL,"
+        "        set_id TEXT NOT NULL REFERENCES snapshot_sets(set_id) ON DELETE CASCADE,"
+        "        original_path TEXT NOT NULL,"
+        "        shadow_path TEXT NOT NULL,"
+        "        provider TEXT NOT NULL,"
+        "        created_usec INTEGER NOT NULL,"
+        "        attributes INTEGER NOT NULL"
+        ");"
+        "CREATE INDEX shadows_by_set ON shadows(set_id);",
+};
+#define REGISTRY_SCHEMA_VERSION ((int) ELEMENTSOF(migrations))
+
+#define SHADOW_COLUMNS \
+        "sh.shadow_id, sh.set_id, sh.original_path, sh.shadow_path, sh.provider, sh.created_usec, sh.attributes"
+
+static inline void stmt_finalizep(sqlite3_stmt **s) {
+        if (*s)
+                sqlite3_finalize(*s);
+}
+#define _cleanup_stmt_ _cleanup_(stmt_finalizep)
+
+static int sql_errno(int rc) {
+        switch (rc & 0xff) { /* the primary code of an extended one */
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        case SQLITE_FULL:
+                return -ENOSPC;
+        default:
+                return -EIO;
+        }
+}
+
+static char *id_format(const vss_id *id, char buf[static VSS_ID_STRING_MAX]) {
+        const uint8_t *b = id->bytes;
+
+        snprintf(buf, VSS_ID_STRING_MAX,
+                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+                 b[14], b[15]);
+        return buf;
+}
+
+static int prepare(Registry *r, const char *sql, sqlite3_stmt **ret) {
+        sqlite3_stmt *s = NULL;
+        int rc;
+
+        rc = sqlite3_prepare_v2(r->db, sql, -1, &s, NULL);
+        if (rc != SQLITE_OK)
+                return sql_errno(rc);
+        *ret = s;
+        return 0;
+}
+
+static int exec(Registry *r, const char *sql) {
+        int rc = sqlite3_exec(r->db, sql, NULL, NULL, NULL);
+        return rc == SQLITE_OK ? 0 : sql_errno(rc);
+}
+
+static int bind_id(sqlite3_stmt *s, int idx, const vss_id *id) {
+        char buf[VSS_ID_STRING_MAX];
+        int rc;
+
+        rc = sqlite3_bind_text(s, idx, id_format(id, buf), -1, SQLITE_TRANSIENT);
+        return rc == SQLITE_OK ? 0 : sql_errno(rc);
+}
+
+static int bind_text(sqlite3_stmt *s, int idx, const char *t) {
+        int rc = sqlite3_bind_text(s, idx, t, -1, SQLITE_STATIC);
+        return rc == SQLITE_OK ? 0 : sql_errno(rc);
+}
+
+static int bind_u64(sqlite3_stmt *s, int idx, uint64_t v) {
+        /* Stored as the same 64 bits; read back with a cast. */
+        int rc = sqlite3_bind_int64(s, idx, (sqlite3_int64) v);
+        return rc == SQLITE_OK ? 0 : sql_errno(rc);
+}
+
+/* Steps a statement that returns no rows. */
+static int step_done(sqlite3_stmt *s) {
+        int rc = sqlite3_step(s);
+        return rc == SQLITE_DONE ? 0 : sql_errno(rc);
+}
+
+/* Steps a query: 1 for a row, 0 when done. */
+static int step_row(sqlite3_stmt *s) {
+        int rc = sqlite3_step(s);
+
+        if (rc == SQLITE_ROW)
+                return 1;
+        if (rc == SQLITE_DONE)
+                return 0;
+        return sql_errno(rc);
+}
+
+/* A NULL where the schema says NOT NULL: SQLite ran out of memory converting the value, or the
+ * database is not what we wrote. */
+static int column_error(Registry *r) {
+        return sqlite3_errcode(r->db) == SQLITE_NOMEM ? -ENOMEM : -EIO;
+}
+
+static int column_strdup(Registry *r, sqlite3_stmt *s, int col, char **ret) {
+        const unsigned char *t;
+        char *d;
+
+        t = sqlite3_column_text(s, col);
+        if (!t)
+                return column_error(r);
+        d = strdup((const char *) t);
+        if (!d)
+                return -ENOMEM;
+        *ret = d;
+        return 0;
+}
+
+static int column_id(Registry *r, sqlite3_stmt *s, int col, vss_id *ret) {
+        const char *t;
+        sd_id128_t id;
+
+        t = (const char *) sqlite3_column_text(s, col);
+        if (!t)
+                return column_error(r);
+        if (strlen(t) != VSS_ID_STRING_MAX - 1 || sd_id128_from_string(t, &id) < 0)
+                return -EIO; /* not an id we stored */
+        memcpy(ret->bytes, id.bytes, sizeof(ret->bytes));
+        return 0;
+}
+
+/* Reads a row of SHADOW_COLUMNS. */
+static int read_shadow(Registry *r, sqlite3_stmt *s, ShadowRecord *ret) {
+        ShadowRecord rec = {};
+        int k;
+
+        if ((k = column_id(r, s, 0, &rec.shadow_id)) < 0 || (k = column_id(r, s, 1, &rec.set_id)) < 0 ||
+            (k = column_strdup(r, s, 2, &rec.original_path)) < 0 ||
+            (k = column_strdup(r, s, 3, &rec.shadow_path)) < 0 || (k = column_strdup(r, s, 4, &rec.provider)) < 0) {
+                shadow_record_done(&rec);
+                return k;
+        }
+        rec.created_usec = (uint64_t) sqlite3_column_int64(s, 5);
+        rec.attributes = (uint32_t) sqlite3_column_int64(s, 6);
+
+        *ret = rec;
+        return 0;
+}
+
+static int collect_shadows(Registry *r, sqlite3_stmt *s, ShadowRecord **ret, size_t *ret_n) {
+        ShadowRecord *a = NULL;
+        size_t n = 0, allocated = 0;
+        int k;
+
+        for (;;) {
+                k = step_row(s);
+                if (k < 0)
+                        goto fail;
+                if (k == 0)
+                        break;
+
+                if (n == allocated) {
+                        size_t m = allocated ? allocated * 2 : 8;
+                        ShadowRecord *b;
+
+                        if (m > SIZE_MAX / sizeof(ShadowRecord)) {
+                                k = -ENOMEM;
+                                goto fail;
+                        }
+                        b = realloc(a, m * sizeof(ShadowRecord));
+                        if (!b) {
+                                k = -ENOMEM;
+                                goto fail;
+                        }
+                        a = b;
+                        allocated = m;
+                }
+
+                k = read_shadow(r, s, &a[n]);
+                if (k < 0)
+                        goto fail;
+                n++;
+        }
+
+        *ret = a;
+        *ret_n = n;
+        return 0;
+
+fail:
+        shadow_records_free(a, n);
+        return k;
+}
+
+/* BEGIN IMMEDIATE for writes, so the write lock is taken (and waited for) up front rather than
+ * failing later on a lock upgrade. */
+static int tx_begin(Registry *r, bool write) {
+        return exec(r, write ? "BEGIN IMMEDIATE" : "BEGIN");
+}
+
+/* Commits when the body (whose result is ret) succeeded, rolls back otherwise. */
+static int tx_end(Registry *r, int ret) {
+        if (ret >= 0) {
+                ret = exec(r, "COMMIT");
+                if (ret >= 0)
+                        return 0;
+        }
+        /* A failed COMMIT can leave the transaction open; never leave it dangling. */
+        if (!sqlite3_get_autocommit(r->db))
+                (void) sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+        return ret;
+}
+
+void shadow_record_done(ShadowRecord *s) {
+        if (!s)
+                return;
+        free(s->original_path);
+        free(s->shadow_path);
+        free(s->provider);
+        s->original_path = s->shadow_path = s->provider = NULL;
+}
+
+void shadow_records_free(ShadowRecord *a, size_t n) {
+        if (!a)
+                return;
+        for (size_t i = 0; i < n; i++)
+                shadow_record_done(&a[i]);
+        free(a);
+}
+
+/* ---- open ---- */
+
+static int get_user_version(Registry *r, int *ret) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int k;
+
+        k = prepare(r, "PRAGMA user_version", &s);
+        if (k < 0)
+                return k;
+        k = step_row(s);
+        if (k < 0)
+                return k;
+        if (k == 0)
+                return -EIO;
+        *ret = sqlite3_column_int(s, 0);
+        return 0;
+}
+
+static int migrate_locked(Registry *r) {
+        char sql[64];
+        int v, k;
+
+        /* Read again under the write lock: another opener may have migrated meanwhile. */
+        k = get_user_version(r, &v);
+        if (k < 0)
+                return k;
+        if (v > REGISTRY_SCHEMA_VERSION || v < 0)
+                return -EPROTONOSUPPORT;
+        if (v == REGISTRY_SCHEMA_VERSION)
+                return 0;
+
+        for (; v < REGISTRY_SCHEMA_VERSION; v++) {
+                k = exec(r, migrations[v]);
+                if (k < 0)
+                        return k;
+        }
+        /* PRAGMA takes no bound parameters; v is our own integer. */
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v);
+        return exec(r, sql);
+}
+
+static int migrate(Registry *r) {
+        int v, k;
+
+        k = get_user_version(r, &v);
+        if (k < 0)
+                return k;
+        if (v == REGISTRY_SCHEMA_VERSION)
+                return 0;
+        if (v > REGISTRY_SCHEMA_VERSION || v < 0)
+                return -EPROTONOSUPPORT;
+
+        k = tx_begin(r, true);
+        if (k < 0)
+                return k;
+        return tx_end(r, migrate_locked(r));
+}
+
+static int set_wal(Registry *r) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        const char *mode;
+        int k;
+
+        /* Readers never block the writer, and a crash cannot tear a transaction. */
+        k = prepare(r, "PRAGMA journal_mode = WAL", &s);
+        if (k < 0)
+                return k;
+        k = step_row(s);
+        if (k < 0)
+                return k;
+        mode = (const char *) sqlite3_column_text(s, 0);
+        if (k == 0 || !mode || strcasecmp(mode, "wal") != 0)
+                return -EIO; /* the filesystem cannot do WAL (no shared memory) */
+        return 0;
+}
+
+int registry_open(const char *state_dir, Registry **ret) {
+        _cleanup_(registry_freep) Registry *r = NULL;
+        _cleanup_free_ char *path = NULL;
+        struct stat st;
+        int fd, rc, k;
+
+        if (isempty(state_dir) || !ret)
+                return -EINVAL;
+        if (asprintf(&path, "%s/" REGISTRY_FILE, state_dir) < 0)
+                return -ENOMEM;
+
+        /* Create the file ourselves, as SQLite would make it 0644; its -wal/-shm files copy the mode.
+         * Closed again before SQLite opens it: closing any fd of the file would drop SQLite's
+         * POSIX locks. */
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0600);
+        if (fd < 0)
+                return -errno;
+        k = fstat(fd, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? 0 : -EBADF;
+        (void) close(fd);
+        if (k < 0)
+                return k;
+
+        r = calloc(1, sizeof(Registry));
+        if (!r)
+                return -ENOMEM;
+
+        rc = sqlite3_open_v2(path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL);
+        if (rc != SQLITE_OK)
+                return sql_errno(rc);
+
+        rc = sqlite3_extended_result_codes(r->db, 1);
+        if (rc != SQLITE_OK)
+                return sql_errno(rc);
+        rc = sqlite3_busy_timeout(r->db, REGISTRY_BUSY_TIMEOUT_MS);
+        if (rc != SQLITE_OK)
+                return sql_errno(rc);
+
+        k = set_wal(r);
+        if (k < 0)
+                return k;
+        /* foreign_keys is per connection and a no-op inside a transaction: set it here. FULL, so a
+         * committed set survives power loss, not just a crash. */
+        k = exec(r, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL");
+        if (k < 0)
+                return k;
+
+        k = migrate(r);
+        if (k < 0)
+                return k;
+
+        *ret = TAKE_PTR(r);
+        return 0;
+}
+
+Registry *registry_free(Registry *r) {
+        if (!r)
+                return NULL;
+        /* All statements are finalized by the functions that prepared them. */
+        (void) sqlite3_close(r->db);
+        free(r);
+        return NULL;
+}
+
+/* ---- writes ---- */
+
+static int add_set_locked(Registry *r, const vss_id *set_id, uint32_t context, uint64_t created_usec) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int k, rc;
+
+        k = prepare(r,
+                    "INSERT INTO snapshot_sets (set_id, context, created_usec, state) "
+                    "VALUES (?1, ?2, ?3, 'creating')",
+                    &s);
+        if (k < 0)
+                return k;
+        if ((k = bind_id(s, 1, set_id)) < 0 || (k = bind_u64(s, 2, context)) < 0 ||
+            (k = bind_u64(s, 3, created_usec)) < 0)
+                return k;
+
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
+                return -EEXIST;
+        return rc == SQLITE_DONE ? 0 : sql_errno(rc);
+}
+
+int registry_add_set(Registry *r, const vss_id *set_id, uint32_t context, uint64_t created_usec) {
+        int k;
+
+        if (!r || !set_id)
+                return -EINVAL;
+        k = tx_begin(r, true);
+        if (k < 0)
+                return k;
+        return tx_end(r, add_set_locked(r, set_id, context, created_usec));
+}
+
+static int get_set_state(Registry *r, const vss_id *set_id, bool *ret_committed) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        const char *state;
+        int k;
+
+        k = prepare(r, "SELECT state FROM snapshot_sets WHERE set_id = ?1", &s);
+        if (k < 0)
+                return k;
+        if ((k = bind_id(s, 1, set_id)) < 0)
+                return k;
+        k = step_row(s);
+        if (k < 0)
+                return k;
+        if (k == 0)
+                return -ENOENT;
+        state = (const char *) sqlite3_column_text(s, 0);
+        if (!state)
+                return column_error(r);
+        if (ret_committed)
+                *ret_committed = streq(state, "committed");
+        return 0;
+}
+
+static int add_shadow_locked(Registry *r, const ShadowRecord *sr) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int k, rc;
+
+        k = get_set_state(r, &sr->set_id, NULL);
+        if (k < 0)
+                return k;
+
+        k = prepare(r,
+                    "INSERT INTO shadows (shadow_id, set_id, original_path, shadow_path, provider, "
+                    "created_usec, attributes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    &s);
+        if (k < 0)
+                return k;
+        if ((k = bind_id(s, 1, &sr->shadow_id)) < 0 || (k = bind_id(s, 2, &sr->set_id)) < 0 ||
+            (k = bind_text(s, 3, sr->original_path)) < 0 || (k = bind_text(s, 4, sr->shadow_path)) < 0 ||
+            (k = bind_text(s, 5, sr->provider)) < 0 || (k = bind_u64(s, 6, sr->created_usec)) < 0 ||
+            (k = bind_u64(s, 7, sr->attributes)) < 0)
+                return k;
+
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
+                return -EEXIST;
+        if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+                return -ENOENT;
+        return rc == SQLITE_DONE ? 0 : sql_errno(rc);
+}
+
+int registry_add_shadow(Registry *r, const ShadowRecord *s) {
+        int k;
+
+        if (!r || !s || !s->original_path || !s->shadow_path || !s->provider)
+                return -EINVAL;
+        k = tx_begin(r, true);
+        if (k < 0)
+                return k;
+        return tx_end(r, add_shadow_locked(r, s));
+}
+
+/* Runs a statement with ?1 bound to id; -ENOENT when it changed no row. */
+static int exec_on_id(Registry *r, const char *sql, const vss_id *id) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int k;
+
+        k = prepare(r, sql, &s);
+        if (k < 0)
+                return k;
+        if ((k = bind_id(s, 1, id)) < 0)
+                return k;
+        k = step_done(s);
+        if (k < 0)
+                return k;
+        return sqlite3_changes(r->db) > 0 ? 0 : -ENOENT;
+}
+
+int registry_commit_set(Registry *r, const vss_id *set_id) {
+        int k;
+
+        if (!r || !set_id)
+                return -EINVAL;
+        k = tx_begin(r, true);
+        if (k < 0)
+                return k;
+        return tx_end(r, exec_on_id(r, "UPDATE snapshot_sets SET state = 'committed' WHERE set_id = ?1", set_id));
+}
+
+static int remove_set_locked(Registry *r, const vss_id *set_id) {
+        int k;
+
+        /* Explicitly rather than by ON DELETE CASCADE, which depends on foreign_keys being on. */
+        k = exec_on_id(r, "DELETE FROM shadows WHERE set_id = ?1", set_id);
+        if (k < 0 && k != -ENOENT) /* a set without shadows is fine */
+                return k;
+        return exec_on_id(r, "DELETE FROM snapshot_sets WHERE set_id = ?1", set_id);
+}
+
+int registry_remove_set(Registry *r, const vss_id *set_id) {
+        int k;
+
+        if (!r || !set_id)
+                return -EINVAL;
+        k = tx_begin(r, true);
+        if (k < 0)
+                return k;
+        return tx_end(r, remove_set_locked(r, set_id));
+}
+
+static int remove_shadow_locked(Registry *r, const vss_id *shadow_id) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        vss_id set_id;
+        int k;
+
+        k = prepare(r, "SELECT set_id FROM shadows WHERE shadow_id = ?1", &s);
+        if (k < 0)
+                return k;
+        if ((k = bind_id(s, 1, shadow_id)) < 0)
+                return k;
+        k = step_row(s);
+        if (k < 0)
+                return k;
+        if (k == 0)
+                return -ENOENT;
+        k = column_id(r, s, 0, &set_id);
+        if (k < 0)
+                return k;
+
+        k = exec_on_id(r, "DELETE FROM shadows WHERE shadow_id = ?1", shadow_id);
+        if (k < 0)
+                return k;
+        k = exec_on_id(r,
+                       "DELETE FROM snapshot_sets WHERE set_id = ?1 "
+                       "AND NOT EXISTS (SELECT 1 FROM shadows WHERE set_id = ?1)",
+                       &set_id);
+        return k == -ENOENT ? 0 : k; /* the set still has other shadows */
+}
+
+int registry_remove_shadow(Registry *r, const vss_id *shadow_id) {
+        int k;
+
+        if (!r || !shadow_id)
+                return -EINVAL;
+        k = tx_begin(r, true);
+        if (k < 0)
+                return k;
+        return tx_end(r, remove_shadow_locked(r, shadow_id));
+}
+
+/* ---- reads ---- */
+
+int registry_get_shadow(Registry *r, const vss_id *shadow_id, ShadowRecord *ret) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int k;
+
+        if (!r || !shadow_id || !ret)
+                return -EINVAL;
+
+        k = prepare(r,
+                    "SELECT " SHADOW_COLUMNS " FROM shadows sh "
+                    "JOIN snapshot_sets ss ON ss.set_id = sh.set_id "
+                    "WHERE sh.shadow_id = ?1 AND ss.state = 'committed'",
+                    &s);
+        if (k < 0)
+                return k;
+        if ((k = bind_id(s, 1, shadow_id)) < 0)
+                return k;
+        k = step_row(s);
+        if (k < 0)
+                return k;
+        if (k == 0)
+                return -ENOENT;
+        return read_shadow(r, s, ret);
+}
+
+int registry_list_shadows(Registry *r, ShadowRecord **ret, size_t *ret_n) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int k;
+
+        if (!r || !ret || !ret_n)
+                return -EINVAL;
+
+        k = prepare(r,
+                    "SELECT " SHADOW_COLUMNS " FROM shadows sh "
+                    "JOIN snapshot_sets ss ON ss.set_id = sh.set_id "
+                    "WHERE ss.state = 'committed' "
+                    "ORDER BY sh.created_usec, sh.shadow_id",
+                    &s);
+        if (k < 0)
+                return k;
+        return collect_shadows(r, s, ret, ret_n);
+}
+
+static int list_set_shadows_locked(Registry *r, const vss_id *set_id, bool include_creating, ShadowRecord **ret,
+                                   size_t *ret_n) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        bool committed;
+        int k;
+
+        k = get_set_state(r, set_id, &committed);
+        if (k < 0)
+                return k;
+        if (!committed && !include_creating)
+                return -ENOENT;
+
+        k = prepare(r,
+                    "SELECT " SHADOW_COLUMNS " FROM shadows sh WHERE sh.set_id = ?1 "
+                    "ORDER BY sh.created_usec, sh.shadow_id",
+                    &s);
+        if (k < 0)
+                return k;
+        if ((k = bind_id(s, 1, set_id)) < 0)
+                return k;
+        return collect_shadows(r, s, ret, ret_n);
+}
+
+int registry_list_set_shadows(Registry *r, const vss_id *set_id, bool include_creating, ShadowRecord **ret,
+                              size_t *ret_n) {
+        ShadowRecord *a = NULL;
+        size_t n = 0;
+        int k;
+
+        if (!r || !set_id || !ret || !ret_n)
+                return -EINVAL;
+
+        /* One read transaction, so the state and the shadows are from the same moment. */
+        k = tx_begin(r, false);
+        if (k < 0)
+                return k;
+        k = tx_end(r, list_set_shadows_locked(r, set_id, include_creating, &a, &n));
+        if (k < 0) {
+                shadow_records_free(a, n);
+                return k;
+        }
+        *ret = a;
+        *ret_n = n;
+        return 0;
+}
+
+int registry_list_creating_sets(Registry *r, vss_id **ret, size_t *ret_n) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        _cleanup_free_ vss_id *a = NULL;
+        size_t n = 0, allocated = 0;
+        int k;
+
+        if (!r || !ret || !ret_n)
+                return -EINVAL;
+
+        k = prepare(r,
+                    "SELECT set_id FROM snapshot_sets WHERE state = 'creating' "
+                    "ORDER BY created_usec, set_id",
+                    &s);
+        if (k < 0)
+                return k;
+
+        for (;;) {
+                k = step_row(s);
+                if (k < 0)
+                        return k;
+                if (k == 0)
+                        break;
+
+                if (n == allocated) {
+                        size_t m = allocated ? allocated * 2 : 8;
+                        vss_id *b;
+
+                        if (m > SIZE_MAX / sizeof(vss_id))
+                                return -ENOMEM;
+                        b = realloc(a, m * sizeof(vss_id));
+                        if (!b)
+                                return -ENOMEM;
+                        a = b;
+                        allocated = m;
+                }
+                k = column_id(r, s, 0, &a[n]);
+                if (k < 0)
+                        return k;
+                n++;
+        }
+
+        *ret = TAKE_PTR(a);
+        *ret_n = n;
+        return 0;
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The shadow registry: vssd's persistent record of snapshot sets and their shadow copies, an
+ * SQLite database at STATE_DIR/registry.db (WAL, foreign keys on, schema versioned with
+ * PRAGMA user_version). Ids are stored as lowercase UUID text.
+ *
+ * A set is written as 'creating', together with its shadows, before the provider commits, so a
+ * crash leaves a journal of what to clean up (registry_list_creating_sets()); it becomes
+ * 'committed' after success. Only committed sets are visible to registry_get_shadow() and
+ * registry_list_shadows().
+ *
+ * Every function returns 0 or a negative errno: -ENOENT for unknown ids, -EEXIST for duplicate
+ * ones, -ENOMEM, -ENOSPC when the disk is full, -EIO for any other database failure. Each
+ * mutating call is one transaction. Outputs are only written on success.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vss/types.h>
+
+typedef struct Registry Registry;
+
+typedef struct ShadowRecord {
+        vss_id shadow_id, set_id;
+        char *original_path, *shadow_path, *provider;
+        uint64_t created_usec;
+        uint32_t attributes;
+} ShadowRecord;
+
+/* Frees the strings, keeps the struct (which is left with NULL strings). */
+void shadow_record_done(ShadowRecord *s);
+/* shadow_record_done() on each of n records, then free(a). Accepts NULL. */
+void shadow_records_free(ShadowRecord *a, size_t n);
+
+/* Opens or creates state_dir/registry.db (state_dir must exist); migrates the schema. A database
+ * from a newer version than this code knows gives -EPROTONOSUPPORT. */
+int registry_open(const char *state_dir, Registry **ret);
+/* Accepts NULL, returns NULL. */
+Registry *registry_free(Registry *r);
+
+static inline void registry_freep(Registry **r) {
+        registry_free(*r);
+}
+
+/* New set in state 'creating'. -EEXIST if the id is taken. */
+int registry_add_set(Registry *r, const vss_id *set_id, uint32_t context, uint64_t created_usec);
+/* Set must exist: -ENOENT otherwise; duplicate shadow id: -EEXIST; NULL strings: -EINVAL. */
+int registry_add_shadow(Registry *r, const ShadowRecord *s);
+/* State -> committed (committing twice is fine); -ENOENT if unknown. */
+int registry_commit_set(Registry *r, const vss_id *set_id);
+/* Removes the set and its shadows, whatever its state; -ENOENT if unknown. */
+int registry_remove_set(Registry *r, const vss_id *set_id);
+/* Removes the shadow, and its set too when it was the set's last one; -ENOENT if unknown. */
+int registry_remove_shadow(Registry *r, const vss_id *shadow_id);
+
+/* Shadows of committed sets only; -ENOENT otherwise. Release *ret with shadow_record_done(). */
+int registry_get_shadow(Registry *r, const vss_id *shadow_id, ShadowRecord *ret);
+/* All shadows of committed sets, ordered by created_usec then id. An empty list is *ret = NULL,
+ * *ret_n = 0. Release with shadow_records_free(). */
+int registry_list_shadows(Registry *r, ShadowRecord **ret, size_t *ret_n);
+/* The shadows of one set, same order. -ENOENT if the set is unknown, or is still 'creating' and
+ * include_creating is false. */
+int registry_list_set_shadows(Registry *r, const vss_id *set_id, bool include_creating, ShadowRecord **ret,
+                              size_t *ret_n);
+/* Ids of the sets still 'creating' (left by a crash), oldest first. Release with free(). */
+int registry_list_creating_sets(Registry *r, vss_id **ret, size_t *ret_n);

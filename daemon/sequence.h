@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The backup and restore sequence as pure logic: which requester call is valid in which session
+ * phase, which writer state follows which event, and how a status slot changes. No bus, no I/O,
+ * so it is unit-tested on its own (tests/test-sequence.c).
+ */
+
+#include <vss/types.h>
+#include <vss/writer.h>
+
+typedef enum SessionPhase {
+        PHASE_NEW,
+        PHASE_BACKUP_INIT,      /* initialized for backup */
+        PHASE_RESTORE_INIT,     /* initialized for restore */
+        PHASE_METADATA,         /* writer metadata gathered */
+        PHASE_SET_STARTED,      /* snapshot set started (volumes may be added) */
+        PHASE_PREPARED,         /* PrepareForBackup done */
+        PHASE_SNAPSHOT_DONE,    /* DoSnapshotSet succeeded */
+        PHASE_COMPLETED,        /* BackupComplete done */
+        PHASE_PRE_RESTORED,     /* PreRestore done */
+        PHASE_RESTORED,         /* PostRestore done */
+        PHASE_ABORTED,          /* aborted, by the requester or by a failure */
+        _PHASE_MAX,
+} SessionPhase;
+
+typedef enum SeqCall {
+        CALL_INITIALIZE_FOR_BACKUP,
+        CALL_INITIALIZE_FOR_RESTORE,
+        CALL_SET_CONTEXT,
+        CALL_SET_BACKUP_STATE,
+        CALL_GATHER_WRITER_METADATA,
+        CALL_ADD_COMPONENT,
+        CALL_START_SNAPSHOT_SET,
+        CALL_ADD_TO_SNAPSHOT_SET,
+        CALL_PREPARE_FOR_BACKUP,
+        CALL_DO_SNAPSHOT_SET,
+        CALL_SET_BACKUP_SUCCEEDED,
+        CALL_BACKUP_COMPLETE,
+        CALL_ABORT_BACKUP,
+        CALL_PRE_RESTORE,
+        CALL_POST_RESTORE,
+        CALL_GATHER_WRITER_STATUS,
+        _CALL_MAX,
+} SeqCall;
+
+const char *session_phase_name(SessionPhase p);
+const char *seq_call_name(SeqCall c);
+
+/* What the check needs to know of a session besides its phase. */
+typedef struct SeqFacts {
+        SessionPhase phase;
+        bool busy;               /* an operation of this session is in flight */
+        bool component_mode;     /* set_backup_state(select_components = true) */
+        bool restore;            /* initialized for restore */
+        bool status_closed;      /* the gather after backup-complete/post-restore happened */
+        unsigned n_volumes;
+} SeqFacts;
+
+/* 0 when the call is valid now, else VSS_E_BAD_STATE with *ret_why (static) saying why. */
+int32_t seq_check(const SeqFacts *f, SeqCall call, const char **ret_why);
+/* The phase after the call succeeded (a failed DoSnapshotSet goes to PHASE_ABORTED instead). */
+SessionPhase seq_next(SessionPhase p, SeqCall call);
+
+/* Writer states. */
+vss_writer_state state_after_success(vss_event e, vss_writer_state current);
+vss_writer_state state_failed_at(vss_event e);
+bool state_is_failed(vss_writer_state s);
+
+/* The deadline of an event, from configuration. */
+typedef struct Timeouts {
+        uint32_t identify_ms, prepare_backup_ms, prepare_snapshot_ms, freeze_window_ms, post_snapshot_ms,
+                backup_complete_ms, backup_shutdown_ms, restore_ms, status_ms, max_freeze_window_ms;
+} Timeouts;
+
+extern const Timeouts timeouts_default;
+/* Freeze, Thaw and Abort use the writer's window (0: the default, capped). */
+uint32_t event_timeout_ms(const Timeouts *t, vss_event e, uint32_t writer_window_ms);
+
+/* One writer's status in one session. */
+typedef struct StatusSlot {
+        vss_writer_state state;
+        int32_t failure;
+        int32_t application_code;
+        char application_message[1023 + 1];
+        bool aborted;            /* went back to Stable because of someone else's failure */
+} StatusSlot;
+
+/* Applies a writer's answer to an event. Abort and BackupShutdown never clear a failure, and a
+ * failed writer stays failed. Returns true when the event counts as failed for the sequence. */
+bool status_apply(StatusSlot *s, vss_event e, int32_t failure, int32_t app_code, const char *app_msg);

@@ -1,0 +1,1082 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Sessions: one requester's backup or restore, the sequence engine that drives its writers, and
+ * its per-writer status. Events to writers of one application level go out in parallel, each an
+ * asynchronous D-Bus call whose timeout is the event's deadline; the last answer of a batch runs
+ * the session's continuation (s->next).
+ */
+
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "daemon/vssd.h"
+#include "lib/metadata.h"
+
+typedef struct StatusGather StatusGather;
+
+/* One asynchronous call to a writer; owned by its sd-bus slot (freed by the destroy callback). */
+typedef struct Call {
+        Session *session;
+        size_t idx;
+        vss_event event;
+        StatusGather *gather; /* a status query (Ping) rather than an event */
+} Call;
+
+/* A GatherWriterStatus in flight. It runs beside the session's own operation. */
+struct StatusGather {
+        Session *session;
+        sd_bus_message *request;
+        unsigned pending;
+        bool direct;           /* no metadata: list the writers that answer now */
+        size_t n;
+        struct {
+                char name[VSS_MAX_NAME + 1];
+                vss_id class_id, instance_id;
+                bool answered;
+        } *direct_entries;
+};
+
+static void dss_continue(Session *s);
+static void session_shutdown(Session *s);
+
+Session *session_new(Connection *c) {
+        Session *s = calloc(1, sizeof(*s));
+        if (!s)
+                return NULL;
+        s->n_ref = 1; /* held by the manager's list until the session is shut down */
+        s->manager = c->manager;
+        s->connection = c;
+        s->commit_pid = -1;
+        s->context = VSS_CTX_BACKUP;
+        if (vss_id_new(&s->id) < 0) {
+                free(s);
+                return NULL;
+        }
+        LIST_PREPEND(sessions, c->manager->sessions, s);
+        c->n_sessions++;
+        return s;
+}
+
+Session *session_ref(Session *s) {
+        s->n_ref++;
+        return s;
+}
+
+static void slot_done(Slot *slot) {
+        metadata_free(slot->metadata);
+        for (size_t i = 0; i < slot->n_components; i++)
+                free(slot->components[i]);
+        free(slot->components);
+}
+
+Session *session_unref(Session *s) {
+        if (!s || --s->n_ref > 0)
+                return NULL;
+        for (size_t i = 0; i < s->n_slots; i++)
+                slot_done(&s->slots[i]);
+        free(s->slots);
+        for (size_t i = 0; i < s->n_volumes; i++) {
+                free(s->volumes[i].path);
+                free(s->volumes[i].shadow_path);
+        }
+        sd_bus_message_unref(s->request);
+        sd_event_source_disable_unref(s->commit_source);
+        sd_event_source_disable_unref(s->window_source);
+        free(s);
+        return NULL;
+}
+
+Session *session_lookup(Connection *c, const char *id, sd_bus_error *error) {
+        vss_id sid;
+        if (vss_id_from_string(id, &sid) < 0) {
+                reply_error(error, VSS_E_INVALIDARG, "'%s' is not a session id", id);
+                return NULL;
+        }
+        /* Only this connection's sessions: another client's session does not exist for it. */
+        LIST_FOREACH(sessions, s, c->manager->sessions)
+                if (s->connection == c && !s->dead && vss_id_equal(&s->id, &sid))
+                        return s;
+        reply_error(error, VSS_E_OBJECT_NOT_FOUND, "no session %s on this connection", id);
+        return NULL;
+}
+
+void session_writer_gone(Session *s, Writer *w) {
+        for (size_t i = 0; i < s->n_slots; i++)
+                if (s->slots[i].writer == w)
+                        s->slots[i].writer = NULL;
+}
+
+static void note_status(Session *s, Slot *slot) {
+        writer_note_status(slot->writer, s, slot);
+}
+
+/* Records a writer's answer (or the lack of one) to an event. */
+static void slot_answer(Session *s, Slot *slot, vss_event e, int32_t failure, int32_t code, const char *msg) {
+        if (e == VSS_EVENT_IDENTIFY)
+                return;
+        if (failure != 0)
+                log_warn("writer '%s' failed %s: 0x%08x %s", slot->name, vss_event_name(e), (uint32_t) failure, msg);
+        if (status_apply(&slot->status, e, failure, code, msg) && (e == VSS_EVENT_FREEZE || e == VSS_EVENT_THAW) &&
+            s->abort_hr == 0) {
+                s->abort_hr = failure;
+                snprintf(s->abort_msg, sizeof(s->abort_msg), "writer '%s' failed at %s: %s", slot->name,
+                         vss_event_name(e), msg);
+        }
+        note_status(s, slot);
+}
+
+static void batch_done_one(Session *s) {
+        if (--s->pending == 0 && s->next) {
+                void (*next)(Session *) = s->next;
+                s->next = NULL;
+                next(s);
+        }
+}
+
+static void call_destroy(void *userdata) {
+        Call *call = userdata;
+        session_unref(call->session);
+        free(call);
+}
+
+static void gather_reply(StatusGather *g);
+
+static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Call *call = userdata;
+        Session *s = call->session;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        int32_t failure = 0, code = 0;
+        const char *msg = "", *doc = "";
+
+        if (e) {
+                failure = VSS_E_WRITER_NOT_RESPONDING;
+                msg = sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY) && e->message && strstr(e->message, "terminated")
+                              ? "writer disconnected"
+                              : e->message ? e->message : "no answer";
+        } else if (sd_bus_message_read(reply, "iiss", &failure, &code, &msg, &doc) < 0) {
+                failure = VSS_E_WRITER_NOT_RESPONDING;
+                msg = "malformed answer from writer";
+        } else if (call->event != VSS_EVENT_IDENTIFY && failure != 0 && vss_error_name(failure) == NULL)
+                failure = VSS_E_WRITERERROR_NONRETRYABLE; /* unknown codes are not to be trusted */
+
+        if (call->gather) {
+                StatusGather *g = call->gather;
+                if (g->direct)
+                        g->direct_entries[call->idx].answered = !e;
+                else if (e) {
+                        Slot *slot = &s->slots[call->idx];
+                        status_apply(&slot->status, slot->last_event, VSS_E_WRITER_NOT_RESPONDING, 0,
+                                     "not responding to a status query");
+                        note_status(s, slot);
+                }
+                if (--g->pending == 0)
+                        gather_reply(g);
+                return 0;
+        }
+
+        Slot *slot = &s->slots[call->idx];
+        slot->inflight = false;
+        if (call->event == VSS_EVENT_IDENTIFY) {
+                const char *why = NULL;
+                if (failure == 0 && metadata_parse(doc, &slot->metadata, &why) >= 0)
+                        slot->identified = true;
+                else if (failure == 0)
+                        log_warn("writer '%s' sent bad metadata: %s", slot->name, why);
+                else
+                        log_warn("writer '%s' failed identify: 0x%08x %s", slot->name, (uint32_t) failure, msg);
+        } else
+                slot_answer(s, slot, call->event, failure, code, msg);
+        batch_done_one(s);
+        return 0;
+}
+
+/* Sends one event (or, with a gather, a Ping) to slot idx. Returns 1 when a call is in flight,
+ * 0 when the writer is gone and its answer was recorded at once. */
+static int call_slot(Session *s, size_t idx, vss_event event, StatusGather *g) {
+        Manager *m = s->manager;
+        Slot *slot = &s->slots[idx];
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        sd_bus_slot *bslot = NULL;
+        char sid[VSS_ID_STRING_MAX], setid[VSS_ID_STRING_MAX];
+        Writer *w = slot->writer;
+        int r = -ENOTCONN;
+
+        if (!g) {
+                slot->last_event = event;
+                if (event == VSS_EVENT_PREPARE_SNAPSHOT)
+                        slot->got_prepare_snapshot = true;
+                if (event == VSS_EVENT_FREEZE)
+                        slot->got_freeze = true;
+        }
+        if (w) {
+                r = sd_bus_message_new_method_call(w->connection->bus, &msg, NULL, VSS_WRITER_PATH,
+                                                   VSS_WRITER_INTERFACE, g ? "Ping" : "Event");
+                if (r >= 0 && !g)
+                        r = sd_bus_message_append(msg, "sssub", vss_event_name(event), vss_id_to_string(&s->id, sid),
+                                                  s->set_registered || s->phase >= PHASE_SET_STARTED
+                                                          ? vss_id_to_string(&s->set_id, setid)
+                                                          : "",
+                                                  (uint32_t) s->backup_type, s->component_mode);
+                if (r >= 0 && !g)
+                        r = sd_bus_message_append_strv(msg, slot->components ? slot->components : (char *[]) { NULL });
+                if (r >= 0) {
+                        uint32_t ms = g ? m->config.timeouts.status_ms
+                                        : event_timeout_ms(&m->config.timeouts, event, slot->window_ms);
+                        Call *call = calloc(1, sizeof(*call));
+                        if (!call)
+                                r = -ENOMEM;
+                        else {
+                                *call = (Call) { .session = session_ref(s), .idx = idx, .event = event, .gather = g };
+                                r = sd_bus_call_async(w->connection->bus, &bslot, msg, on_reply, call,
+                                                      (uint64_t) ms * USEC_PER_MSEC);
+                                if (r < 0)
+                                        call_destroy(call);
+                                else {
+                                        sd_bus_slot_set_destroy_callback(bslot, call_destroy);
+                                        sd_bus_slot_set_floating(bslot, 1);
+                                }
+                        }
+                }
+        }
+        if (r >= 0) {
+                if (!g) {
+                        slot->inflight = true;
+                        slot->inflight_event = event;
+                        slot->inflight_since = now_realtime_usec();
+                }
+                return 1;
+        }
+        /* The writer is gone (or its connection failed): it does not respond. */
+        if (g) {
+                if (!g->direct) {
+                        status_apply(&slot->status, slot->last_event, VSS_E_WRITER_NOT_RESPONDING, 0, "writer disconnected");
+                }
+                return 0;
+        }
+        slot_answer(s, slot, event, VSS_E_WRITER_NOT_RESPONDING, 0, "writer disconnected");
+        return 0;
+}
+
+typedef bool (*SlotFilter)(const Session *s, const Slot *slot, int level);
+
+/* Sends event to every slot the filter picks, in parallel; then s->next runs once all answered
+ * (at once if none was sent). */
+static void send_batch(Session *s, vss_event event, SlotFilter want, int level, void (*next)(Session *)) {
+        s->pending = 1; /* held while sending, so an immediate answer cannot finish the batch */
+        s->next = next;
+        for (size_t i = 0; i < s->n_slots; i++)
+                if (want(s, &s->slots[i], level) && call_slot(s, i, event, NULL) > 0)
+                        s->pending++;
+        batch_done_one(s);
+}
+
+static bool want_all(const Session *s, const Slot *slot, int level) {
+        return true;
+}
+static bool want_not_failed(const Session *s, const Slot *slot, int level) {
+        return !state_is_failed(slot->status.state);
+}
+static bool want_active(const Session *s, const Slot *slot, int level) {
+        return slot->selected && !state_is_failed(slot->status.state);
+}
+static bool want_freeze(const Session *s, const Slot *slot, int level) {
+        return want_active(s, slot, level) && (int) slot->level == level &&
+               slot->status.state == VSS_WS_WAITING_FOR_FREEZE;
+}
+static bool want_thaw(const Session *s, const Slot *slot, int level) {
+        return slot->got_freeze && (int) slot->level == level && slot->status.state == VSS_WS_WAITING_FOR_THAW;
+}
+static bool want_post_snapshot(const Session *s, const Slot *slot, int level) {
+        return slot->status.state == VSS_WS_WAITING_FOR_POST_SNAPSHOT;
+}
+static bool want_abort(const Session *s, const Slot *slot, int level) {
+        return slot->got_prepare_snapshot && (int) slot->level == level;
+}
+static bool want_backup_complete(const Session *s, const Slot *slot, int level) {
+        return slot->selected && slot->status.state == VSS_WS_WAITING_FOR_BACKUP_COMPLETE;
+}
+static bool want_shutdown(const Session *s, const Slot *slot, int level) {
+        return slot->selected;
+}
+
+/* Operation bookkeeping. */
+
+static void op_reply(Session *s, int32_t hr, const char *msg) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *req = TAKE_PTR(s->request);
+        s->busy = false;
+        if (!req)
+                return;
+        if (hr == 0)
+                (void) sd_bus_reply_method_return(req, NULL);
+        else {
+                reply_error(&error, hr, "%s", msg);
+                (void) sd_bus_reply_method_error(req, &error);
+        }
+        sd_bus_message_unref(req);
+}
+
+static int op_begin(Session *s, sd_bus_message *msg, SeqCall call) {
+        s->busy = true;
+        s->op = call;
+        s->request = sd_bus_message_ref(msg);
+        return 1; /* answered later */
+}
+
+static void set_delete(Session *s) {
+        Manager *m = s->manager;
+        for (size_t i = 0; i < s->n_volumes; i++)
+                if (s->volumes[i].shadow_path)
+                        s->volumes[i].provider->remove(s->volumes[i].shadow_path);
+        if (s->set_registered)
+                registry_remove_set(m->registry, &s->set_id);
+        if (s->n_volumes > 0) {
+                char dir[PATH_MAX], id[VSS_ID_STRING_MAX];
+                snprintf(dir, sizeof(dir), "%s/%s", m->shadow_dir, vss_id_to_string(&s->set_id, id));
+                (void) rmdir(dir);
+        }
+        s->set_registered = s->set_committed = false;
+}
+
+static void creating_done(Session *s) {
+        if (s->manager->creating == s)
+                s->manager->creating = NULL;
+}
+
+/* Method plumbing: every session method starts with the session id. */
+static Session *session_begin_call(sd_bus_message *msg, void *userdata, SeqCall call, sd_bus_error *error) {
+        Connection *c = userdata;
+        const char *id, *why = NULL;
+        if (!c->may_request) {
+                reply_error(error, VSS_E_ACCESSDENIED, "uid %u is neither root nor in the backup group '%s'",
+                            (unsigned) c->cred.uid, c->manager->config.backup_group);
+                return NULL;
+        }
+        if (sd_bus_message_read(msg, "s", &id) < 0) {
+                reply_error(error, VSS_E_INVALIDARG, "missing session id");
+                return NULL;
+        }
+        Session *s = session_lookup(c, id, error);
+        if (!s)
+                return NULL;
+        SeqFacts f = {
+                .phase = s->phase,
+                .busy = s->busy,
+                .component_mode = s->component_mode,
+                .restore = s->restore,
+                .status_closed = s->status_closed,
+                .n_volumes = (unsigned) s->n_volumes,
+        };
+        int32_t hr = seq_check(&f, call, &why);
+        if (hr < 0) {
+                reply_error(error, hr, "%s: %s (session is %s)", seq_call_name(call), why, session_phase_name(s->phase));
+                return NULL;
+        }
+        return s;
+}
+
+#define BEGIN(call)                                                           \
+        Session *s = session_begin_call(msg, userdata, call, error);         \
+        if (!s)                                                               \
+                return -EINVAL;
+
+int method_initialize_for_backup(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BEGIN(CALL_INITIALIZE_FOR_BACKUP);
+        s->phase = seq_next(s->phase, CALL_INITIALIZE_FOR_BACKUP);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+int method_initialize_for_restore(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        const char *doc;
+        BEGIN(CALL_INITIALIZE_FOR_RESTORE);
+        if (sd_bus_message_read(msg, "s", &doc) < 0 || strnlen(doc, VSS_MAX_DOCUMENT + 1) > VSS_MAX_DOCUMENT)
+                return reply_error(error, VSS_E_INVALIDARG, "backup components document missing or too large");
+        s->restore = true;
+        s->phase = seq_next(s->phase, CALL_INITIALIZE_FOR_RESTORE);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+int method_set_context(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        uint32_t ctx;
+        BEGIN(CALL_SET_CONTEXT);
+        if (sd_bus_message_read(msg, "u", &ctx) < 0)
+                return reply_error(error, VSS_E_INVALIDARG, "missing context");
+        switch (ctx) {
+        case VSS_CTX_BACKUP: case VSS_CTX_FILE_SHARE_BACKUP: case VSS_CTX_NAS_ROLLBACK: case VSS_CTX_APP_ROLLBACK:
+        case VSS_CTX_CLIENT_ACCESSIBLE: case VSS_CTX_CLIENT_ACCESSIBLE_WRITERS:
+                break;
+        default:
+                return reply_error(error, VSS_E_INVALIDARG, "unknown snapshot context 0x%x", ctx);
+        }
+        s->context = ctx;
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+int method_set_backup_state(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        int select, bootable, partial;
+        uint32_t type;
+        BEGIN(CALL_SET_BACKUP_STATE);
+        if (sd_bus_message_read(msg, "bbub", &select, &bootable, &type, &partial) < 0)
+                return reply_error(error, VSS_E_INVALIDARG, "bad arguments");
+        if (type < VSS_BT_FULL || type > VSS_BT_OTHER)
+                return reply_error(error, VSS_E_INVALIDARG, "backup type %u out of range", type);
+        s->component_mode = select;
+        s->bootable = bootable;
+        s->partial = partial;
+        s->backup_type = type;
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static void metadata_done(Session *s) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        size_t k = 0;
+
+        /* Writers that failed Identify have no metadata and no status in this session. */
+        for (size_t i = 0; i < s->n_slots; i++) {
+                if (s->slots[i].identified) {
+                        s->slots[k] = s->slots[i];
+                        s->slots[k].status = (StatusSlot) { .state = VSS_WS_STABLE };
+                        s->slots[k].selected = true;
+                        k++;
+                } else
+                        slot_done(&s->slots[i]);
+        }
+        s->n_slots = k;
+        s->phase = seq_next(s->phase, CALL_GATHER_WRITER_METADATA);
+        s->busy = false;
+        sd_bus_message *req = TAKE_PTR(s->request);
+        if (!req)
+                return;
+        int r = sd_bus_message_new_method_return(req, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "s");
+        for (size_t i = 0; r >= 0 && i < s->n_slots; i++)
+                r = sd_bus_message_append(reply, "s", s->slots[i].metadata->document);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        if (r < 0)
+                (void) sd_bus_reply_method_errnof(req, -r, "cannot send metadata: %m");
+        sd_bus_message_unref(req);
+        if (s->dead)
+                session_shutdown(s);
+}
+
+/* Slots for every subscribed writer, with identities copied (writers may go away). */
+static int slots_for_writers(Session *s) {
+        Manager *m = s->manager;
+        s->slots = calloc(m->n_writers ? m->n_writers : 1, sizeof(Slot));
+        if (!s->slots)
+                return -ENOMEM;
+        size_t n = 0;
+        LIST_FOREACH(writers, w, m->writers) {
+                Slot *slot = &s->slots[n++];
+                slot->writer = w;
+                slot->class_id = w->class_id;
+                slot->instance_id = w->instance_id;
+                slot->level = w->level;
+                slot->window_ms = w->window_ms;
+                slot->selected = true;
+                slot->status.state = VSS_WS_STABLE;
+                memcpy(slot->name, w->name, sizeof(slot->name));
+        }
+        s->n_slots = n;
+        return 0;
+}
+
+int method_gather_writer_metadata(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BEGIN(CALL_GATHER_WRITER_METADATA);
+        if (slots_for_writers(s) < 0)
+                return -ENOMEM;
+        op_begin(s, msg, CALL_GATHER_WRITER_METADATA);
+        send_batch(s, VSS_EVENT_IDENTIFY, want_all, 0, metadata_done);
+        return 1;
+}
+
+static Slot *slot_find(Session *s, const vss_id *iid, const vss_id *wid) {
+        for (size_t i = 0; i < s->n_slots; i++)
+                if (vss_id_equal(&s->slots[i].instance_id, iid) && (!wid || vss_id_equal(&s->slots[i].class_id, wid)))
+                        return &s->slots[i];
+        return NULL;
+}
+
+static int read_component(sd_bus_message *msg, Session *s, Slot **ret_slot, const vss_component_info **ret_comp,
+                          sd_bus_error *error) {
+        const char *iid, *wid, *lp, *name;
+        vss_id i, w;
+        if (sd_bus_message_read(msg, "ssss", &iid, &wid, &lp, &name) < 0)
+                return reply_error(error, VSS_E_INVALIDARG, "bad arguments");
+        if (vss_id_from_string(iid, &i) < 0 || vss_id_from_string(wid, &w) < 0)
+                return reply_error(error, VSS_E_INVALIDARG, "instance and writer ids must be UUIDs");
+        Slot *slot = slot_find(s, &i, &w);
+        if (!slot || !slot->metadata)
+                return reply_error(error, VSS_E_OBJECT_NOT_FOUND, "no writer %s (instance %s) in this session", wid, iid);
+        const vss_component_info *comp = metadata_find_component(slot->metadata, lp, name);
+        if (!comp)
+                return reply_error(error, VSS_E_OBJECT_NOT_FOUND, "writer '%s' has no component '%s%s%s'", slot->name, lp,
+                                   isempty(lp) ? "" : "/", name);
+        *ret_slot = slot;
+        *ret_comp = comp;
+        return 0;
+}
+
+static char *component_key(const vss_component_info *c) {
+        char *k;
+        if (asprintf(&k, "%s%s%s", c->logical_path, isempty(c->logical_path) ? "" : "/", c->name) < 0)
+                return NULL;
+        return k;
+}
+
+int method_add_component(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Slot *slot;
+        const vss_component_info *comp;
+        size_t total = 0;
+        BEGIN(CALL_ADD_COMPONENT);
+        int r = read_component(msg, s, &slot, &comp, error);
+        if (r < 0)
+                return r;
+        if (!comp->selectable_for_backup)
+                return reply_error(error, VSS_E_INVALIDARG, "component '%s' is not selectable for backup", comp->name);
+        for (size_t i = 0; i < s->n_slots; i++)
+                total += s->slots[i].n_components;
+        if (total >= VSS_MAX_COMPONENTS)
+                return reply_error(error, VSS_E_INVALIDARG, "too many components (%d)", VSS_MAX_COMPONENTS);
+        _cleanup_free_ char *key = component_key(comp);
+        if (!key)
+                return -ENOMEM;
+        for (size_t i = 0; i < slot->n_components; i++)
+                if (streq(slot->components[i], key))
+                        return reply_error(error, VSS_E_OBJECT_ALREADY_EXISTS, "component '%s' is already selected", key);
+        char **n = realloc(slot->components, (slot->n_components + 2) * sizeof(char *));
+        if (!n)
+                return -ENOMEM;
+        slot->components = n;
+        n[slot->n_components++] = TAKE_PTR(key);
+        n[slot->n_components] = NULL;
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+int method_set_backup_succeeded(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Slot *slot;
+        const vss_component_info *comp;
+        int ok;
+        BEGIN(CALL_SET_BACKUP_SUCCEEDED);
+        int r = read_component(msg, s, &slot, &comp, error);
+        if (r < 0)
+                return r;
+        if (sd_bus_message_read(msg, "b", &ok) < 0)
+                return reply_error(error, VSS_E_INVALIDARG, "bad arguments");
+        log_info("component '%s' of '%s' backed up: %s", comp->name, slot->name, ok ? "succeeded" : "failed");
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+int method_start_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        char id[VSS_ID_STRING_MAX];
+        BEGIN(CALL_START_SNAPSHOT_SET);
+        Manager *m = s->manager;
+        if (m->creating && m->creating != s)
+                return reply_error(error, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
+                                   "another snapshot set is in creation; only one at a time machine-wide");
+        if (vss_id_new(&s->set_id) < 0)
+                return -ENOMEM;
+        m->creating = s;
+        s->phase = seq_next(s->phase, CALL_START_SNAPSHOT_SET);
+        return sd_bus_reply_method_return(msg, "s", vss_id_to_string(&s->set_id, id));
+}
+
+static bool path_within(const char *path, const char *dir) {
+        size_t n = strlen(dir);
+        return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == 0);
+}
+
+int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        const char *path, *pname;
+        char real[PATH_MAX], id[VSS_ID_STRING_MAX], sid[VSS_ID_STRING_MAX];
+        _cleanup_free_ char *state = NULL;
+        BEGIN(CALL_ADD_TO_SNAPSHOT_SET);
+        Manager *m = s->manager;
+        if (sd_bus_message_read(msg, "ss", &path, &pname) < 0 || !string_ok(path, VSS_MAX_STRING))
+                return reply_error(error, VSS_E_INVALIDARG, "bad path");
+        if (path[0] != '/')
+                return reply_error(error, VSS_E_INVALIDARG, "path '%s' is not absolute", path);
+        if (!realpath(path, real))
+                return reply_error(error, VSS_E_OBJECT_NOT_FOUND, "cannot resolve '%s': %m", path);
+        state = realpath(m->state_dir, NULL);
+        if (state && (path_within(real, state) || path_within(state, real)))
+                return reply_error(error, VSS_E_VOLUME_NOT_SUPPORTED, "'%s' overlaps vssd's state directory %s", real, state);
+        const Provider *p = isempty(pname) ? provider_choose(real) : provider_find(pname);
+        if (!p)
+                return reply_error(error, isempty(pname) ? VSS_E_VOLUME_NOT_SUPPORTED : VSS_E_OBJECT_NOT_FOUND,
+                                   isempty(pname) ? "no provider supports '%s'" : "no provider named '%s'",
+                                   isempty(pname) ? real : pname);
+        if (p->supports(real) < 0)
+                return reply_error(error, VSS_E_VOLUME_NOT_SUPPORTED, "provider '%s' does not support '%s'", p->name, real);
+        for (size_t i = 0; i < s->n_volumes; i++)
+                if (streq(s->volumes[i].path, real))
+                        return reply_error(error, VSS_E_OBJECT_ALREADY_EXISTS, "'%s' is already in the set", real);
+        if (s->n_volumes >= VSS_MAX_VOLUMES)
+                return reply_error(error, VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED, "a set holds at most %d volumes",
+                                   VSS_MAX_VOLUMES);
+        Volume *v = &s->volumes[s->n_volumes];
+        *v = (Volume) { .provider = p, .path = strdup(real) };
+        if (!v->path || vss_id_new(&v->shadow_id) < 0 ||
+            asprintf(&v->shadow_path, "%s/%s/%s", m->shadow_dir, vss_id_to_string(&s->set_id, sid),
+                     vss_id_to_string(&v->shadow_id, id)) < 0) {
+                free(v->path);
+                *v = (Volume) {};
+                return -ENOMEM;
+        }
+        s->n_volumes++;
+        return sd_bus_reply_method_return(msg, "s", id);
+}
+
+static void simple_op_done(Session *s) {
+        s->phase = seq_next(s->phase, s->op);
+        op_reply(s, 0, NULL);
+        if (s->dead)
+                session_shutdown(s);
+}
+
+int method_prepare_for_backup(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BEGIN(CALL_PREPARE_FOR_BACKUP);
+        /* Component mode: writers with no selected component take no part after this event. */
+        for (size_t i = 0; i < s->n_slots; i++)
+                s->slots[i].selected = !s->component_mode || s->slots[i].n_components > 0;
+        op_begin(s, msg, CALL_PREPARE_FOR_BACKUP);
+        send_batch(s, VSS_EVENT_PREPARE_BACKUP, want_not_failed, 0, simple_op_done);
+        return 1;
+}
+
+int method_backup_complete(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BEGIN(CALL_BACKUP_COMPLETE);
+        op_begin(s, msg, CALL_BACKUP_COMPLETE);
+        send_batch(s, VSS_EVENT_BACKUP_COMPLETE, want_backup_complete, 0, simple_op_done);
+        return 1;
+}
+
+static bool restore_slots_needed(Session *s) {
+        return s->phase == PHASE_RESTORE_INIT && s->n_slots == 0;
+}
+
+int method_pre_restore(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BEGIN(CALL_PRE_RESTORE);
+        /* A restore without metadata addresses the writers running now. */
+        if (restore_slots_needed(s) && slots_for_writers(s) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_slots; i++)
+                s->slots[i].selected = !s->component_mode || s->slots[i].n_components > 0;
+        op_begin(s, msg, CALL_PRE_RESTORE);
+        send_batch(s, VSS_EVENT_PRE_RESTORE, want_active, 0, simple_op_done);
+        return 1;
+}
+
+int method_post_restore(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BEGIN(CALL_POST_RESTORE);
+        op_begin(s, msg, CALL_POST_RESTORE);
+        send_batch(s, VSS_EVENT_POST_RESTORE, want_active, 0, simple_op_done);
+        return 1;
+}
+
+/* DoSnapshotSet: PrepareForSnapshot → Freeze (front-end, back-end, system) → provider commit →
+ * Thaw (reverse) → PostSnapshot. Any failure from Freeze to Thaw (or a provider failure, or the
+ * requester going away) turns to Abort for every writer that got PrepareForSnapshot. */
+
+static void request_abort(Session *s, int32_t hr, const char *why) {
+        if (s->abort_hr == 0) {
+                s->abort_hr = hr;
+                snprintf(s->abort_msg, sizeof(s->abort_msg), "%s", why);
+        }
+        if (s->commit_pid > 0)
+                (void) kill(s->commit_pid, SIGKILL);
+}
+
+static int on_commit_exit(sd_event_source *src, const siginfo_t *si, void *userdata) {
+        Session *s = userdata;
+        s->commit_source = sd_event_source_disable_unref(s->commit_source);
+        s->window_source = sd_event_source_disable_unref(s->window_source);
+        s->commit_pid = -1;
+        if (si->si_code != CLD_EXITED || si->si_status != 0) {
+                bool nospace = si->si_code == CLD_EXITED && si->si_status == 10;
+                request_abort(s, nospace ? VSS_E_INSUFFICIENT_STORAGE : VSS_E_UNEXPECTED_PROVIDER_ERROR,
+                              nospace ? "the provider ran out of storage" : "the provider failed to create a shadow copy");
+        }
+        dss_continue(s);
+        session_unref(s);
+        return 0;
+}
+
+static int on_window(sd_event_source *src, uint64_t usec, void *userdata) {
+        Session *s = userdata;
+        /* The provider took longer than a frozen writer's window: the copy cannot be consistent. */
+        for (size_t i = 0; i < s->n_slots; i++) {
+                Slot *slot = &s->slots[i];
+                if (slot->status.state == VSS_WS_WAITING_FOR_THAW &&
+                    now_monotonic_usec() - s->freeze_start_usec >=
+                            (uint64_t) event_timeout_ms(&s->manager->config.timeouts, VSS_EVENT_FREEZE, slot->window_ms) * USEC_PER_MSEC) {
+                        status_apply(&slot->status, VSS_EVENT_THAW, VSS_E_WRITERERROR_TIMEOUT, 0,
+                                     "freeze window exceeded during provider commit");
+                        note_status(s, slot);
+                }
+        }
+        request_abort(s, VSS_E_WRITERERROR_TIMEOUT, "a writer's freeze window was exceeded during the provider commit");
+        return 0;
+}
+
+static _Noreturn void commit_child(Session *s) {
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        for (size_t i = 0; i < s->n_volumes; i++) {
+                int r = s->volumes[i].provider->create(s->volumes[i].path, s->volumes[i].shadow_path);
+                if (r < 0) {
+                        fprintf(stderr, "vssd: provider %s failed on %s: %s\n", s->volumes[i].provider->name,
+                                s->volumes[i].path, strerror(-r));
+                        _exit(r == -ENOSPC || r == -EDQUOT ? 10 : 11);
+                }
+        }
+        _exit(0);
+}
+
+/* Returns 1 when the commit runs (its exit continues the sequence), 0 when it failed to start. */
+static int commit_start(Session *s) {
+        Manager *m = s->manager;
+        char dir[PATH_MAX], id[VSS_ID_STRING_MAX];
+        uint64_t now = now_realtime_usec();
+        uint32_t attrs = s->context;
+        int r;
+
+        /* The set is journalled as 'creating' before anything is made: a crash leaves a record
+         * for the restarted vssd to clean up. */
+        r = registry_add_set(m->registry, &s->set_id, s->context, now);
+        s->set_registered = r >= 0;
+        for (size_t i = 0; r >= 0 && i < s->n_volumes; i++) {
+                ShadowRecord rec = {
+                        .shadow_id = s->volumes[i].shadow_id,
+                        .set_id = s->set_id,
+                        .original_path = s->volumes[i].path,
+                        .shadow_path = s->volumes[i].shadow_path,
+                        .provider = (char *) s->volumes[i].provider->name,
+                        .created_usec = now,
+                        .attributes = attrs,
+                };
+                r = registry_add_shadow(m->registry, &rec);
+        }
+        snprintf(dir, sizeof(dir), "%s/%s", m->shadow_dir, vss_id_to_string(&s->set_id, id));
+        if (r >= 0 && mkdir(dir, 0700) < 0 && errno != EEXIST)
+                r = -errno;
+        if (r < 0) {
+                request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, "cannot record the snapshot set");
+                return 0;
+        }
+
+        pid_t pid = fork();
+        if (pid < 0) {
+                request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, "cannot start the provider");
+                return 0;
+        }
+        if (pid == 0)
+                commit_child(s);
+        s->commit_pid = pid;
+        r = sd_event_add_child(m->event, &s->commit_source, pid, WEXITED, on_commit_exit, s);
+        if (r < 0) {
+                (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                s->commit_pid = -1;
+                request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, "cannot watch the provider");
+                return 0;
+        }
+        session_ref(s);
+
+        /* The shortest window among frozen writers bounds the commit. */
+        uint64_t window = UINT64_MAX;
+        for (size_t i = 0; i < s->n_slots; i++)
+                if (s->slots[i].status.state == VSS_WS_WAITING_FOR_THAW) {
+                        uint64_t w = (uint64_t) event_timeout_ms(&m->config.timeouts, VSS_EVENT_FREEZE, s->slots[i].window_ms) *
+                                     USEC_PER_MSEC;
+                        if (w < window)
+                                window = w;
+                }
+        if (window != UINT64_MAX) {
+                uint64_t elapsed = now_monotonic_usec() - s->freeze_start_usec;
+                (void) sd_event_add_time_relative(m->event, &s->window_source, CLOCK_MONOTONIC,
+                                                  elapsed < window ? window - elapsed : 0, 1000, on_window, s);
+        }
+        return 1;
+}
+
+static void dss_finish(Session *s) {
+        Manager *m = s->manager;
+        creating_done(s);
+        if (s->abort_hr) {
+                set_delete(s);
+                s->phase = PHASE_ABORTED;
+                log_warn("snapshot set aborted: %s", s->abort_msg);
+                op_reply(s, s->abort_hr, s->abort_msg);
+        } else {
+                int r = registry_commit_set(m->registry, &s->set_id);
+                if (r < 0) {
+                        set_delete(s);
+                        s->phase = PHASE_ABORTED;
+                        op_reply(s, VSS_E_UNEXPECTED, "cannot record the snapshot set");
+                } else {
+                        s->set_committed = true;
+                        s->phase = PHASE_SNAPSHOT_DONE;
+                        log_info("snapshot set committed with %zu shadow copies", s->n_volumes);
+                        op_reply(s, 0, NULL);
+                }
+        }
+        s->stage = STAGE_NONE;
+        if (s->dead)
+                session_shutdown(s);
+}
+
+static void dss_continue(Session *s) {
+        for (;;) {
+                /* Past the commit's start, every failure turns into Abort; PostSnapshot never aborts. */
+                if (s->abort_hr && s->stage >= STAGE_FREEZE && s->stage <= STAGE_THAW) {
+                        s->stage = STAGE_ABORT;
+                        s->level = _VSS_APP_LEVEL_MAX - 1;
+                }
+                switch (s->stage) {
+                case STAGE_PREPARE_SNAPSHOT:
+                        s->stage = STAGE_FREEZE;
+                        s->level = 0;
+                        send_batch(s, VSS_EVENT_PREPARE_SNAPSHOT, want_active, 0, dss_continue);
+                        return;
+                case STAGE_FREEZE:
+                        if (s->level == 0)
+                                s->freeze_start_usec = now_monotonic_usec();
+                        if (s->level >= _VSS_APP_LEVEL_MAX) {
+                                s->stage = STAGE_COMMIT;
+                                continue;
+                        }
+                        send_batch(s, VSS_EVENT_FREEZE, want_freeze, s->level++, dss_continue);
+                        return;
+                case STAGE_COMMIT:
+                        s->stage = STAGE_THAW;
+                        s->level = _VSS_APP_LEVEL_MAX - 1;
+                        if (commit_start(s) > 0)
+                                return;
+                        continue;
+                case STAGE_THAW:
+                        if (s->level < 0) {
+                                s->stage = STAGE_POST_SNAPSHOT;
+                                continue;
+                        }
+                        send_batch(s, VSS_EVENT_THAW, want_thaw, s->level--, dss_continue);
+                        return;
+                case STAGE_POST_SNAPSHOT:
+                        s->stage = STAGE_FINISH;
+                        send_batch(s, VSS_EVENT_POST_SNAPSHOT, want_post_snapshot, 0, dss_continue);
+                        return;
+                case STAGE_ABORT:
+                        if (s->level < 0) {
+                                s->stage = STAGE_FINISH;
+                                continue;
+                        }
+                        send_batch(s, VSS_EVENT_ABORT, want_abort, s->level--, dss_continue);
+                        return;
+                case STAGE_FINISH:
+                default:
+                        dss_finish(s);
+                        return;
+                }
+        }
+}
+
+int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BEGIN(CALL_DO_SNAPSHOT_SET);
+        op_begin(s, msg, CALL_DO_SNAPSHOT_SET);
+        s->abort_hr = 0;
+        s->abort_msg[0] = 0;
+        s->stage = STAGE_PREPARE_SNAPSHOT;
+        dss_continue(s);
+        return 1;
+}
+
+int method_abort_backup(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BEGIN(CALL_ABORT_BACKUP);
+        if (s->busy && s->op == CALL_DO_SNAPSHOT_SET) {
+                /* The snapshot set in creation aborts at its next step; its own call returns E_ABORT. */
+                request_abort(s, VSS_E_ABORT, "the requester aborted the backup");
+                return sd_bus_reply_method_return(msg, NULL);
+        }
+        if (s->busy)
+                return reply_error(error, VSS_E_BAD_STATE, "AbortBackup: wait for the operation in flight to end");
+        set_delete(s);
+        creating_done(s);
+        s->phase = seq_next(s->phase, CALL_ABORT_BACKUP);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Connection *c = userdata;
+        const char *id;
+        if (sd_bus_message_read(msg, "s", &id) < 0)
+                return reply_error(error, VSS_E_INVALIDARG, "missing session id");
+        Session *s = session_lookup(c, id, error);
+        if (!s)
+                return -EINVAL;
+        if (s->busy && s->op == CALL_DO_SNAPSHOT_SET)
+                request_abort(s, VSS_E_ABORT, "the requester cancelled the snapshot set");
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+/* Status. */
+
+static void gather_free(StatusGather *g) {
+        sd_bus_message_unref(g->request);
+        free(g->direct_entries);
+        session_unref(g->session);
+        free(g);
+}
+
+static void gather_reply(StatusGather *g) {
+        Session *s = g->session;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        char a[VSS_ID_STRING_MAX], b[VSS_ID_STRING_MAX], note[128], ts[32];
+        int r = sd_bus_message_new_method_return(g->request, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(sssuiiss)");
+        for (size_t i = 0; r >= 0 && i < (g->direct ? g->n : s->n_slots); i++) {
+                if (g->direct) {
+                        if (!g->direct_entries[i].answered)
+                                continue;
+                        r = sd_bus_message_append(reply, "(sssuiiss)", g->direct_entries[i].name,
+                                                  vss_id_to_string(&g->direct_entries[i].class_id, a),
+                                                  vss_id_to_string(&g->direct_entries[i].instance_id, b),
+                                                  (uint32_t) VSS_WS_STABLE, 0, 0, "", "");
+                        continue;
+                }
+                const Slot *slot = &s->slots[i];
+                note[0] = 0;
+                if (slot->inflight)
+                        snprintf(note, sizeof(note), "in progress: %s since %s", vss_event_name(slot->inflight_event),
+                                 format_timestamp(slot->inflight_since, ts));
+                else if (slot->status.aborted && !state_is_failed(slot->status.state))
+                        snprintf(note, sizeof(note), "aborted");
+                r = sd_bus_message_append(reply, "(sssuiiss)", slot->name, vss_id_to_string(&slot->class_id, a),
+                                          vss_id_to_string(&slot->instance_id, b), (uint32_t) slot->status.state,
+                                          slot->status.failure, slot->status.application_code,
+                                          slot->status.application_message, note);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        if (r < 0)
+                (void) sd_bus_reply_method_errnof(g->request, -r, "cannot send status: %m");
+        /* The gather after backup-complete or post-restore closes the slots. */
+        if (!s->busy && (s->phase == PHASE_COMPLETED || s->phase == PHASE_RESTORED))
+                s->status_closed = true;
+        gather_free(g);
+}
+
+int method_gather_writer_status(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BEGIN(CALL_GATHER_WRITER_STATUS);
+        StatusGather *g = calloc(1, sizeof(*g));
+        if (!g)
+                return -ENOMEM;
+        g->session = session_ref(s);
+        g->request = sd_bus_message_ref(msg);
+        g->pending = 1;
+        /* No metadata (a restore): the writers subscribed now that answer. */
+        g->direct = s->n_slots == 0 && s->phase == PHASE_RESTORE_INIT;
+        if (g->direct) {
+                Manager *m = s->manager;
+                g->direct_entries = calloc(m->n_writers ? m->n_writers : 1, sizeof(*g->direct_entries));
+                if (!g->direct_entries) {
+                        gather_free(g);
+                        return -ENOMEM;
+                }
+                LIST_FOREACH(writers, w, m->writers) {
+                        size_t i = g->n++;
+                        memcpy(g->direct_entries[i].name, w->name, sizeof(w->name));
+                        g->direct_entries[i].class_id = w->class_id;
+                        g->direct_entries[i].instance_id = w->instance_id;
+                }
+                /* Pings go through temporary slots of the session; they carry no status. */
+                Slot *tmp = calloc(g->n ? g->n : 1, sizeof(Slot));
+                if (!tmp) {
+                        gather_free(g);
+                        return -ENOMEM;
+                }
+                size_t i = 0;
+                LIST_FOREACH(writers, w, m->writers) {
+                        _cleanup_(sd_bus_message_unrefp) sd_bus_message *ping = NULL;
+                        sd_bus_slot *bslot = NULL;
+                        Call *call = calloc(1, sizeof(*call));
+                        if (!call)
+                                break;
+                        *call = (Call) { .session = session_ref(s), .idx = i++, .gather = g };
+                        int r = sd_bus_message_new_method_call(w->connection->bus, &ping, NULL, VSS_WRITER_PATH,
+                                                               VSS_WRITER_INTERFACE, "Ping");
+                        if (r >= 0)
+                                r = sd_bus_call_async(w->connection->bus, &bslot, ping, on_reply, call,
+                                                      (uint64_t) m->config.timeouts.status_ms * USEC_PER_MSEC);
+                        if (r < 0) {
+                                call_destroy(call);
+                                continue;
+                        }
+                        sd_bus_slot_set_destroy_callback(bslot, call_destroy);
+                        sd_bus_slot_set_floating(bslot, 1);
+                        g->pending++;
+                }
+                free(tmp);
+        } else {
+                for (size_t i = 0; i < s->n_slots; i++) {
+                        Slot *slot = &s->slots[i];
+                        /* A writer busy with an event is reported as it is; others must answer. */
+                        if (slot->inflight || state_is_failed(slot->status.state))
+                                continue;
+                        if (call_slot(s, i, VSS_EVENT_IDENTIFY, g) > 0)
+                                g->pending++;
+                }
+        }
+        if (--g->pending == 0)
+                gather_reply(g);
+        return 1;
+}
+
+/* Ending a session. */
+
+static void session_final(Session *s) {
+        LIST_REMOVE(sessions, s->manager->sessions, s);
+        session_unref(s);
+}
+
+static void session_shutdown(Session *s) {
+        if (s->shut_down)
+                return;
+        s->shut_down = true;
+        creating_done(s);
+        /* Auto-release shadows end with their session; persistent ones stay. */
+        if (s->set_committed && !(s->context & VSS_VOLSNAP_ATTR_NO_AUTO_RELEASE))
+                set_delete(s);
+        else if (s->set_registered && !s->set_committed)
+                set_delete(s);
+        if (s->n_slots > 0 && !s->restore)
+                send_batch(s, VSS_EVENT_BACKUP_SHUTDOWN, want_shutdown, 0, session_final);
+        else
+                session_final(s);
+}
+
+void session_release(Session *s) {
+        if (s->dead)
+                return;
+        s->dead = true;
+        if (s->connection) {
+                s->connection->n_sessions--;
+                s->connection = NULL;
+        }
+        if (s->busy) {
+                /* The operation's end shuts the session down; a snapshot set in creation aborts. */
+                if (s->op == CALL_DO_SNAPSHOT_SET)
+                        request_abort(s, VSS_E_ABORT, "the requester went away");
+                return;
+        }
+        session_shutdown(s);
+}

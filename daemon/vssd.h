@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* vssd's objects: the Manager (one), Connections (one per client), Writers (subscribed),
+ * Sessions (one per requester backup or restore) and their per-writer Slots. */
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include <vss/backup.h>
+
+#include "daemon/list.h"
+#include "daemon/provider.h"
+#include "daemon/registry.h"
+#include "daemon/sequence.h"
+#include "lib/common.h"
+
+typedef struct Manager Manager;
+typedef struct Connection Connection;
+typedef struct Writer Writer;
+typedef struct Session Session;
+
+typedef struct Config {
+        Timeouts timeouts;
+        char *backup_group;
+} Config;
+
+int config_load(Config *c, const char *path, char **ret_error);
+void config_done(Config *c);
+
+struct Manager {
+        sd_event *event;
+        Config config;
+        char *socket_path;
+        char *state_dir;
+        char *shadow_dir;
+        int listen_fd;
+        sd_event_source *listen_source;
+        Registry *registry;
+        gid_t backup_gid;
+        bool have_backup_gid;
+
+        Connection *connections;
+        unsigned n_connections;
+        Writer *writers;
+        unsigned n_writers;
+        Session *sessions;
+        /* The session whose snapshot set is in creation: one machine-wide. */
+        Session *creating;
+};
+
+struct Connection {
+        Manager *manager;
+        sd_bus *bus;
+        struct ucred cred;
+        bool may_request;   /* root or backup group */
+        Writer *writer;     /* at most one per connection */
+        unsigned n_sessions;
+        LIST_FIELDS(Connection, connections);
+};
+
+struct Writer {
+        Manager *manager;
+        Connection *connection;
+        vss_id class_id;
+        vss_id instance_id;
+        char name[VSS_MAX_NAME + 1];
+        char instance_name[VSS_MAX_NAME + 1];
+        vss_app_level level;
+        uint32_t window_ms;
+        /* Admin view: last known status, the session it comes from and when. */
+        StatusSlot last;
+        char last_note[128];
+        vss_id last_session;
+        uint64_t last_usec;
+        LIST_FIELDS(Writer, writers);
+};
+
+typedef struct Slot {
+        Writer *writer;           /* NULL once it is gone */
+        vss_id class_id, instance_id;
+        char name[VSS_MAX_NAME + 1];
+        vss_app_level level;
+        uint32_t window_ms;
+        vss_writer_metadata *metadata;
+        StatusSlot status;
+        bool identified;
+        bool selected;            /* takes part past PrepareForBackup */
+        char **components;        /* selected components, "logical_path/name" */
+        size_t n_components;
+        bool got_prepare_snapshot, got_freeze;
+        bool inflight;
+        vss_event inflight_event, last_event;
+        uint64_t inflight_since;
+} Slot;
+
+typedef struct Volume {
+        vss_id shadow_id;
+        char *path;
+        char *shadow_path;
+        const Provider *provider;
+} Volume;
+
+typedef enum Stage {
+        STAGE_NONE,
+        STAGE_PREPARE_SNAPSHOT,
+        STAGE_FREEZE,
+        STAGE_COMMIT,
+        STAGE_THAW,
+        STAGE_POST_SNAPSHOT,
+        STAGE_ABORT,
+        STAGE_FINISH,
+} Stage;
+
+struct Session {
+        unsigned n_ref;
+        Manager *manager;
+        Connection *connection;   /* NULL once the requester is gone */
+        vss_id id;
+        SessionPhase phase;
+        bool restore, component_mode, status_closed, busy, dead, shut_down;
+        uint32_t context;
+        vss_backup_type backup_type;
+        bool bootable, partial;
+
+        Slot *slots;
+        size_t n_slots;
+
+        vss_id set_id;
+        Volume volumes[VSS_MAX_VOLUMES];
+        size_t n_volumes;
+        bool set_registered, set_committed;
+
+        /* The operation in flight. */
+        SeqCall op;
+        sd_bus_message *request;  /* to answer when the operation ends */
+        unsigned pending;
+        void (*next)(Session *s);
+        Stage stage;
+        int level;
+        int32_t abort_hr;
+        char abort_msg[256];
+        pid_t commit_pid;
+        sd_event_source *commit_source, *window_source;
+        uint64_t freeze_start_usec;
+
+        LIST_FIELDS(Session, sessions);
+};
+
+/* manager.c */
+int manager_new(const char *socket_path, const char *state_dir, Config *config, Manager **ret);
+Manager *manager_free(Manager *m);
+int manager_start(Manager *m);
+void writer_note_status(Writer *w, const Session *s, const Slot *slot);
+
+/* session.c */
+Session *session_new(Connection *c);
+Session *session_ref(Session *s);
+Session *session_unref(Session *s);
+/* The requester released it or disconnected: abort what runs, shut down, free when done. */
+void session_release(Session *s);
+void session_writer_gone(Session *s, Writer *w);
+Session *session_lookup(Connection *c, const char *id, sd_bus_error *error);
+int reply_error(sd_bus_error *error, int32_t hr, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int shadow_delete(Manager *m, const ShadowRecord *rec);
+
+#define log_info(...) log_full("", __VA_ARGS__)
+#define log_warn(...) log_full("warning: ", __VA_ARGS__)
+#define log_err(...) log_full("error: ", __VA_ARGS__)
+void log_full(const char *prefix, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Method handlers (bus.c holds the table). */
+#define VSS_METHODS(X)                                                                            \
+        X(subscribe) X(unsubscribe) X(create_session) X(release_session) X(list_writers)         \
+        X(list_providers) X(list_shadows) X(get_snapshot_properties) X(delete_shadows)           \
+        X(initialize_for_backup) X(initialize_for_restore) X(set_context) X(set_backup_state)    \
+        X(gather_writer_metadata) X(add_component) X(start_snapshot_set) X(add_to_snapshot_set)  \
+        X(prepare_for_backup) X(do_snapshot_set) X(set_backup_succeeded) X(backup_complete)      \
+        X(abort_backup) X(pre_restore) X(post_restore) X(cancel) X(gather_writer_status)
+#define VSS_DECLARE_METHOD(n) int method_##n(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+VSS_METHODS(VSS_DECLARE_METHOD)
+extern const sd_bus_vtable coordinator_vtable[];

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * <vss/writer.h> — the writer face of libvss, for applications that take part in shadow copies.
+ *
+ * A writer describes what it owns (Identify), quiesces on Freeze, resumes on Thaw and reports how
+ * each step went with vss_writer_set_failure(). Callbacks run on the thread that calls
+ * vss_writer_run() or vss_writer_dispatch(); a callback returns true when the event succeeded,
+ * false when it failed (the failure then is what the callback set with vss_writer_set_failure(),
+ * or VSS_E_WRITERERROR_NONRETRYABLE when it set none).
+ *
+ * Safety: a writer that got Freeze and has not got Thaw calls its Abort callback by itself when
+ * its connection to vssd drops or its Freeze→Thaw window expires; a later Thaw then fails with
+ * VSS_E_WRITERERROR_TIMEOUT, so the set is never reported consistent.
+ *
+ * No privilege is needed; the socket is $VSS_SOCKET or /run/openvss/vssd.sock.
+ */
+
+#include <vss/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct vss_writer vss_writer;
+typedef struct vss_metadata_builder vss_metadata_builder;
+
+typedef enum vss_event {
+        VSS_EVENT_IDENTIFY,
+        VSS_EVENT_PREPARE_BACKUP,
+        VSS_EVENT_PREPARE_SNAPSHOT,
+        VSS_EVENT_FREEZE,
+        VSS_EVENT_THAW,
+        VSS_EVENT_POST_SNAPSHOT,
+        VSS_EVENT_ABORT,
+        VSS_EVENT_BACKUP_COMPLETE,
+        VSS_EVENT_BACKUP_SHUTDOWN,
+        VSS_EVENT_PRE_RESTORE,
+        VSS_EVENT_POST_RESTORE,
+        _VSS_EVENT_MAX,
+} vss_event;
+
+/* "identify", "prepare-backup", "prepare-snapshot", "freeze", "thaw", "post-snapshot", "abort",
+ * "backup-complete", "backup-shutdown", "pre-restore", "post-restore"; NULL when out of range. */
+VSS_EXPORT const char *vss_event_name(vss_event e);
+/* The event for a name above, or -1. */
+VSS_EXPORT int vss_event_from_name(const char *name);
+
+/* What an event callback may read about the request that caused it. Valid during the callback. */
+typedef struct vss_event_info {
+        vss_event event;
+        vss_id snapshot_set_id;           /* null for Identify and restore events */
+        vss_backup_type backup_type;
+        bool component_mode;
+        size_t n_components;              /* selected components of this writer (component mode) */
+        const char *const *components;    /* their logical paths, "path/name" or "name" */
+} vss_event_info;
+
+typedef bool (*vss_writer_event_fn)(vss_writer *w, const vss_event_info *info, void *userdata);
+typedef bool (*vss_writer_identify_fn)(vss_writer *w, vss_metadata_builder *md, void *userdata);
+
+typedef struct vss_writer_callbacks {
+        vss_writer_identify_fn identify;        /* NULL: no components, succeeds */
+        vss_writer_event_fn prepare_backup;     /* any NULL callback succeeds */
+        vss_writer_event_fn prepare_snapshot;
+        vss_writer_event_fn freeze;
+        vss_writer_event_fn thaw;
+        vss_writer_event_fn post_snapshot;
+        vss_writer_event_fn abort;
+        vss_writer_event_fn backup_complete;
+        vss_writer_event_fn backup_shutdown;
+        vss_writer_event_fn pre_restore;
+        vss_writer_event_fn post_restore;
+} vss_writer_callbacks;
+
+typedef struct vss_writer_options {
+        vss_id class_id;            /* the writer's kind; null: derived from name */
+        vss_id instance_id;         /* this instance; null: random */
+        const char *name;           /* required, at most 255 bytes */
+        const char *instance_name;  /* optional */
+        vss_usage_type usage_type;
+        vss_source_type source_type;
+        vss_app_level app_level;
+        uint32_t freeze_window_ms;  /* Freeze→Thaw window; 0: vssd's default (60 s) */
+} vss_writer_options;
+
+/* Creates a writer; nothing is sent until vss_writer_subscribe(). -E_INVALIDARG on bad options. */
+VSS_EXPORT int vss_writer_new(const vss_writer_options *opts, const vss_writer_callbacks *cb, void *userdata,
+                              vss_writer **ret);
+/* Unsubscribes (if subscribed), thaws itself through Abort if frozen, frees. Accepts NULL. */
+VSS_EXPORT vss_writer *vss_writer_unref(vss_writer *w);
+
+/* Connects to vssd at socket_path (NULL: $VSS_SOCKET or the default) and registers. Fails with
+ * VSS_E_WRITER_INFRASTRUCTURE when vssd cannot be reached or refuses. */
+VSS_EXPORT int vss_writer_subscribe(vss_writer *w, const char *socket_path);
+VSS_EXPORT int vss_writer_unsubscribe(vss_writer *w);
+
+/* Blocking loop: dispatches events until vss_writer_exit() or the connection is lost (then it
+ * returns VSS_E_WRITER_INFRASTRUCTURE, after aborting a freeze). */
+VSS_EXPORT int vss_writer_run(vss_writer *w);
+VSS_EXPORT void vss_writer_exit(vss_writer *w);
+
+/* Embedding: poll the fd for POLLIN (it is an epoll fd covering the connection and the writer's
+ * timers), then call vss_writer_dispatch(), which never blocks. */
+VSS_EXPORT int vss_writer_get_fd(vss_writer *w);
+VSS_EXPORT int vss_writer_dispatch(vss_writer *w);
+
+/* Embedding into an sd-event loop of the application's own (pass an sd_event *). Call before
+ * vss_writer_subscribe(); the writer then takes a reference on the loop. */
+VSS_EXPORT int vss_writer_attach_event(vss_writer *w, void *sd_event_loop);
+
+/* Sets the failure reported for the current event: a VSS_E_WRITERERROR_* code, the
+ * application's own code and a message (copied, at most 1023 bytes kept). */
+VSS_EXPORT int vss_writer_set_failure(vss_writer *w, int32_t failure, int32_t application_code,
+                                      const char *application_message);
+
+VSS_EXPORT const vss_writer_options *vss_writer_get_options(vss_writer *w);
+VSS_EXPORT bool vss_writer_is_frozen(vss_writer *w);
+VSS_EXPORT const char *vss_writer_errmsg(vss_writer *w);
+
+/* The metadata builder handed to the Identify callback. Strings are copied. */
+VSS_EXPORT int vss_metadata_add_component(vss_metadata_builder *md, const char *logical_path, const char *name,
+                                          const char *caption, bool selectable_for_backup,
+                                          bool selectable_for_restore);
+/* Adds a file group to the component (logical_path, name), which must have been added. */
+VSS_EXPORT int vss_metadata_add_files(vss_metadata_builder *md, const char *logical_path, const char *name,
+                                      const char *path, const char *filespec, bool recursive);
+VSS_EXPORT int vss_metadata_add_exclude_files(vss_metadata_builder *md, const char *path, const char *filespec,
+                                              bool recursive);
+VSS_EXPORT int vss_metadata_set_restore_method(vss_metadata_builder *md, vss_restore_method method,
+                                               const char *service, bool reboot_required);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,497 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* libvss, requester face: one vss_backup is one session in vssd, on a connection of its own. */
+
+#include <stdarg.h>
+#include <time.h>
+
+#include "lib/client.h"
+#include "lib/metadata.h"
+
+#define CALL_TIMEOUT_USEC (120 * USEC_PER_SEC)
+
+typedef enum AsyncKind { ASYNC_PLAIN, ASYNC_METADATA, ASYNC_STATUS } AsyncKind;
+
+struct vss_async {
+        unsigned n_ref;
+        vss_backup *backup;
+        sd_bus_slot *slot;
+        AsyncKind kind;
+        bool done, cancelled;
+        int32_t result;
+};
+
+struct vss_backup {
+        sd_bus *bus;
+        vss_id session_id;
+        char session[VSS_ID_STRING_MAX];
+        char errmsg[1024];
+        vss_writer_metadata **metadata;
+        size_t n_metadata;
+        vss_writer_status *status;
+        size_t n_status;
+        vss_async *asyncs[8]; /* outstanding handles, detached on release */
+};
+
+static int32_t fail(vss_backup *b, int32_t hr, const sd_bus_error *e, const char *what) {
+        vss_format_error(b->errmsg, sizeof(b->errmsg), hr, e, what);
+        return hr;
+}
+
+static int32_t fail_errno(vss_backup *b, int r, const char *what) {
+        int32_t hr = vss_hr_from_errno(r);
+        snprintf(b->errmsg, sizeof(b->errmsg), "%s: %s", what, strerror(r < 0 ? -r : r));
+        return hr;
+}
+
+VSS_EXPORT const char *vss_backup_errmsg(vss_backup *b) {
+        return b ? b->errmsg : "no session";
+}
+
+VSS_EXPORT int vss_backup_get_session_id(vss_backup *b, vss_id *ret) {
+        if (!b || !ret)
+                return VSS_E_INVALIDARG;
+        *ret = b->session_id;
+        return 0;
+}
+
+VSS_EXPORT int vss_backup_new(const char *socket_path, vss_backup **ret) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *id;
+        int r;
+
+        if (!ret)
+                return VSS_E_INVALIDARG;
+        vss_backup *b = calloc(1, sizeof(*b));
+        if (!b)
+                return VSS_E_OUTOFMEMORY;
+        r = vss_connect(socket_path, &b->bus);
+        if (r < 0) {
+                vss_backup_release(b);
+                return VSS_E_WRITER_INFRASTRUCTURE;
+        }
+        r = sd_bus_call_method(b->bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "CreateSession", &error, &reply, NULL);
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "s", &id);
+        if (r < 0) {
+                int32_t hr = vss_hr_from_bus_error(&error, r);
+                vss_backup_release(b);
+                return hr;
+        }
+        snprintf(b->session, sizeof(b->session), "%s", id);
+        (void) vss_id_from_string(id, &b->session_id);
+        *ret = b;
+        return 0;
+}
+
+static void metadata_clear(vss_backup *b) {
+        for (size_t i = 0; i < b->n_metadata; i++)
+                metadata_free(b->metadata[i]);
+        free(b->metadata);
+        b->metadata = NULL;
+        b->n_metadata = 0;
+}
+
+VSS_EXPORT void vss_backup_free_writer_status(vss_backup *b) {
+        if (!b)
+                return;
+        for (size_t i = 0; i < b->n_status; i++) {
+                free((char *) b->status[i].name);
+                free((char *) b->status[i].application_message);
+                free((char *) b->status[i].note);
+        }
+        free(b->status);
+        b->status = NULL;
+        b->n_status = 0;
+}
+
+VSS_EXPORT vss_backup *vss_backup_release(vss_backup *b) {
+        if (!b)
+                return NULL;
+        for (size_t i = 0; i < ELEMENTSOF(b->asyncs); i++)
+                if (b->asyncs[i]) {
+                        b->asyncs[i]->slot = sd_bus_slot_unref(b->asyncs[i]->slot);
+                        b->asyncs[i]->backup = NULL;
+                        if (!b->asyncs[i]->done) {
+                                b->asyncs[i]->done = true;
+                                b->asyncs[i]->result = VSS_E_ABORT;
+                        }
+                }
+        if (b->bus && b->session[0])
+                (void) sd_bus_call_method(b->bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "ReleaseSession", NULL, NULL,
+                                          "s", b->session);
+        sd_bus_flush_close_unref(b->bus);
+        metadata_clear(b);
+        vss_backup_free_writer_status(b);
+        free(b);
+        return NULL;
+}
+
+/* A synchronous call whose first argument is the session id. */
+static int32_t callv(vss_backup *b, const char *method, sd_bus_message **ret_reply, const char *types, va_list ap) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r = sd_bus_message_new_method_call(b->bus, &m, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, method);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", b->session);
+        if (r >= 0 && types)
+                r = sd_bus_message_appendv(m, types, ap);
+        if (r < 0)
+                return fail_errno(b, r, method);
+        r = sd_bus_call(b->bus, m, CALL_TIMEOUT_USEC, &error, ret_reply);
+        if (r < 0)
+                return fail(b, vss_hr_from_bus_error(&error, r), &error, method);
+        return 0;
+}
+
+static int32_t call(vss_backup *b, const char *method, sd_bus_message **ret_reply, const char *types, ...) {
+        va_list ap;
+        va_start(ap, types);
+        int32_t hr = callv(b, method, ret_reply, types, ap);
+        va_end(ap);
+        return hr;
+}
+
+VSS_EXPORT int vss_backup_initialize_for_backup(vss_backup *b) {
+        if (!b)
+                return VSS_E_INVALIDARG;
+        return call(b, "InitializeForBackup", NULL, NULL);
+}
+
+VSS_EXPORT int vss_backup_initialize_for_restore(vss_backup *b, const char *document) {
+        if (!b)
+                return VSS_E_INVALIDARG;
+        return call(b, "InitializeForRestore", NULL, "s", strempty(document));
+}
+
+VSS_EXPORT int vss_backup_set_context(vss_backup *b, uint32_t context) {
+        if (!b)
+                return VSS_E_INVALIDARG;
+        return call(b, "SetContext", NULL, "u", context);
+}
+
+VSS_EXPORT int vss_backup_set_backup_state(vss_backup *b, bool select_components, bool bootable_system_state,
+                                           vss_backup_type type, bool partial_file_support) {
+        if (!b)
+                return VSS_E_INVALIDARG;
+        return call(b, "SetBackupState", NULL, "bbub", (int) select_components, (int) bootable_system_state,
+                    (uint32_t) type, (int) partial_file_support);
+}
+
+/* Asynchronous operations. */
+
+static int parse_metadata(vss_backup *b, sd_bus_message *reply) {
+        char **docs = NULL;
+        int r = sd_bus_message_read_strv(reply, &docs);
+        if (r < 0)
+                return r;
+        metadata_clear(b);
+        size_t n = 0;
+        while (docs && docs[n])
+                n++;
+        b->metadata = calloc(n ? n : 1, sizeof(*b->metadata));
+        for (size_t i = 0; i < n; i++) {
+                const char *why;
+                if (b->metadata && metadata_parse(docs[i], &b->metadata[b->n_metadata], &why) >= 0)
+                        b->n_metadata++;
+                free(docs[i]);
+        }
+        free(docs);
+        return b->metadata ? 0 : -ENOMEM;
+}
+
+static int parse_status(vss_backup *b, sd_bus_message *reply) {
+        int r;
+        vss_backup_free_writer_status(b);
+        r = sd_bus_message_enter_container(reply, 'a', "(sssuiiss)");
+        if (r < 0)
+                return r;
+        for (;;) {
+                const char *name, *wid, *iid, *msg, *note;
+                uint32_t state;
+                int32_t failure, code;
+                r = sd_bus_message_read(reply, "(sssuiiss)", &name, &wid, &iid, &state, &failure, &code, &msg, &note);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
+                vss_writer_status *n = realloc(b->status, (b->n_status + 1) * sizeof(*n));
+                if (!n)
+                        return -ENOMEM;
+                b->status = n;
+                vss_writer_status *s = &b->status[b->n_status];
+                *s = (vss_writer_status) {
+                        .name = strdup(name),
+                        .state = state,
+                        .failure = failure,
+                        .application_code = code,
+                        .application_message = strdup(msg),
+                        .note = strdup(note),
+                };
+                (void) vss_id_from_string(wid, &s->writer_id);
+                (void) vss_id_from_string(iid, &s->instance_id);
+                b->n_status++;
+                if (!s->name || !s->application_message || !s->note)
+                        return -ENOMEM;
+        }
+        return sd_bus_message_exit_container(reply);
+}
+
+static int on_async_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        vss_async *a = userdata;
+        vss_backup *b = a->backup;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        a->done = true;
+        a->slot = sd_bus_slot_unref(a->slot);
+        if (e) {
+                a->result = fail(b, vss_hr_from_bus_error(e, -EIO), e, NULL);
+                if (a->cancelled && a->result == VSS_E_ABORT)
+                        a->result = VSS_S_ASYNC_CANCELLED;
+                return 0;
+        }
+        int r = 0;
+        if (a->kind == ASYNC_METADATA)
+                r = parse_metadata(b, reply);
+        else if (a->kind == ASYNC_STATUS)
+                r = parse_status(b, reply);
+        a->result = r < 0 ? fail_errno(b, r, "malformed reply from vssd") : 0;
+        return 0;
+}
+
+static int32_t start_async(vss_backup *b, const char *method, AsyncKind kind, vss_async **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        size_t i;
+        if (!b || !ret)
+                return VSS_E_INVALIDARG;
+        for (i = 0; i < ELEMENTSOF(b->asyncs); i++)
+                if (!b->asyncs[i])
+                        break;
+        if (i == ELEMENTSOF(b->asyncs)) {
+                snprintf(b->errmsg, sizeof(b->errmsg), "%s: too many operation handles open", method);
+                return VSS_E_BAD_STATE;
+        }
+        vss_async *a = calloc(1, sizeof(*a));
+        if (!a)
+                return VSS_E_OUTOFMEMORY;
+        *a = (vss_async) { .n_ref = 1, .backup = b, .kind = kind };
+        int r = sd_bus_message_new_method_call(b->bus, &m, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, method);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", b->session);
+        /* vssd bounds every step with its own deadlines; the requester waits as long as it says. */
+        if (r >= 0)
+                r = sd_bus_call_async(b->bus, &a->slot, m, on_async_reply, a, UINT64_MAX);
+        if (r < 0) {
+                free(a);
+                return fail_errno(b, r, method);
+        }
+        b->asyncs[i] = a;
+        *ret = a;
+        return 0;
+}
+
+static void async_detach(vss_async *a) {
+        vss_backup *b = a->backup;
+        if (!b)
+                return;
+        for (size_t i = 0; i < ELEMENTSOF(b->asyncs); i++)
+                if (b->asyncs[i] == a)
+                        b->asyncs[i] = NULL;
+        a->slot = sd_bus_slot_unref(a->slot);
+        a->backup = NULL;
+}
+
+VSS_EXPORT vss_async *vss_async_unref(vss_async *a) {
+        if (!a || --a->n_ref > 0)
+                return NULL;
+        async_detach(a);
+        free(a);
+        return NULL;
+}
+
+VSS_EXPORT int vss_async_wait(vss_async *a, int timeout_ms) {
+        if (!a)
+                return VSS_E_INVALIDARG;
+        uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_monotonic_usec() + (uint64_t) timeout_ms * USEC_PER_MSEC;
+        while (!a->done) {
+                vss_backup *b = a->backup;
+                if (!b)
+                        return VSS_E_ABORT;
+                int r = sd_bus_process(b->bus, NULL);
+                if (r < 0) {
+                        a->done = true;
+                        a->result = fail_errno(b, r, "connection to vssd lost");
+                        a->result = VSS_E_WRITER_INFRASTRUCTURE;
+                        break;
+                }
+                if (r > 0)
+                        continue;
+                uint64_t now = now_monotonic_usec();
+                if (now >= deadline)
+                        return VSS_S_ASYNC_PENDING;
+                r = sd_bus_wait(b->bus, deadline == UINT64_MAX ? UINT64_MAX : deadline - now);
+                if (r < 0 && r != -EINTR) {
+                        a->done = true;
+                        a->result = VSS_E_WRITER_INFRASTRUCTURE;
+                }
+        }
+        return a->result;
+}
+
+VSS_EXPORT int vss_async_query(vss_async *a) {
+        if (!a)
+                return VSS_E_INVALIDARG;
+        if (!a->done && a->backup)
+                while (sd_bus_process(a->backup->bus, NULL) > 0 && !a->done)
+                        ;
+        if (!a->done)
+                return VSS_S_ASYNC_PENDING;
+        return a->result == 0 ? VSS_S_ASYNC_FINISHED : a->result;
+}
+
+VSS_EXPORT int vss_async_cancel(vss_async *a) {
+        if (!a || !a->backup)
+                return VSS_E_INVALIDARG;
+        if (a->done)
+                return 0;
+        a->cancelled = true;
+        return call(a->backup, "Cancel", NULL, NULL);
+}
+
+static int32_t run_sync(vss_backup *b, const char *method, AsyncKind kind) {
+        vss_async *a = NULL;
+        int32_t hr = start_async(b, method, kind, &a);
+        if (hr < 0)
+                return hr;
+        hr = vss_async_wait(a, -1);
+        vss_async_unref(a);
+        return hr;
+}
+
+#define ASYNC_PAIR(fn, method, kind)                                              \
+        VSS_EXPORT int vss_backup_##fn(vss_backup *b, vss_async **ret) {         \
+                return start_async(b, method, kind, ret);                         \
+        }                                                                         \
+        VSS_EXPORT int vss_backup_##fn##_sync(vss_backup *b) {                   \
+                return b ? run_sync(b, method, kind) : VSS_E_INVALIDARG;          \
+        }
+
+ASYNC_PAIR(gather_writer_metadata, "GatherWriterMetadata", ASYNC_METADATA)
+ASYNC_PAIR(prepare_for_backup, "PrepareForBackup", ASYNC_PLAIN)
+ASYNC_PAIR(do_snapshot_set, "DoSnapshotSet", ASYNC_PLAIN)
+ASYNC_PAIR(backup_complete, "BackupComplete", ASYNC_PLAIN)
+ASYNC_PAIR(pre_restore, "PreRestore", ASYNC_PLAIN)
+ASYNC_PAIR(post_restore, "PostRestore", ASYNC_PLAIN)
+ASYNC_PAIR(gather_writer_status, "GatherWriterStatus", ASYNC_STATUS)
+
+VSS_EXPORT size_t vss_backup_metadata_count(vss_backup *b) {
+        return b ? b->n_metadata : 0;
+}
+
+VSS_EXPORT const vss_writer_metadata *vss_backup_metadata_get(vss_backup *b, size_t i) {
+        return b && i < b->n_metadata ? b->metadata[i] : NULL;
+}
+
+VSS_EXPORT size_t vss_backup_writer_status_count(vss_backup *b) {
+        return b ? b->n_status : 0;
+}
+
+VSS_EXPORT int vss_backup_writer_status_get(vss_backup *b, size_t i, vss_writer_status *ret) {
+        if (!b || !ret)
+                return VSS_E_INVALIDARG;
+        if (i >= b->n_status) {
+                snprintf(b->errmsg, sizeof(b->errmsg), "no writer status %zu (have %zu)", i, b->n_status);
+                return VSS_E_OBJECT_NOT_FOUND;
+        }
+        *ret = b->status[i];
+        return 0;
+}
+
+static int32_t component_call(vss_backup *b, const char *method, const vss_id *iid, const vss_id *wid,
+                              const char *logical_path, const char *name, int *succeeded) {
+        char i[VSS_ID_STRING_MAX], w[VSS_ID_STRING_MAX];
+        if (!b || !iid || !wid || isempty(name))
+                return VSS_E_INVALIDARG;
+        vss_id_to_string(iid, i);
+        vss_id_to_string(wid, w);
+        if (succeeded)
+                return call(b, method, NULL, "ssssb", i, w, strempty(logical_path), name, *succeeded);
+        return call(b, method, NULL, "ssss", i, w, strempty(logical_path), name);
+}
+
+VSS_EXPORT int vss_backup_add_component(vss_backup *b, const vss_id *instance_id, const vss_id *writer_id,
+                                        const char *logical_path, const char *name) {
+        return component_call(b, "AddComponent", instance_id, writer_id, logical_path, name, NULL);
+}
+
+VSS_EXPORT int vss_backup_set_backup_succeeded(vss_backup *b, const vss_id *instance_id, const vss_id *writer_id,
+                                               const char *logical_path, const char *name, bool succeeded) {
+        int ok = succeeded;
+        return component_call(b, "SetBackupSucceeded", instance_id, writer_id, logical_path, name, &ok);
+}
+
+static int32_t call_returning_id(vss_backup *b, const char *method, vss_id *ret, const char *types, ...) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *id;
+        va_list ap;
+        va_start(ap, types);
+        int32_t hr = callv(b, method, &reply, types, ap);
+        va_end(ap);
+        if (hr < 0)
+                return hr;
+        if (sd_bus_message_read(reply, "s", &id) < 0 || vss_id_from_string(id, ret) < 0)
+                return fail_errno(b, -EBADMSG, method);
+        return 0;
+}
+
+VSS_EXPORT int vss_backup_start_snapshot_set(vss_backup *b, vss_id *ret_set_id) {
+        vss_id id;
+        if (!b)
+                return VSS_E_INVALIDARG;
+        int32_t hr = call_returning_id(b, "StartSnapshotSet", &id, NULL);
+        if (hr >= 0 && ret_set_id)
+                *ret_set_id = id;
+        return hr;
+}
+
+VSS_EXPORT int vss_backup_add_to_snapshot_set(vss_backup *b, const char *path, const char *provider,
+                                              vss_id *ret_shadow_id) {
+        vss_id id;
+        if (!b || isempty(path))
+                return VSS_E_INVALIDARG;
+        int32_t hr = call_returning_id(b, "AddToSnapshotSet", &id, "ss", path, strempty(provider));
+        if (hr >= 0 && ret_shadow_id)
+                *ret_shadow_id = id;
+        return hr;
+}
+
+VSS_EXPORT int vss_backup_abort_backup(vss_backup *b) {
+        if (!b)
+                return VSS_E_INVALIDARG;
+        return call(b, "AbortBackup", NULL, NULL);
+}
+
+VSS_EXPORT int vss_backup_get_snapshot_properties(vss_backup *b, const vss_id *shadow_id, vss_snapshot_prop *ret) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        char id[VSS_ID_STRING_MAX];
+        const char *sid, *setid, *orig, *spath, *prov;
+        uint64_t created, reserved;
+        uint32_t attrs;
+        if (!b || !shadow_id || !ret)
+                return VSS_E_INVALIDARG;
+        int r = sd_bus_call_method(b->bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "GetSnapshotProperties", &error,
+                                   &reply, "s", vss_id_to_string(shadow_id, id));
+        if (r < 0)
+                return fail(b, vss_hr_from_bus_error(&error, r), &error, "GetSnapshotProperties");
+        r = sd_bus_message_read(reply, "(sssssttu)", &sid, &setid, &orig, &spath, &prov, &created, &reserved, &attrs);
+        if (r < 0)
+                return fail_errno(b, r, "GetSnapshotProperties");
+        vss_snapshot_prop p = { .created_usec = created, .attributes = attrs };
+        (void) vss_id_from_string(sid, &p.shadow_id);
+        (void) vss_id_from_string(setid, &p.snapshot_set_id);
+        snprintf(p.original_path, sizeof(p.original_path), "%s", orig);
+        snprintf(p.shadow_path, sizeof(p.shadow_path), "%s", spath);
+        snprintf(p.provider, sizeof(p.provider), "%s", prov);
+        *ret = p;
+        return 0;
+}

@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* libvss, writer face: subscribe, answer vssd's events through the application's callbacks, and
+ * thaw by ourselves (Abort) when vssd goes away or the Freeze→Thaw window runs out. */
+
+#include <systemd/sd-event.h>
+
+#include "lib/client.h"
+#include "lib/metadata.h"
+
+#define DEFAULT_WINDOW_MS 60000u
+
+struct vss_writer {
+        vss_writer_options opts;
+        char *name, *instance_name;
+        vss_writer_callbacks cb;
+        void *userdata;
+
+        sd_event *event;
+        sd_bus *bus;
+        sd_event_source *window;
+
+        bool frozen;       /* got Freeze, no Thaw or Abort yet */
+        bool self_aborted; /* thawed itself; the next Thaw fails with a timeout */
+        bool exit_requested, lost;
+
+        bool failure_set;
+        int32_t failure, app_code;
+        char app_msg[VSS_MAX_MESSAGE + 1];
+        char errmsg[512];
+};
+
+static void set_errmsg(vss_writer *w, const char *fmt, const char *arg) {
+        snprintf(w->errmsg, sizeof(w->errmsg), fmt, arg);
+}
+
+VSS_EXPORT int vss_writer_new(const vss_writer_options *opts, const vss_writer_callbacks *cb, void *userdata,
+                              vss_writer **ret) {
+        if (!opts || !ret || isempty(opts->name) || !string_ok(opts->name, VSS_MAX_NAME) ||
+            (opts->instance_name && !string_ok(opts->instance_name, VSS_MAX_NAME)) ||
+            (unsigned) opts->app_level >= _VSS_APP_LEVEL_MAX || opts->freeze_window_ms > VSS_MAX_FREEZE_WINDOW_MS)
+                return VSS_E_INVALIDARG;
+        vss_writer *w = calloc(1, sizeof(*w));
+        if (!w)
+                return VSS_E_OUTOFMEMORY;
+        w->opts = *opts;
+        w->name = strdup(opts->name);
+        w->instance_name = strdup(strempty(opts->instance_name));
+        if (!w->name || !w->instance_name) {
+                vss_writer_unref(w);
+                return VSS_E_OUTOFMEMORY;
+        }
+        w->opts.name = w->name;
+        w->opts.instance_name = w->instance_name;
+        if (vss_id_is_null(&w->opts.class_id))
+                vss_id_from_name(w->name, &w->opts.class_id);
+        if (vss_id_is_null(&w->opts.instance_id))
+                vss_id_new(&w->opts.instance_id);
+        if (cb)
+                w->cb = *cb;
+        w->userdata = userdata;
+        *ret = w;
+        return 0;
+}
+
+static void self_abort(vss_writer *w, const char *why) {
+        if (!w->frozen)
+                return;
+        w->frozen = false;
+        w->self_aborted = true;
+        w->window = sd_event_source_disable_unref(w->window);
+        fprintf(stderr, "libvss: writer '%s' thaws itself: %s\n", w->name, why);
+        if (w->cb.abort) {
+                vss_event_info info = { .event = VSS_EVENT_ABORT };
+                w->cb.abort(w, &info, w->userdata);
+        }
+}
+
+VSS_EXPORT vss_writer *vss_writer_unref(vss_writer *w) {
+        if (!w)
+                return NULL;
+        self_abort(w, "the writer is being freed");
+        w->window = sd_event_source_disable_unref(w->window);
+        sd_bus_flush_close_unref(w->bus);
+        sd_event_unref(w->event);
+        free(w->name);
+        free(w->instance_name);
+        free(w);
+        return NULL;
+}
+
+VSS_EXPORT int vss_writer_attach_event(vss_writer *w, void *sd_event_loop) {
+        if (!w || !sd_event_loop || w->bus)
+                return VSS_E_BAD_STATE;
+        sd_event_unref(w->event);
+        w->event = sd_event_ref(sd_event_loop);
+        return 0;
+}
+
+static int on_window(sd_event_source *s, uint64_t usec, void *userdata) {
+        self_abort(userdata, "its Freeze→Thaw window expired");
+        return 0;
+}
+
+static bool run_callback(vss_writer *w, vss_event e, vss_event_info *info) {
+        vss_writer_event_fn fn = NULL;
+        switch (e) {
+        case VSS_EVENT_PREPARE_BACKUP: fn = w->cb.prepare_backup; break;
+        case VSS_EVENT_PREPARE_SNAPSHOT: fn = w->cb.prepare_snapshot; break;
+        case VSS_EVENT_FREEZE: fn = w->cb.freeze; break;
+        case VSS_EVENT_THAW: fn = w->cb.thaw; break;
+        case VSS_EVENT_POST_SNAPSHOT: fn = w->cb.post_snapshot; break;
+        case VSS_EVENT_ABORT: fn = w->cb.abort; break;
+        case VSS_EVENT_BACKUP_COMPLETE: fn = w->cb.backup_complete; break;
+        case VSS_EVENT_BACKUP_SHUTDOWN: fn = w->cb.backup_shutdown; break;
+        case VSS_EVENT_PRE_RESTORE: fn = w->cb.pre_restore; break;
+        case VSS_EVENT_POST_RESTORE: fn = w->cb.post_restore; break;
+        default: break;
+        }
+        return fn ? fn(w, info, w->userdata) : true;
+}
+
+static int method_event(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        vss_writer *w = userdata;
+        const char *ename, *session, *set_id;
+        uint32_t backup_type;
+        int component_mode, r;
+        char **components = NULL;
+        _cleanup_free_ char *doc = NULL;
+        bool ok;
+
+        r = sd_bus_message_read(m, "sssub", &ename, &session, &set_id, &backup_type, &component_mode);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_strv(m, &components);
+        if (r < 0)
+                return r;
+        int e = vss_event_from_name(ename);
+        if (e < 0) {
+                for (char **c = components; c && *c; c++)
+                        free(*c);
+                free(components);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "unknown event '%s'", ename);
+        }
+        size_t n = 0;
+        while (components && components[n])
+                n++;
+        vss_event_info info = {
+                .event = e,
+                .backup_type = backup_type,
+                .component_mode = component_mode,
+                .n_components = n,
+                .components = (const char *const *) components,
+        };
+        (void) vss_id_from_string(set_id, &info.snapshot_set_id);
+        w->failure_set = false;
+        w->failure = w->app_code = 0;
+        w->app_msg[0] = 0;
+
+        if (e == VSS_EVENT_IDENTIFY) {
+                struct vss_metadata_builder md;
+                r = metadata_builder_init(&md);
+                if (r < 0)
+                        return r;
+                ok = !w->cb.identify || w->cb.identify(w, &md, w->userdata);
+                if (ok && metadata_builder_finish(&md, &w->opts, &doc) < 0)
+                        ok = false;
+                metadata_builder_done(&md);
+        } else if (e == VSS_EVENT_THAW && w->self_aborted) {
+                /* We thawed early: the copy cannot be called consistent. */
+                w->self_aborted = false;
+                ok = false;
+                vss_writer_set_failure(w, VSS_E_WRITERERROR_TIMEOUT, 0,
+                                       "the writer thawed itself before Thaw (window expired or vssd lost)");
+        } else if (e == VSS_EVENT_ABORT && w->self_aborted && !w->frozen) {
+                w->self_aborted = false; /* already aborted ourselves */
+                ok = true;
+        } else {
+                ok = run_callback(w, e, &info);
+                if (e == VSS_EVENT_FREEZE && ok) {
+                        w->frozen = true;
+                        w->self_aborted = false;
+                        uint32_t ms = w->opts.freeze_window_ms ? w->opts.freeze_window_ms : DEFAULT_WINDOW_MS;
+                        w->window = sd_event_source_disable_unref(w->window);
+                        (void) sd_event_add_time_relative(w->event, &w->window, CLOCK_MONOTONIC,
+                                                          (uint64_t) ms * USEC_PER_MSEC, 1000, on_window, w);
+                }
+                if (e == VSS_EVENT_THAW || e == VSS_EVENT_ABORT) {
+                        w->frozen = false;
+                        w->window = sd_event_source_disable_unref(w->window);
+                }
+        }
+        for (char **c = components; c && *c; c++)
+                free(*c);
+        free(components);
+
+        if (!ok && !w->failure_set)
+                vss_writer_set_failure(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "");
+        return sd_bus_reply_method_return(m, "iiss", ok ? 0 : w->failure, ok ? 0 : w->app_code, ok ? "" : w->app_msg,
+                                          doc ? doc : "");
+}
+
+static int method_ping(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static const sd_bus_vtable writer_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD_WITH_ARGS("Event",
+                                SD_BUS_ARGS("s", event, "s", session_id, "s", snapshot_set_id, "u", backup_type, "b",
+                                            component_mode, "as", components),
+                                SD_BUS_RESULT("i", failure, "i", application_code, "s", application_message, "s",
+                                              metadata),
+                                method_event, 0),
+        SD_BUS_METHOD("Ping", "", "", method_ping, 0),
+        SD_BUS_VTABLE_END,
+};
+
+static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        vss_writer *w = userdata;
+        w->lost = true;
+        self_abort(w, "the connection to vssd was lost");
+        set_errmsg(w, "%s", "the connection to vssd was lost");
+        return 0;
+}
+
+VSS_EXPORT int vss_writer_subscribe(vss_writer *w, const char *socket_path) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        char wid[VSS_ID_STRING_MAX], iid[VSS_ID_STRING_MAX];
+        int r;
+
+        if (!w)
+                return VSS_E_INVALIDARG;
+        if (w->bus) {
+                set_errmsg(w, "%s", "already subscribed");
+                return VSS_E_BAD_STATE;
+        }
+        if (!w->event) {
+                r = sd_event_new(&w->event);
+                if (r < 0)
+                        return vss_hr_from_errno(r);
+        }
+        r = vss_connect(socket_path, &w->bus);
+        if (r < 0) {
+                set_errmsg(w, "cannot connect to vssd: %s", strerror(-r));
+                return VSS_E_WRITER_INFRASTRUCTURE;
+        }
+        /* Events are handled by the object; the disconnect is how we learn vssd is gone. */
+        r = sd_bus_add_object_vtable(w->bus, NULL, VSS_WRITER_PATH, VSS_WRITER_INTERFACE, writer_vtable, w);
+        if (r >= 0)
+                r = sd_bus_match_signal(w->bus, NULL, NULL, "/org/freedesktop/DBus/Local", "org.freedesktop.DBus.Local",
+                                        "Disconnected", on_disconnected, w);
+        if (r >= 0)
+                r = sd_bus_attach_event(w->bus, w->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r >= 0)
+                r = sd_bus_call_method(w->bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "Subscribe", &error, NULL, "ssssuu",
+                                       vss_id_to_string(&w->opts.class_id, wid),
+                                       vss_id_to_string(&w->opts.instance_id, iid), w->name, w->instance_name,
+                                       (uint32_t) w->opts.app_level, w->opts.freeze_window_ms);
+        if (r < 0) {
+                int32_t hr = vss_hr_from_bus_error(&error, r);
+                vss_format_error(w->errmsg, sizeof(w->errmsg), hr, &error, "Subscribe");
+                if (!error.message)
+                        set_errmsg(w, "Subscribe failed: %s", strerror(-r));
+                w->bus = sd_bus_flush_close_unref(w->bus);
+                return hr;
+        }
+        w->lost = false;
+        return 0;
+}
+
+VSS_EXPORT int vss_writer_unsubscribe(vss_writer *w) {
+        if (!w || !w->bus)
+                return VSS_E_BAD_STATE;
+        self_abort(w, "the writer unsubscribed");
+        (void) sd_bus_call_method(w->bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "Unsubscribe", NULL, NULL, NULL);
+        w->bus = sd_bus_flush_close_unref(w->bus);
+        return 0;
+}
+
+VSS_EXPORT int vss_writer_run(vss_writer *w) {
+        if (!w || !w->bus)
+                return VSS_E_BAD_STATE;
+        w->exit_requested = false;
+        while (!w->exit_requested && !w->lost) {
+                int r = sd_event_run(w->event, UINT64_MAX);
+                if (r < 0) {
+                        set_errmsg(w, "event loop failed: %s", strerror(-r));
+                        return VSS_E_WRITER_INFRASTRUCTURE;
+                }
+                if (sd_event_get_state(w->event) == SD_EVENT_FINISHED)
+                        break;
+        }
+        return w->lost ? VSS_E_WRITER_INFRASTRUCTURE : 0;
+}
+
+VSS_EXPORT void vss_writer_exit(vss_writer *w) {
+        if (w)
+                w->exit_requested = true;
+}
+
+VSS_EXPORT int vss_writer_get_fd(vss_writer *w) {
+        if (!w || !w->event)
+                return VSS_E_BAD_STATE;
+        return sd_event_get_fd(w->event);
+}
+
+VSS_EXPORT int vss_writer_dispatch(vss_writer *w) {
+        if (!w || !w->event)
+                return VSS_E_BAD_STATE;
+        int r;
+        do
+                r = sd_event_run(w->event, 0);
+        while (r > 0);
+        if (r < 0)
+                return VSS_E_WRITER_INFRASTRUCTURE;
+        return w->lost ? VSS_E_WRITER_INFRASTRUCTURE : 0;
+}
+
+VSS_EXPORT int vss_writer_set_failure(vss_writer *w, int32_t failure, int32_t application_code,
+                                      const char *application_message) {
+        if (!w)
+                return VSS_E_INVALIDARG;
+        w->failure_set = true;
+        w->failure = failure;
+        w->app_code = application_code;
+        utf8_copy(w->app_msg, sizeof(w->app_msg), application_message);
+        return 0;
+}
+
+VSS_EXPORT const vss_writer_options *vss_writer_get_options(vss_writer *w) {
+        return w ? &w->opts : NULL;
+}
+
+VSS_EXPORT bool vss_writer_is_frozen(vss_writer *w) {
+        return w && w->frozen;
+}
+
+VSS_EXPORT const char *vss_writer_errmsg(vss_writer *w) {
+        return w ? w->errmsg : "no writer";
+}

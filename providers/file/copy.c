@@ -1,0 +1,734 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "lib/common.h"
+#include "copy.h"
+
+#define COPY_BUFFER_SIZE (128U * 1024U)
+#define COPY_RANGE_MAX ((size_t) 1 << 30) /* per copy_file_range() call; the kernel caps it anyway */
+#define OFF_T_MAX ((off_t) INT64_MAX)
+
+static inline void closedir_cleanup(DIR **d) {
+        if (*d)
+                closedir(*d);
+}
+#define _cleanup_closedir_ _cleanup_(closedir_cleanup)
+
+/* What we need to know about an inode: stat data plus the mount id, so bind mounts of the same
+ * filesystem count as mount points too (st_dev alone would miss them). */
+typedef struct Entry {
+        struct stat st;
+        uint64_t mnt_id; /* 0 when the kernel does not report it */
+} Entry;
+
+static int entry_stat(int dfd, const char *name, int flags, Entry *ret) {
+        struct statx sx;
+
+        if (statx(dfd, name, flags | AT_SYMLINK_NOFOLLOW | AT_STATX_SYNC_AS_STAT,
+                  STATX_BASIC_STATS | STATX_MNT_ID, &sx) < 0)
+                return errno > 0 ? -errno : -EIO; /* lets the compiler see that *ret is set on 0 */
+
+        *ret = (Entry) {
+                .st = {
+                        .st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor),
+                        .st_ino = sx.stx_ino,
+                        .st_mode = sx.stx_mode,
+                        .st_nlink = sx.stx_nlink,
+                        .st_uid = sx.stx_uid,
+                        .st_gid = sx.stx_gid,
+                        .st_rdev = makedev(sx.stx_rdev_major, sx.stx_rdev_minor),
+                        .st_size = (off_t) sx.stx_size,
+                        .st_atim = { .tv_sec = sx.stx_atime.tv_sec, .tv_nsec = sx.stx_atime.tv_nsec },
+                        .st_mtim = { .tv_sec = sx.stx_mtime.tv_sec, .tv_nsec = sx.stx_mtime.tv_nsec },
+                },
+                .mnt_id = (sx.stx_mask & STATX_MNT_ID) ? sx.stx_mnt_id : 0,
+        };
+        return 0;
+}
+
+static bool same_mount(const Entry *top, const Entry *e) {
+        if (top->st.st_dev != e->st.st_dev)
+                return false;
+        return top->mnt_id == 0 || e->mnt_id == 0 || top->mnt_id == e->mnt_id;
+}
+
+static bool same_inode(const Entry *a, const Entry *b) {
+        return a->st.st_dev == b->st.st_dev && a->st.st_ino == b->st.st_ino &&
+               ((a->st.st_mode ^ b->st.st_mode) & S_IFMT) == 0;
+}
+
+/* Verifies that an fd opened by name is still the inode we stat'ed by name: catches entries
+ * swapped under us and mounts appearing between the two calls. */
+static int fd_verify(int fd, const Entry *expected) {
+        Entry e;
+        int r;
+
+        r = entry_stat(fd, "", AT_EMPTY_PATH, &e);
+        if (r < 0)
+                return r;
+        if (!same_inode(&e, expected) || (e.mnt_id && expected->mnt_id && e.mnt_id != expected->mnt_id))
+                return -EBUSY;
+        return 0;
+}
+
+/* Strips trailing slashes (so "link/" cannot make us follow a symlink) and refuses a last
+ * component that is "/", "." or "..", which no caller can mean to remove or rewrite. */
+static int path_normalize(const char *path, char **ret) {
+        _cleanup_free_ char *p = NULL;
+        const char *base;
+        size_t n;
+
+        if (isempty(path))
+                return -EINVAL;
+        p = strdup(path);
+        if (!p)
+                return -ENOMEM;
+        n = strlen(p);
+        while (n > 1 && p[n - 1] == '/')
+                p[--n] = 0;
+        base = strrchr(p, '/');
+        base = base ? base + 1 : p;
+        if (isempty(base) || streq(base, ".") || streq(base, ".."))
+                return -EINVAL;
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+/* ---- copy ---- */
+
+typedef struct CopyContext {
+        Entry top;            /* the source top: its filesystem/mount bounds the walk */
+        dev_t dst_dev;        /* the new top directory, so a dst inside src is not copied into itself */
+        ino_t dst_ino;
+        bool have_dst;
+        bool created_top;     /* dst was created by us, so a failure removes it again */
+        int sync_fd;
+        uid_t euid;
+        char *buf;            /* read/write fallback buffer, allocated on first use */
+        CopyStats stats;
+} CopyContext;
+
+static int copy_entry(CopyContext *c, int sdfd, const char *sname, int ddfd, const char *dname, unsigned depth);
+static int rm_entry_at(int dfd, const char *name);
+
+static int open_source(int dfd, const char *name, int flags) {
+        int fd;
+
+        /* O_NOATIME: taking a shadow should not look like a read of every file. It needs
+         * ownership or CAP_FOWNER, so retry without it on EPERM. */
+        fd = openat(dfd, name, flags | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NOATIME);
+        if (fd < 0 && errno == EPERM)
+                fd = openat(dfd, name, flags | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        return fd < 0 ? -errno : fd;
+}
+
+static int chown_result(const CopyContext *c, int r) {
+        /* An unprivileged copy gets its own ownership, like cp -a does. */
+        if (r < 0 && errno == EPERM && c->euid != 0)
+                return 0;
+        return r < 0 ? -errno : 0;
+}
+
+static int fix_metadata_fd(CopyContext *c, int fd, const struct stat *st) {
+        const struct timespec ts[2] = { st->st_atim, st->st_mtim };
+        int r;
+
+        /* chown first: it clears set-id bits that chmod then sets again. */
+        r = chown_result(c, fchown(fd, st->st_uid, st->st_gid));
+        if (r < 0)
+                return r;
+        if (fchmod(fd, st->st_mode & 07777) < 0)
+                return -errno;
+        if (futimens(fd, ts) < 0)
+                return -errno;
+        return 0;
+}
+
+static int fix_metadata_at(CopyContext *c, int dfd, const char *name, const struct stat *st) {
+        const struct timespec ts[2] = { st->st_atim, st->st_mtim };
+        int r;
+
+        r = chown_result(c, fchownat(dfd, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW));
+        if (r < 0)
+                return r;
+        /* Symlinks have no mode of their own. Other nodes were just created by us in a directory
+         * only we can write to yet, so following is not a concern. */
+        if (!S_ISLNK(st->st_mode) && fchmodat(dfd, name, st->st_mode & 07777, 0) < 0)
+                return -errno;
+        if (utimensat(dfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+        return 0;
+}
+
+/* Errors that mean "this way of copying is not available here", not "the copy failed". */
+static bool errno_is_unsupported(int e) {
+        return e == EOPNOTSUPP || e == ENOTTY || e == EXDEV || e == EINVAL || e == ENOSYS;
+}
+
+static int write_all(int fd, const char *p, size_t n, off_t off) {
+        while (n > 0) {
+                ssize_t k = pwrite(fd, p, n, off);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += k;
+                n -= (size_t) k;
+                off += k;
+        }
+        return 0;
+}
+
+/* Copies [off, end) from fdin to fdout at the same offsets; stops early at EOF (the file shrank).
+ * Stores where it stopped in *ret_end. */
+static int copy_range(CopyContext *c, int fdin, int fdout, off_t off, off_t end, bool *use_cfr, off_t *ret_end) {
+        int r;
+
+        while (off < end) {
+                size_t n = (size_t) (end - off);
+                ssize_t k;
+
+                if (*use_cfr) {
+                        loff_t in = off, out = off;
+
+                        k = copy_file_range(fdin, &in, fdout, &out, n < COPY_RANGE_MAX ? n : COPY_RANGE_MAX, 0);
+                        if (k < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                if (!errno_is_unsupported(errno))
+                                        return -errno;
+                                *use_cfr = false;
+                                continue;
+                        }
+                        if (k == 0) {
+                                /* Some filesystems report 0 instead of copying; let read() tell
+                                 * whether this really is EOF. */
+                                *use_cfr = false;
+                                continue;
+                        }
+                } else {
+                        if (!c->buf) {
+                                c->buf = malloc(COPY_BUFFER_SIZE);
+                                if (!c->buf)
+                                        return -ENOMEM;
+                        }
+                        k = pread(fdin, c->buf, n < COPY_BUFFER_SIZE ? n : COPY_BUFFER_SIZE, off);
+                        if (k < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                return -errno;
+                        }
+                        if (k == 0)
+                                break;
+                        r = write_all(fdout, c->buf, (size_t) k, off);
+                        if (r < 0)
+                                return r;
+                }
+                off += k;
+        }
+
+        *ret_end = off;
+        return 0;
+}
+
+/* Data only: reflink if the filesystem can, else copy the data extents (holes stay holes). */
+static int copy_data(CopyContext *c, int fdin, int fdout, uint64_t *ret_size, bool *ret_reflinked) {
+        bool use_cfr = true;
+        off_t pos = 0, end, size;
+        struct stat st;
+        int r;
+
+        if (ioctl(fdout, FICLONE, fdin) >= 0) {
+                if (fstat(fdin, &st) < 0)
+                        return -errno;
+                *ret_size = (uint64_t) st.st_size;
+                *ret_reflinked = true;
+                return 0;
+        }
+        if (!errno_is_unsupported(errno))
+                return -errno;
+
+        for (;;) {
+                off_t data, hole;
+
+                data = lseek(fdin, pos, SEEK_DATA);
+                if (data < 0) {
+                        if (errno == ENXIO) /* nothing but a hole (or EOF) from pos on */
+                                break;
+                        if (!errno_is_unsupported(errno))
+                                return -errno;
+                        /* No SEEK_DATA here: everything is data. */
+                        r = copy_range(c, fdin, fdout, pos, OFF_T_MAX, &use_cfr, &end);
+                        if (r < 0)
+                                return r;
+                        pos = end;
+                        break;
+                }
+                hole = lseek(fdin, data, SEEK_HOLE);
+                if (hole < 0) {
+                        if (errno == ENXIO) /* shrank meanwhile */
+                                break;
+                        return -errno;
+                }
+                r = copy_range(c, fdin, fdout, data, hole, &use_cfr, &end);
+                if (r < 0)
+                        return r;
+                pos = end;
+                if (end < hole) /* EOF came early */
+                        break;
+        }
+
+        /* A trailing hole is not covered by any data extent: set the size explicitly. */
+        if (fstat(fdin, &st) < 0)
+                return -errno;
+        size = st.st_size > pos ? st.st_size : pos;
+        if (ftruncate(fdout, size) < 0)
+                return -errno;
+
+        *ret_size = (uint64_t) size;
+        *ret_reflinked = false;
+        return 0;
+}
+
+static void note_created(CopyContext *c, unsigned depth) {
+        if (depth == 0)
+                c->created_top = true;
+}
+
+static int copy_regular(CopyContext *c, int sdfd, const char *sname, int ddfd, const char *dname,
+                        const Entry *e, unsigned depth) {
+        _cleanup_close_ int in = -EBADF, out = -EBADF;
+        bool reflinked = false;
+        uint64_t size = 0;
+        int r;
+
+        /* O_NONBLOCK: should a fifo have been swapped in, open must not hang; fd_verify rejects it. */
+        in = open_source(sdfd, sname, O_RDONLY | O_NONBLOCK);
+        if (in < 0)
+                return in;
+        r = fd_verify(in, e);
+        if (r < 0)
+                return r;
+
+        out = openat(ddfd, dname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+        if (out < 0)
+                return -errno;
+        note_created(c, depth);
+
+        r = copy_data(c, in, out, &size, &reflinked);
+        if (r < 0)
+                return r;
+        r = fix_metadata_fd(c, out, &e->st);
+        if (r < 0)
+                return r;
+
+        if (depth == 0)
+                c->sync_fd = TAKE_FD(out);
+        c->stats.files++;
+        c->stats.bytes += size;
+        if (reflinked)
+                c->stats.reflinked_files++;
+        return 0;
+}
+
+static int readlink_malloc(int dfd, const char *name, size_t hint, char **ret) {
+        size_t n = hint + 1 > 256 ? hint + 1 : 256;
+
+        /* st_size may lie (procfs-like filesystems) or change: grow until the target fits. */
+        for (unsigned i = 0; i < 8; i++, n *= 2) {
+                _cleanup_free_ char *buf = malloc(n);
+                ssize_t k;
+
+                if (!buf)
+                        return -ENOMEM;
+                k = readlinkat(dfd, name, buf, n);
+                if (k < 0)
+                        return -errno;
+                if ((size_t) k < n) {
+                        buf[k] = 0;
+                        *ret = TAKE_PTR(buf);
+                        return 0;
+                }
+        }
+        return -ENAMETOOLONG;
+}
+
+static int copy_symlink(CopyContext *c, int sdfd, const char *sname, int ddfd, const char *dname,
+                        const Entry *e, unsigned depth) {
+        _cleanup_free_ char *target = NULL;
+        int r;
+
+        r = readlink_malloc(sdfd, sname, (size_t) e->st.st_size, &target);
+        if (r < 0)
+                return r;
+        if (symlinkat(target, ddfd, dname) < 0)
+                return -errno;
+        note_created(c, depth);
+
+        r = fix_metadata_at(c, ddfd, dname, &e->st);
+        if (r < 0)
+                return r;
+        c->stats.files++;
+        return 0;
+}
+
+static int copy_node(CopyContext *c, int ddfd, const char *dname, const Entry *e, unsigned depth) {
+        int r;
+
+        if (mknodat(ddfd, dname, (e->st.st_mode & S_IFMT) | 0600, e->st.st_rdev) < 0)
+                return -errno;
+        note_created(c, depth);
+
+        r = fix_metadata_at(c, ddfd, dname, &e->st);
+        if (r < 0)
+                return r;
+        c->stats.files++;
+        return 0;
+}
+
+/* descend=false reproduces a mount point as an empty directory, like cp -x. */
+static int copy_dir(CopyContext *c, int sdfd, const char *sname, int ddfd, const char *dname,
+                    const Entry *e, bool descend, unsigned depth) {
+        _cleanup_close_ int sfd = -EBADF, dfd = -EBADF;
+        _cleanup_closedir_ DIR *d = NULL;
+        int r;
+
+        if (depth > COPY_DEPTH_MAX)
+                return -ELOOP;
+
+        if (descend) {
+                sfd = open_source(sdfd, sname, O_RDONLY | O_DIRECTORY);
+                if (sfd < 0)
+                        return sfd;
+                r = fd_verify(sfd, e);
+                if (r < 0)
+                        return r;
+        }
+
+        /* 0700 until the contents are in: the final mode may not let us write. */
+        if (mkdirat(ddfd, dname, 0700) < 0)
+                return -errno;
+        note_created(c, depth);
+        dfd = openat(ddfd, dname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0)
+                return -errno;
+        c->stats.dirs++;
+
+        if (depth == 0) {
+                struct stat st;
+
+                if (fstat(dfd, &st) < 0)
+                        return -errno;
+                /* A restrictive umask must not lock us out of our own copy. */
+                if ((st.st_mode & 0700) != 0700 && fchmod(dfd, 0700) < 0)
+                        return -errno;
+                c->dst_dev = st.st_dev;
+                c->dst_ino = st.st_ino;
+                c->have_dst = true;
+        }
+
+        if (descend) {
+                d = fdopendir(sfd);
+                if (!d)
+                        return -errno;
+                TAKE_FD(sfd);
+
+                for (;;) {
+                        struct dirent *de;
+
+                        errno = 0;
+                        de = readdir(d);
+                        if (!de) {
+                                if (errno != 0)
+                                        return -errno;
+                                break;
+                        }
+                        if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                                continue;
+
+                        r = copy_entry(c, dirfd(d), de->d_name, dfd, de->d_name, depth + 1);
+                        if (r < 0)
+                                return r;
+                }
+        }
+
+        /* Last, since creating the children changed the mtime. */
+        r = fix_metadata_fd(c, dfd, &e->st);
+        if (r < 0)
+                return r;
+
+        if (depth == 0)
+                c->sync_fd = TAKE_FD(dfd);
+        return 0;
+}
+
+static int copy_entry(CopyContext *c, int sdfd, const char *sname, int ddfd, const char *dname, unsigned depth) {
+        Entry e;
+        int r;
+
+        r = entry_stat(sdfd, sname, 0, &e);
+        if (r == -ENOENT && depth > 0) /* deleted while we walk: as if the shadow were taken a bit later */
+                return 0;
+        if (r < 0)
+                return r;
+
+        if (depth == 0)
+                c->top = e;
+        else if (!same_mount(&c->top, &e))
+                /* Another filesystem: a directory mount point is kept, empty; anything else (a bind
+                 * mounted file) is skipped. */
+                return S_ISDIR(e.st.st_mode) ? copy_dir(c, sdfd, sname, ddfd, dname, &e, false, depth) : 0;
+
+        switch (e.st.st_mode & S_IFMT) {
+        case S_IFDIR:
+                if (depth > 0 && c->have_dst && e.st.st_dev == c->dst_dev && e.st.st_ino == c->dst_ino)
+                        return 0; /* our own destination, inside the source */
+                return copy_dir(c, sdfd, sname, ddfd, dname, &e, true, depth);
+        case S_IFREG:
+                return copy_regular(c, sdfd, sname, ddfd, dname, &e, depth);
+        case S_IFLNK:
+                return copy_symlink(c, sdfd, sname, ddfd, dname, &e, depth);
+        case S_IFIFO:
+        case S_IFCHR:
+        case S_IFBLK:
+                return copy_node(c, ddfd, dname, &e, depth);
+        default:
+                /* Sockets belong to a running process; a copy would be meaningless. */
+                return depth == 0 ? -EOPNOTSUPP : 0;
+        }
+}
+
+int copy_tree(const char *src, const char *dst, CopyStats *ret_stats) {
+        CopyContext c = { .sync_fd = -EBADF, .euid = geteuid() };
+        int r;
+
+        if (isempty(src) || isempty(dst))
+                return -EINVAL;
+
+        /* Full paths against AT_FDCWD at the top: openat()/mkdirat() and friends take them, and
+         * "/" works as a source without special cases. */
+        r = copy_entry(&c, AT_FDCWD, src, AT_FDCWD, dst, 0);
+        if (r >= 0 && c.sync_fd >= 0 && syncfs(c.sync_fd) < 0)
+                r = -errno;
+
+        free(c.buf);
+        if (c.sync_fd >= 0)
+                close(c.sync_fd);
+
+        if (r < 0) {
+                if (c.created_top)
+                        (void) rm_entry_at(AT_FDCWD, dst);
+                return r;
+        }
+
+        if (ret_stats)
+                *ret_stats = c.stats;
+        return 0;
+}
+
+/* ---- read-only ---- */
+
+typedef struct WalkContext {
+        Entry top;
+        uid_t euid;
+} WalkContext;
+
+static int ro_entry(WalkContext *w, int dfd, const char *name, unsigned depth);
+
+static int ro_dir(WalkContext *w, int dfd, const char *name, const Entry *e, unsigned depth) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_closedir_ DIR *d = NULL;
+        int ret = 0, r;
+
+        if (depth > COPY_DEPTH_MAX)
+                return -ELOOP;
+
+        fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        r = fd_verify(fd, e);
+        if (r < 0)
+                return r;
+
+        d = fdopendir(fd);
+        if (!d)
+                return -errno;
+        TAKE_FD(fd); /* owned by d now */
+
+        for (;;) {
+                struct dirent *de;
+
+                errno = 0;
+                de = readdir(d);
+                if (!de) {
+                        if (errno != 0 && ret == 0)
+                                ret = -errno;
+                        break;
+                }
+                if (streq(de->d_name, ".") || streq(de->d_name, "..") || de->d_type == DT_LNK)
+                        continue;
+
+                r = ro_entry(w, dirfd(d), de->d_name, depth + 1);
+                if (r < 0 && ret == 0)
+                        ret = r;
+        }
+
+        if ((e->st.st_mode & 0222) && fchmod(dirfd(d), e->st.st_mode & 07555) < 0 && ret == 0)
+                ret = -errno;
+        return ret;
+}
+
+static int ro_entry(WalkContext *w, int dfd, const char *name, unsigned depth) {
+        Entry e;
+        int r;
+
+        r = entry_stat(dfd, name, 0, &e);
+        if (r == -ENOENT && depth > 0)
+                return 0;
+        if (r < 0)
+                return r;
+
+        if (S_ISLNK(e.st.st_mode))
+                return 0;
+        if (depth > 0 && !same_mount(&w->top, &e))
+                return 0; /* not ours to change */
+        if (S_ISDIR(e.st.st_mode))
+                return ro_dir(w, dfd, name, &e, depth);
+
+        /* We just saw a non-symlink here; without fchmodat2 there is no race-free nofollow chmod,
+         * and the shadow tree is writable by root only. */
+        if ((e.st.st_mode & 0222) && fchmodat(dfd, name, e.st.st_mode & 07555, 0) < 0)
+                return -errno;
+        return 0;
+}
+
+int tree_make_readonly(const char *path) {
+        _cleanup_free_ char *p = NULL;
+        WalkContext w = { .euid = geteuid() };
+        int r;
+
+        r = path_normalize(path, &p);
+        if (r < 0)
+                return r;
+        r = entry_stat(AT_FDCWD, p, 0, &w.top);
+        if (r < 0)
+                return r;
+        return ro_entry(&w, AT_FDCWD, p, 0);
+}
+
+/* ---- removal ---- */
+
+static int rm_dir(WalkContext *w, int dfd, const char *name, const Entry *e, unsigned depth);
+
+static int rm_child(WalkContext *w, int dfd, const char *name, unsigned char d_type, unsigned depth) {
+        Entry e;
+        int r;
+
+        /* d_type spares a stat for everything but directories. */
+        if (d_type != DT_DIR && d_type != DT_UNKNOWN) {
+                if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
+                        return -errno;
+                return 0;
+        }
+
+        r = entry_stat(dfd, name, 0, &e);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        if (!S_ISDIR(e.st.st_mode)) {
+                if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
+                        return -errno;
+                return 0;
+        }
+        if (!same_mount(&w->top, &e))
+                return -EBUSY; /* a mount point: leave it and what is under it alone */
+        return rm_dir(w, dfd, name, &e, depth);
+}
+
+static int rm_dir(WalkContext *w, int dfd, const char *name, const Entry *e, unsigned depth) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_closedir_ DIR *d = NULL;
+        int ret = 0, r;
+
+        if (depth > COPY_DEPTH_MAX)
+                return -ELOOP;
+
+        /* A read-only shadow directory needs w and x back before an unprivileged caller can empty
+         * it. If this fails (not our directory), unlinkat() below reports the real error. */
+        if (w->euid != 0 && (e->st.st_mode & 0700) != 0700)
+                (void) fchmodat(dfd, name, (e->st.st_mode & 07777) | 0700, 0);
+
+        fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        r = fd_verify(fd, e);
+        if (r < 0)
+                return r;
+
+        d = fdopendir(fd);
+        if (!d)
+                return -errno;
+        TAKE_FD(fd);
+
+        for (;;) {
+                struct dirent *de;
+
+                errno = 0;
+                de = readdir(d);
+                if (!de) {
+                        if (errno != 0 && ret == 0)
+                                ret = -errno;
+                        break;
+                }
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+
+                r = rm_child(w, dirfd(d), de->d_name, de->d_type, depth + 1);
+                if (r < 0 && ret == 0)
+                        ret = r;
+        }
+
+        if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && ret == 0)
+                ret = -errno;
+        return ret;
+}
+
+static int rm_entry_at(int dfd, const char *name) {
+        WalkContext w = { .euid = geteuid() };
+        int r;
+
+        r = entry_stat(dfd, name, 0, &w.top);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        if (!S_ISDIR(w.top.st.st_mode)) {
+                if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
+                        return -errno;
+                return 0;
+        }
+        return rm_dir(&w, dfd, name, &w.top, 0);
+}
+
+int remove_tree(const char *path) {
+        _cleanup_free_ char *p = NULL;
+        int r;
+
+        r = path_normalize(path, &p);
+        if (r < 0)
+                return r;
+        return rm_entry_at(AT_FDCWD, p);
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Tree copy for the file provider: a shadow copy is a read-only clone of a directory tree on the
+ * same or another filesystem. Reflinks are used where the filesystem can share extents, so a
+ * shadow of a large tree on btrfs/XFS costs almost nothing.
+ *
+ * All walks are relative to directory fds (openat/fdopendir, O_NOFOLLOW), never follow symlinks,
+ * stay on the filesystem (and mount) of the top entry, and stop at COPY_DEPTH_MAX levels (-ELOOP).
+ * Functions return 0 or a negative errno.
+ */
+
+#include <stdint.h>
+
+#define COPY_DEPTH_MAX 4096U
+
+typedef struct CopyStats {
+        uint64_t files;           /* non-directory entries created: regular files, symlinks, fifos, device nodes */
+        uint64_t dirs;            /* directories created, the top one included */
+        uint64_t bytes;           /* logical size of the regular files copied (reflinked ones included) */
+        uint64_t reflinked_files; /* regular files cloned with FICLONE instead of copied */
+} CopyStats;
+
+/*
+ * Copies src (a directory or a regular file; a symlink, fifo or device node at the top is
+ * reproduced as such, a socket is -EOPNOTSUPP) to dst. dst must not exist (-EEXIST), its parent
+ * must. Mode, ownership (EPERM ignored when not root) and atime/mtime are preserved. Entries on
+ * other filesystems/mounts are skipped, except that a directory mount point is reproduced as an
+ * empty directory, like cp -x; sockets are skipped. Hard links are not preserved, nor are xattrs.
+ * On failure whatever was created at dst is removed again. On success the data is synced
+ * (syncfs) and, when ret_stats is non-NULL, the counts are stored there.
+ */
+int copy_tree(const char *src, const char *dst, CopyStats *ret_stats);
+
+/* Removes the write bits from every entry under path (path included), symlinks excepted. */
+int tree_make_readonly(const char *path);
+
+/*
+ * rm -rf without following symlinks or crossing mount points; a missing path is success. Refuses
+ * "/", "." and ".." as the last component (-EINVAL). Keeps going after an error and returns the
+ * first one.
+ */
+int remove_tree(const char *path);

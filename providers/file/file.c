@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The `file` provider: the embedded default that works on any filesystem. A shadow is a
+ * read-only copy of the tree, reflinked (FICLONE) where the filesystem can, copied otherwise. */
+
+#include <errno.h>
+#include <stddef.h>
+#include <sys/stat.h>
+
+#include "daemon/provider.h"
+#include "providers/file/copy.h"
+
+static int file_supports(const char *path) {
+        struct stat st;
+        if (stat(path, &st) < 0)
+                return -errno;
+        return S_ISDIR(st.st_mode) || S_ISREG(st.st_mode) ? 0 : -EOPNOTSUPP;
+}
+
+static int file_create(const char *source, const char *shadow_path) {
+        int r = copy_tree(source, shadow_path, NULL);
+        if (r < 0)
+                return r;
+        return tree_make_readonly(shadow_path);
+}
+
+static int file_remove(const char *shadow_path) {
+        return remove_tree(shadow_path);
+}
+
+const Provider provider_file = {
+        .name = "file",
+        .id = "6a3bd1a8-6f0e-4c5e-9d3b-0b7c1f4e2a10",
+        .type = "software",
+        .description = "Read-only copy of a directory tree: reflink where the filesystem supports it, "
+                       "copy_file_range otherwise",
+        .supports = file_supports,
+        .create = file_create,
+        .remove = file_remove,
+};

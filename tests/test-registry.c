@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* The SQLite shadow registry in a scratch state directory. TAP output. */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-id128.h>
+#include <unistd.h>
+
+#include "daemon/registry.h"
+
+static unsigned n_tests, n_failed;
+static char tmp[] = "/tmp/test-registry-XXXXXX";
+
+static void check_(bool ok, const char *name, int line) {
+        printf("%sok %u - %s\n", ok ? "" : "not ", ++n_tests, name);
+        if (!ok) {
+                printf("#   failed at %s:%d\n", __FILE__, line);
+                n_failed++;
+        }
+}
+#define CHECK(cond, name) check_((cond), (name), __LINE__)
+
+static vss_id new_id(void) {
+        sd_id128_t id;
+        vss_id v;
+
+        if (sd_id128_randomize(&id) < 0)
+                abort();
+        memcpy(v.bytes, id.bytes, sizeof v.bytes);
+        return v;
+}
+
+static bool id_eq(const vss_id *a, const vss_id *b) {
+        return memcmp(a->bytes, b->bytes, sizeof a->bytes) == 0;
+}
+
+static ShadowRecord shadow(const vss_id *set, uint64_t created, const char *orig) {
+        return (ShadowRecord) {
+                .shadow_id = new_id(),
+                .set_id = *set,
+                .original_path = (char *) orig,
+                .shadow_path = (char *) "/var/lib/openvss/shadows/x",
+                .provider = (char *) "file",
+                .created_usec = created,
+                .attributes = 0x1d,
+        };
+}
+
+static bool record_eq(const ShadowRecord *a, const ShadowRecord *b) {
+        return id_eq(&a->shadow_id, &b->shadow_id) && id_eq(&a->set_id, &b->set_id) &&
+               !strcmp(a->original_path, b->original_path) && !strcmp(a->shadow_path, b->shadow_path) &&
+               !strcmp(a->provider, b->provider) && a->created_usec == b->created_usec &&
+               a->attributes == b->attributes;
+}
+
+/* Direct SQLite access, to look at what the registry left on disk. */
+static int db_query_int(const char *sql, long long *ret) {
+        char path[sizeof tmp + 32];
+        sqlite3 *db = NULL;
+        sqlite3_stmt *s = NULL;
+        int rc;
+
+        snprintf(path, sizeof path, "%s/registry.db", tmp);
+        rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+        if (rc == SQLITE_OK) {
+                rc = sqlite3_step(s);
+                if (rc == SQLITE_ROW) {
+                        *ret = sqlite3_column_int64(s, 0);
+                        rc = SQLITE_OK;
+                } else if (rc == SQLITE_DONE) {
+                        *ret = 0;
+                        rc = SQLITE_OK;
+                }
+        }
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+        return rc == SQLITE_OK ? 0 : -EIO;
+}
+
+static int db_text(const char *sql, char *buf, size_t n) {
+        char path[sizeof tmp + 32];
+        sqlite3 *db = NULL;
+        sqlite3_stmt *s = NULL;
+        int rc;
+
+        snprintf(path, sizeof path, "%s/registry.db", tmp);
+        rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+        if (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0)) {
+                snprintf(buf, n, "%s", (const char *) sqlite3_column_text(s, 0));
+                rc = SQLITE_OK;
+        } else
+                rc = SQLITE_ERROR;
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+        return rc == SQLITE_OK ? 0 : -EIO;
+}
+
+static int rm_tmp(void) {
+        DIR *d = opendir(tmp);
+        struct dirent *de;
+        int r = 0;
+
+        if (!d)
+                return -errno;
+        while ((de = readdir(d)))
+                if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+                    unlinkat(dirfd(d), de->d_name, 0) < 0)
+                        r = -errno;
+        closedir(d);
+        if (rmdir(tmp) < 0 && r == 0)
+                r = -errno;
+        return r;
+}
+
+int main(void) {
+        Registry *r = NULL;
+        vss_id s1 = new_id(), s2 = new_id(), s3 = new_id(), unknown = new_id();
+        ShadowRecord a, b, c, d, e, got = {}, *list = NULL;
+        vss_id *ids = NULL;
+        size_t n = 0;
+        struct stat st;
+        char path[sizeof tmp + 32], text[64];
+        long long v;
+        int k;
+
+        if (!mkdtemp(tmp)) {
+                printf("Bail out! mkdtemp: %m\n");
+                return 1;
+        }
+        snprintf(path, sizeof path, "%s/registry.db", tmp);
+
+        CHECK(registry_free(NULL) == NULL, "registry_free(NULL)");
+        CHECK(registry_open("/nonexistent/state", &r) == -ENOENT && !r, "missing state dir gives -ENOENT");
+
+        k = registry_open(tmp, &r);
+        CHECK(k == 0 && r, "open");
+        if (!r) {
+                printf("Bail out! cannot open registry: %s\n", strerror(-k));
+                rm_tmp();
+                return 1;
+        }
+        CHECK(stat(path, &st) == 0 && (st.st_mode & 07777) == 0600, "database file is 0600");
+        CHECK(db_text("PRAGMA journal_mode", text, sizeof text) == 0 && !strcmp(text, "wal"), "WAL mode");
+        CHECK(db_query_int("PRAGMA user_version", &v) == 0 && v == 1, "schema version 1");
+
+        /* Set 1, creating, with two shadows. */
+        CHECK(registry_add_set(r, &s1, 0x1d, 1000) == 0, "add set");
+        CHECK(registry_add_set(r, &s1, 0x1d, 1000) == -EEXIST, "duplicate set gives -EEXIST");
+        a = shadow(&s1, 2000, "/srv/a");
+        b = shadow(&s1, 1500, "/srv/b");
+        CHECK(registry_add_shadow(r, &a) == 0, "add shadow a");
+        CHECK(registry_add_shadow(r, &b) == 0, "add shadow b");
+        CHECK(registry_add_shadow(r, &a) == -EEXIST, "duplicate shadow gives -EEXIST");
+        {
+                ShadowRecord x = shadow(&unknown, 1, "/x");
+                CHECK(registry_add_shadow(r, &x) == -ENOENT, "shadow of an unknown set gives -ENOENT");
+                x.set_id = s1;
+                x.provider = NULL;
+                CHECK(registry_add_shadow(r, &x) == -EINVAL, "shadow without provider gives -EINVAL");
+                x = shadow(&s2, 1, "/x");
+                x.shadow_id = a.shadow_id;
+                CHECK(registry_add_set(r, &s2, 0, 900) == 0 && registry_add_shadow(r, &x) == -EEXIST,
+                      "shadow id taken by another set gives -EEXIST");
+        }
+
+        /* Not visible before commit. */
+        k = registry_list_shadows(r, &list, &n);
+        CHECK(k == 0 && n == 0 && !list, "creating set not listed");
+        CHECK(registry_get_shadow(r, &a.shadow_id, &got) == -ENOENT, "creating shadow not found by get");
+        list = (ShadowRecord *) 1;
+        CHECK(registry_list_set_shadows(r, &s1, false, &list, &n) == -ENOENT && list == (ShadowRecord *) 1,
+              "creating set hidden without include_creating, output untouched");
+        list = NULL;
+        k = registry_list_set_shadows(r, &s1, true, &list, &n);
+        CHECK(k == 0 && n == 2 && record_eq(&list[0], &b) && record_eq(&list[1], &a),
+              "creating set listed with include_creating, ordered by creation");
+        shadow_records_free(list, n);
+        list = NULL;
+
+        k = registry_list_creating_sets(r, &ids, &n);
+        CHECK(k == 0 && n == 2 && id_eq(&ids[0], &s2) && id_eq(&ids[1], &s1), "creating sets listed, oldest first");
+        free(ids);
+        ids = NULL;
+
+        /* Commit. */
+        CHECK(registry_commit_set(r, &s1) == 0, "commit set");
+        CHECK(registry_commit_set(r, &s1) == 0, "commit again is fine");
+        CHECK(registry_commit_set(r, &unknown) == -ENOENT, "commit unknown gives -ENOENT");
+        k = registry_list_shadows(r, &list, &n);
+        CHECK(k == 0 && n == 2 && record_eq(&list[0], &b) && record_eq(&list[1], &a), "committed shadows listed in order");
+        shadow_records_free(list, n);
+        list = NULL;
+        k = registry_get_shadow(r, &a.shadow_id, &got);
+        CHECK(k == 0 && record_eq(&got, &a), "get shadow");
+        shadow_record_done(&got);
+        CHECK(!got.original_path && !got.shadow_path && !got.provider, "shadow_record_done clears strings");
+        CHECK(registry_get_shadow(r, &unknown, &got) == -ENOENT, "get unknown gives -ENOENT");
+        k = registry_list_creating_sets(r, &ids, &n);
+        CHECK(k == 0 && n == 1 && id_eq(&ids[0], &s2), "committed set no longer creating");
+        free(ids);
+        ids = NULL;
+
+        /* Set 2 stays creating with a shadow; set 3 committed, same timestamps: ordered by id. */
+        c = shadow(&s2, 3000, "/srv/c");
+        CHECK(registry_add_shadow(r, &c) == 0, "add shadow to second set");
+        d = shadow(&s3, 5000, "/srv/d");
+        e = shadow(&s3, 5000, "/srv/e");
+        e.created_usec = d.created_usec = UINT64_MAX - 5; /* survives the int64 column */
+        e.attributes = UINT32_MAX;
+        CHECK(registry_add_set(r, &s3, 0, 4000) == 0 && registry_add_shadow(r, &d) == 0 &&
+              registry_add_shadow(r, &e) == 0 && registry_commit_set(r, &s3) == 0,
+              "third set committed");
+        k = registry_list_set_shadows(r, &s3, false, &list, &n);
+        {
+                bool d_first = memcmp(&d.shadow_id, &e.shadow_id, sizeof(vss_id)) < 0;
+                CHECK(k == 0 && n == 2 && record_eq(&list[0], d_first ? &d : &e) &&
+                      record_eq(&list[1], d_first ? &e : &d),
+                      "same creation time ordered by id; extreme values round-trip");
+        }
+        shadow_records_free(list, n);
+        list = NULL;
+
+        /* Removing shadows: the set goes with its last one. */
+        CHECK(registry_remove_shadow(r, &b.shadow_id) == 0, "remove shadow");
+        CHECK(registry_remove_shadow(r, &b.shadow_id) == -ENOENT, "remove it again gives -ENOENT");
+        k = registry_list_set_shadows(r, &s1, false, &list, &n);
+        CHECK(k == 0 && n == 1 && record_eq(&list[0], &a), "set keeps its other shadow");
+        shadow_records_free(list, n);
+        list = NULL;
+        CHECK(registry_remove_shadow(r, &a.shadow_id) == 0, "remove last shadow of a set");
+        CHECK(registry_list_set_shadows(r, &s1, true, &list, &n) == -ENOENT, "set removed with its last shadow");
+        CHECK(registry_remove_set(r, &s1) == -ENOENT, "remove removed set gives -ENOENT");
+        CHECK(registry_remove_set(r, &unknown) == -ENOENT, "remove unknown set gives -ENOENT");
+        CHECK(registry_remove_shadow(r, &unknown) == -ENOENT, "remove unknown shadow gives -ENOENT");
+
+        /* Many shadows, to exercise the list growth. */
+        {
+                vss_id s4 = new_id();
+                bool ok = registry_add_set(r, &s4, 0, 6000) == 0;
+
+                for (unsigned i = 0; ok && i < 100; i++) {
+                        ShadowRecord x = shadow(&s4, 10000 + i, "/srv/many");
+                        ok = registry_add_shadow(r, &x) == 0;
+                }
+                ok = ok && registry_commit_set(r, &s4) == 0;
+                k = registry_list_shadows(r, &list, &n);
+                ok = ok && k == 0 && n == 102;
+                for (size_t i = 1; ok && i < n; i++)
+                        ok = list[i - 1].created_usec <= list[i].created_usec;
+                CHECK(ok, "100 more shadows listed in order");
+                shadow_records_free(list, n);
+                list = NULL;
+                CHECK(registry_remove_set(r, &s4) == 0, "remove a set with 100 shadows");
+                CHECK(db_query_int("SELECT COUNT(*) FROM shadows", &v) == 0 && v == 3, "its shadows are gone");
+        }
+
+        /* Persistence. */
+        r = registry_free(r);
+        CHECK(!r, "registry_free returns NULL");
+        CHECK(registry_open(tmp, &r) == 0, "reopen");
+        k = registry_list_creating_sets(r, &ids, &n);
+        CHECK(k == 0 && n == 1 && id_eq(&ids[0], &s2), "creating set persisted");
+        free(ids);
+        ids = NULL;
+        k = registry_list_shadows(r, &list, &n);
+        CHECK(k == 0 && n == 2 && id_eq(&list[0].set_id, &s3) && id_eq(&list[1].set_id, &s3),
+              "committed shadows persisted");
+        shadow_records_free(list, n);
+        list = NULL;
+        k = registry_list_set_shadows(r, &s2, true, &list, &n);
+        CHECK(k == 0 && n == 1 && record_eq(&list[0], &c), "creating set's shadow persisted");
+        shadow_records_free(list, n);
+        list = NULL;
+        {
+                char buf[VSS_ID_STRING_MAX], sql[128];
+                const uint8_t *x = c.shadow_id.bytes;
+
+                snprintf(buf, sizeof buf,
+                         "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", x[0], x[1], x[2],
+                         x[3], x[4], x[5], x[6], x[7], x[8], x[9], x[10], x[11], x[12], x[13], x[14], x[15]);
+                snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM shadows WHERE shadow_id = '%s'", buf);
+                CHECK(db_query_int(sql, &v) == 0 && v == 1, "ids stored as lowercase uuid text");
+        }
+
+        /* Crash recovery: drop the creating set. */
+        CHECK(registry_remove_set(r, &s2) == 0, "remove creating set");
+        k = registry_list_creating_sets(r, &ids, &n);
+        CHECK(k == 0 && n == 0 && !ids, "no creating sets left");
+        CHECK(db_query_int("SELECT COUNT(*) FROM shadows WHERE set_id NOT IN (SELECT set_id FROM snapshot_sets)", &v) == 0 &&
+              v == 0, "no orphan shadows");
+        r = registry_free(r);
+
+        /* A database from the future is refused. */
+        CHECK(db_query_int("PRAGMA user_version = 99", &v) == 0, "bump schema version");
+        CHECK(registry_open(tmp, &r) == -EPROTONOSUPPORT && !r, "newer schema gives -EPROTONOSUPPORT");
+
+        CHECK(rm_tmp() == 0 && stat(tmp, &st) < 0, "clean up");
+
+        printf("1..%u\n", n_tests);
+        return n_failed > 0;
+}

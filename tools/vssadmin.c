@@ -1,0 +1,525 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* vssadmin: list writers, providers and shadows; create and delete shadow copies. In the spirit
+ * of Windows' vssadmin, with --json for scripts. */
+
+#include <getopt.h>
+#include <json-c/json.h>
+
+#include <vss/backup.h>
+
+#include "lib/client.h"
+
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+
+static const char *arg_socket;
+static bool arg_json;
+
+static void help(void) {
+        printf("Usage:\n"
+               "  vssadmin list writers [--json]\n"
+               "  vssadmin list providers [--json]\n"
+               "  vssadmin list shadows [--json]\n"
+               "  vssadmin create shadow --for PATH [--for PATH]... [--provider NAME] [--json]\n"
+               "  vssadmin delete shadows (--shadow ID | --set ID | --all)\n"
+               "\n"
+               "Administers OpenVSS shadow copies through vssd.\n"
+               "\n"
+               "Commands:\n"
+               "  list writers     each subscribed writer with its last known status, labelled with\n"
+               "                   the session and time that status comes from\n"
+               "  list providers   the providers compiled into vssd\n"
+               "  list shadows     every shadow copy in the registry, by snapshot set\n"
+               "  create shadow    a full writer sequence (metadata, prepare for backup, do snapshot\n"
+               "                   set, backup complete) making persistent shadow copies of PATHs;\n"
+               "                   writer status is gathered and printed after each phase, and the\n"
+               "                   set fails (nothing is kept) if any writer fails\n"
+               "  delete shadows   delete one shadow copy, a whole set, or all of them\n"
+               "\n"
+               "Options:\n"
+               "      --for PATH       the directory (volume) to shadow; may repeat\n"
+               "      --provider NAME  the provider to use (default: chosen by the path; `file`)\n"
+               "      --shadow ID      a shadow copy id\n"
+               "      --set ID         a snapshot set id\n"
+               "      --all            every shadow copy\n"
+               "      --json           print JSON instead of text (ids are lowercase UUIDs, failure\n"
+               "                       codes \"0x\" and 8 hex digits)\n"
+               "      --socket PATH    vssd's socket (default $VSS_SOCKET, else " VSS_DEFAULT_SOCKET ")\n"
+               "  -h, --help           show this help\n"
+               "\n"
+               "Exit status: 0 success, 1 the operation failed, 2 usage error.\n");
+}
+
+static int usage(const char *fmt, const char *arg) {
+        fprintf(stderr, "vssadmin: ");
+        fprintf(stderr, fmt, arg);
+        fprintf(stderr, "\nTry 'vssadmin --help'.\n");
+        return EXIT_USAGE;
+}
+
+static int connect_or_fail(sd_bus **ret) {
+        int r = vss_connect(arg_socket, ret);
+        if (r < 0)
+                fprintf(stderr, "vssadmin: cannot connect to vssd: %s\n", strerror(-r));
+        return r;
+}
+
+static int bus_fail(const char *what, const sd_bus_error *e, int r) {
+        int32_t hr = vss_hr_from_bus_error(e, r);
+        const char *name = vss_error_name(hr);
+        fprintf(stderr, "vssadmin: %s failed: %s (0x%08x): %s\n", what, name ? name : "error", (uint32_t) hr,
+                e && e->message ? e->message : strerror(-r));
+        return EXIT_FAILED;
+}
+
+static char *id_string(const vss_id *id, char buf[static VSS_ID_STRING_MAX]) {
+        return vss_id_to_string(id, buf);
+}
+
+static char *hex32(int32_t v, char buf[static 16]) {
+        snprintf(buf, 16, "0x%08x", (uint32_t) v);
+        return buf;
+}
+
+static const char *last_error_text(int32_t failure) {
+        switch (failure) {
+        case 0: return "No error";
+        case VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT: return "Inconsistent shadow copy";
+        case VSS_E_WRITERERROR_OUTOFRESOURCES: return "Out of resources";
+        case VSS_E_WRITERERROR_TIMEOUT: return "Timed out";
+        case VSS_E_WRITERERROR_RETRYABLE: return "Retryable error";
+        case VSS_E_WRITERERROR_NONRETRYABLE: return "Non-retryable error";
+        case VSS_E_WRITERERROR_RECOVERY_FAILED: return "Recovery failed";
+        case VSS_E_WRITERERROR_PARTIAL_FAILURE: return "Partial failure";
+        case VSS_E_WRITER_NOT_RESPONDING: return "Not responding";
+        default: return "Unexpected error";
+        }
+}
+
+static json_object *status_json(const char *name, const char *wid, const char *iid, uint32_t state, int32_t failure,
+                                int32_t code, const char *msg, const char *note) {
+        char hex[16];
+        const char *fname = vss_error_name(failure);
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(name));
+        json_object_object_add(o, "writer_id", json_object_new_string(wid));
+        json_object_object_add(o, "instance_id", json_object_new_string(iid));
+        json_object_object_add(o, "state", json_object_new_int((int) state));
+        json_object_object_add(o, "state_name", json_object_new_string(strempty(vss_writer_state_name(state))));
+        json_object_object_add(o, "failure", json_object_new_string(hex32(failure, hex)));
+        json_object_object_add(o, "failure_name", json_object_new_string(fname ? fname : hex));
+        json_object_object_add(o, "application_code", json_object_new_int(code));
+        json_object_object_add(o, "application_message", json_object_new_string(msg));
+        json_object_object_add(o, "note", json_object_new_string(note));
+        return o;
+}
+
+static void status_text(const char *indent, const char *name, const char *wid, const char *iid, uint32_t state,
+                        int32_t failure, int32_t code, const char *msg, const char *note) {
+        char hex[16];
+        printf("%sWriter name: '%s'\n", indent, name);
+        printf("%s   Writer Id: {%s}\n", indent, wid);
+        printf("%s   Writer Instance Id: {%s}\n", indent, iid);
+        printf("%s   State: [%u] %s\n", indent, state, strempty(vss_writer_state_name(state)));
+        printf("%s   Last error: %s\n", indent, last_error_text(failure));
+        if (failure != 0) {
+                const char *fname = vss_error_name(failure);
+                printf("%s   Failure: %s (%s)\n", indent, fname ? fname : "unknown", hex32(failure, hex));
+                printf("%s   Application code: %d\n", indent, code);
+                if (!isempty(msg))
+                        printf("%s   Application message: %s\n", indent, msg);
+        }
+        if (!isempty(note))
+                printf("%s   Note: %s\n", indent, note);
+}
+
+static void print_json(json_object *o) {
+        printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+static int list_writers(void) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *name, *wid, *iid, *msg, *note, *session;
+        uint32_t state;
+        int32_t failure, code;
+        uint64_t usec;
+        char ts[32];
+        int r;
+
+        if (connect_or_fail(&bus) < 0)
+                return EXIT_FAILED;
+        r = sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "ListWriters", &error, &reply, NULL);
+        if (r < 0)
+                return bus_fail("list writers", &error, r);
+        json_object *arr = json_object_new_array();
+        r = sd_bus_message_enter_container(reply, 'a', "(sssuiissst)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(sssuiissst)", &name, &wid, &iid, &state, &failure, &code, &msg,
+                                                  &note, &session, &usec)) > 0) {
+                format_timestamp(usec, ts);
+                if (arg_json) {
+                        json_object *o = status_json(name, wid, iid, state, failure, code, msg, note);
+                        json_object *asof = json_object_new_object();
+                        json_object_object_add(asof, "session", isempty(session) ? NULL : json_object_new_string(session));
+                        json_object_object_add(asof, "time", json_object_new_string(ts));
+                        json_object_object_add(o, "as_of", asof);
+                        json_object_array_add(arr, o);
+                } else {
+                        status_text("", name, wid, iid, state, failure, code, msg, note);
+                        if (isempty(session))
+                                printf("   As of: subscription at %s (no session yet)\n\n", ts);
+                        else
+                                printf("   As of: session {%s} at %s\n\n", session, ts);
+                }
+        }
+        if (r < 0) {
+                json_object_put(arr);
+                return bus_fail("list writers", NULL, r);
+        }
+        if (arg_json) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "writers", arr);
+                print_json(o);
+                json_object_put(o);
+        } else
+                json_object_put(arr);
+        return EXIT_OK;
+}
+
+static int list_providers(void) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *name, *id, *type, *desc;
+        int r;
+
+        if (connect_or_fail(&bus) < 0)
+                return EXIT_FAILED;
+        r = sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "ListProviders", &error, &reply, NULL);
+        if (r < 0)
+                return bus_fail("list providers", &error, r);
+        json_object *arr = json_object_new_array();
+        r = sd_bus_message_enter_container(reply, 'a', "(ssss)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(ssss)", &name, &id, &type, &desc)) > 0) {
+                if (arg_json) {
+                        json_object *o = json_object_new_object();
+                        json_object_object_add(o, "name", json_object_new_string(name));
+                        json_object_object_add(o, "id", json_object_new_string(id));
+                        json_object_object_add(o, "type", json_object_new_string(type));
+                        json_object_object_add(o, "description", json_object_new_string(desc));
+                        json_object_array_add(arr, o);
+                } else
+                        printf("Provider name: '%s'\n   Provider type: %s\n   Provider Id: {%s}\n   Description: %s\n\n",
+                               name, type, id, desc);
+        }
+        if (arg_json) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "providers", arr);
+                print_json(o);
+                json_object_put(o);
+        } else
+                json_object_put(arr);
+        return r < 0 ? bus_fail("list providers", NULL, r) : EXIT_OK;
+}
+
+static json_object *shadow_json(const char *sid, const char *setid, const char *orig, const char *spath,
+                                const char *prov, uint64_t created, uint32_t attrs) {
+        char ts[32];
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "shadow_id", json_object_new_string(sid));
+        json_object_object_add(o, "snapshot_set_id", json_object_new_string(setid));
+        json_object_object_add(o, "original_path", json_object_new_string(orig));
+        json_object_object_add(o, "shadow_path", json_object_new_string(spath));
+        json_object_object_add(o, "provider", json_object_new_string(prov));
+        json_object_object_add(o, "created", json_object_new_string(format_timestamp(created, ts)));
+        json_object_object_add(o, "attributes", json_object_new_int64(attrs));
+        return o;
+}
+
+static void attributes_text(uint32_t a, char *buf, size_t size) {
+        snprintf(buf, size, "%s%s%s%s", a & VSS_VOLSNAP_ATTR_PERSISTENT ? "Persistent, " : "Auto-release, ",
+                 a & VSS_VOLSNAP_ATTR_CLIENT_ACCESSIBLE ? "Client-accessible, " : "",
+                 a & VSS_VOLSNAP_ATTR_NO_AUTO_RELEASE ? "No auto release, " : "",
+                 a & VSS_VOLSNAP_ATTR_NO_WRITERS ? "No writers" : "Application consistent");
+}
+
+static int list_shadows(void) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *sid, *setid, *orig, *spath, *prov;
+        uint64_t created, reserved;
+        uint32_t attrs;
+        char last_set[VSS_ID_STRING_MAX] = "", ts[32], at[128];
+        int r;
+
+        if (connect_or_fail(&bus) < 0)
+                return EXIT_FAILED;
+        r = sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "ListShadows", &error, &reply, NULL);
+        if (r < 0)
+                return bus_fail("list shadows", &error, r);
+        json_object *arr = json_object_new_array();
+        r = sd_bus_message_enter_container(reply, 'a', "(sssssttu)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(sssssttu)", &sid, &setid, &orig, &spath, &prov, &created,
+                                                  &reserved, &attrs)) > 0) {
+                if (arg_json) {
+                        json_object_array_add(arr, shadow_json(sid, setid, orig, spath, prov, created, attrs));
+                        continue;
+                }
+                if (!streq(last_set, setid)) {
+                        snprintf(last_set, sizeof(last_set), "%s", setid);
+                        printf("Contents of shadow copy set ID: {%s}\n   Created at: %s\n", setid,
+                               format_timestamp(created, ts));
+                }
+                attributes_text(attrs, at, sizeof(at));
+                printf("      Shadow Copy ID: {%s}\n         Original Volume: %s\n         Shadow Copy Volume: %s\n"
+                       "         Provider: '%s'\n         Attributes: %s\n\n",
+                       sid, orig, spath, prov, at);
+        }
+        if (arg_json) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "shadows", arr);
+                print_json(o);
+                json_object_put(o);
+        } else {
+                if (!last_set[0] && r >= 0)
+                        printf("No items found that satisfy the query.\n");
+                json_object_put(arr);
+        }
+        return r < 0 ? bus_fail("list shadows", NULL, r) : EXIT_OK;
+}
+
+static int delete_shadows(const char *kind, const char *id) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        uint32_t n;
+        int r;
+
+        if (connect_or_fail(&bus) < 0)
+                return EXIT_FAILED;
+        r = sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "DeleteShadows", &error, &reply, "ss", kind,
+                               strempty(id));
+        if (r < 0)
+                return bus_fail("delete shadows", &error, r);
+        if (sd_bus_message_read(reply, "u", &n) < 0)
+                return EXIT_FAILED;
+        printf("Deleted %u shadow copies.\n", n);
+        return EXIT_OK;
+}
+
+/* create shadow: the whole sequence, with status after each phase. */
+
+typedef struct Create {
+        vss_backup *b;
+        json_object *phases;
+        int32_t error_hr;
+        char error_msg[1024];
+} Create;
+
+static void create_fail(Create *c, int32_t hr, const char *msg) {
+        if (c->error_hr)
+                return;
+        c->error_hr = hr;
+        snprintf(c->error_msg, sizeof(c->error_msg), "%s", msg);
+}
+
+/* Gathers status after a phase, prints it and returns false when a writer failed. */
+static bool phase_status(Create *c, const char *phase) {
+        char wid[VSS_ID_STRING_MAX], iid[VSS_ID_STRING_MAX], msg[1200];
+        bool ok = true;
+        int32_t hr = vss_backup_gather_writer_status_sync(c->b);
+        if (hr < 0) {
+                create_fail(c, hr, vss_backup_errmsg(c->b));
+                return false;
+        }
+        json_object *writers = json_object_new_array();
+        if (!arg_json)
+                printf("Writer status after %s:\n", phase);
+        for (size_t i = 0; i < vss_backup_writer_status_count(c->b); i++) {
+                vss_writer_status st;
+                if (vss_backup_writer_status_get(c->b, i, &st) < 0)
+                        continue;
+                id_string(&st.writer_id, wid);
+                id_string(&st.instance_id, iid);
+                if (arg_json)
+                        json_object_array_add(writers, status_json(st.name, wid, iid, st.state, st.failure,
+                                                                   st.application_code, st.application_message, st.note));
+                else
+                        status_text("   ", st.name, wid, iid, st.state, st.failure, st.application_code,
+                                    st.application_message, st.note);
+                if (st.failure != 0 || (st.state >= VSS_WS_FAILED_AT_IDENTIFY && st.state <= VSS_WS_FAILED_AT_BACKUP_SHUTDOWN)) {
+                        snprintf(msg, sizeof(msg), "writer '%s' is %s: %s%s%s", st.name, vss_writer_state_name(st.state),
+                                 strempty(vss_error_name(st.failure)), isempty(st.application_message) ? "" : ": ",
+                                 st.application_message);
+                        create_fail(c, st.failure ? st.failure : VSS_E_WRITERERROR_NONRETRYABLE, msg);
+                        ok = false;
+                }
+        }
+        if (!arg_json && vss_backup_writer_status_count(c->b) == 0)
+                printf("   (no writers)\n");
+        if (!arg_json)
+                printf("\n");
+        json_object *p = json_object_new_object();
+        json_object_object_add(p, "phase", json_object_new_string(phase));
+        json_object_object_add(p, "writers", writers);
+        json_object_array_add(c->phases, p);
+        return ok;
+}
+
+static bool step(Create *c, int32_t hr) {
+        if (hr < 0)
+                create_fail(c, hr, vss_backup_errmsg(c->b));
+        return hr >= 0;
+}
+
+static int create_shadow(char **paths, size_t n_paths, const char *provider) {
+        Create c = { .phases = json_object_new_array() };
+        vss_id set_id = {}, shadow_ids[VSS_MAX_VOLUMES];
+        char buf[VSS_ID_STRING_MAX], hex[16];
+        bool committed = false;
+        int32_t hr;
+
+        hr = vss_backup_new(arg_socket, &c.b);
+        if (hr < 0) {
+                fprintf(stderr, "vssadmin: cannot open a session with vssd: %s (0x%08x)\n",
+                        strempty(vss_error_name(hr)), (uint32_t) hr);
+                json_object_put(c.phases);
+                return EXIT_FAILED;
+        }
+        if (step(&c, vss_backup_initialize_for_backup(c.b)) &&
+            step(&c, vss_backup_set_context(c.b, VSS_CTX_CLIENT_ACCESSIBLE_WRITERS)) &&
+            step(&c, vss_backup_set_backup_state(c.b, false, false, VSS_BT_FULL, false)) &&
+            step(&c, vss_backup_gather_writer_metadata_sync(c.b)) && step(&c, vss_backup_start_snapshot_set(c.b, &set_id))) {
+                bool ok = true;
+                for (size_t i = 0; ok && i < n_paths; i++)
+                        ok = step(&c, vss_backup_add_to_snapshot_set(c.b, paths[i], provider, &shadow_ids[i]));
+                if (ok && step(&c, vss_backup_prepare_for_backup_sync(c.b)) && phase_status(&c, "prepare-for-backup")) {
+                        hr = vss_backup_do_snapshot_set_sync(c.b);
+                        committed = hr >= 0;
+                        bool st_ok = phase_status(&c, "do-snapshot-set");
+                        if (!committed)
+                                c.error_hr = 0; /* the operation's own error names the cause */
+                        if (step(&c, hr) && st_ok && step(&c, vss_backup_backup_complete_sync(c.b)))
+                                phase_status(&c, "backup-complete");
+                }
+        }
+        if (c.error_hr && committed) {
+                /* A writer failed: the set is not consistent, so none of it is kept. */
+                vss_backup_abort_backup(c.b);
+                committed = false;
+        }
+
+        json_object *out = json_object_new_object();
+        json_object_object_add(out, "result", json_object_new_string(c.error_hr ? "failed" : "ok"));
+        if (c.error_hr) {
+                json_object *e = json_object_new_object();
+                json_object_object_add(e, "code", json_object_new_string(hex32(c.error_hr, hex)));
+                json_object_object_add(e, "name", json_object_new_string(strempty(vss_error_name(c.error_hr))));
+                json_object_object_add(e, "message", json_object_new_string(c.error_msg));
+                json_object_object_add(out, "error", e);
+        }
+        json_object_object_add(out, "snapshot_set_id",
+                               vss_id_is_null(&set_id) ? NULL : json_object_new_string(id_string(&set_id, buf)));
+        json_object *shadows = json_object_new_array();
+        for (size_t i = 0; committed && i < n_paths; i++) {
+                vss_snapshot_prop p;
+                char a[VSS_ID_STRING_MAX], b[VSS_ID_STRING_MAX], at[128];
+                if (vss_backup_get_snapshot_properties(c.b, &shadow_ids[i], &p) < 0)
+                        continue;
+                id_string(&p.shadow_id, a);
+                id_string(&p.snapshot_set_id, b);
+                json_object_array_add(shadows, shadow_json(a, b, p.original_path, p.shadow_path, p.provider,
+                                                           p.created_usec, p.attributes));
+                if (!arg_json) {
+                        attributes_text(p.attributes, at, sizeof(at));
+                        printf("Successfully created shadow copy for '%s'\n    Shadow Copy ID: {%s}\n"
+                               "    Shadow Copy Set ID: {%s}\n    Shadow Copy Volume Name: %s\n    Provider: '%s'\n"
+                               "    Attributes: %s\n",
+                               p.original_path, a, b, p.shadow_path, p.provider, at);
+                }
+        }
+        json_object_object_add(out, "shadows", shadows);
+        json_object_object_add(out, "phases", c.phases);
+        if (arg_json)
+                print_json(out);
+        if (c.error_hr)
+                fprintf(stderr, "vssadmin: create shadow failed: %s (%s): %s\n", strempty(vss_error_name(c.error_hr)),
+                        hex32(c.error_hr, hex), c.error_msg);
+        json_object_put(out);
+        vss_backup_release(c.b);
+        return c.error_hr ? EXIT_FAILED : EXIT_OK;
+}
+
+int main(int argc, char *argv[]) {
+        enum { OPT_FOR = 0x100, OPT_PROVIDER, OPT_SHADOW, OPT_SET, OPT_ALL, OPT_JSON, OPT_SOCKET };
+        static const struct option options[] = {
+                { "for", required_argument, NULL, OPT_FOR },     { "provider", required_argument, NULL, OPT_PROVIDER },
+                { "shadow", required_argument, NULL, OPT_SHADOW }, { "set", required_argument, NULL, OPT_SET },
+                { "all", no_argument, NULL, OPT_ALL },           { "json", no_argument, NULL, OPT_JSON },
+                { "socket", required_argument, NULL, OPT_SOCKET }, { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        char *paths[VSS_MAX_VOLUMES];
+        size_t n_paths = 0;
+        const char *provider = NULL, *shadow = NULL, *set = NULL;
+        bool all = false;
+        vss_id tmp;
+        int c;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                switch (c) {
+                case OPT_FOR:
+                        if (n_paths >= VSS_MAX_VOLUMES)
+                                return usage("at most %s --for paths", "64");
+                        if (optarg[0] != '/')
+                                return usage("--for needs an absolute path, not '%s'", optarg);
+                        paths[n_paths++] = optarg;
+                        break;
+                case OPT_PROVIDER: provider = optarg; break;
+                case OPT_SHADOW: shadow = optarg; break;
+                case OPT_SET: set = optarg; break;
+                case OPT_ALL: all = true; break;
+                case OPT_JSON: arg_json = true; break;
+                case OPT_SOCKET: arg_socket = optarg; break;
+                case 'h': help(); return EXIT_OK;
+                default: return usage("%s", "bad option");
+                }
+        }
+        if (optind + 2 != argc)
+                return usage("%s", argc - optind < 2 ? "missing command" : "too many arguments");
+        const char *verb = argv[optind], *noun = argv[optind + 1];
+
+        if (streq(verb, "list")) {
+                if (n_paths || provider || shadow || set || all)
+                        return usage("%s", "list takes only --json");
+                if (streq(noun, "writers"))
+                        return list_writers();
+                if (streq(noun, "providers"))
+                        return list_providers();
+                if (streq(noun, "shadows"))
+                        return list_shadows();
+                return usage("cannot list '%s' (writers, providers or shadows)", noun);
+        }
+        if (streq(verb, "create")) {
+                if (!streq(noun, "shadow"))
+                        return usage("cannot create '%s' (shadow)", noun);
+                if (n_paths == 0)
+                        return usage("%s", "create shadow needs --for PATH");
+                if (shadow || set || all)
+                        return usage("%s", "create shadow takes --for, --provider and --json");
+                return create_shadow(paths, n_paths, provider);
+        }
+        if (streq(verb, "delete")) {
+                if (!streq(noun, "shadows"))
+                        return usage("cannot delete '%s' (shadows)", noun);
+                if ((!!shadow + !!set + all) != 1)
+                        return usage("%s", "delete shadows needs exactly one of --shadow ID, --set ID, --all");
+                if (n_paths || provider || arg_json)
+                        return usage("%s", "delete shadows takes only --shadow, --set or --all");
+                if ((shadow || set) && vss_id_from_string(shadow ? shadow : set, &tmp) < 0)
+                        return usage("'%s' is not an id", shadow ? shadow : set);
+                return delete_shadows(shadow ? "shadow" : set ? "set" : "all", shadow ? shadow : set);
+        }
+        return usage("unknown command '%s'", verb);
+}
