@@ -152,8 +152,8 @@ int method_release_session(sd_bus_message *msg, void *userdata, sd_bus_error *er
         Session *s = session_lookup(c, id, error);
         if (!s)
                 return -EINVAL;
-        session_release(s);
-        return sd_bus_reply_method_return(msg, NULL);
+        session_release(s, msg);
+        return 1; /* answered when its writers have had BackupShutdown */
 }
 
 static int append_status(sd_bus_message *reply, const char *name, const vss_id *wid, const vss_id *iid,
@@ -276,6 +276,14 @@ int method_get_snapshot_properties(sd_bus_message *msg, void *userdata, sd_bus_e
         return sd_bus_send(NULL, reply, NULL);
 }
 
+void shadow_set_dir_remove(Manager *m, const vss_id *set_id) {
+        char id[VSS_ID_STRING_MAX];
+        _cleanup_free_ char *dir = NULL;
+        /* Fails harmlessly while other shadows of the set remain. */
+        if (asprintf(&dir, "%s/%s", m->shadow_dir, vss_id_to_string(set_id, id)) >= 0)
+                (void) rmdir(dir);
+}
+
 int shadow_delete(Manager *m, const ShadowRecord *rec) {
         const Provider *p = provider_find(rec->provider);
         int r = p ? p->remove(rec->shadow_path) : -EOPNOTSUPP;
@@ -284,6 +292,7 @@ int shadow_delete(Manager *m, const ShadowRecord *rec) {
                 return r;
         }
         r = registry_remove_shadow(m->registry, &rec->shadow_id);
+        shadow_set_dir_remove(m, &rec->set_id);
         return r == -ENOENT ? 0 : r;
 }
 
@@ -337,7 +346,7 @@ static Connection *connection_free(Connection *c) {
         writer_free(c->writer);
         LIST_FOREACH_SAFE(sessions, s, n, m->sessions)
                 if (s->connection == c)
-                        session_release(s);
+                        session_release(s, NULL);
         LIST_REMOVE(connections, m->connections, c);
         m->n_connections--;
         sd_bus_flush_close_unref(c->bus);
@@ -492,6 +501,7 @@ static void manager_recover(Manager *m) {
                         shadow_records_free(recs, k);
                 }
                 registry_remove_set(m->registry, &sets[i]);
+                shadow_set_dir_remove(m, &sets[i]);
                 log_info("recovered: removed incomplete snapshot set");
         }
         free(sets);

@@ -14,6 +14,10 @@
 #include "lib/common.h"
 #include "registry.h"
 
+#ifndef SQLITE_OPEN_NOFOLLOW /* SQLite < 3.31; open() with O_NOFOLLOW below still checks */
+#define SQLITE_OPEN_NOFOLLOW 0
+#endif
+
 #define REGISTRY_FILE "registry.db"
 #define REGISTRY_BUSY_TIMEOUT_MS 5000
 
@@ -105,8 +109,10 @@ static int bind_text(sqlite3_stmt *s, int idx, const char *t) {
 }
 
 static int bind_u64(sqlite3_stmt *s, int idx, uint64_t v) {
-        /* Stored as the same 64 bits; read back with a cast. */
-        int rc = sqlite3_bind_int64(s, idx, (sqlite3_int64) v);
+        int rc;
+
+        /* Callers keep v <= INT64_MAX, so SQLite's signed integers sort it right. */
+        rc = sqlite3_bind_int64(s, idx, (sqlite3_int64) v);
         return rc == SQLITE_OK ? 0 : sql_errno(rc);
 }
 
@@ -424,6 +430,8 @@ int registry_add_set(Registry *r, const vss_id *set_id, uint32_t context, uint64
 
         if (!r || !set_id)
                 return -EINVAL;
+        if (created_usec > INT64_MAX)
+                return -ERANGE;
         k = tx_begin(r, true);
         if (k < 0)
                 return k;
@@ -486,6 +494,8 @@ int registry_add_shadow(Registry *r, const ShadowRecord *s) {
 
         if (!r || !s || !s->original_path || !s->shadow_path || !s->provider)
                 return -EINVAL;
+        if (s->created_usec > INT64_MAX)
+                return -ERANGE;
         k = tx_begin(r, true);
         if (k < 0)
                 return k;

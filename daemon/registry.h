@@ -46,7 +46,8 @@ static inline void registry_freep(Registry **r) {
         registry_free(*r);
 }
 
-/* New set in state 'creating'. -EEXIST if the id is taken. */
+/* New set in state 'creating'. -EEXIST if the id is taken. Timestamps above INT64_MAX (SQLite
+ * integers are signed) give -ERANGE, here and in registry_add_shadow(). */
 int registry_add_set(Registry *r, const vss_id *set_id, uint32_t context, uint64_t created_usec);
 /* Set must exist: -ENOENT otherwise; duplicate shadow id: -EEXIST; NULL strings: -EINVAL. */
 int registry_add_shadow(Registry *r, const ShadowRecord *s);

@@ -84,6 +84,7 @@ Session *session_unref(Session *s) {
                 free(s->volumes[i].shadow_path);
         }
         sd_bus_message_unref(s->request);
+        sd_bus_message_unref(s->release_request);
         sd_event_source_disable_unref(s->commit_source);
         sd_event_source_disable_unref(s->window_source);
         free(s);
@@ -334,11 +335,8 @@ static void set_delete(Session *s) {
                         s->volumes[i].provider->remove(s->volumes[i].shadow_path);
         if (s->set_registered)
                 registry_remove_set(m->registry, &s->set_id);
-        if (s->n_volumes > 0) {
-                char dir[PATH_MAX], id[VSS_ID_STRING_MAX];
-                snprintf(dir, sizeof(dir), "%s/%s", m->shadow_dir, vss_id_to_string(&s->set_id, id));
-                (void) rmdir(dir);
-        }
+        if (s->n_volumes > 0)
+                shadow_set_dir_remove(m, &s->set_id);
         s->set_registered = s->set_committed = false;
 }
 
@@ -1044,6 +1042,11 @@ int method_gather_writer_status(sd_bus_message *msg, void *userdata, sd_bus_erro
 /* Ending a session. */
 
 static void session_final(Session *s) {
+        sd_bus_message *req = TAKE_PTR(s->release_request);
+        if (req) {
+                (void) sd_bus_reply_method_return(req, NULL);
+                sd_bus_message_unref(req);
+        }
         LIST_REMOVE(sessions, s->manager->sessions, s);
         session_unref(s);
 }
@@ -1064,10 +1067,12 @@ static void session_shutdown(Session *s) {
                 session_final(s);
 }
 
-void session_release(Session *s) {
+void session_release(Session *s, sd_bus_message *request) {
         if (s->dead)
                 return;
         s->dead = true;
+        if (request)
+                s->release_request = sd_bus_message_ref(request);
         if (s->connection) {
                 s->connection->n_sessions--;
                 s->connection = NULL;

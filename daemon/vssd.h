@@ -137,6 +137,7 @@ struct Session {
         /* The operation in flight. */
         SeqCall op;
         sd_bus_message *request;  /* to answer when the operation ends */
+        sd_bus_message *release_request; /* ReleaseSession, answered once BackupShutdown is done */
         unsigned pending;
         void (*next)(Session *s);
         Stage stage;
@@ -161,11 +162,12 @@ Session *session_new(Connection *c);
 Session *session_ref(Session *s);
 Session *session_unref(Session *s);
 /* The requester released it or disconnected: abort what runs, shut down, free when done. */
-void session_release(Session *s);
+void session_release(Session *s, sd_bus_message *request);
 void session_writer_gone(Session *s, Writer *w);
 Session *session_lookup(Connection *c, const char *id, sd_bus_error *error);
 int reply_error(sd_bus_error *error, int32_t hr, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int shadow_delete(Manager *m, const ShadowRecord *rec);
+void shadow_set_dir_remove(Manager *m, const vss_id *set_id);
 
 #define log_info(...) log_full("", __VA_ARGS__)
 #define log_warn(...) log_full("warning: ", __VA_ARGS__)

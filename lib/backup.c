@@ -84,6 +84,8 @@ VSS_EXPORT int vss_backup_new(const char *socket_path, vss_backup **ret) {
         return 0;
 }
 
+static int32_t call(vss_backup *b, const char *method, sd_bus_message **ret_reply, const char *types, ...);
+
 static void metadata_clear(vss_backup *b) {
         for (size_t i = 0; i < b->n_metadata; i++)
                 metadata_free(b->metadata[i]);
@@ -118,8 +120,8 @@ VSS_EXPORT vss_backup *vss_backup_release(vss_backup *b) {
                         }
                 }
         if (b->bus && b->session[0])
-                (void) sd_bus_call_method(b->bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "ReleaseSession", NULL, NULL,
-                                          "s", b->session);
+                /* Returns once the session's writers have had BackupShutdown (bounded by vssd). */
+                (void) call(b, "ReleaseSession", NULL, NULL);
         sd_bus_flush_close_unref(b->bus);
         metadata_clear(b);
         vss_backup_free_writer_status(b);

@@ -242,8 +242,13 @@ int metadata_parse(const char *doc, vss_writer_metadata **ret, const char **ret_
         json_tokener *tok = json_tokener_new_ex(32);
         if (!tok)
                 return -ENOMEM;
-        json_object *o = json_tokener_parse_ex(tok, doc, (int) strlen(doc) + 1);
+        size_t len = strlen(doc);
+        json_object *o = json_tokener_parse_ex(tok, doc, (int) len);
         bool complete = json_tokener_get_error(tok) == json_tokener_success;
+        /* One document, nothing after it. */
+        for (size_t i = complete ? json_tokener_get_parse_end(tok) : len; i < len; i++)
+                if (!strchr(" \t\r\n", doc[i]))
+                        complete = false;
         json_tokener_free(tok);
         if (!o || !complete || !json_object_is_type(o, json_type_object)) {
                 json_object_put(o);

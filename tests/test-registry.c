@@ -217,7 +217,10 @@ int main(void) {
         CHECK(registry_add_shadow(r, &c) == 0, "add shadow to second set");
         d = shadow(&s3, 5000, "/srv/d");
         e = shadow(&s3, 5000, "/srv/e");
-        e.created_usec = d.created_usec = UINT64_MAX - 5; /* survives the int64 column */
+        e.created_usec = d.created_usec = UINT64_MAX - 5;
+        CHECK(registry_add_set(r, &s3, 0, UINT64_MAX) == -ERANGE && registry_add_shadow(r, &d) == -ERANGE,
+              "timestamps beyond INT64_MAX give -ERANGE");
+        e.created_usec = d.created_usec = INT64_MAX; /* the largest the signed column takes */
         e.attributes = UINT32_MAX;
         CHECK(registry_add_set(r, &s3, 0, 4000) == 0 && registry_add_shadow(r, &d) == 0 &&
               registry_add_shadow(r, &e) == 0 && registry_commit_set(r, &s3) == 0,
@@ -294,6 +297,22 @@ int main(void) {
                 CHECK(db_query_int(sql, &v) == 0 && v == 1, "ids stored as lowercase uuid text");
         }
 
+        /* A second connection (say, a tool) sees and makes changes; WAL and the busy timeout
+         * make that safe. */
+        {
+                Registry *r2 = NULL;
+                vss_id s5 = new_id();
+
+                CHECK(registry_open(tmp, &r2) == 0, "second connection");
+                CHECK(registry_add_set(r2, &s5, 0, 7000) == 0, "write through the second connection");
+                k = registry_list_creating_sets(r, &ids, &n);
+                CHECK(k == 0 && n == 2 && id_eq(&ids[1], &s5), "first connection sees it");
+                free(ids);
+                ids = NULL;
+                CHECK(registry_remove_set(r, &s5) == 0, "and removes it");
+                registry_free(r2);
+        }
+
         /* Crash recovery: drop the creating set. */
         CHECK(registry_remove_set(r, &s2) == 0, "remove creating set");
         k = registry_list_creating_sets(r, &ids, &n);
@@ -305,6 +324,18 @@ int main(void) {
         /* A database from the future is refused. */
         CHECK(db_query_int("PRAGMA user_version = 99", &v) == 0, "bump schema version");
         CHECK(registry_open(tmp, &r) == -EPROTONOSUPPORT && !r, "newer schema gives -EPROTONOSUPPORT");
+
+        /* Not a database at all. */
+        {
+                char junk[4096];
+                int fd;
+
+                memset(junk, 'x', sizeof junk);
+                fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+                CHECK(fd >= 0 && write(fd, junk, sizeof junk) == (ssize_t) sizeof junk && close(fd) == 0,
+                      "overwrite database with junk");
+                CHECK(registry_open(tmp, &r) == -EIO && !r, "junk gives -EIO");
+        }
 
         CHECK(rm_tmp() == 0 && stat(tmp, &st) < 0, "clean up");
 

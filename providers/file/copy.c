@@ -426,13 +426,13 @@ static int copy_dir(CopyContext *c, int sdfd, const char *sname, int ddfd, const
                 return -errno;
         c->stats.dirs++;
 
+        /* A umask taking away owner bits must not lock an unprivileged caller out of its copy. */
+        if (c->euid != 0 && fchmod(dfd, 0700) < 0)
+                return -errno;
         if (depth == 0) {
                 struct stat st;
 
                 if (fstat(dfd, &st) < 0)
-                        return -errno;
-                /* A restrictive umask must not lock us out of our own copy. */
-                if ((st.st_mode & 0700) != 0700 && fchmod(dfd, 0700) < 0)
                         return -errno;
                 c->dst_dev = st.st_dev;
                 c->dst_ino = st.st_ino;

@@ -1,0 +1,572 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bench-sequence: how long a full backup sequence takes, and how long writers stay frozen, with N
+ * in-process writers and the file provider on an empty directory.
+ *
+ *   bench-sequence --vssd PATH --writers N [--rounds R]
+ *
+ * Starts the given vssd on a private socket and state directory (in a temporary directory that is
+ * removed afterwards), subscribes N writers of this process — spread over the three application
+ * levels — on one sd-event loop, and runs R backup sequences from a requester thread:
+ *
+ *   vss_backup_new, initialize_for_backup, set_backup_state, gather_writer_metadata,
+ *   start_snapshot_set, add_to_snapshot_set(empty dir), prepare_for_backup, do_snapshot_set,
+ *   backup_complete, release.
+ *
+ * The main thread is the only one that touches the sd-event loop and the writers (sd-event and
+ * sd-bus objects are not thread-safe); the requester thread has its own connection and tells the
+ * main thread it is done through an eventfd watched by the loop.
+ *
+ * Prints one line: "N freeze_ms_median sequence_ms_median".
+ *
+ * Measurements (CLOCK_MONOTONIC, both in this process):
+ *   freeze window = (return of the last Thaw callback) - (entry of the first Freeze callback).
+ *     The first Freeze *received* stands for the first Freeze *sent* by vssd: it crosses one local
+ *     socket, so the difference is the socket latency, well below the resolution that matters here.
+ *     Likewise the last Thaw callback returning stands for the last Thaw answered (the reply is
+ *     written right after the callback returns).
+ *   whole sequence = from calling vss_backup_new() to vss_backup_release() returning, measured in
+ *     the requester thread.
+ *
+ * Exit status: 0 on success, 1 when a round failed (the reason goes to stderr, with vssd's log),
+ * 2 on a usage error, 130 when interrupted (SIGINT/SIGTERM; vssd and the directory are cleaned up).
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-event.h>
+
+#include <vss/backup.h>
+#include <vss/writer.h>
+
+#define READY_TIMEOUT_MS 10000
+/* How long the main thread waits for every writer's BackupShutdown after a round. */
+#define SHUTDOWN_TIMEOUT_USEC (30ULL * 1000000ULL)
+
+static char tmpdir[256];
+static char socket_path[300], state_dir[300], data_dir[300], log_path[300];
+static pid_t vssd_pid = -1;
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+}
+
+/* ---- per-round measurements (main thread only, except where noted) ---- */
+
+typedef struct Round {
+        uint64_t first_freeze;    /* entry of the first Freeze callback */
+        uint64_t last_thaw;       /* return of the last Thaw callback */
+        size_t n_freeze, n_thaw, n_abort, n_shutdown;
+        int max_freeze_level;     /* levels seen so far, to check the ordering */
+        int min_thaw_level;
+        bool order_violated;
+} Round;
+
+static Round cur;
+
+typedef struct Requester {
+        /* set by the requester thread, read by the main thread after the eventfd fired */
+        uint64_t t_begin, t_end;
+        int32_t hr;
+        char what[64];
+        char msg[1024];
+        size_t n_metadata;
+        int efd;
+} Requester;
+
+static size_t n_writers;
+
+static bool on_freeze(vss_writer *w, const vss_event_info *info, void *userdata) {
+        uint64_t t = now_usec();
+        int level = (int) (intptr_t) userdata;
+        if (cur.n_freeze == 0)
+                cur.first_freeze = t;
+        cur.n_freeze++;
+        /* Front-end first, back-end next, system last. */
+        if (level < cur.max_freeze_level)
+                cur.order_violated = true;
+        if (level > cur.max_freeze_level)
+                cur.max_freeze_level = level;
+        return true;
+}
+
+static bool on_thaw(vss_writer *w, const vss_event_info *info, void *userdata) {
+        int level = (int) (intptr_t) userdata;
+        /* Thaw in reverse: system first, front-end last. */
+        if (level > cur.min_thaw_level)
+                cur.order_violated = true;
+        if (level < cur.min_thaw_level)
+                cur.min_thaw_level = level;
+        cur.n_thaw++;
+        cur.last_thaw = now_usec(); /* the last thing the callback does: its return */
+        return true;
+}
+
+static bool on_abort(vss_writer *w, const vss_event_info *info, void *userdata) {
+        cur.n_abort++;
+        return true;
+}
+
+static bool on_shutdown(vss_writer *w, const vss_event_info *info, void *userdata) {
+        cur.n_shutdown++;
+        return true;
+}
+
+/* ---- the requester thread ---- */
+
+#define STEP(call, name)                                    \
+        do {                                                \
+                int32_t _hr = (call);                       \
+                if (_hr < 0) {                              \
+                        rq->hr = _hr;                       \
+                        snprintf(rq->what, sizeof(rq->what), "%s", name); \
+                        snprintf(rq->msg, sizeof(rq->msg), "%s", vss_backup_errmsg(b)); \
+                        goto out;                           \
+                }                                           \
+        } while (0)
+
+static void *requester_main(void *arg) {
+        Requester *rq = arg;
+        vss_backup *b = NULL;
+
+        rq->hr = 0;
+        rq->what[0] = rq->msg[0] = 0;
+        rq->t_begin = now_usec();
+        int32_t hr = vss_backup_new(socket_path, &b);
+        if (hr < 0) {
+                rq->hr = hr;
+                snprintf(rq->what, sizeof(rq->what), "vss_backup_new");
+                goto out;
+        }
+        STEP(vss_backup_initialize_for_backup(b), "initialize_for_backup");
+        STEP(vss_backup_set_backup_state(b, false, false, VSS_BT_FULL, false), "set_backup_state");
+        STEP(vss_backup_gather_writer_metadata_sync(b), "gather_writer_metadata");
+        rq->n_metadata = vss_backup_metadata_count(b);
+        STEP(vss_backup_start_snapshot_set(b, NULL), "start_snapshot_set");
+        STEP(vss_backup_add_to_snapshot_set(b, data_dir, NULL, NULL), "add_to_snapshot_set");
+        STEP(vss_backup_prepare_for_backup_sync(b), "prepare_for_backup");
+        STEP(vss_backup_do_snapshot_set_sync(b), "do_snapshot_set");
+        STEP(vss_backup_backup_complete_sync(b), "backup_complete");
+out:
+        vss_backup_release(b);
+        rq->t_end = now_usec();
+        uint64_t one = 1;
+        if (write(rq->efd, &one, sizeof(one)) != sizeof(one))
+                abort(); /* the main thread would wait forever */
+        return NULL;
+}
+
+static bool requester_done, interrupted;
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        interrupted = true;
+        return 0;
+}
+
+static int on_requester_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        uint64_t v;
+        (void) !read(fd, &v, sizeof(v));
+        requester_done = true;
+        return 0;
+}
+
+/* ---- vssd ---- */
+
+static void dump_log(void) {
+        FILE *f = fopen(log_path, "re");
+        char line[2048];
+        if (!f)
+                return;
+        fprintf(stderr, "---- vssd log (last lines) ----\n");
+        /* Keep it short: the last 40 lines. */
+        char *ring[40] = {};
+        size_t n = 0;
+        while (fgets(line, sizeof(line), f)) {
+                free(ring[n % 40]);
+                ring[n % 40] = strdup(line);
+                n++;
+        }
+        fclose(f);
+        for (size_t i = n > 40 ? n - 40 : 0; i < n; i++) {
+                fputs(ring[i % 40] ? ring[i % 40] : "", stderr);
+                free(ring[i % 40]);
+                ring[i % 40] = NULL;
+        }
+        for (size_t i = 0; i < 40; i++)
+                free(ring[i]);
+}
+
+static int start_vssd(const char *vssd) {
+        char notify[300];
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        snprintf(notify, sizeof(notify), "%s/notify", tmpdir);
+        int nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", notify);
+        if (nfd < 0 || bind(nfd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                fprintf(stderr, "bench-sequence: notify socket: %m\n");
+                return -1;
+        }
+        pid_t parent = getpid();
+        pid_t pid = fork();
+        if (pid < 0) {
+                fprintf(stderr, "bench-sequence: fork: %m\n");
+                close(nfd);
+                return -1;
+        }
+        if (pid == 0) {
+                /* vssd must not outlive us. */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (getppid() != parent)
+                        _exit(127); /* we died before prctl() took effect */
+                int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+                if (fd >= 0) {
+                        dup2(fd, 2);
+                        dup2(fd, 1);
+                        close(fd);
+                }
+                sigset_t mask;
+                sigemptyset(&mask);
+                sigprocmask(SIG_SETMASK, &mask, NULL);
+                setenv("NOTIFY_SOCKET", notify, 1);
+                execl(vssd, "vssd", "--socket", socket_path, "--state-dir", state_dir, (char *) NULL);
+                _exit(127);
+        }
+        vssd_pid = pid;
+        struct pollfd p = { .fd = nfd, .events = POLLIN };
+        char buf[256];
+        uint64_t deadline = now_usec() + READY_TIMEOUT_MS * 1000ULL;
+        for (;;) {
+                uint64_t t = now_usec();
+                int r = t < deadline ? poll(&p, 1, 100) : -1;
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r == 0) {
+                        int st;
+                        if (waitpid(pid, &st, WNOHANG) == pid) {
+                                vssd_pid = -1;
+                                fprintf(stderr, "bench-sequence: vssd (%s) exited before it was ready (%s %d)\n",
+                                        vssd, WIFEXITED(st) ? "status" : "signal",
+                                        WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+                                close(nfd);
+                                return -1;
+                        }
+                        continue;
+                }
+                if (r < 0) {
+                        fprintf(stderr, "bench-sequence: vssd did not become ready\n");
+                        close(nfd);
+                        return -1;
+                }
+                ssize_t n = recv(nfd, buf, sizeof(buf) - 1, 0);
+                if (n > 0) {
+                        buf[n] = 0;
+                        if (strstr(buf, "READY=1"))
+                                break;
+                }
+        }
+        close(nfd);
+        return 0;
+}
+
+static void stop_vssd(void) {
+        if (vssd_pid <= 0)
+                return;
+        kill(vssd_pid, SIGTERM);
+        /* Give it a few seconds to stop cleanly, then make sure. */
+        for (int i = 0; i < 500; i++) {
+                pid_t r = waitpid(vssd_pid, NULL, WNOHANG);
+                if (r == vssd_pid || (r < 0 && errno == ECHILD)) {
+                        vssd_pid = -1;
+                        return;
+                }
+                struct timespec ts = { 0, 10 * 1000000L };
+                nanosleep(&ts, NULL);
+        }
+        fprintf(stderr, "bench-sequence: vssd did not stop on SIGTERM; killing it\n");
+        kill(vssd_pid, SIGKILL);
+        waitpid(vssd_pid, NULL, 0);
+        vssd_pid = -1;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        (void) (flag == FTW_DP ? rmdir(path) : unlink(path));
+        return 0;
+}
+
+/* The file provider makes shadow copies read-only: make every directory writable before emptying
+ * it, in case a shadow outlived its session. */
+static int chmod_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        if (flag == FTW_D)
+                (void) chmod(path, 0700);
+        return 0;
+}
+
+static void remove_tmpdir(void) {
+        if (!tmpdir[0])
+                return;
+        nftw(tmpdir, chmod_entry, 16, FTW_PHYS | FTW_MOUNT);
+        nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+        tmpdir[0] = 0;
+}
+
+/* ---- main ---- */
+
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+static double median_ms(uint64_t *v, size_t n) {
+        qsort(v, n, sizeof(*v), cmp_u64);
+        double m = n % 2 ? (double) v[n / 2] : ((double) v[n / 2 - 1] + (double) v[n / 2]) / 2.0;
+        return m / 1000.0;
+}
+
+static void help(void) {
+        printf("Usage: bench-sequence --vssd PATH --writers N [--rounds R]\n"
+               "\n"
+               "Starts PATH (a vssd) privately, subscribes N in-process writers and runs R (default 5)\n"
+               "backup sequences with the file provider on an empty directory. Prints\n"
+               "  N freeze_ms_median sequence_ms_median\n"
+               "where the freeze window is first Freeze callback entered -> last Thaw callback returned,\n"
+               "and the sequence is vss_backup_new() -> vss_backup_release() returned.\n");
+}
+
+int main(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "vssd", required_argument, NULL, 'v' },
+                { "writers", required_argument, NULL, 'n' },
+                { "rounds", required_argument, NULL, 'r' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        const char *vssd = NULL;
+        long writers = -1, rounds = 5;
+        int c, ret = 1;
+        char *end;
+
+        while ((c = getopt_long(argc, argv, "v:n:r:h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'v': vssd = optarg; break;
+                case 'n':
+                        writers = strtol(optarg, &end, 10);
+                        if (*end || writers < 0 || writers > 100000)
+                                writers = -1;
+                        break;
+                case 'r':
+                        rounds = strtol(optarg, &end, 10);
+                        if (*end || rounds < 1 || rounds > 10000)
+                                rounds = -1;
+                        break;
+                case 'h': help(); return 0;
+                default: fprintf(stderr, "Try 'bench-sequence --help'.\n"); return 2;
+                }
+        }
+        if (!vssd || writers < 0 || rounds < 1 || optind < argc) {
+                fprintf(stderr, "bench-sequence: need --vssd PATH and --writers N (N >= 0, R >= 1)\n");
+                return 2;
+        }
+        n_writers = (size_t) writers;
+
+        /* One connection per writer, and vssd's side too: lift the soft limit (vssd inherits it). */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                (void) setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < n_writers + 64)
+                fprintf(stderr, "bench-sequence: warning: RLIMIT_NOFILE is %llu, %zu writers need more\n",
+                        (unsigned long long) rl.rlim_cur, n_writers + 64);
+        signal(SIGPIPE, SIG_IGN);
+        /* SIGINT/SIGTERM are taken by the loop (and are blocked in the requester thread), so that an
+         * interrupted run still stops vssd and removes its directory. vssd unblocks them. */
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+
+        snprintf(tmpdir, sizeof(tmpdir), "/tmp/openvss-bench-XXXXXX");
+        if (!mkdtemp(tmpdir)) {
+                fprintf(stderr, "bench-sequence: mkdtemp: %m\n");
+                return 1;
+        }
+        snprintf(socket_path, sizeof(socket_path), "%s/vssd.sock", tmpdir);
+        snprintf(state_dir, sizeof(state_dir), "%s/state", tmpdir);
+        snprintf(data_dir, sizeof(data_dir), "%s/empty", tmpdir);
+        snprintf(log_path, sizeof(log_path), "%s/vssd.log", tmpdir);
+        if (mkdir(data_dir, 0755) < 0) {
+                fprintf(stderr, "bench-sequence: mkdir %s: %m\n", data_dir);
+                remove_tmpdir();
+                return 1;
+        }
+
+        sd_event *e = NULL;
+        vss_writer **w = calloc(n_writers ? n_writers : 1, sizeof(*w));
+        uint64_t *freeze = calloc((size_t) rounds, sizeof(uint64_t));
+        uint64_t *seq = calloc((size_t) rounds, sizeof(uint64_t));
+        Requester rq = { .efd = -1 };
+        sd_event_source *done_src = NULL;
+        int r;
+
+        if (!w || !freeze || !seq)
+                goto finish;
+        if (start_vssd(vssd) < 0)
+                goto finish;
+        r = sd_event_new(&e);
+        if (r < 0) {
+                fprintf(stderr, "bench-sequence: sd_event_new: %s\n", strerror(-r));
+                goto finish;
+        }
+        if (sd_event_add_signal(e, NULL, SIGINT, on_signal, NULL) < 0 ||
+            sd_event_add_signal(e, NULL, SIGTERM, on_signal, NULL) < 0) {
+                fprintf(stderr, "bench-sequence: cannot watch signals\n");
+                goto finish;
+        }
+        rq.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (rq.efd < 0 || sd_event_add_io(e, &done_src, rq.efd, EPOLLIN, on_requester_done, NULL) < 0) {
+                fprintf(stderr, "bench-sequence: eventfd: %m\n");
+                goto finish;
+        }
+
+        static const vss_writer_callbacks cb = {
+                .freeze = on_freeze,
+                .thaw = on_thaw,
+                .abort = on_abort,
+                .backup_shutdown = on_shutdown,
+        };
+        uint64_t t0 = now_usec();
+        for (size_t i = 0; i < n_writers; i++) {
+                char name[64];
+                if (i % 64 == 0) {
+                        (void) sd_event_run(e, 0); /* notice signals */
+                        if (interrupted)
+                                goto interrupt;
+                }
+                snprintf(name, sizeof(name), "bench-%zu", i);
+                vss_writer_options o = {
+                        .name = name,
+                        .usage_type = 0,
+                        .source_type = 0,
+                        .app_level = (vss_app_level) (i % 3),
+                };
+                int32_t hr = vss_writer_new(&o, &cb, (void *) (intptr_t) (i % 3), &w[i]);
+                if (hr >= 0)
+                        hr = vss_writer_attach_event(w[i], e);
+                if (hr >= 0)
+                        hr = vss_writer_subscribe(w[i], socket_path);
+                if (hr < 0) {
+                        fprintf(stderr, "bench-sequence: writer %zu: 0x%08x %s\n", i, (uint32_t) hr,
+                                w[i] ? vss_writer_errmsg(w[i]) : "");
+                        goto finish;
+                }
+        }
+        fprintf(stderr, "bench-sequence: %zu writers subscribed in %.1f ms\n", n_writers,
+                (double) (now_usec() - t0) / 1000.0);
+
+        for (long k = 0; k < rounds; k++) {
+                pthread_t th;
+                memset(&cur, 0, sizeof(cur));
+                cur.min_thaw_level = 1 << 30;
+                requester_done = false;
+                r = pthread_create(&th, NULL, requester_main, &rq);
+                if (r != 0) {
+                        fprintf(stderr, "bench-sequence: pthread_create: %s\n", strerror(r));
+                        goto finish;
+                }
+                while (!requester_done) {
+                        r = sd_event_run(e, UINT64_MAX);
+                        if (interrupted) {
+                                /* Without vssd the requester's calls fail at once. */
+                                stop_vssd();
+                                pthread_join(th, NULL);
+                                goto interrupt;
+                        }
+                        if (r < 0) {
+                                /* The requester thread still needs vssd; do not leave it hanging. */
+                                fprintf(stderr, "bench-sequence: event loop: %s\n", strerror(-r));
+                                stop_vssd();
+                                pthread_join(th, NULL);
+                                goto finish;
+                        }
+                }
+                pthread_join(th, NULL);
+                if (rq.hr < 0) {
+                        fprintf(stderr, "bench-sequence: round %ld: %s failed: 0x%08x %s\n", k + 1, rq.what,
+                                (uint32_t) rq.hr, rq.msg);
+                        goto finish;
+                }
+                /* Let every writer see BackupShutdown before the next round (not measured). */
+                uint64_t deadline = now_usec() + SHUTDOWN_TIMEOUT_USEC;
+                while (cur.n_shutdown < n_writers && now_usec() < deadline && !interrupted) {
+                        r = sd_event_run(e, 100000);
+                        if (r < 0) {
+                                fprintf(stderr, "bench-sequence: event loop: %s\n", strerror(-r));
+                                goto finish;
+                        }
+                }
+                if (interrupted)
+                        goto interrupt;
+                if (rq.n_metadata != n_writers || cur.n_freeze != n_writers || cur.n_thaw != n_writers ||
+                    cur.n_abort != 0 || cur.n_shutdown != n_writers) {
+                        fprintf(stderr,
+                                "bench-sequence: round %ld: expected %zu of each; got metadata %zu, freeze %zu, "
+                                "thaw %zu, abort %zu, backup-shutdown %zu\n",
+                                k + 1, n_writers, rq.n_metadata, cur.n_freeze, cur.n_thaw, cur.n_abort, cur.n_shutdown);
+                        goto finish;
+                }
+                if (cur.order_violated) {
+                        fprintf(stderr, "bench-sequence: round %ld: Freeze/Thaw did not follow the level order\n",
+                                k + 1);
+                        goto finish;
+                }
+                freeze[k] = n_writers ? cur.last_thaw - cur.first_freeze : 0;
+                seq[k] = rq.t_end - rq.t_begin;
+                fprintf(stderr, "bench-sequence: N=%zu round %ld: freeze %.3f ms, sequence %.3f ms\n", n_writers,
+                        k + 1, (double) freeze[k] / 1000.0, (double) seq[k] / 1000.0);
+        }
+        printf("%zu %.3f %.3f\n", n_writers, median_ms(freeze, (size_t) rounds), median_ms(seq, (size_t) rounds));
+        fflush(stdout);
+        ret = 0;
+        goto finish;
+
+interrupt:
+        fprintf(stderr, "bench-sequence: interrupted\n");
+        ret = 130;
+finish:
+        if (ret == 1 && tmpdir[0])
+                dump_log();
+        if (w)
+                for (size_t i = 0; i < n_writers; i++)
+                        vss_writer_unref(w[i]);
+        free(w);
+        sd_event_source_disable_unref(done_src);
+        sd_event_unref(e);
+        if (rq.efd >= 0)
+                close(rq.efd);
+        stop_vssd();
+        remove_tmpdir();
+        free(freeze);
+        free(seq);
+        return ret;
+}

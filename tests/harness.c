@@ -1,0 +1,466 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "lib/client.h"
+#include "tests/harness.h"
+
+int test_failures;
+
+#define MAX_CHILDREN 64
+
+struct Harness {
+        char dir[256];
+        char socket[300];
+        char state[300];
+        char config[300];
+        bool have_config;
+        bool state_mounted;
+        pid_t vssd;
+        pid_t children[MAX_CHILDREN];
+        size_t n_children;
+};
+
+static Harness *current;
+static pid_t creator; /* forked children must not clean up the parent's harness */
+
+static const char hook_script[] =
+        "#!/bin/sh\n"
+        "# Test hook: log the event, then do what ctl/NAME.EVENT says.\n"
+        "d=\"$HARNESS_DIR\"\n"
+        "echo \"$VSS_WRITER_NAME $1\" >> \"$d/log\"\n"
+        "f=\"$d/ctl/$VSS_WRITER_NAME.$1\"\n"
+        "[ -f \"$f\" ] || exit 0\n"
+        "read what a b < \"$f\"\n"
+        "case \"$what\" in\n"
+        "fail) echo \"$b\" >&2; exit \"$a\";;\n"
+        "hang) exec sleep 1000;;\n"
+        "block) touch \"$f.started\"; sleep \"$a\"; exit 0;;\n"
+        "esac\n"
+        "exit 0\n";
+
+static void die(const char *what) {
+        fprintf(stderr, "harness: %s: %m\n", what);
+        exit(99);
+}
+
+static void write_file(const char *path, const char *content, mode_t mode) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+        if (fd < 0 || write(fd, content, strlen(content)) != (ssize_t) strlen(content))
+                die(path);
+        close(fd);
+}
+
+static char *read_file(const char *path) {
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return strdup("");
+        char *buf = NULL;
+        size_t n = 0;
+        ssize_t k = getdelim(&buf, &n, 0, f);
+        fclose(f);
+        if (k < 0) {
+                free(buf);
+                return strdup("");
+        }
+        return buf;
+}
+
+static void child_setup(const char *logname) {
+        char path[512];
+        /* Nothing a test starts may outlive it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        snprintf(path, sizeof(path), "%s/%s", current->dir, logname);
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+                /* stdout too: a hook's orphaned grandchild must not hold the test runner's pipe. */
+                dup2(fd, 1);
+                dup2(fd, 2);
+                close(fd);
+        }
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigprocmask(SIG_SETMASK, &mask, NULL);
+}
+
+static void start_vssd(Harness *h) {
+        char notify[300];
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        snprintf(notify, sizeof(notify), "%s/notify", h->dir);
+        unlink(notify);
+        int nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", notify);
+        if (nfd < 0 || bind(nfd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                die("notify socket");
+
+        pid_t pid = fork();
+        if (pid < 0)
+                die("fork");
+        if (pid == 0) {
+                child_setup("vssd.log");
+                setenv("NOTIFY_SOCKET", notify, 1);
+                if (h->have_config)
+                        execl(VSSD_PATH, "vssd", "--socket", h->socket, "--state-dir", h->state, "--config", h->config,
+                              (char *) NULL);
+                else
+                        execl(VSSD_PATH, "vssd", "--socket", h->socket, "--state-dir", h->state, (char *) NULL);
+                _exit(127);
+        }
+        h->vssd = pid;
+        /* Ready when vssd says so. */
+        struct pollfd p = { .fd = nfd, .events = POLLIN };
+        char buf[256];
+        for (;;) {
+                if (poll(&p, 1, 10000) <= 0)
+                        die("vssd did not become ready");
+                ssize_t n = recv(nfd, buf, sizeof(buf) - 1, 0);
+                if (n > 0) {
+                        buf[n] = 0;
+                        if (strstr(buf, "READY=1"))
+                                break;
+                }
+        }
+        close(nfd);
+}
+
+static void cleanup_at_exit(void) {
+        if (getpid() == creator)
+                harness_free(current);
+}
+
+Harness *harness_new(const char *config) {
+        Harness *h = calloc(1, sizeof(*h));
+        char path[512];
+        snprintf(h->dir, sizeof(h->dir), "/tmp/openvss-test-XXXXXX");
+        if (!mkdtemp(h->dir))
+                die("mkdtemp");
+        current = h;
+        if (!creator)
+                atexit(cleanup_at_exit);
+        creator = getpid();
+        signal(SIGPIPE, SIG_IGN);
+        snprintf(h->socket, sizeof(h->socket), "%s/vssd.sock", h->dir);
+        snprintf(h->state, sizeof(h->state), "%s/state", h->dir);
+        snprintf(path, sizeof(path), "%s/ctl", h->dir);
+        mkdir(path, 0755);
+        snprintf(path, sizeof(path), "%s/hooks", h->dir);
+        mkdir(path, 0755);
+        snprintf(path, sizeof(path), "%s/hooks/10-test", h->dir);
+        write_file(path, hook_script, 0755);
+        snprintf(path, sizeof(path), "%s/log", h->dir);
+        write_file(path, "", 0644);
+        if (config) {
+                snprintf(h->config, sizeof(h->config), "%s/vssd.json", h->dir);
+                write_file(h->config, config, 0644);
+                h->have_config = true;
+        }
+        setenv("HARNESS_DIR", h->dir, 1);
+        setenv("VSS_SOCKET", h->socket, 1);
+        start_vssd(h);
+        return h;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        (void) (flag == FTW_DP ? rmdir(path) : unlink(path));
+        return 0;
+}
+
+static void dump(Harness *h, const char *name) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", h->dir, name);
+        char *s = read_file(path);
+        if (*s)
+                fprintf(stderr, "---- %s ----\n%s", name, s);
+        free(s);
+}
+
+void harness_free(Harness *h) {
+        if (!h)
+                return;
+        for (size_t i = 0; i < h->n_children; i++)
+                if (h->children[i] > 0) {
+                        kill(h->children[i], SIGKILL);
+                        waitpid(h->children[i], NULL, 0);
+                }
+        if (h->vssd > 0) {
+                kill(h->vssd, SIGTERM);
+                waitpid(h->vssd, NULL, 0);
+        }
+        if (test_failures) {
+                dump(h, "vssd.log");
+                dump(h, "log");
+                DIR *d = opendir(h->dir);
+                struct dirent *de;
+                while (d && (de = readdir(d)))
+                        if (strncmp(de->d_name, "writer-", 7) == 0)
+                                dump(h, de->d_name);
+                if (d)
+                        closedir(d);
+        }
+        if (h->state_mounted)
+                (void) umount2(h->state, MNT_DETACH);
+        nftw(h->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+        if (current == h)
+                current = NULL;
+        free(h);
+}
+
+const char *harness_socket(Harness *h) { return h->socket; }
+const char *harness_dir(Harness *h) { return h->dir; }
+const char *harness_state_dir(Harness *h) { return h->state; }
+pid_t harness_vssd_pid(Harness *h) { return h->vssd; }
+
+static bool writer_listed(Harness *h, const char *name) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *n, *a, *b, *c, *d, *e;
+        uint32_t s;
+        int32_t f, g;
+        uint64_t t;
+        bool found = false;
+        if (vss_connect(h->socket, &bus) < 0)
+                return false;
+        if (sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "ListWriters", NULL, &reply, NULL) < 0)
+                return false;
+        if (sd_bus_message_enter_container(reply, 'a', "(sssuiissst)") < 0)
+                return false;
+        while (sd_bus_message_read(reply, "(sssuiissst)", &n, &a, &b, &s, &f, &g, &c, &d, &e, &t) > 0)
+                if (streq(n, name))
+                        found = true;
+        return found;
+}
+
+static void sleep_ms(int ms) {
+        struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
+}
+
+pid_t harness_writer(Harness *h, const char *name, const char *const *extra) {
+        char hooks[300], logname[300];
+        const char *argv[32];
+        size_t n = 0;
+        snprintf(hooks, sizeof(hooks), "%s/hooks", h->dir);
+        snprintf(logname, sizeof(logname), "writer-%s.log", name);
+        argv[n++] = "vss-writer-exec";
+        argv[n++] = "--name";
+        argv[n++] = name;
+        argv[n++] = "--hooks";
+        argv[n++] = hooks;
+        for (size_t i = 0; extra && extra[i] && n < 30; i++)
+                argv[n++] = extra[i];
+        argv[n] = NULL;
+
+        pid_t pid = fork();
+        if (pid < 0)
+                die("fork");
+        if (pid == 0) {
+                child_setup(logname);
+                execv(WRITER_EXEC_PATH, (char *const *) argv);
+                _exit(127);
+        }
+        if (h->n_children < MAX_CHILDREN)
+                h->children[h->n_children++] = pid;
+        for (int i = 0; i < 2000; i++) {
+                if (writer_listed(h, name))
+                        return pid;
+                sleep_ms(10);
+        }
+        fprintf(stderr, "harness: writer %s did not subscribe\n", name);
+        exit(99);
+}
+
+void harness_set(Harness *h, const char *writer, const char *event, const char *behaviour) {
+        char path[512], content[512];
+        snprintf(path, sizeof(path), "%s/ctl/%s.%s", h->dir, writer, event);
+        snprintf(content, sizeof(content), "%s\n", behaviour);
+        write_file(path, content, 0644);
+}
+
+bool harness_wait_started(Harness *h, const char *writer, const char *event) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/ctl/%s.%s.started", h->dir, writer, event);
+        for (int i = 0; i < 2000; i++) {
+                if (access(path, F_OK) == 0)
+                        return true;
+                sleep_ms(10);
+        }
+        return false;
+}
+
+char *harness_log(Harness *h) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/log", h->dir);
+        char *s = read_file(path);
+        /* One line per event: join with ", " for readable comparisons. */
+        size_t len = strlen(s);
+        while (len > 0 && s[len - 1] == '\n')
+                s[--len] = 0;
+        char *out = malloc(len * 2 + 1), *o = out;
+        for (char *p = s; *p; p++) {
+                if (*p == '\n') {
+                        *o++ = ',';
+                        *o++ = ' ';
+                } else
+                        *o++ = *p;
+        }
+        *o = 0;
+        free(s);
+        return out;
+}
+
+char *harness_events(Harness *h, const char *writer) {
+        char path[512], line[512];
+        snprintf(path, sizeof(path), "%s/log", h->dir);
+        FILE *f = fopen(path, "re");
+        size_t cap = 4096, len = 0;
+        char *out = calloc(1, cap);
+        size_t wl = strlen(writer);
+        while (f && fgets(line, sizeof(line), f)) {
+                line[strcspn(line, "\n")] = 0;
+                if (strncmp(line, writer, wl) != 0 || line[wl] != ' ')
+                        continue;
+                const char *ev = line + wl + 1;
+                if (len + strlen(ev) + 2 >= cap)
+                        out = realloc(out, cap *= 2);
+                len += (size_t) sprintf(out + len, "%s%s", len ? " " : "", ev);
+        }
+        if (f)
+                fclose(f);
+        return out;
+}
+
+void harness_clear_log(Harness *h) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/log", h->dir);
+        write_file(path, "", 0644);
+}
+
+void harness_restart_vssd(Harness *h) {
+        kill(h->vssd, SIGKILL);
+        waitpid(h->vssd, NULL, 0);
+        start_vssd(h);
+}
+
+static int counted;
+static int count_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        if (ftw->level > 0)
+                counted++;
+        return 0;
+}
+
+int harness_count_shadow_files(Harness *h) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/shadows", h->state);
+        counted = 0;
+        nftw(path, count_entry, 16, FTW_PHYS);
+        return counted;
+}
+
+int harness_sh(Harness *h, char **out, const char *fmt, ...) {
+        char cmd[4096], full[8192];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(cmd, sizeof(cmd), fmt, ap);
+        va_end(ap);
+        snprintf(full, sizeof(full), "PATH=%s:%s:$PATH; %s", VSSADMIN_DIR, WRITER_EXEC_DIR, cmd);
+        FILE *p = popen(full, "re");
+        if (!p)
+                die("popen");
+        size_t cap = 4096, len = 0;
+        char *buf = calloc(1, cap);
+        size_t k;
+        while ((k = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+                len += k;
+                if (len + 1 >= cap)
+                        buf = realloc(buf, cap *= 2);
+        }
+        buf[len] = 0;
+        int status = pclose(p);
+        if (out)
+                *out = buf;
+        else
+                free(buf);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+char *harness_make_data(Harness *h, const char *name) {
+        static char path[3][512];
+        static int k;
+        char *p = path[k++ % 3], f[600];
+        snprintf(p, 512, "%s/%s", h->dir, name);
+        mkdir(p, 0755);
+        snprintf(f, sizeof(f), "%s/a.txt", p);
+        write_file(f, "hello, shadow\n", 0644);
+        snprintf(f, sizeof(f), "%s/sub", p);
+        mkdir(f, 0755);
+        snprintf(f, sizeof(f), "%s/sub/b.txt", p);
+        write_file(f, "second file\n", 0600);
+        return p;
+}
+
+vss_backup *harness_session(Harness *h) {
+        vss_backup *b = NULL;
+        if (vss_backup_new(h->socket, &b) < 0 || vss_backup_initialize_for_backup(b) < 0 ||
+            vss_backup_set_backup_state(b, false, false, VSS_BT_FULL, false) < 0 ||
+            vss_backup_gather_writer_metadata_sync(b) < 0) {
+                fprintf(stderr, "harness: cannot open a backup session: %s\n", b ? vss_backup_errmsg(b) : "");
+                exit(99);
+        }
+        return b;
+}
+
+const vss_writer_status *status_of(vss_backup *b, const char *name, vss_writer_status *buf) {
+        for (size_t i = 0; i < vss_backup_writer_status_count(b); i++)
+                if (vss_backup_writer_status_get(b, i, buf) >= 0 && streq(buf->name, name))
+                        return buf;
+        return NULL;
+}
+
+int test_main(int argc, char *argv[], const TestCase *cases) {
+        int failed = 0, passed = 0;
+        for (const TestCase *c = cases; c->name; c++) {
+                if (argc > 1 && !streq(argv[1], c->name))
+                        continue;
+                int before = test_failures;
+                c->fn();
+                if (current) {
+                        harness_free(current);
+                        current = NULL;
+                }
+                if (test_failures > before) {
+                        printf("not ok - %s\n", c->name);
+                        failed++;
+                } else {
+                        printf("ok - %s\n", c->name);
+                        passed++;
+                }
+        }
+        if (passed + failed == 0) {
+                fprintf(stderr, "no test named '%s'\n", argc > 1 ? argv[1] : "");
+                return 2;
+        }
+        return failed ? 1 : 0;
+}
+
+void harness_state_on_tmpfs(Harness *h, const char *size) {
+        char opts[64];
+        kill(h->vssd, SIGKILL);
+        waitpid(h->vssd, NULL, 0);
+        mkdir(h->state, 0700);
+        snprintf(opts, sizeof(opts), "size=%s,mode=0700", size);
+        if (mount("tmpfs", h->state, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+                die("mount tmpfs");
+        h->state_mounted = true;
+        start_vssd(h);
+}

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Integration test harness: starts the real vssd (built binary) on a private socket and state
+ * directory, and real vss-writer-exec writers whose hooks are test scripts. Every child gets
+ * PR_SET_PDEATHSIG, and harness_free() (also run at exit) kills and reaps them and removes the
+ * directory. Readiness is awaited (sd_notify, subscription), never slept for.
+ *
+ * Writer hooks log "NAME EVENT" lines to one shared log, in the order events arrive. A test
+ * steers a writer's answer to an event with harness_set():
+ *   fail  CODE MESSAGE   exit with CODE after printing MESSAGE on stderr
+ *   hang                 sleep "forever" (the coordinator's deadline must act)
+ *   block SECONDS        touch NAME.EVENT.started, then sleep SECONDS and succeed
+ */
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include <vss/backup.h>
+
+typedef struct Harness Harness;
+
+/* config: vssd's JSON config text, or NULL. */
+Harness *harness_new(const char *config);
+void harness_free(Harness *h);
+const char *harness_socket(Harness *h);
+const char *harness_dir(Harness *h);
+const char *harness_state_dir(Harness *h);
+
+/* Starts a writer; extra: NULL-terminated extra vss-writer-exec arguments. Waits until vssd lists it. */
+pid_t harness_writer(Harness *h, const char *name, const char *const *extra);
+void harness_set(Harness *h, const char *writer, const char *event, const char *behaviour);
+/* Waits (up to 20 s) for the file NAME.EVENT.started. */
+bool harness_wait_started(Harness *h, const char *writer, const char *event);
+/* Events of one writer, space separated ("identify prepare-backup ..."). Caller frees. */
+char *harness_events(Harness *h, const char *writer);
+/* The whole log, "NAME EVENT" lines joined by ", ". Caller frees. */
+char *harness_log(Harness *h);
+void harness_clear_log(Harness *h);
+pid_t harness_vssd_pid(Harness *h);
+/* SIGKILL vssd and start a new one on the same socket and state. */
+void harness_restart_vssd(Harness *h);
+/* Restarts vssd with its state directory on a fresh tmpfs of that size ("256k"); unmounted at free. */
+void harness_state_on_tmpfs(Harness *h, const char *size);
+/* Number of entries in the state directory's shadows/ tree (sets and shadows). */
+int harness_count_shadow_files(Harness *h);
+/* Runs a shell command with VSS_SOCKET set; returns its exit status and, if out, its stdout. */
+int harness_sh(Harness *h, char **out, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Makes a directory with a few files under the harness dir; returns its path (static buffer per call). */
+char *harness_make_data(Harness *h, const char *name);
+/* A session initialized for backup with metadata gathered. */
+vss_backup *harness_session(Harness *h);
+
+/* Tiny test framework. */
+extern int test_failures;
+#define CHECK(cond)                                                                              \
+        do {                                                                                     \
+                if (!(cond)) {                                                                   \
+                        fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+                        test_failures++;                                                         \
+                }                                                                                \
+        } while (0)
+#define CHECK_HR(expr, want)                                                                               \
+        do {                                                                                               \
+                int32_t _hr = (int32_t) (expr), _w = (int32_t) (want);                                     \
+                if (_hr != _w) {                                                                           \
+                        fprintf(stderr, "%s:%d: %s = 0x%08x (%s), expected 0x%08x (%s)\n", __FILE__, __LINE__, \
+                                #expr, (uint32_t) _hr, vss_error_name(_hr) ? vss_error_name(_hr) : "?",      \
+                                (uint32_t) _w, vss_error_name(_w) ? vss_error_name(_w) : "?");             \
+                        test_failures++;                                                                   \
+                }                                                                                          \
+        } while (0)
+#define CHECK_STR(a, b)                                                                                       \
+        do {                                                                                                  \
+                const char *_a = (a), *_b = (b);                                                              \
+                if (!_a || !_b || strcmp(_a, _b) != 0) {                                                      \
+                        fprintf(stderr, "%s:%d: %s\n   got:      \"%s\"\n   expected: \"%s\"\n", __FILE__, __LINE__, \
+                                #a, _a ? _a : "(null)", _b ? _b : "(null)");                                 \
+                        test_failures++;                                                                      \
+                }                                                                                             \
+        } while (0)
+
+typedef struct TestCase {
+        const char *name;
+        void (*fn)(void);
+} TestCase;
+
+/* main() for a file of test cases: runs the case named by argv[1], or all. */
+int test_main(int argc, char *argv[], const TestCase *cases);
+
+/* Find a writer's status by name in the session's gathered status; NULL if absent. */
+const vss_writer_status *status_of(vss_backup *b, const char *name, vss_writer_status *buf);

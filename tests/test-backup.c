@@ -1,0 +1,653 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The backup sequence against the real vssd with real vss-writer-exec writers. */
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "lib/client.h"
+#include "tests/harness.h"
+
+static const char *const front[] = { "--app-level", "front-end", NULL };
+static const char *const back[] = { "--app-level", "back-end", NULL };
+
+/* Start set, add data, prepare for backup. */
+static void prepare(Harness *h, vss_backup *b, const char *data, vss_id *ret_shadow) {
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, ret_shadow), 0);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+}
+
+static void check_status(vss_backup *b, const char *name, vss_writer_state state, int32_t failure) {
+        vss_writer_status st;
+        if (!status_of(b, name, &st)) {
+                fprintf(stderr, "no status for writer '%s'\n", name);
+                test_failures++;
+                return;
+        }
+        if (st.state != state || st.failure != failure) {
+                fprintf(stderr, "writer '%s': state %s (%d), failure 0x%08x; expected %s (%d), 0x%08x\n", name,
+                        vss_writer_state_name(st.state), st.state, (uint32_t) st.failure, vss_writer_state_name(state),
+                        state, (uint32_t) failure);
+                test_failures++;
+        }
+}
+
+static void check_events(Harness *h, const char *writer, const char *want) {
+        char *got = harness_events(h, writer);
+        CHECK_STR(got, want);
+        free(got);
+}
+
+static void test_full_sequence(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        vss_id shadow;
+        vss_snapshot_prop p;
+        harness_writer(h, "fe", front);
+        harness_writer(h, "be", back);
+
+        vss_backup *b = harness_session(h);
+        CHECK(vss_backup_metadata_count(b) == 2);
+        prepare(h, b, data, &shadow);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        CHECK(vss_backup_writer_status_count(b) == 2);
+        check_status(b, "fe", VSS_WS_STABLE, 0);
+        check_status(b, "be", VSS_WS_STABLE, 0);
+
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        check_status(b, "fe", VSS_WS_WAITING_FOR_BACKUP_COMPLETE, 0);
+        check_status(b, "be", VSS_WS_WAITING_FOR_BACKUP_COMPLETE, 0);
+
+        /* The shadow is a read-only copy with the same content. */
+        CHECK_HR(vss_backup_get_snapshot_properties(b, &shadow, &p), 0);
+        CHECK_STR(p.provider, "file");
+        CHECK_STR(p.original_path, data);
+        CHECK(p.attributes == VSS_CTX_BACKUP);
+        CHECK(harness_sh(h, NULL, "diff -r '%s' '%s'", data, p.shadow_path) == 0);
+        struct stat st;
+        CHECK(stat(p.shadow_path, &st) == 0 && (st.st_mode & 0222) == 0);
+
+        CHECK_HR(vss_backup_backup_complete_sync(b), 0);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        check_status(b, "fe", VSS_WS_STABLE, 0);
+        check_status(b, "be", VSS_WS_STABLE, 0);
+        /* That gather closed the slots. */
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), VSS_E_BAD_STATE);
+
+        vss_backup_release(b);
+        /* Freeze front-end first, back-end next; thaw in reverse. */
+        char *log = harness_log(h);
+        CHECK(strstr(log, "fe freeze, be freeze, be thaw, fe thaw") != NULL);
+        free(log);
+        const char *all = "identify prepare-backup prepare-snapshot freeze thaw post-snapshot backup-complete backup-shutdown";
+        check_events(h, "fe", all);
+        check_events(h, "be", all);
+        /* Auto-release (VSS_CTX_BACKUP): the shadow went with the session. */
+        CHECK(access(p.shadow_path, F_OK) < 0);
+        CHECK(harness_count_shadow_files(h) == 0);
+}
+
+static void test_identify_failure(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "good", NULL);
+        harness_writer(h, "bad", NULL);
+        harness_set(h, "bad", "identify", "fail 3 cannot describe myself");
+
+        vss_backup *b = harness_session(h);
+        CHECK(vss_backup_metadata_count(b) == 1);
+        CHECK_STR(vss_backup_metadata_get(b, 0)->name, "good");
+        prepare(h, b, data, NULL);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        /* No metadata, no status. */
+        CHECK(vss_backup_writer_status_count(b) == 1);
+        vss_writer_status st;
+        CHECK(status_of(b, "bad", &st) == NULL);
+        vss_backup_release(b);
+        check_events(h, "bad", "identify");
+}
+
+/* A writer vetoes one event: its FailedAt state, code and message; who gets Abort. */
+static void veto_case(const char *event, vss_writer_state want_state, bool aborts, int32_t want_dss) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "fe", front);
+        harness_writer(h, "be", back);
+        harness_set(h, "be", event, "fail 75 database busy, try later");
+
+        vss_backup *b = harness_session(h);
+        prepare(h, b, data, NULL);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), want_dss);
+        if (want_dss == 0 && streq(event, "backup-complete"))
+                CHECK_HR(vss_backup_backup_complete_sync(b), 0);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        CHECK(vss_backup_writer_status_count(b) == 2);
+        vss_writer_status st;
+        CHECK(status_of(b, "be", &st) != NULL);
+        if (status_of(b, "be", &st)) {
+                CHECK(st.state == want_state);
+                CHECK_HR(st.failure, VSS_E_WRITERERROR_RETRYABLE);
+                CHECK(st.application_code == 75);
+                CHECK_STR(st.application_message, "database busy, try later");
+        }
+        if (aborts) {
+                /* The innocent writer was aborted and is back to Stable, without error. */
+                check_status(b, "fe", VSS_WS_STABLE, 0);
+                if (status_of(b, "fe", &st))
+                        CHECK_STR(st.note, "aborted");
+                CHECK(harness_count_shadow_files(h) == 0);
+        }
+        vss_backup_release(b);
+        char *fe = harness_events(h, "fe"), *be = harness_events(h, "be");
+        CHECK((strstr(fe, "abort") != NULL) == aborts);
+        CHECK((strstr(be, "abort") != NULL) == aborts);
+        CHECK(strstr(fe, "backup-shutdown") != NULL);
+        free(fe);
+        free(be);
+}
+
+static void test_veto_prepare_backup(void) {
+        veto_case("prepare-backup", VSS_WS_FAILED_AT_PREPARE_BACKUP, false, 0);
+}
+static void test_veto_prepare_snapshot(void) {
+        veto_case("prepare-snapshot", VSS_WS_FAILED_AT_PREPARE_SNAPSHOT, false, 0);
+}
+static void test_veto_freeze(void) {
+        veto_case("freeze", VSS_WS_FAILED_AT_FREEZE, true, VSS_E_WRITERERROR_RETRYABLE);
+}
+static void test_veto_thaw(void) {
+        veto_case("thaw", VSS_WS_FAILED_AT_THAW, true, VSS_E_WRITERERROR_RETRYABLE);
+}
+static void test_veto_post_snapshot(void) {
+        veto_case("post-snapshot", VSS_WS_FAILED_AT_POST_SNAPSHOT, false, 0);
+}
+static void test_veto_backup_complete(void) {
+        veto_case("backup-complete", VSS_WS_FAILED_AT_BACKUP_COMPLETE, false, 0);
+}
+
+static void test_veto_nonretryable(void) {
+        /* Any exit status other than 0 and 75 is non-retryable, and the code is the status. */
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "w", NULL);
+        harness_set(h, "w", "freeze", "fail 3 disk on fire");
+        vss_backup *b = harness_session(h);
+        prepare(h, b, data, NULL);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), VSS_E_WRITERERROR_NONRETRYABLE);
+        CHECK(strstr(vss_backup_errmsg(b), "disk on fire") != NULL);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        vss_writer_status st;
+        CHECK(status_of(b, "w", &st) && st.state == VSS_WS_FAILED_AT_FREEZE && st.application_code == 3);
+        CHECK_HR(st.failure, VSS_E_WRITERERROR_NONRETRYABLE);
+        vss_backup_release(b);
+}
+
+static void test_hang_prepare_backup(void) {
+        Harness *h = harness_new("{\"timeouts\": {\"prepare_backup_ms\": 700}}");
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "ok", NULL);
+        harness_writer(h, "stuck", NULL);
+        harness_set(h, "stuck", "prepare-backup", "hang");
+        vss_backup *b = harness_session(h);
+        prepare(h, b, data, NULL);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        check_status(b, "stuck", VSS_WS_FAILED_AT_PREPARE_BACKUP, VSS_E_WRITER_NOT_RESPONDING);
+        check_status(b, "ok", VSS_WS_STABLE, 0);
+        /* The sequence goes on without it. */
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        check_status(b, "ok", VSS_WS_WAITING_FOR_BACKUP_COMPLETE, 0);
+        check_status(b, "stuck", VSS_WS_FAILED_AT_PREPARE_BACKUP, VSS_E_WRITER_NOT_RESPONDING);
+        vss_backup_release(b);
+}
+
+static void test_hang_freeze(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        static const char *const stuck_args[] = { "--app-level", "back-end", "--freeze-timeout", "800", NULL };
+        harness_writer(h, "fe", front);
+        harness_writer(h, "stuck", stuck_args);
+        harness_set(h, "stuck", "freeze", "hang");
+        vss_backup *b = harness_session(h);
+        prepare(h, b, data, NULL);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), VSS_E_WRITER_NOT_RESPONDING);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        check_status(b, "stuck", VSS_WS_FAILED_AT_FREEZE, VSS_E_WRITER_NOT_RESPONDING);
+        check_status(b, "fe", VSS_WS_STABLE, 0);
+        CHECK(harness_count_shadow_files(h) == 0);
+        vss_backup_release(b);
+        check_events(h, "fe", "identify prepare-backup prepare-snapshot freeze abort backup-shutdown");
+}
+
+static void test_status_in_progress(void) {
+        /* Status gathered while a writer is busy: its last settled state and a note. */
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "slow", NULL);
+        harness_set(h, "slow", "prepare-snapshot", "block 2");
+        vss_backup *b = harness_session(h);
+        prepare(h, b, data, NULL);
+        vss_async *a = NULL;
+        CHECK_HR(vss_backup_do_snapshot_set(b, &a), 0);
+        CHECK(harness_wait_started(h, "slow", "prepare-snapshot"));
+        CHECK_HR(vss_async_query(a), VSS_S_ASYNC_PENDING);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        vss_writer_status st;
+        CHECK(status_of(b, "slow", &st) && st.state == VSS_WS_STABLE && st.failure == 0);
+        CHECK(strncmp(st.note, "in progress: prepare-snapshot since ", 36) == 0);
+        CHECK_HR(vss_async_wait(a, 0), VSS_S_ASYNC_PENDING);
+        CHECK_HR(vss_async_wait(a, -1), 0);
+        CHECK_HR(vss_async_query(a), VSS_S_ASYNC_FINISHED);
+        vss_async_unref(a);
+        vss_backup_release(b);
+}
+
+static void test_writer_killed_mid_freeze(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "fe", front);
+        pid_t victim = harness_writer(h, "victim", back);
+        harness_set(h, "victim", "freeze", "block 30");
+        vss_backup *b = harness_session(h);
+        prepare(h, b, data, NULL);
+        vss_async *a = NULL;
+        CHECK_HR(vss_backup_do_snapshot_set(b, &a), 0);
+        CHECK(harness_wait_started(h, "victim", "freeze"));
+        kill(victim, SIGKILL);
+        CHECK_HR(vss_async_wait(a, 20000), VSS_E_WRITER_NOT_RESPONDING);
+        vss_async_unref(a);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        check_status(b, "victim", VSS_WS_FAILED_AT_FREEZE, VSS_E_WRITER_NOT_RESPONDING);
+        check_status(b, "fe", VSS_WS_STABLE, 0);
+        CHECK(harness_count_shadow_files(h) == 0);
+        vss_backup_release(b);
+        check_events(h, "fe", "identify prepare-backup prepare-snapshot freeze abort backup-shutdown");
+}
+
+static void test_requester_killed_mid_freeze(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "fe", front);
+        harness_writer(h, "be", back);
+        harness_set(h, "be", "freeze", "block 1");
+        pid_t pid = fork();
+        if (pid == 0) {
+                /* The requester: runs into DoSnapshotSet and is killed there. */
+                vss_backup *b = harness_session(h);
+                vss_backup_start_snapshot_set(b, NULL);
+                vss_backup_add_to_snapshot_set(b, data, NULL, NULL);
+                vss_backup_prepare_for_backup_sync(b);
+                vss_backup_do_snapshot_set_sync(b);
+                _exit(0);
+        }
+        CHECK(harness_wait_started(h, "be", "freeze"));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        /* Abort (reverse order) and BackupShutdown reach both writers, nothing is left. */
+        char *fe = NULL;
+        for (int i = 0; i < 500; i++) {
+                free(fe);
+                fe = harness_events(h, "fe");
+                char *be = harness_events(h, "be");
+                bool done = strstr(fe, "backup-shutdown") && strstr(be, "backup-shutdown");
+                free(be);
+                if (done)
+                        break;
+                usleep(20000);
+        }
+        free(fe);
+        check_events(h, "fe", "identify prepare-backup prepare-snapshot freeze abort backup-shutdown");
+        check_events(h, "be", "identify prepare-backup prepare-snapshot freeze abort backup-shutdown");
+        char *log = harness_log(h);
+        CHECK(strstr(log, "be abort, fe abort") != NULL);
+        free(log);
+        CHECK(harness_count_shadow_files(h) == 0);
+        char *out = NULL;
+        CHECK(harness_sh(h, &out, "vssadmin list shadows --json") == 0);
+        CHECK(out && strstr(out, "\"shadows\":[\n  ]") != NULL);
+        free(out);
+        /* The machine-wide set slot is free again. */
+        vss_backup *b2 = harness_session(h);
+        CHECK_HR(vss_backup_start_snapshot_set(b2, NULL), 0);
+        vss_backup_release(b2);
+}
+
+static void test_concurrent_sets(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "w", NULL);
+        vss_backup *a = harness_session(h), *b = harness_session(h);
+        CHECK_HR(vss_backup_start_snapshot_set(a, NULL), 0);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), VSS_E_SNAPSHOT_SET_IN_PROGRESS);
+        CHECK(strstr(vss_backup_errmsg(b), "VSS_E_SNAPSHOT_SET_IN_PROGRESS") != NULL);
+        CHECK_HR(vss_backup_add_to_snapshot_set(a, data, NULL, NULL), 0);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(a), 0);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(a), 0);
+        /* Once do-snapshot-set returned, the next set may start. */
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        vss_backup_release(a);
+        vss_backup_release(b);
+}
+
+static void test_bad_state(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "w", NULL);
+        vss_backup *b = NULL;
+        CHECK_HR(vss_backup_new(harness_socket(h), &b), 0);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), VSS_E_BAD_STATE);
+        CHECK(strstr(vss_backup_errmsg(b), "PrepareForBackup") != NULL);
+        CHECK_HR(vss_backup_gather_writer_metadata_sync(b), VSS_E_BAD_STATE);
+        CHECK_HR(vss_backup_initialize_for_backup(b), 0);
+        CHECK_HR(vss_backup_initialize_for_backup(b), VSS_E_BAD_STATE);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), VSS_E_BAD_STATE);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), VSS_E_BAD_STATE);
+        CHECK_HR(vss_backup_gather_writer_metadata_sync(b), 0);
+        CHECK_HR(vss_backup_gather_writer_metadata_sync(b), VSS_E_BAD_STATE);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), VSS_E_BAD_STATE);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), VSS_E_BAD_STATE);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), VSS_E_BAD_STATE); /* not prepared */
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), VSS_E_BAD_STATE); /* no volumes */
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), 0);
+        CHECK_HR(vss_backup_backup_complete_sync(b), VSS_E_BAD_STATE);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), VSS_E_BAD_STATE);
+        CHECK_HR(vss_backup_backup_complete_sync(b), 0);
+        /* A session is used for one backup only. */
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), VSS_E_BAD_STATE);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), VSS_E_BAD_STATE);
+        CHECK_HR(vss_backup_abort_backup(b), VSS_E_BAD_STATE);
+        vss_backup_release(b);
+}
+
+static void test_bad_input(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        char path[600];
+        vss_backup *b = harness_session(h);
+        CHECK_HR(vss_backup_set_context(b, 0x1234), VSS_E_INVALIDARG);
+        CHECK_HR(vss_backup_set_backup_state(b, false, false, (vss_backup_type) 99, false), VSS_E_INVALIDARG);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, "relative/path", NULL, NULL), VSS_E_INVALIDARG);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, "/nonexistent/openvss", NULL, NULL), VSS_E_OBJECT_NOT_FOUND);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, harness_state_dir(h), NULL, NULL), VSS_E_VOLUME_NOT_SUPPORTED);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, harness_dir(h), NULL, NULL), VSS_E_VOLUME_NOT_SUPPORTED);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, "no-such-provider", NULL), VSS_E_OBJECT_NOT_FOUND);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, "file", NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), VSS_E_OBJECT_ALREADY_EXISTS);
+        for (int i = 1; i < 64; i++) {
+                snprintf(path, sizeof(path), "%s/vol%d", harness_dir(h), i);
+                mkdir(path, 0755);
+                CHECK_HR(vss_backup_add_to_snapshot_set(b, path, NULL, NULL), 0);
+        }
+        snprintf(path, sizeof(path), "%s/sub", data);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, path, NULL, NULL), VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED);
+        vss_id unknown;
+        vss_id_new(&unknown);
+        vss_snapshot_prop p;
+        CHECK_HR(vss_backup_get_snapshot_properties(b, &unknown, &p), VSS_E_OBJECT_NOT_FOUND);
+        CHECK_HR(vss_backup_add_component(b, &unknown, &unknown, "", "x"), VSS_E_BAD_STATE); /* not component mode */
+        vss_backup_release(b);
+
+        /* A bad configuration is refused with a clear error. */
+        char *out = NULL;
+        CHECK(harness_sh(h, &out, "echo '{\"timeouts\": {\"freeze_ms\": 5}}' > %s/bad.json; %s --config %s/bad.json "
+                                  "--socket %s/x.sock --state-dir %s/x 2>&1",
+                         harness_dir(h), VSSD_PATH, harness_dir(h), harness_dir(h), harness_dir(h)) == 2);
+        CHECK(out && strstr(out, "unknown key timeouts.freeze_ms") != NULL);
+        free(out);
+}
+
+static void test_session_isolation(void) {
+        Harness *h = harness_new(NULL);
+        harness_writer(h, "w", NULL);
+        harness_set(h, "w", "prepare-backup", "fail 75 only for session A");
+        char *data = harness_make_data(h, "data");
+        vss_backup *a = harness_session(h), *b = harness_session(h);
+        vss_id aid;
+        char ids[VSS_ID_STRING_MAX];
+        vss_backup_get_session_id(a, &aid);
+        vss_id_to_string(&aid, ids);
+        prepare(h, a, data, NULL);
+        CHECK_HR(vss_backup_gather_writer_status_sync(a), 0);
+        check_status(a, "w", VSS_WS_FAILED_AT_PREPARE_BACKUP, VSS_E_WRITERERROR_RETRYABLE);
+        /* B's view is its own: the failure in A does not show. */
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        check_status(b, "w", VSS_WS_STABLE, 0);
+
+        /* Another connection naming A's session id can neither read nor drive it. */
+        sd_bus *other = NULL;
+        CHECK(vss_connect(harness_socket(h), &other) >= 0);
+        static const char *const methods[] = { "GatherWriterStatus", "AbortBackup", "DoSnapshotSet", "ReleaseSession" };
+        for (size_t i = 0; other && i < ELEMENTSOF(methods); i++) {
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                CHECK(sd_bus_call_method(other, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, methods[i], &e, NULL, "s", ids) < 0);
+                CHECK(sd_bus_error_has_name(&e, VSS_ERROR_PREFIX "VSS_E_OBJECT_NOT_FOUND"));
+                CHECK(e.message && strstr(e.message, "no session") != NULL);
+                sd_bus_error_free(&e);
+        }
+        sd_bus_flush_close_unref(other);
+        /* A is untouched: still prepared, its snapshot set can proceed. */
+        CHECK_HR(vss_backup_do_snapshot_set_sync(a), 0);
+        vss_backup_release(a);
+        vss_backup_release(b);
+}
+
+static void test_restore_status_direct(void) {
+        Harness *h = harness_new(NULL);
+        harness_writer(h, "one", NULL);
+        harness_writer(h, "two", NULL);
+        vss_backup *b = NULL;
+        CHECK_HR(vss_backup_new(harness_socket(h), &b), 0);
+        CHECK_HR(vss_backup_initialize_for_restore(b, NULL), 0);
+        /* No metadata gathered: the status lists the writers that run and answer now. */
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        CHECK(vss_backup_metadata_count(b) == 0);
+        CHECK(vss_backup_writer_status_count(b) == 2);
+        check_status(b, "one", VSS_WS_STABLE, 0);
+        check_status(b, "two", VSS_WS_STABLE, 0);
+        CHECK_HR(vss_backup_pre_restore_sync(b), 0);
+        CHECK_HR(vss_backup_post_restore_sync(b), 0);
+        vss_backup_release(b);
+        check_events(h, "one", "pre-restore post-restore");
+}
+
+static void test_restore_veto(void) {
+        Harness *h = harness_new(NULL);
+        harness_writer(h, "w", NULL);
+        harness_set(h, "w", "post-restore", "fail 9 recovery failed");
+        vss_backup *b = NULL;
+        CHECK_HR(vss_backup_new(harness_socket(h), &b), 0);
+        CHECK_HR(vss_backup_initialize_for_restore(b, NULL), 0);
+        CHECK_HR(vss_backup_gather_writer_metadata_sync(b), 0);
+        CHECK_HR(vss_backup_pre_restore_sync(b), 0);
+        CHECK_HR(vss_backup_post_restore_sync(b), 0);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        check_status(b, "w", VSS_WS_FAILED_AT_POST_RESTORE, VSS_E_WRITERERROR_NONRETRYABLE);
+        vss_backup_release(b);
+        check_events(h, "w", "identify pre-restore post-restore");
+}
+
+static void test_component_mode(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        char comp[700];
+        snprintf(comp, sizeof(comp), "db=%s", data);
+        const char *const args[] = { "--component", comp, NULL };
+        harness_writer(h, "chosen", args);
+        harness_writer(h, "other", NULL);
+        vss_backup *b = NULL;
+        CHECK_HR(vss_backup_new(harness_socket(h), &b), 0);
+        CHECK_HR(vss_backup_initialize_for_backup(b), 0);
+        CHECK_HR(vss_backup_set_backup_state(b, true, false, VSS_BT_FULL, false), 0);
+        CHECK_HR(vss_backup_gather_writer_metadata_sync(b), 0);
+        const vss_writer_metadata *md = NULL;
+        for (size_t i = 0; i < vss_backup_metadata_count(b); i++)
+                if (streq(vss_backup_metadata_get(b, i)->name, "chosen"))
+                        md = vss_backup_metadata_get(b, i);
+        CHECK(md && md->n_components == 1);
+        if (md && md->n_components == 1) {
+                CHECK_STR(md->components[0].name, "db");
+                CHECK(md->components[0].n_files == 1);
+                CHECK_STR(md->components[0].files[0].path, data);
+                CHECK_HR(vss_backup_add_component(b, &md->instance_id, &md->writer_id, "", "nope"), VSS_E_OBJECT_NOT_FOUND);
+                CHECK_HR(vss_backup_add_component(b, &md->instance_id, &md->writer_id, "", "db"), 0);
+                CHECK_HR(vss_backup_add_component(b, &md->instance_id, &md->writer_id, "", "db"),
+                         VSS_E_OBJECT_ALREADY_EXISTS);
+        }
+        prepare(h, b, data, NULL);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        if (md)
+                CHECK_HR(vss_backup_set_backup_succeeded(b, &md->instance_id, &md->writer_id, "", "db", true), 0);
+        CHECK_HR(vss_backup_backup_complete_sync(b), 0);
+        vss_backup_release(b);
+        check_events(h, "chosen",
+                     "identify prepare-backup prepare-snapshot freeze thaw post-snapshot backup-complete backup-shutdown");
+        check_events(h, "other", "identify prepare-backup");
+}
+
+static void test_freeze_window_expired(void) {
+        /* A writer whose window runs out while a later level still freezes thaws itself (Abort),
+         * and the set is never reported consistent. */
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        static const char *const quick[] = { "--app-level", "front-end", "--freeze-timeout", "400", NULL };
+        harness_writer(h, "quick", quick);
+        harness_writer(h, "slow", back);
+        harness_set(h, "slow", "freeze", "block 1.5");
+        vss_backup *b = harness_session(h);
+        prepare(h, b, data, NULL);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), VSS_E_WRITERERROR_TIMEOUT);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        check_status(b, "quick", VSS_WS_FAILED_AT_THAW, VSS_E_WRITERERROR_TIMEOUT);
+        check_status(b, "slow", VSS_WS_STABLE, 0);
+        CHECK(harness_count_shadow_files(h) == 0);
+        vss_backup_release(b);
+        char *ev = harness_events(h, "quick");
+        /* It thawed itself (abort) before the coordinator's Abort arrived. */
+        CHECK(strncmp(ev, "identify prepare-backup prepare-snapshot freeze abort", 53) == 0);
+        free(ev);
+}
+
+static void test_vssd_killed_writer_thaws(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "fe", front);
+        harness_writer(h, "be", back);
+        harness_set(h, "be", "freeze", "block 3");
+        vss_backup *b = harness_session(h);
+        prepare(h, b, data, NULL);
+        vss_async *a = NULL;
+        CHECK_HR(vss_backup_do_snapshot_set(b, &a), 0);
+        CHECK(harness_wait_started(h, "be", "freeze"));
+        /* fe is frozen; vssd dies. fe must thaw itself at once. */
+        kill(harness_vssd_pid(h), SIGKILL);
+        char *ev = NULL;
+        for (int i = 0; i < 200; i++) {
+                free(ev);
+                ev = harness_events(h, "fe");
+                if (strstr(ev, "abort"))
+                        break;
+                usleep(10000);
+        }
+        CHECK_STR(ev, "identify prepare-backup prepare-snapshot freeze abort");
+        free(ev);
+        CHECK_HR(vss_async_wait(a, 5000), VSS_E_WRITER_INFRASTRUCTURE);
+        vss_async_unref(a);
+        vss_backup_release(b);
+        /* A restarted vssd leaves nothing of the unfinished set behind. */
+        harness_restart_vssd(h);
+        CHECK(harness_count_shadow_files(h) == 0);
+}
+
+static void test_provider_failure(void) {
+        /* The state directory is a tiny tmpfs: the copy runs out of space mid-commit. */
+        Harness *h = harness_new(NULL);
+        char data[600];
+        snprintf(data, sizeof(data), "%s/big", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "mkdir -p %s && head -c 2000000 /dev/urandom > %s/blob", data, data) == 0);
+        harness_state_on_tmpfs(h, "256k");
+        harness_writer(h, "fe", front);
+        harness_writer(h, "be", back);
+        vss_backup *b = harness_session(h);
+        prepare(h, b, data, NULL);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), VSS_E_INSUFFICIENT_STORAGE);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        check_status(b, "fe", VSS_WS_STABLE, 0);
+        check_status(b, "be", VSS_WS_STABLE, 0);
+        vss_backup_release(b);
+        /* Frozen writers got Abort in reverse order; nothing half-made is left. */
+        char *log = harness_log(h);
+        CHECK(strstr(log, "be abort, fe abort") != NULL);
+        CHECK(strstr(log, "thaw") == NULL);
+        free(log);
+        CHECK(harness_count_shadow_files(h) == 0);
+        char *out = NULL;
+        CHECK(harness_sh(h, &out, "vssadmin list shadows --json") == 0);
+        CHECK(out && strstr(out, "\"shadows\":[\n  ]") != NULL);
+        free(out);
+}
+
+static void test_persistent_survives_restart(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        vss_id shadow;
+        char sid[VSS_ID_STRING_MAX], *out = NULL;
+        vss_backup *b = NULL;
+        CHECK_HR(vss_backup_new(harness_socket(h), &b), 0);
+        CHECK_HR(vss_backup_initialize_for_backup(b), 0);
+        CHECK_HR(vss_backup_set_context(b, VSS_CTX_APP_ROLLBACK), 0);
+        CHECK_HR(vss_backup_gather_writer_metadata_sync(b), 0);
+        prepare(h, b, data, &shadow);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        CHECK_HR(vss_backup_backup_complete_sync(b), 0);
+        vss_backup_release(b);
+        harness_restart_vssd(h);
+        vss_id_to_string(&shadow, sid);
+        CHECK(harness_sh(h, &out, "vssadmin list shadows") == 0);
+        CHECK(out && strstr(out, sid) != NULL);
+        free(out);
+        CHECK(harness_sh(h, &out, "vssadmin delete shadows --shadow %s", sid) == 0);
+        CHECK(out && strstr(out, "Deleted 1 shadow copies") != NULL);
+        free(out);
+        CHECK(harness_count_shadow_files(h) == 0);
+        CHECK(harness_sh(h, NULL, "vssadmin delete shadows --shadow %s 2>/dev/null", sid) == 1);
+}
+
+static const TestCase cases[] = {
+        { "full-sequence", test_full_sequence },
+        { "identify-failure", test_identify_failure },
+        { "veto-prepare-backup", test_veto_prepare_backup },
+        { "veto-prepare-snapshot", test_veto_prepare_snapshot },
+        { "veto-freeze", test_veto_freeze },
+        { "veto-thaw", test_veto_thaw },
+        { "veto-post-snapshot", test_veto_post_snapshot },
+        { "veto-backup-complete", test_veto_backup_complete },
+        { "veto-nonretryable", test_veto_nonretryable },
+        { "hang-prepare-backup", test_hang_prepare_backup },
+        { "hang-freeze", test_hang_freeze },
+        { "status-in-progress", test_status_in_progress },
+        { "writer-killed-mid-freeze", test_writer_killed_mid_freeze },
+        { "requester-killed-mid-freeze", test_requester_killed_mid_freeze },
+        { "concurrent-sets", test_concurrent_sets },
+        { "bad-state", test_bad_state },
+        { "bad-input", test_bad_input },
+        { "session-isolation", test_session_isolation },
+        { "restore-status-direct", test_restore_status_direct },
+        { "restore-veto", test_restore_veto },
+        { "component-mode", test_component_mode },
+        { "freeze-window-expired", test_freeze_window_expired },
+        { "vssd-killed-writer-thaws", test_vssd_killed_writer_thaws },
+        { "provider-failure", test_provider_failure },
+        { "persistent-survives-restart", test_persistent_survives_restart },
+        {},
+};
+
+int main(int argc, char *argv[]) {
+        return test_main(argc, argv, cases);
+}

@@ -1,0 +1,435 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The public writer API used directly in the test process: embedding with get_fd/dispatch, the
+ * self-abort when vssd goes away, and what the API refuses. */
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "lib/common.h"
+#include "tests/harness.h"
+
+static const char *const back[] = { "--app-level", "back-end", NULL };
+
+/* What the callbacks saw. */
+static char events[1024];
+static int event_mismatches;        /* a callback got an info->event that is not its own */
+static int set_id_missing;          /* a sequence event without a snapshot set id */
+static vss_id freeze_set_id;
+static int abort_calls;
+static uint64_t abort_usec;
+static int32_t md_rc[8];            /* return codes inside the identify callback */
+static const char *md_path;
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static void reset_record(void) {
+        events[0] = 0;
+        event_mismatches = set_id_missing = abort_calls = 0;
+        abort_usec = 0;
+        freeze_set_id = (vss_id) {};
+        for (size_t i = 0; i < ELEMENTSOF(md_rc); i++)
+                md_rc[i] = 1; /* "not called" */
+}
+
+static void record(const char *name) {
+        size_t len = strlen(events);
+        snprintf(events + len, sizeof(events) - len, "%s%s", len ? " " : "", name);
+}
+
+static bool on_event(const vss_event_info *info, vss_event want) {
+        record(vss_event_name(want));
+        if (info->event != want)
+                event_mismatches++;
+        if (want >= VSS_EVENT_PREPARE_BACKUP && want <= VSS_EVENT_POST_SNAPSHOT && vss_id_is_null(&info->snapshot_set_id))
+                set_id_missing++;
+        if (want == VSS_EVENT_FREEZE)
+                freeze_set_id = info->snapshot_set_id;
+        if (want == VSS_EVENT_ABORT) {
+                abort_calls++;
+                abort_usec = now_usec();
+        }
+        return true;
+}
+
+#define EVENT_CB(fn, ev)                                                           \
+        static bool fn(vss_writer *w, const vss_event_info *info, void *userdata) { \
+                return on_event(info, ev);                                         \
+        }
+EVENT_CB(cb_prepare_backup, VSS_EVENT_PREPARE_BACKUP)
+EVENT_CB(cb_prepare_snapshot, VSS_EVENT_PREPARE_SNAPSHOT)
+EVENT_CB(cb_freeze, VSS_EVENT_FREEZE)
+EVENT_CB(cb_thaw, VSS_EVENT_THAW)
+EVENT_CB(cb_post_snapshot, VSS_EVENT_POST_SNAPSHOT)
+EVENT_CB(cb_abort, VSS_EVENT_ABORT)
+EVENT_CB(cb_backup_complete, VSS_EVENT_BACKUP_COMPLETE)
+EVENT_CB(cb_backup_shutdown, VSS_EVENT_BACKUP_SHUTDOWN)
+EVENT_CB(cb_pre_restore, VSS_EVENT_PRE_RESTORE)
+EVENT_CB(cb_post_restore, VSS_EVENT_POST_RESTORE)
+
+/* One component "db" with one file group (md_path, "*.db", recursive). */
+static bool cb_identify(vss_writer *w, vss_metadata_builder *md, void *userdata) {
+        record("identify");
+        md_rc[0] = vss_metadata_add_component(md, "", "db", "Database", true, false);
+        md_rc[1] = vss_metadata_add_files(md, "", "db", md_path, "*.db", true);
+        return true;
+}
+
+/* The builder's refusals, recorded; what it accepted is what the requester must see. */
+static bool cb_identify_bad(vss_writer *w, vss_metadata_builder *md, void *userdata) {
+        record("identify");
+        md_rc[0] = vss_metadata_add_component(md, "", "db", NULL, true, true);
+        md_rc[1] = vss_metadata_add_component(md, "", "db", "again", true, true);        /* duplicate */
+        md_rc[2] = vss_metadata_add_files(md, "", "nope", "/srv/x", NULL, false);          /* unknown component */
+        md_rc[3] = vss_metadata_add_files(md, "other", "db", "/srv/x", NULL, false);       /* same name, other path */
+        md_rc[4] = vss_metadata_add_component(md, "", "", NULL, true, true);               /* empty name */
+        md_rc[5] = vss_metadata_add_files(md, "", "db", "", NULL, false);                  /* empty path */
+        md_rc[6] = vss_metadata_add_component(md, "other", "db", NULL, true, true);        /* distinct: fine */
+        md_rc[7] = vss_metadata_add_files(md, "", "db", "/srv/db", "*.db", true);
+        return true;
+}
+
+static const vss_writer_callbacks all_callbacks = {
+        .identify = cb_identify,
+        .prepare_backup = cb_prepare_backup,
+        .prepare_snapshot = cb_prepare_snapshot,
+        .freeze = cb_freeze,
+        .thaw = cb_thaw,
+        .post_snapshot = cb_post_snapshot,
+        .abort = cb_abort,
+        .backup_complete = cb_backup_complete,
+        .backup_shutdown = cb_backup_shutdown,
+        .pre_restore = cb_pre_restore,
+        .post_restore = cb_post_restore,
+};
+
+static vss_writer *new_writer(const char *name, vss_app_level level, const vss_writer_callbacks *cb) {
+        vss_writer_options o = { .name = name, .app_level = level };
+        vss_writer *w = NULL;
+        CHECK_HR(vss_writer_new(&o, cb, NULL, &w), 0);
+        CHECK(w != NULL);
+        return w;
+}
+
+/* Waits up to timeout_ms for the writer's fd, then dispatches; returns dispatch's result. */
+static int pump(vss_writer *w, int timeout_ms) {
+        struct pollfd p = { .fd = vss_writer_get_fd(w), .events = POLLIN };
+        (void) poll(&p, 1, timeout_ms);
+        return vss_writer_dispatch(w);
+}
+
+/* Forks a requester; the child never returns to the test (it must not run the harness's atexit). */
+static pid_t fork_requester(int (*fn)(Harness *, const char *, const vss_id *), Harness *h, const char *data,
+                            const vss_id *iid) {
+        pid_t pid = fork();
+        if (pid < 0) {
+                perror("fork");
+                exit(99);
+        }
+        if (pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                _exit(fn(h, data, iid));
+        }
+        return pid;
+}
+
+/* The requester of embedded-dispatch: a full backup. Exit status: 0 all good, 10 + step on a
+ * failed step, 30 + n when the writer's metadata is not what its identify callback built. */
+static int full_backup(Harness *h, const char *data, const vss_id *iid) {
+        vss_backup *b = NULL;
+        if (vss_backup_new(harness_socket(h), &b) < 0)
+                return 10;
+        if (vss_backup_initialize_for_backup(b) < 0 || vss_backup_set_backup_state(b, false, false, VSS_BT_FULL, false) < 0)
+                return 11;
+        if (vss_backup_gather_writer_metadata_sync(b) < 0)
+                return 12;
+        const vss_writer_metadata *md = vss_backup_metadata_get(b, 0);
+        if (vss_backup_metadata_count(b) != 1 || !md)
+                return 30;
+        if (!streq(md->name, "embedded") || !vss_id_equal(&md->instance_id, iid) || md->app_level != VSS_APP_FRONT_END)
+                return 31;
+        if (md->n_components != 1)
+                return 32;
+        const vss_component_info *c = &md->components[0];
+        if (!streq(c->logical_path, "") || !streq(c->name, "db") || !streq(c->caption, "Database") ||
+            !c->selectable_for_backup || c->selectable_for_restore)
+                return 33;
+        if (c->n_files != 1 || !streq(c->files[0].path, data) || !streq(c->files[0].filespec, "*.db") ||
+            !c->files[0].recursive)
+                return 34;
+        vss_id set;
+        if (vss_backup_start_snapshot_set(b, &set) < 0 || vss_backup_add_to_snapshot_set(b, data, NULL, NULL) < 0)
+                return 13;
+        if (vss_backup_prepare_for_backup_sync(b) < 0)
+                return 14;
+        if (vss_backup_do_snapshot_set_sync(b) < 0)
+                return 15;
+        if (vss_backup_backup_complete_sync(b) < 0)
+                return 16;
+        /* Tell the parent which set it was (it compares with what Freeze saw). */
+        char path[600], ids[VSS_ID_STRING_MAX];
+        snprintf(path, sizeof(path), "%s/set-id", harness_dir(h));
+        FILE *f = fopen(path, "we");
+        if (!f || fprintf(f, "%s", vss_id_to_string(&set, ids)) < 0 || fclose(f) != 0)
+                return 17;
+        vss_backup_release(b);
+        return 0;
+}
+
+/* Dispatches w until child exits (or timeout_ms); returns its wait status, -1 on timeout. */
+static int dispatch_until_exit(vss_writer *w, pid_t child, int timeout_ms, int *dispatch_errors) {
+        uint64_t deadline = now_usec() + (uint64_t) timeout_ms * 1000;
+        int status;
+        while (now_usec() < deadline) {
+                if (pump(w, 50) != 0)
+                        (*dispatch_errors)++;
+                if (waitpid(child, &status, WNOHANG) == child)
+                        return status;
+        }
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        fprintf(stderr, "requester child did not finish in time\n");
+        return -1;
+}
+
+static void test_embedded_dispatch(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data"), path[600];
+        reset_record();
+        md_path = data;
+        vss_writer *w = new_writer("embedded", VSS_APP_FRONT_END, &all_callbacks);
+        if (!w)
+                return;
+        /* Not subscribed: no fd yet. */
+        CHECK(vss_writer_get_fd(w) < 0);
+        CHECK_HR(vss_writer_subscribe(w, harness_socket(h)), 0);
+        CHECK(vss_writer_get_fd(w) >= 0);
+        /* Nothing pending: dispatch returns at once. */
+        uint64_t t0 = now_usec();
+        CHECK_HR(vss_writer_dispatch(w), 0);
+        CHECK(now_usec() - t0 < 500000);
+
+        vss_id iid = vss_writer_get_options(w)->instance_id;
+        int errors = 0;
+        pid_t child = fork_requester(full_backup, h, data, &iid);
+        int status = dispatch_until_exit(w, child, 60000, &errors);
+        if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+                fprintf(stderr, "requester child: status 0x%x (exit %d)\n", (unsigned) status,
+                        WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+                test_failures++;
+        }
+        /* BackupShutdown comes with the end of the session: keep dispatching until it arrived. */
+        for (int i = 0; i < 100 && !strstr(events, "backup-shutdown"); i++)
+                if (pump(w, 50) != 0)
+                        errors++;
+        CHECK(errors == 0);
+        CHECK_STR(events, "identify prepare-backup prepare-snapshot freeze thaw post-snapshot backup-complete backup-shutdown");
+        CHECK(event_mismatches == 0);
+        CHECK(set_id_missing == 0);
+        CHECK(abort_calls == 0);
+        CHECK_HR(md_rc[0], 0);
+        CHECK_HR(md_rc[1], 0);
+        CHECK(!vss_writer_is_frozen(w));
+
+        /* Freeze was for the requester's set. */
+        char ids[VSS_ID_STRING_MAX], *got = NULL;
+        snprintf(path, sizeof(path), "cat %s/set-id", harness_dir(h));
+        CHECK(harness_sh(h, &got, "%s", path) == 0);
+        CHECK_STR(got, vss_id_to_string(&freeze_set_id, ids));
+        free(got);
+
+        CHECK_HR(vss_writer_unsubscribe(w), 0);
+        CHECK_HR(vss_writer_unsubscribe(w), VSS_E_BAD_STATE);
+        vss_writer_unref(w);
+}
+
+/* The requester of self-abort-on-disconnect: runs into DoSnapshotSet, which vssd's death ends. */
+static int into_snapshot(Harness *h, const char *data, const vss_id *iid) {
+        vss_backup *b = NULL;
+        if (vss_backup_new(harness_socket(h), &b) < 0 || vss_backup_initialize_for_backup(b) < 0 ||
+            vss_backup_gather_writer_metadata_sync(b) < 0 || vss_backup_start_snapshot_set(b, NULL) < 0 ||
+            vss_backup_add_to_snapshot_set(b, data, NULL, NULL) < 0 || vss_backup_prepare_for_backup_sync(b) < 0)
+                return 10;
+        int r = vss_backup_do_snapshot_set_sync(b);
+        return r == VSS_E_WRITER_INFRASTRUCTURE ? 0 : 11;
+}
+
+static void test_self_abort_on_disconnect(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data"), started[600];
+        reset_record();
+        harness_writer(h, "slow", back);
+        harness_set(h, "slow", "freeze", "block 3");
+        snprintf(started, sizeof(started), "%s/ctl/slow.freeze.started", harness_dir(h));
+        vss_writer *w = new_writer("inproc", VSS_APP_FRONT_END, &all_callbacks);
+        if (!w)
+                return;
+        CHECK_HR(vss_writer_subscribe(w, harness_socket(h)), 0);
+
+        pid_t child = fork_requester(into_snapshot, h, data, NULL);
+        /* The front-end writer (here) freezes first; then the back-end one blocks in its Freeze. */
+        int errors = 0;
+        uint64_t deadline = now_usec() + 20 * 1000000ULL;
+        while (access(started, F_OK) < 0 && now_usec() < deadline)
+                if (pump(w, 20) != 0)
+                        errors++;
+        CHECK(access(started, F_OK) == 0);
+        CHECK(errors == 0);
+        CHECK(vss_writer_is_frozen(w));
+        CHECK_STR(events, "identify prepare-backup prepare-snapshot freeze");
+
+        /* vssd dies: the writer must thaw itself (Abort) at once, without any word from vssd. */
+        kill(harness_vssd_pid(h), SIGKILL);
+        uint64_t killed = now_usec();
+        int last = 0;
+        while (abort_calls == 0 && now_usec() - killed < 2000000ULL)
+                last = pump(w, 20);
+        CHECK(abort_calls == 1);
+        if (abort_calls)
+                CHECK(abort_usec - killed < 2000000ULL);
+        CHECK(!vss_writer_is_frozen(w));
+        CHECK_HR(last, VSS_E_WRITER_INFRASTRUCTURE);
+        CHECK_HR(vss_writer_dispatch(w), VSS_E_WRITER_INFRASTRUCTURE);
+        CHECK(strstr(vss_writer_errmsg(w), "lost") != NULL);
+        CHECK_STR(events, "identify prepare-backup prepare-snapshot freeze abort");
+        CHECK(event_mismatches == 0);
+
+        /* The requester learns it too. */
+        int status = -1;
+        for (int i = 0; i < 500 && waitpid(child, &status, WNOHANG) != child; i++)
+                usleep(20000);
+        if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+                fprintf(stderr, "requester child: status 0x%x\n", (unsigned) status);
+                test_failures++;
+                kill(child, SIGKILL);
+                waitpid(child, NULL, 0);
+        }
+        /* Freeing it now calls no second Abort. */
+        vss_writer_unref(w);
+        CHECK(abort_calls == 1);
+}
+
+static void test_bad_options(void) {
+        Harness *h = harness_new(NULL);
+        char long_name[301], max_name[256], path[600];
+        memset(long_name, 'x', 300);
+        long_name[300] = 0;
+        memset(max_name, 'y', 255);
+        max_name[255] = 0;
+        vss_writer *w = NULL;
+        const vss_writer_callbacks *cb = &all_callbacks;
+
+        CHECK_HR(vss_writer_new(NULL, cb, NULL, &w), VSS_E_INVALIDARG);
+        vss_writer_options o = { .name = NULL };
+        CHECK_HR(vss_writer_new(&o, cb, NULL, &w), VSS_E_INVALIDARG);
+        o.name = "";
+        CHECK_HR(vss_writer_new(&o, cb, NULL, &w), VSS_E_INVALIDARG);
+        o.name = long_name;
+        CHECK_HR(vss_writer_new(&o, cb, NULL, &w), VSS_E_INVALIDARG);
+        o = (vss_writer_options) { .name = "w", .instance_name = long_name };
+        CHECK_HR(vss_writer_new(&o, cb, NULL, &w), VSS_E_INVALIDARG);
+        o = (vss_writer_options) { .name = "w", .app_level = (vss_app_level) 7 };
+        CHECK_HR(vss_writer_new(&o, cb, NULL, &w), VSS_E_INVALIDARG);
+        o = (vss_writer_options) { .name = "w", .freeze_window_ms = 11u * 60u * 1000u };
+        CHECK_HR(vss_writer_new(&o, cb, NULL, &w), VSS_E_INVALIDARG);
+        CHECK(w == NULL);
+        /* The limits themselves are fine. */
+        o = (vss_writer_options) { .name = max_name, .app_level = VSS_APP_SYSTEM, .freeze_window_ms = 10u * 60u * 1000u };
+        CHECK_HR(vss_writer_new(&o, cb, NULL, &w), 0);
+        CHECK(w && vss_writer_get_options(w) && streq(vss_writer_get_options(w)->name, max_name));
+        CHECK(w && !vss_id_is_null(&vss_writer_get_options(w)->instance_id));
+        w = vss_writer_unref(w);
+
+        /* No vssd there. */
+        w = new_writer("lonely", VSS_APP_FRONT_END, cb);
+        snprintf(path, sizeof(path), "%s/no-such.sock", harness_dir(h));
+        CHECK_HR(vss_writer_subscribe(w, path), VSS_E_WRITER_INFRASTRUCTURE);
+        CHECK(w && vss_writer_errmsg(w)[0] != 0);
+        CHECK_HR(vss_writer_run(w), VSS_E_BAD_STATE);
+        w = vss_writer_unref(w);
+
+        /* One instance id, two writers. */
+        vss_id iid;
+        vss_id_new(&iid);
+        vss_writer *w1 = NULL, *w2 = NULL;
+        o = (vss_writer_options) { .name = "first", .instance_id = iid };
+        CHECK_HR(vss_writer_new(&o, cb, NULL, &w1), 0);
+        o.name = "second";
+        CHECK_HR(vss_writer_new(&o, cb, NULL, &w2), 0);
+        CHECK(w1 && vss_id_equal(&vss_writer_get_options(w1)->instance_id, &iid));
+        CHECK_HR(vss_writer_subscribe(w1, harness_socket(h)), 0);
+        CHECK_HR(vss_writer_subscribe(w1, harness_socket(h)), VSS_E_BAD_STATE);
+        CHECK_HR(vss_writer_subscribe(w2, harness_socket(h)), VSS_E_OBJECT_ALREADY_EXISTS);
+        CHECK(w2 && strstr(vss_writer_errmsg(w2), "already") != NULL);
+        /* Once the first is gone, the id is free. */
+        CHECK_HR(vss_writer_unsubscribe(w1), 0);
+        CHECK_HR(vss_writer_subscribe(w2, harness_socket(h)), 0);
+        vss_writer_unref(w1);
+        vss_writer_unref(w2);
+
+        /* The metadata builder's refusals, seen from inside Identify, during a real gather. */
+        reset_record();
+        vss_writer_callbacks bad = all_callbacks;
+        bad.identify = cb_identify_bad;
+        w = new_writer("builder", VSS_APP_FRONT_END, &bad);
+        CHECK_HR(vss_writer_subscribe(w, harness_socket(h)), 0);
+        vss_backup *b = NULL;
+        vss_async *a = NULL;
+        CHECK_HR(vss_backup_new(harness_socket(h), &b), 0);
+        CHECK_HR(vss_backup_initialize_for_backup(b), 0);
+        CHECK_HR(vss_backup_gather_writer_metadata(b, &a), 0);
+        int r = VSS_S_ASYNC_PENDING;
+        for (int i = 0; i < 1000 && r == VSS_S_ASYNC_PENDING; i++) {
+                CHECK_HR(pump(w, 20), 0);
+                r = vss_async_wait(a, 0);
+        }
+        CHECK_HR(r, 0);
+        vss_async_unref(a);
+        CHECK_STR(events, "identify");
+        CHECK_HR(md_rc[0], 0);
+        CHECK_HR(md_rc[1], VSS_E_INVALIDARG);
+        CHECK_HR(md_rc[2], VSS_E_OBJECT_NOT_FOUND);
+        CHECK_HR(md_rc[3], VSS_E_OBJECT_NOT_FOUND);
+        CHECK_HR(md_rc[4], VSS_E_INVALIDARG);
+        CHECK_HR(md_rc[5], VSS_E_INVALIDARG);
+        CHECK_HR(md_rc[6], 0);
+        CHECK_HR(md_rc[7], 0);
+        /* Only what was accepted reached the requester. */
+        CHECK(vss_backup_metadata_count(b) == 1);
+        const vss_writer_metadata *md = vss_backup_metadata_get(b, 0);
+        CHECK(md && streq(md->name, "builder") && md->n_components == 2);
+        if (md && md->n_components == 2) {
+                for (size_t i = 0; i < 2; i++) {
+                        const vss_component_info *c = &md->components[i];
+                        CHECK_STR(c->name, "db");
+                        if (streq(c->logical_path, "")) {
+                                CHECK_STR(c->caption, "db");
+                                CHECK(c->n_files == 1);
+                                if (c->n_files == 1)
+                                        CHECK_STR(c->files[0].path, "/srv/db");
+                        } else {
+                                CHECK_STR(c->logical_path, "other");
+                                CHECK(c->n_files == 0);
+                        }
+                }
+        }
+        vss_backup_release(b);
+        vss_writer_unref(w);
+}
+
+static const TestCase cases[] = {
+        { "embedded-dispatch", test_embedded_dispatch },
+        { "self-abort-on-disconnect", test_self_abort_on_disconnect },
+        { "bad-options", test_bad_options },
+        {},
+};
+
+int main(int argc, char *argv[]) {
+        return test_main(argc, argv, cases);
+}
