@@ -239,6 +239,7 @@ static int call_slot(Session *s, size_t idx, vss_event event, StatusGather *g) {
                                 else {
                                         sd_bus_slot_set_destroy_callback(bslot, call_destroy);
                                         sd_bus_slot_set_floating(bslot, 1);
+                                        sd_bus_slot_unref(bslot); /* the bus holds it now */
                                 }
                         }
                 }
@@ -1021,6 +1022,7 @@ int method_gather_writer_status(sd_bus_message *msg, void *userdata, sd_bus_erro
                         }
                         sd_bus_slot_set_destroy_callback(bslot, call_destroy);
                         sd_bus_slot_set_floating(bslot, 1);
+                        sd_bus_slot_unref(bslot); /* the bus holds it now */
                         g->pending++;
                 }
                 free(tmp);

@@ -94,6 +94,25 @@ static void child_setup(const char *logname) {
         sigprocmask(SIG_SETMASK, &mask, NULL);
 }
 
+/* Runs path with argv, under $HARNESS_WRAPPER (e.g. "valgrind --error-exitcode=99 ...") when set. */
+static _Noreturn void exec_wrapped(const char *path, const char *const *argv) {
+        const char *wrapper = getenv("HARNESS_WRAPPER");
+        const char *full[64];
+        size_t n = 0;
+        char *w = NULL;
+        if (wrapper && *wrapper) {
+                w = strdup(wrapper);
+                for (char *tok = strtok(w, " "); tok && n < 32; tok = strtok(NULL, " "))
+                        full[n++] = tok;
+        }
+        full[n++] = path;
+        for (size_t i = 1; argv[i] && n < 63; i++)
+                full[n++] = argv[i];
+        full[n] = NULL;
+        execvp(full[0], (char *const *) full);
+        _exit(127);
+}
+
 static void start_vssd(Harness *h) {
         char notify[300];
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -110,12 +129,9 @@ static void start_vssd(Harness *h) {
         if (pid == 0) {
                 child_setup("vssd.log");
                 setenv("NOTIFY_SOCKET", notify, 1);
-                if (h->have_config)
-                        execl(VSSD_PATH, "vssd", "--socket", h->socket, "--state-dir", h->state, "--config", h->config,
-                              (char *) NULL);
-                else
-                        execl(VSSD_PATH, "vssd", "--socket", h->socket, "--state-dir", h->state, (char *) NULL);
-                _exit(127);
+                const char *argv[] = { "vssd", "--socket", h->socket, "--state-dir", h->state,
+                                       h->have_config ? "--config" : NULL, h->config, NULL };
+                exec_wrapped(VSSD_PATH, argv);
         }
         h->vssd = pid;
         /* Ready when vssd says so. */
@@ -185,17 +201,41 @@ static void dump(Harness *h, const char *name) {
         free(s);
 }
 
+/* Waits up to ms for pid; returns its status, or -1 when it had to be killed. */
+static int stop_child(pid_t pid, int sig, int ms) {
+        int status;
+        kill(pid, sig);
+        for (int i = 0; i < ms / 10; i++) {
+                if (waitpid(pid, &status, WNOHANG) == pid)
+                        return status;
+                usleep(10000);
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+}
+
 void harness_free(Harness *h) {
         if (!h)
                 return;
-        for (size_t i = 0; i < h->n_children; i++)
-                if (h->children[i] > 0) {
-                        kill(h->children[i], SIGKILL);
-                        waitpid(h->children[i], NULL, 0);
+        /* Writers and vssd are stopped the polite way, so leaks and errors (ASan, valgrind) show
+         * in their exit status: a writer exits 0 (or 1: vssd gone), vssd exits 0. A writer stuck
+         * in a hanging hook cannot answer SIGTERM and is killed. */
+        for (size_t i = 0; i < h->n_children; i++) {
+                if (h->children[i] <= 0)
+                        continue;
+                int st = stop_child(h->children[i], SIGTERM, 3000);
+                if (st >= 0 && !(WIFEXITED(st) && WEXITSTATUS(st) <= 1) && !(WIFSIGNALED(st) && (WTERMSIG(st) == SIGTERM || WTERMSIG(st) == SIGKILL))) {
+                        fprintf(stderr, "harness: writer pid %d ended badly (status 0x%x)\n", (int) h->children[i], st);
+                        test_failures++;
                 }
+        }
         if (h->vssd > 0) {
-                kill(h->vssd, SIGTERM);
-                waitpid(h->vssd, NULL, 0);
+                int st = stop_child(h->vssd, SIGTERM, 20000);
+                if (!(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+                        fprintf(stderr, "harness: vssd did not exit cleanly on SIGTERM (status 0x%x)\n", st);
+                        test_failures++;
+                }
         }
         if (test_failures) {
                 dump(h, "vssd.log");
@@ -266,8 +306,7 @@ pid_t harness_writer(Harness *h, const char *name, const char *const *extra) {
                 die("fork");
         if (pid == 0) {
                 child_setup(logname);
-                execv(WRITER_EXEC_PATH, (char *const *) argv);
-                _exit(127);
+                exec_wrapped(WRITER_EXEC_PATH, argv);
         }
         if (h->n_children < MAX_CHILDREN)
                 h->children[h->n_children++] = pid;
@@ -346,9 +385,16 @@ void harness_clear_log(Harness *h) {
         write_file(path, "", 0644);
 }
 
+void harness_kill_vssd(Harness *h) {
+        if (h->vssd > 0) {
+                kill(h->vssd, SIGKILL);
+                waitpid(h->vssd, NULL, 0);
+        }
+        h->vssd = 0;
+}
+
 void harness_restart_vssd(Harness *h) {
-        kill(h->vssd, SIGKILL);
-        waitpid(h->vssd, NULL, 0);
+        harness_kill_vssd(h);
         start_vssd(h);
 }
 
@@ -455,8 +501,7 @@ int test_main(int argc, char *argv[], const TestCase *cases) {
 
 void harness_state_on_tmpfs(Harness *h, const char *size) {
         char opts[64];
-        kill(h->vssd, SIGKILL);
-        waitpid(h->vssd, NULL, 0);
+        harness_kill_vssd(h);
         mkdir(h->state, 0700);
         snprintf(opts, sizeof(opts), "size=%s,mode=0700", size);
         if (mount("tmpfs", h->state, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)

@@ -40,6 +40,8 @@ char *harness_events(Harness *h, const char *writer);
 char *harness_log(Harness *h);
 void harness_clear_log(Harness *h);
 pid_t harness_vssd_pid(Harness *h);
+/* SIGKILL vssd (a crash, as far as everyone else can tell). */
+void harness_kill_vssd(Harness *h);
 /* SIGKILL vssd and start a new one on the same socket and state. */
 void harness_restart_vssd(Harness *h);
 /* Restarts vssd with its state directory on a fresh tmpfs of that size ("256k"); unmounted at free. */

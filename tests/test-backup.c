@@ -546,7 +546,7 @@ static void test_vssd_killed_writer_thaws(void) {
         CHECK_HR(vss_backup_do_snapshot_set(b, &a), 0);
         CHECK(harness_wait_started(h, "be", "freeze"));
         /* fe is frozen; vssd dies. fe must thaw itself at once. */
-        kill(harness_vssd_pid(h), SIGKILL);
+        harness_kill_vssd(h);
         char *ev = NULL;
         for (int i = 0; i < 200; i++) {
                 free(ev);

@@ -285,7 +285,7 @@ static void test_self_abort_on_disconnect(void) {
         CHECK_STR(events, "identify prepare-backup prepare-snapshot freeze");
 
         /* vssd dies: the writer must thaw itself (Abort) at once, without any word from vssd. */
-        kill(harness_vssd_pid(h), SIGKILL);
+        harness_kill_vssd(h);
         uint64_t killed = now_usec();
         int last = 0;
         while (abort_calls == 0 && now_usec() - killed < 2000000ULL)

@@ -1,0 +1,30 @@
+# The two quick-start commands: `make demo` and `make check`.
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+
+.PHONY: all deps build demo check check-asan check-valgrind bench clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+demo: build
+	bash scripts/demo.sh $(BUILD)
+
+# Every test: unit and integration (real vssd, real writers, loop devices where needed), then the
+# same suite built with ASan+UBSan, then the daemon and writers under valgrind.
+check: build
+	bash scripts/check.sh $(BUILD) $(ASAN_BUILD)
+
+bench: build
+	bash bench/run-bench.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,57 @@
+#!/bin/bash
+# `make check`: the whole suite on the normal build, again on an ASan+UBSan build, then the unit
+# tests and the integration tests that do not depend on tight deadlines with vssd and the writers
+# under valgrind (leaks and memory errors fail them). Ends with one line: N passed, N failed, N skipped.
+set -uo pipefail
+build=${1:-build}
+asan=${2:-build-asan}
+jobs=$(nproc)
+passed=0 failed=0 skipped=0 status=0
+
+tally() {
+        local counts
+        counts=$(python3 - "$1/meson-logs/testlog.json" <<'PY'
+import json, sys
+p = f = s = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)["result"]
+    if r in ("OK", "EXPECTEDFAIL"): p += 1
+    elif r == "SKIP": s += 1
+    else: f += 1
+print(p, f, s)
+PY
+)
+        read -r p f s <<<"$counts"
+        passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+}
+
+suite() {
+        local dir=$1; shift
+        echo "== $*" >&2
+        meson test -C "$dir" --num-processes "$jobs" --print-errorlogs "$@" || status=1
+        tally "$dir"
+}
+
+suite "$build"
+
+if [ -z "${OPENVSS_SKIP_ASAN:-}" ]; then
+        [ -f "$asan/build.ninja" ] || meson setup "$asan" -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+        ninja -C "$asan" >/dev/null || { echo "ASan build failed" >&2; exit 1; }
+        suite "$asan"
+fi
+
+if [ -z "${OPENVSS_SKIP_VALGRIND:-}" ]; then
+        vg="valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --track-fds=no"
+        suite "$build" --suite unit --wrapper "$vg"
+        HARNESS_WRAPPER="$vg" suite "$build" \
+                integration/full-sequence integration/identify-failure integration/veto-freeze integration/veto-thaw \
+                integration/veto-post-snapshot integration/writer-killed-mid-freeze \
+                integration/requester-killed-mid-freeze integration/concurrent-sets integration/bad-state \
+                integration/bad-input integration/session-isolation integration/restore-status-direct \
+                integration/component-mode integration/provider-failure integration/persistent-survives-restart \
+                integration/create-shadow-json integration/create-shadow-veto integration/delete-shadows \
+                integration/list-writers-as-of
+fi
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$status" -eq 0 ] && [ "$failed" -eq 0 ]

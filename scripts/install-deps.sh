@@ -1,0 +1,18 @@
+#!/bin/bash
+# Installs the Debian packages OpenVSS needs to build and test, when any is missing.
+set -euo pipefail
+pkgs=(meson ninja-build gcc pkg-config libsystemd-dev libjson-c-dev libsqlite3-dev
+      btrfs-progs xfsprogs util-linux systemd valgrind)
+missing=()
+for p in "${pkgs[@]}"; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+        echo "missing packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2
+        exit 1
+fi
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >&2
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
