@@ -302,7 +302,9 @@ static bool want_backup_complete(const Session *s, const Slot *slot, int level) 
         return slot->selected && slot->status.state == VSS_WS_WAITING_FOR_BACKUP_COMPLETE;
 }
 static bool want_shutdown(const Session *s, const Slot *slot, int level) {
-        return slot->selected;
+        /* A writer declared not responding in this session is not waited for again: one hung
+         * writer must not hold every release for the shutdown deadline. */
+        return slot->selected && slot->status.failure != VSS_E_WRITER_NOT_RESPONDING;
 }
 
 /* Operation bookkeeping. */

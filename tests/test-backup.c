@@ -315,6 +315,33 @@ static void test_requester_killed_mid_freeze(void) {
         vss_backup_release(b2);
 }
 
+static void test_cancel_mid_freeze(void) {
+        /* Cancelling do-snapshot-set while writers are frozen aborts the set. */
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "fe", front);
+        harness_writer(h, "be", back);
+        harness_set(h, "be", "freeze", "block 1");
+        vss_backup *b = harness_session(h);
+        prepare(h, b, data, NULL);
+        vss_async *a = NULL;
+        CHECK_HR(vss_backup_do_snapshot_set(b, &a), 0);
+        CHECK(harness_wait_started(h, "be", "freeze"));
+        CHECK_HR(vss_async_cancel(a), 0);
+        CHECK_HR(vss_async_wait(a, 20000), VSS_S_ASYNC_CANCELLED);
+        CHECK_HR(vss_async_query(a), VSS_S_ASYNC_CANCELLED);
+        vss_async_unref(a);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        check_status(b, "fe", VSS_WS_STABLE, 0);
+        check_status(b, "be", VSS_WS_STABLE, 0);
+        CHECK(harness_count_shadow_files(h) == 0);
+        /* The session is over: aborted. */
+        CHECK_HR(vss_backup_backup_complete_sync(b), VSS_E_BAD_STATE);
+        vss_backup_release(b);
+        check_events(h, "fe", "identify prepare-backup prepare-snapshot freeze abort backup-shutdown");
+        check_events(h, "be", "identify prepare-backup prepare-snapshot freeze abort backup-shutdown");
+}
+
 static void test_concurrent_sets(void) {
         Harness *h = harness_new(NULL);
         char *data = harness_make_data(h, "data");
@@ -634,6 +661,7 @@ static const TestCase cases[] = {
         { "status-in-progress", test_status_in_progress },
         { "writer-killed-mid-freeze", test_writer_killed_mid_freeze },
         { "requester-killed-mid-freeze", test_requester_killed_mid_freeze },
+        { "cancel-mid-freeze", test_cancel_mid_freeze },
         { "concurrent-sets", test_concurrent_sets },
         { "bad-state", test_bad_state },
         { "bad-input", test_bad_input },

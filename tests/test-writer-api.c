@@ -419,8 +419,9 @@ static void test_bad_options(void) {
                         }
                 }
         }
-        vss_backup_release(b);
+        /* The writer goes first: nobody dispatches it during a release's BackupShutdown. */
         vss_writer_unref(w);
+        vss_backup_release(b);
 }
 
 static const TestCase cases[] = {
