@@ -69,14 +69,19 @@ static int sql_errno(int rc) {
         }
 }
 
-static char *id_format(const vss_id *id, char buf[static VSS_ID_STRING_MAX]) {
-        const uint8_t *b = id->bytes;
-
-        snprintf(buf, VSS_ID_STRING_MAX,
-                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-                 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-                 b[14], b[15]);
-        return buf;
+/* Makes room for one more element of size in *array (n used of *allocated). */
+static int grow(void **array, size_t n, size_t *allocated, size_t size) {
+        if (n < *allocated)
+                return 0;
+        size_t m = *allocated ? *allocated * 2 : 8;
+        if (m > SIZE_MAX / size)
+                return -ENOMEM;
+        void *b = realloc(*array, m * size);
+        if (!b)
+                return -ENOMEM;
+        *array = b;
+        *allocated = m;
+        return 0;
 }
 
 static int prepare(Registry *r, const char *sql, sqlite3_stmt **ret) {
@@ -99,7 +104,7 @@ static int bind_id(sqlite3_stmt *s, int idx, const vss_id *id) {
         char buf[VSS_ID_STRING_MAX];
         int rc;
 
-        rc = sqlite3_bind_text(s, idx, id_format(id, buf), -1, SQLITE_TRANSIENT);
+        rc = sqlite3_bind_text(s, idx, vss_id_to_string(id, buf), -1, SQLITE_TRANSIENT);
         return rc == SQLITE_OK ? 0 : sql_errno(rc);
 }
 
@@ -196,22 +201,9 @@ static int collect_shadows(Registry *r, sqlite3_stmt *s, ShadowRecord **ret, siz
                 if (k == 0)
                         break;
 
-                if (n == allocated) {
-                        size_t m = allocated ? allocated * 2 : 8;
-                        ShadowRecord *b;
-
-                        if (m > SIZE_MAX / sizeof(ShadowRecord)) {
-                                k = -ENOMEM;
-                                goto fail;
-                        }
-                        b = realloc(a, m * sizeof(ShadowRecord));
-                        if (!b) {
-                                k = -ENOMEM;
-                                goto fail;
-                        }
-                        a = b;
-                        allocated = m;
-                }
+                k = grow((void **) &a, n, &allocated, sizeof(ShadowRecord));
+                if (k < 0)
+                        goto fail;
 
                 k = read_shadow(r, s, &a[n]);
                 if (k < 0)
@@ -703,18 +695,9 @@ int registry_list_creating_sets(Registry *r, vss_id **ret, size_t *ret_n) {
                 if (k == 0)
                         break;
 
-                if (n == allocated) {
-                        size_t m = allocated ? allocated * 2 : 8;
-                        vss_id *b;
-
-                        if (m > SIZE_MAX / sizeof(vss_id))
-                                return -ENOMEM;
-                        b = realloc(a, m * sizeof(vss_id));
-                        if (!b)
-                                return -ENOMEM;
-                        a = b;
-                        allocated = m;
-                }
+                k = grow((void **) &a, n, &allocated, sizeof(vss_id));
+                if (k < 0)
+                        return k;
                 k = column_id(r, s, 0, &a[n]);
                 if (k < 0)
                         return k;

@@ -2,16 +2,10 @@
 /* Unit tests for writer metadata documents: built by writers, parsed by vssd and requesters. */
 
 #include "lib/common.h"
+#include "tests/check.h"
 #include "lib/metadata.h"
 
-static int failures;
-#define CHECK(c)                                                                         \
-        do {                                                                             \
-                if (!(c)) {                                                              \
-                        fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-                        failures++;                                                      \
-                }                                                                        \
-        } while (0)
+int test_failures;
 
 static void test_roundtrip(void) {
         struct vss_metadata_builder md;
@@ -69,7 +63,7 @@ static void test_bad_documents(void) {
                 vss_writer_metadata *m = NULL;
                 const char *why = NULL;
                 if (!(metadata_parse(bad[i], &m, &why) == -EINVAL && why && !m))
-                        fprintf(stderr, "accepted bad document %zu\n", i), failures++;
+                        fprintf(stderr, "accepted bad document %zu\n", i), test_failures++;
         }
         /* Oversized documents are refused before parsing. */
         size_t n = VSS_MAX_DOCUMENT + 16;
@@ -92,6 +86,6 @@ static void test_bad_documents(void) {
 int main(void) {
         test_roundtrip();
         test_bad_documents();
-        printf("%s - metadata\n", failures ? "not ok" : "ok");
-        return failures ? 1 : 0;
+        printf("%s - metadata\n", test_failures ? "not ok" : "ok");
+        return test_failures ? 1 : 0;
 }

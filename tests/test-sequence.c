@@ -6,15 +6,9 @@
 
 #include "daemon/sequence.h"
 #include "lib/common.h"
+#include "tests/check.h"
 
-static int failures;
-#define CHECK(c)                                                                         \
-        do {                                                                             \
-                if (!(c)) {                                                              \
-                        fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-                        failures++;                                                      \
-                }                                                                        \
-        } while (0)
+int test_failures;
 
 static int32_t check(SessionPhase p, SeqCall c) {
         SeqFacts f = { .phase = p, .n_volumes = 1, .component_mode = true };
@@ -176,6 +170,6 @@ int main(void) {
         test_status_apply();
         test_timeouts();
         test_names();
-        printf("%s - sequence\n", failures ? "not ok" : "ok");
-        return failures ? 1 : 0;
+        printf("%s - sequence\n", test_failures ? "not ok" : "ok");
+        return test_failures ? 1 : 0;
 }
