@@ -59,6 +59,22 @@ void writer_note_status(Writer *w, const Session *s, const Slot *slot) {
                  slot->status.aborted && !state_is_failed(slot->status.state) ? "aborted" : "");
 }
 
+/* A class id belongs to the first uid that registers it, for as long as vssd runs, so nobody
+ * can take over another user's writer while it restarts. */
+static int bind_class(Manager *m, const vss_id *class_id, uid_t uid) {
+        for (size_t i = 0; i < m->n_bindings; i++)
+                if (vss_id_equal(&m->bindings[i].class_id, class_id))
+                        return m->bindings[i].uid == uid || uid == 0 ? 0 : -EPERM;
+        if (m->n_bindings >= VSS_MAX_WRITERS)
+                return -ENOSPC;
+        struct ClassBinding *b = realloc(m->bindings, (m->n_bindings + 1) * sizeof(*b));
+        if (!b)
+                return -ENOMEM;
+        m->bindings = b;
+        b[m->n_bindings++] = (struct ClassBinding) { .class_id = *class_id, .uid = uid };
+        return 0;
+}
+
 int method_subscribe(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Connection *c = userdata;
         Manager *m = c->manager;
@@ -80,14 +96,21 @@ int method_subscribe(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
                 return reply_error(error, VSS_E_INVALIDARG, "application level %u out of range", level);
         if (m->n_writers >= VSS_MAX_WRITERS)
                 return reply_error(error, VSS_E_WRITER_INFRASTRUCTURE, "too many writers (%d)", VSS_MAX_WRITERS);
+        unsigned mine = 0;
         LIST_FOREACH(writers, w, m->writers) {
                 if (vss_id_equal(&w->instance_id, &instance_id))
                         return reply_error(error, VSS_E_OBJECT_ALREADY_EXISTS, "writer instance %s is already subscribed", iid);
-                /* A class id belongs to the first uid that registers it. */
-                if (vss_id_equal(&w->class_id, &class_id) && w->connection->cred.uid != c->cred.uid)
-                        return reply_error(error, VSS_E_ACCESSDENIED, "writer class %s belongs to uid %u", wid,
-                                           (unsigned) w->connection->cred.uid);
+                if (w->connection->cred.uid == c->cred.uid)
+                        mine++;
         }
+        if (c->cred.uid != 0 && mine >= VSS_MAX_WRITERS_PER_UID)
+                return reply_error(error, VSS_E_WRITER_INFRASTRUCTURE, "uid %u has %u writers, the most allowed",
+                                   (unsigned) c->cred.uid, mine);
+        r = bind_class(m, &class_id, c->cred.uid);
+        if (r == -EPERM)
+                return reply_error(error, VSS_E_ACCESSDENIED, "writer class %s belongs to another user", wid);
+        if (r < 0)
+                return reply_error(error, VSS_E_WRITER_INFRASTRUCTURE, "too many writer classes");
 
         Writer *w = calloc(1, sizeof(*w));
         if (!w)
@@ -465,8 +488,9 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         while (m->connections)
                 connection_free(m->connections);
-        /* Sessions still shutting down hold references from their pending calls; those are
-         * gone with the connections, so what is left here is freed by the last unref. */
+        while (m->sessions)
+                session_abandon(m->sessions);
+        free(m->bindings);
         sd_event_source_unref(m->listen_source);
         if (m->listen_fd >= 0) {
                 close(m->listen_fd);

@@ -182,6 +182,21 @@ uint32_t event_timeout_ms(const Timeouts *t, vss_event e, uint32_t writer_window
         }
 }
 
+bool writer_failure_valid(int32_t failure) {
+        switch (failure) {
+        case VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT:
+        case VSS_E_WRITERERROR_OUTOFRESOURCES:
+        case VSS_E_WRITERERROR_TIMEOUT:
+        case VSS_E_WRITERERROR_RETRYABLE:
+        case VSS_E_WRITERERROR_NONRETRYABLE:
+        case VSS_E_WRITERERROR_RECOVERY_FAILED:
+        case VSS_E_WRITERERROR_PARTIAL_FAILURE:
+                return true;
+        default:
+                return false;
+        }
+}
+
 bool status_apply(StatusSlot *s, vss_event e, int32_t failure, int32_t app_code, const char *app_msg) {
         /* A failed writer keeps its FailedAt state, code and message: it caused what followed. */
         if (state_is_failed(s->state))

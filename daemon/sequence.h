@@ -87,6 +87,9 @@ typedef struct StatusSlot {
         bool aborted;            /* went back to Stable because of someone else's failure */
 } StatusSlot;
 
+/* Whether a writer may report this failure code (the VSS_E_WRITERERROR_* family). */
+bool writer_failure_valid(int32_t failure);
+
 /* Applies a writer's answer to an event. Abort and BackupShutdown never clear a failure, and a
  * failed writer stays failed. Returns true when the event counts as failed for the sequence. */
 bool status_apply(StatusSlot *s, vss_event e, int32_t failure, int32_t app_code, const char *app_msg);

@@ -24,6 +24,7 @@ typedef struct Call {
         size_t idx;
         vss_event event;
         StatusGather *gather; /* a status query (Ping) rather than an event */
+        bool answered;
 } Call;
 
 /* A GatherWriterStatus in flight. It runs beside the session's own operation. */
@@ -117,12 +118,12 @@ static void note_status(Session *s, Slot *slot) {
 
 /* Records a writer's answer (or the lack of one) to an event. */
 static void slot_answer(Session *s, Slot *slot, vss_event e, int32_t failure, int32_t code, const char *msg) {
-        if (e == VSS_EVENT_IDENTIFY)
-                return;
         if (failure != 0)
                 log_warn("writer '%s' failed %s: 0x%08x %s", slot->name, vss_event_name(e), (uint32_t) failure, msg);
+        /* A writer lost between Freeze and Thaw (found by an event or by a status query) makes
+         * the set inconsistent: abort it. */
         if (status_apply(&slot->status, e, failure, code, msg) && (e == VSS_EVENT_FREEZE || e == VSS_EVENT_THAW) &&
-            s->abort_hr == 0) {
+            s->busy && s->op == CALL_DO_SNAPSHOT_SET && s->abort_hr == 0) {
                 s->abort_hr = failure;
                 snprintf(s->abort_msg, sizeof(s->abort_msg), "writer '%s' failed at %s: %s", slot->name,
                          vss_event_name(e), msg);
@@ -138,13 +139,17 @@ static void batch_done_one(Session *s) {
         }
 }
 
+static void gather_reply(StatusGather *g);
+static void gather_free(StatusGather *g);
+
 static void call_destroy(void *userdata) {
         Call *call = userdata;
+        /* The bus went away without an answer (vssd is stopping): a status gather still ends. */
+        if (!call->answered && call->gather && --call->gather->pending == 0)
+                gather_free(call->gather);
         session_unref(call->session);
         free(call);
 }
-
-static void gather_reply(StatusGather *g);
 
 static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         Call *call = userdata;
@@ -153,27 +158,30 @@ static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
         int32_t failure = 0, code = 0;
         const char *msg = "", *doc = "";
 
+        call->answered = true;
         if (e) {
                 failure = VSS_E_WRITER_NOT_RESPONDING;
-                msg = sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY) && e->message && strstr(e->message, "terminated")
-                              ? "writer disconnected"
-                              : e->message ? e->message : "no answer";
+                if (e->message && strstr(e->message, "terminated"))
+                        msg = "writer disconnected";
+                else if (call->event == VSS_EVENT_FREEZE && s->freeze_cap_ms > 0)
+                        msg = "no answer within the freeze window of the writers already frozen";
+                else if (sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY))
+                        msg = "no answer within the deadline";
+                else
+                        msg = e->message ? e->message : "no answer";
         } else if (sd_bus_message_read(reply, "iiss", &failure, &code, &msg, &doc) < 0) {
                 failure = VSS_E_WRITER_NOT_RESPONDING;
                 msg = "malformed answer from writer";
-        } else if (call->event != VSS_EVENT_IDENTIFY && failure != 0 && vss_error_name(failure) == NULL)
-                failure = VSS_E_WRITERERROR_NONRETRYABLE; /* unknown codes are not to be trusted */
+        } else if (call->event != VSS_EVENT_IDENTIFY && failure != 0 && !writer_failure_valid(failure))
+                failure = VSS_E_WRITERERROR_NONRETRYABLE; /* a writer reports writer errors, nothing else */
 
         if (call->gather) {
                 StatusGather *g = call->gather;
                 if (g->direct)
                         g->direct_entries[call->idx].answered = !e;
-                else if (e) {
-                        Slot *slot = &s->slots[call->idx];
-                        status_apply(&slot->status, slot->last_event, VSS_E_WRITER_NOT_RESPONDING, 0,
-                                     "not responding to a status query");
-                        note_status(s, slot);
-                }
+                else if (e)
+                        slot_answer(s, &s->slots[call->idx], s->slots[call->idx].last_event,
+                                    VSS_E_WRITER_NOT_RESPONDING, 0, "not responding to a status query");
                 if (--g->pending == 0)
                         gather_reply(g);
                 return 0;
@@ -183,9 +191,17 @@ static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
         slot->inflight = false;
         if (call->event == VSS_EVENT_IDENTIFY) {
                 const char *why = NULL;
-                if (failure == 0 && metadata_parse(doc, &slot->metadata, &why) >= 0)
-                        slot->identified = true;
-                else if (failure == 0)
+                if (failure == 0 && metadata_parse(doc, &slot->metadata, &why) >= 0) {
+                        /* A writer describes itself only: the document must match its subscription. */
+                        if (vss_id_equal(&slot->metadata->writer_id, &slot->class_id) &&
+                            vss_id_equal(&slot->metadata->instance_id, &slot->instance_id) &&
+                            streq(slot->metadata->name, slot->name))
+                                slot->identified = true;
+                        else {
+                                log_warn("writer '%s' sent metadata for another writer", slot->name);
+                                slot->metadata = (metadata_free(slot->metadata), NULL);
+                        }
+                } else if (failure == 0)
                         log_warn("writer '%s' sent bad metadata: %s", slot->name, why);
                 else
                         log_warn("writer '%s' failed identify: 0x%08x %s", slot->name, (uint32_t) failure, msg);
@@ -227,6 +243,9 @@ static int call_slot(Session *s, size_t idx, vss_event event, StatusGather *g) {
                 if (r >= 0) {
                         uint32_t ms = g ? m->config.timeouts.status_ms
                                         : event_timeout_ms(&m->config.timeouts, event, slot->window_ms);
+                        /* A later level's Freeze may not outlast the windows of writers already frozen. */
+                        if (event == VSS_EVENT_FREEZE && s->freeze_cap_ms > 0 && ms > s->freeze_cap_ms)
+                                ms = s->freeze_cap_ms;
                         Call *call = calloc(1, sizeof(*call));
                         if (!call)
                                 r = -ENOMEM;
@@ -254,9 +273,8 @@ static int call_slot(Session *s, size_t idx, vss_event event, StatusGather *g) {
         }
         /* The writer is gone (or its connection failed): it does not respond. */
         if (g) {
-                if (!g->direct) {
-                        status_apply(&slot->status, slot->last_event, VSS_E_WRITER_NOT_RESPONDING, 0, "writer disconnected");
-                }
+                if (!g->direct)
+                        slot_answer(s, slot, slot->last_event, VSS_E_WRITER_NOT_RESPONDING, 0, "writer disconnected");
                 return 0;
         }
         slot_answer(s, slot, event, VSS_E_WRITER_NOT_RESPONDING, 0, "writer disconnected");
@@ -741,6 +759,20 @@ static _Noreturn void commit_child(Session *s) {
         _exit(0);
 }
 
+/* What is left of the shortest Freeze→Thaw window among frozen writers, in ms: 0 when nobody is
+ * frozen, at least 1 when someone is (so an expired window still counts). */
+static uint32_t frozen_window_left_ms(Session *s) {
+        uint64_t left = UINT64_MAX, elapsed = (now_monotonic_usec() - s->freeze_start_usec) / USEC_PER_MSEC;
+        for (size_t i = 0; i < s->n_slots; i++)
+                if (s->slots[i].status.state == VSS_WS_WAITING_FOR_THAW) {
+                        uint64_t w = event_timeout_ms(&s->manager->config.timeouts, VSS_EVENT_FREEZE, s->slots[i].window_ms);
+                        uint64_t l = elapsed < w ? w - elapsed : 1;
+                        if (l < left)
+                                left = l;
+                }
+        return left == UINT64_MAX ? 0 : (uint32_t) (left < 1 ? 1 : left);
+}
+
 /* Returns 1 when the commit runs (its exit continues the sequence), 0 when it failed to start. */
 static int commit_start(Session *s) {
         Manager *m = s->manager;
@@ -792,19 +824,10 @@ static int commit_start(Session *s) {
         session_ref(s);
 
         /* The shortest window among frozen writers bounds the commit. */
-        uint64_t window = UINT64_MAX;
-        for (size_t i = 0; i < s->n_slots; i++)
-                if (s->slots[i].status.state == VSS_WS_WAITING_FOR_THAW) {
-                        uint64_t w = (uint64_t) event_timeout_ms(&m->config.timeouts, VSS_EVENT_FREEZE, s->slots[i].window_ms) *
-                                     USEC_PER_MSEC;
-                        if (w < window)
-                                window = w;
-                }
-        if (window != UINT64_MAX) {
-                uint64_t elapsed = now_monotonic_usec() - s->freeze_start_usec;
+        uint32_t left = frozen_window_left_ms(s);
+        if (left > 0)
                 (void) sd_event_add_time_relative(m->event, &s->window_source, CLOCK_MONOTONIC,
-                                                  elapsed < window ? window - elapsed : 0, 1000, on_window, s);
-        }
+                                                  (uint64_t) left * USEC_PER_MSEC, 1000, on_window, s);
         return 1;
 }
 
@@ -854,6 +877,7 @@ static void dss_continue(Session *s) {
                                 s->stage = STAGE_COMMIT;
                                 continue;
                         }
+                        s->freeze_cap_ms = frozen_window_left_ms(s);
                         send_batch(s, VSS_EVENT_FREEZE, want_freeze, s->level++, dss_continue);
                         return;
                 case STAGE_COMMIT:
@@ -929,6 +953,7 @@ int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
 /* Status. */
 
 static void gather_free(StatusGather *g) {
+        g->session->gathering = false;
         sd_bus_message_unref(g->request);
         free(g->direct_entries);
         session_unref(g->session);
@@ -978,9 +1003,14 @@ static void gather_reply(StatusGather *g) {
 
 int method_gather_writer_status(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BEGIN(CALL_GATHER_WRITER_STATUS);
+        if (s->busy && s->op == CALL_GATHER_WRITER_METADATA)
+                return reply_error(error, VSS_E_BAD_STATE, "GatherWriterStatus: metadata is still being gathered");
+        if (s->gathering)
+                return reply_error(error, VSS_E_BAD_STATE, "GatherWriterStatus: a status gather is already in flight");
         StatusGather *g = calloc(1, sizeof(*g));
         if (!g)
                 return -ENOMEM;
+        s->gathering = true;
         g->session = session_ref(s);
         g->request = sd_bus_message_ref(msg);
         g->pending = 1;
@@ -1069,6 +1099,24 @@ static void session_shutdown(Session *s) {
                 send_batch(s, VSS_EVENT_BACKUP_SHUTDOWN, want_shutdown, 0, session_final);
         else
                 session_final(s);
+}
+
+void session_abandon(Session *s) {
+        /* vssd is stopping: buses are gone, so nothing more can be sent or answered. What the
+         * set made is left to the journal: the next start removes it. */
+        if (s->commit_pid > 0) {
+                (void) kill(s->commit_pid, SIGKILL);
+                (void) waitpid(s->commit_pid, NULL, 0);
+                s->commit_pid = -1;
+        }
+        if (s->commit_source) {
+                s->commit_source = sd_event_source_disable_unref(s->commit_source);
+                session_unref(s); /* the reference the commit held */
+        }
+        s->window_source = sd_event_source_disable_unref(s->window_source);
+        creating_done(s);
+        LIST_REMOVE(sessions, s->manager->sessions, s);
+        session_unref(s);
 }
 
 void session_release(Session *s, sd_bus_message *request) {

@@ -48,6 +48,9 @@ struct Manager {
         Writer *writers;
         unsigned n_writers;
         Session *sessions;
+        /* Writer class ids and the uid each is bound to, for vssd's lifetime. */
+        struct ClassBinding { vss_id class_id; uid_t uid; } *bindings;
+        size_t n_bindings;
         /* The session whose snapshot set is in creation: one machine-wide. */
         Session *creating;
 };
@@ -147,6 +150,8 @@ struct Session {
         pid_t commit_pid;
         sd_event_source *commit_source, *window_source;
         uint64_t freeze_start_usec;
+        uint32_t freeze_cap_ms;   /* bound on a later level's Freeze deadline */
+        bool gathering;           /* a GatherWriterStatus is in flight */
 
         LIST_FIELDS(Session, sessions);
 };
@@ -164,6 +169,8 @@ Session *session_unref(Session *s);
 /* The requester released it or disconnected: abort what runs, shut down, free when done. */
 void session_release(Session *s, sd_bus_message *request);
 void session_writer_gone(Session *s, Writer *w);
+/* vssd is stopping: drop the session without talking to anyone. */
+void session_abandon(Session *s);
 Session *session_lookup(Connection *c, const char *id, sd_bus_error *error);
 int reply_error(sd_bus_error *error, int32_t hr, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int shadow_delete(Manager *m, const ShadowRecord *rec);

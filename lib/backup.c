@@ -131,6 +131,8 @@ VSS_EXPORT vss_backup *vss_backup_release(vss_backup *b) {
 
 /* A synchronous call whose first argument is the session id. */
 static int32_t callv(vss_backup *b, const char *method, sd_bus_message **ret_reply, const char *types, va_list ap) {
+        /* ReleaseSession waits for the session's last events, which vssd bounds itself. */
+        uint64_t timeout = streq(method, "ReleaseSession") ? UINT64_MAX : CALL_TIMEOUT_USEC;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r = sd_bus_message_new_method_call(b->bus, &m, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, method);
@@ -140,7 +142,7 @@ static int32_t callv(vss_backup *b, const char *method, sd_bus_message **ret_rep
                 r = sd_bus_message_appendv(m, types, ap);
         if (r < 0)
                 return fail_errno(b, r, method);
-        r = sd_bus_call(b->bus, m, CALL_TIMEOUT_USEC, &error, ret_reply);
+        r = sd_bus_call(b->bus, m, timeout, &error, ret_reply);
         if (r < 0)
                 return fail(b, vss_hr_from_bus_error(&error, r), &error, method);
         return 0;

@@ -28,6 +28,7 @@
 #define VSS_MAX_VOLUMES 64
 #define VSS_MAX_SESSIONS_PER_CONNECTION 16
 #define VSS_MAX_WRITERS 4096
+#define VSS_MAX_WRITERS_PER_UID 256 /* for users other than root */
 #define VSS_MAX_CONNECTIONS 8192
 #define VSS_MAX_FREEZE_WINDOW_MS (10u * 60u * 1000u)
 

@@ -158,13 +158,14 @@ static int method_event(sd_bus_message *m, void *userdata, sd_bus_error *error) 
 
         if (e == VSS_EVENT_IDENTIFY) {
                 struct vss_metadata_builder md;
-                r = metadata_builder_init(&md);
-                if (r < 0)
-                        return r;
-                ok = !w->cb.identify || w->cb.identify(w, &md, w->userdata);
-                if (ok && metadata_builder_finish(&md, &w->opts, &doc) < 0)
+                if (metadata_builder_init(&md) < 0)
                         ok = false;
-                metadata_builder_done(&md);
+                else {
+                        ok = !w->cb.identify || w->cb.identify(w, &md, w->userdata);
+                        if (ok && metadata_builder_finish(&md, &w->opts, &doc) < 0)
+                                ok = false;
+                        metadata_builder_done(&md);
+                }
         } else if (e == VSS_EVENT_THAW && w->self_aborted) {
                 /* We thawed early: the copy cannot be called consistent. */
                 w->self_aborted = false;

@@ -3,12 +3,14 @@
  * self-abort when vssd goes away, and what the API refuses. */
 
 #include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 
-#include "lib/common.h"
+#include "lib/client.h"
 #include "tests/harness.h"
 
 static const char *const back[] = { "--app-level", "back-end", NULL };
@@ -424,7 +426,91 @@ static void test_bad_options(void) {
         vss_backup_release(b);
 }
 
+/* The window path cannot be reached through the real vssd, which enforces the same window
+ * itself and aborts first; so a minimal peer plays the coordinator: Subscribe, Freeze, then
+ * nothing until past the writer's window, then Thaw. */
+static int fake_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        *(bool *) userdata = true;
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static const sd_bus_vtable fake_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD("Subscribe", "ssssuu", "", fake_subscribe, 0),
+        SD_BUS_VTABLE_END,
+};
+
+static _Noreturn void fake_coordinator(int listen_fd) {
+        sd_bus *bus = NULL;
+        sd_bus_message *reply = NULL;
+        sd_id128_t id;
+        int32_t failure = 0, code;
+        const char *msg, *doc;
+        bool subscribed = false;
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0 || sd_bus_new(&bus) < 0 || sd_bus_set_fd(bus, fd, fd) < 0 || sd_id128_randomize(&id) < 0 ||
+            sd_bus_set_server(bus, 1, id) < 0 ||
+            sd_bus_add_object_vtable(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, fake_vtable, &subscribed) < 0 ||
+            sd_bus_start(bus) < 0)
+                _exit(10);
+        /* Serve Subscribe, then freeze the writer. */
+        for (int i = 0; i < 500 && !subscribed; i++) {
+                while (sd_bus_process(bus, NULL) > 0)
+                        ;
+                if (!subscribed)
+                        sd_bus_wait(bus, 10000);
+        }
+        if (sd_bus_call_method(bus, NULL, VSS_WRITER_PATH, VSS_WRITER_INTERFACE, "Event", NULL, &reply, "sssubas", "freeze",
+                               "", "", 1u, 0, 0) < 0 ||
+            sd_bus_message_read(reply, "iiss", &failure, &code, &msg, &doc) < 0 || failure != 0)
+                _exit(11);
+        reply = sd_bus_message_unref(reply);
+        usleep(600 * 1000); /* the writer's window is 200 ms */
+        if (sd_bus_call_method(bus, NULL, VSS_WRITER_PATH, VSS_WRITER_INTERFACE, "Event", NULL, &reply, "sssubas", "thaw",
+                               "", "", 1u, 0, 0) < 0 ||
+            sd_bus_message_read(reply, "iiss", &failure, &code, &msg, &doc) < 0)
+                _exit(12);
+        _exit(failure == VSS_E_WRITERERROR_TIMEOUT ? 0 : 13);
+}
+
+static void test_window_expiry(void) {
+        char path[] = "/tmp/openvss-fake-XXXXXX", sock[64];
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        CHECK(mkdtemp(path) != NULL);
+        snprintf(sock, sizeof(sock), "%s/s", path);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+        int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        CHECK(lfd >= 0 && bind(lfd, (struct sockaddr *) &sa, sizeof(sa)) == 0 && listen(lfd, 1) == 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                fake_coordinator(lfd);
+        }
+        close(lfd);
+        reset_record();
+        vss_writer_options o = { .name = "windowed", .freeze_window_ms = 200 };
+        vss_writer *w = NULL;
+        CHECK_HR(vss_writer_new(&o, &all_callbacks, NULL, &w), 0);
+        CHECK_HR(vss_writer_subscribe(w, sock), 0);
+        int status = -1;
+        uint64_t frozen_at = 0;
+        for (int i = 0; i < 300 && waitpid(pid, &status, WNOHANG) == 0; i++) {
+                pump(w, 10);
+                if (!frozen_at && vss_writer_is_frozen(w))
+                        frozen_at = now_usec();
+        }
+        /* It thawed itself through Abort about when its window ran out, and Thaw then failed. */
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        CHECK_STR(events, "freeze abort");
+        CHECK(abort_calls == 1 && frozen_at > 0 && abort_usec - frozen_at < 500000);
+        CHECK(!vss_writer_is_frozen(w));
+        vss_writer_unref(w);
+        unlink(sock);
+        rmdir(path);
+}
+
 static const TestCase cases[] = {
+        { "window-expiry", test_window_expiry },
         { "embedded-dispatch", test_embedded_dispatch },
         { "self-abort-on-disconnect", test_self_abort_on_disconnect },
         { "bad-options", test_bad_options },

@@ -373,6 +373,16 @@ static bool step(Create *c, int32_t hr) {
         return hr >= 0;
 }
 
+static int delete_set(const vss_id *set_id) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        char id[VSS_ID_STRING_MAX];
+        int r = vss_connect(arg_socket, &bus);
+        if (r >= 0)
+                r = sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "DeleteShadows", NULL, NULL, "ss", "set",
+                                       vss_id_to_string(set_id, id));
+        return r;
+}
+
 static int create_shadow(char **paths, size_t n_paths, const char *provider) {
         Create c = { .phases = json_object_new_array() };
         vss_id set_id = {}, shadow_ids[VSS_MAX_VOLUMES];
@@ -405,8 +415,10 @@ static int create_shadow(char **paths, size_t n_paths, const char *provider) {
                 }
         }
         if (c.error_hr && committed) {
-                /* A writer failed: the set is not consistent, so none of it is kept. */
-                vss_backup_abort_backup(c.b);
+                /* A writer failed: the set is not consistent, so none of it is kept. AbortBackup
+                 * no longer applies once backup-complete ran; deleting the set always does. */
+                if (delete_set(&set_id) < 0)
+                        fprintf(stderr, "vssadmin: warning: could not delete the failed set {%s}\n", id_string(&set_id, buf));
                 committed = false;
         }
 
