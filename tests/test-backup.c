@@ -267,6 +267,30 @@ static void test_writer_killed_mid_freeze(void) {
         check_events(h, "fe", "identify prepare-backup prepare-snapshot freeze abort backup-shutdown");
 }
 
+static void test_frozen_writer_lost_seen_by_status(void) {
+        /* A frozen writer dies while a later level still freezes, and the requester's status
+         * query is what notices: the set must abort, never commit. */
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        pid_t fe = harness_writer(h, "fe", front);
+        harness_writer(h, "be", back);
+        harness_set(h, "be", "freeze", "block 2");
+        vss_backup *b = harness_session(h);
+        prepare(h, b, data, NULL);
+        vss_async *a = NULL;
+        CHECK_HR(vss_backup_do_snapshot_set(b, &a), 0);
+        CHECK(harness_wait_started(h, "be", "freeze"));
+        kill(fe, SIGKILL);
+        usleep(200 * 1000);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        check_status(b, "fe", VSS_WS_FAILED_AT_FREEZE, VSS_E_WRITER_NOT_RESPONDING);
+        CHECK_HR(vss_async_wait(a, 20000), VSS_E_WRITER_NOT_RESPONDING);
+        vss_async_unref(a);
+        CHECK(harness_count_shadow_files(h) == 0);
+        vss_backup_release(b);
+        check_events(h, "be", "identify prepare-backup prepare-snapshot freeze abort backup-shutdown");
+}
+
 static void test_requester_killed_mid_freeze(void) {
         Harness *h = harness_new(NULL);
         char *data = harness_make_data(h, "data");
@@ -662,6 +686,7 @@ static const TestCase cases[] = {
         { "status-in-progress", test_status_in_progress },
         { "writer-killed-mid-freeze", test_writer_killed_mid_freeze },
         { "requester-killed-mid-freeze", test_requester_killed_mid_freeze },
+        { "frozen-writer-lost-seen-by-status", test_frozen_writer_lost_seen_by_status },
         { "cancel-mid-freeze", test_cancel_mid_freeze },
         { "concurrent-sets", test_concurrent_sets },
         { "bad-state", test_bad_state },
