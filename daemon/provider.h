@@ -13,6 +13,8 @@ typedef struct Provider {
         const char *description;
         /* 0 when the provider can shadow this (canonical) path, -EOPNOTSUPP otherwise. */
         int (*supports)(const char *path);
+        /* Where the shadow of source goes, when not under vssd's state directory (NULL: there). */
+        int (*shadow_path)(const char *source, const char *set_id, const char *shadow_id, char **ret);
         /* Makes the shadow of source at shadow_path (which does not exist yet). -errno. */
         int (*create)(const char *source, const char *shadow_path);
         /* Deletes a shadow; a missing one is success. */
@@ -20,6 +22,7 @@ typedef struct Provider {
 } Provider;
 
 extern const Provider provider_file;
+extern const Provider provider_btrfs;
 
 /* All providers, NULL-terminated. */
 extern const Provider *const providers[];

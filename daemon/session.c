@@ -644,8 +644,10 @@ int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error
         Volume *v = &s->volumes[s->n_volumes];
         *v = (Volume) { .provider = p, .path = strdup(real) };
         if (!v->path || vss_id_new(&v->shadow_id) < 0 ||
-            asprintf(&v->shadow_path, "%s/%s/%s", m->shadow_dir, vss_id_to_string(&s->set_id, sid),
-                     vss_id_to_string(&v->shadow_id, id)) < 0) {
+            (p->shadow_path ? p->shadow_path(real, vss_id_to_string(&s->set_id, sid), vss_id_to_string(&v->shadow_id, id),
+                                             &v->shadow_path)
+                            : asprintf(&v->shadow_path, "%s/%s/%s", m->shadow_dir, vss_id_to_string(&s->set_id, sid),
+                                       vss_id_to_string(&v->shadow_id, id))) < 0) {
                 free(v->path);
                 *v = (Volume) {};
                 return -ENOMEM;

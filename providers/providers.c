@@ -3,7 +3,9 @@
 
 #include "daemon/provider.h"
 
+/* In order of preference: provider_choose() takes the first that supports a path. */
 const Provider *const providers[] = {
+        &provider_btrfs,
         &provider_file,
         NULL,
 };

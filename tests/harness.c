@@ -27,6 +27,9 @@ struct Harness {
         char config[300];
         bool have_config;
         bool state_mounted;
+        char loop_dev[4][64];
+        char loop_mnt[4][300];
+        size_t n_loops;
         pid_t vssd;
         pid_t children[MAX_CHILDREN];
         size_t n_children;
@@ -250,6 +253,14 @@ void harness_free(Harness *h) {
         }
         if (h->state_mounted)
                 (void) umount2(h->state, MNT_DETACH);
+        for (size_t i = 0; i < h->n_loops; i++) {
+                char cmd[512];
+                if (umount2(h->loop_mnt[i], 0) < 0)
+                        (void) umount2(h->loop_mnt[i], MNT_DETACH);
+                snprintf(cmd, sizeof(cmd), "losetup -d %s", h->loop_dev[i]);
+                if (system(cmd) != 0)
+                        fprintf(stderr, "harness: cannot detach %s\n", h->loop_dev[i]);
+        }
         nftw(h->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
         if (current == h)
                 current = NULL;
@@ -508,4 +519,23 @@ void harness_state_on_tmpfs(Harness *h, const char *size) {
                 die("mount tmpfs");
         h->state_mounted = true;
         start_vssd(h);
+}
+
+char *harness_loop_fs(Harness *h, const char *mkfs, const char *size) {
+        char *out = NULL;
+        size_t i = h->n_loops;
+        if (i >= 4)
+                die("too many loop filesystems");
+        char mnt[300];
+        snprintf(mnt, sizeof(mnt), "%s/mnt%zu", h->dir, i);
+        memcpy(h->loop_mnt[i], mnt, sizeof(mnt));
+        if (harness_sh(h, &out, "truncate -s %s %s/img%zu && losetup --find --show %s/img%zu", size, h->dir, i, h->dir, i) != 0)
+                die("losetup");
+        snprintf(h->loop_dev[i], sizeof(h->loop_dev[i]), "%.*s", (int) strcspn(out, "\n"), out);
+        free(out);
+        h->n_loops++; /* detached at free from here on, whatever fails next */
+        if (harness_sh(h, NULL, "%s %s >/dev/null 2>&1 && mkdir -p %s && mount %s %s", mkfs, h->loop_dev[i],
+                       h->loop_mnt[i], h->loop_dev[i], h->loop_mnt[i]) != 0)
+                die("mkfs/mount");
+        return h->loop_mnt[i];
 }

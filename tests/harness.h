@@ -46,6 +46,9 @@ void harness_kill_vssd(Harness *h);
 void harness_restart_vssd(Harness *h);
 /* Restarts vssd with its state directory on a fresh tmpfs of that size ("256k"); unmounted at free. */
 void harness_state_on_tmpfs(Harness *h, const char *size);
+/* A filesystem of its own on a loop device ("mkfs.btrfs -q", "256M"), mounted under the harness
+ * dir; unmounted and detached at free, also after a failure. Returns the mount point. */
+char *harness_loop_fs(Harness *h, const char *mkfs, const char *size);
 /* Number of entries in the state directory's shadows/ tree (sets and shadows). */
 int harness_count_shadow_files(Harness *h);
 /* Runs a shell command with VSS_SOCKET set; returns its exit status and, if out, its stdout. */
