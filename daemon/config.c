@@ -42,8 +42,41 @@ static int parse_timeouts(Timeouts *t, json_object *o, char **ret_error) {
         return 0;
 }
 
+/* "providers": [{"type": "exec", "name": N, "create": CMD, "delete": CMD, "expose": CMD}] */
+static int parse_providers(json_object *arr, char **ret_error) {
+        if (!json_object_is_type(arr, json_type_array))
+                return fail(ret_error, "%s: must be an array", "providers");
+        for (size_t i = 0; i < json_object_array_length(arr); i++) {
+                json_object *o = json_object_array_get_idx(arr, i);
+                const char *f[5] = {};
+                static const char *const keys[5] = { "type", "name", "create", "delete", "expose" };
+                if (!json_object_is_type(o, json_type_object))
+                        return fail(ret_error, "%s: entries must be objects", "providers");
+                json_object_object_foreach(o, key, val) {
+                        size_t k;
+                        for (k = 0; k < 5 && !streq(keys[k], key); k++)
+                                ;
+                        if (k == 5)
+                                return fail(ret_error, "unknown key providers[].%s", key);
+                        if (!json_object_is_type(val, json_type_string) || !string_ok(json_object_get_string(val), VSS_MAX_STRING))
+                                return fail(ret_error, "providers[].%s: must be a string", key);
+                        f[k] = json_object_get_string(val);
+                }
+                if (!f[0] || !streq(f[0], "exec"))
+                        return fail(ret_error, "providers[].type: %s", "only \"exec\" providers are configured");
+                if (isempty(f[1]) || isempty(f[2]) || isempty(f[3]))
+                        return fail(ret_error, "providers[]: %s", "name, create and delete are required");
+                int r = providers_add_exec(f[1], f[2], f[3], f[4]);
+                if (r == -EEXIST)
+                        return fail(ret_error, "providers[]: a provider named '%s' exists already", f[1]);
+                if (r < 0)
+                        return fail(ret_error, "providers[]: cannot add '%s' (too many?)", f[1]);
+        }
+        return 0;
+}
+
 int config_load(Config *c, const char *path, char **ret_error) {
-        *c = (Config) { .timeouts = timeouts_default };
+        *c = (Config) { .timeouts = timeouts_default, .hold_window_ms = 10000 };
         *ret_error = NULL;
         if (path) {
                 json_object *o = json_object_from_file(path);
@@ -56,6 +89,14 @@ int config_load(Config *c, const char *path, char **ret_error) {
                         json_object_object_foreach(o, key, val) {
                                 if (streq(key, "timeouts"))
                                         r = parse_timeouts(&c->timeouts, val, ret_error);
+                                else if (streq(key, "hold_window_ms")) {
+                                        int64_t v = json_object_get_int64(val);
+                                        if (!json_object_is_type(val, json_type_int) || v < 1 || v > 600000)
+                                                r = fail(ret_error, "%s: must be an integer from 1 to 600000 (ms)", key);
+                                        else
+                                                c->hold_window_ms = (uint32_t) v;
+                                } else if (streq(key, "providers"))
+                                        r = parse_providers(val, ret_error);
                                 else if (streq(key, "backup_group")) {
                                         const char *g = json_object_get_string(val);
                                         if (!json_object_is_type(val, json_type_string) || !string_ok(g, VSS_MAX_NAME) || !*g)
@@ -83,5 +124,6 @@ int config_load(Config *c, const char *path, char **ret_error) {
 
 void config_done(Config *c) {
         free(c->backup_group);
+        providers_free_exec();
         c->backup_group = NULL;
 }

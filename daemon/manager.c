@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <time.h>
 
+#include "daemon/freeze.h"
 #include "daemon/vssd.h"
 
 void log_full(const char *prefix, const char *fmt, ...) {
@@ -231,8 +232,10 @@ int method_list_providers(sd_bus_message *msg, void *userdata, sd_bus_error *err
         if (r < 0)
                 return r;
         r = sd_bus_message_open_container(reply, 'a', "(ssss)");
-        for (const Provider *const *p = providers; r >= 0 && *p; p++)
-                r = sd_bus_message_append(reply, "(ssss)", (*p)->name, (*p)->id, (*p)->type, (*p)->description);
+        for (size_t i = 0; r >= 0 && i < providers_count(); i++) {
+                const Provider *p = providers_get(i);
+                r = sd_bus_message_append(reply, "(ssss)", p->name, p->id, p->type, p->description);
+        }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         if (r < 0)
@@ -307,9 +310,25 @@ void shadow_set_dir_remove(Manager *m, const vss_id *set_id) {
                 (void) rmdir(dir);
 }
 
+void frozen_journal_thaw(Manager *m) {
+        char **mounts = NULL;
+        size_t n = 0;
+        if (registry_list_frozen(m->registry, &mounts, &n) < 0)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                int r = freeze_thaw_path(mounts[i]);
+                if (r < 0)
+                        log_warn("cannot thaw %s: %s", mounts[i], strerror(-r));
+                free(mounts[i]);
+        }
+        free(mounts);
+        if (n > 0)
+                (void) registry_clear_frozen(m->registry);
+}
+
 int shadow_delete(Manager *m, const ShadowRecord *rec) {
         const Provider *p = provider_find(rec->provider);
-        int r = p ? p->remove(rec->shadow_path) : -EOPNOTSUPP;
+        int r = p ? p->remove(p, rec->shadow_path) : -EOPNOTSUPP;
         if (r < 0) {
                 log_err("cannot delete shadow at %s: %s", rec->shadow_path, strerror(-r));
                 return r;
@@ -511,6 +530,9 @@ Manager *manager_free(Manager *m) {
 static void manager_recover(Manager *m) {
         vss_id *sets = NULL;
         size_t n = 0;
+
+        /* First of all: nothing stays frozen. */
+        frozen_journal_thaw(m);
         if (registry_list_creating_sets(m->registry, &sets, &n) < 0)
                 return;
         for (size_t i = 0; i < n; i++) {
@@ -520,7 +542,7 @@ static void manager_recover(Manager *m) {
                         for (size_t j = 0; j < k; j++) {
                                 const Provider *p = provider_find(recs[j].provider);
                                 if (p)
-                                        p->remove(recs[j].shadow_path);
+                                        p->remove(p, recs[j].shadow_path);
                         }
                         shadow_records_free(recs, k);
                 }

@@ -1,32 +1,59 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* Providers cut the copies. They are compiled into vssd. create() runs in the commit child
- * process (while writers are frozen), so it must not touch vssd's event loop or bus. */
+/* Providers cut the copies. They are compiled into vssd (file, btrfs) or configured (exec).
+ * create() runs in the commit child process (while writers are frozen), so it must not touch
+ * vssd's event loop, bus or database. */
 
 #include <stdbool.h>
+#include <stdint.h>
 
-typedef struct Provider {
+typedef struct Provider Provider;
+
+/* What create() is asked to make. */
+typedef struct ShadowRequest {
+        const char *source;       /* canonical path of the volume */
+        const char *set_id;
+        const char *shadow_id;
+        const char *shadow_path;  /* where vssd expects it (providers that decide print their own) */
+        uint64_t deadline_usec;   /* CLOCK_MONOTONIC; 0: none. Past it, give up with -ETIME */
+} ShadowRequest;
+
+struct Provider {
         const char *name;
         const char *id;           /* a fixed UUID */
         const char *type;         /* "software", "system", "hardware" */
         const char *description;
+        bool hold;                /* needs the filesystem frozen (flush-and-hold) while it creates */
+        bool named_only;          /* used only when a requester names it */
+        /* For exec providers: the commands (run with /bin/sh -c). */
+        const char *create_cmd, *delete_cmd, *expose_cmd;
         /* 0 when the provider can shadow this (canonical) path, -EOPNOTSUPP otherwise. */
-        int (*supports)(const char *path);
+        int (*supports)(const Provider *p, const char *path);
         /* Where the shadow of source goes, when not under vssd's state directory (NULL: there). */
         int (*shadow_path)(const char *source, const char *set_id, const char *shadow_id, char **ret);
-        /* Makes the shadow of source at shadow_path (which does not exist yet). -errno. */
-        int (*create)(const char *source, const char *shadow_path);
+        /* Makes the shadow. *ret_location: where it is, when the provider decides (else NULL). */
+        int (*create)(const Provider *p, const ShadowRequest *req, char **ret_location);
         /* Deletes a shadow; a missing one is success. */
-        int (*remove)(const char *shadow_path);
-} Provider;
+        int (*remove)(const Provider *p, const char *shadow_path);
+};
 
 extern const Provider provider_file;
 extern const Provider provider_btrfs;
 
-/* All providers, NULL-terminated. */
-extern const Provider *const providers[];
+/* Registers an exec provider from the configuration. -EEXIST, -E2BIG (too many), -ENOMEM. */
+int providers_add_exec(const char *name, const char *create_cmd, const char *delete_cmd, const char *expose_cmd);
+void providers_free_exec(void);
+
+/* Calls fn for every provider, compiled-in first. */
+size_t providers_count(void);
+const Provider *providers_get(size_t i);
 
 const Provider *provider_find(const char *name);
 /* The provider to use for a path when the requester names none. */
 const Provider *provider_choose(const char *path);
+
+/* The mount point (and its source device) holding path: the longest /proc/self/mountinfo match,
+ * of filesystem type fstype unless NULL. */
+int mount_of(const char *path, const char *fstype, char *ret_mount, size_t mount_len, char *ret_device,
+             size_t device_len);

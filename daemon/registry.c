@@ -46,6 +46,11 @@ static const char *const migrations[] = {
         "        attributes INTEGER NOT NULL"
         ");"
         "CREATE INDEX shadows_by_set ON shadows(set_id);",
+        /* 2: filesystems vssd froze (flush-and-hold), so a restart can thaw what a crash left. */
+        "CREATE TABLE frozen ("
+        "        mount_point TEXT PRIMARY KEY NOT NULL,"
+        "        set_id TEXT NOT NULL"
+        ");",
 };
 #define REGISTRY_SCHEMA_VERSION ((int) ELEMENTSOF(migrations))
 
@@ -705,6 +710,83 @@ int registry_list_creating_sets(Registry *r, vss_id **ret, size_t *ret_n) {
         }
 
         *ret = TAKE_PTR(a);
+        *ret_n = n;
+        return 0;
+}
+
+int registry_set_shadow_path(Registry *r, const vss_id *shadow_id, const char *shadow_path) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int k;
+
+        if (!r || !shadow_id || !shadow_path)
+                return -EINVAL;
+        k = prepare(r, "UPDATE shadows SET shadow_path = ?2 WHERE shadow_id = ?1", &s);
+        if (k < 0)
+                return k;
+        if ((k = bind_id(s, 1, shadow_id)) < 0)
+                return k;
+        if (sqlite3_bind_text(s, 2, shadow_path, -1, SQLITE_TRANSIENT) != SQLITE_OK)
+                return -ENOMEM;
+        k = step_done(s);
+        if (k < 0)
+                return k;
+        return sqlite3_changes(r->db) > 0 ? 0 : -ENOENT;
+}
+
+int registry_journal_frozen(Registry *r, const vss_id *set_id, const char *const *mounts, size_t n) {
+        int k;
+
+        if (!r || !set_id || (n && !mounts))
+                return -EINVAL;
+        k = tx_begin(r, true);
+        if (k < 0)
+                return k;
+        for (size_t i = 0; k >= 0 && i < n; i++) {
+                _cleanup_stmt_ sqlite3_stmt *s = NULL;
+                k = prepare(r, "INSERT OR REPLACE INTO frozen (mount_point, set_id) VALUES (?1, ?2)", &s);
+                if (k >= 0 && sqlite3_bind_text(s, 1, mounts[i], -1, SQLITE_TRANSIENT) != SQLITE_OK)
+                        k = -ENOMEM;
+                if (k >= 0)
+                        k = bind_id(s, 2, set_id);
+                if (k >= 0)
+                        k = step_done(s);
+        }
+        return tx_end(r, k);
+}
+
+int registry_clear_frozen(Registry *r) {
+        if (!r)
+                return -EINVAL;
+        return exec(r, "DELETE FROM frozen");
+}
+
+int registry_list_frozen(Registry *r, char ***ret, size_t *ret_n) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        char **a = NULL;
+        size_t n = 0, allocated = 0;
+        int k;
+
+        if (!r || !ret || !ret_n)
+                return -EINVAL;
+        k = prepare(r, "SELECT mount_point FROM frozen ORDER BY mount_point", &s);
+        while (k >= 0 && (k = step_row(s)) > 0) {
+                k = grow((void **) &a, n, &allocated, sizeof(char *));
+                if (k < 0)
+                        break;
+                a[n] = strdup((const char *) sqlite3_column_text(s, 0));
+                if (!a[n]) {
+                        k = -ENOMEM;
+                        break;
+                }
+                n++;
+        }
+        if (k < 0) {
+                for (size_t i = 0; i < n; i++)
+                        free(a[i]);
+                free(a);
+                return k;
+        }
+        *ret = a;
         *ret_n = n;
         return 0;
 }

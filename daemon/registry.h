@@ -69,3 +69,11 @@ int registry_list_set_shadows(Registry *r, const vss_id *set_id, bool include_cr
                               size_t *ret_n);
 /* Ids of the sets still 'creating' (left by a crash), oldest first. Release with free(). */
 int registry_list_creating_sets(Registry *r, vss_id **ret, size_t *ret_n);
+
+/* The shadow's location, once a provider that decides it during the commit has said. */
+int registry_set_shadow_path(Registry *r, const vss_id *shadow_id, const char *shadow_path);
+/* The frozen-filesystem journal: written before a flush-and-hold freeze, cleared after the thaw;
+ * a restarted vssd thaws whatever it lists. */
+int registry_journal_frozen(Registry *r, const vss_id *set_id, const char *const *mounts, size_t n);
+int registry_clear_frozen(Registry *r);
+int registry_list_frozen(Registry *r, char ***ret, size_t *ret_n);

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "daemon/freeze.h"
 #include "daemon/vssd.h"
 #include "lib/metadata.h"
 
@@ -52,6 +53,7 @@ Session *session_new(Connection *c) {
         s->manager = c->manager;
         s->connection = c;
         s->commit_pid = -1;
+        s->commit_fd = -1;
         s->context = VSS_CTX_BACKUP;
         if (vss_id_new(&s->id) < 0) {
                 free(s);
@@ -88,6 +90,8 @@ Session *session_unref(Session *s) {
         sd_bus_message_unref(s->release_request);
         sd_event_source_disable_unref(s->commit_source);
         sd_event_source_disable_unref(s->window_source);
+        if (s->commit_fd >= 0)
+                close(s->commit_fd);
         free(s);
         return NULL;
 }
@@ -353,7 +357,7 @@ static void set_delete(Session *s) {
         Manager *m = s->manager;
         for (size_t i = 0; i < s->n_volumes; i++)
                 if (s->volumes[i].shadow_path)
-                        s->volumes[i].provider->remove(s->volumes[i].shadow_path);
+                        s->volumes[i].provider->remove(s->volumes[i].provider, s->volumes[i].shadow_path);
         if (s->set_registered)
                 registry_remove_set(m->registry, &s->set_id);
         if (s->n_volumes > 0)
@@ -633,7 +637,7 @@ int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error
                 return reply_error(error, isempty(pname) ? VSS_E_VOLUME_NOT_SUPPORTED : VSS_E_OBJECT_NOT_FOUND,
                                    isempty(pname) ? "no provider supports '%s'" : "no provider named '%s'",
                                    isempty(pname) ? real : pname);
-        if (p->supports(real) < 0)
+        if (p->supports(p, real) < 0)
                 return reply_error(error, VSS_E_VOLUME_NOT_SUPPORTED, "provider '%s' does not support '%s'", p->name, real);
         for (size_t i = 0; i < s->n_volumes; i++)
                 if (streq(s->volumes[i].path, real))
@@ -716,15 +720,55 @@ static void request_abort(Session *s, int32_t hr, const char *why) {
                 (void) kill(s->commit_pid, SIGKILL);
 }
 
+/* Exit codes of the commit child, and what they mean for the set. */
+enum { COMMIT_OK = 0, COMMIT_NOSPACE = 10, COMMIT_FAILED = 11, COMMIT_HOLD_TIMEOUT = 12, COMMIT_FROZEN_ELSEWHERE = 13 };
+
+/* Takes in what the commit child reported: where each shadow is, and why it failed. */
+static void commit_read_results(Session *s, char *msg, size_t msg_len) {
+        Manager *m = s->manager;
+        _cleanup_fclose_ FILE *f = s->commit_fd >= 0 ? fdopen(TAKE_FD(s->commit_fd), "re") : NULL;
+        char *line = NULL;
+        size_t n = 0;
+        while (f && getline(&line, &n, f) > 0) {
+                line[strcspn(line, "\n")] = 0;
+                char *tab = strchr(line, '\t');
+                if (!tab)
+                        continue;
+                *tab = 0;
+                if (streq(line, "E")) {
+                        snprintf(msg, msg_len, "%s", tab + 1);
+                        continue;
+                }
+                size_t i = strtoul(line, NULL, 10);
+                if (i >= s->n_volumes || streq(tab + 1, s->volumes[i].shadow_path))
+                        continue;
+                char *loc = strdup(tab + 1);
+                if (!loc)
+                        continue;
+                free(s->volumes[i].shadow_path);
+                s->volumes[i].shadow_path = loc;
+                (void) registry_set_shadow_path(m->registry, &s->volumes[i].shadow_id, loc);
+        }
+        free(line);
+}
+
 static int on_commit_exit(sd_event_source *src, const siginfo_t *si, void *userdata) {
         Session *s = userdata;
+        Manager *m = s->manager;
+        char msg[1024] = "";
         s->commit_source = sd_event_source_disable_unref(s->commit_source);
         s->window_source = sd_event_source_disable_unref(s->window_source);
         s->commit_pid = -1;
-        if (si->si_code != CLD_EXITED || si->si_status != 0) {
-                bool nospace = si->si_code == CLD_EXITED && si->si_status == 10;
-                request_abort(s, nospace ? VSS_E_INSUFFICIENT_STORAGE : VSS_E_UNEXPECTED_PROVIDER_ERROR,
-                              nospace ? "the provider ran out of storage" : "the provider failed to create a shadow copy");
+        commit_read_results(s, msg, sizeof(msg));
+        /* The lease helper thaws when the child dies; make sure, then forget the journal. */
+        frozen_journal_thaw(m);
+        if (si->si_code != CLD_EXITED || si->si_status != COMMIT_OK) {
+                int code = si->si_code == CLD_EXITED ? si->si_status : -1;
+                int32_t hr = code == COMMIT_NOSPACE           ? VSS_E_INSUFFICIENT_STORAGE
+                             : code == COMMIT_HOLD_TIMEOUT     ? VSS_E_HOLD_WRITES_TIMEOUT
+                             : code == COMMIT_FROZEN_ELSEWHERE ? VSS_E_PROVIDER_VETO
+                                                               : VSS_E_UNEXPECTED_PROVIDER_ERROR;
+                request_abort(s, hr, msg[0] ? msg : "the provider failed to create a shadow copy");
         }
         dss_continue(s);
         session_unref(s);
@@ -748,17 +792,73 @@ static int on_window(sd_event_source *src, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static _Noreturn void commit_child(Session *s) {
+static _Noreturn void commit_fail(int fd, int code, const char *fmt, const char *a, const char *b) {
+        char msg[1024];
+        snprintf(msg, sizeof(msg), fmt, a, b);
+        dprintf(fd, "E\t%s\n", msg);
+        _exit(code);
+}
+
+/* Runs in a child of vssd: flush-and-hold volumes first, under a freeze lease (the helper thaws
+ * at the hold deadline or if we die), then the others. Each made shadow is reported to the
+ * parent as "INDEX<TAB>LOCATION" so a failure can delete it; a failure as "E<TAB>MESSAGE". */
+static _Noreturn void commit_child(Session *s, int fd, uint32_t hold_ms) {
+        char err[512], sid[VSS_ID_STRING_MAX], shid[VSS_ID_STRING_MAX];
+        const char *held[VSS_MAX_VOLUMES];
+        size_t n_held = 0;
+        FreezeLease *lease = NULL;
+        uint64_t deadline = 0;
+        int r;
+
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-        for (size_t i = 0; i < s->n_volumes; i++) {
-                int r = s->volumes[i].provider->create(s->volumes[i].path, s->volumes[i].shadow_path);
-                if (r < 0) {
-                        fprintf(stderr, "vssd: provider %s failed on %s: %s\n", s->volumes[i].provider->name,
-                                s->volumes[i].path, strerror(-r));
-                        _exit(r == -ENOSPC || r == -EDQUOT ? 10 : 11);
+        for (size_t i = 0; i < s->n_volumes; i++)
+                if (s->volumes[i].provider->hold)
+                        held[n_held++] = s->volumes[i].path;
+        if (n_held > 0) {
+                err[0] = 0;
+                r = freeze_lease_new(held, n_held, hold_ms, &lease, err, sizeof(err));
+                if (r < 0)
+                        commit_fail(fd, r == -EBUSY ? COMMIT_FROZEN_ELSEWHERE : COMMIT_FAILED, "cannot freeze: %s%s",
+                                    err[0] ? err : strerror(-r), "");
+                deadline = now_monotonic_usec() + (uint64_t) hold_ms * USEC_PER_MSEC;
+        }
+        for (int pass = 0; pass < 2; pass++) {
+                for (size_t i = 0; i < s->n_volumes; i++) {
+                        Volume *v = &s->volumes[i];
+                        if (v->provider->hold != (pass == 0))
+                                continue;
+                        ShadowRequest req = {
+                                .source = v->path,
+                                .set_id = vss_id_to_string(&s->set_id, sid),
+                                .shadow_id = vss_id_to_string(&v->shadow_id, shid),
+                                .shadow_path = v->shadow_path,
+                                .deadline_usec = pass == 0 ? deadline : 0,
+                        };
+                        char *loc = NULL;
+                        r = v->provider->create(v->provider, &req, &loc);
+                        if (r >= 0)
+                                dprintf(fd, "%zu\t%s\n", i, loc ? loc : v->shadow_path);
+                        free(loc);
+                        if (r < 0) {
+                                int k = lease ? freeze_lease_release(lease) : 0;
+                                if (r == -ETIME || k == -ETIME)
+                                        commit_fail(fd, COMMIT_HOLD_TIMEOUT, "provider %s on %s: the hold window was exceeded",
+                                                    v->provider->name, v->path);
+                                dprintf(fd, "E\tprovider %s failed on %s: %s\n", v->provider->name, v->path, strerror(-r));
+                                _exit(r == -ENOSPC || r == -EDQUOT ? COMMIT_NOSPACE : COMMIT_FAILED);
+                        }
+                }
+                if (pass == 0 && lease) {
+                        r = freeze_lease_release(lease);
+                        lease = NULL;
+                        if (r == -ETIME)
+                                commit_fail(fd, COMMIT_HOLD_TIMEOUT, "the hold window of %u ms was exceeded%s",
+                                            (snprintf(err, sizeof(err), "%u", hold_ms), err), "");
+                        if (r < 0)
+                                commit_fail(fd, COMMIT_FAILED, "cannot thaw: %s%s", strerror(-r), "");
                 }
         }
-        _exit(0);
+        _exit(COMMIT_OK);
 }
 
 /* What is left of the shortest Freeze→Thaw window among frozen writers, in ms: 0 when nobody is
@@ -807,13 +907,42 @@ static int commit_start(Session *s) {
                 return 0;
         }
 
-        pid_t pid = fork();
-        if (pid < 0) {
+        /* Filesystems about to be held frozen are journalled first: if vssd and the lease helper
+         * both die, the next start thaws them. */
+        char mounts[VSS_MAX_VOLUMES][PATH_MAX];
+        const char *mp[VSS_MAX_VOLUMES];
+        size_t n_mounts = 0;
+        for (size_t i = 0; i < s->n_volumes; i++)
+                if (s->volumes[i].provider->hold &&
+                    mount_of(s->volumes[i].path, NULL, mounts[n_mounts], PATH_MAX, NULL, 0) >= 0) {
+                        mp[n_mounts] = mounts[n_mounts];
+                        n_mounts++;
+                }
+        if (n_mounts > 0 && registry_journal_frozen(m->registry, &s->set_id, mp, n_mounts) < 0) {
+                request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, "cannot journal the filesystems to freeze");
+                return 0;
+        }
+
+        int fds[2];
+        if (pipe2(fds, O_CLOEXEC) < 0) {
                 request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, "cannot start the provider");
                 return 0;
         }
-        if (pid == 0)
-                commit_child(s);
+        /* Room for every report, so the child never blocks on a parent that waits for its exit. */
+        (void) fcntl(fds[1], F_SETPIPE_SZ, 1024 * 1024);
+        pid_t pid = fork();
+        if (pid < 0) {
+                close(fds[0]);
+                close(fds[1]);
+                request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, "cannot start the provider");
+                return 0;
+        }
+        if (pid == 0) {
+                close(fds[0]);
+                commit_child(s, fds[1], m->config.hold_window_ms);
+        }
+        close(fds[1]);
+        s->commit_fd = fds[0];
         s->commit_pid = pid;
         r = sd_event_add_child(m->event, &s->commit_source, pid, WEXITED, on_commit_exit, s);
         if (r < 0) {

@@ -25,6 +25,7 @@ typedef struct Session Session;
 
 typedef struct Config {
         Timeouts timeouts;
+        uint32_t hold_window_ms;  /* flush-and-hold: how long filesystems may stay frozen */
         char *backup_group;
 } Config;
 
@@ -148,6 +149,7 @@ struct Session {
         int32_t abort_hr;
         char abort_msg[256];
         pid_t commit_pid;
+        int commit_fd;            /* the commit child's reports */
         sd_event_source *commit_source, *window_source;
         uint64_t freeze_start_usec;
         uint32_t freeze_cap_ms;   /* bound on a later level's Freeze deadline */
@@ -175,6 +177,8 @@ Session *session_lookup(Connection *c, const char *id, sd_bus_error *error);
 int reply_error(sd_bus_error *error, int32_t hr, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int shadow_delete(Manager *m, const ShadowRecord *rec);
 void shadow_set_dir_remove(Manager *m, const vss_id *set_id);
+/* Thaws every filesystem in the frozen journal (ours, left by a lease) and clears it. */
+void frozen_journal_thaw(Manager *m);
 
 #define log_info(...) log_full("", __VA_ARGS__)
 #define log_warn(...) log_full("warning: ", __VA_ARGS__)

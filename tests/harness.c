@@ -539,3 +539,9 @@ char *harness_loop_fs(Harness *h, const char *mkfs, const char *size) {
                 die("mkfs/mount");
         return h->loop_mnt[i];
 }
+
+void harness_restart_vssd_at(Harness *h, const char *state_dir) {
+        harness_kill_vssd(h);
+        snprintf(h->state, sizeof(h->state), "%s", state_dir);
+        start_vssd(h);
+}

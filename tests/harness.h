@@ -49,6 +49,8 @@ void harness_state_on_tmpfs(Harness *h, const char *size);
 /* A filesystem of its own on a loop device ("mkfs.btrfs -q", "256M"), mounted under the harness
  * dir; unmounted and detached at free, also after a failure. Returns the mount point. */
 char *harness_loop_fs(Harness *h, const char *mkfs, const char *size);
+/* Restarts vssd with its state directory at state_dir (on a filesystem a test made). */
+void harness_restart_vssd_at(Harness *h, const char *state_dir);
 /* Number of entries in the state directory's shadows/ tree (sets and shadows). */
 int harness_count_shadow_files(Harness *h);
 /* Runs a shell command with VSS_SOCKET set; returns its exit status and, if out, its stdout. */

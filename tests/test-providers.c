@@ -3,6 +3,7 @@
 
 #include <json-c/json.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "lib/common.h"
 #include "tests/harness.h"
@@ -94,7 +95,158 @@ static void test_btrfs_failure_leaves_nothing(void) {
         free(out);
 }
 
+static long used_mib(Harness *h, const char *mnt) {
+        char *out = NULL;
+        long v = -1;
+        if (harness_sh(h, &out, "sync; df --output=used -B1M %s | tail -1", mnt) == 0 && out)
+                v = atol(out);
+        free(out);
+        return v;
+}
+
+static void test_xfs_reflink(void) {
+        /* The file provider reflinks on XFS: a 64 MiB file's shadow takes no new data blocks. The
+         * state directory must be on the same filesystem for that. */
+        Harness *h = harness_new(NULL);
+        char *mnt = harness_loop_fs(h, "mkfs.xfs -q -m reflink=1", "512M");
+        char data[400], state[400];
+        snprintf(data, sizeof(data), "%s/data", mnt);
+        snprintf(state, sizeof(state), "%s/state", mnt);
+        CHECK(harness_sh(h, NULL, "mkdir %s && head -c 67108864 /dev/urandom > %s/big", data, data) == 0);
+        harness_restart_vssd_at(h, state);
+        harness_writer(h, "w", NULL);
+        long before = used_mib(h, mnt);
+        json_object *root = NULL;
+        json_object *s = create_shadow(h, data, "file", &root);
+        CHECK(harness_sh(h, NULL, "cmp %s/big %s/big", data, field(s, "shadow_path")) == 0);
+        long after = used_mib(h, mnt);
+        CHECK(before > 64 && after >= before && after - before < 16);
+        json_object_put(root);
+}
+
+/* The test exec provider: proves the filesystem is held frozen (a write started during the hold
+ * does not finish), then copies the loop image, and prints where the copy is. */
+static const char exec_create[] =
+        "#!/bin/sh\n"
+        "set -e\n"
+        "d=\"$HARNESS_DIR\"\n"
+        "echo \"$VSS_PROVIDER $VSS_VOLUME $VSS_DEVICE $VSS_MOUNT_POINT $VSS_SNAPSHOT_SET_ID $VSS_SHADOW_ID\" > \"$d/exec-env\"\n"
+        "if [ -f \"$d/exec-sleep\" ]; then touch \"$d/exec-started\"; sleep \"$(cat \"$d/exec-sleep\")\"; fi\n"
+        "(echo during > \"$VSS_MOUNT_POINT/written-during-hold\"; sync \"$VSS_MOUNT_POINT/written-during-hold\"; "
+        "touch \"$d/write-done\") &\n"
+        "sleep 0.5\n"
+        "if [ -e \"$d/write-done\" ]; then echo unblocked > \"$d/hold-result\"; else echo blocked > \"$d/hold-result\"; fi\n"
+        "cp --sparse=always \"$d/img0\" \"$d/shadow-$VSS_SHADOW_ID.img\"\n"
+        "echo \"$d/shadow-$VSS_SHADOW_ID.img\"\n";
+
+static const char exec_delete[] = "#!/bin/sh\nrm -f \"$VSS_SHADOW_PATH\"\n";
+
+static Harness *exec_harness(const char *hold_ms, char **ret_mnt) {
+        char cfg[1024], path[600];
+        /* Commands run with /bin/sh -c and see vssd's environment, where the harness dir is. */
+        snprintf(cfg, sizeof(cfg),
+                 "{\"hold_window_ms\": %s, \"providers\": [{\"type\": \"exec\", \"name\": \"image\", "
+                 "\"create\": \"sh $HARNESS_DIR/exec-create\", \"delete\": \"sh $HARNESS_DIR/exec-delete\"}]}",
+                 hold_ms);
+        Harness *h = harness_new(cfg);
+        snprintf(path, sizeof(path), "%s/exec-create", harness_dir(h));
+        FILE *f = fopen(path, "we");
+        CHECK(f && fputs(exec_create, f) >= 0);
+        if (f)
+                fclose(f);
+        snprintf(path, sizeof(path), "%s/exec-delete", harness_dir(h));
+        f = fopen(path, "we");
+        CHECK(f && fputs(exec_delete, f) >= 0);
+        if (f)
+                fclose(f);
+        *ret_mnt = harness_loop_fs(h, "mkfs.ext4 -q", "64M");
+        return h;
+}
+
+static bool file_has(Harness *h, const char *name, const char *text) {
+        char *out = NULL;
+        bool ok = harness_sh(h, &out, "cat %s/%s 2>/dev/null", harness_dir(h), name) == 0 && out && strstr(out, text);
+        free(out);
+        return ok;
+}
+
+static void test_exec_flush_and_hold(void) {
+        char *mnt;
+        Harness *h = exec_harness("10000", &mnt);
+        harness_writer(h, "w", NULL);
+        json_object *root = NULL;
+        json_object *s = create_shadow(h, mnt, "image", &root);
+        CHECK_STR(field(s, "provider"), "image");
+        const char *loc = field(s, "shadow_path");
+        CHECK(loc && strstr(loc, "/shadow-") && access(loc, F_OK) == 0);
+        /* The write started during the hold was blocked, and finished after the thaw. */
+        CHECK(file_has(h, "hold-result", "blocked"));
+        char *out = NULL;
+        CHECK(harness_sh(h, &out, "for i in $(seq 100); do [ -e %s/write-done ] && echo done && break; sleep 0.05; done",
+                         harness_dir(h)) == 0);
+        CHECK(out && strstr(out, "done"));
+        free(out);
+        CHECK(file_has(h, "exec-env", "image "));
+        CHECK(file_has(h, "exec-env", "/dev/loop"));
+        /* Deleting runs the delete command. */
+        char copy[600];
+        snprintf(copy, sizeof(copy), "%s", loc ? loc : "");
+        json_object_put(root);
+        CHECK(harness_sh(h, NULL, "vssadmin delete shadows --all >/dev/null") == 0);
+        CHECK(access(copy, F_OK) < 0);
+}
+
+static void test_exec_hold_timeout(void) {
+        char *mnt;
+        Harness *h = exec_harness("700", &mnt);
+        harness_writer(h, "w", NULL);
+        harness_sh(h, NULL, "echo 5 > %s/exec-sleep", harness_dir(h));
+        char *out = NULL;
+        CHECK(harness_sh(h, &out, "vssadmin create shadow --for %s --provider image --json", mnt) == 1);
+        CHECK(out && strstr(out, "VSS_E_HOLD_WRITES_TIMEOUT"));
+        free(out);
+        char *ev = harness_events(h, "w");
+        CHECK_STR(ev, "identify prepare-backup prepare-snapshot freeze abort backup-shutdown");
+        free(ev);
+        /* Writable again, and nothing of the set left. */
+        CHECK(harness_sh(h, NULL, "timeout 5 sh -c 'echo x > %s/after && sync'", mnt) == 0);
+        CHECK(harness_sh(h, &out, "ls %s | grep -c '^shadow-' || true", harness_dir(h)) == 0);
+        CHECK(out && atoi(out) == 0);
+        free(out);
+}
+
+static void test_exec_vssd_killed_during_hold(void) {
+        char *mnt;
+        Harness *h = exec_harness("30000", &mnt);
+        harness_writer(h, "w", NULL);
+        harness_sh(h, NULL, "echo 20 > %s/exec-sleep", harness_dir(h));
+        pid_t pid = fork();
+        if (pid == 0) {
+                char cmd[600];
+                snprintf(cmd, sizeof(cmd), "vssadmin create shadow --for %s --provider image >/dev/null 2>&1", mnt);
+                _exit(harness_sh(h, NULL, "%s", cmd));
+        }
+        char *out = NULL;
+        CHECK(harness_sh(h, &out, "for i in $(seq 400); do [ -e %s/exec-started ] && echo started && break; sleep 0.05; done",
+                         harness_dir(h)) == 0);
+        CHECK(out && strstr(out, "started"));
+        free(out);
+        /* Frozen now: a write blocks. vssd dies; the lease helper thaws within a second. */
+        harness_kill_vssd(h);
+        CHECK(harness_sh(h, NULL, "timeout 1 sh -c 'echo x > %s/after-kill && sync %s/after-kill'", mnt, mnt) == 0);
+        waitpid(pid, NULL, 0);
+        /* The restarted vssd keeps nothing of the unfinished set. */
+        harness_restart_vssd(h);
+        CHECK(harness_sh(h, &out, "vssadmin list shadows --json") == 0);
+        CHECK(out && strstr(out, "\"shadows\":[\n  ]"));
+        free(out);
+}
+
 static const TestCase cases[] = {
+        { "xfs-reflink", test_xfs_reflink },
+        { "exec-flush-and-hold", test_exec_flush_and_hold },
+        { "exec-hold-timeout", test_exec_hold_timeout },
+        { "exec-vssd-killed-during-hold", test_exec_vssd_killed_during_hold },
         { "btrfs-snapshot", test_btrfs_snapshot },
         { "btrfs-failure-leaves-nothing", test_btrfs_failure_leaves_nothing },
         {},

@@ -153,7 +153,7 @@ int main(void) {
         }
         CHECK(stat(path, &st) == 0 && (st.st_mode & 07777) == 0600, "database file is 0600");
         CHECK(db_text("PRAGMA journal_mode", text, sizeof text) == 0 && !strcmp(text, "wal"), "WAL mode");
-        CHECK(db_query_int("PRAGMA user_version", &v) == 0 && v == 1, "schema version 1");
+        CHECK(db_query_int("PRAGMA user_version", &v) == 0 && v == 2, "schema version 2 (sets and shadows; frozen journal)");
 
         /* Set 1, creating, with two shadows. */
         CHECK(registry_add_set(r, &s1, 0x1d, 1000) == 0, "add set");
@@ -319,6 +319,23 @@ int main(void) {
         CHECK(k == 0 && n == 0 && !ids, "no creating sets left");
         CHECK(db_query_int("SELECT COUNT(*) FROM shadows WHERE set_id NOT IN (SELECT set_id FROM snapshot_sets)", &v) == 0 &&
               v == 0, "no orphan shadows");
+        /* The frozen-filesystem journal: written, listed, cleared. */
+        {
+                const char *mounts[] = { "/mnt/a", "/mnt/b" };
+                char **mnts = NULL;
+                size_t nm = 0;
+                vss_id set = {};
+                set.bytes[0] = 7;
+                CHECK(registry_journal_frozen(r, &set, mounts, 2) == 0, "journal two frozen mounts");
+                CHECK(registry_list_frozen(r, &mnts, &nm) == 0 && nm == 2 && !strcmp(mnts[0], "/mnt/a") &&
+                      !strcmp(mnts[1], "/mnt/b"), "list frozen mounts");
+                for (size_t i = 0; i < nm; i++)
+                        free(mnts[i]);
+                free(mnts);
+                CHECK(registry_clear_frozen(r) == 0 && registry_list_frozen(r, &mnts, &nm) == 0 && nm == 0,
+                      "clear frozen journal");
+                free(mnts);
+        }
         r = registry_free(r);
 
         /* A database from the future is refused. */

@@ -7,7 +7,6 @@
 #include <btrfsutil.h>
 #include <errno.h>
 #include <limits.h>
-#include <mntent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,27 +44,7 @@ static int subvolume_root(const char *path, char ret[static PATH_MAX]) {
         }
 }
 
-/* The btrfs mount point that holds path: the longest matching mount entry. */
-static int mount_root(const char *path, char ret[static PATH_MAX]) {
-        FILE *f = setmntent("/proc/self/mounts", "re");
-        struct mntent *m;
-        size_t best = 0;
-        if (!f)
-                return -errno;
-        while ((m = getmntent(f))) {
-                size_t n = strlen(m->mnt_dir);
-                if (strcmp(m->mnt_type, "btrfs") != 0 || n < best)
-                        continue;
-                if (strncmp(path, m->mnt_dir, n) == 0 && (path[n] == '/' || path[n] == 0 || n == 1)) {
-                        snprintf(ret, PATH_MAX, "%s", m->mnt_dir);
-                        best = n;
-                }
-        }
-        endmntent(f);
-        return best ? 0 : -ENOENT;
-}
-
-static int btrfs_supports(const char *path) {
+static int btrfs_supports(const Provider *p, const char *path) {
         char root[PATH_MAX];
         if (!on_btrfs(path) || subvolume_root(path, root) < 0)
                 return -EOPNOTSUPP;
@@ -74,7 +53,7 @@ static int btrfs_supports(const char *path) {
 
 static int btrfs_shadow_path(const char *source, const char *set_id, const char *shadow_id, char **ret) {
         char mnt[PATH_MAX], sub[PATH_MAX];
-        int r = mount_root(source, mnt);
+        int r = mount_of(source, "btrfs", mnt, sizeof(mnt), NULL, 0);
         if (r < 0)
                 return r;
         r = subvolume_root(source, sub);
@@ -106,8 +85,9 @@ static int mkdir_parents(const char *path) {
         return 0;
 }
 
-static int btrfs_create(const char *source, const char *shadow_path) {
+static int btrfs_create(const Provider *p, const ShadowRequest *req, char **ret_location) {
         char sub[PATH_MAX], snap[PATH_MAX];
+        const char *source = req->source, *shadow_path = req->shadow_path;
         int r = subvolume_root(source, sub);
         if (r < 0)
                 return r;
@@ -118,7 +98,7 @@ static int btrfs_create(const char *source, const char *shadow_path) {
         return errno_from(btrfs_util_create_snapshot(sub, snap, BTRFS_UTIL_CREATE_SNAPSHOT_READ_ONLY, NULL, NULL));
 }
 
-static int btrfs_remove(const char *shadow_path) {
+static int btrfs_remove(const Provider *prov, const char *shadow_path) {
         char p[PATH_MAX];
         snprintf(p, sizeof(p), "%s", shadow_path);
         /* Walk up from the data path to the snapshot root (a subvolume under .openvss/SET/). */

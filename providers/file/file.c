@@ -9,21 +9,21 @@
 #include "daemon/provider.h"
 #include "providers/file/copy.h"
 
-static int file_supports(const char *path) {
+static int file_supports(const Provider *p, const char *path) {
         struct stat st;
         if (stat(path, &st) < 0)
                 return -errno;
         return S_ISDIR(st.st_mode) || S_ISREG(st.st_mode) ? 0 : -EOPNOTSUPP;
 }
 
-static int file_create(const char *source, const char *shadow_path) {
-        int r = copy_tree(source, shadow_path, NULL);
+static int file_create(const Provider *p, const ShadowRequest *req, char **ret_location) {
+        int r = copy_tree(req->source, req->shadow_path, NULL);
         if (r < 0)
                 return r;
-        return tree_make_readonly(shadow_path);
+        return tree_make_readonly(req->shadow_path);
 }
 
-static int file_remove(const char *shadow_path) {
+static int file_remove(const Provider *p, const char *shadow_path) {
         return remove_tree(shadow_path);
 }
 

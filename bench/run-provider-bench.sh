@@ -1,0 +1,410 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# run-provider-bench.sh [BUILDDIR]: shadow creation time of each provider against the same raw
+# operation done by hand on the same data in the same run, as a ratio. Builds nothing: run
+# `ninja -C BUILDDIR` first. BUILDDIR defaults to ./build. Needs root (loop devices, mounts,
+# fsfreeze), mkfs.btrfs, mkfs.xfs, mkfs.ext4, btrfs, losetup, fsfreeze, jq.
+#
+# It makes its own loop filesystems in a mktemp directory (btrfs 1G, XFS with reflink 1G, ext4
+# 256M), copies one data set into each (200 files of 256 KiB random data and one 64 MiB file),
+# and starts a private vssd whose state directory is on the XFS filesystem (so the file provider
+# reflinks there, and copies from ext4 are real copies), with one exec provider, "image", that
+# copies the ext4 loop image, and one vss-writer-exec with an empty hooks directory (so the whole
+# writer sequence runs, with a writer that does nothing). Cases:
+#
+#   provider               OpenVSS                                   by hand
+#   btrfs on btrfs         vssadmin create shadow --provider btrfs   btrfs subvolume snapshot -r SRC DST
+#   file on xfs (reflink)  vssadmin create shadow --provider file    cp -a --reflink=always SRC DST (same XFS)
+#   file on ext4 (copy)    vssadmin create shadow --provider file    cp -a SRC DST (DST on the XFS, like the state dir)
+#   image (exec) on ext4   vssadmin create shadow --provider image   fsfreeze -f MNT; cp --sparse=always IMG OUT;
+#                                                                    fsfreeze -u MNT
+#
+# The OpenVSS time is measured around the vssadmin call (process start to exit: connection, the
+# whole writer sequence, the provider, the set journal); the by-hand time around the command(s).
+# ROUNDS (environment, default 5) rounds per case, after one untimed warm-up round that also
+# checks the shadows' contents; each number is the median over the rounds. Within a round the
+# two sides alternate which goes first; `sync` runs (untimed) before every timed operation, and
+# the shadow or hand-made copy is deleted (untimed) between rounds. Page caches stay warm.
+# VERBOSE=1 shows every round on stderr.
+#
+# Exit status: 0 when everything succeeded, 1 otherwise (messages and vssd's log on stderr).
+# Everything it made is removed on exit, including on failure or interruption.
+
+# shellcheck disable=SC2317,SC2059 # functions called indirectly; printf formats are ours
+set -u -o pipefail
+
+prog=run-provider-bench.sh
+build="${1:-./build}"
+rounds="${ROUNDS:-5}"
+vssd="$build/daemon/vssd"
+vssadmin="$build/tools/vssadmin"
+wexec="$build/writers/vss-writer-exec"
+
+die() {
+        echo "$prog: $*" >&2
+        exit 1
+}
+say() {
+        [[ "${VERBOSE:-0}" == 1 ]] && echo "$prog: $*" >&2
+        return 0
+}
+
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer (got '$rounds')"
+[[ $EUID -eq 0 ]] || die "must run as root (loop devices, mounts, fsfreeze)"
+for f in "$vssd" "$vssadmin" "$wexec"; do
+        [[ -x "$f" ]] || die "$f not found or not executable; build first (ninja -C $build)"
+done
+for c in mkfs.btrfs mkfs.xfs mkfs.ext4 btrfs losetup fsfreeze findmnt jq mountpoint; do
+        command -v "$c" >/dev/null || die "$c not found"
+done
+# Absolute paths: vssd and the provider commands run with other working directories.
+vssd=$(realpath "$vssd") vssadmin=$(realpath "$vssadmin") wexec=$(realpath "$wexec")
+
+work=$(mktemp -d /tmp/openvss-provider-bench.XXXXXX) || die "mktemp failed"
+vssd_pid=""
+writer_pid=""
+cleaned=0
+status=0
+
+# Waits up to $2 tenths of a second for pid $1 to exit after SIGTERM, then kills it.
+stop_pid() {
+        local pid=$1 n=$2 i
+        [[ -n "$pid" ]] || return 0
+        kill -TERM "$pid" 2>/dev/null || return 0
+        for ((i = 0; i < n; i++)); do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+                echo "$prog: pid $pid did not exit on SIGTERM; killing it" >&2
+                kill -KILL "$pid" 2>/dev/null
+        fi
+        wait "$pid" 2>/dev/null
+        return 0
+}
+
+# Our mount points, deepest first.
+our_mounts() {
+        findmnt -rn -o TARGET | grep -F "$work/" | sort -r
+}
+
+cleanup() {
+        ((cleaned)) && return
+        cleaned=1
+        trap '' INT TERM
+        local m img dev left=0
+        # Never leave a filesystem frozen: thaw first (errors ignored: most are not frozen).
+        for m in "$work/btrfs" "$work/xfs" "$work/ext4"; do
+                mountpoint -q "$m" 2>/dev/null && fsfreeze -u "$m" 2>/dev/null
+        done
+        stop_pid "$writer_pid" 30
+        stop_pid "$vssd_pid" 200
+        for m in "$work/btrfs" "$work/xfs" "$work/ext4"; do
+                mountpoint -q "$m" 2>/dev/null && fsfreeze -u "$m" 2>/dev/null
+        done
+        while read -r m; do
+                [[ -n "$m" ]] || continue
+                umount "$m" 2>/dev/null || umount -l "$m" || echo "$prog: cannot unmount $m" >&2
+        done < <(our_mounts)
+        for img in "$work"/*.img; do
+                [[ -e "$img" ]] || continue
+                for dev in $(losetup -n -O NAME -j "$img" 2>/dev/null); do
+                        losetup -d "$dev" || echo "$prog: cannot detach $dev" >&2
+                done
+        done
+        # Check nothing of ours is left.
+        if losetup -a 2>/dev/null | grep -qF "$work/"; then
+                echo "$prog: loop devices left:" >&2
+                losetup -a | grep -F "$work/" >&2
+                left=1
+        fi
+        if findmnt -rn -t btrfs,xfs,ext4 -o TARGET,SOURCE | grep -qF "$work/"; then
+                echo "$prog: mounts left:" >&2
+                findmnt -rn -t btrfs,xfs,ext4 -o TARGET,SOURCE | grep -F "$work/" >&2
+                left=1
+        fi
+        if [[ -n "$vssd_pid" ]] && kill -0 "$vssd_pid" 2>/dev/null; then
+                echo "$prog: vssd (pid $vssd_pid) is still running" >&2
+                left=1
+        fi
+        if [[ -n "$writer_pid" ]] && kill -0 "$writer_pid" 2>/dev/null; then
+                echo "$prog: vss-writer-exec (pid $writer_pid) is still running" >&2
+                left=1
+        fi
+        if ((left)); then
+                echo "$prog: not removing $work (something of it is still in use)" >&2
+                status=1
+        else
+                rm -rf "$work"
+        fi
+}
+trap 'cleanup; exit $status' EXIT
+trap 'echo "$prog: interrupted" >&2; status=130; exit 130' INT
+trap 'echo "$prog: terminated" >&2; status=143; exit 143' TERM
+
+show_logs() {
+        local f
+        for f in "$work/vssd.log" "$work/writer.log"; do
+                if [[ -s "$f" ]]; then
+                        echo "---- last lines of $(basename "$f") ----" >&2
+                        tail -n 40 "$f" >&2
+                fi
+        done
+}
+
+fail() {
+        echo "$prog: $*" >&2
+        show_logs
+        status=1
+        exit 1
+}
+
+# Runs a shell command quietly; on failure shows its output and fails.
+run() {
+        local out
+        if ! out=$("$@" 2>&1); then
+                printf '%s\n' "$out" >&2
+                fail "failed: $*"
+        fi
+}
+
+# make_fs NAME SIZE MKFS...: a loop filesystem mounted on $work/NAME.
+make_fs() {
+        local name=$1 size=$2 dev
+        shift 2
+        run truncate -s "$size" "$work/$name.img"
+        dev=$(losetup --find --show "$work/$name.img") || fail "losetup $work/$name.img failed"
+        run "$@" "$dev"
+        run mkdir -p "$work/$name"
+        run mount "$dev" "$work/$name"
+}
+
+# ---- filesystems and the data set ----
+
+make_fs btrfs 1G mkfs.btrfs -q -f
+make_fs xfs 1G mkfs.xfs -q -f -m reflink=1
+# No lazy inode table / journal init: ext4lazyinit would write in the background while we time.
+make_fs ext4 256M mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0
+
+B="$work/btrfs" X="$work/xfs" E="$work/ext4"
+img="$work/ext4.img"
+dataset="$work/dataset"
+run mkdir "$dataset"
+for ((i = 0; i < 200; i++)); do
+        head -c 262144 /dev/urandom >"$dataset/f$i" || fail "cannot write the data set"
+done
+head -c 67108864 /dev/urandom >"$dataset/big" || fail "cannot write the data set"
+
+run btrfs -q subvolume create "$B/vol"
+run cp -a "$dataset/." "$B/vol/"
+run mkdir "$X/data" "$E/data"
+run cp -a "$dataset/." "$X/data/"
+run cp -a "$dataset/." "$E/data/"
+run mkdir "$X/state" "$work/hooks" "$work/image-shadows"
+sync
+
+# ---- vssd, the exec provider and a writer ----
+
+# The create command runs under /bin/sh -c while vssd holds the filesystem frozen; its last line
+# of output is the shadow's location.
+create_cmd="out='$work/image-shadows/'\"\$VSS_SHADOW_ID\".img && cp --sparse=always '$img' \"\$out\" && echo \"\$out\""
+delete_cmd="rm -f \"\$VSS_SHADOW_PATH\""
+jq -n --arg c "$create_cmd" --arg d "$delete_cmd" \
+        '{hold_window_ms: 60000,
+          providers: [{type: "exec", name: "image", create: $c, delete: $d}]}' >"$work/vssd.json" ||
+        fail "cannot write the vssd config"
+
+export VSS_SOCKET="$work/vssd.sock"
+"$vssd" --socket "$VSS_SOCKET" --state-dir "$X/state" --config "$work/vssd.json" >"$work/vssd.log" 2>&1 &
+vssd_pid=$!
+ready=0
+for ((i = 0; i < 100; i++)); do
+        kill -0 "$vssd_pid" 2>/dev/null || fail "vssd exited at start"
+        if providers=$("$vssadmin" list providers --json 2>/dev/null); then
+                ready=1
+                break
+        fi
+        sleep 0.1
+done
+((ready)) || fail "vssd did not answer within 10 s"
+for p in btrfs file image; do
+        jq -e --arg p "$p" '[.. | objects | select(.name? == $p)] | length > 0' <<<"$providers" >/dev/null ||
+                fail "vssd does not list provider '$p': $providers"
+done
+
+"$wexec" --name provider-bench --hooks "$work/hooks" >"$work/writer.log" 2>&1 &
+writer_pid=$!
+ready=0
+for ((i = 0; i < 100; i++)); do
+        kill -0 "$writer_pid" 2>/dev/null || fail "vss-writer-exec exited at start"
+        if "$vssadmin" list writers --json 2>/dev/null |
+                jq -e '[.writers[] | select(.name == "provider-bench")] | length > 0' >/dev/null 2>&1; then
+                ready=1
+                break
+        fi
+        sleep 0.1
+done
+((ready)) || fail "the writer did not subscribe within 10 s"
+
+# ---- timing ----
+
+now_us() {
+        local t=$EPOCHREALTIME
+        echo "${t/./}"
+}
+
+# The last OpenVSS shadow: its set id and path.
+shadow_set="" shadow_path=""
+
+# openvss PATH PROVIDER: times `vssadmin create shadow`; prints microseconds.
+openvss() {
+        local path=$1 provider=$2 t0 t1 rc
+        sync
+        t0=$(now_us)
+        "$vssadmin" create shadow --for "$path" --provider "$provider" --json >"$work/create.json" 2>"$work/create.err"
+        rc=$?
+        t1=$(now_us)
+        if ((rc != 0)) || ! jq -e '.result == "ok"' "$work/create.json" >/dev/null 2>&1; then
+                echo "$prog: vssadmin create shadow --for $path --provider $provider failed (exit $rc):" >&2
+                cat "$work/create.json" "$work/create.err" >&2
+                return 1
+        fi
+        local got
+        got=$(jq -r '.shadows | length' "$work/create.json")
+        [[ "$got" == 1 ]] || { echo "$prog: $provider: expected 1 shadow, got $got" >&2; return 1; }
+        shadow_set=$(jq -r '.snapshot_set_id' "$work/create.json")
+        shadow_path=$(jq -r '.shadows[0].shadow_path' "$work/create.json")
+        got=$(jq -r '.shadows[0].provider' "$work/create.json")
+        [[ "$got" == "$provider" ]] || { echo "$prog: asked for provider $provider, the shadow is by '$got'" >&2; return 1; }
+        [[ -e "$shadow_path" ]] || { echo "$prog: $provider: shadow path '$shadow_path' does not exist" >&2; return 1; }
+        echo $((t1 - t0))
+}
+
+openvss_delete() {
+        local p=$shadow_path
+        "$vssadmin" delete shadows --set "$shadow_set" >/dev/null 2>"$work/delete.err" || {
+                echo "$prog: vssadmin delete shadows --set $shadow_set failed:" >&2
+                cat "$work/delete.err" >&2
+                return 1
+        }
+        [[ ! -e "$p" ]] || { echo "$prog: shadow '$p' still exists after delete" >&2; return 1; }
+}
+
+# timed CMD...: times a command (after an untimed sync); prints microseconds.
+timed() {
+        local t0 t1
+        sync
+        t0=$(now_us)
+        "$@" >"$work/hand.out" 2>&1 || {
+                echo "$prog: failed: $*" >&2
+                cat "$work/hand.out" >&2
+                return 1
+        }
+        t1=$(now_us)
+        echo $((t1 - t0))
+}
+
+# The by-hand operations and their undo.
+hand_btrfs() { btrfs -q subvolume snapshot -r "$B/vol" "$B/hand"; }
+undo_btrfs() { btrfs -q subvolume delete "$B/hand" && btrfs -q subvolume sync "$B"; }
+hand_xfs() { cp -a --reflink=always "$X/data" "$X/hand"; }
+undo_xfs() { rm -rf "$X/hand"; }
+hand_ext4() { cp -a "$E/data" "$X/hand-ext4"; }
+undo_ext4() { rm -rf "$X/hand-ext4"; }
+hand_image() {
+        local rc=0
+        fsfreeze -f "$E" || return 1
+        cp --sparse=always "$img" "$work/image-hand.img" || rc=1
+        fsfreeze -u "$E" || rc=1
+        return "$rc"
+}
+undo_image() { rm -f "$work/image-hand.img"; }
+
+# Untimed checks of the warm-up round's results.
+check_tree() { diff -r "$1" "$2" >/dev/null || { echo "$prog: shadow $2 differs from $1" >&2; return 1; }; }
+check_btrfs() { check_tree "$B/vol" "$shadow_path" && check_tree "$B/vol" "$B/hand"; }
+check_xfs() { check_tree "$X/data" "$shadow_path" && check_tree "$X/data" "$X/hand"; }
+check_ext4() { check_tree "$E/data" "$shadow_path" && check_tree "$E/data" "$X/hand-ext4"; }
+check_image() {
+        local f
+        for f in "$shadow_path" "$work/image-hand.img"; do
+                e2fsck -fn "$f" >"$work/fsck.out" 2>&1 || {
+                        echo "$prog: $f is not a clean ext4 image:" >&2
+                        cat "$work/fsck.out" >&2
+                        return 1
+                }
+        done
+}
+
+median_ms() {
+        printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 }
+                END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.1f", m / 1000 }'
+}
+
+# bench KEY PATH PROVIDER: sets row_openvss and row_hand (median ms), or returns 1.
+bench() {
+        local key=$1 path=$2 provider=$3 r us_o us_h
+        local -a o=() h=()
+        for ((r = 0; r <= rounds; r++)); do
+                if ((r % 2)); then
+                        us_h=$(timed "hand_$key") || return 1
+                        us_o=$(openvss "$path" "$provider") || return 1
+                else
+                        us_o=$(openvss "$path" "$provider") || return 1
+                        us_h=$(timed "hand_$key") || return 1
+                fi
+                # The command substitution ran in a subshell: read the shadow back.
+                shadow_set=$(jq -r '.snapshot_set_id' "$work/create.json")
+                shadow_path=$(jq -r '.shadows[0].shadow_path' "$work/create.json")
+                if ((r == 0)); then
+                        "check_$key" || return 1
+                        say "$key: warm-up: OpenVSS $((us_o / 1000)) ms, by hand $((us_h / 1000)) ms (not counted)"
+                else
+                        o+=("$us_o")
+                        h+=("$us_h")
+                        say "$key: round $r: OpenVSS $((us_o / 1000)) ms, by hand $((us_h / 1000)) ms"
+                fi
+                openvss_delete || return 1
+                "undo_$key" >"$work/undo.out" 2>&1 || {
+                        echo "$prog: undo_$key failed:" >&2
+                        cat "$work/undo.out" >&2
+                        return 1
+                }
+                kill -0 "$vssd_pid" 2>/dev/null || { echo "$prog: vssd is gone" >&2; return 1; }
+        done
+        row_openvss=$(median_ms "${o[@]}")
+        row_hand=$(median_ms "${h[@]}")
+}
+
+cases=(
+        "btrfs|$B/vol|btrfs|btrfs on btrfs|btrfs subvolume snapshot -r SRC DST"
+        "xfs|$X/data|file|file on xfs (reflink)|cp -a --reflink=always SRC DST (same XFS)"
+        "ext4|$E/data|file|file on ext4 (copy)|cp -a SRC DST (ext4 -> the XFS holding the state dir)"
+        "image|$E|image|image (exec) on ext4|fsfreeze -f MNT; cp --sparse=always IMG OUT; fsfreeze -u MNT"
+)
+
+echo "OpenVSS provider benchmark: $rounds rounds (+1 warm-up) per case, medians; data set: 200 x 256 KiB + 1 x 64 MiB"
+echo "writers: 1 vss-writer-exec with an empty hooks dir (the whole writer sequence runs; its hooks do nothing)"
+echo
+fmt='%-22s  %12s  %12s  %26s\n'
+printf "$fmt" "provider" "OpenVSS (ms)" "by hand (ms)" "ratio (OpenVSS / by hand)"
+for c in "${cases[@]}"; do
+        IFS='|' read -r key path provider label _ <<<"$c"
+        if bench "$key" "$path" "$provider"; then
+                ratio=$(awk -v a="$row_openvss" -v b="$row_hand" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+                printf "$fmt" "$label" "$row_openvss" "$row_hand" "$ratio"
+        else
+                printf "$fmt" "$label" "failed" "failed" "-"
+                echo "$prog: case '$label' failed" >&2
+                show_logs
+                status=1
+        fi
+done
+echo
+echo "by hand:"
+for c in "${cases[@]}"; do
+        IFS='|' read -r _ _ _ label hand <<<"$c"
+        printf '  %-22s  %s\n' "$label" "$hand"
+done
+exit $status

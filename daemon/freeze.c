@@ -1,0 +1,681 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/fs.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/common.h"
+#include "freeze.h"
+
+#define NSEC_PER_MSEC INT64_C(1000000)
+#define NSEC_PER_SEC INT64_C(1000000000)
+
+/* Parent -> helper: one byte. */
+#define CMD_THAW 't'
+
+/* Helper -> parent: one message after freezing, one in reply to CMD_THAW. Smaller than PIPE_BUF,
+ * so each write is atomic. */
+enum {
+        MSG_FROZEN = 'o',        /* everything is frozen */
+        MSG_FREEZE_FAILED = 'f', /* error: errno of mounts[index]; what was frozen is thawed again */
+        MSG_THAWED = 't',        /* thawed on command; error: first failed FITHAW, or 0 */
+        MSG_EXPIRED = 'e',       /* the deadline had thawed everything before the command came */
+};
+
+typedef struct HelperMsg {
+        int32_t kind;
+        int32_t error;
+        uint32_t index;
+} HelperMsg;
+
+struct FreezeLease {
+        pid_t pid;
+        int cmd_fd;    /* write end of parent -> helper */
+        int status_fd; /* read end of helper -> parent */
+        char **mounts;
+        size_t n_mounts;
+};
+
+typedef struct MountEntry {
+        char *path;
+        dev_t dev; /* of the superblock, as mountinfo shows it: one per filesystem, bind mounts included */
+} MountEntry;
+
+static void mount_entries_free(MountEntry *m, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(m[i].path);
+        free(m);
+}
+
+static void strv_free_n(char **v, size_t n) {
+        if (!v)
+                return;
+        for (size_t i = 0; i < n; i++)
+                free(v[i]);
+        free(v);
+}
+
+__attribute__((format(printf, 3, 4))) static void set_error(char *errbuf, size_t errlen, const char *fmt, ...) {
+        va_list ap;
+
+        if (!errbuf || errlen == 0)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errlen, fmt, ap);
+        va_end(ap);
+}
+
+static int64_t now_ns(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
+}
+
+/* FIFREEZE and FITHAW ignore their argument but are declared _IOWR(..., int): pass a real int, so
+ * checkers such as valgrind do not see a NULL pointer. */
+static int fs_ioctl(int fd, unsigned long request) {
+        int unused = 0;
+
+        return ioctl(fd, request, &unused);
+}
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static void unescape_octal(char *s) {
+        char *d = s;
+
+        while (*s) {
+                if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
+                    s[3] <= '7') {
+                        *d++ = (char) (((s[1] - '0') << 6) | ((s[2] - '0') << 3) | (s[3] - '0'));
+                        s += 4;
+                } else
+                        *d++ = *s++;
+        }
+        *d = '\0';
+}
+
+static int read_mounts(MountEntry **ret, size_t *ret_n) {
+        _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_free_ char *line = NULL;
+        MountEntry *m = NULL;
+        size_t n = 0, size = 0;
+
+        f = fopen("/proc/self/mountinfo", "re");
+        if (!f)
+                return -errno;
+
+        while (getline(&line, &size, f) >= 0) {
+                char *save = NULL, *field[5];
+                unsigned major, minor;
+                MountEntry *grown;
+                size_t i;
+
+                /* "id parent major:minor root mount-point options ..." */
+                for (i = 0; i < ELEMENTSOF(field); i++) {
+                        field[i] = strtok_r(i == 0 ? line : NULL, " \n", &save);
+                        if (!field[i])
+                                break;
+                }
+                if (i < ELEMENTSOF(field) || sscanf(field[2], "%u:%u", &major, &minor) != 2 || field[4][0] != '/')
+                        continue;
+
+                grown = realloc(m, (n + 1) * sizeof *m);
+                if (!grown)
+                        goto oom;
+                m = grown;
+                m[n].path = strdup(field[4]);
+                if (!m[n].path)
+                        goto oom;
+                unescape_octal(m[n].path);
+                m[n].dev = makedev(major, minor);
+                n++;
+        }
+        if (ferror(f)) {
+                mount_entries_free(m, n);
+                return -EIO;
+        }
+        *ret = m;
+        *ret_n = n;
+        return 0;
+
+oom:
+        mount_entries_free(m, n);
+        return -ENOMEM;
+}
+
+/* The longest mount point that is path or a parent of it. On a tie the later entry wins: it is
+ * mounted on top of the earlier one. */
+static const MountEntry *find_mount(const MountEntry *m, size_t n, const char *path) {
+        const MountEntry *best = NULL;
+        size_t best_len = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                size_t len = strlen(m[i].path);
+
+                if (!(len == 1 || (strncmp(path, m[i].path, len) == 0 && (path[len] == '\0' || path[len] == '/'))))
+                        continue;
+                if (!best || len >= best_len) {
+                        best = &m[i];
+                        best_len = len;
+                }
+        }
+        return best;
+}
+
+static int read_msg(int fd, HelperMsg *m) {
+        size_t got = 0;
+
+        while (got < sizeof *m) {
+                ssize_t k = read(fd, (char *) m + got, sizeof *m - got);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        return -EIO; /* the helper died */
+                got += (size_t) k;
+        }
+        return 0;
+}
+
+/* One byte to the helper. A dead helper must not kill us with SIGPIPE, and we install no signal
+ * handlers: block SIGPIPE around the write and consume the one it raised. */
+static int write_cmd(int fd, char c) {
+        struct timespec zero = {};
+        sigset_t pipe_set, old, pending;
+        bool was_pending;
+        ssize_t k;
+        int r;
+
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        r = pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+        if (r != 0)
+                return -r;
+        was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+
+        do
+                k = write(fd, &c, 1);
+        while (k < 0 && errno == EINTR);
+        r = k == 1 ? 0 : k < 0 ? -errno : -EIO;
+
+        if (r == -EPIPE && !was_pending)
+                while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+                        ;
+        (void) pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return r;
+}
+
+static void reap(pid_t pid) {
+        /* On our pid only: vssd's sd-event owns its other children. ECHILD (SIGCHLD ignored, the
+         * kernel reaped it) is fine. */
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+}
+
+/* Fallback when the helper died without reporting (SIGKILL, OOM killer): it may have left any
+ * of them frozen, and a filesystem left frozen is the one thing that must not happen. */
+static void thaw_all_paths(char *const *mounts, size_t n) {
+        for (size_t i = n; i-- > 0;)
+                (void) freeze_thaw_path(mounts[i]);
+}
+
+/* ---- The helper. Runs after fork() of a possibly multithreaded parent: syscalls only, no malloc,
+ * no stdio, no parent state; and nothing may be written to disk while a filesystem is frozen. */
+
+static volatile sig_atomic_t helper_signal;
+
+static void helper_on_signal(int sig) {
+        helper_signal = sig;
+}
+
+static void helper_say(const char *a, const char *b) {
+        /* stderr only, and only when a thaw fails. */
+        const char *parts[] = { "openvss freeze helper: ", a, b, "\n" };
+
+        for (size_t i = 0; i < ELEMENTSOF(parts); i++)
+                if (write(STDERR_FILENO, parts[i], strlen(parts[i])) < 0)
+                        return;
+}
+
+/* Every catchable signal that would kill us is turned into "thaw, then exit"; stop signals are
+ * ignored, since a stopped helper could not thaw at its deadline. All stay blocked except inside
+ * ppoll(), so a signal can never land between a FIFREEZE and our record of it. */
+static void helper_setup_signals(void) {
+        struct sigaction thaw = { .sa_handler = helper_on_signal }, dfl = { .sa_handler = SIG_DFL },
+                         ign = { .sa_handler = SIG_IGN };
+
+        sigfillset(&thaw.sa_mask);
+        for (int sig = 1; sig <= SIGRTMAX; sig++) {
+                const struct sigaction *sa = &thaw;
+
+                if (sig == SIGKILL || sig == SIGSTOP || (sig > SIGSYS && sig < SIGRTMIN))
+                        continue; /* uncatchable, or reserved by libc */
+                switch (sig) {
+                case SIGSEGV: case SIGBUS: case SIGILL: case SIGFPE: case SIGTRAP: case SIGSYS:
+                        /* synchronous: a handler that returns would loop */
+                case SIGCHLD: case SIGCONT: case SIGURG: case SIGWINCH:
+                        /* harmless by default; drop handlers inherited from the parent */
+                        sa = &dfl;
+                        break;
+                case SIGPIPE: case SIGTSTP: case SIGTTIN: case SIGTTOU:
+                        sa = &ign;
+                        break;
+                }
+                (void) sigaction(sig, sa, NULL);
+        }
+}
+
+static void close_between(unsigned lo, unsigned hi) {
+        struct rlimit rl;
+        unsigned max = 65536;
+
+        if (lo > hi || close_range(lo, hi, 0) == 0)
+                return;
+        /* No close_range() (before Linux 5.9). */
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < max)
+                max = (unsigned) rl.rlim_cur;
+        for (unsigned fd = lo; fd <= hi && fd < max; fd++)
+                (void) close((int) fd);
+}
+
+/* Keeps stdio, the two pipes and the mount fds; keep has room for n + 2 (allocated by the parent). */
+static void helper_close_other_fds(int *keep, int cmd_fd, int status_fd, const int *fds, size_t n) {
+        size_t k = 0;
+        unsigned lo = 3;
+
+        keep[k++] = cmd_fd;
+        keep[k++] = status_fd;
+        for (size_t i = 0; i < n; i++)
+                keep[k++] = fds[i];
+        for (size_t i = 1; i < k; i++) /* insertion sort: n is small */
+                for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+                        int t = keep[j];
+                        keep[j] = keep[j - 1];
+                        keep[j - 1] = t;
+                }
+        for (size_t i = 0; i < k; i++) {
+                if ((unsigned) keep[i] < lo)
+                        continue;
+                if ((unsigned) keep[i] > lo)
+                        close_between(lo, (unsigned) keep[i] - 1);
+                lo = (unsigned) keep[i] + 1;
+        }
+        close_between(lo, ~0U);
+}
+
+/* Thaws fds[n-1] .. fds[0]; returns the errno of the first failure (index in *ret_index), or 0. */
+static int helper_thaw(const int *fds, size_t n, char *const *mounts, uint32_t *ret_index) {
+        int first = 0;
+
+        for (size_t i = n; i-- > 0;) {
+                int e;
+
+                if (fs_ioctl(fds[i], FITHAW) >= 0)
+                        continue;
+                e = errno;
+                if (e != EINVAL) /* EINVAL: someone else thawed it already */
+                        helper_say("FITHAW failed: ", mounts[i]);
+                if (first == 0) {
+                        first = e;
+                        if (ret_index)
+                                *ret_index = (uint32_t) i;
+                }
+        }
+        return first;
+}
+
+static void helper_send(int fd, const HelperMsg *m) {
+        /* SIGPIPE is ignored: if the parent is gone the write fails and ppoll() sees the hangup. */
+        while (write(fd, m, sizeof *m) < 0 && errno == EINTR)
+                ;
+}
+
+_Noreturn static void helper_main(int cmd_fd, int status_fd, int *fds, size_t n, char *const *mounts, int *keep,
+                                  pid_t parent, int64_t deadline) {
+        HelperMsg m = { .kind = MSG_FROZEN };
+        sigset_t all, none;
+        size_t frozen = 0;
+        bool expired = false;
+        int expired_error = 0;
+
+        sigfillset(&all);
+        sigemptyset(&none);
+        (void) sigprocmask(SIG_SETMASK, &all, NULL);
+        helper_setup_signals();
+        /* The parent may have died before PR_SET_PDEATHSIG took effect; nothing is frozen yet. */
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
+                _exit(EXIT_FAILURE);
+        helper_close_other_fds(keep, cmd_fd, status_fd, fds, n);
+
+        /* The deadline is armed (it was fixed before fork()); check it before each freeze and after
+         * the last, so a lease that would start out expired is refused rather than granted. */
+        for (size_t i = 0; i <= n; i++) {
+                if (now_ns() >= deadline) {
+                        m = (HelperMsg) { MSG_FREEZE_FAILED, ETIME, (uint32_t) (i < n ? i : n - 1) };
+                        break;
+                }
+                if (i == n)
+                        break;
+                if (fs_ioctl(fds[i], FIFREEZE) < 0) {
+                        m = (HelperMsg) { MSG_FREEZE_FAILED, errno, (uint32_t) i };
+                        break;
+                }
+                frozen++;
+        }
+        if (m.kind == MSG_FREEZE_FAILED) {
+                (void) helper_thaw(fds, frozen, mounts, NULL);
+                helper_send(status_fd, &m);
+                _exit(EXIT_SUCCESS);
+        }
+        helper_send(status_fd, &m);
+
+        for (;;) {
+                struct pollfd p = { .fd = cmd_fd, .events = POLLIN };
+                struct timespec ts, *timeout = NULL;
+                HelperMsg reply = {};
+                ssize_t k;
+                char c;
+                int r;
+
+                if (!expired) {
+                        int64_t left = deadline - now_ns();
+
+                        if (left <= 0) {
+                                /* Hold window exceeded: thaw now, then wait to tell the parent. */
+                                expired_error = helper_thaw(fds, n, mounts, NULL);
+                                expired = true;
+                                for (size_t i = 0; i < n; i++) /* so the filesystems can be unmounted */
+                                        (void) close(fds[i]);
+                                continue;
+                        }
+                        ts = (struct timespec) { .tv_sec = left / NSEC_PER_SEC, .tv_nsec = left % NSEC_PER_SEC };
+                        timeout = &ts;
+                }
+
+                r = ppoll(&p, 1, timeout, &none);
+                if (helper_signal != 0 || (r < 0 && errno != EINTR)) {
+                        if (!expired)
+                                (void) helper_thaw(fds, n, mounts, NULL);
+                        _exit(EXIT_FAILURE);
+                }
+                if (r <= 0)
+                        continue; /* timeout: the top of the loop handles the deadline */
+
+                k = read(cmd_fd, &c, 1);
+                if (k == 1 && c == CMD_THAW) {
+                        if (expired)
+                                reply = (HelperMsg) { MSG_EXPIRED, expired_error, 0 };
+                        else {
+                                reply.kind = MSG_THAWED;
+                                reply.error = helper_thaw(fds, n, mounts, &reply.index);
+                        }
+                        helper_send(status_fd, &reply);
+                        _exit(EXIT_SUCCESS);
+                }
+                /* EOF: the parent is gone. Anything else is a protocol error. Either way, thaw. */
+                if (!expired)
+                        (void) helper_thaw(fds, n, mounts, NULL);
+                _exit(k == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+        }
+}
+
+/* ---- The parent side. */
+
+static void lease_free(FreezeLease *l) {
+        if (!l)
+                return;
+        if (l->cmd_fd >= 0)
+                close(l->cmd_fd);
+        if (l->status_fd >= 0)
+                close(l->status_fd);
+        strv_free_n(l->mounts, l->n_mounts);
+        free(l);
+}
+
+static void close_all(int *fds, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (fds[i] >= 0) {
+                        close(fds[i]);
+                        fds[i] = -1;
+                }
+}
+
+int freeze_lease_new(const char *const *paths, size_t n_paths, uint32_t deadline_ms, FreezeLease **ret,
+                     char *errbuf, size_t errlen) {
+        MountEntry *table = NULL;
+        size_t n_table = 0;
+        dev_t *devs = NULL;
+        int *fds = NULL, *keep = NULL;
+        int cmd[2] = { -1, -1 }, status[2] = { -1, -1 };
+        FreezeLease *l = NULL;
+        int64_t deadline;
+        HelperMsg m;
+        pid_t parent;
+        int r;
+
+        if (!ret || !paths || n_paths == 0 || deadline_ms == 0) {
+                set_error(errbuf, errlen, "Invalid arguments: %s",
+                          !ret || !paths || n_paths == 0 ? "no paths given" : "deadline of 0 ms");
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < n_paths; i++)
+                if (!paths[i]) {
+                        set_error(errbuf, errlen, "Invalid arguments: path %zu is NULL", i);
+                        return -EINVAL;
+                }
+
+        l = calloc(1, sizeof *l);
+        devs = calloc(n_paths, sizeof *devs);
+        if (!l || !devs) {
+                free(l);
+                free(devs);
+                set_error(errbuf, errlen, "Out of memory");
+                return -ENOMEM;
+        }
+        l->cmd_fd = l->status_fd = -1;
+        l->mounts = calloc(n_paths, sizeof *l->mounts);
+        if (!l->mounts) {
+                r = -ENOMEM;
+                goto fail_msg;
+        }
+
+        r = read_mounts(&table, &n_table);
+        if (r < 0) {
+                set_error(errbuf, errlen, "Cannot read /proc/self/mountinfo: %s", strerror(-r));
+                goto fail;
+        }
+
+        /* Everything that can fail without a freeze happens before the fork, so bad input freezes
+         * nothing. */
+        for (size_t i = 0; i < n_paths; i++) {
+                _cleanup_free_ char *real = realpath(paths[i], NULL);
+                const MountEntry *e;
+                bool dup = false;
+
+                if (!real) {
+                        r = -errno;
+                        set_error(errbuf, errlen, "Cannot resolve %s: %s", paths[i], strerror(errno));
+                        goto fail;
+                }
+                e = find_mount(table, n_table, real);
+                if (!e) {
+                        r = -ENOENT;
+                        set_error(errbuf, errlen, "No mount point found for %s", real);
+                        goto fail;
+                }
+                /* A second FIFREEZE of the same superblock would fail with EBUSY. */
+                for (size_t j = 0; j < l->n_mounts && !dup; j++)
+                        dup = devs[j] == e->dev || streq(l->mounts[j], e->path);
+                if (dup)
+                        continue;
+                l->mounts[l->n_mounts] = strdup(e->path);
+                if (!l->mounts[l->n_mounts]) {
+                        r = -ENOMEM;
+                        goto fail_msg;
+                }
+                devs[l->n_mounts++] = e->dev;
+        }
+
+        fds = malloc(l->n_mounts * sizeof *fds);
+        keep = malloc((l->n_mounts + 2) * sizeof *keep);
+        if (!fds || !keep) {
+                r = -ENOMEM;
+                goto fail_msg;
+        }
+        for (size_t i = 0; i < l->n_mounts; i++)
+                fds[i] = -1;
+        for (size_t i = 0; i < l->n_mounts; i++) {
+                fds[i] = open(l->mounts[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY);
+                if (fds[i] < 0) {
+                        r = -errno;
+                        set_error(errbuf, errlen, "Cannot open %s: %s", l->mounts[i], strerror(errno));
+                        goto fail;
+                }
+        }
+
+        if (pipe2(cmd, O_CLOEXEC) < 0 || pipe2(status, O_CLOEXEC) < 0) {
+                r = -errno;
+                set_error(errbuf, errlen, "Cannot create pipes: %s", strerror(errno));
+                goto fail;
+        }
+
+        deadline = now_ns() + (int64_t) deadline_ms * NSEC_PER_MSEC;
+        parent = getpid();
+        l->pid = fork();
+        if (l->pid < 0) {
+                r = -errno;
+                set_error(errbuf, errlen, "Cannot fork the freeze helper: %s", strerror(errno));
+                goto fail;
+        }
+        if (l->pid == 0)
+                helper_main(cmd[0], status[1], fds, l->n_mounts, l->mounts, keep, parent, deadline);
+
+        close(cmd[0]);
+        close(status[1]);
+        cmd[0] = status[1] = -1;
+        l->cmd_fd = TAKE_FD(cmd[1]);
+        l->status_fd = TAKE_FD(status[0]);
+        close_all(fds, l->n_mounts); /* the helper has its own; ours would keep the mounts busy */
+
+        r = read_msg(l->status_fd, &m);
+        if (r < 0 || m.kind != MSG_FROZEN) {
+                reap(l->pid);
+                if (r < 0 || m.kind != MSG_FREEZE_FAILED || m.error <= 0 || m.index >= l->n_mounts) {
+                        thaw_all_paths(l->mounts, l->n_mounts);
+                        set_error(errbuf, errlen, "The freeze helper died unexpectedly");
+                        r = -EIO;
+                } else {
+                        const char *mp = l->mounts[m.index];
+
+                        r = -m.error;
+                        if (m.error == EBUSY)
+                                set_error(errbuf, errlen, "%s is already frozen by someone else", mp);
+                        else if (m.error == ETIME)
+                                set_error(errbuf, errlen, "Deadline of %" PRIu32 " ms passed while freezing %s",
+                                          deadline_ms, mp);
+                        else
+                                set_error(errbuf, errlen, "Cannot freeze %s: %s", mp, strerror(m.error));
+                }
+                goto fail;
+        }
+
+        free(fds);
+        free(keep);
+        free(devs);
+        mount_entries_free(table, n_table);
+        *ret = l;
+        return 0;
+
+fail_msg:
+        set_error(errbuf, errlen, "Out of memory");
+fail:
+        if (fds)
+                close_all(fds, l->n_mounts);
+        for (size_t i = 0; i < 2; i++) {
+                if (cmd[i] >= 0)
+                        close(cmd[i]);
+                if (status[i] >= 0)
+                        close(status[i]);
+        }
+        free(fds);
+        free(keep);
+        free(devs);
+        mount_entries_free(table, n_table);
+        lease_free(l);
+        return r;
+}
+
+int freeze_lease_release(FreezeLease *l) {
+        HelperMsg m;
+        int r;
+
+        if (!l)
+                return 0;
+
+        /* If the helper is gone, the write fails and the read below sees EOF. */
+        (void) write_cmd(l->cmd_fd, CMD_THAW);
+        r = read_msg(l->status_fd, &m);
+        reap(l->pid);
+
+        if (r < 0 || (m.kind != MSG_THAWED && m.kind != MSG_EXPIRED)) {
+                thaw_all_paths(l->mounts, l->n_mounts);
+                r = -EIO;
+        } else if (m.kind == MSG_EXPIRED)
+                r = -ETIME;
+        else if (m.error == EINVAL)
+                r = -ESTALE; /* not frozen any more when we thawed: someone else thawed it */
+        else
+                r = -m.error;
+
+        lease_free(l);
+        return r;
+}
+
+size_t freeze_lease_mounts(FreezeLease *l, const char *const **ret) {
+        if (!l) {
+                if (ret)
+                        *ret = NULL;
+                return 0;
+        }
+        if (ret)
+                *ret = (const char *const *) l->mounts;
+        return l->n_mounts;
+}
+
+pid_t freeze_lease_pid(FreezeLease *l) {
+        return l ? l->pid : -1;
+}
+
+int freeze_thaw_path(const char *mount_point) {
+        _cleanup_close_ int fd = -1;
+
+        if (!mount_point)
+                return -EINVAL;
+        fd = open(mount_point, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        if (fs_ioctl(fd, FITHAW) < 0)
+                return errno == EINVAL ? 0 : -errno;
+        return 0;
+}

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Freeze leases: filesystem freezes (FIFREEZE/FITHAW on an fd of the mount point) for providers
+ * that need flush-and-hold. A freeze is a lease, never a toggle: the freezes are held by a small
+ * helper child (fork, no exec) that is armed with its deadline before its first FIFREEZE, and
+ * thaws everything it froze, in reverse order, when
+ *   (a) the parent asks (freeze_lease_release()),
+ *   (b) the deadline passes, or
+ *   (c) the parent dies: EOF/POLLHUP on the command pipe, and PR_SET_PDEATHSIG (SIGTERM), as
+ *       well as any other catchable terminating signal sent to the helper.
+ * Only SIGKILL of the helper itself escapes it; the parent then thaws the lease's mounts itself
+ * as soon as it notices (in freeze_lease_new() or freeze_lease_release()), and after a crash of
+ * vssd, freeze_thaw_path() on the journalled mount points does.
+ *
+ * PR_SET_PDEATHSIG fires when the *thread* that forked the helper exits: create leases from a
+ * thread that outlives them (vssd's main thread).
+ *
+ * The parent installs no signal handlers and reaps the helper with waitpid() on its pid, which
+ * works with SIGCHLD blocked (sd-event). Needs CAP_SYS_ADMIN. Functions return 0 or a negative
+ * errno.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct FreezeLease FreezeLease;
+
+/* Freezes the filesystems holding the given paths. Each path is resolved (realpath) to its mount
+ * point: the longest matching entry of /proc/self/mountinfo. Duplicates (the same mount point, or
+ * the same filesystem: same device in mountinfo, e.g. bind mounts) are frozen once, in first-seen
+ * order. deadline_ms counts from this call and includes the time the freezes take.
+ * Returns when everything is frozen: it blocks for as long as the FIFREEZE calls take (each one
+ * flushes its filesystem). Errors, with a message naming the path or mount point in errbuf
+ * (written on failure only; errbuf may be NULL):
+ *   -EINVAL      no paths, a NULL path, deadline_ms 0;
+ *   -ENOENT etc. a path that cannot be resolved (nothing is frozen then);
+ *   -EBUSY       a filesystem already frozen by someone else (it is left as it was);
+ *   -EOPNOTSUPP  a filesystem that cannot be frozen;
+ *   -ETIME       the deadline passed while freezing;
+ *   -EIO         the helper died unexpectedly.
+ * On any error nothing this call froze stays frozen. */
+int freeze_lease_new(const char *const *paths, size_t n_paths, uint32_t deadline_ms, FreezeLease **ret,
+                     char *errbuf, size_t errlen);
+
+/* Asks the helper to thaw (reverse order), waits for it, frees the lease. Returns 0 when it thawed
+ * on command; -ETIME when the deadline had already thawed the filesystems (the hold window was
+ * exceeded); -ESTALE when a filesystem had been thawed by someone else meanwhile (the hold was not
+ * continuous); -EIO when the helper had died (the mounts are then thawed here); another -errno of a
+ * failed FITHAW. The lease is freed in every case. Accepts NULL (returns 0). */
+int freeze_lease_release(FreezeLease *l);
+
+static inline void freeze_lease_releasep(FreezeLease **l) {
+        (void) freeze_lease_release(*l);
+}
+
+/* The mount points frozen, in freeze order (valid until release). Returns their number. */
+size_t freeze_lease_mounts(FreezeLease *l, const char *const **ret);
+/* The helper's pid. */
+pid_t freeze_lease_pid(FreezeLease *l);
+
+/* Thaws a mount point regardless of who froze it (FITHAW; EINVAL = was not frozen -> 0). For
+ * recovery after a crash. */
+int freeze_thaw_path(const char *mount_point);
