@@ -46,7 +46,7 @@ die() {
         exit 1
 }
 say() {
-        [[ "${VERBOSE:-0}" == 1 ]] && echo "$prog: $*" >&2
+        [[ "${VERBOSE:-0}" == 1 ]] && echo "$prog: [${SECONDS}s] $*" >&2
         return 0
 }
 
@@ -182,6 +182,7 @@ make_fs() {
 
 # ---- filesystems and the data set ----
 
+say "making the filesystems"
 make_fs btrfs 1G mkfs.btrfs -q -f
 make_fs xfs 1G mkfs.xfs -q -f -m reflink=1
 # No lazy inode table / journal init: ext4lazyinit would write in the background while we time.
@@ -196,6 +197,7 @@ for ((i = 0; i < 200; i++)); do
 done
 head -c 67108864 /dev/urandom >"$dataset/big" || fail "cannot write the data set"
 
+say "copying the data set in"
 run btrfs -q subvolume create "$B/vol"
 run cp -a "$dataset/." "$B/vol/"
 run mkdir "$X/data" "$E/data"
@@ -215,6 +217,7 @@ jq -n --arg c "$create_cmd" --arg d "$delete_cmd" \
           providers: [{type: "exec", name: "image", create: $c, delete: $d}]}' >"$work/vssd.json" ||
         fail "cannot write the vssd config"
 
+say "starting vssd and the writer"
 export VSS_SOCKET="$work/vssd.sock"
 "$vssd" --socket "$VSS_SOCKET" --state-dir "$X/state" --config "$work/vssd.json" >"$work/vssd.log" 2>&1 &
 vssd_pid=$!
@@ -407,4 +410,5 @@ for c in "${cases[@]}"; do
         IFS='|' read -r _ _ _ label hand <<<"$c"
         printf '  %-22s  %s\n' "$label" "$hand"
 done
+say "done; cleaning up"
 exit $status

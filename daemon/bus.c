@@ -49,7 +49,7 @@ const sd_bus_vtable coordinator_vtable[] = {
                                 SD_BUS_RESULT("(sssssttu)", shadow), method_get_snapshot_properties, 0),
         SD_BUS_METHOD_WITH_ARGS("ListWriters", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssuiissst)", writers),
                                 method_list_writers, 0),
-        SD_BUS_METHOD_WITH_ARGS("ListProviders", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssss)", providers),
+        SD_BUS_METHOD_WITH_ARGS("ListProviders", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssssb)", providers),
                                 method_list_providers, 0),
         SD_BUS_METHOD_WITH_ARGS("ListShadows", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssssttu)", shadows),
                                 method_list_shadows, 0),

@@ -231,10 +231,11 @@ int method_list_providers(sd_bus_message *msg, void *userdata, sd_bus_error *err
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r < 0)
                 return r;
-        r = sd_bus_message_open_container(reply, 'a', "(ssss)");
+        r = sd_bus_message_open_container(reply, 'a', "(sssssb)");
         for (size_t i = 0; r >= 0 && i < providers_count(); i++) {
                 const Provider *p = providers_get(i);
-                r = sd_bus_message_append(reply, "(ssss)", p->name, p->id, p->type, p->description);
+                r = sd_bus_message_append(reply, "(sssssb)", p->name, p->id, p->type, p->description, p->supports_what,
+                                          (int) p->atomic);
         }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);

@@ -24,6 +24,8 @@ struct Provider {
         const char *id;           /* a fixed UUID */
         const char *type;         /* "software", "system", "hardware" */
         const char *description;
+        const char *supports_what; /* what it can shadow, for people */
+        bool atomic;              /* all volumes of a set are cut at one instant */
         bool hold;                /* needs the filesystem frozen (flush-and-hold) while it creates */
         bool named_only;          /* used only when a requester names it */
         /* For exec providers: the commands (run with /bin/sh -c). */

@@ -881,6 +881,11 @@ static int commit_start(Session *s) {
         char dir[PATH_MAX], id[VSS_ID_STRING_MAX];
         uint64_t now = now_realtime_usec();
         uint32_t attrs = s->context;
+        /* Honest properties: a set of several volumes is atomic only if one provider cuts them all
+         * at one instant. */
+        for (size_t i = 1; i < s->n_volumes; i++)
+                if (s->volumes[i].provider != s->volumes[0].provider || !s->volumes[0].provider->atomic)
+                        attrs |= OPENVSS_ATTR_NOT_ATOMIC;
         int r;
 
         /* The set is journalled as 'creating' before anything is made: a crash leaves a record

@@ -242,7 +242,57 @@ static void test_exec_vssd_killed_during_hold(void) {
         free(out);
 }
 
+static void test_provider_honesty(void) {
+        /* Providers say what they support and whether a multi-volume set is atomic; a set that is
+         * not says so in its shadows' properties. */
+        char *mnt;
+        Harness *h = exec_harness("10000", &mnt);
+        char *out = NULL;
+        CHECK(harness_sh(h, &out, "vssadmin list providers --json") == 0);
+        json_object *root = json_tokener_parse(out ? out : "");
+        free(out);
+        json_object *arr = root ? json_object_object_get(root, "providers") : NULL;
+        int seen = 0;
+        for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
+                json_object *p = json_object_array_get_idx(arr, i);
+                const char *name = field(p, "name");
+                bool atomic = json_object_get_boolean(json_object_object_get(p, "atomic"));
+                CHECK(field(p, "supports") && strlen(field(p, "supports")) > 0);
+                if (streq(name, "file") || streq(name, "btrfs")) {
+                        CHECK(!atomic);
+                        seen++;
+                }
+                if (streq(name, "image")) {
+                        CHECK(atomic);
+                        seen++;
+                }
+        }
+        CHECK(seen == 3);
+        json_object_put(root);
+
+        char *a = harness_make_data(h, "a"), *b = harness_make_data(h, "b");
+        CHECK(harness_sh(h, &out, "vssadmin create shadow --for %s --for %s --json", a, b) == 0);
+        root = json_tokener_parse(out ? out : "");
+        free(out);
+        arr = root ? json_object_object_get(root, "shadows") : NULL;
+        CHECK(arr && json_object_array_length(arr) == 2);
+        for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
+                json_object *sh = json_object_array_get_idx(arr, i);
+                CHECK(!json_object_get_boolean(json_object_object_get(sh, "atomic")));
+                CHECK(json_object_get_int64(json_object_object_get(sh, "attributes")) & OPENVSS_ATTR_NOT_ATOMIC);
+        }
+        json_object_put(root);
+        CHECK(harness_sh(h, &out, "vssadmin list shadows") == 0);
+        CHECK(out && strstr(out, "Not atomic across volumes"));
+        free(out);
+        /* One volume is trivially atomic. */
+        json_object *s = create_shadow(h, a, NULL, &root);
+        CHECK(s && json_object_get_boolean(json_object_object_get(s, "atomic")));
+        json_object_put(root);
+}
+
 static const TestCase cases[] = {
+        { "provider-honesty", test_provider_honesty },
         { "xfs-reflink", test_xfs_reflink },
         { "exec-flush-and-hold", test_exec_flush_and_hold },
         { "exec-hold-timeout", test_exec_hold_timeout },

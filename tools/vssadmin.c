@@ -190,7 +190,8 @@ static int list_providers(void) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        const char *name, *id, *type, *desc;
+        const char *name, *id, *type, *desc, *what;
+        int atomic;
         int r;
 
         if (connect_or_fail(&bus) < 0)
@@ -199,18 +200,21 @@ static int list_providers(void) {
         if (r < 0)
                 return bus_fail("list providers", &error, r);
         json_object *arr = json_object_new_array();
-        r = sd_bus_message_enter_container(reply, 'a', "(ssss)");
-        while (r >= 0 && (r = sd_bus_message_read(reply, "(ssss)", &name, &id, &type, &desc)) > 0) {
+        r = sd_bus_message_enter_container(reply, 'a', "(sssssb)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(sssssb)", &name, &id, &type, &desc, &what, &atomic)) > 0) {
                 if (arg_json) {
                         json_object *o = json_object_new_object();
                         json_object_object_add(o, "name", json_object_new_string(name));
                         json_object_object_add(o, "id", json_object_new_string(id));
                         json_object_object_add(o, "type", json_object_new_string(type));
                         json_object_object_add(o, "description", json_object_new_string(desc));
+                        json_object_object_add(o, "supports", json_object_new_string(what));
+                        json_object_object_add(o, "atomic", json_object_new_boolean(atomic));
                         json_object_array_add(arr, o);
                 } else
-                        printf("Provider name: '%s'\n   Provider type: %s\n   Provider Id: {%s}\n   Description: %s\n\n",
-                               name, type, id, desc);
+                        printf("Provider name: '%s'\n   Provider type: %s\n   Provider Id: {%s}\n   Description: %s\n"
+                               "   Supports: %s\n   Multi-volume sets: %s\n\n",
+                               name, type, id, desc, what, atomic ? "atomic" : "not atomic (volumes cut one by one)");
         }
         if (arg_json) {
                 json_object *o = json_object_new_object();
@@ -233,11 +237,13 @@ static json_object *shadow_json(const char *sid, const char *setid, const char *
         json_object_object_add(o, "provider", json_object_new_string(prov));
         json_object_object_add(o, "created", json_object_new_string(format_timestamp(created, ts)));
         json_object_object_add(o, "attributes", json_object_new_int64(attrs));
+        json_object_object_add(o, "atomic", json_object_new_boolean(!(attrs & OPENVSS_ATTR_NOT_ATOMIC)));
         return o;
 }
 
 static void attributes_text(uint32_t a, char *buf, size_t size) {
-        snprintf(buf, size, "%s%s%s%s", a & VSS_VOLSNAP_ATTR_PERSISTENT ? "Persistent, " : "Auto-release, ",
+        snprintf(buf, size, "%s%s%s%s%s", a & OPENVSS_ATTR_NOT_ATOMIC ? "Not atomic across volumes, " : "",
+                 a & VSS_VOLSNAP_ATTR_PERSISTENT ? "Persistent, " : "Auto-release, ",
                  a & VSS_VOLSNAP_ATTR_CLIENT_ACCESSIBLE ? "Client-accessible, " : "",
                  a & VSS_VOLSNAP_ATTR_NO_AUTO_RELEASE ? "No auto release, " : "",
                  a & VSS_VOLSNAP_ATTR_NO_WRITERS ? "No writers" : "Application consistent");

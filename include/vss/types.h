@@ -125,6 +125,9 @@ VSS_EXPORT const char *vss_backup_type_name(vss_backup_type t);
 #define VSS_VOLSNAP_ATTR_CLIENT_ACCESSIBLE 0x00000004u
 #define VSS_VOLSNAP_ATTR_NO_AUTO_RELEASE 0x00000008u
 #define VSS_VOLSNAP_ATTR_NO_WRITERS 0x00000010u
+/* OpenVSS's own: the set's volumes were not cut at one instant (each was cut while writers were
+ * frozen, but the provider copies volume by volume). */
+#define OPENVSS_ATTR_NOT_ATOMIC 0x00010000u
 
 #define VSS_CTX_BACKUP 0x00000000u
 #define VSS_CTX_FILE_SHARE_BACKUP 0x00000010u

@@ -182,6 +182,8 @@ static int exec_remove(const Provider *p, const char *shadow_path) {
 const Provider provider_exec_template = {
         .id = "4f1d2c7e-3b8a-4e6f-9a51-2d7c8e0b6a34",
         .type = "hardware",
+        .supports_what = "any mounted filesystem (an external command cuts the copy)",
+        .atomic = true, /* every filesystem of the set is frozen before the first command runs */
         .description = "External command under flush-and-hold (block, LVM, SAN or cloud snapshot)",
         .hold = true,
         .named_only = true,

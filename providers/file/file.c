@@ -31,6 +31,8 @@ const Provider provider_file = {
         .name = "file",
         .id = "6a3bd1a8-6f0e-4c5e-9d3b-0b7c1f4e2a10",
         .type = "software",
+        .supports_what = "directory trees and files on any filesystem",
+        .atomic = false, /* volumes are copied one after another (writers stay frozen throughout) */
         .description = "Read-only copy of a directory tree: reflink where the filesystem supports it, "
                        "copy_file_range otherwise",
         .supports = file_supports,
