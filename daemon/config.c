@@ -76,7 +76,7 @@ static int parse_providers(json_object *arr, char **ret_error) {
 }
 
 int config_load(Config *c, const char *path, char **ret_error) {
-        *c = (Config) { .timeouts = timeouts_default, .hold_window_ms = 10000 };
+        *c = (Config) { .timeouts = timeouts_default, .hold_window_ms = 10000, .max_shadows_per_volume = 64 };
         *ret_error = NULL;
         if (path) {
                 json_object *o = json_object_from_file(path);
@@ -95,6 +95,18 @@ int config_load(Config *c, const char *path, char **ret_error) {
                                                 r = fail(ret_error, "%s: must be an integer from 1 to 600000 (ms)", key);
                                         else
                                                 c->hold_window_ms = (uint32_t) v;
+                                } else if (streq(key, "max_shadows_per_volume")) {
+                                        int64_t v = json_object_get_int64(val);
+                                        if (!json_object_is_type(val, json_type_int) || v < 1 || v > 4096)
+                                                r = fail(ret_error, "%s: must be an integer from 1 to 4096", key);
+                                        else
+                                                c->max_shadows_per_volume = (uint32_t) v;
+                                } else if (streq(key, "file_storage_budget_bytes")) {
+                                        int64_t v = json_object_get_int64(val);
+                                        if (!json_object_is_type(val, json_type_int) || v < 0)
+                                                r = fail(ret_error, "%s: must be a non-negative integer (0: no limit)", key);
+                                        else
+                                                c->file_budget_bytes = (uint64_t) v;
                                 } else if (streq(key, "providers"))
                                         r = parse_providers(val, ret_error);
                                 else if (streq(key, "backup_group")) {

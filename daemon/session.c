@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 
 #include "daemon/freeze.h"
+#include "providers/file/copy.h"
+#include <inttypes.h>
 #include "daemon/vssd.h"
 #include "lib/metadata.h"
 
@@ -617,6 +619,19 @@ static bool path_within(const char *path, const char *dir) {
         return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == 0);
 }
 
+static unsigned shadows_of_volume(Manager *m, const char *path) {
+        ShadowRecord *recs = NULL;
+        size_t n = 0;
+        unsigned k = 0;
+        if (registry_list_shadows(m->registry, &recs, &n) < 0)
+                return 0;
+        for (size_t i = 0; i < n; i++)
+                if (streq(recs[i].original_path, path))
+                        k++;
+        shadow_records_free(recs, n);
+        return k;
+}
+
 int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         const char *path, *pname;
         char real[PATH_MAX], id[VSS_ID_STRING_MAX], sid[VSS_ID_STRING_MAX];
@@ -645,6 +660,10 @@ int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error
         if (s->n_volumes >= VSS_MAX_VOLUMES)
                 return reply_error(error, VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED, "a set holds at most %d volumes",
                                    VSS_MAX_VOLUMES);
+        unsigned existing = shadows_of_volume(m, real);
+        if (existing >= m->config.max_shadows_per_volume)
+                return reply_error(error, VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED,
+                                   "'%s' has %u shadow copies, the most allowed; delete some first", real, existing);
         Volume *v = &s->volumes[s->n_volumes];
         *v = (Volume) { .provider = p, .path = strdup(real) };
         if (!v->path || vss_id_new(&v->shadow_id) < 0 ||
@@ -811,6 +830,19 @@ static _Noreturn void commit_child(Session *s, int fd, uint32_t hold_ms) {
         int r;
 
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (s->manager->config.file_budget_bytes > 0) {
+                /* The file provider's storage budget: checked before anything is made. */
+                uint64_t used = 0, need = 0, b;
+                (void) tree_bytes(s->manager->shadow_dir, &used);
+                for (size_t i = 0; i < s->n_volumes; i++)
+                        if (s->volumes[i].provider == &provider_file && tree_bytes(s->volumes[i].path, &b) >= 0)
+                                need += b;
+                if (need > 0 && used + need > s->manager->config.file_budget_bytes) {
+                        snprintf(err, sizeof(err), "%" PRIu64, s->manager->config.file_budget_bytes);
+                        commit_fail(fd, COMMIT_NOSPACE, "the file provider's storage budget of %s bytes would be exceeded%s",
+                                    err, "");
+                }
+        }
         for (size_t i = 0; i < s->n_volumes; i++)
                 if (s->volumes[i].provider->hold)
                         held[n_held++] = s->volumes[i].path;

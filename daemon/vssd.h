@@ -26,6 +26,8 @@ typedef struct Session Session;
 typedef struct Config {
         Timeouts timeouts;
         uint32_t hold_window_ms;  /* flush-and-hold: how long filesystems may stay frozen */
+        uint32_t max_shadows_per_volume;
+        uint64_t file_budget_bytes; /* storage the file provider's shadows may take; 0: no limit */
         char *backup_group;
 } Config;
 

@@ -291,7 +291,49 @@ static void test_provider_honesty(void) {
         json_object_put(root);
 }
 
+static char *shadow_id_of(json_object *s) {
+        const char *id = field(s, "shadow_id");
+        return strdup(id ? id : "");
+}
+
+static void test_shadow_limits(void) {
+        /* At most two shadows per volume here, and 3 MB for the file provider's shadows. */
+        Harness *h = harness_new("{\"max_shadows_per_volume\": 2, \"file_storage_budget_bytes\": 3000000}");
+        char *a = harness_make_data(h, "a"), *big = harness_make_data(h, "big"), *out = NULL;
+        harness_writer(h, "w", NULL);
+        json_object *root = NULL;
+        char *first = shadow_id_of(create_shadow(h, a, NULL, &root));
+        json_object_put(root);
+        char *second = shadow_id_of(create_shadow(h, a, NULL, &root));
+        json_object_put(root);
+        CHECK(harness_sh(h, &out, "vssadmin create shadow --for %s --json", a) == 1);
+        CHECK(out && strstr(out, "VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED"));
+        free(out);
+        /* The oldest goes; then there is room again. */
+        CHECK(harness_sh(h, NULL, "vssadmin delete shadows --for %s --oldest >/dev/null", a) == 0);
+        CHECK(harness_sh(h, &out, "vssadmin list shadows --json") == 0);
+        CHECK(out && !strstr(out, first) && strstr(out, second));
+        free(out);
+        CHECK(create_shadow(h, a, NULL, &root) != NULL);
+        json_object_put(root);
+        CHECK(harness_sh(h, NULL, "vssadmin delete shadows --for %s/nothing-here --oldest 2>/dev/null", a) == 1);
+        CHECK(harness_sh(h, NULL, "vssadmin delete shadows --for %s 2>/dev/null", a) == 2);
+
+        /* Past the storage budget: refused before anything is copied. */
+        CHECK(harness_sh(h, NULL, "head -c 2000000 /dev/urandom > %s/blob", big) == 0);
+        free(shadow_id_of(create_shadow(h, big, NULL, &root)));
+        json_object_put(root);
+        int before = harness_count_shadow_files(h);
+        CHECK(harness_sh(h, &out, "vssadmin create shadow --for %s --json", big) == 1);
+        CHECK(out && strstr(out, "VSS_E_INSUFFICIENT_STORAGE") && strstr(out, "budget"));
+        free(out);
+        CHECK(harness_count_shadow_files(h) == before);
+        free(first);
+        free(second);
+}
+
 static const TestCase cases[] = {
+        { "shadow-limits", test_shadow_limits },
         { "provider-honesty", test_provider_honesty },
         { "xfs-reflink", test_xfs_reflink },
         { "exec-flush-and-hold", test_exec_flush_and_hold },

@@ -20,7 +20,7 @@ static void help(void) {
                "  vssadmin list providers [--json]\n"
                "  vssadmin list shadows [--json]\n"
                "  vssadmin create shadow --for PATH [--for PATH]... [--provider NAME] [--json]\n"
-               "  vssadmin delete shadows (--shadow ID | --set ID | --all)\n"
+               "  vssadmin delete shadows (--shadow ID | --set ID | --all | --for PATH --oldest)\n"
                "\n"
                "Administers OpenVSS shadow copies through vssd.\n"
                "\n"
@@ -33,7 +33,8 @@ static void help(void) {
                "                   set, backup complete) making persistent shadow copies of PATHs;\n"
                "                   writer status is gathered and printed after each phase, and the\n"
                "                   set fails (nothing is kept) if any writer fails\n"
-               "  delete shadows   delete one shadow copy, a whole set, or all of them\n"
+               "  delete shadows   delete one shadow copy, a whole set, all of them, or the oldest\n"
+               "                   shadow copy of a volume\n"
                "\n"
                "Options:\n"
                "      --for PATH       the directory (volume) to shadow; may repeat\n"
@@ -41,6 +42,7 @@ static void help(void) {
                "      --shadow ID      a shadow copy id\n"
                "      --set ID         a snapshot set id\n"
                "      --all            every shadow copy\n"
+               "      --oldest         with --for PATH: the oldest shadow copy of that volume\n"
                "      --json           print JSON instead of text (ids are lowercase UUIDs, failure\n"
                "                       codes \"0x\" and 8 hex digits)\n"
                "      --socket PATH    vssd's socket (default $VSS_SOCKET, else " VSS_DEFAULT_SOCKET ")\n"
@@ -314,6 +316,41 @@ static int delete_shadows(const char *kind, const char *id) {
         return EXIT_OK;
 }
 
+/* The oldest shadow of a volume, found through ListShadows, then deleted by id. */
+static int delete_oldest(const char *path) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *sid, *setid, *orig, *spath, *prov;
+        uint64_t created, reserved, best_created = UINT64_MAX;
+        uint32_t attrs;
+        char real[4096], best[VSS_ID_STRING_MAX] = "";
+        int r;
+
+        if (!realpath(path, real))
+                snprintf(real, sizeof(real), "%s", path); /* the volume may be gone; match the name */
+        if (connect_or_fail(&bus) < 0)
+                return EXIT_FAILED;
+        r = sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "ListShadows", &error, &reply, NULL);
+        if (r < 0)
+                return bus_fail("list shadows", &error, r);
+        r = sd_bus_message_enter_container(reply, 'a', "(sssssttu)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(sssssttu)", &sid, &setid, &orig, &spath, &prov, &created,
+                                                  &reserved, &attrs)) > 0)
+                if (streq(orig, real) && created < best_created) {
+                        best_created = created;
+                        snprintf(best, sizeof(best), "%s", sid);
+                }
+        if (r < 0)
+                return bus_fail("list shadows", NULL, r);
+        if (!best[0]) {
+                fprintf(stderr, "vssadmin: delete shadows failed: VSS_E_OBJECT_NOT_FOUND (0x%08x): no shadow copy of '%s'\n",
+                        (uint32_t) VSS_E_OBJECT_NOT_FOUND, real);
+                return EXIT_FAILED;
+        }
+        return delete_shadows("shadow", best);
+}
+
 /* create shadow: the whole sequence, with status after each phase. */
 
 typedef struct Create {
@@ -470,18 +507,19 @@ static int create_shadow(char **paths, size_t n_paths, const char *provider) {
 }
 
 int main(int argc, char *argv[]) {
-        enum { OPT_FOR = 0x100, OPT_PROVIDER, OPT_SHADOW, OPT_SET, OPT_ALL, OPT_JSON, OPT_SOCKET };
+        enum { OPT_FOR = 0x100, OPT_PROVIDER, OPT_SHADOW, OPT_SET, OPT_ALL, OPT_JSON, OPT_SOCKET, OPT_OLDEST };
         static const struct option options[] = {
                 { "for", required_argument, NULL, OPT_FOR },     { "provider", required_argument, NULL, OPT_PROVIDER },
                 { "shadow", required_argument, NULL, OPT_SHADOW }, { "set", required_argument, NULL, OPT_SET },
                 { "all", no_argument, NULL, OPT_ALL },           { "json", no_argument, NULL, OPT_JSON },
+                { "oldest", no_argument, NULL, OPT_OLDEST },
                 { "socket", required_argument, NULL, OPT_SOCKET }, { "help", no_argument, NULL, 'h' },
                 {},
         };
         char *paths[VSS_MAX_VOLUMES];
         size_t n_paths = 0;
         const char *provider = NULL, *shadow = NULL, *set = NULL;
-        bool all = false;
+        bool all = false, oldest = false;
         vss_id tmp;
         int c;
 
@@ -498,6 +536,7 @@ int main(int argc, char *argv[]) {
                 case OPT_SHADOW: shadow = optarg; break;
                 case OPT_SET: set = optarg; break;
                 case OPT_ALL: all = true; break;
+                case OPT_OLDEST: oldest = true; break;
                 case OPT_JSON: arg_json = true; break;
                 case OPT_SOCKET: arg_socket = optarg; break;
                 case 'h': help(); return EXIT_OK;
@@ -509,7 +548,7 @@ int main(int argc, char *argv[]) {
         const char *verb = argv[optind], *noun = argv[optind + 1];
 
         if (streq(verb, "list")) {
-                if (n_paths || provider || shadow || set || all)
+                if (n_paths || provider || shadow || set || all || oldest)
                         return usage("%s", "list takes only --json");
                 if (streq(noun, "writers"))
                         return list_writers();
@@ -524,17 +563,19 @@ int main(int argc, char *argv[]) {
                         return usage("cannot create '%s' (shadow)", noun);
                 if (n_paths == 0)
                         return usage("%s", "create shadow needs --for PATH");
-                if (shadow || set || all)
+                if (shadow || set || all || oldest)
                         return usage("%s", "create shadow takes --for, --provider and --json");
                 return create_shadow(paths, n_paths, provider);
         }
         if (streq(verb, "delete")) {
                 if (!streq(noun, "shadows"))
                         return usage("cannot delete '%s' (shadows)", noun);
-                if ((!!shadow + !!set + all) != 1)
-                        return usage("%s", "delete shadows needs exactly one of --shadow ID, --set ID, --all");
-                if (n_paths || provider || arg_json)
-                        return usage("%s", "delete shadows takes only --shadow, --set or --all");
+                if ((!!shadow + !!set + all + (n_paths > 0)) != 1)
+                        return usage("%s", "delete shadows needs exactly one of --shadow ID, --set ID, --all, --for PATH --oldest");
+                if (provider || arg_json || n_paths > 1 || (n_paths == 1) != oldest)
+                        return usage("%s", "delete shadows takes only --shadow, --set, --all, or --for PATH with --oldest");
+                if (n_paths == 1)
+                        return delete_oldest(paths[0]);
                 if ((shadow || set) && vss_id_from_string(shadow ? shadow : set, &tmp) < 0)
                         return usage("'%s' is not an id", shadow ? shadow : set);
                 return delete_shadows(shadow ? "shadow" : set ? "set" : "all", shadow ? shadow : set);

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <stdbool.h>
@@ -731,4 +732,19 @@ int remove_tree(const char *path) {
         if (r < 0)
                 return r;
         return rm_entry_at(AT_FDCWD, p);
+}
+
+static uint64_t tree_bytes_sum;
+static int tree_bytes_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        if (flag == FTW_F && S_ISREG(st->st_mode))
+                tree_bytes_sum += (uint64_t) st->st_size;
+        return 0;
+}
+
+int tree_bytes(const char *path, uint64_t *ret) {
+        tree_bytes_sum = 0;
+        if (nftw(path, tree_bytes_entry, 32, FTW_PHYS | FTW_MOUNT) < 0 && errno != ENOENT)
+                return -errno;
+        *ret = tree_bytes_sum;
+        return 0;
 }

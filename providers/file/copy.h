@@ -42,3 +42,6 @@ int tree_make_readonly(const char *path);
  * first one.
  */
 int remove_tree(const char *path);
+
+/* The bytes the regular files of a tree hold (apparent sizes; one filesystem; a missing tree is 0). */
+int tree_bytes(const char *path, uint64_t *ret);
