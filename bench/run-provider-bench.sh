@@ -310,7 +310,9 @@ timed() {
 
 # The by-hand operations and their undo.
 hand_btrfs() { btrfs -q subvolume snapshot -r "$B/vol" "$B/hand"; }
-undo_btrfs() { btrfs -q subvolume delete "$B/hand" && btrfs -q subvolume sync "$B"; }
+# Deleted subvolumes are cleaned in the background after a commit: commit now and wait for the
+# cleaner (also for the shadow vssd deleted), so the cleaning does not land in the next timing.
+undo_btrfs() { btrfs -q subvolume delete "$B/hand" && btrfs -q filesystem sync "$B" && btrfs -q subvolume sync "$B"; }
 hand_xfs() { cp -a --reflink=always "$X/data" "$X/hand"; }
 undo_xfs() { rm -rf "$X/hand"; }
 hand_ext4() { cp -a "$E/data" "$X/hand-ext4"; }

@@ -55,5 +55,10 @@ const sd_bus_vtable coordinator_vtable[] = {
                                 method_list_shadows, 0),
         SD_BUS_METHOD_WITH_ARGS("DeleteShadows", SD_BUS_ARGS("s", kind, "s", id), SD_BUS_RESULT("u", deleted),
                                 method_delete_shadows, 0),
+        SD_BUS_METHOD_WITH_ARGS("ExposeShadow", SD_BUS_ARGS("s", shadow_id, "s", at), SD_BUS_RESULT("s", exposed_at),
+                                method_expose_shadow, 0),
+        SD_BUS_METHOD_WITH_ARGS("UnexposeShadow", SD_BUS_ARGS("s", at), SD_BUS_NO_RESULT, method_unexpose_shadow, 0),
+        SD_BUS_METHOD_WITH_ARGS("ListExposures", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ss)", exposures), method_list_exposures,
+                                0),
         SD_BUS_VTABLE_END,
 };

@@ -329,6 +329,7 @@ void frozen_journal_thaw(Manager *m) {
 
 int shadow_delete(Manager *m, const ShadowRecord *rec) {
         const Provider *p = provider_find(rec->provider);
+        shadow_unexpose_all(m, &rec->shadow_id);
         int r = p ? p->remove(p, rec->shadow_path) : -EOPNOTSUPP;
         if (r < 0) {
                 log_err("cannot delete shadow at %s: %s", rec->shadow_path, strerror(-r));

@@ -38,7 +38,14 @@ struct Provider {
         int (*create)(const Provider *p, const ShadowRequest *req, char **ret_location);
         /* Deletes a shadow; a missing one is success. */
         int (*remove)(const Provider *p, const char *shadow_path);
+        /* Mounts the shadow read-only at `at` its own way; NULL or -EOPNOTSUPP: vssd does it
+         * (a bind mount of a directory, a loop mount of an image). */
+        int (*expose)(const Provider *p, const char *shadow_path, const char *at);
 };
+
+/* Runs cmd with /bin/sh -c in its own process group, env added; 0 on exit 0 (with the last
+ * line of its stdout in *ret_line if asked), -ETIME past the deadline (killed), -EIO otherwise. */
+int provider_run_command(const char *cmd, const char *const *env, uint64_t deadline_usec, char **ret_line);
 
 extern const Provider provider_file;
 extern const Provider provider_btrfs;

@@ -51,6 +51,11 @@ static const char *const migrations[] = {
         "        mount_point TEXT PRIMARY KEY NOT NULL,"
         "        set_id TEXT NOT NULL"
         ");",
+        /* 3: where shadows are exposed (mounted read-only). */
+        "CREATE TABLE exposures ("
+        "        at TEXT PRIMARY KEY NOT NULL,"
+        "        shadow_id TEXT NOT NULL"
+        ");",
 };
 #define REGISTRY_SCHEMA_VERSION ((int) ELEMENTSOF(migrations))
 
@@ -789,4 +794,73 @@ int registry_list_frozen(Registry *r, char ***ret, size_t *ret_n) {
         *ret = a;
         *ret_n = n;
         return 0;
+}
+
+int registry_add_exposure(Registry *r, const vss_id *shadow_id, const char *at) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int k;
+
+        if (!r || !shadow_id || !at)
+                return -EINVAL;
+        k = prepare(r, "INSERT INTO exposures (at, shadow_id) VALUES (?1, ?2)", &s);
+        if (k < 0)
+                return k;
+        if (sqlite3_bind_text(s, 1, at, -1, SQLITE_TRANSIENT) != SQLITE_OK)
+                return -ENOMEM;
+        if ((k = bind_id(s, 2, shadow_id)) < 0)
+                return k;
+        return step_done(s);
+}
+
+int registry_remove_exposure(Registry *r, const char *at) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int k;
+
+        if (!r || !at)
+                return -EINVAL;
+        k = prepare(r, "DELETE FROM exposures WHERE at = ?1", &s);
+        if (k < 0)
+                return k;
+        if (sqlite3_bind_text(s, 1, at, -1, SQLITE_TRANSIENT) != SQLITE_OK)
+                return -ENOMEM;
+        k = step_done(s);
+        if (k < 0)
+                return k;
+        return sqlite3_changes(r->db) > 0 ? 0 : -ENOENT;
+}
+
+int registry_list_exposures(Registry *r, Exposure **ret, size_t *ret_n) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        Exposure *a = NULL;
+        size_t n = 0, allocated = 0;
+        int k;
+
+        if (!r || !ret || !ret_n)
+                return -EINVAL;
+        k = prepare(r, "SELECT at, shadow_id FROM exposures ORDER BY at", &s);
+        while (k >= 0 && (k = step_row(s)) > 0) {
+                k = grow((void **) &a, n, &allocated, sizeof(Exposure));
+                if (k < 0)
+                        break;
+                a[n].at = strdup((const char *) sqlite3_column_text(s, 0));
+                k = column_id(r, s, 1, &a[n].shadow_id);
+                if (!a[n].at)
+                        k = -ENOMEM;
+                n++;
+                if (k < 0)
+                        break;
+        }
+        if (k < 0) {
+                exposures_free(a, n);
+                return k;
+        }
+        *ret = a;
+        *ret_n = n;
+        return 0;
+}
+
+void exposures_free(Exposure *a, size_t n) {
+        for (size_t i = 0; a && i < n; i++)
+                free(a[i].at);
+        free(a);
 }

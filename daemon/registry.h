@@ -77,3 +77,13 @@ int registry_set_shadow_path(Registry *r, const vss_id *shadow_id, const char *s
 int registry_journal_frozen(Registry *r, const vss_id *set_id, const char *const *mounts, size_t n);
 int registry_clear_frozen(Registry *r);
 int registry_list_frozen(Registry *r, char ***ret, size_t *ret_n);
+
+/* Exposures: a shadow mounted read-only at a directory. */
+typedef struct Exposure {
+        char *at;
+        vss_id shadow_id;
+} Exposure;
+int registry_add_exposure(Registry *r, const vss_id *shadow_id, const char *at);   /* -EEXIST if at is taken */
+int registry_remove_exposure(Registry *r, const char *at);                          /* -ENOENT */
+int registry_list_exposures(Registry *r, Exposure **ret, size_t *ret_n);
+void exposures_free(Exposure *a, size_t n);

@@ -179,6 +179,8 @@ Session *session_lookup(Connection *c, const char *id, sd_bus_error *error);
 int reply_error(sd_bus_error *error, int32_t hr, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int shadow_delete(Manager *m, const ShadowRecord *rec);
 void shadow_set_dir_remove(Manager *m, const vss_id *set_id);
+/* expose.c: unmounts every exposure of a shadow (before it is deleted). */
+void shadow_unexpose_all(Manager *m, const vss_id *shadow_id);
 /* Thaws every filesystem in the frozen journal (ours, left by a lease) and clears it. */
 void frozen_journal_thaw(Manager *m);
 
@@ -194,7 +196,8 @@ void log_full(const char *prefix, const char *fmt, ...) __attribute__((format(pr
         X(initialize_for_backup) X(initialize_for_restore) X(set_context) X(set_backup_state)    \
         X(gather_writer_metadata) X(add_component) X(start_snapshot_set) X(add_to_snapshot_set)  \
         X(prepare_for_backup) X(do_snapshot_set) X(set_backup_succeeded) X(backup_complete)      \
-        X(abort_backup) X(pre_restore) X(post_restore) X(cancel) X(gather_writer_status)
+        X(abort_backup) X(pre_restore) X(post_restore) X(cancel) X(gather_writer_status)         \
+        X(expose_shadow) X(unexpose_shadow) X(list_exposures)
 #define VSS_DECLARE_METHOD(n) int method_##n(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 VSS_METHODS(VSS_DECLARE_METHOD)
 extern const sd_bus_vtable coordinator_vtable[];

@@ -332,7 +332,66 @@ static void test_shadow_limits(void) {
         free(second);
 }
 
+static bool is_mounted(Harness *h, const char *dir) {
+        return harness_sh(h, NULL, "findmnt -rn --mountpoint %s >/dev/null", dir) == 0;
+}
+
+static void test_expose(void) {
+        char *mnt, *out = NULL;
+        Harness *h = exec_harness("10000", &mnt);
+        char *data = harness_make_data(h, "data");
+        char at1[600], at2[600];
+        snprintf(at1, sizeof(at1), "%s/at1", harness_dir(h));
+        snprintf(at2, sizeof(at2), "%s/at2", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "mkdir %s %s && echo before > %s/before && sync", at1, at2, mnt) == 0);
+
+        /* A directory shadow: a read-only bind mount. */
+        json_object *root = NULL;
+        char *id = shadow_id_of(create_shadow(h, data, NULL, &root));
+        json_object_put(root);
+        CHECK(harness_sh(h, &out, "vssadmin expose --shadow %s --at %s", id, at1) == 0);
+        CHECK(out && strstr(out, "exposed read-only at"));
+        free(out);
+        CHECK(is_mounted(h, at1));
+        CHECK(harness_sh(h, NULL, "diff -r %s %s", data, at1) == 0);
+        CHECK(harness_sh(h, NULL, "touch %s/new 2>/dev/null", at1) != 0);
+        CHECK(harness_sh(h, &out, "vssadmin list shadows") == 0);
+        CHECK(out && strstr(out, "Exposed at: ") && strstr(out, at1));
+        free(out);
+        CHECK(harness_sh(h, &out, "vssadmin list shadows --json") == 0);
+        CHECK(out && strstr(out, "\"exposed_at\":\"") != NULL);
+        free(out);
+        /* One place, one exposure. */
+        CHECK(harness_sh(h, NULL, "vssadmin expose --shadow %s --at %s 2>/dev/null", id, at1) == 1);
+        CHECK(harness_sh(h, NULL, "vssadmin unexpose --at %s >/dev/null", at1) == 0);
+        CHECK(!is_mounted(h, at1));
+        CHECK(harness_sh(h, NULL, "vssadmin unexpose --at %s 2>/dev/null", at1) == 1);
+
+        /* An image made by the exec provider: a read-only loop mount, gone with its shadow. */
+        char *img = shadow_id_of(create_shadow(h, mnt, "image", &root));
+        json_object_put(root);
+        CHECK(harness_sh(h, NULL, "vssadmin expose --shadow %s --at %s >/dev/null", img, at2) == 0);
+        CHECK(is_mounted(h, at2));
+        CHECK(harness_sh(h, &out, "cat %s/before", at2) == 0 && out && strstr(out, "before"));
+        free(out);
+        CHECK(harness_sh(h, NULL, "touch %s/new 2>/dev/null", at2) != 0);
+        CHECK(harness_sh(h, NULL, "vssadmin delete shadows --all >/dev/null") == 0);
+        CHECK(!is_mounted(h, at2));
+        CHECK(harness_sh(h, &out, "losetup -a | grep -c shadow- || true") == 0 && out && atoi(out) == 0);
+        free(out);
+
+        /* Bad requests change nothing. */
+        CHECK(harness_sh(h, NULL, "vssadmin expose --shadow %s --at %s 2>/dev/null", id, at1) == 1); /* deleted */
+        CHECK(harness_sh(h, NULL, "vssadmin expose --shadow %s --at /nonexistent/x 2>/dev/null", id) == 1);
+        CHECK(harness_sh(h, NULL, "vssadmin expose --at %s 2>/dev/null", at1) == 2);
+        CHECK(harness_sh(h, NULL, "vssadmin unexpose 2>/dev/null") == 2);
+        CHECK(harness_sh(h, NULL, "vssadmin expose --shadow not-an-id --at %s 2>/dev/null", at1) == 2);
+        free(id);
+        free(img);
+}
+
 static const TestCase cases[] = {
+        { "expose", test_expose },
         { "shadow-limits", test_shadow_limits },
         { "provider-honesty", test_provider_honesty },
         { "xfs-reflink", test_xfs_reflink },

@@ -21,6 +21,8 @@ static void help(void) {
                "  vssadmin list shadows [--json]\n"
                "  vssadmin create shadow --for PATH [--for PATH]... [--provider NAME] [--json]\n"
                "  vssadmin delete shadows (--shadow ID | --set ID | --all | --for PATH --oldest)\n"
+               "  vssadmin expose --shadow ID --at DIR\n"
+               "  vssadmin unexpose --at DIR\n"
                "\n"
                "Administers OpenVSS shadow copies through vssd.\n"
                "\n"
@@ -34,7 +36,11 @@ static void help(void) {
                "                   writer status is gathered and printed after each phase, and the\n"
                "                   set fails (nothing is kept) if any writer fails\n"
                "  delete shadows   delete one shadow copy, a whole set, all of them, or the oldest\n"
-               "                   shadow copy of a volume\n"
+               "                   shadow copy of a volume (exposures are unmounted first)\n"
+               "  expose           mount a shadow copy read-only at an existing directory: a bind\n"
+               "                   mount of a directory or snapshot, a loop mount of an image, or the\n"
+               "                   exec provider's expose command (root only)\n"
+               "  unexpose         unmount the shadow copy exposed at DIR\n"
                "\n"
                "Options:\n"
                "      --for PATH       the directory (volume) to shadow; may repeat\n"
@@ -43,6 +49,7 @@ static void help(void) {
                "      --set ID         a snapshot set id\n"
                "      --all            every shadow copy\n"
                "      --oldest         with --for PATH: the oldest shadow copy of that volume\n"
+               "      --at DIR         where to expose a shadow copy, or which exposure to remove\n"
                "      --json           print JSON instead of text (ids are lowercase UUIDs, failure\n"
                "                       codes \"0x\" and 8 hex digits)\n"
                "      --socket PATH    vssd's socket (default $VSS_SOCKET, else " VSS_DEFAULT_SOCKET ")\n"
@@ -240,6 +247,7 @@ static json_object *shadow_json(const char *sid, const char *setid, const char *
         json_object_object_add(o, "created", json_object_new_string(format_timestamp(created, ts)));
         json_object_object_add(o, "attributes", json_object_new_int64(attrs));
         json_object_object_add(o, "atomic", json_object_new_boolean(!(attrs & OPENVSS_ATTR_NOT_ATOMIC)));
+        json_object_object_add(o, "exposed_at", NULL); /* list shadows fills it in */
         return o;
 }
 
@@ -251,14 +259,26 @@ static void attributes_text(uint32_t a, char *buf, size_t size) {
                  a & VSS_VOLSNAP_ATTR_NO_WRITERS ? "No writers" : "Application consistent");
 }
 
+/* Where a shadow is exposed ("" when it is not), from ListExposures' reply. */
+static const char *exposed_at(sd_bus_message *exposures, const char *shadow_id) {
+        const char *id, *at;
+        if (!exposures || sd_bus_message_rewind(exposures, true) < 0 ||
+            sd_bus_message_enter_container(exposures, 'a', "(ss)") < 0)
+                return "";
+        while (sd_bus_message_read(exposures, "(ss)", &id, &at) > 0)
+                if (streq(id, shadow_id))
+                        return at;
+        return "";
+}
+
 static int list_shadows(void) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL, *exposures = NULL;
         const char *sid, *setid, *orig, *spath, *prov;
         uint64_t created, reserved;
         uint32_t attrs;
-        char last_set[VSS_ID_STRING_MAX] = "", ts[32], at[128];
+        char last_set[VSS_ID_STRING_MAX] = "", ts[32], attrs_text[128];
         int r;
 
         if (connect_or_fail(&bus) < 0)
@@ -266,12 +286,19 @@ static int list_shadows(void) {
         r = sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "ListShadows", &error, &reply, NULL);
         if (r < 0)
                 return bus_fail("list shadows", &error, r);
+        r = sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "ListExposures", &error, &exposures, NULL);
+        if (r < 0)
+                return bus_fail("list shadows", &error, r);
         json_object *arr = json_object_new_array();
         r = sd_bus_message_enter_container(reply, 'a', "(sssssttu)");
         while (r >= 0 && (r = sd_bus_message_read(reply, "(sssssttu)", &sid, &setid, &orig, &spath, &prov, &created,
                                                   &reserved, &attrs)) > 0) {
+                const char *at = exposed_at(exposures, sid);
                 if (arg_json) {
-                        json_object_array_add(arr, shadow_json(sid, setid, orig, spath, prov, created, attrs));
+                        json_object *o = shadow_json(sid, setid, orig, spath, prov, created, attrs);
+                        if (*at)
+                                json_object_object_add(o, "exposed_at", json_object_new_string(at));
+                        json_object_array_add(arr, o);
                         continue;
                 }
                 if (!streq(last_set, setid)) {
@@ -279,10 +306,10 @@ static int list_shadows(void) {
                         printf("Contents of shadow copy set ID: {%s}\n   Created at: %s\n", setid,
                                format_timestamp(created, ts));
                 }
-                attributes_text(attrs, at, sizeof(at));
+                attributes_text(attrs, attrs_text, sizeof(attrs_text));
                 printf("      Shadow Copy ID: {%s}\n         Original Volume: %s\n         Shadow Copy Volume: %s\n"
-                       "         Provider: '%s'\n         Attributes: %s\n\n",
-                       sid, orig, spath, prov, at);
+                       "         Provider: '%s'\n         Attributes: %s\n%s%s%s\n",
+                       sid, orig, spath, prov, attrs_text, *at ? "         Exposed at: " : "", at, *at ? "\n" : "");
         }
         if (arg_json) {
                 json_object *o = json_object_new_object();
@@ -313,6 +340,28 @@ static int delete_shadows(const char *kind, const char *id) {
         if (sd_bus_message_read(reply, "u", &n) < 0)
                 return EXIT_FAILED;
         printf("Deleted %u shadow copies.\n", n);
+        return EXIT_OK;
+}
+
+static int expose(const char *shadow, const char *at) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *where;
+        int r;
+        if (connect_or_fail(&bus) < 0)
+                return EXIT_FAILED;
+        if (shadow)
+                r = sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "ExposeShadow", &error, &reply, "ss",
+                                       shadow, at);
+        else
+                r = sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "UnexposeShadow", &error, NULL, "s", at);
+        if (r < 0)
+                return bus_fail(shadow ? "expose" : "unexpose", &error, r);
+        if (shadow && sd_bus_message_read(reply, "s", &where) >= 0)
+                printf("Shadow copy {%s} exposed read-only at %s\n", shadow, where);
+        else if (!shadow)
+                printf("Unexposed %s\n", at);
         return EXIT_OK;
 }
 
@@ -507,18 +556,18 @@ static int create_shadow(char **paths, size_t n_paths, const char *provider) {
 }
 
 int main(int argc, char *argv[]) {
-        enum { OPT_FOR = 0x100, OPT_PROVIDER, OPT_SHADOW, OPT_SET, OPT_ALL, OPT_JSON, OPT_SOCKET, OPT_OLDEST };
+        enum { OPT_FOR = 0x100, OPT_PROVIDER, OPT_SHADOW, OPT_SET, OPT_ALL, OPT_JSON, OPT_SOCKET, OPT_OLDEST, OPT_AT };
         static const struct option options[] = {
                 { "for", required_argument, NULL, OPT_FOR },     { "provider", required_argument, NULL, OPT_PROVIDER },
                 { "shadow", required_argument, NULL, OPT_SHADOW }, { "set", required_argument, NULL, OPT_SET },
                 { "all", no_argument, NULL, OPT_ALL },           { "json", no_argument, NULL, OPT_JSON },
-                { "oldest", no_argument, NULL, OPT_OLDEST },
+                { "oldest", no_argument, NULL, OPT_OLDEST },     { "at", required_argument, NULL, OPT_AT },
                 { "socket", required_argument, NULL, OPT_SOCKET }, { "help", no_argument, NULL, 'h' },
                 {},
         };
         char *paths[VSS_MAX_VOLUMES];
         size_t n_paths = 0;
-        const char *provider = NULL, *shadow = NULL, *set = NULL;
+        const char *provider = NULL, *shadow = NULL, *set = NULL, *at = NULL;
         bool all = false, oldest = false;
         vss_id tmp;
         int c;
@@ -537,12 +586,27 @@ int main(int argc, char *argv[]) {
                 case OPT_SET: set = optarg; break;
                 case OPT_ALL: all = true; break;
                 case OPT_OLDEST: oldest = true; break;
+                case OPT_AT:
+                        if (optarg[0] != '/')
+                                return usage("--at needs an absolute path, not '%s'", optarg);
+                        at = optarg;
+                        break;
                 case OPT_JSON: arg_json = true; break;
                 case OPT_SOCKET: arg_socket = optarg; break;
                 case 'h': help(); return EXIT_OK;
                 default: return usage("%s", "bad option");
                 }
         }
+        if (optind + 1 == argc && (streq(argv[optind], "expose") || streq(argv[optind], "unexpose"))) {
+                bool ex = streq(argv[optind], "expose");
+                if (!at || (ex && !shadow) || (!ex && shadow) || n_paths || provider || set || all || oldest || arg_json)
+                        return usage("%s", ex ? "expose takes --shadow ID --at DIR" : "unexpose takes --at DIR");
+                if (shadow && vss_id_from_string(shadow, &tmp) < 0)
+                        return usage("'%s' is not an id", shadow);
+                return expose(shadow, at);
+        }
+        if (at)
+                return usage("%s", "--at is for expose and unexpose");
         if (optind + 2 != argc)
                 return usage("%s", argc - optind < 2 ? "missing command" : "too many arguments");
         const char *verb = argv[optind], *noun = argv[optind + 1];

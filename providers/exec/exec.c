@@ -32,7 +32,7 @@ static uint64_t now_usec(void) {
 /* Runs cmd with /bin/sh in its own process group, env (NAME=VALUE, NULL-terminated) added.
  * Returns 0 on exit 0 with the last non-empty line of stdout in *ret_line (if asked), -ETIME
  * when the deadline passed (the group is killed), -EIO on another exit. */
-static int run(const char *cmd, const char *const *env, uint64_t deadline_usec, char **ret_line) {
+int provider_run_command(const char *cmd, const char *const *env, uint64_t deadline_usec, char **ret_line) {
         int pipefd[2];
         if (pipe2(pipefd, O_CLOEXEC) < 0)
                 return -errno;
@@ -160,7 +160,7 @@ static int exec_create(const Provider *p, const ShadowRequest *req, char **ret_l
         snprintf(e_set, sizeof(e_set), "VSS_SNAPSHOT_SET_ID=%s", req->set_id);
         snprintf(e_shadow, sizeof(e_shadow), "VSS_SHADOW_ID=%s", req->shadow_id);
         const char *env[] = { e_prov, e_vol, e_dev, e_mnt, e_set, e_shadow, NULL };
-        r = run(p->create_cmd, env, req->deadline_usec, &loc);
+        r = provider_run_command(p->create_cmd, env, req->deadline_usec, &loc);
         if (r < 0)
                 return r;
         if (!*loc || strlen(loc) >= PATH_MAX) {
@@ -176,7 +176,18 @@ static int exec_remove(const Provider *p, const char *shadow_path) {
         snprintf(e_prov, sizeof(e_prov), "VSS_PROVIDER=%s", p->name);
         snprintf(e_path, sizeof(e_path), "VSS_SHADOW_PATH=%s", shadow_path);
         const char *env[] = { e_prov, e_path, NULL };
-        return run(p->delete_cmd, env, now_usec() + DELETE_TIMEOUT_USEC, NULL);
+        return provider_run_command(p->delete_cmd, env, now_usec() + DELETE_TIMEOUT_USEC, NULL);
+}
+
+static int exec_expose(const Provider *p, const char *shadow_path, const char *at) {
+        char e_prov[300], e_path[PATH_MAX + 32], e_at[PATH_MAX + 32];
+        if (!p->expose_cmd)
+                return -EOPNOTSUPP; /* vssd mounts it itself */
+        snprintf(e_prov, sizeof(e_prov), "VSS_PROVIDER=%s", p->name);
+        snprintf(e_path, sizeof(e_path), "VSS_SHADOW_PATH=%s", shadow_path);
+        snprintf(e_at, sizeof(e_at), "VSS_EXPOSE_AT=%s", at);
+        const char *env[] = { e_prov, e_path, e_at, NULL };
+        return provider_run_command(p->expose_cmd, env, now_usec() + DELETE_TIMEOUT_USEC, NULL);
 }
 
 const Provider provider_exec_template = {
@@ -190,4 +201,5 @@ const Provider provider_exec_template = {
         .supports = exec_supports,
         .create = exec_create,
         .remove = exec_remove,
+        .expose = exec_expose,
 };

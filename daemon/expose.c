@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Exposing a shadow: a read-only mount of it at a directory the admin names. A directory or
+ * subvolume snapshot is bind-mounted read-only; an image is loop-mounted read-only; an exec
+ * provider with an expose command does it its own way. Exposures are recorded in the registry. */
+
+#include <limits.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "daemon/vssd.h"
+
+static int mount_readonly(const ShadowRecord *rec, const char *at) {
+        const Provider *p = provider_find(rec->provider);
+        struct stat st;
+        int r;
+
+        if (p && p->expose) {
+                r = p->expose(p, rec->shadow_path, at);
+                if (r != -EOPNOTSUPP)
+                        return r;
+        }
+        if (stat(rec->shadow_path, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode)) {
+                if (mount(rec->shadow_path, at, NULL, MS_BIND | MS_REC, NULL) < 0)
+                        return -errno;
+                /* A bind mount takes MS_RDONLY only on a remount. */
+                if (mount(NULL, at, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
+                        r = -errno;
+                        (void) umount2(at, MNT_DETACH);
+                        return r;
+                }
+                return 0;
+        }
+        if (S_ISREG(st.st_mode)) {
+                /* mount(8) sets up the loop device (autoclear) and knows the filesystem types. */
+                char e_img[PATH_MAX + 16], e_at[PATH_MAX + 16];
+                snprintf(e_img, sizeof(e_img), "VSS_IMAGE=%s", rec->shadow_path);
+                snprintf(e_at, sizeof(e_at), "VSS_AT=%s", at);
+                const char *env[] = { e_img, e_at, NULL };
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                uint64_t deadline = (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000 + 60 * USEC_PER_SEC;
+                return provider_run_command("mount -o ro,loop -- \"$VSS_IMAGE\" \"$VSS_AT\"", env, deadline, NULL);
+        }
+        return -EOPNOTSUPP;
+}
+
+int method_expose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Connection *c = userdata;
+        Manager *m = c->manager;
+        const char *id, *at;
+        char real[PATH_MAX];
+        vss_id sid;
+        ShadowRecord rec = {};
+        Exposure *ex = NULL;
+        size_t n = 0;
+        int r;
+
+        if (c->cred.uid != 0)
+                return reply_error(error, VSS_E_ACCESSDENIED, "only root may expose shadow copies (it mounts)");
+        r = sd_bus_message_read(msg, "ss", &id, &at);
+        if (r < 0)
+                return r;
+        if (vss_id_from_string(id, &sid) < 0)
+                return reply_error(error, VSS_E_INVALIDARG, "'%s' is not a shadow id", id);
+        if (!string_ok(at, VSS_MAX_STRING) || at[0] != '/' || !realpath(at, real))
+                return reply_error(error, VSS_E_INVALIDARG, "'%s' is not an existing absolute directory", at);
+        struct stat st;
+        if (stat(real, &st) < 0 || !S_ISDIR(st.st_mode))
+                return reply_error(error, VSS_E_INVALIDARG, "'%s' is not a directory", real);
+        r = registry_get_shadow(m->registry, &sid, &rec);
+        if (r == -ENOENT)
+                return reply_error(error, VSS_E_OBJECT_NOT_FOUND, "no shadow copy %s", id);
+        if (r < 0)
+                return reply_error(error, VSS_E_UNEXPECTED, "cannot read the shadow registry: %s", strerror(-r));
+        if (registry_list_exposures(m->registry, &ex, &n) >= 0) {
+                bool taken = false;
+                for (size_t i = 0; i < n; i++)
+                        taken = taken || streq(ex[i].at, real);
+                exposures_free(ex, n);
+                if (taken) {
+                        shadow_record_done(&rec);
+                        return reply_error(error, VSS_E_OBJECT_ALREADY_EXISTS, "a shadow copy is already exposed at %s", real);
+                }
+        }
+        r = mount_readonly(&rec, real);
+        shadow_record_done(&rec);
+        if (r < 0)
+                return reply_error(error, VSS_E_UNEXPECTED_PROVIDER_ERROR, "cannot expose %s at %s: %s", id, real, strerror(-r));
+        r = registry_add_exposure(m->registry, &sid, real);
+        if (r < 0) {
+                (void) umount2(real, MNT_DETACH);
+                return reply_error(error, VSS_E_UNEXPECTED, "cannot record the exposure: %s", strerror(-r));
+        }
+        log_info("exposed shadow copy %s at %s", id, real);
+        return sd_bus_reply_method_return(msg, "s", real);
+}
+
+static int unexpose(Manager *m, const char *at) {
+        if (umount2(at, 0) < 0 && errno != EINVAL && errno != ENOENT)
+                return -errno;
+        return registry_remove_exposure(m->registry, at);
+}
+
+int method_unexpose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Connection *c = userdata;
+        const char *at;
+        char real[PATH_MAX];
+        int r;
+
+        if (c->cred.uid != 0)
+                return reply_error(error, VSS_E_ACCESSDENIED, "only root may unexpose shadow copies (it unmounts)");
+        r = sd_bus_message_read(msg, "s", &at);
+        if (r < 0)
+                return r;
+        if (!string_ok(at, VSS_MAX_STRING) || !realpath(at, real))
+                snprintf(real, sizeof(real), "%s", at);
+        r = unexpose(c->manager, real);
+        if (r == -ENOENT)
+                return reply_error(error, VSS_E_OBJECT_NOT_FOUND, "no shadow copy is exposed at %s", real);
+        if (r < 0)
+                return reply_error(error, VSS_E_UNEXPECTED, "cannot unexpose %s: %s", real, strerror(-r));
+        log_info("unexposed %s", real);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+int method_list_exposures(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Connection *c = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        char id[VSS_ID_STRING_MAX];
+        Exposure *ex = NULL;
+        size_t n = 0;
+        int r = registry_list_exposures(c->manager->registry, &ex, &n);
+        if (r < 0)
+                return reply_error(error, VSS_E_UNEXPECTED, "cannot read the registry: %s", strerror(-r));
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "(ss)");
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = sd_bus_message_append(reply, "(ss)", vss_id_to_string(&ex[i].shadow_id, id), ex[i].at);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        exposures_free(ex, n);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+void shadow_unexpose_all(Manager *m, const vss_id *shadow_id) {
+        Exposure *ex = NULL;
+        size_t n = 0;
+        if (registry_list_exposures(m->registry, &ex, &n) < 0)
+                return;
+        for (size_t i = 0; i < n; i++)
+                if (vss_id_equal(&ex[i].shadow_id, shadow_id) && unexpose(m, ex[i].at) < 0)
+                        log_warn("cannot unexpose %s", ex[i].at);
+        exposures_free(ex, n);
+}
