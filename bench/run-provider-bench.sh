@@ -402,10 +402,15 @@ for c in "${cases[@]}"; do
         else
                 printf "$fmt" "$label" "failed" "failed" "-"
                 echo "$prog: case '$label' failed" >&2
-                show_logs
                 status=1
+                if ! kill -0 "$vssd_pid" 2>/dev/null; then
+                        wait "$vssd_pid" 2>/dev/null
+                        echo "$prog: vssd exited (status $?); not running the other cases" >&2
+                        break
+                fi
         fi
 done
+((status == 0)) || show_logs
 echo
 echo "by hand:"
 for c in "${cases[@]}"; do

@@ -50,7 +50,8 @@ if [ -z "${OPENVSS_SKIP_VALGRIND:-}" ]; then
                 integration/bad-input integration/session-isolation integration/restore-status-direct \
                 integration/component-mode integration/provider-failure integration/persistent-survives-restart \
                 integration/create-shadow-json integration/create-shadow-veto integration/delete-shadows \
-                integration/list-writers-as-of
+                integration/list-writers-as-of integration/btrfs-snapshot integration/exec-flush-and-hold \
+                integration/expose integration/shadow-limits
 fi
 
 echo "$passed passed, $failed failed, $skipped skipped"
