@@ -619,6 +619,16 @@ static bool path_within(const char *path, const char *dir) {
         return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == 0);
 }
 
+static bool same_filesystem(const char *a, const char *b) {
+        struct stat sa, sb;
+        char ma[PATH_MAX], mb[PATH_MAX], da[PATH_MAX], db[PATH_MAX];
+        if (stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev)
+                return true;
+        /* Subvolumes and bind mounts show other st_dev values over one filesystem. */
+        return mount_of(a, NULL, ma, sizeof(ma), da, sizeof(da)) >= 0 && mount_of(b, NULL, mb, sizeof(mb), db, sizeof(db)) >= 0 &&
+               da[0] == '/' && streq(da, db);
+}
+
 static unsigned shadows_of_volume(Manager *m, const char *path) {
         ShadowRecord *recs = NULL;
         size_t n = 0;
@@ -657,6 +667,10 @@ int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error
         for (size_t i = 0; i < s->n_volumes; i++)
                 if (streq(s->volumes[i].path, real))
                         return reply_error(error, VSS_E_OBJECT_ALREADY_EXISTS, "'%s' is already in the set", real);
+        /* vssd never writes to a filesystem it holds frozen: not the one with its own state. */
+        if (p->hold && state && same_filesystem(real, state))
+                return reply_error(error, VSS_E_VOLUME_NOT_SUPPORTED,
+                                   "'%s' is on the filesystem of vssd's state directory, which vssd cannot hold frozen", real);
         if (s->n_volumes >= VSS_MAX_VOLUMES)
                 return reply_error(error, VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED, "a set holds at most %d volumes",
                                    VSS_MAX_VOLUMES);

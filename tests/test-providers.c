@@ -194,6 +194,15 @@ static void test_exec_flush_and_hold(void) {
         json_object_put(root);
         CHECK(harness_sh(h, NULL, "vssadmin delete shadows --all >/dev/null") == 0);
         CHECK(access(copy, F_OK) < 0);
+
+        /* vssd never holds frozen the filesystem its own state is on (here: the test's loop fs). */
+        char state[500];
+        snprintf(state, sizeof(state), "%s/state", mnt);
+        harness_restart_vssd_at(h, state);
+        CHECK(harness_sh(h, &out, "mkdir -p %s/data && vssadmin create shadow --for %s/data --provider image --json", mnt,
+                         mnt) == 1);
+        CHECK(out && strstr(out, "VSS_E_VOLUME_NOT_SUPPORTED") && strstr(out, "state directory"));
+        free(out);
 }
 
 static void test_exec_hold_timeout(void) {
