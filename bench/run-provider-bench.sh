@@ -23,9 +23,10 @@
 # The OpenVSS time is measured around the vssadmin call (process start to exit: connection, the
 # whole writer sequence, the provider, the set journal); the by-hand time around the command(s).
 # ROUNDS (environment, default 5) rounds per case, after one untimed warm-up round that also
-# checks the shadows' contents; each number is the median over the rounds. Within a round the
-# two sides alternate which goes first; `sync` runs (untimed) before every timed operation, and
-# the shadow or hand-made copy is deleted (untimed) between rounds. Page caches stay warm.
+# checks the copies' contents (diff -r against the source; e2fsck -fn on the images); each number
+# is the median over the rounds. The side that goes first alternates from round to round; every
+# copy (the shadow, or the hand-made one) is deleted, untimed, before the next timed operation,
+# and `sync` runs, untimed, just before each. Page caches stay warm.
 # VERBOSE=1 shows every round on stderr.
 #
 # Exit status: 0 when everything succeeded, 1 otherwise (messages and vssd's log on stderr).
@@ -308,11 +309,9 @@ timed() {
         echo $((t1 - t0))
 }
 
-# The by-hand operations and their undo.
+# The by-hand operations, where they put their copy, and how to undo them.
 hand_btrfs() { btrfs -q subvolume snapshot -r "$B/vol" "$B/hand"; }
-# Deleted subvolumes are cleaned in the background after a commit: commit now and wait for the
-# cleaner (also for the shadow vssd deleted), so the cleaning does not land in the next timing.
-undo_btrfs() { btrfs -q subvolume delete "$B/hand" && btrfs -q filesystem sync "$B" && btrfs -q subvolume sync "$B"; }
+undo_btrfs() { btrfs -q subvolume delete "$B/hand"; }
 hand_xfs() { cp -a --reflink=always "$X/data" "$X/hand"; }
 undo_xfs() { rm -rf "$X/hand"; }
 hand_ext4() { cp -a "$E/data" "$X/hand-ext4"; }
@@ -325,21 +324,27 @@ hand_image() {
         return "$rc"
 }
 undo_image() { rm -f "$work/image-hand.img"; }
+declare -A hand_copy=([btrfs]="$B/hand" [xfs]="$X/hand" [ext4]="$X/hand-ext4" [image]="$work/image-hand.img")
 
-# Untimed checks of the warm-up round's results.
-check_tree() { diff -r "$1" "$2" >/dev/null || { echo "$prog: shadow $2 differs from $1" >&2; return 1; }; }
-check_btrfs() { check_tree "$B/vol" "$shadow_path" && check_tree "$B/vol" "$B/hand"; }
-check_xfs() { check_tree "$X/data" "$shadow_path" && check_tree "$X/data" "$X/hand"; }
-check_ext4() { check_tree "$E/data" "$shadow_path" && check_tree "$E/data" "$X/hand-ext4"; }
+# After a delete: deleted btrfs subvolumes are cleaned in the background after a commit; commit
+# now and wait for the cleaner, so the cleaning does not land in the next timing.
+settle() {
+        if [[ "$1" == btrfs ]]; then
+                btrfs -q filesystem sync "$B" && btrfs -q subvolume sync "$B"
+        fi
+}
+
+# Untimed checks of the warm-up round's copies: check_KEY COPY.
+check_tree() { diff -r "$1" "$2" >/dev/null || { echo "$prog: $2 differs from $1" >&2; return 1; }; }
+check_btrfs() { check_tree "$B/vol" "$1"; }
+check_xfs() { check_tree "$X/data" "$1"; }
+check_ext4() { check_tree "$E/data" "$1"; }
 check_image() {
-        local f
-        for f in "$shadow_path" "$work/image-hand.img"; do
-                e2fsck -fn "$f" >"$work/fsck.out" 2>&1 || {
-                        echo "$prog: $f is not a clean ext4 image:" >&2
-                        cat "$work/fsck.out" >&2
-                        return 1
-                }
-        done
+        e2fsck -fn "$1" >"$work/fsck.out" 2>&1 || {
+                echo "$prog: $1 is not a clean ext4 image:" >&2
+                cat "$work/fsck.out" >&2
+                return 1
+        }
 }
 
 median_ms() {
@@ -347,35 +352,54 @@ median_ms() {
                 END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.1f", m / 1000 }'
 }
 
-# bench KEY PATH PROVIDER: sets row_openvss and row_hand (median ms), or returns 1.
+# One timed side of a round, then its check (warm-up only), delete and settle, so each timed
+# operation starts from the same state. side_openvss/side_hand KEY PATH PROVIDER CHECK; set us.
+side_openvss() {
+        local key=$1 path=$2 provider=$3 check=$4
+        us=$(openvss "$path" "$provider") || return 1
+        # The command substitution ran in a subshell: read the shadow back.
+        shadow_set=$(jq -r '.snapshot_set_id' "$work/create.json")
+        shadow_path=$(jq -r '.shadows[0].shadow_path' "$work/create.json")
+        if ((check)); then "check_$key" "$shadow_path" || return 1; fi
+        openvss_delete || return 1
+        settle "$key" >"$work/undo.out" 2>&1 || { cat "$work/undo.out" >&2; return 1; }
+}
+side_hand() {
+        local key=$1 check=$4
+        us=$(timed "hand_$key") || return 1
+        if ((check)); then "check_$key" "${hand_copy[$key]}" || return 1; fi
+        { "undo_$key" && settle "$key"; } >"$work/undo.out" 2>&1 || {
+                echo "$prog: undo_$key failed:" >&2
+                cat "$work/undo.out" >&2
+                return 1
+        }
+}
+
+# bench KEY PATH PROVIDER: sets row_openvss and row_hand (median ms), or returns 1. Round 0 is
+# the warm-up; the side that goes first alternates.
 bench() {
-        local key=$1 path=$2 provider=$3 r us_o us_h
+        local key=$1 path=$2 provider=$3 r us us_o us_h check
         local -a o=() h=()
         for ((r = 0; r <= rounds; r++)); do
+                check=$((r == 0))
                 if ((r % 2)); then
-                        us_h=$(timed "hand_$key") || return 1
-                        us_o=$(openvss "$path" "$provider") || return 1
+                        side_hand "$key" "$path" "$provider" "$check" || return 1
+                        us_h=$us
+                        side_openvss "$key" "$path" "$provider" "$check" || return 1
+                        us_o=$us
                 else
-                        us_o=$(openvss "$path" "$provider") || return 1
-                        us_h=$(timed "hand_$key") || return 1
+                        side_openvss "$key" "$path" "$provider" "$check" || return 1
+                        us_o=$us
+                        side_hand "$key" "$path" "$provider" "$check" || return 1
+                        us_h=$us
                 fi
-                # The command substitution ran in a subshell: read the shadow back.
-                shadow_set=$(jq -r '.snapshot_set_id' "$work/create.json")
-                shadow_path=$(jq -r '.shadows[0].shadow_path' "$work/create.json")
                 if ((r == 0)); then
-                        "check_$key" || return 1
                         say "$key: warm-up: OpenVSS $((us_o / 1000)) ms, by hand $((us_h / 1000)) ms (not counted)"
                 else
                         o+=("$us_o")
                         h+=("$us_h")
                         say "$key: round $r: OpenVSS $((us_o / 1000)) ms, by hand $((us_h / 1000)) ms"
                 fi
-                openvss_delete || return 1
-                "undo_$key" >"$work/undo.out" 2>&1 || {
-                        echo "$prog: undo_$key failed:" >&2
-                        cat "$work/undo.out" >&2
-                        return 1
-                }
                 kill -0 "$vssd_pid" 2>/dev/null || { echo "$prog: vssd is gone" >&2; return 1; }
         done
         row_openvss=$(median_ms "${o[@]}")

@@ -245,50 +245,68 @@ static void test_status_in_progress(void) {
         vss_backup_release(b);
 }
 
+/* Waits up to 5 s for a writer to have seen an event. */
+static bool wait_event(Harness *h, const char *writer, const char *event) {
+        for (int i = 0; i < 500; i++) {
+                char *ev = harness_events(h, writer);
+                bool seen = strstr(ev, event) != NULL;
+                free(ev);
+                if (seen)
+                        return true;
+                usleep(10000);
+        }
+        return false;
+}
+
+/* The moment every mid-freeze test starts from: "fe" (front-end) is frozen, "be" (back-end) is
+ * inside its Freeze hook for `block` seconds, and do-snapshot-set is in flight. */
+typedef struct MidFreeze {
+        Harness *h;
+        vss_backup *b;
+        vss_async *a;
+        pid_t fe, be;
+} MidFreeze;
+
+static MidFreeze mid_freeze(const char *block) {
+        MidFreeze f = { .h = harness_new(NULL) };
+        char behaviour[32], *data = harness_make_data(f.h, "data");
+        f.fe = harness_writer(f.h, "fe", front);
+        f.be = harness_writer(f.h, "be", back);
+        snprintf(behaviour, sizeof(behaviour), "block %s", block);
+        harness_set(f.h, "be", "freeze", behaviour);
+        f.b = harness_session(f.h);
+        prepare(f.h, f.b, data, NULL);
+        CHECK_HR(vss_backup_do_snapshot_set(f.b, &f.a), 0);
+        CHECK(harness_wait_started(f.h, "be", "freeze"));
+        return f;
+}
+
 static void test_writer_killed_mid_freeze(void) {
-        Harness *h = harness_new(NULL);
-        char *data = harness_make_data(h, "data");
-        harness_writer(h, "fe", front);
-        pid_t victim = harness_writer(h, "victim", back);
-        harness_set(h, "victim", "freeze", "block 30");
-        vss_backup *b = harness_session(h);
-        prepare(h, b, data, NULL);
-        vss_async *a = NULL;
-        CHECK_HR(vss_backup_do_snapshot_set(b, &a), 0);
-        CHECK(harness_wait_started(h, "victim", "freeze"));
-        kill(victim, SIGKILL);
-        CHECK_HR(vss_async_wait(a, 20000), VSS_E_WRITER_NOT_RESPONDING);
-        vss_async_unref(a);
-        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
-        check_status(b, "victim", VSS_WS_FAILED_AT_FREEZE, VSS_E_WRITER_NOT_RESPONDING);
-        check_status(b, "fe", VSS_WS_STABLE, 0);
-        CHECK(harness_count_shadow_files(h) == 0);
-        vss_backup_release(b);
-        check_events(h, "fe", "identify prepare-backup prepare-snapshot freeze abort backup-shutdown");
+        MidFreeze f = mid_freeze("30");
+        kill(f.be, SIGKILL);
+        CHECK_HR(vss_async_wait(f.a, 20000), VSS_E_WRITER_NOT_RESPONDING);
+        vss_async_unref(f.a);
+        CHECK_HR(vss_backup_gather_writer_status_sync(f.b), 0);
+        check_status(f.b, "be", VSS_WS_FAILED_AT_FREEZE, VSS_E_WRITER_NOT_RESPONDING);
+        check_status(f.b, "fe", VSS_WS_STABLE, 0);
+        CHECK(harness_count_shadow_files(f.h) == 0);
+        vss_backup_release(f.b);
+        check_events(f.h, "fe", "identify prepare-backup prepare-snapshot freeze abort backup-shutdown");
 }
 
 static void test_frozen_writer_lost_seen_by_status(void) {
         /* A frozen writer dies while a later level still freezes, and the requester's status
          * query is what notices: the set must abort, never commit. */
-        Harness *h = harness_new(NULL);
-        char *data = harness_make_data(h, "data");
-        pid_t fe = harness_writer(h, "fe", front);
-        harness_writer(h, "be", back);
-        harness_set(h, "be", "freeze", "block 2");
-        vss_backup *b = harness_session(h);
-        prepare(h, b, data, NULL);
-        vss_async *a = NULL;
-        CHECK_HR(vss_backup_do_snapshot_set(b, &a), 0);
-        CHECK(harness_wait_started(h, "be", "freeze"));
-        kill(fe, SIGKILL);
+        MidFreeze f = mid_freeze("2");
+        kill(f.fe, SIGKILL);
         usleep(200 * 1000);
-        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
-        check_status(b, "fe", VSS_WS_FAILED_AT_FREEZE, VSS_E_WRITER_NOT_RESPONDING);
-        CHECK_HR(vss_async_wait(a, 20000), VSS_E_WRITER_NOT_RESPONDING);
-        vss_async_unref(a);
-        CHECK(harness_count_shadow_files(h) == 0);
-        vss_backup_release(b);
-        check_events(h, "be", "identify prepare-backup prepare-snapshot freeze abort backup-shutdown");
+        CHECK_HR(vss_backup_gather_writer_status_sync(f.b), 0);
+        check_status(f.b, "fe", VSS_WS_FAILED_AT_FREEZE, VSS_E_WRITER_NOT_RESPONDING);
+        CHECK_HR(vss_async_wait(f.a, 20000), VSS_E_WRITER_NOT_RESPONDING);
+        vss_async_unref(f.a);
+        CHECK(harness_count_shadow_files(f.h) == 0);
+        vss_backup_release(f.b);
+        check_events(f.h, "be", "identify prepare-backup prepare-snapshot freeze abort backup-shutdown");
 }
 
 static void test_requester_killed_mid_freeze(void) {
@@ -311,18 +329,7 @@ static void test_requester_killed_mid_freeze(void) {
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         /* Abort (reverse order) and BackupShutdown reach both writers, nothing is left. */
-        char *fe = NULL;
-        for (int i = 0; i < 500; i++) {
-                free(fe);
-                fe = harness_events(h, "fe");
-                char *be = harness_events(h, "be");
-                bool done = strstr(fe, "backup-shutdown") && strstr(be, "backup-shutdown");
-                free(be);
-                if (done)
-                        break;
-                usleep(20000);
-        }
-        free(fe);
+        CHECK(wait_event(h, "fe", "backup-shutdown") && wait_event(h, "be", "backup-shutdown"));
         check_events(h, "fe", "identify prepare-backup prepare-snapshot freeze abort backup-shutdown");
         check_events(h, "be", "identify prepare-backup prepare-snapshot freeze abort backup-shutdown");
         char *log = harness_log(h);
@@ -341,29 +348,20 @@ static void test_requester_killed_mid_freeze(void) {
 
 static void test_cancel_mid_freeze(void) {
         /* Cancelling do-snapshot-set while writers are frozen aborts the set. */
-        Harness *h = harness_new(NULL);
-        char *data = harness_make_data(h, "data");
-        harness_writer(h, "fe", front);
-        harness_writer(h, "be", back);
-        harness_set(h, "be", "freeze", "block 1");
-        vss_backup *b = harness_session(h);
-        prepare(h, b, data, NULL);
-        vss_async *a = NULL;
-        CHECK_HR(vss_backup_do_snapshot_set(b, &a), 0);
-        CHECK(harness_wait_started(h, "be", "freeze"));
-        CHECK_HR(vss_async_cancel(a), 0);
-        CHECK_HR(vss_async_wait(a, 20000), VSS_S_ASYNC_CANCELLED);
-        CHECK_HR(vss_async_query(a), VSS_S_ASYNC_CANCELLED);
-        vss_async_unref(a);
-        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
-        check_status(b, "fe", VSS_WS_STABLE, 0);
-        check_status(b, "be", VSS_WS_STABLE, 0);
-        CHECK(harness_count_shadow_files(h) == 0);
+        MidFreeze f = mid_freeze("1");
+        CHECK_HR(vss_async_cancel(f.a), 0);
+        CHECK_HR(vss_async_wait(f.a, 20000), VSS_S_ASYNC_CANCELLED);
+        CHECK_HR(vss_async_query(f.a), VSS_S_ASYNC_CANCELLED);
+        vss_async_unref(f.a);
+        CHECK_HR(vss_backup_gather_writer_status_sync(f.b), 0);
+        check_status(f.b, "fe", VSS_WS_STABLE, 0);
+        check_status(f.b, "be", VSS_WS_STABLE, 0);
+        CHECK(harness_count_shadow_files(f.h) == 0);
         /* The session is over: aborted. */
-        CHECK_HR(vss_backup_backup_complete_sync(b), VSS_E_BAD_STATE);
-        vss_backup_release(b);
-        check_events(h, "fe", "identify prepare-backup prepare-snapshot freeze abort backup-shutdown");
-        check_events(h, "be", "identify prepare-backup prepare-snapshot freeze abort backup-shutdown");
+        CHECK_HR(vss_backup_backup_complete_sync(f.b), VSS_E_BAD_STATE);
+        vss_backup_release(f.b);
+        check_events(f.h, "fe", "identify prepare-backup prepare-snapshot freeze abort backup-shutdown");
+        check_events(f.h, "be", "identify prepare-backup prepare-snapshot freeze abort backup-shutdown");
 }
 
 static void test_concurrent_sets(void) {
@@ -587,34 +585,17 @@ static void test_freeze_window_expired(void) {
 }
 
 static void test_vssd_killed_writer_thaws(void) {
-        Harness *h = harness_new(NULL);
-        char *data = harness_make_data(h, "data");
-        harness_writer(h, "fe", front);
-        harness_writer(h, "be", back);
-        harness_set(h, "be", "freeze", "block 3");
-        vss_backup *b = harness_session(h);
-        prepare(h, b, data, NULL);
-        vss_async *a = NULL;
-        CHECK_HR(vss_backup_do_snapshot_set(b, &a), 0);
-        CHECK(harness_wait_started(h, "be", "freeze"));
         /* fe is frozen; vssd dies. fe must thaw itself at once. */
-        harness_kill_vssd(h);
-        char *ev = NULL;
-        for (int i = 0; i < 200; i++) {
-                free(ev);
-                ev = harness_events(h, "fe");
-                if (strstr(ev, "abort"))
-                        break;
-                usleep(10000);
-        }
-        CHECK_STR(ev, "identify prepare-backup prepare-snapshot freeze abort");
-        free(ev);
-        CHECK_HR(vss_async_wait(a, 5000), VSS_E_WRITER_INFRASTRUCTURE);
-        vss_async_unref(a);
-        vss_backup_release(b);
+        MidFreeze f = mid_freeze("3");
+        harness_kill_vssd(f.h);
+        CHECK(wait_event(f.h, "fe", "abort"));
+        check_events(f.h, "fe", "identify prepare-backup prepare-snapshot freeze abort");
+        CHECK_HR(vss_async_wait(f.a, 5000), VSS_E_WRITER_INFRASTRUCTURE);
+        vss_async_unref(f.a);
+        vss_backup_release(f.b);
         /* A restarted vssd leaves nothing of the unfinished set behind. */
-        harness_restart_vssd(h);
-        CHECK(harness_count_shadow_files(h) == 0);
+        harness_restart_vssd(f.h);
+        CHECK(harness_count_shadow_files(f.h) == 0);
 }
 
 static void test_provider_failure(void) {
