@@ -255,7 +255,7 @@ done
 
 now_us() {
         local t=$EPOCHREALTIME
-        echo "${t/./}"
+        echo "${t//[!0-9]/}" # seconds.microseconds, whatever the locale's decimal point
 }
 
 # The last OpenVSS shadow: its set id and path.
