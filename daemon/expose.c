@@ -23,10 +23,10 @@ static int mount_readonly(const ShadowRecord *rec, const char *at) {
         if (stat(rec->shadow_path, &st) < 0)
                 return -errno;
         if (S_ISDIR(st.st_mode)) {
-                if (mount(rec->shadow_path, at, NULL, MS_BIND | MS_REC, NULL) < 0)
+                if (mount(rec->shadow_path, at, "none", MS_BIND | MS_REC, NULL) < 0)
                         return -errno;
                 /* A bind mount takes MS_RDONLY only on a remount. */
-                if (mount(NULL, at, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
+                if (mount("none", at, "none", MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
                         r = -errno;
                         (void) umount2(at, MNT_DETACH);
                         return r;

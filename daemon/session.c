@@ -897,9 +897,10 @@ static _Noreturn void commit_child(Session *s, int fd, uint32_t hold_ms) {
                 if (pass == 0 && lease) {
                         r = freeze_lease_release(lease);
                         lease = NULL;
-                        if (r == -ETIME)
-                                commit_fail(fd, COMMIT_HOLD_TIMEOUT, "the hold window of %u ms was exceeded%s",
-                                            (snprintf(err, sizeof(err), "%u", hold_ms), err), "");
+                        if (r == -ETIME) {
+                                snprintf(err, sizeof(err), "%u", hold_ms);
+                                commit_fail(fd, COMMIT_HOLD_TIMEOUT, "the hold window of %s ms was exceeded%s", err, "");
+                        }
                         if (r < 0)
                                 commit_fail(fd, COMMIT_FAILED, "cannot thaw: %s%s", strerror(-r), "");
                 }

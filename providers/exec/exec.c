@@ -13,7 +13,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,35 +61,48 @@ int provider_run_command(const char *cmd, const char *const *env, uint64_t deadl
         char *out = malloc(MAX_OUTPUT + 1);
         size_t len = 0;
         bool timed_out = false, exited = false;
-        /* Watch the process too: a background child of the command may keep stdout open, and
-         * its exit, not the pipe's end, is when the command is done. */
-        int pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        int status = 0;
+        /* The command is done when it exits, not when its stdout ends: a background child of it may
+         * keep the pipe open. So poll in short steps and check for its exit (pidfd_open would do,
+         * but valgrind and older kernels lack it). */
+        (void) fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+        bool eof = false;
         for (;;) {
-                int timeout = -1;
-                if (deadline_usec) {
+                if (!exited && waitpid(pid, &status, WNOHANG) == pid)
+                        exited = true;
+                if (exited && eof)
+                        break;
+                int timeout = exited ? 0 : 20;
+                if (!exited && deadline_usec) {
                         uint64_t now = now_usec();
                         if (now >= deadline_usec) {
                                 timed_out = true;
                                 break;
                         }
-                        timeout = (int) ((deadline_usec - now + 999) / 1000);
+                        if ((deadline_usec - now) / 1000 < 20)
+                                timeout = (int) ((deadline_usec - now + 999) / 1000);
                 }
-                struct pollfd p[2] = { { .fd = pipefd[0], .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
-                int k = poll(p, pidfd >= 0 && !exited ? 2 : 1, exited ? 0 : timeout);
+                if (eof) {
+                        usleep((useconds_t) timeout * 1000);
+                        continue;
+                }
+                struct pollfd p = { .fd = pipefd[0], .events = POLLIN };
+                int k = poll(&p, 1, timeout);
                 if (k < 0 && errno == EINTR)
                         continue;
-                if (k == 0 && exited)
-                        break; /* exited, and nothing more is buffered */
-                if (k == 0)
-                        continue; /* the deadline check above ends it */
-                if (pidfd >= 0 && !exited && (p[1].revents & POLLIN))
-                        exited = true;
-                if (!(p[0].revents & (POLLIN | POLLHUP)))
+                if (k == 0) {
+                        if (exited)
+                                break; /* exited, and nothing more is buffered */
                         continue;
+                }
                 char buf[4096];
                 ssize_t n = read(pipefd[0], buf, sizeof(buf));
-                if (n <= 0)
-                        break;
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        continue;
+                if (n <= 0) {
+                        eof = true;
+                        continue;
+                }
                 /* Keep the tail: the location is the last line. */
                 if (out && len + (size_t) n > MAX_OUTPUT) {
                         size_t drop = len + (size_t) n - MAX_OUTPUT;
@@ -103,22 +115,12 @@ int provider_run_command(const char *cmd, const char *const *env, uint64_t deadl
                         len += (size_t) n;
                 }
         }
-        if (pidfd >= 0)
-                close(pidfd);
         close(pipefd[0]);
-        int status = 0;
         if (timed_out)
                 (void) kill(-pid, SIGKILL);
-        for (;;) {
-                pid_t w = waitpid(pid, &status, timed_out || !deadline_usec ? 0 : WNOHANG);
-                if (w == pid || (w < 0 && errno != EINTR))
-                        break;
-                if (w == 0 && now_usec() >= deadline_usec) {
-                        timed_out = true;
-                        (void) kill(-pid, SIGKILL);
-                } else if (w == 0)
-                        usleep(5000);
-        }
+        if (!exited)
+                while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                        ;
         if (timed_out) {
                 free(out);
                 return -ETIME;
