@@ -4,6 +4,7 @@
  *   { "backup_group": "vss-backup",
  *     "timeouts": { "identify_ms": 10000, "freeze_window_ms": 60000, ... } } */
 
+#include <inttypes.h>
 #include <json-c/json.h>
 
 #include "daemon/vssd.h"
@@ -24,6 +25,18 @@ static int fail(char **ret_error, const char *fmt, const char *arg) {
         return -EINVAL;
 }
 
+/* An integer in [min, max]; the error names the key (e.g. "timeouts.identify_ms"). */
+static int parse_int(json_object *val, const char *key, int64_t min, int64_t max, int64_t *ret, char **ret_error) {
+        int64_t v = json_object_get_int64(val);
+        if (!json_object_is_type(val, json_type_int) || v < min || v > max) {
+                if (asprintf(ret_error, "%s: must be an integer from %" PRId64 " to %" PRId64, key, min, max) < 0)
+                        *ret_error = NULL;
+                return -EINVAL;
+        }
+        *ret = v;
+        return 0;
+}
+
 static int parse_timeouts(Timeouts *t, json_object *o, char **ret_error) {
         if (!json_object_is_type(o, json_type_object))
                 return fail(ret_error, "%s: must be an object", "timeouts");
@@ -34,9 +47,11 @@ static int parse_timeouts(Timeouts *t, json_object *o, char **ret_error) {
                                 break;
                 if (i == ELEMENTSOF(timeout_keys))
                         return fail(ret_error, "unknown key timeouts.%s", key);
-                int64_t v = json_object_get_int64(val);
-                if (!json_object_is_type(val, json_type_int) || v < 1 || v > 24 * 3600 * 1000)
-                        return fail(ret_error, "timeouts.%s: must be an integer from 1 to 86400000 (ms)", key);
+                char name[96];
+                int64_t v;
+                snprintf(name, sizeof(name), "timeouts.%s", key);
+                if (parse_int(val, name, 1, 24 * 3600 * 1000, &v, ret_error) < 0)
+                        return -EINVAL;
                 *(uint32_t *) ((char *) t + timeout_keys[i].offset) = (uint32_t) v;
         }
         return 0;
@@ -87,26 +102,18 @@ int config_load(Config *c, const char *path, char **ret_error) {
                         r = fail(ret_error, "%s: must be a JSON object", path);
                 else {
                         json_object_object_foreach(o, key, val) {
+                                int64_t v = 0;
                                 if (streq(key, "timeouts"))
                                         r = parse_timeouts(&c->timeouts, val, ret_error);
                                 else if (streq(key, "hold_window_ms")) {
-                                        int64_t v = json_object_get_int64(val);
-                                        if (!json_object_is_type(val, json_type_int) || v < 1 || v > 600000)
-                                                r = fail(ret_error, "%s: must be an integer from 1 to 600000 (ms)", key);
-                                        else
-                                                c->hold_window_ms = (uint32_t) v;
+                                        r = parse_int(val, key, 1, 600000, &v, ret_error);
+                                        c->hold_window_ms = (uint32_t) v;
                                 } else if (streq(key, "max_shadows_per_volume")) {
-                                        int64_t v = json_object_get_int64(val);
-                                        if (!json_object_is_type(val, json_type_int) || v < 1 || v > 4096)
-                                                r = fail(ret_error, "%s: must be an integer from 1 to 4096", key);
-                                        else
-                                                c->max_shadows_per_volume = (uint32_t) v;
+                                        r = parse_int(val, key, 1, 4096, &v, ret_error);
+                                        c->max_shadows_per_volume = (uint32_t) v;
                                 } else if (streq(key, "file_storage_budget_bytes")) {
-                                        int64_t v = json_object_get_int64(val);
-                                        if (!json_object_is_type(val, json_type_int) || v < 0)
-                                                r = fail(ret_error, "%s: must be a non-negative integer (0: no limit)", key);
-                                        else
-                                                c->file_budget_bytes = (uint64_t) v;
+                                        r = parse_int(val, key, 0, INT64_MAX, &v, ret_error); /* 0: no limit */
+                                        c->file_budget_bytes = (uint64_t) v;
                                 } else if (streq(key, "providers"))
                                         r = parse_providers(val, ret_error);
                                 else if (streq(key, "backup_group")) {

@@ -450,6 +450,11 @@ static void test_bad_input(void) {
                          harness_dir(h), VSSD_PATH, harness_dir(h), harness_dir(h), harness_dir(h)) == 2);
         CHECK(out && strstr(out, "unknown key timeouts.freeze_ms") != NULL);
         free(out);
+        CHECK(harness_sh(h, &out, "echo '{\"hold_window_ms\": 0}' > %s/bad.json; %s --config %s/bad.json "
+                                  "--socket %s/x.sock --state-dir %s/x 2>&1",
+                         harness_dir(h), VSSD_PATH, harness_dir(h), harness_dir(h), harness_dir(h)) == 2);
+        CHECK(out && strstr(out, "hold_window_ms: must be an integer from 1 to 600000") != NULL);
+        free(out);
 }
 
 static void test_session_isolation(void) {
