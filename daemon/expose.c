@@ -23,7 +23,7 @@ static int mount_readonly(const ShadowRecord *rec, const char *at) {
         if (stat(rec->shadow_path, &st) < 0)
                 return -errno;
         if (S_ISDIR(st.st_mode)) {
-                if (mount(rec->shadow_path, at, "none", MS_BIND | MS_REC, NULL) < 0)
+                if (mount(rec->shadow_path, at, "none", MS_BIND, NULL) < 0) /* not recursive: every mount in it read-only */
                         return -errno;
                 /* A bind mount takes MS_RDONLY only on a remount. */
                 if (mount("none", at, "none", MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
@@ -99,6 +99,17 @@ int method_expose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *erro
 }
 
 static int unexpose(Manager *m, const char *at) {
+        Exposure *ex = NULL;
+        size_t n = 0;
+        bool ours = false;
+        /* Only what we exposed is unmounted: never whatever else is mounted there. */
+        if (registry_list_exposures(m->registry, &ex, &n) < 0)
+                return -EIO;
+        for (size_t i = 0; i < n; i++)
+                ours = ours || streq(ex[i].at, at);
+        exposures_free(ex, n);
+        if (!ours)
+                return -ENOENT;
         if (umount2(at, 0) < 0 && errno != EINVAL && errno != ENOENT)
                 return -errno;
         return registry_remove_exposure(m->registry, at);

@@ -578,6 +578,25 @@ int freeze_lease_new(const char *const *paths, size_t n_paths, uint32_t deadline
         l->status_fd = TAKE_FD(status[0]);
         close_all(fds, l->n_mounts); /* the helper has its own; ours would keep the mounts busy */
 
+        /* The helper checks its deadline only between freezes; a FIFREEZE stuck in the kernel (a
+         * filesystem whose image lives on one already frozen) would hold it forever. So wait no
+         * longer than the deadline and a second: then kill it and thaw from here. */
+        struct pollfd pfd = { .fd = l->status_fd, .events = POLLIN };
+        int64_t left_ms = (deadline - now_ns()) / NSEC_PER_MSEC + 1000;
+        int k;
+        do
+                k = poll(&pfd, 1, left_ms > 0 ? (int) left_ms : 0);
+        while (k < 0 && errno == EINTR);
+        if (k == 0) {
+                (void) kill(l->pid, SIGKILL);
+                thaw_all_paths(l->mounts, l->n_mounts); /* releases a helper stuck behind a frozen fs */
+                reap(l->pid);
+                thaw_all_paths(l->mounts, l->n_mounts); /* and whatever it froze on its way out */
+                set_error(errbuf, errlen, "Freezing did not finish within the deadline of %" PRIu32 " ms", deadline_ms);
+                r = -ETIME;
+                goto fail;
+        }
+
         r = read_msg(l->status_fd, &m);
         if (r < 0 || m.kind != MSG_FROZEN) {
                 reap(l->pid);

@@ -358,8 +358,10 @@ static int op_begin(Session *s, sd_bus_message *msg, SeqCall call) {
 static void set_delete(Session *s) {
         Manager *m = s->manager;
         for (size_t i = 0; i < s->n_volumes; i++)
-                if (s->volumes[i].shadow_path)
+                if (s->volumes[i].shadow_path) {
+                        shadow_unexpose_all(m, &s->volumes[i].shadow_id);
                         s->volumes[i].provider->remove(s->volumes[i].provider, s->volumes[i].shadow_path);
+                }
         if (s->set_registered)
                 registry_remove_set(m->registry, &s->set_id);
         if (s->n_volumes > 0)
@@ -793,8 +795,13 @@ static int on_commit_exit(sd_event_source *src, const siginfo_t *si, void *userd
         s->window_source = sd_event_source_disable_unref(s->window_source);
         s->commit_pid = -1;
         commit_read_results(s, msg, sizeof(msg));
-        /* The lease helper thaws when the child dies; make sure, then forget the journal. */
-        frozen_journal_thaw(m);
+        /* A child that exited by itself released its lease (or never got one: a filesystem frozen
+         * by someone else stays theirs). One that was killed may have left the helper to thaw in
+         * its own time: thaw from here to be sure. */
+        if (si->si_code == CLD_EXITED)
+                (void) registry_clear_frozen(m->registry);
+        else
+                frozen_journal_thaw(m);
         if (si->si_code != CLD_EXITED || si->si_status != COMMIT_OK) {
                 int code = si->si_code == CLD_EXITED ? si->si_status : -1;
                 int32_t hr = code == COMMIT_NOSPACE           ? VSS_E_INSUFFICIENT_STORAGE
@@ -810,6 +817,7 @@ static int on_commit_exit(sd_event_source *src, const siginfo_t *si, void *userd
 
 static int on_window(sd_event_source *src, uint64_t usec, void *userdata) {
         Session *s = userdata;
+        bool window = false;
         /* The provider took longer than a frozen writer's window: the copy cannot be consistent. */
         for (size_t i = 0; i < s->n_slots; i++) {
                 Slot *slot = &s->slots[i];
@@ -819,9 +827,13 @@ static int on_window(sd_event_source *src, uint64_t usec, void *userdata) {
                         status_apply(&slot->status, VSS_EVENT_THAW, VSS_E_WRITERERROR_TIMEOUT, 0,
                                      "freeze window exceeded during provider commit");
                         note_status(s, slot);
+                        window = true;
                 }
         }
-        request_abort(s, VSS_E_WRITERERROR_TIMEOUT, "a writer's freeze window was exceeded during the provider commit");
+        if (window)
+                request_abort(s, VSS_E_WRITERERROR_TIMEOUT, "a writer's freeze window was exceeded during the provider commit");
+        else
+                request_abort(s, VSS_E_HOLD_WRITES_TIMEOUT, "the provider outlasted the hold window");
         return 0;
 }
 
@@ -1006,8 +1018,11 @@ static int commit_start(Session *s) {
         }
         session_ref(s);
 
-        /* The shortest window among frozen writers bounds the commit. */
+        /* The shortest window among frozen writers bounds the commit; with flush-and-hold, so does
+         * the hold window (plus a margin for the lease helper to act first). */
         uint32_t left = frozen_window_left_ms(s);
+        if (n_mounts > 0 && (left == 0 || left > m->config.hold_window_ms + 2000))
+                left = m->config.hold_window_ms + 2000;
         if (left > 0)
                 (void) sd_event_add_time_relative(m->event, &s->window_source, CLOCK_MONOTONIC,
                                                   (uint64_t) left * USEC_PER_MSEC, 1000, on_window, s);
@@ -1291,6 +1306,8 @@ void session_abandon(Session *s) {
                 (void) kill(s->commit_pid, SIGKILL);
                 (void) waitpid(s->commit_pid, NULL, 0);
                 s->commit_pid = -1;
+                /* Nothing may stay frozen after vssd stops, whoever kills what next. */
+                frozen_journal_thaw(s->manager);
         }
         if (s->commit_source) {
                 s->commit_source = sd_event_source_disable_unref(s->commit_source);
