@@ -47,6 +47,20 @@ static int mount_readonly(const ShadowRecord *rec, const char *at) {
         return -EOPNOTSUPP;
 }
 
+/* 1 when a shadow is exposed at `at`, 0 when not, -errno when the registry cannot say. */
+static int exposed_at(Manager *m, const char *at) {
+        Exposure *ex = NULL;
+        size_t n = 0;
+        bool found = false;
+        int r = registry_list_exposures(m->registry, &ex, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                found = found || streq(ex[i].at, at);
+        exposures_free(ex, n);
+        return found;
+}
+
 int method_expose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Connection *c = userdata;
         Manager *m = c->manager;
@@ -54,8 +68,6 @@ int method_expose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         char real[PATH_MAX];
         vss_id sid;
         ShadowRecord rec = {};
-        Exposure *ex = NULL;
-        size_t n = 0;
         int r;
 
         if (c->cred.uid != 0)
@@ -75,15 +87,9 @@ int method_expose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return reply_error(error, VSS_E_OBJECT_NOT_FOUND, "no shadow copy %s", id);
         if (r < 0)
                 return reply_error(error, VSS_E_UNEXPECTED, "cannot read the shadow registry: %s", strerror(-r));
-        if (registry_list_exposures(m->registry, &ex, &n) >= 0) {
-                bool taken = false;
-                for (size_t i = 0; i < n; i++)
-                        taken = taken || streq(ex[i].at, real);
-                exposures_free(ex, n);
-                if (taken) {
-                        shadow_record_done(&rec);
-                        return reply_error(error, VSS_E_OBJECT_ALREADY_EXISTS, "a shadow copy is already exposed at %s", real);
-                }
+        if (exposed_at(m, real) > 0) {
+                shadow_record_done(&rec);
+                return reply_error(error, VSS_E_OBJECT_ALREADY_EXISTS, "a shadow copy is already exposed at %s", real);
         }
         r = mount_readonly(&rec, real);
         shadow_record_done(&rec);
@@ -99,16 +105,11 @@ int method_expose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *erro
 }
 
 static int unexpose(Manager *m, const char *at) {
-        Exposure *ex = NULL;
-        size_t n = 0;
-        bool ours = false;
         /* Only what we exposed is unmounted: never whatever else is mounted there. */
-        if (registry_list_exposures(m->registry, &ex, &n) < 0)
-                return -EIO;
-        for (size_t i = 0; i < n; i++)
-                ours = ours || streq(ex[i].at, at);
-        exposures_free(ex, n);
-        if (!ours)
+        int r = exposed_at(m, at);
+        if (r < 0)
+                return r;
+        if (r == 0)
                 return -ENOENT;
         if (umount2(at, 0) < 0 && errno != EINVAL && errno != ENOENT)
                 return -errno;
