@@ -36,6 +36,8 @@ static const char *const call_names[_CALL_MAX] = {
         [CALL_PRE_RESTORE] = "PreRestore",
         [CALL_POST_RESTORE] = "PostRestore",
         [CALL_GATHER_WRITER_STATUS] = "GatherWriterStatus",
+        [CALL_SET_COMPONENT_PROPERTY] = "SetComponentProperty",
+        [CALL_SAVE_AS_DOCUMENT] = "SaveAsDocument",
 };
 
 const char *session_phase_name(SessionPhase p) {
@@ -69,6 +71,13 @@ static const unsigned valid_in[_CALL_MAX] = {
         [CALL_GATHER_WRITER_STATUS] = PH(PHASE_RESTORE_INIT) | PH(PHASE_METADATA) | PH(PHASE_SET_STARTED) |
                                       PH(PHASE_PREPARED) | PH(PHASE_SNAPSHOT_DONE) | PH(PHASE_COMPLETED) |
                                       PH(PHASE_PRE_RESTORED) | PH(PHASE_RESTORED) | PH(PHASE_ABORTED),
+        /* Which property when is checked by the method: backup options before PrepareForBackup,
+         * restore selections before PreRestore, the file restore status before PostRestore. */
+        [CALL_SET_COMPONENT_PROPERTY] = PH(PHASE_METADATA) | PH(PHASE_SET_STARTED) | PH(PHASE_RESTORE_INIT) |
+                                        PH(PHASE_PRE_RESTORED),
+        [CALL_SAVE_AS_DOCUMENT] = PH(PHASE_METADATA) | PH(PHASE_SET_STARTED) | PH(PHASE_PREPARED) |
+                                  PH(PHASE_SNAPSHOT_DONE) | PH(PHASE_COMPLETED) | PH(PHASE_RESTORE_INIT) |
+                                  PH(PHASE_PRE_RESTORED) | PH(PHASE_RESTORED),
 };
 
 int32_t seq_check(const SeqFacts *f, SeqCall call, const char **ret_why) {

@@ -42,6 +42,8 @@ typedef enum SeqCall {
         CALL_PRE_RESTORE,
         CALL_POST_RESTORE,
         CALL_GATHER_WRITER_STATUS,
+        CALL_SET_COMPONENT_PROPERTY,
+        CALL_SAVE_AS_DOCUMENT,
         _CALL_MAX,
 } SeqCall;
 

@@ -156,6 +156,9 @@ struct Session {
         uint64_t freeze_start_usec;
         uint32_t freeze_cap_ms;   /* bound on a later level's Freeze deadline */
         bool gathering;           /* a GatherWriterStatus is in flight */
+        /* The backup components document: component records kept here, header filled in on save. */
+        vss_backup_document *doc;
+        uint64_t created_usec;    /* when the set was committed */
 
         LIST_FIELDS(Session, sessions);
 };
@@ -197,7 +200,8 @@ void log_full(const char *prefix, const char *fmt, ...) __attribute__((format(pr
         X(gather_writer_metadata) X(add_component) X(start_snapshot_set) X(add_to_snapshot_set)  \
         X(prepare_for_backup) X(do_snapshot_set) X(set_backup_succeeded) X(backup_complete)      \
         X(abort_backup) X(pre_restore) X(post_restore) X(cancel) X(gather_writer_status)         \
-        X(expose_shadow) X(unexpose_shadow) X(list_exposures)
+        X(expose_shadow) X(unexpose_shadow) X(list_exposures) X(set_component_property)           \
+        X(save_as_document)
 #define VSS_DECLARE_METHOD(n) int method_##n(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 VSS_METHODS(VSS_DECLARE_METHOD)
 extern const sd_bus_vtable coordinator_vtable[];

@@ -163,9 +163,49 @@ VSS_EXPORT int vss_backup_initialize_for_backup(vss_backup *b) {
 }
 
 VSS_EXPORT int vss_backup_initialize_for_restore(vss_backup *b, const char *document) {
+        vss_backup_document *d = NULL;
+        char why[512];
         if (!b)
                 return VSS_E_INVALIDARG;
+        /* Checked here too, so the caller learns which field is wrong without a round trip. */
+        if (!isempty(document) && bcd_parse(document, &d, why, sizeof(why)) < 0) {
+                snprintf(b->errmsg, sizeof(b->errmsg), "bad backup components document: %s", why);
+                return VSS_E_INVALIDARG;
+        }
+        bcd_free(d);
         return call(b, "InitializeForRestore", NULL, "s", strempty(document));
+}
+
+VSS_EXPORT int vss_backup_save_as_document(vss_backup *b, char **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *json;
+        if (!b || !ret)
+                return VSS_E_INVALIDARG;
+        int32_t hr = call(b, "SaveAsDocument", &reply, NULL);
+        if (hr < 0)
+                return hr;
+        if (sd_bus_message_read(reply, "s", &json) < 0)
+                return fail_errno(b, -EBADMSG, "SaveAsDocument");
+        char *d = strdup(json);
+        if (!d)
+                return fail_errno(b, -ENOMEM, "SaveAsDocument");
+        *ret = d;
+        return 0;
+}
+
+VSS_EXPORT int vss_backup_get_document(vss_backup *b, vss_backup_document **ret) {
+        _cleanup_free_ char *json = NULL;
+        char why[512];
+        if (!ret)
+                return VSS_E_INVALIDARG;
+        int r = vss_backup_save_as_document(b, &json);
+        if (r < 0)
+                return r;
+        if (bcd_parse(json, ret, why, sizeof(why)) < 0) {
+                snprintf(b->errmsg, sizeof(b->errmsg), "vssd sent a bad document: %s", why);
+                return VSS_E_UNEXPECTED;
+        }
+        return 0;
 }
 
 VSS_EXPORT int vss_backup_set_context(vss_backup *b, uint32_t context) {
@@ -195,8 +235,7 @@ static int parse_metadata(vss_backup *b, sd_bus_message *reply) {
                 n++;
         b->metadata = calloc(n ? n : 1, sizeof(*b->metadata));
         for (size_t i = 0; i < n; i++) {
-                const char *why;
-                if (b->metadata && metadata_parse(docs[i], &b->metadata[b->n_metadata], &why) >= 0)
+                if (b->metadata && metadata_parse(docs[i], &b->metadata[b->n_metadata], NULL, 0) >= 0)
                         b->n_metadata++;
                 free(docs[i]);
         }
@@ -498,4 +537,75 @@ VSS_EXPORT int vss_backup_get_snapshot_properties(vss_backup *b, const vss_id *s
         snprintf(p.provider, sizeof(p.provider), "%s", prov);
         *ret = p;
         return 0;
+}
+
+/* The requester's fields of a component record, one D-Bus method for all (SetComponentProperty). */
+static int32_t property_call(vss_backup *b, const vss_id *iid, const vss_id *wid, const char *logical_path,
+                             const char *name, const char *property, const char *type, ...) {
+        char i[VSS_ID_STRING_MAX], w[VSS_ID_STRING_MAX];
+        if (!b || !iid || !wid || isempty(name))
+                return VSS_E_INVALIDARG;
+        va_list ap;
+        va_start(ap, type);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r = sd_bus_message_new_method_call(b->bus, &m, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "SetComponentProperty");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "ssssss", b->session, vss_id_to_string(iid, i), vss_id_to_string(wid, w),
+                                          strempty(logical_path), name, property);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'v', type);
+        if (r >= 0)
+                r = sd_bus_message_appendv(m, type, ap);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        va_end(ap);
+        if (r < 0)
+                return fail_errno(b, r, property);
+        r = sd_bus_call(b->bus, m, CALL_TIMEOUT_USEC, &error, NULL);
+        if (r < 0)
+                return fail(b, vss_hr_from_bus_error(&error, r), &error, property);
+        return 0;
+}
+
+VSS_EXPORT int vss_backup_set_backup_options(vss_backup *b, const vss_id *instance_id, const vss_id *writer_id,
+                                             const char *logical_path, const char *name, const char *options) {
+        return property_call(b, instance_id, writer_id, logical_path, name, "backup-options", "s", strempty(options));
+}
+
+VSS_EXPORT int vss_backup_set_previous_backup_stamp(vss_backup *b, const vss_id *instance_id, const vss_id *writer_id,
+                                                    const char *logical_path, const char *name, const char *stamp) {
+        return property_call(b, instance_id, writer_id, logical_path, name, "previous-backup-stamp", "s",
+                             strempty(stamp));
+}
+
+VSS_EXPORT int vss_backup_set_selected_for_restore(vss_backup *b, const vss_id *instance_id, const vss_id *writer_id,
+                                                   const char *logical_path, const char *name, bool selected) {
+        return property_call(b, instance_id, writer_id, logical_path, name, "selected-for-restore", "b", (int) selected);
+}
+
+VSS_EXPORT int vss_backup_set_restore_options(vss_backup *b, const vss_id *instance_id, const vss_id *writer_id,
+                                              const char *logical_path, const char *name, const char *options) {
+        return property_call(b, instance_id, writer_id, logical_path, name, "restore-options", "s", strempty(options));
+}
+
+VSS_EXPORT int vss_backup_set_additional_restores(vss_backup *b, const vss_id *instance_id, const vss_id *writer_id,
+                                                  const char *logical_path, const char *name, bool additional) {
+        return property_call(b, instance_id, writer_id, logical_path, name, "additional-restores", "b", (int) additional);
+}
+
+VSS_EXPORT int vss_backup_add_new_target(vss_backup *b, const vss_id *instance_id, const vss_id *writer_id,
+                                         const char *logical_path, const char *name, const char *path,
+                                         const char *filespec, bool recursive, const char *destination) {
+        if (!path || !destination)
+                return VSS_E_INVALIDARG;
+        return property_call(b, instance_id, writer_id, logical_path, name, "new-target", "(ssbs)", path,
+                             isempty(filespec) ? "*" : filespec, (int) recursive, destination);
+}
+
+VSS_EXPORT int vss_backup_set_file_restore_status(vss_backup *b, const vss_id *instance_id, const vss_id *writer_id,
+                                                  const char *logical_path, const char *name,
+                                                  vss_file_restore_status status) {
+        return property_call(b, instance_id, writer_id, logical_path, name, "file-restore-status", "u",
+                             (uint32_t) status);
 }

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "lib/common.h"
+#include "lib/jsonv.h"
 #include "lib/metadata.h"
 
 int metadata_builder_init(struct vss_metadata_builder *md) {
         *md = (struct vss_metadata_builder) {
                 .components = json_object_new_array(),
                 .excludes = json_object_new_array(),
+                .mappings = json_object_new_array(),
         };
-        if (!md->components || !md->excludes) {
+        if (!md->components || !md->excludes || !md->mappings) {
                 metadata_builder_done(md);
                 return -ENOMEM;
         }
@@ -17,6 +19,7 @@ int metadata_builder_init(struct vss_metadata_builder *md) {
 void metadata_builder_done(struct vss_metadata_builder *md) {
         json_object_put(md->components);
         json_object_put(md->excludes);
+        json_object_put(md->mappings);
         json_object_put(md->restore);
         *md = (struct vss_metadata_builder) {};
 }
@@ -106,8 +109,36 @@ VSS_EXPORT int vss_metadata_set_restore_method(vss_metadata_builder *md, vss_res
         json_object_object_add(o, "method", json_object_new_int((int) method));
         json_object_object_add(o, "service", json_object_new_string(strempty(service)));
         json_object_object_add(o, "reboot_required", json_object_new_boolean(reboot_required));
+        json_object_object_add(o, "writer_restore", json_object_new_int(md->writer_restore));
         json_object_put(md->restore);
         md->restore = o;
+        return 0;
+}
+
+VSS_EXPORT int vss_metadata_set_writer_restore(vss_metadata_builder *md, vss_writer_restore writer_restore) {
+        if (!md || (unsigned) writer_restore > VSS_WRE_ALWAYS)
+                return VSS_E_INVALIDARG;
+        md->writer_restore = writer_restore;
+        if (!md->restore)
+                return vss_metadata_set_restore_method(md, VSS_RME_UNDEFINED, NULL, false);
+        json_object_object_add(md->restore, "writer_restore", json_object_new_int(writer_restore));
+        return 0;
+}
+
+VSS_EXPORT int vss_metadata_add_alternate_location_mapping(vss_metadata_builder *md, const char *path,
+                                                           const char *filespec, bool recursive,
+                                                           const char *destination) {
+        if (!md || isempty(path) || path[0] != '/' || !string_ok(path, VSS_MAX_STRING) || isempty(destination) ||
+            destination[0] != '/' || !string_ok(destination, VSS_MAX_STRING) ||
+            (filespec && !string_ok(filespec, VSS_MAX_NAME)))
+                return VSS_E_INVALIDARG;
+        if (json_object_array_length(md->mappings) >= VSS_MAX_COMPONENTS)
+                return VSS_E_INVALIDARG;
+        json_object *f = file_desc_new(path, filespec, recursive);
+        if (!f)
+                return VSS_E_OUTOFMEMORY;
+        json_object_object_add(f, "destination", json_object_new_string(destination));
+        json_object_array_add(md->mappings, f);
         return 0;
 }
 
@@ -116,6 +147,8 @@ int metadata_builder_finish(struct vss_metadata_builder *md, const vss_writer_op
         json_object *doc = json_object_new_object();
         if (!doc)
                 return -ENOMEM;
+        json_object_object_add(doc, "format", json_object_new_string("openvss-writer-metadata"));
+        json_object_object_add(doc, "version", json_object_new_int(1));
         json_object_object_add(doc, "writer_id", json_object_new_string(vss_id_to_string(&opts->class_id, wid)));
         json_object_object_add(doc, "instance_id", json_object_new_string(vss_id_to_string(&opts->instance_id, iid)));
         json_object_object_add(doc, "name", json_object_new_string(opts->name));
@@ -124,9 +157,11 @@ int metadata_builder_finish(struct vss_metadata_builder *md, const vss_writer_op
         json_object_object_add(doc, "source_type", json_object_new_int(opts->source_type));
         json_object_object_add(doc, "app_level", json_object_new_int(opts->app_level));
         json_object_object_add(doc, "freeze_window_ms", json_object_new_int64(opts->freeze_window_ms));
-        json_object_object_add(doc, "restore_method", md->restore ? json_object_get(md->restore) : NULL);
+        if (md->restore)
+                json_object_object_add(doc, "restore_method", json_object_get(md->restore));
         json_object_object_add(doc, "components", json_object_get(md->components));
         json_object_object_add(doc, "excludes", json_object_get(md->excludes));
+        json_object_object_add(doc, "alternate_location_mappings", json_object_get(md->mappings));
         char *s = strdup(json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN));
         json_object_put(doc);
         if (!s)
@@ -138,75 +173,68 @@ int metadata_builder_finish(struct vss_metadata_builder *md, const vss_writer_op
 /* Parsing. The whole vss_writer_metadata is one allocation family: arrays and strings are
  * malloc'd and freed by metadata_free(). */
 
-static const char *get_str(json_object *o, const char *key, size_t max, bool *ok) {
-        json_object *v;
-        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string) ||
-            (size_t) json_object_get_string_len(v) > max) {
-                *ok = false;
-                return "";
+static const char *const file_keys[] = { "path", "filespec", "recursive", "destination", NULL };
+
+/* One {path, filespec, recursive[, destination]} entry. */
+static void parse_file(JsonReader *v, json_object *e, bool mapping, vss_file_mapping *f) {
+        jv_only_keys(v, e, mapping ? file_keys : (const char *const[]) { "path", "filespec", "recursive", NULL });
+        const char *path = jv_string(v, e, "path", VSS_MAX_STRING, true);
+        if (!jv_failed(v) && path[0] != '/')
+                jv_fail(v, "path", "must be an absolute path");
+        f->path = jv_dup(v, path);
+        f->filespec = jv_dup(v, jv_string(v, e, "filespec", VSS_MAX_NAME, true));
+        f->recursive = jv_bool(v, e, "recursive", false);
+        if (mapping) {
+                const char *dest = jv_string(v, e, "destination", VSS_MAX_STRING, true);
+                if (!jv_failed(v) && dest[0] != '/')
+                        jv_fail(v, "destination", "must be an absolute path");
+                f->destination = jv_dup(v, dest);
         }
-        return json_object_get_string(v);
 }
 
-static int64_t get_int(json_object *o, const char *key, int64_t min, int64_t max, bool *ok) {
-        json_object *v;
-        if (!json_object_object_get_ex(o, key, &v))
-                return 0; /* optional, 0 is every field's default */
-        if (!json_object_is_type(v, json_type_int)) {
-                *ok = false;
-                return 0;
+/* The array under key, into elements of elem_size bytes whose head is a vss_file_desc (or, with
+ * mapping, a vss_file_mapping). *ret_n counts the entries to free even after a failure. */
+static void *parse_files(JsonReader *v, json_object *o, const char *key, bool mapping, size_t *ret_n) {
+        json_object *arr = jv_array(v, o, key, VSS_MAX_COMPONENTS, false);
+        size_t n = arr ? json_object_array_length(arr) : 0;
+        size_t size = mapping ? sizeof(vss_file_mapping) : sizeof(vss_file_desc);
+        *ret_n = 0;
+        if (n == 0)
+                return NULL;
+        char *f = calloc(n, size);
+        if (!f) {
+                jv_fail(v, NULL, "out of memory");
+                return NULL;
         }
-        int64_t i = json_object_get_int64(v);
-        if (i < min || i > max)
-                *ok = false;
-        return i;
-}
-
-static bool get_bool(json_object *o, const char *key, bool *ok) {
-        json_object *v;
-        if (!json_object_object_get_ex(o, key, &v))
-                return false;
-        if (!json_object_is_type(v, json_type_boolean))
-                *ok = false;
-        return json_object_get_boolean(v);
-}
-
-static char *dup_or_flag(const char *s, bool *ok) {
-        char *d = strdup(s);
-        if (!d)
-                *ok = false;
-        return d;
-}
-
-static int parse_files(json_object *arr, vss_file_desc **ret, size_t *ret_n, bool *ok) {
-        size_t n;
-        if (!arr) {
-                *ret = NULL;
-                *ret_n = 0;
-                return 0;
+        size_t l = jv_enter_key(v, key);
+        for (size_t i = 0; i < n && !jv_failed(v); i++) {
+                json_object *e = jv_element_object(v, arr, i);
+                if (!e)
+                        break;
+                size_t li = jv_enter_index(v, i);
+                vss_file_mapping m = {};
+                parse_file(v, e, mapping, &m);
+                memcpy(f + i * size, &m, size); /* vss_file_desc is vss_file_mapping's head */
+                *ret_n = i + 1;
+                jv_leave(v, li);
         }
-        if (!json_object_is_type(arr, json_type_array) || (n = json_object_array_length(arr)) > VSS_MAX_COMPONENTS)
-                return -EINVAL;
-        vss_file_desc *f = calloc(n ? n : 1, sizeof(*f));
-        if (!f)
-                return -ENOMEM;
-        *ret = f;
-        *ret_n = n;
-        for (size_t i = 0; i < n; i++) {
-                json_object *e = json_object_array_get_idx(arr, i);
-                if (!json_object_is_type(e, json_type_object))
-                        return -EINVAL;
-                f[i].path = dup_or_flag(get_str(e, "path", VSS_MAX_STRING, ok), ok);
-                f[i].filespec = dup_or_flag(get_str(e, "filespec", VSS_MAX_NAME, ok), ok);
-                f[i].recursive = get_bool(e, "recursive", ok);
-        }
-        return 0;
+        jv_leave(v, l);
+        return f;
 }
 
 static void files_free(const vss_file_desc *f, size_t n) {
         for (size_t i = 0; f && i < n; i++) {
                 free((char *) f[i].path);
                 free((char *) f[i].filespec);
+        }
+        free((void *) f);
+}
+
+void mappings_free(const vss_file_mapping *f, size_t n) {
+        for (size_t i = 0; f && i < n; i++) {
+                free((char *) f[i].path);
+                free((char *) f[i].filespec);
+                free((char *) f[i].destination);
         }
         free((void *) f);
 }
@@ -227,107 +255,136 @@ void metadata_free(vss_writer_metadata *m) {
         }
         free((void *) m->components);
         files_free(m->excludes, m->n_excludes);
+        mappings_free(m->alternate_mappings, m->n_alternate_mappings);
         free(m);
 }
 
-int metadata_parse(const char *doc, vss_writer_metadata **ret, const char **ret_error) {
-        bool ok = true;
-        int r;
+VSS_EXPORT vss_writer_metadata *vss_writer_metadata_free(vss_writer_metadata *m) {
+        metadata_free(m);
+        return NULL;
+}
 
-        *ret_error = "malformed metadata document";
-        if (!doc || strnlen(doc, VSS_MAX_DOCUMENT + 1) > VSS_MAX_DOCUMENT) {
-                *ret_error = "metadata document too large";
-                return -EINVAL;
-        }
-        json_tokener *tok = json_tokener_new_ex(32);
-        if (!tok)
-                return -ENOMEM;
-        size_t len = strlen(doc);
-        json_object *o = json_tokener_parse_ex(tok, doc, (int) len);
-        bool complete = json_tokener_get_error(tok) == json_tokener_success;
-        /* One document, nothing after it. */
-        for (size_t i = complete ? json_tokener_get_parse_end(tok) : len; i < len; i++)
-                if (!strchr(" \t\r\n", doc[i]))
-                        complete = false;
-        json_tokener_free(tok);
-        if (!o || !complete || !json_object_is_type(o, json_type_object)) {
-                json_object_put(o);
-                return -EINVAL;
-        }
+static const char *const metadata_keys[] = {
+        "format", "version", "writer_id", "instance_id", "name", "instance_name", "usage_type", "source_type",
+        "app_level", "freeze_window_ms", "restore_method", "components", "excludes", "alternate_location_mappings",
+        NULL,
+};
+static const char *const component_keys[] = {
+        "logical_path", "name", "caption", "selectable_for_backup", "selectable_for_restore", "files", NULL,
+};
 
+void jv_check_format(JsonReader *v, json_object *o, const char *format) {
+        if (!streq(jv_string(v, o, "format", 64, true), format) && !jv_failed(v))
+                jv_fail(v, "format", "expected \"%s\"", format);
+        jv_int(v, o, "version", 1, 1, 0); /* the only version there is */
+        if (!jv_failed(v) && !json_object_object_get_ex(o, "version", NULL))
+                jv_fail(v, "version", "missing");
+}
+
+void jv_id(JsonReader *v, json_object *o, const char *key, vss_id *ret, bool allow_null) {
+        const char *s = jv_string(v, o, key, 64, true);
+        if (jv_failed(v))
+                return;
+        if (allow_null && isempty(s)) {
+                *ret = (vss_id) {};
+                return;
+        }
+        if (vss_id_from_string(s, ret) < 0)
+                jv_fail(v, key, "expected a UUID");
+}
+
+/* Reads a writer metadata document already parsed into o. */
+vss_writer_metadata *metadata_from_json(JsonReader *v, json_object *o) {
         vss_writer_metadata *m = calloc(1, sizeof(*m));
         if (!m) {
-                json_object_put(o);
-                return -ENOMEM;
+                jv_fail(v, NULL, "out of memory");
+                return NULL;
         }
-        if (vss_id_from_string(get_str(o, "writer_id", 64, &ok), &m->writer_id) < 0 ||
-            vss_id_from_string(get_str(o, "instance_id", 64, &ok), &m->instance_id) < 0)
-                ok = false;
-        m->name = dup_or_flag(get_str(o, "name", VSS_MAX_NAME, &ok), &ok);
-        m->instance_name = dup_or_flag(get_str(o, "instance_name", VSS_MAX_NAME, &ok), &ok);
-        if (isempty(m->name))
-                ok = false;
-        m->usage_type = (vss_usage_type) get_int(o, "usage_type", 0, VSS_UT_OTHER, &ok);
-        m->source_type = (vss_source_type) get_int(o, "source_type", 0, VSS_ST_OTHER, &ok);
-        m->app_level = (vss_app_level) get_int(o, "app_level", 0, _VSS_APP_LEVEL_MAX - 1, &ok);
-        m->freeze_window_ms = (uint32_t) get_int(o, "freeze_window_ms", 0, UINT32_MAX, &ok);
+        jv_only_keys(v, o, metadata_keys);
+        jv_check_format(v, o, "openvss-writer-metadata");
+        jv_id(v, o, "writer_id", &m->writer_id, false);
+        jv_id(v, o, "instance_id", &m->instance_id, false);
+        m->name = jv_dup(v, jv_string(v, o, "name", VSS_MAX_NAME, true));
+        if (!jv_failed(v) && isempty(m->name))
+                jv_fail(v, "name", "must not be empty");
+        m->instance_name = jv_dup(v, jv_string(v, o, "instance_name", VSS_MAX_NAME, false));
+        m->usage_type = (vss_usage_type) jv_int(v, o, "usage_type", 0, VSS_UT_OTHER, 0);
+        m->source_type = (vss_source_type) jv_int(v, o, "source_type", 0, VSS_ST_OTHER, 0);
+        m->app_level = (vss_app_level) jv_int(v, o, "app_level", 0, _VSS_APP_LEVEL_MAX - 1, 0);
+        m->freeze_window_ms = (uint32_t) jv_int(v, o, "freeze_window_ms", 0, UINT32_MAX, 0);
 
-        json_object *rm = json_object_object_get(o, "restore_method");
-        if (rm && json_object_is_type(rm, json_type_object)) {
-                m->restore_method = (vss_restore_method) get_int(rm, "method", 0, VSS_RME_RESTORE_STOP_START, &ok);
-                m->restore_service = dup_or_flag(get_str(rm, "service", VSS_MAX_NAME, &ok), &ok);
-                m->reboot_required = get_bool(rm, "reboot_required", &ok);
-        } else if (rm)
-                ok = false;
+        json_object *rm = jv_object(v, o, "restore_method", false);
+        if (rm) {
+                size_t l = jv_enter_key(v, "restore_method");
+                jv_only_keys(v, rm, (const char *const[]) { "method", "service", "reboot_required", "writer_restore", NULL });
+                m->restore_method = (vss_restore_method) jv_int(v, rm, "method", 0, VSS_RME_RESTORE_STOP_START, 0);
+                m->restore_service = jv_dup(v, jv_string(v, rm, "service", VSS_MAX_NAME, false));
+                m->reboot_required = jv_bool(v, rm, "reboot_required", false);
+                m->writer_restore = (vss_writer_restore) jv_int(v, rm, "writer_restore", 0, VSS_WRE_ALWAYS, 0);
+                jv_leave(v, l);
+        }
         if (!m->restore_service)
-                m->restore_service = dup_or_flag("", &ok);
+                m->restore_service = jv_dup(v, "");
 
-        json_object *comps = json_object_object_get(o, "components");
+        json_object *comps = jv_array(v, o, "components", VSS_MAX_COMPONENTS, false);
         size_t n = comps ? json_object_array_length(comps) : 0;
-        if (comps && (!json_object_is_type(comps, json_type_array) || n > VSS_MAX_COMPONENTS))
-                ok = false;
-        else if (n > 0) {
-                vss_component_info *c = calloc(n, sizeof(*c));
-                if (!c)
-                        ok = false;
-                m->components = c;
-                m->n_components = c ? n : 0;
-                for (size_t i = 0; ok && i < n; i++) {
-                        json_object *e = json_object_array_get_idx(comps, i);
-                        if (!json_object_is_type(e, json_type_object)) {
-                                ok = false;
-                                break;
-                        }
-                        c[i].logical_path = dup_or_flag(get_str(e, "logical_path", VSS_MAX_STRING, &ok), &ok);
-                        c[i].name = dup_or_flag(get_str(e, "name", VSS_MAX_NAME, &ok), &ok);
-                        c[i].caption = dup_or_flag(get_str(e, "caption", VSS_MAX_STRING, &ok), &ok);
-                        c[i].selectable_for_backup = get_bool(e, "selectable_for_backup", &ok);
-                        c[i].selectable_for_restore = get_bool(e, "selectable_for_restore", &ok);
-                        vss_file_desc *files = NULL;
-                        r = parse_files(json_object_object_get(e, "files"), &files, &c[i].n_files, &ok);
-                        c[i].files = files;
-                        if (r < 0)
-                                ok = false;
-                        if (ok && isempty(c[i].name))
-                                ok = false;
-                }
+        vss_component_info *c = n ? calloc(n, sizeof(*c)) : NULL;
+        if (n && !c)
+                jv_fail(v, NULL, "out of memory");
+        m->components = c;
+        size_t l = jv_enter_key(v, "components");
+        for (size_t i = 0; c && i < n && !jv_failed(v); i++) {
+                json_object *e = jv_element_object(v, comps, i);
+                if (!e)
+                        break;
+                m->n_components = i + 1;
+                size_t li = jv_enter_index(v, i);
+                jv_only_keys(v, e, component_keys);
+                c[i].logical_path = jv_dup(v, jv_string(v, e, "logical_path", VSS_MAX_STRING, false));
+                c[i].name = jv_dup(v, jv_string(v, e, "name", VSS_MAX_NAME, true));
+                if (!jv_failed(v) && isempty(c[i].name))
+                        jv_fail(v, "name", "must not be empty");
+                c[i].caption = jv_dup(v, jv_string(v, e, "caption", VSS_MAX_STRING, false));
+                c[i].selectable_for_backup = jv_bool(v, e, "selectable_for_backup", true);
+                c[i].selectable_for_restore = jv_bool(v, e, "selectable_for_restore", true);
+                c[i].files = parse_files(v, e, "files", false, &c[i].n_files);
+                for (size_t k = 0; k < i && !jv_failed(v); k++)
+                        if (streq(c[k].logical_path, c[i].logical_path) && streq(c[k].name, c[i].name))
+                                jv_fail(v, "name", "component listed twice");
+                jv_leave(v, li);
         }
-        if (ok) {
-                vss_file_desc *ex = NULL;
-                if (parse_files(json_object_object_get(o, "excludes"), &ex, &m->n_excludes, &ok) < 0)
-                        ok = false;
-                m->excludes = ex;
-        }
+        jv_leave(v, l);
+        if (!jv_failed(v))
+                m->excludes = parse_files(v, o, "excludes", false, &m->n_excludes);
+        if (!jv_failed(v))
+                m->alternate_mappings = parse_files(v, o, "alternate_location_mappings", true, &m->n_alternate_mappings);
+        return m;
+}
+
+int metadata_parse(const char *doc, vss_writer_metadata **ret, char *err, size_t errsize) {
+        JsonReader v = {};
+        vss_writer_metadata *m = NULL;
+        json_object *o = jv_parse(&v, doc, VSS_MAX_DOCUMENT, "writer metadata document");
+        if (o)
+                m = metadata_from_json(&v, o);
         json_object_put(o);
-        if (ok)
-                m->document = dup_or_flag(doc, &ok);
-        if (!ok) {
+        if (!jv_failed(&v))
+                m->document = jv_dup(&v, doc);
+        if (jv_failed(&v)) {
                 metadata_free(m);
+                if (err && errsize)
+                        snprintf(err, errsize, "%s", v.error);
                 return -EINVAL;
         }
-        *ret_error = NULL;
         *ret = m;
         return 0;
+}
+
+VSS_EXPORT int vss_writer_metadata_parse(const char *json, vss_writer_metadata **ret, char *errbuf, size_t errsize) {
+        if (!ret)
+                return VSS_E_INVALIDARG;
+        int r = metadata_parse(json, ret, errbuf, errsize);
+        return r == -EINVAL ? VSS_E_INVALIDARG : r < 0 ? vss_hr_from_errno(r) : 0;
 }
 
 const vss_component_info *metadata_find_component(const vss_writer_metadata *m, const char *logical_path,

@@ -23,6 +23,13 @@ struct vss_writer {
         bool self_aborted; /* thawed itself; the next Thaw fails with a timeout */
         bool exit_requested, lost;
 
+        /* The current event's component records (backup components document) and whether the
+         * callback annotated any: valid only while a callback runs. */
+        vss_event cur_event;
+        bool in_event, annotated;
+        vss_bc_component *records;
+        size_t n_records;
+
         bool failure_set;
         int32_t failure, app_code;
         char app_msg[VSS_MAX_MESSAGE + 1];
@@ -134,12 +141,19 @@ static int method_event(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         r = sd_bus_message_read_strv(m, &components);
         if (r < 0)
                 return r;
+        const char *records;
+        char why[512] = "";
         int e = vss_event_from_name(ename);
-        if (e < 0) {
+        r = sd_bus_message_read(m, "s", &records);
+        if (r >= 0 && !isempty(records) && bcd_components_parse(records, &w->records, &w->n_records, why, sizeof(why)) < 0)
+                r = -EINVAL;
+        if (e < 0 || r < 0) {
                 for (char **c = components; c && *c; c++)
                         free(*c);
                 free(components);
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "unknown event '%s'", ename);
+                if (e < 0)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "unknown event '%s'", ename);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "bad component records: %s", why);
         }
         size_t n = 0;
         while (components && components[n])
@@ -176,7 +190,20 @@ static int method_event(sd_bus_message *m, void *userdata, sd_bus_error *error) 
                 w->self_aborted = false; /* already aborted ourselves */
                 ok = true;
         } else {
+                w->cur_event = e;
+                w->in_event = true;
+                w->annotated = false;
                 ok = run_callback(w, e, &info);
+                w->in_event = false;
+                /* Annotations go back with the answer, in the document field. */
+                if (w->annotated) {
+                        const vss_bc_component **list = calloc(w->n_records ? w->n_records : 1, sizeof(*list));
+                        for (size_t i = 0; list && i < w->n_records; i++)
+                                list[i] = &w->records[i];
+                        if (!list || bcd_components_format(list, w->n_records, &doc) < 0)
+                                ok = false;
+                        free(list);
+                }
                 if (e == VSS_EVENT_FREEZE && ok) {
                         w->frozen = true;
                         w->self_aborted = false;
@@ -193,6 +220,9 @@ static int method_event(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         for (char **c = components; c && *c; c++)
                 free(*c);
         free(components);
+        bcd_components_free(w->records, w->n_records);
+        w->records = NULL;
+        w->n_records = 0;
 
         if (!ok && !w->failure_set)
                 vss_writer_set_failure(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "");
@@ -208,9 +238,9 @@ static const sd_bus_vtable writer_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("Event",
                                 SD_BUS_ARGS("s", event, "s", session_id, "s", snapshot_set_id, "u", backup_type, "b",
-                                            component_mode, "as", components),
+                                            component_mode, "as", components, "s", records),
                                 SD_BUS_RESULT("i", failure, "i", application_code, "s", application_message, "s",
-                                              metadata),
+                                              document),
                                 method_event, 0),
         SD_BUS_METHOD("Ping", "", "", method_ping, 0),
         SD_BUS_VTABLE_END,
@@ -338,4 +368,77 @@ VSS_EXPORT bool vss_writer_is_frozen(vss_writer *w) {
 
 VSS_EXPORT const char *vss_writer_errmsg(vss_writer *w) {
         return w ? w->errmsg : "no writer";
+}
+
+/* The backup components document, from inside an event callback. */
+
+static vss_bc_component *record_find(vss_writer *w, const char *logical_path, const char *name) {
+        if (!w || !w->in_event || !name)
+                return NULL;
+        for (size_t i = 0; i < w->n_records; i++)
+                if (streq(w->records[i].logical_path, strempty(logical_path)) && streq(w->records[i].name, name))
+                        return &w->records[i];
+        return NULL;
+}
+
+VSS_EXPORT const vss_bc_component *vss_writer_get_component(vss_writer *w, const char *logical_path,
+                                                            const char *name) {
+        return record_find(w, logical_path, name);
+}
+
+/* Sets a writer-owned field of a record when the current event allows it. */
+static int annotate(vss_writer *w, const char *logical_path, const char *name, const vss_event *allowed,
+                    size_t n_allowed, const char **field, const char *value, size_t max) {
+        if (!w || !w->in_event)
+                return VSS_E_BAD_STATE;
+        bool ok = false;
+        for (size_t i = 0; i < n_allowed; i++)
+                ok = ok || w->cur_event == allowed[i];
+        if (!ok)
+                return VSS_E_BAD_STATE; /* read-only from BackupComplete, and outside its events */
+        vss_bc_component *c = record_find(w, logical_path, name);
+        if (!c)
+                return VSS_E_OBJECT_NOT_FOUND;
+        if (field) {
+                if (!string_ok(strempty(value), max))
+                        return VSS_E_INVALIDARG;
+                if (bcd_set(field, value) < 0)
+                        return VSS_E_OUTOFMEMORY;
+        }
+        w->annotated = true;
+        return 0;
+}
+
+static const vss_event backup_events[] = { VSS_EVENT_PREPARE_BACKUP, VSS_EVENT_PREPARE_SNAPSHOT, VSS_EVENT_FREEZE,
+                                           VSS_EVENT_THAW, VSS_EVENT_POST_SNAPSHOT };
+
+VSS_EXPORT int vss_writer_set_backup_stamp(vss_writer *w, const char *logical_path, const char *name,
+                                           const char *stamp) {
+        vss_bc_component *c = record_find(w, logical_path, name);
+        return annotate(w, logical_path, name, backup_events, ELEMENTSOF(backup_events), c ? &c->backup_stamp : NULL,
+                        stamp, VSS_MAX_STRING);
+}
+
+VSS_EXPORT int vss_writer_set_restore_target(vss_writer *w, const char *logical_path, const char *name,
+                                             vss_restore_target target) {
+        if ((unsigned) target > VSS_RT_ORIGINAL_LOCATION)
+                return VSS_E_INVALIDARG;
+        int r = annotate(w, logical_path, name, (vss_event[]) { VSS_EVENT_PRE_RESTORE }, 1, NULL, NULL, 0);
+        if (r >= 0)
+                record_find(w, logical_path, name)->restore_target = target;
+        return r;
+}
+
+VSS_EXPORT int vss_writer_set_pre_restore_failure_msg(vss_writer *w, const char *logical_path, const char *name,
+                                                      const char *message) {
+        vss_bc_component *c = record_find(w, logical_path, name);
+        return annotate(w, logical_path, name, (vss_event[]) { VSS_EVENT_PRE_RESTORE }, 1,
+                        c ? &c->pre_restore_failure_msg : NULL, message, VSS_MAX_MESSAGE);
+}
+
+VSS_EXPORT int vss_writer_set_post_restore_failure_msg(vss_writer *w, const char *logical_path, const char *name,
+                                                       const char *message) {
+        vss_bc_component *c = record_find(w, logical_path, name);
+        return annotate(w, logical_path, name, (vss_event[]) { VSS_EVENT_POST_RESTORE }, 1,
+                        c ? &c->post_restore_failure_msg : NULL, message, VSS_MAX_MESSAGE);
 }

@@ -27,8 +27,8 @@ static void test_roundtrip(void) {
         metadata_builder_done(&md);
 
         vss_writer_metadata *m = NULL;
-        const char *why = NULL;
-        CHECK(metadata_parse(doc, &m, &why) == 0);
+        char why[512] = "";
+        CHECK(metadata_parse(doc, &m, why, sizeof(why)) == 0);
         if (m) {
                 CHECK(streq(m->name, "db") && streq(m->instance_name, "main"));
                 CHECK(vss_id_equal(&m->writer_id, &o.class_id) && vss_id_equal(&m->instance_id, &o.instance_id));
@@ -61,8 +61,8 @@ static void test_bad_documents(void) {
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 vss_writer_metadata *m = NULL;
-                const char *why = NULL;
-                if (!(metadata_parse(bad[i], &m, &why) == -EINVAL && why && !m))
+                char why[512] = "";
+                if (!(metadata_parse(bad[i], &m, why, sizeof(why)) == -EINVAL && why[0] && !m))
                         fprintf(stderr, "accepted bad document %zu\n", i), test_failures++;
         }
         /* Oversized documents are refused before parsing. */
@@ -73,19 +73,163 @@ static void test_bad_documents(void) {
         huge[n - 1] = '}';
         huge[n] = 0;
         vss_writer_metadata *m = NULL;
-        const char *why = NULL;
-        CHECK(metadata_parse(huge, &m, &why) == -EINVAL && strstr(why, "too large"));
+        char why[512] = "";
+        CHECK(metadata_parse(huge, &m, why, sizeof(why)) == -EINVAL && strstr(why, "larger than"));
         free(huge);
         /* Deep nesting is refused by the tokenizer's depth limit. */
         char deep[200];
         memset(deep, '[', sizeof(deep) - 1);
         deep[sizeof(deep) - 1] = 0;
-        CHECK(metadata_parse(deep, &m, &why) == -EINVAL);
+        CHECK(metadata_parse(deep, &m, why, sizeof(why)) == -EINVAL);
+}
+
+/* A valid writer metadata document with one field replaced: each bad value must be refused with
+ * a message naming that field. */
+static const char *const good_wmd =
+        "{\"format\":\"openvss-writer-metadata\",\"version\":1,"
+        "\"writer_id\":\"6a3bd1a8-6f0e-4c5e-9d3b-0b7c1f4e2a10\",\"instance_id\":\"7a3bd1a8-6f0e-4c5e-9d3b-0b7c1f4e2a10\","
+        "\"name\":\"a\",\"instance_name\":\"\","
+        "\"components\":[{\"logical_path\":\"\",\"name\":\"c\",\"files\":[{\"path\":\"/srv\",\"filespec\":\"*\",\"recursive\":true}]}]}";
+
+static void test_field_errors(void) {
+        static const struct { const char *from, *to, *field; } cases[] = {
+                { "\"version\":1", "\"version\":2", "version" },
+                { "openvss-writer-metadata", "something-else", "format" },
+                { "\"name\":\"a\"", "\"name\":7", "name" },
+                { "\"instance_name\":\"\"", "\"instance_name\":\"\",\"colour\":1", "colour" },
+                { "\"path\":\"/srv\"", "\"path\":\"srv\"", "components[0].files[0].path" },
+                { "\"recursive\":true", "\"recursive\":\"yes\"", "components[0].files[0].recursive" },
+                { "\"name\":\"c\"", "\"name\":\"\"", "components[0].name" },
+                { "\"writer_id\":\"6a3bd1a8", "\"writer_id\":\"zz3bd1a8", "writer_id" },
+        };
+        vss_writer_metadata *m = NULL;
+        char why[512];
+        CHECK(metadata_parse(good_wmd, &m, why, sizeof(why)) == 0);
+        metadata_free(m);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char doc[2048];
+                const char *at = strstr(good_wmd, cases[i].from);
+                CHECK(at != NULL);
+                if (!at)
+                        continue;
+                snprintf(doc, sizeof(doc), "%.*s%s%s", (int) (at - good_wmd), good_wmd, cases[i].to,
+                         at + strlen(cases[i].from));
+                m = NULL;
+                why[0] = 0;
+                int r = metadata_parse(doc, &m, why, sizeof(why));
+                if (r != -EINVAL || m || strncmp(why, cases[i].field, strlen(cases[i].field)) != 0) {
+                        fprintf(stderr, "case %zu: r=%d error \"%s\", expected it to name %s\n", i, r, why, cases[i].field);
+                        test_failures++;
+                }
+                metadata_free(m);
+        }
+}
+
+/* The backup components document: built as vssd builds it, formatted, parsed back. */
+static void test_bcd_roundtrip(void) {
+        vss_backup_document *d = bcd_new();
+        vss_writer_metadata *m = NULL;
+        char why[512];
+        vss_id wid, iid, sid;
+        CHECK(d && metadata_parse(good_wmd, &m, why, sizeof(why)) == 0);
+        if (!d || !m)
+                return;
+        wid = m->writer_id;
+        iid = m->instance_id;
+        vss_id_new(&sid);
+        d->backup_type = VSS_BT_INCREMENTAL;
+        d->component_mode = true;
+        d->snapshot_set_id = sid;
+        d->created_usec = 1234567;
+        CHECK(bcd_add_writer(d, m) == 0 && bcd_add_writer(d, m) == 0 && d->n_writers == 1);
+        CHECK(bcd_add_shadow(d, &sid, "/srv", "/srv/.openvss/x/y", "btrfs") == 0);
+        vss_bc_component *c = bcd_add_component(d, &wid, &iid, "", "c");
+        CHECK(c && bcd_add_component(d, &wid, &iid, "", "c") == c && d->n_components == 1);
+        if (c) {
+                c->backup_succeeded = true;
+                CHECK(bcd_set(&c->backup_stamp, "lsn:42") == 0);
+                CHECK(bcd_set(&c->previous_backup_stamp, "lsn:7") == 0);
+                c->restore_target = VSS_RT_ALTERNATE;
+                c->file_restore_status = VSS_RS_ALL;
+                CHECK(bcd_add_new_target(c, "/srv", "*.db", true, "/alt") == 0);
+        }
+        char *json = NULL;
+        CHECK(bcd_format(d, &json) == 0);
+        vss_backup_document *p = NULL;
+        CHECK_HR(vss_backup_document_parse(json, &p, why, sizeof(why)), 0);
+        if (p) {
+                CHECK(p->version == 1 && p->backup_type == VSS_BT_INCREMENTAL && p->component_mode);
+                CHECK(vss_id_equal(&p->snapshot_set_id, &sid) && p->created_usec == 1234567);
+                CHECK(p->n_shadows == 1 && streq(p->shadows[0].provider, "btrfs"));
+                CHECK(p->n_writers == 1 && streq(p->writers[0]->name, "a"));
+                const vss_bc_component *pc = vss_backup_document_find(p, &wid, NULL, "", "c");
+                CHECK(pc && pc->backup_succeeded && streq(pc->backup_stamp, "lsn:42") &&
+                      streq(pc->previous_backup_stamp, "lsn:7") && pc->restore_target == VSS_RT_ALTERNATE &&
+                      pc->file_restore_status == VSS_RS_ALL && pc->n_new_targets == 1 &&
+                      streq(pc->new_targets[0].destination, "/alt"));
+                CHECK(vss_backup_document_writer(p, pc) != NULL);
+                char *again = NULL;
+                CHECK(bcd_format(p, &again) == 0 && again && streq(again, json));
+                free(again);
+        }
+        vss_backup_document_free(p);
+        /* Component records alone (what events carry). */
+        char *recs = NULL;
+        vss_bc_component *rc = NULL;
+        size_t n = 0;
+        CHECK(bcd_components_format((const vss_bc_component *const[]) { c }, 1, &recs) == 0);
+        CHECK(bcd_components_parse(recs, &rc, &n, why, sizeof(why)) == 0 && n == 1 && streq(rc[0].backup_stamp, "lsn:42"));
+        bcd_components_free(rc, n);
+        free(recs);
+
+        /* Bad documents name the field. */
+        static const struct { const char *from, *to, *field; } cases[] = {
+                { "\"backup_type\":2", "\"backup_type\":9", "backup_type" },
+                { "\"format\":\"openvss-backup-components\"", "\"format\":\"x\"", "format" },
+                { "\"backup_stamp\":\"lsn:42\"", "\"backup_stamp\":42", "components[0].backup_stamp" },
+                { "\"restore_target\":2", "\"restore_target\":17", "components[0].restore_target" },
+                { "\"destination\":\"\\/alt\"", "\"destination\":\"alt\"", "components[0].new_targets[0].destination" },
+                { "\"provider\":\"btrfs\"", "\"provider\":null", "shadows[0].provider" },
+                { "\"name\":\"a\"", "\"name\":\"\"", "writers[0].name" },
+                { "\"components\":[{\"writer_id\"", "\"extra\":1,\"components\":[{\"writer_id\"", "extra" },
+        };
+        for (size_t i = 0; json && i < ELEMENTSOF(cases); i++) {
+                const char *at = strstr(json, cases[i].from);
+                if (!at) {
+                        fprintf(stderr, "bcd case %zu: '%s' not in %s\n", i, cases[i].from, json);
+                        test_failures++;
+                        continue;
+                }
+                char *bad = NULL;
+                CHECK(asprintf(&bad, "%.*s%s%s", (int) (at - json), json, cases[i].to, at + strlen(cases[i].from)) > 0);
+                vss_backup_document *x = NULL;
+                why[0] = 0;
+                int r = vss_backup_document_parse(bad, &x, why, sizeof(why));
+                if (r != VSS_E_INVALIDARG || x || strncmp(why, cases[i].field, strlen(cases[i].field)) != 0) {
+                        fprintf(stderr, "bcd case %zu: r=0x%x error \"%s\", expected it to name %s\n", i, (unsigned) r, why,
+                                cases[i].field);
+                        test_failures++;
+                }
+                vss_backup_document_free(x);
+                free(bad);
+        }
+        /* Truncated at every length: refused cleanly, never accepted. */
+        for (size_t len = 0; json && len < strlen(json); len += 7) {
+                char *cut = strndup(json, len);
+                vss_backup_document *x = NULL;
+                CHECK(vss_backup_document_parse(cut, &x, why, sizeof(why)) == VSS_E_INVALIDARG && !x);
+                free(cut);
+        }
+        free(json);
+        metadata_free(m);
+        bcd_free(d);
 }
 
 int main(void) {
         test_roundtrip();
         test_bad_documents();
+        test_field_errors();
+        test_bcd_roundtrip();
         printf("%s - metadata\n", test_failures ? "not ok" : "ok");
         return test_failures ? 1 : 0;
 }

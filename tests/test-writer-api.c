@@ -460,14 +460,14 @@ static _Noreturn void fake_coordinator(int listen_fd) {
                 if (!subscribed)
                         sd_bus_wait(bus, 10000);
         }
-        if (sd_bus_call_method(bus, NULL, VSS_WRITER_PATH, VSS_WRITER_INTERFACE, "Event", NULL, &reply, "sssubas", "freeze",
-                               "", "", 1u, 0, 0) < 0 ||
+        if (sd_bus_call_method(bus, NULL, VSS_WRITER_PATH, VSS_WRITER_INTERFACE, "Event", NULL, &reply, "sssubass", "freeze",
+                               "", "", 1u, 0, 0, "") < 0 ||
             sd_bus_message_read(reply, "iiss", &failure, &code, &msg, &doc) < 0 || failure != 0)
                 _exit(11);
         reply = sd_bus_message_unref(reply);
         usleep(600 * 1000); /* the writer's window is 200 ms */
-        if (sd_bus_call_method(bus, NULL, VSS_WRITER_PATH, VSS_WRITER_INTERFACE, "Event", NULL, &reply, "sssubas", "thaw",
-                               "", "", 1u, 0, 0) < 0 ||
+        if (sd_bus_call_method(bus, NULL, VSS_WRITER_PATH, VSS_WRITER_INTERFACE, "Event", NULL, &reply, "sssubass", "thaw",
+                               "", "", 1u, 0, 0, "") < 0 ||
             sd_bus_message_read(reply, "iiss", &failure, &code, &msg, &doc) < 0)
                 _exit(12);
         _exit(failure == VSS_E_WRITERERROR_TIMEOUT ? 0 : 13);

@@ -16,7 +16,7 @@
  * Privilege: root or a member of vssd's backup group (default "vss-backup").
  */
 
-#include <vss/types.h>
+#include <vss/document.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -24,42 +24,6 @@ extern "C" {
 
 typedef struct vss_backup vss_backup;
 typedef struct vss_async vss_async;
-
-typedef struct vss_file_desc {
-        const char *path;
-        const char *filespec;
-        bool recursive;
-} vss_file_desc;
-
-typedef struct vss_component_info {
-        const char *logical_path; /* "" for a top-level component */
-        const char *name;
-        const char *caption;
-        bool selectable_for_backup;
-        bool selectable_for_restore;
-        size_t n_files;
-        const vss_file_desc *files;
-} vss_component_info;
-
-/* One writer's metadata as returned by Identify. Owned by the vss_backup. */
-typedef struct vss_writer_metadata {
-        vss_id writer_id;   /* class id */
-        vss_id instance_id;
-        const char *name;
-        const char *instance_name;
-        vss_usage_type usage_type;
-        vss_source_type source_type;
-        vss_app_level app_level;
-        uint32_t freeze_window_ms;
-        vss_restore_method restore_method;
-        const char *restore_service;
-        bool reboot_required;
-        size_t n_components;
-        const vss_component_info *components;
-        size_t n_excludes;
-        const vss_file_desc *excludes;
-        const char *document; /* the same, as the JSON metadata document */
-} vss_writer_metadata;
 
 /* One writer's status in this session. Strings are owned by the vss_backup until
  * vss_backup_free_writer_status() or the next gather. */
@@ -92,8 +56,15 @@ VSS_EXPORT const char *vss_backup_errmsg(vss_backup *b);
 VSS_EXPORT int vss_backup_get_session_id(vss_backup *b, vss_id *ret);
 
 VSS_EXPORT int vss_backup_initialize_for_backup(vss_backup *b);
-/* document: a backup components document from an earlier backup, or NULL. */
+/* document: the backup components document saved by the backup being restored, or NULL to address
+ * the writers that run now without one (checked here
+ * first: a bad one fails with VSS_E_INVALIDARG naming the field, and nothing is sent). */
 VSS_EXPORT int vss_backup_initialize_for_restore(vss_backup *b, const char *document);
+/* The session's backup components document as JSON (malloc'd, the caller frees): after
+ * gathering metadata in a backup, any time in a restore. Save it with the backup's data. */
+VSS_EXPORT int vss_backup_save_as_document(vss_backup *b, char **ret);
+/* The same, parsed. */
+VSS_EXPORT int vss_backup_get_document(vss_backup *b, vss_backup_document **ret);
 /* VSS_CTX_*; default VSS_CTX_BACKUP (auto-release shadows). Before start_snapshot_set. */
 VSS_EXPORT int vss_backup_set_context(vss_backup *b, uint32_t context);
 VSS_EXPORT int vss_backup_set_backup_state(vss_backup *b, bool select_components, bool bootable_system_state,
@@ -124,6 +95,27 @@ VSS_EXPORT int vss_backup_set_backup_succeeded(vss_backup *b, const vss_id *inst
                                                const char *logical_path, const char *name, bool succeeded);
 VSS_EXPORT int vss_backup_backup_complete(vss_backup *b, vss_async **ret);
 VSS_EXPORT int vss_backup_backup_complete_sync(vss_backup *b);
+/* Per-component settings of the document. Backup (after gathering metadata, before PrepareForBackup):
+ * backup options and the previous backup's stamp, which writers read. Restore (before PreRestore):
+ * selected for restore, restore options, additional restores and new targets. Between PreRestore and
+ * PostRestore: the file restore status. Other times fail with VSS_E_BAD_STATE. */
+VSS_EXPORT int vss_backup_set_backup_options(vss_backup *b, const vss_id *instance_id, const vss_id *writer_id,
+                                             const char *logical_path, const char *name, const char *options);
+VSS_EXPORT int vss_backup_set_previous_backup_stamp(vss_backup *b, const vss_id *instance_id, const vss_id *writer_id,
+                                                    const char *logical_path, const char *name, const char *stamp);
+VSS_EXPORT int vss_backup_set_selected_for_restore(vss_backup *b, const vss_id *instance_id, const vss_id *writer_id,
+                                                   const char *logical_path, const char *name, bool selected);
+VSS_EXPORT int vss_backup_set_restore_options(vss_backup *b, const vss_id *instance_id, const vss_id *writer_id,
+                                              const char *logical_path, const char *name, const char *options);
+VSS_EXPORT int vss_backup_set_additional_restores(vss_backup *b, const vss_id *instance_id, const vss_id *writer_id,
+                                                  const char *logical_path, const char *name, bool additional);
+VSS_EXPORT int vss_backup_add_new_target(vss_backup *b, const vss_id *instance_id, const vss_id *writer_id,
+                                         const char *logical_path, const char *name, const char *path,
+                                         const char *filespec, bool recursive, const char *destination);
+VSS_EXPORT int vss_backup_set_file_restore_status(vss_backup *b, const vss_id *instance_id, const vss_id *writer_id,
+                                                  const char *logical_path, const char *name,
+                                                  vss_file_restore_status status);
+
 /* Aborts the backup: frozen writers get Abort, the set's shadows are deleted. */
 VSS_EXPORT int vss_backup_abort_backup(vss_backup *b);
 

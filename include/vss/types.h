@@ -173,6 +173,31 @@ typedef enum vss_source_type {
         VSS_ST_OTHER = 3,
 } vss_source_type;
 
+/* Where a component is restored (VSS_RESTORE_TARGET), set by a writer in PreRestore. */
+typedef enum vss_restore_target {
+        VSS_RT_UNDEFINED = 0,
+        VSS_RT_ORIGINAL = 1,
+        VSS_RT_ALTERNATE = 2,
+        VSS_RT_DIRECTED = 3,
+        VSS_RT_ORIGINAL_LOCATION = 4,
+} vss_restore_target;
+
+/* How the requester's file restore went (VSS_FILE_RESTORE_STATUS), told to writers in PostRestore. */
+typedef enum vss_file_restore_status {
+        VSS_RS_UNDEFINED = 0,
+        VSS_RS_NONE = 1,
+        VSS_RS_ALL = 2,
+        VSS_RS_FAILED = 3,
+} vss_file_restore_status;
+
+/* Whether a writer takes part in restores (VSS_WRITERRESTORE_ENUM). */
+typedef enum vss_writer_restore {
+        VSS_WRE_UNDEFINED = 0,
+        VSS_WRE_NEVER = 1,
+        VSS_WRE_IF_REPLACE_FAILS = 2,
+        VSS_WRE_ALWAYS = 3,
+} vss_writer_restore;
+
 #ifdef __cplusplus
 }
 #endif

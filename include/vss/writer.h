@@ -17,7 +17,7 @@
  * No privilege is needed; the socket is $VSS_SOCKET or /run/openvss/vssd.sock.
  */
 
-#include <vss/types.h>
+#include <vss/document.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -130,6 +130,31 @@ VSS_EXPORT int vss_metadata_add_exclude_files(vss_metadata_builder *md, const ch
                                               bool recursive);
 VSS_EXPORT int vss_metadata_set_restore_method(vss_metadata_builder *md, vss_restore_method method,
                                                const char *service, bool reboot_required);
+VSS_EXPORT int vss_metadata_set_writer_restore(vss_metadata_builder *md, vss_writer_restore writer_restore);
+/* Where files of the writer go when they cannot be restored in place. */
+VSS_EXPORT int vss_metadata_add_alternate_location_mapping(vss_metadata_builder *md, const char *path,
+                                                           const char *filespec, bool recursive,
+                                                           const char *destination);
+
+/*
+ * The backup components document, seen from an event callback. A writer reads its selected
+ * components' records (options and the previous backup stamp the requester set, the file restore
+ * status in PostRestore, ...) and annotates them: the backup stamp from PrepareForBackup through
+ * PostSnapshot, the restore target and a pre-restore failure message in PreRestore, a
+ * post-restore failure message in PostRestore. The document is read-only from BackupComplete on:
+ * setters then fail with VSS_E_BAD_STATE, as they do outside a callback.
+ */
+/* NULL outside a callback or when (logical_path, name) is not one of this event's components. */
+VSS_EXPORT const vss_bc_component *vss_writer_get_component(vss_writer *w, const char *logical_path,
+                                                            const char *name);
+VSS_EXPORT int vss_writer_set_backup_stamp(vss_writer *w, const char *logical_path, const char *name,
+                                           const char *stamp);
+VSS_EXPORT int vss_writer_set_restore_target(vss_writer *w, const char *logical_path, const char *name,
+                                             vss_restore_target target);
+VSS_EXPORT int vss_writer_set_pre_restore_failure_msg(vss_writer *w, const char *logical_path, const char *name,
+                                                      const char *message);
+VSS_EXPORT int vss_writer_set_post_restore_failure_msg(vss_writer *w, const char *logical_path, const char *name,
+                                                       const char *message);
 
 #ifdef __cplusplus
 }

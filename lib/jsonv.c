@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/jsonv.h"
+
+void jv_fail(JsonReader *v, const char *key, const char *fmt, ...) {
+        if (jv_failed(v))
+                return; /* the first problem is the one worth reporting */
+        char what[300];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(what, sizeof(what), fmt, ap);
+        va_end(ap);
+        const char *sep = v->path[0] && key ? "." : "";
+        if (v->path[0] || key)
+                snprintf(v->error, sizeof(v->error), "%s%s%s: %s", v->path, sep, key ? key : "", what);
+        else
+                snprintf(v->error, sizeof(v->error), "%s", what);
+}
+
+json_object *jv_parse(JsonReader *v, const char *text, size_t max, const char *what) {
+        if (!text || strnlen(text, max + 1) > max) {
+                jv_fail(v, NULL, "%s larger than %zu bytes", what, max);
+                return NULL;
+        }
+        json_tokener *tok = json_tokener_new_ex(16);
+        if (!tok) {
+                jv_fail(v, NULL, "out of memory");
+                return NULL;
+        }
+        size_t len = strlen(text);
+        json_object *o = json_tokener_parse_ex(tok, text, (int) len);
+        enum json_tokener_error err = json_tokener_get_error(tok);
+        size_t end = err == json_tokener_success ? json_tokener_get_parse_end(tok) : len;
+        json_tokener_free(tok);
+        if (err == json_tokener_continue)
+                jv_fail(v, NULL, "%s is truncated", what);
+        else if (err != json_tokener_success)
+                jv_fail(v, NULL, "%s is not valid JSON: %s", what, json_tokener_error_desc(err));
+        else if (!json_object_is_type(o, json_type_object))
+                jv_fail(v, NULL, "%s must be a JSON object", what);
+        for (size_t i = end; !jv_failed(v) && i < len; i++)
+                if (!strchr(" \t\r\n", text[i]))
+                        jv_fail(v, NULL, "%s has data after its end (offset %zu)", what, i);
+        if (jv_failed(v)) {
+                json_object_put(o);
+                return NULL;
+        }
+        return o;
+}
+
+size_t jv_enter_key(JsonReader *v, const char *key) {
+        size_t len = strlen(v->path);
+        snprintf(v->path + len, sizeof(v->path) - len, "%s%s", len ? "." : "", key);
+        return len;
+}
+
+size_t jv_enter_index(JsonReader *v, size_t i) {
+        size_t len = strlen(v->path);
+        snprintf(v->path + len, sizeof(v->path) - len, "[%zu]", i);
+        return len;
+}
+
+void jv_only_keys(JsonReader *v, json_object *o, const char *const *keys) {
+        json_object_object_foreach(o, k, val) {
+                (void) val;
+                bool known = false;
+                for (const char *const *p = keys; *p && !known; p++)
+                        known = strcmp(*p, k) == 0;
+                if (!known) {
+                        jv_fail(v, k, "unknown field");
+                        return;
+                }
+        }
+}
+
+static json_object *member(JsonReader *v, json_object *o, const char *key, bool required) {
+        json_object *m = NULL;
+        if (!json_object_object_get_ex(o, key, &m)) {
+                if (required)
+                        jv_fail(v, key, "missing");
+        } else if (!m)
+                jv_fail(v, key, "must not be null");
+        return m;
+}
+
+const char *jv_string(JsonReader *v, json_object *o, const char *key, size_t max, bool required) {
+        json_object *m = member(v, o, key, required);
+        if (!m)
+                return "";
+        if (!json_object_is_type(m, json_type_string) || (size_t) json_object_get_string_len(m) > max) {
+                jv_fail(v, key, "expected a string of at most %zu bytes", max);
+                return "";
+        }
+        const char *s = json_object_get_string(m);
+        if (strlen(s) != (size_t) json_object_get_string_len(m)) {
+                jv_fail(v, key, "contains a NUL character");
+                return "";
+        }
+        return s;
+}
+
+int64_t jv_int(JsonReader *v, json_object *o, const char *key, int64_t min, int64_t max, int64_t def) {
+        json_object *m = member(v, o, key, false);
+        if (!m)
+                return def;
+        int64_t i = json_object_get_int64(m);
+        if (!json_object_is_type(m, json_type_int) || i < min || i > max) {
+                jv_fail(v, key, "expected an integer from %lld to %lld", (long long) min, (long long) max);
+                return def;
+        }
+        return i;
+}
+
+bool jv_bool(JsonReader *v, json_object *o, const char *key, bool def) {
+        json_object *m = member(v, o, key, false);
+        if (!m)
+                return def;
+        if (!json_object_is_type(m, json_type_boolean)) {
+                jv_fail(v, key, "expected true or false");
+                return def;
+        }
+        return json_object_get_boolean(m);
+}
+
+json_object *jv_array(JsonReader *v, json_object *o, const char *key, size_t max, bool required) {
+        json_object *m = member(v, o, key, required);
+        if (!m)
+                return NULL;
+        if (!json_object_is_type(m, json_type_array)) {
+                jv_fail(v, key, "expected an array");
+                return NULL;
+        }
+        if (json_object_array_length(m) > max) {
+                jv_fail(v, key, "more than %zu entries", max);
+                return NULL;
+        }
+        return m;
+}
+
+json_object *jv_object(JsonReader *v, json_object *o, const char *key, bool required) {
+        json_object *m = member(v, o, key, required);
+        if (m && !json_object_is_type(m, json_type_object)) {
+                jv_fail(v, key, "expected an object");
+                return NULL;
+        }
+        return m;
+}
+
+json_object *jv_element_object(JsonReader *v, json_object *arr, size_t i) {
+        json_object *e = json_object_array_get_idx(arr, i);
+        if (!json_object_is_type(e, json_type_object)) {
+                size_t l = jv_enter_index(v, i);
+                jv_fail(v, NULL, "expected an object");
+                jv_leave(v, l);
+                return NULL;
+        }
+        return e;
+}
+
+char *jv_dup(JsonReader *v, const char *s) {
+        char *d = strdup(s);
+        if (!d)
+                jv_fail(v, NULL, "out of memory");
+        return d;
+}
