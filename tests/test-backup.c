@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The backup sequence against the real vssd with real vss-writer-exec writers. */
 
+#include <limits.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -60,14 +61,17 @@ static void test_full_sequence(void) {
         check_status(b, "fe", VSS_WS_WAITING_FOR_BACKUP_COMPLETE, 0);
         check_status(b, "be", VSS_WS_WAITING_FOR_BACKUP_COMPLETE, 0);
 
-        /* The shadow is a read-only copy with the same content. */
+        /* The shadow is a faithful copy, out of reach of anyone but root. */
         CHECK_HR(vss_backup_get_snapshot_properties(b, &shadow, &p), 0);
         CHECK_STR(p.provider, "file");
         CHECK_STR(p.original_path, data);
         CHECK(p.attributes == VSS_CTX_BACKUP);
         CHECK(harness_sh(h, NULL, "diff -r '%s' '%s'", data, p.shadow_path) == 0);
-        struct stat st;
-        CHECK(stat(p.shadow_path, &st) == 0 && (st.st_mode & 0222) == 0);
+        struct stat st, orig, shadows;
+        char shadows_dir[PATH_MAX];
+        snprintf(shadows_dir, sizeof(shadows_dir), "%s/shadows", harness_state_dir(h));
+        CHECK(stat(p.shadow_path, &st) == 0 && stat(data, &orig) == 0 && st.st_mode == orig.st_mode);
+        CHECK(stat(shadows_dir, &shadows) == 0 && (shadows.st_mode & 07777) == 0700 && shadows.st_uid == 0);
 
         CHECK_HR(vss_backup_backup_complete_sync(b), 0);
         CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);

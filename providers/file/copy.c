@@ -118,7 +118,13 @@ typedef struct CopyContext {
         uid_t euid;
         char *buf;            /* read/write fallback buffer, allocated on first use */
         CopyStats stats;
+        /* Files with several links, copied once: later names become hard links to the copy (an
+         * O_PATH fd of it). Bounded; past the bound such files are copied again. */
+        struct CopiedInode { dev_t dev; ino_t ino; int fd; } *links;
+        size_t n_links;
 } CopyContext;
+
+#define COPY_MAX_LINKED_INODES 512
 
 static int copy_entry(CopyContext *c, int sdfd, const char *sname, int ddfd, const char *dname, unsigned depth);
 static int rm_entry_at(int dfd, const char *name);
@@ -308,12 +314,48 @@ static void note_created(CopyContext *c, unsigned depth) {
                 c->created_top = true;
 }
 
+/* Another name of an inode copied before: link it to that copy. 1 when done, 0 when not such a file. */
+static int link_copied(CopyContext *c, int ddfd, const char *dname, const Entry *e) {
+        char proc[64];
+        if (e->st.st_nlink < 2)
+                return 0;
+        for (size_t i = 0; i < c->n_links; i++)
+                if (c->links[i].dev == e->st.st_dev && c->links[i].ino == e->st.st_ino) {
+                        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", c->links[i].fd);
+                        if (linkat(AT_FDCWD, proc, ddfd, dname, AT_SYMLINK_FOLLOW) < 0)
+                                return -errno;
+                        c->stats.files++;
+                        return 1;
+                }
+        return 0;
+}
+
+static void remember_copied(CopyContext *c, int ddfd, const char *dname, const Entry *e) {
+        if (e->st.st_nlink < 2 || c->n_links >= COPY_MAX_LINKED_INODES)
+                return;
+        if (c->n_links % 32 == 0) {
+                struct CopiedInode *n = realloc(c->links, (c->n_links + 32) * sizeof(*n));
+                if (!n)
+                        return;
+                c->links = n;
+        }
+        int fd = openat(ddfd, dname, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0)
+                c->links[c->n_links++] = (struct CopiedInode) { e->st.st_dev, e->st.st_ino, fd };
+}
+
 static int copy_regular(CopyContext *c, int sdfd, const char *sname, int ddfd, const char *dname,
                         const Entry *e, unsigned depth) {
         _cleanup_close_ int in = -EBADF, out = -EBADF;
         bool reflinked = false;
         uint64_t size = 0;
         int r;
+
+        if (depth > 0) {
+                r = link_copied(c, ddfd, dname, e);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+        }
 
         /* O_NONBLOCK: should a fifo have been swapped in, open must not hang; fd_verify rejects it. */
         in = open_source(sdfd, sname, O_RDONLY | O_NONBLOCK);
@@ -334,6 +376,8 @@ static int copy_regular(CopyContext *c, int sdfd, const char *sname, int ddfd, c
         r = fix_metadata_fd(c, out, &e->st);
         if (r < 0)
                 return r;
+        if (depth > 0)
+                remember_copied(c, ddfd, dname, e);
 
         if (depth == 0)
                 c->sync_fd = TAKE_FD(out);
@@ -525,6 +569,9 @@ int copy_tree(const char *src, const char *dst, CopyStats *ret_stats) {
                 r = -errno;
 
         free(c.buf);
+        for (size_t i = 0; i < c.n_links; i++)
+                close(c.links[i].fd);
+        free(c.links);
         if (c.sync_fd >= 0)
                 close(c.sync_fd);
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The `file` provider: the embedded default that works on any filesystem. A shadow is a
- * read-only copy of the tree, reflinked (FICLONE) where the filesystem can, copied otherwise. */
+ * copy of the tree (modes, owners, times and hard links kept), reflinked (FICLONE) where the filesystem can, copied otherwise. */
 
 #include <errno.h>
 #include <stddef.h>
@@ -16,11 +16,11 @@ static int file_supports(const Provider *p, const char *path) {
         return S_ISDIR(st.st_mode) || S_ISREG(st.st_mode) ? 0 : -EOPNOTSUPP;
 }
 
+/* The copy keeps every mode as it was: a shadow copy is the data at that instant, and a backup
+ * read from it must carry the original permissions. It is protected by where it lives (vssd's
+ * state directory, root only) and exposed by read-only mounts. */
 static int file_create(const Provider *p, const ShadowRequest *req, char **ret_location) {
-        int r = copy_tree(req->source, req->shadow_path, NULL);
-        if (r < 0)
-                return r;
-        return tree_make_readonly(req->shadow_path);
+        return copy_tree(req->source, req->shadow_path, NULL);
 }
 
 static int file_remove(const Provider *p, const char *shadow_path) {
