@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Where vssbackup keeps a backup: a directory or a tar archive (pax format). Both hold the same
+ * layout: openvss/<documents> (small JSON files, written first), data/<original absolute path
+ * without the leading '/'> for every stored file, and openvss/index (written last): the original
+ * path of every file present at backup time, stored or not (an incremental lists unchanged files
+ * without storing them), NUL-separated. openvss/excludes (written just before the index) keeps the
+ * exclude groups the backup was made with, so a prune never removes what was left out on purpose:
+ * records of path NUL filespec NUL "1"|"0" (recursive) NUL.
+ *
+ * Functions return 0 (or a count) on success, a negative errno on failure, with a malloc'd message
+ * in *ret_error (set to NULL on success; ret_error may be NULL).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_NAME_MAX 128U                          /* document names */
+#define STORE_DOCUMENT_MAX (16U * 1024U * 1024U)     /* document data */
+#define STORE_INDEX_MAX (256U * 1024U * 1024U)       /* openvss/index read back */
+
+typedef struct Store Store;
+
+typedef struct StoreFileGroup {
+        const char *path;      /* absolute original path (a directory or a file) */
+        const char *filespec;  /* fnmatch(3) pattern on the file's base name; NULL or "*": all */
+        bool recursive;        /* also files in subdirectories of path */
+} StoreFileGroup;
+
+typedef void (*store_progress_fn)(uint64_t files, uint64_t bytes, const char *current, void *userdata);
+
+/* dest ending in .tar, .tar.gz, .tar.xz or .tar.zst: an archive file (mode 0600), which must not
+ * exist yet (compression from the suffix). Anything else: a directory, created (mode 0700) if
+ * absent, which must be empty. */
+int store_create(const char *dest, Store **ret, char **ret_error);
+/* Called after each file stored (store_add_files) or restored (store_restore), with running totals. */
+void store_set_progress(Store *st, store_progress_fn fn, void *userdata);
+/* A document under openvss/NAME (NAME: [A-Za-z0-9._-]+, at most STORE_NAME_MAX bytes, not ".",
+ * "..", "index" or "excludes"; data at most STORE_DOCUMENT_MAX). Each name once (-EEXIST). */
+int store_put_document(Store *st, const char *name, const char *data, size_t len, char **ret_error);
+/*
+ * Stores the files of group. Original path P (within strip) is read from source_root +
+ * (P + strlen(strip)): source_root is where the original filesystem is visible now, e.g. a shadow
+ * copy's mount /x/.openvss/SET/SHADOW standing for the volume strip=/mnt/vol. With strip "" and
+ * source_root "" the original paths are read directly. Parent directories of group->path are
+ * stored too (those outside strip with the metadata they have now). Stored name: data/ + P
+ * without its leading '/'.
+ *
+ * Directories below the group path are walked (and stored, for their metadata) when recursive;
+ * the walk does not follow symlinks (a symlink at group->path is stored as a symlink) and stays on
+ * the filesystem of group->path (mount points are stored as empty directories). Sockets are
+ * skipped. A file matching any exclude (same matching rules as a group) is skipped; a directory
+ * only when a recursive exclude for all names covers it. since_usec > 0: regular files whose
+ * mtime and ctime are both < since_usec are listed in the index but not stored (incremental).
+ * A file in two groups is stored once. A missing group path stores nothing (returns 0); a missing
+ * source_root is an error.
+ */
+int store_add_files(Store *st, const char *source_root, const char *strip, const StoreFileGroup *group,
+                    const StoreFileGroup *excludes, size_t n_excludes, uint64_t since_usec, char **ret_error);
+/* Writes the index and closes (fsync'ed). Frees st. On failure the output is removed. */
+int store_finish(Store *st, char **ret_error);
+/* Gives up: removes what was written (the directory's contents it created, or the archive file). Frees. Accepts NULL. */
+void store_abort(Store *st);
+
+/* Opens an existing backup (a directory with openvss/index, or an archive file, compression
+ * detected). An archive is read through once: a truncated, corrupt or incomplete one (no index),
+ * or one with unsafe names, fails here. */
+int store_open(const char *src, Store **ret, char **ret_error);
+/* Reads openvss/NAME into a malloc'd, NUL-terminated buffer; at most max bytes (larger: -EFBIG,
+ * "... larger than N bytes"). Missing: -ENOENT. */
+int store_get_document(Store *st, const char *name, size_t max, char **ret_data, size_t *ret_len, char **ret_error);
+/* Whether original path P was present at backup time (in the index). */
+bool store_index_has(Store *st, const char *path);
+
+typedef struct StoreRestoreRule {
+        StoreFileGroup from;        /* which stored files (by original path) this rule takes */
+        const char *to;             /* where from.path goes: P -> to + (P + strlen(from.path)); NULL: from.path itself (original place) */
+        bool no_overwrite;          /* leave existing files (and directories' metadata) alone */
+} StoreRestoreRule;
+/*
+ * Puts back every stored file matching a rule (first matching rule wins; others are skipped),
+ * with ownership, modes, times, xattrs, ACLs, file flags, hard links, symlinks and holes. With
+ * to == NULL, missing parent directories of from.path are recreated from the backup too. Symlinks
+ * already present in a destination's path (below `to`, or below the parent of from.path when
+ * restoring in place) are not followed: such entries fail. Archive entries cannot escape their
+ * destination ("..", hard links outside the backup's data are refused). With prune: afterwards,
+ * under each rule's destination, files (not directories) that match the rule's group but are
+ * absent from the index and matched no exclude of the backup are removed (files deleted since:
+ * needed when applying an incremental chain). Returns the number of non-directory entries
+ * restored.
+ */
+int store_restore(Store *st, const StoreRestoreRule *rules, size_t n_rules, bool prune, char **ret_error);
+void store_close(Store *st); /* accepts NULL */
