@@ -146,6 +146,27 @@ static bool record_of_slot(const Session *s, const Slot *slot, const vss_bc_comp
         return vss_id_equal(&c->writer_id, &slot->class_id) && (s->restore || vss_id_equal(&c->instance_id, &slot->instance_id));
 }
 
+static char *record_key(const vss_bc_component *c) {
+        char *k;
+        if (asprintf(&k, "%s%s%s", c->logical_path, isempty(c->logical_path) ? "" : "/", c->name) < 0)
+                return NULL;
+        return k;
+}
+
+/* "logical_path/name" of each record of the slot, NULL-terminated; NULL when none (or ENOMEM). */
+static char **slot_record_keys(Session *s, const Slot *slot) {
+        char **keys = calloc(s->doc->n_components + 1, sizeof(char *));
+        size_t n = 0;
+        for (size_t i = 0; keys && i < s->doc->n_components; i++)
+                if (record_of_slot(s, slot, &s->doc->components[i]) && (keys[n] = record_key(&s->doc->components[i])))
+                        n++;
+        if (keys && n == 0) {
+                free(keys);
+                keys = NULL;
+        }
+        return keys;
+}
+
 static int slot_records(Session *s, const Slot *slot, char **ret) {
         const vss_bc_component **list = calloc(s->doc->n_components ? s->doc->n_components : 1, sizeof(*list));
         size_t n = 0;
@@ -307,8 +328,17 @@ static int call_slot(Session *s, size_t idx, vss_event event, StatusGather *g) {
                                                           ? vss_id_to_string(&s->set_id, setid)
                                                           : "",
                                                   (uint32_t) s->backup_type, s->component_mode);
-                if (r >= 0 && !g)
-                        r = sd_bus_message_append_strv(msg, slot->components ? slot->components : (char *[]) { NULL });
+                if (r >= 0 && !g) {
+                        /* Outside component mode every component of the writer takes part: the
+                         * event lists those the document has records of. */
+                        char **keys = slot->components, **all = NULL;
+                        if (!keys && !s->component_mode && !s->restore)
+                                keys = all = slot_record_keys(s, slot);
+                        r = sd_bus_message_append_strv(msg, keys ? keys : (char *[]) { NULL });
+                        for (char **k = all; k && *k; k++)
+                                free(*k);
+                        free(all);
+                }
                 if (r >= 0 && !g) {
                         _cleanup_free_ char *records = NULL;
                         r = slot_records(s, slot, &records);
@@ -792,13 +822,13 @@ static void simple_op_done(Session *s) {
 int method_prepare_for_backup(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BEGIN(CALL_PREPARE_FOR_BACKUP);
         /* Component mode: writers with no selected component take no part after this event.
-         * Otherwise every component of every writer is in the backup and has a record. */
+         * Otherwise every component of every writer is in the backup and has a record (as in VSS,
+         * selectable_for_backup only matters when choosing components). */
         for (size_t i = 0; i < s->n_slots; i++) {
                 Slot *slot = &s->slots[i];
                 slot->selected = !s->component_mode || slot->n_components > 0;
                 for (size_t k = 0; !s->component_mode && slot->metadata && k < slot->metadata->n_components; k++)
-                        if (slot->metadata->components[k].selectable_for_backup &&
-                            !bcd_add_component(s->doc, &slot->class_id, &slot->instance_id,
+                        if (!bcd_add_component(s->doc, &slot->class_id, &slot->instance_id,
                                                slot->metadata->components[k].logical_path,
                                                slot->metadata->components[k].name))
                                 return reply_error(error, VSS_E_INVALIDARG, "too many components (%d)",
@@ -838,8 +868,7 @@ int method_pre_restore(sd_bus_message *msg, void *userdata, sd_bus_error *error)
                         if (!keys)
                                 return -ENOMEM;
                         slot->components = keys;
-                        if (asprintf(&keys[slot->n_components], "%s%s%s", c->logical_path,
-                                     isempty(c->logical_path) ? "" : "/", c->name) < 0)
+                        if (!(keys[slot->n_components] = record_key(c)))
                                 return -ENOMEM;
                         keys[++slot->n_components] = NULL;
                         n++;

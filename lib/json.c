@@ -71,7 +71,8 @@ VSS_EXPORT int vss_metadata_add_component(vss_metadata_builder *md, const char *
 
 VSS_EXPORT int vss_metadata_add_files(vss_metadata_builder *md, const char *logical_path, const char *name,
                                       const char *path, const char *filespec, bool recursive) {
-        if (!md || isempty(path) || !string_ok(path, VSS_MAX_STRING) || (filespec && !string_ok(filespec, VSS_MAX_NAME)))
+        if (!md || isempty(path) || path[0] != '/' || !string_ok(path, VSS_MAX_STRING) ||
+            (filespec && !string_ok(filespec, VSS_MAX_NAME)))
                 return VSS_E_INVALIDARG;
         json_object *c = builder_find(md, strempty(logical_path), strempty(name));
         if (!c)
@@ -88,7 +89,8 @@ VSS_EXPORT int vss_metadata_add_files(vss_metadata_builder *md, const char *logi
 
 VSS_EXPORT int vss_metadata_add_exclude_files(vss_metadata_builder *md, const char *path, const char *filespec,
                                               bool recursive) {
-        if (!md || isempty(path) || !string_ok(path, VSS_MAX_STRING) || (filespec && !string_ok(filespec, VSS_MAX_NAME)))
+        if (!md || isempty(path) || path[0] != '/' || !string_ok(path, VSS_MAX_STRING) ||
+            (filespec && !string_ok(filespec, VSS_MAX_NAME)))
                 return VSS_E_INVALIDARG;
         if (json_object_array_length(md->excludes) >= VSS_MAX_COMPONENTS)
                 return VSS_E_INVALIDARG;

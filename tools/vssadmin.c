@@ -8,6 +8,7 @@
 #include <vss/backup.h>
 
 #include "lib/client.h"
+#include "tools/report.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
@@ -80,71 +81,6 @@ static int bus_fail(const char *what, const sd_bus_error *e, int r) {
         return EXIT_FAILED;
 }
 
-static char *id_string(const vss_id *id, char buf[static VSS_ID_STRING_MAX]) {
-        return vss_id_to_string(id, buf);
-}
-
-static char *hex32(int32_t v, char buf[static 16]) {
-        snprintf(buf, 16, "0x%08x", (uint32_t) v);
-        return buf;
-}
-
-static const char *last_error_text(int32_t failure) {
-        switch (failure) {
-        case 0: return "No error";
-        case VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT: return "Inconsistent shadow copy";
-        case VSS_E_WRITERERROR_OUTOFRESOURCES: return "Out of resources";
-        case VSS_E_WRITERERROR_TIMEOUT: return "Timed out";
-        case VSS_E_WRITERERROR_RETRYABLE: return "Retryable error";
-        case VSS_E_WRITERERROR_NONRETRYABLE: return "Non-retryable error";
-        case VSS_E_WRITERERROR_RECOVERY_FAILED: return "Recovery failed";
-        case VSS_E_WRITERERROR_PARTIAL_FAILURE: return "Partial failure";
-        case VSS_E_WRITER_NOT_RESPONDING: return "Not responding";
-        default: return "Unexpected error";
-        }
-}
-
-static json_object *status_json(const char *name, const char *wid, const char *iid, uint32_t state, int32_t failure,
-                                int32_t code, const char *msg, const char *note) {
-        char hex[16];
-        const char *fname = vss_error_name(failure);
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "name", json_object_new_string(name));
-        json_object_object_add(o, "writer_id", json_object_new_string(wid));
-        json_object_object_add(o, "instance_id", json_object_new_string(iid));
-        json_object_object_add(o, "state", json_object_new_int((int) state));
-        json_object_object_add(o, "state_name", json_object_new_string(strempty(vss_writer_state_name(state))));
-        json_object_object_add(o, "failure", json_object_new_string(hex32(failure, hex)));
-        json_object_object_add(o, "failure_name", json_object_new_string(fname ? fname : hex));
-        json_object_object_add(o, "application_code", json_object_new_int(code));
-        json_object_object_add(o, "application_message", json_object_new_string(msg));
-        json_object_object_add(o, "note", json_object_new_string(note));
-        return o;
-}
-
-static void status_text(const char *indent, const char *name, const char *wid, const char *iid, uint32_t state,
-                        int32_t failure, int32_t code, const char *msg, const char *note) {
-        char hex[16];
-        printf("%sWriter name: '%s'\n", indent, name);
-        printf("%s   Writer Id: {%s}\n", indent, wid);
-        printf("%s   Writer Instance Id: {%s}\n", indent, iid);
-        printf("%s   State: [%u] %s\n", indent, state, strempty(vss_writer_state_name(state)));
-        printf("%s   Last error: %s\n", indent, last_error_text(failure));
-        if (failure != 0) {
-                const char *fname = vss_error_name(failure);
-                printf("%s   Failure: %s (%s)\n", indent, fname ? fname : "unknown", hex32(failure, hex));
-                printf("%s   Application code: %d\n", indent, code);
-                if (!isempty(msg))
-                        printf("%s   Application message: %s\n", indent, msg);
-        }
-        if (!isempty(note))
-                printf("%s   Note: %s\n", indent, note);
-}
-
-static void print_json(json_object *o) {
-        printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
-}
-
 static int list_writers(void) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -174,7 +110,7 @@ static int list_writers(void) {
                         json_object_object_add(o, "as_of", asof);
                         json_object_array_add(arr, o);
                 } else {
-                        status_text("", name, wid, iid, state, failure, code, msg, note);
+                        status_text(stdout, "", name, wid, iid, state, failure, code, msg, note);
                         if (isempty(session))
                                 printf("   As of: subscription at %s (no session yet)\n\n", ts);
                         else
@@ -400,71 +336,6 @@ static int delete_oldest(const char *path) {
         return delete_shadows("shadow", best);
 }
 
-/* create shadow: the whole sequence, with status after each phase. */
-
-typedef struct Create {
-        vss_backup *b;
-        json_object *phases;
-        int32_t error_hr;
-        char error_msg[1024];
-} Create;
-
-static void create_fail(Create *c, int32_t hr, const char *msg) {
-        if (c->error_hr)
-                return;
-        c->error_hr = hr;
-        snprintf(c->error_msg, sizeof(c->error_msg), "%s", msg);
-}
-
-/* Gathers status after a phase, prints it and returns false when a writer failed. */
-static bool phase_status(Create *c, const char *phase) {
-        char wid[VSS_ID_STRING_MAX], iid[VSS_ID_STRING_MAX], msg[1200];
-        bool ok = true;
-        int32_t hr = vss_backup_gather_writer_status_sync(c->b);
-        if (hr < 0) {
-                create_fail(c, hr, vss_backup_errmsg(c->b));
-                return false;
-        }
-        json_object *writers = json_object_new_array();
-        if (!arg_json)
-                printf("Writer status after %s:\n", phase);
-        for (size_t i = 0; i < vss_backup_writer_status_count(c->b); i++) {
-                vss_writer_status st;
-                if (vss_backup_writer_status_get(c->b, i, &st) < 0)
-                        continue;
-                id_string(&st.writer_id, wid);
-                id_string(&st.instance_id, iid);
-                if (arg_json)
-                        json_object_array_add(writers, status_json(st.name, wid, iid, st.state, st.failure,
-                                                                   st.application_code, st.application_message, st.note));
-                else
-                        status_text("   ", st.name, wid, iid, st.state, st.failure, st.application_code,
-                                    st.application_message, st.note);
-                if (st.failure != 0 || (st.state >= VSS_WS_FAILED_AT_IDENTIFY && st.state <= VSS_WS_FAILED_AT_BACKUP_SHUTDOWN)) {
-                        snprintf(msg, sizeof(msg), "writer '%s' is %s: %s%s%s", st.name, vss_writer_state_name(st.state),
-                                 strempty(vss_error_name(st.failure)), isempty(st.application_message) ? "" : ": ",
-                                 st.application_message);
-                        create_fail(c, st.failure ? st.failure : VSS_E_WRITERERROR_NONRETRYABLE, msg);
-                        ok = false;
-                }
-        }
-        if (!arg_json && vss_backup_writer_status_count(c->b) == 0)
-                printf("   (no writers)\n");
-        if (!arg_json)
-                printf("\n");
-        json_object *p = json_object_new_object();
-        json_object_object_add(p, "phase", json_object_new_string(phase));
-        json_object_object_add(p, "writers", writers);
-        json_object_array_add(c->phases, p);
-        return ok;
-}
-
-static bool step(Create *c, int32_t hr) {
-        if (hr < 0)
-                create_fail(c, hr, vss_backup_errmsg(c->b));
-        return hr >= 0;
-}
-
 static int delete_set(const vss_id *set_id) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         char id[VSS_ID_STRING_MAX];
@@ -476,7 +347,7 @@ static int delete_set(const vss_id *set_id) {
 }
 
 static int create_shadow(char **paths, size_t n_paths, const char *provider) {
-        Create c = { .phases = json_object_new_array() };
+        Report c = { .phases = json_object_new_array(), .json = arg_json };
         vss_id set_id = {}, shadow_ids[VSS_MAX_VOLUMES];
         char buf[VSS_ID_STRING_MAX], hex[16];
         bool committed = false;
@@ -489,21 +360,21 @@ static int create_shadow(char **paths, size_t n_paths, const char *provider) {
                 json_object_put(c.phases);
                 return EXIT_FAILED;
         }
-        if (step(&c, vss_backup_initialize_for_backup(c.b)) &&
-            step(&c, vss_backup_set_context(c.b, VSS_CTX_CLIENT_ACCESSIBLE_WRITERS)) &&
-            step(&c, vss_backup_set_backup_state(c.b, false, false, VSS_BT_FULL, false)) &&
-            step(&c, vss_backup_gather_writer_metadata_sync(c.b)) && step(&c, vss_backup_start_snapshot_set(c.b, &set_id))) {
+        if (report_step(&c, vss_backup_initialize_for_backup(c.b)) &&
+            report_step(&c, vss_backup_set_context(c.b, VSS_CTX_CLIENT_ACCESSIBLE_WRITERS)) &&
+            report_step(&c, vss_backup_set_backup_state(c.b, false, false, VSS_BT_FULL, false)) &&
+            report_step(&c, vss_backup_gather_writer_metadata_sync(c.b)) && report_step(&c, vss_backup_start_snapshot_set(c.b, &set_id))) {
                 bool ok = true;
                 for (size_t i = 0; ok && i < n_paths; i++)
-                        ok = step(&c, vss_backup_add_to_snapshot_set(c.b, paths[i], provider, &shadow_ids[i]));
-                if (ok && step(&c, vss_backup_prepare_for_backup_sync(c.b)) && phase_status(&c, "prepare-for-backup")) {
+                        ok = report_step(&c, vss_backup_add_to_snapshot_set(c.b, paths[i], provider, &shadow_ids[i]));
+                if (ok && report_step(&c, vss_backup_prepare_for_backup_sync(c.b)) && report_phase(&c, "prepare-for-backup")) {
                         hr = vss_backup_do_snapshot_set_sync(c.b);
                         committed = hr >= 0;
-                        bool st_ok = phase_status(&c, "do-snapshot-set");
+                        bool st_ok = report_phase(&c, "do-snapshot-set");
                         if (!committed)
                                 c.error_hr = 0; /* the operation's own error names the cause */
-                        if (step(&c, hr) && st_ok && step(&c, vss_backup_backup_complete_sync(c.b)))
-                                phase_status(&c, "backup-complete");
+                        if (report_step(&c, hr) && st_ok && report_step(&c, vss_backup_backup_complete_sync(c.b)))
+                                report_phase(&c, "backup-complete");
                 }
         }
         if (c.error_hr && committed) {

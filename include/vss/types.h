@@ -136,7 +136,9 @@ VSS_EXPORT const char *vss_backup_type_name(vss_backup_type t);
 #define VSS_CTX_CLIENT_ACCESSIBLE 0x0000001du
 #define VSS_CTX_CLIENT_ACCESSIBLE_WRITERS 0x0000000du
 
-/* Application level: the order of Freeze (front-end first) and of Thaw/Abort (reverse). */
+/* Application level: the order of Freeze (front-end first) and of Thaw/Abort (reverse). Unlike the
+ * rest of this file, these numbers are OpenVSS's own, in Freeze order (VSS_APPLICATION_LEVEL numbers
+ * system 1, back-end 2, front-end 3). */
 typedef enum vss_app_level {
         VSS_APP_FRONT_END = 0,
         VSS_APP_BACK_END = 1,

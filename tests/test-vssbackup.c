@@ -1,0 +1,538 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* vssbackup against the real vssd and real vss-writer-exec writers: back up, change, restore and
+ * compare every property of the files; restore vetoed by a writer; incremental and differential
+ * chains driven by backup stamps; bad backups refused; exec against a consistent shadow copy. */
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "lib/common.h"
+#include "tests/harness.h"
+
+/* A tree as text: one sorted line per entry with everything a restore must bring back. Hard links
+ * show as the first path of their inode; directories' times are left out (creating files in them
+ * changes them). */
+static char **tree_lines;
+static size_t tree_n;
+static const char *tree_root;
+static struct { dev_t dev; ino_t ino; char path[256]; } tree_inodes[256];
+static size_t tree_n_inodes;
+
+static uint64_t file_hash(const char *path) {
+        uint64_t h = 1469598103934665603ULL;
+        char buf[65536];
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t k;
+        if (fd < 0)
+                return 0;
+        while ((k = read(fd, buf, sizeof(buf))) > 0)
+                for (ssize_t i = 0; i < k; i++)
+                        h = (h ^ (unsigned char) buf[i]) * 1099511628211ULL;
+        close(fd);
+        return h;
+}
+
+static int tree_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+        const char *rel = path + strlen(tree_root);
+        char extra[PATH_MAX + 64] = "", *line = NULL;
+        if (!*rel)
+                rel = "/";
+        if (S_ISLNK(st->st_mode)) {
+                char target[PATH_MAX];
+                ssize_t n = readlink(path, target, sizeof(target) - 1);
+                target[n > 0 ? n : 0] = 0;
+                snprintf(extra, sizeof(extra), "-> %s", target);
+        } else if (S_ISREG(st->st_mode)) {
+                const char *first = NULL;
+                for (size_t i = 0; i < tree_n_inodes; i++)
+                        if (tree_inodes[i].ino == st->st_ino && tree_inodes[i].dev == st->st_dev)
+                                first = tree_inodes[i].path;
+                if (!first && tree_n_inodes < ELEMENTSOF(tree_inodes)) {
+                        tree_inodes[tree_n_inodes].dev = st->st_dev;
+                        tree_inodes[tree_n_inodes].ino = st->st_ino;
+                        snprintf(tree_inodes[tree_n_inodes++].path, 256, "%s", rel);
+                }
+                /* Sparse: a big file with few blocks stays that way. */
+                bool sparse = st->st_size > (1 << 20) && (uint64_t) st->st_blocks * 512 < (uint64_t) st->st_size / 4;
+                snprintf(extra, sizeof(extra), "size=%lld hash=%016llx mtime=%lld.%09ld nlink=%lu%s%s%s",
+                         (long long) st->st_size, (unsigned long long) file_hash(path), (long long) st->st_mtim.tv_sec,
+                         st->st_mtim.tv_nsec, (unsigned long) st->st_nlink, sparse ? " sparse" : "",
+                         first ? " link-of=" : "", first ? first : "");
+        }
+        if (asprintf(&line, "%s mode=%o uid=%u gid=%u %s", rel, (unsigned) st->st_mode, (unsigned) st->st_uid,
+                     (unsigned) st->st_gid, extra) < 0)
+                return -1;
+        tree_lines = realloc(tree_lines, (tree_n + 1) * sizeof(char *));
+        tree_lines[tree_n++] = line;
+        return 0;
+}
+
+static int cmp_lines(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* The tree under dir as text (sorted; caller frees). */
+static char *tree_text(const char *dir) {
+        tree_root = dir;
+        tree_n = tree_n_inodes = 0;
+        tree_lines = NULL;
+        if (nftw(dir, tree_entry, 16, FTW_PHYS) != 0)
+                return strdup("(unreadable)");
+        qsort(tree_lines, tree_n, sizeof(char *), cmp_lines);
+        size_t len = 1;
+        for (size_t i = 0; i < tree_n; i++)
+                len += strlen(tree_lines[i]) + 1;
+        char *s = calloc(1, len);
+        for (size_t i = 0; i < tree_n; i++) {
+                strcat(s, tree_lines[i]);
+                strcat(s, "\n");
+                free(tree_lines[i]);
+        }
+        free(tree_lines);
+        return s;
+}
+
+static void check_trees_equal(const char *want, const char *got, const char *what) {
+        if (!streq(want, got)) {
+                fprintf(stderr, "%s: trees differ\n--- expected\n%s--- got\n%s", what, want, got);
+                test_failures++;
+        }
+}
+
+static void write_file(const char *dir, const char *name, const char *content, mode_t mode) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof(p), "%s/%s", dir, name);
+        int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+        CHECK(fd >= 0 && write(fd, content, strlen(content)) == (ssize_t) strlen(content));
+        if (fd >= 0) {
+                CHECK(fchmod(fd, mode) == 0);
+                close(fd);
+        }
+}
+
+static void set_mtime(const char *dir, const char *name, time_t t) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof(p), "%s/%s", dir, name);
+        struct timespec ts[2] = { { t, 123456789 }, { t, 987654321 } };
+        CHECK(utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW) == 0);
+}
+
+/* Everything a restore must bring back: contents, modes (setuid too), owners, times, hard
+ * links, symlinks (dangling too), a sparse file, an empty file, a subdirectory. */
+static char *make_rich_tree(Harness *h, const char *name) {
+        static char dir[PATH_MAX];
+        char p[PATH_MAX];
+        snprintf(dir, sizeof(dir), "%s/%s", harness_dir(h), name);
+        CHECK(mkdir(dir, 0750) == 0);
+        write_file(dir, "plain.txt", "hello, world\n", 0644);
+        write_file(dir, "secret", "key\n", 0600);
+        write_file(dir, "tool", "#!/bin/sh\n", 04755);
+        write_file(dir, "empty", "", 0640);
+        write_file(dir, "owned", "someone else's\n", 0644);
+        snprintf(p, sizeof(p), "%s/owned", dir);
+        CHECK(chown(p, 1234, 5678) == 0);
+        snprintf(p, sizeof(p), "%s/sub", dir);
+        CHECK(mkdir(p, 0700) == 0);
+        write_file(dir, "sub/deep.db", "rows\n", 0600);
+        char a[PATH_MAX], b[PATH_MAX];
+        snprintf(a, sizeof(a), "%s/plain.txt", dir);
+        snprintf(b, sizeof(b), "%s/sub/hardlink", dir);
+        CHECK(link(a, b) == 0);
+        snprintf(p, sizeof(p), "%s/rel-link", dir);
+        CHECK(symlink("plain.txt", p) == 0);
+        snprintf(p, sizeof(p), "%s/dangling", dir);
+        CHECK(symlink("/nonexistent/target", p) == 0);
+        snprintf(p, sizeof(p), "%s/sparse.img", dir);
+        int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        CHECK(fd >= 0 && ftruncate(fd, 16 << 20) == 0 && pwrite(fd, "head", 4, 0) == 4 &&
+              pwrite(fd, "tail", 4, (12 << 20)) == 4);
+        if (fd >= 0)
+                close(fd);
+        const char *timed[] = { "plain.txt", "secret", "tool", "empty", "owned", "sub/deep.db", "sparse.img", "rel-link" };
+        for (size_t i = 0; i < ELEMENTSOF(timed); i++)
+                set_mtime(dir, timed[i], 1700000000 + (time_t) i * 1000);
+        return dir;
+}
+
+static json_object *run_json(Harness *h, int *ret_status, const char *fmt, const char *a, const char *b) {
+        char cmd[4096];
+        char *out = NULL;
+        snprintf(cmd, sizeof(cmd), fmt, a, b);
+        *ret_status = harness_sh(h, &out, "%s", cmd);
+        json_object *o = out ? json_tokener_parse(out) : NULL;
+        if (!o) {
+                fprintf(stderr, "not JSON from `%s` (status %d):\n%s\n", cmd, *ret_status, out ? out : "");
+                test_failures++;
+        }
+        free(out);
+        return o;
+}
+
+static const char *jstr(json_object *o, const char *key) {
+        json_object *v = NULL;
+        return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+                       ? json_object_get_string(v)
+                       : "(missing)";
+}
+
+/* The status of writer name after a phase, from vssbackup's JSON. */
+static json_object *phase_writer(json_object *out, const char *phase, const char *name) {
+        json_object *phases = NULL;
+        if (!out || !json_object_object_get_ex(out, "phases", &phases))
+                return NULL;
+        for (size_t i = 0; i < json_object_array_length(phases); i++) {
+                json_object *p = json_object_array_get_idx(phases, i), *ws = NULL;
+                if (!streq(jstr(p, "phase"), phase) || !json_object_object_get_ex(p, "writers", &ws))
+                        continue;
+                for (size_t k = 0; k < json_object_array_length(ws); k++)
+                        if (streq(jstr(json_object_array_get_idx(ws, k), "name"), name))
+                                return json_object_array_get_idx(ws, k);
+        }
+        return NULL;
+}
+
+static void change_tree(const char *dir) {
+        char p[PATH_MAX];
+        write_file(dir, "plain.txt", "overwritten after the backup\n", 0666);
+        snprintf(p, sizeof(p), "%s/secret", dir);
+        CHECK(unlink(p) == 0);
+        snprintf(p, sizeof(p), "%s/tool", dir);
+        CHECK(chmod(p, 0700) == 0);
+        snprintf(p, sizeof(p), "%s/owned", dir);
+        CHECK(chown(p, 0, 0) == 0);
+        snprintf(p, sizeof(p), "%s/sub/deep.db", dir);
+        CHECK(truncate(p, 1) == 0);
+}
+
+static void roundtrip(const char *dest_name, bool alternate) {
+        Harness *h = harness_new(NULL);
+        char *data = make_rich_tree(h, "data");
+        char comp[PATH_MAX + 16], dest[PATH_MAX], alt[PATH_MAX], altdata[2 * PATH_MAX];
+        snprintf(comp, sizeof(comp), "db=%s", data);
+        const char *const args[] = { "--component", comp, NULL };
+        harness_writer(h, "db", args);
+        harness_writer(h, "bystander", NULL);
+        snprintf(dest, sizeof(dest), "%s/%s", harness_dir(h), dest_name);
+        _cleanup_free_ char *before = tree_text(data);
+
+        int st;
+        json_object *out = run_json(h, &st, "vssbackup backup --to %s --json%s", dest, "");
+        CHECK(st == 0);
+        CHECK_STR(jstr(out, "result"), "ok");
+        CHECK_STR(jstr(out, "type"), "full");
+        CHECK_STR(jstr(phase_writer(out, "do-snapshot-set", "db"), "state_name"), "WaitingForBackupComplete");
+        CHECK_STR(jstr(phase_writer(out, "backup-complete", "db"), "state_name"), "Stable");
+        json_object_put(out);
+
+        change_tree(data);
+        harness_clear_log(h);
+        if (alternate) {
+                snprintf(alt, sizeof(alt), "%s/alt", harness_dir(h));
+                out = run_json(h, &st, "vssbackup restore --from %s --to %s --json", dest, alt);
+                snprintf(altdata, sizeof(altdata), "%s%s", alt, data);
+        } else
+                out = run_json(h, &st, "vssbackup restore --from %s --json%s", dest, "");
+        CHECK(st == 0);
+        CHECK_STR(jstr(out, "result"), "ok");
+        CHECK_STR(jstr(phase_writer(out, "pre-restore", "db"), "state_name"), "Stable");
+        CHECK_STR(jstr(phase_writer(out, "post-restore", "db"), "state_name"), "Stable");
+        json_object_put(out);
+        /* The writers saw PreRestore, then PostRestore, in that order. */
+        _cleanup_free_ char *ev = harness_events(h, "db");
+        CHECK_STR(ev, "identify pre-restore post-restore");
+
+        if (alternate) {
+                _cleanup_free_ char *got = tree_text(altdata);
+                check_trees_equal(before, got, "restored to an alternate location");
+                /* The original stays as it was changed. */
+                char p[PATH_MAX];
+                snprintf(p, sizeof(p), "%s/secret", data);
+                CHECK(access(p, F_OK) < 0);
+        } else {
+                _cleanup_free_ char *got = tree_text(data);
+                check_trees_equal(before, got, "restored in place");
+        }
+        harness_free(h);
+}
+
+static void test_roundtrip_dir(void) {
+        roundtrip("backup", false);
+}
+
+static void test_roundtrip_archive(void) {
+        roundtrip("backup.tar.zst", true);
+}
+
+static void test_prerestore_veto(void) {
+        Harness *h = harness_new(NULL);
+        char *data = make_rich_tree(h, "data");
+        char comp[PATH_MAX + 16], dest[PATH_MAX];
+        snprintf(comp, sizeof(comp), "db=%s", data);
+        const char *const args[] = { "--component", comp, NULL };
+        harness_writer(h, "db", args);
+        snprintf(dest, sizeof(dest), "%s/backup.tar", harness_dir(h));
+        int st;
+        json_object *out = run_json(h, &st, "vssbackup backup --to %s --json%s", dest, "");
+        CHECK(st == 0);
+        json_object_put(out);
+
+        change_tree(data);
+        _cleanup_free_ char *changed = tree_text(data);
+        harness_set(h, "db", "pre-restore", "fail 3 the database is still running");
+        out = run_json(h, &st, "vssbackup restore --from %s --json%s", dest, "");
+        CHECK(st == 1);
+        CHECK_STR(jstr(out, "result"), "failed");
+        json_object *w = phase_writer(out, "pre-restore", "db");
+        CHECK_STR(jstr(w, "state_name"), "FailedAtPreRestore");
+        CHECK_STR(jstr(w, "failure_name"), "VSS_E_WRITERERROR_NONRETRYABLE");
+        CHECK_STR(jstr(w, "application_message"), "the database is still running");
+        json_object *code = NULL;
+        CHECK(w && json_object_object_get_ex(w, "application_code", &code) && json_object_get_int(code) == 3);
+        json_object_put(out);
+        /* Nothing was written. */
+        _cleanup_free_ char *after = tree_text(data);
+        check_trees_equal(changed, after, "after a vetoed restore");
+        harness_free(h);
+}
+
+/* Writes the writer's backup stamp at PostSnapshot and records the previous stamps it was given. */
+static void stamp_hook(Harness *h) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof(p), "%s/hooks/50-stamp", harness_dir(h));
+        FILE *f = fopen(p, "we");
+        CHECK(f != NULL);
+        if (!f)
+                return;
+        fprintf(f, "#!/bin/sh\n"
+                   "d=\"$HARNESS_DIR\"\n"
+                   "[ \"$1\" = prepare-backup ] && echo \"$VSS_PREVIOUS_BACKUP_STAMPS\" >> \"$d/previous-stamps\"\n"
+                   "if [ \"$1\" = post-snapshot ]; then\n"
+                   "  n=$(cat \"$d/generation\" 2>/dev/null || echo 0); n=$((n+1)); echo $n > \"$d/generation\"\n"
+                   "  echo \"backup-stamp db gen-$n\" >> \"$VSS_CONTROL\"\n"
+                   "fi\n"
+                   "exit 0\n");
+        fclose(f);
+        CHECK(chmod(p, 0755) == 0);
+}
+
+static void test_incremental(void) {
+        Harness *h = harness_new(NULL);
+        char *data = make_rich_tree(h, "data");
+        char comp[PATH_MAX + 16], full[PATH_MAX], inc[PATH_MAX], diff[PATH_MAX], alt[PATH_MAX], p[PATH_MAX];
+        char altdata[2 * PATH_MAX];
+        snprintf(comp, sizeof(comp), "db=%s", data);
+        const char *const args[] = { "--component", comp, NULL };
+        stamp_hook(h);
+        harness_writer(h, "db", args);
+        snprintf(full, sizeof(full), "%s/full", harness_dir(h));
+        snprintf(inc, sizeof(inc), "%s/inc.tar.gz", harness_dir(h));
+        snprintf(diff, sizeof(diff), "%s/diff", harness_dir(h));
+
+        int st;
+        json_object *out = run_json(h, &st, "vssbackup backup --to %s --json%s", full, "");
+        CHECK(st == 0);
+        json_object_put(out);
+        /* Changes: one file rewritten, one deleted, one added. */
+        write_file(data, "plain.txt", "changed for the incremental\n", 0644);
+        snprintf(p, sizeof(p), "%s/empty", data);
+        CHECK(unlink(p) == 0);
+        write_file(data, "new-file", "added\n", 0644);
+        _cleanup_free_ char *at_inc = tree_text(data);
+        out = run_json(h, &st, "vssbackup backup --type incremental --base %s --to %s --json", full, inc);
+        CHECK(st == 0);
+        CHECK_STR(jstr(out, "type"), "incremental");
+        json_object_put(out);
+        /* More changes, then a differential against the full backup. */
+        write_file(data, "new-file", "changed again\n", 0644);
+        snprintf(p, sizeof(p), "%s/sub/deep.db", data);
+        CHECK(unlink(p) == 0);
+        _cleanup_free_ char *at_diff = tree_text(data);
+        out = run_json(h, &st, "vssbackup backup --type differential --base %s --to %s --json", full, diff);
+        CHECK(st == 0);
+        json_object_put(out);
+        /* A differential must be based on a full backup. */
+        CHECK(harness_sh(h, NULL, "vssbackup backup --type differential --base %s --to %s/bad 2>/dev/null", inc,
+                         harness_dir(h)) == 1);
+
+        /* The writer got its own stamps back as previous stamps: gen-1 (the full) each time. */
+        snprintf(p, sizeof(p), "%s/previous-stamps", harness_dir(h));
+        _cleanup_free_ char *stamps = NULL;
+        CHECK(harness_sh(h, &stamps, "cat %s", p) == 0);
+        CHECK_STR(stamps, "\ndb=gen-1\ndb=gen-1\n");
+        /* The differential stores only what changed since the full: not the untouched tool. */
+        snprintf(p, sizeof(p), "%s/data%s/tool", diff, data);
+        CHECK(access(p, F_OK) < 0);
+        snprintf(p, sizeof(p), "%s/data%s/new-file", diff, data);
+        CHECK(access(p, F_OK) == 0);
+
+        /* Each restores to the state it was taken in, the chain followed from the backup named. */
+        snprintf(alt, sizeof(alt), "%s/alt-inc", harness_dir(h));
+        out = run_json(h, &st, "vssbackup restore --from %s --to %s --json", inc, alt);
+        CHECK(st == 0);
+        json_object_put(out);
+        snprintf(altdata, sizeof(altdata), "%s%s", alt, data);
+        _cleanup_free_ char *got_inc = tree_text(altdata);
+        check_trees_equal(at_inc, got_inc, "incremental restored");
+        snprintf(alt, sizeof(alt), "%s/alt-diff", harness_dir(h));
+        out = run_json(h, &st, "vssbackup restore --from %s --to %s --json", diff, alt);
+        CHECK(st == 0);
+        json_object_put(out);
+        snprintf(altdata, sizeof(altdata), "%s%s", alt, data);
+        _cleanup_free_ char *got_diff = tree_text(altdata);
+        check_trees_equal(at_diff, got_diff, "differential restored");
+        harness_free(h);
+}
+
+static void test_bad_backups(void) {
+        Harness *h = harness_new(NULL);
+        char *data = make_rich_tree(h, "data");
+        char comp[PATH_MAX + 16], dest[PATH_MAX], tar[PATH_MAX];
+        snprintf(comp, sizeof(comp), "db=%s", data);
+        const char *const args[] = { "--component", comp, NULL };
+        harness_writer(h, "db", args);
+        snprintf(dest, sizeof(dest), "%s/backup", harness_dir(h));
+        snprintf(tar, sizeof(tar), "%s/backup.tar", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s >/dev/null && vssbackup backup --to %s >/dev/null", dest,
+                         tar) == 0);
+        _cleanup_free_ char *before = tree_text(data);
+        char *err = NULL;
+
+        /* A document with a bad field: refused, naming it, nothing restored. */
+        CHECK(harness_sh(h, NULL, "sed -i 's/\"restore_target\":0/\"restore_target\":99/' %s/openvss/backup-components.json",
+                         dest) == 0);
+        CHECK(harness_sh(h, &err, "vssbackup restore --from %s 2>&1", dest) == 1);
+        CHECK(err && strstr(err, "components[0].restore_target"));
+        free(err);
+        /* Oversized. */
+        CHECK(harness_sh(h, NULL, "head -c 17000000 /dev/zero | tr '\\0' ' ' >> %s/openvss/backup-components.json",
+                         dest) == 0);
+        CHECK(harness_sh(h, &err, "vssbackup restore --from %s 2>&1", dest) == 1);
+        CHECK(err && strstr(err, "larger than"));
+        free(err);
+        /* A truncated archive. */
+        CHECK(harness_sh(h, NULL, "truncate -s 3000 %s", tar) == 0);
+        CHECK(harness_sh(h, &err, "vssbackup restore --from %s 2>&1", tar) == 1);
+        CHECK(err && strstr(err, "vssbackup: restore failed"));
+        free(err);
+        /* Garbage. */
+        CHECK(harness_sh(h, NULL, "head -c 100000 /dev/urandom > %s", tar) == 0);
+        CHECK(harness_sh(h, &err, "vssbackup restore --from %s 2>&1", tar) == 1);
+        CHECK(err && strstr(err, "vssbackup: restore failed"));
+        free(err);
+        _cleanup_free_ char *after = tree_text(data);
+        check_trees_equal(before, after, "after refused restores");
+
+        /* Usage errors: exit 2, no session opened. */
+        CHECK(harness_sh(h, NULL, "vssbackup 2>/dev/null") == 2);
+        CHECK(harness_sh(h, NULL, "vssbackup backup 2>/dev/null") == 2);
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s/x --component nocolon 2>/dev/null", harness_dir(h)) == 2);
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s/x --type weekly 2>/dev/null", harness_dir(h)) == 2);
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s/x --type incremental 2>/dev/null", harness_dir(h)) == 2);
+        CHECK(harness_sh(h, NULL, "vssbackup restore --to /tmp 2>/dev/null") == 2);
+        CHECK(harness_sh(h, NULL, "vssbackup exec --for relative -- true 2>/dev/null") == 2);
+        CHECK(harness_sh(h, NULL, "vssbackup frobnicate 2>/dev/null") == 2);
+        /* A non-empty destination or an existing archive is refused. */
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s 2>/dev/null", dest) == 1);
+        /* A component nobody has. */
+        CHECK(harness_sh(h, &err, "vssbackup backup --to %s/y --component db:nope 2>&1", harness_dir(h)) == 1);
+        CHECK(err && strstr(err, "db:nope"));
+        free(err);
+        harness_free(h);
+}
+
+/* An application that writes two files as one transaction, and a writer that quiesces it: the
+ * freeze hook asks for a pause and waits until the application stands between transactions. */
+static const char app_script[] =
+        "#!/bin/sh\n"
+        "d=\"$1\"; i=0\n"
+        "while [ ! -e \"$d/stop\" ]; do\n"
+        "  if [ -e \"$d/pause\" ]; then touch \"$d/paused\"; while [ -e \"$d/pause\" ]; do sleep 0.01; done; rm -f \"$d/paused\"; fi\n"
+        "  i=$((i+1)); echo $i > \"$d/data/a\"; echo $i > \"$d/data/b\"\n"
+        "done\n";
+static const char quiesce_hook[] =
+        "#!/bin/sh\n"
+        "d=\"$APP_DIR\"\n"
+        "case \"$1\" in\n"
+        "freeze) touch \"$d/pause\"; while [ ! -e \"$d/paused\" ]; do sleep 0.01; done;;\n"
+        "thaw|abort) rm -f \"$d/pause\";;\n"
+        "esac\n"
+        "exit 0\n";
+
+static void test_exec(void) {
+        Harness *h = harness_new(NULL);
+        char app[PATH_MAX], hooks[PATH_MAX], p[PATH_MAX], env[PATH_MAX + 16], out[PATH_MAX];
+        snprintf(app, sizeof(app), "%s/app", harness_dir(h));
+        snprintf(hooks, sizeof(hooks), "%s/app-hooks", harness_dir(h));
+        snprintf(p, sizeof(p), "%s/data", app);
+        CHECK(mkdir(app, 0755) == 0 && mkdir(hooks, 0755) == 0 && mkdir(p, 0755) == 0);
+        snprintf(p, sizeof(p), "%s/app.sh", app);
+        FILE *f = fopen(p, "we");
+        CHECK(f && fputs(app_script, f) >= 0 && fclose(f) == 0);
+        snprintf(p, sizeof(p), "%s/10-quiesce", hooks);
+        f = fopen(p, "we");
+        CHECK(f && fputs(quiesce_hook, f) >= 0 && fclose(f) == 0);
+        CHECK(chmod(p, 0755) == 0);
+        snprintf(env, sizeof(env), "APP_DIR=%s", app);
+        CHECK(putenv(env) == 0);
+        char comp[PATH_MAX + 16];
+        snprintf(comp, sizeof(comp), "app=%s/data", app);
+        const char *const args[] = { "--hooks", hooks, "--component", comp, NULL };
+        harness_writer(h, "app", args);
+
+        /* The application writes all along; every copy must hold one whole transaction. */
+        pid_t pid = fork();
+        if (pid == 0) {
+                char script[PATH_MAX];
+                snprintf(script, sizeof(script), "%s/app.sh", app);
+                execl("/bin/sh", "sh", script, app, (char *) NULL);
+                _exit(127);
+        }
+        for (int round = 0; round < 3; round++) {
+                snprintf(out, sizeof(out), "%s/copy%d", harness_dir(h), round);
+                char *o = NULL;
+                int st = harness_sh(h, &o, "vssbackup exec --for %s/data -- sh -c 'mkdir %s && cp -a {}/. %s/ && "
+                                           "test \"$VSS_SHADOW_PATH\" != %s/data && echo \"$VSS_ORIGINAL_PATHS\"'",
+                                    app, out, out, app);
+                CHECK(st == 0);
+                char want[PATH_MAX + 8];
+                snprintf(want, sizeof(want), "%s/data\n", app);
+                CHECK_STR(o, want);
+                free(o);
+                char *a = NULL, *b = NULL;
+                CHECK(harness_sh(h, &a, "cat %s/a", out) == 0 && harness_sh(h, &b, "cat %s/b", out) == 0);
+                CHECK(a && b && *a && streq(a, b));
+                free(a);
+                free(b);
+        }
+        snprintf(p, sizeof(p), "%s/stop", app);
+        close(open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+        waitpid(pid, NULL, 0);
+        /* The command's exit status is vssbackup's; its shadow copies are gone afterwards. */
+        CHECK(harness_sh(h, NULL, "vssbackup exec --for %s/data -- sh -c 'exit 7' 2>/dev/null", app) == 7);
+        CHECK(harness_sh(h, NULL, "vssbackup exec --for %s/data -- /nonexistent/tool 2>/dev/null", app) == 127);
+        CHECK(harness_count_shadow_files(h) == 0);
+        char *shadows = NULL;
+        CHECK(harness_sh(h, &shadows, "vssadmin list shadows --json") == 0);
+        CHECK(shadows && !strstr(shadows, "shadow_id"));
+        free(shadows);
+        harness_free(h);
+}
+
+static const TestCase cases[] = {
+        { "vssbackup-roundtrip-dir", test_roundtrip_dir },
+        { "vssbackup-roundtrip-archive", test_roundtrip_archive },
+        { "vssbackup-prerestore-veto", test_prerestore_veto },
+        { "vssbackup-incremental", test_incremental },
+        { "vssbackup-bad-backups", test_bad_backups },
+        { "vssbackup-exec", test_exec },
+        {},
+};
+
+int main(int argc, char *argv[]) {
+        return test_main(argc, argv, cases);
+}

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Writer status as the tools print it: text in the style of Windows' vssadmin, or JSON. */
+
+#include "lib/common.h"
+#include "tools/report.h"
+
+char *id_string(const vss_id *id, char buf[static VSS_ID_STRING_MAX]) {
+        return vss_id_to_string(id, buf);
+}
+
+char *hex32(int32_t v, char buf[static 16]) {
+        snprintf(buf, 16, "0x%08x", (uint32_t) v);
+        return buf;
+}
+
+const char *last_error_text(int32_t failure) {
+        switch (failure) {
+        case 0: return "No error";
+        case VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT: return "Inconsistent shadow copy";
+        case VSS_E_WRITERERROR_OUTOFRESOURCES: return "Out of resources";
+        case VSS_E_WRITERERROR_TIMEOUT: return "Timed out";
+        case VSS_E_WRITERERROR_RETRYABLE: return "Retryable error";
+        case VSS_E_WRITERERROR_NONRETRYABLE: return "Non-retryable error";
+        case VSS_E_WRITERERROR_RECOVERY_FAILED: return "Recovery failed";
+        case VSS_E_WRITERERROR_PARTIAL_FAILURE: return "Partial failure";
+        case VSS_E_WRITER_NOT_RESPONDING: return "Not responding";
+        default: return "Unexpected error";
+        }
+}
+
+json_object *status_json(const char *name, const char *wid, const char *iid, uint32_t state, int32_t failure,
+                                int32_t code, const char *msg, const char *note) {
+        char hex[16];
+        const char *fname = vss_error_name(failure);
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(name));
+        json_object_object_add(o, "writer_id", json_object_new_string(wid));
+        json_object_object_add(o, "instance_id", json_object_new_string(iid));
+        json_object_object_add(o, "state", json_object_new_int((int) state));
+        json_object_object_add(o, "state_name", json_object_new_string(strempty(vss_writer_state_name(state))));
+        json_object_object_add(o, "failure", json_object_new_string(hex32(failure, hex)));
+        json_object_object_add(o, "failure_name", json_object_new_string(fname ? fname : hex));
+        json_object_object_add(o, "application_code", json_object_new_int(code));
+        json_object_object_add(o, "application_message", json_object_new_string(msg));
+        json_object_object_add(o, "note", json_object_new_string(note));
+        return o;
+}
+
+void status_text(FILE *f, const char *indent, const char *name, const char *wid, const char *iid, uint32_t state,
+                        int32_t failure, int32_t code, const char *msg, const char *note) {
+        char hex[16];
+        fprintf(f, "%sWriter name: '%s'\n", indent, name);
+        fprintf(f, "%s   Writer Id: {%s}\n", indent, wid);
+        fprintf(f, "%s   Writer Instance Id: {%s}\n", indent, iid);
+        fprintf(f, "%s   State: [%u] %s\n", indent, state, strempty(vss_writer_state_name(state)));
+        fprintf(f, "%s   Last error: %s\n", indent, last_error_text(failure));
+        if (failure != 0) {
+                const char *fname = vss_error_name(failure);
+                fprintf(f, "%s   Failure: %s (%s)\n", indent, fname ? fname : "unknown", hex32(failure, hex));
+                fprintf(f, "%s   Application code: %d\n", indent, code);
+                if (!isempty(msg))
+                        fprintf(f, "%s   Application message: %s\n", indent, msg);
+        }
+        if (!isempty(note))
+                fprintf(f, "%s   Note: %s\n", indent, note);
+}
+
+void print_json(json_object *o) {
+        printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+void report_fail(Report *c, int32_t hr, const char *msg) {
+        if (c->error_hr)
+                return;
+        c->error_hr = hr;
+        snprintf(c->error_msg, sizeof(c->error_msg), "%s", msg);
+}
+
+/* Gathers status after a phase, prints it and returns false when a writer failed. */
+bool report_phase(Report *c, const char *phase) {
+        char wid[VSS_ID_STRING_MAX], iid[VSS_ID_STRING_MAX], msg[1200];
+        bool ok = true;
+        FILE *out = c->out ? c->out : stdout;
+        int32_t hr = vss_backup_gather_writer_status_sync(c->b);
+        if (hr < 0) {
+                report_fail(c, hr, vss_backup_errmsg(c->b));
+                return false;
+        }
+        json_object *writers = json_object_new_array();
+        if (!c->json)
+                fprintf(out, "Writer status after %s:\n", phase);
+        for (size_t i = 0; i < vss_backup_writer_status_count(c->b); i++) {
+                vss_writer_status st;
+                if (vss_backup_writer_status_get(c->b, i, &st) < 0)
+                        continue;
+                id_string(&st.writer_id, wid);
+                id_string(&st.instance_id, iid);
+                if (c->json)
+                        json_object_array_add(writers, status_json(st.name, wid, iid, st.state, st.failure,
+                                                                   st.application_code, st.application_message, st.note));
+                else
+                        status_text(out, "   ", st.name, wid, iid, st.state, st.failure, st.application_code,
+                                    st.application_message, st.note);
+                if (st.failure != 0 || (st.state >= VSS_WS_FAILED_AT_IDENTIFY && st.state <= VSS_WS_FAILED_AT_BACKUP_SHUTDOWN)) {
+                        snprintf(msg, sizeof(msg), "writer '%s' is %s: %s%s%s", st.name, vss_writer_state_name(st.state),
+                                 strempty(vss_error_name(st.failure)), isempty(st.application_message) ? "" : ": ",
+                                 st.application_message);
+                        report_fail(c, st.failure ? st.failure : VSS_E_WRITERERROR_NONRETRYABLE, msg);
+                        ok = false;
+                }
+        }
+        if (!c->json && vss_backup_writer_status_count(c->b) == 0)
+                fprintf(out, "   (no writers)\n");
+        if (!c->json)
+                fprintf(out, "\n");
+        json_object *p = json_object_new_object();
+        json_object_object_add(p, "phase", json_object_new_string(phase));
+        json_object_object_add(p, "writers", writers);
+        json_object_array_add(c->phases, p);
+        return ok;
+}
+
+bool report_step(Report *c, int32_t hr) {
+        if (hr < 0)
+                report_fail(c, hr, vss_backup_errmsg(c->b));
+        return hr >= 0;
+}
+
