@@ -48,6 +48,15 @@ echo "== the shadow's content"
 shadow=$("$bin/tools/vssadmin" list shadows --json | sed -n 's/.*"shadow_path":"\([^"]*\)".*/\1/p' | head -1)
 (cd "$shadow" && find . -type f | sort)
 
+echo "== vssbackup backup: the same sequence, the components' files stored in an archive"
+"$bin/tools/vssbackup" backup --to "$work/backup.tar.zst"
+echo "== a file is lost; vssbackup restore puts it back (PreRestore and PostRestore to the writers)"
+rm "$work/data/db/table.csv"
+"$bin/tools/vssbackup" restore --from "$work/backup.tar.zst"
+cat "$work/data/db/table.csv"
+echo "== vssbackup exec: any tool against a consistent shadow copy"
+"$bin/tools/vssbackup" exec --for "$work/data" -- sh -c 'echo "tar sees:"; tar -C {} -cf - . | tar -tf - | sort' 2>/dev/null
+
 echo "== writer status as the admin sees it now"
 "$bin/tools/vssadmin" list writers
 echo "== done; stopping vssd and the writers"
