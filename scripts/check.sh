@@ -51,7 +51,8 @@ if [ -z "${OPENVSS_SKIP_VALGRIND:-}" ]; then
                 integration/component-mode integration/provider-failure integration/persistent-survives-restart \
                 integration/create-shadow-json integration/create-shadow-veto integration/delete-shadows \
                 integration/list-writers-as-of integration/btrfs-snapshot integration/exec-flush-and-hold \
-                integration/expose integration/shadow-limits
+                integration/expose integration/shadow-limits integration/vssbackup-roundtrip-archive \
+                integration/vssbackup-prerestore-veto integration/vssbackup-incremental
 fi
 
 echo "$passed passed, $failed failed, $skipped skipped"
