@@ -661,7 +661,195 @@ static void test_persistent_survives_restart(void) {
         CHECK(harness_sh(h, NULL, "vssadmin delete shadows --shadow %s 2>/dev/null", sid) == 1);
 }
 
+/* A hook that copies ctl/NAME.EVENT.control into $VSS_CONTROL and records what the writer was
+ * told in env.NAME.EVENT: the document as the writer sees it. */
+static void document_hook(Harness *h) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof(p), "%s/hooks/60-doc", harness_dir(h));
+        FILE *f = fopen(p, "we");
+        CHECK(f != NULL);
+        if (!f)
+                return;
+        fprintf(f, "#!/bin/sh\n"
+                   "d=\"$HARNESS_DIR\"\n"
+                   "c=\"$d/ctl/$VSS_WRITER_NAME.$1.control\"\n"
+                   "[ -f \"$c\" ] && cat \"$c\" >> \"$VSS_CONTROL\"\n"
+                   "echo \"comps=$VSS_COMPONENTS prev=$VSS_PREVIOUS_BACKUP_STAMPS opts=$VSS_BACKUP_OPTIONS "
+                   "status=$VSS_RESTORE_STATUS dirs=$VSS_RESTORE_TARGET_DIRS\" > \"$d/env.$VSS_WRITER_NAME.$1\"\n"
+                   "exit 0\n");
+        fclose(f);
+        CHECK(chmod(p, 0755) == 0);
+}
+
+static void control(Harness *h, const char *writer, const char *event, const char *lines) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof(p), "%s/ctl/%s.%s.control", harness_dir(h), writer, event);
+        FILE *f = fopen(p, "we");
+        CHECK(f && fputs(lines, f) >= 0 && fclose(f) == 0);
+}
+
+static char *seen(Harness *h, const char *writer, const char *event) {
+        char *out = NULL;
+        if (harness_sh(h, &out, "cat %s/env.%s.%s 2>/dev/null", harness_dir(h), writer, event) != 0) {
+                free(out);
+                return strdup("(event not seen)");
+        }
+        return out;
+}
+
+static const vss_writer_metadata *metadata_named(vss_backup *b, const char *name) {
+        for (size_t i = 0; i < vss_backup_metadata_count(b); i++)
+                if (streq(vss_backup_metadata_get(b, i)->name, name))
+                        return vss_backup_metadata_get(b, i);
+        return NULL;
+}
+
+/* The backup components document in a backup: requester fields set when allowed, writer stamps
+ * taken from PrepareForBackup through PostSnapshot and refused from BackupComplete on. */
+static void test_document_backup(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        char comp[700];
+        snprintf(comp, sizeof(comp), "db=%s", data);
+        const char *const args[] = { "--component", comp, NULL };
+        document_hook(h);
+        harness_writer(h, "w", args);
+        control(h, "w", "post-snapshot", "backup-stamp db lsn:42\n");
+        control(h, "w", "backup-complete", "backup-stamp db too-late\n");
+        vss_backup *b = NULL;
+        CHECK_HR(vss_backup_new(harness_socket(h), &b), 0);
+        CHECK_HR(vss_backup_initialize_for_backup(b), 0);
+        CHECK_HR(vss_backup_set_backup_state(b, true, false, VSS_BT_INCREMENTAL, false), 0);
+        CHECK_HR(vss_backup_gather_writer_metadata_sync(b), 0);
+        const vss_writer_metadata *md = metadata_named(b, "w");
+        CHECK(md != NULL);
+        if (!md) {
+                vss_backup_release(b);
+                return;
+        }
+        /* Component mode: nothing can be set on a component that was not added. */
+        CHECK_HR(vss_backup_set_backup_options(b, &md->instance_id, &md->writer_id, "", "db", "x"), VSS_E_OBJECT_NOT_FOUND);
+        CHECK_HR(vss_backup_add_component(b, &md->instance_id, &md->writer_id, "", "db"), 0);
+        CHECK_HR(vss_backup_set_backup_options(b, &md->instance_id, &md->writer_id, "", "db", "verify=yes"), 0);
+        CHECK_HR(vss_backup_set_previous_backup_stamp(b, &md->instance_id, &md->writer_id, "", "db", "lsn:7"), 0);
+        /* Restore fields belong to restores. */
+        CHECK_HR(vss_backup_set_selected_for_restore(b, &md->instance_id, &md->writer_id, "", "db", true), VSS_E_BAD_STATE);
+        CHECK_HR(vss_backup_set_file_restore_status(b, &md->instance_id, &md->writer_id, "", "db", VSS_RS_ALL),
+                 VSS_E_BAD_STATE);
+        prepare(h, b, data, NULL);
+        /* Too late for the requester's backup fields once PrepareForBackup went out. */
+        CHECK_HR(vss_backup_set_backup_options(b, &md->instance_id, &md->writer_id, "", "db", "late"), VSS_E_BAD_STATE);
+        _cleanup_free_ char *pb = seen(h, "w", "prepare-backup");
+        CHECK_STR(pb, "comps=db prev=db=lsn:7 opts=db=verify=yes status= dirs=\n");
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        CHECK_HR(vss_backup_set_backup_succeeded(b, &md->instance_id, &md->writer_id, "", "db", true), 0);
+        CHECK_HR(vss_backup_backup_complete_sync(b), 0);
+
+        vss_backup_document *d = NULL;
+        CHECK_HR(vss_backup_get_document(b, &d), 0);
+        if (d) {
+                CHECK(d->backup_type == VSS_BT_INCREMENTAL && d->component_mode && d->n_shadows == 1 &&
+                      !vss_id_is_null(&d->snapshot_set_id) && d->created_usec > 0);
+                CHECK(d->n_writers == 1 && streq(d->writers[0]->name, "w"));
+                const vss_bc_component *c = vss_backup_document_find(d, &md->writer_id, &md->instance_id, "", "db");
+                CHECK(c && c->backup_succeeded);
+                /* The stamp of PostSnapshot stands; BackupComplete's was refused. */
+                CHECK(c && streq(c->backup_stamp, "lsn:42") && streq(c->previous_backup_stamp, "lsn:7") &&
+                      streq(c->backup_options, "verify=yes"));
+                CHECK(d->n_shadows == 1 && streq(d->shadows[0].original_path, data));
+        }
+        vss_backup_document_free(d);
+        vss_backup_release(b);
+        harness_free(h);
+}
+
+/* The restore sequence from a saved document: only writers with a component selected for restore
+ * take part; writers set restore targets in PreRestore and see the file restore status in
+ * PostRestore; a bad document is refused naming the field. */
+static void test_document_restore(void) {
+        Harness *h = harness_new(NULL);
+        char *da = harness_make_data(h, "a"), ca[700];
+        snprintf(ca, sizeof(ca), "ca=%s", da);
+        char *db = harness_make_data(h, "b"), cb[700];
+        snprintf(cb, sizeof(cb), "cb=%s", db);
+        const char *const aa[] = { "--component", ca, NULL };
+        const char *const ba[] = { "--component", cb, NULL };
+        document_hook(h);
+        harness_writer(h, "wa", aa);
+        harness_writer(h, "wb", ba);
+        control(h, "wa", "pre-restore", "restore-target ca alternate\n");
+        control(h, "wa", "post-restore", "failure-message ca replayed 3 logs\n");
+
+        /* A backup of both, in component mode. */
+        vss_backup *b = NULL;
+        char *doc = NULL;
+        CHECK_HR(vss_backup_new(harness_socket(h), &b), 0);
+        CHECK_HR(vss_backup_initialize_for_backup(b), 0);
+        CHECK_HR(vss_backup_set_backup_state(b, true, false, VSS_BT_FULL, false), 0);
+        CHECK_HR(vss_backup_gather_writer_metadata_sync(b), 0);
+        const vss_writer_metadata *ma = metadata_named(b, "wa"), *mb = metadata_named(b, "wb");
+        CHECK(ma && mb);
+        if (!ma || !mb)
+                return;
+        vss_id a_iid = ma->instance_id, a_wid = ma->writer_id;
+        CHECK_HR(vss_backup_add_component(b, &ma->instance_id, &ma->writer_id, "", "ca"), 0);
+        CHECK_HR(vss_backup_add_component(b, &mb->instance_id, &mb->writer_id, "", "cb"), 0);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, da, NULL, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, db, NULL, NULL), 0);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        CHECK_HR(vss_backup_backup_complete_sync(b), 0);
+        CHECK_HR(vss_backup_save_as_document(b, &doc), 0);
+        vss_backup_release(b);
+        if (!doc)
+                return;
+
+        /* A bad document: refused before anything is sent, naming the field. */
+        b = NULL;
+        CHECK_HR(vss_backup_new(harness_socket(h), &b), 0);
+        _cleanup_free_ char *bad = strdup(doc);
+        char *at = strstr(bad, "\"file_restore_status\":0");
+        CHECK(at != NULL);
+        if (at)
+                memcpy(at, "\"file_restore_status\":9", strlen("\"file_restore_status\":9"));
+        CHECK_HR(vss_backup_initialize_for_restore(b, bad), VSS_E_INVALIDARG);
+        CHECK(strstr(vss_backup_errmsg(b), "components[0].file_restore_status"));
+        /* The same session is still new: a good document is taken. */
+        CHECK_HR(vss_backup_initialize_for_restore(b, doc), 0);
+        /* Only writer a's component is restored, to a new place. */
+        CHECK_HR(vss_backup_set_selected_for_restore(b, &a_iid, &a_wid, "", "ca", true), 0);
+        CHECK_HR(vss_backup_add_new_target(b, &a_iid, &a_wid, "", "ca", da, "*", true, "/srv/alt"), 0);
+        CHECK_HR(vss_backup_add_new_target(b, &a_iid, &a_wid, "", "ca", "relative", "*", true, "/x"), VSS_E_INVALIDARG);
+        CHECK_HR(vss_backup_set_selected_for_restore(b, &a_iid, &a_wid, "", "nope", true), VSS_E_OBJECT_NOT_FOUND);
+        CHECK_HR(vss_backup_set_file_restore_status(b, &a_iid, &a_wid, "", "ca", VSS_RS_ALL), VSS_E_BAD_STATE);
+        CHECK_HR(vss_backup_set_backup_options(b, &a_iid, &a_wid, "", "ca", "x"), VSS_E_BAD_STATE);
+        harness_clear_log(h);
+        CHECK_HR(vss_backup_pre_restore_sync(b), 0);
+        CHECK_HR(vss_backup_set_selected_for_restore(b, &a_iid, &a_wid, "", "ca", false), VSS_E_BAD_STATE);
+        CHECK_HR(vss_backup_set_file_restore_status(b, &a_iid, &a_wid, "", "ca", VSS_RS_ALL), 0);
+        CHECK_HR(vss_backup_post_restore_sync(b), 0);
+        check_events(h, "wa", "pre-restore post-restore");
+        check_events(h, "wb", "");
+        _cleanup_free_ char *pre = seen(h, "wa", "pre-restore");
+        CHECK_STR(pre, "comps=ca prev= opts= status=ca=undefined dirs=ca=/srv/alt\n");
+        _cleanup_free_ char *post = seen(h, "wa", "post-restore");
+        CHECK_STR(post, "comps=ca prev= opts= status=ca=all dirs=ca=/srv/alt\n");
+        vss_backup_document *d = NULL;
+        CHECK_HR(vss_backup_get_document(b, &d), 0);
+        const vss_bc_component *c = d ? vss_backup_document_find(d, &a_wid, NULL, "", "ca") : NULL;
+        CHECK(c && c->selected_for_restore && c->restore_target == VSS_RT_ALTERNATE &&
+              c->file_restore_status == VSS_RS_ALL && streq(c->post_restore_failure_msg, "replayed 3 logs") &&
+              c->n_new_targets == 1 && streq(c->new_targets[0].destination, "/srv/alt"));
+        vss_backup_document_free(d);
+        vss_backup_release(b);
+        free(doc);
+        harness_free(h);
+}
+
 static const TestCase cases[] = {
+        { "document-backup", test_document_backup },
+        { "document-restore", test_document_restore },
         { "full-sequence", test_full_sequence },
         { "identify-failure", test_identify_failure },
         { "veto-prepare-backup", test_veto_prepare_backup },
