@@ -293,6 +293,8 @@ void jv_id(JsonReader *v, json_object *o, const char *key, vss_id *ret, bool all
         }
         if (vss_id_from_string(s, ret) < 0)
                 jv_fail(v, key, "expected a UUID");
+        else if (vss_id_is_null(ret))
+                jv_fail(v, key, "must not be the null UUID"); /* it is written as "" */
 }
 
 /* Reads a writer metadata document already parsed into o. */

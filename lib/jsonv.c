@@ -30,6 +30,8 @@ json_object *jv_parse(JsonReader *v, const char *text, size_t max, const char *w
                 jv_fail(v, NULL, "out of memory");
                 return NULL;
         }
+        /* Standard JSON only, and valid UTF-8 (documents travel as D-Bus strings). */
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
         size_t len = strlen(text);
         json_object *o = json_tokener_parse_ex(tok, text, (int) len);
         enum json_tokener_error err = json_tokener_get_error(tok);
@@ -107,7 +109,8 @@ int64_t jv_int(JsonReader *v, json_object *o, const char *key, int64_t min, int6
         if (!m)
                 return def;
         int64_t i = json_object_get_int64(m);
-        if (!json_object_is_type(m, json_type_int) || i < min || i > max) {
+        /* json-c saturates numbers that do not fit: the bounds themselves are taken as overflow. */
+        if (!json_object_is_type(m, json_type_int) || i < min || i > max || i == INT64_MAX || i == INT64_MIN) {
                 jv_fail(v, key, "expected an integer from %lld to %lld", (long long) min, (long long) max);
                 return def;
         }

@@ -711,6 +711,24 @@ static int cmd_restore(const char *src, char **specs, size_t n_specs, const char
                 n_wanted++;
                 ok = report_step(&run.r, vss_backup_set_selected_for_restore(b, &c->instance_id, &c->writer_id,
                                                                              c->logical_path, c->name, true));
+                /* Writers learn where their files go (PostRestore checks them there). */
+                const vss_writer_metadata *wm = vss_backup_document_writer(doc, c);
+                for (size_t k = 0; ok && to && k < wm->n_components; k++) {
+                        const vss_component_info *ci = &wm->components[k];
+                        if (!streq(ci->logical_path, c->logical_path) || !streq(ci->name, c->name))
+                                continue;
+                        for (size_t f = 0; ok && f < ci->n_files; f++) {
+                                _cleanup_free_ char *dest = NULL;
+                                if (asprintf(&dest, "%s%s", to, ci->files[f].path) < 0)
+                                        ok = run_fail(&run, VSS_E_OUTOFMEMORY, "out of memory");
+                                else
+                                        ok = report_step(&run.r, vss_backup_add_new_target(b, &c->instance_id, &c->writer_id,
+                                                                                           c->logical_path, c->name,
+                                                                                           ci->files[f].path,
+                                                                                           ci->files[f].filespec,
+                                                                                           ci->files[f].recursive, dest));
+                        }
+                }
         }
         for (size_t s = 0; ok && s < n_specs; s++) {
                 bool found = false;
