@@ -1,0 +1,548 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* vss-writer-sqlite against the real vssd and vssbackup: backups of a database under constant
+ * write load restore to a consistent prefix of its history; the write lock is held exactly while
+ * writers are frozen (and released on Abort); a corrupt restored database fails PostRestore;
+ * usage errors. */
+
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/common.h"
+#include "tests/harness.h"
+
+static void sleep_ms(int ms) {
+        struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
+}
+
+/* Waits up to ms for pid; kills it past that. Returns its wait status, or -1 when killed. */
+static int reap(pid_t pid, int ms) {
+        int status;
+        for (int i = 0; i < ms / 10; i++) {
+                pid_t r = waitpid(pid, &status, WNOHANG);
+                if (r == pid)
+                        return status;
+                if (r < 0)
+                        return -1;
+                sleep_ms(10);
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+}
+
+/* The writer under test; stopped at the end of a case, also after failed checks. */
+static pid_t writer_pid;
+
+static bool sqlite_writer_listed(Harness *h) {
+        return harness_sh(h, NULL, "vssadmin list writers | grep -q \"^Writer name: 'sqlite'\"") == 0;
+}
+
+static pid_t start_writer(Harness *h, const char *const *args) {
+        char log[PATH_MAX];
+        const char *argv[32];
+        size_t n = 0;
+
+        snprintf(log, sizeof log, "%s/writer-sqlite.log", harness_dir(h)); /* dumped by the harness on failure */
+        argv[n++] = "vss-writer-sqlite";
+        argv[n++] = "--socket";
+        argv[n++] = harness_socket(h);
+        for (size_t i = 0; args && args[i] && n < 30; i++)
+                argv[n++] = args[i];
+        argv[n] = NULL;
+
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                sigset_t none;
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+                if (fd >= 0) {
+                        dup2(fd, STDOUT_FILENO);
+                        dup2(fd, STDERR_FILENO);
+                }
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                execv(WRITER_SQLITE_PATH, (char *const *) argv);
+                _exit(127);
+        }
+        writer_pid = pid;
+        for (int i = 0; i < 200; i++) {
+                if (sqlite_writer_listed(h))
+                        return pid;
+                if (waitpid(pid, NULL, WNOHANG) == pid) {
+                        writer_pid = 0;
+                        break;
+                }
+                sleep_ms(50);
+        }
+        fprintf(stderr, "vss-writer-sqlite did not subscribe\n");
+        test_failures++;
+        return pid;
+}
+
+/* SIGTERM: the writer must exit 0 (and, under ASan, without leaks). */
+static void stop_writer(void) {
+        if (writer_pid <= 0)
+                return;
+        kill(writer_pid, SIGTERM);
+        int st = reap(writer_pid, 5000);
+        if (!(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+                fprintf(stderr, "vss-writer-sqlite ended badly on SIGTERM (status 0x%x)\n", st);
+                test_failures++;
+        }
+        writer_pid = 0;
+}
+
+static bool exec_sql(sqlite3 *db, const char *sql) {
+        char *err = NULL;
+        if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+                fprintf(stderr, "SQL '%s' failed: %s\n", sql, err ? err : "?");
+                sqlite3_free(err);
+                return false;
+        }
+        return true;
+}
+
+/* One integer from a query, or -1. */
+static long long query_int(sqlite3 *db, const char *sql) {
+        sqlite3_stmt *st = NULL;
+        long long v = -1;
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+                v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        return v;
+}
+
+/* A WAL-mode database with t(i, pad) and the one-row last(i); rows rows already committed. */
+static char *make_db(Harness *h, const char *dir, int rows) {
+        static char path[PATH_MAX];
+        char d[PATH_MAX];
+        sqlite3 *db = NULL;
+
+        snprintf(d, sizeof d, "%s/%s", harness_dir(h), dir);
+        CHECK(mkdir(d, 0755) == 0);
+        snprintf(path, sizeof path, "%s/app.db", d);
+        CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+        CHECK(exec_sql(db, "PRAGMA journal_mode=WAL; CREATE TABLE t(i INTEGER PRIMARY KEY, pad TEXT);"
+                           "CREATE TABLE last(i INTEGER); INSERT INTO last VALUES(0);"));
+        CHECK(exec_sql(db, "BEGIN"));
+        for (int i = 1; i <= rows; i++) {
+                char sql[128];
+                snprintf(sql, sizeof sql, "INSERT INTO t VALUES(%d, printf('%%0200d', %d)); UPDATE last SET i = %d;",
+                         i, i, i);
+                CHECK(exec_sql(db, sql));
+        }
+        CHECK(exec_sql(db, "COMMIT"));
+        sqlite3_close(db);
+        return path;
+}
+
+static volatile sig_atomic_t load_stop;
+
+static void on_load_stop(int sig) {
+        load_stop = 1;
+}
+
+/* A child committing transactions until SIGTERM: row i into t and last.i = i, each in its own
+ * transaction. Exits 0, or 3 when a statement failed. */
+static pid_t start_load(const char *path) {
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid != 0)
+                return pid;
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        signal(SIGTERM, on_load_stop);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        sqlite3 *db = NULL;
+        if (sqlite3_open(path, &db) != SQLITE_OK)
+                _exit(3);
+        /* Longer than any freeze here: the writer's lock must make us wait, never fail. */
+        sqlite3_busy_timeout(db, 60000);
+        long long i = query_int(db, "SELECT i FROM last");
+        while (!load_stop) {
+                char sql[256];
+                i++;
+                snprintf(sql, sizeof sql,
+                         "BEGIN IMMEDIATE; INSERT INTO t VALUES(%lld, printf('%%0200d', %lld)); UPDATE last SET i = %lld; COMMIT;",
+                         i, i, i);
+                if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+                        fprintf(stderr, "load: %s\n", sqlite3_errmsg(db));
+                        _exit(3);
+                }
+                usleep(300);
+        }
+        sqlite3_close(db);
+        _exit(0);
+}
+
+static long long db_last(const char *path) {
+        sqlite3 *db = NULL;
+        long long v = -1;
+        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+                sqlite3_busy_timeout(db, 5000);
+                v = query_int(db, "SELECT i FROM last");
+        }
+        sqlite3_close(db);
+        return v;
+}
+
+/* PRAGMA integrity_check says ok, and count(t) = max(t.i) = last.i: the copy holds whole
+ * transactions only. Returns last.i, or -1. */
+static long long check_consistent(const char *path) {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        long long last = -1;
+
+        CHECK(access(path, F_OK) == 0);
+        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+                fprintf(stderr, "cannot open %s\n", path);
+                test_failures++;
+                sqlite3_close(db);
+                return -1;
+        }
+        CHECK(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK);
+        CHECK(sqlite3_step(st) == SQLITE_ROW);
+        CHECK_STR((const char *) sqlite3_column_text(st, 0), "ok");
+        sqlite3_finalize(st);
+        last = query_int(db, "SELECT i FROM last");
+        long long count = query_int(db, "SELECT count(*) FROM t"), max = query_int(db, "SELECT max(i) FROM t");
+        if (!(last >= 0 && count == last && max == last)) {
+                fprintf(stderr, "%s: inconsistent: last.i = %lld, count(t) = %lld, max(t.i) = %lld\n", path, last,
+                        count, max);
+                test_failures++;
+        }
+        sqlite3_close(db);
+        return last;
+}
+
+static json_object *run_json(Harness *h, int *ret_status, const char *fmt, const char *a, const char *b) {
+        char cmd[4096];
+        char *out = NULL;
+        snprintf(cmd, sizeof cmd, fmt, a, b);
+        *ret_status = harness_sh(h, &out, "%s", cmd);
+        json_object *o = out ? json_tokener_parse(out) : NULL;
+        if (!o) {
+                fprintf(stderr, "not JSON from `%s` (status %d):\n%s\n", cmd, *ret_status, out ? out : "");
+                test_failures++;
+        }
+        free(out);
+        return o;
+}
+
+static const char *jstr(json_object *o, const char *key) {
+        json_object *v = NULL;
+        return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+                       ? json_object_get_string(v)
+                       : "(missing)";
+}
+
+/* The status of writer name after a phase, from vssbackup's JSON. */
+static json_object *phase_writer(json_object *out, const char *phase, const char *name) {
+        json_object *phases = NULL;
+        if (!out || !json_object_object_get_ex(out, "phases", &phases))
+                return NULL;
+        for (size_t i = 0; i < json_object_array_length(phases); i++) {
+                json_object *p = json_object_array_get_idx(phases, i), *ws = NULL;
+                if (!streq(jstr(p, "phase"), phase) || !json_object_object_get_ex(p, "writers", &ws))
+                        continue;
+                for (size_t k = 0; k < json_object_array_length(ws); k++)
+                        if (streq(jstr(json_object_array_get_idx(ws, k), "name"), name))
+                                return json_object_array_get_idx(ws, k);
+        }
+        return NULL;
+}
+
+/* Whether the backup's components list has the sqlite writer's component name, succeeded. */
+static bool component_succeeded(json_object *out, const char *name) {
+        json_object *cs = NULL, *v = NULL;
+        if (!out || !json_object_object_get_ex(out, "components", &cs))
+                return false;
+        for (size_t i = 0; i < json_object_array_length(cs); i++) {
+                json_object *c = json_object_array_get_idx(cs, i);
+                if (streq(jstr(c, "writer"), "sqlite") && streq(jstr(c, "name"), name))
+                        return json_object_object_get_ex(c, "succeeded", &v) && json_object_get_boolean(v);
+        }
+        return false;
+}
+
+static bool file_contains(const char *path, const char *needle) {
+        FILE *f = fopen(path, "re");
+        char buf[65536];
+        size_t n = 0;
+        if (!f)
+                return false;
+        n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        return strstr(buf, needle) != NULL;
+}
+
+static void test_backup_under_load(void) {
+        Harness *h = harness_new(NULL);
+        char *db = make_db(h, "db", 10);
+        char dest[2][PATH_MAX], alt[2][PATH_MAX], restored[PATH_MAX * 2], p[PATH_MAX + 64];
+        long long got[2] = { -1, -1 };
+
+        pid_t load = start_load(db);
+        for (int i = 0; i < 500 && db_last(db) < 200; i++)
+                sleep_ms(10);
+        CHECK(db_last(db) >= 200);
+        const char *const args[] = { "--database", db, NULL };
+        start_writer(h, args);
+
+        for (int k = 0; k < 2; k++) {
+                int st;
+                snprintf(dest[k], sizeof dest[k], "%s/backup%d", harness_dir(h), k);
+                json_object *out = run_json(h, &st, "vssbackup backup --to %s --json%s", dest[k], "");
+                CHECK(st == 0);
+                CHECK_STR(jstr(out, "result"), "ok");
+                CHECK_STR(jstr(phase_writer(out, "prepare-for-backup", "sqlite"), "state_name"), "Stable");
+                json_object *w = phase_writer(out, "do-snapshot-set", "sqlite");
+                CHECK_STR(jstr(w, "state_name"), "WaitingForBackupComplete");
+                CHECK_STR(jstr(w, "failure_name"), "S_OK");
+                CHECK_STR(jstr(phase_writer(out, "backup-complete", "sqlite"), "state_name"), "Stable");
+                CHECK(component_succeeded(out, "app.db"));
+                json_object_put(out);
+                /* The stamp is the header's change counter. */
+                snprintf(p, sizeof p, "%s/openvss/backup-components.json", dest[k]);
+                CHECK(file_contains(p, "change-counter:"));
+                /* The load went on meanwhile. */
+                long long before = db_last(db);
+                for (int i = 0; i < 500 && db_last(db) < before + 50; i++)
+                        sleep_ms(10);
+        }
+
+        kill(load, SIGTERM);
+        int st = reap(load, 10000);
+        CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        long long final = check_consistent(db);
+
+        for (int k = 0; k < 2; k++) {
+                snprintf(alt[k], sizeof alt[k], "%s/restored%d", harness_dir(h), k);
+                json_object *out = run_json(h, &st, "vssbackup restore --from %s --to %s --json", dest[k], alt[k]);
+                CHECK(st == 0);
+                CHECK_STR(jstr(out, "result"), "ok");
+                CHECK_STR(jstr(phase_writer(out, "pre-restore", "sqlite"), "state_name"), "Stable");
+                CHECK_STR(jstr(phase_writer(out, "post-restore", "sqlite"), "state_name"), "Stable");
+                json_object_put(out);
+                snprintf(restored, sizeof restored, "%s%s", alt[k], db);
+                got[k] = check_consistent(restored);
+                /* A prefix of the committed history, taken while the load ran. */
+                CHECK(got[k] >= 200);
+                CHECK(got[k] <= final);
+        }
+        /* The second backup came later. */
+        CHECK(got[0] < got[1]);
+        fprintf(stderr, "backups hold %lld and %lld of %lld transactions\n", got[0], got[1], final);
+        stop_writer();
+        harness_free(h);
+}
+
+/* Tries one insert from a connection of our own, waiting at most wait_ms for the lock. */
+static int try_insert(const char *path, int wait_ms, char *err, size_t errsize) {
+        sqlite3 *db = NULL;
+        int rc = sqlite3_open(path, &db);
+        if (rc == SQLITE_OK) {
+                sqlite3_busy_timeout(db, wait_ms);
+                rc = sqlite3_exec(db, "INSERT INTO t VALUES(NULL, 'outsider')", NULL, NULL, NULL);
+        }
+        snprintf(err, errsize, "%s", db ? sqlite3_errmsg(db) : "?");
+        sqlite3_close(db);
+        return rc;
+}
+
+/* Runs a vssbackup backup in a child; its JSON goes to DEST.json. */
+static pid_t backup_in_background(Harness *h, const char *dest) {
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                int st = harness_sh(h, NULL, "vssbackup backup --to %s --json > %s.json", dest, dest);
+                _exit(st);
+        }
+        return pid;
+}
+
+static void test_lock_held_during_freeze(void) {
+        Harness *h = harness_new(NULL);
+        char *db = make_db(h, "db", 10);
+        char dest[PATH_MAX], err[512];
+        /* Readers may go on while the lock is held: WAL mode. */
+        sqlite3 *reader = NULL;
+
+        const char *const args[] = { "--database", db, NULL };
+        start_writer(h, args);
+        /* A system writer freezes after the back-end sqlite writer: while it blocks, the database is
+         * frozen. */
+        const char *const slow_args[] = { "--app-level", "system", NULL };
+        harness_writer(h, "slow", slow_args);
+        harness_set(h, "slow", "freeze", "block 3");
+
+        snprintf(dest, sizeof dest, "%s/backup", harness_dir(h));
+        pid_t b = backup_in_background(h, dest);
+        CHECK(harness_wait_started(h, "slow", "freeze"));
+        int rc = try_insert(db, 200, err, sizeof err);
+        CHECK(rc == SQLITE_BUSY);
+        CHECK(strstr(err, "database is locked") != NULL);
+        CHECK(sqlite3_open_v2(db, &reader, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+        CHECK(query_int(reader, "SELECT count(*) FROM t") == 10);
+        sqlite3_close(reader);
+        int st = reap(b, 60000);
+        CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        /* Thawed: writes go through again. */
+        CHECK(try_insert(db, 2000, err, sizeof err) == SQLITE_OK);
+
+        /* Another writer's failed Freeze aborts the set: Abort releases our lock too. */
+        harness_set(h, "slow", "freeze", "fail 1 vetoed");
+        snprintf(dest, sizeof dest, "%s/backup-vetoed", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --json >/dev/null", dest) == 1);
+        CHECK(try_insert(db, 2000, err, sizeof err) == SQLITE_OK);
+        /* Released by Abort itself, not only by the BackupShutdown that follows it. */
+        CHECK(harness_sh(h, NULL, "grep -q 'app.db: write lock released (abort)' %s/writer-sqlite.log", harness_dir(h)) == 0);
+        CHECK(db_last(db) == 10);
+        stop_writer();
+        harness_free(h);
+}
+
+static void test_restore_integrity_failure(void) {
+        Harness *h = harness_new(NULL);
+        char *db = make_db(h, "db", 2000);
+        char dest[PATH_MAX], copy[PATH_MAX * 2];
+        struct stat s;
+
+        const char *const args[] = { "--database", db, NULL };
+        start_writer(h, args);
+        snprintf(dest, sizeof dest, "%s/backup", harness_dir(h));
+        int st;
+        json_object *out = run_json(h, &st, "vssbackup backup --to %s --json%s", dest, "");
+        CHECK(st == 0);
+        CHECK(component_succeeded(out, "app.db"));
+        json_object_put(out);
+
+        /* Garbage over two pages in the middle of the backed-up main file. */
+        snprintf(copy, sizeof copy, "%s/data%s", dest, db);
+        CHECK(stat(copy, &s) == 0 && s.st_size > 16 * 4096);
+        int fd = open(copy, O_WRONLY | O_CLOEXEC);
+        CHECK(fd >= 0);
+        char junk[8192];
+        memset(junk, 0x5a, sizeof junk);
+        off_t at = (s.st_size / 2) & ~(off_t) 4095;
+        CHECK(pwrite(fd, junk, sizeof junk, at) == (ssize_t) sizeof junk);
+        close(fd);
+
+        /* In place: with --to, vssbackup does not tell writers where the files went. */
+        out = run_json(h, &st, "vssbackup restore --from %s --json%s", dest, "");
+        CHECK(st == 1);
+        CHECK_STR(jstr(out, "result"), "failed");
+        CHECK_STR(jstr(phase_writer(out, "pre-restore", "sqlite"), "state_name"), "Stable");
+        json_object *w = phase_writer(out, "post-restore", "sqlite");
+        CHECK_STR(jstr(w, "state_name"), "FailedAtPostRestore");
+        CHECK_STR(jstr(w, "failure_name"), "VSS_E_WRITERERROR_NONRETRYABLE");
+        CHECK(strstr(jstr(w, "application_message"), "integrity check") != NULL);
+        CHECK(strstr(jstr(w, "application_message"), "app.db") != NULL);
+        json_object *code = NULL;
+        CHECK(w && json_object_object_get_ex(w, "application_code", &code) && json_object_get_int(code) != 0);
+        fprintf(stderr, "post-restore message: %s\n", jstr(w, "application_message"));
+        json_object_put(out);
+        stop_writer();
+        harness_free(h);
+}
+
+/* Runs the writer with a shell command line's arguments; returns its exit status and output. */
+static int run_writer(Harness *h, char **out, const char *args) {
+        return harness_sh(h, out, "'%s' %s 2>&1 </dev/null", WRITER_SQLITE_PATH, args);
+}
+
+static void test_bad_usage(void) {
+        Harness *h = harness_new(NULL);
+        char *db = make_db(h, "db", 1);
+        char args[PATH_MAX * 3], cfg[PATH_MAX], junk[PATH_MAX];
+        char *out = NULL;
+
+        CHECK(run_writer(h, &out, "") == 2);
+        CHECK(out && strstr(out, "no database"));
+        free(out);
+        CHECK(run_writer(h, &out, "--database app.db") == 2);
+        CHECK(out && strstr(out, "must be absolute"));
+        free(out);
+        CHECK(run_writer(h, NULL, "--database main=db/app.db") == 2);
+        snprintf(args, sizeof args, "--database %s/nonexistent.db", harness_dir(h));
+        CHECK(run_writer(h, &out, args) == 2);
+        CHECK(out && strstr(out, "No such file"));
+        free(out);
+        snprintf(junk, sizeof junk, "%s/junk", harness_dir(h));
+        FILE *f = fopen(junk, "we");
+        CHECK(f && fputs("not a database, not at all\n", f) >= 0);
+        if (f)
+                fclose(f);
+        snprintf(args, sizeof args, "--database %s", junk);
+        CHECK(run_writer(h, &out, args) == 2);
+        CHECK(out && strstr(out, "not an SQLite"));
+        free(out);
+        snprintf(args, sizeof args, "--database %s --database %s", db, db);
+        CHECK(run_writer(h, NULL, args) == 2);
+        snprintf(args, sizeof args, "--database %s --freeze-timeout soon", db);
+        CHECK(run_writer(h, NULL, args) == 2);
+        snprintf(args, sizeof args, "--database %s surplus", db);
+        CHECK(run_writer(h, NULL, args) == 2);
+        /* Config: unknown keys and relative paths are refused too. */
+        snprintf(cfg, sizeof cfg, "%s/bad.json", harness_dir(h));
+        f = fopen(cfg, "we");
+        CHECK(f && fprintf(f, "{\"databases\": [\"%s\"], \"colour\": \"blue\"}", db) > 0);
+        if (f)
+                fclose(f);
+        snprintf(args, sizeof args, "--config %s", cfg);
+        CHECK(run_writer(h, &out, args) == 2);
+        CHECK(out && strstr(out, "unknown key"));
+        free(out);
+        f = fopen(cfg, "we");
+        CHECK(f && fputs("{\"databases\": [\"db/app.db\"]}", f) >= 0);
+        if (f)
+                fclose(f);
+        CHECK(run_writer(h, NULL, args) == 2);
+        /* A good config and a socket where no vssd listens: exit 1. */
+        f = fopen(cfg, "we");
+        CHECK(f && fprintf(f, "{\"databases\": [\"%s\"], \"name\": \"cfg\", \"freeze_timeout_ms\": 5000}", db) > 0);
+        if (f)
+                fclose(f);
+        snprintf(args, sizeof args, "--config %s --socket %s/nobody.sock", cfg, harness_dir(h));
+        CHECK(run_writer(h, NULL, args) == 1);
+
+        CHECK(run_writer(h, &out, "--help") == 0);
+        const char *const options[] = { "--database", "--config", "--name", "--freeze-timeout", "--busy-timeout",
+                                        "--socket", "--help", "--version", "Exit status", "VSS_SOCKET" };
+        for (size_t i = 0; i < ELEMENTSOF(options); i++)
+                if (!out || !strstr(out, options[i])) {
+                        fprintf(stderr, "--help does not mention %s\n", options[i]);
+                        test_failures++;
+                }
+        free(out);
+        CHECK(run_writer(h, &out, "--version") == 0);
+        CHECK(out && strstr(out, "vss-writer-sqlite"));
+        free(out);
+        harness_free(h);
+}
+
+int main(int argc, char *argv[]) {
+        static const TestCase cases[] = {
+                { "sqlite-backup-under-load", test_backup_under_load },
+                { "sqlite-lock-held-during-freeze", test_lock_held_during_freeze },
+                { "sqlite-restore-integrity-failure", test_restore_integrity_failure },
+                { "sqlite-bad-usage", test_bad_usage },
+                { NULL, NULL },
+        };
+        int r = test_main(argc, argv, cases);
+        stop_writer();
+        return r;
+}

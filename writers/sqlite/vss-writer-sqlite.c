@@ -1,0 +1,803 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * vss-writer-sqlite — a VSS writer for SQLite databases. It checkpoints the write-ahead log before
+ * the freeze, holds each database's write lock while the shadow copy is cut (so no transaction is
+ * half in the copy), stamps backups with the database's change counter and checks restored
+ * databases with PRAGMA integrity_check.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-event.h>
+
+#include <vss/writer.h>
+
+#include "lib/common.h"
+
+#ifndef OPENVSS_VERSION
+#define OPENVSS_VERSION "0.1.0"
+#endif
+
+#define EXIT_USAGE 2
+#define DEFAULT_NAME "sqlite"
+#define DEFAULT_BUSY_TIMEOUT_MS 5000u
+#define DEFAULT_FREEZE_WINDOW_MS 60000u /* vssd's default when we ask for none */
+#define MSG_MAX 1023
+#define INTEGRITY_ROWS_MAX 8            /* integrity_check lines kept in a failure message */
+
+typedef struct database {
+        char *name;   /* component name */
+        char *path;   /* canonical absolute path of the main file */
+        char *dir;    /* its directory */
+        char *base;   /* its base name */
+        sqlite3 *db;  /* our connection: from PrepareForSnapshot to Thaw/Abort/BackupShutdown */
+        bool locked;  /* BEGIN IMMEDIATE holds the write lock */
+        bool have_counter;
+        uint32_t change_counter; /* header bytes 24..27, read under the lock */
+} database;
+
+static database *arg_databases;
+static size_t arg_n_databases;
+static const char *arg_name;
+static char *arg_name_config; /* the name from --config, owned */
+static uint32_t arg_busy_timeout_ms = DEFAULT_BUSY_TIMEOUT_MS;
+static bool arg_have_freeze_window, arg_have_busy_timeout;
+static vss_writer_options arg_opts = { .app_level = VSS_APP_BACK_END };
+
+static void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void log_msg(const char *fmt, ...) {
+        va_list ap;
+
+        fprintf(stderr, "vss-writer-sqlite[%s]: ", arg_name ?: DEFAULT_NAME);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) {
+        va_list ap;
+
+        fprintf(stderr, "vss-writer-sqlite: ");
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, "\nTry 'vss-writer-sqlite --help' for more information.\n");
+        return EXIT_USAGE;
+}
+
+static uint64_t now_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
+}
+
+/* Sets the event's failure and logs it; returns false for the callback to return. */
+static bool fail(vss_writer *w, int32_t failure, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static bool fail(vss_writer *w, int32_t failure, int code, const char *fmt, ...) {
+        char msg[MSG_MAX + 1];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        log_msg("failed 0x%08x (code %d): %s", (unsigned) failure, code, msg);
+        vss_writer_set_failure(w, failure, code, msg);
+        return false;
+}
+
+/* Whether the event concerns db: all databases outside component mode, else the selected ones. */
+static bool selected(const vss_event_info *info, const database *d) {
+        if (!info->component_mode)
+                return true;
+        for (size_t i = 0; i < info->n_components; i++)
+                if (streq(info->components[i], d->name))
+                        return true;
+        return false;
+}
+
+/* Ends our transaction, if any, and closes our connection; sqlite3_close_v2() would roll back
+ * too, but an explicit ROLLBACK releases the lock even if a statement were still pending. */
+static void db_release(database *d, const char *why) {
+        if (!d->db)
+                return;
+        if (!sqlite3_get_autocommit(d->db) && sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+                log_msg("%s: ROLLBACK failed: %s", d->name, sqlite3_errmsg(d->db));
+        if (d->locked)
+                log_msg("%s: write lock released (%s)", d->name, why);
+        d->locked = false;
+        sqlite3_close_v2(d->db);
+        d->db = NULL;
+}
+
+static void db_release_all(const char *why) {
+        for (size_t i = 0; i < arg_n_databases; i++)
+                db_release(&arg_databases[i], why);
+}
+
+/* Opens our connection to d; no SQLITE_OPEN_CREATE: a database that vanished must not come back
+ * empty. On failure returns the SQLite code and leaves the message in msg. */
+static int db_open(database *d, char msg[MSG_MAX + 1]) {
+        int rc;
+
+        if (d->db)
+                return SQLITE_OK;
+        rc = sqlite3_open_v2(d->path, &d->db, SQLITE_OPEN_READWRITE, NULL);
+        if (rc != SQLITE_OK) {
+                snprintf(msg, MSG_MAX + 1, "%s", d->db ? sqlite3_errmsg(d->db) : sqlite3_errstr(rc));
+                sqlite3_close_v2(d->db);
+                d->db = NULL;
+                return rc;
+        }
+        sqlite3_extended_result_codes(d->db, 1);
+        return SQLITE_OK;
+}
+
+/* The file change counter: big-endian bytes 24..27 of the database header. */
+static int read_change_counter(const char *path, uint32_t *ret) {
+        unsigned char b[4];
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        ssize_t k;
+
+        if (fd < 0)
+                return -errno;
+        k = pread(fd, b, sizeof b, 24);
+        close(fd);
+        if (k != (ssize_t) sizeof b)
+                return k < 0 ? -errno : -ENODATA;
+        *ret = (uint32_t) b[0] << 24 | (uint32_t) b[1] << 16 | (uint32_t) b[2] << 8 | b[3];
+        return 0;
+}
+
+static bool on_identify(vss_writer *w, vss_metadata_builder *md, void *userdata) {
+        static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
+        int r = 0;
+
+        for (size_t i = 0; i < arg_n_databases && r >= 0; i++) {
+                const database *d = &arg_databases[i];
+                _cleanup_free_ char *caption = NULL;
+
+                if (asprintf(&caption, "SQLite database %s", d->path) < 0)
+                        r = -ENOMEM;
+                if (r >= 0)
+                        r = vss_metadata_add_component(md, "", d->name, caption, true, true);
+                /* Exact names in the database's directory, not recursive: the main file and the
+                 * files SQLite keeps beside it (write-ahead log, its index, rollback journal). */
+                for (size_t k = 0; k < ELEMENTSOF(suffixes) && r >= 0; k++) {
+                        _cleanup_free_ char *spec = NULL;
+                        if (asprintf(&spec, "%s%s", d->base, suffixes[k]) < 0)
+                                r = -ENOMEM;
+                        else
+                                r = vss_metadata_add_files(md, "", d->name, d->dir, spec, false);
+                }
+        }
+        if (r >= 0)
+                r = vss_metadata_set_restore_method(md, VSS_RME_RESTORE_IF_CAN_REPLACE, NULL, false);
+        if (r >= 0)
+                r = vss_metadata_set_writer_restore(md, VSS_WRE_ALWAYS);
+        if (r < 0)
+                return fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "cannot build writer metadata: %s",
+                            r == -ENOMEM ? "out of memory" : vss_strerror(r));
+        log_msg("identify -> ok (%zu databases)", arg_n_databases);
+        return true;
+}
+
+/* The slow part, before the freeze: move the write-ahead log into the main file so the copy is
+ * small and a restore starts without a log to replay. */
+static bool on_prepare_snapshot(vss_writer *w, const vss_event_info *info, void *userdata) {
+        char msg[MSG_MAX + 1];
+
+        for (size_t i = 0; i < arg_n_databases; i++) {
+                database *d = &arg_databases[i];
+                int rc, log_frames = 0, done = 0;
+
+                if (!selected(info, d))
+                        continue;
+                rc = db_open(d, msg);
+                if (rc != SQLITE_OK)
+                        return fail(w, VSS_E_WRITERERROR_RETRYABLE, rc, "%s: cannot open %s: %s", d->name, d->path, msg);
+                sqlite3_busy_timeout(d->db, (int) arg_busy_timeout_ms);
+                /* A fresh connection knows the database is in WAL mode only once it has read it. */
+                rc = sqlite3_exec(d->db, "PRAGMA schema_version", NULL, NULL, NULL);
+                if (rc == SQLITE_OK)
+                        rc = sqlite3_wal_checkpoint_v2(d->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log_frames, &done);
+                if (rc != SQLITE_OK) {
+                        int32_t failure = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED
+                                                  ? VSS_E_WRITERERROR_RETRYABLE
+                                                  : VSS_E_WRITERERROR_NONRETRYABLE;
+                        bool r = fail(w, failure, rc, "%s: checkpoint failed: %s", d->name, sqlite3_errmsg(d->db));
+                        db_release(d, "prepare-snapshot failed");
+                        return r;
+                }
+                log_msg("%s: checkpointed", d->name);
+        }
+        return true;
+}
+
+/* Takes every selected database's write lock, waiting for running transactions to end, but not
+ * for long: the lock waits share the lesser of the busy timeout and half the freeze window, the
+ * rest being for the other writers and the provider. */
+static bool on_freeze(vss_writer *w, const vss_event_info *info, void *userdata) {
+        uint32_t window = arg_opts.freeze_window_ms ?: DEFAULT_FREEZE_WINDOW_MS;
+        uint64_t deadline = now_ms() + (arg_busy_timeout_ms < window / 2 ? arg_busy_timeout_ms : window / 2);
+        char msg[MSG_MAX + 1];
+
+        for (size_t i = 0; i < arg_n_databases; i++) {
+                database *d = &arg_databases[i];
+                uint64_t now = now_ms();
+                int rc, r;
+
+                if (!selected(info, d))
+                        continue;
+                rc = db_open(d, msg);
+                if (rc != SQLITE_OK) {
+                        db_release_all("freeze failed");
+                        return fail(w, VSS_E_WRITERERROR_RETRYABLE, rc, "%s: cannot open %s: %s", d->name, d->path,
+                                    msg);
+                }
+                sqlite3_busy_timeout(d->db, now < deadline ? (int) (deadline - now) : 0);
+                rc = sqlite3_exec(d->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+                if (rc != SQLITE_OK) {
+                        bool ret = fail(w, VSS_E_WRITERERROR_RETRYABLE, rc, "%s: cannot take the write lock: %s",
+                                        d->name, sqlite3_errmsg(d->db));
+                        db_release_all("freeze failed");
+                        return ret;
+                }
+                d->locked = true;
+                /* Under the lock the header cannot change before the copy is cut. */
+                r = read_change_counter(d->path, &d->change_counter);
+                d->have_counter = r >= 0;
+                if (r < 0)
+                        log_msg("%s: cannot read the change counter of %s: %s", d->name, d->path, strerror(-r));
+                log_msg("%s: write lock taken", d->name);
+        }
+        return true;
+}
+
+/* Thaw and Abort (also the one libvss runs by itself when the window expires or vssd is gone). */
+static bool on_release(vss_writer *w, const vss_event_info *info, void *userdata) {
+        db_release_all(vss_event_name(info->event));
+        return true;
+}
+
+static bool on_post_snapshot(vss_writer *w, const vss_event_info *info, void *userdata) {
+        for (size_t i = 0; i < arg_n_databases; i++) {
+                database *d = &arg_databases[i];
+                char stamp[32];
+                int r;
+
+                if (!selected(info, d))
+                        continue;
+                if (!d->have_counter) {
+                        r = read_change_counter(d->path, &d->change_counter);
+                        if (r < 0)
+                                return fail(w, VSS_E_WRITERERROR_RETRYABLE, -r,
+                                            "%s: cannot read the change counter of %s: %s", d->name, d->path,
+                                            strerror(-r));
+                }
+                snprintf(stamp, sizeof stamp, "change-counter:%" PRIu32, d->change_counter);
+                d->have_counter = false;
+                r = vss_writer_set_backup_stamp(w, "", d->name, stamp);
+                if (r < 0)
+                        return fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "%s: cannot set the backup stamp: %s",
+                                    d->name, vss_strerror(r));
+        }
+        return true;
+}
+
+static bool on_backup_shutdown(vss_writer *w, const vss_event_info *info, void *userdata) {
+        db_release_all("backup-shutdown"); /* e.g. PrepareForSnapshot ran but Freeze never came */
+        return true;
+}
+
+static bool on_pre_restore(vss_writer *w, const vss_event_info *info, void *userdata) {
+        db_release_all("pre-restore"); /* the files are about to be replaced under us */
+        return true;
+}
+
+/* Runs PRAGMA integrity_check on the restored database at path. Returns the SQLite code (or
+ * SQLITE_CORRUPT when the check reports problems) with what went wrong in msg. */
+static int check_integrity(const char *path, char msg[MSG_MAX + 1]) {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        size_t len = 0;
+        int rc, rows = 0;
+        bool ok = false;
+
+        msg[0] = '\0';
+        if (access(path, F_OK) < 0) {
+                snprintf(msg, MSG_MAX + 1, "%s: %s", path, strerror(errno));
+                return SQLITE_CANTOPEN;
+        }
+        /* Read-write, for a restored write-ahead log to be recovered; never create. */
+        rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+        if (rc == SQLITE_OK) {
+                sqlite3_busy_timeout(db, (int) arg_busy_timeout_ms);
+                rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL);
+        }
+        while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+                rc = sqlite3_step(st);
+                if (rc != SQLITE_ROW)
+                        break;
+                const char *line = (const char *) sqlite3_column_text(st, 0);
+                if (rows == 0 && line && streq(line, "ok"))
+                        ok = true;
+                else if (rows < INTEGRITY_ROWS_MAX && len < MSG_MAX)
+                        len += (size_t) snprintf(msg + len, MSG_MAX + 1 - len, "%s%s", len ? "; " : "",
+                                                 line ?: "(null)");
+                rows++;
+        }
+        if (rc != SQLITE_DONE) {
+                snprintf(msg, MSG_MAX + 1, "%s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+                ok = false;
+        } else if (!ok || rows != 1) {
+                ok = false;
+                rc = SQLITE_CORRUPT;
+        }
+        sqlite3_finalize(st);
+        sqlite3_close_v2(db);
+        return ok ? SQLITE_OK : rc;
+}
+
+static bool on_post_restore(vss_writer *w, const vss_event_info *info, void *userdata) {
+        int32_t failure = 0;
+        int code = 0;
+        char first[MSG_MAX + 1] = "";
+
+        for (size_t i = 0; i < arg_n_databases; i++) {
+                database *d = &arg_databases[i];
+                const vss_bc_component *c = vss_writer_get_component(w, "", d->name);
+                _cleanup_free_ char *target = NULL;
+                char msg[MSG_MAX + 1], full[MSG_MAX + 1];
+                const char *path = d->path;
+                int rc;
+
+                if (!c || !c->selected_for_restore || c->file_restore_status == VSS_RS_NONE)
+                        continue;
+                /* Restored elsewhere: the files went under the first new target's destination. */
+                if (c->n_new_targets > 0) {
+                        if (asprintf(&target, "%s/%s", c->new_targets[0].destination, d->base) < 0)
+                                return fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "out of memory");
+                        path = target;
+                }
+                rc = check_integrity(path, msg);
+                if (rc == SQLITE_OK) {
+                        log_msg("%s: integrity check of %s: ok", d->name, path);
+                        continue;
+                }
+                snprintf(full, sizeof full, "integrity check of %s failed: %s", path, msg);
+                log_msg("%s: %s", d->name, full);
+                vss_writer_set_post_restore_failure_msg(w, "", d->name, full);
+                if (!failure) {
+                        failure = VSS_E_WRITERERROR_NONRETRYABLE;
+                        code = rc;
+                        snprintf(first, sizeof first, "%s: %s", d->name, full);
+                }
+        }
+        if (failure)
+                return fail(w, failure, code, "%s", first);
+        return true;
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        vss_writer_exit(userdata);
+        return 0;
+}
+
+static void help(void) {
+        printf("Usage:\n"
+               "  vss-writer-sqlite (--database [NAME=]PATH | --config FILE) [--database [NAME=]PATH]...\n"
+               "                    [--name NAME] [--freeze-timeout MS] [--busy-timeout MS]\n"
+               "                    [--socket PATH]\n"
+               "  vss-writer-sqlite --help | --version\n"
+               "\n"
+               "A Volume Shadow Copy writer for SQLite databases. It registers with vssd as a back-end\n"
+               "writer and makes the shadow copies of the databases it is given consistent: no\n"
+               "transaction is ever half in a copy.\n"
+               "\n"
+               "Options:\n"
+               "  -d, --database [NAME=]PATH\n"
+               "                         an SQLite database: the absolute PATH of its main file, which\n"
+               "                         must exist; a component named NAME (default: the file's base\n"
+               "                         name); may be repeated (at least one database is required,\n"
+               "                         here or in --config)\n"
+               "  -c, --config FILE      read settings from the JSON FILE, see below; options given on\n"
+               "                         the command line override it, databases add to its list\n"
+               "  -n, --name NAME        writer name (default: sqlite; at most 255 bytes); the writer\n"
+               "                         class id is derived from it\n"
+               "  -t, --freeze-timeout MS\n"
+               "                         Freeze-to-Thaw window in milliseconds (0: vssd's default,\n"
+               "                         60 s); libvss releases the locks by itself when it expires\n"
+               "  -b, --busy-timeout MS  how long to wait for other connections: for the checkpoint\n"
+               "                         before the freeze, and, at most half the freeze window, for\n"
+               "                         the write locks (default: 5000)\n"
+               "  -s, --socket PATH      vssd socket (default: $VSS_SOCKET or /run/openvss/vssd.sock)\n"
+               "  -h, --help             show this help\n"
+               "      --version          show the version\n"
+               "\n"
+               "Components:\n"
+               "  One component per database, logical path \"\", named NAME. Its files are, in the\n"
+               "  database's directory and not recursively, the main file and the SQLite files beside\n"
+               "  it: PATH, PATH-wal, PATH-shm and PATH-journal (exact names). PATH is taken with its\n"
+               "  symbolic links resolved, since that is where SQLite keeps those files. Restore method:\n"
+               "  restore-if-can-replace; the writer takes part in every restore.\n"
+               "\n"
+               "Events:\n"
+               "  prepare-snapshot  PRAGMA wal_checkpoint(TRUNCATE) on each database, waiting up to the\n"
+               "                    busy timeout: the log's frames go into the main file before the\n"
+               "                    freeze, where the slow work belongs. Failure (e.g. a reader that\n"
+               "                    keeps the log busy) is VSS_E_WRITERERROR_RETRYABLE with SQLite's\n"
+               "                    message and extended result code as application message and code.\n"
+               "  freeze            BEGIN IMMEDIATE on the writer's own connection to each database:\n"
+               "                    the write lock is held until thaw or abort, so other connections\n"
+               "                    can read but not commit while the copy is cut. A lock that cannot\n"
+               "                    be had in time fails with VSS_E_WRITERERROR_RETRYABLE (and releases\n"
+               "                    the locks already taken).\n"
+               "  thaw, abort       ROLLBACK and close: the locks are released. libvss also aborts by\n"
+               "                    itself when the freeze window expires or vssd goes away.\n"
+               "  post-snapshot     backup stamp 'change-counter:N', N being the file change counter\n"
+               "                    (bytes 24..27 of the database header) read under the lock. In WAL\n"
+               "                    mode SQLite does not update the counter, so there the stamp cannot\n"
+               "                    tell two backups apart; it is exact in rollback-journal mode.\n"
+               "  pre-restore       closes the writer's connections, so files can be replaced.\n"
+               "  post-restore      PRAGMA integrity_check on each restored database (in place, or in\n"
+               "                    the destination of the first new target the requester set). Any\n"
+               "                    answer but 'ok' fails with VSS_E_WRITERERROR_NONRETRYABLE; the\n"
+               "                    message names the database and the first problems found, and is\n"
+               "                    also the component's post-restore failure message. Components\n"
+               "                    whose files were not restored are not checked.\n"
+               "  In component mode only the selected databases take part.\n"
+               "\n"
+               "Configuration file:\n"
+               "  A JSON object; every key is optional, unknown keys are errors:\n"
+               "    { \"databases\": [\"/var/lib/app/app.db\", \"cache=/var/cache/app/cache.db\"],\n"
+               "      \"name\": \"app-sqlite\", \"freeze_timeout_ms\": 30000, \"busy_timeout_ms\": 5000 }\n"
+               "  \"databases\" entries take the [NAME=]PATH form of --database.\n"
+               "\n"
+               "Environment:\n"
+               "  VSS_SOCKET   vssd socket when --socket is not given\n"
+               "\n"
+               "Exit status:\n"
+               "  0  stopped by SIGTERM or SIGINT\n"
+               "  1  could not register with vssd, or lost the connection to it\n"
+               "  2  bad usage: no database, a relative or missing path, a file that is not an SQLite\n"
+               "     database, a duplicate name, a bad configuration file\n"
+               "\n"
+               "Example:\n"
+               "  vss-writer-sqlite --database /var/lib/app/app.db --database log=/var/log/app/log.db \\\n"
+               "      --freeze-timeout 30000\n");
+}
+
+static int parse_ms(const char *s, const char *what, uint32_t *ret) {
+        unsigned long ul;
+        char *end;
+
+        errno = 0;
+        ul = strtoul(s, &end, 10);
+        if (!*s || *s == '-' || *s == '+' || *end || errno || ul > UINT32_MAX)
+                return usage_error("invalid %s '%s', expected milliseconds", what, s);
+        *ret = (uint32_t) ul;
+        return 0;
+}
+
+/* Adds the database of a --database argument or a "databases" entry: "PATH" or "NAME=PATH". */
+static int add_database(const char *arg) {
+        static const char header[16] = "SQLite format 3";
+        _cleanup_free_ char *name = NULL, *real = NULL;
+        const char *path = arg, *eq = strchr(arg, '=');
+        char buf[16];
+        struct stat st;
+        database *a;
+        int fd;
+
+        if (arg[0] != '/' && eq) {
+                name = strndup(arg, (size_t) (eq - arg));
+                path = eq + 1;
+                if (!name)
+                        return usage_error("out of memory");
+                if (!*name || strchr(name, '/') || strlen(name) > VSS_MAX_NAME)
+                        return usage_error("invalid database name '%s', expected 1 to 255 bytes without '/'", name);
+        }
+        if (path[0] != '/')
+                return usage_error("invalid database '%s': the path must be absolute ([NAME=]/ABSOLUTE/PATH)", arg);
+        real = realpath(path, NULL);
+        if (!real || stat(real, &st) < 0)
+                return usage_error("cannot use database %s: %s", path, strerror(errno));
+        if (!S_ISREG(st.st_mode))
+                return usage_error("cannot use database %s: not a regular file", path);
+        /* An empty file is an empty database to SQLite; anything else must carry the header. */
+        if (st.st_size > 0) {
+                fd = open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                if (fd < 0)
+                        return usage_error("cannot read database %s: %s", path, strerror(errno));
+                ssize_t k = read(fd, buf, sizeof buf);
+                close(fd);
+                if (k != (ssize_t) sizeof buf || memcmp(buf, header, sizeof buf) != 0)
+                        return usage_error("%s is not an SQLite 3 database", path);
+        }
+        char *slash = strrchr(real, '/');
+        const char *base = slash + 1;
+        /* File groups name the files exactly; a wildcard in the name would match others too. */
+        if (strpbrk(base, "*?[]\\"))
+                return usage_error("cannot use database %s: its file name contains a wildcard character", path);
+        if (!name && !(name = strdup(base)))
+                return usage_error("out of memory");
+        for (size_t i = 0; i < arg_n_databases; i++) {
+                if (streq(arg_databases[i].path, real))
+                        return usage_error("database %s given twice", real);
+                if (streq(arg_databases[i].name, name))
+                        return usage_error("two databases named '%s'; name one with --database NAME=PATH", name);
+        }
+        a = realloc(arg_databases, (arg_n_databases + 1) * sizeof(database));
+        if (!a)
+                return usage_error("out of memory");
+        arg_databases = a;
+        database *d = &arg_databases[arg_n_databases];
+        *d = (database) { .name = TAKE_PTR(name) };
+        d->base = strdup(base);
+        d->dir = slash == real ? strdup("/") : strndup(real, (size_t) (slash - real));
+        d->path = TAKE_PTR(real);
+        arg_n_databases++;
+        if (!d->base || !d->dir)
+                return usage_error("out of memory");
+        return 0;
+}
+
+static int load_config(const char *file, char ***ret_databases, size_t *ret_n) {
+        json_object *o = json_object_from_file(file);
+        int r = 0;
+
+        if (!o)
+                return usage_error("cannot read configuration %s: %s", file, json_util_get_last_err() ?: "invalid JSON");
+        if (!json_object_is_type(o, json_type_object)) {
+                json_object_put(o);
+                return usage_error("configuration %s: expected a JSON object", file);
+        }
+        json_object_object_foreach(o, key, v) {
+                if (r)
+                        break;
+                if (streq(key, "databases")) {
+                        if (!json_object_is_type(v, json_type_array)) {
+                                r = usage_error("configuration %s: \"databases\" must be an array of strings", file);
+                                break;
+                        }
+                        size_t n = json_object_array_length(v);
+                        char **list = calloc(n + 1, sizeof(char *));
+                        for (size_t i = 0; list && i < n; i++) {
+                                json_object *e = json_object_array_get_idx(v, i);
+                                if (!json_object_is_type(e, json_type_string)) {
+                                        r = usage_error("configuration %s: databases[%zu] must be a string", file, i);
+                                        break;
+                                }
+                                list[i] = strdup(json_object_get_string(e));
+                        }
+                        if (!list && !r)
+                                r = usage_error("out of memory");
+                        *ret_databases = list;
+                        *ret_n = list ? n : 0;
+                } else if (streq(key, "name")) {
+                        if (!json_object_is_type(v, json_type_string))
+                                r = usage_error("configuration %s: \"name\" must be a string", file);
+                        else {
+                                free(arg_name_config);
+                                arg_name_config = strdup(json_object_get_string(v));
+                        }
+                } else if (streq(key, "freeze_timeout_ms") || streq(key, "busy_timeout_ms")) {
+                        int64_t n = json_object_get_int64(v);
+                        if (!json_object_is_type(v, json_type_int) || n < 0 || n > UINT32_MAX)
+                                r = usage_error("configuration %s: \"%s\" must be an integer from 0 to 4294967295",
+                                                file, key);
+                        else if (streq(key, "freeze_timeout_ms")) {
+                                if (!arg_have_freeze_window)
+                                        arg_opts.freeze_window_ms = (uint32_t) n;
+                        } else if (!arg_have_busy_timeout)
+                                arg_busy_timeout_ms = (uint32_t) n;
+                } else
+                        r = usage_error("configuration %s: unknown key \"%s\"", file, key);
+        }
+        json_object_put(o);
+        return r;
+}
+
+static void free_args(void) {
+        db_release_all("exit");
+        for (size_t i = 0; i < arg_n_databases; i++) {
+                free(arg_databases[i].name);
+                free(arg_databases[i].path);
+                free(arg_databases[i].dir);
+                free(arg_databases[i].base);
+        }
+        free(arg_databases);
+        free(arg_name_config);
+}
+
+static int parse_args(int argc, char *argv[], const char **ret_socket) {
+        static const struct option options[] = {
+                { "database", required_argument, NULL, 'd' },
+                { "config", required_argument, NULL, 'c' },
+                { "name", required_argument, NULL, 'n' },
+                { "freeze-timeout", required_argument, NULL, 't' },
+                { "busy-timeout", required_argument, NULL, 'b' },
+                { "socket", required_argument, NULL, 's' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
+                { NULL, 0, NULL, 0 },
+        };
+        const char **dbs = NULL, *config = NULL;
+        size_t n_dbs = 0;
+        char **cfg_dbs = NULL;
+        size_t n_cfg = 0;
+        int c, r = 0;
+
+        while ((c = getopt_long(argc, argv, "d:c:n:t:b:s:h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'd': {
+                        const char **a = realloc(dbs, (n_dbs + 1) * sizeof(char *));
+                        if (!a) {
+                                r = usage_error("out of memory");
+                                goto out;
+                        }
+                        dbs = a;
+                        dbs[n_dbs++] = optarg;
+                        break;
+                }
+                case 'c':
+                        if (config) {
+                                r = usage_error("--config given twice");
+                                goto out;
+                        }
+                        config = optarg;
+                        break;
+                case 'n':
+                        arg_name = optarg;
+                        break;
+                case 't':
+                        r = parse_ms(optarg, "freeze timeout", &arg_opts.freeze_window_ms);
+                        arg_have_freeze_window = true;
+                        break;
+                case 'b':
+                        r = parse_ms(optarg, "busy timeout", &arg_busy_timeout_ms);
+                        arg_have_busy_timeout = true;
+                        break;
+                case 's':
+                        *ret_socket = optarg;
+                        break;
+                case 'h':
+                        help();
+                        r = -1;
+                        goto out;
+                case 'V':
+                        printf("vss-writer-sqlite (OpenVSS) %s, SQLite %s\n", OPENVSS_VERSION, sqlite3_libversion());
+                        r = -1;
+                        goto out;
+                default:
+                        r = usage_error("invalid usage");
+                        goto out;
+                }
+                if (r)
+                        goto out;
+        }
+        if (optind < argc) {
+                r = usage_error("unexpected argument '%s'", argv[optind]);
+                goto out;
+        }
+        if (config) {
+                r = load_config(config, &cfg_dbs, &n_cfg);
+                if (r)
+                        goto out;
+        }
+        for (size_t i = 0; i < n_cfg && !r; i++)
+                r = add_database(cfg_dbs[i]);
+        for (size_t i = 0; i < n_dbs && !r; i++)
+                r = add_database(dbs[i]);
+        if (r)
+                goto out;
+        if (arg_n_databases == 0) {
+                r = usage_error("no database given; use --database PATH or a --config file with \"databases\"");
+                goto out;
+        }
+        if (!arg_name)
+                arg_name = arg_name_config ?: DEFAULT_NAME;
+        if (!*arg_name || strlen(arg_name) > VSS_MAX_NAME)
+                r = usage_error("the writer name must be 1 to 255 bytes");
+out:
+        for (size_t i = 0; i < n_cfg; i++)
+                free(cfg_dbs[i]);
+        free(cfg_dbs);
+        free(dbs);
+        return r;
+}
+
+static const char *errmsg(vss_writer *w, int r) {
+        const char *m = vss_writer_errmsg(w);
+        return m && *m ? m : vss_strerror(r);
+}
+
+int main(int argc, char *argv[]) {
+        vss_writer_callbacks cb = {
+                .identify = on_identify,
+                .prepare_snapshot = on_prepare_snapshot,
+                .freeze = on_freeze,
+                .thaw = on_release,
+                .abort = on_release,
+                .post_snapshot = on_post_snapshot,
+                .backup_shutdown = on_backup_shutdown,
+                .pre_restore = on_pre_restore,
+                .post_restore = on_post_restore,
+        };
+        const char *socket_path = NULL;
+        vss_writer *w = NULL;
+        sd_event *e = NULL;
+        sigset_t mask;
+        int r;
+
+        r = parse_args(argc, argv, &socket_path);
+        if (r != 0) {
+                free_args();
+                return r < 0 ? 0 : r;
+        }
+        arg_opts.name = arg_name;
+        arg_opts.usage_type = VSS_UT_USERDATA;
+        arg_opts.source_type = VSS_ST_TRANSACTEDDB;
+
+        r = vss_writer_new(&arg_opts, &cb, NULL, &w);
+        if (r < 0) {
+                fprintf(stderr, "vss-writer-sqlite: cannot create writer: %s\n", vss_strerror(r));
+                free_args();
+                return EXIT_USAGE;
+        }
+
+        /* SIGTERM/SIGINT stop the loop; vss_writer_unref() then aborts a freeze, releasing the locks. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 || sd_event_default(&e) < 0 ||
+            sd_event_add_signal(e, NULL, SIGTERM, on_signal, w) < 0 ||
+            sd_event_add_signal(e, NULL, SIGINT, on_signal, w) < 0) {
+                fprintf(stderr, "vss-writer-sqlite: cannot set up the event loop\n");
+                r = 1;
+                goto out;
+        }
+        r = vss_writer_attach_event(w, e);
+        if (r < 0) {
+                fprintf(stderr, "vss-writer-sqlite: cannot attach the event loop: %s\n", errmsg(w, r));
+                r = 1;
+                goto out;
+        }
+        r = vss_writer_subscribe(w, socket_path);
+        if (r < 0) {
+                log_msg("cannot subscribe: %s", errmsg(w, r));
+                r = 1;
+                goto out;
+        }
+        log_msg("subscribed with %zu database%s", arg_n_databases, arg_n_databases == 1 ? "" : "s");
+
+        r = vss_writer_run(w);
+        if (r < 0) {
+                log_msg("connection to vssd lost: %s", errmsg(w, r));
+                r = 1;
+        } else
+                r = 0;
+out:
+        vss_writer_unref(w);
+        sd_event_unref(e);
+        free_args();
+        return r;
+}
