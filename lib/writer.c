@@ -2,6 +2,8 @@
 /* libvss, writer face: subscribe, answer vssd's events through the application's callbacks, and
  * thaw by ourselves (Abort) when vssd goes away or the Freeze→Thaw window runs out. */
 
+#include <signal.h>
+
 #include <systemd/sd-event.h>
 
 #include "lib/client.h"
@@ -327,6 +329,45 @@ VSS_EXPORT int vss_writer_run(vss_writer *w) {
 VSS_EXPORT void vss_writer_exit(vss_writer *w) {
         if (w)
                 w->exit_requested = true;
+}
+
+static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        vss_writer_exit(userdata);
+        return 0;
+}
+
+VSS_EXPORT int vss_writer_main(vss_writer *w, const char *socket_path, const char *prog) {
+        sigset_t mask;
+        int r;
+        if (!w || w->bus)
+                return 1;
+        prog = prog ? prog : "writer";
+        /* SIGTERM and SIGINT end the loop; the caller's vss_writer_unref() then aborts a freeze. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        if (!w->event && sd_event_default(&w->event) < 0) {
+                fprintf(stderr, "%s: cannot set up the event loop\n", prog);
+                return 1;
+        }
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 || sd_event_add_signal(w->event, NULL, SIGTERM, on_stop_signal, w) < 0 ||
+            sd_event_add_signal(w->event, NULL, SIGINT, on_stop_signal, w) < 0) {
+                fprintf(stderr, "%s: cannot handle SIGTERM and SIGINT\n", prog);
+                return 1;
+        }
+        r = vss_writer_subscribe(w, socket_path);
+        if (r < 0) {
+                fprintf(stderr, "%s[%s]: cannot subscribe: %s\n", prog, w->name, *w->errmsg ? w->errmsg : vss_strerror(r));
+                return 1;
+        }
+        fprintf(stderr, "%s[%s]: subscribed\n", prog, w->name);
+        r = vss_writer_run(w);
+        if (r < 0) {
+                fprintf(stderr, "%s[%s]: connection to vssd lost: %s\n", prog, w->name,
+                        *w->errmsg ? w->errmsg : vss_strerror(r));
+                return 1;
+        }
+        return 0;
 }
 
 VSS_EXPORT int vss_writer_get_fd(vss_writer *w) {

@@ -101,6 +101,13 @@ VSS_EXPORT int vss_writer_unsubscribe(vss_writer *w);
 VSS_EXPORT int vss_writer_run(vss_writer *w);
 VSS_EXPORT void vss_writer_exit(vss_writer *w);
 
+/* The main loop of a writer program: subscribes (socket_path NULL: $VSS_SOCKET or the default)
+ * and dispatches events until SIGTERM or SIGINT, returning exit status 0, or until vssd cannot be
+ * reached or the connection is lost, returning 1 after a message on stderr prefixed with prog.
+ * It blocks SIGTERM and SIGINT and handles them on the writer's event loop (the one attached, or
+ * the thread's default). Free the writer afterwards: a freeze in progress is then aborted. */
+VSS_EXPORT int vss_writer_main(vss_writer *w, const char *socket_path, const char *prog);
+
 /* Embedding: poll the fd for POLLIN (it is an epoll fd covering the connection and the writer's
  * timers), then call vss_writer_dispatch(), which never blocks. */
 VSS_EXPORT int vss_writer_get_fd(vss_writer *w);
