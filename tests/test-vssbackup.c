@@ -458,7 +458,7 @@ static const char quiesce_hook[] =
         "#!/bin/sh\n"
         "d=\"$APP_DIR\"\n"
         "case \"$1\" in\n"
-        "freeze) touch \"$d/pause\"; while [ ! -e \"$d/paused\" ]; do sleep 0.01; done;;\n"
+        "freeze) touch \"$d/pause\"; while [ ! -e \"$d/paused\" ] && [ ! -e \"$d/stop\" ]; do sleep 0.01; done;;\n"
         "thaw|abort) rm -f \"$d/pause\";;\n"
         "esac\n"
         "exit 0\n";

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/epoll.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -401,34 +403,107 @@ static void control_apply(vss_writer *w, vss_event event, const char *path) {
         free(buf);
 }
 
-/* Runs one hook. Returns its failure (0 on success), sets *code and msg. */
-static int32_t run_hook(const char *path, const char *event, char **env, int *code, char msg[MSG_MAX + 1]) {
-        line_tracker t = { .cur_len = 0 };
-        char *argv[] = { (char *) path, (char *) event, NULL };
-        pid_t parent = getpid(), pid;
-        int p[2], status;
+/* Compatibility modes: which hooks run, with which argument, in which order. */
+typedef enum compat_mode {
+        COMPAT_NONE,
+        COMPAT_QEMU_GA,
+        COMPAT_VMWARE,
+} compat_mode;
 
-        *code = 127;
-        if (pipe2(p, O_CLOEXEC) < 0) {
+static compat_mode arg_compat = COMPAT_NONE;
+static unsigned arg_hook_timeout_ms = 30000;
+static bool arg_hold;
+
+#define KILL_GRACE_MS 2000
+
+/* One started hook: its process (leader of its own process group), the pipes we read (stderr,
+ * and stdout in hold mode) and the one we write (its stdin, in hold mode). */
+typedef struct hook_proc {
+        char *name; /* file name in the hooks directory */
+        pid_t pid;
+        int pidfd, err_fd, out_fd, in_fd;
+        bool reaped, ready, timed_out;
+        int status;
+        line_tracker err;
+        char out[MSG_MAX + 1]; /* the stdout line being read (hold mode) */
+        size_t out_len;
+        sd_event_source *err_src, *out_src, *pid_src;
+} hook_proc;
+
+/* The hooks that got "freeze" and succeeded (compat modes), in the order they ran; what Thaw and
+ * Abort undo. */
+static char **frozen;
+static size_t n_frozen;
+
+/* Hooks holding a session from Freeze until Thaw or Abort (--hold). */
+static hook_proc **holds;
+static size_t n_holds;
+
+static uint64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+static void safe_close(int *fd) {
+        if (*fd >= 0)
+                close(*fd);
+        *fd = -1;
+}
+
+static void hook_unwatch(hook_proc *hp) {
+        hp->err_src = sd_event_source_disable_unref(hp->err_src);
+        hp->out_src = sd_event_source_disable_unref(hp->out_src);
+        hp->pid_src = sd_event_source_disable_unref(hp->pid_src);
+}
+
+static hook_proc *hook_free(hook_proc *hp) {
+        if (!hp)
+                return NULL;
+        hook_unwatch(hp);
+        safe_close(&hp->err_fd);
+        safe_close(&hp->out_fd);
+        safe_close(&hp->in_fd);
+        safe_close(&hp->pidfd);
+        free(hp->name);
+        free(hp);
+        return NULL;
+}
+
+/* Starts path with arg; in hold mode its stdin and stdout are pipes of ours. */
+static hook_proc *hook_start(const char *path, const char *name, const char *arg, char **env, bool hold,
+                             char msg[MSG_MAX + 1]) {
+        char *argv[] = { (char *) path, (char *) arg, NULL };
+        pid_t parent = getpid();
+        int e[2] = { -1, -1 }, o[2] = { -1, -1 }, in[2] = { -1, -1 };
+        hook_proc *hp = calloc(1, sizeof *hp);
+
+        if (!hp || !(hp->name = strdup(name))) {
+                snprintf(msg, MSG_MAX + 1, "out of memory");
+                free(hp);
+                return NULL;
+        }
+        hp->pidfd = hp->err_fd = hp->out_fd = hp->in_fd = -1;
+        if (pipe2(e, O_CLOEXEC) < 0 || (hold && (pipe2(o, O_CLOEXEC) < 0 || pipe2(in, O_CLOEXEC) < 0))) {
                 snprintf(msg, MSG_MAX + 1, "cannot create pipe: %m");
-                return VSS_E_WRITERERROR_NONRETRYABLE;
+                goto fail;
         }
-        pid = fork();
-        if (pid < 0) {
+        hp->pid = fork();
+        if (hp->pid < 0) {
                 snprintf(msg, MSG_MAX + 1, "cannot fork: %m");
-                close(p[0]);
-                close(p[1]);
-                return VSS_E_WRITERERROR_NONRETRYABLE;
+                goto fail;
         }
-        if (pid == 0) { /* child: async-signal-safe calls only */
+        if (hp->pid == 0) { /* child: async-signal-safe calls only */
                 sigset_t none;
                 sigemptyset(&none);
                 sigprocmask(SIG_SETMASK, &none, NULL);
                 signal(SIGPIPE, SIG_DFL);
+                (void) setpgid(0, 0); /* its own group, so that a timeout kills what it started */
                 if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
                         _exit(127);
-                int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                if (nul < 0 || dup2(nul, STDIN_FILENO) < 0 || dup2(p[1], STDERR_FILENO) < 0)
+                int nul = hold ? in[0] : open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (nul < 0 || dup2(nul, STDIN_FILENO) < 0 || dup2(e[1], STDERR_FILENO) < 0 ||
+                    (hold && dup2(o[1], STDOUT_FILENO) < 0))
                         _exit(127);
                 close_range(3, ~0U, 0);
                 execve(path, argv, env);
@@ -438,72 +513,524 @@ static int32_t run_hook(const char *path, const char *event, char **env, int *co
                                 break;
                 _exit(127);
         }
-        close(p[1]);
+        (void) setpgid(hp->pid, hp->pid); /* also here: no race with a kill of the group */
+        close(e[1]);
+        hp->err_fd = e[0];
+        if (hold) {
+                close(o[1]);
+                close(in[0]);
+                hp->out_fd = o[0];
+                hp->in_fd = in[1];
+        }
+        hp->pidfd = pidfd_open(hp->pid, 0);
+        return hp;
+fail:
+        for (int i = 0; i < 2; i++) {
+                safe_close(&e[i]);
+                safe_close(&o[i]);
+                safe_close(&in[i]);
+        }
+        return hook_free(hp);
+}
 
-        /* Read stderr until EOF, or until the hook exits: a daemon it started may keep the pipe. */
-        int pidfd = pidfd_open(pid, 0);
-        struct pollfd pfd[2] = { { .fd = p[0], .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
+/* Reaps the hook if it has exited. */
+static bool hook_try_reap(hook_proc *hp) {
+        if (hp->reaped)
+                return true;
+        pid_t r = waitpid(hp->pid, &hp->status, WNOHANG);
+        if (r == hp->pid || (r < 0 && errno == ECHILD)) {
+                if (r < 0)
+                        hp->status = 127 << 8;
+                hp->reaped = true;
+        }
+        return hp->reaped;
+}
+
+static void write_all(int fd, const char *buf, size_t n) {
+        for (size_t done = 0; done < n;) {
+                ssize_t k = write(fd, buf + done, n - done);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        break;
+                done += (size_t) k;
+        }
+}
+
+/* Takes what the hook wrote to stdout (hold mode): a line "ready" marks it ready, other lines
+ * go to our stdout. */
+static void hook_feed_out(hook_proc *hp, const char *buf, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                if (buf[i] != '\n') {
+                        if (hp->out_len < MSG_MAX)
+                                hp->out[hp->out_len++] = buf[i];
+                        continue;
+                }
+                size_t len = hp->out_len;
+                while (len > 0 && strchr(" \t\r", hp->out[len - 1]))
+                        len--;
+                if (len == 5 && memcmp(hp->out, "ready", 5) == 0)
+                        hp->ready = true;
+                else {
+                        write_all(STDOUT_FILENO, hp->out, hp->out_len);
+                        write_all(STDOUT_FILENO, "\n", 1);
+                }
+                hp->out_len = 0;
+        }
+}
+
+/* Reads once from the hook's stderr or stdout; closes the fd at EOF. Returns false at EOF/error. */
+static bool hook_read(hook_proc *hp, bool out) {
+        int *fd = out ? &hp->out_fd : &hp->err_fd;
         char buf[4096];
         ssize_t k;
-        for (;;) {
-                if (poll(pfd, pidfd >= 0 ? 2 : 1, -1) < 0) {
-                        if (errno == EINTR)
+
+        if (*fd < 0)
+                return false;
+        k = read(*fd, buf, sizeof buf);
+        if (k > 0) {
+                if (out)
+                        hook_feed_out(hp, buf, (size_t) k);
+                else
+                        line_feed(&hp->err, buf, (size_t) k);
+                return true;
+        }
+        if (k < 0 && (errno == EINTR || errno == EAGAIN))
+                return true;
+        safe_close(fd);
+        return false;
+}
+
+/* Takes whatever is buffered in the pipes without blocking. */
+static void hook_drain(hook_proc *hp) {
+        for (int i = 0; i < 2; i++) {
+                int fd = i ? hp->out_fd : hp->err_fd;
+                if (fd < 0)
+                        continue;
+                fcntl(fd, F_SETFL, O_NONBLOCK);
+                for (;;) {
+                        char buf[4096];
+                        ssize_t k = read(fd, buf, sizeof buf);
+                        if (k > 0) {
+                                if (i)
+                                        hook_feed_out(hp, buf, (size_t) k);
+                                else
+                                        line_feed(&hp->err, buf, (size_t) k);
+                                continue;
+                        }
+                        if (k < 0 && errno == EINTR)
                                 continue;
                         break;
                 }
-                if (pidfd >= 0 && pfd[1].revents) { /* exited: take what is buffered, then stop */
-                        fcntl(p[0], F_SETFL, O_NONBLOCK);
-                        while ((k = read(p[0], buf, sizeof buf)) > 0)
-                                line_feed(&t, buf, (size_t) k);
+        }
+}
+
+typedef enum pump_result {
+        PUMP_EXITED,
+        PUMP_READY,
+        PUMP_TIMEOUT,
+} pump_result;
+
+/* Copies the hook's output until it exits, says "ready" (when want_ready) or the deadline. */
+static pump_result hook_pump(hook_proc *hp, uint64_t deadline, bool want_ready) {
+        for (;;) {
+                struct pollfd pfd[3];
+                nfds_t n = 0;
+                int idx_err = -1, idx_out = -1, idx_pid = -1, timeout;
+                uint64_t now;
+
+                if (want_ready && hp->ready)
+                        return PUMP_READY;
+                if (hp->pidfd < 0 && hook_try_reap(hp)) {
+                        hook_drain(hp);
+                        return PUMP_EXITED;
+                }
+                now = now_ms();
+                if (now >= deadline)
+                        return PUMP_TIMEOUT;
+                timeout = (int) (deadline - now > INT_MAX ? INT_MAX : deadline - now);
+                if (hp->pidfd < 0 && timeout > 50) /* no pidfd: look for its exit now and then */
+                        timeout = 50;
+                if (hp->err_fd >= 0) {
+                        idx_err = (int) n;
+                        pfd[n++] = (struct pollfd) { .fd = hp->err_fd, .events = POLLIN };
+                }
+                if (hp->out_fd >= 0) {
+                        idx_out = (int) n;
+                        pfd[n++] = (struct pollfd) { .fd = hp->out_fd, .events = POLLIN };
+                }
+                if (hp->pidfd >= 0) {
+                        idx_pid = (int) n;
+                        pfd[n++] = (struct pollfd) { .fd = hp->pidfd, .events = POLLIN };
+                }
+                if (poll(pfd, n, timeout) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return PUMP_TIMEOUT;
+                }
+                if (idx_pid >= 0 && pfd[idx_pid].revents) {
+                        /* exited: take what is buffered, then stop (a daemon it started may keep
+                         * the pipes open) */
+                        hook_drain(hp);
+                        while (!hp->reaped && waitpid(hp->pid, &hp->status, 0) < 0 && errno == EINTR)
+                                ;
+                        hp->reaped = true;
+                        return want_ready && hp->ready ? PUMP_READY : PUMP_EXITED;
+                }
+                if (idx_err >= 0 && pfd[idx_err].revents)
+                        hook_read(hp, false);
+                if (idx_out >= 0 && pfd[idx_out].revents)
+                        hook_read(hp, true);
+        }
+}
+
+/* SIGTERM to the hook's process group, SIGKILL after KILL_GRACE_MS; reaps the hook. */
+static void hook_kill(hook_proc *hp) {
+        uint64_t deadline = now_ms() + KILL_GRACE_MS;
+
+        safe_close(&hp->in_fd);
+        if (!hp->reaped) {
+                (void) kill(-hp->pid, SIGTERM);
+                (void) kill(hp->pid, SIGTERM);
+        } else
+                (void) kill(-hp->pid, SIGTERM);
+        for (;;) {
+                hook_drain(hp);
+                if (hook_try_reap(hp) && kill(-hp->pid, 0) < 0 && errno == ESRCH)
+                        break;
+                if (now_ms() >= deadline) {
+                        (void) kill(-hp->pid, SIGKILL);
+                        if (!hp->reaped) {
+                                (void) kill(hp->pid, SIGKILL);
+                                while (waitpid(hp->pid, &hp->status, 0) < 0 && errno == EINTR)
+                                        ;
+                                hp->reaped = true;
+                        }
                         break;
                 }
-                if (pfd[0].revents) {
-                        k = read(p[0], buf, sizeof buf);
-                        if (k > 0)
-                                line_feed(&t, buf, (size_t) k);
-                        else if (k == 0 || (errno != EINTR && errno != EAGAIN))
-                                break;
-                }
+                usleep(10 * 1000);
         }
-        line_commit(&t);
-        close(p[0]);
-        if (pidfd >= 0)
-                close(pidfd);
+        hook_drain(hp);
+}
 
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR) {
-                        snprintf(msg, MSG_MAX + 1, "cannot wait for hook: %m");
-                        return VSS_E_WRITERERROR_NONRETRYABLE;
-                }
-        snprintf(msg, MSG_MAX + 1, "%s", t.last);
-        if (WIFEXITED(status)) {
-                *code = WEXITSTATUS(status);
-                if (*code == 0)
-                        return 0;
-                fprintf(stderr, "vss-writer-exec[%s]: hook %s exited with status %d\n", arg_name, path, *code);
-                return *code == HOOK_EXIT_RETRYABLE ? VSS_E_WRITERERROR_RETRYABLE : VSS_E_WRITERERROR_NONRETRYABLE;
+/* The failure for a hook that has been reaped (0 on success); sets *code and msg, and says how
+ * it went on stderr. */
+static int32_t hook_result(hook_proc *hp, const char *arg, int *code, char msg[MSG_MAX + 1]) {
+        int32_t failure;
+
+        line_commit(&hp->err);
+        if (hp->out_len > 0) { /* a last stdout line without its newline */
+                write_all(STDOUT_FILENO, hp->out, hp->out_len);
+                write_all(STDOUT_FILENO, "\n", 1);
+                hp->out_len = 0;
         }
-        *code = 128 + WTERMSIG(status);
-        fprintf(stderr, "vss-writer-exec[%s]: hook %s killed by signal SIG%s\n", arg_name, path,
-                sigabbrev_np(WTERMSIG(status)) ?: "?");
-        return VSS_E_WRITERERROR_NONRETRYABLE;
+        if (hp->timed_out) {
+                *code = WIFSIGNALED(hp->status) ? 128 + WTERMSIG(hp->status) : WEXITSTATUS(hp->status);
+                snprintf(msg, MSG_MAX + 1, "hook %s timed out after %u ms", hp->name, arg_hook_timeout_ms);
+                fprintf(stderr, "vss-writer-exec[%s]: %s: hook %s -> timed out after %u ms, killed\n", arg_name, arg,
+                        hp->name, arg_hook_timeout_ms);
+                return VSS_E_WRITERERROR_TIMEOUT;
+        }
+        snprintf(msg, MSG_MAX + 1, "%s", hp->err.last);
+        if (WIFEXITED(hp->status)) {
+                *code = WEXITSTATUS(hp->status);
+                if (*code == 0) {
+                        fprintf(stderr, "vss-writer-exec[%s]: %s: hook %s -> ok\n", arg_name, arg, hp->name);
+                        return 0;
+                }
+                fprintf(stderr, "vss-writer-exec[%s]: %s: hook %s -> failed, exit status %d: %s\n", arg_name, arg,
+                        hp->name, *code, msg);
+                failure = *code == HOOK_EXIT_RETRYABLE ? VSS_E_WRITERERROR_RETRYABLE
+                                                        : VSS_E_WRITERERROR_NONRETRYABLE;
+        } else {
+                *code = 128 + WTERMSIG(hp->status);
+                fprintf(stderr, "vss-writer-exec[%s]: %s: hook %s -> killed by signal SIG%s: %s\n", arg_name, arg,
+                        hp->name, sigabbrev_np(WTERMSIG(hp->status)) ?: "?", msg);
+                failure = VSS_E_WRITERERROR_NONRETRYABLE;
+        }
+        return failure;
+}
+
+/* While a hook holds: copy its output from the main loop, and say when it dies. */
+static int on_hold_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        hook_proc *hp = userdata;
+        bool out = fd == hp->out_fd;
+
+        if (!hook_read(hp, out)) {
+                if (out)
+                        hp->out_src = sd_event_source_disable_unref(hp->out_src);
+                else
+                        hp->err_src = sd_event_source_disable_unref(hp->err_src);
+        }
+        return 0;
+}
+
+static int on_hold_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        hook_proc *hp = userdata;
+
+        hp->pid_src = sd_event_source_disable_unref(hp->pid_src);
+        fprintf(stderr, "vss-writer-exec[%s]: hook %s exited while holding\n", arg_name, hp->name);
+        return 0;
+}
+
+static void hold_watch(hook_proc *hp) {
+        sd_event *e = NULL;
+
+        if (sd_event_default(&e) < 0)
+                return;
+        if (hp->err_fd >= 0)
+                (void) sd_event_add_io(e, &hp->err_src, hp->err_fd, EPOLLIN, on_hold_io, hp);
+        if (hp->out_fd >= 0)
+                (void) sd_event_add_io(e, &hp->out_src, hp->out_fd, EPOLLIN, on_hold_io, hp);
+        if (hp->pidfd >= 0)
+                (void) sd_event_add_io(e, &hp->pid_src, hp->pidfd, EPOLLIN, on_hold_exit, hp);
+        sd_event_unref(e);
+}
+
+static hook_proc *hold_take(const char *name) {
+        for (size_t i = 0; i < n_holds; i++)
+                if (!name || strcmp(holds[i]->name, name) == 0) {
+                        hook_proc *hp = holds[i];
+                        memmove(holds + i, holds + i + 1, (n_holds - i - 1) * sizeof *holds);
+                        n_holds--;
+                        return hp;
+                }
+        return NULL;
+}
+
+/* Ends a hold: closes the hook's stdin and waits for it (up to the hook timeout, then kills it);
+ * its exit status is its result for arg. */
+static int32_t hold_release(hook_proc *hp, const char *arg, int *code, char msg[MSG_MAX + 1]) {
+        int32_t failure;
+
+        hook_unwatch(hp);
+        if (hook_try_reap(hp)) { /* died before we let it go */
+                hook_drain(hp);
+                line_commit(&hp->err);
+                *code = WIFEXITED(hp->status) ? WEXITSTATUS(hp->status) : 128 + WTERMSIG(hp->status);
+                snprintf(msg, MSG_MAX + 1, "hook %s exited while holding", hp->name);
+                fprintf(stderr, "vss-writer-exec[%s]: %s: hook %s -> failed: exited while holding (status %d)\n",
+                        arg_name, arg, hp->name, *code);
+                (void) kill(-hp->pid, SIGKILL); /* anything it left in its group */
+                hook_free(hp);
+                return VSS_E_WRITERERROR_NONRETRYABLE;
+        }
+        safe_close(&hp->in_fd);
+        if (hook_pump(hp, now_ms() + arg_hook_timeout_ms, false) == PUMP_TIMEOUT) {
+                hp->timed_out = true;
+                hook_kill(hp);
+        }
+        failure = hook_result(hp, arg, code, msg);
+        hook_free(hp);
+        return failure;
+}
+
+/* Runs one hook to its end (or, with hold, until it is ready: *held then says so and the hook
+ * joins the holds). Returns its failure (0 on success), sets *code and msg. */
+static int32_t run_hook(const char *path, const char *name, const char *arg, char **env, bool hold, bool *held,
+                        int *code, char msg[MSG_MAX + 1]) {
+        hook_proc *hp;
+        int32_t failure;
+        pump_result pr;
+
+        *code = 127;
+        if (held)
+                *held = false;
+        hp = hook_start(path, name, arg, env, hold, msg);
+        if (!hp) {
+                fprintf(stderr, "vss-writer-exec[%s]: %s: hook %s -> failed: %s\n", arg_name, arg, name, msg);
+                return VSS_E_WRITERERROR_NONRETRYABLE;
+        }
+        pr = hook_pump(hp, now_ms() + arg_hook_timeout_ms, hold);
+        if (pr == PUMP_READY) {
+                hook_proc **a = realloc(holds, (n_holds + 1) * sizeof *holds);
+                if (!a) {
+                        hp->timed_out = false;
+                        hook_kill(hp);
+                        hook_free(hp);
+                        snprintf(msg, MSG_MAX + 1, "out of memory");
+                        return VSS_E_WRITERERROR_OUTOFRESOURCES;
+                }
+                holds = a;
+                holds[n_holds++] = hp;
+                hold_watch(hp);
+                fprintf(stderr, "vss-writer-exec[%s]: %s: hook %s -> ready, holding\n", arg_name, arg, name);
+                *held = true;
+                *code = 0;
+                msg[0] = '\0';
+                return 0;
+        }
+        if (pr == PUMP_TIMEOUT) {
+                hp->timed_out = true;
+                hook_kill(hp);
+        }
+        failure = hook_result(hp, arg, code, msg);
+        hook_free(hp);
+        return failure;
+}
+
+static void holds_kill_all(void) {
+        hook_proc *hp;
+
+        while ((hp = hold_take(NULL))) {
+                hook_unwatch(hp);
+                fprintf(stderr, "vss-writer-exec[%s]: stopping held hook %s\n", arg_name, hp->name);
+                hook_kill(hp);
+                hook_free(hp);
+        }
+        free(holds);
+        holds = NULL;
+}
+
+static void frozen_clear(void) {
+        for (size_t i = 0; i < n_frozen; i++)
+                free(frozen[i]);
+        free(frozen);
+        frozen = NULL;
+        n_frozen = 0;
+}
+
+static bool frozen_add(const char *name) {
+        char **a = realloc(frozen, (n_frozen + 1) * sizeof *frozen), *s = strdup(name);
+        if (!a || !s) {
+                free(s);
+                if (a)
+                        frozen = a;
+                return false;
+        }
+        frozen = a;
+        frozen[n_frozen++] = s;
+        return true;
+}
+
+/* qemu's scripts/qemu-guest-agent/fsfreeze-hook, is_ignored_file(). */
+static bool qemu_ga_ignored(const char *name) {
+        static const char *const suffixes[] = { "~",          ".bak",      ".orig",      ".rpmnew",
+                                                ".rpmorig",   ".rpmsave",  ".sample",    ".dpkg-old",
+                                                ".dpkg-new",  ".dpkg-tmp", ".dpkg-dist", ".dpkg-bak",
+                                                ".dpkg-backup", ".dpkg-remove" };
+        size_t n = strlen(name);
+
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+                size_t k = strlen(suffixes[i]);
+                if (n >= k && strcmp(name + n - k, suffixes[i]) == 0)
+                        return true;
+        }
+        return false;
+}
+
+/* Whether the directory entry is a hook in the current mode. */
+static bool is_hook(const char *name, const char *path) {
+        struct stat st;
+
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+                return false;
+        switch (arg_compat) {
+        case COMPAT_QEMU_GA: /* what the shell glob matches (no dot files), not ignored, [ -x ]; and regular */
+                if (name[0] == '.' || qemu_ga_ignored(name))
+                        return false;
+                return stat(path, &st) == 0 && S_ISREG(st.st_mode) && faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) == 0;
+        case COMPAT_VMWARE: /* every regular file (File_IsFile), executable or not */
+                return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+        default:
+                return stat(path, &st) == 0 && S_ISREG(st.st_mode) && faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) == 0;
+        }
+}
+
+/* The hooks of the directory, in byte order of their names. Returns -1 with errno set. */
+static int list_hooks(char ***ret) {
+        struct dirent **ents = NULL;
+        char **names = NULL;
+        int n, k = 0;
+
+        n = scandir(arg_hooks, &ents, NULL, alphasort); /* C locale: strcoll() is strcmp() */
+        if (n < 0)
+                return -1;
+        names = calloc((size_t) n + 1, sizeof *names);
+        for (int i = 0; i < n; i++) {
+                char path[PATH_MAX];
+                if (names && snprintf(path, sizeof path, "%s/%s", arg_hooks, ents[i]->d_name) < (int) sizeof path &&
+                    is_hook(ents[i]->d_name, path)) {
+                        names[k] = strdup(ents[i]->d_name);
+                        if (names[k])
+                                k++;
+                }
+                free(ents[i]);
+        }
+        free(ents);
+        if (!names) {
+                errno = ENOMEM;
+                return -1;
+        }
+        *ret = names;
+        return k;
+}
+
+static void free_names(char **names, int n) {
+        for (int i = 0; names && i < n; i++)
+                free(names[i]);
+        free(names);
+}
+
+/* What an event does in the current mode. */
+typedef enum plan_source {
+        PLAN_NOTHING,
+        PLAN_DIRECTORY, /* the directory's hooks, read now */
+        PLAN_FROZEN,    /* the hooks that got freeze */
+} plan_source;
+
+typedef struct plan {
+        plan_source source;
+        const char *arg;
+        bool reverse, run_all, record;
+} plan;
+
+static plan plan_for(vss_event event) {
+        const char *name = vss_event_name(event) ?: "unknown";
+
+        switch (arg_compat) {
+        case COMPAT_QEMU_GA:
+                if (event == VSS_EVENT_FREEZE)
+                        return (plan) { PLAN_DIRECTORY, "freeze", false, false, true };
+                if (event == VSS_EVENT_THAW || event == VSS_EVENT_ABORT)
+                        return (plan) { PLAN_FROZEN, "thaw", false, true, false };
+                return (plan) { PLAN_NOTHING, name, false, false, false };
+        case COMPAT_VMWARE:
+                if (event == VSS_EVENT_FREEZE)
+                        return (plan) { PLAN_DIRECTORY, "freeze", false, false, true };
+                if (event == VSS_EVENT_THAW)
+                        return (plan) { PLAN_FROZEN, "thaw", true, true, false };
+                if (event == VSS_EVENT_ABORT)
+                        return (plan) { PLAN_FROZEN, "freezeFail", true, true, false };
+                return (plan) { PLAN_NOTHING, name, false, false, false };
+        default: {
+                bool reverse = event == VSS_EVENT_THAW || event == VSS_EVENT_ABORT;
+                return (plan) { PLAN_DIRECTORY, name, reverse, reverse || event == VSS_EVENT_BACKUP_SHUTDOWN, false };
+        }
+        }
 }
 
 /* Runs the hooks of an event; returns the callback's result. info is NULL for Identify. */
 static bool run_event(vss_writer *w, vss_event event, const vss_event_info *info) {
         const char *name = vss_event_name(event) ?: "unknown";
-        bool reverse = event == VSS_EVENT_THAW || event == VSS_EVENT_ABORT;
-        bool run_all = reverse || event == VSS_EVENT_BACKUP_SHUTDOWN;
+        plan pl = plan_for(event);
+        bool hold = arg_hold && event == VSS_EVENT_FREEZE;
+        bool release = event == VSS_EVENT_THAW || event == VSS_EVENT_ABORT;
         char id[VSS_ID_STRING_MAX] = "", msg[MSG_MAX + 1] = "", hmsg[MSG_MAX + 1];
         const char *bt = "";
-        char *comps = NULL, *control = NULL, *extra[5 + _DOC_MAX] = { NULL }, **env = NULL;
-        struct dirent **ents = NULL;
+        char *comps = NULL, *control = NULL, *extra[5 + _DOC_MAX] = { NULL }, **env = NULL, **names = NULL;
         int32_t failure = 0;
         int code = 0, hcode, n = -1;
-        size_t len = 0;
+        size_t len = 0, ran = 0;
         bool oom = false;
         FILE *f;
 
+        if (pl.source == PLAN_NOTHING)
+                return true;
+        if (event == VSS_EVENT_FREEZE) { /* a new set: nothing can be left, but be sure */
+                frozen_clear();
+                holds_kill_all();
+        }
         if (info) {
                 if (!vss_id_is_null(&info->snapshot_set_id))
                         vss_id_to_string(&info->snapshot_set_id, id);
@@ -542,28 +1069,74 @@ static bool run_event(vss_writer *w, vss_event event, const vss_event_info *info
                 goto finish;
         }
 
-        n = scandir(arg_hooks, &ents, NULL, alphasort);
-        if (n < 0) {
-                failure = VSS_E_WRITERERROR_NONRETRYABLE;
-                snprintf(msg, sizeof msg, "cannot read hooks directory %s: %m", arg_hooks);
-                goto finish;
+        if (pl.source == PLAN_FROZEN) {
+                names = frozen; /* taken: Thaw and Abort undo the freeze once */
+                n = (int) n_frozen;
+                frozen = NULL;
+                n_frozen = 0;
+        } else {
+                n = list_hooks(&names);
+                if (n < 0) {
+                        failure = VSS_E_WRITERERROR_NONRETRYABLE;
+                        snprintf(msg, sizeof msg, "cannot read hooks directory %s: %m", arg_hooks);
+                        goto finish;
+                }
         }
         for (int i = 0; i < n; i++) {
-                const char *hook = ents[reverse ? n - 1 - i : i]->d_name;
+                const char *hook = names[pl.reverse ? n - 1 - i : i];
+                hook_proc *hp = release ? hold_take(hook) : NULL;
                 char path[PATH_MAX];
-                struct stat st;
+                int32_t r;
+                bool held = false;
 
-                if (snprintf(path, sizeof path, "%s/%s", arg_hooks, hook) >= (int) sizeof path ||
-                    stat(path, &st) < 0 || !S_ISREG(st.st_mode) || faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) < 0)
-                        continue;
-                int32_t r = run_hook(path, name, env, &hcode, hmsg);
+                if (hp)
+                        r = hold_release(hp, pl.arg, &hcode, hmsg);
+                else if (snprintf(path, sizeof path, "%s/%s", arg_hooks, hook) >= (int) sizeof path) {
+                        r = VSS_E_WRITERERROR_NONRETRYABLE;
+                        hcode = 127;
+                        snprintf(hmsg, sizeof hmsg, "hook path too long: %s", hook);
+                } else
+                        r = run_hook(path, hook, pl.arg, env, hold, &held, &hcode, hmsg);
+                ran++;
+                if (r == 0 && pl.record && !frozen_add(hook) && failure == 0) {
+                        r = VSS_E_WRITERERROR_OUTOFRESOURCES;
+                        snprintf(hmsg, sizeof hmsg, "out of memory");
+                }
                 if (r != 0 && failure == 0) {
                         failure = r;
                         code = hcode;
                         memcpy(msg, hmsg, sizeof msg);
                 }
-                if (failure != 0 && !run_all)
+                if (failure != 0 && !pl.run_all)
                         break;
+        }
+        /* Holds whose hook is gone from the directory (native mode) end too. */
+        for (hook_proc *hp; release && (hp = hold_take(NULL));) {
+                int32_t r = hold_release(hp, pl.arg, &hcode, hmsg);
+                ran++;
+                if (r != 0 && failure == 0) {
+                        failure = r;
+                        code = hcode;
+                        memcpy(msg, hmsg, sizeof msg);
+                }
+        }
+        /* VMware: a failed freeze sends freezeFail at once to the scripts that got freeze, in
+         * reverse order (their failures are only logged). */
+        if (event == VSS_EVENT_FREEZE && failure != 0 && arg_compat == COMPAT_VMWARE) {
+                char **done = frozen;
+                size_t n_done = n_frozen;
+                frozen = NULL;
+                n_frozen = 0;
+                for (size_t i = n_done; i-- > 0;) {
+                        hook_proc *hp = hold_take(done[i]);
+                        char path[PATH_MAX];
+                        if (hp)
+                                (void) hold_release(hp, "freezeFail", &hcode, hmsg);
+                        else if (snprintf(path, sizeof path, "%s/%s", arg_hooks, done[i]) < (int) sizeof path)
+                                (void) run_hook(path, done[i], "freezeFail", env, false, NULL, &hcode, hmsg);
+                        free(done[i]);
+                }
+                free(done);
         }
         /* Even after a failure: a failing pre-restore hook may leave its failure message. */
         if (control)
@@ -571,7 +1144,8 @@ static bool run_event(vss_writer *w, vss_event event, const vss_event_info *info
 
 finish:
         if (failure == 0)
-                fprintf(stderr, "vss-writer-exec[%s]: %s -> ok\n", arg_name, name);
+                fprintf(stderr, "vss-writer-exec[%s]: %s -> ok (%zu hook%s)\n", arg_name, name, ran,
+                        ran == 1 ? "" : "s");
         else {
                 fprintf(stderr, "vss-writer-exec[%s]: %s -> failed 0x%08x (code %d): %s\n", arg_name, name,
                         (unsigned) failure, code, msg);
@@ -579,9 +1153,7 @@ finish:
         }
         if (control && unlink(control) < 0 && errno != ENOENT)
                 fprintf(stderr, "vss-writer-exec[%s]: cannot remove %s: %m\n", arg_name, control);
-        for (int i = 0; i < n; i++)
-                free(ents[i]);
-        free(ents);
+        free_names(names, n);
         free(env);
         for (size_t i = 0; i < ELEMENTSOF(extra); i++)
                 free(extra[i]);
@@ -620,11 +1192,6 @@ static bool on_event(vss_writer *w, const vss_event_info *info, void *userdata) 
         return run_event(w, info->event, info);
 }
 
-static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        vss_writer_exit(userdata);
-        return 0;
-}
-
 static void help(void) {
         printf("Usage:\n"
                "  vss-writer-exec --name NAME --hooks DIR [--writer-id UUID] [--instance-id UUID]\n"
@@ -632,6 +1199,7 @@ static void help(void) {
                "                  [--app-level front-end|back-end|system] [--socket PATH]\n"
                "                  [--restore-method METHOD] [--writer-restore WHEN]\n"
                "                  [--alternate-location PATH=DEST]...\n"
+               "                  [--compat qemu-ga|vmware] [--hook-timeout MS] [--hold]\n"
                "  vss-writer-exec --help | --version\n"
                "\n"
                "A Volume Shadow Copy writer that runs scripts. It registers with vssd under NAME and,\n"
@@ -661,6 +1229,13 @@ static void help(void) {
                "                             files under the absolute PATH, recursively, that cannot be\n"
                "                             restored in place go under the absolute DEST instead; may be\n"
                "                             repeated\n"
+               "      --compat qemu-ga|vmware\n"
+               "                             run DIR as a QEMU guest agent fsfreeze-hook.d or a VMware\n"
+               "                             Tools backupScripts.d directory, see below (default: none,\n"
+               "                             the native hook protocol)\n"
+               "      --hook-timeout MS      how long a hook may run, in milliseconds (default 30000);\n"
+               "                             see Timeouts\n"
+               "      --hold                 on freeze, a hook may hold a session until thaw; see Hold\n"
                "  -h, --help                 show this help\n"
                "      --version              show the version\n"
                "\n"
@@ -677,6 +1252,57 @@ static void help(void) {
                "  for thaw, abort and backup-shutdown, where all hooks run and the first failure is\n"
                "  reported. A failing identify hook makes the writer fail Identify.\n"
                "  While hooks run, the writer handles no other request: keep them short.\n"
+               "  The writer reports one status per event (the first failure), so it prints every hook's\n"
+               "  result on stderr: 'vss-writer-exec[NAME]: ARG: hook FILE -> ok|failed, exit status N:\n"
+               "  MESSAGE|killed by signal SIGX|timed out after MS ms, killed|ready, holding'.\n"
+               "\n"
+               "Timeouts:\n"
+               "  A hook still running after --hook-timeout MS (a hold hook: not ready by then, or not\n"
+               "  gone that long after its stdin was closed) gets SIGTERM, and SIGKILL 2 s later; both go\n"
+               "  to its process group (each hook leads a group of its own), so what it started goes too.\n"
+               "  The event then fails with VSS_E_WRITERERROR_TIMEOUT, application code 128+signal and\n"
+               "  message 'hook FILE timed out after MS ms'. This holds in every mode.\n"
+               "\n"
+               "Compatibility modes (--compat):\n"
+               "  Hooks written for another agent run unchanged. Only Freeze, Thaw and Abort run hooks;\n"
+               "  every other event succeeds without running anything. The control file and the VSS_*\n"
+               "  variables are still provided. Unlike those agents, a failing (or timed out) freeze hook\n"
+               "  vetoes the set: Freeze fails with VSS_E_WRITERERROR_NONRETRYABLE (RETRYABLE for exit\n"
+               "  75) and the hook's code and message, and the hooks after it are not run.\n"
+               "  qemu-ga   as qemu's scripts/qemu-guest-agent/fsfreeze-hook: the hooks are the names the\n"
+               "            shell glob DIR/* yields (no names starting with '.'), in byte order, minus\n"
+               "            names ending in ~ .bak .orig .rpmnew .rpmorig .rpmsave .sample .dpkg-old\n"
+               "            .dpkg-new .dpkg-tmp .dpkg-dist .dpkg-bak .dpkg-backup .dpkg-remove, minus\n"
+               "            what is not executable ([ -x ]) and, unlike the script, what is not a\n"
+               "            regular file (a subdirectory: qemu would try to run it and ignore the error).\n"
+               "            Freeze: each hook gets 'freeze', in name order. Thaw: the hooks that got\n"
+               "            freeze and succeeded get 'thaw', in name order (as the script runs them),\n"
+               "            all of them, the first failure reported. Abort: the same 'thaw' to the hooks\n"
+               "            whose freeze succeeded (after a vetoed freeze, the ones before the failing\n"
+               "            one); nothing when this writer got no Freeze.\n"
+               "  vmware    as open-vm-tools' vmbackup (scriptOps.c): the scripts are every regular file\n"
+               "            of DIR (dot files too), in strcmp order; a file that is not executable is\n"
+               "            still run and so fails (as it does there). Freeze: 'freeze' in order; when\n"
+               "            one fails, the scripts before it get 'freezeFail' at once, in reverse order\n"
+               "            (the failing one does not), and Freeze fails. Thaw: 'thaw' in reverse order\n"
+               "            to every script that got freeze; all run, the first failure reported.\n"
+               "            Abort after a successful Freeze (the snapshot failed after the freeze):\n"
+               "            'freezeFail' in reverse order, as VMware does when the snapshot fails after\n"
+               "            the freeze scripts ran. The legacy /usr/sbin/pre-freeze-script and\n"
+               "            post-thaw-script are not run (link them into DIR if needed).\n"
+               "\n"
+               "Hold (--hold), in every mode:\n"
+               "  On freeze, each hook is started with the freeze argument, its stdin a pipe from the\n"
+               "  writer and its stdout a pipe to it. It is ready when it writes the line 'ready' to\n"
+               "  stdout: it then keeps running, holding (a database session with a lock, say), and the\n"
+               "  next hook starts. A hook that exits 0 without saying ready is an ordinary hook. On\n"
+               "  Thaw or Abort (vmware: also freezeFail), in the hook's place in the order, the writer\n"
+               "  does not run it again but closes its stdin (EOF: let go now) and waits for it, up to\n"
+               "  the hook timeout (then SIGTERM, SIGKILL); its exit status is its result for that\n"
+               "  event. A hold hook that exits before that fails the event with\n"
+               "  VSS_E_WRITERERROR_NONRETRYABLE, message 'hook FILE exited while holding'. Its other\n"
+               "  stdout lines are copied to the writer's stdout. Held hooks are killed when the writer\n"
+               "  exits, and get SIGTERM if it dies.\n"
                "\n"
                "Environment (set for hooks):\n"
                "  VSS_EVENT            the event name, as in the argument\n"
@@ -736,11 +1362,6 @@ static void help(void) {
                "  where /etc/openvss/hooks/pgsql/10-checkpoint runs CHECKPOINT on freeze.\n");
 }
 
-static const char *errmsg(vss_writer *w, int r) {
-        const char *m = vss_writer_errmsg(w);
-        return m && *m ? m : vss_strerror(r);
-}
-
 static int usage_error(const char *fmt, const char *arg) {
         fprintf(stderr, "vss-writer-exec: ");
         fprintf(stderr, fmt, arg);
@@ -753,6 +1374,9 @@ int main(int argc, char *argv[]) {
                 ARG_RESTORE_METHOD = 0x100,
                 ARG_WRITER_RESTORE,
                 ARG_ALTERNATE_LOCATION,
+                ARG_COMPAT,
+                ARG_HOOK_TIMEOUT,
+                ARG_HOLD,
         };
         static const struct option options[] = {
                 { "name", required_argument, NULL, 'n' },
@@ -766,6 +1390,9 @@ int main(int argc, char *argv[]) {
                 { "restore-method", required_argument, NULL, ARG_RESTORE_METHOD },
                 { "writer-restore", required_argument, NULL, ARG_WRITER_RESTORE },
                 { "alternate-location", required_argument, NULL, ARG_ALTERNATE_LOCATION },
+                { "compat", required_argument, NULL, ARG_COMPAT },
+                { "hook-timeout", required_argument, NULL, ARG_HOOK_TIMEOUT },
+                { "hold", no_argument, NULL, ARG_HOLD },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 { NULL, 0, NULL, 0 },
@@ -775,8 +1402,6 @@ int main(int argc, char *argv[]) {
         vss_writer_callbacks cb = { .identify = on_identify };
         const char *socket_path = NULL;
         vss_writer *w = NULL;
-        sd_event *e = NULL;
-        sigset_t mask;
         DIR *d;
         int c, r;
 
@@ -859,6 +1484,27 @@ int main(int argc, char *argv[]) {
                         arg_alternates = m;
                         arg_alternates[arg_n_alternates++] = (mapping) { optarg, eq + 1 };
                         break;
+                case ARG_COMPAT:
+                        if (strcmp(optarg, "qemu-ga") == 0)
+                                arg_compat = COMPAT_QEMU_GA;
+                        else if (strcmp(optarg, "vmware") == 0)
+                                arg_compat = COMPAT_VMWARE;
+                        else if (strcmp(optarg, "none") == 0)
+                                arg_compat = COMPAT_NONE;
+                        else
+                                return usage_error("invalid --compat '%s', expected qemu-ga, vmware or none", optarg);
+                        break;
+                case ARG_HOOK_TIMEOUT:
+                        errno = 0;
+                        ul = strtoul(optarg, &end, 10);
+                        if (!*optarg || *optarg == '-' || *optarg == '+' || *end || errno || ul == 0 || ul > INT_MAX)
+                                return usage_error("invalid --hook-timeout '%s', expected milliseconds (1 or more)",
+                                                   optarg);
+                        arg_hook_timeout_ms = (unsigned) ul;
+                        break;
+                case ARG_HOLD:
+                        arg_hold = true;
+                        break;
                 case 'h':
                         help();
                         return 0;
@@ -903,43 +1549,11 @@ int main(int argc, char *argv[]) {
                 return EXIT_USAGE;
         }
 
-        /* SIGTERM/SIGINT stop the loop; they stay blocked here and are unblocked in hooks. */
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 || sd_event_default(&e) < 0 ||
-            sd_event_add_signal(e, NULL, SIGTERM, on_signal, w) < 0 ||
-            sd_event_add_signal(e, NULL, SIGINT, on_signal, w) < 0) {
-                fprintf(stderr, "vss-writer-exec: cannot set up the event loop\n");
-                r = 1;
-                goto out;
-        }
-        r = vss_writer_attach_event(w, e);
-        if (r < 0) {
-                fprintf(stderr, "vss-writer-exec: cannot attach the event loop: %s\n", errmsg(w, r));
-                r = 1;
-                goto out;
-        }
-
-        r = vss_writer_subscribe(w, socket_path);
-        if (r < 0) {
-                fprintf(stderr, "vss-writer-exec[%s]: cannot subscribe: %s\n", arg_name,
-                        errmsg(w, r));
-                r = 1;
-                goto out;
-        }
-        fprintf(stderr, "vss-writer-exec[%s]: subscribed\n", arg_name);
-
-        r = vss_writer_run(w);
-        if (r < 0) {
-                fprintf(stderr, "vss-writer-exec[%s]: connection to vssd lost: %s\n", arg_name,
-                        errmsg(w, r));
-                r = 1;
-        } else
-                r = 0;
-out:
-        vss_writer_unref(w);
-        sd_event_unref(e);
+        /* SIGTERM/SIGINT end the loop; they stay blocked here and are unblocked in hooks. */
+        r = vss_writer_main(w, socket_path, "vss-writer-exec");
+        vss_writer_unref(w); /* a frozen writer thaws itself here: held hooks are let go */
+        holds_kill_all();
+        frozen_clear();
         free(arg_components);
         free(arg_alternates);
         return r;
