@@ -2,7 +2,8 @@
 # Installs the Debian packages OpenVSS needs to build and test, when any is missing.
 set -euo pipefail
 pkgs=(meson ninja-build gcc pkg-config libsystemd-dev libjson-c-dev libsqlite3-dev libbtrfsutil-dev
-      btrfs-progs xfsprogs util-linux systemd valgrind libarchive-dev)
+      btrfs-progs xfsprogs util-linux systemd valgrind libarchive-dev
+      sqlite3 postgresql libpq-dev qemu-guest-agent)
 missing=()
 for p in "${pkgs[@]}"; do
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

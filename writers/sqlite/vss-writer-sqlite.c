@@ -396,11 +396,6 @@ static bool on_post_restore(vss_writer *w, const vss_event_info *info, void *use
         return true;
 }
 
-static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        vss_writer_exit(userdata);
-        return 0;
-}
-
 static void help(void) {
         printf("Usage:\n"
                "  vss-writer-sqlite (--database [NAME=]PATH | --config FILE) [--database [NAME=]PATH]...\n"
@@ -725,11 +720,6 @@ out:
         return r;
 }
 
-static const char *errmsg(vss_writer *w, int r) {
-        const char *m = vss_writer_errmsg(w);
-        return m && *m ? m : vss_strerror(r);
-}
-
 int main(int argc, char *argv[]) {
         vss_writer_callbacks cb = {
                 .identify = on_identify,
@@ -744,8 +734,6 @@ int main(int argc, char *argv[]) {
         };
         const char *socket_path = NULL;
         vss_writer *w = NULL;
-        sd_event *e = NULL;
-        sigset_t mask;
         int r;
 
         r = parse_args(argc, argv, &socket_path);
@@ -764,40 +752,9 @@ int main(int argc, char *argv[]) {
                 return EXIT_USAGE;
         }
 
-        /* SIGTERM/SIGINT stop the loop; vss_writer_unref() then aborts a freeze, releasing the locks. */
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 || sd_event_default(&e) < 0 ||
-            sd_event_add_signal(e, NULL, SIGTERM, on_signal, w) < 0 ||
-            sd_event_add_signal(e, NULL, SIGINT, on_signal, w) < 0) {
-                fprintf(stderr, "vss-writer-sqlite: cannot set up the event loop\n");
-                r = 1;
-                goto out;
-        }
-        r = vss_writer_attach_event(w, e);
-        if (r < 0) {
-                fprintf(stderr, "vss-writer-sqlite: cannot attach the event loop: %s\n", errmsg(w, r));
-                r = 1;
-                goto out;
-        }
-        r = vss_writer_subscribe(w, socket_path);
-        if (r < 0) {
-                log_msg("cannot subscribe: %s", errmsg(w, r));
-                r = 1;
-                goto out;
-        }
-        log_msg("subscribed with %zu database%s", arg_n_databases, arg_n_databases == 1 ? "" : "s");
-
-        r = vss_writer_run(w);
-        if (r < 0) {
-                log_msg("connection to vssd lost: %s", errmsg(w, r));
-                r = 1;
-        } else
-                r = 0;
-out:
+        /* SIGTERM/SIGINT end the loop; vss_writer_unref() then aborts a freeze, releasing the locks. */
+        r = vss_writer_main(w, socket_path, "vss-writer-sqlite");
         vss_writer_unref(w);
-        sd_event_unref(e);
         free_args();
         return r;
 }
