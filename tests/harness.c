@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include <json-c/json.h>
+
 #include "lib/client.h"
 #include "tests/harness.h"
 
@@ -544,4 +546,46 @@ void harness_restart_vssd_at(Harness *h, const char *state_dir) {
         harness_kill_vssd(h);
         snprintf(h->state, sizeof(h->state), "%s", state_dir);
         start_vssd(h);
+}
+
+json_object *harness_json(Harness *h, int *ret_status, const char *fmt, ...) {
+        _cleanup_free_ char *cmd = NULL, *out = NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        int r = vasprintf(&cmd, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                die("vasprintf");
+        *ret_status = harness_sh(h, &out, "%s", cmd);
+        json_object *o = out ? json_tokener_parse(out) : NULL;
+        if (!o || !json_object_is_type(o, json_type_object)) {
+                fprintf(stderr, "not a JSON object from `%s` (status %d):\n%s\n", cmd, *ret_status, out ? out : "");
+                test_failures++;
+                json_object_put(o);
+                return NULL;
+        }
+        return o;
+}
+
+const char *json_str(json_object *o, const char *key) {
+        json_object *v = NULL;
+        return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+                       ? json_object_get_string(v)
+                       : "(missing)";
+}
+
+json_object *json_phase(json_object *out, const char *phase, const char *name) {
+        json_object *phases = NULL;
+        if (!out || !json_object_object_get_ex(out, "phases", &phases) || !json_object_is_type(phases, json_type_array))
+                return NULL;
+        for (size_t i = 0; i < json_object_array_length(phases); i++) {
+                json_object *p = json_object_array_get_idx(phases, i), *ws = NULL;
+                if (!streq(json_str(p, "phase"), phase) || !json_object_object_get_ex(p, "writers", &ws) ||
+                    !json_object_is_type(ws, json_type_array))
+                        continue;
+                for (size_t k = 0; k < json_object_array_length(ws); k++)
+                        if (streq(json_str(json_object_array_get_idx(ws, k), "name"), name))
+                                return json_object_array_get_idx(ws, k);
+        }
+        return NULL;
 }

@@ -70,5 +70,14 @@ typedef struct TestCase {
 /* main() for a file of test cases: runs the case named by argv[1], or all. */
 int test_main(int argc, char *argv[], const TestCase *cases);
 
+/* Tools' --json output. harness_json runs a command like harness_sh whose stdout must be one JSON
+ * object (else a counted failure and NULL; free with json_object_put). json_str: a string member
+ * or "(missing)". json_phase: the status of writer name after phase in a vssadmin/vssbackup
+ * result ({"phases": [{"phase", "writers": [...]}]}), or NULL. */
+struct json_object;
+struct json_object *harness_json(Harness *h, int *ret_status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+const char *json_str(struct json_object *o, const char *key);
+struct json_object *json_phase(struct json_object *out, const char *phase, const char *name);
+
 /* Find a writer's status by name in the session's gathered status; NULL if absent. */
 const vss_writer_status *status_of(vss_backup *b, const char *name, vss_writer_status *buf);

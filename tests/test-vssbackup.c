@@ -159,43 +159,6 @@ static char *make_rich_tree(Harness *h, const char *name) {
         return dir;
 }
 
-static json_object *run_json(Harness *h, int *ret_status, const char *fmt, const char *a, const char *b) {
-        char cmd[4096];
-        char *out = NULL;
-        snprintf(cmd, sizeof(cmd), fmt, a, b);
-        *ret_status = harness_sh(h, &out, "%s", cmd);
-        json_object *o = out ? json_tokener_parse(out) : NULL;
-        if (!o) {
-                fprintf(stderr, "not JSON from `%s` (status %d):\n%s\n", cmd, *ret_status, out ? out : "");
-                test_failures++;
-        }
-        free(out);
-        return o;
-}
-
-static const char *jstr(json_object *o, const char *key) {
-        json_object *v = NULL;
-        return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
-                       ? json_object_get_string(v)
-                       : "(missing)";
-}
-
-/* The status of writer name after a phase, from vssbackup's JSON. */
-static json_object *phase_writer(json_object *out, const char *phase, const char *name) {
-        json_object *phases = NULL;
-        if (!out || !json_object_object_get_ex(out, "phases", &phases))
-                return NULL;
-        for (size_t i = 0; i < json_object_array_length(phases); i++) {
-                json_object *p = json_object_array_get_idx(phases, i), *ws = NULL;
-                if (!streq(jstr(p, "phase"), phase) || !json_object_object_get_ex(p, "writers", &ws))
-                        continue;
-                for (size_t k = 0; k < json_object_array_length(ws); k++)
-                        if (streq(jstr(json_object_array_get_idx(ws, k), "name"), name))
-                                return json_object_array_get_idx(ws, k);
-        }
-        return NULL;
-}
-
 static void change_tree(const char *dir) {
         char p[PATH_MAX];
         write_file(dir, "plain.txt", "overwritten after the backup\n", 0666);
@@ -221,26 +184,26 @@ static void roundtrip(const char *dest_name, bool alternate) {
         _cleanup_free_ char *before = tree_text(data);
 
         int st;
-        json_object *out = run_json(h, &st, "vssbackup backup --to %s --json%s", dest, "");
+        json_object *out = harness_json(h, &st, "vssbackup backup --to %s --json%s", dest, "");
         CHECK(st == 0);
-        CHECK_STR(jstr(out, "result"), "ok");
-        CHECK_STR(jstr(out, "type"), "full");
-        CHECK_STR(jstr(phase_writer(out, "do-snapshot-set", "db"), "state_name"), "WaitingForBackupComplete");
-        CHECK_STR(jstr(phase_writer(out, "backup-complete", "db"), "state_name"), "Stable");
+        CHECK_STR(json_str(out, "result"), "ok");
+        CHECK_STR(json_str(out, "type"), "full");
+        CHECK_STR(json_str(json_phase(out, "do-snapshot-set", "db"), "state_name"), "WaitingForBackupComplete");
+        CHECK_STR(json_str(json_phase(out, "backup-complete", "db"), "state_name"), "Stable");
         json_object_put(out);
 
         change_tree(data);
         harness_clear_log(h);
         if (alternate) {
                 snprintf(alt, sizeof(alt), "%s/alt", harness_dir(h));
-                out = run_json(h, &st, "vssbackup restore --from %s --to %s --json", dest, alt);
+                out = harness_json(h, &st, "vssbackup restore --from %s --to %s --json", dest, alt);
                 snprintf(altdata, sizeof(altdata), "%s%s", alt, data);
         } else
-                out = run_json(h, &st, "vssbackup restore --from %s --json%s", dest, "");
+                out = harness_json(h, &st, "vssbackup restore --from %s --json%s", dest, "");
         CHECK(st == 0);
-        CHECK_STR(jstr(out, "result"), "ok");
-        CHECK_STR(jstr(phase_writer(out, "pre-restore", "db"), "state_name"), "Stable");
-        CHECK_STR(jstr(phase_writer(out, "post-restore", "db"), "state_name"), "Stable");
+        CHECK_STR(json_str(out, "result"), "ok");
+        CHECK_STR(json_str(json_phase(out, "pre-restore", "db"), "state_name"), "Stable");
+        CHECK_STR(json_str(json_phase(out, "post-restore", "db"), "state_name"), "Stable");
         json_object_put(out);
         /* The writers saw PreRestore, then PostRestore, in that order. */
         _cleanup_free_ char *ev = harness_events(h, "db");
@@ -277,20 +240,20 @@ static void test_prerestore_veto(void) {
         harness_writer(h, "db", args);
         snprintf(dest, sizeof(dest), "%s/backup.tar", harness_dir(h));
         int st;
-        json_object *out = run_json(h, &st, "vssbackup backup --to %s --json%s", dest, "");
+        json_object *out = harness_json(h, &st, "vssbackup backup --to %s --json%s", dest, "");
         CHECK(st == 0);
         json_object_put(out);
 
         change_tree(data);
         _cleanup_free_ char *changed = tree_text(data);
         harness_set(h, "db", "pre-restore", "fail 3 the database is still running");
-        out = run_json(h, &st, "vssbackup restore --from %s --json%s", dest, "");
+        out = harness_json(h, &st, "vssbackup restore --from %s --json%s", dest, "");
         CHECK(st == 1);
-        CHECK_STR(jstr(out, "result"), "failed");
-        json_object *w = phase_writer(out, "pre-restore", "db");
-        CHECK_STR(jstr(w, "state_name"), "FailedAtPreRestore");
-        CHECK_STR(jstr(w, "failure_name"), "VSS_E_WRITERERROR_NONRETRYABLE");
-        CHECK_STR(jstr(w, "application_message"), "the database is still running");
+        CHECK_STR(json_str(out, "result"), "failed");
+        json_object *w = json_phase(out, "pre-restore", "db");
+        CHECK_STR(json_str(w, "state_name"), "FailedAtPreRestore");
+        CHECK_STR(json_str(w, "failure_name"), "VSS_E_WRITERERROR_NONRETRYABLE");
+        CHECK_STR(json_str(w, "application_message"), "the database is still running");
         json_object *code = NULL;
         CHECK(w && json_object_object_get_ex(w, "application_code", &code) && json_object_get_int(code) == 3);
         json_object_put(out);
@@ -334,7 +297,7 @@ static void test_incremental(void) {
         snprintf(diff, sizeof(diff), "%s/diff", harness_dir(h));
 
         int st;
-        json_object *out = run_json(h, &st, "vssbackup backup --to %s --json%s", full, "");
+        json_object *out = harness_json(h, &st, "vssbackup backup --to %s --json%s", full, "");
         CHECK(st == 0);
         json_object_put(out);
         /* Changes: one file rewritten, one deleted, one added. */
@@ -343,16 +306,16 @@ static void test_incremental(void) {
         CHECK(unlink(p) == 0);
         write_file(data, "new-file", "added\n", 0644);
         _cleanup_free_ char *at_inc = tree_text(data);
-        out = run_json(h, &st, "vssbackup backup --type incremental --base %s --to %s --json", full, inc);
+        out = harness_json(h, &st, "vssbackup backup --type incremental --base %s --to %s --json", full, inc);
         CHECK(st == 0);
-        CHECK_STR(jstr(out, "type"), "incremental");
+        CHECK_STR(json_str(out, "type"), "incremental");
         json_object_put(out);
         /* More changes, then a differential against the full backup. */
         write_file(data, "new-file", "changed again\n", 0644);
         snprintf(p, sizeof(p), "%s/sub/deep.db", data);
         CHECK(unlink(p) == 0);
         _cleanup_free_ char *at_diff = tree_text(data);
-        out = run_json(h, &st, "vssbackup backup --type differential --base %s --to %s --json", full, diff);
+        out = harness_json(h, &st, "vssbackup backup --type differential --base %s --to %s --json", full, diff);
         CHECK(st == 0);
         json_object_put(out);
         /* A differential must be based on a full backup. */
@@ -372,14 +335,14 @@ static void test_incremental(void) {
 
         /* Each restores to the state it was taken in, the chain followed from the backup named. */
         snprintf(alt, sizeof(alt), "%s/alt-inc", harness_dir(h));
-        out = run_json(h, &st, "vssbackup restore --from %s --to %s --json", inc, alt);
+        out = harness_json(h, &st, "vssbackup restore --from %s --to %s --json", inc, alt);
         CHECK(st == 0);
         json_object_put(out);
         snprintf(altdata, sizeof(altdata), "%s%s", alt, data);
         _cleanup_free_ char *got_inc = tree_text(altdata);
         check_trees_equal(at_inc, got_inc, "incremental restored");
         snprintf(alt, sizeof(alt), "%s/alt-diff", harness_dir(h));
-        out = run_json(h, &st, "vssbackup restore --from %s --to %s --json", diff, alt);
+        out = harness_json(h, &st, "vssbackup restore --from %s --to %s --json", diff, alt);
         CHECK(st == 0);
         json_object_put(out);
         snprintf(altdata, sizeof(altdata), "%s%s", alt, data);

@@ -226,43 +226,6 @@ static long long check_consistent(const char *path) {
         return last;
 }
 
-static json_object *run_json(Harness *h, int *ret_status, const char *fmt, const char *a, const char *b) {
-        char cmd[4096];
-        char *out = NULL;
-        snprintf(cmd, sizeof cmd, fmt, a, b);
-        *ret_status = harness_sh(h, &out, "%s", cmd);
-        json_object *o = out ? json_tokener_parse(out) : NULL;
-        if (!o) {
-                fprintf(stderr, "not JSON from `%s` (status %d):\n%s\n", cmd, *ret_status, out ? out : "");
-                test_failures++;
-        }
-        free(out);
-        return o;
-}
-
-static const char *jstr(json_object *o, const char *key) {
-        json_object *v = NULL;
-        return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
-                       ? json_object_get_string(v)
-                       : "(missing)";
-}
-
-/* The status of writer name after a phase, from vssbackup's JSON. */
-static json_object *phase_writer(json_object *out, const char *phase, const char *name) {
-        json_object *phases = NULL;
-        if (!out || !json_object_object_get_ex(out, "phases", &phases))
-                return NULL;
-        for (size_t i = 0; i < json_object_array_length(phases); i++) {
-                json_object *p = json_object_array_get_idx(phases, i), *ws = NULL;
-                if (!streq(jstr(p, "phase"), phase) || !json_object_object_get_ex(p, "writers", &ws))
-                        continue;
-                for (size_t k = 0; k < json_object_array_length(ws); k++)
-                        if (streq(jstr(json_object_array_get_idx(ws, k), "name"), name))
-                                return json_object_array_get_idx(ws, k);
-        }
-        return NULL;
-}
-
 /* Whether the backup's components list has the sqlite writer's component name, succeeded. */
 static bool component_succeeded(json_object *out, const char *name) {
         json_object *cs = NULL, *v = NULL;
@@ -270,7 +233,7 @@ static bool component_succeeded(json_object *out, const char *name) {
                 return false;
         for (size_t i = 0; i < json_object_array_length(cs); i++) {
                 json_object *c = json_object_array_get_idx(cs, i);
-                if (streq(jstr(c, "writer"), "sqlite") && streq(jstr(c, "name"), name))
+                if (streq(json_str(c, "writer"), "sqlite") && streq(json_str(c, "name"), name))
                         return json_object_object_get_ex(c, "succeeded", &v) && json_object_get_boolean(v);
         }
         return false;
@@ -304,14 +267,14 @@ static void test_backup_under_load(void) {
         for (int k = 0; k < 2; k++) {
                 int st;
                 snprintf(dest[k], sizeof dest[k], "%s/backup%d", harness_dir(h), k);
-                json_object *out = run_json(h, &st, "vssbackup backup --to %s --json%s", dest[k], "");
+                json_object *out = harness_json(h, &st, "vssbackup backup --to %s --json%s", dest[k], "");
                 CHECK(st == 0);
-                CHECK_STR(jstr(out, "result"), "ok");
-                CHECK_STR(jstr(phase_writer(out, "prepare-for-backup", "sqlite"), "state_name"), "Stable");
-                json_object *w = phase_writer(out, "do-snapshot-set", "sqlite");
-                CHECK_STR(jstr(w, "state_name"), "WaitingForBackupComplete");
-                CHECK_STR(jstr(w, "failure_name"), "S_OK");
-                CHECK_STR(jstr(phase_writer(out, "backup-complete", "sqlite"), "state_name"), "Stable");
+                CHECK_STR(json_str(out, "result"), "ok");
+                CHECK_STR(json_str(json_phase(out, "prepare-for-backup", "sqlite"), "state_name"), "Stable");
+                json_object *w = json_phase(out, "do-snapshot-set", "sqlite");
+                CHECK_STR(json_str(w, "state_name"), "WaitingForBackupComplete");
+                CHECK_STR(json_str(w, "failure_name"), "S_OK");
+                CHECK_STR(json_str(json_phase(out, "backup-complete", "sqlite"), "state_name"), "Stable");
                 CHECK(component_succeeded(out, "app.db"));
                 json_object_put(out);
                 /* The stamp is the header's change counter. */
@@ -330,11 +293,11 @@ static void test_backup_under_load(void) {
 
         for (int k = 0; k < 2; k++) {
                 snprintf(alt[k], sizeof alt[k], "%s/restored%d", harness_dir(h), k);
-                json_object *out = run_json(h, &st, "vssbackup restore --from %s --to %s --json", dest[k], alt[k]);
+                json_object *out = harness_json(h, &st, "vssbackup restore --from %s --to %s --json", dest[k], alt[k]);
                 CHECK(st == 0);
-                CHECK_STR(jstr(out, "result"), "ok");
-                CHECK_STR(jstr(phase_writer(out, "pre-restore", "sqlite"), "state_name"), "Stable");
-                CHECK_STR(jstr(phase_writer(out, "post-restore", "sqlite"), "state_name"), "Stable");
+                CHECK_STR(json_str(out, "result"), "ok");
+                CHECK_STR(json_str(json_phase(out, "pre-restore", "sqlite"), "state_name"), "Stable");
+                CHECK_STR(json_str(json_phase(out, "post-restore", "sqlite"), "state_name"), "Stable");
                 json_object_put(out);
                 snprintf(restored, sizeof restored, "%s%s", alt[k], db);
                 got[k] = check_consistent(restored);
@@ -425,7 +388,7 @@ static void test_restore_integrity_failure(void) {
         start_writer(h, args);
         snprintf(dest, sizeof dest, "%s/backup", harness_dir(h));
         int st;
-        json_object *out = run_json(h, &st, "vssbackup backup --to %s --json%s", dest, "");
+        json_object *out = harness_json(h, &st, "vssbackup backup --to %s --json%s", dest, "");
         CHECK(st == 0);
         CHECK(component_succeeded(out, "app.db"));
         json_object_put(out);
@@ -442,18 +405,18 @@ static void test_restore_integrity_failure(void) {
         close(fd);
 
         /* In place: with --to, vssbackup does not tell writers where the files went. */
-        out = run_json(h, &st, "vssbackup restore --from %s --json%s", dest, "");
+        out = harness_json(h, &st, "vssbackup restore --from %s --json%s", dest, "");
         CHECK(st == 1);
-        CHECK_STR(jstr(out, "result"), "failed");
-        CHECK_STR(jstr(phase_writer(out, "pre-restore", "sqlite"), "state_name"), "Stable");
-        json_object *w = phase_writer(out, "post-restore", "sqlite");
-        CHECK_STR(jstr(w, "state_name"), "FailedAtPostRestore");
-        CHECK_STR(jstr(w, "failure_name"), "VSS_E_WRITERERROR_NONRETRYABLE");
-        CHECK(strstr(jstr(w, "application_message"), "integrity check") != NULL);
-        CHECK(strstr(jstr(w, "application_message"), "app.db") != NULL);
+        CHECK_STR(json_str(out, "result"), "failed");
+        CHECK_STR(json_str(json_phase(out, "pre-restore", "sqlite"), "state_name"), "Stable");
+        json_object *w = json_phase(out, "post-restore", "sqlite");
+        CHECK_STR(json_str(w, "state_name"), "FailedAtPostRestore");
+        CHECK_STR(json_str(w, "failure_name"), "VSS_E_WRITERERROR_NONRETRYABLE");
+        CHECK(strstr(json_str(w, "application_message"), "integrity check") != NULL);
+        CHECK(strstr(json_str(w, "application_message"), "app.db") != NULL);
         json_object *code = NULL;
         CHECK(w && json_object_object_get_ex(w, "application_code", &code) && json_object_get_int(code) != 0);
-        fprintf(stderr, "post-restore message: %s\n", jstr(w, "application_message"));
+        fprintf(stderr, "post-restore message: %s\n", json_str(w, "application_message"));
         json_object_put(out);
         stop_writer();
         harness_free(h);
