@@ -25,6 +25,7 @@ check: build
 
 bench: build
 	bash bench/run-bench.sh $(BUILD)
+	bash bench/compat/run-compat-bench.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

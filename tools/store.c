@@ -35,7 +35,9 @@
          ARCHIVE_EXTRACT_ACL | ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS)
 /* No ARCHIVE_EXTRACT_SPARSE: holes come back from the stored sparse map anyway, and zeros that
  * were allocated on disk (preallocated database files) should stay allocated. */
-#define RESTORE_FLAGS (DISK_STORE_FLAGS | ARCHIVE_EXTRACT_FFLAGS)
+/* No file flags: a flag of the source filesystem (ext4's extents flag) cannot be set on another,
+ * and failing a restore over it is worse than not restoring immutable bits. */
+#define RESTORE_FLAGS DISK_STORE_FLAGS
 
 /* Like tar: only root restores ownership; others get their own instead of a failure. */
 static int disk_flags(int flags) {
