@@ -1,15 +1,19 @@
 #!/bin/bash
-# Fuzzes the document parsers with libFuzzer: scripts/fuzz.sh [SECONDS_PER_TARGET] (default 60).
+# Fuzzes the parsers of untrusted input with libFuzzer: scripts/fuzz.sh [SECONDS_PER_TARGET]
+# (default 60).
 #
 # Builds each target of fuzz/ with clang -fsanitize=fuzzer,address,undefined straight from the
-# sources (lib/common.c json.c jsonv.c document.c, the parsers' whole world), then runs it for
-# SECONDS on a scratch copy of its corpus, fuzz/corpus/<target>/. The tree is not changed, except
+# sources (lib/common.c json.c jsonv.c document.c for the document parsers; vssd's daemon/ and
+# providers/ sources too for config and exec-output), then runs it for SECONDS on a scratch copy of
+# its corpus, fuzz/corpus/<target>/, with fuzz/<target>.dict as dictionary if there is one, else
+# fuzz/openvss.dict. The wire target drives a real vssd: $FUZZ_VSSD (default build/daemon/vssd,
+# built beforehand; build-asan's catches more); its coverage does not guide libFuzzer. The tree is not changed, except
 # that a crash (also a leak, a timeout or running out of memory) is saved with its report in
 # fuzz/crashers/<target>/; see fuzz/README.md for what to do with it. New interesting inputs are
 # only counted; set FUZZ_NEW_INPUTS=DIR to have them copied to DIR for review.
 # Ends with a table (target, runs, corpus size, result); exits 1 if any target crashed.
 #
-# Environment: FUZZ_CC (default clang), FUZZ_TARGETS (default: all), FUZZ_NEW_INPUTS.
+# Environment: FUZZ_CC (default clang), FUZZ_TARGETS (default: all), FUZZ_NEW_INPUTS, FUZZ_VSSD.
 set -euo pipefail
 shopt -s nullglob
 
@@ -25,12 +29,18 @@ fi
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cc=${FUZZ_CC:-clang}
-read -r -a targets <<<"${FUZZ_TARGETS:-writer-metadata backup-document component-records}"
+read -r -a targets <<<"${FUZZ_TARGETS:-writer-metadata backup-document component-records config exec-output wire}"
 lib_sources=(common.c json.c jsonv.c document.c) # libvss_common in lib/meson.build
+# vssd_lib and providers_lib (daemon/meson.build, providers/meson.build), for config and exec-output.
+vssd_sources=(daemon/manager.c daemon/session.c daemon/bus.c daemon/config.c daemon/registry.c daemon/sequence.c
+              daemon/freeze.c daemon/expose.c providers/providers.c providers/file/file.c providers/file/copy.c
+              providers/btrfs/btrfs.c providers/exec/exec.c)
+vssd=${FUZZ_VSSD:-$root/build/daemon/vssd}
 
 command -v "$cc" >/dev/null || { echo "fuzz.sh: $cc not found (clang with libFuzzer is needed)" >&2; exit 1; }
 deps_cflags=$(pkg-config --cflags json-c libsystemd)
 deps_libs=$(pkg-config --libs json-c libsystemd)
+vssd_libs=$(pkg-config --libs sqlite3 libbtrfsutil)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/openvss-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -41,6 +51,8 @@ cflags=(-std=c17 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -fno-sanitize-reco
         -Wall -Wextra -Wno-unused-parameter -I"$root/include" -I"$root" $deps_cflags)
 # shellcheck disable=SC2206
 libs=($deps_libs)
+# shellcheck disable=SC2206
+more_libs=($vssd_libs)
 
 echo "== building with $("$cc" --version | head -n 1)"
 objs=()
@@ -49,10 +61,28 @@ for src in "${lib_sources[@]}"; do
         "$cc" "${cflags[@]}" -fsanitize=fuzzer-no-link,address,undefined -c "$root/lib/$src" -o "$obj"
         objs+=("$obj")
 done
+vssd_objs=()
 for t in "${targets[@]}"; do
         [ -f "$root/fuzz/fuzz-$t.c" ] || { echo "fuzz.sh: no target fuzz/fuzz-$t.c" >&2; exit 1; }
-        "$cc" "${cflags[@]}" -fsanitize=fuzzer,address,undefined "$root/fuzz/fuzz-$t.c" "${objs[@]}" "${libs[@]}" \
-                -o "$work/fuzz-$t"
+        extra=()
+        case $t in
+        config | exec-output)
+                if [ ${#vssd_objs[@]} -eq 0 ]; then
+                        for src in "${vssd_sources[@]}"; do
+                                obj="$work/${src//\//_}.o"
+                                "$cc" "${cflags[@]}" -fsanitize=fuzzer-no-link,address,undefined -c "$root/$src" -o "$obj"
+                                vssd_objs+=("$obj")
+                        done
+                fi
+                extra=("${vssd_objs[@]}" "${more_libs[@]}")
+                ;;
+        wire)
+                [ -x "$vssd" ] || { echo "fuzz.sh: $vssd not found: build it, or set FUZZ_VSSD" >&2; exit 1; }
+                extra=(-DVSSD_PATH="\"$vssd\"")
+                ;;
+        esac
+        "$cc" "${cflags[@]}" -fsanitize=fuzzer,address,undefined "$root/fuzz/fuzz-$t.c" "${extra[@]}" "${objs[@]}" \
+                "${libs[@]}" -o "$work/fuzz-$t"
 done
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
@@ -74,11 +104,18 @@ for t in "${targets[@]}"; do
         [ ${#seed_files[@]} -eq 0 ] || cp -p "${seed_files[@]}" "$corpus"/
         n_seeds=$(find "$corpus" -type f | wc -l)
         dict=()
-        [ -f "$root/fuzz/openvss.dict" ] && dict=(-dict="$root/fuzz/openvss.dict")
+        if [ -f "$root/fuzz/$t.dict" ]; then
+                dict=(-dict="$root/fuzz/$t.dict")
+        elif [ -f "$root/fuzz/openvss.dict" ]; then
+                dict=(-dict="$root/fuzz/openvss.dict")
+        fi
+        # The wire target waits on vssd (deadlines of 300 ms, calls of up to 3 s): a longer timeout.
+        limits=(-max_len=65536 -timeout=10)
+        [ "$t" != wire ] || limits=(-max_len=8192 -timeout=120)
 
         echo "== fuzz-$t: ${secs}s from $n_seeds seeds"
         status=0
-        "$work/fuzz-$t" -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+        "$work/fuzz-$t" -max_total_time="$secs" "${limits[@]}" -rss_limit_mb=2048 \
                 -print_final_stats=1 -artifact_prefix="$artifacts/" "${dict[@]}" "$corpus" >"$log" 2>&1 || status=$?
 
         # Runs: the final stats, or after a crash the last status line (#N ...).

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "daemon/provider.h"
+#include "providers/exec/exec.h"
 
 #define MAX_OUTPUT (64 * 1024)
 #define DELETE_TIMEOUT_USEC (120ULL * 1000000ULL)
@@ -26,6 +27,23 @@ static uint64_t now_usec(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
+}
+
+int exec_output_last_line(const char *buf, size_t len, char **ret_line) {
+        size_t n = strnlen(buf, len);
+        /* Trailing blanks go only when the whole output is one string: a NUL stops the trimming. */
+        if (n == len)
+                while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+                        n--;
+        size_t start = n;
+        while (start > 0 && buf[start - 1] != '\n')
+                start--;
+        *ret_line = strndup(buf + start, n - start);
+        return *ret_line ? 0 : -ENOMEM;
+}
+
+int exec_location_check(const char *line) {
+        return !*line || strlen(line) >= PATH_MAX ? -EBADMSG : 0; /* it must say where the shadow is */
 }
 
 /* Runs cmd with /bin/sh in its own process group, env (NAME=VALUE, NULL-terminated) added.
@@ -129,15 +147,11 @@ int provider_run_command(const char *cmd, const char *const *env, uint64_t deadl
                 free(out);
                 return -EIO;
         }
-        if (ret_line && out) {
-                out[len] = 0;
-                while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r' || out[len - 1] == ' '))
-                        out[--len] = 0;
-                char *last = strrchr(out, '\n');
-                *ret_line = strdup(last ? last + 1 : out);
-        }
+        int r = 0;
+        if (ret_line)
+                r = out ? exec_output_last_line(out, len, ret_line) : -ENOMEM;
         free(out);
-        return ret_line && !*ret_line ? -ENOMEM : 0;
+        return r;
 }
 
 static int exec_supports(const Provider *p, const char *path) {
@@ -165,9 +179,10 @@ static int exec_create(const Provider *p, const ShadowRequest *req, char **ret_l
         r = provider_run_command(p->create_cmd, env, req->deadline_usec, &loc);
         if (r < 0)
                 return r;
-        if (!*loc || strlen(loc) >= PATH_MAX) {
+        r = exec_location_check(loc);
+        if (r < 0) {
                 free(loc);
-                return -EBADMSG; /* it must say where the shadow is */
+                return r;
         }
         *ret_location = loc;
         return 0;
