@@ -2,10 +2,18 @@
 /* vssd's configuration: a JSON object. Unknown keys and out-of-range values are errors, so a typo
  * never silently leaves a default in place. Example:
  *   { "backup_group": "vss-backup",
- *     "timeouts": { "identify_ms": 10000, "freeze_window_ms": 60000, ... } } */
+ *     "rights": { "list": ["@vss-backup", "alice"], "delete": ["@vss-admin"] },
+ *     "max_connections_per_uid": 272, "max_sessions_per_uid": 64,
+ *     "max_calls_per_second": 500, "max_call_burst": 5000,
+ *     "timeouts": { "identify_ms": 10000, "freeze_window_ms": 60000, ... } }
+ * Rights name users, or groups as "@group" (a user and a group may share a name, and which one is
+ * meant must not be a guess). Names resolve at load: an unknown one is an error. A right not
+ * configured goes to the backup group (list, create, restore) or to root alone (delete). */
 
+#include <grp.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <pwd.h>
 
 #include "daemon/vssd.h"
 
@@ -90,8 +98,90 @@ static int parse_providers(json_object *arr, char **ret_error) {
         return 0;
 }
 
+static const char *const right_names[_RIGHT_MAX] = {
+        [RIGHT_LIST] = "list",
+        [RIGHT_CREATE] = "create",
+        [RIGHT_DELETE] = "delete",
+        [RIGHT_RESTORE] = "restore",
+};
+
+const char *right_name(Right r) {
+        return r < _RIGHT_MAX ? right_names[r] : "?";
+}
+
+static int holders_add_gid(RightHolders *h, gid_t gid) {
+        gid_t *n = realloc(h->gids, (h->n_gids + 1) * sizeof(gid_t));
+        if (!n)
+                return -ENOMEM;
+        h->gids = n;
+        h->gids[h->n_gids++] = gid;
+        return 0;
+}
+
+/* "rights": {"list": ["user", "@group", ...], "create": [...], "delete": [...], "restore": [...]} */
+static int parse_rights(Config *c, bool set[_RIGHT_MAX], json_object *o, char **ret_error) {
+        if (!json_object_is_type(o, json_type_object))
+                return fail(ret_error, "%s: must be an object", "rights");
+        json_object_object_foreach(o, key, val) {
+                Right r;
+                for (r = 0; r < _RIGHT_MAX && !streq(right_names[r], key); r++)
+                        ;
+                if (r == _RIGHT_MAX)
+                        return fail(ret_error, "unknown key rights.%s (rights are list, create, delete, restore)", key);
+                if (!json_object_is_type(val, json_type_array) || json_object_array_length(val) > 1024)
+                        return fail(ret_error, "rights.%s: must be an array of user names and @group names", key);
+                RightHolders *h = &c->rights[r];
+                set[r] = true;
+                for (size_t i = 0; i < json_object_array_length(val); i++) {
+                        json_object *e = json_object_array_get_idx(val, i);
+                        const char *name = json_object_get_string(e);
+                        char what[96];
+                        snprintf(what, sizeof(what), "rights.%s", key);
+                        if (!json_object_is_type(e, json_type_string) || !string_ok(name, VSS_MAX_NAME) || isempty(name) ||
+                            streq(name, "@")) {
+                                if (asprintf(ret_error, "%s: entries must be user names or @group names", what) < 0)
+                                        *ret_error = NULL;
+                                return -EINVAL;
+                        }
+                        if (name[0] == '@') {
+                                struct group *g = getgrnam(name + 1);
+                                if (!g) {
+                                        if (asprintf(ret_error, "%s: no group '%s'", what, name + 1) < 0)
+                                                *ret_error = NULL;
+                                        return -EINVAL;
+                                }
+                                if (holders_add_gid(h, g->gr_gid) < 0)
+                                        return -ENOMEM;
+                        } else {
+                                struct passwd *pw = getpwnam(name);
+                                if (!pw) {
+                                        if (asprintf(ret_error, "%s: no user '%s' (a group is written '@%s')", what, name,
+                                                     name) < 0)
+                                                *ret_error = NULL;
+                                        return -EINVAL;
+                                }
+                                uid_t *n = realloc(h->uids, (h->n_uids + 1) * sizeof(uid_t));
+                                if (!n)
+                                        return -ENOMEM;
+                                h->uids = n;
+                                h->uids[h->n_uids++] = pw->pw_uid;
+                        }
+                }
+        }
+        return 0;
+}
+
 int config_load(Config *c, const char *path, char **ret_error) {
-        *c = (Config) { .timeouts = timeouts_default, .hold_window_ms = 10000, .max_shadows_per_volume = 64 };
+        bool rights_set[_RIGHT_MAX] = {};
+        *c = (Config) {
+                .timeouts = timeouts_default,
+                .hold_window_ms = 10000,
+                .max_shadows_per_volume = 64,
+                .max_connections_per_uid = VSS_MAX_CONNECTIONS_PER_UID,
+                .max_sessions_per_uid = VSS_MAX_SESSIONS_PER_UID,
+                .max_calls_per_second = VSS_MAX_CALLS_PER_SECOND,
+                .max_call_burst = VSS_MAX_CALL_BURST,
+        };
         *ret_error = NULL;
         if (path) {
                 json_object *o = json_object_from_file(path);
@@ -114,7 +204,21 @@ int config_load(Config *c, const char *path, char **ret_error) {
                                 } else if (streq(key, "file_storage_budget_bytes")) {
                                         r = parse_int(val, key, 0, INT64_MAX, &v, ret_error); /* 0: no limit */
                                         c->file_budget_bytes = (uint64_t) v;
-                                } else if (streq(key, "providers"))
+                                } else if (streq(key, "max_connections_per_uid")) {
+                                        r = parse_int(val, key, 1, VSS_MAX_CONNECTIONS, &v, ret_error);
+                                        c->max_connections_per_uid = (uint32_t) v;
+                                } else if (streq(key, "max_sessions_per_uid")) {
+                                        r = parse_int(val, key, 1, 65536, &v, ret_error);
+                                        c->max_sessions_per_uid = (uint32_t) v;
+                                } else if (streq(key, "max_calls_per_second")) {
+                                        r = parse_int(val, key, 1, 1000000, &v, ret_error);
+                                        c->max_calls_per_second = (uint32_t) v;
+                                } else if (streq(key, "max_call_burst")) {
+                                        r = parse_int(val, key, 1, 1000000, &v, ret_error);
+                                        c->max_call_burst = (uint32_t) v;
+                                } else if (streq(key, "rights"))
+                                        r = parse_rights(c, rights_set, val, ret_error);
+                                else if (streq(key, "providers"))
                                         r = parse_providers(val, ret_error);
                                 else if (streq(key, "backup_group")) {
                                         const char *g = json_object_get_string(val);
@@ -136,8 +240,19 @@ int config_load(Config *c, const char *path, char **ret_error) {
         }
         if (c->timeouts.freeze_window_ms > c->timeouts.max_freeze_window_ms)
                 c->timeouts.freeze_window_ms = c->timeouts.max_freeze_window_ms;
-        if (!c->backup_group && !(c->backup_group = strdup("vss-backup")))
+        if (!c->backup_group && !(c->backup_group = strdup("vss-backup"))) {
+                config_done(c);
                 return -ENOMEM;
+        }
+        /* Rights left out: list, create and restore to the backup group (root alone when it does
+         * not exist), delete to root alone: backup operators make and use shadow copies, only an
+         * administrator throws them away. */
+        struct group *g = getgrnam(c->backup_group);
+        for (Right r = 0; r < _RIGHT_MAX; r++)
+                if (!rights_set[r] && r != RIGHT_DELETE && g && holders_add_gid(&c->rights[r], g->gr_gid) < 0) {
+                        config_done(c);
+                        return -ENOMEM;
+                }
         return 0;
 }
 
@@ -145,4 +260,9 @@ void config_done(Config *c) {
         free(c->backup_group);
         providers_free_exec();
         c->backup_group = NULL;
+        for (Right r = 0; r < _RIGHT_MAX; r++) {
+                free(c->rights[r].uids);
+                free(c->rights[r].gids);
+                c->rights[r] = (RightHolders) {};
+        }
 }

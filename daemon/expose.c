@@ -144,7 +144,10 @@ int method_list_exposures(sd_bus_message *msg, void *userdata, sd_bus_error *err
         char id[VSS_ID_STRING_MAX];
         Exposure *ex = NULL;
         size_t n = 0;
-        int r = registry_list_exposures(c->manager->registry, &ex, &n);
+        int r = check_right(c, RIGHT_LIST, error);
+        if (r < 0)
+                return r;
+        r = registry_list_exposures(c->manager->registry, &ex, &n);
         if (r < 0)
                 return reply_error(error, VSS_E_UNEXPECTED, "cannot read the registry: %s", strerror(-r));
         r = sd_bus_message_new_method_return(msg, &reply);

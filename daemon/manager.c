@@ -12,6 +12,7 @@
 
 #include "daemon/freeze.h"
 #include "daemon/vssd.h"
+#include "lib/metadata.h"
 
 void log_full(const char *prefix, const char *fmt, ...) {
         va_list ap;
@@ -144,23 +145,36 @@ int method_unsubscribe(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         return sd_bus_reply_method_return(msg, NULL);
 }
 
-static int check_requester(Connection *c, sd_bus_error *error) {
-        if (!c->may_request)
-                return reply_error(error, VSS_E_ACCESSDENIED,
-                                   "uid %u is neither root nor in the backup group '%s'", (unsigned) c->cred.uid,
-                                   c->manager->config.backup_group);
-        return 0;
+int check_right(Connection *c, Right right, sd_bus_error *error) {
+        if (c->rights & (1u << right))
+                return 0;
+        return reply_error(error, VSS_E_ACCESSDENIED, "uid %u lacks the '%s' right (granted by vssd's config \"rights\"; "
+                           "by default %s)", (unsigned) c->cred.uid, right_name(right),
+                           right == RIGHT_DELETE ? "root only" : "root and the backup group");
 }
 
 int method_create_session(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Connection *c = userdata;
+        Manager *m = c->manager;
         char id[VSS_ID_STRING_MAX];
-        int r = check_requester(c, error);
-        if (r < 0)
-                return r;
+        if (!c->may_request)
+                return reply_error(error, VSS_E_ACCESSDENIED,
+                                   "uid %u may not open sessions: it holds neither the 'create' nor the 'restore' right "
+                                   "(by default root and the backup group '%s')",
+                                   (unsigned) c->cred.uid, m->config.backup_group);
         if (c->n_sessions >= VSS_MAX_SESSIONS_PER_CONNECTION)
-                return reply_error(error, VSS_E_WRITER_INFRASTRUCTURE, "too many sessions on this connection (%d)",
+                return reply_error(error, VSS_E_OUTOFMEMORY, "too many sessions on this connection (%d)",
                                    VSS_MAX_SESSIONS_PER_CONNECTION);
+        if (c->cred.uid != 0) {
+                unsigned mine = 0;
+                LIST_FOREACH(connections, o, m->connections)
+                        if (o->cred.uid == c->cred.uid)
+                                mine += o->n_sessions;
+                if (mine >= m->config.max_sessions_per_uid)
+                        return reply_error(error, VSS_E_OUTOFMEMORY,
+                                           "uid %u has %u sessions open, the most allowed (max_sessions_per_uid)",
+                                           (unsigned) c->cred.uid, mine);
+        }
         Session *s = session_new(c);
         if (!s)
                 return -ENOMEM;
@@ -170,6 +184,8 @@ int method_create_session(sd_bus_message *msg, void *userdata, sd_bus_error *err
 int method_release_session(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Connection *c = userdata;
         const char *id;
+        if (!c->may_request)
+                return reply_error(error, VSS_E_ACCESSDENIED, "uid %u may not use sessions", (unsigned) c->cred.uid);
         int r = sd_bus_message_read(msg, "s", &id);
         if (r < 0)
                 return r;
@@ -192,7 +208,7 @@ int method_list_writers(sd_bus_message *msg, void *userdata, sd_bus_error *error
         Connection *c = userdata;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         char sid[VSS_ID_STRING_MAX];
-        int r = check_requester(c, error);
+        int r = check_right(c, RIGHT_LIST, error);
         if (r < 0)
                 return r;
         r = sd_bus_message_new_method_return(msg, &reply);
@@ -225,7 +241,7 @@ int method_list_writers(sd_bus_message *msg, void *userdata, sd_bus_error *error
 
 int method_list_providers(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        int r = check_requester(userdata, error);
+        int r = check_right(userdata, RIGHT_LIST, error);
         if (r < 0)
                 return r;
         r = sd_bus_message_new_method_return(msg, &reply);
@@ -256,7 +272,7 @@ int method_list_shadows(sd_bus_message *msg, void *userdata, sd_bus_error *error
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         ShadowRecord *recs = NULL;
         size_t n = 0;
-        int r = check_requester(c, error);
+        int r = check_right(c, RIGHT_LIST, error);
         if (r < 0)
                 return r;
         r = registry_list_shadows(c->manager->registry, &recs, &n);
@@ -281,7 +297,8 @@ int method_get_snapshot_properties(sd_bus_message *msg, void *userdata, sd_bus_e
         const char *id;
         vss_id sid;
         ShadowRecord rec = {};
-        int r = check_requester(c, error);
+        /* A requester that makes shadow copies needs to know where they are. */
+        int r = c->rights & (1u << RIGHT_CREATE) ? 0 : check_right(c, RIGHT_LIST, error);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(msg, "s", &id);
@@ -348,7 +365,7 @@ int method_delete_shadows(sd_bus_message *msg, void *userdata, sd_bus_error *err
         ShadowRecord *recs = NULL;
         size_t n = 0;
         uint32_t deleted = 0;
-        int r = check_requester(c, error);
+        int r = check_right(c, RIGHT_DELETE, error);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(msg, "ss", &kind, &id);
@@ -405,20 +422,131 @@ static int on_disconnected(sd_bus_message *msg, void *userdata, sd_bus_error *er
         return 0;
 }
 
-static bool uid_in_group(uid_t uid, gid_t gid) {
+/* The rights of a uid: its own and those of the groups its account is in (the passwd and group
+ * databases, as for a login, not the peer's current supplementary groups). */
+static unsigned rights_of(Manager *m, uid_t uid) {
+        if (uid == 0)
+                return (1u << _RIGHT_MAX) - 1;
+        _cleanup_free_ gid_t *groups = NULL;
+        int n = 0;
         struct passwd *pw = getpwuid(uid);
-        if (!pw)
-                return false;
-        if (pw->pw_gid == gid)
-                return true;
-        int n = 64;
-        gid_t groups[64];
-        if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) < 0)
-                return false;
-        for (int i = 0; i < n; i++)
-                if (groups[i] == gid)
-                        return true;
-        return false;
+        if (pw) {
+                int want = 64;
+                for (int tries = 0; tries < 4; tries++) {
+                        gid_t *g = realloc(groups, (size_t) want * sizeof(gid_t));
+                        if (!g)
+                                break;
+                        groups = g;
+                        n = want;
+                        if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) >= 0)
+                                break;
+                        want = n > want ? n : want * 2;
+                        n = 0;
+                }
+        }
+        unsigned rights = 0;
+        for (Right r = 0; r < _RIGHT_MAX; r++) {
+                const RightHolders *h = &m->config.rights[r];
+                bool has = false;
+                for (size_t i = 0; !has && i < h->n_uids; i++)
+                        has = h->uids[i] == uid;
+                for (size_t i = 0; !has && i < h->n_gids; i++)
+                        for (int k = 0; !has && k < n; k++)
+                                has = groups[k] == h->gids[i];
+                if (has)
+                        rights |= 1u << r;
+        }
+        return rights;
+}
+
+/* A method call's string arguments, each at most VSS_MAX_STRING bytes (the restore document
+ * excepted: the parser bounds it). One check for every method, so no handler can miss it. */
+static int check_strings(sd_bus_message *msg, sd_bus_error *error) {
+        const char *member = sd_bus_message_get_member(msg);
+        bool is_restore = streq(strempty(member), "InitializeForRestore");
+        int r = 0;
+        for (unsigned arg = 1;; arg++) {
+                char type, t[2] = {};
+                const char *contents, *v;
+                r = sd_bus_message_peek_type(msg, &type, &contents);
+                if (r <= 0)
+                        break;
+                if (type == 's') {
+                        r = sd_bus_message_read_basic(msg, 's', &v);
+                        if (r < 0)
+                                break;
+                        size_t max = is_restore && arg == 2 ? VSS_MAX_BC_DOCUMENT : VSS_MAX_STRING;
+                        if (strnlen(v, max + 1) > max) {
+                                r = reply_error(error, VSS_E_INVALIDARG, "%s: argument %u is %zu bytes, at most %zu",
+                                                strempty(member), arg, strlen(v), max);
+                                break;
+                        }
+                        continue;
+                }
+                _cleanup_free_ char *sig = NULL;
+                if (type == SD_BUS_TYPE_ARRAY)
+                        r = asprintf(&sig, "a%s", contents);
+                else if (type == SD_BUS_TYPE_STRUCT)
+                        r = asprintf(&sig, "(%s)", contents);
+                else if (type == SD_BUS_TYPE_DICT_ENTRY)
+                        r = asprintf(&sig, "{%s}", contents);
+                else {
+                        t[0] = type;
+                        r = (sig = strdup(t)) ? 0 : -1;
+                }
+                if (r < 0) {
+                        r = -ENOMEM;
+                        break;
+                }
+                r = sd_bus_message_skip(msg, sig);
+                if (r < 0)
+                        break;
+        }
+        int k = sd_bus_message_rewind(msg, true);
+        return r < 0 ? r : k < 0 ? k : 0;
+}
+
+/* Runs before any method handler: the connection limit, the call rate, the string sizes. */
+static int on_message(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Connection *c = userdata;
+        Manager *m = c->manager;
+        if (!sd_bus_message_is_method_call(msg, NULL, NULL))
+                return 0;
+        if (c->over_limit) {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                reply_error(&e, VSS_E_OUTOFMEMORY, "uid %u has %u connections to vssd, the most allowed "
+                            "(max_connections_per_uid); this one is closed", (unsigned) c->cred.uid,
+                            m->config.max_connections_per_uid);
+                (void) sd_bus_reply_method_error(msg, &e);
+                connection_free(c); /* flushes the answer first */
+                return 1;
+        }
+        if (c->cred.uid != 0) {
+                /* A token bucket: max_call_burst calls at once, max_calls_per_second sustained. */
+                uint64_t now = now_monotonic_usec();
+                c->tokens += (double) (now - c->tokens_usec) * m->config.max_calls_per_second / USEC_PER_SEC;
+                if (c->tokens > m->config.max_call_burst)
+                        c->tokens = m->config.max_call_burst;
+                c->tokens_usec = now;
+                if (c->tokens < 1.0)
+                        return reply_error(error, VSS_E_OUTOFMEMORY,
+                                           "uid %u: call rate limit reached (%u calls at once, %u per second); "
+                                           "%s refused, try again later", (unsigned) c->cred.uid,
+                                           m->config.max_call_burst, m->config.max_calls_per_second,
+                                           strempty(sd_bus_message_get_member(msg)));
+                c->tokens -= 1.0;
+        }
+        if (streq(strempty(sd_bus_message_get_interface(msg)), VSS_BUS_INTERFACE))
+                return check_strings(msg, error);
+        return 0;
+}
+
+static unsigned connections_of(Manager *m, uid_t uid) {
+        unsigned n = 0;
+        LIST_FOREACH(connections, o, m->connections)
+                if (o->cred.uid == uid)
+                        n++;
+        return n;
 }
 
 static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
@@ -443,7 +571,21 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
                 free(c);
                 return 0;
         }
-        c->may_request = c->cred.uid == 0 || (m->have_backup_gid && uid_in_group(c->cred.uid, m->backup_gid));
+        if (c->cred.uid != 0) {
+                /* Past its limit a uid's connection is kept only to answer its first call with the
+                 * reason; a few of those at most, so they cannot add up either. */
+                unsigned mine = connections_of(m, c->cred.uid);
+                if (mine >= m->config.max_connections_per_uid + VSS_CONNECTION_GRACE) {
+                        log_warn("refusing connection of uid %u: %u connections", (unsigned) c->cred.uid, mine);
+                        free(c);
+                        return 0;
+                }
+                c->over_limit = mine >= m->config.max_connections_per_uid;
+        }
+        c->rights = rights_of(m, c->cred.uid);
+        c->may_request = c->rights & ((1u << RIGHT_CREATE) | (1u << RIGHT_RESTORE));
+        c->tokens = m->config.max_call_burst;
+        c->tokens_usec = now_monotonic_usec();
 
         r = sd_bus_new(&c->bus);
         if (r >= 0)
@@ -456,6 +598,12 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
                 r = sd_bus_set_server(c->bus, 1, server_id);
         if (r >= 0)
                 r = sd_bus_set_anonymous(c->bus, 1);
+        /* Untrusted, sd-bus would let only CAP_SYS_ADMIN peers call methods: vssd authorizes
+         * each call itself, from the peer's credentials and the rights in its config. */
+        if (r >= 0)
+                r = sd_bus_set_trusted(c->bus, 1);
+        if (r >= 0)
+                r = sd_bus_add_filter(c->bus, NULL, on_message, c);
         if (r >= 0)
                 r = sd_bus_add_object_vtable(c->bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, coordinator_vtable, c);
         if (r >= 0)
@@ -489,11 +637,6 @@ int manager_new(const char *socket_path, const char *state_dir, Config *config, 
         if (!m->socket_path || !m->state_dir || asprintf(&m->shadow_dir, "%s/shadows", state_dir) < 0) {
                 manager_free(m);
                 return -ENOMEM;
-        }
-        struct group *g = getgrnam(m->config.backup_group);
-        if (g) {
-                m->backup_gid = g->gr_gid;
-                m->have_backup_gid = true;
         }
         r = sd_event_default(&m->event);
         if (r < 0) {

@@ -478,10 +478,27 @@ static Session *session_begin_call(sd_bus_message *msg, void *userdata, SeqCall 
         Connection *c = userdata;
         const char *id, *why = NULL;
         if (!c->may_request) {
-                reply_error(error, VSS_E_ACCESSDENIED, "uid %u is neither root nor in the backup group '%s'",
-                            (unsigned) c->cred.uid, c->manager->config.backup_group);
+                reply_error(error, VSS_E_ACCESSDENIED,
+                            "uid %u may not use sessions: it holds neither the 'create' nor the 'restore' right",
+                            (unsigned) c->cred.uid);
                 return NULL;
         }
+        /* Backup events make writers act (a log truncated at BackupComplete), so a whole backup
+         * needs the create right, not only its snapshot set; a restore needs the restore right. */
+        Right need = _RIGHT_MAX;
+        switch (call) {
+        case CALL_INITIALIZE_FOR_BACKUP: case CALL_START_SNAPSHOT_SET: case CALL_ADD_TO_SNAPSHOT_SET:
+        case CALL_DO_SNAPSHOT_SET:
+                need = RIGHT_CREATE;
+                break;
+        case CALL_INITIALIZE_FOR_RESTORE: case CALL_PRE_RESTORE: case CALL_POST_RESTORE:
+                need = RIGHT_RESTORE;
+                break;
+        default:
+                break;
+        }
+        if (need != _RIGHT_MAX && check_right(c, need, error) < 0)
+                return NULL;
         if (sd_bus_message_read(msg, "s", &id) < 0) {
                 reply_error(error, VSS_E_INVALIDARG, "missing session id");
                 return NULL;
@@ -1447,6 +1464,8 @@ int method_abort_backup(sd_bus_message *msg, void *userdata, sd_bus_error *error
 int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Connection *c = userdata;
         const char *id;
+        if (!c->may_request)
+                return reply_error(error, VSS_E_ACCESSDENIED, "uid %u may not use sessions", (unsigned) c->cred.uid);
         if (sd_bus_message_read(msg, "s", &id) < 0)
                 return reply_error(error, VSS_E_INVALIDARG, "missing session id");
         Session *s = session_lookup(c, id, error);

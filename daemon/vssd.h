@@ -23,12 +23,36 @@ typedef struct Connection Connection;
 typedef struct Writer Writer;
 typedef struct Session Session;
 
+/* Admin verbs a config grants to users and groups; root holds them all. */
+typedef enum Right {
+        RIGHT_LIST,     /* ListWriters, ListProviders, ListShadows, GetSnapshotProperties, ListExposures */
+        RIGHT_CREATE,   /* backup sessions: InitializeForBackup, StartSnapshotSet, DoSnapshotSet, ... */
+        RIGHT_DELETE,   /* DeleteShadows */
+        RIGHT_RESTORE,  /* InitializeForRestore, PreRestore, PostRestore */
+        _RIGHT_MAX,
+} Right;
+
+typedef struct RightHolders {
+        uid_t *uids;
+        size_t n_uids;
+        gid_t *gids;
+        size_t n_gids;
+} RightHolders;
+
+const char *right_name(Right r);
+
 typedef struct Config {
         Timeouts timeouts;
         uint32_t hold_window_ms;  /* flush-and-hold: how long filesystems may stay frozen */
         uint32_t max_shadows_per_volume;
         uint64_t file_budget_bytes; /* storage the file provider's shadows may take; 0: no limit */
         char *backup_group;
+        RightHolders rights[_RIGHT_MAX];
+        /* Per-client limits; root is exempt (it could stop vssd anyway). */
+        uint32_t max_connections_per_uid;
+        uint32_t max_sessions_per_uid;
+        uint32_t max_calls_per_second; /* sustained rate of a connection's method calls */
+        uint32_t max_call_burst;       /* calls a connection may make at once */
 } Config;
 
 int config_load(Config *c, const char *path, char **ret_error);
@@ -43,8 +67,6 @@ struct Manager {
         int listen_fd;
         sd_event_source *listen_source;
         Registry *registry;
-        gid_t backup_gid;
-        bool have_backup_gid;
 
         Connection *connections;
         unsigned n_connections;
@@ -62,7 +84,11 @@ struct Connection {
         Manager *manager;
         sd_bus *bus;
         struct ucred cred;
-        bool may_request;   /* root or backup group */
+        unsigned rights;    /* 1 << Right, from the peer's uid and its groups at connect time */
+        bool may_request;   /* holds create or restore: may open sessions */
+        bool over_limit;    /* past max_connections_per_uid: its first call is refused, then it is closed */
+        double tokens;      /* call rate bucket */
+        uint64_t tokens_usec;
         Writer *writer;     /* at most one per connection */
         unsigned n_sessions;
         LIST_FIELDS(Connection, connections);
@@ -168,6 +194,9 @@ int manager_new(const char *socket_path, const char *state_dir, Config *config, 
 Manager *manager_free(Manager *m);
 int manager_start(Manager *m);
 void writer_note_status(Writer *w, const Session *s, const Slot *slot);
+
+/* Refuses with VSS_E_ACCESSDENIED, naming the uid and the right, unless the connection holds it. */
+int check_right(Connection *c, Right right, sd_bus_error *error);
 
 /* session.c */
 Session *session_new(Connection *c);

@@ -30,6 +30,15 @@
 #define VSS_MAX_WRITERS 4096
 #define VSS_MAX_WRITERS_PER_UID 256 /* for users other than root */
 #define VSS_MAX_CONNECTIONS 8192
+/* Defaults of vssd's per-client limits (config keys of the same names, lowercase); root is
+ * exempt. A uid's connections leave room for all its writers (one connection each) and a few
+ * requesters; the call burst for a backup of the most components (about 4 calls each). */
+#define VSS_MAX_CONNECTIONS_PER_UID (VSS_MAX_WRITERS_PER_UID + 16)
+#define VSS_MAX_SESSIONS_PER_UID 64
+#define VSS_MAX_CALLS_PER_SECOND 500
+#define VSS_MAX_CALL_BURST 5000
+/* Connections past max_connections_per_uid kept just long enough to tell why; more are closed. */
+#define VSS_CONNECTION_GRACE 8
 #define VSS_MAX_FREEZE_WINDOW_MS (10u * 60u * 1000u)
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))

@@ -1,0 +1,763 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Authorization and limits, proven with real unprivileged users: vssd runs as root (the harness),
+ * clients run in forked children that dropped to a test user (initgroups, setgid, setuid) or
+ * under runuser. The users are made here when absent and left in place for later runs:
+ *   vsstest-alice   in the backup group vsstest-backup
+ *   vsstest-carol   in the backup group vsstest-backup
+ *   vsstest-bob     in no group of ours
+ * Every refusal is checked for its exact code, and that nothing changed.
+ */
+
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "lib/client.h"
+#include "tests/harness.h"
+
+#define GROUP "vsstest-backup"
+#define ALICE "vsstest-alice"
+#define BOB "vsstest-bob"
+#define CAROL "vsstest-carol"
+#define CONFIG_BASE "{\"backup_group\": \"" GROUP "\""
+
+/* Users and groups. */
+
+static bool in_group(const char *user, const char *group) {
+        struct passwd *pw = getpwnam(user);
+        struct group *g = getgrnam(group);
+        gid_t groups[256];
+        int n = ELEMENTSOF(groups);
+        if (!pw || !g || getgrouplist(user, pw->pw_gid, groups, &n) < 0)
+                return false;
+        for (int i = 0; i < n; i++)
+                if (groups[i] == g->gr_gid)
+                        return true;
+        return false;
+}
+
+/* useradd/groupadd lock /etc/passwd: tests running in parallel take turns, and retry when
+ * something else holds it. */
+static void run_retrying(const char *cmd) {
+        for (int i = 0; i < 20; i++) {
+                if (system(cmd) == 0)
+                        return;
+                usleep(200 * 1000);
+        }
+        fprintf(stderr, "test-auth: '%s' failed\n", cmd);
+        exit(99);
+}
+
+static void ensure_users(void) {
+        int fd = open("/run/lock/openvss-test-users.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+                fprintf(stderr, "test-auth: cannot lock the user list: %m\n");
+                exit(99);
+        }
+        if (!getgrnam(GROUP))
+                run_retrying("groupadd " GROUP);
+        static const char *const users[] = { ALICE, BOB, CAROL };
+        for (size_t i = 0; i < ELEMENTSOF(users); i++) {
+                char cmd[256];
+                if (!getpwnam(users[i])) {
+                        snprintf(cmd, sizeof(cmd), "useradd -M -s /usr/sbin/nologin %s", users[i]);
+                        run_retrying(cmd);
+                }
+                bool want = !streq(users[i], BOB);
+                if (want && !in_group(users[i], GROUP)) {
+                        snprintf(cmd, sizeof(cmd), "usermod -aG " GROUP " %s", users[i]);
+                        run_retrying(cmd);
+                }
+                if (!want && in_group(users[i], GROUP)) {
+                        snprintf(cmd, sizeof(cmd), "gpasswd -d %s " GROUP " >/dev/null", users[i]);
+                        run_retrying(cmd);
+                }
+        }
+        close(fd);
+}
+
+static uid_t uid_of(const char *user) {
+        struct passwd *pw = getpwnam(user);
+        return pw ? pw->pw_uid : (uid_t) -1;
+}
+
+/* vssd as root, reachable by the test users: they may traverse the harness directory (the
+ * socket is 0777) and their writers' hooks append to the shared log. */
+static Harness *start(const char *config) {
+        ensure_users();
+        Harness *h = harness_new(config);
+        char path[512];
+        chmod(harness_dir(h), 0711);
+        snprintf(path, sizeof(path), "%s/log", harness_dir(h));
+        chmod(path, 0666);
+        return h;
+}
+
+static void drop_to(const char *user) {
+        struct passwd *pw = getpwnam(user);
+        if (!pw || initgroups(user, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+                fprintf(stderr, "test-auth: cannot become %s: %m\n", user);
+                _exit(99);
+        }
+        /* Really unprivileged: no way back. */
+        if (setuid(0) == 0 || getuid() != pw->pw_uid || geteuid() != pw->pw_uid) {
+                fprintf(stderr, "test-auth: still privileged as %s\n", user);
+                _exit(99);
+        }
+}
+
+typedef void (*UserFn)(Harness *h, void *userdata);
+
+/* Runs fn as user in a child; its CHECKs count there and come back as its exit status. */
+static pid_t spawn_as(const char *user, UserFn fn, Harness *h, void *userdata) {
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid < 0) {
+                perror("fork");
+                exit(99);
+        }
+        if (pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                drop_to(user);
+                test_failures = 0;
+                fn(h, userdata);
+                fflush(NULL);
+                _exit(test_failures ? 1 : 0);
+        }
+        return pid;
+}
+
+static void wait_ok(pid_t pid, const char *what) {
+        int st = 0;
+        if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+                fprintf(stderr, "test-auth: %s failed (status 0x%x)\n", what, st);
+                test_failures++;
+        }
+}
+
+static void run_as(const char *user, UserFn fn, Harness *h, void *userdata, const char *what) {
+        wait_ok(spawn_as(user, fn, h, userdata), what);
+}
+
+/* Raw calls, for exact codes and messages. */
+
+static char last_msg[1024];
+
+static int32_t callv(sd_bus *bus, sd_bus_message **reply, const char *method, const char *types, va_list ap) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int r = sd_bus_call_methodv(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, method, &e, reply, types, ap);
+        snprintf(last_msg, sizeof(last_msg), "%s", e.message ? e.message : "");
+        int32_t hr = r < 0 ? vss_hr_from_bus_error(&e, r) : 0;
+        sd_bus_error_free(&e);
+        return hr;
+}
+
+static int32_t call(sd_bus *bus, const char *method, const char *types, ...) {
+        va_list ap;
+        va_start(ap, types);
+        int32_t hr = callv(bus, NULL, method, types, ap);
+        va_end(ap);
+        return hr;
+}
+
+/* A call whose reply is one string (a session id, ...), copied to out. */
+static int32_t call_s(sd_bus *bus, char *out, size_t size, const char *method, const char *types, ...) {
+        sd_bus_message *reply = NULL;
+        const char *s = NULL;
+        va_list ap;
+        va_start(ap, types);
+        int32_t hr = callv(bus, &reply, method, types, ap);
+        va_end(ap);
+        if (hr == 0 && sd_bus_message_read(reply, "s", &s) >= 0)
+                snprintf(out, size, "%s", s);
+        sd_bus_message_unref(reply);
+        return hr;
+}
+
+/* A call without arguments, keeping its reply. */
+static int32_t call_reply(sd_bus *bus, sd_bus_message **reply, const char *method) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int r = sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, method, &e, reply, NULL);
+        snprintf(last_msg, sizeof(last_msg), "%s", e.message ? e.message : "");
+        int32_t hr = r < 0 ? vss_hr_from_bus_error(&e, r) : 0;
+        sd_bus_error_free(&e);
+        return hr;
+}
+
+/* Number of entries of a listing (ListShadows, ListWriters); -1 on error. */
+static int count_listed(sd_bus *bus, const char *method, const char *sig) {
+        sd_bus_message *reply = NULL;
+        int n = -1;
+        if (call_reply(bus, &reply, method) == 0) {
+                n = 0;
+                if (sd_bus_message_enter_container(reply, 'a', sig) >= 0)
+                        while (sd_bus_message_skip(reply, sig) > 0)
+                                n++;
+        }
+        sd_bus_message_unref(reply);
+        return n;
+}
+
+static sd_bus *connect_or_die(Harness *h) {
+        sd_bus *bus = NULL;
+        if (vss_connect(harness_socket(h), &bus) < 0) {
+                fprintf(stderr, "test-auth: cannot connect to %s\n", harness_socket(h));
+                _exit(99);
+        }
+        return bus;
+}
+
+static int count_as_root(Harness *h, const char *method, const char *sig) {
+        sd_bus *bus = connect_or_die(h);
+        int n = count_listed(bus, method, sig);
+        sd_bus_flush_close_unref(bus);
+        return n;
+}
+
+#define SHADOW_SIG "(sssssttu)"
+#define WRITER_SIG "(sssuiissst)"
+
+static bool writer_listed(Harness *h, const char *name) {
+        sd_bus *bus = connect_or_die(h);
+        sd_bus_message *reply = NULL;
+        bool found = false;
+        if (call_reply(bus, &reply, "ListWriters") == 0 &&
+            sd_bus_message_enter_container(reply, 'a', WRITER_SIG) >= 0) {
+                const char *n, *a, *b, *c, *d, *e;
+                uint32_t s;
+                int32_t f, g;
+                uint64_t t;
+                while (sd_bus_message_read(reply, WRITER_SIG, &n, &a, &b, &s, &f, &g, &c, &d, &e, &t) > 0)
+                        found = found || streq(n, name);
+        }
+        sd_bus_message_unref(reply);
+        sd_bus_flush_close_unref(bus);
+        return found;
+}
+
+static void stop_writer(pid_t pid) {
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+}
+
+/* vss-writer-exec run by user, with the harness hooks; waits until vssd lists it. */
+static pid_t writer_as(Harness *h, const char *user, const char *name, const char *class_id) {
+        char hooks[512], logname[512];
+        snprintf(hooks, sizeof(hooks), "%s/hooks", harness_dir(h));
+        snprintf(logname, sizeof(logname), "%s/writer-%s.log", harness_dir(h), name);
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                int fd = open(logname, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+                if (fd >= 0) {
+                        dup2(fd, 1);
+                        dup2(fd, 2);
+                }
+                drop_to(user);
+                const char *argv[] = { "vss-writer-exec", "--name", name, "--hooks", hooks,
+                                       class_id ? "--writer-id" : NULL, class_id, NULL };
+                execv(WRITER_EXEC_PATH, (char *const *) argv);
+                _exit(127);
+        }
+        int st;
+        for (int i = 0; i < 3000; i++) {
+                if (writer_listed(h, name))
+                        return pid;
+                if (waitpid(pid, &st, WNOHANG) == pid) {
+                        fprintf(stderr, "test-auth: writer %s of %s ended (status 0x%x) before it subscribed\n", name,
+                                user, st);
+                        pid = 0;
+                        break;
+                }
+                usleep(10 * 1000);
+        }
+        fprintf(stderr, "test-auth: writer %s of %s did not subscribe\n", name, user);
+        char cmd[600];
+        snprintf(cmd, sizeof(cmd), "cat %s >&2", logname);
+        (void) system(cmd);
+        if (pid > 0)
+                stop_writer(pid);
+        test_failures++;
+        exit(1);
+}
+
+
+/* A backup of data by the session b (its metadata gathered), up to and including the snapshot set. */
+static void backup_to_snapshot(vss_backup *b, const char *data, uint32_t context) {
+        if (context)
+                CHECK_HR(vss_backup_set_context(b, context), 0);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), 0);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+}
+
+static vss_backup *session_as_user(Harness *h) {
+        vss_backup *b = NULL;
+        CHECK_HR(vss_backup_new(harness_socket(h), &b), 0);
+        if (!b)
+                _exit(1);
+        CHECK_HR(vss_backup_initialize_for_backup(b), 0);
+        CHECK_HR(vss_backup_set_backup_state(b, false, false, VSS_BT_FULL, false), 0);
+        CHECK_HR(vss_backup_gather_writer_metadata_sync(b), 0);
+        return b;
+}
+
+static void check_denied(int32_t hr, const char *user, const char *right) {
+        char uid[32];
+        CHECK_HR(hr, VSS_E_ACCESSDENIED);
+        snprintf(uid, sizeof(uid), "uid %u", (unsigned) uid_of(user));
+        CHECK(strstr(last_msg, uid) != NULL);
+        if (right)
+                CHECK(strstr(last_msg, right) != NULL);
+        if (hr != VSS_E_ACCESSDENIED || !strstr(last_msg, uid) || (right && !strstr(last_msg, right)))
+                fprintf(stderr, "   message: %s\n", last_msg);
+}
+
+/* auth-requester-not-in-group */
+
+static void bob_refused(Harness *h, void *userdata) {
+        vss_backup *b = NULL;
+        CHECK_HR(vss_backup_new(harness_socket(h), &b), VSS_E_ACCESSDENIED);
+        CHECK(b == NULL);
+
+        sd_bus *bus = connect_or_die(h);
+        check_denied(call(bus, "CreateSession", NULL), BOB, "'create'");
+        check_denied(call(bus, "ListShadows", NULL), BOB, "'list'");
+        check_denied(call(bus, "ListWriters", NULL), BOB, "'list'");
+        check_denied(call(bus, "ListProviders", NULL), BOB, "'list'");
+        check_denied(call(bus, "ListExposures", NULL), BOB, "'list'");
+        check_denied(call(bus, "GetSnapshotProperties", "s", "00000000-0000-0000-0000-000000000001"), BOB, "'list'");
+        check_denied(call(bus, "DeleteShadows", "ss", "all", ""), BOB, "'delete'");
+        check_denied(call(bus, "InitializeForBackup", "s", "00000000-0000-0000-0000-000000000001"), BOB, NULL);
+        CHECK_HR(call(bus, "ExposeShadow", "ss", "00000000-0000-0000-0000-000000000001", "/mnt"), VSS_E_ACCESSDENIED);
+
+        /* A writer's connection has no more rights than its user. */
+        CHECK_HR(call(bus, "Subscribe", "ssssuu", "4a0c1d3e-1111-4222-8333-444455556666",
+                      "4a0c1d3e-1111-4222-8333-444455556667", "bob-raw", "", 0u, 0u), 0);
+        check_denied(call(bus, "CreateSession", NULL), BOB, "'create'");
+        check_denied(call(bus, "ListShadows", NULL), BOB, "'list'");
+        sd_bus_flush_close_unref(bus);
+}
+
+static void test_requester_not_in_group(void) {
+        Harness *h = start(CONFIG_BASE "}");
+        char *data = harness_make_data(h, "data");
+        /* A shadow made by root, so a refused list or delete has something to leak or lose. */
+        vss_backup *b = harness_session(h);
+        backup_to_snapshot(b, data, VSS_CTX_APP_ROLLBACK);
+        vss_backup_release(b);
+        CHECK(count_as_root(h, "ListShadows", SHADOW_SIG) == 1);
+        int files = harness_count_shadow_files(h);
+
+        run_as(BOB, bob_refused, h, NULL, "bob's refused calls");
+
+        /* The tools say so too. */
+        char *out = NULL;
+        int st = harness_sh(h, &out, "runuser -u " BOB " -- env VSS_SOCKET=%s %s/vssadmin list shadows 2>&1",
+                            harness_socket(h), VSSADMIN_DIR);
+        CHECK(st != 0);
+        CHECK(out && strstr(out, "E_ACCESSDENIED") != NULL);
+        free(out);
+        st = harness_sh(h, &out, "runuser -u " BOB " -- env VSS_SOCKET=%s %s/vssadmin delete shadows --all 2>&1",
+                        harness_socket(h), VSSADMIN_DIR);
+        CHECK(st != 0);
+        CHECK(out && strstr(out, "E_ACCESSDENIED") != NULL);
+        free(out);
+
+        /* Nothing changed. */
+        CHECK(count_as_root(h, "ListShadows", SHADOW_SIG) == 1);
+        CHECK(harness_count_shadow_files(h) == files);
+}
+
+/* auth-requester-in-group */
+
+static void alice_backs_up(Harness *h, void *userdata) {
+        const char *data = userdata;
+        vss_backup *b = session_as_user(h);
+        backup_to_snapshot(b, data, VSS_CTX_APP_ROLLBACK);
+        CHECK_HR(vss_backup_backup_complete_sync(b), 0);
+        vss_backup_release(b);
+
+        sd_bus *bus = connect_or_die(h);
+        CHECK(count_listed(bus, "ListShadows", SHADOW_SIG) == 1);
+        CHECK(count_listed(bus, "ListWriters", WRITER_SIG) == 1);
+        /* Deleting is root's unless the config grants it. */
+        check_denied(call(bus, "DeleteShadows", "ss", "all", ""), ALICE, "'delete'");
+        sd_bus_flush_close_unref(bus);
+}
+
+static void test_requester_in_group(void) {
+        Harness *h = start(CONFIG_BASE "}");
+        harness_writer(h, "w", NULL);
+        char *data = harness_make_data(h, "data");
+        run_as(ALICE, alice_backs_up, h, data, "alice's backup");
+        char *ev = harness_events(h, "w");
+        CHECK_STR(ev, "identify prepare-backup prepare-snapshot freeze thaw post-snapshot backup-complete backup-shutdown");
+        free(ev);
+        CHECK(count_as_root(h, "ListShadows", SHADOW_SIG) == 1);
+}
+
+/* auth-writer-any-user */
+
+static void test_writer_any_user(void) {
+        Harness *h = start(CONFIG_BASE "}");
+        pid_t w = writer_as(h, BOB, "bw", NULL);
+        char *data = harness_make_data(h, "data");
+        vss_backup *b = harness_session(h);
+        backup_to_snapshot(b, data, 0);
+        CHECK_HR(vss_backup_backup_complete_sync(b), 0);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        vss_writer_status st;
+        const vss_writer_status *s = status_of(b, "bw", &st);
+        CHECK(s && s->state == VSS_WS_STABLE && s->failure == 0);
+        vss_backup_release(b);
+        char *ev = harness_events(h, "bw");
+        CHECK_STR(ev, "identify prepare-backup prepare-snapshot freeze thaw post-snapshot backup-complete backup-shutdown");
+        free(ev);
+        stop_writer(w);
+}
+
+/* auth-writer-impersonation */
+
+#define ALICE_CLASS "5b1d2e4f-aaaa-4bbb-8ccc-000000000001"
+
+static void bob_impersonates(Harness *h, void *userdata) {
+        sd_bus *bus = connect_or_die(h);
+        CHECK_HR(call(bus, "Subscribe", "ssssuu", ALICE_CLASS, "5b1d2e4f-aaaa-4bbb-8ccc-0000000000b0", "aw", "", 0u, 0u),
+                 VSS_E_ACCESSDENIED);
+        CHECK(strstr(last_msg, "belongs to another user") != NULL);
+        /* The refused subscription left this connection free for one of its own. */
+        CHECK_HR(call(bus, "Subscribe", "ssssuu", "5b1d2e4f-aaaa-4bbb-8ccc-0000000000b1",
+                      "5b1d2e4f-aaaa-4bbb-8ccc-0000000000b2", "bobs-own", "", 0u, 0u), 0);
+        sd_bus_flush_close_unref(bus);
+}
+
+static void test_writer_impersonation(void) {
+        Harness *h = start(CONFIG_BASE "}");
+        pid_t w = writer_as(h, ALICE, "aw", ALICE_CLASS);
+        run_as(BOB, bob_impersonates, h, NULL, "bob impersonating alice's writer");
+
+        /* Bound for vssd's lifetime: also while alice's writer is away. */
+        stop_writer(w);
+        for (int i = 0; i < 500 && writer_listed(h, "aw"); i++)
+                usleep(10 * 1000);
+        run_as(BOB, bob_impersonates, h, NULL, "bob impersonating alice's stopped writer");
+
+        /* Alice gets hers back, and it alone answers for the class. */
+        w = writer_as(h, ALICE, "aw", ALICE_CLASS);
+        CHECK(count_as_root(h, "ListWriters", WRITER_SIG) == 1);
+        vss_backup *b = harness_session(h);
+        CHECK(vss_backup_metadata_count(b) == 1);
+        vss_backup_release(b);
+        char *ev = harness_events(h, "aw");
+        CHECK(ev && strstr(ev, "identify") != NULL);
+        free(ev);
+        stop_writer(w);
+}
+
+/* auth-session-isolation-users */
+
+struct Alice {
+        const char *data;
+        int to_parent, from_parent;
+};
+
+static void alice_session(Harness *h, void *userdata) {
+        struct Alice *a = userdata;
+        vss_backup *b = session_as_user(h);
+        vss_id id;
+        char ids[VSS_ID_STRING_MAX], go;
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, a->data, NULL, NULL), 0);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+        vss_backup_get_session_id(b, &id);
+        vss_id_to_string(&id, ids);
+        CHECK(write(a->to_parent, ids, sizeof(ids)) == (ssize_t) sizeof(ids));
+        CHECK(read(a->from_parent, &go, 1) == 1);
+        /* Untouched by the others: its snapshot set goes on. */
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        CHECK_HR(vss_backup_backup_complete_sync(b), 0);
+        vss_backup_release(b);
+}
+
+static void other_user_tries(Harness *h, void *userdata) {
+        const char *ids = userdata;
+        bool member = getuid() == uid_of(CAROL);
+        static const char *const methods[] = { "GatherWriterStatus", "SaveAsDocument", "AbortBackup", "Cancel",
+                                               "DoSnapshotSet", "BackupComplete", "ReleaseSession" };
+        sd_bus *bus = connect_or_die(h);
+        for (size_t i = 0; i < ELEMENTSOF(methods); i++) {
+                int32_t hr = call(bus, methods[i], "s", ids);
+                /* A member of the backup group finds no such session; anyone else may not even ask. */
+                if (member) {
+                        CHECK_HR(hr, VSS_E_OBJECT_NOT_FOUND);
+                        CHECK(strstr(last_msg, "no session") != NULL);
+                } else
+                        CHECK_HR(hr, VSS_E_ACCESSDENIED);
+                CHECK(strstr(last_msg, "data") == NULL); /* never a word of its contents */
+        }
+        CHECK_HR(call(bus, "AddToSnapshotSet", "sss", ids, "/tmp", ""), member ? VSS_E_OBJECT_NOT_FOUND : VSS_E_ACCESSDENIED);
+        sd_bus_flush_close_unref(bus);
+}
+
+static void test_session_isolation_users(void) {
+        Harness *h = start(CONFIG_BASE "}");
+        harness_writer(h, "w", NULL);
+        char *data = harness_make_data(h, "data");
+        int up[2], down[2];
+        char ids[VSS_ID_STRING_MAX] = "";
+        CHECK(pipe(up) == 0 && pipe(down) == 0);
+        struct Alice a = { .data = data, .to_parent = up[1], .from_parent = down[0] };
+        pid_t pid = spawn_as(ALICE, alice_session, h, &a);
+        CHECK(read(up[0], ids, sizeof(ids)) == (ssize_t) sizeof(ids));
+        run_as(CAROL, other_user_tries, h, ids, "carol on alice's session");
+        run_as(BOB, other_user_tries, h, ids, "bob on alice's session");
+        CHECK(write(down[1], "g", 1) == 1);
+        wait_ok(pid, "alice's session");
+        char *ev = harness_events(h, "w");
+        CHECK_STR(ev, "identify prepare-backup prepare-snapshot freeze thaw post-snapshot backup-complete backup-shutdown");
+        free(ev);
+        close(up[0]), close(up[1]), close(down[0]), close(down[1]);
+}
+
+/* auth-rights */
+
+static void carol_limited(Harness *h, void *userdata) {
+        const char *data = userdata;
+        /* create: the backup group's by default. */
+        vss_backup *b = session_as_user(h);
+        backup_to_snapshot(b, data, VSS_CTX_APP_ROLLBACK);
+        vss_backup_release(b);
+        sd_bus *bus = connect_or_die(h);
+        CHECK(count_listed(bus, "ListShadows", SHADOW_SIG) == 1);
+        check_denied(call(bus, "DeleteShadows", "ss", "all", ""), CAROL, "'delete'");
+        sd_bus_flush_close_unref(bus);
+        CHECK_HR(vss_backup_new(harness_socket(h), &b), 0);
+        CHECK_HR(vss_backup_initialize_for_restore(b, NULL), VSS_E_ACCESSDENIED);
+        CHECK(strstr(vss_backup_errmsg(b), "'restore'") != NULL);
+        vss_backup_release(b);
+}
+
+static void alice_restores_and_deletes(Harness *h, void *userdata) {
+        const char *shadow_id = userdata;
+        vss_backup *b = NULL;
+        CHECK_HR(vss_backup_new(harness_socket(h), &b), 0);
+        CHECK_HR(vss_backup_initialize_for_restore(b, NULL), 0);
+        CHECK_HR(vss_backup_pre_restore_sync(b), 0);
+        CHECK_HR(vss_backup_post_restore_sync(b), 0);
+        vss_backup_release(b);
+        sd_bus *bus = connect_or_die(h);
+        /* Not in the list right (given to carol alone). */
+        check_denied(call(bus, "ListShadows", NULL), ALICE, "'list'");
+        /* ... but one who makes shadow copies may look one up. */
+        sd_bus_message *reply = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        CHECK(sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "GetSnapshotProperties", &e, &reply, "s",
+                                 shadow_id) >= 0);
+        sd_bus_error_free(&e);
+        sd_bus_message_unref(reply);
+        CHECK_HR(call(bus, "DeleteShadows", "ss", "all", ""), 0);
+        sd_bus_flush_close_unref(bus);
+}
+
+static void test_rights(void) {
+        Harness *h = start(CONFIG_BASE ", \"rights\": {\"list\": [\"" CAROL "\"], \"delete\": [\"" ALICE "\"], "
+                           "\"restore\": [\"" ALICE "\"]}}");
+        harness_writer(h, "w", NULL);
+        char *data = harness_make_data(h, "data");
+        run_as(CAROL, carol_limited, h, data, "carol without delete and restore");
+        CHECK(count_as_root(h, "ListShadows", SHADOW_SIG) == 1);
+        int files = harness_count_shadow_files(h);
+        CHECK(files > 0);
+        char *out = NULL;
+        int st = harness_sh(h, &out, "runuser -u " CAROL " -- env VSS_SOCKET=%s %s/vssadmin delete shadows --all 2>&1",
+                            harness_socket(h), VSSADMIN_DIR);
+        CHECK(st != 0);
+        CHECK(out && strstr(out, "E_ACCESSDENIED") != NULL && strstr(out, "'delete'") != NULL);
+        free(out);
+        /* The refused deletes changed nothing. */
+        CHECK(count_as_root(h, "ListShadows", SHADOW_SIG) == 1);
+        CHECK(harness_count_shadow_files(h) == files);
+
+        /* The shadow's id, as root sees it. */
+        char shadow_id[VSS_ID_STRING_MAX] = "";
+        sd_bus *bus = connect_or_die(h);
+        sd_bus_message *reply = NULL;
+        const char *sid = NULL;
+        if (call_reply(bus, &reply, "ListShadows") == 0 && sd_bus_message_enter_container(reply, 'a', SHADOW_SIG) >= 0 &&
+            sd_bus_message_enter_container(reply, 'r', "sssssttu") >= 0 && sd_bus_message_read(reply, "s", &sid) >= 0)
+                snprintf(shadow_id, sizeof(shadow_id), "%s", sid);
+        CHECK(*shadow_id);
+        sd_bus_message_unref(reply);
+        sd_bus_flush_close_unref(bus);
+
+        harness_clear_log(h);
+        run_as(ALICE, alice_restores_and_deletes, h, shadow_id, "alice with restore and delete");
+        char *ev = harness_events(h, "w");
+        CHECK_STR(ev, "pre-restore post-restore");
+        free(ev);
+        CHECK(count_as_root(h, "ListShadows", SHADOW_SIG) == 0);
+
+        /* Names are resolved at load; an unknown one is a clear error, not a silent default. */
+        static const struct { const char *json, *error; } bad[] = {
+                { "{\"rights\": {\"delete\": [\"vsstest-nobody\"]}}", "rights.delete: no user 'vsstest-nobody'" },
+                { "{\"rights\": {\"list\": [\"@vsstest-nogroup\"]}}", "rights.list: no group 'vsstest-nogroup'" },
+                { "{\"rights\": {\"purge\": []}}", "unknown key rights.purge" },
+                { "{\"rights\": {\"create\": \"" ALICE "\"}}", "rights.create: must be an array" },
+                { "{\"max_calls_per_second\": 0}", "max_calls_per_second: must be an integer from 1" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                char path[600];
+                snprintf(path, sizeof(path), "%s/bad.json", harness_dir(h));
+                FILE *f = fopen(path, "we");
+                fputs(bad[i].json, f);
+                fclose(f);
+                CHECK(harness_sh(h, &out, "%s --config %s --socket %s/x.sock --state-dir %s/x 2>&1", VSSD_PATH, path,
+                                 harness_dir(h), harness_dir(h)) == 2);
+                CHECK(out && strstr(out, bad[i].error) != NULL);
+                if (!out || !strstr(out, bad[i].error))
+                        fprintf(stderr, "   got: %s", strempty(out));
+                free(out);
+        }
+}
+
+/* auth-limits */
+
+#define BIG 5000
+
+static void alice_limits(Harness *h, void *userdata) {
+        sd_bus *c[4], *extra;
+        char s[4][VSS_ID_STRING_MAX], id[VSS_ID_STRING_MAX];
+
+        /* Connections: 4 per uid. */
+        for (int i = 0; i < 4; i++) {
+                c[i] = connect_or_die(h);
+                CHECK_HR(call(c[i], "ListProviders", NULL), 0);
+        }
+        extra = connect_or_die(h);
+        CHECK_HR(call(extra, "ListProviders", NULL), VSS_E_OUTOFMEMORY);
+        CHECK(strstr(last_msg, "max_connections_per_uid") != NULL);
+        /* ... and vssd closed it. */
+        CHECK(call(extra, "ListProviders", NULL) != 0);
+        sd_bus_flush_close_unref(extra);
+        /* One gone, one more may come. */
+        sd_bus_flush_close_unref(c[3]);
+        int32_t hr = -1;
+        for (int i = 0; i < 200 && hr != 0; i++) {
+                extra = connect_or_die(h);
+                hr = call(extra, "ListProviders", NULL);
+                if (hr != 0) {
+                        sd_bus_flush_close_unref(extra);
+                        usleep(10 * 1000);
+                }
+        }
+        CHECK_HR(hr, 0);
+        c[3] = extra;
+
+        /* Sessions: 3 per uid, over all its connections. */
+        CHECK_HR(call_s(c[0], s[0], sizeof(s[0]), "CreateSession", NULL), 0);
+        CHECK_HR(call_s(c[0], s[1], sizeof(s[1]), "CreateSession", NULL), 0);
+        CHECK_HR(call_s(c[1], s[2], sizeof(s[2]), "CreateSession", NULL), 0);
+        CHECK_HR(call_s(c[1], id, sizeof(id), "CreateSession", NULL), VSS_E_OUTOFMEMORY);
+        CHECK(strstr(last_msg, "max_sessions_per_uid") != NULL);
+        CHECK_HR(call_s(c[2], id, sizeof(id), "CreateSession", NULL), VSS_E_OUTOFMEMORY);
+        CHECK_HR(call(c[0], "ReleaseSession", "s", s[0]), 0);
+        CHECK_HR(call_s(c[2], s[3], sizeof(s[3]), "CreateSession", NULL), 0);
+
+        /* Strings past their limit change nothing. */
+        char *big = malloc(BIG + 1);
+        memset(big, 'x', BIG);
+        big[0] = '/';
+        big[BIG] = 0;
+        CHECK_HR(call(c[2], "InitializeForBackup", "s", s[3]), 0);
+        CHECK_HR(call(c[2], "SetBackupState", "sbbub", s[3], 0, 0, (uint32_t) VSS_BT_FULL, 0), 0);
+        CHECK_HR(call(c[2], "GatherWriterMetadata", "s", s[3]), 0);
+        CHECK_HR(call_s(c[2], id, sizeof(id), "StartSnapshotSet", "s", s[3]), 0);
+        CHECK_HR(call(c[2], "AddToSnapshotSet", "sss", s[3], big, ""), VSS_E_INVALIDARG);
+        CHECK(strstr(last_msg, "argument 2 is 5000 bytes") != NULL);
+        CHECK_HR(call(c[2], "AddToSnapshotSet", "sss", s[3], "/tmp", big), VSS_E_INVALIDARG);
+        CHECK_HR(call(c[2], "PrepareForBackup", "s", s[3]), 0);
+        CHECK_HR(call(c[2], "DoSnapshotSet", "s", s[3]), VSS_E_BAD_STATE); /* no volume got in */
+        CHECK(strstr(last_msg, "no volumes") != NULL);
+        CHECK_HR(call(c[2], "Subscribe", "ssssuu", "6c2e3f50-bbbb-4ccc-8ddd-000000000001",
+                      "6c2e3f50-bbbb-4ccc-8ddd-000000000002", big, "", 0u, 0u), VSS_E_INVALIDARG);
+        big[300] = 0;
+        CHECK_HR(call(c[2], "Subscribe", "ssssuu", "6c2e3f50-bbbb-4ccc-8ddd-000000000001",
+                      "6c2e3f50-bbbb-4ccc-8ddd-000000000002", big, "", 0u, 0u), VSS_E_INVALIDARG);
+        CHECK(count_listed(c[2], "ListWriters", WRITER_SIG) == 0);
+        free(big);
+
+        /* A call storm: 50 calls at once, 20 a second after that. */
+        uint64_t t0 = now_monotonic_usec();
+        int ok = 0, refused = 0;
+        for (int i = 0; i < 300; i++) {
+                hr = call(c[3], "ListProviders", NULL);
+                if (hr == 0)
+                        ok++;
+                else {
+                        CHECK_HR(hr, VSS_E_OUTOFMEMORY);
+                        if (refused++ == 0)
+                                CHECK(strstr(last_msg, "call rate limit") != NULL);
+                }
+        }
+        double secs = (double) (now_monotonic_usec() - t0) / USEC_PER_SEC;
+        CHECK(refused > 0);
+        CHECK(ok >= 49 && ok <= 49 + (int) (secs * 20) + 2);
+        if (!(ok >= 49 && ok <= 49 + (int) (secs * 20) + 2))
+                fprintf(stderr, "   %d calls passed in %.2f s\n", ok, secs);
+        /* Other connections have their own budget, and the bucket refills. */
+        CHECK_HR(call(c[1], "ListProviders", NULL), 0);
+        usleep(200 * 1000);
+        CHECK_HR(call(c[3], "ListProviders", NULL), 0);
+
+        for (int i = 0; i < 4; i++)
+                sd_bus_flush_close_unref(c[i]);
+}
+
+static void test_limits(void) {
+        Harness *h = start(CONFIG_BASE ", \"max_connections_per_uid\": 4, \"max_sessions_per_uid\": 3, "
+                           "\"max_calls_per_second\": 20, \"max_call_burst\": 50}");
+        run_as(ALICE, alice_limits, h, NULL, "alice's limits");
+
+        /* Root is exempt: the coordinator's own tools and many writers of one service. */
+        sd_bus *c[8];
+        for (int i = 0; i < 8; i++) {
+                c[i] = connect_or_die(h);
+                CHECK_HR(call(c[i], "ListProviders", NULL), 0);
+        }
+        int refused = 0;
+        for (int i = 0; i < 200; i++)
+                refused += call(c[0], "ListProviders", NULL) != 0;
+        CHECK(refused == 0);
+        for (int i = 0; i < 8; i++)
+                sd_bus_flush_close_unref(c[i]);
+}
+
+static const TestCase cases[] = {
+        { "auth-requester-not-in-group", test_requester_not_in_group },
+        { "auth-requester-in-group", test_requester_in_group },
+        { "auth-writer-any-user", test_writer_any_user },
+        { "auth-writer-impersonation", test_writer_impersonation },
+        { "auth-session-isolation-users", test_session_isolation_users },
+        { "auth-rights", test_rights },
+        { "auth-limits", test_limits },
+        {},
+};
+
+int main(int argc, char *argv[]) {
+        if (geteuid() != 0) {
+                fprintf(stderr, "test-auth: needs root (it makes users and starts vssd as root)\n");
+                return 77;
+        }
+        return test_main(argc, argv, cases);
+}
