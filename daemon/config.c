@@ -5,6 +5,7 @@
  *     "rights": { "list": ["@vss-backup", "alice"], "delete": ["@vss-admin"] },
  *     "max_connections_per_uid": 272, "max_sessions_per_uid": 64,
  *     "max_calls_per_second": 500, "max_call_burst": 5000,
+ *     "writer_classes": { "3f1c…-uuid": "postgres" },
  *     "timeouts": { "identify_ms": 10000, "freeze_window_ms": 60000, ... } }
  * Rights name users, or groups as "@group" (a user and a group may share a name, and which one is
  * meant must not be a guess). Names resolve at load: an unknown one is an error. A right not
@@ -171,6 +172,29 @@ static int parse_rights(Config *c, bool set[_RIGHT_MAX], json_object *o, char **
         return 0;
 }
 
+/* "writer_classes": {"CLASS-UUID": "user", ...}: those class ids belong to those users from the
+ * start, so a writer class is its owner's even before (and while) its writer runs. */
+static int parse_classes(Config *c, json_object *o, char **ret_error) {
+        if (!json_object_is_type(o, json_type_object) || json_object_object_length(o) > VSS_MAX_WRITERS)
+                return fail(ret_error, "%s: must be an object of class ids and user names", "writer_classes");
+        c->classes = calloc(json_object_object_length(o) + 1, sizeof(*c->classes));
+        if (!c->classes)
+                return -ENOMEM;
+        json_object_object_foreach(o, key, val) {
+                vss_id id;
+                const char *user = json_object_get_string(val);
+                struct passwd *pw = json_object_is_type(val, json_type_string) && string_ok(user, VSS_MAX_NAME)
+                                            ? getpwnam(user)
+                                            : NULL;
+                if (vss_id_from_string(key, &id) < 0 || vss_id_is_null(&id))
+                        return fail(ret_error, "writer_classes: '%s' is not a writer class id (a UUID)", key);
+                if (!pw)
+                        return fail(ret_error, "writer_classes.%s: must name an existing user", key);
+                c->classes[c->n_classes++] = (struct ClassBinding) { .class_id = id, .uid = pw->pw_uid };
+        }
+        return 0;
+}
+
 int config_load(Config *c, const char *path, char **ret_error) {
         bool rights_set[_RIGHT_MAX] = {};
         *c = (Config) {
@@ -218,6 +242,8 @@ int config_load(Config *c, const char *path, char **ret_error) {
                                         c->max_call_burst = (uint32_t) v;
                                 } else if (streq(key, "rights"))
                                         r = parse_rights(c, rights_set, val, ret_error);
+                                else if (streq(key, "writer_classes"))
+                                        r = parse_classes(c, val, ret_error);
                                 else if (streq(key, "providers"))
                                         r = parse_providers(val, ret_error);
                                 else if (streq(key, "backup_group")) {
@@ -257,6 +283,9 @@ int config_load(Config *c, const char *path, char **ret_error) {
 }
 
 void config_done(Config *c) {
+        free(c->classes);
+        c->classes = NULL;
+        c->n_classes = 0;
         free(c->backup_group);
         providers_free_exec();
         c->backup_group = NULL;

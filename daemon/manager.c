@@ -61,9 +61,13 @@ void writer_note_status(Writer *w, const Session *s, const Slot *slot) {
                  slot->status.aborted && !state_is_failed(slot->status.state) ? "aborted" : "");
 }
 
-/* A class id belongs to the first uid that registers it, for as long as vssd runs, so nobody
- * can take over another user's writer while it restarts. */
+/* A class id belongs to the uid the config binds it to, else to the first uid that registers it,
+ * for as long as vssd runs, so nobody can take over another user's writer while it restarts. */
 static int bind_class(Manager *m, const vss_id *class_id, uid_t uid) {
+        /* The administrator's bindings come first. */
+        for (size_t i = 0; i < m->config.n_classes; i++)
+                if (vss_id_equal(&m->config.classes[i].class_id, class_id))
+                        return m->config.classes[i].uid == uid || uid == 0 ? 0 : -EPERM;
         for (size_t i = 0; i < m->n_bindings; i++)
                 if (vss_id_equal(&m->bindings[i].class_id, class_id))
                         return m->bindings[i].uid == uid || uid == 0 ? 0 : -EPERM;

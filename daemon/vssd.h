@@ -41,6 +41,12 @@ typedef struct RightHolders {
 
 const char *right_name(Right r);
 
+/* A writer class id and the uid it belongs to. */
+struct ClassBinding {
+        vss_id class_id;
+        uid_t uid;
+};
+
 typedef struct Config {
         Timeouts timeouts;
         uint32_t hold_window_ms;  /* flush-and-hold: how long filesystems may stay frozen */
@@ -53,6 +59,9 @@ typedef struct Config {
         uint32_t max_sessions_per_uid;
         uint32_t max_calls_per_second; /* sustained rate of a connection's method calls */
         uint32_t max_call_burst;       /* calls a connection may make at once */
+        /* "writer_classes": class ids bound to a user by the administrator, not first come. */
+        struct ClassBinding *classes;
+        size_t n_classes;
 } Config;
 
 int config_load(Config *c, const char *path, char **ret_error);
@@ -74,7 +83,7 @@ struct Manager {
         unsigned n_writers;
         Session *sessions;
         /* Writer class ids and the uid each is bound to, for vssd's lifetime. */
-        struct ClassBinding { vss_id class_id; uid_t uid; } *bindings;
+        struct ClassBinding *bindings;
         size_t n_bindings;
         /* The session whose snapshot set is in creation: one machine-wide. */
         Session *creating;

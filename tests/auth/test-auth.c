@@ -465,6 +465,28 @@ static void test_writer_impersonation(void) {
         stop_writer(w);
 }
 
+/* auth-writer-class-config: a class id the config gives to alice is hers before her writer ever
+ * ran; bob is refused it first, and bad bindings are config errors. */
+
+static void test_writer_class_config(void) {
+        Harness *h = start(CONFIG_BASE ", \"writer_classes\": {\"" ALICE_CLASS "\": \"" ALICE "\"}}");
+        run_as(BOB, bob_impersonates, h, NULL, "bob taking a class the config gives alice");
+        pid_t w = writer_as(h, ALICE, "aw", ALICE_CLASS);
+        CHECK(writer_listed(h, "aw"));
+        stop_writer(w);
+        char *err = NULL;
+        CHECK(harness_sh(h, &err, "echo '{\"writer_classes\": {\"not-a-uuid\": \"root\"}}' > %s/bad.json && "
+                                  "%s --config %s/bad.json --state-dir %s/bad --socket %s/bad.sock 2>&1",
+                         harness_dir(h), VSSD_PATH, harness_dir(h), harness_dir(h), harness_dir(h)) != 0);
+        CHECK(err && strstr(err, "not-a-uuid"));
+        free(err);
+        CHECK(harness_sh(h, &err, "echo '{\"writer_classes\": {\"" ALICE_CLASS "\": \"no-such-user-x\"}}' > %s/bad.json && "
+                                  "%s --config %s/bad.json --state-dir %s/bad --socket %s/bad.sock 2>&1",
+                         harness_dir(h), VSSD_PATH, harness_dir(h), harness_dir(h), harness_dir(h)) != 0);
+        CHECK(err && strstr(err, "must name an existing user"));
+        free(err);
+}
+
 /* auth-session-isolation-users */
 
 struct Alice {
@@ -748,6 +770,7 @@ static const TestCase cases[] = {
         { "auth-requester-in-group", test_requester_in_group },
         { "auth-writer-any-user", test_writer_any_user },
         { "auth-writer-impersonation", test_writer_impersonation },
+        { "auth-writer-class-config", test_writer_class_config },
         { "auth-session-isolation-users", test_session_isolation_users },
         { "auth-rights", test_rights },
         { "auth-limits", test_limits },
