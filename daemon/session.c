@@ -292,6 +292,13 @@ static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
                         log_warn("writer '%s' sent bad metadata: %s", slot->name, why);
                 else
                         log_warn("writer '%s' failed identify: 0x%08x %s", slot->name, (uint32_t) failure, msg);
+                if (!slot->identified) {
+                        /* No status in this session (the slot goes), but the admin view shows why. */
+                        int32_t f = failure == 0 || !writer_failure_valid(failure) ? VSS_E_WRITERERROR_NONRETRYABLE : failure;
+                        status_apply(&slot->status, VSS_EVENT_IDENTIFY, f, code,
+                                     failure == 0 ? (why[0] ? why : "metadata for another writer") : msg);
+                        note_status(s, slot);
+                }
         } else {
                 if (!e)
                         slot_annotate(s, slot, call->event, doc);

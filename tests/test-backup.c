@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The backup sequence against the real vssd with real vss-writer-exec writers. */
 
+#include <json-c/json.h>
 #include <limits.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -112,6 +113,17 @@ static void test_identify_failure(void) {
         CHECK(status_of(b, "bad", &st) == NULL);
         vss_backup_release(b);
         check_events(h, "bad", "identify");
+        /* The admin view says why it took no part. */
+        int rc;
+        json_object *out = harness_json(h, &rc, "vssadmin list writers --json"), *ws = NULL, *bad = NULL;
+        CHECK(rc == 0 && out && json_object_object_get_ex(out, "writers", &ws));
+        for (size_t i = 0; ws && i < json_object_array_length(ws); i++)
+                if (streq(json_str(json_object_array_get_idx(ws, i), "name"), "bad"))
+                        bad = json_object_array_get_idx(ws, i);
+        CHECK_STR(json_str(bad, "state_name"), "FailedAtIdentify");
+        CHECK_STR(json_str(bad, "failure_name"), "VSS_E_WRITERERROR_NONRETRYABLE");
+        CHECK_STR(json_str(bad, "application_message"), "cannot describe myself");
+        json_object_put(out);
 }
 
 /* A writer vetoes one event: its FailedAt state, code and message; who gets Abort. */
