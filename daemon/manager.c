@@ -687,14 +687,23 @@ static void manager_recover(Manager *m) {
         for (size_t i = 0; i < n; i++) {
                 ShadowRecord *recs = NULL;
                 size_t k = 0;
+                bool kept = false;
                 if (registry_list_set_shadows(m->registry, &sets[i], true, &recs, &k) >= 0) {
                         for (size_t j = 0; j < k; j++) {
                                 const Provider *p = provider_find(recs[j].provider);
-                                if (p)
-                                        p->remove(p, recs[j].shadow_path);
+                                int r = p ? p->remove(p, recs[j].shadow_path) : -ENOENT;
+                                if (r < 0 && r != -ENOENT) {
+                                        /* Not forgotten: the next start tries again. */
+                                        log_warn("recovery: cannot remove shadow %s: %s; kept", recs[j].shadow_path,
+                                                 strerror(-r));
+                                        kept = true;
+                                } else
+                                        (void) registry_remove_shadow(m->registry, &recs[j].shadow_id);
                         }
                         shadow_records_free(recs, k);
                 }
+                if (kept)
+                        continue;
                 registry_remove_set(m->registry, &sets[i]);
                 shadow_set_dir_remove(m, &sets[i]);
                 log_info("recovered: removed incomplete snapshot set");

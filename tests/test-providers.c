@@ -205,6 +205,40 @@ static void test_exec_flush_and_hold(void) {
         free(out);
 }
 
+/* A shadow its provider cannot delete is never forgotten: its record stays (listed, deletable
+ * later), here when an auto-release set ends with a delete command that fails. */
+static void test_exec_delete_fails_keeps_record(void) {
+        char *mnt, *out = NULL;
+        Harness *h = exec_harness("10000", &mnt);
+        harness_writer(h, "w", NULL);
+        vss_backup *b = harness_session(h);
+        vss_id shadow;
+        vss_snapshot_prop p;
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, mnt, "image", &shadow), 0);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        CHECK_HR(vss_backup_get_snapshot_properties(b, &shadow, &p), 0);
+        CHECK(access(p.shadow_path, F_OK) == 0);
+        CHECK(harness_sh(h, NULL, "echo 'echo cannot reach the storage >&2; exit 1' > %s/exec-delete", harness_dir(h)) == 0);
+        vss_backup_release(b); /* auto-release: vssd deletes the set now, and the delete fails */
+        CHECK(harness_sh(h, &out, "vssadmin list shadows --json") == 0);
+        CHECK(out && strstr(out, p.shadow_path));
+        free(out);
+        CHECK(access(p.shadow_path, F_OK) == 0);
+        /* Kept across a restart too, and deleted once the command works again. */
+        harness_restart_vssd(h);
+        CHECK(harness_sh(h, &out, "vssadmin list shadows --json") == 0);
+        CHECK(out && strstr(out, p.shadow_path));
+        free(out);
+        CHECK(harness_sh(h, NULL, "printf '%%s' '%s' > %s/exec-delete", "rm -f \"$VSS_SHADOW_PATH\"", harness_dir(h)) == 0);
+        CHECK(harness_sh(h, NULL, "vssadmin delete shadows --all >/dev/null") == 0);
+        CHECK(access(p.shadow_path, F_OK) < 0);
+        CHECK(harness_sh(h, &out, "vssadmin list shadows --json") == 0);
+        CHECK(out && !strstr(out, "shadow_id"));
+        free(out);
+}
+
 static void test_exec_hold_timeout(void) {
         char *mnt;
         Harness *h = exec_harness("700", &mnt);
@@ -401,6 +435,7 @@ static void test_expose(void) {
 
 static const TestCase cases[] = {
         { "expose", test_expose },
+        { "exec-delete-fails-keeps-record", test_exec_delete_fails_keeps_record },
         { "shadow-limits", test_shadow_limits },
         { "provider-honesty", test_provider_honesty },
         { "xfs-reflink", test_xfs_reflink },
