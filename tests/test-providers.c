@@ -132,8 +132,9 @@ static const char exec_create[] =
         "d=\"$HARNESS_DIR\"\n"
         "echo \"$VSS_PROVIDER $VSS_VOLUME $VSS_DEVICE $VSS_MOUNT_POINT $VSS_SNAPSHOT_SET_ID $VSS_SHADOW_ID\" > \"$d/exec-env\"\n"
         "if [ -f \"$d/exec-sleep\" ]; then touch \"$d/exec-started\"; sleep \"$(cat \"$d/exec-sleep\")\"; fi\n"
-        "(echo during > \"$VSS_MOUNT_POINT/written-during-hold\"; sync \"$VSS_MOUNT_POINT/written-during-hold\"; "
-        "touch \"$d/write-done\") &\n"
+        /* An application writing during the hold: a process of its own, not of the command's group. */
+        "setsid sh -c 'echo during > \"$VSS_MOUNT_POINT/written-during-hold\"; sync \"$VSS_MOUNT_POINT/written-during-hold\"; "
+        "touch \"$HARNESS_DIR/write-done\"' &\n"
         "sleep 0.5\n"
         "if [ -e \"$d/write-done\" ]; then echo unblocked > \"$d/hold-result\"; else echo blocked > \"$d/hold-result\"; fi\n"
         "cp --sparse=always \"$d/img0\" \"$d/shadow-$VSS_SHADOW_ID.img\"\n"

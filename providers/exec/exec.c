@@ -134,8 +134,9 @@ int provider_run_command(const char *cmd, const char *const *env, uint64_t deadl
                 }
         }
         close(pipefd[0]);
-        if (timed_out)
-                (void) kill(-pid, SIGKILL);
+        /* The command is over: whatever it left running in its group (a background child still
+         * writing a snapshot nobody will record) goes with it, also after a timeout. */
+        (void) kill(-pid, SIGKILL);
         if (!exited)
                 while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
                         ;
