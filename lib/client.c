@@ -22,6 +22,15 @@ int vss_connect(const char *socket_path, sd_bus **ret) {
                 return -errno;
         if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
                 return -errno;
+        /* Only vssd speaks for vssd: the listener must be root, or this very user (a private vssd
+         * of one's own, as tests and the demo run). Anyone else could feed a writer events or a
+         * requester made-up answers through a socket path it controls. */
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+                return -errno;
+        if (cred.uid != 0 && cred.uid != geteuid())
+                return -EPERM;
         r = sd_bus_new(&bus);
         if (r < 0)
                 return r;

@@ -273,6 +273,10 @@ VSS_EXPORT int vss_writer_subscribe(vss_writer *w, const char *socket_path) {
                         return vss_hr_from_errno(r);
         }
         r = vss_connect(socket_path, &w->bus);
+        if (r == -EPERM) {
+                set_errmsg(w, "%s", "refusing the socket: its listener is neither root nor this user, so not vssd");
+                return VSS_E_WRITER_INFRASTRUCTURE;
+        }
         if (r < 0) {
                 set_errmsg(w, "cannot connect to vssd: %s", strerror(-r));
                 return VSS_E_WRITER_INFRASTRUCTURE;

@@ -16,6 +16,8 @@
 #include <stdarg.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -487,6 +489,49 @@ static void test_writer_class_config(void) {
         free(err);
 }
 
+/* auth-fake-vssd: a socket another user listens on is not vssd: writers and requesters refuse it
+ * before a word is exchanged. */
+
+static void bob_listens(Harness *h, void *userdata) {
+        const char *path = userdata;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        CHECK(fd >= 0 && bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0 && listen(fd, 8) == 0);
+        for (;;) {
+                int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+                if (c < 0)
+                        break;
+                /* A fake coordinator would talk here; it never gets the chance. */
+        }
+}
+
+static void test_fake_vssd(void) {
+        Harness *h = start(CONFIG_BASE "}");
+        char dir[] = "/tmp/openvss-fake-XXXXXX", path[64];
+        CHECK(mkdtemp(dir) != NULL && chmod(dir, 01777) == 0);
+        snprintf(path, sizeof(path), "%s/vssd.sock", dir);
+        pid_t bob = spawn_as(BOB, bob_listens, h, path);
+        for (int i = 0; i < 500 && access(path, F_OK) < 0; i++)
+                usleep(10 * 1000);
+        vss_writer_options o = { .name = "trusting" };
+        vss_writer *w = NULL;
+        CHECK_HR(vss_writer_new(&o, NULL, NULL, &w), 0);
+        CHECK_HR(vss_writer_subscribe(w, path), VSS_E_WRITER_INFRASTRUCTURE);
+        CHECK(strstr(vss_writer_errmsg(w), "not vssd") != NULL);
+        vss_writer_unref(w);
+        vss_backup *b = NULL;
+        CHECK_HR(vss_backup_new(path, &b), VSS_E_WRITER_INFRASTRUCTURE);
+        CHECK(b == NULL);
+        /* The real one, root's, is fine. */
+        CHECK_HR(vss_backup_new(harness_socket(h), &b), 0);
+        vss_backup_release(b);
+        kill(bob, SIGKILL);
+        waitpid(bob, NULL, 0);
+        unlink(path);
+        rmdir(dir);
+}
+
 /* auth-session-isolation-users */
 
 struct Alice {
@@ -771,6 +816,7 @@ static const TestCase cases[] = {
         { "auth-writer-any-user", test_writer_any_user },
         { "auth-writer-impersonation", test_writer_impersonation },
         { "auth-writer-class-config", test_writer_class_config },
+        { "auth-fake-vssd", test_fake_vssd },
         { "auth-session-isolation-users", test_session_isolation_users },
         { "auth-rights", test_rights },
         { "auth-limits", test_limits },
