@@ -65,6 +65,8 @@
 #include <vss/backup.h>
 #include <vss/writer.h>
 
+#include "tests/vssd-process.h"
+
 #define READY_TIMEOUT_MS 10000
 #define CYCLE_TIMEOUT_USEC (120ULL * 1000000ULL)   /* one sequence, generously */
 #define SETTLE_TIMEOUT_USEC (30ULL * 1000000ULL)   /* vssd's cleanup after a cycle */
@@ -314,109 +316,19 @@ static int run_cycle(sd_event *e, vss_writer **w, long k, int kill_at) {
 /* ---- vssd ---- */
 
 static void dump_log(void) {
-        FILE *f = fopen(log_path, "re");
-        char line[2048];
-        char *ring[40] = {};
-        size_t n = 0;
-        if (!f)
-                return;
-        fprintf(stderr, "---- vssd log (last lines) ----\n");
-        while (fgets(line, sizeof(line), f)) {
-                free(ring[n % 40]);
-                ring[n % 40] = strdup(line);
-                n++;
-        }
-        fclose(f);
-        for (size_t i = n > 40 ? n - 40 : 0; i < n; i++)
-                fputs(ring[i % 40] ? ring[i % 40] : "", stderr);
-        for (size_t i = 0; i < 40; i++)
-                free(ring[i]);
+        vssd_log_tail(log_path, 40);
 }
 
 static int start_vssd(const char *vssd) {
         char notify[300];
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
         snprintf(notify, sizeof(notify), "%s/notify", tmpdir);
-        int nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", notify);
-        if (nfd < 0 || bind(nfd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
-                fprintf(stderr, "soak: notify socket: %m\n");
-                return -1;
-        }
-        pid_t parent = getpid();
-        pid_t pid = fork();
-        if (pid < 0) {
-                fprintf(stderr, "soak: fork: %m\n");
-                close(nfd);
-                return -1;
-        }
-        if (pid == 0) {
-                prctl(PR_SET_PDEATHSIG, SIGKILL); /* vssd must not outlive us */
-                if (getppid() != parent)
-                        _exit(127);
-                int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-                if (fd >= 0) {
-                        dup2(fd, 2);
-                        dup2(fd, 1);
-                        close(fd);
-                }
-                sigset_t mask;
-                sigemptyset(&mask);
-                sigprocmask(SIG_SETMASK, &mask, NULL);
-                setenv("NOTIFY_SOCKET", notify, 1);
-                execl(vssd, "vssd", "--socket", socket_path, "--state-dir", state_dir, (char *) NULL);
-                _exit(127);
-        }
-        vssd_pid = pid;
-        struct pollfd p = { .fd = nfd, .events = POLLIN };
-        char buf[256];
-        uint64_t deadline = now_usec() + READY_TIMEOUT_MS * 1000ULL;
-        for (;;) {
-                int r = now_usec() < deadline ? poll(&p, 1, 100) : -1;
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r == 0) {
-                        int st;
-                        if (waitpid(pid, &st, WNOHANG) == pid) {
-                                vssd_pid = -1;
-                                fprintf(stderr, "soak: vssd (%s) exited before it was ready\n", vssd);
-                                close(nfd);
-                                return -1;
-                        }
-                        continue;
-                }
-                if (r < 0) {
-                        fprintf(stderr, "soak: vssd did not become ready\n");
-                        close(nfd);
-                        return -1;
-                }
-                ssize_t n = recv(nfd, buf, sizeof(buf) - 1, 0);
-                if (n > 0) {
-                        buf[n] = 0;
-                        if (strstr(buf, "READY=1"))
-                                break;
-                }
-        }
-        close(nfd);
-        return 0;
+        const char *const argv[] = { "vssd", "--socket", socket_path, "--state-dir", state_dir, NULL };
+        vssd_pid = vssd_start(vssd, argv, log_path, notify, READY_TIMEOUT_MS);
+        return vssd_pid < 0 ? -1 : 0;
 }
 
 static void stop_vssd(void) {
-        if (vssd_pid <= 0)
-                return;
-        kill(vssd_pid, SIGTERM);
-        for (int i = 0; i < 500; i++) {
-                pid_t r = waitpid(vssd_pid, NULL, WNOHANG);
-                if (r == vssd_pid || (r < 0 && errno == ECHILD)) {
-                        vssd_pid = -1;
-                        return;
-                }
-                struct timespec ts = { 0, 10 * 1000000L };
-                nanosleep(&ts, NULL);
-        }
-        fprintf(stderr, "soak: vssd did not stop on SIGTERM; killing it\n");
-        kill(vssd_pid, SIGKILL);
-        waitpid(vssd_pid, NULL, 0);
+        (void) vssd_stop(vssd_pid);
         vssd_pid = -1;
 }
 

@@ -49,6 +49,7 @@
 
 #include "fuzz/fuzz.h"
 #include "lib/common.h"
+#include "tests/vssd-process.h"
 
 #define MAX_CALLS 64
 #define MAX_ARGS 16
@@ -72,21 +73,8 @@ static sd_bus *watch; /* the liveness connection */
 static unsigned long n_inputs;
 static bool verbose; /* $FUZZ_WIRE_VERBOSE=1: every call and its result on stderr */
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
-}
-
 static void dump_log(void) {
-        char line[2048];
-        FILE *f = fopen(log_path, "re");
-        if (!f)
-                return;
-        fprintf(stderr, "---- vssd log (%s) ----\n", log_path);
-        while (fgets(line, sizeof(line), f))
-                fputs(line, stderr);
-        fclose(f);
+        vssd_log_tail(log_path, 40);
 }
 
 static void write_file(const char *path, const char *text) {
@@ -217,55 +205,11 @@ static void setup(void) {
         write_file(path, "more data\n");
         write_file(config, config_json);
 
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", notify);
-        fuzz_assert(nfd >= 0 && bind(nfd, (struct sockaddr *) &sa, sizeof(sa)) == 0, "notify socket: %m");
-        pid_t parent = getpid();
-        pid_t pid = fork();
-        fuzz_assert(pid >= 0, "fork: %m");
-        if (pid == 0) {
-                char state[300];
-                prctl(PR_SET_PDEATHSIG, SIGKILL); /* vssd must not outlive us */
-                if (getppid() != parent)
-                        _exit(127);
-                int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-                if (fd >= 0) {
-                        dup2(fd, 1);
-                        dup2(fd, 2);
-                        close(fd);
-                }
-                sigset_t none;
-                sigemptyset(&none);
-                sigprocmask(SIG_SETMASK, &none, NULL);
-                setenv("NOTIFY_SOCKET", notify, 1);
-                snprintf(state, sizeof(state), "%s/state", sandbox);
-                execl(vssd, "vssd", "--socket", socket_path, "--state-dir", state, "--config", config, (char *) NULL);
-                _exit(127);
-        }
-        vssd_pid = pid;
-        uint64_t deadline = now_usec() + 10000000ULL;
-        for (;;) {
-                struct pollfd p = { .fd = nfd, .events = POLLIN };
-                char buf[256];
-                int st;
-                fuzz_assert(now_usec() < deadline, "vssd (%s) did not become ready", vssd);
-                int k = poll(&p, 1, 100);
-                if (k == 0 && waitpid(pid, &st, WNOHANG) == pid) {
-                        vssd_pid = -1;
-                        dump_log();
-                        fuzz_assert(false, "vssd (%s) exited before it was ready", vssd);
-                }
-                if (k <= 0)
-                        continue;
-                ssize_t n = recv(nfd, buf, sizeof(buf) - 1, 0);
-                if (n > 0) {
-                        buf[n] = 0;
-                        if (strstr(buf, "READY=1"))
-                                break;
-                }
-        }
-        close(nfd);
+        char state[300];
+        snprintf(state, sizeof(state), "%s/state", sandbox);
+        const char *const argv[] = { "vssd", "--socket", socket_path, "--state-dir", state, "--config", config, NULL };
+        vssd_pid = vssd_start(vssd, argv, log_path, notify, 10000);
+        fuzz_assert(vssd_pid > 0, "vssd (%s) did not start", vssd);
         int r = connect_vssd(&watch);
         fuzz_assert(r >= 0, "connect %s: %s", socket_path, strerror(-r));
 }

@@ -78,7 +78,7 @@ for t in "${targets[@]}"; do
                 ;;
         wire)
                 [ -x "$vssd" ] || { echo "fuzz.sh: $vssd not found: build it, or set FUZZ_VSSD" >&2; exit 1; }
-                extra=(-DVSSD_PATH="\"$vssd\"")
+                extra=(-DVSSD_PATH="\"$vssd\"" "$root/tests/vssd-process.c")
                 ;;
         esac
         "$cc" "${cflags[@]}" -fsanitize=fuzzer,address,undefined "$root/fuzz/fuzz-$t.c" "${extra[@]}" "${objs[@]}" \
