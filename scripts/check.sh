@@ -1,7 +1,7 @@
 #!/bin/bash
 # `make check`: the whole suite on the normal build, again on an ASan+UBSan build, then the unit
-# tests and the integration tests that do not depend on tight deadlines with vssd and the writers
-# under valgrind (leaks and memory errors fail them). Ends with one line: N passed, N failed, N skipped.
+# tests and the integration tests that do not depend on tight deadlines (the fault matrix's vetoes
+# and crashes included) with vssd and the writers under valgrind (leaks and memory errors fail them). Ends with one line: N passed, N failed, N skipped.
 set -uo pipefail
 build=${1:-build}
 asan=${2:-build-asan}
@@ -52,7 +52,13 @@ if [ -z "${OPENVSS_SKIP_VALGRIND:-}" ]; then
                 integration/create-shadow-json integration/create-shadow-veto integration/delete-shadows \
                 integration/list-writers-as-of integration/btrfs-snapshot integration/exec-flush-and-hold \
                 integration/expose integration/shadow-limits integration/vssbackup-roundtrip-archive \
-                integration/vssbackup-prerestore-veto integration/vssbackup-incremental
+                integration/vssbackup-prerestore-veto integration/vssbackup-incremental \
+                integration/vssbackup-roundtrip-dir integration/vssbackup-bad-backups integration/document-backup \
+                integration/document-restore integration/exec-delete-fails-keeps-record integration/compat-vmware \
+                integration/compat-qemu-ga integration/auth-requester-in-group integration/auth-writer-any-user \
+                integration/auth-session-isolation-users integration/auth-rights integration/auth-fake-vssd \
+                faults/requester-killed-mid-freeze \
+                $(meson test -C "$build" --list 2>/dev/null | grep -oE 'faults/(veto|crash)-[a-z-]+')
 fi
 
 echo "$passed passed, $failed failed, $skipped skipped"
