@@ -210,8 +210,21 @@ bool status_apply(StatusSlot *s, vss_event e, int32_t failure, int32_t app_code,
         /* A failed writer keeps its FailedAt state, code and message: it caused what followed. */
         if (state_is_failed(s->state))
                 return false;
+        if (e == VSS_EVENT_ABORT && failure == VSS_E_WRITER_NOT_RESPONDING) {
+                /* No answer to Abort: nobody knows the writer let go, so it is not Stable. VSS has no
+                 * FailedAtAbort: it failed in the phase it was in when the snapshot was aborted. */
+                s->state = s->state == VSS_WS_WAITING_FOR_FREEZE ? VSS_WS_FAILED_AT_PREPARE_SNAPSHOT
+                         : s->state == VSS_WS_WAITING_FOR_POST_SNAPSHOT ? VSS_WS_FAILED_AT_THAW
+                                                                        : VSS_WS_FAILED_AT_FREEZE;
+                s->failure = failure;
+                s->application_code = app_code;
+                utf8_copy(s->application_message, sizeof(s->application_message), app_msg);
+                s->aborted = true;
+                return false; /* the abort is under way already */
+        }
         if (failure == 0 || e == VSS_EVENT_ABORT) {
-                /* Abort is best effort cleanup: its own failure is logged, never a new state. */
+                /* Abort is best effort cleanup: a writer's own failure in it is logged, never a new
+                 * state. */
                 s->state = state_after_success(e, s->state);
                 if (e == VSS_EVENT_ABORT)
                         s->aborted = true;

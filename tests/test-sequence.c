@@ -121,6 +121,13 @@ static void test_status_apply(void) {
         StatusSlot u = { .state = VSS_WS_WAITING_FOR_THAW };
         CHECK(!status_apply(&u, VSS_EVENT_ABORT, VSS_E_WRITERERROR_NONRETRYABLE, 1, "x"));
         CHECK(u.state == VSS_WS_STABLE && u.failure == 0);
+        /* No answer to Abort at all: not responding, failed in the phase it was in. */
+        StatusSlot nr = { .state = VSS_WS_WAITING_FOR_THAW };
+        CHECK(!status_apply(&nr, VSS_EVENT_ABORT, VSS_E_WRITER_NOT_RESPONDING, 0, "no answer"));
+        CHECK(nr.state == VSS_WS_FAILED_AT_FREEZE && nr.failure == VSS_E_WRITER_NOT_RESPONDING);
+        StatusSlot x = { .state = VSS_WS_WAITING_FOR_FREEZE };
+        status_apply(&x, VSS_EVENT_ABORT, VSS_E_WRITER_NOT_RESPONDING, 0, "gone");
+        CHECK(x.state == VSS_WS_FAILED_AT_PREPARE_SNAPSHOT);
         /* Messages are cut to fit at a character boundary and made valid UTF-8. */
         char big[3000];
         memset(big, 'x', sizeof(big) - 3);

@@ -759,7 +759,7 @@ static void run_requester_killed_during_hold(const Case *c, Outcome *o) {
         { kind "-thaw", run_writer_fault, "thaw", FAULTKIND,                                                          \
           { .has_op = true, .op = FIRST(F), .be = W(VSS_WS_FAILED_AT_THAW, F), .fe = WA(VSS_WS_STABLE) } },         \
         { kind "-abort", run_writer_fault, "abort", FAULTKIND,                                                        \
-          { .has_op = true, .op = RETRYABLE, .be = WA(VSS_WS_STABLE), .fe = W(VSS_WS_FAILED_AT_FREEZE, RETRYABLE, 75) } }, \
+          { .has_op = true, .op = RETRYABLE, .be = ABORT_##FAULTKIND(F), .fe = W(VSS_WS_FAILED_AT_FREEZE, RETRYABLE, 75) } }, \
         { kind "-post-snapshot", run_writer_fault, "post-snapshot", FAULTKIND,                                        \
           { .has_op = true, .op = OK, .be = W(VSS_WS_FAILED_AT_POST_SNAPSHOT, F),                                    \
             .fe = W(VSS_WS_WAITING_FOR_BACKUP_COMPLETE, 0, 0) } },                                                    \
@@ -775,6 +775,11 @@ static void run_requester_killed_during_hold(const Case *c, Outcome *o) {
 #define FIRST_(a, ...) a
 /* BackupShutdown comes after the session is released: the admin view shows the culprit's last
  * status; a crashed writer is gone from it. */
+/* A writer's failing Abort is its own business (it was aborted); no answer to Abort at all means
+ * nobody knows it let go: not responding, failed at Freeze (it was frozen). */
+#define ABORT_FAULT_VETO(...) WA(VSS_WS_STABLE)
+#define ABORT_FAULT_HANG(...) { .state = VSS_WS_FAILED_AT_FREEZE, .failure = NOT_RESPONDING }
+#define ABORT_FAULT_CRASH(...) { .state = VSS_WS_FAILED_AT_FREEZE, .failure = NOT_RESPONDING }
 #define SHUTDOWN_FAULT_VETO(...) W(VSS_WS_FAILED_AT_BACKUP_SHUTDOWN, __VA_ARGS__)
 #define SHUTDOWN_FAULT_HANG(...) W(VSS_WS_FAILED_AT_BACKUP_SHUTDOWN, __VA_ARGS__)
 #define SHUTDOWN_FAULT_CRASH(...) { .state = ST_GONE }
