@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/epoll.h>
 #include <sys/wait.h>
 
 #include "daemon/freeze.h"
@@ -94,6 +95,7 @@ Session *session_unref(Session *s) {
         sd_bus_message_unref(s->release_request);
         sd_event_source_disable_unref(s->commit_source);
         sd_event_source_disable_unref(s->window_source);
+        sd_event_source_disable_unref(s->commit_io);
         if (s->commit_fd >= 0)
                 close(s->commit_fd);
         bcd_free(s->doc);
@@ -1103,42 +1105,70 @@ static void request_abort(Session *s, int32_t hr, const char *why) {
 enum { COMMIT_OK = 0, COMMIT_NOSPACE = 10, COMMIT_FAILED = 11, COMMIT_HOLD_TIMEOUT = 12, COMMIT_FROZEN_ELSEWHERE = 13 };
 
 /* Takes in what the commit child reported: where each shadow is, and why it failed. */
-static void commit_read_results(Session *s, char *msg, size_t msg_len) {
-        Manager *m = s->manager;
-        _cleanup_fclose_ FILE *f = s->commit_fd >= 0 ? fdopen(TAKE_FD(s->commit_fd), "re") : NULL;
-        char *line = NULL;
-        size_t n = 0;
-        while (f && getline(&line, &n, f) > 0) {
-                line[strcspn(line, "\n")] = 0;
-                char *tab = strchr(line, '\t');
-                if (!tab)
-                        continue;
-                *tab = 0;
-                if (streq(line, "E")) {
-                        snprintf(msg, msg_len, "%s", tab + 1);
-                        continue;
-                }
-                size_t i = strtoul(line, NULL, 10);
-                if (i >= s->n_volumes || streq(tab + 1, s->volumes[i].shadow_path))
-                        continue;
-                char *loc = strdup(tab + 1);
-                if (!loc)
-                        continue;
-                free(s->volumes[i].shadow_path);
-                s->volumes[i].shadow_path = loc;
-                (void) registry_set_shadow_path(m->registry, &s->volumes[i].shadow_id, loc);
+/* One report of the commit child: "INDEX\tLOCATION" for a shadow just made, recorded at once so
+ * that vssd dying before the child ends cannot lose where it is, or "E\tMESSAGE" on failure. */
+static void commit_line(Session *s, char *line) {
+        char *tab = strchr(line, '\t');
+        if (!tab)
+                return;
+        *tab = 0;
+        if (streq(line, "E")) {
+                snprintf(s->commit_msg, sizeof(s->commit_msg), "%s", tab + 1);
+                return;
         }
-        free(line);
+        size_t i = strtoul(line, NULL, 10);
+        if (i >= s->n_volumes || streq(tab + 1, s->volumes[i].shadow_path))
+                return;
+        char *loc = strdup(tab + 1);
+        if (!loc)
+                return;
+        free(s->volumes[i].shadow_path);
+        s->volumes[i].shadow_path = loc;
+        (void) registry_set_shadow_path(s->manager->registry, &s->volumes[i].shadow_id, loc);
+}
+
+/* Handles every complete line the child has written so far (the pipe is non-blocking). */
+static void commit_drain(Session *s) {
+        while (s->commit_fd >= 0) {
+                if (s->commit_len == sizeof(s->commit_buf) - 1)
+                        s->commit_len = 0; /* longer than any line of ours: dropped */
+                ssize_t n = read(s->commit_fd, s->commit_buf + s->commit_len, sizeof(s->commit_buf) - 1 - s->commit_len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        if (n == 0) /* the child is done writing: nothing more will come */
+                                s->commit_io = sd_event_source_disable_unref(s->commit_io);
+                        return;
+                }
+                s->commit_len += (size_t) n;
+                char *start = s->commit_buf, *end = s->commit_buf + s->commit_len, *nl;
+                while ((nl = memchr(start, '\n', (size_t) (end - start)))) {
+                        *nl = 0;
+                        commit_line(s, start);
+                        start = nl + 1;
+                }
+                s->commit_len = (size_t) (end - start);
+                memmove(s->commit_buf, start, s->commit_len);
+        }
+}
+
+static int on_commit_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        commit_drain(userdata);
+        return 0;
 }
 
 static int on_commit_exit(sd_event_source *src, const siginfo_t *si, void *userdata) {
         Session *s = userdata;
         Manager *m = s->manager;
-        char msg[1024] = "";
+        const char *msg = s->commit_msg;
         s->commit_source = sd_event_source_disable_unref(s->commit_source);
         s->window_source = sd_event_source_disable_unref(s->window_source);
         s->commit_pid = -1;
-        commit_read_results(s, msg, sizeof(msg));
+        commit_drain(s); /* what it wrote last */
+        s->commit_io = sd_event_source_disable_unref(s->commit_io);
+        if (s->commit_fd >= 0)
+                close(TAKE_FD(s->commit_fd));
+        s->commit_len = 0;
         /* A child that exited by itself released its lease (or never got one: a filesystem frozen
          * by someone else stays theirs). One that was killed may have left the helper to thaw in
          * its own time: thaw from here to be sure. */
@@ -1352,6 +1382,10 @@ static int commit_start(Session *s) {
         close(fds[1]);
         s->commit_fd = fds[0];
         s->commit_pid = pid;
+        s->commit_msg[0] = 0;
+        (void) fcntl(s->commit_fd, F_SETFL, O_NONBLOCK);
+        /* Reports are read as they come: a failed watch only delays them to the child's exit. */
+        (void) sd_event_add_io(m->event, &s->commit_io, s->commit_fd, EPOLLIN, on_commit_io, s);
         r = sd_event_add_child(m->event, &s->commit_source, pid, WEXITED, on_commit_exit, s);
         if (r < 0) {
                 (void) kill(pid, SIGKILL);

@@ -4,6 +4,7 @@
 /* vssd's objects: the Manager (one), Connections (one per client), Writers (subscribed),
  * Sessions (one per requester backup or restore) and their per-writer Slots. */
 
+#include <limits.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -186,8 +187,11 @@ struct Session {
         int32_t abort_hr;
         char abort_msg[256];
         pid_t commit_pid;
-        int commit_fd;            /* the commit child's reports */
-        sd_event_source *commit_source, *window_source;
+        int commit_fd;            /* the commit child's reports, read as they come */
+        sd_event_source *commit_source, *window_source, *commit_io;
+        char commit_buf[PATH_MAX + 64]; /* a report line being read */
+        size_t commit_len;
+        char commit_msg[1024];    /* the child's reason, when it failed */
         uint64_t freeze_start_usec;
         uint32_t freeze_cap_ms;   /* bound on a later level's Freeze deadline */
         bool gathering;           /* a GatherWriterStatus is in flight */

@@ -286,6 +286,46 @@ static void test_exec_vssd_killed_during_hold(void) {
         free(out);
 }
 
+/* Where a shadow is, is recorded as soon as it is made: vssd killed while the next volume of the
+ * set is still being cut, the restarted vssd deletes the first shadow by its real location. */
+static void test_exec_vssd_killed_location_kept(void) {
+        char *mnt, mnt2[600], *out = NULL;
+        Harness *h = exec_harness("30000", &mnt);
+        snprintf(mnt2, sizeof(mnt2), "%s", harness_loop_fs(h, "mkfs.ext4 -q", "64M"));
+        harness_writer(h, "w", NULL);
+        CHECK(harness_sh(h, NULL,
+                         "printf '%%s\\n' '#!/bin/sh' 'd=\"$HARNESS_DIR\"' "
+                         "'if [ \"$VSS_MOUNT_POINT\" = \"%s\" ]; then touch \"$d/slow-started\"; sleep 30; fi' "
+                         "'cp --sparse=always \"$d/img0\" \"$d/shadow-$VSS_SHADOW_ID.img\"' "
+                         "'echo \"$d/shadow-$VSS_SHADOW_ID.img\"' > %s/exec-create",
+                         mnt2, harness_dir(h)) == 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+                char cmd[1400];
+                snprintf(cmd, sizeof(cmd), "vssadmin create shadow --for %s --for %s --provider image >/dev/null 2>&1",
+                         mnt, mnt2);
+                _exit(harness_sh(h, NULL, "%s", cmd));
+        }
+        CHECK(harness_sh(h, &out, "for i in $(seq 400); do [ -e %s/slow-started ] && echo started && break; sleep 0.05; done",
+                         harness_dir(h)) == 0);
+        CHECK(out && strstr(out, "started"));
+        free(out);
+        /* The first volume's shadow exists; vssd dies before the set is done. */
+        CHECK(harness_sh(h, &out, "ls %s | grep -c '^shadow-.*img$'", harness_dir(h)) == 0);
+        CHECK(out && atoi(out) == 1);
+        free(out);
+        harness_kill_vssd(h);
+        waitpid(pid, NULL, 0);
+        harness_restart_vssd(h);
+        /* Recovery removed it by its real location: nothing is left behind. */
+        CHECK(harness_sh(h, &out, "ls %s | grep -c '^shadow-.*img$'", harness_dir(h)) == 1);
+        CHECK(out && atoi(out) == 0);
+        free(out);
+        CHECK(harness_sh(h, &out, "vssadmin list shadows --json") == 0);
+        CHECK(out && !strstr(out, "shadow_id"));
+        free(out);
+}
+
 static void test_provider_honesty(void) {
         /* Providers say what they support and whether a multi-volume set is atomic; a set that is
          * not says so in its shadows' properties. */
@@ -437,6 +477,7 @@ static void test_expose(void) {
 static const TestCase cases[] = {
         { "expose", test_expose },
         { "exec-delete-fails-keeps-record", test_exec_delete_fails_keeps_record },
+        { "exec-vssd-killed-location-kept", test_exec_vssd_killed_location_kept },
         { "shadow-limits", test_shadow_limits },
         { "provider-honesty", test_provider_honesty },
         { "xfs-reflink", test_xfs_reflink },
