@@ -352,13 +352,30 @@ int shadow_delete(Manager *m, const ShadowRecord *rec) {
         const Provider *p = provider_find(rec->provider);
         shadow_unexpose_all(m, &rec->shadow_id);
         int r = p ? p->remove(p, rec->shadow_path) : -EOPNOTSUPP;
-        if (r < 0) {
-                log_err("cannot delete shadow at %s: %s", rec->shadow_path, strerror(-r));
+        if (r < 0 && r != -ENOENT) { /* not there (never made, or gone): only the record is left */
+                log_err("cannot delete shadow at %s: %s; its record is kept", rec->shadow_path, strerror(-r));
                 return r;
         }
         r = registry_remove_shadow(m->registry, &rec->shadow_id);
         shadow_set_dir_remove(m, &rec->set_id);
         return r == -ENOENT ? 0 : r;
+}
+
+int set_remove(Manager *m, const vss_id *set_id) {
+        ShadowRecord *recs = NULL;
+        size_t n = 0;
+        bool kept = false;
+        int r = registry_list_set_shadows(m->registry, set_id, true, &recs, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                kept = shadow_delete(m, &recs[i]) < 0 || kept;
+        shadow_records_free(recs, n);
+        if (kept)
+                return -EBUSY;
+        (void) registry_remove_set(m->registry, set_id); /* -ENOENT: its last shadow took it along */
+        shadow_set_dir_remove(m, set_id);
+        return 0;
 }
 
 int method_delete_shadows(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -685,28 +702,10 @@ static void manager_recover(Manager *m) {
         if (registry_list_creating_sets(m->registry, &sets, &n) < 0)
                 return;
         for (size_t i = 0; i < n; i++) {
-                ShadowRecord *recs = NULL;
-                size_t k = 0;
-                bool kept = false;
-                if (registry_list_set_shadows(m->registry, &sets[i], true, &recs, &k) >= 0) {
-                        for (size_t j = 0; j < k; j++) {
-                                const Provider *p = provider_find(recs[j].provider);
-                                int r = p ? p->remove(p, recs[j].shadow_path) : -ENOENT;
-                                if (r < 0 && r != -ENOENT) {
-                                        /* Not forgotten: the next start tries again. */
-                                        log_warn("recovery: cannot remove shadow %s: %s; kept", recs[j].shadow_path,
-                                                 strerror(-r));
-                                        kept = true;
-                                } else
-                                        (void) registry_remove_shadow(m->registry, &recs[j].shadow_id);
-                        }
-                        shadow_records_free(recs, k);
-                }
-                if (kept)
-                        continue;
-                registry_remove_set(m->registry, &sets[i]);
-                shadow_set_dir_remove(m, &sets[i]);
-                log_info("recovered: removed incomplete snapshot set");
+                if (set_remove(m, &sets[i]) >= 0)
+                        log_info("recovered: removed incomplete snapshot set");
+                else
+                        log_warn("recovery: an incomplete snapshot set is kept; the next start tries again");
         }
         free(sets);
 

@@ -463,29 +463,14 @@ static int op_begin(Session *s, sd_bus_message *msg, SeqCall call) {
         return 1; /* answered later */
 }
 
-/* Deletes the set's shadows. A shadow its provider could not remove keeps its record (and the set
- * its record and directory), so nothing made is ever forgotten: a restarted vssd tries again. */
+/* Deletes the set's shadows through the registry, which has every one of them (journalled before
+ * anything is made, each location as soon as it is known). What a provider could not remove stays
+ * recorded, with its set: a restarted vssd tries again. */
 static void set_delete(Session *s) {
-        Manager *m = s->manager;
-        bool kept = false;
-        for (size_t i = 0; i < s->n_volumes; i++) {
-                Volume *v = &s->volumes[i];
-                if (!v->shadow_path)
-                        continue;
-                shadow_unexpose_all(m, &v->shadow_id);
-                int r = v->provider->remove(v->provider, v->shadow_path);
-                if (r < 0 && r != -ENOENT) {
-                        log_warn("cannot remove shadow %s: %s; its record is kept", v->shadow_path, strerror(-r));
-                        kept = true;
-                } else if (s->set_registered)
-                        (void) registry_remove_shadow(m->registry, &v->shadow_id);
-        }
-        if (kept)
+        if (s->set_registered && set_remove(s->manager, &s->set_id) < 0)
                 return;
-        if (s->set_registered)
-                registry_remove_set(m->registry, &s->set_id);
-        if (s->n_volumes > 0)
-                shadow_set_dir_remove(m, &s->set_id);
+        if (!s->set_registered && s->n_volumes > 0)
+                shadow_set_dir_remove(s->manager, &s->set_id);
         s->set_registered = s->set_committed = false;
 }
 

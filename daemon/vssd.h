@@ -222,7 +222,12 @@ void session_writer_gone(Session *s, Writer *w);
 void session_abandon(Session *s);
 Session *session_lookup(Connection *c, const char *id, sd_bus_error *error);
 int reply_error(sd_bus_error *error, int32_t hr, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Deletes a shadow: unexposed, removed by its provider, then its record. A shadow the provider
+ * cannot remove keeps its record (never forgotten); one already gone loses it. */
 int shadow_delete(Manager *m, const ShadowRecord *rec);
+/* shadow_delete() on every shadow of a set (in creation or not), then the set's record and
+ * directory; -EBUSY when a shadow was kept, and the set with it. */
+int set_remove(Manager *m, const vss_id *set_id);
 void shadow_set_dir_remove(Manager *m, const vss_id *set_id);
 /* expose.c: unmounts every exposure of a shadow (before it is deleted). */
 void shadow_unexpose_all(Manager *m, const vss_id *shadow_id);
