@@ -148,9 +148,10 @@ static bool record_of_slot(const Session *s, const Slot *slot, const vss_bc_comp
         return vss_id_equal(&c->writer_id, &slot->class_id) && (s->restore || vss_id_equal(&c->instance_id, &slot->instance_id));
 }
 
-static char *record_key(const vss_bc_component *c) {
+/* A component as events name it: "logical_path/name", or "name" at the top. */
+static char *component_key(const char *logical_path, const char *name) {
         char *k;
-        if (asprintf(&k, "%s%s%s", c->logical_path, isempty(c->logical_path) ? "" : "/", c->name) < 0)
+        if (asprintf(&k, "%s%s%s", logical_path, isempty(logical_path) ? "" : "/", name) < 0)
                 return NULL;
         return k;
 }
@@ -160,7 +161,8 @@ static char **slot_record_keys(Session *s, const Slot *slot) {
         char **keys = calloc(s->doc->n_components + 1, sizeof(char *));
         size_t n = 0;
         for (size_t i = 0; keys && i < s->doc->n_components; i++)
-                if (record_of_slot(s, slot, &s->doc->components[i]) && (keys[n] = record_key(&s->doc->components[i])))
+                if (record_of_slot(s, slot, &s->doc->components[i]) &&
+                    (keys[n] = component_key(s->doc->components[i].logical_path, s->doc->components[i].name)))
                         n++;
         if (keys && n == 0) {
                 free(keys);
@@ -685,13 +687,6 @@ static int read_component(sd_bus_message *msg, Session *s, Slot **ret_slot, cons
         return 0;
 }
 
-static char *component_key(const vss_component_info *c) {
-        char *k;
-        if (asprintf(&k, "%s%s%s", c->logical_path, isempty(c->logical_path) ? "" : "/", c->name) < 0)
-                return NULL;
-        return k;
-}
-
 int method_add_component(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Slot *slot;
         const vss_component_info *comp;
@@ -706,7 +701,7 @@ int method_add_component(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 total += s->slots[i].n_components;
         if (total >= VSS_MAX_COMPONENTS)
                 return reply_error(error, VSS_E_INVALIDARG, "too many components (%d)", VSS_MAX_COMPONENTS);
-        _cleanup_free_ char *key = component_key(comp);
+        _cleanup_free_ char *key = component_key(comp->logical_path, comp->name);
         if (!key)
                 return -ENOMEM;
         for (size_t i = 0; i < slot->n_components; i++)
@@ -891,7 +886,7 @@ int method_pre_restore(sd_bus_message *msg, void *userdata, sd_bus_error *error)
                         if (!keys)
                                 return -ENOMEM;
                         slot->components = keys;
-                        if (!(keys[slot->n_components] = record_key(c)))
+                        if (!(keys[slot->n_components] = component_key(c->logical_path, c->name)))
                                 return -ENOMEM;
                         keys[++slot->n_components] = NULL;
                         n++;
