@@ -593,27 +593,25 @@ static int cmd_backup(const char *dest, char **specs, size_t n_specs, vss_backup
 
 /* Restore. */
 
-/* Where a file group goes: under --to, to the writer's alternate location when it asks for one,
- * else back in place (NULL). */
-static char *restore_destination(const char *to, const vss_writer_metadata *wm, const vss_bc_component *c,
-                                 const char *path) {
-        char *d = NULL;
-        if (to) {
-                if (asprintf(&d, "%s%s", to, path) < 0)
-                        return NULL;
-                return d;
-        }
-        for (size_t i = 0; i < c->n_new_targets; i++)
-                if (path_within(path, c->new_targets[i].path) &&
-                    asprintf(&d, "%s%s", c->new_targets[i].destination, path + strlen(c->new_targets[i].path)) >= 0)
-                        return d;
-        bool alternate = c->restore_target == VSS_RT_ALTERNATE || wm->restore_method == VSS_RME_RESTORE_TO_ALTERNATE_LOCATION;
-        for (size_t i = 0; alternate && i < wm->n_alternate_mappings; i++)
-                if (path_within(path, wm->alternate_mappings[i].path) &&
-                    asprintf(&d, "%s%s", wm->alternate_mappings[i].destination,
-                             path + strlen(wm->alternate_mappings[i].path)) >= 0)
-                        return d;
-        return NULL;
+/* The first mapping whose path holds path: *ret = its destination + the rest of path. 0 and NULL
+ * when none does. */
+static int map_path(const vss_file_mapping *maps, size_t n, const char *path, char **ret) {
+        *ret = NULL;
+        for (size_t i = 0; i < n; i++)
+                if (path_within(path, maps[i].path))
+                        return asprintf(ret, "%s%s", maps[i].destination, path + strlen(maps[i].path)) < 0 ? -ENOMEM : 0;
+        return 0;
+}
+
+/* Where a file group goes: where the requester's new targets say (restore --to sets them), to the
+ * writer's alternate location when it asks for one, else back in place (*ret NULL). */
+static int restore_destination(const vss_writer_metadata *wm, const vss_bc_component *c, const char *path, char **ret) {
+        int r = map_path(c->new_targets, c->n_new_targets, path, ret);
+        if (r < 0 || *ret)
+                return r;
+        if (c->restore_target == VSS_RT_ALTERNATE || wm->restore_method == VSS_RME_RESTORE_TO_ALTERNATE_LOCATION)
+                return map_path(wm->alternate_mappings, wm->n_alternate_mappings, path, ret);
+        return 0;
 }
 
 static bool component_wanted(const vss_backup_document *d, const vss_bc_component *c, char **specs, size_t n_specs) {
@@ -630,7 +628,7 @@ static bool component_wanted(const vss_backup_document *d, const vss_bc_componen
 
 /* Puts one component's files back from each backup of the chain, oldest first. */
 static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss_backup_document *d,
-                              const vss_bc_component *c, const char *to, uint64_t *ret_files) {
+                              const vss_bc_component *c, uint64_t *ret_files) {
         const vss_writer_metadata *wm = vss_backup_document_writer(d, c);
         const vss_component_info *ci = NULL;
         for (size_t i = 0; i < wm->n_components; i++)
@@ -641,12 +639,17 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
         StoreRestoreRule *rules = calloc(ci->n_files ? ci->n_files : 1, sizeof(*rules));
         bool ok = rules != NULL;
         for (size_t i = 0; ok && i < ci->n_files; i++) {
+                char *dest = NULL;
+                /* Never "in place" for want of memory: a failure here fails the component. */
+                ok = restore_destination(wm, c, ci->files[i].path, &dest) >= 0;
                 rules[i] = (StoreRestoreRule) {
                         .from = { ci->files[i].path, ci->files[i].filespec, ci->files[i].recursive },
-                        .to = restore_destination(to, wm, c, ci->files[i].path),
+                        .to = dest,
                         .no_overwrite = wm->restore_method == VSS_RME_RESTORE_IF_NOT_THERE,
                 };
         }
+        if (!ok)
+                run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
         *ret_files = 0;
         for (size_t k = 0; ok && k < n_chain; k++) {
                 _cleanup_free_ char *err = NULL;
@@ -762,7 +765,7 @@ static int cmd_restore(const char *src, char **specs, size_t n_specs, const char
                         rs = VSS_RS_NONE;
                         snprintf(what, sizeof(what), "left to the writer (custom restore method)");
                 } else {
-                        c_ok = restore_component(&run, chain, n_chain, d, c, to, &files);
+                        c_ok = restore_component(&run, chain, n_chain, d, c, &files);
                         rs = c_ok ? VSS_RS_ALL : VSS_RS_FAILED;
                         if (c_ok)
                                 snprintf(what, sizeof(what), "restored (%llu files)", (unsigned long long) files);
