@@ -192,6 +192,12 @@ Harness *harness_new(const char *config) {
         return h;
 }
 
+void harness_hook(Harness *h, const char *name, const char *script) {
+        char path[600];
+        snprintf(path, sizeof(path), "%s/hooks/%s", h->dir, name);
+        write_file(path, script, 0755);
+}
+
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
         (void) (flag == FTW_DP ? rmdir(path) : unlink(path));
         return 0;

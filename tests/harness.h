@@ -32,6 +32,8 @@ const char *harness_state_dir(Harness *h);
 /* Starts a writer; extra: NULL-terminated extra vss-writer-exec arguments. Waits until vssd lists it. */
 pid_t harness_writer(Harness *h, const char *name, const char *const *extra);
 void harness_set(Harness *h, const char *writer, const char *event, const char *behaviour);
+/* Adds an executable hook NAME (after 10-test in name order) to every harness writer's hooks. */
+void harness_hook(Harness *h, const char *name, const char *script);
 /* Waits (up to 20 s) for the file NAME.EVENT.started. */
 bool harness_wait_started(Harness *h, const char *writer, const char *event);
 /* Events of one writer, space separated ("identify prepare-backup ..."). Caller frees. */

@@ -676,21 +676,14 @@ static void test_persistent_survives_restart(void) {
 /* A hook that copies ctl/NAME.EVENT.control into $VSS_CONTROL and records what the writer was
  * told in env.NAME.EVENT: the document as the writer sees it. */
 static void document_hook(Harness *h) {
-        char p[PATH_MAX];
-        snprintf(p, sizeof(p), "%s/hooks/60-doc", harness_dir(h));
-        FILE *f = fopen(p, "we");
-        CHECK(f != NULL);
-        if (!f)
-                return;
-        fprintf(f, "#!/bin/sh\n"
+        harness_hook(h, "60-doc",
+                     "#!/bin/sh\n"
                    "d=\"$HARNESS_DIR\"\n"
                    "c=\"$d/ctl/$VSS_WRITER_NAME.$1.control\"\n"
                    "[ -f \"$c\" ] && cat \"$c\" >> \"$VSS_CONTROL\"\n"
                    "echo \"comps=$VSS_COMPONENTS prev=$VSS_PREVIOUS_BACKUP_STAMPS opts=$VSS_BACKUP_OPTIONS "
                    "status=$VSS_RESTORE_STATUS dirs=$VSS_RESTORE_TARGET_DIRS\" > \"$d/env.$VSS_WRITER_NAME.$1\"\n"
                    "exit 0\n");
-        fclose(f);
-        CHECK(chmod(p, 0755) == 0);
 }
 
 static void control(Harness *h, const char *writer, const char *event, const char *lines) {

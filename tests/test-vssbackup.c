@@ -265,13 +265,8 @@ static void test_prerestore_veto(void) {
 
 /* Writes the writer's backup stamp at PostSnapshot and records the previous stamps it was given. */
 static void stamp_hook(Harness *h) {
-        char p[PATH_MAX];
-        snprintf(p, sizeof(p), "%s/hooks/50-stamp", harness_dir(h));
-        FILE *f = fopen(p, "we");
-        CHECK(f != NULL);
-        if (!f)
-                return;
-        fprintf(f, "#!/bin/sh\n"
+        harness_hook(h, "50-stamp",
+                     "#!/bin/sh\n"
                    "d=\"$HARNESS_DIR\"\n"
                    "[ \"$1\" = prepare-backup ] && echo \"$VSS_PREVIOUS_BACKUP_STAMPS\" >> \"$d/previous-stamps\"\n"
                    "if [ \"$1\" = post-snapshot ]; then\n"
@@ -279,8 +274,6 @@ static void stamp_hook(Harness *h) {
                    "  echo \"backup-stamp db gen-$n\" >> \"$VSS_CONTROL\"\n"
                    "fi\n"
                    "exit 0\n");
-        fclose(f);
-        CHECK(chmod(p, 0755) == 0);
 }
 
 static void test_incremental(void) {
