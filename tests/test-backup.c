@@ -678,12 +678,12 @@ static void test_persistent_survives_restart(void) {
 static void document_hook(Harness *h) {
         harness_hook(h, "60-doc",
                      "#!/bin/sh\n"
-                   "d=\"$HARNESS_DIR\"\n"
-                   "c=\"$d/ctl/$VSS_WRITER_NAME.$1.control\"\n"
-                   "[ -f \"$c\" ] && cat \"$c\" >> \"$VSS_CONTROL\"\n"
-                   "echo \"comps=$VSS_COMPONENTS prev=$VSS_PREVIOUS_BACKUP_STAMPS opts=$VSS_BACKUP_OPTIONS "
-                   "status=$VSS_RESTORE_STATUS dirs=$VSS_RESTORE_TARGET_DIRS\" > \"$d/env.$VSS_WRITER_NAME.$1\"\n"
-                   "exit 0\n");
+                     "d=\"$HARNESS_DIR\"\n"
+                     "c=\"$d/ctl/$VSS_WRITER_NAME.$1.control\"\n"
+                     "[ -f \"$c\" ] && cat \"$c\" >> \"$VSS_CONTROL\"\n"
+                     "echo \"comps=$VSS_COMPONENTS prev=$VSS_PREVIOUS_BACKUP_STAMPS opts=$VSS_BACKUP_OPTIONS "
+                     "status=$VSS_RESTORE_STATUS dirs=$VSS_RESTORE_TARGET_DIRS\" > \"$d/env.$VSS_WRITER_NAME.$1\"\n"
+                     "exit 0\n");
 }
 
 static void control(Harness *h, const char *writer, const char *event, const char *lines) {

@@ -267,13 +267,13 @@ static void test_prerestore_veto(void) {
 static void stamp_hook(Harness *h) {
         harness_hook(h, "50-stamp",
                      "#!/bin/sh\n"
-                   "d=\"$HARNESS_DIR\"\n"
-                   "[ \"$1\" = prepare-backup ] && echo \"$VSS_PREVIOUS_BACKUP_STAMPS\" >> \"$d/previous-stamps\"\n"
-                   "if [ \"$1\" = post-snapshot ]; then\n"
-                   "  n=$(cat \"$d/generation\" 2>/dev/null || echo 0); n=$((n+1)); echo $n > \"$d/generation\"\n"
-                   "  echo \"backup-stamp db gen-$n\" >> \"$VSS_CONTROL\"\n"
-                   "fi\n"
-                   "exit 0\n");
+                     "d=\"$HARNESS_DIR\"\n"
+                     "[ \"$1\" = prepare-backup ] && echo \"$VSS_PREVIOUS_BACKUP_STAMPS\" >> \"$d/previous-stamps\"\n"
+                     "if [ \"$1\" = post-snapshot ]; then\n"
+                     "  n=$(cat \"$d/generation\" 2>/dev/null || echo 0); n=$((n+1)); echo $n > \"$d/generation\"\n"
+                     "  echo \"backup-stamp db gen-$n\" >> \"$VSS_CONTROL\"\n"
+                     "fi\n"
+                     "exit 0\n");
 }
 
 static void test_incremental(void) {
