@@ -265,6 +265,7 @@ typedef struct Volume {
         char *path;
         vss_id shadow_id;
         char shadow_path[PATH_MAX];
+        uint64_t created_usec;
 } Volume;
 
 static bool volume_add(Run *run, Volume *vols, size_t *n, const char *path) {
@@ -334,6 +335,7 @@ static bool make_snapshot(Run *run, Volume *vols, size_t n_vols, vss_id *set_id)
                 if (!report_step(&run->r, vss_backup_get_snapshot_properties(b, &vols[i].shadow_id, &p)))
                         return false;
                 snprintf(vols[i].shadow_path, sizeof(vols[i].shadow_path), "%s", p.shadow_path);
+                vols[i].created_usec = p.created_usec;
         }
         return true;
 }
@@ -532,9 +534,7 @@ static int cmd_backup(const char *dest, char **specs, size_t n_specs, vss_backup
         ok = ok && make_snapshot(&run, vols, n_vols, &set_id);
 
         if (ok) {
-                vss_snapshot_prop p;
-                if (vss_backup_get_snapshot_properties(b, &vols[0].shadow_id, &p) >= 0)
-                        man.created_usec = p.created_usec;
+                man.created_usec = vols[0].created_usec;
                 /* Incremental and differential: files changed since the base was cut. */
                 uint64_t since = base.bcd ? base.manifest.created_usec : 0;
                 for (size_t i = 0; i < n_sel; i++) {
