@@ -23,274 +23,7 @@
 #include <time.h>
 
 #include "lib/client.h"
-#include "tests/harness.h"
-
-#define GROUP "vsstest-backup"
-#define ALICE "vsstest-alice"
-#define BOB "vsstest-bob"
-#define CAROL "vsstest-carol"
-#define CONFIG_BASE "{\"backup_group\": \"" GROUP "\""
-
-/* Users and groups. */
-
-static bool in_group(const char *user, const char *group) {
-        struct passwd *pw = getpwnam(user);
-        struct group *g = getgrnam(group);
-        gid_t groups[256];
-        int n = ELEMENTSOF(groups);
-        if (!pw || !g || getgrouplist(user, pw->pw_gid, groups, &n) < 0)
-                return false;
-        for (int i = 0; i < n; i++)
-                if (groups[i] == g->gr_gid)
-                        return true;
-        return false;
-}
-
-/* useradd/groupadd lock /etc/passwd: tests running in parallel take turns, and retry when
- * something else holds it. */
-static void run_retrying(const char *cmd) {
-        for (int i = 0; i < 20; i++) {
-                if (system(cmd) == 0)
-                        return;
-                usleep(200 * 1000);
-        }
-        fprintf(stderr, "test-auth: '%s' failed\n", cmd);
-        exit(99);
-}
-
-static void ensure_users(void) {
-        int fd = open("/run/lock/openvss-test-users.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0 || flock(fd, LOCK_EX) < 0) {
-                fprintf(stderr, "test-auth: cannot lock the user list: %m\n");
-                exit(99);
-        }
-        if (!getgrnam(GROUP))
-                run_retrying("groupadd " GROUP);
-        static const char *const users[] = { ALICE, BOB, CAROL };
-        for (size_t i = 0; i < ELEMENTSOF(users); i++) {
-                char cmd[256];
-                if (!getpwnam(users[i])) {
-                        snprintf(cmd, sizeof(cmd), "useradd -M -s /usr/sbin/nologin %s", users[i]);
-                        run_retrying(cmd);
-                }
-                bool want = !streq(users[i], BOB);
-                if (want && !in_group(users[i], GROUP)) {
-                        snprintf(cmd, sizeof(cmd), "usermod -aG " GROUP " %s", users[i]);
-                        run_retrying(cmd);
-                }
-                if (!want && in_group(users[i], GROUP)) {
-                        snprintf(cmd, sizeof(cmd), "gpasswd -d %s " GROUP " >/dev/null", users[i]);
-                        run_retrying(cmd);
-                }
-        }
-        close(fd);
-}
-
-static uid_t uid_of(const char *user) {
-        struct passwd *pw = getpwnam(user);
-        return pw ? pw->pw_uid : (uid_t) -1;
-}
-
-/* vssd as root, reachable by the test users: they may traverse the harness directory (the
- * socket is 0777) and their writers' hooks append to the shared log. */
-static Harness *start(const char *config) {
-        ensure_users();
-        Harness *h = harness_new(config);
-        char path[512];
-        chmod(harness_dir(h), 0711);
-        snprintf(path, sizeof(path), "%s/log", harness_dir(h));
-        chmod(path, 0666);
-        return h;
-}
-
-static void drop_to(const char *user) {
-        struct passwd *pw = getpwnam(user);
-        if (!pw || initgroups(user, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-                fprintf(stderr, "test-auth: cannot become %s: %m\n", user);
-                _exit(99);
-        }
-        /* Really unprivileged: no way back. */
-        if (setuid(0) == 0 || getuid() != pw->pw_uid || geteuid() != pw->pw_uid) {
-                fprintf(stderr, "test-auth: still privileged as %s\n", user);
-                _exit(99);
-        }
-}
-
-typedef void (*UserFn)(Harness *h, void *userdata);
-
-/* Runs fn as user in a child; its CHECKs count there and come back as its exit status. */
-static pid_t spawn_as(const char *user, UserFn fn, Harness *h, void *userdata) {
-        fflush(NULL);
-        pid_t pid = fork();
-        if (pid < 0) {
-                perror("fork");
-                exit(99);
-        }
-        if (pid == 0) {
-                prctl(PR_SET_PDEATHSIG, SIGKILL);
-                drop_to(user);
-                test_failures = 0;
-                fn(h, userdata);
-                fflush(NULL);
-                _exit(test_failures ? 1 : 0);
-        }
-        return pid;
-}
-
-static void wait_ok(pid_t pid, const char *what) {
-        int st = 0;
-        if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-                fprintf(stderr, "test-auth: %s failed (status 0x%x)\n", what, st);
-                test_failures++;
-        }
-}
-
-static void run_as(const char *user, UserFn fn, Harness *h, void *userdata, const char *what) {
-        wait_ok(spawn_as(user, fn, h, userdata), what);
-}
-
-/* Raw calls, for exact codes and messages. */
-
-static char last_msg[1024];
-
-static int32_t callv(sd_bus *bus, sd_bus_message **reply, const char *method, const char *types, va_list ap) {
-        sd_bus_error e = SD_BUS_ERROR_NULL;
-        int r = sd_bus_call_methodv(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, method, &e, reply, types, ap);
-        snprintf(last_msg, sizeof(last_msg), "%s", e.message ? e.message : "");
-        int32_t hr = r < 0 ? vss_hr_from_bus_error(&e, r) : 0;
-        sd_bus_error_free(&e);
-        return hr;
-}
-
-static int32_t call(sd_bus *bus, const char *method, const char *types, ...) {
-        va_list ap;
-        va_start(ap, types);
-        int32_t hr = callv(bus, NULL, method, types, ap);
-        va_end(ap);
-        return hr;
-}
-
-/* A call whose reply is one string (a session id, ...), copied to out. */
-static int32_t call_s(sd_bus *bus, char *out, size_t size, const char *method, const char *types, ...) {
-        sd_bus_message *reply = NULL;
-        const char *s = NULL;
-        va_list ap;
-        va_start(ap, types);
-        int32_t hr = callv(bus, &reply, method, types, ap);
-        va_end(ap);
-        if (hr == 0 && sd_bus_message_read(reply, "s", &s) >= 0)
-                snprintf(out, size, "%s", s);
-        sd_bus_message_unref(reply);
-        return hr;
-}
-
-/* A call without arguments, keeping its reply. */
-static int32_t call_reply(sd_bus *bus, sd_bus_message **reply, const char *method) {
-        sd_bus_error e = SD_BUS_ERROR_NULL;
-        int r = sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, method, &e, reply, NULL);
-        snprintf(last_msg, sizeof(last_msg), "%s", e.message ? e.message : "");
-        int32_t hr = r < 0 ? vss_hr_from_bus_error(&e, r) : 0;
-        sd_bus_error_free(&e);
-        return hr;
-}
-
-/* Number of entries of a listing (ListShadows, ListWriters); -1 on error. */
-static int count_listed(sd_bus *bus, const char *method, const char *sig) {
-        sd_bus_message *reply = NULL;
-        int n = -1;
-        if (call_reply(bus, &reply, method) == 0) {
-                n = 0;
-                if (sd_bus_message_enter_container(reply, 'a', sig) >= 0)
-                        while (sd_bus_message_skip(reply, sig) > 0)
-                                n++;
-        }
-        sd_bus_message_unref(reply);
-        return n;
-}
-
-static sd_bus *connect_or_die(Harness *h) {
-        sd_bus *bus = NULL;
-        if (vss_connect(harness_socket(h), &bus) < 0) {
-                fprintf(stderr, "test-auth: cannot connect to %s\n", harness_socket(h));
-                _exit(99);
-        }
-        return bus;
-}
-
-static int count_as_root(Harness *h, const char *method, const char *sig) {
-        sd_bus *bus = connect_or_die(h);
-        int n = count_listed(bus, method, sig);
-        sd_bus_flush_close_unref(bus);
-        return n;
-}
-
-#define SHADOW_SIG "(sssssttu)"
-#define WRITER_SIG "(sssuiissst)"
-
-static bool writer_listed(Harness *h, const char *name) {
-        sd_bus *bus = connect_or_die(h);
-        sd_bus_message *reply = NULL;
-        bool found = false;
-        if (call_reply(bus, &reply, "ListWriters") == 0 &&
-            sd_bus_message_enter_container(reply, 'a', WRITER_SIG) >= 0) {
-                const char *n, *a, *b, *c, *d, *e;
-                uint32_t s;
-                int32_t f, g;
-                uint64_t t;
-                while (sd_bus_message_read(reply, WRITER_SIG, &n, &a, &b, &s, &f, &g, &c, &d, &e, &t) > 0)
-                        found = found || streq(n, name);
-        }
-        sd_bus_message_unref(reply);
-        sd_bus_flush_close_unref(bus);
-        return found;
-}
-
-static void stop_writer(pid_t pid) {
-        kill(pid, SIGTERM);
-        waitpid(pid, NULL, 0);
-}
-
-/* vss-writer-exec run by user, with the harness hooks; waits until vssd lists it. */
-static pid_t writer_as(Harness *h, const char *user, const char *name, const char *class_id) {
-        char hooks[512], logname[512];
-        snprintf(hooks, sizeof(hooks), "%s/hooks", harness_dir(h));
-        snprintf(logname, sizeof(logname), "%s/writer-%s.log", harness_dir(h), name);
-        fflush(NULL);
-        pid_t pid = fork();
-        if (pid == 0) {
-                prctl(PR_SET_PDEATHSIG, SIGKILL);
-                int fd = open(logname, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-                if (fd >= 0) {
-                        dup2(fd, 1);
-                        dup2(fd, 2);
-                }
-                drop_to(user);
-                const char *argv[] = { "vss-writer-exec", "--name", name, "--hooks", hooks,
-                                       class_id ? "--writer-id" : NULL, class_id, NULL };
-                execv(WRITER_EXEC_PATH, (char *const *) argv);
-                _exit(127);
-        }
-        int st;
-        for (int i = 0; i < 3000; i++) {
-                if (writer_listed(h, name))
-                        return pid;
-                if (waitpid(pid, &st, WNOHANG) == pid) {
-                        fprintf(stderr, "test-auth: writer %s of %s ended (status 0x%x) before it subscribed\n", name,
-                                user, st);
-                        pid = 0;
-                        break;
-                }
-                usleep(10 * 1000);
-        }
-        fprintf(stderr, "test-auth: writer %s of %s did not subscribe\n", name, user);
-        char cmd[600];
-        snprintf(cmd, sizeof(cmd), "cat %s >&2", logname);
-        (void) system(cmd);
-        if (pid > 0)
-                stop_writer(pid);
-        test_failures++;
-        exit(1);
-}
+#include "tests/users.h"
 
 
 /* A backup of data by the session b (its metadata gathered), up to and including the snapshot set. */
@@ -352,7 +85,7 @@ static void bob_refused(Harness *h, void *userdata) {
 }
 
 static void test_requester_not_in_group(void) {
-        Harness *h = start(CONFIG_BASE "}");
+        Harness *h = harness_for_users(CONFIG_BASE "}");
         char *data = harness_make_data(h, "data");
         /* A shadow made by root, so a refused list or delete has something to leak or lose. */
         vss_backup *b = harness_session(h);
@@ -399,7 +132,7 @@ static void alice_backs_up(Harness *h, void *userdata) {
 }
 
 static void test_requester_in_group(void) {
-        Harness *h = start(CONFIG_BASE "}");
+        Harness *h = harness_for_users(CONFIG_BASE "}");
         harness_writer(h, "w", NULL);
         char *data = harness_make_data(h, "data");
         run_as(ALICE, alice_backs_up, h, data, "alice's backup");
@@ -412,7 +145,7 @@ static void test_requester_in_group(void) {
 /* auth-writer-any-user */
 
 static void test_writer_any_user(void) {
-        Harness *h = start(CONFIG_BASE "}");
+        Harness *h = harness_for_users(CONFIG_BASE "}");
         pid_t w = writer_as(h, BOB, "bw", NULL);
         char *data = harness_make_data(h, "data");
         vss_backup *b = harness_session(h);
@@ -445,7 +178,7 @@ static void bob_impersonates(Harness *h, void *userdata) {
 }
 
 static void test_writer_impersonation(void) {
-        Harness *h = start(CONFIG_BASE "}");
+        Harness *h = harness_for_users(CONFIG_BASE "}");
         pid_t w = writer_as(h, ALICE, "aw", ALICE_CLASS);
         run_as(BOB, bob_impersonates, h, NULL, "bob impersonating alice's writer");
 
@@ -471,7 +204,7 @@ static void test_writer_impersonation(void) {
  * ran; bob is refused it first, and bad bindings are config errors. */
 
 static void test_writer_class_config(void) {
-        Harness *h = start(CONFIG_BASE ", \"writer_classes\": {\"" ALICE_CLASS "\": \"" ALICE "\"}}");
+        Harness *h = harness_for_users(CONFIG_BASE ", \"writer_classes\": {\"" ALICE_CLASS "\": \"" ALICE "\"}}");
         run_as(BOB, bob_impersonates, h, NULL, "bob taking a class the config gives alice");
         pid_t w = writer_as(h, ALICE, "aw", ALICE_CLASS);
         CHECK(writer_listed(h, "aw"));
@@ -507,7 +240,7 @@ static void bob_listens(Harness *h, void *userdata) {
 }
 
 static void test_fake_vssd(void) {
-        Harness *h = start(CONFIG_BASE "}");
+        Harness *h = harness_for_users(CONFIG_BASE "}");
         char dir[] = "/tmp/openvss-fake-XXXXXX", path[64];
         CHECK(mkdtemp(dir) != NULL && chmod(dir, 01777) == 0);
         snprintf(path, sizeof(path), "%s/vssd.sock", dir);
@@ -578,7 +311,7 @@ static void other_user_tries(Harness *h, void *userdata) {
 }
 
 static void test_session_isolation_users(void) {
-        Harness *h = start(CONFIG_BASE "}");
+        Harness *h = harness_for_users(CONFIG_BASE "}");
         harness_writer(h, "w", NULL);
         char *data = harness_make_data(h, "data");
         int up[2], down[2];
@@ -638,7 +371,7 @@ static void alice_restores_and_deletes(Harness *h, void *userdata) {
 }
 
 static void test_rights(void) {
-        Harness *h = start(CONFIG_BASE ", \"rights\": {\"list\": [\"" CAROL "\"], \"delete\": [\"" ALICE "\"], "
+        Harness *h = harness_for_users(CONFIG_BASE ", \"rights\": {\"list\": [\"" CAROL "\"], \"delete\": [\"" ALICE "\"], "
                            "\"restore\": [\"" ALICE "\"]}}");
         harness_writer(h, "w", NULL);
         char *data = harness_make_data(h, "data");
@@ -792,7 +525,7 @@ static void alice_limits(Harness *h, void *userdata) {
 }
 
 static void test_limits(void) {
-        Harness *h = start(CONFIG_BASE ", \"max_connections_per_uid\": 4, \"max_sessions_per_uid\": 3, "
+        Harness *h = harness_for_users(CONFIG_BASE ", \"max_connections_per_uid\": 4, \"max_sessions_per_uid\": 3, "
                            "\"max_calls_per_second\": 20, \"max_call_burst\": 50}");
         run_as(ALICE, alice_limits, h, NULL, "alice's limits");
 
