@@ -2,7 +2,7 @@
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: all deps build demo check check-asan check-valgrind bench clean
+.PHONY: all deps build demo check check-full check-under-load bench clean
 
 all: build
 
@@ -22,6 +22,14 @@ demo: build
 # same suite built with ASan+UBSan, then the daemon and writers under valgrind.
 check: build
 	bash scripts/check.sh $(BUILD) $(ASAN_BUILD)
+
+# The same with the heavy scenarios at the full count the issues ask for.
+check-full: build
+	OPENVSS_CHECK_FULL=1 bash scripts/check.sh $(BUILD) $(ASAN_BUILD)
+
+# make check three times in a row with stress-ng loading the machine beside it.
+check-under-load: build
+	bash scripts/check-under-load.sh $(BUILD) $(ASAN_BUILD)
 
 bench: build
 	bash bench/run-bench.sh $(BUILD)

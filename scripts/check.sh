@@ -1,7 +1,10 @@
 #!/bin/bash
 # `make check`: the whole suite on the normal build, again on an ASan+UBSan build, then the unit
 # tests and the integration tests that do not depend on tight deadlines (the fault matrix's vetoes
-# and crashes included) with vssd and the writers under valgrind (leaks and memory errors fail them). Ends with one line: N passed, N failed, N skipped.
+# and crashes included) with vssd and the writers under valgrind (leaks and memory errors fail them).
+# Heavy scenarios (suite 'heavy': real servers under load, many backups) run once, on the normal
+# build, at a reduced count; OPENVSS_CHECK_FULL=1 (`make check-full`) runs them at full count.
+# Ends with one line: N passed, N failed, N skipped.
 set -uo pipefail
 build=${1:-build}
 asan=${2:-build-asan}
@@ -37,7 +40,7 @@ suite "$build"
 if [ -z "${OPENVSS_SKIP_ASAN:-}" ]; then
         [ -f "$asan/build.ninja" ] || meson setup "$asan" -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
         ninja -C "$asan" >/dev/null || { echo "ASan build failed" >&2; exit 1; }
-        suite "$asan"
+        suite "$asan" --no-suite heavy
 fi
 
 if [ -z "${OPENVSS_SKIP_VALGRIND:-}" ]; then
