@@ -398,11 +398,13 @@ static void backup_flow(Ctx *x) {
                         } else
                                 inv(o, "crash:%s-never-started", ev);
                 }
-                /* Released: what is left is the admin view. Wait for be's answer or deadline. */
+                /* Released: what is left is the admin view. Wait for be's answer or deadline; a
+                 * killed writer may first show as not responding to BackupShutdown, and is gone
+                 * once vssd has seen its connection close: wait for that, the final word. */
                 o->has_op = false;
-                for (int i = 0; i < 60; i++) {
+                for (int i = 0; i < 200; i++) {
                         o->be = admin_status(x->h, "be");
-                        if (o->be.state == VSS_WS_FAILED_AT_BACKUP_SHUTDOWN || (x->be_killed && o->be.state == ST_GONE))
+                        if (x->be_killed ? o->be.state == ST_GONE : o->be.state == VSS_WS_FAILED_AT_BACKUP_SHUTDOWN)
                                 break;
                         sleep_ms(100);
                 }
