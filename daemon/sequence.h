@@ -109,7 +109,7 @@ bool path_overlaps(const char *a, const char *b);
 typedef struct WriterFacts {
         bool component_mode;                 /* the requester selects components */
         bool selected;                       /* component mode: one of its components is selected */
-        bool root;                           /* the writer runs as root */
+        bool root;                           /* the writer runs as root (or as vssd itself) */
         const vss_writer_metadata *metadata; /* its components and their files; NULL: none */
 } WriterFacts;
 
