@@ -10,6 +10,8 @@
 #include <limits.h>
 #include <json-c/json.h>
 
+#include <vss/document.h>
+
 #include "lib/common.h"
 #include "tests/users.h"
 
@@ -84,6 +86,29 @@ static void test_not_involved(void) {
         ev = harness_events(h, "root-quiesce");
         CHECK(ev && strstr(ev, "freeze") != NULL);
         free(ev);
+
+        /* The backup components document holds neither the writers left out nor records of
+         * their components. */
+        vss_backup *b = harness_session(h);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), 0);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        char *json = NULL;
+        vss_backup_document *doc = NULL;
+        CHECK_HR(vss_backup_save_as_document(b, &json), 0);
+        CHECK_HR(vss_backup_document_parse(json, &doc, NULL, 0), 0);
+        size_t n_root = 0;
+        for (size_t i = 0; doc && i < doc->n_writers; i++) {
+                CHECK(!streq(doc->writers[i]->name, "bob-none") && !streq(doc->writers[i]->name, "bob-elsewhere"));
+                n_root += streq(doc->writers[i]->name, "root-quiesce");
+        }
+        CHECK(n_root == 1);
+        CHECK(doc && doc->n_components == 0); /* bob-elsewhere's "db" was the only component */
+        vss_backup_document_free(doc);
+        free(json);
+        CHECK_HR(vss_backup_backup_complete_sync(b), 0);
+        vss_backup_release(b);
 
         /* vssadmin list writers keeps the note of the last session. */
         CHECK(harness_sh(h, &o, "vssadmin list writers") == 0);
