@@ -1,38 +1,35 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Exposing a shadow: a read-only mount of it at a directory the admin names. A directory or
  * subvolume snapshot is bind-mounted read-only; an image is loop-mounted read-only; an exec
- * provider with an expose command does it its own way. Exposures are recorded in the registry. */
+ * provider with an expose command does it its own way. The mount is made detached and moved onto
+ * the opened target directory (move_mount), so no symlink or swapped directory redirects it.
+ * Exposures are recorded in the registry. */
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "daemon/vssd.h"
 
-static int mount_readonly(const ShadowRecord *rec, const char *at) {
+/* Mounts the shadow read-only at `at` by its provider's own means (an image, an exec provider's
+ * expose command); -EOPNOTSUPP when it is a directory, which is cloned without a mount. */
+static int mount_by_provider(const ShadowRecord *rec, const char *at) {
         const Provider *p = provider_find(rec->provider);
         struct stat st;
-        int r;
 
         if (p && p->expose) {
-                r = p->expose(p, rec->shadow_path, at);
+                int r = p->expose(p, rec->shadow_path, at);
                 if (r != -EOPNOTSUPP)
                         return r;
         }
         if (stat(rec->shadow_path, &st) < 0)
                 return -errno;
-        if (S_ISDIR(st.st_mode)) {
-                if (mount(rec->shadow_path, at, "none", MS_BIND, NULL) < 0) /* not recursive: every mount in it read-only */
-                        return -errno;
-                /* A bind mount takes MS_RDONLY only on a remount. */
-                if (mount("none", at, "none", MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
-                        r = -errno;
-                        (void) umount2(at, MNT_DETACH);
-                        return r;
-                }
-                return 0;
-        }
         if (S_ISREG(st.st_mode)) {
                 /* mount(8) sets up the loop device (autoclear) and knows the filesystem types. */
                 char e_img[PATH_MAX + 16], e_at[PATH_MAX + 16];
@@ -44,7 +41,109 @@ static int mount_readonly(const ShadowRecord *rec, const char *at) {
                 uint64_t deadline = (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000 + 60 * USEC_PER_SEC;
                 return provider_run_command("mount -o ro,loop -- \"$VSS_IMAGE\" \"$VSS_AT\"", env, deadline, NULL);
         }
-        return -EOPNOTSUPP;
+        return S_ISDIR(st.st_mode) ? -EOPNOTSUPP : -EMEDIUMTYPE;
+}
+
+/* A detached, read-only mount tree of the shadow (fd). A directory is cloned directly (not
+ * recursively: every mount in it read-only). Anything else is mounted by its provider at a
+ * private staging directory of vssd's, cloned from there and the staging mount dropped: the
+ * provider's commands never see the user-visible path. */
+static int shadow_tree(Manager *m, const ShadowRecord *rec, int *ret_fd) {
+        _cleanup_free_ char *staging = NULL;
+        int fd, r;
+
+        if (asprintf(&staging, "%s/expose-XXXXXX", m->state_dir) < 0)
+                return -ENOMEM;
+        if (!mkdtemp(staging))
+                return -errno;
+        r = mount_by_provider(rec, staging);
+        if (r == -EOPNOTSUPP) {
+                (void) rmdir(staging);
+                fd = open_tree(AT_FDCWD, rec->shadow_path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+                if (fd < 0)
+                        return -errno;
+        } else {
+                if (r < 0) {
+                        (void) rmdir(staging);
+                        return r;
+                }
+                fd = open_tree(AT_FDCWD, staging, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+                r = fd < 0 ? -errno : 0;
+                (void) umount2(staging, MNT_DETACH);
+                (void) rmdir(staging);
+                if (r < 0)
+                        return r;
+        }
+        struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+        if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        *ret_fd = fd;
+        return 0;
+}
+
+/* Opens the place to expose at: an existing directory owned by root or the caller, reached
+ * without any symbolic link. The mount goes onto this fd (move_mount), so what was checked is
+ * what gets the mount, whatever is renamed or replaced meanwhile. Its path, from the fd, goes to
+ * ret_path. */
+static int open_target(const char *at, uid_t caller, int *ret_fd, char *ret_path, size_t size, sd_bus_error *error) {
+        struct open_how how = {
+                .flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC, /* RESOLVE_NO_SYMLINKS: the last one too, ELOOP */
+                .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+        };
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+        char proc[64];
+
+        if (!string_ok(at, VSS_MAX_STRING) || at[0] != '/')
+                return reply_error(error, VSS_E_INVALIDARG, "'%s' is not an absolute path", at);
+        fd = (int) syscall(SYS_openat2, AT_FDCWD, at, &how, sizeof(how));
+        if (fd < 0) {
+                if (errno == ELOOP)
+                        return reply_error(error, VSS_E_INVALIDARG,
+                                           "'%s' is or passes through a symbolic link; give the real path of a directory", at);
+                if (errno == ENOTDIR)
+                        return reply_error(error, VSS_E_INVALIDARG, "'%s' is not a directory", at);
+                return reply_error(error, VSS_E_INVALIDARG, "'%s' is not an existing directory: %s", at, strerror(errno));
+        }
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        if (fstat(fd, &st) < 0)
+                return reply_error(error, VSS_E_UNEXPECTED, "cannot stat '%s': %s", at, strerror(errno));
+        if (st.st_uid != 0 && st.st_uid != caller)
+                return reply_error(error, VSS_E_INVALIDARG, "'%s' belongs to uid %u, not to root or the caller", at,
+                                   (unsigned) st.st_uid);
+        ssize_t n = readlink(proc, ret_path, size - 1);
+        if (n < 0 || (size_t) n >= size - 1)
+                return reply_error(error, VSS_E_UNEXPECTED, "cannot tell the path of '%s'", at);
+        ret_path[n] = 0;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+/* Whether the directory fd (at, for messages) is empty, read through a second open of the same
+ * directory, not of its path. */
+static int check_empty(int fd, const char *at, sd_bus_error *error) {
+        char proc[64];
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        _cleanup_close_ int dfd = open(proc, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+        if (!d)
+                return reply_error(error, VSS_E_UNEXPECTED, "cannot read '%s': %s", at, strerror(errno));
+        dfd = -EBADF; /* the DIR owns it now */
+        struct dirent *de;
+        bool empty = true;
+        errno = 0;
+        while (empty && (de = readdir(d)))
+                empty = streq(de->d_name, ".") || streq(de->d_name, "..");
+        int e = errno;
+        closedir(d);
+        if (e != 0)
+                return reply_error(error, VSS_E_UNEXPECTED, "cannot read '%s': %s", at, strerror(e));
+        if (!empty)
+                return reply_error(error, VSS_E_INVALIDARG, "'%s' is not empty: a shadow copy is exposed only at an empty directory", at);
+        return 0;
 }
 
 /* 1 when a shadow is exposed at `at`, 0 when not, -errno when the registry cannot say. */
@@ -66,6 +165,7 @@ int method_expose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         Manager *m = c->manager;
         const char *id, *at;
         char real[PATH_MAX];
+        _cleanup_close_ int target = -EBADF, tree = -EBADF;
         vss_id sid;
         ShadowRecord rec = {};
         int r;
@@ -77,11 +177,9 @@ int method_expose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return r;
         if (vss_id_from_string(id, &sid) < 0)
                 return reply_error(error, VSS_E_INVALIDARG, "'%s' is not a shadow id", id);
-        if (!string_ok(at, VSS_MAX_STRING) || at[0] != '/' || !realpath(at, real))
-                return reply_error(error, VSS_E_INVALIDARG, "'%s' is not an existing absolute directory", at);
-        struct stat st;
-        if (stat(real, &st) < 0 || !S_ISDIR(st.st_mode))
-                return reply_error(error, VSS_E_INVALIDARG, "'%s' is not a directory", real);
+        r = open_target(at, c->cred.uid, &target, real, sizeof(real), error);
+        if (r < 0)
+                return r;
         r = registry_get_shadow(m->registry, &sid, &rec);
         if (r == -ENOENT)
                 return reply_error(error, VSS_E_OBJECT_NOT_FOUND, "no shadow copy %s", id);
@@ -91,13 +189,20 @@ int method_expose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 shadow_record_done(&rec);
                 return reply_error(error, VSS_E_OBJECT_ALREADY_EXISTS, "a shadow copy is already exposed at %s", real);
         }
-        r = mount_readonly(&rec, real);
+        r = check_empty(target, real, error);
+        if (r < 0) {
+                shadow_record_done(&rec);
+                return r;
+        }
+        r = shadow_tree(m, &rec, &tree);
         shadow_record_done(&rec);
+        if (r >= 0 && move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+                r = -errno;
         if (r < 0)
                 return reply_error(error, VSS_E_UNEXPECTED_PROVIDER_ERROR, "cannot expose %s at %s: %s", id, real, strerror(-r));
         r = registry_add_exposure(m->registry, &sid, real);
         if (r < 0) {
-                (void) umount2(real, MNT_DETACH);
+                (void) umount2(real, MNT_DETACH | UMOUNT_NOFOLLOW);
                 return reply_error(error, VSS_E_UNEXPECTED, "cannot record the exposure: %s", strerror(-r));
         }
         log_info("exposed shadow copy %s at %s", id, real);
@@ -111,7 +216,7 @@ static int unexpose(Manager *m, const char *at) {
                 return r;
         if (r == 0)
                 return -ENOENT;
-        if (umount2(at, 0) < 0 && errno != EINVAL && errno != ENOENT)
+        if (umount2(at, UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT)
                 return -errno;
         return registry_remove_exposure(m->registry, at);
 }

@@ -57,8 +57,7 @@ void writer_note_status(Writer *w, const Session *s, const Slot *slot) {
         w->last = slot->status;
         w->last_session = s->id;
         w->last_usec = now_realtime_usec();
-        snprintf(w->last_note, sizeof(w->last_note), "%s",
-                 slot->status.aborted && !state_is_failed(slot->status.state) ? "aborted" : "");
+        snprintf(w->last_note, sizeof(w->last_note), "%s", slot_note(slot));
 }
 
 /* A class id belongs to the uid the config binds it to, else to the first uid that registers it,

@@ -8,6 +8,7 @@
  */
 
 #include <vss/types.h>
+#include <vss/document.h>
 #include <vss/writer.h>
 
 typedef enum SessionPhase {
@@ -95,3 +96,26 @@ bool writer_failure_valid(int32_t failure);
 /* Applies a writer's answer to an event. Abort and BackupShutdown never clear a failure, and a
  * failed writer stays failed. Returns true when the event counts as failed for the sequence. */
 bool status_apply(StatusSlot *s, vss_event e, int32_t failure, int32_t app_code, const char *app_msg);
+
+/* Lexically normalized absolute path: "//", "." and ".." (never above "/") and a trailing "/"
+ * removed. No symbolic link is looked at: writers declare paths as strings. -EINVAL when path is
+ * not absolute, -ENAMETOOLONG when it does not fit size. */
+int path_normalize(const char *path, char *buf, size_t size);
+/* Whether a lies on, under or above b, both normalized, at component boundaries ("/srv2" is
+ * neither under nor above "/srv"). False when either is not an absolute path. */
+bool path_overlaps(const char *a, const char *b);
+
+/* What decides a writer's part in a snapshot set. */
+typedef struct WriterFacts {
+        bool component_mode;                 /* the requester selects components */
+        bool selected;                       /* component mode: one of its components is selected */
+        bool root;                           /* the writer runs as root (or as vssd itself) */
+        const vss_writer_metadata *metadata; /* its components and their files; NULL: none */
+} WriterFacts;
+
+/* Whether a writer takes part in a snapshot set of these paths (PrepareForSnapshot onwards). In
+ * component mode, when one of its components is selected. Otherwise when a path of one of its
+ * components' files lies on, under or above a path of the set, or when it is root's and declares
+ * no component (a system-wide quiesce): a user's writer cannot hold up a backup of what it does
+ * not own, and a requester that wants every writer selects all components. */
+bool writer_takes_part(const WriterFacts *w, const char *const *set_paths, size_t n_set_paths);

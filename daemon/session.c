@@ -123,6 +123,14 @@ void session_writer_gone(Session *s, Writer *w) {
                         s->slots[i].writer = NULL;
 }
 
+const char *slot_note(const Slot *slot) {
+        if (slot->status.aborted && !state_is_failed(slot->status.state))
+                return "aborted";
+        if (slot->left_out)
+                return "not involved";
+        return "";
+}
+
 static void note_status(Session *s, Slot *slot) {
         writer_note_status(slot->writer, s, slot);
 }
@@ -417,7 +425,7 @@ static bool want_not_failed(const Session *s, const Slot *slot, int level) {
         return !state_is_failed(slot->status.state);
 }
 static bool want_active(const Session *s, const Slot *slot, int level) {
-        return slot->selected && !state_is_failed(slot->status.state);
+        return slot->selected && !slot->left_out && !state_is_failed(slot->status.state);
 }
 static bool want_freeze(const Session *s, const Slot *slot, int level) {
         return want_active(s, slot, level) && (int) slot->level == level &&
@@ -643,6 +651,7 @@ static int slots_for_writers(Session *s) {
                 slot->instance_id = w->instance_id;
                 slot->level = w->level;
                 slot->window_ms = w->window_ms;
+                slot->uid = w->connection ? w->connection->cred.uid : (uid_t) -1;
                 slot->selected = true;
                 slot->status.state = VSS_WS_STABLE;
                 memcpy(slot->name, w->name, sizeof(slot->name));
@@ -1051,7 +1060,7 @@ int method_save_as_document(sd_bus_message *msg, void *userdata, sd_bus_error *e
                 d->context = s->context;
                 for (size_t i = 0; i < s->n_slots; i++)
                         if (s->slots[i].metadata && (!s->component_mode || s->slots[i].n_components > 0) &&
-                            bcd_add_writer(d, s->slots[i].metadata) < 0)
+                            !s->slots[i].left_out && bcd_add_writer(d, s->slots[i].metadata) < 0)
                                 return -ENOMEM;
                 if (s->set_committed && d->n_shadows == 0) {
                         d->snapshot_set_id = s->set_id;
@@ -1469,8 +1478,37 @@ static void dss_continue(Session *s) {
         }
 }
 
+/* Leaves out the writers that have nothing in the set (writer_takes_part): they stay Stable with
+ * the note "not involved" and get no event of it, so their failures cannot fail it. */
+static void choose_participants(Session *s) {
+        const char *paths[VSS_MAX_VOLUMES];
+        for (size_t i = 0; i < s->n_volumes; i++)
+                paths[i] = s->volumes[i].path;
+        for (size_t i = 0; i < s->n_slots; i++) {
+                Slot *slot = &s->slots[i];
+                WriterFacts f = {
+                        .component_mode = s->component_mode,
+                        .selected = slot->selected,
+                        /* vssd's own user counts as root: a vssd run unprivileged (benchmarks)
+                         * trusts its own user's writers as root's are trusted. */
+                        .root = slot->uid == 0 || slot->uid == geteuid(),
+                        .metadata = slot->metadata,
+                };
+                /* Component mode keeps its selection rules; selected is false for the others. */
+                slot->left_out = slot->selected && !writer_takes_part(&f, paths, s->n_volumes);
+                if (slot->left_out) {
+                        /* Nothing of it is backed up: the document has no records of it either. */
+                        bcd_remove_instance(s->doc, &slot->class_id, &slot->instance_id);
+                        log_info("writer '%s' (uid %u) is not involved in the snapshot set", slot->name,
+                                 (unsigned) slot->uid);
+                        note_status(s, slot);
+                }
+        }
+}
+
 int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BEGIN(CALL_DO_SNAPSHOT_SET);
+        choose_participants(s);
         op_begin(s, msg, CALL_DO_SNAPSHOT_SET);
         s->abort_hr = 0;
         s->abort_msg[0] = 0;
@@ -1541,8 +1579,8 @@ static void gather_reply(StatusGather *g) {
                 if (slot->inflight)
                         snprintf(note, sizeof(note), "in progress: %s since %s", vss_event_name(slot->inflight_event),
                                  format_timestamp(slot->inflight_since, ts));
-                else if (slot->status.aborted && !state_is_failed(slot->status.state))
-                        snprintf(note, sizeof(note), "aborted");
+                else
+                        snprintf(note, sizeof(note), "%s", slot_note(slot));
                 r = sd_bus_message_append(reply, "(sssuiiss)", slot->name, vss_id_to_string(&slot->class_id, a),
                                           vss_id_to_string(&slot->instance_id, b), (uint32_t) slot->status.state,
                                           slot->status.failure, slot->status.application_code,

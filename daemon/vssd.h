@@ -131,6 +131,9 @@ typedef struct Slot {
         StatusSlot status;
         bool identified;
         bool selected;            /* takes part past PrepareForBackup */
+        bool left_out;            /* not involved in the snapshot set (writer_takes_part): no
+                                   * PrepareForSnapshot..PostSnapshot, BackupComplete or Abort */
+        uid_t uid;                /* the writer's user */
         char **components;        /* selected components, "logical_path/name" */
         size_t n_components;
         bool got_prepare_snapshot, got_freeze;
@@ -207,6 +210,8 @@ int manager_new(const char *socket_path, const char *state_dir, Config *config, 
 Manager *manager_free(Manager *m);
 int manager_start(Manager *m);
 void writer_note_status(Writer *w, const Session *s, const Slot *slot);
+/* A slot's status note: "aborted", "not involved" or "". */
+const char *slot_note(const Slot *slot);
 
 /* Refuses with VSS_E_ACCESSDENIED, naming the uid and the right, unless the connection holds it. */
 int check_right(Connection *c, Right right, sd_bus_error *error);

@@ -132,6 +132,18 @@ vss_bc_component *bcd_add_component(vss_backup_document *d, const vss_id *writer
         return &n[d->n_components++];
 }
 
+void bcd_remove_instance(vss_backup_document *d, const vss_id *writer_id, const vss_id *instance_id) {
+        vss_bc_component *c = (vss_bc_component *) d->components;
+        size_t k = 0;
+        for (size_t i = 0; i < d->n_components; i++) {
+                if (vss_id_equal(&c[i].writer_id, writer_id) && vss_id_equal(&c[i].instance_id, instance_id))
+                        bcd_component_done(&c[i]);
+                else
+                        c[k++] = c[i];
+        }
+        d->n_components = k;
+}
+
 int bcd_add_new_target(vss_bc_component *c, const char *path, const char *filespec, bool recursive,
                        const char *destination) {
         if (c->n_new_targets >= BCD_MAX_NEW_TARGETS)

@@ -51,6 +51,8 @@ vss_bc_component *bcd_find(vss_backup_document *d, const vss_id *writer_id, cons
 /* Adds a component record (or returns the existing one); NULL on ENOMEM or past the limit. */
 vss_bc_component *bcd_add_component(vss_backup_document *d, const vss_id *writer_id, const vss_id *instance_id,
                                     const char *logical_path, const char *name);
+/* Drops every record of one writer instance. */
+void bcd_remove_instance(vss_backup_document *d, const vss_id *writer_id, const vss_id *instance_id);
 /* Replaces a string field of a record: bcd_set(&c->backup_stamp, "…"). */
 int bcd_set(const char **field, const char *value);
 int bcd_add_new_target(vss_bc_component *c, const char *path, const char *filespec, bool recursive,

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Unit tests for the sequence state machine and the writer status table (no bus, no daemon). */
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -170,6 +171,94 @@ static void test_names(void) {
         CHECK(vss_id_from_string("not an id", &b) == VSS_E_INVALIDARG);
 }
 
+static void test_paths(void) {
+        char buf[64];
+        static const struct { const char *in, *out; } norm[] = {
+                { "/", "/" }, { "//", "/" }, { "/srv/", "/srv" }, { "/srv//data/./x", "/srv/data/x" },
+                { "/srv/data/../y", "/srv/y" }, { "/../..", "/" }, { "/a/b/../../..", "/" }, { "/a/.b/..c", "/a/.b/..c" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(norm); i++) {
+                CHECK(path_normalize(norm[i].in, buf, sizeof(buf)) == 0);
+                CHECK_STR(buf, norm[i].out);
+        }
+        CHECK(path_normalize("srv", buf, sizeof(buf)) == -EINVAL);
+        CHECK(path_normalize("", buf, sizeof(buf)) == -EINVAL);
+        CHECK(path_normalize("/abcdefgh", buf, 8) == -ENAMETOOLONG);
+        CHECK(path_normalize("/abcdef", buf, 8) == 0);
+
+        /* On, under and above, at component boundaries. */
+        CHECK(path_overlaps("/srv", "/srv"));
+        CHECK(path_overlaps("/srv/db", "/srv"));
+        CHECK(path_overlaps("/srv", "/srv/db"));
+        CHECK(path_overlaps("/", "/srv"));
+        CHECK(path_overlaps("/srv/", "/srv"));
+        CHECK(path_overlaps("/srv//./db/", "/srv/db"));
+        CHECK(path_overlaps("/home/../srv/db", "/srv"));
+        CHECK(!path_overlaps("/srv2", "/srv"));
+        CHECK(!path_overlaps("/srv", "/srv2"));
+        CHECK(!path_overlaps("/srv2/db", "/srv"));
+        CHECK(!path_overlaps("/srv/../home/bob", "/srv"));
+        CHECK(!path_overlaps("/home/bob", "/srv"));
+        CHECK(!path_overlaps("srv/db", "/srv"));
+}
+
+static void test_participation(void) {
+        const char *set[] = { "/mnt/a", "/srv" };
+        vss_file_desc under = { .path = "/srv/db", .filespec = "*" }, on = { .path = "/srv/", .filespec = "*" },
+                      above = { .path = "/", .filespec = "*" }, other = { .path = "/srv2/db", .filespec = "*" },
+                      home = { .path = "/home/bob", .filespec = "*" };
+        vss_component_info c = { .name = "c", .n_files = 1 };
+        vss_writer_metadata md = { .name = "w", .n_components = 1, .components = &c };
+        WriterFacts w = { .metadata = &md };
+
+        /* A component's files on, under or above a volume of the set: takes part, root's or not. */
+        c.files = &under;
+        CHECK(writer_takes_part(&w, set, ELEMENTSOF(set)));
+        c.files = &on;
+        CHECK(writer_takes_part(&w, set, ELEMENTSOF(set)));
+        c.files = &above;
+        CHECK(writer_takes_part(&w, set, ELEMENTSOF(set)));
+        /* Unrelated paths: left out, root's too. */
+        c.files = &other;
+        CHECK(!writer_takes_part(&w, set, ELEMENTSOF(set)));
+        w.root = true;
+        CHECK(!writer_takes_part(&w, set, ELEMENTSOF(set)));
+        /* One matching file group among others is enough. */
+        vss_file_desc two[] = { home, under };
+        c.files = two;
+        c.n_files = 2;
+        w.root = false;
+        CHECK(writer_takes_part(&w, set, ELEMENTSOF(set)));
+        CHECK(!writer_takes_part(&w, set, 1));
+        /* A component without files claims no path. */
+        c.n_files = 0;
+        CHECK(!writer_takes_part(&w, set, ELEMENTSOF(set)));
+
+        /* No component at all: a system-wide quiesce when root's, nothing of the set when a user's. */
+        md.n_components = 0;
+        w.root = true;
+        CHECK(writer_takes_part(&w, set, ELEMENTSOF(set)));
+        w.root = false;
+        CHECK(!writer_takes_part(&w, set, ELEMENTSOF(set)));
+        w.metadata = NULL;
+        CHECK(!writer_takes_part(&w, set, ELEMENTSOF(set)));
+        w.root = true;
+        CHECK(writer_takes_part(&w, set, ELEMENTSOF(set)));
+
+        /* Component mode: the selection alone decides, whatever the paths and the owner. */
+        md.n_components = 1;
+        c.n_files = 1;
+        c.files = &home;
+        w = (WriterFacts) { .component_mode = true, .selected = true, .metadata = &md };
+        CHECK(writer_takes_part(&w, set, ELEMENTSOF(set)));
+        w.selected = false;
+        c.files = &under;
+        w.root = true;
+        CHECK(!writer_takes_part(&w, set, ELEMENTSOF(set)));
+        md.n_components = 0;
+        CHECK(!writer_takes_part(&w, set, ELEMENTSOF(set)));
+}
+
 int main(void) {
         test_backup_walk();
         test_rules();
@@ -177,6 +266,8 @@ int main(void) {
         test_status_apply();
         test_timeouts();
         test_names();
+        test_paths();
+        test_participation();
         printf("%s - sequence\n", test_failures ? "not ok" : "ok");
         return test_failures ? 1 : 0;
 }

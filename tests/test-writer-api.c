@@ -266,6 +266,7 @@ static void test_self_abort_on_disconnect(void) {
         Harness *h = harness_new(NULL);
         char *data = harness_make_data(h, "data"), started[600];
         reset_record();
+        md_path = data; /* its component's files are in the set, so it takes part */
         harness_writer(h, "slow", back);
         harness_set(h, "slow", "freeze", "block 3");
         snprintf(started, sizeof(started), "%s/ctl/slow.freeze.started", harness_dir(h));

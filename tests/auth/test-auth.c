@@ -146,8 +146,12 @@ static void test_requester_in_group(void) {
 
 static void test_writer_any_user(void) {
         Harness *h = harness_for_users(CONFIG_BASE "}");
-        pid_t w = writer_as(h, BOB, "bw", NULL);
         char *data = harness_make_data(h, "data");
+        /* A user's writer takes part in a backup of its own component's files. */
+        char comp[600];
+        snprintf(comp, sizeof(comp), "db=%s", data);
+        const char *const extra[] = { "--component", comp, NULL };
+        pid_t w = writer_as_with(h, BOB, "bw", NULL, extra);
         vss_backup *b = harness_session(h);
         backup_to_snapshot(b, data, 0);
         CHECK_HR(vss_backup_backup_complete_sync(b), 0);

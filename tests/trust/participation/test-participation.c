@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Which writers take part in a snapshot set (issue 10, item 5), with writers of a real
+ * unprivileged user: in a backup that selects no components, a writer takes part from
+ * PrepareForSnapshot on only when a path of one of its components lies on, under or above a path
+ * of the set, or when it is root's and declares no component. The others stay Stable with the
+ * note "not involved", get no event of the set, and so cannot fail it.
+ */
+
+#include <limits.h>
+#include <json-c/json.h>
+
+#include <vss/document.h>
+
+#include "lib/common.h"
+#include "tests/users.h"
+
+/* One vss-writer-exec of bob's declaring component db=path (none when path is NULL), vetoing
+ * Freeze when veto. */
+static pid_t bobs_writer(Harness *h, const char *name, const char *path, bool veto) {
+        char comp[PATH_MAX + 8];
+        snprintf(comp, sizeof(comp), "db=%s", strempty(path));
+        const char *const extra[] = { path ? "--component" : NULL, comp, NULL };
+        pid_t w = writer_as_with(h, BOB, name, NULL, extra);
+        if (veto)
+                harness_set(h, name, "freeze", "fail 75 bob says no");
+        return w;
+}
+
+static void check_not_involved(json_object *out, const char *name) {
+        json_object *ws = json_phase(out, "do-snapshot-set", name);
+        CHECK(ws != NULL);
+        json_object *state = NULL;
+        CHECK(ws && json_object_object_get_ex(ws, "state", &state) &&
+              json_object_get_int(state) == VSS_WS_STABLE);
+        CHECK_STR(json_str(ws, "note"), "not involved");
+        CHECK_STR(json_str(ws, "failure_name"), "S_OK");
+}
+
+/* Up to PrepareForBackup like everyone, then only BackupShutdown, which ends every session's writers. */
+static void check_left_out_events(Harness *h, const char *name) {
+        char *ev = harness_events(h, name);
+        CHECK_STR(ev, "identify prepare-backup backup-shutdown");
+        free(ev);
+}
+
+/* trust-participation-not-involved: bob's writers, one without components and one whose component
+ * lies elsewhere, both vetoing Freeze, do not fail root's backup of a directory; a root writer
+ * without components (a system-wide quiesce) takes part. */
+static void test_not_involved(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        char data[PATH_MAX], elsewhere[PATH_MAX];
+        CHECK(realpath(harness_make_data(h, "data"), data) != NULL);
+        CHECK(realpath(harness_make_data(h, "data2"), elsewhere) != NULL); /* "data2" is not under "data" */
+        pid_t b1 = bobs_writer(h, "bob-none", NULL, true);
+        pid_t b2 = bobs_writer(h, "bob-elsewhere", elsewhere, true);
+        harness_writer(h, "root-quiesce", NULL);
+
+        int st = -1;
+        json_object *out = harness_json(h, &st, "vssadmin create shadow --json --for '%s'", data);
+        CHECK(st == 0);
+        CHECK_STR(json_str(out, "result"), "ok");
+        check_not_involved(out, "bob-none");
+        check_not_involved(out, "bob-elsewhere");
+        json_object *rw = json_phase(out, "do-snapshot-set", "root-quiesce");
+        CHECK(rw != NULL);
+        CHECK_STR(json_str(rw, "note"), "");
+        CHECK_STR(json_str(rw, "state_name"), "WaitingForBackupComplete");
+        json_object_put(out);
+        check_left_out_events(h, "bob-none");
+        check_left_out_events(h, "bob-elsewhere");
+        char *ev = harness_events(h, "root-quiesce");
+        CHECK_STR(ev, "identify prepare-backup prepare-snapshot freeze thaw post-snapshot backup-complete backup-shutdown");
+        free(ev);
+
+        /* vssbackup exec: the same. */
+        harness_clear_log(h);
+        char *o = NULL;
+        CHECK(harness_sh(h, &o, "vssbackup exec --for '%s' -- sh -c 'test -f {}/a.txt && echo copied' 2>&1", data) == 0);
+        CHECK(o && strstr(o, "copied") != NULL);
+        if (!o || !strstr(o, "copied"))
+                fprintf(stderr, "vssbackup exec said: %s\n", strempty(o));
+        free(o);
+        check_left_out_events(h, "bob-none");
+        check_left_out_events(h, "bob-elsewhere");
+        ev = harness_events(h, "root-quiesce");
+        CHECK(ev && strstr(ev, "freeze") != NULL);
+        free(ev);
+
+        /* The backup components document holds neither the writers left out nor records of
+         * their components. */
+        vss_backup *b = harness_session(h);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), 0);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        char *json = NULL;
+        vss_backup_document *doc = NULL;
+        CHECK_HR(vss_backup_save_as_document(b, &json), 0);
+        CHECK_HR(vss_backup_document_parse(json, &doc, NULL, 0), 0);
+        size_t n_root = 0;
+        for (size_t i = 0; doc && i < doc->n_writers; i++) {
+                CHECK(!streq(doc->writers[i]->name, "bob-none") && !streq(doc->writers[i]->name, "bob-elsewhere"));
+                n_root += streq(doc->writers[i]->name, "root-quiesce");
+        }
+        CHECK(n_root == 1);
+        CHECK(doc && doc->n_components == 0); /* bob-elsewhere's "db" was the only component */
+        vss_backup_document_free(doc);
+        free(json);
+        CHECK_HR(vss_backup_backup_complete_sync(b), 0);
+        vss_backup_release(b);
+
+        /* vssadmin list writers keeps the note of the last session. */
+        CHECK(harness_sh(h, &o, "vssadmin list writers") == 0);
+        CHECK(o && strstr(o, "not involved") != NULL);
+        free(o);
+        stop_writer(b1);
+        stop_writer(b2);
+}
+
+/* trust-participation-own-path-vetoes: a user's writer whose component lies under, on or above the
+ * set still takes part, and its veto still fails the backup; one beside it does not. */
+static void test_own_path_vetoes(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        char data[PATH_MAX], under[PATH_MAX + 8], sibling[PATH_MAX + 8];
+        CHECK(realpath(harness_make_data(h, "data"), data) != NULL);
+        snprintf(under, sizeof(under), "%s/db", data);
+        snprintf(sibling, sizeof(sibling), "%s2", data);
+        pid_t b1 = bobs_writer(h, "bob-under", under, true);
+        pid_t b2 = bobs_writer(h, "bob-beside", sibling, true);
+
+        int st = -1;
+        json_object *out = harness_json(h, &st, "vssadmin create shadow --json --for '%s'", data);
+        CHECK(st == 1);
+        CHECK_STR(json_str(out, "result"), "failed");
+        json_object *e = NULL;
+        CHECK(out && json_object_object_get_ex(out, "error", &e));
+        const char *msg = e ? json_str(e, "message") : NULL;
+        CHECK(msg && strstr(msg, "bob-under") && strstr(msg, "bob says no"));
+        json_object *ws = json_phase(out, "do-snapshot-set", "bob-under");
+        CHECK(ws != NULL);
+        CHECK_STR(json_str(ws, "state_name"), "FailedAtFreeze");
+        check_not_involved(out, "bob-beside");
+        json_object_put(out);
+        CHECK(count_as_root(h, "ListShadows", SHADOW_SIG) == 0);
+        check_left_out_events(h, "bob-beside");
+        stop_writer(b2);
+
+        /* On and above the set count as well. */
+        stop_writer(b1);
+        harness_clear_log(h);
+        char parent[PATH_MAX];
+        snprintf(parent, sizeof(parent), "%s", data);
+        *strrchr(parent, '/') = 0;
+        pid_t on = bobs_writer(h, "bob-on", data, false);
+        pid_t above = bobs_writer(h, "bob-above", parent, false);
+        out = harness_json(h, &st, "vssadmin create shadow --json --for '%s/'", data);
+        CHECK(st == 0);
+        CHECK_STR(json_str(out, "result"), "ok");
+        json_object_put(out);
+        char *ev = harness_events(h, "bob-on");
+        CHECK(ev && strstr(ev, "prepare-snapshot freeze thaw post-snapshot backup-complete") != NULL);
+        free(ev);
+        ev = harness_events(h, "bob-above");
+        CHECK(ev && strstr(ev, "prepare-snapshot freeze thaw post-snapshot backup-complete") != NULL);
+        free(ev);
+        stop_writer(on);
+        stop_writer(above);
+}
+
+static const TestCase cases[] = {
+        { "trust-participation-not-involved", test_not_involved },
+        { "trust-participation-own-path-vetoes", test_own_path_vetoes },
+        {},
+};
+
+int main(int argc, char *argv[]) {
+        return test_main(argc, argv, cases);
+}
