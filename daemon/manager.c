@@ -62,7 +62,8 @@ void writer_note_status(Writer *w, const Session *s, const Slot *slot) {
 }
 
 /* A class id belongs to the uid the config binds it to, else to the first uid that registers it,
- * for as long as vssd runs, so nobody can take over another user's writer while it restarts. */
+ * for good: the binding is kept in the registry, so nobody can take over another user's writer
+ * while it restarts, nor while vssd does. */
 static int bind_class(Manager *m, const vss_id *class_id, uid_t uid) {
         /* The administrator's bindings come first. */
         for (size_t i = 0; i < m->config.n_classes; i++)
@@ -77,7 +78,32 @@ static int bind_class(Manager *m, const vss_id *class_id, uid_t uid) {
         if (!b)
                 return -ENOMEM;
         m->bindings = b;
+        /* Recorded before it counts: a binding a restart would forget is no binding. */
+        int r = registry_bind_class(m->registry, class_id, uid);
+        if (r < 0 && r != -EEXIST)
+                return r == -ENOSPC ? -EDQUOT : r;
         b[m->n_bindings++] = (struct ClassBinding) { .class_id = *class_id, .uid = uid };
+        return 0;
+}
+
+/* The bindings earlier runs recorded. Config bindings still win: bind_class() asks the config
+ * first. */
+static int load_class_bindings(Manager *m) {
+        _cleanup_free_ ClassRecord *recs = NULL;
+        size_t n = 0;
+        int r = registry_list_classes(m->registry, &recs, &n);
+        if (r < 0)
+                return r;
+        if (n == 0)
+                return 0;
+        struct ClassBinding *b = calloc(n, sizeof(*b));
+        if (!b)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                b[i] = (struct ClassBinding) { .class_id = recs[i].class_id, .uid = (uid_t) recs[i].uid };
+        free(m->bindings);
+        m->bindings = b;
+        m->n_bindings = n;
         return 0;
 }
 
@@ -115,8 +141,14 @@ int method_subscribe(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         r = bind_class(m, &class_id, c->cred.uid);
         if (r == -EPERM)
                 return reply_error(error, VSS_E_ACCESSDENIED, "writer class %s belongs to another user", wid);
-        if (r < 0)
+        if (r == -EDQUOT)
+                return reply_error(error, VSS_E_INSUFFICIENT_STORAGE,
+                                   "cannot record writer class %s: the state directory %s is full", wid, m->state_dir);
+        if (r == -ENOSPC)
                 return reply_error(error, VSS_E_WRITER_INFRASTRUCTURE, "too many writer classes");
+        if (r < 0)
+                return reply_error(error, VSS_E_WRITER_INFRASTRUCTURE, "cannot record writer class %s: %s", wid,
+                                   strerror(-r));
 
         Writer *w = calloc(1, sizeof(*w));
         if (!w)
@@ -733,6 +765,11 @@ int manager_start(Manager *m) {
         r = registry_open(m->state_dir, &m->registry);
         if (r < 0)
                 return r;
+        r = load_class_bindings(m);
+        if (r < 0) {
+                log_err("cannot read the writer class bindings from %s/registry.db: %s", m->state_dir, strerror(-r));
+                return r;
+        }
         manager_recover(m);
 
         m->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

@@ -56,6 +56,12 @@ static const char *const migrations[] = {
         "        at TEXT PRIMARY KEY NOT NULL,"
         "        shadow_id TEXT NOT NULL"
         ");",
+        /* 4: writer class ids and the uid each is bound to, so a restart cannot free them for the
+         * first comer. */
+        "CREATE TABLE writer_classes ("
+        "        class_id TEXT PRIMARY KEY NOT NULL,"
+        "        uid INTEGER NOT NULL"
+        ");",
 };
 #define REGISTRY_SCHEMA_VERSION ((int) ELEMENTSOF(migrations))
 
@@ -863,4 +869,49 @@ void exposures_free(Exposure *a, size_t n) {
         for (size_t i = 0; a && i < n; i++)
                 free(a[i].at);
         free(a);
+}
+
+int registry_bind_class(Registry *r, const vss_id *class_id, uint32_t uid) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int k, rc;
+
+        if (!r || !class_id)
+                return -EINVAL;
+        k = prepare(r, "INSERT INTO writer_classes (class_id, uid) VALUES (?1, ?2)", &s);
+        if (k < 0)
+                return k;
+        if ((k = bind_id(s, 1, class_id)) < 0 || (k = bind_u64(s, 2, uid)) < 0)
+                return k;
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
+                return -EEXIST;
+        return rc == SQLITE_DONE ? 0 : sql_errno(rc);
+}
+
+int registry_list_classes(Registry *r, ClassRecord **ret, size_t *ret_n) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        _cleanup_free_ ClassRecord *a = NULL;
+        size_t n = 0, allocated = 0;
+        int k;
+
+        if (!r || !ret || !ret_n)
+                return -EINVAL;
+        k = prepare(r, "SELECT class_id, uid FROM writer_classes ORDER BY class_id", &s);
+        while (k >= 0 && (k = step_row(s)) > 0) {
+                sqlite3_int64 uid = sqlite3_column_int64(s, 1);
+
+                k = grow((void **) &a, n, &allocated, sizeof(ClassRecord));
+                if (k >= 0)
+                        k = column_id(r, s, 0, &a[n].class_id);
+                if (k >= 0 && (uid < 0 || uid > UINT32_MAX))
+                        k = -EIO; /* not a uid we stored */
+                if (k < 0)
+                        return k;
+                a[n++].uid = (uint32_t) uid;
+        }
+        if (k < 0)
+                return k;
+        *ret = TAKE_PTR(a);
+        *ret_n = n;
+        return 0;
 }

@@ -87,3 +87,13 @@ int registry_add_exposure(Registry *r, const vss_id *shadow_id, const char *at);
 int registry_remove_exposure(Registry *r, const char *at);                          /* -ENOENT */
 int registry_list_exposures(Registry *r, Exposure **ret, size_t *ret_n);
 void exposures_free(Exposure *a, size_t n);
+
+/* Writer class bindings: a class id belongs to one uid, across restarts. */
+typedef struct ClassRecord {
+        vss_id class_id;
+        uint32_t uid;
+} ClassRecord;
+/* -EEXIST if the class id is bound already (to whichever uid). */
+int registry_bind_class(Registry *r, const vss_id *class_id, uint32_t uid);
+/* All bindings; release *ret with free(). */
+int registry_list_classes(Registry *r, ClassRecord **ret, size_t *ret_n);

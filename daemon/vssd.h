@@ -83,7 +83,7 @@ struct Manager {
         Writer *writers;
         unsigned n_writers;
         Session *sessions;
-        /* Writer class ids and the uid each is bound to, for vssd's lifetime. */
+        /* Writer class ids and the uid each is bound to (config bindings aside), as the registry keeps them. */
         struct ClassBinding *bindings;
         size_t n_bindings;
         /* The session whose snapshot set is in creation: one machine-wide. */
