@@ -915,3 +915,66 @@ int registry_list_classes(Registry *r, ClassRecord **ret, size_t *ret_n) {
         *ret_n = n;
         return 0;
 }
+
+int registry_list_frozen_sets(Registry *r, vss_id **ret, size_t *ret_n) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        _cleanup_free_ vss_id *a = NULL;
+        size_t n = 0, allocated = 0;
+        int k;
+
+        if (!r || !ret || !ret_n)
+                return -EINVAL;
+        k = prepare(r, "SELECT DISTINCT set_id FROM frozen ORDER BY set_id", &s);
+        while (k >= 0 && (k = step_row(s)) > 0) {
+                k = grow((void **) &a, n, &allocated, sizeof(vss_id));
+                if (k >= 0)
+                        k = column_id(r, s, 0, &a[n]);
+                if (k < 0)
+                        return k;
+                n++;
+        }
+        if (k < 0)
+                return k;
+        *ret = TAKE_PTR(a);
+        *ret_n = n;
+        return 0;
+}
+
+int registry_list_frozen_of(Registry *r, const vss_id *set_id, char ***ret, size_t *ret_n) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        char **a = NULL;
+        size_t n = 0, allocated = 0;
+        int k;
+
+        if (!r || !set_id || !ret || !ret_n)
+                return -EINVAL;
+        k = prepare(r, "SELECT mount_point FROM frozen WHERE set_id = ?1 ORDER BY mount_point", &s);
+        if (k >= 0)
+                k = bind_id(s, 1, set_id);
+        while (k >= 0 && (k = step_row(s)) > 0) {
+                k = grow((void **) &a, n, &allocated, sizeof(char *));
+                if (k >= 0)
+                        k = column_strdup(r, s, 0, &a[n]);
+                if (k < 0)
+                        break;
+                n++;
+        }
+        if (k < 0) {
+                for (size_t i = 0; i < n; i++)
+                        free(a[i]);
+                free(a);
+                return k;
+        }
+        *ret = a;
+        *ret_n = n;
+        return 0;
+}
+
+int registry_clear_frozen_of(Registry *r, const vss_id *set_id) {
+        int k;
+
+        if (!r || !set_id)
+                return -EINVAL;
+        k = exec_on_id(r, "DELETE FROM frozen WHERE set_id = ?1", set_id);
+        return k == -ENOENT ? 0 : k;
+}

@@ -77,6 +77,11 @@ int registry_set_shadow_path(Registry *r, const vss_id *shadow_id, const char *s
 int registry_journal_frozen(Registry *r, const vss_id *set_id, const char *const *mounts, size_t n);
 int registry_clear_frozen(Registry *r);
 int registry_list_frozen(Registry *r, char ***ret, size_t *ret_n);
+/* The same, per set: the sets with journalled mounts (free()), one set's mounts (free each and the
+ * array), and clearing one set's rows (0 also when it had none). */
+int registry_list_frozen_sets(Registry *r, vss_id **ret, size_t *ret_n);
+int registry_list_frozen_of(Registry *r, const vss_id *set_id, char ***ret, size_t *ret_n);
+int registry_clear_frozen_of(Registry *r, const vss_id *set_id);
 
 /* Exposures: a shadow mounted read-only at a directory. */
 typedef struct Exposure {

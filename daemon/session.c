@@ -1151,11 +1151,8 @@ static int on_commit_exit(sd_event_source *src, const siginfo_t *si, void *userd
         s->commit_len = 0;
         /* A child that exited by itself released its lease (or never got one: a filesystem frozen
          * by someone else stays theirs). One that was killed may have left the helper to thaw in
-         * its own time: thaw from here to be sure. */
-        if (si->si_code == CLD_EXITED)
-                (void) registry_clear_frozen(m->registry);
-        else
-                frozen_journal_thaw(m);
+         * its own time: its lease file tells (see freeze.h). */
+        frozen_journal_recover(m, &s->set_id);
         if (si->si_code != CLD_EXITED || si->si_status != COMMIT_OK) {
                 int code = si->si_code == CLD_EXITED ? si->si_status : -1;
                 int32_t hr = code == COMMIT_NOSPACE           ? VSS_E_INSUFFICIENT_STORAGE
@@ -1228,7 +1225,10 @@ static _Noreturn void commit_child(Session *s, int fd, uint32_t hold_ms) {
                         held[n_held++] = s->volumes[i].path;
         if (n_held > 0) {
                 err[0] = 0;
-                r = freeze_lease_new(held, n_held, hold_ms, &lease, err, sizeof(err));
+                char lease_file[PATH_MAX];
+                r = freeze_lease_file(s->manager, &s->set_id, lease_file, sizeof(lease_file));
+                if (r >= 0)
+                        r = freeze_lease_new_with_file(held, n_held, hold_ms, lease_file, &lease, err, sizeof(err));
                 if (r < 0)
                         commit_fail(fd, r == -EBUSY ? COMMIT_FROZEN_ELSEWHERE : COMMIT_FAILED, "cannot freeze: %s%s",
                                     err[0] ? err : strerror(-r), "");
@@ -1668,7 +1668,7 @@ void session_abandon(Session *s) {
                 (void) waitpid(s->commit_pid, NULL, 0);
                 s->commit_pid = -1;
                 /* Nothing may stay frozen after vssd stops, whoever kills what next. */
-                frozen_journal_thaw(s->manager);
+                frozen_journal_recover(s->manager, &s->set_id);
         }
         if (s->commit_source) {
                 s->commit_source = sd_event_source_disable_unref(s->commit_source);
