@@ -1256,7 +1256,16 @@ static _Noreturn void commit_child(Session *s, int fd, uint32_t hold_ms) {
                                 if (r == -ETIME || k == -ETIME)
                                         commit_fail(fd, COMMIT_HOLD_TIMEOUT, "provider %s on %s: the hold window was exceeded",
                                                     v->provider->name, v->path);
-                                dprintf(fd, "E\tprovider %s failed on %s: %s\n", v->provider->name, v->path, strerror(-r));
+                                const char *st = s->manager->state_dir;
+                                size_t n = strlen(st);
+                                if ((r == -ENOSPC || r == -EDQUOT) && strncmp(strempty(v->shadow_path), st, n) == 0 &&
+                                    v->shadow_path[n] == '/')
+                                        dprintf(fd, "E\tthe state directory %s is full: provider %s cannot keep the shadow "
+                                                "copy of %s there (%s); free space there and try again\n", st,
+                                                v->provider->name, v->path, strerror(-r));
+                                else
+                                        dprintf(fd, "E\tprovider %s failed on %s: %s\n", v->provider->name, v->path,
+                                                strerror(-r));
                                 _exit(r == -ENOSPC || r == -EDQUOT ? COMMIT_NOSPACE : COMMIT_FAILED);
                         }
                 }
@@ -1286,6 +1295,18 @@ static uint32_t frozen_window_left_ms(Session *s) {
                                 left = l;
                 }
         return left == UINT64_MAX ? 0 : (uint32_t) (left < 1 ? 1 : left);
+}
+
+/* A failure to write the state directory: a full one is the requester's to hear about as such,
+ * not as a provider error. */
+static void state_abort(Session *s, int r, const char *what) {
+        if (r == -ENOSPC || r == -EDQUOT) {
+                char msg[1024];
+                snprintf(msg, sizeof(msg), "the state directory %s is full: %s; free space there and try again",
+                         s->manager->state_dir, what);
+                request_abort(s, VSS_E_INSUFFICIENT_STORAGE, msg);
+        } else
+                request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, what);
 }
 
 /* Returns 1 when the commit runs (its exit continues the sequence), 0 when it failed to start. */
@@ -1321,7 +1342,7 @@ static int commit_start(Session *s) {
         if (r >= 0 && mkdir(dir, 0700) < 0 && errno != EEXIST)
                 r = -errno;
         if (r < 0) {
-                request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, "cannot record the snapshot set");
+                state_abort(s, r, "cannot record the snapshot set");
                 return 0;
         }
 
@@ -1336,8 +1357,8 @@ static int commit_start(Session *s) {
                         mp[n_mounts] = mounts[n_mounts];
                         n_mounts++;
                 }
-        if (n_mounts > 0 && registry_journal_frozen(m->registry, &s->set_id, mp, n_mounts) < 0) {
-                request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, "cannot journal the filesystems to freeze");
+        if (n_mounts > 0 && (r = registry_journal_frozen(m->registry, &s->set_id, mp, n_mounts)) < 0) {
+                state_abort(s, r, "cannot journal the filesystems to freeze");
                 return 0;
         }
 
@@ -1398,9 +1419,14 @@ static void dss_finish(Session *s) {
         } else {
                 int r = registry_commit_set(m->registry, &s->set_id);
                 if (r < 0) {
+                        char msg[1024];
                         set_delete(s);
                         s->phase = PHASE_ABORTED;
-                        op_reply(s, VSS_E_UNEXPECTED, "cannot record the snapshot set");
+                        if (r == -ENOSPC)
+                                snprintf(msg, sizeof(msg), "the state directory %s is full: cannot record the snapshot "
+                                         "set; free space there and try again", m->state_dir);
+                        op_reply(s, r == -ENOSPC ? VSS_E_INSUFFICIENT_STORAGE : VSS_E_UNEXPECTED,
+                                 r == -ENOSPC ? msg : "cannot record the snapshot set");
                 } else {
                         s->set_committed = true;
                         s->created_usec = now_realtime_usec();

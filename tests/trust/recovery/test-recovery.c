@@ -82,12 +82,8 @@ static void test_restart_keeps_admin_freeze(void) {
 
 /* ---- item 14 ---- */
 
-static void test_state_full(void) {
-        Harness *h = harness_new(NULL);
-        char *data = harness_make_data(h, "data");
-        harness_state_on_tmpfs(h, "512k");
-        /* Full to the last block. */
-        (void) harness_sh(h, NULL, "head -c 8M /dev/zero > %s/filler 2>/dev/null", harness_state_dir(h));
+/* A snapshot set of data must fail for want of space in the state directory, and say so. */
+static void check_state_full(Harness *h, const char *data) {
         vss_backup *b = harness_session(h);
         CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
         CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), 0);
@@ -101,6 +97,21 @@ static void test_state_full(void) {
         vss_backup_release(b);
         /* Nothing half-made is left. */
         CHECK(harness_count_shadow_files(h) == 0);
+}
+
+static void test_state_full(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data"), big[600];
+        snprintf(big, sizeof(big), "%s/big", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "mkdir -p %s && head -c 2000000 /dev/urandom > %s/blob", big, big) == 0);
+        harness_state_on_tmpfs(h, "512k");
+
+        /* Room for the registry, not for the file provider's copy. */
+        check_state_full(h, big);
+
+        /* Full to the last block: not even the registry can record the set. */
+        (void) harness_sh(h, NULL, "head -c 8M /dev/zero > %s/filler 2>/dev/null", harness_state_dir(h));
+        check_state_full(h, data);
 }
 
 static char *sha(Harness *h, const char *path) {
