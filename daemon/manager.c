@@ -795,9 +795,12 @@ int manager_start(Manager *m) {
                 return -errno;
         if (mkdir(m->shadow_dir, 0700) < 0 && errno != EEXIST)
                 return -errno;
-        r = registry_open(m->state_dir, &m->registry);
-        if (r < 0)
+        char err[1024] = "";
+        r = registry_open_full(m->state_dir, &m->registry, err, sizeof(err));
+        if (r < 0) {
+                log_err("%s", err[0] ? err : strerror(-r));
                 return r;
+        }
         r = load_class_bindings(m);
         if (r < 0) {
                 log_err("cannot read the writer class bindings from %s/registry.db: %s", m->state_dir, strerror(-r));

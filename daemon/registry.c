@@ -330,6 +330,8 @@ static int migrate(Registry *r) {
         return tx_end(r, migrate_locked(r));
 }
 
+static int registry_open_path(const char *path, Registry **ret);
+
 static int set_wal(Registry *r) {
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         const char *mode;
@@ -349,15 +351,35 @@ static int set_wal(Registry *r) {
 }
 
 int registry_open(const char *state_dir, Registry **ret) {
-        _cleanup_(registry_freep) Registry *r = NULL;
+        return registry_open_full(state_dir, ret, NULL, 0);
+}
+
+int registry_open_full(const char *state_dir, Registry **ret, char *errbuf, size_t errlen) {
         _cleanup_free_ char *path = NULL;
-        struct stat st;
-        int fd, rc, k;
+        int k;
 
         if (isempty(state_dir) || !ret)
                 return -EINVAL;
         if (asprintf(&path, "%s/" REGISTRY_FILE, state_dir) < 0)
                 return -ENOMEM;
+        k = registry_check_file(state_dir, path, REGISTRY_SCHEMA_VERSION, errbuf, errlen);
+        if (k < 0)
+                return k;
+        k = registry_open_path(path, ret);
+        if (k < 0 && errbuf && errlen > 0) {
+                if (k == -ENOSPC)
+                        snprintf(errbuf, errlen, "%s cannot be written: the state directory %s is full. Free space "
+                                 "there and start vssd again.", path, state_dir);
+                else
+                        snprintf(errbuf, errlen, "%s cannot be opened: %s", path, strerror(-k));
+        }
+        return k;
+}
+
+static int registry_open_path(const char *path, Registry **ret) {
+        _cleanup_(registry_freep) Registry *r = NULL;
+        struct stat st;
+        int fd, rc, k;
 
         /* Create the file ourselves, as SQLite would make it 0644; its -wal/-shm files copy the mode.
          * Closed again before SQLite opens it: closing any fd of the file would drop SQLite's

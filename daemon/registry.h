@@ -39,6 +39,14 @@ void shadow_records_free(ShadowRecord *a, size_t n);
 /* Opens or creates state_dir/registry.db (state_dir must exist); migrates the schema. A database
  * from a newer version than this code knows gives -EPROTONOSUPPORT. */
 int registry_open(const char *state_dir, Registry **ret);
+/* The same, and a registry it cannot use (corrupt or truncated: -EBADMSG; newer schema:
+ * -EPROTONOSUPPORT; read-only: -EROFS, -EPERM, -EACCES; a symbolic link: -ELOOP; not a regular
+ * file: -EBADF; the disk full: -ENOSPC) is refused before anything is written to it, with a
+ * message in errbuf (written on failure only) naming the file, what is wrong and what to do. */
+int registry_open_full(const char *state_dir, Registry **ret, char *errbuf, size_t errlen);
+/* Does those checks on path (state_dir/registry.db): 0 when it is absent, empty, or a database of
+ * schema version known_version or older that passes PRAGMA quick_check. Changes nothing. */
+int registry_check_file(const char *state_dir, const char *path, int known_version, char *errbuf, size_t errlen);
 /* Accepts NULL, returns NULL. */
 Registry *registry_free(Registry *r);
 
