@@ -74,6 +74,12 @@ static int bind_class(Manager *m, const vss_id *class_id, uid_t uid) {
                         return m->bindings[i].uid == uid || uid == 0 ? 0 : -EPERM;
         if (m->n_bindings >= VSS_MAX_WRITERS)
                 return -ENOSPC;
+        /* Bindings are for good now: one user must not use up everyone's room. */
+        size_t mine = 0;
+        for (size_t i = 0; i < m->n_bindings; i++)
+                mine += m->bindings[i].uid == uid;
+        if (uid != 0 && mine >= VSS_MAX_WRITERS_PER_UID)
+                return -EUSERS;
         struct ClassBinding *b = realloc(m->bindings, (m->n_bindings + 1) * sizeof(*b));
         if (!b)
                 return -ENOMEM;
@@ -146,6 +152,10 @@ int method_subscribe(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
                                    "cannot record writer class %s: the state directory %s is full", wid, m->state_dir);
         if (r == -ENOSPC)
                 return reply_error(error, VSS_E_WRITER_INFRASTRUCTURE, "too many writer classes");
+        if (r == -EUSERS)
+                return reply_error(error, VSS_E_WRITER_INFRASTRUCTURE,
+                                   "uid %u owns %d writer classes, the most allowed; reuse one of them",
+                                   (unsigned) c->cred.uid, VSS_MAX_WRITERS_PER_UID);
         if (r < 0)
                 return reply_error(error, VSS_E_WRITER_INFRASTRUCTURE, "cannot record writer class %s: %s", wid,
                                    strerror(-r));

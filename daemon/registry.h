@@ -81,7 +81,8 @@ int registry_list_creating_sets(Registry *r, vss_id **ret, size_t *ret_n);
 /* The shadow's location, once a provider that decides it during the commit has said. */
 int registry_set_shadow_path(Registry *r, const vss_id *shadow_id, const char *shadow_path);
 /* The frozen-filesystem journal: written before a flush-and-hold freeze, cleared after the thaw;
- * a restarted vssd thaws whatever it lists. */
+ * a restarted vssd settles what it lists by the sets' lease files (see freeze.h), and thaws only
+ * what a killed freeze helper left frozen. */
 int registry_journal_frozen(Registry *r, const vss_id *set_id, const char *const *mounts, size_t n);
 int registry_clear_frozen(Registry *r);
 int registry_list_frozen(Registry *r, char ***ret, size_t *ret_n);
