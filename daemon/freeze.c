@@ -693,10 +693,10 @@ int freeze_lease_new_with_file(const char *const *paths, size_t n_paths, uint32_
                     m.index >= l->n_mounts) {
                         thaw_all_paths(l->mounts, l->n_mounts, l->lease_file);
                         set_error(errbuf, errlen, "The freeze helper died unexpectedly");
+                        r = -EIO;
                 } else if (m.kind == MSG_ARM_FAILED) {
                         r = -m.error;
                         set_error(errbuf, errlen, "Cannot take the lease file %s: %s", l->lease_file, strerror(m.error));
-                        r = -EIO;
                 } else {
                         const char *mp = l->mounts[m.index];
 
