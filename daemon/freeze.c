@@ -37,6 +37,7 @@ enum {
         MSG_FREEZE_FAILED = 'f', /* error: errno of mounts[index]; what was frozen is thawed again */
         MSG_THAWED = 't',        /* thawed on command; error: first failed FITHAW, or 0 */
         MSG_EXPIRED = 'e',       /* the deadline had thawed everything before the command came */
+        MSG_ARM_FAILED = 'a',    /* error: errno of taking the lease file; nothing was frozen */
 };
 
 typedef struct HelperMsg {
@@ -51,7 +52,16 @@ struct FreezeLease {
         int status_fd; /* read end of helper -> parent */
         char **mounts;
         size_t n_mounts;
+        char *lease_file; /* or NULL */
 };
+
+/* What the helper needs of its lease file: the fd it locks, the path it unlinks once it has
+ * thawed, the line it writes before freezing. */
+typedef struct LeaseFile {
+        int fd; /* -1: no lease file */
+        const char *path;
+        char line[64];
+} LeaseFile;
 
 typedef struct MountEntry {
         char *path;
@@ -234,10 +244,13 @@ static void reap(pid_t pid) {
 }
 
 /* Fallback when the helper died without reporting (SIGKILL, OOM killer): it may have left any
- * of them frozen, and a filesystem left frozen is the one thing that must not happen. */
-static void thaw_all_paths(char *const *mounts, size_t n) {
+ * of them frozen, and a filesystem left frozen is the one thing that must not happen. The lease
+ * file goes after the thaw, as the helper's would. */
+static void thaw_all_paths(char *const *mounts, size_t n, const char *lease_file) {
         for (size_t i = n; i-- > 0;)
                 (void) freeze_thaw_path(mounts[i]);
+        if (lease_file)
+                (void) unlink(lease_file);
 }
 
 /* ---- The helper. Runs after fork() of a possibly multithreaded parent: syscalls only, no malloc,
@@ -299,13 +312,16 @@ static void close_between(unsigned lo, unsigned hi) {
                 (void) close((int) fd);
 }
 
-/* Keeps stdio, the two pipes and the mount fds; keep has room for n + 2 (allocated by the parent). */
-static void helper_close_other_fds(int *keep, int cmd_fd, int status_fd, const int *fds, size_t n) {
+/* Keeps stdio, the two pipes, the lease file and the mount fds; keep has room for n + 3 (allocated
+ * by the parent). */
+static void helper_close_other_fds(int *keep, int cmd_fd, int status_fd, int lease_fd, const int *fds, size_t n) {
         size_t k = 0;
         unsigned lo = 3;
 
         keep[k++] = cmd_fd;
         keep[k++] = status_fd;
+        if (lease_fd >= 0)
+                keep[k++] = lease_fd;
         for (size_t i = 0; i < n; i++)
                 keep[k++] = fds[i];
         for (size_t i = 1; i < k; i++) /* insertion sort: n is small */
@@ -345,6 +361,29 @@ static int helper_thaw(const int *fds, size_t n, char *const *mounts, uint32_t *
         return first;
 }
 
+/* Takes the lease file's lock and writes the boot id into it: from here on, a lease file that
+ * has a line and no lock is one whose helper died before it could thaw. Before any freeze, so
+ * this write cannot block on one. */
+static int helper_arm(LeaseFile *lf) {
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+        size_t len = strlen(lf->line);
+
+        if (lf->fd < 0)
+                return 0;
+        if (fcntl(lf->fd, F_SETLK, &fl) < 0)
+                return errno;
+        if (pwrite(lf->fd, lf->line, len, 0) != (ssize_t) len)
+                return errno ? errno : EIO;
+        return 0;
+}
+
+/* Once everything is thawed: the lease is over, nothing of it is frozen. The lock goes with the
+ * helper's exit, after the file. */
+static void helper_retire(const LeaseFile *lf) {
+        if (lf->fd >= 0)
+                (void) unlink(lf->path);
+}
+
 static void helper_send(int fd, const HelperMsg *m) {
         /* SIGPIPE is ignored: if the parent is gone the write fails and ppoll() sees the hangup. */
         while (write(fd, m, sizeof *m) < 0 && errno == EINTR)
@@ -352,7 +391,7 @@ static void helper_send(int fd, const HelperMsg *m) {
 }
 
 _Noreturn static void helper_main(int cmd_fd, int status_fd, int *fds, size_t n, char *const *mounts, int *keep,
-                                  pid_t parent, int64_t deadline) {
+                                  LeaseFile *lf, pid_t parent, int64_t deadline) {
         HelperMsg m = { .kind = MSG_FROZEN };
         sigset_t all, none;
         size_t frozen = 0;
@@ -364,9 +403,17 @@ _Noreturn static void helper_main(int cmd_fd, int status_fd, int *fds, size_t n,
         (void) sigprocmask(SIG_SETMASK, &all, NULL);
         helper_setup_signals();
         /* The parent may have died before PR_SET_PDEATHSIG took effect; nothing is frozen yet. */
-        if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent) {
+                helper_retire(lf);
                 _exit(EXIT_FAILURE);
-        helper_close_other_fds(keep, cmd_fd, status_fd, fds, n);
+        }
+        helper_close_other_fds(keep, cmd_fd, status_fd, lf->fd, fds, n);
+        if ((m.error = helper_arm(lf)) != 0) {
+                m.kind = MSG_ARM_FAILED;
+                helper_retire(lf);
+                helper_send(status_fd, &m);
+                _exit(EXIT_SUCCESS);
+        }
 
         /* The deadline is armed (it was fixed before fork()); check it before each freeze and after
          * the last, so a lease that would start out expired is refused rather than granted. */
@@ -385,6 +432,7 @@ _Noreturn static void helper_main(int cmd_fd, int status_fd, int *fds, size_t n,
         }
         if (m.kind == MSG_FREEZE_FAILED) {
                 (void) helper_thaw(fds, frozen, mounts, NULL);
+                helper_retire(lf);
                 helper_send(status_fd, &m);
                 _exit(EXIT_SUCCESS);
         }
@@ -404,6 +452,7 @@ _Noreturn static void helper_main(int cmd_fd, int status_fd, int *fds, size_t n,
                         if (left <= 0) {
                                 /* Hold window exceeded: thaw now, then wait to tell the parent. */
                                 expired_error = helper_thaw(fds, n, mounts, NULL);
+                                helper_retire(lf);
                                 expired = true;
                                 for (size_t i = 0; i < n; i++) /* so the filesystems can be unmounted */
                                         (void) close(fds[i]);
@@ -417,6 +466,7 @@ _Noreturn static void helper_main(int cmd_fd, int status_fd, int *fds, size_t n,
                 if (helper_signal != 0 || (r < 0 && errno != EINTR)) {
                         if (!expired)
                                 (void) helper_thaw(fds, n, mounts, NULL);
+                        helper_retire(lf);
                         _exit(EXIT_FAILURE);
                 }
                 if (r <= 0)
@@ -430,12 +480,14 @@ _Noreturn static void helper_main(int cmd_fd, int status_fd, int *fds, size_t n,
                                 reply.kind = MSG_THAWED;
                                 reply.error = helper_thaw(fds, n, mounts, &reply.index);
                         }
+                        helper_retire(lf);
                         helper_send(status_fd, &reply);
                         _exit(EXIT_SUCCESS);
                 }
                 /* EOF: the parent is gone. Anything else is a protocol error. Either way, thaw. */
                 if (!expired)
                         (void) helper_thaw(fds, n, mounts, NULL);
+                helper_retire(lf);
                 _exit(k == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
         }
 }
@@ -450,6 +502,7 @@ static void lease_free(FreezeLease *l) {
         if (l->status_fd >= 0)
                 close(l->status_fd);
         strv_free_n(l->mounts, l->n_mounts);
+        free(l->lease_file);
         free(l);
 }
 
@@ -463,6 +516,22 @@ static void close_all(int *fds, size_t n) {
 
 int freeze_lease_new(const char *const *paths, size_t n_paths, uint32_t deadline_ms, FreezeLease **ret,
                      char *errbuf, size_t errlen) {
+        return freeze_lease_new_with_file(paths, n_paths, deadline_ms, NULL, ret, errbuf, errlen);
+}
+
+/* The boot id, so a lease file from before a reboot (when every freeze ended) counts for nothing. */
+static void lease_line(char *buf, size_t size) {
+        _cleanup_close_ int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        ssize_t k = fd >= 0 ? read(fd, buf, size - 1) : -1;
+
+        if (k <= 0)
+                k = snprintf(buf, size, "unknown-boot\n");
+        buf[k] = '\0';
+}
+
+int freeze_lease_new_with_file(const char *const *paths, size_t n_paths, uint32_t deadline_ms, const char *lease_file,
+                               FreezeLease **ret, char *errbuf, size_t errlen) {
+        LeaseFile lf = { .fd = -1 };
         MountEntry *table = NULL;
         size_t n_table = 0;
         dev_t *devs = NULL;
@@ -538,7 +607,7 @@ int freeze_lease_new(const char *const *paths, size_t n_paths, uint32_t deadline
         }
 
         fds = malloc(l->n_mounts * sizeof *fds);
-        keep = malloc((l->n_mounts + 2) * sizeof *keep);
+        keep = malloc((l->n_mounts + 3) * sizeof *keep);
         if (!fds || !keep) {
                 r = -ENOMEM;
                 goto fail_msg;
@@ -552,6 +621,24 @@ int freeze_lease_new(const char *const *paths, size_t n_paths, uint32_t deadline
                         set_error(errbuf, errlen, "Cannot open %s: %s", l->mounts[i], strerror(errno));
                         goto fail;
                 }
+        }
+
+        if (lease_file) {
+                l->lease_file = strdup(lease_file);
+                if (!l->lease_file) {
+                        r = -ENOMEM;
+                        goto fail_msg;
+                }
+                /* A new file: one left over would be another lease's. */
+                lf.fd = open(lease_file, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+                if (lf.fd < 0) {
+                        r = -errno;
+                        set_error(errbuf, errlen, "Cannot create the lease file %s: %s", lease_file, strerror(errno));
+                        free(TAKE_PTR(l->lease_file)); /* not ours to remove */
+                        goto fail;
+                }
+                lf.path = l->lease_file;
+                lease_line(lf.line, sizeof lf.line);
         }
 
         if (pipe2(cmd, O_CLOEXEC) < 0 || pipe2(status, O_CLOEXEC) < 0) {
@@ -569,7 +656,7 @@ int freeze_lease_new(const char *const *paths, size_t n_paths, uint32_t deadline
                 goto fail;
         }
         if (l->pid == 0)
-                helper_main(cmd[0], status[1], fds, l->n_mounts, l->mounts, keep, parent, deadline);
+                helper_main(cmd[0], status[1], fds, l->n_mounts, l->mounts, keep, &lf, parent, deadline);
 
         close(cmd[0]);
         close(status[1]);
@@ -577,6 +664,8 @@ int freeze_lease_new(const char *const *paths, size_t n_paths, uint32_t deadline
         l->cmd_fd = TAKE_FD(cmd[1]);
         l->status_fd = TAKE_FD(status[0]);
         close_all(fds, l->n_mounts); /* the helper has its own; ours would keep the mounts busy */
+        if (lf.fd >= 0) /* the lock is the helper's alone (POSIX locks are per process) */
+                close(TAKE_FD(lf.fd));
 
         /* The helper checks its deadline only between freezes; a FIFREEZE stuck in the kernel (a
          * filesystem whose image lives on one already frozen) would hold it forever. So wait no
@@ -589,9 +678,9 @@ int freeze_lease_new(const char *const *paths, size_t n_paths, uint32_t deadline
         while (k < 0 && errno == EINTR);
         if (k == 0) {
                 (void) kill(l->pid, SIGKILL);
-                thaw_all_paths(l->mounts, l->n_mounts); /* releases a helper stuck behind a frozen fs */
+                thaw_all_paths(l->mounts, l->n_mounts, l->lease_file); /* releases a helper stuck behind a frozen fs */
                 reap(l->pid);
-                thaw_all_paths(l->mounts, l->n_mounts); /* and whatever it froze on its way out */
+                thaw_all_paths(l->mounts, l->n_mounts, l->lease_file); /* and whatever it froze on its way out */
                 set_error(errbuf, errlen, "Freezing did not finish within the deadline of %" PRIu32 " ms", deadline_ms);
                 r = -ETIME;
                 goto fail;
@@ -600,10 +689,14 @@ int freeze_lease_new(const char *const *paths, size_t n_paths, uint32_t deadline
         r = read_msg(l->status_fd, &m);
         if (r < 0 || m.kind != MSG_FROZEN) {
                 reap(l->pid);
-                if (r < 0 || m.kind != MSG_FREEZE_FAILED || m.error <= 0 || m.index >= l->n_mounts) {
-                        thaw_all_paths(l->mounts, l->n_mounts);
+                if (r < 0 || (m.kind != MSG_FREEZE_FAILED && m.kind != MSG_ARM_FAILED) || m.error <= 0 ||
+                    m.index >= l->n_mounts) {
+                        thaw_all_paths(l->mounts, l->n_mounts, l->lease_file);
                         set_error(errbuf, errlen, "The freeze helper died unexpectedly");
                         r = -EIO;
+                } else if (m.kind == MSG_ARM_FAILED) {
+                        r = -m.error;
+                        set_error(errbuf, errlen, "Cannot take the lease file %s: %s", l->lease_file, strerror(m.error));
                 } else {
                         const char *mp = l->mounts[m.index];
 
@@ -629,6 +722,10 @@ int freeze_lease_new(const char *const *paths, size_t n_paths, uint32_t deadline
 fail_msg:
         set_error(errbuf, errlen, "Out of memory");
 fail:
+        if (lf.fd >= 0) {
+                close(lf.fd);
+                (void) unlink(l->lease_file); /* made above; no helper ever had it */
+        }
         if (fds)
                 close_all(fds, l->n_mounts);
         for (size_t i = 0; i < 2; i++) {
@@ -658,7 +755,7 @@ int freeze_lease_release(FreezeLease *l) {
         reap(l->pid);
 
         if (r < 0 || (m.kind != MSG_THAWED && m.kind != MSG_EXPIRED)) {
-                thaw_all_paths(l->mounts, l->n_mounts);
+                thaw_all_paths(l->mounts, l->n_mounts, l->lease_file);
                 r = -EIO;
         } else if (m.kind == MSG_EXPIRED)
                 r = -ETIME;

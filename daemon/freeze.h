@@ -12,7 +12,8 @@
  *       well as any other catchable terminating signal sent to the helper.
  * Only SIGKILL of the helper itself escapes it; the parent then thaws the lease's mounts itself
  * as soon as it notices (in freeze_lease_new() or freeze_lease_release()), and after a crash of
- * vssd, freeze_thaw_path() on the journalled mount points does.
+ * vssd, a restart does, when the lease file says the helper died holding them (never when the
+ * helper thawed: a filesystem frozen since is someone else's).
  *
  * PR_SET_PDEATHSIG fires when the *thread* that forked the helper exits: create leases from a
  * thread that outlives them (vssd's main thread).
@@ -45,6 +46,16 @@ typedef struct FreezeLease FreezeLease;
 int freeze_lease_new(const char *const *paths, size_t n_paths, uint32_t deadline_ms, FreezeLease **ret,
                      char *errbuf, size_t errlen);
 
+/* The same, with a lease file: a restarted vssd tells from it whether the freezes are still its
+ * own. The file is created here (it must not exist: -EEXIST); the helper locks it (fcntl write
+ * lock) and writes the boot id into it before its first FIFREEZE, and unlinks it after its last
+ * FITHAW, whichever way it thaws; the parent does the same when it thaws for a dead helper. So:
+ * no file, nothing of the lease is frozen; a locked file, the helper is alive and holds it; a file
+ * with a line and no lock, the helper was SIGKILLed before it thawed. freeze_lease_settle() reads
+ * it. */
+int freeze_lease_new_with_file(const char *const *paths, size_t n_paths, uint32_t deadline_ms, const char *lease_file,
+                               FreezeLease **ret, char *errbuf, size_t errlen);
+
 /* Asks the helper to thaw (reverse order), waits for it, frees the lease. Returns 0 when it thawed
  * on command; -ETIME when the deadline had already thawed the filesystems (the hold window was
  * exceeded); -ESTALE when a filesystem had been thawed by someone else meanwhile (the hold was not
@@ -64,3 +75,12 @@ pid_t freeze_lease_pid(FreezeLease *l);
 /* Thaws a mount point regardless of who froze it (FITHAW; EINVAL = was not frozen -> 0). For
  * recovery after a crash. */
 int freeze_thaw_path(const char *mount_point);
+
+/* For recovery, in the lease's owner's stead (the owner is gone): settles the lease file.
+ *   0      nothing of the lease is frozen: no file (the helper thawed and retired it), a file its
+ *          helper never armed, or one from before a reboot (then removed); a live helper is sent
+ *          SIGTERM, which makes it thaw, and awaited for up to timeout_ms;
+ *   1      the helper died holding the freezes (SIGKILL): the caller thaws the lease's mount
+ *          points, then removes the file;
+ *   -ETIME a live helper did not exit in time; another -errno when the file cannot be read. */
+int freeze_lease_settle(const char *lease_file, uint32_t timeout_ms);

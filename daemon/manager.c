@@ -10,7 +10,6 @@
 #include <sys/un.h>
 #include <time.h>
 
-#include "daemon/freeze.h"
 #include "daemon/vssd.h"
 #include "lib/metadata.h"
 
@@ -61,7 +60,8 @@ void writer_note_status(Writer *w, const Session *s, const Slot *slot) {
 }
 
 /* A class id belongs to the uid the config binds it to, else to the first uid that registers it,
- * for as long as vssd runs, so nobody can take over another user's writer while it restarts. */
+ * for good: the binding is kept in the registry, so nobody can take over another user's writer
+ * while it restarts, nor while vssd does. */
 static int bind_class(Manager *m, const vss_id *class_id, uid_t uid) {
         /* The administrator's bindings come first. */
         for (size_t i = 0; i < m->config.n_classes; i++)
@@ -72,11 +72,42 @@ static int bind_class(Manager *m, const vss_id *class_id, uid_t uid) {
                         return m->bindings[i].uid == uid || uid == 0 ? 0 : -EPERM;
         if (m->n_bindings >= VSS_MAX_WRITERS)
                 return -ENOSPC;
+        /* Bindings are for good now: one user must not use up everyone's room. */
+        size_t mine = 0;
+        for (size_t i = 0; i < m->n_bindings; i++)
+                mine += m->bindings[i].uid == uid;
+        if (uid != 0 && mine >= VSS_MAX_WRITERS_PER_UID)
+                return -EUSERS;
         struct ClassBinding *b = realloc(m->bindings, (m->n_bindings + 1) * sizeof(*b));
         if (!b)
                 return -ENOMEM;
         m->bindings = b;
+        /* Recorded before it counts: a binding a restart would forget is no binding. */
+        int r = registry_bind_class(m->registry, class_id, uid);
+        if (r < 0 && r != -EEXIST)
+                return r == -ENOSPC ? -EDQUOT : r;
         b[m->n_bindings++] = (struct ClassBinding) { .class_id = *class_id, .uid = uid };
+        return 0;
+}
+
+/* The bindings earlier runs recorded. Config bindings still win: bind_class() asks the config
+ * first. */
+static int load_class_bindings(Manager *m) {
+        _cleanup_free_ ClassRecord *recs = NULL;
+        size_t n = 0;
+        int r = registry_list_classes(m->registry, &recs, &n);
+        if (r < 0)
+                return r;
+        if (n == 0)
+                return 0;
+        struct ClassBinding *b = calloc(n, sizeof(*b));
+        if (!b)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                b[i] = (struct ClassBinding) { .class_id = recs[i].class_id, .uid = (uid_t) recs[i].uid };
+        free(m->bindings);
+        m->bindings = b;
+        m->n_bindings = n;
         return 0;
 }
 
@@ -114,8 +145,18 @@ int method_subscribe(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         r = bind_class(m, &class_id, c->cred.uid);
         if (r == -EPERM)
                 return reply_error(error, VSS_E_ACCESSDENIED, "writer class %s belongs to another user", wid);
-        if (r < 0)
+        if (r == -EDQUOT)
+                return reply_error(error, VSS_E_INSUFFICIENT_STORAGE,
+                                   "cannot record writer class %s: the state directory %s is full", wid, m->state_dir);
+        if (r == -ENOSPC)
                 return reply_error(error, VSS_E_WRITER_INFRASTRUCTURE, "too many writer classes");
+        if (r == -EUSERS)
+                return reply_error(error, VSS_E_WRITER_INFRASTRUCTURE,
+                                   "uid %u owns %d writer classes, the most allowed; reuse one of them",
+                                   (unsigned) c->cred.uid, VSS_MAX_WRITERS_PER_UID);
+        if (r < 0)
+                return reply_error(error, VSS_E_WRITER_INFRASTRUCTURE, "cannot record writer class %s: %s", wid,
+                                   strerror(-r));
 
         Writer *w = calloc(1, sizeof(*w));
         if (!w)
@@ -329,22 +370,6 @@ void shadow_set_dir_remove(Manager *m, const vss_id *set_id) {
         /* Fails harmlessly while other shadows of the set remain. */
         if (asprintf(&dir, "%s/%s", m->shadow_dir, vss_id_to_string(set_id, id)) >= 0)
                 (void) rmdir(dir);
-}
-
-void frozen_journal_thaw(Manager *m) {
-        char **mounts = NULL;
-        size_t n = 0;
-        if (registry_list_frozen(m->registry, &mounts, &n) < 0)
-                return;
-        for (size_t i = 0; i < n; i++) {
-                int r = freeze_thaw_path(mounts[i]);
-                if (r < 0)
-                        log_warn("cannot thaw %s: %s", mounts[i], strerror(-r));
-                free(mounts[i]);
-        }
-        free(mounts);
-        if (n > 0)
-                (void) registry_clear_frozen(m->registry);
 }
 
 int shadow_delete(Manager *m, const ShadowRecord *rec) {
@@ -696,8 +721,8 @@ static void manager_recover(Manager *m) {
         vss_id *sets = NULL;
         size_t n = 0;
 
-        /* First of all: nothing stays frozen. */
-        frozen_journal_thaw(m);
+        /* First of all: nothing of ours stays frozen. */
+        frozen_journal_recover(m, NULL);
         if (registry_list_creating_sets(m->registry, &sets, &n) < 0)
                 return;
         for (size_t i = 0; i < n; i++) {
@@ -729,9 +754,17 @@ int manager_start(Manager *m) {
                 return -errno;
         if (mkdir(m->shadow_dir, 0700) < 0 && errno != EEXIST)
                 return -errno;
-        r = registry_open(m->state_dir, &m->registry);
-        if (r < 0)
+        char err[1024] = "";
+        r = registry_open_full(m->state_dir, &m->registry, err, sizeof(err));
+        if (r < 0) {
+                log_err("%s", err[0] ? err : strerror(-r));
                 return r;
+        }
+        r = load_class_bindings(m);
+        if (r < 0) {
+                log_err("cannot read the writer class bindings from %s/registry.db: %s", m->state_dir, strerror(-r));
+                return r;
+        }
         manager_recover(m);
 
         m->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

@@ -56,6 +56,12 @@ static const char *const migrations[] = {
         "        at TEXT PRIMARY KEY NOT NULL,"
         "        shadow_id TEXT NOT NULL"
         ");",
+        /* 4: writer class ids and the uid each is bound to, so a restart cannot free them for the
+         * first comer. */
+        "CREATE TABLE writer_classes ("
+        "        class_id TEXT PRIMARY KEY NOT NULL,"
+        "        uid INTEGER NOT NULL"
+        ");",
 };
 #define REGISTRY_SCHEMA_VERSION ((int) ELEMENTSOF(migrations))
 
@@ -324,6 +330,8 @@ static int migrate(Registry *r) {
         return tx_end(r, migrate_locked(r));
 }
 
+static int registry_open_path(const char *path, Registry **ret);
+
 static int set_wal(Registry *r) {
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         const char *mode;
@@ -343,15 +351,35 @@ static int set_wal(Registry *r) {
 }
 
 int registry_open(const char *state_dir, Registry **ret) {
-        _cleanup_(registry_freep) Registry *r = NULL;
+        return registry_open_full(state_dir, ret, NULL, 0);
+}
+
+int registry_open_full(const char *state_dir, Registry **ret, char *errbuf, size_t errlen) {
         _cleanup_free_ char *path = NULL;
-        struct stat st;
-        int fd, rc, k;
+        int k;
 
         if (isempty(state_dir) || !ret)
                 return -EINVAL;
         if (asprintf(&path, "%s/" REGISTRY_FILE, state_dir) < 0)
                 return -ENOMEM;
+        k = registry_check_file(state_dir, path, REGISTRY_SCHEMA_VERSION, errbuf, errlen);
+        if (k < 0)
+                return k;
+        k = registry_open_path(path, ret);
+        if (k < 0 && errbuf && errlen > 0) {
+                if (k == -ENOSPC)
+                        snprintf(errbuf, errlen, "%s cannot be written: the state directory %s is full. Free space "
+                                 "there and start vssd again.", path, state_dir);
+                else
+                        snprintf(errbuf, errlen, "%s cannot be opened: %s", path, strerror(-k));
+        }
+        return k;
+}
+
+static int registry_open_path(const char *path, Registry **ret) {
+        _cleanup_(registry_freep) Registry *r = NULL;
+        struct stat st;
+        int fd, rc, k;
 
         /* Create the file ourselves, as SQLite would make it 0644; its -wal/-shm files copy the mode.
          * Closed again before SQLite opens it: closing any fd of the file would drop SQLite's
@@ -863,4 +891,112 @@ void exposures_free(Exposure *a, size_t n) {
         for (size_t i = 0; a && i < n; i++)
                 free(a[i].at);
         free(a);
+}
+
+int registry_bind_class(Registry *r, const vss_id *class_id, uint32_t uid) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int k, rc;
+
+        if (!r || !class_id)
+                return -EINVAL;
+        k = prepare(r, "INSERT INTO writer_classes (class_id, uid) VALUES (?1, ?2)", &s);
+        if (k < 0)
+                return k;
+        if ((k = bind_id(s, 1, class_id)) < 0 || (k = bind_u64(s, 2, uid)) < 0)
+                return k;
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
+                return -EEXIST;
+        return rc == SQLITE_DONE ? 0 : sql_errno(rc);
+}
+
+int registry_list_classes(Registry *r, ClassRecord **ret, size_t *ret_n) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        _cleanup_free_ ClassRecord *a = NULL;
+        size_t n = 0, allocated = 0;
+        int k;
+
+        if (!r || !ret || !ret_n)
+                return -EINVAL;
+        k = prepare(r, "SELECT class_id, uid FROM writer_classes ORDER BY class_id", &s);
+        while (k >= 0 && (k = step_row(s)) > 0) {
+                sqlite3_int64 uid = sqlite3_column_int64(s, 1);
+
+                k = grow((void **) &a, n, &allocated, sizeof(ClassRecord));
+                if (k >= 0)
+                        k = column_id(r, s, 0, &a[n].class_id);
+                if (k >= 0 && (uid < 0 || uid > UINT32_MAX))
+                        k = -EIO; /* not a uid we stored */
+                if (k < 0)
+                        return k;
+                a[n++].uid = (uint32_t) uid;
+        }
+        if (k < 0)
+                return k;
+        *ret = TAKE_PTR(a);
+        *ret_n = n;
+        return 0;
+}
+
+int registry_list_frozen_sets(Registry *r, vss_id **ret, size_t *ret_n) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        _cleanup_free_ vss_id *a = NULL;
+        size_t n = 0, allocated = 0;
+        int k;
+
+        if (!r || !ret || !ret_n)
+                return -EINVAL;
+        k = prepare(r, "SELECT DISTINCT set_id FROM frozen ORDER BY set_id", &s);
+        while (k >= 0 && (k = step_row(s)) > 0) {
+                k = grow((void **) &a, n, &allocated, sizeof(vss_id));
+                if (k >= 0)
+                        k = column_id(r, s, 0, &a[n]);
+                if (k < 0)
+                        return k;
+                n++;
+        }
+        if (k < 0)
+                return k;
+        *ret = TAKE_PTR(a);
+        *ret_n = n;
+        return 0;
+}
+
+int registry_list_frozen_of(Registry *r, const vss_id *set_id, char ***ret, size_t *ret_n) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        char **a = NULL;
+        size_t n = 0, allocated = 0;
+        int k;
+
+        if (!r || !set_id || !ret || !ret_n)
+                return -EINVAL;
+        k = prepare(r, "SELECT mount_point FROM frozen WHERE set_id = ?1 ORDER BY mount_point", &s);
+        if (k >= 0)
+                k = bind_id(s, 1, set_id);
+        while (k >= 0 && (k = step_row(s)) > 0) {
+                k = grow((void **) &a, n, &allocated, sizeof(char *));
+                if (k >= 0)
+                        k = column_strdup(r, s, 0, &a[n]);
+                if (k < 0)
+                        break;
+                n++;
+        }
+        if (k < 0) {
+                for (size_t i = 0; i < n; i++)
+                        free(a[i]);
+                free(a);
+                return k;
+        }
+        *ret = a;
+        *ret_n = n;
+        return 0;
+}
+
+int registry_clear_frozen_of(Registry *r, const vss_id *set_id) {
+        int k;
+
+        if (!r || !set_id)
+                return -EINVAL;
+        k = exec_on_id(r, "DELETE FROM frozen WHERE set_id = ?1", set_id);
+        return k == -ENOENT ? 0 : k;
 }

@@ -39,6 +39,14 @@ void shadow_records_free(ShadowRecord *a, size_t n);
 /* Opens or creates state_dir/registry.db (state_dir must exist); migrates the schema. A database
  * from a newer version than this code knows gives -EPROTONOSUPPORT. */
 int registry_open(const char *state_dir, Registry **ret);
+/* The same, and a registry it cannot use (corrupt or truncated: -EBADMSG; newer schema:
+ * -EPROTONOSUPPORT; read-only: -EROFS, -EPERM, -EACCES; a symbolic link: -ELOOP; not a regular
+ * file: -EBADF; the disk full: -ENOSPC) is refused before anything is written to it, with a
+ * message in errbuf (written on failure only) naming the file, what is wrong and what to do. */
+int registry_open_full(const char *state_dir, Registry **ret, char *errbuf, size_t errlen);
+/* Does those checks on path (state_dir/registry.db): 0 when it is absent, empty, or a database of
+ * schema version known_version or older that passes PRAGMA quick_check. Changes nothing. */
+int registry_check_file(const char *state_dir, const char *path, int known_version, char *errbuf, size_t errlen);
 /* Accepts NULL, returns NULL. */
 Registry *registry_free(Registry *r);
 
@@ -73,10 +81,16 @@ int registry_list_creating_sets(Registry *r, vss_id **ret, size_t *ret_n);
 /* The shadow's location, once a provider that decides it during the commit has said. */
 int registry_set_shadow_path(Registry *r, const vss_id *shadow_id, const char *shadow_path);
 /* The frozen-filesystem journal: written before a flush-and-hold freeze, cleared after the thaw;
- * a restarted vssd thaws whatever it lists. */
+ * a restarted vssd settles what it lists by the sets' lease files (see freeze.h), and thaws only
+ * what a killed freeze helper left frozen. */
 int registry_journal_frozen(Registry *r, const vss_id *set_id, const char *const *mounts, size_t n);
 int registry_clear_frozen(Registry *r);
 int registry_list_frozen(Registry *r, char ***ret, size_t *ret_n);
+/* The same, per set: the sets with journalled mounts (free()), one set's mounts (free each and the
+ * array), and clearing one set's rows (0 also when it had none). */
+int registry_list_frozen_sets(Registry *r, vss_id **ret, size_t *ret_n);
+int registry_list_frozen_of(Registry *r, const vss_id *set_id, char ***ret, size_t *ret_n);
+int registry_clear_frozen_of(Registry *r, const vss_id *set_id);
 
 /* Exposures: a shadow mounted read-only at a directory. */
 typedef struct Exposure {
@@ -87,3 +101,13 @@ int registry_add_exposure(Registry *r, const vss_id *shadow_id, const char *at);
 int registry_remove_exposure(Registry *r, const char *at);                          /* -ENOENT */
 int registry_list_exposures(Registry *r, Exposure **ret, size_t *ret_n);
 void exposures_free(Exposure *a, size_t n);
+
+/* Writer class bindings: a class id belongs to one uid, across restarts. */
+typedef struct ClassRecord {
+        vss_id class_id;
+        uint32_t uid;
+} ClassRecord;
+/* -EEXIST if the class id is bound already (to whichever uid). */
+int registry_bind_class(Registry *r, const vss_id *class_id, uint32_t uid);
+/* All bindings; release *ret with free(). */
+int registry_list_classes(Registry *r, ClassRecord **ret, size_t *ret_n);

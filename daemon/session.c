@@ -1160,11 +1160,8 @@ static int on_commit_exit(sd_event_source *src, const siginfo_t *si, void *userd
         s->commit_len = 0;
         /* A child that exited by itself released its lease (or never got one: a filesystem frozen
          * by someone else stays theirs). One that was killed may have left the helper to thaw in
-         * its own time: thaw from here to be sure. */
-        if (si->si_code == CLD_EXITED)
-                (void) registry_clear_frozen(m->registry);
-        else
-                frozen_journal_thaw(m);
+         * its own time: its lease file tells (see freeze.h). */
+        frozen_journal_recover(m, &s->set_id);
         if (si->si_code != CLD_EXITED || si->si_status != COMMIT_OK) {
                 int code = si->si_code == CLD_EXITED ? si->si_status : -1;
                 int32_t hr = code == COMMIT_NOSPACE           ? VSS_E_INSUFFICIENT_STORAGE
@@ -1237,7 +1234,10 @@ static _Noreturn void commit_child(Session *s, int fd, uint32_t hold_ms) {
                         held[n_held++] = s->volumes[i].path;
         if (n_held > 0) {
                 err[0] = 0;
-                r = freeze_lease_new(held, n_held, hold_ms, &lease, err, sizeof(err));
+                char lease_file[PATH_MAX];
+                r = freeze_lease_file(s->manager, &s->set_id, lease_file, sizeof(lease_file));
+                if (r >= 0)
+                        r = freeze_lease_new_with_file(held, n_held, hold_ms, lease_file, &lease, err, sizeof(err));
                 if (r < 0)
                         commit_fail(fd, r == -EBUSY ? COMMIT_FROZEN_ELSEWHERE : COMMIT_FAILED, "cannot freeze: %s%s",
                                     err[0] ? err : strerror(-r), "");
@@ -1265,7 +1265,16 @@ static _Noreturn void commit_child(Session *s, int fd, uint32_t hold_ms) {
                                 if (r == -ETIME || k == -ETIME)
                                         commit_fail(fd, COMMIT_HOLD_TIMEOUT, "provider %s on %s: the hold window was exceeded",
                                                     v->provider->name, v->path);
-                                dprintf(fd, "E\tprovider %s failed on %s: %s\n", v->provider->name, v->path, strerror(-r));
+                                const char *st = s->manager->state_dir;
+                                size_t n = strlen(st);
+                                if ((r == -ENOSPC || r == -EDQUOT) && strncmp(strempty(v->shadow_path), st, n) == 0 &&
+                                    v->shadow_path[n] == '/')
+                                        dprintf(fd, "E\tthe state directory %s is full: provider %s cannot keep the shadow "
+                                                "copy of %s there (%s); free space there and try again\n", st,
+                                                v->provider->name, v->path, strerror(-r));
+                                else
+                                        dprintf(fd, "E\tprovider %s failed on %s: %s\n", v->provider->name, v->path,
+                                                strerror(-r));
                                 _exit(r == -ENOSPC || r == -EDQUOT ? COMMIT_NOSPACE : COMMIT_FAILED);
                         }
                 }
@@ -1295,6 +1304,18 @@ static uint32_t frozen_window_left_ms(Session *s) {
                                 left = l;
                 }
         return left == UINT64_MAX ? 0 : (uint32_t) (left < 1 ? 1 : left);
+}
+
+/* A failure to write the state directory: a full one is the requester's to hear about as such,
+ * not as a provider error. */
+static void state_abort(Session *s, int r, const char *what) {
+        if (r == -ENOSPC || r == -EDQUOT) {
+                char msg[1024];
+                snprintf(msg, sizeof(msg), "the state directory %s is full: %s; free space there and try again",
+                         s->manager->state_dir, what);
+                request_abort(s, VSS_E_INSUFFICIENT_STORAGE, msg);
+        } else
+                request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, what);
 }
 
 /* Returns 1 when the commit runs (its exit continues the sequence), 0 when it failed to start. */
@@ -1330,7 +1351,7 @@ static int commit_start(Session *s) {
         if (r >= 0 && mkdir(dir, 0700) < 0 && errno != EEXIST)
                 r = -errno;
         if (r < 0) {
-                request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, "cannot record the snapshot set");
+                state_abort(s, r, "cannot record the snapshot set");
                 return 0;
         }
 
@@ -1345,8 +1366,8 @@ static int commit_start(Session *s) {
                         mp[n_mounts] = mounts[n_mounts];
                         n_mounts++;
                 }
-        if (n_mounts > 0 && registry_journal_frozen(m->registry, &s->set_id, mp, n_mounts) < 0) {
-                request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, "cannot journal the filesystems to freeze");
+        if (n_mounts > 0 && (r = registry_journal_frozen(m->registry, &s->set_id, mp, n_mounts)) < 0) {
+                state_abort(s, r, "cannot journal the filesystems to freeze");
                 return 0;
         }
 
@@ -1407,9 +1428,14 @@ static void dss_finish(Session *s) {
         } else {
                 int r = registry_commit_set(m->registry, &s->set_id);
                 if (r < 0) {
+                        char msg[1024];
                         set_delete(s);
                         s->phase = PHASE_ABORTED;
-                        op_reply(s, VSS_E_UNEXPECTED, "cannot record the snapshot set");
+                        if (r == -ENOSPC)
+                                snprintf(msg, sizeof(msg), "the state directory %s is full: cannot record the snapshot "
+                                         "set; free space there and try again", m->state_dir);
+                        op_reply(s, r == -ENOSPC ? VSS_E_INSUFFICIENT_STORAGE : VSS_E_UNEXPECTED,
+                                 r == -ENOSPC ? msg : "cannot record the snapshot set");
                 } else {
                         s->set_committed = true;
                         s->created_usec = now_realtime_usec();
@@ -1706,7 +1732,7 @@ void session_abandon(Session *s) {
                 (void) waitpid(s->commit_pid, NULL, 0);
                 s->commit_pid = -1;
                 /* Nothing may stay frozen after vssd stops, whoever kills what next. */
-                frozen_journal_thaw(s->manager);
+                frozen_journal_recover(s->manager, &s->set_id);
         }
         if (s->commit_source) {
                 s->commit_source = sd_event_source_disable_unref(s->commit_source);

@@ -83,7 +83,7 @@ struct Manager {
         Writer *writers;
         unsigned n_writers;
         Session *sessions;
-        /* Writer class ids and the uid each is bound to, for vssd's lifetime. */
+        /* Writer class ids and the uid each is bound to (config bindings aside), as the registry keeps them. */
         struct ClassBinding *bindings;
         size_t n_bindings;
         /* The session whose snapshot set is in creation: one machine-wide. */
@@ -237,7 +237,12 @@ void shadow_set_dir_remove(Manager *m, const vss_id *set_id);
 /* expose.c: unmounts every exposure of a shadow (before it is deleted). */
 void shadow_unexpose_all(Manager *m, const vss_id *shadow_id);
 /* Thaws every filesystem in the frozen journal (ours, left by a lease) and clears it. */
-void frozen_journal_thaw(Manager *m);
+/* The lease file of a set's freezes: STATE_DIR/freeze-SETID.lease. */
+int freeze_lease_file(Manager *m, const vss_id *set_id, char *buf, size_t size);
+/* Settles the journalled freezes of one set (or, set_id NULL, of all) whose commit child is gone:
+ * thaws only what a killed helper left frozen, retires the journal rows. */
+void frozen_journal_recover(Manager *m, const vss_id *set_id);
+#define FREEZE_SETTLE_TIMEOUT_MS 5000
 
 #define log_info(...) log_full("", __VA_ARGS__)
 #define log_warn(...) log_full("warning: ", __VA_ARGS__)

@@ -531,6 +531,61 @@ static void case_bind_mount(void) {
         CHECK(!was_frozen(&fs_xfs));
 }
 
+/* The lease file: there and locked while the helper holds; gone once it thawed, however it
+ * thawed; left unlocked only by a helper killed holding (which freeze_lease_settle() reports). */
+static void case_lease_file(void) {
+        const char *paths[] = { fs_ext4.mnt };
+        char file[PATH_MAX], err[512] = "";
+        struct stat st;
+        pid_t helper;
+        int r;
+
+        snprintf(file, sizeof file, "%s/lease", tmpreal);
+
+        /* Released on command. */
+        r = freeze_lease_new_with_file(paths, 1, LONG_DEADLINE_MS, file, &live, err, sizeof err);
+        CHECK(r == 0);
+        if (r < 0) {
+                printf("# freeze_lease_new_with_file: %s: %s\n", strerror(-r), err);
+                return;
+        }
+        CHECK(stat(file, &st) == 0 && st.st_size > 0);
+        CHECK(freeze_lease_new_with_file(paths, 1, LONG_DEADLINE_MS, file, &(FreezeLease *) { NULL }, err, sizeof err) ==
+              -EEXIST);
+        r = freeze_lease_release(live);
+        live = NULL;
+        CHECK(r == 0);
+        CHECK(access(file, F_OK) < 0 && errno == ENOENT);
+        CHECK(freeze_lease_settle(file, 5000) == 0);
+        CHECK(!was_frozen(&fs_ext4));
+
+        /* Settled while the helper is alive: it is told to thaw, and does. */
+        r = freeze_lease_new_with_file(paths, 1, LONG_DEADLINE_MS, file, &live, err, sizeof err);
+        CHECK(r == 0);
+        if (r < 0)
+                return;
+        CHECK(freeze_lease_settle(file, 5000) == 0);
+        CHECK(access(file, F_OK) < 0 && errno == ENOENT);
+        CHECK(!was_frozen(&fs_ext4));
+        (void) freeze_lease_release(live); /* reaps the helper */
+        live = NULL;
+
+        /* A helper SIGKILLed holding: the file says so, the caller thaws. */
+        r = freeze_lease_new_with_file(paths, 1, LONG_DEADLINE_MS, file, &live, err, sizeof err);
+        CHECK(r == 0);
+        if (r < 0)
+                return;
+        helper = freeze_lease_pid(live);
+        CHECK(kill(helper, SIGKILL) == 0);
+        CHECK(waitpid(helper, NULL, 0) == helper);
+        CHECK(freeze_lease_settle(file, 5000) == 1);
+        CHECK(was_frozen(&fs_ext4)); /* still frozen until here: thaws it */
+        CHECK(unlink(file) == 0);
+        (void) freeze_lease_release(live);
+        live = NULL;
+        CHECK(!was_frozen(&fs_ext4));
+}
+
 static void run_case(const char *name, void (*fn)(void)) {
         int before = test_failures;
 
@@ -584,7 +639,7 @@ int main(void) {
                         return 1;
                 }
 
-        printf("1..7\n");
+        printf("1..8\n");
         run_case("freeze two filesystems (one given twice), writers block until release", case_freeze_release);
         run_case("the deadline thaws without release; release then says -ETIME", case_deadline);
         run_case("the helper thaws when its parent is SIGKILLed", case_parent_death);
@@ -592,6 +647,7 @@ int main(void) {
         run_case("bad input freezes nothing", case_bad_input);
         run_case("a SIGKILLed helper: release thaws and says -EIO", case_helper_killed);
         run_case("a bind mount of a filesystem already listed is frozen once", case_bind_mount);
+        run_case("the lease file tells a helper that thawed from one killed holding", case_lease_file);
 
         cleanup();
         /* Every helper was reaped. */

@@ -153,7 +153,8 @@ int main(void) {
         }
         CHECK(stat(path, &st) == 0 && (st.st_mode & 07777) == 0600, "database file is 0600");
         CHECK(db_text("PRAGMA journal_mode", text, sizeof text) == 0 && !strcmp(text, "wal"), "WAL mode");
-        CHECK(db_query_int("PRAGMA user_version", &v) == 0 && v == 3, "schema version 3 (sets and shadows; frozen journal; exposures)");
+        CHECK(db_query_int("PRAGMA user_version", &v) == 0 && v == 4,
+              "schema version 4 (sets and shadows; frozen journal; exposures; writer classes)");
 
         /* Set 1, creating, with two shadows. */
         CHECK(registry_add_set(r, &s1, 0x1d, 1000) == 0, "add set");
@@ -336,6 +337,44 @@ int main(void) {
                       "clear frozen journal");
                 free(mnts);
         }
+        {
+                /* Per set: the sets, one set's mounts, clearing one set leaves the other. */
+                const char *ma[] = { "/mnt/a" }, *mb[] = { "/mnt/b" };
+                char **mnts = NULL;
+                vss_id set1 = {}, set2 = {}, *sets = NULL;
+                size_t nm = 0, ns = 0;
+                set1.bytes[0] = 1;
+                set2.bytes[0] = 2;
+                CHECK(registry_journal_frozen(r, &set1, ma, 1) == 0 && registry_journal_frozen(r, &set2, mb, 1) == 0,
+                      "journal two sets");
+                CHECK(registry_list_frozen_sets(r, &sets, &ns) == 0 && ns == 2, "list frozen sets");
+                free(sets);
+                CHECK(registry_list_frozen_of(r, &set2, &mnts, &nm) == 0 && nm == 1 && !strcmp(mnts[0], "/mnt/b"),
+                      "list one set's frozen mounts");
+                for (size_t i = 0; i < nm; i++)
+                        free(mnts[i]);
+                free(mnts);
+                CHECK(registry_clear_frozen_of(r, &set1) == 0 && registry_list_frozen(r, &mnts, &nm) == 0 && nm == 1 &&
+                      !strcmp(mnts[0], "/mnt/b"), "clearing one set keeps the other");
+                for (size_t i = 0; i < nm; i++)
+                        free(mnts[i]);
+                free(mnts);
+                CHECK(registry_clear_frozen_of(r, &set1) == 0, "clearing a set without rows is fine");
+                CHECK(registry_clear_frozen(r) == 0, "clear all");
+        }
+        {
+                /* Writer class bindings. */
+                vss_id c1 = {}, c2 = {};
+                ClassRecord *cr = NULL;
+                size_t nc = 0;
+                c1.bytes[0] = 0xc1;
+                c2.bytes[0] = 0xc2;
+                CHECK(registry_bind_class(r, &c1, 1001) == 0 && registry_bind_class(r, &c2, 1002) == 0, "bind classes");
+                CHECK(registry_bind_class(r, &c1, 1003) == -EEXIST, "a bound class gives -EEXIST");
+                CHECK(registry_list_classes(r, &cr, &nc) == 0 && nc == 2 && vss_id_equal(&cr[0].class_id, &c1) &&
+                      cr[0].uid == 1001 && cr[1].uid == 1002, "list class bindings");
+                free(cr);
+        }
         r = registry_free(r);
 
         /* A database from the future is refused. */
@@ -351,7 +390,7 @@ int main(void) {
                 fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
                 CHECK(fd >= 0 && write(fd, junk, sizeof junk) == (ssize_t) sizeof junk && close(fd) == 0,
                       "overwrite database with junk");
-                CHECK(registry_open(tmp, &r) == -EIO && !r, "junk gives -EIO");
+                CHECK(registry_open(tmp, &r) == -EBADMSG && !r, "junk gives -EBADMSG");
         }
 
         CHECK(rm_tmp() == 0 && stat(tmp, &st) < 0, "clean up");
