@@ -445,7 +445,7 @@ static char *backup_stamp(Harness *h, const char *dest) {
  * cut while a transaction commits is torn between pages; a transaction moves an amount between
  * two far-apart accounts and logs the move, counting it in meta.n. Invariant: the sum stays
  * ACCOUNTS * 1000 and count(moves) = meta.n. */
-#define ACCOUNTS 8000
+#define ACCOUNTS 24000
 
 static char *make_bank(Harness *h, const char *dir, const char *mode) {
         static char path[PATH_MAX];
