@@ -21,6 +21,7 @@
 #include <vss/backup.h>
 
 #include "lib/common.h"
+#include "tools/attempts.h"
 #include "tools/report.h"
 #include "tools/store.h"
 
@@ -151,51 +152,20 @@ static void component_report(Run *run, const vss_writer_metadata *wm, const char
 
 static bool run_fail(Run *run, int32_t hr, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Failures VSS documents as transient, where the whole operation is to be tried again: a writer
- * that says so, ran out of resources or outlasted its freeze window; another snapshot set being
- * made; the provider not flushing or holding writes in time. */
-static bool retryable(int32_t hr) {
-        return hr == VSS_E_WRITERERROR_RETRYABLE || hr == VSS_E_WRITERERROR_OUTOFRESOURCES ||
-               hr == VSS_E_WRITERERROR_TIMEOUT || hr == VSS_E_SNAPSHOT_SET_IN_PROGRESS ||
-               hr == VSS_E_FLUSH_WRITES_TIMEOUT || hr == VSS_E_HOLD_WRITES_TIMEOUT;
-}
-
-/* The current attempt: its number, result and failure; a failed one retried also its phases. */
-static json_object *attempt_json(Run *run, unsigned retry_in_s) {
-        char hex[16];
-        Report *c = &run->r;
-        json_object *a = json_object_new_object();
-        json_object_object_add(a, "attempt", json_object_new_int((int) run->attempt));
-        json_object_object_add(a, "result", json_object_new_string(c->error_hr ? "failed" : "ok"));
-        if (c->error_hr) {
-                json_object *e = json_object_new_object();
-                json_object_object_add(e, "code", json_object_new_string(hex32(c->error_hr, hex)));
-                json_object_object_add(e, "name", json_object_new_string(strempty(vss_error_name(c->error_hr))));
-                json_object_object_add(e, "message", json_object_new_string(c->error_msg));
-                json_object_object_add(a, "error", e);
-                json_object_object_add(a, "retryable", json_object_new_boolean(retryable(c->error_hr)));
-        }
-        if (retry_in_s) {
-                json_object_object_add(a, "retry_in_s", json_object_new_int((int) retry_in_s));
-                json_object_object_add(a, "phases", json_object_get(c->phases));
-        }
-        return a;
-}
-
 /* After an attempt at the snapshot set failed: if the failure is retryable and retries are left,
  * ends the session (vssd aborts what it had begun, writers thaw), waits and opens a new one.
  * False when the failure stands. */
 static bool retry_snapshot(Run *run) {
         char hex[16];
         Report *c = &run->r;
-        if (!run->attempts || !c->error_hr || !retryable(c->error_hr))
+        if (!run->attempts || !c->error_hr || !hr_retryable(c->error_hr))
                 return false;
         if (run->attempt > arg_retries) {
                 run->gave_up = true;
                 return false;
         }
-        unsigned delay = run->attempt > 6 ? 60 : 1u << (run->attempt - 1);
-        json_object_array_add(run->attempts, attempt_json(run, delay));
+        unsigned delay = retry_delay_s(run->attempt);
+        json_object_array_add(run->attempts, attempt_json(c, run->attempt, delay));
         fprintf(stderr, "vssbackup: attempt %u of %u failed: %s (%s): %s; retrying in %u s\n", run->attempt,
                 arg_retries + 1, strempty(vss_error_name(c->error_hr)), hex32(c->error_hr, hex), c->error_msg, delay);
         vss_backup_release(c->b);
@@ -232,7 +202,7 @@ static int finish(Run *run, json_object *extra) {
                 }
                 json_object_object_foreach(extra, k, v) json_object_object_add(out, k, json_object_get(v));
                 if (run->attempts) {
-                        json_object_array_add(run->attempts, attempt_json(run, 0));
+                        json_object_array_add(run->attempts, attempt_json(c, run->attempt, 0));
                         json_object_object_add(out, "attempts", json_object_get(run->attempts));
                 }
                 json_object_object_add(out, "components", json_object_get(run->components));
