@@ -7,6 +7,7 @@
  * shadow copy.
  */
 
+#include <ctype.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
@@ -20,6 +21,7 @@
 #include <vss/backup.h>
 
 #include "lib/common.h"
+#include "tools/attempts.h"
 #include "tools/report.h"
 #include "tools/store.h"
 
@@ -31,14 +33,17 @@ enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
 static const char *arg_socket;
 static bool arg_json;
+static const char *arg_provider; /* backup, exec: NULL, vssd chooses by the path */
+static unsigned arg_retries = 2;  /* backup, exec: new attempts after a retryable failure */
 
 static void help(void) {
         printf("Usage:\n"
                "  vssbackup backup --to DIR|FILE.tar[.gz|.xz|.zst] [--component WRITER:LOGICAL_PATH]...\n"
                "                   [--type full|copy|incremental|differential|log] [--base BACKUP]\n"
-               "                   [--for PATH]... [--json]\n"
+               "                   [--for PATH]... [--provider NAME] [--retries N] [--json]\n"
                "  vssbackup restore --from DIR|FILE [--component WRITER:LOGICAL_PATH]... [--to DIR] [--json]\n"
-               "  vssbackup exec [--for PATH]... [--type TYPE] -- COMMAND [ARGS]...\n"
+               "  vssbackup exec [--for PATH]... [--type TYPE] [--provider NAME] [--retries N]\n"
+               "                 -- COMMAND [ARGS]...\n"
                "\n"
                "The reference OpenVSS requester.\n"
                "\n"
@@ -83,6 +88,15 @@ static void help(void) {
                "                         restore finds the base again by this path\n"
                "      --for PATH         the directory to shadow; may repeat. Default for backup: the\n"
                "                         directories of the selected components' files\n"
+               "      --provider NAME    backup, exec: the provider that makes the shadow copies (see\n"
+               "                         vssadmin list providers; default: chosen by the path). An\n"
+               "                         unknown name fails before any writer is frozen\n"
+               "      --retries N        backup, exec: when making the shadow copies fails in a way\n"
+               "                         VSS calls retryable (a writer's VSS_E_WRITERERROR_RETRYABLE,\n"
+               "                         _OUTOFRESOURCES or _TIMEOUT, VSS_E_SNAPSHOT_SET_IN_PROGRESS,\n"
+               "                         VSS_E_FLUSH_WRITES_TIMEOUT, VSS_E_HOLD_WRITES_TIMEOUT), abort\n"
+               "                         and start over from a new session, up to N more times, after\n"
+               "                         1 s, 2 s, 4 s, ... (at most 60 s). Default: 2\n"
                "      --json             print one JSON object instead of text\n"
                "      --socket PATH      vssd's socket (default $VSS_SOCKET, else " VSS_DEFAULT_SOCKET ")\n"
                "  -h, --help             show this help\n"
@@ -116,6 +130,9 @@ typedef struct Run {
         Report r;
         json_object *components;
         const char *command;
+        json_object *attempts; /* backup, exec: one entry per attempt; NULL elsewhere */
+        unsigned attempt;      /* from 1 */
+        bool gave_up;          /* a retryable failure with no retry left */
 } Run;
 
 static void component_report(Run *run, const vss_writer_metadata *wm, const char *lp, const char *name, bool ok,
@@ -133,6 +150,42 @@ static void component_report(Run *run, const vss_writer_metadata *wm, const char
                 printf("Component '%s%s%s' of writer '%s': %s\n", lp, isempty(lp) ? "" : "/", name, wm->name, what);
 }
 
+static bool run_fail(Run *run, int32_t hr, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* After an attempt at the snapshot set failed: if the failure is retryable and retries are left,
+ * ends the session (vssd aborts what it had begun, writers thaw), waits and opens a new one.
+ * False when the failure stands. */
+static bool retry_snapshot(Run *run) {
+        char hex[16];
+        Report *c = &run->r;
+        if (!run->attempts || !c->error_hr || !hr_retryable(c->error_hr))
+                return false;
+        if (run->attempt > arg_retries) {
+                run->gave_up = true;
+                return false;
+        }
+        unsigned delay = retry_delay_s(run->attempt);
+        json_object_array_add(run->attempts, attempt_json(c, run->attempt, delay));
+        fprintf(stderr, "vssbackup: attempt %u of %u failed: %s (%s): %s; retrying in %u s\n", run->attempt,
+                arg_retries + 1, strempty(vss_error_name(c->error_hr)), hex32(c->error_hr, hex), c->error_msg, delay);
+        vss_backup_release(c->b);
+        c->b = NULL;
+        struct timespec ts = { .tv_sec = delay };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+        json_object_put(c->phases);
+        json_object_put(run->components);
+        c->phases = json_object_new_array();
+        run->components = json_object_new_array();
+        c->error_hr = 0;
+        c->error_msg[0] = 0;
+        run->attempt++;
+        int32_t hr = vss_backup_new(arg_socket, &c->b);
+        if (hr < 0)
+                return run_fail(run, hr, "cannot open a session with vssd (is it running? $VSS_SOCKET)");
+        return true;
+}
+
 static int finish(Run *run, json_object *extra) {
         char hex[16];
         Report *c = &run->r;
@@ -148,6 +201,10 @@ static int finish(Run *run, json_object *extra) {
                         json_object_object_add(out, "error", e);
                 }
                 json_object_object_foreach(extra, k, v) json_object_object_add(out, k, json_object_get(v));
+                if (run->attempts) {
+                        json_object_array_add(run->attempts, attempt_json(c, run->attempt, 0));
+                        json_object_object_add(out, "attempts", json_object_get(run->attempts));
+                }
                 json_object_object_add(out, "components", json_object_get(run->components));
                 json_object_object_add(out, "phases", json_object_get(c->phases));
                 print_json(out);
@@ -156,6 +213,12 @@ static int finish(Run *run, json_object *extra) {
         if (c->error_hr)
                 fprintf(stderr, "vssbackup: %s failed: %s (%s): %s\n", run->command,
                         strempty(vss_error_name(c->error_hr)), hex32(c->error_hr, hex), c->error_msg);
+        if (run->gave_up)
+                fprintf(stderr, "vssbackup: the failure is retryable; gave up after %u attempt%s (--retries %u)\n",
+                        run->attempt, run->attempt == 1 ? "" : "s", arg_retries);
+        else if (run->attempts && !c->error_hr && run->attempt > 1 && !arg_json)
+                fprintf(c->out ? c->out : stdout, "Succeeded on attempt %u\n", run->attempt);
+        json_object_put(run->attempts);
         json_object_put(extra);
         json_object_put(run->components);
         json_object_put(c->phases);
@@ -176,7 +239,7 @@ static bool run_fail(Run *run, int32_t hr, const char *fmt, ...) {
 
 static bool run_start(Run *run, const char *command) {
         *run = (Run) { .r = { .phases = json_object_new_array(), .json = arg_json },
-                       .components = json_object_new_array(), .command = command };
+                       .components = json_object_new_array(), .command = command, .attempt = 1 };
         int32_t hr = vss_backup_new(arg_socket, &run->r.b);
         if (hr < 0)
                 return run_fail(run, hr, "cannot open a session with vssd (is it running? $VSS_SOCKET)");
@@ -320,7 +383,7 @@ static bool make_snapshot(Run *run, Volume *vols, size_t n_vols, vss_id *set_id)
         if (!report_step(&run->r, vss_backup_start_snapshot_set(b, set_id)))
                 return false;
         for (size_t i = 0; i < n_vols; i++)
-                if (!report_step(&run->r, vss_backup_add_to_snapshot_set(b, vols[i].path, NULL, &vols[i].shadow_id)))
+                if (!report_step(&run->r, vss_backup_add_to_snapshot_set(b, vols[i].path, arg_provider, &vols[i].shadow_id)))
                         return false;
         if (!report_step(&run->r, vss_backup_prepare_for_backup_sync(b)) || !report_phase(&run->r, "prepare-for-backup"))
                 return false;
@@ -506,32 +569,46 @@ static int cmd_backup(const char *dest, char **specs, size_t n_specs, vss_backup
                 else if (isatty(STDERR_FILENO) && !arg_json)
                         store_set_progress(st, progress, NULL);
         }
-        ok = ok && report_step(&run.r, vss_backup_initialize_for_backup(b)) &&
-             report_step(&run.r, vss_backup_set_backup_state(b, n_specs > 0, false, type, false)) &&
-             report_step(&run.r, vss_backup_gather_writer_metadata_sync(b)) &&
-             select_components(&run, specs, n_specs, &sel, &n_sel);
-        for (size_t i = 0; ok && i < n_sel; i++) {
-                const Selected *s = &sel[i];
-                if (n_specs > 0)
-                        ok = report_step(&run.r, vss_backup_add_component(b, &s->wm->instance_id, &s->wm->writer_id,
-                                                                          s->ci->logical_path, s->ci->name));
-                /* The writer reads the stamp its component got in the base backup. */
-                const vss_bc_component *prev = base.bcd ? vss_backup_document_find(base.bcd, &s->wm->writer_id, NULL,
-                                                                                 s->ci->logical_path, s->ci->name)
-                                                        : NULL;
-                if (ok && prev && !isempty(prev->backup_stamp))
-                        ok = report_step(&run.r, vss_backup_set_previous_backup_stamp(b, &s->wm->instance_id, &s->wm->writer_id,
-                                                                                      s->ci->logical_path, s->ci->name,
-                                                                                      prev->backup_stamp));
+        run.attempts = json_object_new_array();
+        /* Retries restart from a new session; the destination, still empty, stays. */
+        for (;;) {
+                ok = ok && report_step(&run.r, vss_backup_initialize_for_backup(b)) &&
+                     report_step(&run.r, vss_backup_set_backup_state(b, n_specs > 0, false, type, false)) &&
+                     report_step(&run.r, vss_backup_gather_writer_metadata_sync(b)) &&
+                     select_components(&run, specs, n_specs, &sel, &n_sel);
+                for (size_t i = 0; ok && i < n_sel; i++) {
+                        const Selected *s = &sel[i];
+                        if (n_specs > 0)
+                                ok = report_step(&run.r, vss_backup_add_component(b, &s->wm->instance_id, &s->wm->writer_id,
+                                                                                  s->ci->logical_path, s->ci->name));
+                        /* The writer reads the stamp its component got in the base backup. */
+                        const vss_bc_component *prev = base.bcd ? vss_backup_document_find(base.bcd, &s->wm->writer_id, NULL,
+                                                                                         s->ci->logical_path, s->ci->name)
+                                                                : NULL;
+                        if (ok && prev && !isempty(prev->backup_stamp))
+                                ok = report_step(&run.r, vss_backup_set_previous_backup_stamp(b, &s->wm->instance_id, &s->wm->writer_id,
+                                                                                              s->ci->logical_path, s->ci->name,
+                                                                                              prev->backup_stamp));
+                }
+                for (size_t i = 0; ok && i < n_paths; i++)
+                        ok = volume_add(&run, vols, &n_vols, paths[i]);
+                for (size_t i = 0; ok && n_paths == 0 && i < n_sel; i++)
+                        for (size_t k = 0; ok && k < sel[i].ci->n_files; k++)
+                                ok = volume_add(&run, vols, &n_vols, sel[i].ci->files[k].path);
+                if (ok && n_vols == 0)
+                        ok = run_fail(&run, VSS_E_OBJECT_NOT_FOUND, "nothing to back up: no writer has components; give --for PATH");
+                ok = ok && make_snapshot(&run, vols, n_vols, &set_id);
+                if (ok || !retry_snapshot(&run))
+                        break;
+                /* A new session: everything again. */
+                b = run.r.b;
+                free(sel);
+                sel = NULL;
+                n_sel = 0;
+                volumes_free(vols, n_vols);
+                n_vols = 0;
+                ok = true;
         }
-        for (size_t i = 0; ok && i < n_paths; i++)
-                ok = volume_add(&run, vols, &n_vols, paths[i]);
-        for (size_t i = 0; ok && n_paths == 0 && i < n_sel; i++)
-                for (size_t k = 0; ok && k < sel[i].ci->n_files; k++)
-                        ok = volume_add(&run, vols, &n_vols, sel[i].ci->files[k].path);
-        if (ok && n_vols == 0)
-                ok = run_fail(&run, VSS_E_OBJECT_NOT_FOUND, "nothing to back up: no writer has components; give --for PATH");
-        ok = ok && make_snapshot(&run, vols, n_vols, &set_id);
 
         if (ok) {
                 man.created_usec = vols[0].created_usec;
@@ -891,20 +968,30 @@ static int cmd_exec(char **paths, size_t n_paths, vss_backup_type type, char **a
         bool ok = run_start(&run, "exec");
         run.r.out = stderr; /* stdout is the command's */
         vss_backup *b = run.r.b;
-        ok = ok && report_step(&run.r, vss_backup_initialize_for_backup(b)) &&
-             report_step(&run.r, vss_backup_set_backup_state(b, false, false, type, false)) &&
-             report_step(&run.r, vss_backup_gather_writer_metadata_sync(b));
-        for (size_t i = 0; ok && i < n_paths; i++)
-                ok = volume_add(&run, vols, &n_vols, paths[i]);
-        for (size_t i = 0; ok && n_paths == 0 && i < vss_backup_metadata_count(b); i++) {
-                const vss_writer_metadata *wm = vss_backup_metadata_get(b, i);
-                for (size_t k = 0; ok && k < wm->n_components; k++)
-                        for (size_t f = 0; ok && f < wm->components[k].n_files; f++)
-                                ok = volume_add(&run, vols, &n_vols, wm->components[k].files[f].path);
+        run.attempts = json_object_new_array();
+        for (;;) {
+                ok = ok && report_step(&run.r, vss_backup_initialize_for_backup(b)) &&
+                     report_step(&run.r, vss_backup_set_backup_state(b, false, false, type, false)) &&
+                     report_step(&run.r, vss_backup_gather_writer_metadata_sync(b));
+                for (size_t i = 0; ok && i < n_paths; i++)
+                        ok = volume_add(&run, vols, &n_vols, paths[i]);
+                for (size_t i = 0; ok && n_paths == 0 && i < vss_backup_metadata_count(b); i++) {
+                        const vss_writer_metadata *wm = vss_backup_metadata_get(b, i);
+                        for (size_t k = 0; ok && k < wm->n_components; k++)
+                                for (size_t f = 0; ok && f < wm->components[k].n_files; f++)
+                                        ok = volume_add(&run, vols, &n_vols, wm->components[k].files[f].path);
+                }
+                if (ok && n_vols == 0)
+                        ok = run_fail(&run, VSS_E_OBJECT_NOT_FOUND, "nothing to shadow: no writer has components; give --for PATH");
+                ok = ok && make_snapshot(&run, vols, n_vols, &set_id);
+                if (ok || !retry_snapshot(&run))
+                        break;
+                /* A new session: everything again. */
+                b = run.r.b;
+                volumes_free(vols, n_vols);
+                n_vols = 0;
+                ok = true;
         }
-        if (ok && n_vols == 0)
-                ok = run_fail(&run, VSS_E_OBJECT_NOT_FOUND, "nothing to shadow: no writer has components; give --for PATH");
-        ok = ok && make_snapshot(&run, vols, n_vols, &set_id);
         if (ok) {
                 if (!arg_json)
                         fprintf(stderr, "vssbackup: running %s against %s\n", argv[0], vols[0].shadow_path);
@@ -937,7 +1024,7 @@ static int cmd_exec(char **paths, size_t n_paths, vss_backup_type type, char **a
 }
 
 int main(int argc, char *argv[]) {
-        enum { OPT_JSON = 0x100, OPT_SOCKET, OPT_TYPE, OPT_FOR };
+        enum { OPT_JSON = 0x100, OPT_SOCKET, OPT_TYPE, OPT_FOR, OPT_PROVIDER, OPT_RETRIES };
         static const struct option options[] = {
                 { "to", required_argument, NULL, 't' },
                 { "from", required_argument, NULL, 'f' },
@@ -945,6 +1032,8 @@ int main(int argc, char *argv[]) {
                 { "base", required_argument, NULL, 'b' },
                 { "type", required_argument, NULL, OPT_TYPE },
                 { "for", required_argument, NULL, OPT_FOR },
+                { "provider", required_argument, NULL, OPT_PROVIDER },
+                { "retries", required_argument, NULL, OPT_RETRIES },
                 { "json", no_argument, NULL, OPT_JSON },
                 { "socket", required_argument, NULL, OPT_SOCKET },
                 { "help", no_argument, NULL, 'h' },
@@ -954,6 +1043,7 @@ int main(int argc, char *argv[]) {
         char *specs[VSS_MAX_COMPONENTS], *paths[64];
         size_t n_specs = 0, n_paths = 0;
         int type = -1, c;
+        bool have_retries = false;
 
         if (argc >= 2 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
                 help();
@@ -990,6 +1080,21 @@ int main(int argc, char *argv[]) {
                         if (type < 0 || type == VSS_BT_OTHER)
                                 return usage("unknown backup type '%s' (full, copy, incremental, differential, log)", optarg);
                         break;
+                case OPT_PROVIDER:
+                        if (!*optarg)
+                                return usage("--provider needs a name%s", "");
+                        arg_provider = optarg;
+                        break;
+                case OPT_RETRIES: {
+                        char *end;
+                        errno = 0;
+                        unsigned long n = strtoul(optarg, &end, 10);
+                        if (!isdigit((unsigned char) optarg[0]) || *end || errno || n > 100)
+                                return usage("--retries takes a number from 0 to 100, not '%s'", optarg);
+                        arg_retries = (unsigned) n;
+                        have_retries = true;
+                        break;
+                }
                 case OPT_JSON: arg_json = true; break;
                 case OPT_SOCKET: arg_socket = optarg; break;
                 case 'h': help(); return EXIT_OK;
@@ -1009,7 +1114,7 @@ int main(int argc, char *argv[]) {
                 return cmd_backup(to, specs, n_specs, type, base, paths, n_paths);
         }
         if (streq(cmd, "restore")) {
-                if (!from || base || type >= 0 || n_paths || optind != argc)
+                if (!from || base || type >= 0 || n_paths || optind != argc || arg_provider || have_retries)
                         return usage("restore takes --from SOURCE, optionally --component and --to%s", "");
                 if (to && to[0] == 0)
                         return usage("--to needs a directory%s", "");

@@ -251,11 +251,14 @@ static bool file_contains(const char *path, const char *needle) {
         return strstr(buf, needle) != NULL;
 }
 
+static char *backup_stamp(Harness *h, const char *dest);
+
 static void test_backup_under_load(void) {
         Harness *h = harness_new(NULL);
         char *db = make_db(h, "db", 10);
         char dest[2][PATH_MAX], alt[2][PATH_MAX], restored[PATH_MAX * 2], p[PATH_MAX + 64];
         long long got[2] = { -1, -1 };
+        char *stamp[2] = {};
 
         pid_t load = start_load(db);
         for (int i = 0; i < 500 && db_last(db) < 200; i++)
@@ -277,9 +280,10 @@ static void test_backup_under_load(void) {
                 CHECK_STR(json_str(json_phase(out, "backup-complete", "sqlite"), "state_name"), "Stable");
                 CHECK(component_succeeded(out, "app.db"));
                 json_object_put(out);
-                /* The stamp is the header's change counter. */
+                /* WAL mode: the stamp comes from the log, and tells the backups apart. */
                 snprintf(p, sizeof p, "%s/openvss/backup-components.json", dest[k]);
-                CHECK(file_contains(p, "change-counter:"));
+                CHECK(file_contains(p, "\"backup_stamp\":\"wal:") || file_contains(p, "\"backup_stamp\": \"wal:"));
+                stamp[k] = backup_stamp(h, dest[k]);
                 /* The load went on meanwhile. */
                 long long before = db_last(db);
                 for (int i = 0; i < 500 && db_last(db) < before + 50; i++)
@@ -307,6 +311,9 @@ static void test_backup_under_load(void) {
         }
         /* The second backup came later. */
         CHECK(got[0] < got[1]);
+        CHECK(stamp[0] && stamp[1] && !streq(stamp[0], stamp[1]));
+        free(stamp[0]);
+        free(stamp[1]);
         fprintf(stderr, "backups hold %lld and %lld of %lld transactions\n", got[0], got[1], final);
         stop_writer();
         harness_free(h);
@@ -422,6 +429,233 @@ static void test_restore_integrity_failure(void) {
         harness_free(h);
 }
 
+/* The backup stamp the backup at dest holds (one component), or "". Caller frees. */
+static char *backup_stamp(Harness *h, const char *dest) {
+        char *out = NULL;
+        if (harness_sh(h, &out, "sed -n 's/.*\"backup_stamp\": *\"\\([^\"]*\\)\".*/\\1/p' %s/openvss/backup-components.json",
+                       dest) != 0 || !out) {
+                free(out);
+                return strdup("");
+        }
+        out[strcspn(out, "\n")] = 0;
+        return out;
+}
+
+/* The transfer test: ACCOUNTS accounts of 1000 each, padded to spread over many pages, so a copy
+ * cut while a transaction commits is torn between pages; a transaction moves an amount between
+ * two far-apart accounts and logs the move, counting it in meta.n. Invariant: the sum stays
+ * ACCOUNTS * 1000 and count(moves) = meta.n. */
+#define ACCOUNTS 24000
+
+static char *make_bank(Harness *h, const char *dir, const char *mode) {
+        static char path[PATH_MAX];
+        char d[PATH_MAX], sql[256];
+        sqlite3 *db = NULL;
+
+        snprintf(d, sizeof d, "%s/%s", harness_dir(h), dir);
+        CHECK(mkdir(d, 0755) == 0);
+        snprintf(path, sizeof path, "%s/app.db", d);
+        CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+        snprintf(sql, sizeof sql, "PRAGMA journal_mode=%s", mode);
+        CHECK(exec_sql(db, sql));
+        CHECK(exec_sql(db, "CREATE TABLE acct(id INTEGER PRIMARY KEY, bal INTEGER, pad TEXT);"
+                           "CREATE TABLE moves(id INTEGER PRIMARY KEY, a INTEGER, b INTEGER, k INTEGER);"
+                           "CREATE TABLE meta(n INTEGER); INSERT INTO meta VALUES(0);"));
+        snprintf(sql, sizeof sql,
+                 "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < %d) "
+                 "INSERT INTO acct SELECT i, 1000, printf('%%0400d', i) FROM c", ACCOUNTS);
+        CHECK(exec_sql(db, sql));
+        sqlite3_close(db);
+        return path;
+}
+
+/* A child moving money until SIGTERM, in journal mode mode (per connection but for WAL). Exits 0,
+ * or 3 when a statement failed. */
+static pid_t start_bank_load(const char *path, const char *mode) {
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid != 0)
+                return pid;
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        signal(SIGTERM, on_load_stop);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        sqlite3 *db = NULL;
+        char sql[512];
+        if (sqlite3_open(path, &db) != SQLITE_OK)
+                _exit(3);
+        sqlite3_busy_timeout(db, 60000);
+        /* No fsync: commits come fast, so copies cut without the lock would catch them midway. */
+        snprintf(sql, sizeof sql, "PRAGMA journal_mode=%s; PRAGMA synchronous=OFF", mode);
+        if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+                _exit(3);
+        srand((unsigned) getpid());
+        while (!load_stop) {
+                int a = 1 + rand() % (ACCOUNTS / 2), b = ACCOUNTS / 2 + 1 + rand() % (ACCOUNTS / 2), k = 1 + rand() % 50;
+                snprintf(sql, sizeof sql,
+                         "BEGIN IMMEDIATE; UPDATE acct SET bal = bal - %d WHERE id = %d; UPDATE acct SET bal = bal + %d "
+                         "WHERE id = %d; INSERT INTO moves VALUES(NULL, %d, %d, %d); UPDATE meta SET n = n + 1; COMMIT;",
+                         k, a, k, b, a, b, k);
+                if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+                        fprintf(stderr, "load: %s\n", sqlite3_errmsg(db));
+                        _exit(3);
+                }
+        }
+        sqlite3_close(db);
+        _exit(0);
+}
+
+static long long bank_moves(const char *path) {
+        sqlite3 *db = NULL;
+        long long v = -1;
+        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+                sqlite3_busy_timeout(db, 5000);
+                v = query_int(db, "SELECT n FROM meta");
+        }
+        sqlite3_close(db);
+        return v;
+}
+
+/* integrity_check says ok and the invariant holds; returns meta.n, or -1. */
+static long long check_bank(const char *path) {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        long long n = -1;
+
+        if (access(path, F_OK) < 0 || sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+                fprintf(stderr, "cannot open %s\n", path);
+                test_failures++;
+                sqlite3_close(db);
+                return -1;
+        }
+        CHECK(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK);
+        CHECK(sqlite3_step(st) == SQLITE_ROW);
+        const char *line = (const char *) sqlite3_column_text(st, 0);
+        if (!line || !streq(line, "ok")) {
+                fprintf(stderr, "%s: integrity_check: %s\n", path, line ? line : "(null)");
+                test_failures++;
+        }
+        sqlite3_finalize(st);
+        long long sum = query_int(db, "SELECT sum(bal) FROM acct"), moves = query_int(db, "SELECT count(*) FROM moves");
+        n = query_int(db, "SELECT n FROM meta");
+        if (sum != (long long) ACCOUNTS * 1000 || moves != n) {
+                fprintf(stderr, "%s: invariant broken: sum %lld (want %lld), %lld moves, meta.n %lld\n", path, sum,
+                        (long long) ACCOUNTS * 1000, moves, n);
+                test_failures++;
+        }
+        sqlite3_close(db);
+        return n;
+}
+
+/* Backups of a database another process keeps changing, in one journal mode: each restored copy
+ * passes integrity_check and the invariant, and has its own stamp. 10 backups with
+ * OPENVSS_CHECK_FULL=1, else 2. */
+static void bank_case(const char *mode) {
+        const char *full = getenv("OPENVSS_CHECK_FULL");
+        int count = full && streq(full, "1") ? 10 : 2;
+        Harness *h = harness_new(NULL);
+        char *db = make_bank(h, "db", mode);
+        char dest[PATH_MAX], alt[PATH_MAX], restored[PATH_MAX * 2], *stamps[10] = {};
+        long long got[10];
+        bool wal = streq(mode, "WAL");
+
+        pid_t load = start_bank_load(db, mode);
+        for (int i = 0; i < 1000 && bank_moves(db) < 100; i++)
+                sleep_ms(10);
+        CHECK(bank_moves(db) >= 100);
+        const char *const args[] = { "--database", db, NULL };
+        start_writer(h, args);
+
+        for (int k = 0; k < count; k++) {
+                int st;
+                snprintf(dest, sizeof dest, "%s/backup%d", harness_dir(h), k);
+                snprintf(alt, sizeof alt, "%s/restored%d", harness_dir(h), k);
+                CHECK(harness_sh(h, NULL, "vssbackup backup --to %s >/dev/null", dest) == 0);
+                stamps[k] = backup_stamp(h, dest);
+                CHECK(strncmp(stamps[k], wal ? "wal:" : "change-counter:", wal ? 4 : 15) == 0);
+                for (int j = 0; j < k; j++)
+                        if (streq(stamps[j], stamps[k])) {
+                                fprintf(stderr, "backups %d and %d have the same stamp %s\n", j, k, stamps[k]);
+                                test_failures++;
+                        }
+                /* The writer's own check runs in PostRestore: it must pass too. */
+                json_object *out = harness_json(h, &st, "vssbackup restore --from %s --to %s --json", dest, alt);
+                CHECK(st == 0);
+                CHECK_STR(json_str(json_phase(out, "post-restore", "sqlite"), "state_name"), "Stable");
+                json_object_put(out);
+                snprintf(restored, sizeof restored, "%s%s", alt, db);
+                got[k] = check_bank(restored);
+                CHECK(got[k] >= 100);
+                CHECK(k == 0 || got[k] > got[k - 1]);
+                /* The load goes on between backups. */
+                long long before = bank_moves(db);
+                for (int i = 0; i < 1000 && bank_moves(db) < before + 20; i++)
+                        sleep_ms(10);
+        }
+        kill(load, SIGTERM);
+        int st = reap(load, 10000);
+        CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        long long final = check_bank(db);
+        fprintf(stderr, "%s: %d backups, the last holding %lld of %lld transactions\n", mode, count, got[count - 1],
+                final);
+        for (int k = 0; k < count; k++)
+                free(stamps[k]);
+        stop_writer();
+        harness_free(h);
+}
+
+static void test_bank_wal(void) {
+        bank_case("WAL");
+}
+static void test_bank_delete(void) {
+        bank_case("DELETE");
+}
+static void test_bank_truncate(void) {
+        bank_case("TRUNCATE");
+}
+static void test_bank_persist(void) {
+        bank_case("PERSIST");
+}
+
+/* A reader holding an old snapshot keeps the checkpoint from emptying the log: the backup still
+ * succeeds, the log being part of the component, and the restored copy has what only the log held. */
+static void test_checkpoint_busy(void) {
+        Harness *h = harness_new(NULL);
+        char *db = make_db(h, "db", 10);
+        char dest[PATH_MAX], alt[PATH_MAX], restored[PATH_MAX * 2], err[512];
+        sqlite3 *reader = NULL;
+
+        CHECK(sqlite3_open_v2(db, &reader, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+        CHECK(exec_sql(reader, "BEGIN"));
+        CHECK(query_int(reader, "SELECT count(*) FROM t") == 10);
+        for (int i = 0; i < 10; i++)
+                CHECK(try_insert(db, 2000, err, sizeof err) == SQLITE_OK);
+        const char *const args[] = { "--database", db, "--busy-timeout", "300", NULL };
+        start_writer(h, args);
+        snprintf(dest, sizeof dest, "%s/backup", harness_dir(h));
+        int st;
+        json_object *out = harness_json(h, &st, "vssbackup backup --to %s --json", dest);
+        CHECK(st == 0);
+        CHECK_STR(json_str(out, "result"), "ok");
+        CHECK_STR(json_str(json_phase(out, "do-snapshot-set", "sqlite"), "failure_name"), "S_OK");
+        CHECK(component_succeeded(out, "app.db"));
+        json_object_put(out);
+        CHECK(harness_sh(h, NULL, "grep -q 'app.db: checkpoint could not finish' %s/writer-sqlite.log", harness_dir(h)) == 0);
+        CHECK(exec_sql(reader, "COMMIT"));
+        sqlite3_close(reader);
+        /* The newer rows were in the log only. */
+        snprintf(alt, sizeof alt, "%s/restored", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "vssbackup restore --from %s --to %s >/dev/null", dest, alt) == 0);
+        snprintf(restored, sizeof restored, "%s%s", alt, db);
+        sqlite3 *r = NULL;
+        CHECK(sqlite3_open_v2(restored, &r, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+        CHECK(query_int(r, "SELECT count(*) FROM t") == 20);
+        sqlite3_close(r);
+        stop_writer();
+        harness_free(h);
+}
+
 /* Runs the writer with a shell command line's arguments; returns its exit status and output. */
 static int run_writer(Harness *h, char **out, const char *args) {
         return harness_sh(h, out, "'%s' %s 2>&1 </dev/null", WRITER_SQLITE_PATH, args);
@@ -503,6 +737,11 @@ int main(int argc, char *argv[]) {
                 { "sqlite-lock-held-during-freeze", test_lock_held_during_freeze },
                 { "sqlite-restore-integrity-failure", test_restore_integrity_failure },
                 { "sqlite-bad-usage", test_bad_usage },
+                { "sqlite-checkpoint-busy", test_checkpoint_busy },
+                { "sqlite-consistent-wal", test_bank_wal },
+                { "sqlite-consistent-delete", test_bank_delete },
+                { "sqlite-consistent-truncate", test_bank_truncate },
+                { "sqlite-consistent-persist", test_bank_persist },
                 { NULL, NULL },
         };
         int r = test_main(argc, argv, cases);

@@ -3,8 +3,8 @@
 /*
  * vss-writer-sqlite — a VSS writer for SQLite databases. It checkpoints the write-ahead log before
  * the freeze, holds each database's write lock while the shadow copy is cut (so no transaction is
- * half in the copy), stamps backups with the database's change counter and checks restored
- * databases with PRAGMA integrity_check.
+ * half in the copy), stamps backups with what tells the database's versions apart and checks
+ * restored databases with PRAGMA integrity_check.
  */
 
 #include <errno.h>
@@ -28,6 +28,7 @@
 #include <vss/writer.h>
 
 #include "lib/common.h"
+#include "writers/sqlite/stamp.h"
 
 #ifndef OPENVSS_VERSION
 #define OPENVSS_VERSION "0.1.0"
@@ -47,8 +48,7 @@ typedef struct database {
         char *base;   /* its base name */
         sqlite3 *db;  /* our connection: from PrepareForSnapshot to Thaw/Abort/BackupShutdown */
         bool locked;  /* BEGIN IMMEDIATE holds the write lock */
-        bool have_counter;
-        uint32_t change_counter; /* header bytes 24..27, read under the lock */
+        char stamp[64]; /* read under the lock; "" when it could not be */
 } database;
 
 static database *arg_databases;
@@ -150,22 +150,6 @@ static int db_open(database *d, char msg[MSG_MAX + 1]) {
         return SQLITE_OK;
 }
 
-/* The file change counter: big-endian bytes 24..27 of the database header. */
-static int read_change_counter(const char *path, uint32_t *ret) {
-        unsigned char b[4];
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        ssize_t k;
-
-        if (fd < 0)
-                return -errno;
-        k = pread(fd, b, sizeof b, 24);
-        close(fd);
-        if (k != (ssize_t) sizeof b)
-                return k < 0 ? -errno : -ENODATA;
-        *ret = (uint32_t) b[0] << 24 | (uint32_t) b[1] << 16 | (uint32_t) b[2] << 8 | b[3];
-        return 0;
-}
-
 static bool on_identify(vss_writer *w, vss_metadata_builder *md, void *userdata) {
         static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
         int r = 0;
@@ -216,8 +200,17 @@ static bool on_prepare_snapshot(vss_writer *w, const vss_event_info *info, void 
                 sqlite3_busy_timeout(d->db, (int) arg_busy_timeout_ms);
                 /* A fresh connection knows the database is in WAL mode only once it has read it. */
                 rc = sqlite3_exec(d->db, "PRAGMA schema_version", NULL, NULL, NULL);
-                if (rc == SQLITE_OK)
+                if (rc == SQLITE_OK) {
                         rc = sqlite3_wal_checkpoint_v2(d->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log_frames, &done);
+                        /* Busy readers or writers keep the log from being emptied; that only makes
+                         * the copy bigger: the log is part of the component, and the freeze's
+                         * lock keeps it whole. */
+                        if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
+                                log_msg("%s: checkpoint could not finish (%s, %d of %d frames copied); the log is "
+                                        "backed up with the database", d->name, sqlite3_errmsg(d->db), done, log_frames);
+                                continue;
+                        }
+                }
                 if (rc != SQLITE_OK) {
                         int32_t failure = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED
                                                   ? VSS_E_WRITERERROR_RETRYABLE
@@ -242,7 +235,7 @@ static bool on_freeze(vss_writer *w, const vss_event_info *info, void *userdata)
         for (size_t i = 0; i < arg_n_databases; i++) {
                 database *d = &arg_databases[i];
                 uint64_t now = now_ms();
-                int rc, r;
+                int rc;
 
                 if (!selected(info, d))
                         continue;
@@ -261,11 +254,12 @@ static bool on_freeze(vss_writer *w, const vss_event_info *info, void *userdata)
                         return ret;
                 }
                 d->locked = true;
-                /* Under the lock the header cannot change before the copy is cut. */
-                r = read_change_counter(d->path, &d->change_counter);
-                d->have_counter = r >= 0;
-                if (r < 0)
-                        log_msg("%s: cannot read the change counter of %s: %s", d->name, d->path, strerror(-r));
+                /* Under the lock the stamp cannot change before the copy is cut. */
+                rc = sqlite_stamp(d->db, d->stamp, sizeof d->stamp);
+                if (rc != SQLITE_OK) {
+                        log_msg("%s: cannot read the backup stamp of %s: %s", d->name, d->path, sqlite3_errstr(rc));
+                        d->stamp[0] = '\0';
+                }
                 log_msg("%s: write lock taken", d->name);
         }
         return true;
@@ -280,21 +274,13 @@ static bool on_release(vss_writer *w, const vss_event_info *info, void *userdata
 static bool on_post_snapshot(vss_writer *w, const vss_event_info *info, void *userdata) {
         for (size_t i = 0; i < arg_n_databases; i++) {
                 database *d = &arg_databases[i];
-                char stamp[32];
                 int r;
 
-                if (!selected(info, d))
+                /* Only a stamp read under the lock describes the copy; without one, none. */
+                if (!selected(info, d) || !d->stamp[0])
                         continue;
-                if (!d->have_counter) {
-                        r = read_change_counter(d->path, &d->change_counter);
-                        if (r < 0)
-                                return fail(w, VSS_E_WRITERERROR_RETRYABLE, -r,
-                                            "%s: cannot read the change counter of %s: %s", d->name, d->path,
-                                            strerror(-r));
-                }
-                snprintf(stamp, sizeof stamp, "change-counter:%" PRIu32, d->change_counter);
-                d->have_counter = false;
-                r = vss_writer_set_backup_stamp(w, "", d->name, stamp);
+                r = vss_writer_set_backup_stamp(w, "", d->name, d->stamp);
+                d->stamp[0] = '\0';
                 if (r < 0)
                         return fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "%s: cannot set the backup stamp: %s",
                                     d->name, vss_strerror(r));
@@ -437,20 +423,29 @@ static void help(void) {
                "Events:\n"
                "  prepare-snapshot  PRAGMA wal_checkpoint(TRUNCATE) on each database, waiting up to the\n"
                "                    busy timeout: the log's frames go into the main file before the\n"
-               "                    freeze, where the slow work belongs. Failure (e.g. a reader that\n"
-               "                    keeps the log busy) is VSS_E_WRITERERROR_RETRYABLE with SQLite's\n"
-               "                    message and extended result code as application message and code.\n"
+               "                    freeze, where the slow work belongs. A checkpoint that busy\n"
+               "                    readers or writers keep from finishing is logged and does not\n"
+               "                    fail: the -wal file is part of the component. A database that\n"
+               "                    cannot be opened or read fails with VSS_E_WRITERERROR_RETRYABLE,\n"
+               "                    with SQLite's message and extended result code as application\n"
+               "                    message and code.\n"
                "  freeze            BEGIN IMMEDIATE on the writer's own connection to each database:\n"
-               "                    the write lock is held until thaw or abort, so other connections\n"
-               "                    can read but not commit while the copy is cut. A lock that cannot\n"
-               "                    be had in time fails with VSS_E_WRITERERROR_RETRYABLE (and releases\n"
-               "                    the locks already taken).\n"
+               "                    the lock every writer needs before it changes anything (RESERVED\n"
+               "                    in rollback-journal modes, the WAL write lock in WAL mode) is held\n"
+               "                    until thaw or abort, so other connections can read but not commit\n"
+               "                    while the copy is cut. The database file is read only through\n"
+               "                    that connection: closing a descriptor of its own would drop the\n"
+               "                    process's POSIX locks. A lock that cannot be had in time fails\n"
+               "                    with VSS_E_WRITERERROR_RETRYABLE (and releases the locks already\n"
+               "                    taken).\n"
                "  thaw, abort       ROLLBACK and close: the locks are released. libvss also aborts by\n"
                "                    itself when the freeze window expires or vssd goes away.\n"
-               "  post-snapshot     backup stamp 'change-counter:N', N being the file change counter\n"
-               "                    (bytes 24..27 of the database header) read under the lock. In WAL\n"
-               "                    mode SQLite does not update the counter, so there the stamp cannot\n"
-               "                    tell two backups apart; it is exact in rollback-journal mode.\n"
+               "  post-snapshot     the backup stamp, read under the lock: 'change-counter:N' in\n"
+               "                    rollback-journal modes, N being the file change counter (bytes\n"
+               "                    24..27 of the header); 'wal:SALTS:FRAMES' in WAL mode, where that\n"
+               "                    counter stands still: the log's salts (new at each log restart)\n"
+               "                    and its number of valid frames (one more at least per commit),\n"
+               "                    from the wal-index header. A changed database gets a new stamp.\n"
                "  pre-restore       closes the writer's connections, so files can be replaced.\n"
                "  post-restore      PRAGMA integrity_check on each restored database (in place, or in\n"
                "                    the destination of the first new target the requester set). Any\n"
