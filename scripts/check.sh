@@ -37,7 +37,7 @@ suite "$build"
 if [ -z "${OPENVSS_SKIP_ASAN:-}" ]; then
         [ -f "$asan/build.ninja" ] || meson setup "$asan" -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
         ninja -C "$asan" >/dev/null || { echo "ASan build failed" >&2; exit 1; }
-        suite "$asan"
+        suite "$asan" --no-suite heavy # heavy tests run once, on the normal build
 fi
 
 if [ -z "${OPENVSS_SKIP_VALGRIND:-}" ]; then
