@@ -594,12 +594,17 @@ static void test_compat_bad_usage(void) {
         CHECK(harness_sh(h, NULL, "vss-writer-exec --name x --hooks '%s' --hook-timeout '' 2>/dev/null", d) == 2);
         CHECK(harness_sh(h, NULL, "vss-writer-exec --name x --hooks '%s' --hook-timeout 99999999999 2>/dev/null", d) == 2);
         CHECK(harness_sh(h, NULL, "vss-writer-exec --name x --hooks '%s' --hold=yes 2>/dev/null", d) == 2);
+        CHECK(harness_sh(h, NULL, "vss-writer-exec --name x --hooks '%s' --hook-log '' 2>/dev/null", d) == 2);
+        CHECK(harness_sh(h, &out, "vss-writer-exec --name x --hooks '%s' --hook-log '%s/no/such/dir/log' 2>&1", d, d) == 2);
+        CHECK(out && strstr(out, "cannot open hook log") != NULL);
+        free(out);
         CHECK(harness_sh(h, &out, "vss-writer-exec --name x --hooks '%s' --compat nonsense 2>&1", d) == 2);
         CHECK(out && strstr(out, "--compat") != NULL);
         free(out);
         CHECK(harness_sh(h, &out, "vss-writer-exec --help") == 0);
         CHECK(out && strstr(out, "--compat qemu-ga|vmware") && strstr(out, "--hook-timeout MS") &&
-              strstr(out, "--hold") && strstr(out, ".dpkg-old") && strstr(out, "freezeFail"));
+              strstr(out, "--hold") && strstr(out, ".dpkg-old") && strstr(out, "freezeFail") &&
+              strstr(out, "--hook-log FILE"));
         free(out);
         harness_free(h);
 }
