@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(meson ninja-build gcc pkg-config libsystemd-dev libjson-c-dev libsqlite3-dev libbtrfsutil-dev
       btrfs-progs xfsprogs util-linux systemd valgrind libarchive-dev
-      sqlite3 postgresql libpq-dev qemu-guest-agent)
+      sqlite3 postgresql libpq-dev qemu-guest-agent mariadb-server mariadb-client)
 missing=()
 for p in "${pkgs[@]}"; do
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

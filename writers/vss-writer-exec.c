@@ -28,6 +28,8 @@
 
 #include <vss/writer.h>
 
+#include "hook-output.h"
+
 #ifndef OPENVSS_VERSION
 #define OPENVSS_VERSION "0.1.0"
 #endif
@@ -93,7 +95,7 @@ static int table_lookup(const char *const *table, size_t n, const char *s) {
         return -1;
 }
 
-/* Collects a hook's stderr: passes it through and remembers its last non-empty line. */
+/* Collects a hook's stderr: passes it on to the log and remembers its last non-empty line. */
 typedef struct line_tracker {
         char cur[MSG_MAX + 1];
         size_t cur_len;
@@ -125,14 +127,7 @@ static void line_commit(line_tracker *t) {
 }
 
 static void line_feed(line_tracker *t, const char *buf, size_t n) {
-        for (size_t done = 0; done < n;) { /* pass through */
-                ssize_t k = write(STDERR_FILENO, buf + done, n - done);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        break;
-                done += (size_t) k;
-        }
+        hook_output_write(hook_output_err_dest(), buf, n);
         for (size_t i = 0; i < n; i++) {
                 if (buf[i] == '\n')
                         line_commit(t);
@@ -415,6 +410,7 @@ static unsigned arg_hook_timeout_ms = 30000;
 static bool arg_hold;
 
 #define KILL_GRACE_MS 2000
+#define LINGER_POLL_MAX 64
 
 /* One started hook: its process (leader of its own process group), the pipes we read (stderr,
  * and stdout in hold mode) and the one we write (its stdin, in hold mode). */
@@ -461,8 +457,9 @@ static hook_proc *hook_free(hook_proc *hp) {
         if (!hp)
                 return NULL;
         hook_unwatch(hp);
-        safe_close(&hp->err_fd);
-        safe_close(&hp->out_fd);
+        /* Not closed: a background job the hook left may still write to them. */
+        hook_output_linger(&hp->err_fd, hook_output_err_dest());
+        hook_output_linger(&hp->out_fd, hook_output_out_dest());
         safe_close(&hp->in_fd);
         safe_close(&hp->pidfd);
         free(hp->name);
@@ -502,8 +499,9 @@ static hook_proc *hook_start(const char *path, const char *name, const char *arg
                 if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
                         _exit(127);
                 int nul = hold ? in[0] : open("/dev/null", O_RDONLY | O_CLOEXEC);
+                int out = hold ? o[1] : hook_output_out_dest();
                 if (nul < 0 || dup2(nul, STDIN_FILENO) < 0 || dup2(e[1], STDERR_FILENO) < 0 ||
-                    (hold && dup2(o[1], STDOUT_FILENO) < 0))
+                    (out != STDOUT_FILENO && dup2(out, STDOUT_FILENO) < 0))
                         _exit(127);
                 close_range(3, ~0U, 0);
                 execve(path, argv, env);
@@ -546,17 +544,6 @@ static bool hook_try_reap(hook_proc *hp) {
         return hp->reaped;
 }
 
-static void write_all(int fd, const char *buf, size_t n) {
-        for (size_t done = 0; done < n;) {
-                ssize_t k = write(fd, buf + done, n - done);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        break;
-                done += (size_t) k;
-        }
-}
-
 /* Takes what the hook wrote to stdout (hold mode): a line "ready" marks it ready, other lines
  * go to our stdout. */
 static void hook_feed_out(hook_proc *hp, const char *buf, size_t n) {
@@ -572,8 +559,8 @@ static void hook_feed_out(hook_proc *hp, const char *buf, size_t n) {
                 if (len == 5 && memcmp(hp->out, "ready", 5) == 0)
                         hp->ready = true;
                 else {
-                        write_all(STDOUT_FILENO, hp->out, hp->out_len);
-                        write_all(STDOUT_FILENO, "\n", 1);
+                        hook_output_write(hook_output_out_dest(), hp->out, hp->out_len);
+                        hook_output_write(hook_output_out_dest(), "\n", 1);
                 }
                 hp->out_len = 0;
         }
@@ -634,8 +621,8 @@ typedef enum pump_result {
 /* Copies the hook's output until it exits, says "ready" (when want_ready) or the deadline. */
 static pump_result hook_pump(hook_proc *hp, uint64_t deadline, bool want_ready) {
         for (;;) {
-                struct pollfd pfd[3];
-                nfds_t n = 0;
+                struct pollfd pfd[3 + LINGER_POLL_MAX];
+                nfds_t n = 0, first_linger;
                 int idx_err = -1, idx_out = -1, idx_pid = -1, timeout;
                 uint64_t now;
 
@@ -663,11 +650,15 @@ static pump_result hook_pump(hook_proc *hp, uint64_t deadline, bool want_ready) 
                         idx_pid = (int) n;
                         pfd[n++] = (struct pollfd) { .fd = hp->pidfd, .events = POLLIN };
                 }
+                /* Earlier hooks' background jobs may write meanwhile: keep their pipes flowing. */
+                first_linger = n;
+                n += hook_output_poll_fill(pfd + n, LINGER_POLL_MAX);
                 if (poll(pfd, n, timeout) < 0) {
                         if (errno == EINTR)
                                 continue;
                         return PUMP_TIMEOUT;
                 }
+                hook_output_poll_done(pfd + first_linger, n - first_linger);
                 if (idx_pid >= 0 && pfd[idx_pid].revents) {
                         /* exited: take what is buffered, then stop (a daemon it started may keep
                          * the pipes open) */
@@ -720,8 +711,8 @@ static int32_t hook_result(hook_proc *hp, const char *arg, int *code, char msg[M
 
         line_commit(&hp->err);
         if (hp->out_len > 0) { /* a last stdout line without its newline */
-                write_all(STDOUT_FILENO, hp->out, hp->out_len);
-                write_all(STDOUT_FILENO, "\n", 1);
+                hook_output_write(hook_output_out_dest(), hp->out, hp->out_len);
+                hook_output_write(hook_output_out_dest(), "\n", 1);
                 hp->out_len = 0;
         }
         if (hp->timed_out) {
@@ -1200,6 +1191,7 @@ static void help(void) {
                "                  [--restore-method METHOD] [--writer-restore WHEN]\n"
                "                  [--alternate-location PATH=DEST]...\n"
                "                  [--compat qemu-ga|vmware] [--hook-timeout MS] [--hold]\n"
+               "                  [--hook-log FILE]\n"
                "  vss-writer-exec --help | --version\n"
                "\n"
                "A Volume Shadow Copy writer that runs scripts. It registers with vssd under NAME and,\n"
@@ -1236,14 +1228,17 @@ static void help(void) {
                "      --hook-timeout MS      how long a hook may run, in milliseconds (default 30000);\n"
                "                             see Timeouts\n"
                "      --hold                 on freeze, a hook may hold a session until thaw; see Hold\n"
+               "      --hook-log FILE        append hooks' stdout and stderr to FILE (created 0640), as\n"
+               "                             qemu's fsfreeze-hook does to /var/log/qga-fsfreeze-hook.log\n"
+               "                             (default: the writer's own stdout and stderr); see Output\n"
                "  -h, --help                 show this help\n"
                "      --version              show the version\n"
                "\n"
                "Hook protocol:\n"
                "  Each hook is run with the event name as its only argument: identify, prepare-backup,\n"
                "  prepare-snapshot, freeze, thaw, post-snapshot, abort, backup-complete,\n"
-               "  backup-shutdown, pre-restore or post-restore. Its stdin is /dev/null, its stdout is\n"
-               "  ours; its stderr is copied to ours. It receives SIGTERM if the writer dies.\n"
+               "  backup-shutdown, pre-restore or post-restore. Its stdin is /dev/null; for its stdout\n"
+               "  and stderr see Output. It receives SIGTERM if the writer dies.\n"
                "  Exit 0 means success. Exit 75 fails the event with VSS_E_WRITERERROR_RETRYABLE; any\n"
                "  other status, death by a signal or failure to execute fails it with\n"
                "  VSS_E_WRITERERROR_NONRETRYABLE. The application code reported is the exit status\n"
@@ -1255,6 +1250,16 @@ static void help(void) {
                "  The writer reports one status per event (the first failure), so it prints every hook's\n"
                "  result on stderr: 'vss-writer-exec[NAME]: ARG: hook FILE -> ok|failed, exit status N:\n"
                "  MESSAGE|killed by signal SIGX|timed out after MS ms, killed|ready, holding'.\n"
+               "\n"
+"Output:\n"
+               "  A hook's stdout is the writer's stdout (with --hook-log: FILE, opened for appending).\n"
+               "  Its stderr is a pipe the writer reads: the text is copied to the writer's stderr (or\n"
+               "  FILE), and the last line the hook wrote before it exited is its message. A job the\n"
+               "  hook leaves in the background (qemu's mysql-flush.sh.sample does) may keep writing to\n"
+               "  both after the hook exited: its stderr stays open and is copied on until the job\n"
+               "  closes it, even after the writer exits (a process of the writer's takes over), so\n"
+               "  such a job never gets SIGPIPE or EBADF from the writer. Its later lines are not the\n"
+               "  message of any event.\n"
                "\n"
                "Timeouts:\n"
                "  A hook still running after --hook-timeout MS (a hold hook: not ready by then, or not\n"
@@ -1301,8 +1306,8 @@ static void help(void) {
                "  the hook timeout (then SIGTERM, SIGKILL); its exit status is its result for that\n"
                "  event. A hold hook that exits before that fails the event with\n"
                "  VSS_E_WRITERERROR_NONRETRYABLE, message 'hook FILE exited while holding'. Its other\n"
-               "  stdout lines are copied to the writer's stdout. Held hooks are killed when the writer\n"
-               "  exits, and get SIGTERM if it dies.\n"
+               "  stdout lines are copied to the writer's stdout (or the --hook-log file). Held hooks\n"
+               "  are killed when the writer exits, and get SIGTERM if it dies.\n"
                "\n"
                "Environment (set for hooks):\n"
                "  VSS_EVENT            the event name, as in the argument\n"
@@ -1377,6 +1382,7 @@ int main(int argc, char *argv[]) {
                 ARG_COMPAT,
                 ARG_HOOK_TIMEOUT,
                 ARG_HOLD,
+                ARG_HOOK_LOG,
         };
         static const struct option options[] = {
                 { "name", required_argument, NULL, 'n' },
@@ -1393,6 +1399,7 @@ int main(int argc, char *argv[]) {
                 { "compat", required_argument, NULL, ARG_COMPAT },
                 { "hook-timeout", required_argument, NULL, ARG_HOOK_TIMEOUT },
                 { "hold", no_argument, NULL, ARG_HOLD },
+                { "hook-log", required_argument, NULL, ARG_HOOK_LOG },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 { NULL, 0, NULL, 0 },
@@ -1400,7 +1407,7 @@ int main(int argc, char *argv[]) {
         static const char *const levels[] = { "front-end", "back-end", "system" };
         vss_writer_options opts = { .app_level = VSS_APP_FRONT_END };
         vss_writer_callbacks cb = { .identify = on_identify };
-        const char *socket_path = NULL;
+        const char *socket_path = NULL, *hook_log = NULL;
         vss_writer *w = NULL;
         DIR *d;
         int c, r;
@@ -1505,6 +1512,11 @@ int main(int argc, char *argv[]) {
                 case ARG_HOLD:
                         arg_hold = true;
                         break;
+                case ARG_HOOK_LOG:
+                        if (!*optarg)
+                                return usage_error("%s", "invalid --hook-log '', expected a file");
+                        hook_log = optarg;
+                        break;
                 case 'h':
                         help();
                         return 0;
@@ -1534,6 +1546,13 @@ int main(int argc, char *argv[]) {
                 if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) < 0)
                         return 1;
         signal(SIGPIPE, SIG_IGN); /* reset to default in hooks */
+        if (hook_log) {
+                r = hook_output_open_log(hook_log);
+                if (r < 0) {
+                        fprintf(stderr, "vss-writer-exec: cannot open hook log %s: %s\n", hook_log, strerror(-r));
+                        return EXIT_USAGE;
+                }
+        }
 
         {
                 vss_writer_event_fn *fns[] = { &cb.prepare_backup, &cb.prepare_snapshot, &cb.freeze, &cb.thaw,
@@ -1553,6 +1572,7 @@ int main(int argc, char *argv[]) {
         r = vss_writer_main(w, socket_path, "vss-writer-exec");
         vss_writer_unref(w); /* a frozen writer thaws itself here: held hooks are let go */
         holds_kill_all();
+        hook_output_handoff(); /* after the last hook: what they left behind may still write */
         frozen_clear();
         free(arg_components);
         free(arg_alternates);

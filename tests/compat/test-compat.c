@@ -453,6 +453,134 @@ static void test_compat_hold(void) {
         harness_free(h);
 }
 
+/* Whether the file holds the text n times or more; waits up to 20 s for it. */
+static bool wait_for_text(const char *path, const char *text, int n) {
+        for (int i = 0; i < 2000; i++) {
+                char *got = read_text(path);
+                int k = 0;
+                for (const char *p = got; (p = strstr(p, text)); p += strlen(text))
+                        k++;
+                free(got);
+                if (k >= n)
+                        return true;
+                usleep(10 * 1000);
+        }
+        fprintf(stderr, "'%s' not %d times in %s\n", text, n, path);
+        return false;
+}
+
+/* Gone or a zombie. */
+static bool pid_exited(pid_t pid) {
+        char p[64], *st;
+        snprintf(p, sizeof(p), "/proc/%d/stat", (int) pid);
+        st = read_text(p);
+        char *close_paren = strrchr(st, ')');
+        bool gone = !*st || (close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z');
+        free(st);
+        return gone;
+}
+
+/* In the pattern of qemu's mysql-flush.sh.sample: the freeze hook leaves a background job that
+ * holds a "lock" until thaw writes a FIFO, and writes to its stderr after the hook exited. The
+ * job must not die of SIGPIPE (else the FIFO stays and every later freeze fails on mkfifo), the
+ * event's message is the hook's own last stderr line, and the job's lines reach the log: the
+ * writer's stderr and stdout, or the --hook-log file. */
+static void background_job(bool hook_log) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data"), *dir = make_dir(h, "fsfreeze-hook.d"), log[PATH_MAX],
+             flag[PATH_MAX], late[PATH_MAX], hlog[PATH_MAX], fifo[PATH_MAX];
+        snprintf(log, sizeof(log), "%s/jobs.log", harness_dir(h));
+        snprintf(flag, sizeof(flag), "%s/late-fails", harness_dir(h));
+        snprintf(late, sizeof(late), "%s/late.fifo", harness_dir(h));
+        snprintf(hlog, sizeof(hlog), "%s/%s", harness_dir(h), hook_log ? "hooks.log" : "writer-bg.log");
+        snprintf(fifo, sizeof(fifo), "%s/flush.fifo", harness_dir(h));
+        truncate_file(log);
+        CHECK(mkfifo(late, 0600) == 0);
+
+        script(dir, "10-flush", 0755,
+               "#!/bin/sh\n"
+               "FIFO=%s\n"
+               "flush_and_wait() {\n"
+               "    echo '10-flush: locked' >&2\n"
+               "    read x < $FIFO\n"
+               "    echo '10-flush: unlocking' >&2\n"
+               "    echo 'UNLOCK'\n"
+               "    echo unlocked >>%s\n"
+               "    rm -f $FIFO\n"
+               "}\n"
+               "case \"$1\" in\n"
+               "    freeze)\n"
+               "        mkfifo $FIFO || exit 1\n"
+               "        flush_and_wait &\n"
+               "        echo '10-flush: frozen' >&2\n"
+               "        ;;\n"
+               "    thaw)\n"
+               "        [ -p $FIFO ] || exit 1\n"
+               "        echo > $FIFO\n"
+               "        ;;\n"
+               "esac\n",
+               fifo, log);
+        script(dir, "20-late", 0755,
+               "#!/bin/sh\n"
+               "[ \"$1\" = freeze ] && [ -e %s ] || exit 0\n"
+               "{ read x < %s; echo '20-late: a line after the hook exited' >&2; echo late-written >>%s; } &\n"
+               "echo '20-late: cannot flush' >&2\n"
+               "exit 3\n",
+               flag, late, log);
+
+        const char *const args[] = { "--hooks", dir, "--compat", "qemu-ga", hook_log ? "--hook-log" : NULL, hlog, NULL };
+        pid_t wpid = harness_writer(h, "bg", args);
+
+        /* Backups in a row: each thaw lets the job go, and it cleans up behind itself. */
+        vss_backup *b = NULL;
+        for (int i = 1; i <= 3; i++) {
+                CHECK_HR(backup(h, data, &b), 0);
+                check_writer(b, "bg", VSS_WS_STABLE, 0, 0, "");
+                vss_backup_release(b);
+                CHECK(wait_for_text(log, "unlocked", i));
+        }
+        /* Lines the job wrote after the hook exited are in the hook log, stdout and stderr. */
+        CHECK(wait_for_text(hlog, "10-flush: unlocking", 3));
+        CHECK(wait_for_text(hlog, "UNLOCK", 3));
+        CHECK(wait_for_text(hlog, "10-flush: frozen", 3));
+
+        /* A failing hook whose job writes later: the message is the hook's own last line. */
+        write_text(flag, "", 0644);
+        CHECK_HR(backup(h, data, &b), VSS_E_WRITERERROR_NONRETRYABLE);
+        check_writer(b, "bg", VSS_WS_FAILED_AT_FREEZE, VSS_E_WRITERERROR_NONRETRYABLE, 3, "20-late: cannot flush");
+        vss_backup_release(b);
+        CHECK(wait_for_text(log, "unlocked", 4)); /* 10-flush got thaw at Abort */
+        CHECK(harness_sh(h, NULL, "timeout 20 sh -c 'echo > %s'", late) == 0);
+        CHECK(wait_for_text(log, "late-written", 1));
+        CHECK(wait_for_text(hlog, "20-late: a line after the hook exited", 1));
+
+        /* And the next backup is not vetoed by anything the jobs left. */
+        CHECK(unlink(flag) == 0);
+        CHECK_HR(backup(h, data, &b), 0);
+        check_writer(b, "bg", VSS_WS_STABLE, 0, 0, "");
+        vss_backup_release(b);
+        CHECK(wait_for_text(log, "unlocked", 5));
+
+        /* A job that writes after the writer itself is gone still has a valid stderr. */
+        write_text(flag, "", 0644);
+        CHECK_HR(backup(h, data, &b), VSS_E_WRITERERROR_NONRETRYABLE);
+        vss_backup_release(b);
+        CHECK(kill(wpid, SIGTERM) == 0);
+        for (int i = 0; i < 2000 && !pid_exited(wpid); i++)
+                usleep(10 * 1000);
+        CHECK(pid_exited(wpid));
+        CHECK(harness_sh(h, NULL, "timeout 20 sh -c 'echo > %s'", late) == 0);
+        CHECK(wait_for_text(log, "late-written", 2));
+        CHECK(wait_for_text(hlog, "20-late: a line after the hook exited", 2));
+        free(dir);
+        harness_free(h);
+}
+
+static void test_compat_background_job(void) {
+        background_job(false);
+        background_job(true);
+}
+
 static void test_compat_bad_usage(void) {
         Harness *h = harness_new(NULL);
         char *out = NULL;
@@ -466,12 +594,17 @@ static void test_compat_bad_usage(void) {
         CHECK(harness_sh(h, NULL, "vss-writer-exec --name x --hooks '%s' --hook-timeout '' 2>/dev/null", d) == 2);
         CHECK(harness_sh(h, NULL, "vss-writer-exec --name x --hooks '%s' --hook-timeout 99999999999 2>/dev/null", d) == 2);
         CHECK(harness_sh(h, NULL, "vss-writer-exec --name x --hooks '%s' --hold=yes 2>/dev/null", d) == 2);
+        CHECK(harness_sh(h, NULL, "vss-writer-exec --name x --hooks '%s' --hook-log '' 2>/dev/null", d) == 2);
+        CHECK(harness_sh(h, &out, "vss-writer-exec --name x --hooks '%s' --hook-log '%s/no/such/dir/log' 2>&1", d, d) == 2);
+        CHECK(out && strstr(out, "cannot open hook log") != NULL);
+        free(out);
         CHECK(harness_sh(h, &out, "vss-writer-exec --name x --hooks '%s' --compat nonsense 2>&1", d) == 2);
         CHECK(out && strstr(out, "--compat") != NULL);
         free(out);
         CHECK(harness_sh(h, &out, "vss-writer-exec --help") == 0);
         CHECK(out && strstr(out, "--compat qemu-ga|vmware") && strstr(out, "--hook-timeout MS") &&
-              strstr(out, "--hold") && strstr(out, ".dpkg-old") && strstr(out, "freezeFail"));
+              strstr(out, "--hold") && strstr(out, ".dpkg-old") && strstr(out, "freezeFail") &&
+              strstr(out, "--hook-log FILE"));
         free(out);
         harness_free(h);
 }
@@ -481,6 +614,7 @@ static const TestCase cases[] = {
         { "compat-vmware", test_compat_vmware },
         { "compat-hook-timeout", test_compat_hook_timeout },
         { "compat-hold", test_compat_hold },
+        { "compat-background-job", test_compat_background_job },
         { "compat-bad-usage", test_compat_bad_usage },
         {},
 };
