@@ -752,8 +752,12 @@ static void test_bad_input(void) {
         if (OK(store_open(p, &st, &err)) >= 0) {
                 const StoreRestoreRule rules[] = { { .from = { .path = "/t", .recursive = true }, .to = r } };
                 _cleanup_free_ char *pwned = join(outside, "pwned");
+                _cleanup_free_ char *link = join(r, "t/link");
+                struct stat lst;
                 FAILS(store_restore(st, rules, 1, false, &err), 0, "symlink");
                 CHECK(!exists(pwned));
+                /* Refused as a whole: the symlink that came before is not left behind either. */
+                CHECK(lstat(link, &lst) < 0 && errno == ENOENT);
                 store_close(st);
         }
         free(p);
