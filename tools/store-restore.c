@@ -408,11 +408,11 @@ static int dest_open(Restore *rs, size_t i, const struct stat *skip) {
                 return fail(rs->ret_error, -EINVAL, "invalid restore directory '%.*s'", NAME_SHOWN, rule->beneath);
         const char *target = to ? to : from;
 
-        if (to && rule->owner_check && rule->owner_uid != 0) {
+        if (rule->owner_check && rule->owner_uid != 0 && !beneath) {
                 /* A user's wish: nothing resolved, from "/" on. */
                 owner = rule->owner_uid;
                 base = strdup("");
-                rel = to + 1;
+                rel = target + 1;
         } else if (beneath) {
                 rel = path_under(target, beneath);
                 if (!rel)

@@ -81,7 +81,7 @@ typedef struct StoreRestoreRule {
         bool no_overwrite;          /* leave existing files alone */
         const char *beneath;        /* optional: the directory the caller named; to (or from.path) must be below it.
                                      * Only it is resolved: below it no symlink is followed */
-        bool owner_check;           /* to is a place uid owner_uid asked for (a writer's wish): see below */
+        bool owner_check;           /* to (or from.path) is a place uid owner_uid asked for (a writer's wish): see below */
         uint32_t owner_uid;
 } StoreRestoreRule;
 /*
@@ -93,9 +93,10 @@ typedef struct StoreRestoreRule {
  * from.path's parent) is resolved; below it every create, open, rename and unlink is fd-relative
  * and follows no symlink (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS): a symlink on the way
  * fails the restore, one in the place of a restored file or directory is replaced, not followed.
- * With owner_check (and owner_uid not 0), to is walked from "/" without symlinks and honoured only
- * if its deepest existing directory is owned by owner_uid, and so is every directory below the
- * first one of owner_uid on the way (-EPERM, naming the directory and the rule, otherwise).
+ * With owner_check (and owner_uid not 0, and no beneath), to (or from.path) is walked from "/"
+ * without symlinks and honoured only if its deepest existing directory is owned by owner_uid, and
+ * so is every directory below the first one of owner_uid on the way (-EPERM, naming the directory
+ * and the rule, otherwise).
  *
  * How: every rule's files are first written into a new private directory (mode 0700) beneath
  * the deepest existing directory of its destination, and moved into place only when all of the

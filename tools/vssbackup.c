@@ -659,7 +659,8 @@ static bool component_wanted(const vss_backup_document *d, const vss_bc_componen
 
 /* Puts one component's files back from each backup of the chain, oldest first. With to, every
  * destination (the original path, or one the backup or the writer names) is taken beneath to; else
- * one the backup or the writer names is honoured only where the writer's owner may write itself. */
+ * one the backup or the writer names (and, for a user's writer, its original paths) is honoured
+ * only where the writer's owner may write itself. */
 static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss_backup_document *d,
                               const vss_bc_component *c, const char *to, uint64_t *ret_files) {
         const vss_writer_metadata *wm = vss_backup_document_writer(d, c);
@@ -708,6 +709,13 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
                         }
                         rules[i].owner_check = true;
                         rules[i].owner_uid = owner < 0 ? 0 : (uint32_t) owner;
+                } else if (ok && owner > 0) {
+                        /* In place, for a user's writer: its own paths, as far as that user may write
+                         * there (a symlink the user put on the way is not followed). A document that
+                         * vouches for no owner keeps the old way: the parent resolved. */
+                        wished = true;
+                        rules[i].owner_check = true;
+                        rules[i].owner_uid = (uint32_t) owner;
                 }
                 rules[i].to = dest;
         }

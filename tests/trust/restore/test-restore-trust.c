@@ -102,8 +102,16 @@ static void test_writer_target(void) {
                                     "--alternate-location", alt_bad, NULL };
         const char *const good[] = { "--component", comp_good, "--restore-method", "restore-to-alternate-location",
                                      "--alternate-location", alt_good, NULL };
+        /* And one restored in place, among his own directories. */
+        char home[PATH_MAX], comp_home[PATH_MAX + 16];
+        snprintf(home, sizeof(home), "%s/bob-home", harness_dir(h));
+        make_dir(home, 0755, bob);
+        make_file(home, "notes.txt", "bob's notes\n", bob);
+        snprintf(comp_home, sizeof(comp_home), "notes=%s", home);
+        const char *const in_place[] = { "--component", comp_home, NULL };
         pid_t w1 = writer_as_args(h, BOB, "bob-bad", NULL, bad);
         pid_t w2 = writer_as_args(h, BOB, "bob-good", NULL, good);
+        pid_t w3 = writer_as_args(h, BOB, "bob-home", NULL, in_place);
 
         int st;
         json_object *out = harness_json(h, &st, "vssbackup backup --to %s --json", backup);
@@ -115,6 +123,9 @@ static void test_writer_target(void) {
         snprintf(want, sizeof(want), "\"owner_uid\":%u", (unsigned) bob);
         CHECK(harness_sh(h, &doc, "cat %s/openvss/backup-components.json", backup) == 0 && doc && strstr(doc, want));
 
+        char notes[PATH_MAX + 16];
+        snprintf(notes, sizeof(notes), "%s/notes.txt", home);
+        CHECK(unlink(notes) == 0);
         out = harness_json(h, &st, "vssbackup restore --from %s --json", backup);
         CHECK(st == 1);
         CHECK_STR(json_str(out, "result"), "failed");
@@ -124,6 +135,7 @@ static void test_writer_target(void) {
         CHECK(strstr(error_field(out, "message"), "may only send files where that uid may write itself") != NULL);
         CHECK(!component_succeeded(out, "bob-bad"));
         CHECK(component_succeeded(out, "bob-good"));
+        CHECK(component_succeeded(out, "bob-home"));
         json_object_put(out);
 
         struct stat s;
@@ -132,8 +144,10 @@ static void test_writer_target(void) {
         /* The user's own directory: honoured, and left as it was. */
         CHECK(lexists("%s/restored/%s", mine, "app.db"));
         CHECK(stat(mine, &s) == 0 && s.st_uid == bob && (s.st_mode & 07777) == 0700);
+        CHECK(stat(notes, &s) == 0 && s.st_uid == bob);
         stop_writer(w1);
         stop_writer(w2);
+        stop_writer(w3);
         harness_free(h);
 }
 
