@@ -138,6 +138,22 @@ static void test_writer_target(void) {
         CHECK(component_succeeded(out, "bob-home"));
         json_object_put(out);
 
+        /* The same backup, as bob could hand it over: his copy, with the writers' owner forged
+         * to root. Not believed: the document is only as good as whoever could write it. */
+        char forged[PATH_MAX];
+        snprintf(forged, sizeof(forged), "%s/forged", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "cp -a %s %s && sed -i 's/\"owner_uid\":%u/\"owner_uid\":0/g' "
+                         "%s/openvss/backup-components.json && chown -R %u %s", backup, forged, (unsigned) bob, forged,
+                         (unsigned) bob, forged) == 0);
+        _cleanup_free_ char *fdoc = NULL;
+        CHECK(harness_sh(h, &fdoc, "cat %s/openvss/backup-components.json", forged) == 0 && fdoc &&
+              !strstr(fdoc, want) && strstr(fdoc, "\"owner_uid\":0"));
+        out = harness_json(h, &st, "vssbackup restore --from %s --component bob-bad:app --json", forged);
+        CHECK(st == 1);
+        CHECK_STR(error_field(out, "name"), "VSS_E_WRITERERROR_NONRETRYABLE");
+        CHECK(!component_succeeded(out, "bob-bad"));
+        json_object_put(out);
+
         struct stat s;
         CHECK(count_entries(theirs) == 0);
         CHECK(stat(theirs, &s) == 0 && s.st_uid == 0 && s.st_gid == 0 && (s.st_mode & 07777) == 0755);
