@@ -21,6 +21,7 @@
 
 #include "lib/common.h"
 #include "tools/report.h"
+#include "tools/restore-where.h"
 #include "tools/store.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
@@ -198,12 +199,6 @@ typedef struct Selected {
         const vss_component_info *ci;
 } Selected;
 
-static bool path_within(const char *path, const char *dir) {
-        size_t n = strlen(dir);
-        if (n > 0 && dir[n - 1] == '/')
-                n--;
-        return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == 0);
-}
 
 /* "WRITER:LOGICAL_PATH" against a writer and one of its components. */
 static bool spec_matches(const char *spec, const vss_id *writer_id, const char *writer_name, const char *lp,
@@ -413,27 +408,11 @@ static void backup_close(Backup *bk) {
         *bk = (Backup) {};
 }
 
-/* Who could have written a backup's document: the owner of the archive file, or of the directory
- * and of its document. Several users: -1. */
-static int64_t backup_owner(const char *src) {
-        _cleanup_free_ char *doc = NULL;
-        struct stat a, b;
-        if (stat(src, &a) < 0)
-                return -1;
-        if (!S_ISDIR(a.st_mode))
-                return a.st_uid;
-        if (asprintf(&doc, "%s/openvss/%s", src, BCD_NAME) < 0 || lstat(doc, &b) < 0)
-                return -1;
-        if (a.st_uid == 0 || a.st_uid == b.st_uid)
-                return b.st_uid;
-        return b.st_uid == 0 ? (int64_t) a.st_uid : -1;
-}
-
 static bool backup_open(Run *run, const char *src, Backup *bk) {
         _cleanup_free_ char *err = NULL, *man = NULL;
         char why[512];
         size_t len;
-        *bk = (Backup) { .owner = backup_owner(src) };
+        *bk = (Backup) { .owner = backup_owner(src, BCD_NAME) };
         int r = store_open(src, &bk->store, &err);
         if (r < 0)
                 return run_fail(run, VSS_E_OBJECT_NOT_FOUND, "cannot open backup %s: %s", src, err ? err : strerror(-r));
@@ -617,41 +596,6 @@ static int cmd_backup(const char *dest, char **specs, size_t n_specs, vss_backup
 }
 
 /* Restore. */
-
-/* The first mapping whose path holds path: *ret = its destination + the rest of path. 0 and NULL
- * when none does. */
-static int map_path(const vss_file_mapping *maps, size_t n, const char *path, char **ret) {
-        *ret = NULL;
-        for (size_t i = 0; i < n; i++)
-                if (path_within(path, maps[i].path))
-                        return asprintf(ret, "%s%s", maps[i].destination, path + strlen(maps[i].path)) < 0 ? -ENOMEM : 0;
-        return 0;
-}
-
-/* Where a file group goes when the backup or the writer says: the backup's new targets, else the
- * writer's alternate location when it asks for one (its restore method, or its restore target in
- * PreRestore). *ret NULL: back in place. These are wishes of whoever wrote the backup or the
- * writer, never trusted as they are (restore_component). */
-static int restore_destination(const vss_writer_metadata *wm, const vss_bc_component *backed_up,
-                               vss_restore_target target, const char *path, char **ret) {
-        int r = backed_up ? map_path(backed_up->new_targets, backed_up->n_new_targets, path, ret) : (*ret = NULL, 0);
-        if (r < 0 || *ret)
-                return r;
-        if (target == VSS_RT_ALTERNATE || wm->restore_method == VSS_RME_RESTORE_TO_ALTERNATE_LOCATION)
-                return map_path(wm->alternate_mappings, wm->n_alternate_mappings, path, ret);
-        return 0;
-}
-
-/* Whose wish a destination from the document is: the uid vssd recorded for the writer, believed
- * only when nobody else could have written the document (the backup is root's or that uid's).
- * -1: nobody vouches for it. */
-static int64_t writer_owner(const vss_writer_metadata *wm, int64_t backup_owner) {
-        if (!wm->owner_known || backup_owner < 0)
-                return -1;
-        if (backup_owner == 0 || backup_owner == (int64_t) wm->owner_uid)
-                return wm->owner_uid;
-        return -1;
-}
 
 static bool component_wanted(const vss_backup_document *d, const vss_bc_component *c, char **specs, size_t n_specs) {
         const vss_writer_metadata *wm = vss_backup_document_writer(d, c);
