@@ -468,6 +468,18 @@ static void test_kind(const char *kind) {
                 CHECK(same_file(sh1, h1));
                 CHECK(same_file(sh1, h2));
                 CHECK(OK(store_restore(st, NULL, 0, false, &err)) == 0);
+                /* The two names of one inode to two places in one restore: each gets the data. */
+                {
+                        _cleanup_free_ char *rd = join(base, "rd"), *re = join(base, "re");
+                        _cleanup_free_ char *d1 = join(rd, "hard1"), *d2 = join(re, "hard2");
+                        const StoreRestoreRule split[] = {
+                                { .from = { .path = orig, .filespec = "hard1" }, .to = rd },
+                                { .from = { .path = orig, .filespec = "hard2" }, .to = re },
+                        };
+                        CHECK(OK(store_restore(st, split, ELEMENTSOF(split), false, &err)) == 2);
+                        CHECK(same_file(sh1, d1));
+                        CHECK(same_file(sh1, d2));
+                }
         }
 
         /* In place: the missing original directory is recreated with its metadata. Then a symlink

@@ -163,8 +163,8 @@ static DIR *opendir_at(int dirfd) {
         return d;
 }
 
-static int merge(int src, int dst, const char *shown, bool no_overwrite, bool dry, uint64_t *kept, unsigned depth,
-                 char **ret_error) {
+static int merge(int src, int dst, const char *shown, bool no_overwrite, bool dry, const struct stat *keep,
+                 uint64_t *kept, unsigned depth, char **ret_error) {
         _cleanup_(closedirp) DIR *d = NULL;
         struct dirent *de;
 
@@ -191,6 +191,8 @@ static int merge(int src, int dst, const char *shown, bool no_overwrite, bool dr
                                 return fail(ret_error, -errno, "%s: %m", where);
                         continue;
                 }
+                if (keep && !no_overwrite && t.st_dev == keep->st_dev && t.st_ino == keep->st_ino)
+                        return fail(ret_error, -EEXIST, "%s: is the backup being restored; not replaced", where);
                 if (S_ISDIR(s.st_mode) && S_ISDIR(t.st_mode)) {
                         _cleanup_close_ int sfd = beneath_open(src, de->d_name, O_PATH | O_DIRECTORY, 0);
                         _cleanup_close_ int tfd = beneath_open(dst, de->d_name, O_PATH | O_DIRECTORY, 0);
@@ -198,7 +200,7 @@ static int merge(int src, int dst, const char *shown, bool no_overwrite, bool dr
                                 return fail(ret_error, sfd < 0 ? sfd : tfd, "%s: %s", where,
                                             tfd == -ELOOP ? "replaced by a symlink, which is not followed"
                                                           : strerror(-(sfd < 0 ? sfd : tfd)));
-                        r = merge(sfd, tfd, where, no_overwrite, dry, kept, depth + 1, ret_error);
+                        r = merge(sfd, tfd, where, no_overwrite, dry, keep, kept, depth + 1, ret_error);
                         if (r < 0)
                                 return r;
                 } else if (S_ISDIR(t.st_mode))
@@ -219,9 +221,9 @@ static int merge(int src, int dst, const char *shown, bool no_overwrite, bool dr
         return errno > 0 ? fail(ret_error, -errno, "reading the staged restore: %m") : 0;
 }
 
-int beneath_merge(int src, int dst, const char *shown, bool no_overwrite, bool dry, uint64_t *ret_kept,
-                  char **ret_error) {
-        return merge(src, dst, shown, no_overwrite, dry, ret_kept, 0, ret_error);
+int beneath_merge(int src, int dst, const char *shown, bool no_overwrite, bool dry, const struct stat *keep,
+                  uint64_t *ret_kept, char **ret_error) {
+        return merge(src, dst, shown, no_overwrite, dry, keep, ret_kept, 0, ret_error);
 }
 
 static int remove_at(int dfd, const char *name, unsigned depth) {

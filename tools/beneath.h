@@ -43,10 +43,12 @@ int beneath_staging(int dirfd, char name[static 64], int *ret_fd);
  * itself (owner, mode and times stay). A file that exists in both is replaced (renamed over),
  * or, with no_overwrite, left and counted in *ret_kept. A symlink or file in dst where src has a
  * directory is removed first (never followed), or with no_overwrite fails. A directory in dst
- * where src has no directory fails. dry: only checks for what would fail, moves nothing.
+ * where src has no directory fails, and so does replacing keep (the backup being restored; may
+ * be NULL). dry: only checks for what would fail, moves nothing.
  */
-int beneath_merge(int src, int dst, const char *shown, bool no_overwrite, bool dry, uint64_t *ret_kept,
-                  char **ret_error);
+struct stat;
+int beneath_merge(int src, int dst, const char *shown, bool no_overwrite, bool dry, const struct stat *keep,
+                  uint64_t *ret_kept, char **ret_error);
 
 /* Removes dirfd/name and all below it, following no symlink. */
 int beneath_remove(int dirfd, const char *name);

@@ -235,37 +235,43 @@ static int restore_entry(Restore *rs, Reader *rd, struct archive_entry *e) {
 }
 
 /* Hard links whose data no rule restored (in their staging directory): the data goes to the
- * first of them, the others link to it. */
+ * first of them, the others of the same rule link to it. An entry's data is read once: the
+ * orphans of another rule get it in another pass over the backup. */
 static int restore_orphans(Restore *rs) {
-        struct archive_entry *e;
-        EntryKind kind;
-        Reader rd;
-        int r;
+        bool progress = true;
+        int r = 0;
 
-        if (rs->n_orphans == 0)
-                return 0;
-        r = reader_open(rs->s, &rd, rs->ret_error);
-        while (r >= 0 && (r = reader_next(&rd, &e, &kind, rs->ret_error)) > 0) {
-                if (kind != ENTRY_DATA || archive_entry_hardlink(e))
-                        continue;
-                for (size_t i = 0; i < rs->n_orphans && r >= 0; i++) {
-                        Orphan *o = &rs->orphans[i];
+        while (r >= 0 && progress) {
+                struct archive_entry *e;
+                EntryKind kind;
+                Reader rd;
+                size_t left = 0;
+
+                for (size_t i = 0; i < rs->n_orphans; i++)
+                        left += !rs->orphans[i].done;
+                if (left == 0)
+                        break;
+                progress = false;
+                r = reader_open(rs->s, &rd, rs->ret_error);
+                while (r >= 0 && (r = reader_next(&rd, &e, &kind, rs->ret_error)) > 0) {
                         const Orphan *first = NULL;
-                        if (o->done || !streq(o->target, rd.name))
+
+                        if (kind != ENTRY_DATA || archive_entry_hardlink(e))
                                 continue;
-                        for (size_t k = 0; k < i && !first; k++)
-                                if (rs->orphans[k].done && rs->orphans[k].rule == o->rule &&
-                                    streq(rs->orphans[k].target, o->target))
-                                        first = &rs->orphans[k];
-                        if (first)
-                                archive_entry_copy_hardlink(e, first->rel);
-                        else
-                                archive_entry_set_hardlink(e, NULL);
-                        r = write_entry(rs, &rd, e, o->rule, o->rel);
-                        o->done = true;
+                        for (size_t i = 0; i < rs->n_orphans && r >= 0; i++) {
+                                Orphan *o = &rs->orphans[i];
+                                if (o->done || !streq(o->target, rd.name) || (first && first->rule != o->rule))
+                                        continue;
+                                if (first)
+                                        archive_entry_copy_hardlink(e, first->rel);
+                                r = write_entry(rs, &rd, e, o->rule, o->rel);
+                                o->done = progress = true;
+                                if (!first)
+                                        first = o;
+                        }
                 }
+                reader_close(&rd);
         }
-        reader_close(&rd);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < rs->n_orphans; i++)
@@ -562,14 +568,16 @@ static int restore(Restore *rs, bool prune_after) {
         /* All of the backup is staged: first what moving it would run into, then the move. */
         for (size_t i = 0; i < rs->n_rules; i++) {
                 Dest *d = &rs->dests[i];
-                r = beneath_merge(d->s_fd, d->e_fd, d->shown, rs->rules[i].no_overwrite, true, NULL, rs->ret_error);
+                r = beneath_merge(d->s_fd, d->e_fd, d->shown, rs->rules[i].no_overwrite, true, skip ? &st : NULL, NULL,
+                                  rs->ret_error);
                 if (r < 0)
                         return r;
         }
         for (size_t i = 0; i < rs->n_rules; i++) {
                 Dest *d = &rs->dests[i];
                 uint64_t kept = 0;
-                r = beneath_merge(d->s_fd, d->e_fd, d->shown, rs->rules[i].no_overwrite, false, &kept, rs->ret_error);
+                r = beneath_merge(d->s_fd, d->e_fd, d->shown, rs->rules[i].no_overwrite, false, skip ? &st : NULL, &kept,
+                                  rs->ret_error);
                 if (r < 0)
                         return r;
                 rs->count += (int) (d->staged - kept);
