@@ -1311,7 +1311,44 @@ static int parse_excludes(Store *s, size_t len, char **ret_error) {
 /* Reads an archive through once: the index and excludes, the document names, and every name
  * checked, so a truncated, corrupt or unsafe archive fails here rather than halfway through a
  * restore. */
+/* Adds a copy of p to the tsearch set *set. */
+static int set_add(void **set, const char *p) {
+        char *copy = strdup(p);
+        const void *n = copy ? tsearch(copy, set, cmp_str) : NULL;
+
+        if (!n || *(char *const *) n != copy)
+                free(copy);
+        return n ? 0 : -ENOMEM;
+}
+
+/* A data entry against those before it: nothing may lie below a non-directory (a file, or a
+ * symlink that writing through would follow), and a hard link must name an earlier file. So an
+ * archive that would be refused halfway through a restore is refused before it starts. */
+static int check_data_entry(Store *s, Reader *rd, struct archive_entry *e, void **nondirs, void **files,
+                            char **ret_error) {
+        char prefix[PATH_MAX];
+        mode_t type = archive_entry_filetype(e);
+
+        for (const char *c = strchr(rd->name + 1, '/'); c; c = strchr(c + 1, '/')) {
+                memcpy(prefix, rd->name, (size_t) (c - rd->name));
+                prefix[c - rd->name] = 0;
+                const char *k = prefix;
+                if (tfind(k, nondirs, cmp_str))
+                        return fail(ret_error, -EBADMSG, "%s: archive entry 'data%.*s' lies below 'data%.*s', which is "
+                                    "not a directory", s->path, NAME_SHOWN, rd->name, NAME_SHOWN, prefix);
+        }
+        if (archive_entry_hardlink(e) && !tfind(rd->target, files, cmp_str))
+                return fail(ret_error, -EBADMSG, "%s: archive entry 'data%.*s' is a hard link to 'data%.*s', which is "
+                            "no earlier file of the archive", s->path, NAME_SHOWN, rd->name, NAME_SHOWN, rd->target);
+        if (type != AE_IFDIR && set_add(nondirs, rd->name) < 0)
+                return fail_oom(ret_error);
+        if (type == AE_IFREG && set_add(files, rd->name) < 0)
+                return fail_oom(ret_error);
+        return 0;
+}
+
 static int scan_archive(Store *s, size_t *ret_index_len, size_t *ret_excl_len, char **ret_error) {
+        void *nondirs = NULL, *files = NULL;
         Reader rd;
         struct archive_entry *e;
         EntryKind kind;
@@ -1322,8 +1359,11 @@ static int scan_archive(Store *s, size_t *ret_index_len, size_t *ret_excl_len, c
                 char *copy;
                 const void *n;
 
-                if (kind != ENTRY_DOCUMENT)
-                        continue; /* its data is read (and so checked) when the next header is */
+                if (kind != ENTRY_DOCUMENT) {
+                        /* Its data is read (and so checked) when the next header is. */
+                        r = check_data_entry(s, &rd, e, &nondirs, &files, ret_error);
+                        continue;
+                }
                 if (streq(rd.name, INDEX_NAME) && !s->index_blob)
                         r = read_entry_data(rd.a, e, STORE_INDEX_MAX, "openvss/index", &s->index_blob, ret_index_len,
                                             ret_error);
@@ -1342,6 +1382,8 @@ static int scan_archive(Store *s, size_t *ret_index_len, size_t *ret_excl_len, c
                 }
         }
         reader_close(&rd);
+        tdestroy(nondirs, free);
+        tdestroy(files, free);
         if (r < 0)
                 return r;
         if (!s->index_blob)

@@ -67,7 +67,8 @@ void store_abort(Store *st);
 
 /* Opens an existing backup (a directory with openvss/index, or an archive file, compression
  * detected). An archive is read through once: a truncated, corrupt or incomplete one (no index),
- * or one with unsafe names, fails here. */
+ * one with unsafe names, with an entry below a non-directory entry (a file or symlink) or with a
+ * hard link to no earlier file of the archive fails here, before anything is restored from it. */
 int store_open(const char *src, Store **ret, char **ret_error);
 /* Reads openvss/NAME into a malloc'd, NUL-terminated buffer; at most max bytes (larger: -EFBIG,
  * "... larger than N bytes"). Missing: -ENOENT. */
