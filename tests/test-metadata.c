@@ -168,6 +168,16 @@ static void test_bcd_roundtrip(void) {
                 CHECK(p->n_writers == 1 && p->writers[0]->owner_known && p->writers[0]->owner_uid == 1234);
                 CHECK(p->n_writers == 1 && !strstr(p->writers[0]->document, "owner_uid"));
                 CHECK(strstr(json, "\"owner_uid\":1234") != NULL);
+                /* Held to its limits like every field. */
+                char *bad = strdup(json), *at = bad ? strstr(bad, "\"owner_uid\":1234") : NULL;
+                if (at) {
+                        memcpy(at, "\"owner_uid\":-123", strlen("\"owner_uid\":-123"));
+                        vss_backup_document *q = NULL;
+                        CHECK_HR(vss_backup_document_parse(bad, &q, why, sizeof(why)), VSS_E_INVALIDARG);
+                        CHECK(!q && strstr(why, "writers[0].owner_uid") != NULL);
+                        vss_backup_document_free(q);
+                }
+                free(bad);
                 const vss_bc_component *pc = vss_backup_document_find(p, &wid, NULL, "", "c");
                 CHECK(pc && pc->backup_succeeded && streq(pc->backup_stamp, "lsn:42") &&
                       streq(pc->previous_backup_stamp, "lsn:7") && pc->restore_target == VSS_RT_ALTERNATE &&
