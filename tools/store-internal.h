@@ -29,7 +29,8 @@
  * were allocated on disk (preallocated database files) should stay allocated. */
 /* No file flags: a flag of the source filesystem (ext4's extents flag) cannot be set on another,
  * and failing a restore over it is worse than not restoring immutable bits. */
-#define RESTORE_FLAGS DISK_STORE_FLAGS
+/* The restore writes relative names into its staging directory: an absolute one is a bug. */
+#define RESTORE_FLAGS (DISK_STORE_FLAGS | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS)
 
 struct Store {
         char *path;                  /* the archive file, or the directory (canonical) */
