@@ -647,6 +647,7 @@ static int slots_for_writers(Session *s) {
         LIST_FOREACH(writers, w, m->writers) {
                 Slot *slot = &s->slots[n++];
                 slot->writer = w;
+                slot->owner_uid = w->connection->cred.uid;
                 slot->class_id = w->class_id;
                 slot->instance_id = w->instance_id;
                 slot->level = w->level;
@@ -1060,7 +1061,7 @@ int method_save_as_document(sd_bus_message *msg, void *userdata, sd_bus_error *e
                 d->context = s->context;
                 for (size_t i = 0; i < s->n_slots; i++)
                         if (s->slots[i].metadata && (!s->component_mode || s->slots[i].n_components > 0) &&
-                            !s->slots[i].left_out && bcd_add_writer(d, s->slots[i].metadata) < 0)
+                            !s->slots[i].left_out && bcd_add_writer(d, s->slots[i].metadata, (uint32_t) s->slots[i].owner_uid) < 0)
                                 return -ENOMEM;
                 if (s->set_committed && d->n_shadows == 0) {
                         d->snapshot_set_id = s->set_id;

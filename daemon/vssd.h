@@ -128,6 +128,7 @@ typedef struct Slot {
         vss_app_level level;
         uint32_t window_ms;
         vss_writer_metadata *metadata;
+        uid_t owner_uid;          /* the writer connection's uid: recorded in the document */
         StatusSlot status;
         bool identified;
         bool selected;            /* takes part past PrepareForBackup */

@@ -61,7 +61,7 @@ static void check_in_bcd(const vss_writer_metadata *m) {
         vss_backup_document *d = bcd_new(), *p = NULL;
         char *json = NULL, err[FUZZ_ERRSIZE];
         fuzz_assert(d, "out of memory");
-        int r = bcd_add_writer(d, m);
+        int r = bcd_add_writer(d, m, 1000);
         fuzz_assert(r == 0 && d->n_writers == 1, "bcd_add_writer refused a parsed document: %d", r);
         r = bcd_format(d, &json);
         fuzz_assert(r == 0 && json, "bcd_format: %d", r);

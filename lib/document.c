@@ -165,7 +165,7 @@ int bcd_add_new_target(vss_bc_component *c, const char *path, const char *filesp
         return 0;
 }
 
-int bcd_add_writer(vss_backup_document *d, const vss_writer_metadata *m) {
+int bcd_add_writer(vss_backup_document *d, const vss_writer_metadata *m, uint32_t owner_uid) {
         vss_writer_metadata *copy = NULL;
         for (size_t i = 0; i < d->n_writers; i++)
                 if (vss_id_equal(&d->writers[i]->instance_id, &m->instance_id))
@@ -175,6 +175,8 @@ int bcd_add_writer(vss_backup_document *d, const vss_writer_metadata *m) {
         int r = metadata_parse(m->document, &copy, NULL, 0);
         if (r < 0)
                 return r;
+        copy->owner_known = true;
+        copy->owner_uid = owner_uid;
         vss_writer_metadata **n = realloc((void *) d->writers, (d->n_writers + 1) * sizeof(*n));
         if (!n) {
                 metadata_free(copy);
@@ -301,8 +303,13 @@ int bcd_format(const vss_backup_document *d, char **ret) {
         }
         json_object_object_add(o, "shadows", sh);
         json_object *w = json_object_new_array();
-        for (size_t i = 0; w && i < d->n_writers; i++)
-                json_object_array_add(w, json_tokener_parse(d->writers[i]->document));
+        for (size_t i = 0; w && i < d->n_writers; i++) {
+                json_object *e = json_tokener_parse(d->writers[i]->document);
+                /* Next to the writer's own fields: vssd's record of who the writer was. */
+                if (e && d->writers[i]->owner_known)
+                        json_object_object_add(e, "owner_uid", json_object_new_int64(d->writers[i]->owner_uid));
+                json_object_array_add(w, e);
+        }
         json_object_object_add(o, "writers", w);
         json_object *c = json_object_new_array();
         for (size_t i = 0; c && i < d->n_components; i++)
@@ -460,7 +467,19 @@ static void writers_from_json(JsonReader *v, json_object *o, vss_backup_document
                         break;
                 /* Each writer's document is held to the writer metadata rules, size included. */
                 size_t li = jv_enter_index(v, i);
-                vss_writer_metadata *m = metadata_from_json(v, e);
+                /* owner_uid is vssd's, not the writer's: taken out before the writer's document
+                 * is read (a writer's own metadata with it is refused as an unknown field). */
+                json_object *owner = NULL;
+                int64_t owner_uid = 0;
+                if (json_object_object_get_ex(e, "owner_uid", &owner)) {
+                        owner_uid = jv_int(v, e, "owner_uid", 0, UINT32_MAX - 1, 0);
+                        json_object_object_del(e, "owner_uid");
+                }
+                vss_writer_metadata *m = jv_failed(v) ? NULL : metadata_from_json(v, e);
+                if (m && owner) {
+                        m->owner_known = true;
+                        m->owner_uid = (uint32_t) owner_uid;
+                }
                 if (m)
                         ((vss_writer_metadata **) d->writers)[d->n_writers++] = m;
                 const char *text = json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN);

@@ -58,7 +58,7 @@ int bcd_set(const char **field, const char *value);
 int bcd_add_new_target(vss_bc_component *c, const char *path, const char *filespec, bool recursive,
                        const char *destination);
 /* Appends a writer's metadata (a parsed copy of m's document). */
-int bcd_add_writer(vss_backup_document *d, const vss_writer_metadata *m);
+int bcd_add_writer(vss_backup_document *d, const vss_writer_metadata *m, uint32_t owner_uid);
 int bcd_add_shadow(vss_backup_document *d, const vss_id *shadow_id, const char *original_path,
                    const char *shadow_path, const char *provider);
 

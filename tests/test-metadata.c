@@ -101,6 +101,8 @@ static void test_field_errors(void) {
                 { "\"recursive\":true", "\"recursive\":\"yes\"", "components[0].files[0].recursive" },
                 { "\"name\":\"c\"", "\"name\":\"\"", "components[0].name" },
                 { "\"writer_id\":\"6a3bd1a8", "\"writer_id\":\"zz3bd1a8", "writer_id" },
+                /* Only vssd records a writer's owner, in the backup components document. */
+                { "\"instance_name\":\"\"", "\"instance_name\":\"\",\"owner_uid\":0", "owner_uid" },
         };
         vss_writer_metadata *m = NULL;
         char why[512];
@@ -141,7 +143,7 @@ static void test_bcd_roundtrip(void) {
         d->component_mode = true;
         d->snapshot_set_id = sid;
         d->created_usec = 1234567;
-        CHECK(bcd_add_writer(d, m) == 0 && bcd_add_writer(d, m) == 0 && d->n_writers == 1);
+        CHECK(bcd_add_writer(d, m, 1234) == 0 && bcd_add_writer(d, m, 1234) == 0 && d->n_writers == 1);
         CHECK(bcd_add_shadow(d, &sid, "/srv", "/srv/.openvss/x/y", "btrfs") == 0);
         vss_bc_component *c = bcd_add_component(d, &wid, &iid, "", "c");
         CHECK(c && bcd_add_component(d, &wid, &iid, "", "c") == c && d->n_components == 1);
@@ -162,6 +164,20 @@ static void test_bcd_roundtrip(void) {
                 CHECK(vss_id_equal(&p->snapshot_set_id, &sid) && p->created_usec == 1234567);
                 CHECK(p->n_shadows == 1 && streq(p->shadows[0].provider, "btrfs"));
                 CHECK(p->n_writers == 1 && streq(p->writers[0]->name, "a"));
+                /* vssd's record of the writer's uid comes back, and is not part of the writer's own document. */
+                CHECK(p->n_writers == 1 && p->writers[0]->owner_known && p->writers[0]->owner_uid == 1234);
+                CHECK(p->n_writers == 1 && !strstr(p->writers[0]->document, "owner_uid"));
+                CHECK(strstr(json, "\"owner_uid\":1234") != NULL);
+                /* Held to its limits like every field. */
+                char *bad = strdup(json), *at = bad ? strstr(bad, "\"owner_uid\":1234") : NULL;
+                if (at) {
+                        memcpy(at, "\"owner_uid\":-123", strlen("\"owner_uid\":-123"));
+                        vss_backup_document *q = NULL;
+                        CHECK_HR(vss_backup_document_parse(bad, &q, why, sizeof(why)), VSS_E_INVALIDARG);
+                        CHECK(!q && strstr(why, "writers[0].owner_uid") != NULL);
+                        vss_backup_document_free(q);
+                }
+                free(bad);
                 const vss_bc_component *pc = vss_backup_document_find(p, &wid, NULL, "", "c");
                 CHECK(pc && pc->backup_succeeded && streq(pc->backup_stamp, "lsn:42") &&
                       streq(pc->previous_backup_stamp, "lsn:7") && pc->restore_target == VSS_RT_ALTERNATE &&

@@ -99,6 +99,19 @@ static int write_file(const char *path, const void *data, size_t n, mode_t mode)
         return fchmod(fd, mode) < 0 ? -errno : 0;
 }
 
+static int count_entries(const char *dir) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        int n = 0;
+
+        if (!d)
+                return -1;
+        while ((de = readdir(d)))
+                n += !streq(de->d_name, ".") && !streq(de->d_name, "..");
+        closedir(d);
+        return n;
+}
+
 static bool exists(const char *p) {
         struct stat st;
         return lstat(p, &st) == 0;
@@ -468,6 +481,18 @@ static void test_kind(const char *kind) {
                 CHECK(same_file(sh1, h1));
                 CHECK(same_file(sh1, h2));
                 CHECK(OK(store_restore(st, NULL, 0, false, &err)) == 0);
+                /* The two names of one inode to two places in one restore: each gets the data. */
+                {
+                        _cleanup_free_ char *rd = join(base, "rd"), *re = join(base, "re");
+                        _cleanup_free_ char *d1 = join(rd, "hard1"), *d2 = join(re, "hard2");
+                        const StoreRestoreRule split[] = {
+                                { .from = { .path = orig, .filespec = "hard1" }, .to = rd },
+                                { .from = { .path = orig, .filespec = "hard2" }, .to = re },
+                        };
+                        CHECK(OK(store_restore(st, split, ELEMENTSOF(split), false, &err)) == 2);
+                        CHECK(same_file(sh1, d1));
+                        CHECK(same_file(sh1, d2));
+                }
         }
 
         /* In place: the missing original directory is recreated with its metadata. Then a symlink
@@ -749,11 +774,40 @@ static void test_bad_input(void) {
                 craft_index(a, "/t\0/t/link\0/t/link/pwned", 25);
                 craft_end(a);
         }
+        /* Refused when opened, before anything is written. */
+        FAILS(store_open(p, &st, &err), -EBADMSG, "which is not a directory");
+        free(p);
+
+        /* A hard link to nothing earlier in the archive: refused when opened too. */
+        p = join(base, "dangling-link.tar");
+        {
+                struct archive *a = craft_begin(p);
+                craft(a, "data/t", AE_IFDIR, NULL, NULL, NULL);
+                craft(a, "data/t/h", AE_IFREG, NULL, NULL, "data/t/later");
+                craft(a, "data/t/later", AE_IFREG, "x\n", NULL, NULL);
+                craft_index(a, "/t\0/t/h\0/t/later", 17);
+                craft_end(a);
+        }
+        FAILS(store_open(p, &st, &err), -EBADMSG, "no earlier file");
+        free(p);
+
+        /* What moving into place would run into stops the restore before anything is moved. */
+        p = join(base, "conflict.tar");
+        {
+                struct archive *a = craft_begin(p);
+                craft(a, "data/t", AE_IFDIR, NULL, NULL, NULL);
+                craft(a, "data/t/a", AE_IFREG, "a\n", NULL, NULL);
+                craft(a, "data/t/x", AE_IFREG, "x\n", NULL, NULL);
+                craft_index(a, "/t\0/t/a\0/t/x", 13);
+                craft_end(a);
+        }
         if (OK(store_open(p, &st, &err)) >= 0) {
-                const StoreRestoreRule rules[] = { { .from = { .path = "/t", .recursive = true }, .to = r } };
-                _cleanup_free_ char *pwned = join(outside, "pwned");
-                FAILS(store_restore(st, rules, 1, false, &err), 0, "symlink");
-                CHECK(!exists(pwned));
+                _cleanup_free_ char *dest = join(base, "conflict"), *x = join(dest, "x"), *a = join(dest, "a");
+                const StoreRestoreRule rules[] = { { .from = { .path = "/t", .recursive = true }, .to = dest } };
+                CHECK(mkdir(dest, 0755) == 0 && mkdir(x, 0755) == 0);
+                FAILS(store_restore(st, rules, 1, false, &err), -EISDIR, "is a directory");
+                CHECK(!exists(a));
+                CHECK(count_entries(dest) == 1); /* x alone: no staging directory left either */
                 store_close(st);
         }
         free(p);

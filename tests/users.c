@@ -233,10 +233,10 @@ void stop_writer(pid_t pid) {
 
 /* vss-writer-exec run by user, with the harness hooks; waits until vssd lists it. */
 pid_t writer_as(Harness *h, const char *user, const char *name, const char *class_id) {
-        return writer_as_with(h, user, name, class_id, NULL);
+        return writer_as_args(h, user, name, class_id, NULL);
 }
 
-pid_t writer_as_with(Harness *h, const char *user, const char *name, const char *class_id, const char *const *extra) {
+pid_t writer_as_args(Harness *h, const char *user, const char *name, const char *class_id, const char *const *extra) {
         char hooks[512], logname[512];
         snprintf(hooks, sizeof(hooks), "%s/hooks", harness_dir(h));
         snprintf(logname, sizeof(logname), "%s/writer-%s.log", harness_dir(h), name);
@@ -250,14 +250,15 @@ pid_t writer_as_with(Harness *h, const char *user, const char *name, const char 
                         dup2(fd, 2);
                 }
                 drop_to(user);
-                const char *argv[32] = { "vss-writer-exec", "--name", name, "--hooks", hooks };
+                const char *argv[64] = { "vss-writer-exec", "--name", name, "--hooks", hooks };
                 size_t n = 5;
+                for (size_t i = 0; extra && extra[i] && n < 60; i++)
+                        argv[n++] = extra[i];
                 if (class_id) {
                         argv[n++] = "--writer-id";
                         argv[n++] = class_id;
                 }
-                for (size_t i = 0; extra && extra[i] && n < ELEMENTSOF(argv) - 1; i++)
-                        argv[n++] = extra[i];
+                argv[n] = NULL;
                 execv(WRITER_EXEC_PATH, (char *const *) argv);
                 _exit(127);
         }

@@ -60,5 +60,5 @@ void stop_writer(pid_t pid);
 /* vss-writer-exec run by user, with the harness hooks (and class_id, if not NULL); waits until
  * vssd lists it. */
 pid_t writer_as(Harness *h, const char *user, const char *name, const char *class_id);
-/* The same with extra vss-writer-exec arguments (NULL-terminated; "--component", "db=/srv/db"). */
-pid_t writer_as_with(Harness *h, const char *user, const char *name, const char *class_id, const char *const *extra);
+/* The same with extra vss-writer-exec arguments (NULL-terminated, or NULL). */
+pid_t writer_as_args(Harness *h, const char *user, const char *name, const char *class_id, const char *const *extra);

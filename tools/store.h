@@ -67,7 +67,8 @@ void store_abort(Store *st);
 
 /* Opens an existing backup (a directory with openvss/index, or an archive file, compression
  * detected). An archive is read through once: a truncated, corrupt or incomplete one (no index),
- * or one with unsafe names, fails here. */
+ * one with unsafe names, with an entry below a non-directory entry (a file or symlink) or with a
+ * hard link to no earlier file of the archive fails here, before anything is restored from it. */
 int store_open(const char *src, Store **ret, char **ret_error);
 /* Reads openvss/NAME into a malloc'd, NUL-terminated buffer; at most max bytes (larger: -EFBIG,
  * "... larger than N bytes"). Missing: -ENOENT. */
@@ -78,19 +79,37 @@ bool store_index_has(Store *st, const char *path);
 typedef struct StoreRestoreRule {
         StoreFileGroup from;        /* which stored files (by original path) this rule takes */
         const char *to;             /* where from.path goes: P -> to + (P + strlen(from.path)); NULL: from.path itself (original place) */
-        bool no_overwrite;          /* leave existing files (and directories' metadata) alone */
+        bool no_overwrite;          /* leave existing files alone */
+        const char *beneath;        /* optional: the directory the caller named; to (or from.path) must be below it.
+                                     * Only it is resolved: below it no symlink is followed */
+        bool owner_check;           /* to (or from.path) is a place uid owner_uid asked for (a writer's wish): see below */
+        uint32_t owner_uid;
 } StoreRestoreRule;
 /*
  * Puts back every stored file matching a rule (first matching rule wins; others are skipped),
- * with ownership, modes, times, xattrs, ACLs, file flags, hard links, symlinks and holes. With
- * to == NULL, missing parent directories of from.path are recreated from the backup too. Symlinks
- * already present in a destination's path (below `to`, or below the parent of from.path when
- * restoring in place) are not followed: such entries fail. Archive entries cannot escape their
- * destination ("..", hard links outside the backup's data are refused). With prune: afterwards,
- * under each rule's destination, files (not directories) that match the rule's group but are
- * absent from the index and matched no exclude of the backup are removed (files deleted since:
- * needed when applying an incremental chain). Returns the number of non-directory entries
- * restored.
+ * with ownership, modes, times, xattrs, ACLs, hard links, symlinks and holes. With to == NULL,
+ * missing parent directories of from.path are recreated from the backup too.
+ *
+ * Where: the destination's directory (beneath, else the longest existing part of to, else of
+ * from.path's parent) is resolved; below it every create, open, rename and unlink is fd-relative
+ * and follows no symlink (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS): a symlink on the way
+ * fails the restore, one in the place of a restored file or directory is replaced, not followed.
+ * With owner_check (and owner_uid not 0, and no beneath), to (or from.path) is walked from "/"
+ * without symlinks and honoured only if its deepest existing directory is owned by owner_uid, and
+ * so is every directory below the first one of owner_uid on the way (-EPERM, naming the directory
+ * and the rule, otherwise).
+ *
+ * How: every rule's files are first written into a new private directory (mode 0700) beneath
+ * the deepest existing directory of its destination, and moved into place only when all of the
+ * backup was read and written without error; a failure leaves nothing behind. Moving never
+ * changes a directory that existed before (its owner, mode and times stay); it replaces existing
+ * files (or, with no_overwrite, leaves them) and fails, before moving anything, where an existing
+ * directory stands for a file or (no_overwrite) an existing file or symlink for a directory.
+ *
+ * With prune: afterwards, under each rule's destination, files (not directories) that match the
+ * rule's group but are absent from the index and matched no exclude of the backup are removed
+ * (files deleted since: needed when applying an incremental chain). Returns the number of
+ * non-directory entries put in place.
  */
 int store_restore(Store *st, const StoreRestoreRule *rules, size_t n_rules, bool prune, char **ret_error);
 void store_close(Store *st); /* accepts NULL */

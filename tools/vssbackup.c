@@ -23,6 +23,7 @@
 #include "lib/common.h"
 #include "tools/attempts.h"
 #include "tools/report.h"
+#include "tools/restore-where.h"
 #include "tools/store.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
@@ -63,6 +64,14 @@ static void help(void) {
                "           alone; custom leaves the files to the writer. An incremental or\n"
                "           differential backup is restored with the backups it is based on, in order,\n"
                "           and files deleted since are removed.\n"
+               "           Where a restore writes: with --to DIR, everything (also the places the\n"
+               "           backup or a writer names) goes beneath DIR. Otherwise a place a writer or\n"
+               "           the backup names, and the original place of a user's writer, is honoured\n"
+               "           only where the writer's owner (recorded by vssd) may write itself: that\n"
+               "           component fails with VSS_E_WRITERERROR_NONRETRYABLE. Below the destination\n"
+               "           no symlink is followed. Files are first written into a private directory\n"
+               "           beneath the destination and moved into place only when all of the backup\n"
+               "           was read without error; directories that exist keep their owner and mode.\n"
                "  exec     Makes an auto-release shadow copy of each PATH with the writers, runs\n"
                "           COMMAND against it, marks the backup succeeded when COMMAND exits 0,\n"
                "           completes the backup and deletes the shadow copies. In ARGS, {} stands for\n"
@@ -253,12 +262,6 @@ typedef struct Selected {
         const vss_component_info *ci;
 } Selected;
 
-static bool path_within(const char *path, const char *dir) {
-        size_t n = strlen(dir);
-        if (n > 0 && dir[n - 1] == '/')
-                n--;
-        return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == 0);
-}
 
 /* "WRITER:LOGICAL_PATH" against a writer and one of its components. */
 static bool spec_matches(const char *spec, const vss_id *writer_id, const char *writer_name, const char *lp,
@@ -458,6 +461,7 @@ typedef struct Backup {
         char *bcd_text;
         vss_backup_document *bcd;
         Manifest manifest;
+        int64_t owner; /* who could have written its document: 0 root only, a uid, -1 several users */
 } Backup;
 
 static void backup_close(Backup *bk) {
@@ -471,7 +475,7 @@ static bool backup_open(Run *run, const char *src, Backup *bk) {
         _cleanup_free_ char *err = NULL, *man = NULL;
         char why[512];
         size_t len;
-        *bk = (Backup) {};
+        *bk = (Backup) { .owner = backup_owner(src, BCD_NAME) };
         int r = store_open(src, &bk->store, &err);
         if (r < 0)
                 return run_fail(run, VSS_E_OBJECT_NOT_FOUND, "cannot open backup %s: %s", src, err ? err : strerror(-r));
@@ -670,27 +674,6 @@ static int cmd_backup(const char *dest, char **specs, size_t n_specs, vss_backup
 
 /* Restore. */
 
-/* The first mapping whose path holds path: *ret = its destination + the rest of path. 0 and NULL
- * when none does. */
-static int map_path(const vss_file_mapping *maps, size_t n, const char *path, char **ret) {
-        *ret = NULL;
-        for (size_t i = 0; i < n; i++)
-                if (path_within(path, maps[i].path))
-                        return asprintf(ret, "%s%s", maps[i].destination, path + strlen(maps[i].path)) < 0 ? -ENOMEM : 0;
-        return 0;
-}
-
-/* Where a file group goes: where the requester's new targets say (restore --to sets them), to the
- * writer's alternate location when it asks for one, else back in place (*ret NULL). */
-static int restore_destination(const vss_writer_metadata *wm, const vss_bc_component *c, const char *path, char **ret) {
-        int r = map_path(c->new_targets, c->n_new_targets, path, ret);
-        if (r < 0 || *ret)
-                return r;
-        if (c->restore_target == VSS_RT_ALTERNATE || wm->restore_method == VSS_RME_RESTORE_TO_ALTERNATE_LOCATION)
-                return map_path(wm->alternate_mappings, wm->n_alternate_mappings, path, ret);
-        return 0;
-}
-
 static bool component_wanted(const vss_backup_document *d, const vss_bc_component *c, char **specs, size_t n_specs) {
         const vss_writer_metadata *wm = vss_backup_document_writer(d, c);
         if (!wm || !c->backup_succeeded)
@@ -703,41 +686,84 @@ static bool component_wanted(const vss_backup_document *d, const vss_bc_componen
         return false;
 }
 
-/* Puts one component's files back from each backup of the chain, oldest first. */
+/* Puts one component's files back from each backup of the chain, oldest first. With to, every
+ * destination (the original path, or one the backup or the writer names) is taken beneath to; else
+ * one the backup or the writer names (and, for a user's writer, its original paths) is honoured
+ * only where the writer's owner may write itself. */
 static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss_backup_document *d,
-                              const vss_bc_component *c, uint64_t *ret_files) {
+                              const vss_bc_component *c, const char *to, uint64_t *ret_files) {
         const vss_writer_metadata *wm = vss_backup_document_writer(d, c);
+        const vss_backup_document *doc = chain[n_chain - 1].bcd;
+        const vss_bc_component *bc = vss_backup_document_find(doc, &c->writer_id, &c->instance_id, c->logical_path,
+                                                              c->name);
         const vss_component_info *ci = NULL;
+        int64_t owner = writer_owner(wm, chain[n_chain - 1].owner);
         for (size_t i = 0; i < wm->n_components; i++)
                 if (streq(wm->components[i].logical_path, c->logical_path) && streq(wm->components[i].name, c->name))
                         ci = &wm->components[i];
         if (!ci)
                 return run_fail(run, VSS_E_INVALIDARG, "component '%s' is not in its writer's metadata", c->name);
         StoreRestoreRule *rules = calloc(ci->n_files ? ci->n_files : 1, sizeof(*rules));
-        bool ok = rules != NULL;
+        bool ok = rules != NULL, wished = false;
+        if (!ok)
+                return run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
         for (size_t i = 0; ok && i < ci->n_files; i++) {
                 char *dest = NULL;
                 /* Never "in place" for want of memory: a failure here fails the component. */
-                ok = restore_destination(wm, c, ci->files[i].path, &dest) >= 0;
+                ok = restore_destination(wm, bc, c->restore_target, ci->files[i].path, &dest) >= 0;
                 rules[i] = (StoreRestoreRule) {
                         .from = { ci->files[i].path, ci->files[i].filespec, ci->files[i].recursive },
-                        .to = dest,
                         .no_overwrite = wm->restore_method == VSS_RME_RESTORE_IF_NOT_THERE,
                 };
+                if (ok && to) {
+                        char *under = NULL;
+                        ok = asprintf(&under, "%s%s", to, dest ? dest : ci->files[i].path) >= 0;
+                        free(dest);
+                        dest = ok ? under : NULL;
+                        rules[i].beneath = to;
+                } else if (ok && dest) {
+                        wished = true;
+                        if (owner < 0) {
+                                run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE,
+                                         "component '%s' of writer '%s': destination %s is not honoured: %s, and a "
+                                         "destination from a writer or a backup is honoured only where the writer's "
+                                         "owner may write itself (restore with --to DIR to put it beneath DIR)",
+                                         c->name, wm->name, dest,
+                                         wm->owner_known ? "the backup could have been written by another user than "
+                                                           "the writer's owner"
+                                                         : "the backup records no owner for the writer");
+                                free(dest);
+                                dest = NULL;
+                                ok = false;
+                        }
+                        rules[i].owner_check = true;
+                        rules[i].owner_uid = owner < 0 ? 0 : (uint32_t) owner;
+                } else if (ok && owner > 0) {
+                        /* In place, for a user's writer: its own paths, as far as that user may write
+                         * there (a symlink the user put on the way is not followed). A document that
+                         * vouches for no owner keeps the old way: the parent resolved. */
+                        wished = true;
+                        rules[i].owner_check = true;
+                        rules[i].owner_uid = (uint32_t) owner;
+                }
+                rules[i].to = dest;
         }
-        if (!ok)
+        if (!ok && !run->r.error_hr)
                 run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
         *ret_files = 0;
         for (size_t k = 0; ok && k < n_chain; k++) {
                 _cleanup_free_ char *err = NULL;
                 /* Files deleted since the older backups go away with the newest one's index. */
                 int r = store_restore(chain[k].store, rules, ci->n_files, n_chain > 1 && k == n_chain - 1, &err);
-                if (r < 0)
+                if (r == -EPERM && wished)
+                        ok = run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE, "component '%s' of writer '%s' not restored: %s",
+                                      c->name, wm->name, err ? err : strerror(-r));
+                else if (r < 0)
                         ok = run_fail(run, VSS_E_UNEXPECTED, "restoring component '%s': %s", c->name, err ? err : strerror(-r));
                 else
                         *ret_files += (uint64_t) r;
         }
-        for (size_t i = 0; rules && i < ci->n_files; i++)
+        for (size_t i = 0; i < ci->n_files; i++)
                 free((char *) rules[i].to);
         free(rules);
         return ok;
@@ -798,8 +824,10 @@ static int cmd_restore(const char *src, char **specs, size_t n_specs, const char
                         if (!streq(ci->logical_path, c->logical_path) || !streq(ci->name, c->name))
                                 continue;
                         for (size_t f = 0; ok && f < ci->n_files; f++) {
-                                _cleanup_free_ char *dest = NULL;
-                                if (asprintf(&dest, "%s%s", to, ci->files[f].path) < 0)
+                                _cleanup_free_ char *dest = NULL, *wish = NULL;
+                                /* Where restore_component puts them: beneath to, whatever the backup says. */
+                                if (restore_destination(wm, c, c->restore_target, ci->files[f].path, &wish) < 0 ||
+                                    asprintf(&dest, "%s%s", to, wish ? wish : ci->files[f].path) < 0)
                                         ok = run_fail(&run, VSS_E_OUTOFMEMORY, "out of memory");
                                 else
                                         ok = report_step(&run.r, vss_backup_add_new_target(b, &c->instance_id, &c->writer_id,
@@ -842,7 +870,7 @@ static int cmd_restore(const char *src, char **specs, size_t n_specs, const char
                         rs = VSS_RS_NONE;
                         snprintf(what, sizeof(what), "left to the writer (custom restore method)");
                 } else {
-                        c_ok = restore_component(&run, chain, n_chain, d, c, &files);
+                        c_ok = restore_component(&run, chain, n_chain, d, c, to, &files);
                         rs = c_ok ? VSS_RS_ALL : VSS_RS_FAILED;
                         if (c_ok)
                                 snprintf(what, sizeof(what), "restored (%llu files)", (unsigned long long) files);

@@ -51,6 +51,10 @@ typedef struct vss_writer_metadata {
         vss_writer_restore writer_restore;  /* whether the writer takes part in restores */
         size_t n_alternate_mappings;        /* where files go when they cannot go back in place */
         const struct vss_file_mapping *alternate_mappings;
+        /* Backup components document only, set by vssd: the uid of the writer's connection (what
+         * vssd saw subscribe it). Without it (an older document), nothing vouches for the writer. */
+        bool owner_known;
+        uint32_t owner_uid;
 } vss_writer_metadata;
 
 /* Files (path, filespec, recursive) and the directory they go to instead: an alternate location

@@ -151,7 +151,7 @@ static void test_writer_any_user(void) {
         char comp[600];
         snprintf(comp, sizeof(comp), "db=%s", data);
         const char *const extra[] = { "--component", comp, NULL };
-        pid_t w = writer_as_with(h, BOB, "bw", NULL, extra);
+        pid_t w = writer_as_args(h, BOB, "bw", NULL, extra);
         vss_backup *b = harness_session(h);
         backup_to_snapshot(b, data, 0);
         CHECK_HR(vss_backup_backup_complete_sync(b), 0);

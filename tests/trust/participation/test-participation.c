@@ -21,7 +21,7 @@ static pid_t bobs_writer(Harness *h, const char *name, const char *path, bool ve
         char comp[PATH_MAX + 8];
         snprintf(comp, sizeof(comp), "db=%s", strempty(path));
         const char *const extra[] = { path ? "--component" : NULL, comp, NULL };
-        pid_t w = writer_as_with(h, BOB, name, NULL, extra);
+        pid_t w = writer_as_args(h, BOB, name, NULL, extra);
         if (veto)
                 harness_set(h, name, "freeze", "fail 75 bob says no");
         return w;

@@ -1,0 +1,382 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Restore writes only where the caller said (issue 10, items 1-4), against the real vssd,
+ * vss-writer-exec writers (some run by real unprivileged users) and root's vssbackup:
+ *   trust-restore-writer-target   a user's writer cannot make root's restore write into (or chown)
+ *                                 a directory the user does not own
+ *   trust-restore-to-wins         with --to DIR, new targets planted in a backup's document (a
+ *                                 chain's too, whose deletions would follow them) stay beneath DIR
+ *   trust-restore-no-symlink      a symlink a user planted below DIR is not followed
+ *   trust-restore-refused-archive a tar-slip archive leaves nothing behind
+ * The places a restore must not reach are root-owned directories the test makes outside DIR.
+ */
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/common.h"
+#include "tests/users.h"
+
+static void make_dir(const char *p, mode_t mode, uid_t uid) {
+        CHECK(mkdir(p, mode) == 0 && chmod(p, mode) == 0 && chown(p, uid, uid == 0 ? 0 : (gid_t) -1) == 0);
+}
+
+static void make_file(const char *dir, const char *name, const char *content, uid_t uid) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof(p), "%s/%s", dir, name);
+        int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        CHECK(fd >= 0 && write(fd, content, strlen(content)) == (ssize_t) strlen(content) && fchown(fd, uid, (gid_t) -1) == 0);
+        if (fd >= 0)
+                close(fd);
+}
+
+/* Number of entries in dir (not . and ..); -1 if it cannot be read. */
+static int count_entries(const char *dir) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        int n = 0;
+        if (!d)
+                return -1;
+        while ((de = readdir(d)))
+                n += !streq(de->d_name, ".") && !streq(de->d_name, "..");
+        closedir(d);
+        return n;
+}
+
+static bool lexists(const char *fmt, const char *a, const char *b) {
+        char p[2 * PATH_MAX];
+        struct stat st;
+        snprintf(p, sizeof(p), fmt, a, b);
+        return lstat(p, &st) == 0;
+}
+
+static json_object *component_result(json_object *out, const char *writer) {
+        json_object *cs, *w;
+        if (!out || !json_object_object_get_ex(out, "components", &cs))
+                return NULL;
+        for (size_t i = 0; i < json_object_array_length(cs); i++) {
+                json_object *c = json_object_array_get_idx(cs, i);
+                if (json_object_object_get_ex(c, "writer", &w) && streq(json_object_get_string(w), writer))
+                        return c;
+        }
+        return NULL;
+}
+
+static bool component_succeeded(json_object *out, const char *writer) {
+        json_object *c = component_result(out, writer), *s;
+        return c && json_object_object_get_ex(c, "succeeded", &s) && json_object_get_boolean(s);
+}
+
+static const char *error_field(json_object *out, const char *key) {
+        json_object *e;
+        return out && json_object_object_get_ex(out, "error", &e) ? json_str(e, key) : "(none)";
+}
+
+/* Item 1: vsstest-bob's writer asks for an alternate location in a root-owned directory (refused:
+ * VSS_E_WRITERERROR_NONRETRYABLE, nothing written, the directory's owner and mode as they were)
+ * and one in a directory of his own (honoured). */
+static void test_writer_target(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        uid_t bob = uid_of(BOB);
+        char data[PATH_MAX], mine[PATH_MAX], theirs[PATH_MAX], alt_bad[2 * PATH_MAX + 32], alt_good[2 * PATH_MAX + 32];
+        char comp_bad[PATH_MAX + 16], comp_good[PATH_MAX + 16], backup[PATH_MAX];
+        snprintf(data, sizeof(data), "%s/bob-data", harness_dir(h));
+        snprintf(mine, sizeof(mine), "%s/bob-alt", harness_dir(h));
+        snprintf(theirs, sizeof(theirs), "%s/root-only", harness_dir(h));
+        snprintf(backup, sizeof(backup), "%s/backup", harness_dir(h));
+        make_dir(data, 0755, bob);
+        make_file(data, "app.db", "bob's rows\n", bob);
+        make_dir(mine, 0700, bob);
+        make_dir(theirs, 0755, 0);
+        snprintf(comp_bad, sizeof(comp_bad), "app=%s", data);
+        snprintf(comp_good, sizeof(comp_good), "app=%s", data);
+        snprintf(alt_bad, sizeof(alt_bad), "%s=%s", data, theirs);
+        snprintf(alt_good, sizeof(alt_good), "%s=%s/restored", data, mine);
+        const char *const bad[] = { "--component", comp_bad, "--restore-method", "restore-to-alternate-location",
+                                    "--alternate-location", alt_bad, NULL };
+        const char *const good[] = { "--component", comp_good, "--restore-method", "restore-to-alternate-location",
+                                     "--alternate-location", alt_good, NULL };
+        /* And one restored in place, among his own directories. */
+        char home[PATH_MAX], comp_home[PATH_MAX + 16];
+        snprintf(home, sizeof(home), "%s/bob-home", harness_dir(h));
+        make_dir(home, 0755, bob);
+        make_file(home, "notes.txt", "bob's notes\n", bob);
+        snprintf(comp_home, sizeof(comp_home), "notes=%s", home);
+        const char *const in_place[] = { "--component", comp_home, NULL };
+        pid_t w1 = writer_as_args(h, BOB, "bob-bad", NULL, bad);
+        pid_t w2 = writer_as_args(h, BOB, "bob-good", NULL, good);
+        pid_t w3 = writer_as_args(h, BOB, "bob-home", NULL, in_place);
+
+        int st;
+        json_object *out = harness_json(h, &st, "vssbackup backup --to %s --json", backup);
+        CHECK(st == 0);
+        json_object_put(out);
+        /* The owner vssd saw is in the document. */
+        _cleanup_free_ char *doc = NULL;
+        char want[64];
+        snprintf(want, sizeof(want), "\"owner_uid\":%u", (unsigned) bob);
+        CHECK(harness_sh(h, &doc, "cat %s/openvss/backup-components.json", backup) == 0 && doc && strstr(doc, want));
+
+        char notes[PATH_MAX + 16];
+        snprintf(notes, sizeof(notes), "%s/notes.txt", home);
+        CHECK(unlink(notes) == 0);
+        out = harness_json(h, &st, "vssbackup restore --from %s --json", backup);
+        CHECK(st == 1);
+        CHECK_STR(json_str(out, "result"), "failed");
+        CHECK_STR(error_field(out, "name"), "VSS_E_WRITERERROR_NONRETRYABLE");
+        /* The message names the path and the rule. */
+        CHECK(strstr(error_field(out, "message"), theirs) != NULL);
+        CHECK(strstr(error_field(out, "message"), "may only send files where that uid may write itself") != NULL);
+        CHECK(!component_succeeded(out, "bob-bad"));
+        CHECK(component_succeeded(out, "bob-good"));
+        CHECK(component_succeeded(out, "bob-home"));
+        json_object_put(out);
+
+        /* The same backup, as bob could hand it over: his copy, with the writers' owner forged
+         * to root. Not believed: the document is only as good as whoever could write it. */
+        char forged[PATH_MAX];
+        snprintf(forged, sizeof(forged), "%s/forged", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "cp -a %s %s && sed -i 's/\"owner_uid\":%u/\"owner_uid\":0/g' "
+                         "%s/openvss/backup-components.json && chown -R %u %s", backup, forged, (unsigned) bob, forged,
+                         (unsigned) bob, forged) == 0);
+        _cleanup_free_ char *fdoc = NULL;
+        CHECK(harness_sh(h, &fdoc, "cat %s/openvss/backup-components.json", forged) == 0 && fdoc &&
+              !strstr(fdoc, want) && strstr(fdoc, "\"owner_uid\":0"));
+        out = harness_json(h, &st, "vssbackup restore --from %s --component bob-bad:app --json", forged);
+        CHECK(st == 1);
+        CHECK_STR(error_field(out, "name"), "VSS_E_WRITERERROR_NONRETRYABLE");
+        CHECK(!component_succeeded(out, "bob-bad"));
+        json_object_put(out);
+
+        struct stat s;
+        CHECK(count_entries(theirs) == 0);
+        CHECK(stat(theirs, &s) == 0 && s.st_uid == 0 && s.st_gid == 0 && (s.st_mode & 07777) == 0755);
+        /* The user's own directory: honoured, and left as it was. */
+        CHECK(lexists("%s/restored/%s", mine, "app.db"));
+        CHECK(stat(mine, &s) == 0 && s.st_uid == bob && (s.st_mode & 07777) == 0700);
+        CHECK(stat(notes, &s) == 0 && s.st_uid == bob);
+        stop_writer(w1);
+        stop_writer(w2);
+        stop_writer(w3);
+        harness_free(h);
+}
+
+/* The backup's document, parsed; NULL on failure (counted). */
+static json_object *read_document(const char *backup) {
+        char p[PATH_MAX + 64];
+        snprintf(p, sizeof(p), "%s/openvss/backup-components.json", backup);
+        json_object *o = json_object_from_file(p);
+        CHECK(o != NULL);
+        return o;
+}
+
+/* Plants a new target sending path's files to dest in every component of a directory backup. */
+static void plant_new_target(const char *backup, const char *path, const char *dest) {
+        char p[PATH_MAX + 64];
+        json_object *o = read_document(backup), *cs;
+        if (!o)
+                return;
+        CHECK(json_object_object_get_ex(o, "components", &cs));
+        for (size_t i = 0; cs && i < json_object_array_length(cs); i++) {
+                json_object *t = json_object_new_object(), *arr = json_object_new_array();
+                json_object_object_add(t, "path", json_object_new_string(path));
+                json_object_object_add(t, "filespec", json_object_new_string("*"));
+                json_object_object_add(t, "recursive", json_object_new_boolean(true));
+                json_object_object_add(t, "destination", json_object_new_string(dest));
+                json_object_array_add(arr, t);
+                json_object_object_add(json_object_array_get_idx(cs, i), "new_targets", arr);
+        }
+        snprintf(p, sizeof(p), "%s/openvss/backup-components.json", backup);
+        CHECK(json_object_to_file_ext(p, o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) == 0);
+        json_object_put(o);
+}
+
+/* Item 2: a full backup and an incremental on it, both with a new target planted to a root-owned
+ * directory outside DIR that holds a file the incremental's prune would delete there. */
+static void test_to_wins(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        char comp[PATH_MAX + 16], full[PATH_MAX], incr[PATH_MAX], to[PATH_MAX], outside[PATH_MAX];
+        snprintf(comp, sizeof(comp), "db=%s", data);
+        snprintf(full, sizeof(full), "%s/full", harness_dir(h));
+        snprintf(incr, sizeof(incr), "%s/incr", harness_dir(h));
+        snprintf(to, sizeof(to), "%s/to", harness_dir(h));
+        snprintf(outside, sizeof(outside), "%s/outside", harness_dir(h));
+        const char *const args[] = { "--component", comp, NULL };
+        harness_writer(h, "db", args);
+        make_dir(outside, 0755, 0);
+        make_file(outside, "victim.txt", "must stay\n", 0);
+
+        int st;
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s", full) == 0);
+        make_file(data, "later.txt", "after the full backup\n", 0);
+        CHECK(harness_sh(h, NULL, "vssbackup backup --type incremental --base %s --to %s", full, incr) == 0);
+        plant_new_target(full, data, outside);
+        plant_new_target(incr, data, outside);
+
+        json_object *out = harness_json(h, &st, "vssbackup restore --from %s --to %s --json", incr, to);
+        CHECK(st == 0);
+        json_object_put(out);
+        /* Nothing arrived outside DIR and nothing was deleted there. */
+        CHECK(count_entries(outside) == 1);
+        CHECK(lexists("%s/%s", outside, "victim.txt"));
+        /* The planted target, too, is taken beneath DIR. */
+        char under[2 * PATH_MAX];
+        snprintf(under, sizeof(under), "%s%s", to, outside);
+        CHECK(lexists("%s/%s", under, "later.txt"));
+        harness_free(h);
+}
+
+typedef struct Plant {
+        char link[PATH_MAX];
+        char target[PATH_MAX];
+} Plant;
+
+static void plant_symlink(Harness *h, void *userdata) {
+        Plant *p = userdata;
+        CHECK(symlink(p->target, p->link) == 0);
+}
+
+/* Item 3: vsstest-bob owns DIR and makes DIR/<first component of the data's path> a symlink to a
+ * root-owned directory outside DIR; root's restore --to DIR must not write there. */
+static void test_no_symlink(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        char *data = harness_make_data(h, "data");
+        char comp[PATH_MAX + 16], backup[PATH_MAX], to[PATH_MAX], victim[PATH_MAX];
+        Plant plant;
+        snprintf(comp, sizeof(comp), "db=%s", data);
+        snprintf(backup, sizeof(backup), "%s/backup", harness_dir(h));
+        snprintf(to, sizeof(to), "%s/to", harness_dir(h));
+        snprintf(victim, sizeof(victim), "%s/root-only", harness_dir(h));
+        const char *const args[] = { "--component", comp, NULL };
+        harness_writer(h, "db", args);
+        make_dir(to, 0755, uid_of(BOB));
+        make_dir(victim, 0755, 0);
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s", backup) == 0);
+
+        const char *slash = strchr(data + 1, '/');
+        snprintf(plant.link, sizeof(plant.link), "%s/%.*s", to, (int) (slash ? slash - data - 1 : (long) strlen(data + 1)),
+                 data + 1);
+        snprintf(plant.target, sizeof(plant.target), "%s", victim);
+        run_as(BOB, plant_symlink, h, &plant, "bob plants a symlink below DIR");
+
+        int st;
+        json_object *out = harness_json(h, &st, "vssbackup restore --from %s --to %s --json", backup, to);
+        CHECK(st == 1);
+        CHECK(strstr(error_field(out, "message"), "symlink") != NULL);
+        json_object_put(out);
+        CHECK(count_entries(victim) == 0);
+        struct stat s;
+        CHECK(lstat(plant.link, &s) == 0 && S_ISLNK(s.st_mode));
+        harness_free(h);
+}
+
+static void tar_add(struct archive *a, const char *name, mode_t type, const char *data, const char *symlink_to) {
+        struct archive_entry *e = archive_entry_new();
+        archive_entry_set_pathname(e, name);
+        archive_entry_set_filetype(e, type);
+        archive_entry_set_perm(e, type == AE_IFDIR ? 0755 : 0644);
+        if (symlink_to)
+                archive_entry_set_symlink(e, symlink_to);
+        archive_entry_set_size(e, data ? (la_int64_t) strlen(data) : 0);
+        CHECK(archive_write_header(a, e) == ARCHIVE_OK);
+        if (data)
+                CHECK(archive_write_data(a, data, strlen(data)) == (la_ssize_t) strlen(data));
+        archive_entry_free(e);
+}
+
+static void tar_add_file(struct archive *a, const char *name, const char *path) {
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        FILE *f = fopen(path, "re");
+        CHECK(f != NULL);
+        if (!f)
+                return;
+        FILE *m = open_memstream(&text, &len);
+        char buf[4096];
+        size_t k;
+        while ((k = fread(buf, 1, sizeof(buf), f)) > 0)
+                fwrite(buf, 1, k, m);
+        fclose(f);
+        fclose(m);
+        tar_add(a, name, AE_IFREG, text, NULL);
+}
+
+/* Item 4: an archive with a real backup's documents whose data holds a symlink to a root-owned
+ * directory outside DIR and then a file through it. Refused, with nothing left in DIR. */
+static void test_refused_archive(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        char comp[PATH_MAX + 16], backup[PATH_MAX], tar[PATH_MAX], to[PATH_MAX], outside[PATH_MAX];
+        char name[2 * PATH_MAX], p[2 * PATH_MAX];
+        snprintf(comp, sizeof(comp), "db=%s", data);
+        snprintf(backup, sizeof(backup), "%s/backup", harness_dir(h));
+        snprintf(tar, sizeof(tar), "%s/slip.tar", harness_dir(h));
+        snprintf(to, sizeof(to), "%s/to", harness_dir(h));
+        snprintf(outside, sizeof(outside), "%s/outside", harness_dir(h));
+        const char *const args[] = { "--component", comp, NULL };
+        harness_writer(h, "db", args);
+        make_dir(outside, 0755, 0);
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s", backup) == 0);
+
+        struct archive *a = archive_write_new();
+        archive_write_set_format_pax(a);
+        CHECK(archive_write_open_filename(a, tar) == ARCHIVE_OK);
+        const char *docs[] = { "backup-components.json", "vssbackup.json" };
+        for (size_t i = 0; i < ELEMENTSOF(docs); i++) {
+                snprintf(name, sizeof(name), "openvss/%s", docs[i]);
+                snprintf(p, sizeof(p), "%s/openvss/%s", backup, docs[i]);
+                tar_add_file(a, name, p);
+        }
+        snprintf(name, sizeof(name), "data%s", data);
+        tar_add(a, name, AE_IFDIR, NULL, NULL);
+        snprintf(name, sizeof(name), "data%s/link", data);
+        tar_add(a, name, AE_IFLNK, NULL, outside);
+        snprintf(name, sizeof(name), "data%s/link/pwned", data);
+        tar_add(a, name, AE_IFREG, "pwned\n", NULL);
+        _cleanup_free_ char *index = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&index, &len);
+        fprintf(m, "%s%c%s/link%c%s/link/pwned%c", data, 0, data, 0, data, 0);
+        fclose(m);
+        struct archive_entry *e = archive_entry_new();
+        archive_entry_set_pathname(e, "openvss/index");
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_perm(e, 0600);
+        archive_entry_set_size(e, (la_int64_t) len);
+        CHECK(archive_write_header(a, e) == ARCHIVE_OK && archive_write_data(a, index, len) == (la_ssize_t) len);
+        archive_entry_free(e);
+        CHECK(archive_write_free(a) == ARCHIVE_OK);
+
+        int st;
+        json_object *out = harness_json(h, &st, "vssbackup restore --from %s --to %s --json", tar, to);
+        CHECK(st == 1);
+        CHECK_STR(json_str(out, "result"), "failed");
+        json_object_put(out);
+        CHECK(count_entries(outside) == 0);
+        /* Nothing of it stays beneath DIR: not the symlink, not the directory it was in. */
+        CHECK(!lexists("%s%s/link", to, data));
+        CHECK(!lexists("%s%s", to, data));
+        harness_free(h);
+}
+
+int main(int argc, char *argv[]) {
+        if (geteuid() != 0) {
+                fprintf(stderr, "test-restore-trust: needs root (it makes users, starts vssd and restores as root)\n");
+                return 77;
+        }
+        static const TestCase cases[] = {
+                { "trust-restore-writer-target", test_writer_target },
+                { "trust-restore-to-wins", test_to_wins },
+                { "trust-restore-no-symlink", test_no_symlink },
+                { "trust-restore-refused-archive", test_refused_archive },
+                {},
+        };
+        return test_main(argc, argv, cases);
+}

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* What store.c shares with store-restore.c: the Store object, the reader and small helpers. */
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store.h"
+
+#define DOC_PREFIX "openvss/"
+#define DATA_PREFIX "data/"
+#define INDEX_NAME "index"
+#define EXCLUDES_NAME "excludes"
+#define BUFFER_SIZE (256U * 1024U)
+#define WALK_DEPTH_MAX 4096U
+#define NAME_SHOWN 256 /* at most this much of an untrusted name goes into a message */
+
+/* Metadata the directory store keeps. No file flags: an immutable copy would make the backup
+ * impossible to delete. */
+#define DISK_STORE_FLAGS                                                                         \
+        (ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR | \
+         ARCHIVE_EXTRACT_ACL | ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS)
+/* No ARCHIVE_EXTRACT_SPARSE: holes come back from the stored sparse map anyway, and zeros that
+ * were allocated on disk (preallocated database files) should stay allocated. */
+/* No file flags: a flag of the source filesystem (ext4's extents flag) cannot be set on another,
+ * and failing a restore over it is worse than not restoring immutable bits. */
+/* The restore writes relative names into its staging directory: an absolute one is a bug. */
+#define RESTORE_FLAGS (DISK_STORE_FLAGS | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS)
+
+struct Store {
+        char *path;                  /* the archive file, or the directory (canonical) */
+        bool is_dir;
+        bool writing;
+        bool owned;                  /* abort removes the output: we created it (or its contents) */
+        bool created_dir;            /* directory store: the directory itself is ours */
+        bool failed;                 /* writing went wrong halfway: finishing would hide it */
+        int fd;                      /* the archive being written */
+        struct archive *out;         /* writing: the tar writer, or write_disk into PATH/data */
+        struct archive *rdisk;       /* writing: reads the metadata of source files */
+        struct archive_entry_linkresolver *links;
+        void *seen;                  /* writing: tsearch set of the index's paths */
+        char **paths;                /* the index: writing, in order, owned; reading, sorted, into index_blob */
+        size_t n_paths, n_allocated;
+        char *index_blob;
+        void *docs;                  /* tsearch set of document names (owned) */
+        StoreFileGroup *excludes;    /* writing: owned copies; reading: into excludes_blob */
+        size_t n_excludes;
+        char *excludes_blob;
+        char *buf;
+        store_progress_fn progress;
+        void *userdata;
+        uint64_t files, bytes;
+};
+
+typedef enum EntryKind { ENTRY_DOCUMENT, ENTRY_DATA } EntryKind;
+
+typedef struct Reader {
+        Store *s;
+        struct archive *a;
+        struct archive_entry *e;                  /* directory store: what read_disk fills */
+        struct archive_entry_linkresolver *links; /* directory store: finds hard links */
+        size_t skip;                              /* directory store: strlen(path) + 1, cut from names */
+        char name[PATH_MAX];                      /* the original path, or the document name */
+        char target[PATH_MAX];                    /* a hard link's target, as an original path */
+} Reader;
+
+int fail(char **ret_error, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int fail_archive(char **ret_error, struct archive *a, const char *what, const char *path);
+int fail_oom(char **ret_error);
+bool path_is_normalized(const char *p);
+int path_normalize(const char *in, char **ret);
+const char *path_under(const char *p, const char *base);
+char *path_join(const char *a, const char *b);
+int path_resolve(const char *p, char **ret);
+bool group_match(const StoreFileGroup *g, const char *p, bool is_dir);
+bool excluded(const StoreFileGroup *x, size_t n, const char *p, bool is_dir);
+void progress(Store *s, const char *current);
+int disk_flags(int flags);
+void closedirp(DIR **d);
+void reader_close(Reader *r);
+int reader_open(Store *s, Reader *r, char **ret_error);
+int reader_next(Reader *r, struct archive_entry **ret, EntryKind *ret_kind, char **ret_error);
