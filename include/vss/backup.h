@@ -134,7 +134,9 @@ VSS_EXPORT void vss_backup_free_writer_status(vss_backup *b);
 /* Asynchronous operations. wait: timeout_ms < 0 waits forever; returns the operation's result,
  * or VSS_S_ASYNC_PENDING when the timeout passed first. query: VSS_S_ASYNC_PENDING,
  * VSS_S_ASYNC_FINISHED, VSS_S_ASYNC_CANCELLED or the failure. cancel: asks vssd to stop the
- * operation (an in-flight snapshot set is aborted). Only one operation per session at a time. */
+ * operation (an in-flight snapshot set is aborted) and returns 0; VSS_S_ASYNC_CANCELLED when it
+ * was cancelled before, VSS_S_ASYNC_FINISHED when it had already succeeded, its error when it had
+ * already failed. Only one operation per session at a time. */
 VSS_EXPORT int vss_async_wait(vss_async *a, int timeout_ms);
 VSS_EXPORT int vss_async_query(vss_async *a);
 VSS_EXPORT int vss_async_cancel(vss_async *a);
