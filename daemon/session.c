@@ -14,6 +14,7 @@
 #include <sys/epoll.h>
 #include <sys/wait.h>
 
+#include "daemon/abort-rules.h"
 #include "daemon/freeze.h"
 #include "providers/file/copy.h"
 #include <inttypes.h>
@@ -232,6 +233,31 @@ static void batch_done_one(Session *s) {
 
 static void gather_reply(StatusGather *g);
 static void gather_free(StatusGather *g);
+static int call_slot(Session *s, size_t idx, vss_event event, StatusGather *g);
+
+/* A snapshot set being aborted, while its writers may still be busy with another step. */
+static bool set_aborting(const Session *s) {
+        return s->busy && s->op == CALL_DO_SNAPSHOT_SET && s->abort_hr != 0 &&
+               ((s->stage >= STAGE_FREEZE && s->stage <= STAGE_THAW) || s->stage == STAGE_ABORT);
+}
+
+/* Abort, at once, to every writer of an aborting set that is due one (abort_due()). Only while a
+ * batch is pending: the Abort answers join it, so the sequence goes on once all are in. */
+static void abort_due_writers(Session *s) {
+        if (!set_aborting(s) || s->pending == 0)
+                return;
+        for (size_t i = 0; i < s->n_slots; i++) {
+                const Slot *slot = &s->slots[i];
+                AbortFacts f = {
+                        .aborting = true,
+                        .took_part = slot->got_prepare_snapshot,
+                        .abort_sent = slot->got_abort,
+                        .inflight = slot->inflight,
+                };
+                if (abort_due(&f) && call_slot(s, i, VSS_EVENT_ABORT, NULL) > 0)
+                        s->pending++;
+        }
+}
 
 static void call_destroy(void *userdata) {
         Call *call = userdata;
@@ -307,6 +333,8 @@ static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
                 if (!e)
                         slot_annotate(s, slot, call->event, doc);
                 slot_answer(s, slot, call->event, failure, code, msg);
+                /* An answer (or a failure) for a set being aborted: Abort follows at once. */
+                abort_due_writers(s);
         }
         batch_done_one(s);
         return 0;
@@ -329,6 +357,10 @@ static int call_slot(Session *s, size_t idx, vss_event event, StatusGather *g) {
                         slot->got_prepare_snapshot = true;
                 if (event == VSS_EVENT_FREEZE)
                         slot->got_freeze = true;
+                if (event == VSS_EVENT_PREPARE_BACKUP)
+                        slot->got_prepare_backup = true;
+                if (event == VSS_EVENT_ABORT)
+                        slot->got_abort = true;
         }
         if (w) {
                 r = sd_bus_message_new_method_call(w->connection->bus, &msg, NULL, VSS_WRITER_PATH,
@@ -430,7 +462,7 @@ static bool want_post_snapshot(const Session *s, const Slot *slot, int level) {
         return slot->status.state == VSS_WS_WAITING_FOR_POST_SNAPSHOT;
 }
 static bool want_abort(const Session *s, const Slot *slot, int level) {
-        return slot->got_prepare_snapshot && (int) slot->level == level;
+        return slot->got_prepare_snapshot && !slot->got_abort && (int) slot->level == level;
 }
 static bool want_backup_complete(const Session *s, const Slot *slot, int level) {
         return slot->selected && slot->status.state == VSS_WS_WAITING_FOR_BACKUP_COMPLETE;
@@ -1079,6 +1111,8 @@ static void request_abort(Session *s, int32_t hr, const char *why) {
         }
         if (s->commit_pid > 0)
                 (void) kill(s->commit_pid, SIGKILL);
+        /* Writers waiting for the batch in flight to end get Abort now, not after it. */
+        abort_due_writers(s);
 }
 
 /* Exit codes of the commit child, and what they mean for the set. */
@@ -1479,18 +1513,43 @@ int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *er
         return 1;
 }
 
+static bool want_abort_backup(const Session *s, const Slot *slot, int level) {
+        return slot->got_prepare_backup && !slot->got_abort;
+}
+
+static void abort_backup_done(Session *s) {
+        s->phase = seq_next(s->phase, CALL_ABORT_BACKUP);
+        log_info("backup aborted by the requester");
+        op_reply(s, 0, NULL);
+        if (s->dead)
+                session_shutdown(s);
+}
+
 int method_abort_backup(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BEGIN(CALL_ABORT_BACKUP);
-        if (s->busy && s->op == CALL_DO_SNAPSHOT_SET) {
-                /* The snapshot set in creation aborts at its next step; its own call returns E_ABORT. */
+        switch (abort_backup_action(s->phase, s->busy, s->op)) {
+        case ABORT_SET_IN_FLIGHT:
+                /* The snapshot set in creation aborts at once; its own call returns E_ABORT. */
                 request_abort(s, VSS_E_ABORT, "the requester aborted the backup");
-                return sd_bus_reply_method_return(msg, NULL);
-        }
-        if (s->busy)
+                break;
+        case ABORT_BUSY:
                 return reply_error(error, VSS_E_BAD_STATE, "AbortBackup: wait for the operation in flight to end");
-        set_delete(s);
-        creating_done(s);
-        s->phase = seq_next(s->phase, CALL_ABORT_BACKUP);
+        case ABORT_SESSION:
+                set_delete(s);
+                creating_done(s);
+                s->phase = seq_next(s->phase, CALL_ABORT_BACKUP);
+                break;
+        case ABORT_WRITERS:
+                /* Every writer that took part handles Abort (and is Stable again, "aborted"); the
+                 * call returns once they all answered. */
+                set_delete(s);
+                creating_done(s);
+                op_begin(s, msg, CALL_ABORT_BACKUP);
+                send_batch(s, VSS_EVENT_ABORT, want_abort_backup, 0, abort_backup_done);
+                return 1;
+        case ABORT_IGNORE:
+                break;
+        }
         return sd_bus_reply_method_return(msg, NULL);
 }
 

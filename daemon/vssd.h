@@ -134,6 +134,7 @@ typedef struct Slot {
         char **components;        /* selected components, "logical_path/name" */
         size_t n_components;
         bool got_prepare_snapshot, got_freeze;
+        bool got_prepare_backup, got_abort;
         bool inflight;
         vss_event inflight_event, last_event;
         uint64_t inflight_since;
