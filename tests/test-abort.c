@@ -292,7 +292,7 @@ static void test_kill_requester_every_freeze_point(void) {
          * that took part gets Abort as soon as it is not busy, none stays frozen past the abort,
          * nothing of the set is left. */
         const char *full = getenv("OPENVSS_CHECK_FULL");
-        int rounds = full && *full && !streq(full, "0") ? 50 : 5;
+        int rounds = full && *full && !streq(full, "0") ? 50 : 4;
         Harness *h = harness_new(NULL);
         char *data = harness_make_data(h, "data");
         harness_writer(h, "fe", front);
