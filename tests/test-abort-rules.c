@@ -13,6 +13,9 @@ static void test_abort_backup_action(void) {
         CHECK(abort_backup_action(PHASE_BACKUP_INIT, false, 0) == ABORT_IGNORE);
         CHECK(abort_backup_action(PHASE_METADATA, false, 0) == ABORT_IGNORE);
         CHECK(abort_backup_action(PHASE_COMPLETED, false, 0) == ABORT_IGNORE);
+        CHECK(abort_backup_action(PHASE_RESTORE_INIT, false, 0) == ABORT_IGNORE);
+        CHECK(abort_backup_action(PHASE_RESTORED, false, 0) == ABORT_IGNORE);
+        CHECK(abort_backup_action(PHASE_PRE_RESTORED, true, CALL_POST_RESTORE) == ABORT_BUSY);
         /* After a failed DoSnapshotSet, where a requester must call it: S_OK, nothing more to do. */
         CHECK(abort_backup_action(PHASE_ABORTED, false, 0) == ABORT_IGNORE);
         /* A set started, no writer involved yet. */

@@ -162,6 +162,12 @@ static void test_abort_nothing_under_way(void) {
         vss_backup_release(b);
         check_events(h, "fe",
                      "identify prepare-backup prepare-snapshot freeze thaw post-snapshot backup-complete backup-shutdown");
+        /* Nor is any backup under way in a restore session. */
+        CHECK_HR(vss_backup_new(harness_socket(h), &b), 0);
+        CHECK_HR(vss_backup_initialize_for_restore(b, NULL), 0);
+        CHECK_HR(vss_backup_abort_backup(b), 0);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        vss_backup_release(b);
 }
 
 static void test_cancel_codes(void) {

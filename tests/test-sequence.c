@@ -65,6 +65,11 @@ static void test_rules(void) {
         CHECK(seq_check(&f, CALL_START_SNAPSHOT_SET, NULL) == VSS_E_BAD_STATE);
         f = (SeqFacts) { .phase = PHASE_METADATA };
         CHECK(seq_check(&f, CALL_PRE_RESTORE, NULL) == VSS_E_BAD_STATE);
+        /* AbortBackup is refused only before the session is initialized (Windows' one
+         * VSS_E_BAD_STATE); anywhere else it is accepted, if only to be ignored. */
+        CHECK(seq_check(&(SeqFacts) { .phase = PHASE_NEW }, CALL_ABORT_BACKUP, NULL) == VSS_E_BAD_STATE);
+        for (SessionPhase p = PHASE_BACKUP_INIT; p < _PHASE_MAX; p++)
+                CHECK(seq_check(&(SeqFacts) { .phase = p }, CALL_ABORT_BACKUP, NULL) == 0);
         /* The gather after backup-complete closes status. */
         f = (SeqFacts) { .phase = PHASE_COMPLETED, .status_closed = true };
         CHECK(seq_check(&f, CALL_GATHER_WRITER_STATUS, &why) == VSS_E_BAD_STATE && strstr(why, "closed"));
