@@ -6,7 +6,9 @@ AbortAction abort_backup_action(SessionPhase phase, bool busy, SeqCall op) {
                 switch (op) {
                 case CALL_DO_SNAPSHOT_SET: return ABORT_SET_IN_FLIGHT;
                 case CALL_ABORT_BACKUP: return ABORT_IGNORE; /* already aborting: idempotent */
-                default: return ABORT_BUSY;
+                case CALL_PREPARE_FOR_BACKUP: return ABORT_AFTER_OP;
+                /* Metadata, BackupComplete, a restore step: no backup is under way after them. */
+                default: return ABORT_IGNORE;
                 }
         switch (phase) {
         case PHASE_SET_STARTED:
@@ -20,6 +22,10 @@ AbortAction abort_backup_action(SessionPhase phase, bool busy, SeqCall op) {
                  * AbortBackup then, and so do we. */
                 return ABORT_IGNORE;
         }
+}
+
+bool abort_backup_wants(bool got_prepare_backup, bool got_post_snapshot, bool got_abort) {
+        return got_prepare_backup && !got_post_snapshot && !got_abort;
 }
 
 bool abort_due(const AbortFacts *f) {

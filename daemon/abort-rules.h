@@ -15,11 +15,16 @@ typedef enum AbortAction {
         ABORT_SET_IN_FLIGHT, /* the snapshot set in creation aborts; its DoSnapshotSet returns E_ABORT */
         ABORT_SESSION,       /* no writer took part yet: drop the set, the session is aborted */
         ABORT_WRITERS,       /* Abort to every writer that took part, then the session is aborted */
-        ABORT_BUSY,          /* another operation is in flight: VSS_E_BAD_STATE */
+        ABORT_AFTER_OP,      /* PrepareForBackup in flight: S_OK now, Abort to the writers once it ends */
 } AbortAction;
 
 /* What AbortBackup does now. op is the operation in flight when busy. */
 AbortAction abort_backup_action(SessionPhase phase, bool busy, SeqCall op);
+
+/* Whether AbortBackup sends Abort to a writer: to every one that took part (got PrepareForBackup),
+ * except one that had PostSnapshot (the end of its shadow copy: CVssWriter::OnAbort is never
+ * called after OnPostSnapshot) or had Abort already. */
+bool abort_backup_wants(bool got_prepare_backup, bool got_post_snapshot, bool got_abort);
 
 /* What the rule below needs to know of one writer. */
 typedef struct AbortFacts {

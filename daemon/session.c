@@ -359,6 +359,8 @@ static int call_slot(Session *s, size_t idx, vss_event event, StatusGather *g) {
                         slot->got_freeze = true;
                 if (event == VSS_EVENT_PREPARE_BACKUP)
                         slot->got_prepare_backup = true;
+                if (event == VSS_EVENT_POST_SNAPSHOT)
+                        slot->got_post_snapshot = true;
                 if (event == VSS_EVENT_ABORT)
                         slot->got_abort = true;
         }
@@ -862,9 +864,17 @@ int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error
         return sd_bus_reply_method_return(msg, "s", id);
 }
 
+static void abort_backup_start(Session *s);
+
 static void simple_op_done(Session *s) {
         s->phase = seq_next(s->phase, s->op);
         op_reply(s, 0, NULL);
+        /* AbortBackup came while PrepareForBackup ran: it answered S_OK, its Abort goes now. */
+        if (s->abort_after_op && s->phase == PHASE_PREPARED) {
+                s->abort_after_op = false;
+                abort_backup_start(s);
+                return;
+        }
         if (s->dead)
                 session_shutdown(s);
 }
@@ -1514,7 +1524,19 @@ int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *er
 }
 
 static bool want_abort_backup(const Session *s, const Slot *slot, int level) {
-        return slot->got_prepare_backup && !slot->got_abort;
+        return abort_backup_wants(slot->got_prepare_backup, slot->got_post_snapshot, slot->got_abort);
+}
+
+static void abort_backup_done(Session *s);
+
+/* The set is dropped, then Abort to the writers; the operation (AbortBackup, or the PrepareForBackup
+ * it waited for) is already begun or answered. */
+static void abort_backup_start(Session *s) {
+        set_delete(s);
+        creating_done(s);
+        s->busy = true;
+        s->op = CALL_ABORT_BACKUP;
+        send_batch(s, VSS_EVENT_ABORT, want_abort_backup, 0, abort_backup_done);
 }
 
 static void abort_backup_done(Session *s) {
@@ -1532,8 +1554,9 @@ int method_abort_backup(sd_bus_message *msg, void *userdata, sd_bus_error *error
                 /* The snapshot set in creation aborts at once; its own call returns E_ABORT. */
                 request_abort(s, VSS_E_ABORT, "the requester aborted the backup");
                 break;
-        case ABORT_BUSY:
-                return reply_error(error, VSS_E_BAD_STATE, "AbortBackup: wait for the operation in flight to end");
+        case ABORT_AFTER_OP:
+                s->abort_after_op = true;
+                break;
         case ABORT_SESSION:
                 set_delete(s);
                 creating_done(s);
@@ -1542,10 +1565,8 @@ int method_abort_backup(sd_bus_message *msg, void *userdata, sd_bus_error *error
         case ABORT_WRITERS:
                 /* Every writer that took part handles Abort (and is Stable again, "aborted"); the
                  * call returns once they all answered. */
-                set_delete(s);
-                creating_done(s);
                 op_begin(s, msg, CALL_ABORT_BACKUP);
-                send_batch(s, VSS_EVENT_ABORT, want_abort_backup, 0, abort_backup_done);
+                abort_backup_start(s);
                 return 1;
         case ABORT_IGNORE:
                 break;

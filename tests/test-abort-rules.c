@@ -15,7 +15,7 @@ static void test_abort_backup_action(void) {
         CHECK(abort_backup_action(PHASE_COMPLETED, false, 0) == ABORT_IGNORE);
         CHECK(abort_backup_action(PHASE_RESTORE_INIT, false, 0) == ABORT_IGNORE);
         CHECK(abort_backup_action(PHASE_RESTORED, false, 0) == ABORT_IGNORE);
-        CHECK(abort_backup_action(PHASE_PRE_RESTORED, true, CALL_POST_RESTORE) == ABORT_BUSY);
+        CHECK(abort_backup_action(PHASE_PRE_RESTORED, true, CALL_POST_RESTORE) == ABORT_IGNORE);
         /* After a failed DoSnapshotSet, where a requester must call it: S_OK, nothing more to do. */
         CHECK(abort_backup_action(PHASE_ABORTED, false, 0) == ABORT_IGNORE);
         /* A set started, no writer involved yet. */
@@ -26,7 +26,20 @@ static void test_abort_backup_action(void) {
         /* In flight. */
         CHECK(abort_backup_action(PHASE_PREPARED, true, CALL_DO_SNAPSHOT_SET) == ABORT_SET_IN_FLIGHT);
         CHECK(abort_backup_action(PHASE_PREPARED, true, CALL_ABORT_BACKUP) == ABORT_IGNORE);
-        CHECK(abort_backup_action(PHASE_SET_STARTED, true, CALL_PREPARE_FOR_BACKUP) == ABORT_BUSY);
+        /* PrepareForBackup in flight: its writers get Abort once it ends. Other operations
+         * leave nothing under way behind them. */
+        CHECK(abort_backup_action(PHASE_SET_STARTED, true, CALL_PREPARE_FOR_BACKUP) == ABORT_AFTER_OP);
+        CHECK(abort_backup_action(PHASE_BACKUP_INIT, true, CALL_GATHER_WRITER_METADATA) == ABORT_IGNORE);
+        CHECK(abort_backup_action(PHASE_SNAPSHOT_DONE, true, CALL_BACKUP_COMPLETE) == ABORT_IGNORE);
+}
+
+static void test_abort_backup_wants(void) {
+        /* Writers that took part get Abort, but never after PostSnapshot (OnAbort is not called
+         * after OnPostSnapshot) and never twice. */
+        CHECK(abort_backup_wants(true, false, false));
+        CHECK(!abort_backup_wants(false, false, false));
+        CHECK(!abort_backup_wants(true, true, false));
+        CHECK(!abort_backup_wants(true, false, true));
 }
 
 static void test_abort_due(void) {
@@ -48,6 +61,7 @@ static void test_abort_due(void) {
 
 int main(void) {
         test_abort_backup_action();
+        test_abort_backup_wants();
         test_abort_due();
         printf("%s - abort-rules\n", test_failures ? "not ok" : "ok");
         return test_failures ? 1 : 0;

@@ -122,8 +122,9 @@ static void test_abort_after_prepare(void) {
 }
 
 static void test_abort_after_snapshot(void) {
-        /* After a successful do-snapshot-set the writers wait for BackupComplete: AbortBackup
-         * aborts them too, and the set is deleted. */
+        /* After a successful do-snapshot-set the writers had PostSnapshot, the end of their part in
+         * the shadow copy: AbortBackup deletes the set, and sends them no Abort (OnAbort is never
+         * called after OnPostSnapshot). */
         Harness *h = harness_new(NULL);
         char *data = harness_make_data(h, "data");
         harness_writer(h, "fe", front);
@@ -132,12 +133,39 @@ static void test_abort_after_snapshot(void) {
         CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
         CHECK(harness_count_shadow_files(h) > 0);
         CHECK_HR(vss_backup_abort_backup(b), 0);
-        check_events(h, "fe", "identify prepare-backup prepare-snapshot freeze thaw post-snapshot abort");
-        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
-        check_status(b, "fe", VSS_WS_STABLE, "aborted");
-        CHECK_HR(vss_backup_backup_complete_sync(b), VSS_E_BAD_STATE);
         CHECK(harness_count_shadow_files(h) == 0);
+        CHECK_HR(vss_backup_backup_complete_sync(b), VSS_E_BAD_STATE);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        check_status(b, "fe", VSS_WS_WAITING_FOR_BACKUP_COMPLETE, "");
         vss_backup_release(b);
+        check_events(h, "fe", "identify prepare-backup prepare-snapshot freeze thaw post-snapshot backup-shutdown");
+}
+
+static void test_abort_during_prepare(void) {
+        /* AbortBackup while PrepareForBackup runs: S_OK at once; PrepareForBackup ends as it
+         * would, then every writer that took part gets Abort. */
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "fe", front);
+        harness_writer(h, "be", back);
+        harness_set(h, "be", "prepare-backup", "wait");
+        vss_backup *b = harness_session(h);
+        vss_async *a = NULL;
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), 0);
+        CHECK_HR(vss_backup_prepare_for_backup(b, &a), 0);
+        CHECK(harness_wait_started(h, "be", "prepare-backup"));
+        CHECK_HR(vss_backup_abort_backup(b), 0);
+        harness_go(h, "be", "prepare-backup");
+        CHECK_HR(vss_async_wait(a, 20000), 0);
+        vss_async_unref(a);
+        CHECK(wait_count(h, "fe", "abort", 1, 20000) && wait_count(h, "be", "abort", 1, 20000));
+        /* The session is aborted: no snapshot set any more (status waits for the Abort to end). */
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), VSS_E_BAD_STATE);
+        vss_backup_release(b);
+        check_events(h, "fe", "identify prepare-backup abort backup-shutdown");
+        check_events(h, "be", "identify prepare-backup abort backup-shutdown");
 }
 
 static void test_abort_nothing_under_way(void) {
@@ -318,6 +346,7 @@ static const TestCase cases[] = {
         { "abort-after-failed-dss", test_abort_after_failed_dss },
         { "abort-after-prepare", test_abort_after_prepare },
         { "abort-after-snapshot", test_abort_after_snapshot },
+        { "abort-during-prepare", test_abort_during_prepare },
         { "abort-nothing-under-way", test_abort_nothing_under_way },
         { "cancel-codes", test_cancel_codes },
         { "cancel-after-failure", test_cancel_after_failure },
