@@ -116,7 +116,14 @@ VSS_EXPORT int vss_backup_set_file_restore_status(vss_backup *b, const vss_id *i
                                                   const char *logical_path, const char *name,
                                                   vss_file_restore_status status);
 
-/* Aborts the backup: frozen writers get Abort, the set's shadows are deleted. */
+/* Aborts the backup, as IVssBackupComponents::AbortBackup. Returns 0 in every phase after
+ * initialization, VSS_E_BAD_STATE only before it. With nothing under way (before a snapshot set
+ * is started, after BackupComplete, in a restore, or after a failed do-snapshot-set, which
+ * aborted the set already) it is ignored. Otherwise the set's shadows are deleted and every
+ * writer that took part gets Abort (returns once they answered; none that had PostSnapshot); a
+ * do-snapshot-set in flight is aborted at once and returns VSS_E_ABORT; during
+ * prepare-for-backup the Abort follows its end. Afterwards the session accepts only status,
+ * save-as-document and release. */
 VSS_EXPORT int vss_backup_abort_backup(vss_backup *b);
 
 /* Restore: PreRestore and PostRestore to the session's writers. */
