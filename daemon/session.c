@@ -296,9 +296,11 @@ static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
                 StatusGather *g = call->gather;
                 if (g->direct)
                         g->direct_entries[call->idx].answered = !e;
-                else if (e)
+                else if (e) {
                         slot_answer(s, &s->slots[call->idx], s->slots[call->idx].last_event,
                                     VSS_E_WRITER_NOT_RESPONDING, 0, "not responding to a status query");
+                        abort_due_writers(s); /* a frozen writer lost aborts the set: Abort now */
+                }
                 if (--g->pending == 0)
                         gather_reply(g);
                 return 0;
