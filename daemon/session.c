@@ -510,6 +510,8 @@ static void set_delete(Session *s) {
         if (!s->set_registered && s->n_volumes > 0)
                 shadow_set_dir_remove(s->manager, &s->set_id);
         s->set_registered = s->set_committed = false;
+        if (!s->restore)
+                bcd_clear_shadows(s->doc); /* the document names no deleted shadow */
 }
 
 static void creating_done(Session *s) {

@@ -132,8 +132,17 @@ static void test_abort_after_snapshot(void) {
         prepare(b, data);
         CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
         CHECK(harness_count_shadow_files(h) > 0);
+        char *doc = NULL;
+        CHECK_HR(vss_backup_save_as_document(b, &doc), 0);
+        CHECK(doc && strstr(doc, "shadow_path") != NULL);
+        free(doc);
         CHECK_HR(vss_backup_abort_backup(b), 0);
         CHECK(harness_count_shadow_files(h) == 0);
+        /* The document names no deleted shadow. */
+        doc = NULL;
+        CHECK_HR(vss_backup_save_as_document(b, &doc), 0);
+        CHECK(doc && strstr(doc, "shadow_path") == NULL);
+        free(doc);
         CHECK_HR(vss_backup_backup_complete_sync(b), VSS_E_BAD_STATE);
         CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
         check_status(b, "fe", VSS_WS_WAITING_FOR_BACKUP_COMPLETE, "");
