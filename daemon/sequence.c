@@ -66,8 +66,12 @@ static const unsigned valid_in[_CALL_MAX] = {
         [CALL_DO_SNAPSHOT_SET] = PH(PHASE_PREPARED),
         [CALL_SET_BACKUP_SUCCEEDED] = PH(PHASE_SNAPSHOT_DONE),
         [CALL_BACKUP_COMPLETE] = PH(PHASE_SNAPSHOT_DONE),
+        /* Anywhere once initialized; what it does depends on the phase (abort_backup_action()):
+         * with no backup under way, a restore session's included, it is ignored. */
         [CALL_ABORT_BACKUP] = PH(PHASE_BACKUP_INIT) | PH(PHASE_METADATA) | PH(PHASE_SET_STARTED) |
-                              PH(PHASE_PREPARED) | PH(PHASE_SNAPSHOT_DONE),
+                              PH(PHASE_PREPARED) | PH(PHASE_SNAPSHOT_DONE) | PH(PHASE_COMPLETED) |
+                              PH(PHASE_ABORTED) | PH(PHASE_RESTORE_INIT) | PH(PHASE_PRE_RESTORED) |
+                              PH(PHASE_RESTORED),
         [CALL_PRE_RESTORE] = PH(PHASE_RESTORE_INIT) | PH(PHASE_METADATA),
         [CALL_POST_RESTORE] = PH(PHASE_PRE_RESTORED),
         [CALL_GATHER_WRITER_STATUS] = PH(PHASE_RESTORE_INIT) | PH(PHASE_METADATA) | PH(PHASE_SET_STARTED) |
@@ -79,7 +83,7 @@ static const unsigned valid_in[_CALL_MAX] = {
                                         PH(PHASE_PRE_RESTORED),
         [CALL_SAVE_AS_DOCUMENT] = PH(PHASE_METADATA) | PH(PHASE_SET_STARTED) | PH(PHASE_PREPARED) |
                                   PH(PHASE_SNAPSHOT_DONE) | PH(PHASE_COMPLETED) | PH(PHASE_RESTORE_INIT) |
-                                  PH(PHASE_PRE_RESTORED) | PH(PHASE_RESTORED),
+                                  PH(PHASE_PRE_RESTORED) | PH(PHASE_RESTORED) | PH(PHASE_ABORTED),
 };
 
 int32_t seq_check(const SeqFacts *f, SeqCall call, const char **ret_why) {

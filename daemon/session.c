@@ -14,6 +14,7 @@
 #include <sys/epoll.h>
 #include <sys/wait.h>
 
+#include "daemon/abort-rules.h"
 #include "daemon/freeze.h"
 #include "providers/file/copy.h"
 #include <inttypes.h>
@@ -240,6 +241,31 @@ static void batch_done_one(Session *s) {
 
 static void gather_reply(StatusGather *g);
 static void gather_free(StatusGather *g);
+static int call_slot(Session *s, size_t idx, vss_event event, StatusGather *g);
+
+/* A snapshot set being aborted, while its writers may still be busy with another step. */
+static bool set_aborting(const Session *s) {
+        return s->busy && s->op == CALL_DO_SNAPSHOT_SET && s->abort_hr != 0 &&
+               ((s->stage >= STAGE_FREEZE && s->stage <= STAGE_THAW) || s->stage == STAGE_ABORT);
+}
+
+/* Abort, at once, to every writer of an aborting set that is due one (abort_due()). Only while a
+ * batch is pending: the Abort answers join it, so the sequence goes on once all are in. */
+static void abort_due_writers(Session *s) {
+        if (!set_aborting(s) || s->pending == 0)
+                return;
+        for (size_t i = 0; i < s->n_slots; i++) {
+                const Slot *slot = &s->slots[i];
+                AbortFacts f = {
+                        .aborting = true,
+                        .took_part = slot->got_prepare_snapshot,
+                        .abort_sent = slot->got_abort,
+                        .inflight = slot->inflight,
+                };
+                if (abort_due(&f) && call_slot(s, i, VSS_EVENT_ABORT, NULL) > 0)
+                        s->pending++;
+        }
+}
 
 static void call_destroy(void *userdata) {
         Call *call = userdata;
@@ -278,9 +304,11 @@ static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
                 StatusGather *g = call->gather;
                 if (g->direct)
                         g->direct_entries[call->idx].answered = !e;
-                else if (e)
+                else if (e) {
                         slot_answer(s, &s->slots[call->idx], s->slots[call->idx].last_event,
                                     VSS_E_WRITER_NOT_RESPONDING, 0, "not responding to a status query");
+                        abort_due_writers(s); /* a frozen writer lost aborts the set: Abort now */
+                }
                 if (--g->pending == 0)
                         gather_reply(g);
                 return 0;
@@ -315,6 +343,8 @@ static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
                 if (!e)
                         slot_annotate(s, slot, call->event, doc);
                 slot_answer(s, slot, call->event, failure, code, msg);
+                /* An answer (or a failure) for a set being aborted: Abort follows at once. */
+                abort_due_writers(s);
         }
         batch_done_one(s);
         return 0;
@@ -337,6 +367,12 @@ static int call_slot(Session *s, size_t idx, vss_event event, StatusGather *g) {
                         slot->got_prepare_snapshot = true;
                 if (event == VSS_EVENT_FREEZE)
                         slot->got_freeze = true;
+                if (event == VSS_EVENT_PREPARE_BACKUP)
+                        slot->got_prepare_backup = true;
+                if (event == VSS_EVENT_POST_SNAPSHOT)
+                        slot->got_post_snapshot = true;
+                if (event == VSS_EVENT_ABORT)
+                        slot->got_abort = true;
         }
         if (w) {
                 r = sd_bus_message_new_method_call(w->connection->bus, &msg, NULL, VSS_WRITER_PATH,
@@ -438,7 +474,7 @@ static bool want_post_snapshot(const Session *s, const Slot *slot, int level) {
         return slot->status.state == VSS_WS_WAITING_FOR_POST_SNAPSHOT;
 }
 static bool want_abort(const Session *s, const Slot *slot, int level) {
-        return slot->got_prepare_snapshot && (int) slot->level == level;
+        return slot->got_prepare_snapshot && !slot->got_abort && (int) slot->level == level;
 }
 static bool want_backup_complete(const Session *s, const Slot *slot, int level) {
         return slot->selected && slot->status.state == VSS_WS_WAITING_FOR_BACKUP_COMPLETE;
@@ -482,6 +518,8 @@ static void set_delete(Session *s) {
         if (!s->set_registered && s->n_volumes > 0)
                 shadow_set_dir_remove(s->manager, &s->set_id);
         s->set_registered = s->set_committed = false;
+        if (!s->restore)
+                bcd_clear_shadows(s->doc); /* the document names no deleted shadow */
 }
 
 static void creating_done(Session *s) {
@@ -840,9 +878,17 @@ int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error
         return sd_bus_reply_method_return(msg, "s", id);
 }
 
+static void abort_backup_start(Session *s);
+
 static void simple_op_done(Session *s) {
         s->phase = seq_next(s->phase, s->op);
         op_reply(s, 0, NULL);
+        /* AbortBackup came while PrepareForBackup ran: it answered S_OK, its Abort goes now. */
+        if (s->abort_after_op && s->phase == PHASE_PREPARED) {
+                s->abort_after_op = false;
+                abort_backup_start(s);
+                return;
+        }
         if (s->dead)
                 session_shutdown(s);
 }
@@ -1089,6 +1135,8 @@ static void request_abort(Session *s, int32_t hr, const char *why) {
         }
         if (s->commit_pid > 0)
                 (void) kill(s->commit_pid, SIGKILL);
+        /* Writers waiting for the batch in flight to end get Abort now, not after it. */
+        abort_due_writers(s);
 }
 
 /* Exit codes of the commit child, and what they mean for the set. */
@@ -1544,18 +1592,54 @@ int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *er
         return 1;
 }
 
-int method_abort_backup(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        BEGIN(CALL_ABORT_BACKUP);
-        if (s->busy && s->op == CALL_DO_SNAPSHOT_SET) {
-                /* The snapshot set in creation aborts at its next step; its own call returns E_ABORT. */
-                request_abort(s, VSS_E_ABORT, "the requester aborted the backup");
-                return sd_bus_reply_method_return(msg, NULL);
-        }
-        if (s->busy)
-                return reply_error(error, VSS_E_BAD_STATE, "AbortBackup: wait for the operation in flight to end");
+static bool want_abort_backup(const Session *s, const Slot *slot, int level) {
+        return abort_backup_wants(slot->got_prepare_backup, slot->got_post_snapshot, slot->got_abort);
+}
+
+static void abort_backup_done(Session *s);
+
+/* The set is dropped, then Abort to the writers; the operation (AbortBackup, or the PrepareForBackup
+ * it waited for) is already begun or answered. */
+static void abort_backup_start(Session *s) {
         set_delete(s);
         creating_done(s);
+        s->busy = true;
+        s->op = CALL_ABORT_BACKUP;
+        send_batch(s, VSS_EVENT_ABORT, want_abort_backup, 0, abort_backup_done);
+}
+
+static void abort_backup_done(Session *s) {
         s->phase = seq_next(s->phase, CALL_ABORT_BACKUP);
+        log_info("backup aborted by the requester");
+        op_reply(s, 0, NULL);
+        if (s->dead)
+                session_shutdown(s);
+}
+
+int method_abort_backup(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BEGIN(CALL_ABORT_BACKUP);
+        switch (abort_backup_action(s->phase, s->busy, s->op)) {
+        case ABORT_SET_IN_FLIGHT:
+                /* The snapshot set in creation aborts at once; its own call returns E_ABORT. */
+                request_abort(s, VSS_E_ABORT, "the requester aborted the backup");
+                break;
+        case ABORT_AFTER_OP:
+                s->abort_after_op = true;
+                break;
+        case ABORT_SESSION:
+                set_delete(s);
+                creating_done(s);
+                s->phase = seq_next(s->phase, CALL_ABORT_BACKUP);
+                break;
+        case ABORT_WRITERS:
+                /* Every writer that took part handles Abort (and is Stable again, "aborted"); the
+                 * call returns once they all answered. */
+                op_begin(s, msg, CALL_ABORT_BACKUP);
+                abort_backup_start(s);
+                return 1;
+        case ABORT_IGNORE:
+                break;
+        }
         return sd_bus_reply_method_return(msg, NULL);
 }
 

@@ -138,6 +138,7 @@ typedef struct Slot {
         char **components;        /* selected components, "logical_path/name" */
         size_t n_components;
         bool got_prepare_snapshot, got_freeze;
+        bool got_prepare_backup, got_post_snapshot, got_abort;
         bool inflight;
         vss_event inflight_event, last_event;
         uint64_t inflight_since;
@@ -190,6 +191,7 @@ struct Session {
         int level;
         int32_t abort_hr;
         char abort_msg[256];
+        bool abort_after_op;      /* AbortBackup came during PrepareForBackup: abort when it ends */
         pid_t commit_pid;
         int commit_fd;            /* the commit child's reports, read as they come */
         sd_event_source *commit_source, *window_source, *commit_io;

@@ -391,11 +391,21 @@ VSS_EXPORT int vss_async_query(vss_async *a) {
         return a->result == 0 ? VSS_S_ASYNC_FINISHED : a->result;
 }
 
+/* As IVssAsync::Cancel: S_OK when this call cancels, VSS_S_ASYNC_CANCELLED when an earlier one
+ * did, VSS_S_ASYNC_FINISHED when the operation had succeeded already, its error when it had
+ * failed. */
 VSS_EXPORT int vss_async_cancel(vss_async *a) {
-        if (!a || !a->backup)
+        if (!a)
                 return VSS_E_INVALIDARG;
+        if (a->cancelled)
+                return VSS_S_ASYNC_CANCELLED;
+        if (!a->done && a->backup) /* an answer already here counts as finished */
+                while (sd_bus_process(a->backup->bus, NULL) > 0 && !a->done)
+                        ;
         if (a->done)
-                return 0;
+                return a->result == 0 ? VSS_S_ASYNC_FINISHED : a->result;
+        if (!a->backup)
+                return VSS_E_INVALIDARG;
         a->cancelled = true;
         return call(a->backup, "Cancel", NULL, NULL);
 }

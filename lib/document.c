@@ -40,15 +40,23 @@ void bcd_components_free(vss_bc_component *c, size_t n) {
         free(c);
 }
 
-void bcd_free(vss_backup_document *d) {
-        if (!d)
-                return;
+void bcd_clear_shadows(vss_backup_document *d) {
         for (size_t i = 0; i < d->n_shadows; i++) {
                 free((char *) d->shadows[i].original_path);
                 free((char *) d->shadows[i].shadow_path);
                 free((char *) d->shadows[i].provider);
         }
         free((void *) d->shadows);
+        d->shadows = NULL;
+        d->n_shadows = 0;
+        d->snapshot_set_id = (vss_id) {};
+        d->created_usec = 0;
+}
+
+void bcd_free(vss_backup_document *d) {
+        if (!d)
+                return;
+        bcd_clear_shadows(d);
         for (size_t i = 0; i < d->n_writers; i++)
                 metadata_free(d->writers[i]);
         free((void *) d->writers);

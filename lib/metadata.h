@@ -43,6 +43,8 @@ vss_writer_metadata *metadata_from_json(JsonReader *v, json_object *o);
 #define VSS_MAX_BC_DOCUMENT (16 * 1024 * 1024)
 vss_backup_document *bcd_new(void);
 void bcd_free(vss_backup_document *d);
+/* Forgets the snapshot set: its id, time and shadows (deleted, or never made). */
+void bcd_clear_shadows(vss_backup_document *d);
 int bcd_parse(const char *json, vss_backup_document **ret, char *err, size_t errsize);
 /* The document as JSON (malloc'd). */
 int bcd_format(const vss_backup_document *d, char **ret);

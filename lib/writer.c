@@ -22,6 +22,7 @@ struct vss_writer {
         sd_event_source *window;
 
         bool frozen;       /* got Freeze, no Thaw or Abort yet */
+        vss_id frozen_set; /* the snapshot set of that Freeze: a self-abort names it */
         bool self_aborted; /* thawed itself; the next Thaw fails with a timeout */
         bool exit_requested, lost;
 
@@ -79,7 +80,7 @@ static void self_abort(vss_writer *w, const char *why) {
         w->window = sd_event_source_disable_unref(w->window);
         fprintf(stderr, "libvss: writer '%s' thaws itself: %s\n", w->name, why);
         if (w->cb.abort) {
-                vss_event_info info = { .event = VSS_EVENT_ABORT };
+                vss_event_info info = { .event = VSS_EVENT_ABORT, .snapshot_set_id = w->frozen_set };
                 w->cb.abort(w, &info, w->userdata);
         }
 }
@@ -208,6 +209,7 @@ static int method_event(sd_bus_message *m, void *userdata, sd_bus_error *error) 
                 }
                 if (e == VSS_EVENT_FREEZE && ok) {
                         w->frozen = true;
+                        w->frozen_set = info.snapshot_set_id;
                         w->self_aborted = false;
                         uint32_t ms = w->opts.freeze_window_ms ? w->opts.freeze_window_ms : DEFAULT_WINDOW_MS;
                         w->window = sd_event_source_disable_unref(w->window);

@@ -52,6 +52,9 @@ static const char hook_script[] =
         "fail) echo \"$b\" >&2; exit \"$a\";;\n"
         "hang) exec sleep 1000;;\n"
         "block) touch \"$f.started\"; sleep \"$a\"; exit 0;;\n"
+        "wait) touch \"$f.started\"; i=0\n"
+        "  while [ ! -e \"$f.go\" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n"
+        "  rm -f \"$f.go\"; exit 0;;\n"
         "esac\n"
         "exit 0\n";
 
@@ -343,6 +346,12 @@ void harness_set(Harness *h, const char *writer, const char *event, const char *
         snprintf(path, sizeof(path), "%s/ctl/%s.%s", h->dir, writer, event);
         snprintf(content, sizeof(content), "%s\n", behaviour);
         write_file(path, content, 0644);
+}
+
+void harness_go(Harness *h, const char *writer, const char *event) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/ctl/%s.%s.go", h->dir, writer, event);
+        write_file(path, "", 0644);
 }
 
 bool harness_wait_started(Harness *h, const char *writer, const char *event) {

@@ -12,6 +12,7 @@
  *   fail  CODE MESSAGE   exit with CODE after printing MESSAGE on stderr
  *   hang                 sleep "forever" (the coordinator's deadline must act)
  *   block SECONDS        touch NAME.EVENT.started, then sleep SECONDS and succeed
+ *   wait                 touch NAME.EVENT.started, then succeed once harness_go() (at most 60 s)
  */
 
 #include <stdbool.h>
@@ -34,6 +35,8 @@ pid_t harness_writer(Harness *h, const char *name, const char *const *extra);
 void harness_set(Harness *h, const char *writer, const char *event, const char *behaviour);
 /* Adds an executable hook NAME (after 10-test in name order) to every harness writer's hooks. */
 void harness_hook(Harness *h, const char *name, const char *script);
+/* Lets a writer's hook held by "wait" go on. */
+void harness_go(Harness *h, const char *writer, const char *event);
 /* Waits (up to 20 s) for the file NAME.EVENT.started. */
 bool harness_wait_started(Harness *h, const char *writer, const char *event);
 /* Events of one writer, space separated ("identify prepare-backup ..."). Caller frees. */

@@ -31,11 +31,13 @@ static void test_backup_walk(void) {
                 p = seq_next(p, order[i]);
                 CHECK(p == after[i]);
         }
-        /* One backup per session: nothing but status after completion. */
-        for (SeqCall c = 0; c < _CALL_MAX; c++)
-                CHECK(check(PHASE_COMPLETED, c) == (c == CALL_GATHER_WRITER_STATUS || c == CALL_SAVE_AS_DOCUMENT ? 0 : VSS_E_BAD_STATE));
-        for (SeqCall c = 0; c < _CALL_MAX; c++)
-                CHECK(check(PHASE_ABORTED, c) == (c == CALL_GATHER_WRITER_STATUS ? 0 : VSS_E_BAD_STATE));
+        /* One backup per session: after completion or an abort, nothing but status, the document
+         * and AbortBackup (which is then ignored, as Windows does). */
+        for (SeqCall c = 0; c < _CALL_MAX; c++) {
+                bool ok = c == CALL_GATHER_WRITER_STATUS || c == CALL_SAVE_AS_DOCUMENT || c == CALL_ABORT_BACKUP;
+                CHECK(check(PHASE_COMPLETED, c) == (ok ? 0 : VSS_E_BAD_STATE));
+                CHECK(check(PHASE_ABORTED, c) == (ok ? 0 : VSS_E_BAD_STATE));
+        }
 }
 
 static void test_rules(void) {
@@ -64,6 +66,11 @@ static void test_rules(void) {
         CHECK(seq_check(&f, CALL_START_SNAPSHOT_SET, NULL) == VSS_E_BAD_STATE);
         f = (SeqFacts) { .phase = PHASE_METADATA };
         CHECK(seq_check(&f, CALL_PRE_RESTORE, NULL) == VSS_E_BAD_STATE);
+        /* AbortBackup is refused only before the session is initialized (Windows' one
+         * VSS_E_BAD_STATE); anywhere else it is accepted, if only to be ignored. */
+        CHECK(seq_check(&(SeqFacts) { .phase = PHASE_NEW }, CALL_ABORT_BACKUP, NULL) == VSS_E_BAD_STATE);
+        for (SessionPhase p = PHASE_BACKUP_INIT; p < _PHASE_MAX; p++)
+                CHECK(seq_check(&(SeqFacts) { .phase = p }, CALL_ABORT_BACKUP, NULL) == 0);
         /* The gather after backup-complete closes status. */
         f = (SeqFacts) { .phase = PHASE_COMPLETED, .status_closed = true };
         CHECK(seq_check(&f, CALL_GATHER_WRITER_STATUS, &why) == VSS_E_BAD_STATE && strstr(why, "closed"));

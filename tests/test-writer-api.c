@@ -19,7 +19,7 @@ static const char *const back[] = { "--app-level", "back-end", NULL };
 static char events[1024];
 static int event_mismatches;        /* a callback got an info->event that is not its own */
 static int set_id_missing;          /* a sequence event without a snapshot set id */
-static vss_id freeze_set_id;
+static vss_id freeze_set_id, abort_set_id;
 static int abort_calls;
 static uint64_t abort_usec;
 static int32_t md_rc[8];            /* return codes inside the identify callback */
@@ -35,7 +35,7 @@ static void reset_record(void) {
         events[0] = 0;
         event_mismatches = set_id_missing = abort_calls = 0;
         abort_usec = 0;
-        freeze_set_id = (vss_id) {};
+        freeze_set_id = abort_set_id = (vss_id) {};
         for (size_t i = 0; i < ELEMENTSOF(md_rc); i++)
                 md_rc[i] = 1; /* "not called" */
 }
@@ -54,6 +54,7 @@ static bool on_event(const vss_event_info *info, vss_event want) {
         if (want == VSS_EVENT_FREEZE)
                 freeze_set_id = info->snapshot_set_id;
         if (want == VSS_EVENT_ABORT) {
+                abort_set_id = info->snapshot_set_id;
                 abort_calls++;
                 abort_usec = now_usec();
         }
@@ -296,6 +297,8 @@ static void test_self_abort_on_disconnect(void) {
         CHECK(abort_calls == 1);
         if (abort_calls)
                 CHECK(abort_usec - killed < 2000000ULL);
+        /* The self-abort names the set it was frozen for. */
+        CHECK(!vss_id_is_null(&freeze_set_id) && vss_id_equal(&abort_set_id, &freeze_set_id));
         CHECK(!vss_writer_is_frozen(w));
         CHECK_HR(last, VSS_E_WRITER_INFRASTRUCTURE);
         CHECK_HR(vss_writer_dispatch(w), VSS_E_WRITER_INFRASTRUCTURE);
@@ -428,8 +431,10 @@ static void test_bad_options(void) {
 }
 
 /* The window path cannot be reached through the real vssd, which enforces the same window
- * itself and aborts first; so a minimal peer plays the coordinator: Subscribe, Freeze, then
- * nothing until past the writer's window, then Thaw. */
+ * itself and aborts first; so a minimal peer plays the coordinator: Subscribe, Freeze (for the set
+ * FAKE_SET), then nothing until past the writer's window, then Thaw. */
+#define FAKE_SET "5e7a11c0-0b5e-4d1e-9c3a-2f00d5e70001"
+
 static int fake_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         *(bool *) userdata = true;
         return sd_bus_reply_method_return(m, NULL);
@@ -462,13 +467,13 @@ static _Noreturn void fake_coordinator(int listen_fd) {
                         sd_bus_wait(bus, 10000);
         }
         if (sd_bus_call_method(bus, NULL, VSS_WRITER_PATH, VSS_WRITER_INTERFACE, "Event", NULL, &reply, "sssubass", "freeze",
-                               "", "", 1u, 0, 0, "") < 0 ||
+                               "", FAKE_SET, 1u, 0, 0, "") < 0 ||
             sd_bus_message_read(reply, "iiss", &failure, &code, &msg, &doc) < 0 || failure != 0)
                 _exit(11);
         reply = sd_bus_message_unref(reply);
         usleep(600 * 1000); /* the writer's window is 200 ms */
         if (sd_bus_call_method(bus, NULL, VSS_WRITER_PATH, VSS_WRITER_INTERFACE, "Event", NULL, &reply, "sssubass", "thaw",
-                               "", "", 1u, 0, 0, "") < 0 ||
+                               "", FAKE_SET, 1u, 0, 0, "") < 0 ||
             sd_bus_message_read(reply, "iiss", &failure, &code, &msg, &doc) < 0)
                 _exit(12);
         _exit(failure == VSS_E_WRITERERROR_TIMEOUT ? 0 : 13);
@@ -504,6 +509,10 @@ static void test_window_expiry(void) {
         CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         CHECK_STR(events, "freeze abort");
         CHECK(abort_calls == 1 && frozen_at > 0 && abort_usec - frozen_at < 500000);
+        /* Its Abort names the set it was frozen for. */
+        vss_id want_set;
+        CHECK(vss_id_from_string(FAKE_SET, &want_set) == 0);
+        CHECK(vss_id_equal(&abort_set_id, &want_set));
         CHECK(!vss_writer_is_frozen(w));
         vss_writer_unref(w);
         unlink(sock);

@@ -116,7 +116,14 @@ VSS_EXPORT int vss_backup_set_file_restore_status(vss_backup *b, const vss_id *i
                                                   const char *logical_path, const char *name,
                                                   vss_file_restore_status status);
 
-/* Aborts the backup: frozen writers get Abort, the set's shadows are deleted. */
+/* Aborts the backup, as IVssBackupComponents::AbortBackup. Returns 0 in every phase after
+ * initialization, VSS_E_BAD_STATE only before it. With nothing under way (before a snapshot set
+ * is started, after BackupComplete, in a restore, or after a failed do-snapshot-set, which
+ * aborted the set already) it is ignored. Otherwise the set's shadows are deleted and every
+ * writer that took part gets Abort (returns once they answered; none that had PostSnapshot); a
+ * do-snapshot-set in flight is aborted at once and returns VSS_E_ABORT; during
+ * prepare-for-backup the Abort follows its end. Afterwards the session accepts only status,
+ * save-as-document and release. */
 VSS_EXPORT int vss_backup_abort_backup(vss_backup *b);
 
 /* Restore: PreRestore and PostRestore to the session's writers. */
@@ -134,7 +141,9 @@ VSS_EXPORT void vss_backup_free_writer_status(vss_backup *b);
 /* Asynchronous operations. wait: timeout_ms < 0 waits forever; returns the operation's result,
  * or VSS_S_ASYNC_PENDING when the timeout passed first. query: VSS_S_ASYNC_PENDING,
  * VSS_S_ASYNC_FINISHED, VSS_S_ASYNC_CANCELLED or the failure. cancel: asks vssd to stop the
- * operation (an in-flight snapshot set is aborted). Only one operation per session at a time. */
+ * operation (an in-flight snapshot set is aborted) and returns 0; VSS_S_ASYNC_CANCELLED when it
+ * was cancelled before, VSS_S_ASYNC_FINISHED when it had already succeeded, its error when it had
+ * already failed. Only one operation per session at a time. */
 VSS_EXPORT int vss_async_wait(vss_async *a, int timeout_ms);
 VSS_EXPORT int vss_async_query(vss_async *a);
 VSS_EXPORT int vss_async_cancel(vss_async *a);

@@ -11,7 +11,8 @@
  * or VSS_E_WRITERERROR_NONRETRYABLE when it set none).
  *
  * Safety: a writer that got Freeze and has not got Thaw calls its Abort callback by itself when
- * its connection to vssd drops or its Freeze→Thaw window expires; a later Thaw then fails with
+ * its connection to vssd drops or its Freeze→Thaw window expires, with the id of the snapshot set
+ * it was frozen for in info->snapshot_set_id; a later Thaw then fails with
  * VSS_E_WRITERERROR_TIMEOUT, so the set is never reported consistent.
  *
  * No privilege is needed; the socket is $VSS_SOCKET or /run/openvss/vssd.sock.
