@@ -153,7 +153,7 @@ int main(void) {
         }
         CHECK(stat(path, &st) == 0 && (st.st_mode & 07777) == 0600, "database file is 0600");
         CHECK(db_text("PRAGMA journal_mode", text, sizeof text) == 0 && !strcmp(text, "wal"), "WAL mode");
-        CHECK(db_query_int("PRAGMA user_version", &v) == 0 && v == 3, "schema version 3 (sets and shadows; frozen journal; exposures)");
+        CHECK(db_query_int("PRAGMA user_version", &v) == 0 && v == 4, "schema version 4 (sets and shadows; frozen journal; exposures; deleting)");
 
         /* Set 1, creating, with two shadows. */
         CHECK(registry_add_set(r, &s1, 0x1d, 1000) == 0, "add set");
