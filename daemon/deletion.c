@@ -2,7 +2,9 @@
 /* Deleting shadows without stopping the event loop. A shadow is marked 'deleting' in the registry
  * before its data is touched (from then on it is listed nowhere, and a restarted vssd finishes
  * the delete), then its provider removes it in a child process. One job per shadow: whoever asks
- * to delete a shadow already being deleted waits for that job rather than starting another. */
+ * to delete a shadow already being deleted waits for that job rather than starting another. The
+ * jobs of one provider run one after another, as they did when vssd ran them itself: a provider's
+ * delete command need not cope with running alongside itself. */
 
 #include <stdlib.h>
 
@@ -21,6 +23,8 @@ typedef struct DeleteWaiter {
 struct ShadowJob {
         Manager *manager;
         ShadowRecord rec;
+        uint64_t seq;             /* queued jobs start in this order */
+        bool running;
         DeleteWaiter **waiters;
         size_t n_waiters;
         LIST_FIELDS(ShadowJob, jobs);
@@ -55,6 +59,9 @@ static int job_remove(void *arg) {
         return p ? p->remove(p, j->rec.shadow_path) : -EOPNOTSUPP;
 }
 
+static void jobs_run(Manager *m);
+static void job_cancel(void *userdata);
+
 static void job_done(int r, void *userdata) {
         ShadowJob *j = userdata;
         Manager *m = j->manager;
@@ -83,6 +90,36 @@ static void job_done(int r, void *userdata) {
                         waiter_finish(w);
         }
         job_free(j);
+        jobs_run(m);
+}
+
+/* Starts the oldest queued job of every provider that has none running. */
+static void jobs_run(Manager *m) {
+        if (m->stopping)
+                return;
+        for (;;) {
+                ShadowJob *next = NULL;
+                LIST_FOREACH(jobs, j, m->jobs) {
+                        if (j->running || (next && next->seq < j->seq))
+                                continue;
+                        bool busy = false;
+                        LIST_FOREACH(jobs, o, m->jobs)
+                                busy = busy || (o->running && streq(o->rec.provider, j->rec.provider));
+                        if (!busy)
+                                next = j;
+                }
+                if (!next)
+                        return;
+                next->running = true;
+                int r = child_run(&m->children, "shadow delete", job_remove, next, job_done, job_cancel, next);
+                if (r < 0) {
+                        char id[VSS_ID_STRING_MAX];
+                        log_err("cannot start deleting shadow %s: %s", vss_id_to_string(&next->rec.shadow_id, id),
+                                strerror(-r));
+                        job_done(r, next); /* runs the rest of the queue */
+                        return;
+                }
+        }
 }
 
 /* vssd stops with the job in flight: the shadow stays marked, the next start finishes it. */
@@ -157,20 +194,17 @@ static int delete_one(Manager *m, const ShadowRecord *rec, DeleteWaiter *w) {
                 (void) registry_set_deleting(m->registry, &rec->shadow_id, false);
                 return -ENOMEM;
         }
+        static uint64_t seq = 0;
         j->manager = m;
-        LIST_PREPEND(jobs, m->jobs, j);
+        j->seq = ++seq;
         r = job_add_waiter(j, w);
-        if (r >= 0)
-                r = child_run(&m->children, "shadow delete", job_remove, j, job_done, job_cancel, j);
         if (r < 0) {
-                if (j->n_waiters > 0)
-                        w->pending--;
-                LIST_REMOVE(jobs, m->jobs, j);
                 job_free(j);
                 (void) registry_set_deleting(m->registry, &rec->shadow_id, false);
-                log_err("cannot start deleting shadow %s: %s", vss_id_to_string(&rec->shadow_id, id), strerror(-r));
+                return r;
         }
-        return r;
+        LIST_PREPEND(jobs, m->jobs, j);
+        return 0;
 }
 
 void shadows_delete(Manager *m, const ShadowRecord *recs, size_t n, const vss_id *set_id, DeleteDone done,
@@ -192,6 +226,7 @@ void shadows_delete(Manager *m, const ShadowRecord *recs, size_t n, const vss_id
         for (size_t i = 0; i < n; i++)
                 if (delete_one(m, &recs[i], w) < 0)
                         w->kept++;
+        jobs_run(m);
         if (--w->pending == 0)
                 waiter_finish(w);
 }
@@ -205,4 +240,12 @@ int set_remove(Manager *m, const vss_id *set_id, DeleteDone done, void (*cancel)
         shadows_delete(m, recs, n, set_id, done, cancel, userdata);
         shadow_records_free(recs, n);
         return 0;
+}
+
+/* vssd stops: running jobs are killed, queued ones dropped; their shadows stay marked for the
+ * next start to finish. */
+void deletions_stop(Manager *m) {
+        children_stop(&m->children);
+        while (m->jobs)
+                job_cancel(m->jobs);
 }

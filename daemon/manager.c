@@ -685,7 +685,7 @@ Manager *manager_free(Manager *m) {
                 connection_free(m->connections);
         while (m->sessions)
                 session_abandon(m->sessions);
-        children_stop(&m->children); /* what they were deleting stays marked, for the next start */
+        deletions_stop(m);
         free(m->bindings);
         sd_event_source_unref(m->listen_source);
         if (m->listen_fd >= 0) {

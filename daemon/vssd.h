@@ -241,6 +241,8 @@ void shadows_delete(Manager *m, const ShadowRecord *recs, size_t n, const vss_id
 /* shadows_delete() on every shadow of a set (in creation or not), then, when none was kept, the
  * set's record and directory. -ENOENT (done() not called) when the set is unknown. */
 int set_remove(Manager *m, const vss_id *set_id, DeleteDone done, void (*cancel)(void *userdata), void *userdata);
+/* vssd stops: every child is killed (what it was deleting stays marked), nothing more starts. */
+void deletions_stop(Manager *m);
 void shadow_set_dir_remove(Manager *m, const vss_id *set_id);
 /* expose.c: unmounts every exposure of a shadow (before it is deleted). */
 void shadow_unexpose_all(Manager *m, const vss_id *shadow_id);
