@@ -6,7 +6,9 @@
  * unprivileged users.
  */
 
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <json-c/json.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -191,6 +193,31 @@ static void test_slow_delete_crash(void) {
                          "&& exit 0; sleep 0.05; done; exit 1",
                          harness_state_dir(h)) == 0);
         CHECK(count_as_root(h, "ListShadows", SHADOW_SIG) == 0);
+
+        /* Stopped by SIGTERM while a delete is held: vssd exits cleanly at once, the command goes
+         * with it, and the next start finishes the delete. */
+        create_shadow(h, mnt, id, sizeof(id));
+        CHECK(harness_sh(h, NULL, "rm -f %s/delete-held && touch %s/delete-hold", harness_dir(h), harness_dir(h)) == 0);
+        del = background(h, "vssadmin delete shadows --all >/dev/null 2>&1");
+        CHECK(wait_file(h, "delete-held"));
+        pid_t vssd = harness_vssd_pid(h);
+        int st = -1;
+        CHECK(kill(vssd, SIGTERM) == 0 && waitpid(vssd, &st, 0) == vssd && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        wait_status(del);
+        /* Nobody reads the FIFO any more: the held command is gone. */
+        char fifo[600];
+        snprintf(fifo, sizeof(fifo), "%s/delete-fifo", harness_dir(h));
+        int fd = -1;
+        for (int i = 0; i < 200 && (fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) >= 0; i++) {
+                close(fd);
+                usleep(50000);
+        }
+        CHECK(fd < 0 && errno == ENXIO);
+        CHECK(harness_sh(h, NULL, "rm -f %s/delete-hold", harness_dir(h)) == 0);
+        harness_restart_vssd(h); /* the old one is reaped already: only starts a new one */
+        CHECK(count_as_root(h, "ListShadows", SHADOW_SIG) == 0);
+        CHECK(harness_sh(h, NULL, "for i in $(seq 200); do [ -e %s/shadow-%s ] || exit 0; sleep 0.05; done; exit 1",
+                         harness_dir(h), id) == 0);
 }
 
 /* Item 12: vssd killed while the create command, having printed its location, still runs. The
