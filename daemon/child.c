@@ -75,20 +75,20 @@ static int on_child_exit(sd_event_source *src, const siginfo_t *si, void *userda
 
 int child_run(Children *c, const char *what, ChildFn fn, void *arg, ChildDone done, void (*cancel)(void *userdata),
               void *userdata) {
-        Child *ch = calloc(1, sizeof(*ch));
-        if (!ch)
-                return -ENOMEM;
         pid_t parent = getpid();
         pid_t pid = fork();
-        if (pid < 0) {
-                free(ch);
+        if (pid < 0)
                 return -errno;
-        }
         if (pid == 0)
                 child_main(parent, fn, arg);
-        *ch = (Child) { .children = c, .pid = pid, .done = done, .cancel = cancel, .userdata = userdata };
-        snprintf(ch->what, sizeof(ch->what), "%s", what);
-        int r = sd_event_add_child(c->event, &ch->source, pid, WEXITED, on_child_exit, ch);
+        /* Allocated after the fork: the child has no use for it (and would leak it). */
+        Child *ch = calloc(1, sizeof(*ch));
+        int r = ch ? 0 : -ENOMEM;
+        if (ch) {
+                *ch = (Child) { .children = c, .pid = pid, .done = done, .cancel = cancel, .userdata = userdata };
+                snprintf(ch->what, sizeof(ch->what), "%s", what);
+                r = sd_event_add_child(c->event, &ch->source, pid, WEXITED, on_child_exit, ch);
+        }
         if (r < 0) {
                 (void) kill(pid, SIGTERM);
                 (void) waitpid(pid, NULL, 0);
