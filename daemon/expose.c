@@ -3,7 +3,8 @@
  * subvolume snapshot is bind-mounted read-only; an image is loop-mounted read-only; an exec
  * provider with an expose command does it its own way. The mount is made detached and moved onto
  * the opened target directory (move_mount), so no symlink or swapped directory redirects it.
- * Exposures are recorded in the registry. */
+ * The mount is made in a child process, vssd answering others meanwhile. Exposures are recorded
+ * in the registry. */
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -160,12 +161,127 @@ static int exposed_at(Manager *m, const char *at) {
         return found;
 }
 
+/* An ExposeShadow or UnexposeShadow call, answered once its child has mounted or unmounted
+ * (a provider's expose command or mount(8) may take long: vssd answers others meanwhile). */
+struct ExposeOp {
+        Manager *manager;
+        sd_bus_message *msg;
+        ShadowRecord rec;
+        int target; /* expose: the checked directory the mount goes onto */
+        char at[PATH_MAX];
+        bool unexpose;
+        LIST_FIELDS(ExposeOp, exposing);
+};
+
+static void op_free(void *userdata) {
+        ExposeOp *op = userdata;
+        LIST_REMOVE(exposing, op->manager->exposing, op);
+        sd_bus_message_unref(op->msg);
+        shadow_record_done(&op->rec);
+        if (op->target >= 0)
+                close(op->target);
+        free(op);
+}
+
+static void op_reply_error(ExposeOp *op, int32_t hr, const char *fmt, const char *a, const char *b) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        reply_error(&error, hr, fmt, a, b);
+        (void) sd_bus_reply_method_error(op->msg, &error);
+}
+
+/* In the child. */
+static int op_mount(void *userdata) {
+        ExposeOp *op = userdata;
+        int tree = -EBADF;
+        int r = shadow_tree(op->manager, &op->rec, &tree);
+        if (r >= 0 && move_mount(tree, "", op->target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+                r = -errno;
+        if (tree >= 0)
+                close(tree);
+        return r;
+}
+
+static int op_umount(void *userdata) {
+        ExposeOp *op = userdata;
+        return umount2(op->at, UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT ? -errno : 0;
+}
+
+static void on_exposed(int r, void *userdata) {
+        ExposeOp *op = userdata;
+        Manager *m = op->manager;
+        char id[VSS_ID_STRING_MAX];
+        ShadowRecord rec = {};
+        vss_id_to_string(&op->rec.shadow_id, id);
+        if (r < 0) {
+                char why[256];
+                snprintf(why, sizeof(why), "%s", strerror(-r));
+                op_reply_error(op, VSS_E_UNEXPECTED_PROVIDER_ERROR, "cannot expose it at %s: %s", op->at, why);
+        } else if (registry_get_shadow(m->registry, &op->rec.shadow_id, &rec) < 0) {
+                /* Deleted (or being deleted) meanwhile: not exposed after all. */
+                (void) umount2(op->at, MNT_DETACH | UMOUNT_NOFOLLOW);
+                op_reply_error(op, VSS_E_OBJECT_NOT_FOUND, "shadow copy %s%s was deleted meanwhile", id, "");
+        } else if ((r = registry_add_exposure(m->registry, &op->rec.shadow_id, op->at)) < 0) {
+                (void) umount2(op->at, MNT_DETACH | UMOUNT_NOFOLLOW);
+                op_reply_error(op, VSS_E_UNEXPECTED, "cannot record the exposure: %s%s", strerror(-r), "");
+        } else {
+                log_info("exposed shadow copy %s at %s", id, op->at);
+                (void) sd_bus_reply_method_return(op->msg, "s", op->at);
+        }
+        shadow_record_done(&rec);
+        op_free(op);
+}
+
+static void on_unexposed(int r, void *userdata) {
+        ExposeOp *op = userdata;
+        if (r >= 0)
+                r = registry_remove_exposure(op->manager->registry, op->at);
+        if (r == -ENOENT)
+                op_reply_error(op, VSS_E_OBJECT_NOT_FOUND, "no shadow copy is exposed at %s%s", op->at, "");
+        else if (r < 0)
+                op_reply_error(op, VSS_E_UNEXPECTED, "cannot unexpose %s: %s", op->at, strerror(-r));
+        else {
+                log_info("unexposed %s", op->at);
+                (void) sd_bus_reply_method_return(op->msg, NULL);
+        }
+        op_free(op);
+}
+
+static bool op_busy(Manager *m, const char *at) {
+        LIST_FOREACH(exposing, op, m->exposing)
+                if (streq(op->at, at))
+                        return true;
+        return false;
+}
+
+/* target: the opened directory to expose at (taken over), or -EBADF to unexpose. */
+static int op_start(Manager *m, sd_bus_message *msg, const char *at, ShadowRecord *rec, int target, sd_bus_error *error) {
+        ExposeOp *op = calloc(1, sizeof(*op));
+        if (!op) {
+                shadow_record_done(rec);
+                if (target >= 0)
+                        close(target);
+                return -ENOMEM;
+        }
+        *op = (ExposeOp) { .manager = m, .msg = sd_bus_message_ref(msg), .unexpose = !rec, .target = target };
+        if (rec)
+                op->rec = *rec;
+        snprintf(op->at, sizeof(op->at), "%s", at);
+        LIST_PREPEND(exposing, m->exposing, op);
+        int r = child_run(&m->children, rec ? "expose" : "unexpose", rec ? op_mount : op_umount, op,
+                          rec ? on_exposed : on_unexposed, op_free, op);
+        if (r < 0) {
+                op_free(op);
+                return reply_error(error, VSS_E_UNEXPECTED, "cannot start: %s", strerror(-r));
+        }
+        return 1; /* answered when the child is done */
+}
+
 int method_expose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Connection *c = userdata;
         Manager *m = c->manager;
         const char *id, *at;
         char real[PATH_MAX];
-        _cleanup_close_ int target = -EBADF, tree = -EBADF;
+        _cleanup_close_ int target = -EBADF;
         vss_id sid;
         ShadowRecord rec = {};
         int r;
@@ -185,7 +301,7 @@ int method_expose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return reply_error(error, VSS_E_OBJECT_NOT_FOUND, "no shadow copy %s", id);
         if (r < 0)
                 return reply_error(error, VSS_E_UNEXPECTED, "cannot read the shadow registry: %s", strerror(-r));
-        if (exposed_at(m, real) > 0) {
+        if (exposed_at(m, real) > 0 || op_busy(m, real)) {
                 shadow_record_done(&rec);
                 return reply_error(error, VSS_E_OBJECT_ALREADY_EXISTS, "a shadow copy is already exposed at %s", real);
         }
@@ -194,19 +310,7 @@ int method_expose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 shadow_record_done(&rec);
                 return r;
         }
-        r = shadow_tree(m, &rec, &tree);
-        shadow_record_done(&rec);
-        if (r >= 0 && move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-                r = -errno;
-        if (r < 0)
-                return reply_error(error, VSS_E_UNEXPECTED_PROVIDER_ERROR, "cannot expose %s at %s: %s", id, real, strerror(-r));
-        r = registry_add_exposure(m->registry, &sid, real);
-        if (r < 0) {
-                (void) umount2(real, MNT_DETACH | UMOUNT_NOFOLLOW);
-                return reply_error(error, VSS_E_UNEXPECTED, "cannot record the exposure: %s", strerror(-r));
-        }
-        log_info("exposed shadow copy %s at %s", id, real);
-        return sd_bus_reply_method_return(msg, "s", real);
+        return op_start(m, msg, real, &rec, TAKE_FD(target), error);
 }
 
 static int unexpose(Manager *m, const char *at) {
@@ -223,6 +327,7 @@ static int unexpose(Manager *m, const char *at) {
 
 int method_unexpose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Connection *c = userdata;
+        Manager *m = c->manager;
         const char *at;
         char real[PATH_MAX];
         int r;
@@ -234,13 +339,15 @@ int method_unexpose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *er
                 return r;
         if (!string_ok(at, VSS_MAX_STRING) || !realpath(at, real))
                 snprintf(real, sizeof(real), "%s", at);
-        r = unexpose(c->manager, real);
-        if (r == -ENOENT)
+        if (op_busy(m, real))
+                return reply_error(error, VSS_E_BAD_STATE, "a shadow copy is being exposed or unexposed at %s", real);
+        /* Only what we exposed is unmounted: never whatever else is mounted there. */
+        r = exposed_at(m, real);
+        if (r == 0)
                 return reply_error(error, VSS_E_OBJECT_NOT_FOUND, "no shadow copy is exposed at %s", real);
         if (r < 0)
                 return reply_error(error, VSS_E_UNEXPECTED, "cannot unexpose %s: %s", real, strerror(-r));
-        log_info("unexposed %s", real);
-        return sd_bus_reply_method_return(msg, NULL);
+        return op_start(m, msg, real, NULL, -EBADF, error);
 }
 
 int method_list_exposures(sd_bus_message *msg, void *userdata, sd_bus_error *error) {

@@ -372,44 +372,46 @@ void shadow_set_dir_remove(Manager *m, const vss_id *set_id) {
                 (void) rmdir(dir);
 }
 
-int shadow_delete(Manager *m, const ShadowRecord *rec) {
-        const Provider *p = provider_find(rec->provider);
-        shadow_unexpose_all(m, &rec->shadow_id);
-        int r = p ? p->remove(p, rec->shadow_path) : -EOPNOTSUPP;
-        if (r < 0 && r != -ENOENT) { /* not there (never made, or gone): only the record is left */
-                log_err("cannot delete shadow at %s: %s; its record is kept", rec->shadow_path, strerror(-r));
-                return r;
+/* A DeleteShadows call, answered once its shadows are deleted (or kept). */
+typedef struct DeleteCall {
+        sd_bus_message *msg;
+        bool all, by_set;
+        char id[VSS_ID_STRING_MAX];
+        unsigned matched;
+} DeleteCall;
+
+static void delete_call_free(void *userdata) {
+        DeleteCall *d = userdata;
+        sd_bus_message_unref(d->msg);
+        free(d);
+}
+
+static void on_deleted(Manager *m, unsigned deleted, unsigned kept, void *userdata) {
+        DeleteCall *d = userdata;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        if (!d->all && d->matched == 0)
+                reply_error(&error, VSS_E_OBJECT_NOT_FOUND, "no %s %s", d->by_set ? "snapshot set" : "shadow copy", d->id);
+        else if (deleted == 0 && kept > 0)
+                reply_error(&error, VSS_E_UNEXPECTED_PROVIDER_ERROR,
+                            "the provider could not delete %u shadow copies; they are kept", kept);
+        if (sd_bus_error_is_set(&error))
+                (void) sd_bus_reply_method_error(d->msg, &error);
+        else {
+                log_info("deleted %u shadow copies%s", deleted, kept ? ", some were kept" : "");
+                (void) sd_bus_reply_method_return(d->msg, "u", deleted);
         }
-        r = registry_remove_shadow(m->registry, &rec->shadow_id);
-        shadow_set_dir_remove(m, &rec->set_id);
-        return r == -ENOENT ? 0 : r;
+        delete_call_free(d);
 }
 
-int set_remove(Manager *m, const vss_id *set_id) {
-        ShadowRecord *recs = NULL;
-        size_t n = 0;
-        bool kept = false;
-        int r = registry_list_set_shadows(m->registry, set_id, true, &recs, &n);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < n; i++)
-                kept = shadow_delete(m, &recs[i]) < 0 || kept;
-        shadow_records_free(recs, n);
-        if (kept)
-                return -EBUSY;
-        (void) registry_remove_set(m->registry, set_id); /* -ENOENT: its last shadow took it along */
-        shadow_set_dir_remove(m, set_id);
-        return 0;
-}
-
+/* Answered later: the shadows are deleted in child processes, and vssd serves other calls
+ * meanwhile. Shadows being deleted are listed nowhere, so a second call does not see them. */
 int method_delete_shadows(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Connection *c = userdata;
         Manager *m = c->manager;
         const char *kind, *id;
         vss_id want = {};
         ShadowRecord *recs = NULL;
-        size_t n = 0;
-        uint32_t deleted = 0;
+        size_t n = 0, k = 0;
         int r = check_right(c, RIGHT_DELETE, error);
         if (r < 0)
                 return r;
@@ -434,16 +436,21 @@ int method_delete_shadows(sd_bus_message *msg, void *userdata, sd_bus_error *err
                                 busy = true;
                 if (busy)
                         continue;
-                if (shadow_delete(m, &recs[i]) >= 0)
-                        deleted++;
+                ShadowRecord t = recs[k];
+                recs[k++] = recs[i];
+                recs[i] = t;
         }
+        DeleteCall *d = calloc(1, sizeof(*d));
+        if (!d) {
+                shadow_records_free(recs, n);
+                return -ENOMEM;
+        }
+        *d = (DeleteCall) { .msg = sd_bus_message_ref(msg), .all = all, .by_set = by_set, .matched = (unsigned) k };
+        snprintf(d->id, sizeof(d->id), "%s", id);
+        shadows_delete(m, recs, k, NULL, on_deleted, delete_call_free, d);
         shadow_records_free(recs, n);
-        if (!all && deleted == 0)
-                return reply_error(error, VSS_E_OBJECT_NOT_FOUND, "no %s %s", by_set ? "snapshot set" : "shadow copy", id);
-        log_info("deleted %u shadow copies", deleted);
-        return sd_bus_reply_method_return(msg, "u", deleted);
+        return 1;
 }
-
 
 static Connection *connection_free(Connection *c) {
         if (!c)
@@ -688,6 +695,7 @@ int manager_new(const char *socket_path, const char *state_dir, Config *config, 
                 manager_free(m);
                 return r;
         }
+        m->children.event = m->event;
         *ret = m;
         return 0;
 }
@@ -695,10 +703,13 @@ int manager_new(const char *socket_path, const char *state_dir, Config *config, 
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        /* From here on deletes only mark their shadows: the next start finishes them. */
+        m->stopping = true;
         while (m->connections)
                 connection_free(m->connections);
         while (m->sessions)
                 session_abandon(m->sessions);
+        deletions_stop(m);
         free(m->bindings);
         sd_event_source_unref(m->listen_source);
         if (m->listen_fd >= 0) {
@@ -715,29 +726,42 @@ Manager *manager_free(Manager *m) {
         return NULL;
 }
 
-/* Shadows of sets that never committed (vssd died mid-creation) and auto-release sets left from a
- * previous run are deleted; persistent, committed ones stay. */
+static void on_recovered(Manager *m, unsigned deleted, unsigned kept, void *userdata) {
+        const char *what = userdata;
+        if (deleted > 0)
+                log_info("recovered: deleted %u shadow copies (%s)", deleted, what);
+        if (kept > 0)
+                log_warn("recovery: %u shadow copies (%s) are kept; the next start tries again", kept, what);
+}
+
+/* Deletes what a previous run left: shadows whose delete it had begun, sets that never committed
+ * (vssd died mid-creation) and auto-release sets; persistent, committed ones stay. In the
+ * background, like any delete: vssd answers meanwhile, and lists none of them. */
 static void manager_recover(Manager *m) {
+        ShadowRecord *recs = NULL;
         vss_id *sets = NULL;
         size_t n = 0;
 
         /* First of all: nothing of ours stays frozen. */
         frozen_journal_recover(m, NULL);
-        if (registry_list_creating_sets(m->registry, &sets, &n) < 0)
-                return;
-        for (size_t i = 0; i < n; i++) {
-                if (set_remove(m, &sets[i]) >= 0)
-                        log_info("recovered: removed incomplete snapshot set");
-                else
-                        log_warn("recovery: an incomplete snapshot set is kept; the next start tries again");
+        if (registry_list_deleting(m->registry, &recs, &n) >= 0) {
+                shadows_delete(m, recs, n, NULL, on_recovered, NULL, (void *) "interrupted delete");
+                shadow_records_free(recs, n);
         }
-        free(sets);
-
-        ShadowRecord *recs = NULL;
-        if (registry_list_shadows(m->registry, &recs, &n) >= 0) {
+        if (registry_list_creating_sets(m->registry, &sets, &n) >= 0) {
                 for (size_t i = 0; i < n; i++)
-                        if (!(recs[i].attributes & VSS_VOLSNAP_ATTR_NO_AUTO_RELEASE))
-                                shadow_delete(m, &recs[i]);
+                        (void) set_remove(m, &sets[i], on_recovered, NULL, (void *) "incomplete snapshot set");
+                free(sets);
+        }
+        if (registry_list_shadows(m->registry, &recs, &n) >= 0) {
+                size_t k = 0;
+                for (size_t i = 0; i < n; i++)
+                        if (!(recs[i].attributes & VSS_VOLSNAP_ATTR_NO_AUTO_RELEASE)) {
+                                ShadowRecord t = recs[k];
+                                recs[k++] = recs[i];
+                                recs[i] = t;
+                        }
+                shadows_delete(m, recs, k, NULL, on_recovered, NULL, (void *) "auto-release");
                 shadow_records_free(recs, n);
         }
 }

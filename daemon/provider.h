@@ -5,6 +5,7 @@
  * create() runs in the commit child process (while writers are frozen), so it must not touch
  * vssd's event loop, bus or database. */
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -17,6 +18,10 @@ typedef struct ShadowRequest {
         const char *shadow_id;
         const char *shadow_path;  /* where vssd expects it (providers that decide print their own) */
         uint64_t deadline_usec;   /* CLOCK_MONOTONIC; 0: none. Past it, give up with -ETIME */
+        /* Called (if set) as soon as a provider that decides the location knows it, before
+         * create() returns; again if it changes. */
+        void (*report_location)(const char *location, void *userdata);
+        void *userdata;
 } ShadowRequest;
 
 struct Provider {
@@ -46,6 +51,12 @@ struct Provider {
 /* Runs cmd with /bin/sh -c in its own process group, env added; 0 on exit 0 (with the last
  * line of its stdout in *ret_line if asked), -ETIME past the deadline (killed), -EIO otherwise. */
 int provider_run_command(const char *cmd, const char *const *env, uint64_t deadline_usec, char **ret_line);
+/* The same, calling on_line with every complete non-empty line of its stdout as it comes. */
+int provider_run_command_lines(const char *cmd, const char *const *env, uint64_t deadline_usec, char **ret_line,
+                               void (*on_line)(const char *line, void *userdata), void *userdata);
+/* The process group of the command provider_run_command() runs now (0: none), for a signal
+ * handler that must take it along. */
+extern volatile sig_atomic_t provider_command_group;
 
 extern const Provider provider_file;
 extern const Provider provider_btrfs;

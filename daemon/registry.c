@@ -62,6 +62,8 @@ static const char *const migrations[] = {
         "        class_id TEXT PRIMARY KEY NOT NULL,"
         "        uid INTEGER NOT NULL"
         ");",
+        /* 5: a shadow whose data is being deleted: never listed again, and a restart finishes it. */
+        "ALTER TABLE shadows ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;",
 };
 #define REGISTRY_SCHEMA_VERSION ((int) ELEMENTSOF(migrations))
 
@@ -632,7 +634,7 @@ int registry_get_shadow(Registry *r, const vss_id *shadow_id, ShadowRecord *ret)
         k = prepare(r,
                     "SELECT " SHADOW_COLUMNS " FROM shadows sh "
                     "JOIN snapshot_sets ss ON ss.set_id = sh.set_id "
-                    "WHERE sh.shadow_id = ?1 AND ss.state = 'committed'",
+                    "WHERE sh.shadow_id = ?1 AND ss.state = 'committed' AND sh.deleting = 0",
                     &s);
         if (k < 0)
                 return k;
@@ -656,7 +658,7 @@ int registry_list_shadows(Registry *r, ShadowRecord **ret, size_t *ret_n) {
         k = prepare(r,
                     "SELECT " SHADOW_COLUMNS " FROM shadows sh "
                     "JOIN snapshot_sets ss ON ss.set_id = sh.set_id "
-                    "WHERE ss.state = 'committed' "
+                    "WHERE ss.state = 'committed' AND sh.deleting = 0 "
                     "ORDER BY sh.created_usec, sh.shadow_id",
                     &s);
         if (k < 0)
@@ -745,6 +747,33 @@ int registry_list_creating_sets(Registry *r, vss_id **ret, size_t *ret_n) {
         *ret = TAKE_PTR(a);
         *ret_n = n;
         return 0;
+}
+
+int registry_set_deleting(Registry *r, const vss_id *shadow_id, bool deleting) {
+        int k;
+
+        if (!r || !shadow_id)
+                return -EINVAL;
+        k = tx_begin(r, true);
+        if (k < 0)
+                return k;
+        return tx_end(r, exec_on_id(r,
+                                    deleting ? "UPDATE shadows SET deleting = 1 WHERE shadow_id = ?1"
+                                             : "UPDATE shadows SET deleting = 0 WHERE shadow_id = ?1",
+                                    shadow_id));
+}
+
+int registry_list_deleting(Registry *r, ShadowRecord **ret, size_t *ret_n) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int k;
+
+        if (!r || !ret || !ret_n)
+                return -EINVAL;
+        k = prepare(r, "SELECT " SHADOW_COLUMNS " FROM shadows sh WHERE sh.deleting = 1 "
+                       "ORDER BY sh.created_usec, sh.shadow_id", &s);
+        if (k < 0)
+                return k;
+        return collect_shadows(r, s, ret, ret_n);
 }
 
 int registry_set_shadow_path(Registry *r, const vss_id *shadow_id, const char *shadow_path) {

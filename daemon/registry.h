@@ -66,9 +66,17 @@ int registry_remove_set(Registry *r, const vss_id *set_id);
 /* Removes the shadow, and its set too when it was the set's last one; -ENOENT if unknown. */
 int registry_remove_shadow(Registry *r, const vss_id *shadow_id);
 
-/* Shadows of committed sets only; -ENOENT otherwise. Release *ret with shadow_record_done(). */
+/* A shadow whose data is about to be deleted is marked first (durably): from then on it is no
+ * longer visible to registry_get_shadow() and registry_list_shadows(), and
+ * registry_list_deleting() has it for a restarted vssd to finish. Unmarked when its provider
+ * could not delete it after all. -ENOENT if unknown. */
+int registry_set_deleting(Registry *r, const vss_id *shadow_id, bool deleting);
+/* Every shadow marked deleting, whatever its set's state. */
+int registry_list_deleting(Registry *r, ShadowRecord **ret, size_t *ret_n);
+
+/* Shadows of committed sets only (not being deleted); -ENOENT otherwise. Release *ret with shadow_record_done(). */
 int registry_get_shadow(Registry *r, const vss_id *shadow_id, ShadowRecord *ret);
-/* All shadows of committed sets, ordered by created_usec then id. An empty list is *ret = NULL,
+/* All shadows of committed sets not being deleted, ordered by created_usec then id. An empty list is *ret = NULL,
  * *ret_n = 0. Release with shadow_records_free(). */
 int registry_list_shadows(Registry *r, ShadowRecord **ret, size_t *ret_n);
 /* The shadows of one set, same order. -ENOENT if the set is unknown, or is still 'creating' and

@@ -510,16 +510,47 @@ static int op_begin(Session *s, sd_bus_message *msg, SeqCall call) {
 }
 
 /* Deletes the set's shadows through the registry, which has every one of them (journalled before
- * anything is made, each location as soon as it is known). What a provider could not remove stays
- * recorded, with its set: a restarted vssd tries again. */
-static void set_delete(Session *s) {
-        if (s->set_registered && set_remove(s->manager, &s->set_id) < 0)
-                return;
-        if (!s->set_registered && s->n_volumes > 0)
-                shadow_set_dir_remove(s->manager, &s->set_id);
-        s->set_registered = s->set_committed = false;
+ * anything is made, each location as soon as it is known), in child processes; then next(s).
+ * What a provider could not remove stays recorded, with its set: a restarted vssd tries again. */
+typedef struct SetDeletion {
+        Session *session;
+        void (*next)(Session *s);
+} SetDeletion;
+
+static void set_deletion_cancel(void *userdata) {
+        SetDeletion *d = userdata;
+        session_unref(d->session);
+        free(d);
+}
+
+static void on_set_deleted(Manager *m, unsigned deleted, unsigned kept, void *userdata) {
+        SetDeletion *d = userdata;
+        Session *s = d->session;
+        if (kept == 0)
+                s->set_registered = s->set_committed = false;
+        if (d->next)
+                d->next(s);
+        set_deletion_cancel(d);
+}
+
+static void set_delete(Session *s, void (*next)(Session *s)) {
         if (!s->restore)
                 bcd_clear_shadows(s->doc); /* the document names no deleted shadow */
+        if (s->set_registered) {
+                SetDeletion *d = calloc(1, sizeof(*d));
+                if (d) {
+                        *d = (SetDeletion) { .session = session_ref(s), .next = next };
+                        int r = set_remove(s->manager, &s->set_id, on_set_deleted, set_deletion_cancel, d);
+                        if (r >= 0)
+                                return;
+                        set_deletion_cancel(d);
+                        if (r == -ENOENT) /* nothing of it is recorded any more */
+                                s->set_registered = s->set_committed = false;
+                }
+        } else if (s->n_volumes > 0)
+                shadow_set_dir_remove(s->manager, &s->set_id);
+        if (next)
+                next(s);
 }
 
 static void creating_done(Session *s) {
@@ -1256,6 +1287,16 @@ static _Noreturn void commit_fail(int fd, int code, const char *fmt, const char 
 /* Runs in a child of vssd: flush-and-hold volumes first, under a freeze lease (the helper thaws
  * at the hold deadline or if we die), then the others. Each made shadow is reported to the
  * parent as "INDEX<TAB>LOCATION" so a failure can delete it; a failure as "E<TAB>MESSAGE". */
+typedef struct Report {
+        int fd;
+        size_t index;
+} Report;
+
+static void report_location(const char *location, void *userdata) {
+        const Report *rep = userdata;
+        dprintf(rep->fd, "%zu\t%s\n", rep->index, location);
+}
+
 static _Noreturn void commit_child(Session *s, int fd, uint32_t hold_ms) {
         char err[512], sid[VSS_ID_STRING_MAX], shid[VSS_ID_STRING_MAX];
         const char *held[VSS_MAX_VOLUMES];
@@ -1297,7 +1338,10 @@ static _Noreturn void commit_child(Session *s, int fd, uint32_t hold_ms) {
                         Volume *v = &s->volumes[i];
                         if (v->provider->hold != (pass == 0))
                                 continue;
+                        Report rep = { .fd = fd, .index = i };
                         ShadowRequest req = {
+                                .report_location = report_location,
+                                .userdata = &rep,
                                 .source = v->path,
                                 .set_id = vss_id_to_string(&s->set_id, sid),
                                 .shadow_id = vss_id_to_string(&v->shadow_id, shid),
@@ -1466,36 +1510,44 @@ static int commit_start(Session *s) {
         return 1;
 }
 
+static void dss_end(Session *s) {
+        s->stage = STAGE_NONE;
+        if (s->dead)
+                session_shutdown(s);
+}
+
+/* Once what the set made is deleted: the call returns its failure. */
+static void dss_aborted(Session *s) {
+        s->phase = PHASE_ABORTED;
+        log_warn("snapshot set aborted: %s", s->abort_msg);
+        op_reply(s, s->abort_hr, s->abort_msg);
+        dss_end(s);
+}
+
 static void dss_finish(Session *s) {
         Manager *m = s->manager;
         creating_done(s);
-        if (s->abort_hr) {
-                set_delete(s);
-                s->phase = PHASE_ABORTED;
-                log_warn("snapshot set aborted: %s", s->abort_msg);
-                op_reply(s, s->abort_hr, s->abort_msg);
-        } else {
+        if (!s->abort_hr) {
                 int r = registry_commit_set(m->registry, &s->set_id);
-                if (r < 0) {
-                        char msg[1024];
-                        set_delete(s);
-                        s->phase = PHASE_ABORTED;
-                        if (r == -ENOSPC)
-                                snprintf(msg, sizeof(msg), "the state directory %s is full: cannot record the snapshot "
-                                         "set; free space there and try again", m->state_dir);
-                        op_reply(s, r == -ENOSPC ? VSS_E_INSUFFICIENT_STORAGE : VSS_E_UNEXPECTED,
-                                 r == -ENOSPC ? msg : "cannot record the snapshot set");
-                } else {
+                if (r >= 0) {
                         s->set_committed = true;
                         s->created_usec = now_realtime_usec();
                         s->phase = PHASE_SNAPSHOT_DONE;
                         log_info("snapshot set committed with %zu shadow copies", s->n_volumes);
                         op_reply(s, 0, NULL);
+                        dss_end(s);
+                        return;
+                }
+                if (r == -ENOSPC) {
+                        s->abort_hr = VSS_E_INSUFFICIENT_STORAGE;
+                        snprintf(s->abort_msg, sizeof(s->abort_msg), "the state directory %s is full: cannot record "
+                                 "the snapshot set; free space there and try again", m->state_dir);
+                } else {
+                        s->abort_hr = VSS_E_UNEXPECTED;
+                        snprintf(s->abort_msg, sizeof(s->abort_msg), "cannot record the snapshot set");
                 }
         }
-        s->stage = STAGE_NONE;
-        if (s->dead)
-                session_shutdown(s);
+        set_delete(s, dss_aborted);
 }
 
 static void dss_continue(Session *s) {
@@ -1598,19 +1650,28 @@ static bool want_abort_backup(const Session *s, const Slot *slot, int level) {
 
 static void abort_backup_done(Session *s);
 
-/* The set is dropped, then Abort to the writers; the operation (AbortBackup, or the PrepareForBackup
- * it waited for) is already begun or answered. */
-static void abort_backup_start(Session *s) {
-        set_delete(s);
+static void abort_backup_send(Session *s) {
         creating_done(s);
-        s->busy = true;
-        s->op = CALL_ABORT_BACKUP;
         send_batch(s, VSS_EVENT_ABORT, want_abort_backup, 0, abort_backup_done);
 }
 
 static void abort_backup_done(Session *s) {
         s->phase = seq_next(s->phase, CALL_ABORT_BACKUP);
         log_info("backup aborted by the requester");
+        op_reply(s, 0, NULL);
+        if (s->dead)
+                session_shutdown(s);
+}
+
+/* The set is dropped (in the background), then Abort to the writers; the operation (AbortBackup,
+ * or the PrepareForBackup it waited for) is already begun or answered. */
+static void abort_backup_start(Session *s) {
+        s->busy = true;
+        s->op = CALL_ABORT_BACKUP;
+        set_delete(s, abort_backup_send);
+}
+
+static void abort_session_done(Session *s) {
         op_reply(s, 0, NULL);
         if (s->dead)
                 session_shutdown(s);
@@ -1627,10 +1688,12 @@ int method_abort_backup(sd_bus_message *msg, void *userdata, sd_bus_error *error
                 s->abort_after_op = true;
                 break;
         case ABORT_SESSION:
-                set_delete(s);
+                /* Answered once the set is deleted. */
+                op_begin(s, msg, CALL_ABORT_BACKUP);
                 creating_done(s);
                 s->phase = seq_next(s->phase, CALL_ABORT_BACKUP);
-                break;
+                set_delete(s, abort_session_done);
+                return 1;
         case ABORT_WRITERS:
                 /* Every writer that took part handles Abort (and is Stable again, "aborted"); the
                  * call returns once they all answered. */
@@ -1793,20 +1856,23 @@ static void session_final(Session *s) {
         session_unref(s);
 }
 
+static void session_shutdown_writers(Session *s) {
+        if (s->n_slots > 0 && !s->restore)
+                send_batch(s, VSS_EVENT_BACKUP_SHUTDOWN, want_shutdown, 0, session_final);
+        else
+                session_final(s);
+}
+
 static void session_shutdown(Session *s) {
         if (s->shut_down)
                 return;
         s->shut_down = true;
         creating_done(s);
         /* Auto-release shadows end with their session; persistent ones stay. */
-        if (s->set_committed && !(s->context & VSS_VOLSNAP_ATTR_NO_AUTO_RELEASE))
-                set_delete(s);
-        else if (s->set_registered && !s->set_committed)
-                set_delete(s);
-        if (s->n_slots > 0 && !s->restore)
-                send_batch(s, VSS_EVENT_BACKUP_SHUTDOWN, want_shutdown, 0, session_final);
+        if ((s->set_committed && !(s->context & VSS_VOLSNAP_ATTR_NO_AUTO_RELEASE)) || (s->set_registered && !s->set_committed))
+                set_delete(s, session_shutdown_writers);
         else
-                session_final(s);
+                session_shutdown_writers(s);
 }
 
 void session_abandon(Session *s) {

@@ -13,6 +13,7 @@
 
 #include <vss/backup.h>
 
+#include "daemon/child.h"
 #include "daemon/list.h"
 #include "daemon/provider.h"
 #include "daemon/registry.h"
@@ -23,6 +24,8 @@ typedef struct Manager Manager;
 typedef struct Connection Connection;
 typedef struct Writer Writer;
 typedef struct Session Session;
+typedef struct ShadowJob ShadowJob;
+typedef struct ExposeOp ExposeOp;
 
 /* Admin verbs a config grants to users and groups; root holds them all. */
 typedef enum Right {
@@ -88,6 +91,11 @@ struct Manager {
         size_t n_bindings;
         /* The session whose snapshot set is in creation: one machine-wide. */
         Session *creating;
+        /* Slow work in child processes: shadows being deleted, exposures being mounted. */
+        Children children;
+        ShadowJob *jobs;
+        ExposeOp *exposing;
+        bool stopping;
 };
 
 struct Connection {
@@ -230,12 +238,19 @@ void session_writer_gone(Session *s, Writer *w);
 void session_abandon(Session *s);
 Session *session_lookup(Connection *c, const char *id, sd_bus_error *error);
 int reply_error(sd_bus_error *error, int32_t hr, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Deletes a shadow: unexposed, removed by its provider, then its record. A shadow the provider
- * cannot remove keeps its record (never forgotten); one already gone loses it. */
-int shadow_delete(Manager *m, const ShadowRecord *rec);
-/* shadow_delete() on every shadow of a set (in creation or not), then the set's record and
- * directory; -EBUSY when a shadow was kept, and the set with it. */
-int set_remove(Manager *m, const vss_id *set_id);
+/* deletion.c: deleting shadows in child processes. Each shadow is marked 'deleting' in the
+ * registry first, unexposed, removed by its provider, then its record goes. A shadow the provider
+ * cannot remove is unmarked (never forgotten); one already gone loses its record. done() is
+ * called once every shadow is deleted or kept, possibly before shadows_delete() returns. When
+ * vssd stops first, cancel(userdata) is called instead (the marks stay for the next start). */
+typedef void (*DeleteDone)(Manager *m, unsigned deleted, unsigned kept, void *userdata);
+void shadows_delete(Manager *m, const ShadowRecord *recs, size_t n, const vss_id *set_id, DeleteDone done,
+                    void (*cancel)(void *userdata), void *userdata);
+/* shadows_delete() on every shadow of a set (in creation or not), then, when none was kept, the
+ * set's record and directory. -ENOENT (done() not called) when the set is unknown. */
+int set_remove(Manager *m, const vss_id *set_id, DeleteDone done, void (*cancel)(void *userdata), void *userdata);
+/* vssd stops: every child is killed (what it was deleting stays marked), nothing more starts. */
+void deletions_stop(Manager *m);
 void shadow_set_dir_remove(Manager *m, const vss_id *set_id);
 /* expose.c: unmounts every exposure of a shadow (before it is deleted). */
 void shadow_unexpose_all(Manager *m, const vss_id *shadow_id);

@@ -153,8 +153,8 @@ int main(void) {
         }
         CHECK(stat(path, &st) == 0 && (st.st_mode & 07777) == 0600, "database file is 0600");
         CHECK(db_text("PRAGMA journal_mode", text, sizeof text) == 0 && !strcmp(text, "wal"), "WAL mode");
-        CHECK(db_query_int("PRAGMA user_version", &v) == 0 && v == 4,
-              "schema version 4 (sets and shadows; frozen journal; exposures; writer classes)");
+        CHECK(db_query_int("PRAGMA user_version", &v) == 0 && v == 5,
+              "schema version 5 (sets and shadows; frozen journal; exposures; writer classes; deleting)");
 
         /* Set 1, creating, with two shadows. */
         CHECK(registry_add_set(r, &s1, 0x1d, 1000) == 0, "add set");
@@ -320,6 +320,31 @@ int main(void) {
         CHECK(k == 0 && n == 0 && !ids, "no creating sets left");
         CHECK(db_query_int("SELECT COUNT(*) FROM shadows WHERE set_id NOT IN (SELECT set_id FROM snapshot_sets)", &v) == 0 &&
               v == 0, "no orphan shadows");
+        /* A shadow marked deleting is listed nowhere but in the list of deletes to finish. */
+        {
+                vss_id set = new_id();
+                ShadowRecord sh = shadow(&set, 8000, "/data/deleting"), *recs = NULL, gotd = {};
+                size_t nr = 0, before = 0;
+                CHECK(registry_list_shadows(r, &recs, &before) == 0, "list before");
+                shadow_records_free(recs, before);
+                CHECK(registry_add_set(r, &set, 0, 8000) == 0 && registry_add_shadow(r, &sh) == 0 &&
+                      registry_commit_set(r, &set) == 0, "a committed shadow");
+                CHECK(registry_set_deleting(r, &sh.shadow_id, true) == 0, "mark it deleting");
+                CHECK(registry_get_shadow(r, &sh.shadow_id, &gotd) == -ENOENT, "not found while deleting");
+                CHECK(registry_list_shadows(r, &recs, &nr) == 0 && nr == before, "not listed while deleting");
+                shadow_records_free(recs, nr);
+                CHECK(registry_list_deleting(r, &recs, &nr) == 0 && nr == 1 && id_eq(&recs[0].shadow_id, &sh.shadow_id),
+                      "listed as a delete to finish");
+                shadow_records_free(recs, nr);
+                CHECK(registry_set_deleting(r, &sh.shadow_id, false) == 0 && registry_get_shadow(r, &sh.shadow_id, &gotd) == 0,
+                      "unmarked: found again");
+                shadow_record_done(&gotd);
+                CHECK(registry_list_deleting(r, &recs, &nr) == 0 && nr == 0, "no delete to finish");
+                free(recs);
+                vss_id nobody = new_id();
+                CHECK(registry_set_deleting(r, &nobody, true) == -ENOENT, "unknown shadow: -ENOENT");
+                CHECK(registry_remove_set(r, &set) == 0, "remove it");
+        }
         /* The frozen-filesystem journal: written, listed, cleared. */
         {
                 const char *mounts[] = { "/mnt/a", "/mnt/b" };

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,10 +47,68 @@ int exec_location_check(const char *line) {
         return !*line || strlen(line) >= PATH_MAX ? -EBADMSG : 0; /* it must say where the shadow is */
 }
 
-/* Runs cmd with /bin/sh in its own process group, env (NAME=VALUE, NULL-terminated) added.
- * Returns 0 on exit 0 with the last non-empty line of stdout in *ret_line (if asked), -ETIME
- * when the deadline passed (the group is killed), -EIO on another exit. */
-int provider_run_command(const char *cmd, const char *const *env, uint64_t deadline_usec, char **ret_line) {
+volatile sig_atomic_t provider_command_group = 0;
+
+/* Appends buf to the output kept (its tail: the location is the last line) and hands every
+ * complete line to on_line as it comes. */
+typedef struct Output {
+        char *out;
+        size_t len;
+        char line[PATH_MAX];
+        size_t line_len;
+        bool line_long;
+        void (*on_line)(const char *line, void *userdata);
+        void *userdata;
+} Output;
+
+static void output_add(Output *o, const char *buf, size_t n) {
+        if (o->out && o->len + n > MAX_OUTPUT) {
+                size_t drop = o->len + n - MAX_OUTPUT;
+                drop = drop > o->len ? o->len : drop;
+                memmove(o->out, o->out + drop, o->len - drop);
+                o->len -= drop;
+        }
+        if (o->out && n <= MAX_OUTPUT) {
+                memcpy(o->out + o->len, buf, n);
+                o->len += n;
+        }
+        if (!o->on_line)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                if (buf[i] != '\n') {
+                        if (o->line_len < sizeof(o->line) - 1)
+                                o->line[o->line_len++] = buf[i];
+                        else
+                                o->line_long = true;
+                        continue;
+                }
+                while (o->line_len > 0 && (o->line[o->line_len - 1] == '\r' || o->line[o->line_len - 1] == ' '))
+                        o->line_len--;
+                o->line[o->line_len] = 0;
+                if (o->line_len > 0 && !o->line_long && strlen(o->line) == o->line_len)
+                        o->on_line(o->line, o->userdata);
+                o->line_len = 0;
+                o->line_long = false;
+        }
+}
+
+/* Reads what is there without blocking; true at end of file. */
+static bool output_drain(Output *o, int fd) {
+        for (;;) {
+                char buf[4096];
+                ssize_t n = read(fd, buf, sizeof(buf));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return errno != EAGAIN;
+                if (n == 0)
+                        return true;
+                output_add(o, buf, (size_t) n);
+        }
+}
+
+int provider_run_command_lines(const char *cmd, const char *const *env, uint64_t deadline_usec, char **ret_line,
+                               void (*on_line)(const char *line, void *userdata), void *userdata) {
         int pipefd[2];
         if (pipe2(pipefd, O_CLOEXEC) < 0)
                 return -errno;
@@ -62,6 +121,9 @@ int provider_run_command(const char *cmd, const char *const *env, uint64_t deadl
         if (pid == 0) {
                 (void) setpgid(0, 0);
                 (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                struct sigaction dfl = { .sa_handler = SIG_DFL };
+                (void) sigaction(SIGTERM, &dfl, NULL);
+                (void) sigaction(SIGINT, &dfl, NULL);
                 sigset_t none;
                 sigemptyset(&none);
                 sigprocmask(SIG_SETMASK, &none, NULL);
@@ -74,65 +136,49 @@ int provider_run_command(const char *cmd, const char *const *env, uint64_t deadl
                 execl("/bin/sh", "sh", "-c", cmd, (char *) NULL);
                 _exit(127);
         }
+        (void) setpgid(pid, pid); /* also here, so the group exists before anyone may kill it */
+        provider_command_group = pid;
         close(pipefd[1]);
 
-        char *out = malloc(MAX_OUTPUT + 1);
-        size_t len = 0;
-        bool timed_out = false, exited = false;
+        Output o = { .out = malloc(MAX_OUTPUT + 1), .on_line = on_line, .userdata = userdata };
+        bool timed_out = false, exited = false, eof = false;
         int status = 0;
         /* The command is done when it exits, not when its stdout ends: a background child of it may
-         * keep the pipe open. So poll in short steps and check for its exit (pidfd_open would do,
-         * but valgrind and older kernels lack it). */
+         * keep the pipe open. Its pidfd says when it exits; without one (an old kernel, valgrind),
+         * its exit is checked every 20 ms. */
+        int pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
         (void) fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
-        bool eof = false;
         for (;;) {
                 if (!exited && waitpid(pid, &status, WNOHANG) == pid)
                         exited = true;
-                if (exited && eof)
+                if (exited) {
+                        if (!eof)
+                                (void) output_drain(&o, pipefd[0]); /* what it wrote last */
                         break;
-                int timeout = exited ? 0 : 20;
-                if (!exited && deadline_usec) {
+                }
+                int timeout = pidfd >= 0 ? -1 : 20;
+                if (deadline_usec) {
                         uint64_t now = now_usec();
                         if (now >= deadline_usec) {
                                 timed_out = true;
                                 break;
                         }
-                        if ((deadline_usec - now) / 1000 < 20)
-                                timeout = (int) ((deadline_usec - now + 999) / 1000);
+                        uint64_t left = (deadline_usec - now + 999) / 1000;
+                        if (timeout < 0 || left < (uint64_t) timeout)
+                                timeout = left > INT_MAX ? INT_MAX : (int) left;
                 }
-                if (eof) {
-                        usleep((useconds_t) timeout * 1000);
-                        continue;
-                }
-                struct pollfd p = { .fd = pipefd[0], .events = POLLIN };
-                int k = poll(&p, 1, timeout);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k == 0) {
-                        if (exited)
-                                break; /* exited, and nothing more is buffered */
-                        continue;
-                }
-                char buf[4096];
-                ssize_t n = read(pipefd[0], buf, sizeof(buf));
-                if (n < 0 && (errno == EAGAIN || errno == EINTR))
-                        continue;
-                if (n <= 0) {
-                        eof = true;
-                        continue;
-                }
-                /* Keep the tail: the location is the last line. */
-                if (out && len + (size_t) n > MAX_OUTPUT) {
-                        size_t drop = len + (size_t) n - MAX_OUTPUT;
-                        drop = drop > len ? len : drop;
-                        memmove(out, out + drop, len - drop);
-                        len -= drop;
-                }
-                if (out) {
-                        memcpy(out + len, buf, (size_t) n);
-                        len += (size_t) n;
-                }
+                struct pollfd p[2] = {
+                        { .fd = eof ? -1 : pipefd[0], .events = POLLIN },
+                        { .fd = pidfd, .events = POLLIN },
+                };
+                int k = poll(p, 2, timeout);
+                if (k < 0 && errno != EINTR)
+                        break;
+                if (k > 0 && p[0].revents)
+                        eof = output_drain(&o, pipefd[0]);
         }
+        if (pidfd >= 0)
+                close(pidfd);
         close(pipefd[0]);
         /* The command is over: whatever it left running in its group (a background child still
          * writing a snapshot nobody will record) goes with it, also after a timeout. */
@@ -140,19 +186,20 @@ int provider_run_command(const char *cmd, const char *const *env, uint64_t deadl
         if (!exited)
                 while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
                         ;
-        if (timed_out) {
-                free(out);
-                return -ETIME;
-        }
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-                free(out);
-                return -EIO;
-        }
+        provider_command_group = 0;
         int r = 0;
-        if (ret_line)
-                r = out ? exec_output_last_line(out, len, ret_line) : -ENOMEM;
-        free(out);
+        if (timed_out)
+                r = -ETIME;
+        else if (!exited || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                r = -EIO;
+        else if (ret_line)
+                r = o.out ? exec_output_last_line(o.out, o.len, ret_line) : -ENOMEM;
+        free(o.out);
         return r;
+}
+
+int provider_run_command(const char *cmd, const char *const *env, uint64_t deadline_usec, char **ret_line) {
+        return provider_run_command_lines(cmd, env, deadline_usec, ret_line, NULL, NULL);
 }
 
 static int exec_supports(const Provider *p, const char *path) {
@@ -161,6 +208,12 @@ static int exec_supports(const Provider *p, const char *path) {
         if (stat(path, &st) < 0)
                 return -errno;
         return mount_of(path, NULL, mnt, sizeof(mnt), NULL, 0) < 0 ? -EOPNOTSUPP : 0;
+}
+
+static void exec_line(const char *line, void *userdata) {
+        const ShadowRequest *req = userdata;
+        if (exec_location_check(line) >= 0)
+                req->report_location(line, req->userdata);
 }
 
 static int exec_create(const Provider *p, const ShadowRequest *req, char **ret_location) {
@@ -177,7 +230,10 @@ static int exec_create(const Provider *p, const ShadowRequest *req, char **ret_l
         snprintf(e_set, sizeof(e_set), "VSS_SNAPSHOT_SET_ID=%s", req->set_id);
         snprintf(e_shadow, sizeof(e_shadow), "VSS_SHADOW_ID=%s", req->shadow_id);
         const char *env[] = { e_prov, e_vol, e_dev, e_mnt, e_set, e_shadow, NULL };
-        r = provider_run_command(p->create_cmd, env, req->deadline_usec, &loc);
+        /* Each line the command prints is its location so far, reported as it comes: vssd dying
+         * while the command still runs must not lose where the snapshot is. */
+        r = provider_run_command_lines(p->create_cmd, env, req->deadline_usec, &loc,
+                                       req->report_location ? exec_line : NULL, (void *) req);
         if (r < 0)
                 return r;
         r = exec_location_check(loc);

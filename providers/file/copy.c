@@ -783,8 +783,10 @@ int remove_tree(const char *path) {
 
 static uint64_t tree_bytes_sum;
 static int tree_bytes_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        /* What the files take on disk, not their apparent size: a sparse file's holes take
+         * nothing, and the copy keeps them holes. */
         if (flag == FTW_F && S_ISREG(st->st_mode))
-                tree_bytes_sum += (uint64_t) st->st_size;
+                tree_bytes_sum += (uint64_t) st->st_blocks * 512;
         return 0;
 }
 

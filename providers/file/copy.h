@@ -43,5 +43,6 @@ int tree_make_readonly(const char *path);
  */
 int remove_tree(const char *path);
 
-/* The bytes the regular files of a tree hold (apparent sizes; one filesystem; a missing tree is 0). */
+/* The bytes the regular files of a tree take on disk (blocks allocated, st_blocks * 512, not
+ * apparent sizes; one filesystem; a missing tree is 0). */
 int tree_bytes(const char *path, uint64_t *ret);
