@@ -24,7 +24,8 @@ int copy_file(const char *src, const char *dst, mode_t mode, uid_t uid, gid_t gi
 
         if (in < 0)
                 return -errno;
-        out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+        /* Root writes into directories the cluster's owner controls: never through a link. */
+        out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
         if (out < 0)
                 return -errno;
         while ((k = read(in, buf, sizeof buf)) != 0) {
@@ -47,7 +48,7 @@ int copy_file(const char *src, const char *dst, mode_t mode, uid_t uid, gid_t gi
 }
 
 int write_text(const char *path, const char *text, mode_t mode, uid_t uid, gid_t gid) {
-        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
         size_t n = strlen(text);
 
         if (fd < 0)
@@ -169,15 +170,19 @@ int relocate_map(const vss_bc_component *c, const char *target, uid_t uid, gid_t
         size_t n = 0, size = 0;
         bool changed = false;
         FILE *out;
-        int r;
+        int fd, r;
 
         snprintf(path, sizeof path, "%s/tablespace_map", target);
-        in = fopen(path, "re");
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        in = fd >= 0 ? fdopen(fd, "re") : NULL;
         if (!in) {
-                if (errno == ENOENT)
+                r = -errno;
+                if (fd >= 0)
+                        close(fd);
+                if (r == -ENOENT)
                         return 0;
-                snprintf(err, MSG_MAX + 1, "cannot read %s: %m", path);
-                return -errno;
+                snprintf(err, MSG_MAX + 1, "cannot read %s: %s", path, strerror(-r));
+                return r;
         }
         out = open_memstream(&text, &size);
         if (!out) {

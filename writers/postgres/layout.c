@@ -8,10 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "lib/common.h"
 #include "writers/postgres/writer-postgres.h"
+
+#define BTRFS_MAGIC 0x9123683EL
 
 void layout_clear(Layout *l) {
         free(l->data_dir);
@@ -148,4 +151,83 @@ int relocate_links(const vss_bc_component *c, const char *data_dir, uid_t uid, g
         }
         closedir(d);
         return r;
+}
+
+/* Asks the server where its files are. */
+bool layout_query(vss_writer *w, Layout *l) {
+        _cleanup_free_ char *wal_link = NULL;
+        char target[PATH_MAX];
+        PGconn *c = pg_connect();
+        PGresult *res = NULL;
+        bool ok = false;
+        struct stat st;
+
+        if (!c || PQstatus(c) != CONNECTION_OK) {
+                fail_connect(w, c, "identify");
+                PQfinish(c);
+                return false;
+        }
+        res = query(w, c, "identify: SHOW data_directory", "SHOW data_directory");
+        if (!res)
+                goto out;
+        if (PQntuples(res) != 1 || !realpath(PQgetvalue(res, 0, 0), target)) {
+                fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "identify: cannot resolve the data directory %s: %m",
+                     PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "(none)");
+                goto out;
+        }
+        l->data_dir = strdup(target);
+        PQclear(res);
+        /* A symlinked pg_wal (initdb --waldir) lives elsewhere and is copied as its own group. */
+        if (!l->data_dir || asprintf(&wal_link, "%s/pg_wal", l->data_dir) < 0) {
+                fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
+                res = NULL;
+                goto out;
+        }
+        if (lstat(wal_link, &st) == 0 && S_ISLNK(st.st_mode) && realpath(wal_link, target) &&
+            !path_within(target, l->data_dir) && !(l->wal_dir = strdup(target))) {
+                fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
+                res = NULL;
+                goto out;
+        }
+        res = query(w, c, "identify: listing tablespaces",
+                    "SELECT spcname, pg_tablespace_location(oid) FROM pg_tablespace "
+                    "WHERE pg_tablespace_location(oid) <> '' ORDER BY spcname");
+        if (!res)
+                goto out;
+        for (int i = 0; i < PQntuples(res); i++) {
+                const char *loc = PQgetvalue(res, i, 1);
+                /* Inside the data directory (PostgreSQL warns about that): already covered. */
+                if (path_within(loc, l->data_dir))
+                        continue;
+                if (layout_add_tablespace(l, loc) < 0) {
+                        fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
+                        goto out;
+                }
+        }
+        ok = true;
+out:
+        PQclear(res);
+        PQfinish(c);
+        if (!ok)
+                layout_clear(l);
+        return ok;
+}
+
+/* Whether one snapshot of the data directory's filesystem holds the whole cluster at one instant:
+ * everything on one btrfs subvolume (the btrfs provider snapshots a subvolume atomically; each
+ * subvolume has its own st_dev). The file provider copies file by file, and a running server
+ * writes meanwhile: such a copy is only usable as a base backup. */
+bool cluster_on_one_device(const Layout *layout, bool *btrfs) {
+        struct stat st, st2;
+        struct statfs sf;
+
+        if (stat(layout->data_dir, &st) < 0 || statfs(layout->data_dir, &sf) < 0)
+                return false;
+        *btrfs = (unsigned long) sf.f_type == (unsigned long) BTRFS_MAGIC;
+        if (layout->wal_dir && (stat(layout->wal_dir, &st2) < 0 || st2.st_dev != st.st_dev))
+                return false;
+        for (size_t i = 0; i < layout->n_tablespaces; i++)
+                if (stat(layout->tablespaces[i], &st2) < 0 || st2.st_dev != st.st_dev)
+                        return false;
+        return true;
 }

@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,7 +39,6 @@
 #define EXIT_USAGE 2
 #define COMPONENT "cluster"
 #define MARKER "openvss-snapshot-set"
-#define BTRFS_MAGIC 0x9123683EL
 
 typedef enum Mode {
         MODE_AUTO,
@@ -54,7 +52,7 @@ static const char *const mode_names[] = {
         [MODE_LABEL] = "backup-label",
 };
 
-static const char *arg_dsn = "";
+const char *arg_dsn = "";
 static const char *arg_name = "postgres";
 static const char *arg_label_dir = "/var/lib/openvss/postgres-labels";
 static Mode arg_mode = MODE_AUTO;
@@ -87,170 +85,6 @@ void log_msg(const char *fmt, ...) {
         vfprintf(stderr, fmt, ap);
         va_end(ap);
         fputc('\n', stderr);
-}
-
-/* Reports a failure of the current event; returns false for the callback to return. */
-static bool fail(vss_writer *w, int32_t hr, int32_t code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static bool fail(vss_writer *w, int32_t hr, int32_t code, const char *fmt, ...) {
-        char msg[MSG_MAX + 1];
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        log_msg("failed 0x%08x (code %" PRId32 "): %s", (unsigned) hr, code, msg);
-        vss_writer_set_failure(w, hr, code, msg);
-        return false;
-}
-
-/* libpq messages end in newlines and may span lines: one line, trimmed, for the status. */
-static char *trim(char *s) {
-        size_t n;
-
-        s += strspn(s, " \t\r\n");
-        n = strlen(s);
-        while (n > 0 && strchr(" \t\r\n", s[n - 1]))
-                s[--n] = '\0';
-        for (char *p = s; *p; p++)
-                if (*p == '\n' || *p == '\t')
-                        *p = ' ';
-        return s;
-}
-
-static void trim_copy(char *dst, size_t size, const char *src) {
-        _cleanup_free_ char *t = strdup(src ? src : "");
-        snprintf(dst, size, "%s", t ? trim(t) : "out of memory");
-}
-
-/* Server notices ("WAL archiving is not enabled ...") go to our log, tagged like the rest. */
-static void on_notice(void *userdata, const char *message) {
-        char msg[MSG_MAX + 1];
-
-        trim_copy(msg, sizeof msg, message);
-        log_msg("server: %s", msg);
-}
-
-static PGconn *pg_connect(void) {
-        /* The DSN comes last so that its settings override ours. */
-        const char *const keys[] = { "connect_timeout", "fallback_application_name", "dbname", NULL };
-        const char *const values[] = { "10", "vss-writer-postgres", arg_dsn, NULL };
-        PGconn *c = PQconnectdbParams(keys, values, 1);
-
-        if (c)
-                PQsetNoticeProcessor(c, on_notice, NULL);
-        return c;
-}
-
-/* Fails the event for a connection that could not be made: retryable, the server may come back. */
-static bool fail_connect(vss_writer *w, PGconn *c, const char *what) {
-        char msg[MSG_MAX + 1];
-
-        trim_copy(msg, sizeof msg, c ? PQerrorMessage(c) : "out of memory");
-        return fail(w, VSS_E_WRITERERROR_RETRYABLE, 0, "%s: cannot connect to PostgreSQL: %s", what, msg);
-}
-
-/* The SQLSTATE as a number: its five characters read as a base-36 numeral ("42501" → 6818257;
- * Python: int("42501", 36), back with numpy.base_repr(n, 36).zfill(5)). 0 when there is none. */
-static int32_t sqlstate_code(const char *state) {
-        int32_t n = 0;
-
-        if (!state || strlen(state) != 5)
-                return 0;
-        for (const char *p = state; *p; p++) {
-                int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'A' && *p <= 'Z' ? *p - 'A' + 10 : -1;
-                if (d < 0)
-                        return 0;
-                n = n * 36 + d;
-        }
-        return n;
-}
-
-/* Runs a query expecting rows (or a command); on failure reports it and returns NULL. */
-static PGresult *query(vss_writer *w, PGconn *c, const char *what, const char *sql) {
-        PGresult *res = PQexec(c, sql);
-        ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-        const char *state;
-        char msg[MSG_MAX + 1];
-        int32_t hr;
-
-        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-                return res;
-        state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-        trim_copy(msg, sizeof msg, res ? PQresultErrorMessage(res) : PQerrorMessage(c));
-        if (!*msg)
-                trim_copy(msg, sizeof msg, PQerrorMessage(c));
-        if (!state || PQstatus(c) != CONNECTION_OK || strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)
-                hr = VSS_E_WRITERERROR_RETRYABLE; /* connection lost, server shutting down: try again */
-        else if (strncmp(state, "53", 2) == 0)
-                hr = VSS_E_WRITERERROR_OUTOFRESOURCES; /* out of memory, disk full, too many connections */
-        else
-                hr = VSS_E_WRITERERROR_NONRETRYABLE; /* 42501 insufficient privilege and the rest */
-        if (state)
-                fail(w, hr, sqlstate_code(state), "%s: %s (SQLSTATE %s)", what, msg, state);
-        else
-                fail(w, hr, 0, "%s: %s", what, msg);
-        PQclear(res);
-        return NULL;
-}
-
-/* Asks the server where its files are. */
-static bool layout_query(vss_writer *w, Layout *l) {
-        _cleanup_free_ char *wal_link = NULL;
-        char target[PATH_MAX];
-        PGconn *c = pg_connect();
-        PGresult *res = NULL;
-        bool ok = false;
-        struct stat st;
-
-        if (!c || PQstatus(c) != CONNECTION_OK) {
-                fail_connect(w, c, "identify");
-                PQfinish(c);
-                return false;
-        }
-        res = query(w, c, "identify: SHOW data_directory", "SHOW data_directory");
-        if (!res)
-                goto out;
-        if (PQntuples(res) != 1 || !realpath(PQgetvalue(res, 0, 0), target)) {
-                fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "identify: cannot resolve the data directory %s: %m",
-                     PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "(none)");
-                goto out;
-        }
-        l->data_dir = strdup(target);
-        PQclear(res);
-        /* A symlinked pg_wal (initdb --waldir) lives elsewhere and is copied as its own group. */
-        if (!l->data_dir || asprintf(&wal_link, "%s/pg_wal", l->data_dir) < 0) {
-                fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
-                res = NULL;
-                goto out;
-        }
-        if (lstat(wal_link, &st) == 0 && S_ISLNK(st.st_mode) && realpath(wal_link, target) &&
-            !path_within(target, l->data_dir) && !(l->wal_dir = strdup(target))) {
-                fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
-                res = NULL;
-                goto out;
-        }
-        res = query(w, c, "identify: listing tablespaces",
-                    "SELECT spcname, pg_tablespace_location(oid) FROM pg_tablespace "
-                    "WHERE pg_tablespace_location(oid) <> '' ORDER BY spcname");
-        if (!res)
-                goto out;
-        for (int i = 0; i < PQntuples(res); i++) {
-                const char *loc = PQgetvalue(res, i, 1);
-                /* Inside the data directory (PostgreSQL warns about that): already covered. */
-                if (path_within(loc, l->data_dir))
-                        continue;
-                if (layout_add_tablespace(l, loc) < 0) {
-                        fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
-                        goto out;
-                }
-        }
-        ok = true;
-out:
-        PQclear(res);
-        PQfinish(c);
-        if (!ok)
-                layout_clear(l);
-        return ok;
 }
 
 static bool on_identify(vss_writer *w, vss_metadata_builder *md, void *userdata) {
@@ -299,25 +133,6 @@ static bool on_identify(vss_writer *w, vss_metadata_builder *md, void *userdata)
         return true;
 }
 
-/* Whether one snapshot of the data directory's filesystem holds the whole cluster at one instant:
- * everything on one btrfs subvolume (the btrfs provider snapshots a subvolume atomically; each
- * subvolume has its own st_dev). The file provider copies file by file, and a running server
- * writes meanwhile: such a copy is only usable as a base backup. */
-static bool cluster_on_one_device(bool *btrfs) {
-        struct stat st, st2;
-        struct statfs sf;
-
-        if (stat(layout.data_dir, &st) < 0 || statfs(layout.data_dir, &sf) < 0)
-                return false;
-        *btrfs = (unsigned long) sf.f_type == (unsigned long) BTRFS_MAGIC;
-        if (layout.wal_dir && (stat(layout.wal_dir, &st2) < 0 || st2.st_dev != st.st_dev))
-                return false;
-        for (size_t i = 0; i < layout.n_tablespaces; i++)
-                if (stat(layout.tablespaces[i], &st2) < 0 || st2.st_dev != st.st_dev)
-                        return false;
-        return true;
-}
-
 static void backup_reset(void) {
         if (backup.conn) /* ending the session ends a non-exclusive backup */
                 PQfinish(backup.conn);
@@ -338,7 +153,7 @@ static bool on_prepare_snapshot(vss_writer *w, const vss_event_info *info, void 
         vss_id_to_string(&info->snapshot_set_id, backup.set_id);
         if (!have_layout)
                 return fail(w, VSS_E_WRITERERROR_RETRYABLE, 0, "prepare-snapshot: the cluster was not identified");
-        one = cluster_on_one_device(&btrfs);
+        one = cluster_on_one_device(&layout, &btrfs);
         backup.mode = arg_mode != MODE_AUTO ? arg_mode : one && btrfs ? MODE_CRASH : MODE_LABEL;
         if (backup.mode == MODE_CRASH && !one)
                 return fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0,

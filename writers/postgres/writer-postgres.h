@@ -5,13 +5,27 @@
  * WAL (label.c), shared with the events in vss-writer-postgres.c. */
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
-#include <vss/document.h>
+#include <libpq-fe.h>
+
+#include <vss/writer.h>
 
 #define MSG_MAX 1023
 
+extern const char *arg_dsn;
+
 void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Reports a failure of the current event; returns false for the callback to return. */
+bool fail(vss_writer *w, int32_t hr, int32_t code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* A connection with arg_dsn (libpq's defaults under it), its notices logged. */
+PGconn *pg_connect(void);
+/* Fails the event for a connection that could not be made: retryable, the server may come back. */
+bool fail_connect(vss_writer *w, PGconn *c, const char *what);
+/* Runs a query expecting rows (or a command); on failure reports it and returns NULL. */
+PGresult *query(vss_writer *w, PGconn *c, const char *what, const char *sql);
 
 /* Where the cluster keeps its files, as last identified. */
 typedef struct Layout {
@@ -27,6 +41,11 @@ int layout_add_tablespace(Layout *l, const char *path);
 /* DIR/layout: the last layout seen, for Identify while the server is down. */
 void layout_save(const Layout *l, const char *dir);
 bool layout_load(Layout *l, const char *dir);
+/* Asks the server where its files are; fails the event when it cannot. */
+bool layout_query(vss_writer *w, Layout *l);
+/* Whether one snapshot of the data directory's filesystem holds the whole cluster at once;
+ * *btrfs: whether that filesystem is btrfs. */
+bool cluster_on_one_device(const Layout *l, bool *btrfs);
 
 /* Where the requester restored path: under the component's new target that holds it, else in
  * place. */
