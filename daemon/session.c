@@ -194,7 +194,7 @@ static int slot_records(Session *s, const Slot *slot, char **ret) {
 }
 
 /* A writer's annotations of its records, taken only where the event allows them: the backup stamp
- * from PrepareForBackup through PostSnapshot, restore target and failure messages in restores. */
+ * and writer files from PrepareForBackup through PostSnapshot, restore target and failure messages in restores. */
 static void slot_annotate(Session *s, Slot *slot, vss_event e, const char *json) {
         vss_bc_component *c = NULL;
         size_t n = 0;
@@ -220,9 +220,14 @@ static void slot_annotate(Session *s, Slot *slot, vss_event e, const char *json)
                                  c[i].name);
                         continue;
                 }
-                if (backup)
+                if (backup) {
                         (void) bcd_set(&d->backup_stamp, c[i].backup_stamp);
-                else if (e == VSS_EVENT_PRE_RESTORE) {
+                        /* The writer's list, whole: it got the record with the list so far. */
+                        bcd_writer_files_clear(d);
+                        for (size_t k = 0; k < c[i].n_writer_files; k++)
+                                (void) bcd_add_writer_file(d, c[i].writer_files[k].path, c[i].writer_files[k].filespec,
+                                                           c[i].writer_files[k].recursive, c[i].writer_files[k].destination);
+                } else if (e == VSS_EVENT_PRE_RESTORE) {
                         d->restore_target = c[i].restore_target;
                         (void) bcd_set(&d->pre_restore_failure_msg, c[i].pre_restore_failure_msg);
                 } else

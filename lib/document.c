@@ -13,6 +13,7 @@
 #define BCD_MAX_SHADOWS VSS_MAX_VOLUMES
 #define BCD_MAX_WRITERS 1024
 #define BCD_MAX_NEW_TARGETS 64
+#define BCD_MAX_WRITER_FILES 64
 
 vss_backup_document *bcd_new(void) {
         vss_backup_document *d = calloc(1, sizeof(*d));
@@ -31,6 +32,7 @@ void bcd_component_done(vss_bc_component *c) {
         free((char *) c->pre_restore_failure_msg);
         free((char *) c->post_restore_failure_msg);
         mappings_free(c->new_targets, c->n_new_targets);
+        bcd_writer_files_clear(c);
         *c = (vss_bc_component) {};
 }
 
@@ -173,6 +175,33 @@ int bcd_add_new_target(vss_bc_component *c, const char *path, const char *filesp
         return 0;
 }
 
+void bcd_writer_files_clear(vss_bc_component *c) {
+        mappings_free(c->writer_files, c->n_writer_files);
+        c->writer_files = NULL;
+        c->n_writer_files = 0;
+}
+
+int bcd_add_writer_file(vss_bc_component *c, const char *path, const char *filespec, bool recursive,
+                        const char *stored_as) {
+        if (c->n_writer_files >= BCD_MAX_WRITER_FILES)
+                return -E2BIG;
+        vss_file_mapping *n = realloc((void *) c->writer_files, (c->n_writer_files + 1) * sizeof(*n));
+        if (!n)
+                return -ENOMEM;
+        c->writer_files = n;
+        vss_file_mapping *f = &n[c->n_writer_files];
+        *f = (vss_file_mapping) { .recursive = recursive };
+        if (bcd_set(&f->path, path) < 0 || bcd_set(&f->filespec, isempty(filespec) ? "*" : filespec) < 0 ||
+            bcd_set(&f->destination, stored_as) < 0) {
+                free((char *) f->path);
+                free((char *) f->filespec);
+                free((char *) f->destination);
+                return -ENOMEM;
+        }
+        c->n_writer_files++;
+        return 0;
+}
+
 int bcd_add_writer(vss_backup_document *d, const vss_writer_metadata *m, uint32_t owner_uid) {
         vss_writer_metadata *copy = NULL;
         for (size_t i = 0; i < d->n_writers; i++)
@@ -258,6 +287,18 @@ static json_object *component_to_json(const vss_bc_component *c) {
                 json_object_array_add(t, e);
         }
         json_object_object_add(o, "new_targets", t);
+        json_object *f = json_object_new_array();
+        for (size_t i = 0; f && i < c->n_writer_files; i++) {
+                json_object *e = json_object_new_object();
+                if (!e)
+                        break;
+                add_str(e, "path", c->writer_files[i].path);
+                add_str(e, "filespec", c->writer_files[i].filespec);
+                json_object_object_add(e, "recursive", json_object_new_boolean(c->writer_files[i].recursive));
+                add_str(e, "stored_as", c->writer_files[i].destination);
+                json_object_array_add(f, e);
+        }
+        json_object_object_add(o, "writer_files", f);
         return o;
 }
 
@@ -332,7 +373,7 @@ static const char *const component_keys[] = {
         "writer_id", "instance_id", "logical_path", "name", "backup_succeeded", "backup_options", "backup_stamp",
         "previous_backup_stamp", "selected_for_restore", "additional_restores", "restore_options",
         "restore_target", "file_restore_status", "pre_restore_failure_msg", "post_restore_failure_msg",
-        "new_targets", NULL,
+        "new_targets", "writer_files", NULL,
 };
 
 static void component_from_json(JsonReader *v, json_object *o, vss_bc_component *c) {
@@ -382,6 +423,26 @@ static void component_from_json(JsonReader *v, json_object *o, vss_bc_component 
                 if (!jv_failed(v) && (path[0] != '/' || dest[0] != '/'))
                         jv_fail(v, path[0] != '/' ? "path" : "destination", "must be an absolute path");
                 if (!jv_failed(v) && bcd_add_new_target(c, path, spec, rec, dest) < 0)
+                        jv_fail(v, NULL, "out of memory");
+                jv_leave(v, li);
+        }
+        jv_leave(v, l);
+        t = jv_array(v, o, "writer_files", BCD_MAX_WRITER_FILES, false);
+        n = t ? json_object_array_length(t) : 0;
+        l = jv_enter_key(v, "writer_files");
+        for (size_t i = 0; i < n && !jv_failed(v); i++) {
+                json_object *e = jv_element_object(v, t, i);
+                if (!e)
+                        break;
+                size_t li = jv_enter_index(v, i);
+                jv_only_keys(v, e, (const char *const[]) { "path", "filespec", "recursive", "stored_as", NULL });
+                const char *path = jv_string(v, e, "path", VSS_MAX_STRING, true);
+                const char *spec = jv_string(v, e, "filespec", VSS_MAX_NAME, false);
+                bool rec = jv_bool(v, e, "recursive", false);
+                const char *as = jv_string(v, e, "stored_as", VSS_MAX_STRING, true);
+                if (!jv_failed(v) && (path[0] != '/' || as[0] != '/'))
+                        jv_fail(v, path[0] != '/' ? "path" : "stored_as", "must be an absolute path");
+                if (!jv_failed(v) && bcd_add_writer_file(c, path, spec, rec, as) < 0)
                         jv_fail(v, NULL, "out of memory");
                 jv_leave(v, li);
         }

@@ -59,6 +59,10 @@ void bcd_remove_instance(vss_backup_document *d, const vss_id *writer_id, const 
 int bcd_set(const char **field, const char *value);
 int bcd_add_new_target(vss_bc_component *c, const char *path, const char *filespec, bool recursive,
                        const char *destination);
+/* Appends a file group to a record's writer_files (-E2BIG past BCD_MAX_WRITER_FILES). */
+int bcd_add_writer_file(vss_bc_component *c, const char *path, const char *filespec, bool recursive,
+                        const char *stored_as);
+void bcd_writer_files_clear(vss_bc_component *c);
 /* Appends a writer's metadata (a parsed copy of m's document). */
 int bcd_add_writer(vss_backup_document *d, const vss_writer_metadata *m, uint32_t owner_uid);
 int bcd_add_shadow(vss_backup_document *d, const vss_id *shadow_id, const char *original_path,

@@ -466,6 +466,18 @@ VSS_EXPORT int vss_writer_set_backup_stamp(vss_writer *w, const char *logical_pa
                         stamp, VSS_MAX_STRING);
 }
 
+VSS_EXPORT int vss_writer_add_backup_files(vss_writer *w, const char *logical_path, const char *name, const char *path,
+                                           const char *filespec, bool recursive, const char *stored_as) {
+        if (!path || path[0] != '/' || !string_ok(path, VSS_MAX_STRING) || !string_ok(strempty(filespec), VSS_MAX_NAME) ||
+            !stored_as || stored_as[0] != '/' || !string_ok(stored_as, VSS_MAX_STRING))
+                return VSS_E_INVALIDARG;
+        int r = annotate(w, logical_path, name, backup_events, ELEMENTSOF(backup_events), NULL, NULL, 0);
+        if (r < 0)
+                return r;
+        r = bcd_add_writer_file(record_find(w, logical_path, name), path, filespec, recursive, stored_as);
+        return r == -E2BIG ? VSS_E_INVALIDARG : r < 0 ? VSS_E_OUTOFMEMORY : 0;
+}
+
 VSS_EXPORT int vss_writer_set_restore_target(vss_writer *w, const char *logical_path, const char *name,
                                              vss_restore_target target) {
         if ((unsigned) target > VSS_RT_ORIGINAL_LOCATION)

@@ -154,6 +154,7 @@ static void test_bcd_roundtrip(void) {
                 c->restore_target = VSS_RT_ALTERNATE;
                 c->file_restore_status = VSS_RS_ALL;
                 CHECK(bcd_add_new_target(c, "/srv", "*.db", true, "/alt") == 0);
+                CHECK(bcd_add_writer_file(c, "/var/lib/w/label", "", false, "/srv/label") == 0);
         }
         char *json = NULL;
         CHECK(bcd_format(d, &json) == 0);
@@ -183,6 +184,9 @@ static void test_bcd_roundtrip(void) {
                       streq(pc->previous_backup_stamp, "lsn:7") && pc->restore_target == VSS_RT_ALTERNATE &&
                       pc->file_restore_status == VSS_RS_ALL && pc->n_new_targets == 1 &&
                       streq(pc->new_targets[0].destination, "/alt"));
+                CHECK(pc && pc->n_writer_files == 1 && streq(pc->writer_files[0].path, "/var/lib/w/label") &&
+                      streq(pc->writer_files[0].filespec, "*") && !pc->writer_files[0].recursive &&
+                      streq(pc->writer_files[0].destination, "/srv/label"));
                 CHECK(vss_backup_document_writer(p, pc) != NULL);
                 char *again = NULL;
                 CHECK(bcd_format(p, &again) == 0 && again && streq(again, json));
@@ -194,7 +198,8 @@ static void test_bcd_roundtrip(void) {
         vss_bc_component *rc = NULL;
         size_t n = 0;
         CHECK(bcd_components_format((const vss_bc_component *const[]) { c }, 1, &recs) == 0);
-        CHECK(bcd_components_parse(recs, &rc, &n, why, sizeof(why)) == 0 && n == 1 && streq(rc[0].backup_stamp, "lsn:42"));
+        CHECK(bcd_components_parse(recs, &rc, &n, why, sizeof(why)) == 0 && n == 1 && streq(rc[0].backup_stamp, "lsn:42") &&
+              rc[0].n_writer_files == 1 && streq(rc[0].writer_files[0].destination, "/srv/label"));
         bcd_components_free(rc, n);
         free(recs);
 
@@ -206,6 +211,8 @@ static void test_bcd_roundtrip(void) {
                 { "\"restore_target\":2", "\"restore_target\":17", "components[0].restore_target" },
                 { "\"destination\":\"\\/alt\"", "\"destination\":\"alt\"", "components[0].new_targets[0].destination" },
                 { "\"provider\":\"btrfs\"", "\"provider\":null", "shadows[0].provider" },
+                { "\"stored_as\":\"\\/srv\\/label\"", "\"stored_as\":\"label\"", "components[0].writer_files[0].stored_as" },
+                { "\"stored_as\":\"\\/srv\\/label\"", "\"stored_as\":\"\\/x\",\"to\":1", "components[0].writer_files[0].to" },
                 { "\"name\":\"a\"", "\"name\":\"\"", "writers[0].name" },
                 { "\"components\":[{\"writer_id\"", "\"extra\":1,\"components\":[{\"writer_id\"", "extra" },
         };

@@ -350,6 +350,11 @@ static void test_bad_options(void) {
         CHECK_HR(vss_writer_new(&o, cb, NULL, &w), 0);
         CHECK(w && vss_writer_get_options(w) && streq(vss_writer_get_options(w)->name, max_name));
         CHECK(w && !vss_id_is_null(&vss_writer_get_options(w)->instance_id));
+        /* Backup files: absolute paths, and only inside a backup event. */
+        CHECK_HR(vss_writer_add_backup_files(w, "", "c", "label", "*", false, "/data/label"), VSS_E_INVALIDARG);
+        CHECK_HR(vss_writer_add_backup_files(w, "", "c", "/x/label", "*", false, "data/label"), VSS_E_INVALIDARG);
+        CHECK_HR(vss_writer_add_backup_files(w, "", "c", "/x/label", "*", false, NULL), VSS_E_INVALIDARG);
+        CHECK_HR(vss_writer_add_backup_files(w, "", "c", "/x/label", "*", false, "/data/label"), VSS_E_BAD_STATE);
         w = vss_writer_unref(w);
 
         /* No vssd there. */

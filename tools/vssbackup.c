@@ -538,6 +538,24 @@ static bool copy_component(Run *run, Store *st, const Selected *s, const Volume 
         return true;
 }
 
+/* The files the component's writer made after the shadows were cut (its record's writer_files),
+ * read where they are now and stored as the component's files at their stored_as paths. Stored
+ * first, whatever the backup type, so that they take the place of the shadow's older copies. */
+static bool copy_writer_files(Run *run, Store *st, const vss_backup_document *d, const Selected *s) {
+        const vss_bc_component *c = vss_backup_document_find(d, &s->wm->writer_id, &s->wm->instance_id,
+                                                             s->ci->logical_path, s->ci->name);
+        for (size_t i = 0; c && i < c->n_writer_files; i++) {
+                const vss_file_mapping *f = &c->writer_files[i];
+                StoreFileGroup g = { f->destination, f->filespec, f->recursive };
+                _cleanup_free_ char *err = NULL;
+                int r = store_add_files(st, f->path, f->destination, &g, NULL, 0, 0, &err);
+                if (r < 0)
+                        return run_fail(run, VSS_E_UNEXPECTED, "copying %s (as %s) of component '%s': %s", f->path,
+                                        f->destination, s->ci->name, err ? err : strerror(-r));
+        }
+        return true;
+}
+
 static int cmd_backup(const char *dest, char **specs, size_t n_specs, vss_backup_type type, const char *base_path,
                       char **paths, size_t n_paths) {
         Run run;
@@ -618,10 +636,12 @@ static int cmd_backup(const char *dest, char **specs, size_t n_specs, vss_backup
                 man.created_usec = vols[0].created_usec;
                 /* Incremental and differential: files changed since the base was cut. */
                 uint64_t since = base.bcd ? base.manifest.created_usec : 0;
-                for (size_t i = 0; i < n_sel; i++) {
+                vss_backup_document *now = NULL;
+                ok = report_step(&run.r, vss_backup_get_document(b, &now));
+                for (size_t i = 0; ok && i < n_sel; i++) {
                         const Selected *s = &sel[i];
                         char saved[1024] = "";
-                        bool c_ok = copy_component(&run, st, s, vols, n_vols, since);
+                        bool c_ok = copy_writer_files(&run, st, now, s) && copy_component(&run, st, s, vols, n_vols, since);
                         if (!c_ok) {
                                 snprintf(saved, sizeof(saved), "%s", run.r.error_msg);
                                 all_ok = false;
@@ -631,7 +651,8 @@ static int cmd_backup(const char *dest, char **specs, size_t n_specs, vss_backup
                         component_report(&run, s->wm, s->ci->logical_path, s->ci->name, c_ok,
                                          c_ok ? "backed up" : saved);
                 }
-                ok = report_step(&run.r, vss_backup_save_as_document(b, &bcd));
+                vss_backup_document_free(now);
+                ok = ok && report_step(&run.r, vss_backup_save_as_document(b, &bcd));
         }
         if (ok) {
                 char name[64], iid[VSS_ID_STRING_MAX];

@@ -87,6 +87,12 @@ typedef struct vss_bc_component {
         const char *post_restore_failure_msg; /* writer */
         size_t n_new_targets;
         const vss_file_mapping *new_targets;  /* requester: restore these files elsewhere */
+        /* writer, PrepareForBackup..PostSnapshot: files it made for this backup after the shadows
+         * were cut. The requester stores the files at path (filespec, recursive), read where they
+         * are now, as if they were at destination ("stored_as"): files of the component, which
+         * take the place of the shadow's copies and are restored with the component. */
+        size_t n_writer_files;
+        const vss_file_mapping *writer_files;
 } vss_bc_component;
 
 typedef struct vss_bc_shadow {

@@ -157,6 +157,15 @@ VSS_EXPORT const vss_bc_component *vss_writer_get_component(vss_writer *w, const
                                                             const char *name);
 VSS_EXPORT int vss_writer_set_backup_stamp(vss_writer *w, const char *logical_path, const char *name,
                                            const char *stamp);
+/* Adds files the writer made for this backup after the shadows were cut (in PostSnapshot, say: a
+ * database's log up to the end of its base backup). The requester stores the files at path
+ * (filespec, recursive: as in a file group), read where they are now, as if they were at
+ * stored_as: as files of the component there, in place of the shadow's copies of the same names,
+ * restored with the component's other files. stored_as should lie within one of the component's
+ * file groups, else a restore does not put them back. The record's writer_files; at most 64.
+ * From PrepareForBackup through PostSnapshot; VSS_E_INVALIDARG for relative paths. */
+VSS_EXPORT int vss_writer_add_backup_files(vss_writer *w, const char *logical_path, const char *name, const char *path,
+                                           const char *filespec, bool recursive, const char *stored_as);
 VSS_EXPORT int vss_writer_set_restore_target(vss_writer *w, const char *logical_path, const char *name,
                                              vss_restore_target target);
 VSS_EXPORT int vss_writer_set_pre_restore_failure_msg(vss_writer *w, const char *logical_path, const char *name,

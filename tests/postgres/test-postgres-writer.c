@@ -373,6 +373,177 @@ static void roundtrip(bool btrfs) {
         teardown(h);
 }
 
+/* pgbench with two clients for up to two minutes, in the background; returns once it has written. */
+static void pgbench_start(Harness *h, const char *base, int port) {
+        pgbench_pid = fork();
+        if (pgbench_pid == 0) {
+                char port_s[16], log[PATH_MAX];
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                snprintf(port_s, sizeof(port_s), "%d", port);
+                snprintf(log, sizeof(log), "%s/pgbench.log", harness_dir(h));
+                int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                if (fd >= 0) {
+                        dup2(fd, 1);
+                        dup2(fd, 2);
+                }
+                execlp("pgbench", "pgbench", "-h", base, "-p", port_s, "-U", PG_USER, "-c", "2", "-T", "120", "postgres",
+                       (char *) NULL);
+                _exit(127);
+        }
+        for (int i = 0; i < 500; i++) {
+                _cleanup_free_ char *n = psql(h, base, port, "select count(*) from pgbench_history");
+                if (n && atoi(n) > 50)
+                        break;
+                sleep_ms(20);
+        }
+}
+
+/* Stops pgbench, which must still have been running. */
+static void pgbench_stop(void) {
+        CHECK(waitpid(pgbench_pid, NULL, WNOHANG) == 0);
+        kill(pgbench_pid, SIGTERM);
+        waitpid(pgbench_pid, NULL, 0);
+        pgbench_pid = 0;
+}
+
+/* A restored cluster, started on port: it went through recovery from the base backup, pg_amcheck
+ * finds its tables and indexes sound, and pgbench's balances agree. */
+static void check_restored(Harness *h, const char *base, int port) {
+        _cleanup_free_ char *a = psql(h, base, port, "select sum(abalance) from pgbench_accounts");
+        _cleanup_free_ char *t = psql(h, base, port, "select sum(tbalance) from pgbench_tellers");
+        _cleanup_free_ char *b = psql(h, base, port, "select sum(bbalance) from pgbench_branches");
+        _cleanup_free_ char *hs = psql(h, base, port, "select coalesce(sum(delta), 0) from pgbench_history");
+        _cleanup_free_ char *n = psql(h, base, port, "select count(*) from pgbench_history");
+        fprintf(stderr, "restored: %s transactions, balances %s %s %s, history %s\n", n, a, t, b, hs);
+        CHECK(a && t && b && hs && n);
+        CHECK_STR(a, t);
+        CHECK_STR(a, b);
+        CHECK_STR(a, hs);
+        CHECK(n && atoi(n) > 50);
+        CHECK(harness_sh(h, NULL, "grep -q 'starting backup recovery' %s/server-%d.log", base, port) == 0);
+        CHECK(harness_sh(h, NULL, "grep -q 'consistent recovery state reached' %s/server-%d.log", base, port) == 0);
+        char *out = NULL;
+        int st = harness_sh(h, &out, PG_BIN "/pg_amcheck -h '%s' -p %d -U " PG_USER " --install-missing --heapallindexed "
+                                     "-d postgres 2>&1", base, port);
+        if (st != 0)
+                fprintf(stderr, "pg_amcheck failed (%d): %s\n", st, out ? out : "");
+        CHECK(st == 0);
+        free(out);
+}
+
+/* Where a symbolic link points, or "". */
+static char *link_of(const char *fmt, const char *a) {
+        char path[PATH_MAX], target[PATH_MAX];
+        snprintf(path, sizeof(path), fmt, a);
+        ssize_t n = readlink(path, target, sizeof(target) - 1);
+        target[n < 0 ? 0 : n] = '\0';
+        return strdup(target);
+}
+
+/* A cluster with its WAL outside the data directory (initdb --waldir) and pgbench's tables in a
+ * tablespace of its own, backed up while pgbench writes (a base backup: the file provider copies
+ * file by file). The archive alone restores: with the originals and the writer's label directory
+ * gone, restored under --to (pg_wal and the pg_tblspc link, and tablespace_map, moved to the
+ * restored places) and in place with a writer that never saw the cluster, the cluster starts,
+ * recovers from the base backup, passes pg_amcheck and keeps pgbench's balances. */
+static void test_self_contained(void) {
+        Harness *h = harness_new(NULL);
+        char base[PATH_MAX], data[PATH_MAX + 8], wal[PATH_MAX + 8], ts[PATH_MAX + 8], dsn[PATH_MAX + 64];
+        char labels[PATH_MAX], backup[PATH_MAX], alt[PATH_MAX], altdata[2 * PATH_MAX + 16], p[3 * PATH_MAX];
+        int port = test_port(0), st;
+
+        pg_dir(h, "pg", base, sizeof(base));
+        snprintf(data, sizeof(data), "%s/data", base);
+        snprintf(wal, sizeof(wal), "%s/wal", base);
+        snprintf(ts, sizeof(ts), "%s/ts", base);
+        if (sh("runuser -u " PG_USER " -- " PG_BIN "/initdb -D '%s' --waldir '%s' -A trust -U " PG_USER " -E UTF8 "
+               "--no-sync >'%s/initdb.log' 2>&1 && runuser -u " PG_USER " -- mkdir -m 700 '%s'", data, wal, base, ts) != 0 ||
+            !pg_start(base, data, port)) {
+                test_failures++;
+                return teardown(h);
+        }
+        snprintf(p, sizeof(p), "create tablespace ts location '%s'", ts);
+        _cleanup_free_ char *r1 = psql(h, base, port, p);
+        CHECK(r1);
+        CHECK(harness_sh(h, NULL, "pgbench -h '%s' -p %d -U " PG_USER " -i -s 1 -q --tablespace=ts --index-tablespace=ts "
+                                  "postgres >/dev/null 2>&1", base, port) == 0);
+        snprintf(labels, sizeof(labels), "%s/labels", harness_dir(h));
+        snprintf(backup, sizeof(backup), "%s/backup.tar", harness_dir(h));
+        dsn_for(dsn, sizeof(dsn), base, port, PG_USER);
+        writer_start(h, dsn, labels);
+        pgbench_start(h, base, port);
+
+        json_object *out = harness_json(h, &st, "vssbackup backup --to %s --json", backup);
+        CHECK(st == 0);
+        CHECK_STR(json_str(out, "result"), "ok");
+        CHECK(component_succeeded(out, "postgres", "cluster"));
+        json_object_put(out);
+        pgbench_stop();
+        CHECK(writer_log_has(h, "base backup started at"));
+        /* The label, the map and the WAL to the backup's end are in the archive, as the cluster's
+         * files; the document says where the writer made them. */
+        CHECK(harness_sh(h, NULL, "tar -tf %s 2>/dev/null | grep -qx 'data%s/backup_label'", backup, data) == 0);
+        CHECK(harness_sh(h, NULL, "tar -tf %s 2>/dev/null | grep -qx 'data%s/tablespace_map'", backup, data) == 0);
+        /* json-c writes '/' as '\/'. */
+        CHECK(harness_sh(h, NULL, "tar -xOf %s openvss/backup-components.json 2>/dev/null | tr -d '\\\\' | "
+                                  "grep -q '\"stored_as\": *\"%s\"'", backup, wal) == 0);
+
+        /* Another machine: nothing of the cluster, nor of the writer's label directory, is left. */
+        pg_stop(data, "fast");
+        CHECK(sh("mv '%s' '%s.orig' && mv '%s' '%s.orig' && mv '%s' '%s.orig' && mv '%s' '%s.orig'", data, data, wal, wal,
+                 ts, ts, labels, labels) == 0);
+
+        /* Restored elsewhere: the links and the map name the restored places. */
+        snprintf(alt, sizeof(alt), "%s/alt", harness_dir(h));
+        snprintf(altdata, sizeof(altdata), "%s%s", alt, data);
+        out = harness_json(h, &st, "vssbackup restore --from %s --to %s --json", backup, alt);
+        CHECK(st == 0);
+        CHECK_STR(json_str(json_phase(out, "post-restore", "postgres"), "state_name"), "Stable");
+        json_object_put(out);
+        _cleanup_free_ char *lw = link_of("%s/pg_wal", altdata);
+        snprintf(p, sizeof(p), "%s%s", alt, wal);
+        CHECK_STR(lw, p);
+        _cleanup_free_ char *spc = NULL;
+        CHECK(harness_sh(h, &spc, "readlink %s/pg_tblspc/*", altdata) == 0);
+        snprintf(p, sizeof(p), "%s%s\n", alt, ts);
+        CHECK_STR(spc, p);
+        CHECK(harness_sh(h, NULL, "grep -q ' %s%s$' %s/tablespace_map", alt, ts, altdata) == 0);
+        /* Nothing went to the original places through the links. */
+        CHECK(access(data, F_OK) < 0 && access(wal, F_OK) < 0 && access(ts, F_OK) < 0 && access(labels, F_OK) < 0);
+        CHECK(sh("d=$(dirname %s); while [ \"$d\" != / ]; do chmod o+x \"$d\"; d=$(dirname \"$d\"); done", altdata) == 0);
+        if (pg_start(base, altdata, port + 1)) {
+                check_restored(h, base, port + 1);
+                _cleanup_free_ char *loc = psql(h, base, port + 1,
+                                                "select pg_tablespace_location(oid) from pg_tablespace where spcname = 'ts'");
+                snprintf(p, sizeof(p), "%s%s", alt, ts);
+                CHECK_STR(loc, p);
+                pg_stop(altdata, "fast");
+        } else
+                test_failures++;
+
+        /* In place, with a writer that never saw the cluster (it fails Identify and takes no part):
+         * the archive's files alone make a cluster that starts. */
+        writer_stop();
+        snprintf(p, sizeof(p), "%s/labels-new", harness_dir(h));
+        writer_start(h, dsn, p);
+        out = harness_json(h, &st, "vssbackup restore --from %s --json", backup);
+        CHECK(st == 0);
+        CHECK_STR(json_str(out, "result"), "ok");
+        CHECK(!json_phase(out, "post-restore", "postgres"));
+        json_object_put(out);
+        CHECK(access(labels, F_OK) < 0);
+        _cleanup_free_ char *lw2 = link_of("%s/pg_wal", data);
+        CHECK_STR(lw2, wal);
+        if (pg_start(base, data, port + 2)) {
+                check_restored(h, base, port + 2);
+                _cleanup_free_ char *loc = psql(h, base, port + 2,
+                                                "select pg_tablespace_location(oid) from pg_tablespace where spcname = 'ts'");
+                CHECK_STR(loc, ts);
+        } else
+                test_failures++;
+        teardown(h);
+}
+
 static void test_roundtrip(void) {
         roundtrip(false);
 }
@@ -490,6 +661,7 @@ static const TestCase cases[] = {
         { "postgres-pgbench-roundtrip-btrfs", test_roundtrip_btrfs },
         { "postgres-prerestore-server-running", test_prerestore_running },
         { "postgres-errors", test_errors },
+        { "postgres-self-contained", test_self_contained },
         {},
 };
 

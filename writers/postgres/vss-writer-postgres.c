@@ -4,8 +4,9 @@
  * vss-writer-postgres — a VSS writer for a PostgreSQL cluster. It publishes the cluster's files
  * (data directory, WAL directory, tablespaces) as one component and makes every shadow copy of
  * them restorable: either crash-consistent (one atomic snapshot of everything) or as a
- * non-exclusive base backup (pg_backup_start/pg_backup_stop) whose backup_label and WAL it keeps
- * and puts into the restored data directory at PostRestore.
+ * non-exclusive base backup (pg_backup_start/pg_backup_stop) whose backup_label, tablespace_map
+ * and WAL it hands the requester to store with the cluster's files (label.c). At PostRestore it
+ * points pg_wal and the tablespace links at where the requester restored them (layout.c).
  */
 
 #include <dirent.h>
@@ -20,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,16 +30,15 @@
 #include <vss/writer.h>
 
 #include "lib/common.h"
+#include "writers/postgres/writer-postgres.h"
 
 #ifndef OPENVSS_VERSION
 #define OPENVSS_VERSION "0.1.0"
 #endif
 
 #define EXIT_USAGE 2
-#define MSG_MAX 1023
 #define COMPONENT "cluster"
 #define MARKER "openvss-snapshot-set"
-#define BTRFS_MAGIC 0x9123683EL
 
 typedef enum Mode {
         MODE_AUTO,
@@ -53,18 +52,10 @@ static const char *const mode_names[] = {
         [MODE_LABEL] = "backup-label",
 };
 
-static const char *arg_dsn = "";
+const char *arg_dsn = "";
 static const char *arg_name = "postgres";
 static const char *arg_label_dir = "/var/lib/openvss/postgres-labels";
 static Mode arg_mode = MODE_AUTO;
-
-/* Where the cluster keeps its files, as last identified. */
-typedef struct Layout {
-        char *data_dir;
-        char *wal_dir; /* NULL when pg_wal is a directory inside data_dir */
-        char **tablespaces;
-        size_t n_tablespaces;
-} Layout;
 
 /* The snapshot set in progress. */
 typedef struct Backup {
@@ -86,8 +77,7 @@ static uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
 }
 
-static void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void log_msg(const char *fmt, ...) {
+void log_msg(const char *fmt, ...) {
         va_list ap;
 
         fprintf(stderr, "vss-writer-postgres[%s]: ", arg_name);
@@ -97,249 +87,6 @@ static void log_msg(const char *fmt, ...) {
         fputc('\n', stderr);
 }
 
-/* Reports a failure of the current event; returns false for the callback to return. */
-static bool fail(vss_writer *w, int32_t hr, int32_t code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static bool fail(vss_writer *w, int32_t hr, int32_t code, const char *fmt, ...) {
-        char msg[MSG_MAX + 1];
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        log_msg("failed 0x%08x (code %" PRId32 "): %s", (unsigned) hr, code, msg);
-        vss_writer_set_failure(w, hr, code, msg);
-        return false;
-}
-
-/* libpq messages end in newlines and may span lines: one line, trimmed, for the status. */
-static char *trim(char *s) {
-        size_t n;
-
-        s += strspn(s, " \t\r\n");
-        n = strlen(s);
-        while (n > 0 && strchr(" \t\r\n", s[n - 1]))
-                s[--n] = '\0';
-        for (char *p = s; *p; p++)
-                if (*p == '\n' || *p == '\t')
-                        *p = ' ';
-        return s;
-}
-
-static void trim_copy(char *dst, size_t size, const char *src) {
-        _cleanup_free_ char *t = strdup(src ? src : "");
-        snprintf(dst, size, "%s", t ? trim(t) : "out of memory");
-}
-
-/* Server notices ("WAL archiving is not enabled ...") go to our log, tagged like the rest. */
-static void on_notice(void *userdata, const char *message) {
-        char msg[MSG_MAX + 1];
-
-        trim_copy(msg, sizeof msg, message);
-        log_msg("server: %s", msg);
-}
-
-static PGconn *pg_connect(void) {
-        /* The DSN comes last so that its settings override ours. */
-        const char *const keys[] = { "connect_timeout", "fallback_application_name", "dbname", NULL };
-        const char *const values[] = { "10", "vss-writer-postgres", arg_dsn, NULL };
-        PGconn *c = PQconnectdbParams(keys, values, 1);
-
-        if (c)
-                PQsetNoticeProcessor(c, on_notice, NULL);
-        return c;
-}
-
-/* Fails the event for a connection that could not be made: retryable, the server may come back. */
-static bool fail_connect(vss_writer *w, PGconn *c, const char *what) {
-        char msg[MSG_MAX + 1];
-
-        trim_copy(msg, sizeof msg, c ? PQerrorMessage(c) : "out of memory");
-        return fail(w, VSS_E_WRITERERROR_RETRYABLE, 0, "%s: cannot connect to PostgreSQL: %s", what, msg);
-}
-
-/* The SQLSTATE as a number: its five characters read as a base-36 numeral ("42501" → 6818257;
- * Python: int("42501", 36), back with numpy.base_repr(n, 36).zfill(5)). 0 when there is none. */
-static int32_t sqlstate_code(const char *state) {
-        int32_t n = 0;
-
-        if (!state || strlen(state) != 5)
-                return 0;
-        for (const char *p = state; *p; p++) {
-                int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'A' && *p <= 'Z' ? *p - 'A' + 10 : -1;
-                if (d < 0)
-                        return 0;
-                n = n * 36 + d;
-        }
-        return n;
-}
-
-/* Runs a query expecting rows (or a command); on failure reports it and returns NULL. */
-static PGresult *query(vss_writer *w, PGconn *c, const char *what, const char *sql) {
-        PGresult *res = PQexec(c, sql);
-        ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-        const char *state;
-        char msg[MSG_MAX + 1];
-        int32_t hr;
-
-        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-                return res;
-        state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-        trim_copy(msg, sizeof msg, res ? PQresultErrorMessage(res) : PQerrorMessage(c));
-        if (!*msg)
-                trim_copy(msg, sizeof msg, PQerrorMessage(c));
-        if (!state || PQstatus(c) != CONNECTION_OK || strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)
-                hr = VSS_E_WRITERERROR_RETRYABLE; /* connection lost, server shutting down: try again */
-        else if (strncmp(state, "53", 2) == 0)
-                hr = VSS_E_WRITERERROR_OUTOFRESOURCES; /* out of memory, disk full, too many connections */
-        else
-                hr = VSS_E_WRITERERROR_NONRETRYABLE; /* 42501 insufficient privilege and the rest */
-        if (state)
-                fail(w, hr, sqlstate_code(state), "%s: %s (SQLSTATE %s)", what, msg, state);
-        else
-                fail(w, hr, 0, "%s: %s", what, msg);
-        PQclear(res);
-        return NULL;
-}
-
-static void layout_clear(Layout *l) {
-        free(l->data_dir);
-        free(l->wal_dir);
-        for (size_t i = 0; i < l->n_tablespaces; i++)
-                free(l->tablespaces[i]);
-        free(l->tablespaces);
-        *l = (Layout) {};
-}
-
-static bool path_within(const char *path, const char *dir) {
-        size_t n = strlen(dir);
-        return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0' || (n > 0 && dir[n - 1] == '/'));
-}
-
-static int layout_add_tablespace(Layout *l, const char *path) {
-        char **a = realloc(l->tablespaces, (l->n_tablespaces + 1) * sizeof(char *));
-        if (!a)
-                return -ENOMEM;
-        l->tablespaces = a;
-        if (!(a[l->n_tablespaces] = strdup(path)))
-                return -ENOMEM;
-        l->n_tablespaces++;
-        return 0;
-}
-
-/* The layout file in the label directory: the last layout seen, for Identify while the server is
- * down (restores happen then, and a writer that fails Identify takes no part in them). */
-static void layout_save(const Layout *l) {
-        char path[PATH_MAX], tmp[PATH_MAX + 8];
-        FILE *f;
-
-        if (mkdir(arg_label_dir, 0700) < 0 && errno != EEXIST) {
-                log_msg("cannot create %s: %m", arg_label_dir);
-                return;
-        }
-        snprintf(path, sizeof path, "%s/layout", arg_label_dir);
-        snprintf(tmp, sizeof tmp, "%s.tmp", path);
-        f = fopen(tmp, "we");
-        if (!f) {
-                log_msg("cannot write %s: %m", tmp);
-                return;
-        }
-        fprintf(f, "data %s\n", l->data_dir);
-        if (l->wal_dir)
-                fprintf(f, "wal %s\n", l->wal_dir);
-        for (size_t i = 0; i < l->n_tablespaces; i++)
-                fprintf(f, "tablespace %s\n", l->tablespaces[i]);
-        if (fclose(f) != 0 || rename(tmp, path) < 0) {
-                log_msg("cannot write %s: %m", path);
-                unlink(tmp);
-        }
-}
-
-static bool layout_load(Layout *l) {
-        char path[PATH_MAX];
-        _cleanup_free_ char *line = NULL;
-        _cleanup_fclose_ FILE *f = NULL;
-        size_t n = 0;
-
-        snprintf(path, sizeof path, "%s/layout", arg_label_dir);
-        f = fopen(path, "re");
-        if (!f)
-                return false;
-        while (getline(&line, &n, f) > 0) {
-                line[strcspn(line, "\n")] = '\0';
-                if (strncmp(line, "data ", 5) == 0 && !l->data_dir)
-                        l->data_dir = strdup(line + 5);
-                else if (strncmp(line, "wal ", 4) == 0 && !l->wal_dir)
-                        l->wal_dir = strdup(line + 4);
-                else if (strncmp(line, "tablespace ", 11) == 0)
-                        (void) layout_add_tablespace(l, line + 11);
-        }
-        if (!l->data_dir || l->data_dir[0] != '/') {
-                layout_clear(l);
-                return false;
-        }
-        return true;
-}
-
-/* Asks the server where its files are. */
-static bool layout_query(vss_writer *w, Layout *l) {
-        _cleanup_free_ char *wal_link = NULL;
-        char target[PATH_MAX];
-        PGconn *c = pg_connect();
-        PGresult *res = NULL;
-        bool ok = false;
-        struct stat st;
-
-        if (!c || PQstatus(c) != CONNECTION_OK) {
-                fail_connect(w, c, "identify");
-                PQfinish(c);
-                return false;
-        }
-        res = query(w, c, "identify: SHOW data_directory", "SHOW data_directory");
-        if (!res)
-                goto out;
-        if (PQntuples(res) != 1 || !realpath(PQgetvalue(res, 0, 0), target)) {
-                fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "identify: cannot resolve the data directory %s: %m",
-                     PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "(none)");
-                goto out;
-        }
-        l->data_dir = strdup(target);
-        PQclear(res);
-        /* A symlinked pg_wal (initdb --waldir) lives elsewhere and is copied as its own group. */
-        if (!l->data_dir || asprintf(&wal_link, "%s/pg_wal", l->data_dir) < 0) {
-                fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
-                res = NULL;
-                goto out;
-        }
-        if (lstat(wal_link, &st) == 0 && S_ISLNK(st.st_mode) && realpath(wal_link, target) &&
-            !path_within(target, l->data_dir) && !(l->wal_dir = strdup(target))) {
-                fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
-                res = NULL;
-                goto out;
-        }
-        res = query(w, c, "identify: listing tablespaces",
-                    "SELECT spcname, pg_tablespace_location(oid) FROM pg_tablespace "
-                    "WHERE pg_tablespace_location(oid) <> '' ORDER BY spcname");
-        if (!res)
-                goto out;
-        for (int i = 0; i < PQntuples(res); i++) {
-                const char *loc = PQgetvalue(res, i, 1);
-                /* Inside the data directory (PostgreSQL warns about that): already covered. */
-                if (path_within(loc, l->data_dir))
-                        continue;
-                if (layout_add_tablespace(l, loc) < 0) {
-                        fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
-                        goto out;
-                }
-        }
-        ok = true;
-out:
-        PQclear(res);
-        PQfinish(c);
-        if (!ok)
-                layout_clear(l);
-        return ok;
-}
-
 static bool on_identify(vss_writer *w, vss_metadata_builder *md, void *userdata) {
         uint64_t t0 = now_usec();
         Layout l = {};
@@ -347,11 +94,11 @@ static bool on_identify(vss_writer *w, vss_metadata_builder *md, void *userdata)
         int r;
 
         if (layout_query(w, &l)) {
-                layout_save(&l);
+                layout_save(&l, arg_label_dir);
                 layout_clear(&layout);
                 layout = l;
                 have_layout = true;
-        } else if (have_layout || layout_load(&layout)) {
+        } else if (have_layout || layout_load(&layout, arg_label_dir)) {
                 /* Down for a restore, most likely: publish the layout last seen. */
                 log_msg("identify: server unreachable; publishing the layout last seen (data directory %s)",
                         layout.data_dir);
@@ -386,75 +133,12 @@ static bool on_identify(vss_writer *w, vss_metadata_builder *md, void *userdata)
         return true;
 }
 
-/* Whether one snapshot of the data directory's filesystem holds the whole cluster at one instant:
- * everything on one btrfs subvolume (the btrfs provider snapshots a subvolume atomically; each
- * subvolume has its own st_dev). The file provider copies file by file, and a running server
- * writes meanwhile: such a copy is only usable as a base backup. */
-static bool cluster_on_one_device(bool *btrfs) {
-        struct stat st, st2;
-        struct statfs sf;
-
-        if (stat(layout.data_dir, &st) < 0 || statfs(layout.data_dir, &sf) < 0)
-                return false;
-        *btrfs = (unsigned long) sf.f_type == (unsigned long) BTRFS_MAGIC;
-        if (layout.wal_dir && (stat(layout.wal_dir, &st2) < 0 || st2.st_dev != st.st_dev))
-                return false;
-        for (size_t i = 0; i < layout.n_tablespaces; i++)
-                if (stat(layout.tablespaces[i], &st2) < 0 || st2.st_dev != st.st_dev)
-                        return false;
-        return true;
-}
-
 static void backup_reset(void) {
         if (backup.conn) /* ending the session ends a non-exclusive backup */
                 PQfinish(backup.conn);
         if (backup.marker[0] && unlink(backup.marker) < 0 && errno != ENOENT)
                 log_msg("cannot remove %s: %m", backup.marker);
         backup = (Backup) {};
-}
-
-/* Copies src to dst (created with mode, owned by uid:gid), fsynced. Returns 0 or -errno. */
-static int copy_file(const char *src, const char *dst, mode_t mode, uid_t uid, gid_t gid) {
-        _cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
-        _cleanup_close_ int out = -1;
-        char buf[1 << 16];
-        ssize_t k;
-
-        if (in < 0)
-                return -errno;
-        out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-        if (out < 0)
-                return -errno;
-        while ((k = read(in, buf, sizeof buf)) != 0) {
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                for (ssize_t done = 0; done < k;) {
-                        ssize_t n = write(out, buf + done, (size_t) (k - done));
-                        if (n < 0 && errno == EINTR)
-                                continue;
-                        if (n < 0)
-                                return -errno;
-                        done += n;
-                }
-        }
-        if ((uid != (uid_t) -1 && fchown(out, uid, gid) < 0 && geteuid() == 0) || fchmod(out, mode) < 0 || fsync(out) < 0)
-                return -errno;
-        return 0;
-}
-
-static int write_text(const char *path, const char *text, mode_t mode, uid_t uid, gid_t gid) {
-        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-        size_t n = strlen(text);
-
-        if (fd < 0)
-                return -errno;
-        if (write(fd, text, n) != (ssize_t) n)
-                return errno ? -errno : -EIO;
-        if ((uid != (uid_t) -1 && fchown(fd, uid, gid) < 0 && geteuid() == 0) || fsync(fd) < 0)
-                return -errno;
-        return 0;
 }
 
 static bool on_prepare_snapshot(vss_writer *w, const vss_event_info *info, void *userdata) {
@@ -469,7 +153,7 @@ static bool on_prepare_snapshot(vss_writer *w, const vss_event_info *info, void 
         vss_id_to_string(&info->snapshot_set_id, backup.set_id);
         if (!have_layout)
                 return fail(w, VSS_E_WRITERERROR_RETRYABLE, 0, "prepare-snapshot: the cluster was not identified");
-        one = cluster_on_one_device(&btrfs);
+        one = cluster_on_one_device(&layout, &btrfs);
         backup.mode = arg_mode != MODE_AUTO ? arg_mode : one && btrfs ? MODE_CRASH : MODE_LABEL;
         if (backup.mode == MODE_CRASH && !one)
                 return fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0,
@@ -561,77 +245,11 @@ static bool on_thaw(vss_writer *w, const vss_event_info *info, void *userdata) {
         return true;
 }
 
-/* Whether name is a WAL segment file name: 24 hexadecimal digits. */
-static bool is_segment(const char *name) {
-        return strlen(name) == 24 && strspn(name, "0123456789ABCDEF") == 24;
-}
-
-/* Saves the segments from first to last (inclusive, one timeline) of the live WAL directory into
- * dir: the copy may hold them only in part, and recovery needs them up to the backup's end. */
-static int save_wal(const char *dir, const char *first, const char *last, size_t *ret_n, char err[static MSG_MAX + 1]) {
-        char wal[PATH_MAX];
-        struct dirent **ents = NULL;
-        int n, r = 0;
-        size_t copied = 0;
-        bool have_first = false, have_last = false;
-
-        if (layout.wal_dir)
-                snprintf(wal, sizeof wal, "%s", layout.wal_dir);
-        else
-                snprintf(wal, sizeof wal, "%s/pg_wal", layout.data_dir);
-        n = scandir(wal, &ents, NULL, alphasort);
-        if (n < 0) {
-                snprintf(err, MSG_MAX + 1, "cannot read %s: %m", wal);
-                return -errno;
-        }
-        for (int i = 0; i < n; i++) {
-                const char *s = ents[i]->d_name;
-                char src[PATH_MAX], dst[PATH_MAX];
-
-                if (r < 0 || !is_segment(s) || strncmp(s, first, 8) != 0 || strcmp(s + 8, first + 8) < 0 ||
-                    strcmp(s + 8, last + 8) > 0)
-                        continue;
-                snprintf(src, sizeof src, "%s/%s", wal, s);
-                snprintf(dst, sizeof dst, "%s/%s", dir, s);
-                r = copy_file(src, dst, 0600, (uid_t) -1, (gid_t) -1);
-                if (r < 0)
-                        snprintf(err, MSG_MAX + 1, "cannot save %s: %s", src, strerror(-r));
-                have_first = have_first || streq(s, first);
-                have_last = have_last || streq(s, last);
-                copied++;
-        }
-        for (int i = 0; i < n; i++)
-                free(ents[i]);
-        free(ents);
-        if (r >= 0 && (!have_first || !have_last)) {
-                snprintf(err, MSG_MAX + 1,
-                         "WAL segment %s was removed before it could be saved (raise wal_keep_size or set up WAL archiving)",
-                         have_first ? last : first);
-                r = -ENOENT;
-        }
-        *ret_n = copied;
-        return r;
-}
-
-static int mkdir_p_private(const char *path) {
-        char buf[PATH_MAX];
-
-        snprintf(buf, sizeof buf, "%s", path);
-        for (char *p = buf + 1; *p; p++)
-                if (*p == '/') {
-                        *p = '\0';
-                        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-                                return -errno;
-                        *p = '/';
-                }
-        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
-}
-
 static bool on_post_snapshot(vss_writer *w, const vss_event_info *info, void *userdata) {
         uint64_t t0 = now_usec();
         char dir[PATH_MAX], wal[PATH_MAX + 8], path[PATH_MAX + 32], first[32] = "", stamp[PATH_MAX + 200];
+        char live_wal[PATH_MAX + 8], as[PATH_MAX + 32];
+        struct stat st;
         char err[MSG_MAX + 1] = "";
         const char *label, *spcmap, *p;
         PGresult *res;
@@ -677,21 +295,49 @@ static bool on_post_snapshot(vss_writer *w, const vss_event_info *info, void *us
                 fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "post-snapshot: cannot create %s: %s", wal, strerror(-r));
                 goto out;
         }
+        /* Owned and moded as the cluster's files: they are restored as such. */
+        if (stat(layout.data_dir, &st) < 0 || (chown(wal, st.st_uid, st.st_gid) < 0 && geteuid() == 0)) {
+                fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "post-snapshot: cannot give %s to the cluster's owner: %m", wal);
+                goto out;
+        }
         snprintf(path, sizeof path, "%s/backup_label", dir);
-        r = write_text(path, label, 0600, (uid_t) -1, (gid_t) -1);
+        r = write_text(path, label, 0600, st.st_uid, st.st_gid);
         if (r >= 0 && *spcmap) {
                 snprintf(path, sizeof path, "%s/tablespace_map", dir);
-                r = write_text(path, spcmap, 0600, (uid_t) -1, (gid_t) -1);
+                r = write_text(path, spcmap, 0600, st.st_uid, st.st_gid);
         }
         if (r < 0) {
                 fail(w, r == -ENOSPC ? VSS_E_WRITERERROR_OUTOFRESOURCES : VSS_E_WRITERERROR_NONRETRYABLE, 0,
                      "post-snapshot: cannot write %s: %s", path, strerror(-r));
                 goto out;
         }
-        r = save_wal(wal, first, PQgetvalue(res, 0, 3), &n_wal, err);
+        if (layout.wal_dir)
+                snprintf(live_wal, sizeof live_wal, "%s", layout.wal_dir);
+        else
+                snprintf(live_wal, sizeof live_wal, "%s/pg_wal", layout.data_dir);
+        r = save_wal(live_wal, wal, first, PQgetvalue(res, 0, 3), st.st_uid, st.st_gid, &n_wal, err);
         if (r < 0) {
                 fail(w, r == -ENOSPC ? VSS_E_WRITERERROR_OUTOFRESOURCES : VSS_E_WRITERERROR_NONRETRYABLE, 0,
                      "post-snapshot: %s", err);
+                goto out;
+        }
+        /* Written after the copy was cut: the requester stores them as the cluster's own files,
+         * in place of the copy's, so that the backup alone restores to a cluster that starts. */
+        snprintf(path, sizeof path, "%s/backup_label", dir);
+        snprintf(as, sizeof as, "%s/backup_label", layout.data_dir);
+        r = vss_writer_add_backup_files(w, "", COMPONENT, path, "*", false, as);
+        if (r >= 0 && *spcmap) {
+                snprintf(path, sizeof path, "%s/tablespace_map", dir);
+                snprintf(as, sizeof as, "%s/tablespace_map", layout.data_dir);
+                r = vss_writer_add_backup_files(w, "", COMPONENT, path, "*", false, as);
+        }
+        if (r >= 0) {
+                snprintf(path, sizeof path, "%s", wal);
+                r = vss_writer_add_backup_files(w, "", COMPONENT, wal, "*", false, live_wal);
+        }
+        if (r < 0) {
+                fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "post-snapshot: cannot add %s to the backup: %s", path,
+                     vss_strerror(r));
                 goto out;
         }
         snprintf(stamp, sizeof stamp, "lsn:%s;set:%s;data:%s", backup.lsn, backup.set_id, layout.data_dir);
@@ -776,63 +422,15 @@ static bool stamp_get(const char *stamp, const char *key, char *buf, size_t size
         return false;
 }
 
-/* Where the requester put the data directory: a new target, or in place. */
-static void restored_dir(const vss_bc_component *c, const char *data, char *buf, size_t size) {
-        for (size_t i = 0; i < c->n_new_targets; i++)
-                if (path_within(data, c->new_targets[i].path)) {
-                        snprintf(buf, size, "%s%s", c->new_targets[i].destination, data + strlen(c->new_targets[i].path));
-                        return;
-                }
-        snprintf(buf, size, "%s", data);
-}
-
-/* Installs the set's backup_label, tablespace_map and saved WAL into the restored directory. */
-static int install_label(const char *set, const char *target, uid_t uid, gid_t gid, char err[static MSG_MAX + 1]) {
-        char src[PATH_MAX], dst[PATH_MAX + 64], wal[PATH_MAX];
-        struct dirent **ents = NULL;
-        int n, r = 0;
-
-        snprintf(src, sizeof src, "%s/%s/backup_label", arg_label_dir, set);
-        snprintf(dst, sizeof dst, "%s/backup_label", target);
-        if ((r = copy_file(src, dst, 0600, uid, gid)) < 0) {
-                snprintf(err, MSG_MAX + 1, "cannot install %s as %s: %s", src, dst, strerror(-r));
-                return r;
-        }
-        snprintf(src, sizeof src, "%s/%s/tablespace_map", arg_label_dir, set);
-        snprintf(dst, sizeof dst, "%s/tablespace_map", target);
-        if (access(src, F_OK) == 0 && (r = copy_file(src, dst, 0600, uid, gid)) < 0) {
-                snprintf(err, MSG_MAX + 1, "cannot install %s as %s: %s", src, dst, strerror(-r));
-                return r;
-        }
-        snprintf(wal, sizeof wal, "%s/%s/pg_wal", arg_label_dir, set);
-        n = scandir(wal, &ents, NULL, alphasort);
-        if (n < 0) {
-                snprintf(err, MSG_MAX + 1, "cannot read %s: %m", wal);
-                return -errno;
-        }
-        /* The saved segments are newer than the copied ones, never shorter: they replace them. */
-        for (int i = 0; i < n; i++) {
-                if (r >= 0 && is_segment(ents[i]->d_name)) {
-                        snprintf(src, sizeof src, "%s/%s", wal, ents[i]->d_name);
-                        snprintf(dst, sizeof dst, "%s/pg_wal/%s", target, ents[i]->d_name);
-                        if ((r = copy_file(src, dst, 0600, uid, gid)) < 0)
-                                snprintf(err, MSG_MAX + 1, "cannot install %s as %s: %s", src, dst, strerror(-r));
-                }
-                free(ents[i]);
-        }
-        free(ents);
-        return r;
-}
-
 static bool on_post_restore(vss_writer *w, const vss_event_info *info, void *userdata) {
         uint64_t t0 = now_usec();
 
         for (size_t i = 0; i < info->n_components; i++) {
                 const vss_bc_component *c = vss_writer_get_component(w, "", info->components[i]);
                 char set[VSS_ID_STRING_MAX + 8] = "", data[PATH_MAX] = "", target[PATH_MAX], path[PATH_MAX + 32];
-                char seen[VSS_ID_STRING_MAX + 8] = "", err[MSG_MAX + 1] = "";
+                char seen[VSS_ID_STRING_MAX + 8] = "", err[MSG_MAX + 1] = "", src[PATH_MAX + 64];
                 _cleanup_fclose_ FILE *f = NULL;
-                bool label;
+                bool label, stored = false;
                 struct stat st;
 
                 if (!c || c->file_restore_status != VSS_RS_ALL) {
@@ -846,14 +444,15 @@ static bool on_post_restore(vss_writer *w, const vss_event_info *info, void *use
                                     "post-restore: the backup stamp '%s' does not name the snapshot set and data directory",
                                     strempty(c->backup_stamp));
                 label = strncmp(c->backup_stamp, "crash-consistent:", 17) != 0;
-                restored_dir(c, data, target, sizeof target);
+                restored_path(c, data, target, sizeof target);
 
                 /* Only a directory holding this set's copy is touched: the files may have gone
                  * elsewhere (vssbackup restore --to), and then the one here is someone else's. */
                 snprintf(path, sizeof path, "%s/" MARKER, target);
                 f = fopen(path, "re");
                 if (!f || !fgets(seen, sizeof seen, f) || !streq(seen, set)) {
-                        if (!label) {
+                        /* A backup holding its label and WAL is whole wherever it went. */
+                        if (!label || c->n_writer_files > 0) {
                                 log_msg("post-restore -> ok: no copy of set %s at %s; nothing to do", set, target);
                                 continue;
                         }
@@ -867,7 +466,16 @@ static bool on_post_restore(vss_writer *w, const vss_event_info *info, void *use
                 }
                 if (stat(target, &st) < 0)
                         return fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "post-restore: cannot stat %s: %m", target);
-                if (label && install_label(set, target, st.st_uid, st.st_gid, err) < 0) {
+                /* The backup holds backup_label, tablespace_map and the WAL up to the backup's end
+                 * among the cluster's files; one made before it did has them in DIR/SET only. */
+                snprintf(path, sizeof path, "%s/backup_label", target);
+                snprintf(src, sizeof src, "%s/%s", arg_label_dir, set);
+                stored = access(path, F_OK) == 0;
+                /* Links first: old backups' WAL goes into pg_wal, which may link to the restored
+                 * WAL directory; recovery recreates pg_tblspc from the map. */
+                if (relocate_links(c, target, st.st_uid, st.st_gid, err) < 0 ||
+                    (label && !stored && install_label(src, target, st.st_uid, st.st_gid, err) < 0) ||
+                    relocate_map(c, target, st.st_uid, st.st_gid, err) < 0) {
                         (void) vss_writer_set_post_restore_failure_msg(w, "", info->components[i], err);
                         return fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "post-restore: %s", err);
                 }
@@ -879,7 +487,8 @@ static bool on_post_restore(vss_writer *w, const vss_event_info *info, void *use
                 if (unlink(path) < 0)
                         log_msg("post-restore: cannot remove %s: %m", path);
                 log_msg("post-restore -> ok (%.1f ms): %s ready for %s; start PostgreSQL on it", (double) (now_usec() - t0) / 1000.0,
-                        target, label ? "recovery from the base backup (backup_label and WAL installed)" : "crash recovery");
+                        target, !label ? "crash recovery" : stored ? "recovery from the base backup (backup_label and WAL restored with it)"
+                                                                   : "recovery from the base backup (backup_label and WAL installed)");
         }
         return true;
 }
@@ -913,8 +522,9 @@ static void help(void) {
                "                          and to run CHECKPOINT (pg_checkpoint) and pg_backup_start/\n"
                "                          pg_backup_stop (EXECUTE granted, or superuser)\n"
                "  -n, --name NAME         writer name (default: postgres)\n"
-               "  -L, --label-dir DIR     where backup labels, the WAL they need and the last known\n"
-               "                          layout are kept (default: /var/lib/openvss/postgres-labels)\n"
+               "  -L, --label-dir DIR     where backup labels and the WAL they need are made for the\n"
+               "                          requester to store, and the last known layout is kept\n"
+               "                          (default: /var/lib/openvss/postgres-labels)\n"
                "  -m, --mode MODE         how copies are made consistent (default: auto, see below)\n"
                "  -t, --freeze-timeout MS\n"
                "                          Freeze-to-Thaw window in milliseconds (0: vssd default, 60 s)\n"
@@ -937,17 +547,23 @@ static void help(void) {
                "  post-snapshot     backup-label mode: pg_backup_stop(true) (which waits for WAL\n"
                "                    archiving when archive_mode is on, at most 50 s); keeps the label in\n"
                "                    DIR/SET/backup_label (and tablespace_map) and copies the WAL\n"
-               "                    segments from the backup's start to its end into DIR/SET/pg_wal.\n"
-               "                    Removes the marker from the live data directory.\n"
+               "                    segments from the backup's start to its end into DIR/SET/pg_wal,\n"
+               "                    owned by the cluster's owner; names them in the component's\n"
+               "                    writer_files, so that the requester stores them as DATA_DIR/\n"
+               "                    backup_label, DATA_DIR/tablespace_map and the WAL directory's\n"
+               "                    segments. Removes the marker from the live data directory.\n"
                "  abort, backup-shutdown\n"
                "                    end an unfinished base backup and remove the marker.\n"
                "  pre-restore       fails when the server is running (it accepts or refuses\n"
                "                    connections, or the postmaster of DATA_DIR/postmaster.pid lives):\n"
                "                    'PostgreSQL is running; stop it before restoring'.\n"
                "  post-restore      in the restored data directory (in place, or the requester's new\n"
-               "                    target), if it holds the set's marker: installs backup_label,\n"
-               "                    tablespace_map and the saved WAL (backup-label mode), removes a\n"
-               "                    stale postmaster.pid and the marker. It does not start the server.\n"
+               "                    target), if it holds the set's marker: points pg_wal and the\n"
+               "                    pg_tblspc links, and tablespace_map's locations, at where the\n"
+               "                    requester's new targets put them; for a backup that does not\n"
+               "                    hold backup_label (made by an older writer), installs it, the\n"
+               "                    tablespace_map and the WAL from DIR/SET; removes a stale\n"
+               "                    postmaster.pid and the marker. It does not start the server.\n"
                "\n"
                "Modes:\n"
                "  crash-consistent  the copy is one atomic snapshot of the whole cluster, and the\n"
@@ -957,12 +573,14 @@ static void help(void) {
                "  backup-label      the copy is a base backup: valid whatever the provider does (the\n"
                "                    file provider copies file by file while the server writes). It\n"
                "                    needs the backup_label and the WAL up to the backup's end, which\n"
-               "                    are written after the copy was cut: the writer keeps them in DIR\n"
-               "                    and installs them at post-restore. Keep DIR with the backups (or\n"
-               "                    configure WAL archiving and a restore_command): without them the\n"
-               "                    copy does not reach consistency ('WAL ends before end of online\n"
-               "                    backup'). WAL segments recycled before post-snapshot fail it\n"
-               "                    (raise wal_keep_size).\n"
+               "                    are written after the copy was cut: the writer keeps them in\n"
+               "                    DIR/SET and the requester stores them in the backup as the\n"
+               "                    cluster's files (vssbackup does). The backup alone restores, on\n"
+               "                    any machine, to a data directory that recovers from the base\n"
+               "                    backup, even when no writer takes part in the restore. A\n"
+               "                    requester that ignores writer_files leaves them out: then DIR/SET\n"
+               "                    is needed at restore. WAL segments recycled before post-snapshot\n"
+               "                    fail it (raise wal_keep_size).\n"
                "  auto (default)    crash-consistent when the data directory, WAL and tablespaces are\n"
                "                    on one btrfs subvolume (the btrfs provider snapshots it\n"
                "                    atomically), backup-label otherwise.\n"
@@ -983,10 +601,16 @@ static void help(void) {
                "  Stop the server, restore (vssbackup restore --from BACKUP [--to DIR]), start the\n"
                "  server on the restored data directory. The writer prepares the copy where the\n"
                "  requester's new targets say it went (vssbackup sets them for --to), else in place.\n"
+               "  With --to DIR, vssbackup restores the WAL directory and the tablespaces under DIR\n"
+               "  too, and post-restore points pg_wal, pg_tblspc/OID and tablespace_map there. A\n"
+               "  writer that never saw the cluster (no server, no DIR/layout) fails Identify and\n"
+               "  takes no part: an in-place restore still starts (the links name the original\n"
+               "  places, where the files went); under --to, fix the links by hand.\n"
                "  When the copy is not there (a requester put it elsewhere without saying so),\n"
-               "  post-restore fails in backup-label mode and says which files to copy by hand.\n"
-               "  Tablespace symbolic links in pg_tblspc still point to the original locations.\n"
-               "  DIR/SET is never removed by the writer: delete it with the backup of set SET.\n"
+               "  post-restore fails for a backup without backup_label and says which files to\n"
+               "  copy by hand.\n"
+               "  DIR/SET is never removed by the writer: delete it once the backup of set SET is\n"
+               "  stored.\n"
                "\n"
                "Exit status:\n"
                "  0  stopped by SIGTERM or SIGINT\n"

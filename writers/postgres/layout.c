@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* vss-writer-postgres: where the cluster's files are, and where a restore put them. */
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include "lib/common.h"
+#include "writers/postgres/writer-postgres.h"
+
+#define BTRFS_MAGIC 0x9123683EL
+
+void layout_clear(Layout *l) {
+        free(l->data_dir);
+        free(l->wal_dir);
+        for (size_t i = 0; i < l->n_tablespaces; i++)
+                free(l->tablespaces[i]);
+        free(l->tablespaces);
+        *l = (Layout) {};
+}
+
+bool path_within(const char *path, const char *dir) {
+        size_t n = strlen(dir);
+        return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0' || (n > 0 && dir[n - 1] == '/'));
+}
+
+int layout_add_tablespace(Layout *l, const char *path) {
+        char **a = realloc(l->tablespaces, (l->n_tablespaces + 1) * sizeof(char *));
+        if (!a)
+                return -ENOMEM;
+        l->tablespaces = a;
+        if (!(a[l->n_tablespaces] = strdup(path)))
+                return -ENOMEM;
+        l->n_tablespaces++;
+        return 0;
+}
+
+/* Restores happen while the server is down, and a writer that fails Identify takes no part. */
+void layout_save(const Layout *l, const char *dir) {
+        char path[PATH_MAX], tmp[PATH_MAX + 8];
+        FILE *f;
+
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+                log_msg("cannot create %s: %m", dir);
+                return;
+        }
+        snprintf(path, sizeof path, "%s/layout", dir);
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        f = fopen(tmp, "we");
+        if (!f) {
+                log_msg("cannot write %s: %m", tmp);
+                return;
+        }
+        fprintf(f, "data %s\n", l->data_dir);
+        if (l->wal_dir)
+                fprintf(f, "wal %s\n", l->wal_dir);
+        for (size_t i = 0; i < l->n_tablespaces; i++)
+                fprintf(f, "tablespace %s\n", l->tablespaces[i]);
+        if (fclose(f) != 0 || rename(tmp, path) < 0) {
+                log_msg("cannot write %s: %m", path);
+                unlink(tmp);
+        }
+}
+
+bool layout_load(Layout *l, const char *dir) {
+        char path[PATH_MAX];
+        _cleanup_free_ char *line = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
+        size_t n = 0;
+
+        snprintf(path, sizeof path, "%s/layout", dir);
+        f = fopen(path, "re");
+        if (!f)
+                return false;
+        while (getline(&line, &n, f) > 0) {
+                line[strcspn(line, "\n")] = '\0';
+                if (strncmp(line, "data ", 5) == 0 && !l->data_dir)
+                        l->data_dir = strdup(line + 5);
+                else if (strncmp(line, "wal ", 4) == 0 && !l->wal_dir)
+                        l->wal_dir = strdup(line + 4);
+                else if (strncmp(line, "tablespace ", 11) == 0)
+                        (void) layout_add_tablespace(l, line + 11);
+        }
+        if (!l->data_dir || l->data_dir[0] != '/') {
+                layout_clear(l);
+                return false;
+        }
+        return true;
+}
+
+void restored_path(const vss_bc_component *c, const char *data, char *buf, size_t size) {
+        for (size_t i = 0; i < c->n_new_targets; i++)
+                if (path_within(data, c->new_targets[i].path)) {
+                        snprintf(buf, size, "%s%s", c->new_targets[i].destination, data + strlen(c->new_targets[i].path));
+                        return;
+                }
+        snprintf(buf, size, "%s", data);
+}
+
+
+/* Replaces the symbolic link at path when its target was restored elsewhere. */
+static int relocate_link(const vss_bc_component *c, const char *path, uid_t uid, gid_t gid, char err[static MSG_MAX + 1]) {
+        char target[PATH_MAX], moved[PATH_MAX], tmp[PATH_MAX + 16];
+        ssize_t n = readlink(path, target, sizeof target - 1);
+
+        if (n < 0) {
+                snprintf(err, MSG_MAX + 1, "cannot read the link %s: %m", path);
+                return -errno;
+        }
+        target[n] = '\0';
+        restored_path(c, target, moved, sizeof moved);
+        if (streq(moved, target))
+                return 0;
+        /* A new link renamed over the old one: the link is never missing. */
+        snprintf(tmp, sizeof tmp, "%s.openvss-tmp", path);
+        (void) unlink(tmp);
+        if (symlink(moved, tmp) < 0 || (lchown(tmp, uid, gid) < 0 && geteuid() == 0) || rename(tmp, path) < 0) {
+                int r = -errno;
+                snprintf(err, MSG_MAX + 1, "cannot point %s at %s: %s", path, moved, strerror(-r));
+                (void) unlink(tmp);
+                return r;
+        }
+        log_msg("post-restore: %s now points at %s (was %s)", path, moved, target);
+        return 0;
+}
+
+int relocate_links(const vss_bc_component *c, const char *data_dir, uid_t uid, gid_t gid, char err[static MSG_MAX + 1]) {
+        char path[PATH_MAX + 300];
+        struct stat st;
+        DIR *d;
+        struct dirent *e;
+        int r = 0;
+
+        snprintf(path, sizeof path, "%s/pg_wal", data_dir);
+        if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && (r = relocate_link(c, path, uid, gid, err)) < 0)
+                return r;
+        snprintf(path, sizeof path, "%s/pg_tblspc", data_dir);
+        d = opendir(path);
+        if (!d)
+                return 0; /* none (PostgreSQL makes it when needed) */
+        while (r >= 0 && (e = readdir(d))) {
+                snprintf(path, sizeof path, "%s/pg_tblspc/%s", data_dir, e->d_name);
+                if (e->d_name[0] != '.' && lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+                        r = relocate_link(c, path, uid, gid, err);
+        }
+        closedir(d);
+        return r;
+}
+
+/* Asks the server where its files are. */
+bool layout_query(vss_writer *w, Layout *l) {
+        _cleanup_free_ char *wal_link = NULL;
+        char target[PATH_MAX];
+        PGconn *c = pg_connect();
+        PGresult *res = NULL;
+        bool ok = false;
+        struct stat st;
+
+        if (!c || PQstatus(c) != CONNECTION_OK) {
+                fail_connect(w, c, "identify");
+                PQfinish(c);
+                return false;
+        }
+        res = query(w, c, "identify: SHOW data_directory", "SHOW data_directory");
+        if (!res)
+                goto out;
+        if (PQntuples(res) != 1 || !realpath(PQgetvalue(res, 0, 0), target)) {
+                fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "identify: cannot resolve the data directory %s: %m",
+                     PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "(none)");
+                goto out;
+        }
+        l->data_dir = strdup(target);
+        PQclear(res);
+        /* A symlinked pg_wal (initdb --waldir) lives elsewhere and is copied as its own group. */
+        if (!l->data_dir || asprintf(&wal_link, "%s/pg_wal", l->data_dir) < 0) {
+                fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
+                res = NULL;
+                goto out;
+        }
+        if (lstat(wal_link, &st) == 0 && S_ISLNK(st.st_mode) && realpath(wal_link, target) &&
+            !path_within(target, l->data_dir) && !(l->wal_dir = strdup(target))) {
+                fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
+                res = NULL;
+                goto out;
+        }
+        res = query(w, c, "identify: listing tablespaces",
+                    "SELECT spcname, pg_tablespace_location(oid) FROM pg_tablespace "
+                    "WHERE pg_tablespace_location(oid) <> '' ORDER BY spcname");
+        if (!res)
+                goto out;
+        for (int i = 0; i < PQntuples(res); i++) {
+                const char *loc = PQgetvalue(res, i, 1);
+                /* Inside the data directory (PostgreSQL warns about that): already covered. */
+                if (path_within(loc, l->data_dir))
+                        continue;
+                if (layout_add_tablespace(l, loc) < 0) {
+                        fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
+                        goto out;
+                }
+        }
+        ok = true;
+out:
+        PQclear(res);
+        PQfinish(c);
+        if (!ok)
+                layout_clear(l);
+        return ok;
+}
+
+/* Whether one snapshot of the data directory's filesystem holds the whole cluster at one instant:
+ * everything on one btrfs subvolume (the btrfs provider snapshots a subvolume atomically; each
+ * subvolume has its own st_dev). The file provider copies file by file, and a running server
+ * writes meanwhile: such a copy is only usable as a base backup. */
+bool cluster_on_one_device(const Layout *layout, bool *btrfs) {
+        struct stat st, st2;
+        struct statfs sf;
+
+        if (stat(layout->data_dir, &st) < 0 || statfs(layout->data_dir, &sf) < 0)
+                return false;
+        *btrfs = (unsigned long) sf.f_type == (unsigned long) BTRFS_MAGIC;
+        if (layout->wal_dir && (stat(layout->wal_dir, &st2) < 0 || st2.st_dev != st.st_dev))
+                return false;
+        for (size_t i = 0; i < layout->n_tablespaces; i++)
+                if (stat(layout->tablespaces[i], &st2) < 0 || st2.st_dev != st.st_dev)
+                        return false;
+        return true;
+}

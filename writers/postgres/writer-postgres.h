@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* vss-writer-postgres's parts: the cluster's layout (layout.c) and the base backup's label and
+ * WAL (label.c), shared with the events in vss-writer-postgres.c. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <libpq-fe.h>
+
+#include <vss/writer.h>
+
+#define MSG_MAX 1023
+
+extern const char *arg_dsn;
+
+void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Reports a failure of the current event; returns false for the callback to return. */
+bool fail(vss_writer *w, int32_t hr, int32_t code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* A connection with arg_dsn (libpq's defaults under it), its notices logged. */
+PGconn *pg_connect(void);
+/* Fails the event for a connection that could not be made: retryable, the server may come back. */
+bool fail_connect(vss_writer *w, PGconn *c, const char *what);
+/* Runs a query expecting rows (or a command); on failure reports it and returns NULL. */
+PGresult *query(vss_writer *w, PGconn *c, const char *what, const char *sql);
+
+/* Where the cluster keeps its files, as last identified. */
+typedef struct Layout {
+        char *data_dir;
+        char *wal_dir; /* NULL when pg_wal is a directory inside data_dir */
+        char **tablespaces;
+        size_t n_tablespaces;
+} Layout;
+
+void layout_clear(Layout *l);
+bool path_within(const char *path, const char *dir);
+int layout_add_tablespace(Layout *l, const char *path);
+/* DIR/layout: the last layout seen, for Identify while the server is down. */
+void layout_save(const Layout *l, const char *dir);
+bool layout_load(Layout *l, const char *dir);
+/* Asks the server where its files are; fails the event when it cannot. */
+bool layout_query(vss_writer *w, Layout *l);
+/* Whether one snapshot of the data directory's filesystem holds the whole cluster at once;
+ * *btrfs: whether that filesystem is btrfs. */
+bool cluster_on_one_device(const Layout *l, bool *btrfs);
+
+/* Where the requester restored path: under the component's new target that holds it, else in
+ * place. */
+void restored_path(const vss_bc_component *c, const char *path, char *buf, size_t size);
+/* Points the restored data directory's pg_wal and pg_tblspc/OID symbolic links at where the
+ * requester restored their targets. Returns 0 or -errno with err set. */
+int relocate_links(const vss_bc_component *c, const char *data_dir, uid_t uid, gid_t gid, char err[static MSG_MAX + 1]);
+
+int copy_file(const char *src, const char *dst, mode_t mode, uid_t uid, gid_t gid);
+int write_text(const char *path, const char *text, mode_t mode, uid_t uid, gid_t gid);
+int mkdir_p_private(const char *path);
+bool is_segment(const char *name);
+/* Copies the WAL segments first..last (one timeline) of wal_dir into dir, owned by uid:gid;
+ * *ret_n counts them. */
+int save_wal(const char *wal_dir, const char *dir, const char *first, const char *last, uid_t uid, gid_t gid,
+             size_t *ret_n, char err[static MSG_MAX + 1]);
+/* Copies backup_label, tablespace_map and the WAL segments of dir (a set's label directory, for a
+ * backup that did not store them with the cluster) into the restored data directory target. */
+int install_label(const char *dir, const char *target, uid_t uid, gid_t gid, char err[static MSG_MAX + 1]);
+/* Rewrites target/tablespace_map (if any) with each location where restored_path() says it went. */
+int relocate_map(const vss_bc_component *c, const char *target, uid_t uid, gid_t gid, char err[static MSG_MAX + 1]);
