@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -538,16 +539,53 @@ static bool copy_component(Run *run, Store *st, const Selected *s, const Volume 
         return true;
 }
 
+/* Whether every file under path (itself included, symlinks not followed) belongs to uid: a
+ * user's writer may hand the requester only files its owner owns, never make a more privileged
+ * requester read someone else's. ret_bad: the first file that does not (static buffer). */
+static uid_t files_owner_want;
+static char files_owner_bad[PATH_MAX];
+static int check_owner(const char *fpath, const struct stat *st, int type, struct FTW *ftw) {
+        if (type != FTW_NS && type != FTW_DNR && st->st_uid == files_owner_want)
+                return 0;
+        snprintf(files_owner_bad, sizeof(files_owner_bad), "%s", fpath);
+        return 1;
+}
+
+static bool files_owned_by(const char *path, uid_t uid) {
+        files_owner_want = uid;
+        files_owner_bad[0] = 0;
+        return nftw(path, check_owner, 16, FTW_PHYS) == 0;
+}
+
+/* The owner vssd recorded for the writer of this component in the live document. */
+static const vss_writer_metadata *document_writer(const vss_backup_document *d, const vss_writer_metadata *wm) {
+        for (size_t i = 0; i < d->n_writers; i++)
+                if (vss_id_equal(&d->writers[i]->instance_id, &wm->instance_id))
+                        return d->writers[i];
+        return NULL;
+}
+
 /* The files the component's writer made after the shadows were cut (its record's writer_files),
  * read where they are now and stored as the component's files at their stored_as paths. Stored
- * first, whatever the backup type, so that they take the place of the shadow's older copies. */
+ * first, whatever the backup type, so that they take the place of the shadow's older copies.
+ * A writer that is not root's may name only files its owner owns. */
 static bool copy_writer_files(Run *run, Store *st, const vss_backup_document *d, const Selected *s) {
         const vss_bc_component *c = vss_backup_document_find(d, &s->wm->writer_id, &s->wm->instance_id,
                                                              s->ci->logical_path, s->ci->name);
+        const vss_writer_metadata *owner = document_writer(d, s->wm);
         for (size_t i = 0; c && i < c->n_writer_files; i++) {
                 const vss_file_mapping *f = &c->writer_files[i];
                 StoreFileGroup g = { f->destination, f->filespec, f->recursive };
                 _cleanup_free_ char *err = NULL;
+                if (!owner || !owner->owner_known)
+                        return run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE,
+                                        "writer files of component '%s': vssd recorded no owner for its writer",
+                                        s->ci->name);
+                if (owner->owner_uid != 0 && !files_owned_by(f->path, (uid_t) owner->owner_uid))
+                        return run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE,
+                                        "writer files of component '%s': %s does not belong to the writer's owner "
+                                        "(uid %u); a writer hands over only its owner's files", s->ci->name,
+                                        files_owner_bad[0] ? files_owner_bad : f->path, (unsigned) owner->owner_uid);
                 int r = store_add_files(st, f->path, f->destination, &g, NULL, 0, 0, &err);
                 if (r < 0)
                         return run_fail(run, VSS_E_UNEXPECTED, "copying %s (as %s) of component '%s': %s", f->path,

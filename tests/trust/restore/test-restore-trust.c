@@ -8,6 +8,7 @@
  *                                 chain's too, whose deletions would follow them) stay beneath DIR
  *   trust-restore-no-symlink      a symlink a user planted below DIR is not followed
  *   trust-restore-refused-archive a tar-slip archive leaves nothing behind
+ *   trust-writer-files-owner      a user's writer hands root's backup only files its owner owns
  * The places a restore must not reach are root-owned directories the test makes outside DIR.
  */
 
@@ -17,6 +18,8 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -366,6 +369,86 @@ static void test_refused_archive(void) {
         harness_free(h);
 }
 
+/* trust-writer-files-owner: a user's in-process writer hands root's vssbackup "writer files"
+ * (vss_writer_add_backup_files) made after the cut. Its own files are stored; a root-only file is
+ * refused, the component fails and nothing of the file reaches the backup. */
+typedef struct FilesWriter {
+        const char *data, *file;
+} FilesWriter;
+
+static bool files_identify(vss_writer *w, vss_metadata_builder *md, void *userdata) {
+        const FilesWriter *fw = userdata;
+        return vss_metadata_add_component(md, "", "app", NULL, true, true) >= 0 &&
+               vss_metadata_add_files(md, "", "app", fw->data, "*", true) >= 0;
+}
+
+static bool files_post_snapshot(vss_writer *w, const vss_event_info *info, void *userdata) {
+        const FilesWriter *fw = userdata;
+        char stored_as[PATH_MAX];
+        snprintf(stored_as, sizeof(stored_as), "%s/handed-over", fw->data);
+        return vss_writer_add_backup_files(w, "", "app", fw->file, "*", false, stored_as) >= 0;
+}
+
+static void files_writer_as_bob(Harness *h, void *userdata) {
+        const FilesWriter *fw = userdata;
+        vss_writer_options o = { .name = "bob-files" };
+        vss_writer_callbacks cb = { .identify = files_identify, .post_snapshot = files_post_snapshot };
+        vss_writer *w = NULL;
+        CHECK_HR(vss_writer_new(&o, &cb, (void *) fw, &w), 0);
+        if (w)
+                CHECK(vss_writer_main(w, harness_socket(h), "bob-files") == 0);
+        vss_writer_unref(w);
+}
+
+static void files_backup(Harness *h, const char *file, const char *backup, bool want_ok) {
+        char data[PATH_MAX];
+        snprintf(data, sizeof(data), "%s/bob-data", harness_dir(h));
+        FilesWriter fw = { data, file };
+        pid_t w = spawn_as(BOB, files_writer_as_bob, h, &fw);
+        for (int i = 0; i < 2000 && !writer_listed(h, "bob-files"); i++)
+                usleep(10 * 1000);
+        CHECK(writer_listed(h, "bob-files"));
+        int st;
+        json_object *out = harness_json(h, &st, "vssbackup backup --to %s --retries 0 --json", backup);
+        CHECK(st == (want_ok ? 0 : 1));
+        if (!want_ok) {
+                CHECK_STR(error_field(out, "name"), "VSS_E_WRITERERROR_NONRETRYABLE");
+                CHECK(strstr(error_field(out, "message"), "does not belong to the writer's owner") != NULL);
+                CHECK(strstr(error_field(out, "message"), file) != NULL);
+        }
+        json_object_put(out);
+        kill(w, SIGTERM);
+        waitpid(w, NULL, 0);
+}
+
+static void test_writer_files_owner(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        uid_t bob = uid_of(BOB);
+        char data[PATH_MAX], secret_dir[PATH_MAX], secret[PATH_MAX + 16], own[PATH_MAX + 16];
+        char refused[PATH_MAX], kept[PATH_MAX];
+        snprintf(data, sizeof(data), "%s/bob-data", harness_dir(h));
+        snprintf(secret_dir, sizeof(secret_dir), "%s/root-secrets", harness_dir(h));
+        snprintf(refused, sizeof(refused), "%s/backup-refused", harness_dir(h));
+        snprintf(kept, sizeof(kept), "%s/backup-kept", harness_dir(h));
+        make_dir(data, 0755, bob);
+        make_file(data, "app.db", "bob's rows\n", bob);
+        make_dir(secret_dir, 0755, 0);
+        make_file(secret_dir, "shadow", "root's secret\n", 0);
+        snprintf(secret, sizeof(secret), "%s/shadow", secret_dir);
+        CHECK(chmod(secret, 0600) == 0);
+        make_file(data, "label", "bob's label\n", bob);
+        snprintf(own, sizeof(own), "%s/label", data);
+
+        files_backup(h, secret, refused, false);
+        _cleanup_free_ char *found = NULL;
+        CHECK(harness_sh(h, &found, "grep -rl \"root's secret\" %s 2>/dev/null; true", refused) == 0);
+        CHECK(found && found[0] == 0);
+
+        files_backup(h, own, kept, true);
+        CHECK(lexists("%s/data%s/handed-over", kept, data));
+        harness_free(h);
+}
+
 int main(int argc, char *argv[]) {
         if (geteuid() != 0) {
                 fprintf(stderr, "test-restore-trust: needs root (it makes users, starts vssd and restores as root)\n");
@@ -376,6 +459,7 @@ int main(int argc, char *argv[]) {
                 { "trust-restore-to-wins", test_to_wins },
                 { "trust-restore-no-symlink", test_no_symlink },
                 { "trust-restore-refused-archive", test_refused_archive },
+                { "trust-writer-files-owner", test_writer_files_owner },
                 {},
         };
         return test_main(argc, argv, cases);
