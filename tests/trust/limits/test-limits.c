@@ -256,8 +256,13 @@ static void bob_never_reads(Harness *h, void *userdata) {
         free(calls);
 }
 
+/* An exec provider whose create command holds: vssd has the filesystem frozen meanwhile. */
+#define HOLDING_CONFIG CONFIG_BASE ", \"providers\": [{\"type\": \"exec\", \"name\": \"hold\", " \
+        "\"create\": \"touch $HARNESS_DIR/create-started; sleep 20\", \"delete\": \"true\"}]}"
+
 static void test_sigterm_non_reader(void) {
-        Harness *h = harness_for_users(CONFIG_BASE "}");
+        Harness *h = harness_for_users(HOLDING_CONFIG);
+        char *mnt = harness_loop_fs(h, "mkfs.ext4 -q", "64M");
         harness_writer(h, "w1", NULL);
         Flood f;
         CHECK(pipe2(f.ready, O_CLOEXEC) == 0 && pipe2(f.hold, O_CLOEXEC) == 0);
@@ -267,6 +272,17 @@ static void test_sigterm_non_reader(void) {
         char c;
         CHECK(read(f.ready[0], &c, 1) == 1);
 
+        /* A shadow copy in creation: the writer frozen, the filesystem frozen for the hold. */
+        pid_t create = fork();
+        if (create == 0)
+                _exit(harness_sh(h, NULL, VSSADMIN_DIR "/vssadmin create shadow --for %s --provider hold >/dev/null 2>&1",
+                                 mnt));
+        char *out = NULL;
+        CHECK(harness_sh(h, &out, "for i in $(seq 400); do [ -e %s/create-started ] && echo started && break; sleep 0.05; done",
+                         harness_dir(h)) == 0);
+        CHECK(out && strstr(out, "started"));
+        free(out);
+
         int status = -1;
         uint64_t usec = harness_stop_vssd(h, &status);
         if (usec == UINT64_MAX)
@@ -275,6 +291,10 @@ static void test_sigterm_non_reader(void) {
                 fprintf(stderr, "   vssd stopped %.3f s after SIGTERM\n", (double) usec / USEC_PER_SEC);
         CHECK(usec <= 2 * USEC_PER_SEC);
         CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        /* Nothing stays frozen, and the set in creation was aborted: its requester hears so. */
+        CHECK(harness_sh(h, NULL, "timeout 1 sh -c 'echo x > %s/after-stop && sync %s/after-stop'", mnt, mnt) == 0);
+        int st = 0;
+        CHECK(waitpid(create, &st, 0) == create && WIFEXITED(st) && WEXITSTATUS(st) == 1);
 
         close(f.hold[1]);
         wait_ok(bob, "bob, who never reads");
