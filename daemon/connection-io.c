@@ -138,6 +138,7 @@ static int pump_auth(Connection *c) {
  * nothing to do until the client, the bus or the uid's total moves, <0 to close the connection. */
 static int pump(Connection *c) {
         Manager *m = c->manager;
+        bool header = false;
         if (!c->authenticated)
                 return pump_auth(c);
         if (c->in_left == 0) {
@@ -177,13 +178,13 @@ static int pump(Connection *c) {
                         return r;
                 c->header_len = 0;
                 c->in_left = size - HEADER_SIZE;
-                return 1;
+                header = true; /* and the rest of the message after it, if it is there */
         }
         ssize_t n = splice(c->fd, NULL, c->pipe_w, NULL, c->in_left < 65536 ? c->in_left : 65536, SPLICE_F_NONBLOCK);
         if (n == 0)
                 return -ECONNRESET;
         if (n < 0)
-                return errno == EAGAIN ? 0 : -errno;
+                return errno == EAGAIN ? header : -errno;
         c->in_left -= (uint64_t) n;
         return 1;
 }
@@ -201,7 +202,12 @@ static bool process(Connection *c) {
                 connection_free(c);
                 return false;
         }
-        if (r < 0 && r != -ENOTCONN && r != -ECONNRESET)
+        if (r == -ENOTCONN) {
+                /* Closed without saying Disconnected: nothing more can come of it. */
+                connection_free(c);
+                return false;
+        }
+        if (r < 0 && r != -ECONNRESET)
                 log_warn("connection of pid %d: %s", (int) c->cred.pid, strerror(-r));
         if (c->in_left == 0 && c->in_held > 0 && pipe_pending(c) == 0)
                 c->in_held = 0;
@@ -252,7 +258,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 }
                 if (r == 0)
                         break;
-                moved += 65536;
+                moved += 65536; /* at most a chunk per pump */
                 if (!process(c))
                         return 0;
         }
