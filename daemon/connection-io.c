@@ -12,7 +12,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
 
 #include "daemon/vssd.h"
 
@@ -33,13 +32,6 @@ static uint64_t queued_writes(Connection *c) {
         uint64_t n = 0;
         (void) sd_bus_get_n_queued_write(c->bus, &n);
         return n;
-}
-
-static size_t pipe_pending(Connection *c) {
-        int n = 0;
-        if (ioctl(c->pipe_r, FIONREAD, &n) < 0)
-                return 0;
-        return (size_t) n;
 }
 
 /* Incoming bytes of messages in part over all of uid's connections. */
@@ -142,11 +134,22 @@ static int pump(Connection *c) {
         if (!c->authenticated)
                 return pump_auth(c);
         if (c->in_left == 0) {
-                if (c->in_held > 0 && pipe_pending(c) == 0)
-                        c->in_held = 0; /* the bus has it all: read, dispatched */
+                /* Every pump that moved bytes was followed by the bus reading all of them. */
+                c->in_held = 0;
                 if (limited(c) && queued_writes(c) > 0)
                         return 0;
-                if (c->header_len < HEADER_SIZE) {
+                bool peeked = false;
+                if (c->header_len == 0) {
+                        /* Usually the header is all there: peeked, and passed on with the rest. */
+                        ssize_t n = recv(c->fd, c->header, HEADER_SIZE, MSG_PEEK | MSG_DONTWAIT);
+                        if (n == 0)
+                                return -ECONNRESET;
+                        if (n < 0)
+                                return errno == EAGAIN ? 0 : -errno;
+                        peeked = n == HEADER_SIZE;
+                }
+                if (!peeked && c->header_len < HEADER_SIZE) {
+                        /* A header in parts is kept here, or the peek would see the same part forever. */
                         ssize_t n = recv(c->fd, c->header + c->header_len, HEADER_SIZE - c->header_len, MSG_DONTWAIT);
                         if (n == 0)
                                 return -ECONNRESET;
@@ -169,15 +172,26 @@ static int pump(Connection *c) {
                                          (unsigned) c->cred.uid, size, m->config.max_message_bytes);
                                 return -EMSGSIZE;
                         }
-                        if (input_held(m, c->cred.uid) + size > m->config.max_input_bytes_per_uid)
-                                return 0; /* waits until the uid's other messages are read */
+                        if (input_held(m, c->cred.uid) + size > m->config.max_input_bytes_per_uid) {
+                                /* Waits until the uid's other messages are read; the header taken off
+                                 * the socket, so that may_read() sees why. */
+                                if (peeked) {
+                                        if (recv(c->fd, c->header, HEADER_SIZE, MSG_DONTWAIT) != HEADER_SIZE)
+                                                return -EIO;
+                                        c->header_len = HEADER_SIZE;
+                                }
+                                return 0;
+                        }
                         c->in_held = size;
                 }
-                int r = write_pipe(c, c->header, HEADER_SIZE);
-                if (r < 0)
-                        return r;
+                c->in_left = size;
+                if (!peeked) {
+                        int r = write_pipe(c, c->header, HEADER_SIZE);
+                        if (r < 0)
+                                return r;
+                        c->in_left -= HEADER_SIZE;
+                }
                 c->header_len = 0;
-                c->in_left = size - HEADER_SIZE;
                 header = true; /* and the rest of the message after it, if it is there */
         }
         ssize_t n = splice(c->fd, NULL, c->pipe_w, NULL, c->in_left < 65536 ? c->in_left : 65536, SPLICE_F_NONBLOCK);
@@ -209,8 +223,8 @@ static bool process(Connection *c) {
         }
         if (r < 0 && r != -ECONNRESET)
                 log_warn("connection of pid %d: %s", (int) c->cred.pid, strerror(-r));
-        if (c->in_left == 0 && c->in_held > 0 && pipe_pending(c) == 0)
-                c->in_held = 0;
+        if (c->in_left == 0)
+                c->in_held = 0; /* the bus has read it all */
         return true;
 }
 
@@ -238,7 +252,7 @@ static bool over_queue_limit(Connection *c) {
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Connection *c = userdata;
         size_t moved = 0;
-        if (!process(c)) /* writes first: the client may have read, making room */
+        if ((revents & EPOLLOUT) && !process(c)) /* the client read: what waits goes out first */
                 return 0;
         if (c->pipe_w < 0) {
                 /* Its input ended and the bus is closing; a peer gone for good is not waited for. */

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -313,6 +314,36 @@ static void bob_big_call(Harness *h, void *userdata) {
         CHECK(closed_by_vssd(fd));
         close(fd);
         free(msg);
+        /* A header that comes in parts is waited for, then the call is answered (bob lacks the
+         * right: an error reply, type 3). */
+        uint8_t one[512];
+        n = call_header(one, 7, VSS_BUS_INTERFACE, "ListProviders", NULL, 0);
+        fd = raw_connect(h);
+        CHECK(send(fd, one, 8, MSG_NOSIGNAL) == 8);
+        int unread = 1;
+        for (int i = 0; i < 2000 && unread > 0; i++) /* until vssd took the first part */
+                if (ioctl(fd, SIOCOUTQ, &unread) < 0 || (unread > 0 && usleep(1000) < 0))
+                        break;
+        CHECK(unread == 0);
+        CHECK(send(fd, one + 8, n - 8, MSG_NOSIGNAL) == (ssize_t) (n - 8));
+        char got[4096];
+        size_t have = 0;
+        char *ok = NULL;
+        for (int i = 0; i < 1000; i++) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                if (poll(&p, 1, 10) > 0) {
+                        ssize_t k = recv(fd, got + have, sizeof(got) - have, MSG_DONTWAIT);
+                        if (k <= 0)
+                                break;
+                        have += (size_t) k;
+                }
+                ok = memmem(got, have, "\r\n", 2);
+                if (ok && (size_t) (ok + 2 - got) + 2 <= have)
+                        break;
+        }
+        CHECK(ok && (size_t) (ok + 2 - got) + 2 <= have && ok[2] == 'l' && ok[3] == 3);
+        close(fd);
+
         /* Calls of the allowed size are answered as before. */
         sd_bus *bus = connect_or_die(h);
         CHECK_HR(call(bus, "ListProviders", NULL), VSS_E_ACCESSDENIED);
