@@ -361,7 +361,7 @@ static void flush_bounded(Connection *c) {
                 int k = poll(&pfd, 1, (int) ((deadline - now + 999) / 1000));
                 if (k <= 0 || (pfd.revents & (POLLERR | POLLHUP)))
                         break;
-                if (sd_bus_process(c->bus, NULL) < 0)
+                if (sd_bus_process(c->bus, NULL) <= 0) /* wrote nothing though it could: no spinning */
                         break;
         }
 }

@@ -220,7 +220,12 @@ static void test_flood_memory(void) {
                 struct pollfd p = { .fd = f.ready[0], .events = POLLIN };
                 if (after_flood > 0 || poll(&p, 1, 0) > 0)
                         after_flood++;
-                CHECK(harness_sh(h, NULL, "timeout 10 " VSSADMIN_DIR "/vssadmin list writers >/dev/null") == 0);
+                uint64_t t0 = now_monotonic_usec();
+                int st = harness_sh(h, NULL, "timeout 20 " VSSADMIN_DIR "/vssadmin list writers >/dev/null");
+                if (st != 0)
+                        fprintf(stderr, "   vssadmin list writers: status %d after %.3f s\n", st,
+                                (double) (now_monotonic_usec() - t0) / USEC_PER_SEC);
+                CHECK(st == 0);
                 answers++;
                 uint64_t rss = rss_of(vssd);
                 most = rss > most ? rss : most;
