@@ -5,6 +5,7 @@
  *     "rights": { "list": ["@vss-backup", "alice"], "delete": ["@vss-admin"] },
  *     "max_connections_per_uid": 272, "max_sessions_per_uid": 64,
  *     "max_calls_per_second": 500, "max_call_burst": 5000,
+ *     "max_message_bytes": 16842752, "max_input_bytes_per_uid": 33685504, "max_queued_messages": 256,
  *     "writer_classes": { "3f1c…-uuid": "postgres" },
  *     "timeouts": { "identify_ms": 10000, "freeze_window_ms": 60000, ... } }
  * Rights name users, or groups as "@group" (a user and a group may share a name, and which one is
@@ -205,6 +206,9 @@ int config_load(Config *c, const char *path, char **ret_error) {
                 .max_sessions_per_uid = VSS_MAX_SESSIONS_PER_UID,
                 .max_calls_per_second = VSS_MAX_CALLS_PER_SECOND,
                 .max_call_burst = VSS_MAX_CALL_BURST,
+                .max_message_bytes = VSS_MAX_MESSAGE_BYTES,
+                .max_input_bytes_per_uid = VSS_MAX_INPUT_BYTES_PER_UID,
+                .max_queued_messages = VSS_MAX_QUEUED_MESSAGES,
         };
         *ret_error = NULL;
         if (path) {
@@ -240,6 +244,16 @@ int config_load(Config *c, const char *path, char **ret_error) {
                                 } else if (streq(key, "max_call_burst")) {
                                         r = parse_int(val, key, 1, 1000000, &v, ret_error);
                                         c->max_call_burst = (uint32_t) v;
+                                } else if (streq(key, "max_message_bytes")) {
+                                        /* sd-bus refuses 128 MiB and more itself. */
+                                        r = parse_int(val, key, 4096, 128 * 1024 * 1024 - 1, &v, ret_error);
+                                        c->max_message_bytes = (uint32_t) v;
+                                } else if (streq(key, "max_input_bytes_per_uid")) {
+                                        r = parse_int(val, key, 4096, INT64_MAX, &v, ret_error);
+                                        c->max_input_bytes_per_uid = (uint64_t) v;
+                                } else if (streq(key, "max_queued_messages")) {
+                                        r = parse_int(val, key, 1, 1000000, &v, ret_error);
+                                        c->max_queued_messages = (uint32_t) v;
                                 } else if (streq(key, "rights"))
                                         r = parse_rights(c, rights_set, val, ret_error);
                                 else if (streq(key, "writer_classes"))
@@ -263,6 +277,11 @@ int config_load(Config *c, const char *path, char **ret_error) {
                         config_done(c);
                         return r;
                 }
+        }
+        /* Else a uid's largest message would wait for room forever. */
+        if (c->max_input_bytes_per_uid < c->max_message_bytes) {
+                config_done(c);
+                return fail(ret_error, "%s: must be at least max_message_bytes", "max_input_bytes_per_uid");
         }
         if (c->timeouts.freeze_window_ms > c->timeouts.max_freeze_window_ms)
                 c->timeouts.freeze_window_ms = c->timeouts.max_freeze_window_ms;

@@ -34,8 +34,6 @@ int reply_error(sd_bus_error *error, int32_t hr, const char *fmt, ...) {
         return sd_bus_error_set(error, name, msg);
 }
 
-static Connection *connection_free(Connection *c);
-
 static Writer *writer_free(Writer *w) {
         if (!w)
                 return NULL;
@@ -452,23 +450,31 @@ int method_delete_shadows(sd_bus_message *msg, void *userdata, sd_bus_error *err
         return 1;
 }
 
-static Connection *connection_free(Connection *c) {
+void connection_free(Connection *c) {
         if (!c)
-                return NULL;
-        Manager *m = c->manager;
-        writer_free(c->writer);
-        LIST_FOREACH_SAFE(sessions, s, n, m->sessions)
-                if (s->connection == c)
-                        session_release(s, NULL);
-        LIST_REMOVE(connections, m->connections, c);
-        m->n_connections--;
-        sd_bus_flush_close_unref(c->bus);
+                return;
+        if (!c->closing) {
+                Manager *m = c->manager;
+                c->closing = true;
+                writer_free(c->writer);
+                LIST_FOREACH_SAFE(sessions, s, n, m->sessions)
+                        if (s->connection == c)
+                                session_release(s, NULL);
+                LIST_REMOVE(connections, m->connections, c);
+                m->n_connections--;
+                connection_io_stop(c);
+        }
+        if (c->busy) {
+                c->gone = true; /* freed when its dispatch returns */
+                return;
+        }
         free(c);
-        return NULL;
 }
 
 static int on_disconnected(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Connection *c = userdata;
+        if (c->closing)
+                return 0;
         log_info("client pid %d disconnected", (int) c->cred.pid);
         connection_free(c);
         return 0;
@@ -562,6 +568,8 @@ static int check_strings(sd_bus_message *msg, sd_bus_error *error) {
 static int on_message(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Connection *c = userdata;
         Manager *m = c->manager;
+        if (c->closing)
+                return 1; /* what is left of a connection being closed is not dispatched */
         if (!sd_bus_message_is_method_call(msg, NULL, NULL))
                 return 0;
         if (c->over_limit) {
@@ -569,8 +577,8 @@ static int on_message(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
                 reply_error(&e, VSS_E_OUTOFMEMORY, "uid %u has %u connections to vssd, the most allowed "
                             "(max_connections_per_uid); this one is closed", (unsigned) c->cred.uid,
                             m->config.max_connections_per_uid);
-                (void) sd_bus_reply_method_error(msg, &e);
-                connection_free(c); /* flushes the answer first */
+                (void) sd_bus_reply_method_error(msg, &e); /* written at once: nothing else waits */
+                connection_free(c);
                 return 1;
         }
         if (c->cred.uid != 0) {
@@ -618,6 +626,7 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
         if (!c)
                 return 0;
         c->manager = m;
+        c->fd = c->pipe_r = c->pipe_w = -1;
         len = sizeof(c->cred);
         if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0) {
                 free(c);
@@ -641,7 +650,7 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
 
         r = sd_bus_new(&c->bus);
         if (r >= 0)
-                r = sd_bus_set_fd(c->bus, cfd, cfd);
+                r = connection_io_setup(c, cfd);
         if (r >= 0) {
                 TAKE_FD(cfd);
                 r = sd_id128_randomize(&server_id);
@@ -664,10 +673,10 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
         if (r >= 0)
                 r = sd_bus_start(c->bus);
         if (r >= 0)
-                r = sd_bus_attach_event(c->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+                r = connection_io_start(c);
         if (r < 0) {
                 log_err("cannot set up connection: %s", strerror(-r));
-                sd_bus_flush_close_unref(c->bus);
+                connection_io_stop(c);
                 free(c);
                 return 0;
         }
@@ -705,6 +714,9 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         /* From here on deletes only mark their shadows: the next start finishes them. */
         m->stopping = true;
+        /* What the buses hold (an Abort for a writer) has a second to go out, together: a client
+         * that never reads cannot keep vssd from stopping. */
+        m->stop_deadline_usec = now_monotonic_usec() + USEC_PER_SEC;
         while (m->connections)
                 connection_free(m->connections);
         while (m->sessions)

@@ -63,6 +63,9 @@ typedef struct Config {
         uint32_t max_sessions_per_uid;
         uint32_t max_calls_per_second; /* sustained rate of a connection's method calls */
         uint32_t max_call_burst;       /* calls a connection may make at once */
+        uint32_t max_message_bytes;    /* an incoming message's declared size */
+        uint64_t max_input_bytes_per_uid; /* incoming messages held in part, over a uid's connections */
+        uint32_t max_queued_messages;  /* outgoing messages a connection leaves unread before it is closed */
         /* "writer_classes": class ids bound to a user by the administrator, not first come. */
         struct ClassBinding *classes;
         size_t n_classes;
@@ -96,6 +99,8 @@ struct Manager {
         ShadowJob *jobs;
         ExposeOp *exposing;
         bool stopping;
+        /* Set once vssd is stopping: buses get until then to send what they hold. */
+        uint64_t stop_deadline_usec;
 };
 
 struct Connection {
@@ -110,6 +115,21 @@ struct Connection {
         Writer *writer;     /* at most one per connection */
         unsigned n_sessions;
         LIST_FIELDS(Connection, connections);
+
+        /* The client's socket: vssd reads it (connection-io.c), passing each message on to the
+         * bus through a pipe once its size is allowed; the bus writes to the socket itself. */
+        int fd;
+        int pipe_r, pipe_w;     /* pipe_r belongs to the bus */
+        sd_event_source *io_source;
+        sd_event_source *time_source;
+        bool authenticated;     /* the SASL lines are over (BEGIN), messages follow */
+        size_t auth_bytes, auth_line;
+        uint8_t header[16];     /* the next message's fixed header, read but not yet passed on */
+        size_t header_len;
+        uint64_t in_left;       /* bytes of the current message still to pass on */
+        uint64_t in_held;       /* its size, counted against the uid until the bus has read it */
+        unsigned busy;          /* inside sd_bus_process(): freeing waits */
+        bool closing, gone;
 };
 
 struct Writer {
@@ -223,6 +243,19 @@ int manager_start(Manager *m);
 void writer_note_status(Writer *w, const Session *s, const Slot *slot);
 /* A slot's status note: "aborted", "not involved" or "". */
 const char *slot_note(const Slot *slot);
+
+/* Ends a connection: its writer and sessions go, its bus is closed (after a bounded flush while
+ * vssd stops). Inside the connection's own dispatch the memory is freed once that returns. */
+void connection_free(Connection *c);
+
+/* connection-io.c: vssd reads each client's socket itself and passes its messages on to the bus,
+ * so their sizes, the replies piling up and a uid's total are checked before anything is held. */
+/* Before sd_bus_start(): the bus reads a pipe vssd fills and writes to the socket fd (taken). */
+int connection_io_setup(Connection *c, int fd);
+/* After sd_bus_start(): the connection's io and timer sources on the manager's event loop. */
+int connection_io_start(Connection *c);
+/* At the connection's end: while vssd stops, lets the bus send what it holds until the deadline. */
+void connection_io_stop(Connection *c);
 
 /* Refuses with VSS_E_ACCESSDENIED, naming the uid and the right, unless the connection holds it. */
 int check_right(Connection *c, Right right, sd_bus_error *error);

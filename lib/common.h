@@ -37,6 +37,14 @@
 #define VSS_MAX_SESSIONS_PER_UID 64
 #define VSS_MAX_CALLS_PER_SECOND 500
 #define VSS_MAX_CALL_BURST 5000
+/* What a client's connection may make vssd hold (config keys of the same names, lowercase; root is
+ * exempt): an incoming message at most the largest legal one, a restore document (16 MiB) and the
+ * rest of its call; two of those in part over all of a uid's connections; outgoing messages the
+ * client leaves unread (vssd reads none of its calls while one waits) up to this many, then it is
+ * closed. */
+#define VSS_MAX_MESSAGE_BYTES (16 * 1024 * 1024 + 64 * 1024)
+#define VSS_MAX_INPUT_BYTES_PER_UID (2 * (uint64_t) VSS_MAX_MESSAGE_BYTES)
+#define VSS_MAX_QUEUED_MESSAGES 256
 /* Connections past max_connections_per_uid kept just long enough to tell why; more are closed. */
 #define VSS_CONNECTION_GRACE 8
 #define VSS_MAX_FREEZE_WINDOW_MS (10u * 60u * 1000u)

@@ -413,6 +413,28 @@ void harness_clear_log(Harness *h) {
         write_file(path, "", 0644);
 }
 
+uint64_t harness_stop_vssd(Harness *h, int *ret_status) {
+        uint64_t start = now_monotonic_usec(), took = UINT64_MAX;
+        *ret_status = -1;
+        if (h->vssd <= 0)
+                return took;
+        kill(h->vssd, SIGTERM);
+        /* Polled, not slept on: the test bounds how long it may take. */
+        while (now_monotonic_usec() - start < 10 * USEC_PER_SEC) {
+                if (waitpid(h->vssd, ret_status, WNOHANG) == h->vssd) {
+                        took = now_monotonic_usec() - start;
+                        break;
+                }
+                usleep(1000);
+        }
+        if (took == UINT64_MAX) {
+                kill(h->vssd, SIGKILL);
+                waitpid(h->vssd, NULL, 0);
+        }
+        h->vssd = 0;
+        return took;
+}
+
 void harness_kill_vssd(Harness *h) {
         if (h->vssd > 0) {
                 kill(h->vssd, SIGKILL);

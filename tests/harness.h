@@ -16,6 +16,7 @@
  */
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -45,6 +46,9 @@ char *harness_events(Harness *h, const char *writer);
 char *harness_log(Harness *h);
 void harness_clear_log(Harness *h);
 pid_t harness_vssd_pid(Harness *h);
+/* SIGTERM vssd and wait up to 10 s for it (then SIGKILL): returns the microseconds from the signal
+ * to its end (UINT64_MAX when it had to be killed) and, in ret_status, its wait status. */
+uint64_t harness_stop_vssd(Harness *h, int *ret_status);
 /* SIGKILL vssd (a crash, as far as everyone else can tell). */
 void harness_kill_vssd(Harness *h);
 /* SIGKILL vssd and start a new one on the same socket and state. */

@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A client connection's io. sd-bus reads a whole message, however large it says it is (up to
+ * 128 MiB), and queues every outgoing message without limit; a client could make vssd hold
+ * gigabytes. So vssd reads the client's socket itself and passes the bytes on to the bus through
+ * a pipe, one message at a time: the SASL lines first, then each message once its fixed header
+ * says a size that is allowed and the uid's total has room for it. The bus writes to the socket
+ * directly. While any outgoing message waits for the client to read, vssd reads nothing more from
+ * it, so a client that never reads its replies makes vssd hold at most its kernel socket buffer
+ * and a few messages; past max_queued_messages (vssd's own calls to a writer that stopped
+ * reading) the connection is closed. Root is exempt from the limits, not from the relay. */
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/epoll.h>
+
+#include "daemon/vssd.h"
+
+#define HEADER_SIZE 16
+#define MAX_AUTH_LINE 512
+#define MAX_AUTH_BYTES 16384
+/* A non-root client's kernel send buffer (doubled by the kernel): sd-bus asks for 8 MiB, which
+ * unread replies would fill, per connection. */
+#define CLIENT_SNDBUF (64 * 1024)
+/* Bytes passed on per wakeup, so one busy client does not starve the others. */
+#define MAX_PUMP_PER_DISPATCH (4 * 1024 * 1024)
+
+static bool limited(const Connection *c) {
+        return c->cred.uid != 0;
+}
+
+static uint64_t queued_writes(Connection *c) {
+        uint64_t n = 0;
+        (void) sd_bus_get_n_queued_write(c->bus, &n);
+        return n;
+}
+
+/* Incoming bytes of messages in part over all of uid's connections. */
+static uint64_t input_held(Manager *m, uid_t uid) {
+        uint64_t n = 0;
+        LIST_FOREACH(connections, o, m->connections)
+                if (o->cred.uid == uid)
+                        n += o->in_held;
+        return n;
+}
+
+/* The size a D-Bus message's fixed header declares, as sd-bus computes it: the header, the header
+ * fields array padded to 8, the body. */
+static int message_size(const uint8_t h[HEADER_SIZE], uint64_t *ret) {
+        uint32_t body, fields;
+        memcpy(&body, h + 4, 4);
+        memcpy(&fields, h + 12, 4);
+        if (h[0] == 'l') {
+                body = le32toh(body);
+                fields = le32toh(fields);
+        } else if (h[0] == 'B') {
+                body = be32toh(body);
+                fields = be32toh(fields);
+        } else
+                return -EBADMSG;
+        if (h[3] != 1)
+                return -EBADMSG;
+        uint64_t size = HEADER_SIZE + (((uint64_t) fields + 7) & ~(uint64_t) 7) + body;
+        /* Every message has a header field; less would make the bus read into the next one. */
+        if (size < HEADER_SIZE + 8)
+                return -EBADMSG;
+        *ret = size;
+        return 0;
+}
+
+/* Whether vssd reads from the client now. Must be false whenever pump() would read nothing, or
+ * the level-triggered io source would spin. */
+static bool may_read(Connection *c) {
+        if (c->pipe_w < 0)
+                return false;
+        if (!c->authenticated || c->in_left > 0 || !limited(c))
+                return true;
+        if (queued_writes(c) > 0)
+                return false;
+        if (c->header_len == HEADER_SIZE) {
+                uint64_t size;
+                return message_size(c->header, &size) >= 0 &&
+                       input_held(c->manager, c->cred.uid) + size <= c->manager->config.max_input_bytes_per_uid;
+        }
+        return true;
+}
+
+/* Room is certain: the bus empties the pipe whenever it runs, and a message starts only after. */
+static int write_pipe(Connection *c, const void *p, size_t n) {
+        ssize_t k = write(c->pipe_w, p, n);
+        if (k < 0)
+                return -errno;
+        return (size_t) k == n ? 0 : -EIO;
+}
+
+/* The SASL lines (the client starts with a NUL byte, then CRLF lines up to BEGIN) pass as they
+ * come; the line BEGIN ends them, so the first message starts where vssd knows. The line being
+ * read keeps its first bytes in header, its length in auth_line. */
+static int pump_auth(Connection *c) {
+        char buf[MAX_AUTH_LINE];
+        ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0)
+                return -ECONNRESET;
+        if (n < 0)
+                return errno == EAGAIN ? 0 : -errno;
+        char *nl = memchr(buf, '\n', (size_t) n);
+        size_t len = nl ? (size_t) (nl - buf) + 1 : (size_t) n;
+        c->auth_bytes += len;
+        if (c->auth_bytes > MAX_AUTH_BYTES) {
+                log_warn("closing the connection of pid %d (uid %u): no end to its authentication",
+                         (int) c->cred.pid, (unsigned) c->cred.uid);
+                return -EBADMSG;
+        }
+        if (recv(c->fd, buf, len, MSG_DONTWAIT) != (ssize_t) len)
+                return -EIO;
+        int r = write_pipe(c, buf, len);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < len; i++, c->auth_line++)
+                if (c->auth_line < HEADER_SIZE)
+                        c->header[c->auth_line] = (uint8_t) buf[i];
+        if (nl) {
+                if (c->auth_line == 7 && memcmp(c->header, "BEGIN\r\n", 7) == 0)
+                        c->authenticated = true;
+                c->auth_line = 0;
+        }
+        return 1;
+}
+
+/* Passes on at most one chunk of the client's bytes. Returns 1 when bytes moved, 0 when there is
+ * nothing to do until the client, the bus or the uid's total moves, <0 to close the connection. */
+static int pump(Connection *c) {
+        Manager *m = c->manager;
+        bool header = false;
+        if (!c->authenticated)
+                return pump_auth(c);
+        if (c->in_left == 0) {
+                /* Every pump that moved bytes was followed by the bus reading all of them. */
+                c->in_held = 0;
+                if (limited(c) && queued_writes(c) > 0)
+                        return 0;
+                bool peeked = false;
+                if (c->header_len == 0) {
+                        /* Usually the header is all there: peeked, and passed on with the rest. */
+                        ssize_t n = recv(c->fd, c->header, HEADER_SIZE, MSG_PEEK | MSG_DONTWAIT);
+                        if (n == 0)
+                                return -ECONNRESET;
+                        if (n < 0)
+                                return errno == EAGAIN ? 0 : -errno;
+                        peeked = n == HEADER_SIZE;
+                }
+                if (!peeked && c->header_len < HEADER_SIZE) {
+                        /* A header in parts is kept here, or the peek would see the same part forever. */
+                        ssize_t n = recv(c->fd, c->header + c->header_len, HEADER_SIZE - c->header_len, MSG_DONTWAIT);
+                        if (n == 0)
+                                return -ECONNRESET;
+                        if (n < 0)
+                                return errno == EAGAIN ? 0 : -errno;
+                        c->header_len += (size_t) n;
+                        if (c->header_len < HEADER_SIZE)
+                                return 0;
+                }
+                uint64_t size;
+                if (message_size(c->header, &size) < 0) {
+                        log_warn("closing the connection of pid %d (uid %u): not a D-Bus message header",
+                                 (int) c->cred.pid, (unsigned) c->cred.uid);
+                        return -EBADMSG;
+                }
+                if (limited(c)) {
+                        if (size > m->config.max_message_bytes) {
+                                log_warn("closing the connection of pid %d (uid %u): a message of %" PRIu64
+                                         " bytes, more than max_message_bytes (%u)", (int) c->cred.pid,
+                                         (unsigned) c->cred.uid, size, m->config.max_message_bytes);
+                                return -EMSGSIZE;
+                        }
+                        if (input_held(m, c->cred.uid) + size > m->config.max_input_bytes_per_uid) {
+                                /* Waits until the uid's other messages are read; the header taken off
+                                 * the socket, so that may_read() sees why. */
+                                if (peeked) {
+                                        if (recv(c->fd, c->header, HEADER_SIZE, MSG_DONTWAIT) != HEADER_SIZE)
+                                                return -EIO;
+                                        c->header_len = HEADER_SIZE;
+                                }
+                                return 0;
+                        }
+                        c->in_held = size;
+                }
+                c->in_left = size;
+                if (!peeked) {
+                        int r = write_pipe(c, c->header, HEADER_SIZE);
+                        if (r < 0)
+                                return r;
+                        c->in_left -= HEADER_SIZE;
+                }
+                c->header_len = 0;
+                header = true; /* and the rest of the message after it, if it is there */
+        }
+        ssize_t n = splice(c->fd, NULL, c->pipe_w, NULL, c->in_left < 65536 ? c->in_left : 65536, SPLICE_F_NONBLOCK);
+        if (n == 0)
+                return -ECONNRESET;
+        if (n < 0)
+                return errno == EAGAIN ? header : -errno;
+        c->in_left -= (uint64_t) n;
+        return 1;
+}
+
+/* Lets the bus read what the pipe holds, dispatch, and write. Returns false when the connection
+ * ended meanwhile (and is freed now). */
+static bool process(Connection *c) {
+        int r;
+        c->busy++;
+        do
+                r = sd_bus_process(c->bus, NULL);
+        while (r > 0 && !c->gone);
+        c->busy--;
+        if (c->gone) {
+                connection_free(c);
+                return false;
+        }
+        if (r == -ENOTCONN) {
+                /* Closed without saying Disconnected: nothing more can come of it. */
+                connection_free(c);
+                return false;
+        }
+        if (r < 0 && r != -ECONNRESET)
+                log_warn("connection of pid %d: %s", (int) c->cred.pid, strerror(-r));
+        if (c->in_left == 0)
+                c->in_held = 0; /* the bus has read it all */
+        return true;
+}
+
+/* Ends the connection the way sd-bus ends one: the bus reads the end of its input, fails the calls
+ * still waiting for this client's replies (a writer's Freeze, say) and says Disconnected, which
+ * frees the connection. */
+static void drop(Connection *c, int error) {
+        if (error != -ECONNRESET && error != -EPIPE && error != -EMSGSIZE && error != -EBADMSG && error != -ENOBUFS)
+                log_warn("closing the connection of pid %d: %s", (int) c->cred.pid, strerror(-error));
+        if (c->pipe_w >= 0)
+                close(c->pipe_w);
+        c->pipe_w = -1;
+        if (process(c) && !c->closing)
+                connection_free(c);
+}
+
+static bool over_queue_limit(Connection *c) {
+        if (!limited(c) || queued_writes(c) <= c->manager->config.max_queued_messages)
+                return false;
+        log_warn("closing the connection of pid %d (uid %u): more than %u messages for it wait unread "
+                 "(max_queued_messages)", (int) c->cred.pid, (unsigned) c->cred.uid, c->manager->config.max_queued_messages);
+        return true;
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Connection *c = userdata;
+        size_t moved = 0;
+        if ((revents & EPOLLOUT) && !process(c)) /* the client read: what waits goes out first */
+                return 0;
+        if (c->pipe_w < 0) {
+                /* Its input ended and the bus is closing; a peer gone for good is not waited for. */
+                if (revents & (EPOLLHUP | EPOLLERR))
+                        connection_free(c);
+                return 0;
+        }
+        if ((revents & (EPOLLHUP | EPOLLERR)) && !may_read(c)) {
+                drop(c, -ECONNRESET); /* nothing more will be read, so nothing is lost */
+                return 0;
+        }
+        while (moved < MAX_PUMP_PER_DISPATCH) {
+                int r = pump(c);
+                if (r < 0) {
+                        drop(c, r);
+                        return 0;
+                }
+                if (r == 0)
+                        break;
+                moved += 65536; /* at most a chunk per pump */
+                if (!process(c))
+                        return 0;
+        }
+        if (over_queue_limit(c))
+                drop(c, -ENOBUFS);
+        return 0;
+}
+
+static int on_time(sd_event_source *s, uint64_t usec, void *userdata) {
+        Connection *c = userdata;
+        if (process(c) && over_queue_limit(c))
+                drop(c, -ENOBUFS);
+        return 0;
+}
+
+/* Before each poll: what to wait for, and when sd-bus wants to run (timeouts of calls to
+ * writers, the authentication deadline, a closing bus). */
+static int on_prepare(sd_event_source *s, void *userdata) {
+        Connection *c = userdata;
+        uint32_t events = 0;
+        uint64_t until = UINT64_MAX;
+        int e = sd_bus_get_events(c->bus);
+        if (e > 0 && (e & POLLOUT))
+                events |= EPOLLOUT;
+        if (may_read(c))
+                events |= EPOLLIN;
+        (void) sd_event_source_set_io_events(c->io_source, events);
+        if (sd_bus_get_timeout(c->bus, &until) < 0 || e < 0)
+                until = 0;
+        if (limited(c) && queued_writes(c) > c->manager->config.max_queued_messages)
+                until = 0;
+        if (until == UINT64_MAX)
+                return sd_event_source_set_enabled(c->time_source, SD_EVENT_OFF);
+        uint64_t was;
+        if (sd_event_source_get_time(c->time_source, &was) < 0 || was != until)
+                (void) sd_event_source_set_time(c->time_source, until);
+        return sd_event_source_set_enabled(c->time_source, SD_EVENT_ONESHOT);
+}
+
+int connection_io_setup(Connection *c, int fd) {
+        int p[2];
+        /* File descriptors would not pass the pipe; no method takes one. */
+        int r = sd_bus_negotiate_fds(c->bus, false);
+        if (r < 0)
+                return r;
+        if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+                return -errno;
+        r = sd_bus_set_fd(c->bus, p[0], fd);
+        if (r < 0) {
+                close(p[0]);
+                close(p[1]);
+                return r;
+        }
+        c->fd = fd;
+        c->pipe_r = p[0];
+        c->pipe_w = p[1];
+        return 0;
+}
+
+int connection_io_start(Connection *c) {
+        sd_event *e = c->manager->event;
+        int r;
+        if (limited(c)) {
+                int size = CLIENT_SNDBUF;
+                (void) setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+        }
+        r = sd_event_add_io(e, &c->io_source, c->fd, EPOLLIN, on_io, c);
+        if (r >= 0)
+                r = sd_event_source_set_prepare(c->io_source, on_prepare);
+        if (r >= 0)
+                r = sd_event_add_time(e, &c->time_source, CLOCK_MONOTONIC, 0, 1000, on_time, c);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(c->time_source, SD_EVENT_OFF);
+        return r;
+}
+
+/* While vssd stops, what the bus holds for the client (an Abort for a writer) goes out if the
+ * client reads it before the shared deadline; a client that does not read cannot hold vssd. */
+static void flush_bounded(Connection *c) {
+        uint64_t deadline = c->manager->stop_deadline_usec;
+        while (deadline > 0 && queued_writes(c) > 0) {
+                uint64_t now = now_monotonic_usec();
+                if (now >= deadline)
+                        break;
+                struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
+                int k = poll(&pfd, 1, (int) ((deadline - now + 999) / 1000));
+                if (k <= 0 || (pfd.revents & (POLLERR | POLLHUP)))
+                        break;
+                if (sd_bus_process(c->bus, NULL) <= 0) /* wrote nothing though it could: no spinning */
+                        break;
+        }
+}
+
+void connection_io_stop(Connection *c) {
+        if (c->bus && c->io_source && !c->busy)
+                flush_bounded(c);
+        c->io_source = sd_event_source_disable_unref(c->io_source);
+        c->time_source = sd_event_source_disable_unref(c->time_source);
+        if (c->pipe_w >= 0)
+                close(c->pipe_w);
+        c->pipe_w = -1;
+        /* The bus owns the socket and the pipe's read end, and closes them without waiting. */
+        c->bus = sd_bus_close_unref(c->bus);
+}
