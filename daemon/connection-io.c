@@ -318,15 +318,23 @@ int connection_io_setup(Connection *c, int fd) {
         int r = sd_bus_negotiate_fds(c->bus, false);
         if (r < 0)
                 return r;
-        if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+        /* Our own descriptor of the socket: sd-bus closes its own when the input ends, and a
+         * number it frees must not be reused (a pidfd, say) while our io source still watches it. */
+        int own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (own < 0)
                 return -errno;
+        if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
+                close(own);
+                return -errno;
+        }
         r = sd_bus_set_fd(c->bus, p[0], fd);
         if (r < 0) {
+                close(own);
                 close(p[0]);
                 close(p[1]);
                 return r;
         }
-        c->fd = fd;
+        c->fd = own;
         c->pipe_r = p[0];
         c->pipe_w = p[1];
         return 0;
@@ -374,6 +382,9 @@ void connection_io_stop(Connection *c) {
         if (c->pipe_w >= 0)
                 close(c->pipe_w);
         c->pipe_w = -1;
+        if (c->fd >= 0)
+                close(c->fd);
+        c->fd = -1;
         /* The bus owns the socket and the pipe's read end, and closes them without waiting. */
         c->bus = sd_bus_close_unref(c->bus);
 }

@@ -12,6 +12,9 @@
  *   fail  CODE MESSAGE   exit with CODE after printing MESSAGE on stderr
  *   hang                 sleep "forever" (the coordinator's deadline must act)
  *   block SECONDS        touch NAME.EVENT.started, then sleep SECONDS and succeed
+ *
+ * HARNESS_DUMP=1 in the environment prints vssd's log and the event log at the end even when
+ * the test passed; HARNESS_WRAPPER runs vssd and the writers under a wrapper (valgrind, strace).
  *   wait                 touch NAME.EVENT.started, then succeed once harness_go() (at most 60 s)
  */
 
