@@ -53,6 +53,7 @@ typedef struct Restore {
         Orphan *orphans;       /* hard links whose target was not put back (no rule took it) */
         size_t n_orphans;
         int count;
+        FlagsPending flags;    /* file flags, set after the move into place */
         char **ret_error;
 } Restore;
 
@@ -122,8 +123,11 @@ static int write_entry(Restore *rs, Reader *rd, struct archive_entry *e, size_t 
         if (hardlink)
                 archive_entry_unset_size(e); /* links carry no data: nothing is written through them */
         r = enter_staging(rs, i, &back);
-        if (r >= 0 && archive_write_header(d->disk, e) != ARCHIVE_OK)
-                r = fail_archive(rs->ret_error, d->disk, "restoring", shown);
+        if (r >= 0) {
+                int k = archive_write_header(d->disk, e);
+                if (k != ARCHIVE_OK && !store_warn_archive(s, d->disk, k, shown))
+                        r = fail_archive(rs->ret_error, d->disk, "restoring", shown);
+        }
         if (back >= 0 && leave_staging(rs, &back) < 0 && r >= 0)
                 r = -EIO;
         if (r < 0)
@@ -144,12 +148,20 @@ static int write_entry(Restore *rs, Reader *rd, struct archive_entry *e, size_t 
                         s->bytes += len;
                 }
         r = enter_staging(rs, i, &back);
-        if (r >= 0 && archive_write_finish_entry(d->disk) != ARCHIVE_OK)
-                r = fail_archive(rs->ret_error, d->disk, "restoring", shown);
+        if (r >= 0) {
+                int k = archive_write_finish_entry(d->disk);
+                if (k != ARCHIVE_OK && !store_warn_archive(s, d->disk, k, shown))
+                        r = fail_archive(rs->ret_error, d->disk, "restoring", shown);
+        }
         if (back >= 0 && leave_staging(rs, &back) < 0 && r >= 0)
                 r = -EIO;
         if (r < 0)
                 return r;
+        if (!hardlink) {
+                r = flags_pending_add(&rs->flags, i, d->s_fd, rel, store_entry_flags(e));
+                if (r < 0)
+                        return fail(rs->ret_error, r, "restoring %s: %s", shown, strerror(-r));
+        }
 
         if (is_dir)
                 return 0;
@@ -587,6 +599,9 @@ static int restore(Restore *rs, bool prune_after) {
                 if (r < 0)
                         return r;
         }
+        /* Last: an immutable or append-only file or directory takes no more changes. */
+        for (size_t i = 0; i < rs->n_rules; i++)
+                flags_pending_apply(rs->s, &rs->flags, i, rs->dests[i].e_fd, rs->dests[i].shown);
         return rs->count;
 }
 
@@ -616,6 +631,7 @@ int store_restore(Store *s, const StoreRestoreRule *rules, size_t n_rules, bool 
                 r = fail(ret_error, -errno, "cannot return to the working directory: %m");
         close(rs.cwd);
         tdestroy(rs.restored, restored_free);
+        flags_pending_free(&rs.flags);
         for (size_t i = 0; i < rs.n_orphans; i++) {
                 free(rs.orphans[i].target);
                 free(rs.orphans[i].rel);
