@@ -283,11 +283,52 @@ static void test_unkeepable(void) {
         unprotect_all();
 }
 
+/* An incremental chain over protected files: the full backup's restore makes them immutable or
+ * append-only, and the incremental's restore still replaces (or, deleted since, removes) them,
+ * and sets their flags again. */
+static void test_chain(void) {
+        Harness *h = harness_new(NULL);
+        char *mnt = harness_loop_fs(h, "mkfs.ext4 -q", "128M");
+        char data[PATH_MAX], state[PATH_MAX], comp[PATH_MAX + 8], full[PATH_MAX + 8], inc[PATH_MAX + 8];
+        char alt[PATH_MAX + 8], restored[2 * PATH_MAX + 16];
+        char *o = NULL;
+        int st;
+
+        protect_later(mnt);
+        snprintf(data, sizeof(data), "%s/data", mnt);
+        CHECK(harness_sh(h, NULL, "mkdir %s && cd %s && echo v1 > locked && chattr +i locked && echo log > gone && "
+                                  "chattr +a gone", data, data) == 0);
+        snprintf(state, sizeof(state), "%s/state", mnt);
+        harness_restart_vssd_at(h, state);
+        snprintf(comp, sizeof(comp), "app=%s", data);
+        const char *const args[] = { "--component", comp, NULL };
+        harness_writer(h, "app", args);
+        snprintf(full, sizeof(full), "%s/full", mnt);
+        snprintf(inc, sizeof(inc), "%s/inc.tar", mnt);
+        snprintf(alt, sizeof(alt), "%s/alt", mnt);
+        snprintf(restored, sizeof(restored), "%s%s", alt, data);
+        CHECK(harness_sh(h, NULL, "vssbackup backup --provider file --to %s >/dev/null", full) == 0);
+        CHECK(harness_sh(h, NULL, "cd %s && chattr -i locked && echo v2 > locked && chattr +i locked && "
+                                  "chattr -a gone && rm gone", data) == 0);
+        CHECK(harness_sh(h, NULL, "vssbackup backup --provider file --type incremental --base %s --to %s >/dev/null",
+                         full, inc) == 0);
+
+        json_object *out = harness_json(h, &st, "vssbackup restore --from %s --to %s --json", inc, alt);
+        CHECK(st == 0);
+        CHECK_STR(json_str(out, "result"), "ok");
+        json_object_put(out);
+        CHECK(harness_sh(h, &o, "cd %s && cat locked && lsattr locked | cut -c1-6 && ls", restored) == 0);
+        CHECK_STR(o, "v2\n----i-\nlocked\n");
+        free(o);
+        unprotect_all();
+}
+
 static const TestCase cases[] = {
         { "fidelity-ext4", test_ext4 },
         { "fidelity-xfs", test_xfs },
         { "fidelity-btrfs", test_btrfs },
         { "fidelity-unkeepable", test_unkeepable },
+        { "fidelity-chain", test_chain },
         {},
 };
 

@@ -145,19 +145,26 @@ void flags_pending_apply(Store *s, FlagsPending *fp, size_t rule, int dirfd, con
         /* Backwards: children before their directories, which may become immutable. */
         for (size_t j = fp->n; j-- > 0;) {
                 FlagsPendingItem *it = &fp->items[j];
-                _cleanup_close_ int fd = -EBADF;
+                _cleanup_close_ int pfd = -EBADF, fd = -EBADF;
                 _cleanup_free_ char *path = NULL;
                 MetaReport report = {};
                 struct stat st;
-                char what[40], letters[40];
+                char what[40], letters[40], proc[64];
 
                 if (it->rule != rule)
                         continue;
                 path = path_join(shown, it->rel);
-                fd = beneath_open(dirfd, it->rel, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0);
-                /* Not the inode we wrote (an existing file kept with no_overwrite): not ours to flag. */
-                if (fd < 0 || fstat(fd, &st) < 0 || st.st_dev != it->dev || st.st_ino != it->ino)
+                /* Looked at (O_PATH) before it is opened: a device node swapped in is never opened.
+                 * Not the inode we wrote (an existing file kept with no_overwrite): not ours to flag. */
+                pfd = beneath_open(dirfd, it->rel, O_PATH | O_NOFOLLOW, 0);
+                if (pfd < 0 || fstat(pfd, &st) < 0 || st.st_dev != it->dev || st.st_ino != it->ino)
                         continue;
+                snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+                fd = open(proc, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+                if (fd < 0) {
+                        store_warn(s, path ? path : it->rel, "flags", strerror(errno));
+                        continue;
+                }
                 if (meta_apply_flags_last(fd, it->flags, -EBADF, NULL, &report) < 0 || report.n_lost > 0) {
                         snprintf(what, sizeof(what), "flags +%s", meta_flags_string(it->flags, letters));
                         store_warn(s, path ? path : it->rel, what, "not supported by the filesystem");

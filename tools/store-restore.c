@@ -293,6 +293,15 @@ static int restore_orphans(Restore *rs) {
         return 0;
 }
 
+/* A file deleted since: removed, also when an earlier backup of the chain restored it immutable. */
+static int prune_unlink(int dfd, const char *name) {
+        if (unlinkat(dfd, name, 0) >= 0 || errno == ENOENT)
+                return 0;
+        if (errno != EPERM || beneath_unprotect(dfd, name) < 0)
+                return -EPERM;
+        return unlinkat(dfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+}
+
 static int prune_dir(Restore *rs, size_t i, int fd, const char *orig, dev_t dev, unsigned depth) {
         _cleanup_(closedirp) DIR *d = NULL;
         const StoreFileGroup *g = &rs->from[i];
@@ -336,8 +345,8 @@ static int prune_dir(Restore *rs, size_t i, int fd, const char *orig, dev_t dev,
                                 return r;
                 } else if (group_match(g, child, false) && !store_index_has(s, child) &&
                            !excluded(s->excludes, s->n_excludes, child, false) &&
-                           unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT)
-                        return fail(rs->ret_error, -errno, "pruning %s/%s: %m", shown, de->d_name);
+                           (r = prune_unlink(dirfd(d), de->d_name)) < 0)
+                        return fail(rs->ret_error, r, "pruning %s/%s: %s", shown, de->d_name, strerror(-r));
         }
 }
 
@@ -349,6 +358,7 @@ static int prune(Restore *rs, size_t i) {
         const char *name;
         struct stat st;
         char *slash;
+        int r;
 
         if (!parent)
                 return fail_oom(rs->ret_error);
@@ -376,8 +386,9 @@ static int prune(Restore *rs, size_t i) {
         pfd = beneath_open(d->e_fd, parent, O_PATH | O_DIRECTORY, 0);
         if (pfd < 0)
                 return fail(rs->ret_error, pfd, "pruning %s: %s", d->root_shown, strerror(-pfd));
-        if (unlinkat(pfd, name, 0) < 0 && errno != ENOENT)
-                return fail(rs->ret_error, -errno, "pruning %s: %m", d->root_shown);
+        r = prune_unlink(pfd, name);
+        if (r < 0)
+                return fail(rs->ret_error, r, "pruning %s: %s", d->root_shown, strerror(-r));
         return 0;
 }
 

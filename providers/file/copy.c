@@ -715,13 +715,17 @@ static int rm_dir(WalkContext *w, int dfd, const char *name, const Entry *e, uns
 /* unlinkat() that also removes an immutable or append-only file (a shadow keeps those flags). */
 static int unlink_file(int dfd, const char *name) {
         _cleanup_close_ int fd = -EBADF;
+        struct stat st;
 
         if (unlinkat(dfd, name, 0) >= 0 || errno == ENOENT)
                 return 0;
         if (errno != EPERM)
                 return -errno;
+        /* Only regular files have flags; anything else (a device node) is not opened. */
+        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+                return -EPERM;
         fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-        if (fd < 0 || meta_unprotect(fd, NULL) < 0)
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || meta_unprotect(fd, NULL) < 0)
                 return -EPERM;
         return unlinkat(dfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
 }
