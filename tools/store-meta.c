@@ -141,15 +141,26 @@ int flags_pending_add(FlagsPending *fp, size_t rule, int dirfd, const char *rel,
         return 0;
 }
 
+typedef struct FlagLost {
+        Store *s;
+        const char *path;
+} FlagLost;
+
+static void flag_lost(const char *path, const char *what, int error, void *userdata) {
+        const FlagLost *l = userdata;
+        store_warn(l->s, l->path, what, strerror(error));
+}
+
 void flags_pending_apply(Store *s, FlagsPending *fp, size_t rule, int dirfd, const char *shown) {
         /* Backwards: children before their directories, which may become immutable. */
         for (size_t j = fp->n; j-- > 0;) {
                 FlagsPendingItem *it = &fp->items[j];
                 _cleanup_close_ int pfd = -EBADF, fd = -EBADF;
                 _cleanup_free_ char *path = NULL;
-                MetaReport report = {};
+                MetaReport report;
                 struct stat st;
                 char what[40], letters[40], proc[64];
+                int r;
 
                 if (it->rule != rule)
                         continue;
@@ -165,9 +176,11 @@ void flags_pending_apply(Store *s, FlagsPending *fp, size_t rule, int dirfd, con
                         store_warn(s, path ? path : it->rel, "flags", strerror(errno));
                         continue;
                 }
-                if (meta_apply_flags_last(fd, it->flags, -EBADF, NULL, &report) < 0 || report.n_lost > 0) {
+                report = (MetaReport) { .lost = flag_lost, .userdata = &(FlagLost) { s, path ? path : it->rel } };
+                r = meta_apply_flags_last(fd, it->flags, -EBADF, NULL, &report);
+                if (r < 0) {
                         snprintf(what, sizeof(what), "flags +%s", meta_flags_string(it->flags, letters));
-                        store_warn(s, path ? path : it->rel, what, "not supported by the filesystem");
+                        store_warn(s, path ? path : it->rel, what, strerror(-r));
                 }
         }
 }
