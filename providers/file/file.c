@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The `file` provider: the embedded default that works on any filesystem. A shadow is a
- * copy of the tree (modes, owners, times, hard links, xattrs, ACLs, capabilities and chattr attributes kept), reflinked (FICLONE) where the filesystem can, copied otherwise. */
+ * copy of the tree (modes, owners, times, hard links, xattrs, ACLs, capabilities and chattr
+ * attributes kept), reflinked (FICLONE) where the filesystem can, copied otherwise. What the
+ * shadow's filesystem cannot keep goes to vssd's log, per file. */
 
 #include <errno.h>
 #include <inttypes.h>
