@@ -19,6 +19,10 @@
 #   file on ext4 (copy)    vssadmin create shadow --provider file    cp -a SRC DST (DST on the XFS, like the state dir)
 #   image (exec) on ext4   vssadmin create shadow --provider image   fsfreeze -f MNT; cp --sparse=always IMG OUT;
 #                                                                    fsfreeze -u MNT
+#   file on xfs, metadata  vssadmin create shadow --provider file    cp -a --preserve=all --reflink=always SRC DST
+#                          (the data set again, each file with a user.* xattr, a POSIX ACL and the nodump
+#                          attribute, every tenth with a file capability: what the file provider copies
+#                          besides data, against cp copying the same xattrs; cp leaves chattr attributes)
 #
 # The OpenVSS time is measured around the vssadmin call (process start to exit: connection, the
 # whole writer sequence, the provider, the set journal); the by-hand time around the command(s).
@@ -56,7 +60,7 @@ say() {
 for f in "$vssd" "$vssadmin" "$wexec"; do
         [[ -x "$f" ]] || die "$f not found or not executable; build first (ninja -C $build)"
 done
-for c in mkfs.btrfs mkfs.xfs mkfs.ext4 btrfs losetup fsfreeze findmnt jq mountpoint; do
+for c in mkfs.btrfs mkfs.xfs mkfs.ext4 btrfs losetup fsfreeze findmnt jq mountpoint setfattr setfacl setcap chattr; do
         command -v "$c" >/dev/null || die "$c not found"
 done
 # Absolute paths: vssd and the provider commands run with other working directories.
@@ -204,6 +208,15 @@ run cp -a "$dataset/." "$B/vol/"
 run mkdir "$X/data" "$E/data"
 run cp -a "$dataset/." "$X/data/"
 run cp -a "$dataset/." "$E/data/"
+run mkdir "$X/meta"
+run cp -a "$dataset/." "$X/meta/"
+n=0
+for f in "$X"/meta/*; do
+        run setfattr -n user.bench -v "$n" "$f"
+        run setfacl -m u:1234:r "$f"
+        run chattr +d "$f"
+        ((n++ % 10)) || run setcap cap_net_bind_service+ep "$f"
+done
 run mkdir "$X/state" "$work/hooks" "$work/image-shadows"
 sync
 
@@ -324,7 +337,10 @@ hand_image() {
         return "$rc"
 }
 undo_image() { rm -f "$work/image-hand.img"; }
-declare -A hand_copy=([btrfs]="$B/hand" [xfs]="$X/hand" [ext4]="$X/hand-ext4" [image]="$work/image-hand.img")
+hand_xfsmeta() { cp -a --preserve=all --reflink=always "$X/meta" "$X/hand-meta"; }
+undo_xfsmeta() { rm -rf "$X/hand-meta"; }
+declare -A hand_copy=([btrfs]="$B/hand" [xfs]="$X/hand" [ext4]="$X/hand-ext4" [image]="$work/image-hand.img"
+                      [xfsmeta]="$X/hand-meta")
 
 # After a delete: deleted btrfs subvolumes are cleaned in the background after a commit; commit
 # now and wait for the cleaner, so the cleaning does not land in the next timing.
@@ -339,6 +355,11 @@ check_tree() { diff -r "$1" "$2" >/dev/null || { echo "$prog: $2 differs from $1
 check_btrfs() { check_tree "$B/vol" "$1"; }
 check_xfs() { check_tree "$X/data" "$1"; }
 check_ext4() { check_tree "$E/data" "$1"; }
+check_xfsmeta() {
+        check_tree "$X/meta" "$1" || return 1
+        [[ "$(cd "$X/meta" && getfattr -R -d -m- -e hex .)" == "$(cd "$1" && getfattr -R -d -m- -e hex .)" ]] ||
+                { echo "$prog: $1 does not have the xattrs (ACLs, capabilities) of $X/meta" >&2; return 1; }
+}
 check_image() {
         e2fsck -fn "$1" >"$work/fsck.out" 2>&1 || {
                 echo "$prog: $1 is not a clean ext4 image:" >&2
@@ -411,6 +432,7 @@ cases=(
         "xfs|$X/data|file|file on xfs (reflink)|cp -a --reflink=always SRC DST (same XFS)"
         "ext4|$E/data|file|file on ext4 (copy)|cp -a SRC DST (ext4 -> the XFS holding the state dir)"
         "image|$E|image|image (exec) on ext4|fsfreeze -f MNT; cp --sparse=always IMG OUT; fsfreeze -u MNT"
+        "xfsmeta|$X/meta|file|file on xfs, metadata|cp -a --preserve=all --reflink=always SRC DST (same XFS)"
 )
 
 echo "OpenVSS provider benchmark: $rounds rounds (+1 warm-up) per case, medians; data set: 200 x 256 KiB + 1 x 64 MiB"

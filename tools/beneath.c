@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "lib/common.h"
+#include "providers/file/meta.h"
 #include "tools/beneath.h"
 
 #define DEPTH_MAX 4096U
@@ -163,6 +164,36 @@ static DIR *opendir_at(int dirfd) {
         return d;
 }
 
+int beneath_unprotect(int dirfd, const char *name) {
+        _cleanup_close_ int pfd = -EBADF, fd = -EBADF;
+        char proc[64];
+        struct stat st;
+
+        /* O_PATH first: whatever stands there is looked at, not opened (a device node, a fifo). */
+        pfd = beneath_open(dirfd, name, O_PATH | O_NOFOLLOW, 0);
+        if (pfd < 0)
+                return pfd;
+        if (fstat(pfd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EPERM; /* no flags elsewhere: the EPERM was for something else */
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+        fd = open(proc, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        return meta_unprotect(fd, NULL);
+}
+
+/* renameat() replacing a file that may be immutable or append-only (restored so by an earlier
+ * backup of the chain): it is going away, so its flags are lifted for that. */
+static int replace_at(int src, const char *name, int dst) {
+        if (renameat(src, name, dst, name) >= 0)
+                return 0;
+        if (errno != EPERM || beneath_unprotect(dst, name) < 0)
+                return -EPERM;
+        return renameat(src, name, dst, name) < 0 ? -errno : 0;
+}
+
 static int merge(int src, int dst, const char *shown, bool no_overwrite, bool dry, const struct stat *keep,
                  uint64_t *kept, unsigned depth, char **ret_error) {
         _cleanup_(closedirp) DIR *d = NULL;
@@ -215,8 +246,8 @@ static int merge(int src, int dst, const char *shown, bool no_overwrite, bool dr
                 } else if (no_overwrite) {
                         if (!dry)
                                 (*kept)++;
-                } else if (!dry && renameat(src, de->d_name, dst, de->d_name) < 0)
-                        return fail(ret_error, -errno, "%s: %m", where);
+                } else if (!dry && (r = replace_at(src, de->d_name, dst)) < 0)
+                        return fail(ret_error, r, "%s: %s", where, strerror(-r));
         }
         return errno > 0 ? fail(ret_error, -errno, "reading the staged restore: %m") : 0;
 }

@@ -50,5 +50,9 @@ struct stat;
 int beneath_merge(int src, int dst, const char *shown, bool no_overwrite, bool dry, const struct stat *keep,
                   uint64_t *ret_kept, char **ret_error);
 
+/* Clears immutable and append-only on the regular file dirfd/name (not followed), so it can be
+ * replaced or removed. -EPERM when it is no regular file. */
+int beneath_unprotect(int dirfd, const char *name);
+
 /* Removes dirfd/name and all below it, following no symlink. */
 int beneath_remove(int dirfd, const char *name);

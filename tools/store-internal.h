@@ -9,6 +9,8 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
 
 #include "store.h"
 
@@ -16,19 +18,20 @@
 #define DATA_PREFIX "data/"
 #define INDEX_NAME "index"
 #define EXCLUDES_NAME "excludes"
+#define FLAGS_NAME "fflags"
 #define BUFFER_SIZE (256U * 1024U)
 #define WALK_DEPTH_MAX 4096U
 #define NAME_SHOWN 256 /* at most this much of an untrusted name goes into a message */
 
-/* Metadata the directory store keeps. No file flags: an immutable copy would make the backup
- * impossible to delete. */
+/* Metadata the directory store keeps. File flags are listed in openvss/fflags instead (an
+ * immutable copy would make the backup impossible to delete): see store-meta.c. */
 #define DISK_STORE_FLAGS                                                                         \
         (ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR | \
          ARCHIVE_EXTRACT_ACL | ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS)
 /* No ARCHIVE_EXTRACT_SPARSE: holes come back from the stored sparse map anyway, and zeros that
  * were allocated on disk (preallocated database files) should stay allocated. */
-/* No file flags: a flag of the source filesystem (ext4's extents flag) cannot be set on another,
- * and failing a restore over it is worse than not restoring immutable bits. */
+/* No ARCHIVE_EXTRACT_FFLAGS: flags are set after the move into place (an immutable file cannot
+ * be renamed), the copyable ones only (ext4's extents flag cannot be set on another filesystem). */
 /* The restore writes relative names into its staging directory: an absolute one is a bug. */
 #define RESTORE_FLAGS (DISK_STORE_FLAGS | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS)
 
@@ -55,7 +58,34 @@ struct Store {
         store_progress_fn progress;
         void *userdata;
         uint64_t files, bytes;
+        store_warning_fn warning;
+        void *warning_userdata;
+        uint64_t n_warnings;
+        FILE *flags_out;             /* writing a directory store: the openvss/fflags records */
+        char *flags_buf;
+        size_t flags_len;
+        char *flags_blob;            /* reading a directory store: openvss/fflags */
+        struct StoreFlag *flags;     /* into flags_blob, sorted by path */
+        size_t n_flags;
 };
+
+typedef struct StoreFlag {
+        const char *path;
+        unsigned flags;
+} StoreFlag;
+
+/* Flags to set once a restore moved its files into place: the inode written, where it went. */
+typedef struct FlagsPendingItem {
+        size_t rule;
+        char *rel;                   /* relative to the rule's deepest existing directory */
+        dev_t dev;
+        ino_t ino;
+        unsigned flags;
+} FlagsPendingItem;
+typedef struct FlagsPending {
+        FlagsPendingItem *items;
+        size_t n;
+} FlagsPending;
 
 typedef enum EntryKind { ENTRY_DOCUMENT, ENTRY_DATA } EntryKind;
 
@@ -85,3 +115,15 @@ void closedirp(DIR **d);
 void reader_close(Reader *r);
 int reader_open(Store *s, Reader *r, char **ret_error);
 int reader_next(Reader *r, struct archive_entry **ret, EntryKind *ret_kind, char **ret_error);
+
+/* store-meta.c */
+void store_warn(Store *s, const char *path, const char *what, const char *error);
+bool store_warn_archive(Store *s, struct archive *a, int k, const char *path);
+unsigned store_entry_flags(struct archive_entry *e);
+int store_note_flags(Store *s, const char *p, struct archive_entry *e);
+int store_flags_document(Store *s, const char **ret, size_t *ret_len);
+int store_parse_flags(Store *s, size_t len, char **ret_error);
+void store_set_entry_flags(Store *s, const char *p, struct archive_entry *e);
+int flags_pending_add(FlagsPending *fp, size_t rule, int dirfd, const char *rel, unsigned flags);
+void flags_pending_apply(Store *s, FlagsPending *fp, size_t rule, int dirfd, const char *shown);
+void flags_pending_free(FlagsPending *fp);

@@ -53,6 +53,7 @@ typedef struct Restore {
         Orphan *orphans;       /* hard links whose target was not put back (no rule took it) */
         size_t n_orphans;
         int count;
+        FlagsPending flags;    /* file flags, set after the move into place */
         char **ret_error;
 } Restore;
 
@@ -122,8 +123,11 @@ static int write_entry(Restore *rs, Reader *rd, struct archive_entry *e, size_t 
         if (hardlink)
                 archive_entry_unset_size(e); /* links carry no data: nothing is written through them */
         r = enter_staging(rs, i, &back);
-        if (r >= 0 && archive_write_header(d->disk, e) != ARCHIVE_OK)
-                r = fail_archive(rs->ret_error, d->disk, "restoring", shown);
+        if (r >= 0) {
+                int k = archive_write_header(d->disk, e);
+                if (k != ARCHIVE_OK && !store_warn_archive(s, d->disk, k, shown))
+                        r = fail_archive(rs->ret_error, d->disk, "restoring", shown);
+        }
         if (back >= 0 && leave_staging(rs, &back) < 0 && r >= 0)
                 r = -EIO;
         if (r < 0)
@@ -144,12 +148,20 @@ static int write_entry(Restore *rs, Reader *rd, struct archive_entry *e, size_t 
                         s->bytes += len;
                 }
         r = enter_staging(rs, i, &back);
-        if (r >= 0 && archive_write_finish_entry(d->disk) != ARCHIVE_OK)
-                r = fail_archive(rs->ret_error, d->disk, "restoring", shown);
+        if (r >= 0) {
+                int k = archive_write_finish_entry(d->disk);
+                if (k != ARCHIVE_OK && !store_warn_archive(s, d->disk, k, shown))
+                        r = fail_archive(rs->ret_error, d->disk, "restoring", shown);
+        }
         if (back >= 0 && leave_staging(rs, &back) < 0 && r >= 0)
                 r = -EIO;
         if (r < 0)
                 return r;
+        if (!hardlink) {
+                r = flags_pending_add(&rs->flags, i, d->s_fd, rel, store_entry_flags(e));
+                if (r < 0)
+                        return fail(rs->ret_error, r, "restoring %s: %s", shown, strerror(-r));
+        }
 
         if (is_dir)
                 return 0;
@@ -281,6 +293,15 @@ static int restore_orphans(Restore *rs) {
         return 0;
 }
 
+/* A file deleted since: removed, also when an earlier backup of the chain restored it immutable. */
+static int prune_unlink(int dfd, const char *name) {
+        if (unlinkat(dfd, name, 0) >= 0 || errno == ENOENT)
+                return 0;
+        if (errno != EPERM || beneath_unprotect(dfd, name) < 0)
+                return -EPERM;
+        return unlinkat(dfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+}
+
 static int prune_dir(Restore *rs, size_t i, int fd, const char *orig, dev_t dev, unsigned depth) {
         _cleanup_(closedirp) DIR *d = NULL;
         const StoreFileGroup *g = &rs->from[i];
@@ -324,8 +345,8 @@ static int prune_dir(Restore *rs, size_t i, int fd, const char *orig, dev_t dev,
                                 return r;
                 } else if (group_match(g, child, false) && !store_index_has(s, child) &&
                            !excluded(s->excludes, s->n_excludes, child, false) &&
-                           unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT)
-                        return fail(rs->ret_error, -errno, "pruning %s/%s: %m", shown, de->d_name);
+                           (r = prune_unlink(dirfd(d), de->d_name)) < 0)
+                        return fail(rs->ret_error, r, "pruning %s/%s: %s", shown, de->d_name, strerror(-r));
         }
 }
 
@@ -337,6 +358,7 @@ static int prune(Restore *rs, size_t i) {
         const char *name;
         struct stat st;
         char *slash;
+        int r;
 
         if (!parent)
                 return fail_oom(rs->ret_error);
@@ -364,8 +386,9 @@ static int prune(Restore *rs, size_t i) {
         pfd = beneath_open(d->e_fd, parent, O_PATH | O_DIRECTORY, 0);
         if (pfd < 0)
                 return fail(rs->ret_error, pfd, "pruning %s: %s", d->root_shown, strerror(-pfd));
-        if (unlinkat(pfd, name, 0) < 0 && errno != ENOENT)
-                return fail(rs->ret_error, -errno, "pruning %s: %m", d->root_shown);
+        r = prune_unlink(pfd, name);
+        if (r < 0)
+                return fail(rs->ret_error, r, "pruning %s: %s", d->root_shown, strerror(-r));
         return 0;
 }
 
@@ -587,6 +610,9 @@ static int restore(Restore *rs, bool prune_after) {
                 if (r < 0)
                         return r;
         }
+        /* Last: an immutable or append-only file or directory takes no more changes. */
+        for (size_t i = 0; i < rs->n_rules; i++)
+                flags_pending_apply(rs->s, &rs->flags, i, rs->dests[i].e_fd, rs->dests[i].shown);
         return rs->count;
 }
 
@@ -616,6 +642,7 @@ int store_restore(Store *s, const StoreRestoreRule *rules, size_t n_rules, bool 
                 r = fail(ret_error, -errno, "cannot return to the working directory: %m");
         close(rs.cwd);
         tdestroy(rs.restored, restored_free);
+        flags_pending_free(&rs.flags);
         for (size_t i = 0; i < rs.n_orphans; i++) {
                 free(rs.orphans[i].target);
                 free(rs.orphans[i].rel);

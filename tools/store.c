@@ -240,7 +240,7 @@ static bool document_name_ok(const char *name) {
 }
 
 static bool document_name_reserved(const char *name) {
-        return streq(name, INDEX_NAME) || streq(name, EXCLUDES_NAME);
+        return streq(name, INDEX_NAME) || streq(name, EXCLUDES_NAME) || streq(name, FLAGS_NAME);
 }
 
 /* ---- the Store object ---- */
@@ -276,6 +276,11 @@ static void store_free(Store *s) {
                 }
         free(s->excludes);
         free(s->excludes_blob);
+        if (s->flags_out)
+                fclose(s->flags_out);
+        free(s->flags_buf);
+        free(s->flags_blob);
+        free(s->flags);
         free(s->buf);
         if (s->fd >= 0)
                 close(s->fd);
@@ -825,6 +830,8 @@ static int add_entry(Walk *w, int dfd, const char *name, int fd, const char *p, 
         archive_entry_copy_sourcepath(e, src); /* what libarchive reads symlink targets and xattrs from */
         if (archive_read_disk_entry_from_file(s->rdisk, e, fd, &st) != ARCHIVE_OK)
                 return fail_archive(w->ret_error, s->rdisk, "reading metadata of", src);
+        if (store_note_flags(s, p, e) < 0)
+                return fail_oom(w->ret_error);
 
         /* The tar strategy hands the entry back: unchanged the first time an inode is seen, a hard
          * link to that first name (without data) afterwards. */
@@ -834,14 +841,16 @@ static int add_entry(Walk *w, int dfd, const char *name, int fd, const char *p, 
         if (archive_entry_hardlink(e))
                 archive_entry_sparse_clear(e);
 
-        if (archive_write_header(s->out, e) != ARCHIVE_OK)
+        r = archive_write_header(s->out, e);
+        if (r != ARCHIVE_OK && !store_warn_archive(s, s->out, r, stored))
                 return fail_archive(w->ret_error, s->out, "storing", p);
         if (S_ISREG(st.st_mode) && !archive_entry_hardlink(e) && archive_entry_size(e) > 0) {
                 r = copy_data(s, fd, e, p, w->ret_error);
                 if (r < 0)
                         return r;
         }
-        if (archive_write_finish_entry(s->out) != ARCHIVE_OK)
+        r = archive_write_finish_entry(s->out);
+        if (r != ARCHIVE_OK && !store_warn_archive(s, s->out, r, stored))
                 return fail_archive(w->ret_error, s->out, "storing", p);
 
         if (!S_ISDIR(st.st_mode)) {
@@ -1080,7 +1089,15 @@ static int finish(Store *s, char **ret_error) {
                 if (archive_write_close(s->out) != ARCHIVE_OK)
                         return fail_archive(ret_error, s->out, "finishing", s->path);
         }
-        r = write_document(s, EXCLUDES_NAME, excl, n_excl, ret_error);
+        {
+                const char *fl;
+                size_t n_fl;
+                if (store_flags_document(s, &fl, &n_fl) < 0)
+                        return fail_oom(ret_error);
+                r = fl ? write_document(s, FLAGS_NAME, fl, n_fl, ret_error) : 0;
+        }
+        if (r >= 0)
+                r = write_document(s, EXCLUDES_NAME, excl, n_excl, ret_error);
         if (r >= 0)
                 r = write_document(s, INDEX_NAME, index, n_index, ret_error);
         if (r < 0)
@@ -1253,6 +1270,8 @@ int reader_next(Reader *r, struct archive_entry **ret, EntryKind *ret_kind, char
                 if (sl && strnlen(sl, PATH_MAX) >= PATH_MAX)
                         return fail(ret_error, -EBADMSG, "%s: archive entry '%.*s' has a symlink target too long",
                                     r->s->path, NAME_SHOWN, name);
+                if (r->s->is_dir)
+                        store_set_entry_flags(r->s, r->name, e);
                 *ret_kind = ENTRY_DATA;
                 *ret = e;
                 return 1;
@@ -1427,6 +1446,13 @@ int store_open(const char *src, Store **ret, char **ret_error) {
                         if (r >= 0 && file_exists_at(docs, EXCLUDES_NAME))
                                 r = read_file_at(docs, EXCLUDES_NAME, STORE_DOCUMENT_MAX, "openvss/excludes",
                                                  &s->excludes_blob, &n_excl, ret_error);
+                        if (r >= 0 && file_exists_at(docs, FLAGS_NAME)) {
+                                size_t n_flags = 0;
+                                r = read_file_at(docs, FLAGS_NAME, STORE_INDEX_MAX, "openvss/fflags", &s->flags_blob,
+                                                 &n_flags, ret_error);
+                                if (r >= 0)
+                                        r = store_parse_flags(s, n_flags, ret_error);
+                        }
                 }
         } else
                 r = scan_archive(s, &n_index, &n_excl, ret_error);

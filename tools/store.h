@@ -38,8 +38,12 @@ typedef void (*store_progress_fn)(uint64_t files, uint64_t bytes, const char *cu
 int store_create(const char *dest, Store **ret, char **ret_error);
 /* Called after each file stored (store_add_files) or restored (store_restore), with running totals. */
 void store_set_progress(Store *st, store_progress_fn fn, void *userdata);
+/* Called for each item of metadata a target filesystem could not keep (an xattr, an ACL, a file
+ * flag): path is where it was to be kept. The store or restore still succeeds; n_warnings counts. */
+typedef void (*store_warning_fn)(const char *path, const char *what, const char *error, void *userdata);
+void store_set_warning(Store *st, store_warning_fn fn, void *userdata);
 /* A document under openvss/NAME (NAME: [A-Za-z0-9._-]+, at most STORE_NAME_MAX bytes, not ".",
- * "..", "index" or "excludes"; data at most STORE_DOCUMENT_MAX). Each name once (-EEXIST). */
+ * "..", "index", "excludes" or "fflags"; data at most STORE_DOCUMENT_MAX). Each name once (-EEXIST). */
 int store_put_document(Store *st, const char *name, const char *data, size_t len, char **ret_error);
 /*
  * Stores the files of group. Original path P (within strip) is read from source_root +

@@ -407,6 +407,27 @@ static bool make_snapshot(Run *run, Volume *vols, size_t n_vols, vss_id *set_id)
         return true;
 }
 
+/* Metadata a target filesystem could not keep (an xattr, an ACL, a file flag): not a failure (the
+ * data and everything else are there), but never silent: one line each on stderr, and "warnings"
+ * in --json. */
+static json_object *warnings;
+
+static void on_warning(const char *path, const char *what, const char *error, void *userdata) {
+        json_object *o = json_object_new_object();
+
+        fprintf(stderr, "vssbackup: warning: %s: %s not kept: %s\n", path, what, error);
+        if (!warnings)
+                warnings = json_object_new_array();
+        json_object_object_add(o, "path", json_object_new_string(path));
+        json_object_object_add(o, "what", json_object_new_string(what));
+        json_object_object_add(o, "error", json_object_new_string(error));
+        json_object_array_add(warnings, o);
+}
+
+static void add_warnings(json_object *extra) {
+        json_object_object_add(extra, "warnings", warnings ? json_object_get(warnings) : json_object_new_array());
+}
+
 /* Progress on a terminal, at most ten times a second. */
 static void progress(uint64_t files, uint64_t bytes, const char *current, void *userdata) {
         static uint64_t last;
@@ -480,6 +501,7 @@ static bool backup_open(Run *run, const char *src, Backup *bk) {
         int r = store_open(src, &bk->store, &err);
         if (r < 0)
                 return run_fail(run, VSS_E_OBJECT_NOT_FOUND, "cannot open backup %s: %s", src, err ? err : strerror(-r));
+        store_set_warning(bk->store, on_warning, NULL);
         free(err);
         err = NULL;
         r = store_get_document(bk->store, BCD_NAME, STORE_DOCUMENT_MAX, &bk->bcd_text, &len, &err);
@@ -626,8 +648,11 @@ static int cmd_backup(const char *dest, char **specs, size_t n_specs, vss_backup
                 if (r < 0)
                         ok = run_fail(&run, VSS_E_INVALIDARG, "cannot write the backup to %s: %s", dest,
                                       err ? err : strerror(-r));
-                else if (isatty(STDERR_FILENO) && !arg_json)
-                        store_set_progress(st, progress, NULL);
+                else {
+                        store_set_warning(st, on_warning, NULL);
+                        if (isatty(STDERR_FILENO) && !arg_json)
+                                store_set_progress(st, progress, NULL);
+                }
         }
         run.attempts = json_object_new_array();
         /* Retries restart from a new session; the destination, still empty, stays. */
@@ -725,6 +750,7 @@ static int cmd_backup(const char *dest, char **specs, size_t n_specs, vss_backup
         json_object_object_add(extra, "snapshot_set_id",
                                json_object_new_string(vss_id_is_null(&set_id) ? "" : id_string(&set_id, sid)));
         json_object_object_add(extra, "base", json_object_new_string(man.base));
+        add_warnings(extra);
         backup_close(&base);
         volumes_free(vols, n_vols);
         free(sel);
@@ -959,6 +985,7 @@ static int cmd_restore(const char *src, char **specs, size_t n_specs, const char
         for (size_t i = 0; i < n_chain; i++)
                 json_object_array_add(ch, json_object_new_string(vss_backup_type_name(chain[i].manifest.type)));
         json_object_object_add(extra, "chain", ch);
+        add_warnings(extra);
         for (size_t i = 0; i < n_chain; i++)
                 backup_close(&chain[i]);
         vss_backup_document_free(d);

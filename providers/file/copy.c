@@ -15,6 +15,7 @@
 
 #include "lib/common.h"
 #include "copy.h"
+#include "meta.h"
 
 #define COPY_BUFFER_SIZE (128U * 1024U)
 #define COPY_RANGE_MAX ((size_t) 1 << 30) /* per copy_file_range() call; the kernel caps it anyway */
@@ -122,6 +123,7 @@ typedef struct CopyContext {
          * O_PATH fd of it). Bounded; past the bound such files are copied again. */
         struct CopiedInode { dev_t dev; ino_t ino; int fd; } *links;
         size_t n_links;
+        MetaReport *report;   /* xattrs and flags the target could not keep; may be NULL */
 } CopyContext;
 
 #define COPY_MAX_LINKED_INODES 512
@@ -176,6 +178,20 @@ static int fix_metadata_at(CopyContext *c, int dfd, const char *name, const stru
         if (utimensat(dfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
                 return -errno;
         return 0;
+}
+
+/* After contents, owner, mode and times: xattrs (they change only the ctime), then the chattr
+ * attributes, immutable and append-only last of all. */
+static int copy_meta_fd(CopyContext *c, int in, int out, int ddfd, const char *dname) {
+        unsigned flags;
+        int r;
+
+        r = meta_copy_xattrs(in, -EBADF, NULL, out, ddfd, dname, c->report);
+        if (r >= 0)
+                r = meta_get_flags(in, &flags);
+        if (r >= 0)
+                r = meta_apply_flags_last(out, flags, ddfd, dname, c->report);
+        return r;
 }
 
 /* Errors that mean "this way of copying is not available here", not "the copy failed". */
@@ -322,8 +338,11 @@ static int link_copied(CopyContext *c, int ddfd, const char *dname, const Entry 
         for (size_t i = 0; i < c->n_links; i++)
                 if (c->links[i].dev == e->st.st_dev && c->links[i].ino == e->st.st_ino) {
                         snprintf(proc, sizeof(proc), "/proc/self/fd/%d", c->links[i].fd);
-                        if (linkat(AT_FDCWD, proc, ddfd, dname, AT_SYMLINK_FOLLOW) < 0)
-                                return -errno;
+                        if (linkat(AT_FDCWD, proc, ddfd, dname, AT_SYMLINK_FOLLOW) < 0) {
+                                int r = errno == EPERM ? meta_link_protected(c->links[i].fd, ddfd, dname) : -errno;
+                                if (r < 0)
+                                        return r;
+                        }
                         c->stats.files++;
                         return 1;
                 }
@@ -374,6 +393,8 @@ static int copy_regular(CopyContext *c, int sdfd, const char *sname, int ddfd, c
         if (r < 0)
                 return r;
         r = fix_metadata_fd(c, out, &e->st);
+        if (r >= 0)
+                r = copy_meta_fd(c, in, out, ddfd, dname);
         if (r < 0)
                 return r;
         if (depth > 0)
@@ -423,13 +444,16 @@ static int copy_symlink(CopyContext *c, int sdfd, const char *sname, int ddfd, c
         note_created(c, depth);
 
         r = fix_metadata_at(c, ddfd, dname, &e->st);
+        if (r >= 0)
+                r = meta_copy_xattrs(-EBADF, sdfd, sname, -EBADF, ddfd, dname, c->report);
         if (r < 0)
                 return r;
         c->stats.files++;
         return 0;
 }
 
-static int copy_node(CopyContext *c, int ddfd, const char *dname, const Entry *e, unsigned depth) {
+static int copy_node(CopyContext *c, int sdfd, const char *sname, int ddfd, const char *dname, const Entry *e,
+                     unsigned depth) {
         int r;
 
         if (mknodat(ddfd, dname, (e->st.st_mode & S_IFMT) | 0600, e->st.st_rdev) < 0)
@@ -437,6 +461,8 @@ static int copy_node(CopyContext *c, int ddfd, const char *dname, const Entry *e
         note_created(c, depth);
 
         r = fix_metadata_at(c, ddfd, dname, &e->st);
+        if (r >= 0)
+                r = meta_copy_xattrs(-EBADF, sdfd, sname, -EBADF, ddfd, dname, c->report);
         if (r < 0)
                 return r;
         c->stats.files++;
@@ -511,6 +537,8 @@ static int copy_dir(CopyContext *c, int sdfd, const char *sname, int ddfd, const
 
         /* Last, since creating the children changed the mtime. */
         r = fix_metadata_fd(c, dfd, &e->st);
+        if (r >= 0 && d) /* a mount point's own metadata belongs to the other filesystem */
+                r = copy_meta_fd(c, dirfd(d), dfd, ddfd, dname);
         if (r < 0)
                 return r;
 
@@ -548,7 +576,7 @@ static int copy_entry(CopyContext *c, int sdfd, const char *sname, int ddfd, con
         case S_IFIFO:
         case S_IFCHR:
         case S_IFBLK:
-                return copy_node(c, ddfd, dname, &e, depth);
+                return copy_node(c, sdfd, sname, ddfd, dname, &e, depth);
         default:
                 /* Sockets belong to a running process; a copy would be meaningless. */
                 return depth == 0 ? -EOPNOTSUPP : 0;
@@ -556,7 +584,11 @@ static int copy_entry(CopyContext *c, int sdfd, const char *sname, int ddfd, con
 }
 
 int copy_tree(const char *src, const char *dst, CopyStats *ret_stats) {
-        CopyContext c = { .sync_fd = -EBADF, .euid = geteuid() };
+        return copy_tree_report(src, dst, NULL, ret_stats);
+}
+
+int copy_tree_report(const char *src, const char *dst, MetaReport *report, CopyStats *ret_stats) {
+        CopyContext c = { .sync_fd = -EBADF, .euid = geteuid(), .report = report };
         int r;
 
         if (isempty(src) || isempty(dst))
@@ -680,27 +712,39 @@ int tree_make_readonly(const char *path) {
 
 static int rm_dir(WalkContext *w, int dfd, const char *name, const Entry *e, unsigned depth);
 
+/* unlinkat() that also removes an immutable or append-only file (a shadow keeps those flags). */
+static int unlink_file(int dfd, const char *name) {
+        _cleanup_close_ int fd = -EBADF;
+        struct stat st;
+
+        if (unlinkat(dfd, name, 0) >= 0 || errno == ENOENT)
+                return 0;
+        if (errno != EPERM)
+                return -errno;
+        /* Only regular files have flags; anything else (a device node) is not opened. */
+        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+                return -EPERM;
+        fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || meta_unprotect(fd, NULL) < 0)
+                return -EPERM;
+        return unlinkat(dfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+}
+
 static int rm_child(WalkContext *w, int dfd, const char *name, unsigned char d_type, unsigned depth) {
         Entry e;
         int r;
 
         /* d_type spares a stat for everything but directories. */
-        if (d_type != DT_DIR && d_type != DT_UNKNOWN) {
-                if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
-                        return -errno;
-                return 0;
-        }
+        if (d_type != DT_DIR && d_type != DT_UNKNOWN)
+                return unlink_file(dfd, name);
 
         r = entry_stat(dfd, name, 0, &e);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
                 return r;
-        if (!S_ISDIR(e.st.st_mode)) {
-                if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
-                        return -errno;
-                return 0;
-        }
+        if (!S_ISDIR(e.st.st_mode))
+                return unlink_file(dfd, name);
         if (!same_mount(&w->top, &e))
                 return -EBUSY; /* a mount point: leave it and what is under it alone */
         return rm_dir(w, dfd, name, &e, depth);
@@ -725,6 +769,8 @@ static int rm_dir(WalkContext *w, int dfd, const char *name, const Entry *e, uns
         r = fd_verify(fd, e);
         if (r < 0)
                 return r;
+        /* Entries of an immutable or append-only directory cannot be removed, nor can it. */
+        (void) meta_unprotect(fd, NULL);
 
         d = fdopendir(fd);
         if (!d)
@@ -763,11 +809,8 @@ static int rm_entry_at(int dfd, const char *name) {
                 return 0;
         if (r < 0)
                 return r;
-        if (!S_ISDIR(w.top.st.st_mode)) {
-                if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
-                        return -errno;
-                return 0;
-        }
+        if (!S_ISDIR(w.top.st.st_mode))
+                return unlink_file(dfd, name);
         return rm_dir(&w, dfd, name, &w.top, 0);
 }
 

@@ -13,6 +13,8 @@
 
 #include <stdint.h>
 
+#include "meta.h"
+
 #define COPY_DEPTH_MAX 4096U
 
 typedef struct CopyStats {
@@ -25,19 +27,24 @@ typedef struct CopyStats {
 /*
  * Copies src (a directory or a regular file; a symlink, fifo or device node at the top is
  * reproduced as such, a socket is -EOPNOTSUPP) to dst. dst must not exist (-EEXIST), its parent
- * must. Mode, ownership (EPERM ignored when not root) and atime/mtime are preserved. Entries on
- * other filesystems/mounts are skipped, except that a directory mount point is reproduced as an
- * empty directory, like cp -x; sockets are skipped. Hard links are not preserved, nor are xattrs.
+ * must. Mode, ownership (EPERM ignored when not root), atime/mtime (ns), hard links, all xattrs
+ * (POSIX ACLs and file capabilities included) and chattr attributes (immutable and append-only
+ * set last) are preserved; see meta.h. Entries on other filesystems/mounts are skipped, except
+ * that a directory mount point is reproduced as an empty directory, like cp -x; sockets are
+ * skipped.
  * On failure whatever was created at dst is removed again. On success the data is synced
  * (syncfs) and, when ret_stats is non-NULL, the counts are stored there.
  */
 int copy_tree(const char *src, const char *dst, CopyStats *ret_stats);
+/* The same; what the target cannot keep (an xattr, a flag) is reported to report (may be NULL). */
+int copy_tree_report(const char *src, const char *dst, MetaReport *report, CopyStats *ret_stats);
 
 /* Removes the write bits from every entry under path (path included), symlinks excepted. */
 int tree_make_readonly(const char *path);
 
 /*
- * rm -rf without following symlinks or crossing mount points; a missing path is success. Refuses
+ * rm -rf without following symlinks or crossing mount points (immutable and append-only entries
+ * included: their flags are cleared first); a missing path is success. Refuses
  * "/", "." and ".." as the last component (-EINVAL). Keeps going after an error and returns the
  * first one.
  */

@@ -1,12 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The `file` provider: the embedded default that works on any filesystem. A shadow is a
- * copy of the tree (modes, owners, times and hard links kept), reflinked (FICLONE) where the filesystem can, copied otherwise. */
+ * copy of the tree (modes, owners, times, hard links, xattrs, ACLs, capabilities and chattr
+ * attributes kept), reflinked (FICLONE) where the filesystem can, copied otherwise. What the
+ * shadow's filesystem cannot keep goes to vssd's log, per file. */
 
 #include <errno.h>
+#include <inttypes.h>
+#include <string.h>
 #include <stddef.h>
 #include <sys/stat.h>
 
 #include "daemon/provider.h"
+#include "daemon/vssd.h"
 #include "providers/file/copy.h"
 
 static int file_supports(const Provider *p, const char *path) {
@@ -19,8 +24,21 @@ static int file_supports(const Provider *p, const char *path) {
 /* The copy keeps every mode as it was: a shadow copy is the data at that instant, and a backup
  * read from it must carry the original permissions. It is protected by where it lives (vssd's
  * state directory, root only) and exposed by read-only mounts. */
+/* What the shadow's filesystem cannot keep goes to vssd's log, one line per item and file. */
+static void file_lost(const char *path, const char *what, int error, void *userdata) {
+        const ShadowRequest *req = userdata;
+        log_warn("provider file: shadow %s: %s: %s not kept: %s", req->shadow_id, path, what, strerror(error));
+}
+
 static int file_create(const Provider *p, const ShadowRequest *req, char **ret_location) {
-        return copy_tree(req->source, req->shadow_path, NULL);
+        MetaReport report = { .lost = file_lost, .userdata = (void *) req };
+        int r;
+
+        r = copy_tree_report(req->source, req->shadow_path, &report, NULL);
+        if (r >= 0 && report.n_lost > 0)
+                log_warn("provider file: shadow %s of %s: %" PRIu64 " item(s) of metadata not kept (see above)",
+                         req->shadow_id, req->source, report.n_lost);
+        return r;
 }
 
 static int file_remove(const Provider *p, const char *shadow_path) {

@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "lib/common.h"
+#include "meta.h"
+
+#define XATTR_LIST_MAX_ 65536U  /* the kernel's limits for a list and a value */
+#define XATTR_SIZE_MAX_ 65536U
+#define CAPABILITY_XATTR "security.capability"
+
+void meta_report(MetaReport *report, int dfd, const char *name, const char *what, int error) {
+        char proc[64], dir[PATH_MAX], path[PATH_MAX + NAME_MAX + 2];
+        ssize_t n;
+
+        if (!report)
+                return;
+        report->n_lost++;
+        if (!report->lost)
+                return;
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", dfd);
+        n = dfd >= 0 ? readlink(proc, dir, sizeof(dir) - 1) : -1;
+        if (n < 0)
+                snprintf(path, sizeof(path), "%s", strempty(name));
+        else {
+                dir[n] = 0;
+                snprintf(path, sizeof(path), "%s%s%s", dir, isempty(name) ? "" : "/", strempty(name));
+        }
+        report->lost(path, what, error, report->userdata);
+}
+
+/* Errors that mean "this target cannot keep this item", as opposed to a failing copy. */
+static bool errno_is_unkeepable(int e) {
+        return e == EOPNOTSUPP || e == EPERM || e == EACCES || e == EINVAL || e == ERANGE || e == E2BIG ||
+               e == ENOSPC || e == EDQUOT || e == ENOTTY;
+}
+
+/* One inode, by fd or (for nodes we must not open) by a /proc/self/fd/DIRFD/NAME path whose last
+ * component the l*xattr calls do not follow. */
+typedef struct Node {
+        int fd;
+        char path[64 + NAME_MAX];
+} Node;
+
+static int node_init(Node *n, int fd, int dfd, const char *name) {
+        n->fd = fd;
+        if (fd >= 0)
+                return 0;
+        if (dfd < 0 || isempty(name) || strchr(name, '/'))
+                return -EINVAL;
+        snprintf(n->path, sizeof(n->path), "/proc/self/fd/%d/%s", dfd, name);
+        return 0;
+}
+
+static ssize_t node_list(const Node *n, char *buf, size_t size) {
+        return n->fd >= 0 ? flistxattr(n->fd, buf, size) : llistxattr(n->path, buf, size);
+}
+static ssize_t node_get(const Node *n, const char *name, void *buf, size_t size) {
+        return n->fd >= 0 ? fgetxattr(n->fd, name, buf, size) : lgetxattr(n->path, name, buf, size);
+}
+static int node_set(const Node *n, const char *name, const void *v, size_t size) {
+        return n->fd >= 0 ? fsetxattr(n->fd, name, v, size, 0) : lsetxattr(n->path, name, v, size, 0);
+}
+static int node_remove(const Node *n, const char *name) {
+        return n->fd >= 0 ? fremovexattr(n->fd, name) : lremovexattr(n->path, name);
+}
+
+/* The NUL-separated names; *ret_len 0 where the filesystem has no xattrs. */
+static int node_names(const Node *n, char **ret, size_t *ret_len) {
+        _cleanup_free_ char *buf = malloc(XATTR_LIST_MAX_);
+        ssize_t k;
+
+        if (!buf)
+                return -ENOMEM;
+        k = node_list(n, buf, XATTR_LIST_MAX_);
+        if (k < 0) {
+                if (errno != EOPNOTSUPP)
+                        return -errno;
+                k = 0;
+        }
+        *ret = TAKE_PTR(buf);
+        *ret_len = (size_t) k;
+        return 0;
+}
+
+static bool names_have(const char *names, size_t len, const char *name) {
+        for (const char *p = names; p < names + len; p += strlen(p) + 1)
+                if (streq(p, name))
+                        return true;
+        return false;
+}
+
+static int copy_one(const Node *src, const Node *dst, const char *name, char *value, int ddfd, const char *dname,
+                    MetaReport *report) {
+        char what[64 + XATTR_NAME_MAX];
+        ssize_t k;
+
+        k = node_get(src, name, value, XATTR_SIZE_MAX_);
+        if (k < 0)
+                return errno == ENODATA ? 0 : -errno; /* removed meanwhile: as if copied a bit later */
+        if (node_set(dst, name, value, (size_t) k) >= 0)
+                return 0;
+        if (!errno_is_unkeepable(errno))
+                return -errno;
+        snprintf(what, sizeof(what), "xattr %s", name);
+        meta_report(report, ddfd, dname, what, errno);
+        return 0;
+}
+
+int meta_copy_xattrs(int src_fd, int sdfd, const char *sname, int dst_fd, int ddfd, const char *dname,
+                     MetaReport *report) {
+        _cleanup_free_ char *snames = NULL, *dnames = NULL, *value = NULL;
+        size_t slen, dlen;
+        Node src, dst;
+        bool cap = false;
+        int r;
+
+        r = node_init(&src, src_fd, sdfd, sname);
+        if (r >= 0)
+                r = node_init(&dst, dst_fd, ddfd, dname);
+        if (r < 0)
+                return r;
+        r = node_names(&src, &snames, &slen);
+        if (r < 0)
+                return r;
+        r = node_names(&dst, &dnames, &dlen);
+        if (r < 0)
+                return r;
+
+        /* What the new inode got without asking (an inherited ACL) goes first. */
+        for (const char *p = dnames; p < dnames + dlen; p += strlen(p) + 1)
+                if (!names_have(snames, slen, p) && node_remove(&dst, p) < 0 && errno != ENODATA) {
+                        char what[64 + XATTR_NAME_MAX];
+                        if (!errno_is_unkeepable(errno))
+                                return -errno;
+                        snprintf(what, sizeof(what), "xattr %s (absent in the source, not removable)", p);
+                        meta_report(report, ddfd, dname, what, errno);
+                }
+        if (slen == 0)
+                return 0;
+
+        value = malloc(XATTR_SIZE_MAX_);
+        if (!value)
+                return -ENOMEM;
+        for (const char *p = snames; p < snames + slen; p += strlen(p) + 1) {
+                if (streq(p, CAPABILITY_XATTR)) {
+                        cap = true; /* last: setting other security xattrs may clear it */
+                        continue;
+                }
+                r = copy_one(&src, &dst, p, value, ddfd, dname, report);
+                if (r < 0)
+                        return r;
+        }
+        return cap ? copy_one(&src, &dst, CAPABILITY_XATTR, value, ddfd, dname, report) : 0;
+}
+
+int meta_get_flags(int fd, unsigned *ret) {
+        int flags = 0;
+
+        if (ioctl(fd, FS_IOC_GETFLAGS, &flags) < 0) {
+                if (errno != ENOTTY && errno != EOPNOTSUPP && errno != EINVAL)
+                        return -errno;
+                flags = 0;
+        }
+        *ret = (unsigned) flags & META_FLAGS_COPIED;
+        return 0;
+}
+
+static const struct { unsigned flag; char letter; } flag_letters[] = {
+        { FS_SECRM_FL, 's' },   { FS_UNRM_FL, 'u' },     { FS_COMPR_FL, 'c' },        { FS_SYNC_FL, 'S' },
+        { FS_IMMUTABLE_FL, 'i' }, { FS_APPEND_FL, 'a' }, { FS_NODUMP_FL, 'd' },       { FS_NOATIME_FL, 'A' },
+        { FS_JOURNAL_DATA_FL, 'j' }, { FS_NOTAIL_FL, 't' }, { FS_DIRSYNC_FL, 'D' },   { FS_TOPDIR_FL, 'T' },
+        { FS_NOCOW_FL, 'C' },   { FS_PROJINHERIT_FL, 'P' }, { FS_NOCOMP_FL, 'm' },
+};
+
+const char *meta_flags_string(unsigned flags, char *buf) {
+        size_t n = 0;
+        for (size_t i = 0; i < ELEMENTSOF(flag_letters); i++)
+                if (flags & flag_letters[i].flag)
+                        buf[n++] = flag_letters[i].letter;
+        buf[n] = 0;
+        return buf;
+}
+
+static int set_flags(int fd, unsigned flags) {
+        int f = (int) flags;
+        return ioctl(fd, FS_IOC_SETFLAGS, &f) < 0 ? -errno : 0;
+}
+
+int meta_apply_flags_last(int fd, unsigned flags, int ddfd, const char *dname, MetaReport *report) {
+        unsigned cur, want;
+        int old = 0, r;
+
+        flags &= META_FLAGS_COPIED;
+        if (ioctl(fd, FS_IOC_GETFLAGS, &old) < 0) {
+                if (flags == 0)
+                        return 0;
+                old = 0; /* no attributes here at all: each flag is reported below */
+        }
+        /* Keep the target's own state (extents, inline data) and set exactly the copied flags. */
+        want = ((unsigned) old & ~META_FLAGS_COPIED) | flags;
+        if (want == (unsigned) old)
+                return 0;
+        if (set_flags(fd, want) >= 0)
+                return 0;
+        if (!errno_is_unkeepable(errno) && errno != ENOTTY)
+                return -errno;
+
+        /* Something is refused: one at a time, so what can be kept is, and the rest is named. */
+        cur = (unsigned) old & ~META_FLAGS_COPIED;
+        if (set_flags(fd, cur) < 0 && flags == 0)
+                return 0;
+        for (size_t i = 0; i < ELEMENTSOF(flag_letters); i++) {
+                unsigned f = flag_letters[i].flag;
+                char what[32];
+
+                if (!(flags & f) || (f & META_FLAGS_PROTECT))
+                        continue;
+                r = set_flags(fd, cur | f);
+                if (r >= 0) {
+                        cur |= f;
+                        continue;
+                }
+                snprintf(what, sizeof(what), "flag +%c", flag_letters[i].letter);
+                meta_report(report, ddfd, dname, what, -r);
+        }
+        /* Protecting flags last, here too. */
+        for (size_t i = 0; i < ELEMENTSOF(flag_letters); i++) {
+                unsigned f = flag_letters[i].flag;
+                char what[32];
+
+                if (!(flags & f & META_FLAGS_PROTECT))
+                        continue;
+                r = set_flags(fd, cur | f);
+                if (r >= 0) {
+                        cur |= f;
+                        continue;
+                }
+                snprintf(what, sizeof(what), "flag +%c", flag_letters[i].letter);
+                meta_report(report, ddfd, dname, what, -r);
+        }
+        return 0;
+}
+
+int meta_unprotect(int fd, unsigned *ret_saved) {
+        int flags = 0;
+
+        if (ret_saved)
+                *ret_saved = 0;
+        if (ioctl(fd, FS_IOC_GETFLAGS, &flags) < 0)
+                return errno == ENOTTY || errno == EOPNOTSUPP || errno == EINVAL ? 0 : -errno;
+        if (ret_saved)
+                *ret_saved = (unsigned) flags & META_FLAGS_PROTECT;
+        if (!(flags & (int) META_FLAGS_PROTECT))
+                return 0;
+        return set_flags(fd, (unsigned) flags & ~META_FLAGS_PROTECT);
+}
+
+int meta_link_protected(int path_fd, int ddfd, const char *dname) {
+        _cleanup_close_ int fd = -EBADF;
+        char proc[64];
+        unsigned saved;
+        int flags = 0, r;
+
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", path_fd);
+        fd = open(proc, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        r = meta_unprotect(fd, &saved);
+        if (r < 0)
+                return r;
+        r = linkat(AT_FDCWD, proc, ddfd, dname, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
+        if (saved && ioctl(fd, FS_IOC_GETFLAGS, &flags) >= 0)
+                (void) set_flags(fd, (unsigned) flags | saved);
+        return r;
+}
