@@ -53,6 +53,14 @@ typedef struct Config {
         uint32_t hold_window_ms;  /* flush-and-hold: how long filesystems may stay frozen */
         uint32_t max_shadows_per_volume;
         uint64_t file_budget_bytes; /* storage the file provider's shadows may take; 0: no limit */
+        /* Flush-and-hold for the file provider: "hold_filesystems" ("all", or mount points) less
+         * "hold_exclude"; what is captured in memory while the storage's filesystem is held; where
+         * the file provider's shadows go (NULL: the state directory). */
+        bool hold_all;
+        char **hold_filesystems, **hold_exclude;
+        size_t n_hold_filesystems, n_hold_exclude;
+        uint64_t file_hold_memory_bytes;
+        char *file_storage_dir;
         char *backup_group;
         RightHolders rights[_RIGHT_MAX];
         /* Per-client limits; root is exempt (it could stop vssd anyway). */
@@ -149,11 +157,17 @@ typedef struct Volume {
         char *path;
         char *shadow_path;
         const Provider *provider;
+        /* The file provider's flush-and-hold (hold.c): held, or why not; the copy-ahead's index
+         * (a memfd the commit child inherits); whether the storage is on the held filesystem. */
+        bool held, storage_shared, precopied;
+        int index_fd;
+        char *not_held_why;
 } Volume;
 
 typedef enum Stage {
         STAGE_NONE,
         STAGE_PREPARE_SNAPSHOT,
+        STAGE_PRECOPY,  /* the file provider copies held volumes ahead */
         STAGE_FREEZE,
         STAGE_COMMIT,
         STAGE_THAW,
