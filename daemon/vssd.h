@@ -204,7 +204,7 @@ struct Session {
         Stage stage;
         int level;
         int32_t abort_hr;
-        char abort_msg[256];
+        char abort_msg[1024];
         bool abort_after_op;      /* AbortBackup came during PrepareForBackup: abort when it ends */
         pid_t commit_pid;
         int commit_fd;            /* the commit child's reports, read as they come */

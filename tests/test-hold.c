@@ -167,6 +167,7 @@ static void test_hold_window_too_small(void) {
         char *out = NULL;
         CHECK(harness_sh(h, NULL, "mkdir %s/data && head -c 67108864 /dev/urandom > %s/data/big && echo small > %s/data/small",
                          mnt, mnt, mnt) == 0);
+        harness_writer(h, "w", NULL);
         pid_t pid = fork();
         if (pid == 0) {
                 (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -183,10 +184,14 @@ static void test_hold_window_too_small(void) {
         }
         CHECK(harness_sh(h, &out, "vssadmin create shadow --for %s/data --json", mnt) != 0);
         stop(pid);
-        CHECK(out && strstr(out, "VSS_E_HOLD_WRITES_TIMEOUT") && strstr(out, "big"));
+        CHECK(out && strstr(out, "VSS_E_HOLD_WRITES_TIMEOUT") && strstr(out, "big (67108864 bytes)"));
         if (out)
                 fprintf(stderr, "%s\n", out);
         free(out);
+        /* Known before Freeze: the writer was never frozen for nothing. */
+        char *ev = harness_events(h, "w");
+        CHECK_STR(ev, "identify prepare-backup prepare-snapshot abort backup-shutdown");
+        free(ev);
         /* Writable again, and no shadow kept. */
         CHECK(harness_sh(h, NULL, "timeout 5 sh -c 'echo x > %s/after && sync %s/after'", mnt, mnt) == 0);
         CHECK(harness_sh(h, &out, "vssadmin list shadows") == 0);
@@ -218,7 +223,7 @@ static void test_hold_memory_budget(void) {
         }
         CHECK(harness_sh(h, &out, "vssadmin create shadow --for %s/data --json", mnt) != 0);
         stop(pid);
-        CHECK(out && strstr(out, "file_hold_memory_bytes") && strstr(out, "hot"));
+        CHECK(out && strstr(out, "file_hold_memory_bytes") && strstr(out, "hot (100000 bytes)"));
         if (out)
                 fprintf(stderr, "%s\n", out);
         free(out);
@@ -235,8 +240,8 @@ static void test_hold_frozen_elsewhere(void) {
         char *out = NULL;
         CHECK(harness_sh(h, NULL, "mkdir %s/data && echo a > %s/data/a && sync && fsfreeze -f %s", mnt, mnt, mnt) == 0);
         int rc = harness_sh(h, &out, "timeout 60 vssadmin create shadow --for %s/data --json", mnt);
-        /* Still frozen (theirs): a write does not finish. Then thawed, always. */
-        int frozen = harness_sh(h, NULL, "timeout 1 sh -c 'echo x > %s/probe && sync %s/probe'", mnt, mnt);
+        /* Still frozen (theirs): freezing it again is refused. Then thawed, always. */
+        int frozen = harness_sh(h, NULL, "fsfreeze -f %s 2>/dev/null", mnt);
         harness_sh(h, NULL, "fsfreeze -u %s", mnt);
         CHECK(rc != 0 && rc != 124);
         CHECK(frozen != 0);

@@ -842,9 +842,9 @@ int precopy_final_begin(const char *src, const char *dst, int index_fd, uint64_t
         delta_biggest(f->d, big, sizeof(big));
         if (capture_budget > 0) {
                 if (f->d->bytes > capture_budget) {
-                        snprintf(errbuf, errlen, "the last delta of %s (%" PRIu64 " bytes) does not fit file_hold_memory_bytes "
-                                 "(%" PRIu64 "), which bounds what is read into memory while the filesystem holding the "
-                                 "storage is held; the biggest: %s", src, f->d->bytes, capture_budget, big);
+                        snprintf(errbuf, errlen, "the last delta (%" PRIu64 " bytes) does not fit file_hold_memory_bytes "
+                                 "(%" PRIu64 "), the memory it is read into while the storage's filesystem is held; "
+                                 "the biggest: %s", f->d->bytes, capture_budget, big);
                         r = -EFBIG;
                         goto fail;
                 }
@@ -860,8 +860,8 @@ int precopy_final_begin(const char *src, const char *dst, int index_fd, uint64_t
                         r = apply(f->d, f->sfd, f->dfd, -1, deadline_usec);
         }
         if (r == -ETIME)
-                snprintf(errbuf, errlen, "the last delta of %s (%" PRIu64 " entries, %" PRIu64 " bytes) cannot be copied "
-                         "within the hold window; the biggest: %s", src, f->d->entries, f->d->bytes, big);
+                snprintf(errbuf, errlen, "the last delta (%" PRIu64 " entries, %" PRIu64 " bytes) cannot be copied "
+                         "within the hold window; the biggest: %s", f->d->entries, f->d->bytes, big);
         if (r < 0)
                 goto fail;
         index_free(prev);
