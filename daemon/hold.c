@@ -149,3 +149,31 @@ _Noreturn void hold_precopy_child(Session *s, int fd) {
         }
         _exit(COMMIT_OK);
 }
+
+/* ExplainVolume(path) -> (provider, point_in_time, why): whether shadows of path will be one instant. */
+int method_explain_volume(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Connection *c = userdata;
+        Manager *m = c->manager;
+        const char *path;
+        char real[PATH_MAX], why[PATH_MAX + 256];
+        int r = check_right(c, RIGHT_LIST, error);
+        if (r < 0)
+                return r;
+        if (sd_bus_message_read(msg, "s", &path) < 0 || !string_ok(path, VSS_MAX_STRING) || path[0] != '/')
+                return reply_error(error, VSS_E_INVALIDARG, "bad path");
+        if (!realpath(path, real))
+                return reply_error(error, VSS_E_OBJECT_NOT_FOUND, "cannot resolve '%s': %m", path);
+        const Provider *p = provider_choose(real);
+        if (!p)
+                return reply_error(error, VSS_E_VOLUME_NOT_SUPPORTED, "no provider supports '%s'", real);
+        bool held;
+        if (p == &provider_file)
+                held = hold_explain(m, real, why, sizeof(why)) > 0;
+        else if (p->hold)
+                held = true, snprintf(why, sizeof(why), "provider %s holds the filesystem frozen while it commits", p->name);
+        else if (p == &provider_btrfs)
+                held = true, snprintf(why, sizeof(why), "a btrfs snapshot is one instant");
+        else
+                held = false, snprintf(why, sizeof(why), "provider %s does not hold the filesystem", p->name);
+        return sd_bus_reply_method_return(msg, "sbs", p->name, (int) held, why);
+}

@@ -275,7 +275,7 @@ void log_full(const char *prefix, const char *fmt, ...) __attribute__((format(pr
         X(prepare_for_backup) X(do_snapshot_set) X(set_backup_succeeded) X(backup_complete)      \
         X(abort_backup) X(pre_restore) X(post_restore) X(cancel) X(gather_writer_status)         \
         X(expose_shadow) X(unexpose_shadow) X(list_exposures) X(set_component_property)           \
-        X(save_as_document)
+        X(save_as_document) X(explain_volume)
 #define VSS_DECLARE_METHOD(n) int method_##n(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 VSS_METHODS(VSS_DECLARE_METHOD)
 extern const sd_bus_vtable coordinator_vtable[];

@@ -252,7 +252,46 @@ static void test_hold_frozen_elsewhere(void) {
         free(out);
 }
 
+static int count(const char *hay, const char *needle) {
+        int n = 0;
+        for (const char *p = hay; p && (p = strstr(p, needle)); p++)
+                n++;
+        return n;
+}
+
+/* vssadmin says which shadows will be one instant, why not when not, and marks each shadow that is
+ * not, once. */
+static void test_hold_explain(void) {
+        Harness *h = harness_new(NULL);
+        char *mnt = harness_loop_fs(h, "mkfs.ext4 -q", "64M");
+        char *data = harness_make_data(h, "plain"), *out = NULL;
+        CHECK(harness_sh(h, NULL, "mkdir %s/data && echo a > %s/data/a", mnt, mnt) == 0);
+        int st;
+        json_object *o = harness_json(h, &st, "vssadmin list providers --for %s/data --for %s --json", mnt, data);
+        json_object *v = o ? json_object_object_get(o, "volumes") : NULL;
+        CHECK(st == 0 && v && json_object_array_length(v) == 2);
+        if (v && json_object_array_length(v) == 2) {
+                json_object *a = json_object_array_get_idx(v, 0), *b = json_object_array_get_idx(v, 1);
+                CHECK(json_object_get_boolean(json_object_object_get(a, "point_in_time")));
+                CHECK(!json_object_get_boolean(json_object_object_get(b, "point_in_time")));
+                CHECK(strstr(json_str(b, "why"), "hold_exclude"));
+        }
+        json_object_put(o);
+        CHECK(harness_sh(h, &out, "vssadmin list providers --for %s", data) == 0);
+        CHECK(out && strstr(out, "not point-in-time"));
+        free(out);
+
+        /* One held volume and one not: the one not is marked, once, when made and when listed. */
+        CHECK(harness_sh(h, &out, "vssadmin create shadow --for %s/data --for %s", mnt, data) == 0);
+        CHECK(count(out, "Not point-in-time") == 1);
+        free(out);
+        CHECK(harness_sh(h, &out, "vssadmin list shadows") == 0);
+        CHECK(count(out, "Not point-in-time") == 1);
+        free(out);
+}
+
 static const TestCase cases[] = {
+        { "hold-explain", test_hold_explain },
         { "hold-generations", test_hold_generations },
         { "hold-generations-shared-storage", test_hold_generations_shared_storage },
         { "hold-generations-unheld", test_hold_generations_unheld },
