@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <errno.h>
+#include <inttypes.h>
 #include <linux/magic.h>
 #include <stdio.h>
 #include <string.h>
@@ -146,6 +147,9 @@ _Noreturn void hold_precopy_child(Session *s, int fd) {
                                 dprintf(fd, "E\tprovider file on %s: %s\n", v->path, err[0] ? err : strerror(-r));
                         _exit(r == -ETIME ? COMMIT_HOLD_TIMEOUT : r == -ENOSPC || r == -EDQUOT ? COMMIT_NOSPACE : COMMIT_FAILED);
                 }
+                log_info("copied %s ahead in %u passes: the first (a full copy, %" PRIu64 " bytes) took %" PRIu64
+                         " us; the last found %" PRIu64 " entries, %" PRIu64 " bytes changed", v->path, res.passes,
+                         res.first_bytes, res.first_usec, res.last_entries, res.last_bytes);
         }
         _exit(COMMIT_OK);
 }

@@ -1300,6 +1300,7 @@ static _Noreturn void commit_child(Session *s, int fd, uint32_t hold_ms) {
         for (size_t i = 0; i < s->n_volumes; i++)
                 if (volume_held(&s->volumes[i]))
                         held[n_held++] = s->volumes[i].path;
+        uint64_t held_since = now_monotonic_usec(); /* the freezes' flushes count: writes wait for them */
         if (n_held > 0) {
                 err[0] = 0;
                 char lease_file[PATH_MAX];
@@ -1365,6 +1366,8 @@ static _Noreturn void commit_child(Session *s, int fd, uint32_t hold_ms) {
                 if (pass == 0 && lease) {
                         r = freeze_lease_release(lease);
                         lease = NULL;
+                        /* How long the writes were held, for people (and the benchmark). */
+                        log_info("held the filesystems of %zu volumes for %" PRIu64 " us", n_held, now_monotonic_usec() - held_since);
                         if (r == -ETIME) {
                                 snprintf(err, sizeof(err), "%u", hold_ms);
                                 commit_fail(fd, COMMIT_HOLD_TIMEOUT, "the hold window of %s ms was exceeded%s", err, "");

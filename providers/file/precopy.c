@@ -707,6 +707,7 @@ int precopy_run(const char *src, const char *dst, int index_fd, uint32_t hold_ms
                 Index *ix;
                 Delta *d;
                 int64_t start = coarse_now_ns();
+                uint64_t pass_start = now_monotonic_usec();
                 r = scan(sfd, prev, start, gran, &ix, &d);
                 if (r < 0)
                         break;
@@ -721,8 +722,10 @@ int precopy_run(const char *src, const char *dst, int index_fd, uint32_t hold_ms
                 }
                 if (d->bytes >= RATE_MIN_BYTES && dt > 0)
                         res.rate = d->bytes * USEC_PER_SEC / dt;
-                if (pass == 0)
+                if (pass == 0) {
                         res.first_bytes = d->bytes;
+                        res.first_usec = now_monotonic_usec() - pass_start;
+                }
                 res.passes++;
                 bool shrinking = !last || d->bytes < last->bytes || (d->bytes == last->bytes && d->entries < last->entries);
                 delta_free(last);

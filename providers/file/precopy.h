@@ -26,6 +26,7 @@
 typedef struct PrecopyResult {
         unsigned passes;
         uint64_t first_bytes;   /* what the first pass copied */
+        uint64_t first_usec;    /* and how long it took (scan and copy): a full copy's time */
         uint64_t last_entries;  /* the last unfrozen pass's delta */
         uint64_t last_bytes;
         uint64_t rate;          /* bytes per second the copies ran at (0: not measured) */
