@@ -95,7 +95,7 @@ static int decide(const Manager *m, const char *path, bool *ret_shared, char *wh
                 return snprintf(why, size, "%s is on %s, which hold_filesystems does not list", path, mount), 0;
         if (geteuid() != 0)
                 return snprintf(why, size, "vssd runs unprivileged and cannot freeze %s", mount), 0;
-        *ret_shared = same_fs(path, file_storage_dir(m)) || same_fs(path, m->state_dir);
+        *ret_shared = same_fs(path, file_storage_dir(m));
         if (*ret_shared && !S_ISDIR(st.st_mode))
                 return snprintf(why, size, "%s is a single file on %s, the filesystem of vssd's storage", path, mount), 0;
         snprintf(why, size, "%s is on %s (%s), held frozen while its last changes are copied", path, mount, name);
@@ -128,9 +128,28 @@ bool hold_wants_precopy(const Session *s) {
         return false;
 }
 
+bool file_budget_exceeded(Session *s, bool precopy) {
+        uint64_t used = 0, need = 0, b;
+        if (s->manager->config.file_budget_bytes == 0)
+                return false;
+        (void) tree_bytes(file_storage_dir(s->manager), &used);
+        for (size_t i = 0; i < s->n_volumes; i++) {
+                const Volume *v = &s->volumes[i];
+                /* At the commit, the volumes copied ahead are in `used` already. */
+                if (v->provider == &provider_file && v->precopied == precopy && tree_bytes(v->path, &b) >= 0)
+                        need += b;
+        }
+        return need > 0 && used + need > s->manager->config.file_budget_bytes;
+}
+
 _Noreturn void hold_precopy_child(Session *s, int fd) {
         char err[1024];
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (file_budget_exceeded(s, true)) {
+                dprintf(fd, "E\tthe file provider's storage budget of %" PRIu64 " bytes would be exceeded\n",
+                        s->manager->config.file_budget_bytes);
+                _exit(COMMIT_NOSPACE);
+        }
         for (size_t i = 0; i < s->n_volumes; i++) {
                 Volume *v = &s->volumes[i];
                 PrecopyResult res = {};

@@ -22,6 +22,10 @@ int hold_decide(const Manager *m, Volume *v);
 /* Same decision for a path, for `vssadmin list providers --for`: 1 held, 0 not (why in buf). */
 int hold_explain(const Manager *m, const char *path, char *why, size_t size);
 
+/* The file provider's storage budget (file_storage_budget_bytes) cannot take the file volumes
+ * copied ahead (precopy) or the others (at the commit). */
+bool file_budget_exceeded(Session *s, bool precopy);
+
 /* True when some volume of the set is copied ahead (held file-provider directories). */
 bool hold_wants_precopy(const Session *s);
 

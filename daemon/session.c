@@ -1283,19 +1283,9 @@ static _Noreturn void commit_child(Session *s, int fd, uint32_t hold_ms) {
         int r;
 
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (s->manager->config.file_budget_bytes > 0) {
-                /* The file provider's storage budget: checked before anything is made. */
-                uint64_t used = 0, need = 0, b;
-                (void) tree_bytes(s->manager->shadow_dir, &used);
-                for (size_t i = 0; i < s->n_volumes; i++)
-                        if (s->volumes[i].provider == &provider_file && !s->volumes[i].precopied &&
-                            tree_bytes(s->volumes[i].path, &b) >= 0)
-                                need += b;
-                if (need > 0 && used + need > s->manager->config.file_budget_bytes) {
-                        snprintf(err, sizeof(err), "%" PRIu64, s->manager->config.file_budget_bytes);
-                        commit_fail(fd, COMMIT_NOSPACE, "the file provider's storage budget of %s bytes would be exceeded%s",
-                                    err, "");
-                }
+        if (file_budget_exceeded(s, false)) {
+                snprintf(err, sizeof(err), "%" PRIu64, s->manager->config.file_budget_bytes);
+                commit_fail(fd, COMMIT_NOSPACE, "the file provider's storage budget of %s bytes would be exceeded%s", err, "");
         }
         for (size_t i = 0; i < s->n_volumes; i++)
                 if (volume_held(&s->volumes[i]))
@@ -1463,6 +1453,7 @@ static int set_register(Session *s) {
         }
         if (m->config.file_storage_dir) {
                 snprintf(dir, sizeof(dir), "%s/%s", m->config.file_storage_dir, id);
+                (void) mkdir(m->config.file_storage_dir, 0700);
                 if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
                         r = -errno;
                         snprintf(dir, sizeof(dir), "cannot make the set's directory in file_storage_dir %s: %s",
