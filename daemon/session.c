@@ -252,7 +252,7 @@ static int call_slot(Session *s, size_t idx, vss_event event, StatusGather *g);
 /* A snapshot set being aborted, while its writers may still be busy with another step. */
 static bool set_aborting(const Session *s) {
         return s->busy && s->op == CALL_DO_SNAPSHOT_SET && s->abort_hr != 0 &&
-               ((s->stage >= STAGE_FREEZE && s->stage <= STAGE_THAW) || s->stage == STAGE_ABORT);
+               ((s->stage >= STAGE_PRECOPY && s->stage <= STAGE_THAW) || s->stage == STAGE_ABORT);
 }
 
 /* Abort, at once, to every writer of an aborting set that is due one (abort_due()). Only while a
@@ -1614,7 +1614,7 @@ static void dss_finish(Session *s) {
 static void dss_continue(Session *s) {
         for (;;) {
                 /* Past the commit's start, every failure turns into Abort; PostSnapshot never aborts. */
-                if (s->abort_hr && s->stage >= STAGE_FREEZE && s->stage <= STAGE_THAW) {
+                if (s->abort_hr && s->stage >= STAGE_PRECOPY && s->stage <= STAGE_THAW) {
                         s->stage = STAGE_ABORT;
                         s->level = _VSS_APP_LEVEL_MAX - 1;
                 }
