@@ -230,6 +230,7 @@ static void test_hold_memory_budget(void) {
         CHECK(harness_sh(h, &out, "vssadmin list shadows") == 0);
         CHECK(out && strstr(out, "No items found"));
         free(out);
+        CHECK(harness_count_shadow_files(h) == 0);
 }
 
 /* A filesystem frozen by someone else fails the set and stays theirs (frozen). */
@@ -249,6 +250,8 @@ static void test_hold_frozen_elsewhere(void) {
         CHECK(harness_sh(h, &out, "vssadmin list shadows") == 0);
         CHECK(out && strstr(out, "No items found"));
         free(out);
+        /* What was copied ahead is gone too. */
+        CHECK(harness_count_shadow_files(h) == 0);
 }
 
 static int count(const char *hay, const char *needle) {
