@@ -323,7 +323,51 @@ static void test_hold_storage_elsewhere(void) {
         (void) unlink(link);
 }
 
+/* The requester dies while the volume is being copied ahead: the writer gets Abort, nothing of the
+ * copy is kept, nothing is frozen, and a new set can start. */
+static void test_hold_requester_killed_during_copy_ahead(void) {
+        Harness *h = harness_new(NULL);
+        char *mnt = harness_loop_fs(h, "mkfs.ext4 -q", "1G");
+        char *out = NULL;
+        CHECK(harness_sh(h, NULL, "mkdir %s/data && for i in $(seq 600); do head -c 1048576 /dev/zero > %s/data/f$i; done",
+                         mnt, mnt) == 0);
+        harness_writer(h, "w", NULL);
+        pid_t req = fork();
+        if (req == 0) {
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                char cmd[600];
+                snprintf(cmd, sizeof(cmd), "exec " VSSADMIN_DIR "/vssadmin create shadow --for %s/data >/dev/null 2>&1", mnt);
+                execl("/bin/sh", "sh", "-c", cmd, NULL);
+                _exit(127);
+        }
+        /* The copy-ahead has begun once the shadow's directory exists under the state directory. */
+        CHECK(harness_sh(h, &out, "for i in $(seq 2000); do [ -n \"$(find %s/shadows -mindepth 2 -maxdepth 2 2>/dev/null)\" ] "
+                                  "&& echo started && break; sleep 0.01; done", harness_state_dir(h)) == 0);
+        bool started = out && strstr(out, "started");
+        free(out);
+        kill(req, SIGKILL);
+        waitpid(req, NULL, 0);
+        CHECK(started);
+        /* The set goes: the writer gets Abort; nothing is kept. */
+        CHECK(harness_sh(h, &out, "for i in $(seq 600); do grep -q 'w abort' %s/log && echo aborted && break; sleep 0.05; done",
+                         harness_dir(h)) == 0);
+        CHECK(out && strstr(out, "aborted"));
+        free(out);
+        char *ev = harness_events(h, "w");
+        CHECK(ev && !strstr(ev, "freeze"));
+        free(ev);
+        CHECK(harness_sh(h, &out, "for i in $(seq 600); do [ -z \"$(find %s/shadows -mindepth 1 2>/dev/null)\" ] && echo empty "
+                                  "&& break; sleep 0.05; done", harness_state_dir(h)) == 0);
+        CHECK(out && strstr(out, "empty"));
+        free(out);
+        CHECK(harness_sh(h, NULL, "timeout 5 sh -c 'echo x > %s/after && sync %s/after'", mnt, mnt) == 0);
+        vss_backup *b = harness_session(h);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        vss_backup_release(b);
+}
+
 static const TestCase cases[] = {
+        { "hold-requester-killed-during-copy-ahead", test_hold_requester_killed_during_copy_ahead },
         { "hold-storage-elsewhere", test_hold_storage_elsewhere },
         { "hold-explain", test_hold_explain },
         { "hold-generations", test_hold_generations },
