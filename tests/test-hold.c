@@ -290,6 +290,10 @@ static void test_hold_explain(void) {
         CHECK(harness_sh(h, &out, "vssadmin list shadows") == 0);
         CHECK(count(out, "Not point-in-time") == 1);
         free(out);
+        /* vssbackup says it too, once per shadow. */
+        CHECK(harness_sh(h, &out, "vssbackup exec --for %s/data --for %s -- true 2>&1", mnt, data) == 0);
+        CHECK(count(out, "not point-in-time") == 1 && strstr(out, data));
+        free(out);
 }
 
 /* file_storage_dir puts the shadows on another filesystem: with the state directory on the held
