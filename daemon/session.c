@@ -1139,9 +1139,10 @@ int method_save_as_document(sd_bus_message *msg, void *userdata, sd_bus_error *e
         return sd_bus_reply_method_return(msg, "s", json);
 }
 
-/* DoSnapshotSet: PrepareForSnapshot → Freeze (front-end, back-end, system) → provider commit →
- * Thaw (reverse) → PostSnapshot. Any failure from Freeze to Thaw (or a provider failure, or the
- * requester going away) turns to Abort for every writer that got PrepareForSnapshot. */
+/* DoSnapshotSet: PrepareForSnapshot → copy-ahead of held file-provider volumes (hold.c) → Freeze
+ * (front-end, back-end, system) → provider commit → Thaw (reverse) → PostSnapshot. Any failure
+ * from the copy-ahead to Thaw (or a provider failure, or the requester going away) turns to Abort
+ * for every writer that got PrepareForSnapshot. */
 
 static void request_abort(Session *s, int32_t hr, const char *why) {
         if (s->abort_hr == 0) {
@@ -1266,12 +1267,14 @@ static _Noreturn void commit_fail(int fd, int code, const char *fmt, const char 
         _exit(code);
 }
 
-/* Runs in a child of vssd: flush-and-hold volumes first, under a freeze lease (the helper thaws
- * at the hold deadline or if we die), then the others. Each made shadow is reported to the
- * parent as "INDEX<TAB>LOCATION" so a failure can delete it; a failure as "E<TAB>MESSAGE". */
+/* Flush-and-hold: exec providers that ask for it, and file-provider volumes hold.c chose. */
 static bool volume_held(const Volume *v) {
         return v->provider->hold || (v->provider == &provider_file && v->held);
 }
+
+/* Runs in a child of vssd: flush-and-hold volumes first, under a freeze lease (the helper thaws
+ * at the hold deadline or if we die), then the others. Each made shadow is reported to the
+ * parent as "INDEX<TAB>LOCATION" so a failure can delete it; a failure as "E<TAB>MESSAGE". */
 
 static _Noreturn void commit_child(Session *s, int fd, uint32_t hold_ms) {
         char err[1024], sid[VSS_ID_STRING_MAX], shid[VSS_ID_STRING_MAX];
