@@ -2,6 +2,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <mntent.h>
 #include <poll.h>
 #include <signal.h>
@@ -292,6 +294,13 @@ void harness_free(Harness *h) {
                 (void) umount2(h->state, MNT_DETACH);
         for (size_t i = 0; i < h->n_loops; i++) {
                 char cmd[512];
+                /* A test that froze its filesystem and failed before thawing it must not leave it
+                 * frozen (FITHAW of a filesystem not frozen is EINVAL, harmless). */
+                int fd = open(h->loop_mnt[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd >= 0) {
+                        (void) ioctl(fd, FITHAW, 0);
+                        close(fd);
+                }
                 if (umount2(h->loop_mnt[i], 0) < 0)
                         (void) umount2(h->loop_mnt[i], MNT_DETACH);
                 snprintf(cmd, sizeof(cmd), "losetup -d %s", h->loop_dev[i]);
