@@ -34,6 +34,7 @@ check-under-load: build
 bench: build
 	bash bench/run-bench.sh $(BUILD)
 	bash bench/compat/run-compat-bench.sh $(BUILD)
+	bash bench/run-provider-bench.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

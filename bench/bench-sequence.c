@@ -201,7 +201,13 @@ static void dump_log(void) {
 static int start_vssd(const char *vssd) {
         char notify[300];
         snprintf(notify, sizeof(notify), "%s/notify", tmpdir);
-        const char *const argv[] = { "vssd", "--socket", socket_path, "--state-dir", state_dir, NULL };
+        char config[300];
+        /* Benchmarks never hold the machine's own filesystems (the data directory is on one). */
+        snprintf(config, sizeof(config), "%s/vssd.json", tmpdir);
+        FILE *f = fopen(config, "we");
+        if (!f || fputs("{\"hold_filesystems\": []}\n", f) < 0 || fclose(f) != 0)
+                return -1;
+        const char *const argv[] = { "vssd", "--socket", socket_path, "--state-dir", state_dir, "--config", config, NULL };
         vssd_pid = vssd_start(vssd, argv, log_path, notify, READY_TIMEOUT_MS);
         return vssd_pid < 0 ? -1 : 0;
 }

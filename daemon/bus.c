@@ -57,6 +57,8 @@ const sd_bus_vtable coordinator_vtable[] = {
                                 method_list_writers, 0),
         SD_BUS_METHOD_WITH_ARGS("ListProviders", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssssb)", providers),
                                 method_list_providers, 0),
+        SD_BUS_METHOD_WITH_ARGS("ExplainVolume", SD_BUS_ARGS("s", path),
+                                SD_BUS_RESULT("s", provider, "b", point_in_time, "s", why), method_explain_volume, 0),
         SD_BUS_METHOD_WITH_ARGS("ListShadows", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssssttu)", shadows),
                                 method_list_shadows, 0),
         SD_BUS_METHOD_WITH_ARGS("DeleteShadows", SD_BUS_ARGS("s", kind, "s", id), SD_BUS_RESULT("u", deleted),

@@ -29,6 +29,12 @@ static const struct {
 #undef T
 };
 
+static void strv_free_n(char **l, size_t n) {
+        for (size_t i = 0; l && i < n; i++)
+                free(l[i]);
+        free(l);
+}
+
 static int fail(char **ret_error, const char *fmt, const char *arg) {
         if (asprintf(ret_error, fmt, arg) < 0)
                 *ret_error = NULL;
@@ -196,6 +202,32 @@ static int parse_classes(Config *c, json_object *o, char **ret_error) {
         return 0;
 }
 
+/* An array of absolute paths (mount points), at most 4096. */
+static int parse_paths(json_object *val, const char *key, char ***ret, size_t *ret_n, char **ret_error) {
+        if (!json_object_is_type(val, json_type_array) || json_object_array_length(val) > 4096)
+                return fail(ret_error, "%s: must be an array of absolute paths", key);
+        size_t n = json_object_array_length(val);
+        char **l = calloc(n + 1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_object *e = json_object_array_get_idx(val, i);
+                const char *p = json_object_get_string(e);
+                if (!json_object_is_type(e, json_type_string) || !string_ok(p, VSS_MAX_STRING) || p[0] != '/') {
+                        strv_free_n(l, i);
+                        return fail(ret_error, "%s: entries must be absolute paths", key);
+                }
+                if (!(l[i] = strdup(p))) {
+                        strv_free_n(l, i);
+                        return -ENOMEM;
+                }
+        }
+        strv_free_n(*ret, *ret_n);
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
+
 int config_load(Config *c, const char *path, char **ret_error) {
         bool rights_set[_RIGHT_MAX] = {};
         *c = (Config) {
@@ -209,6 +241,8 @@ int config_load(Config *c, const char *path, char **ret_error) {
                 .max_message_bytes = VSS_MAX_MESSAGE_BYTES,
                 .max_input_bytes_per_uid = VSS_MAX_INPUT_BYTES_PER_UID,
                 .max_queued_messages = VSS_MAX_QUEUED_MESSAGES,
+                .hold_all = true,
+                .file_hold_memory_bytes = 256ULL << 20,
         };
         *ret_error = NULL;
         if (path) {
@@ -232,6 +266,29 @@ int config_load(Config *c, const char *path, char **ret_error) {
                                 } else if (streq(key, "file_storage_budget_bytes")) {
                                         r = parse_int(val, key, 0, INT64_MAX, &v, ret_error); /* 0: no limit */
                                         c->file_budget_bytes = (uint64_t) v;
+                                } else if (streq(key, "hold_filesystems")) {
+                                        /* "all" (every source filesystem that can be frozen) or mount points */
+                                        c->hold_all = json_object_is_type(val, json_type_string) &&
+                                                      streq(json_object_get_string(val), "all");
+                                        if (!c->hold_all)
+                                                r = json_object_is_type(val, json_type_array)
+                                                            ? parse_paths(val, key, &c->hold_filesystems,
+                                                                          &c->n_hold_filesystems, ret_error)
+                                                            : fail(ret_error, "%s: must be \"all\" or an array of mount points", key);
+                                } else if (streq(key, "hold_exclude"))
+                                        r = parse_paths(val, key, &c->hold_exclude, &c->n_hold_exclude, ret_error);
+                                else if (streq(key, "file_hold_memory_bytes")) {
+                                        r = parse_int(val, key, 1, INT64_MAX, &v, ret_error);
+                                        c->file_hold_memory_bytes = (uint64_t) v;
+                                } else if (streq(key, "file_storage_dir")) {
+                                        const char *d = json_object_get_string(val);
+                                        if (!json_object_is_type(val, json_type_string) || !string_ok(d, VSS_MAX_STRING) || d[0] != '/')
+                                                r = fail(ret_error, "%s: must be an absolute path", key);
+                                        else {
+                                                free(c->file_storage_dir);
+                                                if (!(c->file_storage_dir = strdup(d)))
+                                                        r = -ENOMEM;
+                                        }
                                 } else if (streq(key, "max_connections_per_uid")) {
                                         r = parse_int(val, key, 1, VSS_MAX_CONNECTIONS, &v, ret_error);
                                         c->max_connections_per_uid = (uint32_t) v;
@@ -306,6 +363,12 @@ void config_done(Config *c) {
         c->classes = NULL;
         c->n_classes = 0;
         free(c->backup_group);
+        strv_free_n(c->hold_filesystems, c->n_hold_filesystems);
+        strv_free_n(c->hold_exclude, c->n_hold_exclude);
+        free(c->file_storage_dir);
+        c->hold_filesystems = c->hold_exclude = NULL;
+        c->n_hold_filesystems = c->n_hold_exclude = 0;
+        c->file_storage_dir = NULL;
         providers_free_exec();
         c->backup_group = NULL;
         for (Right r = 0; r < _RIGHT_MAX; r++) {

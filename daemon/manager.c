@@ -368,6 +368,12 @@ void shadow_set_dir_remove(Manager *m, const vss_id *set_id) {
         /* Fails harmlessly while other shadows of the set remain. */
         if (asprintf(&dir, "%s/%s", m->shadow_dir, vss_id_to_string(set_id, id)) >= 0)
                 (void) rmdir(dir);
+        if (m->config.file_storage_dir) {
+                free(dir);
+                dir = NULL;
+                if (asprintf(&dir, "%s/%s", m->config.file_storage_dir, id) >= 0)
+                        (void) rmdir(dir);
+        }
 }
 
 /* A DeleteShadows call, answered once its shadows are deleted (or kept). */

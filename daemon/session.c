@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/epoll.h>
@@ -16,7 +17,9 @@
 
 #include "daemon/abort-rules.h"
 #include "daemon/freeze.h"
+#include "daemon/hold.h"
 #include "providers/file/copy.h"
+#include "providers/file/precopy.h"
 #include <inttypes.h>
 #include "daemon/vssd.h"
 #include "lib/metadata.h"
@@ -91,6 +94,9 @@ Session *session_unref(Session *s) {
         for (size_t i = 0; i < s->n_volumes; i++) {
                 free(s->volumes[i].path);
                 free(s->volumes[i].shadow_path);
+                free(s->volumes[i].not_held_why);
+                if (s->volumes[i].index_fd >= 0)
+                        close(s->volumes[i].index_fd);
         }
         sd_bus_message_unref(s->request);
         sd_bus_message_unref(s->release_request);
@@ -251,7 +257,7 @@ static int call_slot(Session *s, size_t idx, vss_event event, StatusGather *g);
 /* A snapshot set being aborted, while its writers may still be busy with another step. */
 static bool set_aborting(const Session *s) {
         return s->busy && s->op == CALL_DO_SNAPSHOT_SET && s->abort_hr != 0 &&
-               ((s->stage >= STAGE_FREEZE && s->stage <= STAGE_THAW) || s->stage == STAGE_ABORT);
+               ((s->stage >= STAGE_PRECOPY && s->stage <= STAGE_THAW) || s->stage == STAGE_ABORT);
 }
 
 /* Abort, at once, to every writer of an aborting set that is due one (abort_due()). Only while a
@@ -878,6 +884,10 @@ int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error
         state = realpath(m->state_dir, NULL);
         if (state && (path_within(real, state) || path_within(state, real)))
                 return reply_error(error, VSS_E_VOLUME_NOT_SUPPORTED, "'%s' overlaps vssd's state directory %s", real, state);
+        _cleanup_free_ char *storage = m->config.file_storage_dir ? realpath(m->config.file_storage_dir, NULL) : NULL;
+        if (storage && (path_within(real, storage) || path_within(storage, real)))
+                return reply_error(error, VSS_E_VOLUME_NOT_SUPPORTED, "'%s' overlaps the file provider's storage %s", real,
+                                   storage);
         const Provider *p = isempty(pname) ? provider_choose(real) : provider_find(pname);
         if (!p)
                 return reply_error(error, isempty(pname) ? VSS_E_VOLUME_NOT_SUPPORTED : VSS_E_OBJECT_NOT_FOUND,
@@ -900,16 +910,21 @@ int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error
                 return reply_error(error, VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED,
                                    "'%s' has %u shadow copies, the most allowed; delete some first", real, existing);
         Volume *v = &s->volumes[s->n_volumes];
-        *v = (Volume) { .provider = p, .path = strdup(real) };
+        *v = (Volume) { .provider = p, .path = strdup(real), .index_fd = -EBADF };
+        const char *dir = p == &provider_file ? file_storage_dir(m) : m->shadow_dir;
         if (!v->path || vss_id_new(&v->shadow_id) < 0 ||
             (p->shadow_path ? p->shadow_path(real, vss_id_to_string(&s->set_id, sid), vss_id_to_string(&v->shadow_id, id),
                                              &v->shadow_path)
-                            : asprintf(&v->shadow_path, "%s/%s/%s", m->shadow_dir, vss_id_to_string(&s->set_id, sid),
-                                       vss_id_to_string(&v->shadow_id, id))) < 0) {
+                            : asprintf(&v->shadow_path, "%s/%s/%s", dir, vss_id_to_string(&s->set_id, sid),
+                                       vss_id_to_string(&v->shadow_id, id))) < 0 ||
+            (p == &provider_file && hold_decide(m, v) < 0)) {
                 free(v->path);
+                free(v->shadow_path);
                 *v = (Volume) {};
                 return -ENOMEM;
         }
+        if (p == &provider_file && !v->held)
+                log_info("the shadow copy of %s will not be point-in-time: %s", real, v->not_held_why);
         s->n_volumes++;
         return sd_bus_reply_method_return(msg, "s", id);
 }
@@ -1160,9 +1175,10 @@ int method_save_as_document(sd_bus_message *msg, void *userdata, sd_bus_error *e
         return sd_bus_reply_method_return(msg, "s", json);
 }
 
-/* DoSnapshotSet: PrepareForSnapshot → Freeze (front-end, back-end, system) → provider commit →
- * Thaw (reverse) → PostSnapshot. Any failure from Freeze to Thaw (or a provider failure, or the
- * requester going away) turns to Abort for every writer that got PrepareForSnapshot. */
+/* DoSnapshotSet: PrepareForSnapshot → copy-ahead of held file-provider volumes (hold.c) → Freeze
+ * (front-end, back-end, system) → provider commit → Thaw (reverse) → PostSnapshot. Any failure
+ * from the copy-ahead to Thaw (or a provider failure, or the requester going away) turns to Abort
+ * for every writer that got PrepareForSnapshot. */
 
 static void request_abort(Session *s, int32_t hr, const char *why) {
         if (s->abort_hr == 0) {
@@ -1175,8 +1191,6 @@ static void request_abort(Session *s, int32_t hr, const char *why) {
         abort_due_writers(s);
 }
 
-/* Exit codes of the commit child, and what they mean for the set. */
-enum { COMMIT_OK = 0, COMMIT_NOSPACE = 10, COMMIT_FAILED = 11, COMMIT_HOLD_TIMEOUT = 12, COMMIT_FROZEN_ELSEWHERE = 13 };
 
 /* Takes in what the commit child reported: where each shadow is, and why it failed. */
 /* One report of the commit child: "INDEX\tLOCATION" for a shadow just made, recorded at once so
@@ -1289,6 +1303,11 @@ static _Noreturn void commit_fail(int fd, int code, const char *fmt, const char 
         _exit(code);
 }
 
+/* Flush-and-hold: exec providers that ask for it, and file-provider volumes hold.c chose. */
+static bool volume_held(const Volume *v) {
+        return v->provider->hold || (v->provider == &provider_file && v->held);
+}
+
 /* Runs in a child of vssd: flush-and-hold volumes first, under a freeze lease (the helper thaws
  * at the hold deadline or if we die), then the others. Each made shadow is reported to the
  * parent as "INDEX<TAB>LOCATION" so a failure can delete it; a failure as "E<TAB>MESSAGE". */
@@ -1303,30 +1322,23 @@ static void report_location(const char *location, void *userdata) {
 }
 
 static _Noreturn void commit_child(Session *s, int fd, uint32_t hold_ms) {
-        char err[512], sid[VSS_ID_STRING_MAX], shid[VSS_ID_STRING_MAX];
+        char err[1024], sid[VSS_ID_STRING_MAX], shid[VSS_ID_STRING_MAX];
         const char *held[VSS_MAX_VOLUMES];
+        PrecopyFinal *finals[VSS_MAX_VOLUMES] = {};
         size_t n_held = 0;
         FreezeLease *lease = NULL;
         uint64_t deadline = 0;
         int r;
 
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (s->manager->config.file_budget_bytes > 0) {
-                /* The file provider's storage budget: checked before anything is made. */
-                uint64_t used = 0, need = 0, b;
-                (void) tree_bytes(s->manager->shadow_dir, &used);
-                for (size_t i = 0; i < s->n_volumes; i++)
-                        if (s->volumes[i].provider == &provider_file && tree_bytes(s->volumes[i].path, &b) >= 0)
-                                need += b;
-                if (need > 0 && used + need > s->manager->config.file_budget_bytes) {
-                        snprintf(err, sizeof(err), "%" PRIu64, s->manager->config.file_budget_bytes);
-                        commit_fail(fd, COMMIT_NOSPACE, "the file provider's storage budget of %s bytes would be exceeded%s",
-                                    err, "");
-                }
+        if (file_budget_exceeded(s, false)) {
+                snprintf(err, sizeof(err), "%" PRIu64, s->manager->config.file_budget_bytes);
+                commit_fail(fd, COMMIT_NOSPACE, "the file provider's storage budget of %s bytes would be exceeded%s", err, "");
         }
         for (size_t i = 0; i < s->n_volumes; i++)
-                if (s->volumes[i].provider->hold)
+                if (volume_held(&s->volumes[i]))
                         held[n_held++] = s->volumes[i].path;
+        uint64_t held_since = now_monotonic_usec(); /* the freezes' flushes count: writes wait for them */
         if (n_held > 0) {
                 err[0] = 0;
                 char lease_file[PATH_MAX];
@@ -1341,8 +1353,24 @@ static _Noreturn void commit_child(Session *s, int fd, uint32_t hold_ms) {
         for (int pass = 0; pass < 2; pass++) {
                 for (size_t i = 0; i < s->n_volumes; i++) {
                         Volume *v = &s->volumes[i];
-                        if (v->provider->hold != (pass == 0))
+                        if (volume_held(v) != (pass == 0))
                                 continue;
+                        if (v->precopied) {
+                                /* The last delta, while held: copied now, or captured in memory when
+                                 * the storage is on a held filesystem and written after the release. */
+                                err[0] = 0;
+                                r = precopy_final_begin(v->path, v->shadow_path, v->index_fd, deadline,
+                                                        v->storage_shared ? s->manager->config.file_hold_memory_bytes : 0,
+                                                        &finals[i], err, sizeof(err));
+                                if (r >= 0)
+                                        continue;
+                                int k = lease ? freeze_lease_release(lease) : 0;
+                                if (r == -ETIME || k == -ETIME)
+                                        commit_fail(fd, COMMIT_HOLD_TIMEOUT, "provider file on %s: %s", v->path,
+                                                    err[0] ? err : "the hold window was exceeded");
+                                commit_fail(fd, r == -ENOSPC || r == -EDQUOT ? COMMIT_NOSPACE : COMMIT_FAILED,
+                                            "provider file on %s: %s", v->path, err[0] ? err : strerror(-r));
+                        }
                         Report rep = { .fd = fd, .index = i };
                         ShadowRequest req = {
                                 .report_location = report_location,
@@ -1379,6 +1407,8 @@ static _Noreturn void commit_child(Session *s, int fd, uint32_t hold_ms) {
                 if (pass == 0 && lease) {
                         r = freeze_lease_release(lease);
                         lease = NULL;
+                        /* How long the writes were held, for people (and the benchmark). */
+                        log_info("held the filesystems of %zu volumes for %" PRIu64 " us", n_held, now_monotonic_usec() - held_since);
                         if (r == -ETIME) {
                                 snprintf(err, sizeof(err), "%u", hold_ms);
                                 commit_fail(fd, COMMIT_HOLD_TIMEOUT, "the hold window of %s ms was exceeded%s", err, "");
@@ -1386,8 +1416,22 @@ static _Noreturn void commit_child(Session *s, int fd, uint32_t hold_ms) {
                         if (r < 0)
                                 commit_fail(fd, COMMIT_FAILED, "cannot thaw: %s%s", strerror(-r), "");
                 }
+                for (size_t i = 0; pass == 0 && i < s->n_volumes; i++) {
+                        if (!finals[i])
+                                continue;
+                        err[0] = 0;
+                        r = precopy_final_end(TAKE_PTR(finals[i]), err, sizeof(err));
+                        if (r < 0)
+                                commit_fail(fd, r == -ENOSPC || r == -EDQUOT ? COMMIT_NOSPACE : COMMIT_FAILED,
+                                            "provider file on %s: %s", s->volumes[i].path, err[0] ? err : strerror(-r));
+                        dprintf(fd, "%zu\t%s\n", i, s->volumes[i].shadow_path);
+                }
         }
         _exit(COMMIT_OK);
+}
+
+static void commit_run_child(Session *s, int fd, uint32_t hold_ms) {
+        commit_child(s, fd, hold_ms);
 }
 
 /* What is left of the shortest Freeze→Thaw window among frozen writers, in ms: 0 when nobody is
@@ -1416,12 +1460,15 @@ static void state_abort(Session *s, int r, const char *what) {
                 request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, what);
 }
 
-/* Returns 1 when the commit runs (its exit continues the sequence), 0 when it failed to start. */
-static int commit_start(Session *s) {
+/* The set is journalled as 'creating' before anything is made (the copy-ahead included): a crash
+ * leaves a record for the restarted vssd to clean up. 0, or <0 with the abort requested. */
+static int set_register(Session *s) {
         Manager *m = s->manager;
         char dir[PATH_MAX], id[VSS_ID_STRING_MAX];
         uint64_t now = now_realtime_usec();
         uint32_t attrs = s->context;
+        if (s->set_registered)
+                return 0;
         /* Honest properties: a set of several volumes is atomic only if one provider cuts them all
          * at one instant. */
         for (size_t i = 1; i < s->n_volumes; i++)
@@ -1441,7 +1488,10 @@ static int commit_start(Session *s) {
                         .shadow_path = s->volumes[i].shadow_path,
                         .provider = (char *) s->volumes[i].provider->name,
                         .created_usec = now,
-                        .attributes = attrs,
+                        /* Not held: the copy is not one instant; said once per shadow, never silently. */
+                        .attributes = attrs | (s->volumes[i].provider == &provider_file && !s->volumes[i].held
+                                                       ? OPENVSS_ATTR_NOT_POINT_IN_TIME
+                                                       : 0),
                 };
                 r = registry_add_shadow(m->registry, &rec);
         }
@@ -1450,26 +1500,28 @@ static int commit_start(Session *s) {
                 r = -errno;
         if (r < 0) {
                 state_abort(s, r, "cannot record the snapshot set");
-                return 0;
+                return r;
         }
-
-        /* Filesystems about to be held frozen are journalled first: if vssd and the lease helper
-         * both die, the next start thaws them. */
-        char mounts[VSS_MAX_VOLUMES][PATH_MAX];
-        const char *mp[VSS_MAX_VOLUMES];
-        size_t n_mounts = 0;
-        for (size_t i = 0; i < s->n_volumes; i++)
-                if (s->volumes[i].provider->hold &&
-                    mount_of(s->volumes[i].path, NULL, mounts[n_mounts], PATH_MAX, NULL, 0) >= 0) {
-                        mp[n_mounts] = mounts[n_mounts];
-                        n_mounts++;
+        if (m->config.file_storage_dir) {
+                snprintf(dir, sizeof(dir), "%s/%s", m->config.file_storage_dir, id);
+                (void) mkdir(m->config.file_storage_dir, 0700);
+                if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+                        r = -errno;
+                        snprintf(dir, sizeof(dir), "cannot make the set's directory in file_storage_dir %s: %s",
+                                 m->config.file_storage_dir, strerror(-r));
+                        request_abort(s, r == -ENOSPC || r == -EDQUOT ? VSS_E_INSUFFICIENT_STORAGE : VSS_E_UNEXPECTED_PROVIDER_ERROR,
+                                      dir);
+                        return r;
                 }
-        if (n_mounts > 0 && (r = registry_journal_frozen(m->registry, &s->set_id, mp, n_mounts)) < 0) {
-                state_abort(s, r, "cannot journal the filesystems to freeze");
-                return 0;
         }
+        return 0;
+}
 
-        int fds[2];
+/* Forks a child of vssd whose exit continues the sequence (on_commit_exit); it reports as the
+ * commit child does. 1 when it runs, 0 when it failed to start (the abort is requested). */
+static int child_start(Session *s, void (*run)(Session *s, int fd, uint32_t hold_ms)) {
+        Manager *m = s->manager;
+        int r, fds[2];
         if (pipe2(fds, O_CLOEXEC) < 0) {
                 request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, "cannot start the provider");
                 return 0;
@@ -1485,7 +1537,8 @@ static int commit_start(Session *s) {
         }
         if (pid == 0) {
                 close(fds[0]);
-                commit_child(s, fds[1], m->config.hold_window_ms);
+                run(s, fds[1], m->config.hold_window_ms);
+                _exit(COMMIT_FAILED);
         }
         close(fds[1]);
         s->commit_fd = fds[0];
@@ -1503,11 +1556,73 @@ static int commit_start(Session *s) {
                 return 0;
         }
         session_ref(s);
+        return 1;
+}
+
+static void precopy_run_child(Session *s, int fd, uint32_t hold_ms) {
+        hold_precopy_child(s, fd);
+}
+
+/* Copy-ahead, after PrepareForSnapshot and before Freeze: the held file-provider volumes are copied
+ * while nothing is frozen, so only their last delta is copied while they are held. 1 when the
+ * child runs, 0 when there is nothing to copy ahead or it failed to start. */
+static int precopy_start(Session *s) {
+        if (!hold_wants_precopy(s) || set_register(s) < 0)
+                return 0;
+        for (size_t i = 0; i < s->n_volumes; i++) {
+                Volume *v = &s->volumes[i];
+                if (v->provider != &provider_file || !v->held)
+                        continue;
+                struct stat st;
+                if (stat(v->path, &st) < 0 || !S_ISDIR(st.st_mode))
+                        continue;
+                /* The index of the last pass, for the commit child (which inherits it): in memory,
+                 * since the state directory may be on a filesystem about to be held. */
+                if (v->index_fd < 0)
+                        v->index_fd = memfd_create("vssd-precopy-index", MFD_CLOEXEC);
+                if (v->index_fd < 0) {
+                        request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, "cannot make the copy-ahead index");
+                        return 0;
+                }
+                v->precopied = true;
+        }
+        return child_start(s, precopy_run_child);
+}
+
+/* Returns 1 when the commit runs (its exit continues the sequence), 0 when it failed to start. */
+static int commit_start(Session *s) {
+        Manager *m = s->manager;
+        int r;
+
+        if (set_register(s) < 0)
+                return 0;
+
+        /* Filesystems about to be held frozen are journalled first: if vssd and the lease helper
+         * both die, the next start thaws them. */
+        char mounts[VSS_MAX_VOLUMES][PATH_MAX];
+        const char *mp[VSS_MAX_VOLUMES];
+        size_t n_mounts = 0;
+        for (size_t i = 0; i < s->n_volumes; i++)
+                if (volume_held(&s->volumes[i]) &&
+                    mount_of(s->volumes[i].path, NULL, mounts[n_mounts], PATH_MAX, NULL, 0) >= 0) {
+                        mp[n_mounts] = mounts[n_mounts];
+                        n_mounts++;
+                }
+        if (n_mounts > 0 && (r = registry_journal_frozen(m->registry, &s->set_id, mp, n_mounts)) < 0) {
+                state_abort(s, r, "cannot journal the filesystems to freeze");
+                return 0;
+        }
+
+        if (!child_start(s, commit_run_child))
+                return 0;
 
         /* The shortest window among frozen writers bounds the commit; with flush-and-hold, so does
          * the hold window (plus a margin for the lease helper to act first). */
         uint32_t left = frozen_window_left_ms(s);
-        if (n_mounts > 0 && (left == 0 || left > m->config.hold_window_ms + 2000))
+        bool file_volumes = false; /* they copy unheld volumes and write captured deltas after the release */
+        for (size_t i = 0; i < s->n_volumes; i++)
+                file_volumes = file_volumes || s->volumes[i].provider == &provider_file;
+        if (n_mounts > 0 && !file_volumes && (left == 0 || left > m->config.hold_window_ms + 2000))
                 left = m->config.hold_window_ms + 2000;
         if (left > 0)
                 (void) sd_event_add_time_relative(m->event, &s->window_source, CLOCK_MONOTONIC,
@@ -1558,16 +1673,22 @@ static void dss_finish(Session *s) {
 static void dss_continue(Session *s) {
         for (;;) {
                 /* Past the commit's start, every failure turns into Abort; PostSnapshot never aborts. */
-                if (s->abort_hr && s->stage >= STAGE_FREEZE && s->stage <= STAGE_THAW) {
+                if (s->abort_hr && s->stage >= STAGE_PRECOPY && s->stage <= STAGE_THAW) {
                         s->stage = STAGE_ABORT;
                         s->level = _VSS_APP_LEVEL_MAX - 1;
                 }
                 switch (s->stage) {
                 case STAGE_PREPARE_SNAPSHOT:
-                        s->stage = STAGE_FREEZE;
+                        s->stage = STAGE_PRECOPY;
                         s->level = 0;
                         send_batch(s, VSS_EVENT_PREPARE_SNAPSHOT, want_active, 0, dss_continue);
                         return;
+                case STAGE_PRECOPY:
+                        /* Its failure (or the requester's abort) reaches Abort at STAGE_FREEZE. */
+                        s->stage = STAGE_FREEZE;
+                        if (!s->abort_hr && precopy_start(s) > 0)
+                                return;
+                        continue;
                 case STAGE_FREEZE:
                         if (s->level == 0)
                                 s->freeze_start_usec = now_monotonic_usec();

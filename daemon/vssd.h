@@ -56,6 +56,14 @@ typedef struct Config {
         uint32_t hold_window_ms;  /* flush-and-hold: how long filesystems may stay frozen */
         uint32_t max_shadows_per_volume;
         uint64_t file_budget_bytes; /* storage the file provider's shadows may take; 0: no limit */
+        /* Flush-and-hold for the file provider: "hold_filesystems" ("all", or mount points) less
+         * "hold_exclude"; what is captured in memory while the storage's filesystem is held; where
+         * the file provider's shadows go (NULL: the state directory). */
+        bool hold_all;
+        char **hold_filesystems, **hold_exclude;
+        size_t n_hold_filesystems, n_hold_exclude;
+        uint64_t file_hold_memory_bytes;
+        char *file_storage_dir;
         char *backup_group;
         RightHolders rights[_RIGHT_MAX];
         /* Per-client limits; root is exempt (it could stop vssd anyway). */
@@ -177,11 +185,17 @@ typedef struct Volume {
         char *path;
         char *shadow_path;
         const Provider *provider;
+        /* The file provider's flush-and-hold (hold.c): held, or why not; the copy-ahead's index
+         * (a memfd the commit child inherits); whether the storage is on the held filesystem. */
+        bool held, storage_shared, precopied;
+        int index_fd;
+        char *not_held_why;
 } Volume;
 
 typedef enum Stage {
         STAGE_NONE,
         STAGE_PREPARE_SNAPSHOT,
+        STAGE_PRECOPY,  /* the file provider copies held volumes ahead */
         STAGE_FREEZE,
         STAGE_COMMIT,
         STAGE_THAW,
@@ -218,7 +232,7 @@ struct Session {
         Stage stage;
         int level;
         int32_t abort_hr;
-        char abort_msg[256];
+        char abort_msg[1024];
         bool abort_after_op;      /* AbortBackup came during PrepareForBackup: abort when it ends */
         pid_t commit_pid;
         int commit_fd;            /* the commit child's reports, read as they come */
@@ -309,7 +323,7 @@ void log_full(const char *prefix, const char *fmt, ...) __attribute__((format(pr
         X(prepare_for_backup) X(do_snapshot_set) X(set_backup_succeeded) X(backup_complete)      \
         X(abort_backup) X(pre_restore) X(post_restore) X(cancel) X(gather_writer_status)         \
         X(expose_shadow) X(unexpose_shadow) X(list_exposures) X(set_component_property)           \
-        X(save_as_document)
+        X(save_as_document) X(explain_volume)
 #define VSS_DECLARE_METHOD(n) int method_##n(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 VSS_METHODS(VSS_DECLARE_METHOD)
 extern const sd_bus_vtable coordinator_vtable[];

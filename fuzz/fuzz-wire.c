@@ -65,7 +65,9 @@ static const char config_json[] =
         "{ \"timeouts\": { \"identify_ms\": 300, \"prepare_backup_ms\": 300, \"prepare_snapshot_ms\": 300,"
         " \"freeze_window_ms\": 300, \"post_snapshot_ms\": 300, \"backup_complete_ms\": 300,"
         " \"backup_shutdown_ms\": 300, \"restore_ms\": 300, \"status_ms\": 300, \"max_freeze_window_ms\": 600 },"
-        " \"hold_window_ms\": 1000, \"max_shadows_per_volume\": 16 }\n";
+        " \"hold_window_ms\": 1000, \"max_shadows_per_volume\": 16,"
+        /* Whatever path the input names, the machine's filesystems are never held. */
+        " \"hold_filesystems\": [] }\n";
 
 static char sandbox[256], root_dir[300], socket_path[300], log_path[300];
 static pid_t vssd_pid = -1;

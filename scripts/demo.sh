@@ -8,9 +8,15 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 bin=$(cd "$build" && pwd)
 work=$(mktemp -d /tmp/openvss-demo-XXXXXX)
 pids=()
+loopdev=""
 cleanup() {
         for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
         wait 2>/dev/null || true
+        if mountpoint -q "$work/loop" 2>/dev/null; then
+                fsfreeze -u "$work/loop" 2>/dev/null || true
+                umount "$work/loop" || umount -l "$work/loop" || true
+        fi
+        [ -z "$loopdev" ] || losetup -d "$loopdev" 2>/dev/null || true
         rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
@@ -20,8 +26,30 @@ mkdir -p "$work/data/db" "$work/data/www"
 echo "id,name" > "$work/data/db/table.csv"
 echo "<h1>hello</h1>" > "$work/data/www/index.html"
 
+# The demo never holds the machine's own filesystems: every mount there is now is excluded. As
+# root, it makes a loop filesystem of its own, which is held (one instant).
+{
+        printf '{"hold_exclude": ['
+        sep=""
+        while read -r m; do
+                m=$(printf "%b" "$m")
+                m=${m//\\/\\\\}
+                printf '%s"%s"' "$sep" "${m//\"/\\\"}"
+                sep=", "
+        done < <(findmnt -rn -o TARGET)
+        printf ']}\n'
+} >"$work/vssd.json"
+if [ "$(id -u)" = 0 ] && command -v mkfs.ext4 >/dev/null && truncate -s 64M "$work/loop.img" &&
+        loopdev=$(losetup --find --show "$work/loop.img" 2>/dev/null) && mkfs.ext4 -q "$loopdev" &&
+        mkdir -p "$work/loop" && mount "$loopdev" "$work/loop"; then
+        mkdir -p "$work/loop/data"
+        echo "held" > "$work/loop/data/file"
+else
+        [ -z "$loopdev" ] || { losetup -d "$loopdev"; loopdev=""; }
+fi
+
 echo "== starting vssd on $VSS_SOCKET"
-"$bin/daemon/vssd" --state-dir "$work/state" 2>"$work/vssd.log" &
+"$bin/daemon/vssd" --state-dir "$work/state" --config "$work/vssd.json" 2>"$work/vssd.log" &
 pids+=($!)
 for _ in $(seq 100); do [ -S "$VSS_SOCKET" ] && break; sleep 0.05; done
 
@@ -56,6 +84,14 @@ rm "$work/data/db/table.csv"
 cat "$work/data/db/table.csv"
 echo "== vssbackup exec: any tool against a consistent shadow copy"
 "$bin/tools/vssbackup" exec --for "$work/data" -- sh -c 'echo "tar sees:"; tar -C {} -cf - . | tar -tf - | sort' 2>/dev/null
+
+if mountpoint -q "$work/loop" 2>/dev/null; then
+        echo "== flush-and-hold: a loop filesystem the demo made is held while its last changes are copied"
+        "$bin/tools/vssadmin" list providers --for "$work/loop/data" --for "$work/data" | grep -A1 '^Shadow copies'
+        "$bin/tools/vssadmin" create shadow --for "$work/loop/data"
+else
+        echo "== (not root: no loop filesystem to show a held shadow on; the shadows above are not point-in-time)"
+fi
 
 echo "== writer status as the admin sees it now"
 "$bin/tools/vssadmin" list writers

@@ -2,6 +2,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <mntent.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -163,6 +166,30 @@ static void cleanup_at_exit(void) {
                 harness_free(current);
 }
 
+/* Tests never hold the machine's own filesystems: unless the test's config speaks of holding, every
+ * mount present now goes into hold_exclude, so only loop filesystems the test makes are held. A
+ * config that is not a JSON object (a test of config errors) is left as it is. */
+static char *config_excluding_mounts(const char *config) {
+        json_object *o = config ? json_tokener_parse(config) : json_object_new_object();
+        if (!o || !json_object_is_type(o, json_type_object)) {
+                json_object_put(o);
+                return config ? strdup(config) : NULL;
+        }
+        if (!json_object_object_get_ex(o, "hold_exclude", NULL) && !json_object_object_get_ex(o, "hold_filesystems", NULL)) {
+                json_object *arr = json_object_new_array();
+                FILE *f = setmntent("/proc/self/mounts", "re");
+                struct mntent *m;
+                while (f && (m = getmntent(f)))
+                        json_object_array_add(arr, json_object_new_string(m->mnt_dir));
+                if (f)
+                        endmntent(f);
+                json_object_object_add(o, "hold_exclude", arr);
+        }
+        char *r = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        json_object_put(o);
+        return r;
+}
+
 Harness *harness_new(const char *config) {
         Harness *h = calloc(1, sizeof(*h));
         char path[512];
@@ -184,9 +211,10 @@ Harness *harness_new(const char *config) {
         write_file(path, hook_script, 0755);
         snprintf(path, sizeof(path), "%s/log", h->dir);
         write_file(path, "", 0644);
-        if (config) {
+        _cleanup_free_ char *text = config_excluding_mounts(config);
+        if (text) {
                 snprintf(h->config, sizeof(h->config), "%s/vssd.json", h->dir);
-                write_file(h->config, config, 0644);
+                write_file(h->config, text, 0644);
                 h->have_config = true;
         }
         setenv("HARNESS_DIR", h->dir, 1);
@@ -266,6 +294,13 @@ void harness_free(Harness *h) {
                 (void) umount2(h->state, MNT_DETACH);
         for (size_t i = 0; i < h->n_loops; i++) {
                 char cmd[512];
+                /* A test that froze its filesystem and failed before thawing it must not leave it
+                 * frozen (FITHAW of a filesystem not frozen is EINVAL, harmless). */
+                int fd = open(h->loop_mnt[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd >= 0) {
+                        (void) ioctl(fd, FITHAW, 0);
+                        close(fd);
+                }
                 if (umount2(h->loop_mnt[i], 0) < 0)
                         (void) umount2(h->loop_mnt[i], MNT_DETACH);
                 snprintf(cmd, sizeof(cmd), "losetup -d %s", h->loop_dev[i]);

@@ -18,7 +18,7 @@ static bool arg_json;
 static void help(void) {
         printf("Usage:\n"
                "  vssadmin list writers [--json]\n"
-               "  vssadmin list providers [--json]\n"
+               "  vssadmin list providers [--for PATH]... [--json]\n"
                "  vssadmin list shadows [--json]\n"
                "  vssadmin create shadow --for PATH [--for PATH]... [--provider NAME] [--json]\n"
                "  vssadmin delete shadows (--shadow ID | --set ID | --all | --for PATH --oldest)\n"
@@ -30,7 +30,9 @@ static void help(void) {
                "Commands:\n"
                "  list writers     each subscribed writer with its last known status, labelled with\n"
                "                   the session and time that status comes from\n"
-               "  list providers   the providers compiled into vssd\n"
+               "  list providers   the providers compiled into vssd; with --for PATH, also whether\n"
+               "                   shadow copies of PATH will be one instant (point-in-time), and why\n"
+               "                   not when not\n"
                "  list shadows     every shadow copy in the registry, by snapshot set\n"
                "  create shadow    a full writer sequence (metadata, prepare for backup, do snapshot\n"
                "                   set, backup complete) making persistent shadow copies of PATHs;\n"
@@ -133,7 +135,32 @@ static int list_writers(void) {
         return EXIT_OK;
 }
 
-static int list_providers(void) {
+/* Whether shadows of path will be one instant, and why not when not (ExplainVolume). */
+static int explain_volume(sd_bus *bus, const char *path, json_object *out) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *prov, *why;
+        int held;
+        int r = sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "ExplainVolume", &error, &reply, "s", path);
+        if (r < 0)
+                return bus_fail("list providers", &error, r);
+        r = sd_bus_message_read(reply, "sbs", &prov, &held, &why);
+        if (r < 0)
+                return bus_fail("list providers", NULL, r);
+        if (out) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "path", json_object_new_string(path));
+                json_object_object_add(o, "provider", json_object_new_string(prov));
+                json_object_object_add(o, "point_in_time", json_object_new_boolean(held));
+                json_object_object_add(o, "why", json_object_new_string(why));
+                json_object_array_add(out, o);
+        } else
+                printf("Shadow copies of %s (provider '%s'): %s\n   %s\n\n", path, prov,
+                       held ? "one instant" : "not point-in-time", why);
+        return EXIT_OK;
+}
+
+static int list_providers(char *const *paths, size_t n_paths) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
@@ -163,9 +190,18 @@ static int list_providers(void) {
                                "   Supports: %s\n   Multi-volume sets: %s\n\n",
                                name, type, id, desc, what, atomic ? "atomic" : "not atomic (volumes cut one by one)");
         }
+        json_object *volumes = arg_json && n_paths ? json_object_new_array() : NULL;
+        for (size_t i = 0; r >= 0 && i < n_paths; i++)
+                if (explain_volume(bus, paths[i], volumes) != EXIT_OK) {
+                        json_object_put(volumes);
+                        json_object_put(arr);
+                        return EXIT_FAILED;
+                }
         if (arg_json) {
                 json_object *o = json_object_new_object();
                 json_object_object_add(o, "providers", arr);
+                if (volumes)
+                        json_object_object_add(o, "volumes", volumes);
                 print_json(o);
                 json_object_put(o);
         } else
@@ -185,12 +221,14 @@ static json_object *shadow_json(const char *sid, const char *setid, const char *
         json_object_object_add(o, "created", json_object_new_string(format_timestamp(created, ts)));
         json_object_object_add(o, "attributes", json_object_new_int64(attrs));
         json_object_object_add(o, "atomic", json_object_new_boolean(!(attrs & OPENVSS_ATTR_NOT_ATOMIC)));
+        json_object_object_add(o, "point_in_time", json_object_new_boolean(!(attrs & OPENVSS_ATTR_NOT_POINT_IN_TIME)));
         json_object_object_add(o, "exposed_at", NULL); /* list shadows fills it in */
         return o;
 }
 
 static void attributes_text(uint32_t a, char *buf, size_t size) {
-        snprintf(buf, size, "%s%s%s%s%s", a & OPENVSS_ATTR_NOT_ATOMIC ? "Not atomic across volumes, " : "",
+        snprintf(buf, size, "%s%s%s%s%s%s", a & OPENVSS_ATTR_NOT_POINT_IN_TIME ? "Not point-in-time, " : "",
+                 a & OPENVSS_ATTR_NOT_ATOMIC ? "Not atomic across volumes, " : "",
                  a & VSS_VOLSNAP_ATTR_PERSISTENT ? "Persistent, " : "Auto-release, ",
                  a & VSS_VOLSNAP_ATTR_CLIENT_ACCESSIBLE ? "Client-accessible, " : "",
                  a & VSS_VOLSNAP_ATTR_NO_AUTO_RELEASE ? "No auto release, " : "",
@@ -485,12 +523,12 @@ int main(int argc, char *argv[]) {
         const char *verb = argv[optind], *noun = argv[optind + 1];
 
         if (streq(verb, "list")) {
+                if (streq(noun, "providers") && !(provider || shadow || set || all || oldest))
+                        return list_providers(paths, n_paths);
                 if (n_paths || provider || shadow || set || all || oldest)
-                        return usage("%s", "list takes only --json");
+                        return usage("%s", "list takes only --json (and list providers --for PATH)");
                 if (streq(noun, "writers"))
                         return list_writers();
-                if (streq(noun, "providers"))
-                        return list_providers();
                 if (streq(noun, "shadows"))
                         return list_shadows();
                 return usage("cannot list '%s' (writers, providers or shadows)", noun);

@@ -403,6 +403,11 @@ static bool make_snapshot(Run *run, Volume *vols, size_t n_vols, vss_id *set_id)
                         return false;
                 snprintf(vols[i].shadow_path, sizeof(vols[i].shadow_path), "%s", p.shadow_path);
                 vols[i].created_usec = p.created_usec;
+                /* Said once per shadow, never silently: only the writers made this copy consistent. */
+                if (p.attributes & OPENVSS_ATTR_NOT_POINT_IN_TIME)
+                        fprintf(stderr, "vssbackup: the shadow copy of %s is not point-in-time: its filesystem was not held "
+                                "frozen while it was copied (see vssadmin list providers --for %s)\n", p.original_path,
+                                p.original_path);
         }
         return true;
 }

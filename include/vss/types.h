@@ -128,6 +128,10 @@ VSS_EXPORT const char *vss_backup_type_name(vss_backup_type t);
 /* OpenVSS's own: the set's volumes were not cut at one instant (each was cut while writers were
  * frozen, but the provider copies volume by volume). */
 #define OPENVSS_ATTR_NOT_ATOMIC 0x00010000u
+/* OpenVSS's own: the shadow is not one instant: its filesystem was not held frozen while it was
+ * copied (it cannot be frozen, or the configuration excludes it), so writes not stopped by a
+ * writer may show half-made in it. */
+#define OPENVSS_ATTR_NOT_POINT_IN_TIME 0x00020000u
 
 #define VSS_CTX_BACKUP 0x00000000u
 #define VSS_CTX_FILE_SHARE_BACKUP 0x00000010u

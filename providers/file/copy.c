@@ -618,6 +618,31 @@ int copy_tree_report(const char *src, const char *dst, MetaReport *report, CopyS
         return 0;
 }
 
+/* ---- pieces for the incremental copy (precopy.c) ---- */
+
+int copy_file_data(int fdin, int fdout, uint64_t *ret_size) {
+        CopyContext c = { .sync_fd = -EBADF, .euid = geteuid() };
+        bool reflinked = false;
+        int r;
+
+        /* The copy may be rewriting an older one in place: no stale tail may remain. */
+        if (ftruncate(fdout, 0) < 0)
+                return -errno;
+        r = copy_data(&c, fdin, fdout, ret_size, &reflinked);
+        free(c.buf);
+        return r;
+}
+
+int copy_metadata_fd(int fd, const struct stat *st) {
+        CopyContext c = { .euid = geteuid() };
+        return fix_metadata_fd(&c, fd, st);
+}
+
+int copy_metadata_at(int dfd, const char *name, const struct stat *st) {
+        CopyContext c = { .euid = geteuid() };
+        return fix_metadata_at(&c, dfd, name, st);
+}
+
 /* ---- read-only ---- */
 
 typedef struct WalkContext {

@@ -12,6 +12,7 @@
  */
 
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "meta.h"
 
@@ -38,6 +39,13 @@ typedef struct CopyStats {
 int copy_tree(const char *src, const char *dst, CopyStats *ret_stats);
 /* The same; what the target cannot keep (an xattr, a flag) is reported to report (may be NULL). */
 int copy_tree_report(const char *src, const char *dst, MetaReport *report, CopyStats *ret_stats);
+
+/* The data of fdin into fdout (truncated first): reflinked where possible, holes kept. */
+int copy_file_data(int fdin, int fdout, uint64_t *ret_size);
+/* Ownership (EPERM ignored when not root), mode and atime/mtime of st onto fd, or onto name in dfd
+ * (not following a symlink). */
+int copy_metadata_fd(int fd, const struct stat *st);
+int copy_metadata_at(int dfd, const char *name, const struct stat *st);
 
 /* Removes the write bits from every entry under path (path included), symlinks excepted. */
 int tree_make_readonly(const char *path);

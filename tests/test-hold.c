@@ -1,0 +1,388 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The file provider cuts one instant: it holds the source filesystem (a loop filesystem the test
+ * makes; the machine's own are never held) while it copies the last delta, copied ahead before. */
+
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/common.h"
+#include "tests/harness.h"
+
+#define N_FILES 10
+#define GEN_WIDTH 20
+/* Big enough that copying a file takes about as long as rewriting one: a copy that is not one
+ * instant shows it. The generation is at the start and at the end of each file. */
+#define FILE_SIZE (128 * 1024)
+
+static void fill(char *buf, unsigned long long g) {
+        memset(buf, '.', FILE_SIZE);
+        snprintf(buf, GEN_WIDTH + 2, "%0*llu\n", GEN_WIDTH, g);
+        snprintf(buf + FILE_SIZE - GEN_WIDTH - 2, GEN_WIDTH + 2, "%0*llu\n", GEN_WIDTH, g);
+        buf[FILE_SIZE - 1] = '\n';
+}
+
+static unsigned rounds(void) {
+        const char *full = getenv("OPENVSS_CHECK_FULL");
+        return full && streq(full, "1") ? 20 : 10;
+}
+
+/* A process that rewrites f0..f9 in order, each holding the generation number, for ever, with
+ * nothing telling it to pause: the files up to some point hold g, the rest g-1, at any instant. */
+static pid_t start_generations(const char *dir) {
+        char path[600];
+        static char buf[FILE_SIZE];
+        fill(buf, 0);
+        for (unsigned i = 0; i < N_FILES; i++) {
+                snprintf(path, sizeof(path), "%s/f%u", dir, i);
+                int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                if (fd < 0 || write(fd, buf, FILE_SIZE) != FILE_SIZE)
+                        abort();
+                close(fd);
+        }
+        pid_t pid = fork();
+        if (pid < 0)
+                abort();
+        if (pid > 0)
+                return pid;
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        for (unsigned long long g = 1;; g++) {
+                fill(buf, g);
+                for (unsigned i = 0; i < N_FILES; i++) {
+                        snprintf(path, sizeof(path), "%s/f%u", dir, i);
+                        int fd = open(path, O_WRONLY | O_CLOEXEC);
+                        if (fd < 0 || pwrite(fd, buf, FILE_SIZE, 0) != FILE_SIZE)
+                                _exit(1);
+                        close(fd);
+                }
+        }
+}
+
+static void stop(pid_t pid) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+}
+
+/* Takes one shadow of dir; 1 when its files look like one instant (g..g, g-1..g-1), 0 when torn,
+ * -1 when no shadow was made. *ret_attrs: its attributes. */
+static int shadow_instant(Harness *h, const char *dir, long long *ret_attrs) {
+        int st;
+        json_object *o = harness_json(h, &st, "vssadmin create shadow --for %s --json", dir);
+        json_object *arr = o ? json_object_object_get(o, "shadows") : NULL;
+        if (st != 0 || !arr || json_object_array_length(arr) != 1) {
+                json_object_put(o);
+                return -1;
+        }
+        json_object *s = json_object_array_get_idx(arr, 0);
+        const char *spath = json_str(s, "shadow_path");
+        *ret_attrs = json_object_get_int64(json_object_object_get(s, "attributes"));
+        unsigned long long g[N_FILES];
+        bool ok = true;
+        static char buf[FILE_SIZE + 1];
+        for (unsigned i = 0; i < N_FILES; i++) {
+                char path[700];
+                snprintf(path, sizeof(path), "%s/f%u", spath, i);
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf)) : -1;
+                if (fd >= 0)
+                        close(fd);
+                CHECK(n == FILE_SIZE);
+                g[i] = strtoull(buf, NULL, 10);
+                /* A file copied while it was rewritten holds two generations. */
+                if (n == FILE_SIZE && strtoull(buf + FILE_SIZE - GEN_WIDTH - 2, NULL, 10) != g[i])
+                        ok = false;
+                if (i > 0 && !(g[i] == g[i - 1] || g[i] + 1 == g[i - 1]))
+                        ok = false;
+                if (i > 0 && g[i] + 1 < g[0])
+                        ok = false;
+        }
+        /* One step at most: g..g then g-1..g-1. */
+        unsigned steps = 0;
+        for (unsigned i = 1; i < N_FILES; i++)
+                steps += g[i] != g[i - 1];
+        if (steps > 1)
+                ok = false;
+        if (!ok) {
+                fprintf(stderr, "torn shadow:");
+                for (unsigned i = 0; i < N_FILES; i++)
+                        fprintf(stderr, " %llu", g[i]);
+                fprintf(stderr, "\n");
+        }
+        CHECK(harness_sh(h, NULL, "vssadmin delete shadows --set %s >/dev/null", json_str(o, "snapshot_set_id")) == 0);
+        json_object_put(o);
+        return ok ? 1 : 0;
+}
+
+static void generations(bool hold, bool shared_storage) {
+        /* Holding off: hold_filesystems lists nothing. */
+        Harness *h = harness_new(hold ? NULL : "{\"hold_filesystems\": []}");
+        char *mnt = harness_loop_fs(h, "mkfs.ext4 -q", "64M");
+        char dir[400], state[400];
+        snprintf(dir, sizeof(dir), "%s/data", mnt);
+        snprintf(state, sizeof(state), "%s/state", mnt);
+        CHECK(mkdir(dir, 0755) == 0);
+        if (shared_storage)
+                harness_restart_vssd_at(h, state);
+        pid_t pid = start_generations(dir);
+        unsigned torn = 0, made = 0;
+        for (unsigned i = 0; i < rounds(); i++) {
+                long long attrs = 0;
+                int r = shadow_instant(h, dir, &attrs);
+                CHECK(r >= 0);
+                if (r < 0)
+                        continue;
+                made++;
+                torn += r == 0;
+                CHECK(!!(attrs & OPENVSS_ATTR_NOT_POINT_IN_TIME) == !hold);
+        }
+        stop(pid);
+        if (hold)
+                CHECK(torn == 0);
+        printf("# %s: %u of %u shadows torn\n", hold ? "held" : "not held", torn, made);
+        fprintf(stderr, "%s: %u of %u shadows torn\n", hold ? "held" : "not held", torn, made);
+}
+
+static void test_hold_generations(void) {
+        generations(true, false);
+}
+
+static void test_hold_generations_shared_storage(void) {
+        generations(true, true);
+}
+
+static void test_hold_generations_unheld(void) {
+        generations(false, false);
+}
+
+/* A big file rewritten without pause goes whole into every pass; a hold window it cannot fit
+ * fails the set with VSS_E_HOLD_WRITES_TIMEOUT naming it, and leaves nothing frozen or made. */
+static void test_hold_window_too_small(void) {
+        Harness *h = harness_new("{\"hold_window_ms\": 5}");
+        char *mnt = harness_loop_fs(h, "mkfs.ext4 -q", "256M");
+        char *out = NULL;
+        CHECK(harness_sh(h, NULL, "mkdir %s/data && head -c 67108864 /dev/urandom > %s/data/big && echo small > %s/data/small",
+                         mnt, mnt, mnt) == 0);
+        harness_writer(h, "w", NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                char path[600];
+                snprintf(path, sizeof(path), "%s/data/big", mnt);
+                static char buf[1 << 16];
+                for (unsigned long long k = 0;; k++) {
+                        int fd = open(path, O_WRONLY | O_CLOEXEC);
+                        memset(buf, (int) (k & 0xff), sizeof(buf));
+                        if (fd < 0 || pwrite(fd, buf, sizeof(buf), (off_t) ((k % 1024) * sizeof(buf))) < 0)
+                                _exit(1);
+                        close(fd);
+                }
+        }
+        CHECK(harness_sh(h, &out, "vssadmin create shadow --for %s/data --json", mnt) != 0);
+        stop(pid);
+        CHECK(out && strstr(out, "VSS_E_HOLD_WRITES_TIMEOUT") && strstr(out, "big (67108864 bytes)"));
+        if (out)
+                fprintf(stderr, "%s\n", out);
+        free(out);
+        /* Known before Freeze: the writer was never frozen for nothing. */
+        char *ev = harness_events(h, "w");
+        CHECK_STR(ev, "identify prepare-backup prepare-snapshot abort backup-shutdown");
+        free(ev);
+        /* Writable again, and no shadow kept. */
+        CHECK(harness_sh(h, NULL, "timeout 5 sh -c 'echo x > %s/after && sync %s/after'", mnt, mnt) == 0);
+        CHECK(harness_sh(h, &out, "vssadmin list shadows") == 0);
+        CHECK(out && strstr(out, "No items found"));
+        free(out);
+        CHECK(harness_count_shadow_files(h) == 0);
+}
+
+/* The storage shares the held filesystem: the last delta is read into memory while held; one over
+ * file_hold_memory_bytes fails the set, clearly, never a silent copy without the hold. */
+static void test_hold_memory_budget(void) {
+        Harness *h = harness_new("{\"file_hold_memory_bytes\": 4096}");
+        char *mnt = harness_loop_fs(h, "mkfs.ext4 -q", "64M");
+        char state[400], *out = NULL;
+        snprintf(state, sizeof(state), "%s/state", mnt);
+        harness_restart_vssd_at(h, state);
+        CHECK(harness_sh(h, NULL, "mkdir %s/data && head -c 100000 /dev/urandom > %s/data/hot", mnt, mnt) == 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                char path[600];
+                snprintf(path, sizeof(path), "%s/data/hot", mnt);
+                for (;;) {
+                        int fd = open(path, O_WRONLY | O_CLOEXEC);
+                        if (fd < 0 || pwrite(fd, "x", 1, 0) < 0)
+                                _exit(1);
+                        close(fd);
+                }
+        }
+        CHECK(harness_sh(h, &out, "vssadmin create shadow --for %s/data --json", mnt) != 0);
+        stop(pid);
+        CHECK(out && strstr(out, "file_hold_memory_bytes") && strstr(out, "hot (100000 bytes)"));
+        if (out)
+                fprintf(stderr, "%s\n", out);
+        free(out);
+        CHECK(harness_sh(h, NULL, "timeout 5 sh -c 'echo x > %s/after && sync %s/after'", mnt, mnt) == 0);
+        CHECK(harness_sh(h, &out, "vssadmin list shadows") == 0);
+        CHECK(out && strstr(out, "No items found"));
+        free(out);
+        CHECK(harness_count_shadow_files(h) == 0);
+}
+
+/* A filesystem frozen by someone else fails the set and stays theirs (frozen). */
+static void test_hold_frozen_elsewhere(void) {
+        Harness *h = harness_new(NULL);
+        char *mnt = harness_loop_fs(h, "mkfs.ext4 -q", "64M");
+        char *out = NULL;
+        CHECK(harness_sh(h, NULL, "mkdir %s/data && echo a > %s/data/a && sync && fsfreeze -f %s", mnt, mnt, mnt) == 0);
+        int rc = harness_sh(h, &out, "timeout 60 vssadmin create shadow --for %s/data --json", mnt);
+        /* Still frozen (theirs): freezing it again is refused. Then thawed, always. */
+        int frozen = harness_sh(h, NULL, "fsfreeze -f %s 2>/dev/null", mnt);
+        harness_sh(h, NULL, "fsfreeze -u %s", mnt);
+        CHECK(rc != 0 && rc != 124);
+        CHECK(frozen != 0);
+        CHECK(out && strstr(out, "frozen"));
+        free(out);
+        CHECK(harness_sh(h, &out, "vssadmin list shadows") == 0);
+        CHECK(out && strstr(out, "No items found"));
+        free(out);
+        /* What was copied ahead is gone too. */
+        CHECK(harness_count_shadow_files(h) == 0);
+}
+
+static int count(const char *hay, const char *needle) {
+        int n = 0;
+        for (const char *p = hay; p && (p = strstr(p, needle)); p++)
+                n++;
+        return n;
+}
+
+/* vssadmin says which shadows will be one instant, why not when not, and marks each shadow that is
+ * not, once. */
+static void test_hold_explain(void) {
+        Harness *h = harness_new(NULL);
+        char *mnt = harness_loop_fs(h, "mkfs.ext4 -q", "64M");
+        char *data = harness_make_data(h, "plain"), *out = NULL;
+        CHECK(harness_sh(h, NULL, "mkdir %s/data && echo a > %s/data/a", mnt, mnt) == 0);
+        int st;
+        json_object *o = harness_json(h, &st, "vssadmin list providers --for %s/data --for %s --json", mnt, data);
+        json_object *v = o ? json_object_object_get(o, "volumes") : NULL;
+        CHECK(st == 0 && v && json_object_array_length(v) == 2);
+        if (v && json_object_array_length(v) == 2) {
+                json_object *a = json_object_array_get_idx(v, 0), *b = json_object_array_get_idx(v, 1);
+                CHECK(json_object_get_boolean(json_object_object_get(a, "point_in_time")));
+                CHECK(!json_object_get_boolean(json_object_object_get(b, "point_in_time")));
+                CHECK(strstr(json_str(b, "why"), "hold_exclude"));
+        }
+        json_object_put(o);
+        CHECK(harness_sh(h, &out, "vssadmin list providers --for %s", data) == 0);
+        CHECK(out && strstr(out, "not point-in-time"));
+        free(out);
+
+        /* One held volume and one not: the one not is marked, once, when made and when listed. */
+        CHECK(harness_sh(h, &out, "vssadmin create shadow --for %s/data --for %s", mnt, data) == 0);
+        CHECK(count(out, "Not point-in-time") == 1);
+        free(out);
+        CHECK(harness_sh(h, &out, "vssadmin list shadows") == 0);
+        CHECK(count(out, "Not point-in-time") == 1);
+        free(out);
+        /* vssbackup says it too, once per shadow. */
+        CHECK(harness_sh(h, &out, "vssbackup exec --for %s/data --for %s -- true 2>&1", mnt, data) == 0);
+        CHECK(count(out, "not point-in-time") == 1 && strstr(out, data));
+        free(out);
+}
+
+/* file_storage_dir puts the shadows on another filesystem: with the state directory on the held
+ * one, the last delta is still copied while held (not through memory), and the shadow is one
+ * instant; deleting it leaves nothing in the storage. */
+static void test_hold_storage_elsewhere(void) {
+        char link[64];
+        snprintf(link, sizeof(link), "/tmp/openvss-hold-storage-%d", (int) getpid());
+        char cfg[200];
+        snprintf(cfg, sizeof(cfg), "{\"file_storage_dir\": \"%s\", \"file_hold_memory_bytes\": 1}", link);
+        Harness *h = harness_new(cfg);
+        char *src = harness_loop_fs(h, "mkfs.ext4 -q", "64M");
+        char *store = harness_loop_fs(h, "mkfs.ext4 -q", "64M");
+        char dir[400], state[400], *out = NULL;
+        (void) unlink(link);
+        CHECK(symlink(store, link) == 0);
+        snprintf(dir, sizeof(dir), "%s/data", src);
+        snprintf(state, sizeof(state), "%s/state", src);
+        CHECK(mkdir(dir, 0755) == 0);
+        harness_restart_vssd_at(h, state);
+        pid_t pid = start_generations(dir);
+        long long attrs = 0;
+        /* A memory budget of 1 byte: had the delta gone through memory, this would fail. */
+        for (unsigned i = 0; i < 3; i++)
+                CHECK(shadow_instant(h, dir, &attrs) == 1);
+        CHECK(!(attrs & OPENVSS_ATTR_NOT_POINT_IN_TIME));
+        stop(pid);
+        CHECK(harness_sh(h, &out, "find %s -mindepth 1 -maxdepth 1 ! -name lost+found | wc -l", store) == 0);
+        CHECK(out && atoi(out) == 0);
+        free(out);
+        (void) unlink(link);
+}
+
+/* The requester dies while the volume is being copied ahead: the writer gets Abort, nothing of the
+ * copy is kept, nothing is frozen, and a new set can start. */
+static void test_hold_requester_killed_during_copy_ahead(void) {
+        Harness *h = harness_new(NULL);
+        char *mnt = harness_loop_fs(h, "mkfs.ext4 -q", "1G");
+        char *out = NULL;
+        CHECK(harness_sh(h, NULL, "mkdir %s/data && for i in $(seq 600); do head -c 1048576 /dev/zero > %s/data/f$i; done",
+                         mnt, mnt) == 0);
+        harness_writer(h, "w", NULL);
+        pid_t req = fork();
+        if (req == 0) {
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                char cmd[600];
+                snprintf(cmd, sizeof(cmd), "exec " VSSADMIN_DIR "/vssadmin create shadow --for %s/data >/dev/null 2>&1", mnt);
+                execl("/bin/sh", "sh", "-c", cmd, NULL);
+                _exit(127);
+        }
+        /* The copy-ahead has begun once the shadow's directory exists under the state directory. */
+        CHECK(harness_sh(h, &out, "for i in $(seq 2000); do [ -n \"$(find %s/shadows -mindepth 2 -maxdepth 2 2>/dev/null)\" ] "
+                                  "&& echo started && break; sleep 0.01; done", harness_state_dir(h)) == 0);
+        bool started = out && strstr(out, "started");
+        free(out);
+        kill(req, SIGKILL);
+        waitpid(req, NULL, 0);
+        CHECK(started);
+        /* The set goes: the writer gets Abort; nothing is kept. */
+        CHECK(harness_sh(h, &out, "for i in $(seq 600); do grep -q 'w abort' %s/log && echo aborted && break; sleep 0.05; done",
+                         harness_dir(h)) == 0);
+        CHECK(out && strstr(out, "aborted"));
+        free(out);
+        char *ev = harness_events(h, "w");
+        CHECK(ev && !strstr(ev, "freeze"));
+        free(ev);
+        CHECK(harness_sh(h, &out, "for i in $(seq 600); do [ -z \"$(find %s/shadows -mindepth 1 2>/dev/null)\" ] && echo empty "
+                                  "&& break; sleep 0.05; done", harness_state_dir(h)) == 0);
+        CHECK(out && strstr(out, "empty"));
+        free(out);
+        CHECK(harness_sh(h, NULL, "timeout 5 sh -c 'echo x > %s/after && sync %s/after'", mnt, mnt) == 0);
+        vss_backup *b = harness_session(h);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        vss_backup_release(b);
+}
+
+static const TestCase cases[] = {
+        { "hold-requester-killed-during-copy-ahead", test_hold_requester_killed_during_copy_ahead },
+        { "hold-storage-elsewhere", test_hold_storage_elsewhere },
+        { "hold-explain", test_hold_explain },
+        { "hold-generations", test_hold_generations },
+        { "hold-generations-shared-storage", test_hold_generations_shared_storage },
+        { "hold-generations-unheld", test_hold_generations_unheld },
+        { "hold-window-too-small", test_hold_window_too_small },
+        { "hold-memory-budget", test_hold_memory_budget },
+        { "hold-frozen-elsewhere", test_hold_frozen_elsewhere },
+        {},
+};
+
+int main(int argc, char *argv[]) {
+        return test_main(argc, argv, cases);
+}
