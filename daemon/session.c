@@ -1321,6 +1321,14 @@ static void report_location(const char *location, void *userdata) {
         dprintf(rep->fd, "%zu\t%s\n", rep->index, location);
 }
 
+/* What the shadow's filesystem cannot keep of a copied-ahead tree goes to vssd's log. */
+static void final_meta_lost(const char *path, const char *what, int error, void *userdata) {
+        const Volume *v = userdata;
+        char id[VSS_ID_STRING_MAX];
+        log_warn("provider file: shadow %s: %s: %s not kept: %s", vss_id_to_string(&v->shadow_id, id), path, what,
+                 strerror(error));
+}
+
 static _Noreturn void commit_child(Session *s, int fd, uint32_t hold_ms) {
         char err[1024], sid[VSS_ID_STRING_MAX], shid[VSS_ID_STRING_MAX];
         const char *held[VSS_MAX_VOLUMES];
@@ -1419,8 +1427,13 @@ static _Noreturn void commit_child(Session *s, int fd, uint32_t hold_ms) {
                 for (size_t i = 0; pass == 0 && i < s->n_volumes; i++) {
                         if (!finals[i])
                                 continue;
+                        MetaReport report = { .lost = final_meta_lost, .userdata = &s->volumes[i] };
                         err[0] = 0;
-                        r = precopy_final_end(TAKE_PTR(finals[i]), err, sizeof(err));
+                        r = precopy_final_end(TAKE_PTR(finals[i]), &report, err, sizeof(err));
+                        if (r >= 0 && report.n_lost > 0)
+                                log_warn("provider file: shadow %s of %s: %" PRIu64 " item(s) of metadata not kept "
+                                         "(see above)", vss_id_to_string(&s->volumes[i].shadow_id, shid),
+                                         s->volumes[i].path, report.n_lost);
                         if (r < 0)
                                 commit_fail(fd, r == -ENOSPC || r == -EDQUOT ? COMMIT_NOSPACE : COMMIT_FAILED,
                                             "provider file on %s: %s", s->volumes[i].path, err[0] ? err : strerror(-r));

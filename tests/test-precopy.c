@@ -97,7 +97,7 @@ int main(void) {
         if (f)
                 precopy_final_stats(f, &n, &bytes);
         CHECK(n > 0 && n < 12, "the last delta holds only what changed");
-        CHECK(f && precopy_final_end(f, err, sizeof(err)) == 0, "and ends");
+        CHECK(f && precopy_final_end(f, NULL, err, sizeof(err)) == 0, "and ends");
         CHECK(same_tree(dst), "the copy equals the changed source");
         CHECK(stat(p1, &a) == 0 && stat(p2, &b) == 0 && a.st_ino == b.st_ino, "a file rewritten in place keeps its links");
 
@@ -111,7 +111,7 @@ int main(void) {
         CHECK(r == -EFBIG && strstr(err, "file_hold_memory_bytes") && strstr(err, "grow"), "a delta over the memory budget fails, naming files");
         r = precopy_final_begin(src, dst, ix, 0, 1 << 20, &f, err, sizeof(err));
         CHECK(r == 0, "the delta is captured");
-        CHECK(r == 0 && precopy_final_end(f, err, sizeof(err)) == 0 && same_tree(dst), "and written out equal to the source");
+        CHECK(r == 0 && precopy_final_end(f, NULL, err, sizeof(err)) == 0 && same_tree(dst), "and written out equal to the source");
 
         /* A deadline already past: -ETIME naming the biggest files. */
         put("grow", "again");

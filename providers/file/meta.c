@@ -2,12 +2,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -282,4 +284,93 @@ int meta_link_protected(int path_fd, int ddfd, const char *dname) {
         if (saved && ioctl(fd, FS_IOC_GETFLAGS, &flags) >= 0)
                 (void) set_flags(fd, (unsigned) flags | saved);
         return r;
+}
+
+/* ---- a whole tree ---- */
+
+/* nftw() takes no context: the walk's state, one walk at a time (it runs in the commit child). */
+static struct {
+        const char *src, *dst;
+        size_t src_len;
+        MetaReport *report;
+        struct { dev_t dev; ino_t ino; } *seen;
+        size_t n_seen;
+        int error;
+} sync_walk;
+
+/* A hard link's inode is done once: a second name would find it protected already. */
+static bool seen_before(const struct stat *st) {
+        if (st->st_nlink < 2)
+                return false;
+        for (size_t i = 0; i < sync_walk.n_seen; i++)
+                if (sync_walk.seen[i].dev == st->st_dev && sync_walk.seen[i].ino == st->st_ino)
+                        return true;
+        if ((sync_walk.n_seen & 63) == 0) {
+                void *n = realloc(sync_walk.seen, (sync_walk.n_seen + 64) * sizeof(*sync_walk.seen));
+                if (!n)
+                        return false; /* then done again, which at worst reports a flag twice */
+                sync_walk.seen = n;
+        }
+        sync_walk.seen[sync_walk.n_seen].dev = st->st_dev;
+        sync_walk.seen[sync_walk.n_seen++].ino = st->st_ino;
+        return false;
+}
+
+static int sync_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+        char dpath[PATH_MAX];
+        int r;
+
+        if (type == FTW_NS || type == FTW_DNR)
+                return 0; /* gone since: the data pass decided about it */
+        if (snprintf(dpath, sizeof(dpath), "%s%s", sync_walk.dst, path + sync_walk.src_len) >= (int) sizeof(dpath))
+                return 0;
+        struct stat dst;
+        if (lstat(dpath, &dst) < 0 || (dst.st_mode & S_IFMT) != (st->st_mode & S_IFMT))
+                return 0; /* not copied (another filesystem's, a socket) */
+        if (seen_before(st))
+                return 0;
+        if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode)) {
+                /* Symlinks, fifos, device nodes: by name in their directories, never opened. */
+                char sdir[PATH_MAX], ddir[PATH_MAX];
+                snprintf(sdir, sizeof(sdir), "%.*s", ftw->base, path);
+                snprintf(ddir, sizeof(ddir), "%.*s", (int) (strlen(dpath) - strlen(path + ftw->base)), dpath);
+                _cleanup_close_ int sd = open(sdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                _cleanup_close_ int dd = open(ddir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (sd < 0 || dd < 0)
+                        return 0; /* gone since */
+                r = meta_copy_xattrs(-EBADF, sd, path + ftw->base, -EBADF, dd, path + ftw->base, sync_walk.report);
+                return (sync_walk.error = r < 0 ? r : 0) < 0;
+        }
+        int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY | (S_ISDIR(st->st_mode) ? O_DIRECTORY : 0);
+        _cleanup_close_ int sfd = open(path, flags | O_NOATIME);
+        if (sfd < 0 && errno == EPERM)
+                sfd = open(path, flags);
+        if (sfd < 0)
+                return 0; /* gone or replaced since the last pass */
+        _cleanup_close_ int dfd = open(dpath, flags);
+        if (dfd < 0)
+                return (sync_walk.error = -errno) < 0;
+        unsigned fl = 0;
+        r = meta_copy_xattrs(sfd, -EBADF, NULL, dfd, AT_FDCWD, dpath, sync_walk.report);
+        if (r >= 0)
+                r = meta_get_flags(sfd, &fl);
+        if (r >= 0)
+                r = meta_apply_flags_last(dfd, fl, AT_FDCWD, dpath, sync_walk.report);
+        return (sync_walk.error = r < 0 ? r : 0) < 0;
+}
+
+int meta_sync_tree(const char *src, const char *dst, MetaReport *report) {
+        sync_walk.src = src;
+        sync_walk.dst = dst;
+        sync_walk.src_len = strlen(src);
+        sync_walk.report = report;
+        sync_walk.error = 0;
+        /* Children before their directory: a protected directory takes nothing more. */
+        int r = nftw(src, sync_entry, 32, FTW_PHYS | FTW_DEPTH | FTW_MOUNT);
+        free(sync_walk.seen);
+        sync_walk.seen = NULL;
+        sync_walk.n_seen = 0;
+        if (r < 0)
+                return -errno;
+        return sync_walk.error;
 }

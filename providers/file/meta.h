@@ -65,3 +65,9 @@ int meta_unprotect(int fd, unsigned *ret_saved);
 int meta_link_protected(int path_fd, int ddfd, const char *dname);
 /* The flag letters of chattr for flags ("ia" ...), into buf (at least 33 bytes). */
 const char *meta_flags_string(unsigned flags, char *buf);
+
+/* Makes the xattrs and chattr attributes of every entry of the copy dst those of src (same
+ * relative paths; entries not in dst are skipped), children before their directory so protected
+ * flags come last: for a copy whose data and owners, modes and times another pass made (the file
+ * provider's copy-ahead). Symlinks are never followed; the walk stays on src's filesystem. */
+int meta_sync_tree(const char *src, const char *dst, MetaReport *report);

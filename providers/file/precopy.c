@@ -16,6 +16,7 @@
 
 #include "lib/common.h"
 #include "delta.h"
+#include "meta.h"
 #include "precopy.h"
 
 #define INDEX_MAGIC 0x56535049u /* "IPSV" */
@@ -25,6 +26,7 @@ struct PrecopyFinal {
         Delta *d;
         int sfd, dfd, memfd;
         bool captured;
+        char *src, *dst;
 };
 
 static int64_t coarse_now_ns(void) {
@@ -219,6 +221,8 @@ void precopy_final_free(PrecopyFinal *f) {
                 close(f->dfd);
         if (f->memfd >= 0)
                 close(f->memfd);
+        free(f->src);
+        free(f->dst);
         free(f);
 }
 
@@ -281,6 +285,12 @@ int precopy_final_begin(const char *src, const char *dst, int index_fd, uint64_t
         if (!f)
                 return -ENOMEM;
         f->sfd = f->dfd = f->memfd = -EBADF;
+        f->src = strdup(src);
+        f->dst = strdup(dst);
+        if (!f->src || !f->dst) {
+                r = -ENOMEM;
+                goto fail;
+        }
         r = index_load(index_fd, &prev);
         if (r < 0) {
                 snprintf(errbuf, errlen, "the copy-ahead index of %s is unreadable", src);
@@ -330,13 +340,21 @@ fail:
         return r;
 }
 
-int precopy_final_end(PrecopyFinal *f, char *errbuf, size_t errlen) {
+int precopy_final_end(PrecopyFinal *f, MetaReport *report, char *errbuf, size_t errlen) {
         int r = 0;
 
         if (f->captured) {
                 r = tree_apply(f->d, -1, f->dfd, f->memfd, 0);
                 if (r < 0)
                         snprintf(errbuf, errlen, "cannot write the captured last delta: %s", strerror(-r));
+        }
+        /* The passes copied data, owners, modes and times; xattrs, ACLs, capabilities and chattr
+         * attributes (protected ones last) are made the source's once, after the release. */
+        if (r >= 0) {
+                r = meta_sync_tree(f->src, f->dst, report);
+                if (r < 0)
+                        snprintf(errbuf, errlen, "cannot copy the extended attributes and file attributes: %s",
+                                 strerror(-r));
         }
         if (r >= 0 && syncfs(f->dfd) < 0)
                 r = -errno;

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include "providers/file/meta.h"
+
 /*
  * Copy-ahead for the file provider, like live migration's pre-copy: the tree is copied while
  * nothing is frozen, then again and again only what changed, until that stops shrinking; the last
@@ -47,8 +49,9 @@ typedef struct PrecopyFinal PrecopyFinal;
  * the release. Past deadline_usec (CLOCK_MONOTONIC, 0: none): -ETIME, naming the biggest files. */
 int precopy_final_begin(const char *src, const char *dst, int index_fd, uint64_t deadline_usec,
                         uint64_t capture_budget, PrecopyFinal **ret, char *errbuf, size_t errlen);
-/* Writes what was captured (if anything), syncs dst, frees f. */
-int precopy_final_end(PrecopyFinal *f, char *errbuf, size_t errlen);
+/* Writes what was captured (if anything), makes the xattrs and chattr attributes the source's
+ * (what dst cannot keep goes to report, which may be NULL), syncs dst, frees f. */
+int precopy_final_end(PrecopyFinal *f, MetaReport *report, char *errbuf, size_t errlen);
 void precopy_final_free(PrecopyFinal *f);
 /* What the last pass found: entries and bytes of its delta. */
 void precopy_final_stats(const PrecopyFinal *f, uint64_t *ret_entries, uint64_t *ret_bytes);
