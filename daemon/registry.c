@@ -712,7 +712,8 @@ int registry_list_set_shadows(Registry *r, const vss_id *set_id, bool include_cr
         return 0;
 }
 
-int registry_list_creating_sets(Registry *r, vss_id **ret, size_t *ret_n) {
+/* The ids of the first column of a query's rows. */
+static int list_ids(Registry *r, const char *sql, vss_id **ret, size_t *ret_n) {
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         _cleanup_free_ vss_id *a = NULL;
         size_t n = 0, allocated = 0;
@@ -720,33 +721,25 @@ int registry_list_creating_sets(Registry *r, vss_id **ret, size_t *ret_n) {
 
         if (!r || !ret || !ret_n)
                 return -EINVAL;
-
-        k = prepare(r,
-                    "SELECT set_id FROM snapshot_sets WHERE state = 'creating' "
-                    "ORDER BY created_usec, set_id",
-                    &s);
-        if (k < 0)
-                return k;
-
-        for (;;) {
-                k = step_row(s);
-                if (k < 0)
-                        return k;
-                if (k == 0)
-                        break;
-
+        k = prepare(r, sql, &s);
+        while (k >= 0 && (k = step_row(s)) > 0) {
                 k = grow((void **) &a, n, &allocated, sizeof(vss_id));
-                if (k < 0)
-                        return k;
-                k = column_id(r, s, 0, &a[n]);
+                if (k >= 0)
+                        k = column_id(r, s, 0, &a[n]);
                 if (k < 0)
                         return k;
                 n++;
         }
-
+        if (k < 0)
+                return k;
         *ret = TAKE_PTR(a);
         *ret_n = n;
         return 0;
+}
+
+int registry_list_creating_sets(Registry *r, vss_id **ret, size_t *ret_n) {
+        return list_ids(r, "SELECT set_id FROM snapshot_sets WHERE state = 'creating' ORDER BY created_usec, set_id",
+                        ret, ret_n);
 }
 
 int registry_set_deleting(Registry *r, const vss_id *shadow_id, bool deleting) {
@@ -968,27 +961,7 @@ int registry_list_classes(Registry *r, ClassRecord **ret, size_t *ret_n) {
 }
 
 int registry_list_frozen_sets(Registry *r, vss_id **ret, size_t *ret_n) {
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
-        _cleanup_free_ vss_id *a = NULL;
-        size_t n = 0, allocated = 0;
-        int k;
-
-        if (!r || !ret || !ret_n)
-                return -EINVAL;
-        k = prepare(r, "SELECT DISTINCT set_id FROM frozen ORDER BY set_id", &s);
-        while (k >= 0 && (k = step_row(s)) > 0) {
-                k = grow((void **) &a, n, &allocated, sizeof(vss_id));
-                if (k >= 0)
-                        k = column_id(r, s, 0, &a[n]);
-                if (k < 0)
-                        return k;
-                n++;
-        }
-        if (k < 0)
-                return k;
-        *ret = TAKE_PTR(a);
-        *ret_n = n;
-        return 0;
+        return list_ids(r, "SELECT DISTINCT set_id FROM frozen ORDER BY set_id", ret, ret_n);
 }
 
 int registry_list_frozen_of(Registry *r, const vss_id *set_id, char ***ret, size_t *ret_n) {
