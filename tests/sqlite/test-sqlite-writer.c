@@ -186,15 +186,20 @@ static pid_t start_load(const char *path) {
         _exit(0);
 }
 
-static long long db_last(const char *path) {
+/* One number from a database opened read-only, or -1. */
+static long long db_int(const char *path, const char *sql) {
         sqlite3 *db = NULL;
         long long v = -1;
         if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
                 sqlite3_busy_timeout(db, 5000);
-                v = query_int(db, "SELECT i FROM last");
+                v = query_int(db, sql);
         }
         sqlite3_close(db);
         return v;
+}
+
+static long long db_last(const char *path) {
+        return db_int(path, "SELECT i FROM last");
 }
 
 /* PRAGMA integrity_check says ok, and count(t) = max(t.i) = last.i: the copy holds whole
@@ -507,14 +512,7 @@ static pid_t start_bank_load(const char *path, const char *mode) {
 }
 
 static long long bank_moves(const char *path) {
-        sqlite3 *db = NULL;
-        long long v = -1;
-        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-                sqlite3_busy_timeout(db, 5000);
-                v = query_int(db, "SELECT n FROM meta");
-        }
-        sqlite3_close(db);
-        return v;
+        return db_int(path, "SELECT n FROM meta");
 }
 
 /* integrity_check says ok and the invariant holds; returns meta.n, or -1. */
