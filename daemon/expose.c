@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 
 #include "daemon/vssd.h"
+#include "lib/openat.h"
 
 /* Mounts the shadow read-only at `at` by its provider's own means (an image, an exec provider's
  * expose command); -EOPNOTSUPP when it is a directory, which is cloned without a mount. */
@@ -90,18 +90,15 @@ static int shadow_tree(Manager *m, const ShadowRecord *rec, int *ret_fd) {
  * what gets the mount, whatever is renamed or replaced meanwhile. Its path, from the fd, goes to
  * ret_path. */
 static int open_target(const char *at, uid_t caller, int *ret_fd, char *ret_path, size_t size, sd_bus_error *error) {
-        struct open_how how = {
-                .flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC, /* RESOLVE_NO_SYMLINKS: the last one too, ELOOP */
-                .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-        };
         _cleanup_close_ int fd = -EBADF;
         struct stat st;
         char proc[64];
 
         if (!string_ok(at, VSS_MAX_STRING) || at[0] != '/')
                 return reply_error(error, VSS_E_INVALIDARG, "'%s' is not an absolute path", at);
-        fd = (int) syscall(SYS_openat2, AT_FDCWD, at, &how, sizeof(how));
+        fd = open_no_symlinks(AT_FDCWD, at, O_RDONLY | O_DIRECTORY, 0, false); /* the last one too: ELOOP */
         if (fd < 0) {
+                errno = -fd;
                 if (errno == ELOOP)
                         return reply_error(error, VSS_E_INVALIDARG,
                                            "'%s' is or passes through a symbolic link; give the real path of a directory", at);

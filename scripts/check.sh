@@ -43,6 +43,8 @@ if [ -z "${OPENVSS_SKIP_ASAN:-}" ]; then
         suite "$asan" --no-suite heavy
 fi
 
+# Not under valgrind: integration/expose, whose mounts use the new mount API (open_tree,
+# move_mount, mount_setattr) that Debian 12's valgrind 3.19 cannot run.
 if [ -z "${OPENVSS_SKIP_VALGRIND:-}" ]; then
         vg="valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --track-fds=no"
         suite "$build" --suite unit --wrapper "$vg"
@@ -54,7 +56,7 @@ if [ -z "${OPENVSS_SKIP_VALGRIND:-}" ]; then
                 integration/component-mode integration/provider-failure integration/persistent-survives-restart \
                 integration/create-shadow-json integration/create-shadow-veto integration/delete-shadows \
                 integration/list-writers-as-of integration/btrfs-snapshot integration/exec-flush-and-hold \
-                integration/expose integration/shadow-limits integration/vssbackup-roundtrip-archive \
+                integration/shadow-limits integration/vssbackup-roundtrip-archive \
                 integration/vssbackup-prerestore-veto integration/vssbackup-incremental \
                 integration/vssbackup-roundtrip-dir integration/vssbackup-bad-backups integration/document-backup \
                 integration/document-restore integration/exec-delete-fails-keeps-record integration/compat-vmware \

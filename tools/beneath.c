@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "lib/common.h"
+#include "lib/openat.h"
 #include "providers/file/meta.h"
 #include "tools/beneath.h"
 
@@ -34,17 +34,7 @@ static int fail(char **ret_error, int r, const char *fmt, ...) {
 }
 
 int beneath_open(int dirfd, const char *path, int flags, mode_t mode) {
-        struct open_how how = {
-                .flags = (uint64_t) (flags | O_CLOEXEC),
-                .mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
-                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-        };
-        long fd;
-
-        do
-                fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
-        while (fd < 0 && errno == EAGAIN);
-        return fd < 0 ? -errno : (int) fd;
+        return open_no_symlinks(dirfd, path, flags, mode, true);
 }
 
 static const char *symlink_or_not_dir(int r) {

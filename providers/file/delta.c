@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include <unistd.h>
 
 #include "lib/common.h"
+#include "lib/openat.h"
 #include "copy.h"
 #include "delta.h"
 
@@ -302,12 +302,7 @@ int tree_scan(int sfd, Index *prev, int64_t start_ns, int64_t gran_ns, Index **r
 /* ---- apply ---- */
 
 int tree_open_beneath(int top, const char *path, int flags) {
-        struct open_how how = {
-                .flags = (uint64_t) (flags | O_CLOEXEC | O_NOFOLLOW),
-                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-        };
-        long fd = syscall(SYS_openat2, top, path[0] ? path : ".", &how, sizeof(how));
-        return fd < 0 ? -errno : (int) fd;
+        return open_no_symlinks(top, path[0] ? path : ".", flags | O_NOFOLLOW, 0, true);
 }
 
 /* The directory holding path (beneath top) and the last component. */
