@@ -264,6 +264,9 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 drop(c, -ECONNRESET); /* nothing more will be read, so nothing is lost */
                 return 0;
         }
+        /* The bus runs when a message is whole (or the pipe may be full): sd-bus reallocates its
+         * buffer to the message's size at every read of a part of one. */
+        bool partial = false;
         while (moved < MAX_PUMP_PER_DISPATCH) {
                 int r = pump(c);
                 if (r < 0) {
@@ -273,9 +276,12 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 if (r == 0)
                         break;
                 moved += 65536; /* at most a chunk per pump */
-                if (!process(c))
+                partial = c->in_left > 0;
+                if (!partial && !process(c))
                         return 0;
         }
+        if (partial && !process(c))
+                return 0;
         if (over_queue_limit(c))
                 drop(c, -ENOBUFS);
         return 0;
@@ -327,6 +333,10 @@ int connection_io_setup(Connection *c, int fd) {
                 close(own);
                 return -errno;
         }
+        /* Room for a whole message, so the bus reads each once (pages are taken as bytes come);
+         * without it, messages pass in pipe-sized parts. */
+        uint64_t room = c->manager->config.max_message_bytes;
+        (void) fcntl(p[1], F_SETPIPE_SZ, (int) (room < (1u << 30) ? room : (1u << 30)));
         r = sd_bus_set_fd(c->bus, p[0], fd);
         if (r < 0) {
                 close(own);
