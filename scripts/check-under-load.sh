@@ -9,6 +9,8 @@ command -v stress-ng >/dev/null || {
         [ "$(id -u)" -eq 0 ] || { echo "stress-ng is missing: apt-get install stress-ng" >&2; exit 1; }
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends stress-ng >&2
 }
+# Built first, unloaded: the load is for the tests.
+make -C "$(dirname "$0")/.." build BUILD="$build" >&2 || exit 1
 stress-ng --cpu 2 --io 1 --timeout 0 --quiet &
 load=$!
 trap 'kill $load 2>/dev/null; wait $load 2>/dev/null' EXIT
