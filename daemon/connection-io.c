@@ -23,6 +23,7 @@
 #define CLIENT_SNDBUF (64 * 1024)
 /* Bytes passed on per wakeup, so one busy client does not starve the others. */
 #define MAX_PUMP_PER_DISPATCH (4 * 1024 * 1024)
+#define PIPE_ROOM (1024 * 1024)
 
 static bool limited(const Connection *c) {
         return c->cred.uid != 0;
@@ -333,10 +334,11 @@ int connection_io_setup(Connection *c, int fd) {
                 close(own);
                 return -errno;
         }
-        /* Room for a whole message, so the bus reads each once (pages are taken as bytes come);
-         * without it, messages pass in pipe-sized parts. */
+        /* Room for a usual message whole, so the bus reads it once; larger ones pass in parts of
+         * this size (pages are taken as bytes come, but the kernel's slot array is sized by it:
+         * 1 MiB costs 10 KiB a connection). Without it, parts of 64 KiB. */
         uint64_t room = c->manager->config.max_message_bytes;
-        (void) fcntl(p[1], F_SETPIPE_SZ, (int) (room < (1u << 30) ? room : (1u << 30)));
+        (void) fcntl(p[1], F_SETPIPE_SZ, (int) (room < PIPE_ROOM ? room : PIPE_ROOM));
         r = sd_bus_set_fd(c->bus, p[0], fd);
         if (r < 0) {
                 close(own);
