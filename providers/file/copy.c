@@ -199,7 +199,7 @@ static bool errno_is_unsupported(int e) {
         return e == EOPNOTSUPP || e == ENOTTY || e == EXDEV || e == EINVAL || e == ENOSYS;
 }
 
-static int write_all(int fd, const char *p, size_t n, off_t off) {
+int tree_write_all_at(int fd, const char *p, size_t n, off_t off) {
         while (n > 0) {
                 ssize_t k = pwrite(fd, p, n, off);
                 if (k < 0) {
@@ -255,7 +255,7 @@ static int copy_range(CopyContext *c, int fdin, int fdout, off_t off, off_t end,
                         }
                         if (k == 0)
                                 break;
-                        r = write_all(fdout, c->buf, (size_t) k, off);
+                        r = tree_write_all_at(fdout, c->buf, (size_t) k, off);
                         if (r < 0)
                                 return r;
                 }

@@ -61,3 +61,6 @@ int remove_tree(const char *path);
 /* The bytes the regular files of a tree take on disk (blocks allocated, st_blocks * 512, not
  * apparent sizes; one filesystem; a missing tree is 0). */
 int tree_bytes(const char *path, uint64_t *ret);
+
+/* Writes all n bytes of p to fd at off (pwrite, again after EINTR). 0 or a negative errno. */
+int tree_write_all_at(int fd, const char *p, size_t n, off_t off);

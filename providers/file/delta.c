@@ -328,21 +328,6 @@ static int remove_at(int top, const char *path) {
         return r == -ENOTDIR ? 0 : r;
 }
 
-int tree_write_all_at(int fd, const char *p, size_t n, off_t off) {
-        while (n > 0) {
-                ssize_t k = pwrite(fd, p, n, off);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += k;
-                n -= (size_t) k;
-                off += k;
-        }
-        return 0;
-}
-
 /* n bytes from in at in_off to out at out_off, through buf. */
 int tree_copy_bytes(int in, off_t in_off, int out, off_t out_off, uint64_t n, char *buf) {
         while (n > 0) {

@@ -66,7 +66,6 @@ int tree_apply(const Delta *d, int sfd, int dfd, int memfd, uint64_t deadline);
 /* path beneath top, never through a symlink; and the directory holding path, with the last component. */
 int tree_open_beneath(int top, const char *path, int flags);
 int tree_open_parent(int top, const char *path, const char **ret_name);
-int tree_write_all_at(int fd, const char *p, size_t n, off_t off);
 /* n bytes from in at in_off to out at out_off, through buf (CAPTURE_BUFFER bytes). */
 int tree_copy_bytes(int in, off_t in_off, int out, off_t out_off, uint64_t n, char *buf);
 /* -ETIME past deadline (0: none). */

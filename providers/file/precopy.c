@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "lib/common.h"
+#include "copy.h"
 #include "delta.h"
 #include "meta.h"
 #include "precopy.h"
