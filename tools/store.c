@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "lib/common.h"
+#include "beneath.h"
 #include "store.h"
 #include "store-internal.h"
 
@@ -450,32 +451,6 @@ static int read_entry_data(struct archive *a, struct archive_entry *e, size_t ma
         *ret = TAKE_PTR(buf);
         *ret_len = got;
         return 0;
-}
-
-/* Removes dfd/name and all below it, without following symlinks. */
-static int rm_rf_at(int dfd, const char *name, unsigned depth) {
-        _cleanup_(closedirp) DIR *d = NULL;
-        struct dirent *de;
-        int fd;
-
-        if (unlinkat(dfd, name, 0) >= 0 || errno == ENOENT)
-                return 0;
-        if (errno != EISDIR && errno != EPERM)
-                return -errno;
-        if (depth > WALK_DEPTH_MAX)
-                return -ELOOP;
-        fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        d = fdopendir(fd);
-        if (!d) {
-                close(fd);
-                return -errno;
-        }
-        while ((de = readdir(d)))
-                if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
-                        (void) rm_rf_at(dirfd(d), de->d_name, depth + 1);
-        return unlinkat(dfd, name, AT_REMOVEDIR) < 0 ? -errno : 0;
 }
 
 /* ---- writing ---- */
@@ -1151,8 +1126,8 @@ void store_abort(Store *s) {
                 if (s->path) {
                         _cleanup_close_ int fd = open(s->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                         if (fd >= 0) {
-                                (void) rm_rf_at(fd, "openvss", 0);
-                                (void) rm_rf_at(fd, "data", 0);
+                                (void) beneath_remove(fd, "openvss");
+                                (void) beneath_remove(fd, "data");
                         }
                         if (s->created_dir)
                                 (void) rmdir(s->path);
