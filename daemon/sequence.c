@@ -243,56 +243,6 @@ bool status_apply(StatusSlot *s, vss_event e, int32_t failure, int32_t app_code,
         return true;
 }
 
-int path_normalize(const char *path, char *buf, size_t size) {
-        size_t n = 0;
-
-        if (!path || path[0] != '/')
-                return -EINVAL;
-        if (size < 2)
-                return -ENAMETOOLONG;
-        buf[n++] = '/';
-        for (const char *p = path; *p;) {
-                while (*p == '/')
-                        p++;
-                size_t len = strcspn(p, "/");
-                if (len == 0 || (len == 1 && p[0] == '.')) {
-                        /* nothing, or "." */
-                } else if (len == 2 && p[0] == '.' && p[1] == '.') {
-                        /* Back to the previous '/', but never above the root. */
-                        while (n > 1 && buf[n - 1] != '/')
-                                n--;
-                        if (n > 1)
-                                n--;
-                } else {
-                        if (n + (n > 1) + len >= size)
-                                return -ENAMETOOLONG;
-                        if (n > 1)
-                                buf[n++] = '/';
-                        memcpy(buf + n, p, len);
-                        n += len;
-                }
-                p += len;
-        }
-        buf[n] = 0;
-        return 0;
-}
-
-/* dir is p or one of its ancestors; both normalized. */
-static bool path_startswith(const char *p, const char *dir) {
-        size_t n = strlen(dir);
-        if (streq(dir, "/"))
-                return true;
-        return strncmp(p, dir, n) == 0 && (p[n] == '/' || p[n] == 0);
-}
-
-bool path_overlaps(const char *a, const char *b) {
-        /* Declared paths are at most VSS_MAX_STRING bytes; realpath() results at most PATH_MAX. */
-        char na[PATH_MAX + 2], nb[PATH_MAX + 2];
-        if (path_normalize(a, na, sizeof(na)) < 0 || path_normalize(b, nb, sizeof(nb)) < 0)
-                return false;
-        return path_startswith(na, nb) || path_startswith(nb, na);
-}
-
 bool writer_takes_part(const WriterFacts *w, const char *const *set_paths, size_t n_set_paths) {
         if (w->component_mode)
                 return w->selected;

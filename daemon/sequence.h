@@ -11,6 +11,8 @@
 #include <vss/document.h>
 #include <vss/writer.h>
 
+#include "lib/basic/path-util.h"
+
 typedef enum SessionPhase {
         PHASE_NEW,
         PHASE_BACKUP_INIT,      /* initialized for backup */
@@ -97,13 +99,7 @@ bool writer_failure_valid(int32_t failure);
  * failed writer stays failed. Returns true when the event counts as failed for the sequence. */
 bool status_apply(StatusSlot *s, vss_event e, int32_t failure, int32_t app_code, const char *app_msg);
 
-/* Lexically normalized absolute path: "//", "." and ".." (never above "/") and a trailing "/"
- * removed. No symbolic link is looked at: writers declare paths as strings. -EINVAL when path is
- * not absolute, -ENAMETOOLONG when it does not fit size. */
-int path_normalize(const char *path, char *buf, size_t size);
-/* Whether a lies on, under or above b, both normalized, at component boundaries ("/srv2" is
- * neither under nor above "/srv"). False when either is not an absolute path. */
-bool path_overlaps(const char *a, const char *b);
+/* path_normalize and path_overlaps: lib/basic/path-util.h */
 
 /* What decides a writer's part in a snapshot set. */
 typedef struct WriterFacts {

@@ -841,11 +841,6 @@ int method_start_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error 
         return sd_bus_reply_method_return(msg, "s", vss_id_to_string(&s->set_id, id));
 }
 
-static bool path_within(const char *path, const char *dir) {
-        size_t n = strlen(dir);
-        return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == 0);
-}
-
 static bool same_filesystem(const char *a, const char *b) {
         struct stat sa, sb;
         char ma[PATH_MAX], mb[PATH_MAX], da[PATH_MAX], db[PATH_MAX];

@@ -209,26 +209,6 @@ int32_t vss_hr_from_errno(int r) {
         }
 }
 
-uint64_t now_realtime_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
-uint64_t now_monotonic_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
-char *format_timestamp(uint64_t usec, char buf[static 32]) {
-        time_t t = (time_t) (usec / USEC_PER_SEC);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        return buf;
-}
-
 static size_t utf8_char_len(const unsigned char *p) {
         size_t n;
         unsigned c = p[0];

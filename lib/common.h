@@ -9,6 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/basic/macro.h"
+#include "lib/basic/path-util.h"
+#include "lib/basic/time-util.h"
+
 #include <vss/types.h>
 #include <vss/writer.h>
 
@@ -49,35 +53,10 @@
 #define VSS_CONNECTION_GRACE 8
 #define VSS_MAX_FREEZE_WINDOW_MS (10u * 60u * 1000u)
 
-#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
-#define USEC_PER_SEC 1000000ULL
-#define USEC_PER_MSEC 1000ULL
-
-static inline void freep(void *p) { free(*(void **) p); }
-static inline void closep(int *fd) { if (*fd >= 0) close(*fd); }
-static inline void fclosep(FILE **f) { if (*f) fclose(*f); }
-#define _cleanup_(f) __attribute__((cleanup(f)))
-#define _cleanup_free_ _cleanup_(freep)
-#define _cleanup_close_ _cleanup_(closep)
-#define _cleanup_fclose_ _cleanup_(fclosep)
-
-static inline void *take_ptr_(void **p) { void *r = *p; *p = NULL; return r; }
-#define TAKE_PTR(p) take_ptr_((void **) &(p))
-static inline int take_fd_(int *fd) { int r = *fd; *fd = -1; return r; }
-#define TAKE_FD(fd) take_fd_(&(fd))
-
-static inline bool streq(const char *a, const char *b) { return strcmp(a, b) == 0; }
-static inline const char *strempty(const char *s) { return s ? s : ""; }
-static inline bool isempty(const char *s) { return !s || !*s; }
 
 /* Map an -errno to an HRESULT for callers of the public API. */
 int32_t vss_hr_from_errno(int r);
 
-/* CLOCK_REALTIME / CLOCK_MONOTONIC in µs. */
-uint64_t now_realtime_usec(void);
-uint64_t now_monotonic_usec(void);
-/* "2026-11-25T11:30:00Z" (UTC, seconds); buf of 32 bytes. */
-char *format_timestamp(uint64_t usec, char buf[static 32]);
 
 /* Name-based writer class id when a writer gives none: a UUID v5-like hash of the name. */
 void vss_id_from_name(const char *name, vss_id *ret);

@@ -8,13 +8,6 @@
 #include "lib/common.h"
 #include "tools/restore-where.h"
 
-bool path_within(const char *path, const char *dir) {
-        size_t n = strlen(dir);
-        if (n > 0 && dir[n - 1] == '/')
-                n--;
-        return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == 0);
-}
-
 /* Who could have written a backup's document: the owner of the archive file, or of the directory
  * and of its document. Several users: -1. */
 int64_t backup_owner(const char *src, const char *doc_name) {

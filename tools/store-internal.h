@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "lib/basic/path-util.h"
 #include "store.h"
 
 #define DOC_PREFIX "openvss/"
@@ -103,9 +104,7 @@ int fail(char **ret_error, int r, const char *fmt, ...) __attribute__((format(pr
 int fail_archive(char **ret_error, struct archive *a, const char *what, const char *path);
 int fail_oom(char **ret_error);
 bool path_is_normalized(const char *p);
-int path_normalize(const char *in, char **ret);
-const char *path_under(const char *p, const char *base);
-char *path_join(const char *a, const char *b);
+int path_clean(const char *in, char **ret);
 int path_resolve(const char *p, char **ret);
 bool group_match(const StoreFileGroup *g, const char *p, bool is_dir);
 bool excluded(const StoreFileGroup *x, size_t n, const char *p, bool is_dir);

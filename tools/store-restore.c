@@ -431,9 +431,9 @@ static int dest_open(Restore *rs, size_t i, const struct stat *skip) {
         int64_t owner = -1;
         int r;
 
-        if (rule->to && path_normalize(rule->to, &to) < 0)
+        if (rule->to && path_clean(rule->to, &to) < 0)
                 return fail(rs->ret_error, -EINVAL, "invalid restore destination '%.*s'", NAME_SHOWN, rule->to);
-        if (rule->beneath && path_normalize(rule->beneath, &beneath) < 0)
+        if (rule->beneath && path_clean(rule->beneath, &beneath) < 0)
                 return fail(rs->ret_error, -EINVAL, "invalid restore directory '%.*s'", NAME_SHOWN, rule->beneath);
         const char *target = to ? to : from;
 
@@ -561,7 +561,7 @@ static int restore(Restore *rs, bool prune_after) {
         for (size_t i = 0; i < rs->n_rules; i++) {
                 const StoreRestoreRule *rule = &rs->rules[i];
 
-                if (path_normalize(rule->from.path, (char **) &rs->from[i].path) < 0)
+                if (path_clean(rule->from.path, (char **) &rs->from[i].path) < 0)
                         return fail(rs->ret_error, -EINVAL, "invalid restore path '%.*s'", NAME_SHOWN,
                                     strempty(rule->from.path));
                 rs->from[i].filespec = rule->from.filespec;

@@ -107,7 +107,7 @@ bool path_is_normalized(const char *p) {
 }
 
 /* Collapses "//" and drops a trailing '/'; refuses relative paths and "."/".." components. */
-int path_normalize(const char *in, char **ret) {
+int path_clean(const char *in, char **ret) {
         char *p, *d;
 
         if (!in || in[0] != '/')
@@ -127,30 +127,6 @@ int path_normalize(const char *in, char **ret) {
         }
         *ret = p;
         return 0;
-}
-
-/* What follows base in p: "" for base itself, "a/b" for base/a/b; NULL if p is neither. */
-const char *path_under(const char *p, const char *base) {
-        size_t n = strlen(base);
-
-        if (streq(base, "/"))
-                return p[0] == '/' ? p + 1 : NULL;
-        if (strncmp(p, base, n) != 0)
-                return NULL;
-        if (p[n] == 0)
-                return p + n;
-        return p[n] == '/' ? p + n + 1 : NULL;
-}
-
-/* a + "/" + b; b relative, may be empty. */
-char *path_join(const char *a, const char *b) {
-        char *p;
-
-        if (isempty(b))
-                return strdup(a);
-        if (asprintf(&p, "%s%s%s", a, endswith(a, "/") ? "" : "/", b) < 0)
-                return NULL;
-        return p;
 }
 
 /* The canonical form of a path whose tail may not exist yet: the longest existing prefix through
@@ -948,7 +924,7 @@ static int normalize_prefix(const char *in, char **ret) {
                 *ret = strdup("");
                 return *ret ? 0 : -ENOMEM;
         }
-        r = path_normalize(in, ret);
+        r = path_clean(in, ret);
         if (r >= 0 && streq(*ret, "/"))
                 (*ret)[0] = 0;
         return r;
@@ -967,7 +943,7 @@ int store_add_files(Store *s, const char *source_root, const char *strip, const 
                 *ret_error = NULL;
         if (!s || !s->writing)
                 return fail(ret_error, -EBADF, "the backup is not open for writing");
-        if (!group || path_normalize(group->path, &gpath) < 0)
+        if (!group || path_clean(group->path, &gpath) < 0)
                 return fail(ret_error, -EINVAL, "invalid group path '%.*s'", NAME_SHOWN,
                             group ? strempty(group->path) : "");
         if (normalize_prefix(source_root, &root) < 0)
@@ -987,7 +963,7 @@ int store_add_files(Store *s, const char *source_root, const char *strip, const 
         first = s->n_excludes;
         for (size_t i = 0; i < n_excludes; i++) {
                 StoreFileGroup c = { .recursive = excludes[i].recursive };
-                if (path_normalize(excludes[i].path, (char **) &c.path) < 0)
+                if (path_clean(excludes[i].path, (char **) &c.path) < 0)
                         return fail(ret_error, -EINVAL, "invalid exclude path '%.*s'", NAME_SHOWN,
                                     strempty(excludes[i].path));
                 c.filespec = strdup(filespec_all(excludes[i].filespec) ? "*" : excludes[i].filespec);

@@ -86,7 +86,7 @@ static int fd_verify(int fd, const Entry *expected) {
 
 /* Strips trailing slashes (so "link/" cannot make us follow a symlink) and refuses a last
  * component that is "/", "." or "..", which no caller can mean to remove or rewrite. */
-static int path_normalize(const char *path, char **ret) {
+static int path_strip_check(const char *path, char **ret) {
         _cleanup_free_ char *p = NULL;
         const char *base;
         size_t n;
@@ -724,7 +724,7 @@ int tree_make_readonly(const char *path) {
         WalkContext w = { .euid = geteuid() };
         int r;
 
-        r = path_normalize(path, &p);
+        r = path_strip_check(path, &p);
         if (r < 0)
                 return r;
         r = entry_stat(AT_FDCWD, p, 0, &w.top);
@@ -843,7 +843,7 @@ int remove_tree(const char *path) {
         _cleanup_free_ char *p = NULL;
         int r;
 
-        r = path_normalize(path, &p);
+        r = path_strip_check(path, &p);
         if (r < 0)
                 return r;
         return rm_entry_at(AT_FDCWD, p);

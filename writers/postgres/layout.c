@@ -25,11 +25,6 @@ void layout_clear(Layout *l) {
         *l = (Layout) {};
 }
 
-bool path_within(const char *path, const char *dir) {
-        size_t n = strlen(dir);
-        return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0' || (n > 0 && dir[n - 1] == '/'));
-}
-
 int layout_add_tablespace(Layout *l, const char *path) {
         char **a = realloc(l->tablespaces, (l->n_tablespaces + 1) * sizeof(char *));
         if (!a)

@@ -12,6 +12,8 @@
 
 #include <vss/writer.h>
 
+#include "lib/basic/path-util.h"
+
 #define MSG_MAX 1023
 
 extern const char *arg_dsn;
@@ -36,7 +38,6 @@ typedef struct Layout {
 } Layout;
 
 void layout_clear(Layout *l);
-bool path_within(const char *path, const char *dir);
 int layout_add_tablespace(Layout *l, const char *path);
 /* DIR/layout: the last layout seen, for Identify while the server is down. */
 void layout_save(const Layout *l, const char *dir);
