@@ -27,6 +27,8 @@ typedef struct Session Session;
 typedef struct ShadowJob ShadowJob;
 typedef struct ExposeOp ExposeOp;
 
+#include "daemon/session.h"
+
 /* Admin verbs a config grants to users and groups; root holds them all. */
 typedef enum Right {
         RIGHT_LIST,     /* ListWriters, ListProviders, ListShadows, GetSnapshotProperties, ListExposures */
@@ -157,98 +159,6 @@ struct Writer {
         LIST_FIELDS(Writer, writers);
 };
 
-typedef struct Slot {
-        Writer *writer;           /* NULL once it is gone */
-        vss_id class_id, instance_id;
-        char name[VSS_MAX_NAME + 1];
-        vss_app_level level;
-        uint32_t window_ms;
-        vss_writer_metadata *metadata;
-        uid_t owner_uid;          /* the writer connection's uid: recorded in the document */
-        StatusSlot status;
-        bool identified;
-        bool selected;            /* takes part past PrepareForBackup */
-        bool left_out;            /* not involved in the snapshot set (writer_takes_part): no
-                                   * PrepareForSnapshot..PostSnapshot, BackupComplete or Abort */
-        uid_t uid;                /* the writer's user */
-        char **components;        /* selected components, "logical_path/name" */
-        size_t n_components;
-        bool got_prepare_snapshot, got_freeze;
-        bool got_prepare_backup, got_post_snapshot, got_abort;
-        bool inflight;
-        vss_event inflight_event, last_event;
-        uint64_t inflight_since;
-} Slot;
-
-typedef struct Volume {
-        vss_id shadow_id;
-        char *path;
-        char *shadow_path;
-        const Provider *provider;
-        /* The file provider's flush-and-hold (hold.c): held, or why not; the copy-ahead's index
-         * (a memfd the commit child inherits); whether the storage is on the held filesystem. */
-        bool held, storage_shared, precopied;
-        int index_fd;
-        char *not_held_why;
-} Volume;
-
-typedef enum Stage {
-        STAGE_NONE,
-        STAGE_PREPARE_SNAPSHOT,
-        STAGE_PRECOPY,  /* the file provider copies held volumes ahead */
-        STAGE_FREEZE,
-        STAGE_COMMIT,
-        STAGE_THAW,
-        STAGE_POST_SNAPSHOT,
-        STAGE_ABORT,
-        STAGE_FINISH,
-} Stage;
-
-struct Session {
-        unsigned n_ref;
-        Manager *manager;
-        Connection *connection;   /* NULL once the requester is gone */
-        vss_id id;
-        SessionPhase phase;
-        bool restore, component_mode, status_closed, busy, dead, shut_down;
-        uint32_t context;
-        vss_backup_type backup_type;
-        bool bootable, partial;
-
-        Slot *slots;
-        size_t n_slots;
-
-        vss_id set_id;
-        Volume volumes[VSS_MAX_VOLUMES];
-        size_t n_volumes;
-        bool set_registered, set_committed;
-
-        /* The operation in flight. */
-        SeqCall op;
-        sd_bus_message *request;  /* to answer when the operation ends */
-        sd_bus_message *release_request; /* ReleaseSession, answered once BackupShutdown is done */
-        unsigned pending;
-        void (*next)(Session *s);
-        Stage stage;
-        int level;
-        int32_t abort_hr;
-        char abort_msg[1024];
-        bool abort_after_op;      /* AbortBackup came during PrepareForBackup: abort when it ends */
-        pid_t commit_pid;
-        int commit_fd;            /* the commit child's reports, read as they come */
-        sd_event_source *commit_source, *window_source, *commit_io;
-        char commit_buf[PATH_MAX + 64]; /* a report line being read */
-        size_t commit_len;
-        char commit_msg[1024];    /* the child's reason, when it failed */
-        uint64_t freeze_start_usec;
-        uint32_t freeze_cap_ms;   /* bound on a later level's Freeze deadline */
-        bool gathering;           /* a GatherWriterStatus is in flight */
-        /* The backup components document: component records kept here, header filled in on save. */
-        vss_backup_document *doc;
-        uint64_t created_usec;    /* when the set was committed */
-
-        LIST_FIELDS(Session, sessions);
-};
 
 /* manager.c */
 int manager_new(const char *socket_path, const char *state_dir, Config *config, Manager **ret);
@@ -274,16 +184,6 @@ void connection_io_stop(Connection *c);
 /* Refuses with VSS_E_ACCESSDENIED, naming the uid and the right, unless the connection holds it. */
 int check_right(Connection *c, Right right, sd_bus_error *error);
 
-/* session.c */
-Session *session_new(Connection *c);
-Session *session_ref(Session *s);
-Session *session_unref(Session *s);
-/* The requester released it or disconnected: abort what runs, shut down, free when done. */
-void session_release(Session *s, sd_bus_message *request);
-void session_writer_gone(Session *s, Writer *w);
-/* vssd is stopping: drop the session without talking to anyone. */
-void session_abandon(Session *s);
-Session *session_lookup(Connection *c, const char *id, sd_bus_error *error);
 int reply_error(sd_bus_error *error, int32_t hr, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* deletion.c: deleting shadows in child processes. Each shadow is marked 'deleting' in the
  * registry first, unexposed, removed by its provider, then its record goes. A shadow the provider
