@@ -432,9 +432,13 @@ static void check_restored(Harness *h, const char *base, int port) {
 }
 
 /* Where a symbolic link points, or "". */
-static char *link_of(const char *fmt, const char *a) {
+static char *link_of(const char *fmt, ...) _printf_(1, 2);
+static char *link_of(const char *fmt, ...) {
         char path[PATH_MAX], target[PATH_MAX];
-        snprintf(path, sizeof(path), fmt, a);
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(path, sizeof(path), fmt, ap);
+        va_end(ap);
         ssize_t n = readlink(path, target, sizeof(target) - 1);
         target[n < 0 ? 0 : n] = '\0';
         return strdup(target);

@@ -19,6 +19,7 @@
 #include <json-c/json.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -52,10 +53,14 @@ static int count_entries(const char *dir) {
         return n;
 }
 
-static bool lexists(const char *fmt, const char *a, const char *b) {
+static bool lexists(const char *fmt, ...) _printf_(1, 2);
+static bool lexists(const char *fmt, ...) {
         char p[2 * PATH_MAX];
         struct stat st;
-        snprintf(p, sizeof(p), fmt, a, b);
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(p, sizeof(p), fmt, ap);
+        va_end(ap);
         return lstat(p, &st) == 0;
 }
 
