@@ -79,6 +79,13 @@ static void test_fd(void) {
         close(p[1]);
         CHECK(read_all(p[0], 9, &none, NULL) == -EFBIG && !none);
         close(p[0]);
+
+        _cleanup_free_ char *exact = NULL;
+        CHECK(pipe(p) == 0);
+        CHECK(write_all(p[1], "0123456789", 10) == 0);
+        close(p[1]);
+        CHECK(read_all(p[0], 10, &exact, &n) == 0 && n == 10);
+        close(p[0]);
 }
 
 static void test_time(void) {

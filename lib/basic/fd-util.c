@@ -25,12 +25,13 @@ int read_all(int fd, size_t max, char **ret, size_t *ret_len) {
         size_t len = 0, size = 0;
 
         for (;;) {
-                if (size - len < 2) {
+                if (len == size) {
+                        if (size > max)
+                                return -EFBIG;
+                        /* Room for one byte past max, to tell a file of max bytes from a longer one. */
                         size_t want = size ? size * 2 : 4096;
                         if (want > max + 1)
                                 want = max + 1;
-                        if (want <= size)
-                                return -EFBIG;
                         char *b = realloc(buf, want + 1);
                         if (!b)
                                 return -ENOMEM;
