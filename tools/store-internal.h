@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* What store.c shares with store-restore.c: the Store object, the reader and small helpers. */
+/* What the store's files share: the Store object (store.c), the Reader (store-read.c), file
+ * flags (store-meta.c) and small helpers. */
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -13,7 +14,9 @@
 #include <sys/types.h>
 
 #include "lib/basic/path-util.h"
-#include "store.h"
+#include "tools/dir-util.h"
+#include "tools/fail.h"
+#include "tools/store.h"
 
 #define DOC_PREFIX "openvss/"
 #define DATA_PREFIX "data/"
@@ -100,17 +103,35 @@ typedef struct Reader {
         char target[PATH_MAX];                    /* a hard link's target, as an original path */
 } Reader;
 
-int fail(char **ret_error, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* store.c */
+Store *store_new(void);
+void store_free(Store *s);
 int fail_archive(char **ret_error, struct archive *a, const char *what, const char *path);
-int fail_oom(char **ret_error);
+int cmp_str(const void *a, const void *b);
+int cmp_strp(const void *a, const void *b);
 bool path_is_normalized(const char *p);
 int path_clean(const char *in, char **ret);
-int path_resolve(const char *p, char **ret);
+bool filespec_all(const char *f);
 bool group_match(const StoreFileGroup *g, const char *p, bool is_dir);
 bool excluded(const StoreFileGroup *x, size_t n, const char *p, bool is_dir);
+bool document_name_ok(const char *name);
+bool document_name_reserved(const char *name);
 void progress(Store *s, const char *current);
 int disk_flags(int flags);
-void closedirp(DIR **d);
+
+static inline bool startswith(const char *s, const char *prefix) {
+        return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+static inline bool endswith(const char *s, const char *suffix) {
+        size_t a = strlen(s), b = strlen(suffix);
+        return a >= b && streq(s + a - b, suffix);
+}
+static inline void entry_freep(struct archive_entry **e) {
+        if (*e)
+                archive_entry_free(*e);
+}
+
+/* store-read.c */
 void reader_close(Reader *r);
 int reader_open(Store *s, Reader *r, char **ret_error);
 int reader_next(Reader *r, struct archive_entry **ret, EntryKind *ret_kind, char **ret_error);
