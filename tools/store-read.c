@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/basic/fd-util.h"
 #include "lib/common.h"
 #include "tools/store-internal.h"
 
@@ -51,7 +52,8 @@ static int read_file_at(const char *dir, const char *name, size_t max, const cha
         _cleanup_free_ char *p = NULL, *buf = NULL;
         _cleanup_close_ int fd = -EBADF;
         struct stat st;
-        size_t got = 0;
+        size_t len = 0;
+        int r;
 
         if (asprintf(&p, "%s/%s", dir, name) < 0)
                 return fail_oom(ret_error);
@@ -64,22 +66,14 @@ static int read_file_at(const char *dir, const char *name, size_t max, const cha
                 return fail(ret_error, -EBADMSG, "%s: not a regular file", p);
         if ((uint64_t) st.st_size > max)
                 return fail(ret_error, -EFBIG, "%s is larger than %zu bytes", what, max);
-        buf = malloc((size_t) st.st_size + 1);
-        if (!buf)
-                return fail_oom(ret_error);
-        while (got < (size_t) st.st_size) {
-                ssize_t k = read(fd, buf + got, (size_t) st.st_size - got);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return fail(ret_error, -errno, "reading %s: %m", p);
-                if (k == 0)
-                        return fail(ret_error, -EBADMSG, "%s: shorter than its size", p);
-                got += (size_t) k;
-        }
-        buf[got] = 0;
+        /* max + 1: read_all() refuses a file of exactly its max bytes. */
+        r = read_all(fd, max + 1, &buf, &len);
+        if (r == -EFBIG || (r >= 0 && len > max)) /* grew since */
+                return fail(ret_error, -EFBIG, "%s is larger than %zu bytes", what, max);
+        if (r < 0)
+                return fail(ret_error, r, "reading %s: %s", p, strerror(-r));
         *ret = TAKE_PTR(buf);
-        *ret_len = got;
+        *ret_len = len;
         return 0;
 }
 
