@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* What the store's files share: the Store object (store.c), the Reader (store-read.c), file
- * flags (store-meta.c) and small helpers. */
+/* What the store's files share. store.c: the Store object, names, paths and file groups;
+ * store-write.c creates and finishes a backup, store-walk.c stores groups of files into it,
+ * store-read.c opens one and reads it (the Reader), store-restore.c puts its files back,
+ * store-meta.c keeps file flags and the warnings about metadata not kept. */
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -107,11 +109,14 @@ typedef struct Reader {
 Store *store_new(void);
 void store_free(Store *s);
 int fail_archive(char **ret_error, struct archive *a, const char *what, const char *path);
-int cmp_str(const void *a, const void *b);
-int cmp_strp(const void *a, const void *b);
+int cmp_str(const void *a, const void *b);  /* tsearch sets of strings */
+int cmp_strp(const void *a, const void *b); /* sorted arrays of string pointers */
+/* Absolute, no empty, "." or ".." components, no trailing '/' (but "/"), shorter than PATH_MAX. */
 bool path_is_normalized(const char *p);
+/* A malloc'd copy of in with "//" collapsed and a trailing '/' dropped; -EINVAL for a relative
+ * path or one with "." or ".." components. */
 int path_clean(const char *in, char **ret);
-bool filespec_all(const char *f);
+bool filespec_all(const char *f); /* NULL, "" or "*" */
 bool group_match(const StoreFileGroup *g, const char *p, bool is_dir);
 bool excluded(const StoreFileGroup *x, size_t n, const char *p, bool is_dir);
 bool document_name_ok(const char *name);
