@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* Reading a backup: its store, its documents, its manifest, and the chain of backups it is based on. */
+/* Reading a backup: its store, its documents, its manifest, and the chain of backups it is
+ * based on. */
 
 #include "lib/common.h"
 #include "tools/restore-where.h"
@@ -35,11 +36,14 @@ bool backup_open(Run *run, const char *src, Backup *bk) {
         free(err);
         err = NULL;
         r = store_get_document(bk->store, MANIFEST_NAME, MANIFEST_MAX, &man, &len, &err);
-        if (r >= 0 && strlen(man) != len)
-                snprintf(why, sizeof(why), "it contains a NUL character");
-        else if (r < 0)
+        if (r < 0)
                 snprintf(why, sizeof(why), "%s", err ? err : strerror(-r));
-        if (r < 0 || strlen(man) != len || manifest_parse(man, &bk->manifest, why, sizeof(why)) < 0)
+        else if (strlen(man) != len) {
+                snprintf(why, sizeof(why), "it contains a NUL character");
+                r = -EBADMSG;
+        } else
+                r = manifest_parse(man, &bk->manifest, why, sizeof(why));
+        if (r < 0)
                 return run_fail(run, VSS_E_INVALIDARG, "%s: missing or bad %s: %s", src, MANIFEST_NAME, why);
         return true;
 }
