@@ -20,6 +20,36 @@ void jv_fail(JsonReader *v, const char *key, const char *fmt, ...) {
                 snprintf(v->error, sizeof(v->error), "%s", what);
 }
 
+/* Keys in text[0, end): strings followed by ':' (text is valid JSON). */
+static size_t text_keys(const char *text, size_t end) {
+        size_t n = 0;
+        for (size_t i = 0; i < end; i++) {
+                if (text[i] != '"')
+                        continue;
+                for (i++; i < end && text[i] != '"'; i++)
+                        if (text[i] == '\\')
+                                i++;
+                size_t k = i + 1;
+                while (k < end && strchr(" \t\r\n", text[k]))
+                        k++;
+                n += k < end && text[k] == ':';
+        }
+        return n;
+}
+
+static size_t tree_keys(json_object *o) {
+        size_t n = 0;
+        if (json_object_is_type(o, json_type_object)) {
+                json_object_object_foreach(o, k, val) {
+                        (void) k;
+                        n += 1 + tree_keys(val);
+                }
+        } else if (json_object_is_type(o, json_type_array))
+                for (size_t i = 0; i < json_object_array_length(o); i++)
+                        n += tree_keys(json_object_array_get_idx(o, i));
+        return n;
+}
+
 json_object *jv_parse(JsonReader *v, const char *text, size_t max, const char *what) {
         if (!text || strnlen(text, max + 1) > max) {
                 jv_fail(v, NULL, "%s larger than %zu bytes", what, max);
@@ -43,6 +73,9 @@ json_object *jv_parse(JsonReader *v, const char *text, size_t max, const char *w
                 jv_fail(v, NULL, "%s is not valid JSON: %s", what, json_tokener_error_desc(err));
         else if (!json_object_is_type(o, json_type_object))
                 jv_fail(v, NULL, "%s must be a JSON object", what);
+        /* json-c keeps the last of a key given twice: then the tree has fewer keys than the text. */
+        else if (tree_keys(o) != text_keys(text, end))
+                jv_fail(v, NULL, "%s has a key more than once in an object", what);
         for (size_t i = end; !jv_failed(v) && i < len; i++)
                 if (!strchr(" \t\r\n", text[i]))
                         jv_fail(v, NULL, "%s has data after its end (offset %zu)", what, i);

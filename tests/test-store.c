@@ -397,6 +397,11 @@ static void test_kind(const char *kind) {
         FAILS(store_get_document(st, "nope.json", 1024, &data, &len, &err), -ENOENT, "nope.json");
         FAILS(store_get_document(st, "backup.json", 3, &data, &len, &err), -EFBIG, "larger than 3 bytes");
         CHECK(!data);
+        /* Exactly as large as allowed: read. */
+        OK(store_get_document(st, "backup.json", 7, &data, &len, &err));
+        CHECK(data && len == 7);
+        free(data);
+        data = NULL;
 
         /* The index: everything present in the groups, not what was excluded or outside them. */
         for (size_t i = 0; i < ELEMENTSOF(stored_names); i++) {

@@ -401,6 +401,54 @@ static void test_bad_backups(void) {
         harness_free(h);
 }
 
+/* A manifest (openvss/vssbackup.json) is read through the strict JSON layer: one with a key given
+ * twice, or nested deeper than it allows, is refused with the reason, from a directory and from
+ * an archive, before any writer is asked and without a file written. */
+static void test_bad_manifest(void) {
+        static const struct {
+                const char *sed; /* what makes the manifest bad */
+                const char *why; /* in the message */
+        } bad[] = {
+                { "s/^{/{\"type\":\"copy\",/", "has a key more than once" },
+                { "s/^{/{\"version\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]],/", "nesting too deep" },
+        };
+        Harness *h = harness_new(NULL);
+        char *data = make_rich_tree(h, "data");
+        char comp[PATH_MAX + 16], dest[PATH_MAX], tar[PATH_MAX];
+        snprintf(comp, sizeof(comp), "db=%s", data);
+        const char *const args[] = { "--component", comp, NULL };
+        harness_writer(h, "db", args);
+        snprintf(dest, sizeof(dest), "%s/backup", harness_dir(h));
+        snprintf(tar, sizeof(tar), "%s/backup.tar", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s >/dev/null", dest) == 0);
+        _cleanup_free_ char *before = tree_text(data);
+        /* Any restore that got through would undo this. */
+        change_tree(data);
+        _cleanup_free_ char *changed = tree_text(data);
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                char *err = NULL;
+                CHECK(harness_sh(h, NULL, "cp %s/openvss/vssbackup.json %s/good.json && sed -i '%s' %s/openvss/vssbackup.json",
+                                 dest, harness_dir(h), bad[i].sed, dest) == 0);
+                CHECK(harness_sh(h, &err, "vssbackup restore --from %s 2>&1", dest) == 1);
+                CHECK(err && strstr(err, "missing or bad vssbackup.json") && strstr(err, bad[i].why));
+                free(err);
+                /* The same backup as an archive. */
+                CHECK(harness_sh(h, NULL, "rm -f %s && cd %s && tar --format=pax -cf %s openvss/* data", tar, dest, tar) == 0);
+                CHECK(harness_sh(h, &err, "vssbackup restore --from %s 2>&1", tar) == 1);
+                CHECK(err && strstr(err, "missing or bad vssbackup.json") && strstr(err, bad[i].why));
+                free(err);
+                CHECK(harness_sh(h, NULL, "mv %s/good.json %s/openvss/vssbackup.json", harness_dir(h), dest) == 0);
+        }
+        _cleanup_free_ char *after = tree_text(data);
+        check_trees_equal(changed, after, "after refused restores");
+        /* The manifest was all that stood in the way. */
+        CHECK(harness_sh(h, NULL, "vssbackup restore --from %s >/dev/null", dest) == 0);
+        _cleanup_free_ char *restored = tree_text(data);
+        check_trees_equal(before, restored, "restored with the good manifest");
+        harness_free(h);
+}
+
 /* An application that writes two files as one transaction, and a writer that quiesces it: the
  * freeze hook asks for a pause and waits until the application stands between transactions. */
 static const char app_script[] =
@@ -485,6 +533,7 @@ static const TestCase cases[] = {
         { "vssbackup-prerestore-veto", test_prerestore_veto },
         { "vssbackup-incremental", test_incremental },
         { "vssbackup-bad-backups", test_bad_backups },
+        { "vssbackup-bad-manifest", test_bad_manifest },
         { "vssbackup-exec", test_exec },
         {},
 };

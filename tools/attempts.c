@@ -14,16 +14,11 @@ unsigned retry_delay_s(unsigned n) {
 }
 
 json_object *attempt_json(const Report *c, unsigned n, unsigned retry_in_s) {
-        char hex[16];
         json_object *a = json_object_new_object();
         json_object_object_add(a, "attempt", json_object_new_int((int) n));
         json_object_object_add(a, "result", json_object_new_string(c->error_hr ? "failed" : "ok"));
         if (c->error_hr) {
-                json_object *e = json_object_new_object();
-                json_object_object_add(e, "code", json_object_new_string(hex32(c->error_hr, hex)));
-                json_object_object_add(e, "name", json_object_new_string(strempty(vss_error_name(c->error_hr))));
-                json_object_object_add(e, "message", json_object_new_string(c->error_msg));
-                json_object_object_add(a, "error", e);
+                json_object_object_add(a, "error", report_error_json(c));
                 json_object_object_add(a, "retryable", json_object_new_boolean(hr_retryable(c->error_hr)));
         }
         if (retry_in_s) {

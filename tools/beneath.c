@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,22 +15,11 @@
 #include "lib/openat.h"
 #include "providers/file/meta.h"
 #include "tools/beneath.h"
+#include "tools/dir-util.h"
+#include "tools/fail.h"
 
 #define DEPTH_MAX 4096U
 #define NAME_SHOWN 256
-
-static int fail(char **ret_error, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char **ret_error, int r, const char *fmt, ...) {
-        va_list ap;
-
-        if (ret_error && !*ret_error) {
-                va_start(ap, fmt);
-                if (vasprintf(ret_error, fmt, ap) < 0)
-                        *ret_error = NULL;
-                va_end(ap);
-        }
-        return r;
-}
 
 int beneath_open(int dirfd, const char *path, int flags, mode_t mode) {
         return open_no_symlinks(dirfd, path, flags, mode, true);
@@ -135,23 +123,6 @@ int beneath_staging(int dirfd, char name[static 64], int *ret_fd) {
                 return 0;
         }
         return -EEXIST;
-}
-
-static void closedirp(DIR **d) {
-        if (*d)
-                closedir(*d);
-}
-
-static DIR *opendir_at(int dirfd) {
-        int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d;
-
-        if (fd < 0)
-                return NULL;
-        d = fdopendir(fd);
-        if (!d)
-                close(fd);
-        return d;
 }
 
 int beneath_unprotect(int dirfd, const char *name) {

@@ -120,6 +120,15 @@ bool report_phase(Report *c, const char *phase) {
         return ok;
 }
 
+json_object *report_error_json(const Report *c) {
+        char hex[16];
+        json_object *e = json_object_new_object();
+        json_object_object_add(e, "code", json_object_new_string(hex32(c->error_hr, hex)));
+        json_object_object_add(e, "name", json_object_new_string(strempty(vss_error_name(c->error_hr))));
+        json_object_object_add(e, "message", json_object_new_string(c->error_msg));
+        return e;
+}
+
 bool report_step(Report *c, int32_t hr) {
         if (hr < 0)
                 report_fail(c, hr, vss_backup_errmsg(c->b));

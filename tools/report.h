@@ -32,5 +32,7 @@ void report_fail(Report *c, int32_t hr, const char *msg);
 /* Gathers writer status after a phase, prints it (text) or records it (JSON); false when a
  * writer failed. */
 bool report_phase(Report *c, const char *phase);
+/* {code, name, message}: the failure kept. */
+json_object *report_error_json(const Report *c);
 /* hr of a libvss call: false (and the failure kept) when it failed. */
 bool report_step(Report *c, int32_t hr);

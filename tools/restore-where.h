@@ -10,7 +10,6 @@
 
 #include "lib/basic/path-util.h"
 
-/* path is dir or below it. */
 /* Who could have written a backup's document (doc_name, under openvss/): the owner of the archive
  * file, or of the directory and of its document. 0: root only; -1: several users. */
 int64_t backup_owner(const char *src, const char *doc_name);

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* What store.c shares with store-restore.c: the Store object, the reader and small helpers. */
+/* What the store's files share. store.c: the Store object, names, paths and file groups;
+ * store-write.c creates and finishes a backup, store-walk.c stores groups of files into it,
+ * store-read.c opens one and reads it (the Reader), store-restore.c puts its files back,
+ * store-meta.c keeps file flags and the warnings about metadata not kept. */
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -13,7 +16,9 @@
 #include <sys/types.h>
 
 #include "lib/basic/path-util.h"
-#include "store.h"
+#include "tools/dir-util.h"
+#include "tools/fail.h"
+#include "tools/store.h"
 
 #define DOC_PREFIX "openvss/"
 #define DATA_PREFIX "data/"
@@ -100,17 +105,38 @@ typedef struct Reader {
         char target[PATH_MAX];                    /* a hard link's target, as an original path */
 } Reader;
 
-int fail(char **ret_error, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* store.c */
+Store *store_new(void);
+void store_free(Store *s);
 int fail_archive(char **ret_error, struct archive *a, const char *what, const char *path);
-int fail_oom(char **ret_error);
+int cmp_str(const void *a, const void *b);  /* tsearch sets of strings */
+int cmp_strp(const void *a, const void *b); /* sorted arrays of string pointers */
+/* Absolute, no empty, "." or ".." components, no trailing '/' (but "/"), shorter than PATH_MAX. */
 bool path_is_normalized(const char *p);
+/* A malloc'd copy of in with "//" collapsed and a trailing '/' dropped; -EINVAL for a relative
+ * path or one with "." or ".." components. */
 int path_clean(const char *in, char **ret);
-int path_resolve(const char *p, char **ret);
+bool filespec_all(const char *f); /* NULL, "" or "*" */
 bool group_match(const StoreFileGroup *g, const char *p, bool is_dir);
 bool excluded(const StoreFileGroup *x, size_t n, const char *p, bool is_dir);
+bool document_name_ok(const char *name);
+bool document_name_reserved(const char *name);
 void progress(Store *s, const char *current);
 int disk_flags(int flags);
-void closedirp(DIR **d);
+
+static inline bool startswith(const char *s, const char *prefix) {
+        return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+static inline bool endswith(const char *s, const char *suffix) {
+        size_t a = strlen(s), b = strlen(suffix);
+        return a >= b && streq(s + a - b, suffix);
+}
+static inline void entry_freep(struct archive_entry **e) {
+        if (*e)
+                archive_entry_free(*e);
+}
+
+/* store-read.c */
 void reader_close(Reader *r);
 int reader_open(Store *s, Reader *r, char **ret_error);
 int reader_next(Reader *r, struct archive_entry **ret, EntryKind *ret_kind, char **ret_error);

@@ -107,6 +107,23 @@ static int leave_staging(Restore *rs, int *back) {
         return r;
 }
 
+/* The header of e (e not NULL), or the end of the current entry, written into rule i's staging
+ * directory (shown: where it goes, for messages). */
+static int staged_write(Restore *rs, size_t i, struct archive_entry *e, const char *shown) {
+        struct archive *disk = rs->dests[i].disk;
+        int back = -EBADF, r;
+
+        r = enter_staging(rs, i, &back);
+        if (r >= 0) {
+                int k = e ? archive_write_header(disk, e) : archive_write_finish_entry(disk);
+                if (k != ARCHIVE_OK && !store_warn_archive(rs->s, disk, k, shown))
+                        r = fail_archive(rs->ret_error, disk, "restoring", shown);
+        }
+        if (back >= 0 && leave_staging(rs, &back) < 0 && r >= 0)
+                r = -EIO;
+        return r;
+}
+
 /* Writes the current entry at rel in rule i's staging directory. A hard link entry must already
  * point at its target there. */
 static int write_entry(Restore *rs, Reader *rd, struct archive_entry *e, size_t i, const char *rel) {
@@ -114,7 +131,6 @@ static int write_entry(Restore *rs, Reader *rd, struct archive_entry *e, size_t 
         Dest *d = &rs->dests[i];
         Store *s = rs->s;
         _cleanup_free_ char *shown = path_join(d->shown, rel);
-        _cleanup_close_ int back = -EBADF;
         int r;
 
         if (!shown)
@@ -122,14 +138,7 @@ static int write_entry(Restore *rs, Reader *rd, struct archive_entry *e, size_t 
         archive_entry_copy_pathname(e, rel);
         if (hardlink)
                 archive_entry_unset_size(e); /* links carry no data: nothing is written through them */
-        r = enter_staging(rs, i, &back);
-        if (r >= 0) {
-                int k = archive_write_header(d->disk, e);
-                if (k != ARCHIVE_OK && !store_warn_archive(s, d->disk, k, shown))
-                        r = fail_archive(rs->ret_error, d->disk, "restoring", shown);
-        }
-        if (back >= 0 && leave_staging(rs, &back) < 0 && r >= 0)
-                r = -EIO;
+        r = staged_write(rs, i, e, shown);
         if (r < 0)
                 return r;
         if (!hardlink && archive_entry_filetype(e) == AE_IFREG)
@@ -147,14 +156,7 @@ static int write_entry(Restore *rs, Reader *rd, struct archive_entry *e, size_t 
                                 return fail_archive(rs->ret_error, d->disk, "restoring", shown);
                         s->bytes += len;
                 }
-        r = enter_staging(rs, i, &back);
-        if (r >= 0) {
-                int k = archive_write_finish_entry(d->disk);
-                if (k != ARCHIVE_OK && !store_warn_archive(s, d->disk, k, shown))
-                        r = fail_archive(rs->ret_error, d->disk, "restoring", shown);
-        }
-        if (back >= 0 && leave_staging(rs, &back) < 0 && r >= 0)
-                r = -EIO;
+        r = staged_write(rs, i, NULL, shown);
         if (r < 0)
                 return r;
         if (!hardlink) {
@@ -302,52 +304,47 @@ static int prune_unlink(int dfd, const char *name) {
         return unlinkat(dfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
 }
 
-static int prune_dir(Restore *rs, size_t i, int fd, const char *orig, dev_t dev, unsigned depth) {
-        _cleanup_(closedirp) DIR *d = NULL;
-        const StoreFileGroup *g = &rs->from[i];
-        const char *shown = rs->dests[i].root_shown;
+typedef struct PruneDir {
+        Restore *rs;
+        size_t i;
+        dev_t dev;
+        unsigned depth;
+} PruneDir;
+
+static int prune_dir(Restore *rs, size_t i, int fd, const char *orig, dev_t dev, unsigned depth);
+
+static int prune_entry(const DirEntry *e, void *userdata) {
+        const PruneDir *pd = userdata;
+        Restore *rs = pd->rs;
+        const StoreFileGroup *g = &rs->from[pd->i];
         Store *s = rs->s;
-        int dfd, r;
+        int r;
+
+        if (e->stat_error < 0)
+                return 0;
+        if (S_ISDIR(e->st.st_mode)) {
+                _cleanup_close_ int cfd = -EBADF;
+                if (!g->recursive || e->st.st_dev != pd->dev)
+                        return 0;
+                cfd = beneath_open(e->dfd, e->name, O_PATH | O_DIRECTORY, 0);
+                return cfd < 0 ? 0 : prune_dir(rs, pd->i, cfd, e->path, pd->dev, pd->depth + 1);
+        }
+        if (group_match(g, e->path, false) && !store_index_has(s, e->path) &&
+            !excluded(s->excludes, s->n_excludes, e->path, false) && (r = prune_unlink(e->dfd, e->name)) < 0)
+                return fail(rs->ret_error, r, "pruning %s/%s: %s", rs->dests[pd->i].root_shown, e->name, strerror(-r));
+        return 0;
+}
+
+static int prune_dir(Restore *rs, size_t i, int fd, const char *orig, dev_t dev, unsigned depth) {
+        int r;
 
         if (depth > WALK_DEPTH_MAX)
                 return fail(rs->ret_error, -ELOOP, "%s: directories nested too deeply", orig);
-        dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0 || !(d = fdopendir(dfd))) {
-                if (dfd >= 0)
-                        close(dfd);
-                return fail(rs->ret_error, -errno, "pruning %s: %m", shown);
-        }
-        for (;;) {
-                _cleanup_free_ char *child = NULL;
-                struct dirent *de;
-                struct stat st;
-
-                errno = 0;
-                de = readdir(d);
-                if (!de)
-                        return errno > 0 ? fail(rs->ret_error, -errno, "pruning %s: %m", shown) : 0;
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        continue;
-                child = path_join(orig, de->d_name);
-                if (!child)
-                        return fail_oom(rs->ret_error);
-                if (S_ISDIR(st.st_mode)) {
-                        _cleanup_close_ int cfd = -EBADF;
-                        if (!g->recursive || st.st_dev != dev)
-                                continue;
-                        cfd = beneath_open(dirfd(d), de->d_name, O_PATH | O_DIRECTORY, 0);
-                        if (cfd < 0)
-                                continue;
-                        r = prune_dir(rs, i, cfd, child, dev, depth + 1);
-                        if (r < 0)
-                                return r;
-                } else if (group_match(g, child, false) && !store_index_has(s, child) &&
-                           !excluded(s->excludes, s->n_excludes, child, false) &&
-                           (r = prune_unlink(dirfd(d), de->d_name)) < 0)
-                        return fail(rs->ret_error, r, "pruning %s/%s: %s", shown, de->d_name, strerror(-r));
-        }
+        r = dir_foreach(fd, orig, prune_entry, &(PruneDir) { rs, i, dev, depth });
+        if (r == -ENOMEM)
+                return fail_oom(rs->ret_error);
+        /* fail() keeps the first message: prune_entry's, when it failed. */
+        return r < 0 ? fail(rs->ret_error, r, "pruning %s: %s", rs->dests[i].root_shown, strerror(-r)) : 0;
 }
 
 static int prune(Restore *rs, size_t i) {

@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* vssbackup backup: the components chosen, their files copied from the shadow copies into the
+ * store, with the documents. */
+
+#include <ftw.h>
+#include <sys/stat.h>
+
+#include "lib/common.h"
+#include "tools/vssbackup.h"
+
+typedef struct Selected {
+        const vss_writer_metadata *wm;
+        const vss_component_info *ci;
+} Selected;
+
+/* The components to back up: the --component ones, or every selectable one. */
+static bool select_components(Run *run, char **specs, size_t n_specs, Selected **ret, size_t *ret_n) {
+        vss_backup *b = run->r.b;
+        size_t total = 0, n = 0;
+        for (size_t i = 0; i < vss_backup_metadata_count(b); i++)
+                total += vss_backup_metadata_get(b, i)->n_components;
+        Selected *sel = calloc(total ? total : 1, sizeof(*sel));
+        bool *used = calloc(n_specs ? n_specs : 1, sizeof(bool));
+        if (!sel || !used) {
+                free(sel);
+                free(used);
+                return run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
+        }
+        for (size_t i = 0; i < vss_backup_metadata_count(b); i++) {
+                const vss_writer_metadata *wm = vss_backup_metadata_get(b, i);
+                for (size_t k = 0; k < wm->n_components; k++) {
+                        const vss_component_info *ci = &wm->components[k];
+                        bool want = n_specs == 0;
+                        for (size_t s = 0; s < n_specs; s++)
+                                if (spec_matches(specs[s], &wm->writer_id, wm->name, ci->logical_path, ci->name)) {
+                                        want = true;
+                                        used[s] = true;
+                                }
+                        if (want)
+                                sel[n++] = (Selected) { wm, ci };
+                }
+        }
+        for (size_t s = 0; s < n_specs; s++)
+                if (!used[s]) {
+                        free(sel);
+                        free(used);
+                        return run_fail(run, VSS_E_OBJECT_NOT_FOUND, "no writer has the component '%s'", specs[s]);
+                }
+        free(used);
+        *ret = sel;
+        *ret_n = n;
+        return true;
+}
+
+static int put_document(Run *run, Store *st, const char *name, const char *data) {
+        _cleanup_free_ char *err = NULL;
+        int r = store_put_document(st, name, data, strlen(data), &err);
+        if (r < 0)
+                run_fail(run, VSS_E_UNEXPECTED, "cannot store %s: %s", name, err ? err : strerror(-r));
+        return r;
+}
+
+/* The file groups of a component as the store takes them. */
+static StoreFileGroup *groups_of(const vss_file_desc *f, size_t n) {
+        StoreFileGroup *g = calloc(n ? n : 1, sizeof(*g));
+        for (size_t i = 0; g && i < n; i++)
+                g[i] = (StoreFileGroup) { f[i].path, f[i].filespec, f[i].recursive };
+        return g;
+}
+
+static bool copy_component(Run *run, Store *st, const Selected *s, const Volume *vols, size_t n_vols,
+                           uint64_t since_usec) {
+        _cleanup_free_ StoreFileGroup *groups = groups_of(s->ci->files, s->ci->n_files);
+        _cleanup_free_ StoreFileGroup *ex = groups_of(s->wm->excludes, s->wm->n_excludes);
+        if (!groups || !ex)
+                return run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
+        for (size_t i = 0; i < s->ci->n_files; i++) {
+                _cleanup_free_ char *err = NULL;
+                const Volume *v = volume_of(vols, n_vols, groups[i].path);
+                if (!v)
+                        return run_fail(run, VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT,
+                                        "%s of component '%s' is on no volume of the snapshot set", groups[i].path,
+                                        s->ci->name);
+                int r = store_add_files(st, v->shadow_path, v->path, &groups[i], ex, s->wm->n_excludes, since_usec, &err);
+                if (r < 0)
+                        return run_fail(run, VSS_E_UNEXPECTED, "copying %s of component '%s': %s", groups[i].path,
+                                        s->ci->name, err ? err : strerror(-r));
+        }
+        return true;
+}
+
+/* Whether every file under path (itself included, symlinks not followed) belongs to uid: a
+ * user's writer may hand the requester only files its owner owns, never make a more privileged
+ * requester read someone else's. ret_bad: the first file that does not (static buffer). */
+static uid_t files_owner_want;
+static char files_owner_bad[PATH_MAX];
+static int check_owner(const char *fpath, const struct stat *st, int type, struct FTW *ftw) {
+        if (type != FTW_NS && type != FTW_DNR && st->st_uid == files_owner_want)
+                return 0;
+        snprintf(files_owner_bad, sizeof(files_owner_bad), "%s", fpath);
+        return 1;
+}
+
+static bool files_owned_by(const char *path, uid_t uid) {
+        files_owner_want = uid;
+        files_owner_bad[0] = 0;
+        return nftw(path, check_owner, 16, FTW_PHYS) == 0;
+}
+
+/* The owner vssd recorded for the writer of this component in the live document. */
+static const vss_writer_metadata *document_writer(const vss_backup_document *d, const vss_writer_metadata *wm) {
+        for (size_t i = 0; i < d->n_writers; i++)
+                if (vss_id_equal(&d->writers[i]->instance_id, &wm->instance_id))
+                        return d->writers[i];
+        return NULL;
+}
+
+/* The files the component's writer made after the shadows were cut (its record's writer_files),
+ * read where they are now and stored as the component's files at their stored_as paths. Stored
+ * first, whatever the backup type, so that they take the place of the shadow's older copies.
+ * A writer that is not root's may name only files its owner owns. */
+static bool copy_writer_files(Run *run, Store *st, const vss_backup_document *d, const Selected *s) {
+        const vss_bc_component *c = vss_backup_document_find(d, &s->wm->writer_id, &s->wm->instance_id,
+                                                             s->ci->logical_path, s->ci->name);
+        const vss_writer_metadata *owner = document_writer(d, s->wm);
+        for (size_t i = 0; c && i < c->n_writer_files; i++) {
+                const vss_file_mapping *f = &c->writer_files[i];
+                StoreFileGroup g = { f->destination, f->filespec, f->recursive };
+                _cleanup_free_ char *err = NULL;
+                if (!owner || !owner->owner_known)
+                        return run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE,
+                                        "writer files of component '%s': vssd recorded no owner for its writer",
+                                        s->ci->name);
+                if (owner->owner_uid != 0 && !files_owned_by(f->path, (uid_t) owner->owner_uid))
+                        return run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE,
+                                        "writer files of component '%s': %s does not belong to the writer's owner "
+                                        "(uid %u); a writer hands over only its owner's files", s->ci->name,
+                                        files_owner_bad[0] ? files_owner_bad : f->path, (unsigned) owner->owner_uid);
+                int r = store_add_files(st, f->path, f->destination, &g, NULL, 0, 0, &err);
+                if (r < 0)
+                        return run_fail(run, VSS_E_UNEXPECTED, "copying %s (as %s) of component '%s': %s", f->path,
+                                        f->destination, s->ci->name, err ? err : strerror(-r));
+        }
+        return true;
+}
+
+/* What backup chooses on each attempt: the components, and the stamps they got in the base. */
+typedef struct Choice {
+        char **specs;
+        size_t n_specs;
+        const vss_backup_document *base; /* the base backup's document, or NULL */
+        Selected *sel;
+        size_t n_sel;
+} Choice;
+
+static bool choose_components(Run *run, void *userdata) {
+        Choice *ch = userdata;
+        vss_backup *b = run->r.b;
+
+        free(ch->sel);
+        ch->sel = NULL;
+        ch->n_sel = 0;
+        bool ok = select_components(run, ch->specs, ch->n_specs, &ch->sel, &ch->n_sel);
+        for (size_t i = 0; ok && i < ch->n_sel; i++) {
+                const Selected *s = &ch->sel[i];
+                if (ch->n_specs > 0)
+                        ok = report_step(&run->r, vss_backup_add_component(b, &s->wm->instance_id, &s->wm->writer_id,
+                                                                           s->ci->logical_path, s->ci->name));
+                /* The writer reads the stamp its component got in the base backup. */
+                const vss_bc_component *prev = ch->base ? vss_backup_document_find(ch->base, &s->wm->writer_id, NULL,
+                                                                                   s->ci->logical_path, s->ci->name)
+                                                        : NULL;
+                if (ok && prev && !isempty(prev->backup_stamp))
+                        ok = report_step(&run->r, vss_backup_set_previous_backup_stamp(b, &s->wm->instance_id,
+                                                                                       &s->wm->writer_id,
+                                                                                       s->ci->logical_path, s->ci->name,
+                                                                                       prev->backup_stamp));
+        }
+        return ok;
+}
+
+static bool component_volumes(Run *run, Volume *vols, size_t *n_vols, void *userdata) {
+        const Choice *ch = userdata;
+        bool ok = true;
+
+        for (size_t i = 0; ok && i < ch->n_sel; i++)
+                for (size_t k = 0; ok && k < ch->sel[i].ci->n_files; k++)
+                        ok = volume_add(run, vols, n_vols, ch->sel[i].ci->files[k].path);
+        return ok;
+}
+
+/* The base of an incremental or differential backup: opened, checked, and named in man. */
+static void open_base(Run *run, const char *base_path, vss_backup_type type, Backup *base, Manifest *man) {
+        char real[PATH_MAX] = "";
+
+        if (!backup_open(run, base_path, base))
+                return;
+        if (type == VSS_BT_DIFFERENTIAL && base->manifest.type != VSS_BT_FULL)
+                run_fail(run, VSS_E_INVALIDARG, "the base of a differential backup must be a full backup; %s is %s",
+                         base_path, vss_backup_type_name(base->manifest.type));
+        else if (base->manifest.type == VSS_BT_COPY)
+                run_fail(run, VSS_E_INVALIDARG, "%s is a copy backup, which no backup is based on", base_path);
+        if (!realpath(base_path, real))
+                run_fail(run, VSS_E_OBJECT_NOT_FOUND, "cannot resolve %s", base_path);
+        snprintf(man->base, sizeof(man->base), "%s", real);
+        man->base_created_usec = base->manifest.created_usec;
+}
+
+static Store *open_store(Run *run, const char *dest) {
+        _cleanup_free_ char *err = NULL;
+        Store *st = NULL;
+        int r = store_create(dest, &st, &err);
+
+        if (r < 0) {
+                run_fail(run, VSS_E_INVALIDARG, "cannot write the backup to %s: %s", dest, err ? err : strerror(-r));
+                return NULL;
+        }
+        store_set_warning(st, on_warning, NULL);
+        if (isatty(STDERR_FILENO) && !arg_json)
+                store_set_progress(st, on_progress, NULL);
+        return st;
+}
+
+/* Copies each chosen component (files changed since since_usec, for incremental and
+ * differential) and marks it backed up or not. *all_ok: false when one failed. */
+static bool copy_components(Run *run, Store *st, const Choice *ch, const Volume *vols, size_t n_vols,
+                            uint64_t since_usec, bool *all_ok) {
+        vss_backup *b = run->r.b;
+        vss_backup_document *now = NULL;
+
+        if (!report_step(&run->r, vss_backup_get_document(b, &now)))
+                return false;
+        for (size_t i = 0; i < ch->n_sel; i++) {
+                const Selected *s = &ch->sel[i];
+                char saved[1024] = "";
+                bool c_ok = copy_writer_files(run, st, now, s) && copy_component(run, st, s, vols, n_vols, since_usec);
+                if (!c_ok) {
+                        snprintf(saved, sizeof(saved), "%s", run->r.error_msg);
+                        *all_ok = false;
+                }
+                (void) vss_backup_set_backup_succeeded(b, &s->wm->instance_id, &s->wm->writer_id, s->ci->logical_path,
+                                                       s->ci->name, c_ok);
+                component_report(run, s->wm, s->ci->logical_path, s->ci->name, c_ok, c_ok ? "backed up" : saved);
+        }
+        vss_backup_document_free(now);
+        return true;
+}
+
+/* The backup components document, the manifest and each writer's metadata. */
+static bool put_documents(Run *run, Store *st, const char *bcd, const Manifest *man) {
+        char name[64], iid[VSS_ID_STRING_MAX];
+        vss_backup *b = run->r.b;
+        _cleanup_free_ char *m = manifest_format(man);
+        bool ok = m && put_document(run, st, BCD_NAME, bcd) >= 0 && put_document(run, st, MANIFEST_NAME, m) >= 0;
+
+        for (size_t i = 0; ok && i < vss_backup_metadata_count(b); i++) {
+                const vss_writer_metadata *wm = vss_backup_metadata_get(b, i);
+                snprintf(name, sizeof(name), "writer-%s.json", id_string(&wm->instance_id, iid));
+                ok = put_document(run, st, name, wm->document) >= 0;
+        }
+        return ok;
+}
+
+int cmd_backup(const char *dest, char **specs, size_t n_specs, vss_backup_type type, const char *base_path,
+               char **paths, size_t n_paths) {
+        Run run;
+        Backup base = {};
+        Store *st = NULL;
+        size_t n_vols = 0;
+        Volume vols[MAX_VOLUMES];
+        vss_id set_id = {};
+        Manifest man = { .type = type };
+        Choice ch = { .specs = specs, .n_specs = n_specs };
+        _cleanup_free_ char *err = NULL, *bcd = NULL;
+        bool all_ok = true;
+
+        if (run_start(&run, "backup") && base_path)
+                open_base(&run, base_path, type, &base, &man);
+        bool ok = !run.r.error_hr;
+        if (ok) {
+                st = open_store(&run, dest);
+                ok = st != NULL;
+        }
+        ch.base = base.bcd;
+        run.attempts = json_object_new_array();
+        /* Retries restart from a new session; the destination, still empty, stays. */
+        const SnapshotPlan plan = {
+                .type = type,
+                .select_components = n_specs > 0,
+                .paths = paths,
+                .n_paths = n_paths,
+                .nothing = "nothing to back up: no writer has components; give --for PATH",
+                .prepare = choose_components,
+                .default_volumes = component_volumes,
+                .userdata = &ch,
+        };
+        ok = snapshot_attempts(&run, ok, &plan, vols, &n_vols, &set_id);
+        vss_backup *b = run.r.b;
+        if (ok) {
+                man.created_usec = vols[0].created_usec;
+                /* Incremental and differential: files changed since the base was cut. */
+                ok = copy_components(&run, st, &ch, vols, n_vols, base.bcd ? base.manifest.created_usec : 0, &all_ok) &&
+                     report_step(&run.r, vss_backup_save_as_document(b, &bcd));
+        }
+        ok = ok && put_documents(&run, st, bcd, &man);
+        if (ok && report_step(&run.r, vss_backup_backup_complete_sync(b)))
+                ok = report_phase(&run.r, "backup-complete") && ok;
+        if (st) {
+                /* A backup whose writers failed is no backup: nothing is kept. A component that
+                 * failed to copy is kept, marked failed in the document. */
+                if (!ok)
+                        store_abort(st);
+                else if (store_finish(st, &err) < 0)
+                        run_fail(&run, VSS_E_UNEXPECTED, "cannot finish %s: %s", dest, strempty(err));
+        }
+        if (ok && !all_ok && !run.r.error_hr)
+                run_fail(&run, VSS_E_UNEXPECTED, "some components could not be copied");
+        if (!arg_json && !run.r.error_hr)
+                printf("Backup (%s) written to %s\n", vss_backup_type_name(type), dest);
+        json_object *extra = json_object_new_object();
+        char sid[VSS_ID_STRING_MAX];
+        json_object_object_add(extra, "destination", json_object_new_string(dest));
+        json_object_object_add(extra, "type", json_object_new_string(vss_backup_type_name(type)));
+        json_object_object_add(extra, "snapshot_set_id",
+                               json_object_new_string(vss_id_is_null(&set_id) ? "" : id_string(&set_id, sid)));
+        json_object_object_add(extra, "base", json_object_new_string(man.base));
+        add_warnings(extra);
+        backup_close(&base);
+        volumes_free(vols, n_vols);
+        free(ch.sel);
+        return run_finish(&run, extra);
+}

@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* vssbackup restore: the restore sequence with the writers, files put back where the writers say. */
+
+#include <sys/stat.h>
+
+#include "lib/common.h"
+#include "tools/restore-where.h"
+#include "tools/vssbackup.h"
+
+static bool component_wanted(const vss_backup_document *d, const vss_bc_component *c, char **specs, size_t n_specs) {
+        const vss_writer_metadata *wm = vss_backup_document_writer(d, c);
+        if (!wm || !c->backup_succeeded)
+                return false;
+        if (n_specs == 0)
+                return true;
+        for (size_t s = 0; s < n_specs; s++)
+                if (spec_matches(specs[s], &c->writer_id, wm->name, c->logical_path, c->name))
+                        return true;
+        return false;
+}
+
+/* Puts one component's files back from each backup of the chain, oldest first. With to, every
+ * destination (the original path, or one the backup or the writer names) is taken beneath to; else
+ * one the backup or the writer names (and, for a user's writer, its original paths) is honoured
+ * only where the writer's owner may write itself. */
+static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss_backup_document *d,
+                              const vss_bc_component *c, const char *to, uint64_t *ret_files) {
+        const vss_writer_metadata *wm = vss_backup_document_writer(d, c);
+        const vss_backup_document *doc = chain[n_chain - 1].bcd;
+        const vss_bc_component *bc = vss_backup_document_find(doc, &c->writer_id, &c->instance_id, c->logical_path,
+                                                              c->name);
+        const vss_component_info *ci = NULL;
+        int64_t owner = writer_owner(wm, chain[n_chain - 1].owner);
+        for (size_t i = 0; i < wm->n_components; i++)
+                if (streq(wm->components[i].logical_path, c->logical_path) && streq(wm->components[i].name, c->name))
+                        ci = &wm->components[i];
+        if (!ci)
+                return run_fail(run, VSS_E_INVALIDARG, "component '%s' is not in its writer's metadata", c->name);
+        StoreRestoreRule *rules = calloc(ci->n_files ? ci->n_files : 1, sizeof(*rules));
+        bool ok = rules != NULL, wished = false;
+        if (!ok)
+                return run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
+        for (size_t i = 0; ok && i < ci->n_files; i++) {
+                char *dest = NULL;
+                /* Never "in place" for want of memory: a failure here fails the component. */
+                ok = restore_destination(wm, bc, c->restore_target, ci->files[i].path, &dest) >= 0;
+                rules[i] = (StoreRestoreRule) {
+                        .from = { ci->files[i].path, ci->files[i].filespec, ci->files[i].recursive },
+                        .no_overwrite = wm->restore_method == VSS_RME_RESTORE_IF_NOT_THERE,
+                };
+                if (ok && to) {
+                        char *under = NULL;
+                        ok = asprintf(&under, "%s%s", to, dest ? dest : ci->files[i].path) >= 0;
+                        free(dest);
+                        dest = ok ? under : NULL;
+                        rules[i].beneath = to;
+                } else if (ok && dest) {
+                        wished = true;
+                        if (owner < 0) {
+                                run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE,
+                                         "component '%s' of writer '%s': destination %s is not honoured: %s, and a "
+                                         "destination from a writer or a backup is honoured only where the writer's "
+                                         "owner may write itself (restore with --to DIR to put it beneath DIR)",
+                                         c->name, wm->name, dest,
+                                         wm->owner_known ? "the backup could have been written by another user than "
+                                                           "the writer's owner"
+                                                         : "the backup records no owner for the writer");
+                                free(dest);
+                                dest = NULL;
+                                ok = false;
+                        }
+                        rules[i].owner_check = true;
+                        rules[i].owner_uid = owner < 0 ? 0 : (uint32_t) owner;
+                } else if (ok && owner > 0) {
+                        /* In place, for a user's writer: its own paths, as far as that user may write
+                         * there (a symlink the user put on the way is not followed). A document that
+                         * vouches for no owner keeps the old way: the parent resolved. */
+                        wished = true;
+                        rules[i].owner_check = true;
+                        rules[i].owner_uid = (uint32_t) owner;
+                }
+                rules[i].to = dest;
+        }
+        if (!ok && !run->r.error_hr)
+                run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
+        *ret_files = 0;
+        for (size_t k = 0; ok && k < n_chain; k++) {
+                _cleanup_free_ char *err = NULL;
+                /* Files deleted since the older backups go away with the newest one's index. */
+                int r = store_restore(chain[k].store, rules, ci->n_files, n_chain > 1 && k == n_chain - 1, &err);
+                if (r == -EPERM && wished)
+                        ok = run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE, "component '%s' of writer '%s' not restored: %s",
+                                      c->name, wm->name, err ? err : strerror(-r));
+                else if (r < 0)
+                        ok = run_fail(run, VSS_E_UNEXPECTED, "restoring component '%s': %s", c->name, err ? err : strerror(-r));
+                else
+                        *ret_files += (uint64_t) r;
+        }
+        for (size_t i = 0; i < ci->n_files; i++)
+                free((char *) rules[i].to);
+        free(rules);
+        return ok;
+}
+
+/* With to, the writer of c learns where its files go (PostRestore checks them there): beneath to,
+ * as restore_component puts them, whatever the backup says. */
+static bool announce_targets(Run *run, const vss_backup_document *doc, const vss_bc_component *c, const char *to) {
+        const vss_writer_metadata *wm = vss_backup_document_writer(doc, c);
+        vss_backup *b = run->r.b;
+        bool ok = true;
+
+        for (size_t k = 0; ok && to && k < wm->n_components; k++) {
+                const vss_component_info *ci = &wm->components[k];
+                if (!streq(ci->logical_path, c->logical_path) || !streq(ci->name, c->name))
+                        continue;
+                for (size_t f = 0; ok && f < ci->n_files; f++) {
+                        const vss_file_desc *fd = &ci->files[f];
+                        _cleanup_free_ char *dest = NULL, *wish = NULL;
+                        if (restore_destination(wm, c, c->restore_target, fd->path, &wish) < 0 ||
+                            asprintf(&dest, "%s%s", to, wish ? wish : fd->path) < 0)
+                                ok = run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
+                        else
+                                ok = report_step(&run->r, vss_backup_add_new_target(b, &c->instance_id, &c->writer_id,
+                                                                                   c->logical_path, c->name, fd->path,
+                                                                                   fd->filespec, fd->recursive, dest));
+                }
+        }
+        return ok;
+}
+
+/* Selects the wanted components of doc for restore: each --component must name one. */
+static bool select_for_restore(Run *run, const vss_backup_document *doc, char **specs, size_t n_specs, const char *to) {
+        vss_backup *b = run->r.b;
+        size_t n_wanted = 0;
+        bool ok = true;
+
+        for (size_t i = 0; ok && i < doc->n_components; i++) {
+                const vss_bc_component *c = &doc->components[i];
+                if (!component_wanted(doc, c, specs, n_specs))
+                        continue;
+                n_wanted++;
+                ok = report_step(&run->r, vss_backup_set_selected_for_restore(b, &c->instance_id, &c->writer_id,
+                                                                              c->logical_path, c->name, true)) &&
+                     announce_targets(run, doc, c, to);
+        }
+        for (size_t s = 0; ok && s < n_specs; s++) {
+                bool found = false;
+                for (size_t i = 0; i < doc->n_components; i++)
+                        found = found || component_wanted(doc, &doc->components[i], &specs[s], 1);
+                if (!found)
+                        ok = run_fail(run, VSS_E_OBJECT_NOT_FOUND,
+                                      "the backup has no successfully backed up component '%s'", specs[s]);
+        }
+        if (ok && n_wanted == 0)
+                ok = run_fail(run, VSS_E_OBJECT_NOT_FOUND, "the backup has no component to restore");
+        return ok;
+}
+
+/* Puts back the files of every component selected in d (unless its writer refused it in
+ * PreRestore, or restores it itself) and tells vssd how that went. */
+static void restore_selected(Run *run, const vss_backup_document *d, Backup *chain, size_t n_chain, const char *to) {
+        vss_backup *b = run->r.b;
+
+        for (size_t i = 0; i < d->n_components; i++) {
+                const vss_bc_component *c = &d->components[i];
+                const vss_writer_metadata *wm = vss_backup_document_writer(d, c);
+                if (!c->selected_for_restore || !wm)
+                        continue;
+                uint64_t files = 0;
+                vss_file_restore_status rs;
+                bool c_ok = true;
+                char what[1200];
+                if (!isempty(c->pre_restore_failure_msg)) {
+                        rs = VSS_RS_NONE;
+                        c_ok = false;
+                        snprintf(what, sizeof(what), "not restored: %s", c->pre_restore_failure_msg);
+                        run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE, "writer '%s' refused component '%s': %s",
+                                 wm->name, c->name, c->pre_restore_failure_msg);
+                } else if (wm->restore_method == VSS_RME_CUSTOM) {
+                        rs = VSS_RS_NONE;
+                        snprintf(what, sizeof(what), "left to the writer (custom restore method)");
+                } else {
+                        c_ok = restore_component(run, chain, n_chain, d, c, to, &files);
+                        rs = c_ok ? VSS_RS_ALL : VSS_RS_FAILED;
+                        if (c_ok)
+                                snprintf(what, sizeof(what), "restored (%llu files)", (unsigned long long) files);
+                        else
+                                snprintf(what, sizeof(what), "restore failed: %s", run->r.error_msg);
+                }
+                component_report(run, wm, c->logical_path, c->name, c_ok, what);
+                if (!report_step(&run->r, vss_backup_set_file_restore_status(b, &c->instance_id, &c->writer_id,
+                                                                              c->logical_path, c->name, rs)))
+                        return;
+        }
+}
+
+int cmd_restore(const char *src, char **specs, size_t n_specs, const char *to) {
+        Run run;
+        Backup chain[MAX_CHAIN];
+        size_t n_chain = 0;
+        vss_backup_document *d = NULL;
+        char real_to[PATH_MAX];
+
+        bool ok = run_start(&run, "restore");
+        if (ok && to) {
+                if (mkdir(to, 0755) < 0 && errno != EEXIST)
+                        ok = run_fail(&run, VSS_E_INVALIDARG, "cannot create %s: %s", to, strerror(errno));
+                else if (!realpath(to, real_to))
+                        ok = run_fail(&run, VSS_E_INVALIDARG, "cannot resolve %s: %s", to, strerror(errno));
+                to = real_to;
+        }
+        ok = ok && backup_chain_open(&run, src, chain, &n_chain);
+        vss_backup *b = run.r.b;
+        ok = ok && report_step(&run.r, vss_backup_initialize_for_restore(b, chain[n_chain - 1].bcd_text)) &&
+             report_step(&run.r, vss_backup_gather_writer_metadata_sync(b)) &&
+             select_for_restore(&run, chain[n_chain - 1].bcd, specs, n_specs, to);
+        /* A writer failing PreRestore stops the restore here, before any file is written. */
+        ok = ok && report_step(&run.r, vss_backup_pre_restore_sync(b)) && report_phase(&run.r, "pre-restore");
+        ok = ok && report_step(&run.r, vss_backup_get_document(b, &d));
+        if (ok)
+                restore_selected(&run, d, chain, n_chain, to);
+        /* PostRestore comes whenever PreRestore did, so writers restart what they stopped. */
+        if (run.r.b && d)
+                run_closing_phase(&run, vss_backup_post_restore_sync(b), "post-restore");
+        if (!arg_json && !run.r.error_hr)
+                printf("Restored from %s%s%s\n", src, to ? " to " : "", to ? to : "");
+        json_object *extra = json_object_new_object();
+        json_object_object_add(extra, "source", json_object_new_string(src));
+        json_object_object_add(extra, "to", json_object_new_string(to ? to : ""));
+        json_object *ch = json_object_new_array();
+        for (size_t i = 0; i < n_chain; i++)
+                json_object_array_add(ch, json_object_new_string(vss_backup_type_name(chain[i].manifest.type)));
+        json_object_object_add(extra, "chain", ch);
+        add_warnings(extra);
+        for (size_t i = 0; i < n_chain; i++)
+                backup_close(&chain[i]);
+        vss_backup_document_free(d);
+        return run_finish(&run, extra);
+}

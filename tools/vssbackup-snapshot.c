@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* The snapshot set backup and exec make: the volumes, the phases, the retries. */
+
+#include <sys/stat.h>
+#include <time.h>
+
+#include "lib/basic/log.h"
+#include "lib/common.h"
+#include "tools/attempts.h"
+#include "tools/vssbackup.h"
+
+bool volume_add(Run *run, Volume *vols, size_t *n, const char *path) {
+        char real[PATH_MAX];
+        struct stat st;
+        if (!realpath(path, real) || stat(real, &st) < 0)
+                return run_fail(run, VSS_E_OBJECT_NOT_FOUND, "cannot resolve '%s': %s", path, strerror(errno));
+        if (!S_ISDIR(st.st_mode)) {
+                char *slash = strrchr(real, '/');
+                if (slash == real)
+                        slash[1] = 0;
+                else
+                        *slash = 0;
+        }
+        for (size_t i = 0; i < *n; i++)
+                if (path_within(real, vols[i].path))
+                        return true;
+        if (*n >= MAX_VOLUMES)
+                return run_fail(run, VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED, "more than %d volumes", MAX_VOLUMES);
+        /* A new volume may cover ones taken before: keep only the outer one. */
+        size_t k = 0;
+        for (size_t i = 0; i < *n; i++) {
+                if (path_within(vols[i].path, real))
+                        free(vols[i].path);
+                else
+                        vols[k++] = vols[i];
+        }
+        *n = k;
+        vols[*n] = (Volume) { .path = strdup(real) };
+        if (!vols[*n].path)
+                return run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
+        (*n)++;
+        return true;
+}
+
+void volumes_free(Volume *vols, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(vols[i].path);
+}
+
+const Volume *volume_of(const Volume *vols, size_t n, const char *path) {
+        const Volume *best = NULL;
+        for (size_t i = 0; i < n; i++)
+                if (path_within(path, vols[i].path) && (!best || strlen(vols[i].path) > strlen(best->path)))
+                        best = &vols[i];
+        return best;
+}
+
+/* The snapshot: start a set, add the volumes, prepare, do it; status after each phase. */
+static bool make_snapshot(Run *run, Volume *vols, size_t n_vols, vss_id *set_id) {
+        vss_backup *b = run->r.b;
+        if (!report_step(&run->r, vss_backup_start_snapshot_set(b, set_id)))
+                return false;
+        for (size_t i = 0; i < n_vols; i++)
+                if (!report_step(&run->r, vss_backup_add_to_snapshot_set(b, vols[i].path, arg_provider, &vols[i].shadow_id)))
+                        return false;
+        if (!report_step(&run->r, vss_backup_prepare_for_backup_sync(b)) || !report_phase(&run->r, "prepare-for-backup"))
+                return false;
+        int32_t hr = vss_backup_do_snapshot_set_sync(b);
+        bool st_ok = report_phase(&run->r, "do-snapshot-set");
+        if (hr < 0)
+                run->r.error_hr = 0; /* the operation's own error names the cause */
+        if (!report_step(&run->r, hr) || !st_ok)
+                return false;
+        for (size_t i = 0; i < n_vols; i++) {
+                vss_snapshot_prop p;
+                if (!report_step(&run->r, vss_backup_get_snapshot_properties(b, &vols[i].shadow_id, &p)))
+                        return false;
+                snprintf(vols[i].shadow_path, sizeof(vols[i].shadow_path), "%s", p.shadow_path);
+                vols[i].created_usec = p.created_usec;
+                /* Said once per shadow, never silently: only the writers made this copy consistent. */
+                if (p.attributes & OPENVSS_ATTR_NOT_POINT_IN_TIME)
+                        log_msg("the shadow copy of %s is not point-in-time: its filesystem was not held frozen while "
+                                "it was copied (see vssadmin list providers --for %s)", p.original_path, p.original_path);
+        }
+        return true;
+}
+
+/* After an attempt at the snapshot set failed: if the failure is retryable and retries are left,
+ * ends the session (vssd aborts what it had begun, writers thaw), waits and opens a new one.
+ * False when the failure stands. */
+static bool retry_snapshot(Run *run) {
+        char hex[16];
+        Report *c = &run->r;
+        if (!run->attempts || !c->error_hr || !hr_retryable(c->error_hr))
+                return false;
+        if (run->attempt > arg_retries) {
+                run->gave_up = true;
+                return false;
+        }
+        unsigned delay = retry_delay_s(run->attempt);
+        json_object_array_add(run->attempts, attempt_json(c, run->attempt, delay));
+        log_msg("attempt %u of %u failed: %s (%s): %s; retrying in %u s", run->attempt, arg_retries + 1,
+                strempty(vss_error_name(c->error_hr)), hex32(c->error_hr, hex), c->error_msg, delay);
+        vss_backup_release(c->b);
+        c->b = NULL;
+        struct timespec ts = { .tv_sec = delay };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+        json_object_put(c->phases);
+        json_object_put(run->components);
+        c->phases = json_object_new_array();
+        run->components = json_object_new_array();
+        c->error_hr = 0;
+        c->error_msg[0] = 0;
+        run->attempt++;
+        int32_t hr = vss_backup_new(arg_socket, &c->b);
+        if (hr < 0)
+                return run_fail(run, hr, "cannot open a session with vssd (is it running? $VSS_SOCKET)");
+        return true;
+}
+
+
+bool snapshot_attempts(Run *run, bool ok, const SnapshotPlan *plan, Volume *vols, size_t *n_vols, vss_id *set_id) {
+        for (;;) {
+                vss_backup *b = run->r.b;
+                ok = ok && report_step(&run->r, vss_backup_initialize_for_backup(b)) &&
+                     report_step(&run->r, vss_backup_set_backup_state(b, plan->select_components, false, plan->type,
+                                                                      false)) &&
+                     report_step(&run->r, vss_backup_gather_writer_metadata_sync(b)) &&
+                     (!plan->prepare || plan->prepare(run, plan->userdata));
+                for (size_t i = 0; ok && i < plan->n_paths; i++)
+                        ok = volume_add(run, vols, n_vols, plan->paths[i]);
+                if (ok && plan->n_paths == 0)
+                        ok = plan->default_volumes(run, vols, n_vols, plan->userdata);
+                if (ok && *n_vols == 0)
+                        ok = run_fail(run, VSS_E_OBJECT_NOT_FOUND, "%s", plan->nothing);
+                ok = ok && make_snapshot(run, vols, *n_vols, set_id);
+                if (ok || !retry_snapshot(run))
+                        return ok;
+                /* A new session: everything again. */
+                volumes_free(vols, *n_vols);
+                *n_vols = 0;
+                ok = true;
+        }
+}

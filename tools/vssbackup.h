@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* What vssbackup's commands share: the options, a Run (one command's session, what it reports
+ * and its first failure), the volumes to shadow and the opened backups. */
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <vss/backup.h>
+
+#include "lib/basic/macro.h"
+#include "tools/manifest.h"
+#include "tools/report.h"
+#include "tools/store.h"
+
+enum { EXIT_OK = 0, EXIT_FAILED = 1 }; /* EXIT_USAGE: lib/basic/log.h */
+
+#define BCD_NAME "backup-components.json"
+#define MAX_CHAIN 64
+#define MAX_VOLUMES 64
+
+/* vssbackup.c: the options every command reads. */
+extern const char *arg_socket;
+extern bool arg_json;
+extern const char *arg_provider; /* backup, exec: NULL, vssd chooses by the path */
+extern unsigned arg_retries;     /* backup, exec: new attempts after a retryable failure */
+
+int cmd_backup(const char *dest, char **specs, size_t n_specs, vss_backup_type type, const char *base_path,
+               char **paths, size_t n_paths);
+int cmd_restore(const char *src, char **specs, size_t n_specs, const char *to);
+int cmd_exec(char **paths, size_t n_paths, vss_backup_type type, char **argv);
+
+/* vssbackup-run.c: what one run reports: the status after each phase, the components and the
+ * first failure. */
+typedef struct Run {
+        Report r;
+        json_object *components;
+        const char *command;
+        json_object *attempts; /* backup, exec: one entry per attempt; NULL elsewhere */
+        unsigned attempt;      /* from 1 */
+        bool gave_up;          /* a retryable failure with no retry left */
+} Run;
+
+/* Opens the session; false (the failure kept) when vssd cannot be reached. */
+bool run_start(Run *run, const char *command);
+/* Keeps the failure (the first one only) and returns false. */
+bool run_fail(Run *run, int32_t hr, const char *fmt, ...) _printf_(3, 4);
+/* A phase that comes also after a failure (exec's BackupComplete, PostRestore), hr the call's:
+ * its status is gathered and reported; an earlier failure stays the one the run ends with. */
+void run_closing_phase(Run *run, int32_t hr, const char *phase);
+/* Prints the result (with extra's members, in --json), releases the session; the exit status. */
+int run_finish(Run *run, json_object *extra);
+void component_report(Run *run, const vss_writer_metadata *wm, const char *lp, const char *name, bool ok,
+                      const char *what);
+/* "WRITER:LOGICAL_PATH" as --component takes it, and whether it names a writer's component. */
+bool spec_valid(const char *spec);
+bool spec_matches(const char *spec, const vss_id *writer_id, const char *writer_name, const char *lp,
+                  const char *name);
+/* Store callbacks: a warning about metadata not kept (on stderr, and "warnings" in --json:
+ * add_warnings()), progress on a terminal. */
+void on_warning(const char *path, const char *what, const char *error, void *userdata);
+void add_warnings(json_object *extra);
+void on_progress(uint64_t files, uint64_t bytes, const char *current, void *userdata);
+
+/* vssbackup-snapshot.c: volumes, the given paths or the directories holding the components'
+ * files, each once (a directory inside another already taken is covered by it). */
+typedef struct Volume {
+        char *path;
+        vss_id shadow_id;
+        char shadow_path[PATH_MAX];
+        uint64_t created_usec;
+} Volume;
+
+bool volume_add(Run *run, Volume *vols, size_t *n, const char *path);
+void volumes_free(Volume *vols, size_t n);
+/* The innermost volume holding path, or NULL. */
+const Volume *volume_of(const Volume *vols, size_t n, const char *path);
+
+/* What backup and exec do on each attempt at the snapshot set. */
+typedef struct SnapshotPlan {
+        vss_backup_type type;
+        bool select_components;  /* only the components added (--component) */
+        char **paths;            /* --for */
+        size_t n_paths;
+        const char *nothing;     /* the failure when there is nothing to shadow */
+        /* After the writers' metadata is gathered: the components chosen (may be NULL). */
+        bool (*prepare)(Run *run, void *userdata);
+        /* Without --for: the volumes of the components' files. */
+        bool (*default_volumes)(Run *run, Volume *vols, size_t *n_vols, void *userdata);
+        void *userdata;
+} SnapshotPlan;
+
+/* Begins the backup, gathers the writers' metadata, prepares, adds the volumes and makes the
+ * snapshot set, with status after each phase; after a retryable failure, all of it again from a
+ * new session, as --retries allows. ok: whether all went well before (else nothing is done).
+ * vols: at most MAX_VOLUMES. */
+bool snapshot_attempts(Run *run, bool ok, const SnapshotPlan *plan, Volume *vols, size_t *n_vols, vss_id *set_id);
+
+/* vssbackup-read.c: an opened backup: its store, documents and manifest. */
+typedef struct Backup {
+        Store *store;
+        char *bcd_text;
+        vss_backup_document *bcd;
+        Manifest manifest;
+        int64_t owner; /* who could have written its document: 0 root only, a uid, -1 several users */
+} Backup;
+
+/* Opens src, reads and checks its backup components document and manifest. */
+bool backup_open(Run *run, const char *src, Backup *bk);
+void backup_close(Backup *bk);
+/* src and the backups it is based on, oldest first, each checked to be the one the next was
+ * based on. */
+bool backup_chain_open(Run *run, const char *src, Backup *chain, size_t *ret_n); /* chain: MAX_CHAIN */
