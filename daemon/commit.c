@@ -17,6 +17,7 @@
 #include "daemon/hold.h"
 #include "daemon/session-internal.h"
 #include "lib/basic/macro.h"
+#include "lib/basic/parse-util.h"
 #include "lib/basic/path-util.h"
 #include "lib/basic/time-util.h"
 #include "providers/file/precopy.h"
@@ -35,7 +36,10 @@ static void commit_line(Commit *c, char *line) {
                 snprintf(c->msg, sizeof(c->msg), "%s", tab + 1);
                 return;
         }
-        c->ops->location(c->userdata, strtoul(line, NULL, 10), tab + 1);
+        uint64_t index;
+        if (parse_uint(line, SIZE_MAX, &index) < 0)
+                return;
+        c->ops->location(c->userdata, (size_t) index, tab + 1);
 }
 
 /* Handles every complete line the child has written so far (the pipe is non-blocking). */

@@ -106,6 +106,13 @@ void op_begin(Session *s, sd_bus_message *msg, SeqCall call) {
         s->request = sd_bus_message_ref(msg);
 }
 
+/* Begins the operation: its event goes to the writers writer_gets_event() picks, then done(s). */
+static int op_send(Session *s, sd_bus_message *msg, SeqCall call, vss_event event, void (*done)(Session *s)) {
+        op_begin(s, msg, call);
+        send_batch(s, event, writer_gets_event, 0, done);
+        return 1;
+}
+
 void creating_done(Session *s) {
         if (s->manager->creating == s)
                 s->manager->creating = NULL;
@@ -264,9 +271,7 @@ int method_gather_writer_metadata(sd_bus_message *msg, void *userdata, sd_bus_er
         BEGIN(CALL_GATHER_WRITER_METADATA);
         if (slots_for_writers(s) < 0)
                 return -ENOMEM;
-        op_begin(s, msg, CALL_GATHER_WRITER_METADATA);
-        send_batch(s, VSS_EVENT_IDENTIFY, writer_gets_event, 0, metadata_done);
-        return 1;
+        return op_send(s, msg, CALL_GATHER_WRITER_METADATA, VSS_EVENT_IDENTIFY, metadata_done);
 }
 
 static void simple_op_done(Session *s) {
@@ -293,16 +298,12 @@ int method_prepare_for_backup(sd_bus_message *msg, void *userdata, sd_bus_error 
                 if (!s->component_mode && !slot_record_all(s, slot))
                         return reply_error(error, VSS_E_INVALIDARG, "too many components (%d)", VSS_MAX_COMPONENTS);
         }
-        op_begin(s, msg, CALL_PREPARE_FOR_BACKUP);
-        send_batch(s, VSS_EVENT_PREPARE_BACKUP, writer_gets_event, 0, simple_op_done);
-        return 1;
+        return op_send(s, msg, CALL_PREPARE_FOR_BACKUP, VSS_EVENT_PREPARE_BACKUP, simple_op_done);
 }
 
 int method_backup_complete(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BEGIN(CALL_BACKUP_COMPLETE);
-        op_begin(s, msg, CALL_BACKUP_COMPLETE);
-        send_batch(s, VSS_EVENT_BACKUP_COMPLETE, writer_gets_event, 0, simple_op_done);
-        return 1;
+        return op_send(s, msg, CALL_BACKUP_COMPLETE, VSS_EVENT_BACKUP_COMPLETE, simple_op_done);
 }
 
 int method_pre_restore(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -314,16 +315,12 @@ int method_pre_restore(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         for (size_t i = 0; i < s->n_slots; i++)
                 if (slot_select_for_restore(s, &s->slots[i]) < 0)
                         return -ENOMEM;
-        op_begin(s, msg, CALL_PRE_RESTORE);
-        send_batch(s, VSS_EVENT_PRE_RESTORE, writer_gets_event, 0, simple_op_done);
-        return 1;
+        return op_send(s, msg, CALL_PRE_RESTORE, VSS_EVENT_PRE_RESTORE, simple_op_done);
 }
 
 int method_post_restore(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BEGIN(CALL_POST_RESTORE);
-        op_begin(s, msg, CALL_POST_RESTORE);
-        send_batch(s, VSS_EVENT_POST_RESTORE, writer_gets_event, 0, simple_op_done);
-        return 1;
+        return op_send(s, msg, CALL_POST_RESTORE, VSS_EVENT_POST_RESTORE, simple_op_done);
 }
 
 /* Ending a session. */

@@ -2,7 +2,7 @@
 #pragma once
 
 /* A requester's session: one backup or restore, its per-writer Slots and its snapshot set's
- * Volumes. */
+ * Volumes. Its code is session.c and the files session-internal.h lists. */
 
 #include <limits.h>
 #include <sys/types.h>
