@@ -256,3 +256,57 @@ bool writer_takes_part(const WriterFacts *w, const char *const *set_paths, size_
                                         return true;
         return false;
 }
+
+bool writer_gets_event(vss_event e, const SlotFacts *f, int level) {
+        bool failed = state_is_failed(f->state), same_level = f->level == level;
+        bool active = f->selected && !f->left_out && !failed;
+        switch (e) {
+        case VSS_EVENT_IDENTIFY: return true;
+        case VSS_EVENT_PREPARE_BACKUP: return !failed;
+        case VSS_EVENT_PREPARE_SNAPSHOT:
+        case VSS_EVENT_PRE_RESTORE:
+        case VSS_EVENT_POST_RESTORE: return active;
+        case VSS_EVENT_FREEZE: return active && same_level && f->state == VSS_WS_WAITING_FOR_FREEZE;
+        case VSS_EVENT_THAW: return f->got_freeze && same_level && f->state == VSS_WS_WAITING_FOR_THAW;
+        case VSS_EVENT_POST_SNAPSHOT: return f->state == VSS_WS_WAITING_FOR_POST_SNAPSHOT;
+        case VSS_EVENT_ABORT: return f->got_prepare_snapshot && !f->got_abort && same_level;
+        case VSS_EVENT_BACKUP_COMPLETE: return f->selected && f->state == VSS_WS_WAITING_FOR_BACKUP_COMPLETE;
+        case VSS_EVENT_BACKUP_SHUTDOWN: return f->selected && !f->not_responding;
+        default: return false;
+        }
+}
+
+bool writer_gets_status_query(const SlotFacts *f) {
+        return !f->inflight && !state_is_failed(f->state);
+}
+
+AbortAction abort_backup_action(SessionPhase phase, bool busy, SeqCall op) {
+        if (busy)
+                switch (op) {
+                case CALL_DO_SNAPSHOT_SET: return ABORT_SET_IN_FLIGHT;
+                case CALL_ABORT_BACKUP: return ABORT_IGNORE; /* already aborting: idempotent */
+                case CALL_PREPARE_FOR_BACKUP: return ABORT_AFTER_OP;
+                /* Metadata, BackupComplete, a restore step: no backup is under way after them. */
+                default: return ABORT_IGNORE;
+                }
+        switch (phase) {
+        case PHASE_SET_STARTED:
+                return ABORT_SESSION;
+        case PHASE_PREPARED:
+        case PHASE_SNAPSHOT_DONE:
+                return ABORT_WRITERS;
+        default:
+                /* Before a set is started, after BackupComplete, after an abort (a failed
+                 * DoSnapshotSet aborted the set already): nothing is under way. Windows ignores
+                 * AbortBackup then, and so do we. */
+                return ABORT_IGNORE;
+        }
+}
+
+bool abort_backup_wants(const SlotFacts *f) {
+        return f->got_prepare_backup && !f->got_post_snapshot && !f->got_abort;
+}
+
+bool abort_due(const SlotFacts *f, bool aborting) {
+        return aborting && f->got_prepare_snapshot && !f->got_abort && !f->inflight;
+}

@@ -115,3 +115,58 @@ typedef struct WriterFacts {
  * no component (a system-wide quiesce): a user's writer cannot hold up a backup of what it does
  * not own, and a requester that wants every writer selects all components. */
 bool writer_takes_part(const WriterFacts *w, const char *const *set_paths, size_t n_set_paths);
+
+/* Who gets which event. Each batch of the sequence goes to the writers whose slot facts the rule of
+ * its event picks; the rules follow Microsoft VSS (README: "The backup sequence", "Which writers
+ * take part in a snapshot set", "AbortBackup"). */
+typedef struct SlotFacts {
+        bool identified;          /* answered Identify with metadata of its own */
+        bool selected;            /* takes part past PrepareForBackup (component mode: a component of
+                                   * it is selected; a restore: it may restore) */
+        bool left_out;            /* not involved in the snapshot set (writer_takes_part) */
+        bool got_prepare_backup, got_prepare_snapshot, got_freeze, got_post_snapshot, got_abort;
+        bool inflight;            /* an event to it awaits its answer */
+        bool not_responding;      /* declared VSS_E_WRITER_NOT_RESPONDING in this session */
+        vss_writer_state state;   /* its status in the session: failed is a FailedAt state */
+        int level;                /* its application level (vss_app_level) */
+} SlotFacts;
+
+/* Whether the writer gets e from the sequence's batch at level. Freeze, Thaw and the set's Abort
+ * go level by level (level is the batch's); the others are sent at once to every level:
+ *  - Identify: every writer;
+ *  - PrepareForBackup: every writer not failed;
+ *  - PrepareForSnapshot, PreRestore, PostRestore: selected, involved, not failed;
+ *  - Freeze: the same, waiting for Freeze;
+ *  - Thaw: got Freeze and waits for Thaw (a failed Freeze is aborted, not thawed);
+ *  - PostSnapshot: waiting for PostSnapshot;
+ *  - Abort (of a set being aborted): got PrepareForSnapshot and no Abort yet;
+ *  - BackupComplete: selected, waiting for BackupComplete;
+ *  - BackupShutdown: selected, not declared not responding (nobody waits on a hung writer twice). */
+bool writer_gets_event(vss_event e, const SlotFacts *f, int level);
+
+/* Whether a status query (GatherWriterStatus) pings the writer: a writer busy with an event is
+ * reported as it is, and a failed one keeps its failure, so neither is asked. */
+bool writer_gets_status_query(const SlotFacts *f);
+
+/* When a backup is aborted. What AbortBackup does in each phase of a session: */
+typedef enum AbortAction {
+        ABORT_IGNORE,        /* nothing under way (or aborted already): S_OK, the session is unchanged */
+        ABORT_SET_IN_FLIGHT, /* the snapshot set in creation aborts; its DoSnapshotSet returns E_ABORT */
+        ABORT_SESSION,       /* no writer took part yet: drop the set, the session is aborted */
+        ABORT_WRITERS,       /* Abort to every writer that took part, then the session is aborted */
+        ABORT_AFTER_OP,      /* PrepareForBackup in flight: S_OK now, Abort to the writers once it ends */
+} AbortAction;
+
+/* What AbortBackup does now. op is the operation in flight when busy. */
+AbortAction abort_backup_action(SessionPhase phase, bool busy, SeqCall op);
+
+/* Whether AbortBackup sends Abort to a writer: to every one that took part (got PrepareForBackup),
+ * except one that had PostSnapshot (the end of its shadow copy: CVssWriter::OnAbort is never
+ * called after OnPostSnapshot) or had Abort already. */
+bool abort_backup_wants(const SlotFacts *f);
+
+/* Whether the writer must get Abort now, while the set is aborting: as soon as a set is being
+ * aborted, every writer that took part (got PrepareForSnapshot) and is not busy with another event
+ * gets it at once, without waiting for the slowest writer of the batch; one busy with an event (a
+ * Freeze that outlasts the abort) gets it the moment it answers. Nobody gets it twice. */
+bool abort_due(const SlotFacts *f, bool aborting);

@@ -2,7 +2,7 @@
 #pragma once
 
 /* A requester's session: one backup or restore, its per-writer Slots and its snapshot set's
- * Volumes. */
+ * Volumes. Its code is session.c and the files session-internal.h lists. */
 
 #include <limits.h>
 #include <sys/types.h>
@@ -12,6 +12,7 @@
 
 #include <vss/backup.h>
 
+#include "daemon/commit.h"
 #include "daemon/list.h"
 #include "daemon/provider.h"
 #include "daemon/sequence.h"
@@ -99,12 +100,7 @@ struct Session {
         int32_t abort_hr;
         char abort_msg[1024];
         bool abort_after_op;      /* AbortBackup came during PrepareForBackup: abort when it ends */
-        pid_t commit_pid;
-        int commit_fd;            /* the commit child's reports, read as they come */
-        sd_event_source *commit_source, *window_source, *commit_io;
-        char commit_buf[PATH_MAX + 64]; /* a report line being read */
-        size_t commit_len;
-        char commit_msg[1024];    /* the child's reason, when it failed */
+        Commit commit;            /* the copy-ahead or provider commit child of the set */
         uint64_t freeze_start_usec;
         uint32_t freeze_cap_ms;   /* bound on a later level's Freeze deadline */
         bool gathering;           /* a GatherWriterStatus is in flight */

@@ -1,0 +1,358 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The Commit object (commit.h), and the body of the provider commit child: flush-and-hold volumes
+ * first, under a freeze lease, then the others.
+ */
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#include "daemon/commit.h"
+#include "daemon/freeze.h"
+#include "daemon/hold.h"
+#include "daemon/session-internal.h"
+#include "lib/basic/macro.h"
+#include "lib/basic/parse-util.h"
+#include "lib/basic/path-util.h"
+#include "lib/basic/time-util.h"
+#include "providers/file/precopy.h"
+
+void commit_init(Commit *c) {
+        *c = (Commit) { .pid = -1, .fd = -1 };
+}
+
+/* One report line: "E\tMESSAGE", or "INDEX\tLOCATION" passed on to the owner. */
+static void commit_line(Commit *c, char *line) {
+        char *tab = strchr(line, '\t');
+        if (!tab)
+                return;
+        *tab = 0;
+        if (streq(line, "E")) {
+                snprintf(c->msg, sizeof(c->msg), "%s", tab + 1);
+                return;
+        }
+        uint64_t index;
+        if (parse_uint(line, SIZE_MAX, &index) < 0)
+                return;
+        c->ops->location(c->userdata, (size_t) index, tab + 1);
+}
+
+/* Handles every complete line the child has written so far (the pipe is non-blocking). */
+static void commit_drain(Commit *c) {
+        while (c->fd >= 0) {
+                if (c->len == sizeof(c->buf) - 1)
+                        c->len = 0; /* longer than any line of ours: dropped */
+                ssize_t n = read(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        if (n == 0) /* the child is done writing: nothing more will come */
+                                c->io_source = sd_event_source_disable_unref(c->io_source);
+                        return;
+                }
+                c->len += (size_t) n;
+                char *start = c->buf, *end = c->buf + c->len, *nl;
+                while ((nl = memchr(start, '\n', (size_t) (end - start)))) {
+                        *nl = 0;
+                        commit_line(c, start);
+                        start = nl + 1;
+                }
+                c->len = (size_t) (end - start);
+                memmove(c->buf, start, c->len);
+        }
+}
+
+static int on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        commit_drain(userdata);
+        return 0;
+}
+
+/* Reads what is left and closes the pipe. */
+static void commit_close(Commit *c) {
+        commit_drain(c);
+        c->io_source = sd_event_source_disable_unref(c->io_source);
+        if (c->fd >= 0)
+                close(TAKE_FD(c->fd));
+        c->len = 0;
+}
+
+static int on_child_exit(sd_event_source *src, const siginfo_t *si, void *userdata) {
+        Commit *c = userdata;
+        c->child_source = sd_event_source_disable_unref(c->child_source);
+        c->window_source = sd_event_source_disable_unref(c->window_source);
+        c->pid = -1;
+        commit_close(c); /* what it wrote last */
+        c->ops->exited(c->userdata, si->si_code == CLD_EXITED ? si->si_status : -1, c->msg);
+        return 0;
+}
+
+static int on_window(sd_event_source *src, uint64_t usec, void *userdata) {
+        Commit *c = userdata;
+        c->ops->window(c->userdata);
+        return 0;
+}
+
+int commit_start(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), const CommitOps *ops, void *userdata,
+                 const char **ret_why) {
+        int r, fds[2];
+        *ret_why = "cannot start the provider";
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return -errno;
+        /* Room for every report, so the child never blocks on a parent that waits for its exit. */
+        (void) fcntl(fds[1], F_SETPIPE_SZ, 1024 * 1024);
+        pid_t pid = fork();
+        if (pid < 0) {
+                r = -errno;
+                close(fds[0]);
+                close(fds[1]);
+                return r;
+        }
+        if (pid == 0) {
+                close(fds[0]);
+                run(userdata, fds[1]);
+                _exit(COMMIT_FAILED);
+        }
+        close(fds[1]);
+        c->ops = ops;
+        c->userdata = userdata;
+        c->fd = fds[0];
+        c->pid = pid;
+        c->len = 0;
+        c->msg[0] = 0;
+        (void) fcntl(c->fd, F_SETFL, O_NONBLOCK);
+        /* Reports are read as they come: a failed watch only delays them to the child's exit. */
+        (void) sd_event_add_io(e, &c->io_source, c->fd, EPOLLIN, on_io, c);
+        r = sd_event_add_child(e, &c->child_source, pid, WEXITED, on_child_exit, c);
+        if (r < 0) {
+                (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                c->pid = -1;
+                commit_close(c);
+                *ret_why = "cannot watch the provider";
+                return r;
+        }
+        return 0;
+}
+
+int commit_arm_window(Commit *c, sd_event *e, uint64_t ms) {
+        return sd_event_add_time_relative(e, &c->window_source, CLOCK_MONOTONIC, ms * USEC_PER_MSEC, 1000, on_window, c);
+}
+
+void commit_kill(Commit *c) {
+        if (c->pid > 0)
+                (void) kill(c->pid, SIGKILL);
+}
+
+bool commit_abandon(Commit *c) {
+        bool ran = c->pid > 0;
+        if (ran) {
+                (void) kill(c->pid, SIGKILL);
+                (void) waitpid(c->pid, NULL, 0);
+                c->pid = -1;
+        }
+        c->child_source = sd_event_source_disable_unref(c->child_source);
+        c->window_source = sd_event_source_disable_unref(c->window_source);
+        return ran;
+}
+
+void commit_done(Commit *c) {
+        c->child_source = sd_event_source_disable_unref(c->child_source);
+        c->window_source = sd_event_source_disable_unref(c->window_source);
+        c->io_source = sd_event_source_disable_unref(c->io_source);
+        if (c->fd >= 0)
+                close(TAKE_FD(c->fd));
+}
+
+/* The provider commit child. Each made shadow is reported to the parent as "INDEX<TAB>LOCATION" so
+ * a failure can delete it; a failure as "E<TAB>MESSAGE". */
+
+static _Noreturn void commit_fail(int fd, int code, const char *fmt, ...) _printf_(3, 4);
+static _Noreturn void commit_fail(int fd, int code, const char *fmt, ...) {
+        char msg[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        dprintf(fd, "E\t%s\n", msg);
+        _exit(code);
+}
+
+static bool no_space(int r) {
+        return r == -ENOSPC || r == -EDQUOT;
+}
+
+bool volume_held(const Volume *v) {
+        return v->provider->hold || (v->provider == &provider_file && v->held);
+}
+
+typedef struct CommitChild {
+        Session *s;
+        int fd;
+        uint32_t hold_ms;
+        FreezeLease *lease;      /* the held volumes' freeze, until released */
+        uint64_t deadline;       /* of the hold (CLOCK_MONOTONIC); 0 when nothing is held */
+        PrecopyFinal *finals[VSS_MAX_VOLUMES];
+        char err[1024];
+} CommitChild;
+
+typedef struct Report {
+        int fd;
+        size_t index;
+} Report;
+
+static void report_location(const char *location, void *userdata) {
+        const Report *rep = userdata;
+        dprintf(rep->fd, "%zu\t%s\n", rep->index, location);
+}
+
+/* What the shadow's filesystem cannot keep of a copied-ahead tree goes to vssd's log. */
+static void final_meta_lost(const char *path, const char *what, int error, void *userdata) {
+        const Volume *v = userdata;
+        char id[VSS_ID_STRING_MAX];
+        log_warn("provider file: shadow %s: %s: %s not kept: %s", vss_id_to_string(&v->shadow_id, id), path, what,
+                 strerror(error));
+}
+
+/* Freezes the flush-and-hold volumes under a lease (its helper thaws them at the hold deadline or
+ * if we die). Returns how many; *ret_since is when holding began. */
+static size_t child_freeze(CommitChild *c, uint64_t *ret_since) {
+        Session *s = c->s;
+        const char *held[VSS_MAX_VOLUMES];
+        size_t n_held = 0;
+        for (size_t i = 0; i < s->n_volumes; i++)
+                if (volume_held(&s->volumes[i]))
+                        held[n_held++] = s->volumes[i].path;
+        *ret_since = now_monotonic_usec(); /* the freezes' flushes count: writes wait for them */
+        if (n_held == 0)
+                return 0;
+        c->err[0] = 0;
+        char lease_file[PATH_MAX];
+        int r = freeze_lease_file(s->manager, &s->set_id, lease_file, sizeof(lease_file));
+        if (r >= 0)
+                r = freeze_lease_new_with_file(held, n_held, c->hold_ms, lease_file, &c->lease, c->err, sizeof(c->err));
+        if (r < 0)
+                commit_fail(c->fd, r == -EBUSY ? COMMIT_FROZEN_ELSEWHERE : COMMIT_FAILED, "cannot freeze: %s",
+                            c->err[0] ? c->err : strerror(-r));
+        c->deadline = now_monotonic_usec() + (uint64_t) c->hold_ms * USEC_PER_MSEC;
+        return n_held;
+}
+
+/* A copied-ahead volume's last delta, while held: copied now, or captured in memory when the
+ * storage is on a held filesystem and written after the release. */
+static void child_final_begin(CommitChild *c, size_t i) {
+        Volume *v = &c->s->volumes[i];
+        c->err[0] = 0;
+        int r = precopy_final_begin(v->path, v->shadow_path, v->index_fd, c->deadline,
+                                    v->storage_shared ? c->s->manager->config.file_hold_memory_bytes : 0, &c->finals[i],
+                                    c->err, sizeof(c->err));
+        if (r >= 0)
+                return;
+        int k = c->lease ? freeze_lease_release(c->lease) : 0;
+        if (r == -ETIME || k == -ETIME)
+                commit_fail(c->fd, COMMIT_HOLD_TIMEOUT, "provider file on %s: %s", v->path,
+                            c->err[0] ? c->err : "the hold window was exceeded");
+        commit_fail(c->fd, no_space(r) ? COMMIT_NOSPACE : COMMIT_FAILED, "provider file on %s: %s", v->path,
+                    c->err[0] ? c->err : strerror(-r));
+}
+
+/* The provider makes volume i's shadow (by the hold deadline when held). */
+static void child_create(CommitChild *c, size_t i, bool held) {
+        Session *s = c->s;
+        Volume *v = &s->volumes[i];
+        char sid[VSS_ID_STRING_MAX], shid[VSS_ID_STRING_MAX];
+        Report rep = { .fd = c->fd, .index = i };
+        ShadowRequest req = {
+                .report_location = report_location,
+                .userdata = &rep,
+                .source = v->path,
+                .set_id = vss_id_to_string(&s->set_id, sid),
+                .shadow_id = vss_id_to_string(&v->shadow_id, shid),
+                .shadow_path = v->shadow_path,
+                .deadline_usec = held ? c->deadline : 0,
+        };
+        char *loc = NULL;
+        int r = v->provider->create(v->provider, &req, &loc);
+        if (r >= 0)
+                dprintf(c->fd, "%zu\t%s\n", i, loc ? loc : v->shadow_path);
+        free(loc);
+        if (r >= 0)
+                return;
+        int k = c->lease ? freeze_lease_release(c->lease) : 0;
+        if (r == -ETIME || k == -ETIME)
+                commit_fail(c->fd, COMMIT_HOLD_TIMEOUT, "provider %s on %s: the hold window was exceeded", v->provider->name,
+                            v->path);
+        const char *st = s->manager->state_dir;
+        if (no_space(r) && v->shadow_path && path_within(v->shadow_path, st))
+                dprintf(c->fd, "E\tthe state directory %s is full: provider %s cannot keep the shadow copy of %s there "
+                        "(%s); free space there and try again\n", st, v->provider->name, v->path, strerror(-r));
+        else
+                dprintf(c->fd, "E\tprovider %s failed on %s: %s\n", v->provider->name, v->path, strerror(-r));
+        _exit(no_space(r) ? COMMIT_NOSPACE : COMMIT_FAILED);
+}
+
+/* Ends the hold: the writes go on. */
+static void child_release(CommitChild *c, size_t n_held, uint64_t held_since) {
+        if (!c->lease)
+                return;
+        int r = freeze_lease_release(TAKE_PTR(c->lease));
+        /* How long the writes were held, for people (and the benchmark). */
+        log_info("held the filesystems of %zu volumes for %" PRIu64 " us", n_held, now_monotonic_usec() - held_since);
+        if (r == -ETIME)
+                commit_fail(c->fd, COMMIT_HOLD_TIMEOUT, "the hold window of %u ms was exceeded", c->hold_ms);
+        if (r < 0)
+                commit_fail(c->fd, COMMIT_FAILED, "cannot thaw: %s", strerror(-r));
+}
+
+/* The deltas captured while held are written now. */
+static void child_finals(CommitChild *c) {
+        Session *s = c->s;
+        char shid[VSS_ID_STRING_MAX];
+        for (size_t i = 0; i < s->n_volumes; i++) {
+                if (!c->finals[i])
+                        continue;
+                MetaReport report = { .lost = final_meta_lost, .userdata = &s->volumes[i] };
+                c->err[0] = 0;
+                int r = precopy_final_end(TAKE_PTR(c->finals[i]), &report, c->err, sizeof(c->err));
+                if (r >= 0 && report.n_lost > 0)
+                        log_warn("provider file: shadow %s of %s: %" PRIu64 " item(s) of metadata not kept "
+                                 "(see above)", vss_id_to_string(&s->volumes[i].shadow_id, shid),
+                                 s->volumes[i].path, report.n_lost);
+                if (r < 0)
+                        commit_fail(c->fd, no_space(r) ? COMMIT_NOSPACE : COMMIT_FAILED, "provider file on %s: %s",
+                                    s->volumes[i].path, c->err[0] ? c->err : strerror(-r));
+                dprintf(c->fd, "%zu\t%s\n", i, s->volumes[i].shadow_path);
+        }
+}
+
+_Noreturn void commit_child(void *userdata, int fd) {
+        Session *s = userdata;
+        CommitChild c = { .s = s, .fd = fd, .hold_ms = s->manager->config.hold_window_ms };
+        uint64_t held_since;
+
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (file_budget_exceeded(s, false))
+                commit_fail(fd, COMMIT_NOSPACE, "the file provider's storage budget of %" PRIu64 " bytes would be exceeded",
+                            s->manager->config.file_budget_bytes);
+        size_t n_held = child_freeze(&c, &held_since);
+        for (int pass = 0; pass < 2; pass++) {
+                for (size_t i = 0; i < s->n_volumes; i++) {
+                        Volume *v = &s->volumes[i];
+                        if (volume_held(v) != (pass == 0))
+                                continue;
+                        if (v->precopied)
+                                child_final_begin(&c, i);
+                        else
+                                child_create(&c, i, pass == 0);
+                }
+                if (pass == 0) {
+                        child_release(&c, n_held, held_since);
+                        child_finals(&c);
+                }
+        }
+        _exit(COMMIT_OK);
+}

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * A child of vssd that makes part of a snapshot set (the copy-ahead, or the provider commit): the
+ * child, its pipe of reports read as they come, the watch of its exit and the window that bounds
+ * it. The child reports "INDEX\tLOCATION" for each shadow it made (passed on at once, so vssd dying
+ * before the child ends cannot lose where a shadow is) and "E\tMESSAGE" when it fails. One runs at
+ * a time per Commit; the owner is called back, never the other way round.
+ */
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <systemd/sd-event.h>
+
+typedef struct CommitOps {
+        /* The child made shadow `index` of the set, at location. */
+        void (*location)(void *userdata, size_t index, const char *location);
+        /* The child ended: code is its exit status (-1 when killed by a signal), msg the reason it
+         * reported ("" when none). The watchers are gone by then: a new child may start. */
+        void (*exited)(void *userdata, int code, const char *msg);
+        /* The window ran out while the child runs. */
+        void (*window)(void *userdata);
+} CommitOps;
+
+typedef struct Commit {
+        const CommitOps *ops;
+        void *userdata;
+        pid_t pid;                /* -1 when none runs */
+        int fd;                   /* the child's reports, read as they come */
+        sd_event_source *child_source, *window_source, *io_source;
+        char buf[PATH_MAX + 64];  /* a report line being read */
+        size_t len;
+        char msg[1024];           /* the child's reason, when it failed */
+} Commit;
+
+/* Before any other call: nothing runs. */
+void commit_init(Commit *c);
+
+/* Forks a child that runs run(userdata, fd), fd the write end of its report pipe (run should not
+ * return: if it does, the child exits with COMMIT_FAILED). 0 when it runs: ops->exited follows its
+ * end. <0 when it could not start or be watched, *ret_why saying which (nothing runs then). */
+int commit_start(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), const CommitOps *ops, void *userdata,
+                 const char **ret_why);
+
+/* ops->window after ms, unless the child has ended by then. */
+int commit_arm_window(Commit *c, sd_event *e, uint64_t ms);
+
+/* Kills the running child, if any: its exit is reported as usual. */
+void commit_kill(Commit *c);
+
+/* vssd stops: kills and reaps the running child and drops the watchers, without ops->exited.
+ * True when a child ran (its watch is gone now). */
+bool commit_abandon(Commit *c);
+
+/* Frees the watchers and the pipe; the Commit itself is its owner's. */
+void commit_done(Commit *c);

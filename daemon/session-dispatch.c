@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Event dispatch: events to writers of one application level go out in parallel, each an
+ * asynchronous D-Bus call whose timeout is the event's deadline. Each answer is recorded in the
+ * writer's slot; the last answer of a batch runs the session's continuation (s->next). Who gets
+ * which event is sequence.c's rule (writer_gets_event, abort_due).
+ */
+
+#include "daemon/session-internal.h"
+#include "lib/basic/time-util.h"
+#include "lib/metadata.h"
+
+/* One asynchronous call to a writer; owned by its sd-bus slot (freed by the destroy callback). */
+typedef struct Call {
+        Session *session;
+        size_t idx;
+        vss_event event;
+        StatusGather *gather; /* a status query (Ping) rather than an event */
+        bool direct;          /* the gather pings a subscribed writer, not a slot of the session */
+        bool answered;
+} Call;
+
+SlotFacts slot_facts(const Slot *slot) {
+        return (SlotFacts) {
+                .identified = slot->identified,
+                .selected = slot->selected,
+                .left_out = slot->left_out,
+                .got_prepare_backup = slot->got_prepare_backup,
+                .got_prepare_snapshot = slot->got_prepare_snapshot,
+                .got_freeze = slot->got_freeze,
+                .got_post_snapshot = slot->got_post_snapshot,
+                .got_abort = slot->got_abort,
+                .inflight = slot->inflight,
+                .not_responding = slot->status.failure == VSS_E_WRITER_NOT_RESPONDING,
+                .state = slot->status.state,
+                .level = (int) slot->level,
+        };
+}
+
+void note_status(Session *s, Slot *slot) {
+        writer_note_status(slot->writer, s, slot);
+}
+
+void slot_answer(Session *s, Slot *slot, vss_event e, int32_t failure, int32_t code, const char *msg) {
+        if (failure != 0)
+                log_warn("writer '%s' failed %s: 0x%08x %s", slot->name, vss_event_name(e), (uint32_t) failure, msg);
+        /* A writer lost between Freeze and Thaw (found by an event or by a status query) makes
+         * the set inconsistent: abort it. */
+        if (status_apply(&slot->status, e, failure, code, msg) && (e == VSS_EVENT_FREEZE || e == VSS_EVENT_THAW) &&
+            s->busy && s->op == CALL_DO_SNAPSHOT_SET && s->abort_hr == 0) {
+                s->abort_hr = failure;
+                snprintf(s->abort_msg, sizeof(s->abort_msg), "writer '%s' failed at %s: %s", slot->name,
+                         vss_event_name(e), msg);
+        }
+        note_status(s, slot);
+}
+
+static void batch_done_one(Session *s) {
+        if (--s->pending == 0 && s->next) {
+                void (*next)(Session *) = s->next;
+                s->next = NULL;
+                next(s);
+        }
+}
+
+/* A snapshot set being aborted, while its writers may still be busy with another step. */
+static bool set_aborting(const Session *s) {
+        return s->busy && s->op == CALL_DO_SNAPSHOT_SET && s->abort_hr != 0 &&
+               ((s->stage >= STAGE_PRECOPY && s->stage <= STAGE_THAW) || s->stage == STAGE_ABORT);
+}
+
+void abort_due_writers(Session *s) {
+        bool aborting = set_aborting(s);
+        if (!aborting || s->pending == 0)
+                return;
+        for (size_t i = 0; i < s->n_slots; i++) {
+                SlotFacts f = slot_facts(&s->slots[i]);
+                if (abort_due(&f, aborting) && call_slot(s, i, VSS_EVENT_ABORT, NULL) > 0)
+                        s->pending++;
+        }
+}
+
+static void call_destroy(void *userdata) {
+        Call *call = userdata;
+        /* The bus went away without an answer (vssd is stopping): a status gather still ends. */
+        if (!call->answered && call->gather)
+                gather_lost(call->gather);
+        session_unref(call->session);
+        free(call);
+}
+
+/* A writer's answer: its failure, application code and message, and its document (metadata for
+ * Identify, annotations otherwise). Returns the bus error when there was no proper answer. */
+static const sd_bus_error *reply_read(const Call *call, sd_bus_message *reply, int32_t *failure, int32_t *code,
+                                      const char **msg, const char **doc) {
+        const Session *s = call->session;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        if (e) {
+                *failure = VSS_E_WRITER_NOT_RESPONDING;
+                if (e->message && strstr(e->message, "terminated"))
+                        *msg = "writer disconnected";
+                else if (call->event == VSS_EVENT_FREEZE && s->freeze_cap_ms > 0)
+                        *msg = "no answer within the freeze window of the writers already frozen";
+                else if (sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY))
+                        *msg = "no answer within the deadline";
+                else
+                        *msg = e->message ? e->message : "no answer";
+        } else if (sd_bus_message_read(reply, "iiss", failure, code, msg, doc) < 0) {
+                *failure = VSS_E_WRITER_NOT_RESPONDING;
+                *msg = "malformed answer from writer";
+        } else if (call->event != VSS_EVENT_IDENTIFY && *failure != 0 && !writer_failure_valid(*failure))
+                *failure = VSS_E_WRITERERROR_NONRETRYABLE; /* a writer reports writer errors, nothing else */
+        return e;
+}
+
+/* Identify's answer: the writer's metadata, which must describe the writer that subscribed. */
+static void identify_answered(Session *s, Slot *slot, int32_t failure, int32_t code, const char *msg, const char *doc) {
+        char why[512] = "";
+        if (failure == 0 && metadata_parse(doc, &slot->metadata, why, sizeof(why)) >= 0) {
+                /* A writer describes itself only: the document must match its subscription. */
+                if (vss_id_equal(&slot->metadata->writer_id, &slot->class_id) &&
+                    vss_id_equal(&slot->metadata->instance_id, &slot->instance_id) &&
+                    streq(slot->metadata->name, slot->name))
+                        slot->identified = true;
+                else {
+                        log_warn("writer '%s' sent metadata for another writer", slot->name);
+                        slot->metadata = (metadata_free(slot->metadata), NULL);
+                }
+        } else if (failure == 0)
+                log_warn("writer '%s' sent bad metadata: %s", slot->name, why);
+        else
+                log_warn("writer '%s' failed identify: 0x%08x %s", slot->name, (uint32_t) failure, msg);
+        if (!slot->identified) {
+                /* No status in this session (the slot goes), but the admin view shows why. */
+                int32_t f = failure == 0 || !writer_failure_valid(failure) ? VSS_E_WRITERERROR_NONRETRYABLE : failure;
+                status_apply(&slot->status, VSS_EVENT_IDENTIFY, f, code,
+                             failure == 0 ? (why[0] ? why : "metadata for another writer") : msg);
+                note_status(s, slot);
+        }
+}
+
+static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Call *call = userdata;
+        Session *s = call->session;
+        int32_t failure = 0, code = 0;
+        const char *msg = "", *doc = "";
+
+        call->answered = true;
+        const sd_bus_error *e = reply_read(call, reply, &failure, &code, &msg, &doc);
+        if (call->gather) {
+                if (!call->direct && e) {
+                        slot_answer(s, &s->slots[call->idx], s->slots[call->idx].last_event,
+                                    VSS_E_WRITER_NOT_RESPONDING, 0, "not responding to a status query");
+                        abort_due_writers(s); /* a frozen writer lost aborts the set: Abort now */
+                }
+                gather_answered(call->gather, call->idx, !e);
+                return 0;
+        }
+
+        Slot *slot = &s->slots[call->idx];
+        slot->inflight = false;
+        if (call->event == VSS_EVENT_IDENTIFY)
+                identify_answered(s, slot, failure, code, msg, doc);
+        else {
+                if (!e)
+                        slot_annotate(s, slot, call->event, doc);
+                slot_answer(s, slot, call->event, failure, code, msg);
+                /* An answer (or a failure) for a set being aborted: Abort follows at once. */
+                abort_due_writers(s);
+        }
+        batch_done_one(s);
+        return 0;
+}
+
+/* Sends msg to the writer's bus with a deadline of ms; on_reply gets the answer. */
+static int call_async(Session *s, sd_bus *bus, sd_bus_message *msg, uint32_t ms, Call init) {
+        sd_bus_slot *bslot = NULL;
+        Call *call = calloc(1, sizeof(*call));
+        if (!call)
+                return -ENOMEM;
+        *call = init;
+        call->session = session_ref(s);
+        int r = sd_bus_call_async(bus, &bslot, msg, on_reply, call, (uint64_t) ms * USEC_PER_MSEC);
+        if (r < 0) {
+                /* Never sent: not one of a gather's pending answers (the caller counts those). */
+                session_unref(call->session);
+                free(call);
+                return r;
+        }
+        sd_bus_slot_set_destroy_callback(bslot, call_destroy);
+        sd_bus_slot_set_floating(bslot, 1);
+        sd_bus_slot_unref(bslot); /* the bus holds it now */
+        return 0;
+}
+
+/* The Event call of one writer: the event, the session and set ids, the backup type, the mode, the
+ * components it acts on and the document's records of them. */
+static int event_message(Session *s, const Slot *slot, vss_event event, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        char sid[VSS_ID_STRING_MAX], setid[VSS_ID_STRING_MAX];
+        int r = sd_bus_message_new_method_call(slot->writer->connection->bus, &msg, NULL, VSS_WRITER_PATH,
+                                               VSS_WRITER_INTERFACE, "Event");
+        if (r >= 0)
+                r = sd_bus_message_append(msg, "sssub", vss_event_name(event), vss_id_to_string(&s->id, sid),
+                                          s->set_registered || s->phase >= PHASE_SET_STARTED
+                                                  ? vss_id_to_string(&s->set_id, setid)
+                                                  : "",
+                                          (uint32_t) s->backup_type, s->component_mode);
+        if (r >= 0) {
+                /* Outside component mode every component of the writer takes part: the event lists
+                 * those the document has records of. */
+                char **keys = slot->components, **all = NULL;
+                if (!keys && !s->component_mode && !s->restore)
+                        keys = all = slot_record_keys(s, slot);
+                r = sd_bus_message_append_strv(msg, keys ? keys : (char *[]) { NULL });
+                for (char **k = all; k && *k; k++)
+                        free(*k);
+                free(all);
+        }
+        if (r >= 0) {
+                _cleanup_free_ char *records = NULL;
+                r = slot_records(s, slot, &records);
+                if (r >= 0)
+                        r = sd_bus_message_append(msg, "s", strempty(records));
+        }
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(msg);
+        return 0;
+}
+
+/* Marks what the slot got: the rules of later events depend on it. */
+static void slot_got(Slot *slot, vss_event event) {
+        slot->last_event = event;
+        if (event == VSS_EVENT_PREPARE_SNAPSHOT)
+                slot->got_prepare_snapshot = true;
+        if (event == VSS_EVENT_FREEZE)
+                slot->got_freeze = true;
+        if (event == VSS_EVENT_PREPARE_BACKUP)
+                slot->got_prepare_backup = true;
+        if (event == VSS_EVENT_POST_SNAPSHOT)
+                slot->got_post_snapshot = true;
+        if (event == VSS_EVENT_ABORT)
+                slot->got_abort = true;
+}
+
+int call_slot(Session *s, size_t idx, vss_event event, StatusGather *g) {
+        Manager *m = s->manager;
+        Slot *slot = &s->slots[idx];
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        Writer *w = slot->writer;
+        int r = -ENOTCONN;
+
+        if (!g)
+                slot_got(slot, event);
+        if (w) {
+                if (g)
+                        r = sd_bus_message_new_method_call(w->connection->bus, &msg, NULL, VSS_WRITER_PATH,
+                                                           VSS_WRITER_INTERFACE, "Ping");
+                else
+                        r = event_message(s, slot, event, &msg);
+                if (r >= 0) {
+                        uint32_t ms = g ? m->config.timeouts.status_ms
+                                        : event_timeout_ms(&m->config.timeouts, event, slot->window_ms);
+                        /* A later level's Freeze may not outlast the windows of writers already frozen. */
+                        if (event == VSS_EVENT_FREEZE && s->freeze_cap_ms > 0 && ms > s->freeze_cap_ms)
+                                ms = s->freeze_cap_ms;
+                        r = call_async(s, w->connection->bus, msg, ms, (Call) { .idx = idx, .event = event, .gather = g });
+                }
+        }
+        if (r >= 0) {
+                if (!g) {
+                        slot->inflight = true;
+                        slot->inflight_event = event;
+                        slot->inflight_since = now_realtime_usec();
+                }
+                return 1;
+        }
+        /* The writer is gone (or its connection failed): it does not respond. */
+        if (g) {
+                slot_answer(s, slot, slot->last_event, VSS_E_WRITER_NOT_RESPONDING, 0, "writer disconnected");
+                return 0;
+        }
+        slot_answer(s, slot, event, VSS_E_WRITER_NOT_RESPONDING, 0, "writer disconnected");
+        return 0;
+}
+
+int writer_ping(Session *s, Writer *w, size_t idx, StatusGather *g) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *ping = NULL;
+        int r = sd_bus_message_new_method_call(w->connection->bus, &ping, NULL, VSS_WRITER_PATH, VSS_WRITER_INTERFACE,
+                                               "Ping");
+        if (r < 0)
+                return r;
+        r = call_async(s, w->connection->bus, ping, s->manager->config.timeouts.status_ms,
+                       (Call) { .idx = idx, .gather = g, .direct = true });
+        return r < 0 ? r : 1;
+}
+
+void send_batch(Session *s, vss_event event, SlotRule rule, int level, void (*next)(Session *)) {
+        s->pending = 1; /* held while sending, so an immediate answer cannot finish the batch */
+        s->next = next;
+        for (size_t i = 0; i < s->n_slots; i++) {
+                SlotFacts f = slot_facts(&s->slots[i]);
+                if (rule(event, &f, level) && call_slot(s, i, event, NULL) > 0)
+                        s->pending++;
+        }
+        batch_done_one(s);
+}

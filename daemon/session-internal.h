@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * What the session's files share, and only they: session.c (life, operations, plain steps),
+ * session-dispatch.c (events to writers, their answers), session-status.c (GatherWriterStatus),
+ * session-document.c (the backup components document), snapshot-set.c (the set: volumes,
+ * participants, record, deletion), session-stages.c (DoSnapshotSet, AbortBackup) and commit.c
+ * (the commit child). Others use daemon/session.h.
+ */
+
+#include "daemon/vssd.h"
+
+typedef struct StatusGather StatusGather;
+
+/* session.c */
+void slot_done(Slot *slot);
+/* The operation in flight: begun with its request, which op_reply() answers (busy no more). */
+void op_begin(Session *s, sd_bus_message *msg, SeqCall call);
+void op_reply(Session *s, int32_t hr, const char *msg);
+/* The session no longer has the machine's snapshot set in creation. */
+void creating_done(Session *s);
+/* Deletes what the session's set made (auto-release) and sends BackupShutdown, then the session
+ * goes from the manager's list. */
+void session_shutdown(Session *s);
+
+/* Method plumbing: every session method starts with the session id. NULL (error set) when the
+ * connection may not make the call, the session is not its own, or the call is out of sequence. */
+Session *session_begin_call(sd_bus_message *msg, void *userdata, SeqCall call, sd_bus_error *error);
+#define BEGIN(call)                                                           \
+        Session *s = session_begin_call(msg, userdata, call, error);         \
+        if (!s)                                                               \
+                return -EINVAL;
+
+/* session-dispatch.c */
+typedef bool (*SlotRule)(vss_event e, const SlotFacts *f, int level);
+SlotFacts slot_facts(const Slot *slot);
+/* The writer's admin view follows its slot. */
+void note_status(Session *s, Slot *slot);
+/* Records a writer's answer (or the lack of one) to an event. */
+void slot_answer(Session *s, Slot *slot, vss_event e, int32_t failure, int32_t code, const char *msg);
+/* Sends one event (or, with a gather, a Ping) to slot idx. Returns 1 when a call is in flight,
+ * 0 when the writer is gone and its answer was recorded at once. */
+int call_slot(Session *s, size_t idx, vss_event event, StatusGather *g);
+/* A gather's Ping of a subscribed writer (no slot): 1 when in flight. */
+int writer_ping(Session *s, Writer *w, size_t idx, StatusGather *g);
+/* Sends event to every slot the rule picks, in parallel; then next runs once all answered (at once
+ * if none was sent). */
+void send_batch(Session *s, vss_event event, SlotRule rule, int level, void (*next)(Session *));
+/* Abort, at once, to every writer of an aborting set that is due one (abort_due()). Only while a
+ * batch is pending: the Abort answers join it, so the sequence goes on once all are in. */
+void abort_due_writers(Session *s);
+
+/* session-status.c: a gather's Ping answered (or not), or lost with the bus. */
+void gather_answered(StatusGather *g, size_t idx, bool answered);
+void gather_lost(StatusGather *g);
+
+/* session-document.c */
+/* The document's records of a slot's components: in a backup those of this writer instance, in a
+ * restore those of its writer class (the instance that made the backup is long gone). */
+bool record_of_slot(const Session *s, const Slot *slot, const vss_bc_component *c);
+/* A component as events name it: "logical_path/name", or "name" at the top. */
+char *component_key(const char *logical_path, const char *name);
+/* "logical_path/name" of each record of the slot, NULL-terminated; NULL when none (or ENOMEM). */
+char **slot_record_keys(Session *s, const Slot *slot);
+/* The slot's records as JSON in *ret (NULL when none). */
+int slot_records(Session *s, const Slot *slot, char **ret);
+/* A writer's annotations of its records, taken only where the event allows them: the backup stamp
+ * and writer files from PrepareForBackup through PostSnapshot, restore target and failure messages
+ * in restores. */
+void slot_annotate(Session *s, Slot *slot, vss_event e, const char *json);
+/* A record for every component of the writer (a backup outside component mode); false when the
+ * document is full. */
+bool slot_record_all(Session *s, const Slot *slot);
+/* PreRestore: the slot's components selected for restore, and whether it takes part. -ENOMEM only. */
+int slot_select_for_restore(Session *s, Slot *slot);
+
+/* snapshot-set.c */
+/* Leaves out the writers that have nothing in the set (writer_takes_part): they stay Stable with
+ * the note "not involved" and get no event of it, so their failures cannot fail it. */
+void choose_participants(Session *s);
+/* The set is journalled as 'creating' before anything is made (the copy-ahead included): a crash
+ * leaves a record for the restarted vssd to clean up. 0, or <0 with the abort requested. */
+int set_register(Session *s);
+/* Deletes what the set made, in the background; then next(s) (may be NULL). */
+void set_delete(Session *s, void (*next)(Session *s));
+
+/* session-stages.c */
+/* Aborts the set in creation with hr (the first reason counts): the commit child is killed and the
+ * writers due Abort get it now. */
+void request_abort(Session *s, int32_t hr, const char *why);
+/* A failure to write the state directory: a full one is the requester's to hear about as such,
+ * not as a provider error. */
+void state_abort(Session *s, int r, const char *what);
+/* The set is dropped (in the background), then Abort to the writers; the operation (AbortBackup,
+ * or the PrepareForBackup it waited for) is already begun or answered. */
+void abort_backup_start(Session *s);
+
+/* commit.c */
+/* Flush-and-hold: exec providers that ask for it, and file-provider volumes hold.c chose. */
+bool volume_held(const Volume *v);
+/* The provider commit, in a child of vssd (commit_start()'s run, userdata the Session): flush-and-
+ * hold volumes first, under a freeze lease (the helper thaws at the hold deadline or if we die),
+ * then the others. */
+_Noreturn void commit_child(void *userdata, int fd);

@@ -1,0 +1,378 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * DoSnapshotSet as a stage machine: PrepareForSnapshot → copy-ahead of held file-provider volumes
+ * (hold.c) → Freeze (front-end, back-end, system) → provider commit → Thaw (reverse) →
+ * PostSnapshot. Any failure from the copy-ahead to Thaw (or a provider failure, or the requester
+ * going away) turns to Abort for every writer that got PrepareForSnapshot. Also AbortBackup and
+ * Cancel, which abort what runs.
+ */
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "daemon/commit.h"
+#include "daemon/hold.h"
+#include "daemon/session-internal.h"
+#include "lib/basic/time-util.h"
+
+static void dss_continue(Session *s);
+
+void request_abort(Session *s, int32_t hr, const char *why) {
+        if (s->abort_hr == 0) {
+                s->abort_hr = hr;
+                snprintf(s->abort_msg, sizeof(s->abort_msg), "%s", why);
+        }
+        commit_kill(&s->commit);
+        /* Writers waiting for the batch in flight to end get Abort now, not after it. */
+        abort_due_writers(s);
+}
+
+void state_abort(Session *s, int r, const char *what) {
+        if (r == -ENOSPC || r == -EDQUOT) {
+                char msg[1024];
+                snprintf(msg, sizeof(msg), "the state directory %s is full: %s; free space there and try again",
+                         s->manager->state_dir, what);
+                request_abort(s, VSS_E_INSUFFICIENT_STORAGE, msg);
+        } else
+                request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, what);
+}
+
+/* What is left of the shortest Freeze→Thaw window among frozen writers, in ms: 0 when nobody is
+ * frozen, at least 1 when someone is (so an expired window still counts). */
+static uint32_t frozen_window_left_ms(Session *s) {
+        uint64_t left = UINT64_MAX, elapsed = (now_monotonic_usec() - s->freeze_start_usec) / USEC_PER_MSEC;
+        for (size_t i = 0; i < s->n_slots; i++)
+                if (s->slots[i].status.state == VSS_WS_WAITING_FOR_THAW) {
+                        uint64_t w = event_timeout_ms(&s->manager->config.timeouts, VSS_EVENT_FREEZE, s->slots[i].window_ms);
+                        uint64_t l = elapsed < w ? w - elapsed : 1;
+                        if (l < left)
+                                left = l;
+                }
+        return left == UINT64_MAX ? 0 : (uint32_t) (left < 1 ? 1 : left);
+}
+
+/* The commit child (or the copy-ahead) made a shadow: where it is is recorded at once. */
+static void on_commit_location(void *userdata, size_t i, const char *location) {
+        Session *s = userdata;
+        if (i >= s->n_volumes || streq(location, s->volumes[i].shadow_path))
+                return;
+        char *loc = strdup(location);
+        if (!loc)
+                return;
+        free(s->volumes[i].shadow_path);
+        s->volumes[i].shadow_path = loc;
+        (void) registry_set_shadow_path(s->manager->registry, &s->volumes[i].shadow_id, loc);
+}
+
+static void on_commit_exited(void *userdata, int code, const char *msg) {
+        Session *s = userdata;
+        /* A child that exited by itself released its lease (or never got one: a filesystem frozen
+         * by someone else stays theirs). One that was killed may have left the helper to thaw in
+         * its own time: its lease file tells (see freeze.h). */
+        frozen_journal_recover(s->manager, &s->set_id);
+        if (code != COMMIT_OK) {
+                int32_t hr = code == COMMIT_NOSPACE           ? VSS_E_INSUFFICIENT_STORAGE
+                             : code == COMMIT_HOLD_TIMEOUT     ? VSS_E_HOLD_WRITES_TIMEOUT
+                             : code == COMMIT_FROZEN_ELSEWHERE ? VSS_E_PROVIDER_VETO
+                                                               : VSS_E_UNEXPECTED_PROVIDER_ERROR;
+                request_abort(s, hr, msg[0] ? msg : "the provider failed to create a shadow copy");
+        }
+        dss_continue(s);
+        session_unref(s); /* the reference the child held */
+}
+
+static void on_commit_window(void *userdata) {
+        Session *s = userdata;
+        bool window = false;
+        /* The provider took longer than a frozen writer's window: the copy cannot be consistent. */
+        for (size_t i = 0; i < s->n_slots; i++) {
+                Slot *slot = &s->slots[i];
+                if (slot->status.state == VSS_WS_WAITING_FOR_THAW &&
+                    now_monotonic_usec() - s->freeze_start_usec >=
+                            (uint64_t) event_timeout_ms(&s->manager->config.timeouts, VSS_EVENT_FREEZE, slot->window_ms) * USEC_PER_MSEC) {
+                        status_apply(&slot->status, VSS_EVENT_THAW, VSS_E_WRITERERROR_TIMEOUT, 0,
+                                     "freeze window exceeded during provider commit");
+                        note_status(s, slot);
+                        window = true;
+                }
+        }
+        if (window)
+                request_abort(s, VSS_E_WRITERERROR_TIMEOUT, "a writer's freeze window was exceeded during the provider commit");
+        else
+                request_abort(s, VSS_E_HOLD_WRITES_TIMEOUT, "the provider outlasted the hold window");
+}
+
+static const CommitOps commit_ops = {
+        .location = on_commit_location,
+        .exited = on_commit_exited,
+        .window = on_commit_window,
+};
+
+/* Starts a child of the set's creation whose exit continues the sequence. 1 when it runs, 0 when
+ * it failed to start (the abort is requested). */
+static int child_start(Session *s, void (*run)(void *userdata, int fd)) {
+        const char *why;
+        if (commit_start(&s->commit, s->manager->event, run, &commit_ops, s, &why) < 0) {
+                request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, why);
+                return 0;
+        }
+        session_ref(s);
+        return 1;
+}
+
+static void precopy_child(void *userdata, int fd) {
+        hold_precopy_child(userdata, fd);
+}
+
+/* Copy-ahead, after PrepareForSnapshot and before Freeze: the held file-provider volumes are copied
+ * while nothing is frozen, so only their last delta is copied while they are held. 1 when the
+ * child runs, 0 when there is nothing to copy ahead or it failed to start. */
+static int stage_precopy(Session *s) {
+        if (!hold_wants_precopy(s) || set_register(s) < 0)
+                return 0;
+        for (size_t i = 0; i < s->n_volumes; i++) {
+                Volume *v = &s->volumes[i];
+                if (v->provider != &provider_file || !v->held)
+                        continue;
+                struct stat st;
+                if (stat(v->path, &st) < 0 || !S_ISDIR(st.st_mode))
+                        continue;
+                /* The index of the last pass, for the commit child (which inherits it): in memory,
+                 * since the state directory may be on a filesystem about to be held. */
+                if (v->index_fd < 0)
+                        v->index_fd = memfd_create("vssd-precopy-index", MFD_CLOEXEC);
+                if (v->index_fd < 0) {
+                        request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, "cannot make the copy-ahead index");
+                        return 0;
+                }
+                v->precopied = true;
+        }
+        return child_start(s, precopy_child);
+}
+
+/* Returns 1 when the commit runs (its exit continues the sequence), 0 when it failed to start. */
+static int stage_commit(Session *s) {
+        Manager *m = s->manager;
+        int r;
+
+        if (set_register(s) < 0)
+                return 0;
+
+        /* Filesystems about to be held frozen are journalled first: if vssd and the lease helper
+         * both die, the next start thaws them. */
+        char mounts[VSS_MAX_VOLUMES][PATH_MAX];
+        const char *mp[VSS_MAX_VOLUMES];
+        size_t n_mounts = 0;
+        for (size_t i = 0; i < s->n_volumes; i++)
+                if (volume_held(&s->volumes[i]) &&
+                    mount_of(s->volumes[i].path, NULL, mounts[n_mounts], PATH_MAX, NULL, 0) >= 0) {
+                        mp[n_mounts] = mounts[n_mounts];
+                        n_mounts++;
+                }
+        if (n_mounts > 0 && (r = registry_journal_frozen(m->registry, &s->set_id, mp, n_mounts)) < 0) {
+                state_abort(s, r, "cannot journal the filesystems to freeze");
+                return 0;
+        }
+
+        if (!child_start(s, commit_child))
+                return 0;
+
+        /* The shortest window among frozen writers bounds the commit; with flush-and-hold, so does
+         * the hold window (plus a margin for the lease helper to act first). */
+        uint32_t left = frozen_window_left_ms(s);
+        bool file_volumes = false; /* they copy unheld volumes and write captured deltas after the release */
+        for (size_t i = 0; i < s->n_volumes; i++)
+                file_volumes = file_volumes || s->volumes[i].provider == &provider_file;
+        if (n_mounts > 0 && !file_volumes && (left == 0 || left > m->config.hold_window_ms + 2000))
+                left = m->config.hold_window_ms + 2000;
+        if (left > 0)
+                (void) commit_arm_window(&s->commit, m->event, left);
+        return 1;
+}
+
+static void dss_end(Session *s) {
+        s->stage = STAGE_NONE;
+        if (s->dead)
+                session_shutdown(s);
+}
+
+/* Once what the set made is deleted: the call returns its failure. */
+static void dss_aborted(Session *s) {
+        s->phase = PHASE_ABORTED;
+        log_warn("snapshot set aborted: %s", s->abort_msg);
+        op_reply(s, s->abort_hr, s->abort_msg);
+        dss_end(s);
+}
+
+static void dss_finish(Session *s) {
+        Manager *m = s->manager;
+        creating_done(s);
+        if (!s->abort_hr) {
+                int r = registry_commit_set(m->registry, &s->set_id);
+                if (r >= 0) {
+                        s->set_committed = true;
+                        s->created_usec = now_realtime_usec();
+                        s->phase = PHASE_SNAPSHOT_DONE;
+                        log_info("snapshot set committed with %zu shadow copies", s->n_volumes);
+                        op_reply(s, 0, NULL);
+                        dss_end(s);
+                        return;
+                }
+                if (r == -ENOSPC) {
+                        s->abort_hr = VSS_E_INSUFFICIENT_STORAGE;
+                        snprintf(s->abort_msg, sizeof(s->abort_msg), "the state directory %s is full: cannot record "
+                                 "the snapshot set; free space there and try again", m->state_dir);
+                } else {
+                        s->abort_hr = VSS_E_UNEXPECTED;
+                        snprintf(s->abort_msg, sizeof(s->abort_msg), "cannot record the snapshot set");
+                }
+        }
+        set_delete(s, dss_aborted);
+}
+
+static void dss_continue(Session *s) {
+        for (;;) {
+                /* Past the commit's start, every failure turns into Abort; PostSnapshot never aborts. */
+                if (s->abort_hr && s->stage >= STAGE_PRECOPY && s->stage <= STAGE_THAW) {
+                        s->stage = STAGE_ABORT;
+                        s->level = _VSS_APP_LEVEL_MAX - 1;
+                }
+                switch (s->stage) {
+                case STAGE_PREPARE_SNAPSHOT:
+                        s->stage = STAGE_PRECOPY;
+                        s->level = 0;
+                        send_batch(s, VSS_EVENT_PREPARE_SNAPSHOT, writer_gets_event, 0, dss_continue);
+                        return;
+                case STAGE_PRECOPY:
+                        /* Its failure (or the requester's abort) reaches Abort at STAGE_FREEZE. */
+                        s->stage = STAGE_FREEZE;
+                        if (!s->abort_hr && stage_precopy(s) > 0)
+                                return;
+                        continue;
+                case STAGE_FREEZE:
+                        if (s->level == 0)
+                                s->freeze_start_usec = now_monotonic_usec();
+                        if (s->level >= _VSS_APP_LEVEL_MAX) {
+                                s->stage = STAGE_COMMIT;
+                                continue;
+                        }
+                        s->freeze_cap_ms = frozen_window_left_ms(s);
+                        send_batch(s, VSS_EVENT_FREEZE, writer_gets_event, s->level++, dss_continue);
+                        return;
+                case STAGE_COMMIT:
+                        s->stage = STAGE_THAW;
+                        s->level = _VSS_APP_LEVEL_MAX - 1;
+                        if (stage_commit(s) > 0)
+                                return;
+                        continue;
+                case STAGE_THAW:
+                        if (s->level < 0) {
+                                s->stage = STAGE_POST_SNAPSHOT;
+                                continue;
+                        }
+                        send_batch(s, VSS_EVENT_THAW, writer_gets_event, s->level--, dss_continue);
+                        return;
+                case STAGE_POST_SNAPSHOT:
+                        s->stage = STAGE_FINISH;
+                        send_batch(s, VSS_EVENT_POST_SNAPSHOT, writer_gets_event, 0, dss_continue);
+                        return;
+                case STAGE_ABORT:
+                        if (s->level < 0) {
+                                s->stage = STAGE_FINISH;
+                                continue;
+                        }
+                        send_batch(s, VSS_EVENT_ABORT, writer_gets_event, s->level--, dss_continue);
+                        return;
+                case STAGE_FINISH:
+                default:
+                        dss_finish(s);
+                        return;
+                }
+        }
+}
+
+int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BEGIN(CALL_DO_SNAPSHOT_SET);
+        choose_participants(s);
+        op_begin(s, msg, CALL_DO_SNAPSHOT_SET);
+        s->abort_hr = 0;
+        s->abort_msg[0] = 0;
+        s->stage = STAGE_PREPARE_SNAPSHOT;
+        dss_continue(s);
+        return 1;
+}
+
+/* AbortBackup. */
+
+static bool abort_backup_rule(vss_event e, const SlotFacts *f, int level) {
+        return abort_backup_wants(f);
+}
+
+static void abort_backup_done(Session *s) {
+        s->phase = seq_next(s->phase, CALL_ABORT_BACKUP);
+        log_info("backup aborted by the requester");
+        op_reply(s, 0, NULL);
+        if (s->dead)
+                session_shutdown(s);
+}
+
+static void abort_backup_send(Session *s) {
+        creating_done(s);
+        send_batch(s, VSS_EVENT_ABORT, abort_backup_rule, 0, abort_backup_done);
+}
+
+void abort_backup_start(Session *s) {
+        s->busy = true;
+        s->op = CALL_ABORT_BACKUP;
+        set_delete(s, abort_backup_send);
+}
+
+static void abort_session_done(Session *s) {
+        op_reply(s, 0, NULL);
+        if (s->dead)
+                session_shutdown(s);
+}
+
+int method_abort_backup(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BEGIN(CALL_ABORT_BACKUP);
+        switch (abort_backup_action(s->phase, s->busy, s->op)) {
+        case ABORT_SET_IN_FLIGHT:
+                /* The snapshot set in creation aborts at once; its own call returns E_ABORT. */
+                request_abort(s, VSS_E_ABORT, "the requester aborted the backup");
+                break;
+        case ABORT_AFTER_OP:
+                s->abort_after_op = true;
+                break;
+        case ABORT_SESSION:
+                /* Answered once the set is deleted. */
+                op_begin(s, msg, CALL_ABORT_BACKUP);
+                creating_done(s);
+                s->phase = seq_next(s->phase, CALL_ABORT_BACKUP);
+                set_delete(s, abort_session_done);
+                return 1;
+        case ABORT_WRITERS:
+                /* Every writer that took part handles Abort (and is Stable again, "aborted"); the
+                 * call returns once they all answered. */
+                op_begin(s, msg, CALL_ABORT_BACKUP);
+                abort_backup_start(s);
+                return 1;
+        case ABORT_IGNORE:
+                break;
+        }
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+int method_cancel(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Connection *c = userdata;
+        const char *id;
+        if (!c->may_request)
+                return reply_error(error, VSS_E_ACCESSDENIED, "uid %u may not use sessions", (unsigned) c->cred.uid);
+        if (sd_bus_message_read(msg, "s", &id) < 0)
+                return reply_error(error, VSS_E_INVALIDARG, "missing session id");
+        Session *s = session_lookup(c, id, error);
+        if (!s)
+                return -EINVAL;
+        if (s->busy && s->op == CALL_DO_SNAPSHOT_SET)
+                request_abort(s, VSS_E_ABORT, "the requester cancelled the snapshot set");
+        return sd_bus_reply_method_return(msg, NULL);
+}

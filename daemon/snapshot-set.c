@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The session's snapshot set: its start (one in creation machine-wide), the volumes added to it
+ * and what makes one acceptable, which writers it involves, its record in the registry before
+ * anything is made, and its deletion.
+ */
+
+#include <sys/stat.h>
+
+#include "daemon/hold.h"
+#include "daemon/session-internal.h"
+#include "lib/basic/path-util.h"
+#include "lib/basic/time-util.h"
+#include "lib/metadata.h"
+
+int method_start_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        char id[VSS_ID_STRING_MAX];
+        BEGIN(CALL_START_SNAPSHOT_SET);
+        Manager *m = s->manager;
+        if (m->creating && m->creating != s)
+                return reply_error(error, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
+                                   "another snapshot set is in creation; only one at a time machine-wide");
+        if (vss_id_new(&s->set_id) < 0)
+                return -ENOMEM;
+        m->creating = s;
+        s->phase = seq_next(s->phase, CALL_START_SNAPSHOT_SET);
+        return sd_bus_reply_method_return(msg, "s", vss_id_to_string(&s->set_id, id));
+}
+
+static bool same_filesystem(const char *a, const char *b) {
+        struct stat sa, sb;
+        char ma[PATH_MAX], mb[PATH_MAX], da[PATH_MAX], db[PATH_MAX];
+        if (stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev)
+                return true;
+        /* Subvolumes and bind mounts show other st_dev values over one filesystem. */
+        return mount_of(a, NULL, ma, sizeof(ma), da, sizeof(da)) >= 0 && mount_of(b, NULL, mb, sizeof(mb), db, sizeof(db)) >= 0 &&
+               da[0] == '/' && streq(da, db);
+}
+
+static unsigned shadows_of_volume(Manager *m, const char *path) {
+        ShadowRecord *recs = NULL;
+        size_t n = 0;
+        unsigned k = 0;
+        if (registry_list_shadows(m->registry, &recs, &n) < 0)
+                return 0;
+        for (size_t i = 0; i < n; i++)
+                if (streq(recs[i].original_path, path))
+                        k++;
+        shadow_records_free(recs, n);
+        return k;
+}
+
+/* One path within the other: a set may hold neither vssd's state nor the file provider's storage. */
+static bool overlap(const char *a, const char *b) {
+        return b && (path_within(a, b) || path_within(b, a));
+}
+
+/* The new volume's ids, its shadow's path and, for the file provider, whether it will be held. */
+static int volume_init(Session *s, Volume *v, const Provider *p, const char *real, char id[VSS_ID_STRING_MAX]) {
+        Manager *m = s->manager;
+        char sid[VSS_ID_STRING_MAX];
+        *v = (Volume) { .provider = p, .path = strdup(real), .index_fd = -EBADF };
+        const char *dir = p == &provider_file ? file_storage_dir(m) : m->shadow_dir;
+        if (!v->path || vss_id_new(&v->shadow_id) < 0 ||
+            (p->shadow_path ? p->shadow_path(real, vss_id_to_string(&s->set_id, sid), vss_id_to_string(&v->shadow_id, id),
+                                             &v->shadow_path)
+                            : asprintf(&v->shadow_path, "%s/%s/%s", dir, vss_id_to_string(&s->set_id, sid),
+                                       vss_id_to_string(&v->shadow_id, id))) < 0 ||
+            (p == &provider_file && hold_decide(m, v) < 0)) {
+                free(v->path);
+                free(v->shadow_path);
+                *v = (Volume) {};
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        const char *path, *pname;
+        char real[PATH_MAX], id[VSS_ID_STRING_MAX];
+        _cleanup_free_ char *state = NULL;
+        BEGIN(CALL_ADD_TO_SNAPSHOT_SET);
+        Manager *m = s->manager;
+        if (sd_bus_message_read(msg, "ss", &path, &pname) < 0 || !string_ok(path, VSS_MAX_STRING))
+                return reply_error(error, VSS_E_INVALIDARG, "bad path");
+        if (path[0] != '/')
+                return reply_error(error, VSS_E_INVALIDARG, "path '%s' is not absolute", path);
+        if (!realpath(path, real))
+                return reply_error(error, VSS_E_OBJECT_NOT_FOUND, "cannot resolve '%s': %m", path);
+        state = realpath(m->state_dir, NULL);
+        if (overlap(real, state))
+                return reply_error(error, VSS_E_VOLUME_NOT_SUPPORTED, "'%s' overlaps vssd's state directory %s", real, state);
+        _cleanup_free_ char *storage = m->config.file_storage_dir ? realpath(m->config.file_storage_dir, NULL) : NULL;
+        if (overlap(real, storage))
+                return reply_error(error, VSS_E_VOLUME_NOT_SUPPORTED, "'%s' overlaps the file provider's storage %s", real,
+                                   storage);
+        const Provider *p = isempty(pname) ? provider_choose(real) : provider_find(pname);
+        if (!p)
+                return reply_error(error, isempty(pname) ? VSS_E_VOLUME_NOT_SUPPORTED : VSS_E_OBJECT_NOT_FOUND,
+                                   isempty(pname) ? "no provider supports '%s'" : "no provider named '%s'",
+                                   isempty(pname) ? real : pname);
+        if (p->supports(p, real) < 0)
+                return reply_error(error, VSS_E_VOLUME_NOT_SUPPORTED, "provider '%s' does not support '%s'", p->name, real);
+        for (size_t i = 0; i < s->n_volumes; i++)
+                if (streq(s->volumes[i].path, real))
+                        return reply_error(error, VSS_E_OBJECT_ALREADY_EXISTS, "'%s' is already in the set", real);
+        /* vssd never writes to a filesystem it holds frozen: not the one with its own state. */
+        if (p->hold && state && same_filesystem(real, state))
+                return reply_error(error, VSS_E_VOLUME_NOT_SUPPORTED,
+                                   "'%s' is on the filesystem of vssd's state directory, which vssd cannot hold frozen", real);
+        if (s->n_volumes >= VSS_MAX_VOLUMES)
+                return reply_error(error, VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED, "a set holds at most %d volumes",
+                                   VSS_MAX_VOLUMES);
+        unsigned existing = shadows_of_volume(m, real);
+        if (existing >= m->config.max_shadows_per_volume)
+                return reply_error(error, VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED,
+                                   "'%s' has %u shadow copies, the most allowed; delete some first", real, existing);
+        Volume *v = &s->volumes[s->n_volumes];
+        if (volume_init(s, v, p, real, id) < 0)
+                return -ENOMEM;
+        if (p == &provider_file && !v->held)
+                log_info("the shadow copy of %s will not be point-in-time: %s", real, v->not_held_why);
+        s->n_volumes++;
+        return sd_bus_reply_method_return(msg, "s", id);
+}
+
+void choose_participants(Session *s) {
+        const char *paths[VSS_MAX_VOLUMES];
+        for (size_t i = 0; i < s->n_volumes; i++)
+                paths[i] = s->volumes[i].path;
+        for (size_t i = 0; i < s->n_slots; i++) {
+                Slot *slot = &s->slots[i];
+                WriterFacts f = {
+                        .component_mode = s->component_mode,
+                        .selected = slot->selected,
+                        /* vssd's own user counts as root: a vssd run unprivileged (benchmarks)
+                         * trusts its own user's writers as root's are trusted. */
+                        .root = slot->uid == 0 || slot->uid == geteuid(),
+                        .metadata = slot->metadata,
+                };
+                /* Component mode keeps its selection rules; selected is false for the others. */
+                slot->left_out = slot->selected && !writer_takes_part(&f, paths, s->n_volumes);
+                if (slot->left_out) {
+                        /* Nothing of it is backed up: the document has no records of it either. */
+                        bcd_remove_instance(s->doc, &slot->class_id, &slot->instance_id);
+                        log_info("writer '%s' (uid %u) is not involved in the snapshot set", slot->name,
+                                 (unsigned) slot->uid);
+                        note_status(s, slot);
+                }
+        }
+}
+
+/* The set's directory in file_storage_dir: the file provider's shadows go there. */
+static int storage_dir_make(Session *s, const char *id) {
+        Manager *m = s->manager;
+        char dir[PATH_MAX];
+        if (!m->config.file_storage_dir)
+                return 0;
+        snprintf(dir, sizeof(dir), "%s/%s", m->config.file_storage_dir, id);
+        (void) mkdir(m->config.file_storage_dir, 0700);
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+                int r = -errno;
+                snprintf(dir, sizeof(dir), "cannot make the set's directory in file_storage_dir %s: %s",
+                         m->config.file_storage_dir, strerror(-r));
+                request_abort(s, r == -ENOSPC || r == -EDQUOT ? VSS_E_INSUFFICIENT_STORAGE : VSS_E_UNEXPECTED_PROVIDER_ERROR,
+                              dir);
+                return r;
+        }
+        return 0;
+}
+
+int set_register(Session *s) {
+        Manager *m = s->manager;
+        char dir[PATH_MAX], id[VSS_ID_STRING_MAX];
+        uint64_t now = now_realtime_usec();
+        uint32_t attrs = s->context;
+        if (s->set_registered)
+                return 0;
+        /* Honest properties: a set of several volumes is atomic only if one provider cuts them all
+         * at one instant. */
+        for (size_t i = 1; i < s->n_volumes; i++)
+                if (s->volumes[i].provider != s->volumes[0].provider || !s->volumes[0].provider->atomic)
+                        attrs |= OPENVSS_ATTR_NOT_ATOMIC;
+
+        int r = registry_add_set(m->registry, &s->set_id, s->context, now);
+        s->set_registered = r >= 0;
+        for (size_t i = 0; r >= 0 && i < s->n_volumes; i++) {
+                ShadowRecord rec = {
+                        .shadow_id = s->volumes[i].shadow_id,
+                        .set_id = s->set_id,
+                        .original_path = s->volumes[i].path,
+                        .shadow_path = s->volumes[i].shadow_path,
+                        .provider = (char *) s->volumes[i].provider->name,
+                        .created_usec = now,
+                        /* Not held: the copy is not one instant; said once per shadow, never silently. */
+                        .attributes = attrs | (s->volumes[i].provider == &provider_file && !s->volumes[i].held
+                                                       ? OPENVSS_ATTR_NOT_POINT_IN_TIME
+                                                       : 0),
+                };
+                r = registry_add_shadow(m->registry, &rec);
+        }
+        snprintf(dir, sizeof(dir), "%s/%s", m->shadow_dir, vss_id_to_string(&s->set_id, id));
+        if (r >= 0 && mkdir(dir, 0700) < 0 && errno != EEXIST)
+                r = -errno;
+        if (r < 0) {
+                state_abort(s, r, "cannot record the snapshot set");
+                return r;
+        }
+        return storage_dir_make(s, id);
+}
+
+/* Deletes the set's shadows through the registry, which has every one of them (journalled before
+ * anything is made, each location as soon as it is known), in child processes; then next(s).
+ * What a provider could not remove stays recorded, with its set: a restarted vssd tries again. */
+typedef struct SetDeletion {
+        Session *session;
+        void (*next)(Session *s);
+} SetDeletion;
+
+static void set_deletion_cancel(void *userdata) {
+        SetDeletion *d = userdata;
+        session_unref(d->session);
+        free(d);
+}
+
+static void on_set_deleted(Manager *m, unsigned deleted, unsigned kept, void *userdata) {
+        SetDeletion *d = userdata;
+        Session *s = d->session;
+        if (kept == 0)
+                s->set_registered = s->set_committed = false;
+        if (d->next)
+                d->next(s);
+        set_deletion_cancel(d);
+}
+
+void set_delete(Session *s, void (*next)(Session *s)) {
+        if (!s->restore)
+                bcd_clear_shadows(s->doc); /* the document names no deleted shadow */
+        if (s->set_registered) {
+                SetDeletion *d = calloc(1, sizeof(*d));
+                if (d) {
+                        *d = (SetDeletion) { .session = session_ref(s), .next = next };
+                        int r = set_remove(s->manager, &s->set_id, on_set_deleted, set_deletion_cancel, d);
+                        if (r >= 0)
+                                return;
+                        set_deletion_cancel(d);
+                        if (r == -ENOENT) /* nothing of it is recorded any more */
+                                s->set_registered = s->set_committed = false;
+                }
+        } else if (s->n_volumes > 0)
+                shadow_set_dir_remove(s->manager, &s->set_id);
+        if (next)
+                next(s);
+}
