@@ -304,7 +304,9 @@ AbortAction abort_backup_action(SessionPhase phase, bool busy, SeqCall op) {
 }
 
 bool abort_backup_wants(const SlotFacts *f) {
-        return f->got_prepare_backup && !f->got_post_snapshot && !f->got_abort;
+        /* Only who takes part: a writer left out of the set, or with no selected component, gets
+         * nothing after PrepareForBackup (README, "Which writers take part"). */
+        return f->got_prepare_backup && f->selected && !f->left_out && !f->got_post_snapshot && !f->got_abort;
 }
 
 bool abort_due(const SlotFacts *f, bool aborting) {

@@ -124,10 +124,14 @@ static void test_abort_after_prepare(void) {
 static void test_abort_after_snapshot(void) {
         /* After a successful do-snapshot-set the writers had PostSnapshot, the end of their part in
          * the shadow copy: AbortBackup deletes the set, and sends them no Abort (OnAbort is never
-         * called after OnPostSnapshot). */
+         * called after OnPostSnapshot). A writer left out of the set gets no Abort either. */
         Harness *h = harness_new(NULL);
         char *data = harness_make_data(h, "data");
+        char away[4096 + 8];
+        snprintf(away, sizeof away, "away=%s", harness_make_data(h, "elsewhere"));
+        const char *const away_args[] = { "--component", away, NULL };
         harness_writer(h, "fe", front);
+        harness_writer(h, "away", away_args);
         vss_backup *b = harness_session(h);
         prepare(b, data);
         CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
@@ -148,6 +152,7 @@ static void test_abort_after_snapshot(void) {
         check_status(b, "fe", VSS_WS_WAITING_FOR_BACKUP_COMPLETE, "");
         vss_backup_release(b);
         check_events(h, "fe", "identify prepare-backup prepare-snapshot freeze thaw post-snapshot backup-shutdown");
+        check_events(h, "away", "identify prepare-backup backup-shutdown");
 }
 
 static void test_abort_during_prepare(void) {

@@ -317,11 +317,10 @@ static const Rule rules[] = {
         { VSS_EVENT_POST_RESTORE, F_SELECTED, F_LEFT_OUT, NOT_FAILED, false },
 };
 
-/* AbortBackup's Abort, to every level at once. It does not look at left_out: after a committed set
- * a writer that was not involved gets it (README's participation rule says such a writer gets no
- * Abort of the set; kept as it is in the structure change of issue 13). */
-static const Rule abort_backup_rule = { VSS_EVENT_ABORT, F_GOT_PREPARE_BACKUP, F_GOT_POST_SNAPSHOT | F_GOT_ABORT,
-                                        ANY_STATE, false };
+/* AbortBackup's Abort, to every level at once: who took part (selected, not left out of the set)
+ * and got PrepareForBackup, never after PostSnapshot, never twice. */
+static const Rule abort_backup_rule = { VSS_EVENT_ABORT, F_GOT_PREPARE_BACKUP | F_SELECTED,
+                                        F_LEFT_OUT | F_GOT_POST_SNAPSHOT | F_GOT_ABORT, ANY_STATE, false };
 /* GatherWriterStatus pings who is neither busy nor failed. */
 static const Rule status_query_rule = { VSS_EVENT_IDENTIFY, 0, F_INFLIGHT, NOT_FAILED, false };
 /* Abort at once, while a set aborts: who took part, had no Abort and is not busy. */
@@ -455,10 +454,13 @@ static void test_abort_backup_action(void) {
 static void test_abort_backup_wants(void) {
         /* Writers that took part get Abort, but never after PostSnapshot (OnAbort is not called
          * after OnPostSnapshot) and never twice. */
-        CHECK(abort_backup_wants(&(SlotFacts) { .got_prepare_backup = true }));
+        CHECK(abort_backup_wants(&(SlotFacts) { .got_prepare_backup = true, .selected = true }));
         CHECK(!abort_backup_wants(&(SlotFacts) {}));
-        CHECK(!abort_backup_wants(&(SlotFacts) { .got_prepare_backup = true, .got_post_snapshot = true }));
-        CHECK(!abort_backup_wants(&(SlotFacts) { .got_prepare_backup = true, .got_abort = true }));
+        /* Left out of the set, or no component selected: nothing after PrepareForBackup. */
+        CHECK(!abort_backup_wants(&(SlotFacts) { .got_prepare_backup = true }));
+        CHECK(!abort_backup_wants(&(SlotFacts) { .got_prepare_backup = true, .selected = true, .left_out = true }));
+        CHECK(!abort_backup_wants(&(SlotFacts) { .got_prepare_backup = true, .selected = true, .got_post_snapshot = true }));
+        CHECK(!abort_backup_wants(&(SlotFacts) { .got_prepare_backup = true, .selected = true, .got_abort = true }));
 }
 
 static void test_abort_due(void) {
