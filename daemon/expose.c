@@ -15,13 +15,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon/vssd.h"
+#include "daemon/access.h"
+#include "daemon/bus.h"
+#include "daemon/child.h"
+#include "daemon/expose.h"
+#include "daemon/log.h"
+#include "daemon/shadows.h"
+#include "lib/common.h"
 #include "lib/openat.h"
 
 /* Mounts the shadow read-only at `at` by its provider's own means (an image, an exec provider's
  * expose command); -EOPNOTSUPP when it is a directory, which is cloned without a mount. */
-static int mount_by_provider(const ShadowRecord *rec, const char *at) {
-        const Provider *p = provider_find(rec->provider);
+static int mount_by_provider(const Manager *m, const ShadowRecord *rec, const char *at) {
+        const Provider *p = provider_find(&m->providers, rec->provider);
         struct stat st;
 
         if (p && p->expose) {
@@ -57,7 +63,7 @@ static int shadow_tree(Manager *m, const ShadowRecord *rec, int *ret_fd) {
                 return -ENOMEM;
         if (!mkdtemp(staging))
                 return -errno;
-        r = mount_by_provider(rec, staging);
+        r = mount_by_provider(m, rec, staging);
         if (r == -EOPNOTSUPP) {
                 (void) rmdir(staging);
                 fd = open_tree(AT_FDCWD, rec->shadow_path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
@@ -142,20 +148,6 @@ static int check_empty(int fd, const char *at, sd_bus_error *error) {
         if (!empty)
                 return reply_error(error, VSS_E_INVALIDARG, "'%s' is not empty: a shadow copy is exposed only at an empty directory", at);
         return 0;
-}
-
-/* 1 when a shadow is exposed at `at`, 0 when not, -errno when the registry cannot say. */
-static int exposed_at(Manager *m, const char *at) {
-        Exposure *ex = NULL;
-        size_t n = 0;
-        bool found = false;
-        int r = registry_list_exposures(m->registry, &ex, &n);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < n; i++)
-                found = found || streq(ex[i].at, at);
-        exposures_free(ex, n);
-        return found;
 }
 
 /* An ExposeShadow or UnexposeShadow call, answered once its child has mounted or unmounted
@@ -298,7 +290,7 @@ int method_expose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return reply_error(error, VSS_E_OBJECT_NOT_FOUND, "no shadow copy %s", id);
         if (r < 0)
                 return reply_error(error, VSS_E_UNEXPECTED, "cannot read the shadow registry: %s", strerror(-r));
-        if (exposed_at(m, real) > 0 || op_busy(m, real)) {
+        if (shadow_exposed_at(m, real) > 0 || op_busy(m, real)) {
                 shadow_record_done(&rec);
                 return reply_error(error, VSS_E_OBJECT_ALREADY_EXISTS, "a shadow copy is already exposed at %s", real);
         }
@@ -308,18 +300,6 @@ int method_expose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return r;
         }
         return op_start(m, msg, real, &rec, TAKE_FD(target), error);
-}
-
-static int unexpose(Manager *m, const char *at) {
-        /* Only what we exposed is unmounted: never whatever else is mounted there. */
-        int r = exposed_at(m, at);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return -ENOENT;
-        if (umount2(at, UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT)
-                return -errno;
-        return registry_remove_exposure(m->registry, at);
 }
 
 int method_unexpose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -339,7 +319,7 @@ int method_unexpose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *er
         if (op_busy(m, real))
                 return reply_error(error, VSS_E_BAD_STATE, "a shadow copy is being exposed or unexposed at %s", real);
         /* Only what we exposed is unmounted: never whatever else is mounted there. */
-        r = exposed_at(m, real);
+        r = shadow_exposed_at(m, real);
         if (r == 0)
                 return reply_error(error, VSS_E_OBJECT_NOT_FOUND, "no shadow copy is exposed at %s", real);
         if (r < 0)
@@ -372,13 +352,3 @@ int method_list_exposures(sd_bus_message *msg, void *userdata, sd_bus_error *err
         return sd_bus_send(NULL, reply, NULL);
 }
 
-void shadow_unexpose_all(Manager *m, const vss_id *shadow_id) {
-        Exposure *ex = NULL;
-        size_t n = 0;
-        if (registry_list_exposures(m->registry, &ex, &n) < 0)
-                return;
-        for (size_t i = 0; i < n; i++)
-                if (vss_id_equal(&ex[i].shadow_id, shadow_id) && unexpose(m, ex[i].at) < 0)
-                        log_warn("cannot unexpose %s", ex[i].at);
-        exposures_free(ex, n);
-}

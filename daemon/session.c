@@ -18,10 +18,15 @@
 #include "daemon/abort-rules.h"
 #include "daemon/freeze.h"
 #include "daemon/hold.h"
-#include "providers/file/copy.h"
 #include "providers/file/precopy.h"
 #include <inttypes.h>
-#include "daemon/vssd.h"
+#include "daemon/access.h"
+#include "daemon/bus.h"
+#include "daemon/connection.h"
+#include "daemon/log.h"
+#include "daemon/shadows.h"
+#include "daemon/writer.h"
+#include "lib/common.h"
 #include "lib/metadata.h"
 
 typedef struct StatusGather StatusGather;
@@ -139,7 +144,7 @@ const char *slot_note(const Slot *slot) {
 }
 
 static void note_status(Session *s, Slot *slot) {
-        writer_note_status(slot->writer, s, slot);
+        writer_note_status(slot->writer, &s->id, &slot->status, slot_note(slot));
 }
 
 /* Records a writer's answer (or the lack of one) to an event. */
@@ -883,7 +888,7 @@ int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error
         if (storage && (path_within(real, storage) || path_within(storage, real)))
                 return reply_error(error, VSS_E_VOLUME_NOT_SUPPORTED, "'%s' overlaps the file provider's storage %s", real,
                                    storage);
-        const Provider *p = isempty(pname) ? provider_choose(real) : provider_find(pname);
+        const Provider *p = isempty(pname) ? provider_choose(&m->providers, real) : provider_find(&m->providers, pname);
         if (!p)
                 return reply_error(error, isempty(pname) ? VSS_E_VOLUME_NOT_SUPPORTED : VSS_E_OBJECT_NOT_FOUND,
                                    isempty(pname) ? "no provider supports '%s'" : "no provider named '%s'",
