@@ -23,6 +23,20 @@ int reply_error(sd_bus_error *error, int32_t hr, const char *fmt, ...) {
         return sd_bus_error_set(error, name, msg);
 }
 
+int reply_array(sd_bus_message *msg, const char *element, size_t n, ReplyAppend append, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', element);
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = append(reply, i, userdata);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
 int check_right(Connection *c, Right right, sd_bus_error *error) {
         if (c->rights & (1u << right))
                 return 0;

@@ -16,6 +16,11 @@
  * the negative errno sd-bus derives, for a handler to return. */
 int reply_error(sd_bus_error *error, int32_t hr, const char *fmt, ...) _printf_(3, 4);
 
+/* Answers msg with an array of n elements of signature element (e.g. "(ss)"), each appended by
+ * append(reply, i, userdata). Returns what sd_bus_send() does, or the first failure. */
+typedef int (*ReplyAppend)(sd_bus_message *reply, size_t i, void *userdata);
+int reply_array(sd_bus_message *msg, const char *element, size_t n, ReplyAppend append, void *userdata);
+
 /* Refuses with VSS_E_ACCESSDENIED, naming the uid and the right, unless the connection holds it. */
 int check_right(Connection *c, Right right, sd_bus_error *error);
 

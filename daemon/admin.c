@@ -11,26 +11,19 @@
 #include "daemon/shadows.h"
 #include "lib/common.h"
 
+static int append_provider(sd_bus_message *reply, size_t i, void *userdata) {
+        const Provider *p = providers_get(userdata, i);
+        return sd_bus_message_append(reply, "(sssssb)", p->name, p->id, p->type, p->description, p->supports_what,
+                                     (int) p->atomic);
+}
+
 int method_list_providers(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Connection *c = userdata;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r = check_right(c, RIGHT_LIST, error);
         if (r < 0)
                 return r;
-        r = sd_bus_message_new_method_return(msg, &reply);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(reply, 'a', "(sssssb)");
-        for (size_t i = 0; r >= 0 && i < providers_count(&c->manager->providers); i++) {
-                const Provider *p = providers_get(&c->manager->providers, i);
-                r = sd_bus_message_append(reply, "(sssssb)", p->name, p->id, p->type, p->description, p->supports_what,
-                                          (int) p->atomic);
-        }
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
-        if (r < 0)
-                return r;
-        return sd_bus_send(NULL, reply, NULL);
+        const Providers *ps = &c->manager->providers;
+        return reply_array(msg, "(sssssb)", providers_count(ps), append_provider, (void *) ps);
 }
 
 static int append_shadow(sd_bus_message *reply, const ShadowRecord *s) {
@@ -40,9 +33,12 @@ static int append_shadow(sd_bus_message *reply, const ShadowRecord *s) {
                                      s->created_usec, (uint64_t) 0, s->attributes);
 }
 
+static int append_shadow_at(sd_bus_message *reply, size_t i, void *userdata) {
+        return append_shadow(reply, (const ShadowRecord *) userdata + i);
+}
+
 int method_list_shadows(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Connection *c = userdata;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         ShadowRecord *recs = NULL;
         size_t n = 0;
         int r = check_right(c, RIGHT_LIST, error);
@@ -51,17 +47,9 @@ int method_list_shadows(sd_bus_message *msg, void *userdata, sd_bus_error *error
         r = registry_list_shadows(c->manager->registry, &recs, &n);
         if (r < 0)
                 return reply_error(error, VSS_E_UNEXPECTED, "cannot read the shadow registry: %s", strerror(-r));
-        r = sd_bus_message_new_method_return(msg, &reply);
-        if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'a', "(sssssttu)");
-        for (size_t i = 0; r >= 0 && i < n; i++)
-                r = append_shadow(reply, &recs[i]);
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
+        r = reply_array(msg, "(sssssttu)", n, append_shadow_at, recs);
         shadow_records_free(recs, n);
-        if (r < 0)
-                return r;
-        return sd_bus_send(NULL, reply, NULL);
+        return r;
 }
 
 int method_get_snapshot_properties(sd_bus_message *msg, void *userdata, sd_bus_error *error) {

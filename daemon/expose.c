@@ -327,10 +327,14 @@ int method_unexpose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *er
         return op_start(m, msg, real, NULL, -EBADF, error);
 }
 
+static int append_exposure(sd_bus_message *reply, size_t i, void *userdata) {
+        const Exposure *ex = (const Exposure *) userdata + i;
+        char id[VSS_ID_STRING_MAX];
+        return sd_bus_message_append(reply, "(ss)", vss_id_to_string(&ex->shadow_id, id), ex->at);
+}
+
 int method_list_exposures(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Connection *c = userdata;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        char id[VSS_ID_STRING_MAX];
         Exposure *ex = NULL;
         size_t n = 0;
         int r = check_right(c, RIGHT_LIST, error);
@@ -339,16 +343,7 @@ int method_list_exposures(sd_bus_message *msg, void *userdata, sd_bus_error *err
         r = registry_list_exposures(c->manager->registry, &ex, &n);
         if (r < 0)
                 return reply_error(error, VSS_E_UNEXPECTED, "cannot read the registry: %s", strerror(-r));
-        r = sd_bus_message_new_method_return(msg, &reply);
-        if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'a', "(ss)");
-        for (size_t i = 0; r >= 0 && i < n; i++)
-                r = sd_bus_message_append(reply, "(ss)", vss_id_to_string(&ex[i].shadow_id, id), ex[i].at);
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
+        r = reply_array(msg, "(ss)", n, append_exposure, ex);
         exposures_free(ex, n);
-        if (r < 0)
-                return r;
-        return sd_bus_send(NULL, reply, NULL);
+        return r;
 }
-

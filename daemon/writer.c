@@ -160,38 +160,32 @@ static int append_status(sd_bus_message *reply, const char *name, const vss_id *
                                      st->application_message, strempty(note));
 }
 
-int method_list_writers(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        Connection *c = userdata;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+static int append_writer(sd_bus_message *reply, size_t i, void *userdata) {
+        const Writer *w = ((Writer **) userdata)[i];
         char sid[VSS_ID_STRING_MAX];
-        int r = check_right(c, RIGHT_LIST, error);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_new_method_return(msg, &reply);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(reply, 'a', "(sssuiissst)");
-        if (r < 0)
-                return r;
-        for (Writer *w = c->manager->writers; w; w = w->writers_next) {
-                r = sd_bus_message_open_container(reply, 'r', "sssuiissst");
-                if (r < 0)
-                        return r;
+        int r = sd_bus_message_open_container(reply, 'r', "sssuiissst");
+        if (r >= 0)
                 r = append_status(reply, w->name, &w->class_id, &w->instance_id, &w->last, w->last_note);
-                if (r < 0)
-                        return r;
+        if (r >= 0)
                 r = sd_bus_message_append(reply, "st",
                                           vss_id_is_null(&w->last_session) ? "" : vss_id_to_string(&w->last_session, sid),
                                           w->last_usec);
-                if (r < 0)
-                        return r;
+        if (r >= 0)
                 r = sd_bus_message_close_container(reply);
-                if (r < 0)
-                        return r;
-        }
-        r = sd_bus_message_close_container(reply);
-        if (r < 0)
-                return r;
-        return sd_bus_send(NULL, reply, NULL);
+        return r;
 }
 
+int method_list_writers(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Connection *c = userdata;
+        Manager *m = c->manager;
+        int r = check_right(c, RIGHT_LIST, error);
+        if (r < 0)
+                return r;
+        _cleanup_free_ Writer **l = calloc(m->n_writers + 1, sizeof(Writer *));
+        if (!l)
+                return -ENOMEM;
+        size_t n = 0;
+        LIST_FOREACH(writers, w, m->writers)
+                l[n++] = w;
+        return reply_array(msg, "(sssuiissst)", n, append_writer, l);
+}
