@@ -89,7 +89,7 @@ const Provider *provider_find(const Providers *ps, const char *name);
 /* The provider to use for a path when the requester names none. */
 const Provider *provider_choose(const Providers *ps, const char *path);
 
-/* The mount point (and its source device) holding path: the longest /proc/self/mountinfo match,
- * of filesystem type fstype unless NULL. */
+/* The mount point (and its source device) holding path: mountinfo_find() (providers/mountinfo.h)
+ * into buffers. */
 int mount_of(const char *path, const char *fstype, char *ret_mount, size_t mount_len, char *ret_device,
              size_t device_len);

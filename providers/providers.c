@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
-#include <mntent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/basic/macro.h"
+#include "providers/mountinfo.h"
 #include "providers/provider.h"
 
 /* In order of preference: provider_choose() takes the first that supports a path. */
@@ -77,25 +78,12 @@ void providers_done(Providers *ps) {
 
 int mount_of(const char *path, const char *fstype, char *ret_mount, size_t mount_len, char *ret_device,
              size_t device_len) {
-        FILE *f = setmntent("/proc/self/mounts", "re");
-        struct mntent *m;
-        size_t best = 0;
-        bool found = false;
-        if (!f)
-                return -errno;
-        while ((m = getmntent(f))) {
-                size_t n = strlen(m->mnt_dir);
-                if ((fstype && strcmp(m->mnt_type, fstype) != 0) || n < best)
-                        continue;
-                if (strncmp(path, m->mnt_dir, n) == 0 && (path[n] == '/' || path[n] == 0 || n == 1)) {
-                        /* Later entries over the same point win: they are what is mounted now. */
-                        snprintf(ret_mount, mount_len, "%s", m->mnt_dir);
-                        if (ret_device)
-                                snprintf(ret_device, device_len, "%s", m->mnt_fsname);
-                        best = n;
-                        found = true;
-                }
-        }
-        endmntent(f);
-        return found ? 0 : -ENOENT;
+        _cleanup_free_ char *target = NULL, *source = NULL;
+        int r = mountinfo_find(path, fstype, &target, ret_device ? &source : NULL, NULL);
+        if (r < 0)
+                return r;
+        snprintf(ret_mount, mount_len, "%s", target);
+        if (ret_device)
+                snprintf(ret_device, device_len, "%s", source);
+        return 0;
 }
