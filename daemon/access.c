@@ -11,16 +11,21 @@
 #include "lib/common.h"
 #include "lib/metadata.h"
 
-int reply_error(sd_bus_error *error, int32_t hr, const char *fmt, ...) {
+int reply_errorv(sd_bus_error *error, int32_t hr, const char *fmt, va_list ap) {
         char name[128], msg[512];
-        va_list ap;
         const char *n = vss_error_name(hr);
 
         snprintf(name, sizeof(name), VSS_ERROR_PREFIX "%s", n ? n : "E_UNEXPECTED");
-        va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
         return sd_bus_error_set(error, name, msg);
+}
+
+int reply_error(sd_bus_error *error, int32_t hr, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        int r = reply_errorv(error, hr, fmt, ap);
+        va_end(ap);
+        return r;
 }
 
 int reply_array(sd_bus_message *msg, const char *element, size_t n, ReplyAppend append, void *userdata) {

@@ -5,6 +5,7 @@
  * config), the per-call checks run before any handler (connection limit, call rate, string
  * sizes), and VSS errors as D-Bus errors. */
 
+#include <stdarg.h>
 #include <stdint.h>
 
 #include <systemd/sd-bus.h>
@@ -15,6 +16,7 @@
 /* A D-Bus error named after the VSS code hr (org.openvss.Error.E_...), with the message. Returns
  * the negative errno sd-bus derives, for a handler to return. */
 int reply_error(sd_bus_error *error, int32_t hr, const char *fmt, ...) _printf_(3, 4);
+int reply_errorv(sd_bus_error *error, int32_t hr, const char *fmt, va_list ap) _printf_(3, 0);
 
 /* Answers msg with an array of n elements of signature element (e.g. "(ss)"), each appended by
  * append(reply, i, userdata). Returns what sd_bus_send() does, or the first failure. */

@@ -9,10 +9,10 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "daemon/access.h"
@@ -43,9 +43,7 @@ static int mount_by_provider(const Manager *m, const ShadowRecord *rec, const ch
                 snprintf(e_img, sizeof(e_img), "VSS_IMAGE=%s", rec->shadow_path);
                 snprintf(e_at, sizeof(e_at), "VSS_AT=%s", at);
                 const char *env[] = { e_img, e_at, NULL };
-                struct timespec ts;
-                clock_gettime(CLOCK_MONOTONIC, &ts);
-                uint64_t deadline = (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000 + 60 * USEC_PER_SEC;
+                uint64_t deadline = now_monotonic_usec() + 60 * USEC_PER_SEC;
                 return provider_run_command("mount -o ro,loop -- \"$VSS_IMAGE\" \"$VSS_AT\"", env, deadline, NULL);
         }
         return S_ISDIR(st.st_mode) ? -EOPNOTSUPP : -EMEDIUMTYPE;
@@ -172,9 +170,12 @@ static void op_free(void *userdata) {
         free(op);
 }
 
-static void op_reply_error(ExposeOp *op, int32_t hr, const char *fmt, const char *a, const char *b) {
+_printf_(3, 4) static void op_reply_error(ExposeOp *op, int32_t hr, const char *fmt, ...) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        reply_error(&error, hr, fmt, a, b);
+        va_list ap;
+        va_start(ap, fmt);
+        reply_errorv(&error, hr, fmt, ap);
+        va_end(ap);
         (void) sd_bus_reply_method_error(op->msg, &error);
 }
 
@@ -208,10 +209,10 @@ static void on_exposed(int r, void *userdata) {
         } else if (registry_get_shadow(m->registry, &op->rec.shadow_id, &rec) < 0) {
                 /* Deleted (or being deleted) meanwhile: not exposed after all. */
                 (void) umount2(op->at, MNT_DETACH | UMOUNT_NOFOLLOW);
-                op_reply_error(op, VSS_E_OBJECT_NOT_FOUND, "shadow copy %s%s was deleted meanwhile", id, "");
+                op_reply_error(op, VSS_E_OBJECT_NOT_FOUND, "shadow copy %s was deleted meanwhile", id);
         } else if ((r = registry_add_exposure(m->registry, &op->rec.shadow_id, op->at)) < 0) {
                 (void) umount2(op->at, MNT_DETACH | UMOUNT_NOFOLLOW);
-                op_reply_error(op, VSS_E_UNEXPECTED, "cannot record the exposure: %s%s", strerror(-r), "");
+                op_reply_error(op, VSS_E_UNEXPECTED, "cannot record the exposure: %s", strerror(-r));
         } else {
                 log_info("exposed shadow copy %s at %s", id, op->at);
                 (void) sd_bus_reply_method_return(op->msg, "s", op->at);
@@ -225,7 +226,7 @@ static void on_unexposed(int r, void *userdata) {
         if (r >= 0)
                 r = registry_remove_exposure(op->manager->registry, op->at);
         if (r == -ENOENT)
-                op_reply_error(op, VSS_E_OBJECT_NOT_FOUND, "no shadow copy is exposed at %s%s", op->at, "");
+                op_reply_error(op, VSS_E_OBJECT_NOT_FOUND, "no shadow copy is exposed at %s", op->at);
         else if (r < 0)
                 op_reply_error(op, VSS_E_UNEXPECTED, "cannot unexpose %s: %s", op->at, strerror(-r));
         else {

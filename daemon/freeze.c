@@ -73,7 +73,7 @@ static void strv_free_n(char **v, size_t n) {
         free(v);
 }
 
-__attribute__((format(printf, 3, 4))) static void set_error(char *errbuf, size_t errlen, const char *fmt, ...) {
+_printf_(3, 4) static void set_error(char *errbuf, size_t errlen, const char *fmt, ...) {
         va_list ap;
 
         if (!errbuf || errlen == 0)
@@ -83,6 +83,7 @@ __attribute__((format(printf, 3, 4))) static void set_error(char *errbuf, size_t
         va_end(ap);
 }
 
+/* The helper's deadline arithmetic is signed: time left may be negative. */
 static int64_t now_ns(void) {
         return (int64_t) now_monotonic_nsec();
 }
