@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Deleting shadows without stopping the event loop. A shadow is marked 'deleting' in the registry
+/* The shadow lifecycle after creation (see shadows.h): deleting, set removal, unexposing before a
+ * delete, and what a restart finishes (the frozen journal first, then interrupted deletes,
+ * incomplete sets and auto-release sets).
+ *
+ * Deleting shadows without stopping the event loop. A shadow is marked 'deleting' in the registry
  * before its data is touched (from then on it is listed nowhere, and a restarted vssd finishes
  * the delete), then its provider removes it in a child process. One job per shadow: whoever asks
  * to delete a shadow already being deleted waits for that job rather than starting another. The
