@@ -261,14 +261,12 @@ void deletions_stop(Manager *m) {
 
 void shadow_set_dir_remove(Manager *m, const vss_id *set_id) {
         char id[VSS_ID_STRING_MAX];
-        _cleanup_free_ char *dir = NULL;
-        /* Fails harmlessly while other shadows of the set remain. */
-        if (asprintf(&dir, "%s/%s", m->shadow_dir, vss_id_to_string(set_id, id)) >= 0)
-                (void) rmdir(dir);
-        if (m->config.file_storage_dir) {
-                free(dir);
-                dir = NULL;
-                if (asprintf(&dir, "%s/%s", m->config.file_storage_dir, id) >= 0)
+        const char *roots[] = { m->shadow_dir, m->config.file_storage_dir };
+        vss_id_to_string(set_id, id);
+        for (size_t i = 0; i < ELEMENTSOF(roots); i++) {
+                _cleanup_free_ char *dir = roots[i] ? path_join(roots[i], id) : NULL;
+                /* Fails harmlessly while other shadows of the set remain. */
+                if (dir)
                         (void) rmdir(dir);
         }
 }
