@@ -2,7 +2,8 @@
 /* The org.openvss.Coordinator1 method table (data/org.openvss.Coordinator1.xml documents it).
  * Handlers decode, call the logic, and encode; they live in manager.c and session.c. */
 
-#include "daemon/vssd.h"
+#include "daemon/bus.h"
+#include "daemon/connection.h"
 
 #define SID "s", session_id
 

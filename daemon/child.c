@@ -10,8 +10,9 @@
 #include <unistd.h>
 
 #include "daemon/child.h"
-#include "daemon/provider.h"
-#include "daemon/vssd.h"
+#include "providers/provider.h"
+#include "daemon/log.h"
+#include "lib/common.h"
 
 struct Child {
         Children *children;

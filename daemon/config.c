@@ -15,9 +15,13 @@
 #include <grp.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <pwd.h>
 
-#include "daemon/vssd.h"
+#include "daemon/config.h"
+#include "lib/common.h"
+#include "lib/jsonv.h"
 
 static const struct {
         const char *key;
@@ -35,20 +39,20 @@ static void strv_free_n(char **l, size_t n) {
         free(l);
 }
 
-static int fail(char **ret_error, const char *fmt, const char *arg) {
-        if (asprintf(ret_error, fmt, arg) < 0)
+_printf_(2, 3) static int fail(char **ret_error, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(ret_error, fmt, ap) < 0)
                 *ret_error = NULL;
+        va_end(ap);
         return -EINVAL;
 }
 
 /* An integer in [min, max]; the error names the key (e.g. "timeouts.identify_ms"). */
 static int parse_int(json_object *val, const char *key, int64_t min, int64_t max, int64_t *ret, char **ret_error) {
         int64_t v = json_object_get_int64(val);
-        if (!json_object_is_type(val, json_type_int) || v < min || v > max) {
-                if (asprintf(ret_error, "%s: must be an integer from %" PRId64 " to %" PRId64, key, min, max) < 0)
-                        *ret_error = NULL;
-                return -EINVAL;
-        }
+        if (!json_object_is_type(val, json_type_int) || v < min || v > max)
+                return fail(ret_error, "%s: must be an integer from %" PRId64 " to %" PRId64, key, min, max);
         *ret = v;
         return 0;
 }
@@ -64,7 +68,7 @@ static int parse_timeouts(Timeouts *t, json_object *o, char **ret_error) {
                 if (i == ELEMENTSOF(timeout_keys))
                         return fail(ret_error, "unknown key timeouts.%s", key);
                 char name[96];
-                int64_t v;
+                int64_t v = 0;
                 snprintf(name, sizeof(name), "timeouts.%s", key);
                 if (parse_int(val, name, 1, 24 * 3600 * 1000, &v, ret_error) < 0)
                         return -EINVAL;
@@ -74,7 +78,7 @@ static int parse_timeouts(Timeouts *t, json_object *o, char **ret_error) {
 }
 
 /* "providers": [{"type": "exec", "name": N, "create": CMD, "delete": CMD, "expose": CMD}] */
-static int parse_providers(json_object *arr, char **ret_error) {
+static int parse_providers(Providers *ps, json_object *arr, char **ret_error) {
         if (!json_object_is_type(arr, json_type_array))
                 return fail(ret_error, "%s: must be an array", "providers");
         for (size_t i = 0; i < json_object_array_length(arr); i++) {
@@ -97,7 +101,7 @@ static int parse_providers(json_object *arr, char **ret_error) {
                         return fail(ret_error, "providers[].type: %s", "only \"exec\" providers are configured");
                 if (isempty(f[1]) || isempty(f[2]) || isempty(f[3]))
                         return fail(ret_error, "providers[]: %s", "name, create and delete are required");
-                int r = providers_add_exec(f[1], f[2], f[3], f[4]);
+                int r = providers_add_exec(ps, f[1], f[2], f[3], f[4]);
                 if (r == -EEXIST)
                         return fail(ret_error, "providers[]: a provider named '%s' exists already", f[1]);
                 if (r < 0)
@@ -147,26 +151,20 @@ static int parse_rights(Config *c, bool set[_RIGHT_MAX], json_object *o, char **
                         snprintf(what, sizeof(what), "rights.%s", key);
                         if (!json_object_is_type(e, json_type_string) || !string_ok(name, VSS_MAX_NAME) || isempty(name) ||
                             streq(name, "@")) {
-                                if (asprintf(ret_error, "%s: entries must be user names or @group names", what) < 0)
-                                        *ret_error = NULL;
-                                return -EINVAL;
+                                return fail(ret_error, "%s: entries must be user names or @group names", what);
                         }
                         if (name[0] == '@') {
                                 struct group *g = getgrnam(name + 1);
                                 if (!g) {
-                                        if (asprintf(ret_error, "%s: no group '%s'", what, name + 1) < 0)
-                                                *ret_error = NULL;
-                                        return -EINVAL;
+                                        return fail(ret_error, "%s: no group '%s'", what, name + 1);
                                 }
                                 if (holders_add_gid(h, g->gr_gid) < 0)
                                         return -ENOMEM;
                         } else {
                                 struct passwd *pw = getpwnam(name);
                                 if (!pw) {
-                                        if (asprintf(ret_error, "%s: no user '%s' (a group is written '@%s')", what, name,
-                                                     name) < 0)
-                                                *ret_error = NULL;
-                                        return -EINVAL;
+                                        return fail(ret_error, "%s: no user '%s' (a group is written '@%s')", what, name,
+                                                     name);
                                 }
                                 uid_t *n = realloc(h->uids, (h->n_uids + 1) * sizeof(uid_t));
                                 if (!n)
@@ -228,6 +226,131 @@ static int parse_paths(json_object *val, const char *key, char ***ret, size_t *r
         return 0;
 }
 
+/* The integer keys: [min, max], and where each goes. */
+static const struct {
+        const char *key;
+        int64_t min, max;
+        size_t offset, size;
+} int_keys[] = {
+#define I(k, field, lo, hi) { k, lo, hi, offsetof(Config, field), sizeof(((Config *) NULL)->field) }
+        I("hold_window_ms", hold_window_ms, 1, 600000),
+        I("max_shadows_per_volume", max_shadows_per_volume, 1, 4096),
+        I("file_storage_budget_bytes", file_budget_bytes, 0, INT64_MAX), /* 0: no limit */
+        I("file_hold_memory_bytes", file_hold_memory_bytes, 1, INT64_MAX),
+        I("max_connections_per_uid", max_connections_per_uid, 1, VSS_MAX_CONNECTIONS),
+        I("max_sessions_per_uid", max_sessions_per_uid, 1, 65536),
+        I("max_calls_per_second", max_calls_per_second, 1, 1000000),
+        I("max_call_burst", max_call_burst, 1, 1000000),
+        /* sd-bus refuses 128 MiB and more itself. */
+        I("max_message_bytes", max_message_bytes, 4096, 128 * 1024 * 1024 - 1),
+        I("max_input_bytes_per_uid", max_input_bytes_per_uid, 4096, INT64_MAX),
+        I("max_queued_messages", max_queued_messages, 1, 1000000),
+#undef I
+};
+
+/* A string member that is an absolute path (file_storage_dir) or a name (backup_group). */
+static int parse_string(json_object *val, const char *key, bool path, char **ret, char **ret_error) {
+        const char *v = json_object_get_string(val);
+        if (!json_object_is_type(val, json_type_string) || !string_ok(v, path ? VSS_MAX_STRING : VSS_MAX_NAME) ||
+            (path ? v[0] != '/' : !*v))
+                return fail(ret_error, path ? "%s: must be an absolute path" : "%s: must be a group name", key);
+        free(*ret);
+        return (*ret = strdup(v)) ? 0 : -ENOMEM;
+}
+
+/* One top-level key of the configuration. */
+static int parse_key(Config *c, bool rights_set[_RIGHT_MAX], const char *key, json_object *val, char **ret_error) {
+        for (size_t i = 0; i < ELEMENTSOF(int_keys); i++) {
+                if (!streq(int_keys[i].key, key))
+                        continue;
+                int64_t v = 0;
+                int r = parse_int(val, key, int_keys[i].min, int_keys[i].max, &v, ret_error);
+                char *field = (char *) c + int_keys[i].offset;
+                if (int_keys[i].size == sizeof(uint32_t))
+                        *(uint32_t *) field = (uint32_t) v;
+                else
+                        *(uint64_t *) field = (uint64_t) v;
+                return r;
+        }
+        if (streq(key, "timeouts"))
+                return parse_timeouts(&c->timeouts, val, ret_error);
+        if (streq(key, "hold_filesystems")) {
+                /* "all" (every source filesystem that can be frozen) or mount points */
+                c->hold_all = json_object_is_type(val, json_type_string) && streq(json_object_get_string(val), "all");
+                if (c->hold_all)
+                        return 0;
+                return json_object_is_type(val, json_type_array)
+                               ? parse_paths(val, key, &c->hold_filesystems, &c->n_hold_filesystems, ret_error)
+                               : fail(ret_error, "%s: must be \"all\" or an array of mount points", key);
+        }
+        if (streq(key, "hold_exclude"))
+                return parse_paths(val, key, &c->hold_exclude, &c->n_hold_exclude, ret_error);
+        if (streq(key, "file_storage_dir"))
+                return parse_string(val, key, true, &c->file_storage_dir, ret_error);
+        if (streq(key, "backup_group"))
+                return parse_string(val, key, false, &c->backup_group, ret_error);
+        if (streq(key, "rights"))
+                return parse_rights(c, rights_set, val, ret_error);
+        if (streq(key, "writer_classes"))
+                return parse_classes(c, val, ret_error);
+        if (streq(key, "providers"))
+                return parse_providers(&c->providers, val, ret_error);
+        return fail(ret_error, "unknown key %s", key);
+}
+
+/* The file, through the strict JSON layer: one object, no key twice, bounded size and depth. */
+static int parse_file(Config *c, bool rights_set[_RIGHT_MAX], const char *path, char **ret_error) {
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+        FILE *f = fopen(path, "re");
+        if (f) {
+                text = malloc(CONFIG_MAX_BYTES + 2);
+                size = text ? fread(text, 1, CONFIG_MAX_BYTES + 1, f) : 0;
+                if (text)
+                        text[size] = 0;
+                fclose(f);
+        }
+        if (!text || size == 0 || strlen(text) != size)
+                return fail(ret_error, "cannot read or parse %s", path);
+        JsonReader v = {};
+        json_object *o = jv_parse(&v, text, CONFIG_MAX_BYTES, path);
+        if (!o) {
+                if (strstr(v.error, " twice in one object"))
+                        return fail(ret_error, "%s", v.error);
+                size_t n = strlen(v.error), k = strlen(" must be a JSON object");
+                if (n >= k && streq(v.error + n - k, " must be a JSON object"))
+                        return fail(ret_error, "%s: must be a JSON object", path);
+                return fail(ret_error, "cannot read or parse %s", path);
+        }
+        int r = 0;
+        json_object_object_foreach(o, key, val) {
+                r = parse_key(c, rights_set, key, val, ret_error);
+                if (r < 0)
+                        break;
+        }
+        json_object_put(o);
+        return r;
+}
+
+/* What the file left out, and the rules between keys. */
+static int config_finish(Config *c, const bool rights_set[_RIGHT_MAX], char **ret_error) {
+        /* Else a uid's largest message would wait for room forever. */
+        if (c->max_input_bytes_per_uid < c->max_message_bytes)
+                return fail(ret_error, "%s: must be at least max_message_bytes", "max_input_bytes_per_uid");
+        if (c->timeouts.freeze_window_ms > c->timeouts.max_freeze_window_ms)
+                c->timeouts.freeze_window_ms = c->timeouts.max_freeze_window_ms;
+        if (!c->backup_group && !(c->backup_group = strdup("vss-backup")))
+                return -ENOMEM;
+        /* Rights left out: list, create and restore to the backup group (root alone when it does
+         * not exist), delete to root alone: backup operators make and use shadow copies, only an
+         * administrator throws them away. */
+        struct group *g = getgrnam(c->backup_group);
+        for (Right r = 0; r < _RIGHT_MAX; r++)
+                if (!rights_set[r] && r != RIGHT_DELETE && g && holders_add_gid(&c->rights[r], g->gr_gid) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
 int config_load(Config *c, const char *path, char **ret_error) {
         bool rights_set[_RIGHT_MAX] = {};
         *c = (Config) {
@@ -245,117 +368,12 @@ int config_load(Config *c, const char *path, char **ret_error) {
                 .file_hold_memory_bytes = 256ULL << 20,
         };
         *ret_error = NULL;
-        if (path) {
-                json_object *o = json_object_from_file(path);
-                if (!o)
-                        return fail(ret_error, "cannot read or parse %s", path);
-                int r = 0;
-                if (!json_object_is_type(o, json_type_object))
-                        r = fail(ret_error, "%s: must be a JSON object", path);
-                else {
-                        json_object_object_foreach(o, key, val) {
-                                int64_t v = 0;
-                                if (streq(key, "timeouts"))
-                                        r = parse_timeouts(&c->timeouts, val, ret_error);
-                                else if (streq(key, "hold_window_ms")) {
-                                        r = parse_int(val, key, 1, 600000, &v, ret_error);
-                                        c->hold_window_ms = (uint32_t) v;
-                                } else if (streq(key, "max_shadows_per_volume")) {
-                                        r = parse_int(val, key, 1, 4096, &v, ret_error);
-                                        c->max_shadows_per_volume = (uint32_t) v;
-                                } else if (streq(key, "file_storage_budget_bytes")) {
-                                        r = parse_int(val, key, 0, INT64_MAX, &v, ret_error); /* 0: no limit */
-                                        c->file_budget_bytes = (uint64_t) v;
-                                } else if (streq(key, "hold_filesystems")) {
-                                        /* "all" (every source filesystem that can be frozen) or mount points */
-                                        c->hold_all = json_object_is_type(val, json_type_string) &&
-                                                      streq(json_object_get_string(val), "all");
-                                        if (!c->hold_all)
-                                                r = json_object_is_type(val, json_type_array)
-                                                            ? parse_paths(val, key, &c->hold_filesystems,
-                                                                          &c->n_hold_filesystems, ret_error)
-                                                            : fail(ret_error, "%s: must be \"all\" or an array of mount points", key);
-                                } else if (streq(key, "hold_exclude"))
-                                        r = parse_paths(val, key, &c->hold_exclude, &c->n_hold_exclude, ret_error);
-                                else if (streq(key, "file_hold_memory_bytes")) {
-                                        r = parse_int(val, key, 1, INT64_MAX, &v, ret_error);
-                                        c->file_hold_memory_bytes = (uint64_t) v;
-                                } else if (streq(key, "file_storage_dir")) {
-                                        const char *d = json_object_get_string(val);
-                                        if (!json_object_is_type(val, json_type_string) || !string_ok(d, VSS_MAX_STRING) || d[0] != '/')
-                                                r = fail(ret_error, "%s: must be an absolute path", key);
-                                        else {
-                                                free(c->file_storage_dir);
-                                                if (!(c->file_storage_dir = strdup(d)))
-                                                        r = -ENOMEM;
-                                        }
-                                } else if (streq(key, "max_connections_per_uid")) {
-                                        r = parse_int(val, key, 1, VSS_MAX_CONNECTIONS, &v, ret_error);
-                                        c->max_connections_per_uid = (uint32_t) v;
-                                } else if (streq(key, "max_sessions_per_uid")) {
-                                        r = parse_int(val, key, 1, 65536, &v, ret_error);
-                                        c->max_sessions_per_uid = (uint32_t) v;
-                                } else if (streq(key, "max_calls_per_second")) {
-                                        r = parse_int(val, key, 1, 1000000, &v, ret_error);
-                                        c->max_calls_per_second = (uint32_t) v;
-                                } else if (streq(key, "max_call_burst")) {
-                                        r = parse_int(val, key, 1, 1000000, &v, ret_error);
-                                        c->max_call_burst = (uint32_t) v;
-                                } else if (streq(key, "max_message_bytes")) {
-                                        /* sd-bus refuses 128 MiB and more itself. */
-                                        r = parse_int(val, key, 4096, 128 * 1024 * 1024 - 1, &v, ret_error);
-                                        c->max_message_bytes = (uint32_t) v;
-                                } else if (streq(key, "max_input_bytes_per_uid")) {
-                                        r = parse_int(val, key, 4096, INT64_MAX, &v, ret_error);
-                                        c->max_input_bytes_per_uid = (uint64_t) v;
-                                } else if (streq(key, "max_queued_messages")) {
-                                        r = parse_int(val, key, 1, 1000000, &v, ret_error);
-                                        c->max_queued_messages = (uint32_t) v;
-                                } else if (streq(key, "rights"))
-                                        r = parse_rights(c, rights_set, val, ret_error);
-                                else if (streq(key, "writer_classes"))
-                                        r = parse_classes(c, val, ret_error);
-                                else if (streq(key, "providers"))
-                                        r = parse_providers(val, ret_error);
-                                else if (streq(key, "backup_group")) {
-                                        const char *g = json_object_get_string(val);
-                                        if (!json_object_is_type(val, json_type_string) || !string_ok(g, VSS_MAX_NAME) || !*g)
-                                                r = fail(ret_error, "%s: must be a group name", key);
-                                        else if (!(c->backup_group = strdup(g)))
-                                                r = -ENOMEM;
-                                } else
-                                        r = fail(ret_error, "unknown key %s", key);
-                                if (r < 0)
-                                        break;
-                        }
-                }
-                json_object_put(o);
-                if (r < 0) {
-                        config_done(c);
-                        return r;
-                }
-        }
-        /* Else a uid's largest message would wait for room forever. */
-        if (c->max_input_bytes_per_uid < c->max_message_bytes) {
+        int r = path ? parse_file(c, rights_set, path, ret_error) : 0;
+        if (r >= 0)
+                r = config_finish(c, rights_set, ret_error);
+        if (r < 0)
                 config_done(c);
-                return fail(ret_error, "%s: must be at least max_message_bytes", "max_input_bytes_per_uid");
-        }
-        if (c->timeouts.freeze_window_ms > c->timeouts.max_freeze_window_ms)
-                c->timeouts.freeze_window_ms = c->timeouts.max_freeze_window_ms;
-        if (!c->backup_group && !(c->backup_group = strdup("vss-backup"))) {
-                config_done(c);
-                return -ENOMEM;
-        }
-        /* Rights left out: list, create and restore to the backup group (root alone when it does
-         * not exist), delete to root alone: backup operators make and use shadow copies, only an
-         * administrator throws them away. */
-        struct group *g = getgrnam(c->backup_group);
-        for (Right r = 0; r < _RIGHT_MAX; r++)
-                if (!rights_set[r] && r != RIGHT_DELETE && g && holders_add_gid(&c->rights[r], g->gr_gid) < 0) {
-                        config_done(c);
-                        return -ENOMEM;
-                }
-        return 0;
+        return r;
 }
 
 void config_done(Config *c) {
@@ -369,7 +387,7 @@ void config_done(Config *c) {
         c->hold_filesystems = c->hold_exclude = NULL;
         c->n_hold_filesystems = c->n_hold_exclude = 0;
         c->file_storage_dir = NULL;
-        providers_free_exec();
+        providers_done(&c->providers);
         c->backup_group = NULL;
         for (Right r = 0; r < _RIGHT_MAX; r++) {
                 free(c->rights[r].uids);

@@ -13,7 +13,9 @@
 #include <poll.h>
 #include <sys/epoll.h>
 
-#include "daemon/vssd.h"
+#include "daemon/connection.h"
+#include "daemon/log.h"
+#include "lib/common.h"
 
 #define HEADER_SIZE 16
 #define MAX_AUTH_LINE 512

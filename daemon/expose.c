@@ -9,19 +9,25 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "daemon/vssd.h"
+#include "daemon/access.h"
+#include "daemon/bus.h"
+#include "daemon/child.h"
+#include "daemon/expose.h"
+#include "daemon/log.h"
+#include "daemon/shadows.h"
+#include "lib/common.h"
 #include "lib/openat.h"
 
 /* Mounts the shadow read-only at `at` by its provider's own means (an image, an exec provider's
  * expose command); -EOPNOTSUPP when it is a directory, which is cloned without a mount. */
-static int mount_by_provider(const ShadowRecord *rec, const char *at) {
-        const Provider *p = provider_find(rec->provider);
+static int mount_by_provider(const Manager *m, const ShadowRecord *rec, const char *at) {
+        const Provider *p = provider_find(&m->providers, rec->provider);
         struct stat st;
 
         if (p && p->expose) {
@@ -37,9 +43,7 @@ static int mount_by_provider(const ShadowRecord *rec, const char *at) {
                 snprintf(e_img, sizeof(e_img), "VSS_IMAGE=%s", rec->shadow_path);
                 snprintf(e_at, sizeof(e_at), "VSS_AT=%s", at);
                 const char *env[] = { e_img, e_at, NULL };
-                struct timespec ts;
-                clock_gettime(CLOCK_MONOTONIC, &ts);
-                uint64_t deadline = (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000 + 60 * USEC_PER_SEC;
+                uint64_t deadline = now_monotonic_usec() + 60 * USEC_PER_SEC;
                 return provider_run_command("mount -o ro,loop -- \"$VSS_IMAGE\" \"$VSS_AT\"", env, deadline, NULL);
         }
         return S_ISDIR(st.st_mode) ? -EOPNOTSUPP : -EMEDIUMTYPE;
@@ -57,7 +61,7 @@ static int shadow_tree(Manager *m, const ShadowRecord *rec, int *ret_fd) {
                 return -ENOMEM;
         if (!mkdtemp(staging))
                 return -errno;
-        r = mount_by_provider(rec, staging);
+        r = mount_by_provider(m, rec, staging);
         if (r == -EOPNOTSUPP) {
                 (void) rmdir(staging);
                 fd = open_tree(AT_FDCWD, rec->shadow_path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
@@ -144,20 +148,6 @@ static int check_empty(int fd, const char *at, sd_bus_error *error) {
         return 0;
 }
 
-/* 1 when a shadow is exposed at `at`, 0 when not, -errno when the registry cannot say. */
-static int exposed_at(Manager *m, const char *at) {
-        Exposure *ex = NULL;
-        size_t n = 0;
-        bool found = false;
-        int r = registry_list_exposures(m->registry, &ex, &n);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < n; i++)
-                found = found || streq(ex[i].at, at);
-        exposures_free(ex, n);
-        return found;
-}
-
 /* An ExposeShadow or UnexposeShadow call, answered once its child has mounted or unmounted
  * (a provider's expose command or mount(8) may take long: vssd answers others meanwhile). */
 struct ExposeOp {
@@ -180,9 +170,12 @@ static void op_free(void *userdata) {
         free(op);
 }
 
-static void op_reply_error(ExposeOp *op, int32_t hr, const char *fmt, const char *a, const char *b) {
+_printf_(3, 4) static void op_reply_error(ExposeOp *op, int32_t hr, const char *fmt, ...) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        reply_error(&error, hr, fmt, a, b);
+        va_list ap;
+        va_start(ap, fmt);
+        reply_errorv(&error, hr, fmt, ap);
+        va_end(ap);
         (void) sd_bus_reply_method_error(op->msg, &error);
 }
 
@@ -216,10 +209,10 @@ static void on_exposed(int r, void *userdata) {
         } else if (registry_get_shadow(m->registry, &op->rec.shadow_id, &rec) < 0) {
                 /* Deleted (or being deleted) meanwhile: not exposed after all. */
                 (void) umount2(op->at, MNT_DETACH | UMOUNT_NOFOLLOW);
-                op_reply_error(op, VSS_E_OBJECT_NOT_FOUND, "shadow copy %s%s was deleted meanwhile", id, "");
+                op_reply_error(op, VSS_E_OBJECT_NOT_FOUND, "shadow copy %s was deleted meanwhile", id);
         } else if ((r = registry_add_exposure(m->registry, &op->rec.shadow_id, op->at)) < 0) {
                 (void) umount2(op->at, MNT_DETACH | UMOUNT_NOFOLLOW);
-                op_reply_error(op, VSS_E_UNEXPECTED, "cannot record the exposure: %s%s", strerror(-r), "");
+                op_reply_error(op, VSS_E_UNEXPECTED, "cannot record the exposure: %s", strerror(-r));
         } else {
                 log_info("exposed shadow copy %s at %s", id, op->at);
                 (void) sd_bus_reply_method_return(op->msg, "s", op->at);
@@ -233,7 +226,7 @@ static void on_unexposed(int r, void *userdata) {
         if (r >= 0)
                 r = registry_remove_exposure(op->manager->registry, op->at);
         if (r == -ENOENT)
-                op_reply_error(op, VSS_E_OBJECT_NOT_FOUND, "no shadow copy is exposed at %s%s", op->at, "");
+                op_reply_error(op, VSS_E_OBJECT_NOT_FOUND, "no shadow copy is exposed at %s", op->at);
         else if (r < 0)
                 op_reply_error(op, VSS_E_UNEXPECTED, "cannot unexpose %s: %s", op->at, strerror(-r));
         else {
@@ -298,7 +291,7 @@ int method_expose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return reply_error(error, VSS_E_OBJECT_NOT_FOUND, "no shadow copy %s", id);
         if (r < 0)
                 return reply_error(error, VSS_E_UNEXPECTED, "cannot read the shadow registry: %s", strerror(-r));
-        if (exposed_at(m, real) > 0 || op_busy(m, real)) {
+        if (shadow_exposed_at(m, real) > 0 || op_busy(m, real)) {
                 shadow_record_done(&rec);
                 return reply_error(error, VSS_E_OBJECT_ALREADY_EXISTS, "a shadow copy is already exposed at %s", real);
         }
@@ -308,18 +301,6 @@ int method_expose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 return r;
         }
         return op_start(m, msg, real, &rec, TAKE_FD(target), error);
-}
-
-static int unexpose(Manager *m, const char *at) {
-        /* Only what we exposed is unmounted: never whatever else is mounted there. */
-        int r = exposed_at(m, at);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return -ENOENT;
-        if (umount2(at, UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT)
-                return -errno;
-        return registry_remove_exposure(m->registry, at);
 }
 
 int method_unexpose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -339,7 +320,7 @@ int method_unexpose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *er
         if (op_busy(m, real))
                 return reply_error(error, VSS_E_BAD_STATE, "a shadow copy is being exposed or unexposed at %s", real);
         /* Only what we exposed is unmounted: never whatever else is mounted there. */
-        r = exposed_at(m, real);
+        r = shadow_exposed_at(m, real);
         if (r == 0)
                 return reply_error(error, VSS_E_OBJECT_NOT_FOUND, "no shadow copy is exposed at %s", real);
         if (r < 0)
@@ -347,10 +328,14 @@ int method_unexpose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *er
         return op_start(m, msg, real, NULL, -EBADF, error);
 }
 
+static int append_exposure(sd_bus_message *reply, size_t i, void *userdata) {
+        const Exposure *ex = (const Exposure *) userdata + i;
+        char id[VSS_ID_STRING_MAX];
+        return sd_bus_message_append(reply, "(ss)", vss_id_to_string(&ex->shadow_id, id), ex->at);
+}
+
 int method_list_exposures(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Connection *c = userdata;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        char id[VSS_ID_STRING_MAX];
         Exposure *ex = NULL;
         size_t n = 0;
         int r = check_right(c, RIGHT_LIST, error);
@@ -359,26 +344,7 @@ int method_list_exposures(sd_bus_message *msg, void *userdata, sd_bus_error *err
         r = registry_list_exposures(c->manager->registry, &ex, &n);
         if (r < 0)
                 return reply_error(error, VSS_E_UNEXPECTED, "cannot read the registry: %s", strerror(-r));
-        r = sd_bus_message_new_method_return(msg, &reply);
-        if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'a', "(ss)");
-        for (size_t i = 0; r >= 0 && i < n; i++)
-                r = sd_bus_message_append(reply, "(ss)", vss_id_to_string(&ex[i].shadow_id, id), ex[i].at);
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
+        r = reply_array(msg, "(ss)", n, append_exposure, ex);
         exposures_free(ex, n);
-        if (r < 0)
-                return r;
-        return sd_bus_send(NULL, reply, NULL);
-}
-
-void shadow_unexpose_all(Manager *m, const vss_id *shadow_id) {
-        Exposure *ex = NULL;
-        size_t n = 0;
-        if (registry_list_exposures(m->registry, &ex, &n) < 0)
-                return;
-        for (size_t i = 0; i < n; i++)
-                if (vss_id_equal(&ex[i].shadow_id, shadow_id) && unexpose(m, ex[i].at) < 0)
-                        log_warn("cannot unexpose %s", ex[i].at);
-        exposures_free(ex, n);
+        return r;
 }

@@ -21,8 +21,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/freeze.h"
+#include "lib/basic/time-util.h"
 #include "lib/common.h"
-#include "freeze.h"
+#include "providers/mountinfo.h"
 
 #define NSEC_PER_MSEC INT64_C(1000000)
 #define NSEC_PER_SEC INT64_C(1000000000)
@@ -63,17 +65,6 @@ typedef struct LeaseFile {
         char line[64];
 } LeaseFile;
 
-typedef struct MountEntry {
-        char *path;
-        dev_t dev; /* of the superblock, as mountinfo shows it: one per filesystem, bind mounts included */
-} MountEntry;
-
-static void mount_entries_free(MountEntry *m, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                free(m[i].path);
-        free(m);
-}
-
 static void strv_free_n(char **v, size_t n) {
         if (!v)
                 return;
@@ -82,7 +73,7 @@ static void strv_free_n(char **v, size_t n) {
         free(v);
 }
 
-__attribute__((format(printf, 3, 4))) static void set_error(char *errbuf, size_t errlen, const char *fmt, ...) {
+_printf_(3, 4) static void set_error(char *errbuf, size_t errlen, const char *fmt, ...) {
         va_list ap;
 
         if (!errbuf || errlen == 0)
@@ -92,11 +83,9 @@ __attribute__((format(printf, 3, 4))) static void set_error(char *errbuf, size_t
         va_end(ap);
 }
 
+/* The helper's deadline arithmetic is signed: time left may be negative. */
 static int64_t now_ns(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t) ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
+        return (int64_t) now_monotonic_nsec();
 }
 
 /* FIFREEZE and FITHAW ignore their argument but are declared _IOWR(..., int): pass a real int, so
@@ -105,89 +94,6 @@ static int fs_ioctl(int fd, unsigned long request) {
         int unused = 0;
 
         return ioctl(fd, request, &unused);
-}
-
-/* mountinfo escapes space, tab, newline and backslash as \ooo. */
-static void unescape_octal(char *s) {
-        char *d = s;
-
-        while (*s) {
-                if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
-                    s[3] <= '7') {
-                        *d++ = (char) (((s[1] - '0') << 6) | ((s[2] - '0') << 3) | (s[3] - '0'));
-                        s += 4;
-                } else
-                        *d++ = *s++;
-        }
-        *d = '\0';
-}
-
-static int read_mounts(MountEntry **ret, size_t *ret_n) {
-        _cleanup_fclose_ FILE *f = NULL;
-        _cleanup_free_ char *line = NULL;
-        MountEntry *m = NULL;
-        size_t n = 0, size = 0;
-
-        f = fopen("/proc/self/mountinfo", "re");
-        if (!f)
-                return -errno;
-
-        while (getline(&line, &size, f) >= 0) {
-                char *save = NULL, *field[5];
-                unsigned major, minor;
-                MountEntry *grown;
-                size_t i;
-
-                /* "id parent major:minor root mount-point options ..." */
-                for (i = 0; i < ELEMENTSOF(field); i++) {
-                        field[i] = strtok_r(i == 0 ? line : NULL, " \n", &save);
-                        if (!field[i])
-                                break;
-                }
-                if (i < ELEMENTSOF(field) || sscanf(field[2], "%u:%u", &major, &minor) != 2 || field[4][0] != '/')
-                        continue;
-
-                grown = realloc(m, (n + 1) * sizeof *m);
-                if (!grown)
-                        goto oom;
-                m = grown;
-                m[n].path = strdup(field[4]);
-                if (!m[n].path)
-                        goto oom;
-                unescape_octal(m[n].path);
-                m[n].dev = makedev(major, minor);
-                n++;
-        }
-        if (ferror(f)) {
-                mount_entries_free(m, n);
-                return -EIO;
-        }
-        *ret = m;
-        *ret_n = n;
-        return 0;
-
-oom:
-        mount_entries_free(m, n);
-        return -ENOMEM;
-}
-
-/* The longest mount point that is path or a parent of it. On a tie the later entry wins: it is
- * mounted on top of the earlier one. */
-static const MountEntry *find_mount(const MountEntry *m, size_t n, const char *path) {
-        const MountEntry *best = NULL;
-        size_t best_len = 0;
-
-        for (size_t i = 0; i < n; i++) {
-                size_t len = strlen(m[i].path);
-
-                if (!(len == 1 || (strncmp(path, m[i].path, len) == 0 && (path[len] == '\0' || path[len] == '/'))))
-                        continue;
-                if (!best || len >= best_len) {
-                        best = &m[i];
-                        best_len = len;
-                }
-        }
-        return best;
 }
 
 static int read_msg(int fd, HelperMsg *m) {
@@ -529,20 +435,158 @@ static void lease_line(char *buf, size_t size) {
         buf[k] = '\0';
 }
 
-int freeze_lease_new_with_file(const char *const *paths, size_t n_paths, uint32_t deadline_ms, const char *lease_file,
-                               FreezeLease **ret, char *errbuf, size_t errlen) {
-        LeaseFile lf = { .fd = -1 };
-        MountEntry *table = NULL;
-        size_t n_table = 0;
-        dev_t *devs = NULL;
-        int *fds = NULL, *keep = NULL;
-        int cmd[2] = { -1, -1 }, status[2] = { -1, -1 };
-        FreezeLease *l = NULL;
-        int64_t deadline;
-        HelperMsg m;
-        pid_t parent;
-        int r;
+/* What a lease needs before its helper is forked: everything that can fail without a freeze
+ * happens first, so bad input freezes nothing. */
+typedef struct LeasePrep {
+        FreezeLease *l;
+        LeaseFile lf;
+        dev_t *devs;
+        int *fds, *keep;
+        int cmd[2], status[2];
+} LeasePrep;
 
+/* The distinct mounts (one per superblock) holding paths, into l->mounts. */
+static int prep_mounts(LeasePrep *p, const char *const *paths, size_t n_paths, char *errbuf, size_t errlen) {
+        FreezeLease *l = p->l;
+        for (size_t i = 0; i < n_paths; i++) {
+                _cleanup_free_ char *real = realpath(paths[i], NULL), *target = NULL;
+                dev_t dev = 0;
+                bool dup = false;
+
+                if (!real) {
+                        int r = -errno;
+                        set_error(errbuf, errlen, "Cannot resolve %s: %s", paths[i], strerror(errno));
+                        return r;
+                }
+                int r = mountinfo_find(real, NULL, &target, NULL, &dev);
+                if (r == -ENOENT) {
+                        set_error(errbuf, errlen, "No mount point found for %s", real);
+                        return r;
+                }
+                if (r < 0) {
+                        set_error(errbuf, errlen, "Cannot read /proc/self/mountinfo: %s", strerror(-r));
+                        return r;
+                }
+                /* A second FIFREEZE of the same superblock would fail with EBUSY. */
+                for (size_t j = 0; j < l->n_mounts && !dup; j++)
+                        dup = p->devs[j] == dev || streq(l->mounts[j], target);
+                if (dup)
+                        continue;
+                l->mounts[l->n_mounts] = TAKE_PTR(target);
+                p->devs[l->n_mounts++] = dev;
+        }
+        return 0;
+}
+
+/* The mount points opened (the helper freezes through these fds). */
+static int prep_fds(LeasePrep *p, char *errbuf, size_t errlen) {
+        FreezeLease *l = p->l;
+        p->fds = malloc(l->n_mounts * sizeof *p->fds);
+        p->keep = malloc((l->n_mounts + 3) * sizeof *p->keep);
+        if (!p->fds || !p->keep) {
+                set_error(errbuf, errlen, "Out of memory");
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < l->n_mounts; i++)
+                p->fds[i] = -1;
+        for (size_t i = 0; i < l->n_mounts; i++) {
+                p->fds[i] = open(l->mounts[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY);
+                if (p->fds[i] < 0) {
+                        int r = -errno;
+                        set_error(errbuf, errlen, "Cannot open %s: %s", l->mounts[i], strerror(errno));
+                        return r;
+                }
+        }
+        return 0;
+}
+
+/* A new lease file: one left over would be another lease's. */
+static int prep_lease_file(LeasePrep *p, const char *lease_file, char *errbuf, size_t errlen) {
+        FreezeLease *l = p->l;
+        l->lease_file = strdup(lease_file);
+        if (!l->lease_file) {
+                set_error(errbuf, errlen, "Out of memory");
+                return -ENOMEM;
+        }
+        p->lf.fd = open(lease_file, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+        if (p->lf.fd < 0) {
+                int r = -errno;
+                set_error(errbuf, errlen, "Cannot create the lease file %s: %s", lease_file, strerror(errno));
+                free(TAKE_PTR(l->lease_file)); /* not ours to remove */
+                return r;
+        }
+        p->lf.path = l->lease_file;
+        lease_line(p->lf.line, sizeof p->lf.line);
+        return 0;
+}
+
+/* After the fork: the helper's first message. The helper checks its deadline only between
+ * freezes; a FIFREEZE stuck in the kernel (a filesystem whose image lives on one already frozen)
+ * would hold it forever. So wait no longer than the deadline and a second: then kill it and thaw
+ * from here. */
+static int lease_wait_frozen(FreezeLease *l, int64_t deadline, uint32_t deadline_ms, char *errbuf, size_t errlen) {
+        struct pollfd pfd = { .fd = l->status_fd, .events = POLLIN };
+        int64_t left_ms = (deadline - now_ns()) / NSEC_PER_MSEC + 1000;
+        HelperMsg m;
+        int k, r;
+        do
+                k = poll(&pfd, 1, left_ms > 0 ? (int) left_ms : 0);
+        while (k < 0 && errno == EINTR);
+        if (k == 0) {
+                (void) kill(l->pid, SIGKILL);
+                thaw_all_paths(l->mounts, l->n_mounts, l->lease_file); /* releases a helper stuck behind a frozen fs */
+                reap(l->pid);
+                thaw_all_paths(l->mounts, l->n_mounts, l->lease_file); /* and whatever it froze on its way out */
+                set_error(errbuf, errlen, "Freezing did not finish within the deadline of %" PRIu32 " ms", deadline_ms);
+                return -ETIME;
+        }
+
+        r = read_msg(l->status_fd, &m);
+        if (r >= 0 && m.kind == MSG_FROZEN)
+                return 0;
+        reap(l->pid);
+        if (r < 0 || (m.kind != MSG_FREEZE_FAILED && m.kind != MSG_ARM_FAILED) || m.error <= 0 || m.index >= l->n_mounts) {
+                thaw_all_paths(l->mounts, l->n_mounts, l->lease_file);
+                set_error(errbuf, errlen, "The freeze helper died unexpectedly");
+                return -EIO;
+        }
+        if (m.kind == MSG_ARM_FAILED) {
+                set_error(errbuf, errlen, "Cannot take the lease file %s: %s", l->lease_file, strerror(m.error));
+                return -m.error;
+        }
+        const char *mp = l->mounts[m.index];
+        if (m.error == EBUSY)
+                set_error(errbuf, errlen, "%s is already frozen by someone else", mp);
+        else if (m.error == ETIME)
+                set_error(errbuf, errlen, "Deadline of %" PRIu32 " ms passed while freezing %s", deadline_ms, mp);
+        else
+                set_error(errbuf, errlen, "Cannot freeze %s: %s", mp, strerror(m.error));
+        return -m.error;
+}
+
+/* Frees what the preparation holds; on failure (l not handed out) the lease too. */
+static void prep_done(LeasePrep *p, bool failed) {
+        if (failed && p->lf.fd >= 0) {
+                close(p->lf.fd);
+                (void) unlink(p->l->lease_file); /* made above; no helper ever had it */
+        }
+        if (p->fds)
+                close_all(p->fds, p->l->n_mounts);
+        for (size_t i = 0; i < 2; i++) {
+                if (p->cmd[i] >= 0)
+                        close(p->cmd[i]);
+                if (p->status[i] >= 0)
+                        close(p->status[i]);
+        }
+        free(p->fds);
+        free(p->keep);
+        free(p->devs);
+        if (failed)
+                lease_free(p->l);
+}
+
+static int check_args(const char *const *paths, size_t n_paths, uint32_t deadline_ms, FreezeLease **ret, char *errbuf,
+                      size_t errlen) {
         if (!ret || !paths || n_paths == 0 || deadline_ms == 0) {
                 set_error(errbuf, errlen, "Invalid arguments: %s",
                           !ret || !paths || n_paths == 0 ? "no paths given" : "deadline of 0 ms");
@@ -553,193 +597,72 @@ int freeze_lease_new_with_file(const char *const *paths, size_t n_paths, uint32_
                         set_error(errbuf, errlen, "Invalid arguments: path %zu is NULL", i);
                         return -EINVAL;
                 }
+        return 0;
+}
 
-        l = calloc(1, sizeof *l);
-        devs = calloc(n_paths, sizeof *devs);
-        if (!l || !devs) {
-                free(l);
-                free(devs);
+int freeze_lease_new_with_file(const char *const *paths, size_t n_paths, uint32_t deadline_ms, const char *lease_file,
+                               FreezeLease **ret, char *errbuf, size_t errlen) {
+        LeasePrep p = { .lf.fd = -1, .cmd = { -1, -1 }, .status = { -1, -1 } };
+        int r = check_args(paths, n_paths, deadline_ms, ret, errbuf, errlen);
+        if (r < 0)
+                return r;
+
+        p.l = calloc(1, sizeof *p.l);
+        p.devs = calloc(n_paths, sizeof *p.devs);
+        if (!p.l || !p.devs) {
+                free(p.l);
+                free(p.devs);
                 set_error(errbuf, errlen, "Out of memory");
                 return -ENOMEM;
         }
+        FreezeLease *l = p.l;
         l->cmd_fd = l->status_fd = -1;
         l->mounts = calloc(n_paths, sizeof *l->mounts);
-        if (!l->mounts) {
-                r = -ENOMEM;
-                goto fail_msg;
-        }
-
-        r = read_mounts(&table, &n_table);
-        if (r < 0) {
-                set_error(errbuf, errlen, "Cannot read /proc/self/mountinfo: %s", strerror(-r));
-                goto fail;
-        }
-
-        /* Everything that can fail without a freeze happens before the fork, so bad input freezes
-         * nothing. */
-        for (size_t i = 0; i < n_paths; i++) {
-                _cleanup_free_ char *real = realpath(paths[i], NULL);
-                const MountEntry *e;
-                bool dup = false;
-
-                if (!real) {
-                        r = -errno;
-                        set_error(errbuf, errlen, "Cannot resolve %s: %s", paths[i], strerror(errno));
-                        goto fail;
-                }
-                e = find_mount(table, n_table, real);
-                if (!e) {
-                        r = -ENOENT;
-                        set_error(errbuf, errlen, "No mount point found for %s", real);
-                        goto fail;
-                }
-                /* A second FIFREEZE of the same superblock would fail with EBUSY. */
-                for (size_t j = 0; j < l->n_mounts && !dup; j++)
-                        dup = devs[j] == e->dev || streq(l->mounts[j], e->path);
-                if (dup)
-                        continue;
-                l->mounts[l->n_mounts] = strdup(e->path);
-                if (!l->mounts[l->n_mounts]) {
-                        r = -ENOMEM;
-                        goto fail_msg;
-                }
-                devs[l->n_mounts++] = e->dev;
-        }
-
-        fds = malloc(l->n_mounts * sizeof *fds);
-        keep = malloc((l->n_mounts + 3) * sizeof *keep);
-        if (!fds || !keep) {
-                r = -ENOMEM;
-                goto fail_msg;
-        }
-        for (size_t i = 0; i < l->n_mounts; i++)
-                fds[i] = -1;
-        for (size_t i = 0; i < l->n_mounts; i++) {
-                fds[i] = open(l->mounts[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY);
-                if (fds[i] < 0) {
-                        r = -errno;
-                        set_error(errbuf, errlen, "Cannot open %s: %s", l->mounts[i], strerror(errno));
-                        goto fail;
-                }
-        }
-
-        if (lease_file) {
-                l->lease_file = strdup(lease_file);
-                if (!l->lease_file) {
-                        r = -ENOMEM;
-                        goto fail_msg;
-                }
-                /* A new file: one left over would be another lease's. */
-                lf.fd = open(lease_file, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
-                if (lf.fd < 0) {
-                        r = -errno;
-                        set_error(errbuf, errlen, "Cannot create the lease file %s: %s", lease_file, strerror(errno));
-                        free(TAKE_PTR(l->lease_file)); /* not ours to remove */
-                        goto fail;
-                }
-                lf.path = l->lease_file;
-                lease_line(lf.line, sizeof lf.line);
-        }
-
-        if (pipe2(cmd, O_CLOEXEC) < 0 || pipe2(status, O_CLOEXEC) < 0) {
+        r = l->mounts ? 0 : -ENOMEM;
+        if (r < 0)
+                set_error(errbuf, errlen, "Out of memory");
+        if (r >= 0)
+                r = prep_mounts(&p, paths, n_paths, errbuf, errlen);
+        if (r >= 0)
+                r = prep_fds(&p, errbuf, errlen);
+        if (r >= 0 && lease_file)
+                r = prep_lease_file(&p, lease_file, errbuf, errlen);
+        if (r >= 0 && (pipe2(p.cmd, O_CLOEXEC) < 0 || pipe2(p.status, O_CLOEXEC) < 0)) {
                 r = -errno;
                 set_error(errbuf, errlen, "Cannot create pipes: %s", strerror(errno));
-                goto fail;
+        }
+        if (r < 0) {
+                prep_done(&p, true);
+                return r;
         }
 
-        deadline = now_ns() + (int64_t) deadline_ms * NSEC_PER_MSEC;
-        parent = getpid();
+        int64_t deadline = now_ns() + (int64_t) deadline_ms * NSEC_PER_MSEC;
+        pid_t parent = getpid();
         l->pid = fork();
         if (l->pid < 0) {
                 r = -errno;
                 set_error(errbuf, errlen, "Cannot fork the freeze helper: %s", strerror(errno));
-                goto fail;
+                prep_done(&p, true);
+                return r;
         }
         if (l->pid == 0)
-                helper_main(cmd[0], status[1], fds, l->n_mounts, l->mounts, keep, &lf, parent, deadline);
+                helper_main(p.cmd[0], p.status[1], p.fds, l->n_mounts, l->mounts, p.keep, &p.lf, parent, deadline);
 
-        close(cmd[0]);
-        close(status[1]);
-        cmd[0] = status[1] = -1;
-        l->cmd_fd = TAKE_FD(cmd[1]);
-        l->status_fd = TAKE_FD(status[0]);
-        close_all(fds, l->n_mounts); /* the helper has its own; ours would keep the mounts busy */
-        if (lf.fd >= 0) /* the lock is the helper's alone (POSIX locks are per process) */
-                close(TAKE_FD(lf.fd));
+        /* The helper's ends: a dead helper must show as EOF. */
+        close(TAKE_FD(p.cmd[0]));
+        close(TAKE_FD(p.status[1]));
+        l->cmd_fd = TAKE_FD(p.cmd[1]);
+        l->status_fd = TAKE_FD(p.status[0]);
+        close_all(p.fds, l->n_mounts); /* the helper has its own; ours would keep the mounts busy */
+        if (p.lf.fd >= 0) /* the lock is the helper's alone (POSIX locks are per process) */
+                close(TAKE_FD(p.lf.fd));
 
-        /* The helper checks its deadline only between freezes; a FIFREEZE stuck in the kernel (a
-         * filesystem whose image lives on one already frozen) would hold it forever. So wait no
-         * longer than the deadline and a second: then kill it and thaw from here. */
-        struct pollfd pfd = { .fd = l->status_fd, .events = POLLIN };
-        int64_t left_ms = (deadline - now_ns()) / NSEC_PER_MSEC + 1000;
-        int k;
-        do
-                k = poll(&pfd, 1, left_ms > 0 ? (int) left_ms : 0);
-        while (k < 0 && errno == EINTR);
-        if (k == 0) {
-                (void) kill(l->pid, SIGKILL);
-                thaw_all_paths(l->mounts, l->n_mounts, l->lease_file); /* releases a helper stuck behind a frozen fs */
-                reap(l->pid);
-                thaw_all_paths(l->mounts, l->n_mounts, l->lease_file); /* and whatever it froze on its way out */
-                set_error(errbuf, errlen, "Freezing did not finish within the deadline of %" PRIu32 " ms", deadline_ms);
-                r = -ETIME;
-                goto fail;
-        }
-
-        r = read_msg(l->status_fd, &m);
-        if (r < 0 || m.kind != MSG_FROZEN) {
-                reap(l->pid);
-                if (r < 0 || (m.kind != MSG_FREEZE_FAILED && m.kind != MSG_ARM_FAILED) || m.error <= 0 ||
-                    m.index >= l->n_mounts) {
-                        thaw_all_paths(l->mounts, l->n_mounts, l->lease_file);
-                        set_error(errbuf, errlen, "The freeze helper died unexpectedly");
-                        r = -EIO;
-                } else if (m.kind == MSG_ARM_FAILED) {
-                        r = -m.error;
-                        set_error(errbuf, errlen, "Cannot take the lease file %s: %s", l->lease_file, strerror(m.error));
-                } else {
-                        const char *mp = l->mounts[m.index];
-
-                        r = -m.error;
-                        if (m.error == EBUSY)
-                                set_error(errbuf, errlen, "%s is already frozen by someone else", mp);
-                        else if (m.error == ETIME)
-                                set_error(errbuf, errlen, "Deadline of %" PRIu32 " ms passed while freezing %s",
-                                          deadline_ms, mp);
-                        else
-                                set_error(errbuf, errlen, "Cannot freeze %s: %s", mp, strerror(m.error));
-                }
-                goto fail;
-        }
-
-        free(fds);
-        free(keep);
-        free(devs);
-        mount_entries_free(table, n_table);
+        r = lease_wait_frozen(l, deadline, deadline_ms, errbuf, errlen);
+        prep_done(&p, r < 0);
+        if (r < 0)
+                return r;
         *ret = l;
         return 0;
-
-fail_msg:
-        set_error(errbuf, errlen, "Out of memory");
-fail:
-        if (lf.fd >= 0) {
-                close(lf.fd);
-                (void) unlink(l->lease_file); /* made above; no helper ever had it */
-        }
-        if (fds)
-                close_all(fds, l->n_mounts);
-        for (size_t i = 0; i < 2; i++) {
-                if (cmd[i] >= 0)
-                        close(cmd[i]);
-                if (status[i] >= 0)
-                        close(status[i]);
-        }
-        free(fds);
-        free(keep);
-        free(devs);
-        mount_entries_free(table, n_table);
-        lease_free(l);
-        return r;
 }
 
 int freeze_lease_release(FreezeLease *l) {

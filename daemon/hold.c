@@ -11,7 +11,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "daemon/access.h"
+#include "daemon/bus.h"
 #include "daemon/hold.h"
+#include "daemon/log.h"
 #include "providers/file/copy.h"
 #include "providers/file/precopy.h"
 
@@ -136,7 +139,8 @@ bool file_budget_exceeded(Session *s, bool precopy) {
         for (size_t i = 0; i < s->n_volumes; i++) {
                 const Volume *v = &s->volumes[i];
                 /* At the commit, the volumes copied ahead are in `used` already. */
-                if (v->provider == &provider_file && v->precopied == precopy && tree_bytes(v->path, &b) >= 0)
+                if (v->provider->estimate && v->precopied == precopy &&
+                    v->provider->estimate(v->provider, v->path, &b) >= 0)
                         need += b;
         }
         return need > 0 && used + need > s->manager->config.file_budget_bytes;
@@ -186,7 +190,7 @@ int method_explain_volume(sd_bus_message *msg, void *userdata, sd_bus_error *err
                 return reply_error(error, VSS_E_INVALIDARG, "bad path");
         if (!realpath(path, real))
                 return reply_error(error, VSS_E_OBJECT_NOT_FOUND, "cannot resolve '%s': %m", path);
-        const Provider *p = provider_choose(real);
+        const Provider *p = provider_choose(&m->providers, real);
         if (!p)
                 return reply_error(error, VSS_E_VOLUME_NOT_SUPPORTED, "no provider supports '%s'", real);
         bool held;

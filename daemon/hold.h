@@ -7,7 +7,8 @@
  * pass of the commit child. See providers/file/precopy.h for the passes themselves.
  */
 
-#include "daemon/vssd.h"
+#include "daemon/manager.h"
+#include "daemon/session.h"
 
 /* Exit codes of the commit and copy-ahead children, and what they mean for the set. */
 enum { COMMIT_OK = 0, COMMIT_NOSPACE = 10, COMMIT_FAILED = 11, COMMIT_HOLD_TIMEOUT = 12, COMMIT_FROZEN_ELSEWHERE = 13 };

@@ -8,7 +8,9 @@
 
 #include <systemd/sd-daemon.h>
 
-#include "daemon/vssd.h"
+#include "daemon/log.h"
+#include "daemon/manager.h"
+#include "lib/common.h"
 
 static void help(void) {
         printf("Usage: vssd [--socket PATH] [--state-dir DIR] [--config FILE]\n"
@@ -55,6 +57,7 @@ int main(int argc, char *argv[]) {
         char *error = NULL;
         int c, r;
 
+        log_set_ident("vssd");
         if (isempty(socket_path))
                 socket_path = VSS_DEFAULT_SOCKET;
         while ((c = getopt_long(argc, argv, "s:d:c:h", options, NULL)) >= 0) {

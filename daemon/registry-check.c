@@ -21,7 +21,7 @@
 
 #define ASIDE "move it aside (vssd then starts with an empty registry and forgets the shadow copies it recorded)"
 
-__attribute__((format(printf, 4, 5))) static int fail(int r, char *errbuf, size_t errlen, const char *fmt, ...) {
+_printf_(4, 5) static int fail(int r, char *errbuf, size_t errlen, const char *fmt, ...) {
         va_list ap;
 
         if (errbuf && errlen > 0) {

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "lib/common.h"
-#include "registry.h"
+#include "daemon/registry-internal.h"
 
 #ifndef SQLITE_OPEN_NOFOLLOW /* SQLite < 3.31; open() with O_NOFOLLOW below still checks */
 #define SQLITE_OPEN_NOFOLLOW 0
@@ -23,9 +23,6 @@
 
 _Static_assert(sizeof(vss_id) == sizeof(sd_id128_t), "vss_id and sd_id128_t must share a layout");
 
-struct Registry {
-        sqlite3 *db;
-};
 
 /* Schema migrations: migrations[i] takes user_version i to i + 1. Never edit a released step,
  * append a new one. */
@@ -70,127 +67,8 @@ static const char *const migrations[] = {
 #define SHADOW_COLUMNS \
         "sh.shadow_id, sh.set_id, sh.original_path, sh.shadow_path, sh.provider, sh.created_usec, sh.attributes"
 
-static inline void stmt_finalizep(sqlite3_stmt **s) {
-        if (*s)
-                sqlite3_finalize(*s);
-}
-#define _cleanup_stmt_ _cleanup_(stmt_finalizep)
-
-static int sql_errno(int rc) {
-        switch (rc & 0xff) { /* the primary code of an extended one */
-        case SQLITE_NOMEM:
-                return -ENOMEM;
-        case SQLITE_FULL:
-                return -ENOSPC;
-        default:
-                return -EIO;
-        }
-}
-
-/* Makes room for one more element of size in *array (n used of *allocated). */
-static int grow(void **array, size_t n, size_t *allocated, size_t size) {
-        if (n < *allocated)
-                return 0;
-        size_t m = *allocated ? *allocated * 2 : 8;
-        if (m > SIZE_MAX / size)
-                return -ENOMEM;
-        void *b = realloc(*array, m * size);
-        if (!b)
-                return -ENOMEM;
-        *array = b;
-        *allocated = m;
-        return 0;
-}
-
-static int prepare(Registry *r, const char *sql, sqlite3_stmt **ret) {
-        sqlite3_stmt *s = NULL;
-        int rc;
-
-        rc = sqlite3_prepare_v2(r->db, sql, -1, &s, NULL);
-        if (rc != SQLITE_OK)
-                return sql_errno(rc);
-        *ret = s;
-        return 0;
-}
-
-static int exec(Registry *r, const char *sql) {
-        int rc = sqlite3_exec(r->db, sql, NULL, NULL, NULL);
-        return rc == SQLITE_OK ? 0 : sql_errno(rc);
-}
-
-static int bind_id(sqlite3_stmt *s, int idx, const vss_id *id) {
-        char buf[VSS_ID_STRING_MAX];
-        int rc;
-
-        rc = sqlite3_bind_text(s, idx, vss_id_to_string(id, buf), -1, SQLITE_TRANSIENT);
-        return rc == SQLITE_OK ? 0 : sql_errno(rc);
-}
-
-static int bind_text(sqlite3_stmt *s, int idx, const char *t) {
-        int rc = sqlite3_bind_text(s, idx, t, -1, SQLITE_STATIC);
-        return rc == SQLITE_OK ? 0 : sql_errno(rc);
-}
-
-static int bind_u64(sqlite3_stmt *s, int idx, uint64_t v) {
-        int rc;
-
-        /* Callers keep v <= INT64_MAX, so SQLite's signed integers sort it right. */
-        rc = sqlite3_bind_int64(s, idx, (sqlite3_int64) v);
-        return rc == SQLITE_OK ? 0 : sql_errno(rc);
-}
-
-/* Steps a statement that returns no rows. */
-static int step_done(sqlite3_stmt *s) {
-        int rc = sqlite3_step(s);
-        return rc == SQLITE_DONE ? 0 : sql_errno(rc);
-}
-
-/* Steps a query: 1 for a row, 0 when done. */
-static int step_row(sqlite3_stmt *s) {
-        int rc = sqlite3_step(s);
-
-        if (rc == SQLITE_ROW)
-                return 1;
-        if (rc == SQLITE_DONE)
-                return 0;
-        return sql_errno(rc);
-}
-
-/* A NULL where the schema says NOT NULL: SQLite ran out of memory converting the value, or the
- * database is not what we wrote. */
-static int column_error(Registry *r) {
-        return sqlite3_errcode(r->db) == SQLITE_NOMEM ? -ENOMEM : -EIO;
-}
-
-static int column_strdup(Registry *r, sqlite3_stmt *s, int col, char **ret) {
-        const unsigned char *t;
-        char *d;
-
-        t = sqlite3_column_text(s, col);
-        if (!t)
-                return column_error(r);
-        d = strdup((const char *) t);
-        if (!d)
-                return -ENOMEM;
-        *ret = d;
-        return 0;
-}
-
-static int column_id(Registry *r, sqlite3_stmt *s, int col, vss_id *ret) {
-        const char *t;
-        sd_id128_t id;
-
-        t = (const char *) sqlite3_column_text(s, col);
-        if (!t)
-                return column_error(r);
-        if (strlen(t) != VSS_ID_STRING_MAX - 1 || sd_id128_from_string(t, &id) < 0)
-                return -EIO; /* not an id we stored */
-        memcpy(ret->bytes, id.bytes, sizeof(ret->bytes));
-        return 0;
-}
-
 /* Reads a row of SHADOW_COLUMNS. */
-static int read_shadow(Registry *r, sqlite3_stmt *s, ShadowRecord *ret) {
+static int read_shadow(Registry *r, sqlite3_stmt *s, void *ret) {
         ShadowRecord rec = {};
         int k;
 
@@ -203,58 +81,17 @@ static int read_shadow(Registry *r, sqlite3_stmt *s, ShadowRecord *ret) {
         rec.created_usec = (uint64_t) sqlite3_column_int64(s, 5);
         rec.attributes = (uint32_t) sqlite3_column_int64(s, 6);
 
-        *ret = rec;
+        *(ShadowRecord *) ret = rec;
         return 0;
 }
 
-static int collect_shadows(Registry *r, sqlite3_stmt *s, ShadowRecord **ret, size_t *ret_n) {
-        ShadowRecord *a = NULL;
-        size_t n = 0, allocated = 0;
-        int k;
-
-        for (;;) {
-                k = step_row(s);
-                if (k < 0)
-                        goto fail;
-                if (k == 0)
-                        break;
-
-                k = grow((void **) &a, n, &allocated, sizeof(ShadowRecord));
-                if (k < 0)
-                        goto fail;
-
-                k = read_shadow(r, s, &a[n]);
-                if (k < 0)
-                        goto fail;
-                n++;
-        }
-
-        *ret = a;
-        *ret_n = n;
-        return 0;
-
-fail:
+static void shadow_array_free(void *a, size_t n) {
         shadow_records_free(a, n);
-        return k;
 }
 
-/* BEGIN IMMEDIATE for writes, so the write lock is taken (and waited for) up front rather than
- * failing later on a lock upgrade. */
-static int tx_begin(Registry *r, bool write) {
-        return exec(r, write ? "BEGIN IMMEDIATE" : "BEGIN");
-}
-
-/* Commits when the body (whose result is ret) succeeded, rolls back otherwise. */
-static int tx_end(Registry *r, int ret) {
-        if (ret >= 0) {
-                ret = exec(r, "COMMIT");
-                if (ret >= 0)
-                        return 0;
-        }
-        /* A failed COMMIT can leave the transaction open; never leave it dangling. */
-        if (!sqlite3_get_autocommit(r->db))
-                (void) sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
-        return ret;
+/* The shadows a query of SHADOW_COLUMNS returns (?1 bound to id when set). */
+static int collect_shadows(Registry *r, const char *sql, const vss_id *id, ShadowRecord **ret, size_t *ret_n) {
+        return collect_rows(r, sql, id, sizeof(ShadowRecord), read_shadow, shadow_array_free, (void **) ret, ret_n);
 }
 
 void shadow_record_done(ShadowRecord *s) {
@@ -326,10 +163,7 @@ static int migrate(Registry *r) {
         if (v > REGISTRY_SCHEMA_VERSION || v < 0)
                 return -EPROTONOSUPPORT;
 
-        k = tx_begin(r, true);
-        if (k < 0)
-                return k;
-        return tx_end(r, migrate_locked(r));
+        return IN_TRANSACTION(r, true, migrate_locked(r));
 }
 
 static int registry_open_path(const char *path, Registry **ret);
@@ -458,16 +292,11 @@ static int add_set_locked(Registry *r, const vss_id *set_id, uint32_t context, u
 }
 
 int registry_add_set(Registry *r, const vss_id *set_id, uint32_t context, uint64_t created_usec) {
-        int k;
-
         if (!r || !set_id)
                 return -EINVAL;
         if (created_usec > INT64_MAX)
                 return -ERANGE;
-        k = tx_begin(r, true);
-        if (k < 0)
-                return k;
-        return tx_end(r, add_set_locked(r, set_id, context, created_usec));
+        return IN_TRANSACTION(r, true, add_set_locked(r, set_id, context, created_usec));
 }
 
 static int get_set_state(Registry *r, const vss_id *set_id, bool *ret_committed) {
@@ -475,16 +304,9 @@ static int get_set_state(Registry *r, const vss_id *set_id, bool *ret_committed)
         const char *state;
         int k;
 
-        k = prepare(r, "SELECT state FROM snapshot_sets WHERE set_id = ?1", &s);
+        k = query_row(r, "SELECT state FROM snapshot_sets WHERE set_id = ?1", set_id, &s);
         if (k < 0)
                 return k;
-        if ((k = bind_id(s, 1, set_id)) < 0)
-                return k;
-        k = step_row(s);
-        if (k < 0)
-                return k;
-        if (k == 0)
-                return -ENOENT;
         state = (const char *) sqlite3_column_text(s, 0);
         if (!state)
                 return column_error(r);
@@ -522,43 +344,18 @@ static int add_shadow_locked(Registry *r, const ShadowRecord *sr) {
 }
 
 int registry_add_shadow(Registry *r, const ShadowRecord *s) {
-        int k;
-
         if (!r || !s || !s->original_path || !s->shadow_path || !s->provider)
                 return -EINVAL;
         if (s->created_usec > INT64_MAX)
                 return -ERANGE;
-        k = tx_begin(r, true);
-        if (k < 0)
-                return k;
-        return tx_end(r, add_shadow_locked(r, s));
-}
-
-/* Runs a statement with ?1 bound to id; -ENOENT when it changed no row. */
-static int exec_on_id(Registry *r, const char *sql, const vss_id *id) {
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
-        int k;
-
-        k = prepare(r, sql, &s);
-        if (k < 0)
-                return k;
-        if ((k = bind_id(s, 1, id)) < 0)
-                return k;
-        k = step_done(s);
-        if (k < 0)
-                return k;
-        return sqlite3_changes(r->db) > 0 ? 0 : -ENOENT;
+        return IN_TRANSACTION(r, true, add_shadow_locked(r, s));
 }
 
 int registry_commit_set(Registry *r, const vss_id *set_id) {
-        int k;
-
         if (!r || !set_id)
                 return -EINVAL;
-        k = tx_begin(r, true);
-        if (k < 0)
-                return k;
-        return tx_end(r, exec_on_id(r, "UPDATE snapshot_sets SET state = 'committed' WHERE set_id = ?1", set_id));
+        return IN_TRANSACTION(r, true,
+                              exec_on_id(r, "UPDATE snapshot_sets SET state = 'committed' WHERE set_id = ?1", set_id));
 }
 
 static int remove_set_locked(Registry *r, const vss_id *set_id) {
@@ -572,14 +369,9 @@ static int remove_set_locked(Registry *r, const vss_id *set_id) {
 }
 
 int registry_remove_set(Registry *r, const vss_id *set_id) {
-        int k;
-
         if (!r || !set_id)
                 return -EINVAL;
-        k = tx_begin(r, true);
-        if (k < 0)
-                return k;
-        return tx_end(r, remove_set_locked(r, set_id));
+        return IN_TRANSACTION(r, true, remove_set_locked(r, set_id));
 }
 
 static int remove_shadow_locked(Registry *r, const vss_id *shadow_id) {
@@ -587,16 +379,9 @@ static int remove_shadow_locked(Registry *r, const vss_id *shadow_id) {
         vss_id set_id;
         int k;
 
-        k = prepare(r, "SELECT set_id FROM shadows WHERE shadow_id = ?1", &s);
+        k = query_row(r, "SELECT set_id FROM shadows WHERE shadow_id = ?1", shadow_id, &s);
         if (k < 0)
                 return k;
-        if ((k = bind_id(s, 1, shadow_id)) < 0)
-                return k;
-        k = step_row(s);
-        if (k < 0)
-                return k;
-        if (k == 0)
-                return -ENOENT;
         k = column_id(r, s, 0, &set_id);
         if (k < 0)
                 return k;
@@ -612,14 +397,9 @@ static int remove_shadow_locked(Registry *r, const vss_id *shadow_id) {
 }
 
 int registry_remove_shadow(Registry *r, const vss_id *shadow_id) {
-        int k;
-
         if (!r || !shadow_id)
                 return -EINVAL;
-        k = tx_begin(r, true);
-        if (k < 0)
-                return k;
-        return tx_end(r, remove_shadow_locked(r, shadow_id));
+        return IN_TRANSACTION(r, true, remove_shadow_locked(r, shadow_id));
 }
 
 /* ---- reads ---- */
@@ -631,62 +411,39 @@ int registry_get_shadow(Registry *r, const vss_id *shadow_id, ShadowRecord *ret)
         if (!r || !shadow_id || !ret)
                 return -EINVAL;
 
-        k = prepare(r,
-                    "SELECT " SHADOW_COLUMNS " FROM shadows sh "
-                    "JOIN snapshot_sets ss ON ss.set_id = sh.set_id "
-                    "WHERE sh.shadow_id = ?1 AND ss.state = 'committed' AND sh.deleting = 0",
-                    &s);
+        k = query_row(r,
+                      "SELECT " SHADOW_COLUMNS " FROM shadows sh "
+                      "JOIN snapshot_sets ss ON ss.set_id = sh.set_id "
+                      "WHERE sh.shadow_id = ?1 AND ss.state = 'committed' AND sh.deleting = 0",
+                      shadow_id, &s);
         if (k < 0)
                 return k;
-        if ((k = bind_id(s, 1, shadow_id)) < 0)
-                return k;
-        k = step_row(s);
-        if (k < 0)
-                return k;
-        if (k == 0)
-                return -ENOENT;
         return read_shadow(r, s, ret);
 }
 
 int registry_list_shadows(Registry *r, ShadowRecord **ret, size_t *ret_n) {
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
-        int k;
-
         if (!r || !ret || !ret_n)
                 return -EINVAL;
-
-        k = prepare(r,
-                    "SELECT " SHADOW_COLUMNS " FROM shadows sh "
-                    "JOIN snapshot_sets ss ON ss.set_id = sh.set_id "
-                    "WHERE ss.state = 'committed' AND sh.deleting = 0 "
-                    "ORDER BY sh.created_usec, sh.shadow_id",
-                    &s);
-        if (k < 0)
-                return k;
-        return collect_shadows(r, s, ret, ret_n);
+        return collect_shadows(r,
+                               "SELECT " SHADOW_COLUMNS " FROM shadows sh "
+                               "JOIN snapshot_sets ss ON ss.set_id = sh.set_id "
+                               "WHERE ss.state = 'committed' AND sh.deleting = 0 "
+                               "ORDER BY sh.created_usec, sh.shadow_id",
+                               NULL, ret, ret_n);
 }
 
 static int list_set_shadows_locked(Registry *r, const vss_id *set_id, bool include_creating, ShadowRecord **ret,
                                    size_t *ret_n) {
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
         bool committed;
-        int k;
-
-        k = get_set_state(r, set_id, &committed);
+        int k = get_set_state(r, set_id, &committed);
         if (k < 0)
                 return k;
         if (!committed && !include_creating)
                 return -ENOENT;
-
-        k = prepare(r,
-                    "SELECT " SHADOW_COLUMNS " FROM shadows sh WHERE sh.set_id = ?1 "
-                    "ORDER BY sh.created_usec, sh.shadow_id",
-                    &s);
-        if (k < 0)
-                return k;
-        if ((k = bind_id(s, 1, set_id)) < 0)
-                return k;
-        return collect_shadows(r, s, ret, ret_n);
+        return collect_shadows(r,
+                               "SELECT " SHADOW_COLUMNS " FROM shadows sh WHERE sh.set_id = ?1 "
+                               "ORDER BY sh.created_usec, sh.shadow_id",
+                               set_id, ret, ret_n);
 }
 
 int registry_list_set_shadows(Registry *r, const vss_id *set_id, bool include_creating, ShadowRecord **ret,
@@ -713,28 +470,14 @@ int registry_list_set_shadows(Registry *r, const vss_id *set_id, bool include_cr
 }
 
 /* The ids of the first column of a query's rows. */
-static int list_ids(Registry *r, const char *sql, vss_id **ret, size_t *ret_n) {
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
-        _cleanup_free_ vss_id *a = NULL;
-        size_t n = 0, allocated = 0;
-        int k;
+static int read_id(Registry *r, sqlite3_stmt *s, void *ret) {
+        return column_id(r, s, 0, ret);
+}
 
+static int list_ids(Registry *r, const char *sql, vss_id **ret, size_t *ret_n) {
         if (!r || !ret || !ret_n)
                 return -EINVAL;
-        k = prepare(r, sql, &s);
-        while (k >= 0 && (k = step_row(s)) > 0) {
-                k = grow((void **) &a, n, &allocated, sizeof(vss_id));
-                if (k >= 0)
-                        k = column_id(r, s, 0, &a[n]);
-                if (k < 0)
-                        return k;
-                n++;
-        }
-        if (k < 0)
-                return k;
-        *ret = TAKE_PTR(a);
-        *ret_n = n;
-        return 0;
+        return collect_rows(r, sql, NULL, sizeof(vss_id), read_id, array_free, (void **) ret, ret_n);
 }
 
 int registry_list_creating_sets(Registry *r, vss_id **ret, size_t *ret_n) {
@@ -743,30 +486,19 @@ int registry_list_creating_sets(Registry *r, vss_id **ret, size_t *ret_n) {
 }
 
 int registry_set_deleting(Registry *r, const vss_id *shadow_id, bool deleting) {
-        int k;
-
         if (!r || !shadow_id)
                 return -EINVAL;
-        k = tx_begin(r, true);
-        if (k < 0)
-                return k;
-        return tx_end(r, exec_on_id(r,
+        return IN_TRANSACTION(r, true, exec_on_id(r,
                                     deleting ? "UPDATE shadows SET deleting = 1 WHERE shadow_id = ?1"
                                              : "UPDATE shadows SET deleting = 0 WHERE shadow_id = ?1",
                                     shadow_id));
 }
 
 int registry_list_deleting(Registry *r, ShadowRecord **ret, size_t *ret_n) {
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
-        int k;
-
         if (!r || !ret || !ret_n)
                 return -EINVAL;
-        k = prepare(r, "SELECT " SHADOW_COLUMNS " FROM shadows sh WHERE sh.deleting = 1 "
-                       "ORDER BY sh.created_usec, sh.shadow_id", &s);
-        if (k < 0)
-                return k;
-        return collect_shadows(r, s, ret, ret_n);
+        return collect_shadows(r, "SELECT " SHADOW_COLUMNS " FROM shadows sh WHERE sh.deleting = 1 "
+                                  "ORDER BY sh.created_usec, sh.shadow_id", NULL, ret, ret_n);
 }
 
 int registry_set_shadow_path(Registry *r, const vss_id *shadow_id, const char *shadow_path) {
@@ -788,217 +520,6 @@ int registry_set_shadow_path(Registry *r, const vss_id *shadow_id, const char *s
         return sqlite3_changes(r->db) > 0 ? 0 : -ENOENT;
 }
 
-int registry_journal_frozen(Registry *r, const vss_id *set_id, const char *const *mounts, size_t n) {
-        int k;
-
-        if (!r || !set_id || (n && !mounts))
-                return -EINVAL;
-        k = tx_begin(r, true);
-        if (k < 0)
-                return k;
-        for (size_t i = 0; k >= 0 && i < n; i++) {
-                _cleanup_stmt_ sqlite3_stmt *s = NULL;
-                k = prepare(r, "INSERT OR REPLACE INTO frozen (mount_point, set_id) VALUES (?1, ?2)", &s);
-                if (k >= 0 && sqlite3_bind_text(s, 1, mounts[i], -1, SQLITE_TRANSIENT) != SQLITE_OK)
-                        k = -ENOMEM;
-                if (k >= 0)
-                        k = bind_id(s, 2, set_id);
-                if (k >= 0)
-                        k = step_done(s);
-        }
-        return tx_end(r, k);
-}
-
-int registry_clear_frozen(Registry *r) {
-        if (!r)
-                return -EINVAL;
-        return exec(r, "DELETE FROM frozen");
-}
-
-int registry_list_frozen(Registry *r, char ***ret, size_t *ret_n) {
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
-        char **a = NULL;
-        size_t n = 0, allocated = 0;
-        int k;
-
-        if (!r || !ret || !ret_n)
-                return -EINVAL;
-        k = prepare(r, "SELECT mount_point FROM frozen ORDER BY mount_point", &s);
-        while (k >= 0 && (k = step_row(s)) > 0) {
-                k = grow((void **) &a, n, &allocated, sizeof(char *));
-                if (k < 0)
-                        break;
-                a[n] = strdup((const char *) sqlite3_column_text(s, 0));
-                if (!a[n]) {
-                        k = -ENOMEM;
-                        break;
-                }
-                n++;
-        }
-        if (k < 0) {
-                for (size_t i = 0; i < n; i++)
-                        free(a[i]);
-                free(a);
-                return k;
-        }
-        *ret = a;
-        *ret_n = n;
-        return 0;
-}
-
-int registry_add_exposure(Registry *r, const vss_id *shadow_id, const char *at) {
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
-        int k;
-
-        if (!r || !shadow_id || !at)
-                return -EINVAL;
-        k = prepare(r, "INSERT INTO exposures (at, shadow_id) VALUES (?1, ?2)", &s);
-        if (k < 0)
-                return k;
-        if (sqlite3_bind_text(s, 1, at, -1, SQLITE_TRANSIENT) != SQLITE_OK)
-                return -ENOMEM;
-        if ((k = bind_id(s, 2, shadow_id)) < 0)
-                return k;
-        return step_done(s);
-}
-
-int registry_remove_exposure(Registry *r, const char *at) {
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
-        int k;
-
-        if (!r || !at)
-                return -EINVAL;
-        k = prepare(r, "DELETE FROM exposures WHERE at = ?1", &s);
-        if (k < 0)
-                return k;
-        if (sqlite3_bind_text(s, 1, at, -1, SQLITE_TRANSIENT) != SQLITE_OK)
-                return -ENOMEM;
-        k = step_done(s);
-        if (k < 0)
-                return k;
-        return sqlite3_changes(r->db) > 0 ? 0 : -ENOENT;
-}
-
-int registry_list_exposures(Registry *r, Exposure **ret, size_t *ret_n) {
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
-        Exposure *a = NULL;
-        size_t n = 0, allocated = 0;
-        int k;
-
-        if (!r || !ret || !ret_n)
-                return -EINVAL;
-        k = prepare(r, "SELECT at, shadow_id FROM exposures ORDER BY at", &s);
-        while (k >= 0 && (k = step_row(s)) > 0) {
-                k = grow((void **) &a, n, &allocated, sizeof(Exposure));
-                if (k < 0)
-                        break;
-                a[n].at = strdup((const char *) sqlite3_column_text(s, 0));
-                k = column_id(r, s, 1, &a[n].shadow_id);
-                if (!a[n].at)
-                        k = -ENOMEM;
-                n++;
-                if (k < 0)
-                        break;
-        }
-        if (k < 0) {
-                exposures_free(a, n);
-                return k;
-        }
-        *ret = a;
-        *ret_n = n;
-        return 0;
-}
-
-void exposures_free(Exposure *a, size_t n) {
-        for (size_t i = 0; a && i < n; i++)
-                free(a[i].at);
-        free(a);
-}
-
-int registry_bind_class(Registry *r, const vss_id *class_id, uint32_t uid) {
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
-        int k, rc;
-
-        if (!r || !class_id)
-                return -EINVAL;
-        k = prepare(r, "INSERT INTO writer_classes (class_id, uid) VALUES (?1, ?2)", &s);
-        if (k < 0)
-                return k;
-        if ((k = bind_id(s, 1, class_id)) < 0 || (k = bind_u64(s, 2, uid)) < 0)
-                return k;
-        rc = sqlite3_step(s);
-        if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
-                return -EEXIST;
-        return rc == SQLITE_DONE ? 0 : sql_errno(rc);
-}
-
-int registry_list_classes(Registry *r, ClassRecord **ret, size_t *ret_n) {
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
-        _cleanup_free_ ClassRecord *a = NULL;
-        size_t n = 0, allocated = 0;
-        int k;
-
-        if (!r || !ret || !ret_n)
-                return -EINVAL;
-        k = prepare(r, "SELECT class_id, uid FROM writer_classes ORDER BY class_id", &s);
-        while (k >= 0 && (k = step_row(s)) > 0) {
-                sqlite3_int64 uid = sqlite3_column_int64(s, 1);
-
-                k = grow((void **) &a, n, &allocated, sizeof(ClassRecord));
-                if (k >= 0)
-                        k = column_id(r, s, 0, &a[n].class_id);
-                if (k >= 0 && (uid < 0 || uid > UINT32_MAX))
-                        k = -EIO; /* not a uid we stored */
-                if (k < 0)
-                        return k;
-                a[n++].uid = (uint32_t) uid;
-        }
-        if (k < 0)
-                return k;
-        *ret = TAKE_PTR(a);
-        *ret_n = n;
-        return 0;
-}
-
 int registry_list_frozen_sets(Registry *r, vss_id **ret, size_t *ret_n) {
         return list_ids(r, "SELECT DISTINCT set_id FROM frozen ORDER BY set_id", ret, ret_n);
-}
-
-int registry_list_frozen_of(Registry *r, const vss_id *set_id, char ***ret, size_t *ret_n) {
-        _cleanup_stmt_ sqlite3_stmt *s = NULL;
-        char **a = NULL;
-        size_t n = 0, allocated = 0;
-        int k;
-
-        if (!r || !set_id || !ret || !ret_n)
-                return -EINVAL;
-        k = prepare(r, "SELECT mount_point FROM frozen WHERE set_id = ?1 ORDER BY mount_point", &s);
-        if (k >= 0)
-                k = bind_id(s, 1, set_id);
-        while (k >= 0 && (k = step_row(s)) > 0) {
-                k = grow((void **) &a, n, &allocated, sizeof(char *));
-                if (k >= 0)
-                        k = column_strdup(r, s, 0, &a[n]);
-                if (k < 0)
-                        break;
-                n++;
-        }
-        if (k < 0) {
-                for (size_t i = 0; i < n; i++)
-                        free(a[i]);
-                free(a);
-                return k;
-        }
-        *ret = a;
-        *ret_n = n;
-        return 0;
-}
-
-int registry_clear_frozen_of(Registry *r, const vss_id *set_id) {
-        int k;
-
-        if (!r || !set_id)
-                return -EINVAL;
-        k = exec_on_id(r, "DELETE FROM frozen WHERE set_id = ?1", set_id);
-        return k == -ENOENT ? 0 : k;
 }

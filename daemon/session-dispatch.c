@@ -38,7 +38,7 @@ SlotFacts slot_facts(const Slot *slot) {
 }
 
 void note_status(Session *s, Slot *slot) {
-        writer_note_status(slot->writer, s, slot);
+        writer_note_status(slot->writer, &s->id, &slot->status, slot_note(slot));
 }
 
 void slot_answer(Session *s, Slot *slot, vss_event e, int32_t failure, int32_t code, const char *msg) {

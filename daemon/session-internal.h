@@ -9,7 +9,15 @@
  * (the commit child). Others use daemon/session.h.
  */
 
-#include "daemon/vssd.h"
+#include "daemon/access.h"
+#include "daemon/bus.h"
+#include "daemon/connection.h"
+#include "daemon/log.h"
+#include "daemon/manager.h"
+#include "daemon/session.h"
+#include "daemon/shadows.h"
+#include "daemon/writer.h"
+#include "lib/common.h"
 
 typedef struct StatusGather StatusGather;
 

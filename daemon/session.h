@@ -14,7 +14,7 @@
 
 #include "daemon/commit.h"
 #include "daemon/list.h"
-#include "daemon/provider.h"
+#include "providers/provider.h"
 #include "daemon/sequence.h"
 #include "lib/common.h"
 
@@ -120,3 +120,5 @@ void session_writer_gone(Session *s, Writer *w);
 /* vssd is stopping: drop the session without talking to anyone. */
 void session_abandon(Session *s);
 Session *session_lookup(Connection *c, const char *id, sd_bus_error *error);
+/* A slot's status note: "aborted", "not involved" or "". */
+const char *slot_note(const Slot *slot);

@@ -94,7 +94,7 @@ int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error
         if (overlap(real, storage))
                 return reply_error(error, VSS_E_VOLUME_NOT_SUPPORTED, "'%s' overlaps the file provider's storage %s", real,
                                    storage);
-        const Provider *p = isempty(pname) ? provider_choose(real) : provider_find(pname);
+        const Provider *p = isempty(pname) ? provider_choose(&m->providers, real) : provider_find(&m->providers, pname);
         if (!p)
                 return reply_error(error, isempty(pname) ? VSS_E_VOLUME_NOT_SUPPORTED : VSS_E_OBJECT_NOT_FOUND,
                                    isempty(pname) ? "no provider supports '%s'" : "no provider named '%s'",

@@ -12,7 +12,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "daemon/vssd.h"
+#include "daemon/config.h"
+#include "lib/common.h"
 #include "fuzz/fuzz.h"
 
 #define DAY_MS (24U * 3600U * 1000U)
@@ -28,10 +29,10 @@ static void check_config(const Config *c) {
                     c->max_shadows_per_volume);
         fuzz_assert(c->backup_group && c->backup_group[0] && strlen(c->backup_group) <= VSS_MAX_NAME,
                     "backup_group missing or too long");
-        for (size_t i = 0; i < providers_count(); i++) {
-                const Provider *p = providers_get(i);
+        for (size_t i = 0; i < providers_count(&c->providers); i++) {
+                const Provider *p = providers_get(&c->providers, i);
                 fuzz_assert(p && p->name && p->name[0], "provider %zu has no name", i);
-                fuzz_assert(provider_find(p->name) == p, "provider '%s' not found by its name", p->name);
+                fuzz_assert(provider_find(&c->providers, p->name) == p, "provider '%s' not found by its name", p->name);
         }
 }
 
@@ -41,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         Config c;
 
         if (n_builtin == SIZE_MAX)
-                n_builtin = providers_count();
+                n_builtin = providers_count(NULL);
         int fd = memfd_create("fuzz-config", MFD_CLOEXEC);
         fuzz_assert(fd >= 0, "memfd_create: %m");
         for (size_t done = 0; done < size;) {
@@ -59,13 +60,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 fuzz_assert(r < 0, "config_load returned %d", r);
                 fuzz_assert(r == -ENOMEM || (error && error[0]), "failure (%d) without a message", r);
                 fuzz_assert(c.backup_group == NULL, "failure left backup_group allocated");
-                fuzz_assert(providers_count() == n_builtin, "failure left %zu exec providers registered",
-                            providers_count() - n_builtin);
+                fuzz_assert(providers_count(&c.providers) == n_builtin, "failure left %zu exec providers registered",
+                            providers_count(&c.providers) - n_builtin);
         }
         free(error);
         config_done(&c);
-        fuzz_assert(providers_count() == n_builtin, "config_done left %zu exec providers registered",
-                    providers_count() - n_builtin);
+        fuzz_assert(providers_count(&c.providers) == n_builtin, "config_done left %zu exec providers registered",
+                    providers_count(&c.providers) - n_builtin);
         close(fd);
         return 0;
 }

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -50,12 +52,58 @@ static size_t tree_keys(json_object *o) {
         return n;
 }
 
+/* Whether an object of text (valid JSON: json-c parsed it) has a key twice; json-c would keep the
+ * last one silently. Keys are compared as written. The first repeated key goes to ret. */
+static int repeated_key(const char *t, size_t len, char *ret, size_t size) {
+        size_t first[JV_MAX_DEPTH + 2]; /* per open object or array: its first key in spans[] */
+        bool object[JV_MAX_DEPTH + 2];
+        struct { size_t at, n; } *spans = NULL;
+        size_t depth = 0, n_spans = 0, cap = 0;
+        int r = 0;
+        for (size_t i = 0; r == 0 && i < len; i++) {
+                if (t[i] == '{' || t[i] == '[') {
+                        if (depth >= JV_MAX_DEPTH + 1)
+                                break; /* json-c refused deeper already */
+                        first[depth] = n_spans;
+                        object[depth++] = t[i] == '{';
+                } else if ((t[i] == '}' || t[i] == ']') && depth > 0)
+                        n_spans = first[--depth];
+                else if (t[i] == '"') {
+                        size_t at = ++i;
+                        while (i < len && t[i] != '"')
+                                i += t[i] == '\\' ? 2 : 1;
+                        size_t n = i - at, k = i + 1;
+                        while (k < len && strchr(" \t\r\n", t[k]))
+                                k++;
+                        if (depth == 0 || !object[depth - 1] || k >= len || t[k] != ':')
+                                continue; /* a value, not a key */
+                        for (size_t j = first[depth - 1]; r == 0 && j < n_spans; j++)
+                                if (spans[j].n == n && memcmp(t + spans[j].at, t + at, n) == 0) {
+                                        snprintf(ret, size, "%.*s", (int) (n < 200 ? n : 200), t + at);
+                                        r = 1;
+                                }
+                        if (n_spans == cap) {
+                                void *a = realloc(spans, (cap = cap ? cap * 2 : 64) * sizeof(*spans));
+                                if (!a) {
+                                        r = -ENOMEM;
+                                        break;
+                                }
+                                spans = a;
+                        }
+                        spans[n_spans].at = at;
+                        spans[n_spans++].n = n;
+                }
+        }
+        free(spans);
+        return r;
+}
+
 json_object *jv_parse(JsonReader *v, const char *text, size_t max, const char *what) {
         if (!text || strnlen(text, max + 1) > max) {
                 jv_fail(v, NULL, "%s larger than %zu bytes", what, max);
                 return NULL;
         }
-        json_tokener *tok = json_tokener_new_ex(16);
+        json_tokener *tok = json_tokener_new_ex(JV_MAX_DEPTH);
         if (!tok) {
                 jv_fail(v, NULL, "out of memory");
                 return NULL;
@@ -73,12 +121,19 @@ json_object *jv_parse(JsonReader *v, const char *text, size_t max, const char *w
                 jv_fail(v, NULL, "%s is not valid JSON: %s", what, json_tokener_error_desc(err));
         else if (!json_object_is_type(o, json_type_object))
                 jv_fail(v, NULL, "%s must be a JSON object", what);
-        /* json-c keeps the last of a key given twice: then the tree has fewer keys than the text. */
-        else if (tree_keys(o) != text_keys(text, end))
-                jv_fail(v, NULL, "%s has a key more than once in an object", what);
         for (size_t i = end; !jv_failed(v) && i < len; i++)
                 if (!strchr(" \t\r\n", text[i]))
                         jv_fail(v, NULL, "%s has data after its end (offset %zu)", what, i);
+        char key[256];
+        int k = jv_failed(v) ? 0 : repeated_key(text, len, key, sizeof(key));
+        if (k < 0)
+                jv_fail(v, NULL, "out of memory");
+        else if (k > 0)
+                jv_fail(v, NULL, "%s has the key \"%s\" more than once in an object", what, key);
+        /* Keys written differently ("\u0061" and "a"): json-c kept the last, so the tree has fewer
+         * keys than the text. */
+        else if (!jv_failed(v) && tree_keys(o) != text_keys(text, end))
+                jv_fail(v, NULL, "%s has a key more than once in an object", what);
         if (jv_failed(v)) {
                 json_object_put(o);
                 return NULL;

@@ -20,8 +20,11 @@ typedef struct JsonReader {
 static inline bool jv_failed(const JsonReader *v) { return v->error[0] != 0; }
 void jv_fail(JsonReader *v, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Parses text (at most max bytes, nesting at most 16 deep, no key twice in an object) as one
- * JSON object. what names the document in errors. NULL on failure, with the reason in v. */
+#define JV_MAX_DEPTH 16
+
+/* Parses text (at most max bytes, nesting at most JV_MAX_DEPTH deep) as one JSON object, with no
+ * key twice in any object. what names the document in errors. NULL on failure, with the reason
+ * in v. */
 json_object *jv_parse(JsonReader *v, const char *text, size_t max, const char *what);
 
 /* Descending into a member or an array element: returns the old path length for jv_leave(). */

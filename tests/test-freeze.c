@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "daemon/freeze.h"
+#include "providers/mountinfo.h"
 #include "tests/check.h"
 
 int test_failures;
@@ -531,6 +532,33 @@ static void case_bind_mount(void) {
         CHECK(!was_frozen(&fs_xfs));
 }
 
+/* The one mountinfo reader (providers/mountinfo.c) the lease, the providers and sessions share:
+ * the longest mount point holding a path, its type filter, its device number. */
+static void case_mountinfo(void) {
+        char *target = NULL, *source = NULL, sub[PATH_MAX];
+        struct stat st;
+        dev_t dev = 0;
+
+        snprintf(sub, sizeof sub, "%s/sub", fs_ext4.mnt);
+        CHECK(mountinfo_find(sub, NULL, &target, &source, &dev) == 0);
+        CHECK(target && strcmp(target, fs_ext4.mnt) == 0);
+        CHECK(source && strcmp(source, fs_ext4.loopdev) == 0);
+        CHECK(stat(fs_ext4.mnt, &st) == 0 && st.st_dev == dev);
+        free(target);
+        free(source);
+        target = NULL;
+        /* Of another type: never the ext4 mount, whatever holds it further up. */
+        int r = mountinfo_find(sub, "xfs", &target, NULL, NULL);
+        CHECK(r == -ENOENT || (r == 0 && strcmp(target, fs_ext4.mnt) != 0));
+        free(target);
+        target = NULL;
+        CHECK(mountinfo_find(fs_xfs.mnt, "xfs", &target, NULL, NULL) == 0);
+        CHECK(target && strcmp(target, fs_xfs.mnt) == 0);
+        free(target);
+        CHECK(mountinfo_find(sub, "no-such-fs-type", NULL, NULL, NULL) == -ENOENT);
+        CHECK(mountinfo_find("/", NULL, NULL, NULL, &dev) == 0);
+}
+
 /* The lease file: there and locked while the helper holds; gone once it thawed, however it
  * thawed; left unlocked only by a helper killed holding (which freeze_lease_settle() reports). */
 static void case_lease_file(void) {
@@ -639,7 +667,7 @@ int main(void) {
                         return 1;
                 }
 
-        printf("1..8\n");
+        printf("1..9\n");
         run_case("freeze two filesystems (one given twice), writers block until release", case_freeze_release);
         run_case("the deadline thaws without release; release then says -ETIME", case_deadline);
         run_case("the helper thaws when its parent is SIGKILLed", case_parent_death);
@@ -648,6 +676,7 @@ int main(void) {
         run_case("a SIGKILLed helper: release thaws and says -EIO", case_helper_killed);
         run_case("a bind mount of a filesystem already listed is frozen once", case_bind_mount);
         run_case("the lease file tells a helper that thawed from one killed holding", case_lease_file);
+        run_case("mountinfo: the longest mount point holding a path, by type, with its device", case_mountinfo);
 
         cleanup();
         /* Every helper was reaped. */

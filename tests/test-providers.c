@@ -473,8 +473,29 @@ static void test_expose(void) {
         free(img);
 }
 
+/* vssd's config goes through the strict JSON layer: a key given twice (json-c alone would keep the
+ * last one silently) is refused like any bad configuration, exit status 2, naming the key. */
+static void test_config_repeated_key(void) {
+        Harness *h = harness_new(NULL);
+        char *out = NULL;
+        CHECK(harness_sh(h, &out, "printf '{\"hold_window_ms\": 5000, \"hold_window_ms\": 6000}' > %s/twice.json; "
+                                  "%s --config %s/twice.json --socket %s/x.sock --state-dir %s/x 2>&1",
+                         harness_dir(h), VSSD_PATH, harness_dir(h), harness_dir(h), harness_dir(h)) == 2);
+        CHECK(out && strstr(out, "vssd: bad configuration: ") && strstr(out, "\"hold_window_ms\" more than once"));
+        free(out);
+        out = NULL;
+        /* Nested objects too; the same key in two different objects is fine. */
+        CHECK(harness_sh(h, &out, "printf '{\"timeouts\": {\"status_ms\": 5000, \"status_ms\": 5000}}' > %s/twice.json; "
+                                  "%s --config %s/twice.json --socket %s/x.sock --state-dir %s/x 2>&1",
+                         harness_dir(h), VSSD_PATH, harness_dir(h), harness_dir(h), harness_dir(h)) == 2);
+        CHECK(out && strstr(out, "\"status_ms\" twice"));
+        free(out);
+        harness_free(h);
+}
+
 static const TestCase cases[] = {
         { "expose", test_expose },
+        { "config-repeated-key", test_config_repeated_key },
         { "exec-delete-fails-keeps-record", test_exec_delete_fails_keeps_record },
         { "exec-vssd-killed-location-kept", test_exec_vssd_killed_location_kept },
         { "shadow-limits", test_shadow_limits },

@@ -409,7 +409,7 @@ static void test_bad_manifest(void) {
                 const char *sed; /* what makes the manifest bad */
                 const char *why; /* in the message */
         } bad[] = {
-                { "s/^{/{\"type\":\"copy\",/", "has a key more than once" },
+                { "s/^{/{\"type\":\"copy\",/", "more than once in an object" },
                 { "s/^{/{\"version\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]],/", "nesting too deep" },
         };
         Harness *h = harness_new(NULL);

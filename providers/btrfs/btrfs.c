@@ -14,7 +14,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include "daemon/provider.h"
+#include "providers/provider.h"
 
 #define BTRFS_MAGIC 0x9123683E
 #define SHADOW_DIR ".openvss"

@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon/provider.h"
+#include "providers/provider.h"
 #include "providers/exec/exec.h"
 
 #define MAX_OUTPUT (64 * 1024)

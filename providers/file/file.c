@@ -10,9 +10,9 @@
 #include <stddef.h>
 #include <sys/stat.h>
 
-#include "daemon/provider.h"
-#include "daemon/vssd.h"
+#include "lib/basic/log.h"
 #include "providers/file/copy.h"
+#include "providers/provider.h"
 
 static int file_supports(const Provider *p, const char *path) {
         struct stat st;
@@ -27,7 +27,7 @@ static int file_supports(const Provider *p, const char *path) {
 /* What the shadow's filesystem cannot keep goes to vssd's log, one line per item and file. */
 static void file_lost(const char *path, const char *what, int error, void *userdata) {
         const ShadowRequest *req = userdata;
-        log_warn("provider file: shadow %s: %s: %s not kept: %s", req->shadow_id, path, what, strerror(error));
+        log_prefixed("warning: ", "provider file: shadow %s: %s: %s not kept: %s", req->shadow_id, path, what, strerror(error));
 }
 
 static int file_create(const Provider *p, const ShadowRequest *req, char **ret_location) {
@@ -36,13 +36,18 @@ static int file_create(const Provider *p, const ShadowRequest *req, char **ret_l
 
         r = copy_tree_report(req->source, req->shadow_path, &report, NULL);
         if (r >= 0 && report.n_lost > 0)
-                log_warn("provider file: shadow %s of %s: %" PRIu64 " item(s) of metadata not kept (see above)",
+                log_prefixed("warning: ", "provider file: shadow %s of %s: %" PRIu64 " item(s) of metadata not kept (see above)",
                          req->shadow_id, req->source, report.n_lost);
         return r;
 }
 
 static int file_remove(const Provider *p, const char *shadow_path) {
         return remove_tree(shadow_path);
+}
+
+/* A copy takes what the source's regular files take on disk (reflinks aside: counted in full). */
+static int file_estimate(const Provider *p, const char *source, uint64_t *ret_bytes) {
+        return tree_bytes(source, ret_bytes);
 }
 
 const Provider provider_file = {
@@ -56,4 +61,5 @@ const Provider provider_file = {
         .supports = file_supports,
         .create = file_create,
         .remove = file_remove,
+        .estimate = file_estimate,
 };

@@ -1,14 +1,23 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Deleting shadows without stopping the event loop. A shadow is marked 'deleting' in the registry
+/* The shadow lifecycle after creation (see shadows.h): deleting, set removal, unexposing before a
+ * delete, and what a restart finishes (the frozen journal first, then interrupted deletes,
+ * incomplete sets and auto-release sets).
+ *
+ * Deleting shadows without stopping the event loop. A shadow is marked 'deleting' in the registry
  * before its data is touched (from then on it is listed nowhere, and a restarted vssd finishes
  * the delete), then its provider removes it in a child process. One job per shadow: whoever asks
  * to delete a shadow already being deleted waits for that job rather than starting another. The
  * jobs of one provider run one after another, as they did when vssd ran them itself: a provider's
  * delete command need not cope with running alongside itself. */
 
+#include <limits.h>
 #include <stdlib.h>
+#include <sys/mount.h>
 
-#include "daemon/vssd.h"
+#include "daemon/freeze.h"
+#include "daemon/log.h"
+#include "daemon/shadows.h"
+#include "lib/common.h"
 
 typedef struct DeleteWaiter {
         Manager *manager;
@@ -55,7 +64,7 @@ static ShadowJob *job_free(ShadowJob *j) {
 /* In the child. */
 static int job_remove(void *arg) {
         ShadowJob *j = arg;
-        const Provider *p = provider_find(j->rec.provider);
+        const Provider *p = provider_find(&j->manager->providers, j->rec.provider);
         return p ? p->remove(p, j->rec.shadow_path) : -EOPNOTSUPP;
 }
 
@@ -249,3 +258,144 @@ void deletions_stop(Manager *m) {
         while (m->jobs)
                 job_cancel(m->jobs);
 }
+
+void shadow_set_dir_remove(Manager *m, const vss_id *set_id) {
+        char id[VSS_ID_STRING_MAX];
+        const char *roots[] = { m->shadow_dir, m->config.file_storage_dir };
+        vss_id_to_string(set_id, id);
+        for (size_t i = 0; i < ELEMENTSOF(roots); i++) {
+                _cleanup_free_ char *dir = roots[i] ? path_join(roots[i], id) : NULL;
+                /* Fails harmlessly while other shadows of the set remain. */
+                if (dir)
+                        (void) rmdir(dir);
+        }
+}
+
+int shadow_exposed_at(Manager *m, const char *at) {
+        Exposure *ex = NULL;
+        size_t n = 0;
+        bool found = false;
+        int r = registry_list_exposures(m->registry, &ex, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                found = found || streq(ex[i].at, at);
+        exposures_free(ex, n);
+        return found;
+}
+
+int shadow_unexpose(Manager *m, const char *at) {
+        /* Only what we exposed is unmounted: never whatever else is mounted there. */
+        int r = shadow_exposed_at(m, at);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return -ENOENT;
+        if (umount2(at, UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT)
+                return -errno;
+        return registry_remove_exposure(m->registry, at);
+}
+
+void shadow_unexpose_all(Manager *m, const vss_id *shadow_id) {
+        Exposure *ex = NULL;
+        size_t n = 0;
+        if (registry_list_exposures(m->registry, &ex, &n) < 0)
+                return;
+        for (size_t i = 0; i < n; i++)
+                if (vss_id_equal(&ex[i].shadow_id, shadow_id) && shadow_unexpose(m, ex[i].at) < 0)
+                        log_warn("cannot unexpose %s", ex[i].at);
+        exposures_free(ex, n);
+}
+
+/* Recovery of flush-and-hold freezes whose commit child is gone (a crash of vssd, a killed
+ * child): the journal says which filesystems a set froze, the set's lease file whether they are
+ * still ours to thaw. */
+int freeze_lease_file(Manager *m, const vss_id *set_id, char *buf, size_t size) {
+        char id[VSS_ID_STRING_MAX];
+        int n = snprintf(buf, size, "%s/freeze-%s.lease", m->state_dir, vss_id_to_string(set_id, id));
+        return n < 0 || (size_t) n >= size ? -ENAMETOOLONG : 0;
+}
+
+/* A set's journalled freezes, after its commit child is gone: what the lease file says decides.
+ * Thawed only when the helper died holding them; a filesystem thawed by the helper and frozen
+ * since is someone else's, and is left alone. */
+static void frozen_journal_settle(Manager *m, const vss_id *set_id) {
+        char lease[PATH_MAX], **mounts = NULL;
+        size_t n = 0;
+        int r = freeze_lease_file(m, set_id, lease, sizeof(lease));
+        if (r >= 0)
+                r = freeze_lease_settle(lease, FREEZE_SETTLE_TIMEOUT_MS);
+        if (r < 0) {
+                log_warn("cannot settle the freeze lease %s: %s; its journal is kept for the next start", lease,
+                         strerror(-r));
+                return;
+        }
+        if (r > 0 && registry_list_frozen_of(m->registry, set_id, &mounts, &n) >= 0) {
+                for (size_t i = 0; i < n; i++) {
+                        int k = freeze_thaw_path(mounts[i]);
+                        if (k < 0)
+                                log_warn("cannot thaw %s: %s", mounts[i], strerror(-k));
+                        else
+                                log_info("recovered: thawed %s, which a killed freeze helper left frozen", mounts[i]);
+                        free(mounts[i]);
+                }
+                free(mounts);
+                (void) unlink(lease);
+        }
+        (void) registry_clear_frozen_of(m->registry, set_id);
+}
+
+void frozen_journal_recover(Manager *m, const vss_id *set_id) {
+        vss_id *sets = NULL;
+        size_t n = 0;
+        if (set_id) {
+                frozen_journal_settle(m, set_id);
+                return;
+        }
+        if (registry_list_frozen_sets(m->registry, &sets, &n) < 0)
+                return;
+        for (size_t i = 0; i < n; i++)
+                frozen_journal_settle(m, &sets[i]);
+        free(sets);
+}
+
+static void on_recovered(Manager *m, unsigned deleted, unsigned kept, void *userdata) {
+        const char *what = userdata;
+        if (deleted > 0)
+                log_info("recovered: deleted %u shadow copies (%s)", deleted, what);
+        if (kept > 0)
+                log_warn("recovery: %u shadow copies (%s) are kept; the next start tries again", kept, what);
+}
+
+/* Deletes what a previous run left: shadows whose delete it had begun, sets that never committed
+ * (vssd died mid-creation) and auto-release sets; persistent, committed ones stay. In the
+ * background, like any delete: vssd answers meanwhile, and lists none of them. */
+void shadows_recover(Manager *m) {
+        ShadowRecord *recs = NULL;
+        vss_id *sets = NULL;
+        size_t n = 0;
+
+        /* First of all: nothing of ours stays frozen. */
+        frozen_journal_recover(m, NULL);
+        if (registry_list_deleting(m->registry, &recs, &n) >= 0) {
+                shadows_delete(m, recs, n, NULL, on_recovered, NULL, (void *) "interrupted delete");
+                shadow_records_free(recs, n);
+        }
+        if (registry_list_creating_sets(m->registry, &sets, &n) >= 0) {
+                for (size_t i = 0; i < n; i++)
+                        (void) set_remove(m, &sets[i], on_recovered, NULL, (void *) "incomplete snapshot set");
+                free(sets);
+        }
+        if (registry_list_shadows(m->registry, &recs, &n) >= 0) {
+                size_t k = 0;
+                for (size_t i = 0; i < n; i++)
+                        if (!(recs[i].attributes & VSS_VOLSNAP_ATTR_NO_AUTO_RELEASE)) {
+                                ShadowRecord t = recs[k];
+                                recs[k++] = recs[i];
+                                recs[i] = t;
+                        }
+                shadows_delete(m, recs, k, NULL, on_recovered, NULL, (void *) "auto-release");
+                shadow_records_free(recs, n);
+        }
+}
+

@@ -46,6 +46,10 @@ struct Provider {
         /* Mounts the shadow read-only at `at` its own way; NULL or -EOPNOTSUPP: vssd does it
          * (a bind mount of a directory, a loop mount of an image). */
         int (*expose)(const Provider *p, const char *shadow_path, const char *at);
+        /* The storage a shadow of source would take where this provider keeps its shadows, for
+         * storage budgets; NULL when its shadows take none that vssd budgets (snapshots kept by
+         * the filesystem or by an external command). */
+        int (*estimate)(const Provider *p, const char *source, uint64_t *ret_bytes);
 };
 
 /* Runs cmd with /bin/sh -c in its own process group, env added; 0 on exit 0 (with the last
@@ -61,19 +65,31 @@ extern volatile sig_atomic_t provider_command_group;
 extern const Provider provider_file;
 extern const Provider provider_btrfs;
 
+#define PROVIDERS_MAX_EXEC 16
+
+/* The providers one vssd uses: the compiled-in ones and the exec providers its configuration
+ * names. Owned by whoever loaded the configuration (vssd's Manager); zero-initialized it holds
+ * the compiled-in ones alone. */
+typedef struct Providers {
+        Provider exec[PROVIDERS_MAX_EXEC];
+        size_t n_exec;
+} Providers;
+
 /* Registers an exec provider from the configuration. -EEXIST, -E2BIG (too many), -ENOMEM. */
-int providers_add_exec(const char *name, const char *create_cmd, const char *delete_cmd, const char *expose_cmd);
-void providers_free_exec(void);
+int providers_add_exec(Providers *ps, const char *name, const char *create_cmd, const char *delete_cmd,
+                       const char *expose_cmd);
+/* Forgets the exec providers (the compiled-in ones stay). */
+void providers_done(Providers *ps);
 
-/* Calls fn for every provider, compiled-in first. */
-size_t providers_count(void);
-const Provider *providers_get(size_t i);
+/* Every provider, compiled-in first. */
+size_t providers_count(const Providers *ps);
+const Provider *providers_get(const Providers *ps, size_t i);
 
-const Provider *provider_find(const char *name);
+const Provider *provider_find(const Providers *ps, const char *name);
 /* The provider to use for a path when the requester names none. */
-const Provider *provider_choose(const char *path);
+const Provider *provider_choose(const Providers *ps, const char *path);
 
-/* The mount point (and its source device) holding path: the longest /proc/self/mountinfo match,
- * of filesystem type fstype unless NULL. */
+/* The mount point (and its source device) holding path: mountinfo_find() (providers/mountinfo.h)
+ * into buffers. */
 int mount_of(const char *path, const char *fstype, char *ret_mount, size_t mount_len, char *ret_device,
              size_t device_len);

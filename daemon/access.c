@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Access: the rights a connection holds, the limits on its calls, and VSS errors on the wire. */
+
+#include <grp.h>
+#include <pwd.h>
+#include <stdarg.h>
+
+#include <vss/backup.h>
+
+#include "daemon/access.h"
+#include "lib/common.h"
+#include "lib/metadata.h"
+
+int reply_errorv(sd_bus_error *error, int32_t hr, const char *fmt, va_list ap) {
+        char name[128], msg[512];
+        const char *n = vss_error_name(hr);
+
+        snprintf(name, sizeof(name), VSS_ERROR_PREFIX "%s", n ? n : "E_UNEXPECTED");
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        return sd_bus_error_set(error, name, msg);
+}
+
+int reply_error(sd_bus_error *error, int32_t hr, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        int r = reply_errorv(error, hr, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+int reply_array(sd_bus_message *msg, const char *element, size_t n, ReplyAppend append, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r = sd_bus_message_new_method_return(msg, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', element);
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = append(reply, i, userdata);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+int check_right(Connection *c, Right right, sd_bus_error *error) {
+        if (c->rights & (1u << right))
+                return 0;
+        return reply_error(error, VSS_E_ACCESSDENIED, "uid %u lacks the '%s' right (granted by vssd's config \"rights\"; "
+                           "by default %s)", (unsigned) c->cred.uid, right_name(right),
+                           right == RIGHT_DELETE ? "root only" : "root and the backup group");
+}
+
+/* The rights of a uid: its own and those of the groups its account is in (the passwd and group
+ * databases, as for a login, not the peer's current supplementary groups). */
+unsigned rights_of(const Config *config, uid_t uid) {
+        if (uid == 0)
+                return (1u << _RIGHT_MAX) - 1;
+        _cleanup_free_ gid_t *groups = NULL;
+        int n = 0;
+        struct passwd *pw = getpwuid(uid);
+        if (pw) {
+                int want = 64;
+                for (int tries = 0; tries < 4; tries++) {
+                        gid_t *g = realloc(groups, (size_t) want * sizeof(gid_t));
+                        if (!g)
+                                break;
+                        groups = g;
+                        n = want;
+                        if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) >= 0)
+                                break;
+                        want = n > want ? n : want * 2;
+                        n = 0;
+                }
+        }
+        unsigned rights = 0;
+        for (Right r = 0; r < _RIGHT_MAX; r++) {
+                const RightHolders *h = &config->rights[r];
+                bool has = false;
+                for (size_t i = 0; !has && i < h->n_uids; i++)
+                        has = h->uids[i] == uid;
+                for (size_t i = 0; !has && i < h->n_gids; i++)
+                        for (int k = 0; !has && k < n; k++)
+                                has = groups[k] == h->gids[i];
+                if (has)
+                        rights |= 1u << r;
+        }
+        return rights;
+}
+
+/* A method call's string arguments, each at most VSS_MAX_STRING bytes (the restore document
+ * excepted: the parser bounds it). One check for every method, so no handler can miss it. */
+static int check_strings(sd_bus_message *msg, sd_bus_error *error) {
+        const char *member = sd_bus_message_get_member(msg);
+        bool is_restore = streq(strempty(member), "InitializeForRestore");
+        int r = 0;
+        for (unsigned arg = 1;; arg++) {
+                char type, t[2] = {};
+                const char *contents, *v;
+                r = sd_bus_message_peek_type(msg, &type, &contents);
+                if (r <= 0)
+                        break;
+                if (type == 's') {
+                        r = sd_bus_message_read_basic(msg, 's', &v);
+                        if (r < 0)
+                                break;
+                        size_t max = is_restore && arg == 2 ? VSS_MAX_BC_DOCUMENT : VSS_MAX_STRING;
+                        if (strnlen(v, max + 1) > max) {
+                                r = reply_error(error, VSS_E_INVALIDARG, "%s: argument %u is %zu bytes, at most %zu",
+                                                strempty(member), arg, strlen(v), max);
+                                break;
+                        }
+                        continue;
+                }
+                _cleanup_free_ char *sig = NULL;
+                if (type == SD_BUS_TYPE_ARRAY)
+                        r = asprintf(&sig, "a%s", contents);
+                else if (type == SD_BUS_TYPE_STRUCT)
+                        r = asprintf(&sig, "(%s)", contents);
+                else if (type == SD_BUS_TYPE_DICT_ENTRY)
+                        r = asprintf(&sig, "{%s}", contents);
+                else {
+                        t[0] = type;
+                        r = (sig = strdup(t)) ? 0 : -1;
+                }
+                if (r < 0) {
+                        r = -ENOMEM;
+                        break;
+                }
+                r = sd_bus_message_skip(msg, sig);
+                if (r < 0)
+                        break;
+        }
+        int k = sd_bus_message_rewind(msg, true);
+        return r < 0 ? r : k < 0 ? k : 0;
+}
+
+/* Runs before any method handler (after the connection limit): the call rate, the string sizes. */
+int access_check_call(Connection *c, sd_bus_message *msg, sd_bus_error *error) {
+        const Config *config = &c->manager->config;
+        if (c->cred.uid != 0) {
+                /* A token bucket: max_call_burst calls at once, max_calls_per_second sustained. */
+                uint64_t now = now_monotonic_usec();
+                c->tokens += (double) (now - c->tokens_usec) * config->max_calls_per_second / USEC_PER_SEC;
+                if (c->tokens > config->max_call_burst)
+                        c->tokens = config->max_call_burst;
+                c->tokens_usec = now;
+                if (c->tokens < 1.0)
+                        return reply_error(error, VSS_E_OUTOFMEMORY,
+                                           "uid %u: call rate limit reached (%u calls at once, %u per second); "
+                                           "%s refused, try again later", (unsigned) c->cred.uid,
+                                           config->max_call_burst, config->max_calls_per_second,
+                                           strempty(sd_bus_message_get_member(msg)));
+                c->tokens -= 1.0;
+        }
+        if (streq(strempty(sd_bus_message_get_interface(msg)), VSS_BUS_INTERFACE))
+                return check_strings(msg, error);
+        return 0;
+}
+

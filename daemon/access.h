@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Who may do what, how much, and how a refusal reaches the wire: the rights a uid holds (from the
+ * config), the per-call checks run before any handler (connection limit, call rate, string
+ * sizes), and VSS errors as D-Bus errors. */
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#include <systemd/sd-bus.h>
+
+#include "daemon/connection.h"
+#include "lib/basic/macro.h"
+
+/* A D-Bus error named after the VSS code hr (org.openvss.Error.E_...), with the message. Returns
+ * the negative errno sd-bus derives, for a handler to return. */
+int reply_error(sd_bus_error *error, int32_t hr, const char *fmt, ...) _printf_(3, 4);
+int reply_errorv(sd_bus_error *error, int32_t hr, const char *fmt, va_list ap) _printf_(3, 0);
+
+/* Answers msg with an array of n elements of signature element (e.g. "(ss)"), each appended by
+ * append(reply, i, userdata). Returns what sd_bus_send() does, or the first failure. */
+typedef int (*ReplyAppend)(sd_bus_message *reply, size_t i, void *userdata);
+int reply_array(sd_bus_message *msg, const char *element, size_t n, ReplyAppend append, void *userdata);
+
+/* Refuses with VSS_E_ACCESSDENIED, naming the uid and the right, unless the connection holds it. */
+int check_right(Connection *c, Right right, sd_bus_error *error);
+
+/* The rights (1 << Right) of a uid: its own and those of the groups its account is in. */
+unsigned rights_of(const Config *config, uid_t uid);
+
+/* Before any handler of a method call: refuses the call past the connection's limits (a
+ * connection over max_connections_per_uid is answered and closed: then 1), past the call rate, or
+ * with a string argument too long (then a negative errno, the error set). 0: dispatch it. */
+int access_check_call(Connection *c, sd_bus_message *msg, sd_bus_error *error);

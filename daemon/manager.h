@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The Manager: vssd's one object. It owns the event loop, the listen socket and the connections,
+ * the configuration and its providers, the registry, the subscribed writers, the sessions and the
+ * children doing slow work (deletes, exposes). manager.c accepts connections and ends them. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
+
+#include "daemon/child.h"
+#include "daemon/config.h"
+#include "daemon/registry.h"
+
+typedef struct Manager Manager;
+typedef struct Connection Connection;
+typedef struct Writer Writer;
+typedef struct Session Session;
+typedef struct ShadowJob ShadowJob;
+typedef struct ExposeOp ExposeOp;
+
+struct Manager {
+        sd_event *event;
+        Config config;
+        Providers providers;      /* compiled-in and configured (taken from the config) */
+        char *socket_path;
+        char *state_dir;
+        char *shadow_dir;
+        int listen_fd;
+        sd_event_source *listen_source;
+        Registry *registry;
+
+        Connection *connections;
+        unsigned n_connections;
+        Writer *writers;
+        unsigned n_writers;
+        Session *sessions;
+        /* Writer class ids and the uid each is bound to (config bindings aside), as the registry keeps them. */
+        struct ClassBinding *bindings;
+        size_t n_bindings;
+        /* The session whose snapshot set is in creation: one machine-wide. */
+        Session *creating;
+        /* Slow work in child processes: shadows being deleted, exposures being mounted. */
+        Children children;
+        ShadowJob *jobs;
+        ExposeOp *exposing;
+        bool stopping;
+        /* Set once vssd is stopping: buses get until then to send what they hold. */
+        uint64_t stop_deadline_usec;
+};
+
+/* Takes the config over (it is left empty). */
+int manager_new(const char *socket_path, const char *state_dir, Config *config, Manager **ret);
+Manager *manager_free(Manager *m);
+/* Opens the registry, recovers what a previous run left, listens. */
+int manager_start(Manager *m);

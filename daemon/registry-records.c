@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The registry's smaller tables: the frozen journal (filesystems a set froze, so a restart can
+ * thaw what a crash left), exposures, and writer class bindings. */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/registry-internal.h"
+
+int registry_journal_frozen(Registry *r, const vss_id *set_id, const char *const *mounts, size_t n) {
+        int k;
+
+        if (!r || !set_id || (n && !mounts))
+                return -EINVAL;
+        k = tx_begin(r, true);
+        if (k < 0)
+                return k;
+        for (size_t i = 0; k >= 0 && i < n; i++) {
+                _cleanup_stmt_ sqlite3_stmt *s = NULL;
+                k = prepare(r, "INSERT OR REPLACE INTO frozen (mount_point, set_id) VALUES (?1, ?2)", &s);
+                if (k >= 0 && sqlite3_bind_text(s, 1, mounts[i], -1, SQLITE_TRANSIENT) != SQLITE_OK)
+                        k = -ENOMEM;
+                if (k >= 0)
+                        k = bind_id(s, 2, set_id);
+                if (k >= 0)
+                        k = step_done(s);
+        }
+        return tx_end(r, k);
+}
+
+int registry_clear_frozen(Registry *r) {
+        if (!r)
+                return -EINVAL;
+        return exec(r, "DELETE FROM frozen");
+}
+
+int registry_list_frozen(Registry *r, char ***ret, size_t *ret_n) {
+        if (!r || !ret || !ret_n)
+                return -EINVAL;
+        return collect_strings(r, "SELECT mount_point FROM frozen ORDER BY mount_point", NULL, ret, ret_n);
+}
+
+int registry_add_exposure(Registry *r, const vss_id *shadow_id, const char *at) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int k;
+
+        if (!r || !shadow_id || !at)
+                return -EINVAL;
+        k = prepare(r, "INSERT INTO exposures (at, shadow_id) VALUES (?1, ?2)", &s);
+        if (k < 0)
+                return k;
+        if (sqlite3_bind_text(s, 1, at, -1, SQLITE_TRANSIENT) != SQLITE_OK)
+                return -ENOMEM;
+        if ((k = bind_id(s, 2, shadow_id)) < 0)
+                return k;
+        return step_done(s);
+}
+
+int registry_remove_exposure(Registry *r, const char *at) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int k;
+
+        if (!r || !at)
+                return -EINVAL;
+        k = prepare(r, "DELETE FROM exposures WHERE at = ?1", &s);
+        if (k < 0)
+                return k;
+        if (sqlite3_bind_text(s, 1, at, -1, SQLITE_TRANSIENT) != SQLITE_OK)
+                return -ENOMEM;
+        k = step_done(s);
+        if (k < 0)
+                return k;
+        return sqlite3_changes(r->db) > 0 ? 0 : -ENOENT;
+}
+
+static int read_exposure(Registry *r, sqlite3_stmt *s, void *ret) {
+        Exposure *e = ret;
+        int k = column_strdup(r, s, 0, &e->at);
+        if (k >= 0 && (k = column_id(r, s, 1, &e->shadow_id)) < 0) {
+                free(e->at);
+                e->at = NULL;
+        }
+        return k;
+}
+
+static void exposure_array_free(void *a, size_t n) {
+        exposures_free(a, n);
+}
+
+int registry_list_exposures(Registry *r, Exposure **ret, size_t *ret_n) {
+        if (!r || !ret || !ret_n)
+                return -EINVAL;
+        return collect_rows(r, "SELECT at, shadow_id FROM exposures ORDER BY at", NULL, sizeof(Exposure), read_exposure,
+                            exposure_array_free, (void **) ret, ret_n);
+}
+
+void exposures_free(Exposure *a, size_t n) {
+        for (size_t i = 0; a && i < n; i++)
+                free(a[i].at);
+        free(a);
+}
+
+int registry_bind_class(Registry *r, const vss_id *class_id, uint32_t uid) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        int k, rc;
+
+        if (!r || !class_id)
+                return -EINVAL;
+        k = prepare(r, "INSERT INTO writer_classes (class_id, uid) VALUES (?1, ?2)", &s);
+        if (k < 0)
+                return k;
+        if ((k = bind_id(s, 1, class_id)) < 0 || (k = bind_u64(s, 2, uid)) < 0)
+                return k;
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
+                return -EEXIST;
+        return rc == SQLITE_DONE ? 0 : sql_errno(rc);
+}
+
+static int read_class(Registry *r, sqlite3_stmt *s, void *ret) {
+        ClassRecord *c = ret;
+        sqlite3_int64 uid = sqlite3_column_int64(s, 1);
+        int k = column_id(r, s, 0, &c->class_id);
+        if (k >= 0 && (uid < 0 || uid > UINT32_MAX))
+                k = -EIO; /* not a uid we stored */
+        c->uid = (uint32_t) uid;
+        return k;
+}
+
+int registry_list_classes(Registry *r, ClassRecord **ret, size_t *ret_n) {
+        if (!r || !ret || !ret_n)
+                return -EINVAL;
+        return collect_rows(r, "SELECT class_id, uid FROM writer_classes ORDER BY class_id", NULL, sizeof(ClassRecord),
+                            read_class, array_free, (void **) ret, ret_n);
+}
+
+
+int registry_list_frozen_of(Registry *r, const vss_id *set_id, char ***ret, size_t *ret_n) {
+        if (!r || !set_id || !ret || !ret_n)
+                return -EINVAL;
+        return collect_strings(r, "SELECT mount_point FROM frozen WHERE set_id = ?1 ORDER BY mount_point", set_id, ret,
+                               ret_n);
+}
+
+int registry_clear_frozen_of(Registry *r, const vss_id *set_id) {
+        int k;
+
+        if (!r || !set_id)
+                return -EINVAL;
+        k = exec_on_id(r, "DELETE FROM frozen WHERE set_id = ?1", set_id);
+        return k == -ENOENT ? 0 : k;
+}

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The shadow lifecycle after creation: deleting shadows (in child processes), removing sets and
+ * their directories, unexposing a shadow before it goes, and recovering at start what a previous
+ * run left (interrupted deletes, incomplete sets, auto-release sets, frozen filesystems in the
+ * journal). Knows the registry, providers and freeze, never a session or a connection. */
+
+#include <stddef.h>
+
+#include <vss/types.h>
+
+#include "daemon/manager.h"
+
+/* Deleting shadows in child processes. Each shadow is marked 'deleting' in the registry first,
+ * unexposed, removed by its provider, then its record goes. A shadow the provider cannot remove
+ * is unmarked (never forgotten); one already gone loses its record. done() is called once every
+ * shadow is deleted or kept, possibly before shadows_delete() returns. When vssd stops first,
+ * cancel(userdata) is called instead (the marks stay for the next start). */
+typedef void (*DeleteDone)(Manager *m, unsigned deleted, unsigned kept, void *userdata);
+void shadows_delete(Manager *m, const ShadowRecord *recs, size_t n, const vss_id *set_id, DeleteDone done,
+                    void (*cancel)(void *userdata), void *userdata);
+/* shadows_delete() on every shadow of a set (in creation or not), then, when none was kept, the
+ * set's record and directory. -ENOENT (done() not called) when the set is unknown. */
+int set_remove(Manager *m, const vss_id *set_id, DeleteDone done, void (*cancel)(void *userdata), void *userdata);
+/* vssd stops: every child is killed (what it was deleting stays marked), nothing more starts. */
+void deletions_stop(Manager *m);
+/* Removes a set's directories (in the state directory and the file provider's storage) once
+ * empty. */
+void shadow_set_dir_remove(Manager *m, const vss_id *set_id);
+/* Unmounts every exposure of a shadow (before it is deleted). */
+void shadow_unexpose_all(Manager *m, const vss_id *shadow_id);
+/* Unmounts what is exposed at `at` (only what vssd exposed) and forgets it: -ENOENT when
+ * nothing is. */
+int shadow_unexpose(Manager *m, const char *at);
+/* 1 when a shadow is exposed at `at`, 0 when not, -errno when the registry cannot say. */
+int shadow_exposed_at(Manager *m, const char *at);
+
+/* The lease file of a set's freezes: STATE_DIR/freeze-SETID.lease. */
+int freeze_lease_file(Manager *m, const vss_id *set_id, char *buf, size_t size);
+/* Settles the journalled freezes of one set (or, set_id NULL, of all) whose commit child is gone:
+ * thaws only what a killed helper left frozen, retires the journal rows. */
+void frozen_journal_recover(Manager *m, const vss_id *set_id);
+#define FREEZE_SETTLE_TIMEOUT_MS 5000
+
+/* At start: deletes what a previous run left (interrupted deletes, sets that never committed,
+ * auto-release sets) in the background, after thawing what a killed freeze helper left frozen. */
+void shadows_recover(Manager *m);

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Which mount holds a path: /proc/self/mountinfo as util-linux's libmount reads it, for the
+ * freeze lease (which filesystem to freeze), the providers and the session (which mount, which
+ * device). The one reader of the mount table in vssd. */
+
+#include <sys/types.h>
+
+/* The mount whose mount point is the longest that is path or a parent of it (path should be
+ * canonical: the match is on the text), of filesystem type fstype unless NULL; on a tie the
+ * later entry wins (it is mounted on top). Its mount point, source (device) and device number
+ * (of the superblock: one per filesystem, bind mounts included) go to whichever of ret_target,
+ * ret_source (malloc'ed) and ret_dev is set. -ENOENT when no mount holds path, -ENOMEM, or the
+ * errno of reading the table. */
+int mountinfo_find(const char *path, const char *fstype, char **ret_target, char **ret_source, dev_t *ret_dev);
