@@ -315,7 +315,7 @@ static int parse_file(Config *c, bool rights_set[_RIGHT_MAX], const char *path, 
         JsonReader v = {};
         json_object *o = jv_parse(&v, text, CONFIG_MAX_BYTES, path);
         if (!o) {
-                if (strstr(v.error, " twice in one object"))
+                if (strstr(v.error, " more than once in an object"))
                         return fail(ret_error, "%s", v.error);
                 size_t n = strlen(v.error), k = strlen(" must be a JSON object");
                 if (n >= k && streq(v.error + n - k, " must be a JSON object"))
