@@ -11,7 +11,7 @@
 #include <time.h>
 
 #include "daemon/vssd.h"
-#include "lib/metadata.h"
+#include "lib/components.h"
 
 void log_full(const char *prefix, const char *fmt, ...) {
         va_list ap;

@@ -22,7 +22,7 @@
 #include "providers/file/precopy.h"
 #include <inttypes.h>
 #include "daemon/vssd.h"
-#include "lib/metadata.h"
+#include "lib/components.h"
 
 typedef struct StatusGather StatusGather;
 

@@ -4,8 +4,10 @@
 #include <stdarg.h>
 #include <time.h>
 
+#include <vss/backup.h>
+
 #include "lib/client.h"
-#include "lib/metadata.h"
+#include "lib/components.h"
 
 #define CALL_TIMEOUT_USEC (120 * USEC_PER_SEC)
 

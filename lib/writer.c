@@ -7,7 +7,7 @@
 #include <systemd/sd-event.h>
 
 #include "lib/client.h"
-#include "lib/metadata.h"
+#include "lib/components.h"
 
 #define DEFAULT_WINDOW_MS 60000u
 

@@ -7,7 +7,7 @@
 
 #include "lib/common.h"
 #include "lib/jsonv.h"
-#include "lib/metadata.h"
+#include "lib/components.h"
 
 #define BCD_FORMAT "openvss-backup-components"
 #define BCD_MAX_SHADOWS VSS_MAX_VOLUMES
