@@ -69,7 +69,7 @@ VSS_EXPORT int vss_backup_new(const char *socket_path, vss_backup **ret) {
                 return VSS_E_OUTOFMEMORY;
         r = vss_connect(socket_path, &b->bus);
         if (r < 0) {
-                vss_backup_release(b);
+                vss_backup_free(b);
                 return VSS_E_WRITER_INFRASTRUCTURE;
         }
         r = sd_bus_call_method(b->bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "CreateSession", &error, &reply, NULL);
@@ -77,7 +77,7 @@ VSS_EXPORT int vss_backup_new(const char *socket_path, vss_backup **ret) {
                 r = sd_bus_message_read(reply, "s", &id);
         if (r < 0) {
                 int32_t hr = vss_hr_from_bus_error(&error, r);
-                vss_backup_release(b);
+                vss_backup_free(b);
                 return hr;
         }
         snprintf(b->session, sizeof(b->session), "%s", id);
@@ -96,7 +96,7 @@ static void metadata_clear(vss_backup *b) {
         b->n_metadata = 0;
 }
 
-VSS_EXPORT void vss_backup_free_writer_status(vss_backup *b) {
+VSS_EXPORT void vss_backup_writer_status_clear(vss_backup *b) {
         if (!b)
                 return;
         for (size_t i = 0; i < b->n_status; i++) {
@@ -109,7 +109,7 @@ VSS_EXPORT void vss_backup_free_writer_status(vss_backup *b) {
         b->n_status = 0;
 }
 
-VSS_EXPORT vss_backup *vss_backup_release(vss_backup *b) {
+VSS_EXPORT vss_backup *vss_backup_free(vss_backup *b) {
         if (!b)
                 return NULL;
         for (size_t i = 0; i < ELEMENTSOF(b->asyncs); i++)
@@ -126,10 +126,14 @@ VSS_EXPORT vss_backup *vss_backup_release(vss_backup *b) {
                 (void) call(b, "ReleaseSession", NULL, NULL);
         sd_bus_flush_close_unref(b->bus);
         metadata_clear(b);
-        vss_backup_free_writer_status(b);
+        vss_backup_writer_status_clear(b);
         free(b);
         return NULL;
 }
+
+/* The names before 0.2 (the lifetime convention of <vss/types.h>). */
+VSS_EXPORT vss_backup *vss_backup_release(vss_backup *b) __attribute__((alias("vss_backup_free")));
+VSS_EXPORT void vss_backup_free_writer_status(vss_backup *b) __attribute__((alias("vss_backup_writer_status_clear")));
 
 /* A synchronous call whose first argument is the session id. */
 static int32_t callv(vss_backup *b, const char *method, sd_bus_message **ret_reply, const char *types, va_list ap) {
@@ -247,7 +251,7 @@ static int parse_metadata(vss_backup *b, sd_bus_message *reply) {
 
 static int parse_status(vss_backup *b, sd_bus_message *reply) {
         int r;
-        vss_backup_free_writer_status(b);
+        vss_backup_writer_status_clear(b);
         r = sd_bus_message_enter_container(reply, 'a', "(sssuiiss)");
         if (r < 0)
                 return r;
@@ -345,13 +349,15 @@ static void async_detach(vss_async *a) {
         a->backup = NULL;
 }
 
-VSS_EXPORT vss_async *vss_async_unref(vss_async *a) {
+VSS_EXPORT vss_async *vss_async_free(vss_async *a) {
         if (!a || --a->n_ref > 0)
                 return NULL;
         async_detach(a);
         free(a);
         return NULL;
 }
+
+VSS_EXPORT vss_async *vss_async_unref(vss_async *a) __attribute__((alias("vss_async_free")));
 
 VSS_EXPORT int vss_async_wait(vss_async *a, int timeout_ms) {
         if (!a)
@@ -418,7 +424,7 @@ static int32_t run_sync(vss_backup *b, const char *method, AsyncKind kind) {
         if (hr < 0)
                 return hr;
         hr = vss_async_wait(a, -1);
-        vss_async_unref(a);
+        vss_async_free(a);
         return hr;
 }
 

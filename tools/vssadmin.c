@@ -430,7 +430,7 @@ static int create_shadow(char **paths, size_t n_paths, const char *provider) {
                 fprintf(stderr, "vssadmin: create shadow failed: %s (%s): %s\n", strempty(vss_error_name(c.error_hr)),
                         hex32(c.error_hr, hex), c.error_msg);
         json_object_put(out);
-        vss_backup_release(c.b);
+        vss_backup_free(c.b);
         return c.error_hr ? EXIT_FAILED : EXIT_OK;
 }
 
