@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +19,14 @@ void jv_fail(JsonReader *v, const char *key, const char *fmt, ...) {
                 snprintf(v->error, sizeof(v->error), "%s%s%s: %s", v->path, sep, key ? key : "", what);
         else
                 snprintf(v->error, sizeof(v->error), "%s", what);
+}
+
+int jv_error(const JsonReader *v, char *err, size_t errsize) {
+        if (!jv_failed(v))
+                return 0;
+        if (err && errsize)
+                snprintf(err, errsize, "%s", v->error);
+        return -EINVAL;
 }
 
 json_object *jv_parse(JsonReader *v, const char *text, size_t max, const char *what) {

@@ -3,6 +3,7 @@
  * thaw by ourselves (Abort) when vssd goes away or the Freeze→Thaw window runs out. */
 
 #include <signal.h>
+#include <stdarg.h>
 
 #include <systemd/sd-event.h>
 
@@ -39,8 +40,11 @@ struct vss_writer {
         char errmsg[512];
 };
 
-static void set_errmsg(vss_writer *w, const char *fmt, const char *arg) {
-        snprintf(w->errmsg, sizeof(w->errmsg), fmt, arg);
+_printf_(2, 3) static void set_errmsg(vss_writer *w, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(w->errmsg, sizeof(w->errmsg), fmt, ap);
+        va_end(ap);
 }
 
 /* Copies a caller-filled structure whose last field of this version is size_t size (0: this

@@ -3,6 +3,7 @@
  * of Windows' vssadmin, with --json for scripts. */
 
 #include <getopt.h>
+#include <stdarg.h>
 #include <json-c/json.h>
 
 #include <vss/admin.h>
@@ -64,10 +65,14 @@ static void help(void) {
                "Exit status: 0 success, 1 the operation failed, 2 usage error.\n");
 }
 
-static int usage(const char *fmt, const char *arg) {
+/* Not lib/basic's usage_error(): vssadmin's wording ("Try 'vssadmin --help'.") is a contract. */
+_printf_(1, 2) static int usage(const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
         fprintf(stderr, "vssadmin: ");
-        fprintf(stderr, fmt, arg);
+        vfprintf(stderr, fmt, ap);
         fprintf(stderr, "\nTry 'vssadmin --help'.\n");
+        va_end(ap);
         return EXIT_USAGE;
 }
 
