@@ -67,13 +67,16 @@ static int copy_sized(void *dst, const void *src, size_t dst_size, size_t size_o
 }
 
 /* vss_writer_new has two versions: LIBVSS_0.2's (the default: structures with their size field)
- * and LIBVSS_0.1's, for programs built before it. Neither is defined under the plain name. */
+ * and LIBVSS_0.1's, for programs built before it. Neither is defined under the plain name.
+ * (.symver rather than the symver attribute, which clang lacks.) */
+__asm__(".symver vss_writer_new_v0_2, vss_writer_new@@LIBVSS_0.2");
+__asm__(".symver vss_writer_new_v0_1, vss_writer_new@LIBVSS_0.1");
 int vss_writer_new_v0_2(const vss_writer_options *opts_in, const vss_writer_callbacks *cb, void *userdata,
                         vss_writer **ret);
 int vss_writer_new_v0_1(const vss_writer_options *opts, const vss_writer_callbacks *cb, void *userdata,
                         vss_writer **ret);
 
-VSS_EXPORT __attribute__((symver("vss_writer_new@@LIBVSS_0.2"))) int vss_writer_new_v0_2(
+VSS_EXPORT int vss_writer_new_v0_2(
                 const vss_writer_options *opts_in, const vss_writer_callbacks *cb, void *userdata, vss_writer **ret) {
         vss_writer_options o;
         vss_writer_callbacks c = {};
@@ -108,7 +111,7 @@ VSS_EXPORT __attribute__((symver("vss_writer_new@@LIBVSS_0.2"))) int vss_writer_
 }
 
 /* Their structures end where the size field begins. */
-VSS_EXPORT __attribute__((symver("vss_writer_new@LIBVSS_0.1"))) int vss_writer_new_v0_1(
+VSS_EXPORT int vss_writer_new_v0_1(
                 const vss_writer_options *opts, const vss_writer_callbacks *cb, void *userdata, vss_writer **ret) {
         vss_writer_options o = {};
         vss_writer_callbacks c = {};
