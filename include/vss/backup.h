@@ -168,7 +168,8 @@ VSS_EXPORT int vss_backup_set_file_restore_status(vss_backup *b, const vss_id *i
  * writer that took part gets Abort (returns once they answered; none that had PostSnapshot); a
  * do-snapshot-set in flight is aborted at once and returns VSS_E_ABORT; during
  * prepare-for-backup the Abort follows its end. Afterwards the session accepts only status,
- * save-as-document and release. */
+ * save-as-document and release. Errors: VSS_E_BAD_STATE (before initialization), the session
+ * errors otherwise (VSS_E_INVALIDARG for b NULL, a lost connection). */
 VSS_EXPORT int vss_backup_abort_backup(vss_backup *b);
 
 /* Restore: PreRestore and PostRestore to the session's writers; a writer's veto is its failure. */
