@@ -101,16 +101,40 @@ static void admin_freep(vss_admin **a) {
         vss_admin_free(*a);
 }
 
-static int list_writers(void) {
-        _cleanup_(admin_freep) vss_admin *a = admin_open();
-        char ts[32], wid[VSS_ID_STRING_MAX], iid[VSS_ID_STRING_MAX], sid[VSS_ID_STRING_MAX];
-        size_t n;
+/* A handle with a list fetched (count in *ret_n), or NULL after saying why. */
+static vss_admin *admin_list(int (*list)(vss_admin *a, size_t *ret_n), const char *what, size_t *ret_n) {
+        vss_admin *a = admin_open();
+        if (!a)
+                return NULL;
+        int32_t hr = list(a, ret_n);
+        if (hr < 0) {
+                admin_fail(a, what, hr);
+                return vss_admin_free(a);
+        }
+        return a;
+}
 
+/* --json: {key: arr[, key2: v2]} on stdout. Takes arr and v2 either way. */
+static void print_json_list(const char *key, json_object *arr, const char *key2, json_object *v2) {
+        if (!arg_json) {
+                json_object_put(arr);
+                json_object_put(v2);
+                return;
+        }
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, key, arr);
+        if (v2)
+                json_object_object_add(o, key2, v2);
+        print_json(o);
+        json_object_put(o);
+}
+
+static int list_writers(void) {
+        size_t n;
+        _cleanup_(admin_freep) vss_admin *a = admin_list(vss_admin_list_writers, "list writers", &n);
+        char ts[32], wid[VSS_ID_STRING_MAX], iid[VSS_ID_STRING_MAX], sid[VSS_ID_STRING_MAX];
         if (!a)
                 return EXIT_FAILED;
-        int32_t hr = vss_admin_list_writers(a, &n);
-        if (hr < 0)
-                return admin_fail(a, "list writers", hr);
         json_object *arr = json_object_new_array();
         for (size_t i = 0; i < n; i++) {
                 const vss_admin_writer *w = vss_admin_writer_get(a, i);
@@ -137,13 +161,7 @@ static int list_writers(void) {
                                 printf("   As of: session {%s} at %s\n\n", sid, ts);
                 }
         }
-        if (arg_json) {
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "writers", arr);
-                print_json(o);
-                json_object_put(o);
-        } else
-                json_object_put(arr);
+        print_json_list("writers", arr, NULL, NULL);
         return EXIT_OK;
 }
 
@@ -167,15 +185,11 @@ static int explain_volume(vss_admin *a, const char *path, json_object *out) {
 }
 
 static int list_providers(char *const *paths, size_t n_paths) {
-        _cleanup_(admin_freep) vss_admin *a = admin_open();
-        char id[VSS_ID_STRING_MAX];
         size_t n;
-
+        _cleanup_(admin_freep) vss_admin *a = admin_list(vss_admin_list_providers, "list providers", &n);
+        char id[VSS_ID_STRING_MAX];
         if (!a)
                 return EXIT_FAILED;
-        int32_t hr = vss_admin_list_providers(a, &n);
-        if (hr < 0)
-                return admin_fail(a, "list providers", hr);
         json_object *arr = json_object_new_array();
         for (size_t i = 0; i < n; i++) {
                 const vss_admin_provider *p = vss_admin_provider_get(a, i);
@@ -202,15 +216,7 @@ static int list_providers(char *const *paths, size_t n_paths) {
                         json_object_put(arr);
                         return EXIT_FAILED;
                 }
-        if (arg_json) {
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "providers", arr);
-                if (volumes)
-                        json_object_object_add(o, "volumes", volumes);
-                print_json(o);
-                json_object_put(o);
-        } else
-                json_object_put(arr);
+        print_json_list("providers", arr, "volumes", volumes);
         return EXIT_OK;
 }
 
@@ -241,16 +247,12 @@ static void attributes_text(uint32_t a, char *buf, size_t size) {
 }
 
 static int list_shadows(void) {
-        _cleanup_(admin_freep) vss_admin *a = admin_open();
+        size_t n;
+        _cleanup_(admin_freep) vss_admin *a = admin_list(vss_admin_list_shadows, "list shadows", &n);
         char last_set[VSS_ID_STRING_MAX] = "", ts[32], attrs_text[128];
         char sid[VSS_ID_STRING_MAX], setid[VSS_ID_STRING_MAX];
-        size_t n;
-
         if (!a)
                 return EXIT_FAILED;
-        int32_t hr = vss_admin_list_shadows(a, &n);
-        if (hr < 0)
-                return admin_fail(a, "list shadows", hr);
         json_object *arr = json_object_new_array();
         for (size_t i = 0; i < n; i++) {
                 const vss_admin_shadow *s = vss_admin_shadow_get(a, i);
@@ -276,16 +278,9 @@ static int list_shadows(void) {
                        sid, s->original_path, s->shadow_path, s->provider, attrs_text,
                        *at ? "         Exposed at: " : "", at, *at ? "\n" : "");
         }
-        if (arg_json) {
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "shadows", arr);
-                print_json(o);
-                json_object_put(o);
-        } else {
-                if (!last_set[0])
-                        printf("No items found that satisfy the query.\n");
-                json_object_put(arr);
-        }
+        if (!arg_json && !last_set[0])
+                printf("No items found that satisfy the query.\n");
+        print_json_list("shadows", arr, NULL, NULL);
         return EXIT_OK;
 }
 
@@ -330,12 +325,9 @@ static int delete_oldest(const char *path) {
 
         if (!realpath(path, real))
                 snprintf(real, sizeof(real), "%s", path); /* the volume may be gone; match the name */
-        _cleanup_(admin_freep) vss_admin *a = admin_open();
+        _cleanup_(admin_freep) vss_admin *a = admin_list(vss_admin_list_shadows, "list shadows", &n);
         if (!a)
                 return EXIT_FAILED;
-        int32_t hr = vss_admin_list_shadows(a, &n);
-        if (hr < 0)
-                return admin_fail(a, "list shadows", hr);
         for (size_t i = 0; i < n; i++) {
                 const vss_admin_shadow *s = vss_admin_shadow_get(a, i);
                 if (streq(s->original_path, real) && (!best || s->created_usec < best->created_usec))
