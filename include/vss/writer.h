@@ -150,7 +150,8 @@ VSS_EXPORT int vss_writer_attach_event(vss_writer *w, void *sd_event_loop);
 VSS_EXPORT int vss_writer_set_failure(vss_writer *w, int32_t failure, int32_t application_code,
                                       const char *application_message);
 
-/* The writer's options as it uses them (ids filled in); the writer's. NULL for w NULL. */
+/* The writer's options as it uses them (ids filled in); the writer's. Its size field is this
+ * library's sizeof(vss_writer_options): fields past it are not there. NULL for w NULL. */
 VSS_EXPORT const vss_writer_options *vss_writer_get_options(vss_writer *w);
 /* Whether it got Freeze and has not thawed yet; false for w NULL. */
 VSS_EXPORT bool vss_writer_is_frozen(vss_writer *w);
