@@ -9,7 +9,7 @@
 
 #include "daemon/access.h"
 #include "lib/common.h"
-#include "lib/metadata.h"
+#include "lib/components.h"
 
 int reply_errorv(sd_bus_error *error, int32_t hr, const char *fmt, va_list ap) {
         char name[128], msg[512];

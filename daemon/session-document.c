@@ -6,7 +6,7 @@
  */
 
 #include "daemon/session-internal.h"
-#include "lib/metadata.h"
+#include "lib/components.h"
 
 bool record_of_slot(const Session *s, const Slot *slot, const vss_bc_component *c) {
         return vss_id_equal(&c->writer_id, &slot->class_id) && (s->restore || vss_id_equal(&c->instance_id, &slot->instance_id));

@@ -8,7 +8,7 @@
 
 #include "daemon/commit.h"
 #include "daemon/session-internal.h"
-#include "lib/metadata.h"
+#include "lib/components.h"
 
 Session *session_new(Connection *c) {
         Session *s = calloc(1, sizeof(*s));

@@ -11,7 +11,7 @@
 #include "daemon/session-internal.h"
 #include "lib/basic/path-util.h"
 #include "lib/basic/time-util.h"
-#include "lib/metadata.h"
+#include "lib/components.h"
 
 int method_start_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         char id[VSS_ID_STRING_MAX];

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Fuzz target: the backup components document parser (lib/document.c,
+ * Fuzz target: the backup components document parser (lib/components.c,
  * docs/backup-components-document.md), through the public vss_backup_document_parse(). On success
  * the result must obey the schema, and it must round-trip: bcd_format() of it parses again and
  * formats to the same text. A requester saves that text with its backup and hands it back for the
@@ -8,7 +8,7 @@
  */
 
 #include "lib/common.h"
-#include "lib/metadata.h"
+#include "lib/components.h"
 #include "fuzz/fuzz.h"
 
 static void check_document(const vss_backup_document *d) {

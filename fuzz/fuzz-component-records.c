@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Fuzz target: component records alone ({"components": [...]}, lib/document.c), what vssd sends a
+ * Fuzz target: component records alone ({"components": [...]}, lib/components.c), what vssd sends a
  * writer with each event and what the writer answers with (docs/backup-components-document.md,
  * "Component records in events"). On success the records must obey the schema and round-trip
  * through bcd_components_format(): parse, format, parse, format gives the same text twice.
  */
 
 #include "lib/common.h"
-#include "lib/metadata.h"
+#include "lib/components.h"
 #include "fuzz/fuzz.h"
 
 static void check_records(const vss_bc_component *c, size_t n) {

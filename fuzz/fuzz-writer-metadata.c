@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Fuzz target: the writer metadata document parser (lib/json.c, docs/writer-metadata-document.md),
+ * Fuzz target: the writer metadata document parser (lib/metadata.c, docs/writer-metadata-document.md),
  * through the public vss_writer_metadata_parse(). On success the result must obey the schema (the
  * limits the parser promises), keep the input as ->document, and be accepted again when embedded
  * in a backup components document (bcd_add_writer, bcd_format, bcd_parse): vssd does exactly that
@@ -8,7 +8,7 @@
  */
 
 #include "lib/common.h"
-#include "lib/metadata.h"
+#include "lib/components.h"
 #include "fuzz/fuzz.h"
 
 static void check_files(const vss_file_desc *f, size_t n) {

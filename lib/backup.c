@@ -4,8 +4,10 @@
 #include <stdarg.h>
 #include <time.h>
 
+#include <vss/backup.h>
+
 #include "lib/client.h"
-#include "lib/metadata.h"
+#include "lib/components.h"
 
 #define CALL_TIMEOUT_USEC (120 * USEC_PER_SEC)
 
@@ -67,7 +69,7 @@ VSS_EXPORT int vss_backup_new(const char *socket_path, vss_backup **ret) {
                 return VSS_E_OUTOFMEMORY;
         r = vss_connect(socket_path, &b->bus);
         if (r < 0) {
-                vss_backup_release(b);
+                vss_backup_free(b);
                 return VSS_E_WRITER_INFRASTRUCTURE;
         }
         r = sd_bus_call_method(b->bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "CreateSession", &error, &reply, NULL);
@@ -75,7 +77,7 @@ VSS_EXPORT int vss_backup_new(const char *socket_path, vss_backup **ret) {
                 r = sd_bus_message_read(reply, "s", &id);
         if (r < 0) {
                 int32_t hr = vss_hr_from_bus_error(&error, r);
-                vss_backup_release(b);
+                vss_backup_free(b);
                 return hr;
         }
         snprintf(b->session, sizeof(b->session), "%s", id);
@@ -94,7 +96,7 @@ static void metadata_clear(vss_backup *b) {
         b->n_metadata = 0;
 }
 
-VSS_EXPORT void vss_backup_free_writer_status(vss_backup *b) {
+VSS_EXPORT void vss_backup_writer_status_clear(vss_backup *b) {
         if (!b)
                 return;
         for (size_t i = 0; i < b->n_status; i++) {
@@ -107,7 +109,7 @@ VSS_EXPORT void vss_backup_free_writer_status(vss_backup *b) {
         b->n_status = 0;
 }
 
-VSS_EXPORT vss_backup *vss_backup_release(vss_backup *b) {
+VSS_EXPORT vss_backup *vss_backup_free(vss_backup *b) {
         if (!b)
                 return NULL;
         for (size_t i = 0; i < ELEMENTSOF(b->asyncs); i++)
@@ -124,28 +126,40 @@ VSS_EXPORT vss_backup *vss_backup_release(vss_backup *b) {
                 (void) call(b, "ReleaseSession", NULL, NULL);
         sd_bus_flush_close_unref(b->bus);
         metadata_clear(b);
-        vss_backup_free_writer_status(b);
+        vss_backup_writer_status_clear(b);
         free(b);
         return NULL;
+}
+
+/* The names before 0.2 (the lifetime convention of <vss/types.h>). */
+VSS_EXPORT vss_backup *vss_backup_release(vss_backup *b) __attribute__((alias("vss_backup_free")));
+VSS_EXPORT void vss_backup_free_writer_status(vss_backup *b) __attribute__((alias("vss_backup_writer_status_clear")));
+
+/* A method call whose first argument is the session id. */
+static int session_message(vss_backup *b, const char *method, sd_bus_message **ret) {
+        int r = sd_bus_message_new_method_call(b->bus, ret, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, method);
+        return r < 0 ? r : sd_bus_message_append(*ret, "s", b->session);
+}
+
+/* Sends m and waits for its reply; what names the call in the error message. */
+static int32_t session_send(vss_backup *b, sd_bus_message *m, uint64_t timeout, const char *what,
+                            sd_bus_message **ret_reply) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r = sd_bus_call(b->bus, m, timeout, &error, ret_reply);
+        return r < 0 ? fail(b, vss_hr_from_bus_error(&error, r), &error, what) : 0;
 }
 
 /* A synchronous call whose first argument is the session id. */
 static int32_t callv(vss_backup *b, const char *method, sd_bus_message **ret_reply, const char *types, va_list ap) {
         /* ReleaseSession waits for the session's last events, which vssd bounds itself. */
         uint64_t timeout = streq(method, "ReleaseSession") ? UINT64_MAX : CALL_TIMEOUT_USEC;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        int r = sd_bus_message_new_method_call(b->bus, &m, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, method);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "s", b->session);
+        int r = session_message(b, method, &m);
         if (r >= 0 && types)
                 r = sd_bus_message_appendv(m, types, ap);
         if (r < 0)
                 return fail_errno(b, r, method);
-        r = sd_bus_call(b->bus, m, timeout, &error, ret_reply);
-        if (r < 0)
-                return fail(b, vss_hr_from_bus_error(&error, r), &error, method);
-        return 0;
+        return session_send(b, m, timeout, method, ret_reply);
 }
 
 static int32_t call(vss_backup *b, const char *method, sd_bus_message **ret_reply, const char *types, ...) {
@@ -245,7 +259,7 @@ static int parse_metadata(vss_backup *b, sd_bus_message *reply) {
 
 static int parse_status(vss_backup *b, sd_bus_message *reply) {
         int r;
-        vss_backup_free_writer_status(b);
+        vss_backup_writer_status_clear(b);
         r = sd_bus_message_enter_container(reply, 'a', "(sssuiiss)");
         if (r < 0)
                 return r;
@@ -317,9 +331,7 @@ static int32_t start_async(vss_backup *b, const char *method, AsyncKind kind, vs
         if (!a)
                 return VSS_E_OUTOFMEMORY;
         *a = (vss_async) { .n_ref = 1, .backup = b, .kind = kind };
-        int r = sd_bus_message_new_method_call(b->bus, &m, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, method);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "s", b->session);
+        int r = session_message(b, method, &m);
         /* vssd bounds every step with its own deadlines; the requester waits as long as it says. */
         if (r >= 0)
                 r = sd_bus_call_async(b->bus, &a->slot, m, on_async_reply, a, UINT64_MAX);
@@ -343,13 +355,15 @@ static void async_detach(vss_async *a) {
         a->backup = NULL;
 }
 
-VSS_EXPORT vss_async *vss_async_unref(vss_async *a) {
+VSS_EXPORT vss_async *vss_async_free(vss_async *a) {
         if (!a || --a->n_ref > 0)
                 return NULL;
         async_detach(a);
         free(a);
         return NULL;
 }
+
+VSS_EXPORT vss_async *vss_async_unref(vss_async *a) __attribute__((alias("vss_async_free")));
 
 VSS_EXPORT int vss_async_wait(vss_async *a, int timeout_ms) {
         if (!a)
@@ -416,7 +430,7 @@ static int32_t run_sync(vss_backup *b, const char *method, AsyncKind kind) {
         if (hr < 0)
                 return hr;
         hr = vss_async_wait(a, -1);
-        vss_async_unref(a);
+        vss_async_free(a);
         return hr;
 }
 
@@ -558,10 +572,9 @@ static int32_t property_call(vss_backup *b, const vss_id *iid, const vss_id *wid
         va_list ap;
         va_start(ap, type);
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r = sd_bus_message_new_method_call(b->bus, &m, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "SetComponentProperty");
+        int r = session_message(b, "SetComponentProperty", &m);
         if (r >= 0)
-                r = sd_bus_message_append(m, "ssssss", b->session, vss_id_to_string(iid, i), vss_id_to_string(wid, w),
+                r = sd_bus_message_append(m, "sssss", vss_id_to_string(iid, i), vss_id_to_string(wid, w),
                                           strempty(logical_path), name, property);
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'v', type);
@@ -572,10 +585,7 @@ static int32_t property_call(vss_backup *b, const vss_id *iid, const vss_id *wid
         va_end(ap);
         if (r < 0)
                 return fail_errno(b, r, property);
-        r = sd_bus_call(b->bus, m, CALL_TIMEOUT_USEC, &error, NULL);
-        if (r < 0)
-                return fail(b, vss_hr_from_bus_error(&error, r), &error, property);
-        return 0;
+        return session_send(b, m, CALL_TIMEOUT_USEC, property, NULL);
 }
 
 VSS_EXPORT int vss_backup_set_backup_options(vss_backup *b, const vss_id *instance_id, const vss_id *writer_id,

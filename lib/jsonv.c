@@ -98,6 +98,14 @@ static int repeated_key(const char *t, size_t len, char *ret, size_t size) {
         return r;
 }
 
+int jv_error(const JsonReader *v, char *err, size_t errsize) {
+        if (!jv_failed(v))
+                return 0;
+        if (err && errsize)
+                snprintf(err, errsize, "%s", v->error);
+        return -EINVAL;
+}
+
 json_object *jv_parse(JsonReader *v, const char *text, size_t max, const char *what) {
         if (!text || strnlen(text, max + 1) > max) {
                 jv_fail(v, NULL, "%s larger than %zu bytes", what, max);

@@ -18,6 +18,8 @@ typedef struct JsonReader {
 } JsonReader;
 
 static inline bool jv_failed(const JsonReader *v) { return v->error[0] != 0; }
+/* The end of a read: -EINVAL with the message copied into err (if any) when it failed, else 0. */
+int jv_error(const JsonReader *v, char *err, size_t errsize);
 void jv_fail(JsonReader *v, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #define JV_MAX_DEPTH 16

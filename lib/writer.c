@@ -3,11 +3,12 @@
  * thaw by ourselves (Abort) when vssd goes away or the Freeze→Thaw window runs out. */
 
 #include <signal.h>
+#include <stdarg.h>
 
 #include <systemd/sd-event.h>
 
 #include "lib/client.h"
-#include "lib/metadata.h"
+#include "lib/components.h"
 
 #define DEFAULT_WINDOW_MS 60000u
 
@@ -39,13 +40,50 @@ struct vss_writer {
         char errmsg[512];
 };
 
-static void set_errmsg(vss_writer *w, const char *fmt, const char *arg) {
-        snprintf(w->errmsg, sizeof(w->errmsg), fmt, arg);
+_printf_(2, 3) static void set_errmsg(vss_writer *w, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(w->errmsg, sizeof(w->errmsg), fmt, ap);
+        va_end(ap);
 }
 
-VSS_EXPORT int vss_writer_new(const vss_writer_options *opts, const vss_writer_callbacks *cb, void *userdata,
-                              vss_writer **ret) {
-        if (!opts || !ret || isempty(opts->name) || !string_ok(opts->name, VSS_MAX_NAME) ||
+/* Copies a caller-filled structure whose last field of this version is size_t size (0: this
+ * version's layout). A larger structure, from a newer header, is accepted when its fields unknown
+ * here are all zero; a smaller non-zero size is no layout that ever had the field. */
+#define COPY_SIZED(dst, src) copy_sized((dst), (src), sizeof(*(dst)), offsetof(__typeof__(*(dst)), size))
+_Static_assert(offsetof(vss_writer_options, size) + sizeof(size_t) == sizeof(vss_writer_options), "size is last");
+_Static_assert(offsetof(vss_writer_callbacks, size) + sizeof(size_t) == sizeof(vss_writer_callbacks), "size is last");
+
+static int copy_sized(void *dst, const void *src, size_t dst_size, size_t size_offset) {
+        size_t size;
+        memcpy(&size, (const char *) src + size_offset, sizeof(size));
+        if (size != 0 && size < dst_size)
+                return -EINVAL;
+        for (size_t i = dst_size; i < size; i++)
+                if (((const char *) src)[i] != 0)
+                        return -EINVAL;
+        memcpy(dst, src, dst_size);
+        return 0;
+}
+
+/* vss_writer_new has two versions: LIBVSS_0.2's (the default: structures with their size field)
+ * and LIBVSS_0.1's, for programs built before it. Neither is defined under the plain name.
+ * (.symver rather than the symver attribute, which clang lacks.) */
+__asm__(".symver vss_writer_new_v0_2, vss_writer_new@@LIBVSS_0.2");
+__asm__(".symver vss_writer_new_v0_1, vss_writer_new@LIBVSS_0.1");
+int vss_writer_new_v0_2(const vss_writer_options *opts_in, const vss_writer_callbacks *cb, void *userdata,
+                        vss_writer **ret);
+int vss_writer_new_v0_1(const vss_writer_options *opts, const vss_writer_callbacks *cb, void *userdata,
+                        vss_writer **ret);
+
+VSS_EXPORT int vss_writer_new_v0_2(
+                const vss_writer_options *opts_in, const vss_writer_callbacks *cb, void *userdata, vss_writer **ret) {
+        vss_writer_options o;
+        vss_writer_callbacks c = {};
+        if (!opts_in || !ret || COPY_SIZED(&o, opts_in) < 0 || (cb && COPY_SIZED(&c, cb) < 0))
+                return VSS_E_INVALIDARG;
+        const vss_writer_options *opts = &o;
+        if (isempty(opts->name) || !string_ok(opts->name, VSS_MAX_NAME) ||
             (opts->instance_name && !string_ok(opts->instance_name, VSS_MAX_NAME)) ||
             (unsigned) opts->app_level >= _VSS_APP_LEVEL_MAX || opts->freeze_window_ms > VSS_MAX_FREEZE_WINDOW_MS)
                 return VSS_E_INVALIDARG;
@@ -53,10 +91,11 @@ VSS_EXPORT int vss_writer_new(const vss_writer_options *opts, const vss_writer_c
         if (!w)
                 return VSS_E_OUTOFMEMORY;
         w->opts = *opts;
+        w->opts.size = sizeof(w->opts);
         w->name = strdup(opts->name);
         w->instance_name = strdup(strempty(opts->instance_name));
         if (!w->name || !w->instance_name) {
-                vss_writer_unref(w);
+                vss_writer_free(w);
                 return VSS_E_OUTOFMEMORY;
         }
         w->opts.name = w->name;
@@ -65,11 +104,22 @@ VSS_EXPORT int vss_writer_new(const vss_writer_options *opts, const vss_writer_c
                 vss_id_from_name(w->name, &w->opts.class_id);
         if (vss_id_is_null(&w->opts.instance_id))
                 vss_id_new(&w->opts.instance_id);
-        if (cb)
-                w->cb = *cb;
+        w->cb = c;
         w->userdata = userdata;
         *ret = w;
         return 0;
+}
+
+/* Their structures end where the size field begins. */
+VSS_EXPORT int vss_writer_new_v0_1(
+                const vss_writer_options *opts, const vss_writer_callbacks *cb, void *userdata, vss_writer **ret) {
+        vss_writer_options o = {};
+        vss_writer_callbacks c = {};
+        if (opts)
+                memcpy(&o, opts, offsetof(vss_writer_options, size));
+        if (cb)
+                memcpy(&c, cb, offsetof(vss_writer_callbacks, size));
+        return vss_writer_new_v0_2(opts ? &o : NULL, cb ? &c : NULL, userdata, ret);
 }
 
 static void self_abort(vss_writer *w, const char *why) {
@@ -85,7 +135,7 @@ static void self_abort(vss_writer *w, const char *why) {
         }
 }
 
-VSS_EXPORT vss_writer *vss_writer_unref(vss_writer *w) {
+VSS_EXPORT vss_writer *vss_writer_free(vss_writer *w) {
         if (!w)
                 return NULL;
         self_abort(w, "the writer is being freed");
@@ -97,6 +147,9 @@ VSS_EXPORT vss_writer *vss_writer_unref(vss_writer *w) {
         free(w);
         return NULL;
 }
+
+/* The name before 0.2 (the lifetime convention of <vss/types.h>). */
+VSS_EXPORT vss_writer *vss_writer_unref(vss_writer *w) __attribute__((alias("vss_writer_free")));
 
 VSS_EXPORT int vss_writer_attach_event(vss_writer *w, void *sd_event_loop) {
         if (!w || !sd_event_loop || w->bus)
@@ -348,7 +401,7 @@ VSS_EXPORT int vss_writer_main(vss_writer *w, const char *socket_path, const cha
         if (!w || w->bus)
                 return 1;
         prog = prog ? prog : "writer";
-        /* SIGTERM and SIGINT end the loop; the caller's vss_writer_unref() then aborts a freeze. */
+        /* SIGTERM and SIGINT end the loop; the caller's vss_writer_free() then aborts a freeze. */
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);

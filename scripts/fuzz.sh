@@ -3,7 +3,7 @@
 # (default 60).
 #
 # Builds each target of fuzz/ with clang -fsanitize=fuzzer,address,undefined straight from the
-# sources (lib/common.c json.c jsonv.c document.c for the document parsers; vssd's daemon/ and
+# sources (lib/common.c metadata.c jsonv.c components.c for the document parsers; vssd's daemon/ and
 # providers/ sources too for config and exec-output), then runs it for SECONDS on a scratch copy of
 # its corpus, fuzz/corpus/<target>/, with fuzz/<target>.dict as dictionary if there is one, else
 # fuzz/openvss.dict. The wire target drives a real vssd: $FUZZ_VSSD (default build/daemon/vssd,
@@ -30,7 +30,7 @@ fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 cc=${FUZZ_CC:-clang}
 read -r -a targets <<<"${FUZZ_TARGETS:-writer-metadata backup-document component-records config exec-output wire}"
-lib_sources=(common.c json.c jsonv.c document.c) # libvss_common in lib/meson.build
+lib_sources=(common.c metadata.c jsonv.c components.c) # libvss_common in lib/meson.build
 # vssd_lib and providers_lib (daemon/meson.build, providers/meson.build), for config and exec-output.
 vssd_sources=(daemon/manager.c daemon/session.c daemon/bus.c daemon/config.c daemon/registry.c daemon/sequence.c
               daemon/freeze.c daemon/expose.c providers/providers.c providers/file/file.c providers/file/copy.c

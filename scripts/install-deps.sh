@@ -1,7 +1,7 @@
 #!/bin/bash
 # Installs the Debian packages OpenVSS needs to build and test, when any is missing.
 set -euo pipefail
-pkgs=(meson ninja-build gcc pkg-config libsystemd-dev libjson-c-dev libsqlite3-dev libbtrfsutil-dev libmount-dev
+pkgs=(meson ninja-build gcc g++ pkg-config libsystemd-dev libjson-c-dev libsqlite3-dev libbtrfsutil-dev libmount-dev
       btrfs-progs xfsprogs util-linux systemd valgrind libarchive-dev
       sqlite3 postgresql libpq-dev qemu-guest-agent mariadb-server mariadb-client
       attr acl libcap2-bin e2fsprogs)

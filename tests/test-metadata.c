@@ -3,7 +3,7 @@
 
 #include "lib/common.h"
 #include "tests/check.h"
-#include "lib/metadata.h"
+#include "lib/components.h"
 
 int test_failures;
 

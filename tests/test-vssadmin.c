@@ -236,7 +236,7 @@ static void test_list_writers(void) {
         CHECK(vss_backup_metadata_count(b) == 2);
         writer_ids(b, "alpha", awid, aiid);
         writer_ids(b, "beta", bwid, biid);
-        vss_backup_release(b);
+        vss_backup_free(b);
         CHECK(!streq(aiid, biid));
 
         char *out = NULL, block[1024];
@@ -289,7 +289,7 @@ static void test_list_writers_as_of(void) {
         for (int round = 0; round < 2; round++) {
                 /* While the session lives, and after it was released. */
                 if (round == 1)
-                        b = vss_backup_release(b);
+                        b = vss_backup_free(b);
                 json_object *root = list_json(h, "writers"), *ws = field(root, "writers", json_type_array);
                 CHECK(alen(ws) == 1);
                 json_object *w = find_by(ws, "name", "w");
@@ -411,7 +411,7 @@ static void test_create_shadow_json(void) {
         vss_backup *b = harness_session(h);
         writer_ids(b, "fe", fwid, fiid);
         writer_ids(b, "be", bwid, biid);
-        vss_backup_release(b);
+        vss_backup_free(b);
 
         json_object *root = NULL;
         snprintf(args, sizeof(args), "--for '%s'", data);

@@ -181,7 +181,7 @@ static int full_backup(Harness *h, const char *data, const vss_id *iid) {
         FILE *f = fopen(path, "we");
         if (!f || fprintf(f, "%s", vss_id_to_string(&set, ids)) < 0 || fclose(f) != 0)
                 return 17;
-        vss_backup_release(b);
+        vss_backup_free(b);
         return 0;
 }
 
@@ -249,7 +249,7 @@ static void test_embedded_dispatch(void) {
 
         CHECK_HR(vss_writer_unsubscribe(w), 0);
         CHECK_HR(vss_writer_unsubscribe(w), VSS_E_BAD_STATE);
-        vss_writer_unref(w);
+        vss_writer_free(w);
 }
 
 /* The requester of self-abort-on-disconnect: runs into DoSnapshotSet, which vssd's death ends. */
@@ -317,7 +317,7 @@ static void test_self_abort_on_disconnect(void) {
                 waitpid(child, NULL, 0);
         }
         /* Freeing it now calls no second Abort. */
-        vss_writer_unref(w);
+        vss_writer_free(w);
         CHECK(abort_calls == 1);
 }
 
@@ -355,7 +355,7 @@ static void test_bad_options(void) {
         CHECK_HR(vss_writer_add_backup_files(w, "", "c", "/x/label", "*", false, "data/label"), VSS_E_INVALIDARG);
         CHECK_HR(vss_writer_add_backup_files(w, "", "c", "/x/label", "*", false, NULL), VSS_E_INVALIDARG);
         CHECK_HR(vss_writer_add_backup_files(w, "", "c", "/x/label", "*", false, "/data/label"), VSS_E_BAD_STATE);
-        w = vss_writer_unref(w);
+        w = vss_writer_free(w);
 
         /* No vssd there. */
         w = new_writer("lonely", VSS_APP_FRONT_END, cb);
@@ -363,7 +363,7 @@ static void test_bad_options(void) {
         CHECK_HR(vss_writer_subscribe(w, path), VSS_E_WRITER_INFRASTRUCTURE);
         CHECK(w && vss_writer_errmsg(w)[0] != 0);
         CHECK_HR(vss_writer_run(w), VSS_E_BAD_STATE);
-        w = vss_writer_unref(w);
+        w = vss_writer_free(w);
 
         /* One instance id, two writers. */
         vss_id iid;
@@ -381,8 +381,8 @@ static void test_bad_options(void) {
         /* Once the first is gone, the id is free. */
         CHECK_HR(vss_writer_unsubscribe(w1), 0);
         CHECK_HR(vss_writer_subscribe(w2, harness_socket(h)), 0);
-        vss_writer_unref(w1);
-        vss_writer_unref(w2);
+        vss_writer_free(w1);
+        vss_writer_free(w2);
 
         /* The metadata builder's refusals, seen from inside Identify, during a real gather. */
         reset_record();
@@ -401,7 +401,7 @@ static void test_bad_options(void) {
                 r = vss_async_wait(a, 0);
         }
         CHECK_HR(r, 0);
-        vss_async_unref(a);
+        vss_async_free(a);
         CHECK_STR(events, "identify");
         CHECK_HR(md_rc[0], 0);
         CHECK_HR(md_rc[1], VSS_E_INVALIDARG);
@@ -431,8 +431,8 @@ static void test_bad_options(void) {
                 }
         }
         /* The writer goes first: nobody dispatches it during a release's BackupShutdown. */
-        vss_writer_unref(w);
-        vss_backup_release(b);
+        vss_writer_free(w);
+        vss_backup_free(b);
 }
 
 /* The window path cannot be reached through the real vssd, which enforces the same window
@@ -519,7 +519,7 @@ static void test_window_expiry(void) {
         CHECK(vss_id_from_string(FAKE_SET, &want_set) == 0);
         CHECK(vss_id_equal(&abort_set_id, &want_set));
         CHECK(!vss_writer_is_frozen(w));
-        vss_writer_unref(w);
+        vss_writer_free(w);
         unlink(sock);
         rmdir(path);
 }

@@ -3,11 +3,13 @@
  * of Windows' vssadmin, with --json for scripts. */
 
 #include <getopt.h>
+#include <stdarg.h>
 #include <json-c/json.h>
 
+#include <vss/admin.h>
 #include <vss/backup.h>
 
-#include "lib/client.h"
+#include "lib/common.h"
 #include "tools/report.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
@@ -63,150 +65,159 @@ static void help(void) {
                "Exit status: 0 success, 1 the operation failed, 2 usage error.\n");
 }
 
-static int usage(const char *fmt, const char *arg) {
+/* Not lib/basic's usage_error(): vssadmin's wording ("Try 'vssadmin --help'.") is a contract. */
+_printf_(1, 2) static int usage(const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
         fprintf(stderr, "vssadmin: ");
-        fprintf(stderr, fmt, arg);
+        vfprintf(stderr, fmt, ap);
         fprintf(stderr, "\nTry 'vssadmin --help'.\n");
+        va_end(ap);
         return EXIT_USAGE;
 }
 
-static int connect_or_fail(sd_bus **ret) {
-        int r = vss_connect(arg_socket, ret);
-        if (r < 0)
-                fprintf(stderr, "vssadmin: cannot connect to vssd: %s\n", strerror(-r));
-        return r;
+/* A handle connected to vssd, or NULL after saying why. */
+static vss_admin *admin_open(void) {
+        vss_admin *a = NULL;
+        if (vss_admin_new(&a) < 0) {
+                fprintf(stderr, "vssadmin: cannot connect to vssd: %s\n", strerror(ENOMEM));
+                return NULL;
+        }
+        if (vss_admin_connect(a, arg_socket) < 0) {
+                fprintf(stderr, "vssadmin: %s\n", vss_admin_errmsg(a));
+                return vss_admin_free(a);
+        }
+        return a;
 }
 
-static int bus_fail(const char *what, const sd_bus_error *e, int r) {
-        int32_t hr = vss_hr_from_bus_error(e, r);
+static int admin_fail(vss_admin *a, const char *what, int32_t hr) {
         const char *name = vss_error_name(hr);
         fprintf(stderr, "vssadmin: %s failed: %s (0x%08x): %s\n", what, name ? name : "error", (uint32_t) hr,
-                e && e->message ? e->message : strerror(-r));
+                vss_admin_errmsg(a));
         return EXIT_FAILED;
 }
 
-static int list_writers(void) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        const char *name, *wid, *iid, *msg, *note, *session;
-        uint32_t state;
-        int32_t failure, code;
-        uint64_t usec;
-        char ts[32];
-        int r;
+static void admin_freep(vss_admin **a) {
+        vss_admin_free(*a);
+}
 
-        if (connect_or_fail(&bus) < 0)
+/* A handle with a list fetched (count in *ret_n), or NULL after saying why. */
+static vss_admin *admin_list(int (*list)(vss_admin *a, size_t *ret_n), const char *what, size_t *ret_n) {
+        vss_admin *a = admin_open();
+        if (!a)
+                return NULL;
+        int32_t hr = list(a, ret_n);
+        if (hr < 0) {
+                admin_fail(a, what, hr);
+                return vss_admin_free(a);
+        }
+        return a;
+}
+
+/* --json: {key: arr[, key2: v2]} on stdout. Takes arr and v2 either way. */
+static void print_json_list(const char *key, json_object *arr, const char *key2, json_object *v2) {
+        if (!arg_json) {
+                json_object_put(arr);
+                json_object_put(v2);
+                return;
+        }
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, key, arr);
+        if (v2)
+                json_object_object_add(o, key2, v2);
+        print_json(o);
+        json_object_put(o);
+}
+
+static int list_writers(void) {
+        size_t n;
+        _cleanup_(admin_freep) vss_admin *a = admin_list(vss_admin_list_writers, "list writers", &n);
+        char ts[32], wid[VSS_ID_STRING_MAX], iid[VSS_ID_STRING_MAX], sid[VSS_ID_STRING_MAX];
+        if (!a)
                 return EXIT_FAILED;
-        r = sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "ListWriters", &error, &reply, NULL);
-        if (r < 0)
-                return bus_fail("list writers", &error, r);
         json_object *arr = json_object_new_array();
-        r = sd_bus_message_enter_container(reply, 'a', "(sssuiissst)");
-        while (r >= 0 && (r = sd_bus_message_read(reply, "(sssuiissst)", &name, &wid, &iid, &state, &failure, &code, &msg,
-                                                  &note, &session, &usec)) > 0) {
-                format_timestamp(usec, ts);
+        for (size_t i = 0; i < n; i++) {
+                const vss_admin_writer *w = vss_admin_writer_get(a, i);
+                const vss_writer_status *st = &w->status;
+                bool no_session = vss_id_is_null(&w->session_id);
+                id_string(&st->writer_id, wid);
+                id_string(&st->instance_id, iid);
+                id_string(&w->session_id, sid);
+                format_timestamp(w->as_of_usec, ts);
                 if (arg_json) {
-                        json_object *o = status_json(name, wid, iid, state, failure, code, msg, note);
+                        json_object *o = status_json(st->name, wid, iid, st->state, st->failure, st->application_code,
+                                                     st->application_message, st->note);
                         json_object *asof = json_object_new_object();
-                        json_object_object_add(asof, "session", isempty(session) ? NULL : json_object_new_string(session));
+                        json_object_object_add(asof, "session", no_session ? NULL : json_object_new_string(sid));
                         json_object_object_add(asof, "time", json_object_new_string(ts));
                         json_object_object_add(o, "as_of", asof);
                         json_object_array_add(arr, o);
                 } else {
-                        status_text(stdout, "", name, wid, iid, state, failure, code, msg, note);
-                        if (isempty(session))
+                        status_text(stdout, "", st->name, wid, iid, st->state, st->failure, st->application_code,
+                                    st->application_message, st->note);
+                        if (no_session)
                                 printf("   As of: subscription at %s (no session yet)\n\n", ts);
                         else
-                                printf("   As of: session {%s} at %s\n\n", session, ts);
+                                printf("   As of: session {%s} at %s\n\n", sid, ts);
                 }
         }
-        if (r < 0) {
-                json_object_put(arr);
-                return bus_fail("list writers", NULL, r);
-        }
-        if (arg_json) {
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "writers", arr);
-                print_json(o);
-                json_object_put(o);
-        } else
-                json_object_put(arr);
+        print_json_list("writers", arr, NULL, NULL);
         return EXIT_OK;
 }
 
-/* Whether shadows of path will be one instant, and why not when not (ExplainVolume). */
-static int explain_volume(sd_bus *bus, const char *path, json_object *out) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        const char *prov, *why;
-        int held;
-        int r = sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "ExplainVolume", &error, &reply, "s", path);
-        if (r < 0)
-                return bus_fail("list providers", &error, r);
-        r = sd_bus_message_read(reply, "sbs", &prov, &held, &why);
-        if (r < 0)
-                return bus_fail("list providers", NULL, r);
+/* Whether shadows of path will be one instant, and why not when not. */
+static int explain_volume(vss_admin *a, const char *path, json_object *out) {
+        const vss_admin_volume *v;
+        int32_t hr = vss_admin_explain_volume(a, path, &v);
+        if (hr < 0)
+                return admin_fail(a, "list providers", hr);
         if (out) {
                 json_object *o = json_object_new_object();
                 json_object_object_add(o, "path", json_object_new_string(path));
-                json_object_object_add(o, "provider", json_object_new_string(prov));
-                json_object_object_add(o, "point_in_time", json_object_new_boolean(held));
-                json_object_object_add(o, "why", json_object_new_string(why));
+                json_object_object_add(o, "provider", json_object_new_string(v->provider));
+                json_object_object_add(o, "point_in_time", json_object_new_boolean(v->point_in_time));
+                json_object_object_add(o, "why", json_object_new_string(v->why));
                 json_object_array_add(out, o);
         } else
-                printf("Shadow copies of %s (provider '%s'): %s\n   %s\n\n", path, prov,
-                       held ? "one instant" : "not point-in-time", why);
+                printf("Shadow copies of %s (provider '%s'): %s\n   %s\n\n", path, v->provider,
+                       v->point_in_time ? "one instant" : "not point-in-time", v->why);
         return EXIT_OK;
 }
 
 static int list_providers(char *const *paths, size_t n_paths) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        const char *name, *id, *type, *desc, *what;
-        int atomic;
-        int r;
-
-        if (connect_or_fail(&bus) < 0)
+        size_t n;
+        _cleanup_(admin_freep) vss_admin *a = admin_list(vss_admin_list_providers, "list providers", &n);
+        char id[VSS_ID_STRING_MAX];
+        if (!a)
                 return EXIT_FAILED;
-        r = sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "ListProviders", &error, &reply, NULL);
-        if (r < 0)
-                return bus_fail("list providers", &error, r);
         json_object *arr = json_object_new_array();
-        r = sd_bus_message_enter_container(reply, 'a', "(sssssb)");
-        while (r >= 0 && (r = sd_bus_message_read(reply, "(sssssb)", &name, &id, &type, &desc, &what, &atomic)) > 0) {
+        for (size_t i = 0; i < n; i++) {
+                const vss_admin_provider *p = vss_admin_provider_get(a, i);
+                id_string(&p->provider_id, id);
                 if (arg_json) {
                         json_object *o = json_object_new_object();
-                        json_object_object_add(o, "name", json_object_new_string(name));
+                        json_object_object_add(o, "name", json_object_new_string(p->name));
                         json_object_object_add(o, "id", json_object_new_string(id));
-                        json_object_object_add(o, "type", json_object_new_string(type));
-                        json_object_object_add(o, "description", json_object_new_string(desc));
-                        json_object_object_add(o, "supports", json_object_new_string(what));
-                        json_object_object_add(o, "atomic", json_object_new_boolean(atomic));
+                        json_object_object_add(o, "type", json_object_new_string(p->type));
+                        json_object_object_add(o, "description", json_object_new_string(p->description));
+                        json_object_object_add(o, "supports", json_object_new_string(p->supports));
+                        json_object_object_add(o, "atomic", json_object_new_boolean(p->atomic));
                         json_object_array_add(arr, o);
                 } else
                         printf("Provider name: '%s'\n   Provider type: %s\n   Provider Id: {%s}\n   Description: %s\n"
                                "   Supports: %s\n   Multi-volume sets: %s\n\n",
-                               name, type, id, desc, what, atomic ? "atomic" : "not atomic (volumes cut one by one)");
+                               p->name, p->type, id, p->description, p->supports,
+                               p->atomic ? "atomic" : "not atomic (volumes cut one by one)");
         }
         json_object *volumes = arg_json && n_paths ? json_object_new_array() : NULL;
-        for (size_t i = 0; r >= 0 && i < n_paths; i++)
-                if (explain_volume(bus, paths[i], volumes) != EXIT_OK) {
+        for (size_t i = 0; i < n_paths; i++)
+                if (explain_volume(a, paths[i], volumes) != EXIT_OK) {
                         json_object_put(volumes);
                         json_object_put(arr);
                         return EXIT_FAILED;
                 }
-        if (arg_json) {
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "providers", arr);
-                if (volumes)
-                        json_object_object_add(o, "volumes", volumes);
-                print_json(o);
-                json_object_put(o);
-        } else
-                json_object_put(arr);
-        return r < 0 ? bus_fail("list providers", NULL, r) : EXIT_OK;
+        print_json_list("providers", arr, "volumes", volumes);
+        return EXIT_OK;
 }
 
 static json_object *shadow_json(const char *sid, const char *setid, const char *orig, const char *spath,
@@ -235,43 +246,22 @@ static void attributes_text(uint32_t a, char *buf, size_t size) {
                  a & VSS_VOLSNAP_ATTR_NO_WRITERS ? "No writers" : "Application consistent");
 }
 
-/* Where a shadow is exposed ("" when it is not), from ListExposures' reply. */
-static const char *exposed_at(sd_bus_message *exposures, const char *shadow_id) {
-        const char *id, *at;
-        if (!exposures || sd_bus_message_rewind(exposures, true) < 0 ||
-            sd_bus_message_enter_container(exposures, 'a', "(ss)") < 0)
-                return "";
-        while (sd_bus_message_read(exposures, "(ss)", &id, &at) > 0)
-                if (streq(id, shadow_id))
-                        return at;
-        return "";
-}
-
 static int list_shadows(void) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL, *exposures = NULL;
-        const char *sid, *setid, *orig, *spath, *prov;
-        uint64_t created, reserved;
-        uint32_t attrs;
+        size_t n;
+        _cleanup_(admin_freep) vss_admin *a = admin_list(vss_admin_list_shadows, "list shadows", &n);
         char last_set[VSS_ID_STRING_MAX] = "", ts[32], attrs_text[128];
-        int r;
-
-        if (connect_or_fail(&bus) < 0)
+        char sid[VSS_ID_STRING_MAX], setid[VSS_ID_STRING_MAX];
+        if (!a)
                 return EXIT_FAILED;
-        r = sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "ListShadows", &error, &reply, NULL);
-        if (r < 0)
-                return bus_fail("list shadows", &error, r);
-        r = sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "ListExposures", &error, &exposures, NULL);
-        if (r < 0)
-                return bus_fail("list shadows", &error, r);
         json_object *arr = json_object_new_array();
-        r = sd_bus_message_enter_container(reply, 'a', "(sssssttu)");
-        while (r >= 0 && (r = sd_bus_message_read(reply, "(sssssttu)", &sid, &setid, &orig, &spath, &prov, &created,
-                                                  &reserved, &attrs)) > 0) {
-                const char *at = exposed_at(exposures, sid);
+        for (size_t i = 0; i < n; i++) {
+                const vss_admin_shadow *s = vss_admin_shadow_get(a, i);
+                const char *at = s->exposed_at;
+                id_string(&s->shadow_id, sid);
+                id_string(&s->snapshot_set_id, setid);
                 if (arg_json) {
-                        json_object *o = shadow_json(sid, setid, orig, spath, prov, created, attrs);
+                        json_object *o = shadow_json(sid, setid, s->original_path, s->shadow_path, s->provider,
+                                                     s->created_usec, s->attributes);
                         if (*at)
                                 json_object_object_add(o, "exposed_at", json_object_new_string(at));
                         json_object_array_add(arr, o);
@@ -280,109 +270,84 @@ static int list_shadows(void) {
                 if (!streq(last_set, setid)) {
                         snprintf(last_set, sizeof(last_set), "%s", setid);
                         printf("Contents of shadow copy set ID: {%s}\n   Created at: %s\n", setid,
-                               format_timestamp(created, ts));
+                               format_timestamp(s->created_usec, ts));
                 }
-                attributes_text(attrs, attrs_text, sizeof(attrs_text));
+                attributes_text(s->attributes, attrs_text, sizeof(attrs_text));
                 printf("      Shadow Copy ID: {%s}\n         Original Volume: %s\n         Shadow Copy Volume: %s\n"
                        "         Provider: '%s'\n         Attributes: %s\n%s%s%s\n",
-                       sid, orig, spath, prov, attrs_text, *at ? "         Exposed at: " : "", at, *at ? "\n" : "");
+                       sid, s->original_path, s->shadow_path, s->provider, attrs_text,
+                       *at ? "         Exposed at: " : "", at, *at ? "\n" : "");
         }
-        if (arg_json) {
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "shadows", arr);
-                print_json(o);
-                json_object_put(o);
-        } else {
-                if (!last_set[0] && r >= 0)
-                        printf("No items found that satisfy the query.\n");
-                json_object_put(arr);
-        }
-        return r < 0 ? bus_fail("list shadows", NULL, r) : EXIT_OK;
+        if (!arg_json && !last_set[0])
+                printf("No items found that satisfy the query.\n");
+        print_json_list("shadows", arr, NULL, NULL);
+        return EXIT_OK;
 }
 
-static int delete_shadows(const char *kind, const char *id) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+static int delete_shadows(vss_admin_delete kind, const vss_id *id) {
+        _cleanup_(admin_freep) vss_admin *a = admin_open();
         uint32_t n;
-        int r;
-
-        if (connect_or_fail(&bus) < 0)
+        if (!a)
                 return EXIT_FAILED;
-        r = sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "DeleteShadows", &error, &reply, "ss", kind,
-                               strempty(id));
-        if (r < 0)
-                return bus_fail("delete shadows", &error, r);
-        if (sd_bus_message_read(reply, "u", &n) < 0)
-                return EXIT_FAILED;
+        int32_t hr = vss_admin_delete_shadows(a, kind, id, &n);
+        if (hr < 0)
+                return admin_fail(a, "delete shadows", hr);
         printf("Deleted %u shadow copies.\n", n);
         return EXIT_OK;
 }
 
 static int expose(const char *shadow, const char *at) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(admin_freep) vss_admin *a = admin_open();
         const char *where;
-        int r;
-        if (connect_or_fail(&bus) < 0)
+        vss_id id;
+        int32_t hr;
+        if (!a)
                 return EXIT_FAILED;
+        if (shadow) {
+                (void) vss_id_from_string(shadow, &id); /* checked by main() */
+                hr = vss_admin_expose(a, &id, at, &where);
+        } else
+                hr = vss_admin_unexpose(a, at);
+        if (hr < 0)
+                return admin_fail(a, shadow ? "expose" : "unexpose", hr);
         if (shadow)
-                r = sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "ExposeShadow", &error, &reply, "ss",
-                                       shadow, at);
-        else
-                r = sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "UnexposeShadow", &error, NULL, "s", at);
-        if (r < 0)
-                return bus_fail(shadow ? "expose" : "unexpose", &error, r);
-        if (shadow && sd_bus_message_read(reply, "s", &where) >= 0)
                 printf("Shadow copy {%s} exposed read-only at %s\n", shadow, where);
-        else if (!shadow)
+        else
                 printf("Unexposed %s\n", at);
         return EXIT_OK;
 }
 
-/* The oldest shadow of a volume, found through ListShadows, then deleted by id. */
+/* The oldest shadow of a volume, found in the list, then deleted by id. */
 static int delete_oldest(const char *path) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        const char *sid, *setid, *orig, *spath, *prov;
-        uint64_t created, reserved, best_created = UINT64_MAX;
-        uint32_t attrs;
-        char real[4096], best[VSS_ID_STRING_MAX] = "";
-        int r;
+        char real[4096];
+        const vss_admin_shadow *best = NULL;
+        size_t n;
 
         if (!realpath(path, real))
                 snprintf(real, sizeof(real), "%s", path); /* the volume may be gone; match the name */
-        if (connect_or_fail(&bus) < 0)
+        _cleanup_(admin_freep) vss_admin *a = admin_list(vss_admin_list_shadows, "list shadows", &n);
+        if (!a)
                 return EXIT_FAILED;
-        r = sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "ListShadows", &error, &reply, NULL);
-        if (r < 0)
-                return bus_fail("list shadows", &error, r);
-        r = sd_bus_message_enter_container(reply, 'a', "(sssssttu)");
-        while (r >= 0 && (r = sd_bus_message_read(reply, "(sssssttu)", &sid, &setid, &orig, &spath, &prov, &created,
-                                                  &reserved, &attrs)) > 0)
-                if (streq(orig, real) && created < best_created) {
-                        best_created = created;
-                        snprintf(best, sizeof(best), "%s", sid);
-                }
-        if (r < 0)
-                return bus_fail("list shadows", NULL, r);
-        if (!best[0]) {
+        for (size_t i = 0; i < n; i++) {
+                const vss_admin_shadow *s = vss_admin_shadow_get(a, i);
+                if (streq(s->original_path, real) && (!best || s->created_usec < best->created_usec))
+                        best = s;
+        }
+        if (!best) {
                 fprintf(stderr, "vssadmin: delete shadows failed: VSS_E_OBJECT_NOT_FOUND (0x%08x): no shadow copy of '%s'\n",
                         (uint32_t) VSS_E_OBJECT_NOT_FOUND, real);
                 return EXIT_FAILED;
         }
-        return delete_shadows("shadow", best);
+        return delete_shadows(VSS_ADMIN_DELETE_SHADOW, &best->shadow_id);
 }
 
 static int delete_set(const vss_id *set_id) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        char id[VSS_ID_STRING_MAX];
-        int r = vss_connect(arg_socket, &bus);
+        _cleanup_(admin_freep) vss_admin *a = NULL;
+        int r = vss_admin_new(&a);
         if (r >= 0)
-                r = sd_bus_call_method(bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "DeleteShadows", NULL, NULL, "ss", "set",
-                                       vss_id_to_string(set_id, id));
+                r = vss_admin_connect(a, arg_socket);
+        if (r >= 0)
+                r = vss_admin_delete_shadows(a, VSS_ADMIN_DELETE_SET, set_id, NULL);
         return r;
 }
 
@@ -462,7 +427,7 @@ static int create_shadow(char **paths, size_t n_paths, const char *provider) {
                 fprintf(stderr, "vssadmin: create shadow failed: %s (%s): %s\n", strempty(vss_error_name(c.error_hr)),
                         hex32(c.error_hr, hex), c.error_msg);
         json_object_put(out);
-        vss_backup_release(c.b);
+        vss_backup_free(c.b);
         return c.error_hr ? EXIT_FAILED : EXIT_OK;
 }
 
@@ -553,7 +518,8 @@ int main(int argc, char *argv[]) {
                         return delete_oldest(paths[0]);
                 if ((shadow || set) && vss_id_from_string(shadow ? shadow : set, &tmp) < 0)
                         return usage("'%s' is not an id", shadow ? shadow : set);
-                return delete_shadows(shadow ? "shadow" : set ? "set" : "all", shadow ? shadow : set);
+                return delete_shadows(shadow ? VSS_ADMIN_DELETE_SHADOW : set ? VSS_ADMIN_DELETE_SET : VSS_ADMIN_DELETE_ALL,
+                                      shadow || set ? &tmp : NULL);
         }
         return usage("unknown command '%s'", verb);
 }

@@ -6,6 +6,9 @@
  * (what a writer owns and how it restores; docs/writer-metadata-document.md) and the Backup
  * Components Document (what a backup selected and how it went; docs/backup-components-document.md).
  * Both travel as versioned JSON; the parsers here are strict and size-limited.
+ *
+ * Errors and lifetime as in <vss/types.h>: parsed documents are the caller's, read-only, freed
+ * with their _free(); every pointer inside one lives as long as the document.
  */
 
 #include <vss/types.h>
@@ -19,6 +22,15 @@ typedef struct vss_file_desc {
         const char *filespec;
         bool recursive;
 } vss_file_desc;
+
+/* Files (path, filespec, recursive) and the directory they go to instead: an alternate location
+ * mapping (writer metadata) or a new target (backup components document). */
+typedef struct vss_file_mapping {
+        const char *path;
+        const char *filespec;
+        bool recursive;
+        const char *destination;
+} vss_file_mapping;
 
 typedef struct vss_component_info {
         const char *logical_path; /* "" for a top-level component */
@@ -50,21 +62,12 @@ typedef struct vss_writer_metadata {
         const char *document; /* the same, as the JSON metadata document */
         vss_writer_restore writer_restore;  /* whether the writer takes part in restores */
         size_t n_alternate_mappings;        /* where files go when they cannot go back in place */
-        const struct vss_file_mapping *alternate_mappings;
+        const vss_file_mapping *alternate_mappings;
         /* Backup components document only, set by vssd: the uid of the writer's connection (what
          * vssd saw subscribe it). Without it (an older document), nothing vouches for the writer. */
         bool owner_known;
         uint32_t owner_uid;
 } vss_writer_metadata;
-
-/* Files (path, filespec, recursive) and the directory they go to instead: an alternate location
- * mapping (writer metadata) or a new target (backup components document). */
-typedef struct vss_file_mapping {
-        const char *path;
-        const char *filespec;
-        bool recursive;
-        const char *destination;
-} vss_file_mapping;
 
 /* The Backup Components Document (docs/backup-components-document.md): what a backup selected,
  * how each component went, the writers' stamps and, for a restore, what to restore where.
@@ -119,17 +122,23 @@ typedef struct vss_backup_document {
         const vss_bc_component *components;
 } vss_backup_document;
 
-/* Strict parsers for the two documents (size-limited, every field checked). On a bad document
- * they return VSS_E_INVALIDARG and write a message naming the field into errbuf. */
+/* Strict parsers for the two documents (size-limited: 16 MiB for a backup components document,
+ * 1 MiB for writer metadata; every field checked). Errors: VSS_E_INVALIDARG (ret NULL, or a bad
+ * document: then errbuf, if given, names the field, e.g. "components[2].name: must not be
+ * empty"), VSS_E_OUTOFMEMORY. */
 VSS_EXPORT int vss_backup_document_parse(const char *json, vss_backup_document **ret, char *errbuf, size_t errsize);
+/* Frees a parsed document. Accepts NULL; returns NULL. */
 VSS_EXPORT vss_backup_document *vss_backup_document_free(vss_backup_document *d);
 VSS_EXPORT int vss_writer_metadata_parse(const char *json, vss_writer_metadata **ret, char *errbuf, size_t errsize);
+/* Frees parsed writer metadata (not metadata a vss_backup or a document owns). Accepts NULL;
+ * returns NULL. */
 VSS_EXPORT vss_writer_metadata *vss_writer_metadata_free(vss_writer_metadata *m);
-/* A component of a document by writer class id and path; instance_id NULL matches any instance. */
+/* A component of a document by writer class id and path; instance_id NULL matches any instance.
+ * NULL when there is none, or d or writer_id is NULL (no other failure). */
 VSS_EXPORT const vss_bc_component *vss_backup_document_find(const vss_backup_document *d, const vss_id *writer_id,
                                                             const vss_id *instance_id, const char *logical_path,
                                                             const char *name);
-/* The writer metadata in d for a component, or NULL. */
+/* The writer metadata in d for a component, or NULL (none, or an argument NULL). */
 VSS_EXPORT const vss_writer_metadata *vss_backup_document_writer(const vss_backup_document *d,
                                                                  const vss_bc_component *c);
 

@@ -2,13 +2,37 @@
 #pragma once
 
 /*
- * <vss/types.h> — the vocabulary shared by both faces of libvss: ids, writer states, failure and
+ * <vss/types.h> — the vocabulary shared by the faces of libvss: ids, writer states, failure and
  * error codes, backup types and snapshot contexts. Numbers are Microsoft VSS's, so documentation
  * and habits from Windows carry over.
  *
- * Error convention: every libvss function returning int returns >= 0 on success and a negative
- * HRESULT on failure (VSS codes such as VSS_E_BAD_STATE are 0x8004xxxx, negative as int32_t).
- * vss_strerror() names them.
+ * Conventions of every libvss header (<vss/writer.h>, <vss/backup.h>, <vss/document.h>,
+ * <vss/admin.h>):
+ *
+ * Errors. A function returning int returns >= 0 on success and a negative HRESULT on failure
+ * (VSS codes such as VSS_E_BAD_STATE are 0x8004xxxx, negative as int32_t; never -errno).
+ * vss_strerror() names them; each function's comment lists the codes it returns, and handles
+ * keep a message for the last failure (vss_writer_errmsg(), vss_backup_errmsg(),
+ * vss_admin_errmsg()). A NULL handle or required argument is VSS_E_INVALIDARG unless the
+ * function's comment says otherwise. System errors become HRESULTs: ENOMEM VSS_E_OUTOFMEMORY,
+ * EACCES/EPERM VSS_E_ACCESSDENIED, ENOENT VSS_E_OBJECT_NOT_FOUND, ENOSPC
+ * VSS_E_INSUFFICIENT_STORAGE, a lost connection VSS_E_WRITER_INFRASTRUCTURE, others
+ * VSS_E_UNEXPECTED.
+ *
+ * Lifetime. An object the caller owns is made by vss_<object>_new() (documents: _parse()) into
+ * its last argument, ret, which is set only on success, and given back with vss_<object>_free(),
+ * which accepts NULL and returns NULL (p = vss_backup_free(p);). What a handle returns by pointer
+ * (const: metadata, status, lists, messages) is the handle's, valid until the call that renews
+ * it or the handle's _free. A char ** result (vss_backup_save_as_document()) is the caller's, for
+ * free(). What is added or set (_add_*, _set_*, options) is copied: the caller's strings are not
+ * kept. Names from before 0.2 stay as aliases of the same functions: vss_writer_unref() is
+ * vss_writer_free(), vss_backup_release() vss_backup_free(), vss_async_unref() vss_async_free(),
+ * vss_backup_free_writer_status() vss_backup_writer_status_clear().
+ *
+ * Structures. One the caller fills in (vss_writer_options, vss_writer_callbacks) ends with a
+ * size field: 0 or sizeof(the structure). Zero-initialize it ({0} or designated initializers):
+ * size 0 means the fields of this version, so later versions can append fields without breaking
+ * callers. Structures libvss fills in are never grown: a later version adds a new function.
  */
 
 #include <stdbool.h>
@@ -28,13 +52,18 @@ typedef struct vss_id {
 
 #define VSS_ID_STRING_MAX 37 /* 36 characters and the NUL */
 
+/* Whether id is all zeros (or NULL). No errors. */
 VSS_EXPORT bool vss_id_is_null(const vss_id *id);
+/* Whether a and b (neither NULL) are the same id. No errors. */
 VSS_EXPORT bool vss_id_equal(const vss_id *a, const vss_id *b);
-/* Writes "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" into buf (VSS_ID_STRING_MAX bytes); returns buf. */
-VSS_EXPORT char *vss_id_to_string(const vss_id *id, char buf[static VSS_ID_STRING_MAX]);
-/* Accepts a UUID with or without braces, any case. Returns 0 or -E_INVALIDARG. */
+/* Writes "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" into buf (at least VSS_ID_STRING_MAX bytes);
+ * returns buf. No errors. */
+VSS_EXPORT char *vss_id_to_string(const vss_id *id, char buf[VSS_ID_STRING_MAX]);
+/* Accepts a UUID with or without braces, any case. Errors: VSS_E_INVALIDARG (s NULL or not a
+ * UUID). */
 VSS_EXPORT int vss_id_from_string(const char *s, vss_id *ret);
-/* A new random (version 4) id. */
+/* A new random (version 4) id. Errors: the system's random source failing, as an HRESULT
+ * (VSS_E_UNEXPECTED, VSS_E_OUTOFMEMORY). */
 VSS_EXPORT int vss_id_new(vss_id *ret);
 
 /* Writer states (VSS_WRITER_STATE). */
@@ -58,7 +87,7 @@ typedef enum vss_writer_state {
         _VSS_WS_MAX,
 } vss_writer_state;
 
-/* "Stable", "FailedAtFreeze", …; NULL when out of range. */
+/* "Stable", "FailedAtFreeze", …; NULL when out of range (the only failure). */
 VSS_EXPORT const char *vss_writer_state_name(vss_writer_state s);
 
 /* Success and generic COM codes. */
@@ -98,11 +127,11 @@ VSS_EXPORT const char *vss_writer_state_name(vss_writer_state s);
 #define VSS_E_INSUFFICIENT_STORAGE ((int32_t)0x8004231F)
 #define VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED ((int32_t)0x80042317)
 
-/* "VSS_E_BAD_STATE", "S_OK", …; NULL for a code libvss does not know. */
+/* "VSS_E_BAD_STATE", "S_OK", …; NULL for a code libvss does not know (the only failure). */
 VSS_EXPORT const char *vss_error_name(int32_t hr);
-/* A readable sentence for a code; never NULL. */
+/* A readable sentence for a code; never NULL, no errors ("Unknown error"). */
 VSS_EXPORT const char *vss_strerror(int32_t hr);
-/* The code for a name returned by vss_error_name(), or 0 when unknown. */
+/* The code for a name returned by vss_error_name(), or 0 when unknown or NULL (no errors). */
 VSS_EXPORT int32_t vss_error_from_name(const char *name);
 
 /* Backup types (VSS_BACKUP_TYPE). */
@@ -116,7 +145,7 @@ typedef enum vss_backup_type {
         VSS_BT_OTHER = 6,
 } vss_backup_type;
 
-/* "full", "incremental", …; NULL when out of range. */
+/* "full", "incremental", …; NULL when out of range (the only failure). */
 VSS_EXPORT const char *vss_backup_type_name(vss_backup_type t);
 
 /* Snapshot attributes (VSS_VOLUME_SNAPSHOT_ATTRIBUTES) and contexts (VSS_SNAPSHOT_CONTEXT). */

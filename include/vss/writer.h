@@ -16,6 +16,9 @@
  * VSS_E_WRITERERROR_TIMEOUT, so the set is never reported consistent.
  *
  * No privilege is needed; the socket is $VSS_SOCKET or /run/openvss/vssd.sock.
+ *
+ * Errors, lifetime and caller-filled structures as in <vss/types.h>. A writer handle is used
+ * from one thread at a time.
  */
 
 #include <vss/document.h>
@@ -43,9 +46,10 @@ typedef enum vss_event {
 } vss_event;
 
 /* "identify", "prepare-backup", "prepare-snapshot", "freeze", "thaw", "post-snapshot", "abort",
- * "backup-complete", "backup-shutdown", "pre-restore", "post-restore"; NULL when out of range. */
+ * "backup-complete", "backup-shutdown", "pre-restore", "post-restore"; NULL when out of range
+ * (the only failure). */
 VSS_EXPORT const char *vss_event_name(vss_event e);
-/* The event for a name above, or -1. */
+/* The event for a name above, or -1 for any other name or NULL (the only failure). */
 VSS_EXPORT int vss_event_from_name(const char *name);
 
 /* What an event callback may read about the request that caused it. Valid during the callback. */
@@ -73,6 +77,7 @@ typedef struct vss_writer_callbacks {
         vss_writer_event_fn backup_shutdown;
         vss_writer_event_fn pre_restore;
         vss_writer_event_fn post_restore;
+        size_t size;                            /* 0 or sizeof(vss_writer_callbacks) */
 } vss_writer_callbacks;
 
 typedef struct vss_writer_options {
@@ -83,57 +88,89 @@ typedef struct vss_writer_options {
         vss_usage_type usage_type;
         vss_source_type source_type;
         vss_app_level app_level;
-        uint32_t freeze_window_ms;  /* Freeze→Thaw window; 0: vssd's default (60 s) */
+        uint32_t freeze_window_ms;  /* Freeze→Thaw window; 0: vssd's default (60 s); at most 10 min */
+        size_t size;                /* 0 or sizeof(vss_writer_options) */
 } vss_writer_options;
 
-/* Creates a writer; nothing is sent until vss_writer_subscribe(). -E_INVALIDARG on bad options. */
+/* Creates a writer (opts and cb are copied; cb NULL: every event succeeds); nothing is sent until
+ * vss_writer_subscribe(). Errors: VSS_E_INVALIDARG (opts or ret NULL, name empty or longer than
+ * 255 bytes, instance_name longer, app_level or freeze_window_ms out of range, a size field that
+ * is neither 0 nor at least the size of this version's structure, or larger with fields this
+ * version does not know set), VSS_E_OUTOFMEMORY. */
 VSS_EXPORT int vss_writer_new(const vss_writer_options *opts, const vss_writer_callbacks *cb, void *userdata,
                               vss_writer **ret);
-/* Unsubscribes (if subscribed), thaws itself through Abort if frozen, frees. Accepts NULL. */
+/* Unsubscribes (if subscribed), thaws itself through Abort if frozen, frees. Accepts NULL;
+ * returns NULL. */
+VSS_EXPORT vss_writer *vss_writer_free(vss_writer *w);
+/* The name before 0.2: the same function as vss_writer_free(). */
 VSS_EXPORT vss_writer *vss_writer_unref(vss_writer *w);
 
-/* Connects to vssd at socket_path (NULL: $VSS_SOCKET or the default) and registers. Fails with
- * VSS_E_WRITER_INFRASTRUCTURE when vssd cannot be reached or refuses. */
+/* Connects to vssd at socket_path (NULL: $VSS_SOCKET or the default) and registers. Errors:
+ * VSS_E_INVALIDARG (w NULL, or vssd refused the identity), VSS_E_BAD_STATE (subscribed already),
+ * VSS_E_WRITER_INFRASTRUCTURE (vssd cannot be reached, the socket's listener is neither root nor
+ * this user, or vssd's writer limits are reached), VSS_E_OBJECT_ALREADY_EXISTS (this instance id
+ * is subscribed already), VSS_E_ACCESSDENIED (the class id belongs to another user),
+ * VSS_E_INSUFFICIENT_STORAGE, VSS_E_OUTOFMEMORY. */
 VSS_EXPORT int vss_writer_subscribe(vss_writer *w, const char *socket_path);
+/* Aborts a freeze in progress (Abort callback), tells vssd and disconnects. Errors:
+ * VSS_E_BAD_STATE (w NULL or not subscribed). */
 VSS_EXPORT int vss_writer_unsubscribe(vss_writer *w);
 
-/* Blocking loop: dispatches events until vss_writer_exit() or the connection is lost (then it
- * returns VSS_E_WRITER_INFRASTRUCTURE, after aborting a freeze). */
+/* Blocking loop: dispatches events until vss_writer_exit() (returns 0) or the connection is lost.
+ * Errors: VSS_E_BAD_STATE (w NULL or not subscribed), VSS_E_WRITER_INFRASTRUCTURE (the
+ * connection was lost, after aborting a freeze, or the event loop failed). */
 VSS_EXPORT int vss_writer_run(vss_writer *w);
+/* Makes vss_writer_run() return after the current event. Accepts NULL; no errors. */
 VSS_EXPORT void vss_writer_exit(vss_writer *w);
 
 /* The main loop of a writer program: subscribes (socket_path NULL: $VSS_SOCKET or the default)
  * and dispatches events until SIGTERM or SIGINT, returning exit status 0, or until vssd cannot be
  * reached or the connection is lost, returning 1 after a message on stderr prefixed with prog.
  * It blocks SIGTERM and SIGINT and handles them on the writer's event loop (the one attached, or
- * the thread's default). Free the writer afterwards: a freeze in progress is then aborted. */
+ * the thread's default). Free the writer afterwards: a freeze in progress is then aborted.
+ * Returns an exit status, not an HRESULT: 1 also for w NULL or subscribed already. */
 VSS_EXPORT int vss_writer_main(vss_writer *w, const char *socket_path, const char *prog);
 
 /* Embedding: poll the fd for POLLIN (it is an epoll fd covering the connection and the writer's
- * timers), then call vss_writer_dispatch(), which never blocks. */
+ * timers), then call vss_writer_dispatch(), which never blocks. get_fd returns the fd (>= 0);
+ * errors: VSS_E_BAD_STATE (w NULL, or no event loop yet: subscribe or attach one first).
+ * dispatch errors: VSS_E_BAD_STATE (the same), VSS_E_WRITER_INFRASTRUCTURE (the connection was
+ * lost, after aborting a freeze, or the loop failed). */
 VSS_EXPORT int vss_writer_get_fd(vss_writer *w);
 VSS_EXPORT int vss_writer_dispatch(vss_writer *w);
 
 /* Embedding into an sd-event loop of the application's own (pass an sd_event *). Call before
- * vss_writer_subscribe(); the writer then takes a reference on the loop. */
+ * vss_writer_subscribe(); the writer then takes a reference on the loop. Errors:
+ * VSS_E_BAD_STATE (w or the loop NULL, or subscribed already). */
 VSS_EXPORT int vss_writer_attach_event(vss_writer *w, void *sd_event_loop);
 
 /* Sets the failure reported for the current event: a VSS_E_WRITERERROR_* code, the
- * application's own code and a message (copied, at most 1023 bytes kept). */
+ * application's own code and a message (copied, at most 1023 bytes kept). Errors:
+ * VSS_E_INVALIDARG (w NULL). */
 VSS_EXPORT int vss_writer_set_failure(vss_writer *w, int32_t failure, int32_t application_code,
                                       const char *application_message);
 
+/* The writer's options as it uses them (ids filled in); the writer's. Its size field is this
+ * library's sizeof(vss_writer_options): fields past it are not there. NULL for w NULL. */
 VSS_EXPORT const vss_writer_options *vss_writer_get_options(vss_writer *w);
+/* Whether it got Freeze and has not thawed yet; false for w NULL. */
 VSS_EXPORT bool vss_writer_is_frozen(vss_writer *w);
+/* The last failure's message ("" after none); never NULL ("no writer" for w NULL). */
 VSS_EXPORT const char *vss_writer_errmsg(vss_writer *w);
 
-/* The metadata builder handed to the Identify callback. Strings are copied. */
+/* The metadata builder handed to the Identify callback; valid during the callback. Strings are
+ * copied. Limits: names 255 bytes, paths and captions 4096, 1024 components, file groups per
+ * component, excludes and mappings. Errors of every builder function: VSS_E_INVALIDARG (md NULL,
+ * a value empty where required, too long, a relative path, out of range, past a limit, or a
+ * component added twice), VSS_E_OUTOFMEMORY; add_files also VSS_E_OBJECT_NOT_FOUND. */
 VSS_EXPORT int vss_metadata_add_component(vss_metadata_builder *md, const char *logical_path, const char *name,
                                           const char *caption, bool selectable_for_backup,
                                           bool selectable_for_restore);
-/* Adds a file group to the component (logical_path, name), which must have been added. */
+/* Adds a file group to the component (logical_path, name), which must have been added
+ * (VSS_E_OBJECT_NOT_FOUND otherwise). filespec NULL: "*". */
 VSS_EXPORT int vss_metadata_add_files(vss_metadata_builder *md, const char *logical_path, const char *name,
                                       const char *path, const char *filespec, bool recursive);
+/* Files of the writer's that no backup should copy. */
 VSS_EXPORT int vss_metadata_add_exclude_files(vss_metadata_builder *md, const char *path, const char *filespec,
                                               bool recursive);
 VSS_EXPORT int vss_metadata_set_restore_method(vss_metadata_builder *md, vss_restore_method method,
@@ -151,6 +188,11 @@ VSS_EXPORT int vss_metadata_add_alternate_location_mapping(vss_metadata_builder 
  * PostSnapshot, the restore target and a pre-restore failure message in PreRestore, a
  * post-restore failure message in PostRestore. The document is read-only from BackupComplete on:
  * setters then fail with VSS_E_BAD_STATE, as they do outside a callback.
+ *
+ * Errors of the setters: VSS_E_BAD_STATE (w NULL, outside a callback, or an event that does not
+ * allow this field), VSS_E_OBJECT_NOT_FOUND ((logical_path, name) is not one of this event's
+ * components), VSS_E_INVALIDARG (a value too long: 4096 bytes for stamps, 1023 for messages; a
+ * target out of range), VSS_E_OUTOFMEMORY.
  */
 /* NULL outside a callback or when (logical_path, name) is not one of this event's components. */
 VSS_EXPORT const vss_bc_component *vss_writer_get_component(vss_writer *w, const char *logical_path,
@@ -163,7 +205,8 @@ VSS_EXPORT int vss_writer_set_backup_stamp(vss_writer *w, const char *logical_pa
  * stored_as: as files of the component there, in place of the shadow's copies of the same names,
  * restored with the component's other files. stored_as should lie within one of the component's
  * file groups, else a restore does not put them back. The record's writer_files; at most 64.
- * From PrepareForBackup through PostSnapshot; VSS_E_INVALIDARG for relative paths. */
+ * From PrepareForBackup through PostSnapshot; VSS_E_INVALIDARG also for relative paths and past
+ * 64 file groups. */
 VSS_EXPORT int vss_writer_add_backup_files(vss_writer *w, const char *logical_path, const char *name, const char *path,
                                            const char *filespec, bool recursive, const char *stored_as);
 VSS_EXPORT int vss_writer_set_restore_target(vss_writer *w, const char *logical_path, const char *name,

@@ -7,7 +7,7 @@
 
 #include "lib/common.h"
 #include "lib/jsonv.h"
-#include "lib/metadata.h"
+#include "lib/components.h"
 
 #define BCD_FORMAT "openvss-backup-components"
 #define BCD_MAX_SHADOWS VSS_MAX_VOLUMES
@@ -154,25 +154,33 @@ void bcd_remove_instance(vss_backup_document *d, const vss_id *writer_id, const 
         d->n_components = k;
 }
 
-int bcd_add_new_target(vss_bc_component *c, const char *path, const char *filespec, bool recursive,
-                       const char *destination) {
-        if (c->n_new_targets >= BCD_MAX_NEW_TARGETS)
+/* Appends (path, filespec or "*", recursive, destination) to a record's array of mappings:
+ * new_targets or writer_files. */
+static int mapping_append(const vss_file_mapping **array, size_t *n, size_t max, const char *path,
+                          const char *filespec, bool recursive, const char *destination) {
+        if (*n >= max)
                 return -E2BIG;
-        vss_file_mapping *n = realloc((void *) c->new_targets, (c->n_new_targets + 1) * sizeof(*n));
-        if (!n)
+        vss_file_mapping *a = realloc((void *) *array, (*n + 1) * sizeof(*a));
+        if (!a)
                 return -ENOMEM;
-        c->new_targets = n;
-        vss_file_mapping *t = &n[c->n_new_targets];
-        *t = (vss_file_mapping) { .recursive = recursive };
-        if (bcd_set(&t->path, path) < 0 || bcd_set(&t->filespec, isempty(filespec) ? "*" : filespec) < 0 ||
-            bcd_set(&t->destination, destination) < 0) {
-                free((char *) t->path);
-                free((char *) t->filespec);
-                free((char *) t->destination);
+        *array = a;
+        vss_file_mapping *f = &a[*n];
+        *f = (vss_file_mapping) { .recursive = recursive };
+        if (bcd_set(&f->path, path) < 0 || bcd_set(&f->filespec, isempty(filespec) ? "*" : filespec) < 0 ||
+            bcd_set(&f->destination, destination) < 0) {
+                free((char *) f->path);
+                free((char *) f->filespec);
+                free((char *) f->destination);
                 return -ENOMEM;
         }
-        c->n_new_targets++;
+        (*n)++;
         return 0;
+}
+
+int bcd_add_new_target(vss_bc_component *c, const char *path, const char *filespec, bool recursive,
+                       const char *destination) {
+        return mapping_append(&c->new_targets, &c->n_new_targets, BCD_MAX_NEW_TARGETS, path, filespec, recursive,
+                              destination);
 }
 
 void bcd_writer_files_clear(vss_bc_component *c) {
@@ -183,23 +191,8 @@ void bcd_writer_files_clear(vss_bc_component *c) {
 
 int bcd_add_writer_file(vss_bc_component *c, const char *path, const char *filespec, bool recursive,
                         const char *stored_as) {
-        if (c->n_writer_files >= BCD_MAX_WRITER_FILES)
-                return -E2BIG;
-        vss_file_mapping *n = realloc((void *) c->writer_files, (c->n_writer_files + 1) * sizeof(*n));
-        if (!n)
-                return -ENOMEM;
-        c->writer_files = n;
-        vss_file_mapping *f = &n[c->n_writer_files];
-        *f = (vss_file_mapping) { .recursive = recursive };
-        if (bcd_set(&f->path, path) < 0 || bcd_set(&f->filespec, isempty(filespec) ? "*" : filespec) < 0 ||
-            bcd_set(&f->destination, stored_as) < 0) {
-                free((char *) f->path);
-                free((char *) f->filespec);
-                free((char *) f->destination);
-                return -ENOMEM;
-        }
-        c->n_writer_files++;
-        return 0;
+        return mapping_append(&c->writer_files, &c->n_writer_files, BCD_MAX_WRITER_FILES, path, filespec, recursive,
+                              stored_as);
 }
 
 int bcd_add_writer(vss_backup_document *d, const vss_writer_metadata *m, uint32_t owner_uid) {
@@ -256,6 +249,23 @@ static void add_id(json_object *o, const char *key, const vss_id *id) {
         add_str(o, key, vss_id_is_null(id) ? "" : vss_id_to_string(id, buf));
 }
 
+/* [{path, filespec, recursive, <dest_key>}]: a record's new_targets ("destination") or
+ * writer_files ("stored_as"). */
+static json_object *mappings_to_json(const vss_file_mapping *f, size_t n, const char *dest_key) {
+        json_object *a = json_object_new_array();
+        for (size_t i = 0; a && i < n; i++) {
+                json_object *e = json_object_new_object();
+                if (!e)
+                        break;
+                add_str(e, "path", f[i].path);
+                add_str(e, "filespec", f[i].filespec);
+                json_object_object_add(e, "recursive", json_object_new_boolean(f[i].recursive));
+                add_str(e, dest_key, f[i].destination);
+                json_object_array_add(a, e);
+        }
+        return a;
+}
+
 static json_object *component_to_json(const vss_bc_component *c) {
         json_object *o = json_object_new_object();
         if (!o)
@@ -275,30 +285,8 @@ static json_object *component_to_json(const vss_bc_component *c) {
         json_object_object_add(o, "file_restore_status", json_object_new_int(c->file_restore_status));
         add_str(o, "pre_restore_failure_msg", c->pre_restore_failure_msg);
         add_str(o, "post_restore_failure_msg", c->post_restore_failure_msg);
-        json_object *t = json_object_new_array();
-        for (size_t i = 0; t && i < c->n_new_targets; i++) {
-                json_object *e = json_object_new_object();
-                if (!e)
-                        break;
-                add_str(e, "path", c->new_targets[i].path);
-                add_str(e, "filespec", c->new_targets[i].filespec);
-                json_object_object_add(e, "recursive", json_object_new_boolean(c->new_targets[i].recursive));
-                add_str(e, "destination", c->new_targets[i].destination);
-                json_object_array_add(t, e);
-        }
-        json_object_object_add(o, "new_targets", t);
-        json_object *f = json_object_new_array();
-        for (size_t i = 0; f && i < c->n_writer_files; i++) {
-                json_object *e = json_object_new_object();
-                if (!e)
-                        break;
-                add_str(e, "path", c->writer_files[i].path);
-                add_str(e, "filespec", c->writer_files[i].filespec);
-                json_object_object_add(e, "recursive", json_object_new_boolean(c->writer_files[i].recursive));
-                add_str(e, "stored_as", c->writer_files[i].destination);
-                json_object_array_add(f, e);
-        }
-        json_object_object_add(o, "writer_files", f);
+        json_object_object_add(o, "new_targets", mappings_to_json(c->new_targets, c->n_new_targets, "destination"));
+        json_object_object_add(o, "writer_files", mappings_to_json(c->writer_files, c->n_writer_files, "stored_as"));
         return o;
 }
 
@@ -376,6 +364,33 @@ static const char *const component_keys[] = {
         "new_targets", "writer_files", NULL,
 };
 
+/* The array under key of a record: new_targets (dest_key "destination") or writer_files
+ * ("stored_as"), both absolute paths, each entry appended with add. */
+static void mappings_from_json(JsonReader *v, json_object *o, const char *key, size_t max, const char *dest_key,
+                               vss_bc_component *c,
+                               int (*add)(vss_bc_component *c, const char *path, const char *filespec,
+                                          bool recursive, const char *destination)) {
+        json_object *t = jv_array(v, o, key, max, false);
+        size_t n = t ? json_object_array_length(t) : 0, l = jv_enter_key(v, key);
+        for (size_t i = 0; i < n && !jv_failed(v); i++) {
+                json_object *e = jv_element_object(v, t, i);
+                if (!e)
+                        break;
+                size_t li = jv_enter_index(v, i);
+                jv_only_keys(v, e, (const char *const[]) { "path", "filespec", "recursive", dest_key, NULL });
+                const char *path = jv_string(v, e, "path", VSS_MAX_STRING, true);
+                const char *spec = jv_string(v, e, "filespec", VSS_MAX_NAME, false);
+                bool rec = jv_bool(v, e, "recursive", false);
+                const char *dest = jv_string(v, e, dest_key, VSS_MAX_STRING, true);
+                if (!jv_failed(v) && (path[0] != '/' || dest[0] != '/'))
+                        jv_fail(v, path[0] != '/' ? "path" : dest_key, "must be an absolute path");
+                if (!jv_failed(v) && add(c, path, spec, rec, dest) < 0)
+                        jv_fail(v, NULL, "out of memory");
+                jv_leave(v, li);
+        }
+        jv_leave(v, l);
+}
+
 static void component_from_json(JsonReader *v, json_object *o, vss_bc_component *c) {
         vss_id wid = {}, iid = {};
         jv_only_keys(v, o, component_keys);
@@ -408,45 +423,8 @@ static void component_from_json(JsonReader *v, json_object *o, vss_bc_component 
                 if (bcd_set((const char **) ((char *) c + strs[i].off),
                             jv_string(v, o, strs[i].key, strs[i].max, false)) < 0)
                         jv_fail(v, NULL, "out of memory");
-        json_object *t = jv_array(v, o, "new_targets", BCD_MAX_NEW_TARGETS, false);
-        size_t n = t ? json_object_array_length(t) : 0, l = jv_enter_key(v, "new_targets");
-        for (size_t i = 0; i < n && !jv_failed(v); i++) {
-                json_object *e = jv_element_object(v, t, i);
-                if (!e)
-                        break;
-                size_t li = jv_enter_index(v, i);
-                jv_only_keys(v, e, (const char *const[]) { "path", "filespec", "recursive", "destination", NULL });
-                const char *path = jv_string(v, e, "path", VSS_MAX_STRING, true);
-                const char *spec = jv_string(v, e, "filespec", VSS_MAX_NAME, false);
-                bool rec = jv_bool(v, e, "recursive", false);
-                const char *dest = jv_string(v, e, "destination", VSS_MAX_STRING, true);
-                if (!jv_failed(v) && (path[0] != '/' || dest[0] != '/'))
-                        jv_fail(v, path[0] != '/' ? "path" : "destination", "must be an absolute path");
-                if (!jv_failed(v) && bcd_add_new_target(c, path, spec, rec, dest) < 0)
-                        jv_fail(v, NULL, "out of memory");
-                jv_leave(v, li);
-        }
-        jv_leave(v, l);
-        t = jv_array(v, o, "writer_files", BCD_MAX_WRITER_FILES, false);
-        n = t ? json_object_array_length(t) : 0;
-        l = jv_enter_key(v, "writer_files");
-        for (size_t i = 0; i < n && !jv_failed(v); i++) {
-                json_object *e = jv_element_object(v, t, i);
-                if (!e)
-                        break;
-                size_t li = jv_enter_index(v, i);
-                jv_only_keys(v, e, (const char *const[]) { "path", "filespec", "recursive", "stored_as", NULL });
-                const char *path = jv_string(v, e, "path", VSS_MAX_STRING, true);
-                const char *spec = jv_string(v, e, "filespec", VSS_MAX_NAME, false);
-                bool rec = jv_bool(v, e, "recursive", false);
-                const char *as = jv_string(v, e, "stored_as", VSS_MAX_STRING, true);
-                if (!jv_failed(v) && (path[0] != '/' || as[0] != '/'))
-                        jv_fail(v, path[0] != '/' ? "path" : "stored_as", "must be an absolute path");
-                if (!jv_failed(v) && bcd_add_writer_file(c, path, spec, rec, as) < 0)
-                        jv_fail(v, NULL, "out of memory");
-                jv_leave(v, li);
-        }
-        jv_leave(v, l);
+        mappings_from_json(v, o, "new_targets", BCD_MAX_NEW_TARGETS, "destination", c, bcd_add_new_target);
+        mappings_from_json(v, o, "writer_files", BCD_MAX_WRITER_FILES, "stored_as", c, bcd_add_writer_file);
 }
 
 /* The array of component records under "components" of o. */
@@ -483,10 +461,8 @@ int bcd_components_parse(const char *json, vss_bc_component **ret, size_t *ret_n
                 c = components_from_json(&v, o, &n);
         }
         json_object_put(o);
-        if (jv_failed(&v)) {
+        if (jv_error(&v, err, errsize) < 0) {
                 bcd_components_free(c, n);
-                if (err && errsize)
-                        snprintf(err, errsize, "%s", v.error);
                 return -EINVAL;
         }
         *ret = c;
@@ -591,10 +567,8 @@ int bcd_parse(const char *json, vss_backup_document **ret, char *err, size_t err
                 }
         }
         json_object_put(o);
-        if (jv_failed(&v)) {
+        if (jv_error(&v, err, errsize) < 0) {
                 bcd_free(d);
-                if (err && errsize)
-                        snprintf(err, errsize, "%s", v.error);
                 return -EINVAL;
         }
         *ret = d;
@@ -604,6 +578,5 @@ int bcd_parse(const char *json, vss_backup_document **ret, char *err, size_t err
 VSS_EXPORT int vss_backup_document_parse(const char *json, vss_backup_document **ret, char *errbuf, size_t errsize) {
         if (!ret)
                 return VSS_E_INVALIDARG;
-        int r = bcd_parse(json, ret, errbuf, errsize);
-        return r == -EINVAL ? VSS_E_INVALIDARG : r < 0 ? vss_hr_from_errno(r) : 0;
+        return vss_hr_from_errno(bcd_parse(json, ret, errbuf, errsize)); /* -EINVAL: VSS_E_INVALIDARG */
 }

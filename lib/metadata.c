@@ -87,18 +87,24 @@ VSS_EXPORT int vss_metadata_add_files(vss_metadata_builder *md, const char *logi
         return 0;
 }
 
-VSS_EXPORT int vss_metadata_add_exclude_files(vss_metadata_builder *md, const char *path, const char *filespec,
-                                              bool recursive) {
-        if (!md || isempty(path) || path[0] != '/' || !string_ok(path, VSS_MAX_STRING) ||
-            (filespec && !string_ok(filespec, VSS_MAX_NAME)))
-                return VSS_E_INVALIDARG;
-        if (json_object_array_length(md->excludes) >= VSS_MAX_COMPONENTS)
+/* Appends a file entry (with destination, if not NULL) to one of the builder's arrays. */
+static int32_t files_append(json_object *array, const char *path, const char *filespec, bool recursive,
+                            const char *destination) {
+        if (isempty(path) || path[0] != '/' || !string_ok(path, VSS_MAX_STRING) ||
+            (filespec && !string_ok(filespec, VSS_MAX_NAME)) || json_object_array_length(array) >= VSS_MAX_COMPONENTS)
                 return VSS_E_INVALIDARG;
         json_object *f = file_desc_new(path, filespec, recursive);
         if (!f)
                 return VSS_E_OUTOFMEMORY;
-        json_object_array_add(md->excludes, f);
+        if (destination)
+                json_object_object_add(f, "destination", json_object_new_string(destination));
+        json_object_array_add(array, f);
         return 0;
+}
+
+VSS_EXPORT int vss_metadata_add_exclude_files(vss_metadata_builder *md, const char *path, const char *filespec,
+                                              bool recursive) {
+        return md ? files_append(md->excludes, path, filespec, recursive, NULL) : VSS_E_INVALIDARG;
 }
 
 VSS_EXPORT int vss_metadata_set_restore_method(vss_metadata_builder *md, vss_restore_method method,
@@ -130,18 +136,9 @@ VSS_EXPORT int vss_metadata_set_writer_restore(vss_metadata_builder *md, vss_wri
 VSS_EXPORT int vss_metadata_add_alternate_location_mapping(vss_metadata_builder *md, const char *path,
                                                            const char *filespec, bool recursive,
                                                            const char *destination) {
-        if (!md || isempty(path) || path[0] != '/' || !string_ok(path, VSS_MAX_STRING) || isempty(destination) ||
-            destination[0] != '/' || !string_ok(destination, VSS_MAX_STRING) ||
-            (filespec && !string_ok(filespec, VSS_MAX_NAME)))
+        if (!md || isempty(destination) || destination[0] != '/' || !string_ok(destination, VSS_MAX_STRING))
                 return VSS_E_INVALIDARG;
-        if (json_object_array_length(md->mappings) >= VSS_MAX_COMPONENTS)
-                return VSS_E_INVALIDARG;
-        json_object *f = file_desc_new(path, filespec, recursive);
-        if (!f)
-                return VSS_E_OUTOFMEMORY;
-        json_object_object_add(f, "destination", json_object_new_string(destination));
-        json_object_array_add(md->mappings, f);
-        return 0;
+        return files_append(md->mappings, path, filespec, recursive, destination);
 }
 
 int metadata_builder_finish(struct vss_metadata_builder *md, const vss_writer_options *opts, char **ret) {
@@ -374,10 +371,8 @@ int metadata_parse(const char *doc, vss_writer_metadata **ret, char *err, size_t
         json_object_put(o);
         if (!jv_failed(&v))
                 m->document = jv_dup(&v, doc);
-        if (jv_failed(&v)) {
+        if (jv_error(&v, err, errsize) < 0) {
                 metadata_free(m);
-                if (err && errsize)
-                        snprintf(err, errsize, "%s", v.error);
                 return -EINVAL;
         }
         *ret = m;
@@ -387,8 +382,7 @@ int metadata_parse(const char *doc, vss_writer_metadata **ret, char *err, size_t
 VSS_EXPORT int vss_writer_metadata_parse(const char *json, vss_writer_metadata **ret, char *errbuf, size_t errsize) {
         if (!ret)
                 return VSS_E_INVALIDARG;
-        int r = metadata_parse(json, ret, errbuf, errsize);
-        return r == -EINVAL ? VSS_E_INVALIDARG : r < 0 ? vss_hr_from_errno(r) : 0;
+        return vss_hr_from_errno(metadata_parse(json, ret, errbuf, errsize)); /* -EINVAL: VSS_E_INVALIDARG */
 }
 
 const vss_component_info *metadata_find_component(const vss_writer_metadata *m, const char *logical_path,
