@@ -5,6 +5,107 @@
 
 #include "lib/jsonv.h"
 
+/* json-c keeps the last of repeated keys silently; the text is walked beside the parsed tree to
+ * refuse them. The text is valid JSON here (json-c parsed it), nested at most 16 deep. */
+static const char *skip_blanks(const char *p) {
+        return p + strspn(p, " \t\r\n");
+}
+
+static const char *skip_string(const char *p) {
+        for (p++; *p && *p != '"'; p++)
+                if (*p == '\\' && p[1])
+                        p++;
+        return *p ? p + 1 : p;
+}
+
+static const char *skip_value(const char *p) {
+        size_t depth = 0;
+
+        p = skip_blanks(p);
+        if (*p != '"' && *p != '{' && *p != '[')
+                return p + strcspn(p, ",}] \t\r\n"); /* number, true, false, null */
+        do {
+                if (*p == '"')
+                        p = skip_string(p);
+                else {
+                        if (*p == '{' || *p == '[')
+                                depth++;
+                        else if (*p == '}' || *p == ']')
+                                depth--;
+                        p++;
+                }
+        } while (depth > 0 && *p);
+        return p;
+}
+
+static const char *check_value(JsonReader *v, const char *p, json_object *o);
+
+/* The members of an object, from its '{': p at the key on each turn, returns the value's start. */
+static const char *member_value(const char *key) {
+        return skip_blanks(skip_blanks(skip_string(key)) + 1);
+}
+
+static const char *next_member(const char *value) {
+        const char *p = skip_blanks(skip_value(value));
+        return *p == ',' ? skip_blanks(p + 1) : p;
+}
+
+static const char *check_object(JsonReader *v, const char *start, json_object *o) {
+        struct json_object_iterator it = json_object_iter_begin(o), end = json_object_iter_end(o);
+        const char *p;
+        size_t n = 0;
+
+        /* Keys first: the text's keys are the parsed ones in order until one repeats. */
+        for (p = skip_blanks(start + 1); *p == '"' && !jv_failed(v); p = next_member(member_value(p)), n++) {
+                const char *k = p + 1;
+                size_t klen = (size_t) (skip_string(p) - 1 - k);
+                bool done = json_object_iter_equal(&it, &end);
+                const char *name = done ? NULL : json_object_iter_peek_name(&it);
+                if (!memchr(k, '\\', klen) && (!name || strlen(name) != klen || memcmp(name, k, klen) != 0)) {
+                        char key[128];
+                        snprintf(key, sizeof key, "%.*s", (int) (klen < 100 ? klen : 100), k);
+                        jv_fail(v, key, "repeated key");
+                }
+                if (!done)
+                        json_object_iter_next(&it);
+        }
+        if (!jv_failed(v) && n != (size_t) json_object_object_length(o))
+                jv_fail(v, NULL, "repeated key");
+        /* Then the values. */
+        it = json_object_iter_begin(o);
+        for (p = skip_blanks(start + 1); *p == '"' && !jv_failed(v);) {
+                size_t l = jv_enter_key(v, json_object_iter_peek_name(&it));
+                p = next_member(check_value(v, member_value(p), json_object_iter_peek_value(&it)));
+                jv_leave(v, l);
+                json_object_iter_next(&it);
+        }
+        return *p ? p + 1 : p;
+}
+
+static const char *check_array(JsonReader *v, const char *start, json_object *a) {
+        const char *p = skip_blanks(start + 1);
+        size_t n = json_object_array_length(a);
+
+        for (size_t i = 0; i < n && *p != ']' && *p && !jv_failed(v); i++) {
+                size_t l = jv_enter_index(v, i);
+                p = skip_blanks(check_value(v, p, json_object_array_get_idx(a, i)));
+                jv_leave(v, l);
+                if (*p == ',')
+                        p = skip_blanks(p + 1);
+        }
+        return skip_value(start);
+}
+
+/* Checks the value at p, parsed as o; returns where it ends. */
+static const char *check_value(JsonReader *v, const char *p, json_object *o) {
+        p = skip_blanks(p);
+        if (*p == '{' && json_object_is_type(o, json_type_object))
+                return check_object(v, p, o);
+        if (*p == '[' && json_object_is_type(o, json_type_array))
+                return check_array(v, p, o);
+        return skip_value(p);
+}
+
 void jv_fail(JsonReader *v, const char *key, const char *fmt, ...) {
         if (jv_failed(v))
                 return; /* the first problem is the one worth reporting */
@@ -46,6 +147,8 @@ json_object *jv_parse(JsonReader *v, const char *text, size_t max, const char *w
         for (size_t i = end; !jv_failed(v) && i < len; i++)
                 if (!strchr(" \t\r\n", text[i]))
                         jv_fail(v, NULL, "%s has data after its end (offset %zu)", what, i);
+        if (!jv_failed(v))
+                (void) check_value(v, text, o);
         if (jv_failed(v)) {
                 json_object_put(o);
                 return NULL;

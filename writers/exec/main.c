@@ -24,6 +24,7 @@
 #include "lib/basic/parse-util.h"
 #include "writers/exec/exec-writer.h"
 #include "writers/exec/hook-output.h"
+#include "writers/writer-util.h"
 
 #ifndef OPENVSS_VERSION
 #define OPENVSS_VERSION "0.1.0"
@@ -268,9 +269,7 @@ static void help(void) {
                "  or one that the event does not allow (a backup stamp in backup-complete, say), is\n"
                "  reported on stderr as 'VSS_CONTROL line N: ...' and ignored; it never fails the event.\n"
                "\n"
-               "Exit status:\n"
-               "  0  stopped by SIGTERM or SIGINT\n"
-               "  1  could not register with vssd, or lost the connection to it\n"
+               WRITER_HELP_EXIT_STATUS
                "  2  bad usage\n"
                "\n"
                "Example:\n"
@@ -421,8 +420,9 @@ static int parse_args(int argc, char *argv[], vss_writer_options *opts, const ch
                                 return r;
                         break;
                 case 't':
-                        if (parse_msec(optarg, &opts->freeze_window_ms) < 0)
-                                return usage_error("invalid freeze timeout '%s', expected milliseconds", optarg);
+                        r = writer_parse_ms(optarg, "freeze timeout", &opts->freeze_window_ms);
+                        if (r != 0)
+                                return r;
                         break;
                 case 'l':
                         for (r = 0; r < _VSS_APP_LEVEL_MAX && strcmp(optarg, levels[r]) != 0; r++)
@@ -481,7 +481,6 @@ static int setup(const char *hook_log) {
 }
 
 int main(int argc, char *argv[]) {
-        static char ident[sizeof("vss-writer-exec[]") + 256];
         vss_writer_options opts = { .app_level = VSS_APP_FRONT_END };
         vss_writer_callbacks cb = { .identify = on_identify };
         vss_writer_event_fn *fns[] = { &cb.prepare_backup, &cb.prepare_snapshot, &cb.freeze, &cb.thaw,
@@ -507,8 +506,7 @@ int main(int argc, char *argv[]) {
                 log_msg("cannot create writer: %s", vss_strerror(r));
                 return EXIT_USAGE;
         }
-        snprintf(ident, sizeof ident, "vss-writer-exec[%s]", arg_name);
-        log_set_ident(ident);
+        writer_log_name("vss-writer-exec", arg_name);
 
         /* SIGTERM/SIGINT end the loop; they stay blocked here and are unblocked in hooks. */
         r = vss_writer_main(w, socket_path, "vss-writer-exec");

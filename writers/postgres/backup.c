@@ -49,11 +49,11 @@ bool on_prepare_snapshot(vss_writer *w, const vss_event_info *info, void *userda
         backup.t_start = now_monotonic_usec();
         vss_id_to_string(&info->snapshot_set_id, backup.set_id);
         if (!have_layout)
-                return fail(w, VSS_E_WRITERERROR_RETRYABLE, 0, "prepare-snapshot: the cluster was not identified");
+                return writer_fail(w, VSS_E_WRITERERROR_RETRYABLE, 0, "prepare-snapshot: the cluster was not identified");
         one = cluster_on_one_device(&layout, &btrfs);
         backup.mode = arg_mode != MODE_AUTO ? arg_mode : one && btrfs ? MODE_CRASH : MODE_LABEL;
         if (backup.mode == MODE_CRASH && !one)
-                return fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0,
+                return writer_fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0,
                             "prepare-snapshot: --mode crash-consistent needs the data directory, WAL and tablespaces "
                             "on one filesystem");
 
@@ -75,7 +75,7 @@ bool on_prepare_snapshot(vss_writer *w, const vss_event_info *info, void *userda
         snprintf(backup.marker, sizeof backup.marker, "%s/" MARKER, layout.data_dir);
         r = stat(layout.data_dir, &st) < 0 ? -errno : write_text(backup.marker, backup.set_id, 0600, st.st_uid, st.st_gid);
         if (r < 0) {
-                fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0,
+                writer_fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0,
                      "prepare-snapshot: cannot write %s: %s (run the writer as root or as the cluster's owner)",
                      backup.marker, strerror(-r));
                 backup.marker[0] = '\0';
@@ -127,7 +127,7 @@ bool on_freeze(vss_writer *w, const vss_event_info *info, void *userdata) {
          * backup session must still be there, or the backup was cancelled. */
         if (backup.mode == MODE_LABEL) {
                 if (!backup.conn)
-                        return fail(w, VSS_E_WRITERERROR_RETRYABLE, 0, "freeze: no base backup in progress");
+                        return writer_fail(w, VSS_E_WRITERERROR_RETRYABLE, 0, "freeze: no base backup in progress");
                 res = query(w, backup.conn, "freeze: the backup session is gone", "SELECT 1");
                 if (!res)
                         return false;
@@ -161,7 +161,7 @@ bool on_post_snapshot(vss_writer *w, const vss_event_info *info, void *userdata)
                 return true;
         }
         if (!backup.conn)
-                return fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "post-snapshot: no base backup in progress");
+                return writer_fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "post-snapshot: no base backup in progress");
         /* Waits for the WAL to be archived when archiving is on, so that restore_command finds it;
          * a broken archive_command must not outlast vssd's PostSnapshot deadline (60 s default). */
         res = query(w, backup.conn, "post-snapshot", "SET statement_timeout = '50s'");
@@ -183,18 +183,18 @@ bool on_post_snapshot(vss_writer *w, const vss_event_info *info, void *userdata)
         if (p)
                 snprintf(first, sizeof first, "%.24s", p + 6);
         if (!is_segment(first)) {
-                fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "post-snapshot: cannot find the start WAL file in the backup label");
+                writer_fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "post-snapshot: cannot find the start WAL file in the backup label");
                 goto out;
         }
         snprintf(dir, sizeof dir, "%s/%s", arg_label_dir, backup.set_id);
         snprintf(wal, sizeof wal, "%s/pg_wal", dir);
         if ((r = mkdir_p_private(dir)) < 0 || (r = mkdir_p_private(wal)) < 0) {
-                fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "post-snapshot: cannot create %s: %s", wal, strerror(-r));
+                writer_fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "post-snapshot: cannot create %s: %s", wal, strerror(-r));
                 goto out;
         }
         /* Owned and moded as the cluster's files: they are restored as such. */
         if (stat(layout.data_dir, &st) < 0 || (chown(wal, st.st_uid, st.st_gid) < 0 && geteuid() == 0)) {
-                fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "post-snapshot: cannot give %s to the cluster's owner: %m", wal);
+                writer_fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "post-snapshot: cannot give %s to the cluster's owner: %m", wal);
                 goto out;
         }
         snprintf(path, sizeof path, "%s/backup_label", dir);
@@ -204,7 +204,7 @@ bool on_post_snapshot(vss_writer *w, const vss_event_info *info, void *userdata)
                 r = write_text(path, spcmap, 0600, st.st_uid, st.st_gid);
         }
         if (r < 0) {
-                fail(w, r == -ENOSPC ? VSS_E_WRITERERROR_OUTOFRESOURCES : VSS_E_WRITERERROR_NONRETRYABLE, 0,
+                writer_fail(w, r == -ENOSPC ? VSS_E_WRITERERROR_OUTOFRESOURCES : VSS_E_WRITERERROR_NONRETRYABLE, 0,
                      "post-snapshot: cannot write %s: %s", path, strerror(-r));
                 goto out;
         }
@@ -214,7 +214,7 @@ bool on_post_snapshot(vss_writer *w, const vss_event_info *info, void *userdata)
                 snprintf(live_wal, sizeof live_wal, "%s/pg_wal", layout.data_dir);
         r = save_wal(live_wal, wal, first, PQgetvalue(res, 0, 3), st.st_uid, st.st_gid, &n_wal, err);
         if (r < 0) {
-                fail(w, r == -ENOSPC ? VSS_E_WRITERERROR_OUTOFRESOURCES : VSS_E_WRITERERROR_NONRETRYABLE, 0,
+                writer_fail(w, r == -ENOSPC ? VSS_E_WRITERERROR_OUTOFRESOURCES : VSS_E_WRITERERROR_NONRETRYABLE, 0,
                      "post-snapshot: %s", err);
                 goto out;
         }
@@ -233,7 +233,7 @@ bool on_post_snapshot(vss_writer *w, const vss_event_info *info, void *userdata)
                 r = vss_writer_add_backup_files(w, "", COMPONENT, wal, "*", false, live_wal);
         }
         if (r < 0) {
-                fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "post-snapshot: cannot add %s to the backup: %s", path,
+                writer_fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "post-snapshot: cannot add %s to the backup: %s", path,
                      vss_strerror(r));
                 goto out;
         }

@@ -171,7 +171,7 @@ bool layout_query(vss_writer *w, Layout *l) {
         if (!res)
                 goto out;
         if (PQntuples(res) != 1 || !realpath(PQgetvalue(res, 0, 0), target)) {
-                fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "identify: cannot resolve the data directory %s: %m",
+                writer_fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "identify: cannot resolve the data directory %s: %m",
                      PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "(none)");
                 goto out;
         }
@@ -179,13 +179,13 @@ bool layout_query(vss_writer *w, Layout *l) {
         PQclear(res);
         /* A symlinked pg_wal (initdb --waldir) lives elsewhere and is copied as its own group. */
         if (!l->data_dir || asprintf(&wal_link, "%s/pg_wal", l->data_dir) < 0) {
-                fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
+                writer_fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
                 res = NULL;
                 goto out;
         }
         if (lstat(wal_link, &st) == 0 && S_ISLNK(st.st_mode) && realpath(wal_link, target) &&
             !path_within(target, l->data_dir) && !(l->wal_dir = strdup(target))) {
-                fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
+                writer_fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
                 res = NULL;
                 goto out;
         }
@@ -200,7 +200,7 @@ bool layout_query(vss_writer *w, Layout *l) {
                 if (path_within(loc, l->data_dir))
                         continue;
                 if (layout_add_tablespace(l, loc) < 0) {
-                        fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
+                        writer_fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
                         goto out;
                 }
         }
@@ -273,7 +273,7 @@ bool on_identify(vss_writer *w, vss_metadata_builder *md, void *userdata) {
         if (r >= 0)
                 r = vss_metadata_set_writer_restore(md, VSS_WRE_ALWAYS);
         if (r < 0)
-                return fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "identify: cannot build metadata: %s", vss_strerror(r));
+                return writer_fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "identify: cannot build metadata: %s", vss_strerror(r));
         log_msg("identify -> ok (%.1f ms): data %s, wal %s, %zu tablespace(s)", (double) (now_monotonic_usec() - t0) / 1000.0,
                 layout.data_dir, layout.wal_dir ? layout.wal_dir : "inside", layout.n_tablespaces);
         return true;

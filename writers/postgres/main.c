@@ -21,7 +21,6 @@
 #include <vss/writer.h>
 
 #include "lib/basic/log.h"
-#include "lib/basic/parse-util.h"
 #include "lib/common.h"
 #include "writers/postgres/writer-postgres.h"
 
@@ -150,9 +149,7 @@ static void help(void) {
                "  DIR/SET is never removed by the writer: delete it once the backup of set SET is\n"
                "  stored.\n"
                "\n"
-               "Exit status:\n"
-               "  0  stopped by SIGTERM or SIGINT\n"
-               "  1  could not register with vssd, or lost the connection to it\n"
+               WRITER_HELP_EXIT_STATUS
                "  2  bad usage\n"
                "\n"
                "Example:\n"
@@ -184,7 +181,6 @@ int main(int argc, char *argv[]) {
                 .pre_restore = on_pre_restore,
                 .post_restore = on_post_restore,
         };
-        static char ident[sizeof("vss-writer-postgres[]") + 256];
         const char *socket_path = NULL;
         vss_writer *w = NULL;
         int c, r;
@@ -212,8 +208,9 @@ int main(int argc, char *argv[]) {
                         arg_mode = (Mode) r;
                         break;
                 case 't':
-                        if (parse_msec(optarg, &opts.freeze_window_ms) < 0)
-                                return usage_error("invalid freeze timeout '%s', expected milliseconds", optarg);
+                        r = writer_parse_ms(optarg, "freeze timeout", &opts.freeze_window_ms);
+                        if (r != 0)
+                                return r;
                         break;
                 case 's':
                         socket_path = optarg;
@@ -239,8 +236,7 @@ int main(int argc, char *argv[]) {
                 log_msg("cannot create writer: %s", vss_strerror(r));
                 return EXIT_USAGE;
         }
-        snprintf(ident, sizeof ident, "vss-writer-postgres[%s]", arg_name);
-        log_set_ident(ident);
+        writer_log_name("vss-writer-postgres", arg_name);
         signal(SIGPIPE, SIG_IGN);
         log_msg("mode %s, label directory %s", mode_names[arg_mode], arg_label_dir);
         r = vss_writer_main(w, socket_path, "vss-writer-postgres");

@@ -53,7 +53,7 @@ bool on_pre_restore(vss_writer *w, const vss_event_info *info, void *userdata) {
                 for (size_t i = 0; i < info->n_components; i++)
                         (void) vss_writer_set_pre_restore_failure_msg(w, "", info->components[i], msg);
                 log_msg("pre-restore: %s", why);
-                return fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "%s", msg);
+                return writer_fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "%s", msg);
         }
         log_msg("pre-restore -> ok (%.1f ms): the server is stopped", (double) (now_monotonic_usec() - t0) / 1000.0);
         return true;
@@ -97,7 +97,7 @@ bool on_post_restore(vss_writer *w, const vss_event_info *info, void *userdata) 
                 }
                 if (!c->backup_stamp || !stamp_get(c->backup_stamp, "set", set, sizeof set) ||
                     !stamp_get(c->backup_stamp, "data", data, sizeof data) || data[0] != '/')
-                        return fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0,
+                        return writer_fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0,
                                     "post-restore: the backup stamp '%s' does not name the snapshot set and data directory",
                                     strempty(c->backup_stamp));
                 label = strncmp(c->backup_stamp, "crash-consistent:", 17) != 0;
@@ -119,10 +119,10 @@ bool on_post_restore(vss_writer *w, const vss_event_info *info, void *userdata) 
                                  "copy %s/%s/backup_label (and tablespace_map) into it and %s/%s/pg_wal/* into its pg_wal",
                                  set, target, arg_label_dir, set, arg_label_dir, set);
                         (void) vss_writer_set_post_restore_failure_msg(w, "", info->components[i], msg);
-                        return fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "post-restore: %s", msg);
+                        return writer_fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "post-restore: %s", msg);
                 }
                 if (stat(target, &st) < 0)
-                        return fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "post-restore: cannot stat %s: %m", target);
+                        return writer_fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "post-restore: cannot stat %s: %m", target);
                 /* The backup holds backup_label, tablespace_map and the WAL up to the backup's end
                  * among the cluster's files; one made before it did has them in DIR/SET only. */
                 snprintf(path, sizeof path, "%s/backup_label", target);
@@ -134,7 +134,7 @@ bool on_post_restore(vss_writer *w, const vss_event_info *info, void *userdata) 
                     (label && !stored && install_label(src, target, st.st_uid, st.st_gid, err) < 0) ||
                     relocate_map(c, target, st.st_uid, st.st_gid, err) < 0) {
                         (void) vss_writer_set_post_restore_failure_msg(w, "", info->components[i], err);
-                        return fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "post-restore: %s", err);
+                        return writer_fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "post-restore: %s", err);
                 }
                 /* Left by a server that ran when the copy was cut; excluded, but an older backup may hold one. */
                 snprintf(path, sizeof path, "%s/postmaster.pid", target);

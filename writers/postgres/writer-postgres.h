@@ -15,6 +15,7 @@
 
 #include "lib/basic/log.h"
 #include "lib/basic/path-util.h"
+#include "writers/writer-util.h"
 
 #define MSG_MAX 1023
 #define COMPONENT "cluster"
@@ -34,8 +35,6 @@ extern const char *arg_name;
 extern const char *arg_label_dir;
 extern Mode arg_mode;
 
-/* Reports a failure of the current event; returns false for the callback to return. */
-bool fail(vss_writer *w, int32_t hr, int32_t code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* A connection with arg_dsn (libpq's defaults under it), its notices logged. */
 PGconn *pg_connect(void);
 /* Fails the event for a connection that could not be made: retryable, the server may come back. */

@@ -11,7 +11,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <json-c/json.h>
 #include <limits.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -27,14 +26,18 @@
 
 #include <vss/writer.h>
 
+#include "lib/basic/fd-util.h"
+#include "lib/basic/log.h"
+#include "lib/basic/time-util.h"
 #include "lib/common.h"
+#include "lib/jsonv.h"
 #include "writers/sqlite/stamp.h"
+#include "writers/writer-util.h"
 
 #ifndef OPENVSS_VERSION
 #define OPENVSS_VERSION "0.1.0"
 #endif
 
-#define EXIT_USAGE 2
 #define DEFAULT_NAME "sqlite"
 #define DEFAULT_BUSY_TIMEOUT_MS 5000u
 #define DEFAULT_FREEZE_WINDOW_MS 60000u /* vssd's default when we ask for none */
@@ -58,50 +61,6 @@ static char *arg_name_config; /* the name from --config, owned */
 static uint32_t arg_busy_timeout_ms = DEFAULT_BUSY_TIMEOUT_MS;
 static bool arg_have_freeze_window, arg_have_busy_timeout;
 static vss_writer_options arg_opts = { .app_level = VSS_APP_BACK_END };
-
-static void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void log_msg(const char *fmt, ...) {
-        va_list ap;
-
-        fprintf(stderr, "vss-writer-sqlite[%s]: ", arg_name ?: DEFAULT_NAME);
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-}
-
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...) {
-        va_list ap;
-
-        fprintf(stderr, "vss-writer-sqlite: ");
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fprintf(stderr, "\nTry 'vss-writer-sqlite --help' for more information.\n");
-        return EXIT_USAGE;
-}
-
-static uint64_t now_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
-}
-
-/* Sets the event's failure and logs it; returns false for the callback to return. */
-static bool fail(vss_writer *w, int32_t failure, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static bool fail(vss_writer *w, int32_t failure, int code, const char *fmt, ...) {
-        char msg[MSG_MAX + 1];
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        log_msg("failed 0x%08x (code %d): %s", (unsigned) failure, code, msg);
-        vss_writer_set_failure(w, failure, code, msg);
-        return false;
-}
 
 /* Whether the event concerns db: all databases outside component mode, else the selected ones. */
 static bool selected(const vss_event_info *info, const database *d) {
@@ -177,7 +136,7 @@ static bool on_identify(vss_writer *w, vss_metadata_builder *md, void *userdata)
         if (r >= 0)
                 r = vss_metadata_set_writer_restore(md, VSS_WRE_ALWAYS);
         if (r < 0)
-                return fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "cannot build writer metadata: %s",
+                return writer_fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "cannot build writer metadata: %s",
                             r == -ENOMEM ? "out of memory" : vss_strerror(r));
         log_msg("identify -> ok (%zu databases)", arg_n_databases);
         return true;
@@ -196,7 +155,7 @@ static bool on_prepare_snapshot(vss_writer *w, const vss_event_info *info, void 
                         continue;
                 rc = db_open(d, msg);
                 if (rc != SQLITE_OK)
-                        return fail(w, VSS_E_WRITERERROR_RETRYABLE, rc, "%s: cannot open %s: %s", d->name, d->path, msg);
+                        return writer_fail(w, VSS_E_WRITERERROR_RETRYABLE, rc, "%s: cannot open %s: %s", d->name, d->path, msg);
                 sqlite3_busy_timeout(d->db, (int) arg_busy_timeout_ms);
                 /* A fresh connection knows the database is in WAL mode only once it has read it. */
                 rc = sqlite3_exec(d->db, "PRAGMA schema_version", NULL, NULL, NULL);
@@ -215,7 +174,7 @@ static bool on_prepare_snapshot(vss_writer *w, const vss_event_info *info, void 
                         int32_t failure = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED
                                                   ? VSS_E_WRITERERROR_RETRYABLE
                                                   : VSS_E_WRITERERROR_NONRETRYABLE;
-                        bool r = fail(w, failure, rc, "%s: checkpoint failed: %s", d->name, sqlite3_errmsg(d->db));
+                        bool r = writer_fail(w, failure, rc, "%s: checkpoint failed: %s", d->name, sqlite3_errmsg(d->db));
                         db_release(d, "prepare-snapshot failed");
                         return r;
                 }
@@ -229,12 +188,12 @@ static bool on_prepare_snapshot(vss_writer *w, const vss_event_info *info, void 
  * rest being for the other writers and the provider. */
 static bool on_freeze(vss_writer *w, const vss_event_info *info, void *userdata) {
         uint32_t window = arg_opts.freeze_window_ms ?: DEFAULT_FREEZE_WINDOW_MS;
-        uint64_t deadline = now_ms() + (arg_busy_timeout_ms < window / 2 ? arg_busy_timeout_ms : window / 2);
+        uint64_t deadline = now_monotonic_msec() + (arg_busy_timeout_ms < window / 2 ? arg_busy_timeout_ms : window / 2);
         char msg[MSG_MAX + 1];
 
         for (size_t i = 0; i < arg_n_databases; i++) {
                 database *d = &arg_databases[i];
-                uint64_t now = now_ms();
+                uint64_t now = now_monotonic_msec();
                 int rc;
 
                 if (!selected(info, d))
@@ -242,13 +201,13 @@ static bool on_freeze(vss_writer *w, const vss_event_info *info, void *userdata)
                 rc = db_open(d, msg);
                 if (rc != SQLITE_OK) {
                         db_release_all("freeze failed");
-                        return fail(w, VSS_E_WRITERERROR_RETRYABLE, rc, "%s: cannot open %s: %s", d->name, d->path,
+                        return writer_fail(w, VSS_E_WRITERERROR_RETRYABLE, rc, "%s: cannot open %s: %s", d->name, d->path,
                                     msg);
                 }
                 sqlite3_busy_timeout(d->db, now < deadline ? (int) (deadline - now) : 0);
                 rc = sqlite3_exec(d->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
                 if (rc != SQLITE_OK) {
-                        bool ret = fail(w, VSS_E_WRITERERROR_RETRYABLE, rc, "%s: cannot take the write lock: %s",
+                        bool ret = writer_fail(w, VSS_E_WRITERERROR_RETRYABLE, rc, "%s: cannot take the write lock: %s",
                                         d->name, sqlite3_errmsg(d->db));
                         db_release_all("freeze failed");
                         return ret;
@@ -282,7 +241,7 @@ static bool on_post_snapshot(vss_writer *w, const vss_event_info *info, void *us
                 r = vss_writer_set_backup_stamp(w, "", d->name, d->stamp);
                 d->stamp[0] = '\0';
                 if (r < 0)
-                        return fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "%s: cannot set the backup stamp: %s",
+                        return writer_fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "%s: cannot set the backup stamp: %s",
                                     d->name, vss_strerror(r));
         }
         return true;
@@ -360,7 +319,7 @@ static bool on_post_restore(vss_writer *w, const vss_event_info *info, void *use
                 /* Restored elsewhere: the files went under the first new target's destination. */
                 if (c->n_new_targets > 0) {
                         if (asprintf(&target, "%s/%s", c->new_targets[0].destination, d->base) < 0)
-                                return fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "out of memory");
+                                return writer_fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "out of memory");
                         path = target;
                 }
                 rc = check_integrity(path, msg);
@@ -378,7 +337,7 @@ static bool on_post_restore(vss_writer *w, const vss_event_info *info, void *use
                 }
         }
         if (failure)
-                return fail(w, failure, code, "%s", first);
+                return writer_fail(w, failure, code, "%s", first);
         return true;
 }
 
@@ -464,27 +423,13 @@ static void help(void) {
                "Environment:\n"
                "  VSS_SOCKET   vssd socket when --socket is not given\n"
                "\n"
-               "Exit status:\n"
-               "  0  stopped by SIGTERM or SIGINT\n"
-               "  1  could not register with vssd, or lost the connection to it\n"
+               WRITER_HELP_EXIT_STATUS
                "  2  bad usage: no database, a relative or missing path, a file that is not an SQLite\n"
                "     database, a duplicate name, a bad configuration file\n"
                "\n"
                "Example:\n"
                "  vss-writer-sqlite --database /var/lib/app/app.db --database log=/var/log/app/log.db \\\n"
                "      --freeze-timeout 30000\n");
-}
-
-static int parse_ms(const char *s, const char *what, uint32_t *ret) {
-        unsigned long ul;
-        char *end;
-
-        errno = 0;
-        ul = strtoul(s, &end, 10);
-        if (!*s || *s == '-' || *s == '+' || *end || errno || ul > UINT32_MAX)
-                return usage_error("invalid %s '%s', expected milliseconds", what, s);
-        *ret = (uint32_t) ul;
-        return 0;
 }
 
 /* Adds the database of a --database argument or a "databases" entry: "PATH" or "NAME=PATH". */
@@ -550,48 +495,60 @@ static int add_database(const char *arg) {
         return 0;
 }
 
-static int load_config(const char *file, char ***ret_databases, size_t *ret_n) {
-        json_object *o = json_object_from_file(file);
-        int r = 0;
+#define CONFIG_MAX (1024 * 1024)
 
-        if (!o)
-                return usage_error("cannot read configuration %s: %s", file, json_util_get_last_err() ?: "invalid JSON");
-        if (!json_object_is_type(o, json_type_object)) {
-                json_object_put(o);
-                return usage_error("configuration %s: expected a JSON object", file);
+/* "databases": an array of strings, copied into *ret_databases (*ret_n of them). */
+static int config_databases(const char *file, json_object *v, char ***ret_databases, size_t *ret_n) {
+        if (!json_object_is_type(v, json_type_array))
+                return usage_error("configuration %s: \"databases\" must be an array of strings", file);
+        size_t n = json_object_array_length(v);
+        char **list = calloc(n + 1, sizeof(char *));
+        int r = 0;
+        for (size_t i = 0; list && i < n; i++) {
+                json_object *e = json_object_array_get_idx(v, i);
+                if (!json_object_is_type(e, json_type_string)) {
+                        r = usage_error("configuration %s: databases[%zu] must be a string", file, i);
+                        break;
+                }
+                list[i] = strdup(json_object_get_string(e));
         }
-        json_object_object_foreach(o, key, v) {
+        if (!list && !r)
+                r = usage_error("out of memory");
+        *ret_databases = list;
+        *ret_n = list ? n : 0;
+        return r;
+}
+
+/* The configuration file, read through the strict JSON layer: one object, nested at most 16 deep,
+ * no key given twice, only the keys below. The command line's options win over it. */
+static int load_config(const char *file, char ***ret_databases, size_t *ret_n) {
+        _cleanup_free_ char *text = NULL;
+        _cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        JsonReader v = {};
+        json_object *o;
+        int r = fd < 0 ? -errno : read_all(fd, CONFIG_MAX, &text, NULL);
+
+        if (r < 0)
+                return usage_error("cannot read configuration %s: %s", file, strerror(-r));
+        o = jv_parse(&v, text, CONFIG_MAX, "the file");
+        if (!o)
+                return usage_error("cannot read configuration %s: %s", file, v.error);
+        r = 0;
+        json_object_object_foreach(o, key, val) {
                 if (r)
                         break;
-                if (streq(key, "databases")) {
-                        if (!json_object_is_type(v, json_type_array)) {
-                                r = usage_error("configuration %s: \"databases\" must be an array of strings", file);
-                                break;
-                        }
-                        size_t n = json_object_array_length(v);
-                        char **list = calloc(n + 1, sizeof(char *));
-                        for (size_t i = 0; list && i < n; i++) {
-                                json_object *e = json_object_array_get_idx(v, i);
-                                if (!json_object_is_type(e, json_type_string)) {
-                                        r = usage_error("configuration %s: databases[%zu] must be a string", file, i);
-                                        break;
-                                }
-                                list[i] = strdup(json_object_get_string(e));
-                        }
-                        if (!list && !r)
-                                r = usage_error("out of memory");
-                        *ret_databases = list;
-                        *ret_n = list ? n : 0;
-                } else if (streq(key, "name")) {
-                        if (!json_object_is_type(v, json_type_string))
+                if (streq(key, "databases"))
+                        r = config_databases(file, val, ret_databases, ret_n);
+                else if (streq(key, "name")) {
+                        if (!json_object_is_type(val, json_type_string))
                                 r = usage_error("configuration %s: \"name\" must be a string", file);
                         else {
                                 free(arg_name_config);
-                                arg_name_config = strdup(json_object_get_string(v));
+                                arg_name_config = strdup(json_object_get_string(val));
                         }
                 } else if (streq(key, "freeze_timeout_ms") || streq(key, "busy_timeout_ms")) {
-                        int64_t n = json_object_get_int64(v);
-                        if (!json_object_is_type(v, json_type_int) || n < 0 || n > UINT32_MAX)
+                        int64_t n = json_object_get_int64(val);
+                        if (!json_object_is_type(val, json_type_int) || n < 0 || n > UINT32_MAX)
                                 r = usage_error("configuration %s: \"%s\" must be an integer from 0 to 4294967295",
                                                 file, key);
                         else if (streq(key, "freeze_timeout_ms")) {
@@ -659,11 +616,11 @@ static int parse_args(int argc, char *argv[], const char **ret_socket) {
                         arg_name = optarg;
                         break;
                 case 't':
-                        r = parse_ms(optarg, "freeze timeout", &arg_opts.freeze_window_ms);
+                        r = writer_parse_ms(optarg, "freeze timeout", &arg_opts.freeze_window_ms);
                         arg_have_freeze_window = true;
                         break;
                 case 'b':
-                        r = parse_ms(optarg, "busy timeout", &arg_busy_timeout_ms);
+                        r = writer_parse_ms(optarg, "busy timeout", &arg_busy_timeout_ms);
                         arg_have_busy_timeout = true;
                         break;
                 case 's':
@@ -731,6 +688,7 @@ int main(int argc, char *argv[]) {
         vss_writer *w = NULL;
         int r;
 
+        log_set_ident("vss-writer-sqlite");
         r = parse_args(argc, argv, &socket_path);
         if (r != 0) {
                 free_args();
@@ -742,10 +700,11 @@ int main(int argc, char *argv[]) {
 
         r = vss_writer_new(&arg_opts, &cb, NULL, &w);
         if (r < 0) {
-                fprintf(stderr, "vss-writer-sqlite: cannot create writer: %s\n", vss_strerror(r));
+                log_msg("cannot create writer: %s", vss_strerror(r));
                 free_args();
                 return EXIT_USAGE;
         }
+        writer_log_name("vss-writer-sqlite", arg_name);
 
         /* SIGTERM/SIGINT end the loop; vss_writer_unref() then aborts a freeze, releasing the locks. */
         r = vss_writer_main(w, socket_path, "vss-writer-sqlite");
