@@ -38,6 +38,20 @@ void backup_reset(void) {
         backup = (Backup) {};
 }
 
+/* Runs sql on the backup session and keeps its one value as the backup's LSN; false, the backup
+ * reset, when it fails. */
+static bool query_lsn(vss_writer *w, const char *what, const char *sql) {
+        PGresult *res = query(w, backup.conn, what, sql);
+
+        if (!res) {
+                backup_reset();
+                return false;
+        }
+        snprintf(backup.lsn, sizeof backup.lsn, "%s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+        return true;
+}
+
 bool on_prepare_snapshot(vss_writer *w, const vss_event_info *info, void *userdata) {
         PGresult *res;
         struct stat st;
@@ -84,13 +98,8 @@ bool on_prepare_snapshot(vss_writer *w, const vss_event_info *info, void *userda
         }
 
         if (backup.mode == MODE_CRASH) {
-                res = query(w, backup.conn, "prepare-snapshot", "SELECT pg_current_wal_lsn()");
-                if (!res) {
-                        backup_reset();
+                if (!query_lsn(w, "prepare-snapshot", "SELECT pg_current_wal_lsn()"))
                         return false;
-                }
-                snprintf(backup.lsn, sizeof backup.lsn, "%s", PQgetvalue(res, 0, 0));
-                PQclear(res);
                 PQfinish(backup.conn);
                 backup.conn = NULL;
                 snprintf(stamp, sizeof stamp, "crash-consistent:lsn:%s;set:%s;data:%s", backup.lsn, backup.set_id,
@@ -100,13 +109,8 @@ bool on_prepare_snapshot(vss_writer *w, const vss_event_info *info, void *userda
                         arg_mode == MODE_CRASH ? " (forced by --mode)" : "", backup.lsn);
         } else {
                 /* Non-exclusive: this session must stay open until pg_backup_stop() at PostSnapshot. */
-                res = query(w, backup.conn, "prepare-snapshot: pg_backup_start", "SELECT pg_backup_start('openvss', true)");
-                if (!res) {
-                        backup_reset();
+                if (!query_lsn(w, "prepare-snapshot: pg_backup_start", "SELECT pg_backup_start('openvss', true)"))
                         return false;
-                }
-                snprintf(backup.lsn, sizeof backup.lsn, "%s", PQgetvalue(res, 0, 0));
-                PQclear(res);
                 snprintf(stamp, sizeof stamp, "backup-label:start:%s;set:%s;data:%s", backup.lsn, backup.set_id,
                          layout.data_dir);
                 log_msg("prepare-snapshot: base backup started at %s (the cluster is not on one atomic snapshot)",
