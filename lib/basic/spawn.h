@@ -37,7 +37,8 @@ typedef struct Spawned {
 
 /* Starts the command: its own process group, signal mask and SIGPIPE/SIGTERM/SIGINT reset, no
  * descriptor of ours past 2. When it cannot be executed it writes "cannot execute PATH: ERROR" to
- * its stderr and exits 127. 0 or -errno. */
+ * its stderr and exits 127. 0 or -errno: then ret->pid is -1 when fork() failed, 0 when a pipe
+ * could not be made. */
 int spawn_start(const SpawnOptions *o, Spawned *ret);
 
 /* How the caller follows a running command. Every member may be NULL. */
