@@ -315,8 +315,8 @@ static int parse_file(Config *c, bool rights_set[_RIGHT_MAX], const char *path, 
         JsonReader v = {};
         json_object *o = jv_parse(&v, text, CONFIG_MAX_BYTES, path);
         if (!o) {
-                if (strstr(v.error, " more than once in an object"))
-                        return fail(ret_error, "%s", v.error);
+                if (strstr(v.error, ": repeated key"))
+                        return fail(ret_error, "%s: %s", path, v.error);
                 size_t n = strlen(v.error), k = strlen(" must be a JSON object");
                 if (n >= k && streq(v.error + n - k, " must be a JSON object"))
                         return fail(ret_error, "%s: must be a JSON object", path);

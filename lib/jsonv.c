@@ -22,80 +22,120 @@ void jv_fail(JsonReader *v, const char *key, const char *fmt, ...) {
                 snprintf(v->error, sizeof(v->error), "%s", what);
 }
 
-/* Keys in text[0, end): strings followed by ':' (text is valid JSON). */
-static size_t text_keys(const char *text, size_t end) {
-        size_t n = 0;
-        for (size_t i = 0; i < end; i++) {
-                if (text[i] != '"')
-                        continue;
-                for (i++; i < end && text[i] != '"'; i++)
-                        if (text[i] == '\\')
-                                i++;
-                size_t k = i + 1;
-                while (k < end && strchr(" \t\r\n", text[k]))
-                        k++;
-                n += k < end && text[k] == ':';
-        }
-        return n;
+/* json-c keeps the last of repeated keys silently; the text is walked beside the parsed tree to
+ * refuse them. The text is valid JSON here (json-c parsed it), nested at most 16 deep. */
+static const char *skip_blanks(const char *p) {
+        return p + strspn(p, " \t\r\n");
 }
 
-static size_t tree_keys(json_object *o) {
-        size_t n = 0;
-        if (json_object_is_type(o, json_type_object)) {
-                json_object_object_foreach(o, k, val) {
-                        (void) k;
-                        n += 1 + tree_keys(val);
-                }
-        } else if (json_object_is_type(o, json_type_array))
-                for (size_t i = 0; i < json_object_array_length(o); i++)
-                        n += tree_keys(json_object_array_get_idx(o, i));
-        return n;
+static const char *skip_string(const char *p) {
+        for (p++; *p && *p != '"'; p++)
+                if (*p == '\\' && p[1])
+                        p++;
+        return *p ? p + 1 : p;
 }
 
-/* Whether an object of text (valid JSON: json-c parsed it) has a key twice; json-c would keep the
- * last one silently. Keys are compared as written. The first repeated key goes to ret. */
-static int repeated_key(const char *t, size_t len, char *ret, size_t size) {
-        size_t first[JV_MAX_DEPTH + 2]; /* per open object or array: its first key in spans[] */
-        bool object[JV_MAX_DEPTH + 2];
-        struct { size_t at, n; } *spans = NULL;
-        size_t depth = 0, n_spans = 0, cap = 0;
-        int r = 0;
-        for (size_t i = 0; r == 0 && i < len; i++) {
-                if (t[i] == '{' || t[i] == '[') {
-                        if (depth >= JV_MAX_DEPTH + 1)
-                                break; /* json-c refused deeper already */
-                        first[depth] = n_spans;
-                        object[depth++] = t[i] == '{';
-                } else if ((t[i] == '}' || t[i] == ']') && depth > 0)
-                        n_spans = first[--depth];
-                else if (t[i] == '"') {
-                        size_t at = ++i;
-                        while (i < len && t[i] != '"')
-                                i += t[i] == '\\' ? 2 : 1;
-                        size_t n = i - at, k = i + 1;
-                        while (k < len && strchr(" \t\r\n", t[k]))
-                                k++;
-                        if (depth == 0 || !object[depth - 1] || k >= len || t[k] != ':')
-                                continue; /* a value, not a key */
-                        for (size_t j = first[depth - 1]; r == 0 && j < n_spans; j++)
-                                if (spans[j].n == n && memcmp(t + spans[j].at, t + at, n) == 0) {
-                                        snprintf(ret, size, "%.*s", (int) (n < 200 ? n : 200), t + at);
-                                        r = 1;
-                                }
-                        if (n_spans == cap) {
-                                void *a = realloc(spans, (cap = cap ? cap * 2 : 64) * sizeof(*spans));
-                                if (!a) {
-                                        r = -ENOMEM;
-                                        break;
-                                }
-                                spans = a;
-                        }
-                        spans[n_spans].at = at;
-                        spans[n_spans++].n = n;
+static const char *skip_value(const char *p) {
+        size_t depth = 0;
+
+        p = skip_blanks(p);
+        if (*p != '"' && *p != '{' && *p != '[')
+                return p + strcspn(p, ",}] \t\r\n"); /* number, true, false, null */
+        do {
+                if (*p == '"')
+                        p = skip_string(p);
+                else {
+                        if (*p == '{' || *p == '[')
+                                depth++;
+                        else if (*p == '}' || *p == ']')
+                                depth--;
+                        p++;
                 }
+        } while (depth > 0 && *p);
+        return p;
+}
+
+static const char *check_value(JsonReader *v, const char *p, json_object *o);
+
+/* The members of an object, from its '{': p at the key on each turn, returns the value's start. */
+static const char *member_value(const char *key) {
+        return skip_blanks(skip_blanks(skip_string(key)) + 1);
+}
+
+static const char *next_member(const char *value) {
+        const char *p = skip_blanks(skip_value(value));
+        return *p == ',' ? skip_blanks(p + 1) : p;
+}
+
+static const char *check_object(JsonReader *v, const char *start, json_object *o) {
+        struct json_object_iterator it = json_object_iter_begin(o), end = json_object_iter_end(o);
+        const char *p;
+        size_t n = 0;
+
+        /* Keys first: the text's keys are the parsed ones in order until one repeats. */
+        for (p = skip_blanks(start + 1); *p == '"' && !jv_failed(v); p = next_member(member_value(p)), n++) {
+                const char *k = p + 1;
+                size_t klen = (size_t) (skip_string(p) - 1 - k);
+                bool done = json_object_iter_equal(&it, &end);
+                const char *name = done ? NULL : json_object_iter_peek_name(&it);
+                if (!memchr(k, '\\', klen) && (!name || strlen(name) != klen || memcmp(name, k, klen) != 0)) {
+                        char key[128];
+                        snprintf(key, sizeof key, "%.*s", (int) (klen < 100 ? klen : 100), k);
+                        jv_fail(v, key, "repeated key");
+                }
+                if (!done)
+                        json_object_iter_next(&it);
         }
-        free(spans);
-        return r;
+        if (!jv_failed(v) && n != (size_t) json_object_object_length(o))
+                jv_fail(v, NULL, "repeated key");
+        /* Then the values. */
+        it = json_object_iter_begin(o);
+        for (p = skip_blanks(start + 1); *p == '"' && !jv_failed(v);) {
+                size_t l = jv_enter_key(v, json_object_iter_peek_name(&it));
+                p = next_member(check_value(v, member_value(p), json_object_iter_peek_value(&it)));
+                jv_leave(v, l);
+                json_object_iter_next(&it);
+        }
+        return *p ? p + 1 : p;
+}
+
+static const char *check_array(JsonReader *v, const char *start, json_object *a) {
+        const char *p = skip_blanks(start + 1);
+        size_t n = json_object_array_length(a);
+
+        for (size_t i = 0; i < n && *p != ']' && *p && !jv_failed(v); i++) {
+                size_t l = jv_enter_index(v, i);
+                p = skip_blanks(check_value(v, p, json_object_array_get_idx(a, i)));
+                jv_leave(v, l);
+                if (*p == ',')
+                        p = skip_blanks(p + 1);
+        }
+        return skip_value(start);
+}
+
+/* Checks the value at p, parsed as o; returns where it ends. */
+static const char *check_value(JsonReader *v, const char *p, json_object *o) {
+        p = skip_blanks(p);
+        if (*p == '{' && json_object_is_type(o, json_type_object))
+                return check_object(v, p, o);
+        if (*p == '[' && json_object_is_type(o, json_type_array))
+                return check_array(v, p, o);
+        return skip_value(p);
+}
+
+void jv_fail(JsonReader *v, const char *key, const char *fmt, ...) {
+        if (jv_failed(v))
+                return; /* the first problem is the one worth reporting */
+        char what[300];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(what, sizeof(what), fmt, ap);
+        va_end(ap);
+        const char *sep = v->path[0] && key ? "." : "";
+        if (v->path[0] || key)
+                snprintf(v->error, sizeof(v->error), "%s%s%s: %s", v->path, sep, key ? key : "", what);
+        else
+                snprintf(v->error, sizeof(v->error), "%s", what);
 }
 
 int jv_error(const JsonReader *v, char *err, size_t errsize) {
@@ -132,16 +172,8 @@ json_object *jv_parse(JsonReader *v, const char *text, size_t max, const char *w
         for (size_t i = end; !jv_failed(v) && i < len; i++)
                 if (!strchr(" \t\r\n", text[i]))
                         jv_fail(v, NULL, "%s has data after its end (offset %zu)", what, i);
-        char key[256];
-        int k = jv_failed(v) ? 0 : repeated_key(text, len, key, sizeof(key));
-        if (k < 0)
-                jv_fail(v, NULL, "out of memory");
-        else if (k > 0)
-                jv_fail(v, NULL, "%s has the key \"%s\" more than once in an object", what, key);
-        /* Keys written differently ("\u0061" and "a"): json-c kept the last, so the tree has fewer
-         * keys than the text. */
-        else if (!jv_failed(v) && tree_keys(o) != text_keys(text, end))
-                jv_fail(v, NULL, "%s has a key more than once in an object", what);
+        if (!jv_failed(v))
+                (void) check_value(v, text, o);
         if (jv_failed(v)) {
                 json_object_put(o);
                 return NULL;

@@ -26,10 +26,10 @@ static void test_repeated_key(void) {
         Config c;
         char *error = NULL;
         CHECK(load("{\"hold_window_ms\": 5000, \"hold_window_ms\": 6000}", &c, &error) == -EINVAL);
-        CHECK(error && strstr(error, "\"hold_window_ms\" more than once in an object"));
+        CHECK(error && strstr(error, "hold_window_ms: repeated key"));
         free(error);
         CHECK(load("{\"rights\": {\"list\": [\"root\"], \"list\": [\"root\"]}}", &c, &error) == -EINVAL);
-        CHECK(error && strstr(error, "\"list\" more than once"));
+        CHECK(error && strstr(error, "rights.list: repeated key"));
         free(error);
         /* The same key in two objects is no repetition. */
         CHECK(load("{\"timeouts\": {\"status_ms\": 5000}, \"rights\": {\"list\": [\"root\"]}, "

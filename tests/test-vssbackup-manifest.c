@@ -53,9 +53,9 @@ static void test_strict(void) {
         parse("{" GOOD "}", NULL);
         parse("{\"format\":\"openvss-vssbackup\",\"version\":1," GOOD "}", NULL);
         /* json-c alone keeps the last of a repeated key: the strict layer refuses it. */
-        parse("{\"type\":\"copy\"," GOOD "}", "more than once");
-        parse("{" GOOD ",\"base\":\"/elsewhere\"}", "more than once");
-        parse("{\"t\\u0079pe\":\"copy\"," GOOD "}", "more than once");
+        parse("{\"type\":\"copy\"," GOOD "}", "repeated key");
+        parse("{" GOOD ",\"base\":\"/elsewhere\"}", "repeated key");
+        parse("{\"t\\u0079pe\":\"copy\"," GOOD "}", "repeated key");
         parse("{\"version\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]," GOOD "}", "nesting too deep");
         parse("{" GOOD ",\"extra\":1}", "extra: unknown field");
         parse("{\"type\":\"weekly\",\"created_usec\":1,\"base\":\"\",\"base_created_usec\":0}", "type: unknown backup type");

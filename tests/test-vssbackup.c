@@ -409,7 +409,7 @@ static void test_bad_manifest(void) {
                 const char *sed; /* what makes the manifest bad */
                 const char *why; /* in the message */
         } bad[] = {
-                { "s/^{/{\"type\":\"copy\",/", "more than once in an object" },
+                { "s/^{/{\"type\":\"copy\",/", "repeated key" },
                 { "s/^{/{\"version\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]],/", "nesting too deep" },
         };
         Harness *h = harness_new(NULL);

@@ -4,31 +4,22 @@
  * the command prints the shadow's location as its last line of output. */
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
+#include "lib/basic/macro.h"
+#include "lib/basic/spawn.h"
+#include "lib/basic/time-util.h"
 #include "providers/provider.h"
 #include "providers/exec/exec.h"
 
 #define MAX_OUTPUT (64 * 1024)
 #define DELETE_TIMEOUT_USEC (120ULL * 1000000ULL)
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
-}
 
 int exec_output_last_line(const char *buf, size_t len, char **ret_line) {
         size_t n = strnlen(buf, len);
@@ -92,105 +83,47 @@ static void output_add(Output *o, const char *buf, size_t n) {
         }
 }
 
-/* Reads what is there without blocking; true at end of file. */
-static bool output_drain(Output *o, int fd) {
-        for (;;) {
-                char buf[4096];
-                ssize_t n = read(fd, buf, sizeof(buf));
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return errno != EAGAIN;
-                if (n == 0)
-                        return true;
-                output_add(o, buf, (size_t) n);
-        }
+static void output_read(int which, const char *buf, size_t n, void *userdata) {
+        output_add(userdata, buf, n);
 }
 
 int provider_run_command_lines(const char *cmd, const char *const *env, uint64_t deadline_usec, char **ret_line,
                                void (*on_line)(const char *line, void *userdata), void *userdata) {
-        int pipefd[2];
-        if (pipe2(pipefd, O_CLOEXEC) < 0)
-                return -errno;
-        pid_t pid = fork();
-        if (pid < 0) {
-                close(pipefd[0]);
-                close(pipefd[1]);
-                return -errno;
-        }
-        if (pid == 0) {
-                (void) setpgid(0, 0);
-                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-                struct sigaction dfl = { .sa_handler = SIG_DFL };
-                (void) sigaction(SIGTERM, &dfl, NULL);
-                (void) sigaction(SIGINT, &dfl, NULL);
-                sigset_t none;
-                sigemptyset(&none);
-                sigprocmask(SIG_SETMASK, &none, NULL);
-                int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                if (null >= 0)
-                        dup2(null, 0);
-                dup2(pipefd[1], 1);
-                for (size_t i = 0; env[i]; i++)
-                        putenv((char *) env[i]);
-                execl("/bin/sh", "sh", "-c", cmd, (char *) NULL);
-                _exit(127);
-        }
-        (void) setpgid(pid, pid); /* also here, so the group exists before anyone may kill it */
-        provider_command_group = pid;
-        close(pipefd[1]);
+        char *argv[] = { (char *) "sh", (char *) "-c", (char *) cmd, NULL };
+        size_t n_env = 0;
+        while (env[n_env])
+                n_env++;
+        _cleanup_free_ char **envp = spawn_env((char *const *) env, n_env);
+        if (!envp)
+                return -ENOMEM;
+        SpawnOptions so = {
+                .path = "/bin/sh",
+                .argv = argv,
+                .envp = envp,
+                .stdin_fd = SPAWN_NULL,
+                .stdout_fd = SPAWN_PIPE,
+                .stderr_fd = SPAWN_INHERIT,
+                .death_signal = SIGKILL,
+        };
+        Spawned proc;
+        int r = spawn_start(&so, &proc);
+        if (r < 0)
+                return r;
+        provider_command_group = proc.pid;
 
         Output o = { .out = malloc(MAX_OUTPUT + 1), .on_line = on_line, .userdata = userdata };
-        bool timed_out = false, exited = false, eof = false;
-        int status = 0;
+        SpawnWatch w = { .output = output_read, .userdata = &o };
         /* The command is done when it exits, not when its stdout ends: a background child of it may
-         * keep the pipe open. Its pidfd says when it exits; without one (an old kernel, valgrind),
-         * its exit is checked every 20 ms. */
-        int pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
-        (void) fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
-        for (;;) {
-                if (!exited && waitpid(pid, &status, WNOHANG) == pid)
-                        exited = true;
-                if (exited) {
-                        if (!eof)
-                                (void) output_drain(&o, pipefd[0]); /* what it wrote last */
-                        break;
-                }
-                int timeout = pidfd >= 0 ? -1 : 20;
-                if (deadline_usec) {
-                        uint64_t now = now_usec();
-                        if (now >= deadline_usec) {
-                                timed_out = true;
-                                break;
-                        }
-                        uint64_t left = (deadline_usec - now + 999) / 1000;
-                        if (timeout < 0 || left < (uint64_t) timeout)
-                                timeout = left > INT_MAX ? INT_MAX : (int) left;
-                }
-                struct pollfd p[2] = {
-                        { .fd = eof ? -1 : pipefd[0], .events = POLLIN },
-                        { .fd = pidfd, .events = POLLIN },
-                };
-                int k = poll(p, 2, timeout);
-                if (k < 0 && errno != EINTR)
-                        break;
-                if (k > 0 && p[0].revents)
-                        eof = output_drain(&o, pipefd[0]);
-        }
-        if (pidfd >= 0)
-                close(pidfd);
-        close(pipefd[0]);
+         * keep the pipe open. */
+        int k = spawn_wait(&proc, deadline_usec, &w);
         /* The command is over: whatever it left running in its group (a background child still
          * writing a snapshot nobody will record) goes with it, also after a timeout. */
-        (void) kill(-pid, SIGKILL);
-        if (!exited)
-                while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                        ;
+        spawn_terminate(&proc, 0, NULL);
+        spawned_done(&proc);
         provider_command_group = 0;
-        int r = 0;
-        if (timed_out)
+        if (k == -ETIME)
                 r = -ETIME;
-        else if (!exited || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        else if (k < 0 || !WIFEXITED(proc.status) || WEXITSTATUS(proc.status) != 0)
                 r = -EIO;
         else if (ret_line)
                 r = o.out ? exec_output_last_line(o.out, o.len, ret_line) : -ENOMEM;
@@ -250,7 +183,7 @@ static int exec_remove(const Provider *p, const char *shadow_path) {
         snprintf(e_prov, sizeof(e_prov), "VSS_PROVIDER=%s", p->name);
         snprintf(e_path, sizeof(e_path), "VSS_SHADOW_PATH=%s", shadow_path);
         const char *env[] = { e_prov, e_path, NULL };
-        return provider_run_command(p->delete_cmd, env, now_usec() + DELETE_TIMEOUT_USEC, NULL);
+        return provider_run_command(p->delete_cmd, env, now_monotonic_usec() + DELETE_TIMEOUT_USEC, NULL);
 }
 
 static int exec_expose(const Provider *p, const char *shadow_path, const char *at) {
@@ -261,7 +194,7 @@ static int exec_expose(const Provider *p, const char *shadow_path, const char *a
         snprintf(e_path, sizeof(e_path), "VSS_SHADOW_PATH=%s", shadow_path);
         snprintf(e_at, sizeof(e_at), "VSS_EXPOSE_AT=%s", at);
         const char *env[] = { e_prov, e_path, e_at, NULL };
-        return provider_run_command(p->expose_cmd, env, now_usec() + DELETE_TIMEOUT_USEC, NULL);
+        return provider_run_command(p->expose_cmd, env, now_monotonic_usec() + DELETE_TIMEOUT_USEC, NULL);
 }
 
 const Provider provider_exec_template = {

@@ -431,14 +431,10 @@ static void check_restored(Harness *h, const char *base, int port) {
         free(out);
 }
 
-/* Where a symbolic link points, or "". */
-static char *link_of(const char *fmt, ...) _printf_(1, 2);
-static char *link_of(const char *fmt, ...) {
+/* Where the symbolic link dir/name points, or "". */
+static char *link_of(const char *dir, const char *name) {
         char path[PATH_MAX], target[PATH_MAX];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(path, sizeof(path), fmt, ap);
-        va_end(ap);
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
         ssize_t n = readlink(path, target, sizeof(target) - 1);
         target[n < 0 ? 0 : n] = '\0';
         return strdup(target);
@@ -504,7 +500,7 @@ static void test_self_contained(void) {
         CHECK(st == 0);
         CHECK_STR(json_str(json_phase(out, "post-restore", "postgres"), "state_name"), "Stable");
         json_object_put(out);
-        _cleanup_free_ char *lw = link_of("%s/pg_wal", altdata);
+        _cleanup_free_ char *lw = link_of(altdata, "pg_wal");
         snprintf(p, sizeof(p), "%s%s", alt, wal);
         CHECK_STR(lw, p);
         _cleanup_free_ char *spc = NULL;
@@ -536,7 +532,7 @@ static void test_self_contained(void) {
         CHECK(!json_phase(out, "post-restore", "postgres"));
         json_object_put(out);
         CHECK(access(labels, F_OK) < 0);
-        _cleanup_free_ char *lw2 = link_of("%s/pg_wal", data);
+        _cleanup_free_ char *lw2 = link_of(data, "pg_wal");
         CHECK_STR(lw2, wal);
         if (pg_start(base, data, port + 2)) {
                 check_restored(h, base, port + 2);

@@ -706,6 +706,22 @@ static void test_bad_usage(void) {
         if (f)
                 fclose(f);
         CHECK(run_writer(h, NULL, args) == 2);
+        /* The strict JSON layer: a key given twice, and nesting past its depth limit. */
+        f = fopen(cfg, "we");
+        CHECK(f && fprintf(f, "{\"databases\": [\"%s\"], \"name\": \"a\", \"name\": \"b\"}", db) > 0);
+        if (f)
+                fclose(f);
+        CHECK(run_writer(h, &out, args) == 2);
+        CHECK(out && strstr(out, "name: repeated key"));
+        free(out);
+        f = fopen(cfg, "we");
+        CHECK(f && fprintf(f, "{\"databases\": [\"%s\"], \"name\": %s\"deep\"%s}", db,
+                           "[[[[[[[[[[[[[[[[[[[[", "]]]]]]]]]]]]]]]]]]]]") > 0);
+        if (f)
+                fclose(f);
+        CHECK(run_writer(h, &out, args) == 2);
+        CHECK(out && strstr(out, "cannot read configuration"));
+        free(out);
         /* A good config and a socket where no vssd listens: exit 1. */
         f = fopen(cfg, "we");
         CHECK(f && fprintf(f, "{\"databases\": [\"%s\"], \"name\": \"cfg\", \"freeze_timeout_ms\": 5000}", db) > 0);

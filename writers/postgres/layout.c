@@ -11,10 +11,15 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include "lib/basic/log.h"
+#include "lib/basic/time-util.h"
 #include "lib/common.h"
 #include "writers/postgres/writer-postgres.h"
 
 #define BTRFS_MAGIC 0x9123683EL
+
+Layout layout;
+bool have_layout;
 
 void layout_clear(Layout *l) {
         free(l->data_dir);
@@ -166,7 +171,7 @@ bool layout_query(vss_writer *w, Layout *l) {
         if (!res)
                 goto out;
         if (PQntuples(res) != 1 || !realpath(PQgetvalue(res, 0, 0), target)) {
-                fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "identify: cannot resolve the data directory %s: %m",
+                writer_fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "identify: cannot resolve the data directory %s: %m",
                      PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "(none)");
                 goto out;
         }
@@ -174,13 +179,13 @@ bool layout_query(vss_writer *w, Layout *l) {
         PQclear(res);
         /* A symlinked pg_wal (initdb --waldir) lives elsewhere and is copied as its own group. */
         if (!l->data_dir || asprintf(&wal_link, "%s/pg_wal", l->data_dir) < 0) {
-                fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
+                writer_fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
                 res = NULL;
                 goto out;
         }
         if (lstat(wal_link, &st) == 0 && S_ISLNK(st.st_mode) && realpath(wal_link, target) &&
             !path_within(target, l->data_dir) && !(l->wal_dir = strdup(target))) {
-                fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
+                writer_fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
                 res = NULL;
                 goto out;
         }
@@ -195,7 +200,7 @@ bool layout_query(vss_writer *w, Layout *l) {
                 if (path_within(loc, l->data_dir))
                         continue;
                 if (layout_add_tablespace(l, loc) < 0) {
-                        fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
+                        writer_fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
                         goto out;
                 }
         }
@@ -212,17 +217,64 @@ out:
  * everything on one btrfs subvolume (the btrfs provider snapshots a subvolume atomically; each
  * subvolume has its own st_dev). The file provider copies file by file, and a running server
  * writes meanwhile: such a copy is only usable as a base backup. */
-bool cluster_on_one_device(const Layout *layout, bool *btrfs) {
+bool cluster_on_one_device(const Layout *l, bool *btrfs) {
         struct stat st, st2;
         struct statfs sf;
 
-        if (stat(layout->data_dir, &st) < 0 || statfs(layout->data_dir, &sf) < 0)
+        if (stat(l->data_dir, &st) < 0 || statfs(l->data_dir, &sf) < 0)
                 return false;
         *btrfs = (unsigned long) sf.f_type == (unsigned long) BTRFS_MAGIC;
-        if (layout->wal_dir && (stat(layout->wal_dir, &st2) < 0 || st2.st_dev != st.st_dev))
+        if (l->wal_dir && (stat(l->wal_dir, &st2) < 0 || st2.st_dev != st.st_dev))
                 return false;
-        for (size_t i = 0; i < layout->n_tablespaces; i++)
-                if (stat(layout->tablespaces[i], &st2) < 0 || st2.st_dev != st.st_dev)
+        for (size_t i = 0; i < l->n_tablespaces; i++)
+                if (stat(l->tablespaces[i], &st2) < 0 || st2.st_dev != st.st_dev)
                         return false;
+        return true;
+}
+
+/* Identify: the layout as the server says it is now, else as it was last seen (DIR/layout). */
+bool on_identify(vss_writer *w, vss_metadata_builder *md, void *userdata) {
+        uint64_t t0 = now_monotonic_usec();
+        Layout l = {};
+        char caption[PATH_MAX + 32], sub[PATH_MAX + 16];
+        int r;
+
+        if (layout_query(w, &l)) {
+                layout_save(&l, arg_label_dir);
+                layout_clear(&layout);
+                layout = l;
+                have_layout = true;
+        } else if (have_layout || layout_load(&layout, arg_label_dir)) {
+                /* Down for a restore, most likely: publish the layout last seen. */
+                log_msg("identify: server unreachable; publishing the layout last seen (data directory %s)",
+                        layout.data_dir);
+                have_layout = true; /* a callback that succeeds reports no failure */
+        } else
+                return false; /* the failure query()/fail_connect() set */
+
+        snprintf(caption, sizeof caption, "PostgreSQL cluster %s", layout.data_dir);
+        r = vss_metadata_add_component(md, "", COMPONENT, caption, true, true);
+        if (r >= 0)
+                r = vss_metadata_add_files(md, "", COMPONENT, layout.data_dir, "*", true);
+        if (r >= 0 && layout.wal_dir)
+                r = vss_metadata_add_files(md, "", COMPONENT, layout.wal_dir, "*", true);
+        for (size_t i = 0; r >= 0 && i < layout.n_tablespaces; i++)
+                r = vss_metadata_add_files(md, "", COMPONENT, layout.tablespaces[i], "*", true);
+        /* Runtime files: a copied postmaster.pid would stop the restored server from starting. */
+        if (r >= 0)
+                r = vss_metadata_add_exclude_files(md, layout.data_dir, "postmaster.pid", false);
+        if (r >= 0)
+                r = vss_metadata_add_exclude_files(md, layout.data_dir, "postmaster.opts", false);
+        snprintf(sub, sizeof sub, "%s/pg_stat_tmp", layout.data_dir);
+        if (r >= 0)
+                r = vss_metadata_add_exclude_files(md, sub, "*", true);
+        if (r >= 0)
+                r = vss_metadata_set_restore_method(md, VSS_RME_STOP_RESTORE_START, "postgresql", false);
+        if (r >= 0)
+                r = vss_metadata_set_writer_restore(md, VSS_WRE_ALWAYS);
+        if (r < 0)
+                return writer_fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "identify: cannot build metadata: %s", vss_strerror(r));
+        log_msg("identify -> ok (%.1f ms): data %s, wal %s, %zu tablespace(s)", (double) (now_monotonic_usec() - t0) / 1000.0,
+                layout.data_dir, layout.wal_dir ? layout.wal_dir : "inside", layout.n_tablespaces);
         return true;
 }

@@ -10,19 +10,6 @@
 #include "lib/common.h"
 #include "writers/postgres/writer-postgres.h"
 
-/* Reports a failure of the current event; returns false for the callback to return. */
-bool fail(vss_writer *w, int32_t hr, int32_t code, const char *fmt, ...) {
-        char msg[MSG_MAX + 1];
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        log_msg("failed 0x%08x (code %" PRId32 "): %s", (unsigned) hr, code, msg);
-        vss_writer_set_failure(w, hr, code, msg);
-        return false;
-}
-
 /* libpq messages end in newlines and may span lines: one line, trimmed, for the status. */
 static char *trim(char *s) {
         size_t n;
@@ -66,7 +53,7 @@ bool fail_connect(vss_writer *w, PGconn *c, const char *what) {
         char msg[MSG_MAX + 1];
 
         trim_copy(msg, sizeof msg, c ? PQerrorMessage(c) : "out of memory");
-        return fail(w, VSS_E_WRITERERROR_RETRYABLE, 0, "%s: cannot connect to PostgreSQL: %s", what, msg);
+        return writer_fail(w, VSS_E_WRITERERROR_RETRYABLE, 0, "%s: cannot connect to PostgreSQL: %s", what, msg);
 }
 
 /* The SQLSTATE as a number: its five characters read as a base-36 numeral ("42501" → 6818257;
@@ -106,9 +93,9 @@ PGresult *query(vss_writer *w, PGconn *c, const char *what, const char *sql) {
         else
                 hr = VSS_E_WRITERERROR_NONRETRYABLE; /* 42501 insufficient privilege and the rest */
         if (state)
-                fail(w, hr, sqlstate_code(state), "%s: %s (SQLSTATE %s)", what, msg, state);
+                writer_fail(w, hr, sqlstate_code(state), "%s: %s (SQLSTATE %s)", what, msg, state);
         else
-                fail(w, hr, 0, "%s: %s", what, msg);
+                writer_fail(w, hr, 0, "%s: %s", what, msg);
         PQclear(res);
         return NULL;
 }

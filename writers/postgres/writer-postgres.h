@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* vss-writer-postgres's parts: the cluster's layout (layout.c) and the base backup's label and
- * WAL (label.c), shared with the events in vss-writer-postgres.c. */
+/* vss-writer-postgres's parts: the command line (main.c), the connection (pg.c), the cluster's
+ * layout and Identify (layout.c), the events of a backup (backup.c) and of a restore (restore.c),
+ * and the base backup's label and WAL (label.c). */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -12,16 +13,28 @@
 
 #include <vss/writer.h>
 
+#include "lib/basic/log.h"
 #include "lib/basic/path-util.h"
+#include "writers/writer-util.h"
 
 #define MSG_MAX 1023
+#define COMPONENT "cluster"
+#define MARKER "openvss-snapshot-set"
 
+typedef enum Mode {
+        MODE_AUTO,
+        MODE_CRASH,
+        MODE_LABEL,
+        _MODE_MAX,
+} Mode;
+
+/* main.c: the command line. */
+extern const char *const mode_names[_MODE_MAX];
 extern const char *arg_dsn;
+extern const char *arg_name;
+extern const char *arg_label_dir;
+extern Mode arg_mode;
 
-void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* Reports a failure of the current event; returns false for the callback to return. */
-bool fail(vss_writer *w, int32_t hr, int32_t code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* A connection with arg_dsn (libpq's defaults under it), its notices logged. */
 PGconn *pg_connect(void);
 /* Fails the event for a connection that could not be made: retryable, the server may come back. */
@@ -29,7 +42,7 @@ bool fail_connect(vss_writer *w, PGconn *c, const char *what);
 /* Runs a query expecting rows (or a command); on failure reports it and returns NULL. */
 PGresult *query(vss_writer *w, PGconn *c, const char *what, const char *sql);
 
-/* Where the cluster keeps its files, as last identified. */
+/* layout.c: where the cluster keeps its files, as last identified. */
 typedef struct Layout {
         char *data_dir;
         char *wal_dir; /* NULL when pg_wal is a directory inside data_dir */
@@ -47,6 +60,23 @@ bool layout_query(vss_writer *w, Layout *l);
 /* Whether one snapshot of the data directory's filesystem holds the whole cluster at once;
  * *btrfs: whether that filesystem is btrfs. */
 bool cluster_on_one_device(const Layout *l, bool *btrfs);
+/* The layout last seen (have_layout), and the Identify that publishes it. */
+extern Layout layout;
+extern bool have_layout;
+bool on_identify(vss_writer *w, vss_metadata_builder *md, void *userdata);
+
+/* backup.c: the events of a backup; backup_reset() ends an unfinished one. */
+bool on_prepare_snapshot(vss_writer *w, const vss_event_info *info, void *userdata);
+bool on_freeze(vss_writer *w, const vss_event_info *info, void *userdata);
+bool on_thaw(vss_writer *w, const vss_event_info *info, void *userdata);
+bool on_post_snapshot(vss_writer *w, const vss_event_info *info, void *userdata);
+bool on_abort(vss_writer *w, const vss_event_info *info, void *userdata);
+bool on_backup_shutdown(vss_writer *w, const vss_event_info *info, void *userdata);
+void backup_reset(void);
+
+/* restore.c: the events of a restore. */
+bool on_pre_restore(vss_writer *w, const vss_event_info *info, void *userdata);
+bool on_post_restore(vss_writer *w, const vss_event_info *info, void *userdata);
 
 /* Where the requester restored path: under the component's new target that holds it, else in
  * place. */

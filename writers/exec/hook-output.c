@@ -12,7 +12,8 @@
 
 #include <systemd/sd-event.h>
 
-#include "hook-output.h"
+#include "lib/basic/fd-util.h"
+#include "writers/exec/hook-output.h"
 
 typedef struct linger {
         int fd, dest;
@@ -42,14 +43,7 @@ int hook_output_out_dest(void) {
 }
 
 void hook_output_write(int dest, const char *buf, size_t n) {
-        for (size_t done = 0; done < n;) {
-                ssize_t k = write(dest, buf + done, n - done);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        break;
-                done += (size_t) k;
-        }
+        (void) write_all(dest, buf, n); /* errors dropped: a log never fails a hook */
 }
 
 /* Forwards what the pipe holds now. Returns false once its last writer is gone (or it fails). */

@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "lib/basic/macro.h"
+#include "lib/basic/spawn.h"
+#include "lib/basic/time-util.h"
+
+extern char **environ;
+
+#define NO_PIDFD_POLL_MS 20
+
+static void close_pair(int p[2]) {
+        for (int i = 0; i < 2; i++)
+                if (p[i] >= 0)
+                        close(p[i]);
+}
+
+/* dup2 that also works when fd is already target (then only its close-on-exec flag goes). */
+static int move_fd(int fd, int target) {
+        if (fd == target)
+                return fcntl(fd, F_SETFD, 0);
+        return dup2(fd, target) < 0 ? -1 : 0;
+}
+
+/* In the child: async-signal-safe calls only. fds are what becomes 0, 1 and 2 (-1: kept as is). */
+static _Noreturn void child_exec(const SpawnOptions *o, pid_t parent, const int fds[3]) {
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+        sigset_t none;
+
+        sigemptyset(&none);
+        (void) sigprocmask(SIG_SETMASK, &none, NULL);
+        (void) sigaction(SIGPIPE, &dfl, NULL);
+        (void) sigaction(SIGTERM, &dfl, NULL);
+        (void) sigaction(SIGINT, &dfl, NULL);
+        (void) setpgid(0, 0); /* its own group, so that a timeout kills what it started */
+        if (o->death_signal > 0 && (prctl(PR_SET_PDEATHSIG, o->death_signal) < 0 || getppid() != parent))
+                _exit(127);
+        for (int i = 0; i < 3; i++) {
+                int fd = fds[i];
+                if (fd == -1)
+                        continue;
+                if (fd == SPAWN_NULL)
+                        fd = open("/dev/null", (i == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
+                if (fd < 0 || move_fd(fd, i) < 0)
+                        _exit(127);
+        }
+        close_range(3, ~0U, 0);
+        execve(o->path, o->argv, o->envp ? o->envp : environ);
+        const char *parts[] = { "cannot execute ", o->path, ": ", strerrordesc_np(errno) ?: "error", "\n" };
+        for (size_t i = 0; i < ELEMENTSOF(parts); i++)
+                if (write(STDERR_FILENO, parts[i], strlen(parts[i])) < 0)
+                        break;
+        _exit(127);
+}
+
+int spawn_start(const SpawnOptions *o, Spawned *ret) {
+        int pipes[3][2] = { { -1, -1 }, { -1, -1 }, { -1, -1 } };
+        const int want[3] = { o->stdin_fd, o->stdout_fd, o->stderr_fd };
+        int fds[3];
+        pid_t parent = getpid();
+
+        *ret = (Spawned) { .pid = 0, .pidfd = -1, .in_fd = -1, .out_fd = -1, .err_fd = -1 };
+        for (int i = 0; i < 3; i++) {
+                if (want[i] == SPAWN_PIPE && pipe2(pipes[i], O_CLOEXEC) < 0) {
+                        int r = -errno;
+                        for (int j = 0; j < 3; j++)
+                                close_pair(pipes[j]);
+                        return r;
+                }
+                /* The child's end: the read end of stdin's pipe, the write end of the others'. */
+                fds[i] = want[i] == SPAWN_PIPE ? pipes[i][i == 0 ? 0 : 1] : want[i] == SPAWN_INHERIT ? -1 : want[i];
+        }
+        pid_t pid = fork();
+        if (pid < 0) {
+                int r = -errno;
+                for (int j = 0; j < 3; j++)
+                        close_pair(pipes[j]);
+                ret->pid = -1;
+                return r;
+        }
+        if (pid == 0)
+                child_exec(o, parent, fds);
+        (void) setpgid(pid, pid); /* also here: no race with a kill of the group */
+        ret->pid = pid;
+        for (int i = 0; i < 3; i++) {
+                if (want[i] != SPAWN_PIPE)
+                        continue;
+                close(pipes[i][i == 0 ? 0 : 1]);
+                int ours = pipes[i][i == 0 ? 1 : 0];
+                *(i == 0 ? &ret->in_fd : i == 1 ? &ret->out_fd : &ret->err_fd) = ours;
+        }
+        ret->pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        return 0;
+}
+
+bool spawn_try_reap(Spawned *p) {
+        if (p->reaped)
+                return true;
+        pid_t r = waitpid(p->pid, &p->status, WNOHANG);
+        if (r == p->pid || (r < 0 && errno == ECHILD)) {
+                if (r < 0)
+                        p->status = 127 << 8;
+                p->reaped = true;
+        }
+        return p->reaped;
+}
+
+static void reap_blocking(Spawned *p) {
+        while (!p->reaped && waitpid(p->pid, &p->status, 0) < 0 && errno == EINTR)
+                ;
+        p->reaped = true;
+}
+
+bool spawn_read(Spawned *p, int which, const SpawnWatch *w) {
+        int *fd = which == STDOUT_FILENO ? &p->out_fd : &p->err_fd;
+        char buf[4096];
+
+        if (*fd < 0)
+                return false;
+        ssize_t k = read(*fd, buf, sizeof buf);
+        if (k > 0) {
+                if (w && w->output)
+                        w->output(which, buf, (size_t) k, w->userdata);
+                return true;
+        }
+        if (k < 0 && (errno == EINTR || errno == EAGAIN))
+                return true;
+        close(*fd);
+        *fd = -1;
+        return false;
+}
+
+void spawn_drain(Spawned *p, const SpawnWatch *w) {
+        for (int which = STDERR_FILENO; which >= STDOUT_FILENO; which--) {
+                int fd = which == STDOUT_FILENO ? p->out_fd : p->err_fd;
+                if (fd < 0)
+                        continue;
+                (void) fcntl(fd, F_SETFL, O_NONBLOCK);
+                for (;;) {
+                        char buf[4096];
+                        ssize_t k = read(fd, buf, sizeof buf);
+                        if (k > 0) {
+                                if (w && w->output)
+                                        w->output(which, buf, (size_t) k, w->userdata);
+                                continue;
+                        }
+                        if (k < 0 && errno == EINTR)
+                                continue;
+                        break;
+                }
+        }
+}
+
+#define EXTRA_POLL_MAX 64
+
+int spawn_wait(Spawned *p, uint64_t deadline_usec, const SpawnWatch *w) {
+        for (;;) {
+                struct pollfd pfd[3 + EXTRA_POLL_MAX];
+                nfds_t n = 0, first_extra;
+                int idx_err = -1, idx_out = -1, idx_pid = -1;
+                int timeout = p->pidfd < 0 ? NO_PIDFD_POLL_MS : -1; /* no pidfd: look for its exit now and then */
+
+                if (w && w->stop && w->stop(w->userdata))
+                        return SPAWN_STOPPED;
+                if (p->pidfd < 0 && spawn_try_reap(p)) {
+                        spawn_drain(p, w);
+                        return SPAWN_EXITED;
+                }
+                if (deadline_usec > 0) {
+                        uint64_t now = now_monotonic_usec();
+                        if (now >= deadline_usec)
+                                return -ETIME;
+                        uint64_t left = (deadline_usec - now + 999) / 1000;
+                        if (timeout < 0 || left < (uint64_t) timeout)
+                                timeout = left > INT_MAX ? INT_MAX : (int) left;
+                }
+                if (p->err_fd >= 0) {
+                        idx_err = (int) n;
+                        pfd[n++] = (struct pollfd) { .fd = p->err_fd, .events = POLLIN };
+                }
+                if (p->out_fd >= 0) {
+                        idx_out = (int) n;
+                        pfd[n++] = (struct pollfd) { .fd = p->out_fd, .events = POLLIN };
+                }
+                if (p->pidfd >= 0) {
+                        idx_pid = (int) n;
+                        pfd[n++] = (struct pollfd) { .fd = p->pidfd, .events = POLLIN };
+                }
+                first_extra = n;
+                if (w && w->poll_fill)
+                        n += w->poll_fill(pfd + n, EXTRA_POLL_MAX, w->userdata);
+                if (poll(pfd, n, timeout) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (w && w->poll_done)
+                        w->poll_done(pfd + first_extra, n - first_extra, w->userdata);
+                if (idx_pid >= 0 && pfd[idx_pid].revents) {
+                        /* Exited: take what is buffered, then stop (a job it started may keep the
+                         * pipes open). */
+                        spawn_drain(p, w);
+                        reap_blocking(p);
+                        return SPAWN_EXITED;
+                }
+                if (idx_err >= 0 && pfd[idx_err].revents)
+                        (void) spawn_read(p, STDERR_FILENO, w);
+                if (idx_out >= 0 && pfd[idx_out].revents)
+                        (void) spawn_read(p, STDOUT_FILENO, w);
+        }
+}
+
+void spawn_terminate(Spawned *p, uint64_t grace_usec, const SpawnWatch *w) {
+        uint64_t deadline = now_monotonic_usec() + grace_usec;
+
+        if (p->in_fd >= 0) {
+                close(p->in_fd);
+                p->in_fd = -1;
+        }
+        if (grace_usec == 0) {
+                (void) kill(-p->pid, SIGKILL);
+                if (!p->reaped)
+                        (void) kill(p->pid, SIGKILL);
+                reap_blocking(p);
+                return;
+        }
+        (void) kill(-p->pid, SIGTERM);
+        if (!p->reaped)
+                (void) kill(p->pid, SIGTERM);
+        for (;;) {
+                spawn_drain(p, w);
+                if (spawn_try_reap(p) && kill(-p->pid, 0) < 0 && errno == ESRCH)
+                        break;
+                if (now_monotonic_usec() >= deadline) {
+                        (void) kill(-p->pid, SIGKILL);
+                        if (!p->reaped)
+                                (void) kill(p->pid, SIGKILL);
+                        reap_blocking(p);
+                        break;
+                }
+                usleep(10 * 1000);
+        }
+        spawn_drain(p, w);
+}
+
+void spawned_done(Spawned *p) {
+        int *fds[] = { &p->pidfd, &p->in_fd, &p->out_fd, &p->err_fd };
+
+        for (size_t i = 0; i < ELEMENTSOF(fds); i++)
+                if (*fds[i] >= 0) {
+                        close(*fds[i]);
+                        *fds[i] = -1;
+                }
+}
+
+/* Whether the environment entry "NAME=..." is of the variable of var ("NAME=VALUE" or "NAME"). */
+static bool env_is(const char *entry, const char *var) {
+        size_t len = strcspn(var, "=");
+        return strncmp(entry, var, len) == 0 && entry[len] == '=';
+}
+
+char **spawn_env(char *const *extra, size_t n_extra) {
+        size_t n = 0, k = 0;
+
+        while (environ[n])
+                n++;
+        char **env = calloc(n + n_extra + 1, sizeof(char *));
+        if (!env)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                bool replaced = false;
+                for (size_t j = 0; j < n_extra && !replaced; j++)
+                        replaced = env_is(environ[i], extra[j]);
+                if (!replaced)
+                        env[k++] = environ[i];
+        }
+        for (size_t j = 0; j < n_extra; j++)
+                if (strchr(extra[j], '='))
+                        env[k++] = extra[j];
+        return env;
+}

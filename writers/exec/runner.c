@@ -1,0 +1,390 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* vss-writer-exec: the hook runner. A hook is a process group of its own (lib/basic/spawn.h); its
+ * stderr is copied to the log and its last line is its message; in hold mode its stdout says when
+ * it is ready and its stdin tells it to let go. */
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <systemd/sd-event.h>
+
+#include "lib/basic/log.h"
+#include "lib/basic/spawn.h"
+#include "lib/basic/time-util.h"
+#include "writers/exec/exec-writer.h"
+#include "writers/exec/hook-output.h"
+
+#define KILL_GRACE_USEC (2000 * USEC_PER_MSEC)
+
+/* Collects a hook's stderr: passes it on to the log and remembers its last non-empty line. */
+typedef struct line_tracker {
+        char cur[MSG_MAX + 1];
+        size_t cur_len;
+        bool truncated;
+        char last[MSG_MAX + 1];
+} line_tracker;
+
+static void line_commit(line_tracker *t) {
+        size_t n = t->cur_len, s = n;
+
+        if (t->truncated) { /* do not end inside a UTF-8 sequence */
+                while (s > 0 && n - s < 3 && ((unsigned char) t->cur[s - 1] & 0xC0) == 0x80)
+                        s--;
+                if (s > 0) {
+                        unsigned char b = (unsigned char) t->cur[s - 1];
+                        size_t need = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1;
+                        if (n - (s - 1) < need)
+                                n = s - 1;
+                }
+        }
+        while (n > 0 && strchr(" \t\r\v\f", t->cur[n - 1]))
+                n--;
+        if (n > 0) {
+                memcpy(t->last, t->cur, n);
+                t->last[n] = '\0';
+        }
+        t->cur_len = 0;
+        t->truncated = false;
+}
+
+static void line_feed(line_tracker *t, const char *buf, size_t n) {
+        hook_output_write(hook_output_err_dest(), buf, n);
+        for (size_t i = 0; i < n; i++) {
+                if (buf[i] == '\n')
+                        line_commit(t);
+                else if (t->cur_len < MSG_MAX)
+                        t->cur[t->cur_len++] = buf[i];
+                else
+                        t->truncated = true;
+        }
+}
+
+/* One started hook: its process (leader of its own process group) with the pipes we read (stderr,
+ * and stdout in hold mode) and the one we write (its stdin, in hold mode). */
+struct hook_proc {
+        char *name; /* file name in the hooks directory */
+        Spawned proc;
+        bool ready, want_ready, timed_out;
+        line_tracker err;
+        char out[MSG_MAX + 1]; /* the stdout line being read (hold mode) */
+        size_t out_len;
+        sd_event_source *err_src, *out_src, *pid_src;
+};
+
+/* Hooks holding a session from Freeze until Thaw or Abort (--hold). */
+static hook_proc **holds;
+static size_t n_holds;
+
+static void hook_unwatch(hook_proc *hp) {
+        hp->err_src = sd_event_source_disable_unref(hp->err_src);
+        hp->out_src = sd_event_source_disable_unref(hp->out_src);
+        hp->pid_src = sd_event_source_disable_unref(hp->pid_src);
+}
+
+static hook_proc *hook_free(hook_proc *hp) {
+        if (!hp)
+                return NULL;
+        hook_unwatch(hp);
+        /* Not closed: a background job the hook left may still write to them. */
+        hook_output_linger(&hp->proc.err_fd, hook_output_err_dest());
+        hook_output_linger(&hp->proc.out_fd, hook_output_out_dest());
+        spawned_done(&hp->proc);
+        free(hp->name);
+        free(hp);
+        return NULL;
+}
+
+/* Takes what the hook wrote to stdout (hold mode): a line "ready" marks it ready, other lines
+ * go to our stdout. */
+static void hook_feed_out(hook_proc *hp, const char *buf, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                if (buf[i] != '\n') {
+                        if (hp->out_len < MSG_MAX)
+                                hp->out[hp->out_len++] = buf[i];
+                        continue;
+                }
+                size_t len = hp->out_len;
+                while (len > 0 && strchr(" \t\r", hp->out[len - 1]))
+                        len--;
+                if (len == 5 && memcmp(hp->out, "ready", 5) == 0)
+                        hp->ready = true;
+                else {
+                        hook_output_write(hook_output_out_dest(), hp->out, hp->out_len);
+                        hook_output_write(hook_output_out_dest(), "\n", 1);
+                }
+                hp->out_len = 0;
+        }
+}
+
+static void on_output(int which, const char *buf, size_t n, void *userdata) {
+        hook_proc *hp = userdata;
+
+        if (which == STDOUT_FILENO)
+                hook_feed_out(hp, buf, n);
+        else
+                line_feed(&hp->err, buf, n);
+}
+
+static bool on_stop(void *userdata) {
+        hook_proc *hp = userdata;
+        return hp->want_ready && hp->ready;
+}
+
+static size_t on_poll_fill(struct pollfd *p, size_t max, void *userdata) {
+        return hook_output_poll_fill(p, max);
+}
+
+static void on_poll_done(const struct pollfd *p, size_t n, void *userdata) {
+        hook_output_poll_done(p, n);
+}
+
+/* How the runner follows a hook: its output as above; earlier hooks' background jobs may write
+ * meanwhile, so their pipes keep flowing too. */
+static SpawnWatch hook_watch(hook_proc *hp) {
+        return (SpawnWatch) { .output = on_output, .stop = on_stop, .poll_fill = on_poll_fill,
+                              .poll_done = on_poll_done, .userdata = hp };
+}
+
+/* Starts path with arg; in hold mode its stdin and stdout are pipes of ours. */
+static hook_proc *hook_start(const char *path, const char *name, const char *arg, char **env, bool hold,
+                             char msg[MSG_MAX + 1]) {
+        char *argv[] = { (char *) path, (char *) arg, NULL };
+        hook_proc *hp = calloc(1, sizeof *hp);
+        int out = hook_output_out_dest(), r;
+
+        if (!hp || !(hp->name = strdup(name))) {
+                snprintf(msg, MSG_MAX + 1, "out of memory");
+                free(hp);
+                return NULL;
+        }
+        SpawnOptions o = {
+                .path = path,
+                .argv = argv,
+                .envp = env,
+                .stdin_fd = hold ? SPAWN_PIPE : SPAWN_NULL,
+                .stdout_fd = hold ? SPAWN_PIPE : out == STDOUT_FILENO ? SPAWN_INHERIT : out,
+                .stderr_fd = SPAWN_PIPE,
+                .death_signal = SIGTERM,
+        };
+        r = spawn_start(&o, &hp->proc);
+        if (r < 0) {
+                snprintf(msg, MSG_MAX + 1, "%s: %s", hp->proc.pid < 0 ? "cannot fork" : "cannot create pipe",
+                         strerror(-r));
+                return hook_free(hp);
+        }
+        return hp;
+}
+
+typedef enum pump_result {
+        PUMP_EXITED,
+        PUMP_READY,
+        PUMP_TIMEOUT,
+} pump_result;
+
+/* Copies the hook's output until it exits, says "ready" (when want_ready) or the deadline. */
+static pump_result hook_pump(hook_proc *hp, uint64_t deadline_usec, bool want_ready) {
+        SpawnWatch w = hook_watch(hp);
+        int r;
+
+        hp->want_ready = want_ready;
+        r = spawn_wait(&hp->proc, deadline_usec, &w);
+        if (r == SPAWN_STOPPED)
+                return PUMP_READY;
+        if (r == SPAWN_EXITED)
+                return want_ready && hp->ready ? PUMP_READY : PUMP_EXITED;
+        return PUMP_TIMEOUT;
+}
+
+/* SIGTERM to the hook's process group, SIGKILL after the grace period; reaps the hook. */
+static void hook_kill(hook_proc *hp) {
+        SpawnWatch w = hook_watch(hp);
+        spawn_terminate(&hp->proc, KILL_GRACE_USEC, &w);
+}
+
+static uint64_t hook_deadline(void) {
+        return now_monotonic_usec() + (uint64_t) arg_hook_timeout_ms * USEC_PER_MSEC;
+}
+
+/* The failure for a hook that has been reaped (0 on success); sets *code and msg, and says how
+ * it went on stderr. */
+static int32_t hook_result(hook_proc *hp, const char *arg, int *code, char msg[MSG_MAX + 1]) {
+        int status = hp->proc.status;
+        int32_t failure;
+
+        line_commit(&hp->err);
+        if (hp->out_len > 0) { /* a last stdout line without its newline */
+                hook_output_write(hook_output_out_dest(), hp->out, hp->out_len);
+                hook_output_write(hook_output_out_dest(), "\n", 1);
+                hp->out_len = 0;
+        }
+        if (hp->timed_out) {
+                *code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+                snprintf(msg, MSG_MAX + 1, "hook %s timed out after %u ms", hp->name, arg_hook_timeout_ms);
+                log_msg("%s: hook %s -> timed out after %u ms, killed", arg, hp->name, arg_hook_timeout_ms);
+                return VSS_E_WRITERERROR_TIMEOUT;
+        }
+        snprintf(msg, MSG_MAX + 1, "%s", hp->err.last);
+        if (WIFEXITED(status)) {
+                *code = WEXITSTATUS(status);
+                if (*code == 0) {
+                        log_msg("%s: hook %s -> ok", arg, hp->name);
+                        return 0;
+                }
+                log_msg("%s: hook %s -> failed, exit status %d: %s", arg, hp->name, *code, msg);
+                failure = *code == HOOK_EXIT_RETRYABLE ? VSS_E_WRITERERROR_RETRYABLE
+                                                        : VSS_E_WRITERERROR_NONRETRYABLE;
+        } else {
+                *code = 128 + WTERMSIG(status);
+                log_msg("%s: hook %s -> killed by signal SIG%s: %s", arg, hp->name,
+                        sigabbrev_np(WTERMSIG(status)) ?: "?", msg);
+                failure = VSS_E_WRITERERROR_NONRETRYABLE;
+        }
+        return failure;
+}
+
+/* While a hook holds: copy its output from the main loop, and say when it dies. */
+static int on_hold_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        hook_proc *hp = userdata;
+        bool out = fd == hp->proc.out_fd;
+        SpawnWatch w = hook_watch(hp);
+
+        if (!spawn_read(&hp->proc, out ? STDOUT_FILENO : STDERR_FILENO, &w)) {
+                if (out)
+                        hp->out_src = sd_event_source_disable_unref(hp->out_src);
+                else
+                        hp->err_src = sd_event_source_disable_unref(hp->err_src);
+        }
+        return 0;
+}
+
+static int on_hold_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        hook_proc *hp = userdata;
+
+        hp->pid_src = sd_event_source_disable_unref(hp->pid_src);
+        log_msg("hook %s exited while holding", hp->name);
+        return 0;
+}
+
+static void hold_watch(hook_proc *hp) {
+        sd_event *e = NULL;
+
+        if (sd_event_default(&e) < 0)
+                return;
+        if (hp->proc.err_fd >= 0)
+                (void) sd_event_add_io(e, &hp->err_src, hp->proc.err_fd, EPOLLIN, on_hold_io, hp);
+        if (hp->proc.out_fd >= 0)
+                (void) sd_event_add_io(e, &hp->out_src, hp->proc.out_fd, EPOLLIN, on_hold_io, hp);
+        if (hp->proc.pidfd >= 0)
+                (void) sd_event_add_io(e, &hp->pid_src, hp->proc.pidfd, EPOLLIN, on_hold_exit, hp);
+        sd_event_unref(e);
+}
+
+hook_proc *hold_take(const char *name) {
+        for (size_t i = 0; i < n_holds; i++)
+                if (!name || strcmp(holds[i]->name, name) == 0) {
+                        hook_proc *hp = holds[i];
+                        memmove(holds + i, holds + i + 1, (n_holds - i - 1) * sizeof *holds);
+                        n_holds--;
+                        return hp;
+                }
+        return NULL;
+}
+
+int32_t hold_release(hook_proc *hp, const char *arg, int *code, char msg[MSG_MAX + 1]) {
+        SpawnWatch w = hook_watch(hp);
+        int32_t failure;
+
+        hook_unwatch(hp);
+        if (spawn_try_reap(&hp->proc)) { /* died before we let it go */
+                int status = hp->proc.status;
+                spawn_drain(&hp->proc, &w);
+                line_commit(&hp->err);
+                *code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+                snprintf(msg, MSG_MAX + 1, "hook %s exited while holding", hp->name);
+                log_msg("%s: hook %s -> failed: exited while holding (status %d)", arg, hp->name, *code);
+                (void) kill(-hp->proc.pid, SIGKILL); /* anything it left in its group */
+                hook_free(hp);
+                return VSS_E_WRITERERROR_NONRETRYABLE;
+        }
+        if (hp->proc.in_fd >= 0) {
+                close(hp->proc.in_fd);
+                hp->proc.in_fd = -1;
+        }
+        if (hook_pump(hp, hook_deadline(), false) == PUMP_TIMEOUT) {
+                hp->timed_out = true;
+                hook_kill(hp);
+        }
+        failure = hook_result(hp, arg, code, msg);
+        hook_free(hp);
+        return failure;
+}
+
+/* A ready hook joins the holds; false when out of memory (then it is killed). */
+static bool hold_add(hook_proc *hp) {
+        hook_proc **a = realloc(holds, (n_holds + 1) * sizeof *holds);
+
+        if (!a) {
+                hp->timed_out = false;
+                hook_kill(hp);
+                hook_free(hp);
+                return false;
+        }
+        holds = a;
+        holds[n_holds++] = hp;
+        hold_watch(hp);
+        return true;
+}
+
+int32_t run_hook(const char *path, const char *name, const char *arg, char **env, bool hold, bool *held, int *code,
+                 char msg[MSG_MAX + 1]) {
+        hook_proc *hp;
+        int32_t failure;
+        pump_result pr;
+
+        *code = 127;
+        if (held)
+                *held = false;
+        hp = hook_start(path, name, arg, env, hold, msg);
+        if (!hp) {
+                log_msg("%s: hook %s -> failed: %s", arg, name, msg);
+                return VSS_E_WRITERERROR_NONRETRYABLE;
+        }
+        pr = hook_pump(hp, hook_deadline(), hold);
+        if (pr == PUMP_READY) {
+                if (!hold_add(hp)) {
+                        snprintf(msg, MSG_MAX + 1, "out of memory");
+                        return VSS_E_WRITERERROR_OUTOFRESOURCES;
+                }
+                log_msg("%s: hook %s -> ready, holding", arg, name);
+                *held = true;
+                *code = 0;
+                msg[0] = '\0';
+                return 0;
+        }
+        if (pr == PUMP_TIMEOUT) {
+                hp->timed_out = true;
+                hook_kill(hp);
+        }
+        failure = hook_result(hp, arg, code, msg);
+        hook_free(hp);
+        return failure;
+}
+
+void holds_kill_all(void) {
+        hook_proc *hp;
+
+        while ((hp = hold_take(NULL))) {
+                hook_unwatch(hp);
+                log_msg("stopping held hook %s", hp->name);
+                hook_kill(hp);
+                hook_free(hp);
+        }
+        free(holds);
+        holds = NULL;
+}
