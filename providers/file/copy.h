@@ -6,8 +6,9 @@
  * same or another filesystem. Reflinks are used where the filesystem can share extents, so a
  * shadow of a large tree on btrfs/XFS costs almost nothing.
  *
- * All walks are relative to directory fds (openat/fdopendir, O_NOFOLLOW), never follow symlinks,
- * stay on the filesystem (and mount) of the top entry, and stop at COPY_DEPTH_MAX levels (-ELOOP).
+ * All walks are lib/basic/walk.h's: relative to directory fds (openat/fdopendir, O_NOFOLLOW), never
+ * following symlinks, on the filesystem (and mount) of the top entry, and stopping at COPY_DEPTH_MAX
+ * levels (-ELOOP).
  * Functions return 0 or a negative errno.
  */
 
@@ -46,9 +47,6 @@ int copy_file_data(int fdin, int fdout, uint64_t *ret_size);
  * (not following a symlink). */
 int copy_metadata_fd(int fd, const struct stat *st);
 int copy_metadata_at(int dfd, const char *name, const struct stat *st);
-
-/* Removes the write bits from every entry under path (path included), symlinks excepted. */
-int tree_make_readonly(const char *path);
 
 /*
  * rm -rf without following symlinks or crossing mount points (immutable and append-only entries
