@@ -114,20 +114,6 @@ static int fix_metadata_at(CopyContext *c, int dfd, const char *name, const stru
         return 0;
 }
 
-/* After contents, owner, mode and times: xattrs (they change only the ctime), then the chattr
- * attributes, immutable and append-only last of all. */
-static int copy_meta_fd(CopyContext *c, int in, int out, int ddfd, const char *dname) {
-        unsigned flags;
-        int r;
-
-        r = meta_copy_xattrs(in, -EBADF, NULL, out, ddfd, dname, c->report);
-        if (r >= 0)
-                r = meta_get_flags(in, &flags);
-        if (r >= 0)
-                r = meta_apply_flags_last(out, flags, ddfd, dname, c->report);
-        return r;
-}
-
 /* Errors that mean "this way of copying is not available here", not "the copy failed". */
 static bool errno_is_unsupported(int e) {
         return e == EOPNOTSUPP || e == ENOTTY || e == EXDEV || e == EINVAL || e == ENOSYS;
@@ -327,7 +313,7 @@ static int copy_regular(CopyContext *c, const WalkEntry *e, int ddfd, const char
                 return r;
         r = fix_metadata_fd(c, out, &e->st);
         if (r >= 0)
-                r = copy_meta_fd(c, in, out, ddfd, dname);
+                r = meta_copy_fd(in, out, ddfd, dname, c->report);
         if (r < 0)
                 return r;
         if (e->depth > 0)
@@ -474,7 +460,7 @@ static int copy_dir_leave(CopyContext *c, WalkEntry *e, int ddfd, const char *dn
 
         r = fix_metadata_fd(c, e->user_fd, &e->st);
         if (r >= 0)
-                r = copy_meta_fd(c, e->fd, e->user_fd, ddfd, dname);
+                r = meta_copy_fd(e->fd, e->user_fd, ddfd, dname, c->report);
         if (r >= 0 && e->depth == 0)
                 c->sync_fd = TAKE_FD(e->user_fd);
         return r;

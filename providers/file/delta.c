@@ -53,15 +53,23 @@ void tree_delta_free(Delta *d) {
         free(d);
 }
 
+/* An array of n elements of size bytes with room for one more: itself, or moved by realloc()
+ * with its capacity *cap doubled (from first); NULL when out of memory. */
+static void *array_grow(void *array, size_t *cap, size_t n, size_t size, size_t first) {
+        if (n < *cap)
+                return array;
+        size_t c = *cap ? *cap * 2 : first;
+        void *q = realloc(array, c * size);
+        if (q)
+                *cap = c;
+        return q;
+}
+
 static int delta_add(Delta *d, OpKind kind, const char *path, const struct stat *st, bool mountpoint) {
-        if (d->n == d->cap) {
-                size_t cap = d->cap ? d->cap * 2 : 64;
-                Op *n = realloc(d->ops, cap * sizeof(Op));
-                if (!n)
-                        return -ENOMEM;
-                d->ops = n;
-                d->cap = cap;
-        }
+        Op *ops = array_grow(d->ops, &d->cap, d->n, sizeof(Op), 64);
+        if (!ops)
+                return -ENOMEM;
+        d->ops = ops;
         Op *op = &d->ops[d->n];
         *op = (Op) { .kind = kind, .path = strdup(path), .mountpoint = mountpoint };
         if (!op->path)
@@ -114,14 +122,10 @@ typedef struct Scan {
 #define SCAN_CHILD_OP ((uintptr_t) 1 << 8)
 
 static int index_add(Index *ix, const char *path, const struct stat *st, Rec **ret) {
-        if (ix->n == ix->cap) {
-                size_t cap = ix->cap ? ix->cap * 2 : 256;
-                Rec *n = realloc(ix->recs, cap * sizeof(Rec));
-                if (!n)
-                        return -ENOMEM;
-                ix->recs = n;
-                ix->cap = cap;
-        }
+        Rec *recs = array_grow(ix->recs, &ix->cap, ix->n, sizeof(Rec), 256);
+        if (!recs)
+                return -ENOMEM;
+        ix->recs = recs;
         Rec *rec = &ix->recs[ix->n];
         *rec = (Rec) {
                 .path = strdup(path),

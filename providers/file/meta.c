@@ -198,9 +198,28 @@ static int set_flags(int fd, unsigned flags) {
         return ioctl(fd, FS_IOC_SETFLAGS, &f) < 0 ? -errno : 0;
 }
 
+/* Adds each of flags to *cur on fd, in flag_letters order; each one refused is reported. */
+static void set_flags_each(int fd, unsigned flags, unsigned *cur, int ddfd, const char *dname, MetaReport *report) {
+        for (size_t i = 0; i < ELEMENTSOF(flag_letters); i++) {
+                unsigned f = flag_letters[i].flag;
+                char what[32];
+                int r;
+
+                if (!(flags & f))
+                        continue;
+                r = set_flags(fd, *cur | f);
+                if (r >= 0) {
+                        *cur |= f;
+                        continue;
+                }
+                snprintf(what, sizeof(what), "flag +%c", flag_letters[i].letter);
+                meta_report(report, ddfd, dname, what, -r);
+        }
+}
+
 int meta_apply_flags_last(int fd, unsigned flags, int ddfd, const char *dname, MetaReport *report) {
         unsigned cur, want;
-        int old = 0, r;
+        int old = 0;
 
         flags &= META_FLAGS_COPIED;
         if (ioctl(fd, FS_IOC_GETFLAGS, &old) < 0) {
@@ -217,40 +236,26 @@ int meta_apply_flags_last(int fd, unsigned flags, int ddfd, const char *dname, M
         if (!errno_is_unkeepable(errno) && errno != ENOTTY)
                 return -errno;
 
-        /* Something is refused: one at a time, so what can be kept is, and the rest is named. */
+        /* Something is refused: one at a time, so what can be kept is, and the rest is named;
+         * protecting flags last, here too. */
         cur = (unsigned) old & ~META_FLAGS_COPIED;
         if (set_flags(fd, cur) < 0 && flags == 0)
                 return 0;
-        for (size_t i = 0; i < ELEMENTSOF(flag_letters); i++) {
-                unsigned f = flag_letters[i].flag;
-                char what[32];
-
-                if (!(flags & f) || (f & META_FLAGS_PROTECT))
-                        continue;
-                r = set_flags(fd, cur | f);
-                if (r >= 0) {
-                        cur |= f;
-                        continue;
-                }
-                snprintf(what, sizeof(what), "flag +%c", flag_letters[i].letter);
-                meta_report(report, ddfd, dname, what, -r);
-        }
-        /* Protecting flags last, here too. */
-        for (size_t i = 0; i < ELEMENTSOF(flag_letters); i++) {
-                unsigned f = flag_letters[i].flag;
-                char what[32];
-
-                if (!(flags & f & META_FLAGS_PROTECT))
-                        continue;
-                r = set_flags(fd, cur | f);
-                if (r >= 0) {
-                        cur |= f;
-                        continue;
-                }
-                snprintf(what, sizeof(what), "flag +%c", flag_letters[i].letter);
-                meta_report(report, ddfd, dname, what, -r);
-        }
+        set_flags_each(fd, flags & ~META_FLAGS_PROTECT, &cur, ddfd, dname, report);
+        set_flags_each(fd, flags & META_FLAGS_PROTECT, &cur, ddfd, dname, report);
         return 0;
+}
+
+int meta_copy_fd(int src_fd, int dst_fd, int ddfd, const char *dname, MetaReport *report) {
+        unsigned flags = 0;
+        int r;
+
+        r = meta_copy_xattrs(src_fd, -EBADF, NULL, dst_fd, ddfd, dname, report);
+        if (r >= 0)
+                r = meta_get_flags(src_fd, &flags);
+        if (r >= 0)
+                r = meta_apply_flags_last(dst_fd, flags, ddfd, dname, report);
+        return r;
 }
 
 int meta_unprotect(int fd, unsigned *ret_saved) {
@@ -331,19 +336,6 @@ static int sync_path(MetaSync *m, const WalkEntry *e, char *buf, size_t size) {
         return snprintf(buf, size, "%s%s%s", m->dst, e->parent ? "/" : "", e->path) >= (int) size;
 }
 
-/* Xattrs, then the flags (protected ones last), from sfd onto the copy dfd. */
-static int sync_fd(MetaSync *m, int sfd, int dfd, const char *dpath) {
-        unsigned fl = 0;
-        int r;
-
-        r = meta_copy_xattrs(sfd, -EBADF, NULL, dfd, AT_FDCWD, dpath, m->report);
-        if (r >= 0)
-                r = meta_get_flags(sfd, &fl);
-        if (r >= 0)
-                r = meta_apply_flags_last(dfd, fl, AT_FDCWD, dpath, m->report);
-        return r;
-}
-
 /* A non-directory. */
 static int sync_entry(MetaSync *m, const WalkEntry *e) {
         char dpath[PATH_MAX];
@@ -366,7 +358,7 @@ static int sync_entry(MetaSync *m, const WalkEntry *e) {
         _cleanup_close_ int dfd = openat(ddfd, dname, flags);
         if (dfd < 0)
                 return -errno;
-        return sync_fd(m, sfd, dfd, dpath);
+        return meta_copy_fd(sfd, dfd, AT_FDCWD, dpath, m->report);
 }
 
 static int sync_walk(WalkEvent event, WalkEntry *e, void *userdata) {
@@ -387,7 +379,7 @@ static int sync_walk(WalkEvent event, WalkEntry *e, void *userdata) {
         case WALK_DIR_LEAVE:
                 /* After its entries: a protected directory takes nothing more. */
                 (void) sync_path(m, e, dpath, sizeof(dpath)); /* it fit in WALK_DIR_ENTER */
-                return sync_fd(m, e->fd, e->user_fd, dpath);
+                return meta_copy_fd(e->fd, e->user_fd, AT_FDCWD, dpath, m->report);
         }
         return -EINVAL;
 }
