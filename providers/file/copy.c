@@ -295,7 +295,7 @@ static int copy_regular(CopyContext *c, const WalkEntry *e, int ddfd, const char
                         return r < 0 ? r : 0;
         }
 
-        /* O_NONBLOCK: should a fifo have been swapped in, open must not hang; fd_verify rejects it. */
+        /* O_NONBLOCK: should a fifo have been swapped in, open must not hang; walk_fd_verify() rejects it. */
         in = open_source(e->dfd, e->name, O_RDONLY | O_NONBLOCK);
         if (in < 0)
                 return in;
