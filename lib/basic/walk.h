@@ -15,7 +15,9 @@
  * A negative return stops the walk and is returned (with WALK_KEEP_GOING: is remembered, the
  * walk goes on, and the first error is returned at the end). An entry that vanished between
  * readdir and its stat or open is passed over (only the top's absence is an error: -ENOENT). A
- * directory deeper than max_depth (the top is depth 0) is -ELOOP and not opened.
+ * directory to be descended deeper than max_depth (the top is depth 0) is -ELOOP, before its
+ * WALK_ENTRY. The walk recurses, one level of the C stack per level of the tree: a caller bounds
+ * max_depth, or walks a tree bounded otherwise.
  * Functions return 0 or a negative errno.
  */
 

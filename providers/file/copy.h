@@ -57,7 +57,7 @@ int copy_metadata_at(int dfd, const char *name, const struct stat *st);
 int remove_tree(const char *path);
 
 /* The bytes the regular files of a tree take on disk (blocks allocated, st_blocks * 512, not
- * apparent sizes; one filesystem; a missing tree is 0). */
+ * apparent sizes; the top's filesystem and mount, like the copy; a missing tree is 0). */
 int tree_bytes(const char *path, uint64_t *ret);
 
 /* Writes all n bytes of p to fd at off (pwrite, again after EINTR). 0 or a negative errno. */
