@@ -123,21 +123,6 @@ static const char *check_value(JsonReader *v, const char *p, json_object *o) {
         return skip_value(p);
 }
 
-void jv_fail(JsonReader *v, const char *key, const char *fmt, ...) {
-        if (jv_failed(v))
-                return; /* the first problem is the one worth reporting */
-        char what[300];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(what, sizeof(what), fmt, ap);
-        va_end(ap);
-        const char *sep = v->path[0] && key ? "." : "";
-        if (v->path[0] || key)
-                snprintf(v->error, sizeof(v->error), "%s%s%s: %s", v->path, sep, key ? key : "", what);
-        else
-                snprintf(v->error, sizeof(v->error), "%s", what);
-}
-
 int jv_error(const JsonReader *v, char *err, size_t errsize) {
         if (!jv_failed(v))
                 return 0;

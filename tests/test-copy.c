@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-/* copy_tree(), tree_make_readonly(), remove_tree() on a scratch tree. TAP output. */
+/* copy_tree(), remove_tree() on a scratch tree, and a read-only pass over it with lib/basic/walk.h
+ * (what a read-only shadow looks like to remove_tree). TAP output. */
 
 #include <dirent.h>
 #include <errno.h>
@@ -21,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lib/basic/walk.h"
 #include "providers/file/copy.h"
 
 #define BIG_SIZE (3U * 1024U * 1024U)
@@ -190,6 +192,22 @@ static bool trees_equal(const char *a, const char *b, bool check_modes) {
                 }
         }
         return true;
+}
+
+/* Removes the write bits from every entry (symlinks excepted) on the top's mount; a directory's
+ * after its entries. */
+static int readonly_walk(WalkEvent event, WalkEntry *e, void *userdata) {
+        if (S_ISLNK(e->st.st_mode) || e->other_mount || !(e->st.st_mode & 0222))
+                return 0;
+        if (event == WALK_DIR_LEAVE)
+                return fchmod(e->fd, e->st.st_mode & 07555) < 0 ? -errno : 0;
+        if (event == WALK_ENTRY && !S_ISDIR(e->st.st_mode))
+                return fchmodat(e->dfd, e->name, e->st.st_mode & 07555, 0) < 0 ? -errno : 0;
+        return 0;
+}
+
+static int tree_make_readonly(const char *path) {
+        return walk_tree(AT_FDCWD, path, WALK_ONE_FS | WALK_KEEP_GOING | WALK_VERIFY, COPY_DEPTH_MAX, readonly_walk, NULL);
 }
 
 static bool tree_is_readonly(const char *p) {

@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
-#include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <stdbool.h>
@@ -10,9 +8,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "lib/basic/walk.h"
 #include "lib/common.h"
 #include "copy.h"
 #include "meta.h"
@@ -20,69 +18,6 @@
 #define COPY_BUFFER_SIZE (128U * 1024U)
 #define COPY_RANGE_MAX ((size_t) 1 << 30) /* per copy_file_range() call; the kernel caps it anyway */
 #define OFF_T_MAX ((off_t) INT64_MAX)
-
-static inline void closedir_cleanup(DIR **d) {
-        if (*d)
-                closedir(*d);
-}
-#define _cleanup_closedir_ _cleanup_(closedir_cleanup)
-
-/* What we need to know about an inode: stat data plus the mount id, so bind mounts of the same
- * filesystem count as mount points too (st_dev alone would miss them). */
-typedef struct Entry {
-        struct stat st;
-        uint64_t mnt_id; /* 0 when the kernel does not report it */
-} Entry;
-
-static int entry_stat(int dfd, const char *name, int flags, Entry *ret) {
-        struct statx sx;
-
-        if (statx(dfd, name, flags | AT_SYMLINK_NOFOLLOW | AT_STATX_SYNC_AS_STAT,
-                  STATX_BASIC_STATS | STATX_MNT_ID, &sx) < 0)
-                return errno > 0 ? -errno : -EIO; /* lets the compiler see that *ret is set on 0 */
-
-        *ret = (Entry) {
-                .st = {
-                        .st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor),
-                        .st_ino = sx.stx_ino,
-                        .st_mode = sx.stx_mode,
-                        .st_nlink = sx.stx_nlink,
-                        .st_uid = sx.stx_uid,
-                        .st_gid = sx.stx_gid,
-                        .st_rdev = makedev(sx.stx_rdev_major, sx.stx_rdev_minor),
-                        .st_size = (off_t) sx.stx_size,
-                        .st_atim = { .tv_sec = sx.stx_atime.tv_sec, .tv_nsec = sx.stx_atime.tv_nsec },
-                        .st_mtim = { .tv_sec = sx.stx_mtime.tv_sec, .tv_nsec = sx.stx_mtime.tv_nsec },
-                },
-                .mnt_id = (sx.stx_mask & STATX_MNT_ID) ? sx.stx_mnt_id : 0,
-        };
-        return 0;
-}
-
-static bool same_mount(const Entry *top, const Entry *e) {
-        if (top->st.st_dev != e->st.st_dev)
-                return false;
-        return top->mnt_id == 0 || e->mnt_id == 0 || top->mnt_id == e->mnt_id;
-}
-
-static bool same_inode(const Entry *a, const Entry *b) {
-        return a->st.st_dev == b->st.st_dev && a->st.st_ino == b->st.st_ino &&
-               ((a->st.st_mode ^ b->st.st_mode) & S_IFMT) == 0;
-}
-
-/* Verifies that an fd opened by name is still the inode we stat'ed by name: catches entries
- * swapped under us and mounts appearing between the two calls. */
-static int fd_verify(int fd, const Entry *expected) {
-        Entry e;
-        int r;
-
-        r = entry_stat(fd, "", AT_EMPTY_PATH, &e);
-        if (r < 0)
-                return r;
-        if (!same_inode(&e, expected) || (e.mnt_id && expected->mnt_id && e.mnt_id != expected->mnt_id))
-                return -EBUSY;
-        return 0;
-}
 
 /* Strips trailing slashes (so "link/" cannot make us follow a symlink) and refuses a last
  * component that is "/", "." or "..", which no caller can mean to remove or rewrite. */
@@ -110,7 +45,7 @@ static int path_strip_check(const char *path, char **ret) {
 /* ---- copy ---- */
 
 typedef struct CopyContext {
-        Entry top;            /* the source top: its filesystem/mount bounds the walk */
+        const char *dst;      /* the top of the copy */
         dev_t dst_dev;        /* the new top directory, so a dst inside src is not copied into itself */
         ino_t dst_ino;
         bool have_dst;
@@ -128,7 +63,6 @@ typedef struct CopyContext {
 
 #define COPY_MAX_LINKED_INODES 512
 
-static int copy_entry(CopyContext *c, int sdfd, const char *sname, int ddfd, const char *dname, unsigned depth);
 static int rm_entry_at(int dfd, const char *name);
 
 static int open_source(int dfd, const char *name, int flags) {
@@ -178,20 +112,6 @@ static int fix_metadata_at(CopyContext *c, int dfd, const char *name, const stru
         if (utimensat(dfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
                 return -errno;
         return 0;
-}
-
-/* After contents, owner, mode and times: xattrs (they change only the ctime), then the chattr
- * attributes, immutable and append-only last of all. */
-static int copy_meta_fd(CopyContext *c, int in, int out, int ddfd, const char *dname) {
-        unsigned flags;
-        int r;
-
-        r = meta_copy_xattrs(in, -EBADF, NULL, out, ddfd, dname, c->report);
-        if (r >= 0)
-                r = meta_get_flags(in, &flags);
-        if (r >= 0)
-                r = meta_apply_flags_last(out, flags, ddfd, dname, c->report);
-        return r;
 }
 
 /* Errors that mean "this way of copying is not available here", not "the copy failed". */
@@ -331,12 +251,12 @@ static void note_created(CopyContext *c, unsigned depth) {
 }
 
 /* Another name of an inode copied before: link it to that copy. 1 when done, 0 when not such a file. */
-static int link_copied(CopyContext *c, int ddfd, const char *dname, const Entry *e) {
+static int link_copied(CopyContext *c, int ddfd, const char *dname, const struct stat *st) {
         char proc[64];
-        if (e->st.st_nlink < 2)
+        if (st->st_nlink < 2)
                 return 0;
         for (size_t i = 0; i < c->n_links; i++)
-                if (c->links[i].dev == e->st.st_dev && c->links[i].ino == e->st.st_ino) {
+                if (c->links[i].dev == st->st_dev && c->links[i].ino == st->st_ino) {
                         snprintf(proc, sizeof(proc), "/proc/self/fd/%d", c->links[i].fd);
                         if (linkat(AT_FDCWD, proc, ddfd, dname, AT_SYMLINK_FOLLOW) < 0) {
                                 int r = errno == EPERM ? meta_link_protected(c->links[i].fd, ddfd, dname) : -errno;
@@ -349,8 +269,8 @@ static int link_copied(CopyContext *c, int ddfd, const char *dname, const Entry 
         return 0;
 }
 
-static void remember_copied(CopyContext *c, int ddfd, const char *dname, const Entry *e) {
-        if (e->st.st_nlink < 2 || c->n_links >= COPY_MAX_LINKED_INODES)
+static void remember_copied(CopyContext *c, int ddfd, const char *dname, const struct stat *st) {
+        if (st->st_nlink < 2 || c->n_links >= COPY_MAX_LINKED_INODES)
                 return;
         if (c->n_links % 32 == 0) {
                 struct CopiedInode *n = realloc(c->links, (c->n_links + 32) * sizeof(*n));
@@ -360,47 +280,45 @@ static void remember_copied(CopyContext *c, int ddfd, const char *dname, const E
         }
         int fd = openat(ddfd, dname, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         if (fd >= 0)
-                c->links[c->n_links++] = (struct CopiedInode) { e->st.st_dev, e->st.st_ino, fd };
+                c->links[c->n_links++] = (struct CopiedInode) { st->st_dev, st->st_ino, fd };
 }
 
-static int copy_regular(CopyContext *c, int sdfd, const char *sname, int ddfd, const char *dname,
-                        const Entry *e, unsigned depth) {
+static int copy_regular(CopyContext *c, const WalkEntry *e, int ddfd, const char *dname) {
         _cleanup_close_ int in = -EBADF, out = -EBADF;
         bool reflinked = false;
         uint64_t size = 0;
         int r;
 
-        if (depth > 0) {
-                r = link_copied(c, ddfd, dname, e);
+        if (e->depth > 0) {
+                r = link_copied(c, ddfd, dname, &e->st);
                 if (r != 0)
                         return r < 0 ? r : 0;
         }
 
-        /* O_NONBLOCK: should a fifo have been swapped in, open must not hang; fd_verify rejects it. */
-        in = open_source(sdfd, sname, O_RDONLY | O_NONBLOCK);
+        /* O_NONBLOCK: should a fifo have been swapped in, open must not hang; walk_fd_verify() rejects it. */
+        in = open_source(e->dfd, e->name, O_RDONLY | O_NONBLOCK);
         if (in < 0)
                 return in;
-        r = fd_verify(in, e);
+        r = walk_fd_verify(in, &e->st, e->mnt_id);
         if (r < 0)
                 return r;
 
         out = openat(ddfd, dname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
         if (out < 0)
                 return -errno;
-        note_created(c, depth);
+        note_created(c, e->depth);
 
         r = copy_data(c, in, out, &size, &reflinked);
         if (r < 0)
                 return r;
         r = fix_metadata_fd(c, out, &e->st);
         if (r >= 0)
-                r = copy_meta_fd(c, in, out, ddfd, dname);
+                r = meta_copy_fd(in, out, ddfd, dname, c->report);
         if (r < 0)
                 return r;
-        if (depth > 0)
-                remember_copied(c, ddfd, dname, e);
-
-        if (depth == 0)
+        if (e->depth > 0)
+                remember_copied(c, ddfd, dname, &e->st);
+        else
                 c->sync_fd = TAKE_FD(out);
         c->stats.files++;
         c->stats.bytes += size;
@@ -431,156 +349,138 @@ static int readlink_malloc(int dfd, const char *name, size_t hint, char **ret) {
         return -ENAMETOOLONG;
 }
 
-static int copy_symlink(CopyContext *c, int sdfd, const char *sname, int ddfd, const char *dname,
-                        const Entry *e, unsigned depth) {
+/* Symlinks, fifos and device nodes: never opened, their metadata set by name. */
+static int copy_node_meta(CopyContext *c, const WalkEntry *e, int ddfd, const char *dname) {
+        int r;
+
+        note_created(c, e->depth);
+        r = fix_metadata_at(c, ddfd, dname, &e->st);
+        if (r >= 0)
+                r = meta_copy_xattrs(-EBADF, e->dfd, e->name, -EBADF, ddfd, dname, c->report);
+        if (r < 0)
+                return r;
+        c->stats.files++;
+        return 0;
+}
+
+static int copy_symlink(CopyContext *c, const WalkEntry *e, int ddfd, const char *dname) {
         _cleanup_free_ char *target = NULL;
         int r;
 
-        r = readlink_malloc(sdfd, sname, (size_t) e->st.st_size, &target);
+        r = readlink_malloc(e->dfd, e->name, (size_t) e->st.st_size, &target);
         if (r < 0)
                 return r;
         if (symlinkat(target, ddfd, dname) < 0)
                 return -errno;
-        note_created(c, depth);
-
-        r = fix_metadata_at(c, ddfd, dname, &e->st);
-        if (r >= 0)
-                r = meta_copy_xattrs(-EBADF, sdfd, sname, -EBADF, ddfd, dname, c->report);
-        if (r < 0)
-                return r;
-        c->stats.files++;
-        return 0;
+        return copy_node_meta(c, e, ddfd, dname);
 }
 
-static int copy_node(CopyContext *c, int sdfd, const char *sname, int ddfd, const char *dname, const Entry *e,
-                     unsigned depth) {
-        int r;
-
+static int copy_node(CopyContext *c, const WalkEntry *e, int ddfd, const char *dname) {
         if (mknodat(ddfd, dname, (e->st.st_mode & S_IFMT) | 0600, e->st.st_rdev) < 0)
                 return -errno;
-        note_created(c, depth);
-
-        r = fix_metadata_at(c, ddfd, dname, &e->st);
-        if (r >= 0)
-                r = meta_copy_xattrs(-EBADF, sdfd, sname, -EBADF, ddfd, dname, c->report);
-        if (r < 0)
-                return r;
-        c->stats.files++;
-        return 0;
+        return copy_node_meta(c, e, ddfd, dname);
 }
 
-/* descend=false reproduces a mount point as an empty directory, like cp -x. */
-static int copy_dir(CopyContext *c, int sdfd, const char *sname, int ddfd, const char *dname,
-                    const Entry *e, bool descend, unsigned depth) {
-        _cleanup_close_ int sfd = -EBADF, dfd = -EBADF;
-        _cleanup_closedir_ DIR *d = NULL;
-        int r;
+/* A new directory, 0700 until the contents are in (the final mode may not let us write): its fd. */
+static int make_dir(CopyContext *c, int ddfd, const char *dname, unsigned depth) {
+        _cleanup_close_ int fd = -EBADF;
 
-        if (depth > COPY_DEPTH_MAX)
-                return -ELOOP;
-
-        if (descend) {
-                sfd = open_source(sdfd, sname, O_RDONLY | O_DIRECTORY);
-                if (sfd < 0)
-                        return sfd;
-                r = fd_verify(sfd, e);
-                if (r < 0)
-                        return r;
-        }
-
-        /* 0700 until the contents are in: the final mode may not let us write. */
         if (mkdirat(ddfd, dname, 0700) < 0)
                 return -errno;
         note_created(c, depth);
-        dfd = openat(ddfd, dname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (dfd < 0)
+        fd = openat(ddfd, dname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
                 return -errno;
         c->stats.dirs++;
 
         /* A umask taking away owner bits must not lock an unprivileged caller out of its copy. */
-        if (c->euid != 0 && fchmod(dfd, 0700) < 0)
+        if (c->euid != 0 && fchmod(fd, 0700) < 0)
                 return -errno;
-        if (depth == 0) {
+        return TAKE_FD(fd);
+}
+
+/* A mount point is reproduced as an empty directory, like cp -x; its own xattrs and flags
+ * belong to the other filesystem. */
+static int copy_mount_point(CopyContext *c, const WalkEntry *e, int ddfd, const char *dname) {
+        _cleanup_close_ int fd = -EBADF;
+
+        if (e->depth > COPY_DEPTH_MAX)
+                return -ELOOP;
+        fd = make_dir(c, ddfd, dname, e->depth);
+        if (fd < 0)
+                return fd;
+        return fix_metadata_fd(c, fd, &e->st);
+}
+
+static int copy_entry(CopyContext *c, const WalkEntry *e, int ddfd, const char *dname) {
+        if (e->other_mount)
+                /* Another filesystem: a directory mount point is kept, empty; anything else (a bind
+                 * mounted file) is skipped. */
+                return S_ISDIR(e->st.st_mode) ? copy_mount_point(c, e, ddfd, dname) : 0;
+
+        switch (e->st.st_mode & S_IFMT) {
+        case S_IFDIR:
+                if (e->depth > 0 && c->have_dst && e->st.st_dev == c->dst_dev && e->st.st_ino == c->dst_ino)
+                        return WALK_SKIP; /* our own destination, inside the source */
+                return 0; /* copy_dir_enter() once the walker has opened it */
+        case S_IFREG:
+                return copy_regular(c, e, ddfd, dname);
+        case S_IFLNK:
+                return copy_symlink(c, e, ddfd, dname);
+        case S_IFIFO:
+        case S_IFCHR:
+        case S_IFBLK:
+                return copy_node(c, e, ddfd, dname);
+        default:
+                /* Sockets belong to a running process; a copy would be meaningless. */
+                return e->depth == 0 ? -EOPNOTSUPP : 0;
+        }
+}
+
+/* The copy of a directory: its entries go to e->user_fd. */
+static int copy_dir_enter(CopyContext *c, WalkEntry *e, int ddfd, const char *dname) {
+        e->user_fd = make_dir(c, ddfd, dname, e->depth);
+        if (e->user_fd < 0)
+                return e->user_fd;
+        if (e->depth == 0) {
                 struct stat st;
 
-                if (fstat(dfd, &st) < 0)
+                if (fstat(e->user_fd, &st) < 0)
                         return -errno;
                 c->dst_dev = st.st_dev;
                 c->dst_ino = st.st_ino;
                 c->have_dst = true;
         }
-
-        if (descend) {
-                d = fdopendir(sfd);
-                if (!d)
-                        return -errno;
-                TAKE_FD(sfd);
-
-                for (;;) {
-                        struct dirent *de;
-
-                        errno = 0;
-                        de = readdir(d);
-                        if (!de) {
-                                if (errno != 0)
-                                        return -errno;
-                                break;
-                        }
-                        if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                                continue;
-
-                        r = copy_entry(c, dirfd(d), de->d_name, dfd, de->d_name, depth + 1);
-                        if (r < 0)
-                                return r;
-                }
-        }
-
-        /* Last, since creating the children changed the mtime. */
-        r = fix_metadata_fd(c, dfd, &e->st);
-        if (r >= 0 && d) /* a mount point's own metadata belongs to the other filesystem */
-                r = copy_meta_fd(c, dirfd(d), dfd, ddfd, dname);
-        if (r < 0)
-                return r;
-
-        if (depth == 0)
-                c->sync_fd = TAKE_FD(dfd);
         return 0;
 }
 
-static int copy_entry(CopyContext *c, int sdfd, const char *sname, int ddfd, const char *dname, unsigned depth) {
-        Entry e;
+/* Last, since creating the children changed the mtime. */
+static int copy_dir_leave(CopyContext *c, WalkEntry *e, int ddfd, const char *dname) {
         int r;
 
-        r = entry_stat(sdfd, sname, 0, &e);
-        if (r == -ENOENT && depth > 0) /* deleted while we walk: as if the shadow were taken a bit later */
-                return 0;
-        if (r < 0)
-                return r;
+        r = fix_metadata_fd(c, e->user_fd, &e->st);
+        if (r >= 0)
+                r = meta_copy_fd(e->fd, e->user_fd, ddfd, dname, c->report);
+        if (r >= 0 && e->depth == 0)
+                c->sync_fd = TAKE_FD(e->user_fd);
+        return r;
+}
 
-        if (depth == 0)
-                c->top = e;
-        else if (!same_mount(&c->top, &e))
-                /* Another filesystem: a directory mount point is kept, empty; anything else (a bind
-                 * mounted file) is skipped. */
-                return S_ISDIR(e.st.st_mode) ? copy_dir(c, sdfd, sname, ddfd, dname, &e, false, depth) : 0;
+static int copy_walk(WalkEvent event, WalkEntry *e, void *userdata) {
+        CopyContext *c = userdata;
+        /* Where the entry goes: into the copy of its directory, or to dst itself at the top. */
+        int ddfd = e->parent ? e->parent->user_fd : AT_FDCWD;
+        const char *dname = e->parent ? e->name : c->dst;
 
-        switch (e.st.st_mode & S_IFMT) {
-        case S_IFDIR:
-                if (depth > 0 && c->have_dst && e.st.st_dev == c->dst_dev && e.st.st_ino == c->dst_ino)
-                        return 0; /* our own destination, inside the source */
-                return copy_dir(c, sdfd, sname, ddfd, dname, &e, true, depth);
-        case S_IFREG:
-                return copy_regular(c, sdfd, sname, ddfd, dname, &e, depth);
-        case S_IFLNK:
-                return copy_symlink(c, sdfd, sname, ddfd, dname, &e, depth);
-        case S_IFIFO:
-        case S_IFCHR:
-        case S_IFBLK:
-                return copy_node(c, sdfd, sname, ddfd, dname, &e, depth);
-        default:
-                /* Sockets belong to a running process; a copy would be meaningless. */
-                return depth == 0 ? -EOPNOTSUPP : 0;
+        switch (event) {
+        case WALK_ENTRY:
+                return copy_entry(c, e, ddfd, dname);
+        case WALK_DIR_ENTER:
+                return copy_dir_enter(c, e, ddfd, dname);
+        case WALK_DIR_LEAVE:
+                return copy_dir_leave(c, e, ddfd, dname);
         }
+        return -EINVAL;
 }
 
 int copy_tree(const char *src, const char *dst, CopyStats *ret_stats) {
@@ -588,7 +488,7 @@ int copy_tree(const char *src, const char *dst, CopyStats *ret_stats) {
 }
 
 int copy_tree_report(const char *src, const char *dst, MetaReport *report, CopyStats *ret_stats) {
-        CopyContext c = { .sync_fd = -EBADF, .euid = geteuid(), .report = report };
+        CopyContext c = { .dst = dst, .sync_fd = -EBADF, .euid = geteuid(), .report = report };
         int r;
 
         if (isempty(src) || isempty(dst))
@@ -596,7 +496,7 @@ int copy_tree_report(const char *src, const char *dst, MetaReport *report, CopyS
 
         /* Full paths against AT_FDCWD at the top: openat()/mkdirat() and friends take them, and
          * "/" works as a source without special cases. */
-        r = copy_entry(&c, AT_FDCWD, src, AT_FDCWD, dst, 0);
+        r = walk_tree(AT_FDCWD, src, WALK_ONE_FS | WALK_NOATIME | WALK_VERIFY, COPY_DEPTH_MAX, copy_walk, &c);
         if (r >= 0 && c.sync_fd >= 0 && syncfs(c.sync_fd) < 0)
                 r = -errno;
 
@@ -643,99 +543,7 @@ int copy_metadata_at(int dfd, const char *name, const struct stat *st) {
         return fix_metadata_at(&c, dfd, name, st);
 }
 
-/* ---- read-only ---- */
-
-typedef struct WalkContext {
-        Entry top;
-        uid_t euid;
-} WalkContext;
-
-static int ro_entry(WalkContext *w, int dfd, const char *name, unsigned depth);
-
-static int ro_dir(WalkContext *w, int dfd, const char *name, const Entry *e, unsigned depth) {
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_closedir_ DIR *d = NULL;
-        int ret = 0, r;
-
-        if (depth > COPY_DEPTH_MAX)
-                return -ELOOP;
-
-        fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-        r = fd_verify(fd, e);
-        if (r < 0)
-                return r;
-
-        d = fdopendir(fd);
-        if (!d)
-                return -errno;
-        TAKE_FD(fd); /* owned by d now */
-
-        for (;;) {
-                struct dirent *de;
-
-                errno = 0;
-                de = readdir(d);
-                if (!de) {
-                        if (errno != 0 && ret == 0)
-                                ret = -errno;
-                        break;
-                }
-                if (streq(de->d_name, ".") || streq(de->d_name, "..") || de->d_type == DT_LNK)
-                        continue;
-
-                r = ro_entry(w, dirfd(d), de->d_name, depth + 1);
-                if (r < 0 && ret == 0)
-                        ret = r;
-        }
-
-        if ((e->st.st_mode & 0222) && fchmod(dirfd(d), e->st.st_mode & 07555) < 0 && ret == 0)
-                ret = -errno;
-        return ret;
-}
-
-static int ro_entry(WalkContext *w, int dfd, const char *name, unsigned depth) {
-        Entry e;
-        int r;
-
-        r = entry_stat(dfd, name, 0, &e);
-        if (r == -ENOENT && depth > 0)
-                return 0;
-        if (r < 0)
-                return r;
-
-        if (S_ISLNK(e.st.st_mode))
-                return 0;
-        if (depth > 0 && !same_mount(&w->top, &e))
-                return 0; /* not ours to change */
-        if (S_ISDIR(e.st.st_mode))
-                return ro_dir(w, dfd, name, &e, depth);
-
-        /* We just saw a non-symlink here; without fchmodat2 there is no race-free nofollow chmod,
-         * and the shadow tree is writable by root only. */
-        if ((e.st.st_mode & 0222) && fchmodat(dfd, name, e.st.st_mode & 07555, 0) < 0)
-                return -errno;
-        return 0;
-}
-
-int tree_make_readonly(const char *path) {
-        _cleanup_free_ char *p = NULL;
-        WalkContext w = { .euid = geteuid() };
-        int r;
-
-        r = path_strip_check(path, &p);
-        if (r < 0)
-                return r;
-        r = entry_stat(AT_FDCWD, p, 0, &w.top);
-        if (r < 0)
-                return r;
-        return ro_entry(&w, AT_FDCWD, p, 0);
-}
-
 /* ---- removal ---- */
-
-static int rm_dir(WalkContext *w, int dfd, const char *name, const Entry *e, unsigned depth);
 
 /* unlinkat() that also removes an immutable or append-only file (a shadow keeps those flags). */
 static int unlink_file(int dfd, const char *name) {
@@ -755,88 +563,38 @@ static int unlink_file(int dfd, const char *name) {
         return unlinkat(dfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
 }
 
-static int rm_child(WalkContext *w, int dfd, const char *name, unsigned char d_type, unsigned depth) {
-        Entry e;
-        int r;
+static int rm_walk(WalkEvent event, WalkEntry *e, void *userdata) {
+        const uid_t *euid = userdata;
 
-        /* d_type spares a stat for everything but directories. */
-        if (d_type != DT_DIR && d_type != DT_UNKNOWN)
-                return unlink_file(dfd, name);
-
-        r = entry_stat(dfd, name, 0, &e);
-        if (r == -ENOENT)
+        switch (event) {
+        case WALK_ENTRY:
+                if (!S_ISDIR(e->st.st_mode))
+                        return unlink_file(e->dfd, e->name);
+                if (e->other_mount)
+                        return -EBUSY; /* a mount point: leave it and what is under it alone */
+                /* A read-only shadow directory needs w and x back before an unprivileged caller
+                 * can empty it. If this fails (not our directory), unlinkat() reports the real error. */
+                if (*euid != 0 && (e->st.st_mode & 0700) != 0700)
+                        (void) fchmodat(e->dfd, e->name, (e->st.st_mode & 07777) | 0700, 0);
                 return 0;
-        if (r < 0)
-                return r;
-        if (!S_ISDIR(e.st.st_mode))
-                return unlink_file(dfd, name);
-        if (!same_mount(&w->top, &e))
-                return -EBUSY; /* a mount point: leave it and what is under it alone */
-        return rm_dir(w, dfd, name, &e, depth);
-}
-
-static int rm_dir(WalkContext *w, int dfd, const char *name, const Entry *e, unsigned depth) {
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_closedir_ DIR *d = NULL;
-        int ret = 0, r;
-
-        if (depth > COPY_DEPTH_MAX)
-                return -ELOOP;
-
-        /* A read-only shadow directory needs w and x back before an unprivileged caller can empty
-         * it. If this fails (not our directory), unlinkat() below reports the real error. */
-        if (w->euid != 0 && (e->st.st_mode & 0700) != 0700)
-                (void) fchmodat(dfd, name, (e->st.st_mode & 07777) | 0700, 0);
-
-        fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return errno == ENOENT ? 0 : -errno;
-        r = fd_verify(fd, e);
-        if (r < 0)
-                return r;
-        /* Entries of an immutable or append-only directory cannot be removed, nor can it. */
-        (void) meta_unprotect(fd, NULL);
-
-        d = fdopendir(fd);
-        if (!d)
-                return -errno;
-        TAKE_FD(fd);
-
-        for (;;) {
-                struct dirent *de;
-
-                errno = 0;
-                de = readdir(d);
-                if (!de) {
-                        if (errno != 0 && ret == 0)
-                                ret = -errno;
-                        break;
-                }
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-
-                r = rm_child(w, dirfd(d), de->d_name, de->d_type, depth + 1);
-                if (r < 0 && ret == 0)
-                        ret = r;
+        case WALK_DIR_ENTER:
+                /* Entries of an immutable or append-only directory cannot be removed, nor can it. */
+                (void) meta_unprotect(e->fd, NULL);
+                return 0;
+        case WALK_DIR_LEAVE:
+                return unlinkat(e->dfd, e->name, AT_REMOVEDIR) < 0 && errno != ENOENT ? -errno : 0;
         }
-
-        if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && ret == 0)
-                ret = -errno;
-        return ret;
+        return -EINVAL;
 }
 
 static int rm_entry_at(int dfd, const char *name) {
-        WalkContext w = { .euid = geteuid() };
+        uid_t euid = geteuid();
         int r;
 
-        r = entry_stat(dfd, name, 0, &w.top);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0)
-                return r;
-        if (!S_ISDIR(w.top.st.st_mode))
-                return unlink_file(dfd, name);
-        return rm_dir(&w, dfd, name, &w.top, 0);
+        /* d_type spares a stat for everything but directories. */
+        r = walk_tree(dfd, name, WALK_ONE_FS | WALK_KEEP_GOING | WALK_VERIFY | WALK_DTYPE, COPY_DEPTH_MAX,
+                      rm_walk, &euid);
+        return r == -ENOENT ? 0 : r; /* only the top's absence is -ENOENT: nothing to remove */
 }
 
 int remove_tree(const char *path) {
@@ -849,19 +607,24 @@ int remove_tree(const char *path) {
         return rm_entry_at(AT_FDCWD, p);
 }
 
-static uint64_t tree_bytes_sum;
-static int tree_bytes_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+static int bytes_walk(WalkEvent event, WalkEntry *e, void *userdata) {
+        uint64_t *sum = userdata;
+
         /* What the files take on disk, not their apparent size: a sparse file's holes take
          * nothing, and the copy keeps them holes. */
-        if (flag == FTW_F && S_ISREG(st->st_mode))
-                tree_bytes_sum += (uint64_t) st->st_blocks * 512;
+        if (event == WALK_ENTRY && S_ISREG(e->st.st_mode) && !e->other_mount)
+                *sum += (uint64_t) e->st.st_blocks * 512;
         return 0;
 }
 
 int tree_bytes(const char *path, uint64_t *ret) {
-        tree_bytes_sum = 0;
-        if (nftw(path, tree_bytes_entry, 32, FTW_PHYS | FTW_MOUNT) < 0 && errno != ENOENT)
-                return -errno;
-        *ret = tree_bytes_sum;
+        uint64_t sum = 0;
+        int r;
+
+        /* Deeper than a copy can be: the storage directory holds copies a few levels down. */
+        r = walk_tree(AT_FDCWD, path, WALK_ONE_FS, COPY_DEPTH_MAX + 16, bytes_walk, &sum);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        *ret = sum;
         return 0;
 }

@@ -6,8 +6,9 @@
  * same or another filesystem. Reflinks are used where the filesystem can share extents, so a
  * shadow of a large tree on btrfs/XFS costs almost nothing.
  *
- * All walks are relative to directory fds (openat/fdopendir, O_NOFOLLOW), never follow symlinks,
- * stay on the filesystem (and mount) of the top entry, and stop at COPY_DEPTH_MAX levels (-ELOOP).
+ * All walks are lib/basic/walk.h's: relative to directory fds (openat/fdopendir, O_NOFOLLOW), never
+ * following symlinks, on the filesystem (and mount) of the top entry, and stopping at COPY_DEPTH_MAX
+ * levels (-ELOOP).
  * Functions return 0 or a negative errno.
  */
 
@@ -47,9 +48,6 @@ int copy_file_data(int fdin, int fdout, uint64_t *ret_size);
 int copy_metadata_fd(int fd, const struct stat *st);
 int copy_metadata_at(int dfd, const char *name, const struct stat *st);
 
-/* Removes the write bits from every entry under path (path included), symlinks excepted. */
-int tree_make_readonly(const char *path);
-
 /*
  * rm -rf without following symlinks or crossing mount points (immutable and append-only entries
  * included: their flags are cleared first); a missing path is success. Refuses
@@ -59,7 +57,7 @@ int tree_make_readonly(const char *path);
 int remove_tree(const char *path);
 
 /* The bytes the regular files of a tree take on disk (blocks allocated, st_blocks * 512, not
- * apparent sizes; one filesystem; a missing tree is 0). */
+ * apparent sizes; the top's filesystem and mount, like the copy; a missing tree is 0). */
 int tree_bytes(const char *path, uint64_t *ret);
 
 /* Writes all n bytes of p to fd at off (pwrite, again after EINTR). 0 or a negative errno. */

@@ -2,7 +2,6 @@
 /* The delta engine of the copy-ahead: scans a tree against the previous pass's index, and applies
  * what changed to the copy. */
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -11,15 +10,15 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "lib/basic/walk.h"
 #include "lib/common.h"
 #include "lib/openat.h"
 #include "copy.h"
 #include "delta.h"
 
-static int64_t ts_ns(struct statx_timestamp t) {
+static int64_t ts_ns(struct timespec t) {
         return (int64_t) t.tv_sec * NSEC_PER_SEC + t.tv_nsec;
 }
 
@@ -54,15 +53,23 @@ void tree_delta_free(Delta *d) {
         free(d);
 }
 
+/* An array of n elements of size bytes with room for one more: itself, or moved by realloc()
+ * with its capacity *cap doubled (from first); NULL when out of memory. */
+static void *array_grow(void *array, size_t *cap, size_t n, size_t size, size_t first) {
+        if (n < *cap)
+                return array;
+        size_t c = *cap ? *cap * 2 : first;
+        void *q = realloc(array, c * size);
+        if (q)
+                *cap = c;
+        return q;
+}
+
 static int delta_add(Delta *d, OpKind kind, const char *path, const struct stat *st, bool mountpoint) {
-        if (d->n == d->cap) {
-                size_t cap = d->cap ? d->cap * 2 : 64;
-                Op *n = realloc(d->ops, cap * sizeof(Op));
-                if (!n)
-                        return -ENOMEM;
-                d->ops = n;
-                d->cap = cap;
-        }
+        Op *ops = array_grow(d->ops, &d->cap, d->n, sizeof(Op), 64);
+        if (!ops)
+                return -ENOMEM;
+        d->ops = ops;
         Op *op = &d->ops[d->n];
         *op = (Op) { .kind = kind, .path = strdup(path), .mountpoint = mountpoint };
         if (!op->path)
@@ -107,166 +114,86 @@ void tree_delta_biggest(const Delta *d, char *buf, size_t size) {
 typedef struct Scan {
         Index *prev, *ix;
         Delta *d;
-        dev_t dev;
-        uint64_t mnt_id;
-        char path[PATH_MAX];
 } Scan;
 
-static int do_statx(int dfd, const char *name, int flags, struct stat *st, int64_t *ret_ctime, uint64_t *ret_mnt) {
-        struct statx sx;
+/* A directory's state in its WalkEntry.user: its op kind + 1 (0: none), and whether ops on its
+ * entries change the copy's entries (so its mtime must be set again). */
+#define SCAN_KIND_MASK ((uintptr_t) 0xff)
+#define SCAN_CHILD_OP ((uintptr_t) 1 << 8)
 
-        if (statx(dfd, name, flags | AT_SYMLINK_NOFOLLOW | AT_STATX_SYNC_AS_STAT,
-                  STATX_BASIC_STATS | STATX_MNT_ID, &sx) < 0)
-                return errno > 0 ? -errno : -EIO;
-        *st = (struct stat) {
-                .st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor),
-                .st_ino = sx.stx_ino,
-                .st_mode = sx.stx_mode,
-                .st_nlink = sx.stx_nlink,
-                .st_uid = sx.stx_uid,
-                .st_gid = sx.stx_gid,
-                .st_rdev = makedev(sx.stx_rdev_major, sx.stx_rdev_minor),
-                .st_size = (off_t) sx.stx_size,
-                .st_atim = { .tv_sec = sx.stx_atime.tv_sec, .tv_nsec = sx.stx_atime.tv_nsec },
-                .st_mtim = { .tv_sec = sx.stx_mtime.tv_sec, .tv_nsec = sx.stx_mtime.tv_nsec },
-                .st_ctim = { .tv_sec = sx.stx_ctime.tv_sec, .tv_nsec = sx.stx_ctime.tv_nsec },
-        };
-        *ret_ctime = ts_ns(sx.stx_ctime);
-        *ret_mnt = (sx.stx_mask & STATX_MNT_ID) ? sx.stx_mnt_id : 0;
-        return 0;
-}
-
-static int scan_dir(Scan *s, int fd, size_t len, bool force, unsigned depth, bool *ret_child_op);
-
-/* One entry: recorded, compared with the previous pass, and an op when it changed. *ret_op tells
- * the parent that its copy's entries change (so its mtime must be set again). */
-static int scan_entry(Scan *s, int dfd, const char *name, size_t len, bool force, unsigned depth, bool *ret_op) {
-        struct stat st;
-        int64_t ctime_ns;
-        uint64_t mnt;
-        bool mountpoint, child_op = false;
-        int r;
-
-        r = do_statx(dfd, name, depth == 0 ? AT_EMPTY_PATH : 0, &st, &ctime_ns, &mnt);
-        if (r == -ENOENT && depth > 0) /* deleted while we walk */
-                return 0;
-        if (r < 0)
-                return r;
-        if (depth == 0) {
-                s->dev = st.st_dev;
-                s->mnt_id = mnt;
-        }
-        mountpoint = st.st_dev != s->dev || (s->mnt_id && mnt && mnt != s->mnt_id);
-        if ((mountpoint && !S_ISDIR(st.st_mode)) || S_ISSOCK(st.st_mode))
-                return 0; /* like copy_tree: other filesystems' files and sockets are not copied */
-
-        Index *ix = s->ix;
-        if (ix->n == ix->cap) {
-                size_t cap = ix->cap ? ix->cap * 2 : 256;
-                Rec *n = realloc(ix->recs, cap * sizeof(Rec));
-                if (!n)
-                        return -ENOMEM;
-                ix->recs = n;
-                ix->cap = cap;
-        }
+static int index_add(Index *ix, const char *path, const struct stat *st, Rec **ret) {
+        Rec *recs = array_grow(ix->recs, &ix->cap, ix->n, sizeof(Rec), 256);
+        if (!recs)
+                return -ENOMEM;
+        ix->recs = recs;
         Rec *rec = &ix->recs[ix->n];
         *rec = (Rec) {
-                .path = strdup(s->path),
-                .ino = st.st_ino,
-                .size = st.st_size,
-                .mtime_ns = (int64_t) st.st_mtim.tv_sec * NSEC_PER_SEC + st.st_mtim.tv_nsec,
-                .ctime_ns = ctime_ns,
-                .mode = st.st_mode,
+                .path = strdup(path),
+                .ino = st->st_ino,
+                .size = st->st_size,
+                .mtime_ns = ts_ns(st->st_mtim),
+                .ctime_ns = ts_ns(st->st_ctim),
+                .mode = st->st_mode,
         };
         if (!rec->path)
                 return -ENOMEM;
         ix->n++;
-
-        Rec *p = index_find(s->prev, s->path);
-        if (p)
-                p->seen = true;
-        int kind = -1;
-        if (!s->prev || force || !p || ((p->mode ^ st.st_mode) & S_IFMT) || p->ino != st.st_ino)
-                kind = depth == 0 ? OP_META : OP_REPLACE; /* the top directory itself stays */
-        else if (p->size != rec->size || p->mtime_ns != rec->mtime_ns ||
-                 rec->ctime_ns >= s->prev->start_ns - s->prev->gran_ns)
-                kind = S_ISREG(st.st_mode) ? OP_UPDATE : S_ISDIR(st.st_mode) ? OP_META : OP_REPLACE;
-        if (kind >= 0 && kind != OP_META) {
-                r = delta_add(s->d, (OpKind) kind, s->path, &st, mountpoint);
-                if (r < 0)
-                        return r;
-                if (kind == OP_REPLACE)
-                        *ret_op = true;
-        }
-
-        if (S_ISDIR(st.st_mode)) {
-                if (!mountpoint) {
-                        /* The top by ".": a new open file description, so each pass reads it from its start. */
-                        const char *n = depth == 0 ? "." : name;
-                        int fd = openat(dfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
-                        if (fd < 0 && errno == EPERM)
-                                fd = openat(dfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                        if (fd < 0)
-                                return errno == ENOENT && depth > 0 ? 0 : -errno;
-                        r = scan_dir(s, fd, len, kind == OP_REPLACE, depth, &child_op);
-                        if (r < 0)
-                                return r;
-                }
-                /* Its metadata is set after its entries are in (they change its mtime). */
-                if (kind >= 0 || child_op)
-                        return delta_add(s->d, OP_META, s->path, &st, mountpoint);
-        }
+        *ret = rec;
         return 0;
 }
 
-/* Takes fd over. */
-static int scan_dir(Scan *s, int fd, size_t len, bool force, unsigned depth, bool *ret_child_op) {
-        DIR *d;
-        int r = 0;
+/* One entry: recorded, compared with the previous pass, and an op when it changed. */
+static int scan_entry(Scan *s, WalkEntry *e) {
+        const struct stat *st = &e->st;
+        /* Under a directory that is replaced, everything is new. */
+        bool force = e->parent && (e->parent->user & SCAN_KIND_MASK) == (uintptr_t) OP_REPLACE + 1;
+        Rec *rec;
+        int r;
 
-        if (depth >= COPY_DEPTH_MAX) {
-                close(fd);
-                return -ELOOP;
-        }
-        d = fdopendir(fd);
-        if (!d) {
-                r = -errno;
-                close(fd);
+        if ((e->other_mount && !S_ISDIR(st->st_mode)) || S_ISSOCK(st->st_mode))
+                return WALK_SKIP; /* like copy_tree: other filesystems' files and sockets are not copied */
+
+        r = index_add(s->ix, e->path, st, &rec);
+        if (r < 0)
                 return r;
-        }
-        for (;;) {
-                struct dirent *de;
 
-                errno = 0;
-                de = readdir(d);
-                if (!de) {
-                        if (errno != 0)
-                                r = -errno;
-                        break;
-                }
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                size_t n = strlen(de->d_name);
-                if (len + (len > 0) + n + 1 > sizeof(s->path)) {
-                        r = -ENAMETOOLONG;
-                        break;
-                }
-                if (len > 0)
-                        s->path[len] = '/';
-                memcpy(s->path + len + (len > 0), de->d_name, n + 1);
-                r = scan_entry(s, dirfd(d), de->d_name, len + (len > 0) + n, force, depth + 1, ret_child_op);
-                s->path[len] = 0;
+        Rec *p = index_find(s->prev, e->path);
+        if (p)
+                p->seen = true;
+        int kind = -1;
+        if (!s->prev || force || !p || ((p->mode ^ st->st_mode) & S_IFMT) || p->ino != st->st_ino)
+                kind = e->depth == 0 ? OP_META : OP_REPLACE; /* the top directory itself stays */
+        else if (p->size != rec->size || p->mtime_ns != rec->mtime_ns ||
+                 rec->ctime_ns >= s->prev->start_ns - s->prev->gran_ns)
+                kind = S_ISREG(st->st_mode) ? OP_UPDATE : S_ISDIR(st->st_mode) ? OP_META : OP_REPLACE;
+        if (kind >= 0 && kind != OP_META) {
+                r = delta_add(s->d, (OpKind) kind, e->path, st, e->other_mount);
                 if (r < 0)
-                        break;
+                        return r;
+                if (kind == OP_REPLACE && e->parent)
+                        e->parent->user |= SCAN_CHILD_OP;
         }
-        closedir(d);
-        return r;
+        e->user = (uintptr_t) (kind + 1);
+        /* A mount point is reproduced empty: its metadata op now, it has no entries. */
+        if (S_ISDIR(st->st_mode) && e->other_mount && kind >= 0)
+                return delta_add(s->d, OP_META, e->path, st, true);
+        return 0;
+}
+
+static int scan_walk(WalkEvent event, WalkEntry *e, void *userdata) {
+        Scan *s = userdata;
+
+        if (event == WALK_ENTRY)
+                return scan_entry(s, e);
+        /* A directory's metadata is set after its entries are in (they change its mtime). */
+        if (event == WALK_DIR_LEAVE && e->user != 0)
+                return delta_add(s->d, OP_META, e->path, &e->st, false);
+        return 0;
 }
 
 /* A pass's scan of the tree at sfd: its index, and the delta since prev (NULL: everything). */
 int tree_scan(int sfd, Index *prev, int64_t start_ns, int64_t gran_ns, Index **ret_ix, Delta **ret_d) {
         Scan s = { .prev = prev };
-        bool top_op = false;
         int r;
 
         s.ix = calloc(1, sizeof(Index));
@@ -282,8 +209,9 @@ int tree_scan(int sfd, Index *prev, int64_t start_ns, int64_t gran_ns, Index **r
                 for (size_t i = 0; i < prev->n; i++)
                         prev->recs[i].seen = false;
 
-        _cleanup_close_ int fd = fcntl(sfd, F_DUPFD_CLOEXEC, 3);
-        r = fd < 0 ? -errno : scan_entry(&s, fd, "", 0, false, 0, &top_op);
+        /* The top by "": the walker opens it as ".", a new open file description, so each pass
+         * reads it from its start. */
+        r = walk_tree(sfd, "", WALK_ONE_FS | WALK_NOATIME | WALK_PATHS, COPY_DEPTH_MAX - 1, scan_walk, &s);
         /* Gone since the previous pass. */
         for (size_t i = 0; r >= 0 && prev && i < prev->n; i++)
                 if (!prev->recs[i].seen)

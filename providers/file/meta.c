@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <linux/fs.h>
 #include <stdio.h>
@@ -13,6 +12,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "lib/basic/walk.h"
 #include "lib/common.h"
 #include "meta.h"
 
@@ -198,9 +198,28 @@ static int set_flags(int fd, unsigned flags) {
         return ioctl(fd, FS_IOC_SETFLAGS, &f) < 0 ? -errno : 0;
 }
 
+/* Adds each of flags to *cur on fd, in flag_letters order; each one refused is reported. */
+static void set_flags_each(int fd, unsigned flags, unsigned *cur, int ddfd, const char *dname, MetaReport *report) {
+        for (size_t i = 0; i < ELEMENTSOF(flag_letters); i++) {
+                unsigned f = flag_letters[i].flag;
+                char what[32];
+                int r;
+
+                if (!(flags & f))
+                        continue;
+                r = set_flags(fd, *cur | f);
+                if (r >= 0) {
+                        *cur |= f;
+                        continue;
+                }
+                snprintf(what, sizeof(what), "flag +%c", flag_letters[i].letter);
+                meta_report(report, ddfd, dname, what, -r);
+        }
+}
+
 int meta_apply_flags_last(int fd, unsigned flags, int ddfd, const char *dname, MetaReport *report) {
         unsigned cur, want;
-        int old = 0, r;
+        int old = 0;
 
         flags &= META_FLAGS_COPIED;
         if (ioctl(fd, FS_IOC_GETFLAGS, &old) < 0) {
@@ -217,40 +236,26 @@ int meta_apply_flags_last(int fd, unsigned flags, int ddfd, const char *dname, M
         if (!errno_is_unkeepable(errno) && errno != ENOTTY)
                 return -errno;
 
-        /* Something is refused: one at a time, so what can be kept is, and the rest is named. */
+        /* Something is refused: one at a time, so what can be kept is, and the rest is named;
+         * protecting flags last, here too. */
         cur = (unsigned) old & ~META_FLAGS_COPIED;
         if (set_flags(fd, cur) < 0 && flags == 0)
                 return 0;
-        for (size_t i = 0; i < ELEMENTSOF(flag_letters); i++) {
-                unsigned f = flag_letters[i].flag;
-                char what[32];
-
-                if (!(flags & f) || (f & META_FLAGS_PROTECT))
-                        continue;
-                r = set_flags(fd, cur | f);
-                if (r >= 0) {
-                        cur |= f;
-                        continue;
-                }
-                snprintf(what, sizeof(what), "flag +%c", flag_letters[i].letter);
-                meta_report(report, ddfd, dname, what, -r);
-        }
-        /* Protecting flags last, here too. */
-        for (size_t i = 0; i < ELEMENTSOF(flag_letters); i++) {
-                unsigned f = flag_letters[i].flag;
-                char what[32];
-
-                if (!(flags & f & META_FLAGS_PROTECT))
-                        continue;
-                r = set_flags(fd, cur | f);
-                if (r >= 0) {
-                        cur |= f;
-                        continue;
-                }
-                snprintf(what, sizeof(what), "flag +%c", flag_letters[i].letter);
-                meta_report(report, ddfd, dname, what, -r);
-        }
+        set_flags_each(fd, flags & ~META_FLAGS_PROTECT, &cur, ddfd, dname, report);
+        set_flags_each(fd, flags & META_FLAGS_PROTECT, &cur, ddfd, dname, report);
         return 0;
+}
+
+int meta_copy_fd(int src_fd, int dst_fd, int ddfd, const char *dname, MetaReport *report) {
+        unsigned flags = 0;
+        int r;
+
+        r = meta_copy_xattrs(src_fd, -EBADF, NULL, dst_fd, ddfd, dname, report);
+        if (r >= 0)
+                r = meta_get_flags(src_fd, &flags);
+        if (r >= 0)
+                r = meta_apply_flags_last(dst_fd, flags, ddfd, dname, report);
+        return r;
 }
 
 int meta_unprotect(int fd, unsigned *ret_saved) {
@@ -288,89 +293,104 @@ int meta_link_protected(int path_fd, int ddfd, const char *dname) {
 
 /* ---- a whole tree ---- */
 
-/* nftw() takes no context: the walk's state, one walk at a time (it runs in the commit child). */
-static struct {
-        const char *src, *dst;
-        size_t src_len;
+typedef struct MetaSync {
+        const char *dst;
         MetaReport *report;
         struct { dev_t dev; ino_t ino; } *seen;
         size_t n_seen;
-        int error;
-} sync_walk;
+} MetaSync;
 
 /* A hard link's inode is done once: a second name would find it protected already. */
-static bool seen_before(const struct stat *st) {
+static bool seen_before(MetaSync *m, const struct stat *st) {
         if (st->st_nlink < 2)
                 return false;
-        for (size_t i = 0; i < sync_walk.n_seen; i++)
-                if (sync_walk.seen[i].dev == st->st_dev && sync_walk.seen[i].ino == st->st_ino)
+        for (size_t i = 0; i < m->n_seen; i++)
+                if (m->seen[i].dev == st->st_dev && m->seen[i].ino == st->st_ino)
                         return true;
-        if ((sync_walk.n_seen & 63) == 0) {
-                void *n = realloc(sync_walk.seen, (sync_walk.n_seen + 64) * sizeof(*sync_walk.seen));
+        if ((m->n_seen & 63) == 0) {
+                void *n = realloc(m->seen, (m->n_seen + 64) * sizeof(*m->seen));
                 if (!n)
                         return false; /* then done again, which at worst reports a flag twice */
-                sync_walk.seen = n;
+                m->seen = n;
         }
-        sync_walk.seen[sync_walk.n_seen].dev = st->st_dev;
-        sync_walk.seen[sync_walk.n_seen++].ino = st->st_ino;
+        m->seen[m->n_seen].dev = st->st_dev;
+        m->seen[m->n_seen++].ino = st->st_ino;
         return false;
 }
 
-static int sync_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-        char dpath[PATH_MAX];
-        int r;
+/* Where e's copy is: in the parent's copy (its user_fd) by the same name, or dst at the top. 0
+ * when the copy has an entry of e's type there, 1 when not (not copied: another filesystem's, a
+ * socket). */
+static int sync_target(MetaSync *m, const WalkEntry *e, int *ret_ddfd, const char **ret_dname) {
+        struct stat st;
 
-        if (type == FTW_NS || type == FTW_DNR)
-                return 0; /* gone since: the data pass decided about it */
-        if (snprintf(dpath, sizeof(dpath), "%s%s", sync_walk.dst, path + sync_walk.src_len) >= (int) sizeof(dpath))
+        *ret_ddfd = e->parent ? e->parent->user_fd : AT_FDCWD;
+        *ret_dname = e->parent ? e->name : m->dst;
+        if (fstatat(*ret_ddfd, *ret_dname, &st, AT_SYMLINK_NOFOLLOW) < 0 || (st.st_mode & S_IFMT) != (e->st.st_mode & S_IFMT))
+                return 1;
+        return 0;
+}
+
+/* The path of e's copy, for reports; 1 when too long. */
+static int sync_path(MetaSync *m, const WalkEntry *e, char *buf, size_t size) {
+        return snprintf(buf, size, "%s%s%s", m->dst, e->parent ? "/" : "", e->path) >= (int) size;
+}
+
+/* A non-directory. */
+static int sync_entry(MetaSync *m, const WalkEntry *e) {
+        char dpath[PATH_MAX];
+        const char *dname;
+        int ddfd;
+
+        if (e->other_mount || sync_path(m, e, dpath, sizeof(dpath)) || sync_target(m, e, &ddfd, &dname) ||
+            seen_before(m, &e->st))
                 return 0;
-        struct stat dst;
-        if (lstat(dpath, &dst) < 0 || (dst.st_mode & S_IFMT) != (st->st_mode & S_IFMT))
-                return 0; /* not copied (another filesystem's, a socket) */
-        if (seen_before(st))
-                return 0;
-        if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode)) {
+        if (!S_ISREG(e->st.st_mode))
                 /* Symlinks, fifos, device nodes: by name in their directories, never opened. */
-                char sdir[PATH_MAX], ddir[PATH_MAX];
-                snprintf(sdir, sizeof(sdir), "%.*s", ftw->base, path);
-                snprintf(ddir, sizeof(ddir), "%.*s", (int) (strlen(dpath) - strlen(path + ftw->base)), dpath);
-                _cleanup_close_ int sd = open(sdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                _cleanup_close_ int dd = open(ddir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (sd < 0 || dd < 0)
-                        return 0; /* gone since */
-                r = meta_copy_xattrs(-EBADF, sd, path + ftw->base, -EBADF, dd, path + ftw->base, sync_walk.report);
-                return (sync_walk.error = r < 0 ? r : 0) < 0;
-        }
-        int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY | (S_ISDIR(st->st_mode) ? O_DIRECTORY : 0);
-        _cleanup_close_ int sfd = open(path, flags | O_NOATIME);
+                return meta_copy_xattrs(-EBADF, e->dfd, e->name, -EBADF, ddfd, dname, m->report);
+
+        int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
+        _cleanup_close_ int sfd = openat(e->dfd, e->name, flags | O_NOATIME);
         if (sfd < 0 && errno == EPERM)
-                sfd = open(path, flags);
+                sfd = openat(e->dfd, e->name, flags);
         if (sfd < 0)
                 return 0; /* gone or replaced since the last pass */
-        _cleanup_close_ int dfd = open(dpath, flags);
+        _cleanup_close_ int dfd = openat(ddfd, dname, flags);
         if (dfd < 0)
-                return (sync_walk.error = -errno) < 0;
-        unsigned fl = 0;
-        r = meta_copy_xattrs(sfd, -EBADF, NULL, dfd, AT_FDCWD, dpath, sync_walk.report);
-        if (r >= 0)
-                r = meta_get_flags(sfd, &fl);
-        if (r >= 0)
-                r = meta_apply_flags_last(dfd, fl, AT_FDCWD, dpath, sync_walk.report);
-        return (sync_walk.error = r < 0 ? r : 0) < 0;
+                return -errno;
+        return meta_copy_fd(sfd, dfd, AT_FDCWD, dpath, m->report);
+}
+
+static int sync_walk(WalkEvent event, WalkEntry *e, void *userdata) {
+        MetaSync *m = userdata;
+        char dpath[PATH_MAX];
+        const char *dname;
+        int ddfd;
+
+        switch (event) {
+        case WALK_ENTRY:
+                return S_ISDIR(e->st.st_mode) ? 0 : sync_entry(m, e);
+        case WALK_DIR_ENTER:
+                /* Its copy, where its entries' copies are: a directory not copied has none. */
+                if (sync_path(m, e, dpath, sizeof(dpath)) || sync_target(m, e, &ddfd, &dname))
+                        return WALK_SKIP;
+                e->user_fd = openat(ddfd, dname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+                return e->user_fd < 0 ? -errno : 0;
+        case WALK_DIR_LEAVE:
+                /* After its entries: a protected directory takes nothing more. */
+                (void) sync_path(m, e, dpath, sizeof(dpath)); /* it fit in WALK_DIR_ENTER */
+                return meta_copy_fd(e->fd, e->user_fd, AT_FDCWD, dpath, m->report);
+        }
+        return -EINVAL;
 }
 
 int meta_sync_tree(const char *src, const char *dst, MetaReport *report) {
-        sync_walk.src = src;
-        sync_walk.dst = dst;
-        sync_walk.src_len = strlen(src);
-        sync_walk.report = report;
-        sync_walk.error = 0;
-        /* Children before their directory: a protected directory takes nothing more. */
-        int r = nftw(src, sync_entry, 32, FTW_PHYS | FTW_DEPTH | FTW_MOUNT);
-        free(sync_walk.seen);
-        sync_walk.seen = NULL;
-        sync_walk.n_seen = 0;
-        if (r < 0)
-                return -errno;
-        return sync_walk.error;
+        MetaSync m = { .dst = dst, .report = report };
+        int r;
+
+        /* No depth bound of its own: a directory the copy does not have is not entered, and the
+         * copy has one. */
+        r = walk_tree(AT_FDCWD, src, WALK_ONE_FS | WALK_NOATIME | WALK_PATHS, UINT_MAX, sync_walk, &m);
+        free(m.seen);
+        return r;
 }

@@ -57,6 +57,9 @@ int meta_get_flags(int fd, unsigned *ret);
 /* Sets flags (masked with META_FLAGS_COPIED) on fd, last: see above. What the filesystem refuses is
  * reported (ddfd/dname name it), one flag at a time, and the others are still set. */
 int meta_apply_flags_last(int fd, unsigned flags, int ddfd, const char *dname, MetaReport *report);
+/* meta_copy_xattrs() then meta_apply_flags_last() from one open regular file or directory onto
+ * another: the last step of copying an inode, after contents, owner, mode and times. */
+int meta_copy_fd(int src_fd, int dst_fd, int ddfd, const char *dname, MetaReport *report);
 /* Clears immutable and append-only on an open regular file or directory, so it can be changed or
  * removed; stores what was set in *ret_saved (may be NULL). 0 also when there was nothing to clear. */
 int meta_unprotect(int fd, unsigned *ret_saved);

@@ -30,12 +30,6 @@ struct PrecopyFinal {
         char *src, *dst;
 };
 
-static int64_t coarse_now_ns(void) {
-        struct timespec ts;
-        (void) clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-        return (int64_t) ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
-}
-
 int64_t precopy_time_granularity_ns(const char *path) {
         struct statfs sf;
         struct statx sx;
@@ -163,7 +157,7 @@ int precopy_run(const char *src, const char *dst, int index_fd, uint32_t hold_ms
         for (unsigned pass = 0; pass < PRECOPY_MAX_PASSES; pass++) {
                 Index *ix;
                 Delta *d;
-                int64_t start = coarse_now_ns();
+                int64_t start = (int64_t) now_clock_nsec(CLOCK_REALTIME_COARSE); /* the clock of file timestamps */
                 uint64_t pass_start = now_monotonic_usec();
                 r = tree_scan(sfd, prev, start, gran, &ix, &d);
                 if (r < 0)
@@ -303,7 +297,7 @@ int precopy_final_begin(const char *src, const char *dst, int index_fd, uint64_t
                 r = -errno;
                 goto fail;
         }
-        r = tree_scan(f->sfd, prev, coarse_now_ns(), prev->gran_ns, &ix, &f->d);
+        r = tree_scan(f->sfd, prev, (int64_t) now_clock_nsec(CLOCK_REALTIME_COARSE), prev->gran_ns, &ix, &f->d);
         tree_index_free(ix);
         if (r < 0)
                 goto fail;
