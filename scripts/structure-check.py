@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The structure rules of the production folders (issue 13): no file over 800 lines, no function
-over 120 lines apart from help texts, and no daemon module calling up the layer graph.
+over 120 lines apart from help texts, and no daemon module calling up the layer graph of
+docs/ARCHITECTURE.md (callbacks an owner hands down are pointers, not calls, and pass).
 
 Usage: structure-check.py [SOURCE_ROOT]. Prints each breach; exits 1 if there is one."""
 import os
@@ -39,6 +40,43 @@ for folder in FOLDERS:
                     name = None
                 elif name is not None and line.endswith(";") and not line.startswith((" ", "\t")):
                     name = None  # a declaration spread over lines
+
+# vssd's layers, top first; a file may call functions of its own layer's group or of lower layers.
+# Across groups of one layer only: the manager calls the session (it creates and ends sessions),
+# the writer calls access (its replies and rights). A daemon file missing here is a breach: place it.
+LAYERS = [
+    {"bus": ["bus.c", "main.c"]},
+    {"manager": ["manager.c", "connection-io.c"],
+     "session": ["session.c", "session-dispatch.c", "session-status.c", "session-document.c",
+                 "snapshot-set.c", "session-stages.c", "commit.c", "hold.c"],
+     "expose": ["expose.c"], "admin": ["admin.c"]},
+    {"writer": ["writer.c"], "shadows": ["shadows.c"], "access": ["access.c"]},
+    {"registry": ["registry.c", "registry-sql.c", "registry-records.c", "registry-check.c"],
+     "freeze": ["freeze.c", "freeze-settle.c"], "sequence": ["sequence.c"], "child": ["child.c"],
+     "config": ["config.c"]},
+]
+MAY_CALL_ACROSS = {("manager", "session"), ("writer", "access")}
+where = {f: (i, g) for i, groups in enumerate(LAYERS) for g, fs in groups.items() for f in fs}
+daemon = os.path.join(root, "daemon")
+sources, owner = {}, {}
+defn = re.compile(r"^(?!static)[A-Za-z_][\w \*]*?\b(\w+)\([^;{]*\)\s*\{", re.M)
+for f in sorted(os.listdir(daemon)):
+    if f.endswith(".c"):
+        sources[f] = open(os.path.join(daemon, f), encoding="utf-8").read()
+        for m in defn.finditer(sources[f]):
+            owner[m.group(1)] = f
+for f, text in sources.items():
+    if f not in where:
+        breaches.append(f"daemon/{f}: not placed in a layer (scripts/structure-check.py, docs/ARCHITECTURE.md)")
+        continue
+    lf, gf = where[f]
+    for name, o in owner.items():
+        if o == f or o not in where:
+            continue
+        lo, go = where[o]
+        upward = lo < lf or (lo == lf and go != gf and (gf, go) not in MAY_CALL_ACROSS)
+        if upward and re.search(r"\b" + name + r"\s*\(", text):
+            breaches.append(f"daemon/{f} ({gf}) calls {name}() of daemon/{o} ({go}): up or across the graph")
 
 for b in breaches:
     print(b)
