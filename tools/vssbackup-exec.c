@@ -166,8 +166,12 @@ static bool mount_at_original(const Volume *vols, size_t n_vols, char *err, size
         int fds[MAX_VOLUMES];
         for (size_t i = 0; i < n_vols; i++)
                 if ((fds[i] = open(vols[i].shadow_path, O_PATH | O_CLOEXEC)) < 0) {
-                        snprintf(err, size, "--at-original: cannot open the shadow copy %s: %s", vols[i].shadow_path,
-                                 strerror(errno));
+                        bool denied = errno == EACCES;
+                        snprintf(err, size, "--at-original: cannot open the shadow copy %s: %s%s", vols[i].shadow_path,
+                                 strerror(errno),
+                                 denied ? " (its provider keeps it where this user cannot reach: {} without "
+                                          "--at-original could not read it either)"
+                                        : "");
                         return false;
                 }
         for (size_t i = 0; i < n_vols; i++) {
