@@ -2,10 +2,15 @@
 
 /* vssbackup exec: any backup tool run against a consistent shadow copy. */
 
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 
+#include "lib/basic/fd-util.h"
 #include "lib/basic/log.h"
 #include "lib/common.h"
 #include "tools/vssbackup.h"
@@ -35,57 +40,285 @@ static char *replace_braces(const char *arg, const char *with) {
         return out;
 }
 
-static int run_command(char **argv, const Volume *vols, size_t n_vols, const vss_id *set_id) {
+/* --at-original: COMMAND runs in a mount namespace of its own where each shadow copy is bind-mounted
+ * read-only over its original path, so a tool sees the same paths on every run. Nothing is
+ * mounted on the host: the mounts live and die with the namespace, that is with COMMAND and its
+ * children, however they end. */
+
+static bool sysctl_is(const char *path, const char *value) {
+        char buf[32];
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+                return false;
+        buf[n] = 0;
+        buf[strcspn(buf, "\n")] = 0;
+        return streq(buf, value);
+}
+
+/* Why user namespaces are refused, as far as the system tells, and what allows them. */
+static const char *userns_blocker(void) {
+        if (sysctl_is("/proc/sys/kernel/unprivileged_userns_clone", "0"))
+                return "kernel.unprivileged_userns_clone is 0 (sysctl -w kernel.unprivileged_userns_clone=1 allows them)";
+        if (sysctl_is("/proc/sys/user/max_user_namespaces", "0"))
+                return "user.max_user_namespaces is 0 (sysctl -w user.max_user_namespaces=10000 allows them)";
+        if (sysctl_is("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1"))
+                return "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns "
+                       "is 1; an AppArmor profile for vssbackup with \"userns,\" allows them)";
+        return "the system forbids them (a seccomp filter or a container's policy?)";
+}
+
+static int write_proc(const char *path, const char *text) {
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        int r = write_all(fd, text, strlen(text));
+        close(fd);
+        return r;
+}
+
+/* A user namespace (with a mount namespace it owns) where our uid and gid map to themselves, so
+ * COMMAND keeps its identity, and loses the namespace's capabilities at execve. 0 or -errno, step
+ * naming what failed. */
+static int enter_userns(const char **step) {
+        uid_t uid = geteuid();
+        gid_t gid = getegid();
+        char map[64];
+        int r;
+
+        *step = "unshare";
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
+                return -errno;
+        /* Needed before gid_map without CAP_SETGID; a kernel before 3.19 has no such file, nor need. */
+        *step = "/proc/self/setgroups";
+        r = write_proc(*step, "deny");
+        if (r < 0 && r != -ENOENT)
+                return r;
+        *step = "/proc/self/uid_map";
+        snprintf(map, sizeof(map), "%u %u 1\n", (unsigned) uid, (unsigned) uid);
+        r = write_proc(*step, map);
+        if (r < 0)
+                return r;
+        *step = "/proc/self/gid_map";
+        snprintf(map, sizeof(map), "%u %u 1\n", (unsigned) gid, (unsigned) gid);
+        return write_proc(*step, map);
+}
+
+/* In a child: a mount namespace of its own whose mounts reach no other (slave: the host's new
+ * mounts still show in it). Without the right to mount (not root): inside a user namespace. */
+static bool enter_namespace(char *err, size_t size) {
+        const char *step = "unshare";
+        bool userns = false;
+        int r = 0;
+
+        if (unshare(CLONE_NEWNS) < 0) {
+                if (errno != EPERM) {
+                        snprintf(err, size, "--at-original: cannot make a mount namespace: unshare: %s", strerror(errno));
+                        return false;
+                }
+                userns = true;
+                r = enter_userns(&step);
+        }
+        if (r >= 0 && mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) {
+                step = "making its mounts private";
+                r = -errno;
+        }
+        if (r >= 0)
+                return true;
+        if (userns)
+                snprintf(err, size,
+                         "--at-original needs a mount namespace of its own; uid %u may not mount here, so that "
+                         "takes a user namespace, which failed (%s: %s): %s. Fix: allow unprivileged user "
+                         "namespaces, run vssbackup as root, or leave out --at-original (then {} names the "
+                         "shadow copy's path)",
+                         (unsigned) getuid(), step, strerror(-r), userns_blocker());
+        else
+                snprintf(err, size, "--at-original: cannot make its mount namespace private (%s: %s)", step, strerror(-r));
+        return false;
+}
+
+/* What a bind mount in a user namespace may not drop (the kernel refuses a remount without them). */
+static unsigned long locked_flags(const char *path) {
+        static const struct { unsigned long st, ms; } map[] = {
+                { ST_NOSUID, MS_NOSUID },     { ST_NODEV, MS_NODEV },         { ST_NOEXEC, MS_NOEXEC },
+                { ST_NOATIME, MS_NOATIME },   { ST_NODIRATIME, MS_NODIRATIME }, { ST_RELATIME, MS_RELATIME },
+        };
+        struct statvfs sv;
+        unsigned long flags = 0;
+        if (statvfs(path, &sv) < 0)
+                return 0;
+        for (size_t i = 0; i < ELEMENTSOF(map); i++)
+                if (sv.f_flag & map[i].st)
+                        flags |= map[i].ms;
+        /* Neither: strictatime, which a remount must say (it would become relatime). */
+        if (!(flags & (MS_NOATIME | MS_RELATIME)))
+                flags |= MS_STRICTATIME;
+        return flags;
+}
+
+/* In the new namespace (a bind takes its source from the namespace it is done in): each shadow
+ * copy over its original path, read-only. All are opened before anything is mounted: a shadow
+ * copy may lie beneath an original path. */
+static bool mount_at_original(const Volume *vols, size_t n_vols, char *err, size_t size) {
+        int fds[MAX_VOLUMES];
+        for (size_t i = 0; i < n_vols; i++)
+                if ((fds[i] = open(vols[i].shadow_path, O_PATH | O_CLOEXEC)) < 0) {
+                        bool denied = errno == EACCES;
+                        snprintf(err, size, "--at-original: cannot open the shadow copy %s: %s%s", vols[i].shadow_path,
+                                 strerror(errno),
+                                 denied ? " (its provider keeps it where this user cannot reach: {} without "
+                                          "--at-original could not read it either)"
+                                        : "");
+                        return false;
+                }
+        for (size_t i = 0; i < n_vols; i++) {
+                char src[64];
+                snprintf(src, sizeof(src), "/proc/self/fd/%d", fds[i]);
+                if (mount(src, vols[i].path, NULL, MS_BIND | MS_REC, NULL) < 0) {
+                        snprintf(err, size, "--at-original: cannot mount the shadow copy %s over %s: %s",
+                                 vols[i].shadow_path, vols[i].path, strerror(errno));
+                        return false;
+                }
+                unsigned long keep = locked_flags(vols[i].path);
+                if (mount(NULL, vols[i].path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL) < 0) {
+                        snprintf(err, size, "--at-original: cannot make %s read-only: %s", vols[i].path, strerror(errno));
+                        return false;
+                }
+        }
+        return true;
+}
+
+/* The text a child wrote on fd before it ended or exec'd (closed on exec), into err; whether
+ * there was any. */
+static bool child_error(int fd, char *err, size_t size) {
+        _cleanup_free_ char *text = NULL;
+        bool any = read_all(fd, size - 1, &text, NULL) >= 0 && !isempty(text);
+        close(fd);
+        if (any)
+                snprintf(err, size, "%s", text);
+        return any;
+}
+
+/* Whether this process may have a mount namespace of its own, asked before any writer is frozen. */
+static bool namespace_possible(char *err, size_t size) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0) {
+                snprintf(err, size, "pipe: %s", strerror(errno));
+                return false;
+        }
+        pid_t pid = fork();
+        if (pid == 0) {
+                close(p[0]);
+                if (!enter_namespace(err, size))
+                        (void) write_all(p[1], err, strlen(err));
+                _exit(0);
+        }
+        close(p[1]);
+        if (pid < 0) {
+                close(p[0]);
+                snprintf(err, size, "fork: %s", strerror(errno));
+                return false;
+        }
+        bool failed = child_error(p[0], err, size);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        return !failed;
+}
+
+typedef struct Exec {
+        char **argv;
+        const Volume *vols;
+        size_t n_vols;
+        const vss_id *set_id;
+        bool at_original;
+        char error[1024]; /* run_command() == -2: why COMMAND did not start */
+} Exec;
+
+/* Where COMMAND sees shadow copy i. */
+static const char *seen_path(const Exec *x, size_t i) {
+        return x->at_original ? x->vols[i].path : x->vols[i].shadow_path;
+}
+
+static _Noreturn void command_child(Exec *x, char **args, const char *shadows, const char *origs, int errfd) {
         char sid[VSS_ID_STRING_MAX];
+
+        /* The shadow copies end with us: so does the command. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (x->at_original && (!enter_namespace(x->error, sizeof(x->error)) ||
+                               !mount_at_original(x->vols, x->n_vols, x->error, sizeof(x->error)))) {
+                (void) write_all(errfd, x->error, strlen(x->error));
+                _exit(127);
+        }
+        if (!args || !shadows || !origs || setenv("VSS_SHADOW_PATH", seen_path(x, 0), 1) < 0 ||
+            setenv("VSS_SHADOW_PATHS", shadows, 1) < 0 || setenv("VSS_ORIGINAL_PATHS", origs, 1) < 0 ||
+            setenv("VSS_SNAPSHOT_SET_ID", vss_id_to_string(x->set_id, sid), 1) < 0)
+                _exit(127);
+        execvp(args[0], args);
+        log_msg("cannot run %s: %s", args[0], strerror(errno));
+        _exit(127);
+}
+
+/* COMMAND's exit status (128+N if killed by signal N); -1 when it cannot be started (errno), -2
+ * when --at-original cannot be set up (x->error). */
+static int run_command(Exec *x) {
         size_t argc = 0;
-        while (argv[argc])
+        while (x->argv[argc])
                 argc++;
         char **args = calloc(argc + 1, sizeof(char *));
         char *shadows = NULL, *origs = NULL;
         size_t ls = 0, lo = 0;
+        int p[2] = { -1, -1 }, ret = -1, saved_errno = 0;
         FILE *fs = open_memstream(&shadows, &ls), *fo = open_memstream(&origs, &lo);
-        for (size_t i = 0; fs && fo && i < n_vols; i++) {
-                fprintf(fs, "%s%s", i ? "\n" : "", vols[i].shadow_path);
-                fprintf(fo, "%s%s", i ? "\n" : "", vols[i].path);
+        for (size_t i = 0; fs && fo && i < x->n_vols; i++) {
+                fprintf(fs, "%s%s", i ? "\n" : "", seen_path(x, i));
+                fprintf(fo, "%s%s", i ? "\n" : "", x->vols[i].path);
         }
         if (fs)
                 fclose(fs);
         if (fo)
                 fclose(fo);
         for (size_t i = 0; args && i < argc; i++)
-                args[i] = replace_braces(argv[i], vols[0].shadow_path);
+                args[i] = replace_braces(x->argv[i], seen_path(x, 0));
+        if (pipe2(p, O_CLOEXEC) < 0) {
+                saved_errno = errno;
+                goto finish;
+        }
         fflush(stdout);
         pid_t pid = fork();
         if (pid == 0) {
-                /* The shadow copies end with us: so does the command. */
-                prctl(PR_SET_PDEATHSIG, SIGTERM);
-                if (!args || !shadows || !origs || setenv("VSS_SHADOW_PATH", vols[0].shadow_path, 1) < 0 ||
-                    setenv("VSS_SHADOW_PATHS", shadows, 1) < 0 || setenv("VSS_ORIGINAL_PATHS", origs, 1) < 0 ||
-                    setenv("VSS_SNAPSHOT_SET_ID", vss_id_to_string(set_id, sid), 1) < 0)
-                        _exit(127);
-                execvp(args[0], args);
-                log_msg("cannot run %s: %s", args[0], strerror(errno));
-                _exit(127);
+                close(p[0]);
+                command_child(x, args, shadows, origs, p[1]);
         }
-        int status = -1;
+        saved_errno = errno;
+        close(p[1]);
         if (pid > 0) {
                 child_pid = pid;
                 struct sigaction sa = { .sa_handler = forward_signal, .sa_flags = SA_RESTART };
                 sigaction(SIGINT, &sa, NULL);
                 sigaction(SIGTERM, &sa, NULL);
                 sigaction(SIGHUP, &sa, NULL);
+                /* Returns at COMMAND's execve (the pipe is closed on exec) or the child's end. */
+                bool setup_failed = child_error(p[0], x->error, sizeof(x->error));
+                p[0] = -1;
+                int status = 0;
                 while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
                         ;
                 child_pid = 0;
+                ret = setup_failed ? -2 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         }
+finish:
+        if (p[0] >= 0)
+                close(p[0]);
         for (size_t i = 0; args && i < argc; i++)
                 free(args[i]);
         free(args);
         free(shadows);
         free(origs);
-        if (pid < 0)
-                return -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        errno = saved_errno;
+        return ret;
 }
 
 /* Without --for: the volumes of every writer's components' files. */
@@ -102,7 +335,8 @@ static bool all_volumes(Run *run, Volume *vols, size_t *n_vols, void *userdata) 
         return ok;
 }
 
-int cmd_exec(char **paths, size_t n_paths, vss_backup_type type, char **argv) {
+int cmd_exec(char **paths, size_t n_paths, vss_backup_type type, bool at_original, char **argv) {
+        char err[1024];
         Run run;
         Volume vols[MAX_VOLUMES];
         size_t n_vols = 0;
@@ -119,13 +353,22 @@ int cmd_exec(char **paths, size_t n_paths, vss_backup_type type, char **argv) {
         bool ok = run_start(&run, "exec");
         run.r.out = stderr; /* stdout is the command's */
         run.attempts = json_object_new_array();
+        if (ok && at_original && !namespace_possible(err, sizeof(err)))
+                ok = run_fail(&run, VSS_E_ACCESSDENIED, "%s", err);
         ok = snapshot_attempts(&run, ok, &plan, vols, &n_vols, &set_id);
         vss_backup *b = run.r.b;
         if (ok) {
-                if (!arg_json)
+                Exec x = { .argv = argv, .vols = vols, .n_vols = n_vols, .set_id = &set_id, .at_original = at_original };
+                if (!arg_json && at_original)
+                        log_msg("running %s against %s (its shadow copy, mounted there read-only for %s alone)",
+                                argv[0], vols[0].path, argv[0]);
+                else if (!arg_json)
                         log_msg("running %s against %s", argv[0], vols[0].shadow_path);
-                code = run_command(argv, vols, n_vols, &set_id);
-                if (code < 0)
+                code = run_command(&x);
+                if (code == -2) {
+                        ok = run_fail(&run, VSS_E_UNEXPECTED, "%s", x.error);
+                        code = -1; /* not started, as exit_status says it */
+                } else if (code < 0)
                         ok = run_fail(&run, VSS_E_UNEXPECTED, "cannot start %s: %s", argv[0], strerror(errno));
                 else if (code != 0)
                         run_fail(&run, VSS_E_UNEXPECTED, "%s exited with status %d", argv[0], code);

@@ -28,7 +28,7 @@ static void help(void) {
                "                   [--for PATH]... [--provider NAME] [--retries N] [--json]\n"
                "  vssbackup restore --from DIR|FILE [--component WRITER:LOGICAL_PATH]... [--to DIR] [--json]\n"
                "  vssbackup exec [--for PATH]... [--type TYPE] [--provider NAME] [--retries N]\n"
-               "                 -- COMMAND [ARGS]...\n"
+               "                 [--at-original] -- COMMAND [ARGS]...\n"
                "\n"
                "The reference OpenVSS requester.\n"
                "\n"
@@ -63,7 +63,9 @@ static void help(void) {
                "           VSS_SHADOW_PATH (that same path), VSS_SHADOW_PATHS and VSS_ORIGINAL_PATHS\n"
                "           (all of them, separated by newlines, in the same order) and\n"
                "           VSS_SNAPSHOT_SET_ID. The exit status is COMMAND's (128+N if killed by\n"
-               "           signal N).\n"
+               "           signal N). With --at-original, COMMAND sees each shadow copy at its\n"
+               "           original path instead, the same on every run, so that backup tools that\n"
+               "           compare with their last run (restic, borg) find it again.\n"
                "\n"
                "Options:\n"
                "  -t, --to DEST          backup: a directory (created, must be empty) or an archive file\n"
@@ -90,6 +92,17 @@ static void help(void) {
                "                         VSS_E_FLUSH_WRITES_TIMEOUT, VSS_E_HOLD_WRITES_TIMEOUT), abort\n"
                "                         and start over from a new session, up to N more times, after\n"
                "                         1 s, 2 s, 4 s, ... (at most 60 s). Default: 2\n"
+               "      --at-original      exec: run COMMAND in a mount namespace of its own where each\n"
+               "                         shadow copy is mounted read-only over its original path; {},\n"
+               "                         VSS_SHADOW_PATH and VSS_SHADOW_PATHS then name the original\n"
+               "                         paths. Only COMMAND and its children see these mounts; they\n"
+               "                         end with them, however they end. Not root: needs\n"
+               "                         unprivileged user namespaces (then files of other users show\n"
+               "                         as owned by nobody); refused before any writer is frozen\n"
+               "                         otherwise. Shadow copies are new files: compare by size and\n"
+               "                         mtime (restic backup --ignore-inode --ignore-ctime, borg create\n"
+               "                         --files-cache=mtime,size). Not the default: COMMAND could not\n"
+               "                         write beneath the original paths\n"
                "      --json             print one JSON object instead of text\n"
                "      --socket PATH      vssd's socket (default $VSS_SOCKET, else " VSS_DEFAULT_SOCKET ")\n"
                "  -h, --help             show this help\n"
@@ -108,11 +121,12 @@ static void help(void) {
                "  vssbackup backup --to /backup/monday.tar.zst\n"
                "  vssbackup backup --type incremental --base /backup/monday.tar.zst --to /backup/tuesday\n"
                "  vssbackup restore --from /backup/tuesday --to /tmp/restored\n"
-               "  vssbackup exec --for /srv -- rsync -a {}/ backuphost:/srv/\n");
+               "  vssbackup exec --for /srv -- rsync -a {}/ backuphost:/srv/\n"
+               "  vssbackup exec --at-original --for /srv -- restic backup --ignore-inode --ignore-ctime /srv\n");
 }
 
 int main(int argc, char *argv[]) {
-        enum { OPT_JSON = 0x100, OPT_SOCKET, OPT_TYPE, OPT_FOR, OPT_PROVIDER, OPT_RETRIES };
+        enum { OPT_JSON = 0x100, OPT_SOCKET, OPT_TYPE, OPT_FOR, OPT_PROVIDER, OPT_RETRIES, OPT_AT_ORIGINAL };
         static const struct option options[] = {
                 { "to", required_argument, NULL, 't' },
                 { "from", required_argument, NULL, 'f' },
@@ -122,6 +136,7 @@ int main(int argc, char *argv[]) {
                 { "for", required_argument, NULL, OPT_FOR },
                 { "provider", required_argument, NULL, OPT_PROVIDER },
                 { "retries", required_argument, NULL, OPT_RETRIES },
+                { "at-original", no_argument, NULL, OPT_AT_ORIGINAL },
                 { "json", no_argument, NULL, OPT_JSON },
                 { "socket", required_argument, NULL, OPT_SOCKET },
                 { "help", no_argument, NULL, 'h' },
@@ -131,7 +146,7 @@ int main(int argc, char *argv[]) {
         char *specs[VSS_MAX_COMPONENTS], *paths[MAX_VOLUMES];
         size_t n_specs = 0, n_paths = 0;
         int type = -1, c;
-        bool have_retries = false;
+        bool have_retries = false, at_original = false;
 
         log_set_ident("vssbackup");
         if (argc >= 2 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
@@ -182,12 +197,15 @@ int main(int argc, char *argv[]) {
                         have_retries = true;
                         break;
                 }
+                case OPT_AT_ORIGINAL: at_original = true; break;
                 case OPT_JSON: arg_json = true; break;
                 case OPT_SOCKET: arg_socket = optarg; break;
                 case 'h': help(); return EXIT_OK;
                 default: return usage_error("bad arguments");
                 }
 
+        if (at_original && !streq(cmd, "exec"))
+                return usage_error("--at-original is for exec only");
         if (streq(cmd, "backup")) {
                 if (!to || from || optind != argc)
                         return usage_error("backup takes --to DEST and no --from or other arguments");
@@ -208,5 +226,5 @@ int main(int argc, char *argv[]) {
         }
         if (to || from || base || n_specs || optind >= argc)
                 return usage_error("exec takes [--for PATH]... [--type TYPE] -- COMMAND [ARGS]...");
-        return cmd_exec(paths, n_paths, type < 0 ? VSS_BT_COPY : (vss_backup_type) type, argv + optind);
+        return cmd_exec(paths, n_paths, type < 0 ? VSS_BT_COPY : (vss_backup_type) type, at_original, argv + optind);
 }

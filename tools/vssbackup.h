@@ -30,7 +30,8 @@ extern unsigned arg_retries;     /* backup, exec: new attempts after a retryable
 int cmd_backup(const char *dest, char **specs, size_t n_specs, vss_backup_type type, const char *base_path,
                char **paths, size_t n_paths);
 int cmd_restore(const char *src, char **specs, size_t n_specs, const char *to);
-int cmd_exec(char **paths, size_t n_paths, vss_backup_type type, char **argv);
+/* at_original: COMMAND in a mount namespace of its own with each shadow copy over its original path. */
+int cmd_exec(char **paths, size_t n_paths, vss_backup_type type, bool at_original, char **argv);
 
 /* vssbackup-run.c: what one run reports: the status after each phase, the components and the
  * first failure. */
