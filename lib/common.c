@@ -4,6 +4,7 @@
 
 #include <systemd/sd-id128.h>
 
+#include "lib/basic/sha1.h"
 #include "lib/common.h"
 
 static_assert(sizeof(vss_id) == sizeof(sd_id128_t), "vss_id and sd_id128_t share a layout");
@@ -56,16 +57,21 @@ VSS_EXPORT int vss_id_new(vss_id *ret) {
         return 0;
 }
 
+/* The namespace of writer class ids: uuid5(NAMESPACE_URL, "urn:openvss:writer-class"), as
+ * README documents, so any language derives the same id from a name. */
+static const vss_id writer_class_namespace = { {
+        0xe2, 0x46, 0x6c, 0xdd, 0x02, 0xd9, 0x58, 0xbb, 0xa3, 0x06, 0xd2, 0xcf, 0x7a, 0x0a, 0xc0, 0x2d,
+} };
+
 void vss_id_from_name(const char *name, vss_id *ret) {
-        /* FNV-1a over the name, widened to 128 bits and marked as an RFC 4122 name-based id:
-         * stable across runs so a writer keeps its class id without configuration. */
-        uint64_t h1 = 0xcbf29ce484222325ULL, h2 = 0x84222325cbf29ce4ULL;
-        for (const unsigned char *p = (const unsigned char *) name; *p; p++) {
-                h1 = (h1 ^ *p) * 0x100000001b3ULL;
-                h2 = (h2 ^ *p) * 0x100000001b3ULL + (h1 >> 29);
-        }
-        memcpy(ret->bytes, &h1, 8);
-        memcpy(ret->bytes + 8, &h2, 8);
+        /* RFC 4122 version 5: SHA-1 over the namespace and the name's bytes (UTF-8 as given). */
+        uint8_t digest[SHA1_DIGEST_SIZE];
+        sha1_ctx c;
+        sha1_init(&c);
+        sha1_update(&c, writer_class_namespace.bytes, sizeof(writer_class_namespace.bytes));
+        sha1_update(&c, name, strlen(name));
+        sha1_final(&c, digest);
+        memcpy(ret->bytes, digest, sizeof(ret->bytes));
         ret->bytes[6] = (ret->bytes[6] & 0x0f) | 0x50;
         ret->bytes[8] = (ret->bytes[8] & 0x3f) | 0x80;
 }

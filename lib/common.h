@@ -58,7 +58,7 @@
 int32_t vss_hr_from_errno(int r);
 
 
-/* Name-based writer class id when a writer gives none: a UUID v5-like hash of the name. */
+/* Name-based writer class id when a writer gives none: an RFC 4122 version-5 UUID of the name. */
 void vss_id_from_name(const char *name, vss_id *ret);
 
 /* A string is acceptable on the wire: valid UTF-8 is checked by sd-bus, we check length. */
