@@ -286,9 +286,12 @@ class WriterStatus:
 
 
 def _component(writer, name, logical_path):
-    """(instance_id, writer_id) of writer: a WriterMetadata, or a pair of ids."""
+    """The ids of writer: a WriterMetadata, a record of a document's "components" (a dict with
+    "instance_id" and "writer_id"), or a pair (instance_id, writer_id)."""
     if isinstance(writer, WriterMetadata):
         return (str(writer.instance_id), str(writer.writer_id), logical_path, name)
+    if isinstance(writer, dict):
+        return (str(writer["instance_id"]), str(writer["writer_id"]), logical_path, name)
     iid, wid = writer
     return (str(iid), str(wid), logical_path, name)
 

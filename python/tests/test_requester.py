@@ -3,6 +3,7 @@
 then a restore from the saved backup components document."""
 
 import filecmp
+import json
 import os
 import shutil
 import sys
@@ -65,7 +66,10 @@ def backup(check, h, data, store):
 def restore(check, h, data, store, doc, m, set_id):
     with openvss.Backup(h.socket) as r:
         r.initialize_for_restore(doc)
-        r.set_selected_for_restore(m, "data", True)
+        # What to restore, from the saved document's records.
+        records = [c for c in json.loads(doc)["components"] if c["name"] == "data"]
+        check.eq(len(records), 1, "the component's record in the document")
+        r.set_selected_for_restore(records[0], "data", True)
         r.pre_restore()
         shutil.rmtree(data)
         shutil.copytree(store, data)
