@@ -296,10 +296,40 @@ def _component(writer, name, logical_path):
     return (str(iid), str(wid), logical_path, name)
 
 
+class Operation:
+    """A long operation of a Backup under way (Backup.begin()): wait(), query(), cancel()."""
+
+    def __init__(self, handle):
+        self._a = handle
+
+    def wait(self, timeout=None):
+        """True once finished, False when timeout (seconds) passed first. Raises VssError for
+        its failure, VSS_E_ABORT when it was cancelled."""
+        return self._a.wait(-1 if timeout is None else int(timeout * 1000))
+
+    def query(self):
+        """VSS_S_ASYNC_PENDING, VSS_S_ASYNC_FINISHED, VSS_S_ASYNC_CANCELLED or the failure."""
+        return self._a.query()
+
+    def cancel(self):
+        """Asks vssd to stop it (an in-flight snapshot set is aborted): 0, or VSS_S_ASYNC_CANCELLED
+        or VSS_S_ASYNC_FINISHED when it was over already, or its failure."""
+        return self._a.cancel()
+
+
+VSS_S_ASYNC_PENDING = 0x00042309
+VSS_S_ASYNC_FINISHED = 0x0004230A
+VSS_S_ASYNC_CANCELLED = 0x0004230B
+
+
 class Backup(_Handle):
     """A requester's session in vssd (the IVssBackupComponents role), for one backup or one
     restore. Failures raise VssError (.code, .name, .message). Close it (or use `with`): vssd
     then ends the session, deleting auto-release shadows.
+
+    The long operations (gather_writer_metadata, prepare_for_backup, do_snapshot_set,
+    backup_complete, pre_restore, post_restore, gather_writer_status) block; Ctrl-C
+    (KeyboardInterrupt) cancels them first. begin(NAME) starts one without waiting (an Operation).
 
     Backup: initialize_for_backup, set_backup_state, gather_writer_metadata, (add_component),
     start_snapshot_set, add_to_snapshot_set, prepare_for_backup, do_snapshot_set,
@@ -310,6 +340,24 @@ class Backup(_Handle):
 
     def __init__(self, socket=None):
         self._h = _vss.BackupHandle(socket)
+
+    def begin(self, operation):
+        """Starts a long operation by name ("do_snapshot_set", ...); returns its Operation."""
+        return Operation(self._h.begin(operation))
+
+    def _run(self, operation):
+        op = self._h.begin(operation)
+        try:
+            # In slices, so a signal (Ctrl-C) is seen while vssd works.
+            while not op.wait(200):
+                pass
+        except KeyboardInterrupt:
+            op.cancel()
+            try:
+                op.wait(-1)
+            except VssError:
+                pass
+            raise
 
     @property
     def session_id(self):
@@ -338,7 +386,7 @@ class Backup(_Handle):
 
     def gather_writer_metadata(self):
         """Identify to every writer; returns their WriterMetadata list."""
-        self._h.gather_writer_metadata()
+        self._run("gather_writer_metadata")
         return self.metadata
 
     @property
@@ -355,10 +403,10 @@ class Backup(_Handle):
         return uuid.UUID(self._h.add_to_snapshot_set(path, provider))
 
     def prepare_for_backup(self):
-        self._h.prepare_for_backup()
+        self._run("prepare_for_backup")
 
     def do_snapshot_set(self):
-        self._h.do_snapshot_set()
+        self._run("do_snapshot_set")
 
     def get_snapshot_properties(self, shadow_id):
         p = self._h.get_snapshot_properties(str(shadow_id))
@@ -370,7 +418,7 @@ class Backup(_Handle):
         self._h.set_backup_succeeded(*_component(writer, name, logical_path), succeeded)
 
     def backup_complete(self):
-        self._h.backup_complete()
+        self._run("backup_complete")
 
     def abort_backup(self):
         self._h.abort_backup()
@@ -397,14 +445,14 @@ class Backup(_Handle):
         self._h.set_file_restore_status(*_component(writer, name, logical_path), status)
 
     def pre_restore(self):
-        self._h.pre_restore()
+        self._run("pre_restore")
 
     def post_restore(self):
-        self._h.post_restore()
+        self._run("post_restore")
 
     def gather_writer_status(self):
         """Each writer's status in this session (a list of WriterStatus)."""
-        self._h.gather_writer_status()
+        self._run("gather_writer_status")
         return self.writer_status
 
     @property

@@ -81,17 +81,122 @@ static PyObject *call(BackupObject *self, int (*fn)(vss_backup *)) {
         return done(self, r);
 }
 
-#define PHASE(name, fn) \
-        static PyObject *backup_##name(BackupObject *self, PyObject *unused) { return call(self, fn); }
-PHASE(initialize_for_backup, vss_backup_initialize_for_backup)
-PHASE(gather_writer_metadata, vss_backup_gather_writer_metadata_sync)
-PHASE(prepare_for_backup, vss_backup_prepare_for_backup_sync)
-PHASE(do_snapshot_set, vss_backup_do_snapshot_set_sync)
-PHASE(backup_complete, vss_backup_backup_complete_sync)
-PHASE(abort_backup, vss_backup_abort_backup)
-PHASE(pre_restore, vss_backup_pre_restore_sync)
-PHASE(post_restore, vss_backup_post_restore_sync)
-PHASE(gather_writer_status, vss_backup_gather_writer_status_sync)
+static PyObject *backup_initialize_for_backup(BackupObject *self, PyObject *unused) {
+        return call(self, vss_backup_initialize_for_backup);
+}
+static PyObject *backup_abort_backup(BackupObject *self, PyObject *unused) {
+        return call(self, vss_backup_abort_backup);
+}
+
+/* The long operations, as vss_async handles: openvss waits in slices, so Ctrl-C can cancel. */
+typedef struct {
+        PyObject_HEAD
+        vss_async *a;
+        BackupObject *backup; /* kept alive: the operation runs on its connection */
+} AsyncObject;
+
+static const struct {
+        const char *name;
+        int (*start)(vss_backup *, vss_async **);
+} operations[] = {
+        { "gather_writer_metadata", vss_backup_gather_writer_metadata },
+        { "prepare_for_backup", vss_backup_prepare_for_backup },
+        { "do_snapshot_set", vss_backup_do_snapshot_set },
+        { "backup_complete", vss_backup_backup_complete },
+        { "pre_restore", vss_backup_pre_restore },
+        { "post_restore", vss_backup_post_restore },
+        { "gather_writer_status", vss_backup_gather_writer_status },
+};
+
+static PyObject *backup_begin(BackupObject *self, PyObject *args) {
+        const char *name;
+        vss_async *a = NULL;
+        int (*start)(vss_backup *, vss_async **) = NULL;
+        int r;
+        if (!PyArg_ParseTuple(args, "s", &name))
+                return NULL;
+        for (size_t i = 0; i < sizeof(operations) / sizeof(operations[0]); i++)
+                if (strcmp(operations[i].name, name) == 0)
+                        start = operations[i].start;
+        if (!start)
+                return PyErr_Format(PyExc_ValueError, "no operation %s", name);
+        if (!usable(self))
+                return NULL;
+        Py_BEGIN_ALLOW_THREADS
+        r = start(self->b, &a);
+        Py_END_ALLOW_THREADS
+        self->busy = false;
+        if (r < 0)
+                return vss_py_raise(r, vss_backup_errmsg(self->b));
+        AsyncObject *o = PyObject_New(AsyncObject, &vss_py_async_type);
+        if (!o) {
+                vss_async_free(a);
+                return NULL;
+        }
+        o->a = a;
+        o->backup = (BackupObject *) Py_NewRef(self);
+        return (PyObject *) o;
+}
+
+static void async_dealloc(AsyncObject *self) {
+        vss_async_free(self->a);
+        Py_XDECREF(self->backup);
+        PyObject_Free(self);
+}
+
+/* True when finished, False when timeout_ms passed first; raises its failure, or VSS_E_ABORT
+ * when it was cancelled. */
+static PyObject *async_wait(AsyncObject *self, PyObject *args) {
+        int timeout_ms = -1, r;
+        if (!PyArg_ParseTuple(args, "|i", &timeout_ms) || vss_py_enter(&self->backup->busy) < 0)
+                return NULL;
+        Py_BEGIN_ALLOW_THREADS
+        r = vss_async_wait(self->a, timeout_ms);
+        Py_END_ALLOW_THREADS
+        if (r == VSS_S_ASYNC_PENDING) {
+                self->backup->busy = false;
+                if (PyErr_CheckSignals() < 0)
+                        return NULL;
+                Py_RETURN_FALSE;
+        }
+        if (r == VSS_S_ASYNC_CANCELLED) {
+                /* Not finished: Python callers get an exception, as for any other end but success. */
+                self->backup->busy = false;
+                return vss_py_raise(VSS_E_ABORT, "the operation was cancelled");
+        }
+        PyObject *result = done(self->backup, r);
+        if (!result)
+                return NULL;
+        Py_DECREF(result);
+        Py_RETURN_TRUE;
+}
+
+/* query and cancel: the code as libvss returns it (VSS_S_ASYNC_*, 0 or a failure). */
+static PyObject *async_code(AsyncObject *self, int (*fn)(vss_async *)) {
+        if (vss_py_enter(&self->backup->busy) < 0)
+                return NULL;
+        int r = fn(self->a);
+        self->backup->busy = false;
+        return PyLong_FromLong(r);
+}
+static PyObject *async_query(AsyncObject *self, PyObject *unused) { return async_code(self, vss_async_query); }
+static PyObject *async_cancel(AsyncObject *self, PyObject *unused) { return async_code(self, vss_async_cancel); }
+
+static PyMethodDef async_methods[] = {
+        { "wait", (PyCFunction) async_wait, METH_VARARGS, "wait(timeout_ms=-1): True when finished, False when pending." },
+        { "query", (PyCFunction) async_query, METH_NOARGS, NULL },
+        { "cancel", (PyCFunction) async_cancel, METH_NOARGS, NULL },
+        {},
+};
+
+PyTypeObject vss_py_async_type = {
+        PyVarObject_HEAD_INIT(NULL, 0).tp_name = "openvss._vss.AsyncHandle",
+        .tp_basicsize = sizeof(AsyncObject),
+        .tp_flags = Py_TPFLAGS_DEFAULT,
+        .tp_doc = "An operation of a BackupHandle under way (vss_async).",
+        .tp_dealloc = (destructor) async_dealloc,
+        .tp_methods = async_methods,
+};
 
 static PyObject *backup_errmsg(BackupObject *self, PyObject *unused) {
         return PyUnicode_FromString(vss_backup_errmsg(self->b));
@@ -298,6 +403,7 @@ static PyObject *backup_add_new_target(BackupObject *self, PyObject *args) {
 #define M(name, flags) { #name, (PyCFunction) backup_##name, flags, NULL }
 static PyMethodDef backup_methods[] = {
         M(close, METH_NOARGS),
+        M(begin, METH_VARARGS),
         M(errmsg, METH_NOARGS),
         M(session_id, METH_NOARGS),
         M(initialize_for_backup, METH_NOARGS),
@@ -305,16 +411,12 @@ static PyMethodDef backup_methods[] = {
         M(save_as_document, METH_NOARGS),
         M(set_context, METH_VARARGS),
         M(set_backup_state, METH_VARARGS),
-        M(gather_writer_metadata, METH_NOARGS),
         M(metadata, METH_NOARGS),
         M(add_component, METH_VARARGS),
         M(start_snapshot_set, METH_NOARGS),
         M(add_to_snapshot_set, METH_VARARGS),
-        M(prepare_for_backup, METH_NOARGS),
-        M(do_snapshot_set, METH_NOARGS),
         M(get_snapshot_properties, METH_VARARGS),
         M(set_backup_succeeded, METH_VARARGS),
-        M(backup_complete, METH_NOARGS),
         M(set_backup_options, METH_VARARGS),
         M(set_previous_backup_stamp, METH_VARARGS),
         M(set_selected_for_restore, METH_VARARGS),
@@ -323,9 +425,6 @@ static PyMethodDef backup_methods[] = {
         M(add_new_target, METH_VARARGS),
         M(set_file_restore_status, METH_VARARGS),
         M(abort_backup, METH_NOARGS),
-        M(pre_restore, METH_NOARGS),
-        M(post_restore, METH_NOARGS),
-        M(gather_writer_status, METH_NOARGS),
         M(writer_status, METH_NOARGS),
         {},
 };

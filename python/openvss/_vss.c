@@ -110,7 +110,7 @@ PyMODINIT_FUNC PyInit__vss(void) {
                                                  PyExc_Exception, NULL);
         if (!vss_py_error || PyModule_AddObjectRef(m, "VssError", vss_py_error) < 0)
                 goto fail;
-        PyTypeObject *types[] = { &vss_py_writer_type, &vss_py_builder_type, &vss_py_backup_type };
+        PyTypeObject *types[] = { &vss_py_writer_type, &vss_py_builder_type, &vss_py_backup_type, &vss_py_async_type };
         for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
                 if (PyType_Ready(types[i]) < 0 ||
                     PyModule_AddObjectRef(m, strrchr(types[i]->tp_name, '.') + 1, (PyObject *) types[i]) < 0)

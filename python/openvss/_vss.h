@@ -14,6 +14,7 @@ extern PyObject *vss_py_error;          /* openvss.VssError */
 extern PyTypeObject vss_py_writer_type; /* _vss.WriterHandle */
 extern PyTypeObject vss_py_builder_type;
 extern PyTypeObject vss_py_backup_type; /* _vss.BackupHandle */
+extern PyTypeObject vss_py_async_type;
 
 /* Raises VssError(code, message) (message NULL: vss_strerror(code)); returns NULL. */
 PyObject *vss_py_raise(int code, const char *message);

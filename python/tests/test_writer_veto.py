@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """A Python writer vetoing Freeze: `vssadmin create shadow --json` shows FailedAtFreeze with the
 writer's failure, application code and message, and no shadow stays. A Freeze raising another
-exception, or returning False, fails as VSS_E_WRITERERROR_NONRETRYABLE."""
+exception, or returning False, fails as VSS_E_WRITERERROR_NONRETRYABLE. A requester cancels a
+snapshot set held up by a slow Freeze."""
 
 import json
 import os
@@ -63,6 +64,26 @@ def main():
     with open(log + ".freeze", "w") as f:
         f.write("false\n")
     create_vetoed(check, h, data, "VSS_E_WRITERERROR_NONRETRYABLE", 0, "")
+
+    # A requester cancels a snapshot set held up by a slow Freeze.
+    with open(log + ".freeze", "w") as f:
+        f.write("sleep\n")
+    with openvss.Backup(h.socket) as b:
+        b.initialize_for_backup()
+        b.set_backup_state()
+        b.gather_writer_metadata()
+        b.start_snapshot_set()
+        b.add_to_snapshot_set(data)
+        b.prepare_for_backup()
+        op = b.begin("do_snapshot_set")
+        check(op.wait(0.5) is False, "do_snapshot_set pending during a slow freeze")
+        check.eq(op.cancel(), 0, "cancel")
+        try:
+            op.wait()
+            check(False, "a cancelled do_snapshot_set must fail")
+        except openvss.VssError as e:
+            check.eq((e.code, e.name), (openvss.VSS_E_ABORT, "E_ABORT"), "a cancelled do_snapshot_set")
+        check.eq(op.query(), openvss.VSS_S_ASYNC_CANCELLED, "query after cancel")
     h.close()
     if check.failures:
         sys.exit(1)

@@ -4,11 +4,13 @@
 Owns one component, "data", the files of DATA; appends "NAME EVENT" (and what it read of the
 backup components document) to LOG for each event. Its Freeze does what LOG.freeze says, read
 at each Freeze: "veto" raises WriterFailure(VSS_E_WRITERERROR_RETRYABLE, 42, "disk busy"),
-"raise" raises ValueError("boom"), "false" returns False; otherwise it succeeds."""
+"raise" raises ValueError("boom"), "false" returns False, "sleep" takes 3 s; otherwise it
+succeeds."""
 
 import os
 
 import sys
+import time
 
 import openvss
 
@@ -44,6 +46,8 @@ class TestWriter(openvss.Writer):
                 what = f.read().strip()
         if what == "veto":
             raise openvss.WriterFailure(openvss.VSS_E_WRITERERROR_RETRYABLE, 42, "disk busy")
+        if what == "sleep":
+            time.sleep(3)
         if what == "raise":
             raise ValueError("boom")
         return what != "false"
