@@ -214,10 +214,13 @@ class Writer(_Handle):
         self._h.exit()
 
     def fileno(self):
-        """For embedding: poll this fd for input, then call dispatch()."""
+        """For embedding in a loop of one's own: after subscribe(), call dispatch() once (the fd
+        shows nothing before), then poll this fd for input with a timeout and call dispatch()
+        after each wake-up, the timeout's too (it also runs the writer's timers)."""
         return self._h.get_fd()
 
     def dispatch(self):
+        """Handles what is pending, runs due events' methods; never blocks."""
         self._h.dispatch()
 
     @property
