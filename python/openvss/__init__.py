@@ -201,7 +201,9 @@ class Writer(_Handle):
         self._h.unsubscribe()
 
     def run(self):
-        """Dispatches events until exit() or the connection is lost (VssError)."""
+        """Dispatches events until exit() (from an event method) or the connection is lost
+        (VssError). Signals wait until it returns: a program uses main(), which ends on
+        SIGTERM and SIGINT."""
         self._h.run()
 
     def main(self, socket=None, prog=None):
