@@ -217,7 +217,7 @@ static Store *open_store(Run *run, const char *dest) {
                 return NULL;
         }
         store_set_warning(st, on_warning, NULL);
-        if (isatty(STDERR_FILENO) && !arg_json)
+        if (progress_enabled())
                 store_set_progress(st, on_progress, NULL);
         return st;
 }
