@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Writer status as the tools print it: text in the style of Windows' vssadmin, or JSON. */
 
+#include <getopt.h>
 #include <stdarg.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -244,4 +245,15 @@ void progress_clear(void) {
         fputs("\r\033[K", stderr);
         fflush(stderr);
         progress_shown = false;
+}
+
+char *bad_option_text(int argc, char *argv[], int c, char *buf, size_t size) {
+        const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+        if (c == ':')
+                snprintf(buf, size, "option '%s' needs a value", arg);
+        else if (optopt > 0 && optopt < 0x100)
+                snprintf(buf, size, "unknown option '-%c'", optopt);
+        else
+                snprintf(buf, size, "unknown option '%s'", arg);
+        return buf;
 }

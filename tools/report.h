@@ -59,5 +59,9 @@ bool progress_enabled(void);
 void progress_status(const char *fmt, ...) _printf_(1, 2);
 void progress_clear(void);
 
+/* What getopt_long() (with opterr = 0) refused, c its return value: "unknown option '--x'" or
+ * "option '--x' needs a value", into buf. */
+char *bad_option_text(int argc, char *argv[], int c, char *buf, size_t size);
+
 /* "NAME (OpenVSS) X.Y.Z": every program's --version. */
 #define VERSION_LINE(name) name " (OpenVSS) " OPENVSS_VERSION "\n"

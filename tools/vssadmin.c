@@ -443,12 +443,8 @@ static int create_shadow(char **paths, size_t n_paths, const char *provider) {
 
 /* getopt's own messages are off (opterr = 0): the one message is ours. */
 static int bad_option(int argc, char *argv[], int c) {
-        const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
-        if (c == ':')
-                return usage("option '%s' needs a value", arg);
-        if (optopt && optopt < 0x100)
-                return usage("unknown option '-%c'", optopt);
-        return usage("unknown option '%s'", arg);
+        char buf[256];
+        return usage("%s", bad_option_text(argc, argv, c, buf, sizeof(buf)));
 }
 
 static const char *const commands = "list, create, delete, expose or unexpose";

@@ -54,12 +54,35 @@ FILE *devnull_file(void) {
 
 /* getopt's own messages are off (opterr = 0): the one message is ours. */
 static int bad_option(int argc, char *argv[], int c) {
-        const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
-        if (c == ':')
-                return usage_error("option '%s' needs a value", arg);
-        if (optopt && optopt < 0x100)
-                return usage_error("unknown option '-%c'", optopt);
-        return usage_error("unknown option '%s'", arg);
+        char buf[256];
+        return usage_error("%s", bad_option_text(argc, argv, c, buf, sizeof(buf)));
+}
+
+static int parse_json_fd(const char *s, int *ret) {
+        uint64_t n;
+        if (parse_uint(s, INT_MAX, &n) < 0 || n < 3)
+                return -EINVAL;
+        *ret = (int) n;
+        return 0;
+}
+
+/* Where --json, text and progress go; -1 to go on, else the exit status of a usage error. */
+static int setup_output(const char *cmd, int json_fd) {
+        if (json_fd >= 0 && (!streq(cmd, "exec") || !arg_json))
+                return usage_error("--json-fd is for exec --json only");
+        if (streq(cmd, "exec") && arg_json) {
+                /* stdout is COMMAND's: the object goes where it cannot mix with COMMAND's output. */
+                if (json_fd >= 0 && fcntl(json_fd, F_SETFD, FD_CLOEXEC) < 0) /* not COMMAND's */
+                        return usage_error("--json-fd %d: %s", json_fd, strerror(errno));
+                arg_json_out = json_fd >= 0 ? fdopen(json_fd, "w") : stderr;
+                if (!arg_json_out)
+                        return usage_error("--json-fd %d: %s", json_fd, strerror(errno));
+        }
+        /* Errors only: the text that says what was done goes nowhere (exec's stdout is COMMAND's). */
+        if (arg_quiet && !arg_json && !streq(cmd, "exec") && !freopen("/dev/null", "w", stdout))
+                return usage_error("cannot open /dev/null: %s", strerror(errno));
+        progress_enable(!arg_quiet && !arg_json);
+        return -1;
 }
 
 int main(int argc, char *argv[]) {
@@ -88,17 +111,13 @@ int main(int argc, char *argv[]) {
         size_t n_specs = 0, n_paths = 0;
         int type = -1, c;
         bool have_retries = false, at_original = false;
-        int json_fd = -1;
+        int json_fd = -1, r;
 
         log_set_ident("vssbackup");
-        if (argc >= 2 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
-                help();
-                return EXIT_OK;
-        }
-        if (argc >= 2 && streq(argv[1], "--version")) {
-                fputs(VERSION_LINE("vssbackup"), stdout);
-                return EXIT_OK;
-        }
+        if (argc >= 2 && streq(argv[1], "--version"))
+                return fputs(VERSION_LINE("vssbackup"), stdout), EXIT_OK;
+        if (argc >= 2 && (streq(argv[1], "--help") || streq(argv[1], "-h")))
+                return help(), EXIT_OK;
         if (argc < 2 || argv[1][0] == '-')
                 return usage_error("expected a command first: backup, restore or exec");
         const char *cmd = argv[1];
@@ -146,13 +165,10 @@ int main(int argc, char *argv[]) {
                 }
                 case OPT_AT_ORIGINAL: at_original = true; break;
                 case OPT_JSON: arg_json = true; break;
-                case OPT_JSON_FD: {
-                        uint64_t n;
-                        if (parse_uint(optarg, INT_MAX, &n) < 0 || n < 3)
+                case OPT_JSON_FD:
+                        if (parse_json_fd(optarg, &json_fd) < 0)
                                 return usage_error("--json-fd takes an open file descriptor, 3 or more, not '%s'", optarg);
-                        json_fd = (int) n;
                         break;
-                }
                 case 'q': arg_quiet = true; break;
                 case OPT_VERSION: fputs(VERSION_LINE("vssbackup"), stdout); return EXIT_OK;
                 case OPT_SOCKET: arg_socket = optarg; break;
@@ -160,20 +176,9 @@ int main(int argc, char *argv[]) {
                 default: return bad_option(argc, argv, c);
                 }
 
-        if (json_fd >= 0 && (!streq(cmd, "exec") || !arg_json))
-                return usage_error("--json-fd is for exec --json only");
-        if (streq(cmd, "exec") && arg_json) {
-                /* stdout is COMMAND's: the object goes where it cannot mix with COMMAND's output. */
-                if (json_fd >= 0 && fcntl(json_fd, F_SETFD, FD_CLOEXEC) < 0) /* not COMMAND's */
-                        return usage_error("--json-fd %d: %s", json_fd, strerror(errno));
-                arg_json_out = json_fd >= 0 ? fdopen(json_fd, "w") : stderr;
-                if (!arg_json_out)
-                        return usage_error("--json-fd %d: %s", json_fd, strerror(errno));
-        }
-        if (arg_quiet && !arg_json && !streq(cmd, "exec") && !freopen("/dev/null", "w", stdout))
-                return usage_error("cannot open /dev/null: %s", strerror(errno));
-        progress_enable(!arg_quiet && !arg_json);
-
+        r = setup_output(cmd, json_fd);
+        if (r >= 0)
+                return r;
         if (at_original && !streq(cmd, "exec"))
                 return usage_error("--at-original is for exec only");
         if (streq(cmd, "backup")) {
