@@ -197,6 +197,22 @@ static void test_vssadmin_json_quiet(void) {
         CHECK_STR(out, "");
         free(out);
 
+        /* Not root, not in the backup group: who was refused and what fixes it. The harness's
+         * directory is private (mkdtemp): let others through to the socket. */
+        CHECK(chmod(harness_dir(h), 0711) == 0);
+        rc = harness_sh(h, &err, "setpriv --reuid=65534 --regid=65534 --clear-groups vssadmin create shadow --for %s 2>&1", data);
+        {
+                CHECK(rc == 1);
+                CHECK(err && strstr(err, "refused uid 65534") && strstr(err, "backup group") && count_of(err, "\n") == 1);
+        }
+        free(err);
+        rc = harness_sh(h, &err, "setpriv --reuid=65534 --regid=65534 --clear-groups vssadmin list shadows 2>&1");
+        {
+                CHECK(rc == 1);
+                CHECK(err && strstr(err, "E_ACCESSDENIED") && strstr(err, "uid 65534") && count_of(err, "0x80070005") == 1);
+        }
+        free(err);
+
         /* A bad path: the cause, the code once, no method name. */
         CHECK(harness_sh(h, &err, "vssadmin create shadow --for %s/nonexistent 2>&1 >/dev/null", harness_dir(h)) == 1);
         CHECK(err && count_of(err, "VSS_E_OBJECT_NOT_FOUND") == 1 && count_of(err, "0x80042308") == 1 &&
