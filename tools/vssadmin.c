@@ -67,15 +67,15 @@ static int fail(const char *what, int32_t hr, const char *message) {
 }
 
 /* A handle connected to vssd, or NULL after saying why. */
-static vss_admin *admin_open(void) {
+static vss_admin *admin_open(const char *what) {
         char why[1024];
         vss_admin *a = NULL;
         if (vss_admin_new(&a) < 0) {
-                fail(NULL, VSS_E_OUTOFMEMORY, "out of memory");
+                fail(what, VSS_E_OUTOFMEMORY, "out of memory");
                 return NULL;
         }
         if (vss_admin_connect(a, arg_socket) < 0) {
-                fail(NULL, VSS_E_WRITER_INFRASTRUCTURE,
+                fail(what, VSS_E_WRITER_INFRASTRUCTURE,
                      vssd_failure_text(arg_socket, VSS_E_WRITER_INFRASTRUCTURE, why, sizeof(why)));
                 return vss_admin_free(a);
         }
@@ -103,7 +103,7 @@ static void admin_freep(vss_admin **a) {
 
 /* A handle with a list fetched (count in *ret_n), or NULL after saying why. */
 static vss_admin *admin_list(int (*list)(vss_admin *a, size_t *ret_n), const char *what, size_t *ret_n) {
-        vss_admin *a = admin_open();
+        vss_admin *a = admin_open(what);
         if (!a)
                 return NULL;
         int32_t hr = list(a, ret_n);
@@ -285,7 +285,7 @@ static int list_shadows(void) {
 }
 
 static int delete_shadows(vss_admin_delete kind, const vss_id *id) {
-        _cleanup_(admin_freep) vss_admin *a = admin_open();
+        _cleanup_(admin_freep) vss_admin *a = admin_open("delete shadows");
         uint32_t n;
         if (!a)
                 return EXIT_FAILED;
@@ -300,7 +300,7 @@ static int delete_shadows(vss_admin_delete kind, const vss_id *id) {
 }
 
 static int expose(const char *shadow, const char *at) {
-        _cleanup_(admin_freep) vss_admin *a = admin_open();
+        _cleanup_(admin_freep) vss_admin *a = admin_open(shadow ? "expose" : "unexpose");
         const char *where;
         vss_id id;
         int32_t hr;
@@ -369,7 +369,7 @@ static int create_shadow(char **paths, size_t n_paths, const char *provider) {
         if (hr < 0) {
                 char why[1024];
                 json_object_put(c.phases);
-                return fail(NULL, hr, vssd_failure_text(arg_socket, hr, why, sizeof(why)));
+                return fail("create shadow", hr, vssd_failure_text(arg_socket, hr, why, sizeof(why)));
         }
         if (report_step(&c, vss_backup_initialize_for_backup(c.b)) &&
             report_step(&c, vss_backup_set_context(c.b, VSS_CTX_CLIENT_ACCESSIBLE_WRITERS)) &&
