@@ -14,30 +14,14 @@
 
 static void help(void) {
         printf("Usage: vssd [--socket PATH] [--state-dir DIR] [--config FILE]\n"
+               "       vssd --help | --version\n"
                "\n"
-               "The OpenVSS coordinator. Drives writers (applications) through the shadow copy\n"
-               "sequence for requesters (backup programs), keeps every writer's status per session,\n"
-               "and records shadow copies. Runs in the foreground and logs to standard error; tells\n"
-               "systemd when it is ready (sd_notify).\n"
+               "The OpenVSS coordinator: drives writers through the shadow copy sequence for\n"
+               "requesters. Runs in the foreground, logs to standard error, tells systemd when ready.\n"
+               "Socket default: $VSS_SOCKET, else %s; state: /var/lib/openvss.\n"
+               "Exit status: 0 after a clean stop, 1 on a startup failure, 2 on a usage error.\n"
                "\n"
-               "Options:\n"
-               "  -s, --socket PATH     listen on PATH (default $VSS_SOCKET, else %s)\n"
-               "  -d, --state-dir DIR   keep the shadow registry and file shadows in DIR\n"
-               "                        (default /var/lib/openvss)\n"
-               "  -c, --config FILE     read configuration (JSON) from FILE:\n"
-               "                          {\"backup_group\": \"vss-backup\",\n"
-               "                           \"timeouts\": {\"identify_ms\": 10000, \"prepare_backup_ms\": 60000,\n"
-               "                             \"prepare_snapshot_ms\": 120000, \"freeze_window_ms\": 60000,\n"
-               "                             \"post_snapshot_ms\": 60000, \"backup_complete_ms\": 60000,\n"
-               "                             \"backup_shutdown_ms\": 30000, \"restore_ms\": 600000,\n"
-               "                             \"status_ms\": 5000, \"max_freeze_window_ms\": 600000}}\n"
-               "  -h, --help            show this help\n"
-               "      --version         show the version\n"
-               "\n"
-               "Requesters must be root or members of the backup group; writers may be any user.\n"
-               "On SIGTERM or SIGINT vssd aborts sessions in flight (writers get Abort) and exits.\n"
-               "\n"
-               "Exit status: 0 after a clean stop, 1 on a startup failure, 2 on a usage error.\n",
+               "See vssd(8), and vssd.json(5) for the configuration.\n",
                VSS_DEFAULT_SOCKET);
 }
 
@@ -66,7 +50,7 @@ int main(int argc, char *argv[]) {
                 case 'd': state_dir = optarg; break;
                 case 'c': config_path = optarg; break;
                 case 'h': help(); return 0;
-                case 'V': puts("vssd " OPENVSS_VERSION); return 0;
+                case 'V': puts("vssd (OpenVSS) " OPENVSS_VERSION); return 0;
                 default:
                         fprintf(stderr, "Try 'vssd --help'.\n");
                         return 2;

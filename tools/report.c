@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Writer status as the tools print it: text in the style of Windows' vssadmin, or JSON. */
 
+#include <getopt.h>
+#include <stdarg.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include "lib/common.h"
 #include "tools/report.h"
 
@@ -82,8 +87,9 @@ bool report_phase(Report *c, const char *phase) {
         bool ok = true;
         FILE *out = c->out ? c->out : stdout;
         int32_t hr = vss_backup_gather_writer_status_sync(c->b);
+        progress_clear(); /* the status starts on a clean line */
         if (hr < 0) {
-                report_fail(c, hr, vss_backup_errmsg(c->b));
+                report_fail(c, hr, error_cause(vss_backup_errmsg(c->b)));
                 return false;
         }
         json_object *writers = json_object_new_array();
@@ -131,7 +137,123 @@ json_object *report_error_json(const Report *c) {
 
 bool report_step(Report *c, int32_t hr) {
         if (hr < 0)
-                report_fail(c, hr, vss_backup_errmsg(c->b));
+                report_fail(c, hr, error_cause(vss_backup_errmsg(c->b)));
         return hr >= 0;
 }
 
+
+void print_json_to(FILE *f, json_object *o) {
+        fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+        fflush(f);
+}
+
+const char *error_cause(const char *msg) {
+        const char *p = msg;
+        /* "Method: " (a D-Bus method name: letters only, a capital first) */
+        if (*p >= 'A' && *p <= 'Z') {
+                const char *q = p;
+                while ((*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z'))
+                        q++;
+                if (q[0] == ':' && q[1] == ' ')
+                        p = q + 2;
+        }
+        /* "NAME (0x12345678): ", NAME one word */
+        const char *space = strchr(p, ' ');
+        if (space && strncmp(space, " (0x", 4) == 0 && strlen(space) >= 15 && strncmp(space + 12, "): ", 3) == 0)
+                p = space + 15;
+        return p;
+}
+
+/* 0 when something listens on path, else -errno. */
+static int socket_connect_probe(const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        memcpy(sa.sun_path, path, strlen(path));
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        int r = connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 ? -errno : 0;
+        close(fd);
+        return r;
+}
+
+char *vssd_failure_text(const char *socket, int32_t hr, char *buf, size_t size) {
+        const char *path = socket;
+        if (isempty(path))
+                path = getenv("VSS_SOCKET");
+        if (isempty(path))
+                path = VSS_DEFAULT_SOCKET;
+        if (hr == VSS_E_ACCESSDENIED) {
+                snprintf(buf, size,
+                         "vssd at %s refused uid %u: a requester must be root or in vssd's backup group "
+                         "(\"backup_group\" in vssd.json, default vss-backup; see vssd.json(5)). Fix: run as "
+                         "root, or add the user to that group",
+                         path, (unsigned) getuid());
+                return buf;
+        }
+        int r = socket_connect_probe(path);
+        if (r < 0) {
+                snprintf(buf, size,
+                         "cannot reach vssd at %s: %s. Is vssd running? Start it (systemctl start vssd), or "
+                         "name its socket with --socket PATH or $VSS_SOCKET",
+                         path, strerror(-r));
+                return buf;
+        }
+        const char *name = vss_error_name(hr);
+        snprintf(buf, size, "vssd at %s did not open a session: %s (0x%08x); see vssd's log (journalctl -u vssd)",
+                 path, name ? name : "error", (uint32_t) hr);
+        return buf;
+}
+
+json_object *failure_json(int32_t hr, const char *message) {
+        char hex[16];
+        json_object *o = json_object_new_object(), *e = json_object_new_object();
+        json_object_object_add(e, "code", json_object_new_string(hex32(hr, hex)));
+        json_object_object_add(e, "name", json_object_new_string(strempty(vss_error_name(hr))));
+        json_object_object_add(e, "message", json_object_new_string(message));
+        json_object_object_add(o, "result", json_object_new_string("failed"));
+        json_object_object_add(o, "error", e);
+        return o;
+}
+
+static bool progress_on, progress_shown;
+
+void progress_enable(bool on) {
+        progress_on = on && isatty(STDERR_FILENO);
+}
+
+bool progress_enabled(void) {
+        return progress_on;
+}
+
+void progress_status(const char *fmt, ...) {
+        va_list ap;
+        if (!progress_on)
+                return;
+        va_start(ap, fmt);
+        fputs("\r\033[K", stderr);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fflush(stderr);
+        progress_shown = true;
+}
+
+void progress_clear(void) {
+        if (!progress_shown)
+                return;
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+        progress_shown = false;
+}
+
+char *bad_option_text(int argc, char *argv[], int c, char *buf, size_t size) {
+        const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+        if (c == ':')
+                snprintf(buf, size, "option '%s' needs a value", arg);
+        else if (optopt > 0 && optopt < 0x100)
+                snprintf(buf, size, "unknown option '-%c'", optopt);
+        else
+                snprintf(buf, size, "unknown option '%s'", arg);
+        return buf;
+}

@@ -4,9 +4,13 @@
 /* Writer status as vssadmin and vssbackup print it, and the bookkeeping of a sequence that
  * gathers status after each phase. */
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <json-c/json.h>
 
 #include <vss/backup.h>
+
+#include "lib/basic/macro.h"
 
 char *id_string(const vss_id *id, char buf[static VSS_ID_STRING_MAX]);
 char *hex32(int32_t v, char buf[static 16]);
@@ -36,3 +40,28 @@ bool report_phase(Report *c, const char *phase);
 json_object *report_error_json(const Report *c);
 /* hr of a libvss call: false (and the failure kept) when it failed. */
 bool report_step(Report *c, int32_t hr);
+
+/* libvss's messages read "Method: NAME (0x...): cause"; the tools print the name and the code
+ * themselves, so they keep only the cause. */
+const char *error_cause(const char *msg);
+/* Why vssd could not be reached or refused a session (hr from vss_backup_new(), or the admin
+ * connection's failure) and what fixes it, into buf. socket: as given (NULL: the default). */
+char *vssd_failure_text(const char *socket, int32_t hr, char *buf, size_t size);
+/* The JSON object a tool prints when it fails before it could do anything:
+ * {"result": "failed", "error": {code, name, message}}. */
+json_object *failure_json(int32_t hr, const char *message);
+void print_json_to(FILE *f, json_object *o);
+
+/* One status line on a terminal (stderr) for a long step, replaced by the next and cleared by
+ * progress_clear(), so that what follows starts on a clean line. Off unless progress_enable(). */
+void progress_enable(bool on);
+bool progress_enabled(void);
+void progress_status(const char *fmt, ...) _printf_(1, 2);
+void progress_clear(void);
+
+/* What getopt_long() (with opterr = 0) refused, c its return value: "unknown option '--x'" or
+ * "option '--x' needs a value", into buf. */
+char *bad_option_text(int argc, char *argv[], int c, char *buf, size_t size);
+
+/* "NAME (OpenVSS) X.Y.Z": every program's --version. */
+#define VERSION_LINE(name) name " (OpenVSS) " OPENVSS_VERSION "\n"

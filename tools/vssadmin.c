@@ -15,7 +15,7 @@
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
 static const char *arg_socket;
-static bool arg_json;
+static bool arg_json, arg_quiet;
 
 static void help(void) {
         printf("Usage:\n"
@@ -23,46 +23,18 @@ static void help(void) {
                "  vssadmin list providers [--for PATH]... [--json]\n"
                "  vssadmin list shadows [--json]\n"
                "  vssadmin create shadow --for PATH [--for PATH]... [--provider NAME] [--json]\n"
-               "  vssadmin delete shadows (--shadow ID | --set ID | --all | --for PATH --oldest)\n"
-               "  vssadmin expose --shadow ID --at DIR\n"
-               "  vssadmin unexpose --at DIR\n"
+               "  vssadmin delete shadows (--shadow ID | --set ID | --all | --for PATH --oldest) [--json]\n"
+               "  vssadmin expose --shadow ID --at DIR [--json]\n"
+               "  vssadmin unexpose --at DIR [--json]\n"
+               "  vssadmin --help | --version\n"
                "\n"
                "Administers OpenVSS shadow copies through vssd.\n"
                "\n"
-               "Commands:\n"
-               "  list writers     each subscribed writer with its last known status, labelled with\n"
-               "                   the session and time that status comes from\n"
-               "  list providers   the providers compiled into vssd; with --for PATH, also whether\n"
-               "                   shadow copies of PATH will be one instant (point-in-time), and why\n"
-               "                   not when not\n"
-               "  list shadows     every shadow copy in the registry, by snapshot set\n"
-               "  create shadow    a full writer sequence (metadata, prepare for backup, do snapshot\n"
-               "                   set, backup complete) making persistent shadow copies of PATHs;\n"
-               "                   writer status is gathered and printed after each phase, and the\n"
-               "                   set fails (nothing is kept) if any writer fails\n"
-               "  delete shadows   delete one shadow copy, a whole set, all of them, or the oldest\n"
-               "                   shadow copy of a volume (exposures are unmounted first)\n"
-               "  expose           mount a shadow copy read-only at an existing empty directory owned\n"
-               "                   by root, named without symbolic links: a bind mount of a directory\n"
-               "                   or snapshot, a loop mount of an image, or the exec provider's expose\n"
-               "                   command (root only)\n"
-               "  unexpose         unmount the shadow copy exposed at DIR\n"
+               "Options: --json (JSON on stdout, also for errors), -q/--quiet (errors only),\n"
+               "         --socket PATH (default $VSS_SOCKET, else " VSS_DEFAULT_SOCKET ").\n"
+               "Exit status: 0 success, 1 the operation failed, 2 usage error.\n"
                "\n"
-               "Options:\n"
-               "      --for PATH       the directory (volume) to shadow; may repeat\n"
-               "      --provider NAME  the provider to use (default: chosen by the path; `file`)\n"
-               "      --shadow ID      a shadow copy id\n"
-               "      --set ID         a snapshot set id\n"
-               "      --all            every shadow copy\n"
-               "      --oldest         with --for PATH: the oldest shadow copy of that volume\n"
-               "      --at DIR         where to expose a shadow copy (an empty directory, no symlink),\n"
-               "                       or which exposure to remove\n"
-               "      --json           print JSON instead of text (ids are lowercase UUIDs, failure\n"
-               "                       codes \"0x\" and 8 hex digits)\n"
-               "      --socket PATH    vssd's socket (default $VSS_SOCKET, else " VSS_DEFAULT_SOCKET ")\n"
-               "  -h, --help           show this help\n"
-               "\n"
-               "Exit status: 0 success, 1 the operation failed, 2 usage error.\n");
+               "See vssadmin(8) for the commands, options and output.\n");
 }
 
 /* Not lib/basic's usage_error(): vssadmin's wording ("Try 'vssadmin --help'.") is a contract. */
@@ -76,25 +48,53 @@ _printf_(1, 2) static int usage(const char *fmt, ...) {
         return EXIT_USAGE;
 }
 
+/* A failure: "vssadmin: WHAT failed: NAME (CODE): MESSAGE" on stderr (just the message without
+ * WHAT), and with --json the error object on stdout as well. */
+static int fail(const char *what, int32_t hr, const char *message) {
+        const char *name = vss_error_name(hr);
+        progress_clear();
+        if (what)
+                fprintf(stderr, "vssadmin: %s failed: %s (0x%08x): %s\n", what, name ? name : "error", (uint32_t) hr,
+                        message);
+        else
+                fprintf(stderr, "vssadmin: %s\n", message);
+        if (arg_json) {
+                json_object *o = failure_json(hr, message);
+                print_json(o);
+                json_object_put(o);
+        }
+        return EXIT_FAILED;
+}
+
 /* A handle connected to vssd, or NULL after saying why. */
-static vss_admin *admin_open(void) {
+static vss_admin *admin_open(const char *what) {
+        char why[1024];
         vss_admin *a = NULL;
         if (vss_admin_new(&a) < 0) {
-                fprintf(stderr, "vssadmin: cannot connect to vssd: %s\n", strerror(ENOMEM));
+                fail(what, VSS_E_OUTOFMEMORY, "out of memory");
                 return NULL;
         }
         if (vss_admin_connect(a, arg_socket) < 0) {
-                fprintf(stderr, "vssadmin: %s\n", vss_admin_errmsg(a));
+                fail(what, VSS_E_WRITER_INFRASTRUCTURE,
+                     vssd_failure_text(arg_socket, VSS_E_WRITER_INFRASTRUCTURE, why, sizeof(why)));
                 return vss_admin_free(a);
         }
         return a;
 }
 
 static int admin_fail(vss_admin *a, const char *what, int32_t hr) {
-        const char *name = vss_error_name(hr);
-        fprintf(stderr, "vssadmin: %s failed: %s (0x%08x): %s\n", what, name ? name : "error", (uint32_t) hr,
-                vss_admin_errmsg(a));
-        return EXIT_FAILED;
+        return fail(what, hr, error_cause(vss_admin_errmsg(a)));
+}
+
+/* --json: {"result": "ok", key: value} on stdout. Takes value. */
+static void print_json_result(const char *key, json_object *value, const char *key2, json_object *value2) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "result", json_object_new_string("ok"));
+        json_object_object_add(o, key, value);
+        if (key2)
+                json_object_object_add(o, key2, value2);
+        print_json(o);
+        json_object_put(o);
 }
 
 static void admin_freep(vss_admin **a) {
@@ -103,7 +103,7 @@ static void admin_freep(vss_admin **a) {
 
 /* A handle with a list fetched (count in *ret_n), or NULL after saying why. */
 static vss_admin *admin_list(int (*list)(vss_admin *a, size_t *ret_n), const char *what, size_t *ret_n) {
-        vss_admin *a = admin_open();
+        vss_admin *a = admin_open(what);
         if (!a)
                 return NULL;
         int32_t hr = list(a, ret_n);
@@ -285,19 +285,22 @@ static int list_shadows(void) {
 }
 
 static int delete_shadows(vss_admin_delete kind, const vss_id *id) {
-        _cleanup_(admin_freep) vss_admin *a = admin_open();
+        _cleanup_(admin_freep) vss_admin *a = admin_open("delete shadows");
         uint32_t n;
         if (!a)
                 return EXIT_FAILED;
         int32_t hr = vss_admin_delete_shadows(a, kind, id, &n);
         if (hr < 0)
                 return admin_fail(a, "delete shadows", hr);
-        printf("Deleted %u shadow copies.\n", n);
+        if (arg_json)
+                print_json_result("deleted", json_object_new_int64(n), NULL, NULL);
+        else
+                printf("Deleted %u shadow copies.\n", n);
         return EXIT_OK;
 }
 
 static int expose(const char *shadow, const char *at) {
-        _cleanup_(admin_freep) vss_admin *a = admin_open();
+        _cleanup_(admin_freep) vss_admin *a = admin_open(shadow ? "expose" : "unexpose");
         const char *where;
         vss_id id;
         int32_t hr;
@@ -310,7 +313,11 @@ static int expose(const char *shadow, const char *at) {
                 hr = vss_admin_unexpose(a, at);
         if (hr < 0)
                 return admin_fail(a, shadow ? "expose" : "unexpose", hr);
-        if (shadow)
+        if (arg_json && shadow)
+                print_json_result("shadow_id", json_object_new_string(shadow), "exposed_at", json_object_new_string(where));
+        else if (arg_json)
+                print_json_result("unexposed", json_object_new_string(at), NULL, NULL);
+        else if (shadow)
                 printf("Shadow copy {%s} exposed read-only at %s\n", shadow, where);
         else
                 printf("Unexposed %s\n", at);
@@ -334,9 +341,9 @@ static int delete_oldest(const char *path) {
                         best = s;
         }
         if (!best) {
-                fprintf(stderr, "vssadmin: delete shadows failed: VSS_E_OBJECT_NOT_FOUND (0x%08x): no shadow copy of '%s'\n",
-                        (uint32_t) VSS_E_OBJECT_NOT_FOUND, real);
-                return EXIT_FAILED;
+                char msg[sizeof(real) + 64];
+                snprintf(msg, sizeof(msg), "no shadow copy of '%s' (vssadmin list shadows shows them)", real);
+                return fail("delete shadows", VSS_E_OBJECT_NOT_FOUND, msg);
         }
         return delete_shadows(VSS_ADMIN_DELETE_SHADOW, &best->shadow_id);
 }
@@ -360,10 +367,9 @@ static int create_shadow(char **paths, size_t n_paths, const char *provider) {
 
         hr = vss_backup_new(arg_socket, &c.b);
         if (hr < 0) {
-                fprintf(stderr, "vssadmin: cannot open a session with vssd: %s (0x%08x)\n",
-                        strempty(vss_error_name(hr)), (uint32_t) hr);
+                char why[1024];
                 json_object_put(c.phases);
-                return EXIT_FAILED;
+                return fail("create shadow", hr, vssd_failure_text(arg_socket, hr, why, sizeof(why)));
         }
         if (report_step(&c, vss_backup_initialize_for_backup(c.b)) &&
             report_step(&c, vss_backup_set_context(c.b, VSS_CTX_CLIENT_ACCESSIBLE_WRITERS)) &&
@@ -372,7 +378,10 @@ static int create_shadow(char **paths, size_t n_paths, const char *provider) {
                 bool ok = true;
                 for (size_t i = 0; ok && i < n_paths; i++)
                         ok = report_step(&c, vss_backup_add_to_snapshot_set(c.b, paths[i], provider, &shadow_ids[i]));
+                if (ok)
+                        progress_status("Preparing the writers for backup...");
                 if (ok && report_step(&c, vss_backup_prepare_for_backup_sync(c.b)) && report_phase(&c, "prepare-for-backup")) {
+                        progress_status("Making the shadow copies (writers frozen)...");
                         hr = vss_backup_do_snapshot_set_sync(c.b);
                         committed = hr >= 0;
                         bool st_ok = report_phase(&c, "do-snapshot-set");
@@ -421,6 +430,7 @@ static int create_shadow(char **paths, size_t n_paths, const char *provider) {
         }
         json_object_object_add(out, "shadows", shadows);
         json_object_object_add(out, "phases", c.phases);
+        progress_clear();
         if (arg_json)
                 print_json(out);
         if (c.error_hr)
@@ -431,14 +441,33 @@ static int create_shadow(char **paths, size_t n_paths, const char *provider) {
         return c.error_hr ? EXIT_FAILED : EXIT_OK;
 }
 
+/* getopt's own messages are off (opterr = 0): the one message is ours. */
+static int bad_option(int argc, char *argv[], int c) {
+        char buf[256];
+        return usage("%s", bad_option_text(argc, argv, c, buf, sizeof(buf)));
+}
+
+static const char *const commands = "list, create, delete, expose or unexpose";
+
+static int run_expose(bool ex, const char *shadow, const char *at, bool other_options) {
+        vss_id tmp;
+        if (!at || (ex && !shadow) || (!ex && shadow) || other_options)
+                return usage("%s", ex ? "expose takes --shadow ID --at DIR" : "unexpose takes --at DIR");
+        if (shadow && vss_id_from_string(shadow, &tmp) < 0)
+                return usage("'%s' is not an id", shadow);
+        return expose(shadow, at);
+}
+
 int main(int argc, char *argv[]) {
-        enum { OPT_FOR = 0x100, OPT_PROVIDER, OPT_SHADOW, OPT_SET, OPT_ALL, OPT_JSON, OPT_SOCKET, OPT_OLDEST, OPT_AT };
+        enum { OPT_FOR = 0x100, OPT_PROVIDER, OPT_SHADOW, OPT_SET, OPT_ALL, OPT_JSON, OPT_SOCKET, OPT_OLDEST, OPT_AT,
+               OPT_VERSION };
         static const struct option options[] = {
                 { "for", required_argument, NULL, OPT_FOR },     { "provider", required_argument, NULL, OPT_PROVIDER },
                 { "shadow", required_argument, NULL, OPT_SHADOW }, { "set", required_argument, NULL, OPT_SET },
                 { "all", no_argument, NULL, OPT_ALL },           { "json", no_argument, NULL, OPT_JSON },
                 { "oldest", no_argument, NULL, OPT_OLDEST },     { "at", required_argument, NULL, OPT_AT },
                 { "socket", required_argument, NULL, OPT_SOCKET }, { "help", no_argument, NULL, 'h' },
+                { "quiet", no_argument, NULL, 'q' },             { "version", no_argument, NULL, OPT_VERSION },
                 {},
         };
         char *paths[VSS_MAX_VOLUMES];
@@ -448,7 +477,8 @@ int main(int argc, char *argv[]) {
         vss_id tmp;
         int c;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":hq", options, NULL)) >= 0) {
                 switch (c) {
                 case OPT_FOR:
                         if (n_paths >= VSS_MAX_VOLUMES)
@@ -469,23 +499,36 @@ int main(int argc, char *argv[]) {
                         break;
                 case OPT_JSON: arg_json = true; break;
                 case OPT_SOCKET: arg_socket = optarg; break;
+                case 'q': arg_quiet = true; break;
                 case 'h': help(); return EXIT_OK;
-                default: return usage("%s", "bad option");
+                case OPT_VERSION: fputs(VERSION_LINE("vssadmin"), stdout); return EXIT_OK;
+                default: return bad_option(argc, argv, c);
                 }
         }
-        if (optind + 1 == argc && (streq(argv[optind], "expose") || streq(argv[optind], "unexpose"))) {
-                bool ex = streq(argv[optind], "expose");
-                if (!at || (ex && !shadow) || (!ex && shadow) || n_paths || provider || set || all || oldest || arg_json)
-                        return usage("%s", ex ? "expose takes --shadow ID --at DIR" : "unexpose takes --at DIR");
-                if (shadow && vss_id_from_string(shadow, &tmp) < 0)
-                        return usage("'%s' is not an id", shadow);
-                return expose(shadow, at);
+        if (optind == argc)
+                return usage("missing command: %s", commands);
+        const char *verb = argv[optind];
+        bool ex = streq(verb, "expose");
+        if (!ex && !streq(verb, "unexpose") && !streq(verb, "list") && !streq(verb, "create") && !streq(verb, "delete"))
+                return usage("unknown command '%s' (%s)", verb, commands);
+        /* Errors only: the text that says what was done goes nowhere (JSON was asked for). */
+        if (arg_quiet && !arg_json && !freopen("/dev/null", "w", stdout))
+                return fail(NULL, VSS_E_UNEXPECTED, "cannot open /dev/null");
+        progress_enable(!arg_quiet);
+        if (ex || streq(verb, "unexpose")) {
+                if (optind + 1 != argc)
+                        return usage("%s takes no argument '%s'", verb, argv[optind + 1]);
+                return run_expose(ex, shadow, at, n_paths || provider || set || all || oldest);
         }
         if (at)
                 return usage("%s", "--at is for expose and unexpose");
+        if (optind + 1 == argc)
+                return usage("%s", streq(verb, "list")     ? "list what: writers, providers or shadows"
+                                   : streq(verb, "create") ? "create what: shadow"
+                                                           : "delete what: shadows");
         if (optind + 2 != argc)
-                return usage("%s", argc - optind < 2 ? "missing command" : "too many arguments");
-        const char *verb = argv[optind], *noun = argv[optind + 1];
+                return usage("too many arguments: '%s'", argv[optind + 2]);
+        const char *noun = argv[optind + 1];
 
         if (streq(verb, "list")) {
                 if (streq(noun, "providers") && !(provider || shadow || set || all || oldest))
@@ -507,19 +550,16 @@ int main(int argc, char *argv[]) {
                         return usage("%s", "create shadow takes --for, --provider and --json");
                 return create_shadow(paths, n_paths, provider);
         }
-        if (streq(verb, "delete")) {
-                if (!streq(noun, "shadows"))
-                        return usage("cannot delete '%s' (shadows)", noun);
-                if ((!!shadow + !!set + all + (n_paths > 0)) != 1)
-                        return usage("%s", "delete shadows needs exactly one of --shadow ID, --set ID, --all, --for PATH --oldest");
-                if (provider || arg_json || n_paths > 1 || (n_paths == 1) != oldest)
-                        return usage("%s", "delete shadows takes only --shadow, --set, --all, or --for PATH with --oldest");
-                if (n_paths == 1)
-                        return delete_oldest(paths[0]);
-                if ((shadow || set) && vss_id_from_string(shadow ? shadow : set, &tmp) < 0)
-                        return usage("'%s' is not an id", shadow ? shadow : set);
-                return delete_shadows(shadow ? VSS_ADMIN_DELETE_SHADOW : set ? VSS_ADMIN_DELETE_SET : VSS_ADMIN_DELETE_ALL,
-                                      shadow || set ? &tmp : NULL);
-        }
-        return usage("unknown command '%s'", verb);
+        if (!streq(noun, "shadows"))
+                return usage("cannot delete '%s' (shadows)", noun);
+        if ((!!shadow + !!set + all + (n_paths > 0)) != 1)
+                return usage("%s", "delete shadows needs exactly one of --shadow ID, --set ID, --all, --for PATH --oldest");
+        if (provider || n_paths > 1 || (n_paths == 1) != oldest)
+                return usage("%s", "delete shadows takes only --shadow, --set, --all, or --for PATH with --oldest");
+        if (n_paths == 1)
+                return delete_oldest(paths[0]);
+        if ((shadow || set) && vss_id_from_string(shadow ? shadow : set, &tmp) < 0)
+                return usage("'%s' is not an id", shadow ? shadow : set);
+        return delete_shadows(shadow ? VSS_ADMIN_DELETE_SHADOW : set ? VSS_ADMIN_DELETE_SET : VSS_ADMIN_DELETE_ALL,
+                              shadow || set ? &tmp : NULL);
 }

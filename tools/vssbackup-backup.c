@@ -213,11 +213,16 @@ static Store *open_store(Run *run, const char *dest) {
         int r = store_create(dest, &st, &err);
 
         if (r < 0) {
-                run_fail(run, VSS_E_INVALIDARG, "cannot write the backup to %s: %s", dest, err ? err : strerror(-r));
+                /* store_create()'s message names the path already. */
+                if (err)
+                        run_fail(run, VSS_E_INVALIDARG, "cannot write the backup: %s (--to takes a new or empty directory, "
+                                 "or an archive that does not exist)", err);
+                else
+                        run_fail(run, VSS_E_INVALIDARG, "cannot write the backup to %s: %s", dest, strerror(-r));
                 return NULL;
         }
         store_set_warning(st, on_warning, NULL);
-        if (isatty(STDERR_FILENO) && !arg_json)
+        if (progress_enabled())
                 store_set_progress(st, on_progress, NULL);
         return st;
 }

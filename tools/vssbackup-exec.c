@@ -351,7 +351,7 @@ int cmd_exec(char **paths, size_t n_paths, vss_backup_type type, bool at_origina
         };
 
         bool ok = run_start(&run, "exec");
-        run.r.out = stderr; /* stdout is the command's */
+        run.r.out = arg_quiet ? devnull_file() : stderr; /* stdout is the command's */
         run.attempts = json_object_new_array();
         if (ok && at_original && !namespace_possible(err, sizeof(err)))
                 ok = run_fail(&run, VSS_E_ACCESSDENIED, "%s", err);
@@ -359,10 +359,13 @@ int cmd_exec(char **paths, size_t n_paths, vss_backup_type type, bool at_origina
         vss_backup *b = run.r.b;
         if (ok) {
                 Exec x = { .argv = argv, .vols = vols, .n_vols = n_vols, .set_id = &set_id, .at_original = at_original };
-                if (!arg_json && at_original)
+                progress_clear();
+                if (arg_json || arg_quiet)
+                        ;
+                else if (at_original)
                         log_msg("running %s against %s (its shadow copy, mounted there read-only for %s alone)",
                                 argv[0], vols[0].path, argv[0]);
-                else if (!arg_json)
+                else
                         log_msg("running %s against %s", argv[0], vols[0].shadow_path);
                 code = run_command(&x);
                 if (code == -2) {

@@ -21,8 +21,15 @@ bool backup_open(Run *run, const char *src, Backup *bk) {
         *bk = (Backup) { .owner = backup_owner(src, BCD_NAME) };
         int r = store_open(src, &bk->store, &err);
         if (r < 0)
-                return run_fail(run, VSS_E_OBJECT_NOT_FOUND, "cannot open backup %s: %s", src, err ? err : strerror(-r));
+        {
+                /* store_open()'s message names the path already. */
+                if (err)
+                        return run_fail(run, VSS_E_OBJECT_NOT_FOUND, "cannot open the backup: %s", err);
+                return run_fail(run, VSS_E_OBJECT_NOT_FOUND, "cannot open the backup %s: %s", src, strerror(-r));
+        }
         store_set_warning(bk->store, on_warning, NULL);
+        if (progress_enabled())
+                store_set_progress(bk->store, on_progress, NULL);
         free(err);
         err = NULL;
         r = store_get_document(bk->store, BCD_NAME, STORE_DOCUMENT_MAX, &bk->bcd_text, &len, &err);

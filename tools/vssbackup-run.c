@@ -21,13 +21,17 @@ void component_report(Run *run, const vss_writer_metadata *wm, const char *lp, c
         json_object_object_add(o, "name", json_object_new_string(name));
         json_object_object_add(o, "succeeded", json_object_new_boolean(ok));
         json_object_array_add(run->components, o);
-        if (!arg_json)
-                printf("Component '%s%s%s' of writer '%s': %s\n", lp, isempty(lp) ? "" : "/", name, wm->name, what);
+        if (!arg_json) {
+                progress_clear();
+                fprintf(run->r.out ? run->r.out : stdout, "Component '%s%s%s' of writer '%s': %s\n", lp,
+                        isempty(lp) ? "" : "/", name, wm->name, what);
+        }
 }
 
 int run_finish(Run *run, json_object *extra) {
         char hex[16];
         Report *c = &run->r;
+        progress_clear();
         if (arg_json) {
                 json_object *out = json_object_new_object();
                 json_object_object_add(out, "command", json_object_new_string(run->command));
@@ -41,13 +45,14 @@ int run_finish(Run *run, json_object *extra) {
                 }
                 json_object_object_add(out, "components", json_object_get(run->components));
                 json_object_object_add(out, "phases", json_object_get(c->phases));
-                print_json(out);
+                print_json_to(arg_json_out ? arg_json_out : stdout, out);
                 json_object_put(out);
         }
-        if (c->error_hr)
+        /* JSON on stderr already says it all. */
+        if (c->error_hr && arg_json_out != stderr)
                 log_msg("%s failed: %s (%s): %s", run->command, strempty(vss_error_name(c->error_hr)),
                         hex32(c->error_hr, hex), c->error_msg);
-        if (run->gave_up)
+        if (run->gave_up && arg_json_out != stderr)
                 log_msg("the failure is retryable; gave up after %u attempt%s (--retries %u)", run->attempt,
                         run->attempt == 1 ? "" : "s", arg_retries);
         else if (run->attempts && !c->error_hr && run->attempt > 1 && !arg_json)
@@ -84,8 +89,10 @@ bool run_start(Run *run, const char *command) {
         *run = (Run) { .r = { .phases = json_object_new_array(), .json = arg_json },
                        .components = json_object_new_array(), .command = command, .attempt = 1 };
         int32_t hr = vss_backup_new(arg_socket, &run->r.b);
-        if (hr < 0)
-                return run_fail(run, hr, "cannot open a session with vssd (is it running? $VSS_SOCKET)");
+        if (hr < 0) {
+                char why[1024];
+                return run_fail(run, hr, "%s", vssd_failure_text(arg_socket, hr, why, sizeof(why)));
+        }
         return true;
 }
 
@@ -141,6 +148,6 @@ void on_progress(uint64_t files, uint64_t bytes, const char *current, void *user
         if (now - last < 100 && current)
                 return;
         last = now;
-        fprintf(stderr, "\r\033[K%llu files, %.1f MiB%s%.60s", (unsigned long long) files, (double) bytes / 1048576.0,
-                current ? "  " : "\n", current ? current : "");
+        progress_status("%llu files, %.1f MiB  %.60s", (unsigned long long) files, (double) bytes / 1048576.0,
+                        strempty(current));
 }

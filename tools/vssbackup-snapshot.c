@@ -64,8 +64,10 @@ static bool make_snapshot(Run *run, Volume *vols, size_t n_vols, vss_id *set_id)
         for (size_t i = 0; i < n_vols; i++)
                 if (!report_step(&run->r, vss_backup_add_to_snapshot_set(b, vols[i].path, arg_provider, &vols[i].shadow_id)))
                         return false;
+        progress_status("Preparing the writers for backup...");
         if (!report_step(&run->r, vss_backup_prepare_for_backup_sync(b)) || !report_phase(&run->r, "prepare-for-backup"))
                 return false;
+        progress_status("Making the shadow copies of %zu volume%s (writers frozen)...", n_vols, n_vols == 1 ? "" : "s");
         int32_t hr = vss_backup_do_snapshot_set_sync(b);
         bool st_ok = report_phase(&run->r, "do-snapshot-set");
         if (hr < 0)
@@ -79,7 +81,7 @@ static bool make_snapshot(Run *run, Volume *vols, size_t n_vols, vss_id *set_id)
                 snprintf(vols[i].shadow_path, sizeof(vols[i].shadow_path), "%s", p.shadow_path);
                 vols[i].created_usec = p.created_usec;
                 /* Said once per shadow, never silently: only the writers made this copy consistent. */
-                if (p.attributes & OPENVSS_ATTR_NOT_POINT_IN_TIME)
+                if ((p.attributes & OPENVSS_ATTR_NOT_POINT_IN_TIME) && !arg_quiet)
                         log_msg("the shadow copy of %s is not point-in-time: its filesystem was not held frozen while "
                                 "it was copied (see vssadmin list providers --for %s)", p.original_path, p.original_path);
         }
@@ -100,7 +102,9 @@ static bool retry_snapshot(Run *run) {
         }
         unsigned delay = retry_delay_s(run->attempt);
         json_object_array_add(run->attempts, attempt_json(c, run->attempt, delay));
-        log_msg("attempt %u of %u failed: %s (%s): %s; retrying in %u s", run->attempt, arg_retries + 1,
+        progress_clear();
+        if (!arg_quiet)
+                log_msg("attempt %u of %u failed: %s (%s): %s; retrying in %u s", run->attempt, arg_retries + 1,
                 strempty(vss_error_name(c->error_hr)), hex32(c->error_hr, hex), c->error_msg, delay);
         vss_backup_release(c->b);
         c->b = NULL;
@@ -115,8 +119,10 @@ static bool retry_snapshot(Run *run) {
         c->error_msg[0] = 0;
         run->attempt++;
         int32_t hr = vss_backup_new(arg_socket, &c->b);
-        if (hr < 0)
-                return run_fail(run, hr, "cannot open a session with vssd (is it running? $VSS_SOCKET)");
+        if (hr < 0) {
+                char why[1024];
+                return run_fail(run, hr, "%s", vssd_failure_text(arg_socket, hr, why, sizeof(why)));
+        }
         return true;
 }
 

@@ -26,6 +26,10 @@ extern const char *arg_socket;
 extern bool arg_json;
 extern const char *arg_provider; /* backup, exec: NULL, vssd chooses by the path */
 extern unsigned arg_retries;     /* backup, exec: new attempts after a retryable failure */
+extern bool arg_quiet;           /* errors only */
+extern FILE *arg_json_out;       /* where --json goes: NULL stdout; exec: stderr or --json-fd */
+/* A stream that takes text and keeps none (--quiet). */
+FILE *devnull_file(void);
 
 int cmd_backup(const char *dest, char **specs, size_t n_specs, vss_backup_type type, const char *base_path,
                char **paths, size_t n_paths);
