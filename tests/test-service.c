@@ -279,6 +279,47 @@ static void test_reload(void) {
         harness_free(h);
 }
 
+/* service-reload-providers: providers change on reload, except while a session's snapshot set
+ * uses one of them: then they stay until it is done. */
+static void test_reload_providers(void) {
+        Harness *h = harness_new("{\"providers\": [{\"type\": \"exec\", \"name\": \"snapa\", \"create\": \"true\", "
+                                 "\"delete\": \"true\"}]}");
+        char *out = NULL;
+        /* An exec provider holds its filesystem: not the one of vssd's state (the set never
+         * gets as far as a freeze here). */
+        char data[] = "/dev/shm/openvss-service-XXXXXX";
+        CHECK(mkdtemp(data) != NULL);
+        char orig[600], path[600];
+        snprintf(path, sizeof(path), "%s/vssd.json", harness_dir(h));
+        snprintf(orig, sizeof(orig), "%s.orig", path);
+        harness_sh(h, NULL, "cp %s %s", path, orig);
+        vss_backup *b = harness_session(h);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, "snapa", NULL), 0);
+        /* snapa renamed snapb: refused while the set holds snapa. */
+        harness_sh(h, NULL, "sed 's/snapa/snapb/' %s > %s", orig, path);
+        reload(h, "the providers stay as they were: a snapshot set in flight uses provider 'snapa'");
+        CHECK(harness_sh(h, &out, "vssadmin list providers") == 0);
+        CHECK(out && strstr(out, "snapa") && !strstr(out, "snapb"));
+        free(out);
+        CHECK_HR(vss_backup_abort_backup(b), 0);
+        vss_backup_free(b);
+        /* Once the session is gone (its release may take a moment), the next reload changes them. */
+        bool changed = false;
+        for (int i = 0; i < 20 && !changed; i++) {
+                reload(h, "reloaded the configuration from");
+                out = NULL;
+                CHECK(harness_sh(h, &out, "vssadmin list providers") == 0);
+                changed = out && strstr(out, "snapb") && !strstr(out, "snapa");
+                free(out);
+                if (!changed)
+                        usleep(200000);
+        }
+        CHECK(changed);
+        rmdir(data);
+        harness_free(h);
+}
+
 /* service-generic-tools: dbus-send --peer always gets its reply (the call may come in the same
  * read as the end of the authentication); busctl --address= (Hello first) calls, pings, and
  * gets the machine id. */
@@ -317,6 +358,7 @@ static const TestCase cases[] = {
         { "service-socket-activation", test_socket_activation },
         { "service-makes-dirs", test_makes_dirs },
         { "service-reload", test_reload },
+        { "service-reload-providers", test_reload_providers },
         { "service-generic-tools", test_generic_tools },
         {},
 };
