@@ -8,6 +8,7 @@
 #include <vss/backup.h>
 
 #include "daemon/access.h"
+#include "daemon/log.h"
 #include "lib/common.h"
 #include "lib/components.h"
 
@@ -40,6 +41,16 @@ int reply_array(sd_bus_message *msg, const char *element, size_t n, ReplyAppend 
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);
+}
+
+/* The method a connection is serving now, for the log. */
+static const char *current_member(Connection *c) {
+        sd_bus_message *m = c->bus ? sd_bus_get_current_message(c->bus) : NULL;
+        return strempty(m ? sd_bus_message_get_member(m) : NULL);
+}
+
+void log_refusal(Connection *c, const char *what) {
+        log_warn("refused %s to uid %u (pid %d): %s", current_member(c), (unsigned) c->cred.uid, (int) c->cred.pid, what);
 }
 
 int check_right(Connection *c, Right right, sd_bus_error *error) {
@@ -144,12 +155,17 @@ int access_check_call(Connection *c, sd_bus_message *msg, sd_bus_error *error) {
                 if (c->tokens > config->max_call_burst)
                         c->tokens = config->max_call_burst;
                 c->tokens_usec = now;
-                if (c->tokens < 1.0)
+                if (c->tokens < 1.0) {
+                        /* Once per connection: a flood must not flood the journal too. */
+                        if (!c->rate_logged)
+                                log_refusal(c, "call rate limit reached (later refusals on this connection are not logged)");
+                        c->rate_logged = true;
                         return reply_error(error, VSS_E_OUTOFMEMORY,
                                            "uid %u: call rate limit reached (%u calls at once, %u per second); "
                                            "%s refused, try again later", (unsigned) c->cred.uid,
                                            config->max_call_burst, config->max_calls_per_second,
                                            strempty(sd_bus_message_get_member(msg)));
+                }
                 c->tokens -= 1.0;
         }
         if (streq(strempty(sd_bus_message_get_interface(msg)), VSS_BUS_INTERFACE))

@@ -25,6 +25,8 @@ int reply_array(sd_bus_message *msg, const char *element, size_t n, ReplyAppend 
 
 /* Refuses with VSS_E_ACCESSDENIED, naming the uid and the right, unless the connection holds it. */
 int check_right(Connection *c, Right right, sd_bus_error *error);
+/* Logs a refused call once, with who asked: "refused METHOD to uid U (pid P): what". */
+void log_refusal(Connection *c, const char *what);
 
 /* The rights (1 << Right) of a uid: its own and those of the groups its account is in. */
 unsigned rights_of(const Config *config, uid_t uid);

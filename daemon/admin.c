@@ -87,6 +87,7 @@ typedef struct DeleteCall {
         bool all, by_set;
         char id[VSS_ID_STRING_MAX];
         unsigned matched;
+        struct ucred who;   /* for the log */
 } DeleteCall;
 
 static void delete_call_free(void *userdata) {
@@ -103,10 +104,14 @@ static void on_deleted(Manager *m, unsigned deleted, unsigned kept, void *userda
         else if (deleted == 0 && kept > 0)
                 reply_error(&error, VSS_E_UNEXPECTED_PROVIDER_ERROR,
                             "the provider could not delete %u shadow copies; they are kept", kept);
-        if (sd_bus_error_is_set(&error))
+        if (sd_bus_error_is_set(&error)) {
+                log_warn("deleting %s %s failed (asked by uid %u, pid %d): %s", d->all ? "all" : d->by_set ? "set" : "shadow",
+                         d->all ? "shadow copies" : d->id, (unsigned) d->who.uid, (int) d->who.pid, error.message);
                 (void) sd_bus_reply_method_error(d->msg, &error);
-        else {
-                log_info("deleted %u shadow copies%s", deleted, kept ? ", some were kept" : "");
+        } else {
+                log_info("deleted %u shadow copies%s (%s %s, asked by uid %u, pid %d)", deleted, kept ? ", some were kept" : "",
+                         d->all ? "all" : d->by_set ? "set" : "shadow", d->all ? "shadow copies" : d->id,
+                         (unsigned) d->who.uid, (int) d->who.pid);
                 (void) sd_bus_reply_method_return(d->msg, "u", deleted);
         }
         delete_call_free(d);
@@ -154,7 +159,8 @@ int method_delete_shadows(sd_bus_message *msg, void *userdata, sd_bus_error *err
                 shadow_records_free(recs, n);
                 return -ENOMEM;
         }
-        *d = (DeleteCall) { .msg = sd_bus_message_ref(msg), .all = all, .by_set = by_set, .matched = (unsigned) k };
+        *d = (DeleteCall) { .msg = sd_bus_message_ref(msg), .all = all, .by_set = by_set, .matched = (unsigned) k,
+                           .who = c->cred };
         snprintf(d->id, sizeof(d->id), "%s", id);
         shadows_delete(m, recs, k, NULL, on_deleted, delete_call_free, d);
         shadow_records_free(recs, n);

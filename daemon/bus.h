@@ -20,3 +20,5 @@
 #define VSS_DECLARE_METHOD(n) int method_##n(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 VSS_METHODS(VSS_DECLARE_METHOD)
 extern const sd_bus_vtable coordinator_vtable[];
+/* org.freedesktop.DBus.Hello at /org/freedesktop/DBus, for tools that expect a bus. */
+extern const sd_bus_vtable hello_vtable[];

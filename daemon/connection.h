@@ -21,6 +21,7 @@ struct Connection {
         unsigned rights;    /* 1 << Right, from the peer's uid and its groups at connect time */
         bool may_request;   /* holds create or restore: may open sessions */
         bool over_limit;    /* past max_connections_per_uid: its first call is refused, then it is closed */
+        bool rate_logged;   /* a call refused for its rate was logged: the next ones are not */
         double tokens;      /* call rate bucket */
         uint64_t tokens_usec;
         Writer *writer;     /* at most one per connection */

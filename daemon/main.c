@@ -10,6 +10,7 @@
 
 #include "daemon/log.h"
 #include "daemon/manager.h"
+#include "daemon/reload.h"
 #include "lib/common.h"
 
 static void help(void) {
@@ -25,8 +26,28 @@ static void help(void) {
                VSS_DEFAULT_SOCKET);
 }
 
+/* Read when present and no --config names another file (what vssd.service runs with). */
+#define VSSD_DEFAULT_CONFIG "/etc/openvss/vssd.json"
+
+/* The configuration file to read: --config's, else the default one when it exists, else none. */
+static const char *config_file(const char *given) {
+        if (given)
+                return given;
+        return access(VSSD_DEFAULT_CONFIG, F_OK) == 0 ? VSSD_DEFAULT_CONFIG : NULL;
+}
+
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        (void) sd_notify(0, "STOPPING=1");
         return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+/* SIGHUP: the configuration again (the same --config, or the default file as it is now). */
+static const char *config_arg;
+static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        (void) sd_notify(0, "RELOADING=1\nSTATUS=Reloading the configuration");
+        (void) manager_reload(userdata, config_file(config_arg));
+        (void) sd_notify(0, "READY=1\nSTATUS=Listening");
+        return 0;
 }
 
 int main(int argc, char *argv[]) {
@@ -60,6 +81,8 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "vssd: unexpected argument '%s'\nTry 'vssd --help'.\n", argv[optind]);
                 return 2;
         }
+        config_arg = config_path;
+        config_path = config_file(config_path);
         r = config_load(&config, config_path, &error);
         if (r < 0) {
                 fprintf(stderr, "vssd: bad configuration: %s\n", error ? error : strerror(-r));
@@ -79,6 +102,7 @@ int main(int argc, char *argv[]) {
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         sigaddset(&mask, SIGCHLD);
         sigprocmask(SIG_BLOCK, &mask, NULL);
 
@@ -96,10 +120,12 @@ int main(int argc, char *argv[]) {
         }
         (void) sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, NULL);
         (void) sd_event_add_signal(m->event, NULL, SIGINT, on_signal, NULL);
-        log_info("listening on %s, state in %s", socket_path, state_dir);
+        (void) sd_event_add_signal(m->event, NULL, SIGHUP, on_reload, m);
+        log_info("listening on %s%s, state in %s", m->socket_path, m->socket_activated ? " (socket activation)" : "",
+                 state_dir);
         (void) sd_notify(0, "READY=1\nSTATUS=Listening");
         r = sd_event_loop(m->event);
-        (void) sd_notify(0, "STOPPING=1");
+        (void) sd_notify(0, "STOPPING=1"); /* also after a fatal loop error */
         manager_free(m);
         return r < 0 ? 1 : 0;
 }

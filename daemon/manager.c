@@ -11,6 +11,8 @@
 #include <sys/un.h>
 #include <time.h>
 
+#include <systemd/sd-daemon.h>
+
 #include <vss/backup.h>
 
 #include "daemon/access.h"
@@ -122,6 +124,7 @@ static int on_message(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
                 return 0;
         if (c->over_limit) {
                 _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                log_refusal(c, "past max_connections_per_uid; the connection is closed");
                 reply_error(&e, VSS_E_OUTOFMEMORY, "uid %u has %u connections to vssd, the most allowed "
                             "(max_connections_per_uid); this one is closed", (unsigned) c->cred.uid,
                             m->config.max_connections_per_uid);
@@ -199,6 +202,8 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
         if (r >= 0)
                 r = sd_bus_add_object_vtable(c->bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, coordinator_vtable, c);
         if (r >= 0)
+                r = sd_bus_add_object_vtable(c->bus, NULL, "/org/freedesktop/DBus", "org.freedesktop.DBus", hello_vtable, c);
+        if (r >= 0)
                 r = sd_bus_match_signal(c->bus, NULL, NULL, "/org/freedesktop/DBus/Local", "org.freedesktop.DBus.Local",
                                         "Disconnected", on_disconnected, c);
         if (r >= 0)
@@ -260,7 +265,8 @@ Manager *manager_free(Manager *m) {
         sd_event_source_unref(m->listen_source);
         if (m->listen_fd >= 0) {
                 close(m->listen_fd);
-                unlink(m->socket_path);
+                if (!m->socket_activated) /* systemd's socket stays for the next start */
+                        unlink(m->socket_path);
         }
         registry_free(m->registry);
         sd_event_unref(m->event);
@@ -273,16 +279,84 @@ Manager *manager_free(Manager *m) {
         return NULL;
 }
 
-int manager_start(Manager *m) {
+/* mkdir -p with mode for the directories it makes (existing ones are left as they are): path
+ * itself too when whole, else only its parents. */
+static int mkdir_parents(const char *path, mode_t mode, bool whole) {
+        _cleanup_free_ char *p = strdup(path);
+        if (!p)
+                return -ENOMEM;
+        char *end = whole ? p + strlen(p) : strrchr(p, '/');
+        if (!end)
+                return 0;
+        for (char *slash = p + 1;; slash++) {
+                bool last = slash >= end;
+                if (!last && *slash != '/')
+                        continue;
+                char was = *slash;
+                *slash = 0;
+                int r = p[0] && mkdir(p, mode) < 0 && errno != EEXIST ? -errno : 0;
+                *slash = was;
+                if (r < 0)
+                        return r;
+                if (last)
+                        return 0;
+        }
+}
+
+/* The listen socket: the one systemd passes (socket activation, vssd.socket), or one vssd binds. */
+static int manager_listen(Manager *m) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int r, n = sd_listen_fds(1);
+
+        if (n > 1)
+                log_warn("%d sockets passed by systemd; using the first", n);
+        if (n > 0 && sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0) > 0) {
+                socklen_t len = sizeof(sa);
+                m->listen_fd = SD_LISTEN_FDS_START;
+                m->socket_activated = true;
+                int fl = fcntl(m->listen_fd, F_GETFL);
+                if (fl >= 0)
+                        (void) fcntl(m->listen_fd, F_SETFL, fl | O_NONBLOCK);
+                (void) fcntl(m->listen_fd, F_SETFD, FD_CLOEXEC); /* not for exec providers */
+                /* The socket's own path is the one clients use: named in the log, never unlinked. */
+                if (getsockname(m->listen_fd, (struct sockaddr *) &sa, &len) == 0 && sa.sun_path[0] &&
+                    len > offsetof(struct sockaddr_un, sun_path)) {
+                        char *p = strndup(sa.sun_path, len - offsetof(struct sockaddr_un, sun_path));
+                        if (p) {
+                                free(m->socket_path);
+                                m->socket_path = p;
+                        }
+                }
+        } else {
+                if (n > 0)
+                        log_warn("the socket systemd passed is not a listening AF_UNIX stream socket; binding %s",
+                                 m->socket_path);
+                if (strlen(m->socket_path) >= sizeof(sa.sun_path))
+                        return -ENAMETOOLONG;
+                strcpy(sa.sun_path, m->socket_path);
+                r = mkdir_parents(m->socket_path, 0755, false);
+                if (r < 0)
+                        return r;
+                m->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+                if (m->listen_fd < 0)
+                        return -errno;
+                (void) unlink(m->socket_path);
+                /* Everyone may connect (writers are any user); methods check credentials. */
+                mode_t old = umask(0);
+                r = bind(m->listen_fd, (struct sockaddr *) &sa, sizeof(sa));
+                umask(old);
+                if (r < 0 || listen(m->listen_fd, SOMAXCONN) < 0)
+                        return -errno;
+        }
+        return sd_event_add_io(m->event, &m->listen_source, m->listen_fd, EPOLLIN, on_accept, m);
+}
+
+int manager_start(Manager *m) {
         int r;
 
-        if (strlen(m->socket_path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, m->socket_path);
-
-        if (mkdir(m->state_dir, 0700) < 0 && errno != EEXIST)
-                return -errno;
+        r = mkdir_parents(m->state_dir, 0700, true);
+        if (r < 0)
+                return r;
         if (mkdir(m->shadow_dir, 0700) < 0 && errno != EEXIST)
                 return -errno;
         char err[1024] = "";
@@ -297,16 +371,5 @@ int manager_start(Manager *m) {
                 return r;
         }
         shadows_recover(m);
-
-        m->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (m->listen_fd < 0)
-                return -errno;
-        (void) unlink(m->socket_path);
-        /* Everyone may connect (writers are any user); methods check credentials. */
-        mode_t old = umask(0);
-        r = bind(m->listen_fd, (struct sockaddr *) &sa, sizeof(sa));
-        umask(old);
-        if (r < 0 || listen(m->listen_fd, SOMAXCONN) < 0)
-                return -errno;
-        return sd_event_add_io(m->event, &m->listen_source, m->listen_fd, EPOLLIN, on_accept, m);
+        return manager_listen(m);
 }

@@ -29,6 +29,7 @@ struct Manager {
         char *state_dir;
         char *shadow_dir;
         int listen_fd;
+        bool socket_activated;    /* listen_fd came from systemd (sd_listen_fds): not ours to unlink */
         sd_event_source *listen_source;
         Registry *registry;
 

@@ -44,8 +44,10 @@ static void waiter_finish(DeleteWaiter *w) {
         /* The set's record goes once none of its shadows is left (the last one took it along
          * already, unless the set had none). */
         if (w->remove_set && w->kept == 0) {
+                char id[VSS_ID_STRING_MAX];
                 (void) registry_remove_set(m->registry, &w->set_id);
                 shadow_set_dir_remove(m, &w->set_id);
+                log_info("snapshot set %s deleted with its %u shadow copies", vss_id_to_string(&w->set_id, id), w->deleted);
         }
         w->done(m, w->deleted, w->kept, w->userdata);
         free(w);

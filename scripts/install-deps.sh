@@ -4,7 +4,7 @@ set -euo pipefail
 pkgs=(meson ninja-build gcc g++ pkg-config libsystemd-dev libjson-c-dev libsqlite3-dev libbtrfsutil-dev libmount-dev
       btrfs-progs xfsprogs util-linux systemd valgrind libarchive-dev
       sqlite3 postgresql libpq-dev qemu-guest-agent mariadb-server mariadb-client
-      attr acl libcap2-bin e2fsprogs restic borgbackup python3-dev
+      attr acl libcap2-bin e2fsprogs restic borgbackup python3-dev dbus-bin
       scdoc mandoc groff-base bash-completion)
 missing=()
 for p in "${pkgs[@]}"; do
