@@ -4,7 +4,8 @@ set -euo pipefail
 pkgs=(meson ninja-build gcc g++ pkg-config libsystemd-dev libjson-c-dev libsqlite3-dev libbtrfsutil-dev libmount-dev
       btrfs-progs xfsprogs util-linux systemd valgrind libarchive-dev
       sqlite3 postgresql libpq-dev qemu-guest-agent mariadb-server mariadb-client
-      attr acl libcap2-bin e2fsprogs restic borgbackup)
+      attr acl libcap2-bin e2fsprogs restic borgbackup
+      debhelper dpkg-dev lintian) # the last three: the package test (heavy/package)
 missing=()
 for p in "${pkgs[@]}"; do
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
