@@ -38,7 +38,7 @@ suite() {
 suite "$build"
 
 if [ -z "${OPENVSS_SKIP_ASAN:-}" ]; then
-        [ -f "$asan/build.ninja" ] || meson setup "$asan" -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+        [ -f "$asan/build.ninja" ] || meson setup "$asan" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
         ninja -C "$asan" >/dev/null || { echo "ASan build failed" >&2; exit 1; }
         suite "$asan" --no-suite heavy
 fi

@@ -5,7 +5,8 @@ pkgs=(meson ninja-build gcc g++ pkg-config libsystemd-dev libjson-c-dev libsqlit
       btrfs-progs xfsprogs util-linux systemd valgrind libarchive-dev
       sqlite3 postgresql libpq-dev qemu-guest-agent mariadb-server mariadb-client
       attr acl libcap2-bin e2fsprogs restic borgbackup python3-dev dbus-bin
-      scdoc mandoc groff-base bash-completion)
+      scdoc mandoc groff-base bash-completion
+      debhelper dpkg-dev lintian) # the last three: the package test (heavy/package)
 missing=()
 for p in "${pkgs[@]}"; do
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
