@@ -105,6 +105,26 @@ static void test_exec_failure(void) {
         spawned_done(&p);
 }
 
+static bool said_line(void *userdata) {
+        Captured *c = userdata;
+        return strchr(c->out, '\n') != NULL;
+}
+
+/* Starts sh -c script and waits (10 s at most: the machine may be loaded) until it printed a line,
+ * then gives it timeout_usec more; returns that wait's result. */
+static int run_sh_after_line(const char *script, uint64_t timeout_usec, Captured *c, Spawned *ret) {
+        char *argv[] = { (char *) "sh", (char *) "-c", (char *) script, NULL };
+        SpawnOptions o = { .path = "/bin/sh", .argv = argv, .stdin_fd = SPAWN_NULL, .stdout_fd = SPAWN_PIPE,
+                           .stderr_fd = SPAWN_PIPE };
+        SpawnWatch w = { .output = capture, .stop = said_line, .userdata = c };
+
+        *c = (Captured) {};
+        if (spawn_start(&o, ret) < 0 || spawn_wait(ret, now_monotonic_usec() + 10 * USEC_PER_SEC, &w) != SPAWN_STOPPED)
+                return -1;
+        w.stop = NULL;
+        return spawn_wait(ret, now_monotonic_usec() + timeout_usec, &w);
+}
+
 static void test_timeout_kills_group(void) {
         size_t before = count_fds();
         Captured c;
@@ -112,8 +132,8 @@ static void test_timeout_kills_group(void) {
 
         /* The grandchild writes its pid, then both sleep past the deadline. */
         uint64_t t0 = now_monotonic_usec();
-        CHECK(run_sh("sleep 30 & echo $!; sleep 30", 300 * USEC_PER_MSEC, &c, &p) == -ETIME);
-        CHECK(now_monotonic_usec() - t0 < 5 * USEC_PER_SEC);
+        CHECK(run_sh_after_line("sleep 30 & echo $!; sleep 30", 300 * USEC_PER_MSEC, &c, &p) == -ETIME);
+        CHECK(now_monotonic_usec() - t0 < 15 * USEC_PER_SEC);
         pid_t grandchild = (pid_t) atoi(c.out);
         CHECK(grandchild > 0);
         spawn_terminate(&p, 500 * USEC_PER_MSEC, NULL);
@@ -121,8 +141,8 @@ static void test_timeout_kills_group(void) {
         CHECK(grandchild <= 0 || !running(grandchild));
         spawned_done(&p);
 
-        /* SIGTERM ignored: SIGKILL after the grace period. */
-        CHECK(run_sh("trap '' TERM; sleep 30", 100 * USEC_PER_MSEC, &c, &p) == -ETIME);
+        /* SIGTERM ignored (once the shell said so): SIGKILL after the grace period. */
+        CHECK(run_sh_after_line("trap '' TERM; echo ready; sleep 30", 100 * USEC_PER_MSEC, &c, &p) == -ETIME);
         t0 = now_monotonic_usec();
         spawn_terminate(&p, 200 * USEC_PER_MSEC, NULL);
         CHECK(WIFSIGNALED(p.status) && WTERMSIG(p.status) == SIGKILL);

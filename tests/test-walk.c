@@ -179,7 +179,7 @@ static void test_one_fs(void) {
         snprintf(m, sizeof(m), "%s/mnt", tmp);
         snprintf(f, sizeof(f), "%s/mnt/in", tmp);
         CHECK(mkdir(m, 0755) == 0);
-        if (geteuid() != 0 || unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+        if (geteuid() != 0 || unshare(CLONE_NEWNS) < 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0 ||
             mount("tmpfs", m, "tmpfs", 0, NULL) < 0) {
                 fprintf(stderr, "# one-filesystem test skipped: needs root and mounts\n");
                 return;
