@@ -33,6 +33,7 @@
 # and `sync` runs, untimed, just before each. Page caches stay warm.
 # VERBOSE=1 shows every round on stderr.
 #
+# BENCH_SUMMARY=FILE (environment) appends the figures as key=value lines for bench/summary.sh.
 # Exit status: 0 when everything succeeded, 1 otherwise (messages and vssd's log on stderr).
 # Everything it made is removed on exit, including on failure or interruption.
 
@@ -446,6 +447,8 @@ for c in "${cases[@]}"; do
         if bench "$key" "$path" "$provider"; then
                 ratio=$(awk -v a="$row_openvss" -v b="$row_hand" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
                 printf "$fmt" "$label" "$row_openvss" "$row_hand" "$ratio"
+                [[ -n "${BENCH_SUMMARY:-}" ]] &&
+                        { echo "provider.$key.openvss=$row_openvss"; echo "provider.$key.hand=$row_hand"; } >>"$BENCH_SUMMARY"
         else
                 printf "$fmt" "$label" "failed" "failed" "-"
                 echo "$prog: case '$label' failed" >&2
@@ -532,6 +535,8 @@ printf "$hfmt" "case" "held (ms)" "full copy (ms)" "ratio" "FIFREEZE+FITHAW (ms)
 if hold_bench; then
         ratio=$(awk -v a="$row_held" -v b="$row_full" 'BEGIN { if (b > 0) printf "%.1f %%", 100 * a / b; else print "-" }')
         printf "$hfmt" "file, held, 1 MiB of 1 GiB changed" "$row_held" "$row_full" "$ratio" "$row_raw"
+        [[ -n "${BENCH_SUMMARY:-}" ]] &&
+                { echo "hold.held=$row_held"; echo "hold.full=$row_full"; echo "hold.raw=$row_raw"; } >>"$BENCH_SUMMARY"
         awk -v a="$row_held" -v b="$row_full" 'BEGIN { exit !(b > 0 && a / b <= 0.05) }' ||
                 { echo "$prog: the hold took more than 5 % of a full copy's time" >&2; status=1; }
 else
