@@ -220,10 +220,15 @@ static int start_vssd(const char *vssd) {
         FILE *f = fopen(config, "we");
         if (!f)
                 return -1;
+        /* Generous per-event deadlines: on a loaded machine 1000 writers can take longer than the
+         * default 10 s to identify, and a missed deadline would only void the measurement. */
+        fputs("{\"timeouts\": {\"identify_ms\": 120000, \"prepare_backup_ms\": 120000, "
+              "\"prepare_snapshot_ms\": 120000, \"post_snapshot_ms\": 120000, \"backup_complete_ms\": 120000, "
+              "\"backup_shutdown_ms\": 120000, \"status_ms\": 120000}, ", f);
         if (hold_mount)
-                fprintf(f, "{\"hold_filesystems\": [\"%s\"]}\n", hold_mount);
+                fprintf(f, "\"hold_filesystems\": [\"%s\"]}\n", hold_mount);
         else
-                fputs("{\"hold_filesystems\": []}\n", f);
+                fputs("\"hold_filesystems\": []}\n", f);
         if (ferror(f) || fclose(f) != 0)
                 return -1;
         const char *const argv[] = { "vssd", "--socket", socket_path, "--state-dir", state_dir, "--config", config, NULL };
