@@ -24,6 +24,12 @@
 #                          attribute, every tenth with a file capability: what the file provider copies
 #                          besides data, against cp copying the same xattrs; cp leaves chattr attributes)
 #
+# vssd holds no source for these rows (hold_filesystems is empty; the exec provider is flush-and-
+# hold by itself). Below them, "held" rows (issue 14): file on xfs and file on ext4 again with vssd
+# restarted to hold those two filesystems (copy-ahead, then the last delta while frozen), against
+# the same by-hand copies, with a raw FIFREEZE+FITHAW of the source filesystem (fsfreeze -f;
+# fsfreeze -u) timed after each round beside them.
+#
 # The OpenVSS time is measured around the vssadmin call (process start to exit: connection, the
 # whole writer sequence, the provider, the set journal); the by-hand time around the command(s).
 # ROUNDS (environment, default 5) rounds per case, after one untimed warm-up round that also
@@ -227,44 +233,59 @@ sync
 # of output is the shadow's location.
 create_cmd="out='$work/image-shadows/'\"\$VSS_SHADOW_ID\".img && cp --sparse=always '$img' \"\$out\" && echo \"\$out\""
 delete_cmd="rm -f \"\$VSS_SHADOW_PATH\""
-jq -n --arg c "$create_cmd" --arg d "$delete_cmd" \
-        --arg b "$B" --arg x "$X" --arg e "$E" \
-        '{hold_window_ms: 60000, hold_filesystems: [$b, $x, $e],
-          providers: [{type: "exec", name: "image", create: $c, delete: $d}]}' >"$work/vssd.json" ||
-        fail "cannot write the vssd config"
+# The main rows hold no source (hold_filesystems empty): the file provider copies in one pass
+# while the writer is frozen, like cp. The exec provider "image" is flush-and-hold by nature
+# (vssd freezes the ext4 around its command whatever hold_filesystems says). The "held" rows
+# below restart vssd with the XFS and the ext4 listed (copy-ahead, then the last delta frozen).
+write_config() {
+        jq -n --arg c "$create_cmd" --arg d "$delete_cmd" --argjson held "$2" \
+                '{hold_window_ms: 60000, hold_filesystems: $held,
+                  providers: [{type: "exec", name: "image", create: $c, delete: $d}]}' >"$1" ||
+                fail "cannot write the vssd config"
+}
+write_config "$work/vssd.json" '[]'
+write_config "$work/vssd-held.json" "$(jq -n --arg x "$X" --arg e "$E" '[$x, $e]')"
 
-say "starting vssd and the writer"
 export VSS_SOCKET="$work/vssd.sock"
-"$vssd" --socket "$VSS_SOCKET" --state-dir "$X/state" --config "$work/vssd.json" >"$work/vssd.log" 2>&1 &
-vssd_pid=$!
-ready=0
-for ((i = 0; i < 100; i++)); do
-        kill -0 "$vssd_pid" 2>/dev/null || fail "vssd exited at start"
-        if providers=$("$vssadmin" list providers --json 2>/dev/null); then
-                ready=1
-                break
-        fi
-        sleep 0.1
-done
-((ready)) || fail "vssd did not answer within 10 s"
-for p in btrfs file image; do
-        jq -e --arg p "$p" '[.. | objects | select(.name? == $p)] | length > 0' <<<"$providers" >/dev/null ||
-                fail "vssd does not list provider '$p': $providers"
-done
+# start_daemons CONFIG: (re)starts vssd with CONFIG and the writer, and waits until both are up.
+start_daemons() {
+        local config=$1 i ready providers p
+        say "starting vssd ($config) and the writer"
+        stop_pid "$writer_pid" 30
+        writer_pid=""
+        stop_pid "$vssd_pid" 200
+        "$vssd" --socket "$VSS_SOCKET" --state-dir "$X/state" --config "$config" >>"$work/vssd.log" 2>&1 &
+        vssd_pid=$!
+        ready=0
+        for ((i = 0; i < 100; i++)); do
+                kill -0 "$vssd_pid" 2>/dev/null || fail "vssd exited at start"
+                if providers=$("$vssadmin" list providers --json 2>/dev/null); then
+                        ready=1
+                        break
+                fi
+                sleep 0.1
+        done
+        ((ready)) || fail "vssd did not answer within 10 s"
+        for p in btrfs file image; do
+                jq -e --arg p "$p" '[.. | objects | select(.name? == $p)] | length > 0' <<<"$providers" >/dev/null ||
+                        fail "vssd does not list provider '$p': $providers"
+        done
 
-"$wexec" --name provider-bench --hooks "$work/hooks" >"$work/writer.log" 2>&1 &
-writer_pid=$!
-ready=0
-for ((i = 0; i < 100; i++)); do
-        kill -0 "$writer_pid" 2>/dev/null || fail "vss-writer-exec exited at start"
-        if "$vssadmin" list writers --json 2>/dev/null |
-                jq -e '[.writers[] | select(.name == "provider-bench")] | length > 0' >/dev/null 2>&1; then
-                ready=1
-                break
-        fi
-        sleep 0.1
-done
-((ready)) || fail "the writer did not subscribe within 10 s"
+        "$wexec" --name provider-bench --hooks "$work/hooks" >>"$work/writer.log" 2>&1 &
+        writer_pid=$!
+        ready=0
+        for ((i = 0; i < 100; i++)); do
+                kill -0 "$writer_pid" 2>/dev/null || fail "vss-writer-exec exited at start"
+                if "$vssadmin" list writers --json 2>/dev/null |
+                        jq -e '[.writers[] | select(.name == "provider-bench")] | length > 0' >/dev/null 2>&1; then
+                        ready=1
+                        break
+                fi
+                sleep 0.1
+        done
+        ((ready)) || fail "the writer did not subscribe within 10 s"
+}
+start_daemons "$work/vssd.json"
 
 # ---- timing ----
 
@@ -398,11 +419,12 @@ side_hand() {
         }
 }
 
-# bench KEY PATH PROVIDER: sets row_openvss and row_hand (median ms), or returns 1. Round 0 is
-# the warm-up; the side that goes first alternates.
+# bench KEY PATH PROVIDER [MNT]: sets row_openvss and row_hand (median ms), or returns 1. Round 0
+# is the warm-up; the side that goes first alternates. With MNT, also row_raw: a raw
+# FIFREEZE+FITHAW of MNT (fsfreeze -f; fsfreeze -u) timed after each round.
 bench() {
-        local key=$1 path=$2 provider=$3 r us us_o us_h check
-        local -a o=() h=()
+        local key=$1 path=$2 provider=$3 mnt=${4:-} r us us_o us_h check
+        local -a o=() h=() raw=()
         for ((r = 0; r <= rounds; r++)); do
                 check=$((r == 0))
                 if ((r % 2)); then
@@ -422,11 +444,21 @@ bench() {
                         o+=("$us_o")
                         h+=("$us_h")
                         say "$key: round $r: OpenVSS $((us_o / 1000)) ms, by hand $((us_h / 1000)) ms"
+                        if [[ -n "$mnt" ]]; then
+                                us=$(timed raw_freeze "$mnt") || return 1
+                                raw+=("$us")
+                        fi
                 fi
                 kill -0 "$vssd_pid" 2>/dev/null || { echo "$prog: vssd is gone" >&2; return 1; }
         done
         row_openvss=$(median_ms "${o[@]}")
         row_hand=$(median_ms "${h[@]}")
+        row_raw=-
+        [[ -z "$mnt" ]] || row_raw=$(median_ms "${raw[@]}")
+}
+raw_freeze() {
+        fsfreeze -f "$1" || return 1
+        fsfreeze -u "$1"
 }
 
 cases=(
@@ -467,6 +499,36 @@ for c in "${cases[@]}"; do
         IFS='|' read -r _ _ _ label hand <<<"$c"
         printf '  %-22s  %s\n' "$label" "$hand"
 done
+
+# ---- the file rows again, with vssd holding the sources ----
+held_cases=(
+        "xfs|$X/data|file|file on xfs, held|$X"
+        "ext4|$E/data|file|file on ext4, held|$E"
+)
+echo
+echo "held: the file rows with vssd holding the source filesystem (hold_filesystems lists it): copy-ahead,"
+echo "then the last delta while it is frozen; by hand as above; raw FIFREEZE+FITHAW of that filesystem beside"
+hfmt='%-22s  %12s  %12s  %26s  %20s\n'
+printf "$hfmt" "provider" "OpenVSS (ms)" "by hand (ms)" "ratio (OpenVSS / by hand)" "FIFREEZE+FITHAW (ms)"
+if kill -0 "$vssd_pid" 2>/dev/null; then
+        start_daemons "$work/vssd-held.json"
+        for c in "${held_cases[@]}"; do
+                IFS='|' read -r key path provider label mnt <<<"$c"
+                if bench "$key" "$path" "$provider" "$mnt"; then
+                        ratio=$(awk -v a="$row_openvss" -v b="$row_hand" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+                        printf "$hfmt" "$label" "$row_openvss" "$row_hand" "$ratio" "$row_raw"
+                        [[ -n "${BENCH_SUMMARY:-}" ]] &&
+                                { echo "provider.${key}_held.openvss=$row_openvss"; echo "provider.${key}_held.hand=$row_hand"
+                                  echo "provider.${key}_held.raw=$row_raw"; } >>"$BENCH_SUMMARY"
+                else
+                        printf "$hfmt" "$label" "failed" "failed" "-" "-"
+                        echo "$prog: case '$label' failed" >&2
+                        status=1
+                        kill -0 "$vssd_pid" 2>/dev/null || break
+                fi
+        done
+        ((status == 0)) || show_logs
+fi
 
 # ---- flush-and-hold of the file provider: how long the source is held ----
 #

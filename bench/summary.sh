@@ -74,6 +74,11 @@ printf "$fmt" "vssadmin create shadow on btrfs vs btrfs subvolume snapshot -r" "
 a=$(get provider.xfs.openvss) b=$(get provider.xfs.hand)
 printf "$fmt" "file provider on XFS (reflink) vs cp -a --reflink=always" "$(unit "$a" ms)" "$(unit "$b" "ms cp")" "$(ratio "$a" "$b")" \
         "<= 1.2x cp + 5 ms" "$(ok 'a <= 1.2 * b + 5' "$a" "$b")"
+for k in xfs ext4; do
+        a=$(get "provider.${k}_held.openvss") b=$(get "provider.${k}_held.hand") raw=$(get "provider.${k}_held.raw")
+        printf "$fmt" "  file provider on $k, source held, vs cp (FIFREEZE+FITHAW $raw ms)" "$(unit "$a" ms)" \
+                "$(unit "$b" "ms cp")" "$(ratio "$a" "$b")" "(not a target)" "-"
+done
 i=$(get seq.1.rss_idle_kib) r=$(get seq.1000.rss_kib)
 printf "$fmt" "vssd RSS idle / with 1000 writers subscribed (VmRSS)" "$(mib "$i") / $(mib "$r")" "-" "-" \
         "<= 4 / <= 64 MiB" "$(ok 'a <= 4096 && b <= 65536' "$i" "$r")"
