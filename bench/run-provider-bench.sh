@@ -27,8 +27,8 @@
 # vssd holds no source for these rows (hold_filesystems is empty; the exec provider is flush-and-
 # hold by itself). Below them, "held" rows (issue 14): file on xfs and file on ext4 again with vssd
 # restarted to hold those two filesystems (copy-ahead, then the last delta while frozen), against
-# the same by-hand copies, with a raw FIFREEZE+FITHAW of the source filesystem (fsfreeze -f;
-# fsfreeze -u) timed after each round beside them.
+# the same by-hand copies, with a raw FIFREEZE+FITHAW of the source filesystem (two ioctls in one
+# process) timed after each round beside them.
 #
 # The OpenVSS time is measured around the vssadmin call (process start to exit: connection, the
 # whole writer sequence, the provider, the set journal); the by-hand time around the command(s).
@@ -67,7 +67,7 @@ say() {
 for f in "$vssd" "$vssadmin" "$wexec"; do
         [[ -x "$f" ]] || die "$f not found or not executable; build first (ninja -C $build)"
 done
-for c in mkfs.btrfs mkfs.xfs mkfs.ext4 btrfs losetup fsfreeze findmnt jq mountpoint setfattr setfacl setcap chattr; do
+for c in mkfs.btrfs mkfs.xfs mkfs.ext4 btrfs losetup fsfreeze findmnt jq mountpoint setfattr setfacl setcap chattr python3; do
         command -v "$c" >/dev/null || die "$c not found"
 done
 # Absolute paths: vssd and the provider commands run with other working directories.
@@ -421,7 +421,7 @@ side_hand() {
 
 # bench KEY PATH PROVIDER [MNT]: sets row_openvss and row_hand (median ms), or returns 1. Round 0
 # is the warm-up; the side that goes first alternates. With MNT, also row_raw: a raw
-# FIFREEZE+FITHAW of MNT (fsfreeze -f; fsfreeze -u) timed after each round.
+# FIFREEZE+FITHAW of MNT timed after each round, inside one process (no process start counted).
 bench() {
         local key=$1 path=$2 provider=$3 mnt=${4:-} r us us_o us_h check
         local -a o=() h=() raw=()
@@ -445,7 +445,8 @@ bench() {
                         h+=("$us_h")
                         say "$key: round $r: OpenVSS $((us_o / 1000)) ms, by hand $((us_h / 1000)) ms"
                         if [[ -n "$mnt" ]]; then
-                                us=$(timed raw_freeze "$mnt") || return 1
+                                sync
+                                us=$(raw_freeze "$mnt") || return 1
                                 raw+=("$us")
                         fi
                 fi
@@ -456,9 +457,17 @@ bench() {
         row_raw=-
         [[ -z "$mnt" ]] || row_raw=$(median_ms "${raw[@]}")
 }
+# raw_freeze MNT: FIFREEZE then FITHAW of MNT; prints the microseconds between.
 raw_freeze() {
-        fsfreeze -f "$1" || return 1
-        fsfreeze -u "$1"
+        python3 - "$1" <<'PY'
+import fcntl, os, sys, time
+FIFREEZE, FITHAW = 0xC0045877, 0xC0045878  # _IOWR('X', 119 / 120, int)
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+t = time.monotonic_ns()
+fcntl.ioctl(fd, FIFREEZE, 0)
+fcntl.ioctl(fd, FITHAW, 0)
+print((time.monotonic_ns() - t) // 1000)
+PY
 }
 
 cases=(
