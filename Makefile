@@ -38,10 +38,9 @@ check-under-load: deps
 	$(MAKE) build
 	bash scripts/check-under-load.sh $(BUILD) $(ASAN_BUILD)
 
+# Every benchmark, then issue 14's table with the targets (bench/run-all.sh). ROUNDS sets the rounds.
 bench: build
-	bash bench/run-bench.sh $(BUILD)
-	bash bench/compat/run-compat-bench.sh $(BUILD)
-	bash bench/run-provider-bench.sh $(BUILD)
+	bash bench/run-all.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

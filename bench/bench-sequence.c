@@ -3,7 +3,7 @@
  * bench-sequence: how long a full backup sequence takes, and how long writers stay frozen, with N
  * in-process writers and the file provider on an empty directory.
  *
- *   bench-sequence --vssd PATH --writers N [--rounds R]
+ *   bench-sequence --vssd PATH --writers N [--rounds R] [--data-dir DIR --hold]
  *
  * Starts the given vssd on a private socket and state directory (in a temporary directory that is
  * removed afterwards), subscribes N writers of this process — spread over the three application
@@ -17,7 +17,16 @@
  * sd-bus objects are not thread-safe); the requester thread has its own connection and tells the
  * main thread it is done through an eventfd watched by the loop.
  *
- * Prints one line: "N freeze_ms_median sequence_ms_median".
+ * Prints one line: "N freeze_ms_median sequence_ms_median rss_idle_kib rss_kib raw_freeze_ms".
+ * The last three columns came later (issue 14): vssd's VmRSS right after it started (no writer
+ * yet) and after the last round (N writers still subscribed), from /proc/PID/status; and, with
+ * --hold, the median of a raw FIFREEZE+FITHAW of DIR's filesystem timed after each round ("-"
+ * without --hold).
+ *
+ * --data-dir DIR shadows DIR (an empty directory the caller made, e.g. on a loop filesystem)
+ * instead of one in the temporary directory; --hold lists DIR's mount point in vssd's
+ * hold_filesystems, so the file provider holds it frozen for its cut (copy-ahead and hold).
+ * Without --hold vssd holds nothing.
  *
  * Measurements (CLOCK_MONOTONIC, both in this process):
  *   freeze window = (return of the last Thaw callback) - (entry of the first Freeze callback).
@@ -36,6 +45,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -43,6 +53,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <linux/fs.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -64,8 +76,9 @@
 #define SHUTDOWN_TIMEOUT_USEC (30ULL * 1000000ULL)
 
 static char tmpdir[256];
-static char socket_path[300], state_dir[300], data_dir[300], log_path[300];
+static char socket_path[300], state_dir[300], data_dir[PATH_MAX], log_path[300];
 static pid_t vssd_pid = -1;
+static const char *hold_mount; /* --hold: the mount point to list in hold_filesystems */
 
 static uint64_t now_usec(void) {
         struct timespec ts;
@@ -205,11 +218,73 @@ static int start_vssd(const char *vssd) {
         /* Benchmarks never hold the machine's own filesystems (the data directory is on one). */
         snprintf(config, sizeof(config), "%s/vssd.json", tmpdir);
         FILE *f = fopen(config, "we");
-        if (!f || fputs("{\"hold_filesystems\": []}\n", f) < 0 || fclose(f) != 0)
+        if (!f)
+                return -1;
+        /* Generous per-event deadlines: on a loaded machine 1000 writers can take longer than the
+         * default 10 s to identify, and a missed deadline would only void the measurement. */
+        fputs("{\"timeouts\": {\"identify_ms\": 120000, \"prepare_backup_ms\": 120000, "
+              "\"prepare_snapshot_ms\": 120000, \"post_snapshot_ms\": 120000, \"backup_complete_ms\": 120000, "
+              "\"backup_shutdown_ms\": 120000, \"status_ms\": 120000}, ", f);
+        if (hold_mount)
+                fprintf(f, "\"hold_filesystems\": [\"%s\"]}\n", hold_mount);
+        else
+                fputs("\"hold_filesystems\": []}\n", f);
+        if (ferror(f) || fclose(f) != 0)
                 return -1;
         const char *const argv[] = { "vssd", "--socket", socket_path, "--state-dir", state_dir, "--config", config, NULL };
         vssd_pid = vssd_start(vssd, argv, log_path, notify, READY_TIMEOUT_MS);
         return vssd_pid < 0 ? -1 : 0;
+}
+
+/* VmRSS of pid in KiB, or -1. */
+static long vm_rss_kib(pid_t pid) {
+        char path[64], line[256];
+        long kib = -1;
+        snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+                        break;
+        fclose(f);
+        return kib;
+}
+
+/* The mount point holding path (the longest mountinfo entry that is a prefix), or NULL. */
+static char *mount_point_of(const char *path) {
+        char line[4096], best[PATH_MAX] = "";
+        FILE *f = fopen("/proc/self/mountinfo", "re");
+        if (!f)
+                return NULL;
+        while (fgets(line, sizeof(line), f)) {
+                char mnt[PATH_MAX];
+                if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1)
+                        continue;
+                size_t n = strlen(mnt);
+                bool prefix = strcmp(mnt, "/") == 0 ||
+                              (strncmp(path, mnt, n) == 0 && (path[n] == '/' || path[n] == 0));
+                if (prefix && n >= strlen(best))
+                        snprintf(best, sizeof(best), "%s", mnt);
+        }
+        fclose(f);
+        return best[0] ? strdup(best) : NULL;
+}
+
+/* One raw FIFREEZE+FITHAW of the filesystem of dir, in microseconds, or 0 on failure. */
+static uint64_t raw_freeze_usec(const char *dir) {
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        uint64_t t0 = now_usec();
+        bool ok = ioctl(fd, FIFREEZE, 0) == 0;
+        if (ok && ioctl(fd, FITHAW, 0) != 0) {
+                fprintf(stderr, "bench-sequence: FITHAW %s: %m\n", dir);
+                ok = false;
+        }
+        uint64_t t1 = now_usec();
+        close(fd);
+        return ok ? t1 - t0 : 0;
 }
 
 static void stop_vssd(void) {
@@ -252,13 +327,17 @@ static double median_ms(uint64_t *v, size_t n) {
 }
 
 static void help(void) {
-        printf("Usage: bench-sequence --vssd PATH --writers N [--rounds R]\n"
+        printf("Usage: bench-sequence --vssd PATH --writers N [--rounds R] [--data-dir DIR [--hold]]\n"
                "\n"
                "Starts PATH (a vssd) privately, subscribes N in-process writers and runs R (default 5)\n"
                "backup sequences with the file provider on an empty directory. Prints\n"
-               "  N freeze_ms_median sequence_ms_median\n"
+               "  N freeze_ms_median sequence_ms_median rss_idle_kib rss_kib raw_freeze_ms\n"
                "where the freeze window is first Freeze callback entered -> last Thaw callback returned,\n"
-               "and the sequence is vss_backup_new() -> vss_backup_release() returned.\n");
+               "the sequence is vss_backup_new() -> vss_backup_release() returned, the RSS columns are\n"
+               "vssd's VmRSS at start and after the last round (writers subscribed), and raw_freeze_ms\n"
+               "is a FIFREEZE+FITHAW of DIR's filesystem (with --hold; else \"-\").\n"
+               "  --data-dir DIR  shadow DIR (an empty directory) instead of a temporary one\n"
+               "  --hold          let vssd hold DIR's filesystem (hold_filesystems); root\n");
 }
 
 int main(int argc, char *argv[]) {
@@ -266,10 +345,13 @@ int main(int argc, char *argv[]) {
                 { "vssd", required_argument, NULL, 'v' },
                 { "writers", required_argument, NULL, 'n' },
                 { "rounds", required_argument, NULL, 'r' },
+                { "data-dir", required_argument, NULL, 'd' },
+                { "hold", no_argument, NULL, 'H' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
-        const char *vssd = NULL;
+        const char *vssd = NULL, *arg_data_dir = NULL;
+        bool arg_hold = false;
         long writers = -1, rounds = 5;
         int c, ret = 1;
         char *end;
@@ -287,12 +369,14 @@ int main(int argc, char *argv[]) {
                         if (*end || rounds < 1 || rounds > 10000)
                                 rounds = -1;
                         break;
+                case 'd': arg_data_dir = optarg; break;
+                case 'H': arg_hold = true; break;
                 case 'h': help(); return 0;
                 default: fprintf(stderr, "Try 'bench-sequence --help'.\n"); return 2;
                 }
         }
-        if (!vssd || writers < 0 || rounds < 1 || optind < argc) {
-                fprintf(stderr, "bench-sequence: need --vssd PATH and --writers N (N >= 0, R >= 1)\n");
+        if (!vssd || writers < 0 || rounds < 1 || optind < argc || (arg_hold && !arg_data_dir)) {
+                fprintf(stderr, "bench-sequence: need --vssd PATH and --writers N (N >= 0, R >= 1); --hold needs --data-dir\n");
                 return 2;
         }
         n_writers = (size_t) writers;
@@ -322,9 +406,19 @@ int main(int argc, char *argv[]) {
         }
         snprintf(socket_path, sizeof(socket_path), "%s/vssd.sock", tmpdir);
         snprintf(state_dir, sizeof(state_dir), "%s/state", tmpdir);
-        snprintf(data_dir, sizeof(data_dir), "%s/empty", tmpdir);
         snprintf(log_path, sizeof(log_path), "%s/vssd.log", tmpdir);
-        if (mkdir(data_dir, 0755) < 0) {
+        if (arg_data_dir) {
+                if (!realpath(arg_data_dir, data_dir)) {
+                        fprintf(stderr, "bench-sequence: %s: %m\n", arg_data_dir);
+                        remove_tmpdir();
+                        return 1;
+                }
+                if (arg_hold && !(hold_mount = mount_point_of(data_dir))) {
+                        fprintf(stderr, "bench-sequence: cannot find the mount point of %s\n", data_dir);
+                        remove_tmpdir();
+                        return 1;
+                }
+        } else if (snprintf(data_dir, sizeof(data_dir), "%s/empty", tmpdir), mkdir(data_dir, 0755) < 0) {
                 fprintf(stderr, "bench-sequence: mkdir %s: %m\n", data_dir);
                 remove_tmpdir();
                 return 1;
@@ -334,14 +428,17 @@ int main(int argc, char *argv[]) {
         vss_writer **w = calloc(n_writers ? n_writers : 1, sizeof(*w));
         uint64_t *freeze = calloc((size_t) rounds, sizeof(uint64_t));
         uint64_t *seq = calloc((size_t) rounds, sizeof(uint64_t));
+        uint64_t *raw = calloc((size_t) rounds, sizeof(uint64_t));
+        long rss_idle = -1, rss_subscribed = -1;
         Requester rq = { .efd = -1 };
         sd_event_source *done_src = NULL;
         int r;
 
-        if (!w || !freeze || !seq)
+        if (!w || !freeze || !seq || !raw)
                 goto finish;
         if (start_vssd(vssd) < 0)
                 goto finish;
+        rss_idle = vm_rss_kib(vssd_pid);
         r = sd_event_new(&e);
         if (r < 0) {
                 fprintf(stderr, "bench-sequence: sd_event_new: %s\n", strerror(-r));
@@ -451,10 +548,19 @@ int main(int argc, char *argv[]) {
                 }
                 freeze[k] = n_writers ? cur.last_thaw - cur.first_freeze : 0;
                 seq[k] = rq.t_end - rq.t_begin;
+                if (arg_hold && !(raw[k] = raw_freeze_usec(data_dir))) {
+                        fprintf(stderr, "bench-sequence: round %ld: raw FIFREEZE+FITHAW of %s failed\n", k + 1, data_dir);
+                        goto finish;
+                }
                 fprintf(stderr, "bench-sequence: N=%zu round %ld: freeze %.3f ms, sequence %.3f ms\n", n_writers,
                         k + 1, (double) freeze[k] / 1000.0, (double) seq[k] / 1000.0);
         }
-        printf("%zu %.3f %.3f\n", n_writers, median_ms(freeze, (size_t) rounds), median_ms(seq, (size_t) rounds));
+        rss_subscribed = vm_rss_kib(vssd_pid);
+        char raw_ms[32] = "-";
+        if (arg_hold)
+                snprintf(raw_ms, sizeof(raw_ms), "%.3f", median_ms(raw, (size_t) rounds));
+        printf("%zu %.3f %.3f %ld %ld %s\n", n_writers, median_ms(freeze, (size_t) rounds), median_ms(seq, (size_t) rounds),
+               rss_idle, rss_subscribed, raw_ms);
         fflush(stdout);
         ret = 0;
         goto finish;
@@ -477,5 +583,7 @@ finish:
         remove_tmpdir();
         free(freeze);
         free(seq);
+        free(raw);
+        free((char *) hold_mount);
         return ret;
 }

@@ -24,6 +24,12 @@
 #                          attribute, every tenth with a file capability: what the file provider copies
 #                          besides data, against cp copying the same xattrs; cp leaves chattr attributes)
 #
+# vssd holds no source for these rows (hold_filesystems is empty; the exec provider is flush-and-
+# hold by itself). Below them, "held" rows (issue 14): file on xfs and file on ext4 again with vssd
+# restarted to hold those two filesystems (copy-ahead, then the last delta while frozen), against
+# the same by-hand copies, with a raw FIFREEZE+FITHAW of the source filesystem (two ioctls in one
+# process) timed after each round beside them.
+#
 # The OpenVSS time is measured around the vssadmin call (process start to exit: connection, the
 # whole writer sequence, the provider, the set journal); the by-hand time around the command(s).
 # ROUNDS (environment, default 5) rounds per case, after one untimed warm-up round that also
@@ -33,6 +39,7 @@
 # and `sync` runs, untimed, just before each. Page caches stay warm.
 # VERBOSE=1 shows every round on stderr.
 #
+# BENCH_SUMMARY=FILE (environment) appends the figures as key=value lines for bench/summary.sh.
 # Exit status: 0 when everything succeeded, 1 otherwise (messages and vssd's log on stderr).
 # Everything it made is removed on exit, including on failure or interruption.
 
@@ -60,7 +67,7 @@ say() {
 for f in "$vssd" "$vssadmin" "$wexec"; do
         [[ -x "$f" ]] || die "$f not found or not executable; build first (ninja -C $build)"
 done
-for c in mkfs.btrfs mkfs.xfs mkfs.ext4 btrfs losetup fsfreeze findmnt jq mountpoint setfattr setfacl setcap chattr; do
+for c in mkfs.btrfs mkfs.xfs mkfs.ext4 btrfs losetup fsfreeze findmnt jq mountpoint setfattr setfacl setcap chattr python3; do
         command -v "$c" >/dev/null || die "$c not found"
 done
 # Absolute paths: vssd and the provider commands run with other working directories.
@@ -226,44 +233,59 @@ sync
 # of output is the shadow's location.
 create_cmd="out='$work/image-shadows/'\"\$VSS_SHADOW_ID\".img && cp --sparse=always '$img' \"\$out\" && echo \"\$out\""
 delete_cmd="rm -f \"\$VSS_SHADOW_PATH\""
-jq -n --arg c "$create_cmd" --arg d "$delete_cmd" \
-        --arg b "$B" --arg x "$X" --arg e "$E" \
-        '{hold_window_ms: 60000, hold_filesystems: [$b, $x, $e],
-          providers: [{type: "exec", name: "image", create: $c, delete: $d}]}' >"$work/vssd.json" ||
-        fail "cannot write the vssd config"
+# The main rows hold no source (hold_filesystems empty): the file provider copies in one pass
+# while the writer is frozen, like cp. The exec provider "image" is flush-and-hold by nature
+# (vssd freezes the ext4 around its command whatever hold_filesystems says). The "held" rows
+# below restart vssd with the XFS and the ext4 listed (copy-ahead, then the last delta frozen).
+write_config() {
+        jq -n --arg c "$create_cmd" --arg d "$delete_cmd" --argjson held "$2" \
+                '{hold_window_ms: 60000, hold_filesystems: $held,
+                  providers: [{type: "exec", name: "image", create: $c, delete: $d}]}' >"$1" ||
+                fail "cannot write the vssd config"
+}
+write_config "$work/vssd.json" '[]'
+write_config "$work/vssd-held.json" "$(jq -n --arg x "$X" --arg e "$E" '[$x, $e]')"
 
-say "starting vssd and the writer"
 export VSS_SOCKET="$work/vssd.sock"
-"$vssd" --socket "$VSS_SOCKET" --state-dir "$X/state" --config "$work/vssd.json" >"$work/vssd.log" 2>&1 &
-vssd_pid=$!
-ready=0
-for ((i = 0; i < 100; i++)); do
-        kill -0 "$vssd_pid" 2>/dev/null || fail "vssd exited at start"
-        if providers=$("$vssadmin" list providers --json 2>/dev/null); then
-                ready=1
-                break
-        fi
-        sleep 0.1
-done
-((ready)) || fail "vssd did not answer within 10 s"
-for p in btrfs file image; do
-        jq -e --arg p "$p" '[.. | objects | select(.name? == $p)] | length > 0' <<<"$providers" >/dev/null ||
-                fail "vssd does not list provider '$p': $providers"
-done
+# start_daemons CONFIG: (re)starts vssd with CONFIG and the writer, and waits until both are up.
+start_daemons() {
+        local config=$1 i ready providers p
+        say "starting vssd ($config) and the writer"
+        stop_pid "$writer_pid" 30
+        writer_pid=""
+        stop_pid "$vssd_pid" 200
+        "$vssd" --socket "$VSS_SOCKET" --state-dir "$X/state" --config "$config" >>"$work/vssd.log" 2>&1 &
+        vssd_pid=$!
+        ready=0
+        for ((i = 0; i < 100; i++)); do
+                kill -0 "$vssd_pid" 2>/dev/null || fail "vssd exited at start"
+                if providers=$("$vssadmin" list providers --json 2>/dev/null); then
+                        ready=1
+                        break
+                fi
+                sleep 0.1
+        done
+        ((ready)) || fail "vssd did not answer within 10 s"
+        for p in btrfs file image; do
+                jq -e --arg p "$p" '[.. | objects | select(.name? == $p)] | length > 0' <<<"$providers" >/dev/null ||
+                        fail "vssd does not list provider '$p': $providers"
+        done
 
-"$wexec" --name provider-bench --hooks "$work/hooks" >"$work/writer.log" 2>&1 &
-writer_pid=$!
-ready=0
-for ((i = 0; i < 100; i++)); do
-        kill -0 "$writer_pid" 2>/dev/null || fail "vss-writer-exec exited at start"
-        if "$vssadmin" list writers --json 2>/dev/null |
-                jq -e '[.writers[] | select(.name == "provider-bench")] | length > 0' >/dev/null 2>&1; then
-                ready=1
-                break
-        fi
-        sleep 0.1
-done
-((ready)) || fail "the writer did not subscribe within 10 s"
+        "$wexec" --name provider-bench --hooks "$work/hooks" >>"$work/writer.log" 2>&1 &
+        writer_pid=$!
+        ready=0
+        for ((i = 0; i < 100; i++)); do
+                kill -0 "$writer_pid" 2>/dev/null || fail "vss-writer-exec exited at start"
+                if "$vssadmin" list writers --json 2>/dev/null |
+                        jq -e '[.writers[] | select(.name == "provider-bench")] | length > 0' >/dev/null 2>&1; then
+                        ready=1
+                        break
+                fi
+                sleep 0.1
+        done
+        ((ready)) || fail "the writer did not subscribe within 10 s"
+}
+start_daemons "$work/vssd.json"
 
 # ---- timing ----
 
@@ -397,11 +419,12 @@ side_hand() {
         }
 }
 
-# bench KEY PATH PROVIDER: sets row_openvss and row_hand (median ms), or returns 1. Round 0 is
-# the warm-up; the side that goes first alternates.
+# bench KEY PATH PROVIDER [MNT]: sets row_openvss and row_hand (median ms), or returns 1. Round 0
+# is the warm-up; the side that goes first alternates. With MNT, also row_raw: a raw
+# FIFREEZE+FITHAW of MNT timed after each round, inside one process (no process start counted).
 bench() {
-        local key=$1 path=$2 provider=$3 r us us_o us_h check
-        local -a o=() h=()
+        local key=$1 path=$2 provider=$3 mnt=${4:-} r us us_o us_h check
+        local -a o=() h=() raw=()
         for ((r = 0; r <= rounds; r++)); do
                 check=$((r == 0))
                 if ((r % 2)); then
@@ -421,11 +444,30 @@ bench() {
                         o+=("$us_o")
                         h+=("$us_h")
                         say "$key: round $r: OpenVSS $((us_o / 1000)) ms, by hand $((us_h / 1000)) ms"
+                        if [[ -n "$mnt" ]]; then
+                                sync
+                                us=$(raw_freeze "$mnt") || return 1
+                                raw+=("$us")
+                        fi
                 fi
                 kill -0 "$vssd_pid" 2>/dev/null || { echo "$prog: vssd is gone" >&2; return 1; }
         done
         row_openvss=$(median_ms "${o[@]}")
         row_hand=$(median_ms "${h[@]}")
+        row_raw=-
+        [[ -z "$mnt" ]] || row_raw=$(median_ms "${raw[@]}")
+}
+# raw_freeze MNT: FIFREEZE then FITHAW of MNT; prints the microseconds between.
+raw_freeze() {
+        python3 - "$1" <<'PY'
+import fcntl, os, sys, time
+FIFREEZE, FITHAW = 0xC0045877, 0xC0045878  # _IOWR('X', 119 / 120, int)
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+t = time.monotonic_ns()
+fcntl.ioctl(fd, FIFREEZE, 0)
+fcntl.ioctl(fd, FITHAW, 0)
+print((time.monotonic_ns() - t) // 1000)
+PY
 }
 
 cases=(
@@ -446,6 +488,8 @@ for c in "${cases[@]}"; do
         if bench "$key" "$path" "$provider"; then
                 ratio=$(awk -v a="$row_openvss" -v b="$row_hand" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
                 printf "$fmt" "$label" "$row_openvss" "$row_hand" "$ratio"
+                [[ -n "${BENCH_SUMMARY:-}" ]] &&
+                        { echo "provider.$key.openvss=$row_openvss"; echo "provider.$key.hand=$row_hand"; } >>"$BENCH_SUMMARY"
         else
                 printf "$fmt" "$label" "failed" "failed" "-"
                 echo "$prog: case '$label' failed" >&2
@@ -464,6 +508,36 @@ for c in "${cases[@]}"; do
         IFS='|' read -r _ _ _ label hand <<<"$c"
         printf '  %-22s  %s\n' "$label" "$hand"
 done
+
+# ---- the file rows again, with vssd holding the sources ----
+held_cases=(
+        "xfs|$X/data|file|file on xfs, held|$X"
+        "ext4|$E/data|file|file on ext4, held|$E"
+)
+echo
+echo "held: the file rows with vssd holding the source filesystem (hold_filesystems lists it): copy-ahead,"
+echo "then the last delta while it is frozen; by hand as above; raw FIFREEZE+FITHAW of that filesystem beside"
+hfmt='%-22s  %12s  %12s  %26s  %20s\n'
+printf "$hfmt" "provider" "OpenVSS (ms)" "by hand (ms)" "ratio (OpenVSS / by hand)" "FIFREEZE+FITHAW (ms)"
+if kill -0 "$vssd_pid" 2>/dev/null; then
+        start_daemons "$work/vssd-held.json"
+        for c in "${held_cases[@]}"; do
+                IFS='|' read -r key path provider label mnt <<<"$c"
+                if bench "$key" "$path" "$provider" "$mnt"; then
+                        ratio=$(awk -v a="$row_openvss" -v b="$row_hand" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+                        printf "$hfmt" "$label" "$row_openvss" "$row_hand" "$ratio" "$row_raw"
+                        [[ -n "${BENCH_SUMMARY:-}" ]] &&
+                                { echo "provider.${key}_held.openvss=$row_openvss"; echo "provider.${key}_held.hand=$row_hand"
+                                  echo "provider.${key}_held.raw=$row_raw"; } >>"$BENCH_SUMMARY"
+                else
+                        printf "$hfmt" "$label" "failed" "failed" "-" "-"
+                        echo "$prog: case '$label' failed" >&2
+                        status=1
+                        kill -0 "$vssd_pid" 2>/dev/null || break
+                fi
+        done
+        ((status == 0)) || show_logs
+fi
 
 # ---- flush-and-hold of the file provider: how long the source is held ----
 #
@@ -532,6 +606,8 @@ printf "$hfmt" "case" "held (ms)" "full copy (ms)" "ratio" "FIFREEZE+FITHAW (ms)
 if hold_bench; then
         ratio=$(awk -v a="$row_held" -v b="$row_full" 'BEGIN { if (b > 0) printf "%.1f %%", 100 * a / b; else print "-" }')
         printf "$hfmt" "file, held, 1 MiB of 1 GiB changed" "$row_held" "$row_full" "$ratio" "$row_raw"
+        [[ -n "${BENCH_SUMMARY:-}" ]] &&
+                { echo "hold.held=$row_held"; echo "hold.full=$row_full"; echo "hold.raw=$row_raw"; } >>"$BENCH_SUMMARY"
         awk -v a="$row_held" -v b="$row_full" 'BEGIN { exit !(b > 0 && a / b <= 0.05) }' ||
                 { echo "$prog: the hold took more than 5 % of a full copy's time" >&2; status=1; }
 else

@@ -161,4 +161,8 @@ printf "$fmt" "OpenVSS: vss-writer-exec --compat qemu-ga" "$(ms "$vw")" "$(ms "$
 printf "$fmt" "qemu-ga (unix-listen, fsfreeze-hook)" "$(ms "$qw")" "$(ms "$qe")"
 awk -v a="$vw" -v b="$qw" -v c="$ve" -v d="$qe" \
         'BEGIN { if (b > 0 && d > 0) printf "%-40s  %17.2fx  %14.2fx\n", "ratio OpenVSS / qemu-ga", a / b, c / d }'
+# BENCH_SUMMARY=FILE (environment): the figures as key=value lines for bench/summary.sh (issue 14).
+if [[ -n "${BENCH_SUMMARY:-}" ]]; then
+        { echo "qga.openvss=$(ms "$vw")"; echo "qga.qemu-ga=$(ms "$qw")"; } >>"$BENCH_SUMMARY"
+fi
 exit $status

@@ -18,6 +18,7 @@
 #define COPY_BUFFER_SIZE (128U * 1024U)
 #define COPY_RANGE_MAX ((size_t) 1 << 30) /* per copy_file_range() call; the kernel caps it anyway */
 #define OFF_T_MAX ((off_t) INT64_MAX)
+#define COPY_FSYNC_MAX 16 /* files and directories a copy fsyncs one by one; more: syncfs() */
 
 /* Strips trailing slashes (so "link/" cannot make us follow a symlink) and refuses a last
  * component that is "/", "." or "..", which no caller can mean to remove or rewrite. */
@@ -59,11 +60,72 @@ typedef struct CopyContext {
         struct CopiedInode { dev_t dev; ino_t ino; int fd; } *links;
         size_t n_links;
         MetaReport *report;   /* xattrs and flags the target could not keep; may be NULL */
+        /* What a small copy made (files and directories), fsynced one by one at the end instead of
+         * syncfs(), which would also write back everything else dirty on that filesystem (on a
+         * busy one, far more than the copy). Past COPY_FSYNC_MAX entries: syncfs(). */
+        int fsync_fds[COPY_FSYNC_MAX];
+        size_t n_fsync;
+        bool fsync_overflow;
 } CopyContext;
 
 #define COPY_MAX_LINKED_INODES 512
 
 static int rm_entry_at(int dfd, const char *name);
+
+/* Keeps fd (a file or directory of the copy, below the top) for the final fsync; takes it. */
+/* fd < 0: something that cannot be fsynced by fd was made, so the copy ends with syncfs(). */
+static void track_fsync(CopyContext *c, int fd) {
+        if (fd >= 0 && !c->fsync_overflow && c->n_fsync < COPY_FSYNC_MAX) {
+                c->fsync_fds[c->n_fsync++] = fd;
+                return;
+        }
+        if (fd >= 0)
+                close(fd);
+        if (!c->fsync_overflow) {
+                c->fsync_overflow = true;
+                for (size_t i = 0; i < c->n_fsync; i++)
+                        close(c->fsync_fds[i]);
+                c->n_fsync = 0;
+        }
+}
+
+/* The copy made durable: its files and directories, the top (top_fd) and the directories above
+ * it on the same filesystem (the names leading to it may be as new as the copy), or, for a big
+ * copy, the whole filesystem at once. */
+static int sync_copy(CopyContext *c, int top_fd) {
+        if (c->fsync_overflow)
+                return syncfs(top_fd) < 0 ? -errno : 0;
+        for (size_t i = 0; i < c->n_fsync; i++)
+                if (fsync(c->fsync_fds[i]) < 0)
+                        return -errno;
+        if (fsync(top_fd) < 0)
+                return -errno;
+        struct stat top;
+        if (fstat(top_fd, &top) < 0)
+                return -errno;
+        _cleanup_free_ char *p = strdup(c->dst);
+        if (!p)
+                return -ENOMEM;
+        for (;;) {
+                char *slash = strrchr(p, '/');
+                if (!slash)
+                        p[0] = '.', p[1] = 0; /* a relative dst: its directory is the cwd */
+                else if (slash == p)
+                        p[1] = 0;
+                else
+                        *slash = 0;
+                _cleanup_close_ int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                struct stat st;
+                if (fd < 0 || fstat(fd, &st) < 0)
+                        return -errno;
+                if (st.st_dev != top.st_dev)
+                        return 0; /* above the filesystem's root */
+                if (fsync(fd) < 0)
+                        return -errno;
+                if (!slash || slash == p || streq(p, "/"))
+                        return 0;
+        }
+}
 
 static int open_source(int dfd, const char *name, int flags) {
         int fd;
@@ -264,6 +326,7 @@ static int link_copied(CopyContext *c, int ddfd, const char *dname, const struct
                                         return r;
                         }
                         c->stats.files++;
+                        track_fsync(c, -1); /* a new link: syncfs() at the end */
                         return 1;
                 }
         return 0;
@@ -316,9 +379,10 @@ static int copy_regular(CopyContext *c, const WalkEntry *e, int ddfd, const char
                 r = meta_copy_fd(in, out, ddfd, dname, c->report);
         if (r < 0)
                 return r;
-        if (e->depth > 0)
+        if (e->depth > 0) {
                 remember_copied(c, ddfd, dname, &e->st);
-        else
+                track_fsync(c, TAKE_FD(out));
+        } else
                 c->sync_fd = TAKE_FD(out);
         c->stats.files++;
         c->stats.bytes += size;
@@ -354,6 +418,7 @@ static int copy_node_meta(CopyContext *c, const WalkEntry *e, int ddfd, const ch
         int r;
 
         note_created(c, e->depth);
+        track_fsync(c, -1); /* not opened, so not fsynced: syncfs() at the end covers them */
         r = fix_metadata_at(c, ddfd, dname, &e->st);
         if (r >= 0)
                 r = meta_copy_xattrs(-EBADF, e->dfd, e->name, -EBADF, ddfd, dname, c->report);
@@ -463,6 +528,8 @@ static int copy_dir_leave(CopyContext *c, WalkEntry *e, int ddfd, const char *dn
                 r = meta_copy_fd(e->fd, e->user_fd, ddfd, dname, c->report);
         if (r >= 0 && e->depth == 0)
                 c->sync_fd = TAKE_FD(e->user_fd);
+        else if (r >= 0)
+                track_fsync(c, fcntl(e->user_fd, F_DUPFD_CLOEXEC, 3));
         return r;
 }
 
@@ -497,8 +564,10 @@ int copy_tree_report(const char *src, const char *dst, MetaReport *report, CopyS
         /* Full paths against AT_FDCWD at the top: openat()/mkdirat() and friends take them, and
          * "/" works as a source without special cases. */
         r = walk_tree(AT_FDCWD, src, WALK_ONE_FS | WALK_NOATIME | WALK_VERIFY, COPY_DEPTH_MAX, copy_walk, &c);
-        if (r >= 0 && c.sync_fd >= 0 && syncfs(c.sync_fd) < 0)
-                r = -errno;
+        if (r >= 0 && c.sync_fd >= 0)
+                r = sync_copy(&c, c.sync_fd);
+        for (size_t i = 0; i < c.n_fsync; i++)
+                close(c.fsync_fds[i]);
 
         free(c.buf);
         for (size_t i = 0; i < c.n_links; i++)

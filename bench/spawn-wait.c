@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * spawn-wait: how long one fork+exec+wait of a command takes, the reference for the freeze window
+ * of vss-writer-exec writers (bench/run-exec-bench.sh).
+ *
+ *   spawn-wait ROUNDS COMMAND [ARG]...
+ *
+ * Runs COMMAND ROUNDS times (after one untimed warm-up), each time fork(), execv() in the child
+ * with stdin from /dev/null, waitpid() in the parent, timed with CLOCK_MONOTONIC from before the
+ * fork to the wait's return. Prints the median in milliseconds. Exit status 1 when a run failed
+ * (the command exited non-zero, or could not be run), 2 on a usage error.
+ */
+
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+/* One run; its duration in microseconds, or 0 on failure. */
+static uint64_t run(char **argv) {
+        uint64_t t0 = now_usec();
+        pid_t pid = fork();
+        if (pid < 0)
+                return 0;
+        if (pid == 0) {
+                int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (fd >= 0)
+                        dup2(fd, STDIN_FILENO);
+                execv(argv[0], argv);
+                _exit(127);
+        }
+        int st;
+        if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                return 0;
+        uint64_t t = now_usec() - t0;
+        return t ? t : 1;
+}
+
+int main(int argc, char *argv[]) {
+        char *end;
+        long rounds = argc >= 3 ? strtol(argv[1], &end, 10) : 0;
+        if (argc < 3 || *end || rounds < 1 || rounds > 100000) {
+                fprintf(stderr, "Usage: spawn-wait ROUNDS COMMAND [ARG]...\n");
+                return 2;
+        }
+        uint64_t *v = calloc((size_t) rounds, sizeof(*v));
+        if (!v || !run(argv + 2)) {
+                fprintf(stderr, "spawn-wait: %s failed\n", argv[2]);
+                return 1;
+        }
+        for (long i = 0; i < rounds; i++)
+                if (!(v[i] = run(argv + 2))) {
+                        fprintf(stderr, "spawn-wait: %s failed\n", argv[2]);
+                        return 1;
+                }
+        qsort(v, (size_t) rounds, sizeof(*v), cmp_u64);
+        size_t n = (size_t) rounds;
+        double m = n % 2 ? (double) v[n / 2] : ((double) v[n / 2 - 1] + (double) v[n / 2]) / 2.0;
+        printf("%.3f\n", m / 1000.0);
+        free(v);
+        return 0;
+}
