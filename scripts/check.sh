@@ -13,7 +13,11 @@ passed=0 failed=0 skipped=0 status=0
 
 tally() {
         local counts
-        counts=$(python3 - "$1/meson-logs/testlog.json" <<'PY'
+        # The log of the run just made: meson names a wrapped run's log after its wrapper
+        # (testlog-valgrind.json).
+        local log
+        log=$(ls -t "$1"/meson-logs/testlog*.json | head -n 1)
+        counts=$(python3 - "$log" <<'PY'
 import json, sys
 p = f = s = 0
 for line in open(sys.argv[1]):
