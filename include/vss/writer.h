@@ -89,6 +89,15 @@ typedef struct vss_writer_options {
         vss_source_type source_type;
         vss_app_level app_level;
         uint32_t freeze_window_ms;  /* Freeze→Thaw window; 0: vssd's default (60 s); at most 10 min */
+        /* false (the default): the writer ends with its connection (vss_writer_run() returns,
+         * vss_writer_main() returns 1), and subscribing fails when vssd cannot be reached.
+         * true: it outlives vssd. Subscribing while vssd cannot be reached succeeds and the
+         * writer waits for vssd; when the connection drops (vssd restarted, say) it thaws itself
+         * as always, then reconnects with backoff (50 ms doubling up to 5 s) and subscribes again
+         * under the same class id with a new random instance id (vss_writer_get_options() shows
+         * it), which it logs on stderr. It stops only when vssd refuses its identity
+         * (VSS_E_INVALIDARG, VSS_E_ACCESSDENIED): the connection is then lost as without it. */
+        bool reconnect;
         size_t size;                /* 0 or sizeof(vss_writer_options) */
 } vss_writer_options;
 
@@ -116,7 +125,8 @@ VSS_EXPORT int vss_writer_subscribe(vss_writer *w, const char *socket_path);
  * VSS_E_BAD_STATE (w NULL or not subscribed). */
 VSS_EXPORT int vss_writer_unsubscribe(vss_writer *w);
 
-/* Blocking loop: dispatches events until vss_writer_exit() (returns 0) or the connection is lost.
+/* Blocking loop: dispatches events until vss_writer_exit() (returns 0) or the connection is lost
+ * (never, with opts.reconnect, unless vssd refuses the writer for good).
  * Errors: VSS_E_BAD_STATE (w NULL or not subscribed), VSS_E_WRITER_INFRASTRUCTURE (the
  * connection was lost, after aborting a freeze, or the event loop failed). */
 VSS_EXPORT int vss_writer_run(vss_writer *w);
@@ -125,7 +135,8 @@ VSS_EXPORT void vss_writer_exit(vss_writer *w);
 
 /* The main loop of a writer program: subscribes (socket_path NULL: $VSS_SOCKET or the default)
  * and dispatches events until SIGTERM or SIGINT, returning exit status 0, or until vssd cannot be
- * reached or the connection is lost, returning 1 after a message on stderr prefixed with prog.
+ * reached or the connection is lost (with opts.reconnect: it waits for vssd instead), returning 1
+ * after a message on stderr prefixed with prog.
  * It blocks SIGTERM and SIGINT and handles them on the writer's event loop (the one attached, or
  * the thread's default). Free the writer afterwards: a freeze in progress is then aborted.
  * Returns an exit status, not an HRESULT: 1 also for w NULL or subscribed already. */
