@@ -43,7 +43,7 @@ static void help(void) {
         printf("Usage:\n"
                "  vss-writer-postgres [--dsn CONNINFO] [--name NAME] [--label-dir DIR]\n"
                "                      [--mode auto|crash-consistent|backup-label]\n"
-               "                      [--freeze-timeout MS] [--socket PATH]\n"
+               "                      [--freeze-timeout MS] [--socket PATH] [--no-reconnect]\n"
                "  vss-writer-postgres --help | --version\n"
                "\n"
                "A Volume Shadow Copy writer for a PostgreSQL cluster (PostgreSQL 15 or later). It\n"
@@ -66,6 +66,9 @@ static void help(void) {
                "  -t, --freeze-timeout MS\n"
                "                          Freeze-to-Thaw window in milliseconds (0: vssd default, 60 s)\n"
                "  -s, --socket PATH       vssd socket (default: $VSS_SOCKET or /run/openvss/vssd.sock)\n"
+               "      --no-reconnect      exit (status 1) when vssd cannot be reached or the connection\n"
+               "                          drops; by default the writer waits for vssd and subscribes\n"
+               "                          again (a new instance id) when vssd restarts\n"
                "  -h, --help              show this help\n"
                "      --version           show the version\n"
                "\n"
@@ -164,12 +167,13 @@ int main(int argc, char *argv[]) {
                 { "mode", required_argument, NULL, 'm' },
                 { "freeze-timeout", required_argument, NULL, 't' },
                 { "socket", required_argument, NULL, 's' },
+                { "no-reconnect", no_argument, NULL, 'R' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 { NULL, 0, NULL, 0 },
         };
         vss_writer_options opts = { .app_level = VSS_APP_BACK_END, .source_type = VSS_ST_TRANSACTEDDB,
-                                    .usage_type = VSS_UT_USERDATA };
+                                    .usage_type = VSS_UT_USERDATA, .reconnect = true };
         vss_writer_callbacks cb = {
                 .identify = on_identify,
                 .prepare_snapshot = on_prepare_snapshot,
@@ -214,6 +218,9 @@ int main(int argc, char *argv[]) {
                         break;
                 case 's':
                         socket_path = optarg;
+                        break;
+                case 'R':
+                        opts.reconnect = false;
                         break;
                 case 'h':
                         help();

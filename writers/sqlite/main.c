@@ -44,13 +44,13 @@ static const char *arg_name;
 static char *arg_name_config; /* the name from --config, owned */
 uint32_t arg_busy_timeout_ms = DEFAULT_BUSY_TIMEOUT_MS;
 static bool arg_have_freeze_window, arg_have_busy_timeout;
-vss_writer_options arg_opts = { .app_level = VSS_APP_BACK_END };
+vss_writer_options arg_opts = { .app_level = VSS_APP_BACK_END, .reconnect = true };
 
 static void help(void) {
         printf("Usage:\n"
                "  vss-writer-sqlite (--database [NAME=]PATH | --config FILE) [--database [NAME=]PATH]...\n"
                "                    [--name NAME] [--freeze-timeout MS] [--busy-timeout MS]\n"
-               "                    [--socket PATH]\n"
+               "                    [--socket PATH] [--no-reconnect]\n"
                "  vss-writer-sqlite --help | --version\n"
                "\n"
                "A Volume Shadow Copy writer for SQLite databases. It registers with vssd as a back-end\n"
@@ -74,6 +74,9 @@ static void help(void) {
                "                         before the freeze, and, at most half the freeze window, for\n"
                "                         the write locks (default: 5000)\n"
                "  -s, --socket PATH      vssd socket (default: $VSS_SOCKET or /run/openvss/vssd.sock)\n"
+               "      --no-reconnect     exit (status 1) when vssd cannot be reached or the connection\n"
+               "                         drops; by default the writer waits for vssd and subscribes\n"
+               "                         again (a new instance id) when vssd restarts\n"
                "  -h, --help             show this help\n"
                "      --version          show the version\n"
                "\n"
@@ -288,6 +291,7 @@ static int parse_args(int argc, char *argv[], const char **ret_socket) {
                 { "freeze-timeout", required_argument, NULL, 't' },
                 { "busy-timeout", required_argument, NULL, 'b' },
                 { "socket", required_argument, NULL, 's' },
+                { "no-reconnect", no_argument, NULL, 'R' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 { NULL, 0, NULL, 0 },
@@ -330,6 +334,9 @@ static int parse_args(int argc, char *argv[], const char **ret_socket) {
                         break;
                 case 's':
                         *ret_socket = optarg;
+                        break;
+                case 'R':
+                        arg_opts.reconnect = false;
                         break;
                 case 'h':
                         help();
