@@ -13,8 +13,7 @@
 
 #include <systemd/sd-event.h>
 
-#include "lib/client.h"
-#include "lib/components.h"
+#include "lib/writer-internal.h"
 
 #define DEFAULT_WINDOW_MS 60000u
 /* Reconnecting: the first retry after this, doubling up to the maximum (plus up to half of it at
@@ -24,43 +23,6 @@
 /* Messages handled per wakeup of one bus, so that one busy connection does not starve others. */
 #define MAX_PROCESS_PER_WAKEUP 64
 
-struct vss_writer {
-        vss_writer_options opts;
-        char *name, *instance_name;
-        vss_writer_callbacks cb;
-        void *userdata;
-
-        sd_event *event;
-        sd_bus *bus;
-        sd_event_source *bus_io, *bus_time; /* the bus's own I/O (see the top of this file) */
-        sd_event_source *window;
-        sd_event_source *retry;             /* reconnecting: the next attempt */
-        char *socket_path;                  /* as given to subscribe, for reconnecting */
-        unsigned retry_ms;
-
-        bool subscribed;   /* between vss_writer_subscribe() and unsubscribe, connected or not */
-        bool bus_failed;   /* the bus is gone (seen inside sd_bus_process): drop it after */
-        bool give_up;      /* vssd refused us for good: no more reconnecting */
-        bool was_subscribed; /* a Subscribe succeeded once: the next one takes a new instance id */
-        bool connected;    /* w->bus is subscribed (not connecting, not waiting for vssd) */
-
-        bool frozen;       /* got Freeze, no Thaw or Abort yet */
-        vss_id frozen_set; /* the snapshot set of that Freeze: a self-abort names it */
-        bool self_aborted; /* thawed itself; the next Thaw fails with a timeout */
-        bool exit_requested, lost;
-
-        /* The current event's component records (backup components document) and whether the
-         * callback annotated any: valid only while a callback runs. */
-        vss_event cur_event;
-        bool in_event, annotated;
-        vss_bc_component *records;
-        size_t n_records;
-
-        bool failure_set;
-        int32_t failure, app_code;
-        char app_msg[VSS_MAX_MESSAGE + 1];
-        char errmsg[512];
-};
 
 _printf_(2, 3) static void set_errmsg(vss_writer *w, const char *fmt, ...) {
         va_list ap;
@@ -145,6 +107,7 @@ VSS_EXPORT int vss_writer_new_v0_1(
 }
 
 static void bus_drop(vss_writer *w);
+static void deferred_free(vss_writer *w, vss_writer_deferred *d);
 
 static void self_abort(vss_writer *w, const char *why) {
         if (!w->frozen)
@@ -165,6 +128,8 @@ VSS_EXPORT vss_writer *vss_writer_free(vss_writer *w) {
         self_abort(w, "the writer is being freed");
         w->window = sd_event_source_disable_unref(w->window);
         w->retry = sd_event_source_disable_unref(w->retry);
+        while (w->deferred)
+                deferred_free(w, w->deferred);
         bus_drop(w);
         sd_event_unref(w->event);
         free(w->socket_path);
@@ -208,6 +173,57 @@ static bool run_callback(vss_writer *w, vss_event e, vss_event_info *info) {
         return fn ? fn(w, info, w->userdata) : true;
 }
 
+/* A writer's answer to an event, now or after vss_writer_defer(). */
+struct vss_writer_deferred {
+        vss_writer_deferred *next;
+        sd_bus_message *msg;
+        vss_event event;
+        vss_id set_id;
+        vss_bc_component *records;
+        size_t n_records;
+        bool annotated;
+        unsigned aborts; /* w->aborts when it was deferred */
+};
+
+/* What an event's answer does to the writer (frozen or not, the window) and its document from
+ * the annotations; returns ok, false when the document cannot be made. stale: a Freeze answered
+ * after an Abort or a lost connection came. */
+static bool event_finish(vss_writer *w, vss_event e, const vss_id *set_id, bool ok, bool stale, char **doc) {
+        /* Annotations go back with the answer, in the document field. */
+        if (w->annotated) {
+                const vss_bc_component **list = calloc(w->n_records ? w->n_records : 1, sizeof(*list));
+                for (size_t i = 0; list && i < w->n_records; i++)
+                        list[i] = &w->records[i];
+                if (!list || bcd_components_format(list, w->n_records, doc) < 0)
+                        ok = false;
+                free(list);
+        }
+        if (e == VSS_EVENT_FREEZE && ok) {
+                w->frozen = true;
+                w->frozen_set = *set_id;
+                w->self_aborted = false;
+                uint32_t ms = w->opts.freeze_window_ms ? w->opts.freeze_window_ms : DEFAULT_WINDOW_MS;
+                w->window = sd_event_source_disable_unref(w->window);
+                (void) sd_event_add_time_relative(w->event, &w->window, CLOCK_MONOTONIC, (uint64_t) ms * USEC_PER_MSEC,
+                                                  1000, on_window, w);
+                /* Frozen after the set was given up: nobody will say Thaw, so thaw now. */
+                if (stale)
+                        self_abort(w, "the set was aborted while it froze");
+        }
+        if (e == VSS_EVENT_THAW || e == VSS_EVENT_ABORT) {
+                w->frozen = false;
+                w->window = sd_event_source_disable_unref(w->window);
+        }
+        return ok;
+}
+
+static int event_reply(vss_writer *w, sd_bus_message *m, bool ok, const char *doc) {
+        if (!ok && !w->failure_set)
+                vss_writer_set_failure(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "");
+        return sd_bus_reply_method_return(m, "iiss", ok ? 0 : w->failure, ok ? 0 : w->app_code, ok ? "" : w->app_msg,
+                                          doc ? doc : "");
+}
+
 static int method_event(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         vss_writer *w = userdata;
         const char *ename, *session, *set_id;
@@ -215,6 +231,7 @@ static int method_event(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         int component_mode, r;
         char **components = NULL;
         _cleanup_free_ char *doc = NULL;
+        vss_writer_deferred *d = NULL;
         bool ok;
 
         r = sd_bus_message_read(m, "sssub", &ename, &session, &set_id, &backup_type, &component_mode);
@@ -275,30 +292,26 @@ static int method_event(sd_bus_message *m, void *userdata, sd_bus_error *error) 
                 w->cur_event = e;
                 w->in_event = true;
                 w->annotated = false;
+                w->deferring = NULL;
+                if (e == VSS_EVENT_ABORT)
+                        w->aborts++;
                 ok = run_callback(w, e, &info);
                 w->in_event = false;
-                /* Annotations go back with the answer, in the document field. */
-                if (w->annotated) {
-                        const vss_bc_component **list = calloc(w->n_records ? w->n_records : 1, sizeof(*list));
-                        for (size_t i = 0; list && i < w->n_records; i++)
-                                list[i] = &w->records[i];
-                        if (!list || bcd_components_format(list, w->n_records, &doc) < 0)
-                                ok = false;
-                        free(list);
-                }
-                if (e == VSS_EVENT_FREEZE && ok) {
-                        w->frozen = true;
-                        w->frozen_set = info.snapshot_set_id;
-                        w->self_aborted = false;
-                        uint32_t ms = w->opts.freeze_window_ms ? w->opts.freeze_window_ms : DEFAULT_WINDOW_MS;
-                        w->window = sd_event_source_disable_unref(w->window);
-                        (void) sd_event_add_time_relative(w->event, &w->window, CLOCK_MONOTONIC,
-                                                          (uint64_t) ms * USEC_PER_MSEC, 1000, on_window, w);
-                }
-                if (e == VSS_EVENT_THAW || e == VSS_EVENT_ABORT) {
-                        w->frozen = false;
-                        w->window = sd_event_source_disable_unref(w->window);
-                }
+                d = w->deferring;
+                if (d) {
+                        /* Answered later, by vss_writer_complete(); the records go with it. */
+                        w->deferring = NULL;
+                        d->msg = sd_bus_message_ref(m);
+                        d->event = e;
+                        d->set_id = info.snapshot_set_id;
+                        d->records = w->records;
+                        d->n_records = w->n_records;
+                        d->annotated = w->annotated;
+                        d->aborts = w->aborts;
+                        w->records = NULL;
+                        w->n_records = 0;
+                } else
+                        ok = event_finish(w, e, &info.snapshot_set_id, ok, false, &doc);
         }
         for (char **c = components; c && *c; c++)
                 free(*c);
@@ -306,11 +319,9 @@ static int method_event(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         bcd_components_free(w->records, w->n_records);
         w->records = NULL;
         w->n_records = 0;
-
-        if (!ok && !w->failure_set)
-                vss_writer_set_failure(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "");
-        return sd_bus_reply_method_return(m, "iiss", ok ? 0 : w->failure, ok ? 0 : w->app_code, ok ? "" : w->app_msg,
-                                          doc ? doc : "");
+        if (d)
+                return 1; /* no answer yet */
+        return event_reply(w, m, ok, doc);
 }
 
 static int method_ping(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -403,6 +414,7 @@ static int on_bus_time(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         vss_writer *w = userdata;
+        w->aborts++; /* a Freeze deferred now can no longer count */
         self_abort(w, "the connection to vssd was lost");
         set_errmsg(w, "%s", "the connection to vssd was lost");
         w->bus_failed = true; /* dropped once sd_bus_process() returns */
@@ -653,6 +665,73 @@ VSS_EXPORT int vss_writer_dispatch(vss_writer *w) {
         return w->lost ? VSS_E_WRITER_INFRASTRUCTURE : 0;
 }
 
+VSS_EXPORT vss_writer_deferred *vss_writer_defer(vss_writer *w) {
+        if (!w || !w->in_event || w->resumed)
+                return NULL;
+        if (!w->deferring) {
+                w->deferring = calloc(1, sizeof(*w->deferring));
+                if (!w->deferring)
+                        return NULL;
+                w->deferring->next = w->deferred;
+                w->deferred = w->deferring;
+        }
+        return w->deferring;
+}
+
+static bool deferred_known(vss_writer *w, vss_writer_deferred *d) {
+        for (vss_writer_deferred *i = w->deferred; i; i = i->next)
+                if (i == d && i->msg)
+                        return true;
+        return false;
+}
+
+static void deferred_free(vss_writer *w, vss_writer_deferred *d) {
+        for (vss_writer_deferred **p = &w->deferred; *p; p = &(*p)->next)
+                if (*p == d) {
+                        *p = d->next;
+                        break;
+                }
+        sd_bus_message_unref(d->msg);
+        bcd_components_free(d->records, d->n_records);
+        free(d);
+}
+
+VSS_EXPORT int vss_writer_resume(vss_writer *w, vss_writer_deferred *d) {
+        if (!w || w->in_event || !deferred_known(w, d))
+                return VSS_E_BAD_STATE;
+        w->in_event = true;
+        w->resumed = d;
+        w->cur_event = d->event;
+        w->records = d->records;
+        w->n_records = d->n_records;
+        w->annotated = d->annotated;
+        w->failure_set = false;
+        w->failure = w->app_code = 0;
+        w->app_msg[0] = 0;
+        return 0;
+}
+
+VSS_EXPORT int vss_writer_complete(vss_writer *w, vss_writer_deferred *d, bool ok) {
+        _cleanup_free_ char *doc = NULL;
+        if (!w || (w->in_event && w->resumed != d) || !deferred_known(w, d))
+                return VSS_E_BAD_STATE;
+        if (!w->resumed)
+                (void) vss_writer_resume(w, d);
+        ok = event_finish(w, d->event, &d->set_id, ok, d->aborts != w->aborts, &doc);
+        d->records = w->records; /* annotations may have grown the records */
+        w->records = NULL;
+        w->n_records = 0;
+        w->in_event = false;
+        w->resumed = NULL;
+        sd_bus *bus = sd_bus_message_get_bus(d->msg);
+        int r = event_reply(w, d->msg, ok, doc);
+        /* Sent outside sd_bus_process(): what is left to write needs POLLOUT. */
+        if (w->bus && bus == w->bus && !w->bus_failed)
+                (void) bus_arm(w);
+        deferred_free(w, d);
+        return r < 0 ? VSS_E_WRITER_INFRASTRUCTURE : 0;
+}
+
 VSS_EXPORT int vss_writer_set_failure(vss_writer *w, int32_t failure, int32_t application_code,
                                       const char *application_message) {
         if (!w)
@@ -674,89 +753,4 @@ VSS_EXPORT bool vss_writer_is_frozen(vss_writer *w) {
 
 VSS_EXPORT const char *vss_writer_errmsg(vss_writer *w) {
         return w ? w->errmsg : "no writer";
-}
-
-/* The backup components document, from inside an event callback. */
-
-static vss_bc_component *record_find(vss_writer *w, const char *logical_path, const char *name) {
-        if (!w || !w->in_event || !name)
-                return NULL;
-        for (size_t i = 0; i < w->n_records; i++)
-                if (streq(w->records[i].logical_path, strempty(logical_path)) && streq(w->records[i].name, name))
-                        return &w->records[i];
-        return NULL;
-}
-
-VSS_EXPORT const vss_bc_component *vss_writer_get_component(vss_writer *w, const char *logical_path,
-                                                            const char *name) {
-        return record_find(w, logical_path, name);
-}
-
-/* Sets a writer-owned field of a record when the current event allows it. */
-static int annotate(vss_writer *w, const char *logical_path, const char *name, const vss_event *allowed,
-                    size_t n_allowed, const char **field, const char *value, size_t max) {
-        if (!w || !w->in_event)
-                return VSS_E_BAD_STATE;
-        bool ok = false;
-        for (size_t i = 0; i < n_allowed; i++)
-                ok = ok || w->cur_event == allowed[i];
-        if (!ok)
-                return VSS_E_BAD_STATE; /* read-only from BackupComplete, and outside its events */
-        vss_bc_component *c = record_find(w, logical_path, name);
-        if (!c)
-                return VSS_E_OBJECT_NOT_FOUND;
-        if (field) {
-                if (!string_ok(strempty(value), max))
-                        return VSS_E_INVALIDARG;
-                if (bcd_set(field, value) < 0)
-                        return VSS_E_OUTOFMEMORY;
-        }
-        w->annotated = true;
-        return 0;
-}
-
-static const vss_event backup_events[] = { VSS_EVENT_PREPARE_BACKUP, VSS_EVENT_PREPARE_SNAPSHOT, VSS_EVENT_FREEZE,
-                                           VSS_EVENT_THAW, VSS_EVENT_POST_SNAPSHOT };
-
-VSS_EXPORT int vss_writer_set_backup_stamp(vss_writer *w, const char *logical_path, const char *name,
-                                           const char *stamp) {
-        vss_bc_component *c = record_find(w, logical_path, name);
-        return annotate(w, logical_path, name, backup_events, ELEMENTSOF(backup_events), c ? &c->backup_stamp : NULL,
-                        stamp, VSS_MAX_STRING);
-}
-
-VSS_EXPORT int vss_writer_add_backup_files(vss_writer *w, const char *logical_path, const char *name, const char *path,
-                                           const char *filespec, bool recursive, const char *stored_as) {
-        if (!path || path[0] != '/' || !string_ok(path, VSS_MAX_STRING) || !string_ok(strempty(filespec), VSS_MAX_NAME) ||
-            !stored_as || stored_as[0] != '/' || !string_ok(stored_as, VSS_MAX_STRING))
-                return VSS_E_INVALIDARG;
-        int r = annotate(w, logical_path, name, backup_events, ELEMENTSOF(backup_events), NULL, NULL, 0);
-        if (r < 0)
-                return r;
-        r = bcd_add_writer_file(record_find(w, logical_path, name), path, filespec, recursive, stored_as);
-        return r == -E2BIG ? VSS_E_INVALIDARG : r < 0 ? VSS_E_OUTOFMEMORY : 0;
-}
-
-VSS_EXPORT int vss_writer_set_restore_target(vss_writer *w, const char *logical_path, const char *name,
-                                             vss_restore_target target) {
-        if ((unsigned) target > VSS_RT_ORIGINAL_LOCATION)
-                return VSS_E_INVALIDARG;
-        int r = annotate(w, logical_path, name, (vss_event[]) { VSS_EVENT_PRE_RESTORE }, 1, NULL, NULL, 0);
-        if (r >= 0)
-                record_find(w, logical_path, name)->restore_target = target;
-        return r;
-}
-
-VSS_EXPORT int vss_writer_set_pre_restore_failure_msg(vss_writer *w, const char *logical_path, const char *name,
-                                                      const char *message) {
-        vss_bc_component *c = record_find(w, logical_path, name);
-        return annotate(w, logical_path, name, (vss_event[]) { VSS_EVENT_PRE_RESTORE }, 1,
-                        c ? &c->pre_restore_failure_msg : NULL, message, VSS_MAX_MESSAGE);
-}
-
-VSS_EXPORT int vss_writer_set_post_restore_failure_msg(vss_writer *w, const char *logical_path, const char *name,
-                                                       const char *message) {
-        vss_bc_component *c = record_find(w, logical_path, name);
-        return annotate(w, logical_path, name, (vss_event[]) { VSS_EVENT_POST_RESTORE }, 1,
-                        c ? &c->post_restore_failure_msg : NULL, message, VSS_MAX_MESSAGE);
 }

@@ -155,6 +155,31 @@ VSS_EXPORT int vss_writer_dispatch(vss_writer *w);
  * VSS_E_BAD_STATE (w or the loop NULL, or subscribed already). */
 VSS_EXPORT int vss_writer_attach_event(vss_writer *w, void *sd_event_loop);
 
+/*
+ * Answering an event later. An event callback (any but Identify) that starts work it cannot
+ * finish at once (a script, say) calls vss_writer_defer() and returns; its return value is then
+ * ignored and vssd gets no answer yet. The writer goes on dispatching meanwhile: it answers vssd's
+ * status queries (GatherWriterStatus), and the next event runs its callback as usual (Abort while
+ * a deferred Freeze runs, when vssd gave up waiting for it). When the work is done, from the
+ * application's event loop (not from a callback): optionally vss_writer_resume() (then
+ * vss_writer_set_failure() and the component functions below act on the deferred event), then
+ * vss_writer_complete() with ok as a callback would return it; no dispatching in between.
+ * A Freeze completed with ok after an Abort came (or the connection dropped) leaves the writer
+ * thawed: it calls its Abort callback at once, as a self-abort. Handles not completed are freed
+ * with the writer, unanswered.
+ *
+ * vss_writer_defer: the handle (the same one when called twice in a callback); NULL for w NULL,
+ * outside a callback, in Identify, between resume and complete, or out of memory.
+ * vss_writer_resume, vss_writer_complete errors: VSS_E_BAD_STATE (w NULL, d not a pending
+ * handle of w's, inside a callback, or another handle resumed), and for complete
+ * VSS_E_WRITER_INFRASTRUCTURE (the answer could not be sent: the connection is gone); the handle
+ * is freed either way.
+ */
+typedef struct vss_writer_deferred vss_writer_deferred;
+VSS_EXPORT vss_writer_deferred *vss_writer_defer(vss_writer *w);
+VSS_EXPORT int vss_writer_resume(vss_writer *w, vss_writer_deferred *d);
+VSS_EXPORT int vss_writer_complete(vss_writer *w, vss_writer_deferred *d, bool ok);
+
 /* Sets the failure reported for the current event: a VSS_E_WRITERERROR_* code, the
  * application's own code and a message (copied, at most 1023 bytes kept). Errors:
  * VSS_E_INVALIDARG (w NULL). */
