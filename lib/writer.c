@@ -354,7 +354,16 @@ static void bus_drop(vss_writer *w) {
  * timeout 0, so it is processed on the next iteration. */
 static int bus_arm(vss_writer *w) {
         uint64_t until;
-        int events = sd_bus_get_events(w->bus), r;
+        int r;
+        if (!sd_bus_is_open(w->bus)) {
+                /* Closing: the next sd_bus_process() closes the socket, and epoll must forget it
+                 * first (a forked child holding the socket would keep it registered, pointing
+                 * at a freed source). Then the closing is processed at once. */
+                w->bus_io = sd_event_source_disable_unref(w->bus_io);
+                r = sd_event_source_set_time(w->bus_time, 0);
+                return r < 0 ? r : sd_event_source_set_enabled(w->bus_time, SD_EVENT_ONESHOT);
+        }
+        int events = sd_bus_get_events(w->bus);
         if (events < 0)
                 return events;
         r = sd_event_source_set_io_events(w->bus_io, (uint32_t) events);
@@ -389,6 +398,8 @@ static int bus_process(vss_writer *w) {
         int r = 0;
         /* A callback may unsubscribe (w->bus then changes); the bus lives until we are done. */
         for (unsigned i = 0; i < MAX_PROCESS_PER_WAKEUP && w->bus == bus && !w->bus_failed; i++) {
+                if (w->bus_io && !sd_bus_is_open(bus)) /* see bus_arm() */
+                        w->bus_io = sd_event_source_disable_unref(w->bus_io);
                 r = sd_bus_process(bus, NULL);
                 if (r <= 0)
                         break;

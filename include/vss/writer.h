@@ -96,7 +96,8 @@ typedef struct vss_writer_options {
          * as always, then reconnects with backoff (50 ms doubling up to 5 s) and subscribes again
          * under the same class id with a new random instance id (vss_writer_get_options() shows
          * it), which it logs on stderr. It stops only when vssd refuses its identity
-         * (VSS_E_INVALIDARG, VSS_E_ACCESSDENIED): the connection is then lost as without it. */
+         * (VSS_E_INVALIDARG, VSS_E_ACCESSDENIED): the connection is then lost as without it.
+         * Waiting and reconnecting happen on the writer's event loop: keep dispatching. */
         bool reconnect;
         size_t size;                /* 0 or sizeof(vss_writer_options) */
 } vss_writer_options;
@@ -117,7 +118,8 @@ VSS_EXPORT vss_writer *vss_writer_unref(vss_writer *w);
 /* Connects to vssd at socket_path (NULL: $VSS_SOCKET or the default) and registers. Errors:
  * VSS_E_INVALIDARG (w NULL, or vssd refused the identity), VSS_E_BAD_STATE (subscribed already),
  * VSS_E_WRITER_INFRASTRUCTURE (vssd cannot be reached, the socket's listener is neither root nor
- * this user, or vssd's writer limits are reached), VSS_E_OBJECT_ALREADY_EXISTS (this instance id
+ * this user, or vssd's writer limits are reached; with opts.reconnect, vssd not listening is no
+ * error: the writer waits for it), VSS_E_OBJECT_ALREADY_EXISTS (this instance id
  * is subscribed already), VSS_E_ACCESSDENIED (the class id belongs to another user),
  * VSS_E_INSUFFICIENT_STORAGE, VSS_E_OUTOFMEMORY. */
 VSS_EXPORT int vss_writer_subscribe(vss_writer *w, const char *socket_path);
