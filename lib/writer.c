@@ -405,6 +405,7 @@ static int bus_process(vss_writer *w) {
                         break;
         }
         if (w->bus == bus && !w->bus_failed && (r < 0 || bus_arm(w) < 0)) {
+                w->aborts++;
                 self_abort(w, "the connection to vssd was lost");
                 set_errmsg(w, "%s", "the connection to vssd was lost");
                 w->bus_failed = true;
