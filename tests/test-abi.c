@@ -122,7 +122,7 @@ static void test_shared_library(void) {
 }
 
 int main(void) {
-        _Static_assert(sizeof(options_v0_1) == offsetof(vss_writer_options, size), "0.1 layout");
+        _Static_assert(sizeof(options_v0_1) == offsetof(vss_writer_options, reconnect), "0.1 layout");
         _Static_assert(sizeof(callbacks_v0_1) == offsetof(vss_writer_callbacks, size), "0.1 layout");
         test_size_field();
         test_shared_library();

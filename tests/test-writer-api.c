@@ -524,11 +524,217 @@ static void test_window_expiry(void) {
         rmdir(path);
 }
 
+/* Whether `vssadmin list writers` lists name; with iid, the instance id it shows (braces off). */
+static bool listed(Harness *h, const char *name, char iid[VSS_ID_STRING_MAX]) {
+        char *out = NULL, want[300];
+        bool found = false;
+        snprintf(want, sizeof(want), "Writer name: '%s'\n", name);
+        if (harness_sh(h, &out, "vssadmin list writers 2>/dev/null") == 0 && out) {
+                char *p = strstr(out, want), *q = p ? strstr(p, "Writer Instance Id: {") : NULL;
+                found = p != NULL;
+                if (iid && q)
+                        snprintf(iid, VSS_ID_STRING_MAX, "%.36s", q + strlen("Writer Instance Id: {"));
+        }
+        free(out);
+        return found;
+}
+
+/* vss-writer-exec reconnects by default: vssd killed and started again, the same writer is listed
+ * again under its class id with a new instance id, and takes part in the next backup. */
+static void test_reconnect_after_restart(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data"), before[VSS_ID_STRING_MAX] = "", after[VSS_ID_STRING_MAX] = "";
+        pid_t pid = harness_writer(h, "w", NULL);
+        CHECK(listed(h, "w", before));
+        harness_restart_vssd(h);
+        bool again = false;
+        for (int i = 0; i < 400 && !(again = listed(h, "w", after)); i++)
+                usleep(50000);
+        CHECK(again);
+        CHECK(kill(pid, 0) == 0); /* the same process */
+        CHECK(before[0] && after[0] && !streq(before, after));
+        harness_clear_log(h);
+        CHECK(harness_sh(h, NULL, "vssadmin create shadow --for '%s' >/dev/null", data) == 0);
+        char *ev = harness_events(h, "w");
+        CHECK(ev && strstr(ev, "freeze thaw") != NULL);
+        free(ev);
+        /* --no-reconnect: the old way, the writer ends with the connection. */
+        const char *const once[] = { "--no-reconnect", NULL };
+        pid_t p2 = harness_writer(h, "once", once);
+        harness_restart_vssd(h);
+        int status = -1;
+        for (int i = 0; i < 200 && waitpid(p2, &status, WNOHANG) != p2; i++)
+                usleep(50000);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+}
+
+/* A library writer with reconnect on, subscribed before vssd runs, waits for it; it appears once
+ * vssd starts, comes back after a restart (same class, new instance) and takes part in a backup. */
+static void test_writer_before_vssd(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        reset_record();
+        md_path = data;
+        harness_kill_vssd(h);
+        vss_writer_options o = { .name = "early", .app_level = VSS_APP_FRONT_END, .reconnect = true };
+        vss_writer *w = NULL;
+        CHECK_HR(vss_writer_new(&o, &all_callbacks, NULL, &w), 0);
+        if (!w)
+                return;
+        CHECK_HR(vss_writer_subscribe(w, harness_socket(h)), 0);
+        CHECK_HR(vss_writer_subscribe(w, harness_socket(h)), VSS_E_BAD_STATE);
+        for (int i = 0; i < 5; i++)
+                CHECK_HR(pump(w, 20), 0); /* waiting is no error */
+        vss_id cls = vss_writer_get_options(w)->class_id, first = vss_writer_get_options(w)->instance_id;
+        char iid[VSS_ID_STRING_MAX], got[VSS_ID_STRING_MAX] = "";
+        harness_restart_vssd(h); /* starts it */
+        bool seen = false;
+        for (int i = 0; i < 200 && !seen; i++) {
+                CHECK_HR(pump(w, 50), 0);
+                seen = listed(h, "early", got);
+        }
+        CHECK(seen);
+        /* Never subscribed before: the instance id it was made with. */
+        CHECK(vss_id_equal(&vss_writer_get_options(w)->instance_id, &first));
+        CHECK_STR(got, vss_id_to_string(&first, iid));
+
+        harness_restart_vssd(h);
+        seen = false;
+        for (int i = 0; i < 200 && !seen; i++) {
+                CHECK_HR(pump(w, 50), 0);
+                seen = listed(h, "early", got);
+        }
+        CHECK(seen);
+        CHECK(vss_id_equal(&vss_writer_get_options(w)->class_id, &cls));
+        CHECK(!vss_id_equal(&vss_writer_get_options(w)->instance_id, &first));
+        CHECK_STR(got, vss_id_to_string(&vss_writer_get_options(w)->instance_id, iid));
+
+        pid_t child = fork();
+        if (child == 0)
+                _exit(harness_sh(h, NULL, "vssadmin create shadow --for '%s' >/dev/null", data));
+        int errors = 0, status = dispatch_until_exit(w, child, 60000, &errors);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        CHECK(errors == 0);
+        CHECK(strstr(events, "freeze thaw") != NULL);
+        CHECK(abort_calls == 0);
+        CHECK_HR(vss_writer_unsubscribe(w), 0);
+        vss_writer_free(w);
+}
+
+/* Deferred answers: a writer whose Freeze is still at work answers GatherWriterStatus, and gets
+ * Abort once vssd gives up waiting (its freeze window); the Abort callback ends the work, whose
+ * answer then goes out late. */
+static vss_writer_deferred *pending_freeze;
+static bool abort_seen_deferred;
+
+static bool cb_defer_freeze(vss_writer *w, const vss_event_info *info, void *userdata) {
+        record("freeze");
+        pending_freeze = vss_writer_defer(w);
+        CHECK(pending_freeze != NULL);
+        CHECK(vss_writer_defer(w) == pending_freeze);
+        return true; /* ignored: deferred */
+}
+
+static bool cb_abort_deferred(vss_writer *w, const vss_event_info *info, void *userdata) {
+        record("abort");
+        abort_calls++;
+        abort_seen_deferred = pending_freeze != NULL;
+        /* Inside a callback a deferred event cannot be completed. */
+        CHECK_HR(vss_writer_complete(w, pending_freeze, false), VSS_E_BAD_STATE);
+        return true;
+}
+
+static int deferred_requester(Harness *h, const char *data, const vss_id *iid) {
+        vss_backup *b = NULL;
+        vss_async *a = NULL;
+        char flag[600];
+        snprintf(flag, sizeof(flag), "%s/deferred", harness_dir(h));
+        if (vss_backup_new(harness_socket(h), &b) < 0 || vss_backup_initialize_for_backup(b) < 0 ||
+            vss_backup_gather_writer_metadata_sync(b) < 0 || vss_backup_start_snapshot_set(b, NULL) < 0 ||
+            vss_backup_add_to_snapshot_set(b, data, NULL, NULL) < 0 || vss_backup_prepare_for_backup_sync(b) < 0 ||
+            vss_backup_do_snapshot_set(b, &a) < 0)
+                return 10;
+        for (int i = 0; i < 400 && access(flag, F_OK) < 0; i++)
+                usleep(50000);
+        if (access(flag, F_OK) < 0)
+                return 11;
+        /* Busy in Freeze, it still answers the status query (a Ping). */
+        if (vss_backup_gather_writer_status_sync(b) < 0)
+                return 12;
+        vss_writer_status st;
+        const vss_writer_status *ws = status_of(b, "deferring", &st);
+        if (!ws)
+                return 13;
+        if (ws->failure == VSS_E_WRITER_NOT_RESPONDING)
+                return 14;
+        /* Its Freeze never answers in the window: the set fails. */
+        if (vss_async_wait(a, 60000) >= 0)
+                return 15;
+        vss_async_free(a);
+        vss_backup_free(b);
+        return 0;
+}
+
+static void test_deferred_freeze(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data"), flag[600];
+        snprintf(flag, sizeof(flag), "%s/deferred", harness_dir(h));
+        reset_record();
+        md_path = data;
+        vss_writer_callbacks cb = all_callbacks;
+        cb.freeze = cb_defer_freeze;
+        cb.abort = cb_abort_deferred;
+        vss_writer_options o = { .name = "deferring", .app_level = VSS_APP_FRONT_END, .freeze_window_ms = 2000 };
+        vss_writer *w = NULL;
+        CHECK_HR(vss_writer_new(&o, &cb, NULL, &w), 0);
+        if (!w)
+                return;
+        CHECK(vss_writer_defer(w) == NULL); /* outside a callback */
+        CHECK_HR(vss_writer_subscribe(w, harness_socket(h)), 0);
+        pid_t child = fork_requester(deferred_requester, h, data, NULL);
+        uint64_t deadline = now_usec() + 60 * 1000000ULL;
+        int status = -1, errors = 0;
+        bool flagged = false, completed = false;
+        while (now_usec() < deadline) {
+                if (pump(w, 50) != 0)
+                        errors++;
+                if (pending_freeze && !flagged) {
+                        CHECK(harness_sh(h, NULL, "touch '%s'", flag) == 0);
+                        flagged = true;
+                }
+                /* The work ends (as a killed hook would): the late answer is a failure. */
+                if (abort_seen_deferred && pending_freeze) {
+                        CHECK_HR(vss_writer_resume(w, pending_freeze), 0);
+                        CHECK_HR(vss_writer_set_failure(w, VSS_E_WRITERERROR_TIMEOUT, 7, "stopped"), 0);
+                        (void) vss_writer_complete(w, pending_freeze, false); /* vssd may have moved on */
+                        pending_freeze = NULL;
+                        completed = true;
+                }
+                if (waitpid(child, &status, WNOHANG) == child)
+                        break;
+        }
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        if (!WIFEXITED(status)) {
+                kill(child, SIGKILL);
+                waitpid(child, NULL, 0);
+        }
+        CHECK(errors == 0);
+        CHECK(abort_seen_deferred);
+        CHECK(completed);
+        CHECK(!vss_writer_is_frozen(w));
+        CHECK(strncmp(events, "identify prepare-backup prepare-snapshot freeze abort", 53) == 0);
+        CHECK(abort_calls == 1);
+        vss_writer_free(w);
+}
+
 static const TestCase cases[] = {
         { "window-expiry", test_window_expiry },
         { "embedded-dispatch", test_embedded_dispatch },
         { "self-abort-on-disconnect", test_self_abort_on_disconnect },
         { "bad-options", test_bad_options },
+        { "reconnect-after-restart", test_reconnect_after_restart },
+        { "writer-before-vssd", test_writer_before_vssd },
+        { "deferred-freeze", test_deferred_freeze },
         {},
 };
 

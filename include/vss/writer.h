@@ -89,6 +89,16 @@ typedef struct vss_writer_options {
         vss_source_type source_type;
         vss_app_level app_level;
         uint32_t freeze_window_ms;  /* Freeze→Thaw window; 0: vssd's default (60 s); at most 10 min */
+        /* false (the default): the writer ends with its connection (vss_writer_run() returns,
+         * vss_writer_main() returns 1), and subscribing fails when vssd cannot be reached.
+         * true: it outlives vssd. Subscribing while vssd cannot be reached succeeds and the
+         * writer waits for vssd; when the connection drops (vssd restarted, say) it thaws itself
+         * as always, then reconnects with backoff (50 ms doubling up to 5 s) and subscribes again
+         * under the same class id with a new random instance id (vss_writer_get_options() shows
+         * it), which it logs on stderr. It stops only when vssd refuses its identity
+         * (VSS_E_INVALIDARG, VSS_E_ACCESSDENIED): the connection is then lost as without it.
+         * Waiting and reconnecting happen on the writer's event loop: keep dispatching. */
+        bool reconnect;
         size_t size;                /* 0 or sizeof(vss_writer_options) */
 } vss_writer_options;
 
@@ -108,7 +118,8 @@ VSS_EXPORT vss_writer *vss_writer_unref(vss_writer *w);
 /* Connects to vssd at socket_path (NULL: $VSS_SOCKET or the default) and registers. Errors:
  * VSS_E_INVALIDARG (w NULL, or vssd refused the identity), VSS_E_BAD_STATE (subscribed already),
  * VSS_E_WRITER_INFRASTRUCTURE (vssd cannot be reached, the socket's listener is neither root nor
- * this user, or vssd's writer limits are reached), VSS_E_OBJECT_ALREADY_EXISTS (this instance id
+ * this user, or vssd's writer limits are reached; with opts.reconnect, vssd not listening is no
+ * error: the writer waits for it), VSS_E_OBJECT_ALREADY_EXISTS (this instance id
  * is subscribed already), VSS_E_ACCESSDENIED (the class id belongs to another user),
  * VSS_E_INSUFFICIENT_STORAGE, VSS_E_OUTOFMEMORY. */
 VSS_EXPORT int vss_writer_subscribe(vss_writer *w, const char *socket_path);
@@ -116,7 +127,8 @@ VSS_EXPORT int vss_writer_subscribe(vss_writer *w, const char *socket_path);
  * VSS_E_BAD_STATE (w NULL or not subscribed). */
 VSS_EXPORT int vss_writer_unsubscribe(vss_writer *w);
 
-/* Blocking loop: dispatches events until vss_writer_exit() (returns 0) or the connection is lost.
+/* Blocking loop: dispatches events until vss_writer_exit() (returns 0) or the connection is lost
+ * (never, with opts.reconnect, unless vssd refuses the writer for good).
  * Errors: VSS_E_BAD_STATE (w NULL or not subscribed), VSS_E_WRITER_INFRASTRUCTURE (the
  * connection was lost, after aborting a freeze, or the event loop failed). */
 VSS_EXPORT int vss_writer_run(vss_writer *w);
@@ -125,7 +137,8 @@ VSS_EXPORT void vss_writer_exit(vss_writer *w);
 
 /* The main loop of a writer program: subscribes (socket_path NULL: $VSS_SOCKET or the default)
  * and dispatches events until SIGTERM or SIGINT, returning exit status 0, or until vssd cannot be
- * reached or the connection is lost, returning 1 after a message on stderr prefixed with prog.
+ * reached or the connection is lost (with opts.reconnect: it waits for vssd instead), returning 1
+ * after a message on stderr prefixed with prog.
  * It blocks SIGTERM and SIGINT and handles them on the writer's event loop (the one attached, or
  * the thread's default). Free the writer afterwards: a freeze in progress is then aborted.
  * Returns an exit status, not an HRESULT: 1 also for w NULL or subscribed already. */
@@ -143,6 +156,31 @@ VSS_EXPORT int vss_writer_dispatch(vss_writer *w);
  * vss_writer_subscribe(); the writer then takes a reference on the loop. Errors:
  * VSS_E_BAD_STATE (w or the loop NULL, or subscribed already). */
 VSS_EXPORT int vss_writer_attach_event(vss_writer *w, void *sd_event_loop);
+
+/*
+ * Answering an event later. An event callback (any but Identify) that starts work it cannot
+ * finish at once (a script, say) calls vss_writer_defer() and returns; its return value is then
+ * ignored and vssd gets no answer yet. The writer goes on dispatching meanwhile: it answers vssd's
+ * status queries (GatherWriterStatus), and the next event runs its callback as usual (Abort while
+ * a deferred Freeze runs, when vssd gave up waiting for it). When the work is done, from the
+ * application's event loop (not from a callback): optionally vss_writer_resume() (then
+ * vss_writer_set_failure() and the component functions below act on the deferred event), then
+ * vss_writer_complete() with ok as a callback would return it; no dispatching in between.
+ * A Freeze completed with ok after an Abort came (or the connection dropped) leaves the writer
+ * thawed: it calls its Abort callback at once, as a self-abort. Handles not completed are freed
+ * with the writer, unanswered.
+ *
+ * vss_writer_defer: the handle (the same one when called twice in a callback); NULL for w NULL,
+ * outside a callback, in Identify, between resume and complete, or out of memory.
+ * vss_writer_resume, vss_writer_complete errors: VSS_E_BAD_STATE (w NULL, d not a pending
+ * handle of w's, inside a callback, or another handle resumed), and for complete
+ * VSS_E_WRITER_INFRASTRUCTURE (the answer could not be sent: the connection is gone); the handle
+ * is freed either way.
+ */
+typedef struct vss_writer_deferred vss_writer_deferred;
+VSS_EXPORT vss_writer_deferred *vss_writer_defer(vss_writer *w);
+VSS_EXPORT int vss_writer_resume(vss_writer *w, vss_writer_deferred *d);
+VSS_EXPORT int vss_writer_complete(vss_writer *w, vss_writer_deferred *d, bool ok);
 
 /* Sets the failure reported for the current event: a VSS_E_WRITERERROR_* code, the
  * application's own code and a message (copied, at most 1023 bytes kept). Errors:

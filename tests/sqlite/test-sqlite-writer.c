@@ -722,12 +722,12 @@ static void test_bad_usage(void) {
         CHECK(run_writer(h, &out, args) == 2);
         CHECK(out && strstr(out, "cannot read configuration"));
         free(out);
-        /* A good config and a socket where no vssd listens: exit 1. */
+        /* A good config and a socket where no vssd listens: exit 1 (by default it would wait). */
         f = fopen(cfg, "we");
         CHECK(f && fprintf(f, "{\"databases\": [\"%s\"], \"name\": \"cfg\", \"freeze_timeout_ms\": 5000}", db) > 0);
         if (f)
                 fclose(f);
-        snprintf(args, sizeof args, "--config %s --socket %s/nobody.sock", cfg, harness_dir(h));
+        snprintf(args, sizeof args, "--config %s --socket %s/nobody.sock --no-reconnect", cfg, harness_dir(h));
         CHECK(run_writer(h, NULL, args) == 1);
 
         CHECK(run_writer(h, &out, "--help") == 0);

@@ -100,7 +100,7 @@ static void help(void) {
         printf("Usage:\n"
                "  vss-writer-exec --name NAME --hooks DIR [--writer-id UUID] [--instance-id UUID]\n"
                "                  [--component NAME=PATH]... [--freeze-timeout MS]\n"
-               "                  [--app-level front-end|back-end|system] [--socket PATH]\n"
+               "                  [--app-level front-end|back-end|system] [--socket PATH] [--no-reconnect]\n"
                "                  [--restore-method METHOD] [--writer-restore WHEN]\n"
                "                  [--alternate-location PATH=DEST]...\n"
                "                  [--compat qemu-ga|vmware] [--hook-timeout MS] [--hold]\n"
@@ -162,6 +162,7 @@ enum {
         ARG_HOOK_TIMEOUT,
         ARG_HOLD,
         ARG_HOOK_LOG,
+        ARG_NO_RECONNECT,
 };
 
 /* The options that are not the writer's own (vss_writer_options). */
@@ -235,6 +236,7 @@ static int parse_args(int argc, char *argv[], vss_writer_options *opts, const ch
                 { "hook-timeout", required_argument, NULL, ARG_HOOK_TIMEOUT },
                 { "hold", no_argument, NULL, ARG_HOLD },
                 { "hook-log", required_argument, NULL, ARG_HOOK_LOG },
+                { "no-reconnect", no_argument, NULL, ARG_NO_RECONNECT },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 { NULL, 0, NULL, 0 },
@@ -281,6 +283,9 @@ static int parse_args(int argc, char *argv[], vss_writer_options *opts, const ch
                 case 'V':
                         printf("vss-writer-exec (OpenVSS) %s\n", OPENVSS_VERSION);
                         return -1;
+                case ARG_NO_RECONNECT:
+                        opts->reconnect = false;
+                        break;
                 default:
                         r = parse_hook_option(c, optarg, hook_log);
                         if (r != 0)
@@ -322,7 +327,7 @@ static int setup(const char *hook_log) {
 }
 
 int main(int argc, char *argv[]) {
-        vss_writer_options opts = { .app_level = VSS_APP_FRONT_END };
+        vss_writer_options opts = { .app_level = VSS_APP_FRONT_END, .reconnect = true };
         vss_writer_callbacks cb = { .identify = on_identify };
         vss_writer_event_fn *fns[] = { &cb.prepare_backup, &cb.prepare_snapshot, &cb.freeze, &cb.thaw,
                                        &cb.post_snapshot, &cb.abort, &cb.backup_complete,

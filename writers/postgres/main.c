@@ -43,7 +43,7 @@ static void help(void) {
         printf("Usage:\n"
                "  vss-writer-postgres [--dsn CONNINFO] [--name NAME] [--label-dir DIR]\n"
                "                      [--mode auto|crash-consistent|backup-label]\n"
-               "                      [--freeze-timeout MS] [--socket PATH]\n"
+               "                      [--freeze-timeout MS] [--socket PATH] [--no-reconnect]\n"
                "  vss-writer-postgres --help | --version\n"
                "\n"
                "A Volume Shadow Copy writer for a PostgreSQL cluster (PostgreSQL 15 or later).\n"
@@ -63,12 +63,13 @@ int main(int argc, char *argv[]) {
                 { "mode", required_argument, NULL, 'm' },
                 { "freeze-timeout", required_argument, NULL, 't' },
                 { "socket", required_argument, NULL, 's' },
+                { "no-reconnect", no_argument, NULL, 'R' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 { NULL, 0, NULL, 0 },
         };
         vss_writer_options opts = { .app_level = VSS_APP_BACK_END, .source_type = VSS_ST_TRANSACTEDDB,
-                                    .usage_type = VSS_UT_USERDATA };
+                                    .usage_type = VSS_UT_USERDATA, .reconnect = true };
         vss_writer_callbacks cb = {
                 .identify = on_identify,
                 .prepare_snapshot = on_prepare_snapshot,
@@ -113,6 +114,9 @@ int main(int argc, char *argv[]) {
                         break;
                 case 's':
                         socket_path = optarg;
+                        break;
+                case 'R':
+                        opts.reconnect = false;
                         break;
                 case 'h':
                         help();

@@ -44,13 +44,13 @@ static const char *arg_name;
 static char *arg_name_config; /* the name from --config, owned */
 uint32_t arg_busy_timeout_ms = DEFAULT_BUSY_TIMEOUT_MS;
 static bool arg_have_freeze_window, arg_have_busy_timeout;
-vss_writer_options arg_opts = { .app_level = VSS_APP_BACK_END };
+vss_writer_options arg_opts = { .app_level = VSS_APP_BACK_END, .reconnect = true };
 
 static void help(void) {
         printf("Usage:\n"
                "  vss-writer-sqlite (--database [NAME=]PATH | --config FILE) [--database [NAME=]PATH]...\n"
                "                    [--name NAME] [--freeze-timeout MS] [--busy-timeout MS]\n"
-               "                    [--socket PATH]\n"
+               "                    [--socket PATH] [--no-reconnect]\n"
                "  vss-writer-sqlite --help | --version\n"
                "\n"
                "A Volume Shadow Copy writer for SQLite databases: no transaction is ever half in a copy.\n"
@@ -213,6 +213,7 @@ static int parse_args(int argc, char *argv[], const char **ret_socket) {
                 { "freeze-timeout", required_argument, NULL, 't' },
                 { "busy-timeout", required_argument, NULL, 'b' },
                 { "socket", required_argument, NULL, 's' },
+                { "no-reconnect", no_argument, NULL, 'R' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
                 { NULL, 0, NULL, 0 },
@@ -255,6 +256,9 @@ static int parse_args(int argc, char *argv[], const char **ret_socket) {
                         break;
                 case 's':
                         *ret_socket = optarg;
+                        break;
+                case 'R':
+                        arg_opts.reconnect = false;
                         break;
                 case 'h':
                         help();

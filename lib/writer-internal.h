@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The writer face's handle, shared by lib/writer.c (life, connection, events) and
+ * lib/writer-document.c (the backup components document seen from a callback). */
+
+#include <systemd/sd-event.h>
+
+#include "lib/client.h"
+#include "lib/components.h"
+
+
+struct vss_writer {
+        vss_writer_options opts;
+        char *name, *instance_name;
+        vss_writer_callbacks cb;
+        void *userdata;
+
+        sd_event *event;
+        sd_bus *bus;
+        sd_event_source *bus_io, *bus_time; /* the bus's own I/O (see the top of this file) */
+        sd_event_source *window;
+        sd_event_source *retry;             /* reconnecting: the next attempt */
+        char *socket_path;                  /* as given to subscribe, for reconnecting */
+        unsigned retry_ms;
+
+        bool subscribed;   /* between vss_writer_subscribe() and unsubscribe, connected or not */
+        bool bus_failed;   /* the bus is gone (seen inside sd_bus_process): drop it after */
+        bool give_up;      /* vssd refused us for good: no more reconnecting */
+        bool was_subscribed; /* a Subscribe succeeded once: the next one takes a new instance id */
+        bool connected;    /* w->bus is subscribed (not connecting, not waiting for vssd) */
+
+        bool frozen;       /* got Freeze, no Thaw or Abort yet */
+        vss_id frozen_set; /* the snapshot set of that Freeze: a self-abort names it */
+        bool self_aborted; /* thawed itself; the next Thaw fails with a timeout */
+        bool exit_requested, lost;
+
+        /* The current event's component records (backup components document) and whether the
+         * callback annotated any: valid only while a callback runs. */
+        vss_event cur_event;
+        bool in_event, annotated;
+        vss_bc_component *records;
+        size_t n_records;
+
+        /* Deferred events (vss_writer_defer()): the one the running callback deferred, the one
+         * made current by vss_writer_resume(), and all of them not yet completed. */
+        vss_writer_deferred *deferring, *resumed, *deferred;
+        unsigned aborts; /* Aborts and lost connections so far: a Freeze deferred before one is stale */
+
+        bool failure_set;
+        int32_t failure, app_code;
+        char app_msg[VSS_MAX_MESSAGE + 1];
+        char errmsg[512];
+};
