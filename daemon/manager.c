@@ -147,6 +147,7 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
         sd_id128_t server_id;
         int r;
 
+        connection_io_accepted(m); /* it touches no connection but the one it makes */
         if (cfd < 0)
                 return 0; /* EAGAIN, ECONNABORTED, EMFILE: keep listening */
         if (m->n_connections >= VSS_MAX_CONNECTIONS) {
@@ -257,6 +258,7 @@ Manager *manager_free(Manager *m) {
                 session_abandon(m->sessions);
         deletions_stop(m);
         free(m->bindings);
+        free(m->uid_held);
         sd_event_source_unref(m->listen_source);
         if (m->listen_fd >= 0) {
                 close(m->listen_fd);
@@ -308,5 +310,9 @@ int manager_start(Manager *m) {
         umask(old);
         if (r < 0 || listen(m->listen_fd, SOMAXCONN) < 0)
                 return -errno;
-        return sd_event_add_io(m->event, &m->listen_source, m->listen_fd, EPOLLIN, on_accept, m);
+        r = sd_event_add_io(m->event, &m->listen_source, m->listen_fd, EPOLLIN, on_accept, m);
+        if (r < 0)
+                return r;
+        /* One callback before each poll for all the connections, not one per connection. */
+        return sd_event_source_set_prepare(m->listen_source, connection_io_prepare);
 }

@@ -34,6 +34,13 @@ struct Manager {
 
         Connection *connections;
         unsigned n_connections;
+        /* connection-io.c: the connections to re-arm before the next poll, those whose next
+         * message waits for room in their uid's total, each uid's input held (uids holding any),
+         * and the loop iteration of the last dispatch that was a connection's own. */
+        Connection *dirty, *waiting;
+        struct UidHeld *uid_held;
+        size_t n_uid_held;
+        uint64_t io_iteration;
         Writer *writers;
         unsigned n_writers;
         Session *sessions;

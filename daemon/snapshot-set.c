@@ -171,7 +171,6 @@ static int storage_dir_make(Session *s, const char *id) {
 
 int set_register(Session *s) {
         Manager *m = s->manager;
-        char dir[PATH_MAX], id[VSS_ID_STRING_MAX];
         uint64_t now = now_realtime_usec();
         uint32_t attrs = s->context;
         if (s->set_registered)
@@ -199,12 +198,20 @@ int set_register(Session *s) {
                 };
                 r = registry_add_shadow(m->registry, &rec);
         }
-        snprintf(dir, sizeof(dir), "%s/%s", m->shadow_dir, vss_id_to_string(&s->set_id, id));
-        if (r >= 0 && mkdir(dir, 0700) < 0 && errno != EEXIST)
-                r = -errno;
         if (r < 0) {
                 state_abort(s, r, "cannot record the snapshot set");
                 return r;
+        }
+        return 0;
+}
+
+int set_dirs_make(Session *s) {
+        Manager *m = s->manager;
+        char dir[PATH_MAX], id[VSS_ID_STRING_MAX];
+        snprintf(dir, sizeof(dir), "%s/%s", m->shadow_dir, vss_id_to_string(&s->set_id, id));
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+                state_abort(s, -errno, "cannot record the snapshot set");
+                return -1;
         }
         return storage_dir_make(s, id);
 }
