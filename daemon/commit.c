@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -109,8 +110,39 @@ static int on_window(sd_event_source *src, uint64_t usec, void *userdata) {
         return 0;
 }
 
-int commit_prepare(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), const CommitOps *ops, void *userdata,
-                   const char **ret_why) {
+static void close_between(int lo, int hi) {
+        struct rlimit rl;
+        int max = 65536;
+        if (lo > hi || close_range((unsigned) lo, (unsigned) hi, 0) == 0)
+                return;
+        /* No close_range() (before Linux 5.9). */
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t) max)
+                max = (int) rl.rlim_cur;
+        for (int fd = lo; fd <= hi && fd < max; fd++)
+                (void) close(fd);
+}
+
+static int cmp_fd(const void *a, const void *b) {
+        int x = *(const int *) a, y = *(const int *) b;
+        return (x > y) - (x < y);
+}
+
+/* In the child: every descriptor but stdio and keep[] (sorted here) goes. A client's socket or
+ * the pipe into its bus held open by the child would keep vssd from seeing the client go. */
+static void close_all_but(int *keep, size_t n) {
+        int lo = 3;
+        qsort(keep, n, sizeof(int), cmp_fd);
+        for (size_t i = 0; i < n; i++) {
+                if (keep[i] < lo)
+                        continue;
+                close_between(lo, keep[i] - 1);
+                lo = keep[i] + 1;
+        }
+        close_between(lo, INT_MAX);
+}
+
+int commit_prepare(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), const int *keep, size_t n_keep,
+                   const CommitOps *ops, void *userdata, const char **ret_why) {
         int r, fds[2], go[2];
         *ret_why = "cannot start the provider";
         if (pipe2(fds, O_CLOEXEC) < 0)
@@ -135,18 +167,23 @@ int commit_prepare(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), 
                 return r;
         }
         if (pid == 0) {
-                close(fds[0]);
-                close(go[1]);
-                /* Waiting, it goes with vssd (later children of vssd may hold the other end). */
+                int mine[COMMIT_MAX_KEEP + 2];
+                size_t n = 0;
+                mine[n++] = fds[1];
+                mine[n++] = go[0];
+                for (size_t i = 0; i < n_keep && i < COMMIT_MAX_KEEP; i++)
+                        mine[n++] = keep[i];
+                close_all_but(mine, n);
+                /* Waiting, it goes with vssd. */
                 (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
                 if (getppid() != parent)
                         _exit(COMMIT_FAILED);
                 char b = 0;
-                ssize_t n;
+                ssize_t k;
                 do
-                        n = read(go[0], &b, 1);
-                while (n < 0 && errno == EINTR);
-                if (n != 1 || b != 'g')
+                        k = read(go[0], &b, 1);
+                while (k < 0 && errno == EINTR);
+                if (k != 1 || b != 'g')
                         _exit(COMMIT_FAILED);
                 close(go[0]);
                 run(userdata, fds[1]);
@@ -196,9 +233,9 @@ bool commit_cancel(Commit *c) {
         return true;
 }
 
-int commit_start(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), const CommitOps *ops, void *userdata,
-                 const char **ret_why) {
-        int r = commit_prepare(c, e, run, ops, userdata, ret_why);
+int commit_start(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), const int *keep, size_t n_keep,
+                 const CommitOps *ops, void *userdata, const char **ret_why) {
+        int r = commit_prepare(c, e, run, keep, n_keep, ops, userdata, ret_why);
         if (r >= 0 && (r = commit_go(c)) < 0)
                 *ret_why = "cannot start the provider";
         return r;

@@ -112,11 +112,22 @@ static const CommitOps commit_ops = {
         .window = on_commit_window,
 };
 
+/* The descriptors a child of the set's creation keeps: the copy-ahead indexes. */
+static size_t child_keep(const Session *s, int keep[static VSS_MAX_VOLUMES]) {
+        size_t n = 0;
+        for (size_t i = 0; i < s->n_volumes; i++)
+                if (s->volumes[i].index_fd >= 0)
+                        keep[n++] = s->volumes[i].index_fd;
+        return n;
+}
+
 /* Starts a child of the set's creation whose exit continues the sequence. 1 when it runs, 0 when
  * it failed to start (the abort is requested). */
 static int child_start(Session *s, void (*run)(void *userdata, int fd)) {
         const char *why;
-        if (commit_start(&s->commit, s->manager->event, run, &commit_ops, s, &why) < 0) {
+        int keep[VSS_MAX_VOLUMES];
+        size_t n_keep = child_keep(s, keep);
+        if (commit_start(&s->commit, s->manager->event, run, keep, n_keep, &commit_ops, s, &why) < 0) {
                 request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, why);
                 return 0;
         }
@@ -180,7 +191,9 @@ static int stage_arm(Session *s) {
                 return r;
         }
         s->hold_mounts = n_mounts;
-        r = commit_prepare(&s->commit, m->event, commit_child, &commit_ops, s, &why);
+        int keep[VSS_MAX_VOLUMES];
+        size_t n_keep = child_keep(s, keep);
+        r = commit_prepare(&s->commit, m->event, commit_child, keep, n_keep, &commit_ops, s, &why);
         if (r < 0) {
                 request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, why);
                 return r;
