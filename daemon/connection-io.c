@@ -9,6 +9,7 @@
  * and a few messages; past max_queued_messages (vssd's own calls to a writer that stopped
  * reading) the connection is closed. Root is exempt from the limits, not from the relay. */
 
+#include <assert.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
@@ -358,11 +359,77 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         return 0;
 }
 
+/* The connections' timeouts (sd-bus's: calls to writers, the authentication deadline, a bus
+ * closing) come from one timer: a heap of the connections that have one, earliest first. */
+static bool timer_before(const Connection *a, const Connection *b) {
+        return a->until < b->until;
+}
+
+static void timer_place(Manager *m, size_t i, Connection *c) {
+        m->timers[i] = c;
+        c->timer_idx = i + 1;
+}
+
+static void timer_sift(Manager *m, size_t i) {
+        Connection *c = m->timers[i];
+        while (i > 0 && timer_before(c, m->timers[(i - 1) / 2])) {
+                timer_place(m, i, m->timers[(i - 1) / 2]);
+                i = (i - 1) / 2;
+        }
+        for (;;) {
+                size_t l = 2 * i + 1, r = l + 1, k = i;
+                const Connection *least = c;
+                if (l < m->n_timers && timer_before(m->timers[l], least))
+                        least = m->timers[k = l];
+                if (r < m->n_timers && timer_before(m->timers[r], least))
+                        k = r;
+                if (k == i)
+                        break;
+                timer_place(m, i, m->timers[k]);
+                i = k;
+        }
+        timer_place(m, i, c);
+}
+
+static void timer_remove(Connection *c) {
+        Manager *m = c->manager;
+        if (c->timer_idx == 0)
+                return;
+        size_t i = c->timer_idx - 1;
+        c->timer_idx = 0;
+        Connection *last = m->timers[--m->n_timers];
+        if (last != c) {
+                timer_place(m, i, last);
+                timer_sift(m, i);
+        }
+}
+
+/* until: CLOCK_MONOTONIC usec, UINT64_MAX for none. */
+static void timer_set(Connection *c, uint64_t until) {
+        Manager *m = c->manager;
+        if (until == UINT64_MAX) {
+                timer_remove(c);
+                return;
+        }
+        c->until = until;
+        if (c->timer_idx == 0) {
+                assert(m->n_timers < m->n_timers_alloc); /* room made when the connection came */
+                timer_place(m, m->n_timers++, c);
+        }
+        timer_sift(m, c->timer_idx - 1);
+}
+
 static int on_time(sd_event_source *s, uint64_t usec, void *userdata) {
-        Connection *c = userdata;
-        own_dispatch(c);
-        if (process(c) && over_queue_limit(c))
-                drop(c, -ENOBUFS);
+        Manager *m = userdata;
+        uint64_t now = now_monotonic_usec();
+        connection_io_accepted(m); /* each connection run here is re-armed: no need to look at all */
+        while (m->n_timers > 0 && m->timers[0]->until <= now) {
+                Connection *c = m->timers[0];
+                timer_remove(c);
+                connection_io_touch(c);
+                if (process(c) && over_queue_limit(c))
+                        drop(c, -ENOBUFS);
+        }
         return 0;
 }
 
@@ -381,14 +448,7 @@ static void arm(Connection *c) {
                 until = 0;
         if (limited(c) && queued_writes(c) > c->manager->config.max_queued_messages)
                 until = 0;
-        if (until == UINT64_MAX) {
-                (void) sd_event_source_set_enabled(c->time_source, SD_EVENT_OFF);
-                return;
-        }
-        uint64_t was;
-        if (sd_event_source_get_time(c->time_source, &was) < 0 || was != until)
-                (void) sd_event_source_set_time(c->time_source, until);
-        (void) sd_event_source_set_enabled(c->time_source, SD_EVENT_ONESHOT);
+        timer_set(c, until);
 }
 
 void connection_io_touch(Connection *c) {
@@ -423,7 +483,29 @@ int connection_io_prepare(sd_event_source *src, void *userdata) {
                 c->dirty = false;
                 arm(c);
         }
-        return 0;
+        if (m->n_timers == 0)
+                return sd_event_source_set_enabled(m->timer_source, SD_EVENT_OFF);
+        uint64_t was;
+        if (sd_event_source_get_time(m->timer_source, &was) < 0 || was != m->timers[0]->until)
+                (void) sd_event_source_set_time(m->timer_source, m->timers[0]->until);
+        return sd_event_source_set_enabled(m->timer_source, SD_EVENT_ONESHOT);
+}
+
+int connection_io_loop_start(Manager *m) {
+        int r = sd_event_add_time(m->event, &m->timer_source, CLOCK_MONOTONIC, 0, 1000, on_time, m);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(m->timer_source, SD_EVENT_OFF);
+        /* One callback before each poll for all the connections, not one per connection. */
+        if (r >= 0)
+                r = sd_event_source_set_prepare(m->listen_source, connection_io_prepare);
+        return r;
+}
+
+void connection_io_loop_stop(Manager *m) {
+        m->timer_source = sd_event_source_disable_unref(m->timer_source);
+        free(m->timers);
+        m->timers = NULL;
+        m->n_timers = m->n_timers_alloc = 0;
 }
 
 int connection_io_setup(Connection *c, int fd) {
@@ -466,11 +548,17 @@ int connection_io_start(Connection *c) {
                 int size = CLIENT_SNDBUF;
                 (void) setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
         }
+        /* Room in the heap of timeouts for every connection, made now: arming one never fails. */
+        Manager *m = c->manager;
+        if (m->n_timers_alloc < (size_t) m->n_connections + 1) {
+                size_t n = 2 * ((size_t) m->n_connections + 1);
+                Connection **t = realloc(m->timers, n * sizeof(*t));
+                if (!t)
+                        return -ENOMEM;
+                m->timers = t;
+                m->n_timers_alloc = n;
+        }
         r = sd_event_add_io(e, &c->io_source, c->fd, EPOLLIN, on_io, c);
-        if (r >= 0)
-                r = sd_event_add_time(e, &c->time_source, CLOCK_MONOTONIC, 0, 1000, on_time, c);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(c->time_source, SD_EVENT_OFF);
         if (r >= 0)
                 connection_io_touch(c);
         return r;
@@ -504,7 +592,7 @@ void connection_io_stop(Connection *c) {
         c->dirty = c->waiting = false;
         held_release(c);
         c->io_source = sd_event_source_disable_unref(c->io_source);
-        c->time_source = sd_event_source_disable_unref(c->time_source);
+        timer_remove(c);
         if (c->pipe_w >= 0)
                 close(c->pipe_w);
         c->pipe_w = -1;

@@ -32,7 +32,8 @@ struct Connection {
         int fd;
         int pipe_r, pipe_w;     /* pipe_r belongs to the bus */
         sd_event_source *io_source;
-        sd_event_source *time_source;
+        uint64_t until;         /* when sd-bus wants to run (the manager's one timer) */
+        size_t timer_idx;       /* 1 + its place in the manager's heap of timeouts; 0 when none */
         bool authenticated;     /* the SASL lines are over (BEGIN), messages follow */
         size_t auth_bytes, auth_line;
         uint8_t header[16];     /* the next message's fixed header, read but not yet passed on */
@@ -69,3 +70,7 @@ void connection_io_touch(Connection *c);
  * which may have answered anyone). on_accept() calls connection_io_accepted() for its own. */
 int connection_io_prepare(sd_event_source *s, void *userdata);
 void connection_io_accepted(Manager *m);
+/* After the listen source is made: the prepare callback and the one timer of all connections. */
+int connection_io_loop_start(Manager *m);
+/* After the last connection is freed. */
+void connection_io_loop_stop(Manager *m);

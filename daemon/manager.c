@@ -259,6 +259,7 @@ Manager *manager_free(Manager *m) {
         deletions_stop(m);
         free(m->bindings);
         free(m->uid_held);
+        connection_io_loop_stop(m);
         sd_event_source_unref(m->listen_source);
         if (m->listen_fd >= 0) {
                 close(m->listen_fd);
@@ -313,6 +314,5 @@ int manager_start(Manager *m) {
         r = sd_event_add_io(m->event, &m->listen_source, m->listen_fd, EPOLLIN, on_accept, m);
         if (r < 0)
                 return r;
-        /* One callback before each poll for all the connections, not one per connection. */
-        return sd_event_source_set_prepare(m->listen_source, connection_io_prepare);
+        return connection_io_loop_start(m);
 }

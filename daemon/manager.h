@@ -41,6 +41,10 @@ struct Manager {
         struct UidHeld *uid_held;
         size_t n_uid_held;
         uint64_t io_iteration;
+        /* The one timer of the connections' timeouts, and its heap of them (earliest first). */
+        sd_event_source *timer_source;
+        Connection **timers;
+        size_t n_timers, n_timers_alloc;
         Writer *writers;
         unsigned n_writers;
         Session *sessions;

@@ -181,10 +181,9 @@ int set_register(Session *s) {
                 if (s->volumes[i].provider != s->volumes[0].provider || !s->volumes[0].provider->atomic)
                         attrs |= OPENVSS_ATTR_NOT_ATOMIC;
 
-        int r = registry_add_set(m->registry, &s->set_id, s->context, now);
-        s->set_registered = r >= 0;
-        for (size_t i = 0; r >= 0 && i < s->n_volumes; i++) {
-                ShadowRecord rec = {
+        ShadowRecord recs[VSS_MAX_VOLUMES];
+        for (size_t i = 0; i < s->n_volumes; i++)
+                recs[i] = (ShadowRecord) {
                         .shadow_id = s->volumes[i].shadow_id,
                         .set_id = s->set_id,
                         .original_path = s->volumes[i].path,
@@ -196,8 +195,8 @@ int set_register(Session *s) {
                                                        ? OPENVSS_ATTR_NOT_POINT_IN_TIME
                                                        : 0),
                 };
-                r = registry_add_shadow(m->registry, &rec);
-        }
+        int r = registry_add_set_shadows(m->registry, &s->set_id, s->context, now, recs, s->n_volumes);
+        s->set_registered = r >= 0;
         if (r < 0) {
                 state_abort(s, r, "cannot record the snapshot set");
                 return r;
