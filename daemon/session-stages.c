@@ -17,6 +17,9 @@
 
 static void dss_continue(Session *s);
 
+/* The most writers in a session for which the commit child is forked before the Freeze batch. */
+#define PREFORK_MAX_WRITERS 32
+
 void request_abort(Session *s, int32_t hr, const char *why) {
         if (s->abort_hr == 0) {
                 s->abort_hr = hr;
@@ -193,6 +196,12 @@ static int stage_arm(Session *s) {
         s->hold_mounts = n_mounts;
         int keep[VSS_MAX_VOLUMES];
         size_t n_keep = child_keep(s, keep);
+        /* A fork before the Freeze batch takes the fork out of the window, but until the child
+         * goes, each page vssd writes is copied: with many writers answering Freeze that costs
+         * more than the fork (measured: 1 writer, the window loses the fork; 1000, vssd spends
+         * ~200 ms more per sequence). Past PREFORK_MAX_WRITERS the child is forked at the commit. */
+        if (s->n_slots > PREFORK_MAX_WRITERS)
+                return 0;
         r = commit_prepare(&s->commit, m->event, commit_child, keep, n_keep, &commit_ops, s, &why);
         if (r < 0) {
                 request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, why);
@@ -208,6 +217,16 @@ static int stage_commit(Session *s) {
 
         if (set_dirs_make(s) < 0)
                 return 0;
+        if (s->commit.pid <= 0) {
+                /* Not forked before the Freeze batch (see stage_arm()). */
+                const char *why;
+                int keep[VSS_MAX_VOLUMES];
+                size_t n_keep = child_keep(s, keep);
+                if (commit_prepare(&s->commit, m->event, commit_child, keep, n_keep, &commit_ops, s, &why) < 0) {
+                        request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, why);
+                        return 0;
+                }
+        }
         if (commit_go(&s->commit) < 0) {
                 request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, "cannot start the provider");
                 return 0;
