@@ -168,6 +168,17 @@ static int stage_precopy(Session *s) {
         return child_start(s, precopy_child);
 }
 
+/* Forks the commit child, waiting to be told to go. 0, or <0 with the abort requested. */
+static int commit_fork(Session *s) {
+        const char *why;
+        int keep[VSS_MAX_VOLUMES];
+        size_t n_keep = child_keep(s, keep);
+        int r = commit_prepare(&s->commit, s->manager->event, commit_child, keep, n_keep, &commit_ops, s, &why);
+        if (r < 0)
+                request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, why);
+        return r;
+}
+
 /* Before the first Freeze, so the window holds only Freeze, the provider's cut and Thaw: the set
  * and its shadows are recorded as 'creating' and the filesystems about to be held are journalled
  * (if vssd and the lease helper both die, the next start thaws them; a journal without a lease
@@ -175,7 +186,6 @@ static int stage_precopy(Session *s) {
  * <0 when the set aborts (requested). */
 static int stage_arm(Session *s) {
         Manager *m = s->manager;
-        const char *why;
         int r;
 
         if (set_register(s) < 0)
@@ -194,20 +204,13 @@ static int stage_arm(Session *s) {
                 return r;
         }
         s->hold_mounts = n_mounts;
-        int keep[VSS_MAX_VOLUMES];
-        size_t n_keep = child_keep(s, keep);
         /* A fork before the Freeze batch takes the fork out of the window, but until the child
          * goes, each page vssd writes is copied: with many writers answering Freeze that costs
          * more than the fork (measured: 1 writer, the window loses the fork; 1000, vssd spends
          * ~200 ms more per sequence). Past PREFORK_MAX_WRITERS the child is forked at the commit. */
         if (s->n_slots > PREFORK_MAX_WRITERS)
                 return 0;
-        r = commit_prepare(&s->commit, m->event, commit_child, keep, n_keep, &commit_ops, s, &why);
-        if (r < 0) {
-                request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, why);
-                return r;
-        }
-        return 0;
+        return commit_fork(s);
 }
 
 /* The prepared commit child goes. Returns 1 when the commit runs (its exit continues the
@@ -217,16 +220,9 @@ static int stage_commit(Session *s) {
 
         if (set_dirs_make(s) < 0)
                 return 0;
-        if (s->commit.pid <= 0) {
-                /* Not forked before the Freeze batch (see stage_arm()). */
-                const char *why;
-                int keep[VSS_MAX_VOLUMES];
-                size_t n_keep = child_keep(s, keep);
-                if (commit_prepare(&s->commit, m->event, commit_child, keep, n_keep, &commit_ops, s, &why) < 0) {
-                        request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, why);
-                        return 0;
-                }
-        }
+        /* Not forked before the Freeze batch (see stage_arm()), or it died waiting. */
+        if (s->commit.pid <= 0 && commit_fork(s) < 0)
+                return 0;
         if (commit_go(&s->commit) < 0) {
                 request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, "cannot start the provider");
                 return 0;
