@@ -10,6 +10,8 @@
 #include <stdarg.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include "daemon/commit.h"
@@ -23,7 +25,7 @@
 #include "providers/file/precopy.h"
 
 void commit_init(Commit *c) {
-        *c = (Commit) { .pid = -1, .fd = -1 };
+        *c = (Commit) { .pid = -1, .fd = -1, .go_fd = -1 };
 }
 
 /* One report line: "E\tMESSAGE", or "INDEX\tLOCATION" passed on to the owner. */
@@ -81,13 +83,24 @@ static void commit_close(Commit *c) {
         c->len = 0;
 }
 
-static int on_child_exit(sd_event_source *src, const siginfo_t *si, void *userdata) {
-        Commit *c = userdata;
+/* The child is gone (reaped): its watchers and what is left of its pipes go. */
+static void commit_gone(Commit *c) {
         c->child_source = sd_event_source_disable_unref(c->child_source);
         c->window_source = sd_event_source_disable_unref(c->window_source);
         c->pid = -1;
+        if (c->go_fd >= 0)
+                close(TAKE_FD(c->go_fd));
         commit_close(c); /* what it wrote last */
-        c->ops->exited(c->userdata, si->si_code == CLD_EXITED ? si->si_status : -1, c->msg);
+}
+
+static int on_child_exit(sd_event_source *src, const siginfo_t *si, void *userdata) {
+        Commit *c = userdata;
+        bool going = c->going;
+        c->going = false;
+        commit_gone(c);
+        /* A prepared child that died waiting is reported by commit_go(), never here. */
+        if (going)
+                c->ops->exited(c->userdata, si->si_code == CLD_EXITED ? si->si_status : -1, c->msg);
         return 0;
 }
 
@@ -97,30 +110,92 @@ static int on_window(sd_event_source *src, uint64_t usec, void *userdata) {
         return 0;
 }
 
-int commit_start(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), const CommitOps *ops, void *userdata,
-                 const char **ret_why) {
-        int r, fds[2];
+static void close_between(int lo, int hi) {
+        struct rlimit rl;
+        int max = 65536;
+        if (lo > hi || close_range((unsigned) lo, (unsigned) hi, 0) == 0)
+                return;
+        /* No close_range() (before Linux 5.9). */
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t) max)
+                max = (int) rl.rlim_cur;
+        for (int fd = lo; fd <= hi && fd < max; fd++)
+                (void) close(fd);
+}
+
+static int cmp_fd(const void *a, const void *b) {
+        int x = *(const int *) a, y = *(const int *) b;
+        return (x > y) - (x < y);
+}
+
+/* In the child: every descriptor but stdio and keep[] (sorted here) goes. A client's socket or
+ * the pipe into its bus held open by the child would keep vssd from seeing the client go. */
+static void close_all_but(int *keep, size_t n) {
+        int lo = 3;
+        qsort(keep, n, sizeof(int), cmp_fd);
+        for (size_t i = 0; i < n; i++) {
+                if (keep[i] < lo)
+                        continue;
+                close_between(lo, keep[i] - 1);
+                lo = keep[i] + 1;
+        }
+        close_between(lo, INT_MAX);
+}
+
+int commit_prepare(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), const int *keep, size_t n_keep,
+                   const CommitOps *ops, void *userdata, const char **ret_why) {
+        int r, fds[2], go[2];
         *ret_why = "cannot start the provider";
         if (pipe2(fds, O_CLOEXEC) < 0)
                 return -errno;
-        /* Room for every report, so the child never blocks on a parent that waits for its exit. */
-        (void) fcntl(fds[1], F_SETPIPE_SZ, 1024 * 1024);
-        pid_t pid = fork();
-        if (pid < 0) {
+        /* A socket, not a pipe: a byte sent to a child that died waiting fails without SIGPIPE. */
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go) < 0) {
                 r = -errno;
                 close(fds[0]);
                 close(fds[1]);
                 return r;
         }
-        if (pid == 0) {
+        /* Room for every report, so the child never blocks on a parent that waits for its exit. */
+        (void) fcntl(fds[1], F_SETPIPE_SZ, 1024 * 1024);
+        pid_t parent = getpid();
+        pid_t pid = fork();
+        if (pid < 0) {
+                r = -errno;
                 close(fds[0]);
+                close(fds[1]);
+                close(go[0]);
+                close(go[1]);
+                return r;
+        }
+        if (pid == 0) {
+                int mine[COMMIT_MAX_KEEP + 2];
+                size_t n = 0;
+                mine[n++] = fds[1];
+                mine[n++] = go[0];
+                for (size_t i = 0; i < n_keep && i < COMMIT_MAX_KEEP; i++)
+                        mine[n++] = keep[i];
+                close_all_but(mine, n);
+                /* Waiting, it goes with vssd. */
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (getppid() != parent)
+                        _exit(COMMIT_FAILED);
+                char b = 0;
+                ssize_t k;
+                do
+                        k = read(go[0], &b, 1);
+                while (k < 0 && errno == EINTR);
+                if (k != 1 || b != 'g')
+                        _exit(COMMIT_FAILED);
+                close(go[0]);
                 run(userdata, fds[1]);
                 _exit(COMMIT_FAILED);
         }
         close(fds[1]);
+        close(go[0]);
         c->ops = ops;
         c->userdata = userdata;
         c->fd = fds[0];
+        c->go_fd = go[1];
+        c->going = false;
         c->pid = pid;
         c->len = 0;
         c->msg[0] = 0;
@@ -129,14 +204,41 @@ int commit_start(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), co
         (void) sd_event_add_io(e, &c->io_source, c->fd, EPOLLIN, on_io, c);
         r = sd_event_add_child(e, &c->child_source, pid, WEXITED, on_child_exit, c);
         if (r < 0) {
-                (void) kill(pid, SIGKILL);
-                (void) waitpid(pid, NULL, 0);
-                c->pid = -1;
-                commit_close(c);
+                (void) commit_cancel(c);
                 *ret_why = "cannot watch the provider";
                 return r;
         }
         return 0;
+}
+
+int commit_go(Commit *c) {
+        if (c->pid <= 0 || c->going || c->go_fd < 0)
+                return -ESRCH;
+        ssize_t n = send(c->go_fd, "g", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        close(TAKE_FD(c->go_fd));
+        if (n != 1) {
+                (void) commit_cancel(c);
+                return -ESRCH;
+        }
+        c->going = true;
+        return 0;
+}
+
+bool commit_cancel(Commit *c) {
+        if (c->pid <= 0 || c->going)
+                return false;
+        (void) kill(c->pid, SIGKILL);
+        (void) waitpid(c->pid, NULL, 0);
+        commit_gone(c);
+        return true;
+}
+
+int commit_start(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), const int *keep, size_t n_keep,
+                 const CommitOps *ops, void *userdata, const char **ret_why) {
+        int r = commit_prepare(c, e, run, keep, n_keep, ops, userdata, ret_why);
+        if (r >= 0 && (r = commit_go(c)) < 0)
+                *ret_why = "cannot start the provider";
+        return r;
 }
 
 int commit_arm_window(Commit *c, sd_event *e, uint64_t ms) {
@@ -144,19 +246,24 @@ int commit_arm_window(Commit *c, sd_event *e, uint64_t ms) {
 }
 
 void commit_kill(Commit *c) {
+        if (commit_cancel(c))
+                return;
         if (c->pid > 0)
                 (void) kill(c->pid, SIGKILL);
 }
 
 bool commit_abandon(Commit *c) {
-        bool ran = c->pid > 0;
-        if (ran) {
+        bool ran = c->pid > 0 && c->going;
+        if (c->pid > 0) {
                 (void) kill(c->pid, SIGKILL);
                 (void) waitpid(c->pid, NULL, 0);
                 c->pid = -1;
         }
+        c->going = false;
         c->child_source = sd_event_source_disable_unref(c->child_source);
         c->window_source = sd_event_source_disable_unref(c->window_source);
+        if (c->go_fd >= 0)
+                close(TAKE_FD(c->go_fd));
         return ran;
 }
 
@@ -166,6 +273,8 @@ void commit_done(Commit *c) {
         c->io_source = sd_event_source_disable_unref(c->io_source);
         if (c->fd >= 0)
                 close(TAKE_FD(c->fd));
+        if (c->go_fd >= 0)
+                close(TAKE_FD(c->go_fd));
 }
 
 /* The provider commit child. Each made shadow is reported to the parent as "INDEX<TAB>LOCATION" so

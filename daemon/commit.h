@@ -31,6 +31,8 @@ typedef struct Commit {
         const CommitOps *ops;
         void *userdata;
         pid_t pid;                /* -1 when none runs */
+        bool going;               /* told to go: its end is reported (ops->exited) */
+        int go_fd;                /* a prepared child waits for a byte on it */
         int fd;                   /* the child's reports, read as they come */
         sd_event_source *child_source, *window_source, *io_source;
         char buf[PATH_MAX + 64];  /* a report line being read */
@@ -41,20 +43,38 @@ typedef struct Commit {
 /* Before any other call: nothing runs. */
 void commit_init(Commit *c);
 
+/* At most this many descriptors of the caller's are kept open in the child. */
+#define COMMIT_MAX_KEEP 64
+
 /* Forks a child that runs run(userdata, fd), fd the write end of its report pipe (run should not
- * return: if it does, the child exits with COMMIT_FAILED). 0 when it runs: ops->exited follows its
- * end. <0 when it could not start or be watched, *ret_why saying which (nothing runs then). */
-int commit_start(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), const CommitOps *ops, void *userdata,
-                 const char **ret_why);
+ * return: if it does, the child exits with COMMIT_FAILED). The child keeps stdio, its pipe and
+ * keep[] (n_keep at most COMMIT_MAX_KEEP) open, nothing else of vssd's (the clients' sockets).
+ * 0 when it runs: ops->exited follows its end. <0 when it could not start or be watched,
+ * *ret_why saying which (nothing runs then). */
+int commit_start(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), const int *keep, size_t n_keep,
+                 const CommitOps *ops, void *userdata, const char **ret_why);
+
+/* The same in two steps, so the fork (a copy of vssd's page tables, which grows with its
+ * connections) is paid before the writers freeze and only a byte written is inside the window:
+ * commit_prepare() forks the child, which waits; commit_go() lets it run run(). Until then its
+ * death is not reported: commit_go() fails instead. A prepared child that is not wanted any more
+ * goes with commit_cancel() (or commit_kill(), commit_abandon()); it also dies with vssd. */
+int commit_prepare(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), const int *keep, size_t n_keep,
+                   const CommitOps *ops, void *userdata, const char **ret_why);
+/* 0 when the prepared child runs now (ops->exited follows its end); <0 when there is none or it
+ * died waiting (nothing runs then). */
+int commit_go(Commit *c);
+/* Kills and reaps a prepared child not yet told to go; true when there was one. */
+bool commit_cancel(Commit *c);
 
 /* ops->window after ms, unless the child has ended by then. */
 int commit_arm_window(Commit *c, sd_event *e, uint64_t ms);
 
-/* Kills the running child, if any: its exit is reported as usual. */
+/* Kills the running child, if any: its exit is reported as usual (a prepared one is cancelled). */
 void commit_kill(Commit *c);
 
-/* vssd stops: kills and reaps the running child and drops the watchers, without ops->exited.
- * True when a child ran (its watch is gone now). */
+/* vssd stops: kills and reaps the running (or prepared) child and drops the watchers, without
+ * ops->exited. True when a child ran, told to go (its watch is gone now). */
 bool commit_abandon(Commit *c);
 
 /* Frees the watchers and the pipe; the Commit itself is its owner's. */

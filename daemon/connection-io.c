@@ -9,12 +9,14 @@
  * and a few messages; past max_queued_messages (vssd's own calls to a writer that stopped
  * reading) the connection is closed. Root is exempt from the limits, not from the relay. */
 
+#include <assert.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
 
 #include "daemon/connection.h"
 #include "daemon/log.h"
+#include "daemon/session.h"
 #include "lib/common.h"
 
 #define HEADER_SIZE 16
@@ -37,13 +39,61 @@ static uint64_t queued_writes(Connection *c) {
         return n;
 }
 
-/* Incoming bytes of messages in part over all of uid's connections. */
+/* Each uid's incoming bytes of messages in part, over all its connections: kept as they change
+ * (a few uids at a time hold any), so checking a message does not walk the connections. */
+typedef struct UidHeld {
+        uid_t uid;
+        uint64_t bytes;
+} UidHeld;
+
+static UidHeld *uid_held(Manager *m, uid_t uid) {
+        for (size_t i = 0; i < m->n_uid_held; i++)
+                if (m->uid_held[i].uid == uid)
+                        return &m->uid_held[i];
+        return NULL;
+}
+
 static uint64_t input_held(Manager *m, uid_t uid) {
-        uint64_t n = 0;
-        LIST_FOREACH(connections, o, m->connections)
-                if (o->cred.uid == uid)
-                        n += o->in_held;
-        return n;
+        const UidHeld *u = uid_held(m, uid);
+        return u ? u->bytes : 0;
+}
+
+/* The connection's message of size bytes counts against its uid until the bus has read it. */
+static int held_take(Connection *c, uint64_t size) {
+        Manager *m = c->manager;
+        UidHeld *u = uid_held(m, c->cred.uid);
+        if (!u) {
+                UidHeld *n = realloc(m->uid_held, (m->n_uid_held + 1) * sizeof(*n));
+                if (!n)
+                        return -ENOMEM;
+                m->uid_held = n;
+                u = &n[m->n_uid_held++];
+                *u = (UidHeld) { .uid = c->cred.uid };
+        }
+        u->bytes += size;
+        c->in_held = size;
+        return 0;
+}
+
+/* The bus has read the message (or the connection ends): the uid's connections waiting for room
+ * may read again. */
+static void held_release(Connection *c) {
+        Manager *m = c->manager;
+        if (c->in_held == 0)
+                return;
+        UidHeld *u = uid_held(m, c->cred.uid);
+        if (u) {
+                u->bytes -= c->in_held < u->bytes ? c->in_held : u->bytes;
+                if (u->bytes == 0)
+                        *u = m->uid_held[--m->n_uid_held];
+        }
+        c->in_held = 0;
+        LIST_FOREACH_SAFE(waiting, o, n, m->waiting)
+                if (o->cred.uid == c->cred.uid) {
+                        LIST_REMOVE(waiting, m->waiting, o);
+                        o->waiting = false;
+                        connection_io_touch(o);
+                }
 }
 
 /* The size a D-Bus message's fixed header declares, as sd-bus computes it: the header, the header
@@ -80,9 +130,18 @@ static bool may_read(Connection *c) {
         if (queued_writes(c) > 0)
                 return false;
         if (c->header_len == HEADER_SIZE) {
+                Manager *m = c->manager;
                 uint64_t size;
-                return message_size(c->header, &size) >= 0 &&
-                       input_held(c->manager, c->cred.uid) + size <= c->manager->config.max_input_bytes_per_uid;
+                if (message_size(c->header, &size) < 0)
+                        return false;
+                if (input_held(m, c->cred.uid) + size <= m->config.max_input_bytes_per_uid)
+                        return true;
+                /* Looked at again when one of the uid's messages is read (held_release()). */
+                if (!c->waiting) {
+                        LIST_PREPEND(waiting, m->waiting, c);
+                        c->waiting = true;
+                }
+                return false;
         }
         return true;
 }
@@ -138,7 +197,7 @@ static int pump(Connection *c) {
                 return pump_auth(c);
         if (c->in_left == 0) {
                 /* Every pump that moved bytes was followed by the bus reading all of them. */
-                c->in_held = 0;
+                held_release(c);
                 if (limited(c) && queued_writes(c) > 0)
                         return 0;
                 bool peeked = false;
@@ -185,7 +244,9 @@ static int pump(Connection *c) {
                                 }
                                 return 0;
                         }
-                        c->in_held = size;
+                        int r = held_take(c, size);
+                        if (r < 0)
+                                return r;
                 }
                 c->in_left = size;
                 if (!peeked) {
@@ -216,18 +277,18 @@ static bool process(Connection *c) {
         while (r > 0 && !c->gone);
         c->busy--;
         if (c->gone) {
-                connection_free(c);
+                c->manager->end_connection(c);
                 return false;
         }
         if (r == -ENOTCONN) {
                 /* Closed without saying Disconnected: nothing more can come of it. */
-                connection_free(c);
+                c->manager->end_connection(c);
                 return false;
         }
         if (r < 0 && r != -ECONNRESET)
                 log_warn("connection of pid %d: %s", (int) c->cred.pid, strerror(-r));
         if (c->in_left == 0)
-                c->in_held = 0; /* the bus has read it all */
+                held_release(c); /* the bus has read it all */
         return true;
 }
 
@@ -241,7 +302,7 @@ static void drop(Connection *c, int error) {
                 close(c->pipe_w);
         c->pipe_w = -1;
         if (process(c) && !c->closing)
-                connection_free(c);
+                c->manager->end_connection(c);
 }
 
 static bool over_queue_limit(Connection *c) {
@@ -252,15 +313,23 @@ static bool over_queue_limit(Connection *c) {
         return true;
 }
 
+/* A dispatch of the connection's own: it is re-armed before the next poll, and only it (and
+ * whom its dispatch touched). */
+static void own_dispatch(Connection *c) {
+        connection_io_accepted(c->manager);
+        connection_io_touch(c);
+}
+
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Connection *c = userdata;
         size_t moved = 0;
+        own_dispatch(c);
         if ((revents & EPOLLOUT) && !process(c)) /* the client read: what waits goes out first */
                 return 0;
         if (c->pipe_w < 0) {
                 /* Its input ended and the bus is closing; a peer gone for good is not waited for. */
                 if (revents & (EPOLLHUP | EPOLLERR))
-                        connection_free(c);
+                        c->manager->end_connection(c);
                 return 0;
         }
         if ((revents & (EPOLLHUP | EPOLLERR)) && !may_read(c)) {
@@ -290,17 +359,83 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         return 0;
 }
 
+/* The connections' timeouts (sd-bus's: calls to writers, the authentication deadline, a bus
+ * closing) come from one timer: a heap of the connections that have one, earliest first. */
+static bool timer_before(const Connection *a, const Connection *b) {
+        return a->until < b->until;
+}
+
+static void timer_place(Manager *m, size_t i, Connection *c) {
+        m->timers[i] = c;
+        c->timer_idx = i + 1;
+}
+
+static void timer_sift(Manager *m, size_t i) {
+        Connection *c = m->timers[i];
+        while (i > 0 && timer_before(c, m->timers[(i - 1) / 2])) {
+                timer_place(m, i, m->timers[(i - 1) / 2]);
+                i = (i - 1) / 2;
+        }
+        for (;;) {
+                size_t l = 2 * i + 1, r = l + 1, k = i;
+                const Connection *least = c;
+                if (l < m->n_timers && timer_before(m->timers[l], least))
+                        least = m->timers[k = l];
+                if (r < m->n_timers && timer_before(m->timers[r], least))
+                        k = r;
+                if (k == i)
+                        break;
+                timer_place(m, i, m->timers[k]);
+                i = k;
+        }
+        timer_place(m, i, c);
+}
+
+static void timer_remove(Connection *c) {
+        Manager *m = c->manager;
+        if (c->timer_idx == 0)
+                return;
+        size_t i = c->timer_idx - 1;
+        c->timer_idx = 0;
+        Connection *last = m->timers[--m->n_timers];
+        if (last != c) {
+                timer_place(m, i, last);
+                timer_sift(m, i);
+        }
+}
+
+/* until: CLOCK_MONOTONIC usec, UINT64_MAX for none. */
+static void timer_set(Connection *c, uint64_t until) {
+        Manager *m = c->manager;
+        if (until == UINT64_MAX) {
+                timer_remove(c);
+                return;
+        }
+        c->until = until;
+        if (c->timer_idx == 0) {
+                assert(m->n_timers < m->n_timers_alloc); /* room made when the connection came */
+                timer_place(m, m->n_timers++, c);
+        }
+        timer_sift(m, c->timer_idx - 1);
+}
+
 static int on_time(sd_event_source *s, uint64_t usec, void *userdata) {
-        Connection *c = userdata;
-        if (process(c) && over_queue_limit(c))
-                drop(c, -ENOBUFS);
+        Manager *m = userdata;
+        uint64_t now = now_monotonic_usec();
+        connection_io_accepted(m); /* each connection run here is re-armed: no need to look at all */
+        while (m->n_timers > 0 && m->timers[0]->until <= now) {
+                Connection *c = m->timers[0];
+                timer_remove(c);
+                connection_io_touch(c);
+                if (process(c) && over_queue_limit(c))
+                        drop(c, -ENOBUFS);
+        }
         return 0;
 }
 
-/* Before each poll: what to wait for, and when sd-bus wants to run (timeouts of calls to
- * writers, the authentication deadline, a closing bus). */
-static int on_prepare(sd_event_source *s, void *userdata) {
-        Connection *c = userdata;
+/* What to wait for, and when sd-bus wants to run (timeouts of calls to writers, the
+ * authentication deadline, a closing bus). */
+static void arm(Connection *c) {
         uint32_t events = 0;
         uint64_t until = UINT64_MAX;
         int e = sd_bus_get_events(c->bus);
@@ -313,12 +448,64 @@ static int on_prepare(sd_event_source *s, void *userdata) {
                 until = 0;
         if (limited(c) && queued_writes(c) > c->manager->config.max_queued_messages)
                 until = 0;
-        if (until == UINT64_MAX)
-                return sd_event_source_set_enabled(c->time_source, SD_EVENT_OFF);
+        timer_set(c, until);
+}
+
+void connection_io_touch(Connection *c) {
+        Manager *m = c->manager;
+        if (c->dirty || !c->io_source)
+                return;
+        LIST_PREPEND(dirty, m->dirty, c);
+        c->dirty = true;
+}
+
+void connection_io_accepted(Manager *m) {
+        (void) sd_event_get_iteration(m->event, &m->io_iteration);
+}
+
+int connection_io_prepare(sd_event_source *src, void *userdata) {
+        Manager *m = userdata;
+        uint64_t it = 0;
+        (void) sd_event_get_iteration(m->event, &it);
+        if (m->io_iteration + 1 != it) {
+                /* The last dispatch was someone else's (a child's exit, a timer): it may have
+                 * answered any client. Rare, so the walk costs nothing per message. */
+                LIST_FOREACH(connections, c, m->connections)
+                        connection_io_touch(c);
+        } else
+                /* A writer's answer may have completed a requester's call. */
+                LIST_FOREACH(sessions, s, m->sessions)
+                        if (s->connection)
+                                connection_io_touch(s->connection);
+        while (m->dirty) {
+                Connection *c = m->dirty;
+                LIST_REMOVE(dirty, m->dirty, c);
+                c->dirty = false;
+                arm(c);
+        }
+        if (m->n_timers == 0)
+                return sd_event_source_set_enabled(m->timer_source, SD_EVENT_OFF);
         uint64_t was;
-        if (sd_event_source_get_time(c->time_source, &was) < 0 || was != until)
-                (void) sd_event_source_set_time(c->time_source, until);
-        return sd_event_source_set_enabled(c->time_source, SD_EVENT_ONESHOT);
+        if (sd_event_source_get_time(m->timer_source, &was) < 0 || was != m->timers[0]->until)
+                (void) sd_event_source_set_time(m->timer_source, m->timers[0]->until);
+        return sd_event_source_set_enabled(m->timer_source, SD_EVENT_ONESHOT);
+}
+
+int connection_io_loop_start(Manager *m) {
+        int r = sd_event_add_time(m->event, &m->timer_source, CLOCK_MONOTONIC, 0, 1000, on_time, m);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(m->timer_source, SD_EVENT_OFF);
+        /* One callback before each poll for all the connections, not one per connection. */
+        if (r >= 0)
+                r = sd_event_source_set_prepare(m->listen_source, connection_io_prepare);
+        return r;
+}
+
+void connection_io_loop_stop(Manager *m) {
+        m->timer_source = sd_event_source_disable_unref(m->timer_source);
+        free(m->timers);
+        m->timers = NULL;
+        m->n_timers = m->n_timers_alloc = 0;
 }
 
 int connection_io_setup(Connection *c, int fd) {
@@ -361,13 +548,19 @@ int connection_io_start(Connection *c) {
                 int size = CLIENT_SNDBUF;
                 (void) setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
         }
+        /* Room in the heap of timeouts for every connection, made now: arming one never fails. */
+        Manager *m = c->manager;
+        if (m->n_timers_alloc < (size_t) m->n_connections + 1) {
+                size_t n = 2 * ((size_t) m->n_connections + 1);
+                Connection **t = realloc(m->timers, n * sizeof(*t));
+                if (!t)
+                        return -ENOMEM;
+                m->timers = t;
+                m->n_timers_alloc = n;
+        }
         r = sd_event_add_io(e, &c->io_source, c->fd, EPOLLIN, on_io, c);
         if (r >= 0)
-                r = sd_event_source_set_prepare(c->io_source, on_prepare);
-        if (r >= 0)
-                r = sd_event_add_time(e, &c->time_source, CLOCK_MONOTONIC, 0, 1000, on_time, c);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(c->time_source, SD_EVENT_OFF);
+                connection_io_touch(c);
         return r;
 }
 
@@ -389,10 +582,17 @@ static void flush_bounded(Connection *c) {
 }
 
 void connection_io_stop(Connection *c) {
+        Manager *m = c->manager;
         if (c->bus && c->io_source && !c->busy)
                 flush_bounded(c);
+        if (c->dirty)
+                LIST_REMOVE(dirty, m->dirty, c);
+        if (c->waiting)
+                LIST_REMOVE(waiting, m->waiting, c);
+        c->dirty = c->waiting = false;
+        held_release(c);
         c->io_source = sd_event_source_disable_unref(c->io_source);
-        c->time_source = sd_event_source_disable_unref(c->time_source);
+        timer_remove(c);
         if (c->pipe_w >= 0)
                 close(c->pipe_w);
         c->pipe_w = -1;

@@ -33,7 +33,8 @@ struct Connection {
         int fd;
         int pipe_r, pipe_w;     /* pipe_r belongs to the bus */
         sd_event_source *io_source;
-        sd_event_source *time_source;
+        uint64_t until;         /* when sd-bus wants to run (the manager's one timer) */
+        size_t timer_idx;       /* 1 + its place in the manager's heap of timeouts; 0 when none */
         bool authenticated;     /* the SASL lines are over (BEGIN), messages follow */
         size_t auth_bytes, auth_line;
         uint8_t header[16];     /* the next message's fixed header, read but not yet passed on */
@@ -42,6 +43,11 @@ struct Connection {
         uint64_t in_held;       /* its size, counted against the uid until the bus has read it */
         unsigned busy;          /* inside sd_bus_process(): freeing waits */
         bool closing, gone;
+        /* On the manager's list of connections to re-arm before the next poll (see
+         * connection_io_touch()); waiting: its next message waits for room in its uid's total. */
+        bool dirty, waiting;
+        LIST_FIELDS(Connection, dirty);
+        LIST_FIELDS(Connection, waiting);
 };
 
 /* Ends a connection: its writer and sessions go, its bus is closed (after a bounded flush while
@@ -56,3 +62,16 @@ int connection_io_setup(Connection *c, int fd);
 int connection_io_start(Connection *c);
 /* At the connection's end: while vssd stops, lets the bus send what it holds until the deadline. */
 void connection_io_stop(Connection *c);
+/* vssd queued a message on the connection's bus from outside its own dispatch (an event to a
+ * writer): its io events and timeout are looked at again before the loop polls. Only the
+ * connections touched are, so a message costs the same with 10 or 1000 connections. */
+void connection_io_touch(Connection *c);
+/* The manager's one prepare callback, on the listen socket's source: re-arms the touched
+ * connections (all of them after a dispatch that was not a connection's own, a child's exit say,
+ * which may have answered anyone). on_accept() calls connection_io_accepted() for its own. */
+int connection_io_prepare(sd_event_source *s, void *userdata);
+void connection_io_accepted(Manager *m);
+/* After the listen source is made: the prepare callback and the one timer of all connections. */
+int connection_io_loop_start(Manager *m);
+/* After the last connection is freed. */
+void connection_io_loop_stop(Manager *m);

@@ -150,6 +150,7 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
         sd_id128_t server_id;
         int r;
 
+        connection_io_accepted(m); /* it touches no connection but the one it makes */
         if (cfd < 0)
                 return 0; /* EAGAIN, ECONNABORTED, EMFILE: keep listening */
         if (m->n_connections >= VSS_MAX_CONNECTIONS) {
@@ -227,6 +228,7 @@ int manager_new(const char *socket_path, const char *state_dir, Config *config, 
         if (!m)
                 return -ENOMEM;
         m->listen_fd = -1;
+        m->end_connection = connection_free;
         m->config = *config;
         *config = (Config) {};
         /* The configured providers are the manager's from here on. */
@@ -262,6 +264,8 @@ Manager *manager_free(Manager *m) {
                 session_abandon(m->sessions);
         deletions_stop(m);
         free(m->bindings);
+        free(m->uid_held);
+        connection_io_loop_stop(m);
         sd_event_source_unref(m->listen_source);
         if (m->listen_fd >= 0) {
                 close(m->listen_fd);
@@ -371,5 +375,8 @@ int manager_start(Manager *m) {
                 return r;
         }
         shadows_recover(m);
-        return manager_listen(m);
+        r = manager_listen(m);
+        if (r < 0)
+                return r;
+        return connection_io_loop_start(m);
 }

@@ -23,6 +23,9 @@ typedef struct ExposeOp ExposeOp;
 
 struct Manager {
         sd_event *event;
+        /* Ends a connection that connection-io.c cannot serve any more (connection_free): handed
+         * down by its owner, so the I/O layer never calls up into the manager. */
+        void (*end_connection)(Connection *c);
         Config config;
         Providers providers;      /* compiled-in and configured (taken from the config) */
         char *socket_path;
@@ -35,6 +38,17 @@ struct Manager {
 
         Connection *connections;
         unsigned n_connections;
+        /* connection-io.c: the connections to re-arm before the next poll, those whose next
+         * message waits for room in their uid's total, each uid's input held (uids holding any),
+         * and the loop iteration of the last dispatch that was a connection's own. */
+        Connection *dirty, *waiting;
+        struct UidHeld *uid_held;
+        size_t n_uid_held;
+        uint64_t io_iteration;
+        /* The one timer of the connections' timeouts, and its heap of them (earliest first). */
+        sd_event_source *timer_source;
+        Connection **timers;
+        size_t n_timers, n_timers_alloc;
         Writer *writers;
         unsigned n_writers;
         Session *sessions;

@@ -351,6 +351,29 @@ int registry_add_shadow(Registry *r, const ShadowRecord *s) {
         return IN_TRANSACTION(r, true, add_shadow_locked(r, s));
 }
 
+static int add_set_shadows_locked(Registry *r, const vss_id *set_id, uint32_t context, uint64_t created_usec,
+                                  const ShadowRecord *shadows, size_t n) {
+        int k = add_set_locked(r, set_id, context, created_usec);
+        for (size_t i = 0; k >= 0 && i < n; i++)
+                k = add_shadow_locked(r, &shadows[i]);
+        return k;
+}
+
+int registry_add_set_shadows(Registry *r, const vss_id *set_id, uint32_t context, uint64_t created_usec,
+                             const ShadowRecord *shadows, size_t n) {
+        if (!r || !set_id || (n > 0 && !shadows))
+                return -EINVAL;
+        if (created_usec > INT64_MAX)
+                return -ERANGE;
+        for (size_t i = 0; i < n; i++) {
+                if (!shadows[i].original_path || !shadows[i].shadow_path || !shadows[i].provider)
+                        return -EINVAL;
+                if (shadows[i].created_usec > INT64_MAX)
+                        return -ERANGE;
+        }
+        return IN_TRANSACTION(r, true, add_set_shadows_locked(r, set_id, context, created_usec, shadows, n));
+}
+
 int registry_commit_set(Registry *r, const vss_id *set_id) {
         if (!r || !set_id)
                 return -EINVAL;

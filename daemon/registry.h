@@ -59,6 +59,10 @@ static inline void registry_freep(Registry **r) {
 int registry_add_set(Registry *r, const vss_id *set_id, uint32_t context, uint64_t created_usec);
 /* Set must exist: -ENOENT otherwise; duplicate shadow id: -EEXIST; NULL strings: -EINVAL. */
 int registry_add_shadow(Registry *r, const ShadowRecord *s);
+/* The new set and its n shadows (whose set_id is set_id), in one transaction: one durable write
+ * rather than 1 + n. Fails as the two above do, and then records nothing. */
+int registry_add_set_shadows(Registry *r, const vss_id *set_id, uint32_t context, uint64_t created_usec,
+                             const ShadowRecord *shadows, size_t n);
 /* State -> committed (committing twice is fine); -ENOENT if unknown. */
 int registry_commit_set(Registry *r, const vss_id *set_id);
 /* Removes the set and its shadows, whatever its state; -ENOENT if unknown. */

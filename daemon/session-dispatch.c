@@ -173,14 +173,15 @@ static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
 }
 
 /* Sends msg to the writer's bus with a deadline of ms; on_reply gets the answer. */
-static int call_async(Session *s, sd_bus *bus, sd_bus_message *msg, uint32_t ms, Call init) {
+static int call_async(Session *s, Connection *conn, sd_bus_message *msg, uint32_t ms, Call init) {
         sd_bus_slot *bslot = NULL;
         Call *call = calloc(1, sizeof(*call));
         if (!call)
                 return -ENOMEM;
         *call = init;
         call->session = session_ref(s);
-        int r = sd_bus_call_async(bus, &bslot, msg, on_reply, call, (uint64_t) ms * USEC_PER_MSEC);
+        int r = sd_bus_call_async(conn->bus, &bslot, msg, on_reply, call, (uint64_t) ms * USEC_PER_MSEC);
+        connection_io_touch(conn); /* its timeout, and what could not be written at once */
         if (r < 0) {
                 /* Never sent: not one of a gather's pending answers (the caller counts those). */
                 session_unref(call->session);
@@ -265,7 +266,7 @@ int call_slot(Session *s, size_t idx, vss_event event, StatusGather *g) {
                         /* A later level's Freeze may not outlast the windows of writers already frozen. */
                         if (event == VSS_EVENT_FREEZE && s->freeze_cap_ms > 0 && ms > s->freeze_cap_ms)
                                 ms = s->freeze_cap_ms;
-                        r = call_async(s, w->connection->bus, msg, ms, (Call) { .idx = idx, .event = event, .gather = g });
+                        r = call_async(s, w->connection, msg, ms, (Call) { .idx = idx, .event = event, .gather = g });
                 }
         }
         if (r >= 0) {
@@ -291,7 +292,7 @@ int writer_ping(Session *s, Writer *w, size_t idx, StatusGather *g) {
                                                "Ping");
         if (r < 0)
                 return r;
-        r = call_async(s, w->connection->bus, ping, s->manager->config.timeouts.status_ms,
+        r = call_async(s, w->connection, ping, s->manager->config.timeouts.status_ms,
                        (Call) { .idx = idx, .gather = g, .direct = true });
         return r < 0 ? r : 1;
 }

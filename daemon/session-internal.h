@@ -90,6 +90,9 @@ void choose_participants(Session *s);
 /* The set is journalled as 'creating' before anything is made (the copy-ahead included): a crash
  * leaves a record for the restarted vssd to clean up. 0, or <0 with the abort requested. */
 int set_register(Session *s);
+/* The set's directories, where its shadows go: made just before something is (the copy-ahead,
+ * the commit), so a set cut short before leaves none. 0, or <0 with the abort requested. */
+int set_dirs_make(Session *s);
 /* Deletes what the set made, in the background; then next(s) (may be NULL). */
 void set_delete(Session *s, void (*next)(Session *s));
 

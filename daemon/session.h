@@ -102,6 +102,7 @@ struct Session {
         bool abort_after_op;      /* AbortBackup came during PrepareForBackup: abort when it ends */
         Commit commit;            /* the copy-ahead or provider commit child of the set */
         uint64_t freeze_start_usec;
+        size_t hold_mounts;       /* filesystems journalled as about to be held (0: no journal) */
         uint32_t freeze_cap_ms;   /* bound on a later level's Freeze deadline */
         bool gathering;           /* a GatherWriterStatus is in flight */
         /* The backup components document: component records kept here, header filled in on save. */

@@ -171,7 +171,6 @@ static int storage_dir_make(Session *s, const char *id) {
 
 int set_register(Session *s) {
         Manager *m = s->manager;
-        char dir[PATH_MAX], id[VSS_ID_STRING_MAX];
         uint64_t now = now_realtime_usec();
         uint32_t attrs = s->context;
         if (s->set_registered)
@@ -182,10 +181,9 @@ int set_register(Session *s) {
                 if (s->volumes[i].provider != s->volumes[0].provider || !s->volumes[0].provider->atomic)
                         attrs |= OPENVSS_ATTR_NOT_ATOMIC;
 
-        int r = registry_add_set(m->registry, &s->set_id, s->context, now);
-        s->set_registered = r >= 0;
-        for (size_t i = 0; r >= 0 && i < s->n_volumes; i++) {
-                ShadowRecord rec = {
+        ShadowRecord recs[VSS_MAX_VOLUMES];
+        for (size_t i = 0; i < s->n_volumes; i++)
+                recs[i] = (ShadowRecord) {
                         .shadow_id = s->volumes[i].shadow_id,
                         .set_id = s->set_id,
                         .original_path = s->volumes[i].path,
@@ -197,14 +195,22 @@ int set_register(Session *s) {
                                                        ? OPENVSS_ATTR_NOT_POINT_IN_TIME
                                                        : 0),
                 };
-                r = registry_add_shadow(m->registry, &rec);
-        }
-        snprintf(dir, sizeof(dir), "%s/%s", m->shadow_dir, vss_id_to_string(&s->set_id, id));
-        if (r >= 0 && mkdir(dir, 0700) < 0 && errno != EEXIST)
-                r = -errno;
+        int r = registry_add_set_shadows(m->registry, &s->set_id, s->context, now, recs, s->n_volumes);
+        s->set_registered = r >= 0;
         if (r < 0) {
                 state_abort(s, r, "cannot record the snapshot set");
                 return r;
+        }
+        return 0;
+}
+
+int set_dirs_make(Session *s) {
+        Manager *m = s->manager;
+        char dir[PATH_MAX], id[VSS_ID_STRING_MAX];
+        snprintf(dir, sizeof(dir), "%s/%s", m->shadow_dir, vss_id_to_string(&s->set_id, id));
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+                state_abort(s, -errno, "cannot record the snapshot set");
+                return -1;
         }
         return storage_dir_make(s, id);
 }

@@ -46,11 +46,11 @@ for folder in FOLDERS:
 # the writer calls access (its replies and rights). A daemon file missing here is a breach: place it.
 LAYERS = [
     {"bus": ["bus.c", "main.c"]},
-    {"manager": ["manager.c", "connection-io.c", "reload.c"],
+    {"manager": ["manager.c", "reload.c"],
      "session": ["session.c", "session-dispatch.c", "session-status.c", "session-document.c",
                  "snapshot-set.c", "session-stages.c", "commit.c", "hold.c"],
      "expose": ["expose.c"], "admin": ["admin.c"]},
-    {"writer": ["writer.c"], "shadows": ["shadows.c"], "access": ["access.c"]},
+    {"writer": ["writer.c"], "shadows": ["shadows.c"], "access": ["access.c"], "connection-io": ["connection-io.c"]},
     {"registry": ["registry.c", "registry-sql.c", "registry-records.c", "registry-check.c"],
      "freeze": ["freeze.c", "freeze-settle.c"], "sequence": ["sequence.c"], "child": ["child.c"],
      "config": ["config.c"], "log": ["log.c"]},
