@@ -249,9 +249,21 @@ static void dss_end(Session *s) {
 }
 
 /* Once what the set made is deleted: the call returns its failure. */
+/* "set ID (uid U, pid P)": which set, and who asked for it, for the log. */
+static const char *set_and_asker(const Session *s, char *buf, size_t size) {
+        char id[VSS_ID_STRING_MAX];
+        if (s->connection)
+                snprintf(buf, size, "%s (asked by uid %u, pid %d)", vss_id_to_string(&s->set_id, id),
+                         (unsigned) s->connection->cred.uid, (int) s->connection->cred.pid);
+        else
+                snprintf(buf, size, "%s (its requester gone)", vss_id_to_string(&s->set_id, id));
+        return buf;
+}
+
 static void dss_aborted(Session *s) {
+        char who[128];
         s->phase = PHASE_ABORTED;
-        log_warn("snapshot set aborted: %s", s->abort_msg);
+        log_warn("snapshot set %s aborted: %s", set_and_asker(s, who, sizeof who), s->abort_msg);
         op_reply(s, s->abort_hr, s->abort_msg);
         dss_end(s);
 }
@@ -271,7 +283,9 @@ static void dss_finish(Session *s) {
                         s->set_committed = true;
                         s->created_usec = now_realtime_usec();
                         s->phase = PHASE_SNAPSHOT_DONE;
-                        log_info("snapshot set committed with %zu shadow copies", s->n_volumes);
+                        char who[128];
+                        log_info("snapshot set %s committed with %zu shadow copies", set_and_asker(s, who, sizeof who),
+                                 s->n_volumes);
                         op_reply(s, 0, NULL);
                         dss_end(s);
                         return;
