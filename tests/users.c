@@ -110,8 +110,10 @@ pid_t spawn_as(const char *user, UserFn fn, Harness *h, void *userdata) {
                 exit(99);
         }
         if (pid == 0) {
-                prctl(PR_SET_PDEATHSIG, SIGKILL);
                 drop_to(user);
+                /* After drop_to(): changing credentials clears the parent-death signal. */
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
+                        _exit(99);
                 test_failures = 0;
                 fn(h, userdata);
                 fflush(NULL);
@@ -250,6 +252,9 @@ pid_t writer_as_args(Harness *h, const char *user, const char *name, const char 
                         dup2(fd, 2);
                 }
                 drop_to(user);
+                /* Again: changing credentials cleared it, and a writer reconnects for ever. */
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
+                        _exit(99);
                 const char *argv[64] = { "vss-writer-exec", "--name", name, "--hooks", hooks };
                 size_t n = 5;
                 for (size_t i = 0; extra && extra[i] && n < 60; i++)
