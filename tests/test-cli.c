@@ -77,7 +77,12 @@ static void test_versions(void) {
 static void check_usage(Harness *h, const char *cmd, const char *want) {
         char *err = NULL;
         int rc = harness_sh(h, &err, "%s 2>&1 >/dev/null", cmd);
-        const char *prog = strncmp(cmd, "vssbackup", 9) == 0 ? "vssbackup: " : "vssadmin: ";
+        /* "PROG: ", PROG the command's first word without its directory. */
+        char prog[64];
+        const char *end = cmd + strcspn(cmd, " "), *start = end;
+        while (start > cmd && start[-1] != '/')
+                start--;
+        snprintf(prog, sizeof prog, "%.*s: ", (int) (end - start), start);
         if (rc != 2 || !err || !strstr(err, want) || count_of(err, prog) != 1 || strstr(err, "unrecognized") ||
             strstr(err, "requires an argument")) {
                 fprintf(stderr, "`%s`: exit %d, stderr \"%s\"; want exit 2 and one message with \"%s\"\n", cmd, rc,
@@ -101,6 +106,11 @@ static void test_usage_messages(void) {
         check_usage(h, "vssbackup backup --to", "option '--to' needs a value");
         check_usage(h, "vssbackup backup --to /x --json-fd 3", "--json-fd is for exec --json only");
         check_usage(h, "vssbackup exec --json --json-fd 1 -- true", "--json-fd takes");
+        /* The writers too: getopt's own line is off, the one message is theirs. */
+        check_usage(h, "vss-writer-exec --bogus", "unknown option '--bogus'");
+        check_usage(h, "vss-writer-exec --name w --socket", "option '--socket' needs a value");
+        check_usage(h, WRITER_EXEC_DIR "/sqlite/vss-writer-sqlite --bogus", "unknown option '--bogus'");
+        check_usage(h, WRITER_EXEC_DIR "/postgres/vss-writer-postgres -x", "unknown option '-x'");
         harness_free(h);
 }
 

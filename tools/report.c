@@ -247,13 +247,3 @@ void progress_clear(void) {
         progress_shown = false;
 }
 
-char *bad_option_text(int argc, char *argv[], int c, char *buf, size_t size) {
-        const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
-        if (c == ':')
-                snprintf(buf, size, "option '%s' needs a value", arg);
-        else if (optopt > 0 && optopt < 0x100)
-                snprintf(buf, size, "unknown option '-%c'", optopt);
-        else
-                snprintf(buf, size, "unknown option '%s'", arg);
-        return buf;
-}

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include "lib/basic/log.h"
+
 /* Writer status as vssadmin and vssbackup print it, and the bookkeeping of a sequence that
  * gathers status after each phase. */
 
@@ -59,9 +61,6 @@ bool progress_enabled(void);
 void progress_status(const char *fmt, ...) _printf_(1, 2);
 void progress_clear(void);
 
-/* What getopt_long() (with opterr = 0) refused, c its return value: "unknown option '--x'" or
- * "option '--x' needs a value", into buf. */
-char *bad_option_text(int argc, char *argv[], int c, char *buf, size_t size);
 
 /* "NAME (OpenVSS) X.Y.Z": every program's --version. */
 #define VERSION_LINE(name) name " (OpenVSS) " OPENVSS_VERSION "\n"

@@ -12,7 +12,7 @@
 #include "lib/common.h"
 #include "tools/report.h"
 
-enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+enum { EXIT_OK = 0, EXIT_FAILED = 1 }; /* EXIT_USAGE: lib/basic/log.h */
 
 static const char *arg_socket;
 static bool arg_json, arg_quiet;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <getopt.h>
 #include <stdarg.h>
 
 #include "lib/basic/log.h"
@@ -46,4 +47,15 @@ int usage_error(const char *fmt, ...) {
         va_end(ap);
         fprintf(stderr, "\nTry '%.*s --help' for more information.\n", n, ident);
         return EXIT_USAGE;
+}
+
+char *bad_option_text(int argc, char *argv[], int c, char *buf, size_t size) {
+        const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+        if (c == ':')
+                snprintf(buf, size, "option '%s' needs a value", arg);
+        else if (optopt > 0 && optopt < 0x100)
+                snprintf(buf, size, "unknown option '-%c'", optopt);
+        else
+                snprintf(buf, size, "unknown option '%s'", arg);
+        return buf;
 }

@@ -18,3 +18,7 @@ void log_prefixed(const char *prefix, const char *fmt, ...) _printf_(2, 3);
 /* "PROGRAM: message\nTry 'PROGRAM --help' for more information.\n" on stderr; returns EXIT_USAGE.
  * PROGRAM is the ident up to its first '['. */
 int usage_error(const char *fmt, ...) _printf_(1, 2);
+
+/* What getopt_long() (with opterr = 0) refused, c its return value: "unknown option '--x'" or
+ * "option '--x' needs a value", into buf. */
+char *bad_option_text(int argc, char *argv[], int c, char *buf, size_t size);

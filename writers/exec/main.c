@@ -244,7 +244,8 @@ static int parse_args(int argc, char *argv[], vss_writer_options *opts, const ch
         static const char *const levels[] = { "front-end", "back-end", "system" };
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "n:w:i:d:c:t:l:s:h", options, NULL)) >= 0) {
+        opterr = 0; /* one message for a bad option: ours */
+        while ((c = getopt_long(argc, argv, ":n:w:i:d:c:t:l:s:h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'n':
                         arg_name = optarg;
@@ -286,6 +287,11 @@ static int parse_args(int argc, char *argv[], vss_writer_options *opts, const ch
                 case ARG_NO_RECONNECT:
                         opts->reconnect = false;
                         break;
+                case '?':
+                case ':': {
+                        char why[256];
+                        return usage_error("%s", bad_option_text(argc, argv, c, why, sizeof why));
+                }
                 default:
                         r = parse_hook_option(c, optarg, hook_log);
                         if (r != 0)

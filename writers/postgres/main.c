@@ -86,7 +86,8 @@ int main(int argc, char *argv[]) {
         int c, r;
 
         log_set_ident("vss-writer-postgres");
-        while ((c = getopt_long(argc, argv, "d:n:L:m:t:s:h", options, NULL)) >= 0) {
+        opterr = 0; /* one message for a bad option: ours */
+        while ((c = getopt_long(argc, argv, ":d:n:L:m:t:s:h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'd':
                         arg_dsn = optarg;
@@ -124,8 +125,10 @@ int main(int argc, char *argv[]) {
                 case 'V':
                         printf("vss-writer-postgres (OpenVSS) %s\n", OPENVSS_VERSION);
                         return 0;
-                default:
-                        return usage_error("%s", "invalid usage");
+                default: {
+                        char why[256];
+                        return usage_error("%s", bad_option_text(argc, argv, c, why, sizeof why));
+                }
                 }
         }
         if (optind < argc)

@@ -224,7 +224,8 @@ static int parse_args(int argc, char *argv[], const char **ret_socket) {
         size_t n_cfg = 0;
         int c, r = 0;
 
-        while ((c = getopt_long(argc, argv, "d:c:n:t:b:s:h", options, NULL)) >= 0) {
+        opterr = 0; /* one message for a bad option: ours */
+        while ((c = getopt_long(argc, argv, ":d:c:n:t:b:s:h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'd': {
                         const char **a = realloc(dbs, (n_dbs + 1) * sizeof(char *));
@@ -268,9 +269,11 @@ static int parse_args(int argc, char *argv[], const char **ret_socket) {
                         printf("vss-writer-sqlite (OpenVSS) %s\nSQLite %s\n", OPENVSS_VERSION, sqlite3_libversion());
                         r = -1;
                         goto out;
-                default:
-                        r = usage_error("invalid usage");
+                default: {
+                        char why[256];
+                        r = usage_error("%s", bad_option_text(argc, argv, c, why, sizeof why));
                         goto out;
+                }
                 }
                 if (r)
                         goto out;
