@@ -10,7 +10,9 @@
 
 /* In order of preference: provider_choose() takes the first that supports a path. */
 static const Provider *const builtin[] = {
+#if OPENVSS_BTRFS
         &provider_btrfs,
+#endif
         &provider_file,
 };
 #define N_BUILTIN (sizeof(builtin) / sizeof(builtin[0]))
