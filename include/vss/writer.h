@@ -145,7 +145,10 @@ VSS_EXPORT void vss_writer_exit(vss_writer *w);
 VSS_EXPORT int vss_writer_main(vss_writer *w, const char *socket_path, const char *prog);
 
 /* Embedding: poll the fd for POLLIN (it is an epoll fd covering the connection and the writer's
- * timers), then call vss_writer_dispatch(), which never blocks. get_fd returns the fd (>= 0);
+ * timers), then call vss_writer_dispatch(), which never blocks. Call vss_writer_dispatch() once
+ * right after subscribing, before the first poll: what vssd sent while the writer subscribed
+ * (Identify, often) may already be read and queued, and the fd shows no input for it.
+ * get_fd returns the fd (>= 0);
  * errors: VSS_E_BAD_STATE (w NULL, or no event loop yet: subscribe or attach one first).
  * dispatch errors: VSS_E_BAD_STATE (the same), VSS_E_WRITER_INFRASTRUCTURE (the connection was
  * lost, after aborting a freeze, or the loop failed). */
