@@ -236,21 +236,6 @@ static int start_vssd(const char *vssd) {
         return vssd_pid < 0 ? -1 : 0;
 }
 
-/* VmRSS of pid in KiB, or -1. */
-static long vm_rss_kib(pid_t pid) {
-        char path[64], line[256];
-        long kib = -1;
-        snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
-        FILE *f = fopen(path, "re");
-        if (!f)
-                return -1;
-        while (fgets(line, sizeof(line), f))
-                if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-                        break;
-        fclose(f);
-        return kib;
-}
-
 /* The mount point holding path (the longest mountinfo entry that is a prefix), or NULL. */
 static char *mount_point_of(const char *path) {
         char line[4096], best[PATH_MAX] = "";
@@ -438,7 +423,7 @@ int main(int argc, char *argv[]) {
                 goto finish;
         if (start_vssd(vssd) < 0)
                 goto finish;
-        rss_idle = vm_rss_kib(vssd_pid);
+        rss_idle = vssd_rss_kib(vssd_pid);
         r = sd_event_new(&e);
         if (r < 0) {
                 fprintf(stderr, "bench-sequence: sd_event_new: %s\n", strerror(-r));
@@ -555,7 +540,7 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "bench-sequence: N=%zu round %ld: freeze %.3f ms, sequence %.3f ms\n", n_writers,
                         k + 1, (double) freeze[k] / 1000.0, (double) seq[k] / 1000.0);
         }
-        rss_subscribed = vm_rss_kib(vssd_pid);
+        rss_subscribed = vssd_rss_kib(vssd_pid);
         char raw_ms[32] = "-";
         if (arg_hold)
                 snprintf(raw_ms, sizeof(raw_ms), "%.3f", median_ms(raw, (size_t) rounds));

@@ -348,20 +348,6 @@ static bool vssd_alive(void) {
         return vssd_pid > 0;
 }
 
-static long vssd_rss_kib(void) {
-        char path[64], line[256];
-        long kib = -1;
-        snprintf(path, sizeof(path), "/proc/%d/status", (int) vssd_pid);
-        FILE *f = fopen(path, "re");
-        if (!f)
-                return -1;
-        while (fgets(line, sizeof(line), f))
-                if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-                        break;
-        fclose(f);
-        return kib;
-}
-
 static long vssd_fds(void) {
         char path[64];
         long n = 0;
@@ -423,7 +409,7 @@ static Sample sample(sd_event *e, long cycle, uint64_t t0) {
                         break;
                 fds = again;
         }
-        Sample s = { .cycle = cycle, .fds = fds, .rss_kib = vssd_rss_kib() };
+        Sample s = { .cycle = cycle, .fds = fds, .rss_kib = vssd_rss_kib(vssd_pid) };
         s.shadows = vssd_shadows();
         s.seconds = (double) (now_usec() - t0) / 1e6;
         printf("%7ld  %8ld  %5ld  %12ld  %8.1f\n", s.cycle, s.rss_kib, s.fds, s.shadows, s.seconds);

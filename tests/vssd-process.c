@@ -137,3 +137,17 @@ int vssd_stop(pid_t pid) {
         waitpid(pid, &st, 0);
         return st;
 }
+
+long vssd_rss_kib(pid_t pid) {
+        char path[64], line[256];
+        long kib = -1;
+        snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+                        break;
+        fclose(f);
+        return kib;
+}

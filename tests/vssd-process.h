@@ -15,3 +15,5 @@ pid_t vssd_start(const char *vssd, const char *const *argv, const char *log_path
 int vssd_stop(pid_t pid);
 /* The last lines of a log on stderr. */
 void vssd_log_tail(const char *log_path, unsigned lines);
+/* vssd's VmRSS in KiB (from /proc/PID/status), or -1. */
+long vssd_rss_kib(pid_t pid);
