@@ -384,6 +384,56 @@ static void test_pause_writer_lost(void) {
         check_nothing_kept(h);
 }
 
+static void test_pause_after_copy_ahead(void) {
+        /* A volume the file provider holds (a loop filesystem of the test): at the pause before
+         * Freeze its copy-ahead is done; nothing is held while paused, not even before the commit
+         * (writes go on); the cut is the commit's, so what was written while paused is in the
+         * shadow. Aborted at the first pause, the copied-ahead files go with the set. */
+        Harness *h = harness_new(NULL);
+        char *mnt = harness_loop_fs(h, "mkfs.ext4 -q", "64M");
+        char data[600], *out = NULL;
+        snprintf(data, sizeof data, "%s/data", mnt);
+        CHECK(harness_sh(h, NULL, "mkdir %s && for i in 1 2 3; do echo file$i > %s/f$i; done", data, data) == 0);
+        harness_writer(h, "fe", front);
+
+        vss_backup *b = harness_session(h);
+        vss_async *a = NULL;
+        vss_id shadow;
+        prepare(b, data, &shadow);
+        CHECK_HR(vss_backup_do_snapshot_set_paused(b, BOTH, &a), 0);
+        expect_pause(b, VSS_PAUSE_BEFORE_FREEZE);
+        CHECK(harness_sh(h, &out, "cat $(find %s/shadows -type f -name f2)", harness_state_dir(h)) == 0);
+        CHECK_STR(out, "file2\n");
+        free(out);
+        CHECK(harness_sh(h, NULL, "timeout 5 sh -c 'echo early > %s/early && sync -f %s/early'", data, data) == 0);
+        CHECK_HR(vss_backup_continue_snapshot_set(b), 0);
+        expect_pause(b, VSS_PAUSE_BEFORE_COMMIT);
+        CHECK(harness_sh(h, NULL, "timeout 5 sh -c 'echo late > %s/late && sync -f %s/late'", data, data) == 0);
+        CHECK_HR(vss_backup_continue_snapshot_set(b), 0);
+        CHECK_HR(vss_async_wait(a, 20000), 0);
+        vss_async_free(a);
+        vss_snapshot_prop p;
+        CHECK_HR(vss_backup_get_snapshot_properties(b, &shadow, &p), 0);
+        out = NULL;
+        CHECK(harness_sh(h, &out, "cat %s/f1 %s/early %s/late", p.shadow_path, p.shadow_path, p.shadow_path) == 0);
+        CHECK_STR(out, "file1\nearly\nlate\n");
+        free(out);
+        vss_backup_release(b);
+        CHECK(harness_count_shadow_files(h) == 0); /* auto-release */
+
+        b = harness_session(h);
+        prepare(b, data, NULL);
+        CHECK_HR(vss_backup_do_snapshot_set_paused(b, BOTH, &a), 0);
+        expect_pause(b, VSS_PAUSE_BEFORE_FREEZE);
+        CHECK(harness_count_shadow_files(h) > 0); /* copied ahead */
+        CHECK_HR(vss_backup_abort_backup(b), 0);
+        CHECK_HR(vss_async_wait(a, 20000), VSS_E_ABORT);
+        vss_async_free(a);
+        CHECK(harness_count_shadow_files(h) == 0);
+        vss_backup_release(b);
+        check_nothing_kept(h);
+}
+
 /* The requester in a child: it takes the set to point, says so on fd, and waits to be killed. */
 static _Noreturn void paused_requester(Harness *h, const char *data, uint32_t point, int fd) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -450,6 +500,7 @@ static const TestCase cases[] = {
         { "pause-cancel-before-commit", test_pause_cancel_before_commit },
         { "pause-window-expiry", test_pause_window_expiry },
         { "pause-writer-lost", test_pause_writer_lost },
+        { "pause-after-copy-ahead", test_pause_after_copy_ahead },
         { "pause-requester-killed-before-freeze", test_pause_requester_killed_before_freeze },
         { "pause-requester-killed-before-commit", test_pause_requester_killed_before_commit },
         {},
