@@ -68,6 +68,8 @@ if [ -z "${OPENVSS_SKIP_VALGRIND:-}" ]; then
                 integration/auth-session-isolation-users integration/auth-rights integration/auth-fake-vssd \
                 faults/requester-killed-mid-freeze \
                 $(meson test -C "$build" --list 2>/dev/null | grep -oE 'faults/(veto|crash)-[a-z-]+')
+        # The etcd client runs in the test program itself (etcd, a Go program, is not traced).
+        suite "$build" --wrapper "$vg" $(meson test -C "$build" --list 2>/dev/null | grep -oE 'integration/etcd-[a-z-]+')
 fi
 
 echo "$passed passed, $failed failed, $skipped skipped"
