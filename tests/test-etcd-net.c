@@ -102,6 +102,11 @@ static void test_tls(void) {
 static void test_auth(void) {
         EtcdHarness *h = harness(1, false);
         char *out = NULL;
+        /* A user and password for an etcd without auth: no error (as etcdctl), and when auth is
+         * enabled later the same handle authenticates. */
+        etcd_options early_o = { .endpoints = h->endpoints, .user = "app", .password = "apppw" };
+        etcd *early = client_with(&early_o);
+        CHECK(etcd_put(early, "/app/k", "before auth", 0, NULL) == 0);
         int st = etcd_harness_ctl(h, &out, "user add root:rootpw --interactive=false && "
                                   "ETCDCTL_API=3 /usr/bin/etcdctl --endpoints '%s' user add app:apppw --interactive=false && "
                                   "ETCDCTL_API=3 /usr/bin/etcdctl --endpoints '%s' role add app && "
@@ -117,6 +122,9 @@ static void test_auth(void) {
         etcd_options o = { .endpoints = h->endpoints, .user = "app", .password = "apppw" };
         etcd *e = client_with(&o);
         etcd_kvs r = {};
+        CHECK(etcd_get(early, "/app/k", &r) == 0 && r.n == 1);
+        etcd_kvs_clear(&r);
+        etcd_free(early);
         CHECK(etcd_put(e, "/app/k", "v", 0, NULL) == 0);
         CHECK(etcd_get(e, "/app/k", &r) == 0 && r.n == 1);
         etcd_kvs_clear(&r);
