@@ -28,12 +28,22 @@ void commit_init(Commit *c) {
         *c = (Commit) { .pid = -1, .fd = -1, .go_fd = -1 };
 }
 
-/* One report line: "E\tMESSAGE", or "INDEX\tLOCATION" passed on to the owner. */
+/* One report line: "E\tMESSAGE", "C\t" (the cut) or "INDEX\tLOCATION", passed on to the owner. */
 static void commit_line(Commit *c, char *line) {
         char *tab = strchr(line, '\t');
         if (!tab)
                 return;
         *tab = 0;
+        if (streq(line, "C")) {
+                /* Read only after the child exited: its exit status is what counts then. */
+                if (c->pid <= 0 || c->cut || !c->ops->cut)
+                        return;
+                c->cut = true;
+                /* The writers go on now: the window no longer bounds what the child does. */
+                c->window_source = sd_event_source_disable_unref(c->window_source);
+                c->ops->cut(c->userdata);
+                return;
+        }
         if (streq(line, "E")) {
                 snprintf(c->msg, sizeof(c->msg), "%s", tab + 1);
                 return;
@@ -196,6 +206,7 @@ int commit_prepare(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), 
         c->fd = fds[0];
         c->go_fd = go[1];
         c->going = false;
+        c->cut = c->wait_exit = false;
         c->pid = pid;
         c->len = 0;
         c->msg[0] = 0;
@@ -222,6 +233,10 @@ int commit_go(Commit *c) {
         }
         c->going = true;
         return 0;
+}
+
+bool commit_running(const Commit *c) {
+        return c->pid > 0 && c->going;
 }
 
 bool commit_cancel(Commit *c) {
@@ -306,6 +321,7 @@ typedef struct CommitChild {
         FreezeLease *lease;      /* the held volumes' freeze, until released */
         uint64_t deadline;       /* of the hold (CLOCK_MONOTONIC); 0 when nothing is held */
         PrecopyFinal *finals[VSS_MAX_VOLUMES];
+        void *pending[VSS_MAX_VOLUMES]; /* what a provider left to make durable after the cut */
         char err[1024];
 } CommitChild;
 
@@ -383,6 +399,7 @@ static void child_create(CommitChild *c, size_t i, bool held) {
                 .shadow_id = vss_id_to_string(&v->shadow_id, shid),
                 .shadow_path = v->shadow_path,
                 .deadline_usec = held ? c->deadline : 0,
+                .ret_pending = v->provider->finish ? &c->pending[i] : NULL,
         };
         char *loc = NULL;
         int r = v->provider->create(v->provider, &req, &loc);
@@ -438,6 +455,21 @@ static void child_finals(CommitChild *c) {
         }
 }
 
+/* After the cut: what the providers left to make durable, while the writers go on. */
+static void child_finish(CommitChild *c) {
+        Session *s = c->s;
+        for (size_t i = 0; i < s->n_volumes; i++) {
+                Volume *v = &s->volumes[i];
+                if (!c->pending[i])
+                        continue;
+                int r = v->provider->finish(v->provider, TAKE_PTR(c->pending[i]));
+                if (r < 0)
+                        commit_fail(c->fd, no_space(r) ? COMMIT_NOSPACE : COMMIT_FAILED,
+                                    "provider %s cannot make the shadow copy of %s durable: %s", v->provider->name, v->path,
+                                    strerror(-r));
+        }
+}
+
 _Noreturn void commit_child(void *userdata, int fd) {
         Session *s = userdata;
         CommitChild c = { .s = s, .fd = fd, .hold_ms = s->manager->config.hold_window_ms };
@@ -458,10 +490,14 @@ _Noreturn void commit_child(void *userdata, int fd) {
                         else
                                 child_create(&c, i, pass == 0);
                 }
-                if (pass == 0) {
+                if (pass == 0)
                         child_release(&c, n_held, held_since);
-                        child_finals(&c);
-                }
         }
+        /* The cut is made: the held deltas are captured (or copied), the other volumes copied. vssd
+         * thaws the writers now; the rest is written and synced meanwhile, and a failure in it still
+         * fails the set (vssd commits it only on our exit status). */
+        dprintf(fd, "C\t\n");
+        child_finals(&c);
+        child_finish(&c);
         _exit(COMMIT_OK);
 }

@@ -5,8 +5,9 @@
  * A child of vssd that makes part of a snapshot set (the copy-ahead, or the provider commit): the
  * child, its pipe of reports read as they come, the watch of its exit and the window that bounds
  * it. The child reports "INDEX\tLOCATION" for each shadow it made (passed on at once, so vssd dying
- * before the child ends cannot lose where a shadow is) and "E\tMESSAGE" when it fails. One runs at
- * a time per Commit; the owner is called back, never the other way round.
+ * before the child ends cannot lose where a shadow is), "C\t" once its cut is made (what it does
+ * after, making the shadows durable, need not keep writers frozen) and "E\tMESSAGE" when it fails.
+ * One runs at a time per Commit; the owner is called back, never the other way round.
  */
 
 #include <limits.h>
@@ -25,6 +26,9 @@ typedef struct CommitOps {
         void (*exited)(void *userdata, int code, const char *msg);
         /* The window ran out while the child runs. */
         void (*window)(void *userdata);
+        /* The child made its cut (once, while it still runs; the window is disarmed): the writers
+         * may go on. Its exit still decides whether the set is made. NULL: not told. */
+        void (*cut)(void *userdata);
 } CommitOps;
 
 typedef struct Commit {
@@ -32,6 +36,8 @@ typedef struct Commit {
         void *userdata;
         pid_t pid;                /* -1 when none runs */
         bool going;               /* told to go: its end is reported (ops->exited) */
+        bool cut;                 /* it reported its cut (ops->cut was called) */
+        bool wait_exit;           /* the owner's: its sequence goes on when the child exits */
         int go_fd;                /* a prepared child waits for a byte on it */
         int fd;                   /* the child's reports, read as they come */
         sd_event_source *child_source, *window_source, *io_source;
@@ -64,6 +70,8 @@ int commit_prepare(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), 
 /* 0 when the prepared child runs now (ops->exited follows its end); <0 when there is none or it
  * died waiting (nothing runs then). */
 int commit_go(Commit *c);
+/* Told to go and not yet exited (reaped). */
+bool commit_running(const Commit *c);
 /* Kills and reaps a prepared child not yet told to go; true when there was one. */
 bool commit_cancel(Commit *c);
 

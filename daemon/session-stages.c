@@ -67,8 +67,16 @@ static void on_commit_location(void *userdata, size_t i, const char *location) {
         (void) registry_set_shadow_path(s->manager->registry, &s->volumes[i].shadow_id, loc);
 }
 
+/* The child made its cut: the writers thaw while it makes the shadows durable. */
+static void on_commit_cut(void *userdata) {
+        dss_continue(userdata);
+}
+
 static void on_commit_exited(void *userdata, int code, const char *msg) {
         Session *s = userdata;
+        /* After its cut the sequence went on without it, and waits for it only past Thaw. */
+        bool continued = s->commit.cut, waited = s->commit.wait_exit;
+        s->commit.wait_exit = false;
         /* A child that exited by itself released its lease (or never got one: a filesystem frozen
          * by someone else stays theirs): its journal is cleared after Thaw, outside the window. One
          * that was killed may have left the helper to thaw in its own time: its lease file tells
@@ -84,7 +92,8 @@ static void on_commit_exited(void *userdata, int code, const char *msg) {
                                                                : VSS_E_UNEXPECTED_PROVIDER_ERROR;
                 request_abort(s, hr, msg[0] ? msg : "the provider failed to create a shadow copy");
         }
-        dss_continue(s);
+        if (!continued || waited)
+                dss_continue(s);
         session_unref(s); /* the reference the child held */
 }
 
@@ -113,7 +122,17 @@ static const CommitOps commit_ops = {
         .location = on_commit_location,
         .exited = on_commit_exited,
         .window = on_commit_window,
+        .cut = on_commit_cut,
 };
+
+/* Past Thaw (PostSnapshot says the set is made) and before the end, a commit child still making
+ * its shadows durable is waited for. true when waiting: its exit continues the sequence. */
+static bool commit_waited(Session *s) {
+        if (!commit_running(&s->commit))
+                return false;
+        s->commit.wait_exit = true;
+        return true;
+}
 
 /* The descriptors a child of the set's creation keeps: the copy-ahead indexes. */
 static size_t child_keep(const Session *s, int keep[static VSS_MAX_VOLUMES]) {
@@ -343,6 +362,8 @@ static void dss_continue(Session *s) {
                         continue;
                 case STAGE_THAW:
                         if (s->level < 0) {
+                                if (commit_waited(s))
+                                        return;
                                 s->stage = STAGE_POST_SNAPSHOT;
                                 continue;
                         }
@@ -361,6 +382,8 @@ static void dss_continue(Session *s) {
                         return;
                 case STAGE_FINISH:
                 default:
+                        if (commit_waited(s))
+                                return;
                         dss_finish(s);
                         return;
                 }
