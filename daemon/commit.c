@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
@@ -34,6 +35,14 @@ static void commit_line(Commit *c, char *line) {
         if (!tab)
                 return;
         *tab = 0;
+        if (streq(line, "R")) {
+                if (c->pid <= 0 || c->ready)
+                        return;
+                c->ready = true;
+                if (c->ops->ready)
+                        c->ops->ready(c->userdata);
+                return;
+        }
         if (streq(line, "C")) {
                 /* Read only after the child exited: its exit status is what counts then. */
                 if (c->pid <= 0 || c->cut || !c->ops->cut)
@@ -105,9 +114,15 @@ static void commit_gone(Commit *c) {
 
 static int on_child_exit(sd_event_source *src, const siginfo_t *si, void *userdata) {
         Commit *c = userdata;
-        bool going = c->going;
+        bool going = c->going, unready = !going && !c->ready;
         c->going = false;
         commit_gone(c);
+        /* A helper that died before it was ready: its owner waits no more (commit_go() fails). */
+        if (unready) {
+                c->failed_start = true;
+                if (c->ops->ready)
+                        c->ops->ready(c->userdata);
+        }
         /* A prepared child that died waiting is reported by commit_go(), never here. */
         if (going)
                 c->ops->exited(c->userdata, si->si_code == CLD_EXITED ? si->si_status : -1, c->msg);
@@ -151,29 +166,73 @@ static void close_all_but(int *keep, size_t n) {
         close_between(lo, INT_MAX);
 }
 
-int commit_prepare(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), const int *keep, size_t n_keep,
-                   const CommitOps *ops, void *userdata, const char **ret_why) {
-        int r, fds[2], go[2];
-        *ret_why = "cannot start the provider";
+/* The parent's side of a started child: its report pipe read as it comes, its exit watched. */
+static int commit_watch(Commit *c, sd_event *e, pid_t pid, int report_fd, int go_fd, const CommitOps *ops,
+                        void *userdata, const char **ret_why) {
+        c->ops = ops;
+        c->userdata = userdata;
+        c->fd = report_fd;
+        c->go_fd = go_fd;
+        c->going = false;
+        c->cut = c->wait_exit = c->ready = c->wait_ready = c->failed_start = false;
+        c->pid = pid;
+        c->len = 0;
+        c->msg[0] = 0;
+        (void) fcntl(c->fd, F_SETFL, O_NONBLOCK);
+        /* Reports are read as they come: a failed watch only delays them to the child's exit. */
+        (void) sd_event_add_io(e, &c->io_source, c->fd, EPOLLIN, on_io, c);
+        int r = sd_event_add_child(e, &c->child_source, pid, WEXITED, on_child_exit, c);
+        if (r < 0) {
+                (void) commit_cancel(c);
+                *ret_why = "cannot watch the provider";
+                return r;
+        }
+        return 0;
+}
+
+/* The report pipe (fds[0] read, fds[1] write) and the go socket (go[0] the child's). */
+static int commit_pipes(int fds[2], int go[2]) {
         if (pipe2(fds, O_CLOEXEC) < 0)
                 return -errno;
         /* A socket, not a pipe: a byte sent to a child that died waiting fails without SIGPIPE. */
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go) < 0) {
-                r = -errno;
+                int r = -errno;
                 close(fds[0]);
                 close(fds[1]);
                 return r;
         }
         /* Room for every report, so the child never blocks on a parent that waits for its exit. */
         (void) fcntl(fds[1], F_SETPIPE_SZ, 1024 * 1024);
+        return 0;
+}
+
+static void close_pair(int p[2]) {
+        close(p[0]);
+        close(p[1]);
+}
+
+/* In a prepared child: waits for the go byte; false when vssd is gone or sent something else. */
+bool commit_wait_go(int go_fd) {
+        char b = 0;
+        ssize_t k;
+        do
+                k = read(go_fd, &b, 1);
+        while (k < 0 && errno == EINTR);
+        return k == 1 && b == 'g';
+}
+
+int commit_prepare(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), const int *keep, size_t n_keep,
+                   const CommitOps *ops, void *userdata, const char **ret_why) {
+        int r, fds[2], go[2];
+        *ret_why = "cannot start the provider";
+        if ((r = commit_pipes(fds, go)) < 0)
+                return r;
         pid_t parent = getpid();
         pid_t pid = fork();
         if (pid < 0) {
                 r = -errno;
-                close(fds[0]);
-                close(fds[1]);
-                close(go[0]);
-                close(go[1]);
+                close_pair(fds);
+                close_pair(go);
                 return r;
         }
         if (pid == 0) {
@@ -186,14 +245,7 @@ int commit_prepare(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), 
                 close_all_but(mine, n);
                 /* Waiting, it goes with vssd. */
                 (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-                if (getppid() != parent)
-                        _exit(COMMIT_FAILED);
-                char b = 0;
-                ssize_t k;
-                do
-                        k = read(go[0], &b, 1);
-                while (k < 0 && errno == EINTR);
-                if (k != 1 || b != 'g')
+                if (getppid() != parent || !commit_wait_go(go[0]))
                         _exit(COMMIT_FAILED);
                 close(go[0]);
                 run(userdata, fds[1]);
@@ -201,25 +253,57 @@ int commit_prepare(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), 
         }
         close(fds[1]);
         close(go[0]);
-        c->ops = ops;
-        c->userdata = userdata;
-        c->fd = fds[0];
-        c->go_fd = go[1];
-        c->going = false;
-        c->cut = c->wait_exit = false;
-        c->pid = pid;
-        c->len = 0;
-        c->msg[0] = 0;
-        (void) fcntl(c->fd, F_SETFL, O_NONBLOCK);
-        /* Reports are read as they come: a failed watch only delays them to the child's exit. */
-        (void) sd_event_add_io(e, &c->io_source, c->fd, EPOLLIN, on_io, c);
-        r = sd_event_add_child(e, &c->child_source, pid, WEXITED, on_child_exit, c);
+        return commit_watch(c, e, pid, fds[0], go[1], ops, userdata, ret_why);
+}
+
+int commit_spawn(Commit *c, sd_event *e, char *const argv[], int job_fd, const int *keep, size_t n_keep,
+                 const CommitOps *ops, void *userdata, const char **ret_why) {
+        int r, fds[2], go[2];
+        *ret_why = "cannot start the provider";
+        if (n_keep > COMMIT_MAX_KEEP)
+                return -E2BIG;
+        if ((r = commit_pipes(fds, go)) < 0)
+                return r;
+        /* Each source moves above every target first, so no dup2 clobbers one not yet moved. */
+        int src[COMMIT_MAX_KEEP + 3], n = 0;
+        const int want[3] = { fds[1], go[0], job_fd };
+        for (size_t i = 0; i < 3 + n_keep; i++) {
+                int fd = fcntl(i < 3 ? want[i] : keep[i - 3], F_DUPFD_CLOEXEC, COMMIT_FD_REPORT + COMMIT_MAX_KEEP + 8);
+                if (fd < 0) {
+                        r = -errno;
+                        goto out;
+                }
+                src[n++] = fd;
+        }
+        posix_spawn_file_actions_t fa;
+        if ((r = -posix_spawn_file_actions_init(&fa)) < 0)
+                goto out;
+        for (int i = 0; i < n && r >= 0; i++)
+                r = -posix_spawn_file_actions_adddup2(&fa, src[i], COMMIT_FD_REPORT + i);
+        if (r >= 0)
+                r = -posix_spawn_file_actions_addclosefrom_np(&fa, COMMIT_FD_REPORT + n);
+        char exe[PATH_MAX];
+        ssize_t k = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        if (r >= 0 && k <= 0)
+                r = -errno;
+        pid_t pid = -1;
+        if (r >= 0) {
+                exe[k] = 0;
+                /* vfork-like (no copy of vssd's page tables, nothing shared once it execs). */
+                r = -posix_spawn(&pid, exe, &fa, NULL, argv, environ);
+        }
+        posix_spawn_file_actions_destroy(&fa);
+out:
+        for (int i = 0; i < n; i++)
+                close(src[i]);
+        close(fds[1]);
+        close(go[0]);
         if (r < 0) {
-                (void) commit_cancel(c);
-                *ret_why = "cannot watch the provider";
+                close(fds[0]);
+                close(go[1]);
                 return r;
         }
-        return 0;
+        return commit_watch(c, e, pid, fds[0], go[1], ops, userdata, ret_why);
 }
 
 int commit_go(Commit *c) {
@@ -233,6 +317,10 @@ int commit_go(Commit *c) {
         }
         c->going = true;
         return 0;
+}
+
+bool commit_prepared(const Commit *c) {
+        return c->pid > 0 && !c->going;
 }
 
 bool commit_running(const Commit *c) {

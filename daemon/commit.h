@@ -29,6 +29,8 @@ typedef struct CommitOps {
         /* The child made its cut (once, while it still runs; the window is disarmed): the writers
          * may go on. Its exit still decides whether the set is made. NULL: not told. */
         void (*cut)(void *userdata);
+        /* A prepared child reported it is ready to go ("R\t"), or died before (failed_start). */
+        void (*ready)(void *userdata);
 } CommitOps;
 
 typedef struct Commit {
@@ -38,6 +40,9 @@ typedef struct Commit {
         bool going;               /* told to go: its end is reported (ops->exited) */
         bool cut;                 /* it reported its cut (ops->cut was called) */
         bool wait_exit;           /* the owner's: its sequence goes on when the child exits */
+        bool ready;               /* a prepared child reported it is ready */
+        bool failed_start;        /* a prepared child died before it was ready */
+        bool wait_ready;          /* the owner's: its sequence goes on when the child is ready */
         int go_fd;                /* a prepared child waits for a byte on it */
         int fd;                   /* the child's reports, read as they come */
         sd_event_source *child_source, *window_source, *io_source;
@@ -67,9 +72,24 @@ int commit_start(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), co
  * goes with commit_cancel() (or commit_kill(), commit_abandon()); it also dies with vssd. */
 int commit_prepare(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), const int *keep, size_t n_keep,
                    const CommitOps *ops, void *userdata, const char **ret_why);
+/* The same with a program of its own: argv run as /proc/self/exe (posix_spawn: no copy of vssd's
+ * page tables, and no page shared copy-on-write once it runs), its report pipe on
+ * COMMIT_FD_REPORT, the go socket on COMMIT_FD_GO (commit_wait_go()), job_fd on COMMIT_FD_JOB and
+ * keep[i] on COMMIT_FD_KEEP + i; nothing else open. */
+#define COMMIT_FD_REPORT 3
+#define COMMIT_FD_GO 4
+#define COMMIT_FD_JOB 5
+#define COMMIT_FD_KEEP 6
+int commit_spawn(Commit *c, sd_event *e, char *const argv[], int job_fd, const int *keep, size_t n_keep,
+                 const CommitOps *ops, void *userdata, const char **ret_why);
+/* In the prepared child: waits to be told to go (true), or for vssd to go away (false). */
+bool commit_wait_go(int go_fd);
+
 /* 0 when the prepared child runs now (ops->exited follows its end); <0 when there is none or it
  * died waiting (nothing runs then). */
 int commit_go(Commit *c);
+/* Started, waiting to be told to go. */
+bool commit_prepared(const Commit *c);
 /* Told to go and not yet exited (reaped). */
 bool commit_running(const Commit *c);
 /* Kills and reaps a prepared child not yet told to go; true when there was one. */

@@ -11,14 +11,12 @@
 #include <sys/stat.h>
 
 #include "daemon/commit.h"
+#include "daemon/commit-helper.h"
 #include "daemon/hold.h"
 #include "daemon/session-internal.h"
 #include "lib/basic/time-util.h"
 
 static void dss_continue(Session *s);
-
-/* The most writers in a session for which the commit child is forked before the Freeze batch. */
-#define PREFORK_MAX_WRITERS 32
 
 void request_abort(Session *s, int32_t hr, const char *why) {
         if (s->abort_hr == 0) {
@@ -28,6 +26,11 @@ void request_abort(Session *s, int32_t hr, const char *why) {
         commit_kill(&s->commit);
         /* Writers waiting for the batch in flight to end get Abort now, not after it. */
         abort_due_writers(s);
+        /* A sequence waiting for the commit helper to be ready (before any Freeze) goes to Abort. */
+        if (s->commit.wait_ready) {
+                s->commit.wait_ready = false;
+                dss_continue(s);
+        }
 }
 
 void state_abort(Session *s, int r, const char *what) {
@@ -65,6 +68,15 @@ static void on_commit_location(void *userdata, size_t i, const char *location) {
         free(s->volumes[i].shadow_path);
         s->volumes[i].shadow_path = loc;
         (void) registry_set_shadow_path(s->manager->registry, &s->volumes[i].shadow_id, loc);
+}
+
+/* The commit helper is ready to go (or died trying): the first Freeze may go out. */
+static void on_commit_ready(void *userdata) {
+        Session *s = userdata;
+        if (!s->commit.wait_ready)
+                return;
+        s->commit.wait_ready = false;
+        dss_continue(s);
 }
 
 /* The child made its cut: the writers thaw while it makes the shadows durable. */
@@ -123,6 +135,7 @@ static const CommitOps commit_ops = {
         .exited = on_commit_exited,
         .window = on_commit_window,
         .cut = on_commit_cut,
+        .ready = on_commit_ready,
 };
 
 /* Past Thaw (PostSnapshot says the set is made) and before the end, a commit child still making
@@ -187,12 +200,10 @@ static int stage_precopy(Session *s) {
         return child_start(s, precopy_child);
 }
 
-/* Forks the commit child, waiting to be told to go. 0, or <0 with the abort requested. */
+/* Starts the commit helper, waiting to be told to go. 0, or <0 with the abort requested. */
 static int commit_fork(Session *s) {
         const char *why;
-        int keep[VSS_MAX_VOLUMES];
-        size_t n_keep = child_keep(s, keep);
-        int r = commit_prepare(&s->commit, s->manager->event, commit_child, keep, n_keep, &commit_ops, s, &why);
+        int r = commit_helper_prepare(s, &commit_ops, &why);
         if (r < 0)
                 request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, why);
         return r;
@@ -223,13 +234,21 @@ static int stage_arm(Session *s) {
                 return r;
         }
         s->hold_mounts = n_mounts;
-        /* A fork before the Freeze batch takes the fork out of the window, but until the child
-         * goes, each page vssd writes is copied: with many writers answering Freeze that costs
-         * more than the fork (measured: 1 writer, the window loses the fork; 1000, vssd spends
-         * ~200 ms more per sequence). Past PREFORK_MAX_WRITERS the child is forked at the commit. */
-        if (s->n_slots > PREFORK_MAX_WRITERS)
-                return 0;
         return commit_fork(s);
+}
+
+/* Before the first Freeze: the commit helper has started (its exec and loading are not in the
+ * window). 1 when it is ready; 0 when the sequence waits for it (on_commit_ready()); <0 when it
+ * died (the abort is requested and the sequence goes on to it). */
+static int stage_ready(Session *s) {
+        if (s->commit.ready)
+                return 1;
+        if (commit_prepared(&s->commit)) {
+                s->commit.wait_ready = true;
+                return 0;
+        }
+        request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, "the provider commit helper could not start");
+        return -1;
 }
 
 /* The prepared commit child goes. Returns 1 when the commit runs (its exit continues the
@@ -239,7 +258,7 @@ static int stage_commit(Session *s) {
 
         if (set_dirs_make(s) < 0)
                 return 0;
-        /* Not forked before the Freeze batch (see stage_arm()), or it died waiting. */
+        /* It died waiting: started again (inside the window, but the set can still be made). */
         if (s->commit.pid <= 0 && commit_fork(s) < 0)
                 return 0;
         if (commit_go(&s->commit) < 0) {
@@ -343,7 +362,12 @@ static void dss_continue(Session *s) {
                         continue;
                 case STAGE_FREEZE:
                         if (s->level == 0) {
-                                if (stage_arm(s) < 0)
+                                if (!commit_prepared(&s->commit) && !s->commit.failed_start && stage_arm(s) < 0)
+                                        continue; /* to Abort */
+                                int r = stage_ready(s);
+                                if (r == 0)
+                                        return;
+                                if (r < 0)
                                         continue; /* to Abort */
                                 s->freeze_start_usec = now_monotonic_usec();
                         }

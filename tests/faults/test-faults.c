@@ -642,7 +642,7 @@ static void run_provider_file_no_space(const Case *c, Outcome *o) {
  * into vssd): the writers were thawed at the cut, yet the set fails, they get Abort and nothing of
  * it is kept. */
 static void run_provider_file_sync_fails(const Case *c, Outcome *o) {
-        setenv("LD_PRELOAD", FAIL_FSYNC_PATH, 1);
+        setenv("LD_PRELOAD", FAULT_SHIM_PATH, 1);
         setenv("FAIL_FSYNC_UNDER", "/shadows/", 1);
         Harness *h = new_harness(NULL);
         unsetenv("LD_PRELOAD"); /* vssd has it; the writers and the requester do not */
@@ -673,6 +673,36 @@ static void run_provider_file_sync_fails(const Case *c, Outcome *o) {
         _cleanup_free_ char *ev = harness_events(h, "be");
         if (!ev || !strstr(ev, " abort") || strstr(ev, "post-snapshot"))
                 inv(o, "not-aborted:%s", ev ? ev : "");
+        check_shadows_and_registry(h, o, 0);
+}
+
+/* The commit helper (started before the first Freeze) dies before it is ready: nobody is frozen,
+ * the set fails saying so and nothing of it is kept. */
+static void run_commit_helper_cannot_start(const Case *c, Outcome *o) {
+        setenv("LD_PRELOAD", FAULT_SHIM_PATH, 1);
+        setenv("FAIL_COMMIT_HELPER", "1", 1);
+        Harness *h = new_harness(NULL);
+        unsetenv("LD_PRELOAD");
+        unsetenv("FAIL_COMMIT_HELPER");
+        static const char *const fe[] = { "--app-level", "front-end", NULL };
+        static const char *const be[] = { "--app-level", "back-end", NULL };
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "fe", fe);
+        harness_writer(h, "be", be);
+        vss_backup *b = harness_session(h);
+        if (vss_backup_start_snapshot_set(b, NULL) < 0 || vss_backup_add_to_snapshot_set(b, data, NULL, NULL) < 0 ||
+            vss_backup_prepare_for_backup_sync(b) < 0)
+                inv(o, "cannot-prepare");
+        o->has_op = true;
+        o->op = vss_backup_do_snapshot_set_sync(b);
+        if (!strstr(vss_backup_errmsg(b), "commit helper"))
+                inv(o, "error-does-not-name-the-helper:%s", vss_backup_errmsg(b));
+        check_no_partial_set(h, o);
+        observe_status(b, o);
+        vss_backup_release(b);
+        _cleanup_free_ char *ev = harness_events(h, "be");
+        if (!ev || strstr(ev, "freeze") || !strstr(ev, "prepare-snapshot abort"))
+                inv(o, "frozen-or-not-aborted:%s", ev ? ev : "");
         check_shadows_and_registry(h, o, 0);
 }
 
@@ -874,6 +904,8 @@ static const Case cases[] = {
         { "provider-file-no-space", run_provider_file_no_space, "commit", FAULT_NONE,
           { .has_op = true, .op = VSS_E_INSUFFICIENT_STORAGE, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
         { "provider-file-sync-fails", run_provider_file_sync_fails, "commit", FAULT_NONE,
+          { .has_op = true, .op = VSS_E_UNEXPECTED_PROVIDER_ERROR, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
+        { "commit-helper-cannot-start", run_commit_helper_cannot_start, "commit", FAULT_NONE,
           { .has_op = true, .op = VSS_E_UNEXPECTED_PROVIDER_ERROR, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
         { "provider-exec-fails", run_provider_exec_fails, "commit", FAULT_NONE,
           { .has_op = true, .op = VSS_E_UNEXPECTED_PROVIDER_ERROR, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * An LD_PRELOAD shim for the fault matrix: fsync() and syncfs() of any descriptor whose path
- * contains $FAIL_FSYNC_UNDER fail with EIO; every other call goes to the kernel. It makes the file
- * provider's durable step, which runs after the cut (writers already thawing), fail for real.
+ * An LD_PRELOAD shim for the fault matrix, preloaded into vssd (and so into its commit helper):
+ * - fsync() and syncfs() of any descriptor whose path contains $FAIL_FSYNC_UNDER fail with EIO;
+ *   every other call goes to the kernel. It makes the file provider's durable step, which runs
+ *   after the cut (writers already thawing), fail for real.
+ * - With $FAIL_COMMIT_HELPER set, `vssd --commit-helper` exits at once, as one that cannot start.
  */
 
 #include <errno.h>
@@ -12,6 +14,21 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+__attribute__((constructor)) static void fail_helper(void) {
+        char cmd[4096];
+        if (!getenv("FAIL_COMMIT_HELPER"))
+                return;
+        FILE *f = fopen("/proc/self/cmdline", "re");
+        size_t n = f ? fread(cmd, 1, sizeof(cmd) - 1, f) : 0;
+        if (f)
+                fclose(f);
+        cmd[n] = 0;
+        /* argv[1], after argv[0]'s NUL. */
+        size_t a0 = strnlen(cmd, n);
+        if (a0 < n && strcmp(cmd + a0 + 1, "--commit-helper") == 0)
+                _exit(1);
+}
 
 static int failing(int fd) {
         const char *under = getenv("FAIL_FSYNC_UNDER");
