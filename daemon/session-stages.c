@@ -220,6 +220,8 @@ static int stage_arm(Session *s) {
 
         if (set_register(s) < 0)
                 return -1;
+        if (s->hold_mounts > 0) /* armed already, before waiting for the helper */
+                return 0;
         char mounts[VSS_MAX_VOLUMES][PATH_MAX];
         const char *mp[VSS_MAX_VOLUMES];
         size_t n_mounts = 0;
@@ -234,7 +236,19 @@ static int stage_arm(Session *s) {
                 return r;
         }
         s->hold_mounts = n_mounts;
+        /* Started early (stage_spawn_early()), or died before it was ready (stage_ready() says so). */
+        if (commit_prepared(&s->commit) || s->commit.failed_start)
+                return 0;
         return commit_fork(s);
+}
+
+/* With no copy-ahead (whose indexes the helper inherits), the commit helper starts while the
+ * writers handle PrepareForSnapshot, so its start is not added to the sequence either. A failure
+ * here is tried again in stage_arm(). */
+static void stage_spawn_early(Session *s) {
+        const char *why;
+        if (!hold_wants_precopy(s))
+                (void) commit_helper_prepare(s, &commit_ops, &why);
 }
 
 /* Before the first Freeze: the commit helper has started (its exec and loading are not in the
@@ -352,6 +366,7 @@ static void dss_continue(Session *s) {
                 case STAGE_PREPARE_SNAPSHOT:
                         s->stage = STAGE_PRECOPY;
                         s->level = 0;
+                        stage_spawn_early(s);
                         send_batch(s, VSS_EVENT_PREPARE_SNAPSHOT, writer_gets_event, 0, dss_continue);
                         return;
                 case STAGE_PRECOPY:
@@ -362,7 +377,7 @@ static void dss_continue(Session *s) {
                         continue;
                 case STAGE_FREEZE:
                         if (s->level == 0) {
-                                if (!commit_prepared(&s->commit) && !s->commit.failed_start && stage_arm(s) < 0)
+                                if (stage_arm(s) < 0)
                                         continue; /* to Abort */
                                 int r = stage_ready(s);
                                 if (r == 0)
@@ -420,6 +435,7 @@ int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *er
         op_begin(s, msg, CALL_DO_SNAPSHOT_SET);
         s->abort_hr = 0;
         s->abort_msg[0] = 0;
+        s->commit.failed_start = false; /* a helper of an earlier attempt does not count */
         s->stage = STAGE_PREPARE_SNAPSHOT;
         dss_continue(s);
         return 1;
