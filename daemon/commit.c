@@ -39,6 +39,7 @@ static void commit_line(Commit *c, char *line) {
                 if (c->pid <= 0 || c->ready)
                         return;
                 c->ready = true;
+                c->window_source = sd_event_source_disable_unref(c->window_source); /* its start bound */
                 if (c->ops->ready)
                         c->ops->ready(c->userdata);
                 return;
@@ -347,6 +348,27 @@ int commit_start(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), co
         if (r >= 0 && (r = commit_go(c)) < 0)
                 *ret_why = "cannot start the provider";
         return r;
+}
+
+static int on_ready_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
+        Commit *c = userdata;
+        c->window_source = sd_event_source_disable_unref(c->window_source);
+        if (!commit_prepared(c) || c->ready)
+                return 0;
+        (void) commit_cancel(c);
+        snprintf(c->msg, sizeof(c->msg), "the provider commit helper was not ready within %" PRIu64 " ms", c->ready_ms);
+        c->failed_start = true;
+        if (c->ops->ready)
+                c->ops->ready(c->userdata);
+        return 0;
+}
+
+int commit_arm_ready(Commit *c, sd_event *e, uint64_t ms) {
+        if (c->window_source)
+                return 0;
+        c->ready_ms = ms;
+        return sd_event_add_time_relative(e, &c->window_source, CLOCK_MONOTONIC, ms * USEC_PER_MSEC, 1000,
+                                          on_ready_timeout, c);
 }
 
 int commit_arm_window(Commit *c, sd_event *e, uint64_t ms) {

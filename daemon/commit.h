@@ -43,6 +43,7 @@ typedef struct Commit {
         bool ready;               /* a prepared child reported it is ready */
         bool failed_start;        /* a prepared child died before it was ready */
         bool wait_ready;          /* the owner's: its sequence goes on when the child is ready */
+        uint64_t ready_ms;        /* commit_arm_ready()'s bound */
         int go_fd;                /* a prepared child waits for a byte on it */
         int fd;                   /* the child's reports, read as they come */
         sd_event_source *child_source, *window_source, *io_source;
@@ -94,6 +95,10 @@ bool commit_prepared(const Commit *c);
 bool commit_running(const Commit *c);
 /* Kills and reaps a prepared child not yet told to go; true when there was one. */
 bool commit_cancel(Commit *c);
+
+/* A prepared child not ready ("R\t") within ms is killed and reported as failed_start (ops->ready,
+ * msg saying so). */
+int commit_arm_ready(Commit *c, sd_event *e, uint64_t ms);
 
 /* ops->window after ms, unless the child has ended by then. */
 int commit_arm_window(Commit *c, sd_event *e, uint64_t ms);

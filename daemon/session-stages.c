@@ -258,10 +258,16 @@ static int stage_ready(Session *s) {
         if (s->commit.ready)
                 return 1;
         if (commit_prepared(&s->commit)) {
-                s->commit.wait_ready = true;
-                return 0;
+                /* Bounded like the writers' PrepareForSnapshot, whose stage it belongs to. */
+                uint32_t ms = event_timeout_ms(&s->manager->config.timeouts, VSS_EVENT_PREPARE_SNAPSHOT, 0);
+                if (commit_arm_ready(&s->commit, s->manager->event, ms) >= 0) {
+                        s->commit.wait_ready = true;
+                        return 0;
+                }
+                (void) commit_cancel(&s->commit);
         }
-        request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, "the provider commit helper could not start");
+        request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR,
+                      s->commit.msg[0] ? s->commit.msg : "the provider commit helper could not start");
         return -1;
 }
 

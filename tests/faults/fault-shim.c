@@ -4,7 +4,8 @@
  * - fsync() and syncfs() of any descriptor whose path contains $FAIL_FSYNC_UNDER fail with EIO;
  *   every other call goes to the kernel. It makes the file provider's durable step, which runs
  *   after the cut (writers already thawing), fail for real.
- * - With $FAIL_COMMIT_HELPER set, `vssd --commit-helper` exits at once, as one that cannot start.
+ * - With $FAIL_COMMIT_HELPER set, `vssd --commit-helper` exits at once, as one that cannot start;
+ *   set to "hang", it never gets ready (and goes when vssd does).
  */
 
 #include <errno.h>
@@ -12,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -26,8 +29,13 @@ __attribute__((constructor)) static void fail_helper(void) {
         cmd[n] = 0;
         /* argv[1], after argv[0]'s NUL. */
         size_t a0 = strnlen(cmd, n);
-        if (a0 < n && strcmp(cmd + a0 + 1, "--commit-helper") == 0)
+        if (a0 >= n || strcmp(cmd + a0 + 1, "--commit-helper") != 0)
+                return;
+        if (strcmp(getenv("FAIL_COMMIT_HELPER"), "hang") != 0)
                 _exit(1);
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        for (;;)
+                pause();
 }
 
 static int failing(int fd) {
