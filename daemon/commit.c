@@ -29,7 +29,8 @@ void commit_init(Commit *c) {
         *c = (Commit) { .pid = -1, .fd = -1, .go_fd = -1 };
 }
 
-/* One report line: "E\tMESSAGE", "C\t" (the cut) or "INDEX\tLOCATION", passed on to the owner. */
+/* One report line: "E\tMESSAGE", "R\t" (ready to go), "C\t" (the cut) or "INDEX\tLOCATION", passed
+ * on to the owner. */
 static void commit_line(Commit *c, char *line) {
         char *tab = strchr(line, '\t');
         if (!tab)

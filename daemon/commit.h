@@ -6,7 +6,8 @@
  * child, its pipe of reports read as they come, the watch of its exit and the window that bounds
  * it. The child reports "INDEX\tLOCATION" for each shadow it made (passed on at once, so vssd dying
  * before the child ends cannot lose where a shadow is), "C\t" once its cut is made (what it does
- * after, making the shadows durable, need not keep writers frozen) and "E\tMESSAGE" when it fails.
+ * after, making the shadows durable, need not keep writers frozen), "E\tMESSAGE" when it fails and,
+ * from a prepared helper (commit_spawn()), "R\t" once it is ready to be told to go.
  * One runs at a time per Commit; the owner is called back, never the other way round.
  */
 
