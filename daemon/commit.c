@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
@@ -28,12 +29,32 @@ void commit_init(Commit *c) {
         *c = (Commit) { .pid = -1, .fd = -1, .go_fd = -1 };
 }
 
-/* One report line: "E\tMESSAGE", or "INDEX\tLOCATION" passed on to the owner. */
+/* One report line: "E\tMESSAGE", "R\t" (ready to go), "C\t" (the cut) or "INDEX\tLOCATION", passed
+ * on to the owner. */
 static void commit_line(Commit *c, char *line) {
         char *tab = strchr(line, '\t');
         if (!tab)
                 return;
         *tab = 0;
+        if (streq(line, "R")) {
+                if (c->pid <= 0 || c->ready)
+                        return;
+                c->ready = true;
+                c->window_source = sd_event_source_disable_unref(c->window_source); /* its start bound */
+                if (c->ops->ready)
+                        c->ops->ready(c->userdata);
+                return;
+        }
+        if (streq(line, "C")) {
+                /* Read only after the child exited: its exit status is what counts then. */
+                if (c->pid <= 0 || c->cut || !c->ops->cut)
+                        return;
+                c->cut = true;
+                /* The writers go on now: the window no longer bounds what the child does. */
+                c->window_source = sd_event_source_disable_unref(c->window_source);
+                c->ops->cut(c->userdata);
+                return;
+        }
         if (streq(line, "E")) {
                 snprintf(c->msg, sizeof(c->msg), "%s", tab + 1);
                 return;
@@ -95,9 +116,15 @@ static void commit_gone(Commit *c) {
 
 static int on_child_exit(sd_event_source *src, const siginfo_t *si, void *userdata) {
         Commit *c = userdata;
-        bool going = c->going;
+        bool going = c->going, unready = !going && !c->ready;
         c->going = false;
         commit_gone(c);
+        /* A helper that died before it was ready: its owner waits no more (commit_go() fails). */
+        if (unready) {
+                c->failed_start = true;
+                if (c->ops->ready)
+                        c->ops->ready(c->userdata);
+        }
         /* A prepared child that died waiting is reported by commit_go(), never here. */
         if (going)
                 c->ops->exited(c->userdata, si->si_code == CLD_EXITED ? si->si_status : -1, c->msg);
@@ -141,29 +168,73 @@ static void close_all_but(int *keep, size_t n) {
         close_between(lo, INT_MAX);
 }
 
-int commit_prepare(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), const int *keep, size_t n_keep,
-                   const CommitOps *ops, void *userdata, const char **ret_why) {
-        int r, fds[2], go[2];
-        *ret_why = "cannot start the provider";
+/* The parent's side of a started child: its report pipe read as it comes, its exit watched. */
+static int commit_watch(Commit *c, sd_event *e, pid_t pid, int report_fd, int go_fd, const CommitOps *ops,
+                        void *userdata, const char **ret_why) {
+        c->ops = ops;
+        c->userdata = userdata;
+        c->fd = report_fd;
+        c->go_fd = go_fd;
+        c->going = false;
+        c->cut = c->wait_exit = c->ready = c->wait_ready = c->failed_start = false;
+        c->pid = pid;
+        c->len = 0;
+        c->msg[0] = 0;
+        (void) fcntl(c->fd, F_SETFL, O_NONBLOCK);
+        /* Reports are read as they come: a failed watch only delays them to the child's exit. */
+        (void) sd_event_add_io(e, &c->io_source, c->fd, EPOLLIN, on_io, c);
+        int r = sd_event_add_child(e, &c->child_source, pid, WEXITED, on_child_exit, c);
+        if (r < 0) {
+                (void) commit_cancel(c);
+                *ret_why = "cannot watch the provider";
+                return r;
+        }
+        return 0;
+}
+
+/* The report pipe (fds[0] read, fds[1] write) and the go socket (go[0] the child's). */
+static int commit_pipes(int fds[2], int go[2]) {
         if (pipe2(fds, O_CLOEXEC) < 0)
                 return -errno;
         /* A socket, not a pipe: a byte sent to a child that died waiting fails without SIGPIPE. */
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go) < 0) {
-                r = -errno;
+                int r = -errno;
                 close(fds[0]);
                 close(fds[1]);
                 return r;
         }
         /* Room for every report, so the child never blocks on a parent that waits for its exit. */
         (void) fcntl(fds[1], F_SETPIPE_SZ, 1024 * 1024);
+        return 0;
+}
+
+static void close_pair(int p[2]) {
+        close(p[0]);
+        close(p[1]);
+}
+
+/* In a prepared child: waits for the go byte; false when vssd is gone or sent something else. */
+bool commit_wait_go(int go_fd) {
+        char b = 0;
+        ssize_t k;
+        do
+                k = read(go_fd, &b, 1);
+        while (k < 0 && errno == EINTR);
+        return k == 1 && b == 'g';
+}
+
+int commit_prepare(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), const int *keep, size_t n_keep,
+                   const CommitOps *ops, void *userdata, const char **ret_why) {
+        int r, fds[2], go[2];
+        *ret_why = "cannot start the provider";
+        if ((r = commit_pipes(fds, go)) < 0)
+                return r;
         pid_t parent = getpid();
         pid_t pid = fork();
         if (pid < 0) {
                 r = -errno;
-                close(fds[0]);
-                close(fds[1]);
-                close(go[0]);
-                close(go[1]);
+                close_pair(fds);
+                close_pair(go);
                 return r;
         }
         if (pid == 0) {
@@ -176,14 +247,7 @@ int commit_prepare(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), 
                 close_all_but(mine, n);
                 /* Waiting, it goes with vssd. */
                 (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-                if (getppid() != parent)
-                        _exit(COMMIT_FAILED);
-                char b = 0;
-                ssize_t k;
-                do
-                        k = read(go[0], &b, 1);
-                while (k < 0 && errno == EINTR);
-                if (k != 1 || b != 'g')
+                if (getppid() != parent || !commit_wait_go(go[0]))
                         _exit(COMMIT_FAILED);
                 close(go[0]);
                 run(userdata, fds[1]);
@@ -191,24 +255,62 @@ int commit_prepare(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), 
         }
         close(fds[1]);
         close(go[0]);
-        c->ops = ops;
-        c->userdata = userdata;
-        c->fd = fds[0];
-        c->go_fd = go[1];
-        c->going = false;
-        c->pid = pid;
-        c->len = 0;
-        c->msg[0] = 0;
-        (void) fcntl(c->fd, F_SETFL, O_NONBLOCK);
-        /* Reports are read as they come: a failed watch only delays them to the child's exit. */
-        (void) sd_event_add_io(e, &c->io_source, c->fd, EPOLLIN, on_io, c);
-        r = sd_event_add_child(e, &c->child_source, pid, WEXITED, on_child_exit, c);
+        return commit_watch(c, e, pid, fds[0], go[1], ops, userdata, ret_why);
+}
+
+int commit_spawn(Commit *c, sd_event *e, char *const argv[], int job_fd, const int *keep, size_t n_keep,
+                 const CommitOps *ops, void *userdata, const char **ret_why) {
+        int r, fds[2], go[2];
+        *ret_why = "cannot start the provider";
+        if (n_keep > COMMIT_MAX_KEEP)
+                return -E2BIG;
+        if ((r = commit_pipes(fds, go)) < 0)
+                return r;
+        /* Each source moves above every target first, so no dup2 clobbers one not yet moved. */
+        int src[COMMIT_MAX_KEEP + 3], n = 0;
+        const int want[3] = { fds[1], go[0], job_fd };
+        for (size_t i = 0; i < 3 + n_keep; i++) {
+                int fd = fcntl(i < 3 ? want[i] : keep[i - 3], F_DUPFD_CLOEXEC, COMMIT_FD_REPORT + COMMIT_MAX_KEEP + 8);
+                if (fd < 0) {
+                        r = -errno;
+                        goto out;
+                }
+                src[n++] = fd;
+        }
+        posix_spawn_file_actions_t fa;
+        if ((r = -posix_spawn_file_actions_init(&fa)) < 0)
+                goto out;
+        for (int i = 0; i < n && r >= 0; i++)
+                r = -posix_spawn_file_actions_adddup2(&fa, src[i], COMMIT_FD_REPORT + i);
+        if (r >= 0)
+                r = -posix_spawn_file_actions_addclosefrom_np(&fa, COMMIT_FD_REPORT + n);
+        /* vssd's own binary, by name (a wrapper such as valgrind answers with its client's); one
+         * replaced since vssd started (an upgrade) through the link, so the helper is the same
+         * code as the vssd writing its job. */
+        char exe[PATH_MAX];
+        ssize_t k = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        if (k <= 0 || (size_t) k >= sizeof(exe) - 1)
+                k = 0;
+        exe[k] = 0;
+        static const char deleted[] = " (deleted)";
+        if (k < (ssize_t) sizeof(deleted) || streq(exe + k - (sizeof(deleted) - 1), deleted))
+                snprintf(exe, sizeof(exe), "/proc/self/exe");
+        pid_t pid = -1;
+        if (r >= 0)
+                /* vfork-like (no copy of vssd's page tables, nothing shared once it execs). */
+                r = -posix_spawn(&pid, exe, &fa, NULL, argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+out:
+        for (int i = 0; i < n; i++)
+                close(src[i]);
+        close(fds[1]);
+        close(go[0]);
         if (r < 0) {
-                (void) commit_cancel(c);
-                *ret_why = "cannot watch the provider";
+                close(fds[0]);
+                close(go[1]);
                 return r;
         }
-        return 0;
+        return commit_watch(c, e, pid, fds[0], go[1], ops, userdata, ret_why);
 }
 
 int commit_go(Commit *c) {
@@ -222,6 +324,14 @@ int commit_go(Commit *c) {
         }
         c->going = true;
         return 0;
+}
+
+bool commit_prepared(const Commit *c) {
+        return c->pid > 0 && !c->going;
+}
+
+bool commit_running(const Commit *c) {
+        return c->pid > 0 && c->going;
 }
 
 bool commit_cancel(Commit *c) {
@@ -239,6 +349,27 @@ int commit_start(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), co
         if (r >= 0 && (r = commit_go(c)) < 0)
                 *ret_why = "cannot start the provider";
         return r;
+}
+
+static int on_ready_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
+        Commit *c = userdata;
+        c->window_source = sd_event_source_disable_unref(c->window_source);
+        if (!commit_prepared(c) || c->ready)
+                return 0;
+        (void) commit_cancel(c);
+        snprintf(c->msg, sizeof(c->msg), "the provider commit helper was not ready within %" PRIu64 " ms", c->ready_ms);
+        c->failed_start = true;
+        if (c->ops->ready)
+                c->ops->ready(c->userdata);
+        return 0;
+}
+
+int commit_arm_ready(Commit *c, sd_event *e, uint64_t ms) {
+        if (c->window_source)
+                return 0;
+        c->ready_ms = ms;
+        return sd_event_add_time_relative(e, &c->window_source, CLOCK_MONOTONIC, ms * USEC_PER_MSEC, 1000,
+                                          on_ready_timeout, c);
 }
 
 int commit_arm_window(Commit *c, sd_event *e, uint64_t ms) {
@@ -306,6 +437,7 @@ typedef struct CommitChild {
         FreezeLease *lease;      /* the held volumes' freeze, until released */
         uint64_t deadline;       /* of the hold (CLOCK_MONOTONIC); 0 when nothing is held */
         PrecopyFinal *finals[VSS_MAX_VOLUMES];
+        void *pending[VSS_MAX_VOLUMES]; /* what a provider left to make durable after the cut */
         char err[1024];
 } CommitChild;
 
@@ -383,6 +515,7 @@ static void child_create(CommitChild *c, size_t i, bool held) {
                 .shadow_id = vss_id_to_string(&v->shadow_id, shid),
                 .shadow_path = v->shadow_path,
                 .deadline_usec = held ? c->deadline : 0,
+                .ret_pending = v->provider->finish ? &c->pending[i] : NULL,
         };
         char *loc = NULL;
         int r = v->provider->create(v->provider, &req, &loc);
@@ -438,6 +571,21 @@ static void child_finals(CommitChild *c) {
         }
 }
 
+/* After the cut: what the providers left to make durable, while the writers go on. */
+static void child_finish(CommitChild *c) {
+        Session *s = c->s;
+        for (size_t i = 0; i < s->n_volumes; i++) {
+                Volume *v = &s->volumes[i];
+                if (!c->pending[i])
+                        continue;
+                int r = v->provider->finish(v->provider, TAKE_PTR(c->pending[i]));
+                if (r < 0)
+                        commit_fail(c->fd, no_space(r) ? COMMIT_NOSPACE : COMMIT_FAILED,
+                                    "provider %s cannot make the shadow copy of %s durable: %s", v->provider->name, v->path,
+                                    strerror(-r));
+        }
+}
+
 _Noreturn void commit_child(void *userdata, int fd) {
         Session *s = userdata;
         CommitChild c = { .s = s, .fd = fd, .hold_ms = s->manager->config.hold_window_ms };
@@ -458,10 +606,14 @@ _Noreturn void commit_child(void *userdata, int fd) {
                         else
                                 child_create(&c, i, pass == 0);
                 }
-                if (pass == 0) {
+                if (pass == 0)
                         child_release(&c, n_held, held_since);
-                        child_finals(&c);
-                }
         }
+        /* The cut is made: the held deltas are captured (or copied), the other volumes copied. vssd
+         * thaws the writers now; the rest is written and synced meanwhile, and a failure in it still
+         * fails the set (vssd commits it only on our exit status). */
+        dprintf(fd, "C\t\n");
+        child_finals(&c);
+        child_finish(&c);
         _exit(COMMIT_OK);
 }

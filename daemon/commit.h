@@ -5,8 +5,10 @@
  * A child of vssd that makes part of a snapshot set (the copy-ahead, or the provider commit): the
  * child, its pipe of reports read as they come, the watch of its exit and the window that bounds
  * it. The child reports "INDEX\tLOCATION" for each shadow it made (passed on at once, so vssd dying
- * before the child ends cannot lose where a shadow is) and "E\tMESSAGE" when it fails. One runs at
- * a time per Commit; the owner is called back, never the other way round.
+ * before the child ends cannot lose where a shadow is), "C\t" once its cut is made (what it does
+ * after, making the shadows durable, need not keep writers frozen), "E\tMESSAGE" when it fails and,
+ * from a prepared helper (commit_spawn()), "R\t" once it is ready to be told to go.
+ * One runs at a time per Commit; the owner is called back, never the other way round.
  */
 
 #include <limits.h>
@@ -25,6 +27,11 @@ typedef struct CommitOps {
         void (*exited)(void *userdata, int code, const char *msg);
         /* The window ran out while the child runs. */
         void (*window)(void *userdata);
+        /* The child made its cut (once, while it still runs; the window is disarmed): the writers
+         * may go on. Its exit still decides whether the set is made. NULL: not told. */
+        void (*cut)(void *userdata);
+        /* A prepared child reported it is ready to go ("R\t"), or died before (failed_start). */
+        void (*ready)(void *userdata);
 } CommitOps;
 
 typedef struct Commit {
@@ -32,6 +39,12 @@ typedef struct Commit {
         void *userdata;
         pid_t pid;                /* -1 when none runs */
         bool going;               /* told to go: its end is reported (ops->exited) */
+        bool cut;                 /* it reported its cut (ops->cut was called) */
+        bool wait_exit;           /* the owner's: its sequence goes on when the child exits */
+        bool ready;               /* a prepared child reported it is ready */
+        bool failed_start;        /* a prepared child died before it was ready */
+        bool wait_ready;          /* the owner's: its sequence goes on when the child is ready */
+        uint64_t ready_ms;        /* commit_arm_ready()'s bound */
         int go_fd;                /* a prepared child waits for a byte on it */
         int fd;                   /* the child's reports, read as they come */
         sd_event_source *child_source, *window_source, *io_source;
@@ -61,11 +74,32 @@ int commit_start(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), co
  * goes with commit_cancel() (or commit_kill(), commit_abandon()); it also dies with vssd. */
 int commit_prepare(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), const int *keep, size_t n_keep,
                    const CommitOps *ops, void *userdata, const char **ret_why);
+/* The same with a program of its own: argv run as /proc/self/exe (posix_spawn: no copy of vssd's
+ * page tables, and no page shared copy-on-write once it runs), its report pipe on
+ * COMMIT_FD_REPORT, the go socket on COMMIT_FD_GO (commit_wait_go()), job_fd on COMMIT_FD_JOB and
+ * keep[i] on COMMIT_FD_KEEP + i; nothing else open. */
+#define COMMIT_FD_REPORT 3
+#define COMMIT_FD_GO 4
+#define COMMIT_FD_JOB 5
+#define COMMIT_FD_KEEP 6
+int commit_spawn(Commit *c, sd_event *e, char *const argv[], int job_fd, const int *keep, size_t n_keep,
+                 const CommitOps *ops, void *userdata, const char **ret_why);
+/* In the prepared child: waits to be told to go (true), or for vssd to go away (false). */
+bool commit_wait_go(int go_fd);
+
 /* 0 when the prepared child runs now (ops->exited follows its end); <0 when there is none or it
  * died waiting (nothing runs then). */
 int commit_go(Commit *c);
+/* Started, waiting to be told to go. */
+bool commit_prepared(const Commit *c);
+/* Told to go and not yet exited (reaped). */
+bool commit_running(const Commit *c);
 /* Kills and reaps a prepared child not yet told to go; true when there was one. */
 bool commit_cancel(Commit *c);
+
+/* A prepared child not ready ("R\t") within ms is killed and reported as failed_start (ops->ready,
+ * msg saying so). */
+int commit_arm_ready(Commit *c, sd_event *e, uint64_t ms);
 
 /* ops->window after ms, unless the child has ended by then. */
 int commit_arm_window(Commit *c, sd_event *e, uint64_t ms);

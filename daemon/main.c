@@ -8,6 +8,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "daemon/commit-helper.h"
 #include "daemon/log.h"
 #include "daemon/manager.h"
 #include "daemon/reload.h"
@@ -63,6 +64,9 @@ int main(int argc, char *argv[]) {
         int c, r;
 
         log_set_ident("vssd");
+        /* The provider commit of a set, started by vssd itself (commit-helper.h). */
+        if (argc == 2 && streq(argv[1], COMMIT_HELPER_ARG))
+                commit_helper_main();
         if (isempty(socket_path))
                 socket_path = VSS_DEFAULT_SOCKET;
         while ((c = getopt_long(argc, argv, "s:d:c:h", options, NULL)) >= 0) {

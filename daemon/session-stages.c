@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "daemon/commit.h"
+#include "daemon/commit-helper.h"
 #include "daemon/hold.h"
 #include "daemon/session-internal.h"
 #include "lib/basic/time-util.h"
@@ -21,9 +22,6 @@ void dss_resume(Session *s) {
         dss_continue(s);
 }
 
-/* The most writers in a session for which the commit child is forked before the Freeze batch. */
-#define PREFORK_MAX_WRITERS 32
-
 void request_abort(Session *s, int32_t hr, const char *why) {
         if (s->abort_hr == 0) {
                 s->abort_hr = hr;
@@ -32,6 +30,11 @@ void request_abort(Session *s, int32_t hr, const char *why) {
         commit_kill(&s->commit);
         /* Writers waiting for the batch in flight to end get Abort now, not after it. */
         abort_due_writers(s);
+        /* A sequence waiting for the commit helper to be ready (before any Freeze) goes to Abort. */
+        if (s->commit.wait_ready) {
+                s->commit.wait_ready = false;
+                dss_continue(s);
+        }
 }
 
 void state_abort(Session *s, int r, const char *what) {
@@ -71,8 +74,25 @@ static void on_commit_location(void *userdata, size_t i, const char *location) {
         (void) registry_set_shadow_path(s->manager->registry, &s->volumes[i].shadow_id, loc);
 }
 
+/* The commit helper is ready to go (or died trying): the first Freeze may go out. */
+static void on_commit_ready(void *userdata) {
+        Session *s = userdata;
+        if (!s->commit.wait_ready)
+                return;
+        s->commit.wait_ready = false;
+        dss_continue(s);
+}
+
+/* The child made its cut: the writers thaw while it makes the shadows durable. */
+static void on_commit_cut(void *userdata) {
+        dss_continue(userdata);
+}
+
 static void on_commit_exited(void *userdata, int code, const char *msg) {
         Session *s = userdata;
+        /* After its cut the sequence went on without it, and waits for it only past Thaw. */
+        bool continued = s->commit.cut, waited = s->commit.wait_exit;
+        s->commit.wait_exit = false;
         /* A child that exited by itself released its lease (or never got one: a filesystem frozen
          * by someone else stays theirs): its journal is cleared after Thaw, outside the window. One
          * that was killed may have left the helper to thaw in its own time: its lease file tells
@@ -88,7 +108,8 @@ static void on_commit_exited(void *userdata, int code, const char *msg) {
                                                                : VSS_E_UNEXPECTED_PROVIDER_ERROR;
                 request_abort(s, hr, msg[0] ? msg : "the provider failed to create a shadow copy");
         }
-        dss_continue(s);
+        if (!continued || waited)
+                dss_continue(s);
         session_unref(s); /* the reference the child held */
 }
 
@@ -117,7 +138,18 @@ static const CommitOps commit_ops = {
         .location = on_commit_location,
         .exited = on_commit_exited,
         .window = on_commit_window,
+        .cut = on_commit_cut,
+        .ready = on_commit_ready,
 };
+
+/* Past Thaw (PostSnapshot says the set is made) and before the end, a commit child still making
+ * its shadows durable is waited for. true when waiting: its exit continues the sequence. */
+static bool commit_waited(Session *s) {
+        if (!commit_running(&s->commit))
+                return false;
+        s->commit.wait_exit = true;
+        return true;
+}
 
 /* The descriptors a child of the set's creation keeps: the copy-ahead indexes. */
 static size_t child_keep(const Session *s, int keep[static VSS_MAX_VOLUMES]) {
@@ -172,12 +204,10 @@ static int stage_precopy(Session *s) {
         return child_start(s, precopy_child);
 }
 
-/* Forks the commit child, waiting to be told to go. 0, or <0 with the abort requested. */
+/* Starts the commit helper, waiting to be told to go. 0, or <0 with the abort requested. */
 static int commit_fork(Session *s) {
         const char *why;
-        int keep[VSS_MAX_VOLUMES];
-        size_t n_keep = child_keep(s, keep);
-        int r = commit_prepare(&s->commit, s->manager->event, commit_child, keep, n_keep, &commit_ops, s, &why);
+        int r = commit_helper_prepare(s, &commit_ops, &why);
         if (r < 0)
                 request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, why);
         return r;
@@ -194,6 +224,8 @@ static int stage_arm(Session *s) {
 
         if (set_register(s) < 0)
                 return -1;
+        if (s->hold_mounts > 0) /* armed already, before waiting for the helper */
+                return 0;
         char mounts[VSS_MAX_VOLUMES][PATH_MAX];
         const char *mp[VSS_MAX_VOLUMES];
         size_t n_mounts = 0;
@@ -208,13 +240,39 @@ static int stage_arm(Session *s) {
                 return r;
         }
         s->hold_mounts = n_mounts;
-        /* A fork before the Freeze batch takes the fork out of the window, but until the child
-         * goes, each page vssd writes is copied: with many writers answering Freeze that costs
-         * more than the fork (measured: 1 writer, the window loses the fork; 1000, vssd spends
-         * ~200 ms more per sequence). Past PREFORK_MAX_WRITERS the child is forked at the commit. */
-        if (s->n_slots > PREFORK_MAX_WRITERS)
+        /* Started early (stage_spawn_early()), or died before it was ready (stage_ready() says so). */
+        if (commit_prepared(&s->commit) || s->commit.failed_start)
                 return 0;
         return commit_fork(s);
+}
+
+/* With no copy-ahead (whose indexes the helper inherits), the commit helper starts while the
+ * writers handle PrepareForSnapshot, so its start is not added to the sequence either. A failure
+ * here is tried again in stage_arm(). */
+static void stage_spawn_early(Session *s) {
+        const char *why;
+        if (!hold_wants_precopy(s))
+                (void) commit_helper_prepare(s, &commit_ops, &why);
+}
+
+/* Before the first Freeze: the commit helper has started (its exec and loading are not in the
+ * window). 1 when it is ready; 0 when the sequence waits for it (on_commit_ready()); <0 when it
+ * died (the abort is requested and the sequence goes on to it). */
+static int stage_ready(Session *s) {
+        if (s->commit.ready)
+                return 1;
+        if (commit_prepared(&s->commit)) {
+                /* Bounded like the writers' PrepareForSnapshot, whose stage it belongs to. */
+                uint32_t ms = event_timeout_ms(&s->manager->config.timeouts, VSS_EVENT_PREPARE_SNAPSHOT, 0);
+                if (commit_arm_ready(&s->commit, s->manager->event, ms) >= 0) {
+                        s->commit.wait_ready = true;
+                        return 0;
+                }
+                (void) commit_cancel(&s->commit);
+        }
+        request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR,
+                      s->commit.msg[0] ? s->commit.msg : "the provider commit helper could not start");
+        return -1;
 }
 
 /* The prepared commit child goes. Returns 1 when the commit runs (its exit continues the
@@ -224,7 +282,7 @@ static int stage_commit(Session *s) {
 
         if (set_dirs_make(s) < 0)
                 return 0;
-        /* Not forked before the Freeze batch (see stage_arm()), or it died waiting. */
+        /* It died waiting: started again (inside the window, but the set can still be made). */
         if (s->commit.pid <= 0 && commit_fork(s) < 0)
                 return 0;
         if (commit_go(&s->commit) < 0) {
@@ -319,6 +377,7 @@ static void dss_continue(Session *s) {
                 case STAGE_PREPARE_SNAPSHOT:
                         s->stage = STAGE_PRECOPY;
                         s->level = 0;
+                        stage_spawn_early(s);
                         send_batch(s, VSS_EVENT_PREPARE_SNAPSHOT, writer_gets_event, 0, dss_continue);
                         return;
                 case STAGE_PRECOPY:
@@ -333,6 +392,12 @@ static void dss_continue(Session *s) {
                                 if (!s->armed && stage_arm(s) < 0)
                                         continue; /* to Abort */
                                 s->armed = true;
+                                int r = stage_ready(s);
+                                if (r == 0)
+                                        return;
+                                if (r < 0)
+                                        continue; /* to Abort */
+                                /* Paused with the helper ready, so a continue sends Freeze at once. */
                                 if (pause_at(s, VSS_PAUSE_BEFORE_FREEZE))
                                         return;
                                 s->freeze_start_usec = now_monotonic_usec();
@@ -354,6 +419,8 @@ static void dss_continue(Session *s) {
                         continue;
                 case STAGE_THAW:
                         if (s->level < 0) {
+                                if (commit_waited(s))
+                                        return;
                                 s->stage = STAGE_POST_SNAPSHOT;
                                 continue;
                         }
@@ -372,6 +439,8 @@ static void dss_continue(Session *s) {
                         return;
                 case STAGE_FINISH:
                 default:
+                        if (commit_waited(s))
+                                return;
                         dss_finish(s);
                         return;
                 }
@@ -385,6 +454,7 @@ void dss_start(Session *s, sd_bus_message *msg, uint32_t pause_flags) {
         s->abort_msg[0] = 0;
         s->armed = false;
         pause_start(s, pause_flags);
+        s->commit.failed_start = false; /* a helper of an earlier attempt does not count */
         s->stage = STAGE_PREPARE_SNAPSHOT;
         dss_continue(s);
 }

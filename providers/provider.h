@@ -22,6 +22,10 @@ typedef struct ShadowRequest {
          * create() returns; again if it changes. */
         void (*report_location)(const char *location, void *userdata);
         void *userdata;
+        /* When set, a provider with finish() may leave making the shadow durable to it: create()
+         * stores what finish() needs here (NULL: nothing left), so the caller can let writers go
+         * on first (issue 14: no sync inside the freeze window). */
+        void **ret_pending;
 } ShadowRequest;
 
 struct Provider {
@@ -41,6 +45,9 @@ struct Provider {
         int (*shadow_path)(const char *source, const char *set_id, const char *shadow_id, char **ret);
         /* Makes the shadow. *ret_location: where it is, when the provider decides (else NULL). */
         int (*create)(const Provider *p, const ShadowRequest *req, char **ret_location);
+        /* Makes a shadow durable that create() left pending (see ShadowRequest.ret_pending), and
+         * frees pending. Until it succeeds the shadow is not complete. NULL: create() never defers. */
+        int (*finish)(const Provider *p, void *pending);
         /* Deletes a shadow; a missing one is success. */
         int (*remove)(const Provider *p, const char *shadow_path);
         /* Mounts the shadow read-only at `at` its own way; NULL or -EOPNOTSUPP: vssd does it

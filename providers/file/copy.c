@@ -89,21 +89,41 @@ static void track_fsync(CopyContext *c, int fd) {
         }
 }
 
-/* The copy made durable: its files and directories, the top (top_fd) and the directories above
- * it on the same filesystem (the names leading to it may be as new as the copy), or, for a big
- * copy, the whole filesystem at once. */
-static int sync_copy(CopyContext *c, int top_fd) {
-        if (c->fsync_overflow)
-                return syncfs(top_fd) < 0 ? -errno : 0;
-        for (size_t i = 0; i < c->n_fsync; i++)
-                if (fsync(c->fsync_fds[i]) < 0)
+/* What a copy left to make durable (copy_tree_deferred()): the tracked fds, the top and its path. */
+struct CopySync {
+        char *dst;
+        int top_fd;
+        int fsync_fds[COPY_FSYNC_MAX];
+        size_t n_fsync;
+        bool overflow;
+};
+
+void copy_sync_free(CopySync *s) {
+        if (!s)
+                return;
+        for (size_t i = 0; i < s->n_fsync; i++)
+                close(s->fsync_fds[i]);
+        if (s->top_fd >= 0)
+                close(s->top_fd);
+        free(s->dst);
+        free(s);
+}
+
+/* The copy made durable: its files and directories, the top and the directories above it on the
+ * same filesystem (the names leading to it may be as new as the copy), or, for a big copy, the
+ * whole filesystem at once. */
+static int sync_copy(const CopySync *s) {
+        if (s->overflow)
+                return syncfs(s->top_fd) < 0 ? -errno : 0;
+        for (size_t i = 0; i < s->n_fsync; i++)
+                if (fsync(s->fsync_fds[i]) < 0)
                         return -errno;
-        if (fsync(top_fd) < 0)
+        if (fsync(s->top_fd) < 0)
                 return -errno;
         struct stat top;
-        if (fstat(top_fd, &top) < 0)
+        if (fstat(s->top_fd, &top) < 0)
                 return -errno;
-        _cleanup_free_ char *p = strdup(c->dst);
+        _cleanup_free_ char *p = strdup(s->dst);
         if (!p)
                 return -ENOMEM;
         for (;;) {
@@ -125,6 +145,12 @@ static int sync_copy(CopyContext *c, int top_fd) {
                 if (!slash || slash == p || streq(p, "/"))
                         return 0;
         }
+}
+
+int copy_sync_finish(CopySync *s) {
+        int r = s ? sync_copy(s) : 0;
+        copy_sync_free(s);
+        return r;
 }
 
 static int open_source(int dfd, const char *name, int flags) {
@@ -555,17 +581,44 @@ int copy_tree(const char *src, const char *dst, CopyStats *ret_stats) {
 }
 
 int copy_tree_report(const char *src, const char *dst, MetaReport *report, CopyStats *ret_stats) {
+        CopySync *sync = NULL;
+        int r = copy_tree_deferred(src, dst, report, ret_stats, &sync);
+        if (r < 0)
+                return r;
+        r = copy_sync_finish(sync);
+        if (r < 0)
+                (void) remove_tree(dst);
+        return r;
+}
+
+int copy_tree_deferred(const char *src, const char *dst, MetaReport *report, CopyStats *ret_stats, CopySync **ret_sync) {
         CopyContext c = { .dst = dst, .sync_fd = -EBADF, .euid = geteuid(), .report = report };
+        CopySync *sync = NULL;
         int r;
 
+        *ret_sync = NULL;
         if (isempty(src) || isempty(dst))
                 return -EINVAL;
 
         /* Full paths against AT_FDCWD at the top: openat()/mkdirat() and friends take them, and
          * "/" works as a source without special cases. */
         r = walk_tree(AT_FDCWD, src, WALK_ONE_FS | WALK_NOATIME | WALK_VERIFY, COPY_DEPTH_MAX, copy_walk, &c);
-        if (r >= 0 && c.sync_fd >= 0)
-                r = sync_copy(&c, c.sync_fd);
+        if (r >= 0 && c.sync_fd >= 0) {
+                sync = calloc(1, sizeof(*sync));
+                if (!sync || !(sync->dst = strdup(dst))) {
+                        free(sync);
+                        sync = NULL;
+                        r = -ENOMEM;
+                }
+        }
+        if (sync) {
+                /* The fds to sync move over to it. */
+                sync->top_fd = TAKE_FD(c.sync_fd);
+                sync->overflow = c.fsync_overflow;
+                sync->n_fsync = c.n_fsync;
+                memcpy(sync->fsync_fds, c.fsync_fds, sizeof(c.fsync_fds[0]) * c.n_fsync);
+                c.n_fsync = 0;
+        }
         for (size_t i = 0; i < c.n_fsync; i++)
                 close(c.fsync_fds[i]);
 
@@ -584,6 +637,7 @@ int copy_tree_report(const char *src, const char *dst, MetaReport *report, CopyS
 
         if (ret_stats)
                 *ret_stats = c.stats;
+        *ret_sync = sync;
         return 0;
 }
 

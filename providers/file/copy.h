@@ -41,6 +41,18 @@ int copy_tree(const char *src, const char *dst, CopyStats *ret_stats);
 /* The same; what the target cannot keep (an xattr, a flag) is reported to report (may be NULL). */
 int copy_tree_report(const char *src, const char *dst, MetaReport *report, CopyStats *ret_stats);
 
+/* What a copy has left to make durable. */
+typedef struct CopySync CopySync;
+/* copy_tree_report() without the final sync: *ret_sync (NULL when nothing needs one) is passed to
+ * copy_sync_finish() later, so a copy made while writers wait can be synced after they go on. On
+ * failure nothing is left at dst and *ret_sync is NULL. */
+int copy_tree_deferred(const char *src, const char *dst, MetaReport *report, CopyStats *ret_stats, CopySync **ret_sync);
+/* Syncs what the copy made and frees s (NULL: nothing to do). 0 or a negative errno; on failure the
+ * copy stays at dst (the caller removes it). */
+int copy_sync_finish(CopySync *s);
+/* Frees s without syncing. */
+void copy_sync_free(CopySync *s);
+
 /* The data of fdin into fdout (truncated first): reflinked where possible, holes kept. */
 int copy_file_data(int fdin, int fdout, uint64_t *ret_size);
 /* Ownership (EPERM ignored when not root), mode and atime/mtime of st onto fd, or onto name in dfd

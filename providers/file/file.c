@@ -34,11 +34,20 @@ static int file_create(const Provider *p, const ShadowRequest *req, char **ret_l
         MetaReport report = { .lost = file_lost, .userdata = (void *) req };
         int r;
 
-        r = copy_tree_report(req->source, req->shadow_path, &report, NULL);
+        if (req->ret_pending) {
+                CopySync *sync = NULL;
+                r = copy_tree_deferred(req->source, req->shadow_path, &report, NULL, &sync);
+                *req->ret_pending = sync;
+        } else
+                r = copy_tree_report(req->source, req->shadow_path, &report, NULL);
         if (r >= 0 && report.n_lost > 0)
                 log_prefixed("warning: ", "provider file: shadow %s of %s: %" PRIu64 " item(s) of metadata not kept (see above)",
                          req->shadow_id, req->source, report.n_lost);
         return r;
+}
+
+static int file_finish(const Provider *p, void *pending) {
+        return copy_sync_finish(pending);
 }
 
 static int file_remove(const Provider *p, const char *shadow_path) {
@@ -60,6 +69,7 @@ const Provider provider_file = {
                        "copy_file_range otherwise",
         .supports = file_supports,
         .create = file_create,
+        .finish = file_finish,
         .remove = file_remove,
         .estimate = file_estimate,
 };

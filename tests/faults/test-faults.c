@@ -638,6 +638,118 @@ static void run_provider_file_no_space(const Case *c, Outcome *o) {
         check_shadows_and_registry(h, o, 0);
 }
 
+/* The file provider's copy is cut, then its sync fails (EIO, from the fail-fsync shim preloaded
+ * into vssd): the writers were thawed at the cut, yet the set fails, they get Abort and nothing of
+ * it is kept. */
+static void run_provider_file_sync_fails(const Case *c, Outcome *o) {
+        setenv("LD_PRELOAD", FAULT_SHIM_PATH, 1);
+        setenv("FAIL_FSYNC_UNDER", "/shadows/", 1);
+        Harness *h = new_harness(NULL);
+        unsetenv("LD_PRELOAD"); /* vssd has it; the writers and the requester do not */
+        unsetenv("FAIL_FSYNC_UNDER");
+        static const char *const fe[] = { "--app-level", "front-end", NULL };
+        static const char *const be[] = { "--app-level", "back-end", NULL };
+        char data[600];
+        snprintf(data, sizeof(data), "%s/data", harness_dir(h));
+        if (harness_sh(h, NULL, "mkdir -p %s && echo x > %s/file", data, data) != 0)
+                inv(o, "cannot-make-data");
+        harness_writer(h, "fe", fe);
+        harness_writer(h, "be", be);
+        vss_backup *b = harness_session(h);
+        if (vss_backup_start_snapshot_set(b, NULL) < 0 || vss_backup_add_to_snapshot_set(b, data, NULL, NULL) < 0 ||
+            vss_backup_prepare_for_backup_sync(b) < 0)
+                inv(o, "cannot-prepare");
+        o->has_op = true;
+        o->op = vss_backup_do_snapshot_set_sync(b);
+        if (!strstr(vss_backup_errmsg(b), "durable"))
+                inv(o, "error-does-not-say-durable:%s", vss_backup_errmsg(b));
+        check_no_partial_set(h, o);
+        observe_status(b, o);
+        vss_backup_release(b);
+        check_writer_not_frozen(h, o, "fe");
+        check_writer_not_frozen(h, o, "be");
+        /* Thawed at the cut (unless vssd saw the child's exit first) and aborted; never told the
+         * snapshot was made. */
+        _cleanup_free_ char *ev = harness_events(h, "be");
+        if (!ev || !strstr(ev, " abort") || strstr(ev, "post-snapshot"))
+                inv(o, "not-aborted:%s", ev ? ev : "");
+        check_shadows_and_registry(h, o, 0);
+}
+
+/* The commit helper (started before the first Freeze) dies before it is ready, or is never ready
+ * (the writers' PrepareForSnapshot timeout bounds it): nobody is frozen, the set fails saying so
+ * and nothing of it is kept. */
+static void run_commit_helper(Outcome *o, const char *how, const char *config, const char *says) {
+        setenv("LD_PRELOAD", FAULT_SHIM_PATH, 1);
+        setenv("FAIL_COMMIT_HELPER", how, 1);
+        Harness *h = new_harness(config);
+        unsetenv("LD_PRELOAD");
+        unsetenv("FAIL_COMMIT_HELPER");
+        static const char *const fe[] = { "--app-level", "front-end", NULL };
+        static const char *const be[] = { "--app-level", "back-end", NULL };
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "fe", fe);
+        harness_writer(h, "be", be);
+        vss_backup *b = harness_session(h);
+        if (vss_backup_start_snapshot_set(b, NULL) < 0 || vss_backup_add_to_snapshot_set(b, data, NULL, NULL) < 0 ||
+            vss_backup_prepare_for_backup_sync(b) < 0)
+                inv(o, "cannot-prepare");
+        o->has_op = true;
+        o->op = vss_backup_do_snapshot_set_sync(b);
+        if (!strstr(vss_backup_errmsg(b), says))
+                inv(o, "error-does-not-say:%s", vss_backup_errmsg(b));
+        check_no_partial_set(h, o);
+        observe_status(b, o);
+        vss_backup_release(b);
+        _cleanup_free_ char *ev = harness_events(h, "be");
+        if (!ev || strstr(ev, "freeze") || !strstr(ev, "prepare-snapshot abort"))
+                inv(o, "frozen-or-not-aborted:%s", ev ? ev : "");
+        check_shadows_and_registry(h, o, 0);
+}
+
+static void run_commit_helper_cannot_start(const Case *c, Outcome *o) {
+        run_commit_helper(o, "1", NULL, "commit helper could not start");
+}
+
+/* The requester cancels while vssd waits for a commit helper that never gets ready (the default
+ * bound is long): the set ends at once, nobody frozen. */
+static void run_commit_helper_cancelled_waiting(const Case *c, Outcome *o) {
+        setenv("LD_PRELOAD", FAULT_SHIM_PATH, 1);
+        setenv("FAIL_COMMIT_HELPER", "hang", 1);
+        Harness *h = new_harness(NULL);
+        unsetenv("LD_PRELOAD");
+        unsetenv("FAIL_COMMIT_HELPER");
+        static const char *const fe[] = { "--app-level", "front-end", NULL };
+        static const char *const be[] = { "--app-level", "back-end", NULL };
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "fe", fe);
+        harness_writer(h, "be", be);
+        vss_backup *b = harness_session(h);
+        vss_async *a = NULL;
+        if (vss_backup_start_snapshot_set(b, NULL) < 0 || vss_backup_add_to_snapshot_set(b, data, NULL, NULL) < 0 ||
+            vss_backup_prepare_for_backup_sync(b) < 0 || vss_backup_do_snapshot_set(b, &a) < 0)
+                inv(o, "cannot-start");
+        /* Both answered PrepareForSnapshot: vssd waits for the helper now (or is about to). */
+        if (!wait_event(h, "fe", "prepare-snapshot", 10000) || !wait_event(h, "be", "prepare-snapshot", 10000))
+                inv(o, "prepare-snapshot-never-seen");
+        if (a && vss_async_cancel(a) != 0)
+                inv(o, "cancel-failed");
+        o->has_op = true;
+        o->op = a ? vss_async_wait(a, 20000) : 0;
+        vss_async_unref(a);
+        check_no_partial_set(h, o);
+        observe_status(b, o);
+        vss_backup_release(b);
+        _cleanup_free_ char *ev = harness_events(h, "be");
+        if (!ev || strstr(ev, "freeze") || !strstr(ev, "prepare-snapshot abort"))
+                inv(o, "frozen-or-not-aborted:%s", ev ? ev : "");
+        check_shadows_and_registry(h, o, 0);
+}
+
+static void run_commit_helper_never_ready(const Case *c, Outcome *o) {
+        run_commit_helper(o, "hang", "{\"timeouts\": {\"prepare_snapshot_ms\": 1000}}", "not ready within 1000 ms");
+}
+
 /* An exec provider on a loop filesystem the case makes: vssd holds it frozen while the command
  * runs. create: the command's shell text. */
 static void run_provider_exec(const Case *c, Outcome *o, const char *hold_ms, const char *create) {
@@ -835,6 +947,14 @@ static const Case cases[] = {
         /* Providers fail: everyone frozen is aborted, nothing of the set is left. */
         { "provider-file-no-space", run_provider_file_no_space, "commit", FAULT_NONE,
           { .has_op = true, .op = VSS_E_INSUFFICIENT_STORAGE, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
+        { "provider-file-sync-fails", run_provider_file_sync_fails, "commit", FAULT_NONE,
+          { .has_op = true, .op = VSS_E_UNEXPECTED_PROVIDER_ERROR, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
+        { "commit-helper-cannot-start", run_commit_helper_cannot_start, "commit", FAULT_NONE,
+          { .has_op = true, .op = VSS_E_UNEXPECTED_PROVIDER_ERROR, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
+        { "commit-helper-never-ready", run_commit_helper_never_ready, "commit", FAULT_NONE,
+          { .has_op = true, .op = VSS_E_UNEXPECTED_PROVIDER_ERROR, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
+        { "commit-helper-cancelled-waiting", run_commit_helper_cancelled_waiting, "commit", FAULT_NONE,
+          { .has_op = true, .op = VSS_S_ASYNC_CANCELLED, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
         { "provider-exec-fails", run_provider_exec_fails, "commit", FAULT_NONE,
           { .has_op = true, .op = VSS_E_UNEXPECTED_PROVIDER_ERROR, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
         { "provider-exec-hangs", run_provider_exec_hangs, "commit", FAULT_NONE,

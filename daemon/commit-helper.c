@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The commit child as a program of its own: `vssd --commit-helper`, started by posix_spawn before
+ * the first Freeze and told to go at the commit. A forked copy of vssd shares its pages
+ * copy-on-write until it exits: with 1000 writers connected, each page vssd then writes (answers
+ * to Freeze, or Thaw after a fork at the commit) costs a fault, ~100 ms per batch measured. The
+ * helper gets what commit_child() reads as a job on COMMIT_FD_JOB: NUL-separated key, value pairs.
+ */
+
+#include <inttypes.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+
+#include "daemon/commit-helper.h"
+#include "daemon/commit.h"
+#include "daemon/hold.h"
+#include "daemon/session-internal.h"
+#include "lib/basic/fd-util.h"
+#include "lib/basic/parse-util.h"
+
+#define JOB_MAX (1024 * 1024)
+
+static void put(FILE *f, const char *key, const char *value) {
+        fputs(key, f);
+        fputc(0, f);
+        fputs(value ? value : "", f);
+        fputc(0, f);
+}
+
+static void put_u64(FILE *f, const char *key, uint64_t v) {
+        char b[32];
+        snprintf(b, sizeof(b), "%" PRIu64, v);
+        put(f, key, b);
+}
+
+/* The job of the session's set, in a sealed-size memfd; <0 on failure. */
+static int job_make(Session *s, const int *index_slot) {
+        Manager *m = s->manager;
+        char *buf = NULL, id[VSS_ID_STRING_MAX];
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        if (!f)
+                return -ENOMEM;
+        put_u64(f, "parent", (uint64_t) getpid());
+        put(f, "set", vss_id_to_string(&s->set_id, id));
+        put(f, "state_dir", m->state_dir);
+        put(f, "shadow_dir", m->shadow_dir);
+        if (m->config.file_storage_dir)
+                put(f, "storage_dir", m->config.file_storage_dir);
+        put_u64(f, "hold_ms", m->config.hold_window_ms);
+        put_u64(f, "budget", m->config.file_budget_bytes);
+        put_u64(f, "hold_memory", m->config.file_hold_memory_bytes);
+        for (size_t i = 0; i < m->providers.n_exec; i++) {
+                const Provider *p = &m->providers.exec[i];
+                put(f, "exec", p->name);
+                put(f, "exec_create", p->create_cmd);
+                put(f, "exec_delete", p->delete_cmd);
+                if (p->expose_cmd)
+                        put(f, "exec_expose", p->expose_cmd);
+        }
+        for (size_t i = 0; i < s->n_volumes; i++) {
+                const Volume *v = &s->volumes[i];
+                char flags[8];
+                snprintf(flags, sizeof(flags), "%c%c%c", v->held ? 'h' : '-', v->storage_shared ? 's' : '-',
+                         v->precopied ? 'p' : '-');
+                put(f, "volume", v->provider->name);
+                put(f, "path", v->path);
+                put(f, "shadow_path", v->shadow_path);
+                put(f, "shadow_id", vss_id_to_string(&v->shadow_id, id));
+                put(f, "flags", flags);
+                if (index_slot[i] >= 0)
+                        put_u64(f, "index_fd", (uint64_t) index_slot[i]);
+        }
+        if (fclose(f) != 0) {
+                free(buf);
+                return -ENOMEM;
+        }
+        int fd = memfd_create("vssd-commit-job", MFD_CLOEXEC);
+        int r = fd < 0 ? -errno : write_all(fd, buf, len);
+        free(buf);
+        if (r >= 0 && lseek(fd, 0, SEEK_SET) < 0)
+                r = -errno;
+        if (r < 0) {
+                if (fd >= 0)
+                        close(fd);
+                return r;
+        }
+        return fd;
+}
+
+int commit_helper_prepare(Session *s, const CommitOps *ops, const char **ret_why) {
+        int keep[VSS_MAX_VOLUMES], slot[VSS_MAX_VOLUMES];
+        size_t n_keep = 0;
+        for (size_t i = 0; i < s->n_volumes; i++) {
+                slot[i] = -1;
+                if (s->volumes[i].index_fd >= 0) {
+                        slot[i] = COMMIT_FD_KEEP + (int) n_keep;
+                        keep[n_keep++] = s->volumes[i].index_fd;
+                }
+        }
+        *ret_why = "cannot start the provider";
+        int job = job_make(s, slot);
+        if (job < 0)
+                return job;
+        char *argv[] = { (char *) "vssd", (char *) COMMIT_HELPER_ARG, NULL };
+        int r = commit_spawn(&s->commit, s->manager->event, argv, job, keep, n_keep, ops, s, ret_why);
+        close(job);
+        return r;
+}
+
+/* In the helper. */
+
+typedef struct Job {
+        Manager m;
+        Session s;
+        pid_t parent;
+} Job;
+
+static int parse_u64(const char *v, uint64_t max, uint64_t *ret) {
+        return parse_uint(v, max, ret);
+}
+
+/* One key, value pair into the job; -EINVAL for what makes no sense. */
+static int job_set(Job *j, const char *k, const char *v) {
+        Manager *m = &j->m;
+        Session *s = &j->s;
+        Volume *last = s->n_volumes > 0 ? &s->volumes[s->n_volumes - 1] : NULL;
+        Provider *px = m->providers.n_exec > 0 ? &m->providers.exec[m->providers.n_exec - 1] : NULL;
+        uint64_t u;
+        if (streq(k, "parent"))
+                return parse_u64(v, INT32_MAX, &u) < 0 ? -EINVAL : (j->parent = (pid_t) u, 0);
+        if (streq(k, "set"))
+                return vss_id_from_string(v, &s->set_id) < 0 ? -EINVAL : 0;
+        if (streq(k, "state_dir"))
+                return (m->state_dir = strdup(v)) ? 0 : -ENOMEM;
+        if (streq(k, "shadow_dir"))
+                return (m->shadow_dir = strdup(v)) ? 0 : -ENOMEM;
+        if (streq(k, "storage_dir"))
+                return (m->config.file_storage_dir = strdup(v)) ? 0 : -ENOMEM;
+        if (streq(k, "hold_ms"))
+                return parse_u64(v, UINT32_MAX, &u) < 0 ? -EINVAL : (m->config.hold_window_ms = (uint32_t) u, 0);
+        if (streq(k, "budget"))
+                return parse_u64(v, UINT64_MAX, &m->config.file_budget_bytes) < 0 ? -EINVAL : 0;
+        if (streq(k, "hold_memory"))
+                return parse_u64(v, UINT64_MAX, &m->config.file_hold_memory_bytes) < 0 ? -EINVAL : 0;
+        if (streq(k, "exec"))
+                /* Its commands follow; the strings are the job's (the helper exits with them). */
+                return providers_add_exec(&m->providers, v, "", "", NULL);
+        if (px && streq(k, "exec_create"))
+                return (px->create_cmd = strdup(v)) ? 0 : -ENOMEM;
+        if (px && streq(k, "exec_delete"))
+                return (px->delete_cmd = strdup(v)) ? 0 : -ENOMEM;
+        if (px && streq(k, "exec_expose"))
+                return (px->expose_cmd = strdup(v)) ? 0 : -ENOMEM;
+        if (streq(k, "volume")) {
+                if (s->n_volumes >= VSS_MAX_VOLUMES)
+                        return -E2BIG;
+                const Provider *p = provider_find(&m->providers, v);
+                if (!p)
+                        return -ENOENT;
+                s->volumes[s->n_volumes++] = (Volume) { .provider = p, .index_fd = -EBADF };
+                return 0;
+        }
+        if (!last)
+                return -EINVAL;
+        if (streq(k, "path"))
+                return (last->path = strdup(v)) ? 0 : -ENOMEM;
+        if (streq(k, "shadow_path"))
+                return (last->shadow_path = strdup(v)) ? 0 : -ENOMEM;
+        if (streq(k, "shadow_id"))
+                return vss_id_from_string(v, &last->shadow_id) < 0 ? -EINVAL : 0;
+        if (streq(k, "flags")) {
+                last->held = strchr(v, 'h');
+                last->storage_shared = strchr(v, 's');
+                last->precopied = strchr(v, 'p');
+                return 0;
+        }
+        if (streq(k, "index_fd"))
+                return parse_u64(v, INT32_MAX, &u) < 0 ? -EINVAL : (last->index_fd = (int) u, 0);
+        return -EINVAL;
+}
+
+static int job_read(Job *j) {
+        char *buf = NULL;
+        size_t len = 0;
+        int r = read_all(COMMIT_FD_JOB, JOB_MAX, &buf, &len);
+        if (r < 0)
+                return r;
+        j->s.manager = &j->m;
+        for (size_t at = 0; at < len && r >= 0;) {
+                const char *k = buf + at;
+                size_t kl = strnlen(k, len - at);
+                if (at + kl + 1 >= len) {
+                        r = -EINVAL;
+                        break;
+                }
+                const char *v = k + kl + 1;
+                size_t vl = strnlen(v, len - (at + kl + 1));
+                if (at + kl + 1 + vl >= len) {
+                        r = -EINVAL;
+                        break;
+                }
+                r = job_set(j, k, v);
+                at += kl + 1 + vl + 1;
+        }
+        free(buf);
+        if (r >= 0 && (!j->m.state_dir || !j->m.shadow_dir || j->parent <= 0))
+                r = -EINVAL;
+        return r;
+}
+
+_Noreturn int commit_helper_main(void) {
+        static Job j; /* lives until the exit */
+        /* Waiting, it goes with vssd; a vssd gone already is noticed below. */
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int r = job_read(&j);
+        close(COMMIT_FD_JOB);
+        if (r < 0) {
+                dprintf(COMMIT_FD_REPORT, "E\tthe commit helper cannot read its job: %s\n", strerror(-r));
+                _exit(COMMIT_FAILED);
+        }
+        /* Loaded and ready: vssd sends the first Freeze now, so none of our start is in the window. */
+        dprintf(COMMIT_FD_REPORT, "R\t\n");
+        if (getppid() != j.parent || !commit_wait_go(COMMIT_FD_GO))
+                _exit(COMMIT_FAILED);
+        close(COMMIT_FD_GO);
+        commit_child(&j.s, COMMIT_FD_REPORT);
+}

@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The provider commit child as a program of its own (commit-helper.c): vssd run with
+ * COMMIT_HELPER_ARG, started before the first Freeze, told to go at the commit. */
+
+#include "daemon/commit.h"
+#include "daemon/session.h"
+
+#define COMMIT_HELPER_ARG "--commit-helper"
+
+/* Starts the helper for the session's set (s->commit), waiting to be told to go (commit_go()).
+ * 0, or <0 with *ret_why saying what failed. */
+int commit_helper_prepare(Session *s, const CommitOps *ops, const char **ret_why);
+
+/* main() of `vssd --commit-helper`: never returns. */
+_Noreturn int commit_helper_main(void);
