@@ -6,6 +6,7 @@
 
 #include <vss/backup.h>
 
+#include "lib/backup-batch.h"
 #include "lib/client.h"
 #include "lib/components.h"
 
@@ -168,6 +169,17 @@ static int32_t call(vss_backup *b, const char *method, sd_bus_message **ret_repl
         int32_t hr = callv(b, method, ret_reply, types, ap);
         va_end(ap);
         return hr;
+}
+
+/* For lib/backup-batch.c, which sends several session calls at once. */
+sd_bus *backup_bus(vss_backup *b) {
+        return b->bus;
+}
+int backup_session_message(vss_backup *b, const char *method, sd_bus_message **ret) {
+        return session_message(b, method, ret);
+}
+int32_t backup_fail(vss_backup *b, int32_t hr, const sd_bus_error *e, const char *what) {
+        return fail(b, hr, e, what);
 }
 
 VSS_EXPORT int vss_backup_initialize_for_backup(vss_backup *b) {

@@ -9,6 +9,7 @@
 #include <vss/admin.h>
 #include <vss/backup.h>
 
+#include "lib/backup-batch.h"
 #include "lib/common.h"
 #include "tools/report.h"
 
@@ -371,16 +372,13 @@ static int create_shadow(char **paths, size_t n_paths, const char *provider) {
                 json_object_put(c.phases);
                 return fail("create shadow", hr, vssd_failure_text(arg_socket, hr, why, sizeof(why)));
         }
-        if (report_step(&c, vss_backup_initialize_for_backup(c.b)) &&
-            report_step(&c, vss_backup_set_context(c.b, VSS_CTX_CLIENT_ACCESSIBLE_WRITERS)) &&
-            report_step(&c, vss_backup_set_backup_state(c.b, false, false, VSS_BT_FULL, false)) &&
-            report_step(&c, vss_backup_gather_writer_metadata_sync(c.b)) && report_step(&c, vss_backup_start_snapshot_set(c.b, &set_id))) {
-                bool ok = true;
-                for (size_t i = 0; ok && i < n_paths; i++)
-                        ok = report_step(&c, vss_backup_add_to_snapshot_set(c.b, paths[i], provider, &shadow_ids[i]));
-                if (ok)
-                        progress_status("Preparing the writers for backup...");
-                if (ok && report_step(&c, vss_backup_prepare_for_backup_sync(c.b)) && report_phase(&c, "prepare-for-backup")) {
+        /* The steps no reply is waited for in between go out together (lib/backup-batch.h):
+         * InitializeForBackup, SetContext, SetBackupState; StartSnapshotSet and the volumes. */
+        if (report_step(&c, backup_begin(c.b, VSS_CTX_CLIENT_ACCESSIBLE_WRITERS, VSS_BT_FULL)) &&
+            report_step(&c, vss_backup_gather_writer_metadata_sync(c.b)) &&
+            report_step(&c, backup_start_set(c.b, paths, n_paths, provider, &set_id, shadow_ids))) {
+                progress_status("Preparing the writers for backup...");
+                if (report_step(&c, vss_backup_prepare_for_backup_sync(c.b)) && report_phase(&c, "prepare-for-backup")) {
                         progress_status("Making the shadow copies (writers frozen)...");
                         hr = vss_backup_do_snapshot_set_sync(c.b);
                         committed = hr >= 0;
