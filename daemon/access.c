@@ -63,9 +63,11 @@ int check_right(Connection *c, Right right, sd_bus_error *error) {
 
 /* The rights of a uid: its own and those of the groups its account is in (the passwd and group
  * databases, as for a login, not the peer's current supplementary groups). */
-unsigned rights_of(const Config *config, uid_t uid) {
+unsigned rights_of(Config *config, uid_t uid) {
         if (uid == 0)
                 return (1u << _RIGHT_MAX) - 1;
+        if (config_backup_group(config) < 0)
+                log_err("out of memory: group '%s' may lack some of its default rights", config->backup_group);
         _cleanup_free_ gid_t *groups = NULL;
         int n = 0;
         struct passwd *pw = getpwuid(uid);

@@ -29,7 +29,7 @@ int check_right(Connection *c, Right right, sd_bus_error *error);
 void log_refusal(Connection *c, const char *what);
 
 /* The rights (1 << Right) of a uid: its own and those of the groups its account is in. */
-unsigned rights_of(const Config *config, uid_t uid);
+unsigned rights_of(Config *config, uid_t uid);
 
 /* Before any handler of a method call: refuses the call past the connection's limits (a
  * connection over max_connections_per_uid is answered and closed: then 1), past the call rate, or

@@ -344,9 +344,19 @@ static int config_finish(Config *c, const bool rights_set[_RIGHT_MAX], char **re
         /* Rights left out: list, create and restore to the backup group (root alone when it does
          * not exist), delete to root alone: backup operators make and use shadow copies, only an
          * administrator throws them away. */
-        struct group *g = getgrnam(c->backup_group);
         for (Right r = 0; r < _RIGHT_MAX; r++)
-                if (!rights_set[r] && r != RIGHT_DELETE && g && holders_add_gid(&c->rights[r], g->gr_gid) < 0)
+                if (!rights_set[r] && r != RIGHT_DELETE)
+                        c->backup_group_rights |= 1u << r;
+        return 0;
+}
+
+int config_backup_group(Config *c) {
+        if (c->backup_group_resolved)
+                return 0;
+        c->backup_group_resolved = true;
+        struct group *g = c->backup_group_rights ? getgrnam(c->backup_group) : NULL;
+        for (Right r = 0; g && r < _RIGHT_MAX; r++)
+                if ((c->backup_group_rights & (1u << r)) && holders_add_gid(&c->rights[r], g->gr_gid) < 0)
                         return -ENOMEM;
         return 0;
 }

@@ -53,6 +53,10 @@ typedef struct Config {
         uint64_t file_hold_memory_bytes;
         char *file_storage_dir;
         char *backup_group;
+        /* Rights the file left out, which go to backup_group: resolved by config_backup_group() at
+         * the first non-root connection, not at load, so an idle vssd never loads the NSS modules. */
+        unsigned backup_group_rights;
+        bool backup_group_resolved;
         RightHolders rights[_RIGHT_MAX];
         /* Per-client limits; root is exempt (it could stop vssd anyway). */
         uint32_t max_connections_per_uid;
@@ -74,3 +78,6 @@ typedef struct Config {
 
 int config_load(Config *c, const char *path, char **ret_error);
 void config_done(Config *c);
+/* Adds backup_group's gid to the rights left out (once; nothing when the group does not exist).
+ * -ENOMEM: the group got only some of them. */
+int config_backup_group(Config *c);

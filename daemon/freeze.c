@@ -464,7 +464,8 @@ static int prep_mounts(LeasePrep *p, const char *const *paths, size_t n_paths, c
                         return r;
                 }
                 if (r < 0) {
-                        set_error(errbuf, errlen, "Cannot read /proc/self/mountinfo: %s", strerror(-r));
+                        set_error(errbuf, errlen, "Cannot read /proc/self/mountinfo: %s",
+                                  r == -ELIBACC && mountinfo_load_error() ? mountinfo_load_error() : strerror(-r));
                         return r;
                 }
                 /* A second FIFREEZE of the same superblock would fail with EBUSY. */

@@ -17,6 +17,7 @@
 #include "daemon/log.h"
 #include "providers/file/copy.h"
 #include "providers/file/precopy.h"
+#include "providers/mountinfo.h"
 
 #ifndef BCACHEFS_SUPER_MAGIC
 #define BCACHEFS_SUPER_MAGIC 0xca451a4e
@@ -80,7 +81,10 @@ static int decide(const Manager *m, const char *path, bool *ret_shared, char *wh
         struct stat st;
 
         *ret_shared = false;
-        if (mount_of(path, NULL, mount, sizeof(mount), dev, sizeof(dev)) < 0 || statfs(path, &sf) < 0 || stat(path, &st) < 0)
+        int r = mount_of(path, NULL, mount, sizeof(mount), dev, sizeof(dev));
+        if (r == -ELIBACC && mountinfo_load_error())
+                return snprintf(why, size, "the filesystem of %s cannot be determined: %s", path, mountinfo_load_error()), 0;
+        if (r < 0 || statfs(path, &sf) < 0 || stat(path, &st) < 0)
                 return snprintf(why, size, "the filesystem of %s cannot be determined", path), 0;
         const char *name = freezable((unsigned long) sf.f_type);
         if (!name) {

@@ -3,6 +3,7 @@
  * run the loop. */
 
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -127,6 +128,9 @@ int main(int argc, char *argv[]) {
         (void) sd_event_add_signal(m->event, NULL, SIGHUP, on_reload, m);
         log_info("listening on %s%s, state in %s", m->socket_path, m->socket_activated ? " (socket activation)" : "",
                  state_dir);
+        /* What starting took (the configuration's JSON, the registry's first reads) goes back to
+         * the system before vssd sits idle. */
+        (void) malloc_trim(0);
         (void) sd_notify(0, "READY=1\nSTATUS=Listening");
         r = sd_event_loop(m->event);
         (void) sd_notify(0, "STOPPING=1"); /* also after a fatal loop error */

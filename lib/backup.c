@@ -6,6 +6,7 @@
 
 #include <vss/backup.h>
 
+#include "lib/backup-batch.h"
 #include "lib/client.h"
 #include "lib/components.h"
 
@@ -178,6 +179,17 @@ static int32_t call(vss_backup *b, const char *method, sd_bus_message **ret_repl
         int32_t hr = callv(b, method, ret_reply, types, ap);
         va_end(ap);
         return hr;
+}
+
+/* For lib/backup-batch.c, which sends several session calls at once. */
+sd_bus *backup_bus(vss_backup *b) {
+        return b->bus;
+}
+int backup_session_message(vss_backup *b, const char *method, sd_bus_message **ret) {
+        return session_message(b, method, ret);
+}
+int32_t backup_fail(vss_backup *b, int32_t hr, const sd_bus_error *e, const char *what) {
+        return fail(b, hr, e, what);
 }
 
 VSS_EXPORT int vss_backup_initialize_for_backup(vss_backup *b) {
@@ -668,22 +680,14 @@ VSS_EXPORT int vss_backup_abort_backup(vss_backup *b) {
         return call(b, "AbortBackup", NULL, NULL);
 }
 
-VSS_EXPORT int vss_backup_get_snapshot_properties(vss_backup *b, const vss_id *shadow_id, vss_snapshot_prop *ret) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        char id[VSS_ID_STRING_MAX];
+/* A GetSnapshotProperties reply; also lib/backup-batch.c's. */
+int backup_read_properties(sd_bus_message *reply, vss_snapshot_prop *ret) {
         const char *sid, *setid, *orig, *spath, *prov;
         uint64_t created, reserved;
         uint32_t attrs;
-        if (!b || !shadow_id || !ret)
-                return VSS_E_INVALIDARG;
-        int r = sd_bus_call_method(b->bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "GetSnapshotProperties", &error,
-                                   &reply, "s", vss_id_to_string(shadow_id, id));
+        int r = sd_bus_message_read(reply, "(sssssttu)", &sid, &setid, &orig, &spath, &prov, &created, &reserved, &attrs);
         if (r < 0)
-                return fail(b, vss_hr_from_bus_error(&error, r), &error, "GetSnapshotProperties");
-        r = sd_bus_message_read(reply, "(sssssttu)", &sid, &setid, &orig, &spath, &prov, &created, &reserved, &attrs);
-        if (r < 0)
-                return fail_errno(b, r, "GetSnapshotProperties");
+                return r;
         vss_snapshot_prop p = { .created_usec = created, .attributes = attrs };
         (void) vss_id_from_string(sid, &p.shadow_id);
         (void) vss_id_from_string(setid, &p.snapshot_set_id);
@@ -692,6 +696,20 @@ VSS_EXPORT int vss_backup_get_snapshot_properties(vss_backup *b, const vss_id *s
         snprintf(p.provider, sizeof(p.provider), "%s", prov);
         *ret = p;
         return 0;
+}
+
+VSS_EXPORT int vss_backup_get_snapshot_properties(vss_backup *b, const vss_id *shadow_id, vss_snapshot_prop *ret) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        char id[VSS_ID_STRING_MAX];
+        if (!b || !shadow_id || !ret)
+                return VSS_E_INVALIDARG;
+        int r = sd_bus_call_method(b->bus, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, "GetSnapshotProperties", &error,
+                                   &reply, "s", vss_id_to_string(shadow_id, id));
+        if (r < 0)
+                return fail(b, vss_hr_from_bus_error(&error, r), &error, "GetSnapshotProperties");
+        r = backup_read_properties(reply, ret);
+        return r < 0 ? fail_errno(b, r, "GetSnapshotProperties") : 0;
 }
 
 /* The requester's fields of a component record, one D-Bus method for all (SetComponentProperty). */

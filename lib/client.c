@@ -35,6 +35,9 @@ int vss_connect(const char *socket_path, sd_bus **ret) {
         if (r < 0)
                 return r;
         r = sd_bus_set_fd(bus, fd, fd);
+        /* vssd passes no fds and refuses to: not asking saves waiting for its refusal. */
+        if (r >= 0)
+                r = sd_bus_negotiate_fds(bus, false);
         if (r >= 0) {
                 TAKE_FD(fd);
                 r = sd_bus_start(bus);

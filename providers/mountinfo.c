@@ -1,11 +1,56 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dlfcn.h>
 #include <errno.h>
 #include <libmount.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "providers/mountinfo.h"
+
+/* libmount is opened at the first lookup, not at vssd's start: an idle vssd keeps it and what it
+ * pulls in (libblkid, libselinux, libpcre2: about 450 KiB resident) out of memory. */
+static struct {
+        struct libmnt_table *(*new_table)(void);
+        struct libmnt_iter *(*new_iter)(int);
+        int (*parse_file)(struct libmnt_table *, const char *);
+        int (*next_fs)(struct libmnt_table *, struct libmnt_iter *, struct libmnt_fs **);
+        const char *(*get_target)(struct libmnt_fs *);
+        const char *(*get_fstype)(struct libmnt_fs *);
+        const char *(*get_source)(struct libmnt_fs *);
+        dev_t (*get_devno)(struct libmnt_fs *);
+        void (*free_iter)(struct libmnt_iter *);
+        void (*unref_table)(struct libmnt_table *);
+} mnt;
+static char load_error[256];
+
+static int load_libmount(void) {
+        static int loaded; /* 1 loaded, < 0 failed (for good) */
+        if (loaded)
+                return loaded < 0 ? loaded : 0;
+        void *h = dlopen("libmount.so.1", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+#define SYM(field, name) (*(void **) &mnt.field = h ? dlsym(h, #name) : NULL)
+        bool ok = SYM(new_table, mnt_new_table) && SYM(new_iter, mnt_new_iter) &&
+                  SYM(parse_file, mnt_table_parse_file) && SYM(next_fs, mnt_table_next_fs) &&
+                  SYM(get_target, mnt_fs_get_target) && SYM(get_fstype, mnt_fs_get_fstype) &&
+                  SYM(get_source, mnt_fs_get_source) && SYM(get_devno, mnt_fs_get_devno) &&
+                  SYM(free_iter, mnt_free_iter) && SYM(unref_table, mnt_unref_table);
+#undef SYM
+        if (!ok) {
+                const char *e = dlerror();
+                snprintf(load_error, sizeof(load_error), "cannot load libmount.so.1 (util-linux): %s",
+                         e ? e : "unknown error");
+                loaded = -ELIBACC;
+                return loaded;
+        }
+        loaded = 1;
+        return 0;
+}
+
+const char *mountinfo_load_error(void) {
+        return load_error[0] ? load_error : NULL;
+}
 
 static bool holds(const char *target, const char *path) {
         size_t n = strlen(target);
@@ -13,14 +58,17 @@ static bool holds(const char *target, const char *path) {
 }
 
 int mountinfo_find(const char *path, const char *fstype, char **ret_target, char **ret_source, dev_t *ret_dev) {
-        struct libmnt_table *tb = mnt_new_table();
-        struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
+        int k = load_libmount();
+        if (k < 0)
+                return k;
+        struct libmnt_table *tb = mnt.new_table();
+        struct libmnt_iter *it = mnt.new_iter(MNT_ITER_FORWARD);
         struct libmnt_fs *fs, *best = NULL;
         size_t best_len = 0;
-        int r = tb && it ? mnt_table_parse_file(tb, "/proc/self/mountinfo") : -ENOMEM;
+        int r = tb && it ? mnt.parse_file(tb, "/proc/self/mountinfo") : -ENOMEM;
 
-        while (r >= 0 && mnt_table_next_fs(tb, it, &fs) == 0) {
-                const char *target = mnt_fs_get_target(fs), *type = mnt_fs_get_fstype(fs);
+        while (r >= 0 && mnt.next_fs(tb, it, &fs) == 0) {
+                const char *target = mnt.get_target(fs), *type = mnt.get_fstype(fs);
                 if (!target || target[0] != '/' || (fstype && (!type || strcmp(type, fstype) != 0)) ||
                     !holds(target, path) || strlen(target) < best_len)
                         continue;
@@ -30,8 +78,8 @@ int mountinfo_find(const char *path, const char *fstype, char **ret_target, char
         if (r >= 0 && !best)
                 r = -ENOENT;
         if (r >= 0) {
-                const char *source = mnt_fs_get_source(best);
-                char *t = ret_target ? strdup(mnt_fs_get_target(best)) : NULL;
+                const char *source = mnt.get_source(best);
+                char *t = ret_target ? strdup(mnt.get_target(best)) : NULL;
                 char *s = ret_source ? strdup(source ? source : "") : NULL;
                 if ((ret_target && !t) || (ret_source && !s)) {
                         free(t);
@@ -43,11 +91,11 @@ int mountinfo_find(const char *path, const char *fstype, char **ret_target, char
                         if (ret_source)
                                 *ret_source = s;
                         if (ret_dev)
-                                *ret_dev = mnt_fs_get_devno(best);
+                                *ret_dev = mnt.get_devno(best);
                         r = 0;
                 }
         }
-        mnt_free_iter(it);
-        mnt_unref_table(tb);
+        mnt.free_iter(it);
+        mnt.unref_table(tb);
         return r < 0 ? r : 0;
 }

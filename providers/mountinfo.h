@@ -11,6 +11,9 @@
  * canonical: the match is on the text), of filesystem type fstype unless NULL; on a tie the
  * later entry wins (it is mounted on top). Its mount point, source (device) and device number
  * (of the superblock: one per filesystem, bind mounts included) go to whichever of ret_target,
- * ret_source (malloc'ed) and ret_dev is set. -ENOENT when no mount holds path, -ENOMEM, or the
- * errno of reading the table. */
+ * ret_source (malloc'ed) and ret_dev is set. -ENOENT when no mount holds path, -ENOMEM, -ELIBACC
+ * when libmount cannot be loaded (mountinfo_load_error() says why), or the errno of reading the
+ * table. */
 int mountinfo_find(const char *path, const char *fstype, char **ret_target, char **ret_source, dev_t *ret_dev);
+/* Why libmount could not be loaded (it is opened at the first lookup), or NULL. */
+const char *mountinfo_load_error(void);

@@ -2,6 +2,7 @@
 /* Providers on filesystems the tests make themselves (loop devices, as root). */
 
 #include <json-c/json.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -475,6 +476,26 @@ static void test_expose(void) {
 
 /* vssd's config goes through the strict JSON layer: a key given twice (json-c alone would keep the
  * last one silently) is refused like any bad configuration, exit status 2, naming the key. */
+/* vssd opens libmount at its first mount lookup, so an idle vssd does without it. When it cannot
+ * be loaded, vssd still starts and serves, and the volume's explanation says why its filesystem
+ * is unknown (a broken libmount.so.1 found first through LD_LIBRARY_PATH). */
+static void test_libmount_missing(void) {
+        char lib[] = "/tmp/openvss-libmount.XXXXXX", fake[PATH_MAX], *out = NULL;
+        CHECK(mkdtemp(lib) != NULL);
+        snprintf(fake, sizeof(fake), "%s/libmount.so.1", lib);
+        FILE *f = fopen(fake, "we");
+        CHECK(f && fputs("not a library\n", f) >= 0 && fclose(f) == 0);
+        setenv("LD_LIBRARY_PATH", lib, 1);
+        Harness *h = harness_new(NULL); /* vssd inherits it */
+        unsetenv("LD_LIBRARY_PATH");
+        char *data = harness_make_data(h, "data");
+        CHECK(harness_sh(h, &out, "vssadmin list providers --for '%s'", data) == 0);
+        CHECK(out && strstr(out, "not point-in-time") && strstr(out, "cannot load libmount.so.1"));
+        free(out);
+        harness_free(h);
+        CHECK(unlink(fake) == 0 && rmdir(lib) == 0);
+}
+
 static void test_config_repeated_key(void) {
         Harness *h = harness_new(NULL);
         char *out = NULL;
@@ -496,6 +517,7 @@ static void test_config_repeated_key(void) {
 static const TestCase cases[] = {
         { "expose", test_expose },
         { "config-repeated-key", test_config_repeated_key },
+        { "libmount-missing", test_libmount_missing },
         { "exec-delete-fails-keeps-record", test_exec_delete_fails_keeps_record },
         { "exec-vssd-killed-location-kept", test_exec_vssd_killed_location_kept },
         { "shadow-limits", test_shadow_limits },

@@ -463,6 +463,32 @@ static void check_no_shadows(Harness *h) {
         CHECK(harness_count_shadow_files(h) == 0);
 }
 
+/* StartSnapshotSet and every volume go to vssd together (lib/backup-batch.h): a volume it refuses
+ * in the middle is the error, as if each had been sent after the other's answer; the set id is
+ * told, no writer was prepared and nothing is kept. */
+static void test_create_shadow_bad_volume(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data"), args[2 * PATH_MAX + 40], *events = NULL;
+        harness_writer(h, "fe", front);
+        snprintf(args, sizeof(args), "--for '%s' --for '%s/no-such-dir' --for '%s'", data, data, data);
+
+        json_object *root = NULL;
+        CHECK(create_json(h, &root, args) == 1);
+        CHECK_STR(fstr(root, "result"), "failed");
+        json_object *e = field(root, "error", json_type_object);
+        CHECK_STR(fstr(e, "name"), "VSS_E_OBJECT_NOT_FOUND");
+        const char *msg = fstr(e, "message");
+        CHECK(msg && strstr(msg, "no-such-dir") != NULL && strstr(msg, "AddToSnapshotSet") == NULL);
+        CHECK_UUID(fstr(root, "snapshot_set_id"));
+        CHECK(alen(field(root, "phases", json_type_array)) == 0);
+        CHECK(alen(field(root, "shadows", json_type_array)) == 0);
+        json_object_put(root);
+        check_no_shadows(h);
+        events = harness_events(h, "fe");
+        CHECK(events && strstr(events, "identify") != NULL && strstr(events, "prepare-backup") == NULL);
+        free(events);
+}
+
 static void test_create_shadow_veto(void) {
         Harness *h = harness_new(NULL);
         char *data = harness_make_data(h, "data"), args[PATH_MAX + 20], path[600], *err = NULL;
@@ -700,6 +726,7 @@ static const TestCase cases[] = {
         { "create-shadow-text", test_create_shadow_text },
         { "create-shadow-json", test_create_shadow_json },
         { "create-shadow-veto", test_create_shadow_veto },
+        { "create-shadow-bad-volume", test_create_shadow_bad_volume },
         { "delete-shadows", test_delete_shadows },
         { "usage", test_usage },
         {},

@@ -9,6 +9,7 @@
 #include <vss/admin.h>
 #include <vss/backup.h>
 
+#include "lib/backup-batch.h"
 #include "lib/common.h"
 #include "tools/report.h"
 
@@ -361,6 +362,7 @@ static int delete_set(const vss_id *set_id) {
 static int create_shadow(char **paths, size_t n_paths, const char *provider) {
         Report c = { .phases = json_object_new_array(), .json = arg_json };
         vss_id set_id = {}, shadow_ids[VSS_MAX_VOLUMES];
+        BackupBatch props = {};
         char buf[VSS_ID_STRING_MAX], hex[16];
         bool committed = false;
         int32_t hr;
@@ -371,19 +373,19 @@ static int create_shadow(char **paths, size_t n_paths, const char *provider) {
                 json_object_put(c.phases);
                 return fail("create shadow", hr, vssd_failure_text(arg_socket, hr, why, sizeof(why)));
         }
-        if (report_step(&c, vss_backup_initialize_for_backup(c.b)) &&
-            report_step(&c, vss_backup_set_context(c.b, VSS_CTX_CLIENT_ACCESSIBLE_WRITERS)) &&
-            report_step(&c, vss_backup_set_backup_state(c.b, false, false, VSS_BT_FULL, false)) &&
-            report_step(&c, vss_backup_gather_writer_metadata_sync(c.b)) && report_step(&c, vss_backup_start_snapshot_set(c.b, &set_id))) {
-                bool ok = true;
-                for (size_t i = 0; ok && i < n_paths; i++)
-                        ok = report_step(&c, vss_backup_add_to_snapshot_set(c.b, paths[i], provider, &shadow_ids[i]));
-                if (ok)
-                        progress_status("Preparing the writers for backup...");
-                if (ok && report_step(&c, vss_backup_prepare_for_backup_sync(c.b)) && report_phase(&c, "prepare-for-backup")) {
+        /* The steps no reply is waited for in between go out together (lib/backup-batch.h):
+         * InitializeForBackup, SetContext, SetBackupState; StartSnapshotSet and the volumes. */
+        if (report_step(&c, backup_begin(c.b, VSS_CTX_CLIENT_ACCESSIBLE_WRITERS, VSS_BT_FULL)) &&
+            report_step(&c, vss_backup_gather_writer_metadata_sync(c.b)) &&
+            report_step(&c, backup_start_set(c.b, paths, n_paths, provider, &set_id, shadow_ids))) {
+                progress_status("Preparing the writers for backup...");
+                if (report_step(&c, vss_backup_prepare_for_backup_sync(c.b)) && report_phase(&c, "prepare-for-backup")) {
                         progress_status("Making the shadow copies (writers frozen)...");
                         hr = vss_backup_do_snapshot_set_sync(c.b);
                         committed = hr >= 0;
+                        /* Asked now, answered while the writers' status is gathered. */
+                        if (committed)
+                                (void) backup_properties_ask(c.b, &props, shadow_ids, n_paths);
                         bool st_ok = report_phase(&c, "do-snapshot-set");
                         if (!committed)
                                 c.error_hr = 0; /* the operation's own error names the cause */
@@ -414,7 +416,8 @@ static int create_shadow(char **paths, size_t n_paths, const char *provider) {
         for (size_t i = 0; committed && i < n_paths; i++) {
                 vss_snapshot_prop p;
                 char a[VSS_ID_STRING_MAX], b[VSS_ID_STRING_MAX], at[128];
-                if (vss_backup_get_snapshot_properties(c.b, &shadow_ids[i], &p) < 0)
+                if (backup_properties_get(&props, i, &p) < 0 && /* asked again */
+                    vss_backup_get_snapshot_properties(c.b, &shadow_ids[i], &p) < 0)
                         continue;
                 id_string(&p.shadow_id, a);
                 id_string(&p.snapshot_set_id, b);
@@ -437,6 +440,7 @@ static int create_shadow(char **paths, size_t n_paths, const char *provider) {
                 fprintf(stderr, "vssadmin: create shadow failed: %s (%s): %s\n", strempty(vss_error_name(c.error_hr)),
                         hex32(c.error_hr, hex), c.error_msg);
         json_object_put(out);
+        backup_batch_done(&props);
         vss_backup_free(c.b);
         return c.error_hr ? EXIT_FAILED : EXIT_OK;
 }

@@ -73,16 +73,23 @@ static void snapshot_root(const char *source, const char *shadow_path, char ret[
         snprintf(ret, PATH_MAX, "%.*s", (int) (strlen(shadow_path) - rel), shadow_path);
 }
 
+/* The parents of path, made from the deepest one that is missing: inside the freeze window,
+ * one mkdir (the set's directory) when MOUNTPOINT/.openvss exists, not one per component. */
 static int mkdir_parents(const char *path) {
         char p[PATH_MAX];
         snprintf(p, sizeof(p), "%s", path);
-        for (char *s = strchr(p + 1, '/'); s; s = strchr(s + 1, '/')) {
-                *s = 0;
-                if (mkdir(p, 0700) < 0 && errno != EEXIST)
-                        return -errno;
-                *s = '/';
-        }
-        return 0;
+        char *end = strrchr(p, '/');
+        if (!end || end == p)
+                return 0;
+        *end = 0;
+        if (mkdir(p, 0700) == 0 || errno == EEXIST)
+                return 0;
+        if (errno != ENOENT)
+                return -errno;
+        int r = mkdir_parents(p);
+        if (r < 0)
+                return r;
+        return mkdir(p, 0700) < 0 && errno != EEXIST ? -errno : 0;
 }
 
 static int btrfs_create(const Provider *p, const ShadowRequest *req, char **ret_location) {
