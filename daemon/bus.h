@@ -16,7 +16,8 @@
         X(prepare_for_backup) X(do_snapshot_set) X(set_backup_succeeded) X(backup_complete)      \
         X(abort_backup) X(pre_restore) X(post_restore) X(cancel) X(gather_writer_status)         \
         X(expose_shadow) X(unexpose_shadow) X(list_exposures) X(set_component_property)           \
-        X(save_as_document) X(explain_volume)
+        X(save_as_document) X(explain_volume) X(do_snapshot_set_paused) X(wait_paused)           \
+        X(continue_snapshot_set)
 #define VSS_DECLARE_METHOD(n) int method_##n(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 VSS_METHODS(VSS_DECLARE_METHOD)
 extern const sd_bus_vtable coordinator_vtable[];

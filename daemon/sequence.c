@@ -40,6 +40,8 @@ static const char *const call_names[_CALL_MAX] = {
         [CALL_GATHER_WRITER_STATUS] = "GatherWriterStatus",
         [CALL_SET_COMPONENT_PROPERTY] = "SetComponentProperty",
         [CALL_SAVE_AS_DOCUMENT] = "SaveAsDocument",
+        [CALL_WAIT_PAUSED] = "WaitPaused",
+        [CALL_CONTINUE_SNAPSHOT_SET] = "ContinueSnapshotSet",
 };
 
 const char *session_phase_name(SessionPhase p) {
@@ -84,6 +86,10 @@ static const unsigned valid_in[_CALL_MAX] = {
         [CALL_SAVE_AS_DOCUMENT] = PH(PHASE_METADATA) | PH(PHASE_SET_STARTED) | PH(PHASE_PREPARED) |
                                   PH(PHASE_SNAPSHOT_DONE) | PH(PHASE_COMPLETED) | PH(PHASE_RESTORE_INIT) |
                                   PH(PHASE_PRE_RESTORED) | PH(PHASE_RESTORED) | PH(PHASE_ABORTED),
+        /* While a set with pause points is in flight (and, answered "ended" at once, after it);
+         * continuing only while it is paused (seq_check). */
+        [CALL_WAIT_PAUSED] = PH(PHASE_PREPARED) | PH(PHASE_SNAPSHOT_DONE) | PH(PHASE_COMPLETED) | PH(PHASE_ABORTED),
+        [CALL_CONTINUE_SNAPSHOT_SET] = PH(PHASE_PREPARED),
 };
 
 int32_t seq_check(const SeqFacts *f, SeqCall call, const char **ret_why) {
@@ -91,8 +97,13 @@ int32_t seq_check(const SeqFacts *f, SeqCall call, const char **ret_why) {
 
         if ((unsigned) call >= _CALL_MAX || (unsigned) f->phase >= _PHASE_MAX)
                 why = "unknown call or phase";
-        else if (f->busy && call != CALL_GATHER_WRITER_STATUS && call != CALL_ABORT_BACKUP)
+        else if (f->busy && call != CALL_GATHER_WRITER_STATUS && call != CALL_ABORT_BACKUP &&
+                 call != CALL_WAIT_PAUSED && call != CALL_CONTINUE_SNAPSHOT_SET)
                 why = "another operation of this session is in progress";
+        else if (call == CALL_WAIT_PAUSED && !f->pausable)
+                why = "no do-snapshot-set with pause points was started in this session";
+        else if (call == CALL_CONTINUE_SNAPSHOT_SET && !f->paused)
+                why = "the snapshot set is not paused";
         else if (!(valid_in[call] & PH(f->phase)))
                 why = "not valid in this phase of the session";
         else if (call == CALL_ADD_COMPONENT && !f->component_mode)

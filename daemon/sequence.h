@@ -47,6 +47,8 @@ typedef enum SeqCall {
         CALL_GATHER_WRITER_STATUS,
         CALL_SET_COMPONENT_PROPERTY,
         CALL_SAVE_AS_DOCUMENT,
+        CALL_WAIT_PAUSED,           /* DoSnapshotSetPaused's pause points */
+        CALL_CONTINUE_SNAPSHOT_SET,
         _CALL_MAX,
 } SeqCall;
 
@@ -61,6 +63,8 @@ typedef struct SeqFacts {
         bool restore;            /* initialized for restore */
         bool status_closed;      /* the gather after backup-complete/post-restore happened */
         unsigned n_volumes;
+        bool pausable;           /* a DoSnapshotSet with pause points was started */
+        bool paused;             /* and is paused now */
 } SeqFacts;
 
 /* 0 when the call is valid now, else VSS_E_BAD_STATE with *ret_why (static) saying why. */

@@ -70,6 +70,8 @@ static bool set_aborting(const Session *s) {
 }
 
 void abort_due_writers(Session *s) {
+        if (pause_abort_check(s))
+                return; /* a paused set: nothing in flight, its stages send Abort */
         bool aborting = set_aborting(s);
         if (!aborting || s->pending == 0)
                 return;

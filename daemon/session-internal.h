@@ -5,8 +5,8 @@
  * What the session's files share, and only they: session.c (life, operations, plain steps),
  * session-dispatch.c (events to writers, their answers), session-status.c (GatherWriterStatus),
  * session-document.c (the backup components document), snapshot-set.c (the set: volumes,
- * participants, record, deletion), session-stages.c (DoSnapshotSet, AbortBackup) and commit.c
- * (the commit child). Others use daemon/session.h.
+ * participants, record, deletion), session-stages.c (DoSnapshotSet, AbortBackup), session-pause.c
+ * (DoSnapshotSet's pause points) and commit.c (the commit child). Others use daemon/session.h.
  */
 
 #include "daemon/access.h"
@@ -106,6 +106,26 @@ void state_abort(Session *s, int r, const char *what);
 /* The set is dropped (in the background), then Abort to the writers; the operation (AbortBackup,
  * or the PrepareForBackup it waited for) is already begun or answered. */
 void abort_backup_start(Session *s);
+/* DoSnapshotSet from its first stage, pausing at the points in pause_flags (VSS_PAUSE_*; 0: none);
+ * msg is answered when the set ends. */
+void dss_start(Session *s, sd_bus_message *msg, uint32_t pause_flags);
+/* The stages go on from where they stopped (a pause). */
+void dss_resume(Session *s);
+
+/* session-pause.c */
+/* The pause points of the set about to start. */
+void pause_start(Session *s, uint32_t flags);
+/* The stages reached point: true when the set pauses there (they stop until it continues or
+ * aborts); false when it was not asked for or was passed already. */
+bool pause_at(Session *s, uint32_t point);
+/* An abort was requested: a paused set goes on, to Abort. True when it was paused. */
+bool pause_abort_check(Session *s);
+/* slot's writer is gone: a frozen one aborts a set paused before the commit. */
+void pause_writer_gone(Session *s, Slot *slot);
+/* The set ended: a WaitPaused waiting learns it, the pause's watch goes. */
+void pause_done(Session *s);
+/* What the pause holds, when the session is freed. */
+void pause_free(Session *s);
 
 /* commit.c */
 /* Flush-and-hold: exec providers that ask for it, and file-provider volumes hold.c chose. */

@@ -17,6 +17,10 @@
 
 static void dss_continue(Session *s);
 
+void dss_resume(Session *s) {
+        dss_continue(s);
+}
+
 /* The most writers in a session for which the commit child is forked before the Freeze batch. */
 #define PREFORK_MAX_WRITERS 32
 
@@ -244,6 +248,7 @@ static int stage_commit(Session *s) {
 
 static void dss_end(Session *s) {
         s->stage = STAGE_NONE;
+        pause_done(s);
         if (s->dead)
                 session_shutdown(s);
 }
@@ -324,11 +329,17 @@ static void dss_continue(Session *s) {
                         continue;
                 case STAGE_FREEZE:
                         if (s->level == 0) {
-                                if (stage_arm(s) < 0)
+                                /* Armed once: a set paused here comes back when it continues. */
+                                if (!s->armed && stage_arm(s) < 0)
                                         continue; /* to Abort */
+                                s->armed = true;
+                                if (pause_at(s, VSS_PAUSE_BEFORE_FREEZE))
+                                        return;
                                 s->freeze_start_usec = now_monotonic_usec();
                         }
                         if (s->level >= _VSS_APP_LEVEL_MAX) {
+                                if (pause_at(s, VSS_PAUSE_BEFORE_COMMIT))
+                                        return;
                                 s->stage = STAGE_COMMIT;
                                 continue;
                         }
@@ -367,14 +378,20 @@ static void dss_continue(Session *s) {
         }
 }
 
-int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        BEGIN(CALL_DO_SNAPSHOT_SET);
+void dss_start(Session *s, sd_bus_message *msg, uint32_t pause_flags) {
         choose_participants(s);
         op_begin(s, msg, CALL_DO_SNAPSHOT_SET);
         s->abort_hr = 0;
         s->abort_msg[0] = 0;
+        s->armed = false;
+        pause_start(s, pause_flags);
         s->stage = STAGE_PREPARE_SNAPSHOT;
         dss_continue(s);
+}
+
+int method_do_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BEGIN(CALL_DO_SNAPSHOT_SET);
+        dss_start(s, msg, 0);
         return 1;
 }
 

@@ -57,6 +57,7 @@ Session *session_unref(Session *s) {
         }
         sd_bus_message_unref(s->request);
         sd_bus_message_unref(s->release_request);
+        pause_free(s);
         commit_done(&s->commit);
         bcd_free(s->doc);
         free(s);
@@ -79,8 +80,10 @@ Session *session_lookup(Connection *c, const char *id, sd_bus_error *error) {
 
 void session_writer_gone(Session *s, Writer *w) {
         for (size_t i = 0; i < s->n_slots; i++)
-                if (s->slots[i].writer == w)
+                if (s->slots[i].writer == w) {
                         s->slots[i].writer = NULL;
+                        pause_writer_gone(s, &s->slots[i]);
+                }
 }
 
 /* Operation bookkeeping. */
@@ -124,7 +127,7 @@ void creating_done(Session *s) {
 static Right call_right(SeqCall call) {
         switch (call) {
         case CALL_INITIALIZE_FOR_BACKUP: case CALL_START_SNAPSHOT_SET: case CALL_ADD_TO_SNAPSHOT_SET:
-        case CALL_DO_SNAPSHOT_SET:
+        case CALL_DO_SNAPSHOT_SET: case CALL_WAIT_PAUSED: case CALL_CONTINUE_SNAPSHOT_SET:
                 return RIGHT_CREATE;
         case CALL_INITIALIZE_FOR_RESTORE: case CALL_PRE_RESTORE: case CALL_POST_RESTORE:
                 return RIGHT_RESTORE;
@@ -159,6 +162,8 @@ Session *session_begin_call(sd_bus_message *msg, void *userdata, SeqCall call, s
                 .restore = s->restore,
                 .status_closed = s->status_closed,
                 .n_volumes = (unsigned) s->n_volumes,
+                .pausable = s->pausable,
+                .paused = s->paused != 0,
         };
         int32_t hr = seq_check(&f, call, &why);
         if (hr < 0) {

@@ -105,6 +105,14 @@ struct Session {
         size_t hold_mounts;       /* filesystems journalled as about to be held (0: no journal) */
         uint32_t freeze_cap_ms;   /* bound on a later level's Freeze deadline */
         bool gathering;           /* a GatherWriterStatus is in flight */
+        bool armed;               /* the set in flight is armed for Freeze (session-stages.c) */
+        /* DoSnapshotSetPaused (session-pause.c): the points asked for and those reached
+         * (VSS_PAUSE_*), the one it is paused at now (0: not paused), a WaitPaused waiting for
+         * the next, and the watch of the freeze windows while paused. */
+        bool pausable;
+        uint32_t pause_flags, pause_reached, paused;
+        sd_bus_message *pause_waiter;
+        sd_event_source *pause_window;
         /* The backup components document: component records kept here, header filled in on save. */
         vss_backup_document *doc;
         uint64_t created_usec;    /* when the set was committed */

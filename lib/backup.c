@@ -32,6 +32,15 @@ struct vss_backup {
         vss_writer_status *status;
         size_t n_status;
         vss_async *asyncs[8]; /* outstanding handles, detached on release */
+        /* do_snapshot_set_paused: whether one was started, its handle while open, and the
+         * WaitPaused in flight or answered but not yet returned (usec_left as answered, and when). */
+        bool pausable;
+        vss_async *dss;
+        sd_bus_slot *pause_slot;
+        bool pause_answered;
+        int32_t pause_result;
+        uint32_t pause_point;
+        uint64_t pause_left, pause_when;
 };
 
 static int32_t fail(vss_backup *b, int32_t hr, const sd_bus_error *e, const char *what) {
@@ -121,6 +130,7 @@ VSS_EXPORT vss_backup *vss_backup_free(vss_backup *b) {
                                 b->asyncs[i]->result = VSS_E_ABORT;
                         }
                 }
+        b->pause_slot = sd_bus_slot_unref(b->pause_slot);
         if (b->bus && b->session[0])
                 /* Returns once the session's writers have had BackupShutdown (bounded by vssd). */
                 (void) call(b, "ReleaseSession", NULL, NULL);
@@ -315,7 +325,9 @@ static int on_async_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         return 0;
 }
 
-static int32_t start_async(vss_backup *b, const char *method, AsyncKind kind, vss_async **ret) {
+/* Starts method (its arguments the session id and, when flags is not NULL, *flags). */
+static int32_t start_async_flags(vss_backup *b, const char *method, AsyncKind kind, const uint32_t *flags,
+                                 vss_async **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         size_t i;
         if (!b || !ret)
@@ -332,6 +344,8 @@ static int32_t start_async(vss_backup *b, const char *method, AsyncKind kind, vs
                 return VSS_E_OUTOFMEMORY;
         *a = (vss_async) { .n_ref = 1, .backup = b, .kind = kind };
         int r = session_message(b, method, &m);
+        if (r >= 0 && flags)
+                r = sd_bus_message_append(m, "u", *flags);
         /* vssd bounds every step with its own deadlines; the requester waits as long as it says. */
         if (r >= 0)
                 r = sd_bus_call_async(b->bus, &a->slot, m, on_async_reply, a, UINT64_MAX);
@@ -344,6 +358,10 @@ static int32_t start_async(vss_backup *b, const char *method, AsyncKind kind, vs
         return 0;
 }
 
+static int32_t start_async(vss_backup *b, const char *method, AsyncKind kind, vss_async **ret) {
+        return start_async_flags(b, method, kind, NULL, ret);
+}
+
 static void async_detach(vss_async *a) {
         vss_backup *b = a->backup;
         if (!b)
@@ -351,6 +369,8 @@ static void async_detach(vss_async *a) {
         for (size_t i = 0; i < ELEMENTSOF(b->asyncs); i++)
                 if (b->asyncs[i] == a)
                         b->asyncs[i] = NULL;
+        if (b->dss == a)
+                b->dss = NULL;
         a->slot = sd_bus_slot_unref(a->slot);
         a->backup = NULL;
 }
@@ -449,6 +469,114 @@ ASYNC_PAIR(backup_complete, "BackupComplete", ASYNC_PLAIN)
 ASYNC_PAIR(pre_restore, "PreRestore", ASYNC_PLAIN)
 ASYNC_PAIR(post_restore, "PostRestore", ASYNC_PLAIN)
 ASYNC_PAIR(gather_writer_status, "GatherWriterStatus", ASYNC_STATUS)
+
+/* The snapshot set that pauses: DoSnapshotSetPaused, WaitPaused and ContinueSnapshotSet. */
+
+#define PAUSE_KNOWN (VSS_PAUSE_BEFORE_FREEZE | VSS_PAUSE_BEFORE_COMMIT)
+
+VSS_EXPORT int vss_backup_do_snapshot_set_paused(vss_backup *b, uint32_t flags, vss_async **ret) {
+        if (!b || !ret)
+                return VSS_E_INVALIDARG;
+        if (flags & ~PAUSE_KNOWN) {
+                snprintf(b->errmsg, sizeof(b->errmsg), "do-snapshot-set: unknown pause flags 0x%x", flags & ~PAUSE_KNOWN);
+                return VSS_E_INVALIDARG;
+        }
+        if (flags == 0)
+                return start_async(b, "DoSnapshotSet", ASYNC_PLAIN, ret);
+        int32_t hr = start_async_flags(b, "DoSnapshotSetPaused", ASYNC_PLAIN, &flags, ret);
+        if (hr < 0)
+                return hr;
+        b->pausable = true;
+        b->dss = *ret;
+        b->pause_answered = false;
+        b->pause_slot = sd_bus_slot_unref(b->pause_slot);
+        return 0;
+}
+
+static int on_paused(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        vss_backup *b = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        b->pause_slot = sd_bus_slot_unref(b->pause_slot);
+        b->pause_answered = true;
+        b->pause_when = now_monotonic_usec();
+        b->pause_result = 0;
+        if (e)
+                b->pause_result = fail(b, vss_hr_from_bus_error(e, -EIO), e, "WaitPaused");
+        else if (sd_bus_message_read(reply, "ut", &b->pause_point, &b->pause_left) < 0)
+                b->pause_result = fail_errno(b, -EBADMSG, "WaitPaused");
+        return 0;
+}
+
+/* Returns the answer received: the point, and what is left of the window now. */
+static int32_t paused_answer(vss_backup *b, uint32_t *ret_point, uint64_t *ret_usec_left) {
+        b->pause_answered = false;
+        if (b->pause_result < 0)
+                return b->pause_result;
+        uint64_t gone = now_monotonic_usec() - b->pause_when;
+        *ret_point = b->pause_point;
+        if (ret_usec_left)
+                *ret_usec_left = b->pause_left == UINT64_MAX ? UINT64_MAX
+                                 : b->pause_left > gone      ? b->pause_left - gone
+                                                             : 0;
+        return 0;
+}
+
+VSS_EXPORT int vss_backup_wait_paused(vss_backup *b, int timeout_ms, uint32_t *ret_point, uint64_t *ret_usec_left) {
+        if (!b || !ret_point)
+                return VSS_E_INVALIDARG;
+        if (!b->pausable) {
+                snprintf(b->errmsg, sizeof(b->errmsg), "wait-paused: no do-snapshot-set with pause points in flight");
+                return VSS_E_BAD_STATE;
+        }
+        uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_monotonic_usec() + (uint64_t) timeout_ms * USEC_PER_MSEC;
+        for (;;) {
+                if (b->pause_answered)
+                        return paused_answer(b, ret_point, ret_usec_left);
+                if (b->dss && b->dss->done && !b->pause_slot) {
+                        *ret_point = 0; /* it ended: its result is the handle's */
+                        if (ret_usec_left)
+                                *ret_usec_left = UINT64_MAX;
+                        return 0;
+                }
+                int r = 0;
+                if (!b->pause_slot) {
+                        /* Left in flight past a timeout: the next wait takes its answer. */
+                        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+                        r = session_message(b, "WaitPaused", &m);
+                        if (r >= 0)
+                                r = sd_bus_call_async(b->bus, &b->pause_slot, m, on_paused, b, UINT64_MAX);
+                        if (r < 0)
+                                return fail_errno(b, r, "WaitPaused");
+                }
+                r = sd_bus_process(b->bus, NULL);
+                if (r > 0)
+                        continue;
+                uint64_t now = now_monotonic_usec();
+                if (r >= 0 && now >= deadline)
+                        return VSS_S_ASYNC_PENDING;
+                if (r >= 0)
+                        r = sd_bus_wait(b->bus, deadline == UINT64_MAX ? UINT64_MAX : deadline - now);
+                if (r < 0 && r != -EINTR) {
+                        fail_errno(b, r, "connection to vssd lost");
+                        return VSS_E_WRITER_INFRASTRUCTURE;
+                }
+        }
+}
+
+VSS_EXPORT int vss_backup_continue_snapshot_set(vss_backup *b) {
+        if (!b)
+                return VSS_E_INVALIDARG;
+        int32_t hr = call(b, "ContinueSnapshotSet", NULL, NULL);
+        if (hr < 0)
+                return hr;
+        /* A WaitPaused answered before this call was (vssd answers in order) speaks of the pause
+         * just left: it is dropped, and the next wait asks again. */
+        while (sd_bus_process(b->bus, NULL) > 0)
+                ;
+        if (b->pause_answered && b->pause_result >= 0 && b->pause_point != 0)
+                b->pause_answered = false;
+        return 0;
+}
 
 VSS_EXPORT size_t vss_backup_metadata_count(vss_backup *b) {
         return b ? b->n_metadata : 0;

@@ -48,7 +48,7 @@ LAYERS = [
     {"bus": ["bus.c", "main.c"]},
     {"manager": ["manager.c", "reload.c"],
      "session": ["session.c", "session-dispatch.c", "session-status.c", "session-document.c",
-                 "snapshot-set.c", "session-stages.c", "commit.c", "hold.c"],
+                 "snapshot-set.c", "session-stages.c", "session-pause.c", "commit.c", "hold.c"],
      "expose": ["expose.c"], "admin": ["admin.c"]},
     {"writer": ["writer.c"], "shadows": ["shadows.c"], "access": ["access.c"], "connection-io": ["connection-io.c"]},
     {"registry": ["registry.c", "registry-sql.c", "registry-records.c", "registry-check.c"],

@@ -88,6 +88,10 @@ static void test_shared_library(void) {
                 CHECK(old && old == now);
         }
         CHECK(sym(lib, "vss_admin_new", "LIBVSS_0.2") != NULL);
+        /* 0.3 adds the snapshot set that pauses. */
+        CHECK(sym(lib, "vss_backup_do_snapshot_set_paused", "LIBVSS_0.3") != NULL);
+        CHECK(sym(lib, "vss_backup_wait_paused", "LIBVSS_0.3") != NULL);
+        CHECK(sym(lib, "vss_backup_continue_snapshot_set", "LIBVSS_0.3") != NULL);
         CHECK(dlsym(lib, "vss_writer_new_v0_1") == NULL && dlsym(lib, "vss_connect") == NULL);
 
         /* A program built against 0.1 passes 0.1's structures to vss_writer_new@LIBVSS_0.1. */

@@ -75,6 +75,22 @@ static void test_rules(void) {
         /* The gather after backup-complete closes status. */
         f = (SeqFacts) { .phase = PHASE_COMPLETED, .status_closed = true };
         CHECK(seq_check(&f, CALL_GATHER_WRITER_STATUS, &why) == VSS_E_BAD_STATE && strstr(why, "closed"));
+        /* The pause points of a set: WaitPaused once one with pause points was started (also
+         * while it runs, and after it ended); ContinueSnapshotSet only while it is paused. */
+        f = (SeqFacts) { .phase = PHASE_PREPARED, .busy = true, .n_volumes = 1 };
+        CHECK(seq_check(&f, CALL_WAIT_PAUSED, &why) == VSS_E_BAD_STATE && strstr(why, "pause points"));
+        CHECK(seq_check(&f, CALL_CONTINUE_SNAPSHOT_SET, &why) == VSS_E_BAD_STATE && strstr(why, "not paused"));
+        f.pausable = true;
+        CHECK(seq_check(&f, CALL_WAIT_PAUSED, NULL) == 0);
+        CHECK(seq_check(&f, CALL_CONTINUE_SNAPSHOT_SET, NULL) == VSS_E_BAD_STATE);
+        f.paused = true;
+        CHECK(seq_check(&f, CALL_CONTINUE_SNAPSHOT_SET, NULL) == 0);
+        CHECK(seq_check(&f, CALL_BACKUP_COMPLETE, NULL) == VSS_E_BAD_STATE);
+        f = (SeqFacts) { .phase = PHASE_ABORTED, .pausable = true };
+        CHECK(seq_check(&f, CALL_WAIT_PAUSED, NULL) == 0);
+        CHECK(seq_check(&f, CALL_CONTINUE_SNAPSHOT_SET, NULL) == VSS_E_BAD_STATE);
+        f = (SeqFacts) { .phase = PHASE_METADATA, .pausable = true };
+        CHECK(seq_check(&f, CALL_WAIT_PAUSED, NULL) == VSS_E_BAD_STATE);
         /* Out-of-range input is refused, not trusted. */
         f = (SeqFacts) { .phase = (SessionPhase) 99 };
         CHECK(seq_check(&f, CALL_INITIALIZE_FOR_BACKUP, NULL) == VSS_E_BAD_STATE);

@@ -129,6 +129,40 @@ VSS_EXPORT int vss_backup_prepare_for_backup_sync(vss_backup *b);
  * VSS_E_WRITERERROR_TIMEOUT; a failed set is aborted (nothing kept). */
 VSS_EXPORT int vss_backup_do_snapshot_set(vss_backup *b, vss_async **ret);
 VSS_EXPORT int vss_backup_do_snapshot_set_sync(vss_backup *b);
+
+/* A snapshot set that pauses (0.3), so that a requester can line up the cut with others (a
+ * cluster set: every writer on every host frozen at one instant). The set stops at each point
+ * named in flags, and goes on only when the requester continues it:
+ *   wait_paused     ... the set is paused at VSS_PAUSE_BEFORE_FREEZE
+ *   (gather status: writers WaitingForFreeze)  continue_snapshot_set
+ *   wait_paused     ... the set is paused at VSS_PAUSE_BEFORE_COMMIT
+ *   (gather status: writers WaitingForThaw)    continue_snapshot_set
+ *   wait_paused     ... 0: the set ended; vss_async_wait() gives its result.
+ * While paused, vss_backup_abort_backup() or vss_async_cancel() aborts the set: Abort to every
+ * writer that got PrepareForSnapshot, nothing kept, the do-snapshot-set's result VSS_E_ABORT (or
+ * VSS_S_ASYNC_CANCELLED for the cancelled handle). The freeze windows keep running while paused
+ * before the commit: a set paused past the smallest window of its frozen writers aborts as a
+ * window exceeded during the commit does (VSS_E_WRITERERROR_TIMEOUT, the writer FailedAtThaw).
+ * A frozen writer lost while paused aborts the set at once. A requester that dies (or frees the
+ * handle) while paused ends the session as at any other time: Abort, nothing kept. */
+
+/* Pause points of a snapshot set (flags of vss_backup_do_snapshot_set_paused). */
+#define VSS_PAUSE_BEFORE_FREEZE 0x1u /* PrepareForSnapshot done (and the file provider's copy-ahead), no Freeze sent yet */
+#define VSS_PAUSE_BEFORE_COMMIT 0x2u /* every writer frozen, no provider commit yet; freeze windows keep running */
+
+/* As vss_backup_do_snapshot_set(), pausing at each point named in flags (0 = no pause = the
+ * plain call). Errors: as do_snapshot_set; VSS_E_INVALIDARG for unknown flag bits. */
+VSS_EXPORT int vss_backup_do_snapshot_set_paused(vss_backup *b, uint32_t flags, vss_async **ret);
+/* Waits up to timeout_ms (<0: forever) until the set in flight has paused: *ret_point is the point
+ * (VSS_PAUSE_*), *ret_usec_left (optional) the microseconds until the first running freeze window
+ * of a writer of the set expires (UINT64_MAX when none runs). Returns 0 with *ret_point 0 when the
+ * operation ended without pausing again (its result: vss_async_wait()). VSS_S_ASYNC_PENDING when
+ * the timeout passed first. Errors: the session errors; VSS_E_BAD_STATE (no paused-capable
+ * do-snapshot-set in flight). */
+VSS_EXPORT int vss_backup_wait_paused(vss_backup *b, int timeout_ms, uint32_t *ret_point, uint64_t *ret_usec_left);
+/* Continues a paused set to its next pause point or its end. Errors: the session errors;
+ * VSS_E_BAD_STATE (not paused). */
+VSS_EXPORT int vss_backup_continue_snapshot_set(vss_backup *b);
 /* A shadow copy of this set (or, with the list right, any). Errors: the session errors
  * (VSS_E_OBJECT_NOT_FOUND: no such shadow copy), VSS_E_UNEXPECTED. */
 VSS_EXPORT int vss_backup_get_snapshot_properties(vss_backup *b, const vss_id *shadow_id, vss_snapshot_prop *ret);
