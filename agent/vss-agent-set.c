@@ -4,7 +4,11 @@
  * Anything but the decision moving forward in time aborts here: nothing is kept, and the
  * decision is moved to abort so every other host aborts too. */
 
+#include <signal.h>
+#include <sys/wait.h>
+
 #include "agent/vss-agent.h"
+#include "lib/basic/log.h"
 #include "lib/common.h"
 #include "tools/report.h"
 

@@ -10,6 +10,7 @@
 #include <vss/admin.h>
 
 #include "agent/vss-agent.h"
+#include "lib/basic/log.h"
 #include "lib/basic/fd-util.h"
 #include "lib/common.h"
 #include "lib/jsonv.h"
