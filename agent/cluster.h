@@ -123,6 +123,10 @@ void cluster_record_done(Record *r);
  * code returned in *ret_veto_hr (else 0). */
 json_object *cluster_writers_json(vss_backup *b, char *veto, size_t vetosize, int32_t *ret_veto_hr);
 
+static inline void etcd_freep(etcd **e) {
+        etcd_free(*e);
+}
+
 /* Options every etcd client of ours takes. */
 typedef struct ClusterEtcdArgs {
         const char *endpoints, *cacert, *cert, *key, *user, *password_file;

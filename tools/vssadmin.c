@@ -11,6 +11,7 @@
 
 #include "lib/common.h"
 #include "tools/report.h"
+#include "tools/vssadmin-cluster.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1 }; /* EXIT_USAGE: lib/basic/log.h */
 
@@ -26,6 +27,10 @@ static void help(void) {
                "  vssadmin delete shadows (--shadow ID | --set ID | --all | --for PATH --oldest) [--json]\n"
                "  vssadmin expose --shadow ID --at DIR [--json]\n"
                "  vssadmin unexpose --at DIR [--json]\n"
+               "  vssadmin cluster list hosts|writers|shadows --etcd URL --cluster NAME [--json]\n"
+               "  vssadmin cluster create shadow --etcd URL --cluster NAME --for HOST:PATH [--for HOST:PATH]...\n"
+               "                                 [--job NAME] [--lease-ttl SECONDS] [--json]\n"
+               "  vssadmin cluster delete shadows --etcd URL --cluster NAME --set ID\n"
                "  vssadmin --help | --version\n"
                "\n"
                "Administers OpenVSS shadow copies through vssd.\n"
@@ -454,6 +459,9 @@ int main(int argc, char *argv[]) {
         vss_id tmp;
         int c;
 
+        /* Cluster sets (issue 16) have their own options: "cluster" comes first. */
+        if (argc > 1 && streq(argv[1], "cluster"))
+                return vssadmin_cluster(argc - 1, argv + 1);
         opterr = 0;
         while ((c = getopt_long(argc, argv, ":hq", options, NULL)) >= 0) {
                 switch (c) {
