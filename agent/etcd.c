@@ -317,7 +317,8 @@ int etcd_call(etcd *e, const char *path, json_object *req, json_object **ret) {
         if (!req)
                 return -ENOMEM;
         const char *body = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
-        int r = body ? 0 : -ENOMEM, code = -ECONNREFUSED;
+        int r = body ? 0 : -ENOMEM, code = -ECONNREFUSED, worst = -ECONNREFUSED;
+        char worstmsg[sizeof(e->errmsg)] = "";
         bool reauthenticated = false;
         for (size_t k = 0; r >= 0 && k < e->n_endpoints; k++) {
                 r = etcd_ensure_token(e);
@@ -338,12 +339,19 @@ int etcd_call(etcd *e, const char *path, json_object *req, json_object **ret) {
                         r = 0;
                         continue;
                 }
-                if (r > 0)
-                        r = 0;
-                else
+                if (r < 0)
                         break;
-                if (k + 1 == e->n_endpoints)
-                        r = code;
+                r = 0;
+                /* Report the most telling failure: an endpoint that answered late or wrongly says
+                 * more than one that was down. */
+                if (worst == -ECONNREFUSED || code != -ECONNREFUSED) {
+                        worst = code;
+                        memcpy(worstmsg, e->errmsg, sizeof(worstmsg));
+                }
+                if (k + 1 == e->n_endpoints) {
+                        r = worst;
+                        memcpy(e->errmsg, worstmsg, sizeof(worstmsg));
+                }
         }
         json_object_put(req);
         return r;

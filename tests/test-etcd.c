@@ -4,6 +4,7 @@
  * malformed answers. Skips (77) where etcd is not installed. */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -16,6 +17,7 @@
 
 #include "agent/etcd.h"
 #include "lib/basic/macro.h"
+#include "lib/basic/time-util.h"
 #include "tests/check.h"
 #include "tests/etcd-harness.h"
 
@@ -166,8 +168,9 @@ static void test_lease(void) {
         EtcdHarness *h = harness(1, false);
         etcd *e = client(h->endpoints, 0);
         int64_t id = 0, ttl = -1;
+        int64_t rev = 0;
         CHECK(etcd_lease_grant(e, 2, &id) == 0);
-        CHECK(etcd_put(e, "/host/a", "alive", id, NULL) == 0);
+        CHECK(etcd_put(e, "/host/a", "alive", id, &rev) == 0);
         etcd_kvs r = {};
         CHECK(etcd_get(e, "/host/a", &r) == 0 && r.n == 1 && r.kvs[0].lease == id);
         etcd_kvs_clear(&r);
@@ -175,7 +178,7 @@ static void test_lease(void) {
 
         /* Expiry deletes the leased key: wait for it through a watch, not a sleep. */
         etcd_watch *w = NULL;
-        CHECK(etcd_watch_new(e, "/host/", 0, &w) == 0);
+        CHECK(etcd_watch_new(e, "/host/", rev + 1, &w) == 0);
         etcd_event *ev = NULL;
         int n = w ? etcd_watch_next(w, 10000, NULL, 0, &ev) : -1;
         CHECK(n == 1 && ev[0].deleted && streq(ev[0].kv.key, "/host/a"));
@@ -196,6 +199,159 @@ static void test_lease(void) {
         etcd_harness_free(h);
 }
 
+
+/* Events of w until want have come (or 10 s pass): appended to *all. */
+static size_t collect(etcd_watch *w, size_t want, etcd_event **all, size_t *n) {
+        uint64_t deadline = now_monotonic_msec() + 10000;
+        while (*n < want && now_monotonic_msec() < deadline) {
+                etcd_event *ev = NULL;
+                int k = etcd_watch_next(w, 200, NULL, 0, &ev);
+                CHECK(k >= 0);
+                if (k < 0)
+                        break;
+                *all = realloc(*all, (*n + (size_t) k + 1) * sizeof(etcd_event));
+                memcpy(*all + *n, ev, (size_t) k * sizeof(etcd_event));
+                *n += (size_t) k;
+                free(ev);
+        }
+        return *n;
+}
+
+static bool wait_connected(etcd_watch *w) {
+        uint64_t deadline = now_monotonic_msec() + 10000;
+        while (!etcd_watch_connected(w) && now_monotonic_msec() < deadline) {
+                etcd_event *ev = NULL;
+                int k = etcd_watch_next(w, 50, NULL, 0, &ev);
+                CHECK(k == 0);
+                etcd_events_free(ev, k > 0 ? (size_t) k : 0);
+        }
+        return etcd_watch_connected(w);
+}
+
+static void test_watch(void) {
+        EtcdHarness *h = harness(1, false);
+        etcd *e = client(h->endpoints, 0);
+        etcd_watch *w = NULL;
+        int64_t first = 0;
+        CHECK(etcd_watch_new(e, "/w/", 0, &w) == 0);
+        CHECK(!etcd_watch_connected(w));
+        CHECK(wait_connected(w));
+        CHECK(etcd_put(e, "/w/a", "1", 0, &first) == 0);
+        CHECK(etcd_put(e, "/x/outside", "no", 0, NULL) == 0);
+        CHECK(etcd_put(e, "/w/b", "2", 0, NULL) == 0);
+        CHECK(etcd_delete(e, "/w/a", false, NULL) == 0);
+        etcd_op two[] = { { .type = ETCD_OP_PUT, .key = "/w/c", .value = "3" },
+                          { .type = ETCD_OP_PUT, .key = "/w/d", .value = "4" } };
+        bool ok = false;
+        CHECK(etcd_txn(e, NULL, 0, two, 2, NULL, 0, &ok, NULL) == 0 && ok);
+        etcd_event *all = NULL;
+        size_t n = 0;
+        CHECK(collect(w, 5, &all, &n) == 5);
+        if (n == 5) {
+                CHECK(!all[0].deleted && streq(all[0].kv.key, "/w/a") && streq(all[0].kv.value, "1"));
+                CHECK(all[0].kv.mod_revision == first);
+                CHECK(!all[1].deleted && streq(all[1].kv.key, "/w/b") && all[1].kv.mod_revision == first + 2);
+                CHECK(all[2].deleted && streq(all[2].kv.key, "/w/a") && streq(all[2].kv.value, ""));
+                CHECK(all[3].kv.mod_revision == all[4].kv.mod_revision); /* one transaction */
+                CHECK(streq(all[3].kv.key, "/w/c") && streq(all[4].kv.key, "/w/d"));
+        }
+        etcd_events_free(all, n);
+        etcd_watch_free(w);
+
+        /* From a past revision: the history again, in order. */
+        CHECK(etcd_watch_new(e, "/w/", first, &w) == 0);
+        all = NULL, n = 0;
+        CHECK(collect(w, 5, &all, &n) == 5);
+        CHECK(n == 5 && streq(all[0].kv.key, "/w/a") && all[2].deleted);
+        etcd_events_free(all, n);
+        etcd_watch_free(w);
+
+        /* A compacted start revision. */
+        CHECK(etcd_harness_ctl(h, NULL, "compact %" PRId64, first + 2) == 0);
+        CHECK(etcd_watch_new(e, "/w/", first, &w) == 0);
+        etcd_event *ev = NULL;
+        uint64_t deadline = now_monotonic_msec() + 10000;
+        int k = 0;
+        while (k == 0 && now_monotonic_msec() < deadline)
+                k = etcd_watch_next(w, 200, NULL, 0, &ev);
+        CHECK(k == -ESTALE);
+        CHECK(strstr(etcd_errmsg(e), "compacted"));
+        CHECK(etcd_watch_next(w, 0, NULL, 0, &ev) == -ESTALE);
+        etcd_watch_free(w);
+        CHECK(etcd_watch_new(e, NULL, 0, &w) == -EINVAL);
+        CHECK(etcd_watch_new(e, "/w/", -1, &w) == -EINVAL);
+        etcd_free(e);
+        etcd_harness_free(h);
+}
+
+/* etcd stopped and started again on its data: the watch comes back by itself, from where it
+ * was, and neither loses nor repeats an event. */
+static void test_watch_restart(void) {
+        EtcdHarness *h = harness(1, false);
+        etcd *e = client(h->endpoints, 500);
+        etcd_watch *w = NULL;
+        CHECK(etcd_watch_new(e, "/r/", 0, &w) == 0);
+        CHECK(wait_connected(w));
+        CHECK(etcd_put(e, "/r/1", "before", 0, NULL) == 0);
+        etcd_event *all = NULL;
+        size_t n = 0;
+        CHECK(collect(w, 1, &all, &n) == 1);
+
+        CHECK(etcd_harness_stop(h, 0) == 0);
+        etcd_event *ev = NULL;
+        uint64_t deadline = now_monotonic_msec() + 10000;
+        while (etcd_watch_connected(w) && now_monotonic_msec() < deadline)
+                CHECK(etcd_watch_next(w, 100, NULL, 0, &ev) == 0);
+        CHECK(!etcd_watch_connected(w));
+        CHECK(etcd_watch_next(w, 300, NULL, 0, &ev) == 0); /* retries while down, quietly */
+        CHECK(etcd_put(e, "/r/x", "down", 0, NULL) == -ECONNREFUSED);
+
+        CHECK(etcd_harness_start(h, 0, true) == 0);
+        CHECK(etcd_put(e, "/r/2", "while the watch was away", 0, NULL) == 0);
+        CHECK(collect(w, 2, &all, &n) == 2);
+        CHECK(etcd_watch_connected(w));
+        CHECK(etcd_put(e, "/r/3", "after", 0, NULL) == 0);
+        CHECK(collect(w, 3, &all, &n) == 3);
+        CHECK(etcd_watch_next(w, 300, NULL, 0, &ev) == 0); /* nothing twice */
+        CHECK(n == 3);
+        if (n == 3)
+                CHECK(streq(all[0].kv.key, "/r/1") && streq(all[1].kv.key, "/r/2") && streq(all[2].kv.key, "/r/3"));
+        etcd_events_free(all, n);
+        etcd_watch_free(w);
+        etcd_free(e);
+        etcd_harness_free(h);
+}
+
+/* The caller's own descriptors beside the watch. */
+static void test_watch_extra_fds(void) {
+        EtcdHarness *h = harness(1, false);
+        etcd *e = client(h->endpoints, 0);
+        etcd_watch *w = NULL;
+        int p[2];
+        CHECK(pipe2(p, O_CLOEXEC) == 0);
+        CHECK(etcd_watch_new(e, "/f/", 0, &w) == 0);
+        CHECK(wait_connected(w));
+        struct pollfd extra[2] = { { .fd = p[0], .events = POLLIN }, { .fd = -1 } };
+        etcd_event *ev = NULL;
+        CHECK(etcd_watch_next(w, 0, extra, 2, &ev) == 0 && extra[0].revents == 0);
+        CHECK(write(p[1], "x", 1) == 1);
+        CHECK(etcd_watch_next(w, 10000, extra, 2, &ev) == 0 && ev == NULL);
+        CHECK(extra[0].revents & POLLIN);
+        char c;
+        CHECK(read(p[0], &c, 1) == 1);
+        CHECK(etcd_put(e, "/f/k", "v", 0, NULL) == 0);
+        int k = etcd_watch_next(w, 10000, extra, 2, &ev);
+        CHECK(k == 1 && extra[0].revents == 0);
+        etcd_events_free(ev, k > 0 ? (size_t) k : 0);
+        close(p[1]);
+        CHECK(etcd_watch_next(w, 10000, extra, 2, &ev) == 0);
+        CHECK(extra[0].revents & POLLHUP);
+        close(p[0]);
+        etcd_watch_free(w);
+        etcd_free(e);
+        etcd_harness_free(h);
+}
+
 static const struct {
         const char *name;
         void (*fn)(void);
@@ -203,6 +359,9 @@ static const struct {
         { "etcd-kv", test_kv },
         { "etcd-txn", test_txn },
         { "etcd-lease", test_lease },
+        { "etcd-watch", test_watch },
+        { "etcd-watch-restart", test_watch_restart },
+        { "etcd-watch-extra-fds", test_watch_extra_fds },
         {},
 };
 
