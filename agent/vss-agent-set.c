@@ -67,13 +67,16 @@ static void set_end_abort(Agent *a, Phase phase, int32_t hr, const char *why) {
                         (void) vss_async_wait(s->op, 30000); /* the Abort is quick; the commit may not be */
         }
         json_object *writers = status_now(s, NULL, 0, NULL);
-        /* The others must abort too: a decision that is already complete (we lost a race with a
-         * coordinator that saw our commit) keeps the set. */
-        if (a->etcd_down_since == 0 && s->decision != DECISION_ABORT) {
+        /* The others must abort too. Before the commit the record goes first, so the coordinator
+         * learns why before it sees the abort; after it the swap goes first: a decision already
+         * complete (a coordinator that saw our commit won the race) keeps the set. */
+        bool want_cas = a->etcd_down_since == 0 && s->decision != DECISION_ABORT;
+        if (want_cas && s->step >= STEP_COMMITTED) {
+                want_cas = false;
                 int r = cluster_abort_decision(a->e, a->cluster, s->plan.set_id, 0, &now);
                 if (r < 0)
                         agent_etcd_failed(a, r, "moving the decision to abort");
-                else if (now == DECISION_COMPLETE && s->step >= STEP_COMMITTED) {
+                else if (now == DECISION_COMPLETE) {
                         json_object_put(writers);
                         s->decision = DECISION_COMPLETE;
                         return;
@@ -81,6 +84,11 @@ static void set_end_abort(Agent *a, Phase phase, int32_t hr, const char *why) {
         }
         delete_local(a, s);
         (void) agent_put_record(a, s->plan.set_id, phase, writers, NULL, hr, why, -1, NULL, 0);
+        if (want_cas) {
+                int r = cluster_abort_decision(a->e, a->cluster, s->plan.set_id, 0, &now);
+                if (r < 0)
+                        agent_etcd_failed(a, r, "moving the decision to abort");
+        }
         set_free(s);
         a->set = NULL;
         (void) agent_register(a);

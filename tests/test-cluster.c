@@ -70,7 +70,7 @@ static void test_success_text(void) {
         CHECK(strstr(out, "Cluster shadow copy set ID: {") != NULL);
         for (size_t h = 0; h < c->n; h++)
                 CHECK(cluster_local_shadows(c, h) == 1);
-        if (test_failures)
+        if (test_failures || getenv("HARNESS_DUMP"))
                 fprintf(stderr, "%s", out ? out : "");
         free(out);
         cluster_free(c);
@@ -152,10 +152,210 @@ static void test_invariant(void) {
         cluster_free(c);
 }
 
+/* Lists read from etcd, and a delete marker every host applies. */
+static void test_lists_delete(void) {
+        Cluster *c = cluster_new(3, 5);
+        int st;
+        json_object *o = harness_json(c->hosts[0].h, &st, "vssadmin cluster create shadow %s%s --json", cluster_args(c),
+                                      cluster_fors(c));
+        CHECK(st == 0);
+        char set_id[64];
+        snprintf(set_id, sizeof(set_id), "%s", json_str(o, "cluster_set_id"));
+        json_object_put(o);
+
+        o = harness_json(c->hosts[0].h, &st, "vssadmin cluster list hosts %s --json", cluster_args(c));
+        CHECK(st == 0);
+        json_object *hosts = get(o, "hosts");
+        CHECK(hosts && json_object_array_length(hosts) == c->n);
+        for (size_t i = 0; hosts && i < json_object_array_length(hosts); i++) {
+                json_object *h = json_object_array_get_idx(hosts, i), *ws = get(h, "writers"), *ps = get(h, "providers");
+                CHECK(json_object_get_boolean(get(h, "alive")));
+                CHECK(ws && json_object_array_length(ws) == 1);
+                CHECK(ps && json_object_array_length(ps) >= 1);
+                if (ws && json_object_array_length(ws) == 1) {
+                        json_object *w = json_object_array_get_idx(ws, 0);
+                        CHECK(strncmp(json_str(w, "name"), "w", 1) == 0);
+                        CHECK(get(w, "as_of") != NULL && get(w, "state_name") != NULL && get(w, "writer_id") != NULL);
+                }
+        }
+        json_object_put(o);
+
+        char *out = NULL;
+        CHECK(harness_sh(c->hosts[0].h, &out, "vssadmin cluster list writers %s", cluster_args(c)) == 0);
+        for (size_t i = 0; i < c->n; i++) {
+                char line[128];
+                snprintf(line, sizeof(line), "Host: %s\n   Writer name: '%s'\n", c->hosts[i].name, c->hosts[i].writer);
+                CHECK(out && strstr(out, line));
+        }
+        free(out);
+        CHECK(harness_sh(c->hosts[0].h, &out, "vssadmin cluster list hosts %s", cluster_args(c)) == 0);
+        CHECK(out && count_of(out, "   Alive: yes") == c->n);
+        free(out);
+
+        o = harness_json(c->hosts[0].h, &st, "vssadmin cluster list shadows %s --json", cluster_args(c));
+        json_object *sets = get(o, "sets");
+        CHECK(sets && json_object_array_length(sets) == 1);
+        json_object *set = sets ? json_object_array_get_idx(sets, 0) : NULL;
+        CHECK_STR(json_str(set, "cluster_set_id"), set_id);
+        CHECK_STR(json_str(set, "decision"), "complete");
+        hosts = get(set, "hosts");
+        CHECK(hosts && json_object_array_length(hosts) == c->n);
+        for (size_t i = 0; hosts && i < json_object_array_length(hosts); i++) {
+                CHECK_STR(json_str(json_object_array_get_idx(hosts, i), "state"), "kept");
+                CHECK(json_object_array_length(get(json_object_array_get_idx(hosts, i), "shadows")) == 1);
+        }
+        json_object_put(o);
+
+        CHECK(harness_sh(c->hosts[0].h, &out, "vssadmin cluster delete shadows %s --set %s", cluster_args(c), set_id) == 0);
+        CHECK(out && strstr(out, "Deleted the shadows of cluster set"));
+        free(out);
+        for (size_t i = 0; i < c->n; i++)
+                CHECK(cluster_local_shadows(c, i) == 0);
+        o = harness_json(c->hosts[0].h, &st, "vssadmin cluster list shadows %s --json", cluster_args(c));
+        set = get(o, "sets") ? json_object_array_get_idx(get(o, "sets"), 0) : NULL;
+        CHECK(json_object_get_boolean(get(set, "delete_requested")));
+        for (size_t i = 0; i < c->n; i++)
+                CHECK_STR(json_str(json_object_array_get_idx(get(set, "hosts"), i), "state"), "deleted");
+        json_object_put(o);
+        /* An unknown set: a clear error. */
+        CHECK(harness_sh(c->hosts[0].h, &out, "vssadmin cluster delete shadows %s --set 00000000-0000-0000-0000-000000000001 2>&1",
+                         cluster_args(c)) == 1);
+        CHECK(out && strstr(out, "no cluster set {00000000-0000-0000-0000-000000000001}"));
+        free(out);
+        cluster_free(c);
+}
+
+/* Every writer of every host ended its part (Abort or Thaw after Freeze, or never frozen), and no
+ * host keeps a shadow. */
+static void check_nothing_kept(Cluster *c, const char *set_id) {
+        for (size_t i = 0; i < c->n; i++) {
+                CHECK(cluster_local_shadows(c, i) == 0);
+                uint64_t f[4], t[4], a[4];
+                size_t nf = cluster_stamps(c, i, "freeze", f, 4), nt = cluster_stamps(c, i, "thaw", t, 4),
+                       na = cluster_stamps(c, i, "abort", a, 4);
+                if (nf)
+                        CHECK(nt + na >= 1);
+                if (nf && nt + na >= 1)
+                        printf("%s: writer frozen for %.1f ms\n", c->hosts[i].name,
+                               (double) ((nt ? t[0] : a[0]) - f[0]) / 1e6);
+        }
+        if (set_id) {
+                char *d = cluster_get(c, "sets/%s/decision", set_id);
+                CHECK_STR(d, "abort");
+                free(d);
+        }
+}
+
+/* A writer's veto on one host fails the whole set; the error names the host and the writer. */
+static void test_veto(void) {
+        Cluster *c = cluster_new(3, 5);
+        int st;
+        harness_set(c->hosts[1].h, c->hosts[1].writer, "prepare-snapshot", "fail 1 disk on fire");
+        json_object *o = harness_json(c->hosts[0].h, &st, "vssadmin cluster create shadow %s%s --json", cluster_args(c),
+                                      cluster_fors(c));
+        CHECK(st == 1);
+        CHECK_STR(json_str(o, "result"), "failed");
+        const char *msg = json_str(get(o, "error"), "message");
+        CHECK(strstr(msg, "host host1: writer 'w1' is FailedAtPrepareSnapshot") != NULL);
+        if (!strstr(msg, "host host1: writer 'w1'"))
+                fprintf(stderr, "error: %s\n", msg);
+        json_object *hosts = get(o, "hosts");
+        for (size_t i = 0; hosts && i < json_object_array_length(hosts); i++)
+                CHECK(json_object_array_length(get(json_object_array_get_idx(hosts, i), "shadows")) == 0);
+        char set_id[64];
+        snprintf(set_id, sizeof(set_id), "%s", json_str(o, "cluster_set_id"));
+        json_object_put(o);
+        check_nothing_kept(c, set_id);
+        /* The text form says the same on stderr. */
+        char *out = NULL;
+        CHECK(harness_sh(c->hosts[0].h, &out, "vssadmin cluster create shadow %s%s 2>&1", cluster_args(c), cluster_fors(c)) == 1);
+        CHECK(out && strstr(out, "vssadmin: cluster create shadow failed: ") && strstr(out, "host host1: writer 'w1'"));
+        free(out);
+        cluster_free(c);
+}
+
+/* A plan naming a path the agent's config does not list fails that host, clearly. */
+static void test_path_refused(void) {
+        Cluster *c = cluster_new(2, 5);
+        int st;
+        json_object *o = harness_json(c->hosts[0].h, &st, "vssadmin cluster create shadow %s --for host0:%s --for host1:/etc --json",
+                                      cluster_args(c), c->hosts[0].data);
+        CHECK(st == 1);
+        CHECK(strstr(json_str(get(o, "error"), "message"), "host host1: path /etc is not in this agent's config") != NULL);
+        json_object_put(o);
+        check_nothing_kept(c, NULL);
+        /* A host with no agent: refused before anything starts. */
+        o = harness_json(c->hosts[0].h, &st, "vssadmin cluster create shadow %s --for nohost:/srv --json", cluster_args(c));
+        CHECK(st == 1);
+        CHECK(strstr(json_str(get(o, "error"), "message"), "host 'nohost' is not registered") != NULL);
+        json_object_put(o);
+        cluster_free(c);
+}
+
+/* The coordinator killed while two hosts are frozen and the third is in Freeze: its lease ends,
+ * every agent aborts, every writer thaws, nothing is kept. */
+static void test_coordinator_killed_frozen(void) {
+        Cluster *c = cluster_new(3, 5);
+        char path[600];
+        harness_set(c->hosts[2].h, c->hosts[2].writer, "freeze", "wait");
+        snprintf(path, sizeof(path), "%s/coordinator.out", harness_dir(c->hosts[0].h));
+        pid_t pid = cluster_spawn(c, path, "vssadmin cluster create shadow %s%s --lease-ttl 2 --json", cluster_args(c),
+                                  cluster_fors(c));
+        const char *id = cluster_wait_phase(c, 0, "frozen");
+        char set_id[64];
+        snprintf(set_id, sizeof(set_id), "%s", id ? id : "");
+        CHECK(cluster_wait_phase(c, 1, "frozen") != NULL);
+        CHECK(cluster_wait_started(c, 2, "freeze"));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        CHECK(cluster_wait_phase(c, 0, "aborted") != NULL);
+        CHECK(cluster_wait_phase(c, 1, "aborted") != NULL);
+        harness_go(c->hosts[2].h, c->hosts[2].writer, "freeze");
+        CHECK(cluster_wait_phase(c, 2, "aborted") != NULL);
+        check_nothing_kept(c, set_id);
+        cluster_free(c);
+}
+
+/* An agent killed while its host is frozen: its vssd aborts the local set (its requester is
+ * gone), its lease ends, the coordinator aborts the set; restarted, the agent reconciles. */
+static void test_agent_killed_restarted(void) {
+        Cluster *c = cluster_new(3, 2);
+        char path[600], *out = NULL;
+        harness_set(c->hosts[2].h, c->hosts[2].writer, "freeze", "wait");
+        snprintf(path, sizeof(path), "%s/coordinator.out", harness_dir(c->hosts[0].h));
+        pid_t pid = cluster_spawn(c, path, "vssadmin cluster create shadow %s%s --json", cluster_args(c), cluster_fors(c));
+        const char *id = cluster_wait_phase(c, 1, "frozen");
+        char set_id[64];
+        snprintf(set_id, sizeof(set_id), "%s", id ? id : "");
+        CHECK(cluster_wait_started(c, 2, "freeze"));
+        cluster_kill_agent(c, 1);
+        int st = 0;
+        waitpid(pid, &st, 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+        harness_go(c->hosts[2].h, c->hosts[2].writer, "freeze");
+        CHECK(cluster_wait_phase(c, 0, "aborted") != NULL);
+        CHECK(cluster_wait_phase(c, 2, "aborted") != NULL);
+        harness_sh(c->hosts[0].h, &out, "cat %s", path);
+        CHECK(out && strstr(out, "host host1: its agent is gone"));
+        free(out);
+        /* Restarted, the agent finds its record of the set and the decision abort: nothing stays. */
+        cluster_start_agent(c, 1);
+        CHECK(cluster_wait_phase(c, 1, "aborted") != NULL);
+        snprintf(path, sizeof(path), "%s/agent-state/" CLUSTER_NAME ".%s.json", harness_dir(c->hosts[1].h), set_id);
+        CHECK(access(path, F_OK) < 0);
+        check_nothing_kept(c, set_id);
+        cluster_free(c);
+}
+
 static const TestCase cases[] = {
         { "cluster-success-text", test_success_text },
         { "cluster-success-json", test_success_json },
         { "cluster-invariant", test_invariant },
+        { "cluster-lists-delete", test_lists_delete },
+        { "cluster-veto", test_veto },
+        { "cluster-path-refused", test_path_refused },
+        { "cluster-coordinator-killed-frozen", test_coordinator_killed_frozen },
+        { "cluster-agent-killed-restarted", test_agent_killed_restarted },
         {},
 };
 

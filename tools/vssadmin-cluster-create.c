@@ -362,6 +362,12 @@ static void abort_set(Coord *c) {
                         break;
         }
         print_phase(c, "abort");
+        /* A host that failed says why better than the abort it caused. */
+        for (size_t i = 0; i < c->plan.n_hosts && c->error_hr == VSS_E_ABORT; i++)
+                if (c->hosts[i].rec.phase == PHASE_FAILED) {
+                        c->error_hr = 0;
+                        coord_fail(c, c->hosts[i].rec.error_code, "host %s: %s", c->plan.hosts[i].host, c->hosts[i].rec.error);
+                }
 }
 
 static int finish(Coord *c, bool ok) {
