@@ -206,9 +206,10 @@ static void check_failures(Coord *c, Phase target) {
                 if (h->rec.phase == PHASE_FAILED || h->rec.phase == PHASE_ABORTED)
                         coord_fail(c, h->rec.error_code, "host %s: %s", c->plan.hosts[i].host,
                                    *h->rec.error ? h->rec.error : phase_name(h->rec.phase));
-                else if (h->gone && h->rec.phase < target)
+                else if (h->gone && (h->rec.phase < target || c->decision < DECISION_COMPLETE))
+                        /* Its session went with it: vssd aborted its part, whatever it had reported. */
                         coord_fail(c, VSS_E_WRITER_INFRASTRUCTURE, "host %s: its agent is gone (its lease ended) before %s",
-                                   c->plan.hosts[i].host, phase_name(target));
+                                   c->plan.hosts[i].host, c->decision < DECISION_COMPLETE ? "the set completed" : phase_name(target));
         }
         if (!c->error_hr && c->decision == DECISION_ABORT)
                 coord_fail(c, VSS_E_ABORT, "%s", "a host moved the decision to abort");
