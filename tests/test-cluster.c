@@ -292,27 +292,101 @@ static void test_path_refused(void) {
         cluster_free(c);
 }
 
-/* The coordinator killed while two hosts are frozen and the third is in Freeze: its lease ends,
- * every agent aborts, every writer thaws, nothing is kept. */
-static void test_coordinator_killed_frozen(void) {
+/* The coordinator killed while hosts 0 and 1 have reached phase and host 2's writer is held in
+ * event: its lease ends, every agent aborts, every writer thaws, nothing is kept. */
+static void coordinator_killed(const char *event, const char *phase) {
         Cluster *c = cluster_new(3, 5);
-        char path[600];
-        harness_set(c->hosts[2].h, c->hosts[2].writer, "freeze", "wait");
+        char path[600], set_id[64];
+        harness_set(c->hosts[2].h, c->hosts[2].writer, event, "wait");
         snprintf(path, sizeof(path), "%s/coordinator.out", harness_dir(c->hosts[0].h));
         pid_t pid = cluster_spawn(c, path, "vssadmin cluster create shadow %s%s --lease-ttl 2 --json", cluster_args(c),
                                   cluster_fors(c));
-        const char *id = cluster_wait_phase(c, 0, "frozen");
-        char set_id[64];
+        const char *id = cluster_wait_phase(c, 0, phase);
         snprintf(set_id, sizeof(set_id), "%s", id ? id : "");
-        CHECK(cluster_wait_phase(c, 1, "frozen") != NULL);
-        CHECK(cluster_wait_started(c, 2, "freeze"));
+        CHECK(cluster_wait_phase(c, 1, phase) != NULL);
+        CHECK(cluster_wait_started(c, 2, event));
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         CHECK(cluster_wait_phase(c, 0, "aborted") != NULL);
         CHECK(cluster_wait_phase(c, 1, "aborted") != NULL);
-        harness_go(c->hosts[2].h, c->hosts[2].writer, "freeze");
+        harness_go(c->hosts[2].h, c->hosts[2].writer, event);
         CHECK(cluster_wait_phase(c, 2, "aborted") != NULL);
         check_nothing_kept(c, set_id);
+        cluster_free(c);
+}
+
+static void test_coordinator_killed_ready(void) {
+        coordinator_killed("prepare-snapshot", "ready");
+}
+
+static void test_coordinator_killed_frozen(void) {
+        coordinator_killed("freeze", "frozen");
+}
+
+static void test_coordinator_killed_committed(void) {
+        coordinator_killed("post-snapshot", "committed");
+}
+
+/* A coordinator stopped (SIGSTOP) while hosts are frozen, past its lease: the hosts abort; resumed,
+ * it decides nothing (its swaps require its leased key) and fails. */
+static void test_stale_coordinator(void) {
+        Cluster *c = cluster_new(3, 5);
+        char path[600], set_id[64], *out = NULL;
+        harness_set(c->hosts[2].h, c->hosts[2].writer, "freeze", "wait");
+        snprintf(path, sizeof(path), "%s/coordinator.out", harness_dir(c->hosts[0].h));
+        pid_t pid = cluster_spawn(c, path, "vssadmin cluster create shadow %s%s --lease-ttl 2", cluster_args(c),
+                                  cluster_fors(c));
+        const char *id = cluster_wait_phase(c, 0, "frozen");
+        snprintf(set_id, sizeof(set_id), "%s", id ? id : "");
+        CHECK(cluster_wait_phase(c, 1, "frozen") != NULL);
+        CHECK(cluster_wait_started(c, 2, "freeze"));
+        kill(pid, SIGSTOP);
+        CHECK(cluster_wait_phase(c, 0, "aborted") != NULL);
+        CHECK(cluster_wait_phase(c, 1, "aborted") != NULL);
+        harness_go(c->hosts[2].h, c->hosts[2].writer, "freeze");
+        CHECK(cluster_wait_phase(c, 2, "aborted") != NULL);
+        kill(pid, SIGCONT);
+        int st = 0;
+        waitpid(pid, &st, 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+        harness_sh(c->hosts[0].h, &out, "cat %s", path);
+        CHECK(out && !strstr(out, "Successfully created"));
+        free(out);
+        check_nothing_kept(c, set_id);
+        cluster_free(c);
+}
+
+/* With --job, each host runs its configured job against its shadows once the set is complete,
+ * reports its exit status, then deletes the shadows. */
+static void test_job(void) {
+        Cluster *c = cluster_new(3, 5);
+        int st;
+        json_object *o = harness_json(c->hosts[0].h, &st, "vssadmin cluster create shadow %s%s --job record --json",
+                                      cluster_args(c), cluster_fors(c));
+        CHECK(st == 0);
+        const char *set_id = json_str(o, "cluster_set_id");
+        json_object *hosts = get(o, "hosts");
+        for (size_t i = 0; hosts && i < json_object_array_length(hosts); i++) {
+                json_object *h = json_object_array_get_idx(hosts, i);
+                CHECK_STR(json_str(get(h, "job"), "name"), "record");
+                CHECK(json_object_get_int(get(get(h, "job"), "exit_status")) == 0);
+                json_object *sh = get(h, "shadows");
+                char *out = NULL, want[200];
+                harness_sh(c->hosts[i].h, &out, "cat %s/job.out", harness_dir(c->hosts[i].h));
+                /* "{set}" and "{paths}": the set id, then the shadow's path. */
+                snprintf(want, sizeof(want), "%s %s\n", set_id,
+                         sh && json_object_array_length(sh) ? json_str(json_object_array_get_idx(sh, 0), "shadow_path") : "?");
+                CHECK_STR(out, want);
+                free(out);
+                CHECK(cluster_local_shadows(c, i) == 0);
+        }
+        json_object_put(o);
+        /* A job the agents do not list: every host refuses it. */
+        o = harness_json(c->hosts[0].h, &st, "vssadmin cluster create shadow %s%s --job rm-rf --json", cluster_args(c),
+                         cluster_fors(c));
+        CHECK(st == 1);
+        CHECK(strstr(json_str(get(o, "error"), "message"), "job 'rm-rf' is not in this agent's config") != NULL);
+        json_object_put(o);
         cluster_free(c);
 }
 
@@ -354,7 +428,11 @@ static const TestCase cases[] = {
         { "cluster-lists-delete", test_lists_delete },
         { "cluster-veto", test_veto },
         { "cluster-path-refused", test_path_refused },
+        { "cluster-coordinator-killed-ready", test_coordinator_killed_ready },
         { "cluster-coordinator-killed-frozen", test_coordinator_killed_frozen },
+        { "cluster-coordinator-killed-committed", test_coordinator_killed_committed },
+        { "cluster-stale-coordinator", test_stale_coordinator },
+        { "cluster-job", test_job },
         { "cluster-agent-killed-restarted", test_agent_killed_restarted },
         {},
 };
