@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -390,6 +391,48 @@ static void test_job(void) {
         cluster_free(c);
 }
 
+/* Waits (up to 30 s) until host i's writer logged event. */
+static bool wait_writer_saw(Cluster *c, size_t i, const char *event) {
+        for (int k = 0; k < 1500; k++) {
+                if (cluster_writer_saw(c, i, event))
+                        return true;
+                struct timespec t = { 0, 20 * 1000 * 1000 };
+                nanosleep(&t, NULL);
+        }
+        fprintf(stderr, "%s's writer never saw %s\n", c->hosts[i].name, event);
+        return false;
+}
+
+/* etcd stopped while hosts are frozen: each agent aborts its part once etcd has not answered for
+ * its lease TTL (every writer thaws, nothing is kept); when etcd is back the agents report it and
+ * move the decision to abort, and the coordinator fails. */
+static void test_etcd_stopped_frozen(void) {
+        Cluster *c = cluster_new(3, 2);
+        char path[600], set_id[64];
+        harness_set(c->hosts[2].h, c->hosts[2].writer, "freeze", "wait");
+        snprintf(path, sizeof(path), "%s/coordinator.out", harness_dir(c->hosts[0].h));
+        pid_t pid = cluster_spawn(c, path, "vssadmin cluster create shadow %s%s --json", cluster_args(c), cluster_fors(c));
+        const char *id = cluster_wait_phase(c, 0, "frozen");
+        snprintf(set_id, sizeof(set_id), "%s", id ? id : "");
+        CHECK(cluster_wait_phase(c, 1, "frozen") != NULL);
+        CHECK(cluster_wait_started(c, 2, "freeze"));
+        CHECK(etcd_harness_stop(c->etcd, 0) == 0);
+        CHECK(wait_writer_saw(c, 0, "abort"));
+        CHECK(wait_writer_saw(c, 1, "abort"));
+        harness_go(c->hosts[2].h, c->hosts[2].writer, "freeze");
+        CHECK(wait_writer_saw(c, 2, "abort"));
+        for (size_t i = 0; i < c->n; i++)
+                CHECK(cluster_local_shadows(c, i) == 0);
+        CHECK(etcd_harness_start(c->etcd, 0, true) == 0);
+        for (size_t i = 0; i < c->n; i++)
+                CHECK(cluster_wait_phase(c, i, "aborted") != NULL);
+        int st = 0;
+        waitpid(pid, &st, 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+        check_nothing_kept(c, set_id);
+        cluster_free(c);
+}
+
 /* An agent killed while its host is frozen: its vssd aborts the local set (its requester is
  * gone), its lease ends, the coordinator aborts the set; restarted, the agent reconciles. */
 static void test_agent_killed_restarted(void) {
@@ -433,6 +476,7 @@ static const TestCase cases[] = {
         { "cluster-coordinator-killed-committed", test_coordinator_killed_committed },
         { "cluster-stale-coordinator", test_stale_coordinator },
         { "cluster-job", test_job },
+        { "cluster-etcd-stopped-frozen", test_etcd_stopped_frozen },
         { "cluster-agent-killed-restarted", test_agent_killed_restarted },
         {},
 };
