@@ -433,35 +433,47 @@ static void test_etcd_stopped_frozen(void) {
         cluster_free(c);
 }
 
-/* An agent killed while its host is frozen: its vssd aborts the local set (its requester is
- * gone), its lease ends, the coordinator aborts the set; restarted, the agent reconciles. */
-static void test_agent_killed_restarted(void) {
+/* Host 1's agent killed once host 1 reached phase (host 2's writer held in event): its lease
+ * ends, the coordinator aborts the set naming host 1, everyone aborts; restarted, the agent
+ * reconciles its part with the decision (abort): nothing stays on any host. */
+static void agent_killed(const char *event, const char *phase) {
         Cluster *c = cluster_new(3, 2);
-        char path[600], *out = NULL;
-        harness_set(c->hosts[2].h, c->hosts[2].writer, "freeze", "wait");
+        char path[600], set_id[64], *out = NULL;
+        harness_set(c->hosts[2].h, c->hosts[2].writer, event, "wait");
         snprintf(path, sizeof(path), "%s/coordinator.out", harness_dir(c->hosts[0].h));
         pid_t pid = cluster_spawn(c, path, "vssadmin cluster create shadow %s%s --json", cluster_args(c), cluster_fors(c));
-        const char *id = cluster_wait_phase(c, 1, "frozen");
-        char set_id[64];
+        const char *id = cluster_wait_phase(c, 1, phase);
         snprintf(set_id, sizeof(set_id), "%s", id ? id : "");
-        CHECK(cluster_wait_started(c, 2, "freeze"));
+        CHECK(cluster_wait_started(c, 2, event));
         cluster_kill_agent(c, 1);
         int st = 0;
         waitpid(pid, &st, 0);
         CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
-        harness_go(c->hosts[2].h, c->hosts[2].writer, "freeze");
+        harness_go(c->hosts[2].h, c->hosts[2].writer, event);
         CHECK(cluster_wait_phase(c, 0, "aborted") != NULL);
         CHECK(cluster_wait_phase(c, 2, "aborted") != NULL);
         harness_sh(c->hosts[0].h, &out, "cat %s", path);
         CHECK(out && strstr(out, "host host1: its agent is gone"));
         free(out);
-        /* Restarted, the agent finds its record of the set and the decision abort: nothing stays. */
+        /* Until its agent returns, a host that committed keeps its (persistent) shadows. */
+        if (streq(phase, "committed"))
+                CHECK(cluster_local_shadows(c, 1) == 1);
+        /* Restarted, the agent finds its record of the set and the decision abort. */
         cluster_start_agent(c, 1);
         CHECK(cluster_wait_phase(c, 1, "aborted") != NULL);
         snprintf(path, sizeof(path), "%s/agent-state/" CLUSTER_NAME ".%s.json", harness_dir(c->hosts[1].h), set_id);
         CHECK(access(path, F_OK) < 0);
         check_nothing_kept(c, set_id);
         cluster_free(c);
+}
+
+static void test_agent_killed_frozen(void) {
+        agent_killed("freeze", "frozen");
+}
+
+/* After the commit host 1's shadows exist (persistent): the restarted agent deletes them. */
+static void test_agent_killed_committed(void) {
+        agent_killed("post-snapshot", "committed");
 }
 
 static const TestCase cases[] = {
@@ -477,7 +489,8 @@ static const TestCase cases[] = {
         { "cluster-stale-coordinator", test_stale_coordinator },
         { "cluster-job", test_job },
         { "cluster-etcd-stopped-frozen", test_etcd_stopped_frozen },
-        { "cluster-agent-killed-restarted", test_agent_killed_restarted },
+        { "cluster-agent-killed-frozen", test_agent_killed_frozen },
+        { "cluster-agent-killed-committed", test_agent_killed_committed },
         {},
 };
 
