@@ -35,8 +35,8 @@ struct etcd_watch {
         uint64_t retry_at_ms;
         unsigned failures;
         char url[512];
-        /* A silent stream is checked by a range on its endpoint (a stopped etcd keeps the TCP
-         * connection up; a member cut off from the quorum cannot answer a linearizable read). */
+        /* A silent stream is checked by a range on its endpoint: a stopped etcd (SIGSTOP, a hung
+         * process) keeps the TCP connection up and the stream looks fine. */
         CURL *probe;
         struct curl_slist *probe_headers;
         bool probing;
@@ -284,7 +284,10 @@ static void start_probe(etcd_watch *w) {
         const char *body = NULL;
         if (req && etcd_json_add_key(req, w->prefix, true) >= 0 &&
             json_object_object_add(req, "limit", json_object_new_string("1")) >= 0 &&
-            json_object_object_add(req, "keys_only", json_object_new_boolean(true)) >= 0)
+            json_object_object_add(req, "keys_only", json_object_new_boolean(true)) >= 0 &&
+            /* A local read (no raft round): it asks only whether the member answers; losing the
+             * quorum is hasleader's to find. */
+            json_object_object_add(req, "serializable", json_object_new_boolean(true)) >= 0)
                 body = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
         curl_slist_free_all(w->probe_headers);
         w->probe_headers = body ? etcd_headers(w->e) : NULL;

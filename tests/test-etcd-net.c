@@ -64,8 +64,9 @@ static bool watch_sees(etcd *e, const char *prefix, const char *key) {
 
 static void test_tls(void) {
         EtcdHarness *h = harness(1, true);
+        /* A long timeout: under valgrind, reading the system's CA bundle (below) takes seconds. */
         etcd_options o = { .endpoints = h->endpoints, .cacert = h->cacert, .cert = h->client_cert,
-                           .key = h->client_key };
+                           .key = h->client_key, .timeout_ms = 20000 };
         etcd *e = client_with(&o);
         etcd_kvs r = {};
         CHECK(strncmp(h->endpoints, "https://", 8) == 0);
@@ -78,13 +79,15 @@ static void test_tls(void) {
         /* Without the client certificate etcd refuses the handshake. */
         o.cert = o.key = NULL;
         e = client_with(&o);
-        CHECK(etcd_get(e, "/tls/k", &r) == -ECONNREFUSED);
-        fprintf(stderr, "without a client certificate: %s\n", etcd_errmsg(e));
+        int k = etcd_get(e, "/tls/k", &r);
+        CHECK(k == -ECONNREFUSED);
+        fprintf(stderr, "without a client certificate: %s (%s)\n", etcd_errmsg(e), strerror(-k));
         CHECK(strstr(etcd_errmsg(e), h->endpoints));
         etcd_free(e);
 
         /* Without our CA the server is not trusted. */
-        o = (etcd_options) { .endpoints = h->endpoints, .cert = h->client_cert, .key = h->client_key };
+        o = (etcd_options) { .endpoints = h->endpoints, .cert = h->client_cert, .key = h->client_key,
+                             .timeout_ms = 20000 };
         e = client_with(&o);
         CHECK(etcd_get(e, "/tls/k", &r) == -ECONNREFUSED);
         fprintf(stderr, "without the CA: %s\n", etcd_errmsg(e));
@@ -99,6 +102,11 @@ static void test_tls(void) {
 static void test_auth(void) {
         EtcdHarness *h = harness(1, false);
         char *out = NULL;
+        /* A user and password for an etcd without auth: no error (as etcdctl), and when auth is
+         * enabled later the same handle authenticates. */
+        etcd_options early_o = { .endpoints = h->endpoints, .user = "app", .password = "apppw" };
+        etcd *early = client_with(&early_o);
+        CHECK(etcd_put(early, "/app/k", "before auth", 0, NULL) == 0);
         int st = etcd_harness_ctl(h, &out, "user add root:rootpw --interactive=false && "
                                   "ETCDCTL_API=3 /usr/bin/etcdctl --endpoints '%s' user add app:apppw --interactive=false && "
                                   "ETCDCTL_API=3 /usr/bin/etcdctl --endpoints '%s' role add app && "
@@ -114,6 +122,9 @@ static void test_auth(void) {
         etcd_options o = { .endpoints = h->endpoints, .user = "app", .password = "apppw" };
         etcd *e = client_with(&o);
         etcd_kvs r = {};
+        CHECK(etcd_get(early, "/app/k", &r) == 0 && r.n == 1);
+        etcd_kvs_clear(&r);
+        etcd_free(early);
         CHECK(etcd_put(e, "/app/k", "v", 0, NULL) == 0);
         CHECK(etcd_get(e, "/app/k", &r) == 0 && r.n == 1);
         etcd_kvs_clear(&r);
@@ -351,6 +362,9 @@ static void test_cluster(void) {
         etcd_kvs_clear(&r);
         k = etcd_watch_next(w, 10000, NULL, 0, &ev);
         CHECK(k == 1 && streq(ev[0].kv.key, "/c/2"));
+        if (k != 1)
+                fprintf(stderr, "watch after a member stopped: %d, %s, %s\n", k, k > 0 ? ev[0].kv.key : "",
+                        etcd_errmsg(e));
         etcd_events_free(ev, k > 0 ? (size_t) k : 0);
         CHECK(etcd_watch_connected(w));
 
