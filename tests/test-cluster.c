@@ -433,6 +433,60 @@ static void test_etcd_stopped_frozen(void) {
         cluster_free(c);
 }
 
+/* Over HTTPS with client certificates, the agents and the coordinator alike. */
+static void test_tls(void) {
+        Cluster *c = cluster_new_with(3, 5, 1, true);
+        int st;
+        json_object *o = harness_json(c->hosts[0].h, &st, "vssadmin cluster create shadow %s%s --json", cluster_args(c),
+                                      cluster_fors(c));
+        CHECK(st == 0);
+        CHECK_STR(json_str(o, "result"), "ok");
+        json_object_put(o);
+        for (size_t i = 0; i < c->n; i++)
+                CHECK(cluster_local_shadows(c, i) == 1);
+        cluster_free(c);
+}
+
+/* A 3-member etcd: losing one member, the set still succeeds; losing quorum while the hosts are
+ * frozen, it aborts (every writer thaws, nothing kept). */
+static void test_etcd_members(void) {
+        Cluster *c = cluster_new_with(3, 2, 3, false);
+        int st;
+        CHECK(etcd_harness_stop(c->etcd, 0) == 0);
+        json_object *o = harness_json(c->hosts[0].h, &st, "vssadmin cluster create shadow %s%s --json", cluster_args(c),
+                                      cluster_fors(c));
+        CHECK(st == 0);
+        CHECK_STR(json_str(o, "result"), "ok");
+        json_object_put(o);
+
+        char path[600], set_id[64];
+        harness_set(c->hosts[2].h, c->hosts[2].writer, "freeze", "wait");
+        snprintf(path, sizeof(path), "%s/coordinator.out", harness_dir(c->hosts[0].h));
+        pid_t pid = cluster_spawn(c, path, "vssadmin cluster create shadow %s%s --json", cluster_args(c), cluster_fors(c));
+        const char *id = cluster_wait_phase(c, 0, "frozen");
+        snprintf(set_id, sizeof(set_id), "%s", id ? id : "");
+        CHECK(cluster_wait_phase(c, 1, "frozen") != NULL);
+        CHECK(cluster_wait_started(c, 2, "freeze"));
+        CHECK(etcd_harness_stop(c->etcd, 1) == 0); /* one of three left: no quorum */
+        CHECK(wait_writer_saw(c, 0, "abort"));
+        CHECK(wait_writer_saw(c, 1, "abort"));
+        harness_go(c->hosts[2].h, c->hosts[2].writer, "freeze");
+        CHECK(wait_writer_saw(c, 2, "abort"));
+        for (size_t i = 0; i < c->n; i++)
+                CHECK(cluster_local_shadows(c, i) == 1); /* the first set's, not this one's */
+        CHECK(etcd_harness_start(c->etcd, 0, false) == 0);
+        CHECK(etcd_harness_start(c->etcd, 1, false) == 0);
+        CHECK(etcd_harness_wait_healthy(c->etcd, 0) == 0);
+        for (size_t i = 0; i < c->n; i++)
+                CHECK(cluster_wait_phase(c, i, "aborted") != NULL);
+        waitpid(pid, &st, 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+        char *d = cluster_get(c, "sets/%s/decision", set_id);
+        CHECK_STR(d, "abort");
+        free(d);
+        cluster_free(c);
+}
+
 /* Host 1's agent killed once host 1 reached phase (host 2's writer held in event): its lease
  * ends, the coordinator aborts the set naming host 1, everyone aborts; restarted, the agent
  * reconciles its part with the decision (abort): nothing stays on any host. */
@@ -489,6 +543,8 @@ static const TestCase cases[] = {
         { "cluster-stale-coordinator", test_stale_coordinator },
         { "cluster-job", test_job },
         { "cluster-etcd-stopped-frozen", test_etcd_stopped_frozen },
+        { "cluster-tls", test_tls },
+        { "cluster-etcd-members", test_etcd_members },
         { "cluster-agent-killed-frozen", test_agent_killed_frozen },
         { "cluster-agent-killed-committed", test_agent_killed_committed },
         {},
