@@ -530,6 +530,40 @@ static void test_agent_killed_committed(void) {
         agent_killed("post-snapshot", "committed");
 }
 
+/* Usage errors (exit 2, one clear line) and refused starts (exit 1), with no etcd needed. */
+static void test_usage(void) {
+        static const struct {
+                const char *cmd, *message;
+                int status;
+        } cases[] = {
+                { "vssadmin cluster list hosts", "vssadmin cluster needs --etcd URL[,URL...] and --cluster NAME", 2 },
+                { "vssadmin cluster list hosts --etcd http://127.0.0.1:1 --cluster a/b", "'a/b' is not a cluster name", 2 },
+                { "vssadmin cluster create shadow --etcd http://127.0.0.1:1 --cluster c", "cluster create shadow needs --for HOST:PATH", 2 },
+                { "vssadmin cluster create shadow --etcd http://127.0.0.1:1 --cluster c --for h:rel", "--for takes HOST:PATH with an absolute PATH", 2 },
+                { "vssadmin cluster create shadow --etcd http://127.0.0.1:1 --cluster c --for /srv", "--for takes HOST:PATH", 2 },
+                { "vssadmin cluster delete shadows --etcd http://127.0.0.1:1 --cluster c", "cluster delete shadows needs --set ID", 2 },
+                { "vssadmin cluster delete shadows --etcd http://127.0.0.1:1 --cluster c --set nope", "'nope' is not an id", 2 },
+                { "vssadmin cluster list things --etcd http://127.0.0.1:1 --cluster c", "unknown command 'cluster list things'", 2 },
+                { "vssadmin cluster list hosts --etcd http://127.0.0.1:1 --cluster c --lease-ttl 1", "--lease-ttl must be at least 2", 2 },
+                { "vssadmin cluster list hosts --etcd http://127.0.0.1:1 --cluster c --bogus", "unknown option '--bogus'", 2 },
+                { "vssadmin cluster list hosts --etcd http://127.0.0.1:1 --cluster c", "cannot read /openvss/c/hosts/ from etcd", 1 },
+                { VSS_AGENT_PATH " --cluster c", "--etcd URL and --cluster NAME are required", 2 },
+                { VSS_AGENT_PATH " --etcd http://127.0.0.1:1 --cluster c --host 'a b'", "'a b' is not a host name", 2 },
+                { VSS_AGENT_PATH " --etcd http://127.0.0.1:1 --cluster c --cert x", "--cert goes with --key", 2 },
+                { VSS_AGENT_PATH " --etcd http://127.0.0.1:1 --cluster c --config /nonexistent.json",
+                  "config: cannot read /nonexistent.json", 1 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char *out = NULL;
+                int st = harness_sh(NULL, &out, "STATE_DIRECTORY=/tmp %s 2>&1", cases[i].cmd);
+                if (st != cases[i].status || !out || !strstr(out, cases[i].message))
+                        fprintf(stderr, "`%s`: status %d, output:\n%s\n", cases[i].cmd, st, out ? out : "");
+                CHECK(st == cases[i].status);
+                CHECK(out && strstr(out, cases[i].message));
+                free(out);
+        }
+}
+
 static const TestCase cases[] = {
         { "cluster-success-text", test_success_text },
         { "cluster-success-json", test_success_json },
@@ -544,6 +578,7 @@ static const TestCase cases[] = {
         { "cluster-job", test_job },
         { "cluster-etcd-stopped-frozen", test_etcd_stopped_frozen },
         { "cluster-tls", test_tls },
+        { "cluster-usage", test_usage },
         { "cluster-etcd-members", test_etcd_members },
         { "cluster-agent-killed-frozen", test_agent_killed_frozen },
         { "cluster-agent-killed-committed", test_agent_killed_committed },
