@@ -424,7 +424,10 @@ void agent_set_step(Agent *a) {
 }
 
 bool agent_set_busy(const Agent *a) {
-        return a->set && (a->set->op || a->set->step == STEP_JOB);
+        /* Paused, vssd has nothing to say until we continue (a window expiry is seen at the next
+         * slow turn, well inside the frozen margin). */
+        return a->set && a->set->step != STEP_READY && a->set->step != STEP_FROZEN && a->set->step != STEP_PREPARED &&
+               a->set->step != STEP_COMMITTED;
 }
 
 void agent_set_abort(Agent *a, const char *why) {

@@ -17,7 +17,7 @@
 #include "tests/etcd-harness.h"
 #include "tests/harness.h"
 
-#define CLUSTER_HOSTS_MAX 4
+#define CLUSTER_HOSTS_MAX 32
 #define CLUSTER_NAME "t"
 
 typedef struct ClusterHost {
