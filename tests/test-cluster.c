@@ -433,6 +433,46 @@ static void test_etcd_stopped_frozen(void) {
         cluster_free(c);
 }
 
+/* etcd stopped after hosts 0 and 1 committed (host 2 held in PostSnapshot): 0 and 1 keep their
+ * shadows in doubt while they cannot read the decision; when etcd is back the set is aborted
+ * (host 2 never committed) and they delete them. */
+static void test_etcd_stopped_committed(void) {
+        Cluster *c = cluster_new(3, 2);
+        char path[600], set_id[64];
+        harness_set(c->hosts[2].h, c->hosts[2].writer, "post-snapshot", "wait");
+        snprintf(path, sizeof(path), "%s/coordinator.out", harness_dir(c->hosts[0].h));
+        pid_t pid = cluster_spawn(c, path, "vssadmin cluster create shadow %s%s --json", cluster_args(c), cluster_fors(c));
+        const char *id = cluster_wait_phase(c, 0, "committed");
+        snprintf(set_id, sizeof(set_id), "%s", id ? id : "");
+        CHECK(cluster_wait_phase(c, 1, "committed") != NULL);
+        CHECK(cluster_wait_started(c, 2, "post-snapshot"));
+        CHECK(etcd_harness_stop(c->etcd, 0) == 0);
+        /* In doubt: the agents say so once etcd has been away for their lease; shadows kept. */
+        for (size_t i = 0; i < 2; i++) {
+                char logp[600], *out = NULL;
+                snprintf(logp, sizeof(logp), "%s/agent.log", harness_dir(c->hosts[i].h));
+                for (int k = 0; k < 1500 && !(out && strstr(out, "in doubt")); k++) {
+                        free(out);
+                        out = NULL;
+                        harness_sh(c->hosts[i].h, &out, "cat %s", logp);
+                        struct timespec t = { 0, 20 * 1000 * 1000 };
+                        nanosleep(&t, NULL);
+                }
+                CHECK(out && strstr(out, "in doubt"));
+                free(out);
+                CHECK(cluster_local_shadows(c, i) == 1);
+        }
+        harness_go(c->hosts[2].h, c->hosts[2].writer, "post-snapshot");
+        CHECK(etcd_harness_start(c->etcd, 0, true) == 0);
+        for (size_t i = 0; i < c->n; i++)
+                CHECK(cluster_wait_phase(c, i, "aborted") != NULL);
+        int st = 0;
+        waitpid(pid, &st, 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+        check_nothing_kept(c, set_id);
+        cluster_free(c);
+}
+
 /* Over HTTPS with client certificates, the agents and the coordinator alike. */
 static void test_tls(void) {
         Cluster *c = cluster_new_with(3, 5, 1, true);
@@ -577,6 +617,7 @@ static const TestCase cases[] = {
         { "cluster-stale-coordinator", test_stale_coordinator },
         { "cluster-job", test_job },
         { "cluster-etcd-stopped-frozen", test_etcd_stopped_frozen },
+        { "cluster-etcd-stopped-committed", test_etcd_stopped_committed },
         { "cluster-tls", test_tls },
         { "cluster-usage", test_usage },
         { "cluster-etcd-members", test_etcd_members },
