@@ -227,6 +227,9 @@ void agent_set_plan(Agent *a, const char *set_id, const char *text) {
 /* Collects the shadows' properties (JSON, and their paths for a job). */
 static json_object *shadows_now(AgentSet *s) {
         json_object *arr = json_object_new_array();
+        for (size_t i = 0; s->job_paths && s->job_paths[i]; i++)
+                free(s->job_paths[i]);
+        free(s->job_paths);
         s->job_paths = calloc(s->n_shadows + 1, sizeof(char *));
         for (size_t i = 0, k = 0; i < s->n_shadows; i++) {
                 vss_snapshot_prop p;

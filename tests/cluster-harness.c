@@ -88,6 +88,20 @@ void cluster_start_agent(Cluster *c, size_t i) {
                                        "--config", config, "--lease-ttl", ttl, "--socket", harness_socket(ho->h),
                                        c->etcd->tls ? "--cacert" : NULL, c->etcd->cacert, "--cert", c->etcd->client_cert,
                                        "--key", c->etcd->client_key, NULL };
+                /* AGENT_WRAPPER="valgrind -q --leak-check=full --error-exitcode=99" runs the agents under it. */
+                const char *wrapper = getenv("AGENT_WRAPPER");
+                if (wrapper && *wrapper) {
+                        const char *full[64];
+                        size_t n = 0;
+                        char *w = strdup(wrapper);
+                        for (char *tok = strtok(w, " "); tok && n < 40; tok = strtok(NULL, " "))
+                                full[n++] = tok;
+                        full[n++] = VSS_AGENT_PATH;
+                        for (size_t k = 1; argv[k] && n < 63; k++)
+                                full[n++] = argv[k];
+                        full[n] = NULL;
+                        execvp(full[0], (char *const *) full);
+                }
                 execv(VSS_AGENT_PATH, (char *const *) argv);
                 _exit(127);
         }

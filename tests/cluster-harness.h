@@ -6,7 +6,8 @@
  * and per host its own vssd (socket, state directory: tests/harness.h), real vss-writer-exec
  * writers, a data directory and a real vss-agent registered under the host's name. Writers log
  * CLOCK_MONOTONIC stamps of the events they enter (a hook that runs before the test hook) so a
- * test can check that no host thawed before every host froze.
+ * test can check that no host thawed before every host froze. AGENT_WRAPPER (e.g. "valgrind -q
+ * --leak-check=full --error-exitcode=99") runs the agents under a wrapper.
  */
 
 #include <stdbool.h>
