@@ -5,6 +5,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <netinet/in.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -84,7 +85,9 @@ void cluster_start_agent(Cluster *c, size_t i) {
                 }
                 setenv("NOTIFY_SOCKET", notify, 1);
                 setenv("STATE_DIRECTORY", state, 1);
-                const char *argv[] = { "vss-agent", "--etcd", c->etcd->endpoints, "--cluster", CLUSTER_NAME, "--host", ho->name,
+                char url[64];
+                snprintf(url, sizeof(url), "http://127.0.0.1:%d", ho->link_port);
+                const char *argv[] = { "vss-agent", "--etcd", ho->link ? url : c->etcd->endpoints, "--cluster", CLUSTER_NAME, "--host", ho->name,
                                        "--config", config, "--lease-ttl", ttl, "--socket", harness_socket(ho->h),
                                        c->etcd->tls ? "--cacert" : NULL, c->etcd->cacert, "--cert", c->etcd->client_cert,
                                        "--key", c->etcd->client_key, NULL };
@@ -129,6 +132,110 @@ void cluster_kill_agent(Cluster *c, size_t i) {
         kill(c->hosts[i].agent, SIGKILL);
         waitpid(c->hosts[i].agent, NULL, 0);
         c->hosts[i].agent = 0;
+}
+
+
+/* ---- a host's link to etcd: a relay that can be cut ---- */
+
+static volatile sig_atomic_t link_state; /* 0 up, 1 cut, 2 restore asked */
+
+static void on_link_signal(int sig) {
+        link_state = sig == SIGUSR1 ? 1 : 2;
+}
+
+static int connect_port(int port) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0 && connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+static _Noreturn void relay(int lfd, int target_port) {
+        int a[32], b[32];
+        size_t n = 0;
+        signal(SIGUSR1, on_link_signal);
+        signal(SIGUSR2, on_link_signal);
+        for (;;) {
+                if (link_state == 2) {
+                        for (size_t k = 0; k < n; k++) {
+                                close(a[k]);
+                                close(b[k]);
+                        }
+                        n = 0;
+                        link_state = 0;
+                }
+                struct pollfd p[65];
+                size_t np = 0;
+                bool up = link_state == 0;
+                p[np++] = (struct pollfd) { .fd = up ? lfd : -1, .events = POLLIN };
+                for (size_t k = 0; k < n; k++) {
+                        p[np++] = (struct pollfd) { .fd = up ? a[k] : -1, .events = POLLIN };
+                        p[np++] = (struct pollfd) { .fd = up ? b[k] : -1, .events = POLLIN };
+                }
+                if (poll(p, np, 100) <= 0)
+                        continue;
+                size_t polled = n; /* a connection accepted now is polled next time */
+                if ((p[0].revents & POLLIN) && n < 32) {
+                        int x = accept4(lfd, NULL, NULL, SOCK_CLOEXEC), y = x >= 0 ? connect_port(target_port) : -1;
+                        if (y >= 0) {
+                                a[n] = x;
+                                b[n++] = y;
+                        } else if (x >= 0)
+                                close(x);
+                }
+                for (size_t k = 0; k < polled; k++) {
+                        char buf[65536];
+                        bool dead = false;
+                        for (int side = 0; side < 2 && !dead; side++) {
+                                struct pollfd *q = &p[1 + 2 * k + (size_t) side];
+                                if (!(q->revents & (POLLIN | POLLHUP | POLLERR)))
+                                        continue;
+                                ssize_t r = read(q->fd, buf, sizeof(buf));
+                                dead = r <= 0 || write(side ? a[k] : b[k], buf, (size_t) r) != r;
+                        }
+                        if (dead) {
+                                close(a[k]);
+                                close(b[k]);
+                                a[k] = a[n - 1];
+                                b[k] = b[n - 1];
+                                n--;
+                                break; /* p[] no longer matches: poll again */
+                        }
+                }
+        }
+}
+
+void cluster_link_start(Cluster *c, size_t i) {
+        ClusterHost *ho = &c->hosts[i];
+        int port = atoi(strrchr(c->etcd->m[0].client_url, ':') + 1);
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(sa);
+        int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (lfd < 0 || bind(lfd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(lfd, 64) < 0 ||
+            getsockname(lfd, (struct sockaddr *) &sa, &len) < 0)
+                die("link socket");
+        ho->link_port = ntohs(sa.sin_port);
+        pid_t pid = fork();
+        if (pid < 0)
+                die("fork");
+        if (pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                relay(lfd, port);
+        }
+        close(lfd);
+        ho->link = pid;
+}
+
+void cluster_link_cut(Cluster *c, size_t i) {
+        kill(c->hosts[i].link, SIGUSR1);
+}
+
+void cluster_link_restore(Cluster *c, size_t i) {
+        kill(c->hosts[i].link, SIGUSR2);
 }
 
 Cluster *cluster_new(size_t n, int lease_ttl) {
@@ -191,6 +298,12 @@ void cluster_free(Cluster *c) {
                                 test_failures++;
                         }
                         c->hosts[i].agent = 0;
+                }
+        for (size_t i = 0; i < c->n; i++)
+                if (c->hosts[i].link > 0) {
+                        kill(c->hosts[i].link, SIGKILL);
+                        waitpid(c->hosts[i].link, NULL, 0);
+                        c->hosts[i].link = 0;
                 }
         for (size_t i = 0; i < c->n; i++) {
                 char path[600];

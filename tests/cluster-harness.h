@@ -28,6 +28,8 @@ typedef struct ClusterHost {
         char data[512];         /* the path it shadows */
         pid_t agent;
         int lease_ttl;
+        pid_t link;             /* the relay standing for its network link, when it has one */
+        int link_port;
 } ClusterHost;
 
 typedef struct Cluster {
@@ -47,6 +49,13 @@ Cluster *cluster_new_with(size_t n, int lease_ttl, size_t etcd_members, bool tls
 void cluster_free(Cluster *c);
 /* Starts host i's agent and waits for its READY=1. */
 void cluster_start_agent(Cluster *c, size_t i);
+/* Gives host i a link of its own to etcd: a relay process the agent then reaches etcd through
+ * (restart the agent after). Cutting the link blackholes it: nothing passes either way and new
+ * connections are not answered, as when a cable is pulled; restoring it drops the connections
+ * that were cut (they would have timed out) and lets new ones through. */
+void cluster_link_start(Cluster *c, size_t i);
+void cluster_link_cut(Cluster *c, size_t i);
+void cluster_link_restore(Cluster *c, size_t i);
 /* SIGKILLs host i's agent. */
 void cluster_kill_agent(Cluster *c, size_t i);
 /* "--etcd URLS --cluster t" and, with TLS, "--cacert ... --cert ... --key ..." */
