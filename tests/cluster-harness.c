@@ -238,6 +238,32 @@ void cluster_link_restore(Cluster *c, size_t i) {
         kill(c->hosts[i].link, SIGUSR2);
 }
 
+static void start_light_writer(ClusterHost *ho) {
+        char stamps[600];
+        snprintf(stamps, sizeof(stamps), "%s/stamps", harness_dir(ho->h));
+        pid_t pid = fork();
+        if (pid < 0)
+                die("fork");
+        if (pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                execl(STAMP_WRITER_PATH, "cluster-stamp-writer", ho->writer, harness_socket(ho->h), stamps, (char *) NULL);
+                _exit(127);
+        }
+        ho->light = pid;
+        for (int k = 0; k < 1000; k++) {
+                char *out = NULL, want[64];
+                snprintf(want, sizeof(want), "\"name\":\"%s\"", ho->writer);
+                harness_sh(ho->h, &out, "vssadmin --socket %s list writers --json | tr -d ' \n'", harness_socket(ho->h));
+                bool found = out && strstr(out, want);
+                free(out);
+                if (found)
+                        return;
+                sleep_ms(20);
+        }
+        fprintf(stderr, "cluster-harness: writer %s did not subscribe\n", ho->writer);
+        exit(99);
+}
+
 Cluster *cluster_new(size_t n, int lease_ttl) {
         return cluster_new_with(n, lease_ttl, 1, false);
 }
@@ -271,7 +297,10 @@ Cluster *cluster_new_with(size_t n, int lease_ttl, size_t etcd_members, bool tls
                 /* Each harness sets HARNESS_DIR and VSS_SOCKET: its writer starts right after it. */
                 ho->h = harness_new(NULL);
                 harness_hook(ho->h, "05-stamp", stamp_hook);
-                harness_writer(ho->h, ho->writer, NULL);
+                if (getenv("CLUSTER_LIGHT_WRITERS"))
+                        start_light_writer(ho);
+                else
+                        harness_writer(ho->h, ho->writer, NULL);
                 snprintf(ho->data, sizeof(ho->data), "%s", harness_make_data(ho->h, "data"));
                 snprintf(path, sizeof(path), "%s/agent.json", harness_dir(ho->h));
                 snprintf(text, sizeof(text),
@@ -298,6 +327,12 @@ void cluster_free(Cluster *c) {
                                 test_failures++;
                         }
                         c->hosts[i].agent = 0;
+                }
+        for (size_t i = 0; i < c->n; i++)
+                if (c->hosts[i].light > 0) {
+                        kill(c->hosts[i].light, SIGTERM);
+                        waitpid(c->hosts[i].light, NULL, 0);
+                        c->hosts[i].light = 0;
                 }
         for (size_t i = 0; i < c->n; i++)
                 if (c->hosts[i].link > 0) {

@@ -29,6 +29,7 @@ typedef struct ClusterHost {
         pid_t agent;
         int lease_ttl;
         pid_t link;             /* the relay standing for its network link, when it has one */
+        pid_t light;            /* CLUSTER_LIGHT_WRITERS: its in-process stamp writer */
         int link_port;
 } ClusterHost;
 
@@ -41,7 +42,9 @@ typedef struct Cluster {
 } Cluster;
 
 /* n hosts "host0".."hostN-1", each with writer "wI" and data, agents registered. Exits 77 (skip)
- * when etcd is not installed. */
+ * when etcd is not installed. With CLUSTER_LIGHT_WRITERS=1 in the environment (the benchmark) the
+ * writers are tests/cluster-stamp-writer (libvss, in-process stamps, no hooks) instead of
+ * vss-writer-exec with hook scripts; harness_set() and the event log then do not apply. */
 Cluster *cluster_new(size_t n, int lease_ttl);
 /* The same with an etcd of etcd_members members (up to 3), over HTTPS with client certificates
  * when tls. */
