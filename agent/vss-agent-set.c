@@ -13,6 +13,9 @@
 #include "tools/report.h"
 
 #define USEC(s) ((uint64_t) (s) * USEC_PER_SEC)
+/* While vssd works for us the loop waits on vssd's connection this long per turn (it wakes at
+ * once when vssd answers), then looks at etcd without waiting. */
+#define VSSD_WAIT_MS 10
 
 static const char *const step_waits[] = {
         [STEP_PREPARING] = "PrepareForBackup", [STEP_PREPARED] = "the decision 'snapshot'",
@@ -298,7 +301,7 @@ static void step_snapshot(Agent *a) {
         AgentSet *s = a->set;
         uint32_t point = 0;
         uint64_t left = UINT64_MAX;
-        int r = vss_backup_wait_paused(s->b, 0, &point, &left);
+        int r = vss_backup_wait_paused(s->b, VSSD_WAIT_MS, &point, &left);
         if (r == VSS_S_ASYNC_PENDING)
                 return;
         if (r < 0)
@@ -390,7 +393,7 @@ void agent_set_step(Agent *a) {
                 return;
         switch (s->step) {
         case STEP_PREPARING:
-                r = vss_async_wait(s->op, 0);
+                r = vss_async_wait(s->op, VSSD_WAIT_MS);
                 if (r == VSS_S_ASYNC_PENDING)
                         return;
                 s->op = vss_async_free(s->op);
@@ -406,7 +409,7 @@ void agent_set_step(Agent *a) {
         case STEP_COMMITTING:
                 return step_snapshot(a);
         case STEP_COMPLETING:
-                r = vss_async_wait(s->op, 0);
+                r = vss_async_wait(s->op, VSSD_WAIT_MS);
                 if (r == VSS_S_ASYNC_PENDING)
                         return;
                 s->op = vss_async_free(s->op);
@@ -428,9 +431,10 @@ void agent_set_step(Agent *a) {
 
 bool agent_set_busy(const Agent *a) {
         /* Paused, vssd has nothing to say until we continue (a window expiry is seen at the next
-         * slow turn, well inside the frozen margin). */
-        return a->set && a->set->step != STEP_READY && a->set->step != STEP_FROZEN && a->set->step != STEP_PREPARED &&
-               a->set->step != STEP_COMMITTED;
+         * slow turn, well inside the frozen margin); a job is looked at every slow turn. */
+        SetStep st = a->set ? a->set->step : STEP_ENDED;
+        return st == STEP_PREPARING || st == STEP_SNAPSHOTTING || st == STEP_FREEZING || st == STEP_COMMITTING ||
+               st == STEP_COMPLETING;
 }
 
 void agent_set_abort(Agent *a, const char *why) {
