@@ -341,6 +341,12 @@ bool job_event(vss_writer *w, const vss_event_info *info) {
         if (plan_for(info->event).source == PLAN_NOTHING)
                 return true;
         d = vss_writer_defer(w);
+        if (!d && info->event == VSS_EVENT_ABORT && active && active->event == VSS_EVENT_THAW) {
+                /* The writer's own Abort (connection lost, window expired) while Thaw's hooks run:
+                 * they are what undoes the freeze, as if Thaw had been answered already. */
+                log_msg("abort: the thaw hooks run already");
+                return true;
+        }
         if (!d)
                 return run_event(w, info->event, info);
         j = job_new(w, d, info->event, info);
