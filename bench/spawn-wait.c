@@ -12,9 +12,11 @@
  */
 
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,8 +52,40 @@ static uint64_t run(char **argv) {
         return t ? t : 1;
 }
 
+/* N copies of argv at once, then waits for them all; false when one failed. */
+static bool run_parallel(long n, char **argv) {
+        bool ok = true;
+        for (long i = 0; i < n; i++) {
+                pid_t pid = fork();
+                if (pid < 0)
+                        return false;
+                if (pid == 0) {
+                        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                        if (fd >= 0)
+                                dup2(fd, STDIN_FILENO);
+                        execv(argv[0], argv);
+                        _exit(127);
+                }
+        }
+        for (long i = 0; i < n; i++) {
+                int st;
+                if (wait(&st) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                        ok = false;
+        }
+        return ok;
+}
+
 int main(int argc, char *argv[]) {
         char *end;
+        if (argc == 6 && strcmp(argv[1], "--parallel") == 0) {
+                long n = strtol(argv[2], &end, 10);
+                if (*end || n < 1 || n > 10000) {
+                        fprintf(stderr, "Usage: spawn-wait --parallel N COMMAND ARG1 ARG2\n");
+                        return 2;
+                }
+                char *first[] = { argv[3], argv[4], NULL }, *second[] = { argv[3], argv[5], NULL };
+                return run_parallel(n, first) && run_parallel(n, second) ? 0 : 1;
+        }
         long rounds = argc >= 3 ? strtol(argv[1], &end, 10) : 0;
         if (argc < 3 || *end || rounds < 1 || rounds > 100000) {
                 fprintf(stderr, "Usage: spawn-wait ROUNDS COMMAND [ARG]...\n");
