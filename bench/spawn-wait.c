@@ -75,8 +75,20 @@ static bool run_parallel(long n, char **argv) {
         return ok;
 }
 
+/* Each command with arg, one after the other; false when one failed. */
+static bool run_in_order(char **cmds, int n, char *arg) {
+        for (int i = 0; i < n; i++) {
+                char *a[] = { cmds[i], arg, NULL };
+                if (!run(a))
+                        return false;
+        }
+        return true;
+}
+
 int main(int argc, char *argv[]) {
         char *end;
+        if (argc >= 5 && strcmp(argv[1], "--in-order") == 0)
+                return run_in_order(argv + 4, argc - 4, argv[2]) && run_in_order(argv + 4, argc - 4, argv[3]) ? 0 : 1;
         if (argc == 6 && strcmp(argv[1], "--parallel") == 0) {
                 long n = strtol(argv[2], &end, 10);
                 if (*end || n < 1 || n > 10000) {
