@@ -357,7 +357,7 @@ bool job_event(vss_writer *w, const vss_event_info *info) {
         if (info->event == VSS_EVENT_ABORT && active && active->event == VSS_EVENT_FREEZE) {
                 log_msg("abort: stopping the freeze hooks");
                 active->aborted = true;
-                if (active->cur)
+                if (active->cur && active->phase == PHASE_PLAN) /* not an undo (freezeFail) */
                         hook_cancel(active->cur);
         }
         if (queue_tail)
