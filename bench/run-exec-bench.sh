@@ -16,7 +16,7 @@
 #                  each round, the median over the rounds
 #   ratio          freeze window / hook; the target is at most 3 (the hooks of separate writers
 #                  overlap, so the window holds about one hook for freeze and one for thaw)
-#   floor          the same window of the same 20 hooks started directly, 10 at once for freeze
+#   floor          the same window of the same 20 hooks started directly (posix_spawn), 10 at once for freeze
 #                  and, once they all ended, 10 at once for thaw (`spawn-wait --parallel`): what
 #                  the machine's cores allow with no vssd and no writer between; the median over
 #                  the rounds, and the freeze window / floor. With fewer cores than writers the

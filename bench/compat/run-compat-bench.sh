@@ -19,7 +19,7 @@
 #                  sending guest-fsfreeze-freeze-list and guest-fsfreeze-thaw over its socket,
 #                  timed inside the client (connect to the thaw's answer), so the Python
 #                  interpreter's start-up does not count against qemu-ga.
-#   floor          the same ten hooks started directly (bench/spawn-wait --in-order), each with
+#   floor          the same ten hooks started directly (bench/spawn-wait --in-order, posix_spawn), each with
 #                  freeze in name order, then each with thaw: the freeze window no agent can go
 #                  below, as the hooks run one after the other. Printed below, with OpenVSS's
 #                  window over it.

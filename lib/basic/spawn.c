@@ -80,7 +80,8 @@ static int child_exec(void *userdata) {
  * faults after it cost more than the exec on small machines): it borrows our memory until its
  * exec, and we wait for that. Returns its pid (and its pidfd in *pidfd, or -1), or -errno. */
 static pid_t clone_child(ChildArgs *a, int *pidfd) {
-        void *stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        void *stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+                           -1, 0);
         sigset_t all, saved;
         pid_t pid;
         int e;
