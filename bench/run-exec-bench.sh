@@ -16,6 +16,11 @@
 #                  each round, the median over the rounds
 #   ratio          freeze window / hook; the target is at most 3 (the hooks of separate writers
 #                  overlap, so the window holds about one hook for freeze and one for thaw)
+#   floor          the same window of the same 20 hooks started directly (posix_spawn), 10 at once for freeze
+#                  and, once they all ended, 10 at once for thaw (`spawn-wait --parallel`): what
+#                  the machine's cores allow with no vssd and no writer between; the median over
+#                  the rounds, and the freeze window / floor. With fewer cores than writers the
+#                  hooks queue for a core, and the floor itself is several hooks long.
 #
 # BENCH_SUMMARY=FILE (environment) appends the figures as key=value lines for bench/summary.sh.
 # Exit status: 0 when every run succeeded, 1 otherwise. Everything is removed on exit.
@@ -49,7 +54,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-mkdir -p "$t/empty" "$t/state" "$t/ts" "$t/ts-ref" "$t/hooks"
+mkdir -p "$t/empty" "$t/state" "$t/ts" "$t/ts-ref" "$t/ts-floor" "$t/hooks"
 cat >"$t/hooks/10-hook" <<'HOOK'
 #!/bin/sh
 case "$1" in
@@ -84,7 +89,7 @@ ms() { awk -v ns="$1" 'BEGIN { printf "%.1f", ns / 1e6 }'; }
 median() { sort -n | awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 status=0
-: >"$t/window" ; : >"$t/hook"
+: >"$t/window" ; : >"$t/hook" ; : >"$t/floor"
 for ((r = 0; r <= rounds; r++)); do
         rm -f "$t/ts/freeze" "$t/ts/thaw"
         if ! "$vssadmin" create shadow --for "$t/empty" --provider file >"$t/create.log" 2>&1; then
@@ -101,19 +106,24 @@ for ((r = 0; r <= rounds; r++)); do
                 break
         fi
         hook=$(BENCH_TS="$t/ts-ref" "$spawn" 1 "$t/hooks/10-hook" freeze) || { status=1; break; }
+        rm -f "$t/ts-floor/freeze" "$t/ts-floor/thaw"
+        BENCH_TS="$t/ts-floor" "$spawn" --parallel "$n_writers" "$t/hooks/10-hook" freeze thaw || { status=1; break; }
         ((r == 0)) && continue # warm-up
         echo $(($(sort -n "$t/ts/thaw" | tail -1) - $(sort -n "$t/ts/freeze" | head -1))) >>"$t/window"
         echo "$hook" >>"$t/hook"
+        echo $(($(sort -n "$t/ts-floor/thaw" | tail -1) - $(sort -n "$t/ts-floor/freeze" | head -1))) >>"$t/floor"
 done
 ((status == 0)) || exit 1
 
-w=$(ms "$(median <"$t/window")") h=$(median <"$t/hook")
+w=$(ms "$(median <"$t/window")") h=$(median <"$t/hook") f=$(ms "$(median <"$t/floor")")
 h=$(printf '%.1f' "$h")
 ratio=$(awk -v a="$w" -v b="$h" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-fmt='%-50s  %18s  %27s  %22s\n'
-printf "$fmt" "$n_writers vss-writer-exec, 1 trivial hook each, $rounds rounds" "freeze window (ms)" "one hook fork+exec+wait (ms)" "ratio (window / hook)"
-printf "$fmt" "one app level (back-end), file provider, empty dir" "$w" "$h" "$ratio"
+fratio=$(awk -v a="$w" -v b="$f" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+fmt='%-50s  %18s  %27s  %22s  %31s  %22s\n'
+printf "$fmt" "$n_writers vss-writer-exec, 1 trivial hook each, $rounds rounds" "freeze window (ms)" "one hook fork+exec+wait (ms)" "ratio (window / hook)" \
+        "floor: same hooks directly (ms)" "window / floor"
+printf "$fmt" "one app level (back-end), file provider, empty dir" "$w" "$h" "$ratio" "$f" "$fratio"
 if [[ -n "${BENCH_SUMMARY:-}" ]]; then
-        { echo "exec.window=$w"; echo "exec.hook=$h"; } >>"$BENCH_SUMMARY"
+        { echo "exec.window=$w"; echo "exec.hook=$h"; echo "exec.floor=$f"; } >>"$BENCH_SUMMARY"
 fi
 exit 0

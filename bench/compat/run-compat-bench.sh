@@ -19,6 +19,10 @@
 #                  sending guest-fsfreeze-freeze-list and guest-fsfreeze-thaw over its socket,
 #                  timed inside the client (connect to the thaw's answer), so the Python
 #                  interpreter's start-up does not count against qemu-ga.
+#   floor          the same ten hooks started directly (bench/spawn-wait --in-order, posix_spawn), each with
+#                  freeze in name order, then each with thaw: the freeze window no agent can go
+#                  below, as the hooks run one after the other. Printed below, with OpenVSS's
+#                  window over it.
 #
 # Exit status: 0 when every run succeeded, 1 otherwise. Everything it made (mount, loop device,
 # processes) is removed on exit, also on failure or interruption; the filesystem is thawed first.
@@ -31,12 +35,13 @@ rounds="${ROUNDS:-10}"
 vssd="$build/daemon/vssd"
 writer="$build/writers/vss-writer-exec"
 vssadmin="$build/tools/vssadmin"
+spawn="$build/bench/spawn-wait"
 qga=/usr/sbin/qemu-ga
 qga_hook=/etc/qemu/fsfreeze-hook
 
 die() { echo "$prog: $*" >&2; exit 1; }
 [[ $(id -u) -eq 0 ]] || die "needs root (loop device, mount, FIFREEZE)"
-for f in "$vssd" "$writer" "$vssadmin"; do
+for f in "$vssd" "$writer" "$vssadmin" "$spawn"; do
         [[ -x "$f" ]] || die "$f not found; build first (ninja -C $build)"
 done
 [[ -x "$qga" && -r "$qga_hook" ]] || die "qemu-ga not found: apt-get install qemu-guest-agent"
@@ -124,6 +129,10 @@ now_ns() { date +%s%N; }
 median() { sort -n | awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 ms() { awk -v ns="$1" 'BEGIN { printf "%.1f", ns / 1e6 }'; }
 
+floor_cycle() {
+        "$spawn" --in-order freeze thaw "$t"/hooks/fsfreeze-hook.d/??-hook
+}
+
 # One timed run: end to end around the client, window from the hooks' timestamps.
 status=0
 measure() {
@@ -147,10 +156,11 @@ measure() {
         echo $(($(cat "$t/thaw-end") - $(cat "$t/freeze-start"))) >>"$t/$side-window"
 }
 
-: >"$t/vss-e2e" ; : >"$t/vss-window" ; : >"$t/qga-e2e" ; : >"$t/qga-window"
+: >"$t/vss-e2e" ; : >"$t/vss-window" ; : >"$t/qga-e2e" ; : >"$t/qga-window" ; : >"$t/floor-e2e" ; : >"$t/floor-window"
 vss_cycle && qga_cycle >/dev/null || die "warm-up failed: $(tail -5 "$t/create.log" "$t/qga.log")"
 for r in $(seq "$rounds"); do
         if ((r % 2)); then measure vss; measure qga; else measure qga; measure vss; fi
+        ((status == 0)) && measure floor
         ((status == 0)) || break
 done
 
@@ -161,8 +171,12 @@ printf "$fmt" "OpenVSS: vss-writer-exec --compat qemu-ga" "$(ms "$vw")" "$(ms "$
 printf "$fmt" "qemu-ga (unix-listen, fsfreeze-hook)" "$(ms "$qw")" "$(ms "$qe")"
 awk -v a="$vw" -v b="$qw" -v c="$ve" -v d="$qe" \
         'BEGIN { if (b > 0 && d > 0) printf "%-40s  %17.2fx  %14.2fx\n", "ratio OpenVSS / qemu-ga", a / b, c / d }'
+fw=$(median <"$t/floor-window")
+printf "$fmt" "floor: the same hooks directly, in order" "$(ms "$fw")" "-"
+awk -v a="$vw" -v b="$fw" -v q="$qw" \
+        'BEGIN { if (b > 0) printf "%-40s  %17.2fx  %15s\n", "ratio OpenVSS / floor", a / b, sprintf("(floor/qemu-ga %.2fx)", b / q) }'
 # BENCH_SUMMARY=FILE (environment): the figures as key=value lines for bench/summary.sh (issue 14).
 if [[ -n "${BENCH_SUMMARY:-}" ]]; then
-        { echo "qga.openvss=$(ms "$vw")"; echo "qga.qemu-ga=$(ms "$qw")"; } >>"$BENCH_SUMMARY"
+        { echo "qga.openvss=$(ms "$vw")"; echo "qga.qemu-ga=$(ms "$qw")"; echo "qga.floor=$(ms "$fw")"; } >>"$BENCH_SUMMARY"
 fi
 exit $status

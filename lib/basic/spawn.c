@@ -2,7 +2,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -28,21 +31,33 @@ static int move_fd(int fd, int target) {
         return dup2(fd, target) < 0 ? -1 : 0;
 }
 
-/* In the child: async-signal-safe calls only. fds are what becomes 0, 1 and 2 (-1: kept as is). */
-static _Noreturn void child_exec(const SpawnOptions *o, pid_t parent, const int fds[3]) {
-        struct sigaction dfl = { .sa_handler = SIG_DFL };
+/* What the child needs; it lives on the parent's stack, which the child shares until it execs. */
+typedef struct ChildArgs {
+        const SpawnOptions *o;
+        pid_t parent;
+        int fds[3]; /* what becomes 0, 1 and 2 (-1: kept as is) */
+} ChildArgs;
+
+/* In the child, which shares our memory until it execs (CLONE_VM|CLONE_VFORK): async-signal-safe
+ * calls only, and nothing written but its own stack. Signals are blocked on entry: handlers of
+ * ours must not run here, so they go back to their defaults first. */
+static int child_exec(void *userdata) {
+        const ChildArgs *a = userdata;
+        const SpawnOptions *o = a->o;
+        struct sigaction dfl = { .sa_handler = SIG_DFL }, old;
         sigset_t none;
 
+        for (int sig = 1; sig < NSIG; sig++)
+                if (sig == SIGPIPE || sig == SIGTERM || sig == SIGINT ||
+                    (sigaction(sig, NULL, &old) == 0 && old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN))
+                        (void) sigaction(sig, &dfl, NULL);
         sigemptyset(&none);
         (void) sigprocmask(SIG_SETMASK, &none, NULL);
-        (void) sigaction(SIGPIPE, &dfl, NULL);
-        (void) sigaction(SIGTERM, &dfl, NULL);
-        (void) sigaction(SIGINT, &dfl, NULL);
         (void) setpgid(0, 0); /* its own group, so that a timeout kills what it started */
-        if (o->death_signal > 0 && (prctl(PR_SET_PDEATHSIG, o->death_signal) < 0 || getppid() != parent))
+        if (o->death_signal > 0 && (prctl(PR_SET_PDEATHSIG, o->death_signal) < 0 || getppid() != a->parent))
                 _exit(127);
         for (int i = 0; i < 3; i++) {
-                int fd = fds[i];
+                int fd = a->fds[i];
                 if (fd == -1)
                         continue;
                 if (fd == SPAWN_NULL)
@@ -59,11 +74,41 @@ static _Noreturn void child_exec(const SpawnOptions *o, pid_t parent, const int 
         _exit(127);
 }
 
+#define CHILD_STACK_SIZE (256 * 1024)
+
+/* Starts the child without copying our address space (a fork's page tables and the copy-on-write
+ * faults after it cost more than the exec on small machines): it borrows our memory until its
+ * exec, and we wait for that. Returns its pid (and its pidfd in *pidfd, or -1), or -errno. */
+static pid_t clone_child(ChildArgs *a, int *pidfd) {
+        void *stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+                           -1, 0);
+        sigset_t all, saved;
+        pid_t pid;
+        int e;
+
+        *pidfd = -1;
+        if (stack == MAP_FAILED)
+                return -errno;
+        sigfillset(&all);
+        (void) pthread_sigmask(SIG_SETMASK, &all, &saved);
+        pid = clone(child_exec, (char *) stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, a,
+                    pidfd);
+        if (pid < 0 && errno == EINVAL) { /* a kernel without CLONE_PIDFD */
+                *pidfd = -1;
+                pid = clone(child_exec, (char *) stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD, a);
+                if (pid > 0)
+                        *pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        }
+        e = errno;
+        (void) pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        munmap(stack, CHILD_STACK_SIZE);
+        return pid < 0 ? -e : pid;
+}
+
 int spawn_start(const SpawnOptions *o, Spawned *ret) {
         int pipes[3][2] = { { -1, -1 }, { -1, -1 }, { -1, -1 } };
         const int want[3] = { o->stdin_fd, o->stdout_fd, o->stderr_fd };
-        int fds[3];
-        pid_t parent = getpid();
+        ChildArgs a = { .o = o, .parent = getpid() };
 
         *ret = (Spawned) { .pid = 0, .pidfd = -1, .in_fd = -1, .out_fd = -1, .err_fd = -1 };
         for (int i = 0; i < 3; i++) {
@@ -74,18 +119,15 @@ int spawn_start(const SpawnOptions *o, Spawned *ret) {
                         return r;
                 }
                 /* The child's end: the read end of stdin's pipe, the write end of the others'. */
-                fds[i] = want[i] == SPAWN_PIPE ? pipes[i][i == 0 ? 0 : 1] : want[i] == SPAWN_INHERIT ? -1 : want[i];
+                a.fds[i] = want[i] == SPAWN_PIPE ? pipes[i][i == 0 ? 0 : 1] : want[i] == SPAWN_INHERIT ? -1 : want[i];
         }
-        pid_t pid = fork();
+        pid_t pid = clone_child(&a, &ret->pidfd);
         if (pid < 0) {
-                int r = -errno;
                 for (int j = 0; j < 3; j++)
                         close_pair(pipes[j]);
                 ret->pid = -1;
-                return r;
+                return pid;
         }
-        if (pid == 0)
-                child_exec(o, parent, fds);
         (void) setpgid(pid, pid); /* also here: no race with a kill of the group */
         ret->pid = pid;
         for (int i = 0; i < 3; i++) {
@@ -95,7 +137,6 @@ int spawn_start(const SpawnOptions *o, Spawned *ret) {
                 int ours = pipes[i][i == 0 ? 1 : 0];
                 *(i == 0 ? &ret->in_fd : i == 1 ? &ret->out_fd : &ret->err_fd) = ours;
         }
-        ret->pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
         return 0;
 }
 

@@ -141,21 +141,3 @@ char **frozen_take(size_t *ret_n) {
         n_frozen = 0;
         return names;
 }
-
-void vmware_freeze_failed(char **env) {
-        size_t n_done;
-        char **done = frozen_take(&n_done);
-        char hmsg[MSG_MAX + 1];
-        int hcode;
-
-        for (size_t i = n_done; i-- > 0;) {
-                hook_proc *hp = hold_take(done[i]);
-                char path[PATH_MAX];
-                if (hp)
-                        (void) hold_release(hp, "freezeFail", &hcode, hmsg);
-                else if (snprintf(path, sizeof path, "%s/%s", arg_hooks, done[i]) < (int) sizeof path)
-                        (void) run_hook(path, done[i], "freezeFail", env, false, NULL, &hcode, hmsg);
-                free(done[i]);
-        }
-        free(done);
-}

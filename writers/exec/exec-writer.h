@@ -39,8 +39,14 @@ static inline int table_lookup(const char *const *table, size_t n, const char *s
         return -1;
 }
 
-/* event.c: runs the hooks of an event; returns the callback's result. info is NULL for Identify. */
+/* event.c: an event's hooks, from its plan to its answer. job_event() is the callback of every
+ * event but Identify: it answers later (vss_writer_defer), running the hooks from the main loop,
+ * one event after the other; an Abort stops the hook of a Freeze still running. When the event
+ * cannot be deferred (Identify, the writer's own Abort) the hooks run at once, and run_event()
+ * returns the callback's result. jobs_stop_all() ends what runs, at exit. */
+bool job_event(vss_writer *w, const vss_event_info *info);
 bool run_event(vss_writer *w, vss_event event, const vss_event_info *info);
+void jobs_stop_all(void);
 
 /* control.c: the hooks' environment and the VSS_CONTROL file. */
 typedef struct event_env {
@@ -78,9 +84,6 @@ void free_names(char **names, int n);
 void frozen_clear(void);
 bool frozen_add(const char *name);
 char **frozen_take(size_t *ret_n);
-/* VMware: a failed freeze sends freezeFail at once to the scripts that got freeze, in reverse
- * order (their failures are only logged). */
-void vmware_freeze_failed(char **env);
 
 /* runner.c: one hook at a time, and the hooks holding a session (--hold). */
 typedef struct hook_proc hook_proc;
@@ -94,3 +97,18 @@ hook_proc *hold_take(const char *name);
  * its exit status is its result for arg. */
 int32_t hold_release(hook_proc *hp, const char *arg, int *code, char msg[MSG_MAX + 1]);
 void holds_kill_all(void);
+/* The same from the main loop. done is called once the hook ended (exited, or was killed after
+ * its timeout or hook_cancel()) or, in hold mode, said it is ready; then hook_async_result()
+ * takes it. */
+typedef void (*hook_done_fn)(hook_proc *hp, bool ready, void *userdata);
+hook_proc *hook_start_async(const char *path, const char *name, const char *arg, char **env, bool hold,
+                            hook_done_fn done, void *userdata, char msg[MSG_MAX + 1]);
+/* Lets a held hook go (closes its stdin) and watches it to its end; false when it died while
+ * holding or cannot be watched: then hold_release() ends it. */
+bool hold_release_async(hook_proc *hp, hook_done_fn done, void *userdata);
+/* SIGTERM to the hook's group, SIGKILL after 2 s; done follows. */
+void hook_cancel(hook_proc *hp);
+/* The hook's result, as run_hook()'s; ready: it joins the holds, else it is freed. */
+int32_t hook_async_result(hook_proc *hp, const char *arg, bool ready, int *code, char msg[MSG_MAX + 1]);
+/* Ends a watched hook at once (SIGTERM, SIGKILL after 2 s; blocking) and frees it: at exit. */
+void hook_stop_now(hook_proc *hp);

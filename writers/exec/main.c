@@ -93,7 +93,7 @@ static bool on_identify(vss_writer *w, vss_metadata_builder *md, void *userdata)
 }
 
 static bool on_event(vss_writer *w, const vss_event_info *info, void *userdata) {
-        return run_event(w, info->event, info);
+        return job_event(w, info);
 }
 
 static void help(void) {
@@ -362,6 +362,7 @@ int main(int argc, char *argv[]) {
 
         /* SIGTERM/SIGINT end the loop; they stay blocked here and are unblocked in hooks. */
         r = vss_writer_main(w, socket_path, "vss-writer-exec");
+        jobs_stop_all(); /* a hook still running is ended; its event goes unanswered */
         vss_writer_unref(w); /* a frozen writer thaws itself here: held hooks are let go */
         holds_kill_all();
         hook_output_handoff(); /* after the last hook: what they left behind may still write */

@@ -70,11 +70,17 @@ static void line_feed(line_tracker *t, const char *buf, size_t n) {
 struct hook_proc {
         char *name; /* file name in the hooks directory */
         Spawned proc;
-        bool ready, want_ready, timed_out;
+        bool ready, want_ready, timed_out, cancelled;
         line_tracker err;
         char out[MSG_MAX + 1]; /* the stdout line being read (hold mode) */
         size_t out_len;
         sd_event_source *err_src, *out_src, *pid_src;
+        /* Watched from the main loop (hook_start_async): the deadline, then the kill's grace. */
+        sd_event_source *timer_src;
+        bool terminating;
+        uint64_t kill_at;
+        hook_done_fn done;
+        void *done_data;
 };
 
 /* Hooks holding a session from Freeze until Thaw or Abort (--hold). */
@@ -85,6 +91,7 @@ static void hook_unwatch(hook_proc *hp) {
         hp->err_src = sd_event_source_disable_unref(hp->err_src);
         hp->out_src = sd_event_source_disable_unref(hp->out_src);
         hp->pid_src = sd_event_source_disable_unref(hp->pid_src);
+        hp->timer_src = sd_event_source_disable_unref(hp->timer_src);
 }
 
 static hook_proc *hook_free(hook_proc *hp) {
@@ -222,6 +229,12 @@ static int32_t hook_result(hook_proc *hp, const char *arg, int *code, char msg[M
                 hook_output_write(hook_output_out_dest(), hp->out, hp->out_len);
                 hook_output_write(hook_output_out_dest(), "\n", 1);
                 hp->out_len = 0;
+        }
+        if (hp->cancelled) {
+                *code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+                snprintf(msg, MSG_MAX + 1, "hook %s stopped: the set was aborted while it ran", hp->name);
+                log_msg("%s: hook %s -> stopped: Abort came while it ran", arg, hp->name);
+                return VSS_E_WRITERERROR_NONRETRYABLE;
         }
         if (hp->timed_out) {
                 *code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
@@ -387,4 +400,204 @@ void holds_kill_all(void) {
         }
         free(holds);
         holds = NULL;
+}
+
+/* ---- hooks watched from the main loop: the writer answers vssd (status, Abort) meanwhile ---- */
+
+#define GROUP_POLL_USEC (10 * USEC_PER_MSEC) /* how often a terminated group is looked at */
+#define NO_PIDFD_POLL_USEC (20 * USEC_PER_MSEC)
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+
+static void async_end(hook_proc *hp, bool ready) {
+        SpawnWatch w = hook_watch(hp);
+
+        hook_unwatch(hp);
+        if (!ready)
+                spawn_drain(&hp->proc, &w);
+        hp->done(hp, ready, hp->done_data);
+}
+
+static int async_arm(hook_proc *hp, uint64_t usec) {
+        int r = sd_event_source_set_time(hp->timer_src, usec);
+        return r < 0 ? r : sd_event_source_set_enabled(hp->timer_src, SD_EVENT_ONESHOT);
+}
+
+/* SIGTERM to the group now, SIGKILL when it outlives the grace period (the timer looks). */
+static void async_terminate(hook_proc *hp) {
+        if (hp->terminating)
+                return;
+        hp->terminating = true;
+        if (hp->proc.in_fd >= 0) {
+                close(hp->proc.in_fd);
+                hp->proc.in_fd = -1;
+        }
+        (void) kill(-hp->proc.pid, SIGTERM);
+        if (!hp->proc.reaped)
+                (void) kill(hp->proc.pid, SIGTERM);
+        hp->kill_at = now_monotonic_usec() + KILL_GRACE_USEC;
+        (void) async_arm(hp, now_monotonic_usec() + GROUP_POLL_USEC);
+}
+
+/* The leader is gone: done, unless a terminated group lingers (then the timer decides). */
+static void async_exited(hook_proc *hp) {
+        SpawnWatch w = hook_watch(hp);
+
+        hp->pid_src = sd_event_source_disable_unref(hp->pid_src);
+        spawn_drain(&hp->proc, &w);
+        if (!spawn_try_reap(&hp->proc)) {
+                while (waitpid(hp->proc.pid, &hp->proc.status, 0) < 0 && errno == EINTR)
+                        ;
+                hp->proc.reaped = true;
+        }
+        if (hp->terminating && !(kill(-hp->proc.pid, 0) < 0 && errno == ESRCH))
+                return;
+        async_end(hp, hp->want_ready && hp->ready);
+}
+
+static int on_async_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        async_exited(userdata);
+        return 0;
+}
+
+static int on_async_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        hook_proc *hp = userdata;
+        bool out = fd == hp->proc.out_fd;
+        SpawnWatch w = hook_watch(hp);
+
+        if (!spawn_read(&hp->proc, out ? STDOUT_FILENO : STDERR_FILENO, &w)) {
+                if (out)
+                        hp->out_src = sd_event_source_disable_unref(hp->out_src);
+                else
+                        hp->err_src = sd_event_source_disable_unref(hp->err_src);
+        }
+        if (out && hp->want_ready && hp->ready && !hp->terminating)
+                async_end(hp, true);
+        return 0;
+}
+
+static int on_async_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        hook_proc *hp = userdata;
+        uint64_t now = now_monotonic_usec();
+
+        if (hp->proc.pidfd < 0 && !hp->proc.reaped && spawn_try_reap(&hp->proc)) {
+                async_exited(hp);
+                return 0;
+        }
+        if (!hp->terminating) {
+                if (now < hp->kill_at) { /* no pidfd: look again */
+                        (void) async_arm(hp, MIN(hp->kill_at, now + NO_PIDFD_POLL_USEC));
+                        return 0;
+                }
+                hp->timed_out = true;
+                async_terminate(hp);
+                return 0;
+        }
+        if (hp->proc.reaped && kill(-hp->proc.pid, 0) < 0 && errno == ESRCH) {
+                async_end(hp, false);
+                return 0;
+        }
+        if (now >= hp->kill_at) {
+                SpawnWatch w = hook_watch(hp);
+                spawn_terminate(&hp->proc, 0, &w); /* SIGKILL to the group, reaped */
+                async_end(hp, false);
+                return 0;
+        }
+        (void) async_arm(hp, now + GROUP_POLL_USEC);
+        return 0;
+}
+
+/* Watches a started (or released) hook from the main loop until its end or the deadline. */
+static int async_watch(hook_proc *hp, hook_done_fn done, void *userdata) {
+        sd_event *e = NULL;
+        uint64_t now = now_monotonic_usec();
+        int r;
+
+        hp->done = done;
+        hp->done_data = userdata;
+        hp->terminating = false;
+        hp->kill_at = hook_deadline(); /* until terminating: the hook's deadline */
+        r = sd_event_default(&e);
+        if (r < 0)
+                return r;
+        if (hp->proc.err_fd >= 0)
+                r = sd_event_add_io(e, &hp->err_src, hp->proc.err_fd, EPOLLIN, on_async_io, hp);
+        if (r >= 0 && hp->proc.out_fd >= 0)
+                r = sd_event_add_io(e, &hp->out_src, hp->proc.out_fd, EPOLLIN, on_async_io, hp);
+        if (r >= 0 && hp->proc.pidfd >= 0)
+                r = sd_event_add_io(e, &hp->pid_src, hp->proc.pidfd, EPOLLIN, on_async_exit, hp);
+        if (r >= 0)
+                r = sd_event_add_time(e, &hp->timer_src, CLOCK_MONOTONIC,
+                                      hp->proc.pidfd < 0 ? MIN(hp->kill_at, now + NO_PIDFD_POLL_USEC) : hp->kill_at,
+                                      1000, on_async_timer, hp);
+        sd_event_unref(e);
+        if (r < 0)
+                hook_unwatch(hp);
+        return r;
+}
+
+hook_proc *hook_start_async(const char *path, const char *name, const char *arg, char **env, bool hold,
+                            hook_done_fn done, void *userdata, char msg[MSG_MAX + 1]) {
+        hook_proc *hp = hook_start(path, name, arg, env, hold, msg);
+        int r;
+
+        if (!hp) {
+                log_msg("%s: hook %s -> failed: %s", arg, name, msg);
+                return NULL;
+        }
+        hp->want_ready = hold;
+        r = async_watch(hp, done, userdata);
+        if (r < 0) { /* cannot watch it: end it */
+                snprintf(msg, MSG_MAX + 1, "cannot watch hook %s: %s", name, strerror(-r));
+                log_msg("%s: hook %s -> failed: %s", arg, name, msg);
+                hook_kill(hp);
+                hook_free(hp);
+                return NULL;
+        }
+        return hp;
+}
+
+bool hold_release_async(hook_proc *hp, hook_done_fn done, void *userdata) {
+        hook_unwatch(hp);
+        if (spawn_try_reap(&hp->proc)) /* died while holding: hold_release() says so */
+                return false;
+        if (hp->proc.in_fd >= 0) {
+                close(hp->proc.in_fd);
+                hp->proc.in_fd = -1;
+        }
+        hp->want_ready = false;
+        if (async_watch(hp, done, userdata) < 0) {
+                hp->want_ready = false;
+                return false; /* hold_release() waits for it instead */
+        }
+        return true;
+}
+
+void hook_cancel(hook_proc *hp) {
+        hp->cancelled = true;
+        async_terminate(hp);
+}
+
+int32_t hook_async_result(hook_proc *hp, const char *arg, bool ready, int *code, char msg[MSG_MAX + 1]) {
+        int32_t failure;
+
+        if (ready) {
+                if (!hold_add(hp)) {
+                        snprintf(msg, MSG_MAX + 1, "out of memory");
+                        *code = 127;
+                        return VSS_E_WRITERERROR_OUTOFRESOURCES;
+                }
+                log_msg("%s: hook %s -> ready, holding", arg, hp->name);
+                *code = 0;
+                msg[0] = '\0';
+                return 0;
+        }
+        failure = hook_result(hp, arg, code, msg);
+        hook_free(hp);
+        return failure;
+}
+
+void hook_stop_now(hook_proc *hp) {
+        hook_unwatch(hp);
+        hook_kill(hp);
+        hook_free(hp);
 }
