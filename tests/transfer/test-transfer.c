@@ -250,6 +250,18 @@ static const char *shadow_path_of(json_object *o) {
         return json_str(x, "shadow_path");
 }
 
+/* The state name of writer name after phase in a host object of cluster create shadow's JSON. */
+static const char *writer_state(json_object *host, const char *phase, const char *name) {
+        json_object *ps = member(host, "phases");
+        for (size_t i = 0; ps && i < json_object_array_length(ps); i++) {
+                json_object *p = json_object_array_get_idx(ps, i), *ws = member(p, "writers");
+                for (size_t k = 0; streq(json_str(p, "phase"), phase) && ws && k < json_object_array_length(ws); k++)
+                        if (streq(json_str(json_object_array_get_idx(ws, k), "name"), name))
+                                return json_str(json_object_array_get_idx(ws, k), "state_name");
+        }
+        return "(missing)";
+}
+
 /* A restore: host i's ledger files read from its shadow into restore/K; the path of the copy. */
 static char *restore(size_t i, int k, const char *shadow) {
         static char ledger[2][800];
@@ -279,6 +291,9 @@ static json_object *local_set(size_t i) {
                                       harness_socket(h), hosts->hosts[i].data);
         CHECK(st == 0);
         CHECK_STR(json_str(o, "result"), "ok");
+        /* The host's transfer writer took part: through Freeze and Thaw. */
+        CHECK_STR(json_str(json_phase(o, "do-snapshot-set", hosts->hosts[i].writer), "state_name"),
+                  "WaitingForBackupComplete");
         return o;
 }
 
@@ -341,9 +356,14 @@ static void test_cluster_sets(void) {
                 json_object *hs = member(o, "hosts");
                 const char *p[2] = {};
                 for (size_t i = 0; hs && i < json_object_array_length(hs); i++)
-                        for (size_t j = 0; j < 2; j++)
-                                if (streq(json_str(json_object_array_get_idx(hs, i), "host"), host_names[j]))
-                                        p[j] = shadow_path_of(json_object_array_get_idx(hs, i));
+                        for (size_t j = 0; j < 2; j++) {
+                                json_object *ho = json_object_array_get_idx(hs, i);
+                                if (!streq(json_str(ho, "host"), host_names[j]))
+                                        continue;
+                                p[j] = shadow_path_of(ho);
+                                /* The host's transfer writer took part: frozen when the host was. */
+                                CHECK_STR(writer_state(ho, "frozen", hosts->hosts[j].writer), "WaitingForThaw");
+                        }
                 CHECK(p[0] && p[1]);
                 if (p[0] && p[1]) {
                         int r = check_restored(k, p[0], p[1]);

@@ -32,11 +32,16 @@ typedef struct Service {
         char in[8192];
         size_t in_len;
         bool held;              /* between Freeze and Thaw/Abort: no transfer starts or applies */
+        bool peer_held;         /* sender: the receiver said it holds ("H") and has not resumed ("R") */
         long long inflight;     /* sender: sent, ack not seen */
         long long started, acked, applied;
         uint64_t next_at, reconnect_at;
         unsigned seed;
 } Service;
+
+static bool streq(const char *a, const char *b) {
+        return strcmp(a, b) == 0;
+}
 
 static uint64_t now_ms(void) {
         struct timespec ts;
@@ -59,6 +64,7 @@ static void drop_conn(Service *s) {
                 close(s->conn_fd);
         s->conn_fd = -1;
         s->in_len = 0;
+        s->peer_held = false;
         s->reconnect_at = now_ms() + 50;
 }
 
@@ -145,6 +151,8 @@ static bool handle_lines(Service *s) {
                         ok = apply_transfer(s, id, amount);
                 else if (s->o->role == ROLE_SENDER && sscanf(p, "A %lld", &id) == 1)
                         ok = ack_transfer(s, id);
+                else if (s->o->role == ROLE_SENDER && (streq(p, "H") || streq(p, "R")))
+                        s->peer_held = streq(p, "H");
                 else
                         fprintf(stderr, "%s: ignoring line '%s'\n", s->o->name, p);
                 p = nl + 1;
@@ -202,8 +210,9 @@ static void connect_peer(Service *s) {
 }
 
 /* The writer's Freeze: stop starting (sender) or applying (receiver) transfers, finish those
- * under way, hold. The sender's wait for acks is bounded: a transfer still in flight then stays
- * in its outbox, which is counted, so the cut still conserves. */
+ * under way, hold. The receiver tells the sender it holds ("H"): acks then come only after its
+ * Thaw, so the sender stops waiting for them. That wait is bounded too. A transfer still in
+ * flight stays in the sender's outbox, which is counted, so the cut conserves either way. */
 static bool on_freeze(vss_writer *w, const vss_event_info *info, void *userdata) {
         Service *s = userdata;
         uint64_t start = now_ms(), end = start + (uint64_t) s->o->drain_ms;
@@ -211,7 +220,7 @@ static bool on_freeze(vss_writer *w, const vss_event_info *info, void *userdata)
         (void) info;
         s->held = true;
         if (s->o->role == ROLE_SENDER)
-                while (s->inflight > 0 && s->conn_fd >= 0 && now_ms() < end)
+                while (s->inflight > 0 && s->conn_fd >= 0 && !s->peer_held && now_ms() < end)
                         if (!read_peer(s, (int) (end - now_ms())))
                                 return false;
         /* The receiver applies what has arrived (the sender may be waiting for its ack). */
@@ -222,7 +231,10 @@ static bool on_freeze(vss_writer *w, const vss_event_info *info, void *userdata)
                 if (!read_peer(s, 0))
                         return false;
         }
-        say(s, "freeze: holding, %lld in flight after %lld ms", s->inflight, (long long) (now_ms() - start));
+        if (s->o->role == ROLE_RECEIVER)
+                send_line(s, "H\n");
+        say(s, "freeze: holding, %lld in flight after %lld ms%s", s->inflight, (long long) (now_ms() - start),
+            s->peer_held ? " (the receiver holds)" : "");
         return true;
 }
 
@@ -230,6 +242,8 @@ static bool on_thaw(vss_writer *w, const vss_event_info *info, void *userdata) {
         Service *s = userdata;
         (void) w;
         s->held = false;
+        if (s->o->role == ROLE_RECEIVER)
+                send_line(s, "R\n");
         say(s, info->event == VSS_EVENT_ABORT ? "abort: resuming (%lld started, %lld applied so far)"
                                               : "thaw: resuming (%lld started, %lld applied so far)",
             s->started, s->applied);
@@ -279,6 +293,8 @@ static void accept_peer(Service *s) {
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         drop_conn(s); /* a new connection is a restarted sender: it resends what it needs */
         s->conn_fd = fd;
+        if (s->held)
+                send_line(s, "H\n");
 }
 
 static int setup(Service *s) {
@@ -317,8 +333,8 @@ static int setup(Service *s) {
 /* Milliseconds poll may wait before the sender has something to do on its own. */
 static int sender_timeout(Service *s) {
         uint64_t now = now_ms(), at;
-        if (s->held)
-                return -1;
+        if (s->held || (s->conn_fd >= 0 && s->peer_held))
+                return -1; /* the receiver's "R" comes as input */
         if (s->conn_fd < 0)
                 at = s->reconnect_at;
         else if (s->inflight == 0)
@@ -349,7 +365,7 @@ static int loop(Service *s) {
                         accept_peer(s);
                 if (p[2].revents && !s->held && !read_peer(s, 0))
                         return 1;
-                if (s->o->role != ROLE_SENDER || s->held || now_ms() < (s->conn_fd < 0 ? s->reconnect_at : s->next_at))
+                if (s->o->role != ROLE_SENDER || s->held || s->peer_held || now_ms() < (s->conn_fd < 0 ? s->reconnect_at : s->next_at))
                         continue;
                 if (s->conn_fd < 0)
                         connect_peer(s);
