@@ -3,6 +3,7 @@
  * ledger on a loop filesystem the test makes, shadowed with the `file` provider. Transfers flow
  * all along. A restore is the ledger files read from each host's shadow path; `transfer check`
  * says whether the two restored ledgers conserve the initial total.
+ *   transfer-check:        the checker on ledgers changed by hand; usage and errors.
  *   transfer-restart:      the sender and the receiver killed mid-flow and restarted: the outbox
  *                          is resent, nothing is applied twice, the live ledgers conserve.
  *   transfer-local-sets:   a local set per host, a moment apart (alternating which host first);
@@ -379,8 +380,66 @@ static void test_cluster_sets(void) {
         hosts_free();
 }
 
+static void exec_sql(const char *ledger, const char *sql) {
+        sqlite3 *db = NULL;
+        CHECK(sqlite3_open_v2(ledger, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK);
+        CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+        sqlite3_close(db);
+}
+
+/* Runs transfer with args; its exit status, and whether its output has want. */
+static bool transfer_says(Harness *h, int want_status, const char *want, const char *args) {
+        char *out = NULL;
+        int st = harness_sh(h, &out, "%s %s 2>&1", TRANSFER_PATH, args);
+        bool ok = st == want_status && out && strstr(out, want);
+        if (!ok)
+                fprintf(stderr, "transfer %s: status %d, expected %d and '%s' in:\n%s", args, st, want_status, want,
+                        out ? out : "");
+        free(out);
+        return ok;
+}
+
+/* The checker on ledgers made by hand (no service): in-flight and applied-not-acked transfers
+ * conserve, a transfer applied twice does not; errors and usage. */
+static void test_check(void) {
+        Harness *h = harness_new(NULL);
+        char a[600], b[600], args[1400];
+        snprintf(a, sizeof(a), "%s/a.db", harness_dir(h));
+        snprintf(b, sizeof(b), "%s/b.db", harness_dir(h));
+        snprintf(args, sizeof(args), "init --role sender --ledger %s --balance 100", a);
+        CHECK(transfer_says(h, 0, "", args));
+        CHECK(transfer_says(h, 1, "a.db already exists", args));
+        snprintf(args, sizeof(args), "init --role receiver --ledger %s --balance 50", b);
+        CHECK(transfer_says(h, 0, "", args));
+        snprintf(args, sizeof(args), "check %s %s", a, b);
+        CHECK(transfer_says(h, 0, "conserved: A 1000 + B 500 + unapplied outbox 0", args));
+        /* Debited with its outbox row, not yet applied: the outbox counts it. */
+        exec_sql(a, "UPDATE accounts SET bal = bal - 7 WHERE id = 1; INSERT INTO outbox (account, amount) VALUES (1, 7)");
+        CHECK(transfer_says(h, 0, "conserved: A 993 + B 500 + unapplied outbox 7 (1 rows; 0 applied", args));
+        /* Applied on B, ack not seen on A: counted once, on B. */
+        exec_sql(b, "INSERT INTO applied VALUES (1, 7); UPDATE accounts SET bal = bal + 7 WHERE id = 2");
+        CHECK(transfer_says(h, 0, "conserved: A 993 + B 507 + unapplied outbox 0 (0 rows; 1 applied", args));
+        /* Applied twice: money made. */
+        exec_sql(b, "UPDATE accounts SET bal = bal + 7 WHERE id = 2");
+        CHECK(transfer_says(h, 1, "NOT conserved: A 993 + B 514", args));
+        snprintf(args, sizeof(args), "check --json %s %s", a, b);
+        CHECK(transfer_says(h, 1, "\"conserved\": false", args));
+        snprintf(args, sizeof(args), "check %s %s/missing.db", a, harness_dir(h));
+        CHECK(transfer_says(h, 2, "missing.db", args));
+        CHECK(transfer_says(h, 2, "a command is needed", ""));
+        CHECK(transfer_says(h, 2, "check takes two ledgers", "check x"));
+        CHECK(transfer_says(h, 2, "--role is sender or receiver", "run --role both --ledger x"));
+        CHECK(transfer_says(h, 2, "a sender needs --peer-port", "run --role sender --ledger x"));
+        CHECK(transfer_says(h, 2, "out of range", "run --role sender --ledger x --peer-port 70000"));
+        CHECK(transfer_says(h, 2, "unknown command", "start --role sender --ledger x"));
+        snprintf(args, sizeof(args), "run --role receiver --ledger %s --socket %s/nothing.sock", b, harness_dir(h));
+        CHECK(transfer_says(h, 1, "transfer: writer:", args));
+        harness_free(h);
+}
+
 int main(int argc, char *argv[]) {
         static const TestCase cases[] = {
+                { "transfer-check", test_check },
                 { "transfer-restart", test_restart },
                 { "transfer-local-sets", test_local_sets },
                 { "transfer-cluster-sets", test_cluster_sets },

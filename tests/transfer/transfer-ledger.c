@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "transfer.h"
 
@@ -41,7 +42,12 @@ sqlite3 *ledger_open(const char *path, bool readonly) {
 int ledger_init(const char *path, Role role, long long balance) {
         sqlite3 *db = NULL;
         char sql[512];
-        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXCLUSIVE, NULL) !=
+        /* A new ledger only: initial balances over a used one would make up money. */
+        if (access(path, F_OK) == 0) {
+                fprintf(stderr, "transfer: %s already exists\n", path);
+                return -1;
+        }
+        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
             SQLITE_OK) {
                 fprintf(stderr, "transfer: %s: %s\n", path, db ? sqlite3_errmsg(db) : "out of memory");
                 sqlite3_close(db);
