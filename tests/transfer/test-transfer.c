@@ -222,6 +222,16 @@ static void hosts_free(void) {
         fprintf(stderr, "live ledgers: %s", out ? out : "(no output)\n");
         CHECK(st == 0);
         free(out);
+        /* How long Freeze waited for in-flight transfers, from the services' own lines. */
+        for (size_t i = 0; i < 2; i++) {
+                out = NULL;
+                harness_sh(hosts->hosts[i].h, &out,
+                           "sed -n 's/.*freeze: holding, .* after \\([0-9]*\\) ms.*/\\1/p' %s | sort -n | "
+                           "awk '{n++; m=$1} END {printf \"%%d freezes, the longest drain %%d ms\", n, m}'",
+                           svc[i].log);
+                fprintf(stderr, "%s: %s\n", hosts->hosts[i].writer, out ? out : "");
+                free(out);
+        }
         for (size_t i = 0; i < 2; i++)
                 if (test_failures || getenv("HARNESS_DUMP"))
                         harness_sh(hosts->hosts[i].h, NULL, "echo '---- %s ----' >&2; tail -n 40 %s >&2", svc[i].log,

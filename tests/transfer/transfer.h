@@ -10,8 +10,11 @@
  *      then "A ID".
  * So at any moment sum(A) + sum(B) + (A's outbox rows B has not applied) is the initial total.
  * Each host runs its own libvss writer (public API only): at Freeze A stops starting transfers
- * and waits (bounded) for the acks of those in flight, B applies what has arrived; both then hold
- * until Thaw or Abort. Only a cut where both hosts are frozen at one instant conserves the total.
+ * and waits (bounded) for the acks of those in flight; B applies what has arrived and tells A it
+ * holds ("H"; "R" when it resumes), so A neither starts transfers nor waits for acks then. Both
+ * hold until Thaw or Abort. Restored shadows conserve the total only when they were cut while
+ * both hosts were frozen at one instant (a cluster set); two local sets a moment apart miss the
+ * transfers that moved between the two cuts.
  */
 
 #include <sqlite3.h>
