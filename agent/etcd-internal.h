@@ -19,6 +19,7 @@ struct etcd {
         char *cacert, *cert, *key, *user, *password;
         int timeout_ms;
         char *token;            /* from /v3/auth/authenticate, or NULL */
+        bool auth_off;          /* a user is set but etcd has auth disabled */
         CURL *curl;             /* reused: one connection per endpoint stays open */
         bool curl_global;       /* curl_global_init() done: etcd_free() undoes it */
         char errmsg[512];

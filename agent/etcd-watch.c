@@ -25,6 +25,7 @@ struct etcd_watch {
         struct curl_slist *headers;
         size_t endpoint;
         bool running, connected;
+        bool stream_failed;     /* its message already says why it ends */
         int fatal;              /* returned from now on (-ESTALE, -EACCES) */
         int pending;            /* returned once (a malformed stream) */
         char *line;
@@ -34,7 +35,16 @@ struct etcd_watch {
         uint64_t retry_at_ms;
         unsigned failures;
         char url[512];
+        /* A silent stream is checked by a range on its endpoint: a stopped etcd (SIGSTOP, a hung
+         * process) keeps the TCP connection up and the stream looks fine. */
+        CURL *probe;
+        struct curl_slist *probe_headers;
+        bool probing;
+        uint64_t last_data_ms;
+        char probe_url[512];
 };
+
+static size_t discard(char *p, size_t size, size_t n, void *userdata);
 
 void etcd_events_free(etcd_event *ev, size_t n) {
         if (!ev)
@@ -52,9 +62,15 @@ etcd_watch *etcd_watch_free(etcd_watch *w) {
                         (void) curl_multi_remove_handle(w->multi, w->curl);
                 curl_easy_cleanup(w->curl);
         }
+        if (w->probe) {
+                if (w->probing)
+                        (void) curl_multi_remove_handle(w->multi, w->probe);
+                curl_easy_cleanup(w->probe);
+        }
         if (w->multi)
                 curl_multi_cleanup(w->multi);
         curl_slist_free_all(w->headers);
+        curl_slist_free_all(w->probe_headers);
         etcd_events_free(w->queue, w->n_queue);
         free(w->line);
         free(w->prefix);
@@ -107,8 +123,12 @@ static int handle_message(etcd_watch *w, const char *text) {
         if (!o)
                 return etcd_fail(w->e, -EPROTO, "%s: %s", w->url, v.error);
         json_object *res = NULL, *err = NULL, *h = NULL, *x = NULL;
-        if (json_object_object_get_ex(o, "error", &err))
-                return etcd_error_from_json(w->e, json_object_is_type(err, json_type_object) ? err : o);
+        if (json_object_object_get_ex(o, "error", &err)) {
+                /* etcd ended the stream (no leader, shutting down, canceled): another one follows;
+                 * only a refusal of our credentials is the caller's to know. */
+                int r = etcd_error_from_json(w->e, json_object_is_type(err, json_type_object) ? err : o);
+                return r == -EACCES ? r : -ECONNREFUSED;
+        }
         if (!json_object_object_get_ex(o, "result", &res) || !json_object_is_type(res, json_type_object))
                 return etcd_fail(w->e, -EPROTO, "%s: a watch message without a result", w->url);
         int64_t rev = 0, compact = 0;
@@ -139,9 +159,21 @@ static int handle_message(etcd_watch *w, const char *text) {
         return r == -EPROTO ? etcd_fail(w->e, r, "%s: a malformed watch event", w->url) : r;
 }
 
+/* A message ended the stream: a malformed one or refused credentials are told to the caller once;
+ * a token etcd no longer knows is fetched again for the next stream. */
+static void message_failed(etcd_watch *w, int r) {
+        w->stream_failed = true;
+        if (r == -EACCES && strstr(etcd_errmsg(w->e), "invalid auth token")) {
+                free(w->e->token);
+                w->e->token = NULL;
+        } else if (r == -EPROTO || r == -EACCES || r == -ENOMEM)
+                w->pending = r;
+}
+
 static size_t stream_write(char *p, size_t size, size_t n, void *userdata) {
         etcd_watch *w = userdata;
         size_t len = size * n;
+        w->last_data_ms = now_monotonic_msec();
         if (w->line_len + len > MAX_LINE) {
                 w->pending = etcd_fail(w->e, -EPROTO, "%s: a watch message larger than %u bytes", w->url, MAX_LINE);
                 return 0;
@@ -161,13 +193,7 @@ static size_t stream_write(char *p, size_t size, size_t n, void *userdata) {
                 memmove(w->line, nl + 1, rest + 1);
                 w->line_len = rest;
                 if (r < 0) {
-                        if (r == -EPROTO || r == -EACCES || r == -ENOMEM)
-                                w->pending = r;
-                        if (r == -EACCES && strstr(etcd_errmsg(w->e), "invalid auth token")) {
-                                free(w->e->token); /* fetched again for the next stream */
-                                w->e->token = NULL;
-                                w->pending = 0;
-                        }
+                        message_failed(w, r);
                         return 0; /* ends the transfer; a new stream follows */
                 }
         }
@@ -195,6 +221,14 @@ static int start_stream(etcd_watch *w) {
         const char *body = r >= 0 ? json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN) : NULL;
         curl_slist_free_all(w->headers);
         w->headers = r >= 0 ? etcd_headers(e) : NULL;
+        /* gRPC metadata through the gateway: etcd ends the stream when its member has had no leader
+         * for a few election timeouts (clientv3's WithRequireLeader), so a watch on a member cut
+         * off from the quorum moves to another one instead of waiting there for ever. */
+        struct curl_slist *h = w->headers ? curl_slist_append(w->headers, "Grpc-Metadata-hasleader: true") : NULL;
+        if (!h) {
+                curl_slist_free_all(w->headers);
+                w->headers = NULL;
+        }
         snprintf(w->url, sizeof(w->url), "%s/v3/watch", e->endpoints[w->endpoint % e->n_endpoints]);
         if (!body || !w->headers || curl_easy_setopt(w->curl, CURLOPT_URL, w->url) != CURLE_OK ||
             curl_easy_setopt(w->curl, CURLOPT_COPYPOSTFIELDS, body) != CURLE_OK ||
@@ -205,6 +239,8 @@ static int start_stream(etcd_watch *w) {
         }
         json_object_put(req);
         w->stream_start = w->next_rev;
+        w->last_data_ms = now_monotonic_msec();
+        w->stream_failed = false;
         w->line_len = 0;
         w->running = true;
         w->connected = false;
@@ -223,7 +259,9 @@ int etcd_watch_new(etcd *e, const char *prefix, int64_t start_revision, etcd_wat
         if (!(w->prefix = strdup(prefix)) || !(w->multi = curl_multi_init()) || !(w->curl = curl_easy_init()) ||
             etcd_setup_curl(e, w->curl, false) < 0 ||
             curl_easy_setopt(w->curl, CURLOPT_WRITEFUNCTION, stream_write) != CURLE_OK ||
-            curl_easy_setopt(w->curl, CURLOPT_WRITEDATA, w) != CURLE_OK) {
+            curl_easy_setopt(w->curl, CURLOPT_WRITEDATA, w) != CURLE_OK || !(w->probe = curl_easy_init()) ||
+            etcd_setup_curl(e, w->probe, true) < 0 ||
+            curl_easy_setopt(w->probe, CURLOPT_WRITEFUNCTION, discard) != CURLE_OK) {
                 etcd_watch_free(w);
                 return -ENOMEM;
         }
@@ -231,24 +269,89 @@ int etcd_watch_new(etcd *e, const char *prefix, int64_t start_revision, etcd_wat
         return 0;
 }
 
-/* A finished transfer: the stream is down; the next one goes to the next endpoint, soon. */
+static size_t discard(char *p, size_t size, size_t n, void *userdata) {
+        return size * n;
+}
+
+static uint64_t idle_ms(const etcd_watch *w) {
+        return w->e->timeout_ms < 500 ? 1000 : 2 * (uint64_t) w->e->timeout_ms;
+}
+
+/* The stream is down; the next one goes to the next endpoint, soon. */
+static void drop_stream(etcd_watch *w) {
+        (void) curl_multi_remove_handle(w->multi, w->curl);
+        w->running = w->connected = false;
+        w->endpoint = (w->endpoint + 1) % w->e->n_endpoints;
+        unsigned delay = 50u << (w->failures < 5 ? w->failures : 5);
+        w->failures++;
+        w->retry_at_ms = now_monotonic_msec() + (delay < RETRY_MAX_MS ? delay : RETRY_MAX_MS);
+}
+
+static void start_probe(etcd_watch *w) {
+        json_object *req = json_object_new_object();
+        const char *body = NULL;
+        if (req && etcd_json_add_key(req, w->prefix, true) >= 0 &&
+            json_object_object_add(req, "limit", json_object_new_string("1")) >= 0 &&
+            json_object_object_add(req, "keys_only", json_object_new_boolean(true)) >= 0 &&
+            /* A local read (no raft round): it asks only whether the member answers; losing the
+             * quorum is hasleader's to find. */
+            json_object_object_add(req, "serializable", json_object_new_boolean(true)) >= 0)
+                body = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+        curl_slist_free_all(w->probe_headers);
+        w->probe_headers = body ? etcd_headers(w->e) : NULL;
+        snprintf(w->probe_url, sizeof(w->probe_url), "%s/v3/kv/range", w->e->endpoints[w->endpoint]);
+        if (w->probe_headers && curl_easy_setopt(w->probe, CURLOPT_URL, w->probe_url) == CURLE_OK &&
+            curl_easy_setopt(w->probe, CURLOPT_COPYPOSTFIELDS, body) == CURLE_OK &&
+            curl_easy_setopt(w->probe, CURLOPT_HTTPHEADER, w->probe_headers) == CURLE_OK &&
+            curl_multi_add_handle(w->multi, w->probe) == CURLM_OK)
+                w->probing = true;
+        json_object_put(req);
+}
+
+static void probe_done(etcd_watch *w, CURLcode cc) {
+        long status = 0;
+        (void) curl_easy_getinfo(w->probe, CURLINFO_RESPONSE_CODE, &status);
+        (void) curl_multi_remove_handle(w->multi, w->probe);
+        w->probing = false;
+        if (!w->running)
+                return;
+        if (cc == CURLE_OK && status == 200) {
+                w->last_data_ms = now_monotonic_msec();
+                return;
+        }
+        if (cc != CURLE_OK)
+                (void) etcd_curl_error(w->e, w->probe, cc, w->probe_url);
+        else
+                (void) etcd_fail(w->e, -ETIMEDOUT, "%s: HTTP %ld while the watch was silent", w->probe_url, status);
+        drop_stream(w);
+}
+
 static void collect_done(etcd_watch *w) {
         CURLMsg *m;
         int left;
-        while ((m = curl_multi_info_read(w->multi, &left)))
-                if (m->msg == CURLMSG_DONE && m->easy_handle == w->curl) {
-                        CURLcode cc = m->data.result;
-                        if (cc != CURLE_OK && cc != CURLE_WRITE_ERROR)
-                                (void) etcd_curl_error(w->e, w->curl, cc, w->url);
-                        else if (cc == CURLE_OK)
-                                (void) etcd_fail(w->e, -ECONNREFUSED, "%s: the watch stream ended", w->url);
-                        (void) curl_multi_remove_handle(w->multi, w->curl);
-                        w->running = w->connected = false;
-                        w->endpoint = (w->endpoint + 1) % w->e->n_endpoints;
-                        unsigned delay = 50u << (w->failures < 5 ? w->failures : 5);
-                        w->failures++;
-                        w->retry_at_ms = now_monotonic_msec() + (delay < RETRY_MAX_MS ? delay : RETRY_MAX_MS);
+        while ((m = curl_multi_info_read(w->multi, &left))) {
+                if (m->msg != CURLMSG_DONE)
+                        continue;
+                CURLcode cc = m->data.result;
+                if (m->easy_handle == w->probe) {
+                        probe_done(w, cc);
+                        continue;
                 }
+                /* An answer that is no stream (an error JSON before the stream began) has no '\n'. */
+                if (!w->stream_failed && w->line_len > 0 && strspn(w->line, " \t\r") != w->line_len) {
+                        int r = handle_message(w, w->line);
+                        if (r < 0)
+                                message_failed(w, r);
+                }
+                w->line_len = 0;
+                if (w->stream_failed)
+                        ; /* handle_message() said why */
+                else if (cc != CURLE_OK)
+                        (void) etcd_curl_error(w->e, w->curl, cc, w->url);
+                else
+                        (void) etcd_fail(w->e, -ECONNREFUSED, "%s: the watch stream ended", w->url);
+                drop_stream(w);
+        }
 }
 
 static int take_events(etcd_watch *w, etcd_event **ret) {
@@ -284,6 +387,8 @@ int etcd_watch_next(etcd_watch *w, int timeout_ms, struct pollfd *extra, size_t 
                         if (r < 0) /* no endpoint for the token right now: later */
                                 w->retry_at_ms = now + RETRY_MAX_MS;
                 }
+                if (w->running && !w->probing && now >= w->last_data_ms + idle_ms(w))
+                        start_probe(w);
                 if (curl_multi_perform(w->multi, &still) != CURLM_OK)
                         return -ENOMEM;
                 collect_done(w);
@@ -292,9 +397,10 @@ int etcd_watch_next(etcd_watch *w, int timeout_ms, struct pollfd *extra, size_t 
                 now = now_monotonic_msec();
                 if (now >= deadline)
                         return 0;
-                uint64_t wait = deadline - now;
-                if (!w->running)
-                        wait = w->retry_at_ms > now ? (w->retry_at_ms - now < wait ? w->retry_at_ms - now : wait) : 0;
+                uint64_t wait = deadline - now, due = !w->running ? w->retry_at_ms
+                                                  : !w->probing  ? w->last_data_ms + idle_ms(w) : UINT64_MAX;
+                if (due < now + wait)
+                        wait = due > now ? due - now : 0;
                 struct curl_waitfd fds[64];
                 for (size_t i = 0; i < nextra; i++)
                         fds[i] = (struct curl_waitfd) { .fd = extra[i].fd, .events = extra[i].events & (POLLIN | POLLPRI | POLLOUT) };

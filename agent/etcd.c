@@ -77,7 +77,7 @@ int etcd_new(const etcd_options *o, etcd **ret) {
                 r = dup_opt(o->user, &e->user);
         if (r >= 0)
                 r = dup_opt(o->password, &e->password);
-        /* Reference-counted by libcurl since 7.84; balanced in etcd_free(). */
+        /* Counted by libcurl: each call is undone by one curl_global_cleanup() in etcd_free(). */
         if (r >= 0 && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
                 r = -ENOMEM;
         else if (r >= 0)
@@ -293,6 +293,12 @@ static int authenticate(etcd *e) {
                 int r = post_once(e, e->endpoints[i], "/v3/auth/authenticate", body, &o, &code);
                 if (r > 0)
                         continue;
+                /* As clientv3 does: a user given to an etcd without auth is no error. Asked again
+                 * when etcd later wants a user. */
+                if (r == -EPROTO && strstr(e->errmsg, "authentication is not enabled")) {
+                        e->auth_off = true;
+                        return 0;
+                }
                 if (r < 0)
                         return r;
                 json_object *t = NULL;
@@ -310,7 +316,7 @@ static int authenticate(etcd *e) {
 }
 
 int etcd_ensure_token(etcd *e) {
-        return e->user && !e->token ? authenticate(e) : 0;
+        return e->user && !e->token && !e->auth_off ? authenticate(e) : 0;
 }
 
 int etcd_call(etcd *e, const char *path, json_object *req, json_object **ret) {
@@ -330,8 +336,11 @@ int etcd_call(etcd *e, const char *path, json_object *req, json_object **ret) {
                         e->current = i;
                         break;
                 }
-                /* An expired or revoked token (etcd restarted, simple tokens live 5 minutes): once more. */
-                if (r == -EACCES && e->token && !reauthenticated && strstr(e->errmsg, "invalid auth token")) {
+                /* An expired or revoked token (etcd restarted, simple tokens live 5 minutes), or auth
+                 * enabled since we looked: authenticate once more. */
+                if (r == -EACCES && e->user && !reauthenticated &&
+                    (strstr(e->errmsg, "invalid auth token") || strstr(e->errmsg, "user name is empty"))) {
+                        e->auth_off = false;
                         reauthenticated = true;
                         free(e->token);
                         e->token = NULL;

@@ -96,7 +96,8 @@ typedef struct etcd_event {
         etcd_kv kv;
 } etcd_event;
 typedef struct etcd_watch etcd_watch;
-/* Watches every key under prefix from start_revision (0: from now). */
+/* Watches every key under prefix from start_revision (0: from now). The watch uses e (endpoints,
+ * token, etcd_errmsg() for its failures): free it before e. */
 int etcd_watch_new(etcd *e, const char *prefix, int64_t start_revision, etcd_watch **ret);
 etcd_watch *etcd_watch_free(etcd_watch *w);
 /* Waits up to timeout_ms (-1: forever) for events on the watch or input on one of extra[] (their

@@ -153,7 +153,8 @@ int method_wait_paused(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 int method_continue_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         char id[VSS_ID_STRING_MAX];
         BEGIN(CALL_CONTINUE_SNAPSHOT_SET);
-        log_info("snapshot set %s continues %s", vss_id_to_string(&s->set_id, id), point_name(s->paused));
+        log_info("snapshot set %s continues from its pause %s", vss_id_to_string(&s->set_id, id),
+                 point_name(s->paused));
         pause_end(s);
         /* Answered first: whatever the set does next reaches the requester after this answer. */
         int r = sd_bus_reply_method_return(msg, NULL);

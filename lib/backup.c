@@ -34,7 +34,7 @@ struct vss_backup {
         vss_async *asyncs[8]; /* outstanding handles, detached on release */
         /* do_snapshot_set_paused: whether one was started, its handle while open, and the
          * WaitPaused in flight or answered but not yet returned (usec_left as answered, and when). */
-        bool pausable;
+        bool pausable, dss_ended;
         vss_async *dss;
         sd_bus_slot *pause_slot;
         bool pause_answered;
@@ -310,6 +310,8 @@ static int on_async_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         const sd_bus_error *e = sd_bus_message_get_error(reply);
         a->done = true;
         a->slot = sd_bus_slot_unref(a->slot);
+        if (b->dss == a)
+                b->dss_ended = true; /* known even once the handle is freed */
         if (e) {
                 a->result = fail(b, vss_hr_from_bus_error(e, -EIO), e, NULL);
                 if (a->cancelled && a->result == VSS_E_ABORT)
@@ -487,6 +489,7 @@ VSS_EXPORT int vss_backup_do_snapshot_set_paused(vss_backup *b, uint32_t flags, 
         if (hr < 0)
                 return hr;
         b->pausable = true;
+        b->dss_ended = false;
         b->dss = *ret;
         b->pause_answered = false;
         b->pause_slot = sd_bus_slot_unref(b->pause_slot);
@@ -532,7 +535,7 @@ VSS_EXPORT int vss_backup_wait_paused(vss_backup *b, int timeout_ms, uint32_t *r
         for (;;) {
                 if (b->pause_answered)
                         return paused_answer(b, ret_point, ret_usec_left);
-                if (b->dss && b->dss->done && !b->pause_slot) {
+                if (((b->dss && b->dss->done) || b->dss_ended) && !b->pause_slot) {
                         *ret_point = 0; /* it ended: its result is the handle's */
                         if (ret_usec_left)
                                 *ret_usec_left = UINT64_MAX;

@@ -42,8 +42,11 @@ static void cleanup_at_exit(void) {
 }
 
 const char *cluster_args(Cluster *c) {
-        static char buf[512];
+        static char buf[16000];
         snprintf(buf, sizeof(buf), "--etcd %s --cluster " CLUSTER_NAME, c->etcd->endpoints);
+        if (c->etcd->tls)
+                snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), " --cacert %s --cert %s --key %s", c->etcd->cacert,
+                         c->etcd->client_cert, c->etcd->client_key);
         return buf;
 }
 
@@ -81,8 +84,11 @@ void cluster_start_agent(Cluster *c, size_t i) {
                 }
                 setenv("NOTIFY_SOCKET", notify, 1);
                 setenv("STATE_DIRECTORY", state, 1);
-                execl(VSS_AGENT_PATH, "vss-agent", "--etcd", c->etcd->endpoints, "--cluster", CLUSTER_NAME, "--host", ho->name,
-                      "--config", config, "--lease-ttl", ttl, "--socket", harness_socket(ho->h), (char *) NULL);
+                const char *argv[] = { "vss-agent", "--etcd", c->etcd->endpoints, "--cluster", CLUSTER_NAME, "--host", ho->name,
+                                       "--config", config, "--lease-ttl", ttl, "--socket", harness_socket(ho->h),
+                                       c->etcd->tls ? "--cacert" : NULL, c->etcd->cacert, "--cert", c->etcd->client_cert,
+                                       "--key", c->etcd->client_key, NULL };
+                execv(VSS_AGENT_PATH, (char *const *) argv);
                 _exit(127);
         }
         ho->agent = pid;
@@ -112,6 +118,10 @@ void cluster_kill_agent(Cluster *c, size_t i) {
 }
 
 Cluster *cluster_new(size_t n, int lease_ttl) {
+        return cluster_new_with(n, lease_ttl, 1, false);
+}
+
+Cluster *cluster_new_with(size_t n, int lease_ttl, size_t etcd_members, bool tls) {
         if (!etcd_harness_available()) {
                 fprintf(stderr, "etcd is not installed: skipped\n");
                 exit(77);
@@ -121,10 +131,15 @@ Cluster *cluster_new(size_t n, int lease_ttl) {
         c->lease_ttl = lease_ttl;
         current_cluster = c;
         atexit(cleanup_at_exit);
-        c->etcd = etcd_harness_new(1, false);
+        c->etcd = etcd_harness_new(etcd_members, tls);
         if (!c->etcd)
                 die("etcd");
         etcd_options o = { .endpoints = c->etcd->endpoints };
+        if (tls) {
+                o.cacert = c->etcd->cacert;
+                o.cert = c->etcd->client_cert;
+                o.key = c->etcd->client_key;
+        }
         if (etcd_new(&o, &c->e) < 0)
                 die("etcd client");
         for (size_t i = 0; i < n; i++) {

@@ -17,7 +17,7 @@
 #include "tests/etcd-harness.h"
 #include "tests/harness.h"
 
-#define CLUSTER_HOSTS_MAX 4
+#define CLUSTER_HOSTS_MAX 32
 #define CLUSTER_NAME "t"
 
 typedef struct ClusterHost {
@@ -40,12 +40,15 @@ typedef struct Cluster {
 /* n hosts "host0".."hostN-1", each with writer "wI" and data, agents registered. Exits 77 (skip)
  * when etcd is not installed. */
 Cluster *cluster_new(size_t n, int lease_ttl);
+/* The same with an etcd of etcd_members members (up to 3), over HTTPS with client certificates
+ * when tls. */
+Cluster *cluster_new_with(size_t n, int lease_ttl, size_t etcd_members, bool tls);
 void cluster_free(Cluster *c);
 /* Starts host i's agent and waits for its READY=1. */
 void cluster_start_agent(Cluster *c, size_t i);
 /* SIGKILLs host i's agent. */
 void cluster_kill_agent(Cluster *c, size_t i);
-/* "--etcd URL --cluster t" */
+/* "--etcd URLS --cluster t" and, with TLS, "--cacert ... --cert ... --key ..." */
 const char *cluster_args(Cluster *c);
 /* "--for host0:PATH --for host1:PATH ..." for every host. */
 const char *cluster_fors(Cluster *c);

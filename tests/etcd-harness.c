@@ -76,7 +76,7 @@ static int sh(char **out, const char *cmd) {
 static int make_certs(EtcdHarness *h) {
         char *cmd = NULL, *out = NULL;
         if (asprintf(&cmd,
-                     "set -e; cd '%s'; k='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'\n"
+                     "set -e; exec 2>&1; cd '%s'; k='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'\n"
                      "openssl req -x509 $k -keyout ca.key -out ca.pem -days 1 -subj /CN=openvss-test-ca\n"
                      "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth,clientAuth\\n' > server.ext\n"
                      "printf 'extendedKeyUsage=clientAuth\\n' > client.ext\n"

@@ -498,7 +498,8 @@ static void test_session_isolation(void) {
         /* Another connection naming A's session id can neither read nor drive it. */
         sd_bus *other = NULL;
         CHECK(vss_connect(harness_socket(h), &other) >= 0);
-        static const char *const methods[] = { "GatherWriterStatus", "AbortBackup", "DoSnapshotSet", "ReleaseSession" };
+        static const char *const methods[] = { "GatherWriterStatus", "AbortBackup", "DoSnapshotSet", "WaitPaused",
+                                               "ContinueSnapshotSet", "ReleaseSession" };
         for (size_t i = 0; other && i < ELEMENTSOF(methods); i++) {
                 sd_bus_error e = SD_BUS_ERROR_NULL;
                 CHECK(sd_bus_call_method(other, NULL, VSS_BUS_PATH, VSS_BUS_INTERFACE, methods[i], &e, NULL, "s", ids) < 0);

@@ -363,11 +363,15 @@ static void abort_set(Coord *c) {
                         break;
         }
         print_phase(c, "abort");
-        /* A host that failed says why better than the abort it caused. */
-        for (size_t i = 0; i < c->plan.n_hosts && c->error_hr == VSS_E_ABORT; i++)
-                if (c->hosts[i].rec.phase == PHASE_FAILED) {
-                        c->error_hr = 0;
-                        coord_fail(c, c->hosts[i].rec.error_code, "host %s: %s", c->plan.hosts[i].host, c->hosts[i].rec.error);
+        /* A host that failed, else one that aborted on its own, says why better than the abort. */
+        for (int pass = 0; pass < 2; pass++)
+                for (size_t i = 0; i < c->plan.n_hosts && c->error_hr == VSS_E_ABORT; i++) {
+                        const Record *r = &c->hosts[i].rec;
+                        if (r->phase == (pass == 0 ? PHASE_FAILED : PHASE_ABORTED) && *r->error &&
+                            !streq(r->error, "the decision is abort")) {
+                                c->error_hr = 0;
+                                coord_fail(c, r->error_code, "host %s: %s", c->plan.hosts[i].host, r->error);
+                        }
                 }
 }
 

@@ -326,6 +326,10 @@ VSS_S_ASYNC_PENDING = 0x00042309
 VSS_S_ASYNC_FINISHED = 0x0004230A
 VSS_S_ASYNC_CANCELLED = 0x0004230B
 
+# Pause points of Backup.begin_snapshot_set_paused() (<vss/backup.h> VSS_PAUSE_*).
+PAUSE_BEFORE_FREEZE = 0x1
+PAUSE_BEFORE_COMMIT = 0x2
+
 
 class Backup(_Handle):
     """A requester's session in vssd (the IVssBackupComponents role), for one backup or one
@@ -337,11 +341,12 @@ class Backup(_Handle):
     (KeyboardInterrupt) cancels them first. begin(NAME) starts one without waiting (an Operation).
 
     Backup: initialize_for_backup, set_backup_state, gather_writer_metadata, (add_component),
-    start_snapshot_set, add_to_snapshot_set, prepare_for_backup, do_snapshot_set,
-    get_snapshot_properties (copy the shadows' files), set_backup_succeeded, backup_complete,
-    save_as_document. Restore: initialize_for_restore(document), set_selected_for_restore,
-    pre_restore (copy the files back), set_file_restore_status, post_restore. Any time:
-    gather_writer_status / writer_status."""
+    start_snapshot_set, add_to_snapshot_set, prepare_for_backup, do_snapshot_set (or
+    begin_snapshot_set_paused, wait_paused, continue_snapshot_set), get_snapshot_properties
+    (copy the shadows' files), set_backup_succeeded, backup_complete, save_as_document.
+    Restore: initialize_for_restore(document), set_selected_for_restore, pre_restore (copy the
+    files back), set_file_restore_status, post_restore. Any time: gather_writer_status /
+    writer_status."""
 
     def __init__(self, socket=None):
         self._h = _vss.BackupHandle(socket)
@@ -412,6 +417,34 @@ class Backup(_Handle):
 
     def do_snapshot_set(self):
         self._run("do_snapshot_set")
+
+    def begin_snapshot_set_paused(self, flags=PAUSE_BEFORE_FREEZE | PAUSE_BEFORE_COMMIT):
+        """do_snapshot_set pausing at each point in flags: PAUSE_BEFORE_FREEZE (PrepareForSnapshot
+        done, no Freeze yet), PAUSE_BEFORE_COMMIT (every writer frozen, no provider commit yet; the
+        freeze windows keep running, and a set paused past one aborts). Returns its Operation.
+        wait_paused() learns each pause, continue_snapshot_set() goes on, abort_backup() (or the
+        Operation's cancel()) aborts: Abort to the writers, nothing kept."""
+        return Operation(self._h.begin_paused(flags))
+
+    def wait_paused(self, timeout=None):
+        """Once the set is paused: (point, seconds_left), point a PAUSE_* and seconds_left what
+        is left of the first running freeze window (None when none runs). (0, None) when the set
+        ended without pausing again (its result: the Operation's wait()). None when timeout
+        (seconds) passed first."""
+        if timeout is None:
+            # In slices, so a signal (Ctrl-C) is seen while the set runs.
+            while (r := self._h.wait_paused(200)) is None:
+                pass
+        else:
+            r = self._h.wait_paused(int(timeout * 1000))
+        if r is None:
+            return None
+        point, left = r
+        return point, (None if left == 2**64 - 1 else left / 1e6)
+
+    def continue_snapshot_set(self):
+        """The paused set goes on to its next pause point or its end."""
+        self._h.continue_snapshot_set()
 
     def get_snapshot_properties(self, shadow_id):
         p = self._h.get_snapshot_properties(str(shadow_id))

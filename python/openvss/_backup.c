@@ -108,6 +108,21 @@ static const struct {
         { "gather_writer_status", vss_backup_gather_writer_status },
 };
 
+/* The AsyncHandle of an operation started with result r. */
+static PyObject *async_new(BackupObject *self, int r, vss_async *a) {
+        self->busy = false;
+        if (r < 0)
+                return vss_py_raise(r, vss_backup_errmsg(self->b));
+        AsyncObject *o = PyObject_New(AsyncObject, &vss_py_async_type);
+        if (!o) {
+                vss_async_free(a);
+                return NULL;
+        }
+        o->a = a;
+        o->backup = (BackupObject *) Py_NewRef(self);
+        return (PyObject *) o;
+}
+
 static PyObject *backup_begin(BackupObject *self, PyObject *args) {
         const char *name;
         vss_async *a = NULL;
@@ -125,17 +140,48 @@ static PyObject *backup_begin(BackupObject *self, PyObject *args) {
         Py_BEGIN_ALLOW_THREADS
         r = start(self->b, &a);
         Py_END_ALLOW_THREADS
-        self->busy = false;
-        if (r < 0)
-                return vss_py_raise(r, vss_backup_errmsg(self->b));
-        AsyncObject *o = PyObject_New(AsyncObject, &vss_py_async_type);
-        if (!o) {
-                vss_async_free(a);
+        return async_new(self, r, a);
+}
+
+/* begin_paused(flags): do_snapshot_set pausing at the points in flags (VSS_PAUSE_*). */
+static PyObject *backup_begin_paused(BackupObject *self, PyObject *args) {
+        unsigned int flags;
+        vss_async *a = NULL;
+        int r;
+        if (!PyArg_ParseTuple(args, "I", &flags) || !usable(self))
                 return NULL;
+        Py_BEGIN_ALLOW_THREADS
+        r = vss_backup_do_snapshot_set_paused(self->b, flags, &a);
+        Py_END_ALLOW_THREADS
+        return async_new(self, r, a);
+}
+
+/* wait_paused(timeout_ms=-1): (point, usec_left) once paused or ended (point 0); None when the
+ * timeout passed first. */
+static PyObject *backup_wait_paused(BackupObject *self, PyObject *args) {
+        int timeout_ms = -1, r;
+        uint32_t point = 0;
+        uint64_t left = 0;
+        if (!PyArg_ParseTuple(args, "|i", &timeout_ms) || !usable(self))
+                return NULL;
+        Py_BEGIN_ALLOW_THREADS
+        r = vss_backup_wait_paused(self->b, timeout_ms, &point, &left);
+        Py_END_ALLOW_THREADS
+        if (r == VSS_S_ASYNC_PENDING) {
+                self->busy = false;
+                if (PyErr_CheckSignals() < 0)
+                        return NULL;
+                Py_RETURN_NONE;
         }
-        o->a = a;
-        o->backup = (BackupObject *) Py_NewRef(self);
-        return (PyObject *) o;
+        PyObject *result = done(self, r);
+        if (!result)
+                return NULL;
+        Py_DECREF(result);
+        return Py_BuildValue("(IK)", (unsigned int) point, (unsigned long long) left);
+}
+
+static PyObject *backup_continue_snapshot_set(BackupObject *self, PyObject *unused) {
+        return call(self, vss_backup_continue_snapshot_set);
 }
 
 static void async_dealloc(AsyncObject *self) {
@@ -426,6 +472,9 @@ static PyMethodDef backup_methods[] = {
         M(set_file_restore_status, METH_VARARGS),
         M(abort_backup, METH_NOARGS),
         M(writer_status, METH_NOARGS),
+        M(begin_paused, METH_VARARGS),
+        M(wait_paused, METH_VARARGS),
+        M(continue_snapshot_set, METH_NOARGS),
         {},
 };
 

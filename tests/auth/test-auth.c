@@ -298,7 +298,8 @@ static void other_user_tries(Harness *h, void *userdata) {
         const char *ids = userdata;
         bool member = getuid() == uid_of(CAROL);
         static const char *const methods[] = { "GatherWriterStatus", "SaveAsDocument", "AbortBackup", "Cancel",
-                                               "DoSnapshotSet", "BackupComplete", "ReleaseSession" };
+                                               "DoSnapshotSet", "BackupComplete", "WaitPaused",
+                                               "ContinueSnapshotSet", "ReleaseSession" };
         sd_bus *bus = connect_or_die(h);
         for (size_t i = 0; i < ELEMENTSOF(methods); i++) {
                 int32_t hr = call(bus, methods[i], "s", ids);
@@ -311,6 +312,7 @@ static void other_user_tries(Harness *h, void *userdata) {
                 CHECK(strstr(last_msg, "data") == NULL); /* never a word of its contents */
         }
         CHECK_HR(call(bus, "AddToSnapshotSet", "sss", ids, "/tmp", ""), member ? VSS_E_OBJECT_NOT_FOUND : VSS_E_ACCESSDENIED);
+        CHECK_HR(call(bus, "DoSnapshotSetPaused", "su", ids, (uint32_t) 3), member ? VSS_E_OBJECT_NOT_FOUND : VSS_E_ACCESSDENIED);
         sd_bus_flush_close_unref(bus);
 }
 
