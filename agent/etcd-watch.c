@@ -319,10 +319,12 @@ static void probe_done(etcd_watch *w, CURLcode cc) {
                 w->last_data_ms = now_monotonic_msec();
                 return;
         }
-        if (cc != CURLE_OK)
-                (void) etcd_curl_error(w->e, w->probe, cc, w->probe_url);
-        else
-                (void) etcd_fail(w->e, -ETIMEDOUT, "%s: HTTP %ld while the watch was silent", w->probe_url, status);
+        int r = cc != CURLE_OK ? etcd_curl_error(w->e, w->probe, cc, w->probe_url)
+                               : etcd_fail(w->e, -ETIMEDOUT, "%s: HTTP %ld", w->probe_url, status);
+        char why[sizeof(w->e->errmsg)];
+        memcpy(why, w->e->errmsg, sizeof(why));
+        (void) etcd_fail(w->e, r, "etcd watch of %s: silent for %" PRIu64 " ms, and its member does not answer (%s)",
+                         w->prefix, idle_ms(w), why);
         drop_stream(w);
 }
 

@@ -32,7 +32,8 @@ typedef struct etcd_options {
         const char *key;        /* its key */
         const char *user;       /* etcd auth user (a token is fetched from /v3/auth/authenticate and */
         const char *password;   /*   fetched again when etcd says it is invalid), or NULL */
-        int timeout_ms;         /* per request; 0: 2000 */
+        int timeout_ms;         /* per request to one endpoint (a request that fails over may take
+                                   one per endpoint); 0: 2000 */
 } etcd_options;
 
 int etcd_new(const etcd_options *o, etcd **ret); /* copies o; no network I/O yet */

@@ -13,6 +13,9 @@
 #include "tools/report.h"
 
 #define USEC(s) ((uint64_t) (s) * USEC_PER_SEC)
+/* While vssd works for us the loop waits on vssd's connection this long per turn (it wakes at
+ * once when vssd answers), then looks at etcd without waiting. */
+#define VSSD_WAIT_MS 10
 
 static const char *const step_waits[] = {
         [STEP_PREPARING] = "PrepareForBackup", [STEP_PREPARED] = "the decision 'snapshot'",
@@ -227,6 +230,9 @@ void agent_set_plan(Agent *a, const char *set_id, const char *text) {
 /* Collects the shadows' properties (JSON, and their paths for a job). */
 static json_object *shadows_now(AgentSet *s) {
         json_object *arr = json_object_new_array();
+        for (size_t i = 0; s->job_paths && s->job_paths[i]; i++)
+                free(s->job_paths[i]);
+        free(s->job_paths);
         s->job_paths = calloc(s->n_shadows + 1, sizeof(char *));
         for (size_t i = 0, k = 0; i < s->n_shadows; i++) {
                 vss_snapshot_prop p;
@@ -295,7 +301,7 @@ static void step_snapshot(Agent *a) {
         AgentSet *s = a->set;
         uint32_t point = 0;
         uint64_t left = UINT64_MAX;
-        int r = vss_backup_wait_paused(s->b, 0, &point, &left);
+        int r = vss_backup_wait_paused(s->b, VSSD_WAIT_MS, &point, &left);
         if (r == VSS_S_ASYNC_PENDING)
                 return;
         if (r < 0)
@@ -387,7 +393,7 @@ void agent_set_step(Agent *a) {
                 return;
         switch (s->step) {
         case STEP_PREPARING:
-                r = vss_async_wait(s->op, 0);
+                r = vss_async_wait(s->op, VSSD_WAIT_MS);
                 if (r == VSS_S_ASYNC_PENDING)
                         return;
                 s->op = vss_async_free(s->op);
@@ -403,7 +409,7 @@ void agent_set_step(Agent *a) {
         case STEP_COMMITTING:
                 return step_snapshot(a);
         case STEP_COMPLETING:
-                r = vss_async_wait(s->op, 0);
+                r = vss_async_wait(s->op, VSSD_WAIT_MS);
                 if (r == VSS_S_ASYNC_PENDING)
                         return;
                 s->op = vss_async_free(s->op);
@@ -425,9 +431,10 @@ void agent_set_step(Agent *a) {
 
 bool agent_set_busy(const Agent *a) {
         /* Paused, vssd has nothing to say until we continue (a window expiry is seen at the next
-         * slow turn, well inside the frozen margin). */
-        return a->set && a->set->step != STEP_READY && a->set->step != STEP_FROZEN && a->set->step != STEP_PREPARED &&
-               a->set->step != STEP_COMMITTED;
+         * slow turn, well inside the frozen margin); a job is looked at every slow turn. */
+        SetStep st = a->set ? a->set->step : STEP_ENDED;
+        return st == STEP_PREPARING || st == STEP_SNAPSHOTTING || st == STEP_FREEZING || st == STEP_COMMITTING ||
+               st == STEP_COMPLETING;
 }
 
 void agent_set_abort(Agent *a, const char *why) {

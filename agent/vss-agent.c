@@ -203,9 +203,9 @@ static int run(Agent *a) {
         for (;;) {
                 struct pollfd p = { .fd = sfd, .events = POLLIN };
                 etcd_event *ev = NULL;
-                /* While vssd works on our behalf its progress is polled every few ms: libvss gives
-                 * no descriptor to wait on beside the watch. */
-                int timeout = agent_set_busy(a) ? 2 : a->set ? 50 : 1000;
+                /* While vssd works on our behalf the set's step waits on vssd (libvss gives no
+                 * descriptor to wait on beside the watch), and the watch is only looked at. */
+                int timeout = agent_set_busy(a) ? 0 : a->set ? 50 : 1000;
                 int n = etcd_watch_next(a->watch, timeout, &p, 1, &ev);
                 if (n < 0) {
                         agent_etcd_failed(a, n, "the watch");

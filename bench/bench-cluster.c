@@ -56,6 +56,20 @@ int main(int argc, char *argv[]) {
                         if (harness_sh(c->hosts[0].h, NULL, "vssadmin cluster create shadow %s%s --json", cluster_args(c),
                                        cluster_fors(c)) == 0 && (cw[nc] = window(c, n)))
                                 nc++;
+                        if (getenv("BENCH_VERBOSE")) {
+                                /* Where the window goes: each host's Freeze and Thaw from the first Freeze. */
+                                uint64_t f0 = UINT64_MAX, t;
+                                for (size_t i = 0; i < n; i++)
+                                        if (cluster_stamps(c, i, "freeze", &t, 1) == 1 && t < f0)
+                                                f0 = t;
+                                for (size_t i = 0; i < n; i++) {
+                                        uint64_t f = 0, th = 0;
+                                        cluster_stamps(c, i, "freeze", &f, 1);
+                                        cluster_stamps(c, i, "thaw", &th, 1);
+                                        printf("   %s: freeze +%.1f ms, thaw +%.1f ms\n", c->hosts[i].name,
+                                               (double) (f - f0) / 1e6, (double) (th - f0) / 1e6);
+                                }
+                        }
                         cluster_clear_stamps(c);
                         if (harness_sh(c->hosts[0].h, NULL, "vssadmin --socket %s create shadow --for %s --json",
                                        harness_socket(c->hosts[0].h), c->hosts[0].data) == 0 && (sw[ns] = window(c, 1)))

@@ -165,12 +165,31 @@ static void test_config(void) {
         }
 }
 
+/* The shipped example, without its comment lines, is a config the agent accepts. */
+static void test_example(void) {
+        FILE *f = fopen(AGENT_EXAMPLE, "re");
+        char line[1024], text[8192] = "", err[600];
+        AgentConfig c = {};
+        CHECK(f != NULL);
+        while (f && fgets(line, sizeof(line), f))
+                if (strncmp(line + strspn(line, " "), "//", 2) != 0)
+                        snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s", line);
+        if (f)
+                fclose(f);
+        char *path = write_tmp(text);
+        CHECK(agent_config_load(path, &c, err, sizeof(err)) == 0);
+        unlink(path);
+        CHECK(agent_config_job(&c, "restic") != NULL && c.n_paths == 2);
+        agent_config_done(&c);
+}
+
 int main(void) {
         test_names_keys();
         test_decisions();
         test_plans();
         test_records();
         test_config();
+        test_example();
         if (test_failures)
                 fprintf(stderr, "%d failures\n", test_failures);
         return test_failures ? 1 : 0;

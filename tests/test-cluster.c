@@ -473,6 +473,63 @@ static void test_etcd_stopped_committed(void) {
         cluster_free(c);
 }
 
+/* Host 1's link to etcd cut while the hosts are frozen, restored later: host 1 aborts on its own
+ * once etcd has been silent for its lease, the coordinator sees its lease end and aborts the set,
+ * every writer thaws; restored, host 1 reports its part. Nothing is kept. */
+static void test_link_cut_frozen(void) {
+        Cluster *c = cluster_new(3, 2);
+        char path[600], set_id[64];
+        cluster_link_start(c, 1);
+        cluster_kill_agent(c, 1);
+        cluster_start_agent(c, 1); /* now through its link */
+        harness_set(c->hosts[2].h, c->hosts[2].writer, "freeze", "wait");
+        snprintf(path, sizeof(path), "%s/coordinator.out", harness_dir(c->hosts[0].h));
+        pid_t pid = cluster_spawn(c, path, "vssadmin cluster create shadow %s%s --json", cluster_args(c), cluster_fors(c));
+        const char *id = cluster_wait_phase(c, 1, "frozen");
+        snprintf(set_id, sizeof(set_id), "%s", id ? id : "");
+        CHECK(cluster_wait_phase(c, 0, "frozen") != NULL);
+        CHECK(cluster_wait_started(c, 2, "freeze"));
+        cluster_link_cut(c, 1);
+        CHECK(wait_writer_saw(c, 1, "abort"));
+        CHECK(cluster_wait_phase(c, 0, "aborted") != NULL);
+        harness_go(c->hosts[2].h, c->hosts[2].writer, "freeze");
+        CHECK(cluster_wait_phase(c, 2, "aborted") != NULL);
+        int st = 0;
+        waitpid(pid, &st, 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+        for (size_t i = 0; i < c->n; i++)
+                CHECK(cluster_local_shadows(c, i) == 0);
+        cluster_link_restore(c, 1);
+        CHECK(cluster_wait_phase(c, 1, "aborted") != NULL);
+        check_nothing_kept(c, set_id);
+        cluster_free(c);
+}
+
+/* A host that takes too long to freeze: the coordinator gives up before the first host's freeze
+ * window (60 s here, less a margin of 58 s) ends, and the set aborts everywhere. */
+static void test_frozen_deadline(void) {
+        Cluster *c = cluster_new(3, 5);
+        char path[600], set_id[64], *out = NULL;
+        harness_set(c->hosts[2].h, c->hosts[2].writer, "freeze", "wait");
+        snprintf(path, sizeof(path), "%s/coordinator.out", harness_dir(c->hosts[0].h));
+        pid_t pid = cluster_spawn(c, path, "vssadmin cluster create shadow %s%s --frozen-margin 58000 --json", cluster_args(c),
+                                  cluster_fors(c));
+        const char *id = cluster_wait_phase(c, 0, "frozen");
+        snprintf(set_id, sizeof(set_id), "%s", id ? id : "");
+        CHECK(cluster_wait_phase(c, 0, "aborted") != NULL);
+        CHECK(cluster_wait_phase(c, 1, "aborted") != NULL);
+        harness_go(c->hosts[2].h, c->hosts[2].writer, "freeze");
+        CHECK(cluster_wait_phase(c, 2, "aborted") != NULL);
+        int st = 0;
+        waitpid(pid, &st, 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+        harness_sh(c->hosts[0].h, &out, "cat %s", path);
+        CHECK(out && strstr(out, "the first freeze window would end (less the margin of 58000 ms) before every host froze"));
+        free(out);
+        check_nothing_kept(c, set_id);
+        cluster_free(c);
+}
+
 /* Over HTTPS with client certificates, the agents and the coordinator alike. */
 static void test_tls(void) {
         Cluster *c = cluster_new_with(3, 5, 1, true);
@@ -618,6 +675,8 @@ static const TestCase cases[] = {
         { "cluster-job", test_job },
         { "cluster-etcd-stopped-frozen", test_etcd_stopped_frozen },
         { "cluster-etcd-stopped-committed", test_etcd_stopped_committed },
+        { "cluster-link-cut-frozen", test_link_cut_frozen },
+        { "cluster-frozen-deadline", test_frozen_deadline },
         { "cluster-tls", test_tls },
         { "cluster-usage", test_usage },
         { "cluster-etcd-members", test_etcd_members },
