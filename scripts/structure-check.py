@@ -9,7 +9,7 @@ import re
 import sys
 
 root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..")
-FOLDERS = ["daemon", "lib", "providers", "tools", "writers"]
+FOLDERS = ["agent", "daemon", "lib", "providers", "tools", "writers"]
 MAX_FILE, MAX_FUNCTION = 800, 120
 # A definition starts at column 0 with a type and a name followed by '(' and ends at a '}' at
 # column 0. Help texts (functions named *help*) are exempt: they are prose.

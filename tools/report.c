@@ -70,6 +70,42 @@ void status_text(FILE *f, const char *indent, const char *name, const char *wid,
                 fprintf(f, "%s   Note: %s\n", indent, note);
 }
 
+json_object *admin_writer_json(const vss_admin_writer *w) {
+        char ts[32], wid[VSS_ID_STRING_MAX], iid[VSS_ID_STRING_MAX], sid[VSS_ID_STRING_MAX];
+        const vss_writer_status *st = &w->status;
+        json_object *o = status_json(st->name, id_string(&st->writer_id, wid), id_string(&st->instance_id, iid),
+                                     st->state, st->failure, st->application_code, st->application_message, st->note);
+        json_object *asof = json_object_new_object();
+        json_object_object_add(asof, "session",
+                               vss_id_is_null(&w->session_id) ? NULL : json_object_new_string(id_string(&w->session_id, sid)));
+        json_object_object_add(asof, "time", json_object_new_string(format_timestamp(w->as_of_usec, ts)));
+        json_object_object_add(o, "as_of", asof);
+        return o;
+}
+
+json_object *shadow_json(const char *sid, const char *setid, const char *orig, const char *spath, const char *prov,
+                         uint64_t created, uint32_t attrs) {
+        char ts[32];
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "shadow_id", json_object_new_string(sid));
+        json_object_object_add(o, "snapshot_set_id", json_object_new_string(setid));
+        json_object_object_add(o, "original_path", json_object_new_string(orig));
+        json_object_object_add(o, "shadow_path", json_object_new_string(spath));
+        json_object_object_add(o, "provider", json_object_new_string(prov));
+        json_object_object_add(o, "created", json_object_new_string(format_timestamp(created, ts)));
+        json_object_object_add(o, "attributes", json_object_new_int64(attrs));
+        json_object_object_add(o, "atomic", json_object_new_boolean(!(attrs & OPENVSS_ATTR_NOT_ATOMIC)));
+        json_object_object_add(o, "point_in_time", json_object_new_boolean(!(attrs & OPENVSS_ATTR_NOT_POINT_IN_TIME)));
+        json_object_object_add(o, "exposed_at", NULL); /* list shadows fills it in */
+        return o;
+}
+
+json_object *shadow_prop_json(const vss_snapshot_prop *p) {
+        char a[VSS_ID_STRING_MAX], b[VSS_ID_STRING_MAX];
+        return shadow_json(id_string(&p->shadow_id, a), id_string(&p->snapshot_set_id, b), p->original_path,
+                           p->shadow_path, p->provider, p->created_usec, p->attributes);
+}
+
 void print_json(json_object *o) {
         printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 }

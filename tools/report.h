@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <json-c/json.h>
 
+#include <vss/admin.h>
 #include <vss/backup.h>
 
 #include "lib/basic/macro.h"
@@ -23,6 +24,13 @@ json_object *status_json(const char *name, const char *wid, const char *iid, uin
 void status_text(FILE *f, const char *indent, const char *name, const char *wid, const char *iid, uint32_t state,
                  int32_t failure, int32_t code, const char *msg, const char *note);
 void print_json(json_object *o);
+/* A writer as `vssadmin list writers --json` has it: status_json() with "as_of". */
+json_object *admin_writer_json(const vss_admin_writer *w);
+/* A shadow as `vssadmin list shadows --json` has it ("exposed_at" null). */
+json_object *shadow_json(const char *sid, const char *setid, const char *orig, const char *spath, const char *prov,
+                         uint64_t created, uint32_t attrs);
+/* The same from a snapshot's properties. */
+json_object *shadow_prop_json(const vss_snapshot_prop *p);
 
 typedef struct Report {
         vss_backup *b;

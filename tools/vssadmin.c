@@ -11,6 +11,7 @@
 
 #include "lib/common.h"
 #include "tools/report.h"
+#include "tools/vssadmin-cluster.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1 }; /* EXIT_USAGE: lib/basic/log.h */
 
@@ -26,6 +27,10 @@ static void help(void) {
                "  vssadmin delete shadows (--shadow ID | --set ID | --all | --for PATH --oldest) [--json]\n"
                "  vssadmin expose --shadow ID --at DIR [--json]\n"
                "  vssadmin unexpose --at DIR [--json]\n"
+               "  vssadmin cluster list hosts|writers|shadows --etcd URL --cluster NAME [--json]\n"
+               "  vssadmin cluster create shadow --etcd URL --cluster NAME --for HOST:PATH [--for HOST:PATH]...\n"
+               "                                 [--job NAME] [--lease-ttl SECONDS] [--json]\n"
+               "  vssadmin cluster delete shadows --etcd URL --cluster NAME --set ID\n"
                "  vssadmin --help | --version\n"
                "\n"
                "Administers OpenVSS shadow copies through vssd.\n"
@@ -144,15 +149,9 @@ static int list_writers(void) {
                 id_string(&st->instance_id, iid);
                 id_string(&w->session_id, sid);
                 format_timestamp(w->as_of_usec, ts);
-                if (arg_json) {
-                        json_object *o = status_json(st->name, wid, iid, st->state, st->failure, st->application_code,
-                                                     st->application_message, st->note);
-                        json_object *asof = json_object_new_object();
-                        json_object_object_add(asof, "session", no_session ? NULL : json_object_new_string(sid));
-                        json_object_object_add(asof, "time", json_object_new_string(ts));
-                        json_object_object_add(o, "as_of", asof);
-                        json_object_array_add(arr, o);
-                } else {
+                if (arg_json)
+                        json_object_array_add(arr, admin_writer_json(w));
+                else {
                         status_text(stdout, "", st->name, wid, iid, st->state, st->failure, st->application_code,
                                     st->application_message, st->note);
                         if (no_session)
@@ -218,23 +217,6 @@ static int list_providers(char *const *paths, size_t n_paths) {
                 }
         print_json_list("providers", arr, "volumes", volumes);
         return EXIT_OK;
-}
-
-static json_object *shadow_json(const char *sid, const char *setid, const char *orig, const char *spath,
-                                const char *prov, uint64_t created, uint32_t attrs) {
-        char ts[32];
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "shadow_id", json_object_new_string(sid));
-        json_object_object_add(o, "snapshot_set_id", json_object_new_string(setid));
-        json_object_object_add(o, "original_path", json_object_new_string(orig));
-        json_object_object_add(o, "shadow_path", json_object_new_string(spath));
-        json_object_object_add(o, "provider", json_object_new_string(prov));
-        json_object_object_add(o, "created", json_object_new_string(format_timestamp(created, ts)));
-        json_object_object_add(o, "attributes", json_object_new_int64(attrs));
-        json_object_object_add(o, "atomic", json_object_new_boolean(!(attrs & OPENVSS_ATTR_NOT_ATOMIC)));
-        json_object_object_add(o, "point_in_time", json_object_new_boolean(!(attrs & OPENVSS_ATTR_NOT_POINT_IN_TIME)));
-        json_object_object_add(o, "exposed_at", NULL); /* list shadows fills it in */
-        return o;
 }
 
 static void attributes_text(uint32_t a, char *buf, size_t size) {
@@ -477,6 +459,9 @@ int main(int argc, char *argv[]) {
         vss_id tmp;
         int c;
 
+        /* Cluster sets (issue 16) have their own options: "cluster" comes first. */
+        if (argc > 1 && streq(argv[1], "cluster"))
+                return vssadmin_cluster(argc - 1, argv + 1);
         opterr = 0;
         while ((c = getopt_long(argc, argv, ":hq", options, NULL)) >= 0) {
                 switch (c) {
