@@ -35,8 +35,8 @@ struct etcd_watch {
         uint64_t retry_at_ms;
         unsigned failures;
         char url[512];
-        /* A silent stream is checked by a range on its endpoint (a stopped etcd keeps the TCP
-         * connection up; a member cut off from the quorum cannot answer a linearizable read). */
+        /* A silent stream is checked by a range on its endpoint: a stopped etcd (SIGSTOP, a hung
+         * process) keeps the TCP connection up and the stream looks fine. */
         CURL *probe;
         struct curl_slist *probe_headers;
         bool probing;
@@ -123,8 +123,12 @@ static int handle_message(etcd_watch *w, const char *text) {
         if (!o)
                 return etcd_fail(w->e, -EPROTO, "%s: %s", w->url, v.error);
         json_object *res = NULL, *err = NULL, *h = NULL, *x = NULL;
-        if (json_object_object_get_ex(o, "error", &err))
-                return etcd_error_from_json(w->e, json_object_is_type(err, json_type_object) ? err : o);
+        if (json_object_object_get_ex(o, "error", &err)) {
+                /* etcd ended the stream (no leader, shutting down, canceled): another one follows;
+                 * only a refusal of our credentials is the caller's to know. */
+                int r = etcd_error_from_json(w->e, json_object_is_type(err, json_type_object) ? err : o);
+                return r == -EACCES ? r : -ECONNREFUSED;
+        }
         if (!json_object_object_get_ex(o, "result", &res) || !json_object_is_type(res, json_type_object))
                 return etcd_fail(w->e, -EPROTO, "%s: a watch message without a result", w->url);
         int64_t rev = 0, compact = 0;
@@ -155,6 +159,17 @@ static int handle_message(etcd_watch *w, const char *text) {
         return r == -EPROTO ? etcd_fail(w->e, r, "%s: a malformed watch event", w->url) : r;
 }
 
+/* A message ended the stream: a malformed one or refused credentials are told to the caller once;
+ * a token etcd no longer knows is fetched again for the next stream. */
+static void message_failed(etcd_watch *w, int r) {
+        w->stream_failed = true;
+        if (r == -EACCES && strstr(etcd_errmsg(w->e), "invalid auth token")) {
+                free(w->e->token);
+                w->e->token = NULL;
+        } else if (r == -EPROTO || r == -EACCES || r == -ENOMEM)
+                w->pending = r;
+}
+
 static size_t stream_write(char *p, size_t size, size_t n, void *userdata) {
         etcd_watch *w = userdata;
         size_t len = size * n;
@@ -178,14 +193,7 @@ static size_t stream_write(char *p, size_t size, size_t n, void *userdata) {
                 memmove(w->line, nl + 1, rest + 1);
                 w->line_len = rest;
                 if (r < 0) {
-                        w->stream_failed = true;
-                        if (r == -EPROTO || r == -EACCES || r == -ENOMEM)
-                                w->pending = r;
-                        if (r == -EACCES && strstr(etcd_errmsg(w->e), "invalid auth token")) {
-                                free(w->e->token); /* fetched again for the next stream */
-                                w->e->token = NULL;
-                                w->pending = 0;
-                        }
+                        message_failed(w, r);
                         return 0; /* ends the transfer; a new stream follows */
                 }
         }
@@ -284,7 +292,10 @@ static void start_probe(etcd_watch *w) {
         const char *body = NULL;
         if (req && etcd_json_add_key(req, w->prefix, true) >= 0 &&
             json_object_object_add(req, "limit", json_object_new_string("1")) >= 0 &&
-            json_object_object_add(req, "keys_only", json_object_new_boolean(true)) >= 0)
+            json_object_object_add(req, "keys_only", json_object_new_boolean(true)) >= 0 &&
+            /* A local read (no raft round): it asks only whether the member answers; losing the
+             * quorum is hasleader's to find. */
+            json_object_object_add(req, "serializable", json_object_new_boolean(true)) >= 0)
                 body = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
         curl_slist_free_all(w->probe_headers);
         w->probe_headers = body ? etcd_headers(w->e) : NULL;
@@ -308,10 +319,12 @@ static void probe_done(etcd_watch *w, CURLcode cc) {
                 w->last_data_ms = now_monotonic_msec();
                 return;
         }
-        if (cc != CURLE_OK)
-                (void) etcd_curl_error(w->e, w->probe, cc, w->probe_url);
-        else
-                (void) etcd_fail(w->e, -ETIMEDOUT, "%s: HTTP %ld while the watch was silent", w->probe_url, status);
+        int r = cc != CURLE_OK ? etcd_curl_error(w->e, w->probe, cc, w->probe_url)
+                               : etcd_fail(w->e, -ETIMEDOUT, "%s: HTTP %ld", w->probe_url, status);
+        char why[sizeof(w->e->errmsg)];
+        memcpy(why, w->e->errmsg, sizeof(why));
+        (void) etcd_fail(w->e, r, "etcd watch of %s: silent for %" PRIu64 " ms, and its member does not answer (%s)",
+                         w->prefix, idle_ms(w), why);
         drop_stream(w);
 }
 
@@ -326,6 +339,13 @@ static void collect_done(etcd_watch *w) {
                         probe_done(w, cc);
                         continue;
                 }
+                /* An answer that is no stream (an error JSON before the stream began) has no '\n'. */
+                if (!w->stream_failed && w->line_len > 0 && strspn(w->line, " \t\r") != w->line_len) {
+                        int r = handle_message(w, w->line);
+                        if (r < 0)
+                                message_failed(w, r);
+                }
+                w->line_len = 0;
                 if (w->stream_failed)
                         ; /* handle_message() said why */
                 else if (cc != CURLE_OK)

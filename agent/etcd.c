@@ -77,7 +77,7 @@ int etcd_new(const etcd_options *o, etcd **ret) {
                 r = dup_opt(o->user, &e->user);
         if (r >= 0)
                 r = dup_opt(o->password, &e->password);
-        /* Reference-counted by libcurl since 7.84; balanced in etcd_free(). */
+        /* Counted by libcurl: each call is undone by one curl_global_cleanup() in etcd_free(). */
         if (r >= 0 && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
                 r = -ENOMEM;
         else if (r >= 0)

@@ -32,7 +32,8 @@ typedef struct etcd_options {
         const char *key;        /* its key */
         const char *user;       /* etcd auth user (a token is fetched from /v3/auth/authenticate and */
         const char *password;   /*   fetched again when etcd says it is invalid), or NULL */
-        int timeout_ms;         /* per request; 0: 2000 */
+        int timeout_ms;         /* per request to one endpoint (a request that fails over may take
+                                   one per endpoint); 0: 2000 */
 } etcd_options;
 
 int etcd_new(const etcd_options *o, etcd **ret); /* copies o; no network I/O yet */
@@ -96,7 +97,8 @@ typedef struct etcd_event {
         etcd_kv kv;
 } etcd_event;
 typedef struct etcd_watch etcd_watch;
-/* Watches every key under prefix from start_revision (0: from now). */
+/* Watches every key under prefix from start_revision (0: from now). The watch uses e (endpoints,
+ * token, etcd_errmsg() for its failures): free it before e. */
 int etcd_watch_new(etcd *e, const char *prefix, int64_t start_revision, etcd_watch **ret);
 etcd_watch *etcd_watch_free(etcd_watch *w);
 /* Waits up to timeout_ms (-1: forever) for events on the watch or input on one of extra[] (their

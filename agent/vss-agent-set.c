@@ -99,11 +99,17 @@ static void set_end_abort(Agent *a, Phase phase, int32_t hr, const char *why) {
 static void set_end_unreachable(Agent *a) {
         AgentSet *s = a->set;
         if (s->step < STEP_COMMITTED) {
-                set_end_abort(a, PHASE_ABORTED, VSS_E_UNEXPECTED, "etcd cannot be reached");
-                return;
-        }
-        log_msg("cluster set %s: etcd cannot be reached after the commit: its shadows are in doubt until the "
-                "decision can be read", s->plan.set_id);
+                /* Nothing is kept; the record and the swap to abort wait for etcd: the set's state
+                 * file stays, and reconciling (once etcd answers) reports it and deletes it. */
+                log_msg("cluster set %s: etcd cannot be reached before the commit: aborted here", s->plan.set_id);
+                if (s->b) {
+                        (void) vss_backup_abort_backup(s->b);
+                        if (s->op)
+                                (void) vss_async_wait(s->op, 30000);
+                }
+        } else
+                log_msg("cluster set %s: etcd cannot be reached after the commit: its shadows are in doubt until the "
+                        "decision can be read", s->plan.set_id);
         a->in_doubt = true;
         set_free(s);
         a->set = NULL;
@@ -221,6 +227,9 @@ void agent_set_plan(Agent *a, const char *set_id, const char *text) {
 /* Collects the shadows' properties (JSON, and their paths for a job). */
 static json_object *shadows_now(AgentSet *s) {
         json_object *arr = json_object_new_array();
+        for (size_t i = 0; s->job_paths && s->job_paths[i]; i++)
+                free(s->job_paths[i]);
+        free(s->job_paths);
         s->job_paths = calloc(s->n_shadows + 1, sizeof(char *));
         for (size_t i = 0, k = 0; i < s->n_shadows; i++) {
                 vss_snapshot_prop p;
@@ -418,7 +427,10 @@ void agent_set_step(Agent *a) {
 }
 
 bool agent_set_busy(const Agent *a) {
-        return a->set && (a->set->op || a->set->step == STEP_JOB);
+        /* Paused, vssd has nothing to say until we continue (a window expiry is seen at the next
+         * slow turn, well inside the frozen margin). */
+        return a->set && a->set->step != STEP_READY && a->set->step != STEP_FROZEN && a->set->step != STEP_PREPARED &&
+               a->set->step != STEP_COMMITTED;
 }
 
 void agent_set_abort(Agent *a, const char *why) {

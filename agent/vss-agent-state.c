@@ -173,7 +173,8 @@ static int reconcile_one(Agent *a, const char *set_id) {
         log_msg("cluster set %s: the decision is abort: deleting its local shadows", set_id);
         if (agent_state_delete_shadows(a, set_id) >= 0)
                 (void) agent_put_record(a, set_id, PHASE_ABORTED, NULL, NULL, VSS_E_ABORT,
-                                        "aborted: reconciled after the agent restarted", -1, NULL, 0);
+                                        "aborted: this host lost its part of the set (its agent restarted, or etcd could not be reached) "
+                                        "before the decision", -1, NULL, 0);
         return 0;
 }
 
@@ -198,7 +199,7 @@ json_object *agent_in_doubt_json(Agent *a) {
                 vss_id local;
                 LocalState st;
                 if ((a->set && streq(a->set->plan.set_id, sets[i])) || state_read(a, sets[i], &local, &st) < 0 ||
-                    st == LOCAL_COMPLETE)
+                    st != LOCAL_COMMITTED)
                         continue;
                 json_object_array_add(arr, json_object_new_string(sets[i]));
         }

@@ -92,7 +92,7 @@ void agent_etcd_failed(Agent *a, int r, const char *what);
 void agent_set_plan(Agent *a, const char *set_id, const char *text);
 /* Moves the set in flight on (called on every turn of the loop and after every event). */
 void agent_set_step(Agent *a);
-/* Whether the set in flight waits on vssd or a job (then the loop turns every few ms). */
+/* Whether the set in flight waits on vssd (not paused) or a job: the loop then turns every few ms. */
 bool agent_set_busy(const Agent *a);
 /* Stop: the set in flight is aborted here (and the decision moved to abort). */
 void agent_set_abort(Agent *a, const char *why);

@@ -1,4 +1,4 @@
-# bash completion for OpenVSS: vssadmin, vssbackup and the writers.      -*- shell-script -*-
+# bash completion for OpenVSS: vssadmin, vssbackup, vss-agent and the writers.      -*- shell-script -*-
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Installed once per command name, so bash-completion loads it for whichever is typed first.
 # Shadow and set ids, writer and provider names come from vssadmin --json (the vssd named by
@@ -39,10 +39,47 @@ __openvss_reply_files() {
         COMPREPLY=($(compgen -f -- "$1"))
 }
 
+# vssadmin cluster ...: etcd is not asked (completing must not hang on an unreachable cluster).
+_vssadmin_cluster() {
+        local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
+        local verb= noun= i w
+        case $prev in
+        --cacert | --cert | --key | --password-file) __openvss_reply_files "$cur"; return ;;
+        --etcd | --cluster | --for | --job | --lease-ttl | --set | --user | --*-deadline | --frozen-margin) return ;;
+        esac
+        for ((i = 2; i < COMP_CWORD; i++)); do
+                w=${COMP_WORDS[i]}
+                case $w in
+                --json) ;;
+                -*) ((i++)) ;;
+                *) if [[ -z $verb ]]; then verb=$w; elif [[ -z $noun ]]; then noun=$w; fi ;;
+                esac
+        done
+        if [[ $cur == -* ]]; then
+                local opts="--etcd --cluster --json --cacert --cert --key --user --password-file"
+                case $verb in
+                create) opts+=" --for --job --lease-ttl --prepared-deadline --ready-deadline --complete-deadline --frozen-margin" ;;
+                delete) opts+=" --set" ;;
+                esac
+                __openvss_reply "$opts" "$cur"
+                return
+        fi
+        case $verb in
+        "") __openvss_reply "list create delete" "$cur" ;;
+        list) [[ -z $noun ]] && __openvss_reply "hosts writers shadows" "$cur" ;;
+        create) [[ -z $noun ]] && __openvss_reply "shadow" "$cur" ;;
+        delete) [[ -z $noun ]] && __openvss_reply "shadows" "$cur" ;;
+        esac
+}
+
 _vssadmin() {
         local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
         local verb= noun= i w
         COMPREPLY=()
+        if ((COMP_CWORD > 1)) && [[ ${COMP_WORDS[1]} == cluster ]]; then
+                _vssadmin_cluster
+                return
+        fi
         case $prev in
         --for | --at) __openvss_reply_dirs "$cur"; return ;;
         --socket) __openvss_reply_files "$cur"; return ;;
@@ -72,7 +109,7 @@ _vssadmin() {
                 return
         fi
         case $verb in
-        "") __openvss_reply "list create delete expose unexpose" "$cur" ;;
+        "") __openvss_reply "list create delete expose unexpose cluster" "$cur" ;;
         list) [[ -z $noun ]] && __openvss_reply "writers providers shadows" "$cur" ;;
         create) [[ -z $noun ]] && __openvss_reply "shadow" "$cur" ;;
         delete) [[ -z $noun ]] && __openvss_reply "shadows" "$cur" ;;
@@ -159,6 +196,17 @@ _vss_writer() {
         __openvss_reply "$opts" "$cur"
 }
 
+_vss_agent() {
+        local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
+        COMPREPLY=()
+        case $prev in
+        --config | --cacert | --cert | --key | --password-file | --socket) __openvss_reply_files "$cur"; return ;;
+        --etcd | --cluster | --host | --lease-ttl | --user) return ;;
+        esac
+        __openvss_reply "--etcd --cluster --host --config --lease-ttl --cacert --cert --key --user --password-file --socket --help --version" "$cur"
+}
+
 complete -F _vssadmin vssadmin
 complete -F _vssbackup vssbackup
 complete -F _vss_writer vss-writer-exec vss-writer-sqlite vss-writer-postgres
+complete -F _vss_agent vss-agent

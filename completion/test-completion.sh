@@ -35,7 +35,13 @@ expect() {
 }
 
 expect "list" _vssadmin vssadmin li
-expect "list create delete expose unexpose" _vssadmin vssadmin ""
+expect "list create delete expose unexpose cluster" _vssadmin vssadmin ""
+expect "list create delete" _vssadmin vssadmin cluster ""
+expect "hosts writers shadows" _vssadmin vssadmin cluster list ""
+expect "--for" _vssadmin vssadmin cluster --etcd http://e:2379 create shadow --fo
+expect "shadows" _vssadmin vssadmin cluster delete s
+expect "--set" _vssadmin vssadmin cluster delete shadows --se
+expect "--lease-ttl" _vss_agent vss-agent --lease
 expect "writers providers shadows" _vssadmin vssadmin list ""
 expect "shadows" _vssadmin vssadmin delete s
 expect "--json" _vssadmin vssadmin list writers --j

@@ -5,6 +5,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <netinet/in.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -42,8 +43,11 @@ static void cleanup_at_exit(void) {
 }
 
 const char *cluster_args(Cluster *c) {
-        static char buf[512];
+        static char buf[16000];
         snprintf(buf, sizeof(buf), "--etcd %s --cluster " CLUSTER_NAME, c->etcd->endpoints);
+        if (c->etcd->tls)
+                snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), " --cacert %s --cert %s --key %s", c->etcd->cacert,
+                         c->etcd->client_cert, c->etcd->client_key);
         return buf;
 }
 
@@ -81,8 +85,27 @@ void cluster_start_agent(Cluster *c, size_t i) {
                 }
                 setenv("NOTIFY_SOCKET", notify, 1);
                 setenv("STATE_DIRECTORY", state, 1);
-                execl(VSS_AGENT_PATH, "vss-agent", "--etcd", c->etcd->endpoints, "--cluster", CLUSTER_NAME, "--host", ho->name,
-                      "--config", config, "--lease-ttl", ttl, "--socket", harness_socket(ho->h), (char *) NULL);
+                char url[64];
+                snprintf(url, sizeof(url), "http://127.0.0.1:%d", ho->link_port);
+                const char *argv[] = { "vss-agent", "--etcd", ho->link ? url : c->etcd->endpoints, "--cluster", CLUSTER_NAME, "--host", ho->name,
+                                       "--config", config, "--lease-ttl", ttl, "--socket", harness_socket(ho->h),
+                                       c->etcd->tls ? "--cacert" : NULL, c->etcd->cacert, "--cert", c->etcd->client_cert,
+                                       "--key", c->etcd->client_key, NULL };
+                /* AGENT_WRAPPER="valgrind -q --leak-check=full --error-exitcode=99" runs the agents under it. */
+                const char *wrapper = getenv("AGENT_WRAPPER");
+                if (wrapper && *wrapper) {
+                        const char *full[64];
+                        size_t n = 0;
+                        char *w = strdup(wrapper);
+                        for (char *tok = strtok(w, " "); tok && n < 40; tok = strtok(NULL, " "))
+                                full[n++] = tok;
+                        full[n++] = VSS_AGENT_PATH;
+                        for (size_t k = 1; argv[k] && n < 63; k++)
+                                full[n++] = argv[k];
+                        full[n] = NULL;
+                        execvp(full[0], (char *const *) full);
+                }
+                execv(VSS_AGENT_PATH, (char *const *) argv);
                 _exit(127);
         }
         ho->agent = pid;
@@ -111,7 +134,141 @@ void cluster_kill_agent(Cluster *c, size_t i) {
         c->hosts[i].agent = 0;
 }
 
+
+/* ---- a host's link to etcd: a relay that can be cut ---- */
+
+static volatile sig_atomic_t link_state; /* 0 up, 1 cut, 2 restore asked */
+
+static void on_link_signal(int sig) {
+        link_state = sig == SIGUSR1 ? 1 : 2;
+}
+
+static int connect_port(int port) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0 && connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+static _Noreturn void relay(int lfd, int target_port) {
+        int a[32], b[32];
+        size_t n = 0;
+        signal(SIGUSR1, on_link_signal);
+        signal(SIGUSR2, on_link_signal);
+        for (;;) {
+                if (link_state == 2) {
+                        for (size_t k = 0; k < n; k++) {
+                                close(a[k]);
+                                close(b[k]);
+                        }
+                        n = 0;
+                        link_state = 0;
+                }
+                struct pollfd p[65];
+                size_t np = 0;
+                bool up = link_state == 0;
+                p[np++] = (struct pollfd) { .fd = up ? lfd : -1, .events = POLLIN };
+                for (size_t k = 0; k < n; k++) {
+                        p[np++] = (struct pollfd) { .fd = up ? a[k] : -1, .events = POLLIN };
+                        p[np++] = (struct pollfd) { .fd = up ? b[k] : -1, .events = POLLIN };
+                }
+                if (poll(p, np, 100) <= 0)
+                        continue;
+                size_t polled = n; /* a connection accepted now is polled next time */
+                if ((p[0].revents & POLLIN) && n < 32) {
+                        int x = accept4(lfd, NULL, NULL, SOCK_CLOEXEC), y = x >= 0 ? connect_port(target_port) : -1;
+                        if (y >= 0) {
+                                a[n] = x;
+                                b[n++] = y;
+                        } else if (x >= 0)
+                                close(x);
+                }
+                for (size_t k = 0; k < polled; k++) {
+                        char buf[65536];
+                        bool dead = false;
+                        for (int side = 0; side < 2 && !dead; side++) {
+                                struct pollfd *q = &p[1 + 2 * k + (size_t) side];
+                                if (!(q->revents & (POLLIN | POLLHUP | POLLERR)))
+                                        continue;
+                                ssize_t r = read(q->fd, buf, sizeof(buf));
+                                dead = r <= 0 || write(side ? a[k] : b[k], buf, (size_t) r) != r;
+                        }
+                        if (dead) {
+                                close(a[k]);
+                                close(b[k]);
+                                a[k] = a[n - 1];
+                                b[k] = b[n - 1];
+                                n--;
+                                break; /* p[] no longer matches: poll again */
+                        }
+                }
+        }
+}
+
+void cluster_link_start(Cluster *c, size_t i) {
+        ClusterHost *ho = &c->hosts[i];
+        int port = atoi(strrchr(c->etcd->m[0].client_url, ':') + 1);
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(sa);
+        int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (lfd < 0 || bind(lfd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(lfd, 64) < 0 ||
+            getsockname(lfd, (struct sockaddr *) &sa, &len) < 0)
+                die("link socket");
+        ho->link_port = ntohs(sa.sin_port);
+        pid_t pid = fork();
+        if (pid < 0)
+                die("fork");
+        if (pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                relay(lfd, port);
+        }
+        close(lfd);
+        ho->link = pid;
+}
+
+void cluster_link_cut(Cluster *c, size_t i) {
+        kill(c->hosts[i].link, SIGUSR1);
+}
+
+void cluster_link_restore(Cluster *c, size_t i) {
+        kill(c->hosts[i].link, SIGUSR2);
+}
+
+static void start_light_writer(ClusterHost *ho) {
+        char stamps[600];
+        snprintf(stamps, sizeof(stamps), "%s/stamps", harness_dir(ho->h));
+        pid_t pid = fork();
+        if (pid < 0)
+                die("fork");
+        if (pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                execl(STAMP_WRITER_PATH, "cluster-stamp-writer", ho->writer, harness_socket(ho->h), stamps, (char *) NULL);
+                _exit(127);
+        }
+        ho->light = pid;
+        for (int k = 0; k < 1000; k++) {
+                char *out = NULL, want[64];
+                snprintf(want, sizeof(want), "\"name\":\"%s\"", ho->writer);
+                harness_sh(ho->h, &out, "vssadmin --socket %s list writers --json | tr -d ' \n'", harness_socket(ho->h));
+                bool found = out && strstr(out, want);
+                free(out);
+                if (found)
+                        return;
+                sleep_ms(20);
+        }
+        fprintf(stderr, "cluster-harness: writer %s did not subscribe\n", ho->writer);
+        exit(99);
+}
+
 Cluster *cluster_new(size_t n, int lease_ttl) {
+        return cluster_new_with(n, lease_ttl, 1, false);
+}
+
+Cluster *cluster_new_with(size_t n, int lease_ttl, size_t etcd_members, bool tls) {
         if (!etcd_harness_available()) {
                 fprintf(stderr, "etcd is not installed: skipped\n");
                 exit(77);
@@ -121,10 +278,15 @@ Cluster *cluster_new(size_t n, int lease_ttl) {
         c->lease_ttl = lease_ttl;
         current_cluster = c;
         atexit(cleanup_at_exit);
-        c->etcd = etcd_harness_new(1, false);
+        c->etcd = etcd_harness_new(etcd_members, tls);
         if (!c->etcd)
                 die("etcd");
         etcd_options o = { .endpoints = c->etcd->endpoints };
+        if (tls) {
+                o.cacert = c->etcd->cacert;
+                o.cert = c->etcd->client_cert;
+                o.key = c->etcd->client_key;
+        }
         if (etcd_new(&o, &c->e) < 0)
                 die("etcd client");
         for (size_t i = 0; i < n; i++) {
@@ -135,7 +297,10 @@ Cluster *cluster_new(size_t n, int lease_ttl) {
                 /* Each harness sets HARNESS_DIR and VSS_SOCKET: its writer starts right after it. */
                 ho->h = harness_new(NULL);
                 harness_hook(ho->h, "05-stamp", stamp_hook);
-                harness_writer(ho->h, ho->writer, NULL);
+                if (getenv("CLUSTER_LIGHT_WRITERS"))
+                        start_light_writer(ho);
+                else
+                        harness_writer(ho->h, ho->writer, NULL);
                 snprintf(ho->data, sizeof(ho->data), "%s", harness_make_data(ho->h, "data"));
                 snprintf(path, sizeof(path), "%s/agent.json", harness_dir(ho->h));
                 snprintf(text, sizeof(text),
@@ -162,6 +327,18 @@ void cluster_free(Cluster *c) {
                                 test_failures++;
                         }
                         c->hosts[i].agent = 0;
+                }
+        for (size_t i = 0; i < c->n; i++)
+                if (c->hosts[i].light > 0) {
+                        kill(c->hosts[i].light, SIGTERM);
+                        waitpid(c->hosts[i].light, NULL, 0);
+                        c->hosts[i].light = 0;
+                }
+        for (size_t i = 0; i < c->n; i++)
+                if (c->hosts[i].link > 0) {
+                        kill(c->hosts[i].link, SIGKILL);
+                        waitpid(c->hosts[i].link, NULL, 0);
+                        c->hosts[i].link = 0;
                 }
         for (size_t i = 0; i < c->n; i++) {
                 char path[600];

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -110,6 +111,20 @@ static char *initial_cluster(EtcdHarness *h) {
         return buf;
 }
 
+/* Go's name of this machine's architecture where etcd 3.4 wants ETCD_UNSUPPORTED_ARCH, or NULL. */
+static const char *unsupported_arch(void) {
+        static const char *const go[][2] = { { "aarch64", "arm64" }, { "armv7l", "arm" }, { "armv6l", "arm" },
+                                             { "i686", "386" }, { "i386", "386" }, { "s390x", "s390x" },
+                                             { "riscv64", "riscv64" } };
+        struct utsname u;
+        if (uname(&u) < 0)
+                return NULL;
+        for (size_t i = 0; i < sizeof(go) / sizeof(go[0]); i++)
+                if (strcmp(u.machine, go[i][0]) == 0)
+                        return go[i][1];
+        return NULL;
+}
+
 int etcd_harness_start(EtcdHarness *h, size_t i, bool wait) {
         EtcdMember *m = &h->m[i];
         if (m->pid > 0)
@@ -149,15 +164,20 @@ int etcd_harness_start(EtcdHarness *h, size_t i, bool wait) {
                         dup2(fd, 1);
                         dup2(fd, 2);
                 }
-                /* etcd refuses an ETCD_* variable that a flag also sets; none of the caller's apply. */
+                /* etcd refuses an ETCD_* variable that a flag also sets; none of the caller's apply
+                 * but the one that lets it run on an architecture etcd 3.4 calls unsupported (all
+                 * but amd64 and ppc64le: Debian's arm64 package needs ETCD_UNSUPPORTED_ARCH=arm64). */
+                const char *arch = unsupported_arch();
                 for (char **env = environ; env && *env;) {
-                        if (strncmp(*env, "ETCD_", 5) == 0) {
+                        if (strncmp(*env, "ETCD_", 5) == 0 && strncmp(*env, "ETCD_UNSUPPORTED_ARCH=", 22) != 0) {
                                 char name[256];
                                 snprintf(name, sizeof(name), "%.*s", (int) strcspn(*env, "="), *env);
                                 unsetenv(name);
                         } else
                                 env++;
                 }
+                if (arch)
+                        setenv("ETCD_UNSUPPORTED_ARCH", arch, 0);
                 execv(ETCD_BIN, argv);
                 _exit(127);
         }

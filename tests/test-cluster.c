@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -292,59 +293,372 @@ static void test_path_refused(void) {
         cluster_free(c);
 }
 
-/* The coordinator killed while two hosts are frozen and the third is in Freeze: its lease ends,
- * every agent aborts, every writer thaws, nothing is kept. */
-static void test_coordinator_killed_frozen(void) {
+/* The coordinator killed while hosts 0 and 1 have reached phase and host 2's writer is held in
+ * event: its lease ends, every agent aborts, every writer thaws, nothing is kept. */
+static void coordinator_killed(const char *event, const char *phase) {
         Cluster *c = cluster_new(3, 5);
-        char path[600];
-        harness_set(c->hosts[2].h, c->hosts[2].writer, "freeze", "wait");
+        char path[600], set_id[64];
+        harness_set(c->hosts[2].h, c->hosts[2].writer, event, "wait");
         snprintf(path, sizeof(path), "%s/coordinator.out", harness_dir(c->hosts[0].h));
         pid_t pid = cluster_spawn(c, path, "vssadmin cluster create shadow %s%s --lease-ttl 2 --json", cluster_args(c),
                                   cluster_fors(c));
-        const char *id = cluster_wait_phase(c, 0, "frozen");
-        char set_id[64];
+        const char *id = cluster_wait_phase(c, 0, phase);
         snprintf(set_id, sizeof(set_id), "%s", id ? id : "");
-        CHECK(cluster_wait_phase(c, 1, "frozen") != NULL);
-        CHECK(cluster_wait_started(c, 2, "freeze"));
+        CHECK(cluster_wait_phase(c, 1, phase) != NULL);
+        CHECK(cluster_wait_started(c, 2, event));
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         CHECK(cluster_wait_phase(c, 0, "aborted") != NULL);
         CHECK(cluster_wait_phase(c, 1, "aborted") != NULL);
-        harness_go(c->hosts[2].h, c->hosts[2].writer, "freeze");
+        harness_go(c->hosts[2].h, c->hosts[2].writer, event);
         CHECK(cluster_wait_phase(c, 2, "aborted") != NULL);
         check_nothing_kept(c, set_id);
         cluster_free(c);
 }
 
-/* An agent killed while its host is frozen: its vssd aborts the local set (its requester is
- * gone), its lease ends, the coordinator aborts the set; restarted, the agent reconciles. */
-static void test_agent_killed_restarted(void) {
+static void test_coordinator_killed_ready(void) {
+        coordinator_killed("prepare-snapshot", "ready");
+}
+
+static void test_coordinator_killed_frozen(void) {
+        coordinator_killed("freeze", "frozen");
+}
+
+static void test_coordinator_killed_committed(void) {
+        coordinator_killed("post-snapshot", "committed");
+}
+
+/* A coordinator stopped (SIGSTOP) while hosts are frozen, past its lease: the hosts abort; resumed,
+ * it decides nothing (its swaps require its leased key) and fails. */
+static void test_stale_coordinator(void) {
+        Cluster *c = cluster_new(3, 5);
+        char path[600], set_id[64], *out = NULL;
+        harness_set(c->hosts[2].h, c->hosts[2].writer, "freeze", "wait");
+        snprintf(path, sizeof(path), "%s/coordinator.out", harness_dir(c->hosts[0].h));
+        pid_t pid = cluster_spawn(c, path, "vssadmin cluster create shadow %s%s --lease-ttl 2", cluster_args(c),
+                                  cluster_fors(c));
+        const char *id = cluster_wait_phase(c, 0, "frozen");
+        snprintf(set_id, sizeof(set_id), "%s", id ? id : "");
+        CHECK(cluster_wait_phase(c, 1, "frozen") != NULL);
+        CHECK(cluster_wait_started(c, 2, "freeze"));
+        kill(pid, SIGSTOP);
+        CHECK(cluster_wait_phase(c, 0, "aborted") != NULL);
+        CHECK(cluster_wait_phase(c, 1, "aborted") != NULL);
+        harness_go(c->hosts[2].h, c->hosts[2].writer, "freeze");
+        CHECK(cluster_wait_phase(c, 2, "aborted") != NULL);
+        kill(pid, SIGCONT);
+        int st = 0;
+        waitpid(pid, &st, 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+        harness_sh(c->hosts[0].h, &out, "cat %s", path);
+        CHECK(out && !strstr(out, "Successfully created"));
+        free(out);
+        check_nothing_kept(c, set_id);
+        cluster_free(c);
+}
+
+/* With --job, each host runs its configured job against its shadows once the set is complete,
+ * reports its exit status, then deletes the shadows. */
+static void test_job(void) {
+        Cluster *c = cluster_new(3, 5);
+        int st;
+        json_object *o = harness_json(c->hosts[0].h, &st, "vssadmin cluster create shadow %s%s --job record --json",
+                                      cluster_args(c), cluster_fors(c));
+        CHECK(st == 0);
+        const char *set_id = json_str(o, "cluster_set_id");
+        json_object *hosts = get(o, "hosts");
+        for (size_t i = 0; hosts && i < json_object_array_length(hosts); i++) {
+                json_object *h = json_object_array_get_idx(hosts, i);
+                CHECK_STR(json_str(get(h, "job"), "name"), "record");
+                CHECK(json_object_get_int(get(get(h, "job"), "exit_status")) == 0);
+                json_object *sh = get(h, "shadows");
+                char *out = NULL, want[200];
+                harness_sh(c->hosts[i].h, &out, "cat %s/job.out", harness_dir(c->hosts[i].h));
+                /* "{set}" and "{paths}": the set id, then the shadow's path. */
+                snprintf(want, sizeof(want), "%s %s\n", set_id,
+                         sh && json_object_array_length(sh) ? json_str(json_object_array_get_idx(sh, 0), "shadow_path") : "?");
+                CHECK_STR(out, want);
+                free(out);
+                CHECK(cluster_local_shadows(c, i) == 0);
+        }
+        json_object_put(o);
+        /* A job the agents do not list: every host refuses it. */
+        o = harness_json(c->hosts[0].h, &st, "vssadmin cluster create shadow %s%s --job rm-rf --json", cluster_args(c),
+                         cluster_fors(c));
+        CHECK(st == 1);
+        CHECK(strstr(json_str(get(o, "error"), "message"), "job 'rm-rf' is not in this agent's config") != NULL);
+        json_object_put(o);
+        cluster_free(c);
+}
+
+/* Waits (up to 30 s) until host i's writer logged event. */
+static bool wait_writer_saw(Cluster *c, size_t i, const char *event) {
+        for (int k = 0; k < 1500; k++) {
+                if (cluster_writer_saw(c, i, event))
+                        return true;
+                struct timespec t = { 0, 20 * 1000 * 1000 };
+                nanosleep(&t, NULL);
+        }
+        fprintf(stderr, "%s's writer never saw %s\n", c->hosts[i].name, event);
+        return false;
+}
+
+/* etcd stopped while hosts are frozen: each agent aborts its part once etcd has not answered for
+ * its lease TTL (every writer thaws, nothing is kept); when etcd is back the agents report it and
+ * move the decision to abort, and the coordinator fails. */
+static void test_etcd_stopped_frozen(void) {
         Cluster *c = cluster_new(3, 2);
-        char path[600], *out = NULL;
+        char path[600], set_id[64];
+        harness_set(c->hosts[2].h, c->hosts[2].writer, "freeze", "wait");
+        snprintf(path, sizeof(path), "%s/coordinator.out", harness_dir(c->hosts[0].h));
+        pid_t pid = cluster_spawn(c, path, "vssadmin cluster create shadow %s%s --json", cluster_args(c), cluster_fors(c));
+        const char *id = cluster_wait_phase(c, 0, "frozen");
+        snprintf(set_id, sizeof(set_id), "%s", id ? id : "");
+        CHECK(cluster_wait_phase(c, 1, "frozen") != NULL);
+        CHECK(cluster_wait_started(c, 2, "freeze"));
+        CHECK(etcd_harness_stop(c->etcd, 0) == 0);
+        CHECK(wait_writer_saw(c, 0, "abort"));
+        CHECK(wait_writer_saw(c, 1, "abort"));
+        harness_go(c->hosts[2].h, c->hosts[2].writer, "freeze");
+        CHECK(wait_writer_saw(c, 2, "abort"));
+        for (size_t i = 0; i < c->n; i++)
+                CHECK(cluster_local_shadows(c, i) == 0);
+        CHECK(etcd_harness_start(c->etcd, 0, true) == 0);
+        for (size_t i = 0; i < c->n; i++)
+                CHECK(cluster_wait_phase(c, i, "aborted") != NULL);
+        int st = 0;
+        waitpid(pid, &st, 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+        check_nothing_kept(c, set_id);
+        cluster_free(c);
+}
+
+/* etcd stopped after hosts 0 and 1 committed (host 2 held in PostSnapshot): 0 and 1 keep their
+ * shadows in doubt while they cannot read the decision; when etcd is back the set is aborted
+ * (host 2 never committed) and they delete them. */
+static void test_etcd_stopped_committed(void) {
+        Cluster *c = cluster_new(3, 2);
+        char path[600], set_id[64];
+        harness_set(c->hosts[2].h, c->hosts[2].writer, "post-snapshot", "wait");
+        snprintf(path, sizeof(path), "%s/coordinator.out", harness_dir(c->hosts[0].h));
+        pid_t pid = cluster_spawn(c, path, "vssadmin cluster create shadow %s%s --json", cluster_args(c), cluster_fors(c));
+        const char *id = cluster_wait_phase(c, 0, "committed");
+        snprintf(set_id, sizeof(set_id), "%s", id ? id : "");
+        CHECK(cluster_wait_phase(c, 1, "committed") != NULL);
+        CHECK(cluster_wait_started(c, 2, "post-snapshot"));
+        CHECK(etcd_harness_stop(c->etcd, 0) == 0);
+        /* In doubt: the agents say so once etcd has been away for their lease; shadows kept. */
+        for (size_t i = 0; i < 2; i++) {
+                char logp[600], *out = NULL;
+                snprintf(logp, sizeof(logp), "%s/agent.log", harness_dir(c->hosts[i].h));
+                for (int k = 0; k < 1500 && !(out && strstr(out, "in doubt")); k++) {
+                        free(out);
+                        out = NULL;
+                        harness_sh(c->hosts[i].h, &out, "cat %s", logp);
+                        struct timespec t = { 0, 20 * 1000 * 1000 };
+                        nanosleep(&t, NULL);
+                }
+                CHECK(out && strstr(out, "in doubt"));
+                free(out);
+                CHECK(cluster_local_shadows(c, i) == 1);
+        }
+        harness_go(c->hosts[2].h, c->hosts[2].writer, "post-snapshot");
+        CHECK(etcd_harness_start(c->etcd, 0, true) == 0);
+        for (size_t i = 0; i < c->n; i++)
+                CHECK(cluster_wait_phase(c, i, "aborted") != NULL);
+        int st = 0;
+        waitpid(pid, &st, 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+        check_nothing_kept(c, set_id);
+        cluster_free(c);
+}
+
+/* Host 1's link to etcd cut while the hosts are frozen, restored later: host 1 aborts on its own
+ * once etcd has been silent for its lease, the coordinator sees its lease end and aborts the set,
+ * every writer thaws; restored, host 1 reports its part. Nothing is kept. */
+static void test_link_cut_frozen(void) {
+        Cluster *c = cluster_new(3, 2);
+        char path[600], set_id[64];
+        cluster_link_start(c, 1);
+        cluster_kill_agent(c, 1);
+        cluster_start_agent(c, 1); /* now through its link */
         harness_set(c->hosts[2].h, c->hosts[2].writer, "freeze", "wait");
         snprintf(path, sizeof(path), "%s/coordinator.out", harness_dir(c->hosts[0].h));
         pid_t pid = cluster_spawn(c, path, "vssadmin cluster create shadow %s%s --json", cluster_args(c), cluster_fors(c));
         const char *id = cluster_wait_phase(c, 1, "frozen");
-        char set_id[64];
         snprintf(set_id, sizeof(set_id), "%s", id ? id : "");
+        CHECK(cluster_wait_phase(c, 0, "frozen") != NULL);
         CHECK(cluster_wait_started(c, 2, "freeze"));
+        cluster_link_cut(c, 1);
+        CHECK(wait_writer_saw(c, 1, "abort"));
+        CHECK(cluster_wait_phase(c, 0, "aborted") != NULL);
+        harness_go(c->hosts[2].h, c->hosts[2].writer, "freeze");
+        CHECK(cluster_wait_phase(c, 2, "aborted") != NULL);
+        int st = 0;
+        waitpid(pid, &st, 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+        for (size_t i = 0; i < c->n; i++)
+                CHECK(cluster_local_shadows(c, i) == 0);
+        cluster_link_restore(c, 1);
+        CHECK(cluster_wait_phase(c, 1, "aborted") != NULL);
+        check_nothing_kept(c, set_id);
+        cluster_free(c);
+}
+
+/* A host that takes too long to freeze: the coordinator gives up before the first host's freeze
+ * window (60 s here, less a margin of 58 s) ends, and the set aborts everywhere. */
+static void test_frozen_deadline(void) {
+        Cluster *c = cluster_new(3, 5);
+        char path[600], set_id[64], *out = NULL;
+        harness_set(c->hosts[2].h, c->hosts[2].writer, "freeze", "wait");
+        snprintf(path, sizeof(path), "%s/coordinator.out", harness_dir(c->hosts[0].h));
+        pid_t pid = cluster_spawn(c, path, "vssadmin cluster create shadow %s%s --frozen-margin 58000 --json", cluster_args(c),
+                                  cluster_fors(c));
+        const char *id = cluster_wait_phase(c, 0, "frozen");
+        snprintf(set_id, sizeof(set_id), "%s", id ? id : "");
+        CHECK(cluster_wait_phase(c, 0, "aborted") != NULL);
+        CHECK(cluster_wait_phase(c, 1, "aborted") != NULL);
+        harness_go(c->hosts[2].h, c->hosts[2].writer, "freeze");
+        CHECK(cluster_wait_phase(c, 2, "aborted") != NULL);
+        int st = 0;
+        waitpid(pid, &st, 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+        harness_sh(c->hosts[0].h, &out, "cat %s", path);
+        CHECK(out && strstr(out, "the first freeze window would end (less the margin of 58000 ms) before every host froze"));
+        free(out);
+        check_nothing_kept(c, set_id);
+        cluster_free(c);
+}
+
+/* Over HTTPS with client certificates, the agents and the coordinator alike. */
+static void test_tls(void) {
+        Cluster *c = cluster_new_with(3, 5, 1, true);
+        int st;
+        json_object *o = harness_json(c->hosts[0].h, &st, "vssadmin cluster create shadow %s%s --json", cluster_args(c),
+                                      cluster_fors(c));
+        CHECK(st == 0);
+        CHECK_STR(json_str(o, "result"), "ok");
+        json_object_put(o);
+        for (size_t i = 0; i < c->n; i++)
+                CHECK(cluster_local_shadows(c, i) == 1);
+        cluster_free(c);
+}
+
+/* A 3-member etcd: losing one member, the set still succeeds; losing quorum while the hosts are
+ * frozen, it aborts (every writer thaws, nothing kept). */
+static void test_etcd_members(void) {
+        Cluster *c = cluster_new_with(3, 2, 3, false);
+        int st;
+        CHECK(etcd_harness_stop(c->etcd, 0) == 0);
+        json_object *o = harness_json(c->hosts[0].h, &st, "vssadmin cluster create shadow %s%s --json", cluster_args(c),
+                                      cluster_fors(c));
+        CHECK(st == 0);
+        CHECK_STR(json_str(o, "result"), "ok");
+        json_object_put(o);
+
+        char path[600], set_id[64];
+        harness_set(c->hosts[2].h, c->hosts[2].writer, "freeze", "wait");
+        snprintf(path, sizeof(path), "%s/coordinator.out", harness_dir(c->hosts[0].h));
+        pid_t pid = cluster_spawn(c, path, "vssadmin cluster create shadow %s%s --json", cluster_args(c), cluster_fors(c));
+        const char *id = cluster_wait_phase(c, 0, "frozen");
+        snprintf(set_id, sizeof(set_id), "%s", id ? id : "");
+        CHECK(cluster_wait_phase(c, 1, "frozen") != NULL);
+        CHECK(cluster_wait_started(c, 2, "freeze"));
+        CHECK(etcd_harness_stop(c->etcd, 1) == 0); /* one of three left: no quorum */
+        CHECK(wait_writer_saw(c, 0, "abort"));
+        CHECK(wait_writer_saw(c, 1, "abort"));
+        harness_go(c->hosts[2].h, c->hosts[2].writer, "freeze");
+        CHECK(wait_writer_saw(c, 2, "abort"));
+        for (size_t i = 0; i < c->n; i++)
+                CHECK(cluster_local_shadows(c, i) == 1); /* the first set's, not this one's */
+        CHECK(etcd_harness_start(c->etcd, 0, false) == 0);
+        CHECK(etcd_harness_start(c->etcd, 1, false) == 0);
+        CHECK(etcd_harness_wait_healthy(c->etcd, 0) == 0);
+        for (size_t i = 0; i < c->n; i++)
+                CHECK(cluster_wait_phase(c, i, "aborted") != NULL);
+        waitpid(pid, &st, 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+        char *d = cluster_get(c, "sets/%s/decision", set_id);
+        CHECK_STR(d, "abort");
+        free(d);
+        cluster_free(c);
+}
+
+/* Host 1's agent killed once host 1 reached phase (host 2's writer held in event): its lease
+ * ends, the coordinator aborts the set naming host 1, everyone aborts; restarted, the agent
+ * reconciles its part with the decision (abort): nothing stays on any host. */
+static void agent_killed(const char *event, const char *phase) {
+        Cluster *c = cluster_new(3, 2);
+        char path[600], set_id[64], *out = NULL;
+        harness_set(c->hosts[2].h, c->hosts[2].writer, event, "wait");
+        snprintf(path, sizeof(path), "%s/coordinator.out", harness_dir(c->hosts[0].h));
+        pid_t pid = cluster_spawn(c, path, "vssadmin cluster create shadow %s%s --json", cluster_args(c), cluster_fors(c));
+        const char *id = cluster_wait_phase(c, 1, phase);
+        snprintf(set_id, sizeof(set_id), "%s", id ? id : "");
+        CHECK(cluster_wait_started(c, 2, event));
         cluster_kill_agent(c, 1);
         int st = 0;
         waitpid(pid, &st, 0);
         CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
-        harness_go(c->hosts[2].h, c->hosts[2].writer, "freeze");
+        harness_go(c->hosts[2].h, c->hosts[2].writer, event);
         CHECK(cluster_wait_phase(c, 0, "aborted") != NULL);
         CHECK(cluster_wait_phase(c, 2, "aborted") != NULL);
         harness_sh(c->hosts[0].h, &out, "cat %s", path);
         CHECK(out && strstr(out, "host host1: its agent is gone"));
         free(out);
-        /* Restarted, the agent finds its record of the set and the decision abort: nothing stays. */
+        /* Until its agent returns, a host that committed keeps its (persistent) shadows. */
+        if (streq(phase, "committed"))
+                CHECK(cluster_local_shadows(c, 1) == 1);
+        /* Restarted, the agent finds its record of the set and the decision abort. */
         cluster_start_agent(c, 1);
         CHECK(cluster_wait_phase(c, 1, "aborted") != NULL);
         snprintf(path, sizeof(path), "%s/agent-state/" CLUSTER_NAME ".%s.json", harness_dir(c->hosts[1].h), set_id);
         CHECK(access(path, F_OK) < 0);
         check_nothing_kept(c, set_id);
         cluster_free(c);
+}
+
+static void test_agent_killed_frozen(void) {
+        agent_killed("freeze", "frozen");
+}
+
+/* After the commit host 1's shadows exist (persistent): the restarted agent deletes them. */
+static void test_agent_killed_committed(void) {
+        agent_killed("post-snapshot", "committed");
+}
+
+/* Usage errors (exit 2, one clear line) and refused starts (exit 1), with no etcd needed. */
+static void test_usage(void) {
+        static const struct {
+                const char *cmd, *message;
+                int status;
+        } cases[] = {
+                { "vssadmin cluster list hosts", "vssadmin cluster needs --etcd URL[,URL...] and --cluster NAME", 2 },
+                { "vssadmin cluster list hosts --etcd http://127.0.0.1:1 --cluster a/b", "'a/b' is not a cluster name", 2 },
+                { "vssadmin cluster create shadow --etcd http://127.0.0.1:1 --cluster c", "cluster create shadow needs --for HOST:PATH", 2 },
+                { "vssadmin cluster create shadow --etcd http://127.0.0.1:1 --cluster c --for h:rel", "--for takes HOST:PATH with an absolute PATH", 2 },
+                { "vssadmin cluster create shadow --etcd http://127.0.0.1:1 --cluster c --for /srv", "--for takes HOST:PATH", 2 },
+                { "vssadmin cluster delete shadows --etcd http://127.0.0.1:1 --cluster c", "cluster delete shadows needs --set ID", 2 },
+                { "vssadmin cluster delete shadows --etcd http://127.0.0.1:1 --cluster c --set nope", "'nope' is not an id", 2 },
+                { "vssadmin cluster list things --etcd http://127.0.0.1:1 --cluster c", "unknown command 'cluster list things'", 2 },
+                { "vssadmin cluster list hosts --etcd http://127.0.0.1:1 --cluster c --lease-ttl 1", "--lease-ttl must be at least 2", 2 },
+                { "vssadmin cluster list hosts --etcd http://127.0.0.1:1 --cluster c --bogus", "unknown option '--bogus'", 2 },
+                { "vssadmin cluster list hosts --etcd http://127.0.0.1:1 --cluster c", "cannot read /openvss/c/hosts/ from etcd", 1 },
+                { VSS_AGENT_PATH " --cluster c", "--etcd URL and --cluster NAME are required", 2 },
+                { VSS_AGENT_PATH " --etcd http://127.0.0.1:1 --cluster c --host 'a b'", "'a b' is not a host name", 2 },
+                { VSS_AGENT_PATH " --etcd http://127.0.0.1:1 --cluster c --cert x", "--cert goes with --key", 2 },
+                { VSS_AGENT_PATH " --etcd http://127.0.0.1:1 --cluster c --config /nonexistent.json",
+                  "config: cannot read /nonexistent.json", 1 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char *out = NULL;
+                int st = harness_sh(NULL, &out, "STATE_DIRECTORY=/tmp %s 2>&1", cases[i].cmd);
+                if (st != cases[i].status || !out || !strstr(out, cases[i].message))
+                        fprintf(stderr, "`%s`: status %d, output:\n%s\n", cases[i].cmd, st, out ? out : "");
+                CHECK(st == cases[i].status);
+                CHECK(out && strstr(out, cases[i].message));
+                free(out);
+        }
 }
 
 static const TestCase cases[] = {
@@ -354,8 +668,20 @@ static const TestCase cases[] = {
         { "cluster-lists-delete", test_lists_delete },
         { "cluster-veto", test_veto },
         { "cluster-path-refused", test_path_refused },
+        { "cluster-coordinator-killed-ready", test_coordinator_killed_ready },
         { "cluster-coordinator-killed-frozen", test_coordinator_killed_frozen },
-        { "cluster-agent-killed-restarted", test_agent_killed_restarted },
+        { "cluster-coordinator-killed-committed", test_coordinator_killed_committed },
+        { "cluster-stale-coordinator", test_stale_coordinator },
+        { "cluster-job", test_job },
+        { "cluster-etcd-stopped-frozen", test_etcd_stopped_frozen },
+        { "cluster-etcd-stopped-committed", test_etcd_stopped_committed },
+        { "cluster-link-cut-frozen", test_link_cut_frozen },
+        { "cluster-frozen-deadline", test_frozen_deadline },
+        { "cluster-tls", test_tls },
+        { "cluster-usage", test_usage },
+        { "cluster-etcd-members", test_etcd_members },
+        { "cluster-agent-killed-frozen", test_agent_killed_frozen },
+        { "cluster-agent-killed-committed", test_agent_killed_committed },
         {},
 };
 

@@ -217,6 +217,17 @@ static void test_timeout(void) {
         CHECK(took >= 250 && took < 3000);
         CHECK(strstr(etcd_errmsg(e), "no answer within 300 ms"));
         fprintf(stderr, "hanging endpoint: %s (after %" PRIu64 " ms)\n", etcd_errmsg(e), took);
+        /* A watch there never comes up: it says so, and returns at its timeouts. */
+        etcd_watch *w = NULL;
+        etcd_event *ev = NULL;
+        CHECK(etcd_watch_new(e, "/k", 0, &w) == 0);
+        for (int i = 0; i < 3; i++) {
+                t0 = now_monotonic_msec();
+                CHECK(etcd_watch_next(w, 400, NULL, 0, &ev) == 0 && !etcd_watch_connected(w));
+                CHECK(now_monotonic_msec() - t0 >= 350);
+        }
+        fprintf(stderr, "watch at a hanging endpoint: %s\n", etcd_errmsg(e));
+        etcd_watch_free(w);
         etcd_free(e);
 
         /* Beside a working member, the hanging one costs one timeout, once. */

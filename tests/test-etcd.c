@@ -322,6 +322,34 @@ static void test_watch_restart(void) {
         etcd_harness_free(h);
 }
 
+/* etcd stopped with SIGSTOP: the connection stays up, the watch finds the silence out by itself
+ * (a probe of its member), says it is down, and is back with nothing lost once etcd goes on. */
+static void test_watch_stopped(void) {
+        EtcdHarness *h = harness(1, false);
+        etcd *e = client(h->endpoints, 500);
+        etcd_watch *w = NULL;
+        CHECK(etcd_watch_new(e, "/s/", 0, &w) == 0);
+        CHECK(wait_connected(w));
+        CHECK(etcd_harness_kill(h, 0, SIGSTOP) == 0);
+        etcd_event *ev = NULL;
+        uint64_t t0 = now_monotonic_msec(), deadline = t0 + 10000;
+        while (etcd_watch_connected(w) && now_monotonic_msec() < deadline)
+                CHECK(etcd_watch_next(w, 100, NULL, 0, &ev) == 0);
+        CHECK(!etcd_watch_connected(w));
+        fprintf(stderr, "stopped etcd seen after %" PRIu64 " ms: %s\n", now_monotonic_msec() - t0, etcd_errmsg(e));
+        CHECK(etcd_harness_kill(h, 0, SIGCONT) == 0);
+        CHECK(etcd_put(e, "/s/1", "v", 0, NULL) == 0);
+        etcd_event *all = NULL;
+        size_t n = 0;
+        CHECK(collect(w, 1, &all, &n) == 1);
+        CHECK(etcd_watch_next(w, 300, NULL, 0, &ev) == 0);
+        CHECK(n == 1 && streq(all[0].kv.key, "/s/1"));
+        etcd_events_free(all, n);
+        etcd_watch_free(w);
+        etcd_free(e);
+        etcd_harness_free(h);
+}
+
 /* The caller's own descriptors beside the watch. */
 static void test_watch_extra_fds(void) {
         EtcdHarness *h = harness(1, false);
@@ -361,6 +389,7 @@ static const struct {
         { "etcd-lease", test_lease },
         { "etcd-watch", test_watch },
         { "etcd-watch-restart", test_watch_restart },
+        { "etcd-watch-stopped", test_watch_stopped },
         { "etcd-watch-extra-fds", test_watch_extra_fds },
         {},
 };

@@ -236,7 +236,18 @@ static int turn(Coord *c, uint64_t deadline) {
         return 0;
 }
 
-/* Waits until every host reports target, or a failure, or the deadline. */
+/* The frozen deadline: the first freeze window to end, as the hosts reported it, less the margin. */
+static uint64_t frozen_deadline(Coord *c) {
+        uint64_t d = UINT64_MAX;
+        for (size_t i = 0; i < c->plan.n_hosts; i++)
+                if (c->hosts[i].rec.usec_left >= 0)
+                        d = MIN(d, c->hosts[i].seen_usec + (uint64_t) c->hosts[i].rec.usec_left);
+        uint64_t margin = (uint64_t) c->plan.frozen_margin_ms * USEC_PER_MSEC;
+        return d == UINT64_MAX ? UINT64_MAX : d > margin ? d - margin : 0;
+}
+
+/* Waits until every host reports target, or a failure, or the deadline. While hosts freeze, the
+ * first of them to freeze bounds the wait too: its window must not end before the commit. */
 static bool wait_all(Coord *c, Phase target, uint64_t deadline) {
         for (;;) {
                 check_failures(c, target);
@@ -244,6 +255,12 @@ static bool wait_all(Coord *c, Phase target, uint64_t deadline) {
                         return false;
                 if (all_at(c, target))
                         return true;
+                if (target == PHASE_FROZEN && now_monotonic_usec() >= frozen_deadline(c)) {
+                        coord_fail(c, VSS_E_WRITERERROR_TIMEOUT,
+                                   "the first freeze window would end (less the margin of %u ms) before every host froze",
+                                   c->plan.frozen_margin_ms);
+                        return false;
+                }
                 if (now_monotonic_usec() >= deadline) {
                         char late[1024] = "";
                         for (size_t i = 0; i < c->plan.n_hosts; i++)
@@ -255,7 +272,7 @@ static bool wait_all(Coord *c, Phase target, uint64_t deadline) {
                                    phase_name(target), late);
                         return false;
                 }
-                if (turn(c, deadline) < 0)
+                if (turn(c, target == PHASE_FROZEN ? MIN(deadline, frozen_deadline(c)) : deadline) < 0)
                         (void) 0; /* the watch reconnects; the deadline and the lease decide */
         }
 }
@@ -295,16 +312,6 @@ static bool decide(Coord *c, Decision from, Decision to) {
         return r > 0;
 }
 
-/* The frozen deadline: the first freeze window to end, as the hosts reported it, less the margin. */
-static uint64_t frozen_deadline(Coord *c) {
-        uint64_t d = UINT64_MAX;
-        for (size_t i = 0; i < c->plan.n_hosts; i++)
-                if (c->hosts[i].rec.usec_left >= 0)
-                        d = MIN(d, c->hosts[i].seen_usec + (uint64_t) c->hosts[i].rec.usec_left);
-        uint64_t margin = (uint64_t) c->plan.frozen_margin_ms * USEC_PER_MSEC;
-        return d == UINT64_MAX ? UINT64_MAX : d > margin ? d - margin : 0;
-}
-
 /* Prepared, ready, frozen, committed, done: each phase awaited, shown, and decided on. */
 static bool run_sequence(Coord *c) {
         static const struct {
@@ -329,7 +336,7 @@ static bool run_sequence(Coord *c) {
                         return false;
                 uint64_t now = now_monotonic_usec();
                 deadline = steps[i].phase == PHASE_PREPARED ? now + USEC(c->plan.ready_s)
-                         : steps[i].phase == PHASE_READY    ? MIN(now + USEC(c->plan.ready_s), frozen_deadline(c))
+                         : steps[i].phase == PHASE_READY    ? now + USEC(c->plan.ready_s)
                                                             : now + USEC(c->plan.complete_s);
         }
         /* The set is complete: the shadows are kept whatever follows; a host that does not report
@@ -363,11 +370,15 @@ static void abort_set(Coord *c) {
                         break;
         }
         print_phase(c, "abort");
-        /* A host that failed says why better than the abort it caused. */
-        for (size_t i = 0; i < c->plan.n_hosts && c->error_hr == VSS_E_ABORT; i++)
-                if (c->hosts[i].rec.phase == PHASE_FAILED) {
-                        c->error_hr = 0;
-                        coord_fail(c, c->hosts[i].rec.error_code, "host %s: %s", c->plan.hosts[i].host, c->hosts[i].rec.error);
+        /* A host that failed, else one that aborted on its own, says why better than the abort. */
+        for (int pass = 0; pass < 2; pass++)
+                for (size_t i = 0; i < c->plan.n_hosts && c->error_hr == VSS_E_ABORT; i++) {
+                        const Record *r = &c->hosts[i].rec;
+                        if (r->phase == (pass == 0 ? PHASE_FAILED : PHASE_ABORTED) && *r->error &&
+                            !streq(r->error, "the decision is abort")) {
+                                c->error_hr = 0;
+                                coord_fail(c, r->error_code, "host %s: %s", c->plan.hosts[i].host, r->error);
+                        }
                 }
 }
 
