@@ -2,7 +2,7 @@
 # Installs the Debian packages OpenVSS needs to build and test, when any is missing.
 set -euo pipefail
 pkgs=(meson ninja-build gcc g++ pkg-config libsystemd-dev libjson-c-dev libsqlite3-dev libbtrfsutil-dev libmount-dev
-      libcurl4-openssl-dev libssl-dev openssl etcd-server etcd-client
+      libcurl4-openssl-dev libssl-dev openssl etcd-server etcd-client iproute2 socat
       btrfs-progs xfsprogs util-linux systemd valgrind libarchive-dev
       sqlite3 postgresql libpq-dev qemu-guest-agent mariadb-server mariadb-client
       attr acl libcap2-bin e2fsprogs restic borgbackup python3-dev dbus-bin
