@@ -88,4 +88,18 @@ a=$(get hold.held) b=$(get hold.full) raw=$(get hold.raw)
 printf "$fmt" "file copy-ahead + hold, 1 GiB ext4, 1 MiB changed: held" "$(unit "$a" ms)" "$(unit "$b" "ms full")" "$(ratio "$a" "$b")" \
         "<= 0.05x full copy" "$(ok 'a <= 0.05 * b' "$a" "$b")"
 printf "$fmt" "  (raw FIFREEZE+FITHAW of that filesystem)" "-" "$(unit "$raw" ms)" "-" "-" "-"
+
+# Issue 16: what a cluster set adds to the freeze window, against a local set in the same run.
+echo
+echo "issue 16's scale row (cluster freeze window: first Freeze to last Thaw across hosts)"
+printf "$fmt" "case" "cluster" "local set (same run)" "added" "target" "met"
+printf "$fmt" "" "" "" "" "" "" | tr ' |' '-+'
+for n in 1 3 10 30; do
+        c=$(get "cluster.$n.window") l=$(get "cluster.$n.single") d=$(get "cluster.$n.added")
+        [[ "$c" == - ]] && continue
+        tgt="-" met="-"
+        ((n == 10)) && tgt="<= +30 ms" met=$(ok 'a <= 30' "$d")
+        printf "$fmt" "$n host(s), vssd + vss-agent + 1 writer each, one etcd" "$(unit "$c" ms)" "$(unit "$l" ms)" \
+                "$(unit "$d" ms)" "$tgt" "$met"
+done
 exit 0
