@@ -261,9 +261,9 @@ static int32_t hook_result(hook_proc *hp, const char *arg, int *code, char msg[M
         return failure;
 }
 
-/* While a hook holds: copy its output from the main loop, and say when it dies. */
-static int on_hold_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        hook_proc *hp = userdata;
+/* Copies what a hook wrote on fd (its stdout or stderr) from the main loop, and drops the fd's
+ * source at its end. True when fd was stdout. */
+static bool hook_copy_output(hook_proc *hp, int fd) {
         bool out = fd == hp->proc.out_fd;
         SpawnWatch w = hook_watch(hp);
 
@@ -273,6 +273,12 @@ static int on_hold_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                 else
                         hp->err_src = sd_event_source_disable_unref(hp->err_src);
         }
+        return out;
+}
+
+/* While a hook holds: copy its output from the main loop, and say when it dies. */
+static int on_hold_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        (void) hook_copy_output(userdata, fd);
         return 0;
 }
 
@@ -461,15 +467,7 @@ static int on_async_exit(sd_event_source *s, int fd, uint32_t revents, void *use
 
 static int on_async_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         hook_proc *hp = userdata;
-        bool out = fd == hp->proc.out_fd;
-        SpawnWatch w = hook_watch(hp);
-
-        if (!spawn_read(&hp->proc, out ? STDOUT_FILENO : STDERR_FILENO, &w)) {
-                if (out)
-                        hp->out_src = sd_event_source_disable_unref(hp->out_src);
-                else
-                        hp->err_src = sd_event_source_disable_unref(hp->err_src);
-        }
+        bool out = hook_copy_output(hp, fd);
         if (out && hp->want_ready && hp->ready && !hp->terminating)
                 async_end(hp, true);
         return 0;
