@@ -7,12 +7,19 @@
  * directly. While any outgoing message waits for the client to read, vssd reads nothing more from
  * it, so a client that never reads its replies makes vssd hold at most its kernel socket buffer
  * and a few messages; past max_queued_messages (vssd's own calls to a writer that stopped
- * reading) the connection is closed. Root is exempt from the limits, not from the relay. */
+ * reading) the connection is closed. Root is exempt from the limits, not from the relay.
+ *
+ * The io sources are edge-triggered: sd-event dispatches one source per loop iteration, and each
+ * epoll_wait would poll every level-triggered socket still readable again, so 1000 writers
+ * answering a Freeze at once cost O(N) per answer. A connection epoll said was readable is read
+ * until a read would block (readable); one left with bytes unread (the per-wakeup limit, a full
+ * pipe) is served again from the one timer, as soon as the loop comes round. */
 
 #include <assert.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 
 #include "daemon/connection.h"
 #include "daemon/log.h"
@@ -120,8 +127,8 @@ static int message_size(const uint8_t h[HEADER_SIZE], uint64_t *ret) {
         return 0;
 }
 
-/* Whether vssd reads from the client now. Must be false whenever pump() would read nothing, or
- * the level-triggered io source would spin. */
+/* Whether vssd reads from the client now. Must be false whenever pump() would read nothing
+ * though the socket holds bytes, or serving it again (wants_serve()) would spin. */
 static bool may_read(Connection *c) {
         if (c->pipe_w < 0)
                 return false;
@@ -146,6 +153,14 @@ static bool may_read(Connection *c) {
         return true;
 }
 
+/* A read would block: epoll says when there is more (edge-triggered). */
+static int would_block(Connection *c) {
+        if (errno != EAGAIN)
+                return -errno;
+        c->readable = false;
+        return 0;
+}
+
 /* Room is certain: the bus empties the pipe whenever it runs, and a message starts only after. */
 static int write_pipe(Connection *c, const void *p, size_t n) {
         ssize_t k = write(c->pipe_w, p, n);
@@ -163,7 +178,7 @@ static int pump_auth(Connection *c) {
         if (n == 0)
                 return -ECONNRESET;
         if (n < 0)
-                return errno == EAGAIN ? 0 : -errno;
+                return would_block(c);
         char *nl = memchr(buf, '\n', (size_t) n);
         size_t len = nl ? (size_t) (nl - buf) + 1 : (size_t) n;
         c->auth_bytes += len;
@@ -207,7 +222,7 @@ static int pump(Connection *c) {
                         if (n == 0)
                                 return -ECONNRESET;
                         if (n < 0)
-                                return errno == EAGAIN ? 0 : -errno;
+                                return would_block(c);
                         peeked = n == HEADER_SIZE;
                 }
                 if (!peeked && c->header_len < HEADER_SIZE) {
@@ -216,10 +231,12 @@ static int pump(Connection *c) {
                         if (n == 0)
                                 return -ECONNRESET;
                         if (n < 0)
-                                return errno == EAGAIN ? 0 : -errno;
+                                return would_block(c);
                         c->header_len += (size_t) n;
-                        if (c->header_len < HEADER_SIZE)
+                        if (c->header_len < HEADER_SIZE) {
+                                c->readable = false; /* a short read: the socket is empty */
                                 return 0;
+                        }
                 }
                 uint64_t size;
                 if (message_size(c->header, &size) < 0) {
@@ -261,8 +278,16 @@ static int pump(Connection *c) {
         ssize_t n = splice(c->fd, NULL, c->pipe_w, NULL, c->in_left < 65536 ? c->in_left : 65536, SPLICE_F_NONBLOCK);
         if (n == 0)
                 return -ECONNRESET;
+        if (n < 0 && errno == EAGAIN) {
+                /* The socket is empty, or the pipe full (a message larger than it): the bus
+                 * empties the pipe, and a socket with bytes left is read again. */
+                int left = 0;
+                if (ioctl(c->fd, FIONREAD, &left) < 0 || left == 0)
+                        c->readable = false;
+                return header;
+        }
         if (n < 0)
-                return errno == EAGAIN ? header : -errno;
+                return -errno;
         c->in_left -= (uint64_t) n;
         return 1;
 }
@@ -320,21 +345,26 @@ static void own_dispatch(Connection *c) {
         connection_io_touch(c);
 }
 
-static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        Connection *c = userdata;
+/* Whether the connection must be served again though epoll will not say so: bytes left unread
+ * that may be read now, or a hang-up not acted on yet. */
+static bool wants_serve(Connection *c) {
+        return c->hup || (c->pipe_w >= 0 && c->readable && may_read(c));
+}
+
+/* Writes what waits (out: the client read), then passes on what the client sent. */
+static void serve(Connection *c, bool out) {
         size_t moved = 0;
-        own_dispatch(c);
-        if ((revents & EPOLLOUT) && !process(c)) /* the client read: what waits goes out first */
-                return 0;
+        if (out && !process(c)) /* the client read: what waits goes out first */
+                return;
         if (c->pipe_w < 0) {
                 /* Its input ended and the bus is closing; a peer gone for good is not waited for. */
-                if (revents & (EPOLLHUP | EPOLLERR))
+                if (c->hup)
                         c->manager->end_connection(c);
-                return 0;
+                return;
         }
-        if ((revents & (EPOLLHUP | EPOLLERR)) && !may_read(c)) {
+        if (c->hup && !may_read(c)) {
                 drop(c, -ECONNRESET); /* nothing more will be read, so nothing is lost */
-                return 0;
+                return;
         }
         /* The bus runs when a message is whole (or the pipe may be full): sd-bus reallocates its
          * buffer to the message's size at every read of a part of one. */
@@ -343,19 +373,29 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 int r = pump(c);
                 if (r < 0) {
                         drop(c, r);
-                        return 0;
+                        return;
                 }
                 if (r == 0)
                         break;
                 moved += 65536; /* at most a chunk per pump */
                 partial = c->in_left > 0;
                 if (!partial && !process(c))
-                        return 0;
+                        return;
         }
         if (partial && !process(c))
-                return 0;
+                return;
         if (over_queue_limit(c))
                 drop(c, -ENOBUFS);
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Connection *c = userdata;
+        own_dispatch(c);
+        if (revents & (EPOLLHUP | EPOLLERR))
+                c->hup = true;
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                c->readable = true;
+        serve(c, revents & EPOLLOUT);
         return 0;
 }
 
@@ -427,7 +467,11 @@ static int on_time(sd_event_source *s, uint64_t usec, void *userdata) {
                 Connection *c = m->timers[0];
                 timer_remove(c);
                 connection_io_touch(c);
-                if (process(c) && over_queue_limit(c))
+                if (!process(c))
+                        continue;
+                if (wants_serve(c))
+                        serve(c, false);
+                else if (over_queue_limit(c))
                         drop(c, -ENOBUFS);
         }
         return 0;
@@ -443,10 +487,14 @@ static void arm(Connection *c) {
                 events |= EPOLLOUT;
         if (may_read(c))
                 events |= EPOLLIN;
-        (void) sd_event_source_set_io_events(c->io_source, events);
+        /* Changed only: each change is an epoll_ctl(), which also reports what is ready now. */
+        if (events != c->io_events && sd_event_source_set_io_events(c->io_source, events | EPOLLET) >= 0)
+                c->io_events = events;
         if (sd_bus_get_timeout(c->bus, &until) < 0 || e < 0)
                 until = 0;
         if (limited(c) && queued_writes(c) > c->manager->config.max_queued_messages)
+                until = 0;
+        if (wants_serve(c))
                 until = 0;
         timer_set(c, until);
 }
@@ -558,9 +606,12 @@ int connection_io_start(Connection *c) {
                 m->timers = t;
                 m->n_timers_alloc = n;
         }
-        r = sd_event_add_io(e, &c->io_source, c->fd, EPOLLIN, on_io, c);
-        if (r >= 0)
+        r = sd_event_add_io(e, &c->io_source, c->fd, EPOLLIN | EPOLLET, on_io, c);
+        if (r >= 0) {
+                c->io_events = EPOLLIN;
+                c->readable = true; /* the client may have written before the source was added */
                 connection_io_touch(c);
+        }
         return r;
 }
 

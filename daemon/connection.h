@@ -32,7 +32,10 @@ struct Connection {
          * bus through a pipe once its size is allowed; the bus writes to the socket itself. */
         int fd;
         int pipe_r, pipe_w;     /* pipe_r belongs to the bus */
-        sd_event_source *io_source;
+        sd_event_source *io_source;     /* edge-triggered: see connection-io.c */
+        uint32_t io_events;     /* what io_source waits for now, EPOLLET aside */
+        bool readable;          /* epoll said so and no read would block since: read on */
+        bool hup;               /* epoll said the client hung up */
         uint64_t until;         /* when sd-bus wants to run (the manager's one timer) */
         size_t timer_idx;       /* 1 + its place in the manager's heap of timeouts; 0 when none */
         bool authenticated;     /* the SASL lines are over (BEGIN), messages follow */
