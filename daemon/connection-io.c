@@ -35,6 +35,8 @@
 /* Bytes passed on per wakeup, so one busy client does not starve the others. */
 #define MAX_PUMP_PER_DISPATCH (4 * 1024 * 1024)
 #define PIPE_ROOM (1024 * 1024)
+/* A usual message is peeked whole, which tells whether the socket holds more. */
+#define PEEK_SIZE 2048
 
 static bool limited(const Connection *c) {
         return c->cred.uid != 0;
@@ -208,6 +210,8 @@ static int pump_auth(Connection *c) {
 static int pump(Connection *c) {
         Manager *m = c->manager;
         bool header = false;
+        /* What the socket held when peeked, if all of it fit: splicing that much empties it. */
+        ssize_t held = -1;
         if (!c->authenticated)
                 return pump_auth(c);
         if (c->in_left == 0) {
@@ -218,12 +222,17 @@ static int pump(Connection *c) {
                 bool peeked = false;
                 if (c->header_len == 0) {
                         /* Usually the header is all there: peeked, and passed on with the rest. */
-                        ssize_t n = recv(c->fd, c->header, HEADER_SIZE, MSG_PEEK | MSG_DONTWAIT);
+                        uint8_t buf[PEEK_SIZE];
+                        ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
                         if (n == 0)
                                 return -ECONNRESET;
                         if (n < 0)
                                 return would_block(c);
-                        peeked = n == HEADER_SIZE;
+                        peeked = n >= HEADER_SIZE;
+                        if (peeked)
+                                memcpy(c->header, buf, HEADER_SIZE);
+                        if (peeked && n < PEEK_SIZE)
+                                held = n;
                 }
                 if (!peeked && c->header_len < HEADER_SIZE) {
                         /* A header in parts is kept here, or the peek would see the same part forever. */
@@ -289,6 +298,8 @@ static int pump(Connection *c) {
         if (n < 0)
                 return -errno;
         c->in_left -= (uint64_t) n;
+        if (n == held)
+                c->readable = false; /* saves the read that would block; more comes with an edge */
         return 1;
 }
 
@@ -369,7 +380,8 @@ static void serve(Connection *c, bool out) {
         /* The bus runs when a message is whole (or the pipe may be full): sd-bus reallocates its
          * buffer to the message's size at every read of a part of one. */
         bool partial = false;
-        while (moved < MAX_PUMP_PER_DISPATCH) {
+        /* After a hang-up, read on until the end is read (or the limits say no). */
+        while (moved < MAX_PUMP_PER_DISPATCH && (c->readable || c->hup)) {
                 int r = pump(c);
                 if (r < 0) {
                         drop(c, r);
