@@ -543,10 +543,15 @@ int connection_io_prepare(sd_event_source *src, void *userdata) {
                 c->dirty = false;
                 arm(c);
         }
-        if (m->n_timers == 0)
-                return sd_event_source_set_enabled(m->timer_source, SD_EVENT_OFF);
+        /* Left on when none is due (it then finds nothing), and not moved later: the earliest
+         * deadline changes with nearly every answer (calls are answered in the order sent), and
+         * moving the timer is a timerfd_settime(). */
+        int on = SD_EVENT_OFF;
         uint64_t was;
-        if (sd_event_source_get_time(m->timer_source, &was) < 0 || was != m->timers[0]->until)
+        (void) sd_event_source_get_enabled(m->timer_source, &on);
+        if (m->n_timers == 0)
+                return 0;
+        if (on == SD_EVENT_OFF || sd_event_source_get_time(m->timer_source, &was) < 0 || was > m->timers[0]->until)
                 (void) sd_event_source_set_time(m->timer_source, m->timers[0]->until);
         return sd_event_source_set_enabled(m->timer_source, SD_EVENT_ONESHOT);
 }
