@@ -400,14 +400,36 @@ static void serve(Connection *c, bool out) {
                 drop(c, -ENOBUFS);
 }
 
-static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        Connection *c = userdata;
-        own_dispatch(c);
-        if (revents & (EPOLLHUP | EPOLLERR))
-                c->hup = true;
-        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
-                c->readable = true;
-        serve(c, revents & EPOLLOUT);
+/* The connections' epoll: all that are ready are served in one dispatch of the loop, which
+ * would otherwise take an iteration (a poll and the prepare callbacks) for each. */
+static int on_io(sd_event_source *s, int fd, uint32_t revents_unused, void *userdata) {
+        Manager *m = userdata;
+        struct epoll_event ev[64];
+        int n = epoll_wait(fd, ev, ELEMENTSOF(ev), 0);
+        if (n < 0)
+                return errno == EINTR ? 0 : -errno;
+        /* Listed first: serving one connection may end another, which leaves the list. */
+        for (int i = 0; i < n; i++) {
+                Connection *c = ev[i].data.ptr;
+                c->revents |= ev[i].events;
+                if (!c->on_ready) {
+                        LIST_PREPEND(ready, m->ready, c);
+                        c->on_ready = true;
+                }
+        }
+        while (m->ready) {
+                Connection *c = m->ready;
+                uint32_t revents = c->revents;
+                LIST_REMOVE(ready, m->ready, c);
+                c->on_ready = false;
+                c->revents = 0;
+                own_dispatch(c);
+                if (revents & (EPOLLHUP | EPOLLERR))
+                        c->hup = true;
+                if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                        c->readable = true;
+                serve(c, revents & EPOLLOUT);
+        }
         return 0;
 }
 
@@ -489,6 +511,13 @@ static int on_time(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static int epoll_mod(Connection *c, int op, uint32_t events) {
+        struct epoll_event ev = { .events = events | EPOLLET, .data.ptr = c };
+        if (epoll_ctl(sd_event_source_get_io_fd(c->manager->io_epoll), op, c->fd, &ev) < 0)
+                return -errno;
+        return 0;
+}
+
 /* What to wait for, and when sd-bus wants to run (timeouts of calls to writers, the
  * authentication deadline, a closing bus). */
 static void arm(Connection *c) {
@@ -500,7 +529,7 @@ static void arm(Connection *c) {
         if (may_read(c))
                 events |= EPOLLIN;
         /* Changed only: each change is an epoll_ctl(), which also reports what is ready now. */
-        if (events != c->io_events && sd_event_source_set_io_events(c->io_source, events | EPOLLET) >= 0)
+        if (events != c->io_events && epoll_mod(c, EPOLL_CTL_MOD, events) >= 0)
                 c->io_events = events;
         if (sd_bus_get_timeout(c->bus, &until) < 0 || e < 0)
                 until = 0;
@@ -513,7 +542,7 @@ static void arm(Connection *c) {
 
 void connection_io_touch(Connection *c) {
         Manager *m = c->manager;
-        if (c->dirty || !c->io_source)
+        if (c->dirty || !c->watched)
                 return;
         LIST_PREPEND(dirty, m->dirty, c);
         c->dirty = true;
@@ -557,7 +586,16 @@ int connection_io_prepare(sd_event_source *src, void *userdata) {
 }
 
 int connection_io_loop_start(Manager *m) {
-        int r = sd_event_add_time(m->event, &m->timer_source, CLOCK_MONOTONIC, 0, 1000, on_time, m);
+        int fd = epoll_create1(EPOLL_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        int r = sd_event_add_io(m->event, &m->io_epoll, fd, EPOLLIN, on_io, m);
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        (void) sd_event_source_set_io_fd_own(m->io_epoll, true);
+        r = sd_event_add_time(m->event, &m->timer_source, CLOCK_MONOTONIC, 0, 1000, on_time, m);
         if (r >= 0)
                 r = sd_event_source_set_enabled(m->timer_source, SD_EVENT_OFF);
         /* One callback before each poll for all the connections, not one per connection. */
@@ -568,6 +606,7 @@ int connection_io_loop_start(Manager *m) {
 
 void connection_io_loop_stop(Manager *m) {
         m->timer_source = sd_event_source_disable_unref(m->timer_source);
+        m->io_epoll = sd_event_source_disable_unref(m->io_epoll);
         free(m->timers);
         m->timers = NULL;
         m->n_timers = m->n_timers_alloc = 0;
@@ -607,7 +646,6 @@ int connection_io_setup(Connection *c, int fd) {
 }
 
 int connection_io_start(Connection *c) {
-        sd_event *e = c->manager->event;
         int r;
         if (limited(c)) {
                 int size = CLIENT_SNDBUF;
@@ -623,8 +661,9 @@ int connection_io_start(Connection *c) {
                 m->timers = t;
                 m->n_timers_alloc = n;
         }
-        r = sd_event_add_io(e, &c->io_source, c->fd, EPOLLIN | EPOLLET, on_io, c);
+        r = epoll_mod(c, EPOLL_CTL_ADD, EPOLLIN);
         if (r >= 0) {
+                c->watched = true;
                 c->io_events = EPOLLIN;
                 c->readable = true; /* the client may have written before the source was added */
                 connection_io_touch(c);
@@ -651,7 +690,7 @@ static void flush_bounded(Connection *c) {
 
 void connection_io_stop(Connection *c) {
         Manager *m = c->manager;
-        if (c->bus && c->io_source && !c->busy)
+        if (c->bus && c->watched && !c->busy)
                 flush_bounded(c);
         if (c->dirty)
                 LIST_REMOVE(dirty, m->dirty, c);
@@ -659,7 +698,12 @@ void connection_io_stop(Connection *c) {
                 LIST_REMOVE(waiting, m->waiting, c);
         c->dirty = c->waiting = false;
         held_release(c);
-        c->io_source = sd_event_source_disable_unref(c->io_source);
+        if (c->on_ready)
+                LIST_REMOVE(ready, m->ready, c);
+        c->on_ready = false;
+        if (c->watched)
+                (void) epoll_mod(c, EPOLL_CTL_DEL, 0);
+        c->watched = false;
         timer_remove(c);
         if (c->pipe_w >= 0)
                 close(c->pipe_w);
