@@ -9,8 +9,10 @@
  * and a few messages; past max_queued_messages (vssd's own calls to a writer that stopped
  * reading) the connection is closed. Root is exempt from the limits, not from the relay.
  *
- * The io sources are edge-triggered: sd-event dispatches one source per loop iteration, and each
- * epoll_wait would poll every level-triggered socket still readable again, so 1000 writers
+ * The sockets sit in an epoll of vssd's own, one source on the loop whose dispatch serves every
+ * connection ready: sd-event dispatches one source per loop iteration (a poll, the prepare
+ * callback), which per connection was a loop iteration per message. They are edge-triggered: a
+ * level-triggered socket still readable is polled again at every epoll_wait, so 1000 writers
  * answering a Freeze at once cost O(N) per answer. A connection epoll said was readable is read
  * until a read would block (readable); one left with bytes unread (the per-wakeup limit, a full
  * pipe) is served again from the one timer, as soon as the loop comes round. */
