@@ -7,12 +7,21 @@
  * directly. While any outgoing message waits for the client to read, vssd reads nothing more from
  * it, so a client that never reads its replies makes vssd hold at most its kernel socket buffer
  * and a few messages; past max_queued_messages (vssd's own calls to a writer that stopped
- * reading) the connection is closed. Root is exempt from the limits, not from the relay. */
+ * reading) the connection is closed. Root is exempt from the limits, not from the relay.
+ *
+ * The sockets sit in an epoll of vssd's own, one source on the loop whose dispatch serves every
+ * connection ready: sd-event dispatches one source per loop iteration (a poll, the prepare
+ * callback), which per connection was a loop iteration per message. They are edge-triggered: a
+ * level-triggered socket still readable is polled again at every epoll_wait, so 1000 writers
+ * answering a Freeze at once cost O(N) per answer. A connection epoll said was readable is read
+ * until a read would block (readable); one left with bytes unread (the per-wakeup limit, a full
+ * pipe) is served again from the one timer, as soon as the loop comes round. */
 
 #include <assert.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 
 #include "daemon/connection.h"
 #include "daemon/log.h"
@@ -28,6 +37,8 @@
 /* Bytes passed on per wakeup, so one busy client does not starve the others. */
 #define MAX_PUMP_PER_DISPATCH (4 * 1024 * 1024)
 #define PIPE_ROOM (1024 * 1024)
+/* A usual message is peeked whole, which tells whether the socket holds more. */
+#define PEEK_SIZE 2048
 
 static bool limited(const Connection *c) {
         return c->cred.uid != 0;
@@ -120,8 +131,8 @@ static int message_size(const uint8_t h[HEADER_SIZE], uint64_t *ret) {
         return 0;
 }
 
-/* Whether vssd reads from the client now. Must be false whenever pump() would read nothing, or
- * the level-triggered io source would spin. */
+/* Whether vssd reads from the client now. Must be false whenever pump() would read nothing
+ * though the socket holds bytes, or serving it again (wants_serve()) would spin. */
 static bool may_read(Connection *c) {
         if (c->pipe_w < 0)
                 return false;
@@ -146,6 +157,14 @@ static bool may_read(Connection *c) {
         return true;
 }
 
+/* A read would block: epoll says when there is more (edge-triggered). */
+static int would_block(Connection *c) {
+        if (errno != EAGAIN)
+                return -errno;
+        c->readable = false;
+        return 0;
+}
+
 /* Room is certain: the bus empties the pipe whenever it runs, and a message starts only after. */
 static int write_pipe(Connection *c, const void *p, size_t n) {
         ssize_t k = write(c->pipe_w, p, n);
@@ -163,7 +182,7 @@ static int pump_auth(Connection *c) {
         if (n == 0)
                 return -ECONNRESET;
         if (n < 0)
-                return errno == EAGAIN ? 0 : -errno;
+                return would_block(c);
         char *nl = memchr(buf, '\n', (size_t) n);
         size_t len = nl ? (size_t) (nl - buf) + 1 : (size_t) n;
         c->auth_bytes += len;
@@ -193,6 +212,8 @@ static int pump_auth(Connection *c) {
 static int pump(Connection *c) {
         Manager *m = c->manager;
         bool header = false;
+        /* What the socket held when peeked, if all of it fit: splicing that much empties it. */
+        ssize_t held = -1;
         if (!c->authenticated)
                 return pump_auth(c);
         if (c->in_left == 0) {
@@ -203,12 +224,17 @@ static int pump(Connection *c) {
                 bool peeked = false;
                 if (c->header_len == 0) {
                         /* Usually the header is all there: peeked, and passed on with the rest. */
-                        ssize_t n = recv(c->fd, c->header, HEADER_SIZE, MSG_PEEK | MSG_DONTWAIT);
+                        uint8_t buf[PEEK_SIZE];
+                        ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
                         if (n == 0)
                                 return -ECONNRESET;
                         if (n < 0)
-                                return errno == EAGAIN ? 0 : -errno;
-                        peeked = n == HEADER_SIZE;
+                                return would_block(c);
+                        peeked = n >= HEADER_SIZE;
+                        if (peeked)
+                                memcpy(c->header, buf, HEADER_SIZE);
+                        if (peeked && n < PEEK_SIZE)
+                                held = n;
                 }
                 if (!peeked && c->header_len < HEADER_SIZE) {
                         /* A header in parts is kept here, or the peek would see the same part forever. */
@@ -216,10 +242,12 @@ static int pump(Connection *c) {
                         if (n == 0)
                                 return -ECONNRESET;
                         if (n < 0)
-                                return errno == EAGAIN ? 0 : -errno;
+                                return would_block(c);
                         c->header_len += (size_t) n;
-                        if (c->header_len < HEADER_SIZE)
+                        if (c->header_len < HEADER_SIZE) {
+                                c->readable = false; /* a short read: the socket is empty */
                                 return 0;
+                        }
                 }
                 uint64_t size;
                 if (message_size(c->header, &size) < 0) {
@@ -261,9 +289,19 @@ static int pump(Connection *c) {
         ssize_t n = splice(c->fd, NULL, c->pipe_w, NULL, c->in_left < 65536 ? c->in_left : 65536, SPLICE_F_NONBLOCK);
         if (n == 0)
                 return -ECONNRESET;
+        if (n < 0 && errno == EAGAIN) {
+                /* The socket is empty, or the pipe full (a message larger than it): the bus
+                 * empties the pipe, and a socket with bytes left is read again. */
+                int left = 0;
+                if (ioctl(c->fd, FIONREAD, &left) < 0 || left == 0)
+                        c->readable = false;
+                return header;
+        }
         if (n < 0)
-                return errno == EAGAIN ? header : -errno;
+                return -errno;
         c->in_left -= (uint64_t) n;
+        if (n == held)
+                c->readable = false; /* saves the read that would block; more comes with an edge */
         return 1;
 }
 
@@ -320,42 +358,80 @@ static void own_dispatch(Connection *c) {
         connection_io_touch(c);
 }
 
-static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        Connection *c = userdata;
+/* Whether the connection must be served again though epoll will not say so: bytes left unread
+ * that may be read now, or a hang-up not acted on yet. */
+static bool wants_serve(Connection *c) {
+        return c->hup || (c->pipe_w >= 0 && c->readable && may_read(c));
+}
+
+/* Writes what waits (out: the client read), then passes on what the client sent. */
+static void serve(Connection *c, bool out) {
         size_t moved = 0;
-        own_dispatch(c);
-        if ((revents & EPOLLOUT) && !process(c)) /* the client read: what waits goes out first */
-                return 0;
+        if (out && !process(c)) /* the client read: what waits goes out first */
+                return;
         if (c->pipe_w < 0) {
                 /* Its input ended and the bus is closing; a peer gone for good is not waited for. */
-                if (revents & (EPOLLHUP | EPOLLERR))
+                if (c->hup)
                         c->manager->end_connection(c);
-                return 0;
+                return;
         }
-        if ((revents & (EPOLLHUP | EPOLLERR)) && !may_read(c)) {
+        if (c->hup && !may_read(c)) {
                 drop(c, -ECONNRESET); /* nothing more will be read, so nothing is lost */
-                return 0;
+                return;
         }
         /* The bus runs when a message is whole (or the pipe may be full): sd-bus reallocates its
          * buffer to the message's size at every read of a part of one. */
         bool partial = false;
-        while (moved < MAX_PUMP_PER_DISPATCH) {
+        /* After a hang-up, read on until the end is read (or the limits say no). */
+        while (moved < MAX_PUMP_PER_DISPATCH && (c->readable || c->hup)) {
                 int r = pump(c);
                 if (r < 0) {
                         drop(c, r);
-                        return 0;
+                        return;
                 }
                 if (r == 0)
                         break;
                 moved += 65536; /* at most a chunk per pump */
                 partial = c->in_left > 0;
                 if (!partial && !process(c))
-                        return 0;
+                        return;
         }
         if (partial && !process(c))
-                return 0;
+                return;
         if (over_queue_limit(c))
                 drop(c, -ENOBUFS);
+}
+
+/* The connections' epoll: all that are ready are served in one dispatch of the loop, which
+ * would otherwise take an iteration (a poll and the prepare callbacks) for each. */
+static int on_io(sd_event_source *s, int fd, uint32_t revents_unused, void *userdata) {
+        Manager *m = userdata;
+        struct epoll_event ev[64];
+        int n = epoll_wait(fd, ev, ELEMENTSOF(ev), 0);
+        if (n < 0)
+                return errno == EINTR ? 0 : -errno;
+        /* Listed first: serving one connection may end another, which leaves the list. */
+        for (int i = 0; i < n; i++) {
+                Connection *c = ev[i].data.ptr;
+                c->revents |= ev[i].events;
+                if (!c->on_ready) {
+                        LIST_PREPEND(ready, m->ready, c);
+                        c->on_ready = true;
+                }
+        }
+        while (m->ready) {
+                Connection *c = m->ready;
+                uint32_t revents = c->revents;
+                LIST_REMOVE(ready, m->ready, c);
+                c->on_ready = false;
+                c->revents = 0;
+                own_dispatch(c);
+                if (revents & (EPOLLHUP | EPOLLERR))
+                        c->hup = true;
+                if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                        c->readable = true;
+                serve(c, revents & EPOLLOUT);
+        }
         return 0;
 }
 
@@ -427,9 +503,20 @@ static int on_time(sd_event_source *s, uint64_t usec, void *userdata) {
                 Connection *c = m->timers[0];
                 timer_remove(c);
                 connection_io_touch(c);
-                if (process(c) && over_queue_limit(c))
+                if (!process(c))
+                        continue;
+                if (wants_serve(c))
+                        serve(c, false);
+                else if (over_queue_limit(c))
                         drop(c, -ENOBUFS);
         }
+        return 0;
+}
+
+static int epoll_mod(Connection *c, int op, uint32_t events) {
+        struct epoll_event ev = { .events = events | EPOLLET, .data.ptr = c };
+        if (epoll_ctl(sd_event_source_get_io_fd(c->manager->io_epoll), op, c->fd, &ev) < 0)
+                return -errno;
         return 0;
 }
 
@@ -443,17 +530,21 @@ static void arm(Connection *c) {
                 events |= EPOLLOUT;
         if (may_read(c))
                 events |= EPOLLIN;
-        (void) sd_event_source_set_io_events(c->io_source, events);
+        /* Changed only: each change is an epoll_ctl(), which also reports what is ready now. */
+        if (events != c->io_events && epoll_mod(c, EPOLL_CTL_MOD, events) >= 0)
+                c->io_events = events;
         if (sd_bus_get_timeout(c->bus, &until) < 0 || e < 0)
                 until = 0;
         if (limited(c) && queued_writes(c) > c->manager->config.max_queued_messages)
+                until = 0;
+        if (wants_serve(c))
                 until = 0;
         timer_set(c, until);
 }
 
 void connection_io_touch(Connection *c) {
         Manager *m = c->manager;
-        if (c->dirty || !c->io_source)
+        if (c->dirty || !c->watched)
                 return;
         LIST_PREPEND(dirty, m->dirty, c);
         c->dirty = true;
@@ -483,16 +574,30 @@ int connection_io_prepare(sd_event_source *src, void *userdata) {
                 c->dirty = false;
                 arm(c);
         }
-        if (m->n_timers == 0)
-                return sd_event_source_set_enabled(m->timer_source, SD_EVENT_OFF);
+        /* Left on when none is due (it then finds nothing), and not moved later: the earliest
+         * deadline changes with nearly every answer (calls are answered in the order sent), and
+         * moving the timer is a timerfd_settime(). */
+        int on = SD_EVENT_OFF;
         uint64_t was;
-        if (sd_event_source_get_time(m->timer_source, &was) < 0 || was != m->timers[0]->until)
+        (void) sd_event_source_get_enabled(m->timer_source, &on);
+        if (m->n_timers == 0)
+                return 0;
+        if (on == SD_EVENT_OFF || sd_event_source_get_time(m->timer_source, &was) < 0 || was > m->timers[0]->until)
                 (void) sd_event_source_set_time(m->timer_source, m->timers[0]->until);
         return sd_event_source_set_enabled(m->timer_source, SD_EVENT_ONESHOT);
 }
 
 int connection_io_loop_start(Manager *m) {
-        int r = sd_event_add_time(m->event, &m->timer_source, CLOCK_MONOTONIC, 0, 1000, on_time, m);
+        int fd = epoll_create1(EPOLL_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        int r = sd_event_add_io(m->event, &m->io_epoll, fd, EPOLLIN, on_io, m);
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        (void) sd_event_source_set_io_fd_own(m->io_epoll, true);
+        r = sd_event_add_time(m->event, &m->timer_source, CLOCK_MONOTONIC, 0, 1000, on_time, m);
         if (r >= 0)
                 r = sd_event_source_set_enabled(m->timer_source, SD_EVENT_OFF);
         /* One callback before each poll for all the connections, not one per connection. */
@@ -503,6 +608,7 @@ int connection_io_loop_start(Manager *m) {
 
 void connection_io_loop_stop(Manager *m) {
         m->timer_source = sd_event_source_disable_unref(m->timer_source);
+        m->io_epoll = sd_event_source_disable_unref(m->io_epoll);
         free(m->timers);
         m->timers = NULL;
         m->n_timers = m->n_timers_alloc = 0;
@@ -542,7 +648,6 @@ int connection_io_setup(Connection *c, int fd) {
 }
 
 int connection_io_start(Connection *c) {
-        sd_event *e = c->manager->event;
         int r;
         if (limited(c)) {
                 int size = CLIENT_SNDBUF;
@@ -558,9 +663,13 @@ int connection_io_start(Connection *c) {
                 m->timers = t;
                 m->n_timers_alloc = n;
         }
-        r = sd_event_add_io(e, &c->io_source, c->fd, EPOLLIN, on_io, c);
-        if (r >= 0)
+        r = epoll_mod(c, EPOLL_CTL_ADD, EPOLLIN);
+        if (r >= 0) {
+                c->watched = true;
+                c->io_events = EPOLLIN;
+                c->readable = true; /* the client may have written before the source was added */
                 connection_io_touch(c);
+        }
         return r;
 }
 
@@ -583,7 +692,7 @@ static void flush_bounded(Connection *c) {
 
 void connection_io_stop(Connection *c) {
         Manager *m = c->manager;
-        if (c->bus && c->io_source && !c->busy)
+        if (c->bus && c->watched && !c->busy)
                 flush_bounded(c);
         if (c->dirty)
                 LIST_REMOVE(dirty, m->dirty, c);
@@ -591,7 +700,12 @@ void connection_io_stop(Connection *c) {
                 LIST_REMOVE(waiting, m->waiting, c);
         c->dirty = c->waiting = false;
         held_release(c);
-        c->io_source = sd_event_source_disable_unref(c->io_source);
+        if (c->on_ready)
+                LIST_REMOVE(ready, m->ready, c);
+        c->on_ready = false;
+        if (c->watched)
+                (void) epoll_mod(c, EPOLL_CTL_DEL, 0);
+        c->watched = false;
         timer_remove(c);
         if (c->pipe_w >= 0)
                 close(c->pipe_w);

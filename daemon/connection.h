@@ -32,7 +32,12 @@ struct Connection {
          * bus through a pipe once its size is allowed; the bus writes to the socket itself. */
         int fd;
         int pipe_r, pipe_w;     /* pipe_r belongs to the bus */
-        sd_event_source *io_source;
+        bool watched;           /* in the manager's epoll, edge-triggered: see connection-io.c */
+        uint32_t io_events;     /* what the epoll waits for now, EPOLLET aside */
+        uint32_t revents;       /* what it said, not served yet (on the manager's ready list) */
+        LIST_FIELDS(Connection, ready);
+        bool readable;          /* epoll said so and no read would block since: read on */
+        bool hup;               /* epoll said the client hung up */
         uint64_t until;         /* when sd-bus wants to run (the manager's one timer) */
         size_t timer_idx;       /* 1 + its place in the manager's heap of timeouts; 0 when none */
         bool authenticated;     /* the SASL lines are over (BEGIN), messages follow */
@@ -45,7 +50,7 @@ struct Connection {
         bool closing, gone;
         /* On the manager's list of connections to re-arm before the next poll (see
          * connection_io_touch()); waiting: its next message waits for room in its uid's total. */
-        bool dirty, waiting;
+        bool dirty, waiting, on_ready;
         LIST_FIELDS(Connection, dirty);
         LIST_FIELDS(Connection, waiting);
 };

@@ -47,6 +47,10 @@ struct Manager {
         uint64_t io_iteration;
         /* The one timer of the connections' timeouts, and its heap of them (earliest first). */
         sd_event_source *timer_source;
+        /* The epoll of all connections' sockets (one source on the loop), and those it said are
+         * ready that are not served yet. */
+        sd_event_source *io_epoll;
+        Connection *ready;
         Connection **timers;
         size_t n_timers, n_timers_alloc;
         Writer *writers;

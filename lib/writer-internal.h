@@ -19,6 +19,8 @@ struct vss_writer {
         sd_event *event;
         sd_bus *bus;
         sd_event_source *bus_io, *bus_time; /* the bus's own I/O (see the top of this file) */
+        uint32_t bus_io_events;             /* what bus_io waits for now (edge-triggered) */
+        uint64_t bus_until;                 /* when bus_time fires; UINT64_MAX: off */
         sd_event_source *window;
         sd_event_source *retry;             /* reconnecting: the next attempt */
         char *socket_path;                  /* as given to subscribe, for reconnecting */

@@ -6,10 +6,14 @@
  * The connection's I/O is ours, not sd_bus_attach_event()'s: that adds a prepare callback per bus
  * which sd-event runs on every loop iteration, so a process holding N writers would pay O(N) per
  * message. Here each bus has an io source and a time source, re-armed only after its own
- * sd_bus_process(), so a message costs O(1) whatever the number of writers. */
+ * sd_bus_process(), so a message costs O(1) whatever the number of writers. The io source is
+ * edge-triggered: sd-event dispatches one source per iteration and each epoll_wait would poll
+ * every level-triggered socket still readable again (a Freeze to 1000 writers: O(N) per message).
+ * A socket left unread (the per-wakeup limit) is run again through the time source. */
 
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/epoll.h>
 
 #include <systemd/sd-event.h>
 
@@ -352,7 +356,7 @@ static void bus_drop(vss_writer *w) {
 /* Tells the io and time sources what the bus waits for now: after every sd_bus_process() and
  * every message sent outside it. A message already read (a reply's neighbour, say) makes the
  * timeout 0, so it is processed on the next iteration. */
-static int bus_arm(vss_writer *w) {
+static int bus_arm(vss_writer *w, bool more) {
         uint64_t until;
         int r;
         if (!sd_bus_is_open(w->bus)) {
@@ -360,19 +364,31 @@ static int bus_arm(vss_writer *w) {
                  * first (a forked child holding the socket would keep it registered, pointing
                  * at a freed source). Then the closing is processed at once. */
                 w->bus_io = sd_event_source_disable_unref(w->bus_io);
+                w->bus_until = 0;
                 r = sd_event_source_set_time(w->bus_time, 0);
                 return r < 0 ? r : sd_event_source_set_enabled(w->bus_time, SD_EVENT_ONESHOT);
         }
         int events = sd_bus_get_events(w->bus);
         if (events < 0)
                 return events;
-        r = sd_event_source_set_io_events(w->bus_io, (uint32_t) events);
-        if (r < 0)
-                return r;
+        /* Changed only: each change is an epoll_ctl(), which also reports what is ready now. */
+        if ((uint32_t) events != w->bus_io_events) {
+                r = sd_event_source_set_io_events(w->bus_io, (uint32_t) events | EPOLLET);
+                if (r < 0)
+                        return r;
+                w->bus_io_events = (uint32_t) events;
+        }
         r = sd_bus_get_timeout(w->bus, &until);
         if (r < 0)
                 return r;
-        if (r == 0 || until == UINT64_MAX)
+        if (r == 0)
+                until = UINT64_MAX;
+        if (more)
+                until = 0; /* the socket may hold more: no edge will say so */
+        if (until == w->bus_until)
+                return 0;
+        w->bus_until = until;
+        if (until == UINT64_MAX)
                 return sd_event_source_set_enabled(w->bus_time, SD_EVENT_OFF);
         r = sd_event_source_set_time(w->bus_time, until);
         return r < 0 ? r : sd_event_source_set_enabled(w->bus_time, SD_EVENT_ONESHOT);
@@ -396,15 +412,17 @@ static void connection_lost(vss_writer *w) {
 static int bus_process(vss_writer *w) {
         sd_bus *bus = sd_bus_ref(w->bus);
         int r = 0;
+        unsigned i;
         /* A callback may unsubscribe (w->bus then changes); the bus lives until we are done. */
-        for (unsigned i = 0; i < MAX_PROCESS_PER_WAKEUP && w->bus == bus && !w->bus_failed; i++) {
+        for (i = 0; i < MAX_PROCESS_PER_WAKEUP && w->bus == bus && !w->bus_failed; i++) {
                 if (w->bus_io && !sd_bus_is_open(bus)) /* see bus_arm() */
                         w->bus_io = sd_event_source_disable_unref(w->bus_io);
                 r = sd_bus_process(bus, NULL);
                 if (r <= 0)
                         break;
         }
-        if (w->bus == bus && !w->bus_failed && (r < 0 || bus_arm(w) < 0)) {
+        /* r > 0 at the limit: more may wait in the socket. 0: sd-bus read until it would block. */
+        if (w->bus == bus && !w->bus_failed && (r < 0 || bus_arm(w, r > 0) < 0)) {
                 w->aborts++;
                 self_abort(w, "the connection to vssd was lost");
                 set_errmsg(w, "%s", "the connection to vssd was lost");
@@ -421,7 +439,9 @@ static int on_bus_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
 }
 
 static int on_bus_time(sd_event_source *s, uint64_t usec, void *userdata) {
-        return bus_process(userdata);
+        vss_writer *w = userdata;
+        w->bus_until = UINT64_MAX; /* a oneshot: off now */
+        return bus_process(w);
 }
 
 static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -450,6 +470,8 @@ static int bus_open(vss_writer *w) {
                 r = sd_event_add_time(w->event, &w->bus_time, CLOCK_MONOTONIC, 0, 1, on_bus_time, w);
         if (r >= 0)
                 r = sd_event_source_set_enabled(w->bus_time, SD_EVENT_OFF);
+        w->bus_io_events = 0;
+        w->bus_until = UINT64_MAX;
         if (r < 0) {
                 bus_drop(w);
                 return r == -ENOMEM ? r : -EIO;
@@ -511,7 +533,7 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         if (r >= 0)
                 r = sd_bus_call_async(w->bus, NULL, m, on_resubscribed, w, 0);
         if (r >= 0)
-                r = bus_arm(w);
+                r = bus_arm(w, false);
         if (r < 0) {
                 bus_drop(w);
                 retry_schedule(w);
@@ -572,7 +594,7 @@ VSS_EXPORT int vss_writer_subscribe(vss_writer *w, const char *socket_path) {
         if (r >= 0)
                 r = sd_bus_call(w->bus, m, 0, &error, NULL);
         if (r >= 0)
-                r = bus_arm(w);
+                r = bus_arm(w, false);
         if (r < 0) {
                 int32_t hr = vss_hr_from_bus_error(&error, r);
                 vss_format_error(w->errmsg, sizeof(w->errmsg), hr, &error, "Subscribe");
@@ -739,7 +761,7 @@ VSS_EXPORT int vss_writer_complete(vss_writer *w, vss_writer_deferred *d, bool o
         int r = event_reply(w, d->msg, ok, doc);
         /* Sent outside sd_bus_process(): what is left to write needs POLLOUT. */
         if (w->bus && bus == w->bus && !w->bus_failed)
-                (void) bus_arm(w);
+                (void) bus_arm(w, false);
         deferred_free(w, d);
         return r < 0 ? VSS_E_WRITER_INFRASTRUCTURE : 0;
 }
