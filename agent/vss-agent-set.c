@@ -134,7 +134,10 @@ static bool report(Agent *a, Phase phase, json_object *shadows, int64_t usec_lef
         AgentSet *s = a->set;
         char veto[1200] = "";
         int32_t hr = 0;
+        char what[64];
         json_object *writers = status_now(s, veto, sizeof(veto), &hr);
+        snprintf(what, sizeof(what), "gathered-%s", phase_name(phase));
+        cluster_trace(a->host, what);
         if (hr) {
                 json_object_put(writers);
                 json_object_put(shadows);
@@ -143,6 +146,8 @@ static bool report(Agent *a, Phase phase, json_object *shadows, int64_t usec_lef
         }
         if (agent_put_record(a, s->plan.set_id, phase, writers, shadows, 0, NULL, usec_left, NULL, 0) < 0)
                 return true; /* etcd trouble: the loop decides what it means */
+        snprintf(what, sizeof(what), "put-%s", phase_name(phase));
+        cluster_trace(a->host, what);
         return true;
 }
 
@@ -306,6 +311,9 @@ static void step_snapshot(Agent *a) {
                 return;
         if (r < 0)
                 return set_fail_vss(a, r, "DoSnapshotSet");
+        cluster_trace(a->host, point == VSS_PAUSE_BEFORE_FREEZE   ? "paused-before-freeze"
+                               : point == VSS_PAUSE_BEFORE_COMMIT ? "paused-before-commit"
+                                                                  : "dss-ended");
         if (point == VSS_PAUSE_BEFORE_FREEZE && s->step == STEP_SNAPSHOTTING) {
                 if (report(a, PHASE_READY, NULL, -1)) {
                         s->step = STEP_READY;
@@ -372,6 +380,7 @@ static void step_decided(Agent *a) {
                 r = vss_backup_continue_snapshot_set(s->b);
                 if (r < 0)
                         return set_fail_vss(a, r, s->step == STEP_READY ? "continuing to Freeze" : "continuing to the commit");
+                cluster_trace(a->host, s->step == STEP_READY ? "continued-to-freeze" : "continued-to-commit");
                 s->step = s->step == STEP_READY ? STEP_FREEZING : STEP_COMMITTING;
         } else if (s->step == STEP_COMMITTED && s->decision == DECISION_COMPLETE) {
                 (void) agent_state_write(a, s->plan.set_id, &s->local_set, LOCAL_COMPLETE);

@@ -137,8 +137,12 @@ static void on_event(Agent *a, const etcd_event *ev) {
                 return;
         if (streq(rest, "plan") && !ev->deleted)
                 agent_set_plan(a, set_id, ev->kv.value);
-        else if (streq(rest, "decision") && mine && !ev->deleted)
+        else if (streq(rest, "decision") && mine && !ev->deleted) {
                 s->decision = decision_from_name(ev->kv.value);
+                char what[64];
+                snprintf(what, sizeof(what), "seen-%s", decision_name(s->decision));
+                cluster_trace(a->host, what);
+        }
         else if (streq(rest, "coordinator") && mine && ev->deleted)
                 s->coordinator_gone = true;
         else if (streq(rest, "delete") && !ev->deleted)
