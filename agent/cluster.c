@@ -2,12 +2,27 @@
 /* Keys, decisions, phases, plans and records of cluster snapshot sets: the one definition both
  * vss-agent and `vssadmin cluster` use. */
 
+#include <fcntl.h>
 #include <stdarg.h>
 
 #include "agent/cluster.h"
 #include "lib/common.h"
 #include "lib/jsonv.h"
 #include "tools/report.h"
+
+void cluster_trace(const char *who, const char *what) {
+        static int fd = -2;
+        char line[256];
+        if (fd == -2) {
+                const char *p = getenv("VSS_CLUSTER_TRACE");
+                fd = p && *p ? open(p, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644) : -1;
+        }
+        if (fd < 0)
+                return;
+        int n = snprintf(line, sizeof(line), "%s %s %" PRIu64 "\n", who, what, now_monotonic_nsec());
+        if (n > 0 && (size_t) n < sizeof(line))
+                (void) !write(fd, line, (size_t) n);
+}
 
 bool cluster_name_valid(const char *s) {
         size_t n = s ? strlen(s) : 0;

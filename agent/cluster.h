@@ -134,6 +134,11 @@ typedef struct ClusterEtcdArgs {
 /* Reads the password file (first line) when there is one. -errno with a message in err. */
 int cluster_etcd_open(const ClusterEtcdArgs *a, int timeout_ms, etcd **ret, char *err, size_t errsize);
 
+/* A benchmark's aid (bench/bench-cluster, BENCH_VERBOSE): with VSS_CLUSTER_TRACE=FILE in the
+ * environment, appends "WHO WHAT NSEC" (CLOCK_MONOTONIC) to FILE, one write per line, so the steps
+ * of every host and of the coordinator can be laid beside the writers' stamps. Else nothing. */
+void cluster_trace(const char *who, const char *what);
+
 /* Reads the decision of a set: DECISION_NONE when there is none. */
 int cluster_get_decision(etcd *e, const char *cluster, const char *set_id, Decision *ret, int64_t *ret_revision);
 /* Moves the decision of a set from `from` to `to` by compare-and-swap, also requiring

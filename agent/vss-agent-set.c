@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* This host's part of a cluster set: the local vssd driven through DESIGN's sequence, one step
- * per decision, never waiting on vssd (the loop polls it) so the lease and the watch keep going.
+ * per decision, never waiting on vssd: the loop waits on vssd's connection beside the watch, and
+ * calls in here when either has something, so the lease and the watch keep going.
  * Anything but the decision moving forward in time aborts here: nothing is kept, and the
  * decision is moved to abort so every other host aborts too. */
 
@@ -13,9 +14,6 @@
 #include "tools/report.h"
 
 #define USEC(s) ((uint64_t) (s) * USEC_PER_SEC)
-/* While vssd works for us the loop waits on vssd's connection this long per turn (it wakes at
- * once when vssd answers), then looks at etcd without waiting. */
-#define VSSD_WAIT_MS 10
 
 static const char *const step_waits[] = {
         [STEP_PREPARING] = "PrepareForBackup", [STEP_PREPARED] = "the decision 'snapshot'",
@@ -134,7 +132,10 @@ static bool report(Agent *a, Phase phase, json_object *shadows, int64_t usec_lef
         AgentSet *s = a->set;
         char veto[1200] = "";
         int32_t hr = 0;
+        char what[64];
         json_object *writers = status_now(s, veto, sizeof(veto), &hr);
+        snprintf(what, sizeof(what), "gathered-%s", phase_name(phase));
+        cluster_trace(a->host, what);
         if (hr) {
                 json_object_put(writers);
                 json_object_put(shadows);
@@ -143,6 +144,8 @@ static bool report(Agent *a, Phase phase, json_object *shadows, int64_t usec_lef
         }
         if (agent_put_record(a, s->plan.set_id, phase, writers, shadows, 0, NULL, usec_left, NULL, 0) < 0)
                 return true; /* etcd trouble: the loop decides what it means */
+        snprintf(what, sizeof(what), "put-%s", phase_name(phase));
+        cluster_trace(a->host, what);
         return true;
 }
 
@@ -301,11 +304,14 @@ static void step_snapshot(Agent *a) {
         AgentSet *s = a->set;
         uint32_t point = 0;
         uint64_t left = UINT64_MAX;
-        int r = vss_backup_wait_paused(s->b, VSSD_WAIT_MS, &point, &left);
+        int r = vss_backup_wait_paused(s->b, 0, &point, &left);
         if (r == VSS_S_ASYNC_PENDING)
                 return;
         if (r < 0)
                 return set_fail_vss(a, r, "DoSnapshotSet");
+        cluster_trace(a->host, point == VSS_PAUSE_BEFORE_FREEZE   ? "paused-before-freeze"
+                               : point == VSS_PAUSE_BEFORE_COMMIT ? "paused-before-commit"
+                                                                  : "dss-ended");
         if (point == VSS_PAUSE_BEFORE_FREEZE && s->step == STEP_SNAPSHOTTING) {
                 if (report(a, PHASE_READY, NULL, -1)) {
                         s->step = STEP_READY;
@@ -372,6 +378,7 @@ static void step_decided(Agent *a) {
                 r = vss_backup_continue_snapshot_set(s->b);
                 if (r < 0)
                         return set_fail_vss(a, r, s->step == STEP_READY ? "continuing to Freeze" : "continuing to the commit");
+                cluster_trace(a->host, s->step == STEP_READY ? "continued-to-freeze" : "continued-to-commit");
                 s->step = s->step == STEP_READY ? STEP_FREEZING : STEP_COMMITTING;
         } else if (s->step == STEP_COMMITTED && s->decision == DECISION_COMPLETE) {
                 (void) agent_state_write(a, s->plan.set_id, &s->local_set, LOCAL_COMPLETE);
@@ -386,14 +393,14 @@ static void step_decided(Agent *a) {
         }
 }
 
-void agent_set_step(Agent *a) {
+static void step_once(Agent *a) {
         AgentSet *s = a->set;
         int r;
         if (!s || check_abort(a))
                 return;
         switch (s->step) {
         case STEP_PREPARING:
-                r = vss_async_wait(s->op, VSSD_WAIT_MS);
+                r = vss_async_wait(s->op, 0);
                 if (r == VSS_S_ASYNC_PENDING)
                         return;
                 s->op = vss_async_free(s->op);
@@ -409,7 +416,7 @@ void agent_set_step(Agent *a) {
         case STEP_COMMITTING:
                 return step_snapshot(a);
         case STEP_COMPLETING:
-                r = vss_async_wait(s->op, VSSD_WAIT_MS);
+                r = vss_async_wait(s->op, 0);
                 if (r == VSS_S_ASYNC_PENDING)
                         return;
                 s->op = vss_async_free(s->op);
@@ -429,12 +436,41 @@ void agent_set_step(Agent *a) {
         }
 }
 
-bool agent_set_busy(const Agent *a) {
-        /* Paused, vssd has nothing to say until we continue (a window expiry is seen at the next
-         * slow turn, well inside the frozen margin); a job is looked at every slow turn. */
-        SetStep st = a->set ? a->set->step : STEP_ENDED;
-        return st == STEP_PREPARING || st == STEP_SNAPSHOTTING || st == STEP_FREEZING || st == STEP_COMMITTING ||
-               st == STEP_COMPLETING;
+void agent_set_step(Agent *a) {
+        /* A step that moved on goes on at once: what it waits for next (vssd's pause, an answer)
+         * is asked for now, not a turn later, and a decision already seen is acted on. */
+        for (;;) {
+                AgentSet *s = a->set;
+                SetStep was = s ? s->step : STEP_ENDED;
+                step_once(a);
+                if (!s || a->set != s || s->step == was)
+                        return;
+        }
+}
+
+int agent_set_wait(const Agent *a, struct pollfd *ret_vssd) {
+        AgentSet *s = a->set;
+        SetStep st = s ? s->step : STEP_ENDED;
+        uint64_t now = now_monotonic_usec();
+        /* A job is looked at every 50 ms; the deadline is checked when it comes. */
+        int64_t ms = st == STEP_JOB ? 50 : 1000;
+        if (s && s->deadline)
+                ms = MIN(ms, s->deadline > now ? (int64_t) ((s->deadline - now) / USEC_PER_MSEC + 1) : 0);
+        *ret_vssd = (struct pollfd) { .fd = -1 };
+        /* Paused, vssd has nothing to say until we continue (a window expiry is seen at the
+         * deadline, well inside the frozen margin); otherwise vssd works for us and we wait on its
+         * answer itself. */
+        if (s && s->b && (st == STEP_PREPARING || st == STEP_SNAPSHOTTING || st == STEP_FREEZING ||
+                          st == STEP_COMMITTING || st == STEP_COMPLETING)) {
+                int t = -1;
+                int fd = vss_backup_get_fd(s->b, &ret_vssd->events, &t);
+                if (fd < 0)
+                        return 0; /* the connection is gone: the step says so at once */
+                ret_vssd->fd = fd;
+                if (t >= 0)
+                        ms = MIN(ms, t);
+        }
+        return (int) ms;
 }
 
 void agent_set_abort(Agent *a, const char *why) {

@@ -137,8 +137,12 @@ static void on_event(Agent *a, const etcd_event *ev) {
                 return;
         if (streq(rest, "plan") && !ev->deleted)
                 agent_set_plan(a, set_id, ev->kv.value);
-        else if (streq(rest, "decision") && mine && !ev->deleted)
+        else if (streq(rest, "decision") && mine && !ev->deleted) {
                 s->decision = decision_from_name(ev->kv.value);
+                char what[64];
+                snprintf(what, sizeof(what), "seen-%s", decision_name(s->decision));
+                cluster_trace(a->host, what);
+        }
         else if (streq(rest, "coordinator") && mine && ev->deleted)
                 s->coordinator_gone = true;
         else if (streq(rest, "delete") && !ev->deleted)
@@ -201,12 +205,14 @@ static int run(Agent *a) {
         sd_notify(0, "READY=1");
         log_msg("host %s of cluster %s: registered, watching %s", a->host, a->cluster, prefix);
         for (;;) {
-                struct pollfd p = { .fd = sfd, .events = POLLIN };
+                struct pollfd p[2] = { { .fd = sfd, .events = POLLIN } };
                 etcd_event *ev = NULL;
-                /* While vssd works on our behalf the set's step waits on vssd (libvss gives no
-                 * descriptor to wait on beside the watch), and the watch is only looked at. */
-                int timeout = agent_set_busy(a) ? 0 : a->set ? 50 : 1000;
-                int n = etcd_watch_next(a->watch, timeout, &p, 1, &ev);
+                /* One wait for whichever comes first: an etcd event, vssd's answer, a signal, the
+                 * set's deadline or the lease's keepalive. */
+                int timeout = agent_set_wait(a, &p[1]);
+                uint64_t now = now_monotonic_usec();
+                timeout = MIN(timeout, a->next_keepalive > now ? (int) ((a->next_keepalive - now) / USEC_PER_MSEC + 1) : 0);
+                int n = etcd_watch_next(a->watch, timeout, p, p[1].fd >= 0 ? 2 : 1, &ev);
                 if (n < 0) {
                         agent_etcd_failed(a, n, "the watch");
                 } else {
@@ -214,7 +220,7 @@ static int run(Agent *a) {
                                 on_event(a, &ev[i]);
                         etcd_events_free(ev, (size_t) n);
                 }
-                if (p.revents & POLLIN)
+                if (p[0].revents & POLLIN)
                         break;
                 if (!etcd_watch_connected(a->watch) && a->etcd_down_since == 0)
                         agent_etcd_failed(a, -ECONNREFUSED, "the watch");

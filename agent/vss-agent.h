@@ -5,6 +5,7 @@
  * (vss-agent-set.c), the local record of sets it took part in and their reconciliation
  * (vss-agent-state.c), and the daemon around them (vss-agent.c). */
 
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -12,6 +13,10 @@
 
 #include "agent/cluster.h"
 #include "lib/basic/spawn.h"
+
+#ifndef MIN
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#endif
 
 typedef struct AgentJob {
         char *name;
@@ -92,9 +97,10 @@ void agent_etcd_failed(Agent *a, int r, const char *what);
 void agent_set_plan(Agent *a, const char *set_id, const char *text);
 /* Moves the set in flight on (called on every turn of the loop and after every event). */
 void agent_set_step(Agent *a);
-/* Whether the set in flight waits on vssd (not paused): its step then waits on vssd a few ms per
- * turn, and the loop does not wait on the watch. */
-bool agent_set_busy(const Agent *a);
+/* What the loop waits for beside the watch: *ret_vssd the connection to vssd while vssd works for
+ * the set in flight (fd -1 otherwise), and the timeout returned (ms) until the set's deadline or
+ * its next look at a job. */
+int agent_set_wait(const Agent *a, struct pollfd *ret_vssd);
 /* Stop: the set in flight is aborted here (and the decision moved to abort). */
 void agent_set_abort(Agent *a, const char *why);
 

@@ -36,6 +36,25 @@ static uint64_t window(Cluster *c, size_t n) {
         return last > first ? last - first : 0;
 }
 
+/* BENCH_VERBOSE: the agents' and the coordinator's steps (VSS_CLUSTER_TRACE) from decision
+ * 'freeze' on, as offsets from the first Freeze; then the trace is emptied for the next set. */
+static char trace_path[64];
+
+static void print_trace(uint64_t f0) {
+        char who[64], what[64];
+        unsigned long long ns;
+        FILE *f = fopen(trace_path, "re");
+        bool on = false;
+        while (f && fscanf(f, "%63s %63s %llu", who, what, &ns) == 3) {
+                on |= streq(what, "decided-freeze");
+                if (on)
+                        printf("      %+8.1f ms  %s %s\n", ((double) ns - (double) f0) / 1e6, who, what);
+        }
+        if (f)
+                fclose(f);
+        (void) truncate(trace_path, 0);
+}
+
 int main(int argc, char *argv[]) {
         size_t sets = 5;
         int opt;
@@ -43,6 +62,11 @@ int main(int argc, char *argv[]) {
                 if (opt == 's')
                         sets = strtoul(optarg, NULL, 10);
         double prev_diff = 0, prev_n = 0;
+        if (getenv("BENCH_VERBOSE")) {
+                /* Inherited by the agents and vssadmin the harness starts. */
+                snprintf(trace_path, sizeof(trace_path), "/tmp/openvss-cluster-trace.%d", (int) getpid());
+                setenv("VSS_CLUSTER_TRACE", trace_path, 1);
+        }
         printf("%6s %14s %14s %12s %14s\n", "hosts", "cluster_ms", "single_ms", "added_ms", "growth_ms/host");
         for (int a = optind; a < argc; a++) {
                 size_t n = strtoul(argv[a], NULL, 10);
@@ -69,6 +93,7 @@ int main(int argc, char *argv[]) {
                                         printf("   %s: freeze +%.1f ms, thaw +%.1f ms\n", c->hosts[i].name,
                                                (double) (f - f0) / 1e6, (double) (th - f0) / 1e6);
                                 }
+                                print_trace(f0);
                         }
                         cluster_clear_stamps(c);
                         if (harness_sh(c->hosts[0].h, NULL, "vssadmin --socket %s create shadow --for %s --json",
@@ -85,5 +110,7 @@ int main(int argc, char *argv[]) {
                 prev_n = (double) n;
                 cluster_free(c);
         }
+        if (*trace_path)
+                unlink(trace_path);
         return 0;
 }

@@ -578,6 +578,24 @@ VSS_EXPORT int vss_backup_wait_paused(vss_backup *b, int timeout_ms, uint32_t *r
         }
 }
 
+VSS_EXPORT int vss_backup_get_fd(vss_backup *b, short *ret_events, int *ret_timeout_ms) {
+        uint64_t until = 0;
+        if (!b || !ret_events || !ret_timeout_ms)
+                return VSS_E_INVALIDARG;
+        int fd = sd_bus_get_fd(b->bus), events = sd_bus_get_events(b->bus);
+        if (fd < 0 || events < 0)
+                return fail_errno(b, fd < 0 ? fd : events, "connection to vssd lost"), VSS_E_WRITER_INFRASTRUCTURE;
+        *ret_events = (short) events;
+        /* sd-bus may hold a message read already (then 0) or a method call's timeout. */
+        int r = sd_bus_get_timeout(b->bus, &until);
+        uint64_t now = now_monotonic_usec();
+        *ret_timeout_ms = r <= 0 || until == UINT64_MAX ? -1
+                        : until <= now                  ? 0
+                                                        : (until - now) / USEC_PER_MSEC >= INT32_MAX ? INT32_MAX
+                                                        : (int) ((until - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC);
+        return fd;
+}
+
 VSS_EXPORT int vss_backup_continue_snapshot_set(vss_backup *b) {
         if (!b)
                 return VSS_E_INVALIDARG;

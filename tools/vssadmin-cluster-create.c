@@ -196,6 +196,8 @@ static void on_event(Coord *c, const etcd_event *ev) {
                 cluster_record_done(&h->rec);
                 h->rec = r;
                 h->seen_usec = now_monotonic_usec();
+                snprintf(err, sizeof(err), "got-%s-%s", rest + 6, phase_name(r.phase));
+                cluster_trace("coordinator", err);
         }
 }
 
@@ -253,8 +255,12 @@ static bool wait_all(Coord *c, Phase target, uint64_t deadline) {
                 check_failures(c, target);
                 if (c->error_hr)
                         return false;
-                if (all_at(c, target))
+                if (all_at(c, target)) {
+                        char what[64];
+                        snprintf(what, sizeof(what), "all-%s", phase_name(target));
+                        cluster_trace("coordinator", what);
                         return true;
+                }
                 if (target == PHASE_FROZEN && now_monotonic_usec() >= frozen_deadline(c)) {
                         coord_fail(c, VSS_E_WRITERERROR_TIMEOUT,
                                    "the first freeze window would end (less the margin of %u ms) before every host froze",
@@ -307,8 +313,12 @@ static bool decide(Coord *c, Decision from, Decision to) {
         else if (r == 0)
                 coord_fail(c, VSS_E_ABORT, "the decision could not move to %s: this coordinator's lease ended",
                            decision_name(to));
-        if (r > 0)
+        if (r > 0) {
+                char what[64];
+                snprintf(what, sizeof(what), "decided-%s", decision_name(to));
+                cluster_trace("coordinator", what);
                 c->decision = to;
+        }
         return r > 0;
 }
 

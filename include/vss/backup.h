@@ -163,6 +163,15 @@ VSS_EXPORT int vss_backup_wait_paused(vss_backup *b, int timeout_ms, uint32_t *r
 /* Continues a paused set to its next pause point or its end. Errors: the session errors;
  * VSS_E_BAD_STATE (not paused). */
 VSS_EXPORT int vss_backup_continue_snapshot_set(vss_backup *b);
+/* For a requester that waits on more than vssd (poll(2) beside its other fds, an event loop)
+ * (0.3): returns the descriptor of b's connection to vssd, with the poll(2) events to wait for in
+ * *ret_events and, in *ret_timeout_ms, how long at most to wait before calling into libvss again
+ * (0: something has arrived already and waits to be taken; -1: no limit). Once it is ready (or the
+ * timeout passed), vss_async_wait(a, 0), vss_async_query() or vss_backup_wait_paused(b, 0, ...)
+ * take what vssd sent without blocking. Ask again before every wait: the events and the timeout
+ * change with what is in flight. The descriptor stays b's: never read, write or close it. Errors:
+ * VSS_E_INVALIDARG; VSS_E_WRITER_INFRASTRUCTURE when the connection is gone. */
+VSS_EXPORT int vss_backup_get_fd(vss_backup *b, short *ret_events, int *ret_timeout_ms);
 /* A shadow copy of this set (or, with the list right, any). Errors: the session errors
  * (VSS_E_OBJECT_NOT_FOUND: no such shadow copy), VSS_E_UNEXPECTED. */
 VSS_EXPORT int vss_backup_get_snapshot_properties(vss_backup *b, const vss_id *shadow_id, vss_snapshot_prop *ret);
