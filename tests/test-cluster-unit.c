@@ -44,6 +44,14 @@ static void test_decisions(void) {
         CHECK(phase_from_name("x") == PHASE_INVALID);
 }
 
+/* The error names what is wrong: says which case did not, and what it said instead. */
+static void check_error(const char *what, size_t i, const char *err, const char *want) {
+        if (strstr(err, want))
+                return;
+        fprintf(stderr, "%s %zu: error '%s', expected '%s'\n", what, i, err, want);
+        CHECK(!"the expected error");
+}
+
 static void test_plans(void) {
         static const char good[] =
                 "{\"cluster_set_id\": \"7c9e6679-7425-40de-944b-e07fc1f90ae7\", \"coordinator\": \"c pid 1\", \"job\": null,"
@@ -81,9 +89,7 @@ static void test_plans(void) {
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 err[0] = 0;
                 CHECK(cluster_plan_parse(bad[i].text, &p, err, sizeof(err)) == -EINVAL);
-                if (!strstr(err, bad[i].error))
-                        fprintf(stderr, "plan %zu: error '%s', expected '%s'\n", i, err, bad[i].error);
-                CHECK(strstr(err, bad[i].error) != NULL);
+                check_error("plan", i, err, bad[i].error);
         }
 }
 
@@ -159,9 +165,7 @@ static void test_config(void) {
                 err[0] = 0;
                 CHECK(agent_config_load(path, &c, err, sizeof(err)) == -EINVAL);
                 unlink(path);
-                if (!strstr(err, bad[i].error))
-                        fprintf(stderr, "config %zu: error '%s', expected '%s'\n", i, err, bad[i].error);
-                CHECK(strstr(err, bad[i].error) != NULL);
+                check_error("config", i, err, bad[i].error);
         }
 }
 
