@@ -5,6 +5,7 @@
  * makes the set; aborting, a window running out, a frozen writer lost or the requester dying
  * while paused leaves nothing kept and every writer thawed. */
 
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -490,6 +491,63 @@ static void test_pause_requester_killed_before_commit(void) {
         requester_killed_at(VSS_PAUSE_BEFORE_COMMIT);
 }
 
+/* Waits with poll(2) on what vss_backup_get_fd() gives until the set pauses or ends, never
+ * blocking in libvss: how an agent waits on vssd beside its other fds. Returns the point (0: the
+ * set ended). */
+static uint32_t poll_until_paused(vss_backup *b) {
+        for (int i = 0; i < 20000; i++) {
+                /* The first call asks vssd (WaitPaused); later ones take its answer once it came. */
+                uint32_t point = 99;
+                int r = vss_backup_wait_paused(b, 0, &point, NULL);
+                if (r == 0)
+                        return point;
+                if (r != VSS_S_ASYNC_PENDING) {
+                        fprintf(stderr, "wait_paused: 0x%08x %s\n", (uint32_t) r, vss_backup_errmsg(b));
+                        test_failures++;
+                        return 99;
+                }
+                short events = 0;
+                int timeout = -2;
+                int fd = vss_backup_get_fd(b, &events, &timeout);
+                if (fd < 0 || events == 0 || timeout < -1) {
+                        fprintf(stderr, "get_fd: %d events 0x%x timeout %d\n", fd, events, timeout);
+                        test_failures++;
+                        return 99;
+                }
+                struct pollfd p = { .fd = fd, .events = events };
+                /* 20 s stands for "no limit": the set pauses well before; a hang fails the test. */
+                if (poll(&p, 1, timeout < 0 || timeout > 20000 ? 20000 : timeout) == 0) {
+                        fprintf(stderr, "get_fd: nothing came in 20 s\n");
+                        test_failures++;
+                        return 99;
+                }
+        }
+        return 99;
+}
+
+static void test_pause_poll_fd(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "fe", front);
+        vss_backup *b = harness_session(h);
+        short events;
+        int timeout;
+        CHECK_HR(vss_backup_get_fd(NULL, &events, &timeout), VSS_E_INVALIDARG);
+        CHECK_HR(vss_backup_get_fd(b, NULL, &timeout), VSS_E_INVALIDARG);
+        vss_async *a = NULL;
+        prepare(b, data, NULL);
+        CHECK_HR(vss_backup_do_snapshot_set_paused(b, BOTH, &a), 0);
+        CHECK(poll_until_paused(b) == VSS_PAUSE_BEFORE_FREEZE);
+        CHECK_HR(vss_backup_continue_snapshot_set(b), 0);
+        CHECK(poll_until_paused(b) == VSS_PAUSE_BEFORE_COMMIT);
+        CHECK_HR(vss_backup_continue_snapshot_set(b), 0);
+        CHECK(poll_until_paused(b) == 0);
+        CHECK_HR(vss_async_wait(a, 0), 0);
+        check_events(h, "fe", "identify prepare-backup prepare-snapshot freeze thaw post-snapshot");
+        vss_async_free(a);
+        vss_backup_release(b);
+}
+
 static const TestCase cases[] = {
         { "pause-continue", test_pause_continue },
         { "pause-one-point", test_pause_one_point },
@@ -503,6 +561,7 @@ static const TestCase cases[] = {
         { "pause-after-copy-ahead", test_pause_after_copy_ahead },
         { "pause-requester-killed-before-freeze", test_pause_requester_killed_before_freeze },
         { "pause-requester-killed-before-commit", test_pause_requester_killed_before_commit },
+        { "pause-poll-fd", test_pause_poll_fd },
         {},
 };
 

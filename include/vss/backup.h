@@ -168,7 +168,8 @@ VSS_EXPORT int vss_backup_continue_snapshot_set(vss_backup *b);
  * *ret_events and, in *ret_timeout_ms, how long at most to wait before calling into libvss again
  * (0: something has arrived already and waits to be taken; -1: no limit). Once it is ready (or the
  * timeout passed), vss_async_wait(a, 0), vss_async_query() or vss_backup_wait_paused(b, 0, ...)
- * take what vssd sent without blocking. Ask again before every wait: the events and the timeout
+ * take what vssd sent without blocking (vss_backup_wait_paused(b, 0, ...) first asks vssd, so call
+ * it once before the first wait). Ask again before every wait: the events and the timeout
  * change with what is in flight. The descriptor stays b's: never read, write or close it. Errors:
  * VSS_E_INVALIDARG; VSS_E_WRITER_INFRASTRUCTURE when the connection is gone. */
 VSS_EXPORT int vss_backup_get_fd(vss_backup *b, short *ret_events, int *ret_timeout_ms);
