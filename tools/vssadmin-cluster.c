@@ -12,16 +12,6 @@
 
 #define DELETE_WAIT_USEC (10 * USEC_PER_SEC)
 
-_printf_(1, 2) static int usage(const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        fprintf(stderr, "vssadmin: ");
-        vfprintf(stderr, fmt, ap);
-        fprintf(stderr, "\nTry 'vssadmin --help'.\n");
-        va_end(ap);
-        return EXIT_USAGE;
-}
-
 int cluster_fail(const ClusterArgs *args, int32_t hr, const char *fmt, ...) {
         char msg[2048];
         va_list ap;
@@ -320,7 +310,7 @@ static int delete_shadows(const ClusterArgs *args) {
         bool plan = false;
         vss_id id;
         if (vss_id_from_string(args->set, &id) < 0)
-                return usage("'%s' is not an id", args->set);
+                return vssadmin_usage("'%s' is not an id", args->set);
         if (open_etcd(args, &e))
                 return 1;
         json_object *left = holders(args, e, args->set, &plan);
@@ -369,13 +359,13 @@ static int delete_shadows(const ClusterArgs *args) {
 static int parse_for(ClusterArgs *a, const char *arg) {
         const char *colon = strchr(arg, ':');
         if (!colon || colon == arg || colon[1] != '/')
-                return usage("--for takes HOST:PATH with an absolute PATH, not '%s'", arg);
+                return vssadmin_usage("--for takes HOST:PATH with an absolute PATH, not '%s'", arg);
         if (a->n_fors >= ELEMENTSOF(a->fors))
-                return usage("at most %zu --for", ELEMENTSOF(a->fors));
+                return vssadmin_usage("at most %zu --for", ELEMENTSOF(a->fors));
         char *host = strndup(arg, (size_t) (colon - arg));
         if (!host || !cluster_name_valid(host)) {
                 free(host);
-                return usage("'%.*s' is not a host name ([A-Za-z0-9._-], at most 63)", (int) (colon - arg), arg);
+                return vssadmin_usage("'%.*s' is not a host name ([A-Za-z0-9._-], at most 63)", (int) (colon - arg), arg);
         }
         a->fors[a->n_fors++] = (ClusterFor) { .host = host, .path = (char *) colon + 1 };
         return 0;
@@ -384,7 +374,7 @@ static int parse_for(ClusterArgs *a, const char *arg) {
 static int parse_seconds(const char *opt, const char *arg, uint64_t max, uint32_t *ret) {
         uint64_t v;
         if (parse_uint(arg, max, &v) < 0 || v == 0)
-                return usage("%s takes a number from 1 to %" PRIu64 ", not '%s'", opt, max, arg);
+                return vssadmin_usage("%s takes a number from 1 to %" PRIu64 ", not '%s'", opt, max, arg);
         *ret = (uint32_t) v;
         return 0;
 }
@@ -417,13 +407,13 @@ static int parse_args(int argc, char *argv[], ClusterArgs *a) {
                 case OPT_FOR: r = parse_for(a, optarg); break;
                 case OPT_JOB:
                         if (!cluster_name_valid(optarg))
-                                return usage("'%s' is not a job name ([A-Za-z0-9._-], at most 63)", optarg);
+                                return vssadmin_usage("'%s' is not a job name ([A-Za-z0-9._-], at most 63)", optarg);
                         a->job = optarg;
                         break;
                 case OPT_TTL:
                         r = parse_seconds("--lease-ttl", optarg, 3600, &ttl);
                         if (r == 0 && ttl < 2)
-                                return usage("%s", "--lease-ttl must be at least 2 seconds");
+                                return vssadmin_usage("%s", "--lease-ttl must be at least 2 seconds");
                         break;
                 case OPT_SET: a->set = optarg; break;
                 case OPT_JSON: a->json = true; break;
@@ -436,18 +426,18 @@ static int parse_args(int argc, char *argv[], ClusterArgs *a) {
                 case OPT_READY: r = parse_seconds("--ready-deadline", optarg, 86400, &a->ready_s); break;
                 case OPT_COMPLETE: r = parse_seconds("--complete-deadline", optarg, 86400, &a->complete_s); break;
                 case OPT_MARGIN: r = parse_seconds("--frozen-margin", optarg, 3600000, &a->frozen_margin_ms); break;
-                default: return usage("%s", bad_option_text(argc, argv, c, buf, sizeof(buf)));
+                default: return vssadmin_usage("%s", bad_option_text(argc, argv, c, buf, sizeof(buf)));
                 }
         }
         a->lease_ttl_s = ttl;
         if (r)
                 return r;
         if (!a->etcd.endpoints || !a->cluster)
-                return usage("%s", "vssadmin cluster needs --etcd URL[,URL...] and --cluster NAME");
+                return vssadmin_usage("%s", "vssadmin cluster needs --etcd URL[,URL...] and --cluster NAME");
         if (!cluster_name_valid(a->cluster))
-                return usage("'%s' is not a cluster name ([A-Za-z0-9._-], at most 63)", a->cluster);
+                return vssadmin_usage("'%s' is not a cluster name ([A-Za-z0-9._-], at most 63)", a->cluster);
         if (!!a->etcd.cert != !!a->etcd.key || !!a->etcd.user != !!a->etcd.password_file)
-                return usage("%s", "--cert goes with --key, --user with --password-file");
+                return vssadmin_usage("%s", "--cert goes with --key, --user with --password-file");
         return 0;
 }
 
@@ -467,27 +457,27 @@ int vssadmin_cluster(int argc, char *argv[]) {
         if (r)
                 ;
         else if (!verb || !noun)
-                r = usage("missing command: %s", what);
+                r = vssadmin_usage("missing command: %s", what);
         else if (optind + 2 < argc)
-                r = usage("too many arguments: '%s'", argv[optind + 2]);
+                r = vssadmin_usage("too many arguments: '%s'", argv[optind + 2]);
         else if (streq(verb, "list") && (create_opts || a->set))
-                r = usage("%s", "cluster list takes --etcd, --cluster, the TLS and auth options and --json");
+                r = vssadmin_usage("%s", "cluster list takes --etcd, --cluster, the TLS and auth options and --json");
         else if (streq(verb, "list") && (streq(noun, "hosts") || streq(noun, "writers")))
                 r = list_hosts(a, streq(noun, "writers"));
         else if (streq(verb, "list") && streq(noun, "shadows"))
                 r = list_shadows(a);
         else if (streq(verb, "create") && streq(noun, "shadow")) {
                 if (a->n_fors == 0 || a->set)
-                        r = usage("%s", "cluster create shadow needs --for HOST:PATH (and takes no --set)");
+                        r = vssadmin_usage("%s", "cluster create shadow needs --for HOST:PATH (and takes no --set)");
                 else
                         r = cluster_create_shadow(a);
         } else if (streq(verb, "delete") && streq(noun, "shadows")) {
                 if (!a->set || create_opts)
-                        r = usage("%s", "cluster delete shadows needs --set ID (and takes no --for or --job)");
+                        r = vssadmin_usage("%s", "cluster delete shadows needs --set ID (and takes no --for or --job)");
                 else
                         r = delete_shadows(a);
         } else
-                r = usage("unknown command 'cluster %s %s' (%s)", verb, noun, what);
+                r = vssadmin_usage("unknown command 'cluster %s %s' (%s)", verb, noun, what);
         for (size_t i = 0; i < a->n_fors; i++)
                 free(a->fors[i].host);
         free(a);

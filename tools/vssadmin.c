@@ -44,7 +44,7 @@ static void help(void) {
 }
 
 /* Not lib/basic's usage_error(): vssadmin's wording ("Try 'vssadmin --help'.") is a contract. */
-_printf_(1, 2) static int usage(const char *fmt, ...) {
+int vssadmin_usage(const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
         fprintf(stderr, "vssadmin: ");
@@ -430,7 +430,7 @@ static int create_shadow(char **paths, size_t n_paths, const char *provider) {
 /* getopt's own messages are off (opterr = 0): the one message is ours. */
 static int bad_option(int argc, char *argv[], int c) {
         char buf[256];
-        return usage("%s", bad_option_text(argc, argv, c, buf, sizeof(buf)));
+        return vssadmin_usage("%s", bad_option_text(argc, argv, c, buf, sizeof(buf)));
 }
 
 static const char *const commands = "list, create, delete, expose or unexpose";
@@ -438,9 +438,9 @@ static const char *const commands = "list, create, delete, expose or unexpose";
 static int run_expose(bool ex, const char *shadow, const char *at, bool other_options) {
         vss_id tmp;
         if (!at || (ex && !shadow) || (!ex && shadow) || other_options)
-                return usage("%s", ex ? "expose takes --shadow ID --at DIR" : "unexpose takes --at DIR");
+                return vssadmin_usage("%s", ex ? "expose takes --shadow ID --at DIR" : "unexpose takes --at DIR");
         if (shadow && vss_id_from_string(shadow, &tmp) < 0)
-                return usage("'%s' is not an id", shadow);
+                return vssadmin_usage("'%s' is not an id", shadow);
         return expose(shadow, at);
 }
 
@@ -471,9 +471,9 @@ int main(int argc, char *argv[]) {
                 switch (c) {
                 case OPT_FOR:
                         if (n_paths >= VSS_MAX_VOLUMES)
-                                return usage("at most %s --for paths", "64");
+                                return vssadmin_usage("at most %s --for paths", "64");
                         if (optarg[0] != '/')
-                                return usage("--for needs an absolute path, not '%s'", optarg);
+                                return vssadmin_usage("--for needs an absolute path, not '%s'", optarg);
                         paths[n_paths++] = optarg;
                         break;
                 case OPT_PROVIDER: provider = optarg; break;
@@ -483,7 +483,7 @@ int main(int argc, char *argv[]) {
                 case OPT_OLDEST: oldest = true; break;
                 case OPT_AT:
                         if (optarg[0] != '/')
-                                return usage("--at needs an absolute path, not '%s'", optarg);
+                                return vssadmin_usage("--at needs an absolute path, not '%s'", optarg);
                         at = optarg;
                         break;
                 case OPT_JSON: arg_json = true; break;
@@ -495,60 +495,60 @@ int main(int argc, char *argv[]) {
                 }
         }
         if (optind == argc)
-                return usage("missing command: %s", commands);
+                return vssadmin_usage("missing command: %s", commands);
         const char *verb = argv[optind];
         bool ex = streq(verb, "expose");
         if (!ex && !streq(verb, "unexpose") && !streq(verb, "list") && !streq(verb, "create") && !streq(verb, "delete"))
-                return usage("unknown command '%s' (%s)", verb, commands);
+                return vssadmin_usage("unknown command '%s' (%s)", verb, commands);
         /* Errors only: the text that says what was done goes nowhere (JSON was asked for). */
         if (arg_quiet && !arg_json && !freopen("/dev/null", "w", stdout))
                 return fail(NULL, VSS_E_UNEXPECTED, "cannot open /dev/null");
         progress_enable(!arg_quiet);
         if (ex || streq(verb, "unexpose")) {
                 if (optind + 1 != argc)
-                        return usage("%s takes no argument '%s'", verb, argv[optind + 1]);
+                        return vssadmin_usage("%s takes no argument '%s'", verb, argv[optind + 1]);
                 return run_expose(ex, shadow, at, n_paths || provider || set || all || oldest);
         }
         if (at)
-                return usage("%s", "--at is for expose and unexpose");
+                return vssadmin_usage("%s", "--at is for expose and unexpose");
         if (optind + 1 == argc)
-                return usage("%s", streq(verb, "list")     ? "list what: writers, providers or shadows"
+                return vssadmin_usage("%s", streq(verb, "list")     ? "list what: writers, providers or shadows"
                                    : streq(verb, "create") ? "create what: shadow"
                                                            : "delete what: shadows");
         if (optind + 2 != argc)
-                return usage("too many arguments: '%s'", argv[optind + 2]);
+                return vssadmin_usage("too many arguments: '%s'", argv[optind + 2]);
         const char *noun = argv[optind + 1];
 
         if (streq(verb, "list")) {
                 if (streq(noun, "providers") && !(provider || shadow || set || all || oldest))
                         return list_providers(paths, n_paths);
                 if (n_paths || provider || shadow || set || all || oldest)
-                        return usage("%s", "list takes only --json (and list providers --for PATH)");
+                        return vssadmin_usage("%s", "list takes only --json (and list providers --for PATH)");
                 if (streq(noun, "writers"))
                         return list_writers();
                 if (streq(noun, "shadows"))
                         return list_shadows();
-                return usage("cannot list '%s' (writers, providers or shadows)", noun);
+                return vssadmin_usage("cannot list '%s' (writers, providers or shadows)", noun);
         }
         if (streq(verb, "create")) {
                 if (!streq(noun, "shadow"))
-                        return usage("cannot create '%s' (shadow)", noun);
+                        return vssadmin_usage("cannot create '%s' (shadow)", noun);
                 if (n_paths == 0)
-                        return usage("%s", "create shadow needs --for PATH");
+                        return vssadmin_usage("%s", "create shadow needs --for PATH");
                 if (shadow || set || all || oldest)
-                        return usage("%s", "create shadow takes --for, --provider and --json");
+                        return vssadmin_usage("%s", "create shadow takes --for, --provider and --json");
                 return create_shadow(paths, n_paths, provider);
         }
         if (!streq(noun, "shadows"))
-                return usage("cannot delete '%s' (shadows)", noun);
+                return vssadmin_usage("cannot delete '%s' (shadows)", noun);
         if ((!!shadow + !!set + all + (n_paths > 0)) != 1)
-                return usage("%s", "delete shadows needs exactly one of --shadow ID, --set ID, --all, --for PATH --oldest");
+                return vssadmin_usage("%s", "delete shadows needs exactly one of --shadow ID, --set ID, --all, --for PATH --oldest");
         if (provider || n_paths > 1 || (n_paths == 1) != oldest)
-                return usage("%s", "delete shadows takes only --shadow, --set, --all, or --for PATH with --oldest");
+                return vssadmin_usage("%s", "delete shadows takes only --shadow, --set, --all, or --for PATH with --oldest");
         if (n_paths == 1)
                 return delete_oldest(paths[0]);
         if ((shadow || set) && vss_id_from_string(shadow ? shadow : set, &tmp) < 0)
-                return usage("'%s' is not an id", shadow ? shadow : set);
+                return vssadmin_usage("'%s' is not an id", shadow ? shadow : set);
         return delete_shadows(shadow ? VSS_ADMIN_DELETE_SHADOW : set ? VSS_ADMIN_DELETE_SET : VSS_ADMIN_DELETE_ALL,
                               shadow || set ? &tmp : NULL);
 }
