@@ -638,15 +638,34 @@ static void run_provider_file_no_space(const Case *c, Outcome *o) {
         check_shadows_and_registry(h, o, 0);
 }
 
+/* A harness whose vssd has the fault shim preloaded, with var=value telling it what to break;
+ * the writers and the requester started later do not have it. Under ASan the shim comes before
+ * the ASan runtime in vssd's library list, which ASan refuses unless told the order is fine (the
+ * shim wraps no allocator). */
+static Harness *harness_with_shim(const char *config, const char *var, const char *value) {
+        _cleanup_free_ char *asan = getenv("ASAN_OPTIONS") ? strdup(getenv("ASAN_OPTIONS")) : NULL;
+#if defined(__SANITIZE_ADDRESS__)
+        char opts[1024];
+        snprintf(opts, sizeof(opts), "%s%sverify_asan_link_order=0", asan ? asan : "", asan ? ":" : "");
+        setenv("ASAN_OPTIONS", opts, 1);
+#endif
+        setenv("LD_PRELOAD", FAULT_SHIM_PATH, 1);
+        setenv(var, value, 1);
+        Harness *h = new_harness(config);
+        unsetenv("LD_PRELOAD");
+        unsetenv(var);
+        if (asan)
+                setenv("ASAN_OPTIONS", asan, 1);
+        else
+                unsetenv("ASAN_OPTIONS");
+        return h;
+}
+
 /* The file provider's copy is cut, then its sync fails (EIO, from the fail-fsync shim preloaded
  * into vssd): the writers were thawed at the cut, yet the set fails, they get Abort and nothing of
  * it is kept. */
 static void run_provider_file_sync_fails(const Case *c, Outcome *o) {
-        setenv("LD_PRELOAD", FAULT_SHIM_PATH, 1);
-        setenv("FAIL_FSYNC_UNDER", "/shadows/", 1);
-        Harness *h = new_harness(NULL);
-        unsetenv("LD_PRELOAD"); /* vssd has it; the writers and the requester do not */
-        unsetenv("FAIL_FSYNC_UNDER");
+        Harness *h = harness_with_shim(NULL, "FAIL_FSYNC_UNDER", "/shadows/");
         static const char *const fe[] = { "--app-level", "front-end", NULL };
         static const char *const be[] = { "--app-level", "back-end", NULL };
         char data[600];
@@ -680,11 +699,7 @@ static void run_provider_file_sync_fails(const Case *c, Outcome *o) {
  * (the writers' PrepareForSnapshot timeout bounds it): nobody is frozen, the set fails saying so
  * and nothing of it is kept. */
 static void run_commit_helper(Outcome *o, const char *how, const char *config, const char *says) {
-        setenv("LD_PRELOAD", FAULT_SHIM_PATH, 1);
-        setenv("FAIL_COMMIT_HELPER", how, 1);
-        Harness *h = new_harness(config);
-        unsetenv("LD_PRELOAD");
-        unsetenv("FAIL_COMMIT_HELPER");
+        Harness *h = harness_with_shim(config, "FAIL_COMMIT_HELPER", how);
         static const char *const fe[] = { "--app-level", "front-end", NULL };
         static const char *const be[] = { "--app-level", "back-end", NULL };
         char *data = harness_make_data(h, "data");
@@ -714,11 +729,7 @@ static void run_commit_helper_cannot_start(const Case *c, Outcome *o) {
 /* The requester cancels while vssd waits for a commit helper that never gets ready (the default
  * bound is long): the set ends at once, nobody frozen. */
 static void run_commit_helper_cancelled_waiting(const Case *c, Outcome *o) {
-        setenv("LD_PRELOAD", FAULT_SHIM_PATH, 1);
-        setenv("FAIL_COMMIT_HELPER", "hang", 1);
-        Harness *h = new_harness(NULL);
-        unsetenv("LD_PRELOAD");
-        unsetenv("FAIL_COMMIT_HELPER");
+        Harness *h = harness_with_shim(NULL, "FAIL_COMMIT_HELPER", "hang");
         static const char *const fe[] = { "--app-level", "front-end", NULL };
         static const char *const be[] = { "--app-level", "back-end", NULL };
         char *data = harness_make_data(h, "data");
