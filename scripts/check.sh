@@ -1,7 +1,7 @@
 #!/bin/bash
 # `make check`: the whole suite on the normal build, again on an ASan+UBSan build, then the unit
-# tests and the integration tests that do not depend on tight deadlines (the fault matrix's vetoes
-# and crashes included) with vssd and the writers under valgrind (leaks and memory errors fail them).
+# tests and the integration tests that do not depend on tight deadlines (the fault matrix's vetoes,
+# and its crashes around the freeze: the other crashes run on the normal and ASan builds) with vssd and the writers under valgrind (leaks and memory errors fail them).
 # Heavy scenarios (suite 'heavy': real servers under load, many backups) run once, on the normal
 # build, at a reduced count; OPENVSS_CHECK_FULL=1 (`make check-full`) runs them at full count.
 # Ends with one line: N passed, N failed, N skipped.
@@ -68,7 +68,8 @@ if [ -z "${OPENVSS_SKIP_VALGRIND:-}" ]; then
                 integration/auth-session-isolation-users integration/auth-rights integration/auth-fake-vssd \
                 faults/requester-killed-mid-freeze integration/pause-continue integration/pause-abort-before-commit \
                 integration/pause-requester-killed-before-commit integration/pause-writer-lost \
-                $(meson test -C "$build" --list 2>/dev/null | grep -oE 'faults/(veto|crash)-[a-z-]+')
+                $(meson test -C "$build" --list 2>/dev/null | grep -oE 'faults/veto-[a-z-]+') \
+                faults/crash-freeze faults/crash-thaw faults/crash-abort
         # The etcd client runs in the test program itself (etcd, a Go program, is not traced); its
         # other tests run under ASan+UBSan above.
         suite "$build" --wrapper "$vg" integration/etcd-kv integration/etcd-txn integration/etcd-watch-restart \
