@@ -1,7 +1,8 @@
 #!/bin/bash
 # `make check`: the whole suite on the normal build, again on an ASan+UBSan build, then the unit
 # tests and the integration tests that do not depend on tight deadlines (the fault matrix's vetoes,
-# and its crashes around the freeze: the other crashes run on the normal and ASan builds) with vssd and the writers under valgrind (leaks and memory errors fail them).
+# and its crashes around the freeze: the other crashes run on the normal and ASan builds) with
+# vssd and the writers under valgrind (leaks and memory errors fail them).
 # Heavy scenarios (suite 'heavy': real servers under load, many backups) run once, on the normal
 # build, at a reduced count; OPENVSS_CHECK_FULL=1 (`make check-full`) runs them at full count.
 # Ends with one line: N passed, N failed, N skipped.
