@@ -421,6 +421,19 @@ char *harness_log(Harness *h) {
         return out;
 }
 
+bool harness_wait_event(Harness *h, const char *writer, const char *event, int timeout_ms) {
+        for (int waited = 0;; waited += 10) {
+                char *ev = harness_events(h, writer);
+                bool seen = strstr(ev, event) != NULL;
+                free(ev);
+                if (seen)
+                        return true;
+                if (waited >= timeout_ms)
+                        return false;
+                usleep(10000);
+        }
+}
+
 char *harness_events(Harness *h, const char *writer) {
         char path[512], line[512];
         snprintf(path, sizeof(path), "%s/log", h->dir);

@@ -45,6 +45,8 @@ void harness_go(Harness *h, const char *writer, const char *event);
 bool harness_wait_started(Harness *h, const char *writer, const char *event);
 /* Events of one writer, space separated ("identify prepare-backup ..."). Caller frees. */
 char *harness_events(Harness *h, const char *writer);
+/* Waits up to timeout_ms for the writer to have seen event (a word of its events); whether it did. */
+bool harness_wait_event(Harness *h, const char *writer, const char *event, int timeout_ms);
 /* The whole log, "NAME EVENT" lines joined by ", ". Caller frees. */
 char *harness_log(Harness *h);
 void harness_clear_log(Harness *h);

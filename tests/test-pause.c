@@ -68,19 +68,6 @@ static bool left_frozen(Harness *h, const char *writer) {
         return frozen;
 }
 
-/* Waits (polling the event log, at most 20 s) until the writer has seen event. */
-static bool wait_event(Harness *h, const char *writer, const char *event) {
-        for (int i = 0; i < 2000; i++) {
-                char *ev = harness_events(h, writer);
-                bool seen = strstr(ev, event) != NULL;
-                free(ev);
-                if (seen)
-                        return true;
-                usleep(10000);
-        }
-        return false;
-}
-
 /* The set pauses at point: wait_paused says so, within 20 s. Returns the window left. */
 static uint64_t expect_pause(vss_backup *b, uint32_t point) {
         uint32_t got = 99;
@@ -473,7 +460,8 @@ static void requester_killed_at(uint32_t point) {
         close(p[0]);
         CHECK(kill(pid, SIGKILL) == 0);
         CHECK(waitpid(pid, NULL, 0) == pid);
-        CHECK(wait_event(h, "fe", "backup-shutdown") && wait_event(h, "be", "backup-shutdown"));
+        CHECK(harness_wait_event(h, "fe", "backup-shutdown", 20000) &&
+              harness_wait_event(h, "be", "backup-shutdown", 20000));
         const char *want = point == VSS_PAUSE_BEFORE_FREEZE
                                    ? "identify prepare-backup prepare-snapshot abort backup-shutdown"
                                    : "identify prepare-backup prepare-snapshot freeze abort backup-shutdown";

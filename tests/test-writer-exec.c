@@ -65,19 +65,6 @@ static bool wait_gone(pid_t pid) {
         return false;
 }
 
-/* Waits up to 30 s for a writer to have seen an event (a word of its log). */
-static bool wait_event(Harness *h, const char *writer, const char *event) {
-        for (int i = 0; i < 3000; i++) {
-                char *ev = harness_events(h, writer);
-                bool seen = strstr(ev, event) != NULL;
-                free(ev);
-                if (seen)
-                        return true;
-                usleep(10000);
-        }
-        return false;
-}
-
 static void check_status(vss_backup *b, const char *name, vss_writer_state state, int32_t failure) {
         vss_writer_status st;
         if (!status_of(b, name, &st)) {
@@ -169,7 +156,7 @@ static void test_status_abort_during_freeze(void) {
         /* vssd gives up on the Freeze and sends Abort: the hook is stopped, then aborted. */
         CHECK_HR(a ? vss_async_wait(a, 30000) : -1, VSS_E_WRITER_NOT_RESPONDING);
         vss_async_unref(a);
-        CHECK(wait_event(h, "w", "abort"));
+        CHECK(harness_wait_event(h, "w", "abort", 30000));
         CHECK(wait_gone(hook));
         char *ev = harness_events(h, "w");
         CHECK_STR(ev, "identify prepare-backup prepare-snapshot freeze freeze-hook-terminated abort");
