@@ -267,6 +267,14 @@ int spawn_wait(Spawned *p, uint64_t deadline_usec, const SpawnWatch *w) {
         }
 }
 
+/* sig to the child's group, and to the child itself only when it left that group: a shell
+ * hook's trap then runs once. */
+void spawn_signal(Spawned *p, int sig) {
+        (void) kill(-p->pid, sig);
+        if (!p->reaped && getpgid(p->pid) != p->pid)
+                (void) kill(p->pid, sig);
+}
+
 void spawn_terminate(Spawned *p, uint64_t grace_usec, const SpawnWatch *w) {
         uint64_t deadline = now_monotonic_usec() + grace_usec;
 
@@ -275,23 +283,17 @@ void spawn_terminate(Spawned *p, uint64_t grace_usec, const SpawnWatch *w) {
                 p->in_fd = -1;
         }
         if (grace_usec == 0) {
-                (void) kill(-p->pid, SIGKILL);
-                if (!p->reaped)
-                        (void) kill(p->pid, SIGKILL);
+                spawn_signal(p, SIGKILL);
                 reap_blocking(p);
                 return;
         }
-        (void) kill(-p->pid, SIGTERM);
-        if (!p->reaped)
-                (void) kill(p->pid, SIGTERM);
+        spawn_signal(p, SIGTERM);
         for (;;) {
                 spawn_drain(p, w);
                 if (spawn_try_reap(p) && kill(-p->pid, 0) < 0 && errno == ESRCH)
                         break;
                 if (now_monotonic_usec() >= deadline) {
-                        (void) kill(-p->pid, SIGKILL);
-                        if (!p->reaped)
-                                (void) kill(p->pid, SIGKILL);
+                        spawn_signal(p, SIGKILL);
                         reap_blocking(p);
                         break;
                 }

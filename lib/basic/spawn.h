@@ -67,6 +67,8 @@ bool spawn_read(Spawned *p, int which, const SpawnWatch *w);
 void spawn_drain(Spawned *p, const SpawnWatch *w);
 /* Reaps the process if it has exited; whether it is reaped. */
 bool spawn_try_reap(Spawned *p);
+/* sig to the child's process group; to the child too when it has left that group. */
+void spawn_signal(Spawned *p, int sig);
 /* Ends the command's process group: SIGTERM, then SIGKILL when the group outlives grace_usec
  * (0: SIGKILL at once); output read meanwhile goes to w. Reaps the process. */
 void spawn_terminate(Spawned *p, uint64_t grace_usec, const SpawnWatch *w);

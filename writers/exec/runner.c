@@ -437,9 +437,7 @@ static void async_terminate(hook_proc *hp) {
                 close(hp->proc.in_fd);
                 hp->proc.in_fd = -1;
         }
-        (void) kill(-hp->proc.pid, SIGTERM);
-        if (!hp->proc.reaped)
-                (void) kill(hp->proc.pid, SIGTERM);
+        spawn_signal(&hp->proc, SIGTERM);
         hp->kill_at = now_monotonic_usec() + KILL_GRACE_USEC;
         (void) async_arm(hp, now_monotonic_usec() + GROUP_POLL_USEC);
 }
