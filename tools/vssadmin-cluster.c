@@ -483,3 +483,8 @@ int vssadmin_cluster(int argc, char *argv[]) {
         free(a);
         return r;
 }
+
+/* vssadmin-cluster, run by `vssadmin cluster ...` with argv[0] "cluster". */
+int main(int argc, char *argv[]) {
+        return vssadmin_cluster(argc, argv);
+}

@@ -9,8 +9,7 @@
 
 #include "agent/cluster.h"
 
-/* "vssadmin: MESSAGE" and "Try 'vssadmin --help'." on stderr; returns EXIT_USAGE (vssadmin.c). */
-int vssadmin_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#include "tools/vssadmin-usage.h"
 
 /* argv[0] is "cluster". Returns the exit status (0, 1 failed, 2 usage). */
 int vssadmin_cluster(int argc, char *argv[]);

@@ -68,7 +68,7 @@ for deb in $(ls "$tmp"/*.deb | grep -v -- -dbgsym_); do
         dpkg-deb -e "$deb" "$tmp/control/$(basename "$deb" .deb)"
 done
 ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
-for f in usr/sbin/vssd usr/bin/vssadmin usr/bin/vssbackup usr/bin/vss-writer-exec usr/bin/vss-writer-sqlite \
+for f in usr/sbin/vssd usr/bin/vssadmin usr/libexec/openvss/vssadmin-cluster usr/sbin/vss-agent usr/bin/vssbackup usr/bin/vss-writer-exec usr/bin/vss-writer-sqlite \
          usr/bin/vss-writer-postgres "usr/lib/$ma/libvss.so.0" "usr/lib/$ma/pkgconfig/libvss.pc" \
          usr/include/vss/writer.h lib/systemd/system/vssd.service lib/systemd/system/vssd.socket \
          lib/systemd/system/vss-writer-exec@.service lib/systemd/system/vss-writer-sqlite@.service \
