@@ -275,6 +275,10 @@ void spawn_signal(Spawned *p, int sig) {
                 (void) kill(p->pid, sig);
 }
 
+bool spawn_group_gone(const Spawned *p) {
+        return kill(-p->pid, 0) < 0 && errno == ESRCH;
+}
+
 void spawn_terminate(Spawned *p, uint64_t grace_usec, const SpawnWatch *w) {
         uint64_t deadline = now_monotonic_usec() + grace_usec;
 
@@ -290,11 +294,15 @@ void spawn_terminate(Spawned *p, uint64_t grace_usec, const SpawnWatch *w) {
         spawn_signal(p, SIGTERM);
         for (;;) {
                 spawn_drain(p, w);
-                if (spawn_try_reap(p) && kill(-p->pid, 0) < 0 && errno == ESRCH)
+                if (spawn_try_reap(p) && spawn_group_gone(p))
                         break;
                 if (now_monotonic_usec() >= deadline) {
                         spawn_signal(p, SIGKILL);
                         reap_blocking(p);
+                        /* SIGKILL takes effect when each member next runs: wait for the group to
+                         * be gone (bounded: an orphan's zombie waits for its new parent). */
+                        for (int i = 0; i < SPAWN_KILLED_WAIT_MSEC / 10 && !spawn_group_gone(p); i++)
+                                usleep(10 * 1000);
                         break;
                 }
                 usleep(10 * 1000);

@@ -67,6 +67,10 @@ bool spawn_read(Spawned *p, int which, const SpawnWatch *w);
 void spawn_drain(Spawned *p, const SpawnWatch *w);
 /* Reaps the process if it has exited; whether it is reaped. */
 bool spawn_try_reap(Spawned *p);
+/* How long, at most, a group killed with SIGKILL is waited for. */
+#define SPAWN_KILLED_WAIT_MSEC 500
+/* Whether no process of the child's group is left. */
+bool spawn_group_gone(const Spawned *p);
 /* sig to the child's process group; to the child too when it has left that group. */
 void spawn_signal(Spawned *p, int sig);
 /* Ends the command's process group: SIGTERM, then SIGKILL when the group outlives grace_usec

@@ -77,7 +77,7 @@ struct hook_proc {
         sd_event_source *err_src, *out_src, *pid_src;
         /* Watched from the main loop (hook_start_async): the deadline, then the kill's grace. */
         sd_event_source *timer_src;
-        bool terminating;
+        bool terminating, killed;
         uint64_t kill_at;
         hook_done_fn done;
         void *done_data;
@@ -453,7 +453,7 @@ static void async_exited(hook_proc *hp) {
                         ;
                 hp->proc.reaped = true;
         }
-        if (hp->terminating && !(kill(-hp->proc.pid, 0) < 0 && errno == ESRCH))
+        if (hp->terminating && !spawn_group_gone(&hp->proc))
                 return;
         async_end(hp, hp->want_ready && hp->ready);
 }
@@ -488,13 +488,19 @@ static int on_async_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 async_terminate(hp);
                 return 0;
         }
-        if (hp->proc.reaped && kill(-hp->proc.pid, 0) < 0 && errno == ESRCH) {
+        if (hp->proc.reaped && spawn_group_gone(&hp->proc)) {
                 async_end(hp, false);
                 return 0;
         }
-        if (now >= hp->kill_at) {
+        if (now >= hp->kill_at && !hp->killed) {
+                /* SIGKILL takes effect when each member next runs: the group is looked at until
+                 * gone, for a bounded time (an orphan's zombie waits for its new parent). */
+                spawn_signal(&hp->proc, SIGKILL);
+                hp->killed = true;
+                hp->kill_at = now + SPAWN_KILLED_WAIT_MSEC * USEC_PER_MSEC;
+        } else if (now >= hp->kill_at) {
                 SpawnWatch w = hook_watch(hp);
-                spawn_terminate(&hp->proc, 0, &w); /* SIGKILL to the group, reaped */
+                spawn_terminate(&hp->proc, 0, &w); /* the leader reaped */
                 async_end(hp, false);
                 return 0;
         }
@@ -510,7 +516,7 @@ static int async_watch(hook_proc *hp, hook_done_fn done, void *userdata) {
 
         hp->done = done;
         hp->done_data = userdata;
-        hp->terminating = false;
+        hp->terminating = hp->killed = false;
         hp->kill_at = hook_deadline(); /* until terminating: the hook's deadline */
         r = sd_event_default(&e);
         if (r < 0)
