@@ -111,8 +111,8 @@ static void start_set(Harness *h, vss_backup *b, const char *data, bool prepare)
 }
 
 static void test_helper_early_full_sequence(void) {
-        /* The helper waits from StartSnapshotSet; the whole sequence goes as before, and once the
-         * set is made no helper is left. */
+        /* The helper waits from StartSnapshotSet; it is the one ready before Freeze (paused
+         * there), the whole sequence goes as before, and once the set is made none is left. */
         Harness *h = harness_new(NULL);
         char *data = harness_make_data(h, "data");
         harness_writer(h, "w", NULL);
@@ -120,7 +120,18 @@ static void test_helper_early_full_sequence(void) {
         start_set(h, b, data, true);
         pid_t helper = wait_helper(h);
         CHECK(helper > 0);
-        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        vss_async *a = NULL;
+        uint32_t point = 0;
+        CHECK_HR(vss_backup_do_snapshot_set_paused(b, VSS_PAUSE_BEFORE_FREEZE, &a), 0);
+        CHECK_HR(vss_backup_wait_paused(b, 20000, &point, NULL), 0);
+        CHECK(point == VSS_PAUSE_BEFORE_FREEZE);
+        int helpers, zombies;
+        pid_t ready;
+        vssd_children(h, &helpers, &zombies, &ready);
+        CHECK(helpers == 1 && ready == helper); /* the early one, not one started again */
+        CHECK_HR(vss_backup_continue_snapshot_set(b), 0);
+        CHECK_HR(a ? vss_async_wait(a, 20000) : -1, 0);
+        vss_async_unref(a);
         CHECK(harness_count_shadow_files(h) > 0);
         CHECK(proc_state(helper) == 0); /* it was the one that ran, and it is reaped */
         CHECK_HR(vss_backup_backup_complete_sync(b), 0);
