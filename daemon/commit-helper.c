@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The commit child as a program of its own: `vssd --commit-helper`, started by posix_spawn before
- * the first Freeze and told to go at the commit. A forked copy of vssd shares its pages
- * copy-on-write until it exits: with 1000 writers connected, each page vssd then writes (answers
- * to Freeze, or Thaw after a fork at the commit) costs a fault, ~100 ms per batch measured. The
- * helper gets what commit_child() reads as a job on COMMIT_FD_JOB: NUL-separated key, value pairs.
+ * The commit child as a program of its own: `vssd --commit-helper`, started by posix_spawn at
+ * StartSnapshotSet (it waits, loaded, for its job, sent at DoSnapshotSet) and told to go at the
+ * commit. A forked copy of vssd shares its pages copy-on-write until it exits: with 1000 writers
+ * connected, each page vssd then writes (answers to Freeze, or Thaw after a fork at the commit)
+ * costs a fault, ~100 ms per batch measured. The helper gets what commit_child() reads as a job on
+ * COMMIT_FD_JOB: NUL-separated key, value pairs.
  */
 
 #include <inttypes.h>
@@ -33,12 +34,11 @@ static void put_u64(FILE *f, const char *key, uint64_t v) {
         put(f, key, b);
 }
 
-/* The job of the session's set, in a sealed-size memfd; <0 on failure. */
-static int job_make(Session *s, const int *index_slot) {
+/* The job of the session's set, in *ret (free()) of *ret_len bytes. */
+static int job_make(Session *s, const int *index_slot, char **ret, size_t *ret_len) {
         Manager *m = s->manager;
-        char *buf = NULL, id[VSS_ID_STRING_MAX];
-        size_t len = 0;
-        FILE *f = open_memstream(&buf, &len);
+        char id[VSS_ID_STRING_MAX];
+        FILE *f = open_memstream(ret, ret_len);
         if (!f)
                 return -ENOMEM;
         put_u64(f, "parent", (uint64_t) getpid());
@@ -72,12 +72,17 @@ static int job_make(Session *s, const int *index_slot) {
                         put_u64(f, "index_fd", (uint64_t) index_slot[i]);
         }
         if (fclose(f) != 0) {
-                free(buf);
+                free(*ret);
+                *ret = NULL;
                 return -ENOMEM;
         }
+        return 0;
+}
+
+/* The job in a memfd, read from its start; <0 on failure. */
+static int job_memfd(const char *buf, size_t len) {
         int fd = memfd_create("vssd-commit-job", MFD_CLOEXEC);
         int r = fd < 0 ? -errno : write_all(fd, buf, len);
-        free(buf);
         if (r >= 0 && lseek(fd, 0, SEEK_SET) < 0)
                 r = -errno;
         if (r < 0) {
@@ -86,6 +91,15 @@ static int job_make(Session *s, const int *index_slot) {
                 return r;
         }
         return fd;
+}
+
+static char *helper_argv[] = { (char *) "vssd", (char *) COMMIT_HELPER_ARG, NULL };
+
+int commit_helper_spawn_early(Session *s, const CommitOps *ops, const char **ret_why) {
+        *ret_why = "cannot start the provider";
+        if (s->commit.pid > 0) /* one per session: it is this set's already */
+                return 0;
+        return commit_spawn_early(&s->commit, s->manager->event, helper_argv, ops, s, ret_why);
 }
 
 int commit_helper_prepare(Session *s, const CommitOps *ops, const char **ret_why) {
@@ -99,11 +113,25 @@ int commit_helper_prepare(Session *s, const CommitOps *ops, const char **ret_why
                 }
         }
         *ret_why = "cannot start the provider";
-        int job = job_make(s, slot);
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+        int r = job_make(s, slot, &buf, &len);
+        if (r < 0)
+                return r;
+        if (commit_prepared(&s->commit)) {
+                if (s->commit.job_fd < 0) /* it has its job */
+                        return 0;
+                /* The early helper (commit_helper_spawn_early()) gets its job now. It cannot have
+                 * the copy-ahead's indexes, which did not exist when it started: a new one does. */
+                if (n_keep == 0 && commit_send_job(&s->commit, buf, len) >= 0)
+                        return 0;
+                /* Gone, or the job did not fit: quietly, as a helper not wanted any more. */
+                (void) commit_cancel(&s->commit);
+        }
+        int job = job_memfd(buf, len);
         if (job < 0)
                 return job;
-        char *argv[] = { (char *) "vssd", (char *) COMMIT_HELPER_ARG, NULL };
-        int r = commit_spawn(&s->commit, s->manager->event, argv, job, keep, n_keep, ops, s, ret_why);
+        r = commit_spawn(&s->commit, s->manager->event, helper_argv, job, keep, n_keep, ops, s, ret_why);
         close(job);
         return r;
 }

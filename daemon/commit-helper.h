@@ -9,8 +9,14 @@
 
 #define COMMIT_HELPER_ARG "--commit-helper"
 
-/* Starts the helper for the session's set (s->commit), waiting to be told to go (commit_go()).
- * 0, or <0 with *ret_why saying what failed. */
+/* Starts the helper of the session's set before its job is known (commit_spawn_early()): its exec
+ * and loading overlap the requester's calls. Nothing when one runs already. 0, or <0 with *ret_why
+ * saying what failed. */
+int commit_helper_spawn_early(Session *s, const CommitOps *ops, const char **ret_why);
+
+/* The helper for the session's set (s->commit), waiting to be told to go (commit_go()): an early
+ * one gets its job now; one that cannot (gone, or the copy-ahead's indexes to inherit) is
+ * replaced by a new one. 0, or <0 with *ret_why saying what failed. */
 int commit_helper_prepare(Session *s, const CommitOps *ops, const char **ret_why);
 
 /* main() of `vssd --commit-helper`: never returns. */

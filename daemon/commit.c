@@ -26,7 +26,7 @@
 #include "providers/file/precopy.h"
 
 void commit_init(Commit *c) {
-        *c = (Commit) { .pid = -1, .fd = -1, .go_fd = -1 };
+        *c = (Commit) { .pid = -1, .fd = -1, .go_fd = -1, .job_fd = -1 };
 }
 
 /* One report line: "E\tMESSAGE", "R\t" (ready to go), "C\t" (the cut) or "INDEX\tLOCATION", passed
@@ -111,6 +111,8 @@ static void commit_gone(Commit *c) {
         c->pid = -1;
         if (c->go_fd >= 0)
                 close(TAKE_FD(c->go_fd));
+        if (c->job_fd >= 0)
+                close(TAKE_FD(c->job_fd));
         commit_close(c); /* what it wrote last */
 }
 
@@ -313,6 +315,41 @@ out:
         return commit_watch(c, e, pid, fds[0], go[1], ops, userdata, ret_why);
 }
 
+int commit_spawn_early(Commit *c, sd_event *e, char *const argv[], const CommitOps *ops, void *userdata,
+                       const char **ret_why) {
+        int job[2];
+        *ret_why = "cannot start the provider";
+        /* A socket, not a pipe: a job sent to a helper that died fails without SIGPIPE. */
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, job) < 0)
+                return -errno;
+        int r = commit_spawn(c, e, argv, job[1], NULL, 0, ops, userdata, ret_why);
+        close(job[1]);
+        if (r < 0) {
+                close(job[0]);
+                return r;
+        }
+        c->job_fd = job[0];
+        return 0;
+}
+
+int commit_send_job(Commit *c, const void *job, size_t len) {
+        if (!commit_prepared(c) || c->job_fd < 0)
+                return -ESRCH;
+        int r = 0;
+        for (size_t at = 0; at < len && r >= 0;) {
+                /* Never blocking: a job larger than the socket's buffer takes another helper. */
+                ssize_t n = send(c->job_fd, (const char *) job + at, len - at, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0 && errno != EINTR)
+                        r = -errno;
+                else if (n == 0)
+                        r = -EPIPE;
+                else if (n > 0)
+                        at += (size_t) n;
+        }
+        close(TAKE_FD(c->job_fd)); /* the end of the job: the helper reads it to here */
+        return r;
+}
+
 int commit_go(Commit *c) {
         if (c->pid <= 0 || c->going || c->go_fd < 0)
                 return -ESRCH;
@@ -395,6 +432,8 @@ bool commit_abandon(Commit *c) {
         c->window_source = sd_event_source_disable_unref(c->window_source);
         if (c->go_fd >= 0)
                 close(TAKE_FD(c->go_fd));
+        if (c->job_fd >= 0)
+                close(TAKE_FD(c->job_fd));
         return ran;
 }
 
@@ -406,6 +445,8 @@ void commit_done(Commit *c) {
                 close(TAKE_FD(c->fd));
         if (c->go_fd >= 0)
                 close(TAKE_FD(c->go_fd));
+        if (c->job_fd >= 0)
+                close(TAKE_FD(c->job_fd));
 }
 
 /* The provider commit child. Each made shadow is reported to the parent as "INDEX<TAB>LOCATION" so

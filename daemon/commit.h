@@ -46,6 +46,7 @@ typedef struct Commit {
         bool wait_ready;          /* the owner's: its sequence goes on when the child is ready */
         uint64_t ready_ms;        /* commit_arm_ready()'s bound */
         int go_fd;                /* a prepared child waits for a byte on it */
+        int job_fd;               /* an early helper's job socket, until its job is sent (commit_send_job()) */
         int fd;                   /* the child's reports, read as they come */
         sd_event_source *child_source, *window_source, *io_source;
         char buf[PATH_MAX + 64];  /* a report line being read */
@@ -84,6 +85,15 @@ int commit_prepare(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), 
 #define COMMIT_FD_KEEP 6
 int commit_spawn(Commit *c, sd_event *e, char *const argv[], int job_fd, const int *keep, size_t n_keep,
                  const CommitOps *ops, void *userdata, const char **ret_why);
+/* A helper started before its job is known: commit_spawn() with job_fd one end of a socket pair,
+ * the other kept as c->job_fd. It reads its job to the end, so it waits (loaded) until
+ * commit_send_job() sends it. */
+int commit_spawn_early(Commit *c, sd_event *e, char *const argv[], const CommitOps *ops, void *userdata,
+                       const char **ret_why);
+/* Sends an early helper its whole job and closes the socket: 0, or <0 when it cannot (none waits
+ * for a job, the helper is gone, or the job does not fit the socket's buffer: the caller starts
+ * another helper then). */
+int commit_send_job(Commit *c, const void *job, size_t len);
 /* In the prepared child: waits to be told to go (true), or for vssd to go away (false). */
 bool commit_wait_go(int go_fd);
 

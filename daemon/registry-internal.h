@@ -44,6 +44,17 @@ int tx_end(Registry *r, int ret);
                 int _k = tx_begin((r), (write));                       \
                 _k < 0 ? _k : tx_end((r), (expr));                     \
         })
+/* A write transaction that must survive a crash of vssd (kill -9) but not a power loss: committed
+ * with synchronous = NORMAL, which in WAL mode appends the frames to the WAL without an fsync (the
+ * kernel has them; a crashed process loses nothing it wrote). The next FULL commit's fsync of the
+ * WAL makes them durable too, in order. Every other transaction stays FULL. */
+int tx_begin_crash_safe(Registry *r);
+int tx_end_crash_safe(Registry *r, int ret);
+#define IN_TRANSACTION_CRASH_SAFE(r, expr)                             \
+        __extension__({                                                \
+                int _k = tx_begin_crash_safe(r);                       \
+                _k < 0 ? _k : tx_end_crash_safe((r), (expr));          \
+        })
 /* Runs a statement with ?1 bound to id (when id is set); -ENOENT when it changed no row. */
 int exec_on_id(Registry *r, const char *sql, const vss_id *id);
 

@@ -13,7 +13,10 @@ int registry_journal_frozen(Registry *r, const vss_id *set_id, const char *const
 
         if (!r || !set_id || (n && !mounts))
                 return -EINVAL;
-        k = tx_begin(r, true);
+        /* Crash-safe, not power-safe (no fsync before the first Freeze): a freeze does not survive
+         * a reboot, so after a power loss there is nothing for the journal to thaw; it is needed
+         * only when vssd (and the lease helper) die, and a kill -9 loses no WAL frame written. */
+        k = tx_begin_crash_safe(r);
         if (k < 0)
                 return k;
         for (size_t i = 0; k >= 0 && i < n; i++) {
@@ -26,7 +29,7 @@ int registry_journal_frozen(Registry *r, const vss_id *set_id, const char *const
                 if (k >= 0)
                         k = step_done(s);
         }
-        return tx_end(r, k);
+        return tx_end_crash_safe(r, k);
 }
 
 int registry_clear_frozen(Registry *r) {

@@ -141,6 +141,22 @@ int tx_end(Registry *r, int ret) {
         return ret;
 }
 
+int tx_begin_crash_safe(Registry *r) {
+        /* Not settable inside a transaction: switched around it, and back to FULL after. */
+        int k = exec(r, "PRAGMA synchronous = NORMAL");
+        if (k >= 0 && (k = tx_begin(r, true)) < 0)
+                (void) exec(r, "PRAGMA synchronous = FULL");
+        return k;
+}
+
+int tx_end_crash_safe(Registry *r, int ret) {
+        ret = tx_end(r, ret);
+        /* Every later commit is FULL again; one that cannot be (out of memory) fails the caller,
+         * rather than leaving the registry less durable than it says. */
+        int k = exec(r, "PRAGMA synchronous = FULL");
+        return ret < 0 ? ret : k;
+}
+
 int exec_on_id(Registry *r, const char *sql, const vss_id *id) {
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         int k;

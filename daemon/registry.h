@@ -59,8 +59,9 @@ static inline void registry_freep(Registry **r) {
 int registry_add_set(Registry *r, const vss_id *set_id, uint32_t context, uint64_t created_usec);
 /* Set must exist: -ENOENT otherwise; duplicate shadow id: -EEXIST; NULL strings: -EINVAL. */
 int registry_add_shadow(Registry *r, const ShadowRecord *s);
-/* The new set and its n shadows (whose set_id is set_id), in one transaction: one durable write
- * rather than 1 + n. Fails as the two above do, and then records nothing. */
+/* The new set and its n shadows (whose set_id is set_id), in one transaction. Fails as the two
+ * above do, and then records nothing. It survives a crash of vssd but not a power loss until the
+ * next durable write (registry_commit_set() is one): it costs no fsync. */
 int registry_add_set_shadows(Registry *r, const vss_id *set_id, uint32_t context, uint64_t created_usec,
                              const ShadowRecord *shadows, size_t n);
 /* State -> committed (committing twice is fine); -ENOENT if unknown. */
@@ -92,7 +93,8 @@ int registry_list_creating_sets(Registry *r, vss_id **ret, size_t *ret_n);
 
 /* The shadow's location, once a provider that decides it during the commit has said. */
 int registry_set_shadow_path(Registry *r, const vss_id *shadow_id, const char *shadow_path);
-/* The frozen-filesystem journal: written before a flush-and-hold freeze, cleared after the thaw;
+/* The frozen-filesystem journal: written before a flush-and-hold freeze (surviving a crash of vssd,
+ * not a power loss, which thaws everything anyway: no fsync), cleared after the thaw;
  * a restarted vssd settles what it lists by the sets' lease files (see freeze.h), and thaws only
  * what a killed freeze helper left frozen. */
 int registry_journal_frozen(Registry *r, const vss_id *set_id, const char *const *mounts, size_t n);

@@ -26,7 +26,8 @@ void slot_done(Slot *slot);
 /* The operation in flight: begun with its request, which op_reply() answers (busy no more). */
 void op_begin(Session *s, sd_bus_message *msg, SeqCall call);
 void op_reply(Session *s, int32_t hr, const char *msg);
-/* The session no longer has the machine's snapshot set in creation. */
+/* The session no longer has the machine's snapshot set in creation: a commit helper waiting for
+ * it, not told to go, is killed and reaped. */
 void creating_done(Session *s);
 /* Deletes what the session's set made (auto-release) and sends BackupShutdown, then the session
  * goes from the manager's list. */
@@ -111,6 +112,9 @@ void abort_backup_start(Session *s);
 void dss_start(Session *s, sd_bus_message *msg, uint32_t pause_flags);
 /* The stages go on from where they stopped (a pause). */
 void dss_resume(Session *s);
+/* StartSnapshotSet: the set's commit helper starts, to wait (loaded) for its job at DoSnapshotSet;
+ * a failure is only logged: it starts then, as it would without this. */
+void set_helper_start(Session *s);
 
 /* session-pause.c */
 /* The pause points of the set about to start. */

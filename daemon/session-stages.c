@@ -246,12 +246,23 @@ static int stage_arm(Session *s) {
         return commit_fork(s);
 }
 
-/* With no copy-ahead (whose indexes the helper inherits), the commit helper starts while the
- * writers handle PrepareForSnapshot, so its start is not added to the sequence either. A failure
- * here is tried again in stage_arm(). */
+void set_helper_start(Session *s) {
+        const char *why;
+        /* Not started: it starts at DoSnapshotSet, as it did before it could start here. */
+        if (commit_helper_spawn_early(s, &commit_ops, &why) < 0)
+                log_info("the provider commit helper did not start early (%s): it starts at DoSnapshotSet", why);
+}
+
+/* With no copy-ahead (whose indexes the helper inherits), the helper started at StartSnapshotSet
+ * gets its job now (or, if it is gone, a new one starts while the writers handle
+ * PrepareForSnapshot), so its start is not added to the sequence either. A failure here is tried
+ * again in stage_arm(). With the copy-ahead, whose child uses s->commit first, the early helper
+ * goes: a new one that inherits the indexes starts in stage_arm(). */
 static void stage_spawn_early(Session *s) {
         const char *why;
-        if (!hold_wants_precopy(s))
+        if (hold_wants_precopy(s))
+                (void) commit_cancel(&s->commit);
+        else
                 (void) commit_helper_prepare(s, &commit_ops, &why);
 }
 

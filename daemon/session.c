@@ -58,6 +58,7 @@ Session *session_unref(Session *s) {
         sd_bus_message_unref(s->request);
         sd_bus_message_unref(s->release_request);
         pause_free(s);
+        (void) commit_abandon(&s->commit); /* none runs by now (it holds a reference); none waits either */
         commit_done(&s->commit);
         bcd_free(s->doc);
         free(s);
@@ -119,6 +120,9 @@ static int op_send(Session *s, sd_bus_message *msg, SeqCall call, vss_event even
 void creating_done(Session *s) {
         if (s->manager->creating == s)
                 s->manager->creating = NULL;
+        /* A helper started at StartSnapshotSet and never told to go is not wanted any more: killed
+         * and reaped here, quietly (its end is no failure). One told to go is not touched. */
+        (void) commit_cancel(&s->commit);
 }
 
 /* The right a call needs: backup events make writers act (a log truncated at BackupComplete), so

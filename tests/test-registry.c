@@ -14,7 +14,10 @@
 #include <systemd/sd-id128.h>
 #include <unistd.h>
 
-#include "daemon/registry.h"
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "daemon/registry-internal.h"
 
 static unsigned n_tests, n_failed;
 static char tmp[] = "/tmp/test-registry-XXXXXX";
@@ -122,6 +125,63 @@ static int rm_tmp(void) {
         if (rmdir(tmp) < 0 && r == 0)
                 r = -errno;
         return r;
+}
+
+/* The connection's PRAGMA synchronous (2: FULL). */
+static long long sync_mode(Registry *r) {
+        sqlite3_stmt *s = NULL;
+        long long v = -1;
+        if (sqlite3_prepare_v2(r->db, "PRAGMA synchronous", -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+                v = sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+        return v;
+}
+
+/* The 'creating' record and the frozen journal are committed without an fsync (NORMAL), every
+ * other write stays FULL, and what they wrote survives vssd killed right after. */
+static void test_crash_safe(void) {
+        Registry *r = NULL;
+        vss_id set = new_id();
+        ShadowRecord sh = shadow(&set, 10, "/srv/crash");
+        const char *mounts[] = { "/mnt/crash" };
+        CHECK(registry_open(tmp, &r) == 0 && sync_mode(r) == 2, "synchronous is FULL");
+        if (!r)
+                return;
+        CHECK(registry_add_set_shadows(r, &set, 0, 10, &sh, 1) == 0 && sync_mode(r) == 2,
+              "FULL again after the 'creating' record");
+        CHECK(registry_add_set_shadows(r, &set, 0, 10, &sh, 1) == -EEXIST && sync_mode(r) == 2,
+              "FULL again after a failed one");
+        CHECK(registry_journal_frozen(r, &set, mounts, 1) == 0 && sync_mode(r) == 2, "FULL again after the frozen journal");
+        CHECK(registry_remove_set(r, &set) == 0 && registry_clear_frozen(r) == 0, "cleared");
+        r = registry_free(r);
+
+        pid_t pid = fork();
+        if (pid == 0) {
+                /* vssd records a set and journals a freeze, and is killed before anything else. */
+                if (registry_open(tmp, &r) < 0 || registry_add_set_shadows(r, &set, 0, 10, &sh, 1) < 0 ||
+                    registry_journal_frozen(r, &set, mounts, 1) < 0)
+                        _exit(1);
+                raise(SIGKILL);
+        }
+        int st = 0;
+        CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+              "recorded, then killed");
+        vss_id *ids = NULL;
+        char **mnts = NULL;
+        size_t n = 0, nm = 0;
+        CHECK(registry_open(tmp, &r) == 0, "reopen after the kill");
+        if (!r)
+                return;
+        CHECK(registry_list_creating_sets(r, &ids, &n) == 0 && n == 1 && id_eq(&ids[0], &set),
+              "the 'creating' record survived the kill");
+        free(ids);
+        CHECK(registry_list_frozen_of(r, &set, &mnts, &nm) == 0 && nm == 1 && !strcmp(mnts[0], "/mnt/crash"),
+              "the frozen journal survived the kill");
+        for (size_t i = 0; i < nm; i++)
+                free(mnts[i]);
+        free(mnts);
+        CHECK(registry_remove_set(r, &set) == 0 && registry_clear_frozen(r) == 0, "cleared");
+        registry_free(r);
 }
 
 int main(void) {
@@ -401,6 +461,7 @@ int main(void) {
                 free(cr);
         }
         r = registry_free(r);
+        test_crash_safe();
 
         /* A database from the future is refused. */
         CHECK(db_query_int("PRAGMA user_version = 99", &v) == 0, "bump schema version");

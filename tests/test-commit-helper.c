@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The provider commit helper (`vssd --commit-helper`) started at StartSnapshotSet, waiting for its
+ * job until DoSnapshotSet (issue 14): a set that ends without a commit leaves no helper and no
+ * zombie and logs no failure for it, and one killed before DoSnapshotSet is replaced. */
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/client.h"
+#include "tests/harness.h"
+
+#define HELPER_CMDLINE "vssd\0--commit-helper" /* argv[0], argv[1] as vssd spawns it */
+
+static bool is_helper(pid_t pid) {
+        char path[64], buf[64] = {};
+        snprintf(path, sizeof(path), "/proc/%d/cmdline", (int) pid);
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return false;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        return n >= sizeof(HELPER_CMDLINE) && memcmp(buf, HELPER_CMDLINE, sizeof(HELPER_CMDLINE)) == 0;
+}
+
+/* A process's state letter from /proc/PID/stat ('Z' for a zombie); 0 when it is gone. */
+static char proc_state(pid_t pid) {
+        char path[64], buf[512];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return 0;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        const char *p = strrchr(buf, ')'); /* the name may hold spaces */
+        return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/* vssd's children: how many are commit helpers and how many zombies; the last helper's pid. */
+static void vssd_children(Harness *h, int *ret_helpers, int *ret_zombies, pid_t *ret_helper) {
+        char dir[64];
+        *ret_helpers = *ret_zombies = 0;
+        if (ret_helper)
+                *ret_helper = -1;
+        snprintf(dir, sizeof(dir), "/proc/%d/task", (int) harness_vssd_pid(h));
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                char path[128];
+                snprintf(path, sizeof(path), "%s/%s/children", dir, de->d_name);
+                FILE *f = fopen(path, "re");
+                int pid;
+                while (f && fscanf(f, "%d", &pid) == 1) {
+                        if (proc_state(pid) == 'Z')
+                                (*ret_zombies)++;
+                        else if (is_helper(pid)) {
+                                (*ret_helpers)++;
+                                if (ret_helper)
+                                        *ret_helper = pid;
+                        }
+                }
+                if (f)
+                        fclose(f);
+        }
+        if (d)
+                closedir(d);
+}
+
+/* Waits (at most 10 s) for vssd to have started its helper after StartSnapshotSet (it spawns
+ * after the reply); its pid, or -1. */
+static pid_t wait_helper(Harness *h) {
+        for (int i = 0; i < 1000; i++) {
+                int helpers, zombies;
+                pid_t pid;
+                vssd_children(h, &helpers, &zombies, &pid);
+                if (helpers > 0)
+                        return pid;
+                usleep(10000);
+        }
+        return -1;
+}
+
+/* No helper and no zombie is left among vssd's children. */
+static void check_no_helper(Harness *h) {
+        int helpers, zombies;
+        vssd_children(h, &helpers, &zombies, NULL);
+        CHECK(helpers == 0);
+        CHECK(zombies == 0);
+}
+
+/* vssd logged nothing about the helper and no error. */
+static void check_log_quiet(Harness *h) {
+        char path[512], *out = NULL;
+        snprintf(path, sizeof(path), "%s/vssd.log", harness_dir(h));
+        CHECK(harness_sh(h, &out, "grep -i -e 'error' -e 'helper' '%s' || true", path) == 0);
+        CHECK_STR(out ? out : "", "");
+        free(out);
+}
+
+static void start_set(Harness *h, vss_backup *b, const char *data, bool prepare) {
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), 0);
+        if (prepare)
+                CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+}
+
+static void test_helper_early_full_sequence(void) {
+        /* The helper waits from StartSnapshotSet; it is the one ready before Freeze (paused
+         * there), the whole sequence goes as before, and once the set is made none is left. */
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "w", NULL);
+        vss_backup *b = harness_session(h);
+        start_set(h, b, data, true);
+        pid_t helper = wait_helper(h);
+        CHECK(helper > 0);
+        vss_async *a = NULL;
+        uint32_t point = 0;
+        CHECK_HR(vss_backup_do_snapshot_set_paused(b, VSS_PAUSE_BEFORE_FREEZE, &a), 0);
+        CHECK_HR(vss_backup_wait_paused(b, 20000, &point, NULL), 0);
+        CHECK(point == VSS_PAUSE_BEFORE_FREEZE);
+        int helpers, zombies;
+        pid_t ready;
+        vssd_children(h, &helpers, &zombies, &ready);
+        CHECK(helpers == 1 && ready == helper); /* the early one, not one started again */
+        CHECK_HR(vss_backup_continue_snapshot_set(b), 0);
+        CHECK_HR(a ? vss_async_wait(a, 20000) : -1, 0);
+        vss_async_unref(a);
+        CHECK(harness_count_shadow_files(h) > 0);
+        CHECK(proc_state(helper) == 0); /* it was the one that ran, and it is reaped */
+        CHECK_HR(vss_backup_backup_complete_sync(b), 0);
+        vss_backup_release(b);
+        char *ev = harness_events(h, "w");
+        CHECK_STR(ev, "identify prepare-backup prepare-snapshot freeze thaw post-snapshot backup-complete backup-shutdown");
+        free(ev);
+        check_no_helper(h);
+        check_log_quiet(h);
+}
+
+static void test_helper_gone_after_abort(void) {
+        /* AbortBackup after StartSnapshotSet, and after PrepareForBackup: the waiting helper is
+         * killed and reaped by the time the call returns, quietly. */
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "w", NULL);
+        for (int prepare = 0; prepare < 2; prepare++) {
+                vss_backup *b = harness_session(h);
+                start_set(h, b, data, prepare);
+                CHECK(wait_helper(h) > 0);
+                CHECK_HR(vss_backup_abort_backup(b), 0);
+                check_no_helper(h);
+                CHECK_HR(vss_backup_do_snapshot_set_sync(b), VSS_E_BAD_STATE);
+                vss_backup_release(b);
+                check_no_helper(h);
+        }
+        CHECK(harness_count_shadow_files(h) == 0);
+        check_log_quiet(h);
+}
+
+static void test_helper_gone_after_release(void) {
+        /* The requester releases the session, or goes away, with the set started; then vssd
+         * stops with one waiting: no helper is left, and vssd exits cleanly. */
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "w", NULL);
+        vss_backup *b = harness_session(h);
+        start_set(h, b, data, true);
+        CHECK(wait_helper(h) > 0);
+        vss_backup_release(b);
+        check_no_helper(h);
+
+        pid_t requester = fork();
+        if (requester == 0) {
+                vss_backup *c = harness_session(h);
+                CHECK_HR(vss_backup_start_snapshot_set(c, NULL), 0);
+                _exit(test_failures ? 1 : 0); /* its connection goes with it, unreleased */
+        }
+        int st;
+        CHECK(waitpid(requester, &st, 0) == requester && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        /* vssd sees the connection go in its own time. */
+        int helpers = 1, zombies = 1;
+        for (int i = 0; i < 1000 && (helpers || zombies); i++) {
+                usleep(10000);
+                vssd_children(h, &helpers, &zombies, NULL);
+        }
+        CHECK(helpers == 0 && zombies == 0);
+
+        b = harness_session(h);
+        start_set(h, b, data, false);
+        pid_t helper = wait_helper(h);
+        CHECK(helper > 0);
+        CHECK(harness_stop_vssd(h, &st) != UINT64_MAX);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        CHECK(proc_state(helper) == 0); /* reaped by vssd, not left to anyone */
+        vss_backup_release(b);
+        check_log_quiet(h);
+}
+
+static void test_helper_killed_before_dss(void) {
+        /* The waiting helper dies (killed) before DoSnapshotSet: vssd starts a new one then, and
+         * the set is made. */
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "w", NULL);
+        vss_backup *b = harness_session(h);
+        start_set(h, b, data, true);
+        pid_t helper = wait_helper(h);
+        CHECK(helper > 0);
+        CHECK(kill(helper, SIGKILL) == 0);
+        /* Dead (its socket closed) before DoSnapshotSet, whether vssd reaped it yet or not. */
+        for (int i = 0; i < 1000 && proc_state(helper) != 'Z' && proc_state(helper) != 0; i++)
+                usleep(10000);
+        CHECK(proc_state(helper) == 'Z' || proc_state(helper) == 0);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        CHECK(harness_count_shadow_files(h) > 0);
+        CHECK(harness_wait_event(h, "w", "post-snapshot", 20000));
+        check_no_helper(h);
+        vss_backup_release(b);
+        check_no_helper(h);
+        check_log_quiet(h);
+}
+
+static const TestCase cases[] = {
+        { "helper-early-full-sequence", test_helper_early_full_sequence },
+        { "helper-gone-after-abort", test_helper_gone_after_abort },
+        { "helper-gone-after-release", test_helper_gone_after_release },
+        { "helper-killed-before-dss", test_helper_killed_before_dss },
+        {},
+};
+
+int main(int argc, char *argv[]) {
+        return test_main(argc, argv, cases);
+}
