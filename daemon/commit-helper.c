@@ -15,9 +15,11 @@
 #include "daemon/commit-helper.h"
 #include "daemon/commit.h"
 #include "daemon/hold.h"
+#include "daemon/manager.h"
 #include "daemon/session-internal.h"
 #include "lib/basic/fd-util.h"
 #include "lib/basic/parse-util.h"
+#include "lib/basic/time-util.h"
 
 #define JOB_MAX (1024 * 1024)
 
@@ -95,10 +97,77 @@ static int job_memfd(const char *buf, size_t len) {
 
 static char *helper_argv[] = { (char *) "vssd", (char *) COMMIT_HELPER_ARG, NULL };
 
+/* The spare: a helper started while vssd is idle, waiting for the next set's job, so that set
+ * does not wait for a helper's exec and loading (5-10 ms on a 2-core machine, more than the
+ * requester's calls before DoSnapshotSet take). Started with vssd and again a moment after a set
+ * ended (not at once: its start would compete with the end of that set's sequence). One that dies
+ * waiting is replaced at the next set's end; a set that finds none starts its own. */
+#define SPARE_DELAY_USEC (200 * USEC_PER_MSEC)
+
+/* A spare gets no job, so it reports nothing: ready here means it died waiting (commit_gone()
+ * ran; the next set's end starts another). */
+static void spare_ready(void *userdata) {
+}
+
+static void spare_location(void *userdata, size_t index, const char *location) {
+}
+
+static const CommitOps spare_ops = { .location = spare_location, .ready = spare_ready };
+
+void commit_helper_spare_start(Manager *m) {
+        const char *why;
+        if (m->stopping)
+                return;
+        if (!m->spare) {
+                m->spare = malloc(sizeof(*m->spare));
+                if (!m->spare)
+                        return;
+                commit_init(m->spare);
+        }
+        if (m->spare->pid > 0)
+                return;
+        commit_done(m->spare); /* what a spare that died left */
+        commit_init(m->spare);
+        /* Failing, a set starts its own helper as without a spare. */
+        (void) commit_spawn_early(m->spare, m->event, helper_argv, &spare_ops, m, &why);
+}
+
+static int on_spare_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        commit_helper_spare_start(userdata);
+        return 0;
+}
+
+void commit_helper_spare_later(Manager *m) {
+        if (m->stopping || (m->spare && m->spare->pid > 0))
+                return;
+        if (m->spare_timer) {
+                if (sd_event_source_set_time_relative(m->spare_timer, SPARE_DELAY_USEC) >= 0)
+                        (void) sd_event_source_set_enabled(m->spare_timer, SD_EVENT_ONESHOT);
+                return;
+        }
+        (void) sd_event_add_time_relative(m->event, &m->spare_timer, CLOCK_MONOTONIC, SPARE_DELAY_USEC,
+                                          10 * USEC_PER_MSEC, on_spare_timer, m);
+}
+
+void commit_helper_spare_free(Manager *m) {
+        m->spare_timer = sd_event_source_disable_unref(m->spare_timer);
+        if (!m->spare)
+                return;
+        (void) commit_abandon(m->spare); /* killed and reaped */
+        commit_done(m->spare);
+        free(m->spare);
+        m->spare = NULL;
+}
+
 int commit_helper_spawn_early(Session *s, const CommitOps *ops, const char **ret_why) {
+        Commit *spare = s->manager->spare;
         *ret_why = "cannot start the provider";
         if (s->commit.pid > 0) /* one per session: it is this set's already */
                 return 0;
+        if (spare && commit_prepared(spare) && spare->job_fd >= 0) {
+                commit_move(&s->commit, spare, ops, s);
+                return 0;
+        }
         return commit_spawn_early(&s->commit, s->manager->event, helper_argv, ops, s, ret_why);
 }
 

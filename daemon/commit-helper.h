@@ -19,5 +19,12 @@ int commit_helper_spawn_early(Session *s, const CommitOps *ops, const char **ret
  * replaced by a new one. 0, or <0 with *ret_why saying what failed. */
 int commit_helper_prepare(Session *s, const CommitOps *ops, const char **ret_why);
 
+/* The spare helper (m->spare), started while vssd is idle and taken by the next set's
+ * commit_helper_spawn_early(): _start() starts one now unless one waits, _later() a moment from
+ * now (after a set ended), _free() kills it as vssd stops. */
+void commit_helper_spare_start(Manager *m);
+void commit_helper_spare_later(Manager *m);
+void commit_helper_spare_free(Manager *m);
+
 /* main() of `vssd --commit-helper`: never returns. */
 _Noreturn int commit_helper_main(void);

@@ -332,6 +332,17 @@ int commit_spawn_early(Commit *c, sd_event *e, char *const argv[], const CommitO
         return 0;
 }
 
+void commit_move(Commit *dst, Commit *src, const CommitOps *ops, void *userdata) {
+        *dst = *src;
+        dst->ops = ops;
+        dst->userdata = userdata;
+        sd_event_source *sources[] = { dst->child_source, dst->window_source, dst->io_source };
+        for (size_t i = 0; i < ELEMENTSOF(sources); i++)
+                if (sources[i])
+                        (void) sd_event_source_set_userdata(sources[i], dst);
+        commit_init(src);
+}
+
 int commit_send_job(Commit *c, const void *job, size_t len) {
         if (!commit_prepared(c) || c->job_fd < 0)
                 return -ESRCH;

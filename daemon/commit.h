@@ -90,6 +90,9 @@ int commit_spawn(Commit *c, sd_event *e, char *const argv[], int job_fd, const i
  * commit_send_job() sends it. */
 int commit_spawn_early(Commit *c, sd_event *e, char *const argv[], const CommitOps *ops, void *userdata,
                        const char **ret_why);
+/* Hands the child of src (its watchers and pipes) to dst, whose owner ops and userdata are from
+ * now on; src runs nothing afterwards. dst must run nothing. */
+void commit_move(Commit *dst, Commit *src, const CommitOps *ops, void *userdata);
 /* Sends an early helper its whole job and closes the socket: 0, or <0 when it cannot (none waits
  * for a job, the helper is gone, or the job does not fit the socket's buffer: the caller starts
  * another helper then). */

@@ -17,6 +17,7 @@
 
 #include "daemon/access.h"
 #include "daemon/bus.h"
+#include "daemon/commit-helper.h"
 #include "daemon/log.h"
 #include "daemon/session.h"
 #include "daemon/shadows.h"
@@ -263,6 +264,7 @@ Manager *manager_free(Manager *m) {
         while (m->sessions)
                 session_abandon(m->sessions);
         deletions_stop(m);
+        commit_helper_spare_free(m);
         free(m->bindings);
         free(m->uid_held);
         connection_io_loop_stop(m);
@@ -378,5 +380,8 @@ int manager_start(Manager *m) {
         r = manager_listen(m);
         if (r < 0)
                 return r;
-        return connection_io_loop_start(m);
+        r = connection_io_loop_start(m);
+        if (r >= 0)
+                commit_helper_spare_start(m); /* the first set's helper, loaded in advance */
+        return r;
 }

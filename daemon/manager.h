@@ -61,6 +61,10 @@ struct Manager {
         size_t n_bindings;
         /* The session whose snapshot set is in creation: one machine-wide. */
         Session *creating;
+        /* A commit helper started while idle, waiting for the next set's job (commit-helper.c),
+         * and the timer that starts the next one after a set took it. */
+        struct Commit *spare;
+        sd_event_source *spare_timer;
         /* Slow work in child processes: shadows being deleted, exposures being mounted. */
         Children children;
         ShadowJob *jobs;

@@ -7,6 +7,7 @@
  */
 
 #include "daemon/commit.h"
+#include "daemon/commit-helper.h"
 #include "daemon/session-internal.h"
 #include "lib/components.h"
 
@@ -123,6 +124,7 @@ void creating_done(Session *s) {
         /* A helper started at StartSnapshotSet and never told to go is not wanted any more: killed
          * and reaped here, quietly (its end is no failure). One told to go is not touched. */
         (void) commit_cancel(&s->commit);
+        commit_helper_spare_later(s->manager); /* the next set's helper, in a moment */
 }
 
 /* The right a call needs: backup events make writers act (a log truncated at BackupComplete), so

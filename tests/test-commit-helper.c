@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The provider commit helper (`vssd --commit-helper`) started at StartSnapshotSet, waiting for its
- * job until DoSnapshotSet (issue 14): a set that ends without a commit leaves no helper and no
- * zombie and logs no failure for it, and one killed before DoSnapshotSet is replaced. */
+/* The provider commit helper (`vssd --commit-helper`), waiting for its job until DoSnapshotSet
+ * (issue 14): a spare started while vssd is idle (or, without one, a helper started at
+ * StartSnapshotSet) is the set's; a set that ends without a commit leaves its helper neither
+ * running nor a zombie and logs no failure for it; one killed before DoSnapshotSet is replaced;
+ * a moment after a set ended a new spare waits. */
 
 #include <dirent.h>
 #include <errno.h>
@@ -86,12 +88,27 @@ static pid_t wait_helper(Harness *h) {
         return -1;
 }
 
-/* No helper and no zombie is left among vssd's children. */
-static void check_no_helper(Harness *h) {
+/* The set's helper is gone (reaped), no zombie is left among vssd's children, and at most one
+ * helper waits: the spare for the next set. */
+static void check_helper_gone(Harness *h, pid_t helper) {
         int helpers, zombies;
         vssd_children(h, &helpers, &zombies, NULL);
-        CHECK(helpers == 0);
+        CHECK(proc_state(helper) == 0);
+        CHECK(helpers <= 1);
         CHECK(zombies == 0);
+}
+
+/* Waits (at most 10 s) for a spare other than `not` to wait; its pid, or -1. */
+static pid_t wait_new_spare(Harness *h, pid_t not) {
+        for (int i = 0; i < 1000; i++) {
+                int helpers, zombies;
+                pid_t pid;
+                vssd_children(h, &helpers, &zombies, &pid);
+                if (helpers == 1 && pid != not && zombies == 0)
+                        return pid;
+                usleep(10000);
+        }
+        return -1;
 }
 
 /* vssd logged nothing about the helper and no error. */
@@ -139,7 +156,8 @@ static void test_helper_early_full_sequence(void) {
         char *ev = harness_events(h, "w");
         CHECK_STR(ev, "identify prepare-backup prepare-snapshot freeze thaw post-snapshot backup-complete backup-shutdown");
         free(ev);
-        check_no_helper(h);
+        check_helper_gone(h, helper);
+        CHECK(wait_new_spare(h, helper) > 0); /* the next set's */
         check_log_quiet(h);
 }
 
@@ -152,12 +170,14 @@ static void test_helper_gone_after_abort(void) {
         for (int prepare = 0; prepare < 2; prepare++) {
                 vss_backup *b = harness_session(h);
                 start_set(h, b, data, prepare);
-                CHECK(wait_helper(h) > 0);
+                pid_t helper = wait_helper(h);
+                CHECK(helper > 0);
                 CHECK_HR(vss_backup_abort_backup(b), 0);
-                check_no_helper(h);
+                check_helper_gone(h, helper);
                 CHECK_HR(vss_backup_do_snapshot_set_sync(b), VSS_E_BAD_STATE);
                 vss_backup_release(b);
-                check_no_helper(h);
+                check_helper_gone(h, helper);
+                CHECK(wait_new_spare(h, helper) > 0);
         }
         CHECK(harness_count_shadow_files(h) == 0);
         check_log_quiet(h);
@@ -171,9 +191,11 @@ static void test_helper_gone_after_release(void) {
         harness_writer(h, "w", NULL);
         vss_backup *b = harness_session(h);
         start_set(h, b, data, true);
-        CHECK(wait_helper(h) > 0);
+        pid_t helper = wait_helper(h);
+        CHECK(helper > 0);
         vss_backup_release(b);
-        check_no_helper(h);
+        check_helper_gone(h, helper);
+        CHECK((helper = wait_new_spare(h, helper)) > 0);
 
         pid_t requester = fork();
         if (requester == 0) {
@@ -183,18 +205,13 @@ static void test_helper_gone_after_release(void) {
         }
         int st;
         CHECK(waitpid(requester, &st, 0) == requester && WIFEXITED(st) && WEXITSTATUS(st) == 0);
-        /* vssd sees the connection go in its own time. */
-        int helpers = 1, zombies = 1;
-        for (int i = 0; i < 1000 && (helpers || zombies); i++) {
-                usleep(10000);
-                vssd_children(h, &helpers, &zombies, NULL);
-        }
-        CHECK(helpers == 0 && zombies == 0);
+        /* vssd sees the connection go in its own time: the set's helper (the spare) goes, and
+         * a new spare waits. */
+        CHECK((helper = wait_new_spare(h, helper)) > 0);
 
         b = harness_session(h);
         start_set(h, b, data, false);
-        pid_t helper = wait_helper(h);
-        CHECK(helper > 0);
+        CHECK(wait_helper(h) == helper);
         CHECK(harness_stop_vssd(h, &st) != UINT64_MAX);
         CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
         CHECK(proc_state(helper) == 0); /* reaped by vssd, not left to anyone */
@@ -220,9 +237,45 @@ static void test_helper_killed_before_dss(void) {
         CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
         CHECK(harness_count_shadow_files(h) > 0);
         CHECK(harness_wait_event(h, "w", "post-snapshot", 20000));
-        check_no_helper(h);
+        check_helper_gone(h, helper);
         vss_backup_release(b);
-        check_no_helper(h);
+        check_helper_gone(h, helper);
+        check_log_quiet(h);
+}
+
+static void test_helper_spare(void) {
+        /* A spare waits at idle; a set takes it (no helper is started for the set); a moment
+         * after the set, another waits. A spare killed at idle costs the next set nothing but a
+         * helper of its own, and is replaced after it. */
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "w", NULL);
+        pid_t spare = wait_helper(h);
+        CHECK(spare > 0);
+        vss_backup *b = harness_session(h);
+        start_set(h, b, data, true);
+        int helpers, zombies;
+        pid_t now;
+        vssd_children(h, &helpers, &zombies, &now);
+        CHECK(helpers == 1 && now == spare);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        CHECK_HR(vss_backup_backup_complete_sync(b), 0);
+        vss_backup_release(b);
+        check_helper_gone(h, spare);
+        pid_t next = wait_new_spare(h, spare);
+        CHECK(next > 0);
+
+        CHECK(kill(next, SIGKILL) == 0);
+        for (int i = 0; i < 1000 && proc_state(next) != 0; i++) /* vssd reaps it */
+                usleep(10000);
+        CHECK(proc_state(next) == 0);
+        b = harness_session(h);
+        start_set(h, b, data, true);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        CHECK(harness_count_shadow_files(h) > 0);
+        CHECK_HR(vss_backup_backup_complete_sync(b), 0);
+        vss_backup_release(b);
+        CHECK(wait_new_spare(h, next) > 0);
         check_log_quiet(h);
 }
 
@@ -231,6 +284,7 @@ static const TestCase cases[] = {
         { "helper-gone-after-abort", test_helper_gone_after_abort },
         { "helper-gone-after-release", test_helper_gone_after_release },
         { "helper-killed-before-dss", test_helper_killed_before_dss },
+        { "helper-spare", test_helper_spare },
         {},
 };
 
