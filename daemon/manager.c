@@ -85,6 +85,30 @@ int method_release_session(sd_bus_message *msg, void *userdata, sd_bus_error *er
         return 1; /* answered when its writers have had BackupShutdown */
 }
 
+/* With no client left for a while, SQLite is unloaded (registry_release()): an idle vssd keeps
+ * none of its pages. Not at once: a burst of clients (vssadmin, one call each) would reload it
+ * for each; the next call after the pause pays ~1 ms to reopen. */
+#define IDLE_RELEASE_USEC (2 * USEC_PER_SEC)
+
+static int on_idle(sd_event_source *src, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        if (m->n_connections == 0)
+                registry_release(m->registry);
+        return 0;
+}
+
+static void manager_idle_later(Manager *m) {
+        if (m->stopping)
+                return;
+        if (m->idle_timer) {
+                if (sd_event_source_set_time_relative(m->idle_timer, IDLE_RELEASE_USEC) >= 0)
+                        (void) sd_event_source_set_enabled(m->idle_timer, SD_EVENT_ONESHOT);
+                return;
+        }
+        (void) sd_event_add_time_relative(m->event, &m->idle_timer, CLOCK_MONOTONIC, IDLE_RELEASE_USEC,
+                                          100 * USEC_PER_MSEC, on_idle, m);
+}
+
 void connection_free(Connection *c) {
         if (!c)
                 return;
@@ -98,6 +122,8 @@ void connection_free(Connection *c) {
                 LIST_REMOVE(connections, m->connections, c);
                 m->n_connections--;
                 connection_io_stop(c);
+                if (m->n_connections == 0)
+                        manager_idle_later(m);
         }
         if (c->busy) {
                 c->gone = true; /* freed when its dispatch returns */
@@ -265,6 +291,7 @@ Manager *manager_free(Manager *m) {
                 session_abandon(m->sessions);
         deletions_stop(m);
         commit_helper_spare_free(m);
+        m->idle_timer = sd_event_source_disable_unref(m->idle_timer);
         free(m->bindings);
         free(m->uid_held);
         connection_io_loop_stop(m);
@@ -377,6 +404,7 @@ int manager_start(Manager *m) {
                 return r;
         }
         shadows_recover(m);
+        registry_release(m->registry); /* idle from the start: reopened by the first call needing it */
         r = manager_listen(m);
         if (r < 0)
                 return r;

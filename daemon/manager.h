@@ -65,6 +65,8 @@ struct Manager {
          * and the timer that starts the next one after a set took it. */
         struct Commit *spare;
         sd_event_source *spare_timer;
+        /* Unloads SQLite a while after the last client went (manager.c). */
+        sd_event_source *idle_timer;
         /* Slow work in child processes: shadows being deleted, exposures being mounted. */
         Children children;
         ShadowJob *jobs;

@@ -5,7 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <sqlite3.h>
+#include "daemon/registry-sqlite.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -44,6 +44,8 @@ static int check_contents(const char *path, int known_version, char *errbuf, siz
         int rc, version = 0, r = 0;
         char why[256] = "";
 
+        if (registry_sqlite_load() < 0)
+                return fail(-ELIBACC, errbuf, errlen, "%s", registry_sqlite_error());
         rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW, NULL);
         if (rc == SQLITE_OK)
                 rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL);
@@ -91,6 +93,7 @@ static int check_contents(const char *path, int known_version, char *errbuf, siz
         }
 finish:
         sqlite3_close(db);
+        registry_sqlite_unload();
         return r;
 }
 

@@ -4,7 +4,7 @@
 /* Inside the registry (registry*.c only): the SQLite handle and the statement helpers. Every
  * helper returns 0 (1 for a row) or a negative errno, as registry.h promises its callers. */
 
-#include <sqlite3.h>
+#include "daemon/registry-sqlite.h"
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -12,8 +12,12 @@
 #include "lib/common.h"
 
 struct Registry {
-        sqlite3 *db;
+        sqlite3 *db;    /* NULL while released (registry_release()): the next statement reopens it */
+        char *path;
 };
+
+/* Opens the connection of a released registry (loading SQLite): 0, or <0. */
+int registry_connect(Registry *r);
 
 static inline void stmt_finalizep(sqlite3_stmt **s) {
         if (*s)

@@ -37,8 +37,10 @@ static int grow(void **array, size_t n, size_t *allocated, size_t size) {
 
 int prepare(Registry *r, const char *sql, sqlite3_stmt **ret) {
         sqlite3_stmt *s = NULL;
-        int rc;
+        int rc, k = registry_connect(r);
 
+        if (k < 0)
+                return k;
         rc = sqlite3_prepare_v2(r->db, sql, -1, &s, NULL);
         if (rc != SQLITE_OK)
                 return sql_errno(rc);
@@ -47,6 +49,9 @@ int prepare(Registry *r, const char *sql, sqlite3_stmt **ret) {
 }
 
 int exec(Registry *r, const char *sql) {
+        int k = registry_connect(r);
+        if (k < 0)
+                return k;
         int rc = sqlite3_exec(r->db, sql, NULL, NULL, NULL);
         return rc == SQLITE_OK ? 0 : sql_errno(rc);
 }

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,10 +211,46 @@ int registry_open_full(const char *state_dir, Registry **ret, char *errbuf, size
         return k;
 }
 
+/* The connection: SQLite loaded, the file opened, its settings (per connection) made. */
+int registry_connect(Registry *r) {
+        int rc, k;
+
+        if (r->db)
+                return 0;
+        k = registry_sqlite_load();
+        if (k < 0)
+                return k;
+        rc = sqlite3_open_v2(r->path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL);
+        if (rc != SQLITE_OK) {
+                k = sql_errno(rc);
+                goto fail;
+        }
+        rc = sqlite3_extended_result_codes(r->db, 1);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_busy_timeout(r->db, REGISTRY_BUSY_TIMEOUT_MS);
+        if (rc != SQLITE_OK) {
+                k = sql_errno(rc);
+                goto fail;
+        }
+        k = set_wal(r);
+        /* foreign_keys is per connection and a no-op inside a transaction: set it here. FULL, so a
+         * committed set survives power loss, not just a crash (only what need not, the 'creating'
+         * record and the frozen journal, is committed NORMAL: IN_TRANSACTION_CRASH_SAFE). */
+        if (k >= 0)
+                k = exec(r, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL");
+        if (k >= 0)
+                return 0;
+fail:
+        (void) sqlite3_close(r->db); /* a handle even on failure, unless out of memory */
+        r->db = NULL;
+        registry_sqlite_unload();
+        return k;
+}
+
 static int registry_open_path(const char *path, Registry **ret) {
         _cleanup_(registry_freep) Registry *r = NULL;
         struct stat st;
-        int fd, rc, k;
+        int fd, k;
 
         /* Create the file ourselves, as SQLite would make it 0644; its -wal/-shm files copy the mode.
          * Closed again before SQLite opens it: closing any fd of the file would drop SQLite's
@@ -229,30 +264,11 @@ static int registry_open_path(const char *path, Registry **ret) {
                 return k;
 
         r = calloc(1, sizeof(Registry));
-        if (!r)
+        if (!r || !(r->path = strdup(path)))
                 return -ENOMEM;
-
-        rc = sqlite3_open_v2(path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL);
-        if (rc != SQLITE_OK)
-                return sql_errno(rc);
-
-        rc = sqlite3_extended_result_codes(r->db, 1);
-        if (rc != SQLITE_OK)
-                return sql_errno(rc);
-        rc = sqlite3_busy_timeout(r->db, REGISTRY_BUSY_TIMEOUT_MS);
-        if (rc != SQLITE_OK)
-                return sql_errno(rc);
-
-        k = set_wal(r);
+        k = registry_connect(r);
         if (k < 0)
                 return k;
-        /* foreign_keys is per connection and a no-op inside a transaction: set it here. FULL, so a
-         * committed set survives power loss, not just a crash (only what need not, the 'creating'
-         * record and the frozen journal, is committed NORMAL: IN_TRANSACTION_CRASH_SAFE). */
-        k = exec(r, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL");
-        if (k < 0)
-                return k;
-
         k = migrate(r);
         if (k < 0)
                 return k;
@@ -261,11 +277,24 @@ static int registry_open_path(const char *path, Registry **ret) {
         return 0;
 }
 
+void registry_release(Registry *r) {
+        /* Not inside a transaction; a statement still prepared (none is, between calls) keeps
+         * the connection (SQLITE_BUSY). */
+        if (!r || !r->db || !sqlite3_get_autocommit(r->db) || sqlite3_close(r->db) != SQLITE_OK)
+                return;
+        r->db = NULL;
+        registry_sqlite_unload();
+}
+
 Registry *registry_free(Registry *r) {
         if (!r)
                 return NULL;
         /* All statements are finalized by the functions that prepared them. */
-        (void) sqlite3_close(r->db);
+        if (r->db) {
+                (void) sqlite3_close(r->db);
+                registry_sqlite_unload();
+        }
+        free(r->path);
         free(r);
         return NULL;
 }

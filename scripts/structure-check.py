@@ -51,7 +51,7 @@ LAYERS = [
                  "snapshot-set.c", "session-stages.c", "session-pause.c", "commit.c", "commit-helper.c", "hold.c"],
      "expose": ["expose.c"], "admin": ["admin.c"]},
     {"writer": ["writer.c"], "shadows": ["shadows.c"], "access": ["access.c"], "connection-io": ["connection-io.c"]},
-    {"registry": ["registry.c", "registry-sql.c", "registry-records.c", "registry-check.c"],
+    {"registry": ["registry.c", "registry-sql.c", "registry-records.c", "registry-check.c", "registry-sqlite.c"],
      "freeze": ["freeze.c", "freeze-settle.c"], "sequence": ["sequence.c"], "child": ["child.c"],
      "config": ["config.c"], "log": ["log.c"]},
 ]

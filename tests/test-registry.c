@@ -3,6 +3,7 @@
 /* The SQLite shadow registry in a scratch state directory. TAP output. */
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -72,6 +73,8 @@ static int db_query_int(const char *sql, long long *ret) {
         int rc;
 
         snprintf(path, sizeof path, "%s/registry.db", tmp);
+        if (registry_sqlite_load() < 0) /* SQLite is vssd's only while a registry needs it */
+                return -ELIBACC;
         rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
         if (rc == SQLITE_OK)
                 rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
@@ -87,6 +90,7 @@ static int db_query_int(const char *sql, long long *ret) {
         }
         sqlite3_finalize(s);
         sqlite3_close(db);
+        registry_sqlite_unload();
         return rc == SQLITE_OK ? 0 : -EIO;
 }
 
@@ -97,6 +101,8 @@ static int db_text(const char *sql, char *buf, size_t n) {
         int rc;
 
         snprintf(path, sizeof path, "%s/registry.db", tmp);
+        if (registry_sqlite_load() < 0)
+                return -ELIBACC;
         rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
         if (rc == SQLITE_OK)
                 rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
@@ -107,6 +113,7 @@ static int db_text(const char *sql, char *buf, size_t n) {
                 rc = SQLITE_ERROR;
         sqlite3_finalize(s);
         sqlite3_close(db);
+        registry_sqlite_unload();
         return rc == SQLITE_OK ? 0 : -EIO;
 }
 
@@ -373,6 +380,14 @@ int main(void) {
                 CHECK(registry_remove_set(r, &s5) == 0, "and removes it");
                 registry_free(r2);
         }
+
+        /* Released (an idle vssd): SQLite is unloaded, and the next call opens it again. */
+        registry_release(r);
+        CHECK(!dlopen("libsqlite3.so.0", RTLD_NOW | RTLD_NOLOAD), "SQLite unloaded while released");
+        k = registry_list_creating_sets(r, &ids, &n);
+        CHECK(k == 0 && n == 1, "a released registry reopens at the next call");
+        free(ids);
+        ids = NULL;
 
         /* Crash recovery: drop the creating set. */
         CHECK(registry_remove_set(r, &s2) == 0, "remove creating set");
