@@ -102,7 +102,7 @@ static char *helper_argv[] = { (char *) "vssd", (char *) COMMIT_HELPER_ARG, NULL
  * requester's calls before DoSnapshotSet take). Started with vssd and again a moment after a set
  * ended (not at once: its start would compete with the end of that set's sequence). One that dies
  * waiting is replaced at the next set's end; a set that finds none starts its own. */
-#define SPARE_DELAY_USEC (200 * USEC_PER_MSEC)
+#define SPARE_DELAY_USEC (50 * USEC_PER_MSEC)
 
 /* A spare gets no job, so it reports nothing: ready here means it died waiting (commit_gone()
  * ran; the next set's end starts another). */
