@@ -17,6 +17,7 @@
 #include "daemon/hold.h"
 #include "daemon/manager.h"
 #include "daemon/session-internal.h"
+#include "daemon/timer.h"
 #include "lib/basic/fd-util.h"
 #include "lib/basic/parse-util.h"
 #include "lib/basic/time-util.h"
@@ -138,15 +139,8 @@ static int on_spare_timer(sd_event_source *src, uint64_t usec, void *userdata) {
 }
 
 void commit_helper_spare_later(Manager *m) {
-        if (m->stopping || (m->spare && m->spare->pid > 0))
-                return;
-        if (m->spare_timer) {
-                if (sd_event_source_set_time_relative(m->spare_timer, SPARE_DELAY_USEC) >= 0)
-                        (void) sd_event_source_set_enabled(m->spare_timer, SD_EVENT_ONESHOT);
-                return;
-        }
-        (void) sd_event_add_time_relative(m->event, &m->spare_timer, CLOCK_MONOTONIC, SPARE_DELAY_USEC,
-                                          10 * USEC_PER_MSEC, on_spare_timer, m);
+        if (!m->stopping && !(m->spare && m->spare->pid > 0))
+                (void) timer_later(m->event, &m->spare_timer, SPARE_DELAY_USEC, 10 * USEC_PER_MSEC, on_spare_timer, m);
 }
 
 void commit_helper_spare_free(Manager *m) {

@@ -21,6 +21,7 @@
 #include "daemon/log.h"
 #include "daemon/session.h"
 #include "daemon/shadows.h"
+#include "daemon/timer.h"
 #include "daemon/writer.h"
 #include "lib/common.h"
 
@@ -98,15 +99,8 @@ static int on_idle(sd_event_source *src, uint64_t usec, void *userdata) {
 }
 
 static void manager_idle_later(Manager *m) {
-        if (m->stopping)
-                return;
-        if (m->idle_timer) {
-                if (sd_event_source_set_time_relative(m->idle_timer, IDLE_RELEASE_USEC) >= 0)
-                        (void) sd_event_source_set_enabled(m->idle_timer, SD_EVENT_ONESHOT);
-                return;
-        }
-        (void) sd_event_add_time_relative(m->event, &m->idle_timer, CLOCK_MONOTONIC, IDLE_RELEASE_USEC,
-                                          100 * USEC_PER_MSEC, on_idle, m);
+        if (!m->stopping)
+                (void) timer_later(m->event, &m->idle_timer, IDLE_RELEASE_USEC, 100 * USEC_PER_MSEC, on_idle, m);
 }
 
 void connection_free(Connection *c) {

@@ -53,7 +53,7 @@ LAYERS = [
     {"writer": ["writer.c"], "shadows": ["shadows.c"], "access": ["access.c"], "connection-io": ["connection-io.c"]},
     {"registry": ["registry.c", "registry-sql.c", "registry-records.c", "registry-check.c", "registry-sqlite.c"],
      "freeze": ["freeze.c", "freeze-settle.c"], "sequence": ["sequence.c"], "child": ["child.c"],
-     "config": ["config.c"], "log": ["log.c"]},
+     "config": ["config.c"], "log": ["log.c"], "timer": ["timer.c"]},
 ]
 MAY_CALL_ACROSS = {("manager", "session"), ("writer", "access")}
 where = {f: (i, g) for i, groups in enumerate(LAYERS) for g, fs in groups.items() for f in fs}
