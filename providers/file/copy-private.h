@@ -55,7 +55,8 @@ int copy_regular_finish(CopyContext *c, int in, int out, const struct stat *st, 
                         unsigned depth);
 
 /* Whether the next regular file goes to the pool: starts it at the COPY_POOL_AFTER-th file, when
- * there is more than one CPU. A pool that cannot be started is no error: the walker copies. */
+ * there is more than one CPU and the files so far were copied, not cloned. A pool that cannot be
+ * started is no error: the walker copies. */
 bool copy_pool_use(CopyContext *c);
 /* Queues a regular file the walker opened (in) and created (out, dname in ddfd) for a worker's
  * copy_regular_finish(); takes in and out, ddfd is duplicated (once per directory) and dname
