@@ -12,13 +12,13 @@
 
 #include "lib/basic/walk.h"
 #include "lib/common.h"
+#include "copy-private.h"
 #include "copy.h"
 #include "meta.h"
 
 #define COPY_BUFFER_SIZE (128U * 1024U)
 #define COPY_RANGE_MAX ((size_t) 1 << 30) /* per copy_file_range() call; the kernel caps it anyway */
 #define OFF_T_MAX ((off_t) INT64_MAX)
-#define COPY_FSYNC_MAX 16 /* files and directories a copy fsyncs one by one; more: syncfs() */
 
 /* Strips trailing slashes (so "link/" cannot make us follow a symlink) and refuses a last
  * component that is "/", "." or "..", which no caller can mean to remove or rewrite. */
@@ -45,36 +45,11 @@ static int path_strip_check(const char *path, char **ret) {
 
 /* ---- copy ---- */
 
-typedef struct CopyContext {
-        const char *dst;      /* the top of the copy */
-        dev_t dst_dev;        /* the new top directory, so a dst inside src is not copied into itself */
-        ino_t dst_ino;
-        bool have_dst;
-        bool created_top;     /* dst was created by us, so a failure removes it again */
-        int sync_fd;
-        uid_t euid;
-        char *buf;            /* read/write fallback buffer, allocated on first use */
-        CopyStats stats;
-        /* Files with several links, copied once: later names become hard links to the copy (an
-         * O_PATH fd of it). Bounded; past the bound such files are copied again. */
-        struct CopiedInode { dev_t dev; ino_t ino; int fd; } *links;
-        size_t n_links;
-        MetaReport *report;   /* xattrs and flags the target could not keep; may be NULL */
-        /* What a small copy made (files and directories), fsynced one by one at the end instead of
-         * syncfs(), which would also write back everything else dirty on that filesystem (on a
-         * busy one, far more than the copy). Past COPY_FSYNC_MAX entries: syncfs(). */
-        int fsync_fds[COPY_FSYNC_MAX];
-        size_t n_fsync;
-        bool fsync_overflow;
-} CopyContext;
-
 #define COPY_MAX_LINKED_INODES 512
 
 static int rm_entry_at(int dfd, const char *name);
 
-/* Keeps fd (a file or directory of the copy, below the top) for the final fsync; takes it. */
-/* fd < 0: something that cannot be fsynced by fd was made, so the copy ends with syncfs(). */
-static void track_fsync(CopyContext *c, int fd) {
+void copy_track_fsync(CopyContext *c, int fd) {
         if (fd >= 0 && !c->fsync_overflow && c->n_fsync < COPY_FSYNC_MAX) {
                 c->fsync_fds[c->n_fsync++] = fd;
                 return;
@@ -352,7 +327,7 @@ static int link_copied(CopyContext *c, int ddfd, const char *dname, const struct
                                         return r;
                         }
                         c->stats.files++;
-                        track_fsync(c, -1); /* a new link: syncfs() at the end */
+                        copy_track_fsync(c, -1); /* a new link: syncfs() at the end */
                         return 1;
                 }
         return 0;
@@ -372,49 +347,73 @@ static void remember_copied(CopyContext *c, int ddfd, const char *dname, const s
                 c->links[c->n_links++] = (struct CopiedInode) { st->st_dev, st->st_ino, fd };
 }
 
-static int copy_regular(CopyContext *c, const WalkEntry *e, int ddfd, const char *dname) {
+int copy_regular_open(CopyContext *c, int sdfd, const char *sname, const struct stat *st, uint64_t mnt_id, int ddfd,
+                      const char *dname, unsigned depth, int *ret_in, int *ret_out) {
         _cleanup_close_ int in = -EBADF, out = -EBADF;
-        bool reflinked = false;
-        uint64_t size = 0;
         int r;
 
-        if (e->depth > 0) {
-                r = link_copied(c, ddfd, dname, &e->st);
-                if (r != 0)
-                        return r < 0 ? r : 0;
-        }
-
         /* O_NONBLOCK: should a fifo have been swapped in, open must not hang; walk_fd_verify() rejects it. */
-        in = open_source(e->dfd, e->name, O_RDONLY | O_NONBLOCK);
+        in = open_source(sdfd, sname, O_RDONLY | O_NONBLOCK);
         if (in < 0)
                 return in;
-        r = walk_fd_verify(in, &e->st, e->mnt_id);
+        r = walk_fd_verify(in, st, mnt_id);
         if (r < 0)
                 return r;
 
         out = openat(ddfd, dname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
         if (out < 0)
                 return -errno;
-        note_created(c, e->depth);
+        note_created(c, depth);
+        *ret_in = TAKE_FD(in);
+        *ret_out = TAKE_FD(out);
+        return 0;
+}
+
+int copy_regular_finish(CopyContext *c, int in_fd, int out_fd, const struct stat *st, int ddfd, const char *dname,
+                        unsigned depth) {
+        _cleanup_close_ int in = in_fd, out = out_fd;
+        bool reflinked = false;
+        uint64_t size = 0;
+        int r;
 
         r = copy_data(c, in, out, &size, &reflinked);
         if (r < 0)
                 return r;
-        r = fix_metadata_fd(c, out, &e->st);
+        r = fix_metadata_fd(c, out, st);
         if (r >= 0)
                 r = meta_copy_fd(in, out, ddfd, dname, c->report);
         if (r < 0)
                 return r;
-        if (e->depth > 0) {
-                remember_copied(c, ddfd, dname, &e->st);
-                track_fsync(c, TAKE_FD(out));
-        } else
+        if (depth > 0)
+                copy_track_fsync(c, TAKE_FD(out));
+        else
                 c->sync_fd = TAKE_FD(out);
         c->stats.files++;
         c->stats.bytes += size;
         if (reflinked)
                 c->stats.reflinked_files++;
         return 0;
+}
+
+static int copy_regular(CopyContext *c, const WalkEntry *e, int ddfd, const char *dname) {
+        int in = -EBADF, out = -EBADF, r;
+
+        if (e->depth > 0) {
+                r = link_copied(c, ddfd, dname, &e->st);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+        }
+        /* The walker opens and creates, so names, order and O_EXCL are as without threads; the
+         * rest of a file with one name may go to a worker. A file with more names is finished
+         * here, before a later name links to it. */
+        r = copy_regular_open(c, e->dfd, e->name, &e->st, e->mnt_id, ddfd, dname, e->depth, &in, &out);
+        if (r >= 0 && e->depth > 0 && e->st.st_nlink < 2 && copy_pool_use(c))
+                return copy_pool_submit(c->pool, in, out, &e->st, ddfd, dname);
+        if (r >= 0)
+                r = copy_regular_finish(c, in, out, &e->st, ddfd, dname, e->depth);
+        if (r >= 0 && e->depth > 0)
+                remember_copied(c, ddfd, dname, &e->st);
+        return r;
 }
 
 static int readlink_malloc(int dfd, const char *name, size_t hint, char **ret) {
@@ -444,7 +443,7 @@ static int copy_node_meta(CopyContext *c, const WalkEntry *e, int ddfd, const ch
         int r;
 
         note_created(c, e->depth);
-        track_fsync(c, -1); /* not opened, so not fsynced: syncfs() at the end covers them */
+        copy_track_fsync(c, -1); /* not opened, so not fsynced: syncfs() at the end covers them */
         r = fix_metadata_at(c, ddfd, dname, &e->st);
         if (r >= 0)
                 r = meta_copy_xattrs(-EBADF, e->dfd, e->name, -EBADF, ddfd, dname, c->report);
@@ -549,13 +548,17 @@ static int copy_dir_enter(CopyContext *c, WalkEntry *e, int ddfd, const char *dn
 static int copy_dir_leave(CopyContext *c, WalkEntry *e, int ddfd, const char *dname) {
         int r;
 
+        /* Its files first: nothing a worker does changes the directory, but its times and flags
+         * come last, when the whole directory is done. */
+        if (c->pool && (r = copy_pool_drain(c->pool)) < 0)
+                return r;
         r = fix_metadata_fd(c, e->user_fd, &e->st);
         if (r >= 0)
                 r = meta_copy_fd(e->fd, e->user_fd, ddfd, dname, c->report);
         if (r >= 0 && e->depth == 0)
                 c->sync_fd = TAKE_FD(e->user_fd);
         else if (r >= 0)
-                track_fsync(c, fcntl(e->user_fd, F_DUPFD_CLOEXEC, 3));
+                copy_track_fsync(c, fcntl(e->user_fd, F_DUPFD_CLOEXEC, 3));
         return r;
 }
 
@@ -603,6 +606,8 @@ int copy_tree_deferred(const char *src, const char *dst, MetaReport *report, Cop
         /* Full paths against AT_FDCWD at the top: openat()/mkdirat() and friends take them, and
          * "/" works as a source without special cases. */
         r = walk_tree(AT_FDCWD, src, WALK_ONE_FS | WALK_NOATIME | WALK_VERIFY, COPY_DEPTH_MAX, copy_walk, &c);
+        if (c.pool)
+                r = copy_pool_end(TAKE_PTR(c.pool), r);
         if (r >= 0 && c.sync_fd >= 0) {
                 sync = calloc(1, sizeof(*sync));
                 if (!sync || !(sync->dst = strdup(dst))) {

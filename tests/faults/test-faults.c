@@ -612,14 +612,16 @@ static void run_vssd_killed_after_persistent_set(const Case *c, Outcome *o) {
 
 /* ---- providers failing ---- */
 
-static void run_provider_file_no_space(const Case *c, Outcome *o) {
-        /* The state directory is a tiny tmpfs: the copy runs out of space mid-commit. */
+/* The state directory is a tiny tmpfs: the copy runs out of space mid-commit. */
+static void provider_file_no_space(Outcome *o, bool many) {
         Harness *h = new_harness(NULL);
         static const char *const fe[] = { "--app-level", "front-end", NULL };
         static const char *const be[] = { "--app-level", "back-end", NULL };
         char data[600];
         snprintf(data, sizeof(data), "%s/big", harness_dir(h));
-        if (harness_sh(h, NULL, "mkdir -p %s && head -c 2000000 /dev/urandom > %s/blob", data, data) != 0)
+        if ((many ? harness_sh(h, NULL, "mkdir -p %s && for i in $(seq 100); do head -c 4096 /dev/urandom > %s/f$i; done",
+                               data, data)
+                  : harness_sh(h, NULL, "mkdir -p %s && head -c 2000000 /dev/urandom > %s/blob", data, data)) != 0)
                 inv(o, "cannot-make-data");
         harness_state_on_tmpfs(h, "256k");
         harness_writer(h, "fe", fe);
@@ -636,6 +638,17 @@ static void run_provider_file_no_space(const Case *c, Outcome *o) {
         check_writer_not_frozen(h, o, "fe");
         check_writer_not_frozen(h, o, "be");
         check_shadows_and_registry(h, o, 0);
+}
+
+/* One file of 2 MB: the walker's own copy fails. */
+static void run_provider_file_no_space(const Case *c, Outcome *o) {
+        provider_file_no_space(o, false);
+}
+
+/* 100 files of 4 KiB in 256 KiB: the space runs out at a file past the 8th, which the copy's
+ * worker threads finish (providers/file/copy-pool.c) when the machine has more than one CPU. */
+static void run_provider_file_no_space_in_worker(const Case *c, Outcome *o) {
+        provider_file_no_space(o, true);
 }
 
 /* A harness whose vssd has the fault shim preloaded, with var=value telling it what to break;
@@ -957,6 +970,8 @@ static const Case cases[] = {
             .extra = "shadow-kept-intact=yes" } },
         /* Providers fail: everyone frozen is aborted, nothing of the set is left. */
         { "provider-file-no-space", run_provider_file_no_space, "commit", FAULT_NONE,
+          { .has_op = true, .op = VSS_E_INSUFFICIENT_STORAGE, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
+        { "provider-file-no-space-in-worker", run_provider_file_no_space_in_worker, "commit", FAULT_NONE,
           { .has_op = true, .op = VSS_E_INSUFFICIENT_STORAGE, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
         { "provider-file-sync-fails", run_provider_file_sync_fails, "commit", FAULT_NONE,
           { .has_op = true, .op = VSS_E_UNEXPECTED_PROVIDER_ERROR, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
