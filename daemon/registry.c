@@ -559,12 +559,10 @@ int registry_list_deleting(Registry *r, ShadowRecord **ret, size_t *ret_n) {
                                   "ORDER BY sh.created_usec, sh.shadow_id", NULL, ret, ret_n);
 }
 
-int registry_set_shadow_path(Registry *r, const vss_id *shadow_id, const char *shadow_path) {
+static int set_shadow_path_locked(Registry *r, const vss_id *shadow_id, const char *shadow_path) {
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         int k;
 
-        if (!r || !shadow_id || !shadow_path)
-                return -EINVAL;
         k = prepare(r, "UPDATE shadows SET shadow_path = ?2 WHERE shadow_id = ?1", &s);
         if (k < 0)
                 return k;
@@ -576,6 +574,14 @@ int registry_set_shadow_path(Registry *r, const vss_id *shadow_id, const char *s
         if (k < 0)
                 return k;
         return sqlite3_changes(r->db) > 0 ? 0 : -ENOENT;
+}
+
+int registry_set_shadow_path(Registry *r, const vss_id *shadow_id, const char *shadow_path) {
+        if (!r || !shadow_id || !shadow_path)
+                return -EINVAL;
+        /* Said by the provider inside the freeze window: like the 'creating' record it belongs
+         * to, it must survive a crash of vssd (to delete that shadow), not a power loss. */
+        return IN_TRANSACTION_CRASH_SAFE(r, set_shadow_path_locked(r, shadow_id, shadow_path));
 }
 
 int registry_list_frozen_sets(Registry *r, vss_id **ret, size_t *ret_n) {

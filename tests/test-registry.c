@@ -159,6 +159,8 @@ static void test_crash_safe(void) {
         CHECK(registry_add_set_shadows(r, &set, 0, 10, &sh, 1) == -EEXIST && sync_mode(r) == 2,
               "FULL again after a failed one");
         CHECK(registry_journal_frozen(r, &set, mounts, 1) == 0 && sync_mode(r) == 2, "FULL again after the frozen journal");
+        CHECK(registry_set_shadow_path(r, &sh.shadow_id, "/srv/crash.shadow") == 0 && sync_mode(r) == 2,
+              "FULL again after a location said in the window");
         CHECK(registry_remove_set(r, &set) == 0 && registry_clear_frozen(r) == 0, "cleared");
         r = registry_free(r);
 
@@ -166,7 +168,8 @@ static void test_crash_safe(void) {
         if (pid == 0) {
                 /* vssd records a set and journals a freeze, and is killed before anything else. */
                 if (registry_open(tmp, &r) < 0 || registry_add_set_shadows(r, &set, 0, 10, &sh, 1) < 0 ||
-                    registry_journal_frozen(r, &set, mounts, 1) < 0)
+                    registry_journal_frozen(r, &set, mounts, 1) < 0 ||
+                    registry_set_shadow_path(r, &sh.shadow_id, "/srv/crash.shadow") < 0)
                         _exit(1);
                 raise(SIGKILL);
         }
@@ -187,6 +190,11 @@ static void test_crash_safe(void) {
         for (size_t i = 0; i < nm; i++)
                 free(mnts[i]);
         free(mnts);
+        ShadowRecord *recs = NULL;
+        CHECK(registry_list_set_shadows(r, &set, true, &recs, &n) == 0 && n == 1 &&
+                      !strcmp(recs[0].shadow_path, "/srv/crash.shadow"),
+              "the location said in the window survived the kill");
+        shadow_records_free(recs, n);
         CHECK(registry_remove_set(r, &set) == 0 && registry_clear_frozen(r) == 0, "cleared");
         registry_free(r);
 }
