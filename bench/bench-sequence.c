@@ -18,8 +18,8 @@
  * main thread it is done through an eventfd watched by the loop.
  *
  * Prints one line: "N freeze_ms_median sequence_ms_median rss_idle_kib rss_kib raw_freeze_ms".
- * The last three columns came later (issue 14): vssd's VmRSS right after it started (no writer
- * yet) and after the last round (N writers still subscribed), from /proc/PID/status; and, with
+ * The last three columns came later (issue 14): vssd's VmRSS idle (no writer yet, once it has
+ * unloaded SQLite, 2 s after its start) and after the last round (N writers still subscribed), from /proc/PID/status; and, with
  * --hold, the median of a raw FIFREEZE+FITHAW of DIR's filesystem timed after each round ("-"
  * without --hold).
  *
@@ -423,6 +423,9 @@ int main(int argc, char *argv[]) {
                 goto finish;
         if (start_vssd(vssd) < 0)
                 goto finish;
+        /* Idle: vssd unloads SQLite 2 s after its last client (or its start); at most 10 s. */
+        for (int i = 0; i < 1000 && vssd_maps_sqlite(vssd_pid); i++)
+                usleep(10000);
         rss_idle = vssd_rss_kib(vssd_pid);
         r = sd_event_new(&e);
         if (r < 0) {

@@ -398,7 +398,9 @@ int manager_start(Manager *m) {
                 return r;
         }
         shadows_recover(m);
-        registry_release(m->registry); /* idle from the start: reopened by the first call needing it */
+        /* Idle from the start: SQLite goes unless a client comes within the pause. Not at once:
+         * the first client (often within the pause) would load it again. */
+        manager_idle_later(m);
         r = manager_listen(m);
         if (r < 0)
                 return r;

@@ -151,3 +151,16 @@ long vssd_rss_kib(pid_t pid) {
         fclose(f);
         return kib;
 }
+
+bool vssd_maps_sqlite(pid_t pid) {
+        char path[64], line[512];
+        bool found = false;
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int) pid);
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return false;
+        while (!found && fgets(line, sizeof(line), f))
+                found = strstr(line, "/libsqlite3.so");
+        fclose(f);
+        return found;
+}

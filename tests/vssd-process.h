@@ -5,6 +5,7 @@
  * wrappers and restarts): a child that dies with us, its output appended to a log, ready when it
  * says READY=1 on a notify socket. */
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 /* argv: vssd's arguments, argv[0] included, NULL-terminated. notify_path: where to make the notify
@@ -17,3 +18,5 @@ int vssd_stop(pid_t pid);
 void vssd_log_tail(const char *log_path, unsigned lines);
 /* vssd's VmRSS in KiB (from /proc/PID/status), or -1. */
 long vssd_rss_kib(pid_t pid);
+/* Whether vssd has libsqlite3 mapped now (/proc/PID/maps): it unloads it when idle. */
+bool vssd_maps_sqlite(pid_t pid);
