@@ -19,9 +19,9 @@
  *
  * Prints one line: "N freeze_ms_median sequence_ms_median rss_idle_kib rss_kib raw_freeze_ms".
  * The last three columns came later (issue 14): vssd's VmRSS idle (no writer yet, once it has
- * unloaded SQLite, 2 s after its start) and after the last round (N writers still subscribed), from /proc/PID/status; and, with
- * --hold, the median of a raw FIFREEZE+FITHAW of DIR's filesystem timed after each round ("-"
- * without --hold).
+ * unloaded SQLite, 2 s after its start) and after the last round (N writers still subscribed),
+ * from /proc/PID/status; and, with --hold, the median of a raw FIFREEZE+FITHAW of DIR's
+ * filesystem timed after each round ("-" without --hold).
  *
  * --data-dir DIR shadows DIR (an empty directory the caller made, e.g. on a loop filesystem)
  * instead of one in the temporary directory; --hold lists DIR's mount point in vssd's
