@@ -127,16 +127,30 @@ static void start_set(Harness *h, vss_backup *b, const char *data, bool prepare)
                 CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
 }
 
+/* A vssd with one writer "w", and a directory "data" to shadow. */
+static Harness *new_with_writer(char **ret_data) {
+        Harness *h = harness_new(NULL);
+        *ret_data = harness_make_data(h, "data");
+        harness_writer(h, "w", NULL);
+        return h;
+}
+
+/* A session with its set started (and prepared), and the helper waiting for it. */
+static vss_backup *set_with_helper(Harness *h, const char *data, bool prepare, pid_t *ret_helper) {
+        vss_backup *b = harness_session(h);
+        start_set(h, b, data, prepare);
+        *ret_helper = wait_helper(h);
+        CHECK(*ret_helper > 0);
+        return b;
+}
+
 static void test_helper_early_full_sequence(void) {
         /* The helper waits from StartSnapshotSet; it is the one ready before Freeze (paused
          * there), the whole sequence goes as before, and once the set is made none is left. */
-        Harness *h = harness_new(NULL);
-        char *data = harness_make_data(h, "data");
-        harness_writer(h, "w", NULL);
-        vss_backup *b = harness_session(h);
-        start_set(h, b, data, true);
-        pid_t helper = wait_helper(h);
-        CHECK(helper > 0);
+        char *data;
+        Harness *h = new_with_writer(&data);
+        pid_t helper;
+        vss_backup *b = set_with_helper(h, data, true, &helper);
         vss_async *a = NULL;
         uint32_t point = 0;
         CHECK_HR(vss_backup_do_snapshot_set_paused(b, VSS_PAUSE_BEFORE_FREEZE, &a), 0);
@@ -164,9 +178,8 @@ static void test_helper_early_full_sequence(void) {
 static void test_helper_gone_after_abort(void) {
         /* AbortBackup after StartSnapshotSet, and after PrepareForBackup: the waiting helper is
          * killed and reaped by the time the call returns, quietly. */
-        Harness *h = harness_new(NULL);
-        char *data = harness_make_data(h, "data");
-        harness_writer(h, "w", NULL);
+        char *data;
+        Harness *h = new_with_writer(&data);
         for (int prepare = 0; prepare < 2; prepare++) {
                 vss_backup *b = harness_session(h);
                 start_set(h, b, data, prepare);
@@ -186,13 +199,10 @@ static void test_helper_gone_after_abort(void) {
 static void test_helper_gone_after_release(void) {
         /* The requester releases the session, or goes away, with the set started; then vssd
          * stops with one waiting: no helper is left, and vssd exits cleanly. */
-        Harness *h = harness_new(NULL);
-        char *data = harness_make_data(h, "data");
-        harness_writer(h, "w", NULL);
-        vss_backup *b = harness_session(h);
-        start_set(h, b, data, true);
-        pid_t helper = wait_helper(h);
-        CHECK(helper > 0);
+        char *data;
+        Harness *h = new_with_writer(&data);
+        pid_t helper;
+        vss_backup *b = set_with_helper(h, data, true, &helper);
         vss_backup_release(b);
         check_helper_gone(h, helper);
         CHECK((helper = wait_new_spare(h, helper)) > 0);
@@ -222,13 +232,10 @@ static void test_helper_gone_after_release(void) {
 static void test_helper_killed_before_dss(void) {
         /* The waiting helper dies (killed) before DoSnapshotSet: vssd starts a new one then, and
          * the set is made. */
-        Harness *h = harness_new(NULL);
-        char *data = harness_make_data(h, "data");
-        harness_writer(h, "w", NULL);
-        vss_backup *b = harness_session(h);
-        start_set(h, b, data, true);
-        pid_t helper = wait_helper(h);
-        CHECK(helper > 0);
+        char *data;
+        Harness *h = new_with_writer(&data);
+        pid_t helper;
+        vss_backup *b = set_with_helper(h, data, true, &helper);
         CHECK(kill(helper, SIGKILL) == 0);
         /* Dead (its socket closed) before DoSnapshotSet, whether vssd reaped it yet or not. */
         for (int i = 0; i < 1000 && proc_state(helper) != 'Z' && proc_state(helper) != 0; i++)
@@ -247,9 +254,8 @@ static void test_helper_spare(void) {
         /* A spare waits at idle; a set takes it (no helper is started for the set); a moment
          * after the set, another waits. A spare killed at idle costs the next set nothing but a
          * helper of its own, and is replaced after it. */
-        Harness *h = harness_new(NULL);
-        char *data = harness_make_data(h, "data");
-        harness_writer(h, "w", NULL);
+        char *data;
+        Harness *h = new_with_writer(&data);
         pid_t spare = wait_helper(h);
         CHECK(spare > 0);
         vss_backup *b = harness_session(h);

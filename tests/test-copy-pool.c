@@ -23,21 +23,12 @@
 #include <unistd.h>
 
 #include "providers/file/copy.h"
+#include "tests/tap.h"
 
 #define N_FILES 100U
 #define N_SUB 20U
 
-static unsigned n_tests, n_failed;
 static char tmp[] = "/tmp/test-copy-pool-XXXXXX";
-
-static void check_(bool ok, const char *name, int line) {
-        printf("%sok %u - %s\n", ok ? "" : "not ", ++n_tests, name);
-        if (!ok) {
-                printf("#   failed at %s:%d\n", __FILE__, line);
-                n_failed++;
-        }
-}
-#define CHECK(cond, name) check_((cond), (name), __LINE__)
 
 static char *join(const char *a, const char *b) {
         char *p;

@@ -24,25 +24,16 @@
 
 #include "lib/basic/walk.h"
 #include "providers/file/copy.h"
+#include "tests/tap.h"
 
 #define BIG_SIZE (3U * 1024U * 1024U)
 #define SPARSE_OFFSET (4U * 1024U * 1024U)
 #define DEEP_LEVELS (COPY_DEPTH_MAX + 8U)
 #define NOBODY 65534
 
-static unsigned n_tests, n_failed;
 static char tmp[] = "/tmp/test-copy-XXXXXX";
 /* Globals, so the forked child's exit under valgrind does not report them as lost. */
 static char *t_src, *t_dst, *dst2, *single, *inner, *deep, *deep2, *deepcopy, *chain, *chaincopy, *pub, *nob;
-
-static void check_(bool ok, const char *name, int line) {
-        printf("%sok %u - %s\n", ok ? "" : "not ", ++n_tests, name);
-        if (!ok) {
-                printf("#   failed at %s:%d\n", __FILE__, line);
-                n_failed++;
-        }
-}
-#define CHECK(cond, name) check_((cond), (name), __LINE__)
 
 static char *path_join(const char *a, const char *b) {
         char *p;

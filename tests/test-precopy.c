@@ -14,18 +14,9 @@
 #include <unistd.h>
 
 #include "providers/file/precopy.h"
+#include "tests/tap.h"
 
-static unsigned n_tests, n_failed;
 static char tmp[] = "/tmp/test-precopy-XXXXXX";
-
-#define CHECK(c, name) check_((c), (name), __LINE__)
-static void check_(bool ok, const char *name, int line) {
-        printf("%sok %u - %s\n", ok ? "" : "not ", ++n_tests, name);
-        if (!ok) {
-                printf("#   failed at %s:%d\n", __FILE__, line);
-                n_failed++;
-        }
-}
 
 /* A shell command; $T is the scratch directory. */
 static int sh(const char *cmd) {

@@ -19,18 +19,9 @@
 #include <sys/wait.h>
 
 #include "daemon/registry-internal.h"
+#include "tests/tap.h"
 
-static unsigned n_tests, n_failed;
 static char tmp[] = "/tmp/test-registry-XXXXXX";
-
-static void check_(bool ok, const char *name, int line) {
-        printf("%sok %u - %s\n", ok ? "" : "not ", ++n_tests, name);
-        if (!ok) {
-                printf("#   failed at %s:%d\n", __FILE__, line);
-                n_failed++;
-        }
-}
-#define CHECK(cond, name) check_((cond), (name), __LINE__)
 
 static vss_id new_id(void) {
         sd_id128_t id;
