@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The commit child as a program of its own: `vssd --commit-helper`, started by posix_spawn at
- * StartSnapshotSet (it waits, loaded, for its job, sent at DoSnapshotSet) and told to go at the
- * commit. A forked copy of vssd shares its pages copy-on-write until it exits: with 1000 writers
+ * The commit child as a program of its own: `vssd --commit-helper`, started by posix_spawn while
+ * vssd is idle (the spare, below) or at StartSnapshotSet, waiting loaded for its job (sent at
+ * DoSnapshotSet) and told to go at the commit. A forked copy of vssd shares its pages copy-on-write until it exits: with 1000 writers
  * connected, each page vssd then writes (answers to Freeze, or Thaw after a fork at the commit)
  * costs a fault, ~100 ms per batch measured. The helper gets what commit_child() reads as a job on
  * COMMIT_FD_JOB: NUL-separated key, value pairs.

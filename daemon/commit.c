@@ -104,15 +104,20 @@ static void commit_close(Commit *c) {
         c->len = 0;
 }
 
+/* The sockets a prepared child waits on: to be told to go, and (an early helper) for its job. */
+static void close_control(Commit *c) {
+        if (c->go_fd >= 0)
+                close(TAKE_FD(c->go_fd));
+        if (c->job_fd >= 0)
+                close(TAKE_FD(c->job_fd));
+}
+
 /* The child is gone (reaped): its watchers and what is left of its pipes go. */
 static void commit_gone(Commit *c) {
         c->child_source = sd_event_source_disable_unref(c->child_source);
         c->window_source = sd_event_source_disable_unref(c->window_source);
         c->pid = -1;
-        if (c->go_fd >= 0)
-                close(TAKE_FD(c->go_fd));
-        if (c->job_fd >= 0)
-                close(TAKE_FD(c->job_fd));
+        close_control(c);
         commit_close(c); /* what it wrote last */
 }
 
@@ -441,10 +446,7 @@ bool commit_abandon(Commit *c) {
         c->going = false;
         c->child_source = sd_event_source_disable_unref(c->child_source);
         c->window_source = sd_event_source_disable_unref(c->window_source);
-        if (c->go_fd >= 0)
-                close(TAKE_FD(c->go_fd));
-        if (c->job_fd >= 0)
-                close(TAKE_FD(c->job_fd));
+        close_control(c);
         return ran;
 }
 
@@ -454,10 +456,7 @@ void commit_done(Commit *c) {
         c->io_source = sd_event_source_disable_unref(c->io_source);
         if (c->fd >= 0)
                 close(TAKE_FD(c->fd));
-        if (c->go_fd >= 0)
-                close(TAKE_FD(c->go_fd));
-        if (c->job_fd >= 0)
-                close(TAKE_FD(c->job_fd));
+        close_control(c);
 }
 
 /* The provider commit child. Each made shadow is reported to the parent as "INDEX<TAB>LOCATION" so

@@ -5,13 +5,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include "daemon/registry-sqlite.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "daemon/registry-sqlite.h"
 #include "lib/common.h"
 #include "registry.h"
 

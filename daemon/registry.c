@@ -235,7 +235,8 @@ int registry_connect(Registry *r) {
         k = set_wal(r);
         /* foreign_keys is per connection and a no-op inside a transaction: set it here. FULL, so a
          * committed set survives power loss, not just a crash (only what need not, the 'creating'
-         * record and the frozen journal, is committed NORMAL: IN_TRANSACTION_CRASH_SAFE). */
+         * record, the frozen journal and a location said during the cut, is committed NORMAL:
+         * IN_TRANSACTION_CRASH_SAFE). */
         if (k >= 0)
                 k = exec(r, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL");
         if (k >= 0)

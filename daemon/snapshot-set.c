@@ -27,10 +27,10 @@ int method_start_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error 
         int r = sd_bus_reply_method_return(msg, "s", vss_id_to_string(&s->set_id, id));
         /* The earliest point at which the session is known to make a snapshot set (a restore
          * session may not start one, and many backup sessions only gather metadata or status):
-         * the commit helper's exec and loading (~8 ms) overlap AddToSnapshotSet and
-         * PrepareForBackup instead of delaying the first Freeze. At most one waits machine-wide
-         * (m->creating); the set's end without a commit kills it (creating_done()). After the
-         * reply, which is sent at once, so the requester does not wait for the spawn either. */
+         * the set takes the spare helper, or starts one whose exec and loading (~8 ms) overlap
+         * AddToSnapshotSet and PrepareForBackup instead of delaying the first Freeze. At most one
+         * set is in creation machine-wide (m->creating); its end without a commit kills its
+         * helper (creating_done()). After the reply, so the requester does not wait for it. */
         set_helper_start(s);
         return r;
 }
