@@ -229,12 +229,18 @@ static void test_writer_class_config(void) {
 /* auth-fake-vssd: a socket another user listens on is not vssd: writers and requesters refuse it
  * before a word is exchanged. */
 
+struct Listener {
+        const char *path;
+        int ready;      /* written once bob listens: a bound socket refuses connections until then */
+};
+
 static void bob_listens(Harness *h, void *userdata) {
-        const char *path = userdata;
+        struct Listener *l = userdata;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", l->path);
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         CHECK(fd >= 0 && bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0 && listen(fd, 8) == 0);
+        CHECK(write(l->ready, "l", 1) == 1);
         for (;;) {
                 int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
                 if (c < 0)
@@ -245,12 +251,15 @@ static void bob_listens(Harness *h, void *userdata) {
 
 static void test_fake_vssd(void) {
         Harness *h = harness_for_users(CONFIG_BASE "}");
-        char dir[] = "/tmp/openvss-fake-XXXXXX", path[64];
-        CHECK(mkdtemp(dir) != NULL && chmod(dir, 01777) == 0);
+        char dir[] = "/tmp/openvss-fake-XXXXXX", path[64], c;
+        int ready[2];
+        CHECK(mkdtemp(dir) != NULL && chmod(dir, 01777) == 0 && pipe2(ready, O_CLOEXEC) == 0);
         snprintf(path, sizeof(path), "%s/vssd.sock", dir);
-        pid_t bob = spawn_as(BOB, bob_listens, h, path);
-        for (int i = 0; i < 500 && access(path, F_OK) < 0; i++)
-                usleep(10 * 1000);
+        struct Listener l = { .path = path, .ready = ready[1] };
+        pid_t bob = spawn_as(BOB, bob_listens, h, &l);
+        close(ready[1]);
+        CHECK(read(ready[0], &c, 1) == 1);
+        close(ready[0]);
         vss_writer_options o = { .name = "trusting" };
         vss_writer *w = NULL;
         CHECK_HR(vss_writer_new(&o, NULL, NULL, &w), 0);
