@@ -29,8 +29,8 @@ void commit_init(Commit *c) {
         *c = (Commit) { .pid = -1, .fd = -1, .go_fd = -1, .job_fd = -1 };
 }
 
-/* One report line: "E\tMESSAGE", "R\t" (ready to go), "C\t" (the cut) or "INDEX\tLOCATION", passed
- * on to the owner. */
+/* One report line: "E\tMESSAGE", "R\t" (ready to go), "C\t" (the cut), "D\t" (done: on_io()
+ * reports it) or "INDEX\tLOCATION", passed on to the owner. */
 static void commit_line(Commit *c, char *line) {
         char *tab = strchr(line, '\t');
         if (!tab)
@@ -53,6 +53,12 @@ static void commit_line(Commit *c, char *line) {
                 /* The writers go on now: the window no longer bounds what the child does. */
                 c->window_source = sd_event_source_disable_unref(c->window_source);
                 c->ops->cut(c->userdata);
+                return;
+        }
+        if (streq(line, "D")) {
+                /* Read only after the child exited (pid -1 then): its exit status is reported. */
+                if (c->pid > 0 && c->going)
+                        c->finished = true;
                 return;
         }
         if (streq(line, "E")) {
@@ -91,7 +97,13 @@ static void commit_drain(Commit *c) {
 }
 
 static int on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        commit_drain(userdata);
+        Commit *c = userdata;
+        bool finished = c->finished;
+        commit_drain(c);
+        /* Done: its end is reported now, the last thing done here (the owner may free c). It is
+         * reaped when it exits, quietly. */
+        if (!finished && c->finished)
+                c->ops->exited(c->userdata, COMMIT_OK, "");
         return 0;
 }
 
@@ -123,6 +135,11 @@ static void commit_gone(Commit *c) {
 
 static int on_child_exit(sd_event_source *src, const siginfo_t *si, void *userdata) {
         Commit *c = userdata;
+        if (c->finished) { /* reported when it said "D" */
+                c->going = c->finished = false;
+                commit_gone(c);
+                return 0;
+        }
         bool going = c->going, unready = !going && !c->ready;
         c->going = false;
         commit_gone(c);
@@ -178,12 +195,18 @@ static void close_all_but(int *keep, size_t n) {
 /* The parent's side of a started child: its report pipe read as it comes, its exit watched. */
 static int commit_watch(Commit *c, sd_event *e, pid_t pid, int report_fd, int go_fd, const CommitOps *ops,
                         void *userdata, const char **ret_why) {
+        /* One done but not yet reaped goes first: it has no more than its exit left. */
+        if (c->finished && c->pid > 0) {
+                (void) waitpid(c->pid, NULL, 0);
+                c->going = c->finished = false;
+                commit_gone(c);
+        }
         c->ops = ops;
         c->userdata = userdata;
         c->fd = report_fd;
         c->go_fd = go_fd;
         c->going = false;
-        c->cut = c->wait_exit = c->ready = c->wait_ready = c->failed_start = false;
+        c->cut = c->finished = c->wait_exit = c->ready = c->wait_ready = c->failed_start = false;
         c->pid = pid;
         c->len = 0;
         c->msg[0] = 0;
@@ -384,7 +407,7 @@ bool commit_prepared(const Commit *c) {
 }
 
 bool commit_running(const Commit *c) {
-        return c->pid > 0 && c->going;
+        return c->pid > 0 && c->going && !c->finished;
 }
 
 bool commit_cancel(Commit *c) {
@@ -437,13 +460,13 @@ void commit_kill(Commit *c) {
 }
 
 bool commit_abandon(Commit *c) {
-        bool ran = c->pid > 0 && c->going;
+        bool ran = commit_running(c);
         if (c->pid > 0) {
                 (void) kill(c->pid, SIGKILL);
                 (void) waitpid(c->pid, NULL, 0);
                 c->pid = -1;
         }
-        c->going = false;
+        c->going = c->finished = false;
         c->child_source = sd_event_source_disable_unref(c->child_source);
         c->window_source = sd_event_source_disable_unref(c->window_source);
         close_control(c);
@@ -666,5 +689,6 @@ _Noreturn void commit_child(void *userdata, int fd) {
         dprintf(fd, "C\t\n");
         child_finals(&c);
         child_finish(&c);
+        dprintf(fd, "D\t\n");
         _exit(COMMIT_OK);
 }

@@ -6,8 +6,10 @@
  * child, its pipe of reports read as they come, the watch of its exit and the window that bounds
  * it. The child reports "INDEX\tLOCATION" for each shadow it made (passed on at once, so vssd dying
  * before the child ends cannot lose where a shadow is), "C\t" once its cut is made (what it does
- * after, making the shadows durable, need not keep writers frozen), "E\tMESSAGE" when it fails and,
- * from a prepared helper (commit_spawn()), "R\t" once it is ready to be told to go.
+ * after, making the shadows durable, need not keep writers frozen), "E\tMESSAGE" when it fails,
+ * "D\t" when all is done and durable and it exits well (reported as its exit: the exit of a
+ * process takes a millisecond and more, which the sequence need not wait for) and, from a
+ * prepared helper (commit_spawn()), "R\t" once it is ready to be told to go.
  * One runs at a time per Commit; the owner is called back, never the other way round.
  */
 
@@ -23,7 +25,8 @@ typedef struct CommitOps {
         /* The child made shadow `index` of the set, at location. */
         void (*location)(void *userdata, size_t index, const char *location);
         /* The child ended: code is its exit status (-1 when killed by a signal), msg the reason it
-         * reported ("" when none). The watchers are gone by then: a new child may start. */
+         * reported ("" when none), or it said "D" (COMMIT_OK: only its exit is left, reaped
+         * later). A new child may start from here on. */
         void (*exited)(void *userdata, int code, const char *msg);
         /* The window ran out while the child runs. */
         void (*window)(void *userdata);
@@ -40,6 +43,7 @@ typedef struct Commit {
         pid_t pid;                /* -1 when none runs */
         bool going;               /* told to go: its end is reported (ops->exited) */
         bool cut;                 /* it reported its cut (ops->cut was called) */
+        bool finished;            /* it reported "D" (ops->exited was called): only its reaping is left */
         bool wait_exit;           /* the owner's: its sequence goes on when the child exits */
         bool ready;               /* a prepared child reported it is ready */
         bool failed_start;        /* a prepared child died before it was ready */
@@ -105,7 +109,7 @@ bool commit_wait_go(int go_fd);
 int commit_go(Commit *c);
 /* Started, waiting to be told to go. */
 bool commit_prepared(const Commit *c);
-/* Told to go and not yet exited (reaped). */
+/* Told to go and not yet exited (reaped), nor reported done ("D"). */
 bool commit_running(const Commit *c);
 /* Kills and reaps a prepared child not yet told to go; true when there was one. */
 bool commit_cancel(Commit *c);
@@ -121,7 +125,8 @@ int commit_arm_window(Commit *c, sd_event *e, uint64_t ms);
 void commit_kill(Commit *c);
 
 /* vssd stops: kills and reaps the running (or prepared) child and drops the watchers, without
- * ops->exited. True when a child ran, told to go (its watch is gone now). */
+ * ops->exited. True when a child ran, told to go, whose end was not reported (its watch is gone
+ * now). */
 bool commit_abandon(Commit *c);
 
 /* Frees the watchers and the pipe; the Commit itself is its owner's. */
