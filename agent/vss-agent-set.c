@@ -186,6 +186,7 @@ void agent_set_plan(Agent *a, const char *set_id, const char *text) {
         etcd_kvs kvs = {};
         if (!s)
                 return;
+        s->job = SPAWNED_NONE;
         if (cluster_plan_parse(text, &s->plan, err, sizeof(err)) < 0 || !streq(s->plan.set_id, set_id)) {
                 log_msg("cluster set %s: ignoring a plan that does not parse: %s", set_id, err);
                 set_free(s);

@@ -83,6 +83,10 @@ void cluster_start_agent(Cluster *c, size_t i) {
                         dup2(fd, 1);
                         dup2(fd, 2);
                 }
+                /* As systemd starts it (test-cluster checks the agent keeps it open). */
+                int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (nul >= 0)
+                        dup2(nul, 0);
                 setenv("NOTIFY_SOCKET", notify, 1);
                 setenv("STATE_DIRECTORY", state, 1);
                 char url[64];

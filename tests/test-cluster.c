@@ -150,6 +150,13 @@ static void test_invariant(void) {
                 printf("set %d: last Freeze entered %.3f ms before the first Thaw\n", k + 1,
                        (double) (min_thaw - max_freeze) / 1e6);
         }
+        /* Ending a set closes only what the set opened: stdin is still /dev/null, not closed
+         * (a descriptor 0 freed would go to the next socket, and the next set would close it). */
+        for (size_t h = 0; h < c->n; h++) {
+                char path[64], target[64] = "";
+                snprintf(path, sizeof(path), "/proc/%d/fd/0", (int) c->hosts[h].agent);
+                CHECK(readlink(path, target, sizeof(target) - 1) > 0 && streq(target, "/dev/null"));
+        }
         cluster_free(c);
 }
 

@@ -35,6 +35,9 @@ typedef struct Spawned {
         int status;         /* wait status, once reaped */
 } Spawned;
 
+/* Nothing started (spawned_done() closes nothing): zero is a descriptor. */
+#define SPAWNED_NONE ((Spawned) { .pid = -1, .pidfd = -1, .in_fd = -1, .out_fd = -1, .err_fd = -1 })
+
 /* Starts the command: its own process group, signal mask and SIGPIPE/SIGTERM/SIGINT reset, no
  * descriptor of ours past 2. When it cannot be executed it writes "cannot execute PATH: ERROR" to
  * its stderr and exits 127. 0 or -errno: then ret->pid is -1 when fork() failed, 0 when a pipe
