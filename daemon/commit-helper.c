@@ -101,7 +101,8 @@ static char *helper_argv[] = { (char *) "vssd", (char *) COMMIT_HELPER_ARG, NULL
 /* The spare: a helper started while vssd is idle, waiting for the next set's job, so that set
  * does not wait for a helper's exec and loading (5-10 ms on a 2-core machine, more than the
  * requester's calls before DoSnapshotSet take). Started with vssd and again a moment after a set
- * ended (not at once: its start would compete with the end of that set's sequence). One that dies
+ * ended (not at once: its start would compete with the end of that set's sequence; nor while the
+ * next set is being made: that set has its own helper by then). One that dies
  * waiting is replaced at the next set's end; a set that finds none starts its own. */
 #define SPARE_DELAY_USEC (50 * USEC_PER_MSEC)
 
@@ -134,7 +135,11 @@ void commit_helper_spare_start(Manager *m) {
 }
 
 static int on_spare_timer(sd_event_source *src, uint64_t usec, void *userdata) {
-        commit_helper_spare_start(userdata);
+        Manager *m = userdata;
+        /* A set began meanwhile (it started its own helper): a spare's start would compete with
+         * its freeze window. Its end arms the timer again. */
+        if (!m->creating)
+                commit_helper_spare_start(m);
         return 0;
 }
 

@@ -285,12 +285,44 @@ static void test_helper_spare(void) {
         check_log_quiet(h);
 }
 
+/* No spare starts while a set is being made: the spare due a moment after set A would compete
+ * with set B's freeze window, and B has its own helper. B's end starts one. */
+static void test_helper_no_spare_during_set(void) {
+        char *data;
+        Harness *h = new_with_writer(&data);
+        pid_t spare = wait_helper(h);
+        CHECK(spare > 0);
+        vss_backup *a = harness_session(h);
+        start_set(h, a, data, true);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(a), 0);
+        CHECK_HR(vss_backup_backup_complete_sync(a), 0);
+        vss_backup_release(a);
+        /* B begins within the spare's delay (50 ms) unless the machine is slow: then B takes the
+         * spare, one helper as well. */
+        vss_backup *b = harness_session(h);
+        start_set(h, b, data, false);
+        pid_t own = -1;
+        for (int i = 0; i < 30; i++) { /* well past the delay */
+                int helpers, zombies;
+                vssd_children(h, &helpers, &zombies, &own);
+                CHECK(helpers == 1);
+                usleep(10000);
+        }
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        CHECK_HR(vss_backup_backup_complete_sync(b), 0);
+        vss_backup_release(b);
+        CHECK(wait_new_spare(h, own) > 0);
+        check_log_quiet(h);
+}
+
 static const TestCase cases[] = {
         { "helper-early-full-sequence", test_helper_early_full_sequence },
         { "helper-gone-after-abort", test_helper_gone_after_abort },
         { "helper-gone-after-release", test_helper_gone_after_release },
         { "helper-killed-before-dss", test_helper_killed_before_dss },
         { "helper-spare", test_helper_spare },
+        { "helper-no-spare-during-set", test_helper_no_spare_during_set },
         {},
 };
 
