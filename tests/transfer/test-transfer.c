@@ -339,7 +339,11 @@ static void test_restart(void) {
                         /* Stopped at a moment its last outbox row is applied on B (it may hold a lock
                          * while stopped: a short busy timeout, then let it go on and try again). */
                         bool caught = false;
-                        for (int k = 0; k < 2000 && !caught; k++) {
+                        /* Bounded by time, not tries: a try takes under a millisecond when the
+                         * outbox is empty, and the moment comes once per transfer. */
+                        struct timespec t0, t1;
+                        clock_gettime(CLOCK_MONOTONIC, &t0);
+                        for (t1 = t0; t1.tv_sec - t0.tv_sec < 30 && !caught; clock_gettime(CLOCK_MONOTONIC, &t1)) {
                                 CHECK(kill(svc[0].pid, SIGSTOP) == 0);
                                 long long last = query_busy(svc[0].ledger, "SELECT coalesce(max(id), -1) FROM outbox", 50);
                                 caught = last > 0 && query_busy(svc[1].ledger, "SELECT max(id) FROM applied", 50) == last;
