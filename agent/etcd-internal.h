@@ -57,3 +57,5 @@ void etcd_kv_clear(etcd_kv *kv);
 
 /* The JSON of a key and the end of its prefix range ("range_end"): adds "key" (and "range_end"). */
 int etcd_json_add_key(json_object *o, const char *key, bool prefix);
+/* "key" and "range_end": the keys in [key, range_end). */
+int etcd_json_add_range(json_object *o, const char *key, const char *range_end);

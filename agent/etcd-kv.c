@@ -109,6 +109,11 @@ static int add_b64(json_object *o, const char *name, const void *data, size_t le
         return json_object_object_add(o, name, json_object_new_string(b)) < 0 ? -ENOMEM : 0;
 }
 
+int etcd_json_add_range(json_object *o, const char *key, const char *range_end) {
+        int r = add_b64(o, "key", key, strlen(key));
+        return r < 0 ? r : add_b64(o, "range_end", range_end, strlen(range_end));
+}
+
 int etcd_json_add_key(json_object *o, const char *key, bool prefix) {
         size_t n = strlen(key);
         if (!prefix)

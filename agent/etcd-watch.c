@@ -17,7 +17,8 @@
 
 struct etcd_watch {
         etcd *e;
-        char *prefix;
+        char *prefix;           /* the keys watched: those under it, or [prefix, range_end) */
+        char *range_end;
         int64_t next_rev;       /* where the next stream starts; 0: now */
         int64_t stream_start;   /* where the current one started: older events are repeats */
         CURLM *multi;
@@ -74,12 +75,25 @@ etcd_watch *etcd_watch_free(etcd_watch *w) {
         etcd_events_free(w->queue, w->n_queue);
         free(w->line);
         free(w->prefix);
+        free(w->range_end);
         free(w);
         return NULL;
 }
 
 bool etcd_watch_connected(const etcd_watch *w) {
         return w && w->running && w->connected;
+}
+
+bool etcd_watch_down(const etcd_watch *w) {
+        return w && !etcd_watch_connected(w) && w->failures > 0;
+}
+
+int64_t etcd_watch_revision(const etcd_watch *w) {
+        return w ? w->next_rev : 0;
+}
+
+static int add_keys(const etcd_watch *w, json_object *o) {
+        return w->range_end ? etcd_json_add_range(o, w->prefix, w->range_end) : etcd_json_add_key(o, w->prefix, true);
 }
 
 static int queue_events(etcd_watch *w, json_object *events) {
@@ -211,7 +225,7 @@ static int start_stream(etcd_watch *w) {
                 json_object_put(req);
                 return -ENOMEM;
         }
-        r = etcd_json_add_key(create, w->prefix, true);
+        r = add_keys(w, create);
         if (r >= 0 && w->next_rev > 0) {
                 char buf[32];
                 snprintf(buf, sizeof(buf), "%" PRId64, w->next_rev);
@@ -247,8 +261,8 @@ static int start_stream(etcd_watch *w) {
         return 0;
 }
 
-int etcd_watch_new(etcd *e, const char *prefix, int64_t start_revision, etcd_watch **ret) {
-        if (!e || !prefix || start_revision < 0 || !ret)
+int etcd_watch_new_range(etcd *e, const char *key, const char *range_end, int64_t start_revision, etcd_watch **ret) {
+        if (!e || !key || start_revision < 0 || !ret)
                 return e ? etcd_fail(e, -EINVAL, "etcd watch: bad arguments") : -EINVAL;
         etcd_watch *w = calloc(1, sizeof(*w));
         if (!w)
@@ -256,7 +270,7 @@ int etcd_watch_new(etcd *e, const char *prefix, int64_t start_revision, etcd_wat
         w->e = e;
         w->next_rev = start_revision;
         w->endpoint = e->current;
-        if (!(w->prefix = strdup(prefix)) || !(w->multi = curl_multi_init()) || !(w->curl = curl_easy_init()) ||
+        if (!(w->prefix = strdup(key)) || (range_end && !(w->range_end = strdup(range_end))) || !(w->multi = curl_multi_init()) || !(w->curl = curl_easy_init()) ||
             etcd_setup_curl(e, w->curl, false) < 0 ||
             curl_easy_setopt(w->curl, CURLOPT_WRITEFUNCTION, stream_write) != CURLE_OK ||
             curl_easy_setopt(w->curl, CURLOPT_WRITEDATA, w) != CURLE_OK || !(w->probe = curl_easy_init()) ||
@@ -267,6 +281,10 @@ int etcd_watch_new(etcd *e, const char *prefix, int64_t start_revision, etcd_wat
         }
         *ret = w;
         return 0;
+}
+
+int etcd_watch_new(etcd *e, const char *prefix, int64_t start_revision, etcd_watch **ret) {
+        return etcd_watch_new_range(e, prefix, NULL, start_revision, ret);
 }
 
 static size_t discard(char *p, size_t size, size_t n, void *userdata) {
@@ -290,7 +308,7 @@ static void drop_stream(etcd_watch *w) {
 static void start_probe(etcd_watch *w) {
         json_object *req = json_object_new_object();
         const char *body = NULL;
-        if (req && etcd_json_add_key(req, w->prefix, true) >= 0 &&
+        if (req && add_keys(w, req) >= 0 &&
             json_object_object_add(req, "limit", json_object_new_string("1")) >= 0 &&
             json_object_object_add(req, "keys_only", json_object_new_boolean(true)) >= 0 &&
             /* A local read (no raft round): it asks only whether the member answers; losing the
@@ -386,8 +404,10 @@ int etcd_watch_next(etcd_watch *w, int timeout_ms, struct pollfd *extra, size_t 
                         r = start_stream(w);
                         if (r == -ENOMEM || (r == -EACCES && !strstr(etcd_errmsg(w->e), "invalid auth token")))
                                 return r;
-                        if (r < 0) /* no endpoint for the token right now: later */
+                        if (r < 0) { /* no endpoint for the token right now: later */
                                 w->retry_at_ms = now + RETRY_MAX_MS;
+                                w->failures++;
+                        }
                 }
                 if (w->running && !w->probing && now >= w->last_data_ms + idle_ms(w))
                         start_probe(w);

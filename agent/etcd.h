@@ -100,6 +100,8 @@ typedef struct etcd_watch etcd_watch;
 /* Watches every key under prefix from start_revision (0: from now). The watch uses e (endpoints,
  * token, etcd_errmsg() for its failures): free it before e. */
 int etcd_watch_new(etcd *e, const char *prefix, int64_t start_revision, etcd_watch **ret);
+/* The same for the keys in [key, range_end). */
+int etcd_watch_new_range(etcd *e, const char *key, const char *range_end, int64_t start_revision, etcd_watch **ret);
 etcd_watch *etcd_watch_free(etcd_watch *w);
 /* Waits up to timeout_ms (-1: forever) for events on the watch or input on one of extra[] (their
  * revents are set, as poll(2)). Returns the number of events stored in *ret_events (a malloc'd
@@ -109,4 +111,10 @@ etcd_watch *etcd_watch_free(etcd_watch *w);
 int etcd_watch_next(etcd_watch *w, int timeout_ms, struct pollfd *extra, size_t nextra,
                     etcd_event **ret_events);
 bool etcd_watch_connected(const etcd_watch *w);
+/* The stream failed and is not up again yet (a watch still making its first stream is not down). */
+bool etcd_watch_down(const etcd_watch *w);
+/* The revision the watch goes on from: after the last event it handed out, or after the store's
+ * revision when its first stream began; 0 while that is not known yet. A new watch started there
+ * misses nothing and repeats nothing of this one's. */
+int64_t etcd_watch_revision(const etcd_watch *w);
 void etcd_events_free(etcd_event *ev, size_t n);

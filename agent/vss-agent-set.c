@@ -180,7 +180,7 @@ static const char *plan_refused(Agent *a, const AgentSet *s, char *buf, size_t s
         return NULL;
 }
 
-void agent_set_plan(Agent *a, const char *set_id, const char *text) {
+void agent_set_plan(Agent *a, const char *set_id, const char *text, const char *busy_with) {
         char err[1200], key[CLUSTER_KEY_MAX];
         AgentSet *s = calloc(1, sizeof(*s));
         etcd_kvs kvs = {};
@@ -197,8 +197,8 @@ void agent_set_plan(Agent *a, const char *set_id, const char *text) {
                 set_free(s);
                 return;
         }
-        if (a->set) {
-                snprintf(err, sizeof(err), "this host is busy with cluster set %s", a->set->plan.set_id);
+        if (a->set || busy_with) {
+                snprintf(err, sizeof(err), "this host is busy with cluster set %s", a->set ? a->set->plan.set_id : busy_with);
                 (void) agent_put_record(a, set_id, PHASE_FAILED, NULL, NULL, VSS_E_SNAPSHOT_SET_IN_PROGRESS, err, -1,
                                         NULL, 0);
                 (void) cluster_abort_decision(a->e, a->cluster, set_id, 0, NULL);

@@ -51,8 +51,11 @@ int agent_put_record(Agent *a, const char *set_id, Phase phase, json_object *wri
         char key[CLUSTER_KEY_MAX];
         json_object *o = cluster_record_to_json(a->host, phase, writers, shadows, error_code, error, usec_left, job,
                                                 job_status);
+        int64_t rev = 0;
         int r = etcd_put(a->e, cluster_key(key, a->cluster, "sets/%s/hosts/%s", set_id, a->host),
-                         json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), 0, NULL);
+                         json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), 0, &rev);
+        if (r >= 0 && rev > a->last_put_rev)
+                a->last_put_rev = rev;
         json_object_put(o);
         if (r < 0)
                 agent_etcd_failed(a, r, "writing this host's record");
@@ -136,7 +139,9 @@ static void on_event(Agent *a, const etcd_event *ev) {
         if (!rest)
                 return;
         if (streq(rest, "plan") && !ev->deleted)
-                agent_set_plan(a, set_id, ev->kv.value);
+                /* Replayed after a set: one written while that set ran found this host busy. */
+                agent_set_plan(a, set_id, ev->kv.value,
+                               !s && ev->kv.mod_revision < a->busy_until_rev ? a->narrow_set : NULL);
         else if (streq(rest, "decision") && mine && !ev->deleted) {
                 s->decision = decision_from_name(ev->kv.value);
                 char what[64];
@@ -171,9 +176,37 @@ static void join_waiting_plans(Agent *a, int64_t *ret_revision) {
                         have_record |= strncmp(k, "hosts/", 6) == 0 && streq(k + 6, a->host);
                 }
                 if (!decided && !have_record)
-                        agent_set_plan(a, set_id, kvs.kvs[i].value);
+                        agent_set_plan(a, set_id, kvs.kvs[i].value, NULL);
         }
         etcd_kvs_clear(&kvs);
+}
+
+/* Narrows the watch to the set in flight, or widens it back once it ended (see Agent). A watch
+ * that cannot be made now is tried again on the next turn; meanwhile the old one goes on. */
+static void watch_switch(Agent *a) {
+        char key[CLUSTER_KEY_MAX], end[CLUSTER_KEY_MAX];
+        etcd_watch *w = NULL;
+        int64_t rev = etcd_watch_revision(a->watch);
+        if (a->set && !a->narrow && rev > 0) {
+                /* sets/SET/coordinator, decision and delete sort before sets/SET/hosts/. */
+                cluster_key(key, a->cluster, "sets/%s/", a->set->plan.set_id);
+                cluster_key(end, a->cluster, "sets/%s/hosts/", a->set->plan.set_id);
+                if (etcd_watch_new_range(a->e, key, end, rev, &w) < 0)
+                        return;
+                snprintf(a->narrow_set, sizeof(a->narrow_set), "%s", a->set->plan.set_id);
+                a->wide_rev = rev;
+                a->narrow = true;
+        } else if (!a->set && a->narrow) {
+                if (etcd_watch_new(a->e, cluster_key(key, a->cluster, "sets/"), a->wide_rev, &w) < 0)
+                        return;
+                /* Written before this host's last record of the set (its end), a plan found it
+                 * busy; without that record (etcd away), what the narrow watch saw last. */
+                a->busy_until_rev = rev > a->last_put_rev ? rev : a->last_put_rev;
+                a->narrow = false;
+        } else
+                return;
+        etcd_watch_free(a->watch);
+        a->watch = w;
 }
 
 static int run(Agent *a) {
@@ -222,10 +255,11 @@ static int run(Agent *a) {
                 }
                 if (p[0].revents & POLLIN)
                         break;
-                if (!etcd_watch_connected(a->watch) && a->etcd_down_since == 0)
+                if (etcd_watch_down(a->watch) && a->etcd_down_since == 0)
                         agent_etcd_failed(a, -ECONNREFUSED, "the watch");
                 keepalive(a);
                 agent_set_step(a);
+                watch_switch(a);
                 if (a->in_doubt && !a->set && a->etcd_down_since == 0)
                         agent_reconcile(a);
                 if (!a->set && now_monotonic_usec() >= a->next_refresh && a->etcd_down_since == 0)

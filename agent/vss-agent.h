@@ -80,7 +80,16 @@ typedef struct Agent {
         uint64_t etcd_down_since;   /* CLOCK_MONOTONIC usec; 0: etcd answers */
         bool in_doubt;              /* some local set waits for a decision we could not read */
         AgentSet *set;              /* the one set in flight, or NULL */
+        /* The watch: every set's keys (sets/) while idle; during a set only its own keys but the
+         * hosts' records (sets/SET/coordinator, decision, delete), so the hosts' records of a set
+         * do not wake every agent (N hosts: N x N wakeups a phase). Back to sets/ after the set,
+         * from where the wide watch was left: what it missed is replayed then. */
         etcd_watch *watch;
+        bool narrow;                /* watching set narrow_set only */
+        char narrow_set[64];
+        int64_t wide_rev;           /* where the wide watch goes on */
+        int64_t busy_until_rev;     /* plans before this revision came while narrow_set ran */
+        int64_t last_put_rev;       /* the store's revision at this host's last record */
 } Agent;
 
 /* vss-agent.c */
@@ -93,8 +102,9 @@ int agent_put_record(Agent *a, const char *set_id, Phase phase, json_object *wri
 void agent_etcd_failed(Agent *a, int r, const char *what);
 
 /* vss-agent-set.c */
-/* A plan was seen: starts this host's part when it names the host. */
-void agent_set_plan(Agent *a, const char *set_id, const char *text);
+/* A plan was seen: starts this host's part when it names the host; fails it as busy when a set is
+ * in flight, or when busy_with (not NULL) names the set that was in flight when it came. */
+void agent_set_plan(Agent *a, const char *set_id, const char *text, const char *busy_with);
 /* Moves the set in flight on (called on every turn of the loop and after every event). */
 void agent_set_step(Agent *a);
 /* What the loop waits for beside the watch: *ret_vssd the connection to vssd while vssd works for

@@ -309,8 +309,10 @@ Cluster *cluster_new_with(size_t n, int lease_ttl, size_t etcd_members, bool tls
                 snprintf(path, sizeof(path), "%s/agent.json", harness_dir(ho->h));
                 snprintf(text, sizeof(text),
                          "{\"paths\": [\"%s\"], \"jobs\": {\"record\": [\"/bin/sh\", \"-c\", "
-                         "\"echo \\\"$*\\\" > %s/job.out; ls \\\"$2\\\" > /dev/null\", \"job\", \"{set}\", \"{paths}\"]}}",
-                         ho->data, harness_dir(ho->h));
+                         "\"echo \\\"$*\\\" > %s/job.out; ls \\\"$2\\\" > /dev/null\", \"job\", \"{set}\", \"{paths}\"], "
+                         /* Runs until a line comes through the FIFO "gate" (test-cluster makes it). */
+                         "\"gate\": [\"/bin/sh\", \"-c\", \"touch %s/gate-open; read x < %s/gate\", \"job\"]}}",
+                         ho->data, harness_dir(ho->h), harness_dir(ho->h), harness_dir(ho->h));
                 write_text(path, text);
         }
         for (size_t i = 0; i < n; i++)

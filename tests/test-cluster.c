@@ -4,6 +4,7 @@
  * and `vssadmin cluster` as the coordinator. */
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -398,6 +399,80 @@ static void test_job(void) {
         cluster_free(c);
 }
 
+/* Up to 30 s for path to exist. */
+static bool wait_file(const char *path) {
+        for (int k = 0; k < 1500; k++) {
+                if (access(path, F_OK) == 0)
+                        return true;
+                struct timespec t = { 0, 20 * 1000 * 1000 };
+                nanosleep(&t, NULL);
+        }
+        fprintf(stderr, "%s never appeared\n", path);
+        return false;
+}
+
+/* A plan written while the hosts are busy with another set (its job runs) fails as busy, naming
+ * that set, once they are free again (each agent watches only its set meanwhile, and then reads
+ * what it missed); the first set is kept. */
+static void test_busy(void) {
+        Cluster *c = cluster_new(3, 5);
+        const char *d0 = harness_dir(c->hosts[0].h);
+        char path[600], *out = NULL;
+        for (size_t i = 0; i < c->n; i++) {
+                snprintf(path, sizeof(path), "%s/gate", harness_dir(c->hosts[i].h));
+                CHECK(mkfifo(path, 0600) == 0);
+        }
+        CHECK(harness_sh(c->hosts[0].h, NULL,
+                         "(vssadmin cluster create shadow %s%s --job gate --json; echo $? > %s/first.tmp; mv %s/first.tmp %s/first.rc) > %s/first.json 2>%s/first.err "
+                         "< /dev/null &", cluster_args(c), cluster_fors(c), d0, d0, d0, d0, d0) == 0);
+        for (size_t i = 0; i < c->n; i++) {
+                snprintf(path, sizeof(path), "%s/gate-open", harness_dir(c->hosts[i].h));
+                CHECK(wait_file(path));
+        }
+        CHECK(harness_sh(c->hosts[0].h, NULL,
+                         "(vssadmin cluster create shadow %s%s --json; echo $? > %s/second.tmp; mv %s/second.tmp %s/second.rc) > %s/second.json 2>%s/second.err "
+                         "< /dev/null &", cluster_args(c), cluster_fors(c), d0, d0, d0, d0, d0) == 0);
+        /* Both plans are in etcd before the first set may end. */
+        bool two = false;
+        for (int k = 0; k < 1500 && !two; k++) {
+                free(out);
+                out = NULL;
+                if (etcd_harness_ctl(c->etcd, &out, "get --prefix --keys-only /openvss/") == 0) {
+                        int plans = 0;
+                        for (const char *p = out; (p = strstr(p, "/plan")); p++)
+                                plans++;
+                        two = plans == 2;
+                }
+                struct timespec t = { 0, 20 * 1000 * 1000 };
+                nanosleep(&t, NULL);
+        }
+        free(out);
+        CHECK(two);
+        for (size_t i = 0; i < c->n; i++) {
+                snprintf(path, sizeof(path), "%s/gate", harness_dir(c->hosts[i].h));
+                FILE *f = fopen(path, "we");
+                CHECK(f && fputs("go\n", f) >= 0 && fclose(f) == 0);
+        }
+        snprintf(path, sizeof(path), "%s/first.rc", d0);
+        CHECK(wait_file(path));
+        snprintf(path, sizeof(path), "%s/second.rc", d0);
+        CHECK(wait_file(path));
+        int st;
+        json_object *first = harness_json(c->hosts[0].h, &st, "cat %s/first.json; exit $(cat %s/first.rc)", d0, d0);
+        CHECK(st == 0);
+        json_object *second = harness_json(c->hosts[0].h, &st, "cat %s/second.json; exit $(cat %s/second.rc)", d0, d0);
+        CHECK(st == 1);
+        char want[128];
+        snprintf(want, sizeof(want), "busy with cluster set %s", json_str(first, "cluster_set_id"));
+        const char *msg = json_str(get(second, "error"), "message");
+        CHECK(msg && strstr(msg, want) != NULL);
+        if (!msg || !strstr(msg, want))
+                fprintf(stderr, "second set: %s\n", json_object_to_json_string(second));
+        json_object_put(first);
+        json_object_put(second);
+        cluster_free(c);
+}
+
 /* Waits (up to 30 s) until host i's writer logged event. */
 static bool wait_writer_saw(Cluster *c, size_t i, const char *event) {
         for (int k = 0; k < 1500; k++) {
@@ -680,6 +755,7 @@ static const TestCase cases[] = {
         { "cluster-coordinator-killed-committed", test_coordinator_killed_committed },
         { "cluster-stale-coordinator", test_stale_coordinator },
         { "cluster-job", test_job },
+        { "cluster-busy", test_busy },
         { "cluster-etcd-stopped-frozen", test_etcd_stopped_frozen },
         { "cluster-etcd-stopped-committed", test_etcd_stopped_committed },
         { "cluster-link-cut-frozen", test_link_cut_frozen },

@@ -284,6 +284,53 @@ static void test_watch(void) {
         etcd_harness_free(h);
 }
 
+/* A range [key, range_end): keys outside it are not seen; a watch started at another's revision
+ * goes on where that one stopped, with nothing lost or seen twice (vss-agent narrows its watch to
+ * the set in flight and widens it again so). */
+static void test_watch_range(void) {
+        EtcdHarness *h = harness(1, false);
+        etcd *e = client(h->endpoints, 0);
+        etcd_watch *w = NULL, *narrow = NULL;
+        CHECK(etcd_watch_new(e, "/s/", 0, &w) == 0);
+        CHECK(etcd_watch_revision(w) == 0 && !etcd_watch_down(w));
+        CHECK(wait_connected(w));
+        CHECK(etcd_watch_revision(w) > 0);
+        CHECK(etcd_put(e, "/s/1/plan", "p", 0, NULL) == 0);
+        etcd_event *all = NULL;
+        size_t n = 0;
+        CHECK(collect(w, 1, &all, &n) == 1 && streq(all[0].kv.key, "/s/1/plan"));
+        int64_t rev = etcd_watch_revision(w);
+        CHECK(n == 1 && rev == all[0].kv.mod_revision + 1);
+        etcd_events_free(all, n);
+
+        CHECK(etcd_watch_new_range(e, "/s/1/", "/s/1/hosts/", rev, &narrow) == 0);
+        CHECK(etcd_put(e, "/s/1/hosts/h1", "r", 0, NULL) == 0);     /* outside */
+        CHECK(etcd_put(e, "/s/2/plan", "p", 0, NULL) == 0);          /* outside */
+        CHECK(etcd_put(e, "/s/1/decision", "freeze", 0, NULL) == 0);
+        CHECK(etcd_delete(e, "/s/1/coordinator", false, NULL) == 0); /* nothing there: no event */
+        CHECK(etcd_put(e, "/s/1/coordinator", "c", 0, NULL) == 0);
+        all = NULL, n = 0;
+        CHECK(collect(narrow, 2, &all, &n) == 2);
+        CHECK(n == 2 && streq(all[0].kv.key, "/s/1/decision") && streq(all[1].kv.key, "/s/1/coordinator"));
+        etcd_events_free(all, n);
+        etcd_watch_free(narrow);
+
+        /* The wide one again from where it was: all it missed, in order, once. */
+        etcd_watch_free(w);
+        CHECK(etcd_watch_new(e, "/s/", rev, &w) == 0);
+        all = NULL, n = 0;
+        CHECK(collect(w, 4, &all, &n) == 4);
+        CHECK(n == 4 && streq(all[0].kv.key, "/s/1/hosts/h1") && streq(all[1].kv.key, "/s/2/plan") &&
+              streq(all[2].kv.key, "/s/1/decision") && streq(all[3].kv.key, "/s/1/coordinator"));
+        etcd_events_free(all, n);
+        etcd_event *ev = NULL;
+        CHECK(etcd_watch_next(w, 300, NULL, 0, &ev) == 0);
+        etcd_watch_free(w);
+        CHECK(etcd_watch_new_range(e, NULL, "/z", 0, &w) == -EINVAL);
+        etcd_free(e);
+        etcd_harness_free(h);
+}
+
 /* etcd stopped and started again on its data: the watch comes back by itself, from where it
  * was, and neither loses nor repeats an event. */
 static void test_watch_restart(void) {
@@ -388,6 +435,7 @@ static const struct {
         { "etcd-txn", test_txn },
         { "etcd-lease", test_lease },
         { "etcd-watch", test_watch },
+        { "etcd-watch-range", test_watch_range },
         { "etcd-watch-restart", test_watch_restart },
         { "etcd-watch-stopped", test_watch_stopped },
         { "etcd-watch-extra-fds", test_watch_extra_fds },
