@@ -127,6 +127,13 @@ static void start_set(Harness *h, vss_backup *b, const char *data, bool prepare)
                 CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
 }
 
+/* The set started on b made, completed, and its session released. */
+static void finish_set(vss_backup *b) {
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        CHECK_HR(vss_backup_backup_complete_sync(b), 0);
+        vss_backup_release(b);
+}
+
 /* A vssd with one writer "w", and a directory "data" to shadow. */
 static Harness *new_with_writer(char **ret_data) {
         Harness *h = harness_new(NULL);
@@ -250,23 +257,29 @@ static void test_helper_killed_before_dss(void) {
         check_log_quiet(h);
 }
 
+/* A vssd with a writer and its spare helper (*ret_spare), and a set started and prepared. */
+static vss_backup *set_after_spare(Harness **ret_h, char **ret_data, pid_t *ret_spare) {
+        *ret_h = new_with_writer(ret_data);
+        *ret_spare = wait_helper(*ret_h);
+        CHECK(*ret_spare > 0);
+        vss_backup *b = harness_session(*ret_h);
+        start_set(*ret_h, b, *ret_data, true);
+        return b;
+}
+
 static void test_helper_spare(void) {
         /* A spare waits at idle; a set takes it (no helper is started for the set); a moment
          * after the set, another waits. A spare killed at idle costs the next set nothing but a
          * helper of its own, and is replaced after it. */
         char *data;
-        Harness *h = new_with_writer(&data);
-        pid_t spare = wait_helper(h);
-        CHECK(spare > 0);
-        vss_backup *b = harness_session(h);
-        start_set(h, b, data, true);
+        Harness *h;
+        pid_t spare;
+        vss_backup *b = set_after_spare(&h, &data, &spare);
         int helpers, zombies;
         pid_t now;
         vssd_children(h, &helpers, &zombies, &now);
         CHECK(helpers == 1 && now == spare);
-        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
-        CHECK_HR(vss_backup_backup_complete_sync(b), 0);
-        vss_backup_release(b);
+        finish_set(b);
         check_helper_gone(h, spare);
         pid_t next = wait_new_spare(h, spare);
         CHECK(next > 0);
@@ -289,14 +302,9 @@ static void test_helper_spare(void) {
  * with set B's freeze window, and B has its own helper. B's end starts one. */
 static void test_helper_no_spare_during_set(void) {
         char *data;
-        Harness *h = new_with_writer(&data);
-        pid_t spare = wait_helper(h);
-        CHECK(spare > 0);
-        vss_backup *a = harness_session(h);
-        start_set(h, a, data, true);
-        CHECK_HR(vss_backup_do_snapshot_set_sync(a), 0);
-        CHECK_HR(vss_backup_backup_complete_sync(a), 0);
-        vss_backup_release(a);
+        Harness *h;
+        pid_t spare;
+        finish_set(set_after_spare(&h, &data, &spare));
         /* B begins within the spare's delay (50 ms) unless the machine is slow: then B takes the
          * spare, one helper as well. */
         vss_backup *b = harness_session(h);
@@ -309,9 +317,7 @@ static void test_helper_no_spare_during_set(void) {
                 usleep(10000);
         }
         CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
-        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
-        CHECK_HR(vss_backup_backup_complete_sync(b), 0);
-        vss_backup_release(b);
+        finish_set(b);
         CHECK(wait_new_spare(h, own) > 0);
         check_log_quiet(h);
 }
