@@ -73,7 +73,8 @@ echo
 echo "== vssadmin list shadows"
 "$bin/tools/vssadmin" list shadows
 echo "== the shadow's content"
-shadow=$("$bin/tools/vssadmin" list shadows --json | sed -n 's/.*"shadow_path":"\([^"]*\)".*/\1/p' | head -1)
+# The first one; sed reads to the end (with pipefail, `| head` may leave it a SIGPIPE).
+shadow=$("$bin/tools/vssadmin" list shadows --json | sed -n 's/.*"shadow_path":"\([^"]*\)".*/\1/p' | sed -n 1p)
 (cd "$shadow" && find . -type f | sort)
 
 echo "== vssbackup backup: the same sequence, the components' files stored in an archive"

@@ -79,7 +79,8 @@ for f in usr/sbin/vssd usr/bin/vssadmin usr/libexec/openvss/vssadmin-cluster usr
 done
 # Built for the system, not the build tree: no RUNPATH into it.
 for f in usr/sbin/vssd usr/bin/vss-writer-exec "usr/lib/$ma/libvss.so.0"; do
-        ! readelf -d "$root/$f" | grep -qE 'R(UN)?PATH' || fail "/$f has an RPATH"
+        dyn=$(readelf -d "$root/$f")
+        ! grep -qE 'R(UN)?PATH' <<<"$dyn" || fail "/$f has an RPATH"
 done
 
 # What postinst does: dh_installsysusers and dh_installtmpfiles snippets, units enabled.
@@ -118,8 +119,11 @@ done
 export LD_LIBRARY_PATH=$root/usr/lib/$ma
 for p in usr/sbin/vssd usr/bin/vssadmin usr/bin/vssbackup usr/bin/vss-writer-exec usr/bin/vss-writer-sqlite \
          usr/bin/vss-writer-postgres; do
-        if ldd "$root/$p" | grep -q 'libvss\.so'; then
-                ldd "$root/$p" | grep -q "libvss\.so\.0 => $root/usr/lib/$ma/libvss.so.0" || fail "/$p: not the installed libvss"
+        # Read whole first: with pipefail, `ldd | grep -q` fails when grep's early exit leaves ldd
+        # a SIGPIPE.
+        deps=$(ldd "$root/$p")
+        if grep -q 'libvss\.so' <<<"$deps"; then
+                grep -q "libvss\.so\.0 => $root/usr/lib/$ma/libvss.so.0" <<<"$deps" || fail "/$p: not the installed libvss"
         fi
         "$root/$p" --help >/dev/null || fail "/$p --help"
 done
@@ -180,7 +184,8 @@ done
 python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["result"]=="ok", o; assert o["shadows"], o' \
         "$tmp/shadow.json" || fail "create shadow: $(cat "$tmp/shadow.json")"
 grep -qx freeze "$tmp/events" && grep -qx thaw "$tmp/events" || fail "the exec writer's hooks did not run"
-"$root/usr/bin/vssadmin" list shadows | grep -q "$tmp/data" || fail "list shadows"
+shadows=$("$root/usr/bin/vssadmin" list shadows)
+grep -q "$tmp/data" <<<"$shadows" || fail "list shadows"
 "$root/usr/bin/vssadmin" delete shadows --all >/dev/null || fail "delete shadows"
 
 "$root/usr/bin/vssbackup" backup --to "$tmp/backup.tar.gz" --for "$tmp/data" >"$tmp/backup.log" 2>&1 \
