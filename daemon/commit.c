@@ -449,7 +449,10 @@ int commit_arm_ready(Commit *c, sd_event *e, uint64_t ms) {
 }
 
 int commit_arm_window(Commit *c, sd_event *e, uint64_t ms) {
-        return sd_event_add_time_relative(e, &c->window_source, CLOCK_MONOTONIC, ms * USEC_PER_MSEC, 1000, on_window, c);
+        /* From now, not from the loop's cached now (this iteration's start): the owner measures
+         * the windows against the clock, and an early end would find none run out. */
+        return sd_event_add_time(e, &c->window_source, CLOCK_MONOTONIC, now_monotonic_usec() + ms * USEC_PER_MSEC,
+                                 1000, on_window, c);
 }
 
 void commit_kill(Commit *c) {

@@ -17,10 +17,10 @@ static const char *point_name(uint32_t point) {
         return point == VSS_PAUSE_BEFORE_FREEZE ? "before Freeze" : "before the provider commit";
 }
 
-/* Microseconds until the first freeze window of a frozen writer runs out (0 when one has);
- * UINT64_MAX when no writer is frozen. */
-static uint64_t window_left_usec(const Session *s) {
-        uint64_t left = UINT64_MAX, now = now_monotonic_usec();
+/* When (CLOCK_MONOTONIC usec) the first freeze window of a frozen writer runs out; UINT64_MAX when
+ * no writer is frozen. */
+static uint64_t window_end_usec(const Session *s) {
+        uint64_t first = UINT64_MAX;
         for (size_t i = 0; i < s->n_slots; i++) {
                 const Slot *slot = &s->slots[i];
                 if (slot->status.state != VSS_WS_WAITING_FOR_THAW)
@@ -28,11 +28,16 @@ static uint64_t window_left_usec(const Session *s) {
                 uint64_t end = s->freeze_start_usec +
                                (uint64_t) event_timeout_ms(&s->manager->config.timeouts, VSS_EVENT_FREEZE,
                                                            slot->window_ms) * USEC_PER_MSEC;
-                uint64_t l = end > now ? end - now : 0;
-                if (l < left)
-                        left = l;
+                if (end < first)
+                        first = end;
         }
-        return left;
+        return first;
+}
+
+/* Microseconds until then (0 when it has passed); UINT64_MAX when no writer is frozen. */
+static uint64_t window_left_usec(const Session *s) {
+        uint64_t end = window_end_usec(s), now = now_monotonic_usec();
+        return end == UINT64_MAX ? UINT64_MAX : end > now ? end - now : 0;
 }
 
 static void pause_end(Session *s) {
@@ -82,10 +87,11 @@ bool pause_at(Session *s, uint32_t point) {
                 return false;
         s->pause_reached |= point;
         s->paused = point;
-        uint64_t left = window_left_usec(s);
-        if (left != UINT64_MAX &&
-            sd_event_add_time_relative(s->manager->event, &s->pause_window, CLOCK_MONOTONIC, left, 1000,
-                                       on_pause_window, s) < 0) {
+        /* At the window's end itself: a time relative to the loop's cached now (taken when this
+         * iteration began) could fire before it, and no writer would have run out yet. */
+        uint64_t end = window_end_usec(s);
+        if (end != UINT64_MAX &&
+            sd_event_add_time(s->manager->event, &s->pause_window, CLOCK_MONOTONIC, end, 1000, on_pause_window, s) < 0) {
                 /* Unwatched, a pause could outlast the windows unseen: it may not begin. */
                 s->paused = 0;
                 request_abort(s, VSS_E_UNEXPECTED, "cannot watch the freeze windows while paused");
