@@ -112,6 +112,12 @@ void abort_backup_start(Session *s);
 void dss_start(Session *s, sd_bus_message *msg, uint32_t pause_flags);
 /* The stages go on from where they stopped (a pause). */
 void dss_resume(Session *s);
+/* When the first freeze window of a frozen writer ends (the first Freeze plus its window,
+ * CLOCK_MONOTONIC usec); UINT64_MAX when no writer is frozen. */
+uint64_t frozen_window_end_usec(const Session *s);
+/* The frozen writers whose window has ended fail at Thaw (they thaw themselves), with why: true
+ * when there was one. */
+bool frozen_windows_run_out(Session *s, const char *why);
 /* StartSnapshotSet: the set's commit helper starts, to wait (loaded) for its job at DoSnapshotSet;
  * a failure is only logged: it starts then, as it would without this. */
 void set_helper_start(Session *s);

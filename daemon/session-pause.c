@@ -17,26 +17,10 @@ static const char *point_name(uint32_t point) {
         return point == VSS_PAUSE_BEFORE_FREEZE ? "before Freeze" : "before the provider commit";
 }
 
-/* When (CLOCK_MONOTONIC usec) the first freeze window of a frozen writer runs out; UINT64_MAX when
- * no writer is frozen. */
-static uint64_t window_end_usec(const Session *s) {
-        uint64_t first = UINT64_MAX;
-        for (size_t i = 0; i < s->n_slots; i++) {
-                const Slot *slot = &s->slots[i];
-                if (slot->status.state != VSS_WS_WAITING_FOR_THAW)
-                        continue;
-                uint64_t end = s->freeze_start_usec +
-                               (uint64_t) event_timeout_ms(&s->manager->config.timeouts, VSS_EVENT_FREEZE,
-                                                           slot->window_ms) * USEC_PER_MSEC;
-                if (end < first)
-                        first = end;
-        }
-        return first;
-}
-
-/* Microseconds until then (0 when it has passed); UINT64_MAX when no writer is frozen. */
+/* Microseconds until the first freeze window of a frozen writer ends (0 when one has);
+ * UINT64_MAX when no writer is frozen. */
 static uint64_t window_left_usec(const Session *s) {
-        uint64_t end = window_end_usec(s), now = now_monotonic_usec();
+        uint64_t end = frozen_window_end_usec(s), now = now_monotonic_usec();
         return end == UINT64_MAX ? UINT64_MAX : end > now ? end - now : 0;
 }
 
@@ -58,17 +42,8 @@ static void answer_waiter(Session *s, uint32_t point) {
  * Thaw (they thaw themselves), and the set aborts as it does when the commit outlasts a window. */
 static int on_pause_window(sd_event_source *src, uint64_t usec, void *userdata) {
         Session *s = userdata;
-        uint64_t now = now_monotonic_usec();
         s->pause_window = sd_event_source_disable_unref(s->pause_window);
-        for (size_t i = 0; i < s->n_slots; i++) {
-                Slot *slot = &s->slots[i];
-                uint64_t w = (uint64_t) event_timeout_ms(&s->manager->config.timeouts, VSS_EVENT_FREEZE, slot->window_ms);
-                if (slot->status.state == VSS_WS_WAITING_FOR_THAW && now - s->freeze_start_usec >= w * USEC_PER_MSEC) {
-                        status_apply(&slot->status, VSS_EVENT_THAW, VSS_E_WRITERERROR_TIMEOUT, 0,
-                                     "freeze window exceeded while the snapshot set was paused before the provider commit");
-                        note_status(s, slot);
-                }
-        }
+        (void) frozen_windows_run_out(s, "freeze window exceeded while the snapshot set was paused before the provider commit");
         request_abort(s, VSS_E_WRITERERROR_TIMEOUT,
                       "a writer's freeze window was exceeded while the snapshot set was paused before the provider commit");
         return 0;
@@ -89,7 +64,7 @@ bool pause_at(Session *s, uint32_t point) {
         s->paused = point;
         /* At the window's end itself: a time relative to the loop's cached now (taken when this
          * iteration began) could fire before it, and no writer would have run out yet. */
-        uint64_t end = window_end_usec(s);
+        uint64_t end = frozen_window_end_usec(s);
         if (end != UINT64_MAX &&
             sd_event_add_time(s->manager->event, &s->pause_window, CLOCK_MONOTONIC, end, 1000, on_pause_window, s) < 0) {
                 /* Unwatched, a pause could outlast the windows unseen: it may not begin. */

@@ -47,18 +47,44 @@ void state_abort(Session *s, int r, const char *what) {
                 request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, what);
 }
 
-/* What is left of the shortest Freeze→Thaw window among frozen writers, in ms: 0 when nobody is
- * frozen, at least 1 when someone is (so an expired window still counts). */
-static uint32_t frozen_window_left_ms(Session *s) {
-        uint64_t left = UINT64_MAX, elapsed = (now_monotonic_usec() - s->freeze_start_usec) / USEC_PER_MSEC;
+static uint64_t slot_window_end_usec(const Session *s, const Slot *slot) {
+        return s->freeze_start_usec +
+               (uint64_t) event_timeout_ms(&s->manager->config.timeouts, VSS_EVENT_FREEZE, slot->window_ms) * USEC_PER_MSEC;
+}
+
+uint64_t frozen_window_end_usec(const Session *s) {
+        uint64_t first = UINT64_MAX;
         for (size_t i = 0; i < s->n_slots; i++)
                 if (s->slots[i].status.state == VSS_WS_WAITING_FOR_THAW) {
-                        uint64_t w = event_timeout_ms(&s->manager->config.timeouts, VSS_EVENT_FREEZE, s->slots[i].window_ms);
-                        uint64_t l = elapsed < w ? w - elapsed : 1;
-                        if (l < left)
-                                left = l;
+                        uint64_t end = slot_window_end_usec(s, &s->slots[i]);
+                        if (end < first)
+                                first = end;
                 }
-        return left == UINT64_MAX ? 0 : (uint32_t) (left < 1 ? 1 : left);
+        return first;
+}
+
+bool frozen_windows_run_out(Session *s, const char *why) {
+        uint64_t now = now_monotonic_usec();
+        bool any = false;
+        for (size_t i = 0; i < s->n_slots; i++) {
+                Slot *slot = &s->slots[i];
+                if (slot->status.state == VSS_WS_WAITING_FOR_THAW && now >= slot_window_end_usec(s, slot)) {
+                        status_apply(&slot->status, VSS_EVENT_THAW, VSS_E_WRITERERROR_TIMEOUT, 0, why);
+                        note_status(s, slot);
+                        any = true;
+                }
+        }
+        return any;
+}
+
+/* What is left of the shortest Freeze→Thaw window among frozen writers, in ms rounded up: 0 when
+ * nobody is frozen, at least 1 when someone is (so an expired window still counts). */
+static uint32_t frozen_window_left_ms(Session *s) {
+        uint64_t end = frozen_window_end_usec(s), now = now_monotonic_usec();
+        if (end == UINT64_MAX)
+                return 0;
+        uint64_t ms = end > now ? (end - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC : 0;
+        return (uint32_t) (ms < 1 ? 1 : ms);
 }
 
 /* The commit child (or the copy-ahead) made a shadow: where it is is recorded at once. */
@@ -115,20 +141,8 @@ static void on_commit_exited(void *userdata, int code, const char *msg) {
 
 static void on_commit_window(void *userdata) {
         Session *s = userdata;
-        bool window = false;
         /* The provider took longer than a frozen writer's window: the copy cannot be consistent. */
-        for (size_t i = 0; i < s->n_slots; i++) {
-                Slot *slot = &s->slots[i];
-                if (slot->status.state == VSS_WS_WAITING_FOR_THAW &&
-                    now_monotonic_usec() - s->freeze_start_usec >=
-                            (uint64_t) event_timeout_ms(&s->manager->config.timeouts, VSS_EVENT_FREEZE, slot->window_ms) * USEC_PER_MSEC) {
-                        status_apply(&slot->status, VSS_EVENT_THAW, VSS_E_WRITERERROR_TIMEOUT, 0,
-                                     "freeze window exceeded during provider commit");
-                        note_status(s, slot);
-                        window = true;
-                }
-        }
-        if (window)
+        if (frozen_windows_run_out(s, "freeze window exceeded during provider commit"))
                 request_abort(s, VSS_E_WRITERERROR_TIMEOUT, "a writer's freeze window was exceeded during the provider commit");
         else
                 request_abort(s, VSS_E_HOLD_WRITES_TIMEOUT, "the provider outlasted the hold window");
