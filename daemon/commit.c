@@ -133,11 +133,16 @@ static void commit_gone(Commit *c) {
         commit_close(c); /* what it wrote last */
 }
 
+/* A child that said "D" is reaped: its end was reported then, nothing is now. */
+static void commit_finished_gone(Commit *c) {
+        c->going = c->finished = false;
+        commit_gone(c);
+}
+
 static int on_child_exit(sd_event_source *src, const siginfo_t *si, void *userdata) {
         Commit *c = userdata;
-        if (c->finished) { /* reported when it said "D" */
-                c->going = c->finished = false;
-                commit_gone(c);
+        if (c->finished) {
+                commit_finished_gone(c);
                 return 0;
         }
         bool going = c->going, unready = !going && !c->ready;
@@ -198,8 +203,7 @@ static int commit_watch(Commit *c, sd_event *e, pid_t pid, int report_fd, int go
         /* One done but not yet reaped goes first: it has no more than its exit left. */
         if (c->finished && c->pid > 0) {
                 (void) waitpid(c->pid, NULL, 0);
-                c->going = c->finished = false;
-                commit_gone(c);
+                commit_finished_gone(c);
         }
         c->ops = ops;
         c->userdata = userdata;
