@@ -399,16 +399,41 @@ static void test_job(void) {
         cluster_free(c);
 }
 
-/* Up to 30 s for path to exist. */
-static bool wait_file(const char *path) {
+/* Polls ready(arg) every 20 ms for up to 30 s. */
+static bool wait_until(bool (*ready)(void *arg), void *arg) {
         for (int k = 0; k < 1500; k++) {
-                if (access(path, F_OK) == 0)
+                if (ready(arg))
                         return true;
                 struct timespec t = { 0, 20 * 1000 * 1000 };
                 nanosleep(&t, NULL);
         }
+        return ready(arg);
+}
+
+static bool file_exists(void *path) {
+        return access(path, F_OK) == 0;
+}
+
+/* Up to 30 s for path to exist. */
+static bool wait_file(const char *path) {
+        if (wait_until(file_exists, (void *) path))
+                return true;
         fprintf(stderr, "%s never appeared\n", path);
         return false;
+}
+
+/* etcd holds two plans (of any sets of the cluster). */
+static bool two_plans(void *userdata) {
+        Cluster *c = userdata;
+        etcd_kvs kvs = {};
+        size_t plans = 0;
+        if (etcd_get_prefix(c->e, "/openvss/" CLUSTER_NAME "/sets/", &kvs) >= 0)
+                for (size_t j = 0; j < kvs.n; j++) {
+                        size_t len = strlen(kvs.kvs[j].key);
+                        plans += len > 5 && streq(kvs.kvs[j].key + len - 5, "/plan");
+                }
+        etcd_kvs_clear(&kvs);
+        return plans == 2;
 }
 
 /* A plan written while the hosts are busy with another set (its job runs) fails as busy, naming
@@ -417,7 +442,7 @@ static bool wait_file(const char *path) {
 static void test_busy(void) {
         Cluster *c = cluster_new(3, 5);
         const char *d0 = harness_dir(c->hosts[0].h);
-        char path[600], *out = NULL;
+        char path[600];
         for (size_t i = 0; i < c->n; i++) {
                 snprintf(path, sizeof(path), "%s/gate", harness_dir(c->hosts[i].h));
                 CHECK(mkfifo(path, 0600) == 0);
@@ -433,21 +458,7 @@ static void test_busy(void) {
                          "(vssadmin cluster create shadow %s%s --json; echo $? > %s/second.tmp; mv %s/second.tmp %s/second.rc) > %s/second.json 2>%s/second.err "
                          "< /dev/null &", cluster_args(c), cluster_fors(c), d0, d0, d0, d0, d0) == 0);
         /* Both plans are in etcd before the first set may end. */
-        bool two = false;
-        for (int k = 0; k < 1500 && !two; k++) {
-                free(out);
-                out = NULL;
-                if (etcd_harness_ctl(c->etcd, &out, "get --prefix --keys-only /openvss/") == 0) {
-                        int plans = 0;
-                        for (const char *p = out; (p = strstr(p, "/plan")); p++)
-                                plans++;
-                        two = plans == 2;
-                }
-                struct timespec t = { 0, 20 * 1000 * 1000 };
-                nanosleep(&t, NULL);
-        }
-        free(out);
-        CHECK(two);
+        CHECK(wait_until(two_plans, c));
         for (size_t i = 0; i < c->n; i++) {
                 snprintf(path, sizeof(path), "%s/gate", harness_dir(c->hosts[i].h));
                 FILE *f = fopen(path, "we");
@@ -473,14 +484,22 @@ static void test_busy(void) {
         cluster_free(c);
 }
 
+typedef struct WriterEvent {
+        Cluster *c;
+        size_t i;
+        const char *event;
+} WriterEvent;
+
+static bool writer_saw(void *userdata) {
+        WriterEvent *w = userdata;
+        return cluster_writer_saw(w->c, w->i, w->event);
+}
+
 /* Waits (up to 30 s) until host i's writer logged event. */
 static bool wait_writer_saw(Cluster *c, size_t i, const char *event) {
-        for (int k = 0; k < 1500; k++) {
-                if (cluster_writer_saw(c, i, event))
-                        return true;
-                struct timespec t = { 0, 20 * 1000 * 1000 };
-                nanosleep(&t, NULL);
-        }
+        WriterEvent w = { c, i, event };
+        if (wait_until(writer_saw, &w))
+                return true;
         fprintf(stderr, "%s's writer never saw %s\n", c->hosts[i].name, event);
         return false;
 }
