@@ -679,6 +679,46 @@ static void test_persistent_survives_restart(void) {
         CHECK(harness_sh(h, NULL, "vssadmin delete shadows --shadow %s 2>/dev/null", sid) == 1);
 }
 
+/* The control file is made when a hook is about to run, not for every event: a writer whose
+ * TMPDIR cannot take one still goes through a whole set when it has no hook, and one with hooks
+ * fails the first event that runs one, saying why. */
+static void test_control_file_for_hooks_only(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        char empty[PATH_MAX], gone[PATH_MAX];
+        vss_id shadow;
+        snprintf(empty, sizeof(empty), "%s/no-hooks", harness_dir(h));
+        snprintf(gone, sizeof(gone), "%s/no-such-dir", harness_dir(h));
+        CHECK(mkdir(empty, 0755) == 0);
+        const char *const bare[] = { "--hooks", empty, NULL }; /* the last --hooks counts */
+        CHECK(setenv("TMPDIR", gone, 1) == 0);
+        harness_writer(h, "bare", bare);
+
+        vss_backup *b = harness_session(h);
+        prepare(h, b, data, &shadow);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        CHECK_HR(vss_backup_backup_complete_sync(b), 0);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        check_status(b, "bare", VSS_WS_STABLE, 0);
+        vss_backup_release(b);
+
+        harness_writer(h, "hooked", NULL);
+        CHECK(unsetenv("TMPDIR") == 0);
+        b = harness_session(h);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, &shadow), 0);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        check_status(b, "bare", VSS_WS_STABLE, 0);
+        check_status(b, "hooked", VSS_WS_FAILED_AT_PREPARE_BACKUP, VSS_E_WRITERERROR_NONRETRYABLE);
+        vss_writer_status st;
+        CHECK(status_of(b, "hooked", &st) && strstr(st.application_message, "VSS_CONTROL") != NULL);
+        check_events(h, "hooked", "identify");
+        CHECK_HR(vss_backup_abort_backup(b), 0);
+        vss_backup_release(b);
+        CHECK(access(gone, F_OK) < 0);
+}
+
 /* A hook that copies ctl/NAME.EVENT.control into $VSS_CONTROL and records what the writer was
  * told in env.NAME.EVENT: the document as the writer sees it. */
 static void document_hook(Harness *h) {
@@ -860,6 +900,7 @@ static void test_document_restore(void) {
 
 static const TestCase cases[] = {
         { "document-backup", test_document_backup },
+        { "control-file-for-hooks-only", test_control_file_for_hooks_only },
         { "document-restore", test_document_restore },
         { "full-sequence", test_full_sequence },
         { "identify-failure", test_identify_failure },

@@ -284,6 +284,30 @@ int32_t event_env_build(event_env *e, vss_writer *w, vss_event event, const vss_
                 fclose(f);
         }
         if (info) {
+                /* The control file and the environment naming it wait for a hook to run
+                 * (event_env_ready): an event with no hook makes no file. */
+                for (doc_field i = 0; i < DOC_CONTROL; i++)
+                        oom = oom || !(extra[5 + i] = doc_var(w, info, i));
+                e->wants_control = true;
+        } else /* Identify: none of them, not even inherited */
+                for (doc_field i = 0; i < _DOC_MAX; i++)
+                        oom = oom || !(extra[5 + i] = strdup(doc_vars[i]));
+        if (oom || !comps || asprintf(&extra[0], "VSS_EVENT=%s", name) < 0 ||
+            asprintf(&extra[1], "VSS_WRITER_NAME=%s", arg_name) < 0 ||
+            asprintf(&extra[2], "VSS_SNAPSHOT_SET_ID=%s", id) < 0 ||
+            asprintf(&extra[3], "VSS_BACKUP_TYPE=%s", bt) < 0 ||
+            asprintf(&extra[4], "VSS_COMPONENTS=%s", comps) < 0 ||
+            (!e->wants_control && !(e->env = spawn_env(extra, ELEMENTSOF(e->vars))))) {
+                snprintf(msg, MSG_MAX + 1, "out of memory");
+                return VSS_E_WRITERERROR_OUTOFRESOURCES;
+        }
+        return 0;
+}
+
+int32_t event_env_ready(event_env *e, char msg[MSG_MAX + 1]) {
+        if (e->env)
+                return 0;
+        if (!e->control) {
                 e->control = control_create();
                 if (!e->control) {
                         int32_t failure = errno == ENOMEM || errno == ENOSPC || errno == EDQUOT || errno == EMFILE ||
@@ -293,18 +317,10 @@ int32_t event_env_build(event_env *e, vss_writer *w, vss_event event, const vss_
                         snprintf(msg, MSG_MAX + 1, "cannot create the VSS_CONTROL file: %m");
                         return failure;
                 }
-                for (doc_field i = 0; i < DOC_CONTROL; i++)
-                        oom = oom || !(extra[5 + i] = doc_var(w, info, i));
-                oom = oom || asprintf(&extra[5 + DOC_CONTROL], "%s=%s", doc_vars[DOC_CONTROL], e->control) < 0;
-        } else /* Identify: none of them, not even inherited */
-                for (doc_field i = 0; i < _DOC_MAX; i++)
-                        oom = oom || !(extra[5 + i] = strdup(doc_vars[i]));
-        if (oom || !comps || asprintf(&extra[0], "VSS_EVENT=%s", name) < 0 ||
-            asprintf(&extra[1], "VSS_WRITER_NAME=%s", arg_name) < 0 ||
-            asprintf(&extra[2], "VSS_SNAPSHOT_SET_ID=%s", id) < 0 ||
-            asprintf(&extra[3], "VSS_BACKUP_TYPE=%s", bt) < 0 ||
-            asprintf(&extra[4], "VSS_COMPONENTS=%s", comps) < 0 ||
-            !(e->env = spawn_env(extra, ELEMENTSOF(e->vars)))) {
+        }
+        if ((!e->vars[5 + DOC_CONTROL] &&
+             asprintf(&e->vars[5 + DOC_CONTROL], "%s=%s", doc_vars[DOC_CONTROL], e->control) < 0) ||
+            !(e->env = spawn_env(e->vars, ELEMENTSOF(e->vars)))) {
                 snprintf(msg, MSG_MAX + 1, "out of memory");
                 return VSS_E_WRITERERROR_OUTOFRESOURCES;
         }

@@ -200,6 +200,8 @@ static bool step_run(job *j, const step *s, int32_t *r, int *code, char msg[MSG_
                 *r = VSS_E_WRITERERROR_NONRETRYABLE;
                 return false;
         }
+        if ((*r = event_env_ready(&j->env, msg)) != 0)
+                return false;
         if (!j->d) {
                 bool held;
                 *r = run_hook(path, s->name, s->arg, j->env.env, hold, &held, code, msg);

@@ -50,13 +50,18 @@ void jobs_stop_all(void);
 
 /* control.c: the hooks' environment and the VSS_CONTROL file. */
 typedef struct event_env {
-        char *control; /* the control file's path; NULL for Identify */
-        char **env;    /* the hooks' environment (its strings are in vars) */
+        char *control;      /* the control file's path; NULL for Identify, and until a hook runs */
+        char **env;         /* the hooks' environment (its strings are in vars); NULL until ready */
+        bool wants_control; /* every event but Identify */
         char *vars[10];
 } event_env;
-/* Builds the environment of the event's hooks, and its control file. 0, or the failure with msg. */
+/* Builds the strings of the event's hooks' environment (the event's information is there only in
+ * the callback). 0, or the failure with msg. */
 int32_t event_env_build(event_env *e, vss_writer *w, vss_event event, const vss_event_info *info,
                         char msg[MSG_MAX + 1]);
+/* Before a hook runs: the control file and the environment naming it, once per event (an event
+ * with no hook makes no file: two file operations in /tmp fewer per event). 0, or the failure. */
+int32_t event_env_ready(event_env *e, char msg[MSG_MAX + 1]);
 /* Removes the control file and frees the rest. */
 void event_env_done(event_env *e);
 /* Reads the control file the hooks wrote (its first 64 KiB) and applies its lines. */
