@@ -174,8 +174,9 @@ static int write_pipe(Connection *c, const void *p, size_t n) {
 }
 
 /* The SASL lines (the client starts with a NUL byte, then CRLF lines up to BEGIN) pass as they
- * come; the line BEGIN ends them, so the first message starts where vssd knows. The line being
- * read keeps its first bytes in header, its length in auth_line. */
+ * come, every whole line the socket holds at once (the bus answers them together: one wakeup of
+ * the client, not one per line); the line BEGIN ends them, so the first message starts where vssd
+ * knows. The line being read keeps its first bytes in header, its length in auth_line. */
 static int pump_auth(Connection *c) {
         char buf[MAX_AUTH_LINE];
         ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
@@ -183,8 +184,23 @@ static int pump_auth(Connection *c) {
                 return -ECONNRESET;
         if (n < 0)
                 return would_block(c);
-        char *nl = memchr(buf, '\n', (size_t) n);
-        size_t len = nl ? (size_t) (nl - buf) + 1 : (size_t) n;
+        size_t len = 0;
+        bool begin = false;
+        /* Whole lines up to BEGIN; a line in part passes alone (no whole line before it). */
+        for (char *at = buf, *nl; !begin && (nl = memchr(at, '\n', (size_t) (buf + n - at))); at = nl + 1) {
+                for (char *p = at; p <= nl; p++, c->auth_line++)
+                        if (c->auth_line < HEADER_SIZE)
+                                c->header[c->auth_line] = (uint8_t) *p;
+                begin = c->auth_line == 7 && memcmp(c->header, "BEGIN\r\n", 7) == 0;
+                c->auth_line = 0;
+                len = (size_t) (nl - buf) + 1;
+        }
+        if (len == 0) {
+                len = (size_t) n;
+                for (size_t i = 0; i < len; i++, c->auth_line++)
+                        if (c->auth_line < HEADER_SIZE)
+                                c->header[c->auth_line] = (uint8_t) buf[i];
+        }
         c->auth_bytes += len;
         if (c->auth_bytes > MAX_AUTH_BYTES) {
                 log_warn("closing the connection of pid %d (uid %u): no end to its authentication",
@@ -196,14 +212,7 @@ static int pump_auth(Connection *c) {
         int r = write_pipe(c, buf, len);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < len; i++, c->auth_line++)
-                if (c->auth_line < HEADER_SIZE)
-                        c->header[c->auth_line] = (uint8_t) buf[i];
-        if (nl) {
-                if (c->auth_line == 7 && memcmp(c->header, "BEGIN\r\n", 7) == 0)
-                        c->authenticated = true;
-                c->auth_line = 0;
-        }
+        c->authenticated = begin;
         return 1;
 }
 
