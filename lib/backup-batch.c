@@ -104,8 +104,9 @@ static int32_t batch_run(Batch *bb) {
         return 0;
 }
 
-int32_t backup_begin(vss_backup *b, uint32_t context, vss_backup_type type) {
+int32_t backup_begin_gather(vss_backup *b, uint32_t context, vss_backup_type type) {
         Batch bb = { .b = b };
+        vss_async *a = NULL;
         if (!b)
                 return VSS_E_INVALIDARG;
         int32_t hr = batch_add(&bb, "InitializeForBackup", NULL);
@@ -113,9 +114,15 @@ int32_t backup_begin(vss_backup *b, uint32_t context, vss_backup_type type) {
                 hr = batch_add(&bb, "SetContext", "u", context);
         if (hr >= 0)
                 hr = batch_add(&bb, "SetBackupState", "bbub", 0, 0, (uint32_t) type, 0);
-        /* What was queued is sent and answered even after a failure to queue: vssd sees a prefix. */
+        /* Sent behind them, not after their answers: it only asks the writers for their metadata,
+         * so after a step that failed it fails too (or is answered and dropped), harmlessly. */
+        if (hr >= 0)
+                hr = vss_backup_gather_writer_metadata(b, &a);
         int32_t run = batch_run(&bb);
         backup_batch_done(&bb);
+        if (hr >= 0 && run >= 0)
+                hr = vss_async_wait(a, -1);
+        vss_async_free(a); /* an answer still to come is dropped */
         return hr < 0 ? hr : run;
 }
 

@@ -31,9 +31,11 @@ typedef struct BackupBatch {
 } BackupBatch;
 void backup_batch_done(BackupBatch *bb);
 
-/* vss_backup_initialize_for_backup(), vss_backup_set_context(context) and
- * vss_backup_set_backup_state(false, false, type, false), in one round trip. */
-int32_t backup_begin(vss_backup *b, uint32_t context, vss_backup_type type);
+/* vss_backup_initialize_for_backup(), vss_backup_set_context(context),
+ * vss_backup_set_backup_state(false, false, type, false) and
+ * vss_backup_gather_writer_metadata_sync(), in one round trip: the gathering is sent with the
+ * three steps, not after their answers. */
+int32_t backup_begin_gather(vss_backup *b, uint32_t context, vss_backup_type type);
 /* vss_backup_start_snapshot_set() and vss_backup_add_to_snapshot_set() for each of paths (with
  * provider, or NULL), in one round trip; ret_shadow_ids has room for n. */
 int32_t backup_start_set(vss_backup *b, char *const *paths, size_t n, const char *provider, vss_id *ret_set_id,

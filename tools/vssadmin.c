@@ -346,9 +346,9 @@ static int create_shadow(char **paths, size_t n_paths, const char *provider) {
                 return fail("create shadow", hr, vssd_failure_text(arg_socket, hr, why, sizeof(why)));
         }
         /* The steps no reply is waited for in between go out together (lib/backup-batch.h):
-         * InitializeForBackup, SetContext, SetBackupState; StartSnapshotSet and the volumes. */
-        if (report_step(&c, backup_begin(c.b, VSS_CTX_CLIENT_ACCESSIBLE_WRITERS, VSS_BT_FULL)) &&
-            report_step(&c, vss_backup_gather_writer_metadata_sync(c.b)) &&
+         * InitializeForBackup, SetContext, SetBackupState and GatherWriterMetadata; StartSnapshotSet
+         * and the volumes. */
+        if (report_step(&c, backup_begin_gather(c.b, VSS_CTX_CLIENT_ACCESSIBLE_WRITERS, VSS_BT_FULL)) &&
             report_step(&c, backup_start_set(c.b, paths, n_paths, provider, &set_id, shadow_ids))) {
                 progress_status("Preparing the writers for backup...");
                 if (report_step(&c, vss_backup_prepare_for_backup_sync(c.b)) && report_phase(&c, "prepare-for-backup")) {
