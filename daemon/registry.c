@@ -491,6 +491,25 @@ int registry_list_shadows(Registry *r, ShadowRecord **ret, size_t *ret_n) {
                                NULL, ret, ret_n);
 }
 
+int registry_count_volume_shadows(Registry *r, const char *original_path, unsigned *ret) {
+        _cleanup_stmt_ sqlite3_stmt *s = NULL;
+        if (!r || !original_path || !ret)
+                return -EINVAL;
+        int k = prepare(r,
+                        "SELECT COUNT(*) FROM shadows sh JOIN snapshot_sets ss ON ss.set_id = sh.set_id "
+                        "WHERE ss.state = 'committed' AND sh.deleting = 0 AND sh.original_path = ?1",
+                        &s);
+        if (k < 0)
+                return k;
+        if (sqlite3_bind_text(s, 1, original_path, -1, SQLITE_TRANSIENT) != SQLITE_OK)
+                return -ENOMEM;
+        k = step_row(s);
+        if (k < 0)
+                return k;
+        *ret = k > 0 ? (unsigned) sqlite3_column_int(s, 0) : 0;
+        return 0;
+}
+
 static int list_set_shadows_locked(Registry *r, const vss_id *set_id, bool include_creating, ShadowRecord **ret,
                                    size_t *ret_n) {
         bool committed;

@@ -87,6 +87,8 @@ int registry_get_shadow(Registry *r, const vss_id *shadow_id, ShadowRecord *ret)
 /* All shadows of committed sets not being deleted, ordered by created_usec then id. An empty list is *ret = NULL,
  * *ret_n = 0. Release with shadow_records_free(). */
 int registry_list_shadows(Registry *r, ShadowRecord **ret, size_t *ret_n);
+/* How many of those registry_list_shadows() lists are of the volume original_path. */
+int registry_count_volume_shadows(Registry *r, const char *original_path, unsigned *ret);
 /* The shadows of one set, same order. -ENOENT if the set is unknown, or is still 'creating' and
  * include_creating is false. */
 int registry_list_set_shadows(Registry *r, const vss_id *set_id, bool include_creating, ShadowRecord **ret,

@@ -45,16 +45,11 @@ static bool same_filesystem(const char *a, const char *b) {
                da[0] == '/' && streq(da, db);
 }
 
+/* Counted by the registry: listing every shadow made AddToSnapshotSet cost as much as they are many. */
 static unsigned shadows_of_volume(Manager *m, const char *path) {
-        ShadowRecord *recs = NULL;
-        size_t n = 0;
         unsigned k = 0;
-        if (registry_list_shadows(m->registry, &recs, &n) < 0)
+        if (registry_count_volume_shadows(m->registry, path, &k) < 0)
                 return 0;
-        for (size_t i = 0; i < n; i++)
-                if (streq(recs[i].original_path, path))
-                        k++;
-        shadow_records_free(recs, n);
         return k;
 }
 

@@ -332,6 +332,18 @@ int main(void) {
                 CHECK(ok, "100 more shadows listed in order");
                 shadow_records_free(list, n);
                 list = NULL;
+                /* Counted as listed: committed only, of that volume, not those being deleted. */
+                unsigned cnt = 0;
+                ShadowRecord y = shadow(&s2, 20000, "/srv/many"); /* s2 is creating */
+                CHECK(registry_add_shadow(r, &y) == 0, "a creating shadow of the volume");
+                CHECK(registry_count_volume_shadows(r, "/srv/many", &cnt) == 0 && cnt == 100, "100 shadows of /srv/many counted");
+                CHECK(registry_count_volume_shadows(r, "/srv/none", &cnt) == 0 && cnt == 0, "none of another volume");
+                k = registry_list_set_shadows(r, &s4, false, &list, &n);
+                CHECK(k == 0 && n == 100 && registry_set_deleting(r, &list[0].shadow_id, true) == 0, "one marked deleting");
+                shadow_records_free(list, n);
+                list = NULL;
+                CHECK(registry_count_volume_shadows(r, "/srv/many", &cnt) == 0 && cnt == 99, "99 counted then");
+                CHECK(registry_remove_shadow(r, &y.shadow_id) == 0, "the creating one removed");
                 CHECK(registry_remove_set(r, &s4) == 0, "remove a set with 100 shadows");
                 CHECK(db_query_int("SELECT COUNT(*) FROM shadows", &v) == 0 && v == 3, "its shadows are gone");
         }
