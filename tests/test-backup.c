@@ -719,6 +719,41 @@ static void test_control_file_for_hooks_only(void) {
         CHECK(access(gone, F_OK) < 0);
 }
 
+/* Thaw undoes a freeze whatever else fails: with no control file to be had (its TMPDIR removed
+ * by the freeze hook), the thaw hooks still run, without VSS_CONTROL, and the writer says why it
+ * failed at Thaw. */
+static void test_control_file_thaw_runs_hooks(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        char tmp[PATH_MAX];
+        vss_id shadow;
+        snprintf(tmp, sizeof(tmp), "%s/writer-tmp", harness_dir(h));
+        CHECK(mkdir(tmp, 0755) == 0);
+        harness_hook(h, "20-rmtmp", "#!/bin/sh\n"
+                                    "[ \"$VSS_EVENT\" = freeze ] && rm -rf \"$TMPDIR\"\n"
+                                    "[ \"$VSS_EVENT\" = thaw ] && echo \"control=${VSS_CONTROL-unset}\" > \"$HARNESS_DIR/thaw-env\"\n"
+                                    "exit 0\n");
+        CHECK(setenv("TMPDIR", tmp, 1) == 0);
+        harness_writer(h, "w", NULL);
+        CHECK(unsetenv("TMPDIR") == 0);
+
+        vss_backup *b = harness_session(h);
+        prepare(h, b, data, &shadow);
+        /* A writer that failed Thaw makes the set inconsistent: it is aborted, nothing kept. */
+        CHECK(vss_backup_do_snapshot_set_sync(b) < 0);
+        CHECK(harness_count_shadow_files(h) == 0);
+        CHECK(access(tmp, F_OK) < 0);
+        check_events(h, "w", "identify prepare-backup prepare-snapshot freeze thaw abort");
+        char *env = NULL;
+        CHECK(harness_sh(h, &env, "cat %s/thaw-env", harness_dir(h)) == 0 && env && streq(env, "control=unset\n"));
+        free(env);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        check_status(b, "w", VSS_WS_FAILED_AT_THAW, VSS_E_WRITERERROR_NONRETRYABLE);
+        vss_writer_status st;
+        CHECK(status_of(b, "w", &st) && strstr(st.application_message, "VSS_CONTROL") != NULL);
+        vss_backup_release(b);
+}
+
 /* A hook that copies ctl/NAME.EVENT.control into $VSS_CONTROL and records what the writer was
  * told in env.NAME.EVENT: the document as the writer sees it. */
 static void document_hook(Harness *h) {
@@ -901,6 +936,7 @@ static void test_document_restore(void) {
 static const TestCase cases[] = {
         { "document-backup", test_document_backup },
         { "control-file-for-hooks-only", test_control_file_for_hooks_only },
+        { "control-file-thaw-runs-hooks", test_control_file_thaw_runs_hooks },
         { "document-restore", test_document_restore },
         { "full-sequence", test_full_sequence },
         { "identify-failure", test_identify_failure },

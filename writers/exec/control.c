@@ -304,18 +304,25 @@ int32_t event_env_build(event_env *e, vss_writer *w, vss_event event, const vss_
         return 0;
 }
 
-int32_t event_env_ready(event_env *e, char msg[MSG_MAX + 1]) {
+int32_t event_env_ready(event_env *e, bool must_run, char msg[MSG_MAX + 1]) {
+        int32_t failure = 0;
         if (e->env)
                 return 0;
-        if (!e->control) {
+        if (!e->control && !e->vars[5 + DOC_CONTROL]) {
                 e->control = control_create();
                 if (!e->control) {
-                        int32_t failure = errno == ENOMEM || errno == ENOSPC || errno == EDQUOT || errno == EMFILE ||
-                                                          errno == ENFILE
-                                                  ? VSS_E_WRITERERROR_OUTOFRESOURCES
-                                                  : VSS_E_WRITERERROR_NONRETRYABLE;
+                        failure = errno == ENOMEM || errno == ENOSPC || errno == EDQUOT || errno == EMFILE ||
+                                                  errno == ENFILE
+                                          ? VSS_E_WRITERERROR_OUTOFRESOURCES
+                                          : VSS_E_WRITERERROR_NONRETRYABLE;
                         snprintf(msg, MSG_MAX + 1, "cannot create the VSS_CONTROL file: %m");
-                        return failure;
+                        if (!must_run)
+                                return failure;
+                        /* The hooks run without it (VSS_CONTROL unset), and the failure is said. */
+                        if (!(e->vars[5 + DOC_CONTROL] = strdup(doc_vars[DOC_CONTROL]))) {
+                                snprintf(msg, MSG_MAX + 1, "out of memory");
+                                return VSS_E_WRITERERROR_OUTOFRESOURCES;
+                        }
                 }
         }
         if ((!e->vars[5 + DOC_CONTROL] &&
@@ -324,7 +331,7 @@ int32_t event_env_ready(event_env *e, char msg[MSG_MAX + 1]) {
                 snprintf(msg, MSG_MAX + 1, "out of memory");
                 return VSS_E_WRITERERROR_OUTOFRESOURCES;
         }
-        return 0;
+        return failure;
 }
 
 void event_env_done(event_env *e) {

@@ -200,8 +200,12 @@ static bool step_run(job *j, const step *s, int32_t *r, int *code, char msg[MSG_
                 *r = VSS_E_WRITERERROR_NONRETRYABLE;
                 return false;
         }
-        if ((*r = event_env_ready(&j->env, msg)) != 0)
+        int32_t f = event_env_ready(&j->env, j->release, msg);
+        if (f != 0 && !j->env.env) {
+                *r = f;
                 return false;
+        }
+        result_note(&j->res, f, 0, msg); /* Thaw, Abort: said, and their hooks run even so */
         if (!j->d) {
                 bool held;
                 *r = run_hook(path, s->name, s->arg, j->env.env, hold, &held, code, msg);

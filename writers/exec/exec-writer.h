@@ -60,8 +60,10 @@ typedef struct event_env {
 int32_t event_env_build(event_env *e, vss_writer *w, vss_event event, const vss_event_info *info,
                         char msg[MSG_MAX + 1]);
 /* Before a hook runs: the control file and the environment naming it, once per event (an event
- * with no hook makes no file: two file operations in /tmp fewer per event). 0, or the failure. */
-int32_t event_env_ready(event_env *e, char msg[MSG_MAX + 1]);
+ * with no hook makes no file: two file operations in /tmp fewer per event). 0, or the failure:
+ * then there is no environment, unless must_run (Thaw and Abort, which undo a freeze whatever
+ * else fails): that one has VSS_CONTROL unset, and the failure is still returned. */
+int32_t event_env_ready(event_env *e, bool must_run, char msg[MSG_MAX + 1]);
 /* Removes the control file and frees the rest. */
 void event_env_done(event_env *e);
 /* Reads the control file the hooks wrote (its first 64 KiB) and applies its lines. */
