@@ -309,6 +309,9 @@ _Noreturn int commit_helper_main(void) {
         static Job j; /* lives until the exit */
         /* Waiting, it goes with vssd; a vssd gone already is noticed below. */
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        /* Started and loaded: what is left before the cut (reading the job, a few microseconds of
+         * CPU) need not hold back the first Freeze, whenever the job comes. */
+        dprintf(COMMIT_FD_REPORT, "L\t\n");
         int r = job_read(&j);
         close(COMMIT_FD_JOB);
         if (r < 0) {

@@ -29,17 +29,21 @@ void commit_init(Commit *c) {
         *c = (Commit) { .pid = -1, .fd = -1, .go_fd = -1, .job_fd = -1 };
 }
 
-/* One report line: "E\tMESSAGE", "R\t" (ready to go), "C\t" (the cut), "D\t" (done: on_io()
- * reports it) or "INDEX\tLOCATION", passed on to the owner. */
+/* One report line: "E\tMESSAGE", "L\t" (loaded), "R\t" (ready to go), "C\t" (the cut), "D\t"
+ * (done: on_io() reports it) or "INDEX\tLOCATION", passed on to the owner. */
 static void commit_line(Commit *c, char *line) {
         char *tab = strchr(line, '\t');
         if (!tab)
                 return;
         *tab = 0;
-        if (streq(line, "R")) {
-                if (c->pid <= 0 || c->ready)
+        if (streq(line, "R") || streq(line, "L")) {
+                bool *flag = streq(line, "R") ? &c->ready : &c->loaded;
+                if (c->pid <= 0 || *flag)
                         return;
-                c->ready = true;
+                *flag = true;
+                /* Told to go once loaded, it says R later: the window then bounds its commit. */
+                if (c->going)
+                        return;
                 c->window_source = sd_event_source_disable_unref(c->window_source); /* its start bound */
                 if (c->ops->ready)
                         c->ops->ready(c->userdata);
@@ -210,7 +214,7 @@ static int commit_watch(Commit *c, sd_event *e, pid_t pid, int report_fd, int go
         c->fd = report_fd;
         c->go_fd = go_fd;
         c->going = false;
-        c->cut = c->finished = c->wait_exit = c->ready = c->wait_ready = c->failed_start = false;
+        c->cut = c->finished = c->wait_exit = c->ready = c->loaded = c->wait_ready = c->failed_start = false;
         c->pid = pid;
         c->len = 0;
         c->msg[0] = 0;
@@ -434,7 +438,7 @@ int commit_start(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), co
 static int on_ready_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
         Commit *c = userdata;
         c->window_source = sd_event_source_disable_unref(c->window_source);
-        if (!commit_prepared(c) || c->ready)
+        if (!commit_prepared(c) || c->ready || c->loaded)
                 return 0;
         (void) commit_cancel(c);
         snprintf(c->msg, sizeof(c->msg), "the provider commit helper was not ready within %" PRIu64 " ms", c->ready_ms);

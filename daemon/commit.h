@@ -9,7 +9,8 @@
  * after, making the shadows durable, need not keep writers frozen), "E\tMESSAGE" when it fails,
  * "D\t" when all is done and durable and it exits well (reported as its exit: the exit of a
  * process takes a millisecond and more, which the sequence need not wait for) and, from a
- * prepared helper (commit_spawn()), "R\t" once it is ready to be told to go.
+ * prepared helper (commit_spawn()), "L\t" once it is started and loaded (its job is all it has
+ * left to read) and "R\t" once it is ready to be told to go.
  * One runs at a time per Commit; the owner is called back, never the other way round.
  */
 
@@ -33,7 +34,8 @@ typedef struct CommitOps {
         /* The child made its cut (once, while it still runs; the window is disarmed): the writers
          * may go on. Its exit still decides whether the set is made. NULL: not told. */
         void (*cut)(void *userdata);
-        /* A prepared child reported it is ready to go ("R\t"), or died before (failed_start). */
+        /* A prepared child reported it is loaded ("L\t") or ready to go ("R\t"), or died before
+         * (failed_start). */
         void (*ready)(void *userdata);
 } CommitOps;
 
@@ -46,6 +48,7 @@ typedef struct Commit {
         bool finished;            /* it reported "D" (ops->exited was called): only its reaping is left */
         bool wait_exit;           /* the owner's: its sequence goes on when the child exits */
         bool ready;               /* a prepared child reported it is ready */
+        bool loaded;              /* an exec'd helper reported its start done: only its job is left to read */
         bool failed_start;        /* a prepared child died before it was ready */
         bool wait_ready;          /* the owner's: its sequence goes on when the child is ready */
         uint64_t ready_ms;        /* commit_arm_ready()'s bound */

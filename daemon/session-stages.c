@@ -281,10 +281,11 @@ static void stage_spawn_early(Session *s) {
 }
 
 /* Before the first Freeze: the commit helper has started (its exec and loading are not in the
- * window). 1 when it is ready; 0 when the sequence waits for it (on_commit_ready()); <0 when it
+ * window; reading its job is, when it has not yet, as it runs on its own beside the writers'
+ * Freeze). 1 when it is loaded; 0 when the sequence waits for it (on_commit_ready()); <0 when it
  * died (the abort is requested and the sequence goes on to it). */
 static int stage_ready(Session *s) {
-        if (s->commit.ready)
+        if (s->commit.ready || s->commit.loaded)
                 return 1;
         if (commit_prepared(&s->commit)) {
                 /* Bounded like the writers' PrepareForSnapshot, whose stage it belongs to. */

@@ -5,7 +5,8 @@
  *   every other call goes to the kernel. It makes the file provider's durable step, which runs
  *   after the cut (writers already thawing), fail for real.
  * - With $FAIL_COMMIT_HELPER set, `vssd --commit-helper` exits at once, as one that cannot start;
- *   set to "hang", it never gets ready (and goes when vssd does).
+ *   set to "hang", it never gets ready (and goes when vssd does); set to "slow-job", it starts,
+ *   then is slow to read its job and its go (below).
  */
 
 #include <errno.h>
@@ -14,9 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <time.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+static bool slow_job; /* this is a helper whose job comes slowly */
 
 __attribute__((constructor)) static void fail_helper(void) {
         char cmd[4096];
@@ -31,6 +36,10 @@ __attribute__((constructor)) static void fail_helper(void) {
         size_t a0 = strnlen(cmd, n);
         if (a0 >= n || strcmp(cmd + a0 + 1, "--commit-helper") != 0)
                 return;
+        if (strcmp(getenv("FAIL_COMMIT_HELPER"), "slow-job") == 0) {
+                slow_job = true;
+                return;
+        }
         if (strcmp(getenv("FAIL_COMMIT_HELPER"), "hang") != 0)
                 _exit(1);
         /* A vssd gone before the death signal was set sends none: this one would hang for ever. */
@@ -69,4 +78,26 @@ __attribute__((visibility("default"))) int syncfs(int fd) {
                 return -1;
         }
         return (int) syscall(SYS_syncfs, fd);
+}
+
+/* In a slow-job helper, the first read of its job (descriptor 5, COMMIT_FD_JOB) waits 200 ms, so
+ * it says it is ready after it was told to go, and the read of that go (descriptor 4,
+ * COMMIT_FD_GO) 600 ms more: its commit outlasts a freeze window of 500 ms. */
+static bool waited_job, waited_go;
+
+static void wait_ms(long ms) {
+        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+__attribute__((visibility("default"))) ssize_t read(int fd, void *buf, size_t n) {
+        if (slow_job && fd == 5 && !waited_job) {
+                waited_job = true;
+                wait_ms(200);
+        } else if (slow_job && fd == 4 && !waited_go) {
+                waited_go = true;
+                wait_ms(600);
+        }
+        return (ssize_t) syscall(SYS_read, fd, buf, n);
 }

@@ -770,6 +770,33 @@ static void run_commit_helper_cancelled_waiting(const Case *c, Outcome *o) {
         check_shadows_and_registry(h, o, 0);
 }
 
+/* A helper that is loaded but slow to read its job, then its go: the first Freeze does not wait
+ * for it, and the writers' freeze window (500 ms) still bounds its commit (800 ms), though it says
+ * it is ready only after it was told to go: the set aborts, nothing made, nobody left frozen. */
+static void run_commit_helper_slow_job(const Case *c, Outcome *o) {
+        Harness *h = harness_with_shim(NULL, "FAIL_COMMIT_HELPER", "slow-job");
+        static const char *const fe[] = { "--app-level", "front-end", "--freeze-timeout", "500", NULL };
+        static const char *const be[] = { "--app-level", "back-end", "--freeze-timeout", "500", NULL };
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "fe", fe);
+        harness_writer(h, "be", be);
+        vss_backup *b = harness_session(h);
+        if (vss_backup_start_snapshot_set(b, NULL) < 0 || vss_backup_add_to_snapshot_set(b, data, NULL, NULL) < 0 ||
+            vss_backup_prepare_for_backup_sync(b) < 0)
+                inv(o, "cannot-prepare");
+        o->has_op = true;
+        o->op = vss_backup_do_snapshot_set_sync(b);
+        if (!strstr(vss_backup_errmsg(b), "freeze window"))
+                inv(o, "error-does-not-say:%s", vss_backup_errmsg(b));
+        check_no_partial_set(h, o);
+        observe_status(b, o);
+        vss_backup_release(b);
+        _cleanup_free_ char *ev = harness_events(h, "be");
+        if (!ev || !strstr(ev, "freeze") || !strstr(ev, "abort"))
+                inv(o, "not-frozen-or-not-aborted:%s", ev ? ev : "");
+        check_shadows_and_registry(h, o, 0);
+}
+
 static void run_commit_helper_never_ready(const Case *c, Outcome *o) {
         run_commit_helper(o, "hang", "{\"timeouts\": {\"prepare_snapshot_ms\": 1000}}", "not ready within 1000 ms");
 }
@@ -977,6 +1004,8 @@ static const Case cases[] = {
           { .has_op = true, .op = VSS_E_UNEXPECTED_PROVIDER_ERROR, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
         { "commit-helper-cannot-start", run_commit_helper_cannot_start, "commit", FAULT_NONE,
           { .has_op = true, .op = VSS_E_UNEXPECTED_PROVIDER_ERROR, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
+        { "commit-helper-slow-job", run_commit_helper_slow_job, "commit", FAULT_NONE,
+          { .has_op = true, .op = VSS_E_WRITERERROR_TIMEOUT, .be = W(VSS_WS_FAILED_AT_THAW, VSS_E_WRITERERROR_TIMEOUT, 0), .fe = W(VSS_WS_FAILED_AT_THAW, VSS_E_WRITERERROR_TIMEOUT, 0) } },
         { "commit-helper-never-ready", run_commit_helper_never_ready, "commit", FAULT_NONE,
           { .has_op = true, .op = VSS_E_UNEXPECTED_PROVIDER_ERROR, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
         { "commit-helper-cancelled-waiting", run_commit_helper_cancelled_waiting, "commit", FAULT_NONE,
