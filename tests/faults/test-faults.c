@@ -674,47 +674,15 @@ static Harness *harness_with_shim(const char *config, const char *var, const cha
         return h;
 }
 
-/* The file provider's copy is cut, then its sync fails (EIO, from the fail-fsync shim preloaded
- * into vssd): the writers were thawed at the cut, yet the set fails, they get Abort and nothing of
- * it is kept. */
-static void run_provider_file_sync_fails(const Case *c, Outcome *o) {
-        Harness *h = harness_with_shim(NULL, "FAIL_FSYNC_UNDER", "/shadows/");
-        static const char *const fe[] = { "--app-level", "front-end", NULL };
-        static const char *const be[] = { "--app-level", "back-end", NULL };
-        char data[600];
-        snprintf(data, sizeof(data), "%s/data", harness_dir(h));
-        if (harness_sh(h, NULL, "mkdir -p %s && echo x > %s/file", data, data) != 0)
-                inv(o, "cannot-make-data");
-        harness_writer(h, "fe", fe);
-        harness_writer(h, "be", be);
-        vss_backup *b = harness_session(h);
-        if (vss_backup_start_snapshot_set(b, NULL) < 0 || vss_backup_add_to_snapshot_set(b, data, NULL, NULL) < 0 ||
-            vss_backup_prepare_for_backup_sync(b) < 0)
-                inv(o, "cannot-prepare");
-        o->has_op = true;
-        o->op = vss_backup_do_snapshot_set_sync(b);
-        if (!strstr(vss_backup_errmsg(b), "durable"))
-                inv(o, "error-does-not-say-durable:%s", vss_backup_errmsg(b));
-        check_no_partial_set(h, o);
-        observe_status(b, o);
-        vss_backup_release(b);
-        check_writer_not_frozen(h, o, "fe");
-        check_writer_not_frozen(h, o, "be");
-        /* Thawed at the cut (unless vssd saw the child's exit first) and aborted; never told the
-         * snapshot was made. */
-        _cleanup_free_ char *ev = harness_events(h, "be");
-        if (!ev || !strstr(ev, " abort") || strstr(ev, "post-snapshot"))
-                inv(o, "not-aborted:%s", ev ? ev : "");
-        check_shadows_and_registry(h, o, 0);
-}
-
-/* The commit helper (started before the first Freeze) dies before it is ready, or is never ready
- * (the writers' PrepareForSnapshot timeout bounds it): nobody is frozen, the set fails saying so
- * and nothing of it is kept. */
-static void run_commit_helper(Outcome *o, const char *how, const char *config, const char *says) {
-        Harness *h = harness_with_shim(config, "FAIL_COMMIT_HELPER", how);
-        static const char *const fe[] = { "--app-level", "front-end", NULL };
-        static const char *const be[] = { "--app-level", "back-end", NULL };
+/* Under the shim (var=value): writers fe and be at their app levels, with extra (their freeze
+ * window, say), a set of a data directory prepared and made. The result goes in o, whose error must
+ * say `says`; nothing of the set may be left; the writers' status is observed and the session
+ * released. Returns the harness for the case's own checks. */
+static Harness *dss_under_shim(Outcome *o, const char *config, const char *var, const char *value, const char *extra,
+                               const char *says) {
+        Harness *h = harness_with_shim(config, var, value);
+        const char *const fe[] = { "--app-level", "front-end", extra ? "--freeze-timeout" : NULL, extra, NULL };
+        const char *const be[] = { "--app-level", "back-end", extra ? "--freeze-timeout" : NULL, extra, NULL };
         char *data = harness_make_data(h, "data");
         harness_writer(h, "fe", fe);
         harness_writer(h, "be", be);
@@ -729,6 +697,29 @@ static void run_commit_helper(Outcome *o, const char *how, const char *config, c
         check_no_partial_set(h, o);
         observe_status(b, o);
         vss_backup_release(b);
+        return h;
+}
+
+/* The file provider's copy is cut, then its sync fails (EIO, from the fail-fsync shim preloaded
+ * into vssd): the writers were thawed at the cut, yet the set fails, they get Abort and nothing of
+ * it is kept. */
+static void run_provider_file_sync_fails(const Case *c, Outcome *o) {
+        Harness *h = dss_under_shim(o, NULL, "FAIL_FSYNC_UNDER", "/shadows/", NULL, "durable");
+        check_writer_not_frozen(h, o, "fe");
+        check_writer_not_frozen(h, o, "be");
+        /* Thawed at the cut (unless vssd saw the child's exit first) and aborted; never told the
+         * snapshot was made. */
+        _cleanup_free_ char *ev = harness_events(h, "be");
+        if (!ev || !strstr(ev, " abort") || strstr(ev, "post-snapshot"))
+                inv(o, "not-aborted:%s", ev ? ev : "");
+        check_shadows_and_registry(h, o, 0);
+}
+
+/* The commit helper (started before the first Freeze) dies before it is ready, or is never ready
+ * (the writers' PrepareForSnapshot timeout bounds it): nobody is frozen, the set fails saying so
+ * and nothing of it is kept. */
+static void run_commit_helper(Outcome *o, const char *how, const char *config, const char *says) {
+        Harness *h = dss_under_shim(o, config, "FAIL_COMMIT_HELPER", how, NULL, says);
         _cleanup_free_ char *ev = harness_events(h, "be");
         if (!ev || strstr(ev, "freeze") || !strstr(ev, "prepare-snapshot abort"))
                 inv(o, "frozen-or-not-aborted:%s", ev ? ev : "");
@@ -774,23 +765,7 @@ static void run_commit_helper_cancelled_waiting(const Case *c, Outcome *o) {
  * for it, and the writers' freeze window (500 ms) still bounds its commit (800 ms), though it says
  * it is ready only after it was told to go: the set aborts, nothing made, nobody left frozen. */
 static void run_commit_helper_slow_job(const Case *c, Outcome *o) {
-        Harness *h = harness_with_shim(NULL, "FAIL_COMMIT_HELPER", "slow-job");
-        static const char *const fe[] = { "--app-level", "front-end", "--freeze-timeout", "500", NULL };
-        static const char *const be[] = { "--app-level", "back-end", "--freeze-timeout", "500", NULL };
-        char *data = harness_make_data(h, "data");
-        harness_writer(h, "fe", fe);
-        harness_writer(h, "be", be);
-        vss_backup *b = harness_session(h);
-        if (vss_backup_start_snapshot_set(b, NULL) < 0 || vss_backup_add_to_snapshot_set(b, data, NULL, NULL) < 0 ||
-            vss_backup_prepare_for_backup_sync(b) < 0)
-                inv(o, "cannot-prepare");
-        o->has_op = true;
-        o->op = vss_backup_do_snapshot_set_sync(b);
-        if (!strstr(vss_backup_errmsg(b), "freeze window"))
-                inv(o, "error-does-not-say:%s", vss_backup_errmsg(b));
-        check_no_partial_set(h, o);
-        observe_status(b, o);
-        vss_backup_release(b);
+        Harness *h = dss_under_shim(o, NULL, "FAIL_COMMIT_HELPER", "slow-job", "500", "freeze window");
         _cleanup_free_ char *ev = harness_events(h, "be");
         if (!ev || !strstr(ev, "freeze") || !strstr(ev, "abort"))
                 inv(o, "not-frozen-or-not-aborted:%s", ev ? ev : "");
