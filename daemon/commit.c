@@ -204,8 +204,10 @@ static void close_all_but(int *keep, size_t n) {
 /* The parent's side of a started child: its report pipe read as it comes, its exit watched. */
 static int commit_watch(Commit *c, sd_event *e, pid_t pid, int report_fd, int go_fd, const CommitOps *ops,
                         void *userdata, const char **ret_why) {
-        /* One done but not yet reaped goes first: it has no more than its exit left. */
+        /* One done but not yet reaped goes first: it has no more than its exit left, which it
+         * made at the lowest priority (commit_child()); waited for, it gets vssd's back. */
         if (c->finished && c->pid > 0) {
+                (void) setpriority(PRIO_PROCESS, (id_t) c->pid, 0);
                 (void) waitpid(c->pid, NULL, 0);
                 commit_finished_gone(c);
         }

@@ -89,9 +89,8 @@ static pid_t wait_helper(Harness *h) {
 }
 
 /* The set's helper is gone (reaped), no zombie is left among vssd's children, and at most one
- * helper waits: the spare for the next set. */
-/* A helper that said it is done exits by itself a moment later and vssd reaps it: waited for
- * (at most 10 s), then nothing of it may be left. */
+ * helper waits: the spare for the next set. A helper that said it is done exits by itself a
+ * moment later and vssd reaps it: waited for (at most 10 s). */
 static void check_helper_gone(Harness *h, pid_t helper) {
         int helpers, zombies;
         for (int i = 0; i < 1000; i++) {
@@ -317,11 +316,13 @@ static void test_helper_no_spare_during_set(void) {
          * spare, one helper as well. */
         vss_backup *b = harness_session(h);
         start_set(h, b, data, false);
-        pid_t own = -1;
+        /* B's helper (the spare, or its own, started after StartSnapshotSet's reply), then no other. */
+        pid_t own = wait_helper(h), now;
+        CHECK(own > 0);
         for (int i = 0; i < 30; i++) { /* well past the delay */
                 int helpers, zombies;
-                vssd_children(h, &helpers, &zombies, &own);
-                CHECK(helpers == 1);
+                vssd_children(h, &helpers, &zombies, &now);
+                CHECK(helpers == 1 && now == own);
                 usleep(10000);
         }
         CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
