@@ -283,21 +283,19 @@ int32_t event_env_build(event_env *e, vss_writer *w, vss_event event, const vss_
                         fprintf(f, "%s%s", i > 0 ? " " : "", info->components[i]);
                 fclose(f);
         }
-        if (info) {
-                /* The control file and the environment naming it wait for a hook to run
+        if (info)
+                /* VSS_CONTROL, the file it names and the environment wait for a hook to run
                  * (event_env_ready): an event with no hook makes no file. */
                 for (doc_field i = 0; i < DOC_CONTROL; i++)
                         oom = oom || !(extra[5 + i] = doc_var(w, info, i));
-                e->wants_control = true;
-        } else /* Identify: none of them, not even inherited */
+        else /* Identify: none of them, not even inherited */
                 for (doc_field i = 0; i < _DOC_MAX; i++)
                         oom = oom || !(extra[5 + i] = strdup(doc_vars[i]));
         if (oom || !comps || asprintf(&extra[0], "VSS_EVENT=%s", name) < 0 ||
             asprintf(&extra[1], "VSS_WRITER_NAME=%s", arg_name) < 0 ||
             asprintf(&extra[2], "VSS_SNAPSHOT_SET_ID=%s", id) < 0 ||
             asprintf(&extra[3], "VSS_BACKUP_TYPE=%s", bt) < 0 ||
-            asprintf(&extra[4], "VSS_COMPONENTS=%s", comps) < 0 ||
-            (!e->wants_control && !(e->env = spawn_env(extra, ELEMENTSOF(e->vars))))) {
+            asprintf(&extra[4], "VSS_COMPONENTS=%s", comps) < 0) {
                 snprintf(msg, MSG_MAX + 1, "out of memory");
                 return VSS_E_WRITERERROR_OUTOFRESOURCES;
         }
@@ -308,6 +306,7 @@ int32_t event_env_ready(event_env *e, bool must_run, char msg[MSG_MAX + 1]) {
         int32_t failure = 0;
         if (e->env)
                 return 0;
+        /* Identify has VSS_CONTROL named already, unset: it gets no file. */
         if (!e->control && !e->vars[5 + DOC_CONTROL]) {
                 e->control = control_create();
                 if (!e->control) {

@@ -50,17 +50,16 @@ void jobs_stop_all(void);
 
 /* control.c: the hooks' environment and the VSS_CONTROL file. */
 typedef struct event_env {
-        char *control;      /* the control file's path; NULL for Identify, and until a hook runs */
-        char **env;         /* the hooks' environment (its strings are in vars); NULL until ready */
-        bool wants_control; /* every event but Identify */
+        char *control; /* the control file's path; NULL for Identify, and until a hook runs */
+        char **env;    /* the hooks' environment (its strings are in vars); NULL until a hook runs */
         char *vars[10];
 } event_env;
 /* Builds the strings of the event's hooks' environment (the event's information is there only in
  * the callback). 0, or the failure with msg. */
 int32_t event_env_build(event_env *e, vss_writer *w, vss_event event, const vss_event_info *info,
                         char msg[MSG_MAX + 1]);
-/* Before a hook runs: the control file and the environment naming it, once per event (an event
- * with no hook makes no file: two file operations in /tmp fewer per event). 0, or the failure:
+/* Before a hook runs: the control file and the environment, once per event (an event with no
+ * hook makes no file: two file operations in /tmp fewer per event). 0, or the failure:
  * then there is no environment, unless must_run (Thaw and Abort, which undo a freeze whatever
  * else fails): that one has VSS_CONTROL unset, and the failure is still returned. */
 int32_t event_env_ready(event_env *e, bool must_run, char msg[MSG_MAX + 1]);
