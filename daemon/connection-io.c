@@ -186,21 +186,22 @@ static int pump_auth(Connection *c) {
                 return would_block(c);
         size_t len = 0;
         bool begin = false;
-        /* Whole lines up to BEGIN; a line in part passes alone (no whole line before it). */
-        for (char *at = buf, *nl; !begin && (nl = memchr(at, '\n', (size_t) (buf + n - at))); at = nl + 1) {
-                for (char *p = at; p <= nl; p++, c->auth_line++)
-                        if (c->auth_line < HEADER_SIZE)
-                                c->header[c->auth_line] = (uint8_t) *p;
-                begin = c->auth_line == 7 && memcmp(c->header, "BEGIN\r\n", 7) == 0;
-                c->auth_line = 0;
-                len = (size_t) (nl - buf) + 1;
+        for (size_t i = 0; i < (size_t) n && !begin; i++) {
+                if (c->auth_line < HEADER_SIZE)
+                        c->header[c->auth_line] = (uint8_t) buf[i];
+                c->auth_line++;
+                if (buf[i] == '\n') {
+                        begin = c->auth_line == 7 && memcmp(c->header, "BEGIN\r\n", 7) == 0;
+                        c->auth_line = 0;
+                        len = i + 1;
+                }
         }
-        if (len == 0) {
+        /* Whole lines up to BEGIN pass; a line in part passes alone, else it is peeked again,
+         * from its start, with what follows it. */
+        if (len == 0)
                 len = (size_t) n;
-                for (size_t i = 0; i < len; i++, c->auth_line++)
-                        if (c->auth_line < HEADER_SIZE)
-                                c->header[c->auth_line] = (uint8_t) buf[i];
-        }
+        else
+                c->auth_line = 0;
         c->auth_bytes += len;
         if (c->auth_bytes > MAX_AUTH_BYTES) {
                 log_warn("closing the connection of pid %d (uid %u): no end to its authentication",
