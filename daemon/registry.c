@@ -480,14 +480,15 @@ int registry_get_shadow(Registry *r, const vss_id *shadow_id, ShadowRecord *ret)
         return read_shadow(r, s, ret);
 }
 
+/* The shadows registry_list_shadows() lists, and registry_count_volume_shadows() counts. */
+#define LISTED_SHADOWS                                                  \
+        "FROM shadows sh JOIN snapshot_sets ss ON ss.set_id = sh.set_id " \
+        "WHERE ss.state = 'committed' AND sh.deleting = 0"
+
 int registry_list_shadows(Registry *r, ShadowRecord **ret, size_t *ret_n) {
         if (!r || !ret || !ret_n)
                 return -EINVAL;
-        return collect_shadows(r,
-                               "SELECT " SHADOW_COLUMNS " FROM shadows sh "
-                               "JOIN snapshot_sets ss ON ss.set_id = sh.set_id "
-                               "WHERE ss.state = 'committed' AND sh.deleting = 0 "
-                               "ORDER BY sh.created_usec, sh.shadow_id",
+        return collect_shadows(r, "SELECT " SHADOW_COLUMNS " " LISTED_SHADOWS " ORDER BY sh.created_usec, sh.shadow_id",
                                NULL, ret, ret_n);
 }
 
@@ -495,10 +496,7 @@ int registry_count_volume_shadows(Registry *r, const char *original_path, unsign
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         if (!r || !original_path || !ret)
                 return -EINVAL;
-        int k = prepare(r,
-                        "SELECT COUNT(*) FROM shadows sh JOIN snapshot_sets ss ON ss.set_id = sh.set_id "
-                        "WHERE ss.state = 'committed' AND sh.deleting = 0 AND sh.original_path = ?1",
-                        &s);
+        int k = prepare(r, "SELECT COUNT(*) " LISTED_SHADOWS " AND sh.original_path = ?1", &s);
         if (k < 0)
                 return k;
         if (sqlite3_bind_text(s, 1, original_path, -1, SQLITE_TRANSIENT) != SQLITE_OK)
