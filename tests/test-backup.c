@@ -705,9 +705,7 @@ static void test_control_file_for_hooks_only(void) {
         harness_writer(h, "hooked", NULL);
         CHECK(unsetenv("TMPDIR") == 0);
         b = harness_session(h);
-        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
-        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, &shadow), 0);
-        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+        prepare(h, b, data, &shadow);
         CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
         check_status(b, "bare", VSS_WS_STABLE, 0);
         check_status(b, "hooked", VSS_WS_FAILED_AT_PREPARE_BACKUP, VSS_E_WRITERERROR_NONRETRYABLE);
