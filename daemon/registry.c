@@ -234,8 +234,8 @@ int registry_connect(Registry *r) {
         }
         k = set_wal(r);
         /* foreign_keys is per connection and a no-op inside a transaction: set it here. FULL, so a
-         * committed set survives power loss, not just a crash (only what need not, the 'creating'
-         * record, the frozen journal and a location said during the cut, is committed NORMAL:
+         * committed set survives power loss, not just a crash (only what need not, the frozen
+         * journal and a location said during the cut, is committed NORMAL:
          * IN_TRANSACTION_CRASH_SAFE). */
         if (k >= 0)
                 k = exec(r, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL");
@@ -402,12 +402,11 @@ int registry_add_set_shadows(Registry *r, const vss_id *set_id, uint32_t context
                 if (shadows[i].created_usec > INT64_MAX)
                         return -ERANGE;
         }
-        /* Crash-safe, not power-safe (no fsync, ~6 ms on a loop XFS, before the first Freeze): the
-         * 'creating' record is what a restarted vssd cleans up after a crash of vssd, and a
-         * kill -9 loses no WAL frame written. After a power loss the record may be gone: then a
-         * shadow a provider made before it may be left unrecorded (the set never reached
-         * 'committed', whose FULL commit syncs this record too, so no one was told it exists). */
-        return IN_TRANSACTION_CRASH_SAFE(r, add_set_shadows_locked(r, set_id, context, created_usec, shadows, n));
+        /* Durable (FULL): the 'creating' record is what the next start cleans up after a crash of
+         * vssd or a power loss; a provider's cut (a btrfs snapshot is durable at once) must not
+         * outlive a record lost with the power. vssd writes it while the writers handle
+         * PrepareForSnapshot, so its fsync is neither in the freeze window nor added to the set. */
+        return IN_TRANSACTION(r, true, add_set_shadows_locked(r, set_id, context, created_usec, shadows, n));
 }
 
 int registry_commit_set(Registry *r, const vss_id *set_id) {

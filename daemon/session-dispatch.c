@@ -299,7 +299,8 @@ int writer_ping(Session *s, Writer *w, size_t idx, StatusGather *g) {
         return r < 0 ? r : 1;
 }
 
-void send_batch(Session *s, vss_event event, SlotRule rule, int level, void (*next)(Session *)) {
+void send_batch_during(Session *s, vss_event event, SlotRule rule, int level, void (*next)(Session *),
+                       void (*during)(Session *)) {
         s->pending = 1; /* held while sending, so an immediate answer cannot finish the batch */
         s->next = next;
         for (size_t i = 0; i < s->n_slots; i++) {
@@ -307,5 +308,11 @@ void send_batch(Session *s, vss_event event, SlotRule rule, int level, void (*ne
                 if (rule(event, &f, level) && call_slot(s, i, event, NULL) > 0)
                         s->pending++;
         }
+        if (during)
+                during(s);
         batch_done_one(s);
+}
+
+void send_batch(Session *s, vss_event event, SlotRule rule, int level, void (*next)(Session *)) {
+        send_batch_during(s, event, rule, level, next, NULL);
 }

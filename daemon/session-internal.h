@@ -56,6 +56,10 @@ int writer_ping(Session *s, Writer *w, size_t idx, StatusGather *g);
 /* Sends event to every slot the rule picks, in parallel; then next runs once all answered (at once
  * if none was sent). */
 void send_batch(Session *s, vss_event event, SlotRule rule, int level, void (*next)(Session *));
+/* As send_batch(), with during(s) run once the event is out and before next can run: what vssd
+ * does while the writers handle it. */
+void send_batch_during(Session *s, vss_event event, SlotRule rule, int level, void (*next)(Session *),
+                       void (*during)(Session *));
 /* Abort, at once, to every writer of an aborting set that is due one (abort_due()). Only while a
  * batch is pending: the Abort answers join it, so the sequence goes on once all are in. */
 void abort_due_writers(Session *s);

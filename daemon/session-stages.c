@@ -227,8 +227,16 @@ static int commit_fork(Session *s) {
         return r;
 }
 
+/* While the writers handle PrepareForSnapshot: the set and its shadows are recorded as 'creating',
+ * durably (an fsync, which their answers overlap), so that the start after a power loss at any
+ * later point finds the set and deletes whatever a provider made of it. A failure aborts the set
+ * once they have answered, before anyone is frozen. */
+static void stage_record(Session *s) {
+        (void) set_register(s);
+}
+
 /* Before the first Freeze, so the window holds only Freeze, the provider's cut and Thaw: the set
- * and its shadows are recorded as 'creating' and the filesystems about to be held are journalled
+ * is recorded (stage_record(), done) and the filesystems about to be held are journalled
  * (if vssd and the lease helper both die, the next start thaws them; a journal without a lease
  * file thaws nothing), and the commit child is forked, waiting to be told to go. 0 when ready,
  * <0 when the set aborts (requested). */
@@ -404,7 +412,8 @@ static void dss_continue(Session *s) {
                         s->stage = STAGE_PRECOPY;
                         s->level = 0;
                         stage_spawn_early(s);
-                        send_batch(s, VSS_EVENT_PREPARE_SNAPSHOT, writer_gets_event, 0, dss_continue);
+                        send_batch_during(s, VSS_EVENT_PREPARE_SNAPSHOT, writer_gets_event, 0, dss_continue,
+                                          stage_record);
                         return;
                 case STAGE_PRECOPY:
                         /* Its failure (or the requester's abort) reaches Abort at STAGE_FREEZE. */

@@ -4,6 +4,10 @@
  * - fsync() and syncfs() of any descriptor whose path contains $FAIL_FSYNC_UNDER fail with EIO;
  *   every other call goes to the kernel. It makes the file provider's durable step, which runs
  *   after the cut (writers already thawing), fail for real.
+ * - With $FAIL_SYNC_ARMED_BY set to "TEXT:FILE", the next fsync() or fdatasync() of a descriptor
+ *   whose path contains TEXT once FILE exists fails with EIO, once (the shim removes FILE): a
+ *   transient I/O error, armed by the case once vssd is up (its registry's first commits are
+ *   durable too), say for the registry's WAL.
  * - With $FAIL_COMMIT_HELPER set, `vssd --commit-helper` exits at once, as one that cannot start;
  *   set to "hang", it never gets ready (and goes when vssd does); set to "slow-job", it starts,
  *   then is slow to read its job and its go (below).
@@ -51,21 +55,44 @@ __attribute__((constructor)) static void fail_helper(void) {
                 pause();
 }
 
-static int failing(int fd) {
-        const char *under = getenv("FAIL_FSYNC_UNDER");
+/* Whether descriptor fd's path contains text. */
+static int fd_path_has(int fd, const char *text) {
         char link[64], path[PATH_MAX];
-        if (!under || !*under)
-                return 0;
         snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
         ssize_t n = readlink(link, path, sizeof(path) - 1);
         if (n <= 0)
                 return 0;
         path[n] = 0;
-        return strstr(path, under) != NULL;
+        return strstr(path, text) != NULL;
+}
+
+static int failing(int fd) {
+        const char *under = getenv("FAIL_FSYNC_UNDER");
+        return under && *under && fd_path_has(fd, under);
+}
+
+/* $FAIL_SYNC_ARMED_BY: TEXT in the descriptor's path, FILE there (and removed: once). */
+static int armed_failing(int fd) {
+        const char *spec = getenv("FAIL_SYNC_ARMED_BY");
+        const char *colon = spec ? strchr(spec, ':') : NULL;
+        char text[PATH_MAX];
+        if (!colon || colon == spec || (size_t) (colon - spec) >= sizeof(text) || access(colon + 1, F_OK) < 0)
+                return 0;
+        memcpy(text, spec, (size_t) (colon - spec));
+        text[colon - spec] = 0;
+        return fd_path_has(fd, text) && unlink(colon + 1) == 0;
+}
+
+__attribute__((visibility("default"))) int fdatasync(int fd) {
+        if (armed_failing(fd)) {
+                errno = EIO;
+                return -1;
+        }
+        return (int) syscall(SYS_fdatasync, fd);
 }
 
 __attribute__((visibility("default"))) int fsync(int fd) {
-        if (failing(fd)) {
+        if (failing(fd) || armed_failing(fd)) {
                 errno = EIO;
                 return -1;
         }

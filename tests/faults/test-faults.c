@@ -715,6 +715,70 @@ static void run_provider_file_sync_fails(const Case *c, Outcome *o) {
         check_shadows_and_registry(h, o, 0);
 }
 
+/* Arms the shim's failure of the next fsync of the registry's WAL (FAIL_SYNC_ARMED_BY) by making
+ * the file arm, or disarms it (the shim removes it when it fails one). */
+static void registry_sync_arm(Outcome *o, const char *arm, bool on) {
+        if (!on) {
+                (void) unlink(arm);
+                return;
+        }
+        int fd = open(arm, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0)
+                inv(o, "cannot-arm:%s", strerror(errno));
+        else
+                close(fd);
+}
+
+/* The registry cannot make a record of the set durable (its WAL's fsync fails once with EIO, from
+ * the shim): armed before DoSnapshotSet, the 'creating' record fails and the set with it, before
+ * anyone is frozen or anything is cut (a cut whose record a power loss could take would be left
+ * for no start to delete); armed while a writer is in Freeze, the 'committed' record fails after
+ * the cut, before PostSnapshot: the writers get Abort instead, and what was cut is deleted. Either
+ * way nothing of the set is kept and no writer is told it was made. */
+static void run_registry_sync_fails(const Case *c, Outcome *o) {
+        char arm[64], spec[128];
+        bool at_freeze = streq(c->event, "freeze");
+        snprintf(arm, sizeof(arm), "/tmp/openvss-fault-arm-%d", (int) getpid());
+        snprintf(spec, sizeof(spec), "registry.db-wal:%s", arm);
+        registry_sync_arm(o, arm, false);
+        Harness *h = harness_with_shim(NULL, "FAIL_SYNC_ARMED_BY", spec);
+        static const char *const fe[] = { "--app-level", "front-end", NULL };
+        static const char *const be[] = { "--app-level", "back-end", NULL };
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "fe", fe);
+        harness_writer(h, "be", be);
+        if (at_freeze)
+                harness_set(h, "be", "freeze", "block 1");
+        vss_backup *b = harness_session(h);
+        vss_async *a = NULL;
+        if (vss_backup_start_snapshot_set(b, NULL) < 0 || vss_backup_add_to_snapshot_set(b, data, NULL, NULL) < 0 ||
+            vss_backup_prepare_for_backup_sync(b) < 0)
+                inv(o, "cannot-prepare");
+        if (!at_freeze)
+                registry_sync_arm(o, arm, true);
+        if (vss_backup_do_snapshot_set(b, &a) < 0)
+                inv(o, "cannot-start");
+        if (at_freeze) {
+                if (!harness_wait_started(h, "be", "freeze"))
+                        inv(o, "freeze-never-seen");
+                registry_sync_arm(o, arm, true);
+        }
+        o->has_op = true;
+        o->op = a ? vss_async_wait(a, 30000) : 0;
+        vss_async_unref(a);
+        registry_sync_arm(o, arm, false);
+        if (!strstr(vss_backup_errmsg(b), "cannot record the snapshot set"))
+                inv(o, "error-does-not-say:%s", vss_backup_errmsg(b));
+        check_no_partial_set(h, o);
+        observe_status(b, o);
+        vss_backup_release(b);
+        _cleanup_free_ char *ev = harness_events(h, "be");
+        if (!ev || (!at_freeze && (strstr(ev, "freeze") || !strstr(ev, "prepare-snapshot abort"))) ||
+            (at_freeze && (strstr(ev, "post-snapshot") || !strstr(ev, "thaw abort"))))
+                inv(o, "frozen-or-not-aborted:%s", ev ? ev : "");
+        check_shadows_and_registry(h, o, 0);
+}
+
 /* The commit helper (started before the first Freeze) dies before it is ready, or is never ready
  * (the writers' PrepareForSnapshot timeout bounds it): nobody is frozen, the set fails saying so
  * and nothing of it is kept. */
@@ -976,6 +1040,8 @@ static const Case cases[] = {
         { "provider-file-no-space-in-worker", run_provider_file_no_space_in_worker, "commit", FAULT_NONE,
           { .has_op = true, .op = VSS_E_INSUFFICIENT_STORAGE, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
         { "provider-file-sync-fails", run_provider_file_sync_fails, "commit", FAULT_NONE,
+          { .has_op = true, .op = VSS_E_UNEXPECTED_PROVIDER_ERROR, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
+        { "registry-sync-fails", run_registry_sync_fails, "prepare-snapshot", FAULT_NONE,
           { .has_op = true, .op = VSS_E_UNEXPECTED_PROVIDER_ERROR, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
         { "commit-helper-cannot-start", run_commit_helper_cannot_start, "commit", FAULT_NONE,
           { .has_op = true, .op = VSS_E_UNEXPECTED_PROVIDER_ERROR, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
