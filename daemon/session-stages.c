@@ -365,6 +365,27 @@ static void dss_aborted(Session *s) {
         dss_end(s);
 }
 
+/* The set is made (cut, every writer thawed, the provider done): it is recorded 'committed',
+ * durably, before PostSnapshot tells the writers it exists. 0, or <0 with the abort requested:
+ * the writers get Abort instead and nothing of the set is kept. */
+static int stage_committed(Session *s) {
+        Manager *m = s->manager;
+        int r = registry_commit_set(m->registry, &s->set_id);
+        if (r >= 0) {
+                s->set_committed = true;
+                s->created_usec = now_realtime_usec();
+                return 0;
+        }
+        if (r == -ENOSPC) {
+                char why[sizeof(s->abort_msg)];
+                snprintf(why, sizeof(why), "the state directory %s is full: cannot record the snapshot set; free "
+                         "space there and try again", m->state_dir);
+                request_abort(s, VSS_E_INSUFFICIENT_STORAGE, why);
+        } else
+                request_abort(s, VSS_E_UNEXPECTED, "cannot record the snapshot set");
+        return r;
+}
+
 static void dss_finish(Session *s) {
         Manager *m = s->manager;
         /* The writers are thawed: the frozen journal's rows go now (a durable write the window
@@ -374,27 +395,14 @@ static void dss_finish(Session *s) {
                 s->hold_mounts = 0;
         }
         creating_done(s);
-        if (!s->abort_hr) {
-                int r = registry_commit_set(m->registry, &s->set_id);
-                if (r >= 0) {
-                        s->set_committed = true;
-                        s->created_usec = now_realtime_usec();
-                        s->phase = PHASE_SNAPSHOT_DONE;
-                        char who[128];
-                        log_info("snapshot set %s committed with %zu shadow copies", set_and_asker(s, who, sizeof who),
-                                 s->n_volumes);
-                        op_reply(s, 0, NULL);
-                        dss_end(s);
-                        return;
-                }
-                if (r == -ENOSPC) {
-                        s->abort_hr = VSS_E_INSUFFICIENT_STORAGE;
-                        snprintf(s->abort_msg, sizeof(s->abort_msg), "the state directory %s is full: cannot record "
-                                 "the snapshot set; free space there and try again", m->state_dir);
-                } else {
-                        s->abort_hr = VSS_E_UNEXPECTED;
-                        snprintf(s->abort_msg, sizeof(s->abort_msg), "cannot record the snapshot set");
-                }
+        if (!s->abort_hr && s->set_committed) {
+                char who[128];
+                s->phase = PHASE_SNAPSHOT_DONE;
+                log_info("snapshot set %s committed with %zu shadow copies", set_and_asker(s, who, sizeof who),
+                         s->n_volumes);
+                op_reply(s, 0, NULL);
+                dss_end(s);
+                return;
         }
         set_delete(s, dss_aborted);
 }
@@ -456,6 +464,8 @@ static void dss_continue(Session *s) {
                         if (s->level < 0) {
                                 if (commit_waited(s))
                                         return;
+                                if (!s->abort_hr && stage_committed(s) < 0)
+                                        continue; /* to Abort */
                                 s->stage = STAGE_POST_SNAPSHOT;
                                 continue;
                         }

@@ -1043,6 +1043,8 @@ static const Case cases[] = {
           { .has_op = true, .op = VSS_E_UNEXPECTED_PROVIDER_ERROR, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
         { "registry-sync-fails", run_registry_sync_fails, "prepare-snapshot", FAULT_NONE,
           { .has_op = true, .op = VSS_E_UNEXPECTED_PROVIDER_ERROR, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
+        { "registry-commit-sync-fails", run_registry_sync_fails, "freeze", FAULT_NONE,
+          { .has_op = true, .op = VSS_E_UNEXPECTED, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
         { "commit-helper-cannot-start", run_commit_helper_cannot_start, "commit", FAULT_NONE,
           { .has_op = true, .op = VSS_E_UNEXPECTED_PROVIDER_ERROR, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
         { "commit-helper-slow-job", run_commit_helper_slow_job, "commit", FAULT_NONE,
