@@ -28,6 +28,7 @@ int registry_sqlite_load(void) {
                 SYM(bind_int64),  SYM(column_text), SYM(column_int),    SYM(column_int64),
                 SYM(changes),     SYM(get_autocommit), SYM(extended_result_codes),
                 SYM(busy_timeout), SYM(errstr),    SYM(errmsg),         SYM(errcode),
+                SYM(file_control),
 #undef SYM
         };
         if (handle) {

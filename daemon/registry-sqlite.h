@@ -28,6 +28,7 @@ typedef struct SqliteApi {
         const char *(*errstr)(int);
         const char *(*errmsg)(sqlite3 *);
         int (*errcode)(sqlite3 *);
+        int (*file_control)(sqlite3 *, const char *, int, void *);
 } SqliteApi;
 
 extern SqliteApi registry_sqlite;
@@ -57,3 +58,4 @@ void registry_sqlite_unload(void);
 #define sqlite3_errstr(...) registry_sqlite.errstr(__VA_ARGS__)
 #define sqlite3_errmsg(...) registry_sqlite.errmsg(__VA_ARGS__)
 #define sqlite3_errcode(...) registry_sqlite.errcode(__VA_ARGS__)
+#define sqlite3_file_control(...) registry_sqlite.file_control(__VA_ARGS__)

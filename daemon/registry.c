@@ -232,13 +232,20 @@ int registry_connect(Registry *r) {
                 k = sql_errno(rc);
                 goto fail;
         }
+        /* The WAL file is kept when the registry closes (vssd unloads SQLite when idle), and
+         * checkpointed every 64 pages (~6 sets) rather than 1000: a commit then overwrites blocks
+         * the file already has, whose fdatasync is a flush, where one that grows the file also
+         * commits the filesystem's journal (2.0 against 1.3 ms on a loop XFS here; a set makes
+         * two). The file stays as large as the largest transaction made it. */
+        int persist = 1;
+        (void) sqlite3_file_control(r->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
         k = set_wal(r);
         /* foreign_keys is per connection and a no-op inside a transaction: set it here. FULL, so a
          * committed set survives power loss, not just a crash (only what need not, the frozen
          * journal and a location said during the cut, is committed NORMAL:
          * IN_TRANSACTION_CRASH_SAFE). */
         if (k >= 0)
-                k = exec(r, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL");
+                k = exec(r, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 64");
         if (k >= 0)
                 return 0;
 fail:
