@@ -67,7 +67,10 @@ static ShadowJob *job_free(ShadowJob *j) {
 static int job_remove(void *arg) {
         ShadowJob *j = arg;
         const Provider *p = provider_find(&j->manager->providers, j->rec.provider);
-        return p ? p->remove(p, j->rec.shadow_path) : -EOPNOTSUPP;
+        char set[VSS_ID_STRING_MAX], shadow[VSS_ID_STRING_MAX];
+        return p ? p->remove(p, vss_id_to_string(&j->rec.set_id, set), vss_id_to_string(&j->rec.shadow_id, shadow),
+                             j->rec.shadow_path)
+                 : -EOPNOTSUPP;
 }
 
 static void jobs_run(Manager *m);

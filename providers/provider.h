@@ -48,8 +48,9 @@ struct Provider {
         /* Makes a shadow durable that create() left pending (see ShadowRequest.ret_pending), and
          * frees pending. Until it succeeds the shadow is not complete. NULL: create() never defers. */
         int (*finish)(const Provider *p, void *pending);
-        /* Deletes a shadow; a missing one is success. */
-        int (*remove)(const Provider *p, const char *shadow_path);
+        /* Deletes a shadow (of set set_id, its id shadow_id, both as strings); a missing one is
+         * success. */
+        int (*remove)(const Provider *p, const char *set_id, const char *shadow_id, const char *shadow_path);
         /* Mounts the shadow read-only at `at` its own way; NULL or -EOPNOTSUPP: vssd does it
          * (a bind mount of a directory, a loop mount of an image). */
         int (*expose)(const Provider *p, const char *shadow_path, const char *at);

@@ -141,7 +141,9 @@ static const char exec_create[] =
         "cp --sparse=always \"$d/img0\" \"$d/shadow-$VSS_SHADOW_ID.img\"\n"
         "echo \"$d/shadow-$VSS_SHADOW_ID.img\"\n";
 
-static const char exec_delete[] = "#!/bin/sh\nrm -f \"$VSS_SHADOW_PATH\"\n";
+static const char exec_delete[] = "#!/bin/sh\n"
+                                  "echo \"$VSS_SNAPSHOT_SET_ID $VSS_SHADOW_ID\" > \"$HARNESS_DIR/exec-delete-env\"\n"
+                                  "rm -f \"$VSS_SHADOW_PATH\"\n";
 
 static Harness *exec_harness(const char *hold_ms, char **ret_mnt) {
         char cfg[1024], path[600];
@@ -190,12 +192,14 @@ static void test_exec_flush_and_hold(void) {
         free(out);
         CHECK(file_has(h, "exec-env", "image "));
         CHECK(file_has(h, "exec-env", "/dev/loop"));
-        /* Deleting runs the delete command. */
-        char copy[600];
+        /* Deleting runs the delete command, which gets the shadow's ids beside its location. */
+        char copy[600], ids[200];
         snprintf(copy, sizeof(copy), "%s", loc ? loc : "");
+        snprintf(ids, sizeof(ids), "%s %s", field(s, "snapshot_set_id"), field(s, "shadow_id"));
         json_object_put(root);
         CHECK(harness_sh(h, NULL, "vssadmin delete shadows --all >/dev/null") == 0);
         CHECK(access(copy, F_OK) < 0);
+        CHECK(file_has(h, "exec-delete-env", ids));
 
         /* vssd never holds frozen the filesystem its own state is on (here: the test's loop fs). */
         char state[500];

@@ -105,7 +105,7 @@ static int btrfs_create(const Provider *p, const ShadowRequest *req, char **ret_
         return errno_from(btrfs_util_create_snapshot(sub, snap, BTRFS_UTIL_CREATE_SNAPSHOT_READ_ONLY, NULL, NULL));
 }
 
-static int btrfs_remove(const Provider *prov, const char *shadow_path) {
+static int btrfs_remove(const Provider *prov, const char *set_id, const char *shadow_id, const char *shadow_path) {
         char p[PATH_MAX];
         snprintf(p, sizeof(p), "%s", shadow_path);
         /* Walk up from the data path to the snapshot root (a subvolume under .openvss/SET/). */

@@ -178,11 +178,16 @@ static int exec_create(const Provider *p, const ShadowRequest *req, char **ret_l
         return 0;
 }
 
-static int exec_remove(const Provider *p, const char *shadow_path) {
-        char e_prov[300], e_path[PATH_MAX + 32];
+/* The ids too: the location the create command printed during the cut is recorded crash-safe,
+ * not power-safe, so after a power loss the record may hold vssd's default path instead; the
+ * command can still find the shadow by its ids. */
+static int exec_remove(const Provider *p, const char *set_id, const char *shadow_id, const char *shadow_path) {
+        char e_prov[300], e_path[PATH_MAX + 32], e_set[64], e_shadow[64];
         snprintf(e_prov, sizeof(e_prov), "VSS_PROVIDER=%s", p->name);
         snprintf(e_path, sizeof(e_path), "VSS_SHADOW_PATH=%s", shadow_path);
-        const char *env[] = { e_prov, e_path, NULL };
+        snprintf(e_set, sizeof(e_set), "VSS_SNAPSHOT_SET_ID=%s", set_id);
+        snprintf(e_shadow, sizeof(e_shadow), "VSS_SHADOW_ID=%s", shadow_id);
+        const char *env[] = { e_prov, e_path, e_set, e_shadow, NULL };
         return provider_run_command(p->delete_cmd, env, now_monotonic_usec() + DELETE_TIMEOUT_USEC, NULL);
 }
 

@@ -50,7 +50,7 @@ static int file_finish(const Provider *p, void *pending) {
         return copy_sync_finish(pending);
 }
 
-static int file_remove(const Provider *p, const char *shadow_path) {
+static int file_remove(const Provider *p, const char *set_id, const char *shadow_id, const char *shadow_path) {
         return remove_tree(shadow_path);
 }
 
