@@ -27,27 +27,61 @@
 /* Every live harness, for the exit handler. */
 static EtcdHarness *live[8];
 
-bool etcd_harness_available(void) {
-        return access(ETCD_BIN, X_OK) == 0 && access(ETCDCTL_BIN, X_OK) == 0;
-}
-
-int etcd_harness_free_port(void) {
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        socklen_t len = sizeof(a);
-        int port = -1;
-        if (fd >= 0 && bind(fd, (struct sockaddr *) &a, sizeof(a)) == 0 &&
-            getsockname(fd, (struct sockaddr *) &a, &len) == 0)
-                port = ntohs(a.sin_port);
-        if (fd >= 0)
-                close(fd);
-        return port;
-}
-
 static uint64_t now_ms(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+bool etcd_harness_available(void) {
+        return access(ETCD_BIN, X_OK) == 0 && access(ETCDCTL_BIN, X_OK) == 0;
+}
+
+/* Whether port (0: any) can be bound on loopback now; its number, or -1. */
+static int try_port(int port) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                                 .sin_port = htons((uint16_t) port) };
+        socklen_t len = sizeof(a);
+        int r = -1;
+        if (fd >= 0 && bind(fd, (struct sockaddr *) &a, sizeof(a)) == 0 &&
+            getsockname(fd, (struct sockaddr *) &a, &len) == 0)
+                r = ntohs(a.sin_port);
+        if (fd >= 0)
+                close(fd);
+        return r;
+}
+
+/* A port below the kernel's ephemeral range: one it hands out for bind(0) may meanwhile become the
+ * local port of any outgoing connection (tests beside this one make many), and etcd, started
+ * later, then fails with "address already in use". Free when tried; etcd binds it soon after. */
+int etcd_harness_free_port(void) {
+        int lo = 32768, hi = 60999;
+        FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+        if (f) {
+                if (fscanf(f, "%d %d", &lo, &hi) != 2)
+                        lo = 32768;
+                fclose(f);
+        }
+        int base = lo > 20000 ? lo - 16384 : 0;
+        /* One sequence per process: two calls in a row (a member's two ports) differ. */
+        static unsigned seed;
+        if (seed == 0)
+                seed = ((unsigned) getpid() * 2654435761u) ^ (unsigned) now_ms() ^ 1u;
+        /* Given out already and perhaps not bound yet (a member's two ports, a cluster's). */
+        static int given[32];
+        static size_t n_given;
+        for (int i = 0; base > 0 && i < 200; i++) {
+                int port = base + (int) (rand_r(&seed) % (unsigned) (lo - base));
+                bool again = false;
+                for (size_t k = 0; k < n_given && k < 32; k++)
+                        again = again || given[k] == port;
+                if (again || try_port(port) < 0)
+                        continue;
+                given[n_given++ % 32] = port;
+                return port;
+        }
+        return try_port(0);
 }
 
 static int sh(char **out, const char *cmd) {
