@@ -376,12 +376,10 @@ static int stage_committed(Session *s) {
                 s->created_usec = now_realtime_usec();
                 return 0;
         }
-        if (r == -ENOSPC) {
-                char why[sizeof(s->abort_msg)];
-                snprintf(why, sizeof(why), "the state directory %s is full: cannot record the snapshot set; free "
-                         "space there and try again", m->state_dir);
-                request_abort(s, VSS_E_INSUFFICIENT_STORAGE, why);
-        } else
+        /* A full state directory says so (state_abort()); anything else is vssd's own failure. */
+        if (r == -ENOSPC)
+                state_abort(s, r, "cannot record the snapshot set");
+        else
                 request_abort(s, VSS_E_UNEXPECTED, "cannot record the snapshot set");
         return r;
 }
