@@ -2,7 +2,11 @@
 /* Children doing slow work for vssd, watched by sd-event (a pidfd where the kernel has one). */
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -34,7 +38,7 @@ static void on_term(int sig) {
         _exit(128 + sig);
 }
 
-static _Noreturn void child_main(pid_t parent, ChildFn fn, void *arg) {
+_Noreturn void child_main(pid_t parent, ChildFn fn, void *arg) {
         (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != parent)
                 _exit(128 + SIGTERM); /* vssd is gone already */
@@ -74,15 +78,9 @@ static int on_child_exit(sd_event_source *src, const siginfo_t *si, void *userda
         return 0;
 }
 
-int child_run(Children *c, const char *what, ChildFn fn, void *arg, ChildDone done, void (*cancel)(void *userdata),
-              void *userdata) {
-        pid_t parent = getpid();
-        pid_t pid = fork();
-        if (pid < 0)
-                return -errno;
-        if (pid == 0)
-                child_main(parent, fn, arg);
-        /* Allocated after the fork: the child has no use for it (and would leak it). */
+/* Watches a started child: 0, or <0 when it cannot (the child is killed and reaped then). */
+static int child_watch(Children *c, const char *what, pid_t pid, ChildDone done, void (*cancel)(void *userdata),
+                       void *userdata) {
         Child *ch = calloc(1, sizeof(*ch));
         int r = ch ? 0 : -ENOMEM;
         if (ch) {
@@ -99,6 +97,65 @@ int child_run(Children *c, const char *what, ChildFn fn, void *arg, ChildDone do
         LIST_PREPEND(list, c->list, ch);
         c->n++;
         return 0;
+}
+
+int child_run(Children *c, const char *what, ChildFn fn, void *arg, ChildDone done, void (*cancel)(void *userdata),
+              void *userdata) {
+        pid_t parent = getpid();
+        pid_t pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0)
+                child_main(parent, fn, arg);
+        /* Allocated after the fork: the child has no use for it (and would leak it). */
+        return child_watch(c, what, pid, done, cancel, userdata);
+}
+
+void self_exe(char exe[static PATH_MAX]) {
+        static const char deleted[] = " (deleted)";
+        ssize_t k = readlink("/proc/self/exe", exe, PATH_MAX - 1);
+        if (k <= 0 || k >= PATH_MAX - 1)
+                k = 0;
+        exe[k] = 0;
+        if (k < (ssize_t) sizeof(deleted) || streq(exe + k - (sizeof(deleted) - 1), deleted))
+                snprintf(exe, PATH_MAX, "/proc/self/exe");
+}
+
+int child_spawn(Children *c, const char *what, char *const argv[], int job_fd, ChildDone done,
+                void (*cancel)(void *userdata), void *userdata) {
+        posix_spawn_file_actions_t fa;
+        posix_spawnattr_t attr;
+        sigset_t none;
+        char exe[PATH_MAX];
+        pid_t pid;
+        int r;
+
+        /* Above the target first, so the dup2 cannot clobber it. */
+        int src = fcntl(job_fd, F_DUPFD_CLOEXEC, CHILD_FD_JOB + 1);
+        if (src < 0)
+                return -errno;
+        self_exe(exe);
+        sigemptyset(&none);
+        if ((r = -posix_spawn_file_actions_init(&fa)) < 0) {
+                close(src);
+                return r;
+        }
+        if ((r = -posix_spawnattr_init(&attr)) >= 0) {
+                /* vssd blocks the signals its event loop reads; the child wants SIGTERM. */
+                r = -posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+                if (r >= 0)
+                        r = -posix_spawnattr_setsigmask(&attr, &none);
+                if (r >= 0)
+                        r = -posix_spawn_file_actions_adddup2(&fa, src, CHILD_FD_JOB);
+                if (r >= 0)
+                        r = -posix_spawn_file_actions_addclosefrom_np(&fa, CHILD_FD_JOB + 1);
+                if (r >= 0)
+                        r = -posix_spawn(&pid, exe, &fa, &attr, argv, environ);
+                posix_spawnattr_destroy(&attr);
+        }
+        posix_spawn_file_actions_destroy(&fa);
+        close(src);
+        return r < 0 ? r : child_watch(c, what, pid, done, cancel, userdata);
 }
 
 void children_stop(Children *c) {

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-/* Slow work out of the event loop: a function run in a forked child of vssd (a provider's
- * delete or expose command, a tree removal), its exit watched by sd-event, so vssd keeps
- * answering meanwhile. The child must not touch vssd's event loop, buses or database: it only
- * has its copy of the memory it needs and reports one errno through its exit status. */
+/* Slow work out of the event loop: a function run in a child of vssd (a provider's delete or
+ * expose command, a tree removal), its exit watched by sd-event, so vssd keeps answering
+ * meanwhile. The child must not touch vssd's event loop, buses or database: it only has what it
+ * needs and reports one errno through its exit status. A forked child (child_run()) has its copy
+ * of vssd's memory; a spawned one (child_spawn()) is vssd's binary run afresh with a job. */
 
+#include <limits.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -31,6 +33,24 @@ typedef void (*ChildDone)(int result, void *userdata);
  * negative errno when nothing was started. */
 int child_run(Children *c, const char *what, ChildFn fn, void *arg, ChildDone done, void (*cancel)(void *userdata),
               void *userdata);
+
+/* The same with a program of its own: argv run as vssd's own binary (self_exe(), posix_spawn),
+ * job_fd on CHILD_FD_JOB and nothing else of vssd's open. A fork copies vssd's page tables and
+ * leaves every page it had shared copy-on-write, each write afterwards a fault: with 1000 writers
+ * connected, a fork per deleted set cost the next sequence about a quarter of its time. The
+ * program calls child_main(). */
+#define CHILD_FD_JOB 3
+int child_spawn(Children *c, const char *what, char *const argv[], int job_fd, ChildDone done,
+                void (*cancel)(void *userdata), void *userdata);
+
+/* In the child (forked, or a spawned program once it read its job): dies with vssd (parent),
+ * runs fn(arg) and exits with its errno. */
+_Noreturn void child_main(pid_t parent, ChildFn fn, void *arg);
+
+/* The path of vssd's own binary, for a program of its own: by name (under valgrind, its
+ * client's), through /proc/self/exe when it was replaced since vssd started (an upgrade), so the
+ * program runs the same code as the vssd that starts it. */
+void self_exe(char ret[static PATH_MAX]);
 
 /* vssd stops: every child still running gets SIGTERM and is reaped, and its cancel() called. */
 void children_stop(Children *c);

@@ -14,6 +14,7 @@
 
 #include "daemon/commit-helper.h"
 #include "daemon/commit.h"
+#include "daemon/helper-job.h"
 #include "daemon/hold.h"
 #include "daemon/manager.h"
 #include "daemon/session-internal.h"
@@ -22,78 +23,42 @@
 #include "lib/basic/parse-util.h"
 #include "lib/basic/time-util.h"
 
-#define JOB_MAX (1024 * 1024)
-
-static void put(FILE *f, const char *key, const char *value) {
-        fputs(key, f);
-        fputc(0, f);
-        fputs(value ? value : "", f);
-        fputc(0, f);
-}
-
-static void put_u64(FILE *f, const char *key, uint64_t v) {
-        char b[32];
-        snprintf(b, sizeof(b), "%" PRIu64, v);
-        put(f, key, b);
+/* What every job starts with: vssd, its directories, settings and exec providers. */
+static void job_head(FILE *f, Manager *m, const vss_id *set_id) {
+        char id[VSS_ID_STRING_MAX];
+        job_put_u64(f, "parent", (uint64_t) getpid());
+        job_put(f, "set", vss_id_to_string(set_id, id));
+        job_put(f, "state_dir", m->state_dir);
+        job_put(f, "shadow_dir", m->shadow_dir);
+        if (m->config.file_storage_dir)
+                job_put(f, "storage_dir", m->config.file_storage_dir);
+        job_put_u64(f, "hold_ms", m->config.hold_window_ms);
+        job_put_u64(f, "budget", m->config.file_budget_bytes);
+        job_put_u64(f, "hold_memory", m->config.file_hold_memory_bytes);
+        job_put_exec(f, &m->providers);
 }
 
 /* The job of the session's set, in *ret (free()) of *ret_len bytes. */
 static int job_make(Session *s, const int *index_slot, char **ret, size_t *ret_len) {
-        Manager *m = s->manager;
         char id[VSS_ID_STRING_MAX];
         FILE *f = open_memstream(ret, ret_len);
         if (!f)
                 return -ENOMEM;
-        put_u64(f, "parent", (uint64_t) getpid());
-        put(f, "set", vss_id_to_string(&s->set_id, id));
-        put(f, "state_dir", m->state_dir);
-        put(f, "shadow_dir", m->shadow_dir);
-        if (m->config.file_storage_dir)
-                put(f, "storage_dir", m->config.file_storage_dir);
-        put_u64(f, "hold_ms", m->config.hold_window_ms);
-        put_u64(f, "budget", m->config.file_budget_bytes);
-        put_u64(f, "hold_memory", m->config.file_hold_memory_bytes);
-        for (size_t i = 0; i < m->providers.n_exec; i++) {
-                const Provider *p = &m->providers.exec[i];
-                put(f, "exec", p->name);
-                put(f, "exec_create", p->create_cmd);
-                put(f, "exec_delete", p->delete_cmd);
-                if (p->expose_cmd)
-                        put(f, "exec_expose", p->expose_cmd);
-        }
+        job_head(f, s->manager, &s->set_id);
         for (size_t i = 0; i < s->n_volumes; i++) {
                 const Volume *v = &s->volumes[i];
                 char flags[8];
                 snprintf(flags, sizeof(flags), "%c%c%c", v->held ? 'h' : '-', v->storage_shared ? 's' : '-',
                          v->precopied ? 'p' : '-');
-                put(f, "volume", v->provider->name);
-                put(f, "path", v->path);
-                put(f, "shadow_path", v->shadow_path);
-                put(f, "shadow_id", vss_id_to_string(&v->shadow_id, id));
-                put(f, "flags", flags);
+                job_put(f, "volume", v->provider->name);
+                job_put(f, "path", v->path);
+                job_put(f, "shadow_path", v->shadow_path);
+                job_put(f, "shadow_id", vss_id_to_string(&v->shadow_id, id));
+                job_put(f, "flags", flags);
                 if (index_slot[i] >= 0)
-                        put_u64(f, "index_fd", (uint64_t) index_slot[i]);
+                        job_put_u64(f, "index_fd", (uint64_t) index_slot[i]);
         }
-        if (fclose(f) != 0) {
-                free(*ret);
-                *ret = NULL;
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-/* The job in a memfd, read from its start; <0 on failure. */
-static int job_memfd(const char *buf, size_t len) {
-        int fd = memfd_create("vssd-commit-job", MFD_CLOEXEC);
-        int r = fd < 0 ? -errno : write_all(fd, buf, len);
-        if (r >= 0 && lseek(fd, 0, SEEK_SET) < 0)
-                r = -errno;
-        if (r < 0) {
-                if (fd >= 0)
-                        close(fd);
-                return r;
-        }
-        return fd;
+        return job_close(f, ret);
 }
 
 static char *helper_argv[] = { (char *) "vssd", (char *) COMMIT_HELPER_ARG, NULL };
@@ -217,11 +182,11 @@ static int parse_u64(const char *v, uint64_t max, uint64_t *ret) {
 }
 
 /* One key, value pair into the job; -EINVAL for what makes no sense. */
-static int job_set(Job *j, const char *k, const char *v) {
+static int job_set(void *userdata, const char *k, const char *v) {
+        Job *j = userdata;
         Manager *m = &j->m;
         Session *s = &j->s;
         Volume *last = s->n_volumes > 0 ? &s->volumes[s->n_volumes - 1] : NULL;
-        Provider *px = m->providers.n_exec > 0 ? &m->providers.exec[m->providers.n_exec - 1] : NULL;
         uint64_t u;
         if (streq(k, "parent"))
                 return parse_u64(v, INT32_MAX, &u) < 0 ? -EINVAL : (j->parent = (pid_t) u, 0);
@@ -239,15 +204,9 @@ static int job_set(Job *j, const char *k, const char *v) {
                 return parse_u64(v, UINT64_MAX, &m->config.file_budget_bytes) < 0 ? -EINVAL : 0;
         if (streq(k, "hold_memory"))
                 return parse_u64(v, UINT64_MAX, &m->config.file_hold_memory_bytes) < 0 ? -EINVAL : 0;
-        if (streq(k, "exec"))
-                /* Its commands follow; the strings are the job's (the helper exits with them). */
-                return providers_add_exec(&m->providers, v, "", "", NULL);
-        if (px && streq(k, "exec_create"))
-                return (px->create_cmd = strdup(v)) ? 0 : -ENOMEM;
-        if (px && streq(k, "exec_delete"))
-                return (px->delete_cmd = strdup(v)) ? 0 : -ENOMEM;
-        if (px && streq(k, "exec_expose"))
-                return (px->expose_cmd = strdup(v)) ? 0 : -ENOMEM;
+        int r = job_set_exec(&m->providers, k, v);
+        if (r != 0)
+                return r < 0 ? r : 0;
         if (streq(k, "volume")) {
                 if (s->n_volumes >= VSS_MAX_VOLUMES)
                         return -E2BIG;
@@ -276,30 +235,9 @@ static int job_set(Job *j, const char *k, const char *v) {
         return -EINVAL;
 }
 
-static int job_read(Job *j) {
-        char *buf = NULL;
-        size_t len = 0;
-        int r = read_all(COMMIT_FD_JOB, JOB_MAX, &buf, &len);
-        if (r < 0)
-                return r;
+static int job_read(Job *j, int fd) {
         j->s.manager = &j->m;
-        for (size_t at = 0; at < len && r >= 0;) {
-                const char *k = buf + at;
-                size_t kl = strnlen(k, len - at);
-                if (at + kl + 1 >= len) {
-                        r = -EINVAL;
-                        break;
-                }
-                const char *v = k + kl + 1;
-                size_t vl = strnlen(v, len - (at + kl + 1));
-                if (at + kl + 1 + vl >= len) {
-                        r = -EINVAL;
-                        break;
-                }
-                r = job_set(j, k, v);
-                at += kl + 1 + vl + 1;
-        }
-        free(buf);
+        int r = job_parse(fd, job_set, j);
         if (r >= 0 && (!j->m.state_dir || !j->m.shadow_dir || j->parent <= 0))
                 r = -EINVAL;
         return r;
@@ -312,7 +250,7 @@ _Noreturn int commit_helper_main(void) {
         /* Started and loaded: what is left before the cut (reading the job, a few microseconds of
          * CPU) need not hold back the first Freeze, whenever the job comes. */
         dprintf(COMMIT_FD_REPORT, "L\t\n");
-        int r = job_read(&j);
+        int r = job_read(&j, COMMIT_FD_JOB);
         close(COMMIT_FD_JOB);
         if (r < 0) {
                 dprintf(COMMIT_FD_REPORT, "E\tthe commit helper cannot read its job: %s\n", strerror(-r));

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include "daemon/child.h"
 #include "daemon/commit.h"
 #include "daemon/freeze.h"
 #include "daemon/hold.h"
@@ -324,17 +325,9 @@ int commit_spawn(Commit *c, sd_event *e, char *const argv[], int job_fd, const i
                 r = -posix_spawn_file_actions_adddup2(&fa, src[i], COMMIT_FD_REPORT + i);
         if (r >= 0)
                 r = -posix_spawn_file_actions_addclosefrom_np(&fa, COMMIT_FD_REPORT + n);
-        /* vssd's own binary, by name (a wrapper such as valgrind answers with its client's); one
-         * replaced since vssd started (an upgrade) through the link, so the helper is the same
-         * code as the vssd writing its job. */
+        /* vssd's own binary: the helper is the same code as the vssd writing its job. */
         char exe[PATH_MAX];
-        ssize_t k = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-        if (k <= 0 || (size_t) k >= sizeof(exe) - 1)
-                k = 0;
-        exe[k] = 0;
-        static const char deleted[] = " (deleted)";
-        if (k < (ssize_t) sizeof(deleted) || streq(exe + k - (sizeof(deleted) - 1), deleted))
-                snprintf(exe, sizeof(exe), "/proc/self/exe");
+        self_exe(exe);
         pid_t pid = -1;
         if (r >= 0)
                 /* vfork-like (no copy of vssd's page tables, nothing shared once it execs). */

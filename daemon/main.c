@@ -10,6 +10,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "daemon/commit-helper.h"
+#include "daemon/delete-helper.h"
 #include "daemon/log.h"
 #include "daemon/manager.h"
 #include "daemon/reload.h"
@@ -65,9 +66,12 @@ int main(int argc, char *argv[]) {
         int c, r;
 
         log_set_ident("vssd");
-        /* The provider commit of a set, started by vssd itself (commit-helper.h). */
+        /* The provider commit of a set and a shadow's delete, started by vssd itself
+         * (commit-helper.h, delete-helper.h). */
         if (argc == 2 && streq(argv[1], COMMIT_HELPER_ARG))
                 commit_helper_main();
+        if (argc == 2 && streq(argv[1], DELETE_HELPER_ARG))
+                delete_helper_main();
         if (isempty(socket_path))
                 socket_path = VSS_DEFAULT_SOCKET;
         while ((c = getopt_long(argc, argv, "s:d:c:h", options, NULL)) >= 0) {

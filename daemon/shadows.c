@@ -5,15 +5,16 @@
  *
  * Deleting shadows without stopping the event loop. A shadow is marked 'deleting' in the registry
  * before its data is touched (from then on it is listed nowhere, and a restarted vssd finishes
- * the delete), then its provider removes it in a child process. One job per shadow: whoever asks
- * to delete a shadow already being deleted waits for that job rather than starting another. The
- * jobs of one provider run one after another, as they did when vssd ran them itself: a provider's
+ * the delete), then its provider removes it in a helper process (`vssd --delete-helper`). One
+ * job per shadow: whoever asks to delete a shadow already being deleted waits for that job rather
+ * than starting another. The jobs of one provider run one after another, as they did when vssd ran them itself: a provider's
  * delete command need not cope with running alongside itself. */
 
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/mount.h>
 
+#include "daemon/delete-helper.h"
 #include "daemon/freeze.h"
 #include "daemon/log.h"
 #include "daemon/shadows.h"
@@ -61,16 +62,6 @@ static ShadowJob *job_free(ShadowJob *j) {
         free(j->waiters);
         free(j);
         return NULL;
-}
-
-/* In the child. */
-static int job_remove(void *arg) {
-        ShadowJob *j = arg;
-        const Provider *p = provider_find(&j->manager->providers, j->rec.provider);
-        char set[VSS_ID_STRING_MAX], shadow[VSS_ID_STRING_MAX];
-        return p ? p->remove(p, vss_id_to_string(&j->rec.set_id, set), vss_id_to_string(&j->rec.shadow_id, shadow),
-                             j->rec.shadow_path)
-                 : -EOPNOTSUPP;
 }
 
 static void jobs_run(Manager *m);
@@ -125,11 +116,15 @@ static void jobs_run(Manager *m) {
                 if (!next)
                         return;
                 next->running = true;
-                int r = child_run(&m->children, "shadow delete", job_remove, next, job_done, job_cancel, next);
+                /* A provider vssd does not know (any more) cannot delete it: the record is kept. */
+                bool known = provider_find(&m->providers, next->rec.provider);
+                int r = known ? delete_helper_spawn(&m->children, &m->providers, &next->rec, job_done, job_cancel, next)
+                              : -EOPNOTSUPP;
                 if (r < 0) {
                         char id[VSS_ID_STRING_MAX];
-                        log_err("cannot start deleting shadow %s: %s", vss_id_to_string(&next->rec.shadow_id, id),
-                                strerror(-r));
+                        if (known)
+                                log_err("cannot start deleting shadow %s: %s",
+                                        vss_id_to_string(&next->rec.shadow_id, id), strerror(-r));
                         job_done(r, next); /* runs the rest of the queue */
                         return;
                 }

@@ -50,9 +50,9 @@ LAYERS = [
      "session": ["session.c", "session-dispatch.c", "session-status.c", "session-document.c",
                  "snapshot-set.c", "session-stages.c", "session-pause.c", "commit.c", "commit-helper.c", "hold.c"],
      "expose": ["expose.c"], "admin": ["admin.c"]},
-    {"writer": ["writer.c"], "shadows": ["shadows.c"], "access": ["access.c"], "connection-io": ["connection-io.c"]},
+    {"writer": ["writer.c"], "shadows": ["shadows.c", "delete-helper.c"], "access": ["access.c"], "connection-io": ["connection-io.c"]},
     {"registry": ["registry.c", "registry-sql.c", "registry-records.c", "registry-check.c", "registry-sqlite.c"],
-     "freeze": ["freeze.c", "freeze-settle.c"], "sequence": ["sequence.c"], "child": ["child.c"],
+     "freeze": ["freeze.c", "freeze-settle.c"], "sequence": ["sequence.c"], "child": ["child.c", "helper-job.c"],
      "config": ["config.c"], "log": ["log.c"], "timer": ["timer.c"]},
 ]
 MAY_CALL_ACROSS = {("manager", "session"), ("writer", "access")}

@@ -3,7 +3,8 @@
  * (issue 14): a spare started while vssd is idle (or, without one, a helper started at
  * StartSnapshotSet) is the set's; a set that ends without a commit leaves its helper neither
  * running nor a zombie and logs no failure for it; one killed before DoSnapshotSet is replaced;
- * a moment after a set ended a new spare waits. */
+ * a moment after a set ended a new spare waits. And the delete helper (`vssd --delete-helper`)
+ * on its own. */
 
 #include <dirent.h>
 #include <errno.h>
@@ -331,6 +332,32 @@ static void test_helper_no_spare_during_set(void) {
         check_log_quiet(h);
 }
 
+/* `vssd --delete-helper` run by hand as vssd runs it (its job on descriptor 3): a job it cannot
+ * read (cut short, a field missing) or naming a provider it does not know removes nothing and
+ * says why in its exit status (EINVAL, EOPNOTSUPP); a good job has the provider remove the
+ * shadow, and the helper exits 0. (The ids start with a letter: printf reads a digit after \0.) */
+static void test_delete_helper_job(void) {
+        Harness *h = harness_new(NULL);
+        const char *d = harness_dir(h);
+        char *out = NULL;
+        CHECK(harness_sh(h, &out,
+                         "bash -c '"
+                         "D=%s S=d0c9bb2f-95a4-4d1e-8d71-5f3e8b0a9c21; mkdir -p $D/shadow/sub && echo x >$D/shadow/sub/f; "
+                         "run() { printf \"$1\" \"$$\" >$D/job; %s --delete-helper 3<$D/job 2>>$D/helper.err; echo $?; }; "
+                         "run \"parent\\0%%s\\0provi\"; "
+                         "run \"parent\\0%%s\\0provider\\0file\\0set\\0$S\\0\"; "
+                         "run \"parent\\0%%s\\0provider\\0nosuch\\0set\\0$S\\0shadow_id\\0$S\\0shadow_path\\0$D/shadow\\0\"; "
+                         "test -e $D/shadow/sub/f && echo kept; "
+                         "run \"parent\\0%%s\\0provider\\0file\\0set\\0$S\\0shadow_id\\0$S\\0shadow_path\\0$D/shadow\\0\"; "
+                         "test -e $D/shadow || echo gone'",
+                         d, VSSD_PATH) == 0);
+        CHECK_STR(out, "22\n22\n95\nkept\n0\ngone\n");
+        free(out);
+        CHECK(harness_sh(h, &out, "grep -c \"cannot read its job: Invalid argument\" %s/helper.err", d) == 0);
+        CHECK_STR(out, "2\n");
+        free(out);
+}
+
 static const TestCase cases[] = {
         { "helper-early-full-sequence", test_helper_early_full_sequence },
         { "helper-gone-after-abort", test_helper_gone_after_abort },
@@ -338,6 +365,7 @@ static const TestCase cases[] = {
         { "helper-killed-before-dss", test_helper_killed_before_dss },
         { "helper-spare", test_helper_spare },
         { "helper-no-spare-during-set", test_helper_no_spare_during_set },
+        { "delete-helper-job", test_delete_helper_job },
         {},
 };
 

@@ -141,8 +141,15 @@ static const char exec_create[] =
         "cp --sparse=always \"$d/img0\" \"$d/shadow-$VSS_SHADOW_ID.img\"\n"
         "echo \"$d/shadow-$VSS_SHADOW_ID.img\"\n";
 
+/* It also notes the command line of its nearest ancestor that is vssd's binary. */
 static const char exec_delete[] = "#!/bin/sh\n"
                                   "echo \"$VSS_SNAPSHOT_SET_ID $VSS_SHADOW_ID\" > \"$HARNESS_DIR/exec-delete-env\"\n"
+                                  "p=$PPID\n"
+                                  "while [ \"$p\" -gt 1 ]; do\n"
+                                  "  c=$(tr '\\0' ' ' < /proc/$p/cmdline)\n"
+                                  "  case \"$c\" in *vssd*) echo \"$c\" > \"$HARNESS_DIR/exec-delete-vssd\"; break ;; esac\n"
+                                  "  p=$(sed 's/.*) //' /proc/$p/stat | cut -d' ' -f2)\n"
+                                  "done\n"
                                   "rm -f \"$VSS_SHADOW_PATH\"\n";
 
 static Harness *exec_harness(const char *hold_ms, char **ret_mnt) {
@@ -200,6 +207,9 @@ static void test_exec_flush_and_hold(void) {
         CHECK(harness_sh(h, NULL, "vssadmin delete shadows --all >/dev/null") == 0);
         CHECK(access(copy, F_OK) < 0);
         CHECK(file_has(h, "exec-delete-env", ids));
+        /* It ran under vssd's delete helper, a program of its own, not a fork of vssd (which would
+         * leave every page of vssd's shared copy-on-write). */
+        CHECK(file_has(h, "exec-delete-vssd", "--delete-helper"));
 
         /* vssd never holds frozen the filesystem its own state is on (here: the test's loop fs). */
         char state[500];
