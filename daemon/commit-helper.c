@@ -22,6 +22,7 @@
 #include "lib/basic/fd-util.h"
 #include "lib/basic/parse-util.h"
 #include "lib/basic/time-util.h"
+#include "providers/mountinfo.h"
 
 /* What every job starts with: vssd, its directories, settings and exec providers. */
 static void job_head(FILE *f, Manager *m, const vss_id *set_id) {
@@ -247,6 +248,10 @@ _Noreturn int commit_helper_main(void) {
         static Job j; /* lives until the exit */
         /* Waiting, it goes with vssd; a vssd gone already is noticed below. */
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        /* libmount too, which finding the filesystems to hold (and an exec provider's device) needs:
+         * loading it and what it pulls in takes milliseconds, which the window would hold. A
+         * failure to load shows where a lookup needs it. */
+        (void) mountinfo_load();
         /* Started and loaded: what is left before the cut (reading the job, a few microseconds of
          * CPU) need not hold back the first Freeze, whenever the job comes. */
         dprintf(COMMIT_FD_REPORT, "L\t\n");

@@ -48,6 +48,10 @@ static int load_libmount(void) {
         return 0;
 }
 
+int mountinfo_load(void) {
+        return load_libmount();
+}
+
 const char *mountinfo_load_error(void) {
         return load_error[0] ? load_error : NULL;
 }

@@ -15,5 +15,8 @@
  * when libmount cannot be loaded (mountinfo_load_error() says why), or the errno of reading the
  * table. */
 int mountinfo_find(const char *path, const char *fstype, char **ret_target, char **ret_source, dev_t *ret_dev);
+/* Loads libmount now (0, or -ELIBACC), so that no later lookup waits for it: the commit helper
+ * does so before it reports itself loaded, so the freeze window holds no loading. */
+int mountinfo_load(void);
 /* Why libmount could not be loaded (it is opened at the first lookup), or NULL. */
 const char *mountinfo_load_error(void);

@@ -3,7 +3,7 @@
  * (issue 14): a spare started while vssd is idle (or, without one, a helper started at
  * StartSnapshotSet) is the set's; a set that ends without a commit leaves its helper neither
  * running nor a zombie and logs no failure for it; one killed before DoSnapshotSet is replaced;
- * a moment after a set ended a new spare waits. And the delete helper (`vssd --delete-helper`)
+ * a moment after a set ended a new spare waits, libmount loaded. And the delete helper (`vssd --delete-helper`)
  * on its own. */
 
 #include <dirent.h>
@@ -27,6 +27,24 @@ static bool is_helper(pid_t pid) {
         size_t n = fread(buf, 1, sizeof(buf) - 1, f);
         fclose(f);
         return n >= sizeof(HELPER_CMDLINE) && memcmp(buf, HELPER_CMDLINE, sizeof(HELPER_CMDLINE)) == 0;
+}
+
+/* Whether pid maps a file whose name holds lib, within 10 s (a helper loads as it starts). */
+static bool wait_maps_have(pid_t pid, const char *lib) {
+        char path[64], line[512];
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int) pid);
+        for (int i = 0; i < 1000; i++) {
+                FILE *f = fopen(path, "re");
+                bool found = false;
+                while (f && !found && fgets(line, sizeof(line), f))
+                        found = strstr(line, lib);
+                if (f)
+                        fclose(f);
+                if (found)
+                        return true;
+                usleep(10000);
+        }
+        return false;
 }
 
 /* A process's state letter from /proc/PID/stat ('Z' for a zombie); 0 when it is gone. */
@@ -290,6 +308,9 @@ static void test_helper_spare(void) {
         check_helper_gone(h, spare);
         pid_t next = wait_new_spare(h, spare);
         CHECK(next > 0);
+        /* It loads libmount (finding the filesystems to hold needs it) before it reports itself
+         * loaded, so no set's freeze window waits for that. */
+        CHECK(wait_maps_have(next, "libmount.so"));
 
         CHECK(kill(next, SIGKILL) == 0);
         for (int i = 0; i < 1000 && proc_state(next) != 0; i++) /* vssd reaps it */
