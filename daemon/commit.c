@@ -617,13 +617,16 @@ static void child_create(CommitChild *c, size_t i, bool held) {
         _exit(no_space(r) ? COMMIT_NOSPACE : COMMIT_FAILED);
 }
 
-/* Ends the hold: the writes go on. */
+/* Ends the hold: the writes go on. The freeze helper is reaped after "C" (commit_child()): its exit
+ * need not hold back the writers' Thaw. */
 static void child_release(CommitChild *c, size_t n_held, uint64_t held_since) {
         if (!c->lease)
                 return;
-        int r = freeze_lease_release(TAKE_PTR(c->lease));
+        int r = freeze_lease_thaw(c->lease);
         /* How long the writes were held, for people (and the benchmark). */
         log_info("held the filesystems of %zu volumes for %" PRIu64 " us", n_held, now_monotonic_usec() - held_since);
+        if (r < 0)
+                (void) freeze_lease_release(TAKE_PTR(c->lease));
         if (r == -ETIME)
                 commit_fail(c->fd, COMMIT_HOLD_TIMEOUT, "the hold window of %u ms was exceeded", c->hold_ms);
         if (r < 0)
@@ -693,6 +696,7 @@ _Noreturn void commit_child(void *userdata, int fd) {
          * thaws the writers now; the rest is written and synced meanwhile, and a failure in it still
          * fails the set (vssd commits it only on our exit status). */
         dprintf(fd, "C\t\n");
+        (void) freeze_lease_release(TAKE_PTR(c.lease)); /* thawed already: only its exit is left */
         child_finals(&c);
         child_finish(&c);
         /* What is left is our exit, a process's teardown (2 ms of CPU on a small VM): at the lowest

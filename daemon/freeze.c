@@ -55,6 +55,8 @@ struct FreezeLease {
         char **mounts;
         size_t n_mounts;
         char *lease_file; /* or NULL */
+        bool thawed;      /* freeze_lease_thaw() ran: its result is thaw_result */
+        int thaw_result;
 };
 
 /* What the helper needs of its lease file: the fd it locks, the path it unlinks once it has
@@ -666,19 +668,21 @@ int freeze_lease_new_with_file(const char *const *paths, size_t n_paths, uint32_
         return 0;
 }
 
-int freeze_lease_release(FreezeLease *l) {
+int freeze_lease_thaw(FreezeLease *l) {
         HelperMsg m;
         int r;
 
         if (!l)
                 return 0;
-
+        if (l->thawed)
+                return l->thaw_result;
+        l->thawed = true;
         /* If the helper is gone, the write fails and the read below sees EOF. */
         (void) write_cmd(l->cmd_fd, CMD_THAW);
         r = read_msg(l->status_fd, &m);
-        reap(l->pid);
-
         if (r < 0 || (m.kind != MSG_THAWED && m.kind != MSG_EXPIRED)) {
+                reap(l->pid); /* so that nothing it still does can freeze after our thaw */
+                l->pid = -1;
                 thaw_all_paths(l->mounts, l->n_mounts, l->lease_file);
                 r = -EIO;
         } else if (m.kind == MSG_EXPIRED)
@@ -687,7 +691,15 @@ int freeze_lease_release(FreezeLease *l) {
                 r = -ESTALE; /* not frozen any more when we thawed: someone else thawed it */
         else
                 r = -m.error;
+        return l->thaw_result = r;
+}
 
+int freeze_lease_release(FreezeLease *l) {
+        if (!l)
+                return 0;
+        int r = freeze_lease_thaw(l);
+        if (l->pid > 0)
+                reap(l->pid);
         lease_free(l);
         return r;
 }

@@ -62,6 +62,11 @@ int freeze_lease_new_with_file(const char *const *paths, size_t n_paths, uint32_
  * continuous); -EIO when the helper had died (the mounts are then thawed here); another -errno of a
  * failed FITHAW. The lease is freed in every case. Accepts NULL (returns 0). */
 int freeze_lease_release(FreezeLease *l);
+/* The thaw of freeze_lease_release() alone, with the same result: once it returns, the mounts are
+ * thawed and the lease file settled, but the helper may still be exiting (a process's teardown,
+ * a millisecond on a small VM); freeze_lease_release() reaps it later and returns that result
+ * again. Accepts NULL (returns 0). */
+int freeze_lease_thaw(FreezeLease *l);
 
 static inline void freeze_lease_releasep(FreezeLease **l) {
         (void) freeze_lease_release(*l);

@@ -614,6 +614,48 @@ static void case_lease_file(void) {
         CHECK(!was_frozen(&fs_ext4));
 }
 
+/* freeze_lease_thaw(): once it returns the writers go on and the lease file is gone, before the
+ * helper is reaped; asked again it says the same; freeze_lease_release() then reaps the helper
+ * and returns that result. A helper killed holding: thaw says -EIO and thaws here. */
+static void case_thaw_then_release(void) {
+        const char *paths[] = { fs_ext4.mnt };
+        char file[PATH_MAX], err[512] = "";
+        pid_t writer, helper;
+        int r;
+
+        snprintf(file, sizeof file, "%s/lease-thaw", tmpreal);
+        r = freeze_lease_new_with_file(paths, 1, LONG_DEADLINE_MS, file, &live, err, sizeof err);
+        CHECK(r == 0);
+        if (r < 0) {
+                printf("# freeze_lease_new_with_file: %s: %s\n", strerror(-r), err);
+                return;
+        }
+        helper = freeze_lease_pid(live);
+        writer = start_writer(&fs_ext4, "thaw");
+        CHECK(writer > 0);
+        CHECK(freeze_lease_thaw(live) == 0);
+        CHECK(wait_child(writer, 5000) == 0);
+        CHECK(access(file, F_OK) < 0 && errno == ENOENT);
+        CHECK(!was_frozen(&fs_ext4));
+        CHECK(freeze_lease_thaw(live) == 0);
+        CHECK(freeze_lease_release(live) == 0);
+        live = NULL;
+        CHECK(kill(helper, 0) < 0 && errno == ESRCH); /* reaped by release */
+
+        r = freeze_lease_new_with_file(paths, 1, LONG_DEADLINE_MS, file, &live, err, sizeof err);
+        CHECK(r == 0);
+        if (r < 0)
+                return;
+        helper = freeze_lease_pid(live);
+        CHECK(kill(helper, SIGKILL) == 0);
+        CHECK(freeze_lease_thaw(live) == -EIO);
+        CHECK(!was_frozen(&fs_ext4));
+        CHECK(kill(helper, 0) < 0 && errno == ESRCH); /* reaped before the thaw */
+        CHECK(freeze_lease_release(live) == -EIO);
+        live = NULL;
+        (void) unlink(file); /* a killed helper leaves it: settle's business, tested above */
+}
+
 static void run_case(const char *name, void (*fn)(void)) {
         int before = test_failures;
 
@@ -667,7 +709,7 @@ int main(void) {
                         return 1;
                 }
 
-        printf("1..9\n");
+        printf("1..10\n");
         run_case("freeze two filesystems (one given twice), writers block until release", case_freeze_release);
         run_case("the deadline thaws without release; release then says -ETIME", case_deadline);
         run_case("the helper thaws when its parent is SIGKILLed", case_parent_death);
@@ -677,6 +719,7 @@ int main(void) {
         run_case("a bind mount of a filesystem already listed is frozen once", case_bind_mount);
         run_case("the lease file tells a helper that thawed from one killed holding", case_lease_file);
         run_case("mountinfo: the longest mount point holding a path, by type, with its device", case_mountinfo);
+        run_case("thaw first, reap later: the same result, nothing frozen, nothing left", case_thaw_then_release);
 
         cleanup();
         /* Every helper was reaped. */
