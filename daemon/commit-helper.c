@@ -63,6 +63,17 @@ static int job_make(Session *s, const int *index_slot, char **ret, size_t *ret_l
 }
 
 static char *helper_argv[] = { (char *) "vssd", (char *) COMMIT_HELPER_ARG, NULL };
+static char *helper_argv_mounts[] = { (char *) "vssd", (char *) COMMIT_HELPER_ARG, (char *) COMMIT_HELPER_MOUNTS_ARG,
+                                      NULL };
+
+/* A helper loads libmount before it reports itself loaded when the configuration may have it look
+ * up a mount during the cut (filesystems to hold, exec providers' devices); otherwise it stays
+ * without (a set of btrfs or unheld file shadows needs none, and a helper started for a set
+ * reports itself loaded sooner). */
+static char **helper_argv_for(const Manager *m) {
+        bool mounts = m->config.hold_all || m->config.n_hold_filesystems > 0 || m->providers.n_exec > 0;
+        return mounts ? helper_argv_mounts : helper_argv;
+}
 
 /* The spare: a helper started while vssd is idle, waiting for the next set's job, so that set
  * does not wait for a helper's exec and loading (5-10 ms on a 2-core machine, more than the
@@ -97,7 +108,7 @@ void commit_helper_spare_start(Manager *m) {
         commit_done(m->spare); /* what a spare that died left */
         commit_init(m->spare);
         /* Failing, a set starts its own helper as without a spare. */
-        (void) commit_spawn_early(m->spare, m->event, helper_argv, &spare_ops, m, &why);
+        (void) commit_spawn_early(m->spare, m->event, helper_argv_for(m), &spare_ops, m, &why);
 }
 
 static int on_spare_timer(sd_event_source *src, uint64_t usec, void *userdata) {
@@ -133,7 +144,7 @@ int commit_helper_spawn_early(Session *s, const CommitOps *ops, const char **ret
                 commit_move(&s->commit, spare, ops, s);
                 return 0;
         }
-        return commit_spawn_early(&s->commit, s->manager->event, helper_argv, ops, s, ret_why);
+        return commit_spawn_early(&s->commit, s->manager->event, helper_argv_for(s->manager), ops, s, ret_why);
 }
 
 int commit_helper_prepare(Session *s, const CommitOps *ops, const char **ret_why) {
@@ -165,7 +176,7 @@ int commit_helper_prepare(Session *s, const CommitOps *ops, const char **ret_why
         int job = job_memfd(buf, len);
         if (job < 0)
                 return job;
-        r = commit_spawn(&s->commit, s->manager->event, helper_argv, job, keep, n_keep, ops, s, ret_why);
+        r = commit_spawn(&s->commit, s->manager->event, helper_argv_for(s->manager), job, keep, n_keep, ops, s, ret_why);
         close(job);
         return r;
 }
@@ -244,14 +255,15 @@ static int job_read(Job *j, int fd) {
         return r;
 }
 
-_Noreturn int commit_helper_main(void) {
+_Noreturn int commit_helper_main(bool load_mounts) {
         static Job j; /* lives until the exit */
         /* Waiting, it goes with vssd; a vssd gone already is noticed below. */
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-        /* libmount too, which finding the filesystems to hold (and an exec provider's device) needs:
-         * loading it and what it pulls in takes milliseconds, which the window would hold. A
+        /* libmount too, when finding the filesystems to hold (or an exec provider's device) may need
+         * it: loading it and what it pulls in takes milliseconds, which the window would hold. A
          * failure to load shows where a lookup needs it. */
-        (void) mountinfo_load();
+        if (load_mounts)
+                (void) mountinfo_load();
         /* Started and loaded: what is left before the cut (reading the job, a few microseconds of
          * CPU) need not hold back the first Freeze, whenever the job comes. */
         dprintf(COMMIT_FD_REPORT, "L\t\n");

@@ -8,6 +8,8 @@
 #include "daemon/session.h"
 
 #define COMMIT_HELPER_ARG "--commit-helper"
+/* Its second argument, when it is to load libmount before it reports itself loaded. */
+#define COMMIT_HELPER_MOUNTS_ARG "--with-mounts"
 
 /* Starts the helper of the session's set before its job is known (commit_spawn_early()): its exec
  * and loading overlap the requester's calls. Nothing when one runs already. 0, or <0 with *ret_why
@@ -26,5 +28,5 @@ void commit_helper_spare_start(Manager *m);
 void commit_helper_spare_later(Manager *m);
 void commit_helper_spare_free(Manager *m);
 
-/* main() of `vssd --commit-helper`: never returns. */
-_Noreturn int commit_helper_main(void);
+/* main() of `vssd --commit-helper [--with-mounts]`: never returns. */
+_Noreturn int commit_helper_main(bool load_mounts);

@@ -68,8 +68,8 @@ int main(int argc, char *argv[]) {
         log_set_ident("vssd");
         /* The provider commit of a set and a shadow's delete, started by vssd itself
          * (commit-helper.h, delete-helper.h). */
-        if (argc == 2 && streq(argv[1], COMMIT_HELPER_ARG))
-                commit_helper_main();
+        if ((argc == 2 || (argc == 3 && streq(argv[2], COMMIT_HELPER_MOUNTS_ARG))) && streq(argv[1], COMMIT_HELPER_ARG))
+                commit_helper_main(argc == 3);
         if (argc == 2 && streq(argv[1], DELETE_HELPER_ARG))
                 delete_helper_main();
         if (isempty(socket_path))

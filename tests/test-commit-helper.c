@@ -353,6 +353,26 @@ static void test_helper_no_spare_during_set(void) {
         check_log_quiet(h);
 }
 
+/* With nothing to hold and no exec provider, a helper never looks up a mount during the cut: it
+ * is started without --with-mounts, and so does not load libmount; with the default
+ * configuration (hold "all") it is started with it (helper-spare checks that it loads it). */
+static void test_helper_lean_without_hold(void) {
+        char want[] = "vssd\0--commit-helper", path[64], buf[128] = {};
+        for (int lean = 1; lean >= 0; lean--) {
+                Harness *h = harness_new(lean ? "{\"hold_filesystems\": []}" : NULL);
+                pid_t helper = wait_helper(h);
+                CHECK(helper > 0);
+                snprintf(path, sizeof(path), "/proc/%d/cmdline", (int) helper);
+                FILE *f = fopen(path, "re");
+                size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+                if (f)
+                        fclose(f);
+                CHECK(n >= sizeof(want) && memcmp(buf, want, sizeof(want)) == 0);
+                CHECK(lean ? n == sizeof(want) : n > sizeof(want) && streq(buf + sizeof(want), "--with-mounts"));
+                harness_free(h);
+        }
+}
+
 /* `vssd --delete-helper` run by hand as vssd runs it (its job on descriptor 3): a job it cannot
  * read (cut short, a field missing) or naming a provider it does not know removes nothing and
  * says why in its exit status (EINVAL, EOPNOTSUPP); a good job has the provider remove the
@@ -386,6 +406,7 @@ static const TestCase cases[] = {
         { "helper-killed-before-dss", test_helper_killed_before_dss },
         { "helper-spare", test_helper_spare },
         { "helper-no-spare-during-set", test_helper_no_spare_during_set },
+        { "helper-lean-without-hold", test_helper_lean_without_hold },
         { "delete-helper-job", test_delete_helper_job },
         {},
 };

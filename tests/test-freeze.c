@@ -559,6 +559,17 @@ static void case_mountinfo(void) {
         CHECK(mountinfo_find("/", NULL, NULL, NULL, &dev) == 0);
 }
 
+/* A lease on the ext4 filesystem with lease file file, into live: 0, or <0 (said on stdout). */
+static int new_lease_with_file(const char *file) {
+        const char *paths[] = { fs_ext4.mnt };
+        char err[512] = "";
+        int r = freeze_lease_new_with_file(paths, 1, LONG_DEADLINE_MS, file, &live, err, sizeof err);
+        CHECK(r == 0);
+        if (r < 0)
+                printf("# freeze_lease_new_with_file: %s: %s\n", strerror(-r), err);
+        return r;
+}
+
 /* The lease file: there and locked while the helper holds; gone once it thawed, however it
  * thawed; left unlocked only by a helper killed holding (which freeze_lease_settle() reports). */
 static void case_lease_file(void) {
@@ -571,12 +582,8 @@ static void case_lease_file(void) {
         snprintf(file, sizeof file, "%s/lease", tmpreal);
 
         /* Released on command. */
-        r = freeze_lease_new_with_file(paths, 1, LONG_DEADLINE_MS, file, &live, err, sizeof err);
-        CHECK(r == 0);
-        if (r < 0) {
-                printf("# freeze_lease_new_with_file: %s: %s\n", strerror(-r), err);
+        if (new_lease_with_file(file) < 0)
                 return;
-        }
         CHECK(stat(file, &st) == 0 && st.st_size > 0);
         CHECK(freeze_lease_new_with_file(paths, 1, LONG_DEADLINE_MS, file, &(FreezeLease *) { NULL }, err, sizeof err) ==
               -EEXIST);
@@ -588,9 +595,7 @@ static void case_lease_file(void) {
         CHECK(!was_frozen(&fs_ext4));
 
         /* Settled while the helper is alive: it is told to thaw, and does. */
-        r = freeze_lease_new_with_file(paths, 1, LONG_DEADLINE_MS, file, &live, err, sizeof err);
-        CHECK(r == 0);
-        if (r < 0)
+        if (new_lease_with_file(file) < 0)
                 return;
         CHECK(freeze_lease_settle(file, 5000) == 0);
         CHECK(access(file, F_OK) < 0 && errno == ENOENT);
@@ -599,9 +604,7 @@ static void case_lease_file(void) {
         live = NULL;
 
         /* A helper SIGKILLed holding: the file says so, the caller thaws. */
-        r = freeze_lease_new_with_file(paths, 1, LONG_DEADLINE_MS, file, &live, err, sizeof err);
-        CHECK(r == 0);
-        if (r < 0)
+        if (new_lease_with_file(file) < 0)
                 return;
         helper = freeze_lease_pid(live);
         CHECK(kill(helper, SIGKILL) == 0);
@@ -618,18 +621,12 @@ static void case_lease_file(void) {
  * helper is reaped; asked again it says the same; freeze_lease_release() then reaps the helper
  * and returns that result. A helper killed holding: thaw says -EIO and thaws here. */
 static void case_thaw_then_release(void) {
-        const char *paths[] = { fs_ext4.mnt };
-        char file[PATH_MAX], err[512] = "";
+        char file[PATH_MAX];
         pid_t writer, helper;
-        int r;
 
         snprintf(file, sizeof file, "%s/lease-thaw", tmpreal);
-        r = freeze_lease_new_with_file(paths, 1, LONG_DEADLINE_MS, file, &live, err, sizeof err);
-        CHECK(r == 0);
-        if (r < 0) {
-                printf("# freeze_lease_new_with_file: %s: %s\n", strerror(-r), err);
+        if (new_lease_with_file(file) < 0)
                 return;
-        }
         helper = freeze_lease_pid(live);
         writer = start_writer(&fs_ext4, "thaw");
         CHECK(writer > 0);
@@ -642,9 +639,7 @@ static void case_thaw_then_release(void) {
         live = NULL;
         CHECK(kill(helper, 0) < 0 && errno == ESRCH); /* reaped by release */
 
-        r = freeze_lease_new_with_file(paths, 1, LONG_DEADLINE_MS, file, &live, err, sizeof err);
-        CHECK(r == 0);
-        if (r < 0)
+        if (new_lease_with_file(file) < 0)
                 return;
         helper = freeze_lease_pid(live);
         CHECK(kill(helper, SIGKILL) == 0);
