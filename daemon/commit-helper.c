@@ -147,37 +147,70 @@ int commit_helper_spawn_early(Session *s, const CommitOps *ops, const char **ret
         return commit_spawn_early(&s->commit, s->manager->event, helper_argv_for(s->manager), ops, s, ret_why);
 }
 
-int commit_helper_prepare(Session *s, const CommitOps *ops, const char **ret_why) {
-        int keep[VSS_MAX_VOLUMES], slot[VSS_MAX_VOLUMES];
-        size_t n_keep = 0;
+/* The set's job, and the descriptors its helper keeps (the copy-ahead indexes), at
+ * COMMIT_FD_KEEP on. */
+typedef struct SetJob {
+        int keep[VSS_MAX_VOLUMES];
+        size_t n_keep;
+        char *buf;
+        size_t len;
+} SetJob;
+
+static int set_job_make(Session *s, SetJob *j) {
+        int slot[VSS_MAX_VOLUMES];
         for (size_t i = 0; i < s->n_volumes; i++) {
                 slot[i] = -1;
                 if (s->volumes[i].index_fd >= 0) {
-                        slot[i] = COMMIT_FD_KEEP + (int) n_keep;
-                        keep[n_keep++] = s->volumes[i].index_fd;
+                        slot[i] = COMMIT_FD_KEEP + (int) j->n_keep;
+                        j->keep[j->n_keep++] = s->volumes[i].index_fd;
                 }
         }
+        return job_make(s, slot, &j->buf, &j->len);
+}
+
+/* A helper with the set's job in a memfd, as argv. */
+static int set_job_spawn(Session *s, const SetJob *j, char **argv, const CommitOps *ops, const char **ret_why) {
+        int job = job_memfd(j->buf, j->len);
+        if (job < 0)
+                return job;
+        int r = commit_spawn(&s->commit, s->manager->event, argv, job, j->keep, j->n_keep, ops, s, ret_why);
+        close(job);
+        return r;
+}
+
+int commit_helper_prepare(Session *s, const CommitOps *ops, const char **ret_why) {
+        SetJob j = {};
         *ret_why = "cannot start the provider";
-        _cleanup_free_ char *buf = NULL;
-        size_t len = 0;
-        int r = job_make(s, slot, &buf, &len);
-        if (r < 0)
-                return r;
-        if (commit_prepared(&s->commit)) {
+        int r = set_job_make(s, &j);
+        if (r >= 0 && commit_prepared(&s->commit)) {
                 if (s->commit.job_fd < 0) /* it has its job */
-                        return 0;
+                        goto out;
                 /* The early helper (commit_helper_spawn_early()) gets its job now. It cannot have
                  * the copy-ahead's indexes, which did not exist when it started: a new one does. */
-                if (n_keep == 0 && commit_send_job(&s->commit, buf, len) >= 0)
-                        return 0;
+                if (j.n_keep == 0 && commit_send_job(&s->commit, j.buf, j.len) >= 0)
+                        goto out;
                 /* Gone, or the job did not fit: quietly, as a helper not wanted any more. */
                 (void) commit_cancel(&s->commit);
         }
-        int job = job_memfd(buf, len);
-        if (job < 0)
-                return job;
-        r = commit_spawn(&s->commit, s->manager->event, helper_argv_for(s->manager), job, keep, n_keep, ops, s, ret_why);
-        close(job);
+        if (r >= 0)
+                r = set_job_spawn(s, &j, helper_argv_for(s->manager), ops, ret_why);
+out:
+        free(j.buf);
+        return r;
+}
+
+static char *precopy_argv[] = { (char *) "vssd", (char *) COMMIT_HELPER_ARG, (char *) COMMIT_HELPER_PRECOPY_ARG, NULL };
+
+int commit_helper_precopy(Session *s, const CommitOps *ops, const char **ret_why) {
+        SetJob j = {};
+        *ret_why = "cannot start the provider";
+        int r = set_job_make(s, &j);
+        if (r >= 0)
+                r = set_job_spawn(s, &j, precopy_argv, ops, ret_why);
+        free(j.buf);
+        /* Nothing to wait for: it copies as soon as it has read its job. */
+        if (r >= 0 && (r = commit_go(&s->commit)) < 0)
+                *ret_why = "cannot start the provider";
         return r;
 }
 
@@ -255,7 +288,7 @@ static int job_read(Job *j, int fd) {
         return r;
 }
 
-_Noreturn int commit_helper_main(bool load_mounts) {
+_Noreturn int commit_helper_main(bool load_mounts, bool precopy) {
         static Job j; /* lives until the exit */
         /* Waiting, it goes with vssd; a vssd gone already is noticed below. */
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -278,5 +311,7 @@ _Noreturn int commit_helper_main(bool load_mounts) {
         if (getppid() != j.parent || !commit_wait_go(COMMIT_FD_GO))
                 _exit(COMMIT_FAILED);
         close(COMMIT_FD_GO);
+        if (precopy)
+                hold_precopy_child(&j.s, COMMIT_FD_REPORT);
         commit_child(&j.s, COMMIT_FD_REPORT);
 }

@@ -8,8 +8,10 @@
 #include "daemon/session.h"
 
 #define COMMIT_HELPER_ARG "--commit-helper"
-/* Its second argument, when it is to load libmount before it reports itself loaded. */
+/* Its second argument, when it is to load libmount before it reports itself loaded, or when it
+ * copies the held volumes ahead (commit_helper_precopy()) instead of committing. */
 #define COMMIT_HELPER_MOUNTS_ARG "--with-mounts"
+#define COMMIT_HELPER_PRECOPY_ARG "--precopy"
 
 /* Starts the helper of the session's set before its job is known (commit_spawn_early()): its exec
  * and loading overlap the requester's calls. Nothing when one runs already. 0, or <0 with *ret_why
@@ -28,5 +30,12 @@ void commit_helper_spare_start(Manager *m);
 void commit_helper_spare_later(Manager *m);
 void commit_helper_spare_free(Manager *m);
 
-/* main() of `vssd --commit-helper [--with-mounts]`: never returns. */
-_Noreturn int commit_helper_main(bool load_mounts);
+/* The copy-ahead of the set's held file volumes (hold_precopy_child()) in a helper of its own,
+ * `vssd --commit-helper --precopy`, in s->commit and told to go at once: a fork of vssd would
+ * leave its pages shared copy-on-write, and the faults of its writes would fall in the freeze
+ * window that follows. Its exit is reported as a commit's. 0, or <0 with *ret_why saying what
+ * failed. */
+int commit_helper_precopy(Session *s, const CommitOps *ops, const char **ret_why);
+
+/* main() of `vssd --commit-helper [--with-mounts | --precopy]`: never returns. */
+_Noreturn int commit_helper_main(bool load_mounts, bool precopy);

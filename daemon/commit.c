@@ -171,37 +171,6 @@ static int on_window(sd_event_source *src, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void close_between(int lo, int hi) {
-        struct rlimit rl;
-        int max = 65536;
-        if (lo > hi || close_range((unsigned) lo, (unsigned) hi, 0) == 0)
-                return;
-        /* No close_range() (before Linux 5.9). */
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t) max)
-                max = (int) rl.rlim_cur;
-        for (int fd = lo; fd <= hi && fd < max; fd++)
-                (void) close(fd);
-}
-
-static int cmp_fd(const void *a, const void *b) {
-        int x = *(const int *) a, y = *(const int *) b;
-        return (x > y) - (x < y);
-}
-
-/* In the child: every descriptor but stdio and keep[] (sorted here) goes. A client's socket or
- * the pipe into its bus held open by the child would keep vssd from seeing the client go. */
-static void close_all_but(int *keep, size_t n) {
-        int lo = 3;
-        qsort(keep, n, sizeof(int), cmp_fd);
-        for (size_t i = 0; i < n; i++) {
-                if (keep[i] < lo)
-                        continue;
-                close_between(lo, keep[i] - 1);
-                lo = keep[i] + 1;
-        }
-        close_between(lo, INT_MAX);
-}
-
 /* The parent's side of a started child: its report pipe read as it comes, its exit watched. */
 static int commit_watch(Commit *c, sd_event *e, pid_t pid, int report_fd, int go_fd, const CommitOps *ops,
                         void *userdata, const char **ret_why) {
@@ -249,11 +218,6 @@ static int commit_pipes(int fds[2], int go[2]) {
         return 0;
 }
 
-static void close_pair(int p[2]) {
-        close(p[0]);
-        close(p[1]);
-}
-
 /* In a prepared child: waits for the go byte; false when vssd is gone or sent something else. */
 bool commit_wait_go(int go_fd) {
         char b = 0;
@@ -262,41 +226,6 @@ bool commit_wait_go(int go_fd) {
                 k = read(go_fd, &b, 1);
         while (k < 0 && errno == EINTR);
         return k == 1 && b == 'g';
-}
-
-int commit_prepare(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), const int *keep, size_t n_keep,
-                   const CommitOps *ops, void *userdata, const char **ret_why) {
-        int r, fds[2], go[2];
-        *ret_why = "cannot start the provider";
-        if ((r = commit_pipes(fds, go)) < 0)
-                return r;
-        pid_t parent = getpid();
-        pid_t pid = fork();
-        if (pid < 0) {
-                r = -errno;
-                close_pair(fds);
-                close_pair(go);
-                return r;
-        }
-        if (pid == 0) {
-                int mine[COMMIT_MAX_KEEP + 2];
-                size_t n = 0;
-                mine[n++] = fds[1];
-                mine[n++] = go[0];
-                for (size_t i = 0; i < n_keep && i < COMMIT_MAX_KEEP; i++)
-                        mine[n++] = keep[i];
-                close_all_but(mine, n);
-                /* Waiting, it goes with vssd. */
-                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-                if (getppid() != parent || !commit_wait_go(go[0]))
-                        _exit(COMMIT_FAILED);
-                close(go[0]);
-                run(userdata, fds[1]);
-                _exit(COMMIT_FAILED);
-        }
-        close(fds[1]);
-        close(go[0]);
-        return commit_watch(c, e, pid, fds[0], go[1], ops, userdata, ret_why);
 }
 
 int commit_spawn(Commit *c, sd_event *e, char *const argv[], int job_fd, const int *keep, size_t n_keep,
@@ -420,14 +349,6 @@ bool commit_cancel(Commit *c) {
         (void) waitpid(c->pid, NULL, 0);
         commit_gone(c);
         return true;
-}
-
-int commit_start(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), const int *keep, size_t n_keep,
-                 const CommitOps *ops, void *userdata, const char **ret_why) {
-        int r = commit_prepare(c, e, run, keep, n_keep, ops, userdata, ret_why);
-        if (r >= 0 && (r = commit_go(c)) < 0)
-                *ret_why = "cannot start the provider";
-        return r;
 }
 
 static int on_ready_timeout(sd_event_source *src, uint64_t usec, void *userdata) {

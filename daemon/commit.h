@@ -67,25 +67,14 @@ void commit_init(Commit *c);
 /* At most this many descriptors of the caller's are kept open in the child. */
 #define COMMIT_MAX_KEEP 64
 
-/* Forks a child that runs run(userdata, fd), fd the write end of its report pipe (run should not
- * return: if it does, the child exits with COMMIT_FAILED). The child keeps stdio, its pipe and
- * keep[] (n_keep at most COMMIT_MAX_KEEP) open, nothing else of vssd's (the clients' sockets).
- * 0 when it runs: ops->exited follows its end. <0 when it could not start or be watched,
- * *ret_why saying which (nothing runs then). */
-int commit_start(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), const int *keep, size_t n_keep,
-                 const CommitOps *ops, void *userdata, const char **ret_why);
-
-/* The same in two steps, so the fork (a copy of vssd's page tables, which grows with its
- * connections) is paid before the writers freeze and only a byte written is inside the window:
- * commit_prepare() forks the child, which waits; commit_go() lets it run run(). Until then its
- * death is not reported: commit_go() fails instead. A prepared child that is not wanted any more
- * goes with commit_cancel() (or commit_kill(), commit_abandon()); it also dies with vssd. */
-int commit_prepare(Commit *c, sd_event *e, void (*run)(void *userdata, int fd), const int *keep, size_t n_keep,
-                   const CommitOps *ops, void *userdata, const char **ret_why);
-/* The same with a program of its own: argv run as /proc/self/exe (posix_spawn: no copy of vssd's
- * page tables, and no page shared copy-on-write once it runs), its report pipe on
- * COMMIT_FD_REPORT, the go socket on COMMIT_FD_GO (commit_wait_go()), job_fd on COMMIT_FD_JOB and
- * keep[i] on COMMIT_FD_KEEP + i; nothing else open. */
+/* A helper program: argv run as vssd's own binary (posix_spawn: no copy of vssd's page tables,
+ * and no page shared copy-on-write once it runs), its report pipe on COMMIT_FD_REPORT, the go
+ * socket on COMMIT_FD_GO (commit_wait_go()), job_fd on COMMIT_FD_JOB and keep[i] (n_keep at most
+ * COMMIT_MAX_KEEP) on COMMIT_FD_KEEP + i; nothing else open. It waits to be told to go
+ * (commit_go()); until then its death is not reported: commit_go() fails instead. A prepared
+ * child that is not wanted any more goes with commit_cancel() (or commit_kill(),
+ * commit_abandon()); it also dies with vssd. 0 when it runs: ops->exited follows its end. <0 when
+ * it could not start or be watched, *ret_why saying which (nothing runs then). */
 #define COMMIT_FD_REPORT 3
 #define COMMIT_FD_GO 4
 #define COMMIT_FD_JOB 5

@@ -68,8 +68,11 @@ int main(int argc, char *argv[]) {
         log_set_ident("vssd");
         /* The provider commit of a set and a shadow's delete, started by vssd itself
          * (commit-helper.h, delete-helper.h). */
-        if ((argc == 2 || (argc == 3 && streq(argv[2], COMMIT_HELPER_MOUNTS_ARG))) && streq(argv[1], COMMIT_HELPER_ARG))
-                commit_helper_main(argc == 3);
+        if (argc >= 2 && argc <= 3 && streq(argv[1], COMMIT_HELPER_ARG)) {
+                const char *flag = argc == 3 ? argv[2] : "";
+                if (argc == 2 || streq(flag, COMMIT_HELPER_MOUNTS_ARG) || streq(flag, COMMIT_HELPER_PRECOPY_ARG))
+                        commit_helper_main(streq(flag, COMMIT_HELPER_MOUNTS_ARG), streq(flag, COMMIT_HELPER_PRECOPY_ARG));
+        }
         if (argc == 2 && streq(argv[1], DELETE_HELPER_ARG))
                 delete_helper_main();
         if (isempty(socket_path))

@@ -144,7 +144,7 @@ void pause_free(Session *s);
 /* commit.c */
 /* Flush-and-hold: exec providers that ask for it, and file-provider volumes hold.c chose. */
 bool volume_held(const Volume *v);
-/* The provider commit, in a child of vssd (commit_start()'s run, userdata the Session): flush-and-
- * hold volumes first, under a freeze lease (the helper thaws at the hold deadline or if we die),
+/* The provider commit, in the commit helper (`vssd --commit-helper`, userdata the Session it read
+ * from its job): flush-and-hold volumes first, under a freeze lease (the helper thaws at the hold deadline or if we die),
  * then the others. */
 _Noreturn void commit_child(void *userdata, int fd);

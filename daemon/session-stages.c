@@ -165,33 +165,6 @@ static bool commit_waited(Session *s) {
         return true;
 }
 
-/* The descriptors a child of the set's creation keeps: the copy-ahead indexes. */
-static size_t child_keep(const Session *s, int keep[static VSS_MAX_VOLUMES]) {
-        size_t n = 0;
-        for (size_t i = 0; i < s->n_volumes; i++)
-                if (s->volumes[i].index_fd >= 0)
-                        keep[n++] = s->volumes[i].index_fd;
-        return n;
-}
-
-/* Starts a child of the set's creation whose exit continues the sequence. 1 when it runs, 0 when
- * it failed to start (the abort is requested). */
-static int child_start(Session *s, void (*run)(void *userdata, int fd)) {
-        const char *why;
-        int keep[VSS_MAX_VOLUMES];
-        size_t n_keep = child_keep(s, keep);
-        if (commit_start(&s->commit, s->manager->event, run, keep, n_keep, &commit_ops, s, &why) < 0) {
-                request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, why);
-                return 0;
-        }
-        session_ref(s);
-        return 1;
-}
-
-static void precopy_child(void *userdata, int fd) {
-        hold_precopy_child(userdata, fd);
-}
-
 /* Copy-ahead, after PrepareForSnapshot and before Freeze: the held file-provider volumes are copied
  * while nothing is frozen, so only their last delta is copied while they are held. 1 when the
  * child runs, 0 when there is nothing to copy ahead or it failed to start. */
@@ -215,7 +188,13 @@ static int stage_precopy(Session *s) {
                 }
                 v->precopied = true;
         }
-        return child_start(s, precopy_child);
+        const char *why;
+        if (commit_helper_precopy(s, &commit_ops, &why) < 0) {
+                request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, why);
+                return 0;
+        }
+        session_ref(s); /* the child's, as a commit's */
+        return 1;
 }
 
 /* Starts the commit helper, waiting to be told to go. 0, or <0 with the abort requested. */

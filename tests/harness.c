@@ -318,6 +318,45 @@ const char *harness_dir(Harness *h) { return h->dir; }
 const char *harness_state_dir(Harness *h) { return h->state; }
 pid_t harness_vssd_pid(Harness *h) { return h->vssd; }
 
+/* Whether /proc/PID/cmdline starts with the len bytes of cmdline. */
+static bool cmdline_is(pid_t pid, const char *cmdline, size_t len) {
+        char path[64], buf[256];
+        snprintf(path, sizeof(path), "/proc/%d/cmdline", (int) pid);
+        FILE *f = fopen(path, "re");
+        size_t n = f ? fread(buf, 1, sizeof(buf), f) : 0;
+        if (f)
+                fclose(f);
+        return n >= len && memcmp(buf, cmdline, len) == 0;
+}
+
+pid_t harness_vssd_child(Harness *h, const char *cmdline, size_t len) {
+        for (int i = 0; i < 1000; i++) {
+                char dir[64], path[128];
+                snprintf(dir, sizeof(dir), "/proc/%d/task", (int) h->vssd);
+                DIR *d = opendir(dir);
+                struct dirent *de;
+                pid_t found = -1;
+                while (d && found < 0 && (de = readdir(d))) {
+                        if (de->d_name[0] == '.')
+                                continue;
+                        snprintf(path, sizeof(path), "%s/%s/children", dir, de->d_name);
+                        FILE *f = fopen(path, "re");
+                        int pid;
+                        while (f && found < 0 && fscanf(f, "%d", &pid) == 1)
+                                if (cmdline_is(pid, cmdline, len))
+                                        found = pid;
+                        if (f)
+                                fclose(f);
+                }
+                if (d)
+                        closedir(d);
+                if (found > 0)
+                        return found;
+                usleep(10000);
+        }
+        return -1;
+}
+
 static bool writer_listed(Harness *h, const char *name) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;

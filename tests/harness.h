@@ -51,6 +51,9 @@ bool harness_wait_event(Harness *h, const char *writer, const char *event, int t
 char *harness_log(Harness *h);
 void harness_clear_log(Harness *h);
 pid_t harness_vssd_pid(Harness *h);
+/* A child of vssd whose command line (NUL-separated, as in /proc/PID/cmdline) starts with the len
+ * bytes of cmdline, waited for up to 10 s; -1 when none came. */
+pid_t harness_vssd_child(Harness *h, const char *cmdline, size_t len);
 /* SIGTERM vssd and wait up to 10 s for it (then SIGKILL): returns the microseconds from the signal
  * to its end (UINT64_MAX when it had to be killed) and, in ret_status, its wait status. */
 uint64_t harness_stop_vssd(Harness *h, int *ret_status);

@@ -349,6 +349,10 @@ static void test_hold_requester_killed_during_copy_ahead(void) {
                                   "&& echo started && break; sleep 0.01; done", harness_state_dir(h)) == 0);
         bool started = out && strstr(out, "started");
         free(out);
+        /* It runs in a helper program, not in a fork of vssd (whose pages would stay shared
+         * copy-on-write into the freeze window). */
+        static const char precopy[] = "vssd\0--commit-helper\0--precopy";
+        CHECK(harness_vssd_child(h, precopy, sizeof(precopy)) > 0);
         kill(req, SIGKILL);
         waitpid(req, NULL, 0);
         CHECK(started);
