@@ -111,7 +111,10 @@ int child_run(Children *c, const char *what, ChildFn fn, void *arg, ChildDone do
         return child_watch(c, what, pid, done, cancel, userdata);
 }
 
-void self_exe(char exe[static PATH_MAX]) {
+/* vssd's own binary, by name (a wrapper such as valgrind answers with its client's); one replaced
+ * since vssd started (an upgrade) through the link, so the program runs the same code as the vssd
+ * that starts it. */
+static void self_exe(char exe[static PATH_MAX]) {
         static const char deleted[] = " (deleted)";
         ssize_t k = readlink("/proc/self/exe", exe, PATH_MAX - 1);
         if (k <= 0 || k >= PATH_MAX - 1)
@@ -121,40 +124,53 @@ void self_exe(char exe[static PATH_MAX]) {
                 snprintf(exe, PATH_MAX, "/proc/self/exe");
 }
 
-int child_spawn(Children *c, const char *what, char *const argv[], int job_fd, ChildDone done,
-                void (*cancel)(void *userdata), void *userdata) {
+int spawn_self(char *const argv[], const int *fds, size_t n, bool unblock, pid_t *ret_pid) {
         posix_spawn_file_actions_t fa;
         posix_spawnattr_t attr;
-        sigset_t none;
+        int src[SPAWN_MAX_FDS], n_src = 0, r = 0;
         char exe[PATH_MAX];
-        pid_t pid;
-        int r;
 
-        /* Above the target first, so the dup2 cannot clobber it. */
-        int src = fcntl(job_fd, F_DUPFD_CLOEXEC, CHILD_FD_JOB + 1);
-        if (src < 0)
-                return -errno;
+        if (n > SPAWN_MAX_FDS)
+                return -E2BIG;
+        /* Each source moves above every target first, so no dup2 clobbers one not yet moved. */
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                src[n_src] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + (int) n);
+                if (src[n_src] < 0)
+                        r = -errno;
+                else
+                        n_src++;
+        }
         self_exe(exe);
-        sigemptyset(&none);
-        if ((r = -posix_spawn_file_actions_init(&fa)) < 0) {
-                close(src);
-                return r;
+        if (r >= 0 && (r = -posix_spawn_file_actions_init(&fa)) >= 0) {
+                for (int i = 0; i < n_src && r >= 0; i++)
+                        r = -posix_spawn_file_actions_adddup2(&fa, src[i], 3 + i);
+                if (r >= 0)
+                        r = -posix_spawn_file_actions_addclosefrom_np(&fa, 3 + n_src);
+                if (r >= 0 && (r = -posix_spawnattr_init(&attr)) >= 0) {
+                        if (unblock) {
+                                sigset_t none;
+                                sigemptyset(&none);
+                                r = -posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+                                if (r >= 0)
+                                        r = -posix_spawnattr_setsigmask(&attr, &none);
+                        }
+                        /* vfork-like: no copy of vssd's page tables, nothing shared once it execs. */
+                        if (r >= 0)
+                                r = -posix_spawn(ret_pid, exe, &fa, &attr, argv, environ);
+                        posix_spawnattr_destroy(&attr);
+                }
+                posix_spawn_file_actions_destroy(&fa);
         }
-        if ((r = -posix_spawnattr_init(&attr)) >= 0) {
-                /* vssd blocks the signals its event loop reads; the child wants SIGTERM. */
-                r = -posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-                if (r >= 0)
-                        r = -posix_spawnattr_setsigmask(&attr, &none);
-                if (r >= 0)
-                        r = -posix_spawn_file_actions_adddup2(&fa, src, CHILD_FD_JOB);
-                if (r >= 0)
-                        r = -posix_spawn_file_actions_addclosefrom_np(&fa, CHILD_FD_JOB + 1);
-                if (r >= 0)
-                        r = -posix_spawn(&pid, exe, &fa, &attr, argv, environ);
-                posix_spawnattr_destroy(&attr);
-        }
-        posix_spawn_file_actions_destroy(&fa);
-        close(src);
+        for (int i = 0; i < n_src; i++)
+                close(src[i]);
+        return r;
+}
+
+int child_spawn(Children *c, const char *what, char *const argv[], int job_fd, ChildDone done,
+                void (*cancel)(void *userdata), void *userdata) {
+        pid_t pid;
+        /* vssd blocks the signals its event loop reads; the child wants SIGTERM. */
+        int r = spawn_self(argv, &job_fd, 1, true, &pid);
         return r < 0 ? r : child_watch(c, what, pid, done, cancel, userdata);
 }
 

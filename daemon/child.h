@@ -7,7 +7,6 @@
  * needs and reports one errno through its exit status. A forked child (child_run()) has its copy
  * of vssd's memory; a spawned one (child_spawn()) is vssd's binary run afresh with a job. */
 
-#include <limits.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -34,12 +33,12 @@ typedef void (*ChildDone)(int result, void *userdata);
 int child_run(Children *c, const char *what, ChildFn fn, void *arg, ChildDone done, void (*cancel)(void *userdata),
               void *userdata);
 
-/* The same with a program of its own: argv run as vssd's own binary (self_exe(), posix_spawn),
+/* The same with a program of its own: argv run as vssd's own binary (spawn_self()),
  * job_fd on CHILD_FD_JOB and nothing else of vssd's open. A fork copies vssd's page tables and
  * leaves every page it had shared copy-on-write, each write afterwards a fault: with 1000 writers
  * connected, a fork per deleted set cost the next sequence about a quarter of its time. The
  * program calls child_main(). */
-#define CHILD_FD_JOB 3
+#define CHILD_FD_JOB 3 /* spawn_self()'s first */
 int child_spawn(Children *c, const char *what, char *const argv[], int job_fd, ChildDone done,
                 void (*cancel)(void *userdata), void *userdata);
 
@@ -47,10 +46,11 @@ int child_spawn(Children *c, const char *what, char *const argv[], int job_fd, C
  * runs fn(arg) and exits with its errno. */
 _Noreturn void child_main(pid_t parent, ChildFn fn, void *arg);
 
-/* The path of vssd's own binary, for a program of its own: by name (under valgrind, its
- * client's), through /proc/self/exe when it was replaced since vssd started (an upgrade), so the
- * program runs the same code as the vssd that starts it. */
-void self_exe(char ret[static PATH_MAX]);
+/* vssd's own binary run with argv (posix_spawn), fds[i] on descriptor 3 + i and nothing else of
+ * vssd's open; with unblock its signal mask is empty, else vssd's. 0 with *ret_pid, or a negative
+ * errno (-E2BIG for more than SPAWN_MAX_FDS). */
+#define SPAWN_MAX_FDS 72
+int spawn_self(char *const argv[], const int *fds, size_t n, bool unblock, pid_t *ret_pid);
 
 /* vssd stops: every child still running gets SIGTERM and is reaped, and its cancel() called. */
 void children_stop(Children *c);

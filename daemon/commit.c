@@ -236,35 +236,14 @@ int commit_spawn(Commit *c, sd_event *e, char *const argv[], int job_fd, const i
                 return -E2BIG;
         if ((r = commit_pipes(fds, go)) < 0)
                 return r;
-        /* Each source moves above every target first, so no dup2 clobbers one not yet moved. */
-        int src[COMMIT_MAX_KEEP + 3], n = 0;
-        const int want[3] = { fds[1], go[0], job_fd };
-        for (size_t i = 0; i < 3 + n_keep; i++) {
-                int fd = fcntl(i < 3 ? want[i] : keep[i - 3], F_DUPFD_CLOEXEC, COMMIT_FD_REPORT + COMMIT_MAX_KEEP + 8);
-                if (fd < 0) {
-                        r = -errno;
-                        goto out;
-                }
-                src[n++] = fd;
-        }
-        posix_spawn_file_actions_t fa;
-        if ((r = -posix_spawn_file_actions_init(&fa)) < 0)
-                goto out;
-        for (int i = 0; i < n && r >= 0; i++)
-                r = -posix_spawn_file_actions_adddup2(&fa, src[i], COMMIT_FD_REPORT + i);
-        if (r >= 0)
-                r = -posix_spawn_file_actions_addclosefrom_np(&fa, COMMIT_FD_REPORT + n);
-        /* vssd's own binary: the helper is the same code as the vssd writing its job. */
-        char exe[PATH_MAX];
-        self_exe(exe);
+        /* spawn_self() puts them on 3 and up: COMMIT_FD_REPORT, _GO, _JOB, _KEEP. */
+        _Static_assert(COMMIT_FD_REPORT == 3 && COMMIT_MAX_KEEP + 3 <= SPAWN_MAX_FDS, "the helper's descriptors");
+        int want[COMMIT_MAX_KEEP + 3] = { fds[1], go[0], job_fd };
+        for (size_t i = 0; i < n_keep; i++)
+                want[3 + i] = keep[i];
         pid_t pid = -1;
-        if (r >= 0)
-                /* vfork-like (no copy of vssd's page tables, nothing shared once it execs). */
-                r = -posix_spawn(&pid, exe, &fa, NULL, argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
-out:
-        for (int i = 0; i < n; i++)
-                close(src[i]);
+        /* The helper keeps vssd's signal mask: it goes by SIGKILL (its death signal, commit_kill()). */
+        r = spawn_self(argv, want, 3 + n_keep, false, &pid);
         close(fds[1]);
         close(go[0]);
         if (r < 0) {
