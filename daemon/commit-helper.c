@@ -306,12 +306,14 @@ _Noreturn int commit_helper_main(bool load_mounts, bool precopy) {
                 dprintf(COMMIT_FD_REPORT, "E\tthe commit helper cannot read its job: %s\n", strerror(-r));
                 _exit(COMMIT_FAILED);
         }
+        /* The freeze helper too, waiting to freeze: the window holds its FIFREEZE, not its start. */
+        FreezeLease *lease = precopy ? NULL : commit_child_prepare(&j.s, COMMIT_FD_REPORT);
         /* Loaded and ready: vssd sends the first Freeze now, so none of our start is in the window. */
         dprintf(COMMIT_FD_REPORT, "R\t\n");
         if (getppid() != j.parent || !commit_wait_go(COMMIT_FD_GO))
-                _exit(COMMIT_FAILED);
+                _exit(COMMIT_FAILED); /* the freeze helper, never told to freeze, goes with us */
         close(COMMIT_FD_GO);
         if (precopy)
                 hold_precopy_child(&j.s, COMMIT_FD_REPORT);
-        commit_child(&j.s, COMMIT_FD_REPORT);
+        commit_child(&j.s, COMMIT_FD_REPORT, lease);
 }

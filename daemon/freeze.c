@@ -13,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -22,31 +20,10 @@
 #include <unistd.h>
 
 #include "daemon/freeze.h"
+#include "daemon/freeze-internal.h"
 #include "lib/basic/time-util.h"
 #include "lib/common.h"
 #include "providers/mountinfo.h"
-
-#define NSEC_PER_MSEC INT64_C(1000000)
-#define NSEC_PER_SEC INT64_C(1000000000)
-
-/* Parent -> helper: one byte. */
-#define CMD_THAW 't'
-
-/* Helper -> parent: one message after freezing, one in reply to CMD_THAW. Smaller than PIPE_BUF,
- * so each write is atomic. */
-enum {
-        MSG_FROZEN = 'o',        /* everything is frozen */
-        MSG_FREEZE_FAILED = 'f', /* error: errno of mounts[index]; what was frozen is thawed again */
-        MSG_THAWED = 't',        /* thawed on command; error: first failed FITHAW, or 0 */
-        MSG_EXPIRED = 'e',       /* the deadline had thawed everything before the command came */
-        MSG_ARM_FAILED = 'a',    /* error: errno of taking the lease file; nothing was frozen */
-};
-
-typedef struct HelperMsg {
-        int32_t kind;
-        int32_t error;
-        uint32_t index;
-} HelperMsg;
 
 struct FreezeLease {
         pid_t pid;
@@ -55,17 +32,10 @@ struct FreezeLease {
         char **mounts;
         size_t n_mounts;
         char *lease_file; /* or NULL */
+        bool freeze_sent; /* CMD_FREEZE went: from then on a dead helper may have left freezes */
         bool thawed;      /* freeze_lease_thaw() ran: its result is thaw_result */
         int thaw_result;
 };
-
-/* What the helper needs of its lease file: the fd it locks, the path it unlinks once it has
- * thawed, the line it writes before freezing. */
-typedef struct LeaseFile {
-        int fd; /* -1: no lease file */
-        const char *path;
-        char line[64];
-} LeaseFile;
 
 static void strv_free_n(char **v, size_t n) {
         if (!v)
@@ -83,19 +53,6 @@ _printf_(3, 4) static void set_error(char *errbuf, size_t errlen, const char *fm
         va_start(ap, fmt);
         vsnprintf(errbuf, errlen, fmt, ap);
         va_end(ap);
-}
-
-/* The helper's deadline arithmetic is signed: time left may be negative. */
-static int64_t now_ns(void) {
-        return (int64_t) now_monotonic_nsec();
-}
-
-/* FIFREEZE and FITHAW ignore their argument but are declared _IOWR(..., int): pass a real int, so
- * checkers such as valgrind do not see a NULL pointer. */
-static int fs_ioctl(int fd, unsigned long request) {
-        int unused = 0;
-
-        return ioctl(fd, request, &unused);
 }
 
 static int read_msg(int fd, HelperMsg *m) {
@@ -116,9 +73,9 @@ static int read_msg(int fd, HelperMsg *m) {
         return 0;
 }
 
-/* One byte to the helper. A dead helper must not kill us with SIGPIPE, and we install no signal
- * handlers: block SIGPIPE around the write and consume the one it raised. */
-static int write_cmd(int fd, char c) {
+/* A command to the helper, in one write. A dead helper must not kill us with SIGPIPE, and we
+ * install no signal handlers: block SIGPIPE around the write and consume the one it raised. */
+static int write_cmd(int fd, const char *cmd, size_t len) {
         struct timespec zero = {};
         sigset_t pipe_set, old, pending;
         bool was_pending;
@@ -133,9 +90,9 @@ static int write_cmd(int fd, char c) {
         was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
 
         do
-                k = write(fd, &c, 1);
+                k = write(fd, cmd, len);
         while (k < 0 && errno == EINTR);
-        r = k == 1 ? 0 : k < 0 ? -errno : -EIO;
+        r = k == (ssize_t) len ? 0 : k < 0 ? -errno : -EIO;
 
         if (r == -EPIPE && !was_pending)
                 while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
@@ -159,245 +116,6 @@ static void thaw_all_paths(char *const *mounts, size_t n, const char *lease_file
                 (void) freeze_thaw_path(mounts[i]);
         if (lease_file)
                 (void) unlink(lease_file);
-}
-
-/* ---- The helper. Runs after fork() of a possibly multithreaded parent: syscalls only, no malloc,
- * no stdio, no parent state; and nothing may be written to disk while a filesystem is frozen. */
-
-static volatile sig_atomic_t helper_signal;
-
-static void helper_on_signal(int sig) {
-        helper_signal = sig;
-}
-
-static void helper_say(const char *a, const char *b) {
-        /* stderr only, and only when a thaw fails. */
-        const char *parts[] = { "openvss freeze helper: ", a, b, "\n" };
-
-        for (size_t i = 0; i < ELEMENTSOF(parts); i++)
-                if (write(STDERR_FILENO, parts[i], strlen(parts[i])) < 0)
-                        return;
-}
-
-/* Every catchable signal that would kill us is turned into "thaw, then exit"; stop signals are
- * ignored, since a stopped helper could not thaw at its deadline. All stay blocked except inside
- * ppoll(), so a signal can never land between a FIFREEZE and our record of it. */
-static void helper_setup_signals(void) {
-        struct sigaction thaw = { .sa_handler = helper_on_signal }, dfl = { .sa_handler = SIG_DFL },
-                         ign = { .sa_handler = SIG_IGN };
-
-        sigfillset(&thaw.sa_mask);
-        for (int sig = 1; sig <= SIGRTMAX; sig++) {
-                const struct sigaction *sa = &thaw;
-
-                if (sig == SIGKILL || sig == SIGSTOP || (sig > SIGSYS && sig < SIGRTMIN))
-                        continue; /* uncatchable, or reserved by libc */
-                switch (sig) {
-                case SIGSEGV: case SIGBUS: case SIGILL: case SIGFPE: case SIGTRAP: case SIGSYS:
-                        /* synchronous: a handler that returns would loop */
-                case SIGCHLD: case SIGCONT: case SIGURG: case SIGWINCH:
-                        /* harmless by default; drop handlers inherited from the parent */
-                        sa = &dfl;
-                        break;
-                case SIGPIPE: case SIGTSTP: case SIGTTIN: case SIGTTOU:
-                        sa = &ign;
-                        break;
-                }
-                (void) sigaction(sig, sa, NULL);
-        }
-}
-
-static void close_between(unsigned lo, unsigned hi) {
-        struct rlimit rl;
-        unsigned max = 65536;
-
-        if (lo > hi || close_range(lo, hi, 0) == 0)
-                return;
-        /* No close_range() (before Linux 5.9). */
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < max)
-                max = (unsigned) rl.rlim_cur;
-        for (unsigned fd = lo; fd <= hi && fd < max; fd++)
-                (void) close((int) fd);
-}
-
-/* Keeps stdio, the two pipes, the lease file and the mount fds; keep has room for n + 3 (allocated
- * by the parent). */
-static void helper_close_other_fds(int *keep, int cmd_fd, int status_fd, int lease_fd, const int *fds, size_t n) {
-        size_t k = 0;
-        unsigned lo = 3;
-
-        keep[k++] = cmd_fd;
-        keep[k++] = status_fd;
-        if (lease_fd >= 0)
-                keep[k++] = lease_fd;
-        for (size_t i = 0; i < n; i++)
-                keep[k++] = fds[i];
-        for (size_t i = 1; i < k; i++) /* insertion sort: n is small */
-                for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
-                        int t = keep[j];
-                        keep[j] = keep[j - 1];
-                        keep[j - 1] = t;
-                }
-        for (size_t i = 0; i < k; i++) {
-                if ((unsigned) keep[i] < lo)
-                        continue;
-                if ((unsigned) keep[i] > lo)
-                        close_between(lo, (unsigned) keep[i] - 1);
-                lo = (unsigned) keep[i] + 1;
-        }
-        close_between(lo, ~0U);
-}
-
-/* Thaws fds[n-1] .. fds[0]; returns the errno of the first failure (index in *ret_index), or 0. */
-static int helper_thaw(const int *fds, size_t n, char *const *mounts, uint32_t *ret_index) {
-        int first = 0;
-
-        for (size_t i = n; i-- > 0;) {
-                int e;
-
-                if (fs_ioctl(fds[i], FITHAW) >= 0)
-                        continue;
-                e = errno;
-                if (e != EINVAL) /* EINVAL: someone else thawed it already */
-                        helper_say("FITHAW failed: ", mounts[i]);
-                if (first == 0) {
-                        first = e;
-                        if (ret_index)
-                                *ret_index = (uint32_t) i;
-                }
-        }
-        return first;
-}
-
-/* Takes the lease file's lock and writes the boot id into it: from here on, a lease file that
- * has a line and no lock is one whose helper died before it could thaw. Before any freeze, so
- * this write cannot block on one. */
-static int helper_arm(LeaseFile *lf) {
-        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-        size_t len = strlen(lf->line);
-
-        if (lf->fd < 0)
-                return 0;
-        if (fcntl(lf->fd, F_SETLK, &fl) < 0)
-                return errno;
-        if (pwrite(lf->fd, lf->line, len, 0) != (ssize_t) len)
-                return errno ? errno : EIO;
-        return 0;
-}
-
-/* Once everything is thawed: the lease is over, nothing of it is frozen. The lock goes with the
- * helper's exit, after the file. */
-static void helper_retire(const LeaseFile *lf) {
-        if (lf->fd >= 0)
-                (void) unlink(lf->path);
-}
-
-static void helper_send(int fd, const HelperMsg *m) {
-        /* SIGPIPE is ignored: if the parent is gone the write fails and ppoll() sees the hangup. */
-        while (write(fd, m, sizeof *m) < 0 && errno == EINTR)
-                ;
-}
-
-_Noreturn static void helper_main(int cmd_fd, int status_fd, int *fds, size_t n, char *const *mounts, int *keep,
-                                  LeaseFile *lf, pid_t parent, int64_t deadline) {
-        HelperMsg m = { .kind = MSG_FROZEN };
-        sigset_t all, none;
-        size_t frozen = 0;
-        bool expired = false;
-        int expired_error = 0;
-
-        sigfillset(&all);
-        sigemptyset(&none);
-        (void) sigprocmask(SIG_SETMASK, &all, NULL);
-        helper_setup_signals();
-        /* The parent may have died before PR_SET_PDEATHSIG took effect; nothing is frozen yet. */
-        if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent) {
-                helper_retire(lf);
-                _exit(EXIT_FAILURE);
-        }
-        helper_close_other_fds(keep, cmd_fd, status_fd, lf->fd, fds, n);
-        if ((m.error = helper_arm(lf)) != 0) {
-                m.kind = MSG_ARM_FAILED;
-                helper_retire(lf);
-                helper_send(status_fd, &m);
-                _exit(EXIT_SUCCESS);
-        }
-
-        /* The deadline is armed (it was fixed before fork()); check it before each freeze and after
-         * the last, so a lease that would start out expired is refused rather than granted. */
-        for (size_t i = 0; i <= n; i++) {
-                if (now_ns() >= deadline) {
-                        m = (HelperMsg) { MSG_FREEZE_FAILED, ETIME, (uint32_t) (i < n ? i : n - 1) };
-                        break;
-                }
-                if (i == n)
-                        break;
-                if (fs_ioctl(fds[i], FIFREEZE) < 0) {
-                        m = (HelperMsg) { MSG_FREEZE_FAILED, errno, (uint32_t) i };
-                        break;
-                }
-                frozen++;
-        }
-        if (m.kind == MSG_FREEZE_FAILED) {
-                (void) helper_thaw(fds, frozen, mounts, NULL);
-                helper_retire(lf);
-                helper_send(status_fd, &m);
-                _exit(EXIT_SUCCESS);
-        }
-        helper_send(status_fd, &m);
-
-        for (;;) {
-                struct pollfd p = { .fd = cmd_fd, .events = POLLIN };
-                struct timespec ts, *timeout = NULL;
-                HelperMsg reply = {};
-                ssize_t k;
-                char c;
-                int r;
-
-                if (!expired) {
-                        int64_t left = deadline - now_ns();
-
-                        if (left <= 0) {
-                                /* Hold window exceeded: thaw now, then wait to tell the parent. */
-                                expired_error = helper_thaw(fds, n, mounts, NULL);
-                                helper_retire(lf);
-                                expired = true;
-                                for (size_t i = 0; i < n; i++) /* so the filesystems can be unmounted */
-                                        (void) close(fds[i]);
-                                continue;
-                        }
-                        ts = (struct timespec) { .tv_sec = left / NSEC_PER_SEC, .tv_nsec = left % NSEC_PER_SEC };
-                        timeout = &ts;
-                }
-
-                r = ppoll(&p, 1, timeout, &none);
-                if (helper_signal != 0 || (r < 0 && errno != EINTR)) {
-                        if (!expired)
-                                (void) helper_thaw(fds, n, mounts, NULL);
-                        helper_retire(lf);
-                        _exit(EXIT_FAILURE);
-                }
-                if (r <= 0)
-                        continue; /* timeout: the top of the loop handles the deadline */
-
-                k = read(cmd_fd, &c, 1);
-                if (k == 1 && c == CMD_THAW) {
-                        if (expired)
-                                reply = (HelperMsg) { MSG_EXPIRED, expired_error, 0 };
-                        else {
-                                reply.kind = MSG_THAWED;
-                                reply.error = helper_thaw(fds, n, mounts, &reply.index);
-                        }
-                        helper_retire(lf);
-                        helper_send(status_fd, &reply);
-                        _exit(EXIT_SUCCESS);
-                }
-                /* EOF: the parent is gone. Anything else is a protocol error. Either way, thaw. */
-                if (!expired)
-                        (void) helper_thaw(fds, n, mounts, NULL);
-                helper_retire(lf);
-                _exit(k == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
-        }
 }
 
 /* ---- The parent side. */
@@ -603,10 +321,36 @@ static int check_args(const char *const *paths, size_t n_paths, uint32_t deadlin
         return 0;
 }
 
-int freeze_lease_new_with_file(const char *const *paths, size_t n_paths, uint32_t deadline_ms, const char *lease_file,
-                               FreezeLease **ret, char *errbuf, size_t errlen) {
+/* The helper's first message, at its setup: it is ready, or it could not take the lease file.
+ * Nothing is frozen either way; its setup cannot block on a freeze, and a second is plenty. */
+static int lease_wait_ready(FreezeLease *l, char *errbuf, size_t errlen) {
+        struct pollfd pfd = { .fd = l->status_fd, .events = POLLIN };
+        HelperMsg m;
+        int k;
+        do
+                k = poll(&pfd, 1, 30000);
+        while (k < 0 && errno == EINTR);
+        int r = k > 0 ? read_msg(l->status_fd, &m) : -ETIME;
+        if (r >= 0 && m.kind == MSG_READY)
+                return 0;
+        if (r == -ETIME)
+                (void) kill(l->pid, SIGKILL);
+        reap(l->pid);
+        l->pid = -1;
+        if (l->lease_file) /* ours (made here), and nothing is frozen; the helper may have removed it */
+                (void) unlink(l->lease_file);
+        if (r >= 0 && m.kind == MSG_ARM_FAILED && m.error > 0) {
+                set_error(errbuf, errlen, "Cannot take the lease file %s: %s", l->lease_file, strerror(m.error));
+                return -m.error;
+        }
+        set_error(errbuf, errlen, r == -ETIME ? "The freeze helper did not start" : "The freeze helper died unexpectedly");
+        return r == -ETIME ? r : -EIO;
+}
+
+int freeze_lease_prepare(const char *const *paths, size_t n_paths, const char *lease_file, FreezeLease **ret,
+                         char *errbuf, size_t errlen) {
         LeasePrep p = { .lf.fd = -1, .cmd = { -1, -1 }, .status = { -1, -1 } };
-        int r = check_args(paths, n_paths, deadline_ms, ret, errbuf, errlen);
+        int r = check_args(paths, n_paths, UINT32_MAX, ret, errbuf, errlen);
         if (r < 0)
                 return r;
 
@@ -639,7 +383,6 @@ int freeze_lease_new_with_file(const char *const *paths, size_t n_paths, uint32_
                 return r;
         }
 
-        int64_t deadline = now_ns() + (int64_t) deadline_ms * NSEC_PER_MSEC;
         pid_t parent = getpid();
         l->pid = fork();
         if (l->pid < 0) {
@@ -649,7 +392,7 @@ int freeze_lease_new_with_file(const char *const *paths, size_t n_paths, uint32_
                 return r;
         }
         if (l->pid == 0)
-                helper_main(p.cmd[0], p.status[1], p.fds, l->n_mounts, l->mounts, p.keep, &p.lf, parent, deadline);
+                freeze_helper_main(p.cmd[0], p.status[1], p.fds, l->n_mounts, l->mounts, p.keep, &p.lf, parent);
 
         /* The helper's ends: a dead helper must show as EOF. */
         close(TAKE_FD(p.cmd[0]));
@@ -660,12 +403,56 @@ int freeze_lease_new_with_file(const char *const *paths, size_t n_paths, uint32_
         if (p.lf.fd >= 0) /* the lock is the helper's alone (POSIX locks are per process) */
                 close(TAKE_FD(p.lf.fd));
 
-        r = lease_wait_frozen(l, deadline, deadline_ms, errbuf, errlen);
+        r = lease_wait_ready(l, errbuf, errlen);
+        /* A helper that failed its setup removed the lease file itself (or never made it ours). */
         prep_done(&p, r < 0);
         if (r < 0)
                 return r;
         *ret = l;
         return 0;
+}
+
+int freeze_lease_freeze(FreezeLease **lp, uint32_t deadline_ms, char *errbuf, size_t errlen) {
+        FreezeLease *l = lp ? *lp : NULL;
+        if (!l || l->freeze_sent || deadline_ms == 0) {
+                set_error(errbuf, errlen, "Invalid arguments: %s", !l ? "no lease" : l->freeze_sent ? "frozen already" : "deadline of 0 ms");
+                return -EINVAL;
+        }
+        int64_t deadline = now_ns() + (int64_t) deadline_ms * NSEC_PER_MSEC;
+        char cmd[1 + sizeof deadline] = { CMD_FREEZE };
+        memcpy(cmd + 1, &deadline, sizeof deadline);
+        int r = write_cmd(l->cmd_fd, cmd, sizeof cmd);
+        if (r < 0) {
+                /* It died while it waited (EPIPE): it froze nothing, and a filesystem frozen now
+                 * is someone else's. */
+                reap(l->pid);
+                if (l->lease_file)
+                        (void) unlink(l->lease_file);
+                set_error(errbuf, errlen, "The freeze helper died before it was told to freeze");
+                r = -EIO;
+        } else {
+                l->freeze_sent = true;
+                r = lease_wait_frozen(l, deadline, deadline_ms, errbuf, errlen);
+        }
+        if (r < 0) {
+                /* Reaped, and nothing of it frozen (lease_wait_frozen()). */
+                l->pid = -1;
+                lease_free(TAKE_PTR(*lp));
+        }
+        return r;
+}
+
+int freeze_lease_new_with_file(const char *const *paths, size_t n_paths, uint32_t deadline_ms, const char *lease_file,
+                               FreezeLease **ret, char *errbuf, size_t errlen) {
+        FreezeLease *l = NULL;
+        int r = check_args(paths, n_paths, deadline_ms, ret, errbuf, errlen);
+        if (r >= 0)
+                r = freeze_lease_prepare(paths, n_paths, lease_file, &l, errbuf, errlen);
+        if (r >= 0)
+                r = freeze_lease_freeze(&l, deadline_ms, errbuf, errlen);
+        if (r >= 0)
+                *ret = l;
+        return r;
 }
 
 int freeze_lease_thaw(FreezeLease *l) {
@@ -678,12 +465,17 @@ int freeze_lease_thaw(FreezeLease *l) {
                 return l->thaw_result;
         l->thawed = true;
         /* If the helper is gone, the write fails and the read below sees EOF. */
-        (void) write_cmd(l->cmd_fd, CMD_THAW);
+        (void) write_cmd(l->cmd_fd, &(char) { CMD_THAW }, 1);
         r = read_msg(l->status_fd, &m);
         if (r < 0 || (m.kind != MSG_THAWED && m.kind != MSG_EXPIRED)) {
                 reap(l->pid); /* so that nothing it still does can freeze after our thaw */
                 l->pid = -1;
-                thaw_all_paths(l->mounts, l->n_mounts, l->lease_file);
+                /* Told to freeze, it may have left freezes; never told, it froze nothing, and a
+                 * filesystem frozen now is someone else's. */
+                if (l->freeze_sent)
+                        thaw_all_paths(l->mounts, l->n_mounts, l->lease_file);
+                else if (l->lease_file)
+                        (void) unlink(l->lease_file);
                 r = -EIO;
         } else if (m.kind == MSG_EXPIRED)
                 r = -ETIME;

@@ -56,7 +56,22 @@ int freeze_lease_new(const char *const *paths, size_t n_paths, uint32_t deadline
 int freeze_lease_new_with_file(const char *const *paths, size_t n_paths, uint32_t deadline_ms, const char *lease_file,
                                FreezeLease **ret, char *errbuf, size_t errlen);
 
-/* Asks the helper to thaw (reverse order), waits for it, frees the lease. Returns 0 when it thawed
+/* freeze_lease_new_with_file() in two steps, so that the freeze itself is all a freeze window
+ * holds. freeze_lease_prepare() does everything that can be done before: resolves and opens the
+ * mount points, makes the lease file (lease_file may be NULL), forks the helper and waits for it
+ * to be set up (its signals, its fds, the lease file locked). Nothing is frozen; the helper waits
+ * for the freeze, and a release now (or the parent's death) ends it without a thaw. The lease
+ * file gets its line only at the freeze: a helper killed while it waits leaves a file that thaws
+ * nothing. Errors as freeze_lease_new_with_file()'s, before the freezes. */
+int freeze_lease_prepare(const char *const *paths, size_t n_paths, const char *lease_file, FreezeLease **ret,
+                         char *errbuf, size_t errlen);
+/* Freezes a prepared lease, with a deadline counted from this call; returns when everything is
+ * frozen. On failure (errors as freeze_lease_new_with_file()'s) nothing of it stays frozen and
+ * the lease is freed (*l is NULL). */
+int freeze_lease_freeze(FreezeLease **l, uint32_t deadline_ms, char *errbuf, size_t errlen);
+
+/* Asks the helper to thaw (reverse order), waits for it, frees the lease. A prepared lease that
+ * was never frozen ends with 0 (-EIO if its helper had died), thawing nothing. Returns 0 when it thawed
  * on command; -ETIME when the deadline had already thawed the filesystems (the hold window was
  * exceeded); -ESTALE when a filesystem had been thawed by someone else meanwhile (the hold was not
  * continuous); -EIO when the helper had died (the mounts are then thawed here); another -errno of a

@@ -144,7 +144,9 @@ void pause_free(Session *s);
 /* commit.c */
 /* Flush-and-hold: exec providers that ask for it, and file-provider volumes hold.c chose. */
 bool volume_held(const Volume *v);
-/* The provider commit, in the commit helper (`vssd --commit-helper`, userdata the Session it read
- * from its job): flush-and-hold volumes first, under a freeze lease (the helper thaws at the hold deadline or if we die),
- * then the others. */
-_Noreturn void commit_child(void *userdata, int fd);
+/* The provider commit, in the commit helper (`vssd --commit-helper`, s the Session it read from
+ * its job): flush-and-hold volumes first, under the freeze lease commit_child_prepare() made
+ * before the go (the helper thaws at the hold deadline or if we die), then the others. */
+typedef struct FreezeLease FreezeLease;
+FreezeLease *commit_child_prepare(Session *s, int fd);
+_Noreturn void commit_child(Session *s, int fd, FreezeLease *lease);

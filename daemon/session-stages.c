@@ -269,10 +269,12 @@ static void stage_spawn_early(Session *s) {
 
 /* Before the first Freeze: the commit helper has started (its exec and loading are not in the
  * window; reading its job is, when it has not yet, as it runs on its own beside the writers'
- * Freeze). 1 when it is loaded; 0 when the sequence waits for it (on_commit_ready()); <0 when it
- * died (the abort is requested and the sequence goes on to it). */
+ * Freeze). With filesystems to hold it must also have read its job, since it then forks and sets
+ * up the freeze helper (1-2 ms) before it says it is ready. 1 when it is loaded (ready, when
+ * holding); 0 when the sequence waits for it (on_commit_ready()); <0 when it died (the abort is
+ * requested and the sequence goes on to it). */
 static int stage_ready(Session *s) {
-        if (s->commit.ready || s->commit.loaded)
+        if (s->commit.ready || (s->commit.loaded && s->hold_mounts == 0))
                 return 1;
         if (commit_prepared(&s->commit)) {
                 /* Bounded like the writers' PrepareForSnapshot, whose stage it belongs to. */

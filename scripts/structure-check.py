@@ -52,7 +52,7 @@ LAYERS = [
      "expose": ["expose.c"], "admin": ["admin.c"]},
     {"writer": ["writer.c"], "shadows": ["shadows.c", "delete-helper.c"], "access": ["access.c"], "connection-io": ["connection-io.c"]},
     {"registry": ["registry.c", "registry-sql.c", "registry-records.c", "registry-check.c", "registry-sqlite.c"],
-     "freeze": ["freeze.c", "freeze-settle.c"], "sequence": ["sequence.c"], "child": ["child.c", "helper-job.c"],
+     "freeze": ["freeze.c", "freeze-helper.c", "freeze-settle.c"], "sequence": ["sequence.c"], "child": ["child.c", "helper-job.c"],
      "config": ["config.c"], "log": ["log.c"], "timer": ["timer.c"]},
 ]
 MAY_CALL_ACROSS = {("manager", "session"), ("writer", "access")}

@@ -651,6 +651,91 @@ static void case_thaw_then_release(void) {
         (void) unlink(file); /* a killed helper leaves it: settle's business, tested above */
 }
 
+/* A lease of the ext4 prepared into live (its lease file `file`); false when it could not be. */
+static bool prepare_ext4(const char *file) {
+        const char *paths[] = { fs_ext4.mnt };
+        char err[512] = "";
+        int r = freeze_lease_prepare(paths, 1, file, &live, err, sizeof err);
+        if (r < 0)
+                printf("# freeze_lease_prepare: %s: %s\n", strerror(-r), err);
+        CHECK(r == 0 && live);
+        return live != NULL;
+}
+
+/* The ext4 was frozen by someone else while our lease waited: its end (r, want) thawed nothing
+ * of theirs (was_frozen() sees the freeze, then thaws it) and left no lease file. */
+static void theirs_kept(int r, int want, const char *file) {
+        CHECK(r == want);
+        CHECK(was_frozen(&fs_ext4));
+        CHECK(access(file, F_OK) < 0 && errno == ENOENT);
+}
+
+static int release_live(void) {
+        int r = freeze_lease_release(live);
+        live = NULL;
+        return r;
+}
+
+static void freeze_by_hand(void) {
+        CHECK(run(NULL, 0, "fsfreeze", "-f", fs_ext4.mnt, NULL) == 0);
+}
+
+/* freeze_lease_prepare(): the helper is up and nothing is frozen (the lease file has no line
+ * yet). Released, or killed while it waits (then released, or told to freeze), it thaws
+ * nothing. Frozen later, it holds until released; a freeze refused (someone else's) frees the
+ * lease. */
+static void case_prepare(void) {
+        char file[PATH_MAX], err[512] = "";
+        struct stat st;
+        pid_t helper;
+        int r;
+
+        snprintf(file, sizeof file, "%s/lease-prepared", tmpreal);
+        if (!prepare_ext4(file))
+                return;
+        helper = freeze_lease_pid(live);
+        CHECK(helper > 0 && kill(helper, 0) == 0);
+        CHECK(stat(file, &st) == 0 && st.st_size == 0);
+        freeze_by_hand();
+        r = release_live();
+        theirs_kept(r, 0, file);
+
+        if (!prepare_ext4(file))
+                return;
+        CHECK(kill(freeze_lease_pid(live), SIGKILL) == 0);
+        freeze_by_hand();
+        r = release_live();
+        theirs_kept(r, -EIO, file);
+
+        if (!prepare_ext4(file))
+                return;
+        helper = freeze_lease_pid(live);
+        CHECK(kill(helper, SIGKILL) == 0);
+        CHECK(waitid(P_PID, (id_t) helper, &(siginfo_t) {}, WEXITED | WNOWAIT) == 0); /* its pipes are closed */
+        freeze_by_hand();
+        r = freeze_lease_freeze(&live, LONG_DEADLINE_MS, err, sizeof err);
+        CHECK(live == NULL);
+        theirs_kept(r, -EIO, file);
+
+        if (!prepare_ext4(file))
+                return;
+        CHECK(!was_frozen(&fs_ext4));
+        CHECK(freeze_lease_freeze(&live, LONG_DEADLINE_MS, err, sizeof err) == 0);
+        CHECK(live != NULL);
+        CHECK(stat(file, &st) == 0 && st.st_size > 0);
+        CHECK(freeze_lease_freeze(&live, LONG_DEADLINE_MS, NULL, 0) == -EINVAL); /* once */
+        CHECK(release_live() == 0);
+        CHECK(!was_frozen(&fs_ext4));
+
+        if (!prepare_ext4(file))
+                return;
+        freeze_by_hand();
+        r = freeze_lease_freeze(&live, LONG_DEADLINE_MS, err, sizeof err);
+        printf("# error: %s\n", err);
+        CHECK(live == NULL);
+        theirs_kept(r, -EBUSY, file);
+}
+
 static void run_case(const char *name, void (*fn)(void)) {
         int before = test_failures;
 
@@ -715,6 +800,7 @@ int main(void) {
         run_case("the lease file tells a helper that thawed from one killed holding", case_lease_file);
         run_case("mountinfo: the longest mount point holding a path, by type, with its device", case_mountinfo);
         run_case("thaw first, reap later: the same result, nothing frozen, nothing left", case_thaw_then_release);
+        run_case("prepared, then released, killed or frozen: nothing of someone else's thawed", case_prepare);
 
         cleanup();
         /* Every helper was reaped. */

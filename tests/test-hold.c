@@ -3,6 +3,7 @@
  * makes; the machine's own are never held) while it copies the last delta, copied ahead before. */
 
 #include <fcntl.h>
+#include <limits.h>
 #include <json-c/json.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -374,6 +375,51 @@ static void test_hold_requester_killed_during_copy_ahead(void) {
         vss_backup_release(b);
 }
 
+/* Pids of a process's children (of its main thread), into ret; how many. */
+static size_t children_of(pid_t pid, pid_t *ret, size_t max) {
+        char path[64];
+        size_t n = 0;
+        int c;
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int) pid, (int) pid);
+        FILE *f = fopen(path, "re");
+        while (f && n < max && fscanf(f, "%d", &c) == 1)
+                ret[n++] = c;
+        if (f)
+                fclose(f);
+        return n;
+}
+
+/* The freeze helper is forked and set up before the first Freeze (the window holds its FIFREEZE,
+ * not its start): while the writer handles Freeze, the commit helper has its child and the
+ * filesystem takes writes; the set is then made as ever. */
+static void test_hold_freeze_helper_ready(void) {
+        Harness *h = harness_new(NULL);
+        char *mnt = harness_loop_fs(h, "mkfs.ext4 -q", "64M");
+        char data[PATH_MAX];
+        vss_async *a = NULL;
+        CHECK(harness_sh(h, NULL, "mkdir %s/data && echo a > %s/data/a && sync", mnt, mnt) == 0);
+        snprintf(data, sizeof(data), "%s/data", mnt);
+        harness_writer(h, "w", NULL);
+        harness_set(h, "w", "freeze", "block 2");
+        vss_backup *b = harness_session(h);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), 0);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+        CHECK_HR(vss_backup_do_snapshot_set(b, &a), 0);
+        CHECK(harness_wait_started(h, "w", "freeze"));
+        static const char helper[] = "vssd\0--commit-helper\0--with-mounts";
+        pid_t commit = harness_vssd_child(h, helper, sizeof(helper)), kids[8];
+        CHECK(commit > 0);
+        CHECK(commit > 0 && children_of(commit, kids, 8) == 1);
+        CHECK(harness_sh(h, NULL, "timeout 5 sh -c 'echo x > %s/probe && sync %s/probe'", mnt, mnt) == 0);
+        CHECK_HR(a ? vss_async_wait(a, 30000) : -1, 0);
+        vss_async_unref(a);
+        char *ev = harness_events(h, "w");
+        CHECK(ev && strstr(ev, "thaw") && strstr(ev, "post-snapshot") && !strstr(ev, "abort"));
+        free(ev);
+        vss_backup_release(b);
+}
+
 static const TestCase cases[] = {
         { "hold-requester-killed-during-copy-ahead", test_hold_requester_killed_during_copy_ahead },
         { "hold-storage-elsewhere", test_hold_storage_elsewhere },
@@ -384,6 +430,7 @@ static const TestCase cases[] = {
         { "hold-window-too-small", test_hold_window_too_small },
         { "hold-memory-budget", test_hold_memory_budget },
         { "hold-frozen-elsewhere", test_hold_frozen_elsewhere },
+        { "hold-freeze-helper-ready", test_hold_freeze_helper_ready },
         {},
 };
 
