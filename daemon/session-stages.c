@@ -17,6 +17,7 @@
 #include "lib/basic/time-util.h"
 
 static void dss_continue(Session *s);
+static int stage_committed(Session *s);
 
 void dss_resume(Session *s) {
         dss_continue(s);
@@ -127,6 +128,10 @@ static void on_commit_exited(void *userdata, int code, const char *msg) {
                 frozen_journal_recover(s->manager, &s->set_id);
                 s->hold_mounts = 0;
         }
+        /* Every Thaw is out and the shadows are durable: the set is recorded now, its fsync
+         * overlapping the writers' answers to Thaw rather than following them. */
+        if (code == COMMIT_OK && continued && !waited && s->stage == STAGE_THAW && s->level < 0 && !s->abort_hr)
+                (void) stage_committed(s);
         if (code != COMMIT_OK) {
                 int32_t hr = code == COMMIT_NOSPACE           ? VSS_E_INSUFFICIENT_STORAGE
                              : code == COMMIT_HOLD_TIMEOUT     ? VSS_E_HOLD_WRITES_TIMEOUT
@@ -443,7 +448,7 @@ static void dss_continue(Session *s) {
                         if (s->level < 0) {
                                 if (commit_waited(s))
                                         return;
-                                if (!s->abort_hr && stage_committed(s) < 0)
+                                if (!s->abort_hr && !s->set_committed && stage_committed(s) < 0)
                                         continue; /* to Abort */
                                 s->stage = STAGE_POST_SNAPSHOT;
                                 continue;
