@@ -193,9 +193,10 @@ static int64_t helper_wait_freeze(int cmd_fd, int status_fd, LeaseFile *lf, cons
                 ssize_t k = read(cmd_fd, &c, 1);
                 if (k == 1 && c == CMD_FREEZE && helper_read_all(cmd_fd, &deadline, sizeof deadline))
                         return deadline;
+                /* The file first, as after a thaw: once the parent has the reply, it is gone. */
+                helper_retire(lf);
                 if (k == 1 && c == CMD_THAW) /* released before it froze */
                         helper_send(status_fd, &(HelperMsg) { .kind = MSG_THAWED });
-                helper_retire(lf);
                 _exit(k == 1 && c == CMD_THAW ? EXIT_SUCCESS : EXIT_FAILURE);
         }
 }
