@@ -734,6 +734,28 @@ static void case_prepare(void) {
         printf("# error: %s\n", err);
         CHECK(live == NULL);
         theirs_kept(r, -EBUSY, file);
+
+        /* The file of a lease still waiting (as a helper's, left by a commit helper that died):
+         * a second prepare says -EEXIST; settled, the waiting helper goes, thawing nothing, and
+         * the prepare succeeds. The first is released after the second, whose file it is now. */
+        FreezeLease *first;
+        if (!prepare_ext4(file))
+                return;
+        first = live;
+        live = NULL;
+        helper = freeze_lease_pid(first);
+        CHECK(freeze_lease_prepare((const char *[]) { fs_ext4.mnt }, 1, file, &live, err, sizeof err) == -EEXIST);
+        freeze_by_hand();
+        CHECK(freeze_lease_settle(file, 5000) == 0);
+        CHECK(waitid(P_PID, (id_t) helper, &(siginfo_t) {}, WEXITED | WNOWAIT) == 0);
+        CHECK(access(file, F_OK) < 0 && errno == ENOENT);
+        CHECK(was_frozen(&fs_ext4)); /* ours by hand: the settled helper thawed nothing */
+        if (prepare_ext4(file)) {
+                CHECK(freeze_lease_freeze(&live, LONG_DEADLINE_MS, err, sizeof err) == 0);
+                CHECK(release_live() == 0);
+        }
+        CHECK(freeze_lease_release(first) == -EIO);
+        CHECK(!was_frozen(&fs_ext4));
 }
 
 static void run_case(const char *name, void (*fn)(void)) {

@@ -389,35 +389,71 @@ static size_t children_of(pid_t pid, pid_t *ret, size_t max) {
         return n;
 }
 
-/* The freeze helper is forked and set up before the first Freeze (the window holds its FIFREEZE,
- * not its start): while the writer handles Freeze, the commit helper has its child and the
- * filesystem takes writes; the set is then made as ever. */
-static void test_hold_freeze_helper_ready(void) {
-        Harness *h = harness_new(NULL);
+/* A held set of a loop filesystem under way, its writer "w" inside Freeze (blocked there for
+ * `block`): the session, with *ret_mnt the mount point, *ret_async the DoSnapshotSet and
+ * *ret_commit the commit helper (<= 0 when none was found). */
+static vss_backup *held_set_in_freeze(Harness *h, const char *block, char **ret_mnt, vss_async **ret_async,
+                                      pid_t *ret_commit) {
         char *mnt = harness_loop_fs(h, "mkfs.ext4 -q", "64M");
         char data[PATH_MAX];
-        vss_async *a = NULL;
         CHECK(harness_sh(h, NULL, "mkdir %s/data && echo a > %s/data/a && sync", mnt, mnt) == 0);
         snprintf(data, sizeof(data), "%s/data", mnt);
         harness_writer(h, "w", NULL);
-        harness_set(h, "w", "freeze", "block 2");
+        harness_set(h, "w", "freeze", block);
         vss_backup *b = harness_session(h);
+        *ret_async = NULL;
         CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
         CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), 0);
         CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
-        CHECK_HR(vss_backup_do_snapshot_set(b, &a), 0);
+        CHECK_HR(vss_backup_do_snapshot_set(b, ret_async), 0);
         CHECK(harness_wait_started(h, "w", "freeze"));
         static const char helper[] = "vssd\0--commit-helper\0--with-mounts";
-        pid_t commit = harness_vssd_child(h, helper, sizeof(helper)), kids[8];
-        CHECK(commit > 0);
-        CHECK(commit > 0 && children_of(commit, kids, 8) == 1);
-        CHECK(harness_sh(h, NULL, "timeout 5 sh -c 'echo x > %s/probe && sync %s/probe'", mnt, mnt) == 0);
+        *ret_commit = harness_vssd_child(h, helper, sizeof(helper));
+        *ret_mnt = mnt;
+        return b;
+}
+
+/* The set ends made: Thaw and PostSnapshot, no Abort, and the filesystem takes writes. */
+static void held_set_made(Harness *h, vss_backup *b, vss_async *a, const char *mnt) {
         CHECK_HR(a ? vss_async_wait(a, 30000) : -1, 0);
         vss_async_unref(a);
         char *ev = harness_events(h, "w");
         CHECK(ev && strstr(ev, "thaw") && strstr(ev, "post-snapshot") && !strstr(ev, "abort"));
         free(ev);
+        CHECK(harness_sh(h, NULL, "timeout 5 sh -c 'echo x > %s/after && sync %s/after'", mnt, mnt) == 0);
         vss_backup_release(b);
+}
+
+/* The freeze helper is forked and set up before the first Freeze (the window holds its FIFREEZE,
+ * not its start): while the writer handles Freeze, the commit helper has its child and the
+ * filesystem takes writes; the set is then made as ever. */
+static void test_hold_freeze_helper_ready(void) {
+        Harness *h = harness_new(NULL);
+        char *mnt;
+        vss_async *a;
+        pid_t commit, kids[8];
+        vss_backup *b = held_set_in_freeze(h, "block 2", &mnt, &a, &commit);
+        CHECK(commit > 0 && children_of(commit, kids, 8) == 1);
+        CHECK(harness_sh(h, NULL, "timeout 5 sh -c 'echo x > %s/probe && sync %s/probe'", mnt, mnt) == 0);
+        held_set_made(h, b, a, mnt);
+}
+
+/* The commit helper, ready with its freeze helper set up, is killed while the writer handles
+ * Freeze: the freeze helper goes with it (nothing was frozen), a new commit helper makes the
+ * set, and nothing is left frozen or half-made. */
+static void test_hold_helper_killed_while_ready(void) {
+        Harness *h = harness_new(NULL);
+        char *mnt, *out = NULL;
+        vss_async *a;
+        pid_t commit, kids[8];
+        vss_backup *b = held_set_in_freeze(h, "block 1", &mnt, &a, &commit);
+        CHECK(commit > 0 && children_of(commit, kids, 8) == 1);
+        if (commit > 0)
+                CHECK(kill(commit, SIGKILL) == 0);
+        held_set_made(h, b, a, mnt);
+        CHECK(harness_sh(h, &out, "ls %s | grep -c lease || true", harness_state_dir(h)) == 0);
+        CHECK(out && atoi(out) == 0);
+        free(out);
 }
 
 static const TestCase cases[] = {
@@ -431,6 +467,7 @@ static const TestCase cases[] = {
         { "hold-memory-budget", test_hold_memory_budget },
         { "hold-frozen-elsewhere", test_hold_frozen_elsewhere },
         { "hold-freeze-helper-ready", test_hold_freeze_helper_ready },
+        { "hold-helper-killed-while-ready", test_hold_helper_killed_while_ready },
         {},
 };
 
