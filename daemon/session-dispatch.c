@@ -203,11 +203,13 @@ static int event_message(Session *s, const Slot *slot, vss_event event, sd_bus_m
         char sid[VSS_ID_STRING_MAX], setid[VSS_ID_STRING_MAX];
         int r = sd_bus_message_new_method_call(slot->writer->connection->bus, &msg, NULL, VSS_WRITER_PATH,
                                                VSS_WRITER_INTERFACE, "Event");
+        /* BackupShutdown names the set only if it was made (VSS: "If no shadow copy has been
+         * successfully performed, the value of SnapshotSetId will be NULL"). */
+        bool named = event == VSS_EVENT_BACKUP_SHUTDOWN ? s->set_made
+                                                          : s->set_registered || s->phase >= PHASE_SET_STARTED;
         if (r >= 0)
                 r = sd_bus_message_append(msg, "sssub", vss_event_name(event), vss_id_to_string(&s->id, sid),
-                                          s->set_registered || s->phase >= PHASE_SET_STARTED
-                                                  ? vss_id_to_string(&s->set_id, setid)
-                                                  : "",
+                                          named ? vss_id_to_string(&s->set_id, setid) : "",
                                           (uint32_t) s->backup_type, s->component_mode);
         if (r >= 0) {
                 /* Outside component mode every component of the writer takes part: the event lists
@@ -268,6 +270,8 @@ int call_slot(Session *s, size_t idx, vss_event event, StatusGather *g) {
                         /* A later level's Freeze may not outlast the windows of writers already frozen. */
                         if (event == VSS_EVENT_FREEZE && s->freeze_cap_ms > 0 && ms > s->freeze_cap_ms)
                                 ms = s->freeze_cap_ms;
+                        if (event == VSS_EVENT_FREEZE)
+                                slot->freeze_sent_usec = now_monotonic_usec();
                         r = call_async(s, w->connection, msg, ms, (Call) { .idx = idx, .event = event, .gather = g });
                 }
         }

@@ -48,8 +48,10 @@ void state_abort(Session *s, int r, const char *what) {
                 request_abort(s, VSS_E_UNEXPECTED_PROVIDER_ERROR, what);
 }
 
+/* Each writer's window runs from its own Freeze (VSS: a Thaw not received within the window after
+ * Freeze), not from the set's first: a later level does not lose what the earlier ones took. */
 static uint64_t slot_window_end_usec(const Session *s, const Slot *slot) {
-        return s->freeze_start_usec +
+        return (slot->freeze_sent_usec ? slot->freeze_sent_usec : s->freeze_start_usec) +
                (uint64_t) event_timeout_ms(&s->manager->config.timeouts, VSS_EVENT_FREEZE, slot->window_ms) * USEC_PER_MSEC;
 }
 
@@ -358,7 +360,7 @@ static int stage_committed(Session *s) {
         Manager *m = s->manager;
         int r = registry_commit_set(m->registry, &s->set_id);
         if (r >= 0) {
-                s->set_committed = true;
+                s->set_committed = s->set_made = true;
                 s->created_usec = now_realtime_usec();
                 return 0;
         }

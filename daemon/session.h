@@ -29,6 +29,7 @@ typedef struct Slot {
         char name[VSS_MAX_NAME + 1];
         vss_app_level level;
         uint32_t window_ms;
+        uint64_t freeze_sent_usec; /* CLOCK_MONOTONIC: its own Freeze→Thaw window starts here */
         vss_writer_metadata *metadata;
         uid_t owner_uid;          /* the writer connection's uid: recorded in the document */
         StatusSlot status;
@@ -88,6 +89,7 @@ struct Session {
         Volume volumes[VSS_MAX_VOLUMES];
         size_t n_volumes;
         bool set_registered, set_committed;
+        bool set_made; /* this session's set was committed, even if deleted since: BackupShutdown names it */
 
         /* The operation in flight. */
         SeqCall op;

@@ -22,6 +22,7 @@ int method_start_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error 
                                    "another snapshot set is in creation; only one at a time machine-wide");
         if (vss_id_new(&s->set_id) < 0)
                 return -ENOMEM;
+        s->set_made = false;
         m->creating = s;
         s->phase = seq_next(s->phase, CALL_START_SNAPSHOT_SET);
         int r = sd_bus_reply_method_return(msg, "s", vss_id_to_string(&s->set_id, id));

@@ -284,12 +284,12 @@ static int method_event(sd_bus_message *m, void *userdata, sd_bus_error *error) 
                         metadata_builder_done(&md);
                 }
         } else if (e == VSS_EVENT_THAW && w->self_aborted) {
-                /* We thawed early: the copy cannot be called consistent. */
-                w->self_aborted = false;
+                /* We thawed early: the copy cannot be called consistent. The set's Abort that
+                 * follows finds self_aborted still set: OnAbort runs once per set. */
                 ok = false;
                 vss_writer_set_failure(w, VSS_E_WRITERERROR_TIMEOUT, 0,
                                        "the writer thawed itself before Thaw (window expired or vssd lost)");
-        } else if (e == VSS_EVENT_ABORT && w->self_aborted && !w->frozen) {
+        } else if (e == VSS_EVENT_ABORT && w->self_aborted && !w->frozen && vss_id_equal(&info.snapshot_set_id, &w->frozen_set)) {
                 w->self_aborted = false; /* already aborted ourselves */
                 ok = true;
         } else {

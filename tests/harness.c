@@ -439,6 +439,12 @@ bool harness_wait_started(Harness *h, const char *writer, const char *event) {
         return false;
 }
 
+char *harness_read(Harness *h, const char *name) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s", h->dir, name);
+        return read_file(path);
+}
+
 char *harness_log(Harness *h) {
         char path[512];
         snprintf(path, sizeof(path), "%s/log", h->dir);

@@ -49,6 +49,8 @@ char *harness_events(Harness *h, const char *writer);
 bool harness_wait_event(Harness *h, const char *writer, const char *event, int timeout_ms);
 /* The whole log, "NAME EVENT" lines joined by ", ". Caller frees. */
 char *harness_log(Harness *h);
+/* A file in the harness directory (hooks may write there), whole; "" when missing. */
+char *harness_read(Harness *h, const char *name);
 void harness_clear_log(Harness *h);
 pid_t harness_vssd_pid(Harness *h);
 /* A child of vssd whose command line (NUL-separated, as in /proc/PID/cmdline) starts with the len

@@ -587,6 +587,55 @@ static void test_component_mode(void) {
         check_events(h, "other", "identify prepare-backup");
 }
 
+/* BackupShutdown names the session's set only if it was made (VSS: "If no shadow copy has been
+ * successfully performed, the value of SnapshotSetId will be NULL"): after a made set (auto-release,
+ * so deleted by then), a vetoed one and one aborted after PrepareForBackup. */
+static void test_shutdown_names_made_set(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        char ids[600], want[VSS_ID_STRING_MAX + 8];
+        snprintf(ids, sizeof(ids), "%s/shutdown-ids", harness_dir(h));
+        harness_hook(h, "20-set-id",
+                     "#!/bin/sh\n"
+                     "[ \"$1\" = backup-shutdown ] && echo \"[$VSS_SNAPSHOT_SET_ID]\" >> \"$HARNESS_DIR/shutdown-ids\"\n"
+                     "exit 0\n");
+        harness_writer(h, "fe", front);
+
+        vss_id set, none = {};
+        char sid[VSS_ID_STRING_MAX];
+        vss_backup *b = harness_session(h);
+        CHECK_HR(vss_backup_start_snapshot_set(b, &set), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), 0);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        CHECK_HR(vss_backup_backup_complete_sync(b), 0);
+        vss_backup_release(b);
+        CHECK(!vss_id_equal(&set, &none));
+        snprintf(want, sizeof(want), "[%s]\n", vss_id_to_string(&set, sid));
+        char *got = harness_read(h, "shutdown-ids");
+        CHECK_STR(got, want);
+        free(got);
+
+        harness_set(h, "fe", "freeze", "fail 75 not now");
+        b = harness_session(h);
+        prepare(h, b, data, NULL);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), VSS_E_WRITERERROR_RETRYABLE);
+        vss_backup_release(b);
+
+        b = harness_session(h);
+        prepare(h, b, data, NULL);
+        CHECK_HR(vss_backup_abort_backup(b), 0);
+        vss_backup_release(b);
+
+        snprintf(ids, sizeof(ids), "%s[]\n[]\n", want);
+        got = harness_read(h, "shutdown-ids");
+        CHECK_STR(got, ids);
+        free(got);
+        check_events(h, "fe", "identify prepare-backup prepare-snapshot freeze thaw post-snapshot backup-complete "
+                               "backup-shutdown identify prepare-backup prepare-snapshot freeze abort backup-shutdown "
+                               "identify prepare-backup abort backup-shutdown");
+}
+
 static void test_freeze_window_expired(void) {
         /* A later level's Freeze may not outlast the window of a writer already frozen: the slow
          * writer is cut off at the quick one's window, and the set aborts. */
@@ -609,6 +658,29 @@ static void test_freeze_window_expired(void) {
         CHECK(strncmp(ev, "identify prepare-backup prepare-snapshot freeze abort", 53) == 0);
         CHECK(strstr(ev, "thaw") == NULL);
         free(ev);
+}
+
+static void test_freeze_window_per_writer(void) {
+        /* Each writer's Freeze→Thaw window runs from its own Freeze: the back-end writer, frozen
+         * once the front-end took 3 s to freeze, still has its 4 s when the system writer takes
+         * 1.5 s (a window counted from the first Freeze would have cut the system writer off). */
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        static const char *const be[] = { "--app-level", "back-end", "--freeze-timeout", "4000", NULL };
+        static const char *const sys[] = { "--app-level", "system", NULL };
+        harness_writer(h, "fe", front);
+        harness_writer(h, "be", be);
+        harness_writer(h, "sy", sys);
+        harness_set(h, "fe", "freeze", "block 3");
+        harness_set(h, "sy", "freeze", "block 1.5");
+        vss_backup *b = harness_session(h);
+        prepare(h, b, data, NULL);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        check_status(b, "fe", VSS_WS_WAITING_FOR_BACKUP_COMPLETE, 0);
+        check_status(b, "be", VSS_WS_WAITING_FOR_BACKUP_COMPLETE, 0);
+        check_status(b, "sy", VSS_WS_WAITING_FOR_BACKUP_COMPLETE, 0);
+        vss_backup_release(b);
 }
 
 static void test_vssd_killed_writer_thaws(void) {
@@ -960,6 +1032,8 @@ static const TestCase cases[] = {
         { "restore-veto", test_restore_veto },
         { "component-mode", test_component_mode },
         { "freeze-window-expired", test_freeze_window_expired },
+        { "shutdown-names-made-set", test_shutdown_names_made_set },
+        { "freeze-window-per-writer", test_freeze_window_per_writer },
         { "vssd-killed-writer-thaws", test_vssd_killed_writer_thaws },
         { "provider-failure", test_provider_failure },
         { "persistent-survives-restart", test_persistent_survives_restart },

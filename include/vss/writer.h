@@ -13,7 +13,8 @@
  * Safety: a writer that got Freeze and has not got Thaw calls its Abort callback by itself when
  * its connection to vssd drops or its Freeze→Thaw window expires, with the id of the snapshot set
  * it was frozen for in info->snapshot_set_id; a later Thaw then fails with
- * VSS_E_WRITERERROR_TIMEOUT, so the set is never reported consistent.
+ * VSS_E_WRITERERROR_TIMEOUT, so the set is never reported consistent, and the Abort of that set
+ * that follows is answered without calling the callback again (OnAbort once per set).
  *
  * No privilege is needed; the socket is $VSS_SOCKET or /run/openvss/vssd.sock.
  *
@@ -55,7 +56,8 @@ VSS_EXPORT int vss_event_from_name(const char *name);
 /* What an event callback may read about the request that caused it. Valid during the callback. */
 typedef struct vss_event_info {
         vss_event event;
-        vss_id snapshot_set_id;           /* null for Identify and restore events */
+        vss_id snapshot_set_id;           /* null for Identify and restore events, and for
+                                           * BackupShutdown when no set was made */
         vss_backup_type backup_type;
         bool component_mode;
         size_t n_components;              /* selected components of this writer (component mode) */
