@@ -699,6 +699,40 @@ static void test_bad_input(void) {
         free(p);
         free(q);
 
+        /* Files another user hands over: every one must be that user's, checked on what is read,
+         * so a tree with someone else's file in it, or a path through a symlink to someone else's
+         * directory, stores nothing of theirs. */
+        p = join(base, "handed.tar");
+        {
+                _cleanup_free_ char *tree = join(base, "handed"), *mine = join(tree, "mine"),
+                                    *theirs = join(tree, "theirs"), *rootdir = join(base, "root-dir"),
+                                    *sub = join(rootdir, "sub"), *secret = join(sub, "secret"),
+                                    *link = join(base, "link"), *via = join(link, "sub");
+                const StoreFileGroup g = { .path = "/app/handed", .filespec = "*", .recursive = true };
+                const uid_t user = 4242;
+                CHECK(mkdir(tree, 0755) == 0 && chown(tree, user, user) == 0);
+                CHECK(write_file(mine, "mine", 4, 0644) == 0 && chown(mine, user, user) == 0);
+                CHECK(write_file(theirs, "theirs", 6, 0644) == 0);
+                CHECK(mkdir(rootdir, 0755) == 0 && mkdir(sub, 0755) == 0 && write_file(secret, "secret", 6, 0600) == 0);
+                CHECK(symlink(rootdir, link) == 0);
+                if (OK(store_create(p, &st, &err)) >= 0) {
+                        FAILS(store_add_owned_files(st, tree, "/app/handed", &g, user, &err), -EPERM,
+                              "not to uid 4242");
+                        CHECK(!store_index_has(st, "/app/handed/theirs"));
+                        FAILS(store_add_owned_files(st, via, "/app/handed", &g, user, &err), -EPERM,
+                              "not to uid 4242");
+                        CHECK(!store_index_has(st, "/app/handed/secret"));
+                        store_abort(st);
+                }
+                CHECK(unlink(theirs) == 0);
+                if (OK(store_create(p, &st, &err)) >= 0) {
+                        OK(store_add_owned_files(st, tree, "/app/handed", &g, user, &err));
+                        CHECK(store_index_has(st, "/app/handed/mine"));
+                        store_abort(st);
+                }
+        }
+        free(p);
+
         /* Garbage, and a backup cut in half (plain and compressed). */
         p = join(base, "garbage.tar");
         {

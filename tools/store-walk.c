@@ -65,6 +65,8 @@ typedef struct Walk {
         size_t n_excludes;
         uint64_t since_usec;
         dev_t dev;                      /* the group path's filesystem */
+        bool owned;                     /* every file within strip must belong to owner */
+        uid_t owner;
         char **ret_error;
 } Walk;
 
@@ -221,6 +223,11 @@ static int add_entry(Walk *w, int dfd, const char *name, int fd, const char *p, 
                         return fail(w->ret_error, -EBUSY, "%s: changed type while being stored", src);
                 fd = ffd;
         }
+        /* Checked on what is read (the descriptor's inode for files and directories), so a path
+         * swapped after an earlier check cannot hand over someone else's file. */
+        if (w->owned && path_within(p, w->strip) && st.st_uid != w->owner)
+                return fail(w->ret_error, -EPERM, "%s belongs to uid %u, not to uid %u", src, (unsigned) st.st_uid,
+                            (unsigned) w->owner);
         if (index_add(s, p) < 0)
                 return fail_oom(w->ret_error);
 
@@ -363,10 +370,12 @@ static int normalize_prefix(const char *in, char **ret) {
         return r;
 }
 
-int store_add_files(Store *s, const char *source_root, const char *strip, const StoreFileGroup *group,
-                    const StoreFileGroup *excludes, size_t n_excludes, uint64_t since_usec, char **ret_error) {
+static int add_files(Store *s, const char *source_root, const char *strip, const StoreFileGroup *group,
+                     const StoreFileGroup *excludes, size_t n_excludes, uint64_t since_usec, const uid_t *owner,
+                     char **ret_error) {
         _cleanup_free_ char *root = NULL, *strip_n = NULL, *gpath = NULL, *src = NULL;
-        Walk w = { .s = s, .since_usec = since_usec, .ret_error = ret_error };
+        Walk w = { .s = s, .since_usec = since_usec, .owned = owner != NULL, .owner = owner ? *owner : 0,
+                   .ret_error = ret_error };
         StoreFileGroup *x;
         size_t first;
         struct stat st;
@@ -437,3 +446,12 @@ int store_add_files(Store *s, const char *source_root, const char *strip, const 
         return r;
 }
 
+int store_add_files(Store *s, const char *source_root, const char *strip, const StoreFileGroup *group,
+                    const StoreFileGroup *excludes, size_t n_excludes, uint64_t since_usec, char **ret_error) {
+        return add_files(s, source_root, strip, group, excludes, n_excludes, since_usec, NULL, ret_error);
+}
+
+int store_add_owned_files(Store *s, const char *source_root, const char *strip, const StoreFileGroup *group, uid_t owner,
+                          char **ret_error) {
+        return add_files(s, source_root, strip, group, NULL, 0, 0, &owner, ret_error);
+}

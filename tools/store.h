@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <sys/types.h>
+
 /*
  * Where vssbackup keeps a backup: a directory or a tar archive (pax format). Both hold the same
  * layout: openvss/<documents> (small JSON files, written first), data/<original absolute path
@@ -64,6 +66,11 @@ int store_put_document(Store *st, const char *name, const char *data, size_t len
  */
 int store_add_files(Store *st, const char *source_root, const char *strip, const StoreFileGroup *group,
                     const StoreFileGroup *excludes, size_t n_excludes, uint64_t since_usec, char **ret_error);
+/* As store_add_files (no excludes, not incremental), for files another user hands over: every file
+ * and directory within strip must belong to owner, checked on the descriptor it is read from
+ * (-EPERM, and the backup is marked failed, otherwise). */
+int store_add_owned_files(Store *st, const char *source_root, const char *strip, const StoreFileGroup *group, uid_t owner,
+                          char **ret_error);
 /* Writes the index and closes (fsync'ed). Frees st. On failure the output is removed. */
 int store_finish(Store *st, char **ret_error);
 /* Gives up: removes what was written (the directory's contents it created, or the archive file). Frees. Accepts NULL. */

@@ -116,10 +116,45 @@ static const vss_writer_metadata *document_writer(const vss_backup_document *d, 
         return NULL;
 }
 
+/* Whether path lies within one of the component's own file groups. */
+static bool in_own_groups(const vss_component_info *ci, const char *path) {
+        for (size_t i = 0; i < ci->n_files; i++)
+                if (path_within(path, ci->files[i].path))
+                        return true;
+        return false;
+}
+
+/* A component of another writer whose files path overlaps (one within the other), unless that
+ * writer belongs to the same user: NULL when there is none. Every identified writer counts, taking
+ * part or not: the store keeps one file per path, the first stored, and a restore of that
+ * writer's component takes what is stored at its paths. */
+static const vss_component_info *foreign_component(Run *run, const vss_backup_document *d, const Selected *s,
+                                                   uint32_t owner_uid, const char *path,
+                                                   const vss_writer_metadata **ret_writer) {
+        vss_backup *b = run->r.b;
+        for (size_t i = 0; i < vss_backup_metadata_count(b); i++) {
+                const vss_writer_metadata *wm = vss_backup_metadata_get(b, i);
+                if (vss_id_equal(&wm->instance_id, &s->wm->instance_id))
+                        continue;
+                const vss_writer_metadata *o = document_writer(d, wm);
+                if (o && o->owner_known && o->owner_uid == owner_uid)
+                        continue;
+                for (size_t k = 0; k < wm->n_components; k++)
+                        for (size_t j = 0; j < wm->components[k].n_files; j++)
+                                if (path_overlaps(path, wm->components[k].files[j].path)) {
+                                        *ret_writer = wm;
+                                        return &wm->components[k];
+                                }
+        }
+        return NULL;
+}
+
 /* The files the component's writer made after the shadows were cut (its record's writer_files),
  * read where they are now and stored as the component's files at their stored_as paths. Stored
  * first, whatever the backup type, so that they take the place of the shadow's older copies.
- * A writer that is not root's may name only files its owner owns. */
+ * stored_as must lie within the component's own file groups. A writer that is not root's may name
+ * only files its owner owns (checked on what is read, not before) and may not store them where
+ * another user's writer has files. */
 static bool copy_writer_files(Run *run, Store *st, const vss_backup_document *d, const Selected *s) {
         const vss_bc_component *c = vss_backup_document_find(d, &s->wm->writer_id, &s->wm->instance_id,
                                                              s->ci->logical_path, s->ci->name);
@@ -127,17 +162,36 @@ static bool copy_writer_files(Run *run, Store *st, const vss_backup_document *d,
         for (size_t i = 0; c && i < c->n_writer_files; i++) {
                 const vss_file_mapping *f = &c->writer_files[i];
                 StoreFileGroup g = { f->destination, f->filespec, f->recursive };
+                const vss_writer_metadata *other = NULL;
+                const vss_component_info *oc = NULL;
                 _cleanup_free_ char *err = NULL;
                 if (!owner || !owner->owner_known)
                         return run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE,
                                         "writer files of component '%s': vssd recorded no owner for its writer",
                                         s->ci->name);
+                if (!in_own_groups(s->ci, f->destination))
+                        return run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE,
+                                        "writer files of component '%s': %s is to be stored as %s, which is not within "
+                                        "the component's own files", s->ci->name, f->path, f->destination);
+                if (owner->owner_uid != 0 &&
+                    (oc = foreign_component(run, d, s, owner->owner_uid, f->destination, &other)))
+                        return run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE,
+                                        "writer files of component '%s': %s is to be stored as %s, where component "
+                                        "'%s' of writer '%s' has files; a user's writer stores files only where no "
+                                        "other user's writer has any", s->ci->name, f->path, f->destination, oc->name,
+                                        other->name);
                 if (owner->owner_uid != 0 && !files_owned_by(f->path, (uid_t) owner->owner_uid))
                         return run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE,
                                         "writer files of component '%s': %s does not belong to the writer's owner "
                                         "(uid %u); a writer hands over only its owner's files", s->ci->name,
                                         files_owner_bad[0] ? files_owner_bad : f->path, (unsigned) owner->owner_uid);
-                int r = store_add_files(st, f->path, f->destination, &g, NULL, 0, 0, &err);
+                int r = owner->owner_uid != 0
+                                ? store_add_owned_files(st, f->path, f->destination, &g, (uid_t) owner->owner_uid, &err)
+                                : store_add_files(st, f->path, f->destination, &g, NULL, 0, 0, &err);
+                if (r == -EPERM)
+                        return run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE,
+                                        "writer files of component '%s': %s; a writer hands over only its owner's files",
+                                        s->ci->name, err ? err : strerror(-r));
                 if (r < 0)
                         return run_fail(run, VSS_E_UNEXPECTED, "copying %s (as %s) of component '%s': %s", f->path,
                                         f->destination, s->ci->name, err ? err : strerror(-r));

@@ -246,8 +246,9 @@ VSS_EXPORT int vss_writer_set_backup_stamp(vss_writer *w, const char *logical_pa
  * database's log up to the end of its base backup). The requester stores the files at path
  * (filespec, recursive: as in a file group), read where they are now, as if they were at
  * stored_as: as files of the component there, in place of the shadow's copies of the same names,
- * restored with the component's other files. stored_as should lie within one of the component's
- * file groups, else a restore does not put them back. The record's writer_files; at most 64.
+ * restored with the component's other files. stored_as must lie within one of the component's
+ * file groups (vssbackup fails the component otherwise); a writer that is not root's may hand
+ * over only its owner's files, and not to where another user's writer has files. The record's writer_files; at most 64.
  * From PrepareForBackup through PostSnapshot; VSS_E_INVALIDARG also for relative paths and past
  * 64 file groups. */
 VSS_EXPORT int vss_writer_add_backup_files(vss_writer *w, const char *logical_path, const char *name, const char *path,

@@ -9,6 +9,8 @@
  *   trust-restore-no-symlink      a symlink a user planted below DIR is not followed
  *   trust-restore-refused-archive a tar-slip archive leaves nothing behind
  *   trust-writer-files-owner      a user's writer hands root's backup only files its owner owns
+ *   trust-writer-files-foreign    ... and stores them neither outside its own component nor where
+ *                                 another user's writer has files
  * The places a restore must not reach are root-owned directories the test makes outside DIR.
  */
 
@@ -379,18 +381,23 @@ static void test_refused_archive(void) {
  * refused, the component fails and nothing of the file reaches the backup. */
 typedef struct FilesWriter {
         const char *data, *file;
+        const char *group, *stored_as; /* the component's files and where the file goes: data and
+                                        * data/handed-over when NULL */
 } FilesWriter;
 
 static bool files_identify(vss_writer *w, vss_metadata_builder *md, void *userdata) {
         const FilesWriter *fw = userdata;
         return vss_metadata_add_component(md, "", "app", NULL, true, true) >= 0 &&
-               vss_metadata_add_files(md, "", "app", fw->data, "*", true) >= 0;
+               vss_metadata_add_files(md, "", "app", fw->group ? fw->group : fw->data, "*", true) >= 0;
 }
 
 static bool files_post_snapshot(vss_writer *w, const vss_event_info *info, void *userdata) {
         const FilesWriter *fw = userdata;
         char stored_as[PATH_MAX];
-        snprintf(stored_as, sizeof(stored_as), "%s/handed-over", fw->data);
+        if (fw->stored_as)
+                snprintf(stored_as, sizeof(stored_as), "%s", fw->stored_as);
+        else
+                snprintf(stored_as, sizeof(stored_as), "%s/handed-over", fw->data);
         return vss_writer_add_backup_files(w, "", "app", fw->file, "*", false, stored_as) >= 0;
 }
 
@@ -405,11 +412,12 @@ static void files_writer_as_bob(Harness *h, void *userdata) {
         vss_writer_unref(w);
 }
 
-static void files_backup(Harness *h, const char *file, const char *backup, bool want_ok) {
-        char data[PATH_MAX];
-        snprintf(data, sizeof(data), "%s/bob-data", harness_dir(h));
-        FilesWriter fw = { data, file };
-        pid_t w = spawn_as(BOB, files_writer_as_bob, h, &fw);
+/* A backup by root with bob's writer handing over fw's file: it succeeds, or fails with a message
+ * holding want_msg and fw->file. */
+static void files_backup_with(Harness *h, FilesWriter *fw, const char *backup, const char *want_msg) {
+        const char *file = fw->file;
+        bool want_ok = want_msg == NULL;
+        pid_t w = spawn_as(BOB, files_writer_as_bob, h, fw);
         for (int i = 0; i < 2000 && !writer_listed(h, "bob-files"); i++)
                 usleep(10 * 1000);
         CHECK(writer_listed(h, "bob-files"));
@@ -418,12 +426,61 @@ static void files_backup(Harness *h, const char *file, const char *backup, bool 
         CHECK(st == (want_ok ? 0 : 1));
         if (!want_ok) {
                 CHECK_STR(error_field(out, "name"), "VSS_E_WRITERERROR_NONRETRYABLE");
-                CHECK(strstr(error_field(out, "message"), "does not belong to the writer's owner") != NULL);
+                CHECK(strstr(error_field(out, "message"), want_msg) != NULL);
                 CHECK(strstr(error_field(out, "message"), file) != NULL);
         }
         json_object_put(out);
         kill(w, SIGTERM);
         waitpid(w, NULL, 0);
+}
+
+static void files_backup(Harness *h, const char *file, const char *backup, bool want_ok) {
+        char data[PATH_MAX];
+        snprintf(data, sizeof(data), "%s/bob-data", harness_dir(h));
+        FilesWriter fw = { data, file, NULL, NULL };
+        files_backup_with(h, &fw, backup, want_ok ? NULL : "does not belong to the writer's owner");
+}
+
+/* trust-writer-files-foreign: bob's writer hands over a file of his own to be stored where root's
+ * writer has files (its component's restore would take bob's file there, as root): refused when
+ * that place is outside bob's component, and when bob's component covers it too. Nothing of bob's
+ * file reaches either backup, and a root restore of the refused backups has nothing to write. */
+static void test_writer_files_foreign(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        uid_t bob = uid_of(BOB);
+        char shared[PATH_MAX], data[PATH_MAX + 16], victim[PATH_MAX + 16], evil[PATH_MAX + 32], target[PATH_MAX + 32];
+        char comp[PATH_MAX + 32], outside[PATH_MAX], covered[PATH_MAX];
+        snprintf(shared, sizeof(shared), "%s/shared", harness_dir(h));
+        snprintf(data, sizeof(data), "%s/bob-data", shared);
+        snprintf(victim, sizeof(victim), "%s/victim", shared);
+        snprintf(evil, sizeof(evil), "%s/evil", data);
+        snprintf(target, sizeof(target), "%s/passwd", victim);
+        snprintf(outside, sizeof(outside), "%s/backup-outside", harness_dir(h));
+        snprintf(covered, sizeof(covered), "%s/backup-covered", harness_dir(h));
+        make_dir(shared, 0755, 0);
+        make_dir(victim, 0755, 0);
+        make_file(victim, "passwd", "root's passwd\n", 0);
+        make_dir(data, 0755, bob);
+        make_file(data, "evil", "pwned\n", bob);
+        snprintf(comp, sizeof(comp), "app=%s", victim);
+        const char *rootw[] = { "--component", comp, NULL };
+        harness_writer(h, "rootw", rootw);
+
+        /* Outside bob's own component: refused whoever has files there. */
+        FilesWriter fw = { data, evil, NULL, target };
+        files_backup_with(h, &fw, outside, "not within the component's own files");
+        /* Within bob's component (he may name any path as his), but root's writer has files there. */
+        fw.group = shared;
+        files_backup_with(h, &fw, covered, "where component 'app' of writer 'rootw' has files");
+        _cleanup_free_ char *found = NULL;
+        CHECK(harness_sh(h, &found, "grep -rl pwned %s %s 2>/dev/null; true", outside, covered) == 0);
+        CHECK(found && found[0] == 0);
+        /* The place is as it was. */
+        _cleanup_free_ char *now = NULL;
+        CHECK(harness_sh(h, &now, "cat %s", target) == 0 && now && streq(now, "root's passwd\n"));
+        struct stat st;
+        CHECK(stat(target, &st) == 0 && st.st_uid == 0);
+        harness_free(h);
 }
 
 static void test_writer_files_owner(void) {
@@ -465,6 +522,7 @@ int main(int argc, char *argv[]) {
                 { "trust-restore-no-symlink", test_no_symlink },
                 { "trust-restore-refused-archive", test_refused_archive },
                 { "trust-writer-files-owner", test_writer_files_owner },
+                { "trust-writer-files-foreign", test_writer_files_foreign },
                 {},
         };
         return test_main(argc, argv, cases);
