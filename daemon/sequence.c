@@ -110,8 +110,6 @@ int32_t seq_check(const SeqFacts *f, SeqCall call, const char **ret_why) {
                 why = "components can only be added in component mode (SetBackupState)";
         else if (call == CALL_DO_SNAPSHOT_SET && f->n_volumes == 0)
                 why = "the snapshot set has no volumes";
-        else if (call == CALL_GATHER_WRITER_STATUS && f->status_closed)
-                why = "writer status was closed by the gather after backup-complete or post-restore";
         else if ((call == CALL_START_SNAPSHOT_SET || call == CALL_SET_CONTEXT) && f->restore)
                 why = "not valid in a restore session";
         else if (call == CALL_PRE_RESTORE && !f->restore)

@@ -61,7 +61,8 @@ typedef struct SeqFacts {
         bool busy;               /* an operation of this session is in flight */
         bool component_mode;     /* set_backup_state(select_components = true) */
         bool restore;            /* initialized for restore */
-        bool status_closed;      /* the gather after backup-complete/post-restore happened */
+        bool status_closed;      /* the gather after backup-complete/post-restore happened: later
+                                  * gathers return that status */
         unsigned n_volumes;
         bool pausable;           /* a DoSnapshotSet with pause points was started */
         bool paused;             /* and is paused now */

@@ -130,7 +130,7 @@ int method_gather_writer_status(sd_bus_message *msg, void *userdata, sd_bus_erro
                         gather_free(g);
                         return -ENOMEM;
                 }
-        } else
+        } else if (!s->status_closed) /* once closed, a gather returns the closed status, asking no one */
                 for (size_t i = 0; i < s->n_slots; i++) {
                         SlotFacts f = slot_facts(&s->slots[i]);
                         if (writer_gets_status_query(&f) && call_slot(s, i, VSS_EVENT_IDENTIFY, g) > 0)
