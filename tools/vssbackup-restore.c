@@ -20,6 +20,20 @@ static bool component_wanted(const vss_backup_document *d, const vss_bc_componen
         return false;
 }
 
+/* Who could have written the chain's documents and data: 0 root only, a uid when that user (with
+ * root) could, -1 several users or unknown. Each backup of the chain supplies files. */
+static int64_t chain_owner(const Backup *chain, size_t n_chain) {
+        int64_t who = 0;
+        for (size_t k = 0; k < n_chain; k++) {
+                int64_t o = chain[k].owner;
+                if (o < 0 || (o > 0 && who > 0 && o != who))
+                        return -1;
+                if (o > 0)
+                        who = o;
+        }
+        return who;
+}
+
 /* Puts one component's files back from each backup of the chain, oldest first. With to, every
  * destination (the original path, or one the backup or the writer names) is taken beneath to; else
  * one the backup or the writer names (and, for a user's writer, its original paths) is honoured
@@ -31,7 +45,12 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
         const vss_bc_component *bc = vss_backup_document_find(doc, &c->writer_id, &c->instance_id, c->logical_path,
                                                               c->name);
         const vss_component_info *ci = NULL;
-        int64_t owner = writer_owner(wm, chain[n_chain - 1].owner);
+        int64_t backup_uid = chain_owner(chain, n_chain);
+        int64_t owner = writer_owner(wm, backup_uid);
+        /* A backup a user could have written says what that user wishes, whatever its document
+         * says of the writer (it may say nothing): honoured only where that user may write. */
+        if (owner < 0 && backup_uid > 0)
+                owner = backup_uid;
         for (size_t i = 0; i < wm->n_components; i++)
                 if (streq(wm->components[i].logical_path, c->logical_path) && streq(wm->components[i].name, c->name))
                         ci = &wm->components[i];
@@ -72,6 +91,15 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
                         }
                         rules[i].owner_check = true;
                         rules[i].owner_uid = owner < 0 ? 0 : (uint32_t) owner;
+                } else if (ok && backup_uid < 0) {
+                        /* In place from a backup several users could have written: whose wishes
+                         * they are cannot be told. */
+                        run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE,
+                                 "component '%s' of writer '%s' not restored in place: the backup could have been "
+                                 "written by several users, or its owner cannot be told (restore with --to DIR to "
+                                 "put it beneath DIR)",
+                                 c->name, wm->name);
+                        ok = false;
                 } else if (ok && owner > 0) {
                         /* In place, for a user's writer: its own paths, as far as that user may write
                          * there (a symlink the user put on the way is not followed). A document that
@@ -87,6 +115,12 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
         *ret_files = 0;
         for (size_t k = 0; ok && k < n_chain; k++) {
                 _cleanup_free_ char *err = NULL;
+                /* An older backup that did not back the component up holds at its paths only what
+                 * other components stored there (a user's writer's files, its writer not running
+                 * then): nothing of it is the component's. */
+                if (k + 1 < n_chain &&
+                    !vss_backup_document_find(chain[k].bcd, &c->writer_id, NULL, c->logical_path, c->name))
+                        continue;
                 /* Files deleted since the older backups go away with the newest one's index. */
                 int r = store_restore(chain[k].store, rules, ci->n_files, n_chain > 1 && k == n_chain - 1, &err);
                 if (r == -EPERM && wished)

@@ -8,9 +8,13 @@
  *                                 chain's too, whose deletions would follow them) stay beneath DIR
  *   trust-restore-no-symlink      a symlink a user planted below DIR is not followed
  *   trust-restore-refused-archive a tar-slip archive leaves nothing behind
+ *   trust-restore-user-backup     a backup a user could have written restores in place only where
+ *                                 that user may write, whatever its document says
  *   trust-writer-files-owner      a user's writer hands root's backup only files its owner owns
  *   trust-writer-files-foreign    ... and stores them neither outside its own component nor where
  *                                 another user's writer has files
+ *   trust-writer-files-chain      ... nor reach another writer's restore through a backup of a
+ *                                 chain that did not back that writer's component up
  * The places a restore must not reach are root-owned directories the test makes outside DIR.
  */
 
@@ -511,6 +515,105 @@ static void test_writer_files_owner(void) {
         harness_free(h);
 }
 
+/* trust-writer-files-chain: the same, across a chain of backups. While root's writer is not
+ * running, bob's writer stores its file at root's writer's path (nobody else has files there then);
+ * root's later restore of root's writer's component from a later incremental takes nothing from
+ * that backup, which did not back the component up. */
+static void wait_unlisted(Harness *h, const char *name) {
+        for (int i = 0; i < 2000 && writer_listed(h, name); i++)
+                usleep(10 * 1000);
+        CHECK(!writer_listed(h, name));
+}
+
+static void test_writer_files_chain(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        uid_t bob = uid_of(BOB);
+        char shared[PATH_MAX], data[PATH_MAX + 16], victim[PATH_MAX + 16], evil[PATH_MAX + 32], target[PATH_MAX + 32];
+        char comp[PATH_MAX + 32], base[PATH_MAX], inc1[PATH_MAX], inc2[PATH_MAX];
+        snprintf(shared, sizeof(shared), "%s/shared", harness_dir(h));
+        snprintf(data, sizeof(data), "%s/bob-data", shared);
+        snprintf(victim, sizeof(victim), "%s/victim", shared);
+        snprintf(evil, sizeof(evil), "%s/evil", data);
+        snprintf(target, sizeof(target), "%s/passwd", victim);
+        snprintf(base, sizeof(base), "%s/backup-base", harness_dir(h));
+        snprintf(inc1, sizeof(inc1), "%s/backup-inc1", harness_dir(h));
+        snprintf(inc2, sizeof(inc2), "%s/backup-inc2", harness_dir(h));
+        make_dir(shared, 0755, 0);
+        make_dir(victim, 0755, 0);
+        make_file(victim, "passwd", "root's passwd\n", 0);
+        make_dir(data, 0755, bob);
+        make_file(data, "evil", "pwned\n", bob);
+        snprintf(comp, sizeof(comp), "app=%s", victim);
+        const char *rootw[] = { "--component", comp, NULL };
+        int st;
+
+        pid_t rw = harness_writer(h, "rootw", rootw);
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --type full --quiet", base) == 0);
+        kill(rw, SIGTERM);
+        waitpid(rw, NULL, 0);
+        wait_unlisted(h, "rootw");
+
+        /* bob's component covers root's writer's directory too; root's writer is not there to
+         * object, so bob's file is stored at its path, as bob's component's. */
+        FilesWriter fw = { data, evil, shared, target };
+        pid_t bw = spawn_as(BOB, files_writer_as_bob, h, &fw);
+        for (int i = 0; i < 2000 && !writer_listed(h, "bob-files"); i++)
+                usleep(10 * 1000);
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --type incremental --base %s --quiet", inc1, base) == 0);
+        kill(bw, SIGTERM);
+        waitpid(bw, NULL, 0);
+        wait_unlisted(h, "bob-files");
+
+        rw = harness_writer(h, "rootw", rootw);
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --type incremental --base %s --quiet", inc2, inc1) == 0);
+        make_file(victim, "passwd", "changed since\n", 0);
+        json_object *out = harness_json(h, &st, "vssbackup restore --from %s --component rootw:app --json", inc2);
+        CHECK(st == 0 && component_succeeded(out, "rootw"));
+        json_object_put(out);
+        _cleanup_free_ char *now = NULL;
+        CHECK(harness_sh(h, &now, "cat %s", target) == 0 && now && streq(now, "root's passwd\n"));
+        struct stat sb;
+        CHECK(stat(target, &sb) == 0 && sb.st_uid == 0);
+        harness_free(h);
+}
+
+/* trust-restore-user-backup: a backup bob could have written (he owns it: he may have made it,
+ * copied it or edited its document) restores in place only where bob may write, whatever writer
+ * its document names: root's writer's component, backed up by root and handed over as bob's,
+ * does not go back into root's directory; with --to DIR it goes beneath DIR. */
+static void test_user_backup(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        uid_t bob = uid_of(BOB);
+        char rootonly[PATH_MAX], target[PATH_MAX + 16], comp[PATH_MAX + 16], backup[PATH_MAX], to[PATH_MAX];
+        snprintf(rootonly, sizeof(rootonly), "%s/rootonly", harness_dir(h));
+        snprintf(target, sizeof(target), "%s/x", rootonly);
+        snprintf(backup, sizeof(backup), "%s/bobs-backup", harness_dir(h));
+        snprintf(to, sizeof(to), "%s/to", harness_dir(h));
+        make_dir(rootonly, 0755, 0);
+        make_file(rootonly, "x", "root's\n", 0);
+        snprintf(comp, sizeof(comp), "app=%s", rootonly);
+        const char *rootw[] = { "--component", comp, NULL };
+        harness_writer(h, "rootw", rootw);
+        int st;
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --quiet", backup) == 0);
+        CHECK(harness_sh(h, NULL, "chown -R %u %s", (unsigned) bob, backup) == 0);
+        make_file(rootonly, "x", "changed since\n", 0);
+
+        json_object *out = harness_json(h, &st, "vssbackup restore --from %s --json", backup);
+        CHECK(st == 1 && !component_succeeded(out, "rootw"));
+        CHECK_STR(error_field(out, "name"), "VSS_E_WRITERERROR_NONRETRYABLE");
+        json_object_put(out);
+        _cleanup_free_ char *now = NULL;
+        CHECK(harness_sh(h, &now, "cat %s", target) == 0 && now && streq(now, "changed since\n"));
+
+        make_dir(to, 0700, 0);
+        out = harness_json(h, &st, "vssbackup restore --from %s --to %s --json", backup, to);
+        CHECK(st == 0 && component_succeeded(out, "rootw"));
+        json_object_put(out);
+        CHECK(lexists("%s%s/x", to, rootonly));
+        harness_free(h);
+}
+
 int main(int argc, char *argv[]) {
         if (geteuid() != 0) {
                 fprintf(stderr, "test-restore-trust: needs root (it makes users, starts vssd and restores as root)\n");
@@ -523,6 +626,8 @@ int main(int argc, char *argv[]) {
                 { "trust-restore-refused-archive", test_refused_archive },
                 { "trust-writer-files-owner", test_writer_files_owner },
                 { "trust-writer-files-foreign", test_writer_files_foreign },
+                { "trust-writer-files-chain", test_writer_files_chain },
+                { "trust-restore-user-backup", test_user_backup },
                 {},
         };
         return test_main(argc, argv, cases);
