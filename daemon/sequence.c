@@ -258,11 +258,20 @@ bool writer_takes_part(const WriterFacts *w, const char *const *set_paths, size_
         const vss_writer_metadata *m = w->metadata;
         if (!m || m->n_components == 0)
                 return w->root;
+        char nc[PATH_MAX + 2], nv[PATH_MAX + 2];
         for (size_t i = 0; i < m->n_components; i++)
                 for (size_t f = 0; f < m->components[i].n_files; f++)
-                        for (size_t v = 0; v < n_set_paths; v++)
-                                if (path_overlaps(m->components[i].files[f].path, set_paths[v]))
+                        for (size_t v = 0; v < n_set_paths; v++) {
+                                if (!path_overlaps(m->components[i].files[f].path, set_paths[v]))
+                                        continue;
+                                if (w->root)
                                         return true;
+                                if (path_normalize(m->components[i].files[f].path, nc, sizeof(nc)) < 0 ||
+                                    path_normalize(set_paths[v], nv, sizeof(nv)) < 0)
+                                        continue;
+                                if (w->owns && w->owns(path_within(nc, nv) ? nc : nv, w->uid))
+                                        return true;
+                        }
         return false;
 }
 

@@ -112,13 +112,17 @@ typedef struct WriterFacts {
         bool selected;                       /* component mode: one of its components is selected */
         bool root;                           /* the writer runs as root (or as vssd itself) */
         const vss_writer_metadata *metadata; /* its components and their files; NULL: none */
+        uint32_t uid;                        /* a user's writer: its owner */
+        bool (*owns)(const char *path, uint32_t uid); /* path exists and belongs to uid */
 } WriterFacts;
 
 /* Whether a writer takes part in a snapshot set of these paths (PrepareForSnapshot onwards). In
  * component mode, when one of its components is selected. Otherwise when a path of one of its
- * components' files lies on, under or above a path of the set, or when it is root's and declares
- * no component (a system-wide quiesce): a user's writer cannot hold up a backup of what it does
- * not own, and a requester that wants every writer selects all components. */
+ * components' files lies on, under or above a path of the set (for a user's writer, only when the
+ * deeper of the two exists and is the user's: what the set and the component share is theirs),
+ * or when it is root's and declares no component (a system-wide quiesce): a user's writer cannot
+ * hold up a backup of what it does not own (a component of "/" claims nothing), and a requester
+ * that wants every writer selects all components. */
 bool writer_takes_part(const WriterFacts *w, const char *const *set_paths, size_t n_set_paths);
 
 /* Who gets which event. Each batch of the sequence goes to the writers whose slot facts the rule of

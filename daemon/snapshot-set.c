@@ -128,6 +128,12 @@ int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error
         return sd_bus_reply_method_return(msg, "s", id);
 }
 
+/* Whether path exists (not followed) and belongs to uid. */
+static bool path_owned_by(const char *path, uint32_t uid) {
+        struct stat st;
+        return lstat(path, &st) == 0 && st.st_uid == uid;
+}
+
 void choose_participants(Session *s) {
         const char *paths[VSS_MAX_VOLUMES];
         for (size_t i = 0; i < s->n_volumes; i++)
@@ -141,6 +147,8 @@ void choose_participants(Session *s) {
                          * trusts its own user's writers as root's are trusted. */
                         .root = slot->uid == 0 || slot->uid == geteuid(),
                         .metadata = slot->metadata,
+                        .uid = slot->uid,
+                        .owns = path_owned_by,
                 };
                 /* Component mode keeps its selection rules; selected is false for the others. */
                 slot->left_out = slot->selected && !writer_takes_part(&f, paths, s->n_volumes);

@@ -226,6 +226,11 @@ static void test_paths(void) {
         CHECK(!path_overlaps("srv/db", "/srv"));
 }
 
+/* The fake filesystem of test_participation: uid 1000 owns /srv/db and /home/bob. */
+static bool fake_owns(const char *path, uint32_t uid) {
+        return uid == 1000 && (streq(path, "/srv/db") || streq(path, "/home/bob"));
+}
+
 static void test_participation(void) {
         const char *set[] = { "/mnt/a", "/srv" };
         vss_file_desc under = { .path = "/srv/db", .filespec = "*" }, on = { .path = "/srv/", .filespec = "*" },
@@ -233,15 +238,30 @@ static void test_participation(void) {
                       home = { .path = "/home/bob", .filespec = "*" };
         vss_component_info c = { .name = "c", .n_files = 1 };
         vss_writer_metadata md = { .name = "w", .n_components = 1, .components = &c };
-        WriterFacts w = { .metadata = &md };
+        WriterFacts w = { .metadata = &md, .root = true };
 
-        /* A component's files on, under or above a volume of the set: takes part, root's or not. */
+        /* A component's files on, under or above a volume of the set: root's writer takes part. */
         c.files = &under;
         CHECK(writer_takes_part(&w, set, ELEMENTSOF(set)));
         c.files = &on;
         CHECK(writer_takes_part(&w, set, ELEMENTSOF(set)));
         c.files = &above;
         CHECK(writer_takes_part(&w, set, ELEMENTSOF(set)));
+        /* A user's, only where the deeper path is the user's: /srv/db (under /srv) is; /srv (on, or
+         * below "/") is not: a component of "/" claims nothing. */
+        w = (WriterFacts) { .metadata = &md, .uid = 1000, .owns = fake_owns };
+        c.files = &under;
+        CHECK(writer_takes_part(&w, set, ELEMENTSOF(set)));
+        c.files = &on;
+        CHECK(!writer_takes_part(&w, set, ELEMENTSOF(set)));
+        c.files = &above;
+        CHECK(!writer_takes_part(&w, set, ELEMENTSOF(set)));
+        const char *homes[] = { "/home/bob" };
+        CHECK(writer_takes_part(&w, homes, 1));
+        w.uid = 1001;
+        c.files = &under;
+        CHECK(!writer_takes_part(&w, set, ELEMENTSOF(set)));
+        w.uid = 1000;
         /* Unrelated paths: left out, root's too. */
         c.files = &other;
         CHECK(!writer_takes_part(&w, set, ELEMENTSOF(set)));

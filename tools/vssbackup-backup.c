@@ -14,10 +14,31 @@ typedef struct Selected {
         const vss_component_info *ci;
 } Selected;
 
+static const vss_writer_metadata *document_writer(const vss_backup_document *d, const vss_writer_metadata *wm);
+
+/* Taken by default (no --component): a component of a user's writer only when every path of it
+ * exists and is that user's, so a user cannot make root's backup shadow, copy (or fail on) paths
+ * that are not theirs by declaring them, "/" say. NULL, or the first path that is not. */
+static const char *foreign_path(const vss_backup_document *d, const vss_writer_metadata *wm,
+                                const vss_component_info *ci) {
+        const vss_writer_metadata *o = d ? document_writer(d, wm) : NULL;
+        if (!o || !o->owner_known || o->owner_uid == 0)
+                return NULL;
+        for (size_t f = 0; f < ci->n_files; f++) {
+                struct stat st;
+                if (lstat(ci->files[f].path, &st) < 0 || st.st_uid != o->owner_uid)
+                        return ci->files[f].path;
+        }
+        return NULL;
+}
+
 /* The components to back up: the --component ones, or every selectable one. */
 static bool select_components(Run *run, char **specs, size_t n_specs, Selected **ret, size_t *ret_n) {
         vss_backup *b = run->r.b;
         size_t total = 0, n = 0;
+        vss_backup_document *d = NULL;
+        if (n_specs == 0 && !report_step(&run->r, vss_backup_get_document(b, &d)))
+                return false;
         for (size_t i = 0; i < vss_backup_metadata_count(b); i++)
                 total += vss_backup_metadata_get(b, i)->n_components;
         Selected *sel = calloc(total ? total : 1, sizeof(*sel));
@@ -25,6 +46,7 @@ static bool select_components(Run *run, char **specs, size_t n_specs, Selected *
         if (!sel || !used) {
                 free(sel);
                 free(used);
+                vss_backup_document_free(d);
                 return run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
         }
         for (size_t i = 0; i < vss_backup_metadata_count(b); i++) {
@@ -37,10 +59,15 @@ static bool select_components(Run *run, char **specs, size_t n_specs, Selected *
                                         want = true;
                                         used[s] = true;
                                 }
-                        if (want)
+                        const char *bad = want && n_specs == 0 ? foreign_path(d, wm, ci) : NULL;
+                        if (bad && !arg_quiet)
+                                fprintf(stderr, "vssbackup: component '%s' of writer '%s' left out: %s is not its user's "
+                                        "(name it with --component to back it up)\n", ci->name, wm->name, bad);
+                        if (want && !bad)
                                 sel[n++] = (Selected) { wm, ci };
                 }
         }
+        vss_backup_document_free(d);
         for (size_t s = 0; s < n_specs; s++)
                 if (!used[s]) {
                         free(sel);

@@ -147,7 +147,8 @@ static void test_requester_in_group(void) {
 static void test_writer_any_user(void) {
         Harness *h = harness_for_users(CONFIG_BASE "}");
         char *data = harness_make_data(h, "data");
-        /* A user's writer takes part in a backup of its own component's files. */
+        /* A user's writer takes part in a backup of its own component's files (its user's). */
+        CHECK(harness_sh(h, NULL, "chown -R %u '%s'", (unsigned) uid_of(BOB), data) == 0);
         char comp[600];
         snprintf(comp, sizeof(comp), "db=%s", data);
         const char *const extra[] = { "--component", comp, NULL };

@@ -3,11 +3,13 @@
  * Which writers take part in a snapshot set (issue 10, item 5), with writers of a real
  * unprivileged user: in a backup that selects no components, a writer takes part from
  * PrepareForSnapshot on only when a path of one of its components lies on, under or above a path
- * of the set, or when it is root's and declares no component. The others stay Stable with the
- * note "not involved", get no event of the set, and so cannot fail it.
+ * of the set (a user's writer: and the deeper of the two is the user's), or when it is root's and
+ * declares no component. The others stay Stable with the note "not involved", get no event of the
+ * set, and so cannot fail it.
  */
 
 #include <limits.h>
+#include <sys/stat.h>
 #include <json-c/json.h>
 
 #include <vss/document.h>
@@ -54,6 +56,8 @@ static void test_not_involved(void) {
         CHECK(realpath(harness_make_data(h, "data2"), elsewhere) != NULL); /* "data2" is not under "data" */
         pid_t b1 = bobs_writer(h, "bob-none", NULL, true);
         pid_t b2 = bobs_writer(h, "bob-elsewhere", elsewhere, true);
+        /* A component of "/" lies above every path, but what it shares with root's data is not bob's. */
+        pid_t b3 = bobs_writer(h, "bob-everything", "/", true);
         harness_writer(h, "root-quiesce", NULL);
 
         int st = -1;
@@ -62,6 +66,7 @@ static void test_not_involved(void) {
         CHECK_STR(json_str(out, "result"), "ok");
         check_not_involved(out, "bob-none");
         check_not_involved(out, "bob-elsewhere");
+        check_not_involved(out, "bob-everything");
         json_object *rw = json_phase(out, "do-snapshot-set", "root-quiesce");
         CHECK(rw != NULL);
         CHECK_STR(json_str(rw, "note"), "");
@@ -69,6 +74,7 @@ static void test_not_involved(void) {
         json_object_put(out);
         check_left_out_events(h, "bob-none");
         check_left_out_events(h, "bob-elsewhere");
+        check_left_out_events(h, "bob-everything");
         char *ev = harness_events(h, "root-quiesce");
         CHECK_STR(ev, "identify prepare-backup prepare-snapshot freeze thaw post-snapshot backup-complete backup-shutdown");
         free(ev);
@@ -83,6 +89,7 @@ static void test_not_involved(void) {
         free(o);
         check_left_out_events(h, "bob-none");
         check_left_out_events(h, "bob-elsewhere");
+        check_left_out_events(h, "bob-everything");
         ev = harness_events(h, "root-quiesce");
         CHECK(ev && strstr(ev, "freeze") != NULL);
         free(ev);
@@ -100,11 +107,12 @@ static void test_not_involved(void) {
         CHECK_HR(vss_backup_document_parse(json, &doc, NULL, 0), 0);
         size_t n_root = 0;
         for (size_t i = 0; doc && i < doc->n_writers; i++) {
-                CHECK(!streq(doc->writers[i]->name, "bob-none") && !streq(doc->writers[i]->name, "bob-elsewhere"));
+                CHECK(!streq(doc->writers[i]->name, "bob-none") && !streq(doc->writers[i]->name, "bob-elsewhere") &&
+                      !streq(doc->writers[i]->name, "bob-everything"));
                 n_root += streq(doc->writers[i]->name, "root-quiesce");
         }
         CHECK(n_root == 1);
-        CHECK(doc && doc->n_components == 0); /* bob-elsewhere's "db" was the only component */
+        CHECK(doc && doc->n_components == 0); /* bob's writers' "db" were the only components */
         vss_backup_document_free(doc);
         free(json);
         CHECK_HR(vss_backup_backup_complete_sync(b), 0);
@@ -116,15 +124,19 @@ static void test_not_involved(void) {
         free(o);
         stop_writer(b1);
         stop_writer(b2);
+        stop_writer(b3);
 }
 
 /* trust-participation-own-path-vetoes: a user's writer whose component lies under, on or above the
- * set still takes part, and its veto still fails the backup; one beside it does not. */
+ * set, where the set holds the user's data, still takes part, and its veto still fails the backup;
+ * one beside it does not. */
 static void test_own_path_vetoes(void) {
         Harness *h = harness_for_users(CONFIG_BASE "}");
         char data[PATH_MAX], under[PATH_MAX + 8], sibling[PATH_MAX + 8];
         CHECK(realpath(harness_make_data(h, "data"), data) != NULL);
         snprintf(under, sizeof(under), "%s/db", data);
+        CHECK(mkdir(under, 0755) == 0);
+        CHECK(harness_sh(h, NULL, "chown -R %u '%s'", (unsigned) uid_of(BOB), data) == 0);
         snprintf(sibling, sizeof(sibling), "%s2", data);
         pid_t b1 = bobs_writer(h, "bob-under", under, true);
         pid_t b2 = bobs_writer(h, "bob-beside", sibling, true);
@@ -168,8 +180,41 @@ static void test_own_path_vetoes(void) {
         stop_writer(above);
 }
 
+/* trust-participation-backup-default: root's plain `vssbackup backup` (every component) leaves
+ * out a component of bob's writer that claims paths not bob's ("/"): not shadowed, not copied,
+ * and, the set holding nothing of bob's, bob's veto not asked. */
+static void test_backup_default(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        char data[PATH_MAX], comp[PATH_MAX + 8], backup[PATH_MAX];
+        CHECK(realpath(harness_make_data(h, "data"), data) != NULL);
+        snprintf(backup, sizeof(backup), "%s/backup", harness_dir(h));
+        snprintf(comp, sizeof(comp), "app=%s", data);
+        const char *const rootw[] = { "--component", comp, NULL };
+        harness_writer(h, "rootw", rootw);
+        pid_t b1 = bobs_writer(h, "bob-everything", "/", true);
+
+        int st = -1;
+        char *o = NULL;
+        CHECK(harness_sh(h, &o, "vssbackup backup --to '%s' --retries 0 2>&1", backup) == 0);
+        CHECK(o && strstr(o, "component 'db' of writer 'bob-everything' left out: / is not its user's"));
+        free(o);
+        check_left_out_events(h, "bob-everything");
+        char *ev = harness_events(h, "rootw");
+        CHECK(ev && strstr(ev, "prepare-snapshot freeze thaw post-snapshot backup-complete") != NULL);
+        free(ev);
+        json_object *out = harness_json(h, &st, "vssbackup restore --from '%s' --to '%s/to' --json", backup,
+                                        harness_dir(h));
+        CHECK(st == 0);
+        json_object_put(out);
+        char p[3 * PATH_MAX];
+        snprintf(p, sizeof(p), "%s/to%s/a.txt", harness_dir(h), data);
+        CHECK(access(p, F_OK) == 0);
+        stop_writer(b1);
+}
+
 static const TestCase cases[] = {
         { "trust-participation-not-involved", test_not_involved },
+        { "trust-participation-backup-default", test_backup_default },
         { "trust-participation-own-path-vetoes", test_own_path_vetoes },
         {},
 };

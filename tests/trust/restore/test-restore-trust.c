@@ -416,9 +416,10 @@ static void files_writer_as_bob(Harness *h, void *userdata) {
         vss_writer_unref(w);
 }
 
-/* A backup by root with bob's writer handing over fw's file: it succeeds, or fails with a message
- * holding want_msg and fw->file. */
-static void files_backup_with(Harness *h, FilesWriter *fw, const char *backup, const char *want_msg) {
+/* A backup by root with bob's writer handing over fw's file (options: more vssbackup options): it
+ * succeeds, or fails with a message holding want_msg and fw->file. */
+static void files_backup_with(Harness *h, FilesWriter *fw, const char *backup, const char *options,
+                              const char *want_msg) {
         const char *file = fw->file;
         bool want_ok = want_msg == NULL;
         pid_t w = spawn_as(BOB, files_writer_as_bob, h, fw);
@@ -426,7 +427,7 @@ static void files_backup_with(Harness *h, FilesWriter *fw, const char *backup, c
                 usleep(10 * 1000);
         CHECK(writer_listed(h, "bob-files"));
         int st;
-        json_object *out = harness_json(h, &st, "vssbackup backup --to %s --retries 0 --json", backup);
+        json_object *out = harness_json(h, &st, "vssbackup backup --to %s --retries 0 --json %s", backup, options);
         CHECK(st == (want_ok ? 0 : 1));
         if (!want_ok) {
                 CHECK_STR(error_field(out, "name"), "VSS_E_WRITERERROR_NONRETRYABLE");
@@ -442,7 +443,7 @@ static void files_backup(Harness *h, const char *file, const char *backup, bool 
         char data[PATH_MAX];
         snprintf(data, sizeof(data), "%s/bob-data", harness_dir(h));
         FilesWriter fw = { data, file, NULL, NULL };
-        files_backup_with(h, &fw, backup, want_ok ? NULL : "does not belong to the writer's owner");
+        files_backup_with(h, &fw, backup, "", want_ok ? NULL : "does not belong to the writer's owner");
 }
 
 /* trust-writer-files-foreign: bob's writer hands over a file of his own to be stored where root's
@@ -472,10 +473,12 @@ static void test_writer_files_foreign(void) {
 
         /* Outside bob's own component: refused whoever has files there. */
         FilesWriter fw = { data, evil, NULL, target };
-        files_backup_with(h, &fw, outside, "not within the component's own files");
-        /* Within bob's component (he may name any path as his), but root's writer has files there. */
+        files_backup_with(h, &fw, outside, "", "not within the component's own files");
+        /* Within bob's component (he may name any path as his; root names it, since a component of
+         * paths not bob's is not taken by default), but root's writer has files there. */
         fw.group = shared;
-        files_backup_with(h, &fw, covered, "where component 'app' of writer 'rootw' has files");
+        files_backup_with(h, &fw, covered, "--component bob-files:app --component rootw:app",
+                          "where component 'app' of writer 'rootw' has files");
         _cleanup_free_ char *found = NULL;
         CHECK(harness_sh(h, &found, "grep -rl pwned %s %s 2>/dev/null; true", outside, covered) == 0);
         CHECK(found && found[0] == 0);
@@ -559,7 +562,8 @@ static void test_writer_files_chain(void) {
         pid_t bw = spawn_as(BOB, files_writer_as_bob, h, &fw);
         for (int i = 0; i < 2000 && !writer_listed(h, "bob-files"); i++)
                 usleep(10 * 1000);
-        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --type incremental --base %s --quiet", inc1, base) == 0);
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --type incremental --base %s --component bob-files:app --quiet",
+                         inc1, base) == 0);
         kill(bw, SIGTERM);
         waitpid(bw, NULL, 0);
         wait_unlisted(h, "bob-files");
