@@ -14,24 +14,6 @@ typedef struct Selected {
         const vss_component_info *ci;
 } Selected;
 
-static const vss_writer_metadata *document_writer(const vss_backup_document *d, const vss_writer_metadata *wm);
-
-/* Taken by default (no --component): a component of a user's writer only when every path of it
- * exists and is that user's, so a user cannot make root's backup shadow, copy (or fail on) paths
- * that are not theirs by declaring them, "/" say. NULL, or the first path that is not. */
-static const char *foreign_path(const vss_backup_document *d, const vss_writer_metadata *wm,
-                                const vss_component_info *ci) {
-        const vss_writer_metadata *o = d ? document_writer(d, wm) : NULL;
-        if (!o || !o->owner_known || o->owner_uid == 0)
-                return NULL;
-        for (size_t f = 0; f < ci->n_files; f++) {
-                struct stat st;
-                if (lstat(ci->files[f].path, &st) < 0 || st.st_uid != o->owner_uid)
-                        return ci->files[f].path;
-        }
-        return NULL;
-}
-
 /* The components to back up: the --component ones, or every selectable one. */
 static bool select_components(Run *run, char **specs, size_t n_specs, Selected **ret, size_t *ret_n) {
         vss_backup *b = run->r.b;
@@ -59,7 +41,7 @@ static bool select_components(Run *run, char **specs, size_t n_specs, Selected *
                                         want = true;
                                         used[s] = true;
                                 }
-                        const char *bad = want && n_specs == 0 ? foreign_path(d, wm, ci) : NULL;
+                        const char *bad = want && n_specs == 0 ? component_not_users(d, wm, ci) : NULL;
                         if (bad && !arg_quiet)
                                 fprintf(stderr, "vssbackup: component '%s' of writer '%s' left out: %s is not its user's "
                                         "(name it with --component to back it up)\n", ci->name, wm->name, bad);
@@ -133,14 +115,6 @@ static bool files_owned_by(const char *path, uid_t uid) {
         files_owner_want = uid;
         files_owner_bad[0] = 0;
         return nftw(path, check_owner, 16, FTW_PHYS) == 0;
-}
-
-/* The owner vssd recorded for the writer of this component in the live document. */
-static const vss_writer_metadata *document_writer(const vss_backup_document *d, const vss_writer_metadata *wm) {
-        for (size_t i = 0; i < d->n_writers; i++)
-                if (vss_id_equal(&d->writers[i]->instance_id, &wm->instance_id))
-                        return d->writers[i];
-        return NULL;
 }
 
 /* Whether path lies within one of the component's own file groups. */

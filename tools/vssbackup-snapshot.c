@@ -10,6 +10,26 @@
 #include "tools/attempts.h"
 #include "tools/vssbackup.h"
 
+const vss_writer_metadata *document_writer(const vss_backup_document *d, const vss_writer_metadata *wm) {
+        for (size_t i = 0; i < d->n_writers; i++)
+                if (vss_id_equal(&d->writers[i]->instance_id, &wm->instance_id))
+                        return d->writers[i];
+        return NULL;
+}
+
+const char *component_not_users(const vss_backup_document *d, const vss_writer_metadata *wm,
+                                const vss_component_info *ci) {
+        const vss_writer_metadata *o = d ? document_writer(d, wm) : NULL;
+        if (!o || !o->owner_known || o->owner_uid == 0)
+                return NULL;
+        for (size_t f = 0; f < ci->n_files; f++) {
+                struct stat st;
+                if (lstat(ci->files[f].path, &st) < 0 || st.st_uid != o->owner_uid)
+                        return ci->files[f].path;
+        }
+        return NULL;
+}
+
 bool volume_add(Run *run, Volume *vols, size_t *n, const char *path) {
         char real[PATH_MAX];
         struct stat st;

@@ -182,7 +182,8 @@ static void test_own_path_vetoes(void) {
 
 /* trust-participation-backup-default: root's plain `vssbackup backup` (every component) leaves
  * out a component of bob's writer that claims paths not bob's ("/"): not shadowed, not copied,
- * and, the set holding nothing of bob's, bob's veto not asked. */
+ * and, the set holding nothing of bob's, bob's veto not asked; `vssbackup exec` without --for
+ * too. */
 static void test_backup_default(void) {
         Harness *h = harness_for_users(CONFIG_BASE "}");
         char data[PATH_MAX], comp[PATH_MAX + 8], backup[PATH_MAX];
@@ -209,6 +210,12 @@ static void test_backup_default(void) {
         char p[3 * PATH_MAX];
         snprintf(p, sizeof(p), "%s/to%s/a.txt", harness_dir(h), data);
         CHECK(access(p, F_OK) == 0);
+        /* vssbackup exec without --for: root's writer's paths only. */
+        harness_clear_log(h);
+        CHECK(harness_sh(h, &o, "vssbackup exec --retries 0 -- sh -c 'test -f {}/a.txt && echo copied' 2>&1") == 0);
+        CHECK(o && strstr(o, "copied") && strstr(o, "component 'db' of writer 'bob-everything' left out"));
+        free(o);
+        check_left_out_events(h, "bob-everything");
         stop_writer(b1);
 }
 
