@@ -594,6 +594,19 @@ static void test_prerestore_running(void) {
         CHECK(before && after && streq(before, after));
         _cleanup_free_ char *one = psql(h, base, port, "select 1");
         CHECK_STR(one, "1");
+
+        /* A backup whose stamp names no snapshot set but a path ("set:../x"): PostRestore refuses
+         * it before it touches anything by that name. */
+        pg_stop(data, "fast");
+        snprintf(p, sizeof(p), "%s/openvss/backup-components.json", backup);
+        CHECK(sh("sed -i -E 's/set:[0-9a-f-]{36}/set:..\\/..\\/x/' '%s' && grep -q 'set:\\.\\./\\.\\./x' '%s'", p, p) == 0);
+        snprintf(p, sizeof(p), "%s/to", harness_dir(h));
+        out = harness_json(h, &st, "vssbackup restore --from %s --to %s --json%s", backup, p, "");
+        CHECK(st == 1);
+        w = json_phase(out, "post-restore", "postgres");
+        CHECK_STR(json_str(w, "state_name"), "FailedAtPostRestore");
+        CHECK(strstr(json_str(w, "application_message"), "does not name the snapshot set") != NULL);
+        json_object_put(out);
         teardown(h);
 }
 

@@ -95,7 +95,10 @@ bool on_post_restore(vss_writer *w, const vss_event_info *info, void *userdata) 
                                 c ? (int) c->file_restore_status : -1);
                         continue;
                 }
+                vss_id set_id;
+                /* The set names a directory below the label directory: an id, nothing else ("../"). */
                 if (!c->backup_stamp || !stamp_get(c->backup_stamp, "set", set, sizeof set) ||
+                    vss_id_from_string(set, &set_id) < 0 ||
                     !stamp_get(c->backup_stamp, "data", data, sizeof data) || data[0] != '/')
                         return writer_fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0,
                                     "post-restore: the backup stamp '%s' does not name the snapshot set and data directory",
