@@ -446,37 +446,48 @@ static void files_backup(Harness *h, const char *file, const char *backup, bool 
         files_backup_with(h, &fw, backup, "", want_ok ? NULL : "does not belong to the writer's owner");
 }
 
+/* The places of the writer-files cases: shared (root's) holds bob-data (bob's, with evil, his
+ * file) and victim (root's, with passwd, target); rootw_comp names victim as "app". */
+typedef struct Planted {
+        char shared[PATH_MAX], data[PATH_MAX + 16], victim[PATH_MAX + 16], evil[PATH_MAX + 32];
+        char target[PATH_MAX + 32], rootw_comp[PATH_MAX + 32];
+} Planted;
+
+static void planted_make(Harness *h, Planted *p) {
+        uid_t bob = uid_of(BOB);
+        snprintf(p->shared, sizeof(p->shared), "%s/shared", harness_dir(h));
+        snprintf(p->data, sizeof(p->data), "%s/bob-data", p->shared);
+        snprintf(p->victim, sizeof(p->victim), "%s/victim", p->shared);
+        snprintf(p->evil, sizeof(p->evil), "%s/evil", p->data);
+        snprintf(p->target, sizeof(p->target), "%s/passwd", p->victim);
+        snprintf(p->rootw_comp, sizeof(p->rootw_comp), "app=%s", p->victim);
+        make_dir(p->shared, 0755, 0);
+        make_dir(p->victim, 0755, 0);
+        make_file(p->victim, "passwd", "root's passwd\n", 0);
+        make_dir(p->data, 0755, bob);
+        make_file(p->data, "evil", "pwned\n", bob);
+}
+
 /* trust-writer-files-foreign: bob's writer hands over a file of his own to be stored where root's
  * writer has files (its component's restore would take bob's file there, as root): refused when
  * that place is outside bob's component, and when bob's component covers it too. Nothing of bob's
  * file reaches either backup, and a root restore of the refused backups has nothing to write. */
 static void test_writer_files_foreign(void) {
         Harness *h = harness_for_users(CONFIG_BASE "}");
-        uid_t bob = uid_of(BOB);
-        char shared[PATH_MAX], data[PATH_MAX + 16], victim[PATH_MAX + 16], evil[PATH_MAX + 32], target[PATH_MAX + 32];
-        char comp[PATH_MAX + 32], outside[PATH_MAX], covered[PATH_MAX];
-        snprintf(shared, sizeof(shared), "%s/shared", harness_dir(h));
-        snprintf(data, sizeof(data), "%s/bob-data", shared);
-        snprintf(victim, sizeof(victim), "%s/victim", shared);
-        snprintf(evil, sizeof(evil), "%s/evil", data);
-        snprintf(target, sizeof(target), "%s/passwd", victim);
+        Planted pl;
+        char outside[PATH_MAX], covered[PATH_MAX];
+        planted_make(h, &pl);
         snprintf(outside, sizeof(outside), "%s/backup-outside", harness_dir(h));
         snprintf(covered, sizeof(covered), "%s/backup-covered", harness_dir(h));
-        make_dir(shared, 0755, 0);
-        make_dir(victim, 0755, 0);
-        make_file(victim, "passwd", "root's passwd\n", 0);
-        make_dir(data, 0755, bob);
-        make_file(data, "evil", "pwned\n", bob);
-        snprintf(comp, sizeof(comp), "app=%s", victim);
-        const char *rootw[] = { "--component", comp, NULL };
+        const char *rootw[] = { "--component", pl.rootw_comp, NULL };
         harness_writer(h, "rootw", rootw);
 
         /* Outside bob's own component: refused whoever has files there. */
-        FilesWriter fw = { data, evil, NULL, target };
+        FilesWriter fw = { pl.data, pl.evil, NULL, pl.target };
         files_backup_with(h, &fw, outside, "", "not within the component's own files");
         /* Within bob's component (he may name any path as his; root names it, since a component of
          * paths not bob's is not taken by default), but root's writer has files there. */
-        fw.group = shared;
+        fw.group = pl.shared;
         files_backup_with(h, &fw, covered, "--component bob-files:app --component rootw:app",
                           "where component 'app' of writer 'rootw' has files");
         _cleanup_free_ char *found = NULL;
@@ -484,9 +495,9 @@ static void test_writer_files_foreign(void) {
         CHECK(found && found[0] == 0);
         /* The place is as it was. */
         _cleanup_free_ char *now = NULL;
-        CHECK(harness_sh(h, &now, "cat %s", target) == 0 && now && streq(now, "root's passwd\n"));
+        CHECK(harness_sh(h, &now, "cat %s", pl.target) == 0 && now && streq(now, "root's passwd\n"));
         struct stat st;
-        CHECK(stat(target, &st) == 0 && st.st_uid == 0);
+        CHECK(stat(pl.target, &st) == 0 && st.st_uid == 0);
         harness_free(h);
 }
 
@@ -530,24 +541,13 @@ static void wait_unlisted(Harness *h, const char *name) {
 
 static void test_writer_files_chain(void) {
         Harness *h = harness_for_users(CONFIG_BASE "}");
-        uid_t bob = uid_of(BOB);
-        char shared[PATH_MAX], data[PATH_MAX + 16], victim[PATH_MAX + 16], evil[PATH_MAX + 32], target[PATH_MAX + 32];
-        char comp[PATH_MAX + 32], base[PATH_MAX], inc1[PATH_MAX], inc2[PATH_MAX];
-        snprintf(shared, sizeof(shared), "%s/shared", harness_dir(h));
-        snprintf(data, sizeof(data), "%s/bob-data", shared);
-        snprintf(victim, sizeof(victim), "%s/victim", shared);
-        snprintf(evil, sizeof(evil), "%s/evil", data);
-        snprintf(target, sizeof(target), "%s/passwd", victim);
+        Planted pl;
+        char base[PATH_MAX], inc1[PATH_MAX], inc2[PATH_MAX];
+        planted_make(h, &pl);
         snprintf(base, sizeof(base), "%s/backup-base", harness_dir(h));
         snprintf(inc1, sizeof(inc1), "%s/backup-inc1", harness_dir(h));
         snprintf(inc2, sizeof(inc2), "%s/backup-inc2", harness_dir(h));
-        make_dir(shared, 0755, 0);
-        make_dir(victim, 0755, 0);
-        make_file(victim, "passwd", "root's passwd\n", 0);
-        make_dir(data, 0755, bob);
-        make_file(data, "evil", "pwned\n", bob);
-        snprintf(comp, sizeof(comp), "app=%s", victim);
-        const char *rootw[] = { "--component", comp, NULL };
+        const char *rootw[] = { "--component", pl.rootw_comp, NULL };
         int st;
 
         pid_t rw = harness_writer(h, "rootw", rootw);
@@ -558,7 +558,7 @@ static void test_writer_files_chain(void) {
 
         /* bob's component covers root's writer's directory too; root's writer is not there to
          * object, so bob's file is stored at its path, as bob's component's. */
-        FilesWriter fw = { data, evil, shared, target };
+        FilesWriter fw = { pl.data, pl.evil, pl.shared, pl.target };
         pid_t bw = spawn_as(BOB, files_writer_as_bob, h, &fw);
         for (int i = 0; i < 2000 && !writer_listed(h, "bob-files"); i++)
                 usleep(10 * 1000);
@@ -570,14 +570,14 @@ static void test_writer_files_chain(void) {
 
         rw = harness_writer(h, "rootw", rootw);
         CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --type incremental --base %s --quiet", inc2, inc1) == 0);
-        make_file(victim, "passwd", "changed since\n", 0);
+        make_file(pl.victim, "passwd", "changed since\n", 0);
         json_object *out = harness_json(h, &st, "vssbackup restore --from %s --component rootw:app --json", inc2);
         CHECK(st == 0 && component_succeeded(out, "rootw"));
         json_object_put(out);
         _cleanup_free_ char *now = NULL;
-        CHECK(harness_sh(h, &now, "cat %s", target) == 0 && now && streq(now, "root's passwd\n"));
+        CHECK(harness_sh(h, &now, "cat %s", pl.target) == 0 && now && streq(now, "root's passwd\n"));
         struct stat sb;
-        CHECK(stat(target, &sb) == 0 && sb.st_uid == 0);
+        CHECK(stat(pl.target, &sb) == 0 && sb.st_uid == 0);
         harness_free(h);
 }
 
