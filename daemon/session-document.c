@@ -129,7 +129,7 @@ int method_initialize_for_restore(sd_bus_message *msg, void *userdata, sd_bus_er
         /* "": no document, a restore addressed to the writers that run (non-component mode). */
         if (!isempty(doc)) {
                 if (bcd_parse(doc, &d, why, sizeof(why)) < 0)
-                        return reply_error(error, VSS_E_INVALIDARG, "bad backup components document: %s", why);
+                        return reply_error(error, VSS_E_INVALID_XML_DOCUMENT, "bad backup components document: %s", why);
                 bcd_free(s->doc);
                 s->doc = d;
                 s->component_mode = d->component_mode;

@@ -192,7 +192,11 @@ int method_set_context(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         BEGIN(CALL_SET_CONTEXT);
         if (sd_bus_message_read(msg, "u", &ctx) < 0)
                 return reply_error(error, VSS_E_INVALIDARG, "missing context");
-        switch (ctx) {
+        if (s->context_set)
+                return reply_error(error, VSS_E_BAD_STATE, "SetContext was called already; it may be called once");
+        /* A context, with the one attribute a requester may add that OpenVSS can keep: a shadow
+         * is never written to after the cut. */
+        switch (ctx & ~VSS_VOLSNAP_ATTR_NO_AUTORECOVERY) {
         case VSS_CTX_BACKUP: case VSS_CTX_FILE_SHARE_BACKUP: case VSS_CTX_NAS_ROLLBACK: case VSS_CTX_APP_ROLLBACK:
         case VSS_CTX_CLIENT_ACCESSIBLE: case VSS_CTX_CLIENT_ACCESSIBLE_WRITERS:
                 break;
@@ -200,6 +204,7 @@ int method_set_context(sd_bus_message *msg, void *userdata, sd_bus_error *error)
                 return reply_error(error, VSS_E_INVALIDARG, "unknown snapshot context 0x%x", ctx);
         }
         s->context = ctx;
+        s->context_set = true;
         return sd_bus_reply_method_return(msg, NULL);
 }
 

@@ -78,6 +78,7 @@ struct Session {
         vss_id id;
         SessionPhase phase;
         bool restore, component_mode, status_closed, busy, dead, shut_down;
+        bool context_set; /* SetContext may be called once */
         uint32_t context;
         vss_backup_type backup_type;
         bool bootable, partial;

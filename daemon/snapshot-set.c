@@ -104,7 +104,8 @@ int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error
                                    isempty(pname) ? "no provider supports '%s'" : "no provider named '%s'",
                                    isempty(pname) ? real : pname);
         if (p->supports(p, real) < 0)
-                return reply_error(error, VSS_E_VOLUME_NOT_SUPPORTED, "provider '%s' does not support '%s'", p->name, real);
+                return reply_error(error, isempty(pname) ? VSS_E_VOLUME_NOT_SUPPORTED : VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER,
+                                   "provider '%s' does not support '%s'", p->name, real);
         for (size_t i = 0; i < s->n_volumes; i++)
                 if (streq(s->volumes[i].path, real))
                         return reply_error(error, VSS_E_OBJECT_ALREADY_EXISTS, "'%s' is already in the set", real);
@@ -150,8 +151,11 @@ void choose_participants(Session *s) {
                         .uid = slot->uid,
                         .owns = path_owned_by,
                 };
-                /* Component mode keeps its selection rules; selected is false for the others. */
-                slot->left_out = slot->selected && !writer_takes_part(&f, paths, s->n_volumes);
+                /* Component mode keeps its selection rules; selected is false for the others. A
+                 * context without writers (file share backup, NAS rollback, client accessible)
+                 * leaves every writer out. */
+                slot->left_out = slot->selected && ((s->context & VSS_VOLSNAP_ATTR_NO_WRITERS) ||
+                                                    !writer_takes_part(&f, paths, s->n_volumes));
                 if (slot->left_out) {
                         /* Nothing of it is backed up: the document has no records of it either. */
                         bcd_remove_instance(s->doc, &slot->class_id, &slot->instance_id);

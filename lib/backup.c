@@ -206,7 +206,7 @@ VSS_EXPORT int vss_backup_initialize_for_restore(vss_backup *b, const char *docu
         /* Checked here too, so the caller learns which field is wrong without a round trip. */
         if (!isempty(document) && bcd_parse(document, &d, why, sizeof(why)) < 0) {
                 snprintf(b->errmsg, sizeof(b->errmsg), "bad backup components document: %s", why);
-                return VSS_E_INVALIDARG;
+                return VSS_E_INVALID_XML_DOCUMENT;
         }
         bcd_free(d);
         return call(b, "InitializeForRestore", NULL, "s", strempty(document));

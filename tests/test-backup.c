@@ -438,6 +438,29 @@ static void test_bad_state(void) {
         vss_backup_release(b);
 }
 
+/* SetContext: once per session, a context or a context with NO_AUTORECOVERY; a context without
+ * writers (VSS_CTX_FILE_SHARE_BACKUP) involves no writer in the set. */
+static void test_context(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "w", NULL);
+        vss_backup *b = harness_session(h);
+        CHECK_HR(vss_backup_set_context(b, VSS_CTX_APP_ROLLBACK | VSS_VOLSNAP_ATTR_NO_AUTORECOVERY), 0);
+        CHECK_HR(vss_backup_set_context(b, VSS_CTX_BACKUP), VSS_E_BAD_STATE);
+        vss_backup_release(b);
+
+        b = harness_session(h);
+        CHECK_HR(vss_backup_set_context(b, VSS_CTX_FILE_SHARE_BACKUP), 0);
+        prepare(h, b, data, NULL);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        vss_writer_status st;
+        CHECK(status_of(b, "w", &st) && st.state == VSS_WS_STABLE && streq(st.note, "not involved"));
+        CHECK_HR(vss_backup_backup_complete_sync(b), 0);
+        vss_backup_release(b);
+        check_events(h, "w", "identify backup-shutdown identify prepare-backup backup-shutdown");
+}
+
 static void test_bad_input(void) {
         Harness *h = harness_new(NULL);
         char *data = harness_make_data(h, "data");
@@ -451,6 +474,8 @@ static void test_bad_input(void) {
         CHECK_HR(vss_backup_add_to_snapshot_set(b, harness_state_dir(h), NULL, NULL), VSS_E_VOLUME_NOT_SUPPORTED);
         CHECK_HR(vss_backup_add_to_snapshot_set(b, harness_dir(h), NULL, NULL), VSS_E_VOLUME_NOT_SUPPORTED);
         CHECK_HR(vss_backup_add_to_snapshot_set(b, data, "no-such-provider", NULL), VSS_E_OBJECT_NOT_FOUND);
+        /* A provider named that cannot take the volume (data is not on btrfs). */
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, "btrfs", NULL), VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER);
         CHECK_HR(vss_backup_add_to_snapshot_set(b, data, "file", NULL), 0);
         CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), VSS_E_OBJECT_ALREADY_EXISTS);
         for (int i = 1; i < 64; i++) {
@@ -972,8 +997,9 @@ static void test_document_restore(void) {
         CHECK(at != NULL);
         if (at)
                 memcpy(at, "\"file_restore_status\":9", strlen("\"file_restore_status\":9"));
-        CHECK_HR(vss_backup_initialize_for_restore(b, bad), VSS_E_INVALIDARG);
+        CHECK_HR(vss_backup_initialize_for_restore(b, bad), VSS_E_INVALID_XML_DOCUMENT);
         CHECK(strstr(vss_backup_errmsg(b), "components[0].file_restore_status"));
+        CHECK_HR(vss_backup_initialize_for_restore(b, "{not json"), VSS_E_INVALID_XML_DOCUMENT);
         /* The same session is still new: a good document is taken. */
         CHECK_HR(vss_backup_initialize_for_restore(b, doc), 0);
         /* Only writer a's component is restored, to a new place. */
@@ -1036,6 +1062,7 @@ static const TestCase cases[] = {
         { "component-mode", test_component_mode },
         { "freeze-window-expired", test_freeze_window_expired },
         { "shutdown-names-made-set", test_shutdown_names_made_set },
+        { "context", test_context },
         { "freeze-window-per-writer", test_freeze_window_per_writer },
         { "vssd-killed-writer-thaws", test_vssd_killed_writer_thaws },
         { "provider-failure", test_provider_failure },
