@@ -207,7 +207,32 @@ static void test_hook_timeout_kills_group(void) {
         harness_free(h);
 }
 
+/* A component named through a symlink (/var/lib/mysql -> /srv/mysql, say) is the directory it
+ * names: the writer takes part in a set of that directory. */
+static void test_component_through_symlink(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        char link[4096], comp[4200];
+        snprintf(link, sizeof link, "%s/link", harness_dir(h));
+        CHECK(symlink(data, link) == 0);
+        snprintf(comp, sizeof comp, "db=%s", link);
+        const char *const args[] = { "--component", comp, NULL };
+        harness_writer(h, "w", args);
+        vss_backup *b = harness_session(h);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), 0);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        CHECK_HR(vss_backup_backup_complete_sync(b), 0);
+        vss_backup_release(b);
+        char *ev = harness_events(h, "w");
+        CHECK_STR(ev, "identify prepare-backup prepare-snapshot freeze thaw post-snapshot backup-complete backup-shutdown");
+        free(ev);
+        harness_free(h);
+}
+
 static const TestCase cases[] = {
+        { "exec-component-through-symlink", test_component_through_symlink },
         { "exec-hooks-overlap", test_hooks_overlap },
         { "exec-status-abort-during-freeze", test_status_abort_during_freeze },
         { "exec-hook-timeout-kills-group", test_hook_timeout_kills_group },

@@ -119,6 +119,25 @@ static void help(void) {
                "environment and the control file.\n");
 }
 
+/* path with its symlinks resolved when it exists (vssd and requesters compare paths as written:
+ * a component through /var/lib/mysql -> /srv/mysql must say /srv/mysql to meet a set of /srv);
+ * as given otherwise. Kept until the end (resolved_free()). */
+static char *resolved_paths[2 * 256];
+static size_t n_resolved;
+
+static const char *resolved(const char *path) {
+        char *r = n_resolved < sizeof(resolved_paths) / sizeof(resolved_paths[0]) ? realpath(path, NULL) : NULL;
+        if (!r)
+                return path;
+        resolved_paths[n_resolved++] = r;
+        return r;
+}
+
+static void resolved_free(void) {
+        while (n_resolved > 0)
+                free(resolved_paths[--n_resolved]);
+}
+
 /* --component NAME=PATH and --alternate-location PATH=DEST (optarg is modified). */
 static int add_component(char *arg) {
         char *eq = strchr(arg, '=');
@@ -133,7 +152,7 @@ static int add_component(char *arg) {
         if (!a)
                 return usage_error("%s", "out of memory");
         arg_components = a;
-        arg_components[arg_n_components++] = (component) { arg, eq + 1 };
+        arg_components[arg_n_components++] = (component) { arg, resolved(eq + 1) };
         return 0;
 }
 
@@ -150,7 +169,7 @@ static int add_alternate(char *arg) {
                 return usage_error("%s", "out of memory");
         *eq = '\0';
         arg_alternates = m;
-        arg_alternates[arg_n_alternates++] = (mapping) { arg, eq + 1 };
+        arg_alternates[arg_n_alternates++] = (mapping) { resolved(arg), eq + 1 };
         return 0;
 }
 
@@ -369,5 +388,6 @@ int main(int argc, char *argv[]) {
         frozen_clear();
         free(arg_components);
         free(arg_alternates);
+        resolved_free();
         return r;
 }
