@@ -556,6 +556,45 @@ static void test_roundtrip_btrfs(void) {
         roundtrip(true);
 }
 
+/* A cluster on one btrfs subvolume with a tablespace beside its data directory: a requester takes
+ * the two as two volumes, snapshotted one after the other, so the writer makes a base backup
+ * (backup_label), not a crash-consistent one. */
+static void test_btrfs_tablespace_beside(void) {
+        if (access("/usr/sbin/mkfs.btrfs", X_OK) < 0 && access("/sbin/mkfs.btrfs", X_OK) < 0) {
+                printf("# skipped: no mkfs.btrfs (btrfs-progs)\n");
+                return;
+        }
+        Harness *h = harness_new(NULL);
+        char base[PATH_MAX], data[PATH_MAX + 8], ts[PATH_MAX + 8], dsn[PATH_MAX + 64], labels[PATH_MAX];
+        char backup[PATH_MAX + 16], q[PATH_MAX + 64];
+        int port = test_port(1), st;
+        char *mnt = harness_loop_fs(h, "mkfs.btrfs -q", "1G");
+        CHECK(chmod(harness_dir(h), 0755) == 0);
+        snprintf(base, sizeof(base), "%s/pg", mnt);
+        snprintf(data, sizeof(data), "%s/data", base);
+        snprintf(ts, sizeof(ts), "%s/ts", base);
+        CHECK(sh("chmod 755 %s && btrfs -q subvolume create %s >/dev/null && chown " PG_USER ": %s && chmod 700 %s && "
+                 "runuser -u " PG_USER " -- mkdir -m 700 %s && runuser -u " PG_USER " -- " PG_BIN "/initdb -D '%s' -A "
+                 "trust -U " PG_USER " --no-sync >/dev/null 2>&1", mnt, base, base, base, ts, data) == 0);
+        if (!pg_start(base, data, port)) {
+                test_failures++;
+                return teardown(h);
+        }
+        snprintf(q, sizeof(q), "create tablespace ts location '%s'", ts);
+        _cleanup_free_ char *r1 = psql(h, base, port, q);
+        CHECK(r1);
+        snprintf(labels, sizeof(labels), "%s/labels", harness_dir(h));
+        snprintf(backup, sizeof(backup), "%s/backup", mnt);
+        dsn_for(dsn, sizeof(dsn), base, port, PG_USER);
+        writer_start(h, dsn, labels);
+        json_object *out = harness_json(h, &st, "vssbackup backup --to %s --provider btrfs --json", backup);
+        CHECK(st == 0);
+        json_object_put(out);
+        CHECK(writer_log_has(h, "base backup started at"));
+        CHECK(!writer_log_has(h, "crash-consistent"));
+        teardown(h);
+}
+
 /* A restore while the server runs is refused at PreRestore and writes nothing. */
 static void test_prerestore_running(void) {
         Harness *h = harness_new(NULL);
@@ -672,6 +711,7 @@ static void test_errors(void) {
 static const TestCase cases[] = {
         { "postgres-pgbench-roundtrip", test_roundtrip },
         { "postgres-pgbench-roundtrip-btrfs", test_roundtrip_btrfs },
+        { "postgres-btrfs-tablespace-beside", test_btrfs_tablespace_beside },
         { "postgres-prerestore-server-running", test_prerestore_running },
         { "postgres-errors", test_errors },
         { "postgres-self-contained", test_self_contained },

@@ -68,8 +68,8 @@ bool on_prepare_snapshot(vss_writer *w, const vss_event_info *info, void *userda
         backup.mode = arg_mode != MODE_AUTO ? arg_mode : one && btrfs ? MODE_CRASH : MODE_LABEL;
         if (backup.mode == MODE_CRASH && !one)
                 return writer_fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0,
-                            "prepare-snapshot: --mode crash-consistent needs the data directory, WAL and tablespaces "
-                            "on one filesystem");
+                            "prepare-snapshot: --mode crash-consistent needs the WAL and tablespaces on the data "
+                            "directory's filesystem, below the data directory");
 
         backup.conn = pg_connect();
         if (!backup.conn || PQstatus(backup.conn) != CONNECTION_OK) {

@@ -213,21 +213,32 @@ out:
         return ok;
 }
 
-/* Whether one snapshot of the data directory's filesystem holds the whole cluster at one instant:
- * everything on one btrfs subvolume (the btrfs provider snapshots a subvolume atomically; each
- * subvolume has its own st_dev). The file provider copies file by file, and a running server
- * writes meanwhile: such a copy is only usable as a base backup. */
+/* A path of the cluster (WAL directory, tablespace) on the data directory's filesystem, and below
+ * the data directory itself (resolved): a requester takes the data directory as one volume, so one
+ * snapshot holds the path with it. Outside it, the path is a volume of its own, cut apart. */
+static bool under_data_dir(const char *data_dir, const char *path, dev_t dev) {
+        struct stat st;
+        _cleanup_free_ char *d = realpath(data_dir, NULL), *p = realpath(path, NULL);
+        return stat(path, &st) == 0 && st.st_dev == dev && d && p && path_within(p, d);
+}
+
+/* Whether one snapshot of the data directory holds the whole cluster at one instant: everything
+ * on one btrfs subvolume (the btrfs provider snapshots a subvolume atomically; each subvolume has
+ * its own st_dev) and below the data directory. A WAL directory or tablespace outside it is a
+ * volume of its own in the set, snapshotted apart from the data directory, and the file provider
+ * copies file by file while a running server writes: such copies are usable only as a base
+ * backup. */
 bool cluster_on_one_device(const Layout *l, bool *btrfs) {
-        struct stat st, st2;
+        struct stat st;
         struct statfs sf;
 
         if (stat(l->data_dir, &st) < 0 || statfs(l->data_dir, &sf) < 0)
                 return false;
         *btrfs = (unsigned long) sf.f_type == (unsigned long) BTRFS_MAGIC;
-        if (l->wal_dir && (stat(l->wal_dir, &st2) < 0 || st2.st_dev != st.st_dev))
+        if (l->wal_dir && !under_data_dir(l->data_dir, l->wal_dir, st.st_dev))
                 return false;
         for (size_t i = 0; i < l->n_tablespaces; i++)
-                if (stat(l->tablespaces[i], &st2) < 0 || st2.st_dev != st.st_dev)
+                if (!under_data_dir(l->data_dir, l->tablespaces[i], st.st_dev))
                         return false;
         return true;
 }
