@@ -263,6 +263,31 @@ static void test_prerestore_veto(void) {
         harness_free(h);
 }
 
+/* A component on a filesystem mounted below the --for path (a database on its own mount): the
+ * --for path's shadow holds the mount point only as an empty directory, so the component's path
+ * gets a shadow of its own, and its files are in the backup. */
+static void test_nested_mount(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        char db[PATH_MAX + 8], comp[PATH_MAX + 16], dest[PATH_MAX], stored[2 * PATH_MAX];
+        snprintf(db, sizeof(db), "%s/db", data);
+        CHECK(mkdir(db, 0755) == 0);
+        CHECK(harness_sh(h, NULL, "mount -t tmpfs -o size=4m openvss-test '%s' && echo rows > '%s/app.db'", db, db) == 0);
+        snprintf(comp, sizeof(comp), "db=%s/app.db", db);
+        const char *const args[] = { "--component", comp, NULL };
+        harness_writer(h, "db", args);
+        snprintf(dest, sizeof(dest), "%s/backup", harness_dir(h));
+        int st;
+        json_object *out = harness_json(h, &st, "vssbackup backup --to %s --for %s --json", dest, data);
+        CHECK(st == 0);
+        json_object_put(out);
+        snprintf(stored, sizeof(stored), "%s/data%s/app.db", dest, db);
+        _cleanup_free_ char *got = NULL;
+        CHECK(harness_sh(h, &got, "cat '%s'", stored) == 0 && got && streq(got, "rows\n"));
+        CHECK(harness_sh(h, NULL, "umount '%s'", db) == 0);
+        harness_free(h);
+}
+
 /* Writes the writer's backup stamp at PostSnapshot and records the previous stamps it was given. */
 static void stamp_hook(Harness *h) {
         harness_hook(h, "50-stamp",
@@ -535,6 +560,7 @@ static const TestCase cases[] = {
         { "vssbackup-bad-backups", test_bad_backups },
         { "vssbackup-bad-manifest", test_bad_manifest },
         { "vssbackup-exec", test_exec },
+        { "vssbackup-nested-mount", test_nested_mount },
         {},
 };
 

@@ -245,6 +245,21 @@ static bool component_volumes(Run *run, Volume *vols, size_t *n_vols, void *user
         return ok;
 }
 
+/* With --for: a selected component's path below a --for volume but on another filesystem gets a
+ * volume of its own (volume_add() adds only those). Missing paths are left to the copy. */
+static bool nested_volumes(Run *run, Volume *vols, size_t *n_vols, void *userdata) {
+        const Choice *ch = userdata;
+        bool ok = true;
+
+        for (size_t i = 0; ok && i < ch->n_sel; i++)
+                for (size_t k = 0; ok && k < ch->sel[i].ci->n_files; k++) {
+                        const char *p = ch->sel[i].ci->files[k].path;
+                        if (volume_of(vols, *n_vols, p) && access(p, F_OK) == 0)
+                                ok = volume_add(run, vols, n_vols, p);
+                }
+        return ok;
+}
+
 /* The base of an incremental or differential backup: opened, checked, and named in man. */
 static void open_base(Run *run, const char *base_path, vss_backup_type type, Backup *base, Manifest *man) {
         char real[PATH_MAX] = "";
@@ -353,6 +368,7 @@ int cmd_backup(const char *dest, char **specs, size_t n_specs, vss_backup_type t
                 .nothing = "nothing to back up: no writer has components; give --for PATH",
                 .prepare = choose_components,
                 .default_volumes = component_volumes,
+                .nested_volumes = nested_volumes,
                 .userdata = &ch,
         };
         ok = snapshot_attempts(&run, ok, &plan, vols, &n_vols, &set_id);

@@ -42,21 +42,25 @@ bool volume_add(Run *run, Volume *vols, size_t *n, const char *path) {
                 else
                         *slash = 0;
         }
+        if (stat(real, &st) < 0)
+                return run_fail(run, VSS_E_OBJECT_NOT_FOUND, "cannot resolve '%s': %s", path, strerror(errno));
+        /* Covered by a volume of the same filesystem only: a shadow holds a mount below it (or a
+         * nested btrfs subvolume) as an empty directory. */
         for (size_t i = 0; i < *n; i++)
-                if (path_within(real, vols[i].path))
+                if (path_within(real, vols[i].path) && vols[i].dev == st.st_dev)
                         return true;
         if (*n >= MAX_VOLUMES)
                 return run_fail(run, VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED, "more than %d volumes", MAX_VOLUMES);
-        /* A new volume may cover ones taken before: keep only the outer one. */
+        /* A new volume may cover ones taken before (of its filesystem): keep only the outer one. */
         size_t k = 0;
         for (size_t i = 0; i < *n; i++) {
-                if (path_within(vols[i].path, real))
+                if (path_within(vols[i].path, real) && vols[i].dev == st.st_dev)
                         free(vols[i].path);
                 else
                         vols[k++] = vols[i];
         }
         *n = k;
-        vols[*n] = (Volume) { .path = strdup(real) };
+        vols[*n] = (Volume) { .path = strdup(real), .dev = st.st_dev };
         if (!vols[*n].path)
                 return run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
         (*n)++;
@@ -157,6 +161,8 @@ bool snapshot_attempts(Run *run, bool ok, const SnapshotPlan *plan, Volume *vols
                      (!plan->prepare || plan->prepare(run, plan->userdata));
                 for (size_t i = 0; ok && i < plan->n_paths; i++)
                         ok = volume_add(run, vols, n_vols, plan->paths[i]);
+                if (ok && plan->n_paths > 0 && plan->nested_volumes)
+                        ok = plan->nested_volumes(run, vols, n_vols, plan->userdata);
                 if (ok && plan->n_paths == 0)
                         ok = plan->default_volumes(run, vols, n_vols, plan->userdata);
                 if (ok && *n_vols == 0)

@@ -73,6 +73,7 @@ void on_progress(uint64_t files, uint64_t bytes, const char *current, void *user
  * files, each once (a directory inside another already taken is covered by it). */
 typedef struct Volume {
         char *path;
+        dev_t dev;               /* its filesystem: a path below it on another is not covered */
         vss_id shadow_id;
         char shadow_path[PATH_MAX];
         uint64_t created_usec;
@@ -101,6 +102,9 @@ typedef struct SnapshotPlan {
         bool (*prepare)(Run *run, void *userdata);
         /* Without --for: the volumes of the components' files. */
         bool (*default_volumes)(Run *run, Volume *vols, size_t *n_vols, void *userdata);
+        /* With --for: the volumes of components' files below a --for path on another filesystem
+         * (a mount there), which that path's shadow holds only as an empty directory (may be NULL). */
+        bool (*nested_volumes)(Run *run, Volume *vols, size_t *n_vols, void *userdata);
         void *userdata;
 } SnapshotPlan;
 
