@@ -602,7 +602,9 @@ static int restore(Restore *rs, bool prune_after) {
                         return r;
                 rs->count += (int) (d->staged - kept);
         }
-        for (size_t i = 0; prune_after && i < rs->n_rules; i++) {
+        for (size_t i = 0; i < rs->n_rules; i++) {
+                if (!prune_after && !rs->rules[i].prune)
+                        continue;
                 r = prune(rs, i);
                 if (r < 0)
                         return r;

@@ -95,6 +95,7 @@ typedef struct StoreRestoreRule {
                                      * Only it is resolved: below it no symlink is followed */
         bool owner_check;           /* to (or from.path) is a place uid owner_uid asked for (a writer's wish): see below */
         uint32_t owner_uid;
+        bool prune;                 /* prune this rule's destination (below) even without prune */
 } StoreRestoreRule;
 /*
  * Puts back every stored file matching a rule (first matching rule wins; others are skipped),

@@ -20,6 +20,11 @@ static bool component_wanted(const vss_backup_document *d, const vss_bc_componen
         return false;
 }
 
+/* A file group that names exact files: not recursive, a filespec without wildcards. */
+static bool exact_files(const vss_file_desc *f) {
+        return !f->recursive && !isempty(f->filespec) && !strpbrk(f->filespec, "*?[");
+}
+
 /* Who could have written the chain's documents and data: 0 root only, a uid when that user (with
  * root) could, -1 several users or unknown. Each backup of the chain supplies files. */
 static int64_t chain_owner(const Backup *chain, size_t n_chain) {
@@ -67,6 +72,10 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
                 rules[i] = (StoreRestoreRule) {
                         .from = { ci->files[i].path, ci->files[i].filespec, ci->files[i].recursive },
                         .no_overwrite = wm->restore_method == VSS_RME_RESTORE_IF_NOT_THERE,
+                        /* Exact names (a database's journal beside it, say): those the backup does
+                         * not hold go, or a stale hot journal would be rolled back onto the
+                         * restored database. Not where existing files are kept. */
+                        .prune = exact_files(&ci->files[i]) && wm->restore_method != VSS_RME_RESTORE_IF_NOT_THERE,
                 };
                 if (ok && to) {
                         char *under = NULL;

@@ -434,6 +434,70 @@ static void test_restore_integrity_failure(void) {
         harness_free(h);
 }
 
+/* Rows of t whose v is not want (-1 on error). */
+static int rows_not(const char *path, int want) {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        int n = -1;
+        char sql[64];
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM t WHERE v != %d", want);
+        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+            sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+                n = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return n;
+}
+
+/* A database in rollback-journal mode, backed up with every row at v = 0; then v = 1 is committed
+ * and the application dies in the middle of a transaction setting v = 2, leaving a hot journal of
+ * v = 1 pages. Restored in place, the database is the backup's: the journal, which the backup
+ * does not hold, is gone, not rolled back onto the restored file. */
+static void test_restore_drops_stale_journal(void) {
+        Harness *h = harness_new(NULL);
+        char dir[PATH_MAX], path[PATH_MAX + 16], journal[PATH_MAX + 32], dest[PATH_MAX];
+        sqlite3 *db = NULL;
+        snprintf(dir, sizeof dir, "%s/db", harness_dir(h));
+        CHECK(mkdir(dir, 0755) == 0);
+        snprintf(path, sizeof path, "%s/app.db", dir);
+        snprintf(journal, sizeof journal, "%s-journal", path);
+        CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+        CHECK(exec_sql(db, "PRAGMA journal_mode=DELETE; CREATE TABLE t(i INTEGER PRIMARY KEY, v INTEGER, pad TEXT);"
+                           "WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 3000) "
+                           "INSERT INTO t SELECT k, 0, printf('%0300d', k) FROM n;"));
+        sqlite3_close(db);
+        const char *const args[] = { "--database", path, NULL };
+        start_writer(h, args);
+        snprintf(dest, sizeof dest, "%s/backup", harness_dir(h));
+        int st;
+        json_object *out = harness_json(h, &st, "vssbackup backup --to %s --json", dest);
+        CHECK(st == 0);
+        json_object_put(out);
+
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                sqlite3 *c = NULL;
+                /* A one-page cache: the transaction's pages spill to the file, their old contents
+                 * to the journal, before any commit. */
+                if (sqlite3_open(path, &c) != SQLITE_OK || !exec_sql(c, "UPDATE t SET v = 1") ||
+                    !exec_sql(c, "PRAGMA cache_size = 1; BEGIN; UPDATE t SET v = 2"))
+                        _exit(3);
+                _exit(0); /* dies mid-transaction */
+        }
+        int ws;
+        CHECK(waitpid(pid, &ws, 0) == pid && WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+        CHECK(access(journal, F_OK) == 0);
+
+        out = harness_json(h, &st, "vssbackup restore --from %s --json", dest);
+        CHECK(st == 0);
+        json_object_put(out);
+        CHECK(access(journal, F_OK) < 0);
+        CHECK(rows_not(path, 0) == 0);
+        stop_writer();
+        harness_free(h);
+}
+
 /* The backup stamp the backup at dest holds (one component), or "". Caller frees. */
 static char *backup_stamp(Harness *h, const char *dest) {
         char *out = NULL;
@@ -750,6 +814,7 @@ int main(int argc, char *argv[]) {
                 { "sqlite-backup-under-load", test_backup_under_load },
                 { "sqlite-lock-held-during-freeze", test_lock_held_during_freeze },
                 { "sqlite-restore-integrity-failure", test_restore_integrity_failure },
+                { "sqlite-restore-drops-stale-journal", test_restore_drops_stale_journal },
                 { "sqlite-bad-usage", test_bad_usage },
                 { "sqlite-checkpoint-busy", test_checkpoint_busy },
                 { "sqlite-consistent-wal", test_bank_wal },
