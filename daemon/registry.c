@@ -60,6 +60,9 @@ static const char *const migrations[] = {
         ");",
         /* 5: a shadow whose data is being deleted: never listed again, and a restart finishes it. */
         "ALTER TABLE shadows ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;",
+        /* 6: OpenVSS's own attributes move out of Microsoft's range (0x00010000 -> 0x20000000,
+         * 0x00020000 -> 0x40000000: Microsoft's HARDWARE_ASSISTED and DIFFERENTIAL). */
+        "UPDATE shadows SET attributes = (attributes & ~196608) | ((attributes & 196608) * 8192);",
 };
 #define REGISTRY_SCHEMA_VERSION ((int) ELEMENTSOF(migrations))
 

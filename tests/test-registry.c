@@ -220,8 +220,9 @@ int main(void) {
         }
         CHECK(stat(path, &st) == 0 && (st.st_mode & 07777) == 0600, "database file is 0600");
         CHECK(db_text("PRAGMA journal_mode", text, sizeof text) == 0 && !strcmp(text, "wal"), "WAL mode");
-        CHECK(db_query_int("PRAGMA user_version", &v) == 0 && v == 5,
-              "schema version 5 (sets and shadows; frozen journal; exposures; writer classes; deleting)");
+        CHECK(db_query_int("PRAGMA user_version", &v) == 0 && v == 6,
+              "schema version 6 (sets and shadows; frozen journal; exposures; writer classes; deleting; "
+              "OpenVSS's attributes moved)");
 
         /* Set 1, creating, with two shadows. */
         CHECK(registry_add_set(r, &s1, 0x1d, 1000) == 0, "add set");
@@ -495,6 +496,20 @@ int main(void) {
         }
         r = registry_free(r);
         test_crash_safe();
+
+        /* A registry of version 5: OpenVSS's attributes in Microsoft's range move out of it. */
+        CHECK(db_query_int("INSERT INTO snapshot_sets VALUES ('00000000-0000-4000-8000-0000000000a5', 0, 1, "
+                           "'committed')", &v) == 0 &&
+                      db_query_int("INSERT INTO shadows (shadow_id, set_id, original_path, shadow_path, provider, "
+                                   "created_usec, attributes) VALUES ('00000000-0000-4000-8000-0000000000b5', "
+                                   "'00000000-0000-4000-8000-0000000000a5', '/v5', '/v5.shadow', 'file', 1, 196617)",
+                                   &v) == 0 &&
+                      db_query_int("PRAGMA user_version = 5", &v) == 0,
+              "a version 5 registry with attributes 0x00030009");
+        CHECK(registry_open(tmp, &r) == 0 && r, "migrated to version 6");
+        CHECK(db_query_int("SELECT attributes FROM shadows WHERE shadow_id = '00000000-0000-4000-8000-0000000000b5'",
+                           &v) == 0 && v == 0x60000009LL, "attributes 0x60000009");
+        r = registry_free(r);
 
         /* A database from the future is refused. */
         CHECK(db_query_int("PRAGMA user_version = 99", &v) == 0, "bump schema version");

@@ -156,13 +156,16 @@ VSS_EXPORT const char *vss_backup_type_name(vss_backup_type t);
 #define VSS_VOLSNAP_ATTR_CLIENT_ACCESSIBLE 0x00000004u
 #define VSS_VOLSNAP_ATTR_NO_AUTO_RELEASE 0x00000008u
 #define VSS_VOLSNAP_ATTR_NO_WRITERS 0x00000010u
-/* OpenVSS's own: the set's volumes were not cut at one instant (each was cut while writers were
- * frozen, but the provider copies volume by volume). */
-#define OPENVSS_ATTR_NOT_ATOMIC 0x00010000u
-/* OpenVSS's own: the shadow is not one instant: its filesystem was not held frozen while it was
- * copied (it cannot be frozen, or the configuration excludes it), so writes not stopped by a
- * writer may show half-made in it. */
-#define OPENVSS_ATTR_NOT_POINT_IN_TIME 0x00020000u
+/* OpenVSS's own attributes lie where VSS_VOLUME_SNAPSHOT_ATTRIBUTES defines none (Microsoft's
+ * end at VSS_VOLSNAP_ATTR_FILE_SHARE, 0x04000000; before OpenVSS 0.2 these were 0x00010000 and
+ * 0x00020000, Microsoft's HARDWARE_ASSISTED and DIFFERENTIAL). */
+/* The set's volumes were not cut at one instant (each was cut while writers were frozen, but the
+ * provider copies volume by volume). */
+#define OPENVSS_ATTR_NOT_ATOMIC 0x20000000u
+/* The shadow is not one instant: its filesystem was not held frozen while it was copied (it
+ * cannot be frozen, or the configuration excludes it), so writes not stopped by a writer may
+ * show half-made in it. */
+#define OPENVSS_ATTR_NOT_POINT_IN_TIME 0x40000000u
 
 #define VSS_CTX_BACKUP 0x00000000u
 #define VSS_CTX_FILE_SHARE_BACKUP 0x00000010u
