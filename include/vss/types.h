@@ -157,8 +157,8 @@ VSS_EXPORT const char *vss_backup_type_name(vss_backup_type t);
 #define VSS_VOLSNAP_ATTR_NO_AUTO_RELEASE 0x00000008u
 #define VSS_VOLSNAP_ATTR_NO_WRITERS 0x00000010u
 /* OpenVSS's own attributes lie where VSS_VOLUME_SNAPSHOT_ATTRIBUTES defines none (Microsoft's
- * end at VSS_VOLSNAP_ATTR_FILE_SHARE, 0x04000000; before OpenVSS 0.2 these were 0x00010000 and
- * 0x00020000, Microsoft's HARDWARE_ASSISTED and DIFFERENTIAL). */
+ * end at VSS_VOLSNAP_ATTR_FILE_SHARE, 0x04000000). They were 0x00010000 and 0x00020000,
+ * Microsoft's HARDWARE_ASSISTED and DIFFERENTIAL, until vssd's registry version 6 moved them. */
 /* The set's volumes were not cut at one instant (each was cut while writers were frozen, but the
  * provider copies volume by volume). */
 #define OPENVSS_ATTR_NOT_ATOMIC 0x20000000u
