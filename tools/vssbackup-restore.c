@@ -74,8 +74,10 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
                         .no_overwrite = wm->restore_method == VSS_RME_RESTORE_IF_NOT_THERE,
                         /* Exact names (a database's journal beside it, say): those the backup does
                          * not hold go, or a stale hot journal would be rolled back onto the
-                         * restored database. Not where existing files are kept. */
-                        .prune = exact_files(&ci->files[i]) && wm->restore_method != VSS_RME_RESTORE_IF_NOT_THERE,
+                         * restored database. Not where existing files are kept. A chain's newest
+                         * backup prunes every group; its older ones none. */
+                        .prune = n_chain == 1 && exact_files(&ci->files[i]) &&
+                                 wm->restore_method != VSS_RME_RESTORE_IF_NOT_THERE,
                 };
                 if (ok && to) {
                         char *under = NULL;
