@@ -7,6 +7,8 @@
 #include <ftw.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -288,6 +290,82 @@ static void test_nested_mount(void) {
         harness_free(h);
 }
 
+/* A writer of one component naming an exact file (dir/state.db, not recursive), in a child. */
+static const char *exact_dir;
+static bool exact_identify(vss_writer *w, vss_metadata_builder *md, void *userdata) {
+        return vss_metadata_add_component(md, "", "state", NULL, true, true) >= 0 &&
+               vss_metadata_add_files(md, "", "state", exact_dir, "state.db", false) >= 0;
+}
+
+static pid_t exact_writer(Harness *h, const char *dir) {
+        exact_dir = dir;
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                vss_writer_options o = { .name = "exact" };
+                vss_writer_callbacks cb = { .identify = exact_identify };
+                vss_writer *w = NULL;
+                _exit(vss_writer_new(&o, &cb, NULL, &w) < 0 || vss_writer_main(w, harness_socket(h), "exact") < 0);
+        }
+        char *out = NULL;
+        for (int i = 0; i < 2000; i++) {
+                free(out);
+                out = NULL;
+                if (harness_sh(h, &out, "vssadmin list writers | grep -c \"^Writer name: 'exact'\"") == 0)
+                        break;
+                usleep(10 * 1000);
+        }
+        free(out);
+        return pid;
+}
+
+/* A backup that holds none of a component's exact files (the file did not exist then) restores in
+ * place without removing the file that exists now; one that holds it removes what it does not
+ * hold beside it. */
+static void test_restore_exact_absent(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        char dir[PATH_MAX + 8], db[PATH_MAX + 32], dest[PATH_MAX];
+        snprintf(dir, sizeof(dir), "%s/state", data);
+        CHECK(mkdir(dir, 0755) == 0);
+        snprintf(db, sizeof(db), "%s/state.db", dir);
+        pid_t w = exact_writer(h, dir);
+        snprintf(dest, sizeof(dest), "%s/backup", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --quiet", dest) == 0);
+        CHECK(harness_sh(h, NULL, "echo live > '%s'", db) == 0);
+        CHECK(harness_sh(h, NULL, "vssbackup restore --from %s --quiet", dest) == 0);
+        _cleanup_free_ char *got = NULL;
+        CHECK(harness_sh(h, &got, "cat '%s'", db) == 0 && got && streq(got, "live\n"));
+        kill(w, SIGTERM);
+        waitpid(w, NULL, 0);
+        harness_free(h);
+}
+
+/* A component the base did not back up is stored whole in the incremental, so its restore from
+ * the chain has its unchanged files too. */
+static void test_incremental_new_component(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        char db[PATH_MAX + 8], c1[PATH_MAX + 16], c2[PATH_MAX + 16], full[PATH_MAX], inc[PATH_MAX];
+        snprintf(db, sizeof(db), "%s/db", data);
+        CHECK(mkdir(db, 0755) == 0 && harness_sh(h, NULL, "echo rows > '%s/t'", db) == 0);
+        snprintf(c1, sizeof(c1), "fs=%s", data);
+        snprintf(c2, sizeof(c2), "db=%s", db);
+        const char *const a1[] = { "--component", c1, NULL }, *const a2[] = { "--component", c2, NULL };
+        harness_writer(h, "fs", a1);
+        snprintf(full, sizeof(full), "%s/full", harness_dir(h));
+        snprintf(inc, sizeof(inc), "%s/inc", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --quiet", full) == 0);
+        harness_writer(h, "db", a2);
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --type incremental --base %s --quiet", inc, full) == 0);
+        CHECK(harness_sh(h, NULL, "rm '%s/t'", db) == 0);
+        CHECK(harness_sh(h, NULL, "vssbackup restore --from %s --component db:db --quiet", inc) == 0);
+        _cleanup_free_ char *got = NULL;
+        CHECK(harness_sh(h, &got, "cat '%s/t'", db) == 0 && got && streq(got, "rows\n"));
+        harness_free(h);
+}
+
 /* Writes the writer's backup stamp at PostSnapshot and records the previous stamps it was given. */
 static void stamp_hook(Harness *h) {
         harness_hook(h, "50-stamp",
@@ -561,6 +639,8 @@ static const TestCase cases[] = {
         { "vssbackup-bad-manifest", test_bad_manifest },
         { "vssbackup-exec", test_exec },
         { "vssbackup-nested-mount", test_nested_mount },
+        { "vssbackup-restore-exact-absent", test_restore_exact_absent },
+        { "vssbackup-incremental-new-component", test_incremental_new_component },
         {},
 };
 

@@ -14,6 +14,16 @@
 
 #include "tests/harness.h"
 
+/* A session whose snapshot set of data is made (DoSnapshotSet returned S_OK). */
+static vss_backup *snapshot_of(Harness *h, const char *data) {
+        vss_backup *b = harness_session(h);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), 0);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        return b;
+}
+
 /* Waits up to 30 s for the file harness_dir/name to exist. */
 static bool wait_file(Harness *h, const char *name) {
         char path[4096];
@@ -99,11 +109,7 @@ static void test_hooks_overlap(void) {
                      "  sleep 0.05\n"
                      "done\n"
                      "echo \"$VSS_WRITER_NAME saw-$other\" >> \"$d/log\"\n");
-        vss_backup *b = harness_session(h);
-        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
-        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), 0);
-        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
-        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        vss_backup *b = snapshot_of(h, data);
         CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
         check_status(b, "a", VSS_WS_WAITING_FOR_BACKUP_COMPLETE, 0);
         check_status(b, "b", VSS_WS_WAITING_FOR_BACKUP_COMPLETE, 0);
@@ -218,11 +224,7 @@ static void test_component_through_symlink(void) {
         snprintf(comp, sizeof comp, "db=%s", link);
         const char *const args[] = { "--component", comp, NULL };
         harness_writer(h, "w", args);
-        vss_backup *b = harness_session(h);
-        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
-        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), 0);
-        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
-        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        vss_backup *b = snapshot_of(h, data);
         CHECK_HR(vss_backup_backup_complete_sync(b), 0);
         vss_backup_release(b);
         char *ev = harness_events(h, "w");

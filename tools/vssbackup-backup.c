@@ -309,7 +309,13 @@ static bool copy_components(Run *run, Store *st, const Choice *ch, const Volume 
         for (size_t i = 0; i < ch->n_sel; i++) {
                 const Selected *s = &ch->sel[i];
                 char saved[1024] = "";
-                bool c_ok = copy_writer_files(run, st, now, s) && copy_component(run, st, s, vols, n_vols, since_usec);
+                /* A component the base did not back up is stored whole: a restore of it takes
+                 * nothing from the base. */
+                uint64_t since = ch->base && !vss_backup_document_find(ch->base, &s->wm->writer_id, NULL,
+                                                                       s->ci->logical_path, s->ci->name)
+                                         ? 0
+                                         : since_usec;
+                bool c_ok = copy_writer_files(run, st, now, s) && copy_component(run, st, s, vols, n_vols, since);
                 if (!c_ok) {
                         snprintf(saved, sizeof(saved), "%s", run->r.error_msg);
                         *all_ok = false;

@@ -25,6 +25,23 @@ static bool exact_files(const vss_file_desc *f) {
         return !f->recursive && !isempty(f->filespec) && !strpbrk(f->filespec, "*?[");
 }
 
+/* Whether a component recorded in d, other than c, stored writer files at one of ci's paths: files
+ * made after the cut and stored as that component's, which are not c's. */
+static bool others_writer_files(const vss_backup_document *d, const vss_bc_component *c,
+                                const vss_component_info *ci) {
+        for (size_t i = 0; i < d->n_components; i++) {
+                const vss_bc_component *o = &d->components[i];
+                if (vss_id_equal(&o->writer_id, &c->writer_id) && streq(o->logical_path, c->logical_path) &&
+                    streq(o->name, c->name))
+                        continue;
+                for (size_t w = 0; w < o->n_writer_files; w++)
+                        for (size_t f = 0; f < ci->n_files; f++)
+                                if (path_overlaps(o->writer_files[w].destination, ci->files[f].path))
+                                        return true;
+        }
+        return false;
+}
+
 /* Who could have written the chain's documents and data: 0 root only, a uid when that user (with
  * root) could, -1 several users or unknown. Each backup of the chain supplies files. */
 static int64_t chain_owner(const Backup *chain, size_t n_chain) {
@@ -123,14 +140,25 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
         }
         if (!ok && !run->r.error_hr)
                 run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
+        /* The exact-name prune only when the backup holds one of those files (the database
+         * itself, say): a backup holding none of them leaves the live files alone. */
+        bool holds_exact = false;
+        for (size_t i = 0; ok && n_chain == 1 && i < ci->n_files; i++) {
+                _cleanup_free_ char *p = rules[i].prune ? path_join(ci->files[i].path, ci->files[i].filespec) : NULL;
+                if (p && store_index_has(chain[0].store, p))
+                        holds_exact = true;
+        }
+        for (size_t i = 0; !holds_exact && i < ci->n_files; i++)
+                rules[i].prune = false;
         *ret_files = 0;
         for (size_t k = 0; ok && k < n_chain; k++) {
                 _cleanup_free_ char *err = NULL;
-                /* An older backup that did not back the component up holds at its paths only what
-                 * other components stored there (a user's writer's files, its writer not running
-                 * then): nothing of it is the component's. */
+                /* An older backup that did not back the component up, where another component
+                 * stored writer files at its paths (a user's writer's, its writer not running
+                 * then): those are not the component's, and nothing of that backup is taken. */
                 if (k + 1 < n_chain &&
-                    !vss_backup_document_find(chain[k].bcd, &c->writer_id, NULL, c->logical_path, c->name))
+                    !vss_backup_document_find(chain[k].bcd, &c->writer_id, NULL, c->logical_path, c->name) &&
+                    others_writer_files(chain[k].bcd, c, ci))
                         continue;
                 /* Files deleted since the older backups go away with the newest one's index. */
                 int r = store_restore(chain[k].store, rules, ci->n_files, n_chain > 1 && k == n_chain - 1, &err);

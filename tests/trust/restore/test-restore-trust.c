@@ -398,6 +398,8 @@ static bool files_identify(vss_writer *w, vss_metadata_builder *md, void *userda
 static bool files_post_snapshot(vss_writer *w, const vss_event_info *info, void *userdata) {
         const FilesWriter *fw = userdata;
         char stored_as[PATH_MAX];
+        if (!fw->file)
+                return true;
         if (fw->stored_as)
                 snprintf(stored_as, sizeof(stored_as), "%s", fw->stored_as);
         else
@@ -529,6 +531,31 @@ static void test_writer_files_owner(void) {
         harness_free(h);
 }
 
+/* trust-participation-symlink: bob's writer names as its component a symlink of his own to a
+ * directory of root's: root's plain backup takes the component as the directory it names (root's),
+ * so it leaves it out. */
+static void test_participation_symlink(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        Planted pl;
+        char link[PATH_MAX + 32], backup[PATH_MAX];
+        planted_make(h, &pl);
+        snprintf(link, sizeof(link), "%s/link", pl.data);
+        CHECK(symlink(pl.victim, link) == 0 && lchown(link, uid_of(BOB), (gid_t) -1) == 0);
+        snprintf(backup, sizeof(backup), "%s/backup", harness_dir(h));
+        FilesWriter fw = { pl.data, NULL, link, NULL };
+        pid_t w = spawn_as(BOB, files_writer_as_bob, h, &fw);
+        for (int i = 0; i < 2000 && !writer_listed(h, "bob-files"); i++)
+                usleep(10 * 1000);
+        char *o = NULL;
+        CHECK(harness_sh(h, &o, "vssbackup backup --to %s --retries 0 2>&1", backup) != 0 ||
+              (o && strstr(o, "left out")));
+        CHECK(o && strstr(o, "component 'app' of writer 'bob-files' left out"));
+        free(o);
+        kill(w, SIGTERM);
+        waitpid(w, NULL, 0);
+        harness_free(h);
+}
+
 /* trust-writer-files-chain: the same, across a chain of backups. While root's writer is not
  * running, bob's writer stores its file at root's writer's path (nobody else has files there then);
  * root's later restore of root's writer's component from a later incremental takes nothing from
@@ -632,6 +659,7 @@ int main(int argc, char *argv[]) {
                 { "trust-writer-files-foreign", test_writer_files_foreign },
                 { "trust-writer-files-chain", test_writer_files_chain },
                 { "trust-restore-user-backup", test_user_backup },
+                { "trust-participation-symlink", test_participation_symlink },
                 {},
         };
         return test_main(argc, argv, cases);
