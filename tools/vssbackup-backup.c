@@ -150,12 +150,35 @@ static const vss_component_info *foreign_component(Run *run, const vss_backup_do
         return NULL;
 }
 
+/* Whether path is a place of uid's own: it (if it exists) and the deepest existing directory
+ * above it belong to uid (not followed), so files uid stores there are what uid could write there
+ * anyway, whoever else's component covers it (a database's directory below root's /var/lib). */
+static bool users_place(const char *path, uint32_t uid) {
+        char p[PATH_MAX];
+        struct stat st;
+        if (snprintf(p, sizeof(p), "%s", path) >= (int) sizeof(p))
+                return false;
+        if (lstat(p, &st) == 0 && st.st_uid != uid)
+                return false;
+        for (char *slash; (slash = strrchr(p, '/'));) {
+                if (slash == p)
+                        slash[1] = 0;
+                else
+                        *slash = 0;
+                if (lstat(p, &st) == 0)
+                        return S_ISDIR(st.st_mode) && st.st_uid == uid;
+                if (slash == p)
+                        return false;
+        }
+        return false;
+}
+
 /* The files the component's writer made after the shadows were cut (its record's writer_files),
  * read where they are now and stored as the component's files at their stored_as paths. Stored
  * first, whatever the backup type, so that they take the place of the shadow's older copies.
  * stored_as must lie within the component's own file groups. A writer that is not root's may name
  * only files its owner owns (checked on what is read, not before) and may not store them where
- * another user's writer has files. */
+ * another user's writer has files, unless that place is its user's own. */
 static bool copy_writer_files(Run *run, Store *st, const vss_backup_document *d, const Selected *s) {
         const vss_bc_component *c = vss_backup_document_find(d, &s->wm->writer_id, &s->wm->instance_id,
                                                              s->ci->logical_path, s->ci->name);
@@ -174,7 +197,7 @@ static bool copy_writer_files(Run *run, Store *st, const vss_backup_document *d,
                         return run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE,
                                         "writer files of component '%s': %s is to be stored as %s, which is not within "
                                         "the component's own files", s->ci->name, f->path, f->destination);
-                if (owner->owner_uid != 0 &&
+                if (owner->owner_uid != 0 && !users_place(f->destination, owner->owner_uid) &&
                     (oc = foreign_component(run, d, s, owner->owner_uid, f->destination, &other)))
                         return run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE,
                                         "writer files of component '%s': %s is to be stored as %s, where component "

@@ -500,6 +500,17 @@ static void test_writer_files_foreign(void) {
         CHECK(harness_sh(h, &now, "cat %s", pl.target) == 0 && now && streq(now, "root's passwd\n"));
         struct stat st;
         CHECK(stat(pl.target, &st) == 0 && st.st_uid == 0);
+
+        /* A root writer covering all of shared: bob's file stored in a directory of his own below
+         * it is what bob could write there anyway, and is taken. */
+        char all[PATH_MAX + 16], own[PATH_MAX];
+        snprintf(all, sizeof(all), "all=%s", pl.shared);
+        const char *rootall[] = { "--component", all, NULL };
+        harness_writer(h, "rootall", rootall);
+        snprintf(own, sizeof(own), "%s/backup-own", harness_dir(h));
+        FilesWriter mine = { pl.data, pl.evil, NULL, NULL };
+        files_backup_with(h, &mine, own, "", NULL);
+        CHECK(lexists("%s/data%s/handed-over", own, pl.data));
         harness_free(h);
 }
 
