@@ -3,10 +3,12 @@
 /* vssbackup backup: the components chosen, their files copied from the shadow copies into the
  * store, with the documents. */
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <sys/stat.h>
 
 #include "lib/common.h"
+#include "tools/beneath.h"
 #include "tools/vssbackup.h"
 
 typedef struct Selected {
@@ -150,27 +152,22 @@ static const vss_component_info *foreign_component(Run *run, const vss_backup_do
         return NULL;
 }
 
-/* Whether path is a place of uid's own: it (if it exists) and the deepest existing directory
- * above it belong to uid (not followed), so files uid stores there are what uid could write there
- * anyway, whoever else's component covers it (a database's directory below root's /var/lib). */
+/* Whether path is a place of uid's own, by the rule a restore honours a user's wish with
+ * (beneath_deepest(): no symlink on the way, the deepest existing directory uid's, and every one
+ * below the first of uid's), a file already there uid's too: files uid stores there are what uid
+ * could write there anyway, whoever else's component covers it (a database's directory below
+ * root's /var/lib). */
 static bool users_place(const char *path, uint32_t uid) {
-        char p[PATH_MAX];
+        _cleanup_close_ int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC), fd = -EBADF;
+        _cleanup_free_ char *err = NULL;
+        const char *rest = NULL;
         struct stat st;
-        if (snprintf(p, sizeof(p), "%s", path) >= (int) sizeof(p))
+        if (root < 0 || path[0] != '/' || beneath_deepest(root, "", path, uid, &fd, &rest, &err) < 0)
                 return false;
-        if (lstat(p, &st) == 0 && st.st_uid != uid)
-                return false;
-        for (char *slash; (slash = strrchr(p, '/'));) {
-                if (slash == p)
-                        slash[1] = 0;
-                else
-                        *slash = 0;
-                if (lstat(p, &st) == 0)
-                        return S_ISDIR(st.st_mode) && st.st_uid == uid;
-                if (slash == p)
-                        return false;
-        }
-        return false;
+        /* The walk stops before a file that is there: it is what would be replaced. */
+        if (!isempty(rest) && fstatat(fd, rest, &st, AT_SYMLINK_NOFOLLOW) == 0)
+                return st.st_uid == uid;
+        return true;
 }
 
 /* The files the component's writer made after the shadows were cut (its record's writer_files),
