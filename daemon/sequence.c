@@ -258,20 +258,22 @@ bool writer_takes_part(const WriterFacts *w, const char *const *set_paths, size_
         const vss_writer_metadata *m = w->metadata;
         if (!m || m->n_components == 0)
                 return w->root;
+        /* As path_overlaps(), normalized once: a user's writer needs the deeper of the two. */
         char nc[PATH_MAX + 2], nv[PATH_MAX + 2];
         for (size_t i = 0; i < m->n_components; i++)
-                for (size_t f = 0; f < m->components[i].n_files; f++)
+                for (size_t f = 0; f < m->components[i].n_files; f++) {
+                        if (path_normalize(m->components[i].files[f].path, nc, sizeof(nc)) < 0)
+                                continue;
                         for (size_t v = 0; v < n_set_paths; v++) {
-                                if (!path_overlaps(m->components[i].files[f].path, set_paths[v]))
+                                if (path_normalize(set_paths[v], nv, sizeof(nv)) < 0)
                                         continue;
-                                if (w->root)
-                                        return true;
-                                if (path_normalize(m->components[i].files[f].path, nc, sizeof(nc)) < 0 ||
-                                    path_normalize(set_paths[v], nv, sizeof(nv)) < 0)
+                                bool c_deeper = path_within(nc, nv);
+                                if (!c_deeper && !path_within(nv, nc))
                                         continue;
-                                if (w->owns && w->owns(path_within(nc, nv) ? nc : nv, w->uid))
+                                if (w->root || (w->owns && w->owns(c_deeper ? nc : nv, w->uid)))
                                         return true;
                         }
+                }
         return false;
 }
 
