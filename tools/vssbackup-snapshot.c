@@ -43,9 +43,10 @@ bool volume_add(Run *run, Volume *vols, size_t *n, const char *path) {
                         slash[1] = 0;
                 else
                         *slash = 0;
+                /* Its directory's filesystem, for st_dev below. */
+                if (stat(real, &st) < 0)
+                        return run_fail(run, VSS_E_OBJECT_NOT_FOUND, "cannot resolve '%s': %s", path, strerror(errno));
         }
-        if (stat(real, &st) < 0)
-                return run_fail(run, VSS_E_OBJECT_NOT_FOUND, "cannot resolve '%s': %s", path, strerror(errno));
         /* Covered by a volume of the same filesystem only: a shadow holds a mount below it (or a
          * nested btrfs subvolume) as an empty directory. */
         for (size_t i = 0; i < *n; i++)
