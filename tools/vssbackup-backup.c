@@ -43,11 +43,8 @@ static bool select_components(Run *run, char **specs, size_t n_specs, Selected *
                                         want = true;
                                         used[s] = true;
                                 }
-                        const char *bad = want && n_specs == 0 ? component_not_users(d, wm, ci) : NULL;
-                        if (bad && !arg_quiet)
-                                fprintf(stderr, "vssbackup: component '%s' of writer '%s' left out: %s is not its user's "
-                                        "(name it with --component to back it up)\n", ci->name, wm->name, bad);
-                        if (want && !bad)
+                        if (want && !(n_specs == 0 &&
+                                      component_left_out(d, wm, ci, "name it with --component to back it up")))
                                 sel[n++] = (Selected) { wm, ci };
                 }
         }

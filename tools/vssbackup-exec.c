@@ -330,18 +330,10 @@ static bool all_volumes(Run *run, Volume *vols, size_t *n_vols, void *userdata) 
 
         for (size_t i = 0; ok && i < vss_backup_metadata_count(b); i++) {
                 const vss_writer_metadata *wm = vss_backup_metadata_get(b, i);
-                for (size_t k = 0; ok && k < wm->n_components; k++) {
-                        const char *bad = component_not_users(d, wm, &wm->components[k]);
-                        if (bad) {
-                                if (!arg_quiet)
-                                        fprintf(stderr, "vssbackup: component '%s' of writer '%s' left out: %s is not its "
-                                                "user's (name its paths with --for to shadow them)\n",
-                                                wm->components[k].name, wm->name, bad);
-                                continue;
-                        }
-                        for (size_t f = 0; ok && f < wm->components[k].n_files; f++)
-                                ok = volume_add(run, vols, n_vols, wm->components[k].files[f].path);
-                }
+                for (size_t k = 0; ok && k < wm->n_components; k++)
+                        if (!component_left_out(d, wm, &wm->components[k], "name its paths with --for to shadow them"))
+                                for (size_t f = 0; ok && f < wm->components[k].n_files; f++)
+                                        ok = volume_add(run, vols, n_vols, wm->components[k].files[f].path);
         }
         vss_backup_document_free(d);
         return ok;

@@ -17,8 +17,9 @@ const vss_writer_metadata *document_writer(const vss_backup_document *d, const v
         return NULL;
 }
 
-const char *component_not_users(const vss_backup_document *d, const vss_writer_metadata *wm,
-                                const vss_component_info *ci) {
+/* The first path of ci that, resolved, is not its writer's user's; NULL for root's writers. */
+static const char *component_not_users(const vss_backup_document *d, const vss_writer_metadata *wm,
+                                       const vss_component_info *ci) {
         const vss_writer_metadata *o = d ? document_writer(d, wm) : NULL;
         if (!o || !o->owner_known || o->owner_uid == 0)
                 return NULL;
@@ -30,6 +31,15 @@ const char *component_not_users(const vss_backup_document *d, const vss_writer_m
                         return ci->files[f].path;
         }
         return NULL;
+}
+
+bool component_left_out(const vss_backup_document *d, const vss_writer_metadata *wm, const vss_component_info *ci,
+                        const char *hint) {
+        const char *bad = component_not_users(d, wm, ci);
+        if (bad && !arg_quiet)
+                fprintf(stderr, "vssbackup: component '%s' of writer '%s' left out: %s is not its user's (%s)\n", ci->name,
+                        wm->name, bad, hint);
+        return bad != NULL;
 }
 
 bool volume_add(Run *run, Volume *vols, size_t *n, const char *path) {

@@ -83,10 +83,11 @@ bool volume_add(Run *run, Volume *vols, size_t *n, const char *path);
 /* The writer's entry in the live document d (with the owner vssd recorded), or NULL. */
 const vss_writer_metadata *document_writer(const vss_backup_document *d, const vss_writer_metadata *wm);
 /* Taken by default (no --component, no --for): a component of a user's writer only when every
- * path of it exists and is that user's, so a user cannot make root's backup shadow, copy (or fail
- * on) paths not theirs by declaring them, "/" say. NULL, or the first path that is not. */
-const char *component_not_users(const vss_backup_document *d, const vss_writer_metadata *wm,
-                                const vss_component_info *ci);
+ * path of it exists and, resolved, is that user's, so a user cannot make root's backup shadow,
+ * copy (or fail on) paths not theirs by declaring them, "/" say. true: left out, said on stderr
+ * (unless --quiet) with hint, how to take it anyway. */
+bool component_left_out(const vss_backup_document *d, const vss_writer_metadata *wm, const vss_component_info *ci,
+                        const char *hint);
 void volumes_free(Volume *vols, size_t n);
 /* The innermost volume holding path, or NULL. */
 const Volume *volume_of(const Volume *vols, size_t n, const char *path);
