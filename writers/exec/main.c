@@ -32,11 +32,11 @@
 
 typedef struct component {
         const char *name;
-        const char *path;
+        char *path; /* resolved(), ours */
 } component;
 
 typedef struct mapping {
-        const char *path;
+        char *path; /* resolved(), ours */
         const char *destination;
 } mapping;
 
@@ -121,21 +121,10 @@ static void help(void) {
 
 /* path with its symlinks resolved when it exists (vssd and requesters compare paths as written:
  * a component through /var/lib/mysql -> /srv/mysql must say /srv/mysql to meet a set of /srv);
- * as given otherwise. Kept until the end (resolved_free()). */
-static char *resolved_paths[2 * 256];
-static size_t n_resolved;
-
-static const char *resolved(const char *path) {
-        char *r = n_resolved < sizeof(resolved_paths) / sizeof(resolved_paths[0]) ? realpath(path, NULL) : NULL;
-        if (!r)
-                return path;
-        resolved_paths[n_resolved++] = r;
-        return r;
-}
-
-static void resolved_free(void) {
-        while (n_resolved > 0)
-                free(resolved_paths[--n_resolved]);
+ * as given otherwise. Allocated; NULL only without memory. */
+static char *resolved(const char *path) {
+        char *r = realpath(path, NULL);
+        return r ? r : strdup(path);
 }
 
 /* --component NAME=PATH and --alternate-location PATH=DEST (optarg is modified). */
@@ -152,7 +141,10 @@ static int add_component(char *arg) {
         if (!a)
                 return usage_error("%s", "out of memory");
         arg_components = a;
-        arg_components[arg_n_components++] = (component) { arg, resolved(eq + 1) };
+        arg_components[arg_n_components] = (component) { arg, resolved(eq + 1) };
+        if (!arg_components[arg_n_components].path)
+                return usage_error("%s", "out of memory");
+        arg_n_components++;
         return 0;
 }
 
@@ -169,7 +161,10 @@ static int add_alternate(char *arg) {
                 return usage_error("%s", "out of memory");
         *eq = '\0';
         arg_alternates = m;
-        arg_alternates[arg_n_alternates++] = (mapping) { resolved(arg), eq + 1 };
+        arg_alternates[arg_n_alternates] = (mapping) { resolved(arg), eq + 1 };
+        if (!arg_alternates[arg_n_alternates].path)
+                return usage_error("%s", "out of memory");
+        arg_n_alternates++;
         return 0;
 }
 
@@ -386,8 +381,11 @@ int main(int argc, char *argv[]) {
         holds_kill_all();
         hook_output_handoff(); /* after the last hook: what they left behind may still write */
         frozen_clear();
+        for (size_t i = 0; i < arg_n_components; i++)
+                free(arg_components[i].path);
+        for (size_t i = 0; i < arg_n_alternates; i++)
+                free(arg_alternates[i].path);
         free(arg_components);
         free(arg_alternates);
-        resolved_free();
         return r;
 }
