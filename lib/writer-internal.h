@@ -49,7 +49,6 @@ struct vss_writer {
         vss_writer_deferred *deferring, *resumed, *deferred;
         unsigned aborts; /* Aborts and lost connections so far: a Freeze deferred before one is stale */
 
-        bool failure_set;
         int32_t failure, app_code;
         char app_msg[VSS_MAX_MESSAGE + 1];
         char errmsg[512];

@@ -221,11 +221,15 @@ static bool event_finish(vss_writer *w, vss_event e, const vss_id *set_id, bool 
         return ok;
 }
 
+/* A failure set is the answer even when the callback returned true: Microsoft documents a
+ * writer's veto as SetWriterFailure() and returning TRUE. A callback that failed without setting
+ * one (or set S_OK) fails with VSS_E_WRITERERROR_NONRETRYABLE. */
 static int event_reply(vss_writer *w, sd_bus_message *m, bool ok, const char *doc) {
-        if (!ok && !w->failure_set)
+        if (!ok && w->failure == 0)
                 vss_writer_set_failure(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "");
-        return sd_bus_reply_method_return(m, "iiss", ok ? 0 : w->failure, ok ? 0 : w->app_code, ok ? "" : w->app_msg,
-                                          doc ? doc : "");
+        bool failed = w->failure != 0;
+        return sd_bus_reply_method_return(m, "iiss", failed ? w->failure : 0, failed ? w->app_code : 0,
+                                          failed ? w->app_msg : "", doc ? doc : "");
 }
 
 static int method_event(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -269,7 +273,6 @@ static int method_event(sd_bus_message *m, void *userdata, sd_bus_error *error) 
                 .components = (const char *const *) components,
         };
         (void) vss_id_from_string(set_id, &info.snapshot_set_id);
-        w->failure_set = false;
         w->failure = w->app_code = 0;
         w->app_msg[0] = 0;
 
@@ -739,7 +742,6 @@ VSS_EXPORT int vss_writer_resume(vss_writer *w, vss_writer_deferred *d) {
         w->records = d->records;
         w->n_records = d->n_records;
         w->annotated = d->annotated;
-        w->failure_set = false;
         w->failure = w->app_code = 0;
         w->app_msg[0] = 0;
         return 0;
@@ -770,7 +772,6 @@ VSS_EXPORT int vss_writer_set_failure(vss_writer *w, int32_t failure, int32_t ap
                                       const char *application_message) {
         if (!w)
                 return VSS_E_INVALIDARG;
-        w->failure_set = true;
         w->failure = failure;
         w->app_code = application_code;
         utf8_copy(w->app_msg, sizeof(w->app_msg), application_message);

@@ -743,7 +743,64 @@ static void test_deferred_freeze(void) {
         vss_writer_free(w);
 }
 
+/* Microsoft's documented veto: SetWriterFailure, then return TRUE. */
+static bool cb_freeze_veto_true(vss_writer *w, const vss_event_info *info, void *userdata) {
+        on_event(info, VSS_EVENT_FREEZE);
+        (void) vss_writer_set_failure(w, VSS_E_WRITERERROR_RETRYABLE, 9, "log full");
+        return true;
+}
+
+/* The requester of veto-returning-true: DoSnapshotSet fails with the writer's failure, which
+ * its status carries. Exit status: 0 all good, 10 + step otherwise. */
+static int vetoed_backup(Harness *h, const char *data, const vss_id *iid) {
+        vss_backup *b = NULL;
+        if (vss_backup_new(harness_socket(h), &b) < 0 || vss_backup_initialize_for_backup(b) < 0 ||
+            vss_backup_gather_writer_metadata_sync(b) < 0 || vss_backup_start_snapshot_set(b, NULL) < 0 ||
+            vss_backup_add_to_snapshot_set(b, data, NULL, NULL) < 0 || vss_backup_prepare_for_backup_sync(b) < 0)
+                return 10;
+        if (vss_backup_do_snapshot_set_sync(b) != VSS_E_WRITERERROR_RETRYABLE)
+                return 11;
+        if (vss_backup_gather_writer_status_sync(b) < 0)
+                return 12;
+        vss_writer_status st;
+        const vss_writer_status *ws = status_of(b, "vetoing", &st);
+        if (!ws || ws->state != VSS_WS_FAILED_AT_FREEZE || ws->failure != VSS_E_WRITERERROR_RETRYABLE)
+                return 13;
+        if (ws->application_code != 9 || !streq(ws->application_message, "log full"))
+                return 14;
+        vss_backup_free(b);
+        return 0;
+}
+
+static void test_veto_returning_true(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        reset_record();
+        md_path = data;
+        vss_writer_callbacks cb = all_callbacks;
+        cb.freeze = cb_freeze_veto_true;
+        vss_writer *w = new_writer("vetoing", VSS_APP_FRONT_END, &cb);
+        if (!w)
+                return;
+        CHECK_HR(vss_writer_subscribe(w, harness_socket(h)), 0);
+        int errors = 0;
+        pid_t child = fork_requester(vetoed_backup, h, data, NULL);
+        int status = dispatch_until_exit(w, child, 60000, &errors);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        for (int i = 0; i < 100 && !strstr(events, "backup-shutdown"); i++)
+                if (pump(w, 50) != 0)
+                        errors++;
+        CHECK(errors == 0);
+        /* No Thaw: the set's Abort thaws it, once; nothing of the set is left. */
+        CHECK_STR(events, "identify prepare-backup prepare-snapshot freeze abort backup-shutdown");
+        CHECK(abort_calls == 1);
+        CHECK(!vss_writer_is_frozen(w));
+        CHECK(harness_count_shadow_files(h) == 0);
+        vss_writer_free(w);
+}
+
 static const TestCase cases[] = {
+        { "veto-returning-true", test_veto_returning_true },
         { "window-expiry", test_window_expiry },
         { "embedded-dispatch", test_embedded_dispatch },
         { "self-abort-on-disconnect", test_self_abort_on_disconnect },

@@ -155,7 +155,7 @@ class Writer(_Handle):
     EventInfo: prepare_backup, prepare_snapshot, freeze, thaw, post_snapshot, abort,
     backup_complete, backup_shutdown, pre_restore, post_restore. An event succeeds unless its
     method raises (WriterFailure: that failure; any other exception: NONRETRYABLE with the
-    exception as message) or returns False or a WriterFailure.
+    exception as message), returns False or a WriterFailure, or calls set_failure().
 
     Events run on the thread calling run(), main() or dispatch()."""
 
@@ -232,7 +232,8 @@ class Writer(_Handle):
         return self._h.is_frozen()
 
     def set_failure(self, failure, code=0, message=None):
-        """The failure of the current event (an alternative to raising WriterFailure)."""
+        """The failure of the current event, whatever the method returns (an alternative to
+        raising WriterFailure)."""
         self._h.set_failure(failure, code, message)
 
     # The backup components document, during an event.

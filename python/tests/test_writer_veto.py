@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """A Python writer vetoing Freeze: `vssadmin create shadow --json` shows FailedAtFreeze with the
 writer's failure, application code and message, and no shadow stays. A Freeze raising another
-exception, or returning False, fails as VSS_E_WRITERERROR_NONRETRYABLE. A requester cancels a
+exception, or returning False, fails as VSS_E_WRITERERROR_NONRETRYABLE; one that calls set_failure()
+and returns normally fails with what it set. A requester cancels a
 snapshot set held up by a slow Freeze."""
 
 import json
@@ -64,6 +65,9 @@ def main():
     with open(log + ".freeze", "w") as f:
         f.write("false\n")
     create_vetoed(check, h, data, "VSS_E_WRITERERROR_NONRETRYABLE", 0, "")
+    with open(log + ".freeze", "w") as f:
+        f.write("set\n")
+    create_vetoed(check, h, data, "VSS_E_WRITERERROR_OUTOFRESOURCES", 7, "no memory")
 
     # A requester cancels a snapshot set held up by a slow Freeze.
     with open(log + ".freeze", "w") as f:

@@ -4,8 +4,9 @@
 Owns one component, "data", the files of DATA; appends "NAME EVENT" (and what it read of the
 backup components document) to LOG for each event. Its Freeze does what LOG.freeze says, read
 at each Freeze: "veto" raises WriterFailure(VSS_E_WRITERERROR_RETRYABLE, 42, "disk busy"),
-"raise" raises ValueError("boom"), "false" returns False, "sleep" takes 3 s; otherwise it
-succeeds."""
+"raise" raises ValueError("boom"), "false" returns False, "set" calls
+set_failure(VSS_E_WRITERERROR_OUTOFRESOURCES, 7, "no memory") and returns normally (Microsoft's
+documented veto), "sleep" takes 3 s; otherwise it succeeds."""
 
 import os
 
@@ -50,6 +51,9 @@ class TestWriter(openvss.Writer):
             time.sleep(3)
         if what == "raise":
             raise ValueError("boom")
+        if what == "set":
+            self.set_failure(openvss.VSS_E_WRITERERROR_OUTOFRESOURCES, 7, "no memory")
+            return None
         return what != "false"
 
     def thaw(self, info):
