@@ -290,6 +290,36 @@ static void test_nested_mount(void) {
         harness_free(h);
 }
 
+/* vssbackup exec --for a directory with a writer's component on a mount below it: COMMAND sees
+ * the mount's own shadow copy in place in {}'s tree, and over its original path with
+ * --at-original (the outer shadow copy mounted first, not over it). */
+static void test_exec_nested_mount(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        char db[PATH_MAX + 8], comp[PATH_MAX + 16];
+        snprintf(db, sizeof(db), "%s/db", data);
+        CHECK(mkdir(db, 0755) == 0);
+        CHECK(harness_sh(h, NULL, "mount -t tmpfs -o size=4m openvss-test '%s' && echo rows > '%s/app.db'", db, db) == 0);
+        snprintf(comp, sizeof(comp), "db=%s/app.db", db);
+        const char *const args[] = { "--component", comp, NULL };
+        harness_writer(h, "db", args);
+        _cleanup_free_ char *got = NULL, *orig = NULL, *paths = NULL;
+        CHECK(harness_sh(h, &got, "vssbackup exec --quiet --for %s -- sh -c 'cat {}/db/app.db'", data) == 0);
+        CHECK_STR(got, "rows\n");
+        /* Over the original path, the copy is read (read-only): not the live mount, not an empty directory. */
+        CHECK(harness_sh(h, &orig, "vssbackup exec --quiet --at-original --for %s -- sh -c "
+                                   "'cat %s/app.db; ! touch %s/app.db 2>/dev/null && echo read-only'", data, db, db) == 0);
+        CHECK_STR(orig, "rows\nread-only\n");
+        /* Two shadow copies, the mount's after the directory's; the host's mounts are untouched. */
+        CHECK(harness_sh(h, &paths, "vssbackup exec --quiet --for %s -- sh -c 'echo \"$VSS_ORIGINAL_PATHS\"'", data) == 0);
+        char want[3 * PATH_MAX];
+        snprintf(want, sizeof(want), "%s\n%s\n", data, db);
+        CHECK_STR(paths, want);
+        CHECK(harness_sh(h, NULL, "echo live > '%s/app.db' && umount '%s'", db, db) == 0);
+        CHECK(harness_sh(h, NULL, "! grep -q ' %s/\\.' /proc/self/mountinfo", data) == 0);
+        harness_free(h);
+}
+
 /* A writer of one component naming an exact file (dir/state.db, not recursive), in a child. */
 static const char *exact_dir;
 static bool exact_identify(vss_writer *w, vss_metadata_builder *md, void *userdata) {
@@ -639,6 +669,7 @@ static const TestCase cases[] = {
         { "vssbackup-bad-manifest", test_bad_manifest },
         { "vssbackup-exec", test_exec },
         { "vssbackup-nested-mount", test_nested_mount },
+        { "vssbackup-exec-nested-mount", test_exec_nested_mount },
         { "vssbackup-restore-exact-absent", test_restore_exact_absent },
         { "vssbackup-incremental-new-component", test_incremental_new_component },
         {},

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 
@@ -159,32 +160,94 @@ static unsigned long locked_flags(const char *path) {
         return flags;
 }
 
+typedef struct Exec {
+        char **argv;
+        const Volume *vols;
+        size_t n_vols;
+        const vss_id *set_id;
+        bool at_original;
+        bool stitch;      /* volumes within others are mounted into COMMAND's tree (a namespace) */
+        char error[1024]; /* run_command() == -2: why COMMAND did not start */
+} Exec;
+
+/* Where COMMAND sees shadow copy i. */
+static const char *seen_path(const Exec *x, size_t i) {
+        return x->at_original ? x->vols[i].path : x->vols[i].shadow_path;
+}
+
+/* The outermost other volume holding volume j (a mount below it), or NULL. */
+static const Volume *outer_volume(const Exec *x, size_t j) {
+        const Volume *v = x->vols, *r = NULL;
+        for (size_t i = 0; i < x->n_vols; i++)
+                if (i != j && !streq(v[i].path, v[j].path) && path_within(v[j].path, v[i].path) &&
+                    (!r || strlen(v[i].path) < strlen(r->path)))
+                        r = &v[i];
+        return r;
+}
+
+/* Where shadow copy j is mounted in COMMAND's namespace: over its original path (--at-original);
+ * else, for a volume below another, at its place in the outer one's shadow copy, whose tree has
+ * only an empty directory there. NULL: nowhere. */
+static const char *mount_target(const Exec *x, size_t j, char *buf, size_t size) {
+        if (x->at_original)
+                return x->vols[j].path;
+        const Volume *r = outer_volume(x, j);
+        if (!r)
+                return NULL;
+        const char *rel = x->vols[j].path + strlen(r->path);
+        snprintf(buf, size, "%s%s%s", r->shadow_path, rel[0] == '/' ? "" : "/", rel);
+        return buf;
+}
+
+/* Whether COMMAND needs a mount namespace: --at-original, or volumes below others to stitch. */
+static bool wants_namespace(const Exec *x) {
+        for (size_t j = 0; j < x->n_vols; j++)
+                if (x->at_original || outer_volume(x, j))
+                        return true;
+        return false;
+}
+
 /* In the new namespace (a bind takes its source from the namespace it is done in): each shadow
- * copy over its original path, read-only. All are opened before anything is mounted: a shadow
+ * copy read-only at its mount_target(), outer volumes first (an inner one is mounted into the
+ * outer one's tree, not hidden beneath it). All are opened before anything is mounted: a shadow
  * copy may lie beneath an original path. */
-static bool mount_at_original(const Volume *vols, size_t n_vols, char *err, size_t size) {
+static bool mount_shadows(const Exec *x, char *err, size_t size) {
+        const Volume *vols = x->vols;
+        size_t n_vols = x->n_vols, order[MAX_VOLUMES];
         int fds[MAX_VOLUMES];
-        for (size_t i = 0; i < n_vols; i++)
+        for (size_t i = 0; i < n_vols; i++) {
+                order[i] = i;
                 if ((fds[i] = open(vols[i].shadow_path, O_PATH | O_CLOEXEC)) < 0) {
                         bool denied = errno == EACCES;
-                        snprintf(err, size, "--at-original: cannot open the shadow copy %s: %s%s", vols[i].shadow_path,
-                                 strerror(errno),
+                        snprintf(err, size, "cannot open the shadow copy %s: %s%s", vols[i].shadow_path, strerror(errno),
                                  denied ? " (its provider keeps it where this user cannot reach: {} without "
                                           "--at-original could not read it either)"
                                         : "");
                         return false;
                 }
-        for (size_t i = 0; i < n_vols; i++) {
-                char src[64];
+        }
+        /* Shorter paths first: a volume's outer ones are mounted before it. */
+        for (size_t i = 1; i < n_vols; i++)
+                for (size_t k = i; k > 0 && strlen(vols[order[k - 1]].path) > strlen(vols[order[k]].path); k--) {
+                        size_t t = order[k];
+                        order[k] = order[k - 1];
+                        order[k - 1] = t;
+                }
+        for (size_t o = 0; o < n_vols; o++) {
+                size_t i = order[o];
+                char src[64], buf[PATH_MAX];
+                const char *target = mount_target(x, i, buf, sizeof(buf));
+                if (!target)
+                        continue;
                 snprintf(src, sizeof(src), "/proc/self/fd/%d", fds[i]);
-                if (mount(src, vols[i].path, NULL, MS_BIND | MS_REC, NULL) < 0) {
-                        snprintf(err, size, "--at-original: cannot mount the shadow copy %s over %s: %s",
-                                 vols[i].shadow_path, vols[i].path, strerror(errno));
+                if (mount(src, target, NULL, MS_BIND | MS_REC, NULL) < 0) {
+                        snprintf(err, size, "cannot mount the shadow copy %s over %s: %s", vols[i].shadow_path, target,
+                                 strerror(errno));
                         return false;
                 }
-                unsigned long keep = locked_flags(vols[i].path);
-                if (mount(NULL, vols[i].path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL) < 0) {
-                        snprintf(err, size, "--at-original: cannot make %s read-only: %s", vols[i].path, strerror(errno));
+                unsigned long keep = locked_flags(target);
+                if (mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL) < 0) {
+                        snprintf(err, size, "cannot make %s read-only: %s", target, strerror(errno));
                         return false;
                 }
         }
@@ -228,27 +291,12 @@ static bool namespace_possible(char *err, size_t size) {
         return !failed;
 }
 
-typedef struct Exec {
-        char **argv;
-        const Volume *vols;
-        size_t n_vols;
-        const vss_id *set_id;
-        bool at_original;
-        char error[1024]; /* run_command() == -2: why COMMAND did not start */
-} Exec;
-
-/* Where COMMAND sees shadow copy i. */
-static const char *seen_path(const Exec *x, size_t i) {
-        return x->at_original ? x->vols[i].path : x->vols[i].shadow_path;
-}
-
 static _Noreturn void command_child(Exec *x, char **args, const char *shadows, const char *origs, int errfd) {
         char sid[VSS_ID_STRING_MAX];
 
         /* The shadow copies end with us: so does the command. */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (x->at_original && (!enter_namespace(x->error, sizeof(x->error)) ||
-                               !mount_at_original(x->vols, x->n_vols, x->error, sizeof(x->error)))) {
+        if ((x->at_original || x->stitch) && (!enter_namespace(x->error, sizeof(x->error)) || !mount_shadows(x, x->error, sizeof(x->error)))) {
                 (void) write_all(errfd, x->error, strlen(x->error));
                 _exit(127);
         }
@@ -339,6 +387,41 @@ static bool all_volumes(Run *run, Volume *vols, size_t *n_vols, void *userdata) 
         return ok;
 }
 
+/* With --for: a writer's component below a --for volume on another filesystem (a mount there)
+ * gets a shadow copy of its own (volume_add() adds only those); the volume's own shadow holds
+ * only an empty directory there. */
+static bool below_on_other_fs(const Volume *vols, size_t n_vols, const char *path) {
+        char real[PATH_MAX];
+        struct stat st;
+        if (volume_resolve(path, real, &st) < 0)
+                return false;
+        const Volume *v = volume_of(vols, n_vols, real);
+        return v && v->dev != st.st_dev;
+}
+
+static bool exec_nested_volumes(Run *run, Volume *vols, size_t *n_vols, void *userdata) {
+        vss_backup *b = run->r.b;
+        vss_backup_document *d = NULL;
+        bool ok = report_step(&run->r, vss_backup_get_document(b, &d));
+
+        for (size_t i = 0; ok && i < vss_backup_metadata_count(b); i++) {
+                const vss_writer_metadata *wm = vss_backup_metadata_get(b, i);
+                for (size_t k = 0; ok && k < wm->n_components; k++) {
+                        const vss_component_info *ci = &wm->components[k];
+                        bool below = false;
+                        for (size_t f = 0; f < ci->n_files; f++)
+                                below = below || below_on_other_fs(vols, *n_vols, ci->files[f].path);
+                        if (!below || component_left_out(d, wm, ci, "its filesystem below --for is not shadowed"))
+                                continue;
+                        for (size_t f = 0; ok && f < ci->n_files; f++)
+                                if (below_on_other_fs(vols, *n_vols, ci->files[f].path))
+                                        ok = volume_add(run, vols, n_vols, ci->files[f].path);
+                }
+        }
+        vss_backup_document_free(d);
+        return ok;
+}
+
 int cmd_exec(char **paths, size_t n_paths, vss_backup_type type, bool at_original, char **argv) {
         char err[1024];
         Run run;
@@ -352,6 +435,7 @@ int cmd_exec(char **paths, size_t n_paths, vss_backup_type type, bool at_origina
                 .n_paths = n_paths,
                 .nothing = "nothing to shadow: no writer has components; give --for PATH",
                 .default_volumes = all_volumes,
+                .nested_volumes = exec_nested_volumes,
         };
 
         bool ok = run_start(&run, "exec");
@@ -364,6 +448,15 @@ int cmd_exec(char **paths, size_t n_paths, vss_backup_type type, bool at_origina
         if (ok) {
                 Exec x = { .argv = argv, .vols = vols, .n_vols = n_vols, .set_id = &set_id, .at_original = at_original };
                 progress_clear();
+                /* A mount below a volume has a shadow copy of its own: COMMAND sees it in place in
+                 * {}'s tree when it may have a namespace; otherwise it is told where it is. */
+                if (!at_original && wants_namespace(&x) && !(x.stitch = namespace_possible(err, sizeof(err))) && !arg_quiet)
+                        for (size_t j = 0; j < n_vols; j++)
+                                if (outer_volume(&x, j))
+                                        log_msg("%s is a filesystem of its own: %s shows it as an empty directory, since "
+                                                "no mount namespace could be made (%s); its shadow copy is %s (in "
+                                                "$VSS_SHADOW_PATHS)",
+                                                vols[j].path, outer_volume(&x, j)->shadow_path, err, vols[j].shadow_path);
                 if (arg_json || arg_quiet)
                         ;
                 else if (at_original)

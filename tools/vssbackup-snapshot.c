@@ -42,21 +42,28 @@ bool component_left_out(const vss_backup_document *d, const vss_writer_metadata 
         return bad != NULL;
 }
 
-bool volume_add(Run *run, Volume *vols, size_t *n, const char *path) {
-        char real[PATH_MAX];
-        struct stat st;
-        if (!realpath(path, real) || stat(real, &st) < 0)
-                return run_fail(run, VSS_E_OBJECT_NOT_FOUND, "cannot resolve '%s': %s", path, strerror(errno));
-        if (!S_ISDIR(st.st_mode)) {
+int volume_resolve(const char *path, char real[PATH_MAX], struct stat *st) {
+        if (!realpath(path, real) || stat(real, st) < 0)
+                return -errno;
+        if (!S_ISDIR(st->st_mode)) {
                 char *slash = strrchr(real, '/');
                 if (slash == real)
                         slash[1] = 0;
                 else
                         *slash = 0;
-                /* Its directory's filesystem, for st_dev below. */
-                if (stat(real, &st) < 0)
-                        return run_fail(run, VSS_E_OBJECT_NOT_FOUND, "cannot resolve '%s': %s", path, strerror(errno));
+                /* Its directory's filesystem, for st_dev. */
+                if (stat(real, st) < 0)
+                        return -errno;
         }
+        return 0;
+}
+
+bool volume_add(Run *run, Volume *vols, size_t *n, const char *path) {
+        char real[PATH_MAX];
+        struct stat st;
+        int r = volume_resolve(path, real, &st);
+        if (r < 0)
+                return run_fail(run, VSS_E_OBJECT_NOT_FOUND, "cannot resolve '%s': %s", path, strerror(-r));
         /* Covered by a volume of the same filesystem only: a shadow holds a mount below it (or a
          * nested btrfs subvolume) as an empty directory. */
         for (size_t i = 0; i < *n; i++)

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include <vss/backup.h>
 
@@ -79,6 +80,8 @@ typedef struct Volume {
         uint64_t created_usec;
 } Volume;
 
+/* path resolved (its directory, for a file) into real, and stat'ed into st: 0 or -errno. */
+int volume_resolve(const char *path, char real[PATH_MAX], struct stat *st);
 bool volume_add(Run *run, Volume *vols, size_t *n, const char *path);
 /* The writer's entry in the live document d (with the owner vssd recorded), or NULL. */
 const vss_writer_metadata *document_writer(const vss_backup_document *d, const vss_writer_metadata *wm);
