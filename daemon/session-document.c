@@ -175,8 +175,8 @@ int method_add_component(sd_bus_message *msg, void *userdata, sd_bus_error *erro
         int r = read_component(msg, s, &slot, &comp, error);
         if (r < 0)
                 return r;
-        if (!comp->selectable_for_backup)
-                return reply_error(error, VSS_E_INVALIDARG, "component '%s' is not selectable for backup", comp->name);
+        /* A component not selectable for backup is a required one: VSS has the requester add it
+         * explicitly too ("Working with Selectability For Backup"). */
         for (size_t i = 0; i < s->n_slots; i++)
                 total += s->slots[i].n_components;
         if (total >= VSS_MAX_COMPONENTS)
@@ -319,6 +319,19 @@ static int property_set(Session *s, vss_bc_component *c, const Property *p, sd_b
             !string_ok(spec, VSS_MAX_NAME) || !string_ok(dest, VSS_MAX_STRING) || path[0] != '/' || dest[0] != '/')
                 return reply_error(error, VSS_E_INVALIDARG, "a new target needs absolute paths of at most %d bytes",
                                    VSS_MAX_STRING);
+        /* As in VSS, the files must be one of the component's file sets, exactly. */
+        const vss_writer_metadata *wm = vss_backup_document_writer(s->doc, c);
+        const vss_component_info *ci = wm ? metadata_find_component(wm, c->logical_path, c->name) : NULL;
+        bool known = false;
+        char want[PATH_MAX + 2], have[PATH_MAX + 2];
+        for (size_t i = 0; ci && !known && i < ci->n_files; i++)
+                known = path_normalize(path, want, sizeof(want)) >= 0 &&
+                        path_normalize(ci->files[i].path, have, sizeof(have)) >= 0 && streq(want, have) &&
+                        streq(spec, ci->files[i].filespec) && !rec == !ci->files[i].recursive;
+        if (!known)
+                return reply_error(error, VSS_E_OBJECT_NOT_FOUND,
+                                   "component '%s' has no file set %s (%s%s): a new target names one of its own",
+                                   c->name, path, spec, rec ? ", recursive" : "");
         int r = bcd_add_new_target(c, path, spec, rec, dest);
         if (r == -E2BIG)
                 return reply_error(error, VSS_E_INVALIDARG, "too many new targets for '%s'", c->name);

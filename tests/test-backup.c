@@ -1006,6 +1006,10 @@ static void test_document_restore(void) {
         CHECK_HR(vss_backup_set_selected_for_restore(b, &a_iid, &a_wid, "", "ca", true), 0);
         CHECK_HR(vss_backup_add_new_target(b, &a_iid, &a_wid, "", "ca", da, "*", true, "/srv/alt"), 0);
         CHECK_HR(vss_backup_add_new_target(b, &a_iid, &a_wid, "", "ca", "relative", "*", true, "/x"), VSS_E_INVALIDARG);
+        /* Only one of the component's own file sets, exactly (VSS: VSS_E_OBJECT_NOT_FOUND otherwise). */
+        CHECK_HR(vss_backup_add_new_target(b, &a_iid, &a_wid, "", "ca", "/etc", "passwd", false, "/tmp/x"),
+                 VSS_E_OBJECT_NOT_FOUND);
+        CHECK_HR(vss_backup_add_new_target(b, &a_iid, &a_wid, "", "ca", da, "*", false, "/srv/alt"), VSS_E_OBJECT_NOT_FOUND);
         CHECK_HR(vss_backup_set_selected_for_restore(b, &a_iid, &a_wid, "", "nope", true), VSS_E_OBJECT_NOT_FOUND);
         CHECK_HR(vss_backup_set_file_restore_status(b, &a_iid, &a_wid, "", "ca", VSS_RS_ALL), VSS_E_BAD_STATE);
         CHECK_HR(vss_backup_set_backup_options(b, &a_iid, &a_wid, "", "ca", "x"), VSS_E_BAD_STATE);

@@ -799,7 +799,61 @@ static void test_veto_returning_true(void) {
         vss_writer_free(w);
 }
 
+/* One required component: not selectable for backup. */
+static bool cb_identify_required(vss_writer *w, vss_metadata_builder *md, void *userdata) {
+        record("identify");
+        md_rc[0] = vss_metadata_add_component(md, "", "db", "Database", false, false);
+        md_rc[1] = vss_metadata_add_files(md, "", "db", md_path, "*.db", true);
+        return true;
+}
+
+/* The requester of required-component: component mode adds the required component (VSS has the
+ * requester add required components explicitly) and backs it up. */
+static int required_backup(Harness *h, const char *data, const vss_id *iid) {
+        vss_backup *b = NULL;
+        if (vss_backup_new(harness_socket(h), &b) < 0 || vss_backup_initialize_for_backup(b) < 0 ||
+            vss_backup_set_backup_state(b, true, false, VSS_BT_FULL, false) < 0 ||
+            vss_backup_gather_writer_metadata_sync(b) < 0)
+                return 10;
+        const vss_writer_metadata *md = vss_backup_metadata_get(b, 0);
+        if (vss_backup_metadata_count(b) != 1 || !md || md->n_components != 1 || md->components[0].selectable_for_backup)
+                return 11;
+        if (vss_backup_add_component(b, &md->instance_id, &md->writer_id, "", "db") != 0)
+                return 12;
+        if (vss_backup_start_snapshot_set(b, NULL) < 0 || vss_backup_add_to_snapshot_set(b, data, NULL, NULL) < 0 ||
+            vss_backup_prepare_for_backup_sync(b) < 0 || vss_backup_do_snapshot_set_sync(b) < 0 ||
+            vss_backup_set_backup_succeeded(b, &md->instance_id, &md->writer_id, "", "db", true) < 0 ||
+            vss_backup_backup_complete_sync(b) < 0)
+                return 13;
+        vss_backup_free(b);
+        return 0;
+}
+
+static void test_required_component(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        reset_record();
+        md_path = data;
+        vss_writer_callbacks cb = all_callbacks;
+        cb.identify = cb_identify_required;
+        vss_writer *w = new_writer("required", VSS_APP_FRONT_END, &cb);
+        if (!w)
+                return;
+        CHECK_HR(vss_writer_subscribe(w, harness_socket(h)), 0);
+        int errors = 0;
+        pid_t child = fork_requester(required_backup, h, data, NULL);
+        int status = dispatch_until_exit(w, child, 60000, &errors);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        for (int i = 0; i < 100 && !strstr(events, "backup-shutdown"); i++)
+                if (pump(w, 50) != 0)
+                        errors++;
+        CHECK(errors == 0);
+        CHECK_STR(events, "identify prepare-backup prepare-snapshot freeze thaw post-snapshot backup-complete backup-shutdown");
+        vss_writer_free(w);
+}
+
 static const TestCase cases[] = {
+        { "required-component", test_required_component },
         { "veto-returning-true", test_veto_returning_true },
         { "window-expiry", test_window_expiry },
         { "embedded-dispatch", test_embedded_dispatch },
