@@ -222,7 +222,8 @@ static bool event_finish(vss_writer *w, vss_event e, const vss_id *set_id, bool 
 }
 
 /* A failure set is the answer even when the callback returned true: Microsoft documents a
- * writer's veto as SetWriterFailure() and returning TRUE. A callback that failed without setting
+ * writer's veto as SetWriterFailure() and returning TRUE (Identify aside: method_event() clears
+ * it when identify returned true). A callback that failed without setting
  * one (or set S_OK) fails with VSS_E_WRITERERROR_NONRETRYABLE. */
 static int event_reply(vss_writer *w, sd_bus_message *m, bool ok, const char *doc) {
         if (!ok && w->failure == 0)
@@ -282,6 +283,10 @@ static int method_event(sd_bus_message *m, void *userdata, sd_bus_error *error) 
                         ok = false;
                 else {
                         ok = !w->cb.identify || w->cb.identify(w, &md, w->userdata);
+                        /* VSS forbids SetWriterFailure in OnIdentify: only false fails it (a
+                         * failure set on the way to a fallback that worked is not a veto). */
+                        if (ok)
+                                w->failure = 0;
                         if (ok && metadata_builder_finish(&md, &w->opts, &doc) < 0)
                                 ok = false;
                         metadata_builder_done(&md);

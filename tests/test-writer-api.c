@@ -743,6 +743,13 @@ static void test_deferred_freeze(void) {
         vss_writer_free(w);
 }
 
+/* A failure set in Identify on the way to a fallback that worked is no veto (VSS forbids
+ * SetWriterFailure there; vss-writer-postgres publishes the layout last seen so). */
+static bool cb_identify_fallback(vss_writer *w, vss_metadata_builder *md, void *userdata) {
+        (void) vss_writer_set_failure(w, VSS_E_WRITERERROR_RETRYABLE, 0, "server down: the layout last seen");
+        return cb_identify(w, md, userdata);
+}
+
 /* Microsoft's documented veto: SetWriterFailure, then return TRUE. */
 static bool cb_freeze_veto_true(vss_writer *w, const vss_event_info *info, void *userdata) {
         on_event(info, VSS_EVENT_FREEZE);
@@ -778,6 +785,7 @@ static void test_veto_returning_true(void) {
         reset_record();
         md_path = data;
         vss_writer_callbacks cb = all_callbacks;
+        cb.identify = cb_identify_fallback;
         cb.freeze = cb_freeze_veto_true;
         vss_writer *w = new_writer("vetoing", VSS_APP_FRONT_END, &cb);
         if (!w)

@@ -10,7 +10,7 @@
  * false when it failed (the failure then is what the callback set with vss_writer_set_failure(),
  * or VSS_E_WRITERERROR_NONRETRYABLE when it set none). A failure set is reported even when the
  * callback returns true: that is how Microsoft documents a writer's veto (SetWriterFailure, then
- * return TRUE). A Freeze callback that returned true counts as frozen all the same: it is thawed
+ * return TRUE). Identify is the exception (VSS forbids SetWriterFailure there): only false fails it. A Freeze callback that returned true counts as frozen all the same: it is thawed
  * by Abort, or by itself as below.
  *
  * Safety: a writer that got Freeze and has not got Thaw calls its Abort callback by itself when
@@ -190,7 +190,7 @@ VSS_EXPORT vss_writer_deferred *vss_writer_defer(vss_writer *w);
 VSS_EXPORT int vss_writer_resume(vss_writer *w, vss_writer_deferred *d);
 VSS_EXPORT int vss_writer_complete(vss_writer *w, vss_writer_deferred *d, bool ok);
 
-/* Sets the failure reported for the current event, whatever the callback returns: a
+/* Sets the failure reported for the current event (Identify aside), whatever the callback returns: a
  * VSS_E_WRITERERROR_* code (VSS_S_OK clears it), the application's own code and a message
  * (copied, at most 1023 bytes kept). Errors: VSS_E_INVALIDARG (w NULL). */
 VSS_EXPORT int vss_writer_set_failure(vss_writer *w, int32_t failure, int32_t application_code,

@@ -259,7 +259,8 @@ bool on_identify(vss_writer *w, vss_metadata_builder *md, void *userdata) {
                 /* Down for a restore, most likely: publish the layout last seen. */
                 log_msg("identify: server unreachable; publishing the layout last seen (data directory %s)",
                         layout.data_dir);
-                have_layout = true; /* a callback that succeeds reports no failure */
+                have_layout = true;
+                (void) vss_writer_set_failure(w, VSS_S_OK, 0, NULL); /* the unreachable server is no failure here */
         } else
                 return false; /* the failure query()/fail_connect() set */
 
