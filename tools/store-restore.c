@@ -124,6 +124,42 @@ static int staged_write(Restore *rs, size_t i, struct archive_entry *e, const ch
         return r;
 }
 
+static bool xattr_privileged(const char *name) {
+        return startswith(name, "security.") || startswith(name, "trusted.");
+}
+
+/* A backup a user could have written gives no privilege back (see store.h): e changed so. */
+static int entry_untrust(Restore *rs, const StoreRestoreRule *rule, struct archive_entry *e, const char *shown) {
+        mode_t type = archive_entry_filetype(e);
+        if (type == AE_IFCHR || type == AE_IFBLK)
+                return fail(rs->ret_error, -EPERM,
+                            "%s: a device node, in a backup a user could have written: not restored", shown);
+        if (type != AE_IFDIR)
+                archive_entry_set_perm(e, archive_entry_perm(e) & ~(mode_t) (S_ISUID | S_ISGID));
+        if (rule->content_uid >= 0)
+                archive_entry_set_uid(e, rule->content_uid);
+        /* Only the user's own namespaces: security.* holds file capabilities, trusted.* is root's. */
+        const char *name;
+        const void *value;
+        size_t size;
+        bool privileged = false;
+        archive_entry_xattr_reset(e);
+        while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK)
+                privileged = privileged || xattr_privileged(name);
+        if (!privileged)
+                return 0;
+        struct archive_entry *all = archive_entry_clone(e);
+        if (!all)
+                return fail_oom(rs->ret_error);
+        archive_entry_xattr_clear(e);
+        archive_entry_xattr_reset(all);
+        while (archive_entry_xattr_next(all, &name, &value, &size) == ARCHIVE_OK)
+                if (!xattr_privileged(name))
+                        archive_entry_xattr_add_entry(e, name, value, size);
+        archive_entry_free(all);
+        return 0;
+}
+
 /* Writes the current entry at rel in rule i's staging directory. A hard link entry must already
  * point at its target there. */
 static int write_entry(Restore *rs, Reader *rd, struct archive_entry *e, size_t i, const char *rel) {
@@ -135,6 +171,8 @@ static int write_entry(Restore *rs, Reader *rd, struct archive_entry *e, size_t 
 
         if (!shown)
                 return fail_oom(rs->ret_error);
+        if (rs->rules[i].untrusted && (r = entry_untrust(rs, &rs->rules[i], e, shown)) < 0)
+                return r;
         archive_entry_copy_pathname(e, rel);
         if (hardlink)
                 archive_entry_unset_size(e); /* links carry no data: nothing is written through them */
@@ -159,7 +197,7 @@ static int write_entry(Restore *rs, Reader *rd, struct archive_entry *e, size_t 
         r = staged_write(rs, i, NULL, shown);
         if (r < 0)
                 return r;
-        if (!hardlink) {
+        if (!hardlink && !rs->rules[i].untrusted) {
                 r = flags_pending_add(&rs->flags, i, d->s_fd, rel, store_entry_flags(e));
                 if (r < 0)
                         return fail(rs->ret_error, r, "restoring %s: %s", shown, strerror(-r));

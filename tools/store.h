@@ -96,6 +96,8 @@ typedef struct StoreRestoreRule {
         bool owner_check;           /* to (or from.path) is a place uid owner_uid asked for (a writer's wish): see below */
         uint32_t owner_uid;
         bool prune;                 /* prune this rule's destination (below) even without prune */
+        bool untrusted;             /* a user could have written the backup: no privilege comes back (below) */
+        int64_t content_uid;        /* untrusted: the files become this uid's (>= 0), else keep theirs */
 } StoreRestoreRule;
 /*
  * Puts back every stored file matching a rule (first matching rule wins; others are skipped),
@@ -117,6 +119,11 @@ typedef struct StoreRestoreRule {
  * changes a directory that existed before (its owner, mode and times stay); it replaces existing
  * files (or, with no_overwrite, leaves them) and fails, before moving anything, where an existing
  * directory stands for a file or (no_overwrite) an existing file or symlink for a directory.
+ *
+ * With untrusted, nothing in the backup gives privilege: setuid and setgid bits are cleared
+ * (directories keep setgid), security.* and trusted.* xattrs (file capabilities, SELinux labels)
+ * and file flags are not restored, device nodes fail the restore (-EPERM), and with content_uid
+ * every file is that uid's.
  *
  * With prune: afterwards, under each rule's destination, files (not directories) that match the
  * rule's group but are absent from the index and matched no exclude of the backup are removed

@@ -95,6 +95,11 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
                          * backup prunes every group; its older ones none. */
                         .prune = n_chain == 1 && exact_files(&ci->files[i]) &&
                                  wm->restore_method != VSS_RME_RESTORE_IF_NOT_THERE,
+                        /* What a user could have written gives no privilege back, wherever it goes
+                         * (--to too): no setuid file, capability or device node; the files are the
+                         * user's when it is known whose. */
+                        .untrusted = backup_uid != 0,
+                        .content_uid = backup_uid != 0 && owner > 0 ? owner : -1,
                 };
                 if (ok && to) {
                         char *under = NULL;

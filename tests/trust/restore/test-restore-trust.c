@@ -28,6 +28,7 @@
 #include <stdarg.h>
 #include <sys/wait.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "lib/common.h"
@@ -656,6 +657,62 @@ static void test_user_backup(void) {
         harness_free(h);
 }
 
+/* trust-restore-user-privilege: a backup bob could have written (his directory store) holds, in
+ * his writer's component, a setuid-root file with a file capability: restored (in place, and with
+ * --to) it is bob's, without the setuid bit or the capability. With a device node in it, the
+ * restore fails and writes nothing. */
+static void test_user_privilege(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        uid_t bob = uid_of(BOB);
+        char data[PATH_MAX], comp[PATH_MAX + 16], backup[PATH_MAX], to[PATH_MAX];
+        snprintf(data, sizeof(data), "%s/bob-app", harness_dir(h));
+        snprintf(backup, sizeof(backup), "%s/bobs-backup", harness_dir(h));
+        snprintf(to, sizeof(to), "%s/to", harness_dir(h));
+        make_dir(data, 0755, bob);
+        make_file(data, "db", "bob's rows\n", bob);
+        snprintf(comp, sizeof(comp), "app=%s", data);
+        const char *args[] = { "--component", comp, NULL };
+        pid_t w = writer_as_args(h, BOB, "bobw", NULL, args);
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --quiet", backup) == 0);
+        /* bob's backup, into which "he" planted root's setuid binary with a capability. */
+        CHECK(harness_sh(h, NULL,
+                         "chown -R %u %s && cp /bin/true %s/data%s/rootid && chown 0:0 %s/data%s/rootid && "
+                         "chmod 6755 %s/data%s/rootid && setcap cap_setuid+ep %s/data%s/rootid && "
+                         "printf '%%s\\0' %s/rootid >> %s/openvss/index",
+                         (unsigned) bob, backup, backup, data, backup, data, backup, data, backup, data, data,
+                         backup) == 0);
+        int st;
+        json_object *out = harness_json(h, &st, "vssbackup restore --from %s --json", backup);
+        CHECK(st == 0 && component_succeeded(out, "bobw"));
+        json_object_put(out);
+        make_dir(to, 0700, 0);
+        out = harness_json(h, &st, "vssbackup restore --from %s --to %s --json", backup, to);
+        CHECK(st == 0 && component_succeeded(out, "bobw"));
+        json_object_put(out);
+        char where[2][2 * PATH_MAX];
+        snprintf(where[0], sizeof(where[0]), "%s/rootid", data);
+        snprintf(where[1], sizeof(where[1]), "%s%s/rootid", to, data);
+        for (size_t i = 0; i < 2; i++) {
+                struct stat s;
+                CHECK(lstat(where[i], &s) == 0 && S_ISREG(s.st_mode));
+                CHECK(s.st_uid == bob);
+                CHECK((s.st_mode & (S_ISUID | S_ISGID)) == 0 && (s.st_mode & 0777) == 0755);
+                CHECK(lgetxattr(where[i], "security.capability", NULL, 0) < 0 && errno == ENODATA);
+        }
+        /* A device node: refused, and nothing of the restore is written. */
+        CHECK(harness_sh(h, NULL, "rm -f %s/rootid && mknod %s/data%s/raw b 7 0 && printf '%%s\\0' %s/raw >> "
+                                  "%s/openvss/index",
+                         data, backup, data, data, backup) == 0);
+        out = harness_json(h, &st, "vssbackup restore --from %s --json", backup);
+        CHECK(st == 1 && !component_succeeded(out, "bobw"));
+        CHECK(strstr(error_field(out, "message"), "device node") != NULL);
+        json_object_put(out);
+        CHECK(!lexists("%s/raw", data) && !lexists("%s/rootid", data));
+        kill(w, SIGTERM);
+        waitpid(w, NULL, 0);
+        harness_free(h);
+}
+
 int main(int argc, char *argv[]) {
         if (geteuid() != 0) {
                 fprintf(stderr, "test-restore-trust: needs root (it makes users, starts vssd and restores as root)\n");
@@ -671,6 +728,7 @@ int main(int argc, char *argv[]) {
                 { "trust-writer-files-chain", test_writer_files_chain },
                 { "trust-restore-user-backup", test_user_backup },
                 { "trust-participation-symlink", test_participation_symlink },
+                { "trust-restore-user-privilege", test_user_privilege },
                 {},
         };
         return test_main(argc, argv, cases);
