@@ -282,7 +282,7 @@ bool writer_gets_event(vss_event e, const SlotFacts *f, int level) {
         bool active = f->selected && !f->left_out && !failed;
         switch (e) {
         case VSS_EVENT_IDENTIFY: return true;
-        case VSS_EVENT_PREPARE_BACKUP: return !failed;
+        case VSS_EVENT_PREPARE_BACKUP: return !failed && !f->unheard;
         case VSS_EVENT_PREPARE_SNAPSHOT:
         case VSS_EVENT_PRE_RESTORE:
         case VSS_EVENT_POST_RESTORE: return active;
@@ -297,7 +297,7 @@ bool writer_gets_event(vss_event e, const SlotFacts *f, int level) {
 }
 
 bool writer_gets_status_query(const SlotFacts *f) {
-        return !f->inflight && !state_is_failed(f->state);
+        return !f->inflight && !f->unheard && !state_is_failed(f->state);
 }
 
 AbortAction abort_backup_action(SessionPhase phase, bool busy, SeqCall op) {

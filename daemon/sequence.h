@@ -133,6 +133,7 @@ typedef struct SlotFacts {
         bool selected;            /* takes part past PrepareForBackup (component mode: a component of
                                    * it is selected; a restore: it may restore) */
         bool left_out;            /* not involved in the snapshot set (writer_takes_part) */
+        bool unheard;             /* a user's writer not involved in the backup: hears nothing of it */
         bool got_prepare_backup, got_prepare_snapshot, got_freeze, got_post_snapshot, got_abort;
         bool inflight;            /* an event to it awaits its answer */
         bool not_responding;      /* declared VSS_E_WRITER_NOT_RESPONDING in this session */
@@ -143,7 +144,7 @@ typedef struct SlotFacts {
 /* Whether the writer gets e from the sequence's batch at level. Freeze, Thaw and the set's Abort
  * go level by level (level is the batch's); the others are sent at once to every level:
  *  - Identify: every writer;
- *  - PrepareForBackup: every writer not failed;
+ *  - PrepareForBackup: every writer not failed, but a user's writer not involved (unheard);
  *  - PrepareForSnapshot, PreRestore, PostRestore: selected, involved, not failed;
  *  - Freeze: the same, waiting for Freeze;
  *  - Thaw: got Freeze and waits for Thaw (a failed Freeze is aborted, not thawed);

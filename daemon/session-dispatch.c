@@ -25,6 +25,7 @@ SlotFacts slot_facts(const Slot *slot) {
                 .identified = slot->identified,
                 .selected = slot->selected,
                 .left_out = slot->left_out,
+                .unheard = slot->unheard,
                 .got_prepare_backup = slot->got_prepare_backup,
                 .got_prepare_snapshot = slot->got_prepare_snapshot,
                 .got_freeze = slot->got_freeze,

@@ -382,7 +382,7 @@ int method_save_as_document(sd_bus_message *msg, void *userdata, sd_bus_error *e
                 d->context = s->context;
                 for (size_t i = 0; i < s->n_slots; i++)
                         if (s->slots[i].metadata && (!s->component_mode || s->slots[i].n_components > 0) &&
-                            !s->slots[i].left_out && bcd_add_writer(d, s->slots[i].metadata, (uint32_t) s->slots[i].owner_uid) < 0)
+                            !s->slots[i].left_out && !s->slots[i].unheard && bcd_add_writer(d, s->slots[i].metadata, (uint32_t) s->slots[i].owner_uid) < 0)
                                 return -ENOMEM;
                 if (s->set_committed && d->n_shadows == 0) {
                         d->snapshot_set_id = s->set_id;

@@ -25,7 +25,7 @@ struct StatusGather {
 const char *slot_note(const Slot *slot) {
         if (slot->status.aborted && !state_is_failed(slot->status.state))
                 return "aborted";
-        if (slot->left_out)
+        if (slot->left_out || slot->unheard)
                 return "not involved";
         return "";
 }

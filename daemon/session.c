@@ -311,6 +311,17 @@ int method_prepare_for_backup(sd_bus_message *msg, void *userdata, sd_bus_error 
         for (size_t i = 0; i < s->n_slots; i++) {
                 Slot *slot = &s->slots[i];
                 slot->selected = !s->component_mode || slot->n_components > 0;
+                /* A user's writer hears of a backup only when it takes part in it (the set's volumes
+                 * known by now): it cannot fail or stall a backup of what is not its own. Without
+                 * volumes yet, that is decided at DoSnapshotSet as for everyone. */
+                if (slot->selected && !slot_trusted(slot) && s->n_volumes > 0 && !slot_takes_part(s, slot)) {
+                        slot->selected = false;
+                        slot->unheard = true;
+                        bcd_remove_instance(s->doc, &slot->class_id, &slot->instance_id);
+                        log_info("writer '%s' (uid %u) is not involved in the backup", slot->name, (unsigned) slot->uid);
+                        note_status(s, slot);
+                        continue;
+                }
                 if (!s->component_mode && !slot_record_all(s, slot))
                         return reply_error(error, VSS_E_INVALIDARG, "too many components (%d)", VSS_MAX_COMPONENTS);
         }

@@ -37,6 +37,8 @@ typedef struct Slot {
         bool selected;            /* takes part past PrepareForBackup */
         bool left_out;            /* not involved in the snapshot set (writer_takes_part): no
                                    * PrepareForSnapshot..PostSnapshot, BackupComplete or Abort */
+        bool unheard;             /* a user's writer not involved in the backup (PrepareForBackup):
+                                   * it gets no event of it, nor status queries */
         uid_t uid;                /* the writer's user */
         char **components;        /* selected components, "logical_path/name" */
         size_t n_components;

@@ -135,27 +135,36 @@ static bool path_owned_by(const char *path, uint32_t uid) {
         return lstat(path, &st) == 0 && st.st_uid == uid;
 }
 
-void choose_participants(Session *s) {
+/* vssd's own user counts as root: a vssd run unprivileged (benchmarks) trusts its own user's
+ * writers as root's are trusted. */
+bool slot_trusted(const Slot *slot) {
+        return slot->uid == 0 || slot->uid == geteuid();
+}
+
+/* Whether the writer of slot takes part in the set of the volumes added so far (writer_takes_part). */
+bool slot_takes_part(const Session *s, const Slot *slot) {
         const char *paths[VSS_MAX_VOLUMES];
         for (size_t i = 0; i < s->n_volumes; i++)
                 paths[i] = s->volumes[i].path;
+        WriterFacts f = {
+                .component_mode = s->component_mode,
+                .selected = slot->selected,
+                .root = slot_trusted(slot),
+                .metadata = slot->metadata,
+                .uid = slot->uid,
+                .owns = path_owned_by,
+        };
+        return writer_takes_part(&f, paths, s->n_volumes);
+}
+
+void choose_participants(Session *s) {
         for (size_t i = 0; i < s->n_slots; i++) {
                 Slot *slot = &s->slots[i];
-                WriterFacts f = {
-                        .component_mode = s->component_mode,
-                        .selected = slot->selected,
-                        /* vssd's own user counts as root: a vssd run unprivileged (benchmarks)
-                         * trusts its own user's writers as root's are trusted. */
-                        .root = slot->uid == 0 || slot->uid == geteuid(),
-                        .metadata = slot->metadata,
-                        .uid = slot->uid,
-                        .owns = path_owned_by,
-                };
                 /* Component mode keeps its selection rules; selected is false for the others. A
                  * context without writers (file share backup, NAS rollback, client accessible)
                  * leaves every writer out. */
-                slot->left_out = slot->selected && ((s->context & VSS_VOLSNAP_ATTR_NO_WRITERS) ||
-                                                    !writer_takes_part(&f, paths, s->n_volumes));
+                slot->left_out = slot->selected &&
+                                 ((s->context & VSS_VOLSNAP_ATTR_NO_WRITERS) || !slot_takes_part(s, slot));
                 if (slot->left_out) {
                         /* Nothing of it is backed up: the document has no records of it either. */
                         bcd_remove_instance(s->doc, &slot->class_id, &slot->instance_id);
