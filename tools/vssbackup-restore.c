@@ -165,8 +165,12 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
                     !vss_backup_document_find(chain[k].bcd, &c->writer_id, NULL, c->logical_path, c->name) &&
                     others_writer_files(chain[k].bcd, c, ci))
                         continue;
-                /* Files deleted since the older backups go away with the newest one's index. */
-                int r = store_restore(chain[k].store, rules, ci->n_files, n_chain > 1 && k == n_chain - 1, &err);
+                /* Files deleted since the older backups go away with the newest one's index; so do
+                 * files made since the backup, for a writer whose service is stopped and restored
+                 * whole (stop-restore-start): a database's newer WAL would roll the restored copy
+                 * forward past the backup. */
+                bool prune = k == n_chain - 1 && (n_chain > 1 || wm->restore_method == VSS_RME_STOP_RESTORE_START);
+                int r = store_restore(chain[k].store, rules, ci->n_files, prune, &err);
                 if (r == -EPERM && wished)
                         ok = run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE, "component '%s' of writer '%s' not restored: %s",
                                       c->name, wm->name, err ? err : strerror(-r));

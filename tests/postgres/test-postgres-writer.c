@@ -649,6 +649,53 @@ static void test_prerestore_running(void) {
         teardown(h);
 }
 
+/* A restore in place over the cluster as it is now (server stopped) brings back the backup, not
+ * what came after it: WAL written since must not roll the restored copy forward past it. */
+static void test_restore_in_place_rewinds(void) {
+        Harness *h = harness_new(NULL);
+        char base[PATH_MAX], data[PATH_MAX], dsn[PATH_MAX + 64], labels[PATH_MAX], backup[PATH_MAX];
+        int port = test_port(4), st;
+        if (!pg_create(h, "pg", base, data, port)) {
+                test_failures++;
+                return teardown(h);
+        }
+        snprintf(labels, sizeof(labels), "%s/labels", harness_dir(h));
+        snprintf(backup, sizeof(backup), "%s/backup", harness_dir(h));
+        dsn_for(dsn, sizeof(dsn), base, port, PG_USER);
+        free(psql(h, base, port, "create table t as select generate_series(1, 1000) as id"));
+        writer_start(h, dsn, labels);
+        json_object *out = harness_json(h, &st, "vssbackup backup --to %s --json", backup);
+        CHECK(st == 0);
+        json_object_put(out);
+        /* The mistake the restore is to undo, in WAL segments the backup does not have. */
+        free(psql(h, base, port, "insert into t select generate_series(1001, 2000)"));
+        free(psql(h, base, port, "select pg_switch_wal()"));
+        free(psql(h, base, port, "delete from t where id <= 500"));
+        free(psql(h, base, port, "create table t2 (x int)"));
+        free(psql(h, base, port, "select pg_switch_wal()"));
+        pg_stop(data, "fast");
+
+        out = harness_json(h, &st, "vssbackup restore --from %s --json", backup);
+        CHECK(st == 0);
+        CHECK_STR(json_str(json_phase(out, "post-restore", "postgres"), "state_name"), "Stable");
+        /* pg_wal holds the backup's segments and no other: a later one left there would be
+         * replayed past the backup whenever it continues the backup's last. */
+        _cleanup_free_ char *wal = NULL, *stored = NULL;
+        CHECK(harness_sh(h, &wal, "ls %s/pg_wal | grep -E '^[0-9A-F]{24}$'", data) == 0);
+        CHECK(harness_sh(h, &stored, "ls %s/data%s/pg_wal | grep -E '^[0-9A-F]{24}$'", backup, data) == 0);
+        CHECK(wal && stored && streq(wal, stored));
+        json_object_put(out);
+        if (pg_start(base, data, port)) {
+                _cleanup_free_ char *n = psql(h, base, port, "select count(*) || ' ' || min(id) || ' ' || max(id) from t");
+                _cleanup_free_ char *t2 = psql(h, base, port, "select count(*) from pg_class where relname = 't2'");
+                CHECK_STR(n, "1000 1 1000");
+                CHECK_STR(t2, "0");
+                pg_stop(data, "fast");
+        } else
+                test_failures++;
+        teardown(h);
+}
+
 /* No server: Identify fails, retryable, with libpq's message. A role without privileges: the
  * backup fails at PrepareForSnapshot with PostgreSQL's message, nonretryable. */
 static void test_errors(void) {
@@ -709,6 +756,7 @@ static void test_errors(void) {
 }
 
 static const TestCase cases[] = {
+        { "postgres-restore-in-place-rewinds", test_restore_in_place_rewinds },
         { "postgres-pgbench-roundtrip", test_roundtrip },
         { "postgres-pgbench-roundtrip-btrfs", test_roundtrip_btrfs },
         { "postgres-btrfs-tablespace-beside", test_btrfs_tablespace_beside },
