@@ -595,6 +595,46 @@ static void test_btrfs_tablespace_beside(void) {
         teardown(h);
 }
 
+/* The cluster on one btrfs subvolume, but its pg_wal a filesystem mounted there (a tmpfs): the
+ * data directory's snapshot would hold an empty pg_wal, so the writer makes a base backup
+ * (backup_label and the WAL saved), not a crash-consistent one. */
+static void test_btrfs_wal_mount(void) {
+        if (access("/usr/sbin/mkfs.btrfs", X_OK) < 0 && access("/sbin/mkfs.btrfs", X_OK) < 0) {
+                printf("# skipped: no mkfs.btrfs (btrfs-progs)\n");
+                return;
+        }
+        Harness *h = harness_new(NULL);
+        char base[PATH_MAX], data[PATH_MAX + 8], dsn[PATH_MAX + 64], labels[PATH_MAX], backup[PATH_MAX + 16];
+        int port = test_port(3), st;
+        char *mnt = harness_loop_fs(h, "mkfs.btrfs -q", "1G");
+        CHECK(chmod(harness_dir(h), 0755) == 0);
+        snprintf(base, sizeof(base), "%s/pg", mnt);
+        snprintf(data, sizeof(data), "%s/data", base);
+        CHECK(sh("chmod 755 %s && btrfs -q subvolume create %s >/dev/null && chown " PG_USER ": %s && chmod 700 %s && "
+                 "runuser -u " PG_USER " -- " PG_BIN "/initdb -D '%s' -A trust -U " PG_USER " --no-sync >/dev/null 2>&1 && "
+                 "mv %s/pg_wal %s/pg_wal.disk && mkdir -m 700 %s/pg_wal && mount -t tmpfs -o size=200m,mode=700 "
+                 "openvss-test %s/pg_wal && cp -a %s/pg_wal.disk/. %s/pg_wal/ && chown " PG_USER ": %s/pg_wal",
+                 mnt, base, base, base, data, data, data, data, data, data, data, data) == 0);
+        if (!pg_start(base, data, port)) {
+                test_failures++;
+                (void) sh("umount %s/pg_wal", data);
+                return teardown(h);
+        }
+        snprintf(labels, sizeof(labels), "%s/labels", harness_dir(h));
+        snprintf(backup, sizeof(backup), "%s/backup", mnt);
+        dsn_for(dsn, sizeof(dsn), base, port, PG_USER);
+        writer_start(h, dsn, labels);
+        json_object *out = harness_json(h, &st, "vssbackup backup --to %s --provider btrfs --json", backup);
+        CHECK(st == 0);
+        json_object_put(out);
+        CHECK(writer_log_has(h, "base backup started at"));
+        CHECK(!writer_log_has(h, "crash-consistent"));
+        writer_stop();
+        pg_stop(data, "fast");
+        CHECK(sh("umount %s/pg_wal", data) == 0);
+        teardown(h);
+}
+
 /* A restore while the server runs is refused at PreRestore and writes nothing. */
 static void test_prerestore_running(void) {
         Harness *h = harness_new(NULL);
@@ -756,6 +796,7 @@ static void test_errors(void) {
 }
 
 static const TestCase cases[] = {
+        { "postgres-btrfs-wal-mount", test_btrfs_wal_mount },
         { "postgres-restore-in-place-rewinds", test_restore_in_place_rewinds },
         { "postgres-pgbench-roundtrip", test_roundtrip },
         { "postgres-pgbench-roundtrip-btrfs", test_roundtrip_btrfs },

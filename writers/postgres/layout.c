@@ -222,6 +222,38 @@ static bool under_data_dir(const char *data_dir, const char *path, dev_t dev) {
         return stat(path, &st) == 0 && st.st_dev == dev && d && p && path_within(p, d);
 }
 
+/* Whether a filesystem is mounted strictly below dir (resolved): its shadow holds only an empty
+ * directory there (pg_wal mounted from another disk, say). Unreadable table: assume so. */
+static bool mount_below(const char *dir) {
+        _cleanup_free_ char *d = realpath(dir, NULL), *line = NULL;
+        size_t n = 0;
+        bool below = false;
+        FILE *f = fopen("/proc/self/mountinfo", "re");
+        if (!d || !f) {
+                if (f)
+                        fclose(f);
+                return true;
+        }
+        while (!below && getline(&line, &n, f) > 0) {
+                /* ID PARENT MAJ:MIN ROOT MOUNTPOINT ...; the mount point with \ooo escapes. */
+                char mp[PATH_MAX], *o = mp;
+                const char *p = line;
+                for (int field = 0; field < 4 && p; field++)
+                        p = (p = strchr(p, ' ')) ? p + 1 : NULL;
+                for (; p && *p && *p != ' ' && o < mp + sizeof(mp) - 1; p++)
+                        if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' &&
+                            p[3] <= '7') {
+                                *o++ = (char) ((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+                                p += 3;
+                        } else
+                                *o++ = *p;
+                *o = 0;
+                below = p && !streq(mp, d) && path_within(mp, d);
+        }
+        fclose(f);
+        return below;
+}
+
 /* Whether one snapshot of the data directory holds the whole cluster at one instant: everything
  * on one btrfs subvolume (the btrfs provider snapshots a subvolume atomically; each subvolume has
  * its own st_dev) and below the data directory. A WAL directory or tablespace outside it is a
@@ -236,6 +268,10 @@ bool cluster_on_one_device(const Layout *l, bool *btrfs) {
                 return false;
         *btrfs = (unsigned long) sf.f_type == (unsigned long) BTRFS_MAGIC;
         if (l->wal_dir && !under_data_dir(l->data_dir, l->wal_dir, st.st_dev))
+                return false;
+        /* Nothing mounted below it either: pg_wal (or a relation directory) on another filesystem
+         * is held by the data directory's snapshot as an empty directory. */
+        if (mount_below(l->data_dir))
                 return false;
         for (size_t i = 0; i < l->n_tablespaces; i++)
                 if (!under_data_dir(l->data_dir, l->tablespaces[i], st.st_dev))
