@@ -320,6 +320,54 @@ static void test_exec_nested_mount(void) {
         harness_free(h);
 }
 
+/* A writer whose component (data) gets a file made after the cut (label, to go to data/label), in
+ * a child, as vss-writer-postgres hands over backup_label. */
+static const char *late_data, *late_file;
+static bool late_identify(vss_writer *w, vss_metadata_builder *md, void *userdata) {
+        return vss_metadata_add_component(md, "", "db", NULL, true, true) >= 0 &&
+               vss_metadata_add_files(md, "", "db", late_data, "*", true) >= 0;
+}
+static bool late_post_snapshot(vss_writer *w, const vss_event_info *info, void *userdata) {
+        char dest[PATH_MAX + 8];
+        snprintf(dest, sizeof(dest), "%s/label", late_data);
+        return vss_writer_add_backup_files(w, "", "db", late_file, "*", false, dest) >= 0;
+}
+
+/* vssbackup exec refuses a component with files its writer made after the cut (COMMAND would
+ * copy the data without them) and does not run COMMAND; vssbackup backup stores them. */
+static void test_exec_writer_files(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        char file[PATH_MAX], marker[PATH_MAX], dest[PATH_MAX], stored[2 * PATH_MAX];
+        snprintf(file, sizeof(file), "%s/label-made-late", harness_dir(h));
+        snprintf(marker, sizeof(marker), "%s/command-ran", harness_dir(h));
+        snprintf(dest, sizeof(dest), "%s/backup", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "echo 'START WAL LOCATION' > '%s'", file) == 0);
+        late_data = data;
+        late_file = file;
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                vss_writer_options o = { .name = "late" };
+                vss_writer_callbacks cb = { .identify = late_identify, .post_snapshot = late_post_snapshot };
+                vss_writer *w = NULL;
+                _exit(vss_writer_new(&o, &cb, NULL, &w) < 0 || vss_writer_main(w, harness_socket(h), "late") < 0);
+        }
+        for (int i = 0; i < 2000 && harness_sh(h, NULL, "vssadmin list writers | grep -q \"^Writer name: 'late'\"") != 0; i++)
+                usleep(10 * 1000);
+        _cleanup_free_ char *err = NULL;
+        CHECK(harness_sh(h, &err, "vssbackup exec --for %s -- touch '%s' 2>&1", data, marker) != 0);
+        CHECK(err && strstr(err, "made after the cut") && strstr(err, file));
+        CHECK(access(marker, F_OK) < 0);
+        CHECK(harness_sh(h, NULL, "vssbackup backup --quiet --to %s --for %s", dest, data) == 0);
+        snprintf(stored, sizeof(stored), "%s/data%s/label", dest, data);
+        CHECK(access(stored, F_OK) == 0);
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+        harness_free(h);
+}
+
 /* A writer of one component naming an exact file (dir/state.db, not recursive), in a child. */
 static const char *exact_dir;
 static bool exact_identify(vss_writer *w, vss_metadata_builder *md, void *userdata) {
@@ -670,6 +718,7 @@ static const TestCase cases[] = {
         { "vssbackup-exec", test_exec },
         { "vssbackup-nested-mount", test_nested_mount },
         { "vssbackup-exec-nested-mount", test_exec_nested_mount },
+        { "vssbackup-exec-writer-files", test_exec_writer_files },
         { "vssbackup-restore-exact-absent", test_restore_exact_absent },
         { "vssbackup-incremental-new-component", test_incremental_new_component },
         {},

@@ -422,6 +422,27 @@ static bool exec_nested_volumes(Run *run, Volume *vols, size_t *n_vols, void *us
         return ok;
 }
 
+/* Files a writer made after the cut (PostgreSQL's backup_label and WAL, say) belong in the
+ * backup: vssbackup backup stores them, but COMMAND sees only the shadow copies, so a copy it
+ * makes without them would restore silently wrong. Refused before COMMAND runs. */
+static bool no_writer_files(Run *run) {
+        vss_backup_document *d = NULL;
+        bool ok = report_step(&run->r, vss_backup_get_document(run->r.b, &d));
+        for (size_t i = 0; ok && i < d->n_components; i++) {
+                const vss_bc_component *c = &d->components[i];
+                const vss_writer_metadata *wm = vss_backup_document_writer(d, c);
+                if (c->n_writer_files > 0)
+                        ok = run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE,
+                                      "component '%s' of writer '%s' needs files its writer made after the cut (%s, "
+                                      "to go to %s), which COMMAND would not see; back it up with vssbackup backup "
+                                      "(or make the writer's copy self-contained: a PostgreSQL cluster on one btrfs "
+                                      "subvolume)",
+                                      c->name, wm ? wm->name : "?", c->writer_files[0].path, c->writer_files[0].destination);
+        }
+        vss_backup_document_free(d);
+        return ok;
+}
+
 int cmd_exec(char **paths, size_t n_paths, vss_backup_type type, bool at_original, char **argv) {
         char err[1024];
         Run run;
@@ -445,6 +466,7 @@ int cmd_exec(char **paths, size_t n_paths, vss_backup_type type, bool at_origina
                 ok = run_fail(&run, VSS_E_ACCESSDENIED, "%s", err);
         ok = snapshot_attempts(&run, ok, &plan, vols, &n_vols, &set_id);
         vss_backup *b = run.r.b;
+        ok = ok && no_writer_files(&run);
         if (ok) {
                 Exec x = { .argv = argv, .vols = vols, .n_vols = n_vols, .set_id = &set_id, .at_original = at_original };
                 progress_clear();
