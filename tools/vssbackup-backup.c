@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "lib/common.h"
+#include "lib/openat.h"
 #include "tools/beneath.h"
 #include "tools/vssbackup.h"
 
@@ -77,8 +78,37 @@ static StoreFileGroup *groups_of(const vss_file_desc *f, size_t n) {
         return g;
 }
 
-static bool copy_component(Run *run, Store *st, const Selected *s, const Volume *vols, size_t n_vols,
-                           uint64_t since_usec) {
+/* A user's component is read from the shadow copy along its own path only: no symlink on the
+ * way (one swapped in before the cut would lead into files that are not the user's), and what it
+ * names is the user's, as component_left_out() checked on the live tree. A path missing from the
+ * copy is fine (nothing of it is stored). */
+static bool users_path_in_shadow(Run *run, const Selected *s, const Volume *v, const char *path, uid_t uid) {
+        const char *rel = path + strlen(v->path);
+        while (*rel == '/')
+                rel++;
+        _cleanup_close_ int root = open(v->shadow_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (root < 0)
+                return run_fail(run, VSS_E_UNEXPECTED, "cannot open the shadow copy %s: %m", v->shadow_path);
+        _cleanup_close_ int fd = isempty(rel) ? fcntl(root, F_DUPFD_CLOEXEC, 3) : open_no_symlinks(root, rel, O_PATH, 0, true);
+        struct stat st;
+        if (fd == -ENOENT)
+                return true;
+        if (fd < 0 || fstat(fd, &st) < 0 || st.st_uid != uid)
+                return run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE,
+                                "component '%s' of writer '%s' not backed up: in the shadow copy, %s %s (uid %u's "
+                                "component is read along its own path only)",
+                                s->ci->name, s->wm->name, path,
+                                fd == -ELOOP || fd == -ENOTDIR ? "has a symlink on the way"
+                                : fd < 0                       ? "cannot be opened"
+                                                               : "is not the user's",
+                                (unsigned) uid);
+        return true;
+}
+
+static bool copy_component(Run *run, Store *st, const vss_backup_document *d, const Selected *s, const Volume *vols,
+                           size_t n_vols, uint64_t since_usec) {
+        const vss_writer_metadata *owner = d ? document_writer(d, s->wm) : NULL;
+        int64_t uid = owner && owner->owner_known ? (int64_t) owner->owner_uid : 0;
         _cleanup_free_ StoreFileGroup *groups = groups_of(s->ci->files, s->ci->n_files);
         _cleanup_free_ StoreFileGroup *ex = groups_of(s->wm->excludes, s->wm->n_excludes);
         if (!groups || !ex)
@@ -90,6 +120,8 @@ static bool copy_component(Run *run, Store *st, const Selected *s, const Volume 
                         return run_fail(run, VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT,
                                         "%s of component '%s' is on no volume of the snapshot set", groups[i].path,
                                         s->ci->name);
+                if (uid > 0 && !users_path_in_shadow(run, s, v, groups[i].path, (uid_t) uid))
+                        return false;
                 int r = store_add_files(st, v->shadow_path, v->path, &groups[i], ex, s->wm->n_excludes, since_usec, &err);
                 if (r < 0)
                         return run_fail(run, VSS_E_UNEXPECTED, "copying %s of component '%s': %s", groups[i].path,
@@ -332,7 +364,7 @@ static bool copy_components(Run *run, Store *st, const Choice *ch, const Volume 
                                                                        s->ci->logical_path, s->ci->name)
                                          ? 0
                                          : since_usec;
-                bool c_ok = copy_writer_files(run, st, now, s) && copy_component(run, st, s, vols, n_vols, since);
+                bool c_ok = copy_writer_files(run, st, now, s) && copy_component(run, st, now, s, vols, n_vols, since);
                 if (!c_ok) {
                         snprintf(saved, sizeof(saved), "%s", run->r.error_msg);
                         *all_ok = false;

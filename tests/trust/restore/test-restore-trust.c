@@ -568,6 +568,65 @@ static void test_participation_symlink(void) {
         harness_free(h);
 }
 
+/* trust-backup-symlink-swap: bob's writer names S/bob/l/data (his, checked on the live tree) and,
+ * at PrepareForSnapshot, swaps l for a symlink to S: along it, root's S/data/secret. Root's
+ * backup of S reads bob's component in the shadow copy along its own path only: it fails, and
+ * nothing of root's file is stored. */
+static char swap_root[PATH_MAX];
+static bool swap_identify(vss_writer *w, vss_metadata_builder *md, void *userdata) {
+        char p[PATH_MAX + 16];
+        snprintf(p, sizeof(p), "%s/bob/l/data", swap_root);
+        return vss_metadata_add_component(md, "", "app", NULL, true, true) >= 0 &&
+               vss_metadata_add_files(md, "", "app", p, "*", true) >= 0;
+}
+static bool swap_prepare_snapshot(vss_writer *w, const vss_event_info *info, void *userdata) {
+        char l[PATH_MAX + 8], old[PATH_MAX + 16];
+        snprintf(l, sizeof(l), "%s/bob/l", swap_root);
+        snprintf(old, sizeof(old), "%s/bob/l.old", swap_root);
+        return rename(l, old) == 0 && symlink(swap_root, l) == 0;
+}
+static void swap_writer_as_bob(Harness *h, void *userdata) {
+        vss_writer_options o = { .name = "bob-swap" };
+        vss_writer_callbacks cb = { .identify = swap_identify, .prepare_snapshot = swap_prepare_snapshot };
+        vss_writer *w = NULL;
+        CHECK_HR(vss_writer_new(&o, &cb, NULL, &w), 0);
+        if (w)
+                CHECK(vss_writer_main(w, harness_socket(h), "bob-swap") == 0);
+        vss_writer_unref(w);
+}
+
+static void test_backup_symlink_swap(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        uid_t bob = uid_of(BOB);
+        char p[PATH_MAX + 32], backup[PATH_MAX];
+        snprintf(swap_root, sizeof(swap_root), "%s/shared", harness_dir(h));
+        make_dir(swap_root, 0755, 0);
+        snprintf(p, sizeof(p), "%s/data", swap_root);
+        make_dir(p, 0700, 0);
+        make_file(p, "secret", "root's secret\n", 0);
+        snprintf(p, sizeof(p), "%s/bob", swap_root);
+        make_dir(p, 0755, bob);
+        snprintf(p, sizeof(p), "%s/bob/l", swap_root);
+        make_dir(p, 0755, bob);
+        snprintf(p, sizeof(p), "%s/bob/l/data", swap_root);
+        make_dir(p, 0755, bob);
+        make_file(p, "mine", "bob's\n", bob);
+        snprintf(backup, sizeof(backup), "%s/backup", harness_dir(h));
+        pid_t w = spawn_as(BOB, swap_writer_as_bob, h, NULL);
+        for (int i = 0; i < 2000 && !writer_listed(h, "bob-swap"); i++)
+                usleep(10 * 1000);
+        CHECK(writer_listed(h, "bob-swap"));
+        int st;
+        json_object *out = harness_json(h, &st, "vssbackup backup --to %s --for %s --retries 0 --json", backup, swap_root);
+        CHECK(st == 1 && !component_succeeded(out, "bob-swap"));
+        CHECK(strstr(error_field(out, "message"), "symlink on the way") != NULL);
+        json_object_put(out);
+        CHECK(harness_sh(h, NULL, "! grep -rq \"root's secret\" %s", backup) == 0);
+        kill(w, SIGTERM);
+        waitpid(w, NULL, 0);
+        harness_free(h);
+}
+
 /* trust-writer-files-chain: the same, across a chain of backups. While root's writer is not
  * running, bob's writer stores its file at root's writer's path (nobody else has files there then);
  * root's later restore of root's writer's component from a later incremental takes nothing from
@@ -729,6 +788,7 @@ int main(int argc, char *argv[]) {
                 { "trust-restore-user-backup", test_user_backup },
                 { "trust-participation-symlink", test_participation_symlink },
                 { "trust-restore-user-privilege", test_user_privilege },
+                { "trust-backup-symlink-swap", test_backup_symlink_swap },
                 {},
         };
         return test_main(argc, argv, cases);
