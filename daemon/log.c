@@ -28,6 +28,11 @@ void vssd_log(int priority, const char *prefix, const char *fmt, ...) {
         va_start(ap, fmt);
         int r = vasprintf(&msg, fmt, ap);
         va_end(ap);
+        /* One line, whatever a client sent (writer messages, names, paths): a newline would forge
+         * a log line (with its own priority, in the journal), an escape would reach a terminal. */
+        for (char *p = r < 0 ? NULL : msg; p && *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        *p = '?';
         /* One write per line, so lines of children sharing stderr do not interleave. */
         if (stderr_is_journal())
                 fprintf(stderr, "<%d>%s: %s%s\n", priority, log_ident(), prefix, r < 0 ? fmt : msg);

@@ -100,6 +100,8 @@ int method_subscribe(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
                 return reply_error(error, VSS_E_INVALIDARG, "writer and instance ids must be UUIDs");
         if (isempty(name) || !string_ok(name, VSS_MAX_NAME) || !string_ok(iname, VSS_MAX_NAME))
                 return reply_error(error, VSS_E_INVALIDARG, "writer name must be 1 to %d bytes", VSS_MAX_NAME);
+        if (!name_printable(name) || !name_printable(iname))
+                return reply_error(error, VSS_E_INVALIDARG, "writer and instance names may hold no control characters");
         if (level >= _VSS_APP_LEVEL_MAX)
                 return reply_error(error, VSS_E_INVALIDARG, "application level %u out of range", level);
         if (m->n_writers >= VSS_MAX_WRITERS)

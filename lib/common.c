@@ -242,6 +242,7 @@ static size_t utf8_char_len(const unsigned char *p) {
 }
 
 void utf8_copy(char *dst, size_t size, const char *src) {
+        /* Messages are one line of text for logs and terminals: control characters become spaces. */
         size_t o = 0;
         const unsigned char *p = (const unsigned char *) strempty(src);
         if (size == 0)
@@ -258,6 +259,8 @@ void utf8_copy(char *dst, size_t size, const char *src) {
                 if (o + n >= size)
                         break;
                 memcpy(dst + o, p, n);
+                if (n == 1 && (*p < 0x20 || *p == 0x7f))
+                        dst[o] = ' ';
                 o += n;
                 p += n;
         }

@@ -63,7 +63,15 @@ void vss_id_from_name(const char *name, vss_id *ret);
 
 /* A string is acceptable on the wire: valid UTF-8 is checked by sd-bus, we check length. */
 static inline bool string_ok(const char *s, size_t max) { return s && strnlen(s, max + 1) <= max; }
+/* A name shown in logs and terminals: no control character. */
+static inline bool name_printable(const char *s) {
+        for (; s && *s; s++)
+                if ((unsigned char) *s < 0x20 || *s == 0x7f)
+                        return false;
+        return true;
+}
 
 /* Copies src into dst (size bytes), cut at a character boundary, invalid UTF-8 replaced by '?':
- * D-Bus strings must be valid UTF-8. */
+ * D-Bus strings must be valid UTF-8; control characters replaced by spaces (a message is one
+ * line of text). */
 void utf8_copy(char *dst, size_t size, const char *src);

@@ -356,6 +356,18 @@ static void test_bad_options(void) {
         CHECK_HR(vss_writer_add_backup_files(w, "", "c", "/x/label", "*", false, "/data/label"), VSS_E_BAD_STATE);
         w = vss_writer_free(w);
 
+        /* A name that would forge a log line or reach a terminal: vssd refuses it. */
+        w = new_writer("nice\n<2>vssd: forged\033]0;x\a", VSS_APP_FRONT_END, cb);
+        CHECK_HR(vss_writer_subscribe(w, harness_socket(h)), VSS_E_INVALIDARG);
+        CHECK(w && strstr(vss_writer_errmsg(w), "control characters") != NULL);
+        w = vss_writer_free(w);
+        /* A failure message is one line of text for whoever shows it (vssd copies it so). */
+        {
+                char clean[32];
+                utf8_copy(clean, sizeof(clean), "a\nb\033[2J\x7f");
+                CHECK_STR(clean, "a b [2J ");
+        }
+
         /* No vssd there. */
         w = new_writer("lonely", VSS_APP_FRONT_END, cb);
         snprintf(path, sizeof(path), "%s/no-such.sock", harness_dir(h));
