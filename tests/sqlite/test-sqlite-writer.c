@@ -498,6 +498,63 @@ static void test_restore_drops_stale_journal(void) {
         harness_free(h);
 }
 
+/* restore-if-can-replace: while an application holds the database open (a connection it keeps),
+ * the restore in place is refused at PreRestore, naming the process, and writes nothing (its
+ * later commits would go to the replaced, unlinked file); once it is gone, the restore works. */
+static void test_restore_refused_while_open(void) {
+        Harness *h = harness_new(NULL);
+        char dir[PATH_MAX], db[PATH_MAX + 16], dest[PATH_MAX];
+        sqlite3 *c0 = NULL;
+        snprintf(dir, sizeof dir, "%s/db", harness_dir(h));
+        CHECK(mkdir(dir, 0755) == 0);
+        snprintf(db, sizeof db, "%s/app.db", dir);
+        CHECK(sqlite3_open(db, &c0) == SQLITE_OK);
+        CHECK(exec_sql(c0, "PRAGMA journal_mode=WAL; CREATE TABLE t(i INTEGER PRIMARY KEY, v INTEGER);"
+                           "WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 100) "
+                           "INSERT INTO t SELECT k, 0 FROM n;"));
+        sqlite3_close(c0);
+        snprintf(dest, sizeof dest, "%s/backup", harness_dir(h));
+        const char *const args[] = { "--database", db, NULL };
+        start_writer(h, args);
+        int st;
+        json_object *out = harness_json(h, &st, "vssbackup backup --to %s --json", dest);
+        CHECK(st == 0);
+        json_object_put(out);
+
+        int p[2];
+        CHECK(pipe(p) == 0);
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                sqlite3 *c = NULL;
+                close(p[1]);
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (sqlite3_open(db, &c) != SQLITE_OK || !exec_sql(c, "UPDATE t SET v = 7"))
+                        _exit(3);
+                char x;
+                _exit(read(p[0], &x, 1) < 0); /* holds the connection until told */
+        }
+        close(p[0]);
+        for (int i = 0; i < 2000 && rows_not(db, 7) != 0; i++)
+                usleep(5000);
+        CHECK(rows_not(db, 7) == 0);
+        out = harness_json(h, &st, "vssbackup restore --from %s --json", dest);
+        CHECK(st == 1);
+        json_object *w = json_phase(out, "pre-restore", "sqlite");
+        CHECK_STR(json_str(w, "state_name"), "FailedAtPreRestore");
+        CHECK(strstr(json_str(w, "application_message"), "is open in process") != NULL);
+        json_object_put(out);
+        CHECK(rows_not(db, 7) == 0); /* nothing restored */
+        close(p[1]);
+        waitpid(pid, NULL, 0);
+        out = harness_json(h, &st, "vssbackup restore --from %s --json", dest);
+        CHECK(st == 0);
+        json_object_put(out);
+        CHECK(rows_not(db, 7) > 0);
+        stop_writer();
+        harness_free(h);
+}
+
 /* The backup stamp the backup at dest holds (one component), or "". Caller frees. */
 static char *backup_stamp(Harness *h, const char *dest) {
         char *out = NULL;
@@ -812,6 +869,7 @@ static void test_bad_usage(void) {
 int main(int argc, char *argv[]) {
         static const TestCase cases[] = {
                 { "sqlite-backup-under-load", test_backup_under_load },
+                { "sqlite-restore-refused-while-open", test_restore_refused_while_open },
                 { "sqlite-lock-held-during-freeze", test_lock_held_during_freeze },
                 { "sqlite-restore-integrity-failure", test_restore_integrity_failure },
                 { "sqlite-restore-drops-stale-journal", test_restore_drops_stale_journal },

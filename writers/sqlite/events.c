@@ -3,12 +3,14 @@
  * log, Freeze takes each database's write lock (BEGIN IMMEDIATE) and reads its backup stamp under
  * it, Thaw and Abort let go; PostRestore checks the restored files with PRAGMA integrity_check. */
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/basic/log.h"
@@ -210,8 +212,59 @@ bool on_backup_shutdown(vss_writer *w, const vss_event_info *info, void *userdat
         return true;
 }
 
+/* The first process but this one that has path open (its pid, its name in comm), or 0: a file
+ * replaced under an open connection goes on being written unlinked, and those writes are lost.
+ * Only the processes this writer may look into are seen (all of them as root). */
+static pid_t open_elsewhere(const char *path, char comm[64]) {
+        struct stat want, st;
+        pid_t found = 0;
+        DIR *proc = stat(path, &want) == 0 ? opendir("/proc") : NULL;
+        for (struct dirent *de; proc && !found && (de = readdir(proc));) {
+                char *end, p[64];
+                long pid = strtol(de->d_name, &end, 10);
+                if (*end || pid <= 0 || pid == getpid())
+                        continue;
+                snprintf(p, sizeof p, "/proc/%ld/fd", pid);
+                DIR *fds = opendir(p);
+                for (struct dirent *f; fds && !found && (f = readdir(fds));)
+                        if (f->d_name[0] != '.' && fstatat(dirfd(fds), f->d_name, &st, 0) == 0 &&
+                            st.st_dev == want.st_dev && st.st_ino == want.st_ino)
+                                found = (pid_t) pid;
+                if (fds)
+                        closedir(fds);
+                if (found) {
+                        snprintf(p, sizeof p, "/proc/%ld/comm", pid);
+                        FILE *f = fopen(p, "re");
+                        if (!f || !fgets(comm, 64, f))
+                                snprintf(comm, 64, "?");
+                        comm[strcspn(comm, "\n")] = 0;
+                        if (f)
+                                fclose(f);
+                }
+        }
+        if (proc)
+                closedir(proc);
+        return found;
+}
+
+/* restore-if-can-replace: a database some process has open cannot be replaced (its writes would
+ * go to the old, unlinked file), so PreRestore refuses it, before anything is written. */
 bool on_pre_restore(vss_writer *w, const vss_event_info *info, void *userdata) {
         db_release_all("pre-restore"); /* the files are about to be replaced under us */
+        for (size_t i = 0; i < arg_n_databases; i++) {
+                database *d = &arg_databases[i];
+                const vss_bc_component *c = vss_writer_get_component(w, "", d->name);
+                char comm[64], msg[MSG_MAX + 1];
+                if (!c || !c->selected_for_restore || c->n_new_targets > 0)
+                        continue;
+                pid_t pid = open_elsewhere(d->path, comm);
+                if (pid == 0)
+                        continue;
+                snprintf(msg, sizeof msg, "%s is open in process %d (%s); stop it before restoring", d->path, (int) pid,
+                         comm);
+                vss_writer_set_pre_restore_failure_msg(w, "", d->name, msg);
+                return writer_fail(w, VSS_E_WRITERERROR_NONRETRYABLE, 0, "%s: %s", d->name, msg);
+        }
         return true;
 }
 
