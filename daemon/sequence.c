@@ -92,6 +92,14 @@ static const unsigned valid_in[_CALL_MAX] = {
         [CALL_CONTINUE_SNAPSHOT_SET] = PH(PHASE_PREPARED),
 };
 
+/* A context without writers needs neither GatherWriterMetadata nor PrepareForBackup (VSS: "Shadow
+ * Copy Creation Details"): StartSnapshotSet right after initialization, DoSnapshotSet right after
+ * StartSnapshotSet. */
+static bool no_writers_shortcut(const SeqFacts *f, SeqCall call) {
+        return f->no_writers && ((call == CALL_START_SNAPSHOT_SET && f->phase == PHASE_BACKUP_INIT) ||
+                                 (call == CALL_DO_SNAPSHOT_SET && f->phase == PHASE_SET_STARTED));
+}
+
 int32_t seq_check(const SeqFacts *f, SeqCall call, const char **ret_why) {
         const char *why = NULL;
 
@@ -104,11 +112,16 @@ int32_t seq_check(const SeqFacts *f, SeqCall call, const char **ret_why) {
                 why = "no do-snapshot-set with pause points was started in this session";
         else if (call == CALL_CONTINUE_SNAPSHOT_SET && !f->paused)
                 why = "the snapshot set is not paused";
-        else if (!(valid_in[call] & PH(f->phase)))
+        else if (f->no_writers &&
+                 (call == CALL_ADD_COMPONENT || call == CALL_PREPARE_FOR_BACKUP || call == CALL_BACKUP_COMPLETE))
+                why = "not valid in a context without writers";
+        else if (!(valid_in[call] & PH(f->phase)) && !no_writers_shortcut(f, call))
                 why = "not valid in this phase of the session";
         else if (call == CALL_ADD_COMPONENT && !f->component_mode)
                 why = "components can only be added in component mode (SetBackupState)";
-        else if (call == CALL_DO_SNAPSHOT_SET && f->n_volumes == 0)
+        /* With writers an empty set is fine (VSS: they quiesce, nothing is cut); without, it
+         * would make nothing at all. */
+        else if (call == CALL_DO_SNAPSHOT_SET && f->n_volumes == 0 && f->no_writers)
                 why = "the snapshot set has no volumes";
         else if ((call == CALL_START_SNAPSHOT_SET || call == CALL_SET_CONTEXT) && f->restore)
                 why = "not valid in a restore session";

@@ -64,6 +64,7 @@ typedef struct SeqFacts {
         bool status_closed;      /* the gather after backup-complete/post-restore happened: later
                                   * gathers return that status */
         unsigned n_volumes;
+        bool no_writers;         /* the context has VSS_VOLSNAP_ATTR_NO_WRITERS */
         bool pausable;           /* a DoSnapshotSet with pause points was started */
         bool paused;             /* and is paused now */
 } SeqFacts;

@@ -168,6 +168,7 @@ Session *session_begin_call(sd_bus_message *msg, void *userdata, SeqCall call, s
                 .restore = s->restore,
                 .status_closed = s->status_closed,
                 .n_volumes = (unsigned) s->n_volumes,
+                .no_writers = (s->context & VSS_VOLSNAP_ATTR_NO_WRITERS) != 0,
                 .pausable = s->pausable,
                 .paused = s->paused != 0,
         };

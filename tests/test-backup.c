@@ -439,7 +439,9 @@ static void test_bad_state(void) {
 }
 
 /* SetContext: once per session, a context or a context with NO_AUTORECOVERY; a context without
- * writers (VSS_CTX_FILE_SHARE_BACKUP) involves no writer in the set. */
+ * writers (VSS_CTX_FILE_SHARE_BACKUP) involves no writer in the set, and, as VSS says ("Shadow Copy
+ * Creation Details"), needs neither GatherWriterMetadata nor PrepareForBackup and refuses
+ * AddComponent, PrepareForBackup and BackupComplete. */
 static void test_context(void) {
         Harness *h = harness_new(NULL);
         char *data = harness_make_data(h, "data");
@@ -451,14 +453,42 @@ static void test_context(void) {
 
         b = harness_session(h);
         CHECK_HR(vss_backup_set_context(b, VSS_CTX_FILE_SHARE_BACKUP), 0);
-        prepare(h, b, data, NULL);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), 0);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), VSS_E_BAD_STATE);
+        vss_id iid = {}, wid = {};
+        CHECK_HR(vss_backup_add_component(b, &iid, &wid, "", "x"), VSS_E_BAD_STATE);
         CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
         CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
         vss_writer_status st;
-        CHECK(status_of(b, "w", &st) && st.state == VSS_WS_STABLE && streq(st.note, "not involved"));
+        CHECK(status_of(b, "w", &st) && st.state == VSS_WS_STABLE);
+        CHECK_HR(vss_backup_backup_complete_sync(b), VSS_E_BAD_STATE);
+        vss_backup_release(b);
+        /* Without GatherWriterMetadata either: the writers hear nothing. */
+        b = NULL;
+        CHECK_HR(vss_backup_new(harness_socket(h), &b), 0);
+        CHECK_HR(vss_backup_initialize_for_backup(b), 0);
+        CHECK_HR(vss_backup_set_context(b, VSS_CTX_FILE_SHARE_BACKUP), 0);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), 0);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        vss_backup_release(b);
+        check_events(h, "w", "identify backup-shutdown identify backup-shutdown");
+}
+
+/* A snapshot set with no volumes, with writers: VSS calls it acceptable. The writers quiesce
+ * (Freeze, Thaw) and nothing is cut. */
+static void test_empty_set(void) {
+        Harness *h = harness_new(NULL);
+        harness_writer(h, "w", NULL);
+        vss_backup *b = harness_session(h);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
         CHECK_HR(vss_backup_backup_complete_sync(b), 0);
         vss_backup_release(b);
-        check_events(h, "w", "identify backup-shutdown identify prepare-backup backup-shutdown");
+        check_events(h, "w", "identify prepare-backup prepare-snapshot freeze thaw post-snapshot backup-complete backup-shutdown");
+        CHECK(harness_count_shadow_files(h) == 0);
 }
 
 static void test_bad_input(void) {
@@ -1067,6 +1097,7 @@ static const TestCase cases[] = {
         { "freeze-window-expired", test_freeze_window_expired },
         { "shutdown-names-made-set", test_shutdown_names_made_set },
         { "context", test_context },
+        { "empty-set", test_empty_set },
         { "freeze-window-per-writer", test_freeze_window_per_writer },
         { "vssd-killed-writer-thaws", test_vssd_killed_writer_thaws },
         { "provider-failure", test_provider_failure },

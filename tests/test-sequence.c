@@ -48,9 +48,21 @@ static void test_rules(void) {
         CHECK(seq_check(&f, CALL_DO_SNAPSHOT_SET, &why) == VSS_E_BAD_STATE && why && strstr(why, "in progress"));
         CHECK(seq_check(&f, CALL_GATHER_WRITER_STATUS, NULL) == 0);
         CHECK(seq_check(&f, CALL_ABORT_BACKUP, NULL) == 0);
-        /* An empty set cannot be made. */
+        /* An empty set is fine with writers (they quiesce), not without. */
         f = (SeqFacts) { .phase = PHASE_PREPARED };
+        CHECK(seq_check(&f, CALL_DO_SNAPSHOT_SET, NULL) == 0);
+        f.no_writers = true;
         CHECK(seq_check(&f, CALL_DO_SNAPSHOT_SET, NULL) == VSS_E_BAD_STATE);
+        /* Without writers: no metadata or PrepareForBackup needed, and they are refused. */
+        f = (SeqFacts) { .phase = PHASE_BACKUP_INIT, .no_writers = true };
+        CHECK(seq_check(&f, CALL_START_SNAPSHOT_SET, NULL) == 0);
+        f = (SeqFacts) { .phase = PHASE_SET_STARTED, .no_writers = true, .n_volumes = 1 };
+        CHECK(seq_check(&f, CALL_DO_SNAPSHOT_SET, NULL) == 0);
+        CHECK(seq_check(&f, CALL_PREPARE_FOR_BACKUP, NULL) == VSS_E_BAD_STATE);
+        f = (SeqFacts) { .phase = PHASE_SNAPSHOT_DONE, .no_writers = true };
+        CHECK(seq_check(&f, CALL_BACKUP_COMPLETE, NULL) == VSS_E_BAD_STATE);
+        f.no_writers = false;
+        CHECK(seq_check(&f, CALL_BACKUP_COMPLETE, NULL) == 0);
         /* Components only in component mode. */
         f = (SeqFacts) { .phase = PHASE_METADATA };
         CHECK(seq_check(&f, CALL_ADD_COMPONENT, NULL) == VSS_E_BAD_STATE);

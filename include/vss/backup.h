@@ -86,8 +86,12 @@ VSS_EXPORT int vss_backup_initialize_for_restore(vss_backup *b, const char *docu
 VSS_EXPORT int vss_backup_save_as_document(vss_backup *b, char **ret);
 /* The same, parsed (the caller's: vss_backup_document_free()). Errors: as save_as_document. */
 VSS_EXPORT int vss_backup_get_document(vss_backup *b, vss_backup_document **ret);
-/* VSS_CTX_*; default VSS_CTX_BACKUP (auto-release shadows). Before start_snapshot_set.
- * Errors: the session errors. */
+/* VSS_CTX_*; default VSS_CTX_BACKUP (auto-release shadows). Before start_snapshot_set, once. A
+ * context without writers (VSS_CTX_FILE_SHARE_BACKUP, _NAS_ROLLBACK, _CLIENT_ACCESSIBLE) needs no
+ * gather_writer_metadata or prepare_for_backup (start_snapshot_set right after initialization,
+ * do_snapshot_set right after adding volumes) and refuses add_component, prepare_for_backup and
+ * backup_complete with VSS_E_BAD_STATE, as VSS does. With writers a set may have no volumes: the
+ * writers quiesce and nothing is cut. Errors: the session errors. */
 VSS_EXPORT int vss_backup_set_context(vss_backup *b, uint32_t context);
 /* Component mode, bootable system state, backup type, partial files. Errors: the session errors. */
 VSS_EXPORT int vss_backup_set_backup_state(vss_backup *b, bool select_components, bool bootable_system_state,
