@@ -301,6 +301,14 @@ static int property_set(Session *s, vss_bc_component *c, const Property *p, sd_b
                         if (v && ci && !ci->selectable_for_restore)
                                 return reply_error(error, VSS_E_INVALIDARG, "component '%s' is not selectable for restore",
                                                    c->name);
+                        /* VSS: a component of a writer that is not running cannot be selected. */
+                        bool running = false;
+                        LIST_FOREACH(writers, w, s->manager->writers)
+                                running = running || vss_id_equal(&w->class_id, &c->writer_id);
+                        if (v && !running)
+                                return reply_error(error, VSS_E_OBJECT_NOT_FOUND,
+                                                   "writer '%s' of component '%s' is not running", wm ? wm->name : "?",
+                                                   c->name);
                         c->selected_for_restore = v;
                 } else
                         c->additional_restores = v;

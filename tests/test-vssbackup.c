@@ -398,6 +398,51 @@ static pid_t exact_writer(Harness *h, const char *dir) {
         return pid;
 }
 
+/* A component whose writer is not running cannot be selected for restore (VSS:
+ * VSS_E_OBJECT_NOT_FOUND); vssbackup restore then puts its files back without the writer, and
+ * says so. */
+static void test_restore_writer_not_running(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        char dir[PATH_MAX + 8], db[PATH_MAX + 32], dest[PATH_MAX], docpath[PATH_MAX + 64];
+        snprintf(dir, sizeof(dir), "%s/state", data);
+        CHECK(mkdir(dir, 0755) == 0);
+        snprintf(db, sizeof(db), "%s/state.db", dir);
+        CHECK(harness_sh(h, NULL, "echo v1 > '%s'", db) == 0);
+        pid_t w = exact_writer(h, dir);
+        snprintf(dest, sizeof(dest), "%s/backup", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --quiet", dest) == 0);
+        kill(w, SIGTERM);
+        waitpid(w, NULL, 0);
+        for (int i = 0; i < 2000 && harness_sh(h, NULL, "vssadmin list writers | grep -q \"^Writer name: 'exact'\"") == 0; i++)
+                usleep(10 * 1000);
+        CHECK(harness_sh(h, NULL, "echo v2 > '%s'", db) == 0);
+
+        _cleanup_free_ char *text = NULL;
+        snprintf(docpath, sizeof(docpath), "cat %s/openvss/backup-components.json", dest);
+        CHECK(harness_sh(h, &text, "%s", docpath) == 0);
+        vss_backup_document *doc = NULL;
+        CHECK_HR(vss_backup_document_parse(text, &doc, NULL, 0), 0);
+        vss_backup *b = NULL;
+        CHECK_HR(vss_backup_new(harness_socket(h), &b), 0);
+        CHECK_HR(vss_backup_initialize_for_restore(b, text), 0);
+        if (doc && doc->n_components == 1) {
+                const vss_bc_component *c = &doc->components[0];
+                CHECK_HR(vss_backup_set_selected_for_restore(b, &c->instance_id, &c->writer_id, c->logical_path, c->name, true),
+                         VSS_E_OBJECT_NOT_FOUND);
+                CHECK(strstr(vss_backup_errmsg(b), "not running") != NULL);
+        } else
+                CHECK(!"one component in the backup");
+        vss_backup_release(b);
+        vss_backup_document_free(doc);
+
+        _cleanup_free_ char *said = NULL, *got = NULL;
+        CHECK(harness_sh(h, &said, "vssbackup restore --from %s 2>&1", dest) == 0);
+        CHECK(said && strstr(said, "not running") && strstr(said, "restored without it"));
+        CHECK(harness_sh(h, &got, "cat '%s'", db) == 0 && got && streq(got, "v1\n"));
+        harness_free(h);
+}
+
 /* A backup that holds none of a component's exact files (the file did not exist then) restores in
  * place without removing the file that exists now; one that holds it removes what it does not
  * hold beside it. */
@@ -719,6 +764,7 @@ static const TestCase cases[] = {
         { "vssbackup-nested-mount", test_nested_mount },
         { "vssbackup-exec-nested-mount", test_exec_nested_mount },
         { "vssbackup-exec-writer-files", test_exec_writer_files },
+        { "vssbackup-restore-writer-not-running", test_restore_writer_not_running },
         { "vssbackup-restore-exact-absent", test_restore_exact_absent },
         { "vssbackup-incremental-new-component", test_incremental_new_component },
         {},

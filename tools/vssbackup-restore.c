@@ -211,20 +211,45 @@ static bool announce_targets(Run *run, const vss_backup_document *doc, const vss
         return ok;
 }
 
+/* Components wanted whose writer is not running (VSS does not let them be selected): their files
+ * are restored without PreRestore and PostRestore. Pointers into the backup's document. */
+static const vss_bc_component **writerless;
+static size_t n_writerless;
+
+static bool is_writerless(const vss_bc_component *c) {
+        for (size_t i = 0; i < n_writerless; i++)
+                if (vss_id_equal(&writerless[i]->writer_id, &c->writer_id) &&
+                    streq(writerless[i]->logical_path, c->logical_path) && streq(writerless[i]->name, c->name))
+                        return true;
+        return false;
+}
+
 /* Selects the wanted components of doc for restore: each --component must name one. */
 static bool select_for_restore(Run *run, const vss_backup_document *doc, char **specs, size_t n_specs, const char *to) {
         vss_backup *b = run->r.b;
         size_t n_wanted = 0;
         bool ok = true;
 
+        free(writerless);
+        n_writerless = 0;
+        writerless = calloc(doc->n_components ? doc->n_components : 1, sizeof(*writerless));
+        if (!writerless)
+                return run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
         for (size_t i = 0; ok && i < doc->n_components; i++) {
                 const vss_bc_component *c = &doc->components[i];
                 if (!component_wanted(doc, c, specs, n_specs))
                         continue;
                 n_wanted++;
-                ok = report_step(&run->r, vss_backup_set_selected_for_restore(b, &c->instance_id, &c->writer_id,
-                                                                              c->logical_path, c->name, true)) &&
-                     announce_targets(run, doc, c, to);
+                int32_t hr = vss_backup_set_selected_for_restore(b, &c->instance_id, &c->writer_id, c->logical_path,
+                                                                 c->name, true);
+                if (hr == VSS_E_OBJECT_NOT_FOUND) {
+                        writerless[n_writerless++] = c;
+                        if (!arg_quiet)
+                                log_msg("%s; its files are restored without it (no PreRestore, no PostRestore)",
+                                        vss_backup_errmsg(b));
+                } else
+                        ok = report_step(&run->r, hr);
+                ok = ok && announce_targets(run, doc, c, to);
         }
         for (size_t s = 0; ok && s < n_specs; s++) {
                 bool found = false;
@@ -247,7 +272,7 @@ static void restore_selected(Run *run, const vss_backup_document *d, Backup *cha
         for (size_t i = 0; i < d->n_components; i++) {
                 const vss_bc_component *c = &d->components[i];
                 const vss_writer_metadata *wm = vss_backup_document_writer(d, c);
-                if (!c->selected_for_restore || !wm)
+                if ((!c->selected_for_restore && !is_writerless(c)) || !wm)
                         continue;
                 uint64_t files = 0;
                 vss_file_restore_status rs;
@@ -318,5 +343,8 @@ int cmd_restore(const char *src, char **specs, size_t n_specs, const char *to) {
         for (size_t i = 0; i < n_chain; i++)
                 backup_close(&chain[i]);
         vss_backup_document_free(d);
+        free(writerless);
+        writerless = NULL;
+        n_writerless = 0;
         return run_finish(&run, extra);
 }
