@@ -33,6 +33,8 @@
 #define VSS_MAX_SESSIONS_PER_CONNECTION 16
 #define VSS_MAX_WRITERS 4096
 #define VSS_MAX_WRITERS_PER_UID 256 /* for users other than root */
+/* What the metadata of one user's writers may add up to in a session (root's: no limit). */
+#define VSS_MAX_METADATA_PER_UID (4U * 1024U * 1024U)
 #define VSS_MAX_CONNECTIONS 8192
 /* Defaults of vssd's per-client limits (config keys of the same names, lowercase); root is
  * exempt. A uid's connections leave room for all its writers (one connection each) and a few

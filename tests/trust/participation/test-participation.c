@@ -223,7 +223,61 @@ static void test_backup_default(void) {
         stop_writer(b1);
 }
 
+/* trust-metadata-budget: bob's writers, each with nearly 1 MiB of metadata (200 components of
+ * 4000-byte paths), add up past what one user's metadata may in a session: the ones past it are
+ * left out of root's session, whose gather still succeeds with root's writer in it. */
+static bool big_identify(vss_writer *w, vss_metadata_builder *md, void *userdata) {
+        char name[32], path[4001];
+        memset(path, 'p', sizeof(path) - 1);
+        path[0] = '/';
+        path[sizeof(path) - 1] = 0;
+        for (int i = 0; i < 200; i++) {
+                snprintf(name, sizeof(name), "c%d", i);
+                if (vss_metadata_add_component(md, "", name, NULL, true, true) < 0 ||
+                    vss_metadata_add_files(md, "", name, path, "*", true) < 0)
+                        return false;
+        }
+        return true;
+}
+
+static void big_writer_as_bob(Harness *h, void *userdata) {
+        vss_writer_options o = { .name = userdata };
+        vss_writer_callbacks cb = { .identify = big_identify };
+        vss_writer *w = NULL;
+        CHECK_HR(vss_writer_new(&o, &cb, NULL, &w), 0);
+        if (w)
+                CHECK(vss_writer_main(w, harness_socket(h), userdata) == 0);
+        vss_writer_unref(w);
+}
+
+static void test_metadata_budget(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        static char names[6][16];
+        pid_t pids[6];
+        for (int i = 0; i < 6; i++) {
+                snprintf(names[i], sizeof(names[i]), "bob-big-%d", i);
+                pids[i] = spawn_as(BOB, big_writer_as_bob, h, names[i]);
+        }
+        for (int i = 0; i < 6; i++)
+                for (int t = 0; t < 3000 && !writer_listed(h, names[i]); t++)
+                        usleep(10 * 1000);
+        harness_writer(h, "root-quiesce", NULL);
+        vss_backup *b = harness_session(h); /* exits the test when the gather fails */
+        size_t n_bob = 0, n_root = 0;
+        for (size_t i = 0; i < vss_backup_metadata_count(b); i++) {
+                const vss_writer_metadata *m = vss_backup_metadata_get(b, i);
+                n_bob += strncmp(m->name, "bob-big-", 8) == 0;
+                n_root += streq(m->name, "root-quiesce");
+        }
+        CHECK(n_root == 1);
+        CHECK(n_bob >= 1 && n_bob < 6); /* 4 MiB: four of them fit, not six */
+        vss_backup_release(b);
+        for (int i = 0; i < 6; i++)
+                stop_writer(pids[i]);
+}
+
 static const TestCase cases[] = {
+        { "trust-metadata-budget", test_metadata_budget },
         { "trust-participation-not-involved", test_not_involved },
         { "trust-participation-backup-default", test_backup_default },
         { "trust-participation-own-path-vetoes", test_own_path_vetoes },
