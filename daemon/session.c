@@ -334,10 +334,12 @@ int method_prepare_for_backup(sd_bus_message *msg, void *userdata, sd_bus_error 
         for (size_t i = 0; i < s->n_slots; i++) {
                 Slot *slot = &s->slots[i];
                 slot->selected = !s->component_mode || slot->n_components > 0;
-                /* A user's writer hears of a backup only when it takes part in it (the set's volumes
-                 * known by now): it cannot fail or stall a backup of what is not its own. Without
-                 * volumes yet, that is decided at DoSnapshotSet as for everyone. */
-                if (slot->selected && !slot_trusted(slot) && s->n_volumes > 0 && !slot_takes_part(s, slot)) {
+                /* A user's writer hears of a backup only when it takes part in it (a component of it
+                 * selected; or the set's volumes, known by now, meet its components): it cannot fail
+                 * or stall a backup of what is not its own. Without volumes yet, that is decided at
+                 * DoSnapshotSet as for everyone. */
+                bool involved = s->component_mode ? slot->selected : s->n_volumes == 0 || slot_takes_part(s, slot);
+                if (!slot_trusted(slot) && !involved) {
                         slot->selected = false;
                         slot->unheard = true;
                         bcd_remove_instance(s->doc, &slot->class_id, &slot->instance_id);

@@ -220,6 +220,13 @@ static void test_backup_default(void) {
         CHECK(o && strstr(o, "copied") && strstr(o, "component 'db' of writer 'bob-everything' left out"));
         free(o);
         check_left_out_events(h, "bob-everything");
+        /* In component mode, bob's writer with nothing selected hears nothing either: its veto at
+         * PrepareForBackup is not asked. */
+        harness_clear_log(h);
+        harness_set(h, "bob-everything", "prepare-backup", "fail 75 bob says no");
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to '%s/chosen' --component rootw:app --retries 0 --quiet",
+                         harness_dir(h)) == 0);
+        check_left_out_events(h, "bob-everything");
         stop_writer(b1);
 }
 
