@@ -15,6 +15,7 @@
 typedef struct Selected {
         const vss_writer_metadata *wm;
         const vss_component_info *ci;
+        bool named; /* with --component: root chose it, whoever's its paths are */
 } Selected;
 
 /* The components to back up: the --component ones, or every selectable one. */
@@ -46,7 +47,7 @@ static bool select_components(Run *run, char **specs, size_t n_specs, Selected *
                                 }
                         if (want && !(n_specs == 0 &&
                                       component_left_out(d, wm, ci, "name it with --component to back it up")))
-                                sel[n++] = (Selected) { wm, ci };
+                                sel[n++] = (Selected) { wm, ci, n_specs > 0 };
                 }
         }
         vss_backup_document_free(d);
@@ -79,9 +80,9 @@ static StoreFileGroup *groups_of(const vss_file_desc *f, size_t n) {
 }
 
 /* A user's component is read from the shadow copy along its own path only: no symlink on the
- * way (one swapped in before the cut would lead into files that are not the user's), and what it
- * names is the user's, as component_left_out() checked on the live tree. A path missing from the
- * copy is fine (nothing of it is stored). */
+ * way (one swapped in before the cut would lead into files that are not the user's), and, unless
+ * root named the component (--component), what it names is the user's, as component_left_out()
+ * checked on the live tree. A path missing from the copy is fine (nothing of it is stored). */
 static bool users_path_in_shadow(Run *run, const Selected *s, const Volume *v, const char *path, uid_t uid) {
         const char *rel = path + strlen(v->path);
         while (*rel == '/')
@@ -93,7 +94,7 @@ static bool users_path_in_shadow(Run *run, const Selected *s, const Volume *v, c
         struct stat st;
         if (fd == -ENOENT)
                 return true;
-        if (fd < 0 || fstat(fd, &st) < 0 || st.st_uid != uid)
+        if (fd < 0 || fstat(fd, &st) < 0 || (!s->named && st.st_uid != uid))
                 return run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE,
                                 "component '%s' of writer '%s' not backed up: in the shadow copy, %s %s (uid %u's "
                                 "component is read along its own path only)",
