@@ -123,9 +123,23 @@ int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error
         Volume *v = &s->volumes[s->n_volumes];
         if (volume_init(s, v, p, real, id) < 0)
                 return -ENOMEM;
+        s->n_volumes++;
+        /* A user's writer left unheard at PrepareForBackup (the volumes then did not meet its
+         * components) would now take part, without having been prepared: refused. */
+        for (size_t i = 0; s->phase == PHASE_PREPARED && i < s->n_slots; i++)
+                if (s->slots[i].unheard && slot_takes_part(s, &s->slots[i])) {
+                        s->n_volumes--;
+                        free(v->path);
+                        free(v->shadow_path);
+                        free(v->not_held_why);
+                        *v = (Volume) {};
+                        return reply_error(error, VSS_E_BAD_STATE,
+                                           "%s holds components of writer '%s' (uid %u), which was not involved at "
+                                           "PrepareForBackup; add the volumes before PrepareForBackup",
+                                           real, s->slots[i].name, (unsigned) s->slots[i].uid);
+                }
         if (p == &provider_file && !v->held)
                 log_info("the shadow copy of %s will not be point-in-time: %s", real, v->not_held_why);
-        s->n_volumes++;
         return sd_bus_reply_method_return(msg, "s", id);
 }
 

@@ -126,6 +126,22 @@ static void test_not_involved(void) {
         CHECK(harness_sh(h, &o, "vssadmin list writers") == 0);
         CHECK(o && strstr(o, "not involved") != NULL);
         free(o);
+
+        /* A volume of bob's own added after PrepareForBackup, which left his writer out: refused,
+         * since his writer would take part without having been prepared. */
+        char bobs[PATH_MAX];
+        CHECK(realpath(harness_make_data(h, "bobs"), bobs) != NULL);
+        CHECK(harness_sh(h, NULL, "chown -R %u '%s'", (unsigned) uid_of(BOB), bobs) == 0);
+        pid_t b4 = bobs_writer(h, "bob-late", bobs, false);
+        b = harness_session(h);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), 0);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, bobs, NULL, NULL), VSS_E_BAD_STATE);
+        CHECK(strstr(vss_backup_errmsg(b), "bob-late") != NULL);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        vss_backup_release(b);
+        stop_writer(b4);
         stop_writer(b1);
         stop_writer(b2);
         stop_writer(b3);
