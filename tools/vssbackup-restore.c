@@ -56,6 +56,19 @@ static int64_t chain_owner(const Backup *chain, size_t n_chain) {
         return who;
 }
 
+/* The exact-name prune only when the backup holds one of those files (the database itself, say):
+ * a backup holding none of them leaves the live files alone. */
+static void prune_only_if_held(StoreRestoreRule *rules, const vss_component_info *ci, Store *store) {
+        bool holds_exact = false;
+        for (size_t i = 0; i < ci->n_files; i++) {
+                _cleanup_free_ char *p = rules[i].prune ? path_join(ci->files[i].path, ci->files[i].filespec) : NULL;
+                if (p && store_index_has(store, p))
+                        holds_exact = true;
+        }
+        for (size_t i = 0; !holds_exact && i < ci->n_files; i++)
+                rules[i].prune = false;
+}
+
 /* Puts one component's files back from each backup of the chain, oldest first. With to, every
  * destination (the original path, or one the backup or the writer names) is taken beneath to; else
  * one the backup or the writer names (and, for a user's writer, its original paths) is honoured
@@ -145,16 +158,8 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
         }
         if (!ok && !run->r.error_hr)
                 run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
-        /* The exact-name prune only when the backup holds one of those files (the database
-         * itself, say): a backup holding none of them leaves the live files alone. */
-        bool holds_exact = false;
-        for (size_t i = 0; ok && n_chain == 1 && i < ci->n_files; i++) {
-                _cleanup_free_ char *p = rules[i].prune ? path_join(ci->files[i].path, ci->files[i].filespec) : NULL;
-                if (p && store_index_has(chain[0].store, p))
-                        holds_exact = true;
-        }
-        for (size_t i = 0; !holds_exact && i < ci->n_files; i++)
-                rules[i].prune = false;
+        if (ok && n_chain == 1)
+                prune_only_if_held(rules, ci, chain[0].store);
         *ret_files = 0;
         for (size_t k = 0; ok && k < n_chain; k++) {
                 _cleanup_free_ char *err = NULL;

@@ -503,8 +503,8 @@ static void alice_limits(Harness *h, void *userdata) {
         CHECK(strstr(last_msg, "argument 2 is 5000 bytes") != NULL);
         CHECK_HR(call(c[2], "AddToSnapshotSet", "sss", s[3], "/tmp", big), VSS_E_INVALIDARG);
         CHECK_HR(call(c[2], "PrepareForBackup", "s", s[3]), 0);
-        CHECK_HR(call(c[2], "DoSnapshotSet", "s", s[3]), VSS_E_BAD_STATE); /* no volume got in */
-        CHECK(strstr(last_msg, "no volumes") != NULL);
+        /* No volume got in: the set is empty, which VSS allows (the writers quiesce). */
+        CHECK_HR(call(c[2], "DoSnapshotSet", "s", s[3]), 0);
         CHECK_HR(call(c[2], "Subscribe", "ssssuu", "6c2e3f50-bbbb-4ccc-8ddd-000000000001",
                       "6c2e3f50-bbbb-4ccc-8ddd-000000000002", big, "", 0u, 0u), VSS_E_INVALIDARG);
         big[300] = 0;
