@@ -116,10 +116,23 @@ static const sd_bus_error *reply_read(const Call *call, sd_bus_message *reply, i
         return e;
 }
 
+/* Whether the names a requester shows (the instance's, the components' and their logical paths and
+ * captions) hold no control character: they reach logs and root's terminal. */
+static bool metadata_printable(const vss_writer_metadata *m, char *why, size_t size) {
+        bool ok = name_printable(m->instance_name);
+        for (size_t i = 0; ok && i < m->n_components; i++)
+                ok = name_printable(m->components[i].name) && name_printable(m->components[i].logical_path) &&
+                     name_printable(m->components[i].caption);
+        if (!ok)
+                snprintf(why, size, "control characters in a name, logical path or caption");
+        return ok;
+}
+
 /* Identify's answer: the writer's metadata, which must describe the writer that subscribed. */
 static void identify_answered(Session *s, Slot *slot, int32_t failure, int32_t code, const char *msg, const char *doc) {
         char why[512] = "";
-        if (failure == 0 && metadata_parse(doc, &slot->metadata, why, sizeof(why)) >= 0) {
+        if (failure == 0 && metadata_parse(doc, &slot->metadata, why, sizeof(why)) >= 0 &&
+            metadata_printable(slot->metadata, why, sizeof(why))) {
                 /* A writer describes itself only: the document must match its subscription. */
                 if (vss_id_equal(&slot->metadata->writer_id, &slot->class_id) &&
                     vss_id_equal(&slot->metadata->instance_id, &slot->instance_id) &&
@@ -129,8 +142,10 @@ static void identify_answered(Session *s, Slot *slot, int32_t failure, int32_t c
                         log_warn("writer '%s' sent metadata for another writer", slot->name);
                         slot->metadata = (metadata_free(slot->metadata), NULL);
                 }
-        } else if (failure == 0)
+        } else if (failure == 0) {
                 log_warn("writer '%s' sent bad metadata: %s", slot->name, why);
+                slot->metadata = (metadata_free(slot->metadata), NULL);
+        }
         else
                 log_warn("writer '%s' failed identify: 0x%08x %s", slot->name, (uint32_t) failure, msg);
         if (!slot->identified) {

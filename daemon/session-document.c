@@ -80,9 +80,9 @@ void slot_annotate(Session *s, Slot *slot, vss_event e, const char *json) {
                                                            c[i].writer_files[k].recursive, c[i].writer_files[k].destination);
                 } else if (e == VSS_EVENT_PRE_RESTORE) {
                         d->restore_target = c[i].restore_target;
-                        (void) bcd_set(&d->pre_restore_failure_msg, c[i].pre_restore_failure_msg);
+                        (void) bcd_set(&d->pre_restore_failure_msg, one_line((char *) c[i].pre_restore_failure_msg));
                 } else
-                        (void) bcd_set(&d->post_restore_failure_msg, c[i].post_restore_failure_msg);
+                        (void) bcd_set(&d->post_restore_failure_msg, one_line((char *) c[i].post_restore_failure_msg));
         }
         bcd_components_free(c, n);
 }

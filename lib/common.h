@@ -65,6 +65,14 @@ void vss_id_from_name(const char *name, vss_id *ret);
 
 /* A string is acceptable on the wire: valid UTF-8 is checked by sd-bus, we check length. */
 static inline bool string_ok(const char *s, size_t max) { return s && strnlen(s, max + 1) <= max; }
+/* s made one line of text for logs and terminals: control characters become spaces (in place;
+ * NULL stays NULL). */
+static inline char *one_line(char *s) {
+        for (char *p = s; p && *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        *p = ' ';
+        return s;
+}
 /* A name shown in logs and terminals: no control character. */
 static inline bool name_printable(const char *s) {
         for (; s && *s; s++)

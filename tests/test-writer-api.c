@@ -872,7 +872,45 @@ static void test_required_component(void) {
         vss_writer_free(w);
 }
 
+/* A component name that would reach a terminal as an escape sequence: vssd takes the metadata as
+ * bad, and the writer is not in the session. */
+static bool cb_identify_escape(vss_writer *w, vss_metadata_builder *md, void *userdata) {
+        record("identify");
+        return vss_metadata_add_component(md, "", "db\033]0;pwned\a", NULL, true, true) >= 0 &&
+               vss_metadata_add_files(md, "", "db\033]0;pwned\a", md_path, "*", true) >= 0;
+}
+
+static int gather_none(Harness *h, const char *data, const vss_id *iid) {
+        vss_backup *b = NULL;
+        if (vss_backup_new(harness_socket(h), &b) < 0 || vss_backup_initialize_for_backup(b) < 0 ||
+            vss_backup_gather_writer_metadata_sync(b) < 0)
+                return 10;
+        int r = vss_backup_metadata_count(b) == 0 ? 0 : 11;
+        vss_backup_free(b);
+        return r;
+}
+
+static void test_metadata_control_chars(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        reset_record();
+        md_path = data;
+        vss_writer_callbacks cb = all_callbacks;
+        cb.identify = cb_identify_escape;
+        vss_writer *w = new_writer("escaping", VSS_APP_FRONT_END, &cb);
+        if (!w)
+                return;
+        CHECK_HR(vss_writer_subscribe(w, harness_socket(h)), 0);
+        int errors = 0;
+        pid_t child = fork_requester(gather_none, h, data, NULL);
+        int status = dispatch_until_exit(w, child, 60000, &errors);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        CHECK(strstr(events, "identify") != NULL);
+        vss_writer_free(w);
+}
+
 static const TestCase cases[] = {
+        { "metadata-control-chars", test_metadata_control_chars },
         { "required-component", test_required_component },
         { "veto-returning-true", test_veto_returning_true },
         { "window-expiry", test_window_expiry },

@@ -476,9 +476,9 @@ int cmd_exec(char **paths, size_t n_paths, vss_backup_type type, bool at_origina
                         for (size_t j = 0; j < n_vols; j++)
                                 if (outer_volume(&x, j))
                                         log_msg("%s is a filesystem of its own: %s shows it as an empty directory, since "
-                                                "no mount namespace could be made (%s); its shadow copy is %s (in "
-                                                "$VSS_SHADOW_PATHS)",
-                                                vols[j].path, outer_volume(&x, j)->shadow_path, err, vols[j].shadow_path);
+                                                "this user may make no mount namespace to put it there; its shadow copy "
+                                                "is %s (in $VSS_SHADOW_PATHS)",
+                                                vols[j].path, outer_volume(&x, j)->shadow_path, vols[j].shadow_path);
                 if (arg_json || arg_quiet)
                         ;
                 else if (at_original)

@@ -238,6 +238,7 @@ static pid_t open_elsewhere(const char *path, char comm[64]) {
                         if (!f || !fgets(comm, 64, f))
                                 snprintf(comm, 64, "?");
                         comm[strcspn(comm, "\n")] = 0;
+                        one_line(comm); /* any user names its own processes */
                         if (f)
                                 fclose(f);
                 }
