@@ -268,16 +268,22 @@ static void test_prerestore_veto(void) {
 /* A component on a filesystem mounted below the --for path (a database on its own mount): the
  * --for path's shadow holds the mount point only as an empty directory, so the component's path
  * gets a shadow of its own, and its files are in the backup. */
-static void test_nested_mount(void) {
-        Harness *h = harness_new(NULL);
-        char *data = harness_make_data(h, "data");
-        char db[PATH_MAX + 8], comp[PATH_MAX + 16], dest[PATH_MAX], stored[2 * PATH_MAX];
-        snprintf(db, sizeof(db), "%s/db", data);
+/* data/db, a tmpfs of its own holding app.db ("rows"), and writer "db" whose component is that file. */
+static void nested_mount_make(Harness *h, const char *data, char db[PATH_MAX + 8]) {
+        char comp[PATH_MAX + 16];
+        snprintf(db, PATH_MAX + 8, "%s/db", data);
         CHECK(mkdir(db, 0755) == 0);
         CHECK(harness_sh(h, NULL, "mount -t tmpfs -o size=4m openvss-test '%s' && echo rows > '%s/app.db'", db, db) == 0);
         snprintf(comp, sizeof(comp), "db=%s/app.db", db);
         const char *const args[] = { "--component", comp, NULL };
         harness_writer(h, "db", args);
+}
+
+static void test_nested_mount(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        char db[PATH_MAX + 8], dest[PATH_MAX], stored[2 * PATH_MAX];
+        nested_mount_make(h, data, db);
         snprintf(dest, sizeof(dest), "%s/backup", harness_dir(h));
         int st;
         json_object *out = harness_json(h, &st, "vssbackup backup --to %s --for %s --json", dest, data);
@@ -296,13 +302,8 @@ static void test_nested_mount(void) {
 static void test_exec_nested_mount(void) {
         Harness *h = harness_new(NULL);
         char *data = harness_make_data(h, "data");
-        char db[PATH_MAX + 8], comp[PATH_MAX + 16];
-        snprintf(db, sizeof(db), "%s/db", data);
-        CHECK(mkdir(db, 0755) == 0);
-        CHECK(harness_sh(h, NULL, "mount -t tmpfs -o size=4m openvss-test '%s' && echo rows > '%s/app.db'", db, db) == 0);
-        snprintf(comp, sizeof(comp), "db=%s/app.db", db);
-        const char *const args[] = { "--component", comp, NULL };
-        harness_writer(h, "db", args);
+        char db[PATH_MAX + 8];
+        nested_mount_make(h, data, db);
         _cleanup_free_ char *got = NULL, *orig = NULL, *paths = NULL;
         CHECK(harness_sh(h, &got, "vssbackup exec --quiet --for %s -- sh -c 'cat {}/db/app.db'", data) == 0);
         CHECK_STR(got, "rows\n");

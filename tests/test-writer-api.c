@@ -755,6 +755,28 @@ static void test_deferred_freeze(void) {
         vss_writer_free(w);
 }
 
+/* An in-process writer (name, cb; its component's files in data) subscribed while requester fn
+ * runs in a child: dispatched until the child exits (which must be with status 0), then until
+ * BackupShutdown came. Returns the writer, for the caller to check and free, or NULL. */
+static vss_writer *writer_with_requester(Harness *h, const char *data, const char *name, const vss_writer_callbacks *cb,
+                                         int (*fn)(Harness *, const char *, const vss_id *)) {
+        reset_record();
+        md_path = data;
+        vss_writer *w = new_writer(name, VSS_APP_FRONT_END, cb);
+        if (!w)
+                return NULL;
+        CHECK_HR(vss_writer_subscribe(w, harness_socket(h)), 0);
+        int errors = 0;
+        pid_t child = fork_requester(fn, h, data, NULL);
+        int status = dispatch_until_exit(w, child, 60000, &errors);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        for (int i = 0; i < 100 && !strstr(events, "backup-shutdown"); i++)
+                if (pump(w, 50) != 0)
+                        errors++;
+        CHECK(errors == 0);
+        return w;
+}
+
 /* A failure set in Identify on the way to a fallback that worked is no veto (VSS forbids
  * SetWriterFailure there; vss-writer-postgres publishes the layout last seen so). */
 static bool cb_identify_fallback(vss_writer *w, vss_metadata_builder *md, void *userdata) {
@@ -793,24 +815,12 @@ static int vetoed_backup(Harness *h, const char *data, const vss_id *iid) {
 
 static void test_veto_returning_true(void) {
         Harness *h = harness_new(NULL);
-        char *data = harness_make_data(h, "data");
-        reset_record();
-        md_path = data;
         vss_writer_callbacks cb = all_callbacks;
         cb.identify = cb_identify_fallback;
         cb.freeze = cb_freeze_veto_true;
-        vss_writer *w = new_writer("vetoing", VSS_APP_FRONT_END, &cb);
+        vss_writer *w = writer_with_requester(h, harness_make_data(h, "data"), "vetoing", &cb, vetoed_backup);
         if (!w)
                 return;
-        CHECK_HR(vss_writer_subscribe(w, harness_socket(h)), 0);
-        int errors = 0;
-        pid_t child = fork_requester(vetoed_backup, h, data, NULL);
-        int status = dispatch_until_exit(w, child, 60000, &errors);
-        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-        for (int i = 0; i < 100 && !strstr(events, "backup-shutdown"); i++)
-                if (pump(w, 50) != 0)
-                        errors++;
-        CHECK(errors == 0);
         /* No Thaw: the set's Abort thaws it, once; nothing of the set is left. */
         CHECK_STR(events, "identify prepare-backup prepare-snapshot freeze abort backup-shutdown");
         CHECK(abort_calls == 1);
@@ -851,23 +861,11 @@ static int required_backup(Harness *h, const char *data, const vss_id *iid) {
 
 static void test_required_component(void) {
         Harness *h = harness_new(NULL);
-        char *data = harness_make_data(h, "data");
-        reset_record();
-        md_path = data;
         vss_writer_callbacks cb = all_callbacks;
         cb.identify = cb_identify_required;
-        vss_writer *w = new_writer("required", VSS_APP_FRONT_END, &cb);
+        vss_writer *w = writer_with_requester(h, harness_make_data(h, "data"), "required", &cb, required_backup);
         if (!w)
                 return;
-        CHECK_HR(vss_writer_subscribe(w, harness_socket(h)), 0);
-        int errors = 0;
-        pid_t child = fork_requester(required_backup, h, data, NULL);
-        int status = dispatch_until_exit(w, child, 60000, &errors);
-        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-        for (int i = 0; i < 100 && !strstr(events, "backup-shutdown"); i++)
-                if (pump(w, 50) != 0)
-                        errors++;
-        CHECK(errors == 0);
         CHECK_STR(events, "identify prepare-backup prepare-snapshot freeze thaw post-snapshot backup-complete backup-shutdown");
         vss_writer_free(w);
 }
@@ -892,19 +890,9 @@ static int gather_none(Harness *h, const char *data, const vss_id *iid) {
 
 static void test_metadata_control_chars(void) {
         Harness *h = harness_new(NULL);
-        char *data = harness_make_data(h, "data");
-        reset_record();
-        md_path = data;
         vss_writer_callbacks cb = all_callbacks;
         cb.identify = cb_identify_escape;
-        vss_writer *w = new_writer("escaping", VSS_APP_FRONT_END, &cb);
-        if (!w)
-                return;
-        CHECK_HR(vss_writer_subscribe(w, harness_socket(h)), 0);
-        int errors = 0;
-        pid_t child = fork_requester(gather_none, h, data, NULL);
-        int status = dispatch_until_exit(w, child, 60000, &errors);
-        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        vss_writer *w = writer_with_requester(h, harness_make_data(h, "data"), "escaping", &cb, gather_none);
         CHECK(strstr(events, "identify") != NULL);
         vss_writer_free(w);
 }
