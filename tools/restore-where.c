@@ -43,7 +43,9 @@ int restore_destination(const vss_writer_metadata *wm, const vss_bc_component *b
         int r = backed_up ? map_path(backed_up->new_targets, backed_up->n_new_targets, path, ret) : (*ret = NULL, 0);
         if (r < 0 || *ret)
                 return r;
-        if (target == VSS_RT_ALTERNATE || wm->restore_method == VSS_RME_RESTORE_TO_ALTERNATE_LOCATION)
+        /* VSS_RT_ORIGINAL_LOCATION wins over a restore-to-alternate-location method (VSS_RESTORE_TARGET). */
+        if (target == VSS_RT_ALTERNATE ||
+            (wm->restore_method == VSS_RME_RESTORE_TO_ALTERNATE_LOCATION && target != VSS_RT_ORIGINAL_LOCATION))
                 return map_path(wm->alternate_mappings, wm->n_alternate_mappings, path, ret);
         return 0;
 }
