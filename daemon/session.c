@@ -185,6 +185,9 @@ Session *session_begin_call(sd_bus_message *msg, void *userdata, SeqCall call, s
 int method_initialize_for_backup(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BEGIN(CALL_INITIALIZE_FOR_BACKUP);
         s->phase = seq_next(s->phase, CALL_INITIALIZE_FOR_BACKUP);
+        /* What the document says without SetBackupState; the writers' events say the same (never
+         * VSS_BT_UNDEFINED, which VSS calls an application error). */
+        s->backup_type = VSS_BT_FULL;
         return sd_bus_reply_method_return(msg, NULL);
 }
 

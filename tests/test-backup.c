@@ -910,6 +910,26 @@ static char *seen(Harness *h, const char *writer, const char *event) {
         return out;
 }
 
+/* A restore refused before anything is written (a backup several users could have written, in
+ * place) tells the writer VSS_RS_NONE, not FAILED: its files on disk are as they were. */
+static void test_restore_status_none(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        char comp[PATH_MAX + 8], backup[PATH_MAX];
+        snprintf(comp, sizeof(comp), "c=%s", data);
+        snprintf(backup, sizeof(backup), "%s/backup", harness_dir(h));
+        document_hook(h);
+        const char *const args[] = { "--component", comp, NULL };
+        harness_writer(h, "w", args);
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --quiet", backup) == 0);
+        CHECK(harness_sh(h, NULL, "chown 4242 %s && chown 4343 %s/openvss/*", backup, backup) == 0);
+        CHECK(harness_sh(h, NULL, "vssbackup restore --from %s --quiet 2>/dev/null", backup) != 0);
+        _cleanup_free_ char *post = seen(h, "w", "post-restore");
+        CHECK(post && strstr(post, "status=c=none") != NULL);
+        if (post && !strstr(post, "status=c=none"))
+                fprintf(stderr, "post-restore saw: %s", post);
+}
+
 static const vss_writer_metadata *metadata_named(vss_backup *b, const char *name) {
         for (size_t i = 0; i < vss_backup_metadata_count(b); i++)
                 if (streq(vss_backup_metadata_get(b, i)->name, name))
@@ -1097,6 +1117,7 @@ static const TestCase cases[] = {
         { "shutdown-names-made-set", test_shutdown_names_made_set },
         { "context", test_context },
         { "empty-set", test_empty_set },
+        { "restore-status-none", test_restore_status_none },
         { "freeze-window-per-writer", test_freeze_window_per_writer },
         { "vssd-killed-writer-thaws", test_vssd_killed_writer_thaws },
         { "provider-failure", test_provider_failure },

@@ -21,6 +21,7 @@ static int event_mismatches;        /* a callback got an info->event that is not
 static int set_id_missing;          /* a sequence event without a snapshot set id */
 static vss_id freeze_set_id, abort_set_id;
 static int abort_calls;
+static uint32_t prepare_backup_type; /* what PrepareForBackup said */
 static uint64_t abort_usec;
 static int32_t md_rc[8];            /* return codes inside the identify callback */
 static const char *md_path;
@@ -53,6 +54,8 @@ static bool on_event(const vss_event_info *info, vss_event want) {
                 set_id_missing++;
         if (want == VSS_EVENT_FREEZE)
                 freeze_set_id = info->snapshot_set_id;
+        if (want == VSS_EVENT_PREPARE_BACKUP)
+                prepare_backup_type = info->backup_type;
         if (want == VSS_EVENT_ABORT && abort_calls++ == 0) { /* the first Abort's */
                 abort_set_id = info->snapshot_set_id;
                 abort_usec = now_usec();
@@ -821,6 +824,8 @@ static void test_veto_returning_true(void) {
         vss_writer *w = writer_with_requester(h, harness_make_data(h, "data"), "vetoing", &cb, vetoed_backup);
         if (!w)
                 return;
+        /* No SetBackupState: a full backup, as the document says (never VSS_BT_UNDEFINED). */
+        CHECK(prepare_backup_type == VSS_BT_FULL);
         /* No Thaw: the set's Abort thaws it, once; nothing of the set is left. */
         CHECK_STR(events, "identify prepare-backup prepare-snapshot freeze abort backup-shutdown");
         CHECK(abort_calls == 1);

@@ -294,7 +294,9 @@ static void restore_selected(Run *run, const vss_backup_document *d, Backup *cha
                         snprintf(what, sizeof(what), "left to the writer (custom restore method)");
                 } else {
                         c_ok = restore_component(run, chain, n_chain, d, c, to, &files);
-                        rs = c_ok ? VSS_RS_ALL : VSS_RS_FAILED;
+                        /* NONE when nothing was put back (a refusal, or a failure of the first of
+                         * a chain: store_restore() leaves nothing behind), FAILED when some was. */
+                        rs = c_ok ? VSS_RS_ALL : files > 0 ? VSS_RS_FAILED : VSS_RS_NONE;
                         if (c_ok)
                                 snprintf(what, sizeof(what), "restored (%llu files)", (unsigned long long) files);
                         else
