@@ -20,6 +20,7 @@ struct vss_async {
         sd_bus_slot *slot;
         AsyncKind kind;
         bool done, cancelled;
+        bool cancellable; /* a do-snapshot-set: vssd aborts it on Cancel; nothing else stops */
         int32_t result;
 };
 
@@ -356,7 +357,7 @@ static int32_t start_async_flags(vss_backup *b, const char *method, AsyncKind ki
         vss_async *a = calloc(1, sizeof(*a));
         if (!a)
                 return VSS_E_OUTOFMEMORY;
-        *a = (vss_async) { .n_ref = 1, .backup = b, .kind = kind };
+        *a = (vss_async) { .n_ref = 1, .backup = b, .kind = kind, .cancellable = strncmp(method, "DoSnapshotSet", 13) == 0 };
         int r = session_message(b, method, &m);
         if (r >= 0 && flags)
                 r = sd_bus_message_append(m, "u", *flags);
@@ -441,7 +442,8 @@ VSS_EXPORT int vss_async_query(vss_async *a) {
 
 /* As IVssAsync::Cancel: S_OK when this call cancels, VSS_S_ASYNC_CANCELLED when an earlier one
  * did, VSS_S_ASYNC_FINISHED when the operation had succeeded already, its error when it had
- * failed. */
+ * failed. Only a do-snapshot-set can be cancelled: any other operation is waited for (its events
+ * are bounded by their deadlines), and the answer is how it ended, never a cancel that was not. */
 VSS_EXPORT int vss_async_cancel(vss_async *a) {
         if (!a)
                 return VSS_E_INVALIDARG;
@@ -450,6 +452,8 @@ VSS_EXPORT int vss_async_cancel(vss_async *a) {
         if (!a->done && a->backup) /* an answer already here counts as finished */
                 while (sd_bus_process(a->backup->bus, NULL) > 0 && !a->done)
                         ;
+        if (!a->done && a->backup && !a->cancellable)
+                (void) vss_async_wait(a, -1);
         if (a->done)
                 return a->result == 0 ? VSS_S_ASYNC_FINISHED : a->result;
         if (!a->backup)

@@ -241,6 +241,17 @@ static void test_cancel_codes(void) {
         CHECK_HR(vss_async_cancel(a), VSS_S_ASYNC_CANCELLED);
         vss_async_unref(a);
         vss_backup_release(b);
+        /* One that cannot be cancelled (anything but a do-snapshot-set) is waited for: Cancel says
+         * how it ended, never that it was cancelled. */
+        vss_backup *b2 = harness_session(h);
+        harness_set(h, "fe", "prepare-backup", "block 1");
+        CHECK_HR(vss_backup_start_snapshot_set(b2, NULL), 0);
+        CHECK_HR(vss_backup_prepare_for_backup(b2, &a), 0);
+        CHECK(harness_wait_started(h, "fe", "prepare-backup"));
+        CHECK_HR(vss_async_cancel(a), VSS_S_ASYNC_FINISHED);
+        CHECK_HR(vss_async_query(a), VSS_S_ASYNC_FINISHED);
+        vss_async_unref(a);
+        vss_backup_release(b2);
 }
 
 static void test_cancel_after_failure(void) {

@@ -444,6 +444,31 @@ static void test_restore_writer_not_running(void) {
         harness_free(h);
 }
 
+/* restore-if-not-there is about the whole component (VSS): with any of its files on disk, none is
+ * restored (not the ones missing beside the ones kept: a mix of two times); with none on disk,
+ * all are. */
+static void test_restore_if_not_there(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        char comp[PATH_MAX + 8], dest[PATH_MAX];
+        snprintf(comp, sizeof(comp), "c=%s", data);
+        snprintf(dest, sizeof(dest), "%s/backup", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "mkdir -p %s/sub && echo old > %s/a.txt && echo b > %s/sub/b.txt", data, data, data) == 0);
+        const char *const args[] = { "--component", comp, "--restore-method", "restore-if-not-there", NULL };
+        harness_writer(h, "w", args);
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --quiet", dest) == 0);
+        CHECK(harness_sh(h, NULL, "echo new > %s/a.txt && rm %s/sub/b.txt", data, data) == 0);
+        _cleanup_free_ char *said = NULL, *a = NULL, *a2 = NULL;
+        CHECK(harness_sh(h, &said, "vssbackup restore --from %s 2>&1", dest) == 0);
+        CHECK(harness_sh(h, &a, "cat %s/a.txt", data) == 0 && a && streq(a, "new\n"));
+        CHECK(harness_sh(h, NULL, "test ! -e %s/sub/b.txt", data) == 0);
+        CHECK(said && strstr(said, "restore-if-not-there"));
+        CHECK(harness_sh(h, NULL, "rm -r %s/a.txt %s/sub %s/*.txt 2>/dev/null; true", data, data, data) == 0);
+        CHECK(harness_sh(h, NULL, "vssbackup restore --from %s --quiet", dest) == 0);
+        CHECK(harness_sh(h, &a2, "cat %s/a.txt %s/sub/b.txt", data, data) == 0 && a2 && strstr(a2, "old\nb\n"));
+        harness_free(h);
+}
+
 /* A backup that holds none of a component's exact files (the file did not exist then) restores in
  * place without removing the file that exists now; one that holds it removes what it does not
  * hold beside it. */
@@ -766,6 +791,7 @@ static const TestCase cases[] = {
         { "vssbackup-exec-nested-mount", test_exec_nested_mount },
         { "vssbackup-exec-writer-files", test_exec_writer_files },
         { "vssbackup-restore-writer-not-running", test_restore_writer_not_running },
+        { "vssbackup-restore-if-not-there", test_restore_if_not_there },
         { "vssbackup-restore-exact-absent", test_restore_exact_absent },
         { "vssbackup-incremental-new-component", test_incremental_new_component },
         {},

@@ -2,6 +2,9 @@
 
 /* vssbackup restore: the restore sequence with the writers, files put back where the writers say. */
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <fnmatch.h>
 #include <sys/stat.h>
 
 #include "lib/common.h"
@@ -269,6 +272,54 @@ static bool select_for_restore(Run *run, const vss_backup_document *doc, char **
         return ok;
 }
 
+/* Whether directory fd (closed here) holds a file matching filespec, in its subdirectories too
+ * when recursive (symlinks not followed, at most 64 levels down). */
+static bool files_present(int fd, const char *filespec, bool recursive, unsigned depth) {
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        bool found = false;
+        if (!d) {
+                if (fd >= 0)
+                        close(fd);
+                return false;
+        }
+        for (struct dirent *e; !found && (e = readdir(d));) {
+                if (streq(e->d_name, ".") || streq(e->d_name, ".."))
+                        continue;
+                struct stat st;
+                if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;
+                if (!S_ISDIR(st.st_mode))
+                        found = fnmatch(filespec, e->d_name, FNM_PERIOD) == 0;
+                else if (recursive && depth < 64)
+                        found = files_present(openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC),
+                                              filespec, true, depth + 1);
+        }
+        closedir(d);
+        return found;
+}
+
+/* restore-if-not-there: whether a file of the component is on disk where it would go back (its
+ * path, beneath to with --to). VSS restores none of its files then. */
+static bool component_present(const vss_writer_metadata *wm, const vss_bc_component *c, const char *to) {
+        for (size_t k = 0; k < wm->n_components; k++) {
+                const vss_component_info *ci = &wm->components[k];
+                if (!streq(ci->logical_path, c->logical_path) || !streq(ci->name, c->name))
+                        continue;
+                for (size_t f = 0; f < ci->n_files; f++) {
+                        _cleanup_free_ char *p = NULL;
+                        if (asprintf(&p, "%s%s", strempty(to), ci->files[f].path) < 0)
+                                return true; /* cannot tell: restore nothing */
+                        int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                        if (fd < 0 && errno != ENOENT)
+                                return true;
+                        if (files_present(fd, isempty(ci->files[f].filespec) ? "*" : ci->files[f].filespec,
+                                          ci->files[f].recursive, 0))
+                                return true;
+                }
+        }
+        return false;
+}
+
 /* Puts back the files of every component selected in d (unless its writer refused it in
  * PreRestore, or restores it itself) and tells vssd how that went. */
 static void restore_selected(Run *run, const vss_backup_document *d, Backup *chain, size_t n_chain, const char *to) {
@@ -292,8 +343,17 @@ static void restore_selected(Run *run, const vss_backup_document *d, Backup *cha
                 } else if (wm->restore_method == VSS_RME_CUSTOM) {
                         rs = VSS_RS_NONE;
                         snprintf(what, sizeof(what), "left to the writer (custom restore method)");
+                } else if (wm->restore_method == VSS_RME_RESTORE_IF_NOT_THERE && wm->n_alternate_mappings == 0 &&
+                           component_present(wm, c, to)) {
+                        /* VSS: any file of it on disk, none restored (a mix of two times is worse). */
+                        rs = VSS_RS_NONE;
+                        snprintf(what, sizeof(what), "not restored: files of it are on disk (restore-if-not-there)");
                 } else {
-                        c_ok = restore_component(run, chain, n_chain, d, c, to, &files);
+                        /* ...or, where the writer maps an alternate location, all of it goes there. */
+                        vss_bc_component alt = *c;
+                        if (wm->restore_method == VSS_RME_RESTORE_IF_NOT_THERE && component_present(wm, c, to))
+                                alt.restore_target = VSS_RT_ALTERNATE;
+                        c_ok = restore_component(run, chain, n_chain, d, &alt, to, &files);
                         /* NONE when nothing was put back (a refusal, or a failure of the first of
                          * a chain: store_restore() leaves nothing behind), FAILED when some was. */
                         rs = c_ok ? VSS_RS_ALL : files > 0 ? VSS_RS_FAILED : VSS_RS_NONE;

@@ -241,10 +241,11 @@ VSS_EXPORT void vss_backup_free_writer_status(vss_backup *b);
 
 /* Asynchronous operations. wait: timeout_ms < 0 waits forever; returns the operation's result,
  * or VSS_S_ASYNC_PENDING when the timeout passed first. query: VSS_S_ASYNC_PENDING,
- * VSS_S_ASYNC_FINISHED, VSS_S_ASYNC_CANCELLED or the failure. cancel: asks vssd to stop the
- * operation (an in-flight snapshot set is aborted) and returns 0; VSS_S_ASYNC_CANCELLED when it
- * was cancelled before, VSS_S_ASYNC_FINISHED when it had already succeeded, its error when it had
- * already failed. Only one operation per session at a time. Errors of all three:
+ * VSS_S_ASYNC_FINISHED, VSS_S_ASYNC_CANCELLED or the failure. cancel: a do-snapshot-set in
+ * flight is aborted and cancel returns 0; VSS_S_ASYNC_CANCELLED when it was cancelled before,
+ * VSS_S_ASYNC_FINISHED when it had already succeeded, its error when it had already failed. Any
+ * other operation cannot be cancelled: cancel waits for its end (bounded by the events'
+ * deadlines) and returns VSS_S_ASYNC_FINISHED or its error. Only one operation per session at a time. Errors of all three:
  * VSS_E_INVALIDARG (a NULL; cancel also after its vss_backup was freed); wait also VSS_E_ABORT
  * (the vss_backup was freed) and VSS_E_WRITER_INFRASTRUCTURE (connection lost); cancel also the
  * session errors of vssd's Cancel. */
