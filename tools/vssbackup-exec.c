@@ -8,12 +8,12 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/wait.h>
 
 #include "lib/basic/fd-util.h"
 #include "lib/basic/log.h"
 #include "lib/common.h"
+#include "lib/openat.h"
 #include "tools/vssbackup.h"
 
 static pid_t child_pid;
@@ -141,25 +141,6 @@ static bool enter_namespace(char *err, size_t size) {
         return false;
 }
 
-/* What a bind mount in a user namespace may not drop (the kernel refuses a remount without them). */
-static unsigned long locked_flags(const char *path) {
-        static const struct { unsigned long st, ms; } map[] = {
-                { ST_NOSUID, MS_NOSUID },     { ST_NODEV, MS_NODEV },         { ST_NOEXEC, MS_NOEXEC },
-                { ST_NOATIME, MS_NOATIME },   { ST_NODIRATIME, MS_NODIRATIME }, { ST_RELATIME, MS_RELATIME },
-        };
-        struct statvfs sv;
-        unsigned long flags = 0;
-        if (statvfs(path, &sv) < 0)
-                return 0;
-        for (size_t i = 0; i < ELEMENTSOF(map); i++)
-                if (sv.f_flag & map[i].st)
-                        flags |= map[i].ms;
-        /* Neither: strictatime, which a remount must say (it would become relatime). */
-        if (!(flags & (MS_NOATIME | MS_RELATIME)))
-                flags |= MS_STRICTATIME;
-        return flags;
-}
-
 typedef struct Exec {
         char **argv;
         const Volume *vols;
@@ -185,20 +166,6 @@ static const Volume *outer_volume(const Exec *x, size_t j) {
         return r;
 }
 
-/* Where shadow copy j is mounted in COMMAND's namespace: over its original path (--at-original);
- * else, for a volume below another, at its place in the outer one's shadow copy, whose tree has
- * only an empty directory there. NULL: nowhere. */
-static const char *mount_target(const Exec *x, size_t j, char *buf, size_t size) {
-        if (x->at_original)
-                return x->vols[j].path;
-        const Volume *r = outer_volume(x, j);
-        if (!r)
-                return NULL;
-        const char *rel = x->vols[j].path + strlen(r->path);
-        snprintf(buf, size, "%s%s%s", r->shadow_path, rel[0] == '/' ? "" : "/", rel);
-        return buf;
-}
-
 /* Whether COMMAND needs a mount namespace: --at-original, or volumes below others to stitch. */
 static bool wants_namespace(const Exec *x) {
         for (size_t j = 0; j < x->n_vols; j++)
@@ -207,23 +174,53 @@ static bool wants_namespace(const Exec *x) {
         return false;
 }
 
-/* In the new namespace (a bind takes its source from the namespace it is done in): each shadow
- * copy read-only at its mount_target(), outer volumes first (an inner one is mounted into the
- * outer one's tree, not hidden beneath it). All are opened before anything is mounted: a shadow
- * copy may lie beneath an original path. */
+/* Where shadow copy i goes in COMMAND's namespace, opened with no symlink on the way (a user
+ * whose component it is could swap its path for a symlink to /etc once the copy is cut): over
+ * its original path (--at-original), which must still be the directory it was (volume_add());
+ * for a volume below another, at its place in that one's mounted copy (trees[outer]), or in its
+ * shadow copy when that is not mounted. -EBADF: it is not mounted (COMMAND reads its shadow
+ * copy's path); else an fd or -errno. */
+static int mount_target(const Exec *x, size_t i, const int *trees) {
+        const Volume *v = &x->vols[i], *r = outer_volume(x, i);
+        if (!r && !x->at_original)
+                return -EBADF;
+        if (!r) {
+                struct stat st;
+                int fd = open_no_symlinks(AT_FDCWD, v->path, O_PATH | O_DIRECTORY, 0, false);
+                if (fd >= 0 && (fstat(fd, &st) < 0 || st.st_dev != v->dev || st.st_ino != v->ino)) {
+                        close(fd);
+                        return -ESTALE;
+                }
+                return fd;
+        }
+        const char *rel = v->path + strlen(r->path);
+        while (*rel == '/')
+                rel++;
+        int base = trees[r - x->vols];
+        _cleanup_close_ int own = base >= 0 ? -EBADF : open(r->shadow_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        return open_no_symlinks(base >= 0 ? base : own, rel, O_PATH | O_DIRECTORY, 0, true);
+}
+
+/* In the new namespace: each shadow copy read-only (nosuid, nodev) at its mount_target(), outer
+ * volumes first, an inner one mounted into the outer one's copy. All are cloned (open_tree)
+ * before anything is mounted, since a shadow copy may lie beneath an original path, and each is
+ * moved onto the opened target (move_mount), so what was checked is where it goes. */
 static bool mount_shadows(const Exec *x, char *err, size_t size) {
         const Volume *vols = x->vols;
         size_t n_vols = x->n_vols, order[MAX_VOLUMES];
-        int fds[MAX_VOLUMES];
+        int trees[MAX_VOLUMES];
+        bool ok = true;
         for (size_t i = 0; i < n_vols; i++) {
                 order[i] = i;
-                if ((fds[i] = open(vols[i].shadow_path, O_PATH | O_CLOEXEC)) < 0) {
+                trees[i] = open_tree(AT_FDCWD, vols[i].shadow_path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+                struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
+                if (ok && (trees[i] < 0 || mount_setattr(trees[i], "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)) {
                         bool denied = errno == EACCES;
-                        snprintf(err, size, "cannot open the shadow copy %s: %s%s", vols[i].shadow_path, strerror(errno),
+                        snprintf(err, size, "cannot mount the shadow copy %s: %s%s", vols[i].shadow_path, strerror(errno),
                                  denied ? " (its provider keeps it where this user cannot reach: {} without "
                                           "--at-original could not read it either)"
                                         : "");
-                        return false;
+                        ok = false;
                 }
         }
         /* Shorter paths first: a volume's outer ones are mounted before it. */
@@ -233,25 +230,30 @@ static bool mount_shadows(const Exec *x, char *err, size_t size) {
                         order[k] = order[k - 1];
                         order[k - 1] = t;
                 }
-        for (size_t o = 0; o < n_vols; o++) {
+        int attached[MAX_VOLUMES];
+        for (size_t i = 0; i < n_vols; i++)
+                attached[i] = -EBADF;
+        for (size_t o = 0; ok && o < n_vols; o++) {
                 size_t i = order[o];
-                char src[64], buf[PATH_MAX];
-                const char *target = mount_target(x, i, buf, sizeof(buf));
-                if (!target)
+                int target = mount_target(x, i, attached);
+                if (target == -EBADF)
                         continue;
-                snprintf(src, sizeof(src), "/proc/self/fd/%d", fds[i]);
-                if (mount(src, target, NULL, MS_BIND | MS_REC, NULL) < 0) {
-                        snprintf(err, size, "cannot mount the shadow copy %s over %s: %s", vols[i].shadow_path, target,
-                                 strerror(errno));
-                        return false;
-                }
-                unsigned long keep = locked_flags(target);
-                if (mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL) < 0) {
-                        snprintf(err, size, "cannot make %s read-only: %s", target, strerror(errno));
-                        return false;
-                }
+                if (target < 0 || move_mount(trees[i], "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
+                        int e = target < 0 ? -target : errno;
+                        snprintf(err, size, "cannot mount the shadow copy of %s where COMMAND sees it: %s", vols[i].path,
+                                 e == ESTALE ? "the directory there is not the one shadowed (changed since)"
+                                 : e == ELOOP ? "a symlink on the way (changed since)"
+                                              : strerror(e));
+                        ok = false;
+                } else
+                        attached[i] = trees[i];
+                if (target >= 0)
+                        close(target);
         }
-        return true;
+        for (size_t i = 0; i < n_vols; i++)
+                if (trees[i] >= 0)
+                        close(trees[i]);
+        return ok;
 }
 
 /* The text a child wrote on fd before it ended or exec'd (closed on exec), into err; whether

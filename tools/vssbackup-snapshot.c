@@ -80,7 +80,7 @@ bool volume_add(Run *run, Volume *vols, size_t *n, const char *path) {
                         vols[k++] = vols[i];
         }
         *n = k;
-        vols[*n] = (Volume) { .path = strdup(real), .dev = st.st_dev };
+        vols[*n] = (Volume) { .path = strdup(real), .dev = st.st_dev, .ino = st.st_ino };
         if (!vols[*n].path)
                 return run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
         (*n)++;

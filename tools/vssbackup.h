@@ -75,6 +75,7 @@ void on_progress(uint64_t files, uint64_t bytes, const char *current, void *user
 typedef struct Volume {
         char *path;
         dev_t dev;               /* its filesystem: a path below it on another is not covered */
+        ino_t ino;               /* its directory then: --at-original mounts over nothing else */
         vss_id shadow_id;
         char shadow_path[PATH_MAX];
         uint64_t created_usec;

@@ -627,6 +627,64 @@ static void test_backup_symlink_swap(void) {
         harness_free(h);
 }
 
+/* trust-exec-mount-swap: bob's writer names S/bob/db (his) and, once the copy is cut
+ * (PostSnapshot), swaps db for a symlink to root's S/victim. Root's `vssbackup exec --at-original`
+ * would mount bob's shadow copy over S/victim in COMMAND's namespace (and over /etc as well):
+ * it refuses, and COMMAND does not run. */
+static bool mswap_identify(vss_writer *w, vss_metadata_builder *md, void *userdata) {
+        char p[PATH_MAX + 16];
+        snprintf(p, sizeof(p), "%s/bob/db", swap_root);
+        return vss_metadata_add_component(md, "", "db", NULL, true, true) >= 0 &&
+               vss_metadata_add_files(md, "", "db", p, "*", true) >= 0;
+}
+static bool mswap_post_snapshot(vss_writer *w, const vss_event_info *info, void *userdata) {
+        char db[PATH_MAX + 8], old[PATH_MAX + 16], victim[PATH_MAX + 8];
+        snprintf(db, sizeof(db), "%s/bob/db", swap_root);
+        snprintf(old, sizeof(old), "%s/bob/db.real", swap_root);
+        snprintf(victim, sizeof(victim), "%s/victim", swap_root);
+        return rename(db, old) == 0 && symlink(victim, db) == 0;
+}
+static void mswap_writer_as_bob(Harness *h, void *userdata) {
+        vss_writer_options o = { .name = "bob-mswap" };
+        vss_writer_callbacks cb = { .identify = mswap_identify, .post_snapshot = mswap_post_snapshot };
+        vss_writer *w = NULL;
+        CHECK_HR(vss_writer_new(&o, &cb, NULL, &w), 0);
+        if (w)
+                CHECK(vss_writer_main(w, harness_socket(h), "bob-mswap") == 0);
+        vss_writer_unref(w);
+}
+
+static void test_exec_mount_swap(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        uid_t bob = uid_of(BOB);
+        char p[PATH_MAX + 32], marker[PATH_MAX];
+        snprintf(swap_root, sizeof(swap_root), "%s/shared", harness_dir(h));
+        snprintf(marker, sizeof(marker), "%s/command-ran", harness_dir(h));
+        make_dir(swap_root, 0755, 0);
+        snprintf(p, sizeof(p), "%s/victim", swap_root);
+        make_dir(p, 0755, 0);
+        make_file(p, "rootfile", "root's\n", 0);
+        snprintf(p, sizeof(p), "%s/bob", swap_root);
+        make_dir(p, 0755, bob);
+        snprintf(p, sizeof(p), "%s/bob/db", swap_root);
+        make_dir(p, 0755, bob);
+        make_file(p, "evil", "bob's\n", bob);
+        pid_t w = spawn_as(BOB, mswap_writer_as_bob, h, NULL);
+        for (int i = 0; i < 2000 && !writer_listed(h, "bob-mswap"); i++)
+                usleep(10 * 1000);
+        CHECK(writer_listed(h, "bob-mswap"));
+        _cleanup_free_ char *o = NULL;
+        CHECK(harness_sh(h, &o, "vssbackup exec --at-original --retries 0 -- sh -c 'ls %s/victim; touch %s' 2>&1", swap_root,
+                         marker) != 0);
+        CHECK(o && strstr(o, "changed since") != NULL);
+        if (o && !strstr(o, "changed since"))
+                fprintf(stderr, "vssbackup exec said: %s\n", o);
+        CHECK(access(marker, F_OK) < 0);
+        kill(w, SIGTERM);
+        waitpid(w, NULL, 0);
+        harness_free(h);
+}
+
 /* trust-writer-files-chain: the same, across a chain of backups. While root's writer is not
  * running, bob's writer stores its file at root's writer's path (nobody else has files there then);
  * root's later restore of root's writer's component from a later incremental takes nothing from
@@ -789,6 +847,7 @@ int main(int argc, char *argv[]) {
                 { "trust-participation-symlink", test_participation_symlink },
                 { "trust-restore-user-privilege", test_user_privilege },
                 { "trust-backup-symlink-swap", test_backup_symlink_swap },
+                { "trust-exec-mount-swap", test_exec_mount_swap },
                 {},
         };
         return test_main(argc, argv, cases);
