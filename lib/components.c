@@ -152,6 +152,16 @@ void bcd_remove_instance(vss_backup_document *d, const vss_id *writer_id, const 
                         c[k++] = c[i];
         }
         d->n_components = k;
+        /* And the writer's entry, when a document was asked for before it was left out. */
+        k = 0;
+        vss_writer_metadata **w = (vss_writer_metadata **) d->writers;
+        for (size_t i = 0; i < d->n_writers; i++) {
+                if (vss_id_equal(&w[i]->instance_id, instance_id))
+                        metadata_free(w[i]);
+                else
+                        w[k++] = w[i];
+        }
+        d->n_writers = k;
 }
 
 /* Appends (path, filespec or "*", recursive, destination) to a record's array of mappings:

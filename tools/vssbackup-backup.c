@@ -359,6 +359,10 @@ static bool copy_components(Run *run, Store *st, const Choice *ch, const Volume 
         for (size_t i = 0; i < ch->n_sel; i++) {
                 const Selected *s = &ch->sel[i];
                 char saved[1024] = "";
+                /* Chosen by default, of a writer vssd left out of the set (a user's writer whose
+                 * components the set does not meet): nothing of it to copy, nothing failed. */
+                if (!s->named && !document_writer(now, s->wm))
+                        continue;
                 /* A component the base did not back up is stored whole: a restore of it takes
                  * nothing from the base. */
                 uint64_t since = ch->base && !vss_backup_document_find(ch->base, &s->wm->writer_id, NULL,
