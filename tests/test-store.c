@@ -384,6 +384,23 @@ static void test_kind(const char *kind) {
                 CHECK(stat(d, &s) == 0 && (s.st_mode & 07777) == 0700);
         }
 
+        /* Opened once: a backup renamed and replaced by a symlink after it was opened (its owner
+         * checked) is still the one read, not what the symlink names. */
+        {
+                Store *pinned = NULL;
+                _cleanup_free_ char *moved = NULL;
+                if (asprintf(&moved, "%s.moved", b1) < 0)
+                        abort();
+                if (OK(store_open(b1, &pinned, &err)) >= 0) {
+                        CHECK(rename(b1, moved) == 0 && symlink("/nonexistent-backup", b1) == 0);
+                        OK(store_get_document(pinned, "backup.json", 1024, &data, &len, &err));
+                        CHECK(data && streq(data, "{\"a\":1}"));
+                        free(data);
+                        data = NULL;
+                        CHECK(unlink(b1) == 0 && rename(moved, b1) == 0);
+                        store_close(pinned);
+                }
+        }
         if (OK(store_open(b1, &st, &err)) < 0)
                 return;
         OK(store_get_document(st, "backup.json", 1024, &data, &len, &err));

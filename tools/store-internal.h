@@ -42,7 +42,10 @@
 #define RESTORE_FLAGS (DISK_STORE_FLAGS | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS)
 
 struct Store {
-        char *path;                  /* the archive file, or the directory (canonical) */
+        char *path;                  /* the archive file, or the directory (canonical), as shown */
+        int src_fd;                  /* reading: the backup as opened once (O_PATH), and ... */
+        char *src;                   /* ... the path every read goes through (/proc/self/fd/N): what
+                                      * was checked stays what is read, whatever is renamed since */
         bool is_dir;
         bool writing;
         bool owned;                  /* abort removes the output: we created it (or its contents) */

@@ -124,7 +124,7 @@ int reader_open(Store *s, Reader *r, char **ret_error) {
                 r->a = archive_read_disk_new();
                 r->e = archive_entry_new();
                 r->links = archive_entry_linkresolver_new();
-                data = path_join(s->path, "data");
+                data = path_join(s->src, "data");
                 if (!r->a || !r->e || !r->links || !data)
                         return fail_oom(ret_error);
                 archive_entry_linkresolver_set_strategy(r->links, ARCHIVE_FORMAT_TAR);
@@ -132,7 +132,7 @@ int reader_open(Store *s, Reader *r, char **ret_error) {
                 archive_read_disk_set_behavior(r->a, ARCHIVE_READDISK_RESTORE_ATIME);
                 if (archive_read_disk_open(r->a, data) != ARCHIVE_OK)
                         return fail_archive(ret_error, r->a, "opening", data);
-                r->skip = strlen(s->path) + 1;
+                r->skip = strlen(s->src) + 1;
                 return 0;
         }
 
@@ -144,7 +144,7 @@ int reader_open(Store *s, Reader *r, char **ret_error) {
         archive_read_support_filter_gzip(r->a);
         archive_read_support_filter_xz(r->a);
         archive_read_support_filter_zstd(r->a);
-        if (archive_read_open_filename(r->a, s->path, 64 * 1024) != ARCHIVE_OK)
+        if (archive_read_open_filename(r->a, s->src, 64 * 1024) != ARCHIVE_OK)
                 return fail_archive(ret_error, r->a, "opening", s->path);
         return 0;
 }
@@ -363,7 +363,10 @@ int store_open(const char *src, Store **ret, char **ret_error) {
                 *ret_error = NULL;
         if (isempty(src) || !ret)
                 return fail(ret_error, -EINVAL, "no backup given");
-        if (stat(src, &st) < 0)
+        /* Opened once: every later read goes through this fd (s->src), so a backup renamed or
+         * replaced by a symlink after its owner was checked is not another one read instead. */
+        _cleanup_close_ int fd = open(src, O_PATH | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0)
                 return fail(ret_error, -errno, "%s: %m", src);
         if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
                 return fail(ret_error, -EBADMSG, "%s: neither a directory nor an archive file", src);
@@ -373,10 +376,11 @@ int store_open(const char *src, Store **ret, char **ret_error) {
                 return fail_oom(ret_error);
         s->is_dir = S_ISDIR(st.st_mode);
         s->path = s->is_dir ? realpath(src, NULL) : strdup(src);
-        if (!s->path)
+        s->src_fd = TAKE_FD(fd);
+        if (!s->path || asprintf(&s->src, "/proc/self/fd/%d", s->src_fd) < 0)
                 r = fail(ret_error, -errno, "%s: %m", src);
         else if (s->is_dir) {
-                _cleanup_free_ char *docs = path_join(s->path, "openvss");
+                _cleanup_free_ char *docs = path_join(s->src, "openvss");
                 if (!docs)
                         r = fail_oom(ret_error);
                 else if (!file_exists_at(docs, INDEX_NAME))
@@ -427,7 +431,7 @@ int store_get_document(Store *s, const char *name, size_t max, char **ret_data, 
                 return fail_oom(ret_error);
 
         if (s->is_dir) {
-                _cleanup_free_ char *docs = path_join(s->path, "openvss");
+                _cleanup_free_ char *docs = path_join(s->src, "openvss");
                 size_t len;
                 if (!docs)
                         return fail_oom(ret_error);

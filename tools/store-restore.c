@@ -138,6 +138,8 @@ static int entry_untrust(Restore *rs, const StoreRestoreRule *rule, struct archi
                 archive_entry_set_perm(e, archive_entry_perm(e) & ~(mode_t) (S_ISUID | S_ISGID));
         if (rule->content_uid >= 0)
                 archive_entry_set_uid(e, rule->content_uid);
+        if (rule->content_gid >= 0)
+                archive_entry_set_gid(e, rule->content_gid);
         /* Only the user's own namespaces: security.* holds file capabilities, trusted.* is root's. */
         const char *name;
         const void *value;
@@ -592,7 +594,7 @@ static int restore(Restore *rs, bool prune_after) {
         bool skip;
         int r;
 
-        skip = !rs->s->is_dir && stat(rs->s->path, &st) >= 0;
+        skip = !rs->s->is_dir && fstat(rs->s->src_fd, &st) >= 0;
         for (size_t i = 0; i < rs->n_rules; i++) {
                 const StoreRestoreRule *rule = &rs->rules[i];
 

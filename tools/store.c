@@ -123,7 +123,7 @@ Store *store_new(void) {
         Store *s = calloc(1, sizeof *s);
 
         if (s)
-                s->fd = -EBADF;
+                s->fd = s->src_fd = -EBADF;
         return s;
 }
 
@@ -158,6 +158,9 @@ void store_free(Store *s) {
         free(s->buf);
         if (s->fd >= 0)
                 close(s->fd);
+        if (s->src_fd >= 0)
+                close(s->src_fd);
+        free(s->src);
         free(s->path);
         free(s);
 }
@@ -180,6 +183,10 @@ bool store_index_has(Store *s, const char *path) {
         if (s->writing)
                 return tfind(path, &s->seen, cmp_str) != NULL;
         return s->n_paths > 0 && bsearch(&path, s->paths, s->n_paths, sizeof *s->paths, cmp_strp) != NULL;
+}
+
+const char *store_source(Store *s) {
+        return s ? s->src : NULL;
 }
 
 void store_close(Store *s) {

@@ -84,6 +84,9 @@ int store_open(const char *src, Store **ret, char **ret_error);
 /* Reads openvss/NAME into a malloc'd, NUL-terminated buffer; at most max bytes (larger: -EFBIG,
  * "... larger than N bytes"). Missing: -ENOENT. */
 int store_get_document(Store *st, const char *name, size_t max, char **ret_data, size_t *ret_len, char **ret_error);
+/* The path a backup open for reading is read through (/proc/self/fd/N: the backup as opened),
+ * for anything else to look at the same backup; NULL when writing. */
+const char *store_source(Store *st);
 /* Whether original path P was present at backup time (in the index). */
 bool store_index_has(Store *st, const char *path);
 
@@ -98,6 +101,7 @@ typedef struct StoreRestoreRule {
         bool prune;                 /* prune this rule's destination (below) even without prune */
         bool untrusted;             /* a user could have written the backup: no privilege comes back (below) */
         int64_t content_uid;        /* untrusted: the files become this uid's (>= 0), else keep theirs */
+        int64_t content_gid;        /* ... and this group's (>= 0), else keep theirs */
 } StoreRestoreRule;
 /*
  * Puts back every stored file matching a rule (first matching rule wins; others are skipped),
@@ -123,7 +127,7 @@ typedef struct StoreRestoreRule {
  * With untrusted, nothing in the backup gives privilege: setuid and setgid bits are cleared
  * (directories keep setgid), security.* and trusted.* xattrs (file capabilities, SELinux labels)
  * and file flags are not restored, device nodes fail the restore (-EPERM), and with content_uid
- * every file is that uid's.
+ * (content_gid) every file is that uid's (group's).
  *
  * With prune: afterwards, under each rule's destination, files (not directories) that match the
  * rule's group but are absent from the index and matched no exclude of the backup are removed

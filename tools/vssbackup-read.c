@@ -18,15 +18,16 @@ bool backup_open(Run *run, const char *src, Backup *bk) {
         _cleanup_free_ char *err = NULL, *man = NULL;
         char why[512];
         size_t len;
-        *bk = (Backup) { .owner = backup_owner(src, BCD_NAME) };
+        *bk = (Backup) { .owner = -1 };
         int r = store_open(src, &bk->store, &err);
-        if (r < 0)
-        {
+        if (r < 0) {
                 /* store_open()'s message names the path already. */
                 if (err)
                         return run_fail(run, VSS_E_OBJECT_NOT_FOUND, "cannot open the backup: %s", err);
                 return run_fail(run, VSS_E_OBJECT_NOT_FOUND, "cannot open the backup %s: %s", src, strerror(-r));
         }
+        /* Of the backup as opened, which every read goes through: not of what src names later. */
+        bk->owner = backup_owner(store_source(bk->store), BCD_NAME);
         store_set_warning(bk->store, on_warning, NULL);
         if (progress_enabled())
                 store_set_progress(bk->store, on_progress, NULL);

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <pwd.h>
 #include <sys/stat.h>
 
 #include "lib/common.h"
@@ -57,6 +58,12 @@ static int64_t chain_owner(const Backup *chain, size_t n_chain) {
                         who = o;
         }
         return who;
+}
+
+/* A user's primary group, -1 when the user is unknown. */
+static int64_t primary_gid(uid_t uid) {
+        struct passwd *pw = getpwuid(uid);
+        return pw ? (int64_t) pw->pw_gid : -1;
 }
 
 /* The exact-name prune only when the backup holds one of those files (the database itself, say):
@@ -116,6 +123,7 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
                          * user's when it is known whose. */
                         .untrusted = backup_uid != 0,
                         .content_uid = backup_uid != 0 && owner > 0 ? owner : -1,
+                        .content_gid = backup_uid != 0 && owner > 0 ? primary_gid((uid_t) owner) : -1,
                 };
                 if (ok && to) {
                         char *under = NULL;

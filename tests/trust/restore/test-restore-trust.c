@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/wait.h>
@@ -812,7 +813,7 @@ static void test_user_privilege(void) {
         for (size_t i = 0; i < 2; i++) {
                 struct stat s;
                 CHECK(lstat(where[i], &s) == 0 && S_ISREG(s.st_mode));
-                CHECK(s.st_uid == bob);
+                CHECK(s.st_uid == bob && s.st_gid == getpwuid(bob)->pw_gid);
                 CHECK((s.st_mode & (S_ISUID | S_ISGID)) == 0 && (s.st_mode & 0777) == 0755);
                 CHECK(lgetxattr(where[i], "security.capability", NULL, 0) < 0 && errno == ENODATA);
         }
