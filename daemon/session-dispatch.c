@@ -20,6 +20,8 @@ typedef struct Call {
         bool answered;
 } Call;
 
+#define IDENTIFY_MISSED_MS 1000
+
 SlotFacts slot_facts(const Slot *slot) {
         return (SlotFacts) {
                 .identified = slot->identified,
@@ -177,8 +179,11 @@ static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
 
         Slot *slot = &s->slots[call->idx];
         slot->inflight = false;
-        if (call->event == VSS_EVENT_IDENTIFY)
+        if (call->event == VSS_EVENT_IDENTIFY) {
+                if (slot->writer)
+                        slot->writer->identify_missed = e && sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY);
                 identify_answered(s, slot, failure, code, msg, doc);
+        }
         else {
                 if (!e)
                         slot_annotate(s, slot, call->event, doc);
@@ -288,6 +293,11 @@ int call_slot(Session *s, size_t idx, vss_event event, StatusGather *g) {
                                 ms = s->freeze_cap_ms;
                         if (event == VSS_EVENT_FREEZE)
                                 slot->freeze_sent_usec = now_monotonic_usec();
+                        /* A user's writer that let its last Identify run out holds up no more
+                         * gathers for the whole deadline: it has a second, until it answers again. */
+                        if (event == VSS_EVENT_IDENTIFY && w->identify_missed && !slot_trusted(slot) &&
+                            ms > IDENTIFY_MISSED_MS)
+                                ms = IDENTIFY_MISSED_MS;
                         r = call_async(s, w->connection, msg, ms, (Call) { .idx = idx, .event = event, .gather = g });
                 }
         }

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <json-c/json.h>
 
+#include <time.h>
+
 #include <vss/document.h>
 
 #include "lib/common.h"
@@ -302,7 +304,49 @@ static void test_metadata_budget(void) {
                 stop_writer(pids[i]);
 }
 
+/* trust-identify-stall: bob's writer that never answers Identify holds up root's first gather for
+ * the Identify deadline (4 s here), and later ones for a second at most, until it answers again. */
+static bool stall_identify(vss_writer *w, vss_metadata_builder *md, void *userdata) {
+        sleep(60); /* the test ends it before */
+        return true;
+}
+
+static void stall_writer_as_bob(Harness *h, void *userdata) {
+        vss_writer_options o = { .name = "bob-stall" };
+        vss_writer_callbacks cb = { .identify = stall_identify };
+        vss_writer *w = NULL;
+        CHECK_HR(vss_writer_new(&o, &cb, NULL, &w), 0);
+        if (w)
+                (void) vss_writer_main(w, harness_socket(h), "bob-stall");
+        vss_writer_unref(w);
+}
+
+static double gather_s(Harness *h) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        vss_backup *bk = harness_session(h);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        vss_backup_release(bk);
+        return (double) (b.tv_sec - a.tv_sec) + (double) (b.tv_nsec - a.tv_nsec) / 1e9;
+}
+
+static void test_identify_stall(void) {
+        Harness *h = harness_for_users(CONFIG_BASE ", \"timeouts\": {\"identify_ms\": 4000}}");
+        harness_writer(h, "root-quiesce", NULL);
+        pid_t w = spawn_as(BOB, stall_writer_as_bob, h, NULL);
+        for (int i = 0; i < 2000 && !writer_listed(h, "bob-stall"); i++)
+                usleep(10 * 1000);
+        CHECK(writer_listed(h, "bob-stall"));
+        double first = gather_s(h), second = gather_s(h);
+        CHECK(first >= 3.9);  /* the whole deadline, once */
+        CHECK(second < 3.0);  /* a second, not the deadline: what the rule guarantees, with room */
+        fprintf(stderr, "gathers took %.2f s and %.2f s\n", first, second);
+        kill(w, SIGKILL); /* blocked in its Identify callback: SIGTERM would wait for it */
+        waitpid(w, NULL, 0);
+}
+
 static const TestCase cases[] = {
+        { "trust-identify-stall", test_identify_stall },
         { "trust-metadata-budget", test_metadata_budget },
         { "trust-participation-not-involved", test_not_involved },
         { "trust-participation-backup-default", test_backup_default },
