@@ -19,8 +19,7 @@ struct vss_async {
         vss_backup *backup;
         sd_bus_slot *slot;
         AsyncKind kind;
-        bool done, cancelled;
-        bool cancellable; /* a do-snapshot-set: vssd aborts it on Cancel; nothing else stops */
+        bool done, cancelled, cancellable; /* cancellable: a do-snapshot-set, which vssd aborts on Cancel */
         int32_t result;
 };
 
@@ -440,10 +439,9 @@ VSS_EXPORT int vss_async_query(vss_async *a) {
         return a->result == 0 ? VSS_S_ASYNC_FINISHED : a->result;
 }
 
-/* As IVssAsync::Cancel: S_OK when this call cancels, VSS_S_ASYNC_CANCELLED when an earlier one
- * did, VSS_S_ASYNC_FINISHED when the operation had succeeded already, its error when it had
- * failed. Only a do-snapshot-set can be cancelled: any other operation is waited for (its events
- * are bounded by their deadlines), and the answer is how it ended, never a cancel that was not. */
+/* As IVssAsync::Cancel: S_OK when this call cancels, VSS_S_ASYNC_CANCELLED when an earlier one did,
+ * VSS_S_ASYNC_FINISHED or the error when it had ended. Only a do-snapshot-set cancels: any other
+ * operation is waited for (bounded by the events' deadlines), never said cancelled when not. */
 VSS_EXPORT int vss_async_cancel(vss_async *a) {
         if (!a)
                 return VSS_E_INVALIDARG;

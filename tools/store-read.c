@@ -46,18 +46,19 @@ static bool file_exists_at(const char *dir, const char *name) {
         return asprintf(&p, "%s/%s", dir, name) >= 0 && lstat(p, &st) >= 0;
 }
 
-/* Reads dir/name, a regular file of at most max bytes, NUL-terminated. */
-static int read_file_at(const char *dir, const char *name, size_t max, const char *what, char **ret, size_t *ret_len,
-                        char **ret_error) {
-        _cleanup_free_ char *p = NULL, *buf = NULL;
+/* Reads dir/name, a regular file of at most max bytes, NUL-terminated; messages name it as
+ * s->path/openvss/name (dir is the path it is read through). */
+static int read_file_at(const Store *s, const char *dir, const char *name, size_t max, const char *what, char **ret,
+                        size_t *ret_len, char **ret_error) {
+        _cleanup_free_ char *at = NULL, *p = NULL, *buf = NULL;
         _cleanup_close_ int fd = -EBADF;
         struct stat st;
         size_t len = 0;
         int r;
 
-        if (asprintf(&p, "%s/%s", dir, name) < 0)
+        if (asprintf(&at, "%s/%s", dir, name) < 0 || asprintf(&p, "%s/openvss/%s", s->path, name) < 0)
                 return fail_oom(ret_error);
-        fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        fd = open(at, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return fail(ret_error, -errno, "%s: %m", p);
         if (fstat(fd, &st) < 0)
@@ -131,7 +132,7 @@ int reader_open(Store *s, Reader *r, char **ret_error) {
                 /* Reading the stored copies must not change their atimes, which are the data. */
                 archive_read_disk_set_behavior(r->a, ARCHIVE_READDISK_RESTORE_ATIME);
                 if (archive_read_disk_open(r->a, data) != ARCHIVE_OK)
-                        return fail_archive(ret_error, r->a, "opening", data);
+                        return fail_archive(ret_error, r->a, "opening the data of", s->path);
                 r->skip = strlen(s->src) + 1;
                 return 0;
         }
@@ -387,14 +388,14 @@ int store_open(const char *src, Store **ret, char **ret_error) {
                         r = fail(ret_error, -EBADMSG, "%s: no openvss/index: not an OpenVSS backup, or an unfinished one",
                                  s->path);
                 else {
-                        r = read_file_at(docs, INDEX_NAME, STORE_INDEX_MAX, "openvss/index", &s->index_blob, &n_index,
+                        r = read_file_at(s, docs, INDEX_NAME, STORE_INDEX_MAX, "openvss/index", &s->index_blob, &n_index,
                                          ret_error);
                         if (r >= 0 && file_exists_at(docs, EXCLUDES_NAME))
-                                r = read_file_at(docs, EXCLUDES_NAME, STORE_DOCUMENT_MAX, "openvss/excludes",
+                                r = read_file_at(s, docs, EXCLUDES_NAME, STORE_DOCUMENT_MAX, "openvss/excludes",
                                                  &s->excludes_blob, &n_excl, ret_error);
                         if (r >= 0 && file_exists_at(docs, FLAGS_NAME)) {
                                 size_t n_flags = 0;
-                                r = read_file_at(docs, FLAGS_NAME, STORE_INDEX_MAX, "openvss/fflags", &s->flags_blob,
+                                r = read_file_at(s, docs, FLAGS_NAME, STORE_INDEX_MAX, "openvss/fflags", &s->flags_blob,
                                                  &n_flags, ret_error);
                                 if (r >= 0)
                                         r = store_parse_flags(s, n_flags, ret_error);
@@ -437,7 +438,7 @@ int store_get_document(Store *s, const char *name, size_t max, char **ret_data, 
                         return fail_oom(ret_error);
                 if (!file_exists_at(docs, name))
                         return fail(ret_error, -ENOENT, "%s is not in the backup", what);
-                r = read_file_at(docs, name, max, what, ret_data, &len, ret_error);
+                r = read_file_at(s, docs, name, max, what, ret_data, &len, ret_error);
                 if (r >= 0 && ret_len)
                         *ret_len = len;
                 return r;

@@ -60,10 +60,10 @@ static int64_t chain_owner(const Backup *chain, size_t n_chain) {
         return who;
 }
 
-/* A user's primary group, -1 when the user is unknown. */
+/* A user's primary group (nogroup when the user is unknown). */
 static int64_t primary_gid(uid_t uid) {
         struct passwd *pw = getpwuid(uid);
-        return pw ? (int64_t) pw->pw_gid : -1;
+        return pw ? (int64_t) pw->pw_gid : 65534; /* unknown: nogroup, never the group recorded */
 }
 
 /* The exact-name prune only when the backup holds one of those files (the database itself, say):
@@ -82,9 +82,11 @@ static void prune_only_if_held(StoreRestoreRule *rules, const vss_component_info
 /* Puts one component's files back from each backup of the chain, oldest first. With to, every
  * destination (the original path, or one the backup or the writer names) is taken beneath to; else
  * one the backup or the writer names (and, for a user's writer, its original paths) is honoured
- * only where the writer's owner may write itself. */
+ * only where the writer's owner may write itself. *ret_files: the files put back; *ret_partial:
+ * whether a failure may have left some in place (one past the owner checks, made before any
+ * file is written). */
 static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss_backup_document *d,
-                              const vss_bc_component *c, const char *to, uint64_t *ret_files) {
+                              const vss_bc_component *c, const char *to, uint64_t *ret_files, bool *ret_partial) {
         const vss_writer_metadata *wm = vss_backup_document_writer(d, c);
         const vss_backup_document *doc = chain[n_chain - 1].bcd;
         const vss_bc_component *bc = vss_backup_document_find(doc, &c->writer_id, &c->instance_id, c->logical_path,
@@ -190,9 +192,10 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
                 if (r == -EPERM && wished)
                         ok = run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE, "component '%s' of writer '%s' not restored: %s",
                                       c->name, wm->name, err ? err : strerror(-r));
-                else if (r < 0)
+                else if (r < 0) {
                         ok = run_fail(run, VSS_E_UNEXPECTED, "restoring component '%s': %s", c->name, err ? err : strerror(-r));
-                else
+                        *ret_partial = true;
+                } else
                         *ret_files += (uint64_t) r;
         }
         for (size_t i = 0; i < ci->n_files; i++)
@@ -297,7 +300,7 @@ static bool files_present(int fd, const char *filespec, bool recursive, unsigned
                 if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                         continue;
                 if (!S_ISDIR(st.st_mode))
-                        found = fnmatch(filespec, e->d_name, FNM_PERIOD) == 0;
+                        found = streq(filespec, "*") || fnmatch(filespec, e->d_name, 0) == 0; /* as the store matches */
                 else if (recursive && depth < 64)
                         found = files_present(openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC),
                                               filespec, true, depth + 1);
@@ -328,6 +331,24 @@ static bool component_present(const vss_writer_metadata *wm, const vss_bc_compon
         return false;
 }
 
+/* restore-if-not-there with files on disk: whether every file group of the component has an
+ * alternate place to go (VSS restores all of it there then; else none of it). */
+static bool component_all_alternate(const vss_writer_metadata *wm, const vss_bc_component *c) {
+        bool any = false;
+        for (size_t k = 0; k < wm->n_components; k++) {
+                const vss_component_info *ci = &wm->components[k];
+                if (!streq(ci->logical_path, c->logical_path) || !streq(ci->name, c->name))
+                        continue;
+                for (size_t f = 0; f < ci->n_files; f++) {
+                        _cleanup_free_ char *dest = NULL;
+                        if (restore_destination(wm, NULL, VSS_RT_ALTERNATE, ci->files[f].path, &dest) < 0 || !dest)
+                                return false;
+                        any = true;
+                }
+        }
+        return any;
+}
+
 /* Puts back the files of every component selected in d (unless its writer refused it in
  * PreRestore, or restores it itself) and tells vssd how that went. */
 static void restore_selected(Run *run, const vss_backup_document *d, Backup *chain, size_t n_chain, const char *to) {
@@ -351,8 +372,8 @@ static void restore_selected(Run *run, const vss_backup_document *d, Backup *cha
                 } else if (wm->restore_method == VSS_RME_CUSTOM) {
                         rs = VSS_RS_NONE;
                         snprintf(what, sizeof(what), "left to the writer (custom restore method)");
-                } else if (wm->restore_method == VSS_RME_RESTORE_IF_NOT_THERE && wm->n_alternate_mappings == 0 &&
-                           component_present(wm, c, to)) {
+                } else if (wm->restore_method == VSS_RME_RESTORE_IF_NOT_THERE && component_present(wm, c, to) &&
+                           !component_all_alternate(wm, c)) {
                         /* VSS: any file of it on disk, none restored (a mix of two times is worse). */
                         rs = VSS_RS_NONE;
                         snprintf(what, sizeof(what), "not restored: files of it are on disk (restore-if-not-there)");
@@ -360,11 +381,12 @@ static void restore_selected(Run *run, const vss_backup_document *d, Backup *cha
                         /* ...or, where the writer maps an alternate location, all of it goes there. */
                         vss_bc_component alt = *c;
                         if (wm->restore_method == VSS_RME_RESTORE_IF_NOT_THERE && component_present(wm, c, to))
-                                alt.restore_target = VSS_RT_ALTERNATE;
-                        c_ok = restore_component(run, chain, n_chain, d, &alt, to, &files);
-                        /* NONE when nothing was put back (a refusal, or a failure of the first of
-                         * a chain: store_restore() leaves nothing behind), FAILED when some was. */
-                        rs = c_ok ? VSS_RS_ALL : files > 0 ? VSS_RS_FAILED : VSS_RS_NONE;
+                                alt.restore_target = VSS_RT_ALTERNATE; /* every group maps (above) */
+                        bool partial = false;
+                        c_ok = restore_component(run, chain, n_chain, d, &alt, to, &files, &partial);
+                        /* NONE when nothing was put back (refused before anything was written),
+                         * FAILED when some was or may have been. */
+                        rs = c_ok ? VSS_RS_ALL : files > 0 || partial ? VSS_RS_FAILED : VSS_RS_NONE;
                         if (c_ok)
                                 snprintf(what, sizeof(what), "restored (%llu files)", (unsigned long long) files);
                         else

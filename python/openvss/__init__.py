@@ -320,8 +320,9 @@ class Operation:
         return self._a.query()
 
     def cancel(self):
-        """Asks vssd to stop it (an in-flight snapshot set is aborted): 0, or VSS_S_ASYNC_CANCELLED
-        or VSS_S_ASYNC_FINISHED when it was over already, or its failure."""
+        """An in-flight snapshot set is aborted: 0 (VSS_S_ASYNC_CANCELLED when cancelled before).
+        Any other operation cannot be cancelled: this waits for its end. VSS_S_ASYNC_FINISHED or
+        its failure when it was over (or is now)."""
         return self._a.cancel()
 
 

@@ -221,7 +221,11 @@ static PyObject *async_wait(AsyncObject *self, PyObject *args) {
 static PyObject *async_code(AsyncObject *self, int (*fn)(vss_async *)) {
         if (vss_py_enter(&self->backup->busy) < 0)
                 return NULL;
-        int r = fn(self->a);
+        int r;
+        /* cancel may wait for an operation that cannot be cancelled: other threads run meanwhile. */
+        Py_BEGIN_ALLOW_THREADS
+        r = fn(self->a);
+        Py_END_ALLOW_THREADS
         self->backup->busy = false;
         return PyLong_FromLong(r);
 }
