@@ -586,13 +586,18 @@ static bool swap_prepare_snapshot(vss_writer *w, const vss_event_info *info, voi
         snprintf(old, sizeof(old), "%s/bob/l.old", swap_root);
         return rename(l, old) == 0 && symlink(swap_root, l) == 0;
 }
-static void swap_writer_as_bob(Harness *h, void *userdata) {
-        vss_writer_options o = { .name = "bob-swap" };
-        vss_writer_callbacks cb = { .identify = swap_identify, .prepare_snapshot = swap_prepare_snapshot };
+/* An in-process writer of bob's (spawn_as()), named name, with callbacks cb. */
+typedef struct BobWriter {
+        const char *name;
+        vss_writer_callbacks cb;
+} BobWriter;
+static void bob_writer_main(Harness *h, void *userdata) {
+        const BobWriter *bw = userdata;
+        vss_writer_options o = { .name = bw->name };
         vss_writer *w = NULL;
-        CHECK_HR(vss_writer_new(&o, &cb, NULL, &w), 0);
+        CHECK_HR(vss_writer_new(&o, &bw->cb, NULL, &w), 0);
         if (w)
-                CHECK(vss_writer_main(w, harness_socket(h), "bob-swap") == 0);
+                CHECK(vss_writer_main(w, harness_socket(h), bw->name) == 0);
         vss_writer_unref(w);
 }
 
@@ -613,7 +618,8 @@ static void test_backup_symlink_swap(void) {
         make_dir(p, 0755, bob);
         make_file(p, "mine", "bob's\n", bob);
         snprintf(backup, sizeof(backup), "%s/backup", harness_dir(h));
-        pid_t w = spawn_as(BOB, swap_writer_as_bob, h, NULL);
+        BobWriter bw = { "bob-swap", { .identify = swap_identify, .prepare_snapshot = swap_prepare_snapshot } };
+        pid_t w = spawn_as(BOB, bob_writer_main, h, &bw);
         for (int i = 0; i < 2000 && !writer_listed(h, "bob-swap"); i++)
                 usleep(10 * 1000);
         CHECK(writer_listed(h, "bob-swap"));
@@ -645,15 +651,6 @@ static bool mswap_post_snapshot(vss_writer *w, const vss_event_info *info, void 
         snprintf(victim, sizeof(victim), "%s/victim", swap_root);
         return rename(db, old) == 0 && symlink(victim, db) == 0;
 }
-static void mswap_writer_as_bob(Harness *h, void *userdata) {
-        vss_writer_options o = { .name = "bob-mswap" };
-        vss_writer_callbacks cb = { .identify = mswap_identify, .post_snapshot = mswap_post_snapshot };
-        vss_writer *w = NULL;
-        CHECK_HR(vss_writer_new(&o, &cb, NULL, &w), 0);
-        if (w)
-                CHECK(vss_writer_main(w, harness_socket(h), "bob-mswap") == 0);
-        vss_writer_unref(w);
-}
 
 static void test_exec_mount_swap(void) {
         Harness *h = harness_for_users(CONFIG_BASE "}");
@@ -670,7 +667,8 @@ static void test_exec_mount_swap(void) {
         snprintf(p, sizeof(p), "%s/bob/db", swap_root);
         make_dir(p, 0755, bob);
         make_file(p, "evil", "bob's\n", bob);
-        pid_t w = spawn_as(BOB, mswap_writer_as_bob, h, NULL);
+        BobWriter bw = { "bob-mswap", { .identify = mswap_identify, .post_snapshot = mswap_post_snapshot } };
+        pid_t w = spawn_as(BOB, bob_writer_main, h, &bw);
         for (int i = 0; i < 2000 && !writer_listed(h, "bob-mswap"); i++)
                 usleep(10 * 1000);
         CHECK(writer_listed(h, "bob-mswap"));
