@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -46,6 +47,8 @@ static bool sqlite_writer_listed(Harness *h) {
         return harness_sh(h, NULL, "vssadmin list writers | grep -q \"^Writer name: 'sqlite'\"") == 0;
 }
 
+static bool writer_without_ptrace; /* the next start_writer(): no CAP_SYS_PTRACE (as a unit may run it) */
+
 static pid_t start_writer(Harness *h, const char *const *args) {
         char log[PATH_MAX];
         const char *argv[32];
@@ -71,6 +74,8 @@ static pid_t start_writer(Harness *h, const char *const *args) {
                 }
                 sigemptyset(&none);
                 sigprocmask(SIG_SETMASK, &none, NULL);
+                if (writer_without_ptrace)
+                        (void) prctl(PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0);
                 execv(WRITER_SQLITE_PATH, (char *const *) argv);
                 _exit(127);
         }
@@ -500,8 +505,10 @@ static void test_restore_drops_stale_journal(void) {
 
 /* restore-if-can-replace: while an application holds the database open (a connection it keeps),
  * the restore in place is refused at PreRestore, naming the process, and writes nothing (its
- * later commits would go to the replaced, unlinked file); once it is gone, the restore works. */
-static void test_restore_refused_while_open(void) {
+ * later commits would go to the replaced, unlinked file); once it is gone, the restore works.
+ * other_user: the application runs as nobody and the writer without CAP_SYS_PTRACE, so it
+ * cannot look at the application's files: the lock the connection holds tells. */
+static void restore_refused_while_open(bool other_user) {
         Harness *h = harness_new(NULL);
         char dir[PATH_MAX], db[PATH_MAX + 16], dest[PATH_MAX];
         sqlite3 *c0 = NULL;
@@ -515,11 +522,15 @@ static void test_restore_refused_while_open(void) {
         sqlite3_close(c0);
         snprintf(dest, sizeof dest, "%s/backup", harness_dir(h));
         const char *const args[] = { "--database", db, NULL };
+        writer_without_ptrace = other_user;
         start_writer(h, args);
+        writer_without_ptrace = false;
         int st;
         json_object *out = harness_json(h, &st, "vssbackup backup --to %s --json", dest);
         CHECK(st == 0);
         json_object_put(out);
+        if (other_user)
+                CHECK(harness_sh(h, NULL, "chmod o+x %s && chmod 0777 %s && chmod 0666 %s*", harness_dir(h), dir, db) == 0);
 
         int p[2];
         CHECK(pipe(p) == 0);
@@ -529,6 +540,8 @@ static void test_restore_refused_while_open(void) {
                 sqlite3 *c = NULL;
                 close(p[1]);
                 prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (other_user && (setgid(65534) < 0 || setuid(65534) < 0))
+                        _exit(4);
                 if (sqlite3_open(db, &c) != SQLITE_OK || !exec_sql(c, "UPDATE t SET v = 7"))
                         _exit(3);
                 char x;
@@ -553,6 +566,14 @@ static void test_restore_refused_while_open(void) {
         CHECK(rows_not(db, 7) > 0);
         stop_writer();
         harness_free(h);
+}
+
+static void test_restore_refused_while_open(void) {
+        restore_refused_while_open(false);
+}
+
+static void test_restore_refused_other_user(void) {
+        restore_refused_while_open(true);
 }
 
 /* The backup stamp the backup at dest holds (one component), or "". Caller frees. */
@@ -870,6 +891,7 @@ int main(int argc, char *argv[]) {
         static const TestCase cases[] = {
                 { "sqlite-backup-under-load", test_backup_under_load },
                 { "sqlite-restore-refused-while-open", test_restore_refused_while_open },
+                { "sqlite-restore-refused-other-user", test_restore_refused_other_user },
                 { "sqlite-lock-held-during-freeze", test_lock_held_during_freeze },
                 { "sqlite-restore-integrity-failure", test_restore_integrity_failure },
                 { "sqlite-restore-drops-stale-journal", test_restore_drops_stale_journal },

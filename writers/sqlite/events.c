@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -248,6 +249,26 @@ static pid_t open_elsewhere(const char *path, char comm[64]) {
         return found;
 }
 
+/* The process holding a lock on the database or its -shm (a connection in WAL mode holds one on
+ * the -shm as long as it is open; one in a transaction holds one on the database), or 0. Needs no
+ * privilege over that process, unlike open_elsewhere(): a daemon of another user is seen too. */
+static pid_t locked_elsewhere(const char *path) {
+        const char *suffixes[] = { "-shm", "" };
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+                char p[PATH_MAX + 8];
+                snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
+                int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+                if (fd < 0)
+                        continue;
+                struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET }; /* the whole file */
+                bool held = fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+                close(fd);
+                if (held)
+                        return fl.l_pid > 0 ? fl.l_pid : -1;
+        }
+        return 0;
+}
+
 /* restore-if-can-replace: a database some process has open cannot be replaced (its writes would
  * go to the old, unlinked file), so PreRestore refuses it, before anything is written. */
 bool on_pre_restore(vss_writer *w, const vss_event_info *info, void *userdata) {
@@ -259,6 +280,8 @@ bool on_pre_restore(vss_writer *w, const vss_event_info *info, void *userdata) {
                 if (!c || !c->selected_for_restore || c->n_new_targets > 0)
                         continue;
                 pid_t pid = open_elsewhere(d->path, comm);
+                if (pid == 0 && (pid = locked_elsewhere(d->path)) != 0)
+                        snprintf(comm, sizeof comm, "it holds a lock on it");
                 if (pid == 0)
                         continue;
                 snprintf(msg, sizeof msg, "%s is open in process %d (%s); stop it before restoring", d->path, (int) pid,
