@@ -703,10 +703,21 @@ static void test_restore_in_place_rewinds(void) {
         snprintf(backup, sizeof(backup), "%s/backup", harness_dir(h));
         dsn_for(dsn, sizeof(dsn), base, port, PG_USER);
         free(psql(h, base, port, "create table t as select generate_series(1, 1000) as id"));
+        /* A tablespace whose location another major version's cluster shares (its PG_99_...
+         * directory): not this cluster's to back up, nor to prune at the restore. */
+        char ts[PATH_MAX + 8], q[PATH_MAX + 64], other[PATH_MAX + 32];
+        snprintf(ts, sizeof(ts), "%s/ts", base);
+        snprintf(other, sizeof(other), "%s/PG_99_201901011", ts);
+        CHECK(sh("runuser -u " PG_USER " -- mkdir -m 700 '%s' '%s' && echo theirs > '%s/file'", ts, other, other) == 0);
+        snprintf(q, sizeof(q), "create tablespace ts location '%s'", ts);
+        free(psql(h, base, port, q));
+        free(psql(h, base, port, "create table t3 tablespace ts as select 1 as x"));
         writer_start(h, dsn, labels);
         json_object *out = harness_json(h, &st, "vssbackup backup --to %s --json", backup);
         CHECK(st == 0);
         json_object_put(out);
+        CHECK(sh("test ! -e '%s/data%s'", backup, other) == 0);
+        CHECK(sh("echo later > '%s/later'", other) == 0);
         /* The mistake the restore is to undo, in WAL segments the backup does not have. */
         free(psql(h, base, port, "insert into t select generate_series(1001, 2000)"));
         free(psql(h, base, port, "select pg_switch_wal()"));
@@ -724,6 +735,8 @@ static void test_restore_in_place_rewinds(void) {
         CHECK(harness_sh(h, &wal, "ls %s/pg_wal | grep -E '^[0-9A-F]{24}$'", data) == 0);
         CHECK(harness_sh(h, &stored, "ls %s/data%s/pg_wal | grep -E '^[0-9A-F]{24}$'", backup, data) == 0);
         CHECK(wal && stored && streq(wal, stored));
+        /* The other cluster's directory in the shared location: untouched. */
+        CHECK(sh("test -e '%s/later' && test -e '%s/file'", other, other) == 0);
         json_object_put(out);
         if (pg_start(base, data, port)) {
                 _cleanup_free_ char *n = psql(h, base, port, "select count(*) || ' ' || min(id) || ' ' || max(id) from t");

@@ -95,11 +95,24 @@ bool layout_load(Layout *l, const char *dir) {
 }
 
 void restored_path(const vss_bc_component *c, const char *data, char *buf, size_t size) {
+        size_t n = strlen(data);
         for (size_t i = 0; i < c->n_new_targets; i++)
                 if (path_within(data, c->new_targets[i].path)) {
                         snprintf(buf, size, "%s%s", c->new_targets[i].destination, data + strlen(c->new_targets[i].path));
                         return;
                 }
+        /* A tablespace's file group is its version directory (LOCATION/PG_15_...): the location
+         * went where that directory's parent went. */
+        for (size_t i = 0; i < c->n_new_targets; i++) {
+                const char *p = c->new_targets[i].path, *d = c->new_targets[i].destination;
+                if (strncmp(p, data, n) != 0 || p[n] != '/' || strchr(p + n + 1, '/'))
+                        continue;
+                size_t dl = strlen(d), nl = strlen(p + n);
+                if (dl > nl && streq(d + dl - nl, p + n)) {
+                        snprintf(buf, size, "%.*s", (int) (dl - nl), d);
+                        return;
+                }
+        }
         snprintf(buf, size, "%s", data);
 }
 
@@ -153,6 +166,21 @@ int relocate_links(const vss_bc_component *c, const char *data_dir, uid_t uid, g
         return r;
 }
 
+/* LOCATION/PG_<major>_<catalog version>, the cluster's own directory in a tablespace location,
+ * or NULL when there is none to be found (then the location is taken whole, as before). */
+static char *version_dir(const char *loc, int major) {
+        char prefix[32];
+        char *found = NULL;
+        snprintf(prefix, sizeof prefix, "PG_%d_", major);
+        DIR *d = opendir(loc);
+        for (struct dirent *e; d && !found && (e = readdir(d));)
+                if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 && asprintf(&found, "%s/%s", loc, e->d_name) < 0)
+                        found = NULL;
+        if (d)
+                closedir(d);
+        return found;
+}
+
 /* Asks the server where its files are. */
 bool layout_query(vss_writer *w, Layout *l) {
         _cleanup_free_ char *wal_link = NULL;
@@ -189,6 +217,11 @@ bool layout_query(vss_writer *w, Layout *l) {
                 res = NULL;
                 goto out;
         }
+        res = query(w, c, "identify: server_version_num", "SHOW server_version_num");
+        if (!res)
+                goto out;
+        int major = atoi(PQgetvalue(res, 0, 0)) / 10000;
+        PQclear(res);
         res = query(w, c, "identify: listing tablespaces",
                     "SELECT spcname, pg_tablespace_location(oid) FROM pg_tablespace "
                     "WHERE pg_tablespace_location(oid) <> '' ORDER BY spcname");
@@ -199,7 +232,11 @@ bool layout_query(vss_writer *w, Layout *l) {
                 /* Inside the data directory (PostgreSQL warns about that): already covered. */
                 if (path_within(loc, l->data_dir))
                         continue;
-                if (layout_add_tablespace(l, loc) < 0) {
+                /* Only this cluster's version directory of it (PG_15_202209061): a location may
+                 * hold other major versions' clusters, which are not this one's to back up or
+                 * prune at a restore. */
+                _cleanup_free_ char *own = version_dir(loc, major);
+                if (layout_add_tablespace(l, own ? own : loc) < 0) {
                         writer_fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
                         goto out;
                 }
