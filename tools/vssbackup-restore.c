@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "lib/common.h"
+#include "lib/metadata.h"
 #include "tools/restore-where.h"
 #include "tools/vssbackup.h"
 
@@ -98,9 +99,7 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
          * says of the writer (it may say nothing): honoured only where that user may write. */
         if (owner < 0 && backup_uid > 0)
                 owner = backup_uid;
-        for (size_t i = 0; i < wm->n_components; i++)
-                if (streq(wm->components[i].logical_path, c->logical_path) && streq(wm->components[i].name, c->name))
-                        ci = &wm->components[i];
+        ci = metadata_find_component(wm, c->logical_path, c->name);
         if (!ci)
                 return run_fail(run, VSS_E_INVALIDARG, "component '%s' is not in its writer's metadata", c->name);
         StoreRestoreRule *rules = calloc(ci->n_files ? ci->n_files : 1, sizeof(*rules));
@@ -208,52 +207,32 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
  * as restore_component puts them, whatever the backup says. */
 static bool announce_targets(Run *run, const vss_backup_document *doc, const vss_bc_component *c, const char *to) {
         const vss_writer_metadata *wm = vss_backup_document_writer(doc, c);
+        const vss_component_info *ci = to ? metadata_find_component(wm, c->logical_path, c->name) : NULL;
         vss_backup *b = run->r.b;
         bool ok = true;
 
-        for (size_t k = 0; ok && to && k < wm->n_components; k++) {
-                const vss_component_info *ci = &wm->components[k];
-                if (!streq(ci->logical_path, c->logical_path) || !streq(ci->name, c->name))
-                        continue;
-                for (size_t f = 0; ok && f < ci->n_files; f++) {
-                        const vss_file_desc *fd = &ci->files[f];
-                        _cleanup_free_ char *dest = NULL, *wish = NULL;
-                        if (restore_destination(wm, c, c->restore_target, fd->path, &wish) < 0 ||
-                            asprintf(&dest, "%s%s", to, wish ? wish : fd->path) < 0)
-                                ok = run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
-                        else
-                                ok = report_step(&run->r, vss_backup_add_new_target(b, &c->instance_id, &c->writer_id,
-                                                                                   c->logical_path, c->name, fd->path,
-                                                                                   fd->filespec, fd->recursive, dest));
-                }
+        for (size_t f = 0; ok && ci && f < ci->n_files; f++) {
+                const vss_file_desc *fd = &ci->files[f];
+                _cleanup_free_ char *dest = NULL, *wish = NULL;
+                if (restore_destination(wm, c, c->restore_target, fd->path, &wish) < 0 ||
+                    asprintf(&dest, "%s%s", to, wish ? wish : fd->path) < 0)
+                        ok = run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
+                else
+                        ok = report_step(&run->r, vss_backup_add_new_target(b, &c->instance_id, &c->writer_id,
+                                                                           c->logical_path, c->name, fd->path,
+                                                                           fd->filespec, fd->recursive, dest));
         }
         return ok;
 }
 
-/* Components wanted whose writer is not running (VSS does not let them be selected): their files
- * are restored without PreRestore and PostRestore. Pointers into the backup's document. */
-static const vss_bc_component **writerless;
-static size_t n_writerless;
-
-static bool is_writerless(const vss_bc_component *c) {
-        for (size_t i = 0; i < n_writerless; i++)
-                if (vss_id_equal(&writerless[i]->writer_id, &c->writer_id) &&
-                    streq(writerless[i]->logical_path, c->logical_path) && streq(writerless[i]->name, c->name))
-                        return true;
-        return false;
-}
-
-/* Selects the wanted components of doc for restore: each --component must name one. */
+/* Selects the wanted components of doc for restore: each --component must name one. One whose
+ * writer is not running cannot be selected (VSS): it stays wanted but unselected, and its files
+ * are restored without PreRestore and PostRestore (restore_selected()). */
 static bool select_for_restore(Run *run, const vss_backup_document *doc, char **specs, size_t n_specs, const char *to) {
         vss_backup *b = run->r.b;
         size_t n_wanted = 0;
         bool ok = true;
 
-        free(writerless);
-        n_writerless = 0;
-        writerless = calloc(doc->n_components ? doc->n_components : 1, sizeof(*writerless));
-        if (!writerless)
-                return run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
         for (size_t i = 0; ok && i < doc->n_components; i++) {
                 const vss_bc_component *c = &doc->components[i];
                 if (!component_wanted(doc, c, specs, n_specs))
@@ -262,7 +241,6 @@ static bool select_for_restore(Run *run, const vss_backup_document *doc, char **
                 int32_t hr = vss_backup_set_selected_for_restore(b, &c->instance_id, &c->writer_id, c->logical_path,
                                                                  c->name, true);
                 if (hr == VSS_E_OBJECT_NOT_FOUND) {
-                        writerless[n_writerless++] = c;
                         if (!arg_quiet)
                                 log_msg("%s; its files are restored without it (no PreRestore, no PostRestore)",
                                         vss_backup_errmsg(b));
@@ -311,54 +289,46 @@ static bool files_present(int fd, const char *filespec, bool recursive, unsigned
 
 /* restore-if-not-there: whether a file of the component is on disk where it would go back (its
  * path, beneath to with --to). VSS restores none of its files then. */
-static bool component_present(const vss_writer_metadata *wm, const vss_bc_component *c, const char *to) {
-        for (size_t k = 0; k < wm->n_components; k++) {
-                const vss_component_info *ci = &wm->components[k];
-                if (!streq(ci->logical_path, c->logical_path) || !streq(ci->name, c->name))
-                        continue;
-                for (size_t f = 0; f < ci->n_files; f++) {
-                        _cleanup_free_ char *p = NULL;
-                        if (asprintf(&p, "%s%s", strempty(to), ci->files[f].path) < 0)
-                                return true; /* cannot tell: restore nothing */
-                        int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                        if (fd < 0 && errno != ENOENT)
-                                return true;
-                        if (files_present(fd, isempty(ci->files[f].filespec) ? "*" : ci->files[f].filespec,
-                                          ci->files[f].recursive, 0))
-                                return true;
-                }
+static bool component_present(const vss_component_info *ci, const char *to) {
+        for (size_t f = 0; f < ci->n_files; f++) {
+                _cleanup_free_ char *p = NULL;
+                if (asprintf(&p, "%s%s", strempty(to), ci->files[f].path) < 0)
+                        return true; /* cannot tell: restore nothing */
+                int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd < 0 && errno != ENOENT)
+                        return true;
+                if (files_present(fd, isempty(ci->files[f].filespec) ? "*" : ci->files[f].filespec, ci->files[f].recursive,
+                                  0))
+                        return true;
         }
         return false;
 }
 
 /* restore-if-not-there with files on disk: whether every file group of the component has an
  * alternate place to go (VSS restores all of it there then; else none of it). */
-static bool component_all_alternate(const vss_writer_metadata *wm, const vss_bc_component *c) {
-        bool any = false;
-        for (size_t k = 0; k < wm->n_components; k++) {
-                const vss_component_info *ci = &wm->components[k];
-                if (!streq(ci->logical_path, c->logical_path) || !streq(ci->name, c->name))
-                        continue;
-                for (size_t f = 0; f < ci->n_files; f++) {
-                        _cleanup_free_ char *dest = NULL;
-                        if (restore_destination(wm, NULL, VSS_RT_ALTERNATE, ci->files[f].path, &dest) < 0 || !dest)
-                                return false;
-                        any = true;
-                }
+static bool component_all_alternate(const vss_writer_metadata *wm, const vss_component_info *ci) {
+        for (size_t f = 0; f < ci->n_files; f++) {
+                _cleanup_free_ char *dest = NULL;
+                if (restore_destination(wm, NULL, VSS_RT_ALTERNATE, ci->files[f].path, &dest) < 0 || !dest)
+                        return false;
         }
-        return any;
+        return ci->n_files > 0;
 }
 
-/* Puts back the files of every component selected in d (unless its writer refused it in
- * PreRestore, or restores it itself) and tells vssd how that went. */
-static void restore_selected(Run *run, const vss_backup_document *d, Backup *chain, size_t n_chain, const char *to) {
+/* Puts back the files of every component selected in d, and of every one wanted whose writer is
+ * not running (select_for_restore()), unless its writer refused it in PreRestore or restores it
+ * itself, and tells vssd how that went. */
+static void restore_selected(Run *run, const vss_backup_document *d, Backup *chain, size_t n_chain, const char *to,
+                             char **specs, size_t n_specs) {
         vss_backup *b = run->r.b;
 
         for (size_t i = 0; i < d->n_components; i++) {
                 const vss_bc_component *c = &d->components[i];
                 const vss_writer_metadata *wm = vss_backup_document_writer(d, c);
-                if ((!c->selected_for_restore && !is_writerless(c)) || !wm)
+                if (!wm || !(c->selected_for_restore || component_wanted(d, c, specs, n_specs)))
                         continue;
+                const vss_component_info *ci = metadata_find_component(wm, c->logical_path, c->name);
+                bool present = wm->restore_method == VSS_RME_RESTORE_IF_NOT_THERE && ci && component_present(ci, to);
                 uint64_t files = 0;
                 vss_file_restore_status rs;
                 bool c_ok = true;
@@ -372,15 +342,14 @@ static void restore_selected(Run *run, const vss_backup_document *d, Backup *cha
                 } else if (wm->restore_method == VSS_RME_CUSTOM) {
                         rs = VSS_RS_NONE;
                         snprintf(what, sizeof(what), "left to the writer (custom restore method)");
-                } else if (wm->restore_method == VSS_RME_RESTORE_IF_NOT_THERE && component_present(wm, c, to) &&
-                           !component_all_alternate(wm, c)) {
+                } else if (present && !component_all_alternate(wm, ci)) {
                         /* VSS: any file of it on disk, none restored (a mix of two times is worse). */
                         rs = VSS_RS_NONE;
                         snprintf(what, sizeof(what), "not restored: files of it are on disk (restore-if-not-there)");
                 } else {
                         /* ...or, where the writer maps an alternate location, all of it goes there. */
                         vss_bc_component alt = *c;
-                        if (wm->restore_method == VSS_RME_RESTORE_IF_NOT_THERE && component_present(wm, c, to))
+                        if (present)
                                 alt.restore_target = VSS_RT_ALTERNATE; /* every group maps (above) */
                         bool partial = false;
                         c_ok = restore_component(run, chain, n_chain, d, &alt, to, &files, &partial);
@@ -423,7 +392,7 @@ int cmd_restore(const char *src, char **specs, size_t n_specs, const char *to) {
         ok = ok && report_step(&run.r, vss_backup_pre_restore_sync(b)) && report_phase(&run.r, "pre-restore");
         ok = ok && report_step(&run.r, vss_backup_get_document(b, &d));
         if (ok)
-                restore_selected(&run, d, chain, n_chain, to);
+                restore_selected(&run, d, chain, n_chain, to, specs, n_specs);
         /* PostRestore comes whenever PreRestore did, so writers restart what they stopped. */
         if (run.r.b && d)
                 run_closing_phase(&run, vss_backup_post_restore_sync(b), "post-restore");
@@ -440,8 +409,5 @@ int cmd_restore(const char *src, char **specs, size_t n_specs, const char *to) {
         for (size_t i = 0; i < n_chain; i++)
                 backup_close(&chain[i]);
         vss_backup_document_free(d);
-        free(writerless);
-        writerless = NULL;
-        n_writerless = 0;
         return run_finish(&run, extra);
 }
