@@ -2,6 +2,7 @@
 /* vss-writer-postgres: where the cluster's files are, and where a restore put them. */
 
 #include <dirent.h>
+#include <libmount.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -262,32 +263,18 @@ static bool under_data_dir(const char *data_dir, const char *path, dev_t dev) {
 /* Whether a filesystem is mounted strictly below dir (resolved): its shadow holds only an empty
  * directory there (pg_wal mounted from another disk, say). Unreadable table: assume so. */
 static bool mount_below(const char *dir) {
-        _cleanup_free_ char *d = realpath(dir, NULL), *line = NULL;
-        size_t n = 0;
-        bool below = false;
-        FILE *f = fopen("/proc/self/mountinfo", "re");
-        if (!d || !f) {
-                if (f)
-                        fclose(f);
-                return true;
+        _cleanup_free_ char *d = realpath(dir, NULL);
+        /* util-linux's libmount reads the table (and its escapes), as everywhere in OpenVSS. */
+        struct libmnt_table *tb = d ? mnt_new_table_from_file("/proc/self/mountinfo") : NULL;
+        struct libmnt_iter *it = tb ? mnt_new_iter(MNT_ITER_FORWARD) : NULL;
+        struct libmnt_fs *fs;
+        bool below = !it;
+        while (!below && mnt_table_next_fs(tb, it, &fs) == 0) {
+                const char *target = mnt_fs_get_target(fs);
+                below = target && !streq(target, d) && path_within(target, d);
         }
-        while (!below && getline(&line, &n, f) > 0) {
-                /* ID PARENT MAJ:MIN ROOT MOUNTPOINT ...; the mount point with \ooo escapes. */
-                char mp[PATH_MAX], *o = mp;
-                const char *p = line;
-                for (int field = 0; field < 4 && p; field++)
-                        p = (p = strchr(p, ' ')) ? p + 1 : NULL;
-                for (; p && *p && *p != ' ' && o < mp + sizeof(mp) - 1; p++)
-                        if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' &&
-                            p[3] <= '7') {
-                                *o++ = (char) ((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
-                                p += 3;
-                        } else
-                                *o++ = *p;
-                *o = 0;
-                below = p && !streq(mp, d) && path_within(mp, d);
-        }
-        fclose(f);
+        mnt_free_iter(it);
+        mnt_unref_table(tb);
         return below;
 }
 
