@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "daemon/log.h"
+#include "lib/common.h"
 
 /* stderr is the journal's stream when $JOURNAL_STREAM ("DEV:INO") names stderr's own file: a
  * child whose stderr was redirected elsewhere inherits the variable but not the match. */
@@ -31,7 +32,7 @@ void vssd_log(int priority, const char *prefix, const char *fmt, ...) {
         /* One line, whatever a client sent (writer messages, names, paths): a newline would forge
          * a log line (with its own priority, in the journal), an escape would reach a terminal. */
         for (char *p = r < 0 ? NULL : msg; p && *p; p++)
-                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                if (char_is_control(*p))
                         *p = '?';
         /* One write per line, so lines of children sharing stderr do not interleave. */
         if (stderr_is_journal())

@@ -259,7 +259,7 @@ void utf8_copy(char *dst, size_t size, const char *src) {
                 if (o + n >= size)
                         break;
                 memcpy(dst + o, p, n);
-                if (n == 1 && (*p < 0x20 || *p == 0x7f))
+                if (n == 1 && char_is_control((char) *p))
                         dst[o] = ' ';
                 o += n;
                 p += n;

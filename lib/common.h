@@ -65,18 +65,22 @@ void vss_id_from_name(const char *name, vss_id *ret);
 
 /* A string is acceptable on the wire: valid UTF-8 is checked by sd-bus, we check length. */
 static inline bool string_ok(const char *s, size_t max) { return s && strnlen(s, max + 1) <= max; }
+/* A control character (C0 or DEL): a newline would forge a log line, an escape reach a terminal. */
+static inline bool char_is_control(char c) {
+        return (unsigned char) c < 0x20 || c == 0x7f;
+}
 /* s made one line of text for logs and terminals: control characters become spaces (in place;
  * NULL stays NULL). */
 static inline char *one_line(char *s) {
         for (char *p = s; p && *p; p++)
-                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                if (char_is_control(*p))
                         *p = ' ';
         return s;
 }
 /* A name shown in logs and terminals: no control character. */
 static inline bool name_printable(const char *s) {
         for (; s && *s; s++)
-                if ((unsigned char) *s < 0x20 || *s == 0x7f)
+                if (char_is_control(*s))
                         return false;
         return true;
 }
