@@ -202,9 +202,9 @@ static int mount_target(const Exec *x, size_t i, const int *trees) {
 }
 
 /* In the new namespace: each shadow copy read-only (nosuid, nodev) at its mount_target(), outer
- * volumes first, an inner one mounted into the outer one's copy. All are cloned (open_tree)
- * before anything is mounted, since a shadow copy may lie beneath an original path, and each is
- * moved onto the opened target (move_mount), so what was checked is where it goes. */
+ * volumes first, an inner one mounted into the outer one's copy. All that are mounted are cloned
+ * (open_tree) before anything is mounted, since a shadow copy may lie beneath an original path,
+ * and each is moved onto the opened target (move_mount), so what was checked is where it goes. */
 static bool mount_shadows(const Exec *x, char *err, size_t size) {
         const Volume *vols = x->vols;
         size_t n_vols = x->n_vols, order[MAX_VOLUMES];
@@ -212,6 +212,9 @@ static bool mount_shadows(const Exec *x, char *err, size_t size) {
         bool ok = true;
         for (size_t i = 0; i < n_vols; i++) {
                 order[i] = i;
+                trees[i] = -EBADF;
+                if (!x->at_original && !outer_volume(x, i))
+                        continue; /* not mounted: COMMAND reads it at its shadow copy's path */
                 trees[i] = open_tree(AT_FDCWD, vols[i].shadow_path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
                 struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
                 if (ok && (trees[i] < 0 || mount_setattr(trees[i], "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)) {
@@ -410,14 +413,15 @@ static bool exec_nested_volumes(Run *run, Volume *vols, size_t *n_vols, void *us
                 const vss_writer_metadata *wm = vss_backup_metadata_get(b, i);
                 for (size_t k = 0; ok && k < wm->n_components; k++) {
                         const vss_component_info *ci = &wm->components[k];
-                        bool below = false;
-                        for (size_t f = 0; f < ci->n_files; f++)
-                                below = below || below_on_other_fs(vols, *n_vols, ci->files[f].path);
-                        if (!below || component_left_out(d, wm, ci, "its filesystem below --for is not shadowed"))
-                                continue;
-                        for (size_t f = 0; ok && f < ci->n_files; f++)
-                                if (below_on_other_fs(vols, *n_vols, ci->files[f].path))
+                        int left_out = -1; /* asked at its first path below */
+                        for (size_t f = 0; ok && left_out != 1 && f < ci->n_files; f++) {
+                                if (!below_on_other_fs(vols, *n_vols, ci->files[f].path))
+                                        continue;
+                                if (left_out < 0)
+                                        left_out = component_left_out(d, wm, ci, "its filesystem below --for is not shadowed");
+                                if (!left_out)
                                         ok = volume_add(run, vols, n_vols, ci->files[f].path);
+                        }
                 }
         }
         vss_backup_document_free(d);
