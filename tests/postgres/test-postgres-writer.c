@@ -548,26 +548,45 @@ static void test_roundtrip(void) {
         roundtrip(false);
 }
 
+/* True (and the test skipped) without mkfs.btrfs. */
+static bool btrfs_missing(void) {
+        if (access("/usr/sbin/mkfs.btrfs", X_OK) == 0 || access("/sbin/mkfs.btrfs", X_OK) == 0)
+                return false;
+        printf("# skipped: no mkfs.btrfs (btrfs-progs)\n");
+        return true;
+}
+
 static void test_roundtrip_btrfs(void) {
-        if (access("/usr/sbin/mkfs.btrfs", X_OK) < 0 && access("/sbin/mkfs.btrfs", X_OK) < 0) {
-                printf("# skipped: no mkfs.btrfs (btrfs-progs)\n");
+        if (btrfs_missing())
                 return;
-        }
         roundtrip(true);
+}
+
+/* The writer started for the cluster at base (port) backs it up with the btrfs provider into
+ * mnt/backup, as a base backup (backup_label), not a crash-consistent copy. */
+static void backup_is_base_backup(Harness *h, const char *mnt, const char *base, int port) {
+        char dsn[PATH_MAX + 64], labels[PATH_MAX], backup[PATH_MAX + 16];
+        int st;
+        snprintf(labels, sizeof(labels), "%s/labels", harness_dir(h));
+        snprintf(backup, sizeof(backup), "%s/backup", mnt);
+        dsn_for(dsn, sizeof(dsn), base, port, PG_USER);
+        writer_start(h, dsn, labels);
+        json_object *out = harness_json(h, &st, "vssbackup backup --to %s --provider btrfs --json", backup);
+        CHECK(st == 0);
+        json_object_put(out);
+        CHECK(writer_log_has(h, "base backup started at"));
+        CHECK(!writer_log_has(h, "crash-consistent"));
 }
 
 /* A cluster on one btrfs subvolume with a tablespace beside its data directory: a requester takes
  * the two as two volumes, snapshotted one after the other, so the writer makes a base backup
  * (backup_label), not a crash-consistent one. */
 static void test_btrfs_tablespace_beside(void) {
-        if (access("/usr/sbin/mkfs.btrfs", X_OK) < 0 && access("/sbin/mkfs.btrfs", X_OK) < 0) {
-                printf("# skipped: no mkfs.btrfs (btrfs-progs)\n");
+        if (btrfs_missing())
                 return;
-        }
         Harness *h = harness_new(NULL);
-        char base[PATH_MAX], data[PATH_MAX + 8], ts[PATH_MAX + 8], dsn[PATH_MAX + 64], labels[PATH_MAX];
-        char backup[PATH_MAX + 16], q[PATH_MAX + 64];
-        int port = test_port(1), st;
+        char base[PATH_MAX], data[PATH_MAX + 8], ts[PATH_MAX + 8], q[PATH_MAX + 64];
+        int port = test_port(1);
         char *mnt = harness_loop_fs(h, "mkfs.btrfs -q", "1G");
         CHECK(chmod(harness_dir(h), 0755) == 0);
         snprintf(base, sizeof(base), "%s/pg", mnt);
@@ -583,15 +602,7 @@ static void test_btrfs_tablespace_beside(void) {
         snprintf(q, sizeof(q), "create tablespace ts location '%s'", ts);
         _cleanup_free_ char *r1 = psql(h, base, port, q);
         CHECK(r1);
-        snprintf(labels, sizeof(labels), "%s/labels", harness_dir(h));
-        snprintf(backup, sizeof(backup), "%s/backup", mnt);
-        dsn_for(dsn, sizeof(dsn), base, port, PG_USER);
-        writer_start(h, dsn, labels);
-        json_object *out = harness_json(h, &st, "vssbackup backup --to %s --provider btrfs --json", backup);
-        CHECK(st == 0);
-        json_object_put(out);
-        CHECK(writer_log_has(h, "base backup started at"));
-        CHECK(!writer_log_has(h, "crash-consistent"));
+        backup_is_base_backup(h, mnt, base, port);
         teardown(h);
 }
 
@@ -599,13 +610,11 @@ static void test_btrfs_tablespace_beside(void) {
  * data directory's snapshot would hold an empty pg_wal, so the writer makes a base backup
  * (backup_label and the WAL saved), not a crash-consistent one. */
 static void test_btrfs_wal_mount(void) {
-        if (access("/usr/sbin/mkfs.btrfs", X_OK) < 0 && access("/sbin/mkfs.btrfs", X_OK) < 0) {
-                printf("# skipped: no mkfs.btrfs (btrfs-progs)\n");
+        if (btrfs_missing())
                 return;
-        }
         Harness *h = harness_new(NULL);
-        char base[PATH_MAX], data[PATH_MAX + 8], dsn[PATH_MAX + 64], labels[PATH_MAX], backup[PATH_MAX + 16];
-        int port = test_port(3), st;
+        char base[PATH_MAX], data[PATH_MAX + 8];
+        int port = test_port(3);
         char *mnt = harness_loop_fs(h, "mkfs.btrfs -q", "1G");
         CHECK(chmod(harness_dir(h), 0755) == 0);
         snprintf(base, sizeof(base), "%s/pg", mnt);
@@ -620,15 +629,7 @@ static void test_btrfs_wal_mount(void) {
                 (void) sh("umount %s/pg_wal", data);
                 return teardown(h);
         }
-        snprintf(labels, sizeof(labels), "%s/labels", harness_dir(h));
-        snprintf(backup, sizeof(backup), "%s/backup", mnt);
-        dsn_for(dsn, sizeof(dsn), base, port, PG_USER);
-        writer_start(h, dsn, labels);
-        json_object *out = harness_json(h, &st, "vssbackup backup --to %s --provider btrfs --json", backup);
-        CHECK(st == 0);
-        json_object_put(out);
-        CHECK(writer_log_has(h, "base backup started at"));
-        CHECK(!writer_log_has(h, "crash-consistent"));
+        backup_is_base_backup(h, mnt, base, port);
         writer_stop();
         pg_stop(data, "fast");
         CHECK(sh("umount %s/pg_wal", data) == 0);
