@@ -420,16 +420,22 @@ static void files_writer_as_bob(Harness *h, void *userdata) {
         vss_writer_unref(w);
 }
 
+/* fn run as bob (spawn_as()), returned once vssd lists the writer name it subscribes. */
+static pid_t bob_writer_listed(Harness *h, UserFn fn, void *userdata, const char *name) {
+        pid_t w = spawn_as(BOB, fn, h, userdata);
+        for (int i = 0; i < 2000 && !writer_listed(h, name); i++)
+                usleep(10 * 1000);
+        CHECK(writer_listed(h, name));
+        return w;
+}
+
 /* A backup by root with bob's writer handing over fw's file (options: more vssbackup options): it
  * succeeds, or fails with a message holding want_msg and fw->file. */
 static void files_backup_with(Harness *h, FilesWriter *fw, const char *backup, const char *options,
                               const char *want_msg) {
         const char *file = fw->file;
         bool want_ok = want_msg == NULL;
-        pid_t w = spawn_as(BOB, files_writer_as_bob, h, fw);
-        for (int i = 0; i < 2000 && !writer_listed(h, "bob-files"); i++)
-                usleep(10 * 1000);
-        CHECK(writer_listed(h, "bob-files"));
+        pid_t w = bob_writer_listed(h, files_writer_as_bob, fw, "bob-files");
         int st;
         json_object *out = harness_json(h, &st, "vssbackup backup --to %s --retries 0 --json %s", backup, options);
         CHECK(st == (want_ok ? 0 : 1));
@@ -556,9 +562,7 @@ static void test_participation_symlink(void) {
         CHECK(symlink(pl.victim, link) == 0 && lchown(link, uid_of(BOB), (gid_t) -1) == 0);
         snprintf(backup, sizeof(backup), "%s/backup", harness_dir(h));
         FilesWriter fw = { pl.data, NULL, link, NULL };
-        pid_t w = spawn_as(BOB, files_writer_as_bob, h, &fw);
-        for (int i = 0; i < 2000 && !writer_listed(h, "bob-files"); i++)
-                usleep(10 * 1000);
+        pid_t w = bob_writer_listed(h, files_writer_as_bob, &fw, "bob-files");
         char *o = NULL;
         CHECK(harness_sh(h, &o, "vssbackup backup --to %s --retries 0 2>&1", backup) != 0 ||
               (o && strstr(o, "left out")));
@@ -619,10 +623,7 @@ static void test_backup_symlink_swap(void) {
         make_file(p, "mine", "bob's\n", bob);
         snprintf(backup, sizeof(backup), "%s/backup", harness_dir(h));
         BobWriter bw = { "bob-swap", { .identify = swap_identify, .prepare_snapshot = swap_prepare_snapshot } };
-        pid_t w = spawn_as(BOB, bob_writer_main, h, &bw);
-        for (int i = 0; i < 2000 && !writer_listed(h, "bob-swap"); i++)
-                usleep(10 * 1000);
-        CHECK(writer_listed(h, "bob-swap"));
+        pid_t w = bob_writer_listed(h, bob_writer_main, &bw, "bob-swap");
         int st;
         json_object *out = harness_json(h, &st, "vssbackup backup --to %s --for %s --retries 0 --json", backup, swap_root);
         CHECK(st == 1 && !component_succeeded(out, "bob-swap"));
@@ -668,10 +669,7 @@ static void test_exec_mount_swap(void) {
         make_dir(p, 0755, bob);
         make_file(p, "evil", "bob's\n", bob);
         BobWriter bw = { "bob-mswap", { .identify = mswap_identify, .post_snapshot = mswap_post_snapshot } };
-        pid_t w = spawn_as(BOB, bob_writer_main, h, &bw);
-        for (int i = 0; i < 2000 && !writer_listed(h, "bob-mswap"); i++)
-                usleep(10 * 1000);
-        CHECK(writer_listed(h, "bob-mswap"));
+        pid_t w = bob_writer_listed(h, bob_writer_main, &bw, "bob-mswap");
         _cleanup_free_ char *o = NULL;
         CHECK(harness_sh(h, &o, "vssbackup exec --at-original --retries 0 -- sh -c 'ls %s/victim; touch %s' 2>&1", swap_root,
                          marker) != 0);
@@ -714,9 +712,7 @@ static void test_writer_files_chain(void) {
         /* bob's component covers root's writer's directory too; root's writer is not there to
          * object, so bob's file is stored at its path, as bob's component's. */
         FilesWriter fw = { pl.data, pl.evil, pl.shared, pl.target };
-        pid_t bw = spawn_as(BOB, files_writer_as_bob, h, &fw);
-        for (int i = 0; i < 2000 && !writer_listed(h, "bob-files"); i++)
-                usleep(10 * 1000);
+        pid_t bw = bob_writer_listed(h, files_writer_as_bob, &fw, "bob-files");
         CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --type incremental --base %s --component bob-files:app --quiet",
                          inc1, base) == 0);
         kill(bw, SIGTERM);
