@@ -37,8 +37,8 @@ bool component_left_out(const vss_backup_document *d, const vss_writer_metadata 
                         const char *hint) {
         const char *bad = component_not_users(d, wm, ci);
         if (bad && !arg_quiet)
-                fprintf(stderr, "vssbackup: component '%s' of writer '%s' left out: %s is not its user's (%s)\n", ci->name,
-                        wm->name, bad, hint);
+                log_msg("component '%s' of writer '%s' left out: %s is not its user's (%s)", ci->name, wm->name, bad,
+                        hint);
         return bad != NULL;
 }
 

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "lib/basic/log.h"
 
@@ -14,27 +17,53 @@ const char *log_ident(void) {
         return ident;
 }
 
+/* msg as one line of text: a control character (a newline, an escape) as \n, \t, \r or \xHH, so a
+ * path or name from another user (a writer's metadata) reaches a terminal or a log as text, never
+ * as an escape sequence or a line of its own. Newlines ending msg (a library's error text) are
+ * dropped. NULL when out of memory. */
+static char *printable(const char *msg) {
+        size_t n = strlen(msg);
+        while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+                n--;
+        char *out = malloc(4 * n + 1), *o = out;
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char) msg[i];
+                if (c >= 0x20 && c != 0x7f)
+                        *o++ = (char) c;
+                else if (c == '\n' || c == '\t' || c == '\r') {
+                        *o++ = '\\';
+                        *o++ = c == '\n' ? 'n' : c == '\t' ? 't' : 'r';
+                } else
+                        o += sprintf(o, "\\x%02x", c);
+        }
+        *o = 0;
+        return out;
+}
+
+static void log_vline(const char *prefix, const char *fmt, va_list ap) {
+        /* One line per call, built first, so lines of concurrent writers do not interleave. */
+        char *msg = NULL, *line = NULL;
+        if (vasprintf(&msg, fmt, ap) >= 0)
+                line = printable(msg);
+        fprintf(stderr, "%s: %s%s\n", ident, prefix, line ? line : "(a message was lost: out of memory)");
+        free(line);
+        free(msg);
+}
+
 void log_prefixed(const char *prefix, const char *fmt, ...) {
         va_list ap;
-
-        /* One line per call, built first, so lines of concurrent writers do not interleave. */
-        char *msg = NULL;
         va_start(ap, fmt);
-        int r = vasprintf(&msg, fmt, ap);
+        log_vline(prefix, fmt, ap);
         va_end(ap);
-        fprintf(stderr, "%s: %s%s\n", ident, prefix, r < 0 ? fmt : msg);
-        free(msg);
 }
 
 void log_msg(const char *fmt, ...) {
         va_list ap;
-        char *msg = NULL;
-
         va_start(ap, fmt);
-        int r = vasprintf(&msg, fmt, ap);
+        log_vline("", fmt, ap);
         va_end(ap);
-        fprintf(stderr, "%s: %s\n", ident, r < 0 ? fmt : msg);
-        free(msg);
 }
 
 int usage_error(const char *fmt, ...) {

@@ -9,7 +9,7 @@
 void log_set_ident(const char *ident);
 const char *log_ident(void);
 
-/* "IDENT: message\n" on stderr. */
+/* "IDENT: message\n" on stderr, one line: control characters in message shown escaped (\n, \xHH). */
 void log_msg(const char *fmt, ...) _printf_(1, 2);
 /* "IDENT: PREFIXmessage\n" on stderr. */
 void log_prefixed(const char *prefix, const char *fmt, ...) _printf_(2, 3);

@@ -218,12 +218,19 @@ static void test_backup_default(void) {
         const char *const rootw[] = { "--component", comp, NULL };
         harness_writer(h, "rootw", rootw);
         pid_t b1 = bobs_writer(h, "bob-everything", "/", true);
+        /* A path of bob's naming a terminal escape (a window title) and a line of its own: root's
+         * terminal gets them as text. */
+        pid_t b2 = bobs_writer(h, "bob-escapes", "/nonexistent\033]0;owned\a\nvssbackup: fake", false);
 
         int st = -1;
         char *o = NULL;
         CHECK(harness_sh(h, &o, "vssbackup backup --to '%s' --retries 0 2>&1", backup) == 0);
         CHECK(o && strstr(o, "component 'db' of writer 'bob-everything' left out: / is not its user's"));
+        CHECK(o && strstr(o, "component 'db' of writer 'bob-escapes' left out: "
+                             "/nonexistent\\x1b]0;owned\\x07\\nvssbackup: fake is not its user's"));
+        CHECK(o && !strchr(o, '\033') && !strchr(o, '\a'));
         free(o);
+        stop_writer(b2);
         check_left_out_events(h, "bob-everything");
         char *ev = harness_events(h, "rootw");
         CHECK(ev && strstr(ev, "prepare-snapshot freeze thaw post-snapshot backup-complete") != NULL);
