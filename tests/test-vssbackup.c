@@ -267,7 +267,8 @@ static void test_prerestore_veto(void) {
 
 /* A component on a filesystem mounted below the --for path (a database on its own mount): the
  * --for path's shadow holds the mount point only as an empty directory, so the component's path
- * gets a shadow of its own, and its files are in the backup. */
+ * gets a shadow of its own, and its files are in the backup. A filesystem below a component that
+ * the set does not have is warned of. */
 /* data/db, a tmpfs of its own holding app.db ("rows"), and writer "db" whose component is that file. */
 static void nested_mount_make(Harness *h, const char *data, char db[PATH_MAX + 8]) {
         char comp[PATH_MAX + 16];
@@ -292,7 +293,27 @@ static void test_nested_mount(void) {
         snprintf(stored, sizeof(stored), "%s/data%s/app.db", dest, db);
         _cleanup_free_ char *got = NULL;
         CHECK(harness_sh(h, &got, "cat '%s'", stored) == 0 && got && streq(got, "rows\n"));
-        CHECK(harness_sh(h, NULL, "umount '%s'", db) == 0);
+
+        /* A writer whose component is all of data: data/db is in the set (the db component's),
+         * data/cache, a filesystem no component has, is not. Its files are not in the backup, and
+         * vssbackup says so, once, without failing. */
+        char cache[PATH_MAX + 8], comp[PATH_MAX + 16], dest2[PATH_MAX];
+        snprintf(cache, sizeof(cache), "%s/cache", data);
+        CHECK(mkdir(cache, 0755) == 0);
+        CHECK(harness_sh(h, NULL, "mount -t tmpfs -o size=1m openvss-test '%s' && echo t > '%s/t'", cache, cache) == 0);
+        snprintf(comp, sizeof(comp), "all=%s", data);
+        const char *const args[] = { "--component", comp, NULL };
+        harness_writer(h, "app", args);
+        snprintf(dest2, sizeof(dest2), "%s/backup2", harness_dir(h));
+        out = harness_json(h, &st, "vssbackup backup --to %s --json", dest2);
+        CHECK(st == 0);
+        json_object *w = out ? json_object_object_get(out, "warnings") : NULL;
+        CHECK(w && json_object_array_length(w) == 1);
+        CHECK_STR(w ? json_str(json_object_array_get_idx(w, 0), "path") : NULL, cache);
+        json_object_put(out);
+        snprintf(stored, sizeof(stored), "%s/data%s/t", dest2, cache);
+        CHECK(access(stored, F_OK) < 0);
+        CHECK(harness_sh(h, NULL, "umount '%s' && umount '%s'", cache, db) == 0);
         harness_free(h);
 }
 
