@@ -532,24 +532,32 @@ static void restore_refused_while_open(bool other_user) {
         if (other_user)
                 CHECK(harness_sh(h, NULL, "chmod o+x %s && chmod 0777 %s && chmod 0666 %s*", harness_dir(h), dir, db) == 0);
 
-        int p[2];
-        CHECK(pipe(p) == 0);
+        /* p: the child holds its connection until p closes; q: it says when its commit is in. No
+         * polling of the database meanwhile: a connection of ours (root's) could make its -wal and
+         * -shm files as root, which nobody then cannot open, or checkpoint under an exclusive lock
+         * as the child begins its write. */
+        int p[2], q[2];
+        CHECK(pipe(p) == 0 && pipe(q) == 0);
         pid_t pid = fork();
         CHECK(pid >= 0);
         if (pid == 0) {
                 sqlite3 *c = NULL;
                 close(p[1]);
+                close(q[0]);
                 prctl(PR_SET_PDEATHSIG, SIGKILL);
                 if (other_user && (setgid(65534) < 0 || setuid(65534) < 0))
                         _exit(4);
-                if (sqlite3_open(db, &c) != SQLITE_OK || !exec_sql(c, "UPDATE t SET v = 7"))
+                if (sqlite3_open(db, &c) != SQLITE_OK || sqlite3_busy_timeout(c, 30000) != SQLITE_OK ||
+                    !exec_sql(c, "UPDATE t SET v = 7") || write(q[1], "u", 1) != 1)
                         _exit(3);
                 char x;
                 _exit(read(p[0], &x, 1) < 0); /* holds the connection until told */
         }
         close(p[0]);
-        for (int i = 0; i < 2000 && rows_not(db, 7) != 0; i++)
-                usleep(5000);
+        close(q[1]);
+        char u = 0;
+        CHECK(read(q[0], &u, 1) == 1 && u == 'u'); /* 0 bytes: the child failed before */
+        close(q[0]);
         CHECK(rows_not(db, 7) == 0);
         out = harness_json(h, &st, "vssbackup restore --from %s --json", dest);
         CHECK(st == 1);
