@@ -337,6 +337,18 @@ static void test_exec_nested_mount(void) {
         char want[3 * PATH_MAX];
         snprintf(want, sizeof(want), "%s\n%s\n", data, db);
         CHECK_STR(paths, want);
+        /* A filesystem below the --for path that the set does not have: COMMAND sees an empty
+         * directory there, and is told so. */
+        char cache[PATH_MAX + 8], want_w[3 * PATH_MAX];
+        _cleanup_free_ char *warned = NULL;
+        snprintf(cache, sizeof(cache), "%s/cache", data);
+        CHECK(mkdir(cache, 0755) == 0);
+        CHECK(harness_sh(h, NULL, "mount -t tmpfs -o size=1m openvss-test '%s' && echo t > '%s/t'", cache, cache) == 0);
+        CHECK(harness_sh(h, &warned, "vssbackup exec --quiet --for %s -- sh -c 'test ! -e {}/cache/t' 2>&1", data) == 0);
+        snprintf(want_w, sizeof(want_w), "vssbackup: warning: %s: the files of the filesystem mounted there not kept: "
+                                         "COMMAND sees this mount point as an empty directory", cache);
+        CHECK(warned && strstr(warned, want_w) != NULL);
+        CHECK(harness_sh(h, NULL, "umount '%s'", cache) == 0);
         CHECK(harness_sh(h, NULL, "echo live > '%s/app.db' && umount '%s'", db, db) == 0);
         CHECK(harness_sh(h, NULL, "! grep -q ' %s/\\.' /proc/self/mountinfo", data) == 0);
         harness_free(h);

@@ -5,7 +5,6 @@
 
 #include <fcntl.h>
 #include <ftw.h>
-#include <libmount.h>
 #include <sys/stat.h>
 
 #include "lib/common.h"
@@ -125,39 +124,16 @@ static bool writer_files_below(const vss_bc_component *c, const char *m) {
         return false;
 }
 
-/* A filesystem mounted below a recursive group's path: the group is read from its volume's shadow
- * copy, which holds that mount point as an empty directory, so none of the files there are in
- * the backup unless the set has that filesystem too, or the writer hands over what it needs from
- * there (c, the component's record). Never silent: a warning for each (stderr, and "warnings" in
- * --json), as for metadata a target cannot keep. */
-static void warn_mounts_below(const StoreFileGroup *g, const StoreFileGroup *ex, size_t n_ex, const vss_bc_component *c,
-                              const Volume *vols, size_t n_vols) {
-        char real[PATH_MAX];
-        struct stat st;
-        if (!g->recursive || !realpath(g->path, real) || stat(real, &st) < 0 || !S_ISDIR(st.st_mode))
-                return;
-        struct libmnt_table *t = mnt_new_table_from_file("/proc/self/mountinfo");
-        struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
-        struct libmnt_fs *fs;
-        while (t && it && mnt_table_next_fs(t, it, &fs) == 0) {
-                const char *m = mnt_fs_get_target(fs);
-                /* proc, sysfs, cgroup...: nothing of an application's there (tmpfs may hold some). */
-                if (mnt_fs_is_pseudofs(fs) && !mnt_fs_match_fstype(fs, "tmpfs,ramfs,overlay"))
-                        continue;
-                if (!m || streq(m, real) || !path_within(m, real) || stat(m, &st) < 0 || mount_excluded(ex, n_ex, m) ||
-                    writer_files_below(c, m))
-                        continue;
-                bool in_set = false;
-                for (size_t i = 0; i < n_vols && !in_set; i++)
-                        in_set = vols[i].dev == st.st_dev;
-                if (!in_set)
-                        on_warning(m, "the files of the filesystem mounted there",
-                                   "a component's files are read from its own filesystem's shadow copy, which holds this "
-                                   "mount point as an empty directory; give that filesystem a component of its own",
-                                   NULL);
-        }
-        mnt_free_iter(it);
-        mnt_unref_table(t);
+typedef struct MountSkip {
+        const StoreFileGroup *ex;
+        size_t n_ex;
+        const vss_bc_component *c;
+} MountSkip;
+
+/* A mount the writer's excludes leave out, or where it hands over what the backup needs. */
+static bool mount_known(const char *m, void *userdata) {
+        const MountSkip *k = userdata;
+        return mount_excluded(k->ex, k->n_ex, m) || writer_files_below(k->c, m);
 }
 
 static bool copy_component(Run *run, Store *st, const vss_backup_document *d, const Selected *s, const Volume *vols,
@@ -184,7 +160,14 @@ static bool copy_component(Run *run, Store *st, const vss_backup_document *d, co
                 if (r < 0)
                         return run_fail(run, VSS_E_UNEXPECTED, "copying %s of component '%s': %s", groups[i].path,
                                         s->ci->name, err ? err : strerror(-r));
-                warn_mounts_below(&groups[i], ex, s->wm->n_excludes, c, vols, n_vols);
+                /* Read from its volume's shadow copy, a group holds a filesystem mounted below it
+                 * (not in the set) as an empty directory. */
+                if (groups[i].recursive)
+                        warn_mounts_below(groups[i].path, vols, n_vols, mount_known,
+                                          &(MountSkip) { ex, s->wm->n_excludes, c },
+                                          "a component's files are read from its own filesystem's shadow copy, "
+                                          "which holds this mount point as an empty directory; give that "
+                                          "filesystem a component of its own");
         }
         return true;
 }

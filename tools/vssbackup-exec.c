@@ -485,6 +485,11 @@ int cmd_exec(char **paths, size_t n_paths, vss_backup_type type, bool at_origina
                                                 "this user may make no mount namespace to put it there; its shadow copy "
                                                 "is %s (in $VSS_SHADOW_PATHS)",
                                                 vols[j].path, outer_volume(&x, j)->shadow_path, vols[j].shadow_path);
+                for (size_t j = 0; j < n_vols; j++)
+                        if (!outer_volume(&x, j))
+                                warn_mounts_below(vols[j].path, vols, n_vols, NULL, NULL,
+                                                  "COMMAND sees this mount point as an empty directory: no shadow "
+                                                  "copy of its filesystem is in the set (name it with --for to have one)");
                 if (arg_json || arg_quiet)
                         ;
                 else if (at_original)
@@ -513,6 +518,7 @@ int cmd_exec(char **paths, size_t n_paths, vss_backup_type type, bool at_origina
         }
         json_object *extra = json_object_new_object();
         json_object_object_add(extra, "exit_status", json_object_new_int(code));
+        add_warnings(extra);
         volumes_free(vols, n_vols);
         int r = run_finish(&run, extra); /* releasing the session deletes the shadow copies */
         return code >= 0 ? code : r == EXIT_OK ? EXIT_FAILED : r;

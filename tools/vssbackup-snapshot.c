@@ -2,6 +2,7 @@
 
 /* The snapshot set backup and exec make: the volumes, the phases, the retries. */
 
+#include <libmount.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -85,6 +86,32 @@ bool volume_add(Run *run, Volume *vols, size_t *n, const char *path) {
                 return run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
         (*n)++;
         return true;
+}
+
+void warn_mounts_below(const char *path, const Volume *vols, size_t n_vols, bool (*known)(const char *m, void *userdata),
+                       void *userdata, const char *why) {
+        char real[PATH_MAX];
+        struct stat st;
+        if (!realpath(path, real) || stat(real, &st) < 0 || !S_ISDIR(st.st_mode))
+                return;
+        struct libmnt_table *t = mnt_new_table_from_file("/proc/self/mountinfo");
+        struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
+        struct libmnt_fs *fs;
+        while (t && it && mnt_table_next_fs(t, it, &fs) == 0) {
+                const char *m = mnt_fs_get_target(fs);
+                /* proc, sysfs, cgroup...: nothing of an application's there (tmpfs may hold some). */
+                if (mnt_fs_is_pseudofs(fs) && !mnt_fs_match_fstype(fs, "tmpfs,ramfs,overlay"))
+                        continue;
+                if (!m || streq(m, real) || !path_within(m, real) || stat(m, &st) < 0 || (known && known(m, userdata)))
+                        continue;
+                bool in_set = false;
+                for (size_t i = 0; i < n_vols && !in_set; i++)
+                        in_set = vols[i].dev == st.st_dev;
+                if (!in_set)
+                        on_warning(m, "the files of the filesystem mounted there", why, NULL);
+        }
+        mnt_free_iter(it);
+        mnt_unref_table(t);
 }
 
 void volumes_free(Volume *vols, size_t n) {
