@@ -280,6 +280,15 @@ static void nested_mount_make(Harness *h, const char *data, char db[PATH_MAX + 8
         harness_writer(h, "db", args);
 }
 
+/* A filesystem of its own (a loop ext4) at data/cache holding t: what a nested mount the set does
+ * not have looks like (tmpfs would not do: vssbackup does not warn of pseudo filesystems). */
+static void other_fs_make(Harness *h, const char *data, char cache[PATH_MAX + 8]) {
+        char *loop = harness_loop_fs(h, "mkfs.ext4 -q", "16M");
+        snprintf(cache, PATH_MAX + 8, "%s/cache", data);
+        CHECK(loop && mkdir(cache, 0755) == 0);
+        CHECK(harness_sh(h, NULL, "mount --bind '%s' '%s' && echo t > '%s/t'", loop, cache, cache) == 0);
+}
+
 static void test_nested_mount(void) {
         Harness *h = harness_new(NULL);
         char *data = harness_make_data(h, "data");
@@ -296,11 +305,10 @@ static void test_nested_mount(void) {
 
         /* A writer whose component is all of data: data/db is in the set (the db component's),
          * data/cache, a filesystem no component has, is not. Its files are not in the backup, and
-         * vssbackup says so, once, without failing. */
+         * vssbackup says so, once, without failing (of data/cache; not of the tmpfs data/db, a
+         * pseudo filesystem, were it not in the set). */
         char cache[PATH_MAX + 8], comp[PATH_MAX + 16], dest2[PATH_MAX];
-        snprintf(cache, sizeof(cache), "%s/cache", data);
-        CHECK(mkdir(cache, 0755) == 0);
-        CHECK(harness_sh(h, NULL, "mount -t tmpfs -o size=1m openvss-test '%s' && echo t > '%s/t'", cache, cache) == 0);
+        other_fs_make(h, data, cache);
         snprintf(comp, sizeof(comp), "all=%s", data);
         const char *const args[] = { "--component", comp, NULL };
         harness_writer(h, "app", args);
@@ -341,9 +349,7 @@ static void test_exec_nested_mount(void) {
          * directory there, and is told so. */
         char cache[PATH_MAX + 8], want_w[3 * PATH_MAX];
         _cleanup_free_ char *warned = NULL;
-        snprintf(cache, sizeof(cache), "%s/cache", data);
-        CHECK(mkdir(cache, 0755) == 0);
-        CHECK(harness_sh(h, NULL, "mount -t tmpfs -o size=1m openvss-test '%s' && echo t > '%s/t'", cache, cache) == 0);
+        other_fs_make(h, data, cache);
         CHECK(harness_sh(h, &warned, "vssbackup exec --quiet --for %s -- sh -c 'test ! -e {}/cache/t' 2>&1", data) == 0);
         snprintf(want_w, sizeof(want_w), "vssbackup: warning: %s: the files of the filesystem mounted there not kept: "
                                          "COMMAND sees this mount point as an empty directory", cache);

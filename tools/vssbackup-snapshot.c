@@ -99,8 +99,9 @@ void warn_mounts_below(const char *path, const Volume *vols, size_t n_vols, bool
         struct libmnt_fs *fs;
         while (t && it && mnt_table_next_fs(t, it, &fs) == 0) {
                 const char *m = mnt_fs_get_target(fs);
-                /* proc, sysfs, cgroup...: nothing of an application's there (tmpfs may hold some). */
-                if (mnt_fs_is_pseudofs(fs) && !mnt_fs_match_fstype(fs, "tmpfs,ramfs,overlay"))
+                /* proc, tmpfs (/run, /dev/shm), overlay (a container's view of files kept below,
+                 * on a filesystem of its own)...: no application data of their own to back up. */
+                if (mnt_fs_is_pseudofs(fs))
                         continue;
                 if (!m || streq(m, real) || !path_within(m, real) || stat(m, &st) < 0 || (known && known(m, userdata)))
                         continue;

@@ -93,7 +93,7 @@ const vss_writer_metadata *document_writer(const vss_backup_document *d, const v
 bool component_left_out(const vss_backup_document *d, const vss_writer_metadata *wm, const vss_component_info *ci,
                         const char *hint);
 void volumes_free(Volume *vols, size_t n);
-/* Each filesystem mounted below directory path (pseudo filesystems but tmpfs aside) that no
+/* Each filesystem mounted below directory path (pseudo filesystems, tmpfs too, aside) that no
  * volume of the set is on, unless known(m) says the caller has it otherwise: its files are in no
  * shadow copy (path's holds its mount point as an empty directory), so a warning (on_warning())
  * saying why. */
