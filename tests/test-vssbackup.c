@@ -325,6 +325,35 @@ static void test_nested_mount(void) {
         harness_free(h);
 }
 
+/* A btrfs subvolume nested in a component's directory, no mount point: the shadow copy holds it as
+ * an empty directory, so its files are not in the backup, and vssbackup says so, once. */
+static void test_nested_subvolume(void) {
+        Harness *h = harness_new(NULL);
+        char *mnt = harness_loop_fs(h, "mkfs.btrfs -q", "256M");
+        char data[PATH_MAX], sub[PATH_MAX + 8], comp[PATH_MAX + 16], dest[PATH_MAX], stored[3 * PATH_MAX];
+        snprintf(data, sizeof(data), "%s/data", mnt);
+        snprintf(sub, sizeof(sub), "%s/sub", data);
+        CHECK(mkdir(data, 0755) == 0);
+        CHECK(harness_sh(h, NULL, "echo a > '%s/a' && btrfs -q subvolume create '%s' && echo t > '%s/t'", data, sub,
+                         sub) == 0);
+        snprintf(comp, sizeof(comp), "app=%s", data);
+        const char *const args[] = { "--component", comp, NULL };
+        harness_writer(h, "app", args);
+        snprintf(dest, sizeof(dest), "%s/backup", harness_dir(h));
+        int st;
+        json_object *out = harness_json(h, &st, "vssbackup backup --to %s --json", dest);
+        CHECK(st == 0);
+        json_object *w = out ? json_object_object_get(out, "warnings") : NULL;
+        CHECK(w && json_object_array_length(w) == 1);
+        CHECK_STR(w ? json_str(json_object_array_get_idx(w, 0), "path") : NULL, sub);
+        json_object_put(out);
+        snprintf(stored, sizeof(stored), "%s/data%s/a", dest, data);
+        CHECK(access(stored, F_OK) == 0);
+        snprintf(stored, sizeof(stored), "%s/data%s/t", dest, sub);
+        CHECK(access(stored, F_OK) < 0);
+        harness_free(h);
+}
+
 /* vssbackup exec --for a directory with a writer's component on a mount below it: COMMAND sees
  * the mount's own shadow copy in place in {}'s tree, and over its original path with
  * --at-original (the outer shadow copy mounted first, not over it). */
@@ -830,6 +859,7 @@ static const TestCase cases[] = {
         { "vssbackup-bad-manifest", test_bad_manifest },
         { "vssbackup-exec", test_exec },
         { "vssbackup-nested-mount", test_nested_mount },
+        { "vssbackup-nested-subvolume", test_nested_subvolume },
         { "vssbackup-exec-nested-mount", test_exec_nested_mount },
         { "vssbackup-exec-writer-files", test_exec_writer_files },
         { "vssbackup-restore-writer-not-running", test_restore_writer_not_running },

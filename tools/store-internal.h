@@ -69,6 +69,8 @@ struct Store {
         uint64_t files, bytes;
         store_warning_fn warning;
         void *warning_userdata;
+        store_boundary_fn boundary;
+        void *boundary_userdata;
         uint64_t n_warnings;
         FILE *flags_out;             /* writing a directory store: the openvss/fflags records */
         char *flags_buf;

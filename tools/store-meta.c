@@ -30,6 +30,13 @@ void store_set_warning(Store *s, store_warning_fn fn, void *userdata) {
         s->warning_userdata = userdata;
 }
 
+void store_set_boundary(Store *s, store_boundary_fn fn, void *userdata) {
+        if (!s)
+                return;
+        s->boundary = fn;
+        s->boundary_userdata = userdata;
+}
+
 void store_warn(Store *s, const char *path, const char *what, const char *error) {
         s->n_warnings++;
         if (s->warning)

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "lib/common.h"
@@ -65,6 +66,7 @@ typedef struct Walk {
         size_t n_excludes;
         uint64_t since_usec;
         dev_t dev;                      /* the group path's filesystem */
+        dev_t live_dev;                 /* reading a copy: the group path's filesystem where it is now; else 0 */
         bool owned;                     /* every file within strip must belong to owner */
         uid_t owner;
         char **ret_error;
@@ -270,6 +272,18 @@ static int add_entry(Walk *w, int dfd, const char *name, int fd, const char *p, 
 
 static int walk_dir(Walk *w, int fd, const char *p, unsigned depth);
 
+/* Reading a copy: original directory p, where it is now, the root of another filesystem that is
+ * no mount point (a nested btrfs subvolume) is told to the caller (store_set_boundary()). */
+static void note_boundary(Walk *w, const char *p) {
+        struct statx sx;
+        if (!w->s->boundary || !w->live_dev ||
+            statx(AT_FDCWD, p, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_TYPE, &sx) < 0 || !S_ISDIR(sx.stx_mode))
+                return;
+        dev_t dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+        if (dev != w->live_dev && !(sx.stx_attributes_mask & sx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
+                w->s->boundary(p, dev, w->s->boundary_userdata);
+}
+
 /* A directory: stored, then walked unless it is a mount point. */
 static int add_dir(Walk *w, int dfd, const char *name, const char *p, unsigned depth) {
         _cleanup_close_ int fd = -EBADF;
@@ -282,6 +296,8 @@ static int add_dir(Walk *w, int dfd, const char *name, const char *p, unsigned d
         if (fd < 0 || fstat(fd, &st) < 0)
                 return fail(w->ret_error, -errno, "cannot open directory %s: %m", p);
         r = add_entry(w, -EBADF, NULL, fd, p, &st);
+        if (r >= 0)
+                note_boundary(w, p);
         if (r < 0 || st.st_dev != w->dev)
                 return r; /* another filesystem: kept as an empty directory */
         return walk_dir(w, fd, p, depth);
@@ -435,6 +451,9 @@ static int add_files(Store *s, const char *source_root, const char *strip, const
         if (S_ISSOCK(st.st_mode) || excluded(w.excludes, w.n_excludes, gpath, S_ISDIR(st.st_mode)))
                 return 0;
         w.dev = st.st_dev;
+        struct stat live;
+        if (*w.root && lstat(gpath, &live) == 0)
+                w.live_dev = live.st_dev;
 
         r = add_parents(&w, gpath);
         if (r >= 0)

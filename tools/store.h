@@ -44,6 +44,12 @@ void store_set_progress(Store *st, store_progress_fn fn, void *userdata);
  * flag): path is where it was to be kept. The store or restore still succeeds; n_warnings counts. */
 typedef void (*store_warning_fn)(const char *path, const char *what, const char *error, void *userdata);
 void store_set_warning(Store *st, store_warning_fn fn, void *userdata);
+/* Called when a walk reading a copy (a source_root that is not the original place) meets a
+ * directory that where it is now is the root of another filesystem, not a mount point: a nested
+ * btrfs subvolume, which the copy holds as an empty directory. dev: that filesystem's. (Mount
+ * points the caller finds in the mount table.) */
+typedef void (*store_boundary_fn)(const char *path, dev_t dev, void *userdata);
+void store_set_boundary(Store *st, store_boundary_fn fn, void *userdata);
 /* A document under openvss/NAME (NAME: [A-Za-z0-9._-]+, at most STORE_NAME_MAX bytes, not ".",
  * "..", "index", "excludes" or "fflags"; data at most STORE_DOCUMENT_MAX). Each name once (-EEXIST). */
 int store_put_document(Store *st, const char *name, const char *data, size_t len, char **ret_error);

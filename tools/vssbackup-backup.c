@@ -136,6 +136,25 @@ static bool mount_known(const char *m, void *userdata) {
         return mount_excluded(k->ex, k->n_ex, m) || writer_files_below(k->c, m);
 }
 
+/* A nested btrfs subvolume met in a component's tree (store_set_boundary()): its shadow copy
+ * holds it as an empty directory unless the set has it. Never silent, as for a mount. */
+typedef struct Boundary {
+        const Volume *vols;
+        size_t n_vols;
+        MountSkip skip;
+} Boundary;
+
+static void on_boundary(const char *path, dev_t dev, void *userdata) {
+        const Boundary *b = userdata;
+        for (size_t i = 0; i < b->n_vols; i++)
+                if (b->vols[i].dev == dev)
+                        return;
+        if (!mount_known(path, (void *) &b->skip))
+                on_warning(path, "the files of the filesystem there (a btrfs subvolume)",
+                           "a component's files are read from its own filesystem's shadow copy, which holds "
+                           "this subvolume as an empty directory; give it a component of its own", NULL);
+}
+
 static bool copy_component(Run *run, Store *st, const vss_backup_document *d, const Selected *s, const Volume *vols,
                            size_t n_vols, uint64_t since_usec) {
         const vss_writer_metadata *owner = d ? document_writer(d, s->wm) : NULL;
@@ -156,7 +175,10 @@ static bool copy_component(Run *run, Store *st, const vss_backup_document *d, co
                                         s->ci->name);
                 if (uid > 0 && !users_path_in_shadow(run, s, v, groups[i].path, (uid_t) uid))
                         return false;
+                Boundary b = { vols, n_vols, { ex, s->wm->n_excludes, c } };
+                store_set_boundary(st, on_boundary, &b);
                 int r = store_add_files(st, v->shadow_path, v->path, &groups[i], ex, s->wm->n_excludes, since_usec, &err);
+                store_set_boundary(st, NULL, NULL);
                 if (r < 0)
                         return run_fail(run, VSS_E_UNEXPECTED, "copying %s of component '%s': %s", groups[i].path,
                                         s->ci->name, err ? err : strerror(-r));
