@@ -209,9 +209,12 @@ static size_t collect(etcd_watch *w, size_t want, etcd_event **all, size_t *n) {
                 CHECK(k >= 0);
                 if (k < 0)
                         break;
-                *all = realloc(*all, (*n + (size_t) k + 1) * sizeof(etcd_event));
-                memcpy(*all + *n, ev, (size_t) k * sizeof(etcd_event));
-                *n += (size_t) k;
+                /* No event in the 200 ms (k == 0): ev stays NULL, which memcpy() may not take. */
+                if (k > 0) {
+                        *all = realloc(*all, (*n + (size_t) k + 1) * sizeof(etcd_event));
+                        memcpy(*all + *n, ev, (size_t) k * sizeof(etcd_event));
+                        *n += (size_t) k;
+                }
                 free(ev);
         }
         return *n;
