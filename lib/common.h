@@ -65,10 +65,6 @@ void vss_id_from_name(const char *name, vss_id *ret);
 
 /* A string is acceptable on the wire: valid UTF-8 is checked by sd-bus, we check length. */
 static inline bool string_ok(const char *s, size_t max) { return s && strnlen(s, max + 1) <= max; }
-/* A control character (C0 or DEL): a newline would forge a log line, an escape reach a terminal. */
-static inline bool char_is_control(char c) {
-        return (unsigned char) c < 0x20 || c == 0x7f;
-}
 /* s made one line of text for logs and terminals: control characters become spaces (in place;
  * NULL stays NULL). */
 static inline char *one_line(char *s) {

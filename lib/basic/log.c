@@ -30,7 +30,7 @@ static char *printable(const char *msg) {
                 return NULL;
         for (size_t i = 0; i < n; i++) {
                 unsigned char c = (unsigned char) msg[i];
-                if (c >= 0x20 && c != 0x7f)
+                if (!char_is_control((char) c))
                         *o++ = (char) c;
                 else if (c == '\n' || c == '\t' || c == '\r') {
                         *o++ = '\\';

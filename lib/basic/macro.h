@@ -31,3 +31,5 @@ static inline int take_fd_(int *fd) { int r = *fd; *fd = -1; return r; }
 static inline bool streq(const char *a, const char *b) { return strcmp(a, b) == 0; }
 static inline const char *strempty(const char *s) { return s ? s : ""; }
 static inline bool isempty(const char *s) { return !s || !*s; }
+/* A control character (C0 or DEL): a newline would forge a log line, an escape reach a terminal. */
+static inline bool char_is_control(char c) { return (unsigned char) c < 0x20 || c == 0x7f; }
