@@ -106,6 +106,10 @@ bool excluded(const StoreFileGroup *x, size_t n, const char *p, bool is_dir) {
         return false;
 }
 
+bool store_dir_excluded(const StoreFileGroup *x, size_t n, const char *dir) {
+        return excluded(x, n, dir, true);
+}
+
 bool document_name_ok(const char *name) {
         size_t n = name ? strnlen(name, STORE_NAME_MAX + 1) : 0;
 

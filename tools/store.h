@@ -50,6 +50,9 @@ void store_set_warning(Store *st, store_warning_fn fn, void *userdata);
  * points the caller finds in the mount table.) */
 typedef void (*store_boundary_fn)(const char *path, dev_t dev, void *userdata);
 void store_set_boundary(Store *st, store_boundary_fn fn, void *userdata);
+/* Whether a walk with excludes x leaves out directory dir, and all below it: a recursive exclude
+ * of all names at or above it. */
+bool store_dir_excluded(const StoreFileGroup *x, size_t n, const char *dir);
 /* A document under openvss/NAME (NAME: [A-Za-z0-9._-]+, at most STORE_NAME_MAX bytes, not ".",
  * "..", "index", "excludes" or "fflags"; data at most STORE_DOCUMENT_MAX). Each name once (-EEXIST). */
 int store_put_document(Store *st, const char *name, const char *data, size_t len, char **ret_error);

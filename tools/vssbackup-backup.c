@@ -106,15 +106,6 @@ static bool users_path_in_shadow(Run *run, const Selected *s, const Volume *v, c
         return true;
 }
 
-/* Whether the writer's excludes leave out directory m whole. */
-static bool mount_excluded(const StoreFileGroup *ex, size_t n, const char *m) {
-        for (size_t i = 0; i < n; i++)
-                if ((streq(ex[i].path, m) || (ex[i].recursive && path_within(m, ex[i].path))) &&
-                    (isempty(ex[i].filespec) || streq(ex[i].filespec, "*") || streq(ex[i].filespec, "*.*")))
-                        return true;
-        return false;
-}
-
 /* Whether the writer hands over files made after the cut to be stored below m (PostgreSQL's WAL
  * in pg_wal on a mount of its own): it knows what the backup needs from there. */
 static bool writer_files_below(const vss_bc_component *c, const char *m) {
@@ -133,7 +124,7 @@ typedef struct MountSkip {
 /* A mount the writer's excludes leave out, or where it hands over what the backup needs. */
 static bool mount_known(const char *m, void *userdata) {
         const MountSkip *k = userdata;
-        return mount_excluded(k->ex, k->n_ex, m) || writer_files_below(k->c, m);
+        return store_dir_excluded(k->ex, k->n_ex, m) || writer_files_below(k->c, m);
 }
 
 /* A nested btrfs subvolume met in a component's tree (store_set_boundary()): its shadow copy
@@ -146,10 +137,7 @@ typedef struct Boundary {
 
 static void on_boundary(const char *path, dev_t dev, void *userdata) {
         const Boundary *b = userdata;
-        for (size_t i = 0; i < b->n_vols; i++)
-                if (b->vols[i].dev == dev)
-                        return;
-        if (!mount_known(path, (void *) &b->skip))
+        if (!volumes_have_dev(b->vols, b->n_vols, dev) && !mount_known(path, (void *) &b->skip))
                 on_warning(path, "the files of the filesystem there (a btrfs subvolume)",
                            "a component's files are read from its own filesystem's shadow copy, which holds "
                            "this subvolume as an empty directory; give it a component of its own", NULL);

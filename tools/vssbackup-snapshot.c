@@ -88,13 +88,29 @@ bool volume_add(Run *run, Volume *vols, size_t *n, const char *path) {
         return true;
 }
 
+bool volumes_have_dev(const Volume *vols, size_t n_vols, dev_t dev) {
+        for (size_t i = 0; i < n_vols; i++)
+                if (vols[i].dev == dev)
+                        return true;
+        return false;
+}
+
+/* The mount table, read once per run (a backup asks for each recursive group); NULL if it cannot
+ * be read. */
+static struct libmnt_table *mount_table(void) {
+        static struct libmnt_table *t;
+        if (!t)
+                t = mnt_new_table_from_file("/proc/self/mountinfo");
+        return t;
+}
+
 void warn_mounts_below(const char *path, const Volume *vols, size_t n_vols, bool (*known)(const char *m, void *userdata),
                        void *userdata, const char *why) {
         char real[PATH_MAX];
         struct stat st;
         if (!realpath(path, real) || stat(real, &st) < 0 || !S_ISDIR(st.st_mode))
                 return;
-        struct libmnt_table *t = mnt_new_table_from_file("/proc/self/mountinfo");
+        struct libmnt_table *t = mount_table();
         struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
         struct libmnt_fs *fs;
         while (t && it && mnt_table_next_fs(t, it, &fs) == 0) {
@@ -105,14 +121,10 @@ void warn_mounts_below(const char *path, const Volume *vols, size_t n_vols, bool
                         continue;
                 if (!m || streq(m, real) || !path_within(m, real) || stat(m, &st) < 0 || (known && known(m, userdata)))
                         continue;
-                bool in_set = false;
-                for (size_t i = 0; i < n_vols && !in_set; i++)
-                        in_set = vols[i].dev == st.st_dev;
-                if (!in_set)
+                if (!volumes_have_dev(vols, n_vols, st.st_dev))
                         on_warning(m, "the files of the filesystem mounted there", why, NULL);
         }
         mnt_free_iter(it);
-        mnt_unref_table(t);
 }
 
 void volumes_free(Volume *vols, size_t n) {

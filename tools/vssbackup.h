@@ -99,6 +99,8 @@ void volumes_free(Volume *vols, size_t n);
  * saying why. */
 void warn_mounts_below(const char *path, const Volume *vols, size_t n_vols, bool (*known)(const char *m, void *userdata),
                        void *userdata, const char *why);
+/* Whether a volume of the set is on filesystem dev. */
+bool volumes_have_dev(const Volume *vols, size_t n_vols, dev_t dev);
 
 /* The innermost volume holding path, or NULL. */
 const Volume *volume_of(const Volume *vols, size_t n, const char *path);
