@@ -289,6 +289,22 @@ static void other_fs_make(Harness *h, const char *data, char cache[PATH_MAX + 8]
         CHECK(harness_sh(h, NULL, "mount --bind '%s' '%s' && echo t > '%s/t'", loop, cache, cache) == 0);
 }
 
+/* Writer NAME with all of dir as its component, then `vssbackup backup --to dest --json`: it
+ * succeeds with one warning, of path (a filesystem the set does not have). */
+static void backup_warns_once(Harness *h, const char *name, const char *dir, const char *dest, const char *path) {
+        char comp[PATH_MAX + 16];
+        snprintf(comp, sizeof(comp), "%s=%s", name, dir);
+        const char *const args[] = { "--component", comp, NULL };
+        harness_writer(h, name, args);
+        int st;
+        json_object *out = harness_json(h, &st, "vssbackup backup --to %s --json", dest);
+        CHECK(st == 0);
+        json_object *w = out ? json_object_object_get(out, "warnings") : NULL;
+        CHECK(w && json_object_array_length(w) == 1);
+        CHECK_STR(w ? json_str(json_object_array_get_idx(w, 0), "path") : NULL, path);
+        json_object_put(out);
+}
+
 static void test_nested_mount(void) {
         Harness *h = harness_new(NULL);
         char *data = harness_make_data(h, "data");
@@ -307,18 +323,10 @@ static void test_nested_mount(void) {
          * data/cache, a filesystem no component has, is not. Its files are not in the backup, and
          * vssbackup says so, once, without failing (of data/cache; not of the tmpfs data/db, a
          * pseudo filesystem, were it not in the set). */
-        char cache[PATH_MAX + 8], comp[PATH_MAX + 16], dest2[PATH_MAX];
+        char cache[PATH_MAX + 8], dest2[PATH_MAX];
         other_fs_make(h, data, cache);
-        snprintf(comp, sizeof(comp), "all=%s", data);
-        const char *const args[] = { "--component", comp, NULL };
-        harness_writer(h, "app", args);
         snprintf(dest2, sizeof(dest2), "%s/backup2", harness_dir(h));
-        out = harness_json(h, &st, "vssbackup backup --to %s --json", dest2);
-        CHECK(st == 0);
-        json_object *w = out ? json_object_object_get(out, "warnings") : NULL;
-        CHECK(w && json_object_array_length(w) == 1);
-        CHECK_STR(w ? json_str(json_object_array_get_idx(w, 0), "path") : NULL, cache);
-        json_object_put(out);
+        backup_warns_once(h, "all", data, dest2, cache);
         snprintf(stored, sizeof(stored), "%s/data%s/t", dest2, cache);
         CHECK(access(stored, F_OK) < 0);
         CHECK(harness_sh(h, NULL, "umount '%s' && umount '%s'", cache, db) == 0);
@@ -330,23 +338,14 @@ static void test_nested_mount(void) {
 static void test_nested_subvolume(void) {
         Harness *h = harness_new(NULL);
         char *mnt = harness_loop_fs(h, "mkfs.btrfs -q", "256M");
-        char data[PATH_MAX], sub[PATH_MAX + 8], comp[PATH_MAX + 16], dest[PATH_MAX], stored[3 * PATH_MAX];
+        char data[PATH_MAX], sub[PATH_MAX + 8], dest[PATH_MAX], stored[3 * PATH_MAX];
         snprintf(data, sizeof(data), "%s/data", mnt);
         snprintf(sub, sizeof(sub), "%s/sub", data);
         CHECK(mkdir(data, 0755) == 0);
         CHECK(harness_sh(h, NULL, "echo a > '%s/a' && btrfs -q subvolume create '%s' && echo t > '%s/t'", data, sub,
                          sub) == 0);
-        snprintf(comp, sizeof(comp), "app=%s", data);
-        const char *const args[] = { "--component", comp, NULL };
-        harness_writer(h, "app", args);
         snprintf(dest, sizeof(dest), "%s/backup", harness_dir(h));
-        int st;
-        json_object *out = harness_json(h, &st, "vssbackup backup --to %s --json", dest);
-        CHECK(st == 0);
-        json_object *w = out ? json_object_object_get(out, "warnings") : NULL;
-        CHECK(w && json_object_array_length(w) == 1);
-        CHECK_STR(w ? json_str(json_object_array_get_idx(w, 0), "path") : NULL, sub);
-        json_object_put(out);
+        backup_warns_once(h, "app", data, dest, sub);
         snprintf(stored, sizeof(stored), "%s/data%s/a", dest, data);
         CHECK(access(stored, F_OK) == 0);
         snprintf(stored, sizeof(stored), "%s/data%s/t", dest, sub);
