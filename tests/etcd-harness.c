@@ -2,6 +2,7 @@
 /* A real etcd for tests: see etcd-harness.h. */
 
 #include "tests/etcd-harness.h"
+#include "tests/reaper.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -314,6 +315,7 @@ EtcdHarness *etcd_harness_new(size_t n, bool tls) {
                 free(h);
                 return NULL;
         }
+        h->reaper = getenv("ETCD_HARNESS_KEEP") ? -1 : reaper_watch(h->dir);
         h->tls = tls;
         h->n = n;
         for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
@@ -363,6 +365,8 @@ EtcdHarness *etcd_harness_free(EtcdHarness *h) {
                 snprintf(cmd, sizeof(cmd), "rm -rf '%s'", h->dir);
                 (void) sh(NULL, cmd);
         }
+        if (h->reaper >= 0)
+                close(h->reaper);
         free(h);
         return NULL;
 }

@@ -6,7 +6,8 @@
  * ports picked at start, data and logs in a temporary directory, optionally HTTPS with a CA, a
  * server certificate for 127.0.0.1 and a client certificate made with openssl. Members are
  * started with PR_SET_PDEATHSIG, so a test that dies takes them along; etcd_harness_free() (also
- * run at exit) kills them and removes the directory.
+ * run at exit) kills them and removes the directory, and a test that dies any other way (a
+ * sanitizer, a timeout) leaves it to the directory's reaper (tests/reaper.h).
  */
 
 #include <stdbool.h>
@@ -31,6 +32,7 @@ typedef struct EtcdHarness {
         char endpoints[256];    /* every member's client URL, comma-separated */
         /* With tls: PEM files in dir. The client certificate's CN is "client". */
         char cacert[4200], server_cert[4200], server_key[4200], client_cert[4200], client_key[4200];
+        int reaper;             /* tests/reaper.h: removes dir if the test dies without freeing this */
 } EtcdHarness;
 
 /* Whether /usr/bin/etcd and etcdctl are installed (tests skip with 77 otherwise). */

@@ -20,6 +20,7 @@
 
 #include "lib/client.h"
 #include "tests/harness.h"
+#include "tests/reaper.h"
 
 int test_failures;
 
@@ -36,6 +37,7 @@ struct Harness {
         char loop_mnt[4][300];
         size_t n_loops;
         pid_t vssd;
+        int reaper; /* reaper_watch(): cleans up dir if the test dies without freeing this */
         pid_t children[MAX_CHILDREN];
         size_t n_children;
 };
@@ -196,6 +198,7 @@ Harness *harness_new(const char *config) {
         snprintf(h->dir, sizeof(h->dir), "/tmp/openvss-test-XXXXXX");
         if (!mkdtemp(h->dir))
                 die("mkdtemp");
+        h->reaper = reaper_watch(h->dir);
         current = h;
         if (!creator)
                 atexit(cleanup_at_exit);
@@ -308,6 +311,8 @@ void harness_free(Harness *h) {
                         fprintf(stderr, "harness: cannot detach %s\n", h->loop_dev[i]);
         }
         nftw(h->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+        if (h->reaper >= 0)
+                close(h->reaper); /* it finds nothing left */
         if (current == h)
                 current = NULL;
         free(h);
