@@ -388,6 +388,38 @@ static void test_exec_nested_mount(void) {
         harness_free(h);
 }
 
+/* vssbackup exec --for a btrfs directory holding a nested subvolume (no mount point; one more
+ * nested in it): COMMAND sees an empty directory there and is told so, once; named with --for
+ * too, the subvolume's own shadow copy is in place and nothing is said. */
+static void test_exec_nested_subvolume(void) {
+        Harness *h = harness_new(NULL);
+        char *mnt = harness_loop_fs(h, "mkfs.btrfs -q", "256M");
+        char data[PATH_MAX], sub[PATH_MAX + 8];
+        snprintf(data, sizeof(data), "%s/data", mnt);
+        snprintf(sub, sizeof(sub), "%s/sub", data);
+        CHECK(mkdir(data, 0755) == 0);
+        CHECK(harness_sh(h, NULL, "echo a > '%s/a' && btrfs -q subvolume create '%s' && echo t > '%s/t' && "
+                                  "btrfs -q subvolume create '%s/deeper'", data, sub, sub, sub) == 0);
+        int st;
+        json_object *out = harness_json(h, &st,
+                                        "vssbackup exec --json --json-fd 3 --for %s -- sh -c 'test -e {}/a && test ! -e {}/sub/t' "
+                                        "3>&1 >/dev/null 2>&1", data);
+        CHECK(st == 0);
+        json_object *w = out ? json_object_object_get(out, "warnings") : NULL;
+        CHECK(w && json_object_array_length(w) == 1);
+        CHECK_STR(w ? json_str(json_object_array_get_idx(w, 0), "path") : NULL, sub);
+        json_object_put(out);
+        _cleanup_free_ char *said = NULL, *got = NULL;
+        CHECK(harness_sh(h, &said, "vssbackup exec --quiet --for %s -- true 2>&1", data) == 0);
+        char want[3 * PATH_MAX];
+        snprintf(want, sizeof(want), "vssbackup: warning: %s: the files of the filesystem there (a btrfs subvolume) not "
+                                     "kept: COMMAND sees this subvolume as an empty directory", sub);
+        CHECK(said && strstr(said, want) != NULL);
+        CHECK(harness_sh(h, &got, "vssbackup exec --quiet --for %s --for %s -- cat {}/sub/t", data, sub) == 0);
+        CHECK_STR(got, "t\n");
+        harness_free(h);
+}
+
 /* A writer whose component (data) gets a file made after the cut (label, to go to data/label), in
  * a child, as vss-writer-postgres hands over backup_label. */
 static const char *late_data, *late_file;
@@ -860,6 +892,7 @@ static const TestCase cases[] = {
         { "vssbackup-nested-mount", test_nested_mount },
         { "vssbackup-nested-subvolume", test_nested_subvolume },
         { "vssbackup-exec-nested-mount", test_exec_nested_mount },
+        { "vssbackup-exec-nested-subvolume", test_exec_nested_subvolume },
         { "vssbackup-exec-writer-files", test_exec_writer_files },
         { "vssbackup-restore-writer-not-running", test_restore_writer_not_running },
         { "vssbackup-restore-if-not-there", test_restore_if_not_there },

@@ -485,11 +485,16 @@ int cmd_exec(char **paths, size_t n_paths, vss_backup_type type, bool at_origina
                                                 "this user may make no mount namespace to put it there; its shadow copy "
                                                 "is %s (in $VSS_SHADOW_PATHS)",
                                                 vols[j].path, outer_volume(&x, j)->shadow_path, vols[j].shadow_path);
-                for (size_t j = 0; j < n_vols; j++)
+                for (size_t j = 0; j < n_vols; j++) {
                         if (!outer_volume(&x, j))
                                 warn_mounts_below(vols[j].path, vols, n_vols, NULL, NULL,
                                                   "COMMAND sees this mount point as an empty directory: no shadow "
                                                   "copy of its filesystem is in the set (name it with --for to have one)");
+                        /* No mount points: the mount table does not show them. */
+                        warn_subvolumes_below(vols[j].path, vols, n_vols,
+                                              "COMMAND sees this subvolume as an empty directory: no shadow copy of "
+                                              "it is in the set (name it with --for to have one)");
+                }
                 if (arg_json || arg_quiet)
                         ;
                 else if (at_original)

@@ -4,7 +4,11 @@
 
 #include <libmount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
+#if OPENVSS_BTRFS
+#include <btrfsutil.h>
+#endif
 
 #include "lib/basic/log.h"
 #include "lib/common.h"
@@ -126,6 +130,59 @@ void warn_mounts_below(const char *path, const Volume *vols, size_t n_vols, bool
         }
         mnt_free_iter(it);
 }
+
+#if OPENVSS_BTRFS
+/* The root of the btrfs subvolume holding real (a directory), into root: up the path while the
+ * directory is no subvolume's root and still on real's filesystem. false when there is none. */
+static bool subvolume_root(const char *real, dev_t dev, char root[PATH_MAX]) {
+        snprintf(root, PATH_MAX, "%s", real);
+        for (;;) {
+                struct stat st;
+                if (stat(root, &st) < 0 || st.st_dev != dev)
+                        return false;
+                if (btrfs_util_is_subvolume(root) == BTRFS_UTIL_OK)
+                        return true;
+                char *slash = strrchr(root, '/');
+                if (!slash || slash == root)
+                        return false;
+                *slash = 0;
+        }
+}
+
+void warn_subvolumes_below(const char *path, const Volume *vols, size_t n_vols, const char *why) {
+        char real[PATH_MAX], root[PATH_MAX], skip[PATH_MAX] = "";
+        struct stat st;
+        if (!realpath(path, real) || stat(real, &st) < 0 || !S_ISDIR(st.st_mode) || !subvolume_root(real, st.st_dev, root))
+                return;
+        /* Beneath root's subvolume, by the tree (unprivileged too, on kernels since 4.18: what the
+         * caller may not reach is left out), pre-order: an outer one, then those it holds. */
+        struct btrfs_util_subvolume_iterator *it = NULL;
+        if (btrfs_util_create_subvolume_iterator(root, 0, 0, &it) != BTRFS_UTIL_OK)
+                return;
+        char *rel = NULL;
+        while (btrfs_util_subvolume_iterator_next(it, &rel, NULL) == BTRFS_UTIL_OK) {
+                char full[PATH_MAX];
+                struct statx sx;
+                int n = snprintf(full, sizeof(full), "%s/%s", streq(root, "/") ? "" : root, rel);
+                free(rel);
+                rel = NULL;
+                /* Those in one already met (told of, in the set, under a mount) are not told of here. */
+                if (n < 0 || (size_t) n >= sizeof(full) || streq(full, real) || !path_within(full, real) ||
+                    (skip[0] && path_within(full, skip)) ||
+                    statx(AT_FDCWD, full, AT_SYMLINK_NOFOLLOW, STATX_INO, &sx) < 0)
+                        continue;
+                /* Where a mount covers it, the mount is what is there (warn_mounts_below()). */
+                bool mounted = sx.stx_attributes_mask & sx.stx_attributes & STATX_ATTR_MOUNT_ROOT;
+                /* In the set, it has a shadow copy of its own, and those it holds are told of for it. */
+                if (!mounted && !volumes_have_dev(vols, n_vols, makedev(sx.stx_dev_major, sx.stx_dev_minor)))
+                        on_warning(full, "the files of the filesystem there (a btrfs subvolume)", why, NULL);
+                snprintf(skip, sizeof(skip), "%s", full);
+        }
+        btrfs_util_destroy_subvolume_iterator(it);
+}
+#else
+void warn_subvolumes_below(const char *path, const Volume *vols, size_t n_vols, const char *why) {}
+#endif
 
 void volumes_free(Volume *vols, size_t n) {
         for (size_t i = 0; i < n; i++)

@@ -99,6 +99,9 @@ void volumes_free(Volume *vols, size_t n);
  * saying why. */
 void warn_mounts_below(const char *path, const Volume *vols, size_t n_vols, bool (*known)(const char *m, void *userdata),
                        void *userdata, const char *why);
+/* The same for the btrfs subvolumes nested below path, which are no mount points (the first
+ * only, of subvolumes nested in each other). Without libbtrfsutil: nothing. */
+void warn_subvolumes_below(const char *path, const Volume *vols, size_t n_vols, const char *why);
 /* Whether a volume of the set is on filesystem dev. */
 bool volumes_have_dev(const Volume *vols, size_t n_vols, dev_t dev);
 
