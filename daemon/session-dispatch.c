@@ -224,9 +224,9 @@ static int event_message(Session *s, const Slot *slot, vss_event event, sd_bus_m
         char sid[VSS_ID_STRING_MAX], setid[VSS_ID_STRING_MAX];
         int r = sd_bus_message_new_method_call(slot->writer->connection->bus, &msg, NULL, VSS_WRITER_PATH,
                                                VSS_WRITER_INTERFACE, "Event");
-        /* BackupShutdown names the set only if it was made (VSS: "If no shadow copy has been
-         * successfully performed, the value of SnapshotSetId will be NULL"). */
-        bool named = event == VSS_EVENT_BACKUP_SHUTDOWN ? s->set_made
+        /* BackupShutdown names the set only if it was made, with a shadow copy in it (VSS: "If no
+         * shadow copy has been successfully performed, the value of SnapshotSetId will be NULL"). */
+        bool named = event == VSS_EVENT_BACKUP_SHUTDOWN ? s->set_made && s->n_volumes > 0
                                                           : s->set_registered || s->phase >= PHASE_SET_STARTED;
         if (r >= 0)
                 r = sd_bus_message_append(msg, "sssub", vss_event_name(event), vss_id_to_string(&s->id, sid),

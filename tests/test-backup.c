@@ -646,7 +646,7 @@ static void test_component_mode(void) {
 
 /* BackupShutdown names the session's set only if it was made (VSS: "If no shadow copy has been
  * successfully performed, the value of SnapshotSetId will be NULL"): after a made set (auto-release,
- * so deleted by then), a vetoed one and one aborted after PrepareForBackup. */
+ * so deleted by then), a vetoed one, one aborted after PrepareForBackup and one made empty. */
 static void test_shutdown_names_made_set(void) {
         Harness *h = harness_new(NULL);
         char *data = harness_make_data(h, "data");
@@ -684,13 +684,24 @@ static void test_shutdown_names_made_set(void) {
         CHECK_HR(vss_backup_abort_backup(b), 0);
         vss_backup_release(b);
 
-        snprintf(ids, sizeof(ids), "%s[]\n[]\n", want);
+        /* A set made with no volume in it: no shadow copy was made. */
+        harness_set(h, "fe", "freeze", "ok");
+        b = harness_session(h);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        CHECK_HR(vss_backup_backup_complete_sync(b), 0);
+        vss_backup_release(b);
+
+        snprintf(ids, sizeof(ids), "%s[]\n[]\n[]\n", want);
         got = harness_read(h, "shutdown-ids");
         CHECK_STR(got, ids);
         free(got);
         check_events(h, "fe", "identify prepare-backup prepare-snapshot freeze thaw post-snapshot backup-complete "
                                "backup-shutdown identify prepare-backup prepare-snapshot freeze abort backup-shutdown "
-                               "identify prepare-backup abort backup-shutdown");
+                               "identify prepare-backup abort backup-shutdown "
+                               "identify prepare-backup prepare-snapshot freeze thaw post-snapshot backup-complete "
+                               "backup-shutdown");
 }
 
 static void test_freeze_window_expired(void) {
