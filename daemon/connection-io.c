@@ -134,7 +134,7 @@ static int message_size(const uint8_t h[HEADER_SIZE], uint64_t *ret) {
 /* Whether vssd reads from the client now. Must be false whenever pump() would read nothing
  * though the socket holds bytes, or serving it again (wants_serve()) would spin. */
 static bool may_read(Connection *c) {
-        if (c->pipe_w < 0)
+        if (c->pipe_w < 0 || c->begin_passed)
                 return false;
         if (!c->authenticated || c->in_left > 0 || !limited(c))
                 return true;
@@ -176,7 +176,11 @@ static int write_pipe(Connection *c, const void *p, size_t n) {
 /* The SASL lines (the client starts with a NUL byte, then CRLF lines up to BEGIN) pass as they
  * come, every whole line the socket holds at once (the bus answers them together: one wakeup of
  * the client, not one per line); the line BEGIN ends them, so the first message starts where vssd
- * knows. The line being read keeps its first bytes in header, its length in auth_line. */
+ * knows. The line being read keeps its first bytes in header, its length in auth_line.
+ * Nothing more is read after a BEGIN until the bus says it took it (begin_taken()): one it did not
+ * take (before an AUTH it accepted, or a line it reads otherwise, such as "X\nBEGIN") would have
+ * vssd count message sizes the bus, still reading SASL lines, never sees, and the bus read a
+ * message as large as it says past every limit. */
 static int pump_auth(Connection *c) {
         char buf[MAX_AUTH_LINE];
         ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
@@ -213,8 +217,17 @@ static int pump_auth(Connection *c) {
         int r = write_pipe(c, buf, len);
         if (r < 0)
                 return r;
-        c->authenticated = begin;
+        c->begin_passed = begin;
         return 1;
+}
+
+/* After the bus ran: whether it took the BEGIN passed on, so that messages follow. One it did not
+ * take leaves the client unread until the bus's authentication deadline closes it. */
+static void begin_taken(Connection *c) {
+        if (c->begin_passed && sd_bus_is_ready(c->bus) > 0) {
+                c->begin_passed = false;
+                c->authenticated = true;
+        }
 }
 
 /* Passes on at most one chunk of the client's bytes. Returns 1 when bytes moved, 0 when there is
@@ -224,6 +237,8 @@ static int pump(Connection *c) {
         bool header = false;
         /* What the socket held when peeked, if all of it fit: splicing that much empties it. */
         ssize_t held = -1;
+        if (c->begin_passed)
+                return 0; /* until the bus takes it (begin_taken()) */
         if (!c->authenticated)
                 return pump_auth(c);
         if (c->in_left == 0) {
@@ -328,6 +343,7 @@ static bool process(Connection *c) {
                 c->manager->end_connection(c);
                 return false;
         }
+        begin_taken(c);
         if (r == -ENOTCONN) {
                 /* Closed without saying Disconnected: nothing more can come of it. */
                 c->manager->end_connection(c);

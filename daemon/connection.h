@@ -40,7 +40,8 @@ struct Connection {
         bool hup;               /* epoll said the client hung up */
         uint64_t until;         /* when sd-bus wants to run (the manager's one timer) */
         size_t timer_idx;       /* 1 + its place in the manager's heap of timeouts; 0 when none */
-        bool authenticated;     /* the SASL lines are over (BEGIN), messages follow */
+        bool authenticated;     /* the SASL lines are over (the bus took BEGIN), messages follow */
+        bool begin_passed;      /* a line BEGIN went to the bus, which has not taken it (yet) */
         size_t auth_bytes, auth_line;
         uint8_t header[16];     /* the next message's fixed header, read but not yet passed on */
         size_t header_len;

@@ -420,11 +420,66 @@ static void test_large_message(void) {
         harness_free(h);
 }
 
+/* trust-sasl-desync: bob ends his SASL lines with a BEGIN the bus does not take ("\r\n", then
+ * BEGIN before any AUTH), then sends one message whose bytes are, to the bus still reading SASL
+ * lines, an AUTH, a BEGIN and the header of a 120 MiB message, and then its body as messages of 1
+ * MiB each. Had vssd gone on reading after a BEGIN the bus did not take, it would count 1 MiB
+ * messages while the bus holds all 120 MiB. It reads nothing more: bob's sends stop at what the
+ * socket holds, vssd's memory stays bounded, and root is served. */
+static void bob_desync(Harness *h, void *userdata) {
+        size_t *sent = userdata;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", harness_socket(h));
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        CHECK(fd >= 0 && connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0);
+        CHECK(send(fd, "\0\r\n", 3, MSG_NOSIGNAL) == 3);
+        CHECK(send(fd, "BEGIN\r\n", 7, MSG_NOSIGNAL) == 7);
+        /* The message the relay would see: a fixed header, its "fields" the bytes below, no body. */
+        uint8_t *chunk = calloc(1, MIB);
+        char uid[32], lines[256];
+        int n = snprintf(uid, sizeof(uid), "%u", (unsigned) getuid());
+        char *p = lines + sprintf(lines, "\r\nAUTH EXTERNAL ");
+        for (int i = 0; i < n; i++)
+                p += sprintf(p, "%02x", (unsigned char) uid[i]);
+        p += sprintf(p, "\r\nBEGIN\r\n");
+        size_t at = 16;
+        memcpy(chunk + at, lines, (size_t) (p - lines));
+        at += (size_t) (p - lines);
+        size_t big = call_header(chunk + at, 2, VSS_BUS_INTERFACE, "InitializeForRestore", "ss", 120 * MIB);
+        at += big;
+        uint32_t fields = (uint32_t) (((at + 7) & ~(size_t) 7) - 16), zero = 0, one = 1;
+        chunk[0] = 'l', chunk[1] = 1, chunk[2] = 0, chunk[3] = 1;
+        memcpy(chunk + 4, &zero, 4);
+        memcpy(chunk + 8, &one, 4);
+        memcpy(chunk + 12, &fields, 4);
+        send_upto(fd, chunk, 16 + fields, 16 + fields);
+        /* The body, as the relay would count it: messages of 1 MiB. */
+        size_t m = call_header(chunk, 3, VSS_BUS_INTERFACE, "InitializeForRestore", "ss", 0);
+        m = call_header(chunk, 3, VSS_BUS_INTERFACE, "InitializeForRestore", "ss", (uint32_t) (MIB - m));
+        memset(chunk + m, 'x', MIB - m);
+        *sent = send_upto(fd, chunk, MIB, 120 * MIB);
+        free(chunk);
+        fprintf(stderr, "   vssd took %zu KiB of bob's 120 MiB\n", *sent / 1024);
+        CHECK(*sent < 16 * MIB);
+        close(fd);
+}
+
+static void test_sasl_desync(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        pid_t vssd = harness_vssd_pid(h);
+        size_t sent = 0;
+        run_as(BOB, bob_desync, h, &sent, "bob's desync");
+        CHECK(rss_of(vssd) < RSS_BOUND);
+        CHECK(harness_sh(h, NULL, VSSADMIN_DIR "/vssadmin list writers >/dev/null") == 0);
+        harness_free(h);
+}
+
 static const TestCase cases[] = {
         { "trust-flood-memory", test_flood_memory },
         { "trust-sigterm-non-reader", test_sigterm_non_reader },
         { "trust-limit-keys", test_limit_keys },
         { "trust-large-message", test_large_message },
+        { "trust-sasl-desync", test_sasl_desync },
         {},
 };
 
