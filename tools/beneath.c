@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "lib/basic/path-util.h"
 #include "lib/common.h"
 #include "lib/openat.h"
 #include "providers/file/meta.h"
@@ -27,6 +28,125 @@ int beneath_open(int dirfd, const char *path, int flags, mode_t mode) {
 
 static const char *symlink_or_not_dir(int r) {
         return r == -ELOOP ? "is a symlink, which a restore does not follow" : "is not a directory";
+}
+
+#define TRUSTED_LINKS_MAX 40
+
+/* Whether the symlink st, in directory dir, is root's alone: made by root, and its name in a
+ * directory where nobody else may make, remove or rename one. */
+static bool link_trusted(const struct stat *st, const struct stat *dir) {
+        return st->st_uid == 0 && dir->st_uid == 0 && (!(dir->st_mode & (S_IWGRP | S_IWOTH)) || (dir->st_mode & S_ISVTX));
+}
+
+/* One step of beneath_resolve_trusted(): *fd and *base go into the directory comp of *fd (or its
+ * parent, for ".."). 1 when they did, 0 when comp does not exist, <0 on failure (*is_link:
+ * comp is a symlink, for the caller to follow or refuse). */
+static int resolve_step(int *fd, char **base, const char *comp, struct stat *st, bool *is_link) {
+        *is_link = false;
+        if (streq(comp, "."))
+                return 1;
+        if (!streq(comp, "..")) {
+                if (fstatat(*fd, comp, st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return errno == ENOENT ? 0 : -errno;
+                if (S_ISLNK(st->st_mode)) {
+                        *is_link = true;
+                        return -ELOOP;
+                }
+                if (!S_ISDIR(st->st_mode))
+                        return -ENOTDIR;
+        }
+        /* O_NOFOLLOW: a directory swapped for a symlink since the fstatat is not followed. */
+        int nfd = openat(*fd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (nfd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        char *nb;
+        if (streq(comp, "..")) {
+                nb = strdup(*base);
+                char *slash = nb ? strrchr(nb, '/') : NULL;
+                if (slash)
+                        slash[slash == nb] = 0;
+        } else
+                nb = path_join(*base, comp);
+        if (!nb) {
+                close(nfd);
+                return -ENOMEM;
+        }
+        close(*fd);
+        *fd = nfd;
+        free(*base);
+        *base = nb;
+        return 1;
+}
+
+int beneath_resolve_trusted(const char *p, int *ret_fd, char **ret_base, char **ret_rest, char **ret_error) {
+        _cleanup_close_ int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_free_ char *todo = strdup(p), *base = strdup("/");
+        unsigned links = 0;
+        const char *c;
+
+        if (fd < 0)
+                return fail(ret_error, -errno, "/: %m");
+        if (!todo || !base)
+                return fail_oom(ret_error);
+        for (;;) {
+                char comp[NAME_MAX + 1];
+                struct stat st, dir;
+                bool is_link;
+                c = todo;
+                while (*c == '/')
+                        c++;
+                if (*c == 0)
+                        break;
+                const char *e = strchrnul(c, '/');
+                if ((size_t) (e - c) > NAME_MAX)
+                        return fail(ret_error, -ENAMETOOLONG, "%.*s: name too long", NAME_SHOWN, c);
+                memcpy(comp, c, (size_t) (e - c));
+                comp[e - c] = 0;
+                int r = resolve_step(&fd, &base, comp, &st, &is_link);
+                if (r == 0)
+                        break; /* c, on, does not exist */
+                if (r == -ENOMEM)
+                        return fail_oom(ret_error);
+                if (r < 0 && !is_link)
+                        return fail(ret_error, r, "%s/%s: %s", streq(base, "/") ? "" : base, comp, strerror(-r));
+                if (r < 0) {
+                        if (fstat(fd, &dir) < 0)
+                                return fail(ret_error, -errno, "%s: %m", base);
+                        if (!link_trusted(&st, &dir))
+                                return fail(ret_error, -ELOOP,
+                                            "%s/%s is a symlink that uid %u may have made or replaced: a restore in "
+                                            "place does not follow it", streq(base, "/") ? "" : base, comp,
+                                            (unsigned) (st.st_uid != 0 ? st.st_uid : dir.st_uid));
+                        char target[PATH_MAX];
+                        ssize_t k = readlinkat(fd, comp, target, sizeof(target) - 1);
+                        if (k <= 0 || ++links > TRUSTED_LINKS_MAX)
+                                return fail(ret_error, k < 0 ? -errno : -ELOOP, "%s/%s: cannot follow the symlink",
+                                            streq(base, "/") ? "" : base, comp);
+                        target[k] = 0;
+                        if (target[0] == '/') {
+                                int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                                if (root < 0)
+                                        return fail(ret_error, -errno, "/: %m");
+                                close(fd);
+                                fd = root;
+                                free(base);
+                                base = strdup("/");
+                        }
+                        char *next = NULL;
+                        if (!base || asprintf(&next, "%s%s", target, e) < 0)
+                                return fail_oom(ret_error);
+                        free(todo);
+                        todo = next;
+                        continue;
+                }
+                memmove(todo, e, strlen(e) + 1);
+        }
+        *ret_rest = strdup(c);
+        if (!*ret_rest)
+                return fail_oom(ret_error);
+        *ret_fd = TAKE_FD(fd);
+        *ret_base = TAKE_PTR(base);
+        return 0;
 }
 
 int beneath_deepest(int dirfd, const char *shown, const char *rel, int64_t owner, int *ret_fd, const char **ret_rest,

@@ -33,6 +33,17 @@ int beneath_open(int dirfd, const char *path, int flags, mode_t mode);
 int beneath_deepest(int dirfd, const char *shown, const char *rel, int64_t owner, int *ret_fd, const char **ret_rest,
                     char **ret_error);
 
+/*
+ * For a restore in place of root's writers: the longest existing prefix of the absolute path p,
+ * opened (O_PATH) in *ret_fd, its path in *ret_base, and what of p lies below it in *ret_rest
+ * (symlinks on the way expanded; all malloc'd). A symlink on the way is followed only when nobody
+ * but root can have made or replaced it: owned by root, in a directory of root's that nobody else
+ * may write, or that is sticky (/usr/lib, /var/run). Any other fails (-ELOOP), naming it: a user
+ * who may write a directory above a root writer's component could send root's restore anywhere.
+ * Walked by fds, so nothing met is swapped between its check and its use.
+ */
+int beneath_resolve_trusted(const char *p, int *ret_fd, char **ret_base, char **ret_rest, char **ret_error);
+
 /* A new, empty directory of ours (mode 0700) below dirfd, for a restore to be moved into place
  * from; its name (".vssbackup-restore-XXXXXXXX") in name. *ret_fd: it, O_PATH. */
 int beneath_staging(int dirfd, char name[static 64], int *ret_fd);

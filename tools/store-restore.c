@@ -491,16 +491,17 @@ static int dest_open(Restore *rs, size_t i, const struct stat *skip) {
                 if (r < 0)
                         return fail(rs->ret_error, r, "restore destination %s: %s", target, strerror(-r));
         } else {
-                /* In place: the parent is resolved, from.path itself and all below are not. */
-                _cleanup_free_ char *parent = strdup(from);
-                const char *prel;
+                /* In place: the parent is resolved following root's symlinks alone (a user who may
+                 * write above the component must not send root's restore elsewhere), from.path
+                 * itself and all below are not. */
+                _cleanup_free_ char *parent = strdup(from), *prel = NULL, *why = NULL;
                 if (!parent)
                         return fail_oom(rs->ret_error);
                 char *slash = strrchr(parent, '/');
                 slash[slash == parent] = 0;
-                r = split_existing(parent, &base, &prel);
+                r = beneath_resolve_trusted(parent, &base_fd, &base, &prel, &why);
                 if (r < 0)
-                        return fail(rs->ret_error, r, "restore destination %s: %s", from, strerror(-r));
+                        return fail(rs->ret_error, r, "restore destination %s: %s", from, why ? why : strerror(-r));
                 rel_buf = path_join(prel, strrchr(from, '/') + 1);
                 if (!rel_buf)
                         return fail_oom(rs->ret_error);
@@ -508,7 +509,8 @@ static int dest_open(Restore *rs, size_t i, const struct stat *skip) {
         }
         if (!base)
                 return fail_oom(rs->ret_error);
-        base_fd = open(isempty(base) ? "/" : base, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (base_fd < 0)
+                base_fd = open(isempty(base) ? "/" : base, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (base_fd < 0)
                 return fail(rs->ret_error, -errno, "restore destination %s: %m", isempty(base) ? "/" : base);
         r = beneath_deepest(base_fd, streq(base, "/") ? "" : base, rel, owner, &d->e_fd, &rest, rs->ret_error);

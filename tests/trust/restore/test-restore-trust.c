@@ -7,6 +7,8 @@
  *   trust-restore-to-wins         with --to DIR, new targets planted in a backup's document (a
  *                                 chain's too, whose deletions would follow them) stay beneath DIR
  *   trust-restore-no-symlink      a symlink a user planted below DIR is not followed
+ *   trust-restore-in-place-symlink-above  nor, in place, one a user planted above a root writer's
+ *                                 component (root's own symlinks are)
  *   trust-restore-refused-archive a tar-slip archive leaves nothing behind
  *   trust-restore-user-backup     a backup a user could have written restores in place only where
  *                                 that user may write, whatever its document says
@@ -290,6 +292,74 @@ static void test_no_symlink(void) {
         CHECK(count_entries(victim) == 0);
         struct stat s;
         CHECK(lstat(plant.link, &s) == 0 && S_ISLNK(s.st_mode));
+        harness_free(h);
+}
+
+typedef struct Swap {
+        char dir[PATH_MAX];    /* renamed away... */
+        char away[PATH_MAX];
+        char target[PATH_MAX]; /* ...and made a symlink to this */
+} Swap;
+
+static void swap_for_symlink(Harness *h, void *userdata) {
+        Swap *w = userdata;
+        CHECK(rename(w->dir, w->away) == 0 && symlink(w->target, w->dir) == 0);
+}
+
+/* Root's writer has its component in DIR/app/data, where DIR is vsstest-bob's: after the backup bob
+ * makes DIR/app a symlink to a root-owned directory. Root's restore in place does not follow it
+ * (nothing written there, nothing of it deleted, with stop-restore-start either); a symlink of
+ * root's own in a directory only root may write, above another component, is followed. */
+static void test_in_place_symlink_above(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        char bob[PATH_MAX], app[PATH_MAX + 8], data[PATH_MAX + 16], comp[PATH_MAX + 32], victim[PATH_MAX + 8];
+        char backup[PATH_MAX], real[PATH_MAX + 8], moved[PATH_MAX + 8], rdata[PATH_MAX + 16], rcomp[PATH_MAX + 32];
+        snprintf(bob, sizeof(bob), "%s/bob", harness_dir(h));
+        snprintf(app, sizeof(app), "%s/app", bob);
+        snprintf(data, sizeof(data), "%s/data", app);
+        snprintf(victim, sizeof(victim), "%s/victim", harness_dir(h));
+        snprintf(real, sizeof(real), "%s/real", harness_dir(h));
+        snprintf(moved, sizeof(moved), "%s/real2", harness_dir(h));
+        snprintf(rdata, sizeof(rdata), "%s/data", real);
+        make_dir(bob, 0755, uid_of(BOB));
+        make_dir(app, 0755, 0);
+        make_dir(data, 0755, 0);
+        make_file(data, "app.conf", "backed up\n", 0);
+        make_dir(victim, 0755, 0);
+        char vdata[PATH_MAX + 16];
+        snprintf(vdata, sizeof(vdata), "%s/data", victim);
+        make_dir(vdata, 0755, 0);
+        make_file(vdata, "important", "root's\n", 0);
+        make_dir(real, 0755, 0);
+        make_dir(rdata, 0755, 0);
+        make_file(rdata, "r.conf", "backed up\n", 0);
+        snprintf(comp, sizeof(comp), "app=%s", data);
+        snprintf(rcomp, sizeof(rcomp), "real=%s", rdata);
+        const char *const args[] = { "--component", comp, "--restore-method", "stop-restore-start", NULL };
+        const char *const rargs[] = { "--component", rcomp, NULL };
+        harness_writer(h, "app", args);
+        harness_writer(h, "real", rargs);
+        snprintf(backup, sizeof(backup), "%s/backup", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s", backup) == 0);
+
+        Swap w;
+        snprintf(w.dir, sizeof(w.dir), "%s", app);
+        snprintf(w.away, sizeof(w.away), "%s/app.old", bob);
+        snprintf(w.target, sizeof(w.target), "%s", victim);
+        run_as(BOB, swap_for_symlink, h, &w, "bob swaps DIR/app for a symlink");
+        /* The admin moves root's directory and leaves a symlink of root's in its place. */
+        CHECK(rename(real, moved) == 0 && symlink(moved, real) == 0);
+
+        int st;
+        json_object *out = harness_json(h, &st, "vssbackup restore --from %s --component app:app --json", backup);
+        CHECK(st == 1);
+        CHECK(strstr(error_field(out, "message"), "symlink") != NULL);
+        json_object_put(out);
+        CHECK(lexists("%s/important", vdata) && !lexists("%s/app.conf", vdata));
+        out = harness_json(h, &st, "vssbackup restore --from %s --component real:real --json", backup);
+        CHECK(st == 0);
+        json_object_put(out);
+        CHECK(lexists("%s/data/r.conf", moved));
         harness_free(h);
 }
 
@@ -843,6 +913,7 @@ int main(int argc, char *argv[]) {
                 { "trust-restore-user-privilege", test_user_privilege },
                 { "trust-backup-symlink-swap", test_backup_symlink_swap },
                 { "trust-exec-mount-swap", test_exec_mount_swap },
+                { "trust-restore-in-place-symlink-above", test_in_place_symlink_above },
                 {},
         };
         return test_main(argc, argv, cases);
