@@ -429,34 +429,6 @@ static int prune(Restore *rs, size_t i) {
         return 0;
 }
 
-/* The longest existing prefix of p, resolved (*ret_base), and what follows it in p (*ret_rel,
- * pointing into p). For directories the caller named. */
-static int split_existing(const char *p, char **ret_base, const char **ret_rel) {
-        _cleanup_free_ char *head = strdup(p);
-
-        if (!head)
-                return -ENOMEM;
-        for (;;) {
-                char *real = realpath(head, NULL), *slash;
-
-                if (real) {
-                        const char *rest = p + strlen(head);
-                        while (*rest == '/')
-                                rest++;
-                        *ret_base = real;
-                        *ret_rel = rest;
-                        return 0;
-                }
-                if (errno != ENOENT && errno != ENOTDIR)
-                        return -errno;
-                slash = strrchr(head, '/');
-                if (!slash || slash == head) /* "/" always resolves; this is for safety */
-                        head[1] = 0;
-                else
-                        *slash = 0;
-        }
-}
-
 /* Opens rule i's destination: the directory resolved (see store.h), the walk below it, the
  * staging directory. */
 static int dest_open(Restore *rs, size_t i, const struct stat *skip) {
@@ -487,9 +459,12 @@ static int dest_open(Restore *rs, size_t i, const struct stat *skip) {
                 if (!base)
                         return fail(rs->ret_error, -errno, "restore directory %s: %m", beneath);
         } else if (to || streq(from, "/")) {
-                r = split_existing(target, &base, &rel);
+                /* A root writer's place (or "/"): as in place, below. */
+                _cleanup_free_ char *why = NULL;
+                r = beneath_resolve_trusted(target, &base_fd, &base, &rel_buf, &why);
                 if (r < 0)
-                        return fail(rs->ret_error, r, "restore destination %s: %s", target, strerror(-r));
+                        return fail(rs->ret_error, r, "restore destination %s: %s", target, why ? why : strerror(-r));
+                rel = rel_buf;
         } else {
                 /* In place: the parent is resolved following root's symlinks alone (a user who may
                  * write above the component must not send root's restore elsewhere), from.path

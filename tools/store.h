@@ -118,7 +118,8 @@ typedef struct StoreRestoreRule {
  * missing parent directories of from.path are recreated from the backup too.
  *
  * Where: the destination's directory (beneath, else the longest existing part of to, else of
- * from.path's parent) is resolved; below it every create, open, rename and unlink is fd-relative
+ * from.path's parent) is resolved (beneath as the caller named it; to and from.path following only
+ * root's own symlinks, beneath_resolve_trusted()); below it every create, open, rename and unlink is fd-relative
  * and follows no symlink (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS): a symlink on the way
  * fails the restore, one in the place of a restored file or directory is replaced, not followed.
  * With owner_check (and owner_uid not 0, and no beneath), to (or from.path) is walked from "/"

@@ -308,8 +308,9 @@ static void swap_for_symlink(Harness *h, void *userdata) {
 
 /* Root's writer has its component in DIR/app/data, where DIR is vsstest-bob's: after the backup bob
  * makes DIR/app a symlink to a root-owned directory. Root's restore in place does not follow it
- * (nothing written there, nothing of it deleted, with stop-restore-start either); a symlink of
- * root's own in a directory only root may write, above another component, is followed. */
+ * (nothing written there, nothing of it deleted, with stop-restore-start either), nor one to an
+ * alternate location in DIR/alt swapped the same way; a symlink of root's own in a directory
+ * only root may write, above another component, is followed. */
 static void test_in_place_symlink_above(void) {
         Harness *h = harness_for_users(CONFIG_BASE "}");
         char bob[PATH_MAX], app[PATH_MAX + 8], data[PATH_MAX + 16], comp[PATH_MAX + 32], victim[PATH_MAX + 8];
@@ -339,6 +340,18 @@ static void test_in_place_symlink_above(void) {
         const char *const rargs[] = { "--component", rcomp, NULL };
         harness_writer(h, "app", args);
         harness_writer(h, "real", rargs);
+        /* And root's writer whose alternate location is in DIR/alt, which bob swaps too. */
+        char src[PATH_MAX + 8], alt[PATH_MAX + 8], acomp[PATH_MAX + 32], aloc[3 * PATH_MAX];
+        snprintf(src, sizeof(src), "%s/src", harness_dir(h));
+        snprintf(alt, sizeof(alt), "%s/alt", bob);
+        make_dir(src, 0755, 0);
+        make_file(src, "a.conf", "backed up\n", 0);
+        make_dir(alt, 0755, 0);
+        snprintf(acomp, sizeof(acomp), "alt=%s", src);
+        snprintf(aloc, sizeof(aloc), "%s=%s/data", src, alt);
+        const char *const aargs[] = { "--component", acomp, "--restore-method", "restore-to-alternate-location",
+                                      "--alternate-location", aloc, NULL };
+        harness_writer(h, "alt", aargs);
         snprintf(backup, sizeof(backup), "%s/backup", harness_dir(h));
         CHECK(harness_sh(h, NULL, "vssbackup backup --to %s", backup) == 0);
 
@@ -347,6 +360,9 @@ static void test_in_place_symlink_above(void) {
         snprintf(w.away, sizeof(w.away), "%s/app.old", bob);
         snprintf(w.target, sizeof(w.target), "%s", victim);
         run_as(BOB, swap_for_symlink, h, &w, "bob swaps DIR/app for a symlink");
+        snprintf(w.dir, sizeof(w.dir), "%s", alt);
+        snprintf(w.away, sizeof(w.away), "%s/alt.old", bob);
+        run_as(BOB, swap_for_symlink, h, &w, "bob swaps DIR/alt for a symlink");
         /* The admin moves root's directory and leaves a symlink of root's in its place. */
         CHECK(rename(real, moved) == 0 && symlink(moved, real) == 0);
 
@@ -356,6 +372,11 @@ static void test_in_place_symlink_above(void) {
         CHECK(strstr(error_field(out, "message"), "symlink") != NULL);
         json_object_put(out);
         CHECK(lexists("%s/important", vdata) && !lexists("%s/app.conf", vdata));
+        out = harness_json(h, &st, "vssbackup restore --from %s --component alt:alt --json", backup);
+        CHECK(st == 1);
+        CHECK(strstr(error_field(out, "message"), "symlink") != NULL);
+        json_object_put(out);
+        CHECK(lexists("%s/important", vdata) && !lexists("%s/a.conf", vdata));
         out = harness_json(h, &st, "vssbackup restore --from %s --component real:real --json", backup);
         CHECK(st == 0);
         json_object_put(out);
