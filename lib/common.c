@@ -259,8 +259,8 @@ void utf8_copy(char *dst, size_t size, const char *src) {
                 if (o + n >= size)
                         break;
                 memcpy(dst + o, p, n);
-                if (n == 1 && char_is_control((char) *p))
-                        dst[o] = ' ';
+                if (control_len((const char *) p) == n)
+                        memset(dst + o, ' ', n);
                 o += n;
                 p += n;
         }

@@ -68,15 +68,18 @@ static inline bool string_ok(const char *s, size_t max) { return s && strnlen(s,
 /* s made one line of text for logs and terminals: control characters become spaces (in place;
  * NULL stays NULL). */
 static inline char *one_line(char *s) {
-        for (char *p = s; p && *p; p++)
-                if (char_is_control(*p))
-                        *p = ' ';
+        for (char *p = s; p && *p;) {
+                size_t n = control_len(p);
+                if (n > 0)
+                        memset(p, ' ', n);
+                p += n > 0 ? n : 1;
+        }
         return s;
 }
-/* A name shown in logs and terminals: no control character. */
+/* A name shown in logs and terminals: no control character (control_len()). */
 static inline bool name_printable(const char *s) {
         for (; s && *s; s++)
-                if (char_is_control(*s))
+                if (control_len(s) > 0)
                         return false;
         return true;
 }

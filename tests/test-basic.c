@@ -96,7 +96,22 @@ static void test_time(void) {
         CHECK_STR(format_timestamp(1764070200ULL * USEC_PER_SEC, buf), "2025-11-25T11:30:00Z");
 }
 
+static void test_control_len(void) {
+        CHECK(control_len("") == 0 && control_len("a") == 0 && control_len("\xc3\xa9") == 0); /* é */
+        CHECK(control_len("\n") == 1 && control_len("\033[2J") == 1 && control_len("\x7f") == 1);
+        /* C1: U+0085 (NEL), U+009B (CSI); U+00A0 is no control. */
+        CHECK(control_len("\xc2\x85") == 2 && control_len("\xc2\x9b" "2J") == 2 && control_len("\xc2\xa0") == 0);
+        /* Bidirectional formatting: U+061C, U+200E, U+202E (RLO), U+2066, U+2069; separators. */
+        CHECK(control_len("\xd8\x9c") == 2 && control_len("\xe2\x80\x8e") == 3 && control_len("\xe2\x80\xae") == 3);
+        CHECK(control_len("\xe2\x81\xa6") == 3 && control_len("\xe2\x81\xa9") == 3 && control_len("\xe2\x80\xa8") == 3);
+        /* Their neighbours are text: U+2010 (hyphen), U+2030 (per mille), U+2060 (word joiner). */
+        CHECK(control_len("\xe2\x80\x90") == 0 && control_len("\xe2\x80\xb0") == 0 && control_len("\xe2\x81\xa0") == 0);
+        /* Cut short: no read past the end. */
+        CHECK(control_len("\xc2") == 0 && control_len("\xe2\x80") == 0);
+}
+
 int main(void) {
+        test_control_len();
         test_path_within();
         test_path_normalize();
         test_parse();

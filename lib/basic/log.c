@@ -17,10 +17,11 @@ const char *log_ident(void) {
         return ident;
 }
 
-/* msg as one line of text: a control character (a newline, an escape) as \n, \t, \r or \xHH, so a
- * path or name from another user (a writer's metadata) reaches a terminal or a log as text, never
- * as an escape sequence or a line of its own. Newlines ending msg (a library's error text) are
- * dropped. NULL when out of memory. */
+/* msg as one line of text: a control character (a newline, an escape; control_len(): a C1 or a
+ * bidirectional one too) as \n, \t, \r or \xHH per byte, so a path or name from another user (a
+ * writer's metadata) reaches a terminal or a log as text, never as an escape sequence, reordered
+ * or on a line of its own. Newlines ending msg (a library's error text) are dropped. NULL when out
+ * of memory. */
 static char *printable(const char *msg) {
         size_t n = strlen(msg);
         while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
@@ -28,15 +29,18 @@ static char *printable(const char *msg) {
         char *out = malloc(4 * n + 1), *o = out;
         if (!out)
                 return NULL;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0, left = 0; i < n; i++) {
                 unsigned char c = (unsigned char) msg[i];
-                if (!char_is_control((char) c))
+                if (left == 0)
+                        left = control_len(msg + i);
+                if (left == 0)
                         *o++ = (char) c;
                 else if (c == '\n' || c == '\t' || c == '\r') {
                         *o++ = '\\';
                         *o++ = c == '\n' ? 'n' : c == '\t' ? 't' : 'r';
                 } else
                         o += sprintf(o, "\\x%02x", c);
+                left -= left > 0;
         }
         *o = 0;
         return out;

@@ -221,6 +221,8 @@ static void test_backup_default(void) {
         /* A path of bob's naming a terminal escape (a window title) and a line of its own: root's
          * terminal gets them as text. */
         pid_t b2 = bobs_writer(h, "bob-escapes", "/nonexistent\033]0;owned\a\nvssbackup: fake", false);
+        /* And a C1 control (CSI in UTF-8: clear the screen) and a right-to-left override. */
+        pid_t b3 = bobs_writer(h, "bob-c1", "/nonexistent\xc2\x9b" "2J\xe2\x80\xae" "gnp.txe", false);
 
         int st = -1;
         char *o = NULL;
@@ -228,9 +230,12 @@ static void test_backup_default(void) {
         CHECK(o && strstr(o, "component 'db' of writer 'bob-everything' left out: / is not its user's"));
         CHECK(o && strstr(o, "component 'db' of writer 'bob-escapes' left out: "
                              "/nonexistent\\x1b]0;owned\\x07\\nvssbackup: fake is not its user's"));
-        CHECK(o && !strchr(o, '\033') && !strchr(o, '\a'));
+        CHECK(o && strstr(o, "component 'db' of writer 'bob-c1' left out: "
+                             "/nonexistent\\xc2\\x9b2J\\xe2\\x80\\xaegnp.txe is not its user's"));
+        CHECK(o && !strchr(o, '\033') && !strchr(o, '\a') && !strstr(o, "\xc2\x9b") && !strstr(o, "\xe2\x80\xae"));
         free(o);
         stop_writer(b2);
+        stop_writer(b3);
         check_left_out_events(h, "bob-everything");
         char *ev = harness_events(h, "rootw");
         CHECK(ev && strstr(ev, "prepare-snapshot freeze thaw post-snapshot backup-complete") != NULL);
