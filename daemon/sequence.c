@@ -309,6 +309,10 @@ bool writer_gets_event(vss_event e, const SlotFacts *f, int level) {
         }
 }
 
+bool writer_told_shutdown_unawaited(const SlotFacts *f) {
+        return f->selected && f->not_responding;
+}
+
 bool writer_gets_status_query(const SlotFacts *f) {
         return !f->inflight && !f->unheard && !state_is_failed(f->state);
 }

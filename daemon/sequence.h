@@ -154,6 +154,10 @@ typedef struct SlotFacts {
  *  - BackupComplete: selected, waiting for BackupComplete;
  *  - BackupShutdown: selected, not declared not responding (nobody waits on a hung writer twice). */
 bool writer_gets_event(vss_event e, const SlotFacts *f, int level);
+/* Whether the writer is sent BackupShutdown without its answer being waited for: selected, and
+ * declared not responding (VSS sends BackupShutdown to every writer of a released backup, so
+ * that one alive after all can clean up). */
+bool writer_told_shutdown_unawaited(const SlotFacts *f);
 
 /* Whether a status query (GatherWriterStatus) pings the writer: a writer busy with an event is
  * reported as it is, and a failed one keeps its failure, so neither is asked. */

@@ -329,6 +329,15 @@ int writer_ping(Session *s, Writer *w, size_t idx, StatusGather *g) {
         return r < 0 ? r : 1;
 }
 
+void notify_slot(Session *s, size_t idx, vss_event event) {
+        Slot *slot = &s->slots[idx];
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        if (!slot->writer || event_message(s, slot, event, &msg) < 0 || sd_bus_message_set_expect_reply(msg, 0) < 0)
+                return;
+        (void) sd_bus_send(slot->writer->connection->bus, msg, NULL);
+        connection_io_touch(slot->writer->connection); /* what could not be written at once */
+}
+
 void send_batch_during(Session *s, vss_event event, SlotRule rule, int level, void (*next)(Session *),
                        void (*during)(Session *)) {
         s->pending = 1; /* held while sending, so an immediate answer cannot finish the batch */

@@ -51,6 +51,8 @@ void slot_answer(Session *s, Slot *slot, vss_event e, int32_t failure, int32_t c
 /* Sends one event (or, with a gather, a Ping) to slot idx. Returns 1 when a call is in flight,
  * 0 when the writer is gone and its answer was recorded at once. */
 int call_slot(Session *s, size_t idx, vss_event event, StatusGather *g);
+/* Sends one event to slot idx with no answer expected or waited for (its status stays). */
+void notify_slot(Session *s, size_t idx, vss_event event);
 /* A gather's Ping of a subscribed writer (no slot): 1 when in flight. */
 int writer_ping(Session *s, Writer *w, size_t idx, StatusGather *g);
 /* Sends event to every slot the rule picks, in parallel; then next runs once all answered (at once

@@ -391,10 +391,16 @@ static void session_final(Session *s) {
 }
 
 static void session_shutdown_writers(Session *s) {
-        if (s->n_slots > 0 && !s->restore)
-                send_batch(s, VSS_EVENT_BACKUP_SHUTDOWN, writer_gets_event, 0, session_final);
-        else
+        if (s->n_slots == 0 || s->restore) {
                 session_final(s);
+                return;
+        }
+        for (size_t i = 0; i < s->n_slots; i++) {
+                SlotFacts f = slot_facts(&s->slots[i]);
+                if (writer_told_shutdown_unawaited(&f))
+                        notify_slot(s, i, VSS_EVENT_BACKUP_SHUTDOWN);
+        }
+        send_batch(s, VSS_EVENT_BACKUP_SHUTDOWN, writer_gets_event, 0, session_final);
 }
 
 void session_shutdown(Session *s) {

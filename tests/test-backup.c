@@ -224,6 +224,27 @@ static void test_hang_prepare_backup(void) {
         vss_backup_release(b);
 }
 
+/* A writer that answers PrepareForBackup after its deadline is not responding in that session,
+ * and the release does not wait on it again; but it is sent BackupShutdown all the same (VSS sends
+ * it to every writer of a released backup), so it can clean up what it set up. */
+static void test_late_writer_gets_shutdown(void) {
+        Harness *h = harness_new("{\"timeouts\": {\"prepare_backup_ms\": 700}}");
+        char *data = harness_make_data(h, "data");
+        harness_writer(h, "ok", NULL);
+        harness_writer(h, "late", NULL);
+        harness_set(h, "late", "prepare-backup", "block 2");
+        vss_backup *b = harness_session(h);
+        prepare(h, b, data, NULL);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        check_status(b, "late", VSS_WS_FAILED_AT_PREPARE_BACKUP, VSS_E_WRITER_NOT_RESPONDING);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
+        CHECK_HR(vss_backup_backup_complete_sync(b), 0);
+        vss_backup_release(b);
+        check_events(h, "ok", "identify prepare-backup prepare-snapshot freeze thaw post-snapshot backup-complete backup-shutdown");
+        CHECK(harness_wait_event(h, "late", "backup-shutdown", 30000));
+        check_events(h, "late", "identify prepare-backup backup-shutdown");
+}
+
 static void test_hang_freeze(void) {
         Harness *h = harness_new(NULL);
         char *data = harness_make_data(h, "data");
@@ -1112,6 +1133,7 @@ static const TestCase cases[] = {
         { "veto-nonretryable", test_veto_nonretryable },
         { "hang-prepare-backup", test_hang_prepare_backup },
         { "hang-freeze", test_hang_freeze },
+        { "late-writer-gets-shutdown", test_late_writer_gets_shutdown },
         { "status-in-progress", test_status_in_progress },
         { "writer-killed-mid-freeze", test_writer_killed_mid_freeze },
         { "requester-killed-mid-freeze", test_requester_killed_mid_freeze },
