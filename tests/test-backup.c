@@ -205,22 +205,31 @@ static void test_veto_nonretryable(void) {
         vss_backup_release(b);
 }
 
-static void test_hang_prepare_backup(void) {
+/* Writers ok and slow (whose PrepareForBackup does what behaviour says) with 700 ms for it, a
+ * session prepared for a backup of data: slow is not responding, ok Stable. */
+static vss_backup *slow_prepare_backup(Harness **ret_h, const char *behaviour) {
         Harness *h = harness_new("{\"timeouts\": {\"prepare_backup_ms\": 700}}");
         char *data = harness_make_data(h, "data");
         harness_writer(h, "ok", NULL);
-        harness_writer(h, "stuck", NULL);
-        harness_set(h, "stuck", "prepare-backup", "hang");
+        harness_writer(h, "slow", NULL);
+        harness_set(h, "slow", "prepare-backup", behaviour);
         vss_backup *b = harness_session(h);
         prepare(h, b, data, NULL);
         CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
-        check_status(b, "stuck", VSS_WS_FAILED_AT_PREPARE_BACKUP, VSS_E_WRITER_NOT_RESPONDING);
+        check_status(b, "slow", VSS_WS_FAILED_AT_PREPARE_BACKUP, VSS_E_WRITER_NOT_RESPONDING);
         check_status(b, "ok", VSS_WS_STABLE, 0);
+        *ret_h = h;
+        return b;
+}
+
+static void test_hang_prepare_backup(void) {
+        Harness *h;
+        vss_backup *b = slow_prepare_backup(&h, "hang");
         /* The sequence goes on without it. */
         CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
         CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
         check_status(b, "ok", VSS_WS_WAITING_FOR_BACKUP_COMPLETE, 0);
-        check_status(b, "stuck", VSS_WS_FAILED_AT_PREPARE_BACKUP, VSS_E_WRITER_NOT_RESPONDING);
+        check_status(b, "slow", VSS_WS_FAILED_AT_PREPARE_BACKUP, VSS_E_WRITER_NOT_RESPONDING);
         vss_backup_release(b);
 }
 
@@ -228,21 +237,14 @@ static void test_hang_prepare_backup(void) {
  * and the release does not wait on it again; but it is sent BackupShutdown all the same (VSS sends
  * it to every writer of a released backup), so it can clean up what it set up. */
 static void test_late_writer_gets_shutdown(void) {
-        Harness *h = harness_new("{\"timeouts\": {\"prepare_backup_ms\": 700}}");
-        char *data = harness_make_data(h, "data");
-        harness_writer(h, "ok", NULL);
-        harness_writer(h, "late", NULL);
-        harness_set(h, "late", "prepare-backup", "block 2");
-        vss_backup *b = harness_session(h);
-        prepare(h, b, data, NULL);
-        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
-        check_status(b, "late", VSS_WS_FAILED_AT_PREPARE_BACKUP, VSS_E_WRITER_NOT_RESPONDING);
+        Harness *h;
+        vss_backup *b = slow_prepare_backup(&h, "block 2");
         CHECK_HR(vss_backup_do_snapshot_set_sync(b), 0);
         CHECK_HR(vss_backup_backup_complete_sync(b), 0);
         vss_backup_release(b);
         check_events(h, "ok", "identify prepare-backup prepare-snapshot freeze thaw post-snapshot backup-complete backup-shutdown");
-        CHECK(harness_wait_event(h, "late", "backup-shutdown", 30000));
-        check_events(h, "late", "identify prepare-backup backup-shutdown");
+        CHECK(harness_wait_event(h, "slow", "backup-shutdown", 30000));
+        check_events(h, "slow", "identify prepare-backup backup-shutdown");
 }
 
 static void test_hang_freeze(void) {
