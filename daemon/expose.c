@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Exposing a shadow: a read-only mount of it at a directory the admin names. A directory or
+/* Exposing a shadow: a read-only, nosuid, nodev mount of it at a directory the admin names. A directory or
  * subvolume snapshot is bind-mounted read-only; an image is loop-mounted read-only; an exec
  * provider with an expose command does it its own way. The mount is made detached and moved onto
  * the opened target directory (move_mount), so no symlink or swapped directory redirects it.
@@ -44,7 +44,10 @@ static int mount_by_provider(const Manager *m, const ShadowRecord *rec, const ch
                 snprintf(e_at, sizeof(e_at), "VSS_AT=%s", at);
                 const char *env[] = { e_img, e_at, NULL };
                 uint64_t deadline = now_monotonic_usec() + 60 * USEC_PER_SEC;
-                return provider_run_command("mount -o ro,loop -- \"$VSS_IMAGE\" \"$VSS_AT\"", env, deadline, NULL);
+                /* nosuid, nodev: the image's files are whoever wrote them into the volume's (a
+                 * user's setuid-root program, a device node of any disk). */
+                return provider_run_command("mount -o ro,loop,nosuid,nodev -- \"$VSS_IMAGE\" \"$VSS_AT\"", env, deadline,
+                                            NULL);
         }
         return S_ISDIR(st.st_mode) ? -EOPNOTSUPP : -EMEDIUMTYPE;
 }
@@ -79,7 +82,9 @@ static int shadow_tree(Manager *m, const ShadowRecord *rec, int *ret_fd) {
                 if (r < 0)
                         return r;
         }
-        struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+        /* A shadow holds what users wrote: no setuid bit, capability or device node takes effect
+         * through it. */
+        struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
         if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0) {
                 r = -errno;
                 close(fd);

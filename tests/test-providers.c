@@ -453,6 +453,8 @@ static void test_expose(void) {
         CHECK(is_mounted(h, at1));
         CHECK(harness_sh(h, NULL, "diff -r %s %s", data, at1) == 0);
         CHECK(harness_sh(h, NULL, "touch %s/new 2>/dev/null", at1) != 0);
+        /* What users wrote grants nothing through it: no setuid bit, no device node. */
+        CHECK(harness_sh(h, NULL, "findmnt -no OPTIONS --mountpoint %s | grep -w nosuid | grep -qw nodev", at1) == 0);
         CHECK(harness_sh(h, &out, "vssadmin list shadows") == 0);
         CHECK(out && strstr(out, "Exposed at: ") && strstr(out, at1));
         free(out);
@@ -473,6 +475,7 @@ static void test_expose(void) {
         CHECK(harness_sh(h, &out, "cat %s/before", at2) == 0 && out && strstr(out, "before"));
         free(out);
         CHECK(harness_sh(h, NULL, "touch %s/new 2>/dev/null", at2) != 0);
+        CHECK(harness_sh(h, NULL, "findmnt -no OPTIONS --mountpoint %s | grep -w nosuid | grep -qw nodev", at2) == 0);
         CHECK(harness_sh(h, NULL, "vssadmin delete shadows --all >/dev/null") == 0);
         CHECK(!is_mounted(h, at2));
         CHECK(harness_sh(h, &out, "losetup -a | grep -c shadow- || true") == 0 && out && atoi(out) == 0);
