@@ -460,12 +460,12 @@ FreezeLease *commit_child_prepare(Session *s, int fd) {
         char lease_file[PATH_MAX];
         int r = freeze_lease_file(s->manager, &s->set_id, lease_file, sizeof(lease_file));
         if (r >= 0)
-                r = freeze_lease_prepare(held, n_held, lease_file, &l, c.err, sizeof(c.err));
+                r = freeze_lease_prepare(held, n_held, FREEZE_PATHS_RESOLVED, lease_file, &l, c.err, sizeof(c.err));
         /* This set's lease file, left by a helper of the set that died waiting to go (its freeze
          * helper, which froze nothing, may still be on its way out): settled, then made anew. A
          * file whose helper died holding freezes stays for the recovery that thaws them. */
         if (r == -EEXIST && freeze_lease_settle(lease_file, FREEZE_SETTLE_TIMEOUT_MS) == 0)
-                r = freeze_lease_prepare(held, n_held, lease_file, &l, c.err, sizeof(c.err));
+                r = freeze_lease_prepare(held, n_held, FREEZE_PATHS_RESOLVED, lease_file, &l, c.err, sizeof(c.err));
         if (r < 0)
                 freeze_fail(&c, r);
         return l;

@@ -166,7 +166,8 @@ typedef struct LeasePrep {
 } LeasePrep;
 
 /* The distinct mounts (one per superblock) holding paths, into l->mounts. */
-static int prep_mounts(LeasePrep *p, const char *const *paths, size_t n_paths, char *errbuf, size_t errlen) {
+static int prep_mounts(LeasePrep *p, const char *const *paths, size_t n_paths, unsigned flags, char *errbuf,
+                       size_t errlen) {
         FreezeLease *l = p->l;
         for (size_t i = 0; i < n_paths; i++) {
                 _cleanup_free_ char *real = realpath(paths[i], NULL), *target = NULL;
@@ -177,6 +178,12 @@ static int prep_mounts(LeasePrep *p, const char *const *paths, size_t n_paths, c
                         int r = -errno;
                         set_error(errbuf, errlen, "Cannot resolve %s: %s", paths[i], strerror(errno));
                         return r;
+                }
+                /* The mount is looked up from this string alone: what was checked is what freezes. */
+                if ((flags & FREEZE_PATHS_RESOLVED) && !streq(real, paths[i])) {
+                        set_error(errbuf, errlen, "%s now leads to %s: a directory on the way was replaced since it "
+                                  "was chosen; nothing frozen", paths[i], real);
+                        return -EXDEV;
                 }
                 int r = mountinfo_find(real, NULL, &target, NULL, &dev);
                 if (r == -ENOENT) {
@@ -347,8 +354,8 @@ static int lease_wait_ready(FreezeLease *l, char *errbuf, size_t errlen) {
         return r == -ETIME ? r : -EIO;
 }
 
-int freeze_lease_prepare(const char *const *paths, size_t n_paths, const char *lease_file, FreezeLease **ret,
-                         char *errbuf, size_t errlen) {
+int freeze_lease_prepare(const char *const *paths, size_t n_paths, unsigned flags, const char *lease_file,
+                         FreezeLease **ret, char *errbuf, size_t errlen) {
         LeasePrep p = { .lf.fd = -1, .cmd = { -1, -1 }, .status = { -1, -1 } };
         int r = check_args(paths, n_paths, UINT32_MAX, ret, errbuf, errlen);
         if (r < 0)
@@ -369,7 +376,7 @@ int freeze_lease_prepare(const char *const *paths, size_t n_paths, const char *l
         if (r < 0)
                 set_error(errbuf, errlen, "Out of memory");
         if (r >= 0)
-                r = prep_mounts(&p, paths, n_paths, errbuf, errlen);
+                r = prep_mounts(&p, paths, n_paths, flags, errbuf, errlen);
         if (r >= 0)
                 r = prep_fds(&p, errbuf, errlen);
         if (r >= 0 && lease_file)
@@ -447,7 +454,7 @@ int freeze_lease_new_with_file(const char *const *paths, size_t n_paths, uint32_
         FreezeLease *l = NULL;
         int r = check_args(paths, n_paths, deadline_ms, ret, errbuf, errlen);
         if (r >= 0)
-                r = freeze_lease_prepare(paths, n_paths, lease_file, &l, errbuf, errlen);
+                r = freeze_lease_prepare(paths, n_paths, 0, lease_file, &l, errbuf, errlen);
         if (r >= 0)
                 r = freeze_lease_freeze(&l, deadline_ms, errbuf, errlen);
         if (r >= 0)

@@ -63,7 +63,11 @@ int freeze_lease_new_with_file(const char *const *paths, size_t n_paths, uint32_
  * for the freeze, and a release now (or the parent's death) ends it without a thaw. The lease
  * file gets its line only at the freeze: a helper killed while it waits leaves a file that thaws
  * nothing. Errors as freeze_lease_new_with_file()'s, before the freezes. */
-int freeze_lease_prepare(const char *const *paths, size_t n_paths, const char *lease_file, FreezeLease **ret,
+/* flags: FREEZE_PATHS_RESOLVED, the paths were resolved when they were chosen (vssd's volumes):
+ * one that resolves elsewhere now (a directory on the way replaced by a symlink since, by whoever
+ * may write there) fails with -EXDEV, so that no filesystem is frozen but those chosen. */
+#define FREEZE_PATHS_RESOLVED 1u
+int freeze_lease_prepare(const char *const *paths, size_t n_paths, unsigned flags, const char *lease_file, FreezeLease **ret,
                          char *errbuf, size_t errlen);
 /* Freezes a prepared lease, with a deadline counted from this call; returns when everything is
  * frozen. On failure (errors as freeze_lease_new_with_file()'s) nothing of it stays frozen and

@@ -655,7 +655,7 @@ static void case_thaw_then_release(void) {
 static bool prepare_ext4(const char *file) {
         const char *paths[] = { fs_ext4.mnt };
         char err[512] = "";
-        int r = freeze_lease_prepare(paths, 1, file, &live, err, sizeof err);
+        int r = freeze_lease_prepare(paths, 1, 0, file, &live, err, sizeof err);
         if (r < 0)
                 printf("# freeze_lease_prepare: %s: %s\n", strerror(-r), err);
         CHECK(r == 0 && live);
@@ -744,7 +744,7 @@ static void case_prepare(void) {
         first = live;
         live = NULL;
         helper = freeze_lease_pid(first);
-        CHECK(freeze_lease_prepare((const char *[]) { fs_ext4.mnt }, 1, file, &live, err, sizeof err) == -EEXIST);
+        CHECK(freeze_lease_prepare((const char *[]) { fs_ext4.mnt }, 1, 0, file, &live, err, sizeof err) == -EEXIST);
         freeze_by_hand();
         CHECK(freeze_lease_settle(file, 5000) == 0);
         CHECK(waitid(P_PID, (id_t) helper, &(siginfo_t) {}, WEXITED | WNOWAIT) == 0);

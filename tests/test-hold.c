@@ -255,6 +255,40 @@ static void test_hold_frozen_elsewhere(void) {
         CHECK(harness_count_shadow_files(h) == 0);
 }
 
+/* vssd holds only the filesystems it chose: a writer that makes a directory on a held volume's
+ * path a symlink to another filesystem (one not to be held) after the volume was added fails the
+ * set, and that filesystem is never frozen. */
+static void test_hold_path_swapped(void) {
+        Harness *h = harness_new(NULL);
+        char *a = strdup(harness_loop_fs(h, "mkfs.ext4 -q", "64M"));
+        char *b = harness_loop_fs(h, "mkfs.ext4 -q", "64M");
+        char config[PATH_MAX], hook[3 * PATH_MAX + 256], *out = NULL, *log = NULL;
+        CHECK(harness_sh(h, NULL, "mkdir -p %s/d1/data %s/data && echo a > %s/d1/data/a", a, b, a) == 0);
+        snprintf(config, sizeof(config), "%s/vssd.json", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "printf '{\"hold_filesystems\": [\"%s\"]}' > %s", a, config) == 0);
+        harness_restart_vssd(h);
+        snprintf(hook, sizeof(hook),
+                 "#!/bin/sh\n"
+                 "[ \"$1\" = prepare-snapshot ] && [ ! -L %s/d1 ] && mv %s/d1 %s/d1.real && ln -s %s %s/d1\n"
+                 "exit 0\n", a, a, a, b, a);
+        harness_hook(h, "20-swap", hook);
+        char comp[PATH_MAX + 16];
+        snprintf(comp, sizeof(comp), "data=%s/d1/data", a);
+        const char *const args[] = { "--component", comp, NULL };
+        harness_writer(h, "swapper", args);
+        int rc = harness_sh(h, &out, "vssadmin create shadow --for %s/d1/data 2>&1", a);
+        CHECK(rc != 0);
+        CHECK(out && strstr(out, "was replaced"));
+        free(out);
+        CHECK(harness_sh(h, &log, "cat %s/vssd.log", harness_dir(h)) == 0);
+        CHECK(log && !strstr(log, "held the filesystems"));
+        free(log);
+        CHECK(harness_sh(h, &out, "vssadmin list shadows") == 0);
+        CHECK(out && strstr(out, "No items found"));
+        free(out);
+        free(a);
+}
+
 static int count(const char *hay, const char *needle) {
         int n = 0;
         for (const char *p = hay; p && (p = strstr(p, needle)); p++)
@@ -466,6 +500,7 @@ static const TestCase cases[] = {
         { "hold-window-too-small", test_hold_window_too_small },
         { "hold-memory-budget", test_hold_memory_budget },
         { "hold-frozen-elsewhere", test_hold_frozen_elsewhere },
+        { "hold-path-swapped", test_hold_path_swapped },
         { "hold-freeze-helper-ready", test_hold_freeze_helper_ready },
         { "hold-helper-killed-while-ready", test_hold_helper_killed_while_ready },
         {},
