@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -131,6 +132,49 @@ int jv_error(const JsonReader *v, char *err, size_t errsize) {
         return -EINVAL;
 }
 
+/* The value of the 4 hex digits at p, or -1. */
+static long hex4(const char *p) {
+        long u = 0;
+        for (int i = 0; i < 4; i++) {
+                char c = p[i];
+                int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+                if (d < 0)
+                        return -1;
+                u = u * 16 + d;
+        }
+        return u;
+}
+
+/* What json-c takes and JSON does not: a raw control character in a string (JSON wants it
+ * escaped), and a \u escape of a lone UTF-16 surrogate (no character, and no UTF-8 either).
+ * Other parsers (Python's json) refuse both, so one writer's document would fail a requester's
+ * whole gather. The text is valid JSON otherwise (json-c parsed it). */
+static void check_strings(JsonReader *v, const char *text, const char *what) {
+        bool in = false;
+        for (const char *p = text; *p && !jv_failed(v); p++) {
+                unsigned char c = (unsigned char) *p;
+                if (!in || c == '"') {
+                        in = in ? false : c == '"';
+                        continue;
+                }
+                if (c < 0x20) {
+                        jv_fail(v, NULL, "%s has a control character in a string (offset %zu): JSON wants it escaped",
+                                what, (size_t) (p - text));
+                        return;
+                }
+                if (c != '\\' || !*++p || *p != 'u')
+                        continue;
+                long u = hex4(p + 1), lo = u >= 0xd800 && u <= 0xdbff && p[5] == '\\' && p[6] == 'u' ? hex4(p + 7) : -1;
+                if (lo >= 0xdc00 && lo <= 0xdfff)
+                        p += 6; /* a pair: its second half */
+                else if (u >= 0xd800 && u <= 0xdfff) {
+                        jv_fail(v, NULL, "%s has a lone UTF-16 surrogate in a string (offset %zu)", what, (size_t) (p - text));
+                        return;
+                }
+                p += 4;
+        }
+}
+
 json_object *jv_parse(JsonReader *v, const char *text, size_t max, const char *what) {
         if (!text || strnlen(text, max + 1) > max) {
                 jv_fail(v, NULL, "%s larger than %zu bytes", what, max);
@@ -157,6 +201,8 @@ json_object *jv_parse(JsonReader *v, const char *text, size_t max, const char *w
         for (size_t i = end; !jv_failed(v) && i < len; i++)
                 if (!strchr(" \t\r\n", text[i]))
                         jv_fail(v, NULL, "%s has data after its end (offset %zu)", what, i);
+        if (!jv_failed(v))
+                check_strings(v, text, what);
         if (!jv_failed(v))
                 (void) check_value(v, text, o);
         if (jv_failed(v)) {

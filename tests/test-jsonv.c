@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* lib/jsonv: jv_parse() refuses what json-c alone would take: a repeated key (at any depth, named
- * in the error), nesting past 16, data after the document, anything but an object. */
+ * in the error), nesting past 16, data after the document, anything but an object, a raw control
+ * character in a string, a lone surrogate. */
 
 #include "lib/jsonv.h"
 #include "tests/check.h"
@@ -28,6 +29,14 @@ int main(void) {
         CHECK_STR(parse("{\"a\": [[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]}"), "doc is not valid JSON: nesting too deep");
         CHECK_STR(parse("{\"a\": 1} {}"), "doc is not valid JSON: unexpected character");
         CHECK_STR(parse("[1]"), "doc must be a JSON object");
+        /* A control character raw in a string (JSON wants it escaped), a lone surrogate. */
+        CHECK_STR(parse("{\"a\": \"x\\u0001y\\n\\\"\"}"), "ok");
+        CHECK_STR(parse("{\"a\": \"x\001y\"}"), "doc has a control character in a string (offset 8): JSON wants it escaped");
+        CHECK_STR(parse("{\"a\": \"x\ty\"}"), "doc has a control character in a string (offset 8): JSON wants it escaped");
+        CHECK_STR(parse("{\"a\": \"\\ud83d\\ude00\", \"b\": \"\\u00e9\"}"), "ok");
+        CHECK_STR(parse("{\"a\": \"\\ud800\"}"), "doc has a lone UTF-16 surrogate in a string (offset 8)");
+        CHECK_STR(parse("{\"a\": \"\\udc00x\"}"), "doc has a lone UTF-16 surrogate in a string (offset 8)");
+        CHECK_STR(parse("{\"a\": \"\\ud800\\u0041\"}"), "doc has a lone UTF-16 surrogate in a string (offset 8)");
         if (test_failures)
                 fprintf(stderr, "%d check(s) failed\n", test_failures);
         return test_failures ? 1 : 0;
