@@ -21,6 +21,7 @@
 #include "daemon/expose.h"
 #include "daemon/log.h"
 #include "daemon/shadows.h"
+#include "lib/basic/path-util.h"
 #include "lib/common.h"
 #include "lib/openat.h"
 
@@ -198,7 +199,7 @@ static int op_mount(void *userdata) {
 
 static int op_umount(void *userdata) {
         ExposeOp *op = userdata;
-        return umount2(op->at, UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT ? -errno : 0;
+        return exposure_unmount(op->at);
 }
 
 static void on_exposed(int r, void *userdata) {
@@ -213,10 +214,10 @@ static void on_exposed(int r, void *userdata) {
                 op_reply_error(op, VSS_E_UNEXPECTED_PROVIDER_ERROR, "cannot expose it at %s: %s", op->at, why);
         } else if (registry_get_shadow(m->registry, &op->rec.shadow_id, &rec) < 0) {
                 /* Deleted (or being deleted) meanwhile: not exposed after all. */
-                (void) umount2(op->at, MNT_DETACH | UMOUNT_NOFOLLOW);
+                (void) exposure_unmount(op->at);
                 op_reply_error(op, VSS_E_OBJECT_NOT_FOUND, "shadow copy %s was deleted meanwhile", id);
         } else if ((r = registry_add_exposure(m->registry, &op->rec.shadow_id, op->at)) < 0) {
-                (void) umount2(op->at, MNT_DETACH | UMOUNT_NOFOLLOW);
+                (void) exposure_unmount(op->at);
                 op_reply_error(op, VSS_E_UNEXPECTED, "cannot record the exposure: %s", strerror(-r));
         } else {
                 log_info("exposed shadow copy %s at %s", id, op->at);
@@ -232,6 +233,13 @@ static void on_unexposed(int r, void *userdata) {
                 r = registry_remove_exposure(op->manager->registry, op->at);
         if (r == -ENOENT)
                 op_reply_error(op, VSS_E_OBJECT_NOT_FOUND, "no shadow copy is exposed at %s", op->at);
+        else if (r == -ELOOP)
+                op_reply_error(op, VSS_E_INVALIDARG, "cannot unexpose %s: a symbolic link is on the way now (a "
+                               "directory was replaced since the exposure); nothing unmounted", op->at);
+        else if (r == -ENXIO)
+                op_reply_error(op, VSS_E_OBJECT_NOT_FOUND, "nothing is mounted at %s now: the exposure was moved (a "
+                               "directory on the way renamed) or unmounted by someone; find it with findmnt. Its record "
+                               "stays until its shadow copy is deleted", op->at);
         else if (r < 0)
                 op_reply_error(op, VSS_E_UNEXPECTED, "cannot unexpose %s: %s", op->at, strerror(-r));
         else {
@@ -320,8 +328,11 @@ int method_unexpose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *er
         r = sd_bus_message_read(msg, "s", &at);
         if (r < 0)
                 return r;
-        if (!string_ok(at, VSS_MAX_STRING) || !realpath(at, real))
-                snprintf(real, sizeof(real), "%s", at);
+        /* As recorded (a real path) first, unresolved: a symlink made on the way since is then
+         * refused by the unmount rather than followed here. */
+        if (!string_ok(at, VSS_MAX_STRING) || path_normalize(at, real, sizeof(real)) < 0 || shadow_exposed_at(m, real) <= 0)
+                if (!string_ok(at, VSS_MAX_STRING) || !realpath(at, real))
+                        snprintf(real, sizeof(real), "%s", at);
         if (op_busy(m, real))
                 return reply_error(error, VSS_E_BAD_STATE, "a shadow copy is being exposed or unexposed at %s", real);
         /* Only what we exposed is unmounted: never whatever else is mounted there. */

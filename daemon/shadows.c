@@ -13,12 +13,14 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 
 #include "daemon/delete-helper.h"
 #include "daemon/freeze.h"
 #include "daemon/log.h"
 #include "daemon/shadows.h"
 #include "lib/common.h"
+#include "lib/openat.h"
 
 typedef struct DeleteWaiter {
         Manager *manager;
@@ -284,6 +286,23 @@ int shadow_exposed_at(Manager *m, const char *at) {
         return found;
 }
 
+int exposure_unmount(const char *at) {
+        _cleanup_close_ int fd = open_no_symlinks(AT_FDCWD, at, O_PATH | O_DIRECTORY, 0, false);
+        if (fd == -ENOENT || fd == -ENOTDIR)
+                return -ENXIO;
+        if (fd < 0)
+                return fd;
+        struct statx sx;
+        if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, 0, &sx) < 0)
+                return -errno;
+        if (!(sx.stx_attributes_mask & sx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
+                return -ENXIO;
+        /* The magic link leads to exactly the fd's mount; detached, since the fd itself uses it. */
+        char proc[64];
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        return umount2(proc, MNT_DETACH) < 0 ? -errno : 0;
+}
+
 int shadow_unexpose(Manager *m, const char *at) {
         /* Only what we exposed is unmounted: never whatever else is mounted there. */
         int r = shadow_exposed_at(m, at);
@@ -291,8 +310,12 @@ int shadow_unexpose(Manager *m, const char *at) {
                 return r;
         if (r == 0)
                 return -ENOENT;
-        if (umount2(at, UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT)
-                return -errno;
+        r = exposure_unmount(at);
+        if (r == -ENXIO)
+                log_warn("nothing is mounted at %s, where shadow copy was exposed, any more: moved or unmounted by "
+                         "someone; forgotten with its shadow", at);
+        else if (r < 0)
+                return r;
         return registry_remove_exposure(m->registry, at);
 }
 

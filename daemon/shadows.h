@@ -31,8 +31,13 @@ void shadow_set_dir_remove(Manager *m, const vss_id *set_id);
 /* Unmounts every exposure of a shadow (before it is deleted). */
 void shadow_unexpose_all(Manager *m, const vss_id *shadow_id);
 /* Unmounts what is exposed at `at` (only what vssd exposed) and forgets it: -ENOENT when
- * nothing is. */
+ * nothing is. Forgotten also when nothing is mounted there any more (the shadow goes). */
 int shadow_unexpose(Manager *m, const char *at);
+/* Detaches the mount at `at`, reached without following any symlink and unmounted through that
+ * fd, never by the path looked up again: a user who may rename a directory on the way cannot turn
+ * it onto another mount. -ELOOP (a symlink on the way), -ENXIO (nothing is mounted there now:
+ * moved, or unmounted by someone), 0 when detached. Processes using it keep it until they let go. */
+int exposure_unmount(const char *at);
 /* 1 when a shadow is exposed at `at`, 0 when not, -errno when the registry cannot say. */
 int shadow_exposed_at(Manager *m, const char *at);
 

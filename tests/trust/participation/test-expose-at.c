@@ -3,7 +3,8 @@
  * Where a shadow copy may be exposed (issue 10, item 9): `vssadmin expose --at` mounts only on an
  * existing, empty directory owned by root (the only caller allowed to expose) or the caller,
  * named without symbolic links. What a real unprivileged user makes, a symlink into a place of
- * root's or a directory of its own, is refused, and nothing is mounted.
+ * root's or a directory of its own, is refused, and nothing is mounted. Nor can such a user turn
+ * an unexpose onto another mount, or have it forget an exposure that is still mounted.
  */
 
 #include <limits.h>
@@ -112,8 +113,71 @@ static void test_expose_at_refusals(void) {
                 unmount_all_under(h);
 }
 
+typedef struct Move {
+        const char *cmd; /* a shell command bob runs */
+} Move;
+
+static void bob_moves(Harness *h, void *userdata) {
+        const Move *mv = userdata;
+        CHECK(harness_sh(h, NULL, "%s", mv->cmd) == 0);
+}
+
+/* Whether something is mounted at path. */
+static bool mounted_at(Harness *h, const char *path) {
+        return harness_sh(h, NULL, "findmnt -rn --mountpoint '%s' >/dev/null", path) == 0;
+}
+
+/* trust-unexpose-swapped: root exposed a shadow at DIR/pub/mnt, DIR being bob's. Bob makes pub a
+ * symlink to a directory of root's holding another mount at mnt: unexpose refuses, unmounting
+ * neither. Bob moves pub away and makes a new pub/mnt: unexpose says nothing is mounted there and
+ * keeps the record (the exposure is still mounted, moved). Put back, it unexposes. */
+static void test_unexpose_swapped(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        char *data = harness_make_data(h, "data"), *o = NULL;
+        int st = -1;
+        json_object *out = harness_json(h, &st, "vssadmin create shadow --json --for '%s'", data), *shadows = NULL;
+        char id[64] = "";
+        if (out && json_object_object_get_ex(out, "shadows", &shadows) && json_object_array_length(shadows) == 1)
+                snprintf(id, sizeof(id), "%s", json_str(json_object_array_get_idx(shadows, 0), "shadow_id"));
+        json_object_put(out);
+        CHECK(id[0]);
+        char dir[PATH_MAX], at[PATH_MAX + 16], decoy[PATH_MAX + 16], cmd[4 * PATH_MAX];
+        snprintf(dir, sizeof(dir), "%s/bobs", harness_dir(h));
+        snprintf(at, sizeof(at), "%s/pub/mnt", dir);
+        snprintf(decoy, sizeof(decoy), "%s/other/mnt", harness_dir(h));
+        CHECK(mkdir(dir, 0755) == 0 && chown(dir, uid_of(BOB), (gid_t) -1) == 0);
+        CHECK(harness_sh(h, NULL, "mkdir -p '%s' '%s' && mount --bind '%s' '%s'", at, decoy, data, decoy) == 0);
+        CHECK(harness_sh(h, NULL, "vssadmin expose --shadow %s --at '%s' >/dev/null", id, at) == 0);
+
+        snprintf(cmd, sizeof(cmd), "mv '%s/pub' '%s/pub.real' && ln -s '%s/other' '%s/pub'", dir, dir, harness_dir(h), dir);
+        run_as(BOB, bob_moves, h, &(Move) { cmd }, "bob swaps pub for a symlink");
+        CHECK(harness_sh(h, &o, "vssadmin unexpose --at '%s' 2>&1", at) == 1);
+        CHECK(o && strstr(o, "symbolic link"));
+        free(o);
+        CHECK(mounted_at(h, decoy));
+        snprintf(cmd, sizeof(cmd), "%s/pub.real/mnt", dir);
+        CHECK(mounted_at(h, cmd));
+
+        snprintf(cmd, sizeof(cmd), "rm '%s/pub' && mkdir -p '%s/pub/mnt'", dir, dir);
+        run_as(BOB, bob_moves, h, &(Move) { cmd }, "bob makes a new pub/mnt");
+        CHECK(harness_sh(h, &o, "vssadmin unexpose --at '%s' 2>&1", at) == 1);
+        CHECK(o && strstr(o, "nothing is mounted"));
+        free(o);
+        CHECK(harness_sh(h, &o, "vssadmin list shadows") == 0);
+        CHECK(o && strstr(o, "Exposed at") && strstr(o, at));
+        free(o);
+
+        snprintf(cmd, sizeof(cmd), "rm -r '%s/pub' && mv '%s/pub.real' '%s/pub'", dir, dir, dir);
+        run_as(BOB, bob_moves, h, &(Move) { cmd }, "bob puts pub back");
+        CHECK(harness_sh(h, NULL, "vssadmin unexpose --at '%s' >/dev/null", at) == 0);
+        CHECK(!mounted_at(h, at));
+        CHECK(mounted_at(h, decoy));
+        CHECK(harness_sh(h, NULL, "umount '%s'", decoy) == 0);
+}
+
 static const TestCase cases[] = {
         { "trust-expose-at-refusals", test_expose_at_refusals },
+        { "trust-unexpose-swapped", test_unexpose_swapped },
         {},
 };
 
