@@ -533,6 +533,14 @@ int main(void) {
                 p = path_join(tmp, "nonexistent");
                 CHECK(copy_tree(p, dst2, NULL) == -ENOENT && !exists(dst2), "missing src gives -ENOENT");
                 free(p);
+                /* A symlink on the way to the source is not followed (a directory of a volume's path
+                 * swapped for one since the path was resolved). */
+                char *via = path_join(tmp, "via"), *through = path_join(via, "src");
+                CHECK(symlink(tmp, via) == 0, "make a symlink to the scratch dir");
+                CHECK(copy_tree(through, dst2, NULL) == -ELOOP && !exists(dst2), "a symlink on the way to src gives -ELOOP");
+                (void) unlink(via);
+                free(through);
+                free(via);
         }
 
         {

@@ -12,6 +12,7 @@
 
 #include "lib/basic/walk.h"
 #include "lib/common.h"
+#include "lib/openat.h"
 #include "copy-private.h"
 #include "copy.h"
 #include "meta.h"
@@ -603,9 +604,18 @@ int copy_tree_deferred(const char *src, const char *dst, MetaReport *report, Cop
         if (isempty(src) || isempty(dst))
                 return -EINVAL;
 
-        /* Full paths against AT_FDCWD at the top: openat()/mkdirat() and friends take them, and
-         * "/" works as a source without special cases. */
-        r = walk_tree(AT_FDCWD, src, WALK_ONE_FS | WALK_NOATIME | WALK_VERIFY, COPY_DEPTH_MAX, copy_walk, &c);
+        /* The source's directory is reached without following any symlink, and the source itself
+         * is not followed (walk_statx()): a volume's path was resolved when it was added, and a
+         * directory on the way made a symlink since, by whoever may write there, must not lead
+         * the copy elsewhere. dst is a full path against AT_FDCWD (copy_walk()). */
+        const char *slash = strrchr(src, '/');
+        _cleanup_free_ char *parent = slash ? strndup(src, slash == src ? 1 : (size_t) (slash - src)) : strdup(".");
+        if (!parent)
+                return -ENOMEM;
+        _cleanup_close_ int pfd = open_no_symlinks(AT_FDCWD, parent, O_PATH | O_DIRECTORY, 0, false);
+        if (pfd < 0)
+                return pfd;
+        r = walk_tree(pfd, slash ? slash + 1 : src, WALK_ONE_FS | WALK_NOATIME | WALK_VERIFY, COPY_DEPTH_MAX, copy_walk, &c);
         if (c.pool)
                 r = copy_pool_end(TAKE_PTR(c.pool), r);
         if (r >= 0 && c.sync_fd >= 0) {

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "lib/common.h"
+#include "lib/openat.h"
 #include "copy.h"
 #include "delta.h"
 #include "meta.h"
@@ -145,9 +146,10 @@ int precopy_run(const char *src, const char *dst, int index_fd, uint32_t hold_ms
         int r = 0;
 
         int64_t gran = precopy_time_granularity_ns(src);
-        sfd = open(src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        /* No symlink on the way (copy_tree_deferred() says why). */
+        sfd = open_no_symlinks(AT_FDCWD, src, O_RDONLY | O_DIRECTORY, 0, false);
         if (sfd < 0)
-                return -errno;
+                return sfd;
         if (mkdir(dst, 0700) < 0)
                 return -errno;
         dfd = open(dst, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -291,9 +293,13 @@ int precopy_final_begin(const char *src, const char *dst, int index_fd, uint64_t
                 snprintf(errbuf, errlen, "the copy-ahead index of %s is unreadable", src);
                 goto fail;
         }
-        f->sfd = open(src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        f->sfd = open_no_symlinks(AT_FDCWD, src, O_RDONLY | O_DIRECTORY, 0, false);
+        if (f->sfd < 0) {
+                r = f->sfd;
+                goto fail;
+        }
         f->dfd = open(dst, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (f->sfd < 0 || f->dfd < 0) {
+        if (f->dfd < 0) {
                 r = -errno;
                 goto fail;
         }
