@@ -14,16 +14,19 @@
 #include "lib/common.h"
 #include "lib/openat.h"
 
-/* One directory component, never a symlink: ELOOP for a symlink, as openat2 says. */
-static int step_dir(int cur, const char *name) {
-        int fd = openat(cur, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd >= 0)
-                return fd;
-        int r = -errno;
+/* openat()'s error for name in cur as openat2 gives it: ELOOP for a symlink (where O_DIRECTORY
+ * said ENOTDIR). */
+static int link_error(int cur, const char *name, int r) {
         struct stat st;
         if (r == -ENOTDIR && fstatat(cur, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
                 return -ELOOP;
         return r;
+}
+
+/* One directory component, never a symlink: ELOOP for a symlink, as openat2 says. */
+static int step_dir(int cur, const char *name) {
+        int fd = openat(cur, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        return fd >= 0 ? fd : link_error(cur, name, -errno);
 }
 
 static int walk(int dirfd, const char *path, int flags, mode_t mode, bool beneath) {
@@ -65,7 +68,7 @@ static int walk(int dirfd, const char *path, int flags, mode_t mode, bool beneat
                 if (!*rest) {
                         int fd = openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC, mode);
                         if (fd < 0)
-                                return -errno;
+                                return link_error(cur, comp, -errno);
                         struct stat st;
                         if ((flags & O_PATH) && (fstat(fd, &st) < 0 || S_ISLNK(st.st_mode))) {
                                 close(fd); /* O_PATH opens the symlink itself: as openat2, refuse it */

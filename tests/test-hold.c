@@ -277,8 +277,10 @@ static void test_hold_path_swapped(void) {
         const char *const args[] = { "--component", comp, NULL };
         harness_writer(h, "swapper", args);
         int rc = harness_sh(h, &out, "vssadmin create shadow --for %s/d1/data 2>&1", a);
+        /* Refused by the copy-ahead (it reaches the source without symlinks) or, without one, by
+         * the freeze's check. */
         CHECK(rc != 0);
-        CHECK(out && strstr(out, "was replaced"));
+        CHECK(out && (strstr(out, "symbolic link") || strstr(out, "was replaced")));
         free(out);
         CHECK(harness_sh(h, &log, "cat %s/vssd.log", harness_dir(h)) == 0);
         CHECK(log && !strstr(log, "held the filesystems"));

@@ -148,6 +148,9 @@ int precopy_run(const char *src, const char *dst, int index_fd, uint32_t hold_ms
         int64_t gran = precopy_time_granularity_ns(src);
         /* No symlink on the way (copy_tree_deferred() says why). */
         sfd = open_no_symlinks(AT_FDCWD, src, O_RDONLY | O_DIRECTORY, 0, false);
+        if (sfd == -ELOOP)
+                snprintf(errbuf, errlen, "%s: a directory on the way is a symbolic link now (it was none when the "
+                         "volume was added); not followed", src);
         if (sfd < 0)
                 return sfd;
         if (mkdir(dst, 0700) < 0)
