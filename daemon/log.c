@@ -31,12 +31,7 @@ void vssd_log(int priority, const char *prefix, const char *fmt, ...) {
         va_end(ap);
         /* One line, whatever a client sent (writer messages, names, paths): a newline would forge
          * a log line (with its own priority, in the journal), an escape would reach a terminal. */
-        for (char *p = r < 0 ? NULL : msg; p && *p;) {
-                size_t n = control_len(p);
-                if (n > 0)
-                        memset(p, '?', n);
-                p += n > 0 ? n : 1;
-        }
+        (void) controls_replaced(r < 0 ? NULL : msg, '?');
         /* One write per line, so lines of children sharing stderr do not interleave. */
         if (stderr_is_journal())
                 fprintf(stderr, "<%d>%s: %s%s\n", priority, log_ident(), prefix, r < 0 ? fmt : msg);

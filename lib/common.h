@@ -65,16 +65,19 @@ void vss_id_from_name(const char *name, vss_id *ret);
 
 /* A string is acceptable on the wire: valid UTF-8 is checked by sd-bus, we check length. */
 static inline bool string_ok(const char *s, size_t max) { return s && strnlen(s, max + 1) <= max; }
-/* s made one line of text for logs and terminals: control characters become spaces (in place;
- * NULL stays NULL). */
-static inline char *one_line(char *s) {
+/* Every byte of each control (control_len()) in s becomes c, in place; NULL stays NULL. */
+static inline char *controls_replaced(char *s, char c) {
         for (char *p = s; p && *p;) {
                 size_t n = control_len(p);
                 if (n > 0)
-                        memset(p, ' ', n);
+                        memset(p, c, n);
                 p += n > 0 ? n : 1;
         }
         return s;
+}
+/* s made one line of text for logs and terminals: control characters become spaces. */
+static inline char *one_line(char *s) {
+        return controls_replaced(s, ' ');
 }
 /* A name shown in logs and terminals: no control character (control_len()). */
 static inline bool name_printable(const char *s) {
