@@ -15,15 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/basic/path-util.h"
 #include "reaper.h"
 
 #define REAPER_MOUNTS_MAX 64
-
-/* Whether path is dir or lies below it. */
-static int below(const char *path, const char *dir) {
-        size_t n = strlen(dir);
-        return strncmp(path, dir, n) == 0 && (path[n] == 0 || path[n] == '/');
-}
 
 /* mountinfo escapes space, tab, newline and backslash as \ooo. */
 static void unescape(char *s) {
@@ -57,7 +52,7 @@ static size_t unmount_below(const char *dir) {
                 if (sscanf(line, "%*s %*s %*s %*s %4095s", target) != 1)
                         continue;
                 unescape(target);
-                if (below(target, dir) && (found[n] = strdup(target)))
+                if (path_within(target, dir) && (found[n] = strdup(target)))
                         n++;
         }
         free(line);
@@ -94,7 +89,7 @@ static void detach_loops(const char *dir) {
                         continue;
                 backing[k] = 0;
                 backing[strcspn(backing, "\n")] = 0;
-                if (!below(backing, dir))
+                if (!path_within(backing, dir))
                         continue;
                 snprintf(path, sizeof(path), "/dev/%s", de->d_name);
                 fd = open(path, O_RDWR | O_CLOEXEC);
