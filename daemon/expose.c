@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -161,6 +162,10 @@ struct ExposeOp {
         sd_bus_message *msg;
         ShadowRecord rec;
         int target; /* expose: the checked directory the mount goes onto */
+        /* Unexpose: the exposure's mount, from its record. Expose: the mount the child made, told
+         * through a page shared with it (MAP_FAILED until mapped). */
+        MountIdentity mount;
+        MountIdentity *made;
         char at[PATH_MAX];
         bool unexpose;
         LIST_FIELDS(ExposeOp, exposing);
@@ -173,6 +178,8 @@ static void op_free(void *userdata) {
         shadow_record_done(&op->rec);
         if (op->target >= 0)
                 close(op->target);
+        if (op->made != MAP_FAILED)
+                munmap(op->made, sizeof(*op->made));
         free(op);
 }
 
@@ -192,6 +199,10 @@ static int op_mount(void *userdata) {
         int r = shadow_tree(op->manager, &op->rec, &tree);
         if (r >= 0 && move_mount(tree, "", op->target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
                 r = -errno;
+        /* Which mount it is, so it is found again wherever a rename moves it (zeros on a kernel
+         * that cannot say: found only where it was made). */
+        if (r >= 0)
+                (void) mount_identity_of(tree, op->made);
         if (tree >= 0)
                 close(tree);
         return r;
@@ -199,7 +210,7 @@ static int op_mount(void *userdata) {
 
 static int op_umount(void *userdata) {
         ExposeOp *op = userdata;
-        return exposure_unmount(op->at);
+        return exposure_unmount(op->at, &op->mount);
 }
 
 static void on_exposed(int r, void *userdata) {
@@ -214,10 +225,10 @@ static void on_exposed(int r, void *userdata) {
                 op_reply_error(op, VSS_E_UNEXPECTED_PROVIDER_ERROR, "cannot expose it at %s: %s", op->at, why);
         } else if (registry_get_shadow(m->registry, &op->rec.shadow_id, &rec) < 0) {
                 /* Deleted (or being deleted) meanwhile: not exposed after all. */
-                (void) exposure_unmount(op->at);
+                (void) exposure_unmount(op->at, op->made);
                 op_reply_error(op, VSS_E_OBJECT_NOT_FOUND, "shadow copy %s was deleted meanwhile", id);
-        } else if ((r = registry_add_exposure(m->registry, &op->rec.shadow_id, op->at)) < 0) {
-                (void) exposure_unmount(op->at);
+        } else if ((r = registry_add_exposure(m->registry, &op->rec.shadow_id, op->at, op->made)) < 0) {
+                (void) exposure_unmount(op->at, op->made);
                 op_reply_error(op, VSS_E_UNEXPECTED, "cannot record the exposure: %s", strerror(-r));
         } else {
                 log_info("exposed shadow copy %s at %s", id, op->at);
@@ -229,14 +240,17 @@ static void on_exposed(int r, void *userdata) {
 
 static void on_unexposed(int r, void *userdata) {
         ExposeOp *op = userdata;
-        if (r >= 0)
+        bool gone = r == -ESTALE;
+        if (gone)
+                log_info("shadow copy exposed at %s was unmounted by someone; forgotten", op->at);
+        if (r >= 0 || gone)
                 r = registry_remove_exposure(op->manager->registry, op->at);
         if (r == -ENOENT)
                 op_reply_error(op, VSS_E_OBJECT_NOT_FOUND, "no shadow copy is exposed at %s", op->at);
         else if (r == -ELOOP)
-                op_reply_error(op, VSS_E_INVALIDARG, "cannot unexpose %s: a symbolic link is on the way now (a "
+                op_reply_error(op, VSS_E_INVALIDARG, "cannot unexpose %s: a symbolic link is on the way to it now (a "
                                "directory was replaced since the exposure); nothing unmounted", op->at);
-        else if (r == -ENXIO)
+        else if (r == -ENXIO) /* a record from before exposures' mounts were recorded */
                 op_reply_error(op, VSS_E_OBJECT_NOT_FOUND, "nothing is mounted at %s now: the exposure was moved (a "
                                "directory on the way renamed) or unmounted by someone; find it with findmnt. Its record "
                                "stays until its shadow copy is deleted", op->at);
@@ -256,18 +270,27 @@ static bool op_busy(Manager *m, const char *at) {
         return false;
 }
 
-/* target: the opened directory to expose at (taken over), or -EBADF to unexpose. */
-static int op_start(Manager *m, sd_bus_message *msg, const char *at, ShadowRecord *rec, int target, sd_bus_error *error) {
-        ExposeOp *op = calloc(1, sizeof(*op));
+/* target: the opened directory to expose at (taken over), or -EBADF to unexpose the mount
+ * `mount`. */
+static int op_start(Manager *m, sd_bus_message *msg, const char *at, ShadowRecord *rec, int target,
+                    const MountIdentity *mount, sd_bus_error *error) {
+        MountIdentity *made = rec ? mmap(NULL, sizeof(*made), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)
+                                  : MAP_FAILED;
+        ExposeOp *op = !rec || made != MAP_FAILED ? calloc(1, sizeof(*op)) : NULL;
         if (!op) {
                 shadow_record_done(rec);
                 if (target >= 0)
                         close(target);
+                if (made != MAP_FAILED)
+                        munmap(made, sizeof(*made));
                 return -ENOMEM;
         }
-        *op = (ExposeOp) { .manager = m, .msg = sd_bus_message_ref(msg), .unexpose = !rec, .target = target };
+        *op = (ExposeOp) { .manager = m, .msg = sd_bus_message_ref(msg), .unexpose = !rec, .target = target,
+                           .made = made };
         if (rec)
                 op->rec = *rec;
+        if (mount)
+                op->mount = *mount;
         snprintf(op->at, sizeof(op->at), "%s", at);
         LIST_PREPEND(exposing, m->exposing, op);
         int r = child_run(&m->children, rec ? "expose" : "unexpose", rec ? op_mount : op_umount, op,
@@ -313,7 +336,7 @@ int method_expose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *erro
                 shadow_record_done(&rec);
                 return r;
         }
-        return op_start(m, msg, real, &rec, TAKE_FD(target), error);
+        return op_start(m, msg, real, &rec, TAKE_FD(target), NULL, error);
 }
 
 int method_unexpose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -336,12 +359,14 @@ int method_unexpose_shadow(sd_bus_message *msg, void *userdata, sd_bus_error *er
         if (op_busy(m, real))
                 return reply_error(error, VSS_E_BAD_STATE, "a shadow copy is being exposed or unexposed at %s", real);
         /* Only what we exposed is unmounted: never whatever else is mounted there. */
-        r = shadow_exposed_at(m, real);
-        if (r == 0)
+        Exposure ex = {};
+        r = registry_get_exposure(m->registry, real, &ex);
+        if (r == -ENOENT)
                 return reply_error(error, VSS_E_OBJECT_NOT_FOUND, "no shadow copy is exposed at %s", real);
         if (r < 0)
                 return reply_error(error, VSS_E_UNEXPECTED, "cannot unexpose %s: %s", real, strerror(-r));
-        return op_start(m, msg, real, NULL, -EBADF, error);
+        free(ex.at);
+        return op_start(m, msg, real, NULL, -EBADF, &ex.mount, error);
 }
 
 static int append_exposure(sd_bus_message *reply, size_t i, void *userdata) {

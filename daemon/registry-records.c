@@ -44,20 +44,25 @@ int registry_list_frozen(Registry *r, char ***ret, size_t *ret_n) {
         return collect_strings(r, "SELECT mount_point FROM frozen ORDER BY mount_point", NULL, ret, ret_n);
 }
 
-int registry_add_exposure(Registry *r, const vss_id *shadow_id, const char *at) {
+int registry_add_exposure(Registry *r, const vss_id *shadow_id, const char *at, const MountIdentity *mount) {
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         int k;
 
-        if (!r || !shadow_id || !at)
+        if (!r || !shadow_id || !at || !mount)
                 return -EINVAL;
-        k = prepare(r, "INSERT INTO exposures (at, shadow_id) VALUES (?1, ?2)", &s);
+        k = prepare(r, "INSERT INTO exposures (at, shadow_id, mount_id, mount_unique) VALUES (?1, ?2, ?3, ?4)", &s);
         if (k < 0)
                 return k;
         if (sqlite3_bind_text(s, 1, at, -1, SQLITE_TRANSIENT) != SQLITE_OK)
                 return -ENOMEM;
         if ((k = bind_id(s, 2, shadow_id)) < 0)
                 return k;
-        return step_done(s);
+        if ((k = bind_u64(s, 3, mount->id)) < 0 || (k = bind_u64(s, 4, mount->unique)) < 0)
+                return k;
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
+                return -EEXIST;
+        return rc == SQLITE_DONE ? 0 : sql_errno(rc);
 }
 
 int registry_remove_exposure(Registry *r, const char *at) {
@@ -77,6 +82,8 @@ int registry_remove_exposure(Registry *r, const char *at) {
         return sqlite3_changes(r->db) > 0 ? 0 : -ENOENT;
 }
 
+#define EXPOSURE_COLUMNS "at, shadow_id, mount_id, mount_unique"
+
 static int read_exposure(Registry *r, sqlite3_stmt *s, void *ret) {
         Exposure *e = ret;
         int k = column_strdup(r, s, 0, &e->at);
@@ -84,6 +91,8 @@ static int read_exposure(Registry *r, sqlite3_stmt *s, void *ret) {
                 free(e->at);
                 e->at = NULL;
         }
+        e->mount.id = (uint64_t) sqlite3_column_int64(s, 2);
+        e->mount.unique = (uint64_t) sqlite3_column_int64(s, 3);
         return k;
 }
 
@@ -94,8 +103,27 @@ static void exposure_array_free(void *a, size_t n) {
 int registry_list_exposures(Registry *r, Exposure **ret, size_t *ret_n) {
         if (!r || !ret || !ret_n)
                 return -EINVAL;
-        return collect_rows(r, "SELECT at, shadow_id FROM exposures ORDER BY at", NULL, sizeof(Exposure), read_exposure,
-                            exposure_array_free, (void **) ret, ret_n);
+        return collect_rows(r, "SELECT " EXPOSURE_COLUMNS " FROM exposures ORDER BY at", NULL, sizeof(Exposure),
+                            read_exposure, exposure_array_free, (void **) ret, ret_n);
+}
+
+int registry_get_exposure(Registry *r, const char *at, Exposure *ret) {
+        Exposure *ex = NULL;
+        size_t n = 0;
+        if (!r || !at || !ret)
+                return -EINVAL;
+        int k = registry_list_exposures(r, &ex, &n);
+        if (k < 0)
+                return k;
+        k = -ENOENT;
+        for (size_t i = 0; i < n && k == -ENOENT; i++)
+                if (streq(ex[i].at, at)) {
+                        *ret = ex[i];
+                        ex[i].at = NULL;
+                        k = 0;
+                }
+        exposures_free(ex, n);
+        return k;
 }
 
 void exposures_free(Exposure *a, size_t n) {

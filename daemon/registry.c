@@ -63,6 +63,10 @@ static const char *const migrations[] = {
         /* 6: OpenVSS's own attributes move out of Microsoft's range (0x00010000 -> 0x20000000,
          * 0x00020000 -> 0x40000000: Microsoft's HARDWARE_ASSISTED and DIFFERENTIAL). */
         "UPDATE shadows SET attributes = (attributes & ~196608) | ((attributes & 196608) * 8192);",
+        /* 7: which mount an exposure is (statx's mount ids; 0: recorded before), so it is found
+         * and detached also where a rename of a directory above it has moved it. */
+        "ALTER TABLE exposures ADD COLUMN mount_id INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE exposures ADD COLUMN mount_unique INTEGER NOT NULL DEFAULT 0;",
 };
 #define REGISTRY_SCHEMA_VERSION ((int) ELEMENTSOF(migrations))
 

@@ -112,11 +112,19 @@ int registry_list_frozen_of(Registry *r, const vss_id *set_id, char ***ret, size
 int registry_clear_frozen_of(Registry *r, const vss_id *set_id);
 
 /* Exposures: a shadow mounted read-only at a directory. */
+typedef struct MountIdentity {
+        uint64_t id;     /* statx's STATX_MNT_ID, as /proc/self/mountinfo numbers it; 0: not known */
+        uint64_t unique; /* STATX_MNT_ID_UNIQUE (Linux 6.8), never reused; 0: not known */
+} MountIdentity;
 typedef struct Exposure {
         char *at;
         vss_id shadow_id;
+        MountIdentity mount; /* the mount made; zeros in records older than schema 7 */
 } Exposure;
-int registry_add_exposure(Registry *r, const vss_id *shadow_id, const char *at);   /* -EEXIST if at is taken */
+/* -EEXIST if at is taken. */
+int registry_add_exposure(Registry *r, const vss_id *shadow_id, const char *at, const MountIdentity *mount);
+/* The exposure at `at` (ret->at is malloc'ed): -ENOENT when there is none. */
+int registry_get_exposure(Registry *r, const char *at, Exposure *ret);
 int registry_remove_exposure(Registry *r, const char *at);                          /* -ENOENT */
 int registry_list_exposures(Registry *r, Exposure **ret, size_t *ret_n);
 void exposures_free(Exposure *a, size_t n);

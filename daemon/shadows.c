@@ -21,6 +21,7 @@
 #include "daemon/shadows.h"
 #include "lib/common.h"
 #include "lib/openat.h"
+#include "providers/mountinfo.h"
 
 typedef struct DeleteWaiter {
         Manager *manager;
@@ -286,34 +287,99 @@ int shadow_exposed_at(Manager *m, const char *at) {
         return found;
 }
 
-int exposure_unmount(const char *at) {
-        _cleanup_close_ int fd = open_no_symlinks(AT_FDCWD, at, O_PATH | O_DIRECTORY, 0, false);
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x00004000U /* Linux 6.8 */
+#endif
+
+int mount_identity_of(int fd, MountIdentity *ret) {
+        struct statx sx;
+        *ret = (MountIdentity) {};
+        if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &sx) < 0)
+                return -errno;
+        if (!(sx.stx_mask & STATX_MNT_ID))
+                return -EOPNOTSUPP;
+        ret->id = sx.stx_mnt_id;
+        /* Asked for, stx_mnt_id is the unique one instead; an older kernel says which it gave. */
+        if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID_UNIQUE, &sx) == 0 &&
+            (sx.stx_mask & STATX_MNT_ID_UNIQUE))
+                ret->unique = sx.stx_mnt_id;
+        return 0;
+}
+
+/* Whether the mount root fd is the mount `want` names: by the unique id where both have one
+ * (numbers are reused once a mount is gone), else by the number. */
+static bool is_mount(int fd, const MountIdentity *want) {
+        MountIdentity got;
+        if (mount_identity_of(fd, &got) < 0)
+                return false;
+        return want->unique && got.unique ? want->unique == got.unique : want->id == got.id;
+}
+
+/* A mount's root reached from at without following a symlink: the fd, -ENXIO when at is no
+ * mount root (nothing mounted there now), -ELOOP for a symlink on the way. */
+static int open_mount_root(const char *at) {
+        int fd = open_no_symlinks(AT_FDCWD, at, O_PATH | O_DIRECTORY, 0, false);
         if (fd == -ENOENT || fd == -ENOTDIR)
                 return -ENXIO;
         if (fd < 0)
                 return fd;
         struct statx sx;
-        if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, 0, &sx) < 0)
-                return -errno;
-        if (!(sx.stx_attributes_mask & sx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
-                return -ENXIO;
-        /* The magic link leads to exactly the fd's mount; detached, since the fd itself uses it. */
+        int r = statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, 0, &sx) < 0 ? -errno
+                : sx.stx_attributes_mask & sx.stx_attributes & STATX_ATTR_MOUNT_ROOT ? 0 : -ENXIO;
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
+/* The magic link leads to exactly the fd's mount; detached, since the fd itself uses it. */
+static int detach(int fd) {
         char proc[64];
         snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
         return umount2(proc, MNT_DETACH) < 0 ? -errno : 0;
 }
 
-int shadow_unexpose(Manager *m, const char *at) {
-        /* Only what we exposed is unmounted: never whatever else is mounted there. */
-        int r = shadow_exposed_at(m, at);
+int exposure_unmount(const char *at, const MountIdentity *want) {
+        _cleanup_close_ int fd = open_mount_root(at);
+        bool known = want && want->id;
+        if (fd >= 0 && (!known || is_mount(fd, want)))
+                return detach(fd);
+        /* Not at `at` (any more): a record without the mount's identity stops here. */
+        if (!known || (fd < 0 && fd != -ENXIO && fd != -ELOOP))
+                return fd >= 0 ? -ENXIO : fd;
+        /* A rename of a directory above it moves a mount with it: found by its number, checked
+         * by its identity through an fd of the place, so another mount there now is left alone. */
+        _cleanup_free_ char *target = NULL;
+        int r = mountinfo_target_of(want->id, &target);
+        if (r == -ENOENT)
+                return -ESTALE;
         if (r < 0)
                 return r;
-        if (r == 0)
-                return -ENOENT;
-        r = exposure_unmount(at);
+        if (fd >= 0)
+                close(fd);
+        fd = open_mount_root(target);
+        if (fd == -ENXIO)
+                return -ESTALE; /* unmounted meanwhile */
+        if (fd < 0)
+                return fd;
+        /* Its number is another mount's now: ours is gone. */
+        return is_mount(fd, want) ? detach(fd) : -ESTALE;
+}
+
+int shadow_unexpose(Manager *m, const char *at) {
+        /* Only what we exposed is unmounted: never whatever else is mounted there. */
+        Exposure ex = {};
+        int r = registry_get_exposure(m->registry, at, &ex);
+        if (r < 0)
+                return r;
+        r = exposure_unmount(at, &ex.mount);
+        free(ex.at);
         if (r == -ENXIO)
                 log_warn("nothing is mounted at %s, where shadow copy was exposed, any more: moved or unmounted by "
                          "someone; forgotten with its shadow", at);
+        else if (r == -ESTALE)
+                log_info("shadow copy exposed at %s was unmounted by someone; forgotten with its shadow", at);
         else if (r < 0)
                 return r;
         return registry_remove_exposure(m->registry, at);

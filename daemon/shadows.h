@@ -30,14 +30,20 @@ void deletions_stop(Manager *m);
 void shadow_set_dir_remove(Manager *m, const vss_id *set_id);
 /* Unmounts every exposure of a shadow (before it is deleted). */
 void shadow_unexpose_all(Manager *m, const vss_id *shadow_id);
-/* Unmounts what is exposed at `at` (only what vssd exposed) and forgets it: -ENOENT when
- * nothing is. Forgotten also when nothing is mounted there any more (the shadow goes). */
+/* Unmounts what is exposed at `at` (only what vssd exposed, wherever a rename moved it) and
+ * forgets it: -ENOENT when nothing is. Forgotten also when it is not mounted any more (the shadow
+ * goes). */
 int shadow_unexpose(Manager *m, const char *at);
-/* Detaches the mount at `at`, reached without following any symlink and unmounted through that
- * fd, never by the path looked up again: a user who may rename a directory on the way cannot turn
- * it onto another mount. -ELOOP (a symlink on the way), -ENXIO (nothing is mounted there now:
- * moved, or unmounted by someone), 0 when detached. Processes using it keep it until they let go. */
-int exposure_unmount(const char *at);
+/* Detaches the exposure at `at`, the mount `want` (from its record; NULL or zeros: whatever is
+ * mounted at `at`), reached without following any symlink and unmounted through that fd, never
+ * by the path looked up again: a user who may rename a directory on the way cannot turn it onto
+ * another mount. Moved by a rename above it, it is found by its identity where it is now. 0 when
+ * detached; -ESTALE when it is mounted nowhere now (unmounted by someone); -ELOOP when a symlink
+ * is on the way to where it is; without its identity, -ENXIO when nothing is mounted at `at`
+ * (moved, or unmounted). Processes using it keep it until they let go. */
+int exposure_unmount(const char *at, const MountIdentity *want);
+/* The identity of the mount whose root fd is. */
+int mount_identity_of(int fd, MountIdentity *ret);
 /* 1 when a shadow is exposed at `at`, 0 when not, -errno when the registry cannot say. */
 int shadow_exposed_at(Manager *m, const char *at);
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <libmount.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@ static struct {
         dev_t (*get_devno)(struct libmnt_fs *);
         void (*free_iter)(struct libmnt_iter *);
         void (*unref_table)(struct libmnt_table *);
+        int (*get_id)(struct libmnt_fs *);
 } mnt;
 static char load_error[256];
 
@@ -35,7 +37,8 @@ static int load_libmount(void) {
                   SYM(parse_file, mnt_table_parse_file) && SYM(next_fs, mnt_table_next_fs) &&
                   SYM(get_target, mnt_fs_get_target) && SYM(get_fstype, mnt_fs_get_fstype) &&
                   SYM(get_source, mnt_fs_get_source) && SYM(get_devno, mnt_fs_get_devno) &&
-                  SYM(free_iter, mnt_free_iter) && SYM(unref_table, mnt_unref_table);
+                  SYM(free_iter, mnt_free_iter) && SYM(unref_table, mnt_unref_table) &&
+                  SYM(get_id, mnt_fs_get_id);
 #undef SYM
         if (!ok) {
                 const char *e = dlerror();
@@ -99,6 +102,27 @@ int mountinfo_find(const char *path, const char *fstype, char **ret_target, char
                         r = 0;
                 }
         }
+        mnt.free_iter(it);
+        mnt.unref_table(tb);
+        return r < 0 ? r : 0;
+}
+
+int mountinfo_target_of(uint64_t id, char **ret_target) {
+        int k = load_libmount();
+        if (k < 0)
+                return k;
+        if (id == 0 || id > INT_MAX)
+                return -ENOENT;
+        struct libmnt_table *tb = mnt.new_table();
+        struct libmnt_iter *it = mnt.new_iter(MNT_ITER_FORWARD);
+        struct libmnt_fs *fs;
+        const char *target = NULL;
+        int r = tb && it ? mnt.parse_file(tb, "/proc/self/mountinfo") : -ENOMEM;
+        while (r >= 0 && !target && mnt.next_fs(tb, it, &fs) == 0)
+                if (mnt.get_id(fs) == (int) id)
+                        target = mnt.get_target(fs);
+        if (r >= 0)
+                r = !target || target[0] != '/' ? -ENOENT : (*ret_target = strdup(target)) ? 0 : -ENOMEM;
         mnt.free_iter(it);
         mnt.unref_table(tb);
         return r < 0 ? r : 0;

@@ -5,6 +5,7 @@
  * freeze lease (which filesystem to freeze), the providers and the session (which mount, which
  * device). The one reader of the mount table in vssd. */
 
+#include <stdint.h>
 #include <sys/types.h>
 
 /* The mount whose mount point is the longest that is path or a parent of it (path should be
@@ -15,6 +16,9 @@
  * when libmount cannot be loaded (mountinfo_load_error() says why), or the errno of reading the
  * table. */
 int mountinfo_find(const char *path, const char *fstype, char **ret_target, char **ret_source, dev_t *ret_dev);
+/* The mount point of the mount numbered id (mountinfo's first field, statx's STATX_MNT_ID) in
+ * vssd's mount namespace, malloc'ed: -ENOENT when no mount has that number now. */
+int mountinfo_target_of(uint64_t id, char **ret_target);
 /* Loads libmount now (0, or -ELIBACC), so that no later lookup waits for it: the commit helper
  * does so before it reports itself loaded, so the freeze window holds no loading. */
 int mountinfo_load(void);

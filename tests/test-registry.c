@@ -220,9 +220,9 @@ int main(void) {
         }
         CHECK(stat(path, &st) == 0 && (st.st_mode & 07777) == 0600, "database file is 0600");
         CHECK(db_text("PRAGMA journal_mode", text, sizeof text) == 0 && !strcmp(text, "wal"), "WAL mode");
-        CHECK(db_query_int("PRAGMA user_version", &v) == 0 && v == 6,
-              "schema version 6 (sets and shadows; frozen journal; exposures; writer classes; deleting; "
-              "OpenVSS's attributes moved)");
+        CHECK(db_query_int("PRAGMA user_version", &v) == 0 && v == 7,
+              "schema version 7 (sets and shadows; frozen journal; exposures; writer classes; deleting; "
+              "OpenVSS's attributes moved; exposures' mount identity)");
 
         /* Set 1, creating, with two shadows. */
         CHECK(registry_add_set(r, &s1, 0x1d, 1000) == 0, "add set");
@@ -348,6 +348,22 @@ int main(void) {
                 CHECK(registry_remove_shadow(r, &y.shadow_id) == 0, "the creating one removed");
                 CHECK(registry_remove_set(r, &s4) == 0, "remove a set with 100 shadows");
                 CHECK(db_query_int("SELECT COUNT(*) FROM shadows", &v) == 0 && v == 3, "its shadows are gone");
+        }
+
+        /* Exposures keep their mount's identity, every bit of it. */
+        {
+                Exposure ex = {};
+                const MountIdentity mi = { .id = 4711, .unique = UINT64_MAX - 1 };
+                CHECK(registry_add_exposure(r, &a.shadow_id, "/mnt/x", &mi) == 0, "add an exposure");
+                CHECK(registry_add_exposure(r, &a.shadow_id, "/mnt/x", &mi) == -EEXIST, "the same place again: -EEXIST");
+                CHECK(registry_get_exposure(r, "/mnt/x", &ex) == 0 && ex.at && !strcmp(ex.at, "/mnt/x") &&
+                              id_eq(&ex.shadow_id, &a.shadow_id) && ex.mount.id == 4711 &&
+                              ex.mount.unique == UINT64_MAX - 1,
+                      "read back with its mount identity");
+                free(ex.at);
+                CHECK(registry_get_exposure(r, "/mnt/y", &ex) == -ENOENT, "none elsewhere: -ENOENT");
+                CHECK(registry_remove_exposure(r, "/mnt/x") == 0 && registry_get_exposure(r, "/mnt/x", &ex) == -ENOENT,
+                      "removed");
         }
 
         /* Persistence. */
@@ -504,11 +520,22 @@ int main(void) {
                                    "created_usec, attributes) VALUES ('00000000-0000-4000-8000-0000000000b5', "
                                    "'00000000-0000-4000-8000-0000000000a5', '/v5', '/v5.shadow', 'file', 1, 196617)",
                                    &v) == 0 &&
+                      db_query_int("INSERT INTO exposures (at, shadow_id) VALUES ('/v5.at', "
+                                   "'00000000-0000-4000-8000-0000000000b5')", &v) == 0 &&
+                      db_query_int("ALTER TABLE exposures DROP COLUMN mount_id", &v) == 0 &&
+                      db_query_int("ALTER TABLE exposures DROP COLUMN mount_unique", &v) == 0 &&
                       db_query_int("PRAGMA user_version = 5", &v) == 0,
-              "a version 5 registry with attributes 0x00030009");
-        CHECK(registry_open(tmp, &r) == 0 && r, "migrated to version 6");
+              "a version 5 registry with attributes 0x00030009 and an exposure");
+        CHECK(registry_open(tmp, &r) == 0 && r, "migrated to version 7");
+        CHECK(db_query_int("PRAGMA user_version", &v) == 0 && v == 7, "version 7");
         CHECK(db_query_int("SELECT attributes FROM shadows WHERE shadow_id = '00000000-0000-4000-8000-0000000000b5'",
                            &v) == 0 && v == 0x60000009LL, "attributes 0x60000009");
+        {
+                Exposure ex = {};
+                CHECK(r && registry_get_exposure(r, "/v5.at", &ex) == 0 && ex.mount.id == 0 && ex.mount.unique == 0,
+                      "the exposure kept, its mount not known");
+                free(ex.at);
+        }
         r = registry_free(r);
 
         /* A database from the future is refused. */
