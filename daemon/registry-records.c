@@ -44,20 +44,23 @@ int registry_list_frozen(Registry *r, char ***ret, size_t *ret_n) {
         return collect_strings(r, "SELECT mount_point FROM frozen ORDER BY mount_point", NULL, ret, ret_n);
 }
 
+#define EXPOSURE_COLUMNS "at, shadow_id, mount_id, mount_unique, boot_id"
+
 int registry_add_exposure(Registry *r, const vss_id *shadow_id, const char *at, const MountIdentity *mount) {
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         int k;
 
         if (!r || !shadow_id || !at || !mount)
                 return -EINVAL;
-        k = prepare(r, "INSERT INTO exposures (at, shadow_id, mount_id, mount_unique) VALUES (?1, ?2, ?3, ?4)", &s);
+        k = prepare(r, "INSERT INTO exposures (" EXPOSURE_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5)", &s);
         if (k < 0)
                 return k;
         if (sqlite3_bind_text(s, 1, at, -1, SQLITE_TRANSIENT) != SQLITE_OK)
                 return -ENOMEM;
         if ((k = bind_id(s, 2, shadow_id)) < 0)
                 return k;
-        if ((k = bind_u64(s, 3, mount->id)) < 0 || (k = bind_u64(s, 4, mount->unique)) < 0)
+        if ((k = bind_u64(s, 3, mount->id)) < 0 || (k = bind_u64(s, 4, mount->unique)) < 0 ||
+            (k = bind_id(s, 5, &mount->boot)) < 0)
                 return k;
         int rc = sqlite3_step(s);
         if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
@@ -82,12 +85,10 @@ int registry_remove_exposure(Registry *r, const char *at) {
         return sqlite3_changes(r->db) > 0 ? 0 : -ENOENT;
 }
 
-#define EXPOSURE_COLUMNS "at, shadow_id, mount_id, mount_unique"
-
 static int read_exposure(Registry *r, sqlite3_stmt *s, void *ret) {
         Exposure *e = ret;
         int k = column_strdup(r, s, 0, &e->at);
-        if (k >= 0 && (k = column_id(r, s, 1, &e->shadow_id)) < 0) {
+        if (k >= 0 && ((k = column_id(r, s, 1, &e->shadow_id)) < 0 || (k = column_id(r, s, 4, &e->mount.boot)) < 0)) {
                 free(e->at);
                 e->at = NULL;
         }

@@ -63,10 +63,12 @@ static const char *const migrations[] = {
         /* 6: OpenVSS's own attributes move out of Microsoft's range (0x00010000 -> 0x20000000,
          * 0x00020000 -> 0x40000000: Microsoft's HARDWARE_ASSISTED and DIFFERENTIAL). */
         "UPDATE shadows SET attributes = (attributes & ~196608) | ((attributes & 196608) * 8192);",
-        /* 7: which mount an exposure is (statx's mount ids; 0: recorded before), so it is found
-         * and detached also where a rename of a directory above it has moved it. */
+        /* 7: which mount an exposure is (statx's mount ids and the boot they belong to; zeros:
+         * recorded before), so it is found and detached also where a rename of a directory above
+         * it has moved it. */
         "ALTER TABLE exposures ADD COLUMN mount_id INTEGER NOT NULL DEFAULT 0;"
-        "ALTER TABLE exposures ADD COLUMN mount_unique INTEGER NOT NULL DEFAULT 0;",
+        "ALTER TABLE exposures ADD COLUMN mount_unique INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE exposures ADD COLUMN boot_id TEXT NOT NULL DEFAULT '00000000-0000-0000-0000-000000000000';",
 };
 #define REGISTRY_SCHEMA_VERSION ((int) ELEMENTSOF(migrations))
 

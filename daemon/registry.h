@@ -114,7 +114,8 @@ int registry_clear_frozen_of(Registry *r, const vss_id *set_id);
 /* Exposures: a shadow mounted read-only at a directory. */
 typedef struct MountIdentity {
         uint64_t id;     /* statx's STATX_MNT_ID, as /proc/self/mountinfo numbers it; 0: not known */
-        uint64_t unique; /* STATX_MNT_ID_UNIQUE (Linux 6.8), never reused; 0: not known */
+        uint64_t unique; /* STATX_MNT_ID_UNIQUE (Linux 6.8), not reused until a reboot; 0: not known */
+        vss_id boot;     /* the boot both belong to (numbers start again at each); zeros: not known */
 } MountIdentity;
 typedef struct Exposure {
         char *at;

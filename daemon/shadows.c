@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <systemd/sd-id128.h>
 
 #include "daemon/delete-helper.h"
 #include "daemon/freeze.h"
@@ -291,14 +292,27 @@ int shadow_exposed_at(Manager *m, const char *at) {
 #define STATX_MNT_ID_UNIQUE 0x00004000U /* Linux 6.8 */
 #endif
 
+/* This boot's id: zeros when it cannot be read. */
+static vss_id this_boot(void) {
+        sd_id128_t b;
+        vss_id id = {};
+        if (sd_id128_get_boot(&b) >= 0)
+                memcpy(id.bytes, b.bytes, sizeof(id.bytes));
+        return id;
+}
+
 int mount_identity_of(int fd, MountIdentity *ret) {
         struct statx sx;
         *ret = (MountIdentity) {};
+        vss_id boot = this_boot();
+        if (vss_id_is_null(&boot))
+                return -EOPNOTSUPP;
         if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &sx) < 0)
                 return -errno;
         if (!(sx.stx_mask & STATX_MNT_ID))
                 return -EOPNOTSUPP;
         ret->id = sx.stx_mnt_id;
+        ret->boot = boot;
         /* Asked for, stx_mnt_id is the unique one instead; an older kernel says which it gave. */
         if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID_UNIQUE, &sx) == 0 &&
             (sx.stx_mask & STATX_MNT_ID_UNIQUE))
@@ -341,8 +355,13 @@ static int detach(int fd) {
 }
 
 int exposure_unmount(const char *at, const MountIdentity *want) {
+        vss_id boot = this_boot();
+        bool known = want && want->id && !vss_id_is_null(&want->boot) && !vss_id_is_null(&boot);
+        /* Mounts end with the boot, and the numbers start again: one recorded before a reboot is
+         * gone, and its numbers may be another mount's now. */
+        if (known && !vss_id_equal(&boot, &want->boot))
+                return -ESTALE;
         _cleanup_close_ int fd = open_mount_root(at);
-        bool known = want && want->id;
         if (fd >= 0 && (!known || is_mount(fd, want)))
                 return detach(fd);
         /* Not at `at` (any more): a record without the mount's identity stops here. */

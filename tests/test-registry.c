@@ -353,12 +353,12 @@ int main(void) {
         /* Exposures keep their mount's identity, every bit of it. */
         {
                 Exposure ex = {};
-                const MountIdentity mi = { .id = 4711, .unique = UINT64_MAX - 1 };
+                const MountIdentity mi = { .id = 4711, .unique = UINT64_MAX - 1, .boot = s2 };
                 CHECK(registry_add_exposure(r, &a.shadow_id, "/mnt/x", &mi) == 0, "add an exposure");
                 CHECK(registry_add_exposure(r, &a.shadow_id, "/mnt/x", &mi) == -EEXIST, "the same place again: -EEXIST");
                 CHECK(registry_get_exposure(r, "/mnt/x", &ex) == 0 && ex.at && !strcmp(ex.at, "/mnt/x") &&
                               id_eq(&ex.shadow_id, &a.shadow_id) && ex.mount.id == 4711 &&
-                              ex.mount.unique == UINT64_MAX - 1,
+                              ex.mount.unique == UINT64_MAX - 1 && id_eq(&ex.mount.boot, &s2),
                       "read back with its mount identity");
                 free(ex.at);
                 CHECK(registry_get_exposure(r, "/mnt/y", &ex) == -ENOENT, "none elsewhere: -ENOENT");
@@ -524,6 +524,7 @@ int main(void) {
                                    "'00000000-0000-4000-8000-0000000000b5')", &v) == 0 &&
                       db_query_int("ALTER TABLE exposures DROP COLUMN mount_id", &v) == 0 &&
                       db_query_int("ALTER TABLE exposures DROP COLUMN mount_unique", &v) == 0 &&
+                      db_query_int("ALTER TABLE exposures DROP COLUMN boot_id", &v) == 0 &&
                       db_query_int("PRAGMA user_version = 5", &v) == 0,
               "a version 5 registry with attributes 0x00030009 and an exposure");
         CHECK(registry_open(tmp, &r) == 0 && r, "migrated to version 7");
@@ -532,7 +533,8 @@ int main(void) {
                            &v) == 0 && v == 0x60000009LL, "attributes 0x60000009");
         {
                 Exposure ex = {};
-                CHECK(r && registry_get_exposure(r, "/v5.at", &ex) == 0 && ex.mount.id == 0 && ex.mount.unique == 0,
+                CHECK(r && registry_get_exposure(r, "/v5.at", &ex) == 0 && ex.mount.id == 0 && ex.mount.unique == 0 &&
+                              vss_id_is_null(&ex.mount.boot),
                       "the exposure kept, its mount not known");
                 free(ex.at);
         }

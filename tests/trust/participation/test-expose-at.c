@@ -8,6 +8,8 @@
  * or its shadow copy deleted.
  */
 
+#include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <sys/stat.h>
 #include <json-c/json.h>
@@ -204,9 +206,47 @@ static void test_unexpose_swapped(void) {
         CHECK(harness_sh(h, NULL, "umount '%s'", decoy) == 0);
 }
 
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x00004000U
+#endif
+
+/* trust-unexpose-other-boot: an exposure's record from before a reboot names mount numbers that
+ * are another mount's now (they start again at each boot). Unexposing it forgets the record and
+ * unmounts nothing: not that other mount (here a decoy whose numbers the record is given), not
+ * what is at its path. */
+static void test_unexpose_other_boot(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        char *data = harness_make_data(h, "data");
+        char id[64], at[PATH_MAX + 16], decoy[PATH_MAX + 16];
+        snprintf(at, sizeof(at), "%s/pub/mnt", harness_dir(h));
+        snprintf(decoy, sizeof(decoy), "%s/other/mnt", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "mkdir -p '%s' && mount --bind '%s' '%s'", decoy, data, decoy) == 0);
+        expose_new(h, data, at, id, sizeof(id));
+
+        struct statx sx;
+        uint64_t mnt_id = 0, unique = 0;
+        CHECK(statx(AT_FDCWD, decoy, 0, STATX_MNT_ID, &sx) == 0 && (sx.stx_mask & STATX_MNT_ID));
+        mnt_id = sx.stx_mnt_id;
+        if (statx(AT_FDCWD, decoy, 0, STATX_MNT_ID_UNIQUE, &sx) == 0 && (sx.stx_mask & STATX_MNT_ID_UNIQUE))
+                unique = sx.stx_mnt_id;
+        int st = -1;
+        CHECK(harness_stop_vssd(h, &st) != UINT64_MAX);
+        CHECK(harness_sh(h, NULL,
+                         "sqlite3 '%s/registry.db' \"UPDATE exposures SET mount_id = %" PRIu64 ", mount_unique = %" PRIu64
+                         ", boot_id = '00000000-0000-4000-8000-000000000001'\"",
+                         harness_state_dir(h), mnt_id, unique) == 0);
+        harness_restart_vssd(h);
+        CHECK(harness_sh(h, NULL, "vssadmin unexpose --at '%s' >/dev/null", at) == 0);
+        CHECK(!listed_at(h, at));
+        CHECK(mounted_at(h, decoy));
+        CHECK(mounted_at(h, at));
+        CHECK(harness_sh(h, NULL, "umount '%s'; umount '%s'", at, decoy) == 0);
+}
+
 static const TestCase cases[] = {
         { "trust-expose-at-refusals", test_expose_at_refusals },
         { "trust-unexpose-swapped", test_unexpose_swapped },
+        { "trust-unexpose-other-boot", test_unexpose_other_boot },
         {},
 };
 
