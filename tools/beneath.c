@@ -149,6 +149,68 @@ int beneath_resolve_trusted(const char *p, int *ret_fd, char **ret_base, char **
         return 0;
 }
 
+int beneath_parent_trusted(const char *p, int *ret_fd, char **ret_parent, char **ret_name, char **ret_error) {
+        _cleanup_free_ char *abs = NULL, *base = NULL, *rest = NULL, *why = NULL, *cwd = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        if (isempty(p))
+                return fail(ret_error, -EINVAL, "no path given");
+        if (p[0] != '/' && !(cwd = getcwd(NULL, 0)))
+                return fail(ret_error, -errno, "cannot tell the current directory: %m");
+        if (asprintf(&abs, "%s%s%s", cwd ? cwd : "", cwd ? "/" : "", p) < 0)
+                return fail_oom(ret_error);
+        size_t n = strlen(abs);
+        while (n > 1 && abs[n - 1] == '/')
+                abs[--n] = 0;
+        char *slash = strrchr(abs, '/');
+        const char *name = slash + 1;
+        if (isempty(name) || streq(name, ".") || streq(name, ".."))
+                return fail(ret_error, -EINVAL, "'%.*s' names no file or directory in a directory", NAME_SHOWN, p);
+        *slash = 0;
+        int r = beneath_resolve_trusted(isempty(abs) ? "/" : abs, &fd, &base, &rest, &why);
+        if (r < 0)
+                return fail(ret_error, r, "%s", why ? why : strerror(-r));
+        if (!isempty(rest))
+                return fail(ret_error, -ENOENT, "%s/%s: %s", streq(base, "/") ? "" : base, rest, strerror(ENOENT));
+        char *nm = strdup(name);
+        if (!nm)
+                return fail_oom(ret_error);
+        *ret_fd = TAKE_FD(fd);
+        *ret_parent = TAKE_PTR(base);
+        *ret_name = nm;
+        return 0;
+}
+
+int beneath_chain_trusted(int fd, const char *path, uid_t uid, char **ret_error) {
+        _cleanup_close_ int cur = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        _cleanup_free_ char *shown = strdup(path);
+        if (cur < 0)
+                return fail(ret_error, -errno, "%s: %m", path);
+        if (!shown)
+                return fail_oom(ret_error);
+        for (;;) {
+                struct stat st;
+                if (fstat(cur, &st) < 0)
+                        return fail(ret_error, -errno, "%s: %m", shown);
+                if (st.st_uid != 0 && st.st_uid != uid)
+                        return fail(ret_error, -EPERM, "%s belongs to uid %u, who could move what is below it elsewhere",
+                                    shown, (unsigned) st.st_uid);
+                if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+                        return fail(ret_error, -EPERM, "%s may be written by others (mode %04o), who could move what is "
+                                    "below it elsewhere", shown, (unsigned) (st.st_mode & 07777));
+                if (streq(shown, "/"))
+                        return 0;
+                /* Up by "..", from the fd: the path is only what messages say. */
+                int up = openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (up < 0)
+                        return fail(ret_error, -errno, "%s/..: %m", shown);
+                close(cur);
+                cur = up;
+                char *s = strrchr(shown, '/');
+                if (s)
+                        s[s == shown] = 0;
+        }
+}
+
 int beneath_deepest(int dirfd, const char *shown, const char *rel, int64_t owner, int *ret_fd, const char **ret_rest,
                     char **ret_error) {
         _cleanup_close_ int fd = -EBADF;

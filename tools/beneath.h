@@ -44,6 +44,21 @@ int beneath_deepest(int dirfd, const char *shown, const char *rel, int64_t owner
  */
 int beneath_resolve_trusted(const char *p, int *ret_fd, char **ret_base, char **ret_rest, char **ret_error);
 
+/*
+ * The parent of the absolute path p resolved as by beneath_resolve_trusted() (it must exist), and
+ * p's last component: *ret_fd (O_PATH) the parent, *ret_parent its path, *ret_name the name (both
+ * malloc'd). -EINVAL for "/" or a last component of "." or "..".
+ */
+int beneath_parent_trusted(const char *p, int *ret_fd, char **ret_parent, char **ret_name, char **ret_error);
+
+/*
+ * Whether nobody but root and uid can rename or replace anything on the way to the directory fd
+ * (path, canonical, for messages): fd and every directory above it owned by root or uid, and
+ * writable by nobody else unless sticky (/tmp). Then what is below it stays where it is, named by
+ * its path. -EPERM naming the first that is not.
+ */
+int beneath_chain_trusted(int fd, const char *path, uid_t uid, char **ret_error);
+
 /* A new, empty directory of ours (mode 0700) below dirfd, for a restore to be moved into place
  * from; its name (".vssbackup-restore-XXXXXXXX") in name. *ret_fd: it, O_PATH. */
 int beneath_staging(int dirfd, char name[static 64], int *ret_fd);

@@ -46,6 +46,26 @@ static int write_file_atomic(const char *dir, const char *name, const char *data
 
 /* ---- writing ---- */
 
+/* dest's parent, resolved following no symlink another user could have made, and dest's name in
+ * it; for a directory store also the rule that nobody else may move anything on the way, since
+ * the store is written below it by path (libarchive's write_disk). */
+static int open_parent(const char *dest, bool dir, int *ret_fd, char **ret_parent, char **ret_name, char **ret_error) {
+        _cleanup_free_ char *why = NULL;
+        int r = beneath_parent_trusted(dest, ret_fd, ret_parent, ret_name, &why);
+        if (r >= 0 && dir && (r = beneath_chain_trusted(*ret_fd, *ret_parent, geteuid(), &why)) < 0) {
+                close(*ret_fd);
+                *ret_fd = -EBADF;
+                free(*ret_parent);
+                free(*ret_name);
+                *ret_parent = *ret_name = NULL;
+        }
+        if (r < 0)
+                return fail(ret_error, r, "%s: %s%s", dest, why ? why : strerror(-r),
+                            r == -EPERM ? "; write the backup to a place only you and root can change" : "");
+        return 0;
+}
+
+
 static const struct {
         const char *suffix;
         int (*add_filter)(struct archive *);
@@ -57,11 +77,16 @@ static const struct {
 };
 
 static int create_archive(Store *s, const char *dest, int (*add_filter)(struct archive *), char **ret_error) {
-        s->path = strdup(dest);
+        _cleanup_free_ char *parent = NULL, *name = NULL;
+        _cleanup_close_ int pfd = -EBADF;
+        int r = open_parent(dest, false, &pfd, &parent, &name, ret_error);
+        if (r < 0)
+                return r;
+        s->path = path_join(parent, name);
         s->out = archive_write_new();
         if (!s->path || !s->out)
                 return fail_oom(ret_error);
-        s->fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
+        s->fd = openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
         if (s->fd < 0)
                 return fail(ret_error, -errno, "%s: %s", dest, errno == EEXIST ? "already exists" : strerror(errno));
         s->owned = true;
@@ -76,12 +101,17 @@ static int create_archive(Store *s, const char *dest, int (*add_filter)(struct a
         return 0;
 }
 
-static int dir_is_empty(const char *path) {
-        _cleanup_(closedirp) DIR *d = opendir(path);
+/* 1 when the directory fd is empty, 0 when not, -errno. */
+static int dir_is_empty(int fd) {
+        int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_(closedirp) DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
         struct dirent *de;
 
-        if (!d)
+        if (!d) {
+                if (dfd >= 0)
+                        close(dfd);
                 return -errno;
+        }
         while ((errno = 0, de = readdir(d)))
                 if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
                         return 0;
@@ -89,15 +119,28 @@ static int dir_is_empty(const char *path) {
 }
 
 static int create_directory(Store *s, const char *dest, char **ret_error) {
-        _cleanup_free_ char *docs = NULL, *data = NULL;
+        _cleanup_free_ char *parent = NULL, *name = NULL;
+        _cleanup_close_ int pfd = -EBADF, fd = -EBADF;
+        struct stat st;
         int r;
 
-        if (mkdir(dest, 0700) >= 0)
+        r = open_parent(dest, true, &pfd, &parent, &name, ret_error);
+        if (r < 0)
+                return r;
+        if (mkdirat(pfd, name, 0700) >= 0)
                 s->created_dir = true;
         else if (errno != EEXIST)
                 return fail(ret_error, -errno, "cannot create %s: %m", dest);
-        else {
-                r = dir_is_empty(dest);
+        fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return fail(ret_error, -errno, "%s: %s", dest, errno == ELOOP ? "is a symbolic link" : strerror(errno));
+        if (!s->created_dir) {
+                /* Anyone else who may write it could swap what we make in it. */
+                if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
+                        return fail(ret_error, -EPERM, "%s: %s; a backup goes into a new directory, or an empty one only "
+                                    "you may write", dest, st.st_uid != geteuid() ? "belongs to another user"
+                                                                                   : "may be written by others");
+                r = dir_is_empty(fd);
                 if (r < 0)
                         return fail(ret_error, r, "%s: %s", dest, strerror(-r));
                 if (r == 0)
@@ -106,15 +149,11 @@ static int create_directory(Store *s, const char *dest, char **ret_error) {
         s->owned = true;
 
         /* Canonical, so write_disk's symlink checks find no symlink in our own prefix. */
-        s->path = realpath(dest, NULL);
+        s->path = path_join(parent, name);
         if (!s->path)
-                return fail(ret_error, -errno, "%s: %m", dest);
-        docs = path_join(s->path, "openvss");
-        data = path_join(s->path, "data");
-        if (!docs || !data)
                 return fail_oom(ret_error);
         /* 0700: the stored files keep their owners and modes; only root may reach them. */
-        if (mkdir(docs, 0700) < 0 || mkdir(data, 0700) < 0)
+        if (mkdirat(fd, "openvss", 0700) < 0 || mkdirat(fd, "data", 0700) < 0)
                 return fail(ret_error, -errno, "cannot create %s/{openvss,data}: %m", s->path);
 
         s->out = archive_write_disk_new();

@@ -9,6 +9,7 @@
  *   trust-restore-no-symlink      a symlink a user planted below DIR is not followed
  *   trust-restore-in-place-symlink-above  nor, in place, one a user planted above a root writer's
  *                                 component (root's own symlinks are)
+ *   trust-backup-dest             root's backup is written only where nobody else can move it
  *   trust-restore-refused-archive a tar-slip archive leaves nothing behind
  *   trust-restore-user-backup     a backup a user could have written restores in place only where
  *                                 that user may write, whatever its document says
@@ -916,6 +917,64 @@ static void test_user_privilege(void) {
         harness_free(h);
 }
 
+/* trust-backup-dest: root's backup goes only where nobody else can move or swap what it writes.
+ * A directory store is written by path (libarchive), so every directory on the way must be root's
+ * (or sticky, /tmp) and an existing one root's alone; an archive is one fd, so only a symlink
+ * someone else made on the way is refused. Each refusal names why and writes nothing. */
+static void backup_refused(Harness *h, const char *data, const char *to, const char *why) {
+        int st = -1;
+        json_object *out = harness_json(h, &st, "vssbackup backup --to '%s' --for '%s' --json", to, data);
+        CHECK(st == 1);
+        CHECK(strstr(error_field(out, "message"), why) != NULL);
+        if (!strstr(error_field(out, "message"), why))
+                fprintf(stderr, "   backup --to %s said: %s\n", to, error_field(out, "message"));
+        json_object_put(out);
+}
+
+static void test_backup_dest(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        uid_t bob = uid_of(BOB);
+        char data[PATH_MAX], bobs[PATH_MAX], pub[PATH_MAX], root_only[PATH_MAX], shared[PATH_MAX], empty[PATH_MAX];
+        char to[2 * PATH_MAX];
+        snprintf(data, sizeof(data), "%s/data", harness_dir(h));
+        snprintf(bobs, sizeof(bobs), "%s/bobs", harness_dir(h));
+        snprintf(pub, sizeof(pub), "%s/pub", harness_dir(h));
+        snprintf(root_only, sizeof(root_only), "%s/root-only", harness_dir(h));
+        snprintf(shared, sizeof(shared), "%s/shared", harness_dir(h));
+        snprintf(empty, sizeof(empty), "%s/bobs-empty", harness_dir(h));
+        make_dir(data, 0700, 0);
+        make_file(data, "secret", "root's secret\n", 0);
+        make_dir(bobs, 0755, bob);
+        make_dir(pub, 01777, 0);
+        make_dir(root_only, 0755, 0);
+        make_dir(shared, 0775, 0);
+        make_dir(empty, 0700, bob);
+        snprintf(to, sizeof(to), "%s/link", bobs);
+        CHECK(symlink(root_only, to) == 0 && lchown(to, bob, (gid_t) -1) == 0);
+
+        snprintf(to, sizeof(to), "%s/bk", bobs);
+        backup_refused(h, data, to, "belongs to uid");
+        backup_refused(h, data, empty, "belongs to another user");
+        snprintf(to, sizeof(to), "%s/bk", shared);
+        backup_refused(h, data, to, "may be written by others");
+        snprintf(to, sizeof(to), "%s/link/bk", bobs);
+        backup_refused(h, data, to, "symlink");
+        snprintf(to, sizeof(to), "%s/link/bk.tar", bobs);
+        backup_refused(h, data, to, "symlink");
+        CHECK(count_entries(bobs) == 1 && count_entries(empty) == 0 && count_entries(root_only) == 0 &&
+              count_entries(shared) == 0);
+
+        /* A sticky directory (/tmp) is fine for a directory store; an archive anywhere real. */
+        int st = -1;
+        snprintf(to, sizeof(to), "%s/bk", pub);
+        json_object_put(harness_json(h, &st, "vssbackup backup --to '%s' --for '%s' --json", to, data));
+        CHECK(st == 0 && lexists("%s/openvss/index", to));
+        snprintf(to, sizeof(to), "%s/bk.tar", bobs);
+        json_object_put(harness_json(h, &st, "vssbackup backup --to '%s' --for '%s' --json", to, data));
+        CHECK(st == 0 && lexists("%s", to));
+        harness_free(h);
+}
+
 int main(int argc, char *argv[]) {
         if (geteuid() != 0) {
                 fprintf(stderr, "test-restore-trust: needs root (it makes users, starts vssd and restores as root)\n");
@@ -935,6 +994,7 @@ int main(int argc, char *argv[]) {
                 { "trust-backup-symlink-swap", test_backup_symlink_swap },
                 { "trust-exec-mount-swap", test_exec_mount_swap },
                 { "trust-restore-in-place-symlink-above", test_in_place_symlink_above },
+                { "trust-backup-dest", test_backup_dest },
                 {},
         };
         return test_main(argc, argv, cases);
