@@ -114,8 +114,8 @@ int beneath_resolve_trusted(const char *p, int *ret_fd, char **ret_base, char **
                                 return fail(ret_error, -errno, "%s: %m", base);
                         if (!link_trusted(&st, &dir))
                                 return fail(ret_error, -ELOOP,
-                                            "%s/%s is a symlink that uid %u may have made or replaced: a restore in "
-                                            "place does not follow it", streq(base, "/") ? "" : base, comp,
+                                            "%s/%s is a symlink that uid %u may have made or replaced: root does not "
+                                            "follow it", streq(base, "/") ? "" : base, comp,
                                             (unsigned) (st.st_uid != 0 ? st.st_uid : dir.st_uid));
                         char target[PATH_MAX];
                         ssize_t k = readlinkat(fd, comp, target, sizeof(target) - 1);
@@ -149,8 +149,21 @@ int beneath_resolve_trusted(const char *p, int *ret_fd, char **ret_base, char **
         return 0;
 }
 
+int beneath_resolve_trusted_dir(const char *p, int *ret_fd, char **ret_base, char **ret_error) {
+        _cleanup_free_ char *base = NULL, *rest = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        int r = beneath_resolve_trusted(p, &fd, &base, &rest, ret_error);
+        if (r < 0)
+                return r;
+        if (!isempty(rest))
+                return fail(ret_error, -ENOENT, "%s/%s: %s", streq(base, "/") ? "" : base, rest, strerror(ENOENT));
+        *ret_fd = TAKE_FD(fd);
+        *ret_base = TAKE_PTR(base);
+        return 0;
+}
+
 int beneath_parent_trusted(const char *p, int *ret_fd, char **ret_parent, char **ret_name, char **ret_error) {
-        _cleanup_free_ char *abs = NULL, *base = NULL, *rest = NULL, *why = NULL, *cwd = NULL;
+        _cleanup_free_ char *abs = NULL, *base = NULL, *cwd = NULL;
         _cleanup_close_ int fd = -EBADF;
         if (isempty(p))
                 return fail(ret_error, -EINVAL, "no path given");
@@ -166,11 +179,9 @@ int beneath_parent_trusted(const char *p, int *ret_fd, char **ret_parent, char *
         if (isempty(name) || streq(name, ".") || streq(name, ".."))
                 return fail(ret_error, -EINVAL, "'%.*s' names no file or directory in a directory", NAME_SHOWN, p);
         *slash = 0;
-        int r = beneath_resolve_trusted(isempty(abs) ? "/" : abs, &fd, &base, &rest, &why);
+        int r = beneath_resolve_trusted_dir(isempty(abs) ? "/" : abs, &fd, &base, ret_error);
         if (r < 0)
-                return fail(ret_error, r, "%s", why ? why : strerror(-r));
-        if (!isempty(rest))
-                return fail(ret_error, -ENOENT, "%s/%s: %s", streq(base, "/") ? "" : base, rest, strerror(ENOENT));
+                return r;
         char *nm = strdup(name);
         if (!nm)
                 return fail_oom(ret_error);

@@ -44,6 +44,9 @@ int beneath_deepest(int dirfd, const char *shown, const char *rel, int64_t owner
  */
 int beneath_resolve_trusted(const char *p, int *ret_fd, char **ret_base, char **ret_rest, char **ret_error);
 
+/* The same for an existing directory p: -ENOENT (named) when part of it does not exist. */
+int beneath_resolve_trusted_dir(const char *p, int *ret_fd, char **ret_base, char **ret_error);
+
 /*
  * The parent of the absolute path p resolved as by beneath_resolve_trusted() (it must exist), and
  * p's last component: *ret_fd (O_PATH) the parent, *ret_parent its path, *ret_name the name (both

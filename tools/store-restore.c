@@ -455,9 +455,12 @@ static int dest_open(Restore *rs, size_t i, const struct stat *skip) {
                 rel = path_under(target, beneath);
                 if (!rel)
                         return fail(rs->ret_error, -EINVAL, "restore destination %s is not below %s", target, beneath);
-                base = realpath(beneath, NULL);
-                if (!base)
-                        return fail(rs->ret_error, -errno, "restore directory %s: %m", beneath);
+                /* Resolved again, as when the restore began: a symlink a user put there since (in a
+                 * writer's PreRestore, say) is not followed. */
+                _cleanup_free_ char *why = NULL;
+                r = beneath_resolve_trusted_dir(beneath, &base_fd, &base, &why);
+                if (r < 0)
+                        return fail(rs->ret_error, r, "restore directory %s: %s", beneath, why ? why : strerror(-r));
         } else if (to || streq(from, "/")) {
                 /* A root writer's place (or "/"): as in place, below. */
                 _cleanup_free_ char *why = NULL;

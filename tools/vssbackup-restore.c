@@ -10,6 +10,7 @@
 
 #include "lib/common.h"
 #include "lib/metadata.h"
+#include "tools/beneath.h"
 #include "tools/restore-where.h"
 #include "tools/vssbackup.h"
 
@@ -368,6 +369,28 @@ static void restore_selected(Run *run, const vss_backup_document *d, Backup *cha
         }
 }
 
+/* --to DIR, made if missing, as its real path in real: followed only through symlinks nobody but
+ * root could have made (a user's symlink there, or on the way, would send root's restore
+ * anywhere; it is resolved again the same way when the files are written, after the writers'
+ * PreRestore). */
+static bool restore_dir_resolve(Run *run, const char *to, char real[static PATH_MAX]) {
+        _cleanup_free_ char *parent = NULL, *name = NULL, *base = NULL, *why = NULL, *full = NULL;
+        _cleanup_close_ int pfd = -EBADF, fd = -EBADF;
+        int r = beneath_parent_trusted(to, &pfd, &parent, &name, &why);
+        if (r >= 0 && mkdirat(pfd, name, 0755) < 0 && errno != EEXIST)
+                return run_fail(run, VSS_E_INVALIDARG, "cannot create %s: %s", to, strerror(errno));
+        if (r >= 0 && !(full = path_join(parent, name)))
+                r = -ENOMEM;
+        if (r >= 0)
+                r = beneath_resolve_trusted_dir(full, &fd, &base, &why);
+        if (r >= 0 && strlen(base) >= PATH_MAX)
+                r = -ENAMETOOLONG;
+        if (r < 0)
+                return run_fail(run, VSS_E_INVALIDARG, "restore directory %s: %s", to, why ? why : strerror(-r));
+        strcpy(real, base);
+        return true;
+}
+
 int cmd_restore(const char *src, char **specs, size_t n_specs, const char *to) {
         Run run;
         Backup chain[MAX_CHAIN];
@@ -377,10 +400,7 @@ int cmd_restore(const char *src, char **specs, size_t n_specs, const char *to) {
 
         bool ok = run_start(&run, "restore");
         if (ok && to) {
-                if (mkdir(to, 0755) < 0 && errno != EEXIST)
-                        ok = run_fail(&run, VSS_E_INVALIDARG, "cannot create %s: %s", to, strerror(errno));
-                else if (!realpath(to, real_to))
-                        ok = run_fail(&run, VSS_E_INVALIDARG, "cannot resolve %s: %s", to, strerror(errno));
+                ok = restore_dir_resolve(&run, to, real_to);
                 to = real_to;
         }
         ok = ok && backup_chain_open(&run, src, chain, &n_chain);
@@ -391,8 +411,14 @@ int cmd_restore(const char *src, char **specs, size_t n_specs, const char *to) {
         /* A writer failing PreRestore stops the restore here, before any file is written. */
         ok = ok && report_step(&run.r, vss_backup_pre_restore_sync(b)) && report_phase(&run.r, "pre-restore");
         ok = ok && report_step(&run.r, vss_backup_get_document(b, &d));
-        if (ok)
+        if (ok) {
+                /* libarchive makes the missing directories above an entry with the umask (those
+                 * the backup holds get their stored modes): 0700, so that a component restored
+                 * below DIR is not opened up by parents that were private where it came from. */
+                mode_t old_umask = umask(077);
                 restore_selected(&run, d, chain, n_chain, to, specs, n_specs);
+                umask(old_umask);
+        }
         /* PostRestore comes whenever PreRestore did, so writers restart what they stopped. */
         if (run.r.b && d)
                 run_closing_phase(&run, vss_backup_post_restore_sync(b), "post-restore");

@@ -10,6 +10,10 @@
  *   trust-restore-in-place-symlink-above  nor, in place, one a user planted above a root writer's
  *                                 component (root's own symlinks are)
  *   trust-backup-dest             root's backup is written only where nobody else can move it
+ *   trust-restore-to-swapped      nor is --to DIR followed through a symlink a user made there,
+ *                                 before the restore or during its PreRestore
+ *   trust-restore-to-private-parents  directories a restore --to DIR makes above a component are
+ *                                 private
  *   trust-restore-refused-archive a tar-slip archive leaves nothing behind
  *   trust-restore-user-backup     a backup a user could have written restores in place only where
  *                                 that user may write, whatever its document says
@@ -975,6 +979,102 @@ static void test_backup_dest(void) {
         harness_free(h);
 }
 
+/* trust-restore-to-swapped: root restores bob's component --to a directory of bob's. Bob made it
+ * a symlink to a directory of root's beforehand, or his writer does so in PreRestore, after the
+ * restore resolved it: either way the restore refuses, naming the symlink, and root's directory
+ * stays empty. */
+static char swapto_dir[PATH_MAX], swapto_data[PATH_MAX], swapto_victim[PATH_MAX];
+static bool swapto_identify(vss_writer *w, vss_metadata_builder *md, void *userdata) {
+        return vss_metadata_add_component(md, "", "app", NULL, true, true) >= 0 &&
+               vss_metadata_add_files(md, "", "app", swapto_data, "*", true) >= 0;
+}
+static bool swapto_pre_restore(vss_writer *w, const vss_event_info *info, void *userdata) {
+        char old[PATH_MAX + 8];
+        snprintf(old, sizeof(old), "%s.old", swapto_dir);
+        return rename(swapto_dir, old) == 0 && symlink(swapto_victim, swapto_dir) == 0;
+}
+
+static void test_restore_to_swapped(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        uid_t bob = uid_of(BOB);
+        char bobs[PATH_MAX], backup[PATH_MAX], link[2 * PATH_MAX];
+        snprintf(bobs, sizeof(bobs), "%s/bobs", harness_dir(h));
+        snprintf(swapto_data, sizeof(swapto_data), "%s/data", bobs);
+        snprintf(swapto_dir, sizeof(swapto_dir), "%s/restore", bobs);
+        snprintf(swapto_victim, sizeof(swapto_victim), "%s/victim", harness_dir(h));
+        snprintf(backup, sizeof(backup), "%s/backup", harness_dir(h));
+        make_dir(bobs, 0755, bob);
+        make_dir(swapto_data, 0755, bob);
+        make_file(swapto_data, "index", "bob's index\n", bob);
+        make_dir(swapto_dir, 0755, bob);
+        make_dir(swapto_victim, 0755, 0);
+        BobWriter bw = { "bob-swapto", { .identify = swapto_identify, .pre_restore = swapto_pre_restore } };
+        pid_t w = bob_writer_listed(h, bob_writer_main, &bw, "bob-swapto");
+        int st = -1;
+        json_object_put(harness_json(h, &st, "vssbackup backup --to %s --json", backup));
+        CHECK(st == 0);
+
+        /* Planted before the restore. */
+        snprintf(link, sizeof(link), "%s/planted", bobs);
+        CHECK(symlink(swapto_victim, link) == 0 && lchown(link, bob, (gid_t) -1) == 0);
+        json_object *out = harness_json(h, &st, "vssbackup restore --from %s --component bob-swapto:app --to %s --json",
+                                        backup, link);
+        CHECK(st == 1 && strstr(error_field(out, "message"), "symlink") != NULL);
+        json_object_put(out);
+        CHECK(count_entries(swapto_victim) == 0);
+
+        /* Swapped by the writer in PreRestore. */
+        out = harness_json(h, &st, "vssbackup restore --from %s --component bob-swapto:app --to %s --json", backup,
+                           swapto_dir);
+        CHECK(st == 1 && strstr(error_field(out, "message"), "symlink") != NULL);
+        if (!strstr(error_field(out, "message"), "symlink"))
+                fprintf(stderr, "   restore said: %s\n", error_field(out, "message"));
+        json_object_put(out);
+        CHECK(lexists("%s.old", swapto_dir));
+        CHECK(count_entries(swapto_victim) == 0);
+        kill(w, SIGTERM);
+        waitpid(w, NULL, 0);
+        harness_free(h);
+}
+
+/* trust-restore-to-private-parents: root's component below a 0700 directory of root's, restored
+ * --to DIR: the directories above it that the restore makes below DIR are not opened up to
+ * others (0700), so nobody reads through them what nobody could read where it came from. */
+static void test_restore_to_private_parents(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        char priv[PATH_MAX], app[PATH_MAX + 8], comp[PATH_MAX + 16], backup[PATH_MAX], out[PATH_MAX], p[3 * PATH_MAX];
+        snprintf(priv, sizeof(priv), "%s/private", harness_dir(h));
+        snprintf(app, sizeof(app), "%s/app", priv);
+        snprintf(backup, sizeof(backup), "%s/backup", harness_dir(h));
+        snprintf(out, sizeof(out), "%s/out", harness_dir(h));
+        make_dir(priv, 0700, 0);
+        make_dir(app, 0755, 0);
+        make_file(app, "conf", "root's settings\n", 0);
+        snprintf(comp, sizeof(comp), "app=%s", app);
+        pid_t w = harness_writer(h, "rootapp", (const char *const[]) { "--component", comp, NULL });
+        int st = -1;
+        json_object_put(harness_json(h, &st, "vssbackup backup --to %s --json", backup));
+        CHECK(st == 0);
+        json_object_put(harness_json(h, &st, "vssbackup restore --from %s --component rootapp:app --to %s --json",
+                                     backup, out));
+        CHECK(st == 0);
+        struct stat s;
+        snprintf(p, sizeof(p), "%s%s/conf", out, app);
+        CHECK(lstat(p, &s) == 0 && S_ISREG(s.st_mode));
+        /* Every directory made between DIR and the component: private. */
+        snprintf(p, sizeof(p), "%s%s", out, priv);
+        for (char *slash = p + strlen(out); slash; slash = strchr(slash + 1, '/')) {
+                char c = slash[0];
+                slash[0] = 0;
+                if (strlen(p) > strlen(out))
+                        CHECK(stat(p, &s) == 0 && (s.st_mode & 077) == 0);
+                slash[0] = c;
+        }
+        CHECK(stat(p, &s) == 0 && (s.st_mode & 077) == 0);
+        stop_writer(w);
+        harness_free(h);
+}
+
 int main(int argc, char *argv[]) {
         if (geteuid() != 0) {
                 fprintf(stderr, "test-restore-trust: needs root (it makes users, starts vssd and restores as root)\n");
@@ -995,6 +1095,8 @@ int main(int argc, char *argv[]) {
                 { "trust-exec-mount-swap", test_exec_mount_swap },
                 { "trust-restore-in-place-symlink-above", test_in_place_symlink_above },
                 { "trust-backup-dest", test_backup_dest },
+                { "trust-restore-to-swapped", test_restore_to_swapped },
+                { "trust-restore-to-private-parents", test_restore_to_private_parents },
                 {},
         };
         return test_main(argc, argv, cases);
