@@ -191,6 +191,46 @@ int beneath_parent_trusted(const char *p, int *ret_fd, char **ret_parent, char *
         return 0;
 }
 
+int beneath_open_trusted(const char *p, int flags, char **ret_path, char **ret_error) {
+        _cleanup_free_ char *cur = strdup(p);
+        if (!cur)
+                return fail_oom(ret_error);
+        for (unsigned links = 0;; links++) {
+                _cleanup_free_ char *parent = NULL, *name = NULL;
+                _cleanup_close_ int pfd = -EBADF;
+                struct stat st, dir;
+                int r = beneath_parent_trusted(cur, &pfd, &parent, &name, ret_error);
+                if (r < 0)
+                        return r;
+                _cleanup_free_ char *full = path_join(parent, name);
+                if (!full)
+                        return fail_oom(ret_error);
+                if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return fail(ret_error, -errno, "%s: %m", full);
+                if (!S_ISLNK(st.st_mode)) {
+                        int fd = openat(pfd, name, flags | O_NOFOLLOW | O_CLOEXEC);
+                        if (fd < 0)
+                                return fail(ret_error, -errno, "%s: %m", full);
+                        *ret_path = TAKE_PTR(full);
+                        return fd;
+                }
+                if (fstat(pfd, &dir) < 0)
+                        return fail(ret_error, -errno, "%s: %m", parent);
+                if (!link_trusted(&st, &dir))
+                        return fail(ret_error, -ELOOP, "%s is a symlink that uid %u may have made or replaced: root "
+                                    "does not follow it", full, (unsigned) (st.st_uid != 0 ? st.st_uid : dir.st_uid));
+                char target[PATH_MAX];
+                ssize_t k = readlinkat(pfd, name, target, sizeof(target) - 1);
+                if (k <= 0 || links >= TRUSTED_LINKS_MAX)
+                        return fail(ret_error, k < 0 ? -errno : -ELOOP, "%s: cannot follow the symlink", full);
+                target[k] = 0;
+                free(cur);
+                cur = target[0] == '/' ? strdup(target) : path_join(parent, target);
+                if (!cur)
+                        return fail_oom(ret_error);
+        }
+}
+
 int beneath_chain_trusted(int fd, const char *path, uid_t uid, char **ret_error) {
         _cleanup_close_ int cur = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         _cleanup_free_ char *shown = strdup(path);

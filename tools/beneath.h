@@ -54,6 +54,11 @@ int beneath_resolve_trusted_dir(const char *p, int *ret_fd, char **ret_base, cha
  */
 int beneath_parent_trusted(const char *p, int *ret_fd, char **ret_parent, char **ret_name, char **ret_error);
 
+/* Opens the absolute (or cwd-relative) path p with flags (O_NOFOLLOW added) following only
+ * symlinks nobody but root could have made, the last component's too: an fd, its path (symlinks
+ * expanded) in *ret_path. */
+int beneath_open_trusted(const char *p, int flags, char **ret_path, char **ret_error);
+
 /*
  * Whether nobody but root and uid can rename or replace anything on the way to the directory fd
  * (path, canonical, for messages): fd and every directory above it owned by root or uid, and

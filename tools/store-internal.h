@@ -47,6 +47,10 @@ struct Store {
         char *src;                   /* ... the path every read goes through (/proc/self/fd/N): what
                                       * was checked stays what is read, whatever is renamed since */
         bool is_dir;
+        /* Reading a directory store another user could change: its files are read with that
+         * uid's rights (see store-read.c); -1: with ours. */
+        int64_t read_uid;
+        gid_t read_gid;
         bool writing;
         bool owned;                  /* abort removes the output: we created it (or its contents) */
         bool created_dir;            /* directory store: the directory itself is ours */
@@ -109,6 +113,9 @@ typedef struct Reader {
         char name[PATH_MAX];                      /* the original path, or the document name */
         char target[PATH_MAX];                    /* a hard link's target, as an original path */
 } Reader;
+
+/* archive_read_data_block() on the reader, with the store's reading rights. */
+int reader_data_block(Reader *r, const void **buf, size_t *len, la_int64_t *off);
 
 /* store.c */
 Store *store_new(void);

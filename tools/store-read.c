@@ -7,18 +7,87 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <search.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/basic/fd-util.h"
 #include "lib/common.h"
+#include "tools/beneath.h"
 #include "tools/store-internal.h"
+
+/* Root reading a directory store another user could change takes that user's rights on files
+ * (fsuid and fsgid; no supplementary groups) for each read: what a symlink swapped in mid-read
+ * leads to is read only if that user could read it anyway. Root's come back after each read
+ * (its writes, the restore, need them). */
+static void as_reader(const Store *s) {
+        if (s->read_uid >= 0) {
+                (void) setfsgid(s->read_gid);
+                (void) setfsuid((uid_t) s->read_uid);
+        }
+}
+
+static void as_self(const Store *s) {
+        if (s->read_uid >= 0) {
+                (void) setfsuid(geteuid());
+                (void) setfsgid(getegid());
+        }
+}
+
+/* Whose rights a directory store is read with. Not root: ours, which read nothing we could not.
+ * A user's (the top directory theirs): that user's. Root's: ours, when nobody else may change
+ * anything in it (the top, openvss/ and data/ root's and written by nobody else, data/ reached by
+ * nobody else: the stored files keep their owners); otherwise refused. */
+static int dir_store_reader(Store *s, char **ret_error) {
+        struct stat top, st;
+        if (geteuid() != 0)
+                return 0;
+        if (fstat(s->src_fd, &top) < 0)
+                return fail(ret_error, -errno, "%s: %m", s->path);
+        if (top.st_uid != 0) {
+                struct passwd *pw = getpwuid(top.st_uid);
+                s->read_uid = top.st_uid;
+                s->read_gid = pw ? pw->pw_gid : 65534; /* unknown: nogroup, never a group of ours */
+                if (setgroups(0, NULL) < 0)
+                        return fail(ret_error, -errno, "cannot drop supplementary groups to read %s: %m", s->path);
+                as_reader(s);
+                bool taken = setfsuid((uid_t) -1) == (int) top.st_uid; /* says the fsuid now */
+                as_self(s);
+                return taken ? 0 : fail(ret_error, -EPERM, "%s: cannot take the rights of uid %u, whose it is, to "
+                                        "read it", s->path, (unsigned) top.st_uid);
+        }
+        static const struct { const char *name; mode_t others; } parts[] = {
+                { ".", S_IWGRP | S_IWOTH }, { "openvss", S_IWGRP | S_IWOTH }, { "data", 077 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(parts); i++) {
+                if (fstatat(s->src_fd, parts[i].name, &st, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) < 0) {
+                        if (errno == ENOENT)
+                                continue;
+                        return fail(ret_error, -errno, "%s/%s: %m", s->path, parts[i].name);
+                }
+                if (!S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & parts[i].others))
+                        return fail(ret_error, -EPERM, "%s/%s: %s (mode %04o, uid %u): root's backup, but others may "
+                                    "change it; restore from a backup only root can change (chmod 700 %s/data)",
+                                    s->path, parts[i].name, S_ISDIR(st.st_mode) ? "open to others" : "not a directory",
+                                    (unsigned) (st.st_mode & 07777), (unsigned) st.st_uid, s->path);
+        }
+        return 0;
+}
+
+int reader_data_block(Reader *r, const void **buf, size_t *len, la_int64_t *off) {
+        as_reader(r->s);
+        int k = archive_read_data_block(r->a, buf, len, off);
+        as_self(r->s);
+        return k;
+}
 
 /* "data/a/b" (or "data/a/b/") to "/a/b" in buf: 1; "data" or "data/": 0 (the root, nothing to do);
  * anything unsafe or invalid: -EBADMSG. */
@@ -58,9 +127,12 @@ static int read_file_at(const Store *s, const char *dir, const char *name, size_
 
         if (asprintf(&at, "%s/%s", dir, name) < 0 || asprintf(&p, "%s/openvss/%s", s->path, name) < 0)
                 return fail_oom(ret_error);
+        as_reader(s);
         fd = open(at, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        int e = errno;
+        as_self(s);
         if (fd < 0)
-                return fail(ret_error, -errno, "%s: %m", p);
+                return fail(ret_error, -e, "%s: %s", p, strerror(e));
         if (fstat(fd, &st) < 0)
                 return fail(ret_error, -errno, "%s: %m", p);
         if (!S_ISREG(st.st_mode))
@@ -129,9 +201,15 @@ int reader_open(Store *s, Reader *r, char **ret_error) {
                 if (!r->a || !r->e || !r->links || !data)
                         return fail_oom(ret_error);
                 archive_entry_linkresolver_set_strategy(r->links, ARCHIVE_FORMAT_TAR);
-                /* Reading the stored copies must not change their atimes, which are the data. */
-                archive_read_disk_set_behavior(r->a, ARCHIVE_READDISK_RESTORE_ATIME);
-                if (archive_read_disk_open(r->a, data) != ARCHIVE_OK)
+                /* Reading the stored copies must not change their atimes, which are the data. Not
+                 * in a store read with a user's rights: O_NOATIME needs the file's owner, and a
+                 * user's store is that user's to keep. */
+                if (s->read_uid < 0)
+                        archive_read_disk_set_behavior(r->a, ARCHIVE_READDISK_RESTORE_ATIME);
+                as_reader(s);
+                int k = archive_read_disk_open(r->a, data);
+                as_self(s);
+                if (k != ARCHIVE_OK)
                         return fail_archive(ret_error, r->a, "opening the data of", s->path);
                 r->skip = strlen(s->src) + 1;
                 return 0;
@@ -160,7 +238,9 @@ int reader_next(Reader *r, struct archive_entry **ret, EntryKind *ret_kind, char
 
                 if (r->s->is_dir) {
                         archive_entry_clear(e);
+                        as_reader(r->s);
                         k = archive_read_next_header2(r->a, e);
+                        as_self(r->s);
                 } else
                         k = archive_read_next_header(r->a, &e);
                 if (k == ARCHIVE_EOF)
@@ -171,8 +251,11 @@ int reader_next(Reader *r, struct archive_entry **ret, EntryKind *ret_kind, char
                 if (r->s->is_dir) {
                         _cleanup_free_ char *rel = NULL;
 
-                        if (archive_entry_filetype(e) == AE_IFDIR)
+                        if (archive_entry_filetype(e) == AE_IFDIR) {
+                                as_reader(r->s);
                                 archive_read_disk_descend(r->a);
+                                as_self(r->s);
+                        }
                         name = archive_entry_pathname(e);
                         if (!name || strlen(name) < r->skip)
                                 continue;
@@ -354,6 +437,35 @@ static int scan_archive(Store *s, size_t *ret_index_len, size_t *ret_excl_len, c
         return 0;
 }
 
+/* A directory store's documents: the index, excludes and flags, read with the rights
+ * dir_store_reader() says. */
+static int dir_store_read(Store *s, size_t *n_index, size_t *n_excl, char **ret_error) {
+        int r = dir_store_reader(s, ret_error);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *docs = path_join(s->src, "openvss");
+        if (!docs)
+                r = fail_oom(ret_error);
+        else if (!file_exists_at(docs, INDEX_NAME))
+                r = fail(ret_error, -EBADMSG, "%s: no openvss/index: not an OpenVSS backup, or an unfinished one",
+                         s->path);
+        else {
+                r = read_file_at(s, docs, INDEX_NAME, STORE_INDEX_MAX, "openvss/index", &s->index_blob, n_index,
+                                 ret_error);
+                if (r >= 0 && file_exists_at(docs, EXCLUDES_NAME))
+                        r = read_file_at(s, docs, EXCLUDES_NAME, STORE_DOCUMENT_MAX, "openvss/excludes",
+                                         &s->excludes_blob, n_excl, ret_error);
+                if (r >= 0 && file_exists_at(docs, FLAGS_NAME)) {
+                        size_t n_flags = 0;
+                        r = read_file_at(s, docs, FLAGS_NAME, STORE_INDEX_MAX, "openvss/fflags", &s->flags_blob,
+                                         &n_flags, ret_error);
+                        if (r >= 0)
+                                r = store_parse_flags(s, n_flags, ret_error);
+                }
+        }
+        return r;
+}
+
 int store_open(const char *src, Store **ret, char **ret_error) {
         size_t n_index = 0, n_excl = 0;
         struct stat st;
@@ -365,8 +477,13 @@ int store_open(const char *src, Store **ret, char **ret_error) {
         if (isempty(src) || !ret)
                 return fail(ret_error, -EINVAL, "no backup given");
         /* Opened once: every later read goes through this fd (s->src), so a backup renamed or
-         * replaced by a symlink after its owner was checked is not another one read instead. */
-        _cleanup_close_ int fd = open(src, O_PATH | O_CLOEXEC);
+         * replaced by a symlink after its owner was checked is not another one read instead.
+         * Root follows no symlink another user could have made on the way there. */
+        _cleanup_free_ char *resolved = NULL;
+        _cleanup_close_ int fd = geteuid() == 0 ? beneath_open_trusted(src, O_PATH, &resolved, ret_error)
+                                                : open(src, O_PATH | O_CLOEXEC);
+        if (fd < 0 && geteuid() == 0)
+                return fd;
         if (fd < 0 || fstat(fd, &st) < 0)
                 return fail(ret_error, -errno, "%s: %m", src);
         if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
@@ -376,32 +493,13 @@ int store_open(const char *src, Store **ret, char **ret_error) {
         if (!s)
                 return fail_oom(ret_error);
         s->is_dir = S_ISDIR(st.st_mode);
-        s->path = s->is_dir ? realpath(src, NULL) : strdup(src);
+        s->path = !s->is_dir ? strdup(src) : resolved ? TAKE_PTR(resolved) : realpath(src, NULL);
         s->src_fd = TAKE_FD(fd);
         if (!s->path || asprintf(&s->src, "/proc/self/fd/%d", s->src_fd) < 0)
                 r = fail(ret_error, -errno, "%s: %m", src);
-        else if (s->is_dir) {
-                _cleanup_free_ char *docs = path_join(s->src, "openvss");
-                if (!docs)
-                        r = fail_oom(ret_error);
-                else if (!file_exists_at(docs, INDEX_NAME))
-                        r = fail(ret_error, -EBADMSG, "%s: no openvss/index: not an OpenVSS backup, or an unfinished one",
-                                 s->path);
-                else {
-                        r = read_file_at(s, docs, INDEX_NAME, STORE_INDEX_MAX, "openvss/index", &s->index_blob, &n_index,
-                                         ret_error);
-                        if (r >= 0 && file_exists_at(docs, EXCLUDES_NAME))
-                                r = read_file_at(s, docs, EXCLUDES_NAME, STORE_DOCUMENT_MAX, "openvss/excludes",
-                                                 &s->excludes_blob, &n_excl, ret_error);
-                        if (r >= 0 && file_exists_at(docs, FLAGS_NAME)) {
-                                size_t n_flags = 0;
-                                r = read_file_at(s, docs, FLAGS_NAME, STORE_INDEX_MAX, "openvss/fflags", &s->flags_blob,
-                                                 &n_flags, ret_error);
-                                if (r >= 0)
-                                        r = store_parse_flags(s, n_flags, ret_error);
-                        }
-                }
-        } else
+        else if (s->is_dir)
+                r = dir_store_read(s, &n_index, &n_excl, ret_error);
+        else
                 r = scan_archive(s, &n_index, &n_excl, ret_error);
         if (r >= 0)
                 r = parse_index(s, n_index, ret_error);

@@ -187,7 +187,7 @@ static int write_entry(Restore *rs, Reader *rd, struct archive_entry *e, size_t 
                         size_t len;
                         la_int64_t off;
 
-                        r = archive_read_data_block(rd->a, &buf, &len, &off);
+                        r = reader_data_block(rd, &buf, &len, &off);
                         if (r == ARCHIVE_EOF)
                                 break;
                         if (r != ARCHIVE_OK)

@@ -126,8 +126,10 @@ bool document_name_reserved(const char *name) {
 Store *store_new(void) {
         Store *s = calloc(1, sizeof *s);
 
-        if (s)
+        if (s) {
                 s->fd = s->src_fd = -EBADF;
+                s->read_uid = -1;
+        }
         return s;
 }
 

@@ -14,6 +14,8 @@
  *                                 before the restore or during its PreRestore
  *   trust-restore-to-private-parents  directories a restore --to DIR makes above a component are
  *                                 private
+ *   trust-restore-user-store-rights  a directory store a user could change is read with that
+ *                                 user's rights; one of root's that others may change is refused
  *   trust-restore-refused-archive a tar-slip archive leaves nothing behind
  *   trust-restore-user-backup     a backup a user could have written restores in place only where
  *                                 that user may write, whatever its document says
@@ -1075,6 +1077,47 @@ static void test_restore_to_private_parents(void) {
         harness_free(h);
 }
 
+/* trust-restore-user-store-rights: a directory store bob could change is read with bob's rights.
+ * A file there that bob could not read (what a symlink he swaps in mid-restore would lead to: a
+ * root-only file) is not restored, and its content goes nowhere. A store of root's that others
+ * may change (data/ opened up) is refused. */
+static void test_user_store_rights(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        uid_t bob = uid_of(BOB);
+        char data[PATH_MAX], comp[PATH_MAX + 16], backup[PATH_MAX], to[PATH_MAX], rootb[PATH_MAX];
+        snprintf(data, sizeof(data), "%s/bob-app", harness_dir(h));
+        snprintf(backup, sizeof(backup), "%s/bobs-backup", harness_dir(h));
+        snprintf(rootb, sizeof(rootb), "%s/roots-backup", harness_dir(h));
+        snprintf(to, sizeof(to), "%s/to", harness_dir(h));
+        make_dir(data, 0755, bob);
+        make_file(data, "db", "bob's rows\n", bob);
+        snprintf(comp, sizeof(comp), "app=%s", data);
+        pid_t w = writer_as_args(h, BOB, "bobw", NULL, (const char *const[]) { "--component", comp, NULL });
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --quiet && cp -a %s %s", backup, backup, rootb) == 0);
+        CHECK(harness_sh(h, NULL,
+                         "chown -R %u %s && printf 'ROOT-ONLY\\n' > %s/data%s/secret && chmod 600 %s/data%s/secret && "
+                         "printf '%%s\\0' %s/secret >> %s/openvss/index",
+                         (unsigned) bob, backup, backup, data, backup, data, data, backup) == 0);
+        int st = -1;
+        json_object *out = harness_json(h, &st, "vssbackup restore --from %s --to %s --json", backup, to);
+        CHECK(st == 1 && !component_succeeded(out, "bobw"));
+        json_object_put(out);
+        CHECK(harness_sh(h, NULL, "! grep -rq ROOT-ONLY %s", to) == 0);
+
+        /* root's own store, but data/ opened to others: refused before anything is read. */
+        CHECK(harness_sh(h, NULL, "chmod 755 %s/data", rootb) == 0);
+        out = harness_json(h, &st, "vssbackup restore --from %s --to %s/2 --json", rootb, to);
+        CHECK(st == 1 && strstr(error_field(out, "message"), "others may change it") != NULL);
+        json_object_put(out);
+        CHECK(!lexists("%s/2%s/db", to, data));
+        /* Made root's alone again, it restores. */
+        CHECK(harness_sh(h, NULL, "chmod 700 %s/data", rootb) == 0);
+        json_object_put(harness_json(h, &st, "vssbackup restore --from %s --to %s/3 --json", rootb, to));
+        CHECK(st == 0 && lexists("%s/3%s/db", to, data));
+        stop_writer(w);
+        harness_free(h);
+}
+
 int main(int argc, char *argv[]) {
         if (geteuid() != 0) {
                 fprintf(stderr, "test-restore-trust: needs root (it makes users, starts vssd and restores as root)\n");
@@ -1097,6 +1140,7 @@ int main(int argc, char *argv[]) {
                 { "trust-backup-dest", test_backup_dest },
                 { "trust-restore-to-swapped", test_restore_to_swapped },
                 { "trust-restore-to-private-parents", test_restore_to_private_parents },
+                { "trust-restore-user-store-rights", test_user_store_rights },
                 {},
         };
         return test_main(argc, argv, cases);
