@@ -131,16 +131,34 @@ static bool metadata_printable(const vss_writer_metadata *m, char *why, size_t s
 }
 
 /* Identify's answer: the writer's metadata, which must describe the writer that subscribed. */
+/* What uid's writers that identified in this session so far sent. */
+static size_t uid_metadata_bytes(const Session *s, uid_t uid) {
+        size_t n = 0;
+        for (size_t i = 0; i < s->n_slots; i++)
+                if (s->slots[i].identified && s->slots[i].uid == uid)
+                        n += s->slots[i].metadata_bytes;
+        return n;
+}
+
 static void identify_answered(Session *s, Slot *slot, int32_t failure, int32_t code, const char *msg, const char *doc) {
         char why[512] = "";
-        if (failure == 0 && metadata_parse(doc, &slot->metadata, why, sizeof(why)) >= 0 &&
+        size_t len = strlen(strempty(doc));
+        /* A user's writers' metadata adds up to at most VSS_MAX_METADATA_PER_UID, counted as the
+         * answers come: past it an answer is not even parsed, so many writers of one user cannot
+         * make vssd hold (or spend its loop parsing) more than that. */
+        if (failure == 0 && !slot_trusted(slot) && uid_metadata_bytes(s, slot->uid) + len > VSS_MAX_METADATA_PER_UID) {
+                snprintf(why, sizeof(why), "left out of the session: the metadata of uid %u's writers would exceed %u MiB",
+                         (unsigned) slot->uid, VSS_MAX_METADATA_PER_UID >> 20);
+                log_warn("writer '%s' (uid %u) is %s", slot->name, (unsigned) slot->uid, why);
+        } else if (failure == 0 && metadata_parse(doc, &slot->metadata, why, sizeof(why)) >= 0 &&
             metadata_printable(slot->metadata, why, sizeof(why))) {
                 /* A writer describes itself only: the document must match its subscription. */
                 if (vss_id_equal(&slot->metadata->writer_id, &slot->class_id) &&
                     vss_id_equal(&slot->metadata->instance_id, &slot->instance_id) &&
-                    streq(slot->metadata->name, slot->name))
+                    streq(slot->metadata->name, slot->name)) {
                         slot->identified = true;
-                else {
+                        slot->metadata_bytes = len;
+                } else {
                         log_warn("writer '%s' sent metadata for another writer", slot->name);
                         slot->metadata = (metadata_free(slot->metadata), NULL);
                 }

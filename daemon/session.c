@@ -232,28 +232,8 @@ static void metadata_done(Session *s) {
         size_t k = 0;
 
         /* Writers that failed Identify have no metadata and no status in this session; nor have a
-         * user's writers past what that user's metadata may add up to, which would otherwise
-         * make every requester's reply too large (and vssd's memory with it). */
-        struct { uid_t uid; size_t bytes; } *used = calloc(s->n_slots ? s->n_slots : 1, sizeof(*used));
-        size_t n_used = 0;
+         * user's writers past what that user's metadata may add up to (identify_answered()). */
         for (size_t i = 0; i < s->n_slots; i++) {
-                if (s->slots[i].identified && !slot_trusted(&s->slots[i])) {
-                        size_t u = 0;
-                        while (u < n_used && used && used[u].uid != s->slots[i].uid)
-                                u++;
-                        if (used && u == n_used)
-                                used[n_used++].uid = s->slots[i].uid;
-                        size_t bytes = strlen(s->slots[i].metadata->document) + (used ? used[u].bytes : 0);
-                        if (used && bytes <= VSS_MAX_METADATA_PER_UID)
-                                used[u].bytes = bytes;
-                        else {
-                                log_warn("writer '%s' (uid %u) is left out of the session: the metadata of uid %u's "
-                                         "writers would exceed %u MiB",
-                                         s->slots[i].name, (unsigned) s->slots[i].uid, (unsigned) s->slots[i].uid,
-                                         VSS_MAX_METADATA_PER_UID >> 20);
-                                s->slots[i].identified = false;
-                        }
-                }
                 if (s->slots[i].identified) {
                         s->slots[k] = s->slots[i];
                         s->slots[k].status = (StatusSlot) { .state = VSS_WS_STABLE };
@@ -262,7 +242,6 @@ static void metadata_done(Session *s) {
                 } else
                         slot_done(&s->slots[i]);
         }
-        free(used);
         s->n_slots = k;
         s->phase = seq_next(s->phase, CALL_GATHER_WRITER_METADATA);
         s->busy = false;

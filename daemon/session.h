@@ -31,6 +31,7 @@ typedef struct Slot {
         uint32_t window_ms;
         uint64_t freeze_sent_usec; /* CLOCK_MONOTONIC: its own Freeze→Thaw window starts here */
         vss_writer_metadata *metadata;
+        size_t metadata_bytes;    /* its document's length, counted against its uid's budget */
         uid_t owner_uid;          /* the writer connection's uid: recorded in the document */
         StatusSlot status;
         bool identified;

@@ -263,9 +263,10 @@ static void test_backup_default(void) {
         stop_writer(b1);
 }
 
-/* trust-metadata-budget: bob's writers, each with nearly 1 MiB of metadata (200 components of
+/* trust-metadata-budget: bob's 24 writers, each with nearly 1 MiB of metadata (200 components of
  * 4000-byte paths), add up past what one user's metadata may in a session: the ones past it are
- * left out of root's session, whose gather still succeeds with root's writer in it. */
+ * left out of root's session, whose gather still succeeds with root's writer in it, and vssd's
+ * peak memory grows by far less than what they sent. */
 static bool big_identify(vss_writer *w, vss_metadata_builder *md, void *userdata) {
         char name[32], path[4001];
         memset(path, 'p', sizeof(path) - 1);
@@ -290,19 +291,40 @@ static void big_writer_as_bob(Harness *h, void *userdata) {
         vss_writer_unref(w);
 }
 
+/* A process's peak resident memory (VmHWM), in KiB; -1 when it cannot be read. */
+static long vm_hwm_kib(pid_t pid) {
+        char p[64], line[256];
+        long kib = -1;
+        snprintf(p, sizeof(p), "/proc/%d/status", (int) pid);
+        FILE *f = fopen(p, "re");
+        while (f && fgets(line, sizeof(line), f))
+                if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+                        break;
+        if (f)
+                fclose(f);
+        return kib;
+}
+
+#define BIG_WRITERS 24
+
 static void test_metadata_budget(void) {
         Harness *h = harness_for_users(CONFIG_BASE "}");
-        static char names[6][16];
-        pid_t pids[6];
-        for (int i = 0; i < 6; i++) {
+        static char names[BIG_WRITERS][16];
+        pid_t pids[BIG_WRITERS];
+        for (int i = 0; i < BIG_WRITERS; i++) {
                 snprintf(names[i], sizeof(names[i]), "bob-big-%d", i);
                 pids[i] = spawn_as(BOB, big_writer_as_bob, h, names[i]);
         }
-        for (int i = 0; i < 6; i++)
+        for (int i = 0; i < BIG_WRITERS; i++)
                 for (int t = 0; t < 3000 && !writer_listed(h, names[i]); t++)
                         usleep(10 * 1000);
         harness_writer(h, "root-quiesce", NULL);
+        long before = vm_hwm_kib(harness_vssd_pid(h));
         vss_backup *b = harness_session(h); /* exits the test when the gather fails */
+        /* Bob's metadata is bounded as it comes: what vssd holds of it at once is his 4 MiB (and
+         * parsed structures of that), not 24 writers' nearly 1 MiB each, parsed. */
+        long grew = vm_hwm_kib(harness_vssd_pid(h)) - before;
+        CHECK(before > 0 && grew < 30 * 1024); /* 41 MiB before it was bounded as it came */
         size_t n_bob = 0, n_root = 0;
         for (size_t i = 0; i < vss_backup_metadata_count(b); i++) {
                 const vss_writer_metadata *m = vss_backup_metadata_get(b, i);
@@ -312,7 +334,7 @@ static void test_metadata_budget(void) {
         CHECK(n_root == 1);
         CHECK(n_bob >= 1 && n_bob < 6); /* 4 MiB: four of them fit, not six */
         vss_backup_release(b);
-        for (int i = 0; i < 6; i++)
+        for (int i = 0; i < BIG_WRITERS; i++)
                 stop_writer(pids[i]);
 }
 
