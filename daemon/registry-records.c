@@ -133,13 +133,13 @@ void exposures_free(Exposure *a, size_t n) {
         free(a);
 }
 
-int registry_bind_class(Registry *r, const vss_id *class_id, uint32_t uid) {
+static int bind_class_sql(Registry *r, const char *sql, const vss_id *class_id, uint32_t uid) {
         _cleanup_stmt_ sqlite3_stmt *s = NULL;
         int k, rc;
 
         if (!r || !class_id)
                 return -EINVAL;
-        k = prepare(r, "INSERT INTO writer_classes (class_id, uid) VALUES (?1, ?2)", &s);
+        k = prepare(r, sql, &s);
         if (k < 0)
                 return k;
         if ((k = bind_id(s, 1, class_id)) < 0 || (k = bind_u64(s, 2, uid)) < 0)
@@ -148,6 +148,15 @@ int registry_bind_class(Registry *r, const vss_id *class_id, uint32_t uid) {
         if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
                 return -EEXIST;
         return rc == SQLITE_DONE ? 0 : sql_errno(rc);
+}
+
+int registry_bind_class(Registry *r, const vss_id *class_id, uint32_t uid) {
+        return bind_class_sql(r, "INSERT INTO writer_classes (class_id, uid) VALUES (?1, ?2)", class_id, uid);
+}
+
+int registry_rebind_class(Registry *r, const vss_id *class_id, uint32_t uid) {
+        return bind_class_sql(r, "INSERT INTO writer_classes (class_id, uid) VALUES (?1, ?2) "
+                                 "ON CONFLICT (class_id) DO UPDATE SET uid = excluded.uid", class_id, uid);
 }
 
 static int read_class(Registry *r, sqlite3_stmt *s, void *ret) {

@@ -137,5 +137,7 @@ typedef struct ClassRecord {
 } ClassRecord;
 /* -EEXIST if the class id is bound already (to whichever uid). */
 int registry_bind_class(Registry *r, const vss_id *class_id, uint32_t uid);
+/* The same, binding it to uid also when it is bound already. */
+int registry_rebind_class(Registry *r, const vss_id *class_id, uint32_t uid);
 /* All bindings; release *ret with free(). */
 int registry_list_classes(Registry *r, ClassRecord **ret, size_t *ret_n);

@@ -8,8 +8,28 @@
 #include "daemon/session-internal.h"
 #include "lib/components.h"
 
+/* Whose a restore's record is: the uid the document records for the writer that made it (its
+ * class and instance), -1 when it records none (a document from before owner_uid). */
+static int64_t record_owner(const Session *s, const vss_bc_component *c) {
+        for (size_t k = 0; k < s->doc->n_writers; k++) {
+                const vss_writer_metadata *w = s->doc->writers[k];
+                if (vss_id_equal(&w->writer_id, &c->writer_id) && vss_id_equal(&w->instance_id, &c->instance_id))
+                        return w->owner_known ? (int64_t) w->owner_uid : -1;
+        }
+        return -1;
+}
+
+/* A backup's record is the writer instance's that made it. A restore's goes to the running writers
+ * of its class (instances change with each run, as in VSS), but only to those of the uid that
+ * wrote it: class ids are names' UUIDs, which another user's writer can subscribe with too, and
+ * must not then see or annotate root's records. */
 bool record_of_slot(const Session *s, const Slot *slot, const vss_bc_component *c) {
-        return vss_id_equal(&c->writer_id, &slot->class_id) && (s->restore || vss_id_equal(&c->instance_id, &slot->instance_id));
+        if (!vss_id_equal(&c->writer_id, &slot->class_id))
+                return false;
+        if (!s->restore)
+                return vss_id_equal(&c->instance_id, &slot->instance_id);
+        int64_t owner = record_owner(s, c);
+        return owner < 0 || (uid_t) owner == slot->uid;
 }
 
 char *component_key(const char *logical_path, const char *name) {
@@ -66,7 +86,7 @@ void slot_annotate(Session *s, Slot *slot, vss_event e, const char *json) {
         for (size_t i = 0; i < n; i++) {
                 vss_bc_component *d = bcd_find(s->doc, &slot->class_id, s->restore ? NULL : &slot->instance_id,
                                                c[i].logical_path, c[i].name);
-                if (!d) {
+                if (!d || !record_of_slot(s, slot, d)) {
                         log_warn("writer '%s' annotated '%s', which is not one of its components here", slot->name,
                                  c[i].name);
                         continue;

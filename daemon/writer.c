@@ -33,15 +33,31 @@ void writer_note_status(Writer *w, const vss_id *session_id, const StatusSlot *s
 
 /* A class id belongs to the uid the config binds it to, else to the first uid that registers it,
  * for good: the binding is kept in the registry, so nobody can take over another user's writer
- * while it restarts, nor while vssd does. */
-static int bind_class(Manager *m, const vss_id *class_id, uid_t uid) {
+ * while it restarts, nor while vssd does. Root's writer takes a class a user bound (class ids
+ * are names' UUIDs, which anyone can compute and register first): that user's writers may not
+ * subscribe with it again. */
+static int bind_class(Manager *m, const vss_id *class_id, uid_t uid, const char *name) {
         /* The administrator's bindings come first. */
         for (size_t i = 0; i < m->config.n_classes; i++)
                 if (vss_id_equal(&m->config.classes[i].class_id, class_id))
                         return m->config.classes[i].uid == uid || uid == 0 ? 0 : -EPERM;
         for (size_t i = 0; i < m->n_bindings; i++)
-                if (vss_id_equal(&m->bindings[i].class_id, class_id))
-                        return m->bindings[i].uid == uid || uid == 0 ? 0 : -EPERM;
+                if (vss_id_equal(&m->bindings[i].class_id, class_id)) {
+                        if (m->bindings[i].uid == uid)
+                                return 0;
+                        if (uid != 0)
+                                return -EPERM;
+                        int r = registry_rebind_class(m->registry, class_id, 0);
+                        if (r < 0)
+                                return r == -ENOSPC ? -EDQUOT : r;
+                        char id[VSS_ID_STRING_MAX];
+                        log_warn("writer class %s, bound to uid %u, is root's from now on (root's writer '%s' "
+                                 "subscribed with it): uid %u's writers may not use it any more",
+                                 vss_id_to_string(class_id, id), (unsigned) m->bindings[i].uid, name,
+                                 (unsigned) m->bindings[i].uid);
+                        m->bindings[i].uid = 0;
+                        return 0;
+                }
         if (m->n_bindings >= VSS_MAX_WRITERS)
                 return -ENOSPC;
         /* Bindings are for good now: one user must not use up everyone's room. */
@@ -116,7 +132,7 @@ int method_subscribe(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         if (c->cred.uid != 0 && mine >= VSS_MAX_WRITERS_PER_UID)
                 return reply_error(error, VSS_E_WRITER_INFRASTRUCTURE, "uid %u has %u writers, the most allowed",
                                    (unsigned) c->cred.uid, mine);
-        r = bind_class(m, &class_id, c->cred.uid);
+        r = bind_class(m, &class_id, c->cred.uid, name);
         if (r == -EPERM)
                 return reply_error(error, VSS_E_ACCESSDENIED, "writer class %s belongs to another user", wid);
         if (r == -EDQUOT)

@@ -16,6 +16,8 @@
  *                                 private
  *   trust-restore-user-store-rights  a directory store a user could change is read with that
  *                                 user's rights; one of root's that others may change is refused
+ *   trust-restore-class-squatted  a user's writer that took the class id of root's writer first gets
+ *                                 none of root's restore records
  *   trust-restore-refused-archive a tar-slip archive leaves nothing behind
  *   trust-restore-user-backup     a backup a user could have written restores in place only where
  *                                 that user may write, whatever its document says
@@ -1118,6 +1120,67 @@ static void test_user_store_rights(void) {
         harness_free(h);
 }
 
+/* trust-restore-class-squatted: bob's writer subscribes first with the class id of root's writer
+ * 'rootdb' (a name's UUID, which anyone can compute). Root's writer still subscribes, and the
+ * class is root's from then on (bob may not subscribe with it again). Root's restore of its
+ * component gives bob's writer none of root's records: it hears no PreRestore of them and cannot
+ * veto or redirect the restore. */
+static char squat_marker[PATH_MAX];
+static bool squat_pre_restore(vss_writer *w, const vss_event_info *info, void *userdata) {
+        int fd = open(squat_marker, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+                dprintf(fd, "pre-restore with %zu components\n", info->n_components);
+                close(fd);
+        }
+        for (size_t i = 0; i < info->n_components; i++)
+                (void) vss_writer_set_pre_restore_failure_msg(w, "", info->components[i], "hijacked by bob");
+        return info->n_components == 0;
+}
+
+static void test_class_squatted(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        uid_t bob = uid_of(BOB);
+        char bobs[PATH_MAX], db[PATH_MAX], comp[PATH_MAX + 16], backup[PATH_MAX], to[PATH_MAX];
+        snprintf(bobs, sizeof(bobs), "%s/bobs", harness_dir(h));
+        snprintf(db, sizeof(db), "%s/rootdb", harness_dir(h));
+        snprintf(backup, sizeof(backup), "%s/backup", harness_dir(h));
+        snprintf(to, sizeof(to), "%s/to", harness_dir(h));
+        snprintf(squat_marker, sizeof(squat_marker), "%s/events", bobs);
+        make_dir(bobs, 0755, bob);
+        make_dir(db, 0700, 0);
+        make_file(db, "rows", "root's rows\n", 0);
+        BobWriter bw = { "rootdb", { .pre_restore = squat_pre_restore } };
+        pid_t wb = bob_writer_listed(h, bob_writer_main, &bw, "rootdb");
+        snprintf(comp, sizeof(comp), "db=%s", db);
+        pid_t wr = harness_writer(h, "rootdb", (const char *const[]) { "--component", comp, NULL });
+        /* Bob's writer is listed by that name already: wait for root's to have subscribed too. */
+        bool both = false;
+        for (int i = 0; i < 1000 && !both; i++) {
+                both = harness_sh(h, NULL, "[ $(grep -c \"writer 'rootdb' .* subscribed\" %s/vssd.log) -ge 2 ]",
+                                  harness_dir(h)) == 0;
+                if (!both)
+                        usleep(10 * 1000);
+        }
+        CHECK(both);
+        CHECK(harness_sh(h, NULL, "grep -q 'is root.s from now on' %s/vssd.log", harness_dir(h)) == 0);
+
+        int st = -1;
+        json_object_put(harness_json(h, &st, "vssbackup backup --to %s --json", backup));
+        CHECK(st == 0);
+        json_object *out = harness_json(h, &st, "vssbackup restore --from %s --component rootdb:db --to %s --json",
+                                        backup, to);
+        CHECK(st == 0);
+        if (st != 0)
+                fprintf(stderr, "   restore said: %s\n", error_field(out, "message"));
+        json_object_put(out);
+        CHECK(lexists("%s%s/rows", to, db));
+        CHECK(!lexists("%s", squat_marker) || harness_sh(h, NULL, "! grep -v 'with 0 components' %s", squat_marker) == 0);
+        kill(wb, SIGTERM);
+        waitpid(wb, NULL, 0);
+        stop_writer(wr);
+        harness_free(h);
+}
+
 int main(int argc, char *argv[]) {
         if (geteuid() != 0) {
                 fprintf(stderr, "test-restore-trust: needs root (it makes users, starts vssd and restores as root)\n");
@@ -1141,6 +1204,7 @@ int main(int argc, char *argv[]) {
                 { "trust-restore-to-swapped", test_restore_to_swapped },
                 { "trust-restore-to-private-parents", test_restore_to_private_parents },
                 { "trust-restore-user-store-rights", test_user_store_rights },
+                { "trust-restore-class-squatted", test_class_squatted },
                 {},
         };
         return test_main(argc, argv, cases);
