@@ -287,6 +287,7 @@ Manager *manager_free(Manager *m) {
         commit_helper_spare_free(m);
         m->idle_timer = sd_event_source_disable_unref(m->idle_timer);
         free(m->bindings);
+        free(m->slow_identify);
         free(m->uid_held);
         connection_io_loop_stop(m);
         sd_event_source_unref(m->listen_source);

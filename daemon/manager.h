@@ -59,6 +59,10 @@ struct Manager {
         /* Writer class ids and the uid each is bound to (config bindings aside), as the registry keeps them. */
         struct ClassBinding *bindings;
         size_t n_bindings;
+        /* Users whose writer let Identify run out or failed it late: their writers, whichever and
+         * however reconnected, are waited for briefly (session-dispatch.c). */
+        uid_t *slow_identify;
+        size_t n_slow_identify;
         /* The session whose snapshot set is in creation: one machine-wide. */
         Session *creating;
         /* A commit helper started while idle, waiting for the next set's job (commit-helper.c),

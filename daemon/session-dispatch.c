@@ -177,6 +177,32 @@ static void identify_answered(Session *s, Slot *slot, int32_t failure, int32_t c
         }
 }
 
+static bool slow_identify_is(const Manager *m, uid_t uid) {
+        for (size_t i = 0; i < m->n_slow_identify; i++)
+                if (m->slow_identify[i] == uid)
+                        return true;
+        return false;
+}
+
+/* A user's writer answered Identify: slow when it let it run out or answered it after
+ * IDENTIFY_MISSED_MS without metadata (a late failure delays a gather as much as none, and a new
+ * connection would not forget it, so it is the user's), else not any more. */
+static void slow_identify_note(Manager *m, uid_t uid, bool slow) {
+        for (size_t i = 0; i < m->n_slow_identify; i++)
+                if (m->slow_identify[i] == uid) {
+                        if (!slow)
+                                m->slow_identify[i] = m->slow_identify[--m->n_slow_identify];
+                        return;
+                }
+        if (!slow || m->n_slow_identify >= VSS_MAX_WRITERS)
+                return;
+        uid_t *a = realloc(m->slow_identify, (m->n_slow_identify + 1) * sizeof(*a));
+        if (!a)
+                return;
+        m->slow_identify = a;
+        a[m->n_slow_identify++] = uid;
+}
+
 static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         Call *call = userdata;
         Session *s = call->session;
@@ -198,9 +224,12 @@ static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
         Slot *slot = &s->slots[call->idx];
         slot->inflight = false;
         if (call->event == VSS_EVENT_IDENTIFY) {
-                if (slot->writer)
-                        slot->writer->identify_missed = e && sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY);
                 identify_answered(s, slot, failure, code, msg, doc);
+                if (!slot_trusted(slot))
+                        slow_identify_note(s->manager, slot->uid,
+                                           !slot->identified && (!e || sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY)) &&
+                                                   now_realtime_usec() - slot->inflight_since >
+                                                           IDENTIFY_MISSED_MS * USEC_PER_MSEC);
         }
         else {
                 if (!e)
@@ -311,9 +340,9 @@ int call_slot(Session *s, size_t idx, vss_event event, StatusGather *g) {
                                 ms = s->freeze_cap_ms;
                         if (event == VSS_EVENT_FREEZE)
                                 slot->freeze_sent_usec = now_monotonic_usec();
-                        /* A user's writer that let its last Identify run out holds up no more
-                         * gathers for the whole deadline: it has a second, until it answers again. */
-                        if (event == VSS_EVENT_IDENTIFY && w->identify_missed && !slot_trusted(slot) &&
+                        /* A user whose writer let its last Identify run out, or failed it late, holds
+                         * up no more gathers for the whole deadline: a second, until one answers. */
+                        if (event == VSS_EVENT_IDENTIFY && !slot_trusted(slot) && slow_identify_is(m, slot->uid) &&
                             ms > IDENTIFY_MISSED_MS)
                                 ms = IDENTIFY_MISSED_MS;
                         r = call_async(s, w->connection, msg, ms, (Call) { .idx = idx, .event = event, .gather = g });

@@ -23,7 +23,6 @@ struct Writer {
         char instance_name[VSS_MAX_NAME + 1];
         vss_app_level level;
         uint32_t window_ms;
-        bool identify_missed; /* its last Identify went unanswered: a user's is waited for briefly */
         /* Admin view: last known status, the session it comes from and when. */
         StatusSlot last;
         char last_note[128];

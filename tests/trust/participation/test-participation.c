@@ -379,8 +379,52 @@ static void test_identify_stall(void) {
         waitpid(w, NULL, 0);
 }
 
+/* trust-identify-late-failure: bob's writer answers every Identify with a failure just before the
+ * deadline (2.3 s of 2.5). That holds up root's first gather, not the later ones: a late failure
+ * counts as a miss, for bob, so a writer of his that connects anew is waited for briefly too. */
+static bool late_fail_identify(vss_writer *w, vss_metadata_builder *md, void *userdata) {
+        usleep(2300 * 1000);
+        return false;
+}
+
+static void late_fail_writer_as_bob(Harness *h, void *userdata) {
+        vss_writer_options o = { .name = "bob-late" };
+        vss_writer_callbacks cb = { .identify = late_fail_identify };
+        vss_writer *w = NULL;
+        CHECK_HR(vss_writer_new(&o, &cb, NULL, &w), 0);
+        if (w)
+                (void) vss_writer_main(w, harness_socket(h), "bob-late");
+        vss_writer_unref(w);
+}
+
+static pid_t late_writer(Harness *h) {
+        pid_t w = spawn_as(BOB, late_fail_writer_as_bob, h, NULL);
+        for (int i = 0; i < 2000 && !writer_listed(h, "bob-late"); i++)
+                usleep(10 * 1000);
+        CHECK(writer_listed(h, "bob-late"));
+        return w;
+}
+
+static void test_identify_late_failure(void) {
+        Harness *h = harness_for_users(CONFIG_BASE ", \"timeouts\": {\"identify_ms\": 2500}}");
+        harness_writer(h, "root-quiesce", NULL);
+        pid_t w = late_writer(h);
+        double first = gather_s(h), second = gather_s(h);
+        CHECK(first >= 2.25); /* its late answer, once */
+        CHECK(second < 2.0);  /* a second, not its 2.3 s */
+        kill(w, SIGKILL);
+        waitpid(w, NULL, 0);
+        w = late_writer(h); /* connected anew: still bob's */
+        double third = gather_s(h);
+        CHECK(third < 2.0);
+        fprintf(stderr, "gathers took %.2f s, %.2f s and %.2f s\n", first, second, third);
+        kill(w, SIGKILL);
+        waitpid(w, NULL, 0);
+}
+
 static const TestCase cases[] = {
         { "trust-identify-stall", test_identify_stall },
+        { "trust-identify-late-failure", test_identify_late_failure },
         { "trust-metadata-budget", test_metadata_budget },
         { "trust-participation-not-involved", test_not_involved },
         { "trust-participation-backup-default", test_backup_default },
