@@ -233,7 +233,60 @@ static void test_component_through_symlink(void) {
         harness_free(h);
 }
 
+/* exec-hooks-trusted: a hook runs as the writer's user, so vss-writer-exec runs only what nobody
+ * else may change. A hooks directory of another uid's (or on the way to one) stops it at start;
+ * a hook of another uid's, or one others may write, fails the event it would run for, and does
+ * not run. */
+static void test_hooks_trusted(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data"), *out = NULL;
+        char marker[4096];
+        snprintf(marker, sizeof marker, "%s/foreign-ran", harness_dir(h));
+        /* Another uid's hooks directory: refused at start, exit status 2. */
+        CHECK(harness_sh(h, &out, "mkdir -p %s/theirs && chown 4242 %s/theirs && "
+                                  "vss-writer-exec --name x --hooks %s/theirs 2>&1; echo \"exit $?\"",
+                         harness_dir(h), harness_dir(h), harness_dir(h)) == 0);
+        CHECK(out && strstr(out, "belongs to uid 4242") && strstr(out, "exit 2"));
+        free(out);
+        /* A group-writable one: the same. */
+        CHECK(harness_sh(h, &out, "mkdir -p %s/shared && chmod 775 %s/shared && "
+                                  "vss-writer-exec --name x --hooks %s/shared 2>&1; echo \"exit $?\"",
+                         harness_dir(h), harness_dir(h), harness_dir(h)) == 0);
+        CHECK(out && strstr(out, "may be written by others") && strstr(out, "exit 2"));
+        free(out);
+
+        harness_writer(h, "w", NULL);
+        char hook[4200];
+        snprintf(hook, sizeof hook, "#!/bin/sh\ntouch %s\n", marker);
+        harness_hook(h, "20-foreign", hook);
+        CHECK(harness_sh(h, NULL, "chown 4242 %s/hooks/20-foreign", harness_dir(h)) == 0);
+        vss_backup *b = harness_session(h);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), 0);
+        CHECK(vss_backup_prepare_for_backup_sync(b) < 0 || vss_backup_do_snapshot_set_sync(b) < 0 ||
+              access(marker, F_OK) < 0);
+        vss_backup_release(b);
+        CHECK(access(marker, F_OK) < 0);
+        CHECK(harness_sh(h, &out, "vssadmin list writers") == 0);
+        CHECK(out && strstr(out, "belongs to uid 4242"));
+        if (out && !strstr(out, "belongs to uid 4242"))
+                fprintf(stderr, "list writers said: %s\n", out);
+        free(out);
+
+        /* Made root's but group-writable: still not run. */
+        CHECK(harness_sh(h, NULL, "chown 0 %s/hooks/20-foreign && chmod 775 %s/hooks/20-foreign", harness_dir(h),
+                         harness_dir(h)) == 0);
+        b = harness_session(h);
+        vss_backup_release(b);
+        CHECK(access(marker, F_OK) < 0);
+        CHECK(harness_sh(h, &out, "vssadmin list writers") == 0);
+        CHECK(out && strstr(out, "may be written by others"));
+        free(out);
+        harness_free(h);
+}
+
 static const TestCase cases[] = {
+        { "exec-hooks-trusted", test_hooks_trusted },
         { "exec-component-through-symlink", test_component_through_symlink },
         { "exec-hooks-overlap", test_hooks_overlap },
         { "exec-status-abort-during-freeze", test_status_abort_during_freeze },

@@ -13,6 +13,7 @@
 
 #include "lib/basic/path-util.h"
 #include "lib/common.h"
+#include "lib/basic/fd-util.h"
 #include "lib/openat.h"
 #include "providers/file/meta.h"
 #include "tools/beneath.h"
@@ -232,34 +233,26 @@ int beneath_open_trusted(const char *p, int flags, char **ret_path, char **ret_e
 }
 
 int beneath_chain_trusted(int fd, const char *path, uid_t uid, char **ret_error) {
-        _cleanup_close_ int cur = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        unsigned up = 0;
+        struct stat st;
+        int r = dir_chain_trusted(fd, uid, &up, &st);
+        if (r == 0)
+                return 0;
+        if (r != -EPERM)
+                return fail(ret_error, r, "%s: %s", path, strerror(-r));
         _cleanup_free_ char *shown = strdup(path);
-        if (cur < 0)
-                return fail(ret_error, -errno, "%s: %m", path);
         if (!shown)
                 return fail_oom(ret_error);
-        for (;;) {
-                struct stat st;
-                if (fstat(cur, &st) < 0)
-                        return fail(ret_error, -errno, "%s: %m", shown);
-                if (st.st_uid != 0 && st.st_uid != uid)
-                        return fail(ret_error, -EPERM, "%s belongs to uid %u, who could move what is below it elsewhere",
-                                    shown, (unsigned) st.st_uid);
-                if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
-                        return fail(ret_error, -EPERM, "%s may be written by others (mode %04o), who could move what is "
-                                    "below it elsewhere", shown, (unsigned) (st.st_mode & 07777));
-                if (streq(shown, "/"))
-                        return 0;
-                /* Up by "..", from the fd: the path is only what messages say. */
-                int up = openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
-                if (up < 0)
-                        return fail(ret_error, -errno, "%s/..: %m", shown);
-                close(cur);
-                cur = up;
+        for (unsigned i = 0; i < up; i++) {
                 char *s = strrchr(shown, '/');
                 if (s)
                         s[s == shown] = 0;
         }
+        if (st.st_uid != 0 && st.st_uid != uid)
+                return fail(ret_error, -EPERM, "%s belongs to uid %u, who could move what is below it elsewhere", shown,
+                            (unsigned) st.st_uid);
+        return fail(ret_error, -EPERM, "%s may be written by others (mode %04o), who could move what is below it "
+                    "elsewhere", shown, (unsigned) (st.st_mode & 07777));
 }
 
 int beneath_deepest(int dirfd, const char *shown, const char *rel, int64_t owner, int *ret_fd, const char **ret_rest,

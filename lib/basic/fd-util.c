@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "lib/basic/fd-util.h"
 #include "lib/basic/macro.h"
@@ -55,4 +58,39 @@ int read_all(int fd, size_t max, char **ret, size_t *ret_len) {
                 *ret_len = len;
         *ret = TAKE_PTR(buf);
         return 0;
+}
+
+int dir_chain_trusted(int fd, uid_t uid, unsigned *ret_up, struct stat *ret_bad) {
+        int cur = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        struct stat st;
+        int r = cur < 0 ? -errno : 0;
+        for (unsigned up = 0; r == 0; up++) {
+                if (fstat(cur, &st) < 0) {
+                        r = -errno;
+                        break;
+                }
+                if ((st.st_uid != 0 && st.st_uid != uid) ||
+                    ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))) {
+                        *ret_up = up;
+                        *ret_bad = st;
+                        r = -EPERM;
+                        break;
+                }
+                /* Up by "..", from the fd; "/" is its own parent. */
+                int parent = openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                struct stat pst;
+                if (parent < 0 || fstat(parent, &pst) < 0) {
+                        r = -errno;
+                        if (parent >= 0)
+                                close(parent);
+                        break;
+                }
+                close(cur);
+                cur = parent;
+                if (pst.st_dev == st.st_dev && pst.st_ino == st.st_ino)
+                        break;
+        }
+        if (cur >= 0)
+                close(cur);
+        return r;
 }

@@ -73,6 +73,26 @@ static bool is_hook(const char *name, const char *path) {
         }
 }
 
+int32_t hook_trusted(const char *path, const char *name, char *msg) {
+        struct stat st;
+        if (stat(path, &st) < 0) {
+                snprintf(msg, MSG_MAX + 1, "hook %s: %s", name, strerror(errno));
+                return VSS_E_WRITERERROR_NONRETRYABLE;
+        }
+        /* What another user could write would run as ours. */
+        if (st.st_uid != 0 && st.st_uid != geteuid()) {
+                snprintf(msg, MSG_MAX + 1, "hook %s belongs to uid %u, not to root or uid %u, who runs it: not run",
+                         name, (unsigned) st.st_uid, (unsigned) geteuid());
+                return VSS_E_WRITERERROR_NONRETRYABLE;
+        }
+        if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+                snprintf(msg, MSG_MAX + 1, "hook %s may be written by others (mode %04o): not run", name,
+                         (unsigned) (st.st_mode & 07777));
+                return VSS_E_WRITERERROR_NONRETRYABLE;
+        }
+        return 0;
+}
+
 /* The hooks of the directory, in byte order of their names. Returns -1 with errno set. */
 int list_hooks(char ***ret) {
         struct dirent **ents = NULL;

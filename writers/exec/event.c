@@ -200,7 +200,12 @@ static bool step_run(job *j, const step *s, int32_t *r, int *code, char msg[MSG_
                 *r = VSS_E_WRITERERROR_NONRETRYABLE;
                 return false;
         }
-        int32_t f = event_env_ready(&j->env, j->release, msg);
+        int32_t f = hook_trusted(path, s->name, msg);
+        if (f != 0) {
+                *r = f;
+                return false;
+        }
+        f = event_env_ready(&j->env, j->release, msg);
         if (f != 0 && !j->env.env) {
                 *r = f;
                 return false;

@@ -84,6 +84,9 @@ typedef struct plan {
 plan plan_for(vss_event event);
 /* The hooks of the directory, in byte order of their names. Returns -1 with errno set. */
 int list_hooks(char ***ret);
+/* Whether the hook at path (followed) may be run: nobody but root and this writer's user may
+ * change it. 0, or VSS_E_WRITERERROR_NONRETRYABLE with why in msg (MSG_MAX + 1 bytes). */
+int32_t hook_trusted(const char *path, const char *name, char *msg);
 void free_names(char **names, int n);
 /* The hooks that got "freeze" and succeeded (compat modes), in the order they ran; what Thaw and
  * Abort undo. frozen_take() hands them over (*ret_n of them) and forgets them. */

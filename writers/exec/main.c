@@ -15,10 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <vss/writer.h>
 
+#include "lib/basic/fd-util.h"
 #include "lib/basic/log.h"
 #include "lib/basic/macro.h"
 #include "lib/basic/parse-util.h"
@@ -330,7 +332,31 @@ static int setup(const char *hook_log) {
                 log_msg("cannot read hooks directory %s: %m", arg_hooks);
                 return EXIT_USAGE;
         }
+        /* A program another user could put there (or swap the directory for) would run as us. */
+        unsigned up = 0;
+        struct stat bad;
+        r = dir_chain_trusted(dirfd(d), geteuid(), &up, &bad);
         closedir(d);
+        if (r == -EPERM) {
+                char real[PATH_MAX], *shown = realpath(arg_hooks, real) ? real : (char *) arg_hooks;
+                for (unsigned i = 0; i < up; i++) {
+                        char *s = strrchr(shown, '/');
+                        if (s)
+                                s[s == shown] = 0;
+                }
+                if (bad.st_uid != 0 && bad.st_uid != geteuid())
+                        log_msg("hooks directory %s: %s belongs to uid %u, who could put a program there that would "
+                                "run as uid %u", arg_hooks, shown, (unsigned) bad.st_uid, (unsigned) geteuid());
+                else
+                        log_msg("hooks directory %s: %s may be written by others (mode %04o), who could put a program "
+                                "there that would run as uid %u", arg_hooks, shown, (unsigned) (bad.st_mode & 07777),
+                                (unsigned) geteuid());
+                return EXIT_USAGE;
+        }
+        if (r < 0) {
+                log_msg("cannot check hooks directory %s: %s", arg_hooks, strerror(-r));
+                return EXIT_USAGE;
+        }
         /* Keep fds 0-2 taken so that no pipe of ours lands there. */
         for (int fd = 0; fd < 3; fd++)
                 if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) < 0)
