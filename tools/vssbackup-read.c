@@ -75,6 +75,14 @@ bool backup_chain_open(Run *run, const char *src, Backup *chain, size_t *ret_n) 
                 if (n > 1 && bk->manifest.created_usec != chain[n - 2].manifest.base_created_usec)
                         ok = run_fail(run, VSS_E_INVALIDARG, "%s is not the backup %s was based on (it was replaced?)",
                                       next, n > 1 ? "the next one" : src);
+                /* A backup a user could have written names its base: only one of that user's (or
+                 * root's own chain). Else its owner would have another's files restored as theirs. */
+                else if (n > 1 && chain[n - 2].owner != 0 && bk->owner != chain[n - 2].owner)
+                        ok = run_fail(run, VSS_E_INVALIDARG,
+                                      "%s names %s as its base, but they are not the same user's (uid %lld, %lld): a "
+                                      "backup is based only on one of its own owner's",
+                                      n > 2 ? "a backup of the chain" : src, next, (long long) chain[n - 2].owner,
+                                      (long long) bk->owner);
                 next = isempty(bk->manifest.base) ? NULL : bk->manifest.base;
         }
         for (size_t i = 0; i < n / 2; i++) {

@@ -18,6 +18,7 @@
  *                                 user's rights; one of root's that others may change is refused
  *   trust-restore-class-squatted  a user's writer that took the class id of root's writer first gets
  *                                 none of root's restore records
+ *   trust-restore-chain-foreign-base  a user's backup based on root's is refused
  *   trust-restore-refused-archive a tar-slip archive leaves nothing behind
  *   trust-restore-user-backup     a backup a user could have written restores in place only where
  *                                 that user may write, whatever its document says
@@ -1181,6 +1182,39 @@ static void test_class_squatted(void) {
         harness_free(h);
 }
 
+/* trust-restore-chain-foreign-base: bob's backup (his store) names root's full backup as its
+ * base. Restored, bob would get root's files as his: refused, nothing written. */
+static void test_chain_foreign_base(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        uid_t bob = uid_of(BOB);
+        char db[PATH_MAX], comp[PATH_MAX + 16], full[PATH_MAX], inc[PATH_MAX], to[PATH_MAX];
+        snprintf(db, sizeof(db), "%s/rootdb", harness_dir(h));
+        snprintf(full, sizeof(full), "%s/full", harness_dir(h));
+        snprintf(inc, sizeof(inc), "%s/bobs-inc", harness_dir(h));
+        snprintf(to, sizeof(to), "%s/to", harness_dir(h));
+        make_dir(db, 0700, 0);
+        make_file(db, "secret", "root's secret\n", 0);
+        snprintf(comp, sizeof(comp), "db=%s", db);
+        pid_t w = harness_writer(h, "rootw", (const char *const[]) { "--component", comp, NULL });
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --quiet", full) == 0);
+        /* "His" incremental on it: a copy made his, its manifest pointing at root's backup. */
+        CHECK(harness_sh(h, NULL,
+                         "cp -a %s %s && u=$(jq .created_usec %s/openvss/vssbackup.json) && "
+                         "jq --arg b %s --argjson u \"$u\" '.type = \"incremental\" | .base = $b | "
+                         ".base_created_usec = $u | .created_usec = ($u + 1)' %s/openvss/vssbackup.json > %s/m && "
+                         "mv %s/m %s/openvss/vssbackup.json && chown -R %u %s",
+                         full, inc, full, full, full, harness_dir(h), harness_dir(h), inc, (unsigned) bob, inc) == 0);
+        int st = -1;
+        json_object *out = harness_json(h, &st, "vssbackup restore --from %s --to %s --json", inc, to);
+        CHECK(st == 1 && strstr(error_field(out, "message"), "not the same user's") != NULL);
+        if (!strstr(error_field(out, "message"), "not the same user's"))
+                fprintf(stderr, "   restore said: %s\n", error_field(out, "message"));
+        json_object_put(out);
+        CHECK(harness_sh(h, NULL, "! grep -rq \"root's secret\" %s 2>/dev/null", to) == 0);
+        stop_writer(w);
+        harness_free(h);
+}
+
 int main(int argc, char *argv[]) {
         if (geteuid() != 0) {
                 fprintf(stderr, "test-restore-trust: needs root (it makes users, starts vssd and restores as root)\n");
@@ -1205,6 +1239,7 @@ int main(int argc, char *argv[]) {
                 { "trust-restore-to-private-parents", test_restore_to_private_parents },
                 { "trust-restore-user-store-rights", test_user_store_rights },
                 { "trust-restore-class-squatted", test_class_squatted },
+                { "trust-restore-chain-foreign-base", test_chain_foreign_base },
                 {},
         };
         return test_main(argc, argv, cases);
