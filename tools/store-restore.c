@@ -508,7 +508,10 @@ static int dest_open(Restore *rs, size_t i, const struct stat *skip) {
         d->root_shown = d->shown ? path_join(d->shown, d->rest) : NULL;
         if (!d->shown || !d->root_shown)
                 return fail_oom(rs->ret_error);
-        if (!to && !beneath) {
+        /* In place, or beneath DIR at the original path (DIR/from: not sent elsewhere), the missing
+         * directories above the component come back as the backup holds them (owner, mode,
+         * times): below DIR too, a component's parents private where it came from stay so. */
+        if ((!to && !beneath) || (beneath && rel && streq(rel, from + 1))) {
                 /* The original path the deepest existing directory stands for. */
                 size_t n = strlen(from) - (isempty(d->rest) ? 0 : strlen(d->rest) + 1);
                 d->orig_e = strndup(from, n ? n : 1);

@@ -324,7 +324,11 @@ static void test_metadata_budget(void) {
         /* Bob's metadata is bounded as it comes: what vssd holds of it at once is his 4 MiB (and
          * parsed structures of that), not 24 writers' nearly 1 MiB each, parsed. */
         long grew = vm_hwm_kib(harness_vssd_pid(h)) - before;
-        CHECK(before > 0 && grew < 30 * 1024); /* 41 MiB before it was bounded as it came */
+        bool instrumented = getenv("HARNESS_WRAPPER") != NULL; /* valgrind: its own memory counts */
+#ifdef __SANITIZE_ADDRESS__
+        instrumented = true; /* ASan's allocator keeps freed memory in quarantine */
+#endif
+        CHECK(before > 0 && (instrumented || grew < 30 * 1024)); /* 41 MiB before it was bounded as it came */
         size_t n_bob = 0, n_root = 0;
         for (size_t i = 0; i < vss_backup_metadata_count(b); i++) {
                 const vss_writer_metadata *m = vss_backup_metadata_get(b, i);

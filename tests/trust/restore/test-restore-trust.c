@@ -1043,8 +1043,9 @@ static void test_restore_to_swapped(void) {
 }
 
 /* trust-restore-to-private-parents: root's component below a 0700 directory of root's, restored
- * --to DIR: the directories above it that the restore makes below DIR are not opened up to
- * others (0700), so nobody reads through them what nobody could read where it came from. */
+ * --to DIR: the directories above it that the restore makes below DIR come back as the backup
+ * holds them (the 0700 one private), so nobody reads through them what nobody could read where it
+ * came from. */
 static void test_restore_to_private_parents(void) {
         Harness *h = harness_for_users(CONFIG_BASE "}");
         char priv[PATH_MAX], app[PATH_MAX + 8], comp[PATH_MAX + 16], backup[PATH_MAX], out[PATH_MAX], p[3 * PATH_MAX];
@@ -1063,19 +1064,21 @@ static void test_restore_to_private_parents(void) {
         json_object_put(harness_json(h, &st, "vssbackup restore --from %s --component rootapp:app --to %s --json",
                                      backup, out));
         CHECK(st == 0);
-        struct stat s;
+        struct stat s, o;
         snprintf(p, sizeof(p), "%s%s/conf", out, app);
         CHECK(lstat(p, &s) == 0 && S_ISREG(s.st_mode));
-        /* Every directory made between DIR and the component: private. */
+        /* Every directory made between DIR and the component: as where it came from (the 0700
+         * one private), not opened up. */
         snprintf(p, sizeof(p), "%s%s", out, priv);
         for (char *slash = p + strlen(out); slash; slash = strchr(slash + 1, '/')) {
                 char c = slash[0];
                 slash[0] = 0;
                 if (strlen(p) > strlen(out))
-                        CHECK(stat(p, &s) == 0 && (s.st_mode & 077) == 0);
+                        CHECK(stat(p, &s) == 0 && stat(p + strlen(out), &o) == 0 && s.st_mode == o.st_mode &&
+                              s.st_uid == o.st_uid);
                 slash[0] = c;
         }
-        CHECK(stat(p, &s) == 0 && (s.st_mode & 077) == 0);
+        CHECK(stat(p, &s) == 0 && (s.st_mode & 07777) == 0700);
         stop_writer(w);
         harness_free(h);
 }
