@@ -250,7 +250,11 @@ static void on_unexposed(int r, void *userdata) {
         else if (r == -ELOOP)
                 op_reply_error(op, VSS_E_INVALIDARG, "cannot unexpose %s: a symbolic link is on the way to it now (a "
                                "directory was replaced since the exposure); nothing unmounted", op->at);
-        else if (r == -ENXIO) /* a record from before exposures' mounts were recorded */
+        else if (r == -EBUSY)
+                op_reply_error(op, VSS_E_OBJECT_NOT_FOUND, "cannot unexpose %s: it was moved (a directory above it "
+                               "renamed) while it was looked for, or a mount is over it where it is; nothing "
+                               "unmounted, try again", op->at);
+        else if (r == -ENXIO) /* a record from before exposures' mounts were recorded, or made on Linux < 6.8 */
                 op_reply_error(op, VSS_E_OBJECT_NOT_FOUND, "nothing is mounted at %s now: the exposure was moved (a "
                                "directory on the way renamed) or unmounted by someone; find it with findmnt. Its record "
                                "stays until its shadow copy is deleted", op->at);

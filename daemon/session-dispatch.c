@@ -131,11 +131,11 @@ static bool metadata_printable(const vss_writer_metadata *m, char *why, size_t s
 }
 
 /* Identify's answer: the writer's metadata, which must describe the writer that subscribed. */
-/* What uid's writers that identified in this session so far sent. */
+/* What uid's writers sent in this session so far (identified or not: parsing costs either way). */
 static size_t uid_metadata_bytes(const Session *s, uid_t uid) {
         size_t n = 0;
         for (size_t i = 0; i < s->n_slots; i++)
-                if (s->slots[i].identified && s->slots[i].uid == uid)
+                if (s->slots[i].uid == uid)
                         n += s->slots[i].metadata_bytes;
         return n;
 }
@@ -146,18 +146,21 @@ static void identify_answered(Session *s, Slot *slot, int32_t failure, int32_t c
         /* A user's writers' metadata adds up to at most VSS_MAX_METADATA_PER_UID, counted as the
          * answers come: past it an answer is not even parsed, so many writers of one user cannot
          * make vssd hold (or spend its loop parsing) more than that. */
-        if (failure == 0 && !slot_trusted(slot) && uid_metadata_bytes(s, slot->uid) + len > VSS_MAX_METADATA_PER_UID) {
+        bool over = failure == 0 && !slot_trusted(slot) &&
+                    uid_metadata_bytes(s, slot->uid) + len > VSS_MAX_METADATA_PER_UID;
+        if (failure == 0 && !over)
+                slot->metadata_bytes = len; /* parsed: counted, taken or not */
+        if (over) {
                 snprintf(why, sizeof(why), "left out of the session: the metadata of uid %u's writers would exceed %u MiB",
                          (unsigned) slot->uid, VSS_MAX_METADATA_PER_UID >> 20);
                 log_warn("writer '%s' (uid %u) is %s", slot->name, (unsigned) slot->uid, why);
         } else if (failure == 0 && metadata_parse(doc, &slot->metadata, why, sizeof(why)) >= 0 &&
-            metadata_printable(slot->metadata, why, sizeof(why))) {
+                   metadata_printable(slot->metadata, why, sizeof(why))) {
                 /* A writer describes itself only: the document must match its subscription. */
                 if (vss_id_equal(&slot->metadata->writer_id, &slot->class_id) &&
                     vss_id_equal(&slot->metadata->instance_id, &slot->instance_id) &&
                     streq(slot->metadata->name, slot->name)) {
                         slot->identified = true;
-                        slot->metadata_bytes = len;
                 } else {
                         log_warn("writer '%s' sent metadata for another writer", slot->name);
                         slot->metadata = (metadata_free(slot->metadata), NULL);
@@ -186,7 +189,7 @@ static bool slow_identify_is(const Manager *m, uid_t uid) {
 
 /* A user's writer answered Identify: slow when it let it run out or answered it after
  * IDENTIFY_MISSED_MS without metadata (a late failure delays a gather as much as none, and a new
- * connection would not forget it, so it is the user's), else not any more. */
+ * connection would not forget it, so it is the user's); not any more once one identifies. */
 static void slow_identify_note(Manager *m, uid_t uid, bool slow) {
         for (size_t i = 0; i < m->n_slow_identify; i++)
                 if (m->slow_identify[i] == uid) {
@@ -225,11 +228,11 @@ static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
         slot->inflight = false;
         if (call->event == VSS_EVENT_IDENTIFY) {
                 identify_answered(s, slot, failure, code, msg, doc);
-                if (!slot_trusted(slot))
-                        slow_identify_note(s->manager, slot->uid,
-                                           !slot->identified && (!e || sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY)) &&
-                                                   now_realtime_usec() - slot->inflight_since >
-                                                           IDENTIFY_MISSED_MS * USEC_PER_MSEC);
+                /* Metadata clears it; none (no answer, a failure, an error of any name) after the
+                 * brief wait sets it; none sooner changes nothing. */
+                if (!slot_trusted(slot) &&
+                    (slot->identified || now_realtime_usec() - slot->inflight_since > IDENTIFY_MISSED_MS * USEC_PER_MSEC))
+                        slow_identify_note(s->manager, slot->uid, !slot->identified);
         }
         else {
                 if (!e)

@@ -66,6 +66,18 @@ int slot_records(Session *s, const Slot *slot, char **ret) {
         return r;
 }
 
+/* The slot's record of logical_path/name: in a restore the first of its class that is its own
+ * (another uid's writer of that class may have one of the same name), else its instance's. */
+static vss_bc_component *slot_record_named(Session *s, const Slot *slot, const char *logical_path, const char *name) {
+        for (size_t i = 0; i < s->doc->n_components; i++) {
+                const vss_bc_component *c = &s->doc->components[i];
+                if (streq(strempty(c->logical_path), strempty(logical_path)) && streq(c->name, name) &&
+                    record_of_slot(s, slot, c))
+                        return (vss_bc_component *) c; /* the document's own, which is ours to change */
+        }
+        return NULL;
+}
+
 void slot_annotate(Session *s, Slot *slot, vss_event e, const char *json) {
         vss_bc_component *c = NULL;
         size_t n = 0;
@@ -84,9 +96,8 @@ void slot_annotate(Session *s, Slot *slot, vss_event e, const char *json) {
                 return;
         }
         for (size_t i = 0; i < n; i++) {
-                vss_bc_component *d = bcd_find(s->doc, &slot->class_id, s->restore ? NULL : &slot->instance_id,
-                                               c[i].logical_path, c[i].name);
-                if (!d || !record_of_slot(s, slot, d)) {
+                vss_bc_component *d = slot_record_named(s, slot, c[i].logical_path, c[i].name);
+                if (!d) {
                         log_warn("writer '%s' annotated '%s', which is not one of its components here", slot->name,
                                  c[i].name);
                         continue;

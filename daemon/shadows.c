@@ -190,8 +190,14 @@ static int delete_one(Manager *m, const ShadowRecord *rec, DeleteWaiter *w) {
         ShadowJob *j = job_find(m, &rec->shadow_id);
         if (j)
                 return job_add_waiter(j, w);
+        /* Not while it is still mounted somewhere: kept, the exposure said. */
+        int r = shadow_unexpose_all(m, &rec->shadow_id);
+        if (r < 0) {
+                log_err("shadow %s is kept: an exposure of it could not be unmounted", vss_id_to_string(&rec->shadow_id, id));
+                return r;
+        }
         /* Durably marked before anything of it is touched. */
-        int r = registry_set_deleting(m->registry, &rec->shadow_id, true);
+        r = registry_set_deleting(m->registry, &rec->shadow_id, true);
         if (r == -ENOENT)
                 return 0; /* gone meanwhile */
         if (r < 0) {
@@ -200,7 +206,6 @@ static int delete_one(Manager *m, const ShadowRecord *rec, DeleteWaiter *w) {
         }
         if (m->stopping)
                 return -ESHUTDOWN; /* the next start finishes it */
-        shadow_unexpose_all(m, &rec->shadow_id);
         j = calloc(1, sizeof(*j));
         if (!j || record_copy(rec, &j->rec) < 0) {
                 free(j);
@@ -367,23 +372,31 @@ int exposure_unmount(const char *at, const MountIdentity *want) {
         /* Not at `at` (any more): a record without the mount's identity stops here. */
         if (!known || (fd < 0 && fd != -ENXIO && fd != -ELOOP))
                 return fd >= 0 ? -ENXIO : fd;
-        /* A rename of a directory above it moves a mount with it: found by its number, checked
-         * by its identity through an fd of the place, so another mount there now is left alone. */
-        _cleanup_free_ char *target = NULL;
-        int r = mountinfo_target_of(want->id, &target);
-        if (r == -ENOENT)
-                return -ESTALE;
-        if (r < 0)
-                return r;
+        /* Without the unique id (Linux before 6.8) a number is another mount's as soon as ours is
+         * gone: found only where it was made, as before. */
+        if (!want->unique)
+                return fd >= 0 ? -ENXIO : fd;
+        /* A rename of a directory above it moves a mount with it: found by its number, checked by
+         * its unique id through an fd of the place, so another mount there now is left alone. */
         if (fd >= 0)
-                close(fd);
-        fd = open_mount_root(target);
-        if (fd == -ENXIO)
-                return -ESTALE; /* unmounted meanwhile */
-        if (fd < 0)
-                return fd;
-        /* Its number is another mount's now: ours is gone. */
-        return is_mount(fd, want) ? detach(fd) : -ESTALE;
+                close(TAKE_FD(fd));
+        for (unsigned tries = 0; tries < 16; tries++) {
+                _cleanup_free_ char *target = NULL;
+                int r = mountinfo_target_of(want->id, &target);
+                if (r == -ENOENT)
+                        return -ESTALE; /* mounted nowhere now */
+                if (r < 0)
+                        return r;
+                _cleanup_close_ int mfd = open_mount_root(target);
+                if (mfd == -ELOOP)
+                        return -ELOOP;
+                MountIdentity got;
+                if (mfd >= 0 && mount_identity_of(mfd, &got) >= 0 && got.id == want->id)
+                        /* Its number at its place: ours, or ours is gone and the number reused. */
+                        return got.unique == want->unique ? detach(mfd) : -ESTALE;
+                /* Moved again meanwhile, or a mount over it there: look again. */
+        }
+        return -EBUSY;
 }
 
 int shadow_unexpose(Manager *m, const char *at) {
@@ -404,15 +417,20 @@ int shadow_unexpose(Manager *m, const char *at) {
         return registry_remove_exposure(m->registry, at);
 }
 
-void shadow_unexpose_all(Manager *m, const vss_id *shadow_id) {
+int shadow_unexpose_all(Manager *m, const vss_id *shadow_id) {
         Exposure *ex = NULL;
         size_t n = 0;
-        if (registry_list_exposures(m->registry, &ex, &n) < 0)
-                return;
-        for (size_t i = 0; i < n; i++)
-                if (vss_id_equal(&ex[i].shadow_id, shadow_id) && shadow_unexpose(m, ex[i].at) < 0)
-                        log_warn("cannot unexpose %s", ex[i].at);
+        int r = registry_list_exposures(m->registry, &ex, &n);
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                if (vss_id_equal(&ex[i].shadow_id, shadow_id)) {
+                        int k = shadow_unexpose(m, ex[i].at);
+                        if (k < 0) {
+                                log_warn("cannot unexpose %s: %s", ex[i].at, strerror(-k));
+                                r = k;
+                        }
+                }
         exposures_free(ex, n);
+        return r < 0 ? r : 0;
 }
 
 /* Recovery of flush-and-hold freezes whose commit child is gone (a crash of vssd, a killed

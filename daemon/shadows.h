@@ -28,8 +28,9 @@ void deletions_stop(Manager *m);
 /* Removes a set's directories (in the state directory and the file provider's storage) once
  * empty. */
 void shadow_set_dir_remove(Manager *m, const vss_id *set_id);
-/* Unmounts every exposure of a shadow (before it is deleted). */
-void shadow_unexpose_all(Manager *m, const vss_id *shadow_id);
+/* Unmounts every exposure of a shadow (before it is deleted): a negative errno when one of them
+ * could not be (it stays recorded). */
+int shadow_unexpose_all(Manager *m, const vss_id *shadow_id);
 /* Unmounts what is exposed at `at` (only what vssd exposed, wherever a rename moved it) and
  * forgets it: -ENOENT when nothing is. Forgotten also when it is not mounted any more (the shadow
  * goes). */

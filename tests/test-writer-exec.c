@@ -254,8 +254,26 @@ static void test_hooks_trusted(void) {
                          harness_dir(h), harness_dir(h), harness_dir(h)) == 0);
         CHECK(out && strstr(out, "may be written by others") && strstr(out, "exit 2"));
         free(out);
+        /* Sticky does not help the hooks directory itself: anyone may still add a hook. */
+        CHECK(harness_sh(h, &out, "chmod 1777 %s/shared && vss-writer-exec --name x --hooks %s/shared 2>&1; "
+                                  "echo \"exit $?\"", harness_dir(h), harness_dir(h)) == 0);
+        CHECK(out && strstr(out, "may be written by others") && strstr(out, "exit 2"));
+        free(out);
 
         harness_writer(h, "w", NULL);
+        /* A symlink to a script in a directory another user may change: not run either. */
+        char theirs[4200];
+        snprintf(theirs, sizeof theirs, "#!/bin/sh\ntouch %s\n", marker);
+        CHECK(harness_sh(h, NULL, "mkdir -p %s/pub && chmod 777 %s/pub && printf '%%s' '%s' > %s/pub/s && "
+                                  "chmod 755 %s/pub/s && ln -s %s/pub/s %s/hooks/15-link",
+                         harness_dir(h), harness_dir(h), theirs, harness_dir(h), harness_dir(h), harness_dir(h),
+                         harness_dir(h)) == 0);
+        vss_backup_release(harness_session(h));
+        CHECK(access(marker, F_OK) < 0);
+        CHECK(harness_sh(h, &out, "vssadmin list writers") == 0);
+        CHECK(out && strstr(out, "a directory another user could change"));
+        free(out);
+        CHECK(harness_sh(h, NULL, "rm %s/hooks/15-link", harness_dir(h)) == 0);
         char hook[4200];
         snprintf(hook, sizeof hook, "#!/bin/sh\ntouch %s\n", marker);
         harness_hook(h, "20-foreign", hook);

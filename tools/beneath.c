@@ -33,10 +33,13 @@ static const char *symlink_or_not_dir(int r) {
 
 #define TRUSTED_LINKS_MAX 40
 
-/* Whether the symlink st, in directory dir, is root's alone: made by root, and its name in a
- * directory where nobody else may make, remove or rename one. */
+/* Whether the symlink st, in directory dir, is the caller's own (root's, for root): made by root
+ * or the caller, and its name in a directory of theirs where nobody else may make, remove or
+ * rename one. */
 static bool link_trusted(const struct stat *st, const struct stat *dir) {
-        return st->st_uid == 0 && dir->st_uid == 0 && (!(dir->st_mode & (S_IWGRP | S_IWOTH)) || (dir->st_mode & S_ISVTX));
+        uid_t me = geteuid();
+        return (st->st_uid == 0 || st->st_uid == me) && (dir->st_uid == 0 || dir->st_uid == me) &&
+               (!(dir->st_mode & (S_IWGRP | S_IWOTH)) || (dir->st_mode & S_ISVTX));
 }
 
 /* One step of beneath_resolve_trusted(): *fd and *base go into the directory comp of *fd (or its
@@ -115,8 +118,8 @@ int beneath_resolve_trusted(const char *p, int *ret_fd, char **ret_base, char **
                                 return fail(ret_error, -errno, "%s: %m", base);
                         if (!link_trusted(&st, &dir))
                                 return fail(ret_error, -ELOOP,
-                                            "%s/%s is a symlink that uid %u may have made or replaced: root does not "
-                                            "follow it", streq(base, "/") ? "" : base, comp,
+                                            "%s/%s is a symlink that uid %u may have made or replaced: it is not "
+                                            "followed", streq(base, "/") ? "" : base, comp,
                                             (unsigned) (st.st_uid != 0 ? st.st_uid : dir.st_uid));
                         char target[PATH_MAX];
                         ssize_t k = readlinkat(fd, comp, target, sizeof(target) - 1);
@@ -177,7 +180,16 @@ int beneath_parent_trusted(const char *p, int *ret_fd, char **ret_parent, char *
                 abs[--n] = 0;
         char *slash = strrchr(abs, '/');
         const char *name = slash + 1;
-        if (isempty(name) || streq(name, ".") || streq(name, ".."))
+        if (streq(name, ".") || streq(name, "..")) {
+                /* A directory named by its way there: resolved whole, then as its real path. */
+                int r = beneath_resolve_trusted_dir(abs, &fd, &base, ret_error);
+                if (r < 0)
+                        return r;
+                if (streq(base, "/"))
+                        return fail(ret_error, -EINVAL, "'%.*s' is /, in no directory", NAME_SHOWN, p);
+                return beneath_parent_trusted(base, ret_fd, ret_parent, ret_name, ret_error);
+        }
+        if (isempty(name))
                 return fail(ret_error, -EINVAL, "'%.*s' names no file or directory in a directory", NAME_SHOWN, p);
         *slash = 0;
         int r = beneath_resolve_trusted_dir(isempty(abs) ? "/" : abs, &fd, &base, ret_error);
@@ -236,8 +248,8 @@ int beneath_open_trusted(const char *p, int flags, char **ret_path, char **ret_e
                 if (fstat(pfd, &dir) < 0)
                         return fail(ret_error, -errno, "%s: %m", parent);
                 if (!link_trusted(&st, &dir))
-                        return fail(ret_error, -ELOOP, "%s is a symlink that uid %u may have made or replaced: root "
-                                    "does not follow it", full, (unsigned) (st.st_uid != 0 ? st.st_uid : dir.st_uid));
+                        return fail(ret_error, -ELOOP, "%s is a symlink that uid %u may have made or replaced: it is "
+                                    "not followed", full, (unsigned) (st.st_uid != 0 ? st.st_uid : dir.st_uid));
                 char target[PATH_MAX];
                 ssize_t k = readlinkat(pfd, name, target, sizeof(target) - 1);
                 if (k <= 0 || links >= TRUSTED_LINKS_MAX)

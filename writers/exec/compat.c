@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/basic/fd-util.h"
 #include "lib/basic/macro.h"
 #include "writers/exec/exec-writer.h"
 
@@ -75,6 +76,25 @@ static bool is_hook(const char *name, const char *path) {
 
 int32_t hook_trusted(const char *path, const char *name, char *msg) {
         struct stat st;
+        if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+                /* A symlink (a packaged script, say): where it leads must be as safe as the hooks
+                 * directory, or it could be swapped between this check and the run. */
+                char real[PATH_MAX];
+                unsigned up = 0;
+                struct stat bad;
+                char *slash = realpath(path, real) ? strrchr(real, '/') : NULL;
+                if (slash)
+                        *slash = 0;
+                int dfd = slash ? open(slash == real ? "/" : real, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+                int r = dfd >= 0 ? dir_chain_trusted(dfd, geteuid(), &up, &bad) : -errno;
+                if (dfd >= 0)
+                        close(dfd);
+                if (r < 0) {
+                        snprintf(msg, MSG_MAX + 1, "hook %s leads to %s, %s: not run", name, slash ? real : "nowhere",
+                                 r == -EPERM ? "a directory another user could change" : strerror(-r));
+                        return VSS_E_WRITERERROR_NONRETRYABLE;
+                }
+        }
         if (stat(path, &st) < 0) {
                 snprintf(msg, MSG_MAX + 1, "hook %s: %s", name, strerror(errno));
                 return VSS_E_WRITERERROR_NONRETRYABLE;

@@ -336,6 +336,9 @@ static int setup(const char *hook_log) {
         unsigned up = 0;
         struct stat bad;
         r = dir_chain_trusted(dirfd(d), geteuid(), &up, &bad);
+        /* Sticky is no answer for the hooks directory itself: another user could add a hook. */
+        if (r == 0 && fstat(dirfd(d), &bad) == 0 && (bad.st_mode & (S_IWGRP | S_IWOTH)))
+                r = -EPERM;
         closedir(d);
         if (r == -EPERM) {
                 char real[PATH_MAX], *shown = realpath(arg_hooks, real) ? real : (char *) arg_hooks;

@@ -206,6 +206,39 @@ static void test_unexpose_swapped(void) {
         CHECK(harness_sh(h, NULL, "umount '%s'", decoy) == 0);
 }
 
+/* trust-unexpose-covered: bob moves the exposure away and a mount comes over it where it went.
+ * Unexposing finds the place but not the exposure at its top: nothing is unmounted, the record
+ * stays; deleting the shadow keeps it (it is still mounted). Uncovered, unexpose detaches it. */
+static void test_unexpose_covered(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        char *data = harness_make_data(h, "data"), *o = NULL;
+        char id[64], dir[PATH_MAX], at[PATH_MAX + 16], moved[PATH_MAX + 16], cmd[4 * PATH_MAX];
+        snprintf(dir, sizeof(dir), "%s/bobs", harness_dir(h));
+        snprintf(at, sizeof(at), "%s/pub/mnt", dir);
+        snprintf(moved, sizeof(moved), "%s/away/mnt", dir);
+        CHECK(mkdir(dir, 0755) == 0 && chown(dir, uid_of(BOB), (gid_t) -1) == 0);
+        expose_new(h, data, at, id, sizeof(id));
+        int before = mounts_under(h);
+        snprintf(cmd, sizeof(cmd), "mv '%s/pub' '%s/away'", dir, dir);
+        run_as(BOB, bob_moves, h, &(Move) { cmd }, "bob moves pub away");
+        CHECK(harness_sh(h, NULL, "mount -t tmpfs -o size=1m over '%s'", moved) == 0);
+        CHECK(harness_sh(h, &o, "vssadmin unexpose --at '%s' 2>&1", at) == 1);
+        CHECK(o && strstr(o, "nothing unmounted"));
+        free(o);
+        CHECK(listed_at(h, at));
+        CHECK(mounts_under(h) == before + 1);
+        CHECK(harness_sh(h, NULL, "vssadmin delete shadows --shadow %s >/dev/null 2>&1", id) != 0);
+        CHECK(harness_sh(h, &o, "vssadmin list shadows") == 0);
+        CHECK(o && strstr(o, id));
+        free(o);
+        CHECK(harness_sh(h, NULL, "umount '%s'", moved) == 0);
+        CHECK(harness_sh(h, NULL, "vssadmin unexpose --at '%s' >/dev/null", at) == 0);
+        CHECK(!listed_at(h, at) && !mounted_at(h, moved));
+        CHECK(mounts_under(h) == before - 1);
+        if (mounts_under(h) != before - 1)
+                unmount_all_under(h);
+}
+
 #ifndef STATX_MNT_ID_UNIQUE
 #define STATX_MNT_ID_UNIQUE 0x00004000U
 #endif
@@ -247,6 +280,7 @@ static const TestCase cases[] = {
         { "trust-expose-at-refusals", test_expose_at_refusals },
         { "trust-unexpose-swapped", test_unexpose_swapped },
         { "trust-unexpose-other-boot", test_unexpose_other_boot },
+        { "trust-unexpose-covered", test_unexpose_covered },
         {},
 };
 

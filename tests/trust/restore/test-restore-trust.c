@@ -981,6 +981,15 @@ static void test_backup_dest(void) {
         snprintf(to, sizeof(to), "%s/bk.tar", bobs);
         json_object_put(harness_json(h, &st, "vssbackup backup --to '%s' --for '%s' --json", to, data));
         CHECK(st == 0 && lexists("%s", to));
+        /* Named as the current directory, and restored into one the same way. */
+        snprintf(to, sizeof(to), "%s/here", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "mkdir -m 700 %s && cd %s && vssbackup backup --to . --for '%s' --quiet", to, to,
+                         data) == 0);
+        CHECK(lexists("%s/openvss/index", to));
+        /* (A volume's backup has no component to restore: that it gets so far shows '.' opened.) */
+        _cleanup_free_ char *said = NULL;
+        CHECK(harness_sh(h, &said, "cd %s && vssbackup restore --from . --to . 2>&1", to) != 0);
+        CHECK(said && strstr(said, "no component to restore"));
         harness_free(h);
 }
 
