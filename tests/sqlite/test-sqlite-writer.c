@@ -895,8 +895,39 @@ static void test_bad_usage(void) {
         harness_free(h);
 }
 
+/* sqlite-fifo-journal: whoever may write a database's directory puts a FIFO where its rollback
+ * journal would be. SQLite's hot-journal check opens it, which would block the writer for good
+ * (its freeze window, its locks on the other databases). The backup fails instead, the writer
+ * still answers, and with the FIFO gone the next backup succeeds. */
+static void test_fifo_journal(void) {
+        Harness *h = harness_new(NULL);
+        char a[PATH_MAX], b[PATH_MAX], arg_a[PATH_MAX + 8], arg_b[PATH_MAX + 8], fifo[PATH_MAX + 16];
+        char dest[PATH_MAX], err[512];
+        snprintf(a, sizeof a, "%s", make_db(h, "a", 10));
+        snprintf(b, sizeof b, "%s", make_db(h, "b", 10));
+        snprintf(fifo, sizeof fifo, "%s-journal", b);
+        CHECK(mkfifo(fifo, 0644) == 0);
+        snprintf(arg_a, sizeof arg_a, "a=%s", a);
+        snprintf(arg_b, sizeof arg_b, "b=%s", b);
+        const char *const args[] = { "--database", arg_a, "--database", arg_b, NULL };
+        start_writer(h, args);
+        snprintf(dest, sizeof dest, "%s/backup1", harness_dir(h));
+        pid_t p = backup_in_background(h, dest);
+        int st = reap(p, 60000);
+        CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) != 0);
+        CHECK(try_insert(a, 2000, err, sizeof err) == SQLITE_OK); /* a's lock, if taken, was let go */
+        CHECK(unlink(fifo) == 0);
+        snprintf(dest, sizeof dest, "%s/backup2", harness_dir(h));
+        p = backup_in_background(h, dest);
+        st = reap(p, 60000);
+        CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        stop_writer();
+        harness_free(h);
+}
+
 int main(int argc, char *argv[]) {
         static const TestCase cases[] = {
+                { "sqlite-fifo-journal", test_fifo_journal },
                 { "sqlite-backup-under-load", test_backup_under_load },
                 { "sqlite-restore-refused-while-open", test_restore_refused_while_open },
                 { "sqlite-restore-refused-other-user", test_restore_refused_other_user },

@@ -309,6 +309,38 @@ out:
         return r;
 }
 
+/* SQLite opens a database's files itself (the database, -journal, -wal, -shm) and follows a
+ * hot-journal check with an open() of the journal. A FIFO put in one's place by whoever may write
+ * the directory would block that open(), and with it this writer's whole loop: its freeze-window
+ * timer, and the locks it holds on the other databases, for as long as the FIFO's owner likes.
+ * So SQLite's unix VFS opens through this: without blocking, and only a regular file or a
+ * directory (SQLite opens the directory to sync it), or /dev/urandom (its randomness). */
+static int open_regular(const char *path, int flags, int mode) {
+        int fd = open(path, flags | O_NONBLOCK | O_CLOEXEC, mode);
+        struct stat st;
+        if (fd < 0)
+                return fd;
+        if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) ||
+                                   (S_ISCHR(st.st_mode) && streq(path, "/dev/urandom")))) {
+                close(fd);
+                errno = ENXIO; /* SQLite: cannot open */
+                return -1;
+        }
+        if (!(flags & O_NONBLOCK))
+                (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+        return fd;
+}
+
+static int sqlite_open_regular_only(void) {
+        sqlite3_vfs *vfs = sqlite3_vfs_find("unix");
+        if (!vfs || !vfs->xSetSystemCall ||
+            vfs->xSetSystemCall(vfs, "open", (sqlite3_syscall_ptr) open_regular) != SQLITE_OK) {
+                log_msg("cannot make SQLite open files without blocking: its unix VFS takes no system call");
+                return -ENOSYS;
+        }
+        return 0;
+}
+
 int main(int argc, char *argv[]) {
         vss_writer_callbacks cb = {
                 .identify = on_identify,
@@ -326,6 +358,8 @@ int main(int argc, char *argv[]) {
         int r;
 
         log_set_ident("vss-writer-sqlite");
+        if (sqlite_open_regular_only() < 0)
+                return 1;
         r = parse_args(argc, argv, &socket_path);
         if (r != 0) {
                 free_args();
