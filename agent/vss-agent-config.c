@@ -124,9 +124,12 @@ bool agent_config_allows_path(const AgentConfig *c, const char *path) {
         char norm[4096];
         if (path_normalize(path, norm, sizeof(norm)) < 0)
                 return false;
-        for (size_t i = 0; i < c->n_paths; i++)
-                if (path_within(norm, c->paths[i]))
+        for (size_t i = 0; i < c->n_paths; i++) {
+                /* A configured path is also its real path (a plan's paths come resolved). */
+                char real[4096];
+                if (path_within(norm, c->paths[i]) || (realpath(c->paths[i], real) && path_within(norm, real)))
                         return true;
+        }
         return false;
 }
 

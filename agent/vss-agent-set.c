@@ -5,6 +5,7 @@
  * Anything but the decision moving forward in time aborts here: nothing is kept, and the
  * decision is moved to abort so every other host aborts too. */
 
+#include <limits.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -167,12 +168,30 @@ static int open_session(Agent *a, AgentSet *s) {
 }
 
 /* What this host's config refuses in the plan, or NULL. */
-static const char *plan_refused(Agent *a, const AgentSet *s, char *buf, size_t size) {
-        for (size_t i = 0; i < s->me->n_paths; i++)
-                if (!agent_config_allows_path(&a->config, s->me->paths[i])) {
-                        snprintf(buf, size, "path %s is not in this agent's config (\"paths\")", s->me->paths[i]);
+/* Checks the plan against this agent's config. Each path is resolved first and then checked, and
+ * vssd gets the resolved one: a symlink below a configured path (a user's, say) must not lead
+ * the shadow copy, and the job run on it, to a filesystem the config does not name. */
+static const char *plan_refused(Agent *a, AgentSet *s, char *buf, size_t size) {
+        PlanHost *me = (PlanHost *) s->me; /* our own copy of the plan */
+        for (size_t i = 0; i < me->n_paths; i++) {
+                char real[PATH_MAX];
+                if (!realpath(me->paths[i], real)) {
+                        snprintf(buf, size, "path %s cannot be resolved: %s", me->paths[i], strerror(errno));
                         return buf;
                 }
+                if (!agent_config_allows_path(&a->config, real)) {
+                        snprintf(buf, size, "path %s%s%s is not in this agent's config (\"paths\")", me->paths[i],
+                                 streq(real, me->paths[i]) ? "" : ", really ", streq(real, me->paths[i]) ? "" : real);
+                        return buf;
+                }
+                char *copy = strdup(real);
+                if (!copy) {
+                        snprintf(buf, size, "out of memory");
+                        return buf;
+                }
+                free(me->paths[i]);
+                me->paths[i] = copy;
+        }
         if (s->plan.job && !agent_config_job(&a->config, s->plan.job)) {
                 snprintf(buf, size, "job '%s' is not in this agent's config (\"jobs\")", s->plan.job);
                 return buf;

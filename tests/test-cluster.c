@@ -293,6 +293,28 @@ static void test_path_refused(void) {
         CHECK(strstr(json_str(get(o, "error"), "message"), "host host1: path /etc is not in this agent's config") != NULL);
         json_object_put(o);
         check_nothing_kept(c, NULL);
+        /* A host record anyone who may write etcd could put: its strings reach the terminal as
+         * one line of text, no escape sequence. */
+        CHECK(etcd_put(c->e, "/openvss/" CLUSTER_NAME "/hosts/evil",
+                       "{\"host\":\"evil\",\"writers\":[{\"name\":\"w\\u001b]0;PWNED\\u0007\",\"note\":\"n\\u001b[2J\","
+                       "\"application_message\":\"m\\u009b31m\"}],\"providers\":[\"file\\u001b[1A\"]}", 0, NULL) >= 0);
+        char *shown = NULL;
+        CHECK(harness_sh(c->hosts[0].h, &shown, "vssadmin cluster list hosts %s; vssadmin cluster list writers %s",
+                         cluster_args(c), cluster_args(c)) == 0);
+        CHECK(shown && strstr(shown, "evil") && !strchr(shown, '\033') && !strchr(shown, '\007') &&
+              !strstr(shown, "\xc2\x9b"));
+        free(shown);
+        /* Nor through a symlink below a configured path (one a user may make there): resolved first. */
+        char link[4200];
+        snprintf(link, sizeof(link), "%s/elsewhere", c->hosts[1].data);
+        CHECK(symlink("/etc", link) == 0);
+        o = harness_json(c->hosts[0].h, &st, "vssadmin cluster create shadow %s --for host0:%s --for host1:%s --json",
+                         cluster_args(c), c->hosts[0].data, link);
+        CHECK(st == 1);
+        CHECK(strstr(json_str(get(o, "error"), "message"), "really /etc is not in this agent's config") != NULL);
+        json_object_put(o);
+        check_nothing_kept(c, NULL);
+        CHECK(unlink(link) == 0);
         /* A host with no agent: refused before anything starts. */
         o = harness_json(c->hosts[0].h, &st, "vssadmin cluster create shadow %s --for nohost:/srv --json", cluster_args(c));
         CHECK(st == 1);

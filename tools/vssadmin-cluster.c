@@ -37,8 +37,34 @@ static int64_t jint(json_object *o, const char *key) {
         return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
 }
 
+/* What etcd holds is whatever anyone who may write there put: every string shown to a terminal
+ * is one line of text, its control characters (escapes that would drive the terminal) spaces. */
+static void json_one_line(json_object *o) {
+        if (json_object_is_type(o, json_type_array))
+                for (size_t i = 0; i < json_object_array_length(o); i++) {
+                        json_object *v = json_object_array_get_idx(o, i);
+                        if (json_object_is_type(v, json_type_string)) {
+                                _cleanup_free_ char *t = strdup(json_object_get_string(v));
+                                if (t)
+                                        json_object_array_put_idx(o, i, json_object_new_string(one_line(t)));
+                        } else
+                                json_one_line(v);
+                }
+        else if (json_object_is_type(o, json_type_object)) {
+                json_object_object_foreach(o, key, v) {
+                        if (json_object_is_type(v, json_type_string)) {
+                                _cleanup_free_ char *t = strdup(json_object_get_string(v));
+                                if (t)
+                                        json_object_object_add(o, key, json_object_new_string(one_line(t)));
+                        } else
+                                json_one_line(v);
+                }
+        }
+}
+
 void cluster_print_writers(json_object *writers, const char *indent) {
         size_t n = writers ? json_object_array_length(writers) : 0;
+        json_one_line(writers);
         for (size_t i = 0; i < n; i++) {
                 json_object *w = json_object_array_get_idx(writers, i), *asof = NULL;
                 status_text(stdout, indent, jstr(w, "name"), jstr(w, "writer_id"), jstr(w, "instance_id"),
@@ -78,8 +104,10 @@ static json_object *host_records(const ClusterArgs *args, const etcd_kvs *kvs) {
         json_object *arr = json_object_new_array();
         for (size_t i = 0; i < kvs->n; i++) {
                 json_object *o = json_tokener_parse(kvs->kvs[i].value); /* our agents' output, shown only */
-                if (o && json_object_is_type(o, json_type_object) && cluster_name_valid(jstr(o, "host")))
+                if (o && json_object_is_type(o, json_type_object) && cluster_name_valid(jstr(o, "host"))) {
+                        json_one_line(o);
                         json_object_array_add(arr, o);
+                }
                 else
                         json_object_put(o);
         }
