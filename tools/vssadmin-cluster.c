@@ -39,26 +39,28 @@ static int64_t jint(json_object *o, const char *key) {
 
 /* What etcd holds is whatever anyone who may write there put: every string shown to a terminal
  * is one line of text, its control characters (escapes that would drive the terminal) spaces. */
+static void json_one_line(json_object *o);
+
+/* v made one line: a new string for a string (NULL when it cannot be), else v's own done in place. */
+static json_object *one_line_value(json_object *v) {
+        if (!json_object_is_type(v, json_type_string)) {
+                json_one_line(v);
+                return NULL;
+        }
+        _cleanup_free_ char *t = strdup(json_object_get_string(v));
+        return t ? json_object_new_string(one_line(t)) : NULL;
+}
+
 static void json_one_line(json_object *o) {
-        if (json_object_is_type(o, json_type_array))
-                for (size_t i = 0; i < json_object_array_length(o); i++) {
-                        json_object *v = json_object_array_get_idx(o, i);
-                        if (json_object_is_type(v, json_type_string)) {
-                                _cleanup_free_ char *t = strdup(json_object_get_string(v));
-                                if (t)
-                                        json_object_array_put_idx(o, i, json_object_new_string(one_line(t)));
-                        } else
-                                json_one_line(v);
-                }
-        else if (json_object_is_type(o, json_type_object)) {
-                json_object_object_foreach(o, key, v) {
-                        if (json_object_is_type(v, json_type_string)) {
-                                _cleanup_free_ char *t = strdup(json_object_get_string(v));
-                                if (t)
-                                        json_object_object_add(o, key, json_object_new_string(one_line(t)));
-                        } else
-                                json_one_line(v);
-                }
+        json_object *n;
+        if (json_object_is_type(o, json_type_array)) {
+                for (size_t i = 0; i < json_object_array_length(o); i++)
+                        if ((n = one_line_value(json_object_array_get_idx(o, i))))
+                                json_object_array_put_idx(o, i, n);
+        } else if (json_object_is_type(o, json_type_object)) {
+                json_object_object_foreach(o, key, v)
+                        if ((n = one_line_value(v)))
+                                json_object_object_add(o, key, n);
         }
 }
 
