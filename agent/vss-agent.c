@@ -338,6 +338,12 @@ int main(int argc, char *argv[]) {
                 return log_msg("cannot make %s: %m", a.state_dir), 1;
         if (agent_config_load(config, &a.config, err, sizeof(err)) < 0)
                 return log_msg("config: %s", err), 1;
+        /* etcd decides what this host freezes and cuts: on a host with other users, anyone who
+         * can reach an etcd without client certificates or a password decides it too. */
+        if (!ea.cert && !ea.user)
+                log_msg("warning: etcd at %s is reached with neither client certificates (--cert) nor a user "
+                        "(--user): whoever else can reach it can plan, commit, abort and delete this host's "
+                        "cluster sets", ea.endpoints);
         if (cluster_etcd_open(&ea, 2000, &a.e, err, sizeof(err)) < 0)
                 return log_msg("%s", err), 1;
         int r = run(&a);
