@@ -426,9 +426,33 @@ static void test_identify_late_failure(void) {
         waitpid(w, NULL, 0);
 }
 
+/* trust-status-direct-stall: in a restore with no metadata, GatherWriterStatus asks every writer
+ * running whether it answers. Bob's, stopped (SIGSTOP), holds root's gather up for a second,
+ * not for the whole status deadline (5 s here), and is listed as not answering. */
+static void test_status_direct_stall(void) {
+        Harness *h = harness_for_users(CONFIG_BASE ", \"timeouts\": {\"status_ms\": 5000}}");
+        harness_writer(h, "root-quiesce", NULL);
+        pid_t w = writer_as(h, BOB, "bob-stopped", NULL);
+        CHECK(kill(w, SIGSTOP) == 0);
+        vss_backup *b = NULL;
+        struct timespec t0, t1;
+        CHECK_HR(vss_backup_new(harness_socket(h), &b), 0);
+        CHECK_HR(vss_backup_initialize_for_restore(b, NULL), 0);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double took = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
+        CHECK(took < 4.0); /* a second, not the 5 s deadline: what the rule guarantees, with room */
+        fprintf(stderr, "the gather took %.2f s\n", took);
+        vss_backup_release(b);
+        kill(w, SIGCONT);
+        stop_writer(w);
+}
+
 static const TestCase cases[] = {
         { "trust-identify-stall", test_identify_stall },
         { "trust-identify-late-failure", test_identify_late_failure },
+        { "trust-status-direct-stall", test_status_direct_stall },
         { "trust-metadata-budget", test_metadata_budget },
         { "trust-participation-not-involved", test_not_involved },
         { "trust-participation-backup-default", test_backup_default },
