@@ -126,11 +126,29 @@ bool slot_record_all(Session *s, const Slot *slot) {
         return true;
 }
 
-int slot_select_for_restore(Session *s, Slot *slot) {
-        size_t n = 0;
+void slot_post_restore_wanted(Session *s, Slot *slot) {
+        /* VSS: a writer that restores only if a replace fails (VSS_WRE_IF_REPLACE_FAILS) handles
+         * PostRestore only when the restore of a component of it did not fully succeed. */
+        if (!slot->selected || !slot->metadata || slot->metadata->writer_restore != VSS_WRE_IF_REPLACE_FAILS)
+                return;
         for (size_t k = 0; k < s->doc->n_components; k++) {
                 const vss_bc_component *c = &s->doc->components[k];
-                if (!record_of_slot(s, slot, c) || !c->selected_for_restore)
+                if (record_of_slot(s, slot, c) && (c->selected_for_restore || !s->component_mode) &&
+                    c->file_restore_status != VSS_RS_ALL)
+                        return;
+        }
+        slot->selected = false;
+}
+
+int slot_select_for_restore(Session *s, Slot *slot) {
+        size_t n = 0;
+        bool has_record = false;
+        for (size_t k = 0; k < s->doc->n_components; k++) {
+                const vss_bc_component *c = &s->doc->components[k];
+                if (!record_of_slot(s, slot, c))
+                        continue;
+                has_record = true;
+                if (!c->selected_for_restore)
                         continue;
                 /* The writer sees them as its event's components. */
                 char **keys = realloc(slot->components, (slot->n_components + 2) * sizeof(char *));
@@ -146,7 +164,11 @@ int slot_select_for_restore(Session *s, Slot *slot) {
         for (size_t k = 0; !wm && k < s->doc->n_writers; k++)
                 if (vss_id_equal(&s->doc->writers[k]->writer_id, &slot->class_id))
                         wm = s->doc->writers[k];
-        slot->selected = (!s->component_mode || n > 0) && !(wm && wm->writer_restore == VSS_WRE_NEVER);
+        /* VSS: a writer takes part in a restore through its components: in component mode one
+         * selected, else one the document holds. A restore with no document (OpenVSS's, addressed
+         * to the writers running now) has them all. */
+        bool involved = s->component_mode ? n > 0 : has_record || s->doc->n_components == 0;
+        slot->selected = involved && !(wm && wm->writer_restore == VSS_WRE_NEVER);
         return 0;
 }
 
@@ -327,12 +349,11 @@ static int property_set(Session *s, vss_bc_component *c, const Property *p, sd_b
                 if (sd_bus_message_read(msg, "b", &v) < 0)
                         return reply_error(error, VSS_E_INVALIDARG, "bad value");
                 if (streq(prop, "selected-for-restore")) {
-                        const vss_writer_metadata *wm = vss_backup_document_writer(s->doc, c);
-                        const vss_component_info *ci = wm ? metadata_find_component(wm, c->logical_path, c->name) : NULL;
-                        if (v && ci && !ci->selectable_for_restore)
-                                return reply_error(error, VSS_E_INVALIDARG, "component '%s' is not selectable for restore",
-                                                   c->name);
+                        /* Selectability for restore is not checked: VSS lets a component that was
+                         * explicitly backed up (every record here is) always be selected; the flag
+                         * matters only for subcomponents included with their parent. */
                         /* VSS: a component of a writer that is not running cannot be selected. */
+                        const vss_writer_metadata *wm = vss_backup_document_writer(s->doc, c);
                         bool running = false;
                         LIST_FOREACH(writers, w, s->manager->writers)
                                 running = running || vss_id_equal(&w->class_id, &c->writer_id);

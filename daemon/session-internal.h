@@ -88,6 +88,8 @@ void slot_annotate(Session *s, Slot *slot, vss_event e, const char *json);
  * document is full. */
 bool slot_record_all(Session *s, const Slot *slot);
 /* PreRestore: the slot's components selected for restore, and whether it takes part. -ENOMEM only. */
+/* Before PostRestore: a writer that restores only if a replace fails gets it only then. */
+void slot_post_restore_wanted(Session *s, Slot *slot);
 int slot_select_for_restore(Session *s, Slot *slot);
 
 /* snapshot-set.c */

@@ -354,6 +354,8 @@ int method_pre_restore(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 
 int method_post_restore(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BEGIN(CALL_POST_RESTORE);
+        for (size_t i = 0; i < s->n_slots; i++)
+                slot_post_restore_wanted(s, &s->slots[i]);
         return op_send(s, msg, CALL_POST_RESTORE, VSS_EVENT_POST_RESTORE, simple_op_done);
 }
 

@@ -83,7 +83,7 @@ int bcd_set(const char **field, const char *value) {
 /* Every string field of a new record is "" rather than NULL, so readers never check. */
 static int component_init(vss_bc_component *c, const vss_id *writer_id, const vss_id *instance_id,
                           const char *logical_path, const char *name) {
-        *c = (vss_bc_component) { .writer_id = *writer_id, .instance_id = *instance_id };
+        *c = (vss_bc_component) { .writer_id = *writer_id, .instance_id = *instance_id, .restore_target = VSS_RT_ORIGINAL };
         const char **fields[] = { &c->logical_path, &c->name, &c->backup_options, &c->backup_stamp,
                                   &c->previous_backup_stamp, &c->restore_options, &c->pre_restore_failure_msg,
                                   &c->post_restore_failure_msg };
@@ -419,7 +419,11 @@ static void component_from_json(JsonReader *v, json_object *o, vss_bc_component 
         c->backup_succeeded = jv_bool(v, o, "backup_succeeded", false);
         c->selected_for_restore = jv_bool(v, o, "selected_for_restore", false);
         c->additional_restores = jv_bool(v, o, "additional_restores", false);
-        c->restore_target = (vss_restore_target) jv_int(v, o, "restore_target", 0, VSS_RT_ORIGINAL_LOCATION, 0);
+        c->restore_target = (vss_restore_target) jv_int(v, o, "restore_target", 0, VSS_RT_ORIGINAL_LOCATION, VSS_RT_ORIGINAL);
+        /* VSS: a target no writer set is VSS_RT_ORIGINAL; UNDEFINED is an error state (documents
+         * written before said 0). */
+        if (c->restore_target == VSS_RT_UNDEFINED)
+                c->restore_target = VSS_RT_ORIGINAL;
         c->file_restore_status = (vss_file_restore_status) jv_int(v, o, "file_restore_status", 0, VSS_RS_FAILED, 0);
         static const struct { const char *key; size_t off, max; } strs[] = {
                 { "backup_options", offsetof(vss_bc_component, backup_options), VSS_MAX_STRING },

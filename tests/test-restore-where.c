@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Where vssbackup restore puts a component's files: the writer's restore method and target. */
 
+#include <errno.h>
 #include <stdlib.h>
 
 #include "lib/common.h"
@@ -24,6 +25,13 @@ static void test_targets(void) {
         CHECK(restore_destination(&wm, NULL, VSS_RT_ORIGINAL, "/srv/db/x", &to) == 0 && !to);
         CHECK(restore_destination(&wm, NULL, VSS_RT_ALTERNATE, "/srv/db/x", &to) == 0 && to && streq(to, "/srv/alt/x"));
         free(to);
+        /* VSS: ALTERNATE asked for (by the target, or by the method) and nothing maps the path: the
+         * writer's error, not a restore in place. */
+        to = NULL;
+        CHECK(restore_destination(&wm, NULL, VSS_RT_ALTERNATE, "/srv/web", &to) == -ENXIO && !to);
+        wm.restore_method = VSS_RME_RESTORE_TO_ALTERNATE_LOCATION;
+        CHECK(restore_destination(&wm, NULL, VSS_RT_ORIGINAL, "/srv/web", &to) == -ENXIO && !to);
+        CHECK(restore_destination(&wm, NULL, VSS_RT_ORIGINAL_LOCATION, "/srv/web", &to) == 0 && !to);
 }
 
 int main(void) {

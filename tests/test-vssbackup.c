@@ -236,10 +236,15 @@ static void test_roundtrip_archive(void) {
 static void test_prerestore_veto(void) {
         Harness *h = harness_new(NULL);
         char *data = make_rich_tree(h, "data");
-        char comp[PATH_MAX + 16], dest[PATH_MAX];
+        char comp[PATH_MAX + 16], comp2[PATH_MAX + 16], dest[PATH_MAX];
         snprintf(comp, sizeof(comp), "db=%s", data);
         const char *const args[] = { "--component", comp, NULL };
         harness_writer(h, "db", args);
+        /* And a writer that does not veto: it still hears PostRestore. */
+        char *other = harness_make_data(h, "other");
+        snprintf(comp2, sizeof(comp2), "app=%s", other);
+        const char *const args2[] = { "--component", comp2, NULL };
+        harness_writer(h, "app", args2);
         snprintf(dest, sizeof(dest), "%s/backup.tar", harness_dir(h));
         int st;
         json_object *out = harness_json(h, &st, "vssbackup backup --to %s --json%s", dest, "");
@@ -262,6 +267,12 @@ static void test_prerestore_veto(void) {
         /* Nothing was written. */
         _cleanup_free_ char *after = tree_text(data);
         check_trees_equal(changed, after, "after a vetoed restore");
+        /* The writer that took part and did not veto is told the restore is over. */
+        char *ev = harness_events(h, "app");
+        CHECK(ev && strstr(ev, "pre-restore post-restore"));
+        if (ev && !strstr(ev, "pre-restore post-restore"))
+                fprintf(stderr, "app saw: %s\n", ev);
+        free(ev);
         harness_free(h);
 }
 
@@ -713,7 +724,7 @@ static void test_bad_backups(void) {
         char *err = NULL;
 
         /* A document with a bad field: refused, naming it, nothing restored. */
-        CHECK(harness_sh(h, NULL, "sed -i 's/\"restore_target\":0/\"restore_target\":99/' %s/openvss/backup-components.json",
+        CHECK(harness_sh(h, NULL, "sed -i 's/\"restore_target\":[0-9]*/\"restore_target\":99/' %s/openvss/backup-components.json",
                          dest) == 0);
         CHECK(harness_sh(h, &err, "vssbackup restore --from %s 2>&1", dest) == 1);
         CHECK(err && strstr(err, "components[0].restore_target"));

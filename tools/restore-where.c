@@ -45,8 +45,12 @@ int restore_destination(const vss_writer_metadata *wm, const vss_bc_component *b
                 return r;
         /* VSS_RT_ORIGINAL_LOCATION wins over a restore-to-alternate-location method (VSS_RESTORE_TARGET). */
         if (target == VSS_RT_ALTERNATE ||
-            (wm->restore_method == VSS_RME_RESTORE_TO_ALTERNATE_LOCATION && target != VSS_RT_ORIGINAL_LOCATION))
-                return map_path(wm->alternate_mappings, wm->n_alternate_mappings, path, ret);
+            (wm->restore_method == VSS_RME_RESTORE_TO_ALTERNATE_LOCATION && target != VSS_RT_ORIGINAL_LOCATION)) {
+                r = map_path(wm->alternate_mappings, wm->n_alternate_mappings, path, ret);
+                /* VSS: an alternate location asked for and none mapped is the writer's error, not
+                 * a restore in place. */
+                return r < 0 ? r : *ret ? 0 : -ENXIO;
+        }
         return 0;
 }
 

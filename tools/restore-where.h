@@ -19,6 +19,6 @@ int64_t backup_owner(const char *src, const char *doc_name);
 int64_t writer_owner(const vss_writer_metadata *wm, int64_t backup_uid);
 /* Where a file group goes when the backup or the writer says (backed_up's new targets, else the
  * writer's alternate location when its restore method or target asks for one): *ret (malloc'd),
- * or NULL: back in place. */
+ * or NULL: back in place. -ENXIO when an alternate location is asked for and none maps path. */
 int restore_destination(const vss_writer_metadata *wm, const vss_bc_component *backed_up, vss_restore_target target,
                         const char *path, char **ret);

@@ -110,7 +110,13 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
         for (size_t i = 0; ok && i < ci->n_files; i++) {
                 char *dest = NULL;
                 /* Never "in place" for want of memory: a failure here fails the component. */
-                ok = restore_destination(wm, bc, c->restore_target, ci->files[i].path, &dest) >= 0;
+                int dr = restore_destination(wm, bc, c->restore_target, ci->files[i].path, &dest);
+                ok = dr >= 0;
+                if (dr == -ENXIO)
+                        run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE,
+                                 "component '%s' of writer '%s': the writer asks for an alternate location (its restore "
+                                 "%s) and maps none for %s: not restored", c->name, wm->name,
+                                 c->restore_target == VSS_RT_ALTERNATE ? "target" : "method", ci->files[i].path);
                 rules[i] = (StoreRestoreRule) {
                         .from = { ci->files[i].path, ci->files[i].filespec, ci->files[i].recursive },
                         .no_overwrite = wm->restore_method == VSS_RME_RESTORE_IF_NOT_THERE,
@@ -369,6 +375,16 @@ static void restore_selected(Run *run, const vss_backup_document *d, Backup *cha
         }
 }
 
+/* After a veto in PreRestore: every component that would have been restored is VSS_RS_NONE. */
+static void mark_not_restored(Run *run, const vss_backup_document *d, char **specs, size_t n_specs) {
+        for (size_t i = 0; i < d->n_components; i++) {
+                const vss_bc_component *c = &d->components[i];
+                if (c->selected_for_restore || component_wanted(d, c, specs, n_specs))
+                        (void) vss_backup_set_file_restore_status(run->r.b, &c->instance_id, &c->writer_id,
+                                                                  c->logical_path, c->name, VSS_RS_NONE);
+        }
+}
+
 /* --to DIR, made if missing, as its real path in real: followed only through symlinks nobody but
  * root could have made (a user's symlink there, or on the way, would send root's restore
  * anywhere; it is resolved again the same way when the files are written, after the writers'
@@ -408,9 +424,15 @@ int cmd_restore(const char *src, char **specs, size_t n_specs, const char *to) {
         ok = ok && report_step(&run.r, vss_backup_initialize_for_restore(b, chain[n_chain - 1].bcd_text)) &&
              report_step(&run.r, vss_backup_gather_writer_metadata_sync(b)) &&
              select_for_restore(&run, chain[n_chain - 1].bcd, specs, n_specs, to);
-        /* A writer failing PreRestore stops the restore here, before any file is written. */
-        ok = ok && report_step(&run.r, vss_backup_pre_restore_sync(b)) && report_phase(&run.r, "pre-restore");
-        ok = ok && report_step(&run.r, vss_backup_get_document(b, &d));
+        /* A writer failing PreRestore stops the restore here, before any file is written; the
+         * others still get PostRestore (VSS has no Abort for restores: it is how a writer that
+         * took its service offline hears that the restore is over), nothing restored. */
+        bool pre_sent = ok && report_step(&run.r, vss_backup_pre_restore_sync(b));
+        ok = pre_sent && report_phase(&run.r, "pre-restore");
+        if (pre_sent && vss_backup_get_document(b, &d) < 0)
+                ok = run_fail(&run, VSS_E_OUTOFMEMORY, "cannot read the restore's document");
+        if (!ok && d)
+                mark_not_restored(&run, d, specs, n_specs);
         if (ok) {
                 /* libarchive makes the missing directories above an entry with the umask (those
                  * the backup holds get their stored modes): 0700, so that a component restored
