@@ -96,6 +96,55 @@ static void test_btrfs_failure_leaves_nothing(void) {
         free(out);
 }
 
+/* btrfs-path-swapped: between AddToSnapshotSet and the cut, the subvolume at the volume's path
+ * is renamed away and a plain directory put there (what a user who owns the path can do). The
+ * snapshot would be of the subvolume holding it now (the filesystem's top), put where the shadow
+ * path cut short by another length says: outside .openvss, left behind by a delete. The set
+ * fails instead, and nothing is made. */
+static void test_btrfs_path_swapped(void) {
+        Harness *h = harness_new(NULL);
+        char *mnt = harness_loop_fs(h, "mkfs.btrfs -q", "256M");
+        char dir[600], x[700], old[720], *out = NULL;
+        /* The length that puts the old cut at MNT/.op: 8 + 71 = 83, the length of "/.openvss/SET/SHADOW" less 4. */
+        snprintf(dir, sizeof(dir), "%s/home/%0*d", mnt, 71, 0);
+        snprintf(x, sizeof(x), "%s/x", dir);
+        snprintf(old, sizeof(old), "%s.old", x);
+        CHECK(harness_sh(h, NULL, "mkdir -p %s && btrfs -q subvolume create %s && echo data > %s/f", dir, x, x) == 0);
+        harness_writer(h, "w", NULL);
+        vss_backup *b = harness_session(h);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, x, "btrfs", NULL), 0);
+        CHECK(rename(x, old) == 0 && mkdir(x, 0755) == 0);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+        CHECK(vss_backup_do_snapshot_set_sync(b) < 0);
+        vss_backup_release(b);
+        CHECK(harness_sh(h, &out, "btrfs subvolume list %s | wc -l", mnt) == 0);
+        CHECK(out && atoi(out) == 1); /* x.old alone */
+        free(out);
+        CHECK(harness_sh(h, &out, "ls -A %s | tr '\\n' ' '", mnt) == 0);
+        CHECK(out && (streq(out, "home ") || streq(out, ".openvss home ")));
+        if (out && !streq(out, "home ") && !streq(out, ".openvss home "))
+                fprintf(stderr, "top of the filesystem: %s\n", out);
+        free(out);
+}
+
+/* btrfs-openvss-theirs: the mount's root may be written by others (1777) and a user made
+ * .openvss there first: shadows would land in a directory of theirs. Refused, nothing made in it. */
+static void test_btrfs_openvss_theirs(void) {
+        Harness *h = harness_new(NULL);
+        char *mnt = harness_loop_fs(h, "mkfs.btrfs -q", "256M");
+        char vol[400], *out = NULL;
+        snprintf(vol, sizeof(vol), "%s/vol", mnt);
+        CHECK(harness_sh(h, NULL, "chmod 1777 %s && btrfs -q subvolume create %s && echo x > %s/f && "
+                                  "mkdir %s/.openvss && chown 4242 %s/.openvss", mnt, vol, vol, mnt, mnt) == 0);
+        harness_writer(h, "w", NULL);
+        CHECK(harness_sh(h, &out, "vssadmin create shadow --for %s --provider btrfs --json", vol) == 1);
+        free(out);
+        CHECK(harness_sh(h, &out, "ls -A %s/.openvss | wc -l; btrfs subvolume list %s | wc -l", mnt, mnt) == 0);
+        CHECK(out && streq(out, "0\n1\n"));
+        free(out);
+}
+
 static long used_mib(Harness *h, const char *mnt) {
         char *out = NULL;
         long v = -1;
@@ -545,6 +594,8 @@ static const TestCase cases[] = {
         { "exec-vssd-killed-during-hold", test_exec_vssd_killed_during_hold },
         { "btrfs-snapshot", test_btrfs_snapshot },
         { "btrfs-failure-leaves-nothing", test_btrfs_failure_leaves_nothing },
+        { "btrfs-path-swapped", test_btrfs_path_swapped },
+        { "btrfs-openvss-theirs", test_btrfs_openvss_theirs },
         {},
 };
 

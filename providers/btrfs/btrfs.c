@@ -6,6 +6,7 @@
 
 #include <btrfsutil.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,8 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "lib/common.h"
+#include "lib/openat.h"
 #include "providers/provider.h"
 
 #define BTRFS_MAGIC 0x9123683E
@@ -66,68 +69,93 @@ static int btrfs_shadow_path(const char *source, const char *set_id, const char 
         return 0;
 }
 
-/* shadow_path minus the part inside the snapshot: the snapshot's own root. */
-static void snapshot_root(const char *source, const char *shadow_path, char ret[static PATH_MAX]) {
-        char sub[PATH_MAX];
-        size_t rel = subvolume_root(source, sub) == 0 ? strlen(source) - strlen(sub) : 0;
-        snprintf(ret, PATH_MAX, "%.*s", (int) (strlen(shadow_path) - rel), shadow_path);
+/* The snapshot's root, MNT/.openvss/SET/SHADOW, and MNT: taken from the shadow path planned
+ * when the volume was added, never worked out again from the live source (a user may have
+ * changed what lies on its way since). */
+static int snapshot_root(const char *shadow_path, const char *set_id, const char *shadow_id,
+                         char ret[static PATH_MAX], char ret_mnt[static PATH_MAX]) {
+        char needle[256];
+        snprintf(needle, sizeof(needle), "/" SHADOW_DIR "/%s/%s", set_id, shadow_id);
+        const char *at = strstr(shadow_path, needle);
+        size_t n = at ? (size_t) (at - shadow_path) + strlen(needle) : 0;
+        if (!at || (shadow_path[n] != 0 && shadow_path[n] != '/'))
+                return -EINVAL;
+        if (n >= PATH_MAX)
+                return -ENAMETOOLONG;
+        snprintf(ret, PATH_MAX, "%.*s", (int) n, shadow_path);
+        snprintf(ret_mnt, PATH_MAX, "%.*s", at == shadow_path ? 1 : (int) (at - shadow_path), at == shadow_path ? "/" : shadow_path);
+        return 0;
 }
 
-/* The parents of path, made from the deepest one that is missing: inside the freeze window,
- * one mkdir (the set's directory) when MOUNTPOINT/.openvss exists, not one per component. */
-static int mkdir_parents(const char *path) {
-        char p[PATH_MAX];
-        snprintf(p, sizeof(p), "%s", path);
-        char *end = strrchr(p, '/');
-        if (!end || end == p)
-                return 0;
-        *end = 0;
-        if (mkdir(p, 0700) == 0 || errno == EEXIST)
-                return 0;
-        if (errno != ENOENT)
+/* name in dirfd as a directory of ours alone: made 0700, or found ours and nobody else's (a user
+ * who may write the mount's root must not have made it, or snapshots would land in theirs). */
+static int own_dir_at(int dirfd, const char *name) {
+        struct stat st;
+        if (mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
                 return -errno;
-        int r = mkdir_parents(p);
-        if (r < 0)
-                return r;
-        return mkdir(p, 0700) < 0 && errno != EEXIST ? -errno : 0;
+        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 077)) {
+                close(fd);
+                return -EPERM;
+        }
+        return fd;
+}
+
+/* MNT/.openvss/SET opened through fds, each ours alone: -EPERM when one is someone else's. */
+static int set_dir_open(const char *mnt, const char *set_id) {
+        _cleanup_close_ int m = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (m < 0)
+                return -errno;
+        _cleanup_close_ int top = own_dir_at(m, SHADOW_DIR);
+        if (top < 0)
+                return top;
+        return own_dir_at(top, set_id);
 }
 
 static int btrfs_create(const Provider *p, const ShadowRequest *req, char **ret_location) {
-        char sub[PATH_MAX], snap[PATH_MAX];
+        char sub[PATH_MAX], snap[PATH_MAX], mnt[PATH_MAX];
         const char *source = req->source, *shadow_path = req->shadow_path;
         int r = subvolume_root(source, sub);
         if (r < 0)
                 return r;
-        snapshot_root(source, shadow_path, snap);
-        r = mkdir_parents(snap);
+        r = snapshot_root(shadow_path, req->set_id, req->shadow_id, snap, mnt);
         if (r < 0)
                 return r;
-        return errno_from(btrfs_util_create_snapshot(sub, snap, BTRFS_UTIL_CREATE_SNAPSHOT_READ_ONLY, NULL, NULL));
+        /* The subvolume holding source now must put it where the shadow path says it is. */
+        const char *rel = source + strlen(sub);
+        if (strlen(shadow_path) != strlen(snap) + strlen(rel) || strcmp(shadow_path + strlen(snap), rel) != 0)
+                return -ESTALE;
+        _cleanup_close_ int set = set_dir_open(mnt, req->set_id);
+        if (set < 0)
+                return set;
+        /* The subvolume by fd, no symlink on its way: one swapped in since is not followed. */
+        _cleanup_close_ int src = open_no_symlinks(AT_FDCWD, sub, O_RDONLY | O_DIRECTORY, 0, false);
+        if (src < 0)
+                return src == -ELOOP ? -ESTALE : src;
+        return errno_from(btrfs_util_create_snapshot_fd2(src, set, req->shadow_id, BTRFS_UTIL_CREATE_SNAPSHOT_READ_ONLY,
+                                                         NULL, NULL));
 }
 
 static int btrfs_remove(const Provider *prov, const char *set_id, const char *shadow_id, const char *shadow_path) {
-        char p[PATH_MAX];
-        snprintf(p, sizeof(p), "%s", shadow_path);
-        /* Walk up from the data path to the snapshot root (a subvolume under .openvss/SET/). */
-        for (;;) {
-                if (access(p, F_OK) < 0)
-                        return errno == ENOENT ? 0 : -errno;
-                if (btrfs_util_is_subvolume(p) == BTRFS_UTIL_OK)
-                        break;
-                char *slash = strrchr(p, '/');
-                if (!slash || slash == p)
-                        return -ENOENT;
-                *slash = 0;
-        }
-        int r = errno_from(btrfs_util_delete_subvolume(p, 0));
+        char snap[PATH_MAX], mnt[PATH_MAX];
+        int r = snapshot_root(shadow_path, set_id, shadow_id, snap, mnt);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int m = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_close_ int top = m >= 0 ? openat(m, SHADOW_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+        _cleanup_close_ int set = top >= 0 ? openat(top, set_id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+        if (set < 0)
+                return errno == ENOENT ? 0 : -errno; /* gone already */
+        struct stat st;
+        if (fstatat(set, shadow_id, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        r = errno_from(btrfs_util_delete_subvolume_fd(set, shadow_id, 0));
         if (r < 0)
                 return r;
         /* The set's directory, once empty. */
-        char *slash = strrchr(p, '/');
-        if (slash) {
-                *slash = 0;
-                (void) rmdir(p);
-        }
+        (void) unlinkat(top, set_id, AT_REMOVEDIR);
         return 0;
 }
 
