@@ -109,6 +109,15 @@ static int decide(const Manager *m, const char *path, bool *ret_shared, char *wh
         return 1;
 }
 
+int hold_excluded(const Manager *m, const char *path, char *why, size_t size) {
+        char mount[PATH_MAX], dev[PATH_MAX];
+        if (mount_of(path, NULL, mount, sizeof(mount), dev, sizeof(dev)) < 0 ||
+            !listed(m->config.hold_exclude, m->config.n_hold_exclude, mount))
+                return 0;
+        snprintf(why, size, "%s is on %s, which hold_exclude keeps from being held", path, mount);
+        return 1;
+}
+
 int hold_explain(const Manager *m, const char *path, char *why, size_t size) {
         bool shared;
         return decide(m, path, &shared, why, size);

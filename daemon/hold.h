@@ -21,6 +21,8 @@ const char *file_storage_dir(const Manager *m);
 int hold_decide(const Manager *m, Volume *v);
 
 /* Same decision for a path, for `vssadmin list providers --for`: 1 held, 0 not (why in buf). */
+/* 1 (why says so) when path is on a mount hold_exclude lists: never held, by any provider. */
+int hold_excluded(const Manager *m, const char *path, char *why, size_t size);
 int hold_explain(const Manager *m, const char *path, char *why, size_t size);
 
 /* The file provider's storage budget (file_storage_budget_bytes) cannot take the file volumes

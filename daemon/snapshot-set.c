@@ -109,6 +109,12 @@ int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error
         for (size_t i = 0; i < s->n_volumes; i++)
                 if (streq(s->volumes[i].path, real))
                         return reply_error(error, VSS_E_OBJECT_ALREADY_EXISTS, "'%s' is already in the set", real);
+        /* A provider that holds what it shadows (an exec provider) holds nothing hold_exclude
+         * lists either: those are the filesystems the admin said are never frozen. */
+        char why[PATH_MAX + 128];
+        if (p->hold && hold_excluded(m, real, why, sizeof(why)))
+                return reply_error(error, VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER, "provider '%s' holds what it shadows "
+                                   "frozen, and %s", p->name, why);
         /* vssd never writes to a filesystem it holds frozen: not the one with its own state. */
         if (p->hold && state && same_filesystem(real, state))
                 return reply_error(error, VSS_E_VOLUME_NOT_SUPPORTED,

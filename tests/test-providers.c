@@ -234,6 +234,12 @@ static void test_exec_flush_and_hold(void) {
         char *mnt;
         Harness *h = exec_harness("10000", &mnt);
         harness_writer(h, "w", NULL);
+        /* What hold_exclude lists (the machine's own filesystems, in every test) is never frozen,
+         * not by an exec provider either: refused when added. */
+        char *refused = NULL, *mine = harness_make_data(h, "on-root");
+        CHECK(harness_sh(h, &refused, "vssadmin create shadow --for %s --provider image 2>&1", mine) == 1);
+        CHECK(refused && strstr(refused, "hold_exclude keeps from being held"));
+        free(refused);
         json_object *root = NULL;
         json_object *s = create_shadow(h, mnt, "image", &root);
         CHECK_STR(field(s, "provider"), "image");
