@@ -387,13 +387,14 @@ static int sync_walk(WalkEvent event, WalkEntry *e, void *userdata) {
         return -EINVAL;
 }
 
-int meta_sync_tree(const char *src, const char *dst, MetaReport *report) {
+int meta_sync_tree(int src_fd, const char *dst, MetaReport *report) {
         MetaSync m = { .dst = dst, .report = report };
         int r;
 
         /* No depth bound of its own: a directory the copy does not have is not entered, and the
-         * copy has one. */
-        r = walk_tree(AT_FDCWD, src, WALK_ONE_FS | WALK_NOATIME | WALK_PATHS, UINT_MAX, sync_walk, &m);
+         * copy has one. From the source's fd (the tree the passes copied), not its path, which a
+         * user who may rename a directory on the way could point elsewhere after the release. */
+        r = walk_tree(src_fd, "", WALK_ONE_FS | WALK_NOATIME | WALK_PATHS, UINT_MAX, sync_walk, &m);
         free(m.seen);
         return r;
 }

@@ -73,4 +73,4 @@ const char *meta_flags_string(unsigned flags, char *buf);
  * relative paths; entries not in dst are skipped), children before their directory so protected
  * flags come last: for a copy whose data and owners, modes and times another pass made (the file
  * provider's copy-ahead). Symlinks are never followed; the walk stays on src's filesystem. */
-int meta_sync_tree(const char *src, const char *dst, MetaReport *report);
+int meta_sync_tree(int src_fd, const char *dst, MetaReport *report);

@@ -355,7 +355,7 @@ int precopy_final_end(PrecopyFinal *f, MetaReport *report, char *errbuf, size_t 
         /* The passes copied data, owners, modes and times; xattrs, ACLs, capabilities and chattr
          * attributes (protected ones last) are made the source's once, after the release. */
         if (r >= 0) {
-                r = meta_sync_tree(f->src, f->dst, report);
+                r = meta_sync_tree(f->sfd, f->dst, report);
                 if (r < 0)
                         snprintf(errbuf, errlen, "cannot copy the extended attributes and file attributes: %s",
                                  strerror(-r));
