@@ -69,6 +69,27 @@ static bool listed(char **l, size_t n, const char *mount) {
         return false;
 }
 
+/* Whether path's filesystem is one hold_exclude lists (path is on mount): by the superblock, so
+ * another mount of it (a btrfs subvolume's, a bind mount) is excluded too, as a freeze is of the
+ * whole filesystem. */
+static bool excluded(const Manager *m, const char *path, const char *mount) {
+        if (listed(m->config.hold_exclude, m->config.n_hold_exclude, mount))
+                return true;
+        dev_t dev;
+        if (m->config.n_hold_exclude == 0 || mountinfo_find(path, NULL, NULL, NULL, &dev) < 0)
+                return false;
+        char **real = calloc(m->config.n_hold_exclude, sizeof(char *));
+        if (!real)
+                return true; /* cannot tell: never hold what might be excluded */
+        for (size_t i = 0; i < m->config.n_hold_exclude; i++)
+                real[i] = realpath(m->config.hold_exclude[i], NULL);
+        int r = mountinfo_any_of_dev(dev, real, m->config.n_hold_exclude);
+        for (size_t i = 0; i < m->config.n_hold_exclude; i++)
+                free(real[i]);
+        free(real);
+        return r != 0;
+}
+
 static bool same_fs(const char *a, const char *b) {
         struct stat sa, sb;
         return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev;
@@ -96,8 +117,9 @@ static int decide(const Manager *m, const char *path, bool *ret_shared, char *wh
                                  (unsigned long) sf.f_type);
                 return 0;
         }
-        if (listed(m->config.hold_exclude, m->config.n_hold_exclude, mount))
-                return snprintf(why, size, "%s is on %s, which hold_exclude keeps from being held", path, mount), 0;
+        if (excluded(m, path, mount))
+                return snprintf(why, size, "%s is on %s, whose filesystem hold_exclude keeps from being held", path,
+                                mount), 0;
         if (!m->config.hold_all && !listed(m->config.hold_filesystems, m->config.n_hold_filesystems, mount))
                 return snprintf(why, size, "%s is on %s, which hold_filesystems does not list", path, mount), 0;
         if (geteuid() != 0)
@@ -111,10 +133,9 @@ static int decide(const Manager *m, const char *path, bool *ret_shared, char *wh
 
 int hold_excluded(const Manager *m, const char *path, char *why, size_t size) {
         char mount[PATH_MAX], dev[PATH_MAX];
-        if (mount_of(path, NULL, mount, sizeof(mount), dev, sizeof(dev)) < 0 ||
-            !listed(m->config.hold_exclude, m->config.n_hold_exclude, mount))
+        if (mount_of(path, NULL, mount, sizeof(mount), dev, sizeof(dev)) < 0 || !excluded(m, path, mount))
                 return 0;
-        snprintf(why, size, "%s is on %s, which hold_exclude keeps from being held", path, mount);
+        snprintf(why, size, "%s is on %s, whose filesystem hold_exclude keeps from being held", path, mount);
         return 1;
 }
 

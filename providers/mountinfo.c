@@ -127,3 +127,23 @@ int mountinfo_target_of(uint64_t id, char **ret_target) {
         mnt.unref_table(tb);
         return r < 0 ? r : 0;
 }
+
+int mountinfo_any_of_dev(dev_t dev, char *const *targets, size_t n) {
+        int k = load_libmount();
+        if (k < 0)
+                return k;
+        struct libmnt_table *tb = mnt.new_table();
+        struct libmnt_iter *it = mnt.new_iter(MNT_ITER_FORWARD);
+        struct libmnt_fs *fs;
+        int r = tb && it ? mnt.parse_file(tb, "/proc/self/mountinfo") : -ENOMEM, found = 0;
+        while (r >= 0 && !found && mnt.next_fs(tb, it, &fs) == 0) {
+                const char *t = mnt.get_target(fs);
+                if (!t || mnt.get_devno(fs) != dev)
+                        continue;
+                for (size_t i = 0; i < n && !found; i++)
+                        found = targets[i] && strcmp(targets[i], t) == 0;
+        }
+        mnt.free_iter(it);
+        mnt.unref_table(tb);
+        return r < 0 ? r : found;
+}

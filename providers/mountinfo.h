@@ -19,6 +19,10 @@ int mountinfo_find(const char *path, const char *fstype, char **ret_target, char
 /* The mount point of the mount numbered id (mountinfo's first field, statx's STATX_MNT_ID) in
  * vssd's mount namespace, malloc'ed: -ENOENT when no mount has that number now. */
 int mountinfo_target_of(uint64_t id, char **ret_target);
+/* 1 when one of the mount points targets names (as the table does) is a mount of the filesystem
+ * dev (its superblock's device number: bind mounts and btrfs subvolume mounts share it), else 0;
+ * or a negative errno. */
+int mountinfo_any_of_dev(dev_t dev, char *const *targets, size_t n);
 /* Loads libmount now (0, or -ELIBACC), so that no later lookup waits for it: the commit helper
  * does so before it reports itself loaded, so the freeze window holds no loading. */
 int mountinfo_load(void);

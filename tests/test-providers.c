@@ -223,6 +223,27 @@ static Harness *exec_harness(const char *hold_ms, char **ret_mnt) {
         return h;
 }
 
+/* hold-exclude-other-mount: hold_exclude names a filesystem's mount; another mount of the same
+ * filesystem (a bind mount here, a btrfs subvolume's alike) is the same filesystem, which a freeze
+ * would freeze whole: an exec provider's volume there is refused too. */
+static void test_hold_exclude_other_mount(void) {
+        char *mnt;
+        Harness *h = exec_harness("10000", &mnt);
+        char bind[600], *out = NULL;
+        snprintf(bind, sizeof(bind), "%s/bind", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "mkdir -p %s/sub/x %s && mount --bind %s/sub %s", mnt, bind, mnt, bind) == 0);
+        CHECK(harness_sh(h, NULL, "jq --arg m %s '.hold_exclude += [$m]' %s/vssd.json > %s/vssd.json.new && "
+                                  "mv %s/vssd.json.new %s/vssd.json", mnt, harness_dir(h), harness_dir(h),
+                         harness_dir(h), harness_dir(h)) == 0);
+        harness_restart_vssd(h);
+        CHECK(harness_sh(h, &out, "vssadmin create shadow --for %s/x --provider image 2>&1", bind) == 1);
+        CHECK(out && strstr(out, "hold_exclude keeps from being held"));
+        if (out && !strstr(out, "hold_exclude keeps from being held"))
+                fprintf(stderr, "create said: %s\n", out);
+        free(out);
+        CHECK(harness_sh(h, NULL, "umount %s", bind) == 0);
+}
+
 static bool file_has(Harness *h, const char *name, const char *text) {
         char *out = NULL;
         bool ok = harness_sh(h, &out, "cat %s/%s 2>/dev/null", harness_dir(h), name) == 0 && out && strstr(out, text);
@@ -602,6 +623,7 @@ static const TestCase cases[] = {
         { "btrfs-failure-leaves-nothing", test_btrfs_failure_leaves_nothing },
         { "btrfs-path-swapped", test_btrfs_path_swapped },
         { "btrfs-openvss-theirs", test_btrfs_openvss_theirs },
+        { "hold-exclude-other-mount", test_hold_exclude_other_mount },
         {},
 };
 

@@ -106,10 +106,8 @@ static json_object *host_records(const ClusterArgs *args, const etcd_kvs *kvs) {
         json_object *arr = json_object_new_array();
         for (size_t i = 0; i < kvs->n; i++) {
                 json_object *o = json_tokener_parse(kvs->kvs[i].value); /* our agents' output, shown only */
-                if (o && json_object_is_type(o, json_type_object) && cluster_name_valid(jstr(o, "host"))) {
-                        json_one_line(o);
+                if (o && json_object_is_type(o, json_type_object) && cluster_name_valid(jstr(o, "host")))
                         json_object_array_add(arr, o);
-                }
                 else
                         json_object_put(o);
         }
@@ -149,6 +147,7 @@ static void add_dead_hosts(const etcd_kvs *sets, json_object *recs, const char *
 
 static void print_host_text(json_object *r, bool writers_only) {
         json_object *alive = NULL;
+        json_one_line(r); /* text only: JSON output escapes what it holds */
         bool up = !json_object_object_get_ex(r, "alive", &alive);
         printf("Host: %s\n", jstr(r, "host"));
         if (writers_only) {
@@ -246,7 +245,8 @@ static json_object *set_json(const ClusterArgs *args, const etcd_kvs *kvs, size_
         for (size_t k = start; k < *i; k++) {
                 rest = cluster_set_key_rest(kvs->kvs[k].key, args->cluster, other);
                 Record r = {};
-                if (strncmp(rest, "hosts/", 6) != 0 || cluster_record_parse(kvs->kvs[k].value, &r, err, sizeof(err)) < 0)
+                if (strncmp(rest, "hosts/", 6) != 0 || !cluster_name_valid(rest + 6) ||
+                    cluster_record_parse(kvs->kvs[k].value, &r, err, sizeof(err)) < 0)
                         continue;
                 json_object *h = json_object_new_object();
                 json_object_object_add(h, "host", json_object_new_string(rest + 6));
@@ -263,6 +263,7 @@ static json_object *set_json(const ClusterArgs *args, const etcd_kvs *kvs, size_
 
 static void print_set_text(json_object *s) {
         json_object *hosts = json_object_object_get(s, "hosts");
+        json_one_line(s); /* text only: JSON output escapes what it holds */
         printf("Cluster shadow copy set ID: {%s}\n   Decision: %s%s\n", jstr(s, "cluster_set_id"),
                *jstr(s, "decision") ? jstr(s, "decision") : "(none yet)",
                json_object_get_boolean(json_object_object_get(s, "delete_requested")) ? " (delete requested)" : "");

@@ -81,6 +81,14 @@ static void prune_only_if_held(StoreRestoreRule *rules, const vss_component_info
                 rules[i].prune = false;
 }
 
+/* VSS: an alternate location asked for and none mapped for path is the writer's error. */
+static bool no_mapping(Run *run, const vss_writer_metadata *wm, const vss_bc_component *c, const char *path) {
+        return run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE,
+                        "component '%s' of writer '%s': the writer asks for an alternate location (its restore %s) "
+                        "and maps none for %s: not restored", c->name, wm->name,
+                        c->restore_target == VSS_RT_ALTERNATE ? "target" : "method", path);
+}
+
 /* Puts one component's files back from each backup of the chain, oldest first. With to, every
  * destination (the original path, or one the backup or the writer names) is taken beneath to; else
  * one the backup or the writer names (and, for a user's writer, its original paths) is honoured
@@ -113,10 +121,7 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
                 int dr = restore_destination(wm, bc, c->restore_target, ci->files[i].path, &dest);
                 ok = dr >= 0;
                 if (dr == -ENXIO)
-                        run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE,
-                                 "component '%s' of writer '%s': the writer asks for an alternate location (its restore "
-                                 "%s) and maps none for %s: not restored", c->name, wm->name,
-                                 c->restore_target == VSS_RT_ALTERNATE ? "target" : "method", ci->files[i].path);
+                        no_mapping(run, wm, c, ci->files[i].path);
                 rules[i] = (StoreRestoreRule) {
                         .from = { ci->files[i].path, ci->files[i].filespec, ci->files[i].recursive },
                         .no_overwrite = wm->restore_method == VSS_RME_RESTORE_IF_NOT_THERE,
@@ -221,8 +226,10 @@ static bool announce_targets(Run *run, const vss_backup_document *doc, const vss
         for (size_t f = 0; ok && ci && f < ci->n_files; f++) {
                 const vss_file_desc *fd = &ci->files[f];
                 _cleanup_free_ char *dest = NULL, *wish = NULL;
-                if (restore_destination(wm, c, c->restore_target, fd->path, &wish) < 0 ||
-                    asprintf(&dest, "%s%s", to, wish ? wish : fd->path) < 0)
+                int dr = restore_destination(wm, c, c->restore_target, fd->path, &wish);
+                if (dr == -ENXIO)
+                        ok = no_mapping(run, wm, c, fd->path);
+                else if (dr < 0 || asprintf(&dest, "%s%s", to, wish ? wish : fd->path) < 0)
                         ok = run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
                 else
                         ok = report_step(&run->r, vss_backup_add_new_target(b, &c->instance_id, &c->writer_id,

@@ -77,12 +77,17 @@ bool run_fail(Run *run, int32_t hr, const char *fmt, ...) {
 
 void run_closing_phase(Run *run, int32_t hr, const char *phase) {
         int32_t saved = run->r.error_hr;
+        char saved_msg[sizeof(run->r.error_msg)];
 
+        /* The first failure is the one reported, its message with its code. */
+        memcpy(saved_msg, run->r.error_msg, sizeof(saved_msg));
         run->r.error_hr = 0;
         if (report_step(&run->r, hr))
                 report_phase(&run->r, phase);
-        if (saved)
+        if (saved) {
                 run->r.error_hr = saved;
+                memcpy(run->r.error_msg, saved_msg, sizeof(saved_msg));
+        }
 }
 
 bool run_start(Run *run, const char *command) {
