@@ -126,6 +126,10 @@ static void test_btrfs_path_swapped(void) {
         if (out && !streq(out, "home ") && !streq(out, ".openvss home "))
                 fprintf(stderr, "top of the filesystem: %s\n", out);
         free(out);
+        /* Nor an empty directory of the set left in .openvss. */
+        CHECK(harness_sh(h, &out, "ls -A %s/.openvss 2>/dev/null | wc -l", mnt) == 0);
+        CHECK(out && atoi(out) == 0);
+        free(out);
 }
 
 /* btrfs-openvss-theirs: the mount's root may be written by others (1777) and a user made

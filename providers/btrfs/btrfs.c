@@ -103,15 +103,19 @@ static int own_dir_at(int dirfd, const char *name) {
         return fd;
 }
 
-/* MNT/.openvss/SET opened through fds, each ours alone: -EPERM when one is someone else's. */
-static int set_dir_open(const char *mnt, const char *set_id) {
+/* MNT/.openvss/SET opened through fds, each ours alone: -EPERM when one is someone else's. The
+ * set's fd, and .openvss's in *ret_top. */
+static int set_dir_open(const char *mnt, const char *set_id, int *ret_top) {
         _cleanup_close_ int m = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (m < 0)
                 return -errno;
         _cleanup_close_ int top = own_dir_at(m, SHADOW_DIR);
         if (top < 0)
                 return top;
-        return own_dir_at(top, set_id);
+        int set = own_dir_at(top, set_id);
+        if (set >= 0)
+                *ret_top = TAKE_FD(top);
+        return set;
 }
 
 static int btrfs_create(const Provider *p, const ShadowRequest *req, char **ret_location) {
@@ -127,15 +131,18 @@ static int btrfs_create(const Provider *p, const ShadowRequest *req, char **ret_
         const char *rel = source + strlen(sub);
         if (strlen(shadow_path) != strlen(snap) + strlen(rel) || strcmp(shadow_path + strlen(snap), rel) != 0)
                 return -ESTALE;
-        _cleanup_close_ int set = set_dir_open(mnt, req->set_id);
+        _cleanup_close_ int top = -EBADF;
+        _cleanup_close_ int set = set_dir_open(mnt, req->set_id, &top);
         if (set < 0)
                 return set;
         /* The subvolume by fd, no symlink on its way: one swapped in since is not followed. */
         _cleanup_close_ int src = open_no_symlinks(AT_FDCWD, sub, O_RDONLY | O_DIRECTORY, 0, false);
-        if (src < 0)
-                return src == -ELOOP ? -ESTALE : src;
-        return errno_from(btrfs_util_create_snapshot_fd2(src, set, req->shadow_id, BTRFS_UTIL_CREATE_SNAPSHOT_READ_ONLY,
-                                                         NULL, NULL));
+        r = src < 0 ? (src == -ELOOP ? -ESTALE : src)
+                    : errno_from(btrfs_util_create_snapshot_fd2(src, set, req->shadow_id,
+                                                                BTRFS_UTIL_CREATE_SNAPSHOT_READ_ONLY, NULL, NULL));
+        if (r < 0)
+                (void) unlinkat(top, req->set_id, AT_REMOVEDIR); /* the set's directory, if nothing else is in it */
+        return r;
 }
 
 static int btrfs_remove(const Provider *prov, const char *set_id, const char *shadow_id, const char *shadow_path) {
