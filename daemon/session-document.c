@@ -28,7 +28,15 @@ bool record_of_slot(const Session *s, const Slot *slot, const vss_bc_component *
                 return false;
         if (!s->restore)
                 return vss_id_equal(&c->instance_id, &slot->instance_id);
+        /* A component the writer running now does not declare is none of its: no name a
+         * document makes up reaches a writer (its hooks, its restore code). */
+        if (slot->metadata && !metadata_find_component(slot->metadata, c->logical_path, c->name))
+                return false;
         int64_t owner = record_owner(s, c);
+        /* A restore document is the requester's to write: one of a user (who may hold the restore
+         * right) reaches only that user's own writers, whatever owners it claims or leaves out. */
+        if (s->requester_uid != 0 && s->requester_uid != geteuid())
+                return owner >= 0 && (uid_t) owner == slot->uid && slot->uid == s->requester_uid;
         return owner < 0 || (uid_t) owner == slot->uid;
 }
 

@@ -18,6 +18,7 @@ Session *session_new(Connection *c) {
         s->n_ref = 1; /* held by the manager's list until the session is shut down */
         s->manager = c->manager;
         s->connection = c;
+        s->requester_uid = c->cred.uid;
         commit_init(&s->commit);
         s->context = VSS_CTX_BACKUP;
         s->doc = bcd_new();

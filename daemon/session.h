@@ -78,6 +78,7 @@ struct Session {
         unsigned n_ref;
         Manager *manager;
         Connection *connection;   /* NULL once the requester is gone */
+        uid_t requester_uid;      /* the requester's user, for as long as the session lasts */
         vss_id id;
         SessionPhase phase;
         bool restore, component_mode, status_closed, busy, dead, shut_down;

@@ -19,6 +19,7 @@
  *   trust-restore-class-squatted  a user's writer that took the class id of root's writer first gets
  *                                 none of root's restore records
  *   trust-restore-chain-foreign-base  a user's backup based on root's is refused
+ *   trust-restore-forged-document  a user with the restore right reaches only their own writers
  *   trust-restore-refused-archive a tar-slip archive leaves nothing behind
  *   trust-restore-user-backup     a backup a user could have written restores in place only where
  *                                 that user may write, whatever its document says
@@ -1227,6 +1228,49 @@ static void test_chain_foreign_base(void) {
         harness_free(h);
 }
 
+/* trust-restore-forged-document: bob holds the restore right. He takes root's backup document,
+ * drops its writers (and with them the owners it records) and adds a component root's writer
+ * never declared, and runs a restore with it. Root's writer hears nothing of it: a user's
+ * restore reaches only that user's writers, and only components they declare. */
+static void bob_restores_with(Harness *h, void *userdata) {
+        vss_backup *b = NULL;
+        CHECK_HR(vss_backup_new(harness_socket(h), &b), 0);
+        if (!b)
+                return;
+        CHECK_HR(vss_backup_initialize_for_restore(b, userdata), 0);
+        (void) vss_backup_gather_writer_metadata_sync(b);
+        (void) vss_backup_pre_restore_sync(b);
+        (void) vss_backup_post_restore_sync(b);
+        vss_backup_release(b);
+}
+
+static void test_restore_forged_document(void) {
+        Harness *h = harness_for_users(CONFIG_BASE ", \"rights\": {\"restore\": [\"" BOB "\"]}}");
+        char data[PATH_MAX], comp[PATH_MAX + 16], backup[PATH_MAX];
+        snprintf(data, sizeof(data), "%s/rootdata", harness_dir(h));
+        snprintf(backup, sizeof(backup), "%s/backup", harness_dir(h));
+        make_dir(data, 0700, 0);
+        make_file(data, "secret", "root's\n", 0);
+        snprintf(comp, sizeof(comp), "data=%s", data);
+        harness_writer(h, "rootapp", (const char *const[]) { "--component", comp, NULL });
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --quiet", backup) == 0);
+        char *doc = NULL;
+        CHECK(harness_sh(h, &doc, "jq -c '.writers = [] | .components += [(.components[0] | .name = \"x y=/etc\")]' "
+                                  "%s/openvss/backup-components.json", backup) == 0);
+        CHECK(doc && strstr(doc, "x y=/etc"));
+        char *before = harness_events(h, "rootapp");
+        run_as(BOB, bob_restores_with, h, doc, "bob restoring with a forged document");
+        char *after = harness_events(h, "rootapp");
+        /* Identify goes to every writer (bob's gather); no pre-restore, no post-restore. */
+        CHECK(before && after && strlen(after) >= strlen(before) && !strstr(after + strlen(before), "restore"));
+        if (before && after && strlen(after) >= strlen(before) && strstr(after + strlen(before), "restore"))
+                fprintf(stderr, "   root's writer saw: %s\n", after + strlen(before));
+        free(before);
+        free(after);
+        free(doc);
+        harness_free(h);
+}
+
 int main(int argc, char *argv[]) {
         if (geteuid() != 0) {
                 fprintf(stderr, "test-restore-trust: needs root (it makes users, starts vssd and restores as root)\n");
@@ -1252,6 +1296,7 @@ int main(int argc, char *argv[]) {
                 { "trust-restore-user-store-rights", test_user_store_rights },
                 { "trust-restore-class-squatted", test_class_squatted },
                 { "trust-restore-chain-foreign-base", test_chain_foreign_base },
+                { "trust-restore-forged-document", test_restore_forged_document },
                 {},
         };
         return test_main(argc, argv, cases);
