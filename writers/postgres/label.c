@@ -143,6 +143,16 @@ int install_label(const char *dir, const char *target, uid_t uid, gid_t gid, cha
                 snprintf(err, MSG_MAX + 1, "cannot install %s as %s: %s", src, dst, strerror(-r));
                 return r;
         }
+        /* pg_wal may lead elsewhere (a WAL disk): only into a directory of the cluster's owner,
+         * who could otherwise point it at any directory and have root write segments there. */
+        char real[PATH_MAX];
+        struct stat st;
+        snprintf(dst, sizeof dst, "%s/pg_wal", target);
+        if (!realpath(dst, real) || stat(real, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != uid) {
+                snprintf(err, MSG_MAX + 1, "%s is not a directory of the cluster's owner (uid %u): no WAL installed "
+                         "there", dst, (unsigned) uid);
+                return -EPERM;
+        }
         snprintf(wal, sizeof wal, "%s/pg_wal", dir);
         n = scandir(wal, &ents, NULL, alphasort);
         if (n < 0) {
@@ -153,7 +163,7 @@ int install_label(const char *dir, const char *target, uid_t uid, gid_t gid, cha
         for (int i = 0; i < n; i++) {
                 if (r >= 0 && is_segment(ents[i]->d_name)) {
                         snprintf(src, sizeof src, "%s/%s", wal, ents[i]->d_name);
-                        snprintf(dst, sizeof dst, "%s/pg_wal/%s", target, ents[i]->d_name);
+                        snprintf(dst, sizeof dst, "%s/%s", real, ents[i]->d_name);
                         if ((r = copy_file(src, dst, 0600, uid, gid)) < 0)
                                 snprintf(err, MSG_MAX + 1, "cannot install %s as %s: %s", src, dst, strerror(-r));
                 }
