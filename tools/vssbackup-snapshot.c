@@ -28,11 +28,12 @@ static const char *component_not_users(const vss_backup_document *d, const vss_w
         const vss_writer_metadata *o = d ? document_writer(d, wm) : NULL;
         if (!o || !o->owner_known || o->owner_uid == 0)
                 return NULL;
-        /* Resolved, as volume_add() takes it: a symlink of the user's to "/" is not the user's. */
+        /* Resolved, as volume_add() takes it: a symlink of the user's to "/" is not the user's;
+         * nor, for a file, the directory it is in, which is what gets shadowed and mounted. */
         for (size_t f = 0; f < ci->n_files; f++) {
                 char real[PATH_MAX];
                 struct stat st;
-                if (!realpath(ci->files[f].path, real) || stat(real, &st) < 0 || st.st_uid != o->owner_uid)
+                if (volume_resolve(ci->files[f].path, real, &st) < 0 || st.st_uid != o->owner_uid)
                         return ci->files[f].path;
         }
         return NULL;

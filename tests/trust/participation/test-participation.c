@@ -223,6 +223,11 @@ static void test_backup_default(void) {
         pid_t b2 = bobs_writer(h, "bob-escapes", "/nonexistent\033]0;owned\a\nvssbackup: fake", false);
         /* And a C1 control (CSI in UTF-8: clear the screen) and a right-to-left override. */
         pid_t b3 = bobs_writer(h, "bob-c1", "/nonexistent\xc2\x9b" "2J\xe2\x80\xae" "gnp.txe", false);
+        /* A file of bob's in a directory of root's: the directory is what would be shadowed. */
+        char bobfile[PATH_MAX + 16];
+        snprintf(bobfile, sizeof(bobfile), "%s/bobs-file", data);
+        CHECK(harness_sh(h, NULL, "touch %s && chown %u %s", bobfile, (unsigned) uid_of(BOB), bobfile) == 0);
+        pid_t b4 = bobs_writer(h, "bob-file", bobfile, false);
 
         int st = -1;
         char *o = NULL;
@@ -233,9 +238,13 @@ static void test_backup_default(void) {
         CHECK(o && strstr(o, "component 'db' of writer 'bob-c1' left out: "
                              "/nonexistent\\xc2\\x9b2J\\xe2\\x80\\xaegnp.txe is not its user's"));
         CHECK(o && !strchr(o, '\033') && !strchr(o, '\a') && !strstr(o, "\xc2\x9b") && !strstr(o, "\xe2\x80\xae"));
+        char want[PATH_MAX + 128];
+        snprintf(want, sizeof(want), "component 'db' of writer 'bob-file' left out: %s is not its user's", bobfile);
+        CHECK(o && strstr(o, want));
         free(o);
         stop_writer(b2);
         stop_writer(b3);
+        stop_writer(b4);
         check_left_out_events(h, "bob-everything");
         char *ev = harness_events(h, "rootw");
         CHECK(ev && strstr(ev, "prepare-snapshot freeze thaw post-snapshot backup-complete") != NULL);
