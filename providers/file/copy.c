@@ -266,10 +266,17 @@ static int copy_data(CopyContext *c, int fdin, int fdout, uint64_t *ret_size, bo
         }
         if (!errno_is_unsupported(errno))
                 return -errno;
+        /* What it was when the copy of it began, at most: a file someone keeps writing ahead of the
+         * copy (punching holes behind it, say) must not grow the copy past what was counted. */
+        if (fstat(fdin, &st) < 0)
+                return -errno;
+        const off_t limit = st.st_size;
 
         for (;;) {
                 off_t data, hole;
 
+                if (pos >= limit)
+                        break;
                 data = lseek(fdin, pos, SEEK_DATA);
                 if (data < 0) {
                         if (errno == ENXIO) /* nothing but a hole (or EOF) from pos on */
@@ -277,18 +284,22 @@ static int copy_data(CopyContext *c, int fdin, int fdout, uint64_t *ret_size, bo
                         if (!errno_is_unsupported(errno))
                                 return -errno;
                         /* No SEEK_DATA here: everything is data. */
-                        r = copy_range(c, fdin, fdout, pos, OFF_T_MAX, &use_cfr, &end);
+                        r = copy_range(c, fdin, fdout, pos, limit, &use_cfr, &end);
                         if (r < 0)
                                 return r;
                         pos = end;
                         break;
                 }
+                if (data >= limit)
+                        break;
                 hole = lseek(fdin, data, SEEK_HOLE);
                 if (hole < 0) {
                         if (errno == ENXIO) /* shrank meanwhile */
                                 break;
                         return -errno;
                 }
+                if (hole > limit)
+                        hole = limit;
                 r = copy_range(c, fdin, fdout, data, hole, &use_cfr, &end);
                 if (r < 0)
                         return r;
@@ -297,10 +308,13 @@ static int copy_data(CopyContext *c, int fdin, int fdout, uint64_t *ret_size, bo
                         break;
         }
 
-        /* A trailing hole is not covered by any data extent: set the size explicitly. */
+        /* A trailing hole is not covered by any data extent: set the size explicitly (the one it
+         * had, or less if it shrank meanwhile). */
         if (fstat(fdin, &st) < 0)
                 return -errno;
         size = st.st_size > pos ? st.st_size : pos;
+        if (size > limit)
+                size = limit;
         if (ftruncate(fdout, size) < 0)
                 return -errno;
 
