@@ -281,16 +281,10 @@ void shadow_set_dir_remove(Manager *m, const vss_id *set_id) {
 }
 
 int shadow_exposed_at(Manager *m, const char *at) {
-        Exposure *ex = NULL;
-        size_t n = 0;
-        bool found = false;
-        int r = registry_list_exposures(m->registry, &ex, &n);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < n; i++)
-                found = found || streq(ex[i].at, at);
-        exposures_free(ex, n);
-        return found;
+        Exposure ex = {};
+        int r = registry_get_exposure(m->registry, at, &ex);
+        free(ex.at);
+        return r == -ENOENT ? 0 : r < 0 ? r : 1;
 }
 
 #ifndef STATX_MNT_ID_UNIQUE
@@ -369,12 +363,10 @@ int exposure_unmount(const char *at, const MountIdentity *want) {
         _cleanup_close_ int fd = open_mount_root(at);
         if (fd >= 0 && (!known || is_mount(fd, want)))
                 return detach(fd);
-        /* Not at `at` (any more): a record without the mount's identity stops here. */
-        if (!known || (fd < 0 && fd != -ENXIO && fd != -ELOOP))
-                return fd >= 0 ? -ENXIO : fd;
-        /* Without the unique id (Linux before 6.8) a number is another mount's as soon as ours is
-         * gone: found only where it was made, as before. */
-        if (!want->unique)
+        /* Not at `at` (any more): a record without the mount's identity stops here, and so does
+         * one without the unique id (Linux before 6.8), whose number is another mount's as soon
+         * as ours is gone: found only where it was made, as before. */
+        if (!known || !want->unique || (fd < 0 && fd != -ENXIO && fd != -ELOOP))
                 return fd >= 0 ? -ENXIO : fd;
         /* A rename of a directory above it moves a mount with it: found by its number, checked by
          * its unique id through an fd of the place, so another mount there now is left alone. */
