@@ -69,14 +69,24 @@ static bool listed(char **l, size_t n, const char *mount) {
         return false;
 }
 
-/* Whether path's filesystem is one hold_exclude lists (path is on mount): by the superblock, so
+/* The mount holding path (its mount point in mount) and its filesystem's device number: one
+ * reading of the mount table. */
+static int mount_and_dev(const char *path, char mount[static PATH_MAX], dev_t *ret_dev) {
+        _cleanup_free_ char *target = NULL;
+        int r = mountinfo_find(path, NULL, &target, NULL, ret_dev);
+        if (r < 0)
+                return r;
+        snprintf(mount, PATH_MAX, "%s", target);
+        return 0;
+}
+
+/* Whether the filesystem dev, mounted at mount, is one hold_exclude lists: by the superblock, so
  * another mount of it (a btrfs subvolume's, a bind mount) is excluded too, as a freeze is of the
  * whole filesystem. */
-static bool excluded(const Manager *m, const char *path, const char *mount) {
+static bool excluded(const Manager *m, const char *mount, dev_t dev) {
         if (listed(m->config.hold_exclude, m->config.n_hold_exclude, mount))
                 return true;
-        dev_t dev;
-        if (m->config.n_hold_exclude == 0 || mountinfo_find(path, NULL, NULL, NULL, &dev) < 0)
+        if (m->config.n_hold_exclude == 0)
                 return false;
         char **real = calloc(m->config.n_hold_exclude, sizeof(char *));
         if (!real)
@@ -97,12 +107,13 @@ static bool same_fs(const char *a, const char *b) {
 
 /* 1: held; 0: not, why in buf. *ret_shared: the storage is on that filesystem. */
 static int decide(const Manager *m, const char *path, bool *ret_shared, char *why, size_t size) {
-        char mount[PATH_MAX], dev[PATH_MAX];
+        char mount[PATH_MAX];
+        dev_t dev;
         struct statfs sf;
         struct stat st;
 
         *ret_shared = false;
-        int r = mount_of(path, NULL, mount, sizeof(mount), dev, sizeof(dev));
+        int r = mount_and_dev(path, mount, &dev);
         if (r == -ELIBACC && mountinfo_load_error())
                 return snprintf(why, size, "the filesystem of %s cannot be determined: %s", path, mountinfo_load_error()), 0;
         if (r < 0 || statfs(path, &sf) < 0 || stat(path, &st) < 0)
@@ -117,7 +128,7 @@ static int decide(const Manager *m, const char *path, bool *ret_shared, char *wh
                                  (unsigned long) sf.f_type);
                 return 0;
         }
-        if (excluded(m, path, mount))
+        if (excluded(m, mount, dev))
                 return snprintf(why, size, "%s is on %s, whose filesystem hold_exclude keeps from being held", path,
                                 mount), 0;
         if (!m->config.hold_all && !listed(m->config.hold_filesystems, m->config.n_hold_filesystems, mount))
@@ -132,8 +143,9 @@ static int decide(const Manager *m, const char *path, bool *ret_shared, char *wh
 }
 
 int hold_excluded(const Manager *m, const char *path, char *why, size_t size) {
-        char mount[PATH_MAX], dev[PATH_MAX];
-        if (mount_of(path, NULL, mount, sizeof(mount), dev, sizeof(dev)) < 0 || !excluded(m, path, mount))
+        char mount[PATH_MAX];
+        dev_t dev;
+        if (mount_and_dev(path, mount, &dev) < 0 || !excluded(m, mount, dev))
                 return 0;
         snprintf(why, size, "%s is on %s, whose filesystem hold_exclude keeps from being held", path, mount);
         return 1;

@@ -59,20 +59,37 @@ const char *mountinfo_load_error(void) {
         return load_error[0] ? load_error : NULL;
 }
 
+/* The mount table, parsed, and an iterator over it: 0, or a negative errno; table_close() frees
+ * what was made either way. */
+static int table_open(struct libmnt_table **ret_tb, struct libmnt_iter **ret_it) {
+        *ret_tb = NULL;
+        *ret_it = NULL;
+        int k = load_libmount();
+        if (k < 0)
+                return k;
+        *ret_tb = mnt.new_table();
+        *ret_it = mnt.new_iter(MNT_ITER_FORWARD);
+        return *ret_tb && *ret_it ? mnt.parse_file(*ret_tb, "/proc/self/mountinfo") : -ENOMEM;
+}
+
+static void table_close(struct libmnt_table *tb, struct libmnt_iter *it) {
+        if (it)
+                mnt.free_iter(it);
+        if (tb)
+                mnt.unref_table(tb);
+}
+
 static bool holds(const char *target, const char *path) {
         size_t n = strlen(target);
         return n == 1 || (strncmp(path, target, n) == 0 && (path[n] == '/' || path[n] == 0));
 }
 
 int mountinfo_find(const char *path, const char *fstype, char **ret_target, char **ret_source, dev_t *ret_dev) {
-        int k = load_libmount();
-        if (k < 0)
-                return k;
-        struct libmnt_table *tb = mnt.new_table();
-        struct libmnt_iter *it = mnt.new_iter(MNT_ITER_FORWARD);
+        struct libmnt_table *tb;
+        struct libmnt_iter *it;
         struct libmnt_fs *fs, *best = NULL;
         size_t best_len = 0;
-        int r = tb && it ? mnt.parse_file(tb, "/proc/self/mountinfo") : -ENOMEM;
+        int r = table_open(&tb, &it);
 
         while (r >= 0 && mnt.next_fs(tb, it, &fs) == 0) {
                 const char *target = mnt.get_target(fs), *type = mnt.get_fstype(fs);
@@ -102,40 +119,32 @@ int mountinfo_find(const char *path, const char *fstype, char **ret_target, char
                         r = 0;
                 }
         }
-        mnt.free_iter(it);
-        mnt.unref_table(tb);
+        table_close(tb, it);
         return r < 0 ? r : 0;
 }
 
 int mountinfo_target_of(uint64_t id, char **ret_target) {
-        int k = load_libmount();
-        if (k < 0)
-                return k;
         if (id == 0 || id > INT_MAX)
                 return -ENOENT;
-        struct libmnt_table *tb = mnt.new_table();
-        struct libmnt_iter *it = mnt.new_iter(MNT_ITER_FORWARD);
+        struct libmnt_table *tb;
+        struct libmnt_iter *it;
         struct libmnt_fs *fs;
         const char *target = NULL;
-        int r = tb && it ? mnt.parse_file(tb, "/proc/self/mountinfo") : -ENOMEM;
+        int r = table_open(&tb, &it);
         while (r >= 0 && !target && mnt.next_fs(tb, it, &fs) == 0)
                 if (mnt.get_id(fs) == (int) id)
                         target = mnt.get_target(fs);
         if (r >= 0)
                 r = !target || target[0] != '/' ? -ENOENT : (*ret_target = strdup(target)) ? 0 : -ENOMEM;
-        mnt.free_iter(it);
-        mnt.unref_table(tb);
+        table_close(tb, it);
         return r < 0 ? r : 0;
 }
 
 int mountinfo_any_of_dev(dev_t dev, char *const *targets, size_t n) {
-        int k = load_libmount();
-        if (k < 0)
-                return k;
-        struct libmnt_table *tb = mnt.new_table();
-        struct libmnt_iter *it = mnt.new_iter(MNT_ITER_FORWARD);
+        struct libmnt_table *tb;
+        struct libmnt_iter *it;
         struct libmnt_fs *fs;
-        int r = tb && it ? mnt.parse_file(tb, "/proc/self/mountinfo") : -ENOMEM, found = 0;
+        int r = table_open(&tb, &it), found = 0;
         while (r >= 0 && !found && mnt.next_fs(tb, it, &fs) == 0) {
                 const char *t = mnt.get_target(fs);
                 if (!t || mnt.get_devno(fs) != dev)
@@ -143,7 +152,6 @@ int mountinfo_any_of_dev(dev_t dev, char *const *targets, size_t n) {
                 for (size_t i = 0; i < n && !found; i++)
                         found = targets[i] && strcmp(targets[i], t) == 0;
         }
-        mnt.free_iter(it);
-        mnt.unref_table(tb);
+        table_close(tb, it);
         return r < 0 ? r : found;
 }
