@@ -212,24 +212,7 @@ int beneath_open_trusted(const char *p, int flags, char **ret_path, char **ret_e
                 _cleanup_free_ char *parent = NULL, *name = NULL;
                 _cleanup_close_ int pfd = -EBADF;
                 struct stat st, dir;
-                const char *last = strrchr(cur, '/');
-                last = last ? last + 1 : cur;
-                if (isempty(cur) || streq(last, ".") || streq(last, "..") || cur[strlen(cur) - 1] == '/') {
-                        /* A directory named by its way there ("." of the current one): all of it. */
-                        _cleanup_free_ char *abs = NULL, *cwd = cur[0] == '/' ? NULL : getcwd(NULL, 0);
-                        if (cur[0] != '/' && !cwd)
-                                return fail(ret_error, -errno, "cannot tell the current directory: %m");
-                        if (asprintf(&abs, "%s%s%s", strempty(cwd), cwd ? "/" : "", cur) < 0)
-                                return fail_oom(ret_error);
-                        int r = beneath_resolve_trusted_dir(abs, &pfd, &parent, ret_error);
-                        if (r < 0)
-                                return r;
-                        int fd = openat(pfd, ".", flags | O_CLOEXEC);
-                        if (fd < 0)
-                                return fail(ret_error, -errno, "%s: %m", parent);
-                        *ret_path = TAKE_PTR(parent);
-                        return fd;
-                }
+                /* ".", ".." and trailing slashes are beneath_parent_trusted()'s to resolve. */
                 int r = beneath_parent_trusted(cur, &pfd, &parent, &name, ret_error);
                 if (r < 0)
                         return r;
