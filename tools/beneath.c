@@ -246,26 +246,13 @@ int beneath_open_trusted(const char *p, int flags, char **ret_path, char **ret_e
 }
 
 int beneath_chain_trusted(int fd, const char *path, uid_t uid, char **ret_error) {
-        unsigned up = 0;
-        struct stat st;
-        int r = dir_chain_trusted(fd, uid, &up, &st);
-        if (r == 0)
-                return 0;
-        if (r != -EPERM)
+        char why[PATH_MAX + 64];
+        int r = dir_chain_trusted(fd, path, uid, why, sizeof(why));
+        if (r == -EPERM)
+                return fail(ret_error, r, "%s, who could move what is below it elsewhere", why);
+        if (r < 0)
                 return fail(ret_error, r, "%s: %s", path, strerror(-r));
-        _cleanup_free_ char *shown = strdup(path);
-        if (!shown)
-                return fail_oom(ret_error);
-        for (unsigned i = 0; i < up; i++) {
-                char *s = strrchr(shown, '/');
-                if (s)
-                        s[s == shown] = 0;
-        }
-        if (st.st_uid != 0 && st.st_uid != uid)
-                return fail(ret_error, -EPERM, "%s belongs to uid %u, who could move what is below it elsewhere", shown,
-                            (unsigned) st.st_uid);
-        return fail(ret_error, -EPERM, "%s may be written by others (mode %04o), who could move what is below it "
-                    "elsewhere", shown, (unsigned) (st.st_mode & 07777));
+        return 0;
 }
 
 int beneath_deepest(int dirfd, const char *shown, const char *rel, int64_t owner, int *ret_fd, const char **ret_rest,

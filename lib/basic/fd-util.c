@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,22 +63,35 @@ int read_all(int fd, size_t max, char **ret, size_t *ret_len) {
         return 0;
 }
 
-int dir_chain_trusted(int fd, uid_t uid, unsigned *ret_up, struct stat *ret_bad) {
+int stat_trusted(const struct stat *st, uid_t uid, bool sticky_ok, const char *name, char *why, size_t size) {
+        if (st->st_uid != 0 && st->st_uid != uid) {
+                if (why)
+                        snprintf(why, size, "%s belongs to uid %u", name, (unsigned) st->st_uid);
+                return -EPERM;
+        }
+        if ((st->st_mode & (S_IWGRP | S_IWOTH)) && !(sticky_ok && (st->st_mode & S_ISVTX))) {
+                if (why)
+                        snprintf(why, size, "%s may be written by others (mode %04o)", name,
+                                 (unsigned) (st->st_mode & 07777));
+                return -EPERM;
+        }
+        return 0;
+}
+
+int dir_chain_trusted(int fd, const char *path, uid_t uid, char *why, size_t size) {
+        char shown[PATH_MAX];
         int cur = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         struct stat st;
         int r = cur < 0 ? -errno : 0;
-        for (unsigned up = 0; r == 0; up++) {
+        snprintf(shown, sizeof(shown), "%s", path);
+        while (r == 0) {
                 if (fstat(cur, &st) < 0) {
                         r = -errno;
                         break;
                 }
-                if ((st.st_uid != 0 && st.st_uid != uid) ||
-                    ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))) {
-                        *ret_up = up;
-                        *ret_bad = st;
-                        r = -EPERM;
+                r = stat_trusted(&st, uid, true, shown, why, size);
+                if (r < 0)
                         break;
-                }
                 /* Up by "..", from the fd; "/" is its own parent. */
                 int parent = openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
                 struct stat pst;
@@ -89,6 +105,9 @@ int dir_chain_trusted(int fd, uid_t uid, unsigned *ret_up, struct stat *ret_bad)
                 cur = parent;
                 if (pst.st_dev == st.st_dev && pst.st_ino == st.st_ino)
                         break;
+                char *slash = strrchr(shown, '/'); /* the path only says which, for why */
+                if (slash)
+                        slash[slash == shown] = 0;
         }
         if (cur >= 0)
                 close(cur);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -11,9 +12,14 @@ int write_all(int fd, const void *buf, size_t n);
  * 0 or -errno; *ret_len may be NULL. */
 int read_all(int fd, size_t max, char **ret, size_t *ret_len);
 
-/* Whether nobody but root and uid can rename or replace anything on the way to the directory fd:
- * fd and every directory above it owned by root or uid, and writable by nobody else unless sticky
- * (/tmp). 0; -EPERM for the first that is not, *ret_up levels above fd (0: fd), its stat in
- * *ret_bad; or a negative errno. */
+/* Whether nobody but root and uid may change what st is: owned by one of them and writable by
+ * nobody else, or (sticky_ok) a sticky directory others may write, whose entries are safe from
+ * them (/tmp). 0, or -EPERM with why in why (unless NULL): "NAME belongs to uid N" or "NAME may be
+ * written by others (mode M)". */
 struct stat;
-int dir_chain_trusted(int fd, uid_t uid, unsigned *ret_up, struct stat *ret_bad);
+int stat_trusted(const struct stat *st, uid_t uid, bool sticky_ok, const char *name, char *why, size_t size);
+
+/* Whether nobody but root and uid can rename or replace anything on the way to the directory fd:
+ * fd and every directory above it stat_trusted(), sticky ones allowed. 0; -EPERM with why naming
+ * the first that is not (path: fd's, cut short to name it; why may be NULL); or a negative errno. */
+int dir_chain_trusted(int fd, const char *path, uid_t uid, char *why, size_t size);

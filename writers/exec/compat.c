@@ -80,13 +80,11 @@ int32_t hook_trusted(const char *path, const char *name, char *msg) {
                 /* A symlink (a packaged script, say): where it leads must be as safe as the hooks
                  * directory, or it could be swapped between this check and the run. */
                 char real[PATH_MAX];
-                unsigned up = 0;
-                struct stat bad;
                 char *slash = realpath(path, real) ? strrchr(real, '/') : NULL;
                 if (slash)
                         *slash = 0;
                 int dfd = slash ? open(slash == real ? "/" : real, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
-                int r = dfd >= 0 ? dir_chain_trusted(dfd, geteuid(), &up, &bad) : -errno;
+                int r = dfd >= 0 ? dir_chain_trusted(dfd, real, geteuid(), NULL, 0) : -errno;
                 if (dfd >= 0)
                         close(dfd);
                 if (r < 0) {
@@ -100,14 +98,9 @@ int32_t hook_trusted(const char *path, const char *name, char *msg) {
                 return VSS_E_WRITERERROR_NONRETRYABLE;
         }
         /* What another user could write would run as ours. */
-        if (st.st_uid != 0 && st.st_uid != geteuid()) {
-                snprintf(msg, MSG_MAX + 1, "hook %s belongs to uid %u, not to root or uid %u, who runs it: not run",
-                         name, (unsigned) st.st_uid, (unsigned) geteuid());
-                return VSS_E_WRITERERROR_NONRETRYABLE;
-        }
-        if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-                snprintf(msg, MSG_MAX + 1, "hook %s may be written by others (mode %04o): not run", name,
-                         (unsigned) (st.st_mode & 07777));
+        char why[NAME_MAX + 64];
+        if (stat_trusted(&st, geteuid(), false, name, why, sizeof(why)) < 0) {
+                snprintf(msg, MSG_MAX + 1, "hook %s: not run (it would run as uid %u)", why, (unsigned) geteuid());
                 return VSS_E_WRITERERROR_NONRETRYABLE;
         }
         return 0;

@@ -333,27 +333,17 @@ static int setup(const char *hook_log) {
                 return EXIT_USAGE;
         }
         /* A program another user could put there (or swap the directory for) would run as us. */
-        unsigned up = 0;
-        struct stat bad;
-        r = dir_chain_trusted(dirfd(d), geteuid(), &up, &bad);
+        char real[PATH_MAX], why[PATH_MAX + 64];
+        const char *shown = realpath(arg_hooks, real) ? real : arg_hooks;
+        struct stat st;
+        r = dir_chain_trusted(dirfd(d), shown, geteuid(), why, sizeof(why));
         /* Sticky is no answer for the hooks directory itself: another user could add a hook. */
-        if (r == 0 && fstat(dirfd(d), &bad) == 0 && (bad.st_mode & (S_IWGRP | S_IWOTH)))
-                r = -EPERM;
+        if (r == 0)
+                r = fstat(dirfd(d), &st) < 0 ? -errno : stat_trusted(&st, geteuid(), false, shown, why, sizeof(why));
         closedir(d);
         if (r == -EPERM) {
-                char real[PATH_MAX], *shown = realpath(arg_hooks, real) ? real : (char *) arg_hooks;
-                for (unsigned i = 0; i < up; i++) {
-                        char *s = strrchr(shown, '/');
-                        if (s)
-                                s[s == shown] = 0;
-                }
-                if (bad.st_uid != 0 && bad.st_uid != geteuid())
-                        log_msg("hooks directory %s: %s belongs to uid %u, who could put a program there that would "
-                                "run as uid %u", arg_hooks, shown, (unsigned) bad.st_uid, (unsigned) geteuid());
-                else
-                        log_msg("hooks directory %s: %s may be written by others (mode %04o), who could put a program "
-                                "there that would run as uid %u", arg_hooks, shown, (unsigned) (bad.st_mode & 07777),
-                                (unsigned) geteuid());
+                log_msg("hooks directory %s: %s, who could put a program there that would run as uid %u", arg_hooks, why,
+                        (unsigned) geteuid());
                 return EXIT_USAGE;
         }
         if (r < 0) {
