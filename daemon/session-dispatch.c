@@ -377,8 +377,7 @@ int writer_ping(Session *s, Writer *w, size_t idx, StatusGather *g) {
         /* libvss answers a Ping from its loop, whatever the application does: a user's writer that
          * takes longer holds up no other user's gather for the whole status deadline. */
         uint32_t ms = s->manager->config.timeouts.status_ms;
-        uid_t uid = w->connection->cred.uid;
-        if (uid != 0 && uid != geteuid() && ms > IDENTIFY_MISSED_MS)
+        if (!uid_trusted(w->connection->cred.uid) && ms > IDENTIFY_MISSED_MS)
                 ms = IDENTIFY_MISSED_MS;
         r = call_async(s, w->connection, ping, ms, (Call) { .idx = idx, .gather = g, .direct = true });
         return r < 0 ? r : 1;

@@ -35,7 +35,7 @@ bool record_of_slot(const Session *s, const Slot *slot, const vss_bc_component *
         int64_t owner = record_owner(s, c);
         /* A restore document is the requester's to write: one of a user (who may hold the restore
          * right) reaches only that user's own writers, whatever owners it claims or leaves out. */
-        if (s->requester_uid != 0 && s->requester_uid != geteuid())
+        if (!uid_trusted(s->requester_uid))
                 return owner >= 0 && (uid_t) owner == slot->uid && slot->uid == s->requester_uid;
         return owner < 0 || (uid_t) owner == slot->uid;
 }

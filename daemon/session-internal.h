@@ -96,8 +96,9 @@ int slot_select_for_restore(Session *s, Slot *slot);
 /* Leaves out the writers that have nothing in the set (writer_takes_part): they stay Stable with
  * the note "not involved" and get no event of it, so their failures cannot fail it. */
 void choose_participants(Session *s);
-/* Whether slot's writer runs as root (or as vssd itself), and whether it takes part in the set
- * of the volumes added so far. */
+/* Whether uid is root's (or vssd's own); whether slot's writer runs as such a uid, and whether it
+ * takes part in the set of the volumes added so far. */
+bool uid_trusted(uid_t uid);
 bool slot_trusted(const Slot *slot);
 bool slot_takes_part(const Session *s, const Slot *slot);
 /* The set is journalled as 'creating' before anything is made (the copy-ahead included): a crash

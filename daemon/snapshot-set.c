@@ -156,9 +156,13 @@ static bool path_owned_by(const char *path, uint32_t uid) {
 }
 
 /* vssd's own user counts as root: a vssd run unprivileged (benchmarks) trusts its own user's
- * writers as root's are trusted. */
+ * writers (and requesters) as root's are trusted. */
+bool uid_trusted(uid_t uid) {
+        return uid == 0 || uid == geteuid();
+}
+
 bool slot_trusted(const Slot *slot) {
-        return slot->uid == 0 || slot->uid == geteuid();
+        return uid_trusted(slot->uid);
 }
 
 /* Whether the writer of slot takes part in the set of the volumes added so far (writer_takes_part). */
