@@ -290,13 +290,20 @@ static bool big_identify(vss_writer *w, vss_metadata_builder *md, void *userdata
         return true;
 }
 
-static void big_writer_as_bob(Harness *h, void *userdata) {
-        vss_writer_options o = { .name = userdata };
-        vss_writer_callbacks cb = { .identify = big_identify };
+/* An in-process writer of bob's (spawn_as()) named name, answering Identify with identify. */
+typedef struct IdentifyWriter {
+        const char *name;
+        vss_writer_identify_fn identify;
+} IdentifyWriter;
+
+static void identify_writer_as_bob(Harness *h, void *userdata) {
+        const IdentifyWriter *iw = userdata;
+        vss_writer_options o = { .name = iw->name };
+        vss_writer_callbacks cb = { .identify = iw->identify };
         vss_writer *w = NULL;
         CHECK_HR(vss_writer_new(&o, &cb, NULL, &w), 0);
         if (w)
-                CHECK(vss_writer_main(w, harness_socket(h), userdata) == 0);
+                CHECK(vss_writer_main(w, harness_socket(h), iw->name) == 0);
         vss_writer_unref(w);
 }
 
@@ -322,7 +329,7 @@ static void test_metadata_budget(void) {
         pid_t pids[BIG_WRITERS];
         for (int i = 0; i < BIG_WRITERS; i++) {
                 snprintf(names[i], sizeof(names[i]), "bob-big-%d", i);
-                pids[i] = spawn_as(BOB, big_writer_as_bob, h, names[i]);
+                pids[i] = spawn_as(BOB, identify_writer_as_bob, h, &(IdentifyWriter) { names[i], big_identify });
         }
         for (int i = 0; i < BIG_WRITERS; i++)
                 for (int t = 0; t < 3000 && !writer_listed(h, names[i]); t++)
@@ -358,16 +365,6 @@ static bool stall_identify(vss_writer *w, vss_metadata_builder *md, void *userda
         return true;
 }
 
-static void stall_writer_as_bob(Harness *h, void *userdata) {
-        vss_writer_options o = { .name = "bob-stall" };
-        vss_writer_callbacks cb = { .identify = stall_identify };
-        vss_writer *w = NULL;
-        CHECK_HR(vss_writer_new(&o, &cb, NULL, &w), 0);
-        if (w)
-                (void) vss_writer_main(w, harness_socket(h), "bob-stall");
-        vss_writer_unref(w);
-}
-
 static double gather_s(Harness *h) {
         struct timespec a, b;
         clock_gettime(CLOCK_MONOTONIC, &a);
@@ -380,7 +377,7 @@ static double gather_s(Harness *h) {
 static void test_identify_stall(void) {
         Harness *h = harness_for_users(CONFIG_BASE ", \"timeouts\": {\"identify_ms\": 2500}}");
         harness_writer(h, "root-quiesce", NULL);
-        pid_t w = spawn_as(BOB, stall_writer_as_bob, h, NULL);
+        pid_t w = spawn_as(BOB, identify_writer_as_bob, h, &(IdentifyWriter) { "bob-stall", stall_identify });
         for (int i = 0; i < 2000 && !writer_listed(h, "bob-stall"); i++)
                 usleep(10 * 1000);
         CHECK(writer_listed(h, "bob-stall"));
@@ -400,18 +397,8 @@ static bool late_fail_identify(vss_writer *w, vss_metadata_builder *md, void *us
         return false;
 }
 
-static void late_fail_writer_as_bob(Harness *h, void *userdata) {
-        vss_writer_options o = { .name = "bob-late" };
-        vss_writer_callbacks cb = { .identify = late_fail_identify };
-        vss_writer *w = NULL;
-        CHECK_HR(vss_writer_new(&o, &cb, NULL, &w), 0);
-        if (w)
-                (void) vss_writer_main(w, harness_socket(h), "bob-late");
-        vss_writer_unref(w);
-}
-
 static pid_t late_writer(Harness *h) {
-        pid_t w = spawn_as(BOB, late_fail_writer_as_bob, h, NULL);
+        pid_t w = spawn_as(BOB, identify_writer_as_bob, h, &(IdentifyWriter) { "bob-late", late_fail_identify });
         for (int i = 0; i < 2000 && !writer_listed(h, "bob-late"); i++)
                 usleep(10 * 1000);
         CHECK(writer_listed(h, "bob-late"));
