@@ -510,7 +510,7 @@ static void child_final_begin(CommitChild *c, size_t i) {
 static void child_create(CommitChild *c, size_t i, bool held) {
         Session *s = c->s;
         Volume *v = &s->volumes[i];
-        char sid[VSS_ID_STRING_MAX], shid[VSS_ID_STRING_MAX];
+        char sid[VSS_ID_STRING_MAX], shid[VSS_ID_STRING_MAX], why[PATH_MAX + 256] = "";
         Report rep = { .fd = c->fd, .index = i };
         ShadowRequest req = {
                 .report_location = report_location,
@@ -521,6 +521,8 @@ static void child_create(CommitChild *c, size_t i, bool held) {
                 .shadow_path = v->shadow_path,
                 .deadline_usec = held ? c->deadline : 0,
                 .ret_pending = v->provider->finish ? &c->pending[i] : NULL,
+                .err = why,
+                .err_size = sizeof(why),
         };
         char *loc = NULL;
         int r = v->provider->create(v->provider, &req, &loc);
@@ -538,7 +540,7 @@ static void child_create(CommitChild *c, size_t i, bool held) {
                 dprintf(c->fd, "E\tthe state directory %s is full: provider %s cannot keep the shadow copy of %s there "
                         "(%s); free space there and try again\n", st, v->provider->name, v->path, strerror(-r));
         else
-                dprintf(c->fd, "E\tprovider %s failed on %s: %s\n", v->provider->name, v->path, strerror(-r));
+                dprintf(c->fd, "E\tprovider %s failed on %s: %s\n", v->provider->name, v->path, why[0] ? why : strerror(-r));
         _exit(no_space(r) ? COMMIT_NOSPACE : COMMIT_FAILED);
 }
 

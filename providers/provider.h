@@ -26,6 +26,9 @@ typedef struct ShadowRequest {
          * stores what finish() needs here (NULL: nothing left), so the caller can let writers go
          * on first (issue 14: no sync inside the freeze window). */
         void **ret_pending;
+        /* When set, a failing create() may say why here, for people (else strerror() is all). */
+        char *err;
+        size_t err_size;
 } ShadowRequest;
 
 struct Provider {

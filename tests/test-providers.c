@@ -144,6 +144,13 @@ static void test_btrfs_openvss_theirs(void) {
         harness_writer(h, "w", NULL);
         CHECK(harness_sh(h, &out, "vssadmin create shadow --for %s --provider btrfs --json", vol) == 1);
         free(out);
+        /* The refusal names the directory and why, not a bare 'Operation not permitted'. */
+        CHECK(harness_sh(h, &out, "vssadmin create shadow --for %s --provider btrfs --json | jq -r .error.message",
+                         vol) == 0);
+        CHECK(out && strstr(out, "/.openvss is owned by uid 4242 with mode 0755") && strstr(out, mnt));
+        if (out && !strstr(out, "uid 4242"))
+                fprintf(stderr, "message: %s", out);
+        free(out);
         CHECK(harness_sh(h, &out, "ls -A %s/.openvss | wc -l; btrfs subvolume list %s | wc -l", mnt, mnt) == 0);
         CHECK(out && streq(out, "0\n1\n"));
         free(out);

@@ -89,7 +89,7 @@ static int snapshot_root(const char *shadow_path, const char *set_id, const char
 
 /* name in dirfd as a directory of ours alone: made 0700, or found ours and nobody else's (a user
  * who may write the mount's root must not have made it, or snapshots would land in theirs). */
-static int own_dir_at(int dirfd, const char *name) {
+static int own_dir_at(int dirfd, const char *name, const char *where, char *err, size_t err_size) {
         struct stat st;
         if (mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
                 return -errno;
@@ -97,6 +97,11 @@ static int own_dir_at(int dirfd, const char *name) {
         if (fd < 0)
                 return -errno;
         if (fstat(fd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 077)) {
+                if (err)
+                        snprintf(err, err_size, "%s%s%s is owned by uid %u with mode %04o, not vssd's (uid %u) alone: "
+                                 "snapshots are never put where others may change them; remove it or make it "
+                                 "vssd's, mode 0700", where, streq(where, "/") ? "" : "/", name,
+                                 (unsigned) st.st_uid, (unsigned) (st.st_mode & 07777), (unsigned) geteuid());
                 close(fd);
                 return -EPERM;
         }
@@ -105,14 +110,16 @@ static int own_dir_at(int dirfd, const char *name) {
 
 /* MNT/.openvss/SET opened through fds, each ours alone: -EPERM when one is someone else's. The
  * set's fd, and .openvss's in *ret_top. */
-static int set_dir_open(const char *mnt, const char *set_id, int *ret_top) {
+static int set_dir_open(const char *mnt, const char *set_id, int *ret_top, char *err, size_t err_size) {
         _cleanup_close_ int m = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (m < 0)
                 return -errno;
-        _cleanup_close_ int top = own_dir_at(m, SHADOW_DIR);
+        _cleanup_close_ int top = own_dir_at(m, SHADOW_DIR, mnt, err, err_size);
         if (top < 0)
                 return top;
-        int set = own_dir_at(top, set_id);
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof(dir), "%s%s" SHADOW_DIR, mnt, streq(mnt, "/") ? "" : "/");
+        int set = own_dir_at(top, set_id, dir, err, err_size);
         if (set >= 0)
                 *ret_top = TAKE_FD(top);
         return set;
@@ -132,7 +139,7 @@ static int btrfs_create(const Provider *p, const ShadowRequest *req, char **ret_
         if (strlen(shadow_path) != strlen(snap) + strlen(rel) || strcmp(shadow_path + strlen(snap), rel) != 0)
                 return -ESTALE;
         _cleanup_close_ int top = -EBADF;
-        _cleanup_close_ int set = set_dir_open(mnt, req->set_id, &top);
+        _cleanup_close_ int set = set_dir_open(mnt, req->set_id, &top, req->err, req->err_size);
         if (set < 0)
                 return set;
         /* The subvolume by fd, no symlink on its way: one swapped in since is not followed. */
