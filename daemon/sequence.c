@@ -240,8 +240,10 @@ bool status_apply(StatusSlot *s, vss_event e, int32_t failure, int32_t app_code,
                 return false;
         if (e == VSS_EVENT_ABORT && failure == VSS_E_WRITER_NOT_RESPONDING) {
                 /* No answer to Abort: nobody knows the writer let go, so it is not Stable. VSS has no
-                 * FailedAtAbort: it failed in the phase it was in when the snapshot was aborted. */
-                s->state = s->state == VSS_WS_WAITING_FOR_FREEZE ? VSS_WS_FAILED_AT_PREPARE_SNAPSHOT
+                 * FailedAtAbort: it failed in the phase it was in when the snapshot was aborted
+                 * (Stable: prepared for backup, nothing more, when AbortBackup came). */
+                s->state = s->state == VSS_WS_STABLE ? VSS_WS_FAILED_AT_PREPARE_BACKUP
+                         : s->state == VSS_WS_WAITING_FOR_FREEZE ? VSS_WS_FAILED_AT_PREPARE_SNAPSHOT
                          : s->state == VSS_WS_WAITING_FOR_POST_SNAPSHOT ? VSS_WS_FAILED_AT_THAW
                                                                         : VSS_WS_FAILED_AT_FREEZE;
                 s->failure = failure;
@@ -304,13 +306,14 @@ bool writer_gets_event(vss_event e, const SlotFacts *f, int level) {
         case VSS_EVENT_POST_SNAPSHOT: return f->state == VSS_WS_WAITING_FOR_POST_SNAPSHOT;
         case VSS_EVENT_ABORT: return f->got_prepare_snapshot && !f->got_abort && same_level;
         case VSS_EVENT_BACKUP_COMPLETE: return f->selected && f->state == VSS_WS_WAITING_FOR_BACKUP_COMPLETE;
-        case VSS_EVENT_BACKUP_SHUTDOWN: return f->selected && !f->not_responding;
+        /* Whoever was told of the backup hears its end, selected or not. */
+        case VSS_EVENT_BACKUP_SHUTDOWN: return (f->selected || f->got_prepare_backup) && !f->not_responding;
         default: return false;
         }
 }
 
 bool writer_told_shutdown_unawaited(const SlotFacts *f) {
-        return f->selected && f->not_responding;
+        return (f->selected || f->got_prepare_backup) && f->not_responding;
 }
 
 bool writer_gets_status_query(const SlotFacts *f) {

@@ -17,6 +17,7 @@ typedef struct Call {
         vss_event event;
         StatusGather *gather; /* a status query (Ping) rather than an event */
         bool direct;          /* the gather pings a subscribed writer, not a slot of the session */
+        bool capped;          /* a Freeze cut short to the windows of writers already frozen */
         bool answered;
 } Call;
 
@@ -47,6 +48,10 @@ void note_status(Session *s, Slot *slot) {
 void slot_answer(Session *s, Slot *slot, vss_event e, int32_t failure, int32_t code, const char *msg) {
         if (failure != 0)
                 log_warn("writer '%s' failed %s: 0x%08x %s", slot->name, vss_event_name(e), (uint32_t) failure, msg);
+        /* A writer that thawed itself at the end of its window answers Thaw so: VSS counts the
+         * window run out at Freeze (KB 915331: FAILED_AT_FREEZE, VSS_E_WRITERERROR_TIMEOUT). */
+        if (e == VSS_EVENT_THAW && failure == VSS_E_WRITERERROR_TIMEOUT && slot_window_run_out(s, slot))
+                e = VSS_EVENT_FREEZE;
         /* A writer lost between Freeze and Thaw (found by an event or by a status query) makes
          * the set inconsistent: abort it. */
         if (status_apply(&slot->status, e, failure, code, msg) && (e == VSS_EVENT_FREEZE || e == VSS_EVENT_THAW) &&
@@ -98,14 +103,11 @@ static void call_destroy(void *userdata) {
  * Identify, annotations otherwise). Returns the bus error when there was no proper answer. */
 static const sd_bus_error *reply_read(const Call *call, sd_bus_message *reply, int32_t *failure, int32_t *code,
                                       const char **msg, const char **doc) {
-        const Session *s = call->session;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
         if (e) {
                 *failure = VSS_E_WRITER_NOT_RESPONDING;
                 if (e->message && strstr(e->message, "terminated"))
                         *msg = "writer disconnected";
-                else if (call->event == VSS_EVENT_FREEZE && s->freeze_cap_ms > 0)
-                        *msg = "no answer within the freeze window of the writers already frozen";
                 else if (sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY))
                         *msg = "no answer within the deadline";
                 else
@@ -206,6 +208,17 @@ static void slow_identify_note(Manager *m, uid_t uid, bool slow) {
         a[m->n_slow_identify++] = uid;
 }
 
+/* A later level's Freeze ran to the end of an earlier writer's window, not of its own: the writer
+ * whose window ran out failed (VSS: FailedAtFreeze, VSS_E_WRITERERROR_TIMEOUT, which a requester
+ * retries); this one, still within its own, is aborted with the set. */
+static void freeze_cap_ran_out(Session *s, Slot *slot) {
+        char why[VSS_MAX_STRING];
+        snprintf(why, sizeof(why), "the Freeze→Thaw window ran out while writer '%s' (a later level) was still "
+                 "freezing", slot->name);
+        (void) frozen_windows_run_out(s, why);
+        request_abort(s, VSS_E_WRITERERROR_TIMEOUT, why);
+}
+
 static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         Call *call = userdata;
         Session *s = call->session;
@@ -234,6 +247,8 @@ static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
                     (slot->identified || now_realtime_usec() - slot->inflight_since > IDENTIFY_MISSED_MS * USEC_PER_MSEC))
                         slow_identify_note(s->manager, slot->uid, !slot->identified);
         }
+        else if (call->capped && e && sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY))
+                freeze_cap_ran_out(s, slot);
         else {
                 if (!e)
                         slot_annotate(s, slot, call->event, doc);
@@ -339,7 +354,8 @@ int call_slot(Session *s, size_t idx, vss_event event, StatusGather *g) {
                         uint32_t ms = g ? m->config.timeouts.status_ms
                                         : event_timeout_ms(&m->config.timeouts, event, slot->window_ms);
                         /* A later level's Freeze may not outlast the windows of writers already frozen. */
-                        if (event == VSS_EVENT_FREEZE && s->freeze_cap_ms > 0 && ms > s->freeze_cap_ms)
+                        bool capped = event == VSS_EVENT_FREEZE && s->freeze_cap_ms > 0 && ms > s->freeze_cap_ms;
+                        if (capped)
                                 ms = s->freeze_cap_ms;
                         if (event == VSS_EVENT_FREEZE)
                                 slot->freeze_sent_usec = now_monotonic_usec();
@@ -348,7 +364,8 @@ int call_slot(Session *s, size_t idx, vss_event event, StatusGather *g) {
                         if (event == VSS_EVENT_IDENTIFY && !slot_trusted(slot) && slow_identify_is(m, slot->uid) &&
                             ms > IDENTIFY_MISSED_MS)
                                 ms = IDENTIFY_MISSED_MS;
-                        r = call_async(s, w->connection, msg, ms, (Call) { .idx = idx, .event = event, .gather = g });
+                        r = call_async(s, w->connection, msg, ms,
+                                       (Call) { .idx = idx, .event = event, .gather = g, .capped = capped });
                 }
         }
         if (r >= 0) {

@@ -131,6 +131,8 @@ uint64_t frozen_window_end_usec(const Session *s);
 /* The frozen writers whose window has ended fail at Thaw (they thaw themselves), with why: true
  * when there was one. */
 bool frozen_windows_run_out(Session *s, const char *why);
+/* Whether the slot's Freeze→Thaw window has run out. */
+bool slot_window_run_out(const Session *s, const Slot *slot);
 /* StartSnapshotSet: the set's commit helper starts, to wait (loaded) for its job at DoSnapshotSet;
  * a failure is only logged: it starts then, as it would without this. */
 void set_helper_start(Session *s);

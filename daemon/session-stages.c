@@ -55,6 +55,10 @@ static uint64_t slot_window_end_usec(const Session *s, const Slot *slot) {
                (uint64_t) event_timeout_ms(&s->manager->config.timeouts, VSS_EVENT_FREEZE, slot->window_ms) * USEC_PER_MSEC;
 }
 
+bool slot_window_run_out(const Session *s, const Slot *slot) {
+        return slot->got_freeze && now_monotonic_usec() >= slot_window_end_usec(s, slot);
+}
+
 uint64_t frozen_window_end_usec(const Session *s) {
         uint64_t first = UINT64_MAX;
         for (size_t i = 0; i < s->n_slots; i++)
@@ -72,7 +76,7 @@ bool frozen_windows_run_out(Session *s, const char *why) {
         for (size_t i = 0; i < s->n_slots; i++) {
                 Slot *slot = &s->slots[i];
                 if (slot->status.state == VSS_WS_WAITING_FOR_THAW && now >= slot_window_end_usec(s, slot)) {
-                        status_apply(&slot->status, VSS_EVENT_THAW, VSS_E_WRITERERROR_TIMEOUT, 0, why);
+                        status_apply(&slot->status, VSS_EVENT_FREEZE, VSS_E_WRITERERROR_TIMEOUT, 0, why);
                         note_status(s, slot);
                         any = true;
                 }

@@ -121,6 +121,25 @@ static void test_abort_after_prepare(void) {
         vss_backup_release(b2);
 }
 
+static void test_abort_after_prepare_unanswered(void) {
+        /* A writer that lets AbortBackup's Abort go unanswered, prepared for backup and nothing
+         * more: failed where it was (FailedAtPrepareBackup), not at a Freeze it never had. */
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        static const char *const quick[] = { "--app-level", "front-end", "--freeze-timeout", "500", NULL };
+        harness_writer(h, "fe", quick);
+        harness_set(h, "fe", "abort", "block 3");
+        vss_backup *b = harness_session(h);
+        prepare(b, data);
+        CHECK_HR(vss_backup_abort_backup(b), 0);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        vss_writer_status st;
+        CHECK(status_of(b, "fe", &st));
+        CHECK(st.state == VSS_WS_FAILED_AT_PREPARE_BACKUP);
+        CHECK(st.failure == VSS_E_WRITER_NOT_RESPONDING);
+        vss_backup_release(b);
+}
+
 static void test_abort_after_snapshot(void) {
         /* After a successful do-snapshot-set the writers had PostSnapshot, the end of their part in
          * the shadow copy: AbortBackup deletes the set, and sends them no Abort (OnAbort is never
@@ -370,6 +389,7 @@ static void test_kill_requester_every_freeze_point(void) {
 static const TestCase cases[] = {
         { "abort-after-failed-dss", test_abort_after_failed_dss },
         { "abort-after-prepare", test_abort_after_prepare },
+        { "abort-after-prepare-unanswered", test_abort_after_prepare_unanswered },
         { "abort-after-snapshot", test_abort_after_snapshot },
         { "abort-during-prepare", test_abort_during_prepare },
         { "abort-nothing-under-way", test_abort_nothing_under_way },

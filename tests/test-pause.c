@@ -315,7 +315,7 @@ static void test_pause_cancel_before_commit(void) {
 
 static void test_pause_window_expiry(void) {
         /* Paused before the commit past the window of "quick" (1 s): the set aborts as a commit
-         * outlasting a window does, E_WRITERERROR_TIMEOUT, quick FailedAtThaw; both writers are
+         * outlasting a window does, E_WRITERERROR_TIMEOUT, quick FailedAtFreeze (VSS: KB 915331); both writers are
          * aborted, nothing is kept. */
         Harness *h = harness_new(NULL);
         char *data = harness_make_data(h, "data");
@@ -337,7 +337,7 @@ static void test_pause_window_expiry(void) {
         CHECK(got == 0);
         CHECK_HR(vss_backup_continue_snapshot_set(b), VSS_E_BAD_STATE);
         CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
-        check_state(b, "quick", VSS_WS_FAILED_AT_THAW, VSS_E_WRITERERROR_TIMEOUT);
+        check_state(b, "quick", VSS_WS_FAILED_AT_FREEZE, VSS_E_WRITERERROR_TIMEOUT);
         check_state(b, "be", VSS_WS_STABLE, 0);
         CHECK(events_begin(h, "quick", "identify prepare-backup prepare-snapshot freeze abort"));
         check_events(h, "be", "identify prepare-backup prepare-snapshot freeze abort");

@@ -165,6 +165,10 @@ static void test_status_apply(void) {
         StatusSlot x = { .state = VSS_WS_WAITING_FOR_FREEZE };
         status_apply(&x, VSS_EVENT_ABORT, VSS_E_WRITER_NOT_RESPONDING, 0, "gone");
         CHECK(x.state == VSS_WS_FAILED_AT_PREPARE_SNAPSHOT);
+        /* Prepared for backup, nothing more (AbortBackup then): failed there, not at Freeze. */
+        StatusSlot pb = { .state = VSS_WS_STABLE };
+        status_apply(&pb, VSS_EVENT_ABORT, VSS_E_WRITER_NOT_RESPONDING, 0, "gone");
+        CHECK(pb.state == VSS_WS_FAILED_AT_PREPARE_BACKUP && pb.failure == VSS_E_WRITER_NOT_RESPONDING);
         /* Messages are cut to fit at a character boundary and made valid UTF-8. */
         char big[3000];
         memset(big, 'x', sizeof(big) - 3);
@@ -347,37 +351,39 @@ typedef struct Rule {
         unsigned need, refuse; /* facts that must hold, facts that must not */
         unsigned states;       /* the writer states in which it gets the event */
         bool by_level;         /* only writers of the batch's application level */
+        unsigned any;          /* facts of which at least one must hold (0: none asked) */
 } Rule;
 
 static const Rule rules[] = {
-        { VSS_EVENT_IDENTIFY, 0, 0, ANY_STATE, false },
+        { VSS_EVENT_IDENTIFY, 0, 0, ANY_STATE, false, 0 },
         /* Selection decides from PrepareForSnapshot on: unselected writers get PrepareForBackup. */
-        { VSS_EVENT_PREPARE_BACKUP, 0, 0, NOT_FAILED, false },
-        { VSS_EVENT_PREPARE_SNAPSHOT, F_SELECTED, F_LEFT_OUT, NOT_FAILED, false },
-        { VSS_EVENT_FREEZE, F_SELECTED, F_LEFT_OUT, ST(VSS_WS_WAITING_FOR_FREEZE), true },
-        { VSS_EVENT_THAW, F_GOT_FREEZE, 0, ST(VSS_WS_WAITING_FOR_THAW), true },
-        { VSS_EVENT_POST_SNAPSHOT, 0, 0, ST(VSS_WS_WAITING_FOR_POST_SNAPSHOT), false },
+        { VSS_EVENT_PREPARE_BACKUP, 0, 0, NOT_FAILED, false, 0 },
+        { VSS_EVENT_PREPARE_SNAPSHOT, F_SELECTED, F_LEFT_OUT, NOT_FAILED, false, 0 },
+        { VSS_EVENT_FREEZE, F_SELECTED, F_LEFT_OUT, ST(VSS_WS_WAITING_FOR_FREEZE), true, 0 },
+        { VSS_EVENT_THAW, F_GOT_FREEZE, 0, ST(VSS_WS_WAITING_FOR_THAW), true, 0 },
+        { VSS_EVENT_POST_SNAPSHOT, 0, 0, ST(VSS_WS_WAITING_FOR_POST_SNAPSHOT), false, 0 },
         /* The set's Abort, level by level: a failed writer that took part gets it too. */
-        { VSS_EVENT_ABORT, F_GOT_PREPARE_SNAPSHOT, F_GOT_ABORT, ANY_STATE, true },
-        { VSS_EVENT_BACKUP_COMPLETE, F_SELECTED, 0, ST(VSS_WS_WAITING_FOR_BACKUP_COMPLETE), false },
-        { VSS_EVENT_BACKUP_SHUTDOWN, F_SELECTED, F_NOT_RESPONDING, ANY_STATE, false },
-        { VSS_EVENT_PRE_RESTORE, F_SELECTED, F_LEFT_OUT, NOT_FAILED, false },
-        { VSS_EVENT_POST_RESTORE, F_SELECTED, F_LEFT_OUT, NOT_FAILED, false },
+        { VSS_EVENT_ABORT, F_GOT_PREPARE_SNAPSHOT, F_GOT_ABORT, ANY_STATE, true, 0 },
+        { VSS_EVENT_BACKUP_COMPLETE, F_SELECTED, 0, ST(VSS_WS_WAITING_FOR_BACKUP_COMPLETE), false, 0 },
+        /* Whoever was told of the backup (selected, or given PrepareForBackup) hears its end. */
+        { VSS_EVENT_BACKUP_SHUTDOWN, 0, F_NOT_RESPONDING, ANY_STATE, false, F_SELECTED | F_GOT_PREPARE_BACKUP },
+        { VSS_EVENT_PRE_RESTORE, F_SELECTED, F_LEFT_OUT, NOT_FAILED, false, 0 },
+        { VSS_EVENT_POST_RESTORE, F_SELECTED, F_LEFT_OUT, NOT_FAILED, false, 0 },
 };
 
 /* AbortBackup's Abort, to every level at once: who took part (selected, not left out of the set)
  * and got PrepareForBackup, never after PostSnapshot, never twice. */
 static const Rule abort_backup_rule = { VSS_EVENT_ABORT, F_GOT_PREPARE_BACKUP | F_SELECTED,
-                                        F_LEFT_OUT | F_GOT_POST_SNAPSHOT | F_GOT_ABORT, ANY_STATE, false };
+                                        F_LEFT_OUT | F_GOT_POST_SNAPSHOT | F_GOT_ABORT, ANY_STATE, false, 0 };
 /* GatherWriterStatus pings who is neither busy nor failed. */
-static const Rule status_query_rule = { VSS_EVENT_IDENTIFY, 0, F_INFLIGHT, NOT_FAILED, false };
+static const Rule status_query_rule = { VSS_EVENT_IDENTIFY, 0, F_INFLIGHT, NOT_FAILED, false, 0 };
 /* Abort at once, while a set aborts: who took part, had no Abort and is not busy. */
 static const Rule abort_due_rule = { VSS_EVENT_ABORT, F_GOT_PREPARE_SNAPSHOT, F_GOT_ABORT | F_INFLIGHT, ANY_STATE,
-                                     false };
+                                     false, 0 };
 
 static bool rule_holds(const Rule *r, unsigned facts, vss_writer_state state, bool same_level) {
         return (facts & r->need) == r->need && !(facts & r->refuse) && (r->states & ST(state)) &&
-               (!r->by_level || same_level);
+               (!r->by_level || same_level) && (!r->any || (facts & r->any));
 }
 
 static SlotFacts slot_facts_of(unsigned facts, vss_writer_state state, int level) {
@@ -446,11 +452,14 @@ static void test_who_gets_what_stories(void) {
         CHECK(writer_gets_event(VSS_EVENT_BACKUP_SHUTDOWN, &out, 0));
         for (vss_event e = VSS_EVENT_PREPARE_SNAPSHOT; e <= VSS_EVENT_BACKUP_COMPLETE; e++)
                 CHECK(!writer_gets_event(e, &out, 0));
-        /* Not selected in component mode: PrepareForBackup, then nothing (no BackupShutdown either). */
+        /* Not selected in component mode: PrepareForBackup, then nothing but the BackupShutdown
+         * that tells it the backup it was prepared for ended. */
         SlotFacts unselected = { .state = VSS_WS_STABLE };
         CHECK(writer_gets_event(VSS_EVENT_PREPARE_BACKUP, &unselected, 0));
+        CHECK(!writer_gets_event(VSS_EVENT_BACKUP_SHUTDOWN, &unselected, 0));
+        unselected.got_prepare_backup = true;
         for (vss_event e = VSS_EVENT_PREPARE_SNAPSHOT; e < _VSS_EVENT_MAX; e++)
-                CHECK(!writer_gets_event(e, &unselected, 0));
+                CHECK(writer_gets_event(e, &unselected, 0) == (e == VSS_EVENT_BACKUP_SHUTDOWN));
         /* A failed Freeze: no Thaw, the set's Abort instead. */
         SlotFacts frozen_failed = { .selected = true, .got_prepare_backup = true, .got_prepare_snapshot = true,
                                     .got_freeze = true, .state = VSS_WS_FAILED_AT_FREEZE, .level = 2 };

@@ -1051,7 +1051,7 @@ static const Case cases[] = {
         { "commit-helper-cannot-start", run_commit_helper_cannot_start, "commit", FAULT_NONE,
           { .has_op = true, .op = VSS_E_UNEXPECTED_PROVIDER_ERROR, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
         { "commit-helper-slow-job", run_commit_helper_slow_job, "commit", FAULT_NONE,
-          { .has_op = true, .op = VSS_E_WRITERERROR_TIMEOUT, .be = WA(VSS_WS_STABLE), .fe = W(VSS_WS_FAILED_AT_THAW, VSS_E_WRITERERROR_TIMEOUT, 0) } },
+          { .has_op = true, .op = VSS_E_WRITERERROR_TIMEOUT, .be = WA(VSS_WS_STABLE), .fe = W(VSS_WS_FAILED_AT_FREEZE, VSS_E_WRITERERROR_TIMEOUT, 0) } },
         { "commit-helper-never-ready", run_commit_helper_never_ready, "commit", FAULT_NONE,
           { .has_op = true, .op = VSS_E_UNEXPECTED_PROVIDER_ERROR, .be = WA(VSS_WS_STABLE), .fe = WA(VSS_WS_STABLE) } },
         { "commit-helper-cancelled-waiting", run_commit_helper_cancelled_waiting, "commit", FAULT_NONE,
