@@ -247,8 +247,9 @@ static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
                     (slot->identified || now_realtime_usec() - slot->inflight_since > IDENTIFY_MISSED_MS * USEC_PER_MSEC))
                         slow_identify_note(s->manager, slot->uid, !slot->identified);
         }
-        else if (call->capped && e && sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY))
-                freeze_cap_ran_out(s, slot);
+        else if (call->capped && e && !strstr(strempty(e->message), "terminated") &&
+                 frozen_window_end_usec(s) <= now_monotonic_usec())
+                freeze_cap_ran_out(s, slot); /* no answer by the cap, not a writer gone (sd-bus: "Connection terminated") */
         else {
                 if (!e)
                         slot_annotate(s, slot, call->event, doc);
