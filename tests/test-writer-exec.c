@@ -303,7 +303,84 @@ static void test_hooks_trusted(void) {
         harness_free(h);
 }
 
+/* The writer is stopped (SIGTERM, as systemctl stop) while a freeze hook runs: the hook is
+ * stopped and the abort hooks run before the writer ends, so nothing a freeze hook began (an
+ * fsfreeze, say) is left behind. */
+static void test_stop_during_freeze(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        static const char *const args[] = { "--hook-timeout", "60000", NULL };
+        pid_t w = harness_writer(h, "w", args);
+        harness_hook(h, "20-slow-freeze",
+                     "#!/bin/sh\n"
+                     "d=\"$HARNESS_DIR\"\n"
+                     "[ \"$1\" = abort ] && echo \"20-abort\" >> \"$d/undo\"\n"
+                     "[ \"$1\" = freeze ] || exit 0\n"
+                     "echo $$ > \"$d/freeze-hook.pid\"\n"
+                     "i=0; while [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n");
+        vss_backup *b = harness_session(h);
+        vss_async *a = NULL;
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), 0);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+        CHECK_HR(vss_backup_do_snapshot_set(b, &a), 0);
+        CHECK(wait_file(h, "freeze-hook.pid"));
+        pid_t hook = read_pid(h, "freeze-hook.pid");
+        CHECK(kill(w, SIGTERM) == 0);
+        CHECK(wait_gone(w));
+        CHECK(hook > 0 && pid_gone(hook));
+        char *undo = harness_read(h, "undo"), *ev = harness_events(h, "w");
+        CHECK_STR(undo, "20-abort\n");
+        CHECK_STR(ev, "identify prepare-backup prepare-snapshot freeze abort");
+        free(undo);
+        free(ev);
+        CHECK_HR(a ? vss_async_wait(a, 30000) : -1, VSS_E_WRITER_NOT_RESPONDING);
+        vss_async_unref(a);
+        CHECK(harness_count_shadow_files(h) == 0);
+        vss_backup_release(b);
+        harness_free(h);
+}
+
+/* Stopped while a thaw hook runs: that hook ends as it would, and the thaw hooks after it still
+ * run, before the writer ends. */
+static void test_stop_during_thaw(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        static const char *const args[] = { "--hook-timeout", "60000", NULL };
+        pid_t w = harness_writer(h, "w", args);
+        harness_hook(h, "20-slow-thaw",
+                     "#!/bin/sh\n"
+                     "d=\"$HARNESS_DIR\"\n"
+                     "[ \"$1\" = thaw ] || exit 0\n"
+                     "touch \"$d/thaw-began\"\n"
+                     "i=0; while [ ! -e \"$d/go\" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n"
+                     "echo \"20-thaw-done\" >> \"$d/undo\"\n");
+        vss_backup *b = harness_session(h);
+        vss_async *a = NULL;
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), 0);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+        CHECK_HR(vss_backup_do_snapshot_set(b, &a), 0);
+        CHECK(wait_file(h, "thaw-began"));
+        CHECK(kill(w, SIGTERM) == 0);
+        CHECK(!pid_gone(w)); /* still running its thaw hooks */
+        CHECK(harness_sh(h, NULL, "touch %s/go", harness_dir(h)) == 0);
+        CHECK(wait_gone(w));
+        char *undo = harness_read(h, "undo"), *ev = harness_events(h, "w");
+        CHECK_STR(undo, "20-thaw-done\n");
+        CHECK_STR(ev, "identify prepare-backup prepare-snapshot freeze thaw");
+        free(undo);
+        free(ev);
+        if (a)
+                (void) vss_async_wait(a, 30000);
+        vss_async_unref(a);
+        vss_backup_release(b);
+        harness_free(h);
+}
+
 static const TestCase cases[] = {
+        { "exec-stop-during-freeze", test_stop_during_freeze },
+        { "exec-stop-during-thaw", test_stop_during_thaw },
         { "exec-hooks-trusted", test_hooks_trusted },
         { "exec-component-through-symlink", test_component_through_symlink },
         { "exec-hooks-overlap", test_hooks_overlap },

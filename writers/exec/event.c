@@ -50,6 +50,8 @@ typedef struct job {
         vss_event event;
         plan pl;
         bool hold, release, listed, aborted;
+        bool stopping; /* the writer ends: the remaining hooks run at once, then it answers */
+        vss_id set_id; /* the event's set, for an undo at exit */
         event_env env;
         char **names;
         int n, i;
@@ -97,6 +99,7 @@ static job *job_new(vss_writer *w, vss_writer_deferred *d, vss_event event, cons
         j->hold = arg_hold && event == VSS_EVENT_FREEZE;
         j->release = event == VSS_EVENT_THAW || event == VSS_EVENT_ABORT;
         j->n = -1;
+        j->set_id = info ? info->snapshot_set_id : (vss_id) {};
         j->res.failure = event_env_build(&j->env, w, event, info, j->res.msg);
         return j;
 }
@@ -188,7 +191,7 @@ static bool step_run(job *j, const step *s, int32_t *r, int *code, char msg[MSG_
 
         *code = 127;
         if (s->hold) {
-                if (j->d && hold_release_async(s->hold, on_hook_done, j)) {
+                if (j->d && !j->stopping && hold_release_async(s->hold, on_hook_done, j)) {
                         j->cur = s->hold;
                         return true;
                 }
@@ -211,7 +214,7 @@ static bool step_run(job *j, const step *s, int32_t *r, int *code, char msg[MSG_
                 return false;
         }
         result_note(&j->res, f, 0, msg); /* Thaw, Abort: said, and their hooks run even so */
-        if (!j->d) {
+        if (!j->d || j->stopping) {
                 bool held;
                 *r = run_hook(path, s->name, s->arg, j->env.env, hold, &held, code, msg);
                 return false;
@@ -380,15 +383,42 @@ bool job_event(vss_writer *w, const vss_event_info *info) {
         return true;
 }
 
-void jobs_stop_all(void) {
-        job *j;
+void jobs_stop_all(vss_writer *w) {
+        job *j = active;
 
-        if (active) {
-                if (active->cur)
-                        hook_stop_now(active->cur);
-                job_free(active); /* its event goes unanswered, as the writer ends */
-                active = NULL;
+        active = NULL;
+        if (j && j->release) {
+                /* Thaw, Abort: they undo a freeze, so all their hooks run (a stop of the service must
+                 * not leave an application frozen), the rest at once (the loop runs no more); then
+                 * the event is answered, so libvss knows the writer thawed. */
+                log_msg("%s: stopping once its hooks have run", vss_event_name(j->event) ?: "event");
+                job *queued = queue_head;
+                queue_head = queue_tail = NULL;
+                j->stopping = true;
+                if (j->cur) {
+                        char msg[MSG_MAX + 1];
+                        int code;
+                        int32_t r = hook_wait(j->cur, j->cur_step.arg, &code, msg);
+                        j->cur = NULL;
+                        job_note(j, &j->cur_step, r, code, msg);
+                }
+                active = j;
+                job_advance(j); /* answers and frees it */
+                j = NULL;
+                queue_head = queued;
+        } else if (j) {
+                if (j->cur)
+                        hook_stop_now(j->cur);
+                j->cur = NULL;
+                if (j->event == VSS_EVENT_FREEZE) {
+                        /* What the freeze hooks began (the stopped one's too) is undone as an Abort
+                         * would: the set cannot be made without this writer anyway. */
+                        log_msg("freeze: stopped while its hooks ran; the abort hooks undo them");
+                        vss_event_info info = { .event = VSS_EVENT_ABORT, .snapshot_set_id = j->set_id };
+                        (void) run_event(w, VSS_EVENT_ABORT, &info);
+                }
         }
+        job_free(j); /* its event goes unanswered, as the writer ends */
         while ((j = queue_head)) {
                 queue_head = j->next;
                 job_free(j);

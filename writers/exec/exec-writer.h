@@ -43,10 +43,12 @@ static inline int table_lookup(const char *const *table, size_t n, const char *s
  * event but Identify: it answers later (vss_writer_defer), running the hooks from the main loop,
  * one event after the other; an Abort stops the hook of a Freeze still running. When the event
  * cannot be deferred (Identify, the writer's own Abort) the hooks run at once, and run_event()
- * returns the callback's result. jobs_stop_all() ends what runs, at exit. */
+ * returns the callback's result. jobs_stop_all() ends what runs, at exit, never half-way: a
+ * Freeze's hook is stopped and the abort hooks undo what the freeze began; the hooks of a Thaw
+ * or an Abort all run (the one running is waited for). Nothing is answered. */
 bool job_event(vss_writer *w, const vss_event_info *info);
 bool run_event(vss_writer *w, vss_event event, const vss_event_info *info);
-void jobs_stop_all(void);
+void jobs_stop_all(vss_writer *w);
 
 /* control.c: the hooks' environment and the VSS_CONTROL file. */
 typedef struct event_env {
@@ -121,3 +123,6 @@ void hook_cancel(hook_proc *hp);
 int32_t hook_async_result(hook_proc *hp, const char *arg, bool ready, int *code, char msg[MSG_MAX + 1]);
 /* Ends a watched hook at once (SIGTERM, SIGKILL after 2 s; blocking) and frees it: at exit. */
 void hook_stop_now(hook_proc *hp);
+/* Waits for a watched hook to end (the main loop runs no more), up to the hook timeout, as
+ * run_hook() would: its result, and it is freed. */
+int32_t hook_wait(hook_proc *hp, const char *arg, int *code, char msg[MSG_MAX + 1]);

@@ -603,3 +603,14 @@ void hook_stop_now(hook_proc *hp) {
         hook_kill(hp);
         hook_free(hp);
 }
+
+int32_t hook_wait(hook_proc *hp, const char *arg, int *code, char msg[MSG_MAX + 1]) {
+        hook_unwatch(hp);
+        if (!hp->proc.reaped && hook_pump(hp, hook_deadline(), false) == PUMP_TIMEOUT) {
+                hp->timed_out = true;
+                hook_kill(hp);
+        }
+        int32_t failure = hook_result(hp, arg, code, msg);
+        hook_free(hp);
+        return failure;
+}
