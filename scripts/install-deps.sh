@@ -1,13 +1,13 @@
 #!/bin/bash
 # Installs the Debian packages OpenVSS needs to build and test, when any is missing.
 set -euo pipefail
-pkgs=(meson ninja-build gcc g++ pkg-config libsystemd-dev libjson-c-dev libsqlite3-dev libbtrfsutil-dev libmount-dev
+pkgs=(make meson ninja-build gcc g++ pkg-config libsystemd-dev libjson-c-dev libsqlite3-dev libbtrfsutil-dev libmount-dev
       libcurl4-openssl-dev libssl-dev openssl etcd-server etcd-client iproute2 socat
       btrfs-progs xfsprogs util-linux systemd valgrind libarchive-dev
       sqlite3 postgresql libpq-dev qemu-guest-agent mariadb-server mariadb-client
       attr acl libcap2-bin e2fsprogs restic borgbackup python3-dev dbus-bin
       scdoc mandoc groff-base bash-completion
-      debhelper dpkg-dev lintian) # the last three: the package test (heavy/package)
+      build-essential debhelper dpkg-dev lintian) # the last four: the package (dpkg-buildpackage, heavy/package)
 missing=()
 for p in "${pkgs[@]}"; do
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -89,6 +89,15 @@ post=$tmp/control/$(basename "$(ls "$tmp"/openvss_*.deb)" .deb)/postinst
 grep -q 'systemd-sysusers' "$post" || fail "postinst does not create the group"
 grep -q 'systemd-tmpfiles' "$post" || fail "postinst does not create the directories"
 grep -q 'vssd.socket' "$post" || fail "postinst does not enable vssd.socket"
+# Template instances (and the agent) are stopped on removal and restarted on upgrade: no
+# program of a removed or replaced package runs on as a deleted binary.
+for p in openvss:vss-writer-exec openvss-writer-sqlite:vss-writer-sqlite openvss-writer-postgres:vss-writer-postgres; do
+        d=$tmp/control/$(basename "$(ls "$tmp"/${p%%:*}_*.deb)" .deb)
+        grep -q "systemctl stop '${p#*:}@\*.service'" "$d/prerm" || fail "${p%%:*}'s prerm does not stop ${p#*:}@*"
+        grep -q "systemctl try-restart '${p#*:}@\*.service'" "$d/postinst" || fail "${p%%:*}'s postinst does not restart ${p#*:}@*"
+done
+grep -q 'RestartPreventExitStatus=2' "$root/lib/systemd/system/vssd.service" 2>/dev/null || [ ! -e "$root/lib/systemd/system/vssd.service" ] ||
+        fail "vssd.service restarts on a bad configuration"
 systemd-sysusers --root="$root" >/dev/null
 grep -q '^vss-backup:' "$root/etc/group" || fail "no group vss-backup after sysusers"
 systemd-tmpfiles --root="$root" --create >/dev/null
