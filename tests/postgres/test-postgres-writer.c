@@ -606,34 +606,49 @@ static void test_btrfs_tablespace_beside(void) {
         teardown(h);
 }
 
-/* The cluster on one btrfs subvolume, but its pg_wal a filesystem mounted there (a tmpfs): the
- * data directory's snapshot would hold an empty pg_wal, so the writer makes a base backup
+/* The cluster on one btrfs subvolume, but its pg_wal elsewhere: a filesystem mounted there (a
+ * tmpfs; mount) or a btrfs subvolume of its own nested there (no mount table shows it). The data
+ * directory's snapshot would hold an empty pg_wal, so the writer makes a base backup
  * (backup_label and the WAL saved), not a crash-consistent one. */
-static void test_btrfs_wal_mount(void) {
+static void wal_elsewhere(bool mount) {
         if (btrfs_missing())
                 return;
         Harness *h = harness_new(NULL);
-        char base[PATH_MAX], data[PATH_MAX + 8];
+        char base[PATH_MAX], data[PATH_MAX + 8], wal[3 * PATH_MAX];
         int port = test_port(3);
         char *mnt = harness_loop_fs(h, "mkfs.btrfs -q", "1G");
         CHECK(chmod(harness_dir(h), 0755) == 0);
         snprintf(base, sizeof(base), "%s/pg", mnt);
         snprintf(data, sizeof(data), "%s/data", base);
+        if (mount)
+                snprintf(wal, sizeof(wal), "mkdir -m 700 %s/pg_wal && mount -t tmpfs -o size=200m,mode=700 openvss-test %s/pg_wal",
+                         data, data);
+        else
+                snprintf(wal, sizeof(wal), "btrfs -q subvolume create %s/pg_wal >/dev/null && chmod 700 %s/pg_wal", data, data);
         CHECK(sh("chmod 755 %s && btrfs -q subvolume create %s >/dev/null && chown " PG_USER ": %s && chmod 700 %s && "
                  "runuser -u " PG_USER " -- " PG_BIN "/initdb -D '%s' -A trust -U " PG_USER " --no-sync >/dev/null 2>&1 && "
-                 "mv %s/pg_wal %s/pg_wal.disk && mkdir -m 700 %s/pg_wal && mount -t tmpfs -o size=200m,mode=700 "
-                 "openvss-test %s/pg_wal && cp -a %s/pg_wal.disk/. %s/pg_wal/ && chown " PG_USER ": %s/pg_wal",
-                 mnt, base, base, base, data, data, data, data, data, data, data, data) == 0);
+                 "mv %s/pg_wal %s/pg_wal.disk && %s && cp -a %s/pg_wal.disk/. %s/pg_wal/ && chown " PG_USER ": %s/pg_wal",
+                 mnt, base, base, base, data, data, data, wal, data, data, data) == 0);
         if (!pg_start(base, data, port)) {
                 test_failures++;
-                (void) sh("umount %s/pg_wal", data);
+                if (mount)
+                        (void) sh("umount %s/pg_wal", data);
                 return teardown(h);
         }
         backup_is_base_backup(h, mnt, base, port);
         writer_stop();
         pg_stop(data, "fast");
-        CHECK(sh("umount %s/pg_wal", data) == 0);
+        if (mount)
+                CHECK(sh("umount %s/pg_wal", data) == 0);
         teardown(h);
+}
+
+static void test_btrfs_wal_mount(void) {
+        wal_elsewhere(true);
+}
+
+static void test_btrfs_wal_subvolume(void) {
+        wal_elsewhere(false);
 }
 
 /* A restore while the server runs is refused at PreRestore and writes nothing. */
@@ -811,6 +826,7 @@ static void test_errors(void) {
 
 static const TestCase cases[] = {
         { "postgres-btrfs-wal-mount", test_btrfs_wal_mount },
+        { "postgres-btrfs-wal-subvolume", test_btrfs_wal_subvolume },
         { "postgres-restore-in-place-rewinds", test_restore_in_place_rewinds },
         { "postgres-pgbench-roundtrip", test_roundtrip },
         { "postgres-pgbench-roundtrip-btrfs", test_roundtrip_btrfs },

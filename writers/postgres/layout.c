@@ -278,6 +278,34 @@ static bool mount_below(const char *dir) {
         return below;
 }
 
+/* Whether a directory of dir (one level), or of dir/base (a database's), is on another device
+ * than dev: a nested btrfs subvolume, which no mount table shows and the data directory's
+ * snapshot holds as an empty directory. Unreadable: assume so. */
+static bool subvolume_below(const char *dir, dev_t dev, bool descend) {
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        bool below = !d;
+        while (!below && (e = readdir(d))) {
+                struct stat st;
+                if ((e->d_type != DT_DIR && e->d_type != DT_UNKNOWN) || streq(e->d_name, ".") || streq(e->d_name, ".."))
+                        continue;
+                if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        below = true;
+                else if (!S_ISDIR(st.st_mode))
+                        continue;
+                else if (st.st_dev != dev)
+                        below = true;
+                else if (descend && streq(e->d_name, "base")) {
+                        char sub[PATH_MAX];
+                        snprintf(sub, sizeof sub, "%s/base", dir);
+                        below = subvolume_below(sub, dev, false);
+                }
+        }
+        if (d)
+                closedir(d);
+        return below;
+}
+
 /* Whether one snapshot of the data directory holds the whole cluster at one instant: everything
  * on one btrfs subvolume (the btrfs provider snapshots a subvolume atomically; each subvolume has
  * its own st_dev) and below the data directory. A WAL directory or tablespace outside it is a
@@ -295,7 +323,7 @@ bool cluster_on_one_device(const Layout *l, bool *btrfs) {
                 return false;
         /* Nothing mounted below it either: pg_wal (or a relation directory) on another filesystem
          * is held by the data directory's snapshot as an empty directory. */
-        if (mount_below(l->data_dir))
+        if (mount_below(l->data_dir) || subvolume_below(l->data_dir, st.st_dev, true))
                 return false;
         for (size_t i = 0; i < l->n_tablespaces; i++)
                 if (!under_data_dir(l->data_dir, l->tablespaces[i], st.st_dev))
