@@ -511,7 +511,8 @@ static pid_t exact_writer(Harness *h, const char *dir) {
 
 /* A component whose writer is not running cannot be selected for restore (VSS:
  * VSS_E_OBJECT_NOT_FOUND); vssbackup restore then puts its files back without the writer, and
- * says so. */
+ * says so, but not in place while a process has one of them open (the application, running
+ * without its writer, would go on over the files restored under it): refused, nothing written. */
 static void test_restore_writer_not_running(void) {
         Harness *h = harness_new(NULL);
         char *data = harness_make_data(h, "data");
@@ -551,6 +552,28 @@ static void test_restore_writer_not_running(void) {
         CHECK(harness_sh(h, &said, "vssbackup restore --from %s 2>&1", dest) == 0);
         CHECK(said && strstr(said, "not running") && strstr(said, "restored without it"));
         CHECK(harness_sh(h, &got, "cat '%s'", db) == 0 && got && streq(got, "v1\n"));
+
+        _cleanup_free_ char *holder = NULL, *refused = NULL, *kept = NULL, *again = NULL;
+        CHECK(harness_sh(h, NULL, "echo v3 > '%s'", db) == 0);
+        CHECK(harness_sh(h, &holder, "(exec 3<'%s'; exec sleep 600) >/dev/null 2>&1 & echo $!", db) == 0);
+        pid_t app = holder ? (pid_t) atol(holder) : 0;
+        CHECK(app > 0);
+        char fd3[64];
+        snprintf(fd3, sizeof(fd3), "/proc/%d/fd/3", (int) app);
+        for (int i = 0; i < 3000 && app > 0 && access(fd3, F_OK) < 0; i++) /* until it holds the file */
+                usleep(10 * 1000);
+        CHECK(harness_sh(h, &refused, "vssbackup restore --from %s 2>&1", dest) != 0);
+        CHECK(refused && strstr(refused, "in use by process") && strstr(refused, db));
+        if (refused && !strstr(refused, "in use by process"))
+                fprintf(stderr, "vssbackup said: %s", refused);
+        CHECK(harness_sh(h, &kept, "cat '%s'", db) == 0 && kept && streq(kept, "v3\n"));
+        if (app > 0) {
+                kill(app, SIGKILL);
+                for (int i = 0; i < 3000 && access(fd3, F_OK) == 0; i++) /* until it lets go (a zombie holds nothing) */
+                        usleep(10 * 1000);
+        }
+        CHECK(harness_sh(h, NULL, "vssbackup restore --from %s --quiet", dest) == 0);
+        CHECK(harness_sh(h, &again, "cat '%s'", db) == 0 && again && streq(again, "v1\n"));
         harness_free(h);
 }
 

@@ -11,6 +11,7 @@
 #include "lib/common.h"
 #include "lib/metadata.h"
 #include "tools/beneath.h"
+#include "tools/in-use.h"
 #include "tools/restore-where.h"
 #include "tools/vssbackup.h"
 
@@ -239,9 +240,34 @@ static bool announce_targets(Run *run, const vss_backup_document *doc, const vss
         return ok;
 }
 
+/* A component restored in place without its writer (no PreRestore to refuse while the
+ * application runs): refused while a process has one of its files open, or works in its
+ * directories, as the application would (a running database would go on over the files restored
+ * under it, or lose them). Nothing is written. */
+static bool in_place_unused(Run *run, const vss_backup_document *doc, const vss_bc_component *c) {
+        const vss_writer_metadata *wm = vss_backup_document_writer(doc, c);
+        const vss_component_info *ci = wm ? metadata_find_component(wm, c->logical_path, c->name) : NULL;
+        for (size_t f = 0; ci && f < ci->n_files; f++) {
+                _cleanup_free_ char *wish = NULL;
+                char comm[64], held[PATH_MAX];
+                const char *path = ci->files[f].path;
+                if (restore_destination(wm, c, c->restore_target, path, &wish) < 0)
+                        continue; /* no mapping: restore_component says so */
+                pid_t pid = path_in_use(wish ? wish : path, comm, sizeof(comm), held, sizeof(held));
+                if (pid > 0)
+                        return run_fail(run, VSS_E_BAD_STATE,
+                                        "component '%s' is restored in place without its writer, which is not running, "
+                                        "and %s is in use by process %d (%s): stop the application first, start its "
+                                        "writer (its PreRestore checks), or restore elsewhere with --to DIR",
+                                        c->name, held, (int) pid, comm);
+        }
+        return true;
+}
+
 /* Selects the wanted components of doc for restore: each --component must name one. One whose
  * writer is not running cannot be selected (VSS): it stays wanted but unselected, and its files
- * are restored without PreRestore and PostRestore (restore_selected()). */
+ * are restored without PreRestore and PostRestore (restore_selected()), in place only while
+ * nothing uses them. */
 static bool select_for_restore(Run *run, const vss_backup_document *doc, char **specs, size_t n_specs, const char *to) {
         vss_backup *b = run->r.b;
         size_t n_wanted = 0;
@@ -258,6 +284,7 @@ static bool select_for_restore(Run *run, const vss_backup_document *doc, char **
                         if (!arg_quiet)
                                 log_msg("%s; its files are restored without it (no PreRestore, no PostRestore)",
                                         vss_backup_errmsg(b));
+                        ok = to || in_place_unused(run, doc, c);
                 } else
                         ok = report_step(&run->r, hr);
                 ok = ok && announce_targets(run, doc, c, to);
