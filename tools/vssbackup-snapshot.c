@@ -109,29 +109,6 @@ static struct libmnt_table *mount_table(void) {
         return t;
 }
 
-void warn_mounts_below(const char *path, const Volume *vols, size_t n_vols, bool (*known)(const char *m, void *userdata),
-                       void *userdata, const char *why) {
-        char real[PATH_MAX];
-        struct stat st;
-        if (!realpath(path, real) || stat(real, &st) < 0 || !S_ISDIR(st.st_mode))
-                return;
-        struct libmnt_table *t = mount_table();
-        struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
-        struct libmnt_fs *fs;
-        while (t && it && mnt_table_next_fs(t, it, &fs) == 0) {
-                const char *m = mnt_fs_get_target(fs);
-                /* proc, tmpfs (/run, /dev/shm), overlay (a container's view of files kept below,
-                 * on a filesystem of its own)...: no application data of their own to back up. */
-                if (mnt_fs_is_pseudofs(fs))
-                        continue;
-                if (!m || streq(m, real) || !path_within(m, real) || stat(m, &st) < 0 || (known && known(m, userdata)))
-                        continue;
-                if (!volumes_have_dev(vols, n_vols, st.st_dev))
-                        on_warning(m, "the files of the filesystem mounted there", why, NULL);
-        }
-        mnt_free_iter(it);
-}
-
 #if OPENVSS_BTRFS
 /* The root of the btrfs subvolume holding real (a directory), into root: up the path while the
  * directory is no subvolume's root and still on real's filesystem. false when there is none. */
@@ -150,40 +127,96 @@ static bool subvolume_root(const char *real, dev_t dev, char root[PATH_MAX]) {
         }
 }
 
-void warn_subvolumes_below(const char *path, const Volume *vols, size_t n_vols, const char *why) {
-        char real[PATH_MAX], root[PATH_MAX], skip[PATH_MAX] = "";
-        struct stat st;
-        if (!realpath(path, real) || stat(real, &st) < 0 || !S_ISDIR(st.st_mode) || !subvolume_root(real, st.st_dev, root))
-                return;
+/* The btrfs subvolumes nested below real that no mount covers, outermost first. */
+static bool subvolumes_below(const char *real, dev_t dev, FsBelowFn fn, void *userdata) {
+        char root[PATH_MAX];
+        if (!subvolume_root(real, dev, root))
+                return true;
         /* Beneath root's subvolume, by the tree (unprivileged too, on kernels since 4.18: what the
          * caller may not reach is left out), pre-order: an outer one, then those it holds. */
         struct btrfs_util_subvolume_iterator *it = NULL;
         if (btrfs_util_create_subvolume_iterator(root, 0, 0, &it) != BTRFS_UTIL_OK)
-                return;
-        char *rel = NULL;
-        while (btrfs_util_subvolume_iterator_next(it, &rel, NULL) == BTRFS_UTIL_OK) {
+                return true;
+        char *rel = NULL, mounted[PATH_MAX] = "";
+        bool go = true;
+        while (go && btrfs_util_subvolume_iterator_next(it, &rel, NULL) == BTRFS_UTIL_OK) {
                 char full[PATH_MAX];
                 struct statx sx;
                 int n = snprintf(full, sizeof(full), "%s/%s", streq(root, "/") ? "" : root, rel);
                 free(rel);
                 rel = NULL;
-                /* Those in one already met (told of, in the set, under a mount) are not told of here. */
                 if (n < 0 || (size_t) n >= sizeof(full) || streq(full, real) || !path_within(full, real) ||
-                    (skip[0] && path_within(full, skip)) ||
-                    statx(AT_FDCWD, full, AT_SYMLINK_NOFOLLOW, STATX_INO, &sx) < 0)
+                    (mounted[0] && path_within(full, mounted)) || statx(AT_FDCWD, full, AT_SYMLINK_NOFOLLOW, STATX_INO, &sx) < 0)
                         continue;
-                /* Where a mount covers it, the mount is what is there (warn_mounts_below()). */
-                bool mounted = sx.stx_attributes_mask & sx.stx_attributes & STATX_ATTR_MOUNT_ROOT;
-                /* In the set, it has a shadow copy of its own, and those it holds are told of for it. */
-                if (!mounted && !volumes_have_dev(vols, n_vols, makedev(sx.stx_dev_major, sx.stx_dev_minor)))
-                        on_warning(full, "the files of the filesystem there (a btrfs subvolume)", why, NULL);
-                snprintf(skip, sizeof(skip), "%s", full);
+                /* Where a mount covers it, the mount is what is there (the mount table's), with what
+                 * it holds. */
+                if (sx.stx_attributes_mask & sx.stx_attributes & STATX_ATTR_MOUNT_ROOT)
+                        snprintf(mounted, sizeof(mounted), "%s", full);
+                else
+                        go = fn(full, makedev(sx.stx_dev_major, sx.stx_dev_minor), true, userdata);
         }
         btrfs_util_destroy_subvolume_iterator(it);
+        return go;
 }
 #else
-void warn_subvolumes_below(const char *path, const Volume *vols, size_t n_vols, const char *why) {}
+static bool subvolumes_below(const char *real, dev_t dev, FsBelowFn fn, void *userdata) {
+        return true;
+}
 #endif
+
+bool filesystems_below(const char *path, FsBelowFn fn, void *userdata) {
+        char real[PATH_MAX];
+        struct stat st;
+        if (!realpath(path, real) || stat(real, &st) < 0 || !S_ISDIR(st.st_mode))
+                return true;
+        struct libmnt_table *t = mount_table();
+        struct libmnt_iter *it = mnt_new_iter(MNT_ITER_FORWARD);
+        struct libmnt_fs *fs;
+        bool go = true;
+        while (go && t && it && mnt_table_next_fs(t, it, &fs) == 0) {
+                const char *m = mnt_fs_get_target(fs);
+                struct stat ms;
+                /* proc, tmpfs (/run, /dev/shm), overlay (a container's view of files kept below,
+                 * on a filesystem of its own)...: no application data of their own to back up. */
+                if (!mnt_fs_is_pseudofs(fs) && m && !streq(m, real) && path_within(m, real) && stat(m, &ms) == 0)
+                        go = fn(m, ms.st_dev, false, userdata);
+        }
+        mnt_free_iter(it);
+        return go && subvolumes_below(real, st.st_dev, fn, userdata);
+}
+
+typedef struct WarnBelow {
+        const Volume *vols;
+        size_t n_vols;
+        bool (*known)(const char *m, void *userdata);
+        void *userdata;
+        const char *why;
+        bool mounts;
+        char skip[PATH_MAX]; /* the subvolume told of last: those nested in it are not */
+} WarnBelow;
+
+static bool warn_one(const char *fs, dev_t dev, bool subvolume, void *userdata) {
+        WarnBelow *w = userdata;
+        if (subvolume == w->mounts || (w->skip[0] && path_within(fs, w->skip)))
+                return true;
+        if (subvolume)
+                snprintf(w->skip, sizeof(w->skip), "%s", fs);
+        if ((!w->known || !w->known(fs, w->userdata)) && !volumes_have_dev(w->vols, w->n_vols, dev))
+                on_warning(fs, subvolume ? "the files of the filesystem there (a btrfs subvolume)"
+                                         : "the files of the filesystem mounted there", w->why, NULL);
+        return true;
+}
+
+void warn_mounts_below(const char *path, const Volume *vols, size_t n_vols, bool (*known)(const char *m, void *userdata),
+                       void *userdata, const char *why) {
+        WarnBelow w = { vols, n_vols, known, userdata, why, true, "" };
+        (void) filesystems_below(path, warn_one, &w);
+}
+
+void warn_subvolumes_below(const char *path, const Volume *vols, size_t n_vols, const char *why) {
+        WarnBelow w = { vols, n_vols, NULL, NULL, why, false, "" };
+        (void) filesystems_below(path, warn_one, &w);
+}
 
 void volumes_free(Volume *vols, size_t n) {
         for (size_t i = 0; i < n; i++)
