@@ -143,6 +143,12 @@ static void on_boundary(const char *path, dev_t dev, void *userdata) {
                            "this subvolume as an empty directory; give it a component of its own", NULL);
 }
 
+/* Whether the backup follows mounts and nested subvolumes below the component's recursive groups
+ * (volumes_below_component()): a root writer's only. */
+static bool follows_mounts(const vss_writer_metadata *owner) {
+        return owner && owner->owner_known && owner->owner_uid == 0;
+}
+
 static bool copy_component(Run *run, Store *st, const vss_backup_document *d, const Selected *s, const Volume *vols,
                            size_t n_vols, uint64_t since_usec) {
         const vss_writer_metadata *owner = d ? document_writer(d, s->wm) : NULL;
@@ -166,6 +172,17 @@ static bool copy_component(Run *run, Store *st, const vss_backup_document *d, co
                 Boundary b = { vols, n_vols, { ex, s->wm->n_excludes, c } };
                 store_set_boundary(st, on_boundary, &b);
                 int r = store_add_files(st, v->shadow_path, v->path, &groups[i], ex, s->wm->n_excludes, since_usec, &err);
+                /* The filesystems below a recursive group that the set has (followed, or another
+                 * component's), each from its own shadow copy. */
+                for (size_t k = 0; r >= 0 && groups[i].recursive && follows_mounts(owner) && k < n_vols; k++) {
+                        StoreFileGroup below = { vols[k].path, groups[i].filespec, true };
+                        if (&vols[k] == v || streq(vols[k].path, groups[i].path) || !path_within(vols[k].path, groups[i].path))
+                                continue;
+                        free(err);
+                        err = NULL;
+                        r = store_add_files(st, vols[k].shadow_path, vols[k].path, &below, ex, s->wm->n_excludes,
+                                            since_usec, &err);
+                }
                 store_set_boundary(st, NULL, NULL);
                 if (r < 0)
                         return run_fail(run, VSS_E_UNEXPECTED, "copying %s of component '%s': %s", groups[i].path,
@@ -336,6 +353,46 @@ static bool choose_components(Run *run, void *userdata) {
         return ok;
 }
 
+/* VSS: a requester follows mount points in a component's recursive file groups, and shadow
+ * copies the volumes there ("Working with Mounted Folders and Reparse Points"). So a filesystem
+ * mounted, or a btrfs subvolume nested, below a root writer's recursive group joins the set, and
+ * its files are stored with the group's (copy_component()). Not for a user's writer (a FUSE
+ * mount of the user's would have root's backup read what the user serves, or wait on it), nor
+ * FUSE mounts at all, nor what the writer excludes: those are warned of, as before. */
+typedef struct FollowBelow {
+        Run *run;
+        Volume *vols;
+        size_t *n_vols;
+        const StoreFileGroup *ex;
+        size_t n_ex;
+        bool ok;
+} FollowBelow;
+
+static bool follow_one(const char *fs, dev_t dev, const char *fstype, bool subvolume, void *userdata) {
+        FollowBelow *f = userdata;
+        if (strncmp(fstype, "fuse", 4) == 0 || store_dir_excluded(f->ex, f->n_ex, fs))
+                return true;
+        f->ok = volume_add(f->run, f->vols, f->n_vols, fs);
+        return f->ok;
+}
+
+static bool volumes_below_component(Run *run, Volume *vols, size_t *n_vols, const Selected *s) {
+        _cleanup_free_ StoreFileGroup *ex = groups_of(s->wm->excludes, s->wm->n_excludes);
+        FollowBelow f = { run, vols, n_vols, ex, s->wm->n_excludes, true };
+        vss_backup_document *d = NULL;
+        if (!ex)
+                return run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
+        if (!report_step(&run->r, vss_backup_get_document(run->r.b, &d)))
+                return false;
+        /* The owner vssd saw subscribe the writer, which the document records. */
+        bool follow = follows_mounts(document_writer(d, s->wm));
+        for (size_t k = 0; f.ok && follow && k < s->ci->n_files; k++)
+                if (s->ci->files[k].recursive)
+                        (void) filesystems_below(s->ci->files[k].path, false, follow_one, &f);
+        vss_backup_document_free(d);
+        return f.ok;
+}
+
 static bool component_volumes(Run *run, Volume *vols, size_t *n_vols, void *userdata) {
         const Choice *ch = userdata;
         bool ok = true;
@@ -343,6 +400,8 @@ static bool component_volumes(Run *run, Volume *vols, size_t *n_vols, void *user
         for (size_t i = 0; ok && i < ch->n_sel; i++)
                 for (size_t k = 0; ok && k < ch->sel[i].ci->n_files; k++)
                         ok = volume_add(run, vols, n_vols, ch->sel[i].ci->files[k].path);
+        for (size_t i = 0; ok && i < ch->n_sel; i++)
+                ok = volumes_below_component(run, vols, n_vols, &ch->sel[i]);
         return ok;
 }
 
@@ -352,12 +411,18 @@ static bool nested_volumes(Run *run, Volume *vols, size_t *n_vols, void *userdat
         const Choice *ch = userdata;
         bool ok = true;
 
-        for (size_t i = 0; ok && i < ch->n_sel; i++)
+        for (size_t i = 0; ok && i < ch->n_sel; i++) {
+                bool in_set = false;
                 for (size_t k = 0; ok && k < ch->sel[i].ci->n_files; k++) {
                         const char *p = ch->sel[i].ci->files[k].path;
-                        if (volume_of(vols, *n_vols, p) && access(p, F_OK) == 0)
+                        if (volume_of(vols, *n_vols, p) && access(p, F_OK) == 0) {
                                 ok = volume_add(run, vols, n_vols, p);
+                                in_set = true;
+                        }
                 }
+                if (ok && in_set)
+                        ok = volumes_below_component(run, vols, n_vols, &ch->sel[i]);
+        }
         return ok;
 }
 

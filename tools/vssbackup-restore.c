@@ -90,6 +90,69 @@ static bool no_mapping(Run *run, const vss_writer_metadata *wm, const vss_bc_com
                         c->restore_target == VSS_RT_ALTERNATE ? "target" : "method", path);
 }
 
+/* The filesystems below a rule's destination (mounts, pseudo ones too, and nested btrfs
+ * subvolumes: a backup follows them, volumes_below_component()) each get a rule of their own,
+ * ahead of it, so their files are staged on their own filesystem: files are moved into place by
+ * rename, which never crosses one. */
+typedef struct NestedRules {
+        StoreRestoreRule *extra;
+        size_t n;
+        const StoreRestoreRule *parent;
+        const char *dest; /* the parent's destination, resolved */
+        bool oom;
+} NestedRules;
+
+static bool nested_one(const char *fs, dev_t dev, const char *fstype, bool subvolume, void *userdata) {
+        NestedRules *n = userdata;
+        const char *rel = fs + strlen(n->dest);
+        StoreRestoreRule *x = reallocarray(n->extra, n->n + 1, sizeof(*x));
+        char *from = NULL, *to = NULL;
+        if (!x || asprintf(&from, "%s%s", n->parent->from.path, rel) < 0 ||
+            (n->parent->to && asprintf(&to, "%s%s", n->parent->to, rel) < 0)) {
+                if (x)
+                        n->extra = x;
+                free(from);
+                n->oom = true;
+                return false;
+        }
+        n->extra = x;
+        x[n->n] = *n->parent;
+        x[n->n].from.path = from;
+        x[n->n].to = to;
+        n->n++;
+        return true;
+}
+
+static bool nested_rules(Run *run, StoreRestoreRule **rules, size_t *n_rules) {
+        NestedRules n = {};
+        for (size_t i = 0; !n.oom && i < *n_rules; i++) {
+                const StoreRestoreRule *r = &(*rules)[i];
+                char real[PATH_MAX];
+                if (!r->from.recursive || !realpath(r->to ? r->to : r->from.path, real))
+                        continue;
+                n.parent = r;
+                n.dest = real;
+                (void) filesystems_below(real, true, nested_one, &n);
+        }
+        StoreRestoreRule *all = n.oom ? NULL : calloc(n.n + *n_rules, sizeof(*all));
+        if (!all) {
+                for (size_t i = 0; i < n.n; i++) {
+                        free((char *) n.extra[i].from.path);
+                        free((char *) n.extra[i].to);
+                }
+                free(n.extra);
+                return run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
+        }
+        /* The nested first: the first rule that matches a stored file takes it. */
+        memcpy(all, n.extra, n.n * sizeof(*all));
+        memcpy(all + n.n, *rules, *n_rules * sizeof(*all));
+        free(n.extra);
+        free(*rules);
+        *rules = all;
+        *n_rules += n.n;
+        return true;
+}
+
 /* Puts one component's files back from each backup of the chain, oldest first. With to, every
  * destination (the original path, or one the backup or the writer names) is taken beneath to; else
  * one the backup or the writer names (and, for a user's writer, its original paths) is honoured
@@ -185,6 +248,11 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
                 run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
         if (ok && n_chain == 1)
                 prune_only_if_held(rules, ci, chain[0].store);
+        size_t n_rules = ci->n_files, n_nested = 0;
+        if (ok && owner == 0) { /* a root writer's, whose backup follows mounts */
+                ok = nested_rules(run, &rules, &n_rules);
+                n_nested = n_rules - ci->n_files;
+        }
         *ret_files = 0;
         for (size_t k = 0; ok && k < n_chain; k++) {
                 _cleanup_free_ char *err = NULL;
@@ -200,7 +268,7 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
                  * whole (stop-restore-start): a database's newer WAL would roll the restored copy
                  * forward past the backup. */
                 bool prune = k == n_chain - 1 && (n_chain > 1 || wm->restore_method == VSS_RME_STOP_RESTORE_START);
-                int r = store_restore(chain[k].store, rules, ci->n_files, prune, &err);
+                int r = store_restore(chain[k].store, rules, n_rules, prune, &err);
                 if (r == -EPERM && wished)
                         ok = run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE, "component '%s' of writer '%s' not restored: %s",
                                       c->name, wm->name, err ? err : strerror(-r));
@@ -210,8 +278,11 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
                 } else
                         *ret_files += (uint64_t) r;
         }
-        for (size_t i = 0; i < ci->n_files; i++)
+        for (size_t i = 0; i < n_rules; i++) {
                 free((char *) rules[i].to);
+                if (i < n_nested)
+                        free((char *) rules[i].from.path);
+        }
         free(rules);
         return ok;
 }

@@ -103,11 +103,12 @@ void warn_mounts_below(const char *path, const Volume *vols, size_t n_vols, bool
  * only, of subvolumes nested in each other). Without libbtrfsutil: nothing. */
 void warn_subvolumes_below(const char *path, const Volume *vols, size_t n_vols, const char *why);
 /* Each filesystem below directory path whose files a walk of path misses (path's shadow holds it
- * as an empty directory): the mounts strictly below it (pseudo filesystems, tmpfs too, aside),
+ * as an empty directory): the mounts strictly below it (pseudo filesystems, tmpfs too, aside
+ * unless pseudo_too),
  * then (with libbtrfsutil) the btrfs subvolumes nested below it that no mount covers, outermost
- * first. fn returning false stops (and so does filesystems_below(), returning false). */
-typedef bool (*FsBelowFn)(const char *fs, dev_t dev, bool subvolume, void *userdata);
-bool filesystems_below(const char *path, FsBelowFn fn, void *userdata);
+ * first (fstype: the mount's type; "btrfs" for a subvolume). fn returning false stops (and so does filesystems_below(), returning false). */
+typedef bool (*FsBelowFn)(const char *fs, dev_t dev, const char *fstype, bool subvolume, void *userdata);
+bool filesystems_below(const char *path, bool pseudo_too, FsBelowFn fn, void *userdata);
 /* Whether a volume of the set is on filesystem dev. */
 bool volumes_have_dev(const Volume *vols, size_t n_vols, dev_t dev);
 
