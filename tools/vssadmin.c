@@ -331,12 +331,40 @@ static int delete_set(const vss_id *set_id) {
         return r;
 }
 
+/* Files a writer made after the cut (PostgreSQL's backup_label and WAL in its base-backup mode)
+ * belong with the copy: a shadow copy alone does not hold them, so one copied out by another tool
+ * restores wrong. Said on stderr and, with --json, in "warnings" ([{component, writer, path}]). */
+static json_object *writer_files_warnings(vss_backup *b) {
+        vss_backup_document *d = NULL;
+        json_object *w = json_object_new_array();
+        if (vss_backup_get_document(b, &d) < 0)
+                return w;
+        for (size_t i = 0; i < d->n_components; i++) {
+                const vss_bc_component *c = &d->components[i];
+                const vss_writer_metadata *wm = vss_backup_document_writer(d, c);
+                if (c->n_writer_files == 0)
+                        continue;
+                fprintf(stderr, "vssadmin: warning: component '%s' of writer '%s' needs files its writer made after "
+                        "the cut (%s, to go to %s), which the shadow copy does not hold: a copy of the shadow alone "
+                        "does not restore it; back it up with vssbackup backup\n",
+                        c->name, wm ? wm->name : "?", c->writer_files[0].path, c->writer_files[0].destination);
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "component", json_object_new_string(c->name));
+                json_object_object_add(o, "writer", json_object_new_string(wm ? wm->name : ""));
+                json_object_object_add(o, "path", json_object_new_string(c->writer_files[0].path));
+                json_object_array_add(w, o);
+        }
+        vss_backup_document_free(d);
+        return w;
+}
+
 static int create_shadow(char **paths, size_t n_paths, const char *provider) {
         Report c = { .phases = json_object_new_array(), .json = arg_json };
         vss_id set_id = {}, shadow_ids[VSS_MAX_VOLUMES];
         BackupBatch props = {};
         char buf[VSS_ID_STRING_MAX], hex[16];
         bool committed = false;
+        json_object *warnings = NULL;
         int32_t hr;
 
         hr = vss_backup_new(arg_socket, &c.b);
@@ -358,6 +386,8 @@ static int create_shadow(char **paths, size_t n_paths, const char *provider) {
                         /* Asked now, answered while the writers' status is gathered. */
                         if (committed)
                                 (void) backup_properties_ask(c.b, &props, shadow_ids, n_paths);
+                        if (committed)
+                                warnings = writer_files_warnings(c.b);
                         bool st_ok = report_phase(&c, "do-snapshot-set");
                         if (!committed)
                                 c.error_hr = 0; /* the operation's own error names the cause */
@@ -405,6 +435,10 @@ static int create_shadow(char **paths, size_t n_paths, const char *provider) {
         }
         json_object_object_add(out, "shadows", shadows);
         json_object_object_add(out, "phases", c.phases);
+        if (warnings && json_object_array_length(warnings) > 0 && committed)
+                json_object_object_add(out, "warnings", warnings);
+        else
+                json_object_put(warnings);
         progress_clear();
         if (arg_json)
                 print_json(out);
