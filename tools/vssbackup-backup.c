@@ -463,6 +463,32 @@ static Store *open_store(Run *run, const char *dest) {
         return st;
 }
 
+/* A writer whose backup stamp begins "crash-consistent:" (vss-writer-postgres's, when the whole
+ * cluster is on one btrfs subvolume) made no copy of its own: its files restore only from one
+ * point-in-time cut, as after a power loss. A shadow of them that is not one (a provider that
+ * copied file by file, unheld) would restore silently torn: the component fails. */
+static bool cut_as_writer_needs(Run *run, const vss_backup_document *d, const Selected *s, const Volume *vols,
+                                size_t n_vols) {
+        const vss_bc_component *c = vss_backup_document_find(d, &s->wm->writer_id, &s->wm->instance_id,
+                                                             s->ci->logical_path, s->ci->name);
+        if (!c || !c->backup_stamp || strncmp(c->backup_stamp, "crash-consistent:", 17) != 0)
+                return true;
+        for (size_t i = 0; i < s->ci->n_files; i++) {
+                const Volume *v = volume_of(vols, n_vols, s->ci->files[i].path);
+                vss_snapshot_prop p;
+                if (!v || vss_backup_get_snapshot_properties(run->r.b, &v->shadow_id, &p) < 0)
+                        continue; /* copy_component() says what is missing */
+                if (p.attributes & OPENVSS_ATTR_NOT_POINT_IN_TIME)
+                        return run_fail(run, VSS_E_WRITERERROR_INCONSISTENTSNAPSHOT,
+                                        "component '%s' of writer '%s' was made crash-consistent, which needs one "
+                                        "point-in-time cut of its files, and the shadow copy of %s (provider %s) is "
+                                        "not point-in-time; use a provider that is (btrfs), or have vssd hold that "
+                                        "filesystem (hold_filesystems)",
+                                        s->ci->name, s->wm->name, v->path, p.provider);
+        }
+        return true;
+}
+
 /* Copies each chosen component (files changed since since_usec, for incremental and
  * differential) and marks it backed up or not. *all_ok: false when one failed. */
 static bool copy_components(Run *run, Store *st, const Choice *ch, const Volume *vols, size_t n_vols,
@@ -485,7 +511,8 @@ static bool copy_components(Run *run, Store *st, const Choice *ch, const Volume 
                                                                        s->ci->logical_path, s->ci->name)
                                          ? 0
                                          : since_usec;
-                bool c_ok = copy_writer_files(run, st, now, s) && copy_component(run, st, now, s, vols, n_vols, since);
+                bool c_ok = cut_as_writer_needs(run, now, s, vols, n_vols) && copy_writer_files(run, st, now, s) &&
+                            copy_component(run, st, now, s, vols, n_vols, since);
                 if (!c_ok) {
                         snprintf(saved, sizeof(saved), "%s", run->r.error_msg);
                         *all_ok = false;

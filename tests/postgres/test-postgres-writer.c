@@ -585,6 +585,41 @@ static void backup_is_base_backup(Harness *h, const char *mnt, const char *base,
                 fprintf(stderr, "vssadmin said: %s\n", said);
 }
 
+/* A cluster on one btrfs subvolume: the writer makes a crash-consistent copy, which only a
+ * point-in-time cut restores. Backed up with the file provider, which copies file by file (vssd
+ * holds nothing here), the component fails, saying why, rather than store a torn cluster. */
+static void test_crash_consistent_needs_cut(void) {
+        if (btrfs_missing())
+                return;
+        Harness *h = harness_new("{\"hold_filesystems\": []}"); /* nothing held: the file provider copies unheld */
+        char base[PATH_MAX], data[PATH_MAX + 8], dsn[PATH_MAX + 64], labels[PATH_MAX], backup[PATH_MAX + 16];
+        int port = test_port(0);
+        char *mnt = harness_loop_fs(h, "mkfs.btrfs -q", "1G");
+        CHECK(chmod(harness_dir(h), 0755) == 0);
+        snprintf(base, sizeof(base), "%s/pg", mnt);
+        snprintf(data, sizeof(data), "%s/data", base);
+        CHECK(sh("chmod 755 %s && btrfs -q subvolume create %s >/dev/null && chown " PG_USER ": %s && chmod 700 %s && "
+                 "runuser -u " PG_USER " -- " PG_BIN "/initdb -D '%s' -A trust -U " PG_USER " --no-sync >/dev/null 2>&1",
+                 mnt, base, base, base, data) == 0);
+        if (!pg_start(base, data, port)) {
+                test_failures++;
+                return teardown(h);
+        }
+        snprintf(labels, sizeof(labels), "%s/labels", harness_dir(h));
+        snprintf(backup, sizeof(backup), "%s/backup", mnt);
+        dsn_for(dsn, sizeof(dsn), base, port, PG_USER);
+        writer_start(h, dsn, labels);
+        _cleanup_free_ char *said = NULL;
+        CHECK(harness_sh(h, &said, "vssbackup backup --to %s --provider file 2>&1", backup) != 0);
+        CHECK(writer_log_has(h, "crash-consistent"));
+        CHECK(said && strstr(said, "was made crash-consistent") && strstr(said, "not point-in-time"));
+        if (said && !strstr(said, "was made crash-consistent"))
+                fprintf(stderr, "vssbackup said: %s\n", said);
+        /* The btrfs provider's snapshot is one cut: the same backup succeeds. */
+        CHECK(harness_sh(h, NULL, "rm -rf %s && vssbackup backup --to %s --provider btrfs --quiet", backup, backup) == 0);
+        teardown(h);
+}
+
 /* A cluster on one btrfs subvolume with a tablespace beside its data directory: a requester takes
  * the two as two volumes, snapshotted one after the other, so the writer makes a base backup
  * (backup_label), not a crash-consistent one. */
@@ -717,7 +752,7 @@ static void test_prerestore_running(void) {
 static void test_restore_in_place_rewinds(void) {
         Harness *h = harness_new(NULL);
         char base[PATH_MAX], data[PATH_MAX], dsn[PATH_MAX + 64], labels[PATH_MAX], backup[PATH_MAX];
-        int port = test_port(4), st;
+        int port = test_port(0), st;
         if (!pg_create(h, "pg", base, data, port)) {
                 test_failures++;
                 return teardown(h);
@@ -834,6 +869,7 @@ static void test_errors(void) {
 static const TestCase cases[] = {
         { "postgres-btrfs-wal-mount", test_btrfs_wal_mount },
         { "postgres-btrfs-wal-subvolume", test_btrfs_wal_subvolume },
+        { "postgres-crash-consistent-needs-cut", test_crash_consistent_needs_cut },
         { "postgres-restore-in-place-rewinds", test_restore_in_place_rewinds },
         { "postgres-pgbench-roundtrip", test_roundtrip },
         { "postgres-pgbench-roundtrip-btrfs", test_roundtrip_btrfs },
