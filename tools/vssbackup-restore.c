@@ -153,6 +153,16 @@ static bool nested_rules(Run *run, StoreRestoreRule **rules, size_t *n_rules) {
         return true;
 }
 
+/* The rules' destinations, and the nested rules' paths too (they come first). */
+static void rules_free(StoreRestoreRule *rules, size_t n_rules, size_t n_nested) {
+        for (size_t i = 0; i < n_rules; i++) {
+                free((char *) rules[i].to);
+                if (i < n_nested)
+                        free((char *) rules[i].from.path);
+        }
+        free(rules);
+}
+
 /* Puts one component's files back from each backup of the chain, oldest first. With to, every
  * destination (the original path, or one the backup or the writer names) is taken beneath to; else
  * one the backup or the writer names (and, for a user's writer, its original paths) is honoured
@@ -248,11 +258,9 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
                 run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
         if (ok && n_chain == 1)
                 prune_only_if_held(rules, ci, chain[0].store);
-        size_t n_rules = ci->n_files, n_nested = 0;
-        if (ok && owner == 0) { /* a root writer's, whose backup follows mounts */
-                ok = nested_rules(run, &rules, &n_rules);
-                n_nested = n_rules - ci->n_files;
-        }
+        size_t n_rules = ci->n_files;
+        ok = ok && (owner != 0 || nested_rules(run, &rules, &n_rules)); /* a root writer's backup follows mounts */
+        size_t n_nested = n_rules - ci->n_files;
         *ret_files = 0;
         for (size_t k = 0; ok && k < n_chain; k++) {
                 _cleanup_free_ char *err = NULL;
@@ -278,12 +286,7 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
                 } else
                         *ret_files += (uint64_t) r;
         }
-        for (size_t i = 0; i < n_rules; i++) {
-                free((char *) rules[i].to);
-                if (i < n_nested)
-                        free((char *) rules[i].from.path);
-        }
-        free(rules);
+        rules_free(rules, n_rules, n_nested);
         return ok;
 }
 
