@@ -24,6 +24,16 @@ static vss_backup *snapshot_of(Harness *h, const char *data) {
         return b;
 }
 
+/* A session whose snapshot set of data is under way (DoSnapshotSet begun, *a its answer). */
+static vss_backup *set_begun(Harness *h, const char *data, vss_async **a) {
+        vss_backup *b = harness_session(h);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), 0);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+        CHECK_HR(vss_backup_do_snapshot_set(b, a), 0);
+        return b;
+}
+
 /* Waits up to 30 s for the file harness_dir/name to exist. */
 static bool wait_file(Harness *h, const char *name) {
         char path[4096];
@@ -138,12 +148,8 @@ static void test_status_abort_during_freeze(void) {
                      "echo $$ > \"$d/freeze-hook.pid\"\n"
                      "i=0; while [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n"
                      "echo \"$VSS_WRITER_NAME freeze-hook-finished\" >> \"$d/log\"\n");
-        vss_backup *b = harness_session(h);
         vss_async *a = NULL;
-        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
-        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), 0);
-        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
-        CHECK_HR(vss_backup_do_snapshot_set(b, &a), 0);
+        vss_backup *b = set_begun(h, data, &a);
         CHECK(wait_file(h, "freeze-hook.pid"));
         pid_t hook = read_pid(h, "freeze-hook.pid");
         CHECK(hook > 0);
@@ -303,27 +309,29 @@ static void test_hooks_trusted(void) {
         harness_free(h);
 }
 
+/* Writer "w" (hooks may take a minute) with the hook name added: its pid. */
+static pid_t writer_with_hook(Harness *h, const char *name, const char *script) {
+        static const char *const args[] = { "--hook-timeout", "60000", NULL };
+        pid_t w = harness_writer(h, "w", args);
+        harness_hook(h, name, script);
+        return w;
+}
+
 /* The writer is stopped (SIGTERM, as systemctl stop) while a freeze hook runs: the hook is
  * stopped and the abort hooks run before the writer ends, so nothing a freeze hook began (an
  * fsfreeze, say) is left behind. */
 static void test_stop_during_freeze(void) {
         Harness *h = harness_new(NULL);
         char *data = harness_make_data(h, "data");
-        static const char *const args[] = { "--hook-timeout", "60000", NULL };
-        pid_t w = harness_writer(h, "w", args);
-        harness_hook(h, "20-slow-freeze",
+        pid_t w = writer_with_hook(h, "20-slow-freeze",
                      "#!/bin/sh\n"
                      "d=\"$HARNESS_DIR\"\n"
                      "[ \"$1\" = abort ] && echo \"20-abort\" >> \"$d/undo\"\n"
                      "[ \"$1\" = freeze ] || exit 0\n"
                      "echo $$ > \"$d/freeze-hook.pid\"\n"
                      "i=0; while [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n");
-        vss_backup *b = harness_session(h);
         vss_async *a = NULL;
-        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
-        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), 0);
-        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
-        CHECK_HR(vss_backup_do_snapshot_set(b, &a), 0);
+        vss_backup *b = set_begun(h, data, &a);
         CHECK(wait_file(h, "freeze-hook.pid"));
         pid_t hook = read_pid(h, "freeze-hook.pid");
         CHECK(kill(w, SIGTERM) == 0);
@@ -346,21 +354,15 @@ static void test_stop_during_freeze(void) {
 static void test_stop_during_thaw(void) {
         Harness *h = harness_new(NULL);
         char *data = harness_make_data(h, "data");
-        static const char *const args[] = { "--hook-timeout", "60000", NULL };
-        pid_t w = harness_writer(h, "w", args);
-        harness_hook(h, "20-slow-thaw",
+        pid_t w = writer_with_hook(h, "20-slow-thaw",
                      "#!/bin/sh\n"
                      "d=\"$HARNESS_DIR\"\n"
                      "[ \"$1\" = thaw ] || exit 0\n"
                      "touch \"$d/thaw-began\"\n"
                      "i=0; while [ ! -e \"$d/go\" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n"
                      "echo \"20-thaw-done\" >> \"$d/undo\"\n");
-        vss_backup *b = harness_session(h);
         vss_async *a = NULL;
-        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
-        CHECK_HR(vss_backup_add_to_snapshot_set(b, data, NULL, NULL), 0);
-        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
-        CHECK_HR(vss_backup_do_snapshot_set(b, &a), 0);
+        vss_backup *b = set_begun(h, data, &a);
         CHECK(wait_file(h, "thaw-began"));
         CHECK(kill(w, SIGTERM) == 0);
         CHECK(!pid_gone(w)); /* still running its thaw hooks */
