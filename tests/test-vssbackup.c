@@ -303,7 +303,7 @@ static void other_fs_make(Harness *h, const char *data, char cache[PATH_MAX + 8]
 /* Writer NAME (root's) with all of dir as its component, then `vssbackup backup --to dest
  * --json`: it succeeds with no warning (VSS: a requester follows the mount points of a recursive
  * file group and shadow copies the volumes there). */
-static void backup_follows(Harness *h, const char *name, const char *dir, const char *dest) {
+static void backup_checked(Harness *h, const char *name, const char *dir, const char *dest, const char *warned) {
         char comp[PATH_MAX + 16];
         snprintf(comp, sizeof(comp), "%s=%s", name, dir);
         const char *const args[] = { "--component", comp, NULL };
@@ -312,10 +312,21 @@ static void backup_follows(Harness *h, const char *name, const char *dir, const 
         json_object *out = harness_json(h, &st, "vssbackup backup --to %s --json", dest);
         CHECK(st == 0);
         json_object *w = out ? json_object_object_get(out, "warnings") : NULL;
-        CHECK(!w || json_object_array_length(w) == 0);
-        if (w && json_object_array_length(w) > 0)
-                fprintf(stderr, "warnings: %s\n", json_object_to_json_string(w));
+        size_t n = w ? json_object_array_length(w) : 0;
+        const char *path = n > 0 ? json_str(json_object_array_get_idx(w, 0), "path") : NULL;
+        CHECK(warned ? n == 1 && path && strstr(path, warned) : n == 0);
+        if (warned ? n != 1 : n != 0)
+                fprintf(stderr, "warnings: %s\n", w ? json_object_to_json_string(w) : "none");
         json_object_put(out);
+}
+
+static void backup_follows(Harness *h, const char *name, const char *dir, const char *dest) {
+        backup_checked(h, name, dir, dest, NULL);
+}
+
+/* The same, with one warning, of a path ending in warned (a filesystem not followed). */
+static void backup_warns_of(Harness *h, const char *name, const char *dir, const char *dest, const char *warned) {
+        backup_checked(h, name, dir, dest, warned);
 }
 
 static void test_nested_mount(void) {
@@ -356,6 +367,38 @@ static void test_nested_mount(void) {
         harness_free(h);
 }
 
+/* What a backup follows and what it leaves, for a root writer restored whole
+ * (stop-restore-start, which prunes): a mount inside a followed mount (data/m1/m2) is followed
+ * too and restored in place, deepest first; a tmpfs (data/run) and a read-only tmpfs (data/ro)
+ * are not followed, and the restore neither prunes the tmpfs's live file nor needs to write into
+ * the read-only one. */
+static void test_nested_follow_rules(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        char *l1 = harness_loop_fs(h, "mkfs.ext4 -q", "16M"), *l2 = harness_loop_fs(h, "mkfs.ext4 -q", "16M");
+        char comp[PATH_MAX + 16], dest[PATH_MAX];
+        snprintf(comp, sizeof(comp), "app=%s", data);
+        snprintf(dest, sizeof(dest), "%s/backup", harness_dir(h));
+        CHECK(l1 && l2 && harness_sh(h, NULL, "cd '%s' && mkdir m1 run ro && mount --bind '%s' m1 && mkdir m1/m2 && "
+                                              "mount --bind '%s' m1/m2 && echo one > m1/one && echo two > m1/m2/two && "
+                                              "mount -t tmpfs -o size=1m openvss-test run && "
+                                              "mount -t tmpfs -o size=1m,ro openvss-test ro",
+                                     data, l1, l2) == 0);
+        const char *const args[] = { "--component", comp, "--restore-method", "stop-restore-start", NULL };
+        harness_writer(h, "app", args);
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --quiet", dest) == 0);
+        _cleanup_free_ char *got = NULL;
+        CHECK(harness_sh(h, NULL, "cd '%s' && echo changed > m1/one && echo changed > m1/m2/two && echo live > run/app.pid",
+                         data) == 0);
+        CHECK(harness_sh(h, NULL, "vssbackup restore --from %s --quiet", dest) == 0);
+        CHECK(harness_sh(h, &got, "cd '%s' && cat m1/one m1/m2/two run/app.pid", data) == 0 && got &&
+              streq(got, "one\ntwo\nlive\n"));
+        if (got && !streq(got, "one\ntwo\nlive\n"))
+                fprintf(stderr, "after the restore: %s", got);
+        CHECK(harness_sh(h, NULL, "cd '%s' && umount ro run m1/m2 m1", data) == 0);
+        harness_free(h);
+}
+
 /* A btrfs subvolume nested in a component's directory, no mount point: the directory's shadow
  * copy holds it as an empty directory, so the subvolume joins the set with a shadow copy of its
  * own, and its files are in the backup (and restored), without a warning. */
@@ -369,7 +412,14 @@ static void test_nested_subvolume(void) {
         CHECK(harness_sh(h, NULL, "echo a > '%s/a' && btrfs -q subvolume create '%s' && echo t > '%s/t'", data, sub,
                          sub) == 0);
         snprintf(dest, sizeof(dest), "%s/backup", harness_dir(h));
-        backup_follows(h, "app", data, dest);
+        /* One a user made where they may write (data/pub, 1777) is not followed: warned of. */
+        CHECK(chmod(harness_dir(h), 0755) == 0 && chmod(mnt, 0755) == 0 && chmod(data, 0755) == 0);
+        CHECK(harness_sh(h, NULL, "mkdir -m 1777 '%s/pub' && setpriv --reuid=65534 --regid=65534 --clear-groups "
+                                  "btrfs -q subvolume create '%s/pub/mine' && setpriv --reuid=65534 --regid=65534 "
+                                  "--clear-groups sh -c 'echo u > %s/pub/mine/u'", data, data, data) == 0);
+        backup_warns_of(h, "app", data, dest, "pub/mine");
+        snprintf(stored, sizeof(stored), "%s/data%s/pub/mine/u", dest, data);
+        CHECK(access(stored, F_OK) < 0);
         snprintf(stored, sizeof(stored), "%s/data%s/a", dest, data);
         CHECK(access(stored, F_OK) == 0);
         snprintf(stored, sizeof(stored), "%s/data%s/t", dest, sub);
@@ -943,6 +993,7 @@ static const TestCase cases[] = {
         { "vssbackup-exec", test_exec },
         { "vssbackup-nested-mount", test_nested_mount },
         { "vssbackup-nested-subvolume", test_nested_subvolume },
+        { "vssbackup-nested-follow-rules", test_nested_follow_rules },
         { "vssbackup-exec-nested-mount", test_exec_nested_mount },
         { "vssbackup-exec-nested-subvolume", test_exec_nested_subvolume },
         { "vssbackup-exec-writer-files", test_exec_writer_files },

@@ -143,6 +143,22 @@ static void on_boundary(const char *path, dev_t dev, void *userdata) {
                            "this subvolume as an empty directory; give it a component of its own", NULL);
 }
 
+/* The filesystems below a group whose files were stored from their own shadow copies: a restore
+ * stages their files on them (FOLLOWED_NAME, one path a line). */
+static char **followed;
+static size_t n_followed;
+
+static bool followed_add(const char *path) {
+        for (size_t i = 0; i < n_followed; i++)
+                if (streq(followed[i], path))
+                        return true;
+        char **a = reallocarray(followed, n_followed + 1, sizeof(*a));
+        if (!a)
+                return false;
+        followed = a;
+        return (followed[n_followed] = strdup(path)) && ++n_followed;
+}
+
 /* Whether the backup follows mounts and nested subvolumes below the component's recursive groups
  * (volumes_below_component()): a root writer's only. */
 static bool follows_mounts(const vss_writer_metadata *owner) {
@@ -182,6 +198,8 @@ static bool copy_component(Run *run, Store *st, const vss_backup_document *d, co
                         err = NULL;
                         r = store_add_files(st, vols[k].shadow_path, vols[k].path, &below, ex, s->wm->n_excludes,
                                             since_usec, &err);
+                        if (r >= 0 && !followed_add(vols[k].path))
+                                r = -ENOMEM;
                 }
                 store_set_boundary(st, NULL, NULL);
                 if (r < 0)
@@ -355,10 +373,12 @@ static bool choose_components(Run *run, void *userdata) {
 
 /* VSS: a requester follows mount points in a component's recursive file groups, and shadow
  * copies the volumes there ("Working with Mounted Folders and Reparse Points"). So a filesystem
- * mounted, or a btrfs subvolume nested, below a root writer's recursive group joins the set, and
- * its files are stored with the group's (copy_component()). Not for a user's writer (a FUSE
- * mount of the user's would have root's backup read what the user serves, or wait on it), nor
- * FUSE mounts at all, nor what the writer excludes: those are warned of, as before. */
+ * below a root writer's recursive group joins the set, and its files are stored with the group's
+ * (copy_component()), when it is root's: a local filesystem mounted from a block device, or a
+ * btrfs subvolume, whose root directory is root's. Not what a user could have made (a FUSE or
+ * user mount, a subvolume a user created where they may write: root's backup would read what
+ * the user serves, or fail past the volume limit), nor network filesystems, nor what the writer
+ * excludes, nor anything below a user's writer's group: those are warned of, as before. */
 typedef struct FollowBelow {
         Run *run;
         Volume *vols;
@@ -368,11 +388,15 @@ typedef struct FollowBelow {
         bool ok;
 } FollowBelow;
 
-static bool follow_one(const char *fs, dev_t dev, const char *fstype, bool subvolume, void *userdata) {
+static bool follow_one(const FsBelow *fs, void *userdata) {
         FollowBelow *f = userdata;
-        if (strncmp(fstype, "fuse", 4) == 0 || store_dir_excluded(f->ex, f->n_ex, fs))
+        struct stat st;
+        if (strchr(fs->path, '\n') || stat(fs->path, &st) < 0 || st.st_uid != 0 ||
+            store_dir_excluded(f->ex, f->n_ex, fs->path))
                 return true;
-        f->ok = volume_add(f->run, f->vols, f->n_vols, fs);
+        if (!fs->subvolume && (!fs->source || stat(fs->source, &st) < 0 || !S_ISBLK(st.st_mode)))
+                return true;
+        f->ok = volume_add(f->run, f->vols, f->n_vols, fs->path);
         return f->ok;
 }
 
@@ -388,7 +412,7 @@ static bool volumes_below_component(Run *run, Volume *vols, size_t *n_vols, cons
         bool follow = follows_mounts(document_writer(d, s->wm));
         for (size_t k = 0; f.ok && follow && k < s->ci->n_files; k++)
                 if (s->ci->files[k].recursive)
-                        (void) filesystems_below(s->ci->files[k].path, false, follow_one, &f);
+                        (void) filesystems_below(s->ci->files[k].path, follow_one, &f);
         vss_backup_document_free(d);
         return f.ok;
 }
@@ -531,6 +555,14 @@ static bool put_documents(Run *run, Store *st, const char *bcd, const Manifest *
         vss_backup *b = run->r.b;
         _cleanup_free_ char *m = manifest_format(man);
         bool ok = m && put_document(run, st, BCD_NAME, bcd) >= 0 && put_document(run, st, MANIFEST_NAME, m) >= 0;
+        if (ok && n_followed > 0) {
+                _cleanup_free_ char *text = NULL;
+                size_t len = 0;
+                FILE *f = open_memstream(&text, &len);
+                for (size_t i = 0; f && i < n_followed; i++)
+                        fprintf(f, "%s\n", followed[i]);
+                ok = f && fclose(f) == 0 && put_document(run, st, FOLLOWED_NAME, text) >= 0;
+        }
 
         for (size_t i = 0; ok && i < vss_backup_metadata_count(b); i++) {
                 const vss_writer_metadata *wm = vss_backup_metadata_get(b, i);
@@ -606,6 +638,9 @@ int cmd_backup(const char *dest, char **specs, size_t n_specs, vss_backup_type t
         json_object_object_add(extra, "base", json_object_new_string(man.base));
         add_warnings(extra);
         backup_close(&base);
+        for (size_t i = 0; i < n_followed; i++)
+                free(followed[i]);
+        free(followed);
         volumes_free(vols, n_vols);
         free(ch.sel);
         return run_finish(&run, extra);

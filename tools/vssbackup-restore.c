@@ -90,66 +90,71 @@ static bool no_mapping(Run *run, const vss_writer_metadata *wm, const vss_bc_com
                         c->restore_target == VSS_RT_ALTERNATE ? "target" : "method", path);
 }
 
-/* The filesystems below a rule's destination (mounts, pseudo ones too, and nested btrfs
- * subvolumes: a backup follows them, volumes_below_component()) each get a rule of their own,
- * ahead of it, so their files are staged on their own filesystem: files are moved into place by
- * rename, which never crosses one. */
-typedef struct NestedRules {
-        StoreRestoreRule *extra;
-        size_t n;
-        const StoreRestoreRule *parent;
-        const char *dest; /* the parent's destination, resolved */
-        bool oom;
-} NestedRules;
+/* The filesystems a backup of the chain followed below a rule's group (FOLLOWED_NAME) each get a
+ * rule of their own, ahead of it and deepest first, so their files are staged on them and moved
+ * into place by rename, which never crosses a filesystem. Only those the backup holds files of:
+ * a mount it did not follow (a tmpfs, a read-only one, a user's) is left as it is. */
+static int nested_cmp(const void *a, const void *b) {
+        size_t la = strlen(((const StoreRestoreRule *) a)->from.path), lb = strlen(((const StoreRestoreRule *) b)->from.path);
+        return la < lb ? 1 : la > lb ? -1 : 0;
+}
 
-static bool nested_one(const char *fs, dev_t dev, const char *fstype, bool subvolume, void *userdata) {
-        NestedRules *n = userdata;
-        const char *rel = fs + strlen(n->dest);
-        StoreRestoreRule *x = reallocarray(n->extra, n->n + 1, sizeof(*x));
-        char *from = NULL, *to = NULL;
-        if (!x || asprintf(&from, "%s%s", n->parent->from.path, rel) < 0 ||
-            (n->parent->to && asprintf(&to, "%s%s", n->parent->to, rel) < 0)) {
-                if (x)
-                        n->extra = x;
+static bool nested_add(StoreRestoreRule **extra, size_t *n, const StoreRestoreRule *parent, const char *path) {
+        const char *rel = path + strlen(parent->from.path);
+        char *from = strdup(path), *to = NULL;
+        StoreRestoreRule *x = reallocarray(*extra, *n + 1, sizeof(*x));
+        if (x)
+                *extra = x;
+        if (!x || !from || (parent->to && asprintf(&to, "%s%s", parent->to, rel) < 0)) {
                 free(from);
-                n->oom = true;
                 return false;
         }
-        n->extra = x;
-        x[n->n] = *n->parent;
-        x[n->n].from.path = from;
-        x[n->n].to = to;
-        n->n++;
+        x[*n] = *parent;
+        x[*n].from.path = from;
+        x[*n].to = to;
+        (*n)++;
         return true;
 }
 
-static bool nested_rules(Run *run, StoreRestoreRule **rules, size_t *n_rules) {
-        NestedRules n = {};
-        for (size_t i = 0; !n.oom && i < *n_rules; i++) {
+static bool nested_rules(Run *run, const Backup *chain, size_t n_chain, StoreRestoreRule **rules, size_t *n_rules) {
+        StoreRestoreRule *extra = NULL;
+        size_t n = 0;
+        bool ok = true;
+        for (size_t i = 0; ok && i < *n_rules; i++) {
                 const StoreRestoreRule *r = &(*rules)[i];
-                char real[PATH_MAX];
-                if (!r->from.recursive || !realpath(r->to ? r->to : r->from.path, real))
-                        continue;
-                n.parent = r;
-                n.dest = real;
-                (void) filesystems_below(real, true, nested_one, &n);
+                for (size_t k = 0; ok && r->from.recursive && k < n_chain; k++)
+                        for (const char *p = chain[k].followed; ok && p && *p;) {
+                                size_t len = strcspn(p, "\n");
+                                _cleanup_free_ char *path = strndup(p, len);
+                                p += len + (p[len] == '\n');
+                                ok = path != NULL;
+                                bool seen = false;
+                                for (size_t j = 0; ok && j < n; j++)
+                                        seen = seen || streq(extra[j].from.path, path);
+                                if (ok && !seen && path[0] == '/' && !streq(path, r->from.path) &&
+                                    path_within(path, r->from.path))
+                                        ok = nested_add(&extra, &n, r, path);
+                        }
         }
-        StoreRestoreRule *all = n.oom ? NULL : calloc(n.n + *n_rules, sizeof(*all));
+        StoreRestoreRule *all = ok ? calloc(n + *n_rules, sizeof(*all)) : NULL;
         if (!all) {
-                for (size_t i = 0; i < n.n; i++) {
-                        free((char *) n.extra[i].from.path);
-                        free((char *) n.extra[i].to);
+                for (size_t i = 0; i < n; i++) {
+                        free((char *) extra[i].from.path);
+                        free((char *) extra[i].to);
                 }
-                free(n.extra);
+                free(extra);
                 return run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
         }
-        /* The nested first: the first rule that matches a stored file takes it. */
-        memcpy(all, n.extra, n.n * sizeof(*all));
-        memcpy(all + n.n, *rules, *n_rules * sizeof(*all));
-        free(n.extra);
+        /* The first rule that matches a stored file takes it: the deepest first. */
+        if (n > 0)
+                qsort(extra, n, sizeof(*extra), nested_cmp);
+        if (n > 0)
+                memcpy(all, extra, n * sizeof(*all));
+        memcpy(all + n, *rules, *n_rules * sizeof(*all));
+        free(extra);
         free(*rules);
         *rules = all;
-        *n_rules += n.n;
+        *n_rules += n;
         return true;
 }
 
@@ -259,7 +264,7 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
         if (ok && n_chain == 1)
                 prune_only_if_held(rules, ci, chain[0].store);
         size_t n_rules = ci->n_files;
-        ok = ok && (owner != 0 || nested_rules(run, &rules, &n_rules)); /* a root writer's backup follows mounts */
+        ok = ok && (owner != 0 || nested_rules(run, chain, n_chain, &rules, &n_rules)); /* a root writer's follows mounts */
         size_t n_nested = n_rules - ci->n_files;
         *ret_files = 0;
         for (size_t k = 0; ok && k < n_chain; k++) {

@@ -153,7 +153,7 @@ static bool subvolumes_below(const char *real, dev_t dev, FsBelowFn fn, void *us
                 if (sx.stx_attributes_mask & sx.stx_attributes & STATX_ATTR_MOUNT_ROOT)
                         snprintf(mounted, sizeof(mounted), "%s", full);
                 else
-                        go = fn(full, makedev(sx.stx_dev_major, sx.stx_dev_minor), "btrfs", true, userdata);
+                        go = fn(&(FsBelow) { full, makedev(sx.stx_dev_major, sx.stx_dev_minor), "btrfs", NULL, true }, userdata);
         }
         btrfs_util_destroy_subvolume_iterator(it);
         return go;
@@ -164,7 +164,7 @@ static bool subvolumes_below(const char *real, dev_t dev, FsBelowFn fn, void *us
 }
 #endif
 
-bool filesystems_below(const char *path, bool pseudo_too, FsBelowFn fn, void *userdata) {
+bool filesystems_below(const char *path, FsBelowFn fn, void *userdata) {
         char real[PATH_MAX];
         struct stat st;
         if (!realpath(path, real) || stat(real, &st) < 0 || !S_ISDIR(st.st_mode))
@@ -178,8 +178,9 @@ bool filesystems_below(const char *path, bool pseudo_too, FsBelowFn fn, void *us
                 struct stat ms;
                 /* proc, tmpfs (/run, /dev/shm), overlay (a container's view of files kept below,
                  * on a filesystem of its own)...: no application data of their own to back up. */
-                if ((pseudo_too || !mnt_fs_is_pseudofs(fs)) && m && !streq(m, real) && path_within(m, real) && stat(m, &ms) == 0)
-                        go = fn(m, ms.st_dev, strempty(mnt_fs_get_fstype(fs)), false, userdata);
+                if (!mnt_fs_is_pseudofs(fs) && m && !streq(m, real) && path_within(m, real) && stat(m, &ms) == 0)
+                        go = fn(&(FsBelow) { m, ms.st_dev, strempty(mnt_fs_get_fstype(fs)), mnt_fs_get_srcpath(fs), false },
+                                userdata);
         }
         mnt_free_iter(it);
         return go && subvolumes_below(real, st.st_dev, fn, userdata);
@@ -195,27 +196,27 @@ typedef struct WarnBelow {
         char skip[PATH_MAX]; /* the subvolume told of last: those nested in it are not */
 } WarnBelow;
 
-static bool warn_one(const char *fs, dev_t dev, const char *fstype, bool subvolume, void *userdata) {
+static bool warn_one(const FsBelow *fs, void *userdata) {
         WarnBelow *w = userdata;
-        if (subvolume == w->mounts || (w->skip[0] && path_within(fs, w->skip)))
+        if (fs->subvolume == w->mounts || (w->skip[0] && path_within(fs->path, w->skip)))
                 return true;
-        if (subvolume)
-                snprintf(w->skip, sizeof(w->skip), "%s", fs);
-        if ((!w->known || !w->known(fs, w->userdata)) && !volumes_have_dev(w->vols, w->n_vols, dev))
-                on_warning(fs, subvolume ? "the files of the filesystem there (a btrfs subvolume)"
-                                         : "the files of the filesystem mounted there", w->why, NULL);
+        if (fs->subvolume)
+                snprintf(w->skip, sizeof(w->skip), "%s", fs->path);
+        if ((!w->known || !w->known(fs->path, w->userdata)) && !volumes_have_dev(w->vols, w->n_vols, fs->dev))
+                on_warning(fs->path, fs->subvolume ? "the files of the filesystem there (a btrfs subvolume)"
+                                                   : "the files of the filesystem mounted there", w->why, NULL);
         return true;
 }
 
 void warn_mounts_below(const char *path, const Volume *vols, size_t n_vols, bool (*known)(const char *m, void *userdata),
                        void *userdata, const char *why) {
         WarnBelow w = { vols, n_vols, known, userdata, why, true, "" };
-        (void) filesystems_below(path, false, warn_one, &w);
+        (void) filesystems_below(path, warn_one, &w);
 }
 
 void warn_subvolumes_below(const char *path, const Volume *vols, size_t n_vols, const char *why) {
         WarnBelow w = { vols, n_vols, NULL, NULL, why, false, "" };
-        (void) filesystems_below(path, false, warn_one, &w);
+        (void) filesystems_below(path, warn_one, &w);
 }
 
 void volumes_free(Volume *vols, size_t n) {

@@ -19,6 +19,8 @@
 enum { EXIT_OK = 0, EXIT_FAILED = 1 }; /* EXIT_USAGE: lib/basic/log.h */
 
 #define BCD_NAME "backup-components.json"
+/* The filesystems below components' groups that the backup followed (one path a line). */
+#define FOLLOWED_NAME "followed-filesystems"
 #define MAX_CHAIN 64
 #define MAX_VOLUMES 64
 
@@ -103,12 +105,18 @@ void warn_mounts_below(const char *path, const Volume *vols, size_t n_vols, bool
  * only, of subvolumes nested in each other). Without libbtrfsutil: nothing. */
 void warn_subvolumes_below(const char *path, const Volume *vols, size_t n_vols, const char *why);
 /* Each filesystem below directory path whose files a walk of path misses (path's shadow holds it
- * as an empty directory): the mounts strictly below it (pseudo filesystems, tmpfs too, aside
- * unless pseudo_too),
+ * as an empty directory): the mounts strictly below it (pseudo filesystems, tmpfs too, aside),
  * then (with libbtrfsutil) the btrfs subvolumes nested below it that no mount covers, outermost
- * first (fstype: the mount's type; "btrfs" for a subvolume). fn returning false stops (and so does filesystems_below(), returning false). */
-typedef bool (*FsBelowFn)(const char *fs, dev_t dev, const char *fstype, bool subvolume, void *userdata);
-bool filesystems_below(const char *path, bool pseudo_too, FsBelowFn fn, void *userdata);
+ * first. fn returning false stops (and so does filesystems_below(), returning false). */
+typedef struct FsBelow {
+        const char *path;
+        dev_t dev;
+        const char *fstype; /* the mount's type; "btrfs" for a subvolume */
+        const char *source; /* the mount's source (a device, server:path...); NULL for a subvolume */
+        bool subvolume;
+} FsBelow;
+typedef bool (*FsBelowFn)(const FsBelow *fs, void *userdata);
+bool filesystems_below(const char *path, FsBelowFn fn, void *userdata);
 /* Whether a volume of the set is on filesystem dev. */
 bool volumes_have_dev(const Volume *vols, size_t n_vols, dev_t dev);
 
@@ -145,6 +153,7 @@ typedef struct Backup {
         vss_backup_document *bcd;
         Manifest manifest;
         int64_t owner; /* who could have written its document: 0 root only, a uid, -1 several users */
+        char *followed; /* FOLLOWED_NAME's text, NULL when the backup followed none */
 } Backup;
 
 /* Opens src, reads and checks its backup components document and manifest. */
