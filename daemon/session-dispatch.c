@@ -48,6 +48,11 @@ void note_status(Session *s, Slot *slot) {
 void slot_answer(Session *s, Slot *slot, vss_event e, int32_t failure, int32_t code, const char *msg) {
         if (failure != 0)
                 log_warn("writer '%s' failed %s: 0x%08x %s", slot->name, vss_event_name(e), (uint32_t) failure, msg);
+        /* Sent Freeze and not answering the Abort after it (a Freeze cut short at an earlier
+         * writer's window, then Abort unanswered): failed at Freeze, where it was. */
+        if (e == VSS_EVENT_ABORT && failure == VSS_E_WRITER_NOT_RESPONDING && slot->got_freeze &&
+            slot->status.state == VSS_WS_WAITING_FOR_FREEZE)
+                slot->status.state = VSS_WS_WAITING_FOR_THAW;
         /* A writer that thawed itself at the end of its window answers Thaw so: VSS counts the
          * window run out at Freeze (KB 915331: FAILED_AT_FREEZE, VSS_E_WRITERERROR_TIMEOUT). */
         if (e == VSS_EVENT_THAW && failure == VSS_E_WRITERERROR_TIMEOUT && slot_window_run_out(s, slot))

@@ -755,6 +755,26 @@ static void test_freeze_window_expired(void) {
         free(ev);
 }
 
+/* The same, the later writer also letting the Abort go unanswered (still in its Freeze, past
+ * its own window): it failed at Freeze, where it was, not at PrepareForSnapshot. */
+static void test_freeze_window_expired_abort_unanswered(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        static const char *const quick[] = { "--app-level", "front-end", "--freeze-timeout", "400", NULL };
+        static const char *const slow[] = { "--app-level", "back-end", "--freeze-timeout", "1000", NULL };
+        harness_writer(h, "quick", quick);
+        harness_writer(h, "slow", slow);
+        harness_set(h, "slow", "freeze", "block 3");
+        vss_backup *b = harness_session(h);
+        prepare(h, b, data, NULL);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), VSS_E_WRITERERROR_TIMEOUT);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        check_status(b, "quick", VSS_WS_FAILED_AT_FREEZE, VSS_E_WRITERERROR_TIMEOUT);
+        check_status(b, "slow", VSS_WS_FAILED_AT_FREEZE, VSS_E_WRITER_NOT_RESPONDING);
+        CHECK(harness_count_shadow_files(h) == 0);
+        vss_backup_release(b);
+}
+
 static void test_freeze_window_per_writer(void) {
         /* Each writer's Freeze→Thaw window runs from its own Freeze: the back-end writer, frozen
          * once the front-end took 3 s to freeze, still has its 4 s when the system writer takes
@@ -1155,6 +1175,7 @@ static const TestCase cases[] = {
         { "restore-veto", test_restore_veto },
         { "component-mode", test_component_mode },
         { "freeze-window-expired", test_freeze_window_expired },
+        { "freeze-window-expired-abort-unanswered", test_freeze_window_expired_abort_unanswered },
         { "shutdown-names-made-set", test_shutdown_names_made_set },
         { "context", test_context },
         { "empty-set", test_empty_set },
