@@ -640,6 +640,24 @@ static void test_restore_writer_not_running(void) {
                 for (int i = 0; i < 3000 && access(fd3, F_OK) == 0; i++) /* until it lets go (a zombie holds nothing) */
                         usleep(10 * 1000);
         }
+        /* Held through another view of the tree (a container's bind mount, in a mount namespace
+         * of its own): found by the file's identity, not its name there. */
+        _cleanup_free_ char *holder2 = NULL, *refused2 = NULL;
+        CHECK(harness_sh(h, NULL, "mkdir -p %s/view && echo v4 > '%s'", harness_dir(h), db) == 0);
+        CHECK(harness_sh(h, &holder2, "unshare -m --propagation private sh -c \"mount --bind '%s' '%s/view' && "
+                                      "exec 3<'%s/view/state/state.db' && exec sleep 600\" >/dev/null 2>&1 & echo $!",
+                         data, harness_dir(h), harness_dir(h)) == 0);
+        pid_t app2 = holder2 ? (pid_t) atol(holder2) : 0;
+        snprintf(fd3, sizeof(fd3), "/proc/%d/fd/3", (int) app2);
+        for (int i = 0; i < 3000 && app2 > 0 && access(fd3, F_OK) < 0; i++)
+                usleep(10 * 1000);
+        CHECK(harness_sh(h, &refused2, "vssbackup restore --from %s 2>&1", dest) != 0);
+        CHECK(refused2 && strstr(refused2, "in use by process"));
+        if (app2 > 0) {
+                kill(app2, SIGKILL);
+                for (int i = 0; i < 3000 && access(fd3, F_OK) == 0; i++)
+                        usleep(10 * 1000);
+        }
         CHECK(harness_sh(h, NULL, "vssbackup restore --from %s --quiet", dest) == 0);
         CHECK(harness_sh(h, &again, "cat '%s'", db) == 0 && again && streq(again, "v1\n"));
         harness_free(h);

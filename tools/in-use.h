@@ -7,7 +7,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* The first process other than ours with an open file, or its working directory, at or below
- * path (resolved, as the kernel shows it): its pid, its command in comm and what it holds in held
- * (both cut to size). 0: none we can see (a user sees only their own processes). */
+/* The first process other than ours with an open or mapped file, or its working directory, at
+ * or below path (resolved): by the name the kernel shows, or, for one that name does not lead to
+ * here (a container's view of the tree), by its inode in the tree. Its pid, its command in comm
+ * and what it holds in held (cut to size, control characters replaced). 0: none we can see (a
+ * user sees only their own processes). */
 pid_t path_in_use(const char *path, char *comm, size_t comm_size, char *held, size_t held_size);
