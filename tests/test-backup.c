@@ -765,6 +765,7 @@ static void test_freeze_window_expired_abort_unanswered(void) {
         harness_writer(h, "quick", quick);
         harness_writer(h, "slow", slow);
         harness_set(h, "slow", "freeze", "block 3");
+        harness_set(h, "slow", "abort", "block 3"); /* past its 1 s: the Abort goes unanswered */
         vss_backup *b = harness_session(h);
         prepare(h, b, data, NULL);
         CHECK_HR(vss_backup_do_snapshot_set_sync(b), VSS_E_WRITERERROR_TIMEOUT);

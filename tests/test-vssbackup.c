@@ -399,6 +399,37 @@ static void test_nested_follow_rules(void) {
         harness_free(h);
 }
 
+/* A filesystem below a root writer's group that is not root's (its root directory a user's) is
+ * not followed, but another writer's component there stores files in the same backup: restoring
+ * the outer component in place would have to move them into that filesystem, which no rename
+ * does. Refused before anything moves, nothing written; the inner component restores by itself. */
+static void test_nested_other_fs_refused(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        char *loop = harness_loop_fs(h, "mkfs.ext4 -q", "16M");
+        char outer[PATH_MAX + 16], inner[PATH_MAX + 16], dest[PATH_MAX];
+        snprintf(outer, sizeof(outer), "all=%s", data);
+        snprintf(inner, sizeof(inner), "x=%s/x", data);
+        snprintf(dest, sizeof(dest), "%s/backup", harness_dir(h));
+        CHECK(loop && harness_sh(h, NULL, "cd '%s' && echo a > a && mkdir x && mount --bind '%s' x && chown 65534 x && "
+                                          "echo f > x/f", data, loop) == 0);
+        const char *const a1[] = { "--component", outer, NULL }, *const a2[] = { "--component", inner, NULL };
+        harness_writer(h, "all", a1);
+        harness_writer(h, "x", a2);
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --quiet", dest) == 0);
+        CHECK(harness_sh(h, NULL, "cd '%s' && echo changed > a && echo changed > x/f", data) == 0);
+        _cleanup_free_ char *said = NULL, *got = NULL, *got2 = NULL;
+        CHECK(harness_sh(h, &said, "vssbackup restore --from %s --component all:all 2>&1", dest) != 0);
+        CHECK(said && strstr(said, "is a filesystem of its own"));
+        if (said && !strstr(said, "is a filesystem of its own"))
+                fprintf(stderr, "vssbackup said: %s", said);
+        CHECK(harness_sh(h, &got, "cd '%s' && cat a x/f", data) == 0 && got && streq(got, "changed\nchanged\n"));
+        CHECK(harness_sh(h, NULL, "vssbackup restore --from %s --component x:x --quiet", dest) == 0);
+        CHECK(harness_sh(h, &got2, "cat '%s/x/f'", data) == 0 && got2 && streq(got2, "f\n"));
+        CHECK(harness_sh(h, NULL, "umount '%s/x'", data) == 0);
+        harness_free(h);
+}
+
 /* A btrfs subvolume nested in a component's directory, no mount point: the directory's shadow
  * copy holds it as an empty directory, so the subvolume joins the set with a shadow copy of its
  * own, and its files are in the backup (and restored), without a warning. */
@@ -1012,6 +1043,7 @@ static const TestCase cases[] = {
         { "vssbackup-nested-mount", test_nested_mount },
         { "vssbackup-nested-subvolume", test_nested_subvolume },
         { "vssbackup-nested-follow-rules", test_nested_follow_rules },
+        { "vssbackup-nested-other-fs-refused", test_nested_other_fs_refused },
         { "vssbackup-exec-nested-mount", test_exec_nested_mount },
         { "vssbackup-exec-nested-subvolume", test_exec_nested_subvolume },
         { "vssbackup-exec-writer-files", test_exec_writer_files },

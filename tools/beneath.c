@@ -418,6 +418,20 @@ static int merge(int src, int dst, const char *shown, bool no_overwrite, bool dr
                                 return fail(ret_error, sfd < 0 ? sfd : tfd, "%s: %s", where,
                                             tfd == -ELOOP ? "replaced by a symlink, which is not followed"
                                                           : strerror(-(sfd < 0 ? sfd : tfd)));
+                        /* Another filesystem there (a mount, a btrfs subvolume) takes nothing by
+                         * rename: said in the dry run, before anything moves, unless nothing
+                         * staged goes there. */
+                        if (s.st_dev != t.st_dev) {
+                                _cleanup_(closedirp) DIR *sd = opendir_at(sfd);
+                                struct dirent *e = NULL;
+                                while (sd && (e = readdir(sd)) && (streq(e->d_name, ".") || streq(e->d_name, "..")))
+                                        ;
+                                if (!sd || e)
+                                        return fail(ret_error, -EXDEV, "%s: is a filesystem of its own (a mount or btrfs "
+                                                    "subvolume) this restore cannot move files into; restore it with "
+                                                    "its own component, or with --to DIR", where);
+                                continue;
+                        }
                         r = merge(sfd, tfd, where, no_overwrite, dry, keep, kept, depth + 1, ret_error);
                         if (r < 0)
                                 return r;

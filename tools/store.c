@@ -191,6 +191,24 @@ bool store_index_has(Store *s, const char *path) {
         return s->n_paths > 0 && bsearch(&path, s->paths, s->n_paths, sizeof *s->paths, cmp_strp) != NULL;
 }
 
+bool store_index_has_below(Store *s, const char *dir) {
+        char prefix[PATH_MAX + 1];
+        size_t lo = 0, hi = s && !s->writing ? s->n_paths : 0;
+        int n = snprintf(prefix, sizeof(prefix), "%s/", streq(dir, "/") ? "" : dir);
+        if (n < 0 || (size_t) n >= sizeof(prefix))
+                return false;
+        /* The first path not before the prefix: those below dir sort together from there. */
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (strcmp(s->paths[mid], prefix) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return s && !s->writing && lo < s->n_paths && strncmp(s->paths[lo], prefix, (size_t) n) == 0 &&
+               s->paths[lo][n] != 0;
+}
+
 const char *store_source(Store *s) {
         return s ? s->src : NULL;
 }

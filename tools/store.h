@@ -98,6 +98,8 @@ int store_get_document(Store *st, const char *name, size_t max, char **ret_data,
 const char *store_source(Store *st);
 /* Whether original path P was present at backup time (in the index). */
 bool store_index_has(Store *st, const char *path);
+/* Whether the index has a path strictly below directory dir (a backup open for reading). */
+bool store_index_has_below(Store *st, const char *dir);
 
 typedef struct StoreRestoreRule {
         StoreFileGroup from;        /* which stored files (by original path) this rule takes */

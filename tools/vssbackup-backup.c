@@ -143,22 +143,6 @@ static void on_boundary(const char *path, dev_t dev, void *userdata) {
                            "this subvolume as an empty directory; give it a component of its own", NULL);
 }
 
-/* The filesystems below a group whose files were stored from their own shadow copies: a restore
- * stages their files on them (FOLLOWED_NAME, one path a line). */
-static char **followed;
-static size_t n_followed;
-
-static bool followed_add(const char *path) {
-        for (size_t i = 0; i < n_followed; i++)
-                if (streq(followed[i], path))
-                        return true;
-        char **a = reallocarray(followed, n_followed + 1, sizeof(*a));
-        if (!a)
-                return false;
-        followed = a;
-        return (followed[n_followed] = strdup(path)) && ++n_followed;
-}
-
 /* Whether the backup follows mounts and nested subvolumes below the component's recursive groups
  * (volumes_below_component()): a root writer's only. */
 static bool follows_mounts(const vss_writer_metadata *owner) {
@@ -188,18 +172,17 @@ static bool copy_component(Run *run, Store *st, const vss_backup_document *d, co
                 Boundary b = { vols, n_vols, { ex, s->wm->n_excludes, c } };
                 store_set_boundary(st, on_boundary, &b);
                 int r = store_add_files(st, v->shadow_path, v->path, &groups[i], ex, s->wm->n_excludes, since_usec, &err);
-                /* The filesystems below a recursive group that the set has (followed, or another
-                 * component's), each from its own shadow copy. */
+                /* The filesystems below a recursive group that the backup followed (root's, by
+                 * follow_one()), each from its own shadow copy; not a user's writer's volume. */
                 for (size_t k = 0; r >= 0 && groups[i].recursive && follows_mounts(owner) && k < n_vols; k++) {
                         StoreFileGroup below = { vols[k].path, groups[i].filespec, true };
-                        if (&vols[k] == v || streq(vols[k].path, groups[i].path) || !path_within(vols[k].path, groups[i].path))
+                        if (!vols[k].followed || &vols[k] == v || streq(vols[k].path, groups[i].path) ||
+                            !path_within(vols[k].path, groups[i].path))
                                 continue;
                         free(err);
                         err = NULL;
                         r = store_add_files(st, vols[k].shadow_path, vols[k].path, &below, ex, s->wm->n_excludes,
                                             since_usec, &err);
-                        if (r >= 0 && !followed_add(vols[k].path))
-                                r = -ENOMEM;
                 }
                 store_set_boundary(st, NULL, NULL);
                 if (r < 0)
@@ -391,12 +374,15 @@ typedef struct FollowBelow {
 static bool follow_one(const FsBelow *fs, void *userdata) {
         FollowBelow *f = userdata;
         struct stat st;
-        if (strchr(fs->path, '\n') || stat(fs->path, &st) < 0 || st.st_uid != 0 ||
-            store_dir_excluded(f->ex, f->n_ex, fs->path))
+        if (strchr(fs->path, '\n') || !root_only_way(fs->path) || store_dir_excluded(f->ex, f->n_ex, fs->path))
                 return true;
         if (!fs->subvolume && (!fs->source || stat(fs->source, &st) < 0 || !S_ISBLK(st.st_mode)))
                 return true;
         f->ok = volume_add(f->run, f->vols, f->n_vols, fs->path);
+        /* The volume that stands for it now (volume_add() keeps one per filesystem and path). */
+        for (size_t i = 0; f->ok && i < *f->n_vols; i++)
+                if (f->vols[i].dev == fs->dev && streq(f->vols[i].path, fs->path))
+                        f->vols[i].followed = true;
         return f->ok;
 }
 
@@ -412,7 +398,7 @@ static bool volumes_below_component(Run *run, Volume *vols, size_t *n_vols, cons
         bool follow = follows_mounts(document_writer(d, s->wm));
         for (size_t k = 0; f.ok && follow && k < s->ci->n_files; k++)
                 if (s->ci->files[k].recursive)
-                        (void) filesystems_below(s->ci->files[k].path, follow_one, &f);
+                        (void) filesystems_below(s->ci->files[k].path, false, follow_one, &f);
         vss_backup_document_free(d);
         return f.ok;
 }
@@ -555,14 +541,6 @@ static bool put_documents(Run *run, Store *st, const char *bcd, const Manifest *
         vss_backup *b = run->r.b;
         _cleanup_free_ char *m = manifest_format(man);
         bool ok = m && put_document(run, st, BCD_NAME, bcd) >= 0 && put_document(run, st, MANIFEST_NAME, m) >= 0;
-        if (ok && n_followed > 0) {
-                _cleanup_free_ char *text = NULL;
-                size_t len = 0;
-                FILE *f = open_memstream(&text, &len);
-                for (size_t i = 0; f && i < n_followed; i++)
-                        fprintf(f, "%s\n", followed[i]);
-                ok = f && fclose(f) == 0 && put_document(run, st, FOLLOWED_NAME, text) >= 0;
-        }
 
         for (size_t i = 0; ok && i < vss_backup_metadata_count(b); i++) {
                 const vss_writer_metadata *wm = vss_backup_metadata_get(b, i);
@@ -638,9 +616,6 @@ int cmd_backup(const char *dest, char **specs, size_t n_specs, vss_backup_type t
         json_object_object_add(extra, "base", json_object_new_string(man.base));
         add_warnings(extra);
         backup_close(&base);
-        for (size_t i = 0; i < n_followed; i++)
-                free(followed[i]);
-        free(followed);
         volumes_free(vols, n_vols);
         free(ch.sel);
         return run_finish(&run, extra);

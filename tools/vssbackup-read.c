@@ -10,7 +10,6 @@
 void backup_close(Backup *bk) {
         store_close(bk->store);
         free(bk->bcd_text);
-        free(bk->followed);
         vss_backup_document_free(bk->bcd);
         *bk = (Backup) {};
 }
@@ -54,13 +53,6 @@ bool backup_open(Run *run, const char *src, Backup *bk) {
                 r = manifest_parse(man, &bk->manifest, why, sizeof(why));
         if (r < 0)
                 return run_fail(run, VSS_E_INVALIDARG, "%s: missing or bad %s: %s", src, MANIFEST_NAME, why);
-        free(err);
-        err = NULL;
-        r = store_get_document(bk->store, FOLLOWED_NAME, STORE_DOCUMENT_MAX, &bk->followed, &len, &err);
-        if (r >= 0 && strlen(bk->followed) != len)
-                r = -EBADMSG;
-        if (r < 0 && r != -ENOENT)
-                return run_fail(run, VSS_E_INVALIDARG, "%s: bad %s: %s", src, FOLLOWED_NAME, err ? err : strerror(-r));
         return true;
 }
 

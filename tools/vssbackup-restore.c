@@ -90,82 +90,122 @@ static bool no_mapping(Run *run, const vss_writer_metadata *wm, const vss_bc_com
                         c->restore_target == VSS_RT_ALTERNATE ? "target" : "method", path);
 }
 
-/* The filesystems a backup of the chain followed below a rule's group (FOLLOWED_NAME) each get a
- * rule of their own, ahead of it and deepest first, so their files are staged on them and moved
- * into place by rename, which never crosses a filesystem. Only those the backup holds files of:
- * a mount it did not follow (a tmpfs, a read-only one, a user's) is left as it is. */
-static int nested_cmp(const void *a, const void *b) {
-        size_t la = strlen(((const StoreRestoreRule *) a)->from.path), lb = strlen(((const StoreRestoreRule *) b)->from.path);
-        return la < lb ? 1 : la > lb ? -1 : 0;
+/* A filesystem below a rule's destination (a mount, pseudo ones too, or a btrfs subvolume) that
+ * the backup holds files for gets a rule of its own, made from the deepest group holding it, so its
+ * files are staged on it and moved into place by rename, which never crosses a filesystem. Only
+ * root's (root_only_way(): nobody else can swap it in), and only where the backup has files below
+ * it: a mount it holds nothing for (a tmpfs of runtime files, a read-only one) is left as it is,
+ * and store-restore.c's merge refuses, before anything moves, to put files into any other. */
+typedef struct NestedRules {
+        const StoreRestoreRule *parent;
+        const char *dest;      /* the parent's destination, resolved */
+        const Backup *chain;
+        size_t n_chain;
+        StoreRestoreRule *extra;
+        size_t n;
+        bool oom;
+} NestedRules;
+
+static bool chain_holds_below(const Backup *chain, size_t n_chain, const char *dir) {
+        for (size_t k = 0; k < n_chain; k++)
+                if (store_index_has_below(chain[k].store, dir))
+                        return true;
+        return false;
 }
 
-static bool nested_add(StoreRestoreRule **extra, size_t *n, const StoreRestoreRule *parent, const char *path) {
-        const char *rel = path + strlen(parent->from.path);
-        char *from = strdup(path), *to = NULL;
-        StoreRestoreRule *x = reallocarray(*extra, *n + 1, sizeof(*x));
+static bool nested_one(const FsBelow *fs, void *userdata) {
+        NestedRules *n = userdata;
+        const char *rel = path_under(fs->path, n->dest);
+        char from[PATH_MAX];
+        _cleanup_free_ char *joined = rel && *rel ? path_join(n->parent->from.path, rel) : NULL;
+        if (!rel || !*rel)
+                return true;
+        if (!joined || path_normalize(joined, from, sizeof(from)) < 0) {
+                n->oom = !joined;
+                return !n->oom;
+        }
+        for (size_t j = 0; j < n->n; j++)
+                if (streq(n->extra[j].from.path, from))
+                        return true; /* a deeper group has it already */
+        if (!root_only_way(fs->path) || !chain_holds_below(n->chain, n->n_chain, from))
+                return true;
+        StoreRestoreRule *x = reallocarray(n->extra, n->n + 1, sizeof(*x));
+        char *f = strdup(from), *to = n->parent->to ? path_join(n->parent->to, rel) : NULL;
         if (x)
-                *extra = x;
-        if (!x || !from || (parent->to && asprintf(&to, "%s%s", parent->to, rel) < 0)) {
-                free(from);
+                n->extra = x;
+        if (!x || !f || (n->parent->to && !to)) {
+                free(f);
+                free(to);
+                n->oom = true;
                 return false;
         }
-        x[*n] = *parent;
-        x[*n].from.path = from;
-        x[*n].to = to;
-        (*n)++;
+        x[n->n] = *n->parent;
+        x[n->n].from.path = f;
+        x[n->n].to = to;
+        n->n++;
         return true;
 }
 
-static bool nested_rules(Run *run, const Backup *chain, size_t n_chain, StoreRestoreRule **rules, size_t *n_rules) {
-        StoreRestoreRule *extra = NULL;
-        size_t n = 0;
-        bool ok = true;
-        for (size_t i = 0; ok && i < *n_rules; i++) {
-                const StoreRestoreRule *r = &(*rules)[i];
-                for (size_t k = 0; ok && r->from.recursive && k < n_chain; k++)
-                        for (const char *p = chain[k].followed; ok && p && *p;) {
-                                size_t len = strcspn(p, "\n");
-                                _cleanup_free_ char *path = strndup(p, len);
-                                p += len + (p[len] == '\n');
-                                ok = path != NULL;
-                                bool seen = false;
-                                for (size_t j = 0; ok && j < n; j++)
-                                        seen = seen || streq(extra[j].from.path, path);
-                                if (ok && !seen && path[0] == '/' && !streq(path, r->from.path) &&
-                                    path_within(path, r->from.path))
-                                        ok = nested_add(&extra, &n, r, path);
-                        }
+/* Rules deepest first (stable): the first rule that matches a stored file takes it. */
+static void rules_sort_deepest_first(StoreRestoreRule *r, size_t n) {
+        for (size_t i = 1; i < n; i++) {
+                StoreRestoreRule x = r[i];
+                size_t j = i;
+                for (; j > 0 && strlen(r[j - 1].from.path) < strlen(x.from.path); j--)
+                        r[j] = r[j - 1];
+                r[j] = x;
         }
-        StoreRestoreRule *all = ok ? calloc(n + *n_rules, sizeof(*all)) : NULL;
-        if (!all) {
-                for (size_t i = 0; i < n; i++) {
-                        free((char *) extra[i].from.path);
-                        free((char *) extra[i].to);
+}
+
+/* *rules gains the nested rules, all sorted deepest first; *ret_owned the from.path strings they
+ * own (to free). */
+static bool nested_rules(Run *run, const Backup *chain, size_t n_chain, StoreRestoreRule **rules, size_t *n_rules,
+                         char ***ret_owned, size_t *ret_n_owned) {
+        NestedRules n = { .chain = chain, .n_chain = n_chain };
+        rules_sort_deepest_first(*rules, *n_rules); /* so the deepest group makes a nested rule first */
+        for (size_t i = 0; !n.oom && i < *n_rules; i++) {
+                char real[PATH_MAX];
+                const StoreRestoreRule *r = &(*rules)[i];
+                if (!r->from.recursive || !realpath(r->to ? r->to : r->from.path, real))
+                        continue;
+                n.parent = r;
+                n.dest = real;
+                (void) filesystems_below(real, true, nested_one, &n);
+        }
+        StoreRestoreRule *all = n.oom ? NULL : calloc(n.n + *n_rules, sizeof(*all));
+        char **owned = all ? calloc(n.n + 1, sizeof(*owned)) : NULL;
+        if (!owned) {
+                for (size_t i = 0; i < n.n; i++) {
+                        free((char *) n.extra[i].from.path);
+                        free((char *) n.extra[i].to);
                 }
-                free(extra);
+                free(n.extra);
+                free(all);
                 return run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
         }
-        /* The first rule that matches a stored file takes it: the deepest first. */
-        if (n > 0)
-                qsort(extra, n, sizeof(*extra), nested_cmp);
-        if (n > 0)
-                memcpy(all, extra, n * sizeof(*all));
-        memcpy(all + n, *rules, *n_rules * sizeof(*all));
-        free(extra);
+        for (size_t i = 0; i < n.n; i++)
+                owned[i] = (char *) n.extra[i].from.path;
+        if (n.n > 0)
+                memcpy(all, n.extra, n.n * sizeof(*all));
+        memcpy(all + n.n, *rules, *n_rules * sizeof(*all));
+        free(n.extra);
         free(*rules);
         *rules = all;
-        *n_rules += n;
+        *n_rules += n.n;
+        rules_sort_deepest_first(*rules, *n_rules);
+        *ret_owned = owned;
+        *ret_n_owned = n.n;
         return true;
 }
 
-/* The rules' destinations, and the nested rules' paths too (they come first). */
-static void rules_free(StoreRestoreRule *rules, size_t n_rules, size_t n_nested) {
-        for (size_t i = 0; i < n_rules; i++) {
+/* The rules' destinations, and the nested rules' paths (owned). */
+static void rules_free(StoreRestoreRule *rules, size_t n_rules, char **owned, size_t n_owned) {
+        for (size_t i = 0; i < n_rules; i++)
                 free((char *) rules[i].to);
-                if (i < n_nested)
-                        free((char *) rules[i].from.path);
-        }
         free(rules);
+        for (size_t i = 0; i < n_owned; i++)
+                free(owned[i]);
+        free(owned);
 }
 
 /* Puts one component's files back from each backup of the chain, oldest first. With to, every
@@ -263,9 +303,9 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
                 run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
         if (ok && n_chain == 1)
                 prune_only_if_held(rules, ci, chain[0].store);
-        size_t n_rules = ci->n_files;
-        ok = ok && (owner != 0 || nested_rules(run, chain, n_chain, &rules, &n_rules)); /* a root writer's follows mounts */
-        size_t n_nested = n_rules - ci->n_files;
+        size_t n_rules = ci->n_files, n_owned = 0;
+        char **owned = NULL;
+        ok = ok && (owner != 0 || nested_rules(run, chain, n_chain, &rules, &n_rules, &owned, &n_owned)); /* root's */
         *ret_files = 0;
         for (size_t k = 0; ok && k < n_chain; k++) {
                 _cleanup_free_ char *err = NULL;
@@ -291,7 +331,7 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
                 } else
                         *ret_files += (uint64_t) r;
         }
-        rules_free(rules, n_rules, n_nested);
+        rules_free(rules, n_rules, owned, n_owned);
         return ok;
 }
 

@@ -164,7 +164,7 @@ static bool subvolumes_below(const char *real, dev_t dev, FsBelowFn fn, void *us
 }
 #endif
 
-bool filesystems_below(const char *path, FsBelowFn fn, void *userdata) {
+bool filesystems_below(const char *path, bool pseudo_too, FsBelowFn fn, void *userdata) {
         char real[PATH_MAX];
         struct stat st;
         if (!realpath(path, real) || stat(real, &st) < 0 || !S_ISDIR(st.st_mode))
@@ -178,7 +178,7 @@ bool filesystems_below(const char *path, FsBelowFn fn, void *userdata) {
                 struct stat ms;
                 /* proc, tmpfs (/run, /dev/shm), overlay (a container's view of files kept below,
                  * on a filesystem of its own)...: no application data of their own to back up. */
-                if (!mnt_fs_is_pseudofs(fs) && m && !streq(m, real) && path_within(m, real) && stat(m, &ms) == 0)
+                if ((pseudo_too || !mnt_fs_is_pseudofs(fs)) && m && !streq(m, real) && path_within(m, real) && stat(m, &ms) == 0)
                         go = fn(&(FsBelow) { m, ms.st_dev, strempty(mnt_fs_get_fstype(fs)), mnt_fs_get_srcpath(fs), false },
                                 userdata);
         }
@@ -211,12 +211,33 @@ static bool warn_one(const FsBelow *fs, void *userdata) {
 void warn_mounts_below(const char *path, const Volume *vols, size_t n_vols, bool (*known)(const char *m, void *userdata),
                        void *userdata, const char *why) {
         WarnBelow w = { vols, n_vols, known, userdata, why, true, "" };
-        (void) filesystems_below(path, warn_one, &w);
+        (void) filesystems_below(path, false, warn_one, &w);
 }
 
 void warn_subvolumes_below(const char *path, const Volume *vols, size_t n_vols, const char *why) {
         WarnBelow w = { vols, n_vols, NULL, NULL, why, false, "" };
-        (void) filesystems_below(path, warn_one, &w);
+        (void) filesystems_below(path, false, warn_one, &w);
+}
+
+/* Whether path (resolved) and every directory above it are root's, each writable by nobody else
+ * or sticky (where only root may move what is root's): nobody but root can swap what is there
+ * between this look and vssd's, or rename a user's subvolume or symlink into its place. */
+bool root_only_way(const char *path) {
+        char p[PATH_MAX];
+        struct stat st;
+        if (snprintf(p, sizeof(p), "%s", path) >= (int) sizeof(p) || lstat(p, &st) < 0 || !S_ISDIR(st.st_mode) ||
+            st.st_uid != 0)
+                return false;
+        for (char *slash; (slash = strrchr(p, '/'));) {
+                *slash = 0;
+                const char *dir = slash == p ? "/" : p;
+                if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 ||
+                    ((st.st_mode & 022) && !(st.st_mode & S_ISVTX)))
+                        return false;
+                if (slash == p)
+                        break;
+        }
+        return true;
 }
 
 void volumes_free(Volume *vols, size_t n) {

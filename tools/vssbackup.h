@@ -19,8 +19,6 @@
 enum { EXIT_OK = 0, EXIT_FAILED = 1 }; /* EXIT_USAGE: lib/basic/log.h */
 
 #define BCD_NAME "backup-components.json"
-/* The filesystems below components' groups that the backup followed (one path a line). */
-#define FOLLOWED_NAME "followed-filesystems"
 #define MAX_CHAIN 64
 #define MAX_VOLUMES 64
 
@@ -81,6 +79,7 @@ typedef struct Volume {
         vss_id shadow_id;
         char shadow_path[PATH_MAX];
         uint64_t created_usec;
+        bool followed;           /* a filesystem below a root writer's group that the backup followed */
 } Volume;
 
 /* path resolved (its directory, for a file) into real, and stat'ed into st: 0 or -errno. */
@@ -105,7 +104,8 @@ void warn_mounts_below(const char *path, const Volume *vols, size_t n_vols, bool
  * only, of subvolumes nested in each other). Without libbtrfsutil: nothing. */
 void warn_subvolumes_below(const char *path, const Volume *vols, size_t n_vols, const char *why);
 /* Each filesystem below directory path whose files a walk of path misses (path's shadow holds it
- * as an empty directory): the mounts strictly below it (pseudo filesystems, tmpfs too, aside),
+ * as an empty directory): the mounts strictly below it (pseudo filesystems, tmpfs too, aside
+ * unless pseudo_too),
  * then (with libbtrfsutil) the btrfs subvolumes nested below it that no mount covers, outermost
  * first. fn returning false stops (and so does filesystems_below(), returning false). */
 typedef struct FsBelow {
@@ -116,7 +116,10 @@ typedef struct FsBelow {
         bool subvolume;
 } FsBelow;
 typedef bool (*FsBelowFn)(const FsBelow *fs, void *userdata);
-bool filesystems_below(const char *path, FsBelowFn fn, void *userdata);
+bool filesystems_below(const char *path, bool pseudo_too, FsBelowFn fn, void *userdata);
+/* Whether path (resolved) and every directory above it are root's, each writable by nobody else
+ * or sticky: nobody but root can swap anything on the way. */
+bool root_only_way(const char *path);
 /* Whether a volume of the set is on filesystem dev. */
 bool volumes_have_dev(const Volume *vols, size_t n_vols, dev_t dev);
 
@@ -153,7 +156,6 @@ typedef struct Backup {
         vss_backup_document *bcd;
         Manifest manifest;
         int64_t owner; /* who could have written its document: 0 root only, a uid, -1 several users */
-        char *followed; /* FOLLOWED_NAME's text, NULL when the backup followed none */
 } Backup;
 
 /* Opens src, reads and checks its backup components document and manifest. */
