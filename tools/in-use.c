@@ -1,41 +1,61 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <dirent.h>
-#include <ftw.h>
-#include <sys/stat.h>
 #include <fcntl.h>
+#include <fnmatch.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/basic/path-util.h"
 #include "tools/in-use.h"
 
-/* What a link's file is checked against: path (resolved), its filesystem, and whether the walk
- * of its tree (tree_has()) has found inode ino. */
-typedef struct Target {
-        const char *path;
+/* A file on the group's filesystem held by a process in another mount namespace, whose name
+ * there does not lead to it here: looked up by inode, all of them in one walk of the tree. */
+typedef struct Candidate {
+        ino_t ino;
+        pid_t pid;
+} Candidate;
+
+#define CANDIDATES_MAX 65536
+
+typedef struct Scan {
+        const char *path; /* resolved */
+        const char *filespec;
+        bool recursive;
         dev_t dev;
-} Target;
+        ino_t self_ns;
+        Candidate *cand;
+        size_t n_cand;
+} Scan;
 
-static ino_t want_ino;
-static int want_found(const char *fpath, const struct stat *st, int type, struct FTW *ftw) {
-        return st->st_ino == want_ino && (type == FTW_F || type == FTW_D || type == FTW_SL || type == FTW_DP) ? 1 : 0;
+/* Whether name s (a file, or a directory: a working directory) belongs to the group. */
+static bool in_group(const Scan *g, const char *s, bool dir) {
+        if (g->recursive)
+                return path_within(s, g->path);
+        const char *rel = path_under(s, g->path);
+        return !dir && rel && *rel && !strchr(rel, '/') && fnmatch(g->filespec, rel, 0) == 0;
 }
 
-/* Whether the tree at path (its filesystem only, symlinks not followed) has inode ino. */
-static bool tree_has(const char *path, ino_t ino) {
-        want_ino = ino;
-        return nftw(path, want_found, 32, FTW_PHYS | FTW_MOUNT) == 1;
+static void candidate_add(Scan *g, ino_t ino, pid_t pid) {
+        if (g->n_cand >= CANDIDATES_MAX)
+                return;
+        Candidate *c = reallocarray(g->cand, g->n_cand + 1, sizeof(*c));
+        if (!c)
+                return;
+        g->cand = c;
+        c[g->n_cand++] = (Candidate) { ino, pid };
 }
 
-/* Whether the link name in dirfd (/proc/PID/fd/N, cwd, map_files/...) is a file at or below
- * t->path; what it points at in held. By the name the kernel shows first; a file on t's
- * filesystem that name does not lead to in our view (a process in a container, which sees the
- * tree at another path) by its inode in the tree. A file deleted since counts by its name
- * (" (deleted)": the process writes to what was there). */
-static bool link_within(int dirfd, const char *name, const Target *t, char *held, size_t held_size) {
+/* Whether the link name in dirfd (/proc/PID/fd/N, cwd, map_files/...) is a file of the group, by
+ * the name the kernel shows; what it points at in held. A file deleted since counts by its name
+ * (" (deleted)": the process writes to what was there). One of a process in another mount
+ * namespace on the group's filesystem that the name does not lead to here: a candidate. */
+static bool link_within(Scan *g, int dirfd, const char *name, bool dir, bool other_ns, pid_t pid, char *held,
+                        size_t held_size) {
         char s[PATH_MAX + 16];
         struct stat st, here;
         ssize_t n = readlinkat(dirfd, name, s, sizeof(s) - 1);
@@ -46,17 +66,17 @@ static bool link_within(int dirfd, const char *name, const Target *t, char *held
         bool deleted = del && del[strlen(" (deleted)")] == 0;
         if (deleted)
                 *del = 0;
-        bool within = path_within(s, t->path);
-        if (!within && !deleted && fstatat(dirfd, name, &st, 0) == 0 && st.st_dev == t->dev &&
-            !(stat(s, &here) == 0 && here.st_dev == st.st_dev && here.st_ino == st.st_ino))
-                within = tree_has(t->path, st.st_ino);
-        if (within)
+        if (in_group(g, s, dir)) {
                 snprintf(held, held_size, "%s", s);
-        return within;
+                return true;
+        }
+        if (other_ns && !deleted && fstatat(dirfd, name, &st, 0) == 0 && st.st_dev == g->dev &&
+            !(stat(s, &here) == 0 && here.st_dev == st.st_dev && here.st_ino == st.st_ino))
+                candidate_add(g, st.st_ino, pid);
+        return false;
 }
 
-/* Whether a link of the directory sub of the process (fd, map_files) is within t. */
-static bool links_within(int pfd, const char *sub, const Target *t, char *held, size_t held_size) {
+static bool links_within(Scan *g, int pfd, const char *sub, bool other_ns, pid_t pid, char *held, size_t held_size) {
         int fd = openat(pfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
         bool used = false;
@@ -66,14 +86,43 @@ static bool links_within(int pfd, const char *sub, const Target *t, char *held, 
                 return false;
         }
         for (struct dirent *e; !used && (e = readdir(d));)
-                used = e->d_name[0] != '.' && link_within(dirfd(d), e->d_name, t, held, held_size);
+                used = e->d_name[0] != '.' && link_within(g, dirfd(d), e->d_name, false, other_ns, pid, held, held_size);
         closedir(d);
         return used;
 }
 
-static bool process_uses(int pfd, const Target *t, char *held, size_t held_size) {
-        return link_within(pfd, "cwd", t, held, held_size) || links_within(pfd, "fd", t, held, held_size) ||
-               links_within(pfd, "map_files", t, held, held_size);
+static ino_t ns_of(int pfd) {
+        struct stat st;
+        return fstatat(pfd, "ns/mnt", &st, 0) == 0 ? st.st_ino : 0;
+}
+
+static bool process_uses(Scan *g, int pfd, pid_t pid, char *held, size_t held_size) {
+        bool other_ns = ns_of(pfd) != g->self_ns;
+        /* A working directory is in a tree, not in a list of names. */
+        return (g->recursive && link_within(g, pfd, "cwd", true, other_ns, pid, held, held_size)) ||
+               links_within(g, pfd, "fd", other_ns, pid, held, held_size) ||
+               links_within(g, pfd, "map_files", other_ns, pid, held, held_size);
+}
+
+static int cmp_ino(const void *a, const void *b) {
+        ino_t x = ((const Candidate *) a)->ino, y = ((const Candidate *) b)->ino;
+        return x < y ? -1 : x > y;
+}
+
+/* nftw() has no user data: the candidates of the walk under way. */
+static const Scan *walking;
+static pid_t walk_found;
+static char walk_held[PATH_MAX];
+
+static int walk_one(const char *fpath, const struct stat *st, int type, struct FTW *ftw) {
+        Candidate key = { st->st_ino, 0 };
+        const Candidate *c = type == FTW_NS ? NULL
+                                            : bsearch(&key, walking->cand, walking->n_cand, sizeof(key), cmp_ino);
+        if (!c || !in_group(walking, fpath, type == FTW_D))
+                return 0;
+        walk_found = c->pid;
+        snprintf(walk_held, sizeof(walk_held), "%s", fpath);
+        return 1;
 }
 
 /* Names from a process are its to choose: printed to root's terminal without control characters. */
@@ -83,17 +132,33 @@ static void printable(char *s) {
                         *s = '?';
 }
 
-pid_t path_in_use(const char *path, char *comm, size_t comm_size, char *held, size_t held_size) {
-        char real[PATH_MAX];
+static void describe(pid_t pid, char *comm, size_t comm_size, uid_t *ret_uid) {
+        char p[64];
         struct stat st;
+        snprintf(p, sizeof(p), "/proc/%d", (int) pid);
+        *ret_uid = stat(p, &st) == 0 ? st.st_uid : (uid_t) -1;
+        snprintf(p, sizeof(p), "/proc/%d/comm", (int) pid);
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, comm, comm_size - 1) : -1;
+        comm[n > 0 ? n : 0] = 0;
+        comm[strcspn(comm, "\n")] = 0;
+        if (fd >= 0)
+                close(fd);
+        printable(comm);
+}
+
+pid_t path_in_use(const char *path, const char *filespec, bool recursive, char *comm, size_t comm_size, uid_t *ret_uid,
+                  char *held, size_t held_size) {
+        char real[PATH_MAX];
+        struct stat st, self;
         if (!realpath(path, real) || stat(real, &st) < 0)
                 return 0; /* nothing there to use */
-        Target t = { real, st.st_dev };
+        /* A path that is a file is that file alone: path_within() of it. */
+        Scan g = { real, filespec && *filespec ? filespec : "*", recursive || !S_ISDIR(st.st_mode), st.st_dev,
+                   stat("/proc/self/ns/mnt", &self) == 0 ? self.st_ino : 0, NULL, 0 };
         DIR *proc = opendir("/proc");
         pid_t found = 0;
-        if (!proc)
-                return 0;
-        for (struct dirent *e; !found && (e = readdir(proc));) {
+        for (struct dirent *e; proc && !found && (e = readdir(proc));) {
                 char *end;
                 long pid = strtol(e->d_name, &end, 10);
                 if (pid <= 0 || *end || pid == getpid())
@@ -101,19 +166,26 @@ pid_t path_in_use(const char *path, char *comm, size_t comm_size, char *held, si
                 int pfd = openat(dirfd(proc), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (pfd < 0)
                         continue;
-                if (process_uses(pfd, &t, held, held_size)) {
+                if (process_uses(&g, pfd, (pid_t) pid, held, held_size))
                         found = (pid_t) pid;
-                        int cfd = openat(pfd, "comm", O_RDONLY | O_CLOEXEC);
-                        ssize_t n = cfd >= 0 ? read(cfd, comm, comm_size - 1) : -1;
-                        comm[n > 0 ? n : 0] = 0;
-                        comm[strcspn(comm, "\n")] = 0;
-                        if (cfd >= 0)
-                                close(cfd);
-                        printable(comm);
-                        printable(held);
-                }
                 close(pfd);
         }
-        closedir(proc);
+        if (proc)
+                closedir(proc);
+        if (!found && g.n_cand > 0) {
+                qsort(g.cand, g.n_cand, sizeof(*g.cand), cmp_ino);
+                walking = &g;
+                walk_found = 0;
+                if (nftw(real, walk_one, 32, FTW_PHYS | FTW_MOUNT) == 1) {
+                        found = walk_found;
+                        snprintf(held, held_size, "%s", walk_held);
+                }
+                walking = NULL;
+        }
+        free(g.cand);
+        if (found) {
+                describe(found, comm, comm_size, ret_uid);
+                printable(held);
+        }
         return found;
 }

@@ -372,13 +372,15 @@ static bool in_place_unused(Run *run, const vss_backup_document *doc, const vss_
                 const char *path = ci->files[f].path;
                 if (restore_destination(wm, c, c->restore_target, path, &wish) < 0)
                         continue; /* no mapping: restore_component says so */
-                pid_t pid = path_in_use(wish ? wish : path, comm, sizeof(comm), held, sizeof(held));
+                uid_t uid;
+                pid_t pid = path_in_use(wish ? wish : path, ci->files[f].filespec, ci->files[f].recursive, comm,
+                                        sizeof(comm), &uid, held, sizeof(held));
                 if (pid > 0)
                         return run_fail(run, VSS_E_BAD_STATE,
                                         "component '%s' is restored in place without its writer, which is not running, "
-                                        "and %s is in use by process %d (%s): stop the application first, start its "
-                                        "writer (its PreRestore checks), or restore elsewhere with --to DIR",
-                                        c->name, held, (int) pid, comm);
+                                        "and %s is in use by process %d (%s, uid %d): stop the application first, start "
+                                        "its writer (its PreRestore checks), or restore elsewhere with --to DIR",
+                                        c->name, held, (int) pid, comm, (int) uid);
         }
         return true;
 }
