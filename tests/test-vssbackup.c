@@ -382,20 +382,24 @@ static void test_nested_follow_rules(void) {
         CHECK(l1 && l2 && harness_sh(h, NULL, "cd '%s' && mkdir m1 run ro && mount --bind '%s' m1 && mkdir m1/m2 && "
                                               "mount --bind '%s' m1/m2 && echo one > m1/one && echo two > m1/m2/two && "
                                               "mount -t tmpfs -o size=1m openvss-test run && "
-                                              "mount -t tmpfs -o size=1m,ro openvss-test ro",
+                                              "mount -t tmpfs -o size=1m,ro openvss-test ro && "
+                                              "mkdir run2 && echo old > run2/old.pid",
                                      data, l1, l2) == 0);
         const char *const args[] = { "--component", comp, "--restore-method", "stop-restore-start", NULL };
         harness_writer(h, "app", args);
         CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --quiet", dest) == 0);
         _cleanup_free_ char *got = NULL;
-        CHECK(harness_sh(h, NULL, "cd '%s' && echo changed > m1/one && echo changed > m1/m2/two && echo live > run/app.pid",
+        /* A tmpfs mounted since over run2 (which held old.pid then): what the backup holds goes
+         * back into it, and nothing of what it holds now is removed. */
+        CHECK(harness_sh(h, NULL, "cd '%s' && echo changed > m1/one && echo changed > m1/m2/two && echo live > run/app.pid "
+                                  "&& mount -t tmpfs -o size=1m openvss-test run2 && echo live > run2/app.pid",
                          data) == 0);
         CHECK(harness_sh(h, NULL, "vssbackup restore --from %s --quiet", dest) == 0);
-        CHECK(harness_sh(h, &got, "cd '%s' && cat m1/one m1/m2/two run/app.pid", data) == 0 && got &&
-              streq(got, "one\ntwo\nlive\n"));
-        if (got && !streq(got, "one\ntwo\nlive\n"))
+        CHECK(harness_sh(h, &got, "cd '%s' && cat m1/one m1/m2/two run/app.pid run2/app.pid run2/old.pid", data) == 0 &&
+              got && streq(got, "one\ntwo\nlive\nlive\nold\n"));
+        if (got && !streq(got, "one\ntwo\nlive\nlive\nold\n"))
                 fprintf(stderr, "after the restore: %s", got);
-        CHECK(harness_sh(h, NULL, "cd '%s' && umount ro run m1/m2 m1", data) == 0);
+        CHECK(harness_sh(h, NULL, "cd '%s' && umount run2 ro run m1/m2 m1", data) == 0);
         harness_free(h);
 }
 
@@ -426,6 +430,18 @@ static void test_nested_other_fs_refused(void) {
         CHECK(harness_sh(h, &got, "cd '%s' && cat a x/f", data) == 0 && got && streq(got, "changed\nchanged\n"));
         CHECK(harness_sh(h, NULL, "vssbackup restore --from %s --component x:x --quiet", dest) == 0);
         CHECK(harness_sh(h, &got2, "cat '%s/x/f'", data) == 0 && got2 && streq(got2, "f\n"));
+        /* From a chain whose incremental alone holds files there: refused before the full
+         * backup is put back, so nothing at all is written. */
+        _cleanup_free_ char *said2 = NULL, *got3 = NULL;
+        char full[PATH_MAX + 8], inc[PATH_MAX + 8];
+        snprintf(full, sizeof(full), "%s/full", harness_dir(h));
+        snprintf(inc, sizeof(inc), "%s/inc", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "rm -f '%s/x/f' && vssbackup backup --to %s --quiet && echo g > '%s/x/g' && "
+                                  "vssbackup backup --type incremental --base %s --to %s --quiet && echo changed > '%s/a'",
+                         data, full, data, full, inc, data) == 0);
+        CHECK(harness_sh(h, &said2, "vssbackup restore --from %s --component all:all 2>&1", inc) != 0);
+        CHECK(said2 && strstr(said2, "is a filesystem of its own"));
+        CHECK(harness_sh(h, &got3, "cat '%s/a'", data) == 0 && got3 && streq(got3, "changed\n"));
         CHECK(harness_sh(h, NULL, "umount '%s/x'", data) == 0);
         harness_free(h);
 }

@@ -12,10 +12,12 @@
 
 #include "lib/basic/path-util.h"
 #include "tools/in-use.h"
+#include "tools/vssbackup.h"
 
 /* A file on the group's filesystem held by a process in another mount namespace, whose name
  * there does not lead to it here: looked up by inode, all of them in one walk of the tree. */
 typedef struct Candidate {
+        dev_t dev;
         ino_t ino;
         pid_t pid;
 } Candidate;
@@ -26,11 +28,27 @@ typedef struct Scan {
         const char *path; /* resolved */
         const char *filespec;
         bool recursive;
-        dev_t dev;
+        dev_t devs[64]; /* the tree's filesystems: its own and those mounted below it */
+        size_t n_devs;
         ino_t self_ns;
         Candidate *cand;
         size_t n_cand;
+        bool overflow;  /* more candidates than CANDIDATES_MAX: cannot tell */
 } Scan;
+
+static bool dev_in_tree(const Scan *g, dev_t dev) {
+        for (size_t i = 0; i < g->n_devs; i++)
+                if (g->devs[i] == dev)
+                        return true;
+        return false;
+}
+
+static bool dev_add(const FsBelow *fs, void *userdata) {
+        Scan *g = userdata;
+        if (!dev_in_tree(g, fs->dev) && g->n_devs < ELEMENTSOF(g->devs))
+                g->devs[g->n_devs++] = fs->dev;
+        return true;
+}
 
 /* Whether name s (a file, or a directory: a working directory) belongs to the group. */
 static bool in_group(const Scan *g, const char *s, bool dir) {
@@ -40,14 +58,18 @@ static bool in_group(const Scan *g, const char *s, bool dir) {
         return !dir && rel && *rel && !strchr(rel, '/') && fnmatch(g->filespec, rel, 0) == 0;
 }
 
-static void candidate_add(Scan *g, ino_t ino, pid_t pid) {
-        if (g->n_cand >= CANDIDATES_MAX)
+static void candidate_add(Scan *g, dev_t dev, ino_t ino, pid_t pid) {
+        /* The same file again (dup(), another map of it): one is enough. */
+        for (size_t i = g->n_cand; i > 0 && g->cand[i - 1].pid == pid; i--)
+                if (g->cand[i - 1].dev == dev && g->cand[i - 1].ino == ino)
+                        return;
+        Candidate *c = g->n_cand < CANDIDATES_MAX ? reallocarray(g->cand, g->n_cand + 1, sizeof(*c)) : NULL;
+        if (!c) {
+                g->overflow = true;
                 return;
-        Candidate *c = reallocarray(g->cand, g->n_cand + 1, sizeof(*c));
-        if (!c)
-                return;
+        }
         g->cand = c;
-        c[g->n_cand++] = (Candidate) { ino, pid };
+        c[g->n_cand++] = (Candidate) { dev, ino, pid };
 }
 
 /* Whether the link name in dirfd (/proc/PID/fd/N, cwd, map_files/...) is a file of the group, by
@@ -70,9 +92,9 @@ static bool link_within(Scan *g, int dirfd, const char *name, bool dir, bool oth
                 snprintf(held, held_size, "%s", s);
                 return true;
         }
-        if (other_ns && !deleted && fstatat(dirfd, name, &st, 0) == 0 && st.st_dev == g->dev &&
+        if (other_ns && !deleted && fstatat(dirfd, name, &st, 0) == 0 && dev_in_tree(g, st.st_dev) &&
             !(stat(s, &here) == 0 && here.st_dev == st.st_dev && here.st_ino == st.st_ino))
-                candidate_add(g, st.st_ino, pid);
+                candidate_add(g, st.st_dev, st.st_ino, pid);
         return false;
 }
 
@@ -105,8 +127,8 @@ static bool process_uses(Scan *g, int pfd, pid_t pid, char *held, size_t held_si
 }
 
 static int cmp_ino(const void *a, const void *b) {
-        ino_t x = ((const Candidate *) a)->ino, y = ((const Candidate *) b)->ino;
-        return x < y ? -1 : x > y;
+        const Candidate *x = a, *y = b;
+        return x->dev != y->dev ? (x->dev < y->dev ? -1 : 1) : x->ino < y->ino ? -1 : x->ino > y->ino;
 }
 
 /* nftw() has no user data: the candidates of the walk under way. */
@@ -115,7 +137,7 @@ static pid_t walk_found;
 static char walk_held[PATH_MAX];
 
 static int walk_one(const char *fpath, const struct stat *st, int type, struct FTW *ftw) {
-        Candidate key = { st->st_ino, 0 };
+        Candidate key = { st->st_dev, st->st_ino, 0 };
         const Candidate *c = type == FTW_NS ? NULL
                                             : bsearch(&key, walking->cand, walking->n_cand, sizeof(key), cmp_ino);
         if (!c || !in_group(walking, fpath, type == FTW_D))
@@ -154,8 +176,11 @@ pid_t path_in_use(const char *path, const char *filespec, bool recursive, char *
         if (!realpath(path, real) || stat(real, &st) < 0)
                 return 0; /* nothing there to use */
         /* A path that is a file is that file alone: path_within() of it. */
-        Scan g = { real, filespec && *filespec ? filespec : "*", recursive || !S_ISDIR(st.st_mode), st.st_dev,
-                   stat("/proc/self/ns/mnt", &self) == 0 ? self.st_ino : 0, NULL, 0 };
+        Scan g = { .path = real, .filespec = filespec && *filespec ? filespec : "*",
+                   .recursive = recursive || !S_ISDIR(st.st_mode), .devs = { st.st_dev }, .n_devs = 1,
+                   .self_ns = stat("/proc/self/ns/mnt", &self) == 0 ? self.st_ino : 0 };
+        if (S_ISDIR(st.st_mode))
+                (void) filesystems_below(real, true, dev_add, &g);
         DIR *proc = opendir("/proc");
         pid_t found = 0;
         for (struct dirent *e; proc && !found && (e = readdir(proc));) {
@@ -176,13 +201,20 @@ pid_t path_in_use(const char *path, const char *filespec, bool recursive, char *
                 qsort(g.cand, g.n_cand, sizeof(*g.cand), cmp_ino);
                 walking = &g;
                 walk_found = 0;
-                if (nftw(real, walk_one, 32, FTW_PHYS | FTW_MOUNT) == 1) {
+                if (nftw(real, walk_one, 32, FTW_PHYS) == 1) {
                         found = walk_found;
                         snprintf(held, held_size, "%s", walk_held);
                 }
                 walking = NULL;
         }
         free(g.cand);
+        if (!found && g.overflow) {
+                snprintf(held, held_size, "%s", real);
+                snprintf(comm, comm_size, "too many files held in other mount namespaces to tell");
+                *ret_uid = (uid_t) -1;
+                printable(held);
+                return -1;
+        }
         if (found) {
                 describe(found, comm, comm_size, ret_uid);
                 printable(held);

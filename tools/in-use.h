@@ -14,6 +14,7 @@
  * process in another mount namespace (a container's view of the tree) that the name does not
  * lead to here, by its inode in the tree, all such in one walk. Its pid, uid, command in comm
  * and what it holds in held (cut to size, control characters replaced). 0: none we can see (a
- * user sees only their own processes). */
+ * user sees only their own processes); -1 when it cannot be told (more files held in other
+ * namespaces than it looks up: comm says so). */
 pid_t path_in_use(const char *path, const char *filespec, bool recursive, char *comm, size_t comm_size, uid_t *ret_uid,
                   char *held, size_t held_size);

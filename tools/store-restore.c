@@ -626,7 +626,7 @@ static int restore(Restore *rs, bool prune_after) {
                 rs->count += (int) (d->staged - kept);
         }
         for (size_t i = 0; i < rs->n_rules; i++) {
-                if (!prune_after && !rs->rules[i].prune)
+                if ((!prune_after && !rs->rules[i].prune) || rs->rules[i].no_prune)
                         continue;
                 r = prune(rs, i);
                 if (r < 0)

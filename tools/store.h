@@ -110,6 +110,7 @@ typedef struct StoreRestoreRule {
         bool owner_check;           /* to (or from.path) is a place uid owner_uid asked for (a writer's wish): see below */
         uint32_t owner_uid;
         bool prune;                 /* prune this rule's destination (below) even without prune */
+        bool no_prune;              /* never prune it (a filesystem whose files now are not the backup's to judge) */
         bool untrusted;             /* a user could have written the backup: no privilege comes back (below) */
         int64_t content_uid;        /* untrusted: the files become this uid's (>= 0), else keep theirs */
         int64_t content_gid;        /* ... and this group's (>= 0), else keep theirs */

@@ -97,13 +97,16 @@ static bool no_mapping(Run *run, const vss_writer_metadata *wm, const vss_bc_com
  * it: a mount it holds nothing for (a tmpfs of runtime files, a read-only one) is left as it is,
  * and store-restore.c's merge refuses, before anything moves, to put files into any other. */
 typedef struct NestedRules {
+        Run *run;
         const StoreRestoreRule *parent;
         const char *dest;      /* the parent's destination, resolved */
+        const StoreRestoreRule *rules; /* the component's own (none is overridden) */
+        size_t n_rules;
         const Backup *chain;
         size_t n_chain;
         StoreRestoreRule *extra;
         size_t n;
-        bool oom;
+        bool oom, refused;
 } NestedRules;
 
 static bool chain_holds_below(const Backup *chain, size_t n_chain, const char *dir) {
@@ -127,8 +130,22 @@ static bool nested_one(const FsBelow *fs, void *userdata) {
         for (size_t j = 0; j < n->n; j++)
                 if (streq(n->extra[j].from.path, from))
                         return true; /* a deeper group has it already */
-        if (!root_only_way(fs->path) || !chain_holds_below(n->chain, n->n_chain, from))
-                return true;
+        for (size_t j = 0; j < n->n_rules; j++) {
+                char own[PATH_MAX];
+                if (path_normalize(n->rules[j].from.path, own, sizeof(own)) >= 0 && streq(own, from))
+                        return true; /* the component's own group there decides */
+        }
+        if (!chain_holds_below(n->chain, n->n_chain, from))
+                return true; /* nothing of the backup goes there: left as it is */
+        /* Files for a filesystem no rule may stage on (not root's way): refused now, before any
+         * backup of the chain is put back (the merge would refuse each one only in its turn). */
+        if (!root_only_way(fs->path)) {
+                n->refused = true;
+                run_fail(n->run, VSS_E_UNEXPECTED, "%s: is a filesystem of its own (a mount or btrfs subvolume) this "
+                         "restore cannot move files into; restore it with its own component, or with --to DIR",
+                         fs->path);
+                return false;
+        }
         StoreRestoreRule *x = reallocarray(n->extra, n->n + 1, sizeof(*x));
         char *f = strdup(from), *to = n->parent->to ? path_join(n->parent->to, rel) : NULL;
         if (x)
@@ -142,6 +159,12 @@ static bool nested_one(const FsBelow *fs, void *userdata) {
         x[n->n] = *n->parent;
         x[n->n].from.path = f;
         x[n->n].to = to;
+        /* A pseudo filesystem (a tmpfs mounted since, say) holds what it holds now, not what
+         * the backup read: its files are put back, none removed. */
+        if (fs->pseudo) {
+                x[n->n].prune = false;
+                x[n->n].no_prune = true;
+        }
         n->n++;
         return true;
 }
@@ -161,9 +184,9 @@ static void rules_sort_deepest_first(StoreRestoreRule *r, size_t n) {
  * own (to free). */
 static bool nested_rules(Run *run, const Backup *chain, size_t n_chain, StoreRestoreRule **rules, size_t *n_rules,
                          char ***ret_owned, size_t *ret_n_owned) {
-        NestedRules n = { .chain = chain, .n_chain = n_chain };
+        NestedRules n = { .run = run, .rules = *rules, .n_rules = *n_rules, .chain = chain, .n_chain = n_chain };
         rules_sort_deepest_first(*rules, *n_rules); /* so the deepest group makes a nested rule first */
-        for (size_t i = 0; !n.oom && i < *n_rules; i++) {
+        for (size_t i = 0; !n.oom && !n.refused && i < *n_rules; i++) {
                 char real[PATH_MAX];
                 const StoreRestoreRule *r = &(*rules)[i];
                 if (!r->from.recursive || !realpath(r->to ? r->to : r->from.path, real))
@@ -172,7 +195,7 @@ static bool nested_rules(Run *run, const Backup *chain, size_t n_chain, StoreRes
                 n.dest = real;
                 (void) filesystems_below(real, true, nested_one, &n);
         }
-        StoreRestoreRule *all = n.oom ? NULL : calloc(n.n + *n_rules, sizeof(*all));
+        StoreRestoreRule *all = n.oom || n.refused ? NULL : calloc(n.n + *n_rules, sizeof(*all));
         char **owned = all ? calloc(n.n + 1, sizeof(*owned)) : NULL;
         if (!owned) {
                 for (size_t i = 0; i < n.n; i++) {
@@ -181,7 +204,7 @@ static bool nested_rules(Run *run, const Backup *chain, size_t n_chain, StoreRes
                 }
                 free(n.extra);
                 free(all);
-                return run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
+                return n.refused ? false : run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
         }
         for (size_t i = 0; i < n.n; i++)
                 owned[i] = (char *) n.extra[i].from.path;
@@ -375,6 +398,11 @@ static bool in_place_unused(Run *run, const vss_backup_document *doc, const vss_
                 uid_t uid;
                 pid_t pid = path_in_use(wish ? wish : path, ci->files[f].filespec, ci->files[f].recursive, comm,
                                         sizeof(comm), &uid, held, sizeof(held));
+                if (pid < 0)
+                        return run_fail(run, VSS_E_BAD_STATE,
+                                        "component '%s' is restored in place without its writer, which is not running, "
+                                        "and whether %s is in use cannot be told (%s): stop what uses it, start its "
+                                        "writer, or restore elsewhere with --to DIR", c->name, held, comm);
                 if (pid > 0)
                         return run_fail(run, VSS_E_BAD_STATE,
                                         "component '%s' is restored in place without its writer, which is not running, "

@@ -153,7 +153,8 @@ static bool subvolumes_below(const char *real, dev_t dev, FsBelowFn fn, void *us
                 if (sx.stx_attributes_mask & sx.stx_attributes & STATX_ATTR_MOUNT_ROOT)
                         snprintf(mounted, sizeof(mounted), "%s", full);
                 else
-                        go = fn(&(FsBelow) { full, makedev(sx.stx_dev_major, sx.stx_dev_minor), "btrfs", NULL, true }, userdata);
+                        go = fn(&(FsBelow) { full, makedev(sx.stx_dev_major, sx.stx_dev_minor), "btrfs", NULL, true, false },
+                                userdata);
         }
         btrfs_util_destroy_subvolume_iterator(it);
         return go;
@@ -179,7 +180,8 @@ bool filesystems_below(const char *path, bool pseudo_too, FsBelowFn fn, void *us
                 /* proc, tmpfs (/run, /dev/shm), overlay (a container's view of files kept below,
                  * on a filesystem of its own)...: no application data of their own to back up. */
                 if ((pseudo_too || !mnt_fs_is_pseudofs(fs)) && m && !streq(m, real) && path_within(m, real) && stat(m, &ms) == 0)
-                        go = fn(&(FsBelow) { m, ms.st_dev, strempty(mnt_fs_get_fstype(fs)), mnt_fs_get_srcpath(fs), false },
+                        go = fn(&(FsBelow) { m, ms.st_dev, strempty(mnt_fs_get_fstype(fs)), mnt_fs_get_srcpath(fs), false,
+                                             mnt_fs_is_pseudofs(fs) },
                                 userdata);
         }
         mnt_free_iter(it);

@@ -114,6 +114,7 @@ typedef struct FsBelow {
         const char *fstype; /* the mount's type; "btrfs" for a subvolume */
         const char *source; /* the mount's source (a device, server:path...); NULL for a subvolume */
         bool subvolume;
+        bool pseudo;        /* proc, tmpfs, overlay...: no data of its own (only with pseudo_too) */
 } FsBelow;
 typedef bool (*FsBelowFn)(const FsBelow *fs, void *userdata);
 bool filesystems_below(const char *path, bool pseudo_too, FsBelowFn fn, void *userdata);
