@@ -344,15 +344,17 @@ static json_object *writer_files_warnings(vss_backup *b) {
                 const vss_writer_metadata *wm = vss_backup_document_writer(d, c);
                 if (c->n_writer_files == 0)
                         continue;
-                fprintf(stderr, "vssadmin: warning: component '%s' of writer '%s' needs files its writer made after "
-                        "the cut (%s, to go to %s), which the shadow copy does not hold: a copy of the shadow alone "
-                        "does not restore it; back it up with vssbackup backup\n",
-                        c->name, wm ? wm->name : "?", c->writer_files[0].path, c->writer_files[0].destination);
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "component", json_object_new_string(c->name));
-                json_object_object_add(o, "writer", json_object_new_string(wm ? wm->name : ""));
-                json_object_object_add(o, "path", json_object_new_string(c->writer_files[0].path));
-                json_object_array_add(w, o);
+                for (size_t f = 0; f < c->n_writer_files; f++) {
+                        fprintf(stderr, "vssadmin: warning: component '%s' of writer '%s' needs files its writer made "
+                                "after the cut (%s, to go to %s), which the shadow copy does not hold: a copy of the "
+                                "shadow alone does not restore it; back it up with vssbackup backup\n",
+                                c->name, wm ? wm->name : "?", c->writer_files[f].path, c->writer_files[f].destination);
+                        json_object *o = json_object_new_object();
+                        json_object_object_add(o, "component", json_object_new_string(c->name));
+                        json_object_object_add(o, "writer", json_object_new_string(wm ? wm->name : ""));
+                        json_object_object_add(o, "path", json_object_new_string(c->writer_files[f].path));
+                        json_object_array_add(w, o);
+                }
         }
         vss_backup_document_free(d);
         return w;

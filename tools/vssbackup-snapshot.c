@@ -100,13 +100,19 @@ bool volumes_have_dev(const Volume *vols, size_t n_vols, dev_t dev) {
         return false;
 }
 
-/* The mount table, read once per run (a backup asks for each recursive group); NULL if it cannot
- * be read. */
+/* The mount table, read once per attempt (a backup asks for each recursive group; a retry, up to
+ * a minute later, reads it again); NULL if it cannot be read. */
+static struct libmnt_table *mount_table_cached;
+
 static struct libmnt_table *mount_table(void) {
-        static struct libmnt_table *t;
-        if (!t)
-                t = mnt_new_table_from_file("/proc/self/mountinfo");
-        return t;
+        if (!mount_table_cached)
+                mount_table_cached = mnt_new_table_from_file("/proc/self/mountinfo");
+        return mount_table_cached;
+}
+
+static void mount_table_forget(void) {
+        mnt_unref_table(mount_table_cached);
+        mount_table_cached = NULL;
 }
 
 #if OPENVSS_BTRFS
@@ -329,6 +335,7 @@ static bool retry_snapshot(Run *run) {
 bool snapshot_attempts(Run *run, bool ok, const SnapshotPlan *plan, Volume *vols, size_t *n_vols, vss_id *set_id) {
         for (;;) {
                 vss_backup *b = run->r.b;
+                mount_table_forget();
                 ok = ok && report_step(&run->r, vss_backup_initialize_for_backup(b)) &&
                      report_step(&run->r, vss_backup_set_backup_state(b, plan->select_components, false, plan->type,
                                                                       false)) &&
