@@ -471,6 +471,16 @@ static void test_nested_subvolume(void) {
         CHECK(access(stored, F_OK) == 0);
         snprintf(stored, sizeof(stored), "%s/data%s/t", dest, sub);
         CHECK(access(stored, F_OK) == 0);
+        /* With --provider btrfs, an ext4 mounted below is followed too, shadowed by the provider
+         * vssd chooses for it (btrfs cannot). */
+        char *loop = harness_loop_fs(h, "mkfs.ext4 -q", "16M"), dest3[PATH_MAX + 8];
+        snprintf(dest3, sizeof(dest3), "%s/backup3", harness_dir(h));
+        CHECK(loop && harness_sh(h, NULL, "mkdir '%s/ext' && mount --bind '%s' '%s/ext' && echo e > '%s/ext/e'", data, loop,
+                                 data, data) == 0);
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --provider btrfs --quiet", dest3) == 0);
+        snprintf(stored, sizeof(stored), "%s/data%s/ext/e", dest3, data);
+        CHECK(access(stored, F_OK) == 0);
+        CHECK(harness_sh(h, NULL, "umount '%s/ext'", data) == 0);
         /* Back in place: the subvolume's file too. */
         _cleanup_free_ char *t = NULL;
         CHECK(harness_sh(h, NULL, "echo changed > '%s/t'", sub) == 0);

@@ -378,11 +378,11 @@ static bool follow_one(const FsBelow *fs, void *userdata) {
                 return true;
         if (!fs->subvolume && (!fs->source || stat(fs->source, &st) < 0 || !S_ISBLK(st.st_mode)))
                 return true;
+        size_t before = *f->n_vols;
         f->ok = volume_add(f->run, f->vols, f->n_vols, fs->path);
-        /* The volume that stands for it now (volume_add() keeps one per filesystem and path). */
-        for (size_t i = 0; f->ok && i < *f->n_vols; i++)
-                if (f->vols[i].dev == fs->dev && streq(f->vols[i].path, fs->path))
-                        f->vols[i].followed = true;
+        /* Added for it (not one another component asked for, which keeps its own ways). */
+        if (f->ok && *f->n_vols > before && f->vols[*f->n_vols - 1].dev == fs->dev)
+                f->vols[*f->n_vols - 1].followed = true;
         return f->ok;
 }
 

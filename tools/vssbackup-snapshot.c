@@ -267,7 +267,12 @@ static bool make_snapshot(Run *run, Volume *vols, size_t n_vols, vss_id *set_id)
         if (!report_step(&run->r, vss_backup_start_snapshot_set(b, set_id)))
                 return false;
         for (size_t i = 0; i < n_vols; i++)
-                if (!report_step(&run->r, vss_backup_add_to_snapshot_set(b, vols[i].path, arg_provider, &vols[i].shadow_id)))
+                /* A filesystem followed below a component is shadowed by the provider vssd chooses for
+                 * it: --provider names the one for what was asked for (btrfs, say, with an ext4
+                 * mounted below). */
+                if (!report_step(&run->r, vss_backup_add_to_snapshot_set(b, vols[i].path,
+                                                                         vols[i].followed ? NULL : arg_provider,
+                                                                         &vols[i].shadow_id)))
                         return false;
         progress_status("Preparing the writers for backup...");
         if (!report_step(&run->r, vss_backup_prepare_for_backup_sync(b)) || !report_phase(&run->r, "prepare-for-backup"))
