@@ -423,13 +423,9 @@ static int merge(int src, int dst, const char *shown, bool no_overwrite, bool dr
                          * staged goes there. */
                         if (s.st_dev != t.st_dev) {
                                 _cleanup_(closedirp) DIR *sd = opendir_at(sfd);
-                                struct dirent *e = NULL;
-                                while (sd && (e = readdir(sd)) && (streq(e->d_name, ".") || streq(e->d_name, "..")))
-                                        ;
-                                if (!sd || e)
-                                        return fail(ret_error, -EXDEV, "%s: is a filesystem of its own (a mount or btrfs "
-                                                    "subvolume) this restore cannot move files into; restore it with "
-                                                    "its own component, or with --to DIR", where);
+                                struct dirent *e;
+                                if (!sd || dir_next(sd, &e) > 0)
+                                        return fail(ret_error, -EXDEV, "%s: " BENEATH_OTHER_FS, where);
                                 continue;
                         }
                         r = merge(sfd, tfd, where, no_overwrite, dry, keep, kept, depth + 1, ret_error);

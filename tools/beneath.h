@@ -71,6 +71,12 @@ int beneath_chain_trusted(int fd, const char *path, uid_t uid, char **ret_error)
  * from; its name (".vssbackup-restore-XXXXXXXX") in name. *ret_fd: it, O_PATH. */
 int beneath_staging(int dirfd, char name[static 64], int *ret_fd);
 
+/* What a restore says of a directory on another filesystem it would have to move files into
+ * (after the path). */
+#define BENEATH_OTHER_FS                                                                                               \
+        "is a filesystem of its own (a mount or btrfs subvolume) this restore cannot move files into; restore it "   \
+        "with its own component, or with --to DIR"
+
 /*
  * Moves the contents of directory src into dst (shown: dst's path, for messages). What does not
  * exist in dst is renamed there whole. A directory that exists in both is entered, never changed

@@ -193,7 +193,9 @@ bool store_index_has(Store *s, const char *path) {
 
 bool store_index_has_below(Store *s, const char *dir) {
         char prefix[PATH_MAX + 1];
-        size_t lo = 0, hi = s && !s->writing ? s->n_paths : 0;
+        if (!s || s->writing || !dir)
+                return false;
+        size_t lo = 0, hi = s->n_paths;
         int n = snprintf(prefix, sizeof(prefix), "%s/", streq(dir, "/") ? "" : dir);
         if (n < 0 || (size_t) n >= sizeof(prefix))
                 return false;
@@ -205,8 +207,7 @@ bool store_index_has_below(Store *s, const char *dir) {
                 else
                         hi = mid;
         }
-        return s && !s->writing && lo < s->n_paths && strncmp(s->paths[lo], prefix, (size_t) n) == 0 &&
-               s->paths[lo][n] != 0;
+        return lo < s->n_paths && strncmp(s->paths[lo], prefix, (size_t) n) == 0 && s->paths[lo][n] != 0;
 }
 
 const char *store_source(Store *s) {

@@ -386,20 +386,18 @@ static bool follow_one(const FsBelow *fs, void *userdata) {
         return f->ok;
 }
 
-static bool volumes_below_component(Run *run, Volume *vols, size_t *n_vols, const Selected *s) {
+/* d: the live document, which records the owner vssd saw subscribe the writer. */
+static bool volumes_below_component(Run *run, Volume *vols, size_t *n_vols, const Selected *s,
+                                    const vss_backup_document *d) {
+        if (!follows_mounts(document_writer(d, s->wm)))
+                return true;
         _cleanup_free_ StoreFileGroup *ex = groups_of(s->wm->excludes, s->wm->n_excludes);
         FollowBelow f = { run, vols, n_vols, ex, s->wm->n_excludes, true };
-        vss_backup_document *d = NULL;
         if (!ex)
                 return run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
-        if (!report_step(&run->r, vss_backup_get_document(run->r.b, &d)))
-                return false;
-        /* The owner vssd saw subscribe the writer, which the document records. */
-        bool follow = follows_mounts(document_writer(d, s->wm));
-        for (size_t k = 0; f.ok && follow && k < s->ci->n_files; k++)
+        for (size_t k = 0; f.ok && k < s->ci->n_files; k++)
                 if (s->ci->files[k].recursive)
                         (void) filesystems_below(s->ci->files[k].path, false, follow_one, &f);
-        vss_backup_document_free(d);
         return f.ok;
 }
 
@@ -407,11 +405,15 @@ static bool component_volumes(Run *run, Volume *vols, size_t *n_vols, void *user
         const Choice *ch = userdata;
         bool ok = true;
 
+        vss_backup_document *d = NULL;
+
         for (size_t i = 0; ok && i < ch->n_sel; i++)
                 for (size_t k = 0; ok && k < ch->sel[i].ci->n_files; k++)
                         ok = volume_add(run, vols, n_vols, ch->sel[i].ci->files[k].path);
+        ok = ok && report_step(&run->r, vss_backup_get_document(run->r.b, &d));
         for (size_t i = 0; ok && i < ch->n_sel; i++)
-                ok = volumes_below_component(run, vols, n_vols, &ch->sel[i]);
+                ok = volumes_below_component(run, vols, n_vols, &ch->sel[i], d);
+        vss_backup_document_free(d);
         return ok;
 }
 
@@ -419,7 +421,8 @@ static bool component_volumes(Run *run, Volume *vols, size_t *n_vols, void *user
  * volume of its own (volume_add() adds only those). Missing paths are left to the copy. */
 static bool nested_volumes(Run *run, Volume *vols, size_t *n_vols, void *userdata) {
         const Choice *ch = userdata;
-        bool ok = true;
+        vss_backup_document *d = NULL;
+        bool ok = report_step(&run->r, vss_backup_get_document(run->r.b, &d));
 
         for (size_t i = 0; ok && i < ch->n_sel; i++) {
                 bool in_set = false;
@@ -431,8 +434,9 @@ static bool nested_volumes(Run *run, Volume *vols, size_t *n_vols, void *userdat
                         }
                 }
                 if (ok && in_set)
-                        ok = volumes_below_component(run, vols, n_vols, &ch->sel[i]);
+                        ok = volumes_below_component(run, vols, n_vols, &ch->sel[i], d);
         }
+        vss_backup_document_free(d);
         return ok;
 }
 

@@ -141,9 +141,7 @@ static bool nested_one(const FsBelow *fs, void *userdata) {
          * backup of the chain is put back (the merge would refuse each one only in its turn). */
         if (!root_only_way(fs->path)) {
                 n->refused = true;
-                run_fail(n->run, VSS_E_UNEXPECTED, "%s: is a filesystem of its own (a mount or btrfs subvolume) this "
-                         "restore cannot move files into; restore it with its own component, or with --to DIR",
-                         fs->path);
+                run_fail(n->run, VSS_E_UNEXPECTED, "%s: " BENEATH_OTHER_FS, fs->path);
                 return false;
         }
         StoreRestoreRule *x = reallocarray(n->extra, n->n + 1, sizeof(*x));

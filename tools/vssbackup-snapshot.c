@@ -10,8 +10,10 @@
 #include <btrfsutil.h>
 #endif
 
+#include "lib/basic/fd-util.h"
 #include "lib/basic/log.h"
 #include "lib/common.h"
+#include "lib/openat.h"
 #include "tools/attempts.h"
 #include "tools/vssbackup.h"
 
@@ -159,8 +161,7 @@ static bool subvolumes_below(const char *real, dev_t dev, FsBelowFn fn, void *us
                 if (sx.stx_attributes_mask & sx.stx_attributes & STATX_ATTR_MOUNT_ROOT)
                         snprintf(mounted, sizeof(mounted), "%s", full);
                 else
-                        go = fn(&(FsBelow) { full, makedev(sx.stx_dev_major, sx.stx_dev_minor), "btrfs", NULL, true, false },
-                                userdata);
+                        go = fn(&(FsBelow) { full, makedev(sx.stx_dev_major, sx.stx_dev_minor), NULL, true, false }, userdata);
         }
         btrfs_util_destroy_subvolume_iterator(it);
         return go;
@@ -186,8 +187,7 @@ bool filesystems_below(const char *path, bool pseudo_too, FsBelowFn fn, void *us
                 /* proc, tmpfs (/run, /dev/shm), overlay (a container's view of files kept below,
                  * on a filesystem of its own)...: no application data of their own to back up. */
                 if ((pseudo_too || !mnt_fs_is_pseudofs(fs)) && m && !streq(m, real) && path_within(m, real) && stat(m, &ms) == 0)
-                        go = fn(&(FsBelow) { m, ms.st_dev, strempty(mnt_fs_get_fstype(fs)), mnt_fs_get_srcpath(fs), false,
-                                             mnt_fs_is_pseudofs(fs) },
+                        go = fn(&(FsBelow) { m, ms.st_dev, mnt_fs_get_srcpath(fs), false, mnt_fs_is_pseudofs(fs) },
                                 userdata);
         }
         mnt_free_iter(it);
@@ -227,25 +227,17 @@ void warn_subvolumes_below(const char *path, const Volume *vols, size_t n_vols, 
         (void) filesystems_below(path, false, warn_one, &w);
 }
 
-/* Whether path (resolved) and every directory above it are root's, each writable by nobody else
- * or sticky (where only root may move what is root's): nobody but root can swap what is there
- * between this look and vssd's, or rename a user's subvolume or symlink into its place. */
+/* Whether path (resolved, no symlink on it) is a directory of root's and every directory above it
+ * root's, each writable by nobody else or sticky (where only root may move what is root's):
+ * nobody but root can swap what is there between this look and vssd's, or rename a user's
+ * subvolume or symlink into its place. The way up is dir_chain_trusted()'s, by ".." from the fd. */
 bool root_only_way(const char *path) {
-        char p[PATH_MAX];
+        _cleanup_close_ int fd = open_no_symlinks(AT_FDCWD, path, O_PATH | O_DIRECTORY, 0, false);
         struct stat st;
-        if (snprintf(p, sizeof(p), "%s", path) >= (int) sizeof(p) || lstat(p, &st) < 0 || !S_ISDIR(st.st_mode) ||
-            st.st_uid != 0)
+        if (fd < 0 || fstat(fd, &st) < 0 || st.st_uid != 0)
                 return false;
-        for (char *slash; (slash = strrchr(p, '/'));) {
-                *slash = 0;
-                const char *dir = slash == p ? "/" : p;
-                if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 ||
-                    ((st.st_mode & 022) && !(st.st_mode & S_ISVTX)))
-                        return false;
-                if (slash == p)
-                        break;
-        }
-        return true;
+        _cleanup_close_ int up = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        return up >= 0 && dir_chain_trusted(up, path, 0, NULL, 0) == 0;
 }
 
 void volumes_free(Volume *vols, size_t n) {

@@ -105,21 +105,20 @@ void warn_mounts_below(const char *path, const Volume *vols, size_t n_vols, bool
 void warn_subvolumes_below(const char *path, const Volume *vols, size_t n_vols, const char *why);
 /* Each filesystem below directory path whose files a walk of path misses (path's shadow holds it
  * as an empty directory): the mounts strictly below it (pseudo filesystems, tmpfs too, aside
- * unless pseudo_too),
- * then (with libbtrfsutil) the btrfs subvolumes nested below it that no mount covers, outermost
- * first. fn returning false stops (and so does filesystems_below(), returning false). */
+ * unless pseudo_too), then (with libbtrfsutil) the btrfs subvolumes nested below it that no mount
+ * covers, outermost first. fn returning false stops (and so does filesystems_below(), returning
+ * false). */
 typedef struct FsBelow {
         const char *path;
         dev_t dev;
-        const char *fstype; /* the mount's type; "btrfs" for a subvolume */
         const char *source; /* the mount's source (a device, server:path...); NULL for a subvolume */
         bool subvolume;
         bool pseudo;        /* proc, tmpfs, overlay...: no data of its own (only with pseudo_too) */
 } FsBelow;
 typedef bool (*FsBelowFn)(const FsBelow *fs, void *userdata);
 bool filesystems_below(const char *path, bool pseudo_too, FsBelowFn fn, void *userdata);
-/* Whether path (resolved) and every directory above it are root's, each writable by nobody else
- * or sticky: nobody but root can swap anything on the way. */
+/* Whether path (resolved) is a directory of root's and every directory above it root's, each
+ * writable by nobody else or sticky: nobody but root can swap anything on the way. */
 bool root_only_way(const char *path);
 /* Whether a volume of the set is on filesystem dev. */
 bool volumes_have_dev(const Volume *vols, size_t n_vols, dev_t dev);
