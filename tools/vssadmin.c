@@ -342,8 +342,6 @@ static json_object *writer_files_warnings(vss_backup *b) {
         for (size_t i = 0; i < d->n_components; i++) {
                 const vss_bc_component *c = &d->components[i];
                 const vss_writer_metadata *wm = vss_backup_document_writer(d, c);
-                if (c->n_writer_files == 0)
-                        continue;
                 for (size_t f = 0; f < c->n_writer_files; f++) {
                         fprintf(stderr, "vssadmin: warning: component '%s' of writer '%s' needs files its writer made "
                                 "after the cut (%s, to go to %s), which the shadow copy does not hold: a copy of the "
@@ -386,10 +384,10 @@ static int create_shadow(char **paths, size_t n_paths, const char *provider) {
                         hr = vss_backup_do_snapshot_set_sync(c.b);
                         committed = hr >= 0;
                         /* Asked now, answered while the writers' status is gathered. */
-                        if (committed)
+                        if (committed) {
                                 (void) backup_properties_ask(c.b, &props, shadow_ids, n_paths);
-                        if (committed)
                                 warnings = writer_files_warnings(c.b);
+                        }
                         bool st_ok = report_phase(&c, "do-snapshot-set");
                         if (!committed)
                                 c.error_hr = 0; /* the operation's own error names the cause */
