@@ -104,6 +104,12 @@ static void call_destroy(void *userdata) {
         free(call);
 }
 
+/* Whether a call ended because the writer's connection went (sd-bus ends its pending calls with
+ * NoReply, "Connection terminated"), not because the writer did not answer in time. */
+static bool reply_disconnected(const sd_bus_error *e) {
+        return e && e->message && strstr(e->message, "terminated");
+}
+
 /* A writer's answer: its failure, application code and message, and its document (metadata for
  * Identify, annotations otherwise). Returns the bus error when there was no proper answer. */
 static const sd_bus_error *reply_read(const Call *call, sd_bus_message *reply, int32_t *failure, int32_t *code,
@@ -111,7 +117,7 @@ static const sd_bus_error *reply_read(const Call *call, sd_bus_message *reply, i
         const sd_bus_error *e = sd_bus_message_get_error(reply);
         if (e) {
                 *failure = VSS_E_WRITER_NOT_RESPONDING;
-                if (e->message && strstr(e->message, "terminated"))
+                if (reply_disconnected(e))
                         *msg = "writer disconnected";
                 else if (sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY))
                         *msg = "no answer within the deadline";
@@ -252,9 +258,8 @@ static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
                     (slot->identified || now_realtime_usec() - slot->inflight_since > IDENTIFY_MISSED_MS * USEC_PER_MSEC))
                         slow_identify_note(s->manager, slot->uid, !slot->identified);
         }
-        else if (call->capped && e && !strstr(strempty(e->message), "terminated") &&
-                 frozen_window_end_usec(s) <= now_monotonic_usec())
-                freeze_cap_ran_out(s, slot); /* no answer by the cap, not a writer gone (sd-bus: "Connection terminated") */
+        else if (call->capped && e && !reply_disconnected(e) && frozen_window_end_usec(s) <= now_monotonic_usec())
+                freeze_cap_ran_out(s, slot); /* no answer by the cap, not a writer gone */
         else {
                 if (!e)
                         slot_annotate(s, slot, call->event, doc);

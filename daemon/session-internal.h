@@ -128,8 +128,8 @@ void dss_resume(Session *s);
 /* When the first freeze window of a frozen writer ends (the first Freeze plus its window,
  * CLOCK_MONOTONIC usec); UINT64_MAX when no writer is frozen. */
 uint64_t frozen_window_end_usec(const Session *s);
-/* The frozen writers whose window has ended fail at Thaw (they thaw themselves), with why: true
- * when there was one. */
+/* The frozen writers whose window has ended fail (they thaw themselves): FailedAtFreeze with
+ * VSS_E_WRITERERROR_TIMEOUT and why. True when there was one. */
 bool frozen_windows_run_out(Session *s, const char *why);
 /* Whether the slot's Freeze→Thaw window has run out. */
 bool slot_window_run_out(const Session *s, const Slot *slot);
