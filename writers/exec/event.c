@@ -384,16 +384,20 @@ bool job_event(vss_writer *w, const vss_event_info *info) {
 }
 
 void jobs_stop_all(vss_writer *w) {
-        job *j = active;
+        job *j;
 
-        active = NULL;
+        /* What waits behind the running event never runs: the writer ends. */
+        while ((j = queue_head)) {
+                queue_head = j->next;
+                job_free(j);
+        }
+        queue_tail = NULL;
+        j = active;
         if (j && j->release) {
                 /* Thaw, Abort: they undo a freeze, so all their hooks run (a stop of the service must
                  * not leave an application frozen), the rest at once (the loop runs no more); then
                  * the event is answered, so libvss knows the writer thawed. */
                 log_msg("%s: stopping once its hooks have run", vss_event_name(j->event) ?: "event");
-                job *queued = queue_head;
-                queue_head = queue_tail = NULL;
                 j->stopping = true;
                 if (j->cur) {
                         char msg[MSG_MAX + 1];
@@ -402,26 +406,18 @@ void jobs_stop_all(vss_writer *w) {
                         j->cur = NULL;
                         job_note(j, &j->cur_step, r, code, msg);
                 }
-                active = j;
                 job_advance(j); /* answers and frees it */
-                j = NULL;
-                queue_head = queued;
-        } else if (j) {
-                if (j->cur)
-                        hook_stop_now(j->cur);
-                j->cur = NULL;
-                if (j->event == VSS_EVENT_FREEZE) {
-                        /* What the freeze hooks began (the stopped one's too) is undone as an Abort
-                         * would: the set cannot be made without this writer anyway. */
-                        log_msg("freeze: stopped while its hooks ran; the abort hooks undo them");
-                        vss_event_info info = { .event = VSS_EVENT_ABORT, .snapshot_set_id = j->set_id };
-                        (void) run_event(w, VSS_EVENT_ABORT, &info);
-                }
+                return;
+        }
+        active = NULL;
+        if (j && j->cur)
+                hook_stop_now(j->cur);
+        if (j && j->event == VSS_EVENT_FREEZE) {
+                /* What the freeze hooks began (the stopped one's too) is undone as an Abort would:
+                 * the set cannot be made without this writer anyway. */
+                log_msg("freeze: stopped while its hooks ran; the abort hooks undo them");
+                vss_event_info info = { .event = VSS_EVENT_ABORT, .snapshot_set_id = j->set_id };
+                (void) run_event(w, VSS_EVENT_ABORT, &info);
         }
         job_free(j); /* its event goes unanswered, as the writer ends */
-        while ((j = queue_head)) {
-                queue_head = j->next;
-                job_free(j);
-        }
-        queue_tail = NULL;
 }

@@ -44,8 +44,9 @@ static inline int table_lookup(const char *const *table, size_t n, const char *s
  * one event after the other; an Abort stops the hook of a Freeze still running. When the event
  * cannot be deferred (Identify, the writer's own Abort) the hooks run at once, and run_event()
  * returns the callback's result. jobs_stop_all() ends what runs, at exit, never half-way: a
- * Freeze's hook is stopped and the abort hooks undo what the freeze began; the hooks of a Thaw
- * or an Abort all run (the one running is waited for). Nothing is answered. */
+ * Freeze's hook is stopped and the abort hooks undo what the freeze began (the Freeze goes
+ * unanswered); the hooks of a Thaw or an Abort all run (the one running is waited for) and it is
+ * answered. Events waiting behind are dropped. */
 bool job_event(vss_writer *w, const vss_event_info *info);
 bool run_event(vss_writer *w, vss_event event, const vss_event_info *info);
 void jobs_stop_all(vss_writer *w);

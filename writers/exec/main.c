@@ -395,7 +395,7 @@ int main(int argc, char *argv[]) {
 
         /* SIGTERM/SIGINT end the loop; they stay blocked here and are unblocked in hooks. */
         r = vss_writer_main(w, socket_path, "vss-writer-exec");
-        jobs_stop_all(w); /* a Freeze under way is undone, a Thaw or Abort run to its end; unanswered */
+        jobs_stop_all(w); /* a Freeze under way is undone, a Thaw or Abort run to its end */
         vss_writer_unref(w); /* a frozen writer thaws itself here: held hooks are let go */
         holds_kill_all();
         hook_output_handoff(); /* after the last hook: what they left behind may still write */

@@ -261,6 +261,18 @@ static int32_t hook_result(hook_proc *hp, const char *arg, int *code, char msg[M
         return failure;
 }
 
+/* The end of a hook run to its exit (timed_out: past its deadline, killed now): its result, and
+ * it is freed. */
+static int32_t hook_end(hook_proc *hp, bool timed_out, const char *arg, int *code, char msg[MSG_MAX + 1]) {
+        if (timed_out) {
+                hp->timed_out = true;
+                hook_kill(hp);
+        }
+        int32_t failure = hook_result(hp, arg, code, msg);
+        hook_free(hp);
+        return failure;
+}
+
 /* Copies what a hook wrote on fd (its stdout or stderr) from the main loop, and drops the fd's
  * source at its end. True when fd was stdout. */
 static bool hook_copy_output(hook_proc *hp, int fd) {
@@ -317,7 +329,6 @@ hook_proc *hold_take(const char *name) {
 
 int32_t hold_release(hook_proc *hp, const char *arg, int *code, char msg[MSG_MAX + 1]) {
         SpawnWatch w = hook_watch(hp);
-        int32_t failure;
 
         hook_unwatch(hp);
         if (spawn_try_reap(&hp->proc)) { /* died before we let it go */
@@ -335,13 +346,7 @@ int32_t hold_release(hook_proc *hp, const char *arg, int *code, char msg[MSG_MAX
                 close(hp->proc.in_fd);
                 hp->proc.in_fd = -1;
         }
-        if (hook_pump(hp, hook_deadline(), false) == PUMP_TIMEOUT) {
-                hp->timed_out = true;
-                hook_kill(hp);
-        }
-        failure = hook_result(hp, arg, code, msg);
-        hook_free(hp);
-        return failure;
+        return hook_wait(hp, arg, code, msg);
 }
 
 /* A ready hook joins the holds; false when out of memory (then it is killed). */
@@ -363,7 +368,6 @@ static bool hold_add(hook_proc *hp) {
 int32_t run_hook(const char *path, const char *name, const char *arg, char **env, bool hold, bool *held, int *code,
                  char msg[MSG_MAX + 1]) {
         hook_proc *hp;
-        int32_t failure;
         pump_result pr;
 
         *code = 127;
@@ -386,13 +390,7 @@ int32_t run_hook(const char *path, const char *name, const char *arg, char **env
                 msg[0] = '\0';
                 return 0;
         }
-        if (pr == PUMP_TIMEOUT) {
-                hp->timed_out = true;
-                hook_kill(hp);
-        }
-        failure = hook_result(hp, arg, code, msg);
-        hook_free(hp);
-        return failure;
+        return hook_end(hp, pr == PUMP_TIMEOUT, arg, code, msg);
 }
 
 void holds_kill_all(void) {
@@ -580,8 +578,6 @@ void hook_cancel(hook_proc *hp) {
 }
 
 int32_t hook_async_result(hook_proc *hp, const char *arg, bool ready, int *code, char msg[MSG_MAX + 1]) {
-        int32_t failure;
-
         if (ready) {
                 if (!hold_add(hp)) {
                         snprintf(msg, MSG_MAX + 1, "out of memory");
@@ -593,9 +589,7 @@ int32_t hook_async_result(hook_proc *hp, const char *arg, bool ready, int *code,
                 msg[0] = '\0';
                 return 0;
         }
-        failure = hook_result(hp, arg, code, msg);
-        hook_free(hp);
-        return failure;
+        return hook_end(hp, false, arg, code, msg);
 }
 
 void hook_stop_now(hook_proc *hp) {
@@ -606,11 +600,5 @@ void hook_stop_now(hook_proc *hp) {
 
 int32_t hook_wait(hook_proc *hp, const char *arg, int *code, char msg[MSG_MAX + 1]) {
         hook_unwatch(hp);
-        if (!hp->proc.reaped && hook_pump(hp, hook_deadline(), false) == PUMP_TIMEOUT) {
-                hp->timed_out = true;
-                hook_kill(hp);
-        }
-        int32_t failure = hook_result(hp, arg, code, msg);
-        hook_free(hp);
-        return failure;
+        return hook_end(hp, !hp->proc.reaped && hook_pump(hp, hook_deadline(), false) == PUMP_TIMEOUT, arg, code, msg);
 }
