@@ -6,6 +6,8 @@
  * which event is sequence.c's rule (writer_gets_event, abort_due).
  */
 
+#include <json-c/json.h>
+
 #include "daemon/session-internal.h"
 #include "lib/basic/time-util.h"
 #include "lib/metadata.h"
@@ -331,6 +333,33 @@ static int event_message(Session *s, const Slot *slot, vss_event event, sd_bus_m
         return 0;
 }
 
+/* Before PrepareForBackup and PrepareForSnapshot, the writer's Context: the requester's settings
+ * and, from PrepareForSnapshot, the set's volumes it may see (lib/writer-context.c). No answer is
+ * asked: a writer of an older libvss has no such method and ignores it; the Event after it keeps
+ * its order on the connection. */
+static void context_send(Session *s, const Slot *slot, vss_event event) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        char sid[VSS_ID_STRING_MAX];
+        json_object *o = json_object_new_object(), *vols = json_object_new_array();
+        bool ok = o && vols && json_object_object_add(o, "partial_file_support", json_object_new_boolean(s->partial)) == 0 &&
+                  json_object_object_add(o, "bootable_system_state", json_object_new_boolean(s->bootable)) == 0;
+        for (size_t i = 0; ok && event == VSS_EVENT_PREPARE_SNAPSHOT && i < s->n_volumes; i++)
+                if (slot_may_see_volume(s, slot, i))
+                        ok = json_object_array_add(vols, json_object_new_string(s->volumes[i].path)) == 0;
+        if (ok && json_object_object_add(o, "volumes", vols) == 0)
+                vols = NULL;
+        else
+                ok = false;
+        const char *text = ok ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : NULL;
+        if (text && sd_bus_message_new_method_call(slot->writer->connection->bus, &msg, NULL, VSS_WRITER_PATH,
+                                                   VSS_WRITER_INTERFACE, "Context") >= 0 &&
+            sd_bus_message_append(msg, "ss", vss_id_to_string(&s->id, sid), text) >= 0 &&
+            sd_bus_message_set_expect_reply(msg, 0) >= 0)
+                (void) sd_bus_send(slot->writer->connection->bus, msg, NULL);
+        json_object_put(vols);
+        json_object_put(o);
+}
+
 /* Marks what the slot got: the rules of later events depend on it. */
 static void slot_got(Slot *slot, vss_event event) {
         slot->last_event = event;
@@ -361,6 +390,8 @@ int call_slot(Session *s, size_t idx, vss_event event, StatusGather *g) {
                                                            VSS_WRITER_INTERFACE, "Ping");
                 else
                         r = event_message(s, slot, event, &msg);
+                if (r >= 0 && !g && (event == VSS_EVENT_PREPARE_BACKUP || event == VSS_EVENT_PREPARE_SNAPSHOT))
+                        context_send(s, slot, event);
                 if (r >= 0) {
                         uint32_t ms = g ? m->config.timeouts.status_ms
                                         : event_timeout_ms(&m->config.timeouts, event, slot->window_ms);

@@ -101,6 +101,7 @@ void choose_participants(Session *s);
 bool uid_trusted(uid_t uid);
 bool slot_trusted(const Slot *slot);
 bool slot_takes_part(const Session *s, const Slot *slot);
+bool slot_may_see_volume(const Session *s, const Slot *slot, size_t i);
 /* The set is journalled as 'creating' before anything is made (the copy-ahead included): a crash
  * leaves a record for the restarted vssd to clean up. 0, or <0 with the abort requested. */
 int set_register(Session *s);

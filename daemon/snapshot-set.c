@@ -165,12 +165,8 @@ bool slot_trusted(const Slot *slot) {
         return uid_trusted(slot->uid);
 }
 
-/* Whether the writer of slot takes part in the set of the volumes added so far (writer_takes_part). */
-bool slot_takes_part(const Session *s, const Slot *slot) {
-        const char *paths[VSS_MAX_VOLUMES];
-        for (size_t i = 0; i < s->n_volumes; i++)
-                paths[i] = s->volumes[i].path;
-        WriterFacts f = {
+static WriterFacts writer_facts(const Session *s, const Slot *slot) {
+        return (WriterFacts) {
                 .component_mode = s->component_mode,
                 .selected = slot->selected,
                 .root = slot_trusted(slot),
@@ -178,7 +174,26 @@ bool slot_takes_part(const Session *s, const Slot *slot) {
                 .uid = slot->uid,
                 .owns = path_owned_by,
         };
+}
+
+/* Whether the writer of slot takes part in the set of the volumes added so far (writer_takes_part). */
+bool slot_takes_part(const Session *s, const Slot *slot) {
+        const char *paths[VSS_MAX_VOLUMES];
+        for (size_t i = 0; i < s->n_volumes; i++)
+                paths[i] = s->volumes[i].path;
+        WriterFacts f = writer_facts(s, slot);
         return writer_takes_part(&f, paths, s->n_volumes);
+}
+
+/* Whether the set's volume i is one the writer of slot may be told of: any, for root's writers;
+ * for a user's, one its components meet as writer_takes_part() has it, whatever the mode. */
+bool slot_may_see_volume(const Session *s, const Slot *slot, size_t i) {
+        WriterFacts f = writer_facts(s, slot);
+        if (f.root)
+                return true;
+        f.component_mode = false;
+        const char *path = s->volumes[i].path;
+        return writer_takes_part(&f, &path, 1);
 }
 
 void choose_participants(Session *s) {

@@ -52,4 +52,17 @@ struct vss_writer {
         int32_t failure, app_code;
         char app_msg[VSS_MAX_MESSAGE + 1];
         char errmsg[512];
+
+        /* What vssd said of one session beside its events (lib/writer-context.c). */
+        char *ctx_session;
+        bool ctx_partial, ctx_bootable;
+        char **ctx_volumes;
+        size_t ctx_n_volumes;
 };
+
+/* lib/writer-context.c: the session's settings and volumes from vssd's Context call; the last
+ * one replaces what an earlier one said, of any session. */
+int writer_method_context(sd_bus_message *m, void *userdata, sd_bus_error *error);
+/* Fills info's settings and volumes from the context, for a backup's event of its session. */
+void writer_context_fill(const vss_writer *w, const char *session, vss_event_info *info);
+void writer_context_clear(vss_writer *w);

@@ -136,6 +136,7 @@ VSS_EXPORT vss_writer *vss_writer_free(vss_writer *w) {
                 deferred_free(w, w->deferred);
         bus_drop(w);
         sd_event_unref(w->event);
+        writer_context_clear(w);
         free(w->socket_path);
         free(w->name);
         free(w->instance_name);
@@ -274,6 +275,7 @@ static int method_event(sd_bus_message *m, void *userdata, sd_bus_error *error) 
                 .components = (const char *const *) components,
         };
         (void) vss_id_from_string(set_id, &info.snapshot_set_id);
+        writer_context_fill(w, session, &info);
         w->failure = w->app_code = 0;
         w->app_msg[0] = 0;
 
@@ -349,6 +351,8 @@ static const sd_bus_vtable writer_vtable[] = {
                                               document),
                                 method_event, 0),
         SD_BUS_METHOD("Ping", "", "", method_ping, 0),
+        SD_BUS_METHOD_WITH_ARGS("Context", SD_BUS_ARGS("s", session_id, "s", context), SD_BUS_NO_RESULT,
+                                writer_method_context, 0),
         SD_BUS_VTABLE_END,
 };
 

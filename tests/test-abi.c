@@ -92,6 +92,7 @@ static void test_shared_library(void) {
         CHECK(sym(lib, "vss_backup_do_snapshot_set_paused", "LIBVSS_0.3") != NULL);
         CHECK(sym(lib, "vss_backup_wait_paused", "LIBVSS_0.3") != NULL);
         CHECK(sym(lib, "vss_backup_continue_snapshot_set", "LIBVSS_0.3") != NULL);
+        CHECK(sym(lib, "vss_event_is_path_affected", "LIBVSS_0.4") != NULL);
         CHECK(dlsym(lib, "vss_writer_new_v0_1") == NULL && dlsym(lib, "vss_connect") == NULL);
 
         /* A program built against 0.1 passes 0.1's structures to vss_writer_new@LIBVSS_0.1. */

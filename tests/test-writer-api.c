@@ -2,6 +2,7 @@
 /* The public writer API used directly in the test process: embedding with get_fd/dispatch, the
  * self-abort when vssd goes away, and what the API refuses. */
 
+#include <limits.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -903,7 +904,77 @@ static void test_metadata_control_chars(void) {
         vss_writer_free(w);
 }
 
+/* What the settings callbacks saw, per event: partial, bootable, the volumes and whether data/x
+ * and an outside path are affected. */
+static char settings_seen[1024];
+static const char *settings_data;
+
+static bool cb_settings(vss_writer *w, const vss_event_info *info, void *userdata) {
+        char sub[PATH_MAX + 8];
+        snprintf(sub, sizeof(sub), "%s/x", settings_data);
+        size_t len = strlen(settings_seen);
+        snprintf(settings_seen + len, sizeof(settings_seen) - len, "%s%s:%d%d%zu%d%d%d", len ? " " : "",
+                 vss_event_name(info->event), info->partial_file_support, info->bootable_system_state, info->n_volumes,
+                 info->n_volumes > 0 && streq(info->volumes[0], settings_data), vss_event_is_path_affected(info, sub),
+                 vss_event_is_path_affected(info, "/nonexistent-elsewhere"));
+        return on_event(info, info->event);
+}
+
+/* The requester of backup-settings: partial files and bootable system state on (iid non-null),
+ * or nothing set. */
+static int settings_backup(Harness *h, const char *data, const vss_id *iid) {
+        vss_backup *b = NULL;
+        if (vss_backup_new(harness_socket(h), &b) < 0 || vss_backup_initialize_for_backup(b) < 0 ||
+            (iid && vss_backup_set_backup_state(b, false, true, VSS_BT_INCREMENTAL, true) < 0) ||
+            vss_backup_gather_writer_metadata_sync(b) < 0 || vss_backup_start_snapshot_set(b, NULL) < 0 ||
+            vss_backup_add_to_snapshot_set(b, data, NULL, NULL) < 0 || vss_backup_prepare_for_backup_sync(b) < 0 ||
+            vss_backup_do_snapshot_set_sync(b) < 0 || vss_backup_backup_complete_sync(b) < 0)
+                return 10;
+        vss_backup_free(b);
+        return 0;
+}
+
+/* backup-settings: the writer's events of a backup carry the requester's SetBackupState settings
+ * (CVssWriter::IsPartialFileSupportEnabled, IsBootableSystemStateBackedUp) from PrepareForBackup
+ * on, and the set's volumes from PrepareForSnapshot on (GetCurrentVolumeArray, IsPathAffected);
+ * a backup that sets nothing has them off. */
+static void test_backup_settings(void) {
+        Harness *h = harness_new(NULL);
+        vss_writer_callbacks cb = all_callbacks;
+        cb.prepare_backup = cb.prepare_snapshot = cb.freeze = cb.thaw = cb.post_snapshot = cb_settings;
+        cb.backup_complete = cb.backup_shutdown = cb_settings;
+        char data[PATH_MAX];
+        CHECK(realpath(harness_make_data(h, "data"), data) != NULL);
+        settings_data = data;
+        settings_seen[0] = 0;
+        reset_record();
+        md_path = data;
+        vss_writer *w = new_writer("settings", VSS_APP_FRONT_END, &cb);
+        if (!w)
+                return;
+        CHECK_HR(vss_writer_subscribe(w, harness_socket(h)), 0);
+        int errors = 0;
+        pid_t child = fork_requester(settings_backup, h, data, &(vss_id) { .bytes = { 1 } });
+        CHECK(dispatch_until_exit(w, child, 60000, &errors) >= 0);
+        for (int i = 0; i < 200 && !strstr(settings_seen, "backup-shutdown"); i++)
+                errors += pump(w, 50) != 0;
+        CHECK(errors == 0);
+        CHECK_STR(settings_seen, "prepare-backup:110000 prepare-snapshot:111110 freeze:111110 thaw:111110 "
+                                 "post-snapshot:111110 backup-complete:111110 backup-shutdown:111110");
+        /* The next backup, with nothing set: all off, and no volumes before PrepareForSnapshot. */
+        settings_seen[0] = 0;
+        child = fork_requester(settings_backup, h, data, NULL);
+        CHECK(dispatch_until_exit(w, child, 60000, &errors) >= 0);
+        for (int i = 0; i < 200 && !strstr(settings_seen, "backup-shutdown"); i++)
+                errors += pump(w, 50) != 0;
+        CHECK(errors == 0);
+        CHECK_STR(settings_seen, "prepare-backup:000000 prepare-snapshot:001110 freeze:001110 thaw:001110 "
+                                 "post-snapshot:001110 backup-complete:001110 backup-shutdown:001110");
+        vss_writer_free(w);
+}
+
 static const TestCase cases[] = {
+        { "backup-settings", test_backup_settings },
         { "metadata-control-chars", test_metadata_control_chars },
         { "required-component", test_required_component },
         { "veto-returning-true", test_veto_returning_true },

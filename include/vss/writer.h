@@ -65,7 +65,17 @@ typedef struct vss_event_info {
         bool component_mode;
         size_t n_components;              /* selected components of this writer (component mode) */
         const char *const *components;    /* their logical paths, "path/name" or "name" */
+        /* Since 0.4, from a vssd of 0.4 or later (false, 0 and NULL from an older one), in the
+         * events of a backup from PrepareForBackup to BackupShutdown: */
+        bool partial_file_support;        /* the requester's SetBackupState settings */
+        bool bootable_system_state;
+        size_t n_volumes;                 /* from PrepareForSnapshot: the set's paths (a user's */
+        const char *const *volumes;       /* writer: those its components meet) */
 } vss_event_info;
+
+/* Since 0.4: whether path (absolute), or something below it, is in the snapshot set of info
+ * (one of info->volumes, or below one, or above one): CVssWriter::IsPathAffected. */
+VSS_EXPORT bool vss_event_is_path_affected(const vss_event_info *info, const char *path);
 
 typedef bool (*vss_writer_event_fn)(vss_writer *w, const vss_event_info *info, void *userdata);
 typedef bool (*vss_writer_identify_fn)(vss_writer *w, vss_metadata_builder *md, void *userdata);

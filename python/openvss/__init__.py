@@ -17,6 +17,7 @@ A requester drives a Backup session: see Backup and Backup.simple_backup().
 """
 
 import json
+import os
 import sys
 import uuid
 
@@ -116,7 +117,9 @@ class WriterFailure(Exception):
 
 class EventInfo:
     """What a writer event may read about the request: event ("freeze", ...), snapshot_set_id
-    (uuid.UUID or None), backup_type, component_mode, components (logical paths selected)."""
+    (uuid.UUID or None), backup_type, component_mode, components (logical paths selected);
+    in a backup's events, partial_file_support and bootable_system_state (the requester's
+    settings) and, from prepare-snapshot, volumes (the set's paths the writer may see)."""
 
     def __init__(self, d):
         self.event = d["event"]
@@ -124,6 +127,19 @@ class EventInfo:
         self.backup_type = d["backup_type"]
         self.component_mode = d["component_mode"]
         self.components = d["components"]
+        self.partial_file_support = d["partial_file_support"]
+        self.bootable_system_state = d["bootable_system_state"]
+        self.volumes = d["volumes"]
+
+    def is_path_affected(self, path):
+        """Whether path (absolute), or something below it, is in the snapshot set:
+        CVssWriter::IsPathAffected."""
+        p = os.path.normpath(path)
+        for v in self.volumes:
+            v = os.path.normpath(v)
+            if p == v or p.startswith(v.rstrip("/") + "/") or v.startswith(p.rstrip("/") + "/"):
+                return True
+        return False
 
     def __repr__(self):
         return "EventInfo(%r, set=%s, components=%r)" % (self.event, self.snapshot_set_id, self.components)

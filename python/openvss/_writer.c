@@ -46,21 +46,33 @@ static bool answer(WriterObject *self, PyObject *result) {
         return ok;
 }
 
-static PyObject *info_dict(const vss_event_info *info) {
-        PyObject *comps = PyList_New((Py_ssize_t) info->n_components);
-        for (size_t i = 0; comps && i < info->n_components; i++) {
-                PyObject *s = PyUnicode_FromString(info->components[i]);
+/* A list of n strings, or NULL with the exception set. */
+static PyObject *str_list(const char *const *v, size_t n) {
+        PyObject *l = PyList_New((Py_ssize_t) n);
+        for (size_t i = 0; l && i < n; i++) {
+                PyObject *s = PyUnicode_FromString(v[i]);
                 if (!s) {
-                        Py_CLEAR(comps);
+                        Py_CLEAR(l);
                         break;
                 }
-                PyList_SET_ITEM(comps, (Py_ssize_t) i, s);
+                PyList_SET_ITEM(l, (Py_ssize_t) i, s);
         }
-        if (!comps)
+        return l;
+}
+
+static PyObject *info_dict(const vss_event_info *info) {
+        PyObject *comps = str_list(info->components, info->n_components);
+        PyObject *vols = comps ? str_list(info->volumes, info->n_volumes) : NULL;
+        if (!vols) {
+                Py_XDECREF(comps);
                 return NULL;
-        return Py_BuildValue("{s:s,s:N,s:i,s:O,s:N}", "event", vss_event_name(info->event), "snapshot_set_id",
-                             vss_py_id_or_none(&info->snapshot_set_id), "backup_type", (int) info->backup_type,
-                             "component_mode", info->component_mode ? Py_True : Py_False, "components", comps);
+        }
+        return Py_BuildValue("{s:s,s:N,s:i,s:O,s:N,s:O,s:O,s:N}", "event", vss_event_name(info->event),
+                             "snapshot_set_id", vss_py_id_or_none(&info->snapshot_set_id), "backup_type",
+                             (int) info->backup_type, "component_mode", info->component_mode ? Py_True : Py_False,
+                             "components", comps, "partial_file_support",
+                             info->partial_file_support ? Py_True : Py_False, "bootable_system_state",
+                             info->bootable_system_state ? Py_True : Py_False, "volumes", vols);
 }
 
 static bool on_event(vss_writer *w, const vss_event_info *info, void *userdata) {

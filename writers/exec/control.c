@@ -40,7 +40,20 @@ typedef enum doc_field {
         _DOC_MAX,
 } doc_field;
 
-_Static_assert(ELEMENTSOF(((event_env *) 0)->vars) == 5 + _DOC_MAX, "event_env.vars: 5 + _DOC_MAX");
+/* The variables every event's hooks get, before the document's (vars[ENV_DOC + doc_field]). */
+enum {
+        ENV_EVENT,
+        ENV_WRITER_NAME,
+        ENV_SET_ID,
+        ENV_BACKUP_TYPE,
+        ENV_COMPONENTS,
+        ENV_PARTIAL,
+        ENV_BOOTABLE,
+        ENV_VOLUMES,
+        ENV_DOC,
+};
+
+_Static_assert(ELEMENTSOF(((event_env *) 0)->vars) == ENV_DOC + _DOC_MAX, "event_env.vars: ENV_DOC + _DOC_MAX");
 
 static const char *const doc_vars[_DOC_MAX] = {
         [DOC_PREVIOUS_BACKUP_STAMPS] = "VSS_PREVIOUS_BACKUP_STAMPS",
@@ -265,7 +278,7 @@ int32_t event_env_build(event_env *e, vss_writer *w, vss_event event, const vss_
                         char msg[MSG_MAX + 1]) {
         const char *name = vss_event_name(event) ?: "unknown", *bt = "";
         char id[VSS_ID_STRING_MAX] = "", **extra = e->vars;
-        _cleanup_free_ char *comps = NULL;
+        _cleanup_free_ char *comps = NULL, *vols = NULL;
         size_t len = 0;
         bool oom = false;
         FILE *f;
@@ -283,19 +296,37 @@ int32_t event_env_build(event_env *e, vss_writer *w, vss_event event, const vss_
                         fprintf(f, "%s%s", i > 0 ? " " : "", info->components[i]);
                 fclose(f);
         }
+        /* The set's paths, one word each (put_encoded: a path may hold spaces). */
+        f = open_memstream(&vols, &len);
+        if (f) {
+                fputs("VSS_VOLUMES=", f);
+                for (size_t i = 0; info && i < info->n_volumes; i++) {
+                        if (i > 0)
+                                fputc(' ', f);
+                        put_encoded(f, info->volumes[i]);
+                }
+                bool bad = ferror(f);
+                if (fclose(f) != 0 || bad) {
+                        free(vols);
+                        vols = NULL;
+                }
+        }
         if (info)
                 /* VSS_CONTROL, the file it names and the environment wait for a hook to run
                  * (event_env_ready): an event with no hook makes no file. */
                 for (doc_field i = 0; i < DOC_CONTROL; i++)
-                        oom = oom || !(extra[5 + i] = doc_var(w, info, i));
+                        oom = oom || !(extra[ENV_DOC + i] = doc_var(w, info, i));
         else /* Identify: none of them, not even inherited */
                 for (doc_field i = 0; i < _DOC_MAX; i++)
-                        oom = oom || !(extra[5 + i] = strdup(doc_vars[i]));
-        if (oom || !comps || asprintf(&extra[0], "VSS_EVENT=%s", name) < 0 ||
-            asprintf(&extra[1], "VSS_WRITER_NAME=%s", arg_name) < 0 ||
-            asprintf(&extra[2], "VSS_SNAPSHOT_SET_ID=%s", id) < 0 ||
-            asprintf(&extra[3], "VSS_BACKUP_TYPE=%s", bt) < 0 ||
-            asprintf(&extra[4], "VSS_COMPONENTS=%s", comps) < 0) {
+                        oom = oom || !(extra[ENV_DOC + i] = strdup(doc_vars[i]));
+        extra[ENV_VOLUMES] = TAKE_PTR(vols);
+        if (oom || !comps || !extra[ENV_VOLUMES] || asprintf(&extra[ENV_EVENT], "VSS_EVENT=%s", name) < 0 ||
+            asprintf(&extra[ENV_WRITER_NAME], "VSS_WRITER_NAME=%s", arg_name) < 0 ||
+            asprintf(&extra[ENV_SET_ID], "VSS_SNAPSHOT_SET_ID=%s", id) < 0 ||
+            asprintf(&extra[ENV_BACKUP_TYPE], "VSS_BACKUP_TYPE=%s", bt) < 0 ||
+            asprintf(&extra[ENV_COMPONENTS], "VSS_COMPONENTS=%s", comps) < 0 ||
+            asprintf(&extra[ENV_PARTIAL], "VSS_PARTIAL_FILE_SUPPORT=%d", info && info->partial_file_support) < 0 ||
+            asprintf(&extra[ENV_BOOTABLE], "VSS_BOOTABLE_SYSTEM_STATE=%d", info && info->bootable_system_state) < 0) {
                 snprintf(msg, MSG_MAX + 1, "out of memory");
                 return VSS_E_WRITERERROR_OUTOFRESOURCES;
         }
@@ -307,7 +338,7 @@ int32_t event_env_ready(event_env *e, bool must_run, char msg[MSG_MAX + 1]) {
         if (e->env)
                 return 0;
         /* Identify has VSS_CONTROL named already, unset: it gets no file. */
-        if (!e->control && !e->vars[5 + DOC_CONTROL]) {
+        if (!e->control && !e->vars[ENV_DOC + DOC_CONTROL]) {
                 e->control = control_create();
                 if (!e->control) {
                         failure = errno == ENOMEM || errno == ENOSPC || errno == EDQUOT || errno == EMFILE ||
@@ -318,14 +349,14 @@ int32_t event_env_ready(event_env *e, bool must_run, char msg[MSG_MAX + 1]) {
                         if (!must_run)
                                 return failure;
                         /* The hooks run without it (VSS_CONTROL unset), and the failure is said. */
-                        if (!(e->vars[5 + DOC_CONTROL] = strdup(doc_vars[DOC_CONTROL]))) {
+                        if (!(e->vars[ENV_DOC + DOC_CONTROL] = strdup(doc_vars[DOC_CONTROL]))) {
                                 snprintf(msg, MSG_MAX + 1, "out of memory");
                                 return VSS_E_WRITERERROR_OUTOFRESOURCES;
                         }
                 }
         }
-        if ((!e->vars[5 + DOC_CONTROL] &&
-             asprintf(&e->vars[5 + DOC_CONTROL], "%s=%s", doc_vars[DOC_CONTROL], e->control) < 0) ||
+        if ((!e->vars[ENV_DOC + DOC_CONTROL] &&
+             asprintf(&e->vars[ENV_DOC + DOC_CONTROL], "%s=%s", doc_vars[DOC_CONTROL], e->control) < 0) ||
             !(e->env = spawn_env(e->vars, ELEMENTSOF(e->vars)))) {
                 snprintf(msg, MSG_MAX + 1, "out of memory");
                 return VSS_E_WRITERERROR_OUTOFRESOURCES;

@@ -445,7 +445,69 @@ static void test_status_direct_stall(void) {
         stop_writer(w);
 }
 
+/* The hooks' view of the requester's settings and the set's volumes, one line per writer and
+ * event ("NAME EVENT PARTIAL BOOTABLE VOLUMES"), from a hook beside the harness's. */
+static const char env_hook[] = "#!/bin/sh\n"
+                               "echo \"$VSS_WRITER_NAME $1 $VSS_PARTIAL_FILE_SUPPORT $VSS_BOOTABLE_SYSTEM_STATE "
+                               "$VSS_VOLUMES\" >> \"$HARNESS_DIR/envlog\"\n";
+
+/* trust-volumes-own-only: a writer's events tell it the requester's settings and the set's
+ * volumes (GetCurrentVolumeArray), but a user's writer only the volumes its components meet
+ * where the set is its user's: bob's writer taking part for his directory does not learn the
+ * path of root's volume beside it; root's writer learns both. */
+static void test_volumes_own_only(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        char data[PATH_MAX], bobs[PATH_MAX], comp[PATH_MAX + 8];
+        CHECK(realpath(harness_make_data(h, "data"), data) != NULL);
+        CHECK(realpath(harness_make_data(h, "bobs"), bobs) != NULL);
+        CHECK(harness_sh(h, NULL, "chown -R %u '%s' && : > '%s/envlog' && chmod 666 '%s/envlog'",
+                         (unsigned) uid_of(BOB), bobs, harness_dir(h), harness_dir(h)) == 0);
+        harness_hook(h, "20-env", env_hook);
+        pid_t b = bobs_writer(h, "bob-own", bobs, false);
+        snprintf(comp, sizeof(comp), "app=%s", data);
+        harness_writer(h, "rootw", (const char *const[]) { "--component", comp, NULL });
+
+        vss_backup *bk = NULL;
+        CHECK_HR(vss_backup_new(harness_socket(h), &bk), 0);
+        CHECK_HR(vss_backup_initialize_for_backup(bk), 0);
+        CHECK_HR(vss_backup_set_backup_state(bk, false, true, VSS_BT_FULL, true), 0);
+        CHECK_HR(vss_backup_gather_writer_metadata_sync(bk), 0);
+        CHECK_HR(vss_backup_start_snapshot_set(bk, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(bk, data, NULL, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(bk, bobs, NULL, NULL), 0);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(bk), 0);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(bk), 0);
+        CHECK_HR(vss_backup_backup_complete_sync(bk), 0);
+        vss_backup_release(bk);
+        stop_writer(b);
+
+        char want[4 * PATH_MAX], *o = NULL;
+        CHECK(harness_sh(h, &o, "cat '%s/envlog'", harness_dir(h)) == 0);
+        /* Settings from PrepareForBackup on; volumes from PrepareForSnapshot on. */
+        CHECK(o && strstr(o, "bob-own prepare-backup 1 1 \n"));
+        const char *const events[] = { "prepare-snapshot", "freeze", "backup-shutdown" };
+        for (size_t i = 0; i < ELEMENTSOF(events); i++) {
+                snprintf(want, sizeof(want), "bob-own %s 1 1 %s\n", events[i], bobs);
+                CHECK(o && strstr(o, want));
+        }
+        snprintf(want, sizeof(want), "rootw freeze 1 1 %s %s\n", data, bobs);
+        CHECK(o && strstr(o, want));
+        if (o && !strstr(o, want))
+                fprintf(stderr, "envlog:\n%s", o);
+        /* Nowhere does bob's writer see root's path. */
+        for (char *l = o; l && *l;) {
+                char *nl = strchr(l, '\n');
+                if (nl)
+                        *nl = 0;
+                if (strncmp(l, "bob-own ", 8) == 0)
+                        CHECK(!strstr(l, data));
+                l = nl ? nl + 1 : NULL;
+        }
+        free(o);
+}
+
 static const TestCase cases[] = {
+        { "trust-volumes-own-only", test_volumes_own_only },
         { "trust-identify-stall", test_identify_stall },
         { "trust-identify-late-failure", test_identify_late_failure },
         { "trust-status-direct-stall", test_status_direct_stall },

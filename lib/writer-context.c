@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* libvss, writer face: what vssd says of a session's backup beside its events (the writer's
+ * Context method): the requester's partial-file and bootable-system-state settings before
+ * PrepareForBackup, those and the set's volumes before PrepareForSnapshot (CVssWriter's
+ * IsPartialFileSupportEnabled, IsBootableSystemStateBackedUp, GetCurrentVolumeArray and
+ * IsPathAffected). vssd sends it without asking for an answer, so a writer of an older libvss,
+ * which has no Context method, ignores it; its keys are read leniently for the same reason the
+ * other way round: a newer vssd may say more. */
+
+#include "lib/jsonv.h"
+#include "lib/writer-internal.h"
+
+void writer_context_clear(vss_writer *w) {
+        for (size_t i = 0; i < w->ctx_n_volumes; i++)
+                free(w->ctx_volumes[i]);
+        free(w->ctx_volumes);
+        free(w->ctx_session);
+        w->ctx_session = NULL;
+        w->ctx_volumes = NULL;
+        w->ctx_n_volumes = 0;
+        w->ctx_partial = w->ctx_bootable = false;
+}
+
+static int writer_context_set(vss_writer *w, const char *session, const char *json, char *err, size_t errsize) {
+        JsonReader v = {};
+        json_object *o = jv_parse(&v, json, VSS_MAX_DOCUMENT, "context");
+        bool partial = false, bootable = false;
+        json_object *arr = NULL;
+        size_t n = 0;
+        char **volumes = NULL;
+        if (o) {
+                partial = jv_bool(&v, o, "partial_file_support", false);
+                bootable = jv_bool(&v, o, "bootable_system_state", false);
+                arr = jv_array(&v, o, "volumes", VSS_MAX_VOLUMES, false);
+        }
+        if (arr && !jv_failed(&v) && !(volumes = calloc(json_object_array_length(arr) + 1, sizeof(char *))))
+                jv_fail(&v, NULL, "out of memory");
+        for (size_t i = 0; volumes && i < json_object_array_length(arr) && !jv_failed(&v); i++) {
+                json_object *e = json_object_array_get_idx(arr, i);
+                size_t l = jv_enter_index(&v, i);
+                if (!json_object_is_type(e, json_type_string) ||
+                    !string_ok(json_object_get_string(e), VSS_MAX_STRING) || json_object_get_string(e)[0] != '/')
+                        jv_fail(&v, NULL, "expected an absolute path of at most %d bytes", VSS_MAX_STRING);
+                else if ((volumes[n] = jv_dup(&v, json_object_get_string(e))))
+                        n++;
+                jv_leave(&v, l);
+        }
+        char *s = jv_failed(&v) ? NULL : jv_dup(&v, session);
+        json_object_put(o);
+        if (jv_error(&v, err, errsize) < 0) {
+                for (size_t i = 0; i < n; i++)
+                        free(volumes[i]);
+                free(volumes);
+                return -EINVAL;
+        }
+        writer_context_clear(w);
+        w->ctx_session = s;
+        w->ctx_partial = partial;
+        w->ctx_bootable = bootable;
+        w->ctx_volumes = volumes;
+        w->ctx_n_volumes = n;
+        return 0;
+}
+
+/* vssd asks no answer: a bad context is not kept, and the error goes nowhere. */
+int writer_method_context(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        const char *session, *json;
+        char why[512];
+        int r = sd_bus_message_read(m, "ss", &session, &json);
+        if (r >= 0 && writer_context_set(userdata, session, json, why, sizeof(why)) < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "bad context: %s", why);
+        return r < 0 ? r : sd_bus_reply_method_return(m, NULL);
+}
+
+void writer_context_fill(const vss_writer *w, const char *session, vss_event_info *info) {
+        if (info->event < VSS_EVENT_PREPARE_BACKUP || info->event > VSS_EVENT_BACKUP_SHUTDOWN || !w->ctx_session ||
+            !streq(w->ctx_session, session))
+                return;
+        info->partial_file_support = w->ctx_partial;
+        info->bootable_system_state = w->ctx_bootable;
+        info->n_volumes = w->ctx_n_volumes;
+        info->volumes = (const char *const *) w->ctx_volumes;
+}
+
+/* Whether a and b are one path or one lies below the other (b a volume, both absolute). */
+static bool path_meets(const char *path, const char *volume) {
+        size_t lp = strlen(path), lv = strlen(volume);
+        while (lp > 1 && path[lp - 1] == '/')
+                lp--;
+        while (lv > 1 && volume[lv - 1] == '/')
+                lv--;
+        size_t l = lp < lv ? lp : lv;
+        if (strncmp(path, volume, l) != 0)
+                return false;
+        if (lp == lv)
+                return true;
+        /* The shorter one must end at a '/' of the longer: "/data" meets "/data/x", not "/database". */
+        const char *longer = lp > lv ? path : volume;
+        return l == 1 || longer[l] == '/';
+}
+
+VSS_EXPORT bool vss_event_is_path_affected(const vss_event_info *info, const char *path) {
+        if (!info || !path || path[0] != '/')
+                return false;
+        for (size_t i = 0; i < info->n_volumes; i++)
+                if (path_meets(path, info->volumes[i]))
+                        return true;
+        return false;
+}
