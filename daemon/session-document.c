@@ -174,8 +174,11 @@ int slot_select_for_restore(Session *s, Slot *slot) {
                         wm = s->doc->writers[k];
         /* VSS: a writer takes part in a restore through its components: in component mode one
          * selected, else one the document holds. A restore with no document (OpenVSS's, addressed
-         * to the writers running now) has them all. */
-        bool involved = s->component_mode ? n > 0 : has_record || s->doc->n_components == 0;
+         * to the writers running now) has them all: a user's (one given the restore right), only
+         * that user's, or root's writers would run their restore code at a user's word. */
+        bool involved = s->component_mode ? n > 0
+                                          : has_record || (s->doc->n_components == 0 &&
+                                                           (uid_trusted(s->requester_uid) || slot->uid == s->requester_uid));
         slot->selected = involved && !(wm && wm->writer_restore == VSS_WRE_NEVER);
         return 0;
 }

@@ -417,11 +417,17 @@ static void test_rights(void) {
         sd_bus_message_unref(reply);
         sd_bus_flush_close_unref(bus);
 
+        /* Alice's restore with no document reaches her own writer, not root's. */
+        pid_t aw = writer_as_args(h, ALICE, "alice-w", NULL, NULL);
         harness_clear_log(h);
         run_as(ALICE, alice_restores_and_deletes, h, shadow_id, "alice with restore and delete");
-        char *ev = harness_events(h, "w");
+        char *ev = harness_events(h, "alice-w");
         CHECK_STR(ev, "pre-restore post-restore");
         free(ev);
+        ev = harness_events(h, "w");
+        CHECK_STR(ev, "");
+        free(ev);
+        stop_writer(aw);
         CHECK(count_as_root(h, "ListShadows", SHADOW_SIG) == 0);
 
         /* Names are resolved at load; an unknown one is a clear error, not a silent default. */

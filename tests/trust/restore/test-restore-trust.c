@@ -1267,6 +1267,26 @@ static void test_restore_forged_document(void) {
                 fprintf(stderr, "   root's writer saw: %s\n", after + strlen(before));
         free(before);
         free(after);
+        /* Nor with no document at all, or one without components (a restore addressed to the
+         * writers running now): those are bob's own writers only. */
+        pid_t bw = writer_as_args(h, BOB, "bobapp", NULL, NULL);
+        char *empty = NULL;
+        CHECK(harness_sh(h, &empty, "jq -c '.components = []' %s/openvss/backup-components.json", backup) == 0);
+        const char *const docs[] = { "", empty ? empty : "" };
+        for (size_t i = 0; i < ELEMENTSOF(docs); i++) {
+                harness_clear_log(h);
+                run_as(BOB, bob_restores_with, h, (void *) docs[i], "bob restoring with no components");
+                after = harness_events(h, "rootapp");
+                CHECK(after && !strstr(after, "restore"));
+                if (after && strstr(after, "restore"))
+                        fprintf(stderr, "   root's writer saw (document '%s'): %s\n", docs[i], after);
+                free(after);
+                after = harness_events(h, "bobapp");
+                CHECK(after && strstr(after, "pre-restore") && strstr(after, "post-restore"));
+                free(after);
+        }
+        stop_writer(bw);
+        free(empty);
         free(doc);
         harness_free(h);
 }
