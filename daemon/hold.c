@@ -15,6 +15,7 @@
 #include "daemon/bus.h"
 #include "daemon/hold.h"
 #include "daemon/log.h"
+#include "lib/trusted-path.h"
 #include "providers/file/copy.h"
 #include "providers/file/precopy.h"
 #include "providers/mountinfo.h"
@@ -223,6 +224,15 @@ _Noreturn void hold_precopy_child(Session *s, int fd) {
         _exit(COMMIT_OK);
 }
 
+int volume_realpath(const char *path, char real[PATH_MAX], sd_bus_error *error) {
+        _cleanup_free_ char *why = NULL;
+        int r = realpath_trusted(path, real, &why);
+        if (r < 0)
+                return reply_error(error, r == -ELOOP ? VSS_E_INVALIDARG : VSS_E_OBJECT_NOT_FOUND, "cannot resolve '%s': %s",
+                                   path, why ? why : strerror(-r));
+        return 0;
+}
+
 /* ExplainVolume(path) -> (provider, point_in_time, why): whether shadows of path will be one instant. */
 int method_explain_volume(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Connection *c = userdata;
@@ -234,8 +244,9 @@ int method_explain_volume(sd_bus_message *msg, void *userdata, sd_bus_error *err
                 return r;
         if (sd_bus_message_read(msg, "s", &path) < 0 || !string_ok(path, VSS_MAX_STRING) || path[0] != '/')
                 return reply_error(error, VSS_E_INVALIDARG, "bad path");
-        if (!realpath(path, real))
-                return reply_error(error, VSS_E_OBJECT_NOT_FOUND, "cannot resolve '%s': %m", path);
+        r = volume_realpath(path, real, error);
+        if (r < 0)
+                return r;
         const Provider *p = provider_choose(&m->providers, real);
         if (!p)
                 return reply_error(error, VSS_E_VOLUME_NOT_SUPPORTED, "no provider supports '%s'", real);

@@ -89,8 +89,9 @@ int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error
                 return reply_error(error, VSS_E_INVALIDARG, "bad path");
         if (path[0] != '/')
                 return reply_error(error, VSS_E_INVALIDARG, "path '%s' is not absolute", path);
-        if (!realpath(path, real))
-                return reply_error(error, VSS_E_OBJECT_NOT_FOUND, "cannot resolve '%s': %m", path);
+        int r = volume_realpath(path, real, error);
+        if (r < 0)
+                return r;
         state = realpath(m->state_dir, NULL);
         if (overlap(real, state))
                 return reply_error(error, VSS_E_VOLUME_NOT_SUPPORTED, "'%s' overlaps vssd's state directory %s", real, state);

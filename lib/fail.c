@@ -4,7 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "tools/fail.h"
+#include "lib/fail.h"
 
 int fail(char **ret_error, int r, const char *fmt, ...) {
         va_list ap;

@@ -33,31 +33,7 @@ int beneath_open(int dirfd, const char *path, int flags, mode_t mode);
 int beneath_deepest(int dirfd, const char *shown, const char *rel, int64_t owner, int *ret_fd, const char **ret_rest,
                     char **ret_error);
 
-/*
- * For a restore in place of root's writers: the longest existing prefix of the absolute path p,
- * opened (O_PATH) in *ret_fd, its path in *ret_base, and what of p lies below it in *ret_rest
- * (symlinks on the way expanded; all malloc'd). A symlink on the way is followed only when nobody
- * but root can have made or replaced it: owned by root, in a directory of root's that nobody else
- * may write, or that is sticky (/usr/lib, /var/run). Any other fails (-ELOOP), naming it: a user
- * who may write a directory above a root writer's component could send root's restore anywhere.
- * Walked by fds, so nothing met is swapped between its check and its use.
- */
-int beneath_resolve_trusted(const char *p, int *ret_fd, char **ret_base, char **ret_rest, char **ret_error);
-
-/* The same for an existing directory p: -ENOENT (named) when part of it does not exist. */
-int beneath_resolve_trusted_dir(const char *p, int *ret_fd, char **ret_base, char **ret_error);
-
-/*
- * The parent of the absolute path p resolved as by beneath_resolve_trusted() (it must exist), and
- * p's last component: *ret_fd (O_PATH) the parent, *ret_parent its path, *ret_name the name (both
- * malloc'd). -EINVAL for "/" or a last component of "." or "..".
- */
-int beneath_parent_trusted(const char *p, int *ret_fd, char **ret_parent, char **ret_name, char **ret_error);
-
-/* Opens the absolute (or cwd-relative) path p with flags (O_NOFOLLOW added) following only
- * symlinks nobody but root could have made, the last component's too: an fd, its path (symlinks
- * expanded) in *ret_path. */
-int beneath_open_trusted(const char *p, int flags, char **ret_path, char **ret_error);
+#include "lib/trusted-path.h"
 
 /*
  * Whether nobody but root and uid can rename or replace anything on the way to the directory fd

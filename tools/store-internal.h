@@ -17,7 +17,7 @@
 
 #include "lib/basic/path-util.h"
 #include "tools/dir-util.h"
-#include "tools/fail.h"
+#include "lib/fail.h"
 #include "tools/store.h"
 
 #define DOC_PREFIX "openvss/"

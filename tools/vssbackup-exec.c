@@ -398,7 +398,7 @@ static bool all_volumes(Run *run, Volume *vols, size_t *n_vols, void *userdata) 
 static bool below_on_other_fs(const Volume *vols, size_t n_vols, const char *path) {
         char real[PATH_MAX];
         struct stat st;
-        if (volume_resolve(path, real, &st) < 0)
+        if (volume_resolve(path, real, &st, NULL) < 0)
                 return false;
         const Volume *v = volume_of(vols, n_vols, real);
         return v && v->dev != st.st_dev;

@@ -14,6 +14,7 @@
 #include "lib/basic/log.h"
 #include "lib/common.h"
 #include "lib/openat.h"
+#include "lib/trusted-path.h"
 #include "tools/attempts.h"
 #include "tools/vssbackup.h"
 
@@ -35,7 +36,7 @@ static const char *component_not_users(const vss_backup_document *d, const vss_w
         for (size_t f = 0; f < ci->n_files; f++) {
                 char real[PATH_MAX];
                 struct stat st;
-                if (volume_resolve(ci->files[f].path, real, &st) < 0 || st.st_uid != o->owner_uid)
+                if (volume_resolve(ci->files[f].path, real, &st, NULL) < 0 || st.st_uid != o->owner_uid)
                         return ci->files[f].path;
         }
         return NULL;
@@ -50,8 +51,13 @@ bool component_left_out(const vss_backup_document *d, const vss_writer_metadata 
         return bad != NULL;
 }
 
-int volume_resolve(const char *path, char real[PATH_MAX], struct stat *st) {
-        if (!realpath(path, real) || stat(real, st) < 0)
+int volume_resolve(const char *path, char real[PATH_MAX], struct stat *st, char **ret_why) {
+        /* As vssd resolves a volume: a symlink a user made or could replace on the way (a user's
+         * component path swapped for one after it was checked) is not followed. */
+        int r = realpath_trusted(path, real, ret_why);
+        if (r < 0)
+                return r;
+        if (stat(real, st) < 0)
                 return -errno;
         if (!S_ISDIR(st->st_mode)) {
                 char *slash = strrchr(real, '/');
@@ -69,9 +75,11 @@ int volume_resolve(const char *path, char real[PATH_MAX], struct stat *st) {
 bool volume_add(Run *run, Volume *vols, size_t *n, const char *path) {
         char real[PATH_MAX];
         struct stat st;
-        int r = volume_resolve(path, real, &st);
+        _cleanup_free_ char *why = NULL;
+        int r = volume_resolve(path, real, &st, &why);
         if (r < 0)
-                return run_fail(run, VSS_E_OBJECT_NOT_FOUND, "cannot resolve '%s': %s", path, strerror(-r));
+                return run_fail(run, r == -ELOOP ? VSS_E_INVALIDARG : VSS_E_OBJECT_NOT_FOUND, "cannot resolve '%s': %s", path,
+                                why ? why : strerror(-r));
         /* Covered by a volume of the same filesystem only: a shadow holds a mount below it (or a
          * nested btrfs subvolume) as an empty directory. */
         for (size_t i = 0; i < *n; i++)

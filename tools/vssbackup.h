@@ -82,8 +82,9 @@ typedef struct Volume {
         bool followed;           /* a filesystem below a root writer's group that the backup followed */
 } Volume;
 
-/* path resolved (its directory, for a file) into real, and stat'ed into st: 0 or -errno. */
-int volume_resolve(const char *path, char real[PATH_MAX], struct stat *st);
+/* path resolved (its directory, for a file) into real, following only symlinks nobody but root
+ * could have made (realpath_trusted(), why in *ret_why), and stat'ed into st: 0 or -errno. */
+int volume_resolve(const char *path, char real[PATH_MAX], struct stat *st, char **ret_why);
 bool volume_add(Run *run, Volume *vols, size_t *n, const char *path);
 /* The writer's entry in the live document d (with the owner vssd recorded), or NULL. */
 const vss_writer_metadata *document_writer(const vss_backup_document *d, const vss_writer_metadata *wm);

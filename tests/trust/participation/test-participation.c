@@ -506,7 +506,45 @@ static void test_volumes_own_only(void) {
         free(o);
 }
 
+/* trust-volume-user-symlink: a volume's path is resolved, by vssd and by vssbackup alike,
+ * following only symlinks nobody but root could have made: one of bob's (to a directory of
+ * root's) is refused, naming it, with nothing shadowed or frozen, so that bob swapping his
+ * component's directory for such a symlink between vssbackup's check and vssd's look cannot send
+ * root's set to a filesystem that is not his; root's own symlink is followed. */
+static void test_volume_user_symlink(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        char data[PATH_MAX], bobs[PATH_MAX], link[PATH_MAX + 8], rootlink[PATH_MAX + 16], want[128];
+        CHECK(realpath(harness_make_data(h, "data"), data) != NULL);
+        CHECK(realpath(harness_make_data(h, "bobs"), bobs) != NULL);
+        snprintf(link, sizeof(link), "%s/link", bobs);
+        snprintf(rootlink, sizeof(rootlink), "%s/rootlink", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "chown -R %u '%s' && ln -s '%s' '%s' && chown -h %u '%s' && ln -s '%s' '%s'",
+                         (unsigned) uid_of(BOB), bobs, data, link, (unsigned) uid_of(BOB), link, data, rootlink) == 0);
+        snprintf(want, sizeof(want), "is a symlink that uid %u may have made or replaced", (unsigned) uid_of(BOB));
+        char *o = NULL;
+        /* vssd: AddToSnapshotSet and ExplainVolume. */
+        CHECK(harness_sh(h, &o, "vssadmin create shadow --for '%s' 2>&1", link) != 0);
+        CHECK(o && strstr(o, want) && strstr(o, "E_INVALIDARG"));
+        free(o);
+        CHECK(harness_sh(h, &o, "vssadmin list providers --for '%s' 2>&1", link) != 0);
+        CHECK(o && strstr(o, want));
+        free(o);
+        CHECK(count_as_root(h, "ListShadows", SHADOW_SIG) == 0);
+        /* vssbackup (and no retry of it). */
+        CHECK(harness_sh(h, &o, "vssbackup backup --to '%s/bk' --for '%s' 2>&1", harness_dir(h), link) != 0);
+        CHECK(o && strstr(o, want) && !strstr(o, "retrying"));
+        if (!o || !strstr(o, want))
+                fprintf(stderr, "vssbackup said: %s\n", strempty(o));
+        free(o);
+        CHECK(count_as_root(h, "ListShadows", SHADOW_SIG) == 0);
+        /* Root's own symlink is followed. */
+        CHECK(harness_sh(h, &o, "vssadmin create shadow --for '%s' 2>&1", rootlink) == 0);
+        free(o);
+        CHECK(count_as_root(h, "ListShadows", SHADOW_SIG) == 1);
+}
+
 static const TestCase cases[] = {
+        { "trust-volume-user-symlink", test_volume_user_symlink },
         { "trust-volumes-own-only", test_volumes_own_only },
         { "trust-identify-stall", test_identify_stall },
         { "trust-identify-late-failure", test_identify_late_failure },
