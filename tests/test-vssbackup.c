@@ -1069,7 +1069,50 @@ static void test_exec(void) {
         harness_free(h);
 }
 
+/* Until the writer named name is no longer listed (it was stopped). */
+static void wait_unlisted(Harness *h, const char *name) {
+        for (int i = 0; i < 2000 && harness_sh(h, NULL, "vssadmin list writers | grep -q \"^Writer name: '%s'\"", name) == 0;
+             i++)
+                usleep(10 * 1000);
+}
+
+/* vssbackup-restore-links-back: restored with --to while its writer is not running, a component
+ * holding an absolute symlink into its own original places (a database's WAL or tablespace link)
+ * would have the copy use, and write into, the live files, with no PostRestore to point it at the
+ * copy: refused, naming the link, nothing written. With the writer running it is restored. */
+static void test_restore_links_back(void) {
+        Harness *h = harness_new(NULL);
+        char data[PATH_MAX], comp[PATH_MAX + 8], bk[PATH_MAX + 8];
+        CHECK(realpath(harness_make_data(h, "app"), data) != NULL);
+        CHECK(harness_sh(h, NULL, "mkdir '%s/live' && echo live > '%s/live/f' && ln -s '%s/live' '%s/link' && "
+                                  "ln -s live '%s/rel'", data, data, data, data, data) == 0);
+        snprintf(comp, sizeof(comp), "app=%s", data);
+        snprintf(bk, sizeof(bk), "%s/bk", harness_dir(h));
+        pid_t w = harness_writer(h, "linker", (const char *const[]) { "--component", comp, NULL });
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to '%s' --quiet", bk) == 0);
+        kill(w, SIGTERM);
+        waitpid(w, NULL, 0);
+        wait_unlisted(h, "linker");
+
+        _cleanup_free_ char *said = NULL;
+        char want[2 * PATH_MAX];
+        CHECK(harness_sh(h, &said, "vssbackup restore --from '%s' --to '%s/to' 2>&1", bk, harness_dir(h)) != 0);
+        snprintf(want, sizeof(want), "would be a symlink to %s/live, the original place", data);
+        CHECK(said && strstr(said, want) && strstr(said, "start the writer"));
+        if (said && !strstr(said, want))
+                fprintf(stderr, "vssbackup said: %s", said);
+        CHECK(harness_sh(h, NULL, "test -z \"$(find '%s/to' -type f -o -type l 2>/dev/null)\"", harness_dir(h)) == 0);
+
+        w = harness_writer(h, "linker", (const char *const[]) { "--component", comp, NULL });
+        CHECK(harness_sh(h, NULL, "vssbackup restore --from '%s' --to '%s/to2' --quiet", bk, harness_dir(h)) == 0);
+        CHECK(harness_sh(h, NULL, "test -f '%s/to2%s/live/f' && test -L '%s/to2%s/rel'", harness_dir(h), data,
+                         harness_dir(h), data) == 0);
+        kill(w, SIGTERM);
+        waitpid(w, NULL, 0);
+}
+
 static const TestCase cases[] = {
+        { "vssbackup-restore-links-back", test_restore_links_back },
         { "vssbackup-roundtrip-dir", test_roundtrip_dir },
         { "vssbackup-roundtrip-archive", test_roundtrip_archive },
         { "vssbackup-prerestore-veto", test_prerestore_veto },

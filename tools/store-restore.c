@@ -162,6 +162,21 @@ static int entry_untrust(Restore *rs, const StoreRestoreRule *rule, struct archi
         return 0;
 }
 
+/* A copy put elsewhere that would lead back into the originals (rule->links_back): refused. */
+static int entry_link_back(Restore *rs, const StoreRestoreRule *rule, struct archive_entry *e, const char *shown) {
+        const char *target = archive_entry_filetype(e) == AE_IFLNK ? archive_entry_symlink(e) : NULL;
+        char t[PATH_MAX], o[PATH_MAX];
+        if (!target || path_normalize(target, t, sizeof(t)) < 0)
+                return 0; /* relative: it goes where the copy goes */
+        for (const char *const *p = rule->links_back; *p; p++)
+                if (path_normalize(*p, o, sizeof(o)) >= 0 && path_within(t, o))
+                        return fail(rs->ret_error, -ENOLINK,
+                                    "%s would be a symlink to %s, the original place of files this restore puts "
+                                    "elsewhere: the copy would use (and write into) the live files, not its own",
+                                    shown, target);
+        return 0;
+}
+
 /* Writes the current entry at rel in rule i's staging directory. A hard link entry must already
  * point at its target there. */
 static int write_entry(Restore *rs, Reader *rd, struct archive_entry *e, size_t i, const char *rel) {
@@ -174,6 +189,8 @@ static int write_entry(Restore *rs, Reader *rd, struct archive_entry *e, size_t 
         if (!shown)
                 return fail_oom(rs->ret_error);
         if (rs->rules[i].untrusted && (r = entry_untrust(rs, &rs->rules[i], e, shown)) < 0)
+                return r;
+        if (rs->rules[i].links_back && (r = entry_link_back(rs, &rs->rules[i], e, shown)) < 0)
                 return r;
         archive_entry_copy_pathname(e, rel);
         if (hardlink)

@@ -114,6 +114,9 @@ typedef struct StoreRestoreRule {
         bool untrusted;             /* a user could have written the backup: no privilege comes back (below) */
         int64_t content_uid;        /* untrusted: the files become this uid's (>= 0), else keep theirs */
         int64_t content_gid;        /* ... and this group's (>= 0), else keep theirs */
+        const char *const *links_back; /* NULL-terminated, optional: a symlink with an absolute target at
+                                        * or below one of these paths fails the restore (-ENOLINK),
+                                        * naming it, before anything is put in place */
 } StoreRestoreRule;
 /*
  * Puts back every stored file matching a rule (first matching rule wins; others are skipped),

@@ -235,6 +235,44 @@ static void rules_free(StoreRestoreRule *rules, size_t n_rules, char **owned, si
  * only where the writer's owner may write itself. *ret_files: the files put back; *ret_partial:
  * whether a failure may have left some in place (one past the owner checks, made before any
  * file is written). */
+/* The component's rules applied to each backup of the chain, oldest first. */
+static bool restore_chain(Run *run, Backup *chain, size_t n_chain, const vss_bc_component *c, const vss_writer_metadata *wm,
+                          const vss_component_info *ci, const StoreRestoreRule *rules, size_t n_rules, bool wished,
+                          uint64_t *ret_files, bool *ret_partial) {
+        bool ok = true;
+        *ret_files = 0;
+        for (size_t k = 0; ok && k < n_chain; k++) {
+                _cleanup_free_ char *err = NULL;
+                /* An older backup that did not back the component up, where another component
+                 * stored writer files at its paths (a user's writer's, its writer not running
+                 * then): those are not the component's, and nothing of that backup is taken. */
+                if (k + 1 < n_chain &&
+                    !vss_backup_document_find(chain[k].bcd, &c->writer_id, NULL, c->logical_path, c->name) &&
+                    others_writer_files(chain[k].bcd, c, ci))
+                        continue;
+                /* Files deleted since the older backups go away with the newest one's index; so do
+                 * files made since the backup, for a writer whose service is stopped and restored
+                 * whole (stop-restore-start): a database's newer WAL would roll the restored copy
+                 * forward past the backup. */
+                bool prune = k == n_chain - 1 && (n_chain > 1 || wm->restore_method == VSS_RME_STOP_RESTORE_START);
+                int r = store_restore(chain[k].store, rules, n_rules, prune, &err);
+                if (r == -EPERM && wished)
+                        ok = run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE, "component '%s' of writer '%s' not restored: %s",
+                                      c->name, wm->name, err ? err : strerror(-r));
+                else if (r == -ENOLINK)
+                        ok = run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE,
+                                      "component '%s' of writer '%s' not restored: %s; its writer is not running to "
+                                      "point it at the copy (PostRestore): start the writer and restore again",
+                                      c->name, wm->name, err ? err : strerror(-r));
+                else if (r < 0) {
+                        ok = run_fail(run, VSS_E_UNEXPECTED, "restoring component '%s': %s", c->name, err ? err : strerror(-r));
+                        *ret_partial = true;
+                } else
+                        *ret_files += (uint64_t) r;
+        }
+        return ok;
+}
+
 static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss_backup_document *d,
                               const vss_bc_component *c, const char *to, uint64_t *ret_files, bool *ret_partial) {
         const vss_writer_metadata *wm = vss_backup_document_writer(d, c);
@@ -252,9 +290,19 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
         if (!ci)
                 return run_fail(run, VSS_E_INVALIDARG, "component '%s' is not in its writer's metadata", c->name);
         StoreRestoreRule *rules = calloc(ci->n_files ? ci->n_files : 1, sizeof(*rules));
-        bool ok = rules != NULL, wished = false;
-        if (!ok)
+        /* Put elsewhere without its writer (which is not running: no PostRestore to point them at
+         * the copy, as vss-writer-postgres does a tablespace's link), an absolute symlink into the
+         * component's own original places would have the copy use, and write into, the live
+         * files: refused, nothing written. */
+        _cleanup_free_ const char **back = to && !c->selected_for_restore ? calloc(ci->n_files + 1, sizeof(char *))
+                                                                           : NULL;
+        for (size_t i = 0; back && i < ci->n_files; i++)
+                back[i] = ci->files[i].path;
+        bool ok = rules != NULL && (back || !to || c->selected_for_restore), wished = false;
+        if (!ok) {
+                free(rules);
                 return run_fail(run, VSS_E_OUTOFMEMORY, "out of memory");
+        }
         for (size_t i = 0; ok && i < ci->n_files; i++) {
                 char *dest = NULL;
                 /* Never "in place" for want of memory: a failure here fails the component. */
@@ -277,6 +325,7 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
                         .untrusted = backup_uid != 0,
                         .content_uid = backup_uid != 0 && owner > 0 ? owner : -1,
                         .content_gid = backup_uid != 0 && owner > 0 ? primary_gid((uid_t) owner) : -1,
+                        .links_back = back,
                 };
                 if (ok && to) {
                         char *under = NULL;
@@ -327,31 +376,7 @@ static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss
         size_t n_rules = ci->n_files, n_owned = 0;
         char **owned = NULL;
         ok = ok && (owner != 0 || nested_rules(run, chain, n_chain, &rules, &n_rules, &owned, &n_owned)); /* root's */
-        *ret_files = 0;
-        for (size_t k = 0; ok && k < n_chain; k++) {
-                _cleanup_free_ char *err = NULL;
-                /* An older backup that did not back the component up, where another component
-                 * stored writer files at its paths (a user's writer's, its writer not running
-                 * then): those are not the component's, and nothing of that backup is taken. */
-                if (k + 1 < n_chain &&
-                    !vss_backup_document_find(chain[k].bcd, &c->writer_id, NULL, c->logical_path, c->name) &&
-                    others_writer_files(chain[k].bcd, c, ci))
-                        continue;
-                /* Files deleted since the older backups go away with the newest one's index; so do
-                 * files made since the backup, for a writer whose service is stopped and restored
-                 * whole (stop-restore-start): a database's newer WAL would roll the restored copy
-                 * forward past the backup. */
-                bool prune = k == n_chain - 1 && (n_chain > 1 || wm->restore_method == VSS_RME_STOP_RESTORE_START);
-                int r = store_restore(chain[k].store, rules, n_rules, prune, &err);
-                if (r == -EPERM && wished)
-                        ok = run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE, "component '%s' of writer '%s' not restored: %s",
-                                      c->name, wm->name, err ? err : strerror(-r));
-                else if (r < 0) {
-                        ok = run_fail(run, VSS_E_UNEXPECTED, "restoring component '%s': %s", c->name, err ? err : strerror(-r));
-                        *ret_partial = true;
-                } else
-                        *ret_files += (uint64_t) r;
-        }
+        ok = ok && restore_chain(run, chain, n_chain, c, wm, ci, rules, n_rules, wished, ret_files, ret_partial);
         rules_free(rules, n_rules, owned, n_owned);
         return ok;
 }
