@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/vfs.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -596,6 +597,20 @@ static void child_finish(CommitChild *c) {
         }
 }
 
+/* Whether volume i, a snapshot of its own instant (btrfs), is cut while the held filesystems are:
+ * after their release, writes an application ordered after theirs (a database's pages after
+ * their log) could be in it without what they followed. Not when a held filesystem is of its
+ * type (a btrfs subvolume's snapshot would wait on the frozen filesystem until the hold ran out). */
+static bool instant_in_hold(const Session *s, size_t i) {
+        struct statfs a, b;
+        if (!s->volumes[i].provider->instant || statfs(s->volumes[i].path, &a) < 0)
+                return false;
+        for (size_t k = 0; k < s->n_volumes; k++)
+                if (volume_held(&s->volumes[k]) && (statfs(s->volumes[k].path, &b) < 0 || b.f_type == a.f_type))
+                        return false;
+        return true;
+}
+
 _Noreturn void commit_child(Session *s, int fd, FreezeLease *lease) {
         CommitChild c = { .s = s, .fd = fd, .hold_ms = s->manager->config.hold_window_ms, .lease = lease };
         uint64_t held_since;
@@ -604,11 +619,14 @@ _Noreturn void commit_child(Session *s, int fd, FreezeLease *lease) {
         if (file_budget_exceeded(s, false))
                 commit_fail(fd, COMMIT_NOSPACE, "the file provider's storage budget of %" PRIu64 " bytes would be exceeded",
                             s->manager->config.file_budget_bytes);
+        bool in_hold[VSS_MAX_VOLUMES];
+        for (size_t i = 0; i < s->n_volumes; i++)
+                in_hold[i] = volume_held(&s->volumes[i]) || (c.lease && instant_in_hold(s, i));
         size_t n_held = child_freeze(&c, &held_since);
         for (int pass = 0; pass < 2; pass++) {
                 for (size_t i = 0; i < s->n_volumes; i++) {
                         Volume *v = &s->volumes[i];
-                        if (volume_held(v) != (pass == 0))
+                        if (in_hold[i] != (pass == 0))
                                 continue;
                         if (v->precopied)
                                 child_final_begin(&c, i);

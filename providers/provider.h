@@ -39,6 +39,9 @@ struct Provider {
         const char *supports_what; /* what it can shadow, for people */
         bool atomic;              /* all volumes of a set are cut at one instant */
         bool hold;                /* needs the filesystem frozen (flush-and-hold) while it creates */
+        bool instant;             /* create() cuts its volume at one instant by itself (a snapshot
+                                   * ioctl): in a set with held volumes it runs while they are held,
+                                   * so the set is cut inside one window */
         bool named_only;          /* used only when a requester names it */
         /* For exec providers: the commands (run with /bin/sh -c). */
         const char *create_cmd, *delete_cmd, *expose_cmd;

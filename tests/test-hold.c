@@ -147,6 +147,79 @@ static void generations(bool hold, bool shared_storage) {
         fprintf(stderr, "%s: %u of %u shadows torn\n", hold ? "held" : "not held", torn, made);
 }
 
+/* A process that writes n to A (on one filesystem), then n to B (on another), n = 1, 2, ...: at any
+ * instant A holds B's number or one more. */
+static pid_t start_pairs(const char *a, const char *b) {
+        pid_t pid = fork();
+        if (pid < 0)
+                abort();
+        if (pid > 0)
+                return pid;
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fa = open(a, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), fb = open(b, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        char buf[24];
+        for (unsigned long long n = 1; fa >= 0 && fb >= 0; n++) {
+                snprintf(buf, sizeof(buf), "%020llu\n", n);
+                if (pwrite(fa, buf, 21, 0) != 21 || pwrite(fb, buf, 21, 0) != 21)
+                        break;
+        }
+        _exit(1);
+}
+
+static unsigned long long number_in(const char *dir, const char *name) {
+        char path[700], buf[32] = "";
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+        if (fd >= 0)
+                close(fd);
+        return n > 0 ? strtoull(buf, NULL, 10) : 0;
+}
+
+/* hold-with-btrfs-snapshot: a set of a btrfs subvolume (its own snapshot) and a held ext4
+ * directory (flush-and-hold) is cut while the ext4 is held: a writer that writes the btrfs file,
+ * then the ext4 one, finds in the shadows the ext4 file's number or one less in the btrfs file,
+ * never more (the snapshot taken after the release held writes the ext4 copy does not: a
+ * database's pages without their log). */
+static void test_hold_with_btrfs_snapshot(void) {
+        Harness *h = harness_new(NULL);
+        char *bt = strdup(harness_loop_fs(h, "mkfs.btrfs -q", "256M"));
+        char *ex = harness_loop_fs(h, "mkfs.ext4 -q", "64M");
+        char sub[400], dir[400], a[450], b[450];
+        snprintf(sub, sizeof(sub), "%s/sub", bt);
+        snprintf(dir, sizeof(dir), "%s/data", ex);
+        CHECK(harness_sh(h, NULL, "btrfs -q subvolume create '%s' >/dev/null && mkdir '%s'", sub, dir) == 0);
+        snprintf(a, sizeof(a), "%s/a", sub);
+        snprintf(b, sizeof(b), "%s/b", dir);
+        pid_t pid = start_pairs(a, b);
+        for (unsigned i = 0; i < rounds(); i++) {
+                int st;
+                json_object *o = harness_json(h, &st, "vssadmin create shadow --for %s --for %s --json", sub, dir);
+                json_object *arr = o ? json_object_object_get(o, "shadows") : NULL;
+                CHECK(st == 0 && arr && json_object_array_length(arr) == 2);
+                if (st != 0 || !arr || json_object_array_length(arr) != 2) {
+                        json_object_put(o);
+                        break;
+                }
+                unsigned long long na = 0, nb = 0;
+                for (size_t k = 0; k < 2; k++) {
+                        json_object *sh = json_object_array_get_idx(arr, k);
+                        const char *orig = json_str(sh, "original_path"), *spath = json_str(sh, "shadow_path");
+                        if (streq(orig, sub))
+                                na = number_in(spath, "a");
+                        else
+                                nb = number_in(spath, "b");
+                }
+                CHECK(na > 0 && nb > 0 && (na == nb || na == nb + 1));
+                if (!(na > 0 && nb > 0 && (na == nb || na == nb + 1)))
+                        fprintf(stderr, "round %u: btrfs file %llu, held ext4 file %llu\n", i, na, nb);
+                CHECK(harness_sh(h, NULL, "vssadmin delete shadows --set %s >/dev/null", json_str(o, "snapshot_set_id")) == 0);
+                json_object_put(o);
+        }
+        stop(pid);
+        free(bt);
+}
+
 static void test_hold_generations(void) {
         generations(true, false);
 }
@@ -496,6 +569,7 @@ static const TestCase cases[] = {
         { "hold-requester-killed-during-copy-ahead", test_hold_requester_killed_during_copy_ahead },
         { "hold-storage-elsewhere", test_hold_storage_elsewhere },
         { "hold-explain", test_hold_explain },
+        { "hold-with-btrfs-snapshot", test_hold_with_btrfs_snapshot },
         { "hold-generations", test_hold_generations },
         { "hold-generations-shared-storage", test_hold_generations_shared_storage },
         { "hold-generations-unheld", test_hold_generations_unheld },

@@ -179,6 +179,7 @@ const Provider provider_btrfs = {
         .type = "system",
         .supports_what = "paths on btrfs (the subvolume holding the path)",
         .atomic = false, /* one snapshot ioctl per subvolume */
+        .instant = true,
         .description = "Read-only btrfs snapshot of the subvolume holding the path (libbtrfsutil)",
         .supports = btrfs_supports,
         .shadow_path = btrfs_shadow_path,
