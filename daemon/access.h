@@ -16,6 +16,8 @@
 /* A D-Bus error named after the VSS code hr (org.openvss.Error.E_...), with the message. Returns
  * the negative errno sd-bus derives, for a handler to return. */
 int reply_error(sd_bus_error *error, int32_t hr, const char *fmt, ...) _printf_(3, 4);
+/* Root, or vssd's own user: trusted as root is (writers, requesters). */
+bool uid_trusted(uid_t uid);
 int reply_errorv(sd_bus_error *error, int32_t hr, const char *fmt, va_list ap) _printf_(3, 0);
 
 /* Answers msg with an array of n elements of signature element (e.g. "(ss)"), each appended by

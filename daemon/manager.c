@@ -250,6 +250,7 @@ int manager_new(const char *socket_path, const char *state_dir, Config *config, 
                 return -ENOMEM;
         m->listen_fd = -1;
         m->end_connection = connection_free;
+        m->writer_gone = manager_writer_gone;
         m->config = *config;
         *config = (Config) {};
         /* The configured providers are the manager's from here on. */

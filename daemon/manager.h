@@ -26,6 +26,9 @@ struct Manager {
         /* Ends a connection that connection-io.c cannot serve any more (connection_free): handed
          * down by its owner, so the I/O layer never calls up into the manager. */
         void (*end_connection)(Connection *c);
+        /* A writer leaves (manager_writer_gone: its sessions hear it), handed down the same way
+         * for Subscribe (writer.c) to drop a user's writer squatting root's instance id. */
+        void (*writer_gone)(Writer *w);
         Config config;
         Providers providers;      /* compiled-in and configured (taken from the config) */
         char *socket_path;

@@ -98,7 +98,6 @@ int slot_select_for_restore(Session *s, Slot *slot);
 void choose_participants(Session *s);
 /* Whether uid is root's (or vssd's own); whether slot's writer runs as such a uid, and whether it
  * takes part in the set of the volumes added so far. */
-bool uid_trusted(uid_t uid);
 bool slot_trusted(const Slot *slot);
 bool slot_takes_part(const Session *s, const Slot *slot);
 bool slot_may_see_volume(const Session *s, const Slot *slot, size_t i);

@@ -156,12 +156,6 @@ static bool path_owned_by(const char *path, uint32_t uid) {
         return lstat(path, &st) == 0 && st.st_uid == uid;
 }
 
-/* vssd's own user counts as root: a vssd run unprivileged (benchmarks) trusts its own user's
- * writers (and requesters) as root's are trusted. */
-bool uid_trusted(uid_t uid) {
-        return uid == 0 || uid == geteuid();
-}
-
 bool slot_trusted(const Slot *slot) {
         return uid_trusted(slot->uid);
 }

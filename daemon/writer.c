@@ -123,8 +123,14 @@ int method_subscribe(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         if (m->n_writers >= VSS_MAX_WRITERS)
                 return reply_error(error, VSS_E_WRITER_INFRASTRUCTURE, "too many writers (%d)", VSS_MAX_WRITERS);
         unsigned mine = 0;
+        Writer *squatter = NULL;
         LIST_FOREACH(writers, w, m->writers) {
-                if (vss_id_equal(&w->instance_id, &instance_id))
+                /* Instance ids can be read (a unit's --instance-id): a user's writer subscribed with
+                 * root's first does not keep root's application from being quiesced. */
+                if (vss_id_equal(&w->instance_id, &instance_id) && uid_trusted(c->cred.uid) &&
+                    !uid_trusted(w->connection->cred.uid))
+                        squatter = w;
+                else if (vss_id_equal(&w->instance_id, &instance_id))
                         return reply_error(error, VSS_E_OBJECT_ALREADY_EXISTS, "writer instance %s is already subscribed", iid);
                 if (w->connection->cred.uid == c->cred.uid)
                         mine++;
@@ -148,6 +154,11 @@ int method_subscribe(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
                 return reply_error(error, VSS_E_WRITER_INFRASTRUCTURE, "cannot record writer class %s: %s", wid,
                                    strerror(-r));
 
+        if (squatter) {
+                log_warn("writer '%s' of uid %u held the instance id %s that root's writer '%s' subscribes with: it is "
+                         "dropped", squatter->name, (unsigned) squatter->connection->cred.uid, iid, name);
+                m->writer_gone(squatter);
+        }
         Writer *w = calloc(1, sizeof(*w));
         if (!w)
                 return -ENOMEM;

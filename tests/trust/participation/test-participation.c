@@ -543,7 +543,38 @@ static void test_volume_user_symlink(void) {
         CHECK(count_as_root(h, "ListShadows", SHADOW_SIG) == 1);
 }
 
+/* trust-instance-id-squatted: instance ids can be read (a unit's --instance-id); bob's writer
+ * subscribed with root's writer's one first is dropped when root's subscribes (logged), so root's
+ * application is still quiesced; bob cannot take it back, and root's own duplicate is refused. */
+static void test_instance_id_squatted(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        const char *iid = "11111111-2222-3333-4444-555555555556";
+        pid_t b = writer_as_args(h, BOB, "bob-squat", NULL, (const char *const[]) { "--instance-id", iid, NULL });
+        char *o = NULL;
+        CHECK(harness_sh(h, &o, "vssadmin list writers --json") == 0 && o && strstr(o, "bob-squat"));
+        free(o);
+        pid_t r = harness_writer(h, "rootdb", (const char *const[]) { "--instance-id", iid, NULL });
+        CHECK(harness_sh(h, &o, "vssadmin list writers --json") == 0 && o && strstr(o, "rootdb") && !strstr(o, "bob-squat"));
+        free(o);
+        CHECK(harness_sh(h, &o, "grep -c \"writer 'bob-squat' of uid %u held the instance id %s\" '%s/vssd.log'",
+                         (unsigned) uid_of(BOB), iid, harness_dir(h)) == 0);
+        free(o);
+        /* Root's writer takes part in root's backup. */
+        CHECK(harness_sh(h, NULL, "vssadmin create shadow --for '%s' >/dev/null", harness_make_data(h, "data")) == 0);
+        char *ev = harness_events(h, "rootdb");
+        CHECK(ev && strstr(ev, "freeze thaw"));
+        free(ev);
+        /* A second root writer with it is refused, as before. */
+        CHECK(harness_sh(h, &o, "vss-writer-exec --name rootdb2 --hooks '%s/hooks' --instance-id %s 2>&1",
+                         harness_dir(h), iid) != 0);
+        CHECK(o && strstr(o, "already subscribed"));
+        free(o);
+        stop_writer(r);
+        stop_writer(b);
+}
+
 static const TestCase cases[] = {
+        { "trust-instance-id-squatted", test_instance_id_squatted },
         { "trust-volume-user-symlink", test_volume_user_symlink },
         { "trust-volumes-own-only", test_volumes_own_only },
         { "trust-identify-stall", test_identify_stall },
