@@ -1069,6 +1069,60 @@ static void test_exec(void) {
         harness_free(h);
 }
 
+/* The writer of vssbackup-component-sets: "set" (selectable) with "set/sub" below it (not
+ * selectable: only with its set), "exe" (required: not selectable, in no set), "other"
+ * (selectable), each with a directory of its own under sets_dir. */
+static const char *sets_dir;
+static bool sets_identify(vss_writer *w, vss_metadata_builder *md, void *userdata) {
+        static const struct { const char *lp, *name; bool selectable; } c[] = {
+                { "", "set", true }, { "set", "sub", false }, { "", "exe", false }, { "", "other", true },
+        };
+        char p[PATH_MAX];
+        for (size_t i = 0; i < ELEMENTSOF(c); i++) {
+                snprintf(p, sizeof(p), "%s/%s", sets_dir, c[i].name);
+                if (vss_metadata_add_component(md, c[i].lp, c[i].name, NULL, c[i].selectable, true) < 0 ||
+                    vss_metadata_add_files(md, c[i].lp, c[i].name, p, "*", true) < 0)
+                        return false;
+        }
+        return true;
+}
+
+/* vssbackup-component-sets: --component names a component and gets its set (the components below
+ * it, VSS's component sets) and its writer's required components (not selectable for backup, in
+ * no set), said so; not the other selectable one. A restore of the set restores the one below. */
+static void test_component_sets(void) {
+        Harness *h = harness_new(NULL);
+        char top[PATH_MAX], dir[PATH_MAX + 4], bk[PATH_MAX + 8];
+        CHECK(realpath(harness_make_data(h, "sets"), top) != NULL);
+        snprintf(dir, sizeof(dir), "%s/w", top);
+        sets_dir = dir;
+        CHECK(harness_sh(h, NULL, "mkdir '%s' && cd '%s' && for c in set sub exe other; do mkdir $c && echo $c > $c/f; done",
+                         dir, dir) == 0);
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                vss_writer_options o = { .name = "sets" };
+                vss_writer_callbacks cb = { .identify = sets_identify };
+                vss_writer *w = NULL;
+                _exit(vss_writer_new(&o, &cb, NULL, &w) < 0 || vss_writer_main(w, harness_socket(h), "sets") < 0);
+        }
+        for (int i = 0; i < 2000 && harness_sh(h, NULL, "vssadmin list writers | grep -q \"^Writer name: 'sets'\"") != 0; i++)
+                usleep(10 * 1000);
+        snprintf(bk, sizeof(bk), "%s/bk", harness_dir(h));
+        _cleanup_free_ char *said = NULL;
+        CHECK(harness_sh(h, &said, "vssbackup backup --to '%s' --component sets:set 2>&1", bk) == 0);
+        CHECK(said && strstr(said, "component 'exe' of writer 'sets' is backed up too: its writer requires it"));
+        CHECK(harness_sh(h, NULL, "jq -e '[.components[].name] | sort == [\"exe\", \"set\", \"sub\"]' "
+                                  "'%s/openvss/backup-components.json' >/dev/null", bk) == 0);
+        CHECK(harness_sh(h, NULL, "vssbackup restore --from '%s' --to '%s/to' --component sets:set --quiet", bk,
+                         harness_dir(h)) == 0);
+        CHECK(harness_sh(h, NULL, "test -f '%s/to%s/set/f' && test -f '%s/to%s/sub/f' && test ! -e '%s/to%s/other'",
+                         harness_dir(h), dir, harness_dir(h), dir, harness_dir(h), dir) == 0);
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+}
+
 /* Until the writer named name is no longer listed (it was stopped). */
 static void wait_unlisted(Harness *h, const char *name) {
         for (int i = 0; i < 2000 && harness_sh(h, NULL, "vssadmin list writers | grep -q \"^Writer name: '%s'\"", name) == 0;
@@ -1113,6 +1167,7 @@ static void test_restore_links_back(void) {
 
 static const TestCase cases[] = {
         { "vssbackup-restore-links-back", test_restore_links_back },
+        { "vssbackup-component-sets", test_component_sets },
         { "vssbackup-roundtrip-dir", test_roundtrip_dir },
         { "vssbackup-roundtrip-archive", test_roundtrip_archive },
         { "vssbackup-prerestore-veto", test_prerestore_veto },

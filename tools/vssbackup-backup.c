@@ -15,10 +15,43 @@
 typedef struct Selected {
         const vss_writer_metadata *wm;
         const vss_component_info *ci;
-        bool named; /* with --component: root chose it, whoever's its paths are */
+        bool named;    /* with --component: root chose it, whoever's its paths are */
+        bool required; /* with --component: its writer requires it (not selectable for backup) */
 } Selected;
 
-/* The components to back up: the --component ones, or every selectable one. */
+/* Whether a component of wm above ci (ci's logical path is its path and name, or lies below
+ * them) is selectable for backup: ci is then in a component set, included only with it. */
+static bool selectable_above(const vss_writer_metadata *wm, const vss_component_info *ci) {
+        char key[VSS_MAX_STRING + VSS_MAX_NAME + 2];
+        for (size_t k = 0; k < wm->n_components; k++) {
+                const vss_component_info *a = &wm->components[k];
+                snprintf(key, sizeof(key), "%s%s%s", a->logical_path, isempty(a->logical_path) ? "" : "/", a->name);
+                size_t kl = strlen(key);
+                if (a != ci && a->selectable_for_backup && strncmp(ci->logical_path, key, kl) == 0 &&
+                    (ci->logical_path[kl] == 0 || ci->logical_path[kl] == '/'))
+                        return true;
+        }
+        return false;
+}
+
+/* A writer with components chosen (sel[first..n)) has its required ones backed up too, as VSS
+ * has a requester do: those not selectable for backup and in no set of a selectable one (a
+ * user's writer's only where their paths are its user's: root did not name them, see
+ * unnamed_components()). Returns the new n. */
+static size_t required_components(const vss_writer_metadata *wm, Selected *sel, size_t first, size_t n) {
+        for (size_t k = 0; k < wm->n_components; k++) {
+                const vss_component_info *ci = &wm->components[k];
+                bool have = false;
+                for (size_t j = first; j < n && !have; j++)
+                        have = sel[j].ci == ci;
+                if (!have && !ci->selectable_for_backup && !selectable_above(wm, ci))
+                        sel[n++] = (Selected) { wm, ci, false, true };
+        }
+        return n;
+}
+
+/* The components to back up: the --component ones with the components below them and their
+ * writers' required ones, or every one. */
 static bool select_components(Run *run, char **specs, size_t n_specs, Selected **ret, size_t *ret_n) {
         vss_backup *b = run->r.b;
         size_t total = 0, n = 0;
@@ -37,18 +70,26 @@ static bool select_components(Run *run, char **specs, size_t n_specs, Selected *
         }
         for (size_t i = 0; i < vss_backup_metadata_count(b); i++) {
                 const vss_writer_metadata *wm = vss_backup_metadata_get(b, i);
+                size_t first = n;
                 for (size_t k = 0; k < wm->n_components; k++) {
                         const vss_component_info *ci = &wm->components[k];
-                        bool want = n_specs == 0;
+                        bool want = n_specs == 0, named = false;
+                        /* A component named selects the components below it (its set): those root
+                         * did not name are a user's writer's only where their paths are its user's. */
                         for (size_t s = 0; s < n_specs; s++)
-                                if (spec_matches(specs[s], &wm->writer_id, wm->name, ci->logical_path, ci->name)) {
-                                        want = true;
-                                        used[s] = true;
+                                if (spec_covers(specs[s], &wm->writer_id, wm->name, ci->logical_path, ci->name)) {
+                                        want = used[s] = true;
+                                        named = named || spec_matches(specs[s], &wm->writer_id, wm->name,
+                                                                      ci->logical_path, ci->name);
                                 }
+                        /* With --component, those root did not name are checked once the writer
+                         * is in the document (choose_components()). */
                         if (want && !(n_specs == 0 &&
                                       component_left_out(d, wm, ci, "name it with --component to back it up")))
-                                sel[n++] = (Selected) { wm, ci, n_specs > 0 };
+                                sel[n++] = (Selected) { wm, ci, named, false };
                 }
+                if (n > first && n_specs > 0)
+                        n = required_components(wm, sel, first, n);
         }
         vss_backup_document_free(d);
         for (size_t s = 0; s < n_specs; s++)
@@ -328,6 +369,39 @@ typedef struct Choice {
         size_t n_sel;
 } Choice;
 
+/* The components that came with those --component named (below them, or required by their
+ * writer): added where their writer is root's, or their paths its user's (component_left_out(),
+ * by the owner the document records once a component of the writer is in it); a writer that is
+ * not in it yet (no component of its named) cannot be told: left out, said so. */
+static bool unnamed_components(Run *run, Choice *ch) {
+        vss_backup_document *d = NULL;
+        if (!report_step(&run->r, vss_backup_get_document(run->r.b, &d)))
+                return false;
+        size_t k = 0;
+        bool ok = true;
+        for (size_t i = 0; i < ch->n_sel; i++) {
+                const Selected *s = &ch->sel[i];
+                if (!s->named && !document_writer(d, s->wm)) {
+                        if (!arg_quiet)
+                                log_msg("component '%s' of writer '%s' left out: no component of its writer was named, "
+                                        "so whose it is cannot be told (name it to back it up)", s->ci->name, s->wm->name);
+                        continue;
+                }
+                if (!s->named && component_left_out(d, s->wm, s->ci, "name it to back it up"))
+                        continue;
+                if (!s->named && ok)
+                        ok = report_step(&run->r, vss_backup_add_component(run->r.b, &s->wm->instance_id, &s->wm->writer_id,
+                                                                           s->ci->logical_path, s->ci->name));
+                if (s->required && !arg_quiet)
+                        log_msg("component '%s' of writer '%s' is backed up too: its writer requires it (not selectable "
+                                "for backup)", s->ci->name, s->wm->name);
+                ch->sel[k++] = *s;
+        }
+        ch->n_sel = k;
+        vss_backup_document_free(d);
+        return ok;
+}
+
 static bool choose_components(Run *run, void *userdata) {
         Choice *ch = userdata;
         vss_backup *b = run->r.b;
@@ -336,11 +410,14 @@ static bool choose_components(Run *run, void *userdata) {
         ch->sel = NULL;
         ch->n_sel = 0;
         bool ok = select_components(run, ch->specs, ch->n_specs, &ch->sel, &ch->n_sel);
+        for (size_t i = 0; ok && ch->n_specs > 0 && i < ch->n_sel; i++)
+                if (ch->sel[i].named)
+                        ok = report_step(&run->r, vss_backup_add_component(b, &ch->sel[i].wm->instance_id,
+                                                                           &ch->sel[i].wm->writer_id,
+                                                                           ch->sel[i].ci->logical_path, ch->sel[i].ci->name));
+        ok = ok && (ch->n_specs == 0 || unnamed_components(run, ch));
         for (size_t i = 0; ok && i < ch->n_sel; i++) {
                 const Selected *s = &ch->sel[i];
-                if (ch->n_specs > 0)
-                        ok = report_step(&run->r, vss_backup_add_component(b, &s->wm->instance_id, &s->wm->writer_id,
-                                                                           s->ci->logical_path, s->ci->name));
                 /* The writer reads the stamp its component got in the base backup. */
                 const vss_bc_component *prev = ch->base ? vss_backup_document_find(ch->base, &s->wm->writer_id, NULL,
                                                                                    s->ci->logical_path, s->ci->name)

@@ -102,9 +102,10 @@ bool run_start(Run *run, const char *command) {
 }
 
 
-/* "WRITER:LOGICAL_PATH" against a writer and one of its components. */
-bool spec_matches(const char *spec, const vss_id *writer_id, const char *writer_name, const char *lp,
-                  const char *name) {
+/* "WRITER:LOGICAL_PATH" against a writer and one of its components; with set, also the components
+ * below it (whose logical path is LOGICAL_PATH or lies below it: a VSS component set). */
+static bool spec_match(const char *spec, const vss_id *writer_id, const char *writer_name, const char *lp,
+                       const char *name, bool set) {
         const char *colon = strchr(spec, ':');
         char wid[VSS_ID_STRING_MAX], key[VSS_MAX_STRING + VSS_MAX_NAME + 2];
         vss_id id;
@@ -116,8 +117,20 @@ bool spec_matches(const char *spec, const vss_id *writer_id, const char *writer_
                 return false;
         bool writer = streq(w, writer_name) ||
                       (vss_id_from_string(w, &id) >= 0 && streq(vss_id_to_string(&id, wid), id_string(writer_id, key)));
+        size_t kl = strlen(colon + 1);
+        if (set && writer && strncmp(lp, colon + 1, kl) == 0 && (lp[kl] == 0 || lp[kl] == '/'))
+                return true;
         snprintf(key, sizeof(key), "%s%s%s", lp, isempty(lp) ? "" : "/", name);
         return writer && streq(colon + 1, key);
+}
+
+bool spec_matches(const char *spec, const vss_id *writer_id, const char *writer_name, const char *lp,
+                  const char *name) {
+        return spec_match(spec, writer_id, writer_name, lp, name, false);
+}
+
+bool spec_covers(const char *spec, const vss_id *writer_id, const char *writer_name, const char *lp, const char *name) {
+        return spec_match(spec, writer_id, writer_name, lp, name, true);
 }
 
 bool spec_valid(const char *spec) {

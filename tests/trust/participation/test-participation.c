@@ -573,7 +573,48 @@ static void test_instance_id_squatted(void) {
         stop_writer(b);
 }
 
+/* bob's writer of trust-required-not-users: "db" (selectable, his directory), "db/sub" below it
+ * and "exe" (required: not selectable), both naming root's private directory. */
+static char req_bobs[PATH_MAX], req_roots[PATH_MAX];
+static bool req_identify(vss_writer *w, vss_metadata_builder *md, void *userdata) {
+        return vss_metadata_add_component(md, "", "db", NULL, true, true) >= 0 &&
+               vss_metadata_add_files(md, "", "db", req_bobs, "*", true) >= 0 &&
+               vss_metadata_add_component(md, "db", "sub", NULL, false, true) >= 0 &&
+               vss_metadata_add_files(md, "db", "sub", req_roots, "*", true) >= 0 &&
+               vss_metadata_add_component(md, "", "exe", NULL, false, true) >= 0 &&
+               vss_metadata_add_files(md, "", "exe", req_roots, "*", true) >= 0;
+}
+
+/* trust-required-not-users: the components that come with one root names (those below it, its
+ * writer's required ones) are a user's writer's only where their paths are its user's: bob's
+ * writer declaring root's private directory in both is left out of root's backup, with or
+ * without --component, and nothing of root's is stored. */
+static void test_required_not_users(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        CHECK(realpath(harness_make_data(h, "bobs"), req_bobs) != NULL);
+        snprintf(req_roots, sizeof(req_roots), "%s/rootsecret", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "chown -R %u '%s' && mkdir -m 700 '%s' && echo root-only > '%s/secret'",
+                         (unsigned) uid_of(BOB), req_bobs, req_roots, req_roots) == 0);
+        pid_t w = spawn_as(BOB, identify_writer_as_bob, h, &(IdentifyWriter) { "bob-req", req_identify });
+        for (int i = 0; i < 2000 && harness_sh(h, NULL, "vssadmin list writers | grep -q \"^Writer name: 'bob-req'\"") != 0; i++)
+                usleep(10 * 1000);
+        const char *const how[] = { "", "--component bob-req:db" };
+        for (size_t i = 0; i < ELEMENTSOF(how); i++) {
+                char *o = NULL;
+                CHECK(harness_sh(h, &o, "vssbackup backup --to '%s/bk%zu' %s 2>&1", harness_dir(h), i, how[i]) == 0);
+                CHECK(o && !strstr(o, "backed up too") && strstr(o, "component 'exe' of writer 'bob-req' left out"));
+                CHECK(o && strstr(o, "component 'sub' of writer 'bob-req' left out"));
+                if (!o || strstr(o, "backed up too"))
+                        fprintf(stderr, "vssbackup said (%s): %s\n", how[i], strempty(o));
+                free(o);
+                CHECK(harness_sh(h, NULL, "! grep -rq root-only '%s/bk%zu'", harness_dir(h), i) == 0);
+        }
+        kill(w, SIGTERM);
+        waitpid(w, NULL, 0);
+}
+
 static const TestCase cases[] = {
+        { "trust-required-not-users", test_required_not_users },
         { "trust-instance-id-squatted", test_instance_id_squatted },
         { "trust-volume-user-symlink", test_volume_user_symlink },
         { "trust-volumes-own-only", test_volumes_own_only },
