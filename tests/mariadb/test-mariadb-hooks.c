@@ -4,7 +4,10 @@
  * WITH READ LOCK until thaw writes a FIFO, and writes to stderr after the hook exited) against a
  * real MariaDB server of the test's own, under load: backups in a row (10 with
  * OPENVSS_CHECK_FULL=1, else 3), each restored, started, checked with mysqlcheck --extended and
- * the bank's invariant. Heavy: meson suite 'heavy' only. */
+ * the bank's invariant. mariadb-hooks-native does the same in native mode with --hold and the
+ * shipped examples/hooks/mariadb/50-mariadb, and checks no lock is left after each backup, a
+ * vetoed freeze, a server that is down, and a writer killed while holding. Heavy: meson suite
+ * 'heavy' only. */
 
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -81,6 +84,11 @@ static pid_t spawn(const char *log, const char *fmt, ...) {
         }
         setpgid(pid, pid);
         free(cmd);
+        for (size_t i = 0; i < n_procs; i++) /* a slot forget() freed */
+                if (procs[i] == 0) {
+                        procs[i] = pid;
+                        return pid;
+                }
         if (n_procs < ELEMENTSOF(procs))
                 procs[n_procs++] = pid;
         return pid;
@@ -243,24 +251,16 @@ static long check_restored(Harness *h, const char *datadir, int k) {
         return transfers;
 }
 
-/* n backups, each restored and checked; vssd's config (NULL: the harness's, which holds the
- * test's loop filesystem). */
-static void roundtrip_with(const char *compat, const char *config, int n) {
-        Harness *h = harness_new(config);
-        struct sigaction sa = { .sa_handler = on_term };
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGINT, &sa, NULL);
-        atexit(kill_all); /* after harness_new: runs first, before the loop filesystem goes */
+/* The live server of a test, under load, with its datadir on the test's loop filesystem. */
+typedef struct Live {
+        Harness *h;
+        char mnt[PATH_MAX], datadir[PATH_MAX], sock[PATH_MAX], log[PATH_MAX];
+        pid_t server, load;
+} Live;
 
-        char *mnt = harness_loop_fs(h, "mkfs.ext4 -q", "512M");
-        char datadir[PATH_MAX], sock[PATH_MAX], log[PATH_MAX], hooks[PATH_MAX], hook[PATH_MAX + 32],
-             comp[PATH_MAX + 16], wlog[PATH_MAX];
-        snprintf(datadir, sizeof(datadir), "%s/mysql", mnt);
-        snprintf(sock, sizeof(sock), "%s/mariadb.sock", harness_dir(h));
-        snprintf(log, sizeof(log), "%s/mariadb.err", harness_dir(h));
-        snprintf(wlog, sizeof(wlog), "%s/writer-mariadb.log", harness_dir(h));
-        /* Setup, not what is tested: a bootstrap that failed (seen once with another MariaDB
-         * bootstrapping beside it) is said with its log and tried once more from scratch. */
+/* Setup, not what is tested: a bootstrap that failed (seen once with another MariaDB
+ * bootstrapping beside it) is said with its log and tried once more from scratch. */
+static void bootstrap(Harness *h, const char *datadir) {
         for (int attempt = 0;; attempt++) {
                 int r = harness_sh(h, NULL,
                                    "mariadb-install-db --no-defaults --datadir='%s' --user=root --skip-test-db "
@@ -268,98 +268,155 @@ static void roundtrip_with(const char *compat, const char *config, int n) {
                                    ">'%s/install.log' 2>&1",
                                    datadir, harness_dir(h));
                 if (r == 0)
-                        break;
+                        return;
                 (void) harness_sh(h, NULL, "echo 'mariadb-install-db failed:' >&2; tail -n 30 '%s/install.log' >&2",
                                   harness_dir(h));
                 if (attempt == 1) {
                         CHECK(r == 0);
-                        break;
+                        return;
                 }
                 (void) harness_sh(h, NULL, "rm -rf '%s'", datadir);
         }
-        pid_t server = server_start(h, datadir, sock, log);
-        if (!server) {
-                kill_all();
-                harness_free(h);
-                return;
-        }
+}
 
-        /* The bank: balances that always add up, and a ledger that explains each of them. */
-        CHECK(harness_sh(h, NULL,
+/* Load: transfers in transactions, one after the other, until killed (or the server goes). */
+static void load_start(Live *l) {
+        char loadlog[PATH_MAX];
+        snprintf(loadlog, sizeof(loadlog), "%s/load.log", harness_dir(l->h));
+        l->load = spawn(loadlog,
+                        "awk 'BEGIN { srand(); for (;;) { a = int(rand() * %d) + 1; b = int(rand() * %d) + 1;"
+                        " if (a == b) continue; v = int(rand() * 50) + 1;"
+                        " printf \"START TRANSACTION; UPDATE accounts SET balance = balance - %%d WHERE id = %%d;"
+                        " UPDATE accounts SET balance = balance + %%d WHERE id = %%d;"
+                        " INSERT INTO ledger (src, dst, amount) VALUES (%%d, %%d, %%d); COMMIT;\\n\","
+                        " v, a, v, b, a, b, v; fflush() } }' | " CLIENT " '%s' bank",
+                        ACCOUNTS, ACCOUNTS, l->sock);
+}
+
+/* vssd (config: NULL for the harness's, which holds the test's loop filesystem), a MariaDB on the
+ * loop filesystem with the bank in it, and the load. False (a failure counted) when the server
+ * did not start. */
+static bool live_start(Live *l, const char *config) {
+        *l = (Live) { .h = harness_new(config) };
+        struct sigaction sa = { .sa_handler = on_term };
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        atexit(kill_all); /* after harness_new: runs first, before the loop filesystem goes */
+
+        snprintf(l->mnt, sizeof(l->mnt), "%s", harness_loop_fs(l->h, "mkfs.ext4 -q", "512M"));
+        snprintf(l->datadir, sizeof(l->datadir), "%s/mysql", l->mnt);
+        snprintf(l->sock, sizeof(l->sock), "%s/mariadb.sock", harness_dir(l->h));
+        snprintf(l->log, sizeof(l->log), "%s/mariadb.err", harness_dir(l->h));
+        bootstrap(l->h, l->datadir);
+        l->server = server_start(l->h, l->datadir, l->sock, l->log);
+        if (!l->server) {
+                kill_all();
+                harness_free(l->h);
+                return false;
+        }
+        /* The bank: balances that always add up, and a ledger that explains each of them. The
+         * probe table takes the writes that tell whether a lock is held. */
+        CHECK(harness_sh(l->h, NULL,
                          CLIENT " '%s' -e \"CREATE DATABASE bank;"
                          " CREATE TABLE bank.accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL) ENGINE=InnoDB;"
                          " CREATE TABLE bank.ledger (id BIGINT AUTO_INCREMENT PRIMARY KEY, src INT NOT NULL,"
                          " dst INT NOT NULL, amount INT NOT NULL, KEY (src), KEY (dst)) ENGINE=InnoDB;"
+                         " CREATE TABLE bank.probe (id BIGINT AUTO_INCREMENT PRIMARY KEY) ENGINE=InnoDB;"
                          " USE bank; INSERT INTO accounts SELECT seq, " STRINGIFY(START_BALANCE) " FROM seq_1_to_"
                          STRINGIFY(ACCOUNTS) ";\"",
-                         sock) == 0);
-        /* Load: transfers in transactions, one after the other, until killed. */
-        char loadlog[PATH_MAX];
-        snprintf(loadlog, sizeof(loadlog), "%s/load.log", harness_dir(h));
-        pid_t load = spawn(loadlog,
-                           "awk 'BEGIN { srand(); for (;;) { a = int(rand() * %d) + 1; b = int(rand() * %d) + 1;"
-                           " if (a == b) continue; v = int(rand() * 50) + 1;"
-                           " printf \"START TRANSACTION; UPDATE accounts SET balance = balance - %%d WHERE id = %%d;"
-                           " UPDATE accounts SET balance = balance + %%d WHERE id = %%d;"
-                           " INSERT INTO ledger (src, dst, amount) VALUES (%%d, %%d, %%d); COMMIT;\\n\","
-                           " v, a, v, b, a, b, v; fflush() } }' | " CLIENT " '%s' bank",
-                           ACCOUNTS, ACCOUNTS, sock);
+                         l->sock) == 0);
+        load_start(l);
+        return true;
+}
+
+/* The live server is fine after it all; then everything stops. */
+static void live_stop(Live *l) {
+        char *sum = query(l->h, l->sock, "SELECT SUM(balance) FROM bank.accounts");
+        CHECK_STR(sum, STRINGIFY(TOTAL));
+        free(sum);
+        kill(-l->load, SIGKILL);
+        waitpid(l->load, NULL, 0);
+        forget(l->load);
+        server_stop(l->h, l->server, l->sock);
+        kill_all();
+        harness_free(l->h);
+}
+
+/* Backup k of n, under way (more transfers since the last one), restored and checked; last: the
+ * transfers in the one before. released: what must hold once the backup is done (the freeze
+ * hook's lock let go). */
+static void backup_restore_check(Live *l, int k, int n, long *last, void (*released)(Live *)) {
+        Harness *h = l->h;
+        _cleanup_free_ char *before = NULL;
+        for (int i = 0; i < 600; i++) {
+                free(before);
+                before = query(h, l->sock, "SELECT COUNT(*) FROM bank.ledger");
+                if (before && atol(before) > *last + 20)
+                        break;
+                sleep_ms(50);
+        }
+        CHECK(before && atol(before) > *last + 20);
+
+        char dest[PATH_MAX], alt[PATH_MAX], altdata[2 * PATH_MAX];
+        snprintf(dest, sizeof(dest), "%s/backup-%d", harness_dir(h), k);
+        snprintf(alt, sizeof(alt), "%s/restore-%d", harness_dir(h), k);
+        snprintf(altdata, sizeof(altdata), "%s%s", alt, l->datadir);
+        int st;
+        json_object *out = harness_json(h, &st, "vssbackup backup --to %s --json", dest);
+        CHECK(st == 0);
+        CHECK_STR(json_str(out, "result"), "ok");
+        CHECK_STR(json_str(json_phase(out, "do-snapshot-set", "mariadb"), "state_name"), "WaitingForBackupComplete");
+        if (st != 0)
+                fprintf(stderr, "backup %d of %d failed: %s\n", k, n, out ? json_object_to_json_string(out) : "(no output)");
+        json_object_put(out);
+        /* The load went on. */
+        CHECK(waitpid(l->load, NULL, WNOHANG) == 0);
+        released(l);
+
+        out = harness_json(h, &st, "vssbackup restore --from %s --to %s --json", dest, alt);
+        CHECK(st == 0);
+        CHECK_STR(json_str(out, "result"), "ok");
+        json_object_put(out);
+        long t = check_restored(h, altdata, k);
+        CHECK(t > *last);
+        if (t > *last)
+                *last = t;
+        CHECK(harness_sh(h, NULL, "rm -rf '%s' '%s'", dest, alt) == 0);
+}
+
+/* Thaw let the background client go: it unlocked and removed its FIFO (a client killed by SIGPIPE
+ * leaves it, and the next freeze fails). */
+static void fifo_gone(Live *l) {
+        char fifo[PATH_MAX];
+        snprintf(fifo, sizeof(fifo), "%s/mariadb-flush.fifo", harness_dir(l->h));
+        for (int i = 0; i < 400 && access(fifo, F_OK) == 0; i++)
+                sleep_ms(50);
+        CHECK(access(fifo, F_OK) < 0);
+}
+
+/* n backups through a compat-mode hook directory, each restored and checked; vssd's config (NULL:
+ * the harness's, which holds the test's loop filesystem). */
+static void roundtrip_with(const char *compat, const char *config, int n) {
+        Live l;
+        if (!live_start(&l, config))
+                return;
+        Harness *h = l.h;
+        char hooks[PATH_MAX], hook[PATH_MAX + 32], comp[PATH_MAX + 16], wlog[PATH_MAX];
+        snprintf(wlog, sizeof(wlog), "%s/writer-mariadb.log", harness_dir(h));
 
         /* The hook directory, as each agent lays it out. */
         bool vmware = streq(compat, "vmware");
         snprintf(hooks, sizeof(hooks), "%s/%s", harness_dir(h), vmware ? "backupScripts.d" : "fsfreeze-hook.d");
         CHECK(mkdir(hooks, 0755) == 0);
         snprintf(hook, sizeof(hook), "%s/%s", hooks, vmware ? "mariadb-flush" : "mariadb-flush.sh");
-        write_hook(hook, sock, harness_dir(h));
-        snprintf(comp, sizeof(comp), "datadir=%s", datadir);
+        write_hook(hook, l.sock, harness_dir(h));
+        snprintf(comp, sizeof(comp), "datadir=%s", l.datadir);
         const char *const args[] = { "--hooks", hooks, "--compat", compat, "--component", comp, NULL };
         harness_writer(h, "mariadb", args);
 
         long last = 0;
         for (int k = 1; k <= n; k++) {
-                /* Under way: more transfers since the last backup. */
-                _cleanup_free_ char *before = NULL;
-                for (int i = 0; i < 600; i++) {
-                        free(before);
-                        before = query(h, sock, "SELECT COUNT(*) FROM bank.ledger");
-                        if (before && atol(before) > last + 20)
-                                break;
-                        sleep_ms(50);
-                }
-                CHECK(before && atol(before) > last + 20);
-
-                char dest[PATH_MAX], alt[PATH_MAX], altdata[2 * PATH_MAX];
-                snprintf(dest, sizeof(dest), "%s/backup-%d", harness_dir(h), k);
-                snprintf(alt, sizeof(alt), "%s/restore-%d", harness_dir(h), k);
-                snprintf(altdata, sizeof(altdata), "%s%s", alt, datadir);
-                int st;
-                json_object *out = harness_json(h, &st, "vssbackup backup --to %s --json", dest);
-                CHECK(st == 0);
-                CHECK_STR(json_str(out, "result"), "ok");
-                CHECK_STR(json_str(json_phase(out, "do-snapshot-set", "mariadb"), "state_name"),
-                          "WaitingForBackupComplete");
-                if (st != 0)
-                        fprintf(stderr, "backup %d of %d failed: %s\n", k, n,
-                                out ? json_object_to_json_string(out) : "(no output)");
-                json_object_put(out);
-                /* The load went on, and thaw let the background client go: it unlocked and
-                 * removed its FIFO (a client killed by SIGPIPE leaves it, and the next freeze fails). */
-                CHECK(waitpid(load, NULL, WNOHANG) == 0);
-                char fifo[PATH_MAX];
-                snprintf(fifo, sizeof(fifo), "%s/mariadb-flush.fifo", harness_dir(h));
-                for (int i = 0; i < 400 && access(fifo, F_OK) == 0; i++)
-                        sleep_ms(50);
-                CHECK(access(fifo, F_OK) < 0);
-
-                out = harness_json(h, &st, "vssbackup restore --from %s --to %s --json", dest, alt);
-                CHECK(st == 0);
-                CHECK_STR(json_str(out, "result"), "ok");
-                json_object_put(out);
-                long t = check_restored(h, altdata, k);
-                CHECK(t > last);
-                if (t > last)
-                        last = t;
-                CHECK(harness_sh(h, NULL, "rm -rf '%s' '%s'", dest, alt) == 0);
+                backup_restore_check(&l, k, n, &last, fifo_gone);
                 if (test_failures && config == NULL)
                         break;
         }
@@ -369,16 +426,7 @@ static void roundtrip_with(const char *compat, const char *config, int n) {
         CHECK(harness_sh(h, NULL, "[ $(grep -c 'thaw: hook mariadb-flush[.a-z]* -> ok' '%s') -ge %d ]", wlog, n) == 0);
         CHECK(harness_sh(h, NULL, "[ $(grep -c 'mariadb-flush: .*: unlocked' '%s') -ge %d ]", wlog, n) == 0);
         CHECK(harness_sh(h, NULL, "grep -q 'killed by signal\\|timed out' '%s'", wlog) != 0);
-        /* The live server is fine too. */
-        char *sum = query(h, sock, "SELECT SUM(balance) FROM bank.accounts");
-        CHECK_STR(sum, STRINGIFY(TOTAL));
-        free(sum);
-        kill(-load, SIGKILL);
-        waitpid(load, NULL, 0);
-        forget(load);
-        server_stop(h, server, sock);
-        kill_all();
-        harness_free(h);
+        live_stop(&l);
 }
 
 static void roundtrip(const char *compat) {
@@ -403,6 +451,150 @@ static void test_hold(void) {
                 unheld_failures);
 }
 
+/* Whether a write goes through while lock_wait_timeout is the given seconds: a session holding
+ * FLUSH TABLES WITH READ LOCK makes it wait, then fail. */
+static bool write_goes_through(Live *l, int seconds) {
+        return harness_sh(l->h, NULL,
+                          CLIENT " '%s' -e 'SET SESSION lock_wait_timeout = %d; INSERT INTO bank.probe VALUES ()' "
+                          ">/dev/null 2>&1",
+                          l->sock, seconds) == 0;
+}
+
+/* Sessions besides the asker's, as the server lists them (its own threads are not). */
+static long sessions(Live *l) {
+        _cleanup_free_ char *n = query(l->h, l->sock,
+                                       "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+                                       " WHERE COMMAND <> 'Daemon' AND ID <> CONNECTION_ID()");
+        return n ? atol(n) : -1;
+}
+
+/* The hook let go: once the backup is done, no FTWRL session is left (the load's is the only one
+ * besides ours; the hook's client may still be on its way out) and a write goes through at once. */
+static void lock_released(Live *l) {
+        long n = -1;
+        for (int i = 0; i < 200 && (n = sessions(l)) != 1; i++)
+                sleep_ms(50);
+        CHECK(n == 1);
+        CHECK(write_goes_through(l, 5));
+}
+
+/* The shipped hook, as an administrator installs it: a copy of the source tree's file, with the
+ * client and the socket given through the environment the writer passes on. */
+static pid_t native_writer(Live *l) {
+        char hooks[PATH_MAX], comp[PATH_MAX + 16];
+        snprintf(hooks, sizeof(hooks), "%s/hooks.d-mariadb", harness_dir(l->h));
+        CHECK(mkdir(hooks, 0755) == 0);
+        CHECK(harness_sh(l->h, NULL, "cp '%s' '%s/50-mariadb' && chmod 0755 '%s/50-mariadb'", MARIADB_HOOK, hooks,
+                         hooks) == 0);
+        setenv("MARIADB_CLIENT", "mariadb --no-defaults -uroot", 1);
+        setenv("MARIADB_SOCKET", l->sock, 1);
+        snprintf(comp, sizeof(comp), "datadir=%s", l->datadir);
+        const char *const args[] = { "--hooks", hooks, "--hold", "--component", comp, NULL };
+        return harness_writer(l->h, "mariadb", args);
+}
+
+/* A backup that must fail; its JSON, or NULL (a failure counted) when it did not. */
+static json_object *backup_fails(Live *l, const char *name) {
+        int st;
+        json_object *out = harness_json(l->h, &st, "vssbackup backup --to %s/%s --json", harness_dir(l->h), name);
+        CHECK(st != 0);
+        CHECK(out && !streq(json_str(out, "result"), "ok"));
+        if (out)
+                fprintf(stderr, "%s: %s\n", name, json_object_to_json_string(out));
+        return out;
+}
+
+/* A later writer vetoes the freeze: the abort lets the lock go, and the next backup is whole. */
+static void native_abort(Live *l, const char *wlog) {
+        harness_set(l->h, "slow", "freeze", "fail 1 slow: veto");
+        json_object_put(backup_fails(l, "backup-vetoed"));
+        harness_set(l->h, "slow", "freeze", "ok");
+        lock_released(l);
+        CHECK(harness_sh(l->h, NULL, "grep -q 'abort: hook 50-mariadb -> ok' '%s'", wlog) == 0);
+}
+
+/* The server is down: freeze fails, saying why, and leaves nothing behind (no hook process, the
+ * filesystem writable); once the server is back, the next backup goes through. */
+static void native_server_down(Live *l, pid_t writer, const char *wlog) {
+        server_stop(l->h, l->server, l->sock);
+        l->server = 0;
+        kill(-l->load, SIGKILL); /* it lost its server anyway */
+        waitpid(l->load, NULL, 0);
+        forget(l->load);
+        json_object *out = backup_fails(l, "backup-down");
+        json_object_put(out);
+        CHECK(harness_sh(l->h, NULL, "grep -q 'freeze: hook 50-mariadb -> failed, exit status 1: .*Can.t connect' '%s'",
+                         wlog) == 0);
+        CHECK(harness_sh(l->h, NULL, "! pgrep -P %d >/dev/null", (int) writer) == 0);
+        CHECK(harness_sh(l->h, NULL, "timeout 10 touch '%s/after-failed-freeze'", l->mnt) == 0);
+
+        l->server = server_start(l->h, l->datadir, l->sock, l->log);
+        if (!l->server)
+                return;
+        load_start(l);
+        int st;
+        json_object_put(harness_json(l->h, &st, "vssbackup backup --to %s/backup-up-again --json", harness_dir(l->h)));
+        CHECK(st == 0);
+        lock_released(l);
+}
+
+/* The writer dies (SIGKILL) while its hook holds the lock (a later writer's freeze waits): the
+ * hook's session ends with it, and writes go through again. */
+static void native_writer_killed(Live *l, pid_t writer) {
+        char log[PATH_MAX];
+        snprintf(log, sizeof(log), "%s/backup-killed.log", harness_dir(l->h));
+        harness_set(l->h, "slow", "freeze", "wait");
+        pid_t backup = spawn(log, "PATH=" VSSADMIN_DIR ":$PATH; exec vssbackup backup --to '%s/backup-killed'",
+                             harness_dir(l->h));
+        bool frozen = harness_wait_started(l->h, "slow", "freeze");
+        CHECK(frozen);
+        if (!frozen) {
+                (void) harness_sh(l->h, NULL, "cat '%s' >&2", log);
+                return;
+        }
+        CHECK(!write_goes_through(l, 1)); /* held */
+        CHECK(kill(writer, SIGKILL) == 0);
+        bool through = false;
+        for (int i = 0; i < 20 && !(through = write_goes_through(l, 1)); i++)
+                ;
+        CHECK(through);
+        harness_go(l->h, "slow", "freeze");
+        int st = 0;
+        CHECK(waitpid(backup, &st, 0) == backup);
+        CHECK(!WIFEXITED(st) || WEXITSTATUS(st) != 0);
+        forget(backup);
+        lock_released(l);
+}
+
+/* vss-writer-exec in native mode with --hold and examples/hooks/mariadb/50-mariadb: backups in a
+ * row (10 with OPENVSS_CHECK_FULL=1, else 3), each restored and checked, no lock left after any;
+ * then a vetoed freeze, a server that is down and a writer killed while holding leave no lock. */
+static void test_native(void) {
+        Live l;
+        if (!live_start(&l, NULL))
+                return;
+        char wlog[PATH_MAX];
+        snprintf(wlog, sizeof(wlog), "%s/writer-mariadb.log", harness_dir(l.h));
+        pid_t writer = native_writer(&l);
+        /* Freezes after the hook holds: a veto or a wait there comes while the lock is held. */
+        const char *const sys[] = { "--app-level", "system", NULL };
+        harness_writer(l.h, "slow", sys);
+
+        int n = backup_count();
+        long last = 0;
+        for (int k = 1; k <= n && !test_failures; k++)
+                backup_restore_check(&l, k, n, &last, lock_released);
+        CHECK(harness_sh(l.h, NULL, "[ $(grep -c 'freeze: hook 50-mariadb -> ready, holding' '%s') -ge %d ]", wlog, n) == 0);
+        CHECK(harness_sh(l.h, NULL, "[ $(grep -c 'thaw: hook 50-mariadb -> ok' '%s') -ge %d ]", wlog, n) == 0);
+        CHECK(harness_sh(l.h, NULL, "[ $(grep -c '50-mariadb: tables unlocked' '%s') -ge %d ]", wlog, n) == 0);
+        native_abort(&l, wlog);
+        native_server_down(&l, writer, wlog);
+        if (l.server)
+                native_writer_killed(&l, writer);
+        CHECK(harness_sh(l.h, NULL, "grep -q 'killed by signal\\|timed out' '%s'", wlog) != 0);
+        live_stop(&l);
+}
+
 static void test_qemu_ga(void) {
         roundtrip("qemu-ga");
 }
@@ -415,6 +607,7 @@ static const TestCase cases[] = {
         { "mariadb-hooks-qemu-ga", test_qemu_ga },
         { "mariadb-hooks-vmware", test_vmware },
         { "mariadb-hold", test_hold },
+        { "mariadb-hooks-native", test_native },
         {},
 };
 
