@@ -759,6 +759,45 @@ static void test_restore_if_not_there(void) {
         harness_free(h);
 }
 
+/* restore-if-can-replace is about the whole component too (VSS): a file of it that cannot be
+ * overwritten (immutable, or open in a process) keeps all of it from being restored, and the
+ * restore fails saying which; once nothing holds them, all are replaced. */
+static void test_restore_if_can_replace(void) {
+        Harness *h = harness_new(NULL);
+        char *mnt = harness_loop_fs(h, "mkfs.ext4 -q", "64M");
+        char data[PATH_MAX], comp[PATH_MAX + 8], dest[PATH_MAX];
+        snprintf(data, sizeof(data), "%s/data", mnt);
+        snprintf(comp, sizeof(comp), "c=%s", data);
+        snprintf(dest, sizeof(dest), "%s/backup", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "mkdir -p %s && echo old > %s/a.txt && echo old > %s/b.txt", data, data, data) == 0);
+        harness_writer(h, "w", (const char *const[]) { "--component", comp, "--restore-method", "restore-if-can-replace",
+                                                        NULL });
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --quiet", dest) == 0);
+        CHECK(harness_sh(h, NULL, "echo new > %s/a.txt && echo new > %s/b.txt && chattr +i %s/b.txt", data, data, data) == 0);
+        _cleanup_free_ char *said = NULL, *got = NULL, *held = NULL, *said2 = NULL, *got2 = NULL;
+        CHECK(harness_sh(h, &said, "vssbackup restore --from %s 2>&1", dest) != 0);
+        CHECK(said && strstr(said, "b.txt is immutable (restore-if-can-replace)"));
+        CHECK(harness_sh(h, &got, "cat %s/a.txt %s/b.txt", data, data) == 0 && got && streq(got, "new\nnew\n"));
+        CHECK(harness_sh(h, NULL, "chattr -i %s/b.txt", data) == 0);
+        /* Open in a process: the same. */
+        CHECK(harness_sh(h, &held, "(exec 3<'%s/a.txt'; exec sleep 600) >/dev/null 2>&1 & echo $!", data) == 0);
+        pid_t app = held ? (pid_t) atol(held) : 0;
+        char fd3[64];
+        snprintf(fd3, sizeof(fd3), "/proc/%d/fd/3", (int) app);
+        for (int i = 0; i < 3000 && app > 0 && access(fd3, F_OK) < 0; i++)
+                usleep(10 * 1000);
+        CHECK(harness_sh(h, &said2, "vssbackup restore --from %s 2>&1", dest) != 0);
+        CHECK(said2 && strstr(said2, "in use by process") && strstr(said2, "restore-if-can-replace"));
+        if (app > 0) {
+                kill(app, SIGKILL);
+                for (int i = 0; i < 3000 && access(fd3, F_OK) == 0; i++)
+                        usleep(10 * 1000);
+        }
+        CHECK(harness_sh(h, NULL, "vssbackup restore --from %s --quiet", dest) == 0);
+        CHECK(harness_sh(h, &got2, "cat %s/a.txt %s/b.txt", data, data) == 0 && got2 && streq(got2, "old\nold\n"));
+        harness_free(h);
+}
+
 /* A backup that holds none of a component's exact files (the file did not exist then) restores in
  * place without removing the file that exists now; one that holds it removes what it does not
  * hold beside it. */
@@ -1168,6 +1207,7 @@ static void test_restore_links_back(void) {
 static const TestCase cases[] = {
         { "vssbackup-restore-links-back", test_restore_links_back },
         { "vssbackup-component-sets", test_component_sets },
+        { "vssbackup-restore-if-can-replace", test_restore_if_can_replace },
         { "vssbackup-roundtrip-dir", test_roundtrip_dir },
         { "vssbackup-roundtrip-archive", test_roundtrip_archive },
         { "vssbackup-prerestore-veto", test_prerestore_veto },

@@ -5,6 +5,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <pwd.h>
 #include <sys/stat.h>
 
@@ -475,8 +477,9 @@ static bool select_for_restore(Run *run, const vss_backup_document *doc, char **
 }
 
 /* Whether directory fd (closed here) holds a file matching filespec, in its subdirectories too
- * when recursive (symlinks not followed, at most 64 levels down). */
-static bool files_present(int fd, const char *filespec, bool recursive, unsigned depth) {
+ * when recursive (symlinks not followed, at most 64 levels down), for which fn (if any) is true. */
+typedef bool (*FileTest)(int dfd, const char *name, const struct stat *st, void *userdata);
+static bool files_any(int fd, const char *filespec, bool recursive, unsigned depth, FileTest fn, void *userdata) {
         DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
         bool found = false;
         if (!d) {
@@ -491,30 +494,83 @@ static bool files_present(int fd, const char *filespec, bool recursive, unsigned
                 if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                         continue;
                 if (!S_ISDIR(st.st_mode))
-                        found = streq(filespec, "*") || fnmatch(filespec, e->d_name, 0) == 0; /* as the store matches */
+                        found = (streq(filespec, "*") || fnmatch(filespec, e->d_name, 0) == 0) && /* as the store matches */
+                                (!fn || fn(dirfd(d), e->d_name, &st, userdata));
                 else if (recursive && depth < 64)
-                        found = files_present(openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC),
-                                              filespec, true, depth + 1);
+                        found = files_any(openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC),
+                                          filespec, true, depth + 1, fn, userdata);
         }
         closedir(d);
         return found;
 }
 
-/* restore-if-not-there: whether a file of the component is on disk where it would go back (its
- * path, beneath to with --to). VSS restores none of its files then. */
-static bool component_present(const vss_component_info *ci, const char *to) {
+/* Whether a file of ci's groups where it would go back (its path, beneath to with --to) passes
+ * fn (any file, with NULL). true also when that cannot be told. */
+static bool component_files_any(const vss_component_info *ci, const char *to, FileTest fn, void *userdata) {
         for (size_t f = 0; f < ci->n_files; f++) {
                 _cleanup_free_ char *p = NULL;
                 if (asprintf(&p, "%s%s", strempty(to), ci->files[f].path) < 0)
                         return true; /* cannot tell: restore nothing */
                 int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                struct stat st;
+                /* A group that names a file: that file. */
+                if (fd < 0 && errno == ENOTDIR && fn && fstatat(AT_FDCWD, p, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                        if (fn(AT_FDCWD, p, &st, userdata))
+                                return true;
+                        continue;
+                }
                 if (fd < 0 && errno != ENOENT)
                         return true;
-                if (files_present(fd, isempty(ci->files[f].filespec) ? "*" : ci->files[f].filespec, ci->files[f].recursive,
-                                  0))
+                if (files_any(fd, isempty(ci->files[f].filespec) ? "*" : ci->files[f].filespec, ci->files[f].recursive, 0,
+                              fn, userdata))
                         return true;
         }
         return false;
+}
+
+/* A file a restore cannot replace as it is (immutable or append-only): its name into userdata. */
+static bool file_fixed(int dfd, const char *name, const struct stat *st, void *userdata) {
+        if (!S_ISREG(st->st_mode))
+                return false;
+        _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        int flags = 0;
+        if (fd < 0 || ioctl(fd, FS_IOC_GETFLAGS, &flags) < 0 || !(flags & (FS_IMMUTABLE_FL | FS_APPEND_FL)))
+                return false;
+        snprintf(userdata, PATH_MAX, "%s is %s", name, flags & FS_IMMUTABLE_FL ? "immutable" : "append-only");
+        return true;
+}
+
+/* restore-if-can-replace: why a file of the component cannot be replaced where it would go back
+ * (in use by a process, immutable or append-only), into why; false when all can (VSS restores
+ * none of it otherwise). */
+static bool component_unreplaceable(const vss_component_info *ci, const char *to, char why[static PATH_MAX + 256]) {
+        for (size_t f = 0; f < ci->n_files; f++) {
+                _cleanup_free_ char *p = NULL;
+                char comm[64], held[PATH_MAX];
+                uid_t uid;
+                if (asprintf(&p, "%s%s", strempty(to), ci->files[f].path) < 0)
+                        return snprintf(why, PATH_MAX + 256, "out of memory"), true;
+                pid_t pid = path_in_use(p, ci->files[f].filespec, ci->files[f].recursive, comm, sizeof(comm), &uid, held,
+                                        sizeof(held));
+                if (pid > 0)
+                        snprintf(why, PATH_MAX + 256, "%s is in use by process %d (%s)", held, (int) pid, comm);
+                else if (pid < 0)
+                        snprintf(why, PATH_MAX + 256, "whether %s is in use cannot be told (%s)", held, comm);
+                if (pid != 0)
+                        return true;
+        }
+        char which[PATH_MAX] = "";
+        if (component_files_any(ci, to, file_fixed, which)) {
+                snprintf(why, PATH_MAX + 256, "%s", which[0] ? which : "its files cannot be looked at");
+                return true;
+        }
+        return false;
+}
+
+/* restore-if-not-there: whether a file of the component is on disk where it would go back (its
+ * path, beneath to with --to). VSS restores none of its files then. */
+static bool component_present(const vss_component_info *ci, const char *to) {
+        return component_files_any(ci, to, NULL, NULL);
 }
 
 /* restore-if-not-there with files on disk: whether every file group of the component has an
@@ -542,6 +598,10 @@ static void restore_selected(Run *run, const vss_backup_document *d, Backup *cha
                         continue;
                 const vss_component_info *ci = metadata_find_component(wm, c->logical_path, c->name);
                 bool present = wm->restore_method == VSS_RME_RESTORE_IF_NOT_THERE && ci && component_present(ci, to);
+                /* restore-if-can-replace: as restore-if-not-there when a file cannot be replaced. */
+                char fixed[PATH_MAX + 256] = "";
+                if (wm->restore_method == VSS_RME_RESTORE_IF_CAN_REPLACE && ci && component_unreplaceable(ci, to, fixed))
+                        present = true;
                 uint64_t files = 0;
                 vss_file_restore_status rs;
                 bool c_ok = true;
@@ -559,6 +619,12 @@ static void restore_selected(Run *run, const vss_backup_document *d, Backup *cha
                         /* VSS: any file of it on disk, none restored (a mix of two times is worse). */
                         rs = VSS_RS_NONE;
                         snprintf(what, sizeof(what), "not restored: files of it are on disk (restore-if-not-there)");
+                        if (fixed[0]) {
+                                c_ok = false;
+                                snprintf(what, sizeof(what), "not restored: %s (restore-if-can-replace)", fixed);
+                                run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE, "component '%s' of writer '%s' %s", c->name,
+                                         wm->name, what);
+                        }
                 } else {
                         /* ...or, where the writer maps an alternate location, all of it goes there. */
                         vss_bc_component alt = *c;
