@@ -7,18 +7,31 @@
  * which has no Context method, ignores it; its keys are read leniently for the same reason the
  * other way round: a newer vssd may say more. */
 
+#include <limits.h>
+
+#include "lib/basic/path-util.h"
 #include "lib/jsonv.h"
 #include "lib/writer-internal.h"
 
+static void context_clear(struct WriterContext *c) {
+        for (size_t i = 0; i < c->n_volumes; i++)
+                free(c->volumes[i]);
+        free(c->volumes);
+        free(c->session);
+        *c = (struct WriterContext) {};
+}
+
 void writer_context_clear(vss_writer *w) {
-        for (size_t i = 0; i < w->ctx_n_volumes; i++)
-                free(w->ctx_volumes[i]);
-        free(w->ctx_volumes);
-        free(w->ctx_session);
-        w->ctx_session = NULL;
-        w->ctx_volumes = NULL;
-        w->ctx_n_volumes = 0;
-        w->ctx_partial = w->ctx_bootable = false;
+        for (size_t i = 0; i < ELEMENTSOF(w->ctx); i++)
+                context_clear(&w->ctx[i]);
+}
+
+/* The context of session, or NULL. */
+static struct WriterContext *context_of(const vss_writer *w, const char *session) {
+        for (size_t i = 0; i < ELEMENTSOF(w->ctx); i++)
+                if (w->ctx[i].session && streq(w->ctx[i].session, session))
+                        return (struct WriterContext *) &w->ctx[i];
+        return NULL;
 }
 
 static int writer_context_set(vss_writer *w, const char *session, const char *json, char *err, size_t errsize) {
@@ -53,12 +66,19 @@ static int writer_context_set(vss_writer *w, const char *session, const char *js
                 free(volumes);
                 return -EINVAL;
         }
-        writer_context_clear(w);
-        w->ctx_session = s;
-        w->ctx_partial = partial;
-        w->ctx_bootable = bootable;
-        w->ctx_volumes = volumes;
-        w->ctx_n_volumes = n;
+        /* The session's own, else a free one, else the one said of longest ago. */
+        struct WriterContext *c = context_of(w, session);
+        for (size_t i = 0; !c && i < ELEMENTSOF(w->ctx); i++)
+                if (!w->ctx[i].session)
+                        c = &w->ctx[i];
+        if (!c) {
+                c = &w->ctx[0];
+                for (size_t i = 1; i < ELEMENTSOF(w->ctx); i++)
+                        if (w->ctx[i].said < c->said)
+                                c = &w->ctx[i];
+        }
+        context_clear(c);
+        *c = (struct WriterContext) { s, partial, bootable, volumes, n, ++w->ctx_said };
         return 0;
 }
 
@@ -73,13 +93,13 @@ int writer_method_context(sd_bus_message *m, void *userdata, sd_bus_error *error
 }
 
 void writer_context_fill(const vss_writer *w, const char *session, vss_event_info *info) {
-        if (info->event < VSS_EVENT_PREPARE_BACKUP || info->event > VSS_EVENT_BACKUP_SHUTDOWN || !w->ctx_session ||
-            !streq(w->ctx_session, session))
+        const struct WriterContext *c = context_of(w, session);
+        if (info->event < VSS_EVENT_PREPARE_BACKUP || info->event > VSS_EVENT_BACKUP_SHUTDOWN || !c)
                 return;
-        info->partial_file_support = w->ctx_partial;
-        info->bootable_system_state = w->ctx_bootable;
-        info->n_volumes = w->ctx_n_volumes;
-        info->volumes = (const char *const *) w->ctx_volumes;
+        info->partial_file_support = c->partial;
+        info->bootable_system_state = c->bootable;
+        info->n_volumes = c->n_volumes;
+        info->volumes = (const char *const *) c->volumes;
 }
 
 /* Whether a and b are one path or one lies below the other (b a volume, both absolute). */
@@ -100,10 +120,11 @@ static bool path_meets(const char *path, const char *volume) {
 }
 
 VSS_EXPORT bool vss_event_is_path_affected(const vss_event_info *info, const char *path) {
-        if (!info || !path || path[0] != '/')
-                return false;
+        char p[PATH_MAX];
+        if (!info || !path || path_normalize(path, p, sizeof(p)) < 0)
+                return false; /* "a/../b" is b, as the set's paths are */
         for (size_t i = 0; i < info->n_volumes; i++)
-                if (path_meets(path, info->volumes[i]))
+                if (path_meets(p, info->volumes[i]))
                         return true;
         return false;
 }

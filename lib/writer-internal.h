@@ -53,16 +53,21 @@ struct vss_writer {
         char app_msg[VSS_MAX_MESSAGE + 1];
         char errmsg[512];
 
-        /* What vssd said of one session beside its events (lib/writer-context.c). */
-        char *ctx_session;
-        bool ctx_partial, ctx_bootable;
-        char **ctx_volumes;
-        size_t ctx_n_volumes;
+        /* What vssd said of sessions beside their events (lib/writer-context.c): a few at once,
+         * the least recently said of replaced first. */
+        struct WriterContext {
+                char *session;
+                bool partial, bootable;
+                char **volumes;
+                size_t n_volumes;
+                uint64_t said; /* when, in w->ctx_said's count */
+        } ctx[4];
+        uint64_t ctx_said;
 };
 
-/* lib/writer-context.c: the session's settings and volumes from vssd's Context call; the last
- * one replaces what an earlier one said, of any session. */
+/* lib/writer-context.c: the session's settings and volumes from vssd's Context call; a later
+ * one of the same session replaces what it said. */
 int writer_method_context(sd_bus_message *m, void *userdata, sd_bus_error *error);
 /* Fills info's settings and volumes from the context, for a backup's event of its session. */
 void writer_context_fill(const vss_writer *w, const char *session, vss_event_info *info);
-void writer_context_clear(vss_writer *w);
+void writer_context_clear(vss_writer *w); /* all of them */

@@ -934,6 +934,28 @@ static int settings_backup(Harness *h, const char *data, const vss_id *iid) {
         return 0;
 }
 
+/* Two sessions at once: A (partial files, bootable) makes its set, then B (neither) prepares its
+ * own before A completes: A's BackupComplete still carries A's settings. */
+static int two_sessions(Harness *h, const char *data, const vss_id *iid) {
+        vss_backup *a = NULL, *b = NULL;
+        if (vss_backup_new(harness_socket(h), &a) < 0 || vss_backup_initialize_for_backup(a) < 0 ||
+            vss_backup_set_backup_state(a, false, true, VSS_BT_FULL, true) < 0 ||
+            vss_backup_gather_writer_metadata_sync(a) < 0 || vss_backup_start_snapshot_set(a, NULL) < 0 ||
+            vss_backup_add_to_snapshot_set(a, data, NULL, NULL) < 0 || vss_backup_prepare_for_backup_sync(a) < 0 ||
+            vss_backup_do_snapshot_set_sync(a) < 0)
+                return 10;
+        if (vss_backup_new(harness_socket(h), &b) < 0 || vss_backup_initialize_for_backup(b) < 0 ||
+            vss_backup_gather_writer_metadata_sync(b) < 0 || vss_backup_start_snapshot_set(b, NULL) < 0 ||
+            vss_backup_add_to_snapshot_set(b, data, NULL, NULL) < 0 || vss_backup_prepare_for_backup_sync(b) < 0)
+                return 11;
+        if (vss_backup_backup_complete_sync(a) < 0 || vss_backup_do_snapshot_set_sync(b) < 0 ||
+            vss_backup_backup_complete_sync(b) < 0)
+                return 12;
+        vss_backup_free(a);
+        vss_backup_free(b);
+        return 0;
+}
+
 /* backup-settings: the writer's events of a backup carry the requester's SetBackupState settings
  * (CVssWriter::IsPartialFileSupportEnabled, IsBootableSystemStateBackedUp) from PrepareForBackup
  * on, and the set's volumes from PrepareForSnapshot on (GetCurrentVolumeArray, IsPathAffected);
@@ -970,6 +992,17 @@ static void test_backup_settings(void) {
         CHECK(errors == 0);
         CHECK_STR(settings_seen, "prepare-backup:000000 prepare-snapshot:001110 freeze:001110 thaw:001110 "
                                  "post-snapshot:001110 backup-complete:001110 backup-shutdown:001110");
+        /* Each session's own, also while another's are said. */
+        settings_seen[0] = 0;
+        child = fork_requester(two_sessions, h, data, NULL);
+        CHECK(dispatch_until_exit(w, child, 60000, &errors) >= 0);
+        for (int i = 0; i < 200 && !(strstr(settings_seen, "backup-shutdown") &&
+                                      strstr(strstr(settings_seen, "backup-shutdown") + 1, "backup-shutdown"));
+             i++)
+                errors += pump(w, 50) != 0; /* both sessions' BackupShutdown */
+        CHECK(strstr(settings_seen, "backup-complete:111110") && strstr(settings_seen, "backup-complete:001110"));
+        if (!strstr(settings_seen, "backup-complete:111110"))
+                fprintf(stderr, "seen: %s\n", settings_seen);
         vss_writer_free(w);
 }
 
