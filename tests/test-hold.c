@@ -32,6 +32,16 @@ static unsigned rounds(void) {
         return full && streq(full, "1") ? 20 : 10;
 }
 
+/* fork() for a child that dies with the test: 0 in the child, its pid in the test. */
+static pid_t fork_dying_with_us(void) {
+        pid_t pid = fork();
+        if (pid < 0)
+                abort();
+        if (pid == 0)
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        return pid;
+}
+
 /* A process that rewrites f0..f9 in order, each holding the generation number, for ever, with
  * nothing telling it to pause: the files up to some point hold g, the rest g-1, at any instant. */
 static pid_t start_generations(const char *dir) {
@@ -45,12 +55,9 @@ static pid_t start_generations(const char *dir) {
                         abort();
                 close(fd);
         }
-        pid_t pid = fork();
-        if (pid < 0)
-                abort();
+        pid_t pid = fork_dying_with_us();
         if (pid > 0)
                 return pid;
-        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
         for (unsigned long long g = 1;; g++) {
                 fill(buf, g);
                 for (unsigned i = 0; i < N_FILES; i++) {
@@ -150,12 +157,9 @@ static void generations(bool hold, bool shared_storage) {
 /* A process that writes n to A (on one filesystem), then n to B (on another), n = 1, 2, ...: at any
  * instant A holds B's number or one more. */
 static pid_t start_pairs(const char *a, const char *b) {
-        pid_t pid = fork();
-        if (pid < 0)
-                abort();
+        pid_t pid = fork_dying_with_us();
         if (pid > 0)
                 return pid;
-        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fa = open(a, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), fb = open(b, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         char buf[24];
         for (unsigned long long n = 1; fa >= 0 && fb >= 0; n++) {
