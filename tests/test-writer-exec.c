@@ -47,16 +47,21 @@ static bool wait_file(Harness *h, const char *name) {
         return false;
 }
 
-/* The pid written to harness_dir/name, or -1. */
+/* The pid written to harness_dir/name, or -1. The shell makes the file before it writes the pid
+ * (`echo $$ > FILE`): an empty file is waited on. */
 static pid_t read_pid(Harness *h, const char *name) {
         char path[4096];
         long pid = -1;
         snprintf(path, sizeof path, "%s/%s", harness_dir(h), name);
-        FILE *f = fopen(path, "re");
-        if (f) {
-                if (fscanf(f, "%ld", &pid) != 1)
-                        pid = -1;
-                fclose(f);
+        for (int i = 0; i < 3000 && pid <= 0; i++) {
+                FILE *f = fopen(path, "re");
+                if (f) {
+                        if (fscanf(f, "%ld", &pid) != 1)
+                                pid = -1;
+                        fclose(f);
+                }
+                if (pid <= 0)
+                        usleep(10000);
         }
         return (pid_t) pid;
 }
