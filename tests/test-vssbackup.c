@@ -611,27 +611,33 @@ static bool exact_identify(vss_writer *w, vss_metadata_builder *md, void *userda
                vss_metadata_add_files(md, "", "state", exact_dir, "state.db", false) >= 0;
 }
 
-static pid_t exact_writer(Harness *h, const char *dir) {
-        exact_dir = dir;
+/* Until vssd lists the writer named name (listed), or no longer does (it was stopped). */
+static void wait_listed(Harness *h, const char *name, bool listed) {
+        for (int i = 0; i < 2000 &&
+                        (harness_sh(h, NULL, "vssadmin list writers | grep -q \"^Writer name: '%s'\"", name) == 0) != listed;
+             i++)
+                usleep(10 * 1000);
+}
+
+/* A writer of this process's (forked) named name, answering Identify with identify; returned once
+ * vssd lists it. */
+static pid_t in_process_writer(Harness *h, const char *name, vss_writer_identify_fn identify) {
         pid_t pid = fork();
         CHECK(pid >= 0);
         if (pid == 0) {
                 prctl(PR_SET_PDEATHSIG, SIGKILL);
-                vss_writer_options o = { .name = "exact" };
-                vss_writer_callbacks cb = { .identify = exact_identify };
+                vss_writer_options o = { .name = name };
+                vss_writer_callbacks cb = { .identify = identify };
                 vss_writer *w = NULL;
-                _exit(vss_writer_new(&o, &cb, NULL, &w) < 0 || vss_writer_main(w, harness_socket(h), "exact") < 0);
+                _exit(vss_writer_new(&o, &cb, NULL, &w) < 0 || vss_writer_main(w, harness_socket(h), name) < 0);
         }
-        char *out = NULL;
-        for (int i = 0; i < 2000; i++) {
-                free(out);
-                out = NULL;
-                if (harness_sh(h, &out, "vssadmin list writers | grep -c \"^Writer name: 'exact'\"") == 0)
-                        break;
-                usleep(10 * 1000);
-        }
-        free(out);
+        wait_listed(h, name, true);
         return pid;
+}
+
+static pid_t exact_writer(Harness *h, const char *dir) {
+        exact_dir = dir;
+        return in_process_writer(h, "exact", exact_identify);
 }
 
 /* A component whose writer is not running cannot be selected for restore (VSS:
@@ -651,8 +657,7 @@ static void test_restore_writer_not_running(void) {
         CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --quiet", dest) == 0);
         kill(w, SIGTERM);
         waitpid(w, NULL, 0);
-        for (int i = 0; i < 2000 && harness_sh(h, NULL, "vssadmin list writers | grep -q \"^Writer name: 'exact'\"") == 0; i++)
-                usleep(10 * 1000);
+        wait_listed(h, "exact", false);
         CHECK(harness_sh(h, NULL, "echo v2 > '%s'", db) == 0);
 
         _cleanup_free_ char *text = NULL;
@@ -1137,17 +1142,7 @@ static void test_component_sets(void) {
         sets_dir = dir;
         CHECK(harness_sh(h, NULL, "mkdir '%s' && cd '%s' && for c in set sub exe other; do mkdir $c && echo $c > $c/f; done",
                          dir, dir) == 0);
-        pid_t pid = fork();
-        CHECK(pid >= 0);
-        if (pid == 0) {
-                prctl(PR_SET_PDEATHSIG, SIGKILL);
-                vss_writer_options o = { .name = "sets" };
-                vss_writer_callbacks cb = { .identify = sets_identify };
-                vss_writer *w = NULL;
-                _exit(vss_writer_new(&o, &cb, NULL, &w) < 0 || vss_writer_main(w, harness_socket(h), "sets") < 0);
-        }
-        for (int i = 0; i < 2000 && harness_sh(h, NULL, "vssadmin list writers | grep -q \"^Writer name: 'sets'\"") != 0; i++)
-                usleep(10 * 1000);
+        pid_t pid = in_process_writer(h, "sets", sets_identify);
         snprintf(bk, sizeof(bk), "%s/bk", harness_dir(h));
         _cleanup_free_ char *said = NULL;
         CHECK(harness_sh(h, &said, "vssbackup backup --to '%s' --component sets:set 2>&1", bk) == 0);
@@ -1160,13 +1155,6 @@ static void test_component_sets(void) {
                          harness_dir(h), dir, harness_dir(h), dir, harness_dir(h), dir) == 0);
         kill(pid, SIGTERM);
         waitpid(pid, NULL, 0);
-}
-
-/* Until the writer named name is no longer listed (it was stopped). */
-static void wait_unlisted(Harness *h, const char *name) {
-        for (int i = 0; i < 2000 && harness_sh(h, NULL, "vssadmin list writers | grep -q \"^Writer name: '%s'\"", name) == 0;
-             i++)
-                usleep(10 * 1000);
 }
 
 /* vssbackup-restore-links-back: restored with --to while its writer is not running, a component
@@ -1185,7 +1173,7 @@ static void test_restore_links_back(void) {
         CHECK(harness_sh(h, NULL, "vssbackup backup --to '%s' --quiet", bk) == 0);
         kill(w, SIGTERM);
         waitpid(w, NULL, 0);
-        wait_unlisted(h, "linker");
+        wait_listed(h, "linker", false);
 
         _cleanup_free_ char *said = NULL;
         char want[2 * PATH_MAX];

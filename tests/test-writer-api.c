@@ -956,6 +956,26 @@ static int two_sessions(Harness *h, const char *data, const vss_id *iid) {
         return 0;
 }
 
+/* One round of backup-settings: requester fn in a child while w dispatches, then w until it has
+ * heard shutdowns BackupShutdowns (they may come after the requester's exit). */
+static void settings_round(vss_writer *w, Harness *h, int (*fn)(Harness *, const char *, const vss_id *),
+                           const char *data, const vss_id *iid, unsigned shutdowns) {
+        int errors = 0;
+        settings_seen[0] = 0;
+        pid_t child = fork_requester(fn, h, data, iid);
+        int status = dispatch_until_exit(w, child, 60000, &errors);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        for (int i = 0; i < 200; i++) {
+                unsigned heard = 0;
+                for (const char *p = settings_seen; (p = strstr(p, "backup-shutdown")); p++)
+                        heard++;
+                if (heard >= shutdowns)
+                        break;
+                errors += pump(w, 50) != 0;
+        }
+        CHECK(errors == 0);
+}
+
 /* backup-settings: the writer's events of a backup carry the requester's SetBackupState settings
  * (CVssWriter::IsPartialFileSupportEnabled, IsBootableSystemStateBackedUp) from PrepareForBackup
  * on, and the set's volumes from PrepareForSnapshot on (GetCurrentVolumeArray, IsPathAffected);
@@ -968,38 +988,21 @@ static void test_backup_settings(void) {
         char data[PATH_MAX];
         CHECK(realpath(harness_make_data(h, "data"), data) != NULL);
         settings_data = data;
-        settings_seen[0] = 0;
         reset_record();
         md_path = data;
         vss_writer *w = new_writer("settings", VSS_APP_FRONT_END, &cb);
         if (!w)
                 return;
         CHECK_HR(vss_writer_subscribe(w, harness_socket(h)), 0);
-        int errors = 0;
-        pid_t child = fork_requester(settings_backup, h, data, &(vss_id) { .bytes = { 1 } });
-        CHECK(dispatch_until_exit(w, child, 60000, &errors) >= 0);
-        for (int i = 0; i < 200 && !strstr(settings_seen, "backup-shutdown"); i++)
-                errors += pump(w, 50) != 0;
-        CHECK(errors == 0);
+        settings_round(w, h, settings_backup, data, &(vss_id) { .bytes = { 1 } }, 1);
         CHECK_STR(settings_seen, "prepare-backup:110000 prepare-snapshot:111110 freeze:111110 thaw:111110 "
                                  "post-snapshot:111110 backup-complete:111110 backup-shutdown:111110");
         /* The next backup, with nothing set: all off, and no volumes before PrepareForSnapshot. */
-        settings_seen[0] = 0;
-        child = fork_requester(settings_backup, h, data, NULL);
-        CHECK(dispatch_until_exit(w, child, 60000, &errors) >= 0);
-        for (int i = 0; i < 200 && !strstr(settings_seen, "backup-shutdown"); i++)
-                errors += pump(w, 50) != 0;
-        CHECK(errors == 0);
+        settings_round(w, h, settings_backup, data, NULL, 1);
         CHECK_STR(settings_seen, "prepare-backup:000000 prepare-snapshot:001110 freeze:001110 thaw:001110 "
                                  "post-snapshot:001110 backup-complete:001110 backup-shutdown:001110");
         /* Each session's own, also while another's are said. */
-        settings_seen[0] = 0;
-        child = fork_requester(two_sessions, h, data, NULL);
-        CHECK(dispatch_until_exit(w, child, 60000, &errors) >= 0);
-        for (int i = 0; i < 200 && !(strstr(settings_seen, "backup-shutdown") &&
-                                      strstr(strstr(settings_seen, "backup-shutdown") + 1, "backup-shutdown"));
-             i++)
-                errors += pump(w, 50) != 0; /* both sessions' BackupShutdown */
+        settings_round(w, h, two_sessions, data, NULL, 2);
         CHECK(strstr(settings_seen, "backup-complete:111110") && strstr(settings_seen, "backup-complete:001110"));
         if (!strstr(settings_seen, "backup-complete:111110"))
                 fprintf(stderr, "seen: %s\n", settings_seen);
