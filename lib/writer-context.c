@@ -7,8 +7,6 @@
  * which has no Context method, ignores it; its keys are read leniently for the same reason the
  * other way round: a newer vssd may say more. */
 
-#include <limits.h>
-
 #include "lib/basic/path-util.h"
 #include "lib/jsonv.h"
 #include "lib/writer-internal.h"
@@ -102,29 +100,11 @@ void writer_context_fill(const vss_writer *w, const char *session, vss_event_inf
         info->volumes = (const char *const *) c->volumes;
 }
 
-/* Whether a and b are one path or one lies below the other (b a volume, both absolute). */
-static bool path_meets(const char *path, const char *volume) {
-        size_t lp = strlen(path), lv = strlen(volume);
-        while (lp > 1 && path[lp - 1] == '/')
-                lp--;
-        while (lv > 1 && volume[lv - 1] == '/')
-                lv--;
-        size_t l = lp < lv ? lp : lv;
-        if (strncmp(path, volume, l) != 0)
-                return false;
-        if (lp == lv)
-                return true;
-        /* The shorter one must end at a '/' of the longer: "/data" meets "/data/x", not "/database". */
-        const char *longer = lp > lv ? path : volume;
-        return l == 1 || longer[l] == '/';
-}
-
 VSS_EXPORT bool vss_event_is_path_affected(const vss_event_info *info, const char *path) {
-        char p[PATH_MAX];
-        if (!info || !path || path_normalize(path, p, sizeof(p)) < 0)
-                return false; /* "a/../b" is b, as the set's paths are */
-        for (size_t i = 0; i < info->n_volumes; i++)
-                if (path_meets(p, info->volumes[i]))
+        /* Normalized both ("a/../b" is b), one within the other: "/data" meets "/data/x", not
+         * "/database". */
+        for (size_t i = 0; info && path && i < info->n_volumes; i++)
+                if (path_overlaps(path, info->volumes[i]))
                         return true;
         return false;
 }
