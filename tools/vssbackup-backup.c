@@ -26,9 +26,7 @@ static bool selectable_above(const vss_writer_metadata *wm, const vss_component_
         for (size_t k = 0; k < wm->n_components; k++) {
                 const vss_component_info *a = &wm->components[k];
                 snprintf(key, sizeof(key), "%s%s%s", a->logical_path, isempty(a->logical_path) ? "" : "/", a->name);
-                size_t kl = strlen(key);
-                if (a != ci && a->selectable_for_backup && strncmp(ci->logical_path, key, kl) == 0 &&
-                    (ci->logical_path[kl] == 0 || ci->logical_path[kl] == '/'))
+                if (a != ci && a->selectable_for_backup && logical_within(ci->logical_path, key))
                         return true;
         }
         return false;
@@ -381,15 +379,19 @@ static bool unnamed_components(Run *run, Choice *ch) {
         bool ok = true;
         for (size_t i = 0; i < ch->n_sel; i++) {
                 const Selected *s = &ch->sel[i];
-                if (!s->named && !document_writer(d, s->wm)) {
+                if (s->named) {
+                        ch->sel[k++] = *s;
+                        continue;
+                }
+                if (!document_writer(d, s->wm)) {
                         if (!arg_quiet)
                                 log_msg("component '%s' of writer '%s' left out: no component of its writer was named, "
                                         "so whose it is cannot be told (name it to back it up)", s->ci->name, s->wm->name);
                         continue;
                 }
-                if (!s->named && component_left_out(d, s->wm, s->ci, "name it to back it up"))
+                if (component_left_out(d, s->wm, s->ci, "name it to back it up"))
                         continue;
-                if (!s->named && ok)
+                if (ok)
                         ok = report_step(&run->r, vss_backup_add_component(run->r.b, &s->wm->instance_id, &s->wm->writer_id,
                                                                            s->ci->logical_path, s->ci->name));
                 if (s->required && !arg_quiet)

@@ -231,12 +231,6 @@ static void rules_free(StoreRestoreRule *rules, size_t n_rules, char **owned, si
         free(owned);
 }
 
-/* Puts one component's files back from each backup of the chain, oldest first. With to, every
- * destination (the original path, or one the backup or the writer names) is taken beneath to; else
- * one the backup or the writer names (and, for a user's writer, its original paths) is honoured
- * only where the writer's owner may write itself. *ret_files: the files put back; *ret_partial:
- * whether a failure may have left some in place (one past the owner checks, made before any
- * file is written). */
 /* The component's rules applied to each backup of the chain, oldest first. */
 static bool restore_chain(Run *run, Backup *chain, size_t n_chain, const vss_bc_component *c, const vss_writer_metadata *wm,
                           const vss_component_info *ci, const StoreRestoreRule *rules, size_t n_rules, bool wished,
@@ -275,6 +269,12 @@ static bool restore_chain(Run *run, Backup *chain, size_t n_chain, const vss_bc_
         return ok;
 }
 
+/* Puts one component's files back from each backup of the chain, oldest first. With to, every
+ * destination (the original path, or one the backup or the writer names) is taken beneath to; else
+ * one the backup or the writer names (and, for a user's writer, its original paths) is honoured
+ * only where the writer's owner may write itself. *ret_files: the files put back; *ret_partial:
+ * whether a failure may have left some in place (one past the owner checks, made before any
+ * file is written). */
 static bool restore_component(Run *run, Backup *chain, size_t n_chain, const vss_backup_document *d,
                               const vss_bc_component *c, const char *to, uint64_t *ret_files, bool *ret_partial) {
         const vss_writer_metadata *wm = vss_backup_document_writer(d, c);
@@ -618,13 +618,13 @@ static void restore_selected(Run *run, const vss_backup_document *d, Backup *cha
                 } else if (present && !component_all_alternate(wm, ci)) {
                         /* VSS: any file of it on disk, none restored (a mix of two times is worse). */
                         rs = VSS_RS_NONE;
-                        snprintf(what, sizeof(what), "not restored: files of it are on disk (restore-if-not-there)");
                         if (fixed[0]) {
                                 c_ok = false;
                                 snprintf(what, sizeof(what), "not restored: %s (restore-if-can-replace)", fixed);
                                 run_fail(run, VSS_E_WRITERERROR_NONRETRYABLE, "component '%s' of writer '%s' %s", c->name,
                                          wm->name, what);
-                        }
+                        } else
+                                snprintf(what, sizeof(what), "not restored: files of it are on disk (restore-if-not-there)");
                 } else {
                         /* ...or, where the writer maps an alternate location, all of it goes there. */
                         vss_bc_component alt = *c;

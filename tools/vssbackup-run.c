@@ -102,6 +102,11 @@ bool run_start(Run *run, const char *command) {
 }
 
 
+bool logical_within(const char *lp, const char *key) {
+        size_t kl = strlen(key);
+        return strncmp(lp, key, kl) == 0 && (lp[kl] == 0 || lp[kl] == '/');
+}
+
 /* "WRITER:LOGICAL_PATH" against a writer and one of its components; with set, also the components
  * below it (whose logical path is LOGICAL_PATH or lies below it: a VSS component set). */
 static bool spec_match(const char *spec, const vss_id *writer_id, const char *writer_name, const char *lp,
@@ -117,8 +122,7 @@ static bool spec_match(const char *spec, const vss_id *writer_id, const char *wr
                 return false;
         bool writer = streq(w, writer_name) ||
                       (vss_id_from_string(w, &id) >= 0 && streq(vss_id_to_string(&id, wid), id_string(writer_id, key)));
-        size_t kl = strlen(colon + 1);
-        if (set && writer && strncmp(lp, colon + 1, kl) == 0 && (lp[kl] == 0 || lp[kl] == '/'))
+        if (set && writer && logical_within(lp, colon + 1))
                 return true;
         snprintf(key, sizeof(key), "%s%s%s", lp, isempty(lp) ? "" : "/", name);
         return writer && streq(colon + 1, key);

@@ -67,6 +67,8 @@ bool spec_matches(const char *spec, const vss_id *writer_id, const char *writer_
 /* The same, or the component lies below the one spec names (its logical path is that one's path
  * and name, or below it): selecting a component selects its component set. */
 bool spec_covers(const char *spec, const vss_id *writer_id, const char *writer_name, const char *lp, const char *name);
+/* Whether logical path lp is key ("path/name" of a component) or lies below it ("key/..."). */
+bool logical_within(const char *lp, const char *key);
 /* Store callbacks: a warning about metadata not kept (on stderr, and "warnings" in --json:
  * add_warnings()), progress on a terminal. */
 void on_warning(const char *path, const char *what, const char *error, void *userdata);
