@@ -72,13 +72,24 @@ static void put_encoded(FILE *f, const char *s) {
                         fputc(*p, f);
 }
 
+/* Closes f, an open_memstream() of *buf: what it holds, or NULL (freed) when a write or the close
+ * failed. */
+static char *memstream_end(FILE *f, char **buf) {
+        bool bad = ferror(f);
+        if (fclose(f) != 0 || bad) {
+                free(*buf);
+                *buf = NULL;
+        }
+        return TAKE_PTR(*buf);
+}
+
 /* "VAR=NAME=VALUE NAME=VALUE ...": one field of the records of the event's components, for those
  * where it is not empty. Returns NULL when out of memory. */
 static char *doc_var(vss_writer *w, const vss_event_info *info, doc_field field) {
         bool restore = info->event == VSS_EVENT_PRE_RESTORE || info->event == VSS_EVENT_POST_RESTORE;
         char *buf = NULL;
         size_t len = 0;
-        bool first = true, bad;
+        bool first = true;
         FILE *f = open_memstream(&buf, &len);
 
         if (!f)
@@ -114,12 +125,25 @@ static char *doc_var(vss_writer *w, const vss_event_info *info, doc_field field)
                 put_encoded(f, v);
                 first = false;
         }
-        bad = ferror(f);
-        if (fclose(f) != 0 || bad) {
-                free(buf);
+        return memstream_end(f, &buf);
+}
+
+/* "VSS_VOLUMES=PATH PATH ...": the set's paths, each one word (put_encoded: a path may hold
+ * spaces). NULL when out of memory. */
+static char *volumes_var(const vss_event_info *info) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+
+        if (!f)
                 return NULL;
+        fputs("VSS_VOLUMES=", f);
+        for (size_t i = 0; info && i < info->n_volumes; i++) {
+                if (i > 0)
+                        fputc(' ', f);
+                put_encoded(f, info->volumes[i]);
         }
-        return buf;
+        return memstream_end(f, &buf);
 }
 
 /* Creates the empty control file in $TMPDIR or /tmp; returns its path, or NULL with errno set. */
@@ -278,7 +302,7 @@ int32_t event_env_build(event_env *e, vss_writer *w, vss_event event, const vss_
                         char msg[MSG_MAX + 1]) {
         const char *name = vss_event_name(event) ?: "unknown", *bt = "";
         char id[VSS_ID_STRING_MAX] = "", **extra = e->vars;
-        _cleanup_free_ char *comps = NULL, *vols = NULL;
+        _cleanup_free_ char *comps = NULL;
         size_t len = 0;
         bool oom = false;
         FILE *f;
@@ -296,21 +320,6 @@ int32_t event_env_build(event_env *e, vss_writer *w, vss_event event, const vss_
                         fprintf(f, "%s%s", i > 0 ? " " : "", info->components[i]);
                 fclose(f);
         }
-        /* The set's paths, one word each (put_encoded: a path may hold spaces). */
-        f = open_memstream(&vols, &len);
-        if (f) {
-                fputs("VSS_VOLUMES=", f);
-                for (size_t i = 0; info && i < info->n_volumes; i++) {
-                        if (i > 0)
-                                fputc(' ', f);
-                        put_encoded(f, info->volumes[i]);
-                }
-                bool bad = ferror(f);
-                if (fclose(f) != 0 || bad) {
-                        free(vols);
-                        vols = NULL;
-                }
-        }
         if (info)
                 /* VSS_CONTROL, the file it names and the environment wait for a hook to run
                  * (event_env_ready): an event with no hook makes no file. */
@@ -319,8 +328,7 @@ int32_t event_env_build(event_env *e, vss_writer *w, vss_event event, const vss_
         else /* Identify: none of them, not even inherited */
                 for (doc_field i = 0; i < _DOC_MAX; i++)
                         oom = oom || !(extra[ENV_DOC + i] = strdup(doc_vars[i]));
-        extra[ENV_VOLUMES] = TAKE_PTR(vols);
-        if (oom || !comps || !extra[ENV_VOLUMES] || asprintf(&extra[ENV_EVENT], "VSS_EVENT=%s", name) < 0 ||
+        if (oom || !comps || !(extra[ENV_VOLUMES] = volumes_var(info)) || asprintf(&extra[ENV_EVENT], "VSS_EVENT=%s", name) < 0 ||
             asprintf(&extra[ENV_WRITER_NAME], "VSS_WRITER_NAME=%s", arg_name) < 0 ||
             asprintf(&extra[ENV_SET_ID], "VSS_SNAPSHOT_SET_ID=%s", id) < 0 ||
             asprintf(&extra[ENV_BACKUP_TYPE], "VSS_BACKUP_TYPE=%s", bt) < 0 ||
