@@ -68,6 +68,7 @@ struct Manager {
         size_t n_slow_identify;
         /* The session whose snapshot set is in creation: one machine-wide. */
         Session *creating;
+        uint64_t trusted_first_until_usec; /* root waits for a user's set to give way: no other starts */
         /* A commit helper started while idle, waiting for the next set's job (commit-helper.c),
          * and the timer that starts the next one after a set took it. */
         struct Commit *spare;

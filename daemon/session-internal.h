@@ -93,6 +93,10 @@ void slot_post_restore_wanted(Session *s, Slot *slot);
 int slot_select_for_restore(Session *s, Slot *slot);
 
 /* snapshot-set.c */
+#define GAVE_WAY "this session's snapshot set, in creation, gave way to root's (a user's set does)"
+/* Aborts a user's set in creation for root's, or marks it to abort when its step ends; true when
+ * it is no longer in creation. */
+bool set_give_way(Session *h);
 /* Leaves out the writers that have nothing in the set (writer_takes_part): they stay Stable with
  * the note "not involved" and get no event of it, so their failures cannot fail it. */
 void choose_participants(Session *s);

@@ -162,6 +162,9 @@ Session *session_begin_call(sd_bus_message *msg, void *userdata, SeqCall call, s
         Session *s = session_lookup(c, id, error);
         if (!s)
                 return NULL;
+        /* Marked while busy: its step has ended, so it gives way before anything else. */
+        if (s->gives_way && s->manager->creating == s && !s->busy)
+                (void) set_give_way(s);
         SeqFacts f = {
                 .phase = s->phase,
                 .busy = s->busy,
@@ -175,7 +178,8 @@ Session *session_begin_call(sd_bus_message *msg, void *userdata, SeqCall call, s
         };
         int32_t hr = seq_check(&f, call, &why);
         if (hr < 0) {
-                reply_error(error, hr, "%s: %s (session is %s)", seq_call_name(call), why, session_phase_name(s->phase));
+                reply_error(error, hr, "%s: %s (session is %s%s)", seq_call_name(call), why, session_phase_name(s->phase),
+                            s->gives_way ? "; " GAVE_WAY : "");
                 return NULL;
         }
         return s;

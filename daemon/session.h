@@ -107,6 +107,7 @@ struct Session {
         int32_t abort_hr;
         char abort_msg[1024];
         bool abort_after_op;      /* AbortBackup came during PrepareForBackup: abort when it ends */
+        bool gives_way;           /* a user's set in creation that root's requester wants gone */
         Commit commit;            /* the copy-ahead or provider commit child of the set */
         uint64_t freeze_start_usec;
         size_t hold_mounts;       /* filesystems journalled as about to be held (0: no journal) */

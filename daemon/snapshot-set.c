@@ -13,13 +13,71 @@
 #include "lib/basic/time-util.h"
 #include "lib/components.h"
 
+/* Root's wait for a user's set to give way (below): while it lasts, only root starts a set. */
+#define TRUSTED_FIRST_USEC (120 * USEC_PER_SEC)
+
+/* A user's set in creation gives way to root's: one user holding StartSnapshotSet open would
+ * otherwise keep every set on the machine out. Not busy, it is aborted at once, as by its own
+ * AbortBackup (its writers that prepared get Abort). Busy, it is marked: it aborts as its step
+ * ends (a paused DoSnapshotSet at once; one under way, bounded by the writers' timeouts, ends
+ * first). True when the set is no longer in creation. */
+bool set_give_way(Session *h) {
+        h->gives_way = true;
+        if (h->busy) {
+                if (h->op == CALL_DO_SNAPSHOT_SET && h->paused)
+                        request_abort(h, VSS_E_SNAPSHOT_SET_IN_PROGRESS, GAVE_WAY);
+                else if (h->op == CALL_PREPARE_FOR_BACKUP)
+                        h->abort_after_op = true;
+                return h->manager->creating != h;
+        }
+        log_info("a user's snapshot set in creation (uid %u) gives way to root's", (unsigned) h->requester_uid);
+        switch (abort_backup_action(h->phase, false, CALL_ABORT_BACKUP)) {
+        case ABORT_SESSION:
+                creating_done(h);
+                h->phase = seq_next(h->phase, CALL_ABORT_BACKUP);
+                set_delete(h, NULL);
+                break;
+        case ABORT_WRITERS:
+                abort_backup_start(h);
+                break;
+        default:
+                break;
+        }
+        return h->manager->creating != h;
+}
+
+static int set_in_progress(Session *s, sd_bus_error *error) {
+        Manager *m = s->manager;
+        Session *h = m->creating;
+        bool trusted = uid_trusted(s->requester_uid);
+        if (!h && (trusted || now_monotonic_usec() >= m->trusted_first_until_usec))
+                return 0;
+        if (!h)
+                return reply_error(error, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
+                                   "root's requester waits to start a snapshot set; try again in a moment");
+        if (!trusted || uid_trusted(h->requester_uid))
+                return reply_error(error, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
+                                   "another snapshot set is in creation; only one at a time machine-wide");
+        if (set_give_way(h))
+                return 0;
+        m->trusted_first_until_usec = now_monotonic_usec() + TRUSTED_FIRST_USEC;
+        return reply_error(error, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
+                           "a user's snapshot set in creation gives way to root's once its current step ends; "
+                           "try again in a moment");
+}
+
 int method_start_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         char id[VSS_ID_STRING_MAX];
         BEGIN(CALL_START_SNAPSHOT_SET);
         Manager *m = s->manager;
-        if (m->creating && m->creating != s)
-                return reply_error(error, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
-                                   "another snapshot set is in creation; only one at a time machine-wide");
+        if (m->creating != s) {
+                int r = set_in_progress(s, error);
+                if (r < 0)
+                        return r;
+        }
+        if (uid_trusted(s->requester_uid))
+                m->trusted_first_until_usec = 0;
+        s->gives_way = false;
         if (vss_id_new(&s->set_id) < 0)
                 return -ENOMEM;
         s->set_made = false;

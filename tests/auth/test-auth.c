@@ -23,6 +23,8 @@
 #include <time.h>
 
 #include "lib/client.h"
+#include <json-c/json.h>
+
 #include "tests/users.h"
 
 
@@ -346,6 +348,135 @@ static void test_session_isolation_users(void) {
         close(up[0]), close(up[1]), close(down[0]), close(down[1]);
 }
 
+/* auth-set-gives-way: a user with the create right holds a snapshot set in creation. Root's
+ * requester takes the machine's one set from it: at once when it is idle (its writers that
+ * prepared get Abort, its next call learns why); once its step ends when it is busy, and then no
+ * other user starts one before root's requester tries again. */
+
+struct Holder {
+        const char *data;
+        int to_parent, from_parent;
+};
+
+static void alice_holds_set(Harness *h, void *userdata) {
+        struct Holder *a = userdata;
+        vss_backup *b = session_as_user(h);
+        char go;
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, a->data, NULL, NULL), 0);
+        CHECK(write(a->to_parent, "s", 1) == 1);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+        CHECK(write(a->to_parent, "p", 1) == 1);
+        CHECK(read(a->from_parent, &go, 1) == 1);
+        CHECK_HR(vss_backup_do_snapshot_set_sync(b), VSS_E_BAD_STATE);
+        CHECK(strstr(vss_backup_errmsg(b), "gave way to root's") != NULL);
+        vss_backup_release(b);
+}
+
+/* The same, paused in DoSnapshotSet before Freeze: the set aborts with its writers' Abort and
+ * its DoSnapshotSet gives the reason. */
+static void alice_holds_paused(Harness *h, void *userdata) {
+        struct Holder *a = userdata;
+        vss_backup *b = session_as_user(h);
+        vss_async *as = NULL;
+        uint32_t point = 0;
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_add_to_snapshot_set(b, a->data, NULL, NULL), 0);
+        CHECK_HR(vss_backup_prepare_for_backup_sync(b), 0);
+        CHECK_HR(vss_backup_do_snapshot_set_paused(b, VSS_PAUSE_BEFORE_FREEZE, &as), 0);
+        CHECK_HR(vss_backup_wait_paused(b, 20000, &point, NULL), 0);
+        CHECK(point == VSS_PAUSE_BEFORE_FREEZE);
+        CHECK(write(a->to_parent, "P", 1) == 1);
+        CHECK_HR(vss_async_wait(as, 20000), VSS_E_SNAPSHOT_SET_IN_PROGRESS);
+        CHECK(strstr(vss_backup_errmsg(b), "gave way to root's") != NULL);
+        vss_async_free(as);
+        vss_backup_release(b);
+}
+
+static void carol_starts_set(Harness *h, void *userdata) {
+        vss_backup *b = session_as_user(h);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), VSS_E_SNAPSHOT_SET_IN_PROGRESS);
+        CHECK(strstr(vss_backup_errmsg(b), "root's requester waits") != NULL);
+        vss_backup_release(b);
+}
+
+static pid_t holder_start(Harness *h, struct Holder *a, int up[2], int down[2]) {
+        CHECK(pipe(up) == 0 && pipe(down) == 0);
+        *a = (struct Holder) { .data = harness_make_data(h, "data"), .to_parent = up[1], .from_parent = down[0] };
+        return spawn_as(ALICE, alice_holds_set, h, a);
+}
+
+static void holder_end(pid_t pid, int up[2], int down[2]) {
+        CHECK(write(down[1], "g", 1) == 1);
+        wait_ok(pid, "alice's session");
+        close(up[0]), close(up[1]), close(down[0]), close(down[1]);
+}
+
+static void test_set_gives_way(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        harness_writer(h, "w", NULL);
+        struct Holder a;
+        int up[2], down[2];
+        char c = 0;
+
+        /* Idle since PrepareForBackup: root's vssadmin makes its shadow. */
+        pid_t pid = holder_start(h, &a, up, down);
+        CHECK(read(up[0], &c, 1) == 1 && c == 's' && read(up[0], &c, 1) == 1 && c == 'p');
+        int st = -1;
+        json_object *out = harness_json(h, &st, "vssadmin create shadow --json --for '%s'", a.data);
+        CHECK(st == 0);
+        CHECK_STR(json_str(out, "result"), "ok");
+        json_object_put(out);
+        /* Alice's Identify and PrepareForBackup, vssadmin's Identify, then Abort of alice's set at
+         * vssadmin's StartSnapshotSet, then vssadmin's backup. */
+        char *ev = harness_events(h, "w");
+        CHECK_STR(ev, "identify prepare-backup identify abort prepare-backup prepare-snapshot freeze thaw post-snapshot "
+                      "backup-complete backup-shutdown");
+        free(ev);
+        holder_end(pid, up, down);
+
+        /* Busy in PrepareForBackup: root is told to try again, carol is kept out, and once the
+         * step ends the set is aborted and root's starts. */
+        harness_clear_log(h);
+        harness_set(h, "w", "prepare-backup", "wait");
+        pid = holder_start(h, &a, up, down);
+        CHECK(read(up[0], &c, 1) == 1 && c == 's');
+        CHECK(harness_wait_started(h, "w", "prepare-backup"));
+        vss_backup *b = harness_session(h);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), VSS_E_SNAPSHOT_SET_IN_PROGRESS);
+        CHECK(strstr(vss_backup_errmsg(b), "gives way to root's once its current step ends") != NULL);
+        harness_go(h, "w", "prepare-backup");
+        CHECK(read(up[0], &c, 1) == 1 && c == 'p');
+        CHECK(harness_wait_event(h, "w", "abort", 20000));
+        run_as(CAROL, carol_starts_set, h, NULL, "carol while root waits");
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        CHECK_HR(vss_backup_abort_backup(b), 0);
+        vss_backup_release(b);
+        holder_end(pid, up, down);
+
+        /* Paused before Freeze: aborted at once, root's next try starts. */
+        harness_clear_log(h);
+        harness_set(h, "w", "prepare-backup", "ok");
+        CHECK(pipe(up) == 0 && pipe(down) == 0);
+        a = (struct Holder) { .data = a.data, .to_parent = up[1], .from_parent = down[0] };
+        pid = spawn_as(ALICE, alice_holds_paused, h, &a);
+        CHECK(read(up[0], &c, 1) == 1 && c == 'P');
+        b = harness_session(h);
+        int32_t hr = vss_backup_start_snapshot_set(b, NULL);
+        CHECK(hr == 0 || hr == VSS_E_SNAPSHOT_SET_IN_PROGRESS);
+        CHECK(harness_wait_event(h, "w", "abort", 20000));
+        wait_ok(pid, "alice's paused session");
+        if (hr != 0)
+                CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
+        vss_backup_release(b);
+        close(up[0]), close(up[1]), close(down[0]), close(down[1]);
+        /* Then BackupShutdown of both sessions, as they are released. */
+        static const char before[] = "identify prepare-backup prepare-snapshot identify abort";
+        ev = harness_events(h, "w");
+        CHECK(ev && strncmp(ev, before, strlen(before)) == 0);
+        free(ev);
+}
+
 /* auth-rights */
 
 static void carol_limited(Harness *h, void *userdata) {
@@ -574,6 +705,7 @@ static const TestCase cases[] = {
         { "auth-fake-vssd", test_fake_vssd },
         { "auth-session-isolation-users", test_session_isolation_users },
         { "auth-rights", test_rights },
+        { "auth-set-gives-way", test_set_gives_way },
         { "auth-limits", test_limits },
         {},
 };
