@@ -117,14 +117,17 @@ int32_t seq_check(const SeqFacts *f, SeqCall call, const char **ret_why) {
                 why = "not valid in a context without writers";
         else if (!(valid_in[call] & PH(f->phase)) && !no_writers_shortcut(f, call))
                 why = "not valid in this phase of the session";
+        /* VSS: AddComponent and SetBackupState return VSS_E_BAD_STATE "called during a restore
+         * operation": a restore's components and backup type are its document's. */
+        else if ((call == CALL_START_SNAPSHOT_SET || call == CALL_SET_CONTEXT || call == CALL_SET_BACKUP_STATE ||
+                  call == CALL_ADD_COMPONENT) && f->restore)
+                why = "not valid in a restore session";
         else if (call == CALL_ADD_COMPONENT && !f->component_mode)
                 why = "components can only be added in component mode (SetBackupState)";
         /* With writers an empty set is fine (VSS: they quiesce, nothing is cut); without, it
          * would make nothing at all. */
         else if (call == CALL_DO_SNAPSHOT_SET && f->n_volumes == 0 && f->no_writers)
                 why = "the snapshot set has no volumes";
-        else if ((call == CALL_START_SNAPSHOT_SET || call == CALL_SET_CONTEXT) && f->restore)
-                why = "not valid in a restore session";
         else if (call == CALL_PRE_RESTORE && !f->restore)
                 why = "not valid in a backup session";
 

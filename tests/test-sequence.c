@@ -77,6 +77,11 @@ static void test_rules(void) {
         CHECK(seq_check(&f, CALL_POST_RESTORE, NULL) == VSS_E_BAD_STATE);
         f.phase = PHASE_METADATA;
         CHECK(seq_check(&f, CALL_START_SNAPSHOT_SET, NULL) == VSS_E_BAD_STATE);
+        /* A restore's components and backup type are its document's. */
+        f.component_mode = true;
+        CHECK(seq_check(&f, CALL_SET_BACKUP_STATE, &why) == VSS_E_BAD_STATE && strstr(why, "restore session"));
+        CHECK(seq_check(&f, CALL_ADD_COMPONENT, &why) == VSS_E_BAD_STATE && strstr(why, "restore session"));
+        CHECK(seq_check(&f, CALL_SET_COMPONENT_PROPERTY, NULL) == 0);
         f = (SeqFacts) { .phase = PHASE_METADATA };
         CHECK(seq_check(&f, CALL_PRE_RESTORE, NULL) == VSS_E_BAD_STATE);
         /* AbortBackup is refused only before the session is initialized (Windows' one

@@ -77,7 +77,9 @@ VSS_EXPORT int vss_backup_get_session_id(vss_backup *b, vss_id *ret);
 VSS_EXPORT int vss_backup_initialize_for_backup(vss_backup *b);
 /* Starts a restore. document: the backup components document saved by the backup being
  * restored, or NULL to address the writers that run now without one (checked here first: a bad
- * one fails with VSS_E_INVALIDARG naming the field, and nothing is sent). Errors: the session
+ * one fails with VSS_E_INVALID_XML_DOCUMENT, as in VSS, its message naming the field, and
+ * nothing is sent). A restore session refuses SetBackupState and AddComponent (VSS_E_BAD_STATE):
+ * its backup type and components are the document's. Errors: the session
  * errors. */
 VSS_EXPORT int vss_backup_initialize_for_restore(vss_backup *b, const char *document);
 /* The session's backup components document as JSON (malloc'd, the caller frees): after
@@ -146,7 +148,7 @@ VSS_EXPORT int vss_backup_do_snapshot_set_sync(vss_backup *b);
  * writer that got PrepareForSnapshot, nothing kept, the do-snapshot-set's result VSS_E_ABORT (or
  * VSS_S_ASYNC_CANCELLED for the cancelled handle). The freeze windows keep running while paused
  * before the commit: a set paused past the smallest window of its frozen writers aborts as a
- * window exceeded during the commit does (VSS_E_WRITERERROR_TIMEOUT, the writer FailedAtThaw).
+ * window exceeded during the commit does (VSS_E_WRITERERROR_TIMEOUT, the writer FailedAtFreeze).
  * A frozen writer lost while paused aborts the set at once. A requester that dies (or frees the
  * handle) while paused ends the session as at any other time: Abort, nothing kept. */
 
