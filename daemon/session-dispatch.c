@@ -334,7 +334,7 @@ static int event_message(Session *s, const Slot *slot, vss_event event, sd_bus_m
 }
 
 /* Before PrepareForBackup and PrepareForSnapshot, the writer's Context: the requester's settings
- * and, from PrepareForSnapshot, the set's volumes it may see (lib/writer-context.c). No answer is
+ * (SetBackupState's, SetContext's) and, from PrepareForSnapshot, the set's volumes it may see (lib/writer-context.c). No answer is
  * asked: a writer of an older libvss has no such method and ignores it; the Event after it keeps
  * its order on the connection. */
 static void context_send(Session *s, const Slot *slot, vss_event event) {
@@ -342,7 +342,8 @@ static void context_send(Session *s, const Slot *slot, vss_event event) {
         char sid[VSS_ID_STRING_MAX];
         json_object *o = json_object_new_object(), *vols = json_object_new_array();
         bool ok = o && vols && json_object_object_add(o, "partial_file_support", json_object_new_boolean(s->partial)) == 0 &&
-                  json_object_object_add(o, "bootable_system_state", json_object_new_boolean(s->bootable)) == 0;
+                  json_object_object_add(o, "bootable_system_state", json_object_new_boolean(s->bootable)) == 0 &&
+                  json_object_object_add(o, "context", json_object_new_int64(s->context)) == 0;
         for (size_t i = 0; ok && event == VSS_EVENT_PREPARE_SNAPSHOT && i < s->n_volumes; i++)
                 if (slot_may_see_volume(s, slot, i))
                         ok = json_object_array_add(vols, json_object_new_string(s->volumes[i].path)) == 0;

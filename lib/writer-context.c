@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* libvss, writer face: what vssd says of a session's backup beside its events (the writer's
- * Context method): the requester's partial-file and bootable-system-state settings before
- * PrepareForBackup, those and the set's volumes before PrepareForSnapshot (CVssWriter's
- * IsPartialFileSupportEnabled, IsBootableSystemStateBackedUp, GetCurrentVolumeArray and
- * IsPathAffected). vssd sends it without asking for an answer, so a writer of an older libvss,
+ * Context method): the requester's partial-file and bootable-system-state settings and its
+ * context before PrepareForBackup, those and the set's volumes before PrepareForSnapshot
+ * (CVssWriter's IsPartialFileSupportEnabled, IsBootableSystemStateBackedUp, GetContext,
+ * GetCurrentVolumeArray and IsPathAffected). vssd sends it without asking for an answer, so a writer of an older libvss,
  * which has no Context method, ignores it; its keys are read leniently for the same reason the
  * other way round: a newer vssd may say more. */
 
@@ -36,12 +36,14 @@ static int writer_context_set(vss_writer *w, const char *session, const char *js
         JsonReader v = {};
         json_object *o = jv_parse(&v, json, VSS_MAX_DOCUMENT, "context");
         bool partial = false, bootable = false;
+        uint32_t context = 0;
         json_object *arr = NULL;
         size_t n = 0;
         char **volumes = NULL;
         if (o) {
                 partial = jv_bool(&v, o, "partial_file_support", false);
                 bootable = jv_bool(&v, o, "bootable_system_state", false);
+                context = (uint32_t) jv_int(&v, o, "context", 0, UINT32_MAX, 0);
                 arr = jv_array(&v, o, "volumes", VSS_MAX_VOLUMES, false);
         }
         if (arr && !jv_failed(&v) && !(volumes = calloc(json_object_array_length(arr) + 1, sizeof(char *))))
@@ -76,7 +78,7 @@ static int writer_context_set(vss_writer *w, const char *session, const char *js
                                 c = &w->ctx[i];
         }
         context_clear(c);
-        *c = (struct WriterContext) { s, partial, bootable, volumes, n, ++w->ctx_said };
+        *c = (struct WriterContext) { s, partial, bootable, context, volumes, n, ++w->ctx_said };
         return 0;
 }
 
@@ -96,6 +98,7 @@ void writer_context_fill(const vss_writer *w, const char *session, vss_event_inf
                 return;
         info->partial_file_support = c->partial;
         info->bootable_system_state = c->bootable;
+        info->context = c->context;
         info->n_volumes = c->n_volumes;
         info->volumes = (const char *const *) c->volumes;
 }

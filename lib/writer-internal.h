@@ -58,6 +58,7 @@ struct vss_writer {
         struct WriterContext {
                 char *session;
                 bool partial, bootable;
+                uint32_t context;
                 char **volumes;
                 size_t n_volumes;
                 uint64_t said; /* when, in w->ctx_said's count */

@@ -905,7 +905,7 @@ static void test_metadata_control_chars(void) {
 }
 
 /* What the settings callbacks saw, per event: partial, bootable, the volumes and whether data/x
- * and an outside path are affected. */
+ * and an outside path are affected, then the context. */
 static char settings_seen[1024];
 static const char *settings_data;
 
@@ -913,19 +913,20 @@ static bool cb_settings(vss_writer *w, const vss_event_info *info, void *userdat
         char sub[PATH_MAX + 8];
         snprintf(sub, sizeof(sub), "%s/x", settings_data);
         size_t len = strlen(settings_seen);
-        snprintf(settings_seen + len, sizeof(settings_seen) - len, "%s%s:%d%d%zu%d%d%d", len ? " " : "",
+        snprintf(settings_seen + len, sizeof(settings_seen) - len, "%s%s:%d%d%zu%d%d%d:%x", len ? " " : "",
                  vss_event_name(info->event), info->partial_file_support, info->bootable_system_state, info->n_volumes,
                  info->n_volumes > 0 && streq(info->volumes[0], settings_data), vss_event_is_path_affected(info, sub),
-                 vss_event_is_path_affected(info, "/nonexistent-elsewhere"));
+                 vss_event_is_path_affected(info, "/nonexistent-elsewhere"), (unsigned) info->context);
         return on_event(info, info->event);
 }
 
-/* The requester of backup-settings: partial files and bootable system state on (iid non-null),
- * or nothing set. */
+/* The requester of backup-settings: partial files and bootable system state on, context
+ * VSS_CTX_APP_ROLLBACK (iid non-null), or nothing set. */
 static int settings_backup(Harness *h, const char *data, const vss_id *iid) {
         vss_backup *b = NULL;
         if (vss_backup_new(harness_socket(h), &b) < 0 || vss_backup_initialize_for_backup(b) < 0 ||
-            (iid && vss_backup_set_backup_state(b, false, true, VSS_BT_INCREMENTAL, true) < 0) ||
+            (iid && (vss_backup_set_backup_state(b, false, true, VSS_BT_INCREMENTAL, true) < 0 ||
+                     vss_backup_set_context(b, VSS_CTX_APP_ROLLBACK) < 0)) ||
             vss_backup_gather_writer_metadata_sync(b) < 0 || vss_backup_start_snapshot_set(b, NULL) < 0 ||
             vss_backup_add_to_snapshot_set(b, data, NULL, NULL) < 0 || vss_backup_prepare_for_backup_sync(b) < 0 ||
             vss_backup_do_snapshot_set_sync(b) < 0 || vss_backup_backup_complete_sync(b) < 0)
@@ -995,16 +996,16 @@ static void test_backup_settings(void) {
                 return;
         CHECK_HR(vss_writer_subscribe(w, harness_socket(h)), 0);
         settings_round(w, h, settings_backup, data, &(vss_id) { .bytes = { 1 } }, 1);
-        CHECK_STR(settings_seen, "prepare-backup:110000 prepare-snapshot:111110 freeze:111110 thaw:111110 "
-                                 "post-snapshot:111110 backup-complete:111110 backup-shutdown:111110");
+        CHECK_STR(settings_seen, "prepare-backup:110000:9 prepare-snapshot:111110:9 freeze:111110:9 thaw:111110:9 "
+                                 "post-snapshot:111110:9 backup-complete:111110:9 backup-shutdown:111110:9");
         /* The next backup, with nothing set: all off, and no volumes before PrepareForSnapshot. */
         settings_round(w, h, settings_backup, data, NULL, 1);
-        CHECK_STR(settings_seen, "prepare-backup:000000 prepare-snapshot:001110 freeze:001110 thaw:001110 "
-                                 "post-snapshot:001110 backup-complete:001110 backup-shutdown:001110");
+        CHECK_STR(settings_seen, "prepare-backup:000000:0 prepare-snapshot:001110:0 freeze:001110:0 thaw:001110:0 "
+                                 "post-snapshot:001110:0 backup-complete:001110:0 backup-shutdown:001110:0");
         /* Each session's own, also while another's are said. */
         settings_round(w, h, two_sessions, data, NULL, 2);
-        CHECK(strstr(settings_seen, "backup-complete:111110") && strstr(settings_seen, "backup-complete:001110"));
-        if (!strstr(settings_seen, "backup-complete:111110"))
+        CHECK(strstr(settings_seen, "backup-complete:111110:0") && strstr(settings_seen, "backup-complete:001110:0"));
+        if (!strstr(settings_seen, "backup-complete:111110:0"))
                 fprintf(stderr, "seen: %s\n", settings_seen);
         vss_writer_free(w);
 }

@@ -71,6 +71,8 @@ typedef struct vss_event_info {
         bool bootable_system_state;
         size_t n_volumes;                 /* from PrepareForSnapshot: the set's paths (a user's */
         const char *const *volumes;       /* writer: those its components meet) */
+        uint32_t context;                 /* the requester's VSS_CTX_* with its attributes
+                                           * (CVssWriter::GetContext) */
 } vss_event_info;
 
 /* Since 0.4: whether path (absolute), or something below it, is in the snapshot set of info

@@ -29,7 +29,8 @@ class Embedded(openvss.Writer):
         self.seen("freeze")
         # The requester's settings and the set's volumes (IsPathAffected).
         self.freeze_info = (info.partial_file_support, info.bootable_system_state, info.volumes,
-                            info.is_path_affected(os.path.join(self.data, "x")), info.is_path_affected("/elsewhere"))
+                            info.is_path_affected(os.path.join(self.data, "x")), info.is_path_affected("/elsewhere"),
+                            info.context)
 
     def thaw(self, info):
         self.seen("thaw")
@@ -55,6 +56,7 @@ def main():
         with openvss.Backup(h.socket) as b:
             b.initialize_for_backup()
             b.set_backup_state(partial_file_support=True)
+            b.set_context(openvss.VSS_CTX_APP_ROLLBACK)
             check.eq([m.name for m in b.gather_writer_metadata()], ["embedded"], "metadata")
             b.start_snapshot_set()
             b.add_to_snapshot_set(data)
@@ -68,7 +70,7 @@ def main():
         t.join()
     check.eq(w.events, [("identify", "writer-loop"), ("freeze", "writer-loop"), ("thaw", "writer-loop")],
              "events, on the writer's thread")
-    check.eq(w.freeze_info, (True, False, [os.path.realpath(data)], True, False), "settings and volumes at freeze")
+    check.eq(w.freeze_info, (True, False, [os.path.realpath(data)], True, False, openvss.VSS_CTX_APP_ROLLBACK), "settings and volumes at freeze")
     w.close()
     h.close()
     if check.failures:

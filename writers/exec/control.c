@@ -49,6 +49,7 @@ enum {
         ENV_COMPONENTS,
         ENV_PARTIAL,
         ENV_BOOTABLE,
+        ENV_CONTEXT,
         ENV_VOLUMES,
         ENV_DOC,
 };
@@ -334,7 +335,8 @@ int32_t event_env_build(event_env *e, vss_writer *w, vss_event event, const vss_
             asprintf(&extra[ENV_BACKUP_TYPE], "VSS_BACKUP_TYPE=%s", bt) < 0 ||
             asprintf(&extra[ENV_COMPONENTS], "VSS_COMPONENTS=%s", comps) < 0 ||
             asprintf(&extra[ENV_PARTIAL], "VSS_PARTIAL_FILE_SUPPORT=%d", info && info->partial_file_support) < 0 ||
-            asprintf(&extra[ENV_BOOTABLE], "VSS_BOOTABLE_SYSTEM_STATE=%d", info && info->bootable_system_state) < 0) {
+            asprintf(&extra[ENV_BOOTABLE], "VSS_BOOTABLE_SYSTEM_STATE=%d", info && info->bootable_system_state) < 0 ||
+            asprintf(&extra[ENV_CONTEXT], "VSS_CONTEXT=0x%x", info ? info->context : 0) < 0) {
                 snprintf(msg, MSG_MAX + 1, "out of memory");
                 return VSS_E_WRITERERROR_OUTOFRESOURCES;
         }

@@ -446,10 +446,10 @@ static void test_status_direct_stall(void) {
 }
 
 /* The hooks' view of the requester's settings and the set's volumes, one line per writer and
- * event ("NAME EVENT PARTIAL BOOTABLE VOLUMES"), from a hook beside the harness's. */
+ * event ("NAME EVENT PARTIAL BOOTABLE CONTEXT VOLUMES"), from a hook beside the harness's. */
 static const char env_hook[] = "#!/bin/sh\n"
                                "echo \"$VSS_WRITER_NAME $1 $VSS_PARTIAL_FILE_SUPPORT $VSS_BOOTABLE_SYSTEM_STATE "
-                               "$VSS_VOLUMES\" >> \"$HARNESS_DIR/envlog\"\n";
+                               "$VSS_CONTEXT $VSS_VOLUMES\" >> \"$HARNESS_DIR/envlog\"\n";
 
 /* trust-volumes-own-only: a writer's events tell it the requester's settings and the set's
  * volumes (GetCurrentVolumeArray), but a user's writer only the volumes its components meet
@@ -484,13 +484,13 @@ static void test_volumes_own_only(void) {
         char want[4 * PATH_MAX], *o = NULL;
         CHECK(harness_sh(h, &o, "cat '%s/envlog'", harness_dir(h)) == 0);
         /* Settings from PrepareForBackup on; volumes from PrepareForSnapshot on. */
-        CHECK(o && strstr(o, "bob-own prepare-backup 1 1 \n"));
+        CHECK(o && strstr(o, "bob-own prepare-backup 1 1 0x0 \n"));
         const char *const events[] = { "prepare-snapshot", "freeze", "backup-shutdown" };
         for (size_t i = 0; i < ELEMENTSOF(events); i++) {
-                snprintf(want, sizeof(want), "bob-own %s 1 1 %s\n", events[i], bobs);
+                snprintf(want, sizeof(want), "bob-own %s 1 1 0x0 %s\n", events[i], bobs);
                 CHECK(o && strstr(o, want));
         }
-        snprintf(want, sizeof(want), "rootw freeze 1 1 %s %s\n", data, bobs);
+        snprintf(want, sizeof(want), "rootw freeze 1 1 0x0 %s %s\n", data, bobs);
         CHECK(o && strstr(o, want));
         if (o && !strstr(o, want))
                 fprintf(stderr, "envlog:\n%s", o);
