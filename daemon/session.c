@@ -205,12 +205,15 @@ int method_set_context(sd_bus_message *msg, void *userdata, sd_bus_error *error)
                 return reply_error(error, VSS_E_BAD_STATE, "SetContext was called already; it may be called once");
         /* A context, with the one attribute a requester may add that OpenVSS can keep: a shadow
          * is never written to after the cut. */
-        switch (ctx & ~VSS_VOLSNAP_ATTR_NO_AUTORECOVERY) {
+        switch (ctx == VSS_CTX_ALL ? ctx : ctx & ~VSS_VOLSNAP_ATTR_NO_AUTORECOVERY) {
+        case VSS_CTX_ALL: /* VSS: valid for SetContext; StartSnapshotSet refuses it */
         case VSS_CTX_BACKUP: case VSS_CTX_FILE_SHARE_BACKUP: case VSS_CTX_NAS_ROLLBACK: case VSS_CTX_APP_ROLLBACK:
         case VSS_CTX_CLIENT_ACCESSIBLE: case VSS_CTX_CLIENT_ACCESSIBLE_WRITERS:
                 break;
         default:
-                return reply_error(error, VSS_E_INVALIDARG, "unknown snapshot context 0x%x", ctx);
+                return reply_error(error, VSS_E_INVALIDARG, "unknown snapshot context 0x%x (a VSS_CTX_* value, "
+                                   "optionally with VSS_VOLSNAP_ATTR_NO_AUTORECOVERY; transportable, differential "
+                                   "and plex shadows are not made)", ctx);
         }
         s->context = ctx;
         s->context_set = true;

@@ -70,6 +70,8 @@ int method_start_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error 
         char id[VSS_ID_STRING_MAX];
         BEGIN(CALL_START_SNAPSHOT_SET);
         Manager *m = s->manager;
+        if (s->context == VSS_CTX_ALL)
+                return reply_error(error, VSS_E_BAD_STATE, "VSS_CTX_ALL is a context for queries, not for making a set");
         if (m->creating != s) {
                 int r = set_in_progress(s, error);
                 if (r < 0)

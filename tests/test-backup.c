@@ -513,12 +513,27 @@ static void test_empty_set(void) {
         CHECK(harness_count_shadow_files(h) == 0);
 }
 
+/* VSS_CTX_ALL: SetContext takes it, as in VSS; no set is made in it, and the session still
+ * gathers status. */
+static void check_context_all(Harness *h) {
+        vss_backup *b = harness_session(h);
+        CHECK_HR(vss_backup_set_context(b, VSS_CTX_ALL), 0);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), VSS_E_BAD_STATE);
+        CHECK(strstr(vss_backup_errmsg(b), "VSS_CTX_ALL") != NULL);
+        CHECK_HR(vss_backup_gather_writer_status_sync(b), 0);
+        vss_backup_release(b);
+}
+
 static void test_bad_input(void) {
         Harness *h = harness_new(NULL);
         char *data = harness_make_data(h, "data");
         char path[600];
+        check_context_all(h);
         vss_backup *b = harness_session(h);
         CHECK_HR(vss_backup_set_context(b, 0x1234), VSS_E_INVALIDARG);
+        /* Transportable shadows are not made (README, deviations). */
+        CHECK_HR(vss_backup_set_context(b, VSS_CTX_BACKUP | 0x20), VSS_E_INVALIDARG);
+        CHECK(strstr(vss_backup_errmsg(b), "transportable") != NULL);
         CHECK_HR(vss_backup_set_backup_state(b, false, false, (vss_backup_type) 99, false), VSS_E_INVALIDARG);
         CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
         CHECK_HR(vss_backup_add_to_snapshot_set(b, "relative/path", NULL, NULL), VSS_E_INVALIDARG);

@@ -173,6 +173,8 @@ VSS_EXPORT const char *vss_backup_type_name(vss_backup_type t);
 #define VSS_CTX_APP_ROLLBACK 0x00000009u
 #define VSS_CTX_CLIENT_ACCESSIBLE 0x0000001du
 #define VSS_CTX_CLIENT_ACCESSIBLE_WRITERS 0x0000000du
+/* Every context: valid for SetContext, not for making a set (StartSnapshotSet: VSS_E_BAD_STATE). */
+#define VSS_CTX_ALL 0xffffffffu
 
 /* Application level: the order of Freeze (front-end first) and of Thaw/Abort (reverse). Unlike the
  * rest of this file, these numbers are OpenVSS's own, in Freeze order (VSS_APPLICATION_LEVEL numbers
