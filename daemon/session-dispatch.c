@@ -133,15 +133,28 @@ static const sd_bus_error *reply_read(const Call *call, sd_bus_message *reply, i
         return e;
 }
 
+static bool files_printable(const vss_file_desc *f, size_t n) {
+        bool ok = true;
+        for (size_t i = 0; ok && i < n; i++)
+                ok = name_printable(f[i].path) && name_printable(f[i].filespec);
+        return ok;
+}
+
 /* Whether the names a requester shows (the instance's, the components' and their logical paths and
- * captions) hold no control character: they reach logs and root's terminal. */
+ * captions) and the paths it takes hold no control character: they reach logs and root's
+ * terminal, and requesters pass paths on in lines (vssbackup exec's VSS_SHADOW_PATHS: a user's
+ * path "/home/u\n/etc" would add /etc to root's list). */
 static bool metadata_printable(const vss_writer_metadata *m, char *why, size_t size) {
-        bool ok = name_printable(m->instance_name);
+        bool ok = name_printable(m->instance_name) && files_printable(m->excludes, m->n_excludes);
         for (size_t i = 0; ok && i < m->n_components; i++)
                 ok = name_printable(m->components[i].name) && name_printable(m->components[i].logical_path) &&
-                     name_printable(m->components[i].caption);
+                     name_printable(m->components[i].caption) &&
+                     files_printable(m->components[i].files, m->components[i].n_files);
+        for (size_t i = 0; ok && i < m->n_alternate_mappings; i++)
+                ok = name_printable(m->alternate_mappings[i].path) && name_printable(m->alternate_mappings[i].filespec) &&
+                     name_printable(m->alternate_mappings[i].destination);
         if (!ok)
-                snprintf(why, size, "control characters in a name, logical path or caption");
+                snprintf(why, size, "control characters in a name, logical path, caption or path");
         return ok;
 }
 

@@ -288,3 +288,11 @@ pid_t writer_as_args(Harness *h, const char *user, const char *name, const char 
         test_failures++;
         exit(1);
 }
+
+char *id_spec(char *buf, size_t size, const char *writer, const char *component) {
+        vss_id id;
+        char s[VSS_ID_STRING_MAX];
+        vss_id_from_name(writer, &id);
+        snprintf(buf, size, "%s:%s", vss_id_to_string(&id, s), component);
+        return buf;
+}

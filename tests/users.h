@@ -57,6 +57,9 @@ sd_bus *connect_or_die(Harness *h);
 int count_as_root(Harness *h, const char *method, const char *sig);
 bool writer_listed(Harness *h, const char *name);
 void stop_writer(pid_t pid);
+/* "CLASS-ID:component" for vssbackup --component: a user's writer answers to its writer id, not to
+ * its name (class id null: derived from the name, as libvss does). Returns buf. */
+char *id_spec(char *buf, size_t size, const char *writer, const char *component);
 /* vss-writer-exec run by user, with the harness hooks (and class_id, if not NULL); waits until
  * vssd lists it. */
 pid_t writer_as(Harness *h, const char *user, const char *name, const char *class_id);

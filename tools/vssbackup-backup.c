@@ -53,8 +53,8 @@ static size_t required_components(const vss_writer_metadata *wm, Selected *sel, 
 static bool select_components(Run *run, char **specs, size_t n_specs, Selected **ret, size_t *ret_n) {
         vss_backup *b = run->r.b;
         size_t total = 0, n = 0;
-        vss_backup_document *d = NULL;
-        if (n_specs == 0 && !report_step(&run->r, vss_backup_get_document(b, &d)))
+        vss_backup_document *d = NULL; /* every writer, with its owner: not in component mode yet */
+        if (!report_step(&run->r, vss_backup_get_document(b, &d)))
                 return false;
         for (size_t i = 0; i < vss_backup_metadata_count(b); i++)
                 total += vss_backup_metadata_get(b, i)->n_components;
@@ -68,6 +68,7 @@ static bool select_components(Run *run, char **specs, size_t n_specs, Selected *
         }
         for (size_t i = 0; i < vss_backup_metadata_count(b); i++) {
                 const vss_writer_metadata *wm = vss_backup_metadata_get(b, i);
+                const char *name = spec_name(document_writer(d, wm), wm->name);
                 size_t first = n;
                 for (size_t k = 0; k < wm->n_components; k++) {
                         const vss_component_info *ci = &wm->components[k];
@@ -75,9 +76,9 @@ static bool select_components(Run *run, char **specs, size_t n_specs, Selected *
                         /* A component named selects the components below it (its set): those root
                          * did not name are a user's writer's only where their paths are its user's. */
                         for (size_t s = 0; s < n_specs; s++)
-                                if (spec_covers(specs[s], &wm->writer_id, wm->name, ci->logical_path, ci->name)) {
+                                if (spec_covers(specs[s], &wm->writer_id, name, ci->logical_path, ci->name)) {
                                         want = used[s] = true;
-                                        named = named || spec_matches(specs[s], &wm->writer_id, wm->name,
+                                        named = named || spec_matches(specs[s], &wm->writer_id, name,
                                                                       ci->logical_path, ci->name);
                                 }
                         /* With --component, those root did not name are checked once the writer
@@ -94,7 +95,8 @@ static bool select_components(Run *run, char **specs, size_t n_specs, Selected *
                 if (!used[s]) {
                         free(sel);
                         free(used);
-                        return run_fail(run, VSS_E_OBJECT_NOT_FOUND, "no writer has the component '%s'", specs[s]);
+                        return run_fail(run, VSS_E_OBJECT_NOT_FOUND, "no writer has the component '%s' (another "
+                                        "user's writer answers to its writer id, not its name)", specs[s]);
                 }
         free(used);
         *ret = sel;
@@ -362,6 +364,7 @@ static bool copy_writer_files(Run *run, Store *st, const vss_backup_document *d,
 typedef struct Choice {
         char **specs;
         size_t n_specs;
+        vss_backup_type type;
         const vss_backup_document *base; /* the base backup's document, or NULL */
         Selected *sel;
         size_t n_sel;
@@ -412,6 +415,8 @@ static bool choose_components(Run *run, void *userdata) {
         ch->sel = NULL;
         ch->n_sel = 0;
         bool ok = select_components(run, ch->specs, ch->n_specs, &ch->sel, &ch->n_sel);
+        /* --component: only the components added (component mode), from here on. */
+        ok = ok && (ch->n_specs == 0 || report_step(&run->r, vss_backup_set_backup_state(b, true, false, ch->type, false)));
         for (size_t i = 0; ok && ch->n_specs > 0 && i < ch->n_sel; i++)
                 if (ch->sel[i].named)
                         ok = report_step(&run->r, vss_backup_add_component(b, &ch->sel[i].wm->instance_id,
@@ -642,7 +647,7 @@ int cmd_backup(const char *dest, char **specs, size_t n_specs, vss_backup_type t
         Volume vols[MAX_VOLUMES];
         vss_id set_id = {};
         Manifest man = { .type = type };
-        Choice ch = { .specs = specs, .n_specs = n_specs };
+        Choice ch = { .specs = specs, .n_specs = n_specs, .type = type };
         _cleanup_free_ char *err = NULL, *bcd = NULL;
         bool all_ok = true;
 
@@ -658,7 +663,6 @@ int cmd_backup(const char *dest, char **specs, size_t n_specs, vss_backup_type t
         /* Retries restart from a new session; the destination, still empty, stays. */
         const SnapshotPlan plan = {
                 .type = type,
-                .select_components = n_specs > 0,
                 .paths = paths,
                 .n_paths = n_paths,
                 .nothing = "nothing to back up: no writer has components; give --for PATH",

@@ -375,19 +375,23 @@ finish:
 }
 
 /* Without --for: the volumes of every writer's components' files (a user's writer's only where
- * they are that user's). */
+ * they are that user's), root's and the caller's writers' first: {} is the first volume, which a
+ * user's writer subscribed later must not become. */
 static bool all_volumes(Run *run, Volume *vols, size_t *n_vols, void *userdata) {
         vss_backup *b = run->r.b;
         vss_backup_document *d = NULL;
         bool ok = report_step(&run->r, vss_backup_get_document(b, &d));
 
-        for (size_t i = 0; ok && i < vss_backup_metadata_count(b); i++) {
-                const vss_writer_metadata *wm = vss_backup_metadata_get(b, i);
-                for (size_t k = 0; ok && k < wm->n_components; k++)
-                        if (!component_left_out(d, wm, &wm->components[k], "name its paths with --for to shadow them"))
-                                for (size_t f = 0; ok && f < wm->components[k].n_files; f++)
-                                        ok = volume_add(run, vols, n_vols, wm->components[k].files[f].path);
-        }
+        for (int pass = 0; ok && pass < 2; pass++)
+                for (size_t i = 0; ok && i < vss_backup_metadata_count(b); i++) {
+                        const vss_writer_metadata *wm = vss_backup_metadata_get(b, i);
+                        if (owner_trusted(document_writer(d, wm)) != (pass == 0))
+                                continue;
+                        for (size_t k = 0; ok && k < wm->n_components; k++)
+                                if (!component_left_out(d, wm, &wm->components[k], "name its paths with --for to shadow them"))
+                                        for (size_t f = 0; ok && f < wm->components[k].n_files; f++)
+                                                ok = volume_add(run, vols, n_vols, wm->components[k].files[f].path);
+                }
         vss_backup_document_free(d);
         return ok;
 }
@@ -449,6 +453,16 @@ static bool no_writer_files(Run *run) {
         return ok;
 }
 
+/* $VSS_SHADOW_PATHS and $VSS_ORIGINAL_PATHS hold a path a line: one with a newline would read as
+ * two (vssd refuses such paths in writers' metadata; this is for --for's). */
+static bool one_line_each(Run *run, const Volume *vols, size_t n_vols) {
+        for (size_t i = 0; i < n_vols; i++)
+                if (strchr(vols[i].path, '\n') || strchr(vols[i].shadow_path, '\n'))
+                        return run_fail(run, VSS_E_INVALIDARG, "'%s' holds a newline, and $VSS_SHADOW_PATHS lists paths "
+                                        "one a line: COMMAND not run", vols[i].path);
+        return true;
+}
+
 int cmd_exec(char **paths, size_t n_paths, vss_backup_type type, bool at_original, char **argv) {
         char err[1024];
         Run run;
@@ -472,7 +486,7 @@ int cmd_exec(char **paths, size_t n_paths, vss_backup_type type, bool at_origina
                 ok = run_fail(&run, VSS_E_ACCESSDENIED, "%s", err);
         ok = snapshot_attempts(&run, ok, &plan, vols, &n_vols, &set_id);
         vss_backup *b = run.r.b;
-        ok = ok && no_writer_files(&run);
+        ok = ok && no_writer_files(&run) && one_line_each(&run, vols, n_vols);
         if (ok) {
                 Exec x = { .argv = argv, .vols = vols, .n_vols = n_vols, .set_id = &set_id, .at_original = at_original };
                 progress_clear();

@@ -24,7 +24,7 @@ static bool component_wanted(const vss_backup_document *d, const vss_bc_componen
         if (n_specs == 0)
                 return true;
         for (size_t s = 0; s < n_specs; s++)
-                if (spec_covers(specs[s], &c->writer_id, wm->name, c->logical_path, c->name))
+                if (spec_covers(specs[s], &c->writer_id, spec_name(wm, wm->name), c->logical_path, c->name))
                         return true;
         return false;
 }

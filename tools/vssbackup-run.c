@@ -108,7 +108,8 @@ bool logical_within(const char *lp, const char *key) {
 }
 
 /* "WRITER:LOGICAL_PATH" against a writer and one of its components; with set, also the components
- * below it (whose logical path is LOGICAL_PATH or lies below it: a VSS component set). */
+ * below it (whose logical path is LOGICAL_PATH or lies below it: a VSS component set). WRITER is
+ * the writer id, or its name when writer_name is not NULL (spec_name()). */
 static bool spec_match(const char *spec, const vss_id *writer_id, const char *writer_name, const char *lp,
                        const char *name, bool set) {
         const char *colon = strchr(spec, ':');
@@ -120,7 +121,7 @@ static bool spec_match(const char *spec, const vss_id *writer_id, const char *wr
         _cleanup_free_ char *w = strndup(spec, wl);
         if (!w)
                 return false;
-        bool writer = streq(w, writer_name) ||
+        bool writer = (writer_name && streq(w, writer_name)) ||
                       (vss_id_from_string(w, &id) >= 0 && streq(vss_id_to_string(&id, wid), id_string(writer_id, key)));
         if (set && writer && logical_within(lp, colon + 1))
                 return true;
@@ -135,6 +136,14 @@ bool spec_matches(const char *spec, const vss_id *writer_id, const char *writer_
 
 bool spec_covers(const char *spec, const vss_id *writer_id, const char *writer_name, const char *lp, const char *name) {
         return spec_match(spec, writer_id, writer_name, lp, name, true);
+}
+
+bool owner_trusted(const vss_writer_metadata *owner) {
+        return !owner || !owner->owner_known || owner->owner_uid == 0 || owner->owner_uid == getuid();
+}
+
+const char *spec_name(const vss_writer_metadata *owner, const char *name) {
+        return owner_trusted(owner) ? name : NULL;
 }
 
 bool spec_valid(const char *spec) {

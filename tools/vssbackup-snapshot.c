@@ -342,8 +342,7 @@ bool snapshot_attempts(Run *run, bool ok, const SnapshotPlan *plan, Volume *vols
                 vss_backup *b = run->r.b;
                 mount_table_forget();
                 ok = ok && report_step(&run->r, vss_backup_initialize_for_backup(b)) &&
-                     report_step(&run->r, vss_backup_set_backup_state(b, plan->select_components, false, plan->type,
-                                                                      false)) &&
+                     report_step(&run->r, vss_backup_set_backup_state(b, false, false, plan->type, false)) &&
                      report_step(&run->r, vss_backup_gather_writer_metadata_sync(b)) &&
                      (!plan->prepare || plan->prepare(run, plan->userdata));
                 for (size_t i = 0; ok && i < plan->n_paths; i++)

@@ -62,6 +62,14 @@ void component_report(Run *run, const vss_writer_metadata *wm, const char *lp, c
                       const char *what);
 /* "WRITER:LOGICAL_PATH" as --component takes it, and whether it names a writer's component. */
 bool spec_valid(const char *spec);
+/* Whether a writer whose record (owner) is in the document is root's or the caller's (or not known
+ * to be anybody else's: a document older than owner records). */
+bool owner_trusted(const vss_writer_metadata *owner);
+/* The name --component's WRITER may give for a writer whose record (owner) is in the document:
+ * any user may call a writer "postgres", so only root's writers and those of the user running
+ * vssbackup answer to their names; others to their writer ids only (NULL). Owner unknown (a
+ * document older than owner records): name. */
+const char *spec_name(const vss_writer_metadata *owner, const char *name);
 bool spec_matches(const char *spec, const vss_id *writer_id, const char *writer_name, const char *lp,
                   const char *name);
 /* The same, or the component lies below the one spec names (its logical path is that one's path
@@ -135,11 +143,12 @@ const Volume *volume_of(const Volume *vols, size_t n, const char *path);
 /* What backup and exec do on each attempt at the snapshot set. */
 typedef struct SnapshotPlan {
         vss_backup_type type;
-        bool select_components;  /* only the components added (--component) */
         char **paths;            /* --for */
         size_t n_paths;
         const char *nothing;     /* the failure when there is nothing to shadow */
-        /* After the writers' metadata is gathered: the components chosen (may be NULL). */
+        /* After the writers' metadata is gathered, not in component mode (so the document names
+         * every writer, with its owner): the components chosen, component mode set by it when it
+         * selects (may be NULL). */
         bool (*prepare)(Run *run, void *userdata);
         /* Without --for: the volumes of the components' files. */
         bool (*default_volumes)(Run *run, Volume *vols, size_t *n_vols, void *userdata);

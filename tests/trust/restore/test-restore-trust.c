@@ -600,8 +600,9 @@ static void test_writer_files_foreign(void) {
         /* Within bob's component (he may name any path as his; root names it, since a component of
          * paths not bob's is not taken by default), but root's writer has files there. */
         fw.group = pl.shared;
-        files_backup_with(h, &fw, covered, "--component bob-files:app --component rootw:app",
-                          "where component 'app' of writer 'rootw' has files");
+        char spec[128], specs[256];
+        snprintf(specs, sizeof(specs), "--component %s --component rootw:app", id_spec(spec, sizeof(spec), "bob-files", "app"));
+        files_backup_with(h, &fw, covered, specs, "where component 'app' of writer 'rootw' has files");
         _cleanup_free_ char *found = NULL;
         CHECK(harness_sh(h, &found, "grep -rl pwned %s %s 2>/dev/null; true", outside, covered) == 0);
         CHECK(found && found[0] == 0);
@@ -815,8 +816,9 @@ static void test_writer_files_chain(void) {
          * object, so bob's file is stored at its path, as bob's component's. */
         FilesWriter fw = { pl.data, pl.evil, pl.shared, pl.target };
         pid_t bw = bob_writer_listed(h, files_writer_as_bob, &fw, "bob-files");
-        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --type incremental --base %s --component bob-files:app --quiet",
-                         inc1, base) == 0);
+        char spec[128];
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --type incremental --base %s --component %s --quiet", inc1, base,
+                         id_spec(spec, sizeof(spec), "bob-files", "app")) == 0);
         kill(bw, SIGTERM);
         waitpid(bw, NULL, 0);
         wait_unlisted(h, "bob-files");
@@ -1032,15 +1034,16 @@ static void test_restore_to_swapped(void) {
         /* Planted before the restore. */
         snprintf(link, sizeof(link), "%s/planted", bobs);
         CHECK(symlink(swapto_victim, link) == 0 && lchown(link, bob, (gid_t) -1) == 0);
-        json_object *out = harness_json(h, &st, "vssbackup restore --from %s --component bob-swapto:app --to %s --json",
-                                        backup, link);
+        char spec[128];
+        id_spec(spec, sizeof(spec), "bob-swapto", "app");
+        json_object *out = harness_json(h, &st, "vssbackup restore --from %s --component %s --to %s --json", backup, spec,
+                                        link);
         CHECK(st == 1 && strstr(error_field(out, "message"), "symlink") != NULL);
         json_object_put(out);
         CHECK(count_entries(swapto_victim) == 0);
 
         /* Swapped by the writer in PreRestore. */
-        out = harness_json(h, &st, "vssbackup restore --from %s --component bob-swapto:app --to %s --json", backup,
-                           swapto_dir);
+        out = harness_json(h, &st, "vssbackup restore --from %s --component %s --to %s --json", backup, spec, swapto_dir);
         CHECK(st == 1 && strstr(error_field(out, "message"), "symlink") != NULL);
         if (!strstr(error_field(out, "message"), "symlink"))
                 fprintf(stderr, "   restore said: %s\n", error_field(out, "message"));
