@@ -183,10 +183,16 @@ int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error
         if (s->n_volumes >= VSS_MAX_VOLUMES)
                 return reply_error(error, VSS_E_MAXIMUM_NUMBER_OF_VOLUMES_REACHED, "a set holds at most %d volumes",
                                    VSS_MAX_VOLUMES);
-        unsigned existing = shadows_of_volume(m, real);
-        if (existing >= m->config.max_shadows_per_volume)
+        /* The last quarter of a volume's shadows is root's: a user with the create right, who may
+         * not delete, could otherwise fill a volume's count and keep root's sets of it out. */
+        unsigned existing = shadows_of_volume(m, real), most = m->config.max_shadows_per_volume;
+        bool trusted = uid_trusted(s->requester_uid);
+        if (!trusted && most > 1)
+                most -= (most + 3) / 4;
+        if (existing >= most)
                 return reply_error(error, VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED,
-                                   "'%s' has %u shadow copies, the most allowed; delete some first", real, existing);
+                                   "'%s' has %u shadow copies, the most allowed%s; delete some first", real, existing,
+                                   trusted ? "" : " to a user's set (the rest are kept for root's)");
         Volume *v = &s->volumes[s->n_volumes];
         if (volume_init(s, v, p, real, id) < 0)
                 return -ENOMEM;

@@ -477,6 +477,29 @@ static void test_set_gives_way(void) {
         free(ev);
 }
 
+/* auth-shadow-reserve: alice (create, no delete) brings a volume to three quarters of
+ * max_shadows_per_volume at most; the rest is root's, whose create still succeeds. */
+static int alice_creates(Harness *h, const char *data, char **out) {
+        return harness_sh(h, out, "runuser -u " ALICE " -- env VSS_SOCKET=%s %s/vssadmin create shadow --for '%s' 2>&1",
+                          harness_socket(h), VSSADMIN_DIR, data);
+}
+
+static void test_shadow_reserve(void) {
+        Harness *h = harness_for_users(CONFIG_BASE ", \"max_shadows_per_volume\": 4}");
+        char *data = harness_make_data(h, "data"), *o = NULL;
+        for (int i = 0; i < 3; i++)
+                CHECK(alice_creates(h, data, NULL) == 0);
+        CHECK(alice_creates(h, data, &o) != 0);
+        CHECK(o && strstr(o, "VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED") && strstr(o, "kept for root's"));
+        free(o);
+        CHECK(count_as_root(h, "ListShadows", SHADOW_SIG) == 3);
+        CHECK(harness_sh(h, NULL, "vssadmin create shadow --for '%s'", data) == 0);
+        CHECK(harness_sh(h, &o, "vssadmin create shadow --for '%s' 2>&1", data) != 0);
+        CHECK(o && strstr(o, "the most allowed;"));
+        free(o);
+        CHECK(count_as_root(h, "ListShadows", SHADOW_SIG) == 4);
+}
+
 /* auth-rights */
 
 static void carol_limited(Harness *h, void *userdata) {
@@ -706,6 +729,7 @@ static const TestCase cases[] = {
         { "auth-session-isolation-users", test_session_isolation_users },
         { "auth-rights", test_rights },
         { "auth-set-gives-way", test_set_gives_way },
+        { "auth-shadow-reserve", test_shadow_reserve },
         { "auth-limits", test_limits },
         {},
 };
