@@ -216,8 +216,9 @@ static bool slow_identify_is(const Manager *m, uid_t uid) {
 }
 
 /* A user's writer answered Identify: slow when it let it run out or answered it after
- * IDENTIFY_MISSED_MS without metadata (a late failure delays a gather as much as none, and a new
- * connection would not forget it, so it is the user's); not any more once one identifies. */
+ * IDENTIFY_MISSED_MS, with metadata or without (a late answer delays a gather as much as none, and
+ * a new connection would not forget it, so it is the user's); not any more once one identifies
+ * within IDENTIFY_MISSED_MS. */
 static void slow_identify_note(Manager *m, uid_t uid, bool slow) {
         for (size_t i = 0; i < m->n_slow_identify; i++)
                 if (m->slow_identify[i] == uid) {
@@ -267,11 +268,11 @@ static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
         slot->inflight = false;
         if (call->event == VSS_EVENT_IDENTIFY) {
                 identify_answered(s, slot, failure, code, msg, doc);
-                /* Metadata clears it; none (no answer, a failure, an error of any name) after the
-                 * brief wait sets it; none sooner changes nothing. */
-                if (!slot_trusted(slot) &&
-                    (slot->identified || now_realtime_usec() - slot->inflight_since > IDENTIFY_MISSED_MS * USEC_PER_MSEC))
-                        slow_identify_note(s->manager, slot->uid, !slot->identified);
+                /* Metadata within the brief wait clears it; any answer after it (metadata, none, a
+                 * failure, an error of any name) sets it; no metadata sooner changes nothing. */
+                bool late = now_realtime_usec() - slot->inflight_since > IDENTIFY_MISSED_MS * USEC_PER_MSEC;
+                if (!slot_trusted(slot) && (slot->identified || late))
+                        slow_identify_note(s->manager, slot->uid, late || !slot->identified);
         }
         else if (call->capped && e && !reply_disconnected(e) && frozen_window_end_usec(s) <= now_monotonic_usec())
                 freeze_cap_ran_out(s, slot); /* no answer by the cap, not a writer gone */
@@ -415,10 +416,11 @@ int call_slot(Session *s, size_t idx, vss_event event, StatusGather *g) {
                                 ms = s->freeze_cap_ms;
                         if (event == VSS_EVENT_FREEZE)
                                 slot->freeze_sent_usec = now_monotonic_usec();
-                        /* A user whose writer let its last Identify run out, or failed it late, holds
-                         * up no more gathers for the whole deadline: a second, until one answers. */
-                        if (event == VSS_EVENT_IDENTIFY && !slot_trusted(slot) && slow_identify_is(m, slot->uid) &&
-                            ms > IDENTIFY_MISSED_MS)
+                        /* A user whose writer let its last Identify run out, or answered it late,
+                         * holds up no other user's gathers for the whole deadline: a second, until one
+                         * answers within it. Its own requester waits for it. */
+                        if (event == VSS_EVENT_IDENTIFY && !slot_trusted(slot) && slot->uid != s->requester_uid &&
+                            slow_identify_is(m, slot->uid) && ms > IDENTIFY_MISSED_MS)
                                 ms = IDENTIFY_MISSED_MS;
                         r = call_async(s, w->connection, msg, ms,
                                        (Call) { .idx = idx, .event = event, .gather = g, .capped = capped });

@@ -419,6 +419,36 @@ static void test_identify_late_failure(void) {
         waitpid(w, NULL, 0);
 }
 
+/* trust-identify-late-answer: alice's writer answers every Identify with metadata just before the
+ * deadline (2.3 s of 2.5). That holds up root's first gather, not the later ones (a late answer
+ * counts as a miss, metadata or not); alice's own gathers wait for it. */
+static bool late_ok_identify(vss_writer *w, vss_metadata_builder *md, void *userdata) {
+        usleep(2300 * 1000);
+        return true;
+}
+
+static void alice_waits_for_own(Harness *h, void *userdata) {
+        double took = gather_s(h);
+        CHECK(took >= 2.25);
+        fprintf(stderr, "alice's gather took %.2f s\n", took);
+}
+
+static void test_identify_late_answer(void) {
+        Harness *h = harness_for_users(CONFIG_BASE ", \"timeouts\": {\"identify_ms\": 2500}}");
+        harness_writer(h, "root-quiesce", NULL);
+        pid_t w = spawn_as(ALICE, identify_writer_as_bob, h, &(IdentifyWriter) { "alice-late", late_ok_identify });
+        for (int i = 0; i < 2000 && !writer_listed(h, "alice-late"); i++)
+                usleep(10 * 1000);
+        CHECK(writer_listed(h, "alice-late"));
+        double first = gather_s(h), second = gather_s(h);
+        CHECK(first >= 2.25); /* its late answer, once */
+        CHECK(second < 2.0);  /* a second, not its 2.3 s */
+        fprintf(stderr, "root's gathers took %.2f s and %.2f s\n", first, second);
+        run_as(ALICE, alice_waits_for_own, h, NULL, "alice's gather");
+        kill(w, SIGKILL);
+        waitpid(w, NULL, 0);
+}
+
 /* trust-status-direct-stall: in a restore with no metadata, GatherWriterStatus asks every writer
  * running whether it answers. Bob's, stopped (SIGSTOP), holds root's gather up for a second,
  * not for the whole status deadline (5 s here), and is listed as not answering. */
@@ -689,6 +719,7 @@ static const TestCase cases[] = {
         { "trust-volumes-own-only", test_volumes_own_only },
         { "trust-identify-stall", test_identify_stall },
         { "trust-identify-late-failure", test_identify_late_failure },
+        { "trust-identify-late-answer", test_identify_late_answer },
         { "trust-status-direct-stall", test_status_direct_stall },
         { "trust-metadata-budget", test_metadata_budget },
         { "trust-participation-not-involved", test_not_involved },
