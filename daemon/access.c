@@ -4,6 +4,8 @@
 #include <grp.h>
 #include <pwd.h>
 #include <stdarg.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <vss/backup.h>
 
@@ -16,6 +18,26 @@
  * writers (and requesters) as root's are trusted. */
 bool uid_trusted(uid_t uid) {
         return uid == 0 || uid == geteuid();
+}
+
+int path_reachable_by(const struct ucred *who, const char *path) {
+        pid_t pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                /* Its account's groups, as the rights take them; its own uid last. */
+                struct passwd *pw = getpwuid(who->uid);
+                if ((pw ? initgroups(pw->pw_name, who->gid) : setgroups(0, NULL)) < 0 || setgid(who->gid) < 0 ||
+                    setuid(who->uid) < 0)
+                        _exit(EPERM);
+                char *r = realpath(path, NULL);
+                _exit(r ? 0 : errno ? errno : EIO);
+        }
+        int status = 0;
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        return WIFEXITED(status) ? -WEXITSTATUS(status) : -EIO;
 }
 
 int reply_errorv(sd_bus_error *error, int32_t hr, const char *fmt, va_list ap) {

@@ -224,8 +224,13 @@ _Noreturn void hold_precopy_child(Session *s, int fd) {
         _exit(COMMIT_OK);
 }
 
-int volume_realpath(const char *path, char real[PATH_MAX], sd_bus_error *error) {
+int volume_realpath(const char *path, const struct ucred *caller, char real[PATH_MAX], sd_bus_error *error) {
         _cleanup_free_ char *why = NULL;
+        /* vssd resolves as root: a user asking is answered alike for what is not there and what
+         * the user cannot reach, and never told where root's symlinks lead beyond that. */
+        if (caller && !uid_trusted(caller->uid) && path_reachable_by(caller, path) < 0)
+                return reply_error(error, VSS_E_OBJECT_NOT_FOUND, "cannot resolve '%s': it does not exist, or uid %u "
+                                   "cannot reach it", path, (unsigned) caller->uid);
         int r = realpath_trusted(path, real, &why);
         if (r < 0)
                 return reply_error(error, r == -ELOOP ? VSS_E_INVALIDARG : VSS_E_OBJECT_NOT_FOUND, "cannot resolve '%s': %s",
@@ -244,7 +249,7 @@ int method_explain_volume(sd_bus_message *msg, void *userdata, sd_bus_error *err
                 return r;
         if (sd_bus_message_read(msg, "s", &path) < 0 || !string_ok(path, VSS_MAX_STRING) || path[0] != '/')
                 return reply_error(error, VSS_E_INVALIDARG, "bad path");
-        r = volume_realpath(path, real, error);
+        r = volume_realpath(path, &c->cred, real, error);
         if (r < 0)
                 return r;
         const Provider *p = provider_choose(&m->providers, real);

@@ -7,6 +7,8 @@
  * pass of the commit child. See providers/file/precopy.h for the passes themselves.
  */
 
+#include <sys/socket.h>
+
 #include "daemon/manager.h"
 #include "daemon/session.h"
 
@@ -23,7 +25,7 @@ int hold_decide(const Manager *m, Volume *v);
 /* A volume's path as a requester names it, resolved following only symlinks nobody but root
  * could have made (realpath_trusted()): a user who may write a directory on the way cannot send
  * a set, or the freeze of one, to someone else's filesystem. <0 with the error replied. */
-int volume_realpath(const char *path, char real[PATH_MAX], sd_bus_error *error);
+int volume_realpath(const char *path, const struct ucred *caller, char real[PATH_MAX], sd_bus_error *error);
 
 /* Same decision for a path, for `vssadmin list providers --for`: 1 held, 0 not (why in buf). */
 /* 1 (why says so) when path is on a mount hold_exclude lists: never held, by any provider. */

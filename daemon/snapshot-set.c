@@ -149,7 +149,8 @@ int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error
                 return reply_error(error, VSS_E_INVALIDARG, "bad path");
         if (path[0] != '/')
                 return reply_error(error, VSS_E_INVALIDARG, "path '%s' is not absolute", path);
-        int r = volume_realpath(path, real, error);
+        /* The create right is a backup operator's: any path, as root resolves it. */
+        int r = volume_realpath(path, NULL, real, error);
         if (r < 0)
                 return r;
         state = realpath(m->state_dir, NULL);

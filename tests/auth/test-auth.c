@@ -10,6 +10,7 @@
  */
 
 #include <fcntl.h>
+#include <limits.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -500,6 +501,41 @@ static void test_shadow_reserve(void) {
         CHECK(count_as_root(h, "ListShadows", SHADOW_SIG) == 4);
 }
 
+/* auth-explain-unreachable: alice (list right) asking ExplainVolume about paths in a directory
+ * she cannot search gets one answer for a file there and for none, and no word of where root's
+ * symlink there leads; a path she reaches is explained; root's answer is unchanged. */
+static void alice_explains(Harness *h, void *userdata) {
+        const char *secret = userdata;
+        char path[PATH_MAX], first[sizeof(last_msg)];
+        sd_bus *bus = connect_or_die(h);
+        const char *const names[] = { "key", "none", "link" };
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                snprintf(path, sizeof(path), "%s/%s", secret, names[i]);
+                CHECK_HR(call(bus, "ExplainVolume", "s", path), VSS_E_OBJECT_NOT_FOUND);
+                CHECK(strstr(last_msg, "does not exist, or uid") != NULL && !strstr(last_msg, "elsewhere"));
+                const char *after = strstr(last_msg, path);
+                after = after ? after + strlen(path) : last_msg;
+                if (i == 0)
+                        snprintf(first, sizeof(first), "%s", after);
+                else
+                        CHECK_STR(after, first); /* the same words after the path */
+        }
+        CHECK_HR(call(bus, "ExplainVolume", "s", harness_dir(h)), 0);
+        sd_bus_flush_close_unref(bus);
+}
+
+static void test_explain_unreachable(void) {
+        Harness *h = harness_for_users(CONFIG_BASE "}");
+        char secret[PATH_MAX];
+        snprintf(secret, sizeof(secret), "%s/secret", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "mkdir -m 700 '%s' '%s/../elsewhere-%d' && touch '%s/key' && ln -s '%s/../elsewhere-%d' "
+                                  "'%s/link'", secret, harness_dir(h), (int) getpid(), secret, harness_dir(h), (int) getpid(),
+                         secret) == 0);
+        run_as(ALICE, alice_explains, h, secret, "alice explains");
+        CHECK(harness_sh(h, NULL, "vssadmin list providers --for '%s/key' >/dev/null", secret) == 0);
+        CHECK(harness_sh(h, NULL, "rmdir '%s/../elsewhere-%d'", harness_dir(h), (int) getpid()) == 0);
+}
+
 /* auth-rights */
 
 static void carol_limited(Harness *h, void *userdata) {
@@ -730,6 +766,7 @@ static const TestCase cases[] = {
         { "auth-rights", test_rights },
         { "auth-set-gives-way", test_set_gives_way },
         { "auth-shadow-reserve", test_shadow_reserve },
+        { "auth-explain-unreachable", test_explain_unreachable },
         { "auth-limits", test_limits },
         {},
 };
