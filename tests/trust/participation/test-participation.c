@@ -371,17 +371,32 @@ static double gather_s(Harness *h) {
         return (double) (b.tv_sec - a.tv_sec) + (double) (b.tv_nsec - a.tv_nsec) / 1e9;
 }
 
-static void test_identify_stall(void) {
+/* An in-process writer of user's answering Identify with identify, once vssd lists it. */
+static pid_t identify_writer_listed(Harness *h, const char *user, const char *name, vss_writer_identify_fn identify) {
+        pid_t w = spawn_as(user, identify_writer_as_bob, h, &(IdentifyWriter) { name, identify });
+        for (int i = 0; i < 2000 && !writer_listed(h, name); i++)
+                usleep(10 * 1000);
+        CHECK(writer_listed(h, name));
+        return w;
+}
+
+/* Identify deadline 2.5 s, root's writer and user's writer name (identify): root's first gather
+ * waits at least first_min for it, the second a second (what the rule guarantees, with room). */
+static Harness *slow_then_cut(const char *user, const char *name, vss_writer_identify_fn identify, double first_min,
+                              pid_t *ret_w) {
         Harness *h = harness_for_users(CONFIG_BASE ", \"timeouts\": {\"identify_ms\": 2500}}");
         harness_writer(h, "root-quiesce", NULL);
-        pid_t w = spawn_as(BOB, identify_writer_as_bob, h, &(IdentifyWriter) { "bob-stall", stall_identify });
-        for (int i = 0; i < 2000 && !writer_listed(h, "bob-stall"); i++)
-                usleep(10 * 1000);
-        CHECK(writer_listed(h, "bob-stall"));
+        *ret_w = identify_writer_listed(h, user, name, identify);
         double first = gather_s(h), second = gather_s(h);
-        CHECK(first >= 2.45); /* the whole deadline, once */
-        CHECK(second < 2.0);  /* a second, not the deadline: what the rule guarantees, with room */
-        fprintf(stderr, "gathers took %.2f s and %.2f s\n", first, second);
+        CHECK(first >= first_min);
+        CHECK(second < 2.0);
+        fprintf(stderr, "root's gathers took %.2f s and %.2f s\n", first, second);
+        return h;
+}
+
+static void test_identify_stall(void) {
+        pid_t w;
+        slow_then_cut(BOB, "bob-stall", stall_identify, 2.45, &w); /* the whole deadline, once */
         kill(w, SIGKILL); /* blocked in its Identify callback: SIGTERM would wait for it */
         waitpid(w, NULL, 0);
 }
@@ -395,11 +410,7 @@ static bool late_fail_identify(vss_writer *w, vss_metadata_builder *md, void *us
 }
 
 static pid_t late_writer(Harness *h) {
-        pid_t w = spawn_as(BOB, identify_writer_as_bob, h, &(IdentifyWriter) { "bob-late", late_fail_identify });
-        for (int i = 0; i < 2000 && !writer_listed(h, "bob-late"); i++)
-                usleep(10 * 1000);
-        CHECK(writer_listed(h, "bob-late"));
-        return w;
+        return identify_writer_listed(h, BOB, "bob-late", late_fail_identify);
 }
 
 static void test_identify_late_failure(void) {
@@ -434,16 +445,8 @@ static void alice_waits_for_own(Harness *h, void *userdata) {
 }
 
 static void test_identify_late_answer(void) {
-        Harness *h = harness_for_users(CONFIG_BASE ", \"timeouts\": {\"identify_ms\": 2500}}");
-        harness_writer(h, "root-quiesce", NULL);
-        pid_t w = spawn_as(ALICE, identify_writer_as_bob, h, &(IdentifyWriter) { "alice-late", late_ok_identify });
-        for (int i = 0; i < 2000 && !writer_listed(h, "alice-late"); i++)
-                usleep(10 * 1000);
-        CHECK(writer_listed(h, "alice-late"));
-        double first = gather_s(h), second = gather_s(h);
-        CHECK(first >= 2.25); /* its late answer, once */
-        CHECK(second < 2.0);  /* a second, not its 2.3 s */
-        fprintf(stderr, "root's gathers took %.2f s and %.2f s\n", first, second);
+        pid_t w;
+        Harness *h = slow_then_cut(ALICE, "alice-late", late_ok_identify, 2.25, &w); /* its late answer, once */
         run_as(ALICE, alice_waits_for_own, h, NULL, "alice's gather");
         kill(w, SIGKILL);
         waitpid(w, NULL, 0);
