@@ -183,13 +183,17 @@ static void op_free(void *userdata) {
         free(op);
 }
 
+/* The caller's error; with no caller (an exposure made again after a reboot), a warning. */
 _printf_(3, 4) static void op_reply_error(ExposeOp *op, int32_t hr, const char *fmt, ...) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         va_list ap;
         va_start(ap, fmt);
         reply_errorv(&error, hr, fmt, ap);
         va_end(ap);
-        (void) sd_bus_reply_method_error(op->msg, &error);
+        if (op->msg)
+                (void) sd_bus_reply_method_error(op->msg, &error);
+        else
+                log_warn("shadow copy exposed at %s before the reboot is not exposed again: %s", op->at, error.message);
 }
 
 /* In the child. */
@@ -231,8 +235,9 @@ static void on_exposed(int r, void *userdata) {
                 (void) exposure_unmount(op->at, op->made);
                 op_reply_error(op, VSS_E_UNEXPECTED, "cannot record the exposure: %s", strerror(-r));
         } else {
-                log_info("exposed shadow copy %s at %s", id, op->at);
-                (void) sd_bus_reply_method_return(op->msg, "s", op->at);
+                log_info("exposed shadow copy %s at %s%s", id, op->at, op->msg ? "" : " again (after a reboot)");
+                if (op->msg)
+                        (void) sd_bus_reply_method_return(op->msg, "s", op->at);
         }
         shadow_record_done(&rec);
         op_free(op);
@@ -392,4 +397,34 @@ int method_list_exposures(sd_bus_message *msg, void *userdata, sd_bus_error *err
         r = reply_array(msg, "(ss)", n, append_exposure, ex);
         exposures_free(ex, n);
         return r;
+}
+
+/* VSS keeps an exposed persistent shadow exposed through reboots; a mount ends with its boot. Each
+ * exposure recorded in an earlier boot is made again where it was, as ExposeShadow makes one (a
+ * directory of root's, empty, reached without symlinks); one that cannot be is forgotten, with a
+ * warning saying why. */
+void exposures_restore(Manager *m) {
+        Exposure *ex = NULL;
+        size_t n = 0;
+        if (registry_list_exposures(m->registry, &ex, &n) < 0)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                _cleanup_close_ int target = -EBADF;
+                char real[PATH_MAX];
+                ShadowRecord rec = {};
+                if (!mount_of_other_boot(&ex[i].mount) || registry_remove_exposure(m->registry, ex[i].at) < 0)
+                        continue;
+                if (registry_get_shadow(m->registry, &ex[i].shadow_id, &rec) < 0)
+                        reply_error(&error, VSS_E_OBJECT_NOT_FOUND, "its shadow copy is gone");
+                else if (open_target(ex[i].at, 0, &target, real, sizeof(real), &error) >= 0 &&
+                         check_empty(target, real, &error) >= 0 &&
+                         op_start(m, NULL, real, &rec, TAKE_FD(target), NULL, &error) >= 0)
+                        continue; /* the record is made again once it is mounted */
+                else
+                        shadow_record_done(&rec);
+                log_warn("shadow copy exposed at %s before the reboot is not exposed again: %s", ex[i].at,
+                         error.message ? error.message : "out of memory");
+        }
+        exposures_free(ex, n);
 }

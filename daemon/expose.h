@@ -6,3 +6,6 @@
  * shadow lifecycle's (shadows.h). */
 
 #include "daemon/manager.h"
+
+/* At start: the exposures recorded in an earlier boot are mounted again where they were. */
+void exposures_restore(Manager *m);

@@ -11,6 +11,7 @@
 
 #include "daemon/commit-helper.h"
 #include "daemon/delete-helper.h"
+#include "daemon/expose.h"
 #include "daemon/log.h"
 #include "daemon/manager.h"
 #include "daemon/reload.h"
@@ -130,6 +131,7 @@ int main(int argc, char *argv[]) {
                 manager_free(m);
                 return 1;
         }
+        exposures_restore(m);
         (void) sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, NULL);
         (void) sd_event_add_signal(m->event, NULL, SIGINT, on_signal, NULL);
         (void) sd_event_add_signal(m->event, NULL, SIGHUP, on_reload, m);

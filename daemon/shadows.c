@@ -353,6 +353,11 @@ static int detach(int fd) {
         return umount2(proc, MNT_DETACH) < 0 ? -errno : 0;
 }
 
+bool mount_of_other_boot(const MountIdentity *mi) {
+        vss_id boot = this_boot();
+        return mi->id && !vss_id_is_null(&mi->boot) && !vss_id_is_null(&boot) && !vss_id_equal(&boot, &mi->boot);
+}
+
 int exposure_unmount(const char *at, const MountIdentity *want) {
         vss_id boot = this_boot();
         bool known = want && want->id && !vss_id_is_null(&want->boot) && !vss_id_is_null(&boot);

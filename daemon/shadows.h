@@ -43,6 +43,8 @@ int shadow_unexpose(Manager *m, const char *at);
  * is on the way to where it is; without its identity, -ENXIO when nothing is mounted at `at`
  * (moved, or unmounted). Processes using it keep it until they let go. */
 int exposure_unmount(const char *at, const MountIdentity *want);
+/* Whether the mount was recorded in an earlier boot (so it is gone: mounts end with the boot). */
+bool mount_of_other_boot(const MountIdentity *mi);
 /* The identity of the mount whose root fd is. */
 int mount_identity_of(int fd, MountIdentity *ret);
 /* 1 when a shadow is exposed at `at`, 0 when not, -errno when the registry cannot say. */

@@ -308,11 +308,47 @@ static void test_vssbackup_json_quiet_progress(void) {
         harness_free(h);
 }
 
+/* cli-expose-after-reboot: VSS keeps an exposed persistent shadow exposed through reboots. A
+ * reboot is what vssd sees at its start: its exposures recorded in another boot (the record's boot
+ * id changed here), their mounts gone. The one at an empty directory is mounted again and listed;
+ * the one whose directory is no longer empty is forgotten, with a warning. */
+static void test_expose_after_reboot(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data"), *out = NULL, at[PATH_MAX], at2[PATH_MAX + 8];
+        int rc;
+        CHECK(harness_sh(h, &out, "vssadmin create shadow --for %s --quiet && vssadmin list shadows --json | "
+                                  "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"shadows\"][0][\"shadow_id\"], end=\"\")'",
+                         data) == 0);
+        snprintf(at, sizeof(at), "%s/at", harness_dir(h));
+        snprintf(at2, sizeof(at2), "%s/at2", harness_dir(h));
+        CHECK(mkdir(at, 0755) == 0 && mkdir(at2, 0755) == 0);
+        CHECK(harness_sh(h, NULL, "vssadmin expose --shadow %s --at %s --quiet && vssadmin expose --shadow %s --at %s --quiet",
+                         strempty(out), at, strempty(out), at2) == 0);
+        harness_stop_vssd(h, &rc);
+        CHECK(harness_sh(h, NULL, "umount %s && umount %s && touch %s/new && python3 - <<EOF\n"
+                                  "import sqlite3\n"
+                                  "c = sqlite3.connect('%s/registry.db')\n"
+                                  "c.execute(\"UPDATE exposures SET boot_id = '11111111-1111-1111-1111-111111111111'\")\n"
+                                  "c.commit()\n"
+                                  "EOF",
+                         at, at2, at2, harness_state_dir(h)) == 0);
+        harness_restart_vssd(h);
+        /* Made again in a child of vssd's: waited for, up to 10 s. */
+        rc = harness_sh(h, NULL, "for i in $(seq 200); do mountpoint -q %s && vssadmin list shadows --json | grep -q "
+                                 "'\"exposed_at\": *\"%s\"' && exit 0; sleep 0.05; done; exit 1", at, at);
+        CHECK(rc == 0);
+        CHECK(harness_sh(h, NULL, "test -f %s/a.txt", at) == 0);
+        CHECK(harness_sh(h, NULL, "! mountpoint -q %s && ! vssadmin list shadows --json | grep -q '%s\"'", at2, at2) == 0);
+        CHECK(harness_sh(h, NULL, "vssadmin unexpose --at %s --quiet && ! mountpoint -q %s", at, at) == 0);
+        free(out);
+}
+
 static const TestCase cases[] = {
         { "cli-versions", test_versions },
         { "cli-usage-messages", test_usage_messages },
         { "cli-vssd-unreachable", test_vssd_unreachable },
         { "cli-vssadmin-json-quiet", test_vssadmin_json_quiet },
+        { "cli-expose-after-reboot", test_expose_after_reboot },
         { "cli-vssbackup-json-quiet-progress", test_vssbackup_json_quiet_progress },
         {},
 };
