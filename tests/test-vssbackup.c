@@ -849,6 +849,32 @@ static void test_incremental_new_component(void) {
         harness_free(h);
 }
 
+/* vssbackup-incremental-renamed-dir: a directory renamed since the base keeps its files' times,
+ * but the base holds them at the old path only: the incremental and the differential store them
+ * at the new one, and their chains restore them there. */
+static void test_incremental_renamed_dir(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        char comp[PATH_MAX + 16], full[PATH_MAX], bk[PATH_MAX], to[PATH_MAX];
+        CHECK(harness_sh(h, NULL, "mkdir -p '%s/uploads/2026-11' && echo invoice > '%s/uploads/2026-11/invoice.pdf'", data,
+                         data) == 0);
+        snprintf(comp, sizeof(comp), "web=%s", data);
+        harness_writer(h, "web", (const char *const[]) { "--component", comp, NULL });
+        snprintf(full, sizeof(full), "%s/full", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --quiet", full) == 0);
+        CHECK(harness_sh(h, NULL, "mv '%s/uploads/2026-11' '%s/uploads/archive-2026-11'", data, data) == 0);
+        const char *const types[] = { "incremental", "differential" };
+        for (size_t i = 0; i < ELEMENTSOF(types); i++) {
+                snprintf(bk, sizeof(bk), "%s/%s", harness_dir(h), types[i]);
+                snprintf(to, sizeof(to), "%s/to-%s", harness_dir(h), types[i]);
+                CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --type %s --base %s --quiet", bk, types[i], full) == 0);
+                CHECK(harness_sh(h, NULL, "vssbackup restore --from %s --to %s --quiet", bk, to) == 0);
+                CHECK(harness_sh(h, NULL, "grep -q invoice '%s%s/uploads/archive-2026-11/invoice.pdf' && "
+                                          "test ! -e '%s%s/uploads/2026-11/invoice.pdf'", to, data, to, data) == 0);
+        }
+        harness_free(h);
+}
+
 /* Writes the writer's backup stamp at PostSnapshot and records the previous stamps it was given. */
 static void stamp_hook(Harness *h) {
         harness_hook(h, "50-stamp",
@@ -1214,6 +1240,7 @@ static const TestCase cases[] = {
         { "vssbackup-restore-if-not-there", test_restore_if_not_there },
         { "vssbackup-restore-exact-absent", test_restore_exact_absent },
         { "vssbackup-incremental-new-component", test_incremental_new_component },
+        { "vssbackup-incremental-renamed-dir", test_incremental_renamed_dir },
         {},
 };
 

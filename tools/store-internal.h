@@ -60,6 +60,7 @@ struct Store {
         struct archive *rdisk;       /* writing: reads the metadata of source files */
         struct archive_entry_linkresolver *links;
         void *seen;                  /* writing: tsearch set of the index's paths */
+        Store *base;                 /* writing an incremental: the backup it is based on (not owned) */
         char **paths;                /* the index: writing, in order, owned; reading, sorted, into index_blob */
         size_t n_paths, n_allocated;
         char *index_blob;

@@ -202,8 +202,9 @@ static int add_entry(Walk *w, int dfd, const char *name, int fd, const char *p, 
 
         if (tfind(p, &s->seen, cmp_str))
                 return 0; /* in an earlier group already */
-        if (S_ISREG(st.st_mode) && w->since_usec > 0 && unchanged_since(w, p, &st))
-                /* Unchanged since the base backup: listed only. */
+        if (S_ISREG(st.st_mode) && w->since_usec > 0 && unchanged_since(w, p, &st) &&
+            (!s->base || store_index_has(s->base, p)))
+                /* Unchanged since the base backup, which holds it at this path: listed only. */
                 return index_add(s, p) < 0 ? fail_oom(w->ret_error) : 0;
 
         /* write_disk works with absolute names, the tar writer with names inside the archive. */

@@ -183,6 +183,10 @@ void progress(Store *s, const char *current) {
                 s->progress(s->files, s->bytes, current, s->userdata);
 }
 
+void store_set_base(Store *s, Store *base) {
+        s->base = base;
+}
+
 bool store_index_has(Store *s, const char *path) {
         if (!s || !path)
                 return false;

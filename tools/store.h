@@ -96,6 +96,10 @@ int store_get_document(Store *st, const char *name, size_t max, char **ret_data,
 /* The path a backup open for reading is read through (/proc/self/fd/N: the backup as opened),
  * for anything else to look at the same backup; NULL when writing. */
 const char *store_source(Store *st);
+/* The backup an incremental or differential st is based on (kept open by the caller): a file
+ * unchanged since is listed only where base's index has it at the same path (one in a directory
+ * renamed since keeps its times but is nowhere in the chain at its new path: stored). */
+void store_set_base(Store *st, Store *base);
 /* Whether original path P was present at backup time (in the index). */
 bool store_index_has(Store *st, const char *path);
 /* Whether the index has a path strictly below directory dir (a backup open for reading). */

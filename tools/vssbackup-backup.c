@@ -657,6 +657,8 @@ int cmd_backup(const char *dest, char **specs, size_t n_specs, vss_backup_type t
         if (ok) {
                 st = open_store(&run, dest);
                 ok = st != NULL;
+                if (ok && base.store)
+                        store_set_base(st, base.store);
         }
         ch.base = base.bcd;
         run.attempts = json_object_new_array();
