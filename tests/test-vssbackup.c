@@ -849,6 +849,51 @@ static void test_incremental_new_component(void) {
         harness_free(h);
 }
 
+/* A process holding path open (until it does), its pid. */
+static pid_t hold_open(Harness *h, const char *path) {
+        _cleanup_free_ char *holder = NULL;
+        CHECK(harness_sh(h, &holder, "(exec 3<'%s'; exec sleep 600) >/dev/null 2>&1 & echo $!", path) == 0);
+        pid_t app = holder ? (pid_t) atol(holder) : 0;
+        CHECK(app > 0);
+        char fd3[64];
+        snprintf(fd3, sizeof(fd3), "/proc/%d/fd/3", (int) app);
+        for (int i = 0; i < 3000 && app > 0 && access(fd3, F_OK) < 0; i++)
+                usleep(10 * 1000);
+        return app;
+}
+
+/* vssbackup-restore-stop-start-in-use: a stop-restore-start writer whose PreRestore lets its
+ * application run (the service is the admin's to stop): restored in place while a process holds
+ * one of its files, the component is refused, naming the process, and nothing is written; once
+ * it is stopped, restored. */
+static void test_restore_stop_start_in_use(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        char comp[PATH_MAX + 16], bk[PATH_MAX], db[PATH_MAX + 8];
+        snprintf(db, sizeof(db), "%s/db", data);
+        CHECK(harness_sh(h, NULL, "echo v1 > '%s'", db) == 0);
+        snprintf(comp, sizeof(comp), "db=%s", data);
+        harness_writer(h, "app", (const char *const[]) { "--component", comp, "--restore-method", "stop-restore-start", NULL });
+        snprintf(bk, sizeof(bk), "%s/bk", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --quiet", bk) == 0);
+        CHECK(harness_sh(h, NULL, "echo v2 > '%s'", db) == 0);
+        pid_t app = hold_open(h, db);
+        _cleanup_free_ char *refused = NULL, *kept = NULL, *got = NULL;
+        CHECK(harness_sh(h, &refused, "vssbackup restore --from %s 2>&1", bk) != 0);
+        CHECK(refused && strstr(refused, "in use by process") && strstr(refused, "stop-restore-start"));
+        if (refused && !strstr(refused, "in use by process"))
+                fprintf(stderr, "vssbackup said: %s", refused);
+        CHECK(harness_sh(h, &kept, "cat '%s'", db) == 0 && kept && streq(kept, "v2\n"));
+        if (app > 0) {
+                kill(app, SIGKILL);
+                waitpid(app, NULL, WNOHANG);
+        }
+        CHECK(harness_sh(h, NULL, "for i in $(seq 300); do vssbackup restore --from %s --quiet && exit 0; sleep 0.01; done; "
+                                  "exit 1", bk) == 0);
+        CHECK(harness_sh(h, &got, "cat '%s'", db) == 0 && got && streq(got, "v1\n"));
+        harness_free(h);
+}
+
 /* vssbackup-incremental-renamed-dir: a directory renamed since the base keeps its files' times,
  * but the base holds them at the old path only: the incremental and the differential store them
  * at the new one, and their chains restore them there. */
@@ -1241,6 +1286,7 @@ static const TestCase cases[] = {
         { "vssbackup-restore-exact-absent", test_restore_exact_absent },
         { "vssbackup-incremental-new-component", test_incremental_new_component },
         { "vssbackup-incremental-renamed-dir", test_incremental_renamed_dir },
+        { "vssbackup-restore-stop-start-in-use", test_restore_stop_start_in_use },
         {},
 };
 
