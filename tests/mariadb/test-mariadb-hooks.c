@@ -489,7 +489,8 @@ static pid_t native_writer(Live *l) {
         setenv("MARIADB_CLIENT", "mariadb --no-defaults -uroot", 1);
         setenv("MARIADB_SOCKET", l->sock, 1);
         snprintf(comp, sizeof(comp), "datadir=%s", l->datadir);
-        const char *const args[] = { "--hooks", hooks, "--hold", "--component", comp, NULL };
+        const char *const args[] = { "--hooks", hooks, "--hold", "--component", comp, "--restore-method",
+                                     "stop-restore-start", NULL };
         return harness_writer(l->h, "mariadb", args);
 }
 
@@ -502,6 +503,21 @@ static json_object *backup_fails(Live *l, const char *name) {
         if (out)
                 fprintf(stderr, "%s: %s\n", name, json_object_to_json_string(out));
         return out;
+}
+
+/* A restore in place while the server runs: the hook's PreRestore refuses it, naming why, and
+ * nothing of the live data directory is touched (the server goes on, its newest rows there). */
+static void native_restore_running(Live *l) {
+        int st;
+        json_object_put(harness_json(l->h, &st, "vssbackup backup --to %s/backup-inplace --json", harness_dir(l->h)));
+        CHECK(st == 0);
+        _cleanup_free_ char *before = query(l->h, l->sock, "SELECT COUNT(*) FROM bank.ledger"), *said = NULL;
+        CHECK(harness_sh(l->h, &said, "vssbackup restore --from %s/backup-inplace 2>&1", harness_dir(l->h)) != 0);
+        CHECK(said && strstr(said, "the server is running") && !strstr(said, "restored ("));
+        if (said && !strstr(said, "the server is running"))
+                fprintf(stderr, "vssbackup restore said: %s\n", said);
+        _cleanup_free_ char *after = query(l->h, l->sock, "SELECT COUNT(*) FROM bank.ledger");
+        CHECK(before && after && atol(after) >= atol(before));
 }
 
 /* A later writer vetoes the freeze: the abort lets the lock go, and the next backup is whole. */
@@ -568,7 +584,9 @@ static void native_writer_killed(Live *l, pid_t writer) {
 
 /* vss-writer-exec in native mode with --hold and examples/hooks/mariadb/50-mariadb: backups in a
  * row (10 with OPENVSS_CHECK_FULL=1, else 3), each restored and checked, no lock left after any;
- * then a vetoed freeze, a server that is down and a writer killed while holding leave no lock. */
+ * then a vetoed freeze, a server that is down and a writer killed while holding leave no lock,
+ * and a restore in place while the server runs is refused (stop-restore-start, as the hook's
+ * header says to run it). */
 static void test_native(void) {
         Live l;
         if (!live_start(&l, NULL))
@@ -588,6 +606,7 @@ static void test_native(void) {
         CHECK(harness_sh(l.h, NULL, "[ $(grep -c 'thaw: hook 50-mariadb -> ok' '%s') -ge %d ]", wlog, n) == 0);
         CHECK(harness_sh(l.h, NULL, "[ $(grep -c '50-mariadb: tables unlocked' '%s') -ge %d ]", wlog, n) == 0);
         native_abort(&l, wlog);
+        native_restore_running(&l);
         native_server_down(&l, writer, wlog);
         if (l.server)
                 native_writer_killed(&l, writer);
