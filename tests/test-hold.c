@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <json-c/json.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -178,6 +179,62 @@ static unsigned long long number_in(const char *dir, const char *name) {
         if (fd >= 0)
                 close(fd);
         return n > 0 ? strtoull(buf, NULL, 10) : 0;
+}
+
+/* A process that stores n into mm (through a shared writable mapping), then writes n to log, n =
+ * 1, 2, ...: at any instant mm holds log's number or one more. */
+static pid_t start_mapped_pairs(const char *mm, const char *log) {
+        pid_t pid = fork_dying_with_us();
+        if (pid > 0)
+                return pid;
+        int fm = open(mm, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), fl = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fm < 0 || fl < 0 || ftruncate(fm, 4096) < 0)
+                _exit(1);
+        char *map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fm, 0);
+        char buf[24];
+        for (unsigned long long n = 1; map != MAP_FAILED; n++) {
+                snprintf(buf, sizeof(buf), "%020llu\n", n);
+                memcpy(map, buf, 21);
+                if (pwrite(fl, buf, 21, 0) != 21)
+                        break;
+                usleep(500);
+        }
+        _exit(1);
+}
+
+/* hold-mmap-writes: a file written through a shared mapping changes no timestamp while its page
+ * stays dirty, so the copy-ahead's last held pass, which goes by timestamps, would keep an earlier
+ * pass's copy of it: each shadow of the held ext4 directory has the mapped file's number equal
+ * to the written file's, or one more. */
+static void test_hold_mmap_writes(void) {
+        Harness *h = harness_new(NULL);
+        char *mnt = harness_loop_fs(h, "mkfs.ext4 -q", "64M");
+        char dir[400], mm[450], log[450];
+        snprintf(dir, sizeof(dir), "%s/data", mnt);
+        snprintf(mm, sizeof(mm), "%s/mm.bin", dir);
+        snprintf(log, sizeof(log), "%s/log.txt", dir);
+        CHECK(mkdir(dir, 0755) == 0);
+        pid_t pid = start_mapped_pairs(mm, log);
+        for (int i = 0; i < 3000 && number_in(dir, "log.txt") < 10; i++) /* under way */
+                usleep(1000);
+        for (unsigned i = 0; i < 5; i++) {
+                int st;
+                json_object *o = harness_json(h, &st, "vssadmin create shadow --for %s --json", dir);
+                json_object *arr = o ? json_object_object_get(o, "shadows") : NULL;
+                CHECK(st == 0 && arr && json_object_array_length(arr) == 1);
+                if (st != 0 || !arr || json_object_array_length(arr) != 1) {
+                        json_object_put(o);
+                        break;
+                }
+                const char *spath = json_str(json_object_array_get_idx(arr, 0), "shadow_path");
+                unsigned long long nm = number_in(spath, "mm.bin"), nl = number_in(spath, "log.txt");
+                CHECK(nl > 0 && (nm == nl || nm == nl + 1));
+                if (!(nl > 0 && (nm == nl || nm == nl + 1)))
+                        fprintf(stderr, "round %u: mapped file %llu, written file %llu\n", i, nm, nl);
+                CHECK(harness_sh(h, NULL, "vssadmin delete shadows --set %s >/dev/null", json_str(o, "snapshot_set_id")) == 0);
+                json_object_put(o);
+        }
+        stop(pid);
 }
 
 /* hold-with-btrfs-snapshot: a set of a btrfs subvolume (its own snapshot) and a held ext4
@@ -574,6 +631,7 @@ static const TestCase cases[] = {
         { "hold-storage-elsewhere", test_hold_storage_elsewhere },
         { "hold-explain", test_hold_explain },
         { "hold-with-btrfs-snapshot", test_hold_with_btrfs_snapshot },
+        { "hold-mmap-writes", test_hold_mmap_writes },
         { "hold-generations", test_hold_generations },
         { "hold-generations-shared-storage", test_hold_generations_shared_storage },
         { "hold-generations-unheld", test_hold_generations_unheld },

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -135,6 +137,80 @@ static int index_load(int fd, Index **ret) {
         return 0;
 }
 
+/* ---- files written through shared mappings ---- */
+
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+/* The inodes of files on dev some process maps shared and writable (/proc/PID/maps), sorted. */
+static int mapped_writable(dev_t dev, uint64_t **ret, size_t *ret_n) {
+        _cleanup_free_ uint64_t *a = NULL;
+        size_t n = 0, cap = 0;
+        _cleanup_free_ char *line = NULL;
+        size_t len = 0;
+        DIR *d = opendir("/proc");
+        if (!d)
+                return -errno;
+        for (struct dirent *de; (de = readdir(d));) {
+                char path[64];
+                if (de->d_name[0] < '0' || de->d_name[0] > '9')
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%s/maps", de->d_name);
+                FILE *f = fopen(path, "re");
+                while (f && getline(&line, &len, f) > 0) {
+                        char perms[8];
+                        unsigned maj, min;
+                        uint64_t ino;
+                        if (sscanf(line, "%*x-%*x %7s %*x %x:%x %" SCNu64, perms, &maj, &min, &ino) != 4 ||
+                            perms[1] != 'w' || perms[3] != 's' || ino == 0 || makedev(maj, min) != dev)
+                                continue;
+                        if (n == cap) {
+                                uint64_t *b = realloc(a, (cap = cap ? 2 * cap : 64) * sizeof(*a));
+                                if (!b) {
+                                        fclose(f);
+                                        closedir(d);
+                                        return -ENOMEM;
+                                }
+                                a = b;
+                        }
+                        a[n++] = ino;
+                }
+                if (f)
+                        fclose(f); /* gone meanwhile: nothing of it */
+        }
+        closedir(d);
+        if (n > 0)
+                qsort(a, n, sizeof(*a), cmp_u64);
+        *ret = TAKE_PTR(a);
+        *ret_n = n;
+        return 0;
+}
+
+/* A store through a shared writable mapping into a page already dirty changes no timestamp (the
+ * kernel updates them on the first write fault after writeback only): such a file, changed or not,
+ * goes into the held pass whole, marked in the index as never matching. Its bytes into *ret_bytes. */
+static int mark_mapped(int sfd, Index *ix, uint64_t *ret_bytes) {
+        struct stat st;
+        _cleanup_free_ uint64_t *inos = NULL;
+        size_t n = 0;
+        *ret_bytes = 0;
+        if (fstat(sfd, &st) < 0)
+                return -errno;
+        int r = mapped_writable(st.st_dev, &inos, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; n > 0 && i < ix->n; i++) {
+                Rec *e = &ix->recs[i];
+                if (S_ISREG(e->mode) && bsearch(&e->ino, inos, n, sizeof(*inos), cmp_u64)) {
+                        e->mtime_ns = INT64_MIN;
+                        *ret_bytes += (uint64_t) e->size;
+                }
+        }
+        return 0;
+}
+
 /* ---- passes ---- */
 
 int precopy_run(const char *src, const char *dst, int index_fd, uint32_t hold_ms, PrecopyResult *ret,
@@ -191,17 +267,22 @@ int precopy_run(const char *src, const char *dst, int index_fd, uint32_t hold_ms
                 if (pass > 0 && (d->entries == 0 || !shrinking))
                         break;
         }
+        uint64_t mapped = 0;
+        if (r >= 0)
+                r = mark_mapped(sfd, prev, &mapped);
         if (r >= 0) {
                 prev->rate = res.rate;
                 r = index_save(prev, index_fd);
         }
-        /* What keeps changing between passes goes into the held pass whole: if that cannot fit
-         * the hold window, fail now, before the writers are frozen for nothing. */
-        if (r >= 0 && hold_ms > 0 && res.rate > 0 && res.last_bytes * 1000 / res.rate > hold_ms) {
+        /* What keeps changing between passes, and what is mapped for writing, goes into the held
+         * pass whole: if that cannot fit the hold window, fail now, before the writers are
+         * frozen for nothing. */
+        if (r >= 0 && hold_ms > 0 && res.rate > 0 && (res.last_bytes + mapped) * 1000 / res.rate > hold_ms) {
                 char big[512];
                 tree_delta_biggest(last, big, sizeof(big));
-                snprintf(errbuf, errlen, "the files that change between copy passes (%" PRIu64 " bytes) cannot be copied "
-                         "within the hold window of %u ms; the biggest: %s", res.last_bytes, hold_ms, big);
+                snprintf(errbuf, errlen, "the files that change between copy passes or are mapped for writing (%" PRIu64
+                         " bytes) cannot be copied within the hold window of %u ms; the biggest changing: %s",
+                         res.last_bytes + mapped, hold_ms, big);
                 r = -ETIME;
         }
         tree_index_free(prev);
