@@ -809,6 +809,37 @@ static void test_restore_in_place_rewinds(void) {
 
 /* No server: Identify fails, retryable, with libpq's message. A role without privileges: the
  * backup fails at PrepareForSnapshot with PostgreSQL's message, nonretryable. */
+/* postgres-config-outside: a cluster in Debian's layout, its postgresql.conf, pg_hba.conf and
+ * pg_ident.conf in a directory of their own: the backup is made, and the writer's log names the
+ * files it leaves to the system's configuration backup. */
+static void test_config_outside(void) {
+        Harness *h = harness_new(NULL);
+        char base[PATH_MAX], data[PATH_MAX], etc[PATH_MAX + 8], dsn[PATH_MAX + 64], labels[PATH_MAX], bk[PATH_MAX];
+        int port = test_port(2);
+        pg_dir(h, "pg", base, sizeof(base));
+        snprintf(data, sizeof(data), "%s/data", base);
+        snprintf(etc, sizeof(etc), "%s/etc", base);
+        if (sh("runuser -u " PG_USER " -- " PG_BIN "/initdb -D '%s' -A trust -U " PG_USER " -E UTF8 --no-sync "
+               ">'%s/initdb.log' 2>&1 && runuser -u " PG_USER " -- mkdir -m 700 '%s' && "
+               "mv '%s'/postgresql.conf '%s'/pg_hba.conf '%s'/pg_ident.conf '%s/' && "
+               "printf \"data_directory = '%%s'\\nhba_file = '%%s/pg_hba.conf'\\nident_file = '%%s/pg_ident.conf'\\n\" "
+               "'%s' '%s' '%s' >> '%s/postgresql.conf'", data, base, etc, data, data, data, etc, data, etc, etc, etc) != 0 ||
+            !pg_start(base, etc, port)) {
+                test_failures++;
+                return teardown(h);
+        }
+        snprintf(labels, sizeof(labels), "%s/labels", harness_dir(h));
+        dsn_for(dsn, sizeof(dsn), base, port, PG_USER);
+        writer_start(h, dsn, labels);
+        snprintf(bk, sizeof(bk), "%s/backup", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --quiet", bk) == 0);
+        char want[3 * PATH_MAX];
+        snprintf(want, sizeof(want), "identify: %s/postgresql.conf, %s/pg_hba.conf, %s/pg_ident.conf: outside the data "
+                 "directory, not in the component", etc, etc, etc);
+        CHECK(writer_log_has(h, want));
+        teardown(h);
+}
+
 static void test_errors(void) {
         Harness *h = harness_new(NULL);
         char base[PATH_MAX], data[PATH_MAX], dsn[PATH_MAX + 64], labels[PATH_MAX], dir[PATH_MAX], p[PATH_MAX];
@@ -876,6 +907,7 @@ static const TestCase cases[] = {
         { "postgres-btrfs-tablespace-beside", test_btrfs_tablespace_beside },
         { "postgres-prerestore-server-running", test_prerestore_running },
         { "postgres-errors", test_errors },
+        { "postgres-config-outside", test_config_outside },
         { "postgres-self-contained", test_self_contained },
         {},
 };

@@ -182,6 +182,30 @@ static char *version_dir(const char *loc, int major) {
         return found;
 }
 
+/* Configuration files kept outside the data directory (Debian's /etc/postgresql/15/main) are not
+ * the cluster's files: not in the component. Said once, so the admin backs them up with the
+ * system's configuration. */
+static void note_config_outside(PGconn *c, const char *data_dir) {
+        static bool noted;
+        static const char *const settings[] = { "config_file", "hba_file", "ident_file" };
+        char outside[3 * PATH_MAX] = "";
+        for (size_t i = 0; !noted && i < ELEMENTSOF(settings); i++) {
+                char sql[64];
+                snprintf(sql, sizeof(sql), "SHOW %s", settings[i]);
+                PGresult *res = PQexec(c, sql);
+                if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+                    !path_within(PQgetvalue(res, 0, 0), data_dir)) {
+                        size_t len = strlen(outside);
+                        snprintf(outside + len, sizeof(outside) - len, "%s%s", len ? ", " : "", PQgetvalue(res, 0, 0));
+                }
+                PQclear(res);
+        }
+        if (!noted && outside[0])
+                log_msg("identify: %s: outside the data directory, not in the component; back them up with the "
+                        "system's configuration (a restored cluster needs them)", outside);
+        noted = true;
+}
+
 /* Asks the server where its files are. */
 bool layout_query(vss_writer *w, Layout *l) {
         _cleanup_free_ char *wal_link = NULL;
@@ -206,6 +230,8 @@ bool layout_query(vss_writer *w, Layout *l) {
         }
         l->data_dir = strdup(target);
         PQclear(res);
+        if (l->data_dir)
+                note_config_outside(c, l->data_dir);
         /* A symlinked pg_wal (initdb --waldir) lives elsewhere and is copied as its own group. */
         if (!l->data_dir || asprintf(&wal_link, "%s/pg_wal", l->data_dir) < 0) {
                 writer_fail(w, VSS_E_WRITERERROR_OUTOFRESOURCES, 0, "identify: out of memory");
