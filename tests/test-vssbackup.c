@@ -894,6 +894,36 @@ static void test_restore_stop_start_in_use(void) {
         harness_free(h);
 }
 
+/* vssbackup-restore-vssd-gone: vssd is gone while the writers handle PostRestore: the files were
+ * put back, the restore fails, and it says not to start what was restored (a writer may not have
+ * finished it). */
+static void test_restore_vssd_gone(void) {
+        Harness *h = harness_new(NULL);
+        char *data = harness_make_data(h, "data");
+        char comp[PATH_MAX + 16], bk[PATH_MAX], to[PATH_MAX], out[PATH_MAX];
+        snprintf(comp, sizeof(comp), "db=%s", data);
+        harness_writer(h, "app", (const char *const[]) { "--component", comp, NULL });
+        snprintf(bk, sizeof(bk), "%s/bk", harness_dir(h));
+        snprintf(to, sizeof(to), "%s/to", harness_dir(h));
+        snprintf(out, sizeof(out), "%s/restore.out", harness_dir(h));
+        CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --quiet", bk) == 0);
+        harness_set(h, "app", "post-restore", "wait");
+        _cleanup_free_ char *pid_text = NULL;
+        CHECK(harness_sh(h, &pid_text, "(exec vssbackup restore --from %s --to %s >%s 2>&1) & echo $!", bk, to, out) == 0);
+        pid_t req = pid_text ? (pid_t) atol(pid_text) : 0;
+        CHECK(req > 0 && harness_wait_started(h, "app", "post-restore"));
+        harness_kill_vssd(h);
+        CHECK(harness_sh(h, NULL, "while kill -0 %d 2>/dev/null; do sleep 0.01; done", (int) req) == 0);
+        harness_go(h, "app", "post-restore");
+        _cleanup_free_ char *said = NULL;
+        CHECK(harness_sh(h, &said, "cat %s", out) == 0);
+        CHECK(said && strstr(said, "PostRestore did not complete") && strstr(said, "do not start what was restored"));
+        if (said && !strstr(said, "PostRestore did not complete"))
+                fprintf(stderr, "vssbackup said: %s", said);
+        CHECK(harness_sh(h, NULL, "test -f '%s%s/a.txt'", to, data) == 0);
+        harness_free(h);
+}
+
 /* vssbackup-incremental-renamed-dir: a directory renamed since the base keeps its files' times,
  * but the base holds them at the old path only: the incremental and the differential store them
  * at the new one, and their chains restore them there. */
@@ -1287,6 +1317,7 @@ static const TestCase cases[] = {
         { "vssbackup-incremental-new-component", test_incremental_new_component },
         { "vssbackup-incremental-renamed-dir", test_incremental_renamed_dir },
         { "vssbackup-restore-stop-start-in-use", test_restore_stop_start_in_use },
+        { "vssbackup-restore-vssd-gone", test_restore_vssd_gone },
         {},
 };
 

@@ -723,8 +723,17 @@ int cmd_restore(const char *src, char **specs, size_t n_specs, const char *to) {
                 umask(old_umask);
         }
         /* PostRestore comes whenever PreRestore did, so writers restart what they stopped. */
-        if (run.r.b && d)
-                run_closing_phase(&run, vss_backup_post_restore_sync(b), "post-restore");
+        if (run.r.b && d) {
+                int32_t hr = vss_backup_post_restore_sync(b);
+                run_closing_phase(&run, hr, "post-restore");
+                /* Files are in place, and no writer finished the restore (vss-writer-postgres points
+                 * a copy's WAL and tablespace links at the copy then): said where it is seen. */
+                if (hr < 0 && ok)
+                        on_warning(to ? to : "/", "the restore's last step",
+                                   "PostRestore did not complete (vssd gone?): what a writer does there may not be done "
+                                   "(a database copy may still point at the original's files); do not start what was "
+                                   "restored: run the restore again once vssd runs", NULL);
+        }
         if (!arg_json && !run.r.error_hr)
                 printf("Restored from %s%s%s\n", src, to ? " to " : "", to ? to : "");
         json_object *extra = json_object_new_object();
