@@ -4,6 +4,9 @@
 #include <grp.h>
 #include <pwd.h>
 #include <stdarg.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,24 +23,34 @@ bool uid_trusted(uid_t uid) {
         return uid == 0 || uid == geteuid();
 }
 
+/* How long vssd waits for the child: a lookup the user made slow answers "cannot reach". */
+#define REACHABLE_WAIT_MS 1000
+
 int path_reachable_by(const struct ucred *who, const char *path) {
         pid_t pid = fork();
         if (pid < 0)
                 return -errno;
         if (pid == 0) {
-                /* Its account's groups, as the rights take them; its own uid last. */
+                /* Its account's groups, as the rights take them; its ids as the effective ones
+                 * only: real and saved stay root's, so the user can neither signal the child (stop
+                 * it, and vssd with it) nor pass a FUSE mount's owner check (a lookup held there). */
                 struct passwd *pw = getpwuid(who->uid);
-                if ((pw ? initgroups(pw->pw_name, who->gid) : setgroups(0, NULL)) < 0 || setgid(who->gid) < 0 ||
-                    setuid(who->uid) < 0)
+                if ((pw ? initgroups(pw->pw_name, who->gid) : setgroups(0, NULL)) < 0 ||
+                    setresgid((gid_t) -1, who->gid, (gid_t) -1) < 0 || setresuid((uid_t) -1, who->uid, (uid_t) -1) < 0)
                         _exit(EPERM);
                 char *r = realpath(path, NULL);
                 _exit(r ? 0 : errno ? errno : EIO);
         }
-        int status = 0;
+        int status = 0, pfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        struct pollfd p = { .fd = pfd, .events = POLLIN };
+        if (pfd < 0 || poll(&p, 1, REACHABLE_WAIT_MS) <= 0)
+                (void) kill(pid, SIGKILL); /* too slow (or it cannot be watched): not reached */
+        if (pfd >= 0)
+                close(pfd);
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR)
                         return -errno;
-        return WIFEXITED(status) ? -WEXITSTATUS(status) : -EIO;
+        return WIFEXITED(status) ? -WEXITSTATUS(status) : -ETIMEDOUT;
 }
 
 int reply_errorv(sd_bus_error *error, int32_t hr, const char *fmt, va_list ap) {

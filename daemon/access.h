@@ -18,9 +18,10 @@
 int reply_error(sd_bus_error *error, int32_t hr, const char *fmt, ...) _printf_(3, 4);
 /* Root, or vssd's own user: trusted as root is (writers, requesters). */
 bool uid_trusted(uid_t uid);
-/* Whether who (its uid, gid and its account's groups) reaches path, in a child that became it:
- * 0, or the negative errno its realpath() met (-EACCES, -ENOENT). A user asking vssd about a
- * path learns nothing it could not see itself. Forks; for a user's calls only. */
+/* Whether who (its uid, gid and its account's groups) reaches path, in a child whose effective
+ * ids are its: 0, or the negative errno its realpath() met (-EACCES, -ENOENT; -ETIMEDOUT past a
+ * second, the child killed). A user asking vssd about a path learns nothing it could not see
+ * itself. Forks and waits (a second at most); for a user's calls only. */
 int path_reachable_by(const struct ucred *who, const char *path);
 int reply_errorv(sd_bus_error *error, int32_t hr, const char *fmt, va_list ap) _printf_(3, 0);
 
