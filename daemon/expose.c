@@ -417,12 +417,12 @@ void exposures_restore(Manager *m) {
                         continue;
                 if (registry_get_shadow(m->registry, &ex[i].shadow_id, &rec) < 0)
                         reply_error(&error, VSS_E_OBJECT_NOT_FOUND, "its shadow copy is gone");
-                else if (open_target(ex[i].at, 0, &target, real, sizeof(real), &error) >= 0 &&
-                         check_empty(target, real, &error) >= 0 &&
-                         op_start(m, NULL, real, &rec, TAKE_FD(target), NULL, &error) >= 0)
-                        continue; /* the record is made again once it is mounted */
-                else
+                else if (open_target(ex[i].at, 0, &target, real, sizeof(real), &error) < 0 ||
+                         check_empty(target, real, &error) < 0)
                         shadow_record_done(&rec);
+                /* op_start() owns rec and the target from here, whatever it returns. */
+                else if (op_start(m, NULL, real, &rec, TAKE_FD(target), NULL, &error) >= 0)
+                        continue; /* the record is made again once it is mounted */
                 log_warn("shadow copy exposed at %s before the reboot is not exposed again: %s", ex[i].at,
                          error.message ? error.message : "out of memory");
         }
