@@ -334,6 +334,44 @@ static void test_hold_window_too_small(void) {
         CHECK(harness_count_shadow_files(h) == 0);
 }
 
+/* hold-window-mapped-too-big: a file mapped shared and writable goes whole into the held pass;
+ * one that cannot be copied within the hold window fails the set before Freeze, naming it, even
+ * when nothing else changes. */
+static void test_hold_window_mapped_too_big(void) {
+        Harness *h = harness_new("{\"hold_window_ms\": 5}");
+        char *mnt = harness_loop_fs(h, "mkfs.ext4 -q", "256M");
+        char *out = NULL, path[600];
+        CHECK(harness_sh(h, NULL, "mkdir %s/data && head -c 67108864 /dev/urandom > %s/data/mapped && "
+                                  "head -c 16777216 /dev/urandom > %s/data/other", mnt, mnt, mnt) == 0);
+        snprintf(path, sizeof(path), "%s/data/mapped", mnt);
+        harness_writer(h, "w", NULL);
+        int pipefd[2];
+        CHECK(pipe(pipefd) == 0);
+        pid_t pid = fork_dying_with_us();
+        if (pid == 0) {
+                int fd = open(path, O_RDWR | O_CLOEXEC);
+                void *map = fd >= 0 ? mmap(NULL, 67108864, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+                if (map == MAP_FAILED || write(pipefd[1], "m", 1) != 1)
+                        _exit(1);
+                pause();
+                _exit(0);
+        }
+        char c;
+        CHECK(read(pipefd[0], &c, 1) == 1); /* mapped */
+        CHECK(harness_sh(h, &out, "vssadmin create shadow --for %s/data --json", mnt) != 0);
+        stop(pid);
+        close(pipefd[0]), close(pipefd[1]);
+        CHECK(out && strstr(out, "VSS_E_HOLD_WRITES_TIMEOUT") &&
+              strstr(out, "mapped (67108864 bytes, mapped shared and writable by a process)"));
+        if (out)
+                fprintf(stderr, "%s\n", out);
+        free(out);
+        char *ev = harness_events(h, "w");
+        CHECK_STR(ev, "identify prepare-backup prepare-snapshot abort backup-shutdown");
+        free(ev);
+        CHECK(harness_count_shadow_files(h) == 0);
+}
+
 /* The storage shares the held filesystem: the last delta is read into memory while held; one over
  * file_hold_memory_bytes fails the set, clearly, never a silent copy without the hold. */
 static void test_hold_memory_budget(void) {
@@ -632,6 +670,7 @@ static const TestCase cases[] = {
         { "hold-explain", test_hold_explain },
         { "hold-with-btrfs-snapshot", test_hold_with_btrfs_snapshot },
         { "hold-mmap-writes", test_hold_mmap_writes },
+        { "hold-window-mapped-too-big", test_hold_window_mapped_too_big },
         { "hold-generations", test_hold_generations },
         { "hold-generations-shared-storage", test_hold_generations_shared_storage },
         { "hold-generations-unheld", test_hold_generations_unheld },

@@ -144,7 +144,9 @@ static int cmp_u64(const void *a, const void *b) {
         return x < y ? -1 : x > y;
 }
 
-/* The inodes of files on dev some process maps shared and writable (/proc/PID/maps), sorted. */
+/* The inodes of files on dev some process maps shared and writable (/proc/PID/maps), sorted.
+ * Each mapping's file is stat()ed through /proc/PID/map_files: maps shows the superblock's device,
+ * which is not what stat() says on btrfs (a subvolume's own) or overlayfs. */
 static int mapped_writable(dev_t dev, uint64_t **ret, size_t *ret_n) {
         _cleanup_free_ uint64_t *a = NULL;
         size_t n = 0, cap = 0;
@@ -160,12 +162,16 @@ static int mapped_writable(dev_t dev, uint64_t **ret, size_t *ret_n) {
                 snprintf(path, sizeof(path), "/proc/%s/maps", de->d_name);
                 FILE *f = fopen(path, "re");
                 while (f && getline(&line, &len, f) > 0) {
-                        char perms[8];
-                        unsigned maj, min;
+                        char perms[8], range[64], file[128];
                         uint64_t ino;
-                        if (sscanf(line, "%*x-%*x %7s %*x %x:%x %" SCNu64, perms, &maj, &min, &ino) != 4 ||
-                            perms[1] != 'w' || perms[3] != 's' || ino == 0 || makedev(maj, min) != dev)
+                        struct stat st;
+                        if (sscanf(line, "%63s %7s %*x %*x:%*x %" SCNu64, range, perms, &ino) != 3 || perms[1] != 'w' ||
+                            perms[3] != 's' || ino == 0)
                                 continue;
+                        snprintf(file, sizeof(file), "/proc/%s/map_files/%s", de->d_name, range);
+                        if (stat(file, &st) < 0 || st.st_dev != dev || !S_ISREG(st.st_mode))
+                                continue; /* unmapped meanwhile, or another filesystem's */
+                        ino = st.st_ino;
                         if (n == cap) {
                                 uint64_t *b = realloc(a, (cap = cap ? 2 * cap : 64) * sizeof(*a));
                                 if (!b) {
@@ -190,12 +196,14 @@ static int mapped_writable(dev_t dev, uint64_t **ret, size_t *ret_n) {
 
 /* A store through a shared writable mapping into a page already dirty changes no timestamp (the
  * kernel updates them on the first write fault after writeback only): such a file, changed or not,
- * goes into the held pass whole, marked in the index as never matching. Its bytes into *ret_bytes. */
-static int mark_mapped(int sfd, Index *ix, uint64_t *ret_bytes) {
+ * goes into the held pass whole, marked in the index as never matching. Their bytes into
+ * *ret_bytes, the biggest into *ret_biggest (NULL when none). */
+static int mark_mapped(int sfd, Index *ix, uint64_t *ret_bytes, const Rec **ret_biggest) {
         struct stat st;
         _cleanup_free_ uint64_t *inos = NULL;
         size_t n = 0;
         *ret_bytes = 0;
+        *ret_biggest = NULL;
         if (fstat(sfd, &st) < 0)
                 return -errno;
         int r = mapped_writable(st.st_dev, &inos, &n);
@@ -206,6 +214,8 @@ static int mark_mapped(int sfd, Index *ix, uint64_t *ret_bytes) {
                 if (S_ISREG(e->mode) && bsearch(&e->ino, inos, n, sizeof(*inos), cmp_u64)) {
                         e->mtime_ns = INT64_MIN;
                         *ret_bytes += (uint64_t) e->size;
+                        if (!*ret_biggest || e->size > (*ret_biggest)->size)
+                                *ret_biggest = e;
                 }
         }
         return 0;
@@ -268,8 +278,9 @@ int precopy_run(const char *src, const char *dst, int index_fd, uint32_t hold_ms
                         break;
         }
         uint64_t mapped = 0;
+        const Rec *mapped_big = NULL;
         if (r >= 0)
-                r = mark_mapped(sfd, prev, &mapped);
+                r = mark_mapped(sfd, prev, &mapped, &mapped_big);
         if (r >= 0) {
                 prev->rate = res.rate;
                 r = index_save(prev, index_fd);
@@ -280,8 +291,11 @@ int precopy_run(const char *src, const char *dst, int index_fd, uint32_t hold_ms
         if (r >= 0 && hold_ms > 0 && res.rate > 0 && (res.last_bytes + mapped) * 1000 / res.rate > hold_ms) {
                 char big[512];
                 tree_delta_biggest(last, big, sizeof(big));
+                if (mapped_big && (uint64_t) mapped_big->size > res.last_bytes)
+                        snprintf(big, sizeof(big), "%s (%" PRId64 " bytes, mapped shared and writable by a process)",
+                                 mapped_big->path, mapped_big->size);
                 snprintf(errbuf, errlen, "the files that change between copy passes or are mapped for writing (%" PRIu64
-                         " bytes) cannot be copied within the hold window of %u ms; the biggest changing: %s",
+                         " bytes) cannot be copied within the hold window of %u ms; the biggest: %s",
                          res.last_bytes + mapped, hold_ms, big);
                 r = -ETIME;
         }
