@@ -22,9 +22,11 @@
  * ends (a paused DoSnapshotSet at once; one under way, bounded by the writers' timeouts, ends
  * first). True when the set is no longer in creation. */
 bool set_give_way(Session *h) {
+        if (h->busy && h->op == CALL_DO_SNAPSHOT_SET && !h->paused)
+                return false; /* under way: it ends as it will, and is not marked */
         h->gives_way = true;
         if (h->busy) {
-                if (h->op == CALL_DO_SNAPSHOT_SET && h->paused)
+                if (h->op == CALL_DO_SNAPSHOT_SET)
                         request_abort(h, VSS_E_SNAPSHOT_SET_IN_PROGRESS, GAVE_WAY);
                 else if (h->op == CALL_PREPARE_FOR_BACKUP)
                         h->abort_after_op = true;
@@ -188,8 +190,8 @@ int method_add_to_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error
          * not delete, could otherwise fill a volume's count and keep root's sets of it out. */
         unsigned existing = shadows_of_volume(m, real), most = m->config.max_shadows_per_volume;
         bool trusted = uid_trusted(s->requester_uid);
-        if (!trusted && most > 1)
-                most -= (most + 3) / 4;
+        if (!trusted)
+                most -= (most + 3) / 4; /* at least one: with a limit of 1, a user's set makes none */
         if (existing >= most)
                 return reply_error(error, VSS_E_MAXIMUM_NUMBER_OF_SNAPSHOTS_REACHED,
                                    "'%s' has %u shadow copies, the most allowed%s; delete some first", real, existing,

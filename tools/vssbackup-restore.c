@@ -413,7 +413,7 @@ static bool announce_targets(Run *run, const vss_backup_document *doc, const vss
  * running database would go on over the files restored under it, or lose them). Nothing is
  * written. how: "without its writer, which is not running", say; what to do: the way out. */
 static bool in_place_unused(Run *run, const vss_backup_document *doc, const vss_bc_component *c, const char *how,
-                            const char *what_to_do) {
+                            const char *what_to_do, char *why, size_t why_size) {
         const vss_writer_metadata *wm = vss_backup_document_writer(doc, c);
         const vss_component_info *ci = wm ? metadata_find_component(wm, c->logical_path, c->name) : NULL;
         for (size_t f = 0; ci && f < ci->n_files; f++) {
@@ -425,13 +425,18 @@ static bool in_place_unused(Run *run, const vss_backup_document *doc, const vss_
                 uid_t uid;
                 pid_t pid = path_in_use(wish ? wish : path, ci->files[f].filespec, ci->files[f].recursive, comm,
                                         sizeof(comm), &uid, held, sizeof(held));
+                char msg[2 * PATH_MAX + 512];
                 if (pid < 0)
-                        return run_fail(run, VSS_E_BAD_STATE, "component '%s' is restored in place %s, and whether %s is "
-                                        "in use cannot be told (%s): %s", c->name, how, held, comm, what_to_do);
-                if (pid > 0)
-                        return run_fail(run, VSS_E_BAD_STATE, "component '%s' is restored in place %s, and %s is in use by "
-                                        "process %d (%s, uid %d): %s", c->name, how, held, (int) pid, comm, (int) uid,
-                                        what_to_do);
+                        snprintf(msg, sizeof(msg), "component '%s' is restored in place %s, and whether %s is in use "
+                                 "cannot be told (%s): %s", c->name, how, held, comm, what_to_do);
+                else if (pid > 0)
+                        snprintf(msg, sizeof(msg), "component '%s' is restored in place %s, and %s is in use by process "
+                                 "%d (%s, uid %d): %s", c->name, how, held, (int) pid, comm, (int) uid, what_to_do);
+                if (pid != 0) {
+                        if (why)
+                                snprintf(why, why_size, "%s", msg);
+                        return run_fail(run, VSS_E_BAD_STATE, "%s", msg);
+                }
         }
         return true;
 }
@@ -458,7 +463,7 @@ static bool select_for_restore(Run *run, const vss_backup_document *doc, char **
                                         vss_backup_errmsg(b));
                         ok = to || in_place_unused(run, doc, c, "without its writer, which is not running",
                                                    "stop the application first, start its writer (its PreRestore "
-                                                   "checks), or restore elsewhere with --to DIR");
+                                                   "checks), or restore elsewhere with --to DIR", NULL, 0);
                 } else
                         ok = report_step(&run->r, hr);
                 ok = ok && announce_targets(run, doc, c, to);
@@ -618,12 +623,12 @@ static void restore_selected(Run *run, const vss_backup_document *d, Backup *cha
                 } else if (wm->restore_method == VSS_RME_STOP_RESTORE_START && isempty(to) &&
                            !in_place_unused(run, d, c, "by a stop-restore-start writer whose PreRestore let the application run",
                                             "stop the application (its service) first, then restore; or restore "
-                                            "elsewhere with --to DIR")) {
+                                            "elsewhere with --to DIR", fixed, sizeof(fixed))) {
                         /* The service is the admin's to stop (README, deviations): what still uses
                          * the files would go on over them, or lose them. Nothing is written. */
                         rs = VSS_RS_NONE;
                         c_ok = false;
-                        snprintf(what, sizeof(what), "not restored: %s", run->r.error_msg);
+                        snprintf(what, sizeof(what), "not restored: %s", fixed);
                 } else if (present && !component_all_alternate(wm, ci)) {
                         /* VSS: any file of it on disk, none restored (a mix of two times is worse). */
                         rs = VSS_RS_NONE;

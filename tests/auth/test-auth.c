@@ -497,6 +497,15 @@ static void test_shadow_reserve(void) {
         CHECK(o && strstr(o, "the most allowed;"));
         free(o);
         CHECK(count_as_root(h, "ListShadows", SHADOW_SIG) == 4);
+        harness_free(h);
+
+        /* With a limit of 1, the one shadow is root's to make. */
+        h = harness_for_users(CONFIG_BASE ", \"max_shadows_per_volume\": 1}");
+        data = harness_make_data(h, "data");
+        CHECK(alice_creates(h, data, &o) != 0);
+        CHECK(o && strstr(o, "kept for root's"));
+        free(o);
+        CHECK(harness_sh(h, NULL, "vssadmin create shadow --for '%s'", data) == 0);
 }
 
 /* auth-explain-unreachable: alice (list right) asking ExplainVolume about paths in a directory
