@@ -24,6 +24,12 @@ void writer_context_clear(vss_writer *w) {
                 context_clear(&w->ctx[i]);
 }
 
+void writer_context_forget(vss_writer *w, const char *session) {
+        for (size_t i = 0; i < ELEMENTSOF(w->ctx); i++)
+                if (w->ctx[i].session && streq(w->ctx[i].session, session))
+                        context_clear(&w->ctx[i]);
+}
+
 /* The context of session, or NULL. */
 static struct WriterContext *context_of(const vss_writer *w, const char *session) {
         for (size_t i = 0; i < ELEMENTSOF(w->ctx); i++)

@@ -10,6 +10,10 @@
 #include "lib/components.h"
 
 
+/* Sessions a writer keeps what vssd said of at once: more than run at once (one set in creation
+ * machine-wide; a few more waiting for BackupComplete), few enough that a flood costs little. */
+#define WRITER_CONTEXTS_MAX 32
+
 struct vss_writer {
         vss_writer_options opts;
         char *name, *instance_name;
@@ -53,8 +57,8 @@ struct vss_writer {
         char app_msg[VSS_MAX_MESSAGE + 1];
         char errmsg[512];
 
-        /* What vssd said of sessions beside their events (lib/writer-context.c): a few at once,
-         * the least recently said of replaced first. */
+        /* What vssd said of sessions beside their events (lib/writer-context.c): one each until its
+         * BackupShutdown; past WRITER_CONTEXTS_MAX, the least recently said of is replaced. */
         struct WriterContext {
                 char *session;
                 bool partial, bootable;
@@ -62,7 +66,7 @@ struct vss_writer {
                 char **volumes;
                 size_t n_volumes;
                 uint64_t said; /* when, in w->ctx_said's count */
-        } ctx[4];
+        } ctx[WRITER_CONTEXTS_MAX];
         uint64_t ctx_said;
 };
 
@@ -72,3 +76,5 @@ int writer_method_context(sd_bus_message *m, void *userdata, sd_bus_error *error
 /* Fills info's settings and volumes from the context, for a backup's event of its session. */
 void writer_context_fill(const vss_writer *w, const char *session, vss_event_info *info);
 void writer_context_clear(vss_writer *w); /* all of them */
+/* The session ended for the writer (its BackupShutdown is handled): what was said of it goes. */
+void writer_context_forget(vss_writer *w, const char *session);

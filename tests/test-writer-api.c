@@ -906,7 +906,7 @@ static void test_metadata_control_chars(void) {
 
 /* What the settings callbacks saw, per event: partial, bootable, the volumes and whether data/x
  * and an outside path are affected, then the context. */
-static char settings_seen[1024];
+static char settings_seen[4096];
 static const char *settings_data;
 
 static bool cb_settings(vss_writer *w, const vss_event_info *info, void *userdata) {
@@ -954,6 +954,26 @@ static int two_sessions(Harness *h, const char *data, const vss_id *iid) {
                 return 12;
         vss_backup_free(a);
         vss_backup_free(b);
+        return 0;
+}
+
+/* Six sessions at once: the first (partial files, bootable) makes its set, then five more (neither)
+ * make theirs before it completes: its BackupComplete still carries its settings. */
+#define MANY_SESSIONS 6
+static int many_sessions(Harness *h, const char *data, const vss_id *iid) {
+        vss_backup *b[MANY_SESSIONS] = {};
+        for (int i = 0; i < MANY_SESSIONS; i++)
+                if (vss_backup_new(harness_socket(h), &b[i]) < 0 || vss_backup_initialize_for_backup(b[i]) < 0 ||
+                    (i == 0 && vss_backup_set_backup_state(b[i], false, true, VSS_BT_FULL, true) < 0) ||
+                    vss_backup_gather_writer_metadata_sync(b[i]) < 0 || vss_backup_start_snapshot_set(b[i], NULL) < 0 ||
+                    vss_backup_add_to_snapshot_set(b[i], data, NULL, NULL) < 0 || vss_backup_prepare_for_backup_sync(b[i]) < 0 ||
+                    vss_backup_do_snapshot_set_sync(b[i]) < 0)
+                        return 10 + i;
+        for (int i = 0; i < MANY_SESSIONS; i++) {
+                if (vss_backup_backup_complete_sync(b[i]) < 0)
+                        return 20 + i;
+                vss_backup_free(b[i]);
+        }
         return 0;
 }
 
@@ -1005,6 +1025,11 @@ static void test_backup_settings(void) {
         /* Each session's own, also while another's are said. */
         settings_round(w, h, two_sessions, data, NULL, 2);
         CHECK(strstr(settings_seen, "backup-complete:111110:0") && strstr(settings_seen, "backup-complete:001110:0"));
+        if (!strstr(settings_seen, "backup-complete:111110:0"))
+                fprintf(stderr, "seen: %s\n", settings_seen);
+        /* More sessions at once than a writer kept before (four). */
+        settings_round(w, h, many_sessions, data, NULL, MANY_SESSIONS);
+        CHECK(strstr(settings_seen, "backup-complete:111110:0") != NULL);
         if (!strstr(settings_seen, "backup-complete:111110:0"))
                 fprintf(stderr, "seen: %s\n", settings_seen);
         vss_writer_free(w);
