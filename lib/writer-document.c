@@ -1,8 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* libvss, writer face: the backup components document, read and annotated from an event callback
- * (or a deferred event made current again with vss_writer_resume()). */
+/* libvss, writer face: what a writer says of an event beside succeeding or not: its failure, and
+ * the backup components document, read and annotated from an event callback (or a deferred
+ * event made current again with vss_writer_resume()). */
 
 #include "lib/writer-internal.h"
+
+VSS_EXPORT int vss_writer_set_failure(vss_writer *w, int32_t failure, int32_t application_code,
+                                      const char *application_message) {
+        if (!w)
+                return VSS_E_INVALIDARG;
+        w->failure = failure;
+        w->app_code = application_code;
+        utf8_copy(w->app_msg, sizeof(w->app_msg), application_message);
+        return 0;
+}
 
 static vss_bc_component *record_find(vss_writer *w, const char *logical_path, const char *name) {
         if (!w || !w->in_event || !name)

@@ -780,16 +780,6 @@ VSS_EXPORT int vss_writer_complete(vss_writer *w, vss_writer_deferred *d, bool o
         return r < 0 ? VSS_E_WRITER_INFRASTRUCTURE : 0;
 }
 
-VSS_EXPORT int vss_writer_set_failure(vss_writer *w, int32_t failure, int32_t application_code,
-                                      const char *application_message) {
-        if (!w)
-                return VSS_E_INVALIDARG;
-        w->failure = failure;
-        w->app_code = application_code;
-        utf8_copy(w->app_msg, sizeof(w->app_msg), application_message);
-        return 0;
-}
-
 VSS_EXPORT const vss_writer_options *vss_writer_get_options(vss_writer *w) {
         return w ? &w->opts : NULL;
 }
