@@ -45,17 +45,28 @@ static json_object *builder_find(struct vss_metadata_builder *md, const char *lo
         return NULL;
 }
 
+/* VSS: a file group's path has no wildcards; a filespec names files, not directories (no
+ * separator); a component's name is no logical path (no separator: "a" + "b/c" would be "a/b" +
+ * "c"). */
+static bool path_plain(const char *path) {
+        return !strpbrk(path, "*?[");
+}
+
+static bool name_plain(const char *name) {
+        return !name || !strchr(name, '/');
+}
+
 VSS_EXPORT int vss_metadata_add_component(vss_metadata_builder *md, const char *logical_path, const char *name,
                                           const char *caption, bool selectable_for_backup,
                                           bool selectable_for_restore) {
         logical_path = strempty(logical_path);
         if (!md || isempty(name) || !string_ok(name, VSS_MAX_NAME) || !string_ok(logical_path, VSS_MAX_STRING) ||
-            (caption && !string_ok(caption, VSS_MAX_STRING)))
+            (caption && !string_ok(caption, VSS_MAX_STRING)) || !name_plain(name))
                 return VSS_E_INVALIDARG;
         if (json_object_array_length(md->components) >= VSS_MAX_COMPONENTS)
                 return VSS_E_INVALIDARG;
         if (builder_find(md, logical_path, name))
-                return VSS_E_INVALIDARG;
+                return VSS_E_OBJECT_ALREADY_EXISTS; /* VSS: the same logical path and name twice */
         json_object *c = json_object_new_object();
         if (!c)
                 return VSS_E_OUTOFMEMORY;
@@ -71,8 +82,8 @@ VSS_EXPORT int vss_metadata_add_component(vss_metadata_builder *md, const char *
 
 VSS_EXPORT int vss_metadata_add_files(vss_metadata_builder *md, const char *logical_path, const char *name,
                                       const char *path, const char *filespec, bool recursive) {
-        if (!md || isempty(path) || path[0] != '/' || !string_ok(path, VSS_MAX_STRING) ||
-            (filespec && !string_ok(filespec, VSS_MAX_NAME)))
+        if (!md || isempty(path) || path[0] != '/' || !string_ok(path, VSS_MAX_STRING) || !path_plain(path) ||
+            (filespec && !string_ok(filespec, VSS_MAX_NAME)) || !name_plain(filespec))
                 return VSS_E_INVALIDARG;
         json_object *c = builder_find(md, strempty(logical_path), strempty(name));
         if (!c)
@@ -90,8 +101,9 @@ VSS_EXPORT int vss_metadata_add_files(vss_metadata_builder *md, const char *logi
 /* Appends a file entry (with destination, if not NULL) to one of the builder's arrays. */
 static int32_t files_append(json_object *array, const char *path, const char *filespec, bool recursive,
                             const char *destination) {
-        if (isempty(path) || path[0] != '/' || !string_ok(path, VSS_MAX_STRING) ||
-            (filespec && !string_ok(filespec, VSS_MAX_NAME)) || json_object_array_length(array) >= VSS_MAX_COMPONENTS)
+        if (isempty(path) || path[0] != '/' || !string_ok(path, VSS_MAX_STRING) || !path_plain(path) ||
+            (filespec && !string_ok(filespec, VSS_MAX_NAME)) || !name_plain(filespec) ||
+            json_object_array_length(array) >= VSS_MAX_COMPONENTS)
                 return VSS_E_INVALIDARG;
         json_object *f = file_desc_new(path, filespec, recursive);
         if (!f)
@@ -180,8 +192,12 @@ static void parse_file(JsonReader *v, json_object *e, bool mapping, vss_file_map
         const char *path = jv_string(v, e, "path", VSS_MAX_STRING, true);
         if (!jv_failed(v) && path[0] != '/')
                 jv_fail(v, "path", "must be an absolute path");
+        else if (!jv_failed(v) && !path_plain(path))
+                jv_fail(v, "path", "must hold no wildcard (the filespec says which files)");
         f->path = jv_dup(v, path);
         f->filespec = jv_dup(v, jv_string(v, e, "filespec", VSS_MAX_NAME, true));
+        if (f->filespec && !name_plain(f->filespec))
+                jv_fail(v, "filespec", "names files in path, not directories: no '/'");
         f->recursive = jv_bool(v, e, "recursive", false);
         if (mapping) {
                 const char *dest = jv_string(v, e, "destination", VSS_MAX_STRING, true);
@@ -345,6 +361,8 @@ vss_writer_metadata *metadata_from_json(JsonReader *v, json_object *o) {
                 c[i].name = jv_dup(v, jv_string(v, e, "name", VSS_MAX_NAME, true));
                 if (!jv_failed(v) && isempty(c[i].name))
                         jv_fail(v, "name", "must not be empty");
+                else if (!jv_failed(v) && !name_plain(c[i].name))
+                        jv_fail(v, "name", "must hold no '/' (the logical path is the component's place)");
                 c[i].caption = jv_dup(v, jv_string(v, e, "caption", VSS_MAX_STRING, false));
                 c[i].selectable_for_backup = jv_bool(v, e, "selectable_for_backup", true);
                 c[i].selectable_for_restore = jv_bool(v, e, "selectable_for_restore", true);

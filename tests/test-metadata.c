@@ -16,7 +16,13 @@ static void test_roundtrip(void) {
         char *doc = NULL;
         CHECK(metadata_builder_init(&md) == 0);
         CHECK(vss_metadata_add_component(&md, "data", "tables", "Tables", true, false) == 0);
-        CHECK(vss_metadata_add_component(&md, "data", "tables", "again", true, true) == VSS_E_INVALIDARG);
+        /* VSS: the same logical path and name twice; a name with a separator; a path with a
+         * wildcard, a filespec naming a directory. */
+        CHECK(vss_metadata_add_component(&md, "data", "tables", "again", true, true) == VSS_E_OBJECT_ALREADY_EXISTS);
+        CHECK(vss_metadata_add_component(&md, "", "data/tables", NULL, true, true) == VSS_E_INVALIDARG);
+        CHECK(vss_metadata_add_files(&md, "data", "tables", "/srv/*/db", "*", true) == VSS_E_INVALIDARG);
+        CHECK(vss_metadata_add_files(&md, "data", "tables", "/srv/db", "../../etc/passwd", false) == VSS_E_INVALIDARG);
+        CHECK(vss_metadata_add_exclude_files(&md, "/srv/db", "x/y", false) == VSS_E_INVALIDARG);
         CHECK(vss_metadata_add_files(&md, "data", "tables", "/srv/db", "*.tbl", true) == 0);
         CHECK(vss_metadata_add_files(&md, "data", "nope", "/srv/db", "*", true) == VSS_E_OBJECT_NOT_FOUND);
         CHECK(vss_metadata_add_files(&md, "data", "tables", "", "*", true) == VSS_E_INVALIDARG);
@@ -58,6 +64,10 @@ static void test_bad_documents(void) {
                 "{\"writer_id\":\"6a3bd1a8-6f0e-4c5e-9d3b-0b7c1f4e2a10\",\"instance_id\":\"6a3bd1a8-6f0e-4c5e-9d3b-0b7c1f4e2a10\",\"name\":\"a\",\"instance_name\":\"\",\"components\":[1]}",
                 "{\"writer_id\":\"6a3bd1a8-6f0e-4c5e-9d3b-0b7c1f4e2a10\",\"instance_id\":\"6a3bd1a8-6f0e-4c5e-9d3b-0b7c1f4e2a10\",\"name\":\"a\",\"instance_name\":\"\",\"components\":[{\"name\":\"c\",\"logical_path\":\"\",\"caption\":\"\",\"files\":[{\"path\":5}]}]}",
                 "{\"writer_id\":\"6a3bd1a8-6f0e-4c5e-9d3b-0b7c1f4e2a10\",\"instance_id\":\"6a3bd1a8-6f0e-4c5e-9d3b-0b7c1f4e2a10\",\"name\":\"a\",\"instance_name\":\"\"} trailing",
+                /* A component name with a separator, a path with a wildcard, a filespec with a '/'. */
+                "{\"writer_id\":\"6a3bd1a8-6f0e-4c5e-9d3b-0b7c1f4e2a10\",\"instance_id\":\"6a3bd1a8-6f0e-4c5e-9d3b-0b7c1f4e2a10\",\"name\":\"a\",\"instance_name\":\"\",\"components\":[{\"name\":\"b/c\",\"logical_path\":\"a\",\"caption\":\"\",\"files\":[]}]}",
+                "{\"writer_id\":\"6a3bd1a8-6f0e-4c5e-9d3b-0b7c1f4e2a10\",\"instance_id\":\"6a3bd1a8-6f0e-4c5e-9d3b-0b7c1f4e2a10\",\"name\":\"a\",\"instance_name\":\"\",\"components\":[{\"name\":\"c\",\"logical_path\":\"\",\"caption\":\"\",\"files\":[{\"path\":\"/srv/*/d\",\"filespec\":\"*\",\"recursive\":false}]}]}",
+                "{\"writer_id\":\"6a3bd1a8-6f0e-4c5e-9d3b-0b7c1f4e2a10\",\"instance_id\":\"6a3bd1a8-6f0e-4c5e-9d3b-0b7c1f4e2a10\",\"name\":\"a\",\"instance_name\":\"\",\"components\":[{\"name\":\"c\",\"logical_path\":\"\",\"caption\":\"\",\"files\":[{\"path\":\"/srv\",\"filespec\":\"../x\",\"recursive\":false}]}]}",
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 vss_writer_metadata *m = NULL;

@@ -419,7 +419,7 @@ static void test_bad_options(void) {
         vss_async_free(a);
         CHECK_STR(events, "identify");
         CHECK_HR(md_rc[0], 0);
-        CHECK_HR(md_rc[1], VSS_E_INVALIDARG);
+        CHECK_HR(md_rc[1], VSS_E_OBJECT_ALREADY_EXISTS);
         CHECK_HR(md_rc[2], VSS_E_OBJECT_NOT_FOUND);
         CHECK_HR(md_rc[3], VSS_E_OBJECT_NOT_FOUND);
         CHECK_HR(md_rc[4], VSS_E_INVALIDARG);

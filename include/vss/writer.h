@@ -218,9 +218,12 @@ VSS_EXPORT const char *vss_writer_errmsg(vss_writer *w);
 
 /* The metadata builder handed to the Identify callback; valid during the callback. Strings are
  * copied. Limits: names 255 bytes, paths and captions 4096, 1024 components, file groups per
- * component, excludes and mappings. Errors of every builder function: VSS_E_INVALIDARG (md NULL,
- * a value empty where required, too long, a relative path, out of range, past a limit, or a
- * component added twice), VSS_E_OUTOFMEMORY; add_files also VSS_E_OBJECT_NOT_FOUND. */
+ * component, excludes and mappings. As in VSS, a component's name holds no separator ('/'), a
+ * file group's path no wildcard and its filespec no '/'. Errors of every builder function:
+ * VSS_E_INVALIDARG (md NULL, a value empty where required, too long, a relative path, out of
+ * range, past a limit, or one of those), VSS_E_OUTOFMEMORY; add_component also
+ * VSS_E_OBJECT_ALREADY_EXISTS (the same logical path and name twice); add_files also
+ * VSS_E_OBJECT_NOT_FOUND. */
 VSS_EXPORT int vss_metadata_add_component(vss_metadata_builder *md, const char *logical_path, const char *name,
                                           const char *caption, bool selectable_for_backup,
                                           bool selectable_for_restore);
