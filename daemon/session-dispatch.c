@@ -348,7 +348,7 @@ static int event_message(Session *s, const Slot *slot, vss_event event, sd_bus_m
 }
 
 /* Before PrepareForBackup and PrepareForSnapshot, the writer's Context: the requester's settings
- * (SetBackupState's, SetContext's) and, from PrepareForSnapshot, the set's volumes it may see (lib/writer-context.c). No answer is
+ * (SetBackupState's, SetContext's; before PreRestore, those of the backup restored) and, from PrepareForSnapshot, the set's volumes it may see (lib/writer-context.c). No answer is
  * asked: a writer of an older libvss has no such method and ignores it; the Event after it keeps
  * its order on the connection. */
 static void context_send(Session *s, const Slot *slot, vss_event event) {
@@ -405,7 +405,8 @@ int call_slot(Session *s, size_t idx, vss_event event, StatusGather *g) {
                                                            VSS_WRITER_INTERFACE, "Ping");
                 else
                         r = event_message(s, slot, event, &msg);
-                if (r >= 0 && !g && (event == VSS_EVENT_PREPARE_BACKUP || event == VSS_EVENT_PREPARE_SNAPSHOT))
+                if (r >= 0 && !g &&
+                    (event == VSS_EVENT_PREPARE_BACKUP || event == VSS_EVENT_PREPARE_SNAPSHOT || event == VSS_EVENT_PRE_RESTORE))
                         context_send(s, slot, event);
                 if (r >= 0) {
                         uint32_t ms = g ? m->config.timeouts.status_ms

@@ -198,6 +198,10 @@ int method_initialize_for_restore(sd_bus_message *msg, void *userdata, sd_bus_er
                 s->doc = d;
                 s->component_mode = d->component_mode;
                 s->backup_type = d->backup_type;
+                /* What the writers are told of the backup being restored (its Context). */
+                s->partial = d->partial_file_support;
+                s->bootable = d->bootable_system_state;
+                s->context = d->context;
         }
         s->restore = true;
         s->phase = seq_next(s->phase, CALL_INITIALIZE_FOR_RESTORE);

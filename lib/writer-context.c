@@ -100,7 +100,7 @@ int writer_method_context(sd_bus_message *m, void *userdata, sd_bus_error *error
 
 void writer_context_fill(const vss_writer *w, const char *session, vss_event_info *info) {
         const struct WriterContext *c = context_of(w, session);
-        if (info->event < VSS_EVENT_PREPARE_BACKUP || info->event > VSS_EVENT_BACKUP_SHUTDOWN || !c)
+        if (info->event == VSS_EVENT_IDENTIFY || !c)
                 return;
         info->partial_file_support = c->partial;
         info->bootable_system_state = c->bootable;

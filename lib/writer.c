@@ -327,8 +327,8 @@ static int method_event(sd_bus_message *m, void *userdata, sd_bus_error *error) 
                 } else
                         ok = event_finish(w, e, &info.snapshot_set_id, ok, false, &doc);
         }
-        /* Nothing more of the session comes after its BackupShutdown. */
-        if (e == VSS_EVENT_BACKUP_SHUTDOWN)
+        /* Nothing more of the session comes after its BackupShutdown (a restore's PostRestore). */
+        if (e == VSS_EVENT_BACKUP_SHUTDOWN || e == VSS_EVENT_POST_RESTORE)
                 writer_context_forget(w, session);
         for (char **c = components; c && *c; c++)
                 free(*c);

@@ -957,6 +957,30 @@ static int two_sessions(Harness *h, const char *data, const vss_id *iid) {
         return 0;
 }
 
+/* settings_backup() with everything set, then a restore of it: PreRestore and PostRestore carry
+ * the restored backup's settings and context. */
+static int settings_restore(Harness *h, const char *data, const vss_id *iid) {
+        vss_backup *b = NULL;
+        char *doc = NULL;
+        if (vss_backup_new(harness_socket(h), &b) < 0 || vss_backup_initialize_for_backup(b) < 0 ||
+            vss_backup_set_backup_state(b, false, true, VSS_BT_INCREMENTAL, true) < 0 ||
+            vss_backup_set_context(b, VSS_CTX_APP_ROLLBACK) < 0 || vss_backup_gather_writer_metadata_sync(b) < 0 ||
+            vss_backup_start_snapshot_set(b, NULL) < 0 || vss_backup_add_to_snapshot_set(b, data, NULL, NULL) < 0 ||
+            vss_backup_prepare_for_backup_sync(b) < 0 || vss_backup_do_snapshot_set_sync(b) < 0 ||
+            vss_backup_backup_complete_sync(b) < 0 || vss_backup_save_as_document(b, &doc) < 0)
+                return 10;
+        vss_backup_free(b);
+        b = NULL;
+        int r = vss_backup_new(harness_socket(h), &b) < 0 || vss_backup_initialize_for_restore(b, doc) < 0 ||
+                                vss_backup_gather_writer_metadata_sync(b) < 0 || vss_backup_pre_restore_sync(b) < 0 ||
+                                vss_backup_post_restore_sync(b) < 0
+                        ? 11
+                        : 0;
+        free(doc);
+        vss_backup_free(b);
+        return r;
+}
+
 /* Six sessions at once: the first (partial files, bootable) makes its set, then five more (neither)
  * make theirs before it completes: its BackupComplete still carries its settings. */
 #define MANY_SESSIONS 6
@@ -1005,7 +1029,7 @@ static void test_backup_settings(void) {
         Harness *h = harness_new(NULL);
         vss_writer_callbacks cb = all_callbacks;
         cb.prepare_backup = cb.prepare_snapshot = cb.freeze = cb.thaw = cb.post_snapshot = cb_settings;
-        cb.backup_complete = cb.backup_shutdown = cb_settings;
+        cb.backup_complete = cb.backup_shutdown = cb.pre_restore = cb.post_restore = cb_settings;
         char data[PATH_MAX];
         CHECK(realpath(harness_make_data(h, "data"), data) != NULL);
         settings_data = data;
@@ -1026,6 +1050,11 @@ static void test_backup_settings(void) {
         settings_round(w, h, two_sessions, data, NULL, 2);
         CHECK(strstr(settings_seen, "backup-complete:111110:0") && strstr(settings_seen, "backup-complete:001110:0"));
         if (!strstr(settings_seen, "backup-complete:111110:0"))
+                fprintf(stderr, "seen: %s\n", settings_seen);
+        /* A restore of such a backup: its settings and context, no volumes. */
+        settings_round(w, h, settings_restore, data, NULL, 1);
+        CHECK(strstr(settings_seen, "pre-restore:110000:9") && strstr(settings_seen, "post-restore:110000:9"));
+        if (!strstr(settings_seen, "post-restore:110000:9"))
                 fprintf(stderr, "seen: %s\n", settings_seen);
         /* More sessions at once than a writer kept before (four). */
         settings_round(w, h, many_sessions, data, NULL, MANY_SESSIONS);

@@ -66,7 +66,8 @@ typedef struct vss_event_info {
         size_t n_components;              /* selected components of this writer (component mode) */
         const char *const *components;    /* their logical paths, "path/name" or "name" */
         /* Since 0.4, from a vssd of 0.4 or later (false, 0 and NULL from an older one), in the
-         * events of a backup from PrepareForBackup to BackupShutdown: */
+         * events of a backup from PrepareForBackup to BackupShutdown, and in PreRestore and
+         * PostRestore (those of the backup restored, from its document; no volumes): */
         bool partial_file_support;        /* the requester's SetBackupState settings */
         bool bootable_system_state;
         size_t n_volumes;                 /* from PrepareForSnapshot: the set's paths (a user's */
