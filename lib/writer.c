@@ -275,6 +275,8 @@ static int method_event(sd_bus_message *m, void *userdata, sd_bus_error *error) 
                 .components = (const char *const *) components,
         };
         (void) vss_id_from_string(set_id, &info.snapshot_set_id);
+        if (e != VSS_EVENT_IDENTIFY)
+                (void) vss_id_from_string(session, &info.session_id);
         writer_context_fill(w, session, &info);
         w->failure = w->app_code = 0;
         w->app_msg[0] = 0;

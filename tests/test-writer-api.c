@@ -908,11 +908,13 @@ static void test_metadata_control_chars(void) {
  * and an outside path are affected, then the context. */
 static char settings_seen[4096];
 static const char *settings_data;
+static unsigned settings_no_session; /* events without the session's id */
 
 static bool cb_settings(vss_writer *w, const vss_event_info *info, void *userdata) {
         char sub[PATH_MAX + 8];
         snprintf(sub, sizeof(sub), "%s/x", settings_data);
         size_t len = strlen(settings_seen);
+        settings_no_session += vss_id_is_null(&info->session_id);
         snprintf(settings_seen + len, sizeof(settings_seen) - len, "%s%s:%d%d%zu%d%d%d:%x", len ? " " : "",
                  vss_event_name(info->event), info->partial_file_support, info->bootable_system_state, info->n_volumes,
                  info->n_volumes > 0 && streq(info->volumes[0], settings_data), vss_event_is_path_affected(info, sub),
@@ -1059,6 +1061,7 @@ static void test_backup_settings(void) {
         /* More sessions at once than a writer kept before (four). */
         settings_round(w, h, many_sessions, data, NULL, MANY_SESSIONS);
         CHECK(strstr(settings_seen, "backup-complete:111110:0") != NULL);
+        CHECK(settings_no_session == 0); /* CVssWriterEx2::GetSessionId */
         if (!strstr(settings_seen, "backup-complete:111110:0"))
                 fprintf(stderr, "seen: %s\n", settings_seen);
         vss_writer_free(w);

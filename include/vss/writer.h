@@ -74,6 +74,8 @@ typedef struct vss_event_info {
         const char *const *volumes;       /* writer: those its components meet) */
         uint32_t context;                 /* the requester's VSS_CTX_* with its attributes
                                            * (CVssWriter::GetContext) */
+        vss_id session_id;                /* the requester's session, in every event but Identify
+                                           * (CVssWriterEx2::GetSessionId: for diagnostics) */
 } vss_event_info;
 
 /* Since 0.4: whether path (absolute), or something below it, is in the snapshot set of info

@@ -120,7 +120,8 @@ class EventInfo:
     """What a writer event may read about the request: event ("freeze", ...), snapshot_set_id
     (uuid.UUID or None), backup_type, component_mode, components (logical paths selected);
     in a backup's events, partial_file_support and bootable_system_state (the requester's
-    settings), context (its VSS_CTX_* with attributes: CVssWriter::GetContext) and, from prepare-snapshot, volumes (the set's paths the writer may see)."""
+    settings), context (its VSS_CTX_* with attributes: CVssWriter::GetContext), session_id
+    (uuid.UUID, None in identify: for diagnostics) and, from prepare-snapshot, volumes (the set's paths the writer may see)."""
 
     def __init__(self, d):
         self.event = d["event"]
@@ -131,6 +132,7 @@ class EventInfo:
         self.partial_file_support = d["partial_file_support"]
         self.bootable_system_state = d["bootable_system_state"]
         self.context = d["context"]
+        self.session_id = uuid.UUID(d["session_id"]) if d["session_id"] else None
         self.volumes = d["volumes"]
 
     def is_path_affected(self, path):

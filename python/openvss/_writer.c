@@ -67,13 +67,13 @@ static PyObject *info_dict(const vss_event_info *info) {
                 Py_XDECREF(comps);
                 return NULL;
         }
-        return Py_BuildValue("{s:s,s:N,s:i,s:O,s:N,s:O,s:O,s:N,s:k}", "event", vss_event_name(info->event),
+        return Py_BuildValue("{s:s,s:N,s:i,s:O,s:N,s:O,s:O,s:N,s:k,s:N}", "event", vss_event_name(info->event),
                              "snapshot_set_id", vss_py_id_or_none(&info->snapshot_set_id), "backup_type",
                              (int) info->backup_type, "component_mode", info->component_mode ? Py_True : Py_False,
                              "components", comps, "partial_file_support",
                              info->partial_file_support ? Py_True : Py_False, "bootable_system_state",
                              info->bootable_system_state ? Py_True : Py_False, "volumes", vols, "context",
-                             (unsigned long) info->context);
+                             (unsigned long) info->context, "session_id", vss_py_id_or_none(&info->session_id));
 }
 
 static bool on_event(vss_writer *w, const vss_event_info *info, void *userdata) {

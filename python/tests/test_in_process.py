@@ -31,6 +31,7 @@ class Embedded(openvss.Writer):
         self.freeze_info = (info.partial_file_support, info.bootable_system_state, info.volumes,
                             info.is_path_affected(os.path.join(self.data, "x")), info.is_path_affected("/elsewhere"),
                             info.context)
+        self.session_id = info.session_id
 
     def thaw(self, info):
         self.seen("thaw")
@@ -65,12 +66,14 @@ def main():
             b.backup_complete()
             st = b.gather_writer_status()
             check.eq([(s.name, s.state_name) for s in st], [("embedded", "Stable")], "status")
+            session = b.session_id
     finally:
         stop.set()
         t.join()
     check.eq(w.events, [("identify", "writer-loop"), ("freeze", "writer-loop"), ("thaw", "writer-loop")],
              "events, on the writer's thread")
     check.eq(w.freeze_info, (True, False, [os.path.realpath(data)], True, False, openvss.VSS_CTX_APP_ROLLBACK), "settings and volumes at freeze")
+    check.eq(w.session_id, session, "the requester's session id at freeze")
     w.close()
     h.close()
     if check.failures:

@@ -50,6 +50,7 @@ enum {
         ENV_PARTIAL,
         ENV_BOOTABLE,
         ENV_CONTEXT,
+        ENV_SESSION_ID,
         ENV_VOLUMES,
         ENV_DOC,
 };
@@ -302,7 +303,7 @@ void control_apply(vss_writer *w, vss_event event, const char *path) {
 int32_t event_env_build(event_env *e, vss_writer *w, vss_event event, const vss_event_info *info,
                         char msg[MSG_MAX + 1]) {
         const char *name = vss_event_name(event) ?: "unknown", *bt = "";
-        char id[VSS_ID_STRING_MAX] = "", **extra = e->vars;
+        char id[VSS_ID_STRING_MAX] = "", sid[VSS_ID_STRING_MAX] = "", **extra = e->vars;
         _cleanup_free_ char *comps = NULL;
         size_t len = 0;
         bool oom = false;
@@ -312,6 +313,8 @@ int32_t event_env_build(event_env *e, vss_writer *w, vss_event event, const vss_
         if (info) {
                 if (!vss_id_is_null(&info->snapshot_set_id))
                         vss_id_to_string(&info->snapshot_set_id, id);
+                if (!vss_id_is_null(&info->session_id))
+                        vss_id_to_string(&info->session_id, sid);
                 if (info->backup_type != VSS_BT_UNDEFINED)
                         bt = vss_backup_type_name(info->backup_type) ?: "";
         }
@@ -336,7 +339,8 @@ int32_t event_env_build(event_env *e, vss_writer *w, vss_event event, const vss_
             asprintf(&extra[ENV_COMPONENTS], "VSS_COMPONENTS=%s", comps) < 0 ||
             asprintf(&extra[ENV_PARTIAL], "VSS_PARTIAL_FILE_SUPPORT=%d", info && info->partial_file_support) < 0 ||
             asprintf(&extra[ENV_BOOTABLE], "VSS_BOOTABLE_SYSTEM_STATE=%d", info && info->bootable_system_state) < 0 ||
-            asprintf(&extra[ENV_CONTEXT], "VSS_CONTEXT=0x%x", info ? info->context : 0) < 0) {
+            asprintf(&extra[ENV_CONTEXT], "VSS_CONTEXT=0x%x", info ? info->context : 0) < 0 ||
+            asprintf(&extra[ENV_SESSION_ID], "VSS_SESSION_ID=%s", sid) < 0) {
                 snprintf(msg, MSG_MAX + 1, "out of memory");
                 return VSS_E_WRITERERROR_OUTOFRESOURCES;
         }

@@ -55,7 +55,7 @@ void jobs_stop_all(vss_writer *w);
 typedef struct event_env {
         char *control; /* the control file's path; NULL for Identify, and until a hook runs */
         char **env;    /* the hooks' environment (its strings are in vars); NULL until a hook runs */
-        char *vars[14];
+        char *vars[15];
 } event_env;
 /* Builds the strings of the event's hooks' environment (the event's information is there only in
  * the callback). 0, or the failure with msg. */

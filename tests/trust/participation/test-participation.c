@@ -479,7 +479,8 @@ static void test_status_direct_stall(void) {
  * event ("NAME EVENT PARTIAL BOOTABLE CONTEXT VOLUMES"), from a hook beside the harness's. */
 static const char env_hook[] = "#!/bin/sh\n"
                                "echo \"$VSS_WRITER_NAME $1 $VSS_PARTIAL_FILE_SUPPORT $VSS_BOOTABLE_SYSTEM_STATE "
-                               "$VSS_CONTEXT $VSS_VOLUMES\" >> \"$HARNESS_DIR/envlog\"\n";
+                               "$VSS_CONTEXT $VSS_VOLUMES\" >> \"$HARNESS_DIR/envlog\"\n"
+                               "echo \"$VSS_WRITER_NAME $1 $VSS_SESSION_ID\" >> \"$HARNESS_DIR/sessionlog\"\n";
 
 /* trust-volumes-own-only: a writer's events tell it the requester's settings and the set's
  * volumes (GetCurrentVolumeArray), but a user's writer only the volumes its components meet
@@ -490,8 +491,9 @@ static void test_volumes_own_only(void) {
         char data[PATH_MAX], bobs[PATH_MAX], comp[PATH_MAX + 8];
         CHECK(realpath(harness_make_data(h, "data"), data) != NULL);
         CHECK(realpath(harness_make_data(h, "bobs"), bobs) != NULL);
-        CHECK(harness_sh(h, NULL, "chown -R %u '%s' && : > '%s/envlog' && chmod 666 '%s/envlog'",
-                         (unsigned) uid_of(BOB), bobs, harness_dir(h), harness_dir(h)) == 0);
+        CHECK(harness_sh(h, NULL, "chown -R %u '%s' && : > '%s/envlog' && chmod 666 '%s/envlog' && : > '%s/sessionlog' && "
+                                  "chmod 666 '%s/sessionlog'", (unsigned) uid_of(BOB), bobs, harness_dir(h), harness_dir(h),
+                         harness_dir(h), harness_dir(h)) == 0);
         harness_hook(h, "20-env", env_hook);
         pid_t b = bobs_writer(h, "bob-own", bobs, false);
         snprintf(comp, sizeof(comp), "app=%s", data);
@@ -524,6 +526,10 @@ static void test_volumes_own_only(void) {
         CHECK(o && strstr(o, want));
         if (o && !strstr(o, want))
                 fprintf(stderr, "envlog:\n%s", o);
+        /* The session's id (CVssWriterEx2::GetSessionId), the same in each event of the backup. */
+        CHECK(harness_sh(h, NULL, "grep -qE '^rootw freeze [0-9a-f-]{36}$' '%s/sessionlog' && "
+                                  "[ $(grep -E '^rootw (prepare-backup|freeze|backup-complete) ' '%s/sessionlog' | "
+                                  "cut -d' ' -f3 | sort -u | wc -l) = 1 ]", harness_dir(h), harness_dir(h)) == 0);
         /* Nowhere does bob's writer see root's path. */
         for (char *l = o; l && *l;) {
                 char *nl = strchr(l, '\n');
