@@ -295,6 +295,21 @@ static void test_hold_generations_unheld(void) {
 
 /* A big file rewritten without pause goes whole into every pass; a hold window it cannot fit
  * fails the set with VSS_E_HOLD_WRITES_TIMEOUT naming it, and leaves nothing frozen or made. */
+/* A shadow of mnt/data the hold window refuses while pid runs (stopped after): VSS_E_HOLD_WRITES_TIMEOUT
+ * naming biggest, known before Freeze (the writer never frozen for nothing). */
+static void hold_refused(Harness *h, const char *mnt, pid_t pid, const char *biggest) {
+        char *out = NULL;
+        CHECK(harness_sh(h, &out, "vssadmin create shadow --for %s/data --json", mnt) != 0);
+        stop(pid);
+        CHECK(out && strstr(out, "VSS_E_HOLD_WRITES_TIMEOUT") && strstr(out, biggest));
+        if (out)
+                fprintf(stderr, "%s\n", out);
+        free(out);
+        char *ev = harness_events(h, "w");
+        CHECK_STR(ev, "identify prepare-backup prepare-snapshot abort backup-shutdown");
+        free(ev);
+}
+
 static void test_hold_window_too_small(void) {
         Harness *h = harness_new("{\"hold_window_ms\": 5}");
         char *mnt = harness_loop_fs(h, "mkfs.ext4 -q", "256M");
@@ -316,16 +331,7 @@ static void test_hold_window_too_small(void) {
                         close(fd);
                 }
         }
-        CHECK(harness_sh(h, &out, "vssadmin create shadow --for %s/data --json", mnt) != 0);
-        stop(pid);
-        CHECK(out && strstr(out, "VSS_E_HOLD_WRITES_TIMEOUT") && strstr(out, "big (67108864 bytes)"));
-        if (out)
-                fprintf(stderr, "%s\n", out);
-        free(out);
-        /* Known before Freeze: the writer was never frozen for nothing. */
-        char *ev = harness_events(h, "w");
-        CHECK_STR(ev, "identify prepare-backup prepare-snapshot abort backup-shutdown");
-        free(ev);
+        hold_refused(h, mnt, pid, "big (67108864 bytes)");
         /* Writable again, and no shadow kept. */
         CHECK(harness_sh(h, NULL, "timeout 5 sh -c 'echo x > %s/after && sync %s/after'", mnt, mnt) == 0);
         CHECK(harness_sh(h, &out, "vssadmin list shadows") == 0);
@@ -340,7 +346,7 @@ static void test_hold_window_too_small(void) {
 static void test_hold_window_mapped_too_big(void) {
         Harness *h = harness_new("{\"hold_window_ms\": 5}");
         char *mnt = harness_loop_fs(h, "mkfs.ext4 -q", "256M");
-        char *out = NULL, path[600];
+        char path[600];
         CHECK(harness_sh(h, NULL, "mkdir %s/data && head -c 67108864 /dev/urandom > %s/data/mapped && "
                                   "head -c 16777216 /dev/urandom > %s/data/other", mnt, mnt, mnt) == 0);
         snprintf(path, sizeof(path), "%s/data/mapped", mnt);
@@ -358,17 +364,8 @@ static void test_hold_window_mapped_too_big(void) {
         }
         char c;
         CHECK(read(pipefd[0], &c, 1) == 1); /* mapped */
-        CHECK(harness_sh(h, &out, "vssadmin create shadow --for %s/data --json", mnt) != 0);
-        stop(pid);
+        hold_refused(h, mnt, pid, "mapped (67108864 bytes, mapped shared and writable by a process)");
         close(pipefd[0]), close(pipefd[1]);
-        CHECK(out && strstr(out, "VSS_E_HOLD_WRITES_TIMEOUT") &&
-              strstr(out, "mapped (67108864 bytes, mapped shared and writable by a process)"));
-        if (out)
-                fprintf(stderr, "%s\n", out);
-        free(out);
-        char *ev = harness_events(h, "w");
-        CHECK_STR(ev, "identify prepare-backup prepare-snapshot abort backup-shutdown");
-        free(ev);
         CHECK(harness_count_shadow_files(h) == 0);
 }
 
