@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* libvss, writer face: what vssd says of a session's backup beside its events (the writer's
- * Context method): the requester's partial-file and bootable-system-state settings and its
- * context before PrepareForBackup, those and the set's volumes before PrepareForSnapshot
- * (CVssWriter's IsPartialFileSupportEnabled, IsBootableSystemStateBackedUp, GetContext,
- * GetCurrentVolumeArray and IsPathAffected). vssd sends it without asking for an answer, so a writer of an older libvss,
- * which has no Context method, ignores it; its keys are read leniently for the same reason the
- * other way round: a newer vssd may say more. */
+/* libvss, writer face: what vssd says of a session beside its events (the writer's Context
+ * method): the requester's partial-file and bootable-system-state settings and its context before
+ * PrepareForBackup, those and the set's volumes before PrepareForSnapshot, the restored backup's
+ * settings before PreRestore (CVssWriter's IsPartialFileSupportEnabled,
+ * IsBootableSystemStateBackedUp, GetContext, GetCurrentVolumeArray and IsPathAffected). vssd sends
+ * it without asking for an answer, so a writer of an older libvss, which has no Context method,
+ * ignores it; its keys are read leniently for the same reason the other way round: a newer vssd
+ * may say more. */
 
 #include "lib/basic/path-util.h"
 #include "lib/jsonv.h"
