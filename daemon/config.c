@@ -235,6 +235,7 @@ static const struct {
 #define I(k, field, lo, hi) { k, lo, hi, offsetof(Config, field), sizeof(((Config *) NULL)->field) }
         I("hold_window_ms", hold_window_ms, 1, 600000),
         I("max_shadows_per_volume", max_shadows_per_volume, 1, 4096),
+        I("user_set_idle_ms", user_set_idle_ms, 100, 86400000),
         I("file_storage_budget_bytes", file_budget_bytes, 0, INT64_MAX), /* 0: no limit */
         I("file_hold_memory_bytes", file_hold_memory_bytes, 1, INT64_MAX),
         I("max_connections_per_uid", max_connections_per_uid, 1, VSS_MAX_CONNECTIONS),
@@ -367,6 +368,7 @@ int config_load(Config *c, const char *path, char **ret_error) {
                 .timeouts = timeouts_default,
                 .hold_window_ms = 10000,
                 .max_shadows_per_volume = 64,
+                .user_set_idle_ms = 600000,
                 .max_connections_per_uid = VSS_MAX_CONNECTIONS_PER_UID,
                 .max_sessions_per_uid = VSS_MAX_SESSIONS_PER_UID,
                 .max_calls_per_second = VSS_MAX_CALLS_PER_SECOND,

@@ -43,6 +43,7 @@ typedef struct Config {
         Timeouts timeouts;
         uint32_t hold_window_ms;  /* flush-and-hold: how long filesystems may stay frozen */
         uint32_t max_shadows_per_volume;
+        uint32_t user_set_idle_ms; /* a user's set this long in creation gives way to anyone's */
         uint64_t file_budget_bytes; /* storage the file provider's shadows may take; 0: no limit */
         /* Flush-and-hold for the file provider: "hold_filesystems" ("all", or mount points) less
          * "hold_exclude"; what is captured in memory while the storage's filesystem is held; where

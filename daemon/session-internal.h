@@ -93,7 +93,8 @@ void slot_post_restore_wanted(Session *s, Slot *slot);
 int slot_select_for_restore(Session *s, Slot *slot);
 
 /* snapshot-set.c */
-#define GAVE_WAY "this session's snapshot set, in creation, gave way to root's (a user's set does)"
+#define GAVE_WAY "this session's snapshot set, in creation, gave way to another's (a user's set does to root's, " \
+                 "and to anyone's once user_set_idle_ms old)"
 /* Aborts a user's set in creation for root's, or marks it to abort when its step ends; true when
  * it is no longer in creation. */
 bool set_give_way(Session *h);

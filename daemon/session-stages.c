@@ -508,7 +508,7 @@ static bool abort_backup_rule(vss_event e, const SlotFacts *f, int level) {
 
 static void abort_backup_done(Session *s) {
         s->phase = seq_next(s->phase, CALL_ABORT_BACKUP);
-        log_info(s->gives_way ? "backup aborted: its snapshot set gave way to root's" : "backup aborted by the requester");
+        log_info(s->gives_way ? "backup aborted: its snapshot set gave way to another's" : "backup aborted by the requester");
         op_reply(s, 0, NULL);
         if (s->dead)
                 session_shutdown(s);

@@ -124,6 +124,7 @@ struct Session {
         /* The backup components document: component records kept here, header filled in on save. */
         vss_backup_document *doc;
         uint64_t created_usec;    /* when the set was committed */
+        uint64_t set_started_usec; /* its StartSnapshotSet (monotonic) */
 
         LIST_FIELDS(Session, sessions);
 };

@@ -16,8 +16,8 @@
 /* Root's wait for a user's set to give way (below): while it lasts, only root starts a set. */
 #define TRUSTED_FIRST_USEC (120 * USEC_PER_SEC)
 
-/* A user's set in creation gives way to root's: one user holding StartSnapshotSet open would
- * otherwise keep every set on the machine out. Not busy, it is aborted at once, as by its own
+/* A user's set in creation gives way to root's (and, idle, to anyone's: user_set_idle()): one user
+ * holding StartSnapshotSet open would otherwise keep every set on the machine out. Not busy, it is aborted at once, as by its own
  * AbortBackup (its writers that prepared get Abort). Busy, it is marked: it aborts as its step
  * ends (a paused DoSnapshotSet at once; one under way, bounded by the writers' timeouts, ends
  * first). True when the set is no longer in creation. */
@@ -32,7 +32,7 @@ bool set_give_way(Session *h) {
                         h->abort_after_op = true;
                 return h->manager->creating != h;
         }
-        log_info("a user's snapshot set in creation (uid %u) gives way to root's", (unsigned) h->requester_uid);
+        log_info("a user's snapshot set in creation (uid %u) gives way to another's", (unsigned) h->requester_uid);
         switch (abort_backup_action(h->phase, false, CALL_ABORT_BACKUP)) {
         case ABORT_SESSION:
                 creating_done(h);
@@ -48,6 +48,15 @@ bool set_give_way(Session *h) {
         return h->manager->creating != h;
 }
 
+/* Another user's set started user_set_idle_ms ago or more and not in a step now (or paused in
+ * DoSnapshotSet): one user cannot keep the others' sets out either, however it keeps its session
+ * busy with queries. A set that works through its steps is done long before. */
+static bool user_set_idle(const Session *s, const Session *h) {
+        return !uid_trusted(h->requester_uid) && h->requester_uid != s->requester_uid &&
+               (!h->busy || (h->op == CALL_DO_SNAPSHOT_SET && h->paused)) &&
+               now_monotonic_usec() - h->set_started_usec >= (uint64_t) s->manager->config.user_set_idle_ms * USEC_PER_MSEC;
+}
+
 static int set_in_progress(Session *s, sd_bus_error *error) {
         Manager *m = s->manager;
         Session *h = m->creating;
@@ -57,6 +66,10 @@ static int set_in_progress(Session *s, sd_bus_error *error) {
         if (!h)
                 return reply_error(error, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
                                    "root's requester waits to start a snapshot set; try again in a moment");
+        if (!trusted && user_set_idle(s, h))
+                return set_give_way(h) ? 0 : reply_error(error, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
+                                                           "an idle snapshot set of another user gives way; try again "
+                                                           "in a moment");
         if (!trusted || uid_trusted(h->requester_uid))
                 return reply_error(error, VSS_E_SNAPSHOT_SET_IN_PROGRESS,
                                    "another snapshot set is in creation; only one at a time machine-wide");
@@ -82,6 +95,7 @@ int method_start_snapshot_set(sd_bus_message *msg, void *userdata, sd_bus_error 
         if (uid_trusted(s->requester_uid))
                 m->trusted_first_until_usec = 0;
         s->gives_way = false;
+        s->set_started_usec = now_monotonic_usec();
         if (vss_id_new(&s->set_id) < 0)
                 return -ENOMEM;
         s->set_made = false;

@@ -372,7 +372,7 @@ static void alice_holds_set(Harness *h, void *userdata) {
         CHECK(write(a->to_parent, "p", 1) == 1);
         CHECK(read(a->from_parent, &go, 1) == 1);
         CHECK_HR(vss_backup_do_snapshot_set_sync(b), VSS_E_BAD_STATE);
-        CHECK(strstr(vss_backup_errmsg(b), "gave way to root's") != NULL);
+        CHECK(strstr(vss_backup_errmsg(b), "gave way to another's") != NULL);
         vss_backup_release(b);
 }
 
@@ -388,7 +388,7 @@ static void alice_holds_paused(Harness *h, void *userdata) {
         CHECK(point == VSS_PAUSE_BEFORE_FREEZE);
         CHECK(write(a->to_parent, "P", 1) == 1);
         CHECK_HR(vss_async_wait(as, 20000), VSS_E_SNAPSHOT_SET_IN_PROGRESS);
-        CHECK(strstr(vss_backup_errmsg(b), "gave way to root's") != NULL);
+        CHECK(strstr(vss_backup_errmsg(b), "gave way to another's") != NULL);
         vss_async_free(as);
         vss_backup_release(b);
 }
@@ -473,6 +473,44 @@ static void test_set_gives_way(void) {
         static const char before[] = "identify prepare-backup prepare-snapshot identify abort";
         ev = harness_events(h, "w");
         CHECK(ev && strncmp(ev, before, strlen(before)) == 0);
+        free(ev);
+}
+
+/* auth-set-idle-gives-way: alice's set in creation, idle, keeps carol's out until it is
+ * user_set_idle_ms old (300 ms here); then it gives way to carol's, and alice's next call says so. */
+static void carol_waits_for_set(Harness *h, void *userdata) {
+        const struct timespec *since = userdata;
+        vss_backup *b = session_as_user(h);
+        CHECK_HR(vss_backup_start_snapshot_set(b, NULL), VSS_E_SNAPSHOT_SET_IN_PROGRESS);
+        int32_t hr = VSS_E_SNAPSHOT_SET_IN_PROGRESS;
+        for (int i = 0; i < 1000 && hr == VSS_E_SNAPSHOT_SET_IN_PROGRESS; i++) {
+                hr = vss_backup_start_snapshot_set(b, NULL);
+                if (hr == VSS_E_SNAPSHOT_SET_IN_PROGRESS)
+                        usleep(10 * 1000);
+        }
+        CHECK_HR(hr, 0);
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double took = (double) (now.tv_sec - since->tv_sec) + (double) (now.tv_nsec - since->tv_nsec) / 1e9;
+        CHECK(took >= 0.29); /* not before alice's set was that old */
+        CHECK_HR(vss_backup_abort_backup(b), 0);
+        vss_backup_release(b);
+}
+
+static void test_set_idle_gives_way(void) {
+        Harness *h = harness_for_users(CONFIG_BASE ", \"user_set_idle_ms\": 300}");
+        harness_writer(h, "w", NULL);
+        struct Holder a;
+        int up[2], down[2];
+        char c = 0;
+        struct timespec since;
+        clock_gettime(CLOCK_MONOTONIC, &since); /* before alice's StartSnapshotSet */
+        pid_t pid = holder_start(h, &a, up, down);
+        CHECK(read(up[0], &c, 1) == 1 && c == 'p');
+        run_as(CAROL, carol_waits_for_set, h, &since, "carol waits for alice's idle set");
+        holder_end(pid, up, down);
+        char *ev = harness_events(h, "w");
+        CHECK(ev && strstr(ev, "prepare-backup") && strstr(ev, "abort"));
         free(ev);
 }
 
@@ -773,6 +811,7 @@ static const TestCase cases[] = {
         { "auth-rights", test_rights },
         { "auth-set-gives-way", test_set_gives_way },
         { "auth-shadow-reserve", test_shadow_reserve },
+        { "auth-set-idle-gives-way", test_set_idle_gives_way },
         { "auth-explain-unreachable", test_explain_unreachable },
         { "auth-limits", test_limits },
         {},
