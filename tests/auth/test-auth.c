@@ -360,17 +360,19 @@ static void test_session_isolation_users(void) {
  * prepared get Abort, its next call learns why); once its step ends when it is busy, and then no
  * other user starts one before root's requester tries again. */
 
+/* Alice's session holding a set (alice_holds_*()), and the pipes she says where she is through. */
 struct Holder {
         const char *data;
-        int to_parent, from_parent;
+        int up[2], down[2];
+        pid_t pid;
 };
 
 static void alice_holds_set(Harness *h, void *userdata) {
         struct Holder *a = userdata;
         vss_backup *b = prepared_session(h, a->data);
         char go;
-        CHECK(write(a->to_parent, "p", 1) == 1);
-        CHECK(read(a->from_parent, &go, 1) == 1);
+        CHECK(write(a->up[1], "p", 1) == 1);
+        CHECK(read(a->down[0], &go, 1) == 1);
         CHECK_HR(vss_backup_do_snapshot_set_sync(b), VSS_E_BAD_STATE);
         CHECK(strstr(vss_backup_errmsg(b), "gave way to another's") != NULL);
         vss_backup_release(b);
@@ -386,7 +388,7 @@ static void alice_holds_paused(Harness *h, void *userdata) {
         CHECK_HR(vss_backup_do_snapshot_set_paused(b, VSS_PAUSE_BEFORE_FREEZE, &as), 0);
         CHECK_HR(vss_backup_wait_paused(b, 20000, &point, NULL), 0);
         CHECK(point == VSS_PAUSE_BEFORE_FREEZE);
-        CHECK(write(a->to_parent, "P", 1) == 1);
+        CHECK(write(a->up[1], "P", 1) == 1);
         CHECK_HR(vss_async_wait(as, 20000), VSS_E_SNAPSHOT_SET_IN_PROGRESS);
         CHECK(strstr(vss_backup_errmsg(b), "gave way to another's") != NULL);
         vss_async_free(as);
@@ -400,28 +402,30 @@ static void carol_starts_set(Harness *h, void *userdata) {
         vss_backup_release(b);
 }
 
-static pid_t holder_start(Harness *h, struct Holder *a, int up[2], int down[2]) {
-        CHECK(pipe(up) == 0 && pipe(down) == 0);
-        *a = (struct Holder) { .data = harness_make_data(h, "data"), .to_parent = up[1], .from_parent = down[0] };
-        return spawn_as(ALICE, alice_holds_set, h, a);
+/* Alice's fn holding a set of data; then, when said is not 0, what she says once it is held. */
+static void holder_start(Harness *h, struct Holder *a, const char *data, UserFn fn, char said) {
+        char c = 0;
+        *a = (struct Holder) { .data = data };
+        CHECK(pipe(a->up) == 0 && pipe(a->down) == 0);
+        a->pid = spawn_as(ALICE, fn, h, a);
+        if (said)
+                CHECK(read(a->up[0], &c, 1) == 1 && c == said);
 }
 
-static void holder_end(pid_t pid, int up[2], int down[2]) {
-        CHECK(write(down[1], "g", 1) == 1);
-        wait_ok(pid, "alice's session");
-        close(up[0]), close(up[1]), close(down[0]), close(down[1]);
+static void holder_end(struct Holder *a) {
+        CHECK(write(a->down[1], "g", 1) == 1);
+        wait_ok(a->pid, "alice's session");
+        close(a->up[0]), close(a->up[1]), close(a->down[0]), close(a->down[1]);
 }
 
 static void test_set_gives_way(void) {
         Harness *h = harness_for_users(CONFIG_BASE "}");
         harness_writer(h, "w", NULL);
         struct Holder a;
-        int up[2], down[2];
-        char c = 0;
+        char c = 0, *data = harness_make_data(h, "data");
 
         /* Idle since PrepareForBackup: root's vssadmin makes its shadow. */
-        pid_t pid = holder_start(h, &a, up, down);
-        CHECK(read(up[0], &c, 1) == 1 && c == 'p');
+        holder_start(h, &a, data, alice_holds_set, 'p');
         int st = -1;
         json_object *out = harness_json(h, &st, "vssadmin create shadow --json --for '%s'", a.data);
         CHECK(st == 0);
@@ -433,42 +437,38 @@ static void test_set_gives_way(void) {
         CHECK_STR(ev, "identify prepare-backup identify abort prepare-backup prepare-snapshot freeze thaw post-snapshot "
                       "backup-complete backup-shutdown");
         free(ev);
-        holder_end(pid, up, down);
+        holder_end(&a);
 
         /* Busy in PrepareForBackup: root is told to try again, carol is kept out, and once the
          * step ends the set is aborted and root's starts. */
         harness_clear_log(h);
         harness_set(h, "w", "prepare-backup", "wait");
-        pid = holder_start(h, &a, up, down);
+        holder_start(h, &a, data, alice_holds_set, 0);
         CHECK(harness_wait_started(h, "w", "prepare-backup"));
         vss_backup *b = harness_session(h);
         CHECK_HR(vss_backup_start_snapshot_set(b, NULL), VSS_E_SNAPSHOT_SET_IN_PROGRESS);
         CHECK(strstr(vss_backup_errmsg(b), "gives way to root's once its current step ends") != NULL);
         harness_go(h, "w", "prepare-backup");
-        CHECK(read(up[0], &c, 1) == 1 && c == 'p');
+        CHECK(read(a.up[0], &c, 1) == 1 && c == 'p');
         CHECK(harness_wait_event(h, "w", "abort", 20000));
         run_as(CAROL, carol_starts_set, h, NULL, "carol while root waits");
         CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
         CHECK_HR(vss_backup_abort_backup(b), 0);
         vss_backup_release(b);
-        holder_end(pid, up, down);
+        holder_end(&a);
 
         /* Paused before Freeze: aborted at once, root's next try starts. */
         harness_clear_log(h);
         harness_set(h, "w", "prepare-backup", "ok");
-        CHECK(pipe(up) == 0 && pipe(down) == 0);
-        a = (struct Holder) { .data = a.data, .to_parent = up[1], .from_parent = down[0] };
-        pid = spawn_as(ALICE, alice_holds_paused, h, &a);
-        CHECK(read(up[0], &c, 1) == 1 && c == 'P');
+        holder_start(h, &a, data, alice_holds_paused, 'P');
         b = harness_session(h);
         int32_t hr = vss_backup_start_snapshot_set(b, NULL);
         CHECK(hr == 0 || hr == VSS_E_SNAPSHOT_SET_IN_PROGRESS);
         CHECK(harness_wait_event(h, "w", "abort", 20000));
-        wait_ok(pid, "alice's paused session");
+        holder_end(&a); /* she does not wait for it: her DoSnapshotSet ended */
         if (hr != 0)
                 CHECK_HR(vss_backup_start_snapshot_set(b, NULL), 0);
         vss_backup_release(b);
-        close(up[0]), close(up[1]), close(down[0]), close(down[1]);
         /* Then BackupShutdown of both sessions, as they are released. */
         static const char before[] = "identify prepare-backup prepare-snapshot identify abort";
         ev = harness_events(h, "w");
@@ -501,14 +501,11 @@ static void test_set_idle_gives_way(void) {
         Harness *h = harness_for_users(CONFIG_BASE ", \"user_set_idle_ms\": 300}");
         harness_writer(h, "w", NULL);
         struct Holder a;
-        int up[2], down[2];
-        char c = 0;
         struct timespec since;
         clock_gettime(CLOCK_MONOTONIC, &since); /* before alice's StartSnapshotSet */
-        pid_t pid = holder_start(h, &a, up, down);
-        CHECK(read(up[0], &c, 1) == 1 && c == 'p');
+        holder_start(h, &a, harness_make_data(h, "data"), alice_holds_set, 'p');
         run_as(CAROL, carol_waits_for_set, h, &since, "carol waits for alice's idle set");
-        holder_end(pid, up, down);
+        holder_end(&a);
         char *ev = harness_events(h, "w");
         CHECK(ev && strstr(ev, "prepare-backup") && strstr(ev, "abort"));
         free(ev);
