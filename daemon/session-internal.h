@@ -125,6 +125,10 @@ void state_abort(Session *s, int r, const char *what);
 /* The set is dropped (in the background), then Abort to the writers; the operation (AbortBackup,
  * or the PrepareForBackup it waited for) is already begun or answered. */
 void abort_backup_start(Session *s);
+/* AbortBackup's work where the session is (abort_backup_action()), asked by its requester (msg,
+ * answered once done when this returns 1) or by vssd (msg NULL); a set in flight fails with hr,
+ * why. 0 when nothing waits to be answered. */
+int abort_backup_do(Session *s, sd_bus_message *msg, int32_t hr, const char *why);
 /* DoSnapshotSet from its first stage, pausing at the points in pause_flags (VSS_PAUSE_*; 0: none);
  * msg is answered when the set ends. */
 void dss_start(Session *s, sd_bus_message *msg, uint32_t pause_flags);

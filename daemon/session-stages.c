@@ -531,16 +531,15 @@ static void abort_session_done(Session *s) {
                 session_shutdown(s);
 }
 
-int method_abort_backup(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        BEGIN(CALL_ABORT_BACKUP);
+int abort_backup_do(Session *s, sd_bus_message *msg, int32_t hr, const char *why) {
         switch (abort_backup_action(s->phase, s->busy, s->op)) {
         case ABORT_SET_IN_FLIGHT:
-                /* The snapshot set in creation aborts at once; its own call returns E_ABORT. */
-                request_abort(s, VSS_E_ABORT, "the requester aborted the backup");
-                break;
+                /* The snapshot set in creation aborts at once; its own call returns hr. */
+                request_abort(s, hr, why);
+                return 0;
         case ABORT_AFTER_OP:
                 s->abort_after_op = true;
-                break;
+                return 0;
         case ABORT_SESSION:
                 /* Answered once the set is deleted. */
                 op_begin(s, msg, CALL_ABORT_BACKUP);
@@ -557,6 +556,13 @@ int method_abort_backup(sd_bus_message *msg, void *userdata, sd_bus_error *error
         case ABORT_IGNORE:
                 break;
         }
+        return 0;
+}
+
+int method_abort_backup(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BEGIN(CALL_ABORT_BACKUP);
+        if (abort_backup_do(s, msg, VSS_E_ABORT, "the requester aborted the backup") > 0)
+                return 1;
         return sd_bus_reply_method_return(msg, NULL);
 }
 

@@ -17,34 +17,18 @@
 #define TRUSTED_FIRST_USEC (120 * USEC_PER_SEC)
 
 /* A user's set in creation gives way to root's (and, idle, to anyone's: user_set_idle()): one user
- * holding StartSnapshotSet open would otherwise keep every set on the machine out. Not busy, it is aborted at once, as by its own
- * AbortBackup (its writers that prepared get Abort). Busy, it is marked: it aborts as its step
- * ends (a paused DoSnapshotSet at once; one under way, bounded by the writers' timeouts, ends
- * first). True when the set is no longer in creation. */
+ * holding StartSnapshotSet open would otherwise keep every set on the machine out. It is aborted
+ * as by its own AbortBackup: at once between steps (its writers that prepared get Abort) or paused
+ * in DoSnapshotSet, after PrepareForBackup when in it; in another step it is marked, and aborts
+ * when the step ends (session_begin_call()). A DoSnapshotSet under way, bounded by the writers'
+ * timeouts, ends first, unmarked. True when the set is no longer in creation. */
 bool set_give_way(Session *h) {
         if (h->busy && h->op == CALL_DO_SNAPSHOT_SET && !h->paused)
-                return false; /* under way: it ends as it will, and is not marked */
+                return false;
         h->gives_way = true;
-        if (h->busy) {
-                if (h->op == CALL_DO_SNAPSHOT_SET)
-                        request_abort(h, VSS_E_SNAPSHOT_SET_IN_PROGRESS, GAVE_WAY);
-                else if (h->op == CALL_PREPARE_FOR_BACKUP)
-                        h->abort_after_op = true;
-                return h->manager->creating != h;
-        }
-        log_info("a user's snapshot set in creation (uid %u) gives way to another's", (unsigned) h->requester_uid);
-        switch (abort_backup_action(h->phase, false, CALL_ABORT_BACKUP)) {
-        case ABORT_SESSION:
-                creating_done(h);
-                h->phase = seq_next(h->phase, CALL_ABORT_BACKUP);
-                set_delete(h, NULL);
-                break;
-        case ABORT_WRITERS:
-                abort_backup_start(h);
-                break;
-        default:
-                break;
-        }
+        if (!h->busy)
+                log_info("a user's snapshot set in creation (uid %u) gives way to another's", (unsigned) h->requester_uid);
+        (void) abort_backup_do(h, NULL, VSS_E_SNAPSHOT_SET_IN_PROGRESS, GAVE_WAY);
         return h->manager->creating != h;
 }
 
