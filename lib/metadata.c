@@ -56,6 +56,12 @@ static bool name_plain(const char *name) {
         return !name || !strchr(name, '/');
 }
 
+/* A file group's path and filespec (NULL: "*"), as every builder function takes them. */
+static bool file_group_ok(const char *path, const char *filespec) {
+        return !isempty(path) && path[0] == '/' && string_ok(path, VSS_MAX_STRING) && path_plain(path) &&
+               (!filespec || string_ok(filespec, VSS_MAX_NAME)) && name_plain(filespec);
+}
+
 VSS_EXPORT int vss_metadata_add_component(vss_metadata_builder *md, const char *logical_path, const char *name,
                                           const char *caption, bool selectable_for_backup,
                                           bool selectable_for_restore) {
@@ -82,8 +88,7 @@ VSS_EXPORT int vss_metadata_add_component(vss_metadata_builder *md, const char *
 
 VSS_EXPORT int vss_metadata_add_files(vss_metadata_builder *md, const char *logical_path, const char *name,
                                       const char *path, const char *filespec, bool recursive) {
-        if (!md || isempty(path) || path[0] != '/' || !string_ok(path, VSS_MAX_STRING) || !path_plain(path) ||
-            (filespec && !string_ok(filespec, VSS_MAX_NAME)) || !name_plain(filespec))
+        if (!md || !file_group_ok(path, filespec))
                 return VSS_E_INVALIDARG;
         json_object *c = builder_find(md, strempty(logical_path), strempty(name));
         if (!c)
@@ -101,9 +106,7 @@ VSS_EXPORT int vss_metadata_add_files(vss_metadata_builder *md, const char *logi
 /* Appends a file entry (with destination, if not NULL) to one of the builder's arrays. */
 static int32_t files_append(json_object *array, const char *path, const char *filespec, bool recursive,
                             const char *destination) {
-        if (isempty(path) || path[0] != '/' || !string_ok(path, VSS_MAX_STRING) || !path_plain(path) ||
-            (filespec && !string_ok(filespec, VSS_MAX_NAME)) || !name_plain(filespec) ||
-            json_object_array_length(array) >= VSS_MAX_COMPONENTS)
+        if (!file_group_ok(path, filespec) || json_object_array_length(array) >= VSS_MAX_COMPONENTS)
                 return VSS_E_INVALIDARG;
         json_object *f = file_desc_new(path, filespec, recursive);
         if (!f)
