@@ -183,6 +183,10 @@ static void op_free(void *userdata) {
         free(op);
 }
 
+static void warn_not_again(const char *at, const char *why) {
+        log_warn("shadow copy exposed at %s before the reboot is not exposed again: %s", at, why);
+}
+
 /* The caller's error; with no caller (an exposure made again after a reboot), a warning. */
 _printf_(3, 4) static void op_reply_error(ExposeOp *op, int32_t hr, const char *fmt, ...) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -193,7 +197,7 @@ _printf_(3, 4) static void op_reply_error(ExposeOp *op, int32_t hr, const char *
         if (op->msg)
                 (void) sd_bus_reply_method_error(op->msg, &error);
         else
-                log_warn("shadow copy exposed at %s before the reboot is not exposed again: %s", op->at, error.message);
+                warn_not_again(op->at, error.message);
 }
 
 /* In the child. */
@@ -423,8 +427,7 @@ void exposures_restore(Manager *m) {
                 /* op_start() owns rec and the target from here, whatever it returns. */
                 else if (op_start(m, NULL, real, &rec, TAKE_FD(target), NULL, &error) >= 0)
                         continue; /* the record is made again once it is mounted */
-                log_warn("shadow copy exposed at %s before the reboot is not exposed again: %s", ex[i].at,
-                         error.message ? error.message : "out of memory");
+                warn_not_again(ex[i].at, error.message ? error.message : "out of memory");
         }
         exposures_free(ex, n);
 }

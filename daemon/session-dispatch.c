@@ -347,10 +347,11 @@ static int event_message(Session *s, const Slot *slot, vss_event event, sd_bus_m
         return 0;
 }
 
-/* Before PrepareForBackup and PrepareForSnapshot, the writer's Context: the requester's settings
- * (SetBackupState's, SetContext's; before PreRestore, those of the backup restored) and, from PrepareForSnapshot, the set's volumes it may see (lib/writer-context.c). No answer is
- * asked: a writer of an older libvss has no such method and ignores it; the Event after it keeps
- * its order on the connection. */
+/* Before PrepareForBackup, PrepareForSnapshot and PreRestore, the writer's Context: the
+ * requester's settings (SetBackupState's, SetContext's; before PreRestore, those of the backup
+ * restored) and, from PrepareForSnapshot, the set's volumes it may see (lib/writer-context.c). No
+ * answer is asked: a writer of an older libvss has no such method and ignores it; the Event after
+ * it keeps its order on the connection. */
 static void context_send(Session *s, const Slot *slot, vss_event event) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
         char sid[VSS_ID_STRING_MAX];

@@ -121,7 +121,8 @@ class EventInfo:
     (uuid.UUID or None), backup_type, component_mode, components (logical paths selected);
     in a backup's events, partial_file_support and bootable_system_state (the requester's
     settings), context (its VSS_CTX_* with attributes: CVssWriter::GetContext), session_id
-    (uuid.UUID, None in identify: for diagnostics) and, from prepare-snapshot, volumes (the set's paths the writer may see)."""
+    (uuid.UUID, None in identify: for diagnostics) and, from prepare-snapshot, volumes (the set's
+    paths the writer may see)."""
 
     def __init__(self, d):
         self.event = d["event"]

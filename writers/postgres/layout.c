@@ -189,7 +189,10 @@ static void note_config_outside(PGconn *c, const char *data_dir) {
         static bool noted;
         static const char *const settings[] = { "config_file", "hba_file", "ident_file" };
         char outside[3 * PATH_MAX] = "";
-        for (size_t i = 0; !noted && i < ELEMENTSOF(settings); i++) {
+        if (noted)
+                return;
+        noted = true;
+        for (size_t i = 0; i < ELEMENTSOF(settings); i++) {
                 char sql[64];
                 snprintf(sql, sizeof(sql), "SHOW %s", settings[i]);
                 PGresult *res = PQexec(c, sql);
@@ -200,10 +203,9 @@ static void note_config_outside(PGconn *c, const char *data_dir) {
                 }
                 PQclear(res);
         }
-        if (!noted && outside[0])
+        if (outside[0])
                 log_msg("identify: %s: outside the data directory, not in the component; back them up with the "
                         "system's configuration (a restored cluster needs them)", outside);
-        noted = true;
 }
 
 /* Asks the server where its files are. */
