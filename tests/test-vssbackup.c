@@ -640,6 +640,38 @@ static pid_t exact_writer(Harness *h, const char *dir) {
         return in_process_writer(h, "exact", exact_identify);
 }
 
+/* cmd, a shell command whose process opens a file as its fd 3 and sleeps, started in the
+ * background: its pid once it holds the file. */
+static pid_t holding(Harness *h, const char *cmd) {
+        _cleanup_free_ char *holder = NULL;
+        CHECK(harness_sh(h, &holder, "%s >/dev/null 2>&1 & echo $!", cmd) == 0);
+        pid_t app = holder ? (pid_t) atol(holder) : 0;
+        CHECK(app > 0);
+        char fd3[64];
+        snprintf(fd3, sizeof(fd3), "/proc/%d/fd/3", (int) app);
+        for (int i = 0; i < 3000 && app > 0 && access(fd3, F_OK) < 0; i++)
+                usleep(10 * 1000);
+        return app;
+}
+
+/* A process holding path open (until it does), its pid. */
+static pid_t hold_open(Harness *h, const char *path) {
+        char cmd[PATH_MAX + 64];
+        snprintf(cmd, sizeof(cmd), "(exec 3<'%s'; exec sleep 600)", path);
+        return holding(h, cmd);
+}
+
+/* Kills hold_open()'s process and waits until it lets go (a zombie holds nothing). */
+static void hold_release(pid_t app) {
+        char fd3[64];
+        if (app <= 0)
+                return;
+        snprintf(fd3, sizeof(fd3), "/proc/%d/fd/3", (int) app);
+        kill(app, SIGKILL);
+        for (int i = 0; i < 3000 && access(fd3, F_OK) == 0; i++)
+                usleep(10 * 1000);
+}
+
 /* A component whose writer is not running cannot be selected for restore (VSS:
  * VSS_E_OBJECT_NOT_FOUND); vssbackup restore then puts its files back without the writer, and
  * says so, but not in place while a process has one of them open (the application, running
@@ -683,56 +715,33 @@ static void test_restore_writer_not_running(void) {
         CHECK(said && strstr(said, "not running") && strstr(said, "restored without it"));
         CHECK(harness_sh(h, &got, "cat '%s'", db) == 0 && got && streq(got, "v1\n"));
 
-        _cleanup_free_ char *holder = NULL, *refused = NULL, *kept = NULL, *again = NULL;
+        _cleanup_free_ char *refused = NULL, *kept = NULL, *again = NULL;
         CHECK(harness_sh(h, NULL, "echo v3 > '%s'", db) == 0);
-        CHECK(harness_sh(h, &holder, "(exec 3<'%s'; exec sleep 600) >/dev/null 2>&1 & echo $!", db) == 0);
-        pid_t app = holder ? (pid_t) atol(holder) : 0;
-        CHECK(app > 0);
-        char fd3[64];
-        snprintf(fd3, sizeof(fd3), "/proc/%d/fd/3", (int) app);
-        for (int i = 0; i < 3000 && app > 0 && access(fd3, F_OK) < 0; i++) /* until it holds the file */
-                usleep(10 * 1000);
+        pid_t app = hold_open(h, db);
         CHECK(harness_sh(h, &refused, "vssbackup restore --from %s 2>&1", dest) != 0);
         CHECK(refused && strstr(refused, "in use by process") && strstr(refused, db));
         if (refused && !strstr(refused, "in use by process"))
                 fprintf(stderr, "vssbackup said: %s", refused);
         CHECK(harness_sh(h, &kept, "cat '%s'", db) == 0 && kept && streq(kept, "v3\n"));
-        if (app > 0) {
-                kill(app, SIGKILL);
-                for (int i = 0; i < 3000 && access(fd3, F_OK) == 0; i++) /* until it lets go (a zombie holds nothing) */
-                        usleep(10 * 1000);
-        }
+        hold_release(app);
         /* Held through another view of the tree (a container's bind mount, in a mount namespace
          * of its own): found by the file's identity, not its name there. */
-        _cleanup_free_ char *holder2 = NULL, *refused2 = NULL;
+        _cleanup_free_ char *refused2 = NULL;
+        char cmd[3 * PATH_MAX + 128];
         CHECK(harness_sh(h, NULL, "mkdir -p %s/view && echo v4 > '%s'", harness_dir(h), db) == 0);
-        CHECK(harness_sh(h, &holder2, "unshare -m --propagation private sh -c \"mount --bind '%s' '%s/view' && "
-                                      "exec 3<'%s/view/state/state.db' && exec sleep 600\" >/dev/null 2>&1 & echo $!",
-                         data, harness_dir(h), harness_dir(h)) == 0);
-        pid_t app2 = holder2 ? (pid_t) atol(holder2) : 0;
-        snprintf(fd3, sizeof(fd3), "/proc/%d/fd/3", (int) app2);
-        for (int i = 0; i < 3000 && app2 > 0 && access(fd3, F_OK) < 0; i++)
-                usleep(10 * 1000);
+        snprintf(cmd, sizeof(cmd), "unshare -m --propagation private sh -c \"mount --bind '%s' '%s/view' && "
+                 "exec 3<'%s/view/state/state.db' && exec sleep 600\"", data, harness_dir(h), harness_dir(h));
+        pid_t app2 = holding(h, cmd);
         CHECK(harness_sh(h, &refused2, "vssbackup restore --from %s 2>&1", dest) != 0);
         CHECK(refused2 && strstr(refused2, "in use by process"));
-        if (app2 > 0) {
-                kill(app2, SIGKILL);
-                for (int i = 0; i < 3000 && access(fd3, F_OK) == 0; i++)
-                        usleep(10 * 1000);
-        }
+        hold_release(app2);
         /* What is not the component's (its group names state.db alone, not recursively) blocks
          * nothing: a process working in the directory with another file of it open. */
-        _cleanup_free_ char *holder3 = NULL;
-        CHECK(harness_sh(h, &holder3, "cd '%s' && echo o > other && (exec 3<other; exec sleep 600) >/dev/null 2>&1 & "
-                                      "echo $!", dir) == 0);
-        pid_t app3 = holder3 ? (pid_t) atol(holder3) : 0;
-        snprintf(fd3, sizeof(fd3), "/proc/%d/fd/3", (int) app3);
-        for (int i = 0; i < 3000 && app3 > 0 && access(fd3, F_OK) < 0; i++)
-                usleep(10 * 1000);
+        snprintf(cmd, sizeof(cmd), "cd '%s' && echo o > other && (exec 3<other; exec sleep 600)", dir);
+        pid_t app3 = holding(h, cmd);
         CHECK(harness_sh(h, NULL, "vssbackup restore --from %s --quiet", dest) == 0);
         CHECK(harness_sh(h, &again, "cat '%s'", db) == 0 && again && streq(again, "v1\n"));
-        if (app3 > 0)
-                kill(app3, SIGKILL);
+        hold_release(app3);
         harness_free(h);
 }
 
@@ -779,25 +788,18 @@ static void test_restore_if_can_replace(void) {
                                                         NULL });
         CHECK(harness_sh(h, NULL, "vssbackup backup --to %s --quiet", dest) == 0);
         CHECK(harness_sh(h, NULL, "echo new > %s/a.txt && echo new > %s/b.txt && chattr +i %s/b.txt", data, data, data) == 0);
-        _cleanup_free_ char *said = NULL, *got = NULL, *held = NULL, *said2 = NULL, *got2 = NULL;
+        _cleanup_free_ char *said = NULL, *got = NULL, *said2 = NULL, *got2 = NULL;
         CHECK(harness_sh(h, &said, "vssbackup restore --from %s 2>&1", dest) != 0);
         CHECK(said && strstr(said, "b.txt is immutable (restore-if-can-replace)"));
         CHECK(harness_sh(h, &got, "cat %s/a.txt %s/b.txt", data, data) == 0 && got && streq(got, "new\nnew\n"));
         CHECK(harness_sh(h, NULL, "chattr -i %s/b.txt", data) == 0);
         /* Open in a process: the same. */
-        CHECK(harness_sh(h, &held, "(exec 3<'%s/a.txt'; exec sleep 600) >/dev/null 2>&1 & echo $!", data) == 0);
-        pid_t app = held ? (pid_t) atol(held) : 0;
-        char fd3[64];
-        snprintf(fd3, sizeof(fd3), "/proc/%d/fd/3", (int) app);
-        for (int i = 0; i < 3000 && app > 0 && access(fd3, F_OK) < 0; i++)
-                usleep(10 * 1000);
+        char a_txt[PATH_MAX + 8];
+        snprintf(a_txt, sizeof(a_txt), "%s/a.txt", data);
+        pid_t app = hold_open(h, a_txt);
         CHECK(harness_sh(h, &said2, "vssbackup restore --from %s 2>&1", dest) != 0);
         CHECK(said2 && strstr(said2, "in use by process") && strstr(said2, "restore-if-can-replace"));
-        if (app > 0) {
-                kill(app, SIGKILL);
-                for (int i = 0; i < 3000 && access(fd3, F_OK) == 0; i++)
-                        usleep(10 * 1000);
-        }
+        hold_release(app);
         CHECK(harness_sh(h, NULL, "vssbackup restore --from %s --quiet", dest) == 0);
         CHECK(harness_sh(h, &got2, "cat %s/a.txt %s/b.txt", data, data) == 0 && got2 && streq(got2, "old\nold\n"));
         harness_free(h);
@@ -849,19 +851,6 @@ static void test_incremental_new_component(void) {
         harness_free(h);
 }
 
-/* A process holding path open (until it does), its pid. */
-static pid_t hold_open(Harness *h, const char *path) {
-        _cleanup_free_ char *holder = NULL;
-        CHECK(harness_sh(h, &holder, "(exec 3<'%s'; exec sleep 600) >/dev/null 2>&1 & echo $!", path) == 0);
-        pid_t app = holder ? (pid_t) atol(holder) : 0;
-        CHECK(app > 0);
-        char fd3[64];
-        snprintf(fd3, sizeof(fd3), "/proc/%d/fd/3", (int) app);
-        for (int i = 0; i < 3000 && app > 0 && access(fd3, F_OK) < 0; i++)
-                usleep(10 * 1000);
-        return app;
-}
-
 /* vssbackup-restore-stop-start-in-use: a stop-restore-start writer whose PreRestore lets its
  * application run (the service is the admin's to stop): restored in place while a process holds
  * one of its files, the component is refused, naming the process, and nothing is written; once
@@ -884,12 +873,8 @@ static void test_restore_stop_start_in_use(void) {
         if (refused && !strstr(refused, "in use by process"))
                 fprintf(stderr, "vssbackup said: %s", refused);
         CHECK(harness_sh(h, &kept, "cat '%s'", db) == 0 && kept && streq(kept, "v2\n"));
-        if (app > 0) {
-                kill(app, SIGKILL);
-                waitpid(app, NULL, WNOHANG);
-        }
-        CHECK(harness_sh(h, NULL, "for i in $(seq 300); do vssbackup restore --from %s --quiet && exit 0; sleep 0.01; done; "
-                                  "exit 1", bk) == 0);
+        hold_release(app);
+        CHECK(harness_sh(h, NULL, "vssbackup restore --from %s --quiet", bk) == 0);
         CHECK(harness_sh(h, &got, "cat '%s'", db) == 0 && got && streq(got, "v1\n"));
         harness_free(h);
 }
